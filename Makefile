@@ -1,0 +1,105 @@
+# ember - top-level convenience targets around CMake (see README.md).
+#   make           = make build: release build in build/ (build/bin/ember)
+#   make check     : sanitizer (ASan+UBSan) debug build in build-check/ + every test
+#   make demo      : build, generate data under build/demo/, run wordcount and pagerank
+#   make bench     : build, run bench/*.sh (needs ../shared/tools/measure.py)
+#   make fuzz      : libFuzzer runs of tests/fuzz/fuzz_*.c (needs clang)
+#   make deps      : install the Debian packages the build needs (as root), or say how
+#   make format / install / clean
+# Works on a fresh Debian 12 with only make and gcc: `deps` installs the rest.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+BUILD ?= build
+CHECK_BUILD ?= build-check
+FUZZ_BUILD ?= build-fuzz
+PREFIX ?= /usr/local
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+FUZZ_SECONDS ?= 30
+CTEST_TIMEOUT ?= 900
+DEMO := $(BUILD)/demo
+EMBER := $(BUILD)/bin/ember
+
+DEB_PACKAGES := cmake pkg-config gcc make libuv1-dev libjansson-dev libzstd-dev \
+                libopenblas-dev liblapacke-dev libcriterion-dev
+
+.PHONY: all deps build check demo bench fuzz format install clean
+
+all: build
+
+deps:
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q "install ok installed" \
+	        || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	echo "ember: missing Debian packages:$$missing"; \
+	if [ "$$(id -u)" = 0 ]; then \
+	    set -e; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	else \
+	    echo "Run as root:"; \
+	    echo "  sudo apt-get update && sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends$$missing"; \
+	    exit 1; \
+	fi
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DEMBER_TESTS=OFF \
+	    -DCMAKE_INSTALL_PREFIX=$(PREFIX)
+	cmake --build $(BUILD) -j$(JOBS)
+
+check: deps
+	cmake -S . -B $(CHECK_BUILD) -DEMBER_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+	cmake --build $(CHECK_BUILD) -j$(JOBS)
+	ctest --test-dir $(CHECK_BUILD) --output-on-failure -j2 --timeout $(CTEST_TIMEOUT)
+
+demo: build
+	@mkdir -p $(DEMO)
+	@[ -f $(DEMO)/text-64m.txt ] || { echo "== generating 64 MiB of text"; \
+	    $(EMBER) gen text --mib 64 --seed 42 --out $(DEMO)/text-64m.txt; }
+	@[ -f $(DEMO)/graph-10k.txt ] || { echo "== generating a graph: 10k nodes, 100k edges"; \
+	    $(EMBER) gen graph --nodes 10000 --edges 100000 --seed 42 --out $(DEMO)/graph-10k.txt; }
+	@rm -rf $(DEMO)/wordcount-out $(DEMO)/pagerank-out
+	@echo "== wordcount $(DEMO)/text-64m.txt: top 20 words (count, word)"
+	@TIMEFORMAT="wordcount: %R s wall, %U s user; output in $(DEMO)/wordcount-out"; \
+	time $(EMBER) run-example wordcount $(DEMO)/text-64m.txt $(DEMO)/wordcount-out
+	@echo "== pagerank $(DEMO)/graph-10k.txt, 10 iterations: top 10 (rank, node)"
+	@TIMEFORMAT="pagerank: %R s wall, %U s user; output in $(DEMO)/pagerank-out"; \
+	time $(EMBER) run-example pagerank $(DEMO)/graph-10k.txt 10 $(DEMO)/pagerank-out
+
+bench: build
+	@set -e; for b in bench/*.sh; do echo "== $$b"; bash "$$b" "$(BUILD)"; done
+
+fuzz: deps
+	@if ! command -v clang >/dev/null 2>&1; then \
+	    echo "make fuzz needs clang with libFuzzer (apt-get install clang); skipping"; exit 1; fi
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
+	    -DEMBER_SANITIZE=ON -DEMBER_TESTS=OFF -DCMAKE_C_FLAGS="-fsanitize=fuzzer-no-link"
+	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target ember_static
+	@set -e; for src in tests/fuzz/fuzz_*.c; do \
+	    [ -e "$$src" ] || continue; \
+	    name=$$(basename $$src .c); dec=$${name#fuzz_}; \
+	    echo "== $$name ($(FUZZ_SECONDS) s)"; \
+	    clang -std=c11 -g -O1 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -DEM_TESTING=1 -I. \
+	        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $$src \
+	        $(FUZZ_BUILD)/lib/libember.a $$(pkg-config --libs libuv jansson libzstd) \
+	        -lpthread -ldl -lm -o $(FUZZ_BUILD)/$$name; \
+	    mkdir -p $(FUZZ_BUILD)/corpus/$$dec; \
+	    if [ -d tests/fuzz/corpus/$$dec ]; then cp -n tests/fuzz/corpus/$$dec/* $(FUZZ_BUILD)/corpus/$$dec/ 2>/dev/null || true; fi; \
+	    $(FUZZ_BUILD)/$$name -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(FUZZ_BUILD)/$$name- \
+	        $(FUZZ_BUILD)/corpus/$$dec; \
+	done
+
+format:
+	@command -v clang-format >/dev/null 2>&1 || { echo "make format needs clang-format"; exit 1; }
+	find engine shuffle storage sql mllib examples tests -name '*.[ch]' -not -path '*/corpus/*' \
+	    2>/dev/null | xargs -r clang-format -i
+
+install: build
+	cmake --install $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(CHECK_BUILD) $(FUZZ_BUILD)

@@ -1,0 +1,459 @@
+/* engine/api/actions.c - actions: each runs a job through the scheduler with a result spec
+ * and merges the partitions' results on the driver (collect, count, reduce/fold/aggregate,
+ * take, top, take_sample, lookup, foreach). tree_aggregate and save_as_text_file are in
+ * actions2.c.
+ *
+ * DRIVER-SIDE MERGES follow Spark: reduce/fold/aggregate combine partition results in
+ * partition order with the user's function called here (em_fn_ctx{blob, NULL}); fold and
+ * aggregate start from the zero value on the driver too; take scans partition 0 first and
+ * then up to 4x as many partitions per round.
+ * THREADS: driver thread only. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/api/api_int.h"
+
+int em__run_job(em_rdd *r, const em_result_spec *res, const uint32_t *parts, uint32_t nparts,
+                em_task_result *results, em_err *err)
+{
+    if (r->node->err.code != 0)
+        return em_err_copy(err, &r->node->err);
+    void **payloads = em_xcalloc(nparts ? nparts : 1, sizeof *payloads);
+    int rc = em_sched_run_job(r->sc->sched, r->node, res, parts, nparts, payloads, err);
+    /* The local backend's payloads are em_task_result structs: move them out. */
+    for (uint32_t i = 0; i < nparts; i++) {
+        if (!payloads[i])
+            continue;
+        em_task_result *tr = payloads[i];
+        results[i] = *tr;
+        memset(tr, 0, sizeof *tr);
+        em_sched_free_payload(r->sc->sched, tr);
+    }
+    em_free(payloads);
+    return rc;
+}
+
+em_task_result *em__run_all(em_rdd *r, const em_result_spec *res, int *rc, em_err *err)
+{
+    uint32_t np = r->node->nparts;
+    em_task_result *out = em_xcalloc(np ? np : 1, sizeof *out);
+    *rc = em__run_job(r, res, NULL, np, out, err);
+    return out;
+}
+
+void em__results_free(em_task_result *res, uint32_t n)
+{
+    for (uint32_t i = 0; res && i < n; i++)
+        em_task_result_destroy(&res[i]);
+    em_free(res);
+}
+
+void em_records_destroy(em_records *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->nbatches; i++)
+        em_batch_unref(r->batches[i]);
+    em_free(r->batches);
+    em_free(r->recs);
+    memset(r, 0, sizeof *r);
+}
+
+int em__records_add(em_records *out, em_batch **b, size_t n, size_t limit, em_err *err)
+{
+    for (size_t i = 0; i < n && out->n < limit; i++) {
+        uint64_t nr = em_batch_nrecs(b[i]);
+        size_t want = nr < limit - out->n ? (size_t)nr : limit - out->n;
+        em_rec *recs = em_realloc(out->recs, (out->n + want + 1) * sizeof *recs);
+        em_batch **bs = em_realloc(out->batches, (out->nbatches + 1) * sizeof *bs);
+        if (recs)
+            out->recs = recs;
+        if (bs)
+            out->batches = bs;
+        if (!recs || !bs)
+            return em_err_set(err, EM_ENOMEM, "collecting %zu records", out->n + want);
+        out->batches[out->nbatches++] = em_batch_ref(b[i]);
+        em_batch_iter it;
+        em_batch_iter_init(&it, b[i]);
+        for (size_t k = 0; k < want && em_batch_iter_next(&it, &out->recs[out->n]); k++)
+            out->n++;
+    }
+    return 0;
+}
+
+int em__records_add_batches(em_records *out, em_batch **b, size_t n, em_err *err)
+{
+    return em__records_add(out, b, n, SIZE_MAX, err);
+}
+
+/* Records of every partition's result, in partition order. */
+static int gather(em_task_result *res, uint32_t np, em_records *out, em_err *err)
+{
+    for (uint32_t i = 0; i < np; i++) {
+        int rc = em__records_add_batches(out, res[i].batches, res[i].nbatches, err);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int em_rdd_collect(em_rdd *r, em_records *out, em_err *err)
+{
+    em_result_spec spec = {.op = EM_RESULT_COLLECT};
+    int rc;
+    memset(out, 0, sizeof *out);
+    em_task_result *res = em__run_all(r, &spec, &rc, err);
+    if (rc == 0)
+        rc = gather(res, r->node->nparts, out, err);
+    em__results_free(res, r->node->nparts);
+    if (rc < 0)
+        em_records_destroy(out);
+    return rc;
+}
+
+int em_rdd_count(em_rdd *r, uint64_t *out, em_err *err)
+{
+    em_result_spec spec = {.op = EM_RESULT_COUNT};
+    int rc;
+    *out = 0;
+    em_task_result *res = em__run_all(r, &spec, &rc, err);
+    for (uint32_t i = 0; rc == 0 && i < r->node->nparts; i++)
+        *out += res[i].count;
+    em__results_free(res, r->node->nparts);
+    return rc;
+}
+
+static int count_by(em_rdd *r, const char *pair_fn, em_records *out, em_err *err)
+{
+    em_slice none = em_slice_make(NULL, 0);
+    em_rdd *m = em_rdd_map(r, pair_fn, none);
+    em_rdd *c = em_rdd_reduce_by_key(m, "em.sum_i64", none, 0);
+    return em_rdd_collect(c, out, err);
+}
+
+int em_rdd_count_by_key(em_rdd *r, em_records *out, em_err *err)
+{
+    return count_by(r, "em.key_with_one", out, err);
+}
+
+int em_rdd_count_by_value(em_rdd *r, em_records *out, em_err *err)
+{
+    return count_by(r, "em.pair_with_one", out, err);
+}
+
+/* ---------------------------------------------------------------- reduce, fold, aggregate */
+
+int em__resolve_reduce(const char *fn, em_reduce_fn *out, em_err *err)
+{
+    em_any_fn f;
+    if (!fn)
+        return em_err_set(err, EM_EINVAL, "missing function name");
+    int rc = em_registry_resolve(fn, EM_FN_REDUCE, &f, err);
+    if (rc < 0)
+        return rc;
+    *out = (em_reduce_fn)f;
+    return 0;
+}
+
+/* acc = fn(acc, v) (or acc = v when !*has). */
+int em__merge_value(em_reduce_fn fn, em_slice blob, em_vbuf *acc, bool *has, em_slice v,
+                    em_err *err)
+{
+    if (!*has) {
+        *has = true;
+        em_vbuf_clear(acc);
+        if (em_vbuf_append(acc, v.p, v.n) < 0)
+            return em_err_set(err, EM_ENOMEM, "merging results");
+        return 0;
+    }
+    em_vbuf out;
+    em_fn_ctx c = {blob, NULL};
+    em_vbuf_init(&out);
+    int rc = fn(&c, em_slice_make(acc->data, acc->len), v, &out, err);
+    if (rc < 0) {
+        em_vbuf_destroy(&out);
+        return rc;
+    }
+    em_vbuf_destroy(acc);
+    *acc = out;
+    return 0;
+}
+
+/* Merges the value of every record of every partition result into acc, in order. */
+static int merge_results(em_reduce_fn fn, em_slice blob, em_task_result *res, uint32_t np,
+                         em_vbuf *acc, bool *has, em_err *err)
+{
+    for (uint32_t i = 0; i < np; i++)
+        for (size_t b = 0; b < res[i].nbatches; b++) {
+            em_batch_iter it;
+            em_rec rec;
+            em_batch_iter_init(&it, res[i].batches[b]);
+            while (em_batch_iter_next(&it, &rec)) {
+                int rc = em__merge_value(fn, blob, acc, has, rec.val, err);
+                if (rc < 0)
+                    return em_err_prefix(err, "merging partition %u", i);
+            }
+        }
+    return 0;
+}
+
+/* FOLD/AGGREGATE job + driver merge with merge_fn from the zero (if any). */
+static int fold_job(em_rdd *r, const em_result_spec *spec, const char *merge_fn, em_slice ctx,
+                    const em_slice *zero, em_vbuf *out, em_err *err)
+{
+    em_reduce_fn fn;
+    bool has = false;
+    int rc;
+
+    em_vbuf_init(out);
+    if (r->node->err.code != 0)
+        return em_err_copy(err, &r->node->err);
+    if ((rc = em__resolve_reduce(merge_fn, &fn, err)) < 0)
+        return rc;
+    if (zero && (rc = em__merge_value(fn, ctx, out, &has, *zero, err)) < 0)
+        return rc;
+    em_task_result *res = em__run_all(r, spec, &rc, err);
+    if (rc == 0)
+        rc = merge_results(fn, ctx, res, r->node->nparts, out, &has, err);
+    em__results_free(res, r->node->nparts);
+    if (rc == 0 && !has)
+        rc = em_err_set(err, EM_EINVAL, "reduce of an empty dataset");
+    if (rc < 0)
+        em_vbuf_destroy(out);
+    return rc;
+}
+
+int em_rdd_reduce(em_rdd *r, const char *fn, em_slice ctx, em_vbuf *out, em_err *err)
+{
+    em_result_spec spec = {.op = EM_RESULT_FOLD, .fn = fn, .blob = ctx};
+    return fold_job(r, &spec, fn, ctx, NULL, out, err);
+}
+
+int em_rdd_fold(em_rdd *r, em_slice zero, const char *fn, em_slice ctx, em_vbuf *out,
+                em_err *err)
+{
+    em_result_spec spec = {.op = EM_RESULT_FOLD, .fn = fn, .blob = ctx, .has_zero = true,
+                           .zero = zero};
+    return fold_job(r, &spec, fn, ctx, &zero, out, err);
+}
+
+int em_rdd_aggregate(em_rdd *r, em_slice zero, const char *seq_fn, const char *comb_fn,
+                     em_slice ctx, em_vbuf *out, em_err *err)
+{
+    em_reduce_fn seq;
+    int rc = em__resolve_reduce(seq_fn, &seq, err);
+    if (rc < 0) {
+        em_vbuf_init(out);
+        return r->node->err.code ? em_err_copy(err, &r->node->err) : rc;
+    }
+    em_result_spec spec = {.op = EM_RESULT_AGGREGATE, .fn = seq_fn, .blob = ctx,
+                           .has_zero = true, .zero = zero};
+    return fold_job(r, &spec, comb_fn, ctx, &zero, out, err);
+}
+
+/* ---------------------------------------------------------------- take, top */
+
+int em_rdd_take(em_rdd *r, size_t n, em_records *out, em_err *err)
+{
+    uint32_t np = r->node->nparts, scanned = 0;
+    int rc = 0;
+
+    memset(out, 0, sizeof *out);
+    if (r->node->err.code != 0)
+        return em_err_copy(err, &r->node->err);
+    while (out->n < n && scanned < np && rc == 0) {
+        uint64_t want = 1;
+        if (scanned > 0) {
+            /* Spark: 4x when nothing found yet, else estimate from the rate so far. */
+            want = (uint64_t)scanned * 4;
+            if (out->n > 0) {
+                double est = ceil(1.5 * (double)n * scanned / (double)out->n) - scanned;
+                if (est < (double)want)
+                    want = est < 1 ? 1 : (uint64_t)est;
+            }
+        }
+        uint32_t k = (uint32_t)(want < np - scanned ? want : np - scanned);
+        uint32_t *parts = em_xcalloc(k, sizeof *parts);
+        for (uint32_t i = 0; i < k; i++)
+            parts[i] = scanned + i;
+        em_result_spec spec = {.op = EM_RESULT_TAKE, .n = n - out->n};
+        em_task_result *res = em_xcalloc(k, sizeof *res);
+        rc = em__run_job(r, &spec, parts, k, res, err);
+        for (uint32_t i = 0; rc == 0 && i < k; i++)
+            rc = em__records_add(out, res[i].batches, res[i].nbatches, n, err);
+        em__results_free(res, k);
+        em_free(parts);
+        scanned += k;
+    }
+    if (rc < 0)
+        em_records_destroy(out);
+    return rc;
+}
+
+int em_rdd_first(em_rdd *r, em_records *out, em_err *err)
+{
+    int rc = em_rdd_take(r, 1, out, err);
+    if (rc == 0 && out->n == 0)
+        rc = em_err_set(err, EM_EINVAL, "first of an empty dataset");
+    if (rc < 0)
+        em_records_destroy(out);
+    return rc;
+}
+
+static int cmp_rec_asc(const void *a, const void *b)
+{
+    return em_slice_cmp(((const em_rec *)a)->val, ((const em_rec *)b)->val);
+}
+
+static int cmp_rec_desc(const void *a, const void *b)
+{
+    return -cmp_rec_asc(a, b);
+}
+
+static int top_job(em_rdd *r, size_t n, bool descending, em_records *out, em_err *err)
+{
+    em_result_spec spec = {.op = EM_RESULT_TOP, .n = n, .descending = descending};
+    int rc;
+    memset(out, 0, sizeof *out);
+    if (n == 0)
+        return r->node->err.code ? em_err_copy(err, &r->node->err) : 0;
+    em_task_result *res = em__run_all(r, &spec, &rc, err);
+    if (rc == 0)
+        rc = gather(res, r->node->nparts, out, err);
+    em__results_free(res, r->node->nparts);
+    if (rc < 0) {
+        em_records_destroy(out);
+        return rc;
+    }
+    if (out->n > 1)
+        qsort(out->recs, out->n, sizeof *out->recs, descending ? cmp_rec_desc : cmp_rec_asc);
+    if (out->n > n)
+        out->n = n;
+    return 0;
+}
+
+int em_rdd_take_ordered(em_rdd *r, size_t n, em_records *out, em_err *err)
+{
+    return top_job(r, n, false, out, err);
+}
+
+int em_rdd_top(em_rdd *r, size_t n, em_records *out, em_err *err)
+{
+    return top_job(r, n, true, out, err);
+}
+
+/* ---------------------------------------------------------------- take_sample */
+
+/* Spark's SamplingUtils.computeFractionForSampleSize. */
+static double sample_fraction(size_t num, uint64_t total, bool with_replacement)
+{
+    double s = (double)num, t = (double)total;
+    if (with_replacement) {
+        double sd = s < 6 ? 12 : s < 16 ? 9 : 6;   /* PoissonBounds.numStd */
+        return fmax(s + sd * sqrt(s), 1e-10) / t;
+    }
+    double fr = s / t, gamma = -log(1e-4) / t;
+    return fmin(1.0, fmax(1e-10, fr + gamma + sqrt(gamma * gamma + 2 * gamma * fr)));
+}
+
+static void shuffle_recs(em_records *out, em_rng *rng)
+{
+    for (size_t i = out->n; i > 1; i--) {
+        size_t j = (size_t)em_rng_below(rng, i);
+        em_rec t = out->recs[i - 1];
+        out->recs[i - 1] = out->recs[j];
+        out->recs[j] = t;
+    }
+}
+
+int em_rdd_take_sample(em_rdd *r, bool with_replacement, size_t n, uint64_t seed,
+                       em_records *out, em_err *err)
+{
+    uint64_t total;
+    em_rng rng;
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    if (r->node->err.code != 0)
+        return em_err_copy(err, &r->node->err);
+    if (n == 0)
+        return 0;
+    if ((rc = em_rdd_count(r, &total, err)) < 0 || total == 0)
+        return rc;
+    em_rng_seed(&rng, seed);
+    if (!with_replacement && n >= total) {
+        if ((rc = em_rdd_collect(r, out, err)) == 0)
+            shuffle_recs(out, &rng);
+        return rc;
+    }
+    double fraction = sample_fraction(n, total, with_replacement);
+    for (int iter = 0; iter < 1000; iter++) {
+        em_rdd *s = em_rdd_sample(r, with_replacement, fraction, em_rng_next(&rng));
+        em_records_destroy(out);
+        if ((rc = em_rdd_collect(s, out, err)) < 0)
+            return rc;
+        if (out->n >= n)
+            break;
+        em_log(EM_LOG_INFO, "take_sample: %zu of %zu records sampled; sampling again", out->n,
+               n);
+    }
+    shuffle_recs(out, &rng);
+    if (out->n > n)
+        out->n = n;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- lookup, foreach */
+
+int em_rdd_lookup(em_rdd *r, em_slice key, em_records *out, em_err *err)
+{
+    em_rdd *f = em_rdd_filter(r, "em.key_equals", key);
+    uint32_t part = 0;
+    bool one = false;
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    if (f->node->err.code != 0)
+        return em_err_copy(err, &f->node->err);
+    if (r->node->part.kind != EM_PART_NONE) {
+        em_partitioner p;
+        if ((rc = em_part_spec_partitioner(&r->node->part, &p, err)) < 0)
+            return rc;
+        part = em_partitioner_part(&p, key);
+        em_partitioner_destroy(&p);
+        one = part < r->node->nparts;
+    }
+    if (!one) {
+        rc = em_rdd_collect(f, out, err);
+    } else {
+        em_result_spec spec = {.op = EM_RESULT_COLLECT};
+        em_task_result res;
+        memset(&res, 0, sizeof res);
+        rc = em__run_job(f, &spec, &part, 1, &res, err);
+        if (rc == 0)
+            rc = em__records_add_batches(out, res.batches, res.nbatches, err);
+        em_task_result_destroy(&res);
+        if (rc < 0)
+            em_records_destroy(out);
+    }
+    for (size_t i = 0; i < out->n; i++)
+        out->recs[i].key = em_slice_make(NULL, 0);
+    return rc;
+}
+
+int em_rdd_foreach_partition(em_rdd *r, const char *fn, em_slice ctx, em_err *err)
+{
+    em_any_fn f;
+    int rc;
+    if (r->node->err.code != 0)
+        return em_err_copy(err, &r->node->err);
+    if (!fn)
+        return em_err_set(err, EM_EINVAL, "foreach_partition: missing function name");
+    if ((rc = em_registry_resolve(fn, EM_FN_FOREACH, &f, err)) < 0)
+        return rc;
+    em_result_spec spec = {.op = EM_RESULT_FOREACH, .fn = fn, .blob = ctx};
+    em_task_result *res = em__run_all(r, &spec, &rc, err);
+    em__results_free(res, r->node->nparts);
+    return rc;
+}

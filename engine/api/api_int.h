@@ -1,0 +1,109 @@
+/* engine/api/api_int.h - internals shared by the files of engine/api only: the context and
+ * dataset handle structs and the helpers that build plan nodes and run jobs.
+ * THREADS: as engine/ember.h: one driver thread per context. */
+#ifndef EMBER_API_INT_H
+#define EMBER_API_INT_H
+
+#include "engine/ember.h"
+#include "engine/exec/exec.h"
+#include "engine/plan/plan.h"
+#include "engine/sched/sched.h"
+#include "storage/storage.h"
+
+/* A dataset handle: the context and the plan node it names (node->id is the RDD id). */
+struct em_rdd {
+    em_context *sc;
+    em_plan_node *node;
+};
+
+typedef struct em__acc {
+    char *name;
+    int64_t i64;
+    double f64;
+} em__acc;
+
+struct em_context {
+    em_conf *conf;               /* effective configuration (owned) */
+    char *app_dir;               /* ember-app-XXXXXX (removed on free) */
+    char *shuffle_dir, *spill_dir;
+    uint32_t nthreads;
+    uint32_t default_par;
+    size_t executor_mem, shuffle_mem;
+    int zstd_level;
+    uint32_t max_failures;
+    em_block_store *store;
+    em_map_tracker *tracker;
+    em_sched *sched;
+    em_plan_graph *graph;
+    em_rdd **rdds;               /* every handle made (owned), freed with the context */
+    size_t nrdds, rdds_cap;
+    uint32_t next_shuffle_id;
+    uint32_t next_broadcast_id;
+    uint64_t seed_counter;       /* fresh seeds for round-robin shuffles */
+    em__acc *accs;               /* accumulator id i is accs[i - 1] */
+    uint32_t naccs;
+};
+
+/* ---------------------------------------------------------------- backend.c */
+typedef void (*em__acc_fn)(void *ud, const em_acc_update *u, uint32_t n);
+/* The local backend: nthreads task threads calling em_exec_run_task with a copy of *env
+ * (strings copied; store and callbacks borrowed until the backend is freed). Successful
+ * attempts' accumulator updates go to apply_acc on the driver thread. Payloads of result
+ * tasks are heap em_task_result structs. */
+int em__local_backend_new(const em_exec_env *env, uint32_t nthreads, em__acc_fn apply_acc,
+                          void *acc_ud, em_sched_backend *out, em_err *err);
+
+/* ---------------------------------------------------------------- conf.c */
+/* Copies every entry of src into dst keeping sources' priorities. */
+int em__conf_merge(em_conf *dst, const em_conf *src);
+
+/* ---------------------------------------------------------------- rdd.c (node helpers) */
+/* Wraps node in a new handle owned by sc. */
+em_rdd *em__rdd_wrap(em_context *sc, em_plan_node *n);
+/* New node with parents; copies the first parent error into the node. */
+em_plan_node *em__node_new(em_context *sc, em_op op, em_plan_node *const *parents,
+                           uint32_t np, const char *name);
+/* Resolves fn with kind and stores it in *slot (owned copy). On failure sets n->err (unless
+ * already set) and returns false. NULL fn is allowed only when optional. */
+bool em__node_set_fn(em_plan_node *n, char **slot, const char *fn, em_fn_kind kind);
+void em__node_set_blob(em_plan_node *n, em_slice blob);
+void em__node_set_zero(em_plan_node *n, em_slice zero);
+/* Deep copy of a part spec into n->part. */
+void em__node_set_part(em_plan_node *n, const em_part_spec *spec);
+/* Sets the node's error (first one wins). */
+void em__node_fail(em_plan_node *n, int code, const char *fmt, ...) EM_PRINTF(3, 4);
+/* A SHUFFLED node over parent with a fresh shuffle id; the caller sets map_part, mode,
+ * flags and part spec. */
+em_plan_node *em__node_shuffled(em_context *sc, em_plan_node *parent, uint32_t nparts,
+                                const char *name);
+
+/* ---------------------------------------------------------------- pairs.c */
+/* Builds the reduce side of a pair op on parent with the target spec: LOCAL_REDUCE when the
+ * parent is already so partitioned, SHUFFLED otherwise. */
+em_plan_node *em__build_reduce(em_context *sc, em_plan_node *parent, const em_part_spec *target,
+                               em_reduce_mode mode, uint32_t flags, const char *name);
+/* Target HASH spec of a pair op: nparts, else parent's spec size, else default. */
+em_part_spec em__hash_target(em_context *sc, const em_plan_node *parent, uint32_t nparts);
+
+/* ---------------------------------------------------------------- actions.c */
+/* Runs a job over parts (NULL = 0..nparts-1) of r; results[nparts] zeroed by the caller,
+ * destroyed by the caller also on failure. A plan error of r is returned as is. */
+int em__run_job(em_rdd *r, const em_result_spec *res, const uint32_t *parts, uint32_t nparts,
+                em_task_result *results, em_err *err);
+/* A job over every partition; returns the results array (node->nparts entries; free with
+ * em__results_free also on failure) and the job's code in *rc. */
+em_task_result *em__run_all(em_rdd *r, const em_result_spec *res, int *rc, em_err *err);
+void em__results_free(em_task_result *res, uint32_t n);
+/* Appends the records of batches to out (taking new references) until out->n == limit. */
+int em__records_add(em_records *out, em_batch **b, size_t n, size_t limit, em_err *err);
+int em__records_add_batches(em_records *out, em_batch **b, size_t n, em_err *err);
+int em__resolve_reduce(const char *fn, em_reduce_fn *out, em_err *err);
+/* acc = fn(acc, v) with em_fn_ctx{blob, NULL}; acc = v when !*has (then *has = true). */
+int em__merge_value(em_reduce_fn fn, em_slice blob, em_vbuf *acc, bool *has, em_slice v,
+                    em_err *err);
+
+/* ---------------------------------------------------------------- actions2.c */
+/* Registers the API's own functions (em.tree_rekey); once per process. */
+void em__api_register_fns(void);
+
+#endif /* EMBER_API_INT_H */

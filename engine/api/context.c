@@ -1,0 +1,395 @@
+/* engine/api/context.c - contexts: configuration checks, the application directory, the
+ * block store, the scheduler with its local backend; broadcast variables, accumulators,
+ * persistence and statistics.
+ *
+ * APPLICATION DIRECTORY: <ember.local.dir | $TMPDIR | /tmp>/ember-app-XXXXXX with
+ *   shuffle/  map outputs (shuffle_<sid>_<mid>.data/.index)
+ *   spill/    reducer and writer spills
+ *   blocks/   the block store's disk blocks
+ * removed whole by em_context_free, so nothing is left behind.
+ * THREADS: driver thread only (ember.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/api/api_int.h"
+
+static int parse_u32(const char *key, const char *v, uint32_t lo, uint32_t hi, uint32_t *out,
+                     em_err *err)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || end == v || *end || x < (long long)lo || x > (long long)hi)
+        return em_err_set(err, EM_EINVAL, "%s: bad value '%s' (an integer in %u..%u)", key, v,
+                          lo, hi);
+    *out = (uint32_t)x;
+    return 0;
+}
+
+/* Parses the number inside "local[N]" etc.; '*' = online CPUs. */
+static int parse_master(const char *m, uint32_t *threads, em_err *err)
+{
+    size_t n = strlen(m);
+    if (strcmp(m, "local") == 0) {
+        *threads = 1;
+        return 0;
+    }
+    if (strncmp(m, "local[", 6) == 0 && n > 7 && m[n - 1] == ']') {
+        char num[32];
+        if (n - 7 >= sizeof num)
+            goto bad;
+        memcpy(num, m + 6, n - 7);
+        num[n - 7] = '\0';
+        if (strcmp(num, "*") == 0) {
+            long c = sysconf(_SC_NPROCESSORS_ONLN);
+            *threads = c > 0 ? (uint32_t)c : 1;
+            return 0;
+        }
+        char *end;
+        long long x = strtoll(num, &end, 10);
+        if (*end || end == num || x < 1 || x > 1024)
+            goto bad;
+        *threads = (uint32_t)x;
+        return 0;
+    }
+    if (strncmp(m, "local-cluster[", 14) == 0 && m[n - 1] == ']') {
+        unsigned e, c;
+        char tail;
+        if (sscanf(m + 14, "%u,%u%c", &e, &c, &tail) != 3 || tail != ']' || e < 1 || c < 1)
+            goto bad;
+        return em_err_set(err, EM_EINVAL, "master '%s': cluster mode is not built yet", m);
+    }
+    if (strncmp(m, "ember://", 8) == 0 && n > 8)
+        return em_err_set(err, EM_EINVAL, "master '%s': cluster mode is not built yet", m);
+bad:
+    return em_err_set(err, EM_EINVAL,
+                      "ember.master: bad value '%s' (local, local[N], local[*], "
+                      "local-cluster[E,C] or ember://host:port)",
+                      m);
+}
+
+static int parse_mem(const em_conf *c, const char *key, size_t def, size_t *out, em_err *err)
+{
+    const char *v = em_conf_get(c, key);
+    if (!v) {
+        *out = def;
+        return 0;
+    }
+    int64_t x = em_parse_size(v);
+    if (x <= 0)
+        return em_err_set(err, EM_EINVAL, "%s: bad value '%s' (a size such as 512m or 2g)",
+                          key, v);
+    *out = (size_t)x;
+    return 0;
+}
+
+/* Reads and checks every setting into sc. */
+static int read_settings(em_context *sc, em_err *err)
+{
+    const em_conf *c = sc->conf;
+    const char *v = em_conf_get(c, "ember.master");
+    int rc;
+
+    if ((rc = parse_master(v ? v : "local[*]", &sc->nthreads, err)) < 0)
+        return rc;
+    sc->default_par = sc->nthreads < 2 ? 2 : sc->nthreads;
+    if ((v = em_conf_get(c, "ember.default.parallelism")) &&
+        (rc = parse_u32("ember.default.parallelism", v, 1, EM_SHUFFLE_MAX_PARTS,
+                        &sc->default_par, err)) < 0)
+        return rc;
+    if ((rc = parse_mem(c, "ember.executor.memory", (size_t)1 << 30, &sc->executor_mem, err)))
+        return rc;
+    if ((rc = parse_mem(c, "ember.shuffle.memory", sc->executor_mem / 4 / sc->nthreads,
+                        &sc->shuffle_mem, err)))
+        return rc;
+    sc->max_failures = 4;
+    if ((v = em_conf_get(c, "ember.task.maxFailures")) &&
+        (rc = parse_u32("ember.task.maxFailures", v, 1, 1000, &sc->max_failures, err)) < 0)
+        return rc;
+    uint32_t level = 1;
+    if ((v = em_conf_get(c, "ember.shuffle.compress.level")) &&
+        (rc = parse_u32("ember.shuffle.compress.level", v, 1, 22, &level, err)) < 0)
+        return rc;
+    sc->zstd_level = (int)level;
+    return 0;
+}
+
+static int make_app_dir(em_context *sc, em_err *err)
+{
+    const char *base = em_conf_get(sc->conf, "ember.local.dir");
+    if (!base)
+        base = getenv("TMPDIR");
+    if (!base || !*base)
+        base = "/tmp";
+    int rc = em_mkdir_p(base, err);
+    if (rc < 0)
+        return em_err_prefix(err, "ember.local.dir");
+    char *tmpl = em_xasprintf("%s/ember-app-XXXXXX", base);
+    if (!mkdtemp(tmpl)) {
+        rc = em_err_set(err, EM_EIO, "%s: cannot create the application directory: %s", tmpl,
+                        strerror(errno));
+        em_free(tmpl);
+        return rc;
+    }
+    sc->app_dir = tmpl;
+    sc->shuffle_dir = em_xasprintf("%s/shuffle", tmpl);
+    sc->spill_dir = em_xasprintf("%s/spill", tmpl);
+    /* The shuffle dir is the map outputs' location string (em_map_status.loc). */
+    if (strlen(sc->shuffle_dir) >= sizeof(((em_map_status *)0)->loc))
+        return em_err_set(err, EM_EINVAL, "ember.local.dir: '%s' is too long", base);
+    char *blocks = em_xasprintf("%s/blocks", tmpl);
+    if ((rc = em_mkdir_p(sc->shuffle_dir, err)) == 0 && (rc = em_mkdir_p(sc->spill_dir, err)) == 0)
+        rc = em_mkdir_p(blocks, err);
+    em_free(blocks);
+    return rc;
+}
+
+static void apply_acc(void *ud, const em_acc_update *u, uint32_t n)
+{
+    em_context *sc = ud;
+    for (uint32_t i = 0; i < n; i++) {
+        if (u[i].id == 0 || u[i].id > sc->naccs)
+            continue;
+        em__acc *a = &sc->accs[u[i].id - 1];
+        if (u[i].is_f64)
+            a->f64 += u[i].f64;
+        else
+            a->i64 += u[i].i64;
+    }
+}
+
+static int start_runtime(em_context *sc, em_err *err)
+{
+    em_store_opts so = {.mem_budget = sc->executor_mem, .dir = sc->app_dir,
+                        .zstd_level = sc->zstd_level};
+    if (!(sc->store = em_block_store_new(&so, err)))
+        return err->code ? err->code : EM_EIO;
+    sc->tracker = em_map_tracker_new();
+    em_exec_env env = {
+        .store = sc->store,
+        .shuffle_dir = sc->shuffle_dir,
+        .spill_dir = sc->spill_dir,
+        .exec_id = "driver",
+        .fetcher = em_fetcher_local(),
+        .map_outputs = em_map_tracker_outputs,
+        .ud = sc->tracker,
+        .task_mem_budget = sc->shuffle_mem,
+        .zstd_level = sc->zstd_level,
+    };
+    em_sched_opts opts = {.tracker = sc->tracker, .max_failures = sc->max_failures};
+    int rc = em__local_backend_new(&env, sc->nthreads, apply_acc, sc, &opts.backend, err);
+    if (rc < 0)
+        return rc;
+    if (!(sc->sched = em_sched_new(&opts, err)))
+        return err->code;
+    return 0;
+}
+
+em_context *em_context_new(const em_conf *conf, em_err *err)
+{
+    em_context *sc = em_xcalloc(1, sizeof *sc);
+    const char *file = getenv("EMBER_CONF_FILE");
+    int rc = 0;
+
+    sc->conf = em_conf_new();
+    sc->next_shuffle_id = 1;
+    sc->next_broadcast_id = 1;
+    sc->seed_counter = 0x5eed;
+    if (file && *file && (rc = em_conf_load_file(sc->conf, file, err)) < 0)
+        goto fail;
+    em_conf_load_env(sc->conf);
+    if (em__conf_merge(sc->conf, conf) < 0) {
+        rc = em_err_set(err, EM_ENOMEM, "context: copying the configuration");
+        goto fail;
+    }
+    if ((rc = read_settings(sc, err)) < 0 || (rc = make_app_dir(sc, err)) < 0)
+        goto fail;
+    em_registry_init_builtins();
+    em__api_register_fns();
+    sc->graph = em_plan_graph_new();
+    if ((rc = start_runtime(sc, err)) < 0)
+        goto fail;
+    em_log(EM_LOG_INFO, "context: %u task threads, app dir %s", sc->nthreads, sc->app_dir);
+    return sc;
+fail:
+    em_context_free(sc);
+    return NULL;
+}
+
+void em_context_free(em_context *sc)
+{
+    if (!sc)
+        return;
+    em_sched_free(sc->sched);
+    em_map_tracker_free(sc->tracker);
+    em_block_store_free(sc->store);
+    em_plan_graph_free(sc->graph);
+    for (size_t i = 0; i < sc->nrdds; i++)
+        em_free(sc->rdds[i]);
+    em_free(sc->rdds);
+    for (uint32_t i = 0; i < sc->naccs; i++)
+        em_free(sc->accs[i].name);
+    em_free(sc->accs);
+    if (sc->app_dir) {
+        em_err err = EM_ERR_INIT;
+        if (em_rm_rf(sc->app_dir, &err) < 0)
+            em_log(EM_LOG_WARN, "context: removing %s: %s", sc->app_dir, err.msg);
+    }
+    em_free(sc->app_dir);
+    em_free(sc->shuffle_dir);
+    em_free(sc->spill_dir);
+    em_conf_free(sc->conf);
+    em_free(sc);
+}
+
+uint32_t em_context_default_parallelism(const em_context *sc)
+{
+    return sc->default_par;
+}
+
+const em_conf *em_context_conf(const em_context *sc)
+{
+    return sc->conf;
+}
+
+const char *em_context_app_dir(const em_context *sc)
+{
+    return sc->app_dir;
+}
+
+void em_context_stats_get(const em_context *sc, em_context_stats *out)
+{
+    em_sched_stats st;
+    em_sched_stats_get(sc->sched, &st);
+    *out = (em_context_stats){
+        .jobs = st.jobs,
+        .stages_run = st.stages_run,
+        .stages_skipped = st.stages_skipped,
+        .tasks_run = st.tasks_run,
+        .map_tasks_run = st.map_tasks_run,
+        .task_failures = st.task_failures,
+        .fetch_failures = st.fetch_failures,
+        .spill_bytes = st.spill_bytes,
+    };
+}
+
+/* ---------------------------------------------------------------- broadcast, accumulators */
+
+uint32_t em_broadcast(em_context *sc, em_slice value, em_err *err)
+{
+    em_batch_builder bb;
+    em_batch_builder_init(&bb, EM_REC_BYTES, 0);
+    if (em_batch_builder_add_val(&bb, value, err) < 0) {
+        em_batch_builder_destroy(&bb);
+        return 0;
+    }
+    em_batch *b = em_batch_builder_finish(&bb, err);
+    em_batch_builder_destroy(&bb);
+    if (!b)
+        return 0;
+    uint32_t id = sc->next_broadcast_id++;
+    em_block_id bid = {EM_BLOCK_BROADCAST, id, 0, 0};
+    if (em_block_store_put_take(sc->store, bid, &b, 1, EM_STORAGE_MEMORY_AND_DISK, err) < 0)
+        return 0;
+    return id;
+}
+
+void em_broadcast_destroy(em_context *sc, uint32_t id)
+{
+    em_block_id bid = {EM_BLOCK_BROADCAST, id, 0, 0};
+    em_block_store_remove(sc->store, bid);
+}
+
+uint32_t em_accumulator_new(em_context *sc, const char *name)
+{
+    sc->accs = em_xrealloc(sc->accs, (sc->naccs + 1) * sizeof *sc->accs);
+    sc->accs[sc->naccs] = (em__acc){em_xstrdup(name ? name : ""), 0, 0.0};
+    return ++sc->naccs;
+}
+
+int64_t em_accumulator_i64(em_context *sc, uint32_t id)
+{
+    return id >= 1 && id <= sc->naccs ? sc->accs[id - 1].i64 : 0;
+}
+
+double em_accumulator_f64(em_context *sc, uint32_t id)
+{
+    return id >= 1 && id <= sc->naccs ? sc->accs[id - 1].f64 : 0.0;
+}
+
+/* ---------------------------------------------------------------- persistence */
+
+em_rdd *em_rdd_persist(em_rdd *r, em_persist_level level)
+{
+    static const em_storage_level map[] = {
+        [EM_PERSIST_NONE] = EM_STORAGE_NONE,
+        [EM_PERSIST_MEMORY_ONLY] = EM_STORAGE_MEMORY_ONLY,
+        [EM_PERSIST_MEMORY_AND_DISK] = EM_STORAGE_MEMORY_AND_DISK,
+        [EM_PERSIST_DISK_ONLY] = EM_STORAGE_DISK_ONLY,
+    };
+    if ((unsigned)level <= EM_PERSIST_DISK_ONLY)
+        r->node->level = map[level];
+    if (level == EM_PERSIST_NONE)
+        em_block_store_remove_all(r->sc->store, EM_BLOCK_RDD, r->node->id);
+    return r;
+}
+
+em_rdd *em_rdd_cache(em_rdd *r)
+{
+    return em_rdd_persist(r, EM_PERSIST_MEMORY_ONLY);
+}
+
+void em_rdd_unpersist(em_rdd *r)
+{
+    em_rdd_persist(r, EM_PERSIST_NONE);
+}
+
+/* ---------------------------------------------------------------- inspection */
+
+const em_err *em_rdd_error(const em_rdd *r)
+{
+    return r->node->err.code != 0 ? &r->node->err : NULL;
+}
+
+uint32_t em_rdd_id(const em_rdd *r)
+{
+    return r->node->id;
+}
+
+uint32_t em_rdd_num_partitions(const em_rdd *r)
+{
+    return r->node->nparts;
+}
+
+em_partitioner_kind em_rdd_partitioner(const em_rdd *r)
+{
+    return r->node->part.kind;
+}
+
+static void debug_node(em_vbuf *b, const em_plan_node *n, int depth)
+{
+    static const char *const levels[] = {"", " [memory]", " [memory+disk]", " [disk]"};
+    for (int i = 0; i < depth; i++)
+        em_vbuf_append(b, i + 1 == depth ? " +-" : " | ", 3);
+    em_vbuf_printf(b, "(%u) %s [%u] %s%s%s%s\n", n->nparts, n->name ? n->name : em_op_name(n->op),
+                   n->id, em_op_name(n->op), n->fn ? " " : "", n->fn ? n->fn : "",
+                   (unsigned)n->level < 4 ? levels[n->level] : "");
+    for (uint32_t i = 0; i < n->nparents && depth < 64; i++)
+        debug_node(b, n->parents[i], depth + 1);
+}
+
+char *em_rdd_debug_string(const em_rdd *r)
+{
+    em_vbuf b;
+    em_vbuf_init(&b);
+    debug_node(&b, r->node, 0);
+    if (em_vbuf_append(&b, "", 1) < 0) {
+        em_vbuf_destroy(&b);
+        return NULL;
+    }
+    size_t len;
+    return (char *)em_vbuf_steal(&b, &len);
+}

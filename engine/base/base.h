@@ -1,0 +1,314 @@
+/* engine/base/base.h - the bottom layer every ember module stands on: errors, allocation
+ * (hookable, so tests can fail the Nth allocation), byte slices and growable buffers,
+ * an arena, refcounted buffers, logging, checksums, hashing, little-endian loads, random
+ * numbers, clocks and atomic file writes.
+ *
+ * THREADS: every function here may be called from any thread, except those marked
+ * "before threads start" (log sink, test allocation hooks).
+ * OWNERSHIP: stated per function; `_new`/`_free`, `_init`/`_destroy`, `_ref`/`_unref` follow
+ * STYLE.md section 3. */
+#ifndef EMBER_BASE_H
+#define EMBER_BASE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__)
+#define EM_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define EM_NORETURN __attribute__((noreturn))
+#define EM_LIKELY(x) __builtin_expect(!!(x), 1)
+#define EM_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define EM_PRINTF(a, b)
+#define EM_NORETURN
+#define EM_LIKELY(x) (x)
+#define EM_UNLIKELY(x) (x)
+#endif
+
+/* ---------------------------------------------------------------- errors */
+
+/* One table generates the enum, em_strerror() and em_errname(). Codes are negative. */
+#define EM_ERROR_TABLE(X)                                                   \
+    X(ENOMEM, -1, "out of memory")                                          \
+    X(EIO, -2, "input/output error")                                        \
+    X(ECORRUPT, -3, "corrupt or malformed data")                            \
+    X(EPROTO, -4, "peer broke the protocol")                                \
+    X(EFETCH, -5, "shuffle block unavailable")                              \
+    X(EPLAN, -6, "invalid plan")                                            \
+    X(EINVAL, -7, "invalid argument")                                       \
+    X(ENOTFOUND, -8, "not found")                                           \
+    X(ENOSPC, -9, "no space left")                                          \
+    X(ETASK, -10, "task failed")                                            \
+    X(ECANCELED, -11, "canceled")                                           \
+    X(EAUTH, -12, "authentication failed")                                  \
+    X(ETIMEDOUT, -13, "timed out")
+
+enum em_errcode {
+    EM_OK = 0,
+#define EM__ERR_ENUM(name, val, msg) EM_##name = (val),
+    EM_ERROR_TABLE(EM__ERR_ENUM)
+#undef EM__ERR_ENUM
+};
+
+#define EM_ERR_MSG_MAX 256
+
+/* A call's error report: a code and a message naming file/line/frame and the reason.
+ * Fixed size, so reporting never allocates. Caller-owned, usually on the stack. */
+typedef struct em_err {
+    int code;                  /* 0 or a negative EM_E* */
+    char msg[EM_ERR_MSG_MAX];  /* NUL-terminated, "" when code == 0 */
+} em_err;
+
+#define EM_ERR_INIT {0, {0}}
+
+/* Sets err (if not NULL) to code and the formatted message; returns code. */
+int em_err_set(em_err *err, int code, const char *fmt, ...) EM_PRINTF(3, 4);
+/* Prepends "<formatted>: " to err->msg (truncating at the end); returns err->code. */
+int em_err_prefix(em_err *err, const char *fmt, ...) EM_PRINTF(2, 3);
+/* Copies src into dst (dst may be NULL); returns src->code. */
+int em_err_copy(em_err *dst, const em_err *src);
+void em_err_clear(em_err *err);
+/* Static strings: "out of memory", and "ENOMEM". Unknown codes give "unknown error". */
+const char *em_strerror(int code);
+const char *em_errname(int code);
+
+/* Bugs, not errors: stays on in release builds; aborts naming file, line and expression.
+ * Never use on bytes from a file, socket or user. */
+#define EM_ASSERT(expr) \
+    ((expr) ? (void)0 : em__assert_fail(#expr, __FILE__, __LINE__))
+#ifdef NDEBUG
+#define EM_DEBUG_ASSERT(expr) ((void)0)
+#else
+#define EM_DEBUG_ASSERT(expr) EM_ASSERT(expr)
+#endif
+EM_NORETURN void em__assert_fail(const char *expr, const char *file, int line);
+/* Prints "ember: fatal: <message>" to stderr and aborts. For lost processes only. */
+EM_NORETURN void em_panic(const char *fmt, ...) EM_PRINTF(1, 2);
+
+/* ---------------------------------------------------------------- memory */
+
+/* Fallible allocation: NULL on failure (the caller returns EM_ENOMEM). Hookable. */
+void *em_malloc(size_t n);
+void *em_calloc(size_t count, size_t size);
+void *em_realloc(void *p, size_t n);
+void em_free(void *p);
+char *em_strdup(const char *s);          /* NULL on failure */
+char *em_strndup(const char *s, size_t n);
+
+/* Aborting allocation for small control structures whose size does not come from input. */
+void *em_xmalloc(size_t n);
+void *em_xcalloc(size_t count, size_t size);
+void *em_xrealloc(void *p, size_t n);
+char *em_xstrdup(const char *s);
+/* asprintf that aborts on OOM; caller frees with em_free(). */
+char *em_xasprintf(const char *fmt, ...) EM_PRINTF(1, 2);
+
+/* Overflow-checked arithmetic on sizes: returns false (and leaves *out alone) on overflow. */
+static inline bool em_size_mul(size_t a, size_t b, size_t *out)
+{
+    size_t r;
+    if (__builtin_mul_overflow(a, b, &r))
+        return false;
+    *out = r;
+    return true;
+}
+static inline bool em_size_add(size_t a, size_t b, size_t *out)
+{
+    size_t r;
+    if (__builtin_add_overflow(a, b, &r))
+        return false;
+    *out = r;
+    return true;
+}
+
+/* Test hooks (before threads start): make the allocation after n more succeed fail; every
+ * allocation after that fails too until em_test_alloc_reset(). n < 0 disables. */
+void em_test_fail_alloc_after(long n);
+void em_test_alloc_reset(void);
+
+/* ---------------------------------------------------------------- slices and buffers */
+
+/* A borrowed byte range; the owner says how long it lives. */
+typedef struct em_slice {
+    const uint8_t *p;
+    size_t n;
+} em_slice;
+
+static inline em_slice em_slice_make(const void *p, size_t n)
+{
+    em_slice s = {(const uint8_t *)p, n};
+    return s;
+}
+em_slice em_slice_str(const char *s);                 /* NUL not included */
+int em_slice_cmp(em_slice a, em_slice b);             /* memcmp order, shorter first on tie */
+bool em_slice_eq(em_slice a, em_slice b);
+
+/* Growable byte buffer, caller-provided struct (_init/_destroy). data is NULL until the
+ * first append. Invariant: len <= cap. Appends return 0 or EM_ENOMEM (buffer unchanged). */
+typedef struct em_vbuf {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+} em_vbuf;
+
+void em_vbuf_init(em_vbuf *b);
+void em_vbuf_destroy(em_vbuf *b);                    /* frees data; b may be reused after init */
+int em_vbuf_reserve(em_vbuf *b, size_t extra);        /* ensures cap >= len + extra */
+int em_vbuf_append(em_vbuf *b, const void *p, size_t n);
+int em_vbuf_append_u32le(em_vbuf *b, uint32_t v);
+int em_vbuf_append_u64le(em_vbuf *b, uint64_t v);
+int em_vbuf_printf(em_vbuf *b, const char *fmt, ...) EM_PRINTF(2, 3);  /* keeps a NUL after len */
+static inline void em_vbuf_clear(em_vbuf *b) { b->len = 0; }
+/* Takes the bytes out: returns data (caller frees with em_free), leaves b empty. */
+uint8_t *em_vbuf_steal(em_vbuf *b, size_t *len);
+
+/* Refcounted immutable byte buffer. em_buf_new returns refcount 1; last unref frees. */
+typedef struct em_buf em_buf;
+em_buf *em_buf_new(size_t len);                       /* uninitialised bytes; NULL on OOM */
+em_buf *em_buf_new_copy(const void *p, size_t len);   /* NULL on OOM */
+/* Adopts p (allocated with em_malloc); frees it on the last unref. NULL on OOM (p freed). */
+em_buf *em_buf_new_take(void *p, size_t len);
+em_buf *em_buf_ref(em_buf *b);                        /* returns b */
+void em_buf_unref(em_buf *b);                         /* NULL ok */
+uint8_t *em_buf_data(em_buf *b);                      /* writable only while refcount == 1 */
+size_t em_buf_len(const em_buf *b);
+
+/* Arena: bump allocator for data that dies together (one task, one query). Not thread-safe:
+ * one thread per arena. Allocations are 16-byte aligned. */
+typedef struct em_arena_chunk em_arena_chunk;
+typedef struct em_arena {
+    em_arena_chunk *head;
+    size_t chunk_size;     /* bytes per new chunk; 0 = 64 KiB */
+    size_t total;          /* bytes held in chunks */
+} em_arena;
+void em_arena_init(em_arena *a, size_t chunk_size);
+void *em_arena_alloc(em_arena *a, size_t n);          /* NULL on OOM */
+void *em_arena_memdup(em_arena *a, const void *p, size_t n);
+void em_arena_reset(em_arena *a);                     /* frees everything */
+#define em_arena_destroy em_arena_reset
+
+/* ---------------------------------------------------------------- byte order */
+
+static inline uint32_t em_load_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint64_t em_load_le64(const uint8_t *p)
+{
+    return (uint64_t)em_load_le32(p) | (uint64_t)em_load_le32(p + 4) << 32;
+}
+static inline uint16_t em_load_le16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
+}
+static inline void em_store_le16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+static inline void em_store_le32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+static inline void em_store_le64(uint8_t *p, uint64_t v)
+{
+    em_store_le32(p, (uint32_t)v);
+    em_store_le32(p + 4, (uint32_t)(v >> 32));
+}
+static inline uint64_t em_load_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+static inline void em_store_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+/* ---------------------------------------------------------------- checksums, hashing */
+
+/* CRC-32C (Castagnoli). Start with crc = 0; chain by passing the previous result. */
+uint32_t em_crc32c(uint32_t crc, const void *p, size_t n);
+/* 64-bit non-cryptographic hash of bytes (seeded); stable across runs and machines, so a
+ * hash partitioner assigns the same key to the same partition in every process. */
+uint64_t em_hash64(const void *p, size_t n, uint64_t seed);
+static inline uint64_t em_mix64(uint64_t x)   /* splitmix64 finaliser */
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+
+/* ---------------------------------------------------------------- random numbers */
+
+/* xoshiro256** seeded through splitmix64. One thread per object. */
+typedef struct em_rng {
+    uint64_t s[4];
+} em_rng;
+void em_rng_seed(em_rng *r, uint64_t seed);
+uint64_t em_rng_next(em_rng *r);
+double em_rng_double(em_rng *r);                 /* uniform in [0, 1) */
+uint64_t em_rng_below(em_rng *r, uint64_t n);    /* uniform in [0, n), n > 0 */
+double em_rng_gaussian(em_rng *r);               /* standard normal */
+uint32_t em_rng_poisson(em_rng *r, double mean); /* mean >= 0 */
+
+/* ---------------------------------------------------------------- time */
+
+uint64_t em_now_ns(void);   /* monotonic */
+double em_now_s(void);      /* monotonic seconds */
+
+/* ---------------------------------------------------------------- logging */
+
+typedef enum em_log_level {
+    EM_LOG_DEBUG = 0,
+    EM_LOG_INFO = 1,
+    EM_LOG_WARN = 2,
+    EM_LOG_ERROR = 3,
+} em_log_level;
+
+typedef void (*em_log_sink_fn)(void *ud, em_log_level level, const char *msg);
+/* Before threads start. NULL sink restores the default (stderr, level >= min_level).
+ * The default minimum level comes from EMBER_LOG (debug|info|warn|error), else warn. */
+void em_log_set_sink(em_log_sink_fn fn, void *ud);
+void em_log_set_level(em_log_level min_level);
+void em_log(em_log_level level, const char *fmt, ...) EM_PRINTF(2, 3);
+
+/* ---------------------------------------------------------------- files */
+
+/* A file being written under "<path>.tmp.<pid>.<n>" that becomes `path` only on commit. */
+typedef struct em_file em_file;
+int em_file_create_tmp(const char *path, em_file **out, em_err *err);
+int em_file_write(em_file *f, const void *p, size_t n, em_err *err);
+uint64_t em_file_offset(const em_file *f);        /* bytes written so far */
+/* fsync + rename onto the final path (+ fsync of the directory when sync was asked).
+ * Consumes f, also on failure (then the temporary file is removed). */
+int em_file_commit(em_file *f, em_err *err);
+void em_file_abort(em_file *f);                   /* NULL ok; closes and unlinks the tmp file */
+
+/* Reads a whole file into *out (caller frees with em_free); errors name the path. */
+int em_read_file(const char *path, uint8_t **out, size_t *len, em_err *err);
+/* pread of exactly n bytes at off; EM_EIO (or EM_ECORRUPT on a short read) naming path. */
+int em_pread_full(int fd, void *p, size_t n, uint64_t off, const char *path, em_err *err);
+int em_write_full(int fd, const void *p, size_t n, const char *path, em_err *err);
+int em_mkdir_p(const char *path, em_err *err);
+int em_rm_rf(const char *path, em_err *err);      /* missing path is not an error */
+/* Writes a whole file atomically (tmp + fsync + rename). */
+int em_write_file_atomic(const char *path, const void *p, size_t n, em_err *err);
+
+/* Parses "512m", "4g", "1024", "64k" (binary units) into bytes; -1 on error. */
+int64_t em_parse_size(const char *s);
+
+#endif /* EMBER_BASE_H */

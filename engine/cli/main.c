@@ -1,0 +1,113 @@
+/* engine/cli/main.c - the `ember` command: global options and sub-command dispatch.
+ *
+ * Each sub-command lives in its own file (run_example.c, gen.c, ...) behind a function
+ * declared in engine/cli/cli.h; adding one means one row in `commands` below. */
+#include <stdio.h>
+#include <string.h>
+
+#include "engine/cli/cli.h"
+
+typedef struct cli_command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+    void (*help)(FILE *f);
+} cli_command;
+
+static void gen_help_all(FILE *f)
+{
+    em__cli_gen_help(f, NULL);
+}
+
+static const cli_command commands[] = {
+    {"run-example", "run a bundled example job (wordcount, pagerank, kvbench, ...)",
+     em__cli_run_example, em__cli_run_example_help},
+    {"gen", "generate deterministic test data: text, graph, records", em__cli_gen,
+     gen_help_all},
+};
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void main_help(FILE *f)
+{
+    fprintf(f,
+            "Usage: ember [--help] [--version] COMMAND [ARGS...]\n"
+            "\n"
+            "ember is a Spark-style dataflow engine in C11.\n"
+            "\n"
+            "Commands:\n");
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(f, "  %-13s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "  %-13s %s\n", "help", "show the help of a command: ember help COMMAND");
+    fprintf(f,
+            "\n"
+            "Options:\n"
+            "  --help, -h    show this help and exit\n"
+            "  --version     print the version and exit\n"
+            "\n"
+            "Run 'ember COMMAND --help' for the options of a command.\n"
+            "Environment: EMBER_* variables set configuration keys (EMBER_MASTER sets\n"
+            "ember.master); EMBER_LOG=debug|info|warn|error sets the log level;\n"
+            "EMBER_EXAMPLES_DIR overrides where run-example looks for job libraries.\n");
+}
+
+static const cli_command *find_command(const char *name)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+/* `ember help [COMMAND [SUB]]` */
+static int help_command(int argc, char **argv)
+{
+    const cli_command *c;
+
+    if (argc < 2) {
+        main_help(stdout);
+        return EM_CLI_OK;
+    }
+    if (strcmp(argv[1], "help") == 0) {
+        printf("Usage: ember help [COMMAND [SUBCOMMAND]]\n\nShows the help of a command.\n");
+        return EM_CLI_OK;
+    }
+    c = find_command(argv[1]);
+    if (c == NULL)
+        return em__cli_usage_error("ember help", "ember", "unknown command '%s'", argv[1]);
+    if (strcmp(c->name, "gen") == 0 && argc >= 3) {
+        if (strcmp(argv[2], "text") != 0 && strcmp(argv[2], "graph") != 0 &&
+            strcmp(argv[2], "records") != 0)
+            return em__cli_usage_error("ember help", "ember gen", "unknown generator '%s'",
+                                       argv[2]);
+        em__cli_gen_help(stdout, argv[2]);
+        return EM_CLI_OK;
+    }
+    c->help(stdout);
+    return EM_CLI_OK;
+}
+
+int main(int argc, char **argv)
+{
+    const cli_command *c;
+
+    if (argc < 2) {
+        main_help(stderr);
+        return EM_CLI_USAGE;
+    }
+    if (em__cli_is_help(argv[1])) {
+        main_help(stdout);
+        return EM_CLI_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        printf("ember %s\n", EMBER_VERSION);
+        return EM_CLI_OK;
+    }
+    if (strcmp(argv[1], "help") == 0)
+        return help_command(argc - 1, argv + 1);
+    if (argv[1][0] == '-')
+        return em__cli_usage_error("ember", "ember", "unknown option '%s'", argv[1]);
+    c = find_command(argv[1]);
+    if (c == NULL)
+        return em__cli_usage_error("ember", "ember", "unknown command '%s'", argv[1]);
+    return c->run(argc - 1, argv + 1);
+}

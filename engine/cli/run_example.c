@@ -1,0 +1,406 @@
+/* engine/cli/run_example.c - `ember run-example NAME [OPTIONS] [ARGS...]`: loads a job
+ * library (an example), builds the configuration and the context, and calls its
+ * ember_main.
+ *
+ * WHERE EXAMPLES ARE. The directories searched, in order (the first that has the file
+ * wins): $EMBER_EXAMPLES_DIR (a ':'-separated list; when set, nothing else is searched),
+ * else the build tree's lib/ember/examples (EMBER_EXAMPLES_BUILD_DIR, compiled in), the
+ * install prefix's (EMBER_EXAMPLES_INSTALL_DIR) and <dir of this binary>/../lib/ember/
+ * examples (a relocated install). In each, NAME.so and CMake's default module name
+ * libNAME.so are tried. A NAME containing '/' is a path to a job library.
+ *
+ * CONFIGURATION, later sources winning: defaults (ember.master = local[2]) < the file in
+ * $EMBER_CONF_FILE < EMBER_* environment variables < --conf k=v < --master and
+ * --executor-memory. */
+#include <dirent.h>
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine/cli/cli.h"
+#include "engine/ember.h"
+#include "engine/plan/plan.h"
+
+#define PREFIX "ember run-example"
+#define DEFAULT_MASTER "local[2]"
+#define MAX_DIRS 16
+
+#ifndef EMBER_EXAMPLES_BUILD_DIR
+#define EMBER_EXAMPLES_BUILD_DIR ""
+#endif
+#ifndef EMBER_EXAMPLES_INSTALL_DIR
+#define EMBER_EXAMPLES_INSTALL_DIR ""
+#endif
+
+typedef struct run_opts {
+    const char *name;
+    const char *master;
+    const char *memory;
+    const char *confs[64];
+    int nconfs;
+    bool quiet, list;
+    int job_argc;         /* arguments after NAME for the job */
+    char **job_argv;
+} run_opts;
+
+typedef struct dir_list {
+    char *dirs[MAX_DIRS];  /* owned */
+    int n;
+    char *env_copy;        /* owned copy of $EMBER_EXAMPLES_DIR split in place */
+} dir_list;
+
+void em__cli_run_example_help(FILE *f)
+{
+    fprintf(f,
+            "Usage: ember run-example NAME [OPTIONS] [--] [ARGS...]\n"
+            "       ember run-example --list\n"
+            "\n"
+            "Runs the example job NAME (a job library exporting ember_main) with ARGS.\n"
+            "Options are recognised before NAME and right after it; the first other\n"
+            "argument (or everything after '--') starts the job's own ARGS.\n"
+            "\n"
+            "Options:\n"
+            "  --master M            where to run: local, local[N], local[*]\n"
+            "                        (default local[2]; cluster masters come with cluster\n"
+            "                        mode); sets ember.master, overrides $EMBER_MASTER\n"
+            "  --conf KEY=VALUE      set a configuration key, e.g. ember.default.parallelism=8\n"
+            "                        (repeatable; later ones win)\n"
+            "  --executor-memory SIZE  memory per executor, e.g. 512m, 2g\n"
+            "                        (sets ember.executor.memory)\n"
+            "  --quiet, -q           only errors on stderr (no timing line, log level error)\n"
+            "  --list                print every example's name and job library path\n"
+            "  --help, -h            show this help\n"
+            "\n"
+            "Examples:\n"
+            "  wordcount INPUT OUTDIR            word counts; prints the top 20\n"
+            "  pagerank EDGES ITERATIONS OUTDIR  PageRank of a \"src dst\" edge list\n"
+            "  kvbench NPAIRS NKEYS              reduce_by_key benchmark\n"
+            "\n"
+            "Job libraries are looked up in $EMBER_EXAMPLES_DIR (':'-separated; exclusive\n"
+            "when set), else the build tree, the install prefix and ../lib/ember/examples\n"
+            "next to this binary, as NAME.so or libNAME.so. NAME may also be a path.\n"
+            "Configuration: defaults < $EMBER_CONF_FILE < EMBER_* variables < --conf <\n"
+            "--master/--executor-memory. Exit status: 0 ok, 1 job failed, 2 bad usage.\n");
+}
+
+/* ---------------------------------------------------------------- finding job libraries */
+
+static void dirs_add(dir_list *d, const char *dir)
+{
+    if (dir == NULL || *dir == '\0' || d->n == MAX_DIRS)
+        return;
+    for (int i = 0; i < d->n; i++)
+        if (strcmp(d->dirs[i], dir) == 0)
+            return;
+    d->dirs[d->n++] = em_xstrdup(dir);
+}
+
+static void dirs_init(dir_list *d)
+{
+    const char *env = getenv("EMBER_EXAMPLES_DIR");
+    char exe[PATH_MAX];
+    ssize_t n;
+
+    memset(d, 0, sizeof *d);
+    if (env != NULL && *env != '\0') {
+        d->env_copy = em_xstrdup(env);
+        for (char *save = NULL, *p = strtok_r(d->env_copy, ":", &save); p != NULL;
+             p = strtok_r(NULL, ":", &save))
+            dirs_add(d, p);
+        return;
+    }
+    dirs_add(d, EMBER_EXAMPLES_BUILD_DIR);
+    dirs_add(d, EMBER_EXAMPLES_INSTALL_DIR);
+    n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash != NULL) {
+            *slash = '\0';
+            char *rel = em_xasprintf("%s/../lib/ember/examples", exe);
+            dirs_add(d, rel);
+            em_free(rel);
+        }
+    }
+}
+
+static void dirs_destroy(dir_list *d)
+{
+    for (int i = 0; i < d->n; i++)
+        em_free(d->dirs[i]);
+    em_free(d->env_copy);
+}
+
+static bool is_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Returns the path of NAME's job library (caller frees) or NULL. */
+static char *find_example(const dir_list *d, const char *name)
+{
+    if (strchr(name, '/') != NULL)
+        return is_file(name) ? em_xstrdup(name) : NULL;
+    for (int i = 0; i < d->n; i++) {
+        static const char *const forms[] = {"%s/%s.so", "%s/lib%s.so"};
+        for (size_t f = 0; f < 2; f++) {
+            char *p = em_xasprintf(forms[f], d->dirs[i], name);
+            if (is_file(p))
+                return p;
+            em_free(p);
+        }
+    }
+    return NULL;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Prints "NAME  PATH" per example, sorted by name; the first directory wins on a clash. */
+static int list_examples(const dir_list *d)
+{
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+
+    for (int i = 0; i < d->n; i++) {
+        DIR *dir = opendir(d->dirs[i]);
+        struct dirent *e;
+        if (dir == NULL)
+            continue;
+        while ((e = readdir(dir)) != NULL) {
+            size_t len = strlen(e->d_name);
+            const char *base = e->d_name;
+            if (len <= 3 || strcmp(e->d_name + len - 3, ".so") != 0)
+                continue;
+            if (strncmp(base, "lib", 3) == 0 && len > 6) {
+                base += 3;
+                len -= 3;
+            }
+            if (n == cap) {
+                cap = cap ? cap * 2 : 16;
+                names = em_xrealloc(names, cap * sizeof *names);
+            }
+            names[n++] = em_strndup(base, len - 3);
+            if (names[n - 1] == NULL)
+                n--;
+        }
+        closedir(dir);
+    }
+    if (n > 1)
+        qsort(names, n, sizeof *names, cmp_str);
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && strcmp(names[i], names[i - 1]) == 0)
+            continue;
+        char *path = find_example(d, names[i]);
+        if (path != NULL)
+            printf("%-16s %s\n", names[i], path);
+        em_free(path);
+    }
+    for (size_t i = 0; i < n; i++)
+        em_free(names[i]);
+    em_free(names);
+    if (n == 0) {
+        fprintf(stderr, PREFIX ": no job libraries found in:");
+        for (int i = 0; i < d->n; i++)
+            fprintf(stderr, " %s", d->dirs[i]);
+        fprintf(stderr, "\n");
+        return EM_CLI_FAIL;
+    }
+    return EM_CLI_OK;
+}
+
+/* ---------------------------------------------------------------- arguments */
+
+/* Returns -1 to go on, else an exit status. */
+static int parse_opts(int argc, char **argv, run_opts *o)
+{
+    int i = 1;
+
+    memset(o, 0, sizeof *o);
+    while (i < argc) {
+        const char *a = argv[i], *v;
+        bool m;
+        if (strcmp(a, "--") == 0) {
+            i++;
+            if (o->name == NULL && i < argc)
+                o->name = argv[i++];
+            break;
+        }
+        if (em__cli_is_help(a)) {
+            em__cli_run_example_help(stdout);
+            return EM_CLI_OK;
+        }
+        if (strcmp(a, "--list") == 0 || strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
+            *(a[2] == 'l' ? &o->list : &o->quiet) = true;
+            i++;
+            continue;
+        }
+        if ((v = em__cli_opt_value(PREFIX, "--master", argc, argv, &i, &m)) != NULL || m) {
+            if (v == NULL)
+                return EM_CLI_USAGE;
+            if (*v == '\0')
+                return em__cli_usage_error(PREFIX, PREFIX, "--master: empty value");
+            o->master = v;
+            continue;
+        }
+        if ((v = em__cli_opt_value(PREFIX, "--executor-memory", argc, argv, &i, &m)) != NULL ||
+            m) {
+            if (v == NULL)
+                return EM_CLI_USAGE;
+            if (em_parse_size(v) <= 0)
+                return em__cli_usage_error(PREFIX, PREFIX,
+                                           "--executor-memory: expected a size such as 512m "
+                                           "or 2g, got '%s'", v);
+            o->memory = v;
+            continue;
+        }
+        if ((v = em__cli_opt_value(PREFIX, "--conf", argc, argv, &i, &m)) != NULL || m) {
+            if (v == NULL)
+                return EM_CLI_USAGE;
+            if (strchr(v, '=') == NULL || v[0] == '=')
+                return em__cli_usage_error(PREFIX, PREFIX,
+                                           "--conf: expected KEY=VALUE, got '%s'", v);
+            if (o->nconfs == (int)(sizeof o->confs / sizeof o->confs[0]))
+                return em__cli_usage_error(PREFIX, PREFIX, "--conf: too many (max 64)");
+            o->confs[o->nconfs++] = v;
+            continue;
+        }
+        if (o->name == NULL && a[0] == '-')
+            return em__cli_usage_error(PREFIX, PREFIX, "unknown option '%s'", a);
+        if (o->name != NULL)
+            break;   /* the job's arguments start here */
+        o->name = a;
+        i++;
+    }
+    o->job_argc = argc - i;
+    o->job_argv = argv + i;
+    if (!o->list && o->name == NULL)
+        return em__cli_usage_error(PREFIX, PREFIX, "missing example NAME");
+    return -1;
+}
+
+/* defaults < $EMBER_CONF_FILE < EMBER_* < --conf < --master/--executor-memory */
+static em_conf *build_conf(const run_opts *o)
+{
+    em_conf *c = em_conf_new();
+    const char *file = getenv("EMBER_CONF_FILE");
+    em_err err = EM_ERR_INIT;
+    int rc = 0;
+
+    if (c == NULL) {
+        em__cli_fail("ember", "out of memory");
+        return NULL;
+    }
+    rc |= em_conf_set(c, "ember.master", DEFAULT_MASTER);
+    if (file != NULL && *file != '\0' && em_conf_load_file(c, file, &err) < 0) {
+        em__cli_fail("ember", "%s", err.msg);
+        em_conf_free(c);
+        return NULL;
+    }
+    em_conf_load_env(c);
+    for (int i = 0; i < o->nconfs; i++) {
+        const char *eq = strchr(o->confs[i], '=');
+        char *key = em_xasprintf("%.*s", (int)(eq - o->confs[i]), o->confs[i]);
+        rc |= em_conf_set(c, key, eq + 1);
+        em_free(key);
+    }
+    if (o->master != NULL)
+        rc |= em_conf_set(c, "ember.master", o->master);
+    if (o->memory != NULL)
+        rc |= em_conf_set(c, "ember.executor.memory", o->memory);
+    if (rc != 0) {
+        em__cli_fail("ember", "out of memory");
+        em_conf_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* ---------------------------------------------------------------- running */
+
+static int run_job(const run_opts *o, const char *path)
+{
+    void *h;
+    em_job_main_fn job_main;
+    em_conf *conf = NULL;
+    em_context *sc = NULL;
+    em_err err = EM_ERR_INIT;
+    char **argv = NULL;
+    int rc = EM_CLI_FAIL, jrc;
+    double t0;
+
+    /* RTLD_GLOBAL: the job's exported functions must be visible to name lookups. */
+    h = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
+    if (h == NULL)
+        return em__cli_fail("ember", "cannot load example '%s': %s", o->name, dlerror());
+    *(void **)&job_main = dlsym(h, "ember_main");
+    if (job_main == NULL) {
+        em__cli_fail("ember", "%s: no ember_main symbol (is it a job library?)", path);
+        goto out;
+    }
+    em_registry_add_library(h);
+    if ((conf = build_conf(o)) == NULL)
+        goto out;
+    if ((sc = em_context_new(conf, &err)) == NULL) {
+        em__cli_fail("ember", "%s", err.code ? err.msg : "cannot create the context");
+        goto out;
+    }
+    argv = em_xcalloc((size_t)o->job_argc + 2, sizeof *argv);
+    argv[0] = (char *)o->name;
+    for (int i = 0; i < o->job_argc; i++)
+        argv[i + 1] = o->job_argv[i];
+    t0 = em_now_s();
+    jrc = job_main(sc, o->job_argc + 1, argv);
+    if (jrc != 0) {
+        em__cli_fail("ember", "example '%s' failed (exit code %d)", o->name, jrc);
+        goto out;
+    }
+    if (!o->quiet)
+        fprintf(stderr, "ember: %s finished in %.3f s\n", o->name, em_now_s() - t0);
+    rc = EM_CLI_OK;
+out:
+    em_context_free(sc);
+    em_conf_free(conf);
+    em_free(argv);
+    /* The library stays loaded: task threads are gone, but atexit handlers or cached
+     * function pointers of the runtime may still point into it. */
+    return rc;
+}
+
+int em__cli_run_example(int argc, char **argv)
+{
+    run_opts o;
+    dir_list dirs;
+    char *path = NULL;
+    int rc;
+
+    if ((rc = parse_opts(argc, argv, &o)) >= 0)
+        return rc;
+    if (o.quiet)
+        em_log_set_level(EM_LOG_ERROR);
+    dirs_init(&dirs);
+    if (o.list) {
+        rc = list_examples(&dirs);
+        goto out;
+    }
+    path = find_example(&dirs, o.name);
+    if (path == NULL) {
+        fprintf(stderr, "ember: no example named '%s' (searched:", o.name);
+        for (int i = 0; i < dirs.n; i++)
+            fprintf(stderr, " %s", dirs.dirs[i]);
+        fprintf(stderr, "); try 'ember run-example --list'\n");
+        rc = EM_CLI_FAIL;
+        goto out;
+    }
+    rc = run_job(&o, path);
+out:
+    em_free(path);
+    dirs_destroy(&dirs);
+    return rc;
+}

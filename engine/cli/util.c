@@ -1,0 +1,88 @@
+/* engine/cli/util.c - argument parsing and error printing shared by the sub-commands. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "engine/cli/cli.h"
+
+bool em__cli_parse_u64(const char *prefix, const char *flag, const char *text, uint64_t min,
+                       uint64_t max, uint64_t *out)
+{
+    uint64_t v = 0;
+    const char *p = text;
+    bool ok = *p != '\0';
+
+    /* Hand-rolled rather than strtoull: strtoull accepts leading spaces, a sign ("-1"
+     * wraps to 2^64-1) and stops silently at a suffix ("12x"). */
+    for (; ok && *p; p++) {
+        if (*p < '0' || *p > '9' || v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10) {
+            ok = false;
+            break;
+        }
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    if (ok && v >= min && v <= max) {
+        *out = v;
+        return true;
+    }
+    if (ok && v > max)
+        fprintf(stderr, "%s: %s: at most %llu, got '%s'\n", prefix, flag,
+                (unsigned long long)max, text);
+    else if (min >= 1)
+        fprintf(stderr, "%s: %s: expected a positive integer, got '%s'\n", prefix, flag, text);
+    else
+        fprintf(stderr, "%s: %s: expected a non-negative integer, got '%s'\n", prefix, flag,
+                text);
+    return false;
+}
+
+const char *em__cli_opt_value(const char *prefix, const char *flag, int argc, char **argv,
+                              int *i, bool *matched)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(flag);
+
+    *matched = false;
+    if (strncmp(a, flag, n) != 0 || (a[n] != '\0' && a[n] != '='))
+        return NULL;
+    *matched = true;
+    if (a[n] == '=') {
+        (*i)++;
+        return a + n + 1;
+    }
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "%s: %s: missing value\n", prefix, flag);
+        return NULL;
+    }
+    *i += 2;
+    return argv[*i - 1];
+}
+
+bool em__cli_is_help(const char *arg)
+{
+    return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
+}
+
+int em__cli_fail(const char *prefix, const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "%s: ", prefix);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return EM_CLI_FAIL;
+}
+
+int em__cli_usage_error(const char *prefix, const char *usage_cmd, const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "%s: ", prefix);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry '%s --help'.\n", usage_cmd);
+    return EM_CLI_USAGE;
+}

@@ -1,0 +1,231 @@
+/* engine/ember.h - the user API of ember: contexts, lazy partitioned datasets (RDDs),
+ * transformations, actions, persistence, broadcast variables and accumulators.
+ *
+ * MODEL. As in Spark, transformations only record lineage; an action hands the final
+ * dataset to the DAG scheduler, which cuts stages at shuffle boundaries and runs tasks
+ * (threads in local[N], executor processes in local-cluster/standalone mode).
+ *
+ * RECORDS are bytes (engine/data/data.h): a dataset holds plain records (BYTES, or FIXED of
+ * a known width) or key-value pairs (KV). Keys compare bytewise; int64 values in records use
+ * the order-preserving em_enc_i64 encoding everywhere (ranges, counts, built-ins), doubles
+ * em_enc_f64. "A record as bytes" (cartesian, zip_with_index, glom, distinct of pairs,
+ * take_ordered) is the value of a plain record and em_pair(key, value) of a KV record.
+ *
+ * FUNCTIONS given to transformations are named, never passed as pointers: a name resolves
+ * to a function registered with em_fn_register() (ember's built-ins are "em.*") or to an
+ * exported symbol of the program or of the job library (dlsym), so the same plan runs in
+ * another process. Each call gets the transformation's serialized context blob (its
+ * "closure"). A name that resolves to nothing is an error when the plan is built.
+ *
+ * ERRORS. A transformation always returns a dataset handle; when the plan is invalid (bad
+ * function name, bad argument) the handle carries the error (em_rdd_error) and every
+ * dataset derived from it and every action on it reports it. Actions return 0 or a negative
+ * EM_E* code and fill `err`.
+ *
+ * OWNERSHIP. Datasets belong to their context and live until em_context_free(); never free
+ * them. Results (em_records, em_vbuf) belong to the caller.
+ * THREADS. One thread at a time per context (the driver's thread); user functions run on
+ * task threads and must not touch the context. */
+#ifndef EMBER_H
+#define EMBER_H
+
+#include "engine/base/base.h"
+#include "engine/data/data.h"
+#include "engine/plan/fn.h"
+
+typedef struct em_context em_context;
+typedef struct em_rdd em_rdd;
+typedef struct em_conf em_conf;
+
+/* ---------------------------------------------------------------- configuration
+ * Keys (Spark's names with "ember."):
+ *   ember.master                 local | local[N] | local[*] | local-cluster[E,C]  (local[*])
+ *   ember.app.name               application name                                  (ember)
+ *   ember.default.parallelism    partitions when none is given       (task threads, >= 2)
+ *   ember.executor.memory        memory budget per executor, e.g. 512m, 2g          (1g)
+ *   ember.shuffle.memory         per-task buffer before a shuffle spills  (executor/4/threads)
+ *   ember.local.dir              directory for shuffle files and spills     ($TMPDIR or /tmp)
+ *   ember.task.maxFailures       attempts per task before the job fails                (4)
+ *   ember.shuffle.compress.level zstd level for shuffle and disk blocks                 (1)
+ * Sources, later ones winning: defaults < conf file (EMBER_CONF_FILE or em_conf_load_file)
+ * < EMBER_* environment variables (EMBER_MASTER, EMBER_EXECUTOR_MEMORY: the key without
+ * "ember.", upper-cased, dots as underscores) < em_conf_set. */
+em_conf *em_conf_new(void);
+void em_conf_free(em_conf *c);                               /* NULL ok */
+int em_conf_set(em_conf *c, const char *key, const char *value);   /* 0 or EM_ENOMEM */
+/* Borrowed until the key is set again or c is freed; NULL if unset. */
+const char *em_conf_get(const em_conf *c, const char *key);
+/* "key = value" or "key value" lines, '#' comments. EM_EIO/EM_ECORRUPT naming file:line. */
+int em_conf_load_file(em_conf *c, const char *path, em_err *err);
+/* Applies EMBER_* environment variables (called by em_context_new too). */
+void em_conf_load_env(em_conf *c);
+
+/* Creates a context (starting task threads or executor processes). conf may be NULL.
+ * Errors: EM_EINVAL for a bad master or setting, naming it. */
+em_context *em_context_new(const em_conf *conf, em_err *err);
+void em_context_free(em_context *sc);                        /* NULL ok; stops everything */
+uint32_t em_context_default_parallelism(const em_context *sc);
+/* Borrowed: the effective configuration, valid until em_context_free. */
+const em_conf *em_context_conf(const em_context *sc);
+
+/* What the context's scheduler has done so far (counters since em_context_new). */
+typedef struct em_context_stats {
+    uint64_t jobs;              /* jobs run (actions and the sampling/count jobs of
+                                   sort_by_key, partition_by RANGE, zip_with_index) */
+    uint64_t stages_run;        /* stages that ran tasks */
+    uint64_t stages_skipped;    /* map stages whose shuffle outputs already existed */
+    uint64_t tasks_run;         /* task attempts, failed ones included */
+    uint64_t map_tasks_run;     /* of which shuffle-map tasks */
+    uint64_t task_failures;     /* failed attempts (fetch failures included) */
+    uint64_t fetch_failures;    /* reduce tasks that found a map output missing or corrupt */
+    uint64_t spill_bytes;       /* bytes spilled by shuffle writers and reducers */
+} em_context_stats;
+void em_context_stats_get(const em_context *sc, em_context_stats *out);
+/* Borrowed: the application directory (shuffle/, spill/, blocks/), removed on free. */
+const char *em_context_app_dir(const em_context *sc);
+
+/* ---------------------------------------------------------------- sources */
+
+/* n records copied into the plan's input blocks, split into nparts (0 = default) slices of
+ * consecutive records. kind BYTES/FIXED use r->val; KV uses both. */
+em_rdd *em_parallelize(em_context *sc, em_rec_kind kind, uint32_t width, const em_rec *recs,
+                       size_t n, uint32_t nparts);
+/* start, start+step, ... < end (> end for step < 0): FIXED width-8 em_enc_i64 records. */
+em_rdd *em_range(em_context *sc, int64_t start, int64_t end, int64_t step, uint32_t nparts);
+/* Lines (without the newline, CR LF or LF) of a file, a glob or a directory (files whose
+ * name starts with '_' or '.' skipped). Files larger than a split are split at line
+ * boundaries, as Hadoop's line reader does. min_parts 0 = default parallelism (max 2). */
+em_rdd *em_text_file(em_context *sc, const char *path, uint32_t min_parts);
+/* (path, content) pairs, one per file. */
+em_rdd *em_whole_text_files(em_context *sc, const char *path, uint32_t min_parts);
+
+/* ---------------------------------------------------------------- transformations
+ * fn: a function name; ctx: its context blob (copied; em_slice_make(NULL, 0) for none).
+ * nparts 0 = the parent's partitioner size if any, else default parallelism. */
+em_rdd *em_rdd_map(em_rdd *r, const char *fn, em_slice ctx);        /* one out per in */
+em_rdd *em_rdd_flat_map(em_rdd *r, const char *fn, em_slice ctx);
+em_rdd *em_rdd_filter(em_rdd *r, const char *fn, em_slice ctx);
+em_rdd *em_rdd_map_partitions(em_rdd *r, const char *fn, em_slice ctx,
+                              bool preserves_partitioning);
+em_rdd *em_rdd_map_values(em_rdd *r, const char *fn, em_slice ctx);  /* keeps partitioner */
+em_rdd *em_rdd_flat_map_values(em_rdd *r, const char *fn, em_slice ctx);
+em_rdd *em_rdd_key_by(em_rdd *r, const char *fn, em_slice ctx);
+em_rdd *em_rdd_keys(em_rdd *r);
+em_rdd *em_rdd_values(em_rdd *r);
+em_rdd *em_rdd_union(em_rdd *a, em_rdd *b);
+em_rdd *em_rdd_distinct(em_rdd *r, uint32_t nparts);
+em_rdd *em_rdd_sample(em_rdd *r, bool with_replacement, double fraction, uint64_t seed);
+em_rdd *em_rdd_glom(em_rdd *r);                    /* one em_list record per partition */
+em_rdd *em_rdd_cartesian(em_rdd *a, em_rdd *b);    /* (a record, b record) pairs */
+/* (record as bytes, em_enc_i64 index); runs a job to count partitions when called, as
+ * Spark does. */
+em_rdd *em_rdd_zip_with_index(em_rdd *r);
+em_rdd *em_rdd_repartition(em_rdd *r, uint32_t nparts);   /* round-robin shuffle */
+em_rdd *em_rdd_coalesce(em_rdd *r, uint32_t nparts, bool shuffle);
+
+/* Pair operations (KV datasets). */
+em_rdd *em_rdd_reduce_by_key(em_rdd *r, const char *fn, em_slice ctx, uint32_t nparts);
+em_rdd *em_rdd_fold_by_key(em_rdd *r, em_slice zero, const char *fn, em_slice ctx,
+                           uint32_t nparts);
+em_rdd *em_rdd_aggregate_by_key(em_rdd *r, em_slice zero, const char *seq_fn,
+                                const char *comb_fn, em_slice ctx, uint32_t nparts);
+/* create_fn may be NULL (the combiner is the first value). */
+em_rdd *em_rdd_combine_by_key(em_rdd *r, const char *create_fn, const char *merge_value_fn,
+                              const char *merge_combiners_fn, em_slice ctx, uint32_t nparts);
+em_rdd *em_rdd_group_by_key(em_rdd *r, uint32_t nparts);  /* values: em_list */
+/* Joins: values are em_pair(left, right); outer joins mark the missing side absent. */
+em_rdd *em_rdd_join(em_rdd *a, em_rdd *b, uint32_t nparts);
+em_rdd *em_rdd_left_outer_join(em_rdd *a, em_rdd *b, uint32_t nparts);
+em_rdd *em_rdd_right_outer_join(em_rdd *a, em_rdd *b, uint32_t nparts);
+em_rdd *em_rdd_full_outer_join(em_rdd *a, em_rdd *b, uint32_t nparts);
+/* (key, em_pair(em_list of a's values, em_list of b's values)). */
+em_rdd *em_rdd_cogroup(em_rdd *a, em_rdd *b, uint32_t nparts);
+/* Range-partitions by sampled key bounds (runs a sampling job when called, as Spark does),
+ * then sorts each partition. */
+em_rdd *em_rdd_sort_by_key(em_rdd *r, bool ascending, uint32_t nparts);
+/* Sorts records by the key fn emits (an em_map_fn emitting one value per record). */
+em_rdd *em_rdd_sort_by(em_rdd *r, const char *key_fn, em_slice ctx, bool ascending,
+                       uint32_t nparts);
+em_rdd *em_rdd_partition_by(em_rdd *r, em_partitioner_kind kind, uint32_t nparts);
+
+/* ---------------------------------------------------------------- inspection */
+
+const em_err *em_rdd_error(const em_rdd *r);     /* NULL when the plan is valid */
+uint32_t em_rdd_id(const em_rdd *r);
+uint32_t em_rdd_num_partitions(const em_rdd *r);
+em_partitioner_kind em_rdd_partitioner(const em_rdd *r);
+/* Lineage as text, one node per line, indented by depth (Spark's toDebugString).
+ * Caller frees with em_free. */
+char *em_rdd_debug_string(const em_rdd *r);
+
+/* ---------------------------------------------------------------- persistence */
+
+typedef enum em_persist_level {
+    EM_PERSIST_NONE = 0,
+    EM_PERSIST_MEMORY_ONLY = 1,
+    EM_PERSIST_MEMORY_AND_DISK = 2,
+    EM_PERSIST_DISK_ONLY = 3,
+} em_persist_level;
+em_rdd *em_rdd_persist(em_rdd *r, em_persist_level level);   /* returns r */
+em_rdd *em_rdd_cache(em_rdd *r);                              /* MEMORY_ONLY */
+void em_rdd_unpersist(em_rdd *r);
+
+/* ---------------------------------------------------------------- shared variables */
+
+/* Ships value (copied) to every task once; tasks read it with em_task_broadcast.
+ * Returns an id > 0, or 0 with err set. */
+uint32_t em_broadcast(em_context *sc, em_slice value, em_err *err);
+void em_broadcast_destroy(em_context *sc, uint32_t id);
+/* Accumulators: ids > 0; tasks add, the driver reads. */
+uint32_t em_accumulator_new(em_context *sc, const char *name);
+int64_t em_accumulator_i64(em_context *sc, uint32_t id);
+double em_accumulator_f64(em_context *sc, uint32_t id);
+
+/* ---------------------------------------------------------------- actions */
+
+/* Collected records: recs[i] point into batches, all owned by the struct. */
+typedef struct em_records {
+    em_rec *recs;
+    size_t n;
+    em_batch **batches;
+    size_t nbatches;
+} em_records;
+void em_records_destroy(em_records *r);   /* zeroes it; a zeroed struct is a no-op */
+
+int em_rdd_collect(em_rdd *r, em_records *out, em_err *err);
+int em_rdd_count(em_rdd *r, uint64_t *out, em_err *err);
+/* Keys (or plain records) with their counts: (key, em_enc_i64 count) records. */
+int em_rdd_count_by_key(em_rdd *r, em_records *out, em_err *err);
+int em_rdd_count_by_value(em_rdd *r, em_records *out, em_err *err);
+/* Reduce/fold/aggregate see record values (r->val). reduce of nothing is EM_EINVAL. */
+int em_rdd_reduce(em_rdd *r, const char *fn, em_slice ctx, em_vbuf *out, em_err *err);
+int em_rdd_fold(em_rdd *r, em_slice zero, const char *fn, em_slice ctx, em_vbuf *out,
+                em_err *err);
+int em_rdd_aggregate(em_rdd *r, em_slice zero, const char *seq_fn, const char *comb_fn,
+                     em_slice ctx, em_vbuf *out, em_err *err);
+/* As aggregate, combining partition results in a tree of the given depth (>= 1) on the
+ * executors before the driver sees them. */
+int em_rdd_tree_aggregate(em_rdd *r, em_slice zero, const char *seq_fn, const char *comb_fn,
+                          em_slice ctx, uint32_t depth, em_vbuf *out, em_err *err);
+/* The first n records in partition order, scanning as few partitions as it can. */
+int em_rdd_take(em_rdd *r, size_t n, em_records *out, em_err *err);
+int em_rdd_first(em_rdd *r, em_records *out, em_err *err);   /* EM_EINVAL when empty */
+/* The n smallest (take_ordered) or largest (top) records as bytes, in that order. */
+int em_rdd_take_ordered(em_rdd *r, size_t n, em_records *out, em_err *err);
+int em_rdd_top(em_rdd *r, size_t n, em_records *out, em_err *err);
+int em_rdd_take_sample(em_rdd *r, bool with_replacement, size_t n, uint64_t seed,
+                       em_records *out, em_err *err);
+/* Values of `key` (KV datasets); uses the partitioner to scan one partition when known. */
+int em_rdd_lookup(em_rdd *r, em_slice key, em_records *out, em_err *err);
+/* Writes dir/part-00000... (plain records: the bytes; pairs: key TAB value; one per line)
+ * and dir/_SUCCESS last. EM_EINVAL if dir exists. Nothing is left behind on failure. */
+int em_rdd_save_as_text_file(em_rdd *r, const char *dir, em_err *err);
+int em_rdd_foreach_partition(em_rdd *r, const char *fn, em_slice ctx, em_err *err);
+
+/* ---------------------------------------------------------------- jobs
+ * A job library exports `int ember_main(em_context *sc, int argc, char **argv)`; `ember
+ * run-example` and `ember submit` create the context from --master and the conf and call it.
+ * Functions named in its plans are exported symbols of the library. */
+typedef int (*em_job_main_fn)(em_context *sc, int argc, char **argv);
+
+#endif /* EMBER_H */

@@ -1,0 +1,117 @@
+/* engine/exec/exec.h - running one task: rebuild a stage's narrow pipeline from its JSON,
+ * stream one partition's records through it and deliver them to the task's sink (a shuffle
+ * writer for shuffle-map tasks, a result operation for result tasks).
+ *
+ * DATA PATH: sources (input blocks, ranges, text splits, cached blocks, shuffle reads) ->
+ * pull iterators, one per node (map, filter, union, coalesce, cartesian, sample, local
+ * reduce, ...) -> sink. A node with a storage level is read from the block store when
+ * cached, otherwise computed and cached on the way (Spark's getOrCompute).
+ *
+ * STAGE JSON: {"version":1,"plan":<em_plan_to_json>,"map_side":bool,"result":{...}}
+ * (docs/plan-json.md). The same string runs in a local task thread and, in cluster mode,
+ * in an executor process; untrusted there, so decoding checks every field.
+ *
+ * THREADS: em_exec_run_task may run on many task threads at once with the same env; the
+ * env's callbacks must be thread-safe. */
+#ifndef EMBER_EXEC_H
+#define EMBER_EXEC_H
+
+#include "engine/base/base.h"
+#include "engine/data/data.h"
+#include "engine/plan/plan.h"
+#include "shuffle/shuffle.h"
+#include "storage/storage.h"
+
+/* What a result task computes from its partition. */
+typedef enum em_result_op {
+    EM_RESULT_COLLECT = 1,    /* every record, as batches */
+    EM_RESULT_COUNT,          /* result.count = records */
+    EM_RESULT_FOLD,           /* fold values with fn (EM_FN_REDUCE), starting from zero if
+                                 has_zero, else from the first value (reduce); one BYTES
+                                 record in the result batch, none for an empty partition
+                                 without zero */
+    EM_RESULT_AGGREGATE,      /* seq fn (EM_FN_REDUCE: acc, value) from zero: one record */
+    EM_RESULT_TAKE,           /* the first n records */
+    EM_RESULT_TOP,            /* the n smallest records as bytes (largest if descending),
+                                 as BYTES records in order */
+    EM_RESULT_SAVE_TEXT,      /* writes path/part-NNNNN (tmp name + rename); lines as
+                                 ember.h describes; result.count = lines */
+    EM_RESULT_FOREACH,        /* fn (EM_FN_FOREACH) over the partition */
+    EM_RESULT_SAMPLE_KEYS,    /* up to n keys (KV: key; plain: record bytes) sampled
+                                 uniformly with seed + partition (reservoir); result.count =
+                                 records in the partition */
+} em_result_op;
+
+typedef struct em_result_spec {
+    em_result_op op;
+    const char *fn;          /* FOLD/AGGREGATE seq/FOREACH function name */
+    em_slice blob;           /* its context */
+    bool has_zero;
+    em_slice zero;
+    uint64_t n;              /* TAKE/TOP/SAMPLE_KEYS */
+    bool descending;         /* TOP */
+    uint64_t seed;           /* SAMPLE_KEYS */
+    const char *path;        /* SAVE_TEXT: directory for part files */
+} em_result_spec;
+
+/* Encodes the stage task JSON (plan of the stage rooted at root, map side or result spec).
+ * Caller frees with em_free. res is NULL for map stages. */
+char *em_stage_encode(const em_plan_node *root, bool map_side, const em_result_spec *res,
+                      em_err *err);
+
+typedef struct em_acc_update {
+    uint32_t id;
+    bool is_f64;
+    int64_t i64;
+    double f64;
+} em_acc_update;
+
+typedef struct em_task_metrics {
+    uint64_t records_read;       /* records read from sources and shuffles */
+    uint64_t records_written;    /* records given to the sink */
+    uint64_t shuffle_read_bytes;
+    uint64_t shuffle_write_bytes;
+    uint64_t spill_bytes;        /* map-side and reduce-side spills */
+    uint64_t spill_count;
+    uint64_t run_ns;
+} em_task_metrics;
+
+typedef struct em_task_result {
+    int code;                    /* 0, or the task's error code */
+    em_err err;                  /* message when code != 0 */
+    bool fetch_failed;           /* code == EM_EFETCH: a parent map output is missing */
+    uint32_t failed_shuffle, failed_map;
+    bool is_map;
+    em_map_status map_status;    /* map tasks (sizes owned; destroyed with the result) */
+    em_batch **batches;          /* result tasks: output batches (owned references) */
+    size_t nbatches;
+    uint64_t count;              /* COUNT, SAVE_TEXT, SAMPLE_KEYS */
+    em_acc_update *acc;          /* accumulator updates (owned) */
+    uint32_t nacc;
+    em_task_metrics metrics;
+} em_task_result;
+void em_task_result_destroy(em_task_result *r);   /* zeroed struct ok */
+
+/* Where a task finds what lies outside its pipeline. All callbacks thread-safe. */
+typedef struct em_exec_env {
+    em_block_store *store;       /* input blocks, cached partitions, broadcasts */
+    const char *shuffle_dir;     /* where map outputs are written (exists) */
+    const char *spill_dir;       /* where reducers spill (exists) */
+    const char *exec_id;         /* location written into map statuses */
+    em_fetcher fetcher;          /* reads segments at a map status's location */
+    /* The map outputs of shuffle sid for reduce partition `reduce`: *srcs is a new array
+     * (caller em_free's it; loc strings stay valid until the job ends), one per map. */
+    int (*map_outputs)(void *ud, uint32_t sid, uint32_t reduce, em_shuffle_src **srcs,
+                       uint32_t *n, em_err *err);
+    void *ud;
+    size_t task_mem_budget;      /* bytes per task for shuffle buffers and reducers */
+    int zstd_level;
+} em_exec_env;
+
+/* Runs one task and fills *out (always: on failure out->code/err say why, and the
+ * function returns that code too). partition: the partition of the stage root to compute
+ * (for a map stage, of the SHUFFLED root's parent: the map id). */
+int em_exec_run_task(const em_exec_env *env, const char *stage_json, size_t len,
+                     uint32_t partition, uint32_t attempt, em_task_result *out, em_err *err);
+
+#endif /* EMBER_EXEC_H */

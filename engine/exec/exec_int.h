@@ -1,0 +1,122 @@
+/* engine/exec/exec_int.h - internals shared by the files of engine/exec only.
+ *
+ * PIPELINE: one pull iterator (struct em_iter) per plan node instance; a node's iterator
+ * owns its parents' iterators. Records handed out are borrowed until the next pull. */
+#ifndef EMBER_EXEC_INT_H
+#define EMBER_EXEC_INT_H
+
+#include "engine/exec/exec.h"
+
+/* Every iterator starts with this header; em_iter_next calls next. */
+struct em_iter {
+    int (*next)(em_iter *it, em_rec *r, em_err *err);   /* 1 + *r, 0 at end, <0 error */
+    void (*free)(em_iter *it);                          /* frees it and its parents */
+};
+void em__iter_free(em_iter *it);                        /* NULL ok */
+
+/* Output records of a user function, encoded back to back:
+ * FORMAT per record: u32 (klen + 1, or 0 for a plain record), u32 vlen, key, val. */
+struct em_emitter {
+    em_vbuf buf;
+    uint64_t n;     /* records in buf */
+};
+void em__emitter_init(em_emitter *e);
+void em__emitter_destroy(em_emitter *e);
+void em__emitter_reset(em_emitter *e);
+/* Reads the record at *off of e and advances *off; false at the end. */
+bool em__emitter_read(const em_emitter *e, size_t *off, em_rec *r);
+
+typedef struct em_bcast_entry {
+    uint32_t id;
+    em_batch **batches;   /* owned references */
+    size_t nbatches;
+    em_slice value;       /* borrowed from batches */
+} em_bcast_entry;
+
+/* The running task (em_task in fn.h). One thread. */
+struct em_task {
+    const em_exec_env *env;
+    uint32_t partition, attempt;
+    em_task_metrics *metrics;      /* the result's metrics */
+    bool fetch_failed;             /* set by a SHUFFLED reader on EM_EFETCH */
+    uint32_t failed_shuffle, failed_map;
+    em_bcast_entry *bcast;         /* broadcast values read so far */
+    size_t nbcast;
+    em_acc_update *acc;            /* accumulator updates so far */
+    uint32_t nacc, acc_cap;
+};
+
+/* Prefixes err with the node ("map 'fn' (rdd 4)") and returns err->code. */
+int em__node_err(const em_plan_node *n, em_err *err);
+/* The node's function resolved as `kind` (EM_EPLAN naming the node if not found). */
+int em__node_fn(const em_plan_node *n, const char *name, em_fn_kind kind, em_any_fn *out,
+                em_err *err);
+
+/* Builds the iterator of partition `part` of node n (with caching when n->level != NONE).
+ * A SHUFFLED node is read as a leaf (its reduce side). */
+int em__exec_build(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out,
+                   em_err *err);
+
+/* Iterator over a list of batches (takes the references and the array). */
+em_iter *em__batches_iter_new(em_batch **batches, size_t n);
+/* As above, adding every record handed out to *counter (metrics). */
+em_iter *em__batches_iter_new_counted(em_batch **batches, size_t n, uint64_t *counter);
+
+/* Collects records into batches: KV records into KV batches, plain records into FIXED
+ * batches when width != 0 and val.n == width, else BYTES; a new batch when the kind changes
+ * or at EM_BATCH_TARGET_BYTES. */
+typedef struct em_batcher {
+    uint32_t width;
+    em_batch_builder bb;
+    bool open;
+    em_batch **batches;
+    size_t n, cap;
+} em_batcher;
+void em__batcher_init(em_batcher *b, uint32_t width);
+int em__batcher_add(em_batcher *b, const em_rec *r, em_err *err);
+/* Finishes the open batch; the caller takes *out (array + references). */
+int em__batcher_finish(em_batcher *b, em_batch ***out, size_t *n, em_err *err);
+void em__batcher_destroy(em_batcher *b);
+
+/* Combiner (em_combiner) made from a node's fn / fn_create / fn_merge / zero. */
+typedef struct em_node_combiner {
+    em_combiner comb;
+    em_fn_ctx ctx;
+    em_reduce_fn merge_value, merge_combiners;
+    em_create_fn create;
+    em_slice zero;
+    bool has_zero;
+} em_node_combiner;
+int em__node_combiner_init(em_node_combiner *c, em_task *t, const em_plan_node *n,
+                           em_err *err);
+
+/* Reduce-side iterators (reduce.c). */
+int em__local_reduce_new(em_task *t, const em_plan_node *n, em_iter *parent, em_iter **out,
+                         em_err *err);
+int em__shuffled_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out,
+                     em_err *err);
+/* Text sources (text.c). */
+int em__text_file_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out,
+                      em_err *err);
+int em__whole_text_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out,
+                       em_err *err);
+
+/* Decoded stage (stage.c). */
+typedef struct em_stage {
+    em_plan_graph *graph;
+    em_plan_node *root;
+    bool map_side;
+    em_result_spec res;          /* strings and slices point into owned copies below */
+    char *res_fn, *res_path;
+    uint8_t *res_blob, *res_zero;
+} em_stage;
+int em__stage_decode(const char *json, size_t len, em_stage *st, em_err *err);
+void em__stage_destroy(em_stage *st);
+
+/* Sinks (sink.c). */
+int em__run_map_sink(em_task *t, const em_plan_node *root, em_iter *in, em_task_result *out,
+                     em_err *err);
+int em__run_result_sink(em_task *t, const em_result_spec *res, em_iter *in,
+                        em_task_result *out, em_err *err);
+
+#endif /* EMBER_EXEC_INT_H */

@@ -1,0 +1,860 @@
+/* engine/exec/iter.c - the narrow part of a task's pipeline: one pull iterator per node
+ * (sources, map, filter, map_partitions, sample, glom, zip_with_index, union, coalesce,
+ * cartesian, tag, cogroup_split) and caching (Spark's getOrCompute).
+ *
+ * Records handed out are borrowed until the next pull; an iterator that transforms keeps
+ * its output in an em_emitter (MAP) or a scratch em_vbuf and hands out slices of it. */
+#include <string.h>
+
+#include "engine/exec/exec_int.h"
+
+/* Appends record r as bytes ("record as bytes": plain -> value, KV -> em_pair). */
+static int rec_bytes(const em_rec *r, em_vbuf *out, em_err *err)
+{
+    int rc = r->key.p ? em_pair_append(out, &r->key, &r->val)
+                      : em_vbuf_append(out, r->val.p, r->val.n);
+    return rc < 0 ? em_err_set(err, EM_ENOMEM, "record as bytes: out of memory") : 0;
+}
+
+/* ---------------------------------------------------------------- parallelize, range */
+
+static int input_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out,
+                     em_err *err)
+{
+    em_block_id id = {EM_BLOCK_INPUT, n->id, part, 0};
+    em_batch **bs = NULL;
+    size_t nb = 0;
+    char name[48];
+    int rc = t->env->store ? em_block_store_get(t->env->store, id, &bs, &nb, err) : 0;
+    if (rc < 0)
+        return rc;
+    if (rc == 0)
+        return em_err_set(err, EM_ENOTFOUND, "input block %s is not in the block store",
+                          em_block_id_str(id, name, sizeof name));
+    *out = em__batches_iter_new_counted(bs, nb, &t->metrics->records_read);
+    return 0;
+}
+
+typedef struct range_iter {
+    em_iter base;
+    int64_t start, step;
+    uint64_t i, end;      /* element indices [i, end) */
+    uint64_t *counter;
+    uint8_t buf[8];
+} range_iter;
+
+static int range_next(em_iter *it, em_rec *r, em_err *err)
+{
+    range_iter *ri = (range_iter *)it;
+    (void)err;
+    if (ri->i >= ri->end)
+        return 0;
+    /* start + i*step in wrapping arithmetic: exact because the true value fits int64. */
+    uint64_t v = (uint64_t)ri->start + ri->i++ * (uint64_t)ri->step;
+    em_enc_i64(ri->buf, (int64_t)v);
+    (*ri->counter)++;
+    r->key = em_slice_make(NULL, 0);
+    r->val = em_slice_make(ri->buf, 8);
+    return 1;
+}
+
+static void plain_free(em_iter *it)
+{
+    em_free(it);
+}
+
+/* Number of elements of start, start+step, ... < end (> end for step < 0). */
+static uint64_t range_count(int64_t start, int64_t end, int64_t step)
+{
+    if ((step > 0 && start >= end) || (step < 0 && start <= end))
+        return 0;
+    __int128 span = step > 0 ? (__int128)end - start : (__int128)start - end;
+    __int128 st = step > 0 ? (__int128)step : -(__int128)step;
+    return (uint64_t)((span + st - 1) / st);
+}
+
+static int range_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out)
+{
+    range_iter *ri = em_xcalloc(1, sizeof *ri);
+    ri->counter = &t->metrics->records_read;
+    uint64_t count = range_count(n->range_start, n->range_end, n->range_step);
+    ri->base.next = range_next;
+    ri->base.free = plain_free;
+    ri->start = n->range_start;
+    ri->step = n->range_step;
+    ri->i = (uint64_t)((unsigned __int128)count * part / n->nparts);
+    ri->end = (uint64_t)((unsigned __int128)count * (part + 1) / n->nparts);
+    *out = &ri->base;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- map, filter */
+
+typedef struct map_iter {
+    em_iter base;
+    em_task *t;
+    const em_plan_node *n;
+    em_iter *parent;
+    em_map_fn fn;
+    em_fn_ctx ctx;
+    em_emitter out;
+    size_t off;
+    em_vbuf key;         /* VALUES_ONLY: the input key; KEY_BY: the input as bytes */
+} map_iter;
+
+static int map_next(em_iter *it, em_rec *r, em_err *err)
+{
+    map_iter *m = (map_iter *)it;
+    em_rec in, o;
+    int rc;
+    while (!em__emitter_read(&m->out, &m->off, &o)) {
+        em__emitter_reset(&m->out);
+        m->off = 0;
+        if ((rc = em_iter_next(m->parent, &in, err)) <= 0)
+            return rc;
+        em_vbuf_clear(&m->key);
+        if (m->n->flags & EM_NODE_VALUES_ONLY) {
+            if (!in.key.p)
+                return em_err_set(err, EM_EINVAL, "%s (rdd %u): values-only map of a record "
+                                  "that is not a pair", em_op_name(m->n->op), m->n->id);
+            if (em_vbuf_append(&m->key, in.key.p, in.key.n) < 0)
+                return em_err_set(err, EM_ENOMEM, "map: out of memory");
+            in.key = em_slice_make(NULL, 0);
+        } else if ((m->n->flags & EM_NODE_KEY_BY) && (rc = rec_bytes(&in, &m->key, err)) < 0) {
+            return rc;
+        }
+        if ((rc = m->fn(&m->ctx, &in, &m->out, err)) < 0)
+            return em__node_err(m->n, err);
+    }
+    if (m->n->flags & EM_NODE_VALUES_ONLY) {
+        r->key = em_slice_make(m->key.data ? m->key.data : (const uint8_t *)"", m->key.len);
+        r->val = o.val;
+    } else if (m->n->flags & EM_NODE_KEY_BY) {
+        r->key = o.val.p ? o.val : em_slice_make("", 0);
+        r->val = em_slice_make(m->key.data ? m->key.data : (const uint8_t *)"", m->key.len);
+    } else {
+        *r = o;
+    }
+    return 1;
+}
+
+static void map_free(em_iter *it)
+{
+    map_iter *m = (map_iter *)it;
+    em__iter_free(m->parent);
+    em__emitter_destroy(&m->out);
+    em_vbuf_destroy(&m->key);
+    em_free(m);
+}
+
+static int map_new(em_task *t, const em_plan_node *n, em_iter *parent, em_iter **out,
+                   em_err *err)
+{
+    em_any_fn f;
+    int rc = em__node_fn(n, n->fn, EM_FN_MAP, &f, err);
+    if (rc < 0)
+        return rc;
+    map_iter *m = em_xcalloc(1, sizeof *m);
+    m->base.next = map_next;
+    m->base.free = map_free;
+    m->t = t;
+    m->n = n;
+    m->parent = parent;
+    m->fn = (em_map_fn)f;
+    m->ctx = (em_fn_ctx){em_slice_make(n->blob, n->blob_len), t};
+    em__emitter_init(&m->out);
+    *out = &m->base;
+    return 0;
+}
+
+typedef struct filter_iter {
+    em_iter base;
+    const em_plan_node *n;
+    em_iter *parent;
+    em_filter_fn fn;
+    em_fn_ctx ctx;
+} filter_iter;
+
+static int filter_next(em_iter *it, em_rec *r, em_err *err)
+{
+    filter_iter *f = (filter_iter *)it;
+    int rc;
+    while ((rc = em_iter_next(f->parent, r, err)) == 1) {
+        int keep = f->fn(&f->ctx, r, err);
+        if (keep < 0)
+            return em__node_err(f->n, err);
+        if (keep)
+            return 1;
+    }
+    return rc;
+}
+
+/* Frees an iterator whose only owned resource is a parent at `parent`. */
+typedef struct one_parent_iter {
+    em_iter base;
+    const em_plan_node *n;
+    em_iter *parent;
+} one_parent_iter;
+
+static void one_parent_free(em_iter *it)
+{
+    em__iter_free(((one_parent_iter *)it)->parent);
+    em_free(it);
+}
+
+static int filter_new(em_task *t, const em_plan_node *n, em_iter *parent, em_iter **out,
+                      em_err *err)
+{
+    em_any_fn f;
+    int rc = em__node_fn(n, n->fn, EM_FN_FILTER, &f, err);
+    if (rc < 0)
+        return rc;
+    filter_iter *fi = em_xcalloc(1, sizeof *fi);
+    fi->base.next = filter_next;
+    fi->base.free = one_parent_free;
+    fi->n = n;
+    fi->parent = parent;
+    fi->fn = (em_filter_fn)f;
+    fi->ctx = (em_fn_ctx){em_slice_make(n->blob, n->blob_len), t};
+    *out = &fi->base;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- map_partitions */
+
+/* Runs fn over the whole partition on the first pull, buffering its output in memory
+ * (an emitter), then hands the records out. A partition function that emits more than
+ * memory holds fails with EM_ENOMEM; streaming would need a coroutine per call. */
+typedef struct mp_iter {
+    em_iter base;
+    const em_plan_node *n;
+    em_iter *parent;
+    em_partition_fn fn;
+    em_fn_ctx ctx;
+    uint32_t part;
+    bool ran;
+    em_emitter out;
+    size_t off;
+} mp_iter;
+
+static int mp_next(em_iter *it, em_rec *r, em_err *err)
+{
+    mp_iter *m = (mp_iter *)it;
+    if (!m->ran) {
+        m->ran = true;
+        if (m->fn(&m->ctx, m->part, m->parent, &m->out, err) < 0)
+            return em__node_err(m->n, err);
+    }
+    return em__emitter_read(&m->out, &m->off, r) ? 1 : 0;
+}
+
+static void mp_free(em_iter *it)
+{
+    mp_iter *m = (mp_iter *)it;
+    em__iter_free(m->parent);
+    em__emitter_destroy(&m->out);
+    em_free(m);
+}
+
+static int mp_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter *parent,
+                  em_iter **out, em_err *err)
+{
+    em_any_fn f;
+    int rc = em__node_fn(n, n->fn, EM_FN_PARTITION, &f, err);
+    if (rc < 0)
+        return rc;
+    mp_iter *m = em_xcalloc(1, sizeof *m);
+    m->base.next = mp_next;
+    m->base.free = mp_free;
+    m->n = n;
+    m->parent = parent;
+    m->fn = (em_partition_fn)f;
+    m->ctx = (em_fn_ctx){em_slice_make(n->blob, n->blob_len), t};
+    m->part = part;
+    em__emitter_init(&m->out);
+    *out = &m->base;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- sample */
+
+typedef struct sample_iter {
+    em_iter base;
+    const em_plan_node *n;
+    em_iter *parent;
+    em_rng rng;
+    em_rec cur;
+    uint32_t left;      /* with replacement: copies of cur still to emit */
+} sample_iter;
+
+static int sample_next(em_iter *it, em_rec *r, em_err *err)
+{
+    sample_iter *s = (sample_iter *)it;
+    int rc;
+    if (s->left) {
+        s->left--;
+        *r = s->cur;
+        return 1;
+    }
+    while ((rc = em_iter_next(s->parent, r, err)) == 1) {
+        if (!s->n->sample_with_replacement) {
+            if (em_rng_double(&s->rng) < s->n->sample_fraction)
+                return 1;
+            continue;
+        }
+        uint32_t k = em_rng_poisson(&s->rng, s->n->sample_fraction);
+        if (k) {
+            s->cur = *r;       /* borrowed from the parent until its next pull */
+            s->left = k - 1;
+            return 1;
+        }
+    }
+    return rc;
+}
+
+static int sample_new(const em_plan_node *n, uint32_t part, em_iter *parent, em_iter **out)
+{
+    sample_iter *s = em_xcalloc(1, sizeof *s);
+    s->base.next = sample_next;
+    s->base.free = one_parent_free;
+    s->n = n;
+    s->parent = parent;
+    em_rng_seed(&s->rng, em_mix64(n->seed ^ em_mix64((uint64_t)part + 1)));
+    *out = &s->base;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- glom, zip_with_index */
+
+typedef struct glom_iter {
+    em_iter base;
+    const em_plan_node *n;
+    em_iter *parent;
+    bool done;
+    em_vbuf list, tmp;
+} glom_iter;
+
+static int glom_next(em_iter *it, em_rec *r, em_err *err)
+{
+    glom_iter *g = (glom_iter *)it;
+    em_rec in;
+    int rc;
+    uint32_t count = 0;
+    if (g->done)
+        return 0;
+    g->done = true;
+    int64_t off = em_list_begin(&g->list);
+    if (off < 0)
+        return em_err_set(err, EM_ENOMEM, "glom: out of memory");
+    while ((rc = em_iter_next(g->parent, &in, err)) == 1) {
+        em_vbuf_clear(&g->tmp);
+        if ((rc = rec_bytes(&in, &g->tmp, err)) < 0)
+            return rc;
+        if (count == UINT32_MAX || em_list_append(&g->list, em_slice_make(g->tmp.data,
+                                                                          g->tmp.len)) < 0)
+            return em_err_set(err, EM_ENOMEM, "glom (rdd %u): partition too large",
+                              g->n->id);
+        count++;
+    }
+    if (rc < 0)
+        return rc;
+    em_list_end(&g->list, off, count);
+    r->key = em_slice_make(NULL, 0);
+    r->val = em_slice_make(g->list.data, g->list.len);
+    return 1;
+}
+
+static void glom_free(em_iter *it)
+{
+    glom_iter *g = (glom_iter *)it;
+    em__iter_free(g->parent);
+    em_vbuf_destroy(&g->list);
+    em_vbuf_destroy(&g->tmp);
+    em_free(g);
+}
+
+typedef struct zip_iter {
+    em_iter base;
+    const em_plan_node *n;
+    em_iter *parent;
+    uint64_t next_index;
+    em_vbuf bytes;
+    uint8_t idx[8];
+} zip_iter;
+
+static int zip_next(em_iter *it, em_rec *r, em_err *err)
+{
+    zip_iter *z = (zip_iter *)it;
+    em_rec in;
+    int rc = em_iter_next(z->parent, &in, err);
+    if (rc <= 0)
+        return rc;
+    em_vbuf_clear(&z->bytes);
+    if ((rc = rec_bytes(&in, &z->bytes, err)) < 0)
+        return rc;
+    em_enc_i64(z->idx, (int64_t)z->next_index++);
+    r->key = em_slice_make(z->bytes.data ? z->bytes.data : (const uint8_t *)"", z->bytes.len);
+    r->val = em_slice_make(z->idx, 8);
+    return 1;
+}
+
+static void zip_free(em_iter *it)
+{
+    zip_iter *z = (zip_iter *)it;
+    em__iter_free(z->parent);
+    em_vbuf_destroy(&z->bytes);
+    em_free(z);
+}
+
+/* ---------------------------------------------------------------- concatenations */
+
+/* Reads a list of (node, partition) inputs one after the other (union, coalesce). The
+ * parent iterators are built lazily, so only one is open at a time. */
+typedef struct concat_iter {
+    em_iter base;
+    em_task *t;
+    const em_plan_node **nodes;
+    uint32_t *parts;
+    uint32_t n, at;
+    em_iter *cur;
+} concat_iter;
+
+static int concat_next(em_iter *it, em_rec *r, em_err *err)
+{
+    concat_iter *c = (concat_iter *)it;
+    for (;;) {
+        if (c->cur) {
+            int rc = em_iter_next(c->cur, r, err);
+            if (rc != 0)
+                return rc;
+            em__iter_free(c->cur);
+            c->cur = NULL;
+        }
+        if (c->at >= c->n)
+            return 0;
+        int rc = em__exec_build(c->t, c->nodes[c->at], c->parts[c->at], &c->cur, err);
+        c->at++;
+        if (rc < 0)
+            return rc;
+    }
+}
+
+static void concat_free(em_iter *it)
+{
+    concat_iter *c = (concat_iter *)it;
+    em__iter_free(c->cur);
+    em_free(c->nodes);
+    em_free(c->parts);
+    em_free(c);
+}
+
+static concat_iter *concat_alloc(em_task *t, uint32_t n)
+{
+    concat_iter *c = em_xcalloc(1, sizeof *c);
+    c->base.next = concat_next;
+    c->base.free = concat_free;
+    c->t = t;
+    c->nodes = em_xcalloc(n ? n : 1, sizeof *c->nodes);
+    c->parts = em_xcalloc(n ? n : 1, sizeof *c->parts);
+    return c;
+}
+
+static int union_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out,
+                     em_err *err)
+{
+    concat_iter *c;
+    if (n->flags & EM_NODE_ZIP_PARTS) {
+        c = concat_alloc(t, n->nparents);
+        for (uint32_t j = 0; j < n->nparents; j++) {
+            c->nodes[c->n] = n->parents[j];
+            c->parts[c->n++] = part;
+        }
+        *out = &c->base;
+        return 0;
+    }
+    uint32_t off = 0;
+    for (uint32_t j = 0; j < n->nparents; j++) {
+        if (part - off < n->parents[j]->nparts) {
+            c = concat_alloc(t, 1);
+            c->nodes[0] = n->parents[j];
+            c->parts[0] = part - off;
+            c->n = 1;
+            *out = &c->base;
+            return 0;
+        }
+        off += n->parents[j]->nparts;
+    }
+    return em_err_set(err, EM_EPLAN, "union (rdd %u): partition %u beyond its parents", n->id,
+                      part);
+}
+
+static int coalesce_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out)
+{
+    uint32_t lo = n->coalesce_starts[part], hi = n->coalesce_starts[part + 1];
+    concat_iter *c = concat_alloc(t, hi - lo);
+    for (uint32_t p = lo; p < hi; p++) {
+        c->nodes[c->n] = n->parents[0];
+        c->parts[c->n++] = p;
+    }
+    *out = &c->base;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- cartesian */
+
+typedef struct cart_iter {
+    em_iter base;
+    const em_plan_node *n;
+    em_iter *left;
+    em_batch **right;       /* parent 1's partition, buffered once */
+    size_t nright;
+    em_iter *rit;           /* over right, restarted per left record */
+    bool have_left;
+    em_vbuf a, b;           /* current left record as bytes; scratch for the right one */
+} cart_iter;
+
+static int cart_next(em_iter *it, em_rec *r, em_err *err)
+{
+    cart_iter *c = (cart_iter *)it;
+    em_rec in;
+    int rc;
+    for (;;) {
+        if (c->have_left && (rc = em_iter_next(c->rit, &in, err)) != 0) {
+            if (rc < 0)
+                return rc;
+            em_vbuf_clear(&c->b);
+            if ((rc = rec_bytes(&in, &c->b, err)) < 0)
+                return rc;
+            r->key = em_slice_make(c->a.data ? c->a.data : (const uint8_t *)"", c->a.len);
+            r->val = em_slice_make(c->b.data ? c->b.data : (const uint8_t *)"", c->b.len);
+            return 1;
+        }
+        if ((rc = em_iter_next(c->left, &in, err)) <= 0)
+            return rc;
+        em_vbuf_clear(&c->a);
+        if ((rc = rec_bytes(&in, &c->a, err)) < 0)
+            return rc;
+        em__iter_free(c->rit);
+        /* A fresh iterator over the same batches: it takes references and a copy. */
+        em_batch **copy = em_malloc((c->nright ? c->nright : 1) * sizeof *copy);
+        if (!copy)
+            return em_err_set(err, EM_ENOMEM, "cartesian: out of memory");
+        for (size_t i = 0; i < c->nright; i++)
+            copy[i] = em_batch_ref(c->right[i]);
+        c->rit = em__batches_iter_new(copy, c->nright);
+        c->have_left = true;
+    }
+}
+
+static void cart_free(em_iter *it)
+{
+    cart_iter *c = (cart_iter *)it;
+    em__iter_free(c->left);
+    em__iter_free(c->rit);
+    for (size_t i = 0; i < c->nright; i++)
+        em_batch_unref(c->right[i]);
+    em_free(c->right);
+    em_vbuf_destroy(&c->a);
+    em_vbuf_destroy(&c->b);
+    em_free(c);
+}
+
+/* Drains `in` (freed) into batches. */
+static int drain(em_iter *in, uint32_t width, em_batch ***out, size_t *n, em_err *err)
+{
+    em_batcher b;
+    em_rec r;
+    int rc;
+    em__batcher_init(&b, width);
+    while ((rc = em_iter_next(in, &r, err)) == 1)
+        if ((rc = em__batcher_add(&b, &r, err)) < 0)
+            break;
+    em__iter_free(in);
+    if (rc == 0)
+        rc = em__batcher_finish(&b, out, n, err);
+    em__batcher_destroy(&b);
+    return rc;
+}
+
+static int cart_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out,
+                    em_err *err)
+{
+    uint32_t n2 = n->parents[1]->nparts;
+    em_iter *left = NULL, *right = NULL;
+    int rc = em__exec_build(t, n->parents[1], part % n2, &right, err);
+    if (rc < 0)
+        return rc;
+    cart_iter *c = em_xcalloc(1, sizeof *c);
+    c->base.next = cart_next;
+    c->base.free = cart_free;
+    c->n = n;
+    if ((rc = drain(right, n->parents[1]->width, &c->right, &c->nright, err)) < 0 ||
+        (rc = em__exec_build(t, n->parents[0], part / n2, &left, err)) < 0) {
+        cart_free(&c->base);
+        return rc;
+    }
+    c->left = left;
+    *out = &c->base;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- tag, cogroup_split */
+
+/* Expands each input record into zero or more output records through an emitter. */
+typedef struct expand_iter {
+    em_iter base;
+    const em_plan_node *n;
+    em_iter *parent;
+    int (*expand)(struct expand_iter *x, const em_rec *in, em_err *err);
+    em_emitter out;
+    size_t off;
+    em_vbuf tmp;
+    em_slice *l0, *l1;       /* cogroup: the two sides' values */
+    size_t n0, n1, cap0, cap1;
+} expand_iter;
+
+static int expand_next(em_iter *it, em_rec *r, em_err *err)
+{
+    expand_iter *x = (expand_iter *)it;
+    em_rec in;
+    int rc;
+    while (!em__emitter_read(&x->out, &x->off, r)) {
+        em__emitter_reset(&x->out);
+        x->off = 0;
+        if ((rc = em_iter_next(x->parent, &in, err)) <= 0)
+            return rc;
+        if (!in.key.p)
+            return em_err_set(err, EM_EINVAL, "%s (rdd %u): input record is not a pair",
+                              em_op_name(x->n->op), x->n->id);
+        if ((rc = x->expand(x, &in, err)) < 0)
+            return em__node_err(x->n, err);
+    }
+    return 1;
+}
+
+static void expand_free(em_iter *it)
+{
+    expand_iter *x = (expand_iter *)it;
+    em__iter_free(x->parent);
+    em__emitter_destroy(&x->out);
+    em_vbuf_destroy(&x->tmp);
+    em_free(x->l0);
+    em_free(x->l1);
+    em_free(x);
+}
+
+/* Emits KV(key, em_pair(left, right)); NULL = absent. */
+static int emit_pair(expand_iter *x, em_slice key, const em_slice *l, const em_slice *r,
+                     em_err *err)
+{
+    em_vbuf_clear(&x->tmp);
+    if (em_pair_append(&x->tmp, l, r) < 0)
+        return em_err_set(err, EM_ENOMEM, "out of memory");
+    return em_emit_kv(&x->out, key, em_slice_make(x->tmp.data, x->tmp.len), err);
+}
+
+static int tag_expand(expand_iter *x, const em_rec *in, em_err *err)
+{
+    return x->n->tag == 0 ? emit_pair(x, in->key, &in->val, NULL, err)
+                          : emit_pair(x, in->key, NULL, &in->val, err);
+}
+
+static int push_slice(em_slice **v, size_t *n, size_t *cap, em_slice s, em_err *err)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 16;
+        em_slice *nv = em_realloc(*v, nc * sizeof *nv);
+        if (!nv)
+            return em_err_set(err, EM_ENOMEM, "cogroup: out of memory");
+        *v = nv;
+        *cap = nc;
+    }
+    (*v)[(*n)++] = s;
+    return 0;
+}
+
+/* Splits the em_list of tagged pairs into the two sides (slices into `list`). */
+static int split_sides(expand_iter *x, em_slice list, em_err *err)
+{
+    em_list_iter li;
+    em_slice item, a, b;
+    bool ha, hb;
+    int rc = em_list_iter_init(&li, list, err);
+    x->n0 = x->n1 = 0;
+    while (rc >= 0 && (rc = em_list_iter_next(&li, &item, err)) == 1) {
+        if ((rc = em_pair_decode(item, &a, &ha, &b, &hb, err)) < 0)
+            return rc;
+        if (ha && (rc = push_slice(&x->l0, &x->n0, &x->cap0, a, err)) < 0)
+            return rc;
+        if (hb && (rc = push_slice(&x->l1, &x->n1, &x->cap1, b, err)) < 0)
+            return rc;
+    }
+    return rc;
+}
+
+static int list_of(const em_slice *v, size_t n, em_vbuf *out, em_err *err)
+{
+    int64_t off = em_list_begin(out);
+    if (off < 0)
+        return em_err_set(err, EM_ENOMEM, "cogroup: out of memory");
+    for (size_t i = 0; i < n; i++)
+        if (em_list_append(out, v[i]) < 0)
+            return em_err_set(err, EM_ENOMEM, "cogroup: out of memory");
+    em_list_end(out, off, (uint32_t)n);
+    return 0;
+}
+
+/* Any join flag emits the inner product; LEFT/RIGHT add the unmatched sides (so a full
+ * outer join is INNER | LEFT | RIGHT). No join flag: (key, em_pair(list0, list1)). */
+static int cogroup_expand(expand_iter *x, const em_rec *in, em_err *err)
+{
+    uint32_t f = x->n->flags;
+    int rc = split_sides(x, in->val, err);
+    if (rc < 0)
+        return rc;
+    if (!(f & (EM_NODE_JOIN_INNER | EM_NODE_JOIN_LEFT | EM_NODE_JOIN_RIGHT))) {
+        em_vbuf l0, l1;
+        em_vbuf_init(&l0);
+        em_vbuf_init(&l1);
+        if ((rc = list_of(x->l0, x->n0, &l0, err)) == 0 &&
+            (rc = list_of(x->l1, x->n1, &l1, err)) == 0) {
+            em_slice a = em_slice_make(l0.data, l0.len), b = em_slice_make(l1.data, l1.len);
+            rc = emit_pair(x, in->key, &a, &b, err);
+        }
+        em_vbuf_destroy(&l0);
+        em_vbuf_destroy(&l1);
+        return rc;
+    }
+    for (size_t i = 0; i < x->n0; i++)
+        for (size_t j = 0; j < x->n1; j++)
+            if ((rc = emit_pair(x, in->key, &x->l0[i], &x->l1[j], err)) < 0)
+                return rc;
+    if ((f & EM_NODE_JOIN_LEFT) && x->n1 == 0)
+        for (size_t i = 0; i < x->n0; i++)
+            if ((rc = emit_pair(x, in->key, &x->l0[i], NULL, err)) < 0)
+                return rc;
+    if ((f & EM_NODE_JOIN_RIGHT) && x->n0 == 0)
+        for (size_t j = 0; j < x->n1; j++)
+            if ((rc = emit_pair(x, in->key, NULL, &x->l1[j], err)) < 0)
+                return rc;
+    return 0;
+}
+
+static em_iter *expand_new(const em_plan_node *n, em_iter *parent,
+                           int (*expand)(expand_iter *, const em_rec *, em_err *))
+{
+    expand_iter *x = em_xcalloc(1, sizeof *x);
+    x->base.next = expand_next;
+    x->base.free = expand_free;
+    x->n = n;
+    x->parent = parent;
+    x->expand = expand;
+    em__emitter_init(&x->out);
+    return &x->base;
+}
+
+/* ---------------------------------------------------------------- building */
+
+static em_iter *simple_new(size_t size, const em_plan_node *n, em_iter *parent,
+                           int (*next)(em_iter *, em_rec *, em_err *), void (*free_fn)(em_iter *))
+{
+    one_parent_iter *it = em_xcalloc(1, size);
+    it->base.next = next;
+    it->base.free = free_fn;
+    it->n = n;
+    it->parent = parent;
+    return &it->base;
+}
+
+/* Ops that read their parent's partition of the same index. */
+static int build_one_parent(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out,
+                            em_err *err)
+{
+    em_iter *p = NULL;
+    int rc = em__exec_build(t, n->parents[0], part, &p, err);
+    if (rc < 0)
+        return rc;
+    switch (n->op) {
+    case EM_OP_MAP: rc = map_new(t, n, p, out, err); break;
+    case EM_OP_FILTER: rc = filter_new(t, n, p, out, err); break;
+    case EM_OP_MAP_PARTITIONS: rc = mp_new(t, n, part, p, out, err); break;
+    case EM_OP_SAMPLE: rc = sample_new(n, part, p, out); break;
+    case EM_OP_GLOM:
+        *out = simple_new(sizeof(glom_iter), n, p, glom_next, glom_free);
+        break;
+    case EM_OP_ZIP_WITH_INDEX:
+        *out = simple_new(sizeof(zip_iter), n, p, zip_next, zip_free);
+        ((zip_iter *)*out)->next_index = n->zip_starts[part];
+        break;
+    case EM_OP_LOCAL_REDUCE: rc = em__local_reduce_new(t, n, p, out, err); break;
+    case EM_OP_TAG: *out = expand_new(n, p, tag_expand); break;
+    case EM_OP_COGROUP_SPLIT: *out = expand_new(n, p, cogroup_expand); break;
+    default: rc = em_err_set(err, EM_EPLAN, "op %d has no one-parent iterator", (int)n->op);
+    }
+    if (rc < 0)
+        em__iter_free(p);
+    return rc;
+}
+
+static int build_node(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out,
+                      em_err *err)
+{
+    if (part >= n->nparts)
+        return em_err_set(err, EM_EPLAN, "%s (rdd %u): partition %u of %u", em_op_name(n->op),
+                          n->id, part, n->nparts);
+    switch (n->op) {
+    case EM_OP_PARALLELIZE: return input_new(t, n, part, out, err);
+    case EM_OP_RANGE: return range_new(t, n, part, out);
+    case EM_OP_TEXT_FILE: return em__text_file_new(t, n, part, out, err);
+    case EM_OP_WHOLE_TEXT_FILES: return em__whole_text_new(t, n, part, out, err);
+    case EM_OP_UNION: return union_new(t, n, part, out, err);
+    case EM_OP_COALESCE: return coalesce_new(t, n, part, out);
+    case EM_OP_CARTESIAN: return cart_new(t, n, part, out, err);
+    case EM_OP_SHUFFLED: return em__shuffled_new(t, n, part, out, err);
+    default: return build_one_parent(t, n, part, out, err);
+    }
+}
+
+/* Spark's getOrCompute: read the cached block, or compute the partition into batches,
+ * store them at the node's level and iterate them. */
+static int cached_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out,
+                      em_err *err)
+{
+    em_block_id id = {EM_BLOCK_RDD, n->id, part, 0};
+    em_batch **bs = NULL;
+    size_t nb = 0;
+    em_err gerr = EM_ERR_INIT;
+    int rc = em_block_store_get(t->env->store, id, &bs, &nb, &gerr);
+    if (rc == 1) {
+        *out = em__batches_iter_new(bs, nb);
+        return 0;
+    }
+    if (rc < 0)   /* a bad cached copy is dropped by the store; recompute from lineage */
+        em_log(EM_LOG_WARN, "rdd %u partition %u: cached block unreadable (%s); recomputing",
+               n->id, part, gerr.msg);
+    em_iter *in = NULL;
+    if ((rc = build_node(t, n, part, &in, err)) < 0 ||
+        (rc = drain(in, n->width, &bs, &nb, err)) < 0)
+        return rc;
+    em_batch **put = em_malloc((nb ? nb : 1) * sizeof *put);
+    if (!put) {
+        *out = em__batches_iter_new(bs, nb);
+        return 0;   /* not cached, still correct */
+    }
+    for (size_t i = 0; i < nb; i++)
+        put[i] = em_batch_ref(bs[i]);
+    if (em_block_store_put_take(t->env->store, id, put, nb, n->level, &gerr) < 0)
+        em_log(EM_LOG_WARN, "rdd %u partition %u: not cached: %s", n->id, part, gerr.msg);
+    em_free(put);
+    *out = em__batches_iter_new(bs, nb);
+    return 0;
+}
+
+int em__exec_build(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out,
+                   em_err *err)
+{
+    *out = NULL;
+    if (n->level != EM_STORAGE_NONE && t->env->store)
+        return cached_new(t, n, part, out, err);
+    return build_node(t, n, part, out, err);
+}

@@ -1,0 +1,314 @@
+/* engine/exec/runtime.c - the runtime half of the function ABI (engine/plan/fn.h): emitters,
+ * iterators, the running task's partition, broadcasts and accumulators; plus small pieces
+ * the pipeline shares (batch lists as iterators, record batching, node error context). */
+#include <string.h>
+
+#include "engine/exec/exec_int.h"
+
+/* ---------------------------------------------------------------- emitters */
+
+void em__emitter_init(em_emitter *e)
+{
+    em_vbuf_init(&e->buf);
+    e->n = 0;
+}
+
+void em__emitter_destroy(em_emitter *e)
+{
+    em_vbuf_destroy(&e->buf);
+    e->n = 0;
+}
+
+void em__emitter_reset(em_emitter *e)
+{
+    em_vbuf_clear(&e->buf);
+    e->n = 0;
+}
+
+static int emit_parts(em_emitter *e, bool kv, em_slice key, em_slice val, em_err *err)
+{
+    if (key.n >= EM_BATCH_MAX_REC_LEN || val.n > EM_BATCH_MAX_REC_LEN)
+        return em_err_set(err, EM_EINVAL, "emit: record part of %zu bytes is too large",
+                          key.n > val.n ? key.n : val.n);
+    if (em_vbuf_reserve(&e->buf, 8 + key.n + val.n) < 0)
+        return em_err_set(err, EM_ENOMEM, "emit: out of memory (%zu bytes buffered)",
+                          e->buf.len);
+    uint8_t *p = e->buf.data + e->buf.len;
+    em_store_le32(p, kv ? (uint32_t)key.n + 1 : 0);
+    em_store_le32(p + 4, (uint32_t)val.n);
+    if (key.n)
+        memcpy(p + 8, key.p, key.n);
+    if (val.n)
+        memcpy(p + 8 + key.n, val.p, val.n);
+    e->buf.len += 8 + key.n + val.n;
+    e->n++;
+    return 0;
+}
+
+int em_emit(em_emitter *e, const em_rec *r, em_err *err)
+{
+    return emit_parts(e, r->key.p != NULL, r->key, r->val, err);
+}
+
+int em_emit_kv(em_emitter *e, em_slice key, em_slice val, em_err *err)
+{
+    return emit_parts(e, true, key, val, err);
+}
+
+int em_emit_val(em_emitter *e, em_slice val, em_err *err)
+{
+    return emit_parts(e, false, em_slice_make(NULL, 0), val, err);
+}
+
+/* A KV record with an empty key still needs key.p != NULL. */
+static const uint8_t empty_key[1];
+
+bool em__emitter_read(const em_emitter *e, size_t *off, em_rec *r)
+{
+    if (*off >= e->buf.len)
+        return false;
+    const uint8_t *p = e->buf.data + *off;
+    uint32_t k = em_load_le32(p), v = em_load_le32(p + 4);
+    size_t klen = k ? k - 1 : 0;
+    r->key = k ? em_slice_make(klen ? p + 8 : empty_key, klen) : em_slice_make(NULL, 0);
+    r->val = em_slice_make(p + 8 + klen, v);
+    *off += 8 + klen + v;
+    return true;
+}
+
+/* ---------------------------------------------------------------- iterators */
+
+int em_iter_next(em_iter *it, em_rec *r, em_err *err)
+{
+    return it->next(it, r, err);
+}
+
+void em__iter_free(em_iter *it)
+{
+    if (it)
+        it->free(it);
+}
+
+typedef struct batches_iter {
+    em_iter base;
+    em_batch **batches;
+    size_t n, at;
+    em_batch_iter bi;
+    bool started;
+    uint64_t *counter;    /* optional: records handed out are added here */
+} batches_iter;
+
+static int batches_next(em_iter *it, em_rec *r, em_err *err)
+{
+    batches_iter *b = (batches_iter *)it;
+    (void)err;
+    for (;;) {
+        if (b->started && em_batch_iter_next(&b->bi, r)) {
+            if (r->key.p == NULL && b->bi.kind == EM_REC_KV)
+                r->key = em_slice_make(empty_key, 0);
+            if (b->counter)
+                (*b->counter)++;
+            return 1;
+        }
+        if (b->at >= b->n)
+            return 0;
+        em_batch_iter_init(&b->bi, b->batches[b->at++]);
+        b->started = true;
+    }
+}
+
+static void batches_free(em_iter *it)
+{
+    batches_iter *b = (batches_iter *)it;
+    for (size_t i = 0; i < b->n; i++)
+        em_batch_unref(b->batches[i]);
+    em_free(b->batches);
+    em_free(b);
+}
+
+em_iter *em__batches_iter_new_counted(em_batch **batches, size_t n, uint64_t *counter)
+{
+    batches_iter *b = (batches_iter *)em__batches_iter_new(batches, n);
+    b->counter = counter;
+    return &b->base;
+}
+
+em_iter *em__batches_iter_new(em_batch **batches, size_t n)
+{
+    batches_iter *b = em_xcalloc(1, sizeof *b);
+    b->base.next = batches_next;
+    b->base.free = batches_free;
+    b->batches = batches;
+    b->n = n;
+    return &b->base;
+}
+
+/* ---------------------------------------------------------------- batching */
+
+void em__batcher_init(em_batcher *b, uint32_t width)
+{
+    memset(b, 0, sizeof *b);
+    b->width = width;
+}
+
+static int batcher_close(em_batcher *b, em_err *err)
+{
+    if (!b->open)
+        return 0;
+    b->open = false;
+    if (b->bb.nrecs == 0) {
+        em_batch_builder_destroy(&b->bb);
+        return 0;
+    }
+    em_batch *batch = em_batch_builder_finish(&b->bb, err);
+    em_batch_builder_destroy(&b->bb);
+    if (!batch)
+        return err && err->code ? err->code : EM_ENOMEM;
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 8;
+        em_batch **nb = em_realloc(b->batches, cap * sizeof *nb);
+        if (!nb) {
+            em_batch_unref(batch);
+            return em_err_set(err, EM_ENOMEM, "out of memory collecting batches");
+        }
+        b->batches = nb;
+        b->cap = cap;
+    }
+    b->batches[b->n++] = batch;
+    return 0;
+}
+
+int em__batcher_add(em_batcher *b, const em_rec *r, em_err *err)
+{
+    em_rec_kind kind = r->key.p ? EM_REC_KV
+                                : (b->width && r->val.n == b->width ? EM_REC_FIXED : EM_REC_BYTES);
+    int rc;
+    if (b->open && (b->bb.kind != kind || em_batch_builder_nbytes(&b->bb) >= EM_BATCH_TARGET_BYTES))
+        if ((rc = batcher_close(b, err)) < 0)
+            return rc;
+    if (!b->open) {
+        em_batch_builder_init(&b->bb, kind, kind == EM_REC_FIXED ? b->width : 0);
+        b->open = true;
+    }
+    return em_batch_builder_add(&b->bb, r, err);
+}
+
+int em__batcher_finish(em_batcher *b, em_batch ***out, size_t *n, em_err *err)
+{
+    int rc = batcher_close(b, err);
+    if (rc < 0)
+        return rc;
+    *out = b->batches;
+    *n = b->n;
+    b->batches = NULL;
+    b->n = b->cap = 0;
+    return 0;
+}
+
+void em__batcher_destroy(em_batcher *b)
+{
+    if (b->open)
+        em_batch_builder_destroy(&b->bb);
+    b->open = false;
+    for (size_t i = 0; i < b->n; i++)
+        em_batch_unref(b->batches[i]);
+    em_free(b->batches);
+    b->batches = NULL;
+    b->n = b->cap = 0;
+}
+
+/* ---------------------------------------------------------------- node context */
+
+int em__node_err(const em_plan_node *n, em_err *err)
+{
+    if (n->fn)
+        return em_err_prefix(err, "%s '%s' (rdd %u)", em_op_name(n->op), n->fn, n->id);
+    return em_err_prefix(err, "%s (rdd %u)", em_op_name(n->op), n->id);
+}
+
+int em__node_fn(const em_plan_node *n, const char *name, em_fn_kind kind, em_any_fn *out,
+                em_err *err)
+{
+    if (!name)
+        return em_err_set(err, EM_EPLAN, "%s (rdd %u): no function", em_op_name(n->op), n->id);
+    if (em_registry_resolve(name, kind, out, err) < 0)
+        return em_err_prefix(err, "%s (rdd %u)", em_op_name(n->op), n->id);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- task API */
+
+uint32_t em_task_partition(const em_task *t)
+{
+    return t->partition;
+}
+
+uint32_t em_task_attempt(const em_task *t)
+{
+    return t->attempt;
+}
+
+int em_task_broadcast(em_task *t, uint32_t id, em_slice *value, em_err *err)
+{
+    for (size_t i = 0; i < t->nbcast; i++)
+        if (t->bcast[i].id == id) {
+            *value = t->bcast[i].value;
+            return 0;
+        }
+    em_block_id bid = {EM_BLOCK_BROADCAST, id, 0, 0};
+    em_batch **bs = NULL;
+    size_t nb = 0;
+    int rc = t->env->store ? em_block_store_get(t->env->store, bid, &bs, &nb, err) : 0;
+    if (rc < 0)
+        return em_err_prefix(err, "broadcast %u", id);
+    if (rc == 0)
+        return em_err_set(err, EM_ENOTFOUND, "broadcast %u: not found in the block store", id);
+    em_batch_iter bi;
+    em_rec r;
+    if (nb != 1 || em_batch_kind(bs[0]) != EM_REC_BYTES || em_batch_nrecs(bs[0]) != 1) {
+        rc = em_err_set(err, EM_ECORRUPT, "broadcast %u: expected one BYTES batch with one "
+                        "record", id);
+        goto fail;
+    }
+    em_bcast_entry *ne = em_realloc(t->bcast, (t->nbcast + 1) * sizeof *ne);
+    if (!ne) {
+        rc = em_err_set(err, EM_ENOMEM, "broadcast %u: out of memory", id);
+        goto fail;
+    }
+    t->bcast = ne;
+    em_batch_iter_init(&bi, bs[0]);
+    em_batch_iter_next(&bi, &r);
+    t->bcast[t->nbcast++] = (em_bcast_entry){id, bs, nb, r.val};
+    *value = r.val;
+    return 0;
+fail:
+    for (size_t i = 0; i < nb; i++)
+        em_batch_unref(bs[i]);
+    em_free(bs);
+    return rc;
+}
+
+static em_acc_update *acc_slot(em_task *t, uint32_t id, bool is_f64)
+{
+    for (uint32_t i = 0; i < t->nacc; i++)
+        if (t->acc[i].id == id && t->acc[i].is_f64 == is_f64)
+            return &t->acc[i];
+    if (t->nacc == t->acc_cap) {
+        t->acc_cap = t->acc_cap ? t->acc_cap * 2 : 8;
+        t->acc = em_xrealloc(t->acc, t->acc_cap * sizeof *t->acc);   /* tiny control table */
+    }
+    t->acc[t->nacc] = (em_acc_update){.id = id, .is_f64 = is_f64};
+    return &t->acc[t->nacc++];
+}
+
+void em_task_acc_add_i64(em_task *t, uint32_t id, int64_t delta)
+{
+    em_acc_update *a = acc_slot(t, id, false);
+    a->i64 = (int64_t)((uint64_t)a->i64 + (uint64_t)delta);
+}
+
+void em_task_acc_add_f64(em_task *t, uint32_t id, double delta)
+{
+    em_acc_update *a = acc_slot(t, id, true);
+    a->f64 += delta;
+}

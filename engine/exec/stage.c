@@ -1,0 +1,209 @@
+/* engine/exec/stage.c - stage task JSON (docs/plan-json.md):
+ *   {"version":1,"plan":<plan object>,"map_side":bool,"result":{...}}
+ * "result" (result stages only): {"op":"collect"|..., "fn":name, "blob":b64,
+ * "has_zero":bool, "zero":b64, "n":int, "descending":bool, "seed":"uint64", "path":str}.
+ * Decoding takes untrusted text: every field is checked; the result function is resolved. */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/exec/exec_int.h"
+
+static const char *const result_names[] = {
+    [EM_RESULT_COLLECT] = "collect",     [EM_RESULT_COUNT] = "count",
+    [EM_RESULT_FOLD] = "fold",           [EM_RESULT_AGGREGATE] = "aggregate",
+    [EM_RESULT_TAKE] = "take",           [EM_RESULT_TOP] = "top",
+    [EM_RESULT_SAVE_TEXT] = "save_text", [EM_RESULT_FOREACH] = "foreach",
+    [EM_RESULT_SAMPLE_KEYS] = "sample_keys",
+};
+#define NRESULT ((int)(sizeof result_names / sizeof result_names[0]))
+
+static bool set_b64(json_t *o, const char *key, em_slice s)
+{
+    char *b = em_base64_encode(s.p, s.n);
+    if (!b)
+        return false;
+    bool ok = json_object_set_new(o, key, json_string(b)) == 0;
+    em_free(b);
+    return ok;
+}
+
+static json_t *enc_result(const em_result_spec *r)
+{
+    char seed[24];
+    if ((int)r->op < 1 || (int)r->op >= NRESULT)
+        return NULL;
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)r->seed);
+    json_t *o = json_pack("{s:s,s:b,s:I,s:b,s:s}", "op", result_names[r->op], "has_zero",
+                          r->has_zero, "n",
+                          (json_int_t)(r->n > INT64_MAX ? INT64_MAX : r->n), "descending",
+                          r->descending, "seed", seed);
+    bool ok = o != NULL;
+    if (ok && r->fn)
+        ok = json_object_set_new(o, "fn", json_string(r->fn)) == 0;
+    if (ok && r->path)
+        ok = json_object_set_new(o, "path", json_string(r->path)) == 0;
+    ok = ok && set_b64(o, "blob", r->blob) && (!r->has_zero || set_b64(o, "zero", r->zero));
+    if (!ok) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+char *em_stage_encode(const em_plan_node *root, bool map_side, const em_result_spec *res,
+                      em_err *err)
+{
+    if (!map_side && !res) {
+        em_err_set(err, EM_EINVAL, "stage encode: a result stage needs a result spec");
+        return NULL;
+    }
+    json_t *plan = em_plan_to_json_value(root, map_side, err);
+    if (!plan)
+        return NULL;
+    json_t *doc = json_pack("{s:i,s:o,s:b}", "version", 1, "plan", plan, "map_side", map_side);
+    json_t *r = !map_side && doc ? enc_result(res) : NULL;
+    char *s = NULL, *out = NULL;
+    if (doc && (map_side || (r && json_object_set_new(doc, "result", r) == 0)))
+        s = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    if (s)
+        out = em_strdup(s);
+    free(s);   /* jansson allocates with malloc */
+    if (!out)
+        em_err_set(err, res && (int)res->op >= 1 && (int)res->op < NRESULT ? EM_ENOMEM
+                                                                            : EM_EINVAL,
+                   "stage encode: out of memory or bad result op");
+    return out;
+}
+
+/* ---------------------------------------------------------------- decoding */
+
+static int rerr(em_err *err, const char *field, const char *what)
+{
+    return em_err_set(err, EM_ECORRUPT, "stage result: field '%s': %s", field, what);
+}
+
+static int dec_str(const json_t *o, const char *key, char **out, em_err *err)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v)
+        return 0;
+    if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
+        return rerr(err, key, "not a string (or has a NUL byte)");
+    if (!(*out = em_strdup(json_string_value(v))))
+        return em_err_set(err, EM_ENOMEM, "stage result: out of memory");
+    return 0;
+}
+
+static int dec_b64(const json_t *o, const char *key, uint8_t **buf, em_slice *out, em_err *err)
+{
+    json_t *v = json_object_get(o, key);
+    size_t n = 0;
+    if (!v)
+        return 0;
+    if (!json_is_string(v))
+        return rerr(err, key, "not a base64 string");
+    if (em_base64_decode(json_string_value(v), json_string_length(v), buf, &n, err) < 0)
+        return em_err_prefix(err, "stage result: field '%s'", key);
+    *out = em_slice_make(*buf, n);
+    return 0;
+}
+
+static int dec_bool(const json_t *o, const char *key, bool *out, em_err *err)
+{
+    json_t *v = json_object_get(o, key);
+    if (!json_is_boolean(v))
+        return rerr(err, key, "missing or not a boolean");
+    *out = json_is_true(v);
+    return 0;
+}
+
+static int dec_result(const json_t *o, em_stage *st, em_err *err)
+{
+    em_result_spec *r = &st->res;
+    json_t *op = json_object_get(o, "op"), *n = json_object_get(o, "n");
+    json_t *seed = json_object_get(o, "seed");
+    int rc;
+    if (!json_is_object(o))
+        return em_err_set(err, EM_ECORRUPT, "stage: 'result' missing or not an object");
+    for (int i = 1; json_is_string(op) && i < NRESULT; i++)
+        if (strcmp(json_string_value(op), result_names[i]) == 0)
+            r->op = (em_result_op)i;
+    if (!r->op)
+        return rerr(err, "op", "missing or unknown");
+    if (!json_is_integer(n) || json_integer_value(n) < 0)
+        return rerr(err, "n", "missing or not a non-negative integer");
+    r->n = (uint64_t)json_integer_value(n);
+    const char *sv = json_is_string(seed) ? json_string_value(seed) : NULL;
+    char *end = NULL;
+    if (!sv || !*sv || *sv < '0' || *sv > '9')
+        return rerr(err, "seed", "missing or not a decimal string");
+    r->seed = strtoull(sv, &end, 10);
+    if (*end)
+        return rerr(err, "seed", "not a decimal string");
+    if ((rc = dec_bool(o, "has_zero", &r->has_zero, err)) < 0 ||
+        (rc = dec_bool(o, "descending", &r->descending, err)) < 0 ||
+        (rc = dec_str(o, "fn", &st->res_fn, err)) < 0 ||
+        (rc = dec_str(o, "path", &st->res_path, err)) < 0 ||
+        (rc = dec_b64(o, "blob", &st->res_blob, &r->blob, err)) < 0 ||
+        (rc = dec_b64(o, "zero", &st->res_zero, &r->zero, err)) < 0)
+        return rc;
+    r->fn = st->res_fn;
+    r->path = st->res_path;
+    if (r->has_zero && !st->res_zero)
+        return rerr(err, "zero", "missing although has_zero");
+    em_fn_kind kind = r->op == EM_RESULT_FOREACH ? EM_FN_FOREACH : EM_FN_REDUCE;
+    bool needs_fn = r->op == EM_RESULT_FOLD || r->op == EM_RESULT_AGGREGATE ||
+                    r->op == EM_RESULT_FOREACH;
+    em_any_fn f;
+    if (needs_fn && !r->fn)
+        return rerr(err, "fn", "missing");
+    if (needs_fn && em_registry_resolve(r->fn, kind, &f, err) < 0)
+        return em_err_prefix(err, "stage result");
+    if (r->op == EM_RESULT_SAVE_TEXT && !r->path)
+        return rerr(err, "path", "missing");
+    return 0;
+}
+
+int em__stage_decode(const char *json, size_t len, em_stage *st, em_err *err)
+{
+    json_error_t je;
+    int rc;
+    memset(st, 0, sizeof *st);
+    json_t *doc = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
+    if (!doc)
+        return em_err_set(err, EM_ECORRUPT, "stage: JSON error at line %d column %d: %s",
+                          je.line, je.column, je.text);
+    json_t *ver = json_object_get(doc, "version"), *ms = json_object_get(doc, "map_side");
+    if (!json_is_integer(ver) || json_integer_value(ver) != 1 || !json_is_boolean(ms)) {
+        rc = em_err_set(err, EM_ECORRUPT, "stage: needs \"version\": 1 and \"map_side\"");
+        goto out;
+    }
+    st->map_side = json_is_true(ms);
+    if ((rc = em_plan_from_json_value(json_object_get(doc, "plan"), &st->graph, &st->root,
+                                      err)) < 0)
+        goto out;
+    if (st->map_side && (st->root->op != EM_OP_SHUFFLED || st->root->nparents != 1)) {
+        rc = em_err_set(err, EM_EPLAN, "stage: map stage root (rdd %u) is not a shuffle "
+                        "with its parent", st->root->id);
+        goto out;
+    }
+    if (!st->map_side)
+        rc = dec_result(json_object_get(doc, "result"), st, err);
+out:
+    json_decref(doc);
+    if (rc < 0)
+        em__stage_destroy(st);
+    return rc;
+}
+
+void em__stage_destroy(em_stage *st)
+{
+    em_plan_graph_free(st->graph);
+    em_free(st->res_fn);
+    em_free(st->res_path);
+    em_free(st->res_blob);
+    em_free(st->res_zero);
+    memset(st, 0, sizeof *st);
+}

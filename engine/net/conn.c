@@ -1,0 +1,708 @@
+/* engine/net/conn.c - authenticated, framed TCP connections on one libuv loop thread.
+ *
+ * DESIGN
+ *   Threads: the loop thread owns the uv_loop, every uv handle and each conn's decoder and
+ *   handshake state. Other threads push `cmd`s onto net->cmds (net->lock) and wake the
+ *   loop with uv_async_send; blocking calls (listen, connect, stop) then wait on net->cond
+ *   for cmd->done. The conn list and each conn's `queued` byte count are guarded by
+ *   net->lock so senders can apply backpressure; a conn is unlinked and freed only on the
+ *   loop thread, under the lock, after uv_close has finished with its handle.
+ *   Handshake (client / server):  HELLO(cn) ->  <- CHALLENGE(sn, server proof)
+ *                                 PROOF(client proof) ->  <- WELCOME
+ *   The client checks the server's proof before it proves itself, so a client never
+ *   talks to an impostor; the server reads nothing but these capped frames before WELCOME.
+ *   Liveness: a timer checks every conn; logins past login_timeout_ms and open peers silent
+ *   past peer_timeout_ms are closed; open conns get a heartbeat every heartbeat_ms. */
+#include "engine/net/net.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+enum conn_state { ST_CONNECTING, ST_WAIT_HELLO, ST_WAIT_CHALLENGE, ST_WAIT_PROOF,
+                  ST_WAIT_WELCOME, ST_OPEN, ST_CLOSING };
+enum cmd_kind { CMD_LISTEN = 1, CMD_CONNECT, CMD_SEND, CMD_CLOSE, CMD_STOP };
+
+typedef struct cmd cmd;
+struct cmd {
+    int kind;
+    char host[64];
+    uint16_t port, bound;
+    em_conn_id id;
+    uint8_t *buf;        /* CMD_SEND: encoded frame (owned until written) */
+    size_t len;
+    int rc;
+    em_err err;
+    bool done;
+    bool waited;         /* a thread waits for done; else the loop frees the cmd */
+    cmd *next;
+};
+
+typedef struct conn conn;
+struct conn {
+    em_net *net;
+    uv_tcp_t tcp;
+    em_conn_id id;
+    bool inbound;
+    enum conn_state st;
+    bool was_open;
+    bool paused;
+    uint8_t cnonce[32], snonce[32];
+    em_frame_decoder dec;
+    uint64_t start_ms, last_recv_ms, last_hb_ms;
+    size_t queued;          /* bytes handed to uv_write, not yet written (net->lock) */
+    cmd *waiter;            /* CMD_CONNECT waiting for the handshake */
+    em_err why;             /* reason for closing */
+    uint8_t rbuf[65536];
+    conn *next;
+};
+
+typedef struct wreq {
+    uv_write_t req;
+    conn *c;
+    uint8_t *buf;
+    size_t len;
+} wreq;
+
+struct em_net {
+    em_net_opts o;
+    uint8_t *secret;
+    uv_loop_t loop;
+    uv_async_t wake;
+    uv_timer_t tick;
+    uv_thread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    cmd *cmds, *cmds_tail;      /* lock */
+    conn *conns;                /* lock for list membership and `queued` */
+    uv_tcp_t *servers[16];
+    int nservers;
+    uint64_t next_id;
+    bool stopping;
+};
+
+static uint64_t now_ms(void)
+{
+    return em_now_ns() / 1000000u;
+}
+
+static bool on_loop_thread(em_net *n)
+{
+    uv_thread_t self = uv_thread_self();
+    return uv_thread_equal(&self, &n->thread);
+}
+
+static conn *find_conn(em_net *n, em_conn_id id)   /* lock held */
+{
+    for (conn *c = n->conns; c; c = c->next)
+        if (c->id == id)
+            return c;
+    return NULL;
+}
+
+static void finish_cmd(em_net *n, cmd *k, int rc, const em_err *err)
+{
+    pthread_mutex_lock(&n->lock);
+    k->rc = rc;
+    if (err)
+        em_err_copy(&k->err, err);
+    k->done = true;
+    bool waited = k->waited;
+    pthread_cond_broadcast(&n->cond);
+    pthread_mutex_unlock(&n->lock);
+    if (!waited) {
+        em_free(k->buf);
+        em_free(k);
+    }
+}
+
+/* ---------------------------------------------------------------- closing */
+
+static void on_closed(uv_handle_t *h)
+{
+    conn *c = h->data;
+    em_net *n = c->net;
+    pthread_mutex_lock(&n->lock);
+    for (conn **pp = &n->conns; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    pthread_cond_broadcast(&n->cond);
+    pthread_mutex_unlock(&n->lock);
+    if (c->waiter) {
+        em_err e = c->why;
+        if (e.code == 0)
+            em_err_set(&e, EM_EIO, "connection closed during the handshake");
+        finish_cmd(n, c->waiter, e.code, &e);
+    }
+    if (c->was_open && n->o.ops->on_close)
+        n->o.ops->on_close(n->o.ud, c->id, &c->why);
+    em_frame_decoder_destroy(&c->dec);
+    em_free(c);
+}
+
+static void conn_close(conn *c, int code, const char *fmt, const char *detail)
+{
+    if (c->st == ST_CLOSING)
+        return;
+    c->st = ST_CLOSING;
+    if (code)
+        em_err_set(&c->why, code, fmt, detail ? detail : "");
+    uv_close((uv_handle_t *)&c->tcp, on_closed);
+}
+
+static void start_read(conn *c);
+
+/* ---------------------------------------------------------------- writing */
+
+static void on_written(uv_write_t *req, int status)
+{
+    wreq *w = (wreq *)req;
+    conn *c = w->c;
+    em_net *n = c->net;
+    pthread_mutex_lock(&n->lock);
+    c->queued -= w->len;
+    bool resume = c->paused && c->queued <= n->o.send_queue_max / 2;
+    pthread_cond_broadcast(&n->cond);
+    pthread_mutex_unlock(&n->lock);
+    em_free(w->buf);
+    em_free(w);
+    if (status < 0) {
+        conn_close(c, EM_EIO, "write failed: %s", uv_strerror(status));
+        return;
+    }
+    if (resume && c->st != ST_CLOSING) {
+        c->paused = false;
+        start_read(c);
+    }
+}
+
+/* Writes an encoded frame (takes buf). `counted`: the bytes were already added to queued. */
+static void conn_write_take(conn *c, uint8_t *buf, size_t len, bool counted)
+{
+    em_net *n = c->net;
+    if (c->st == ST_CLOSING) {
+        if (counted) {
+            pthread_mutex_lock(&n->lock);
+            c->queued -= len;
+            pthread_cond_broadcast(&n->cond);
+            pthread_mutex_unlock(&n->lock);
+        }
+        em_free(buf);
+        return;
+    }
+    wreq *w = em_xcalloc(1, sizeof *w);
+    w->c = c;
+    w->buf = buf;
+    w->len = len;
+    if (!counted) {
+        pthread_mutex_lock(&n->lock);
+        c->queued += len;
+        pthread_mutex_unlock(&n->lock);
+    }
+    uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_written);
+    if (rc < 0) {
+        on_written(&w->req, rc);
+        return;
+    }
+    pthread_mutex_lock(&n->lock);
+    bool over = c->queued > n->o.send_queue_max;
+    pthread_mutex_unlock(&n->lock);
+    if (over && !c->paused) {   /* stop reading from a peer we cannot write to fast enough */
+        c->paused = true;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    }
+}
+
+static void conn_send_frame(conn *c, uint8_t type, const void *p, size_t len)
+{
+    em_vbuf v;
+    em_err err = EM_ERR_INIT;
+    em_vbuf_init(&v);
+    if (em_frame_encode(&v, type, p, len, &err) < 0) {
+        em_vbuf_destroy(&v);
+        conn_close(c, err.code, "%s", err.msg);
+        return;
+    }
+    size_t n;
+    uint8_t *buf = em_vbuf_steal(&v, &n);
+    conn_write_take(c, buf, n, false);
+}
+
+/* ---------------------------------------------------------------- handshake and frames */
+
+static void conn_opened(conn *c)
+{
+    em_net *n = c->net;
+    c->st = ST_OPEN;
+    c->was_open = true;
+    c->dec.cap = n->o.max_frame;
+    c->last_recv_ms = c->last_hb_ms = now_ms();
+    if (n->o.ops->on_open)
+        n->o.ops->on_open(n->o.ud, c->id, c->inbound);
+    if (c->waiter) {
+        c->waiter->id = c->id;
+        cmd *k = c->waiter;
+        c->waiter = NULL;
+        finish_cmd(n, k, 0, NULL);
+    }
+}
+
+static int handshake_frame(conn *c, uint8_t type, em_slice p, em_err *err)
+{
+    em_net *n = c->net;
+    uint8_t proof[EM_SHA256_LEN], buf[64];
+    switch (c->st) {
+    case ST_WAIT_HELLO:
+        if (type != EM_FRAME_HELLO || p.n != 32)
+            return em_err_set(err, EM_EAUTH, "expected HELLO, got frame type %u", type);
+        memcpy(c->cnonce, p.p, 32);
+        if (em_random_bytes(c->snonce, 32, err) < 0)
+            return err->code;
+        em_auth_proof(n->secret, n->o.secret_len, true, c->cnonce, c->snonce, proof);
+        memcpy(buf, c->snonce, 32);
+        memcpy(buf + 32, proof, 32);
+        conn_send_frame(c, EM_FRAME_CHALLENGE, buf, 64);
+        c->st = ST_WAIT_PROOF;
+        return 0;
+    case ST_WAIT_CHALLENGE:
+        if (type != EM_FRAME_CHALLENGE || p.n != 64)
+            return em_err_set(err, EM_EAUTH, "expected CHALLENGE, got frame type %u", type);
+        memcpy(c->snonce, p.p, 32);
+        em_auth_proof(n->secret, n->o.secret_len, true, c->cnonce, c->snonce, proof);
+        if (!em_ct_equal(proof, p.p + 32, 32))
+            return em_err_set(err, EM_EAUTH, "server failed to prove the shared secret");
+        em_auth_proof(n->secret, n->o.secret_len, false, c->cnonce, c->snonce, proof);
+        conn_send_frame(c, EM_FRAME_PROOF, proof, 32);
+        c->st = ST_WAIT_WELCOME;
+        return 0;
+    case ST_WAIT_PROOF:
+        if (type != EM_FRAME_PROOF || p.n != 32)
+            return em_err_set(err, EM_EAUTH, "expected PROOF, got frame type %u", type);
+        em_auth_proof(n->secret, n->o.secret_len, false, c->cnonce, c->snonce, proof);
+        if (!em_ct_equal(proof, p.p, 32))
+            return em_err_set(err, EM_EAUTH, "client failed to prove the shared secret");
+        conn_send_frame(c, EM_FRAME_WELCOME, NULL, 0);
+        conn_opened(c);
+        return 0;
+    case ST_WAIT_WELCOME:
+        if (type != EM_FRAME_WELCOME || p.n != 0)
+            return em_err_set(err, EM_EAUTH, "expected WELCOME, got frame type %u", type);
+        conn_opened(c);
+        return 0;
+    default:
+        return em_err_set(err, EM_EPROTO, "frame in state %d", (int)c->st);
+    }
+}
+
+static int on_frame(void *ud, uint8_t type, em_slice p, em_err *err)
+{
+    conn *c = ud;
+    em_net *n = c->net;
+    if (c->st == ST_CLOSING)
+        return 0;
+    c->last_recv_ms = now_ms();
+    if (c->st != ST_OPEN)
+        return handshake_frame(c, type, p, err);
+    if (type == EM_FRAME_HEARTBEAT)
+        return 0;
+    if (type < EM_FRAME_RPC)
+        return em_err_set(err, EM_EPROTO, "handshake frame type %u after login", type);
+    return n->o.ops->on_frame ? n->o.ops->on_frame(n->o.ud, c->id, type, p, err) : 0;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    conn *c = h->data;
+    *buf = uv_buf_init((char *)c->rbuf, sizeof c->rbuf);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    conn *c = s->data;
+    if (nread == UV_EOF) {
+        conn_close(c, c->st == ST_OPEN ? 0 : EM_EIO, "peer closed the connection%s", "");
+        return;
+    }
+    if (nread < 0) {
+        conn_close(c, EM_EIO, "read failed: %s", uv_strerror((int)nread));
+        return;
+    }
+    em_err err = EM_ERR_INIT;
+    if (em_frame_decoder_feed(&c->dec, (const uint8_t *)buf->base, (size_t)nread, on_frame, c,
+                              &err) < 0)
+        conn_close(c, err.code, "%s", err.msg);
+}
+
+static void start_read(conn *c)
+{
+    int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (rc < 0)
+        conn_close(c, EM_EIO, "read start failed: %s", uv_strerror(rc));
+}
+
+static conn *conn_new(em_net *n, bool inbound)
+{
+    conn *c = em_xcalloc(1, sizeof *c);
+    c->net = n;
+    c->inbound = inbound;
+    c->start_ms = now_ms();
+    em_frame_decoder_init(&c->dec, EM_FRAME_PRELOGIN_MAX);
+    uv_tcp_init(&n->loop, &c->tcp);
+    c->tcp.data = c;
+    pthread_mutex_lock(&n->lock);
+    c->id = ++n->next_id;
+    c->next = n->conns;
+    n->conns = c;
+    pthread_mutex_unlock(&n->lock);
+    return c;
+}
+
+/* ---------------------------------------------------------------- listen and connect */
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    em_net *n = server->data;
+    if (status < 0 || n->stopping)
+        return;
+    conn *c = conn_new(n, true);
+    c->st = ST_WAIT_HELLO;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
+        conn_close(c, EM_EIO, "accept failed%s", "");
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    start_read(c);
+}
+
+static void do_listen(em_net *n, cmd *k)
+{
+    struct sockaddr_in addr;
+    em_err err = EM_ERR_INIT;
+    int rc = uv_ip4_addr(k->host, k->port, &addr);
+    if (rc < 0 || n->nservers == 16) {
+        em_err_set(&err, EM_EINVAL, "listen on %s:%u: bad address", k->host, k->port);
+        finish_cmd(n, k, err.code, &err);
+        return;
+    }
+    uv_tcp_t *s = em_xcalloc(1, sizeof *s);
+    uv_tcp_init(&n->loop, s);
+    s->data = n;
+    if ((rc = uv_tcp_bind(s, (const struct sockaddr *)&addr, 0)) == 0)
+        rc = uv_listen((uv_stream_t *)s, 128, on_connection);
+    if (rc < 0) {
+        em_err_set(&err, EM_EIO, "listen on %s:%u: %s", k->host, k->port, uv_strerror(rc));
+        uv_close((uv_handle_t *)s, (uv_close_cb)em_free);
+        finish_cmd(n, k, err.code, &err);
+        return;
+    }
+    struct sockaddr_in got;
+    int len = sizeof got;
+    uv_tcp_getsockname(s, (struct sockaddr *)&got, &len);
+    k->bound = ntohs(got.sin_port);
+    n->servers[n->nservers++] = s;
+    finish_cmd(n, k, 0, NULL);
+}
+
+static void on_connected(uv_connect_t *req, int status)
+{
+    conn *c = req->data;
+    em_free(req);
+    if (c->st == ST_CLOSING)
+        return;
+    if (status < 0) {
+        conn_close(c, EM_EIO, "connect failed: %s", uv_strerror(status));
+        return;
+    }
+    em_err err = EM_ERR_INIT;
+    if (em_random_bytes(c->cnonce, 32, &err) < 0) {
+        conn_close(c, err.code, "%s", err.msg);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->st = ST_WAIT_CHALLENGE;
+    start_read(c);
+    conn_send_frame(c, EM_FRAME_HELLO, c->cnonce, 32);
+}
+
+static void do_connect(em_net *n, cmd *k)
+{
+    struct sockaddr_in addr;
+    const char *host = strcmp(k->host, "localhost") == 0 ? "127.0.0.1" : k->host;
+    if (uv_ip4_addr(host, k->port, &addr) < 0) {
+        em_err err = EM_ERR_INIT;
+        em_err_set(&err, EM_EINVAL, "connect to %s:%u: bad address", k->host, k->port);
+        finish_cmd(n, k, err.code, &err);
+        return;
+    }
+    conn *c = conn_new(n, false);
+    c->st = ST_CONNECTING;
+    c->waiter = k;
+    uv_connect_t *req = em_xcalloc(1, sizeof *req);
+    req->data = c;
+    int rc = uv_tcp_connect(req, &c->tcp, (const struct sockaddr *)&addr, on_connected);
+    if (rc < 0) {
+        em_free(req);
+        conn_close(c, EM_EIO, "connect failed: %s", uv_strerror(rc));
+    }
+}
+
+/* ---------------------------------------------------------------- the loop */
+
+static void on_tick(uv_timer_t *t)
+{
+    em_net *n = t->data;
+    uint64_t now = now_ms();
+    pthread_mutex_lock(&n->lock);
+    conn *list = n->conns;
+    pthread_mutex_unlock(&n->lock);
+    /* Only the loop thread unlinks conns, so walking the list here is safe. */
+    for (conn *c = list; c; c = c->next) {
+        if (c->st == ST_CLOSING)
+            continue;
+        if (c->st != ST_OPEN) {
+            if (now - c->start_ms > n->o.login_timeout_ms)
+                conn_close(c, EM_ETIMEDOUT, "login timed out%s", "");
+            continue;
+        }
+        if (now - c->last_recv_ms > n->o.peer_timeout_ms) {
+            conn_close(c, EM_ETIMEDOUT, "peer silent past the heartbeat timeout%s", "");
+            continue;
+        }
+        if (now - c->last_hb_ms >= n->o.heartbeat_ms) {
+            c->last_hb_ms = now;
+            conn_send_frame(c, EM_FRAME_HEARTBEAT, NULL, 0);
+        }
+    }
+}
+
+static void close_all(em_net *n)
+{
+    pthread_mutex_lock(&n->lock);
+    n->stopping = true;
+    pthread_mutex_unlock(&n->lock);
+    for (int i = 0; i < n->nservers; i++)
+        uv_close((uv_handle_t *)n->servers[i], (uv_close_cb)em_free);
+    n->nservers = 0;
+    pthread_mutex_lock(&n->lock);
+    conn *list = n->conns;
+    pthread_mutex_unlock(&n->lock);
+    for (conn *c = list; c; c = c->next)
+        conn_close(c, 0, "%s", "");
+    uv_close((uv_handle_t *)&n->tick, NULL);
+    uv_close((uv_handle_t *)&n->wake, NULL);
+}
+
+static void on_wake(uv_async_t *a)
+{
+    em_net *n = a->data;
+    for (;;) {
+        pthread_mutex_lock(&n->lock);
+        cmd *k = n->cmds;
+        if (k) {
+            n->cmds = k->next;
+            if (!n->cmds)
+                n->cmds_tail = NULL;
+        }
+        conn *c = k && (k->kind == CMD_SEND || k->kind == CMD_CLOSE) ? find_conn(n, k->id) : NULL;
+        pthread_mutex_unlock(&n->lock);
+        if (!k)
+            return;
+        switch (k->kind) {
+        case CMD_LISTEN:
+            do_listen(n, k);
+            break;
+        case CMD_CONNECT:
+            do_connect(n, k);
+            break;
+        case CMD_SEND:
+            if (c) {
+                conn_write_take(c, k->buf, k->len, true);
+                k->buf = NULL;
+            }
+            em_free(k->buf);
+            em_free(k);
+            break;
+        case CMD_CLOSE:
+            if (c)
+                conn_close(c, 0, "%s", "");
+            em_free(k);
+            break;
+        case CMD_STOP:
+            close_all(n);
+            finish_cmd(n, k, 0, NULL);
+            return;
+        }
+    }
+}
+
+static void loop_main(void *arg)
+{
+    em_net *n = arg;
+    uv_run(&n->loop, UV_RUN_DEFAULT);
+}
+
+static void push_cmd(em_net *n, cmd *k)   /* lock held */
+{
+    k->next = NULL;
+    if (n->cmds_tail)
+        n->cmds_tail->next = k;
+    else
+        n->cmds = k;
+    n->cmds_tail = k;
+}
+
+static int run_cmd(em_net *n, cmd *k, em_err *err)
+{
+    k->waited = true;
+    pthread_mutex_lock(&n->lock);
+    push_cmd(n, k);
+    pthread_mutex_unlock(&n->lock);
+    uv_async_send(&n->wake);
+    pthread_mutex_lock(&n->lock);
+    while (!k->done)
+        pthread_cond_wait(&n->cond, &n->lock);
+    pthread_mutex_unlock(&n->lock);
+    if (k->rc < 0)
+        em_err_copy(err, &k->err);
+    return k->rc;
+}
+
+/* ---------------------------------------------------------------- public API */
+
+em_net *em_net_new(const em_net_opts *opts, em_err *err)
+{
+    if (!opts || !opts->ops || !opts->secret || opts->secret_len < 16) {
+        em_err_set(err, EM_EINVAL, "network: a shared secret of at least 16 bytes is required");
+        return NULL;
+    }
+    em_net *n = em_xcalloc(1, sizeof *n);
+    n->o = *opts;
+    n->o.heartbeat_ms = opts->heartbeat_ms ? opts->heartbeat_ms : 1000;
+    n->o.peer_timeout_ms = opts->peer_timeout_ms ? opts->peer_timeout_ms : 10000;
+    n->o.login_timeout_ms = opts->login_timeout_ms ? opts->login_timeout_ms : 5000;
+    n->o.max_frame = opts->max_frame ? opts->max_frame : EM_FRAME_MAX_BODY;
+    n->o.send_queue_max = opts->send_queue_max ? opts->send_queue_max : (64u << 20);
+    n->secret = em_xmalloc(opts->secret_len);
+    memcpy(n->secret, opts->secret, opts->secret_len);
+    n->o.secret = n->secret;
+    pthread_mutex_init(&n->lock, NULL);
+    pthread_cond_init(&n->cond, NULL);
+    uv_loop_init(&n->loop);
+    uv_async_init(&n->loop, &n->wake, on_wake);
+    n->wake.data = n;
+    uv_timer_init(&n->loop, &n->tick);
+    n->tick.data = n;
+    uint64_t period = n->o.heartbeat_ms / 2 ? n->o.heartbeat_ms / 2 : 1;
+    uv_timer_start(&n->tick, on_tick, period, period);
+    if (uv_thread_create(&n->thread, loop_main, n) != 0) {
+        em_err_set(err, EM_EIO, "network: cannot start the loop thread");
+        uv_close((uv_handle_t *)&n->wake, NULL);
+        uv_close((uv_handle_t *)&n->tick, NULL);
+        uv_run(&n->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&n->loop);
+        em_free(n->secret);
+        em_free(n);
+        return NULL;
+    }
+    return n;
+}
+
+void em_net_free(em_net *n)
+{
+    if (!n)
+        return;
+    cmd k = {.kind = CMD_STOP};
+    em_err err = EM_ERR_INIT;
+    run_cmd(n, &k, &err);
+    uv_thread_join(&n->thread);
+    uv_loop_close(&n->loop);
+    pthread_mutex_lock(&n->lock);
+    cmd *rest = n->cmds;
+    n->cmds = n->cmds_tail = NULL;
+    pthread_mutex_unlock(&n->lock);
+    while (rest) {
+        cmd *next = rest->next;
+        em_free(rest->buf);
+        if (!rest->waited)
+            em_free(rest);
+        rest = next;
+    }
+    pthread_mutex_destroy(&n->lock);
+    pthread_cond_destroy(&n->cond);
+    em_free(n->secret);
+    em_free(n);
+}
+
+int em_net_listen(em_net *n, const char *host, uint16_t port, uint16_t *bound, em_err *err)
+{
+    cmd k = {.kind = CMD_LISTEN, .port = port};
+    snprintf(k.host, sizeof k.host, "%s", host ? host : "127.0.0.1");
+    int rc = run_cmd(n, &k, err);
+    if (rc == 0 && bound)
+        *bound = k.bound;
+    return rc;
+}
+
+int em_net_connect(em_net *n, const char *host, uint16_t port, em_conn_id *out, em_err *err)
+{
+    cmd k = {.kind = CMD_CONNECT, .port = port};
+    snprintf(k.host, sizeof k.host, "%s", host ? host : "127.0.0.1");
+    int rc = run_cmd(n, &k, err);
+    if (rc < 0)
+        return em_err_prefix(err, "connect to %s:%u", k.host, port);
+    *out = k.id;
+    return 0;
+}
+
+int em_net_send(em_net *n, em_conn_id id, uint8_t type, const void *p, size_t len, em_err *err)
+{
+    em_vbuf v;
+    em_vbuf_init(&v);
+    if (em_frame_encode(&v, type, p, len, err) < 0) {
+        em_vbuf_destroy(&v);
+        return err->code;
+    }
+    cmd *k = em_calloc(1, sizeof *k);
+    if (!k) {
+        em_vbuf_destroy(&v);
+        return em_err_set(err, EM_ENOMEM, "send: out of memory");
+    }
+    k->kind = CMD_SEND;
+    k->id = id;
+    k->buf = em_vbuf_steal(&v, &k->len);
+    bool loop = on_loop_thread(n);
+    pthread_mutex_lock(&n->lock);
+    conn *c = find_conn(n, id);
+    while (!loop && c && c->st != ST_CLOSING && c->queued > n->o.send_queue_max) {
+        pthread_cond_wait(&n->cond, &n->lock);
+        c = find_conn(n, id);
+    }
+    if (!c || n->stopping) {
+        pthread_mutex_unlock(&n->lock);
+        em_free(k->buf);
+        em_free(k);
+        return em_err_set(err, EM_ENOTFOUND, "send: connection %llu is closed",
+                          (unsigned long long)id);
+    }
+    c->queued += k->len;
+    push_cmd(n, k);
+    pthread_mutex_unlock(&n->lock);
+    uv_async_send(&n->wake);
+    return 0;
+}
+
+void em_net_close(em_net *n, em_conn_id id)
+{
+    cmd *k = em_xcalloc(1, sizeof *k);
+    k->kind = CMD_CLOSE;
+    k->id = id;
+    pthread_mutex_lock(&n->lock);
+    push_cmd(n, k);
+    pthread_mutex_unlock(&n->lock);
+    uv_async_send(&n->wake);
+}

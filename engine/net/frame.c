@@ -1,0 +1,124 @@
+/* engine/net/frame.c - frame encoding and the incremental frame decoder.
+ *
+ * DESIGN: the decoder is a two-state machine (reading the 9-byte header, reading the body).
+ * The header is validated (magic, 1 <= length <= cap) before a single body byte is
+ * buffered, so a peer can make us allocate at most `cap` bytes, and before login `cap` is
+ * EM_FRAME_PRELOGIN_MAX. Frames that arrive whole inside one read are delivered straight
+ * from the read buffer without copying. */
+#include "engine/net/net.h"
+
+#include <string.h>
+
+static const uint8_t frame_magic[4] = {'E', 'M', 'F', 'R'};
+
+int em_frame_encode(em_vbuf *out, uint8_t type, const void *payload, size_t n, em_err *err)
+{
+    if (n >= EM_FRAME_MAX_BODY)
+        return em_err_set(err, EM_EINVAL, "frame payload of %zu bytes exceeds the cap (%u)", n,
+                          EM_FRAME_MAX_BODY - 1);
+    uint8_t hdr[EM_FRAME_HEADER_SIZE];
+    memcpy(hdr, frame_magic, 4);
+    em_store_le32(hdr + 4, (uint32_t)n + 1);
+    hdr[8] = type;
+    if (em_vbuf_reserve(out, sizeof hdr + n) < 0)
+        return em_err_set(err, EM_ENOMEM, "frame of %zu bytes: out of memory", n);
+    em_vbuf_append(out, hdr, sizeof hdr);
+    if (n)
+        em_vbuf_append(out, payload, n);
+    return 0;
+}
+
+void em_frame_decoder_init(em_frame_decoder *d, uint32_t cap)
+{
+    memset(d, 0, sizeof *d);
+    d->cap = cap ? cap : EM_FRAME_MAX_BODY;
+    em_vbuf_init(&d->body);
+}
+
+void em_frame_decoder_destroy(em_frame_decoder *d)
+{
+    em_vbuf_destroy(&d->body);
+}
+
+static int poison(em_frame_decoder *d, em_err *err)
+{
+    d->poisoned = err->code;
+    em_err_copy(&d->first_err, err);
+    return err->code;
+}
+
+/* Validates a complete header; sets d->body_len. */
+static int check_header(em_frame_decoder *d, em_err *err)
+{
+    if (memcmp(d->hdr, frame_magic, 4) != 0)
+        return em_err_set(err, EM_EPROTO, "frame %llu: bad magic",
+                          (unsigned long long)d->nframes);
+    uint32_t len = em_load_le32(d->hdr + 4);
+    if (len == 0 || len > d->cap)
+        return em_err_set(err, EM_EPROTO, "frame %llu: body length %u outside 1..%u",
+                          (unsigned long long)d->nframes, len, d->cap);
+    d->body_len = len;
+    return 0;
+}
+
+static int deliver(em_frame_decoder *d, uint8_t type, const uint8_t *p, size_t n,
+                   em_frame_fn fn, void *ud, em_err *err)
+{
+    d->nframes++;
+    d->hdr_have = 0;
+    d->body_len = 0;
+    return fn(ud, type, em_slice_make(p, n), err);
+}
+
+int em_frame_decoder_feed(em_frame_decoder *d, const uint8_t *p, size_t n, em_frame_fn fn,
+                          void *ud, em_err *err)
+{
+    if (d->poisoned)
+        return em_err_copy(err, &d->first_err);
+    while (n > 0) {
+        if (d->hdr_have < EM_FRAME_HEADER_SIZE) {
+            size_t take = EM_FRAME_HEADER_SIZE - d->hdr_have;
+            if (take > n)
+                take = n;
+            memcpy(d->hdr + d->hdr_have, p, take);
+            d->hdr_have += (uint32_t)take;
+            p += take;
+            n -= take;
+            if (d->hdr_have < EM_FRAME_HEADER_SIZE)
+                break;
+            if (check_header(d, err) < 0)
+                return poison(d, err);
+            em_vbuf_clear(&d->body);
+            if (d->body_len == 1) {   /* type byte only, already in hdr[8] */
+                int rc = deliver(d, d->hdr[8], NULL, 0, fn, ud, err);
+                if (rc < 0)
+                    return poison(d, err);
+            }
+            continue;
+        }
+        /* Body: bytes after the type byte (hdr[8]). */
+        size_t want = d->body_len - 1 - d->body.len;
+        if (d->body.len == 0 && n >= want) {   /* whole body in this read: no copy */
+            int rc = deliver(d, d->hdr[8], p, want, fn, ud, err);
+            if (rc < 0)
+                return poison(d, err);
+            p += want;
+            n -= want;
+            continue;
+        }
+        size_t take = want < n ? want : n;
+        if (em_vbuf_append(&d->body, p, take) < 0) {
+            em_err_set(err, EM_ENOMEM, "frame %llu: out of memory for %u bytes",
+                       (unsigned long long)d->nframes, d->body_len);
+            return poison(d, err);
+        }
+        p += take;
+        n -= take;
+        if (d->body.len == d->body_len - 1) {
+            int rc = deliver(d, d->hdr[8], d->body.data, d->body.len, fn, ud, err);
+            if (rc < 0)
+                return poison(d, err);
+        }
+    }
+    return 0;
+}

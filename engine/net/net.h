@@ -1,0 +1,139 @@
+/* engine/net/net.h - the wire between ember processes: length-prefixed binary frames with a
+ * hard size cap, decoded by an incremental state machine, and the mutual HMAC-SHA256
+ * challenge-response that every connection completes before any other frame is read.
+ * (The libuv connection layer that carries these frames comes with cluster mode.)
+ *
+ * FRAME FORMAT (little-endian)
+ *   off  size  field
+ *     0     4  magic "EMFR"
+ *     4     4  body length n (type byte + payload), 1 <= n <= cap
+ *     8     1  frame type (em_frame_type)
+ *     9   n-1  payload
+ * WHY a magic per frame: a peer speaking something else (HTTP, a port scanner) is rejected on
+ * its first 4 bytes, before the length is trusted.
+ *
+ * THREADS: a decoder is one thread per object; the hash functions are pure. */
+#ifndef EMBER_NET_H
+#define EMBER_NET_H
+
+#include "engine/base/base.h"
+
+#define EM_FRAME_HEADER_SIZE 9
+#define EM_FRAME_MAX_BODY (64u << 20)     /* default cap after login: 64 MiB */
+#define EM_FRAME_PRELOGIN_MAX 256u        /* cap before the handshake completes */
+
+typedef enum em_frame_type {
+    EM_FRAME_HELLO = 1,       /* client nonce */
+    EM_FRAME_CHALLENGE = 2,   /* server nonce + server proof */
+    EM_FRAME_PROOF = 3,       /* client proof */
+    EM_FRAME_WELCOME = 4,     /* handshake done */
+    EM_FRAME_RPC = 16,        /* JSON control message */
+    EM_FRAME_DATA = 17,       /* binary payload (blocks) */
+    EM_FRAME_HEARTBEAT = 18,
+} em_frame_type;
+
+/* Appends one frame to out. EM_EINVAL when the body exceeds EM_FRAME_MAX_BODY. */
+int em_frame_encode(em_vbuf *out, uint8_t type, const void *payload, size_t n, em_err *err);
+
+/* Incremental decoder: feed it whatever bytes a read delivered (any split, even one byte at
+ * a time); it calls on_frame once per complete frame. The body is borrowed for the call.
+ * A bad magic, a zero or over-cap length is EM_EPROTO naming the frame number; after an
+ * error the decoder is poisoned (every later feed returns the same error). */
+typedef int (*em_frame_fn)(void *ud, uint8_t type, em_slice payload, em_err *err);
+typedef struct em_frame_decoder {
+    uint32_t cap;            /* max body bytes accepted now (lower it before login) */
+    uint64_t nframes;        /* frames delivered so far */
+    uint8_t hdr[EM_FRAME_HEADER_SIZE];
+    uint32_t hdr_have;
+    uint32_t body_len;       /* of the frame being read (type byte included) */
+    em_vbuf body;
+    int poisoned;            /* 0 or the first error code */
+    em_err first_err;
+} em_frame_decoder;
+
+void em_frame_decoder_init(em_frame_decoder *d, uint32_t cap);
+void em_frame_decoder_destroy(em_frame_decoder *d);
+int em_frame_decoder_feed(em_frame_decoder *d, const uint8_t *p, size_t n, em_frame_fn fn,
+                          void *ud, em_err *err);
+
+/* ---------------------------------------------------------------- authentication */
+
+#define EM_SHA256_LEN 32
+typedef struct em_sha256 {
+    uint32_t h[8];
+    uint64_t nbytes;
+    uint8_t buf[64];
+    uint32_t have;
+} em_sha256;
+void em_sha256_init(em_sha256 *s);
+void em_sha256_update(em_sha256 *s, const void *p, size_t n);
+void em_sha256_final(em_sha256 *s, uint8_t out[EM_SHA256_LEN]);
+void em_hmac_sha256(const void *key, size_t klen, const void *msg, size_t n,
+                    uint8_t out[EM_SHA256_LEN]);
+/* Constant-time comparison: true when equal. */
+bool em_ct_equal(const void *a, const void *b, size_t n);
+
+/* Handshake proofs (both sides hold the secret; nonces are 32 random bytes each):
+ *   server proof = HMAC(secret, "ember-server" || client nonce || server nonce)
+ *   client proof = HMAC(secret, "ember-client" || client nonce || server nonce)
+ * The distinct labels stop a reflected proof from passing as the other side's. */
+void em_auth_proof(const void *secret, size_t slen, bool server, const uint8_t cnonce[32],
+                   const uint8_t snonce[32], uint8_t out[EM_SHA256_LEN]);
+/* 32 bytes from the kernel's CSPRNG (getrandom / /dev/urandom). */
+int em_random_bytes(void *out, size_t n, em_err *err);
+
+
+/* ---------------------------------------------------------------- connections
+ * em_net runs one libuv loop on its own thread (the loop thread), which owns every socket,
+ * timer and handle. Other threads talk to it through a mutex-protected command queue woken
+ * by uv_async_send; blocking calls wait for the loop thread's answer. Connections are named
+ * by ids, never by pointers, so a connection closing under another thread's feet is an
+ * EM_ENOTFOUND, not a use-after-free.
+ * Every connection authenticates (HELLO / CHALLENGE / PROOF / WELCOME, proofs above) before
+ * any other frame; until then frames are capped at EM_FRAME_PRELOGIN_MAX and a login
+ * timeout runs. Afterwards both sides send heartbeats; a peer silent past peer_timeout_ms
+ * is closed (a stopped process keeps its TCP connection open: only silence finds it).
+ * BACKPRESSURE: em_net_send blocks while the connection has more than send_queue_max bytes
+ * queued; while a connection's queue is over the limit the loop stops reading from it. */
+typedef struct em_net em_net;
+typedef uint64_t em_conn_id;
+
+typedef struct em_net_ops {
+    /* Loop thread: the peer completed the handshake. */
+    void (*on_open)(void *ud, em_conn_id c, bool inbound);
+    /* Loop thread: one frame (payload borrowed for the call); <0 closes the connection. */
+    int (*on_frame)(void *ud, em_conn_id c, uint8_t type, em_slice payload, em_err *err);
+    /* Loop thread: the connection is gone; why->code == 0 for an orderly close. Called only
+     * for connections that were opened. */
+    void (*on_close)(void *ud, em_conn_id c, const em_err *why);
+} em_net_ops;
+
+typedef struct em_net_opts {
+    const void *secret;          /* shared secret (copied); required, >= 16 bytes */
+    size_t secret_len;
+    const em_net_ops *ops;       /* required */
+    void *ud;
+    uint32_t heartbeat_ms;       /* 0 = 1000 */
+    uint32_t peer_timeout_ms;    /* 0 = 10000 */
+    uint32_t login_timeout_ms;   /* 0 = 5000 */
+    uint32_t max_frame;          /* body cap after login; 0 = EM_FRAME_MAX_BODY */
+    size_t send_queue_max;       /* bytes; 0 = 64 MiB */
+} em_net_opts;
+
+/* Starts the loop thread. Any thread. */
+em_net *em_net_new(const em_net_opts *opts, em_err *err);
+/* Stops the loop thread and closes every connection (on_close is called for open ones).
+ * Not from the loop thread. NULL ok. */
+void em_net_free(em_net *n);
+/* Listens on host (NULL = 127.0.0.1) and port (0 = any); *bound gets the port. Blocks. */
+int em_net_listen(em_net *n, const char *host, uint16_t port, uint16_t *bound, em_err *err);
+/* Connects and authenticates; blocks until open or failed (EM_EAUTH for a wrong secret,
+ * EM_EIO for a refused connection, EM_ETIMEDOUT). Not from the loop thread. */
+int em_net_connect(em_net *n, const char *host, uint16_t port, em_conn_id *out, em_err *err);
+/* Queues one frame (payload copied). Any thread except the loop thread blocks while the
+ * queue is full; from the loop thread (inside a callback) it never blocks. */
+int em_net_send(em_net *n, em_conn_id c, uint8_t type, const void *p, size_t len, em_err *err);
+/* Closes a connection (on_close follows on the loop thread). Any thread; unknown ids ok. */
+void em_net_close(em_net *n, em_conn_id c);
+
+#endif /* EMBER_NET_H */

@@ -1,0 +1,96 @@
+/* engine/plan/fn.h - the function ABI shared by user code and the engine: what a named
+ * function passed to a transformation receives and returns. engine/ember.h includes it
+ * (users see it there); engine/plan and engine/exec include it directly, so the user API
+ * header stays at the top of the include stack (docs/architecture.md).
+ * THREADS: user functions run on task threads; em_emit/em_iter_next/em_task_* are one
+ * thread per task. */
+#ifndef EMBER_PLAN_FN_H
+#define EMBER_PLAN_FN_H
+
+#include "engine/base/base.h"
+#include "engine/data/data.h"
+
+/* ---------------------------------------------------------------- user functions */
+
+typedef struct em_task em_task;           /* the running task (opaque) */
+typedef struct em_emitter em_emitter;     /* where a function's output records go */
+typedef struct em_iter em_iter;           /* a partition's input records */
+
+/* What every user function receives. blob: the transformation's context bytes (borrowed
+ * for the call). task: the running task (partition index, broadcasts, accumulators). */
+typedef struct em_fn_ctx {
+    em_slice blob;
+    em_task *task;
+} em_fn_ctx;
+
+/* Emits a record; the bytes are copied. A record with key.p != NULL is a pair (KV).
+ * Returns 0 or a negative code that the function must return. */
+int em_emit(em_emitter *e, const em_rec *r, em_err *err);
+int em_emit_kv(em_emitter *e, em_slice key, em_slice val, em_err *err);
+int em_emit_val(em_emitter *e, em_slice val, em_err *err);
+/* 1 and *r (borrowed until the next call), 0 at the end, <0 on error (return it). */
+int em_iter_next(em_iter *it, em_rec *r, em_err *err);
+
+uint32_t em_task_partition(const em_task *t);
+uint32_t em_task_attempt(const em_task *t);
+/* The value of broadcast `id`, borrowed for the rest of the task. EM_ENOTFOUND if unknown. */
+int em_task_broadcast(em_task *t, uint32_t id, em_slice *value, em_err *err);
+/* Adds to accumulator `id`; counted once, only when this task succeeds. */
+void em_task_acc_add_i64(em_task *t, uint32_t id, int64_t delta);
+void em_task_acc_add_f64(em_task *t, uint32_t id, double delta);
+
+typedef enum em_fn_kind {
+    EM_FN_MAP = 1,        /* em_map_fn: map, flat_map, map_values, flat_map_values, key_by */
+    EM_FN_FILTER = 2,     /* em_filter_fn */
+    EM_FN_PARTITION = 3,  /* em_partition_fn: map_partitions */
+    EM_FN_REDUCE = 4,     /* em_reduce_fn: reduce, fold, merge_value, merge_combiners */
+    EM_FN_CREATE = 5,     /* em_create_fn: create_combiner */
+    EM_FN_FOREACH = 6,    /* em_foreach_fn: foreach_partition */
+} em_fn_kind;
+
+/* Emits zero or more records for one input record. For map_values/flat_map_values `in`
+ * holds only the value (in->val) and emitted values are re-keyed by the engine; for key_by
+ * the function emits the key (as a value) and the engine pairs it with the record. */
+typedef int (*em_map_fn)(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err);
+/* 1 keeps the record, 0 drops it, <0 is an error. */
+typedef int (*em_filter_fn)(const em_fn_ctx *c, const em_rec *in, em_err *err);
+typedef int (*em_partition_fn)(const em_fn_ctx *c, uint32_t index, em_iter *in,
+                               em_emitter *out, em_err *err);
+/* Appends the merge of a and b to out (passed empty). Must be associative (and commutative
+ * where Spark requires it: reduce, reduce_by_key, fold, aggregate). */
+typedef int (*em_reduce_fn)(const em_fn_ctx *c, em_slice a, em_slice b, em_vbuf *out,
+                            em_err *err);
+typedef int (*em_create_fn)(const em_fn_ctx *c, em_slice v, em_vbuf *out, em_err *err);
+typedef int (*em_foreach_fn)(const em_fn_ctx *c, uint32_t index, em_iter *in, em_err *err);
+
+/* Registers a named function (any thread, before em_context_new). Names are unique;
+ * EM_EINVAL for a duplicate. Built-ins registered by ember itself ("record as bytes" is the
+ * value of a plain record and em_pair(key, value) of a KV record):
+ *   EM_FN_MAP       em.identity; em.keys, em.values (KV -> plain key / value); em.swap;
+ *                   em.split_words (one plain record per maximal run of bytes other than
+ *                   space, tab, CR, LF); em.pair_with_one (-> (record as bytes,
+ *                   em_enc_i64 1)); em.key_with_one (KV -> (key, em_enc_i64 1));
+ *                   em.pair_with_empty (-> (record as bytes, "")); em.lines_to_pairs
+ *                   ("k<TAB>v" -> (k, v); no tab: (line, "")); em.record_from_key and
+ *                   em.record_from_value (KV -> the record stored in the key / value as
+ *                   bytes: blob "kv" means it is an em_pair-encoded KV record, empty blob
+ *                   means a plain record)
+ *   EM_FN_FILTER    em.key_equals (keeps KV records whose key equals the blob)
+ *   EM_FN_REDUCE    em.sum_i64, em.min_i64, em.max_i64 (em_enc_i64 values), em.sum_f64
+ *                   (em_enc_f64), em.min_bytes, em.max_bytes, em.first (keeps a),
+ *                   em.concat_list (concatenates two em_lists)
+ *   EM_FN_CREATE    em.to_list (value -> one-item em_list)
+ *   EM_FN_PARTITION em.aggregate_partition: folds a partition's values with a named
+ *                   EM_FN_REDUCE seq function from a zero and emits one KV record
+ *                   (em_enc_i64(partition index % scale), aggregate). Blob: u32 name len,
+ *                   name, u32 zero len, zero, u32 ctx len, ctx (the seq function's blob),
+ *                   u32 scale (little-endian); used by tree_aggregate. */
+int em_fn_register(const char *name, em_fn_kind kind, void (*fn)(void));
+
+typedef enum em_partitioner_kind {
+    EM_PART_NONE = 0,
+    EM_PART_HASH = 1,
+    EM_PART_RANGE = 2,
+} em_partitioner_kind;
+
+#endif /* EMBER_PLAN_FN_H */

@@ -1,0 +1,196 @@
+/* engine/plan/plan.h - lineage nodes, the function registry, and plans <-> JSON.
+ *
+ * A dataset (em_rdd in the user API) is one em_plan_node. Nodes only record lineage:
+ * operation, parents, function names and context blobs, partition count, partitioner.
+ * The DAG scheduler (engine/sched) cuts the graph at EM_OP_SHUFFLED nodes into stages; an
+ * executor (engine/exec) rebuilds a stage's narrow pipeline from its JSON and streams a
+ * partition's records through it.
+ *
+ * STAGE JSON (em_plan_to_json / em_plan_from_json): the nodes reachable from the stage's
+ * root without crossing a shuffle, plus each SHUFFLED node the stage reads (as a leaf: the
+ * reduce side reads its shuffle; its parent is not included). Format in docs/plan-json.md:
+ *   {"version":1,"root":ID,"nodes":[{"id":..,"op":"map",...,"parents":[ids]},...]}
+ * Binary fields (context blobs, zero values, range bounds) are base64.
+ *
+ * OWNERSHIP: nodes are created and owned by an em_plan_graph (the driver's context holds
+ * one; a task's decoded stage is another); freed with the graph. Strings and blobs inside
+ * a node are owned by the node.
+ * THREADS: a graph is one thread per object while being built; once a job runs, its nodes
+ * are read-only for tasks except the fields marked "driver only". The registry is written
+ * before contexts start and read-only afterwards. */
+#ifndef EMBER_PLAN_H
+#define EMBER_PLAN_H
+
+#include "engine/plan/fn.h"
+#include "shuffle/shuffle.h"
+#include "storage/storage.h"
+
+typedef enum em_op {
+    /* sources */
+    EM_OP_PARALLELIZE = 1, /* partitions are EM_BLOCK_INPUT blocks (a = node id, b = part) */
+    EM_OP_RANGE,           /* range_start/end/step; partition i gets its slice */
+    EM_OP_TEXT_FILE,       /* splits[] */
+    EM_OP_WHOLE_TEXT_FILES,/* splits[] (whole files; split.part groups files) */
+    /* narrow, one parent, partition i from parent partition i */
+    EM_OP_MAP,             /* fn (EM_FN_MAP); flags EM_NODE_VALUES_ONLY / EM_NODE_KEY_BY */
+    EM_OP_FILTER,          /* fn (EM_FN_FILTER) */
+    EM_OP_MAP_PARTITIONS,  /* fn (EM_FN_PARTITION) */
+    EM_OP_SAMPLE,          /* sample_fraction, sample_with_replacement, seed */
+    EM_OP_GLOM,
+    EM_OP_ZIP_WITH_INDEX,  /* zip_starts[nparts]: index of partition i's first record */
+    EM_OP_LOCAL_REDUCE,    /* reduce side of a shuffle without the shuffle: parent is already
+                              partitioned as required; same fields as SHUFFLED's reduce side */
+    /* narrow, several parents or partitions */
+    EM_OP_UNION,           /* parents[]; partition i is parent j's partition i - offset_j;
+                              with EM_NODE_ZIP_PARTS all parents have nparts partitions and
+                              partition i is the concatenation of every parent's partition i */
+    EM_OP_COALESCE,        /* parent partitions [coalesce_starts[i], coalesce_starts[i+1]) */
+    EM_OP_CARTESIAN,       /* 2 parents; partition i*n2 + j = parent0 i x parent1 j */
+    EM_OP_TAG,             /* KV -> KV with value em_pair(value, absent) for tag 0 or
+                              em_pair(absent, value) for tag 1 (cogroup's inputs) */
+    EM_OP_COGROUP_SPLIT,   /* GROUP output of tagged values -> (key, em_pair(list0, list1));
+                              flags EM_NODE_JOIN_* turn it into join rows instead */
+    /* wide */
+    EM_OP_SHUFFLED,        /* shuffle dependency on parents[0]: map side partitions by
+                              map_part (+ optional map-side combine); reduce side: mode */
+    EM_OP__COUNT
+} em_op;
+
+enum {
+    EM_NODE_VALUES_ONLY = 1u << 0,   /* MAP: fn sees in->val only; outputs re-keyed */
+    EM_NODE_KEY_BY = 1u << 1,        /* MAP: fn emits the key; output (key, record bytes) */
+    EM_NODE_ZIP_PARTS = 1u << 2,     /* UNION of co-partitioned parents */
+    EM_NODE_JOIN_INNER = 1u << 3,    /* COGROUP_SPLIT: emit (k, pair(v, w)) for all v, w */
+    EM_NODE_JOIN_LEFT = 1u << 4,     /* ... also (k, pair(v, absent)) when no w */
+    EM_NODE_JOIN_RIGHT = 1u << 5,    /* ... also (k, pair(absent, w)) when no v */
+    EM_NODE_DESCENDING = 1u << 6,    /* SHUFFLED/LOCAL_REDUCE in SORT mode */
+    EM_NODE_MAP_COMBINE = 1u << 7,   /* SHUFFLED: combine on the map side (never for GROUP) */
+    EM_NODE_NO_REDUCE = 1u << 8,     /* SHUFFLED: reduce side only concatenates (repartition,
+                                        partition_by) */
+};
+
+/* How a node's output is partitioned (what a later pair op may rely on). */
+typedef struct em_part_spec {
+    em_partitioner_kind kind;   /* NONE, HASH or RANGE */
+    uint32_t nparts;
+    em_slice *bounds;           /* RANGE: nparts-1 sorted upper bounds (owned by the node) */
+    uint32_t nbounds;
+    bool descending;            /* RANGE */
+} em_part_spec;
+
+typedef enum em_map_part {       /* how SHUFFLED's map side picks the reduce partition */
+    EM_MAP_PART_HASH = 1,        /* part spec HASH on the key */
+    EM_MAP_PART_RANGE = 2,       /* part spec RANGE on the key */
+    EM_MAP_PART_ROUND_ROBIN = 3, /* (map partition index seeded start + i) mod nparts */
+} em_map_part;
+
+typedef struct em_split {
+    char *path;                 /* owned */
+    uint64_t start, len;        /* TEXT_FILE: byte range; WHOLE_TEXT_FILES: len = file size */
+    uint32_t part;              /* which partition reads it */
+} em_split;
+
+typedef struct em_plan_node em_plan_node;
+struct em_plan_node {
+    uint32_t id;                 /* unique within the driver's graph; = RDD id */
+    em_op op;
+    uint32_t flags;              /* EM_NODE_* */
+    em_plan_node **parents;      /* nparents entries (owned array, borrowed nodes) */
+    uint32_t nparents;
+    uint32_t nparts;             /* partitions of this node's output */
+    uint32_t width;              /* FIXED width of output records when known, else 0 */
+    bool is_kv;                  /* output records are pairs (best knowledge; informative) */
+    em_part_spec part;           /* output partitioning */
+
+    /* functions: names resolved at build time (em_registry_resolve), blob shared by all */
+    char *fn;                    /* MAP/FILTER/MAP_PARTITIONS fn; combiner merge_value */
+    char *fn_create;             /* combiner create (NULL = value is the combiner) */
+    char *fn_merge;              /* combiner merge_combiners */
+    uint8_t *blob;               /* context blob (owned), blob_len bytes */
+    size_t blob_len;
+    uint8_t *zero;               /* fold/aggregate zero value (owned), or NULL */
+    size_t zero_len;
+
+    /* SHUFFLED / LOCAL_REDUCE */
+    uint32_t shuffle_id;         /* SHUFFLED: unique per context */
+    em_map_part map_part;        /* SHUFFLED map side */
+    em_reduce_mode mode;         /* reduce side (unless EM_NODE_NO_REDUCE) */
+
+    /* sources and narrow ops */
+    int64_t range_start, range_end, range_step;
+    em_split *splits;            /* owned array */
+    uint32_t nsplits;
+    double sample_fraction;
+    bool sample_with_replacement;
+    uint64_t seed;               /* SAMPLE, ROUND_ROBIN */
+    uint64_t *zip_starts;        /* ZIP_WITH_INDEX: nparts entries (owned) */
+    uint32_t *coalesce_starts;   /* COALESCE: nparts + 1 entries (owned) */
+    uint32_t tag;                /* TAG: 0 or 1 */
+
+    /* persistence (driver only, copied into stage JSON) */
+    em_storage_level level;      /* != NONE: partitions are cached as EM_BLOCK_RDD blocks */
+
+    em_err err;                  /* plan error (code != 0): the node is invalid */
+    char *name;                  /* optional label for debug strings ("reduce_by_key") */
+};
+
+/* ---------------------------------------------------------------- graphs */
+
+typedef struct em_plan_graph em_plan_graph;
+em_plan_graph *em_plan_graph_new(void);
+void em_plan_graph_free(em_plan_graph *g);          /* frees every node; NULL ok */
+/* New zeroed node with the next id (or `id` when decoding), owned by g. Aborts on OOM. */
+em_plan_node *em_plan_node_new(em_plan_graph *g, em_op op);
+em_plan_node *em_plan_graph_find(const em_plan_graph *g, uint32_t id);   /* NULL if absent */
+/* Sets node->parents to a copy of the array. */
+void em_plan_node_set_parents(em_plan_node *n, em_plan_node *const *parents, uint32_t np);
+const char *em_op_name(em_op op);                   /* "map", "shuffled", ... */
+/* Equal partitioning (kind, nparts, bounds, direction): a pair op on such a parent needs
+ * no shuffle. NONE is never equal to anything. */
+bool em_part_spec_equal(const em_part_spec *a, const em_part_spec *b);
+/* Makes an em_partitioner for a HASH or RANGE spec. */
+int em_part_spec_partitioner(const em_part_spec *s, em_partitioner *out, em_err *err);
+
+/* ---------------------------------------------------------------- JSON
+ * Encodes the stage rooted at `root`: nodes reachable without crossing a SHUFFLED node
+ * (SHUFFLED nodes are included as leaves, without parents). With map_side = true the root is
+ * a SHUFFLED node whose MAP side the stage runs: the root is included with its parent
+ * pipeline. Returns a NUL-terminated string (caller frees with em_free) or NULL + err. */
+char *em_plan_to_json(const em_plan_node *root, bool map_side, em_err *err);
+/* Decodes a stage into a new graph (untrusted input: every field checked, EM_ECORRUPT or
+ * EM_EPLAN naming the node and field; unknown function names are EM_EPLAN). *root is
+ * borrowed from *out. */
+int em_plan_from_json(const char *json, size_t len, em_plan_graph **out, em_plan_node **root,
+                      em_err *err);
+
+/* ---------------------------------------------------------------- registry */
+
+typedef void (*em_any_fn)(void);
+/* Resolves a function name: registered functions first (kind must match: EM_EPLAN if not),
+ * then dlsym in the loaded job libraries and the program. EM_EPLAN naming the function when
+ * nothing matches. */
+int em_registry_resolve(const char *name, em_fn_kind kind, em_any_fn *out, em_err *err);
+/* Registers ember's built-in functions (idempotent; called by em_context_new and by the
+ * executor at start). */
+void em_registry_init_builtins(void);
+/* Adds a job library (dlopen'ed by the caller) to the places names are looked up in. */
+void em_registry_add_library(void *dl_handle);
+
+/* ---------------------------------------------------------------- additions (plan module)
+ * Helpers shared with engine/exec's stage JSON. */
+
+/* The op named `name` ("map", ...), or 0 when unknown. */
+em_op em_op_from_name(const char *name);
+/* Base64 (RFC 4648, padded). encode: NUL-terminated string, caller em_free's it; NULL on
+ * OOM. decode: untrusted input; EM_ECORRUPT for a bad character or length; *out is a new
+ * buffer (caller em_free's it; non-NULL even for 0 bytes). */
+char *em_base64_encode(const uint8_t *p, size_t n);
+int em_base64_decode(const char *s, size_t n, uint8_t **out, size_t *outlen, em_err *err);
+/* As em_plan_to_json / em_plan_from_json but on a jansson value (json_t), so a stage JSON
+ * can embed the plan object. to: new reference or NULL + err. from: `v` borrowed. */
+struct json_t;
+struct json_t *em_plan_to_json_value(const em_plan_node *root, bool map_side, em_err *err);
+int em_plan_from_json_value(const struct json_t *v, em_plan_graph **out, em_plan_node **root,
+                            em_err *err);
+
+#endif /* EMBER_PLAN_H */

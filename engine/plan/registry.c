@@ -1,0 +1,148 @@
+/* engine/plan/registry.c - named functions: the registry of em_fn_register'ed functions
+ * (built-ins and user registrations) and dlsym lookup in job libraries and the program.
+ *
+ * DESIGN: an open-addressing hash table of (name, kind, fn), power-of-two sized, guarded by
+ * one mutex. The registry is written before contexts start and read while plans are built
+ * or decoded (once per node per stage), so the lock is never contended in practice; taking
+ * it keeps a late registration from racing a lookup in tests. */
+#define _GNU_SOURCE /* RTLD_DEFAULT */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "engine/plan/plan_int.h"
+
+typedef struct reg_entry {
+    char *name;          /* owned; NULL = empty slot */
+    em_fn_kind kind;
+    em_any_fn fn;
+} reg_entry;
+
+/* Written by em_fn_register / em_registry_add_library (before contexts start, under g_lock);
+ * read by em_registry_resolve under g_lock. */
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static reg_entry *g_tab;
+static size_t g_cap, g_count;
+static void **g_libs;
+static size_t g_nlibs;
+
+static const char *kind_name(em_fn_kind k)
+{
+    switch (k) {
+    case EM_FN_MAP: return "map";
+    case EM_FN_FILTER: return "filter";
+    case EM_FN_PARTITION: return "partition";
+    case EM_FN_REDUCE: return "reduce";
+    case EM_FN_CREATE: return "create";
+    case EM_FN_FOREACH: return "foreach";
+    }
+    return "unknown";
+}
+
+static reg_entry *lookup(const char *name)
+{
+    if (!g_cap)
+        return NULL;
+    size_t mask = g_cap - 1;
+    for (size_t i = em_hash64(name, strlen(name), 0) & mask;; i = (i + 1) & mask) {
+        if (!g_tab[i].name)
+            return NULL;
+        if (strcmp(g_tab[i].name, name) == 0)
+            return &g_tab[i];
+    }
+}
+
+static void insert(char *name, em_fn_kind kind, em_any_fn fn)
+{
+    size_t mask = g_cap - 1;
+    size_t i = em_hash64(name, strlen(name), 0) & mask;
+    while (g_tab[i].name)
+        i = (i + 1) & mask;
+    g_tab[i] = (reg_entry){name, kind, fn};
+    g_count++;
+}
+
+static void grow(void)
+{
+    reg_entry *old = g_tab;
+    size_t oldcap = g_cap;
+    g_cap = g_cap ? g_cap * 2 : 64;
+    g_tab = em_xcalloc(g_cap, sizeof *g_tab);
+    g_count = 0;
+    for (size_t i = 0; i < oldcap; i++)
+        if (old[i].name)
+            insert(old[i].name, old[i].kind, old[i].fn);
+    em_free(old);
+}
+
+int em_fn_register(const char *name, em_fn_kind kind, void (*fn)(void))
+{
+    if (!name || !*name || !fn || kind < EM_FN_MAP || kind > EM_FN_FOREACH)
+        return EM_EINVAL;
+    pthread_mutex_lock(&g_lock);
+    int rc = 0;
+    if (lookup(name)) {
+        rc = EM_EINVAL;
+    } else {
+        if ((g_count + 1) * 2 > g_cap)
+            grow();
+        insert(em_xstrdup(name), kind, fn);
+    }
+    pthread_mutex_unlock(&g_lock);
+    return rc;
+}
+
+void em_registry_add_library(void *dl_handle)
+{
+    if (!dl_handle)
+        return;
+    pthread_mutex_lock(&g_lock);
+    g_libs = em_xrealloc(g_libs, (g_nlibs + 1) * sizeof *g_libs);
+    g_libs[g_nlibs++] = dl_handle;
+    pthread_mutex_unlock(&g_lock);
+}
+
+/* dlsym returns a data pointer; converting it to a function pointer is what POSIX requires
+ * to work, done through memcpy to stay clean under -Wpedantic. */
+static em_any_fn sym_to_fn(void *sym)
+{
+    em_any_fn f;
+    memcpy(&f, &sym, sizeof f);
+    return f;
+}
+
+int em_registry_resolve(const char *name, em_fn_kind kind, em_any_fn *out, em_err *err)
+{
+    if (!name || !*name)
+        return em_err_set(err, EM_EPLAN, "empty function name");
+    pthread_mutex_lock(&g_lock);
+    reg_entry *e = lookup(name);
+    em_fn_kind found = e ? e->kind : (em_fn_kind)0;
+    em_any_fn fn = e ? e->fn : NULL;
+    void *sym = NULL;
+    for (size_t i = 0; !e && !sym && i < g_nlibs; i++)
+        sym = dlsym(g_libs[i], name);
+    pthread_mutex_unlock(&g_lock);
+    if (e) {
+        if (found != kind)
+            return em_err_set(err, EM_EPLAN, "function '%s' is a %s function, not a %s function",
+                              name, kind_name(found), kind_name(kind));
+        *out = fn;
+        return 0;
+    }
+    if (!sym)
+        sym = dlsym(RTLD_DEFAULT, name);
+    if (!sym)
+        return em_err_set(err, EM_EPLAN,
+                          "function '%s' is not registered and no loaded library exports it",
+                          name);
+    *out = sym_to_fn(sym);
+    return 0;
+}
+
+static pthread_once_t g_builtins_once = PTHREAD_ONCE_INIT;
+
+void em_registry_init_builtins(void)
+{
+    pthread_once(&g_builtins_once, em__plan_register_builtins);
+}

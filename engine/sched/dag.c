@@ -1,0 +1,323 @@
+/* engine/sched/dag.c - the DAG scheduler: cuts a job into stages at shuffle dependencies,
+ * skips map stages whose outputs exist, runs task sets on the backend with retries, and
+ * recovers from fetch failures by re-running the lost map outputs (docs/scheduling.md).
+ *
+ * DESIGN: a job is a list of map stages in dependency order (post-order walk from the final
+ * node; a SHUFFLED node's map stage comes after the map stages its parent pipeline reads)
+ * plus the result stage. Each round runs, in order, the missing map tasks of every map stage
+ * and then the result tasks not yet done. A fetch failure unregisters the lost output and
+ * starts a new round, which re-runs exactly the missing map ids (the tracker knows them) and
+ * then the unfinished reduce tasks; at most EM_SCHED_MAX_STAGE_ATTEMPTS rounds. Ordinary
+ * task failures are retried within the round up to max_failures attempts.
+ * THREADS: driver thread only; tasks run on the backend's threads. */
+#include <string.h>
+
+#include "engine/sched/sched.h"
+
+struct em_sched {
+    em_sched_backend backend;
+    em_map_tracker *tracker;     /* borrowed */
+    uint32_t max_failures;
+    em_sched_stats stats;
+    uint32_t next_stage_id;
+};
+
+/* One stage of a job: a map stage (shuffled != NULL) or the result stage. */
+typedef struct stage {
+    uint32_t id;
+    const em_plan_node *shuffled;   /* map stage: the SHUFFLED node whose map side runs */
+    char *json;
+    size_t len;
+} stage;
+
+typedef struct job {
+    stage *maps;                    /* map stages, parents first */
+    uint32_t nmaps, cap;
+    const em_plan_node **seen;      /* nodes visited by the walk */
+    uint32_t nseen, seen_cap;
+    stage result;
+    uint32_t *attempts;             /* result tasks: failed attempts per partition index */
+    bool *done;                     /* result tasks finished */
+} job;
+
+em_sched *em_sched_new(const em_sched_opts *opts, em_err *err)
+{
+    if (!opts->backend.ops || !opts->tracker) {
+        if (opts->backend.ops && opts->backend.ops->free)
+            opts->backend.ops->free(opts->backend.self);
+        em_err_set(err, EM_EINVAL, "scheduler: a backend and a tracker are required");
+        return NULL;
+    }
+    em_sched *s = em_xcalloc(1, sizeof *s);
+    s->backend = opts->backend;
+    s->tracker = opts->tracker;
+    s->max_failures = opts->max_failures ? opts->max_failures : 4;
+    return s;
+}
+
+void em_sched_free(em_sched *s)
+{
+    if (!s)
+        return;
+    if (s->backend.ops && s->backend.ops->free)
+        s->backend.ops->free(s->backend.self);
+    em_free(s);
+}
+
+void em_sched_stats_get(const em_sched *s, em_sched_stats *out)
+{
+    *out = s->stats;
+}
+
+static bool seen_add(job *j, const em_plan_node *n)
+{
+    for (uint32_t i = 0; i < j->nseen; i++)
+        if (j->seen[i] == n)
+            return false;
+    if (j->nseen == j->seen_cap) {
+        j->seen_cap = j->seen_cap ? 2 * j->seen_cap : 32;
+        j->seen = em_xrealloc(j->seen, j->seen_cap * sizeof *j->seen);
+    }
+    j->seen[j->nseen++] = n;
+    return true;
+}
+
+/* Post-order walk: the map stages a node's pipeline depends on, parents first. */
+static void walk(em_sched *s, job *j, const em_plan_node *n)
+{
+    if (!seen_add(j, n))
+        return;
+    for (uint32_t i = 0; i < n->nparents; i++)
+        walk(s, j, n->parents[i]);
+    if (n->op != EM_OP_SHUFFLED || n->nparents != 1)
+        return;
+    if (j->nmaps == j->cap) {
+        j->cap = j->cap ? 2 * j->cap : 4;
+        j->maps = em_xrealloc(j->maps, j->cap * sizeof *j->maps);
+    }
+    stage *st = &j->maps[j->nmaps++];
+    memset(st, 0, sizeof *st);
+    st->shuffled = n;
+    st->id = s->next_stage_id++;
+    em_map_tracker_add_shuffle(s->tracker, n->shuffle_id, n->parents[0]->nparts);
+}
+
+static void job_destroy(job *j)
+{
+    for (uint32_t i = 0; i < j->nmaps; i++)
+        em_free(j->maps[i].json);
+    em_free(j->maps);
+    em_free(j->seen);
+    em_free(j->result.json);
+    em_free(j->attempts);
+    em_free(j->done);
+}
+
+void em_sched_result_destroy(const em_sched_backend *b, em_sched_result *r)
+{
+    em_map_status_destroy(&r->map_status);
+    if (r->payload && b->ops->free_payload)
+        b->ops->free_payload(b->self, r->payload);
+    memset(r, 0, sizeof *r);
+}
+
+void em_sched_free_payload(em_sched *s, void *payload)
+{
+    if (payload && s->backend.ops->free_payload)
+        s->backend.ops->free_payload(s->backend.self, payload);
+}
+
+/* Handles one finished attempt (the caller destroys *r afterwards; a result task's payload
+ * is moved into *slot). Returns 0 on success, 1 on a fetch failure, 2 when the task is to be
+ * retried, or <0 when it has failed max_failures times (err set). */
+static int on_result(em_sched *s, const stage *st, const em_sched_task *t, em_sched_result *r,
+                     uint32_t *attempts, void **slot, em_err *err)
+{
+    s->stats.tasks_run++;
+    if (t->is_map)
+        s->stats.map_tasks_run++;
+    s->stats.spill_bytes += r->spill_bytes;
+    if (r->code == 0) {
+        if (t->is_map)
+            return em_map_tracker_register(s->tracker, st->shuffled->shuffle_id, t->partition,
+                                           r->map_status.loc, r->map_status.sizes,
+                                           r->map_status.nparts, err);
+        em_sched_free_payload(s, *slot);
+        *slot = r->payload;
+        r->payload = NULL;
+        return 0;
+    }
+    s->stats.task_failures++;
+    if (r->fetch_failed) {
+        s->stats.fetch_failures++;
+        em_map_tracker_unregister(s->tracker, r->failed_shuffle, r->failed_map);
+        em_log(EM_LOG_WARN, "stage %u task %u: fetch failure (shuffle %u map %u): %s", st->id,
+               t->partition, r->failed_shuffle, r->failed_map, r->err.msg);
+        em_err_copy(err, &r->err);
+        return 1;
+    }
+    if (++*attempts >= s->max_failures) {
+        em_err_set(err, r->code, "task %u in stage %u failed %u times; last error: %s",
+                   t->partition, st->id, *attempts, r->err.msg);
+        return r->code < 0 ? r->code : EM_ETASK;
+    }
+    em_log(EM_LOG_WARN, "stage %u task %u attempt %u failed: %s", st->id, t->partition,
+           *attempts - 1, r->err.msg);
+    return 2;
+}
+
+/* Runs the partitions parts[i] with !done[i] of one stage until all succeed (0), a fetch
+ * failure (1) or a task gives up (<0). Result tasks' results go to slots[i]. */
+static int run_stage(em_sched *s, const stage *st, bool is_map, const uint32_t *parts,
+                     uint32_t n, bool *done, uint32_t *attempts, void **slots, em_err *err)
+{
+    em_sched_task *tasks = em_xcalloc(n ? n : 1, sizeof *tasks);
+    em_sched_result *res = em_xcalloc(n ? n : 1, sizeof *res);
+    uint32_t *idx = em_xcalloc(n ? n : 1, sizeof *idx);
+    int rc = 0;
+
+    for (;;) {
+        uint32_t k = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            if (done[i])
+                continue;
+            tasks[k] = (em_sched_task){st->json, st->len, st->id, parts[i], attempts[i], is_map};
+            idx[k++] = i;
+        }
+        if (k == 0)
+            break;
+        memset(res, 0, k * sizeof *res);
+        if ((rc = s->backend.ops->run_tasks(s->backend.self, tasks, k, res, err)) < 0) {
+            for (uint32_t i = 0; i < k; i++)
+                em_sched_result_destroy(&s->backend, &res[i]);
+            break;
+        }
+        bool fetch = false;
+        for (uint32_t i = 0; i < k; i++) {
+            uint32_t p = idx[i];
+            em_err terr = EM_ERR_INIT;
+            int trc = on_result(s, st, &tasks[i], &res[i], &attempts[p],
+                                slots ? &slots[p] : NULL, &terr);
+            em_sched_result_destroy(&s->backend, &res[i]);
+            if (trc == 0)
+                done[p] = true;
+            else if (trc == 1 && !fetch) {
+                fetch = true;
+                em_err_copy(err, &terr);
+            } else if (trc < 0 && rc >= 0) {
+                rc = trc;
+                em_err_copy(err, &terr);
+            }
+        }
+        if (rc < 0)
+            break;
+        if (fetch) {
+            rc = 1;
+            break;
+        }
+    }
+    em_free(tasks);
+    em_free(res);
+    em_free(idx);
+    return rc;
+}
+
+/* Runs the missing map tasks of map stage st: 0 (all outputs registered), 1, or <0. */
+static int run_map_stage(em_sched *s, const stage *st, em_err *err)
+{
+    uint32_t sid = st->shuffled->shuffle_id;
+    uint32_t nmaps = st->shuffled->parents[0]->nparts;
+    uint32_t *missing = em_xcalloc(nmaps ? nmaps : 1, sizeof *missing);
+    uint32_t n = em_map_tracker_missing(s->tracker, sid, missing);
+    bool *done = em_xcalloc(n ? n : 1, sizeof *done);
+    uint32_t *attempts = em_xcalloc(n ? n : 1, sizeof *attempts);
+    int rc = run_stage(s, st, true, missing, n, done, attempts, NULL, err);
+    em_free(missing);
+    em_free(done);
+    em_free(attempts);
+    return rc;
+}
+
+static int encode_stages(em_sched *s, job *j, const em_plan_node *final, const void *res,
+                         em_err *err)
+{
+    const em_sched_backend *b = &s->backend;
+    for (uint32_t i = 0; i < j->nmaps; i++) {
+        stage *st = &j->maps[i];
+        if (!(st->json = b->ops->encode_stage(b->self, st->shuffled, true, NULL, err)))
+            return em_err_prefix(err, "map stage %u (shuffle %u)", st->id,
+                                 st->shuffled->shuffle_id);
+        st->len = strlen(st->json);
+    }
+    if (!(j->result.json = b->ops->encode_stage(b->self, final, false, res, err)))
+        return em_err_prefix(err, "result stage %u", j->result.id);
+    j->result.len = strlen(j->result.json);
+    return 0;
+}
+
+/* One round: missing map outputs, then unfinished result tasks. 0 done, 1 fetch failure. */
+static int run_round(em_sched *s, job *j, uint32_t round, const uint32_t *parts,
+                     uint32_t nparts, void **results, em_err *err)
+{
+    int rc;
+    for (uint32_t i = 0; i < j->nmaps; i++) {
+        stage *st = &j->maps[i];
+        if (em_map_tracker_missing(s->tracker, st->shuffled->shuffle_id, NULL) == 0) {
+            if (round == 0)
+                s->stats.stages_skipped++;
+            continue;
+        }
+        s->stats.stages_run++;
+        if ((rc = run_map_stage(s, st, err)) != 0)
+            return rc;
+    }
+    s->stats.stages_run++;
+    return run_stage(s, &j->result, false, parts, nparts, j->done, j->attempts, results, err);
+}
+
+int em_sched_run_job(em_sched *s, const em_plan_node *final, const void *res,
+                     const uint32_t *parts, uint32_t nparts, void **results, em_err *err)
+{
+    job j;
+    uint32_t *seq = NULL;
+    int rc = 0;
+
+    if (final->err.code != 0)
+        return em_err_copy(err, &final->err);
+    s->stats.jobs++;
+    if (nparts == 0)
+        return 0;
+    memset(&j, 0, sizeof j);
+    walk(s, &j, final);
+    j.result.id = s->next_stage_id++;
+    if (!parts) {
+        seq = em_xcalloc(nparts, sizeof *seq);
+        for (uint32_t i = 0; i < nparts; i++)
+            seq[i] = i;
+        parts = seq;
+    }
+    for (uint32_t i = 0; i < nparts; i++)
+        if (parts[i] >= final->nparts) {
+            rc = em_err_set(err, EM_EINVAL, "job on node %u: partition %u of %u", final->id,
+                            parts[i], final->nparts);
+            goto out;
+        }
+    j.attempts = em_xcalloc(nparts, sizeof *j.attempts);
+    j.done = em_xcalloc(nparts, sizeof *j.done);
+    if ((rc = encode_stages(s, &j, final, res, err)) < 0)
+        goto out;
+    for (uint32_t round = 0;; round++) {
+        rc = run_round(s, &j, round, parts, nparts, results, err);
+        if (rc <= 0)
+            break;
+        if (round + 1 >= EM_SCHED_MAX_STAGE_ATTEMPTS) {
+            rc = em_err_prefix(err, "job on node %u: fetch failures in %u stage attempts",
+                               final->id, EM_SCHED_MAX_STAGE_ATTEMPTS);
+            break;
+        }
+    }
+out:
+    job_destroy(&j);
+    em_free(seq);
+    return rc;
+}

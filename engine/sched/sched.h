@@ -1,0 +1,144 @@
+/* engine/sched/sched.h - the driver's DAG scheduler, task retries, the map-output tracker
+ * and the interface of the task backends that run tasks (threads now, processes later).
+ *
+ * MODEL (docs/scheduling.md). A job is (final plan node, result spec, partitions). The DAG
+ * scheduler walks back from the final node through narrow parents; every EM_OP_SHUFFLED
+ * node met is a shuffle dependency whose map stage runs the SHUFFLED node's parent
+ * pipeline. Stages run parents first; a map stage whose every map output is registered in
+ * the tracker is skipped (stage reuse). A failed task is retried up to max_failures
+ * attempts; a fetch failure unregisters the lost map output, re-runs the missing map tasks
+ * and then the failed reduce tasks (at most EM_SCHED_MAX_STAGE_ATTEMPTS rounds per job).
+ *
+ * BACKENDS. The scheduler hands task sets to an em_sched_backend (ops + self) and never
+ * runs a task itself: engine/exec sits on the same level and is not included here. The
+ * local backend (a thread pool calling em_exec_run_task) is wired up by engine/api; a
+ * cluster backend will ship the same stage JSON to executor processes. A backend fills each
+ * attempt's em_sched_result and, for map tasks, the location the tracker serves to
+ * reducers (map_status.loc). Result specs and result payloads are opaque to the scheduler.
+ *
+ * THREADS: em_sched_* and em_map_tracker_register/unregister run on the driver thread (one
+ * thread per scheduler). em_map_tracker_outputs is called from task threads and is
+ * thread-safe (the tracker has its own mutex). Backends' run_tasks is called from the
+ * driver thread only; it may run tasks on any threads.
+ * OWNERSHIP: the scheduler takes the backend; the tracker is borrowed (the caller frees it
+ * after the scheduler). */
+#ifndef EMBER_SCHED_H
+#define EMBER_SCHED_H
+
+#include "engine/base/base.h"
+#include "engine/plan/plan.h"
+
+#define EM_SCHED_MAX_STAGE_ATTEMPTS 4   /* fetch-failure recovery rounds per job */
+
+/* ---------------------------------------------------------------- map-output tracker */
+
+typedef struct em_map_tracker em_map_tracker;
+
+em_map_tracker *em_map_tracker_new(void);          /* aborts on OOM (control structure) */
+void em_map_tracker_free(em_map_tracker *t);       /* NULL ok */
+/* Declares shuffle sid with nmaps map outputs (idempotent when nmaps is unchanged). */
+void em_map_tracker_add_shuffle(em_map_tracker *t, uint32_t sid, uint32_t nmaps);
+/* Registers map output (sid, mid): loc (copied; interned for the tracker's lifetime, so
+ * strings handed to tasks never dangle) and nparts segment sizes (copied). */
+int em_map_tracker_register(em_map_tracker *t, uint32_t sid, uint32_t mid, const char *loc,
+                            const uint64_t *sizes, uint32_t nparts, em_err *err);
+void em_map_tracker_unregister(em_map_tracker *t, uint32_t sid, uint32_t mid);  /* absent ok */
+/* Map ids of shuffle sid without a registered output, ascending, into out (nmaps entries,
+ * may be NULL to count only). Returns how many. An unknown shuffle has none missing: 0. */
+uint32_t em_map_tracker_missing(em_map_tracker *t, uint32_t sid, uint32_t *out);
+bool em_map_tracker_has_shuffle(em_map_tracker *t, uint32_t sid);
+/* Forgets shuffle sid (its files are the caller's to remove). */
+void em_map_tracker_remove_shuffle(em_map_tracker *t, uint32_t sid);
+/* The executor env's map_outputs callback (engine/exec) with ud = the tracker: one
+ * source per map of shuffle sid for reduce partition `reduce`. EM_EFETCH naming the map when one is not registered
+ * (*srcs NULL). Any thread. */
+int em_map_tracker_outputs(void *ud, uint32_t sid, uint32_t reduce, em_shuffle_src **srcs,
+                           uint32_t *n, em_err *err);
+
+/* ---------------------------------------------------------------- backends */
+
+typedef struct em_sched_task {
+    const char *stage_json;      /* borrowed until run_tasks returns */
+    size_t len;
+    uint32_t stage_id;
+    uint32_t partition;          /* map id for map stages */
+    uint32_t attempt;            /* 0 for the first */
+    bool is_map;
+} em_sched_task;
+
+/* What the scheduler needs to know of a finished attempt. */
+typedef struct em_sched_result {
+    int code;                    /* 0 or the task's error code */
+    em_err err;
+    bool fetch_failed;           /* code == EM_EFETCH: map output (failed_shuffle, failed_map)
+                                    is missing or corrupt */
+    uint32_t failed_shuffle, failed_map;
+    em_map_status map_status;    /* map tasks: sizes owned (em_map_status_destroy); loc is
+                                    where reducers fetch from */
+    uint64_t spill_bytes;
+    void *payload;               /* result tasks: the backend's result (owned; freed with
+                                    ops->free_payload); NULL for map tasks */
+} em_sched_result;
+
+typedef struct em_sched_backend_ops {
+    const char *name;            /* "local", ... */
+    /* Encodes the stage task JSON for root: its map side, or the result stage computing the
+     * result spec `res` (opaque here). Caller frees with em_free. NULL + err on failure. */
+    char *(*encode_stage)(void *self, const em_plan_node *root, bool map_side,
+                          const void *res, em_err *err);
+    /* Runs n tasks (concurrently as it can) and returns when every one has finished,
+     * having filled results[i] (passed zeroed) for tasks[i]; a failed task is a result
+     * with code != 0, not an error of run_tasks. The backend applies the side effects of
+     * successful attempts (accumulator updates) exactly once. Returns 0, or <0 when the
+     * backend itself failed (results are then destroyed by the caller as they are). */
+    int (*run_tasks)(void *self, const em_sched_task *tasks, size_t n, em_sched_result *results,
+                     em_err *err);
+    void (*free_payload)(void *self, void *payload);   /* payload may be NULL */
+    void (*free)(void *self);    /* stops threads / processes */
+} em_sched_backend_ops;
+
+typedef struct em_sched_backend {
+    const em_sched_backend_ops *ops;
+    void *self;
+} em_sched_backend;
+
+/* Frees a result's map status and payload (through b) and zeroes it. */
+void em_sched_result_destroy(const em_sched_backend *b, em_sched_result *r);
+
+/* ---------------------------------------------------------------- scheduler */
+
+typedef struct em_sched_stats {
+    uint64_t jobs;
+    uint64_t stages_run;         /* stages that ran at least one task */
+    uint64_t stages_skipped;     /* map stages whose outputs all existed */
+    uint64_t tasks_run;          /* task attempts, failed ones included */
+    uint64_t map_tasks_run;      /* of which map tasks */
+    uint64_t task_failures;      /* attempts that failed (fetch failures included) */
+    uint64_t fetch_failures;
+    uint64_t spill_bytes;        /* spill bytes reported by task metrics */
+} em_sched_stats;
+
+typedef struct em_sched_opts {
+    em_sched_backend backend;    /* taken (also on failure) */
+    em_map_tracker *tracker;     /* borrowed; outlives the scheduler */
+    uint32_t max_failures;       /* attempts per task; 0 = 4 */
+} em_sched_opts;
+
+typedef struct em_sched em_sched;
+
+em_sched *em_sched_new(const em_sched_opts *opts, em_err *err);
+void em_sched_free(em_sched *s);                   /* NULL ok; frees the backend */
+
+/* Runs a job: computes partitions parts[0..nparts) of `final` (parts NULL = partitions
+ * 0..nparts-1) with the result spec `res` (opaque: handed to the backend's encode_stage),
+ * running the map stages it needs first. payloads[i] (nparts entries, caller-provided,
+ * zeroed) receives the successful result payload of parts[i]; the caller owns them (free
+ * with em_sched_free_payload), also when the job fails. Errors: the plan error of the node,
+ * a task that failed max_failures times ("task <p> in stage <s> failed <n> times; last
+ * error: ..." with the task's code), unrecoverable fetch failures (EM_EFETCH). */
+int em_sched_run_job(em_sched *s, const em_plan_node *final, const void *res,
+                     const uint32_t *parts, uint32_t nparts, void **payloads, em_err *err);
+void em_sched_free_payload(em_sched *s, void *payload);    /* NULL ok */
+void em_sched_stats_get(const em_sched *s, em_sched_stats *out);
+
+#endif /* EMBER_SCHED_H */

@@ -1,0 +1,567 @@
+/* shuffle/reducer.c - reduce side: aggregate, group or sort KV records within a memory
+ * budget, spilling sorted runs and merging them at the end.
+ *
+ * DESIGN
+ *   - AGGREGATE keeps a combining hash map (aggmap.c, partition 0) of key -> combiner. Past
+ *     the budget its entries are sorted by key and written as a run (one record per key),
+ *     and the map is reset.
+ *   - GROUP and SORT append records to one buffer (`recs`: key bytes then value bytes) with
+ *     an index array (`ix`) carrying an 8-byte big-endian key prefix, so most comparisons
+ *     of the sort are one integer compare. Past the budget the index is sorted by key
+ *     (ties in arrival order, so the sort is stable) and the records are written as a run.
+ *   - finish(): without spills the output comes straight from memory (sorted index, or the
+ *     map's entries in insertion order). With spills the in-memory remainder is sorted and
+ *     becomes the last run (kept in memory), and the runs are merged with a binary heap keyed
+ *     by (key, run number); equal keys across runs are combined: AGGREGATE with
+ *     merge_combiners, GROUP by concatenating values in run order (arrival order, since runs
+ *     are written in arrival order and each run's sort is stable). SORT emits records as
+ *     they come off the heap.
+ *   - Runs are read back one block at a time (runs.c).
+ * LIMITATIONS (out-of-core): a single GROUP group, or a key's combiner, is held in memory
+ * whole while merging, whatever the budget; all runs are merged in one pass, so each holds
+ * an open file and one decoded block (~1 MiB) during the merge. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "shuffle/shuffle_int.h"
+
+#define DEFAULT_BUDGET ((size_t)64 << 20)
+
+/* One buffered GROUP/SORT record. `at` is an offset into recs while adding and becomes a
+ * pointer once the buffer stops moving (sorting, output). */
+typedef struct rec_ix {
+    uint64_t prefix;       /* first 8 key bytes, big-endian, zero-padded */
+    union {
+        size_t off;
+        const uint8_t *p;
+    } at;
+    uint32_t klen;
+    uint32_t vlen;
+} rec_ix;
+
+/* One input of the final merge: a run file, or the sorted in-memory remainder. */
+typedef struct run_src {
+    bool mem;
+    bool has;              /* cur is valid */
+    size_t pos;            /* mem: next index */
+    em__run_reader rd;     /* file */
+    em_rec cur;
+} run_src;
+
+struct em_reducer {
+    em_reducer_opts o;
+    size_t budget;
+    int level;
+    em_vbuf recs;                 /* GROUP/SORT record bytes */
+    rec_ix *ix;
+    size_t nix, cap_ix;
+    em__aggmap agg;               /* AGGREGATE */
+    char **runs;                  /* run file paths, in spill order */
+    size_t nruns, cap_runs;
+    bool finished, merging, poisoned;
+    size_t pos;                   /* no-spill output position */
+    run_src *srcs;
+    size_t nsrcs;
+    uint32_t *heap;               /* indices into srcs */
+    size_t nheap;
+    long pending;                 /* SORT merge: source to advance before the next pick */
+    em_vbuf key, val, tmp;        /* GROUP/AGGREGATE output being assembled */
+    em_reducer_stats st;
+    em_err perr;
+};
+
+em_reducer *em_reducer_new(const em_reducer_opts *o, em_err *err)
+{
+    em_reducer *r;
+
+    if (o->kind != EM_REC_KV || !o->spill_dir ||
+        (o->mode != EM_REDUCE_AGGREGATE && o->mode != EM_REDUCE_GROUP &&
+         o->mode != EM_REDUCE_SORT)) {
+        em_err_set(err, EM_EINVAL, "reducer: needs KV input, a spill dir and a valid mode");
+        return NULL;
+    }
+    if (o->mode == EM_REDUCE_AGGREGATE &&
+        (!o->combiner || !o->combiner->ops || !o->combiner->ops->merge_combiners ||
+         (!o->inputs_are_combiners && !o->combiner->ops->merge_value))) {
+        em_err_set(err, EM_EINVAL, "reducer: AGGREGATE needs merge_combiners (and merge_value "
+                   "unless inputs are combiners)");
+        return NULL;
+    }
+    r = em_calloc(1, sizeof *r);
+    if (!r || !(r->o.spill_dir = em_strdup(o->spill_dir))) {
+        em_free(r);
+        em_err_set(err, EM_ENOMEM, "reducer: out of memory");
+        return NULL;
+    }
+    const char *dir = r->o.spill_dir;
+    r->o = *o;
+    r->o.spill_dir = dir;
+    r->budget = o->mem_budget ? o->mem_budget : DEFAULT_BUDGET;
+    r->level = o->zstd_level > 0 ? o->zstd_level : 1;
+    r->pending = -1;
+    em_vbuf_init(&r->recs);
+    em_vbuf_init(&r->key);
+    em_vbuf_init(&r->val);
+    em_vbuf_init(&r->tmp);
+    em__aggmap_init(&r->agg, o->combiner, o->inputs_are_combiners);
+    return r;
+}
+
+/* ---------------------------------------------------------------- ordering */
+
+static uint64_t key_prefix(em_slice k)
+{
+    uint8_t b[8] = {0};
+    if (k.n)
+        memcpy(b, k.p, k.n < 8 ? k.n : 8);
+    return em_load_be64(b);
+}
+
+static int cmp_ix_asc(const void *a, const void *b)
+{
+    const rec_ix *x = a, *y = b;
+    if (x->prefix != y->prefix)
+        return x->prefix < y->prefix ? -1 : 1;
+    int c = em_slice_cmp(em_slice_make(x->at.p, x->klen), em_slice_make(y->at.p, y->klen));
+    if (c)
+        return c;
+    return x->at.p < y->at.p ? -1 : x->at.p > y->at.p;   /* arrival order: stable */
+}
+
+static int cmp_ix_desc(const void *a, const void *b)
+{
+    const rec_ix *x = a, *y = b;
+    if (x->prefix != y->prefix)
+        return x->prefix < y->prefix ? 1 : -1;
+    int c = em_slice_cmp(em_slice_make(y->at.p, y->klen), em_slice_make(x->at.p, x->klen));
+    if (c)
+        return c;
+    return x->at.p < y->at.p ? -1 : x->at.p > y->at.p;
+}
+
+/* Sorts the buffered records; afterwards ix[].at holds pointers. */
+static void sort_buffer(em_reducer *r)
+{
+    for (size_t i = 0; i < r->nix; i++)
+        r->ix[i].at.p = r->recs.data + r->ix[i].at.off;
+    if (r->nix > 1)
+        qsort(r->ix, r->nix, sizeof *r->ix, r->o.descending ? cmp_ix_desc : cmp_ix_asc);
+}
+
+static size_t mem_used(const em_reducer *r)
+{
+    if (r->o.mode == EM_REDUCE_AGGREGATE)
+        return em__aggmap_mem(&r->agg);
+    return r->recs.len + r->nix * sizeof(rec_ix);
+}
+
+/* ---------------------------------------------------------------- spilling */
+
+static int add_run_path(em_reducer *r, const char *path, em_err *err)
+{
+    if (r->nruns == r->cap_runs) {
+        size_t cap = r->cap_runs ? r->cap_runs * 2 : 8;
+        char **p = em_realloc(r->runs, cap * sizeof *p);
+        if (!p)
+            return em_err_set(err, EM_ENOMEM, "reducer: out of memory for %zu runs", cap);
+        r->runs = p;
+        r->cap_runs = cap;
+    }
+    if (!(r->runs[r->nruns] = em_strdup(path)))
+        return em_err_set(err, EM_ENOMEM, "reducer: out of memory");
+    r->nruns++;
+    return 0;
+}
+
+/* Writes the in-memory records, sorted, as a new run and empties memory. */
+static int spill(em_reducer *r, em_err *err)
+{
+    em__run_writer w;
+    int rc;
+
+    if ((rc = em__run_writer_open(&w, r->o.spill_dir, r->level, err)) < 0)
+        return rc;
+    if (r->o.mode == EM_REDUCE_AGGREGATE) {
+        em__aggmap_sort(&r->agg);
+        for (size_t i = 0; i < r->agg.nents && rc == 0; i++) {
+            const em__agg_entry *e = r->agg.ents[i];
+            rc = em__run_writer_add(&w, em_slice_make(e->kv, e->klen),
+                                    em_slice_make(e->kv + e->klen, e->vlen), err);
+        }
+    } else {
+        sort_buffer(r);
+        for (size_t i = 0; i < r->nix && rc == 0; i++) {
+            const rec_ix *x = &r->ix[i];
+            rc = em__run_writer_add(&w, em_slice_make(x->at.p, x->klen),
+                                    em_slice_make(x->at.p + x->klen, x->vlen), err);
+        }
+    }
+    if (rc == 0)
+        rc = em__run_writer_close(&w, err);
+    if (rc == 0 && (rc = add_run_path(r, w.path, err)) < 0)
+        unlink(w.path);
+    if (rc < 0) {
+        em__run_writer_abort(&w);
+        return rc;
+    }
+    r->st.spill_count++;
+    r->st.spill_bytes += w.bytes;
+    em__aggmap_reset(&r->agg);
+    r->nix = 0;
+    em_vbuf_clear(&r->recs);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- input */
+
+static int buffer_rec(em_reducer *r, const em_rec *rec, em_err *err)
+{
+    size_t n = rec->key.n + rec->val.n;
+
+    if (r->nix == r->cap_ix) {
+        size_t cap = r->cap_ix ? r->cap_ix * 2 : 256;
+        rec_ix *ix = em_realloc(r->ix, cap * sizeof *ix);
+        if (!ix)
+            return em_err_set(err, EM_ENOMEM, "reducer: out of memory for %zu records", cap);
+        r->ix = ix;
+        r->cap_ix = cap;
+    }
+    if (em_vbuf_reserve(&r->recs, n) < 0)
+        return em_err_set(err, EM_ENOMEM, "reducer: out of memory buffering %zu bytes", n);
+    rec_ix *x = &r->ix[r->nix++];
+    x->prefix = key_prefix(rec->key);
+    x->at.off = r->recs.len;
+    x->klen = (uint32_t)rec->key.n;
+    x->vlen = (uint32_t)rec->val.n;
+    if (rec->key.n)
+        memcpy(r->recs.data + r->recs.len, rec->key.p, rec->key.n);
+    if (rec->val.n)
+        memcpy(r->recs.data + r->recs.len + rec->key.n, rec->val.p, rec->val.n);
+    r->recs.len += n;
+    return 0;
+}
+
+static int add_one(em_reducer *r, const em_rec *rec, em_err *err)
+{
+    int rc;
+
+    if (r->o.mode == EM_REDUCE_AGGREGATE)
+        rc = em__aggmap_add(&r->agg, 0, rec->key, rec->val, err);
+    else
+        rc = buffer_rec(r, rec, err);
+    if (rc < 0)
+        return rc;
+    r->st.records_in++;
+    if (mem_used(r) > r->budget)
+        return spill(r, err);
+    return 0;
+}
+
+static int fail(em_reducer *r, int rc, em_err *err)
+{
+    r->poisoned = true;
+    em_err_copy(err, &r->perr);
+    return rc;
+}
+
+static int refuse(em_reducer *r, em_err *err)
+{
+    if (r->poisoned)
+        return em_err_copy(err, &r->perr);
+    return em_err_set(err, EM_EINVAL, "reducer: input already finished");
+}
+
+int em_reducer_add(em_reducer *r, const em_rec *rec, em_err *err)
+{
+    if (r->poisoned || r->finished)
+        return refuse(r, err);
+    int rc = add_one(r, rec, &r->perr);
+    return rc < 0 ? fail(r, rc, err) : 0;
+}
+
+int em_reducer_add_batch(em_reducer *r, const em_batch *b, em_err *err)
+{
+    em_batch_iter it;
+    em_rec rec;
+
+    if (r->poisoned || r->finished)
+        return refuse(r, err);
+    if (em_batch_kind(b) != EM_REC_KV)
+        return fail(r, em_err_set(&r->perr, EM_EINVAL, "reducer: batch of kind %d, want KV",
+                                  (int)em_batch_kind(b)), err);
+    em_batch_iter_init(&it, b);
+    while (em_batch_iter_next(&it, &rec)) {
+        int rc = add_one(r, &rec, &r->perr);
+        if (rc < 0)
+            return fail(r, rc, err);
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- merge */
+
+static int src_cmp(const em_reducer *r, uint32_t a, uint32_t b)
+{
+    int c = em_slice_cmp(r->srcs[a].cur.key, r->srcs[b].cur.key);
+    if (r->o.descending)
+        c = -c;
+    return c ? c : (a < b ? -1 : 1);
+}
+
+static void sift_down(em_reducer *r, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, m = i;
+        if (l < r->nheap && src_cmp(r, r->heap[l], r->heap[m]) < 0)
+            m = l;
+        if (l + 1 < r->nheap && src_cmp(r, r->heap[l + 1], r->heap[m]) < 0)
+            m = l + 1;
+        if (m == i)
+            return;
+        uint32_t t = r->heap[i];
+        r->heap[i] = r->heap[m];
+        r->heap[m] = t;
+        i = m;
+    }
+}
+
+/* Moves source s to its next record (has = false at its end). */
+static int src_advance(em_reducer *r, run_src *s, em_err *err)
+{
+    if (!s->mem) {
+        int rc = em__run_reader_next(&s->rd, &s->cur, err);
+        if (rc < 0)
+            return rc;
+        s->has = rc == 1;
+        return 0;
+    }
+    s->has = false;
+    if (r->o.mode == EM_REDUCE_AGGREGATE) {
+        if (s->pos < r->agg.nents) {
+            const em__agg_entry *e = r->agg.ents[s->pos++];
+            s->cur.key = em_slice_make(e->kv, e->klen);
+            s->cur.val = em_slice_make(e->kv + e->klen, e->vlen);
+            s->has = true;
+        }
+    } else if (s->pos < r->nix) {
+        const rec_ix *x = &r->ix[s->pos++];
+        s->cur.key = em_slice_make(x->at.p, x->klen);
+        s->cur.val = em_slice_make(x->at.p + x->klen, x->vlen);
+        s->has = true;
+    }
+    return 0;
+}
+
+/* Advances the source at the heap top and restores the heap. */
+static int advance_top(em_reducer *r, em_err *err)
+{
+    int rc = src_advance(r, &r->srcs[r->heap[0]], err);
+    if (rc < 0)
+        return rc;
+    if (!r->srcs[r->heap[0]].has)
+        r->heap[0] = r->heap[--r->nheap];
+    if (r->nheap)
+        sift_down(r, 0);
+    return 0;
+}
+
+static int start_merge(em_reducer *r, em_err *err)
+{
+    size_t n = r->nruns + 1;
+    int rc;
+
+    r->srcs = em_calloc(n, sizeof *r->srcs);
+    r->heap = em_calloc(n, sizeof *r->heap);
+    if (!r->srcs || !r->heap)
+        return em_err_set(err, EM_ENOMEM, "reducer: out of memory merging %zu runs", n);
+    for (size_t i = 0; i < r->nruns; i++) {
+        if ((rc = em__run_reader_open(&r->srcs[i].rd, r->runs[i], err)) < 0)
+            return rc;
+        r->nsrcs++;
+    }
+    if (r->o.mode == EM_REDUCE_AGGREGATE)
+        em__aggmap_sort(&r->agg);
+    else
+        sort_buffer(r);
+    r->srcs[r->nsrcs].mem = true;
+    r->srcs[r->nsrcs].rd.fd = -1;
+    r->nsrcs++;
+    for (size_t i = 0; i < r->nsrcs; i++) {
+        if ((rc = src_advance(r, &r->srcs[i], err)) < 0)
+            return rc;
+        if (r->srcs[i].has)
+            r->heap[r->nheap++] = (uint32_t)i;
+    }
+    for (size_t i = r->nheap / 2; i-- > 0;)
+        sift_down(r, i);
+    r->merging = true;
+    return 0;
+}
+
+int em_reducer_finish(em_reducer *r, em_err *err)
+{
+    if (r->poisoned || r->finished)
+        return refuse(r, err);
+    r->finished = true;
+    if (r->nruns > 0) {
+        int rc = start_merge(r, &r->perr);
+        if (rc < 0)
+            return fail(r, rc, err);
+    } else if (r->o.mode != EM_REDUCE_AGGREGATE) {
+        sort_buffer(r);
+    }
+    return 0;
+}
+
+/* Folds value v into the output value being assembled for the current key. */
+static int fold_value(em_reducer *r, em_slice v, em_err *err)
+{
+    if (r->o.mode == EM_REDUCE_GROUP) {
+        if (em_list_append(&r->val, v) < 0)
+            return em_err_set(err, EM_ENOMEM, "reducer: out of memory grouping values");
+        return 0;
+    }
+    const em_combiner *c = r->o.combiner;
+    em_vbuf_clear(&r->tmp);
+    int rc = c->ops->merge_combiners(c->self, em_slice_make(r->val.data, r->val.len), v,
+                                     &r->tmp, err);
+    if (rc < 0)
+        return rc;
+    em_vbuf t = r->val;
+    r->val = r->tmp;
+    r->tmp = t;
+    return 0;
+}
+
+/* Starts the output value with its first value v. */
+static int first_value(em_reducer *r, em_slice v, int64_t *list_off, em_err *err)
+{
+    em_vbuf_clear(&r->val);
+    if (r->o.mode == EM_REDUCE_GROUP) {
+        if ((*list_off = em_list_begin(&r->val)) < 0)
+            return em_err_set(err, EM_ENOMEM, "reducer: out of memory grouping values");
+        return fold_value(r, v, err);
+    }
+    if (em_vbuf_append(&r->val, v.p, v.n) < 0)
+        return em_err_set(err, EM_ENOMEM, "reducer: out of memory for a %zu-byte value", v.n);
+    return 0;
+}
+
+/* Next merged record: SORT passes records through; GROUP/AGGREGATE combine equal keys. */
+static int next_merged(em_reducer *r, em_rec *out, em_err *err)
+{
+    int64_t list_off = 0;
+    uint32_t count = 1;
+    int rc;
+
+    if (r->pending >= 0) {
+        r->pending = -1;
+        if ((rc = advance_top(r, err)) < 0)
+            return rc;
+    }
+    if (r->nheap == 0)
+        return 0;
+    run_src *s = &r->srcs[r->heap[0]];
+    if (r->o.mode == EM_REDUCE_SORT) {
+        *out = s->cur;            /* valid until the source advances: at the next call */
+        r->pending = (long)r->heap[0];
+        return 1;
+    }
+    em_vbuf_clear(&r->key);
+    if (em_vbuf_append(&r->key, s->cur.key.p, s->cur.key.n) < 0)
+        return em_err_set(err, EM_ENOMEM, "reducer: out of memory for a key");
+    if ((rc = first_value(r, s->cur.val, &list_off, err)) < 0 || (rc = advance_top(r, err)) < 0)
+        return rc;
+    em_slice key = em_slice_make(r->key.data, r->key.len);
+    while (r->nheap && em_slice_eq(r->srcs[r->heap[0]].cur.key, key)) {
+        if ((rc = fold_value(r, r->srcs[r->heap[0]].cur.val, err)) < 0 ||
+            (rc = advance_top(r, err)) < 0)
+            return rc;
+        count++;
+    }
+    if (r->o.mode == EM_REDUCE_GROUP)
+        em_list_end(&r->val, list_off, count);
+    out->key = key;
+    out->val = em_slice_make(r->val.data, r->val.len);
+    return 1;
+}
+
+/* Next record when nothing spilled: straight from memory. */
+static int next_memory(em_reducer *r, em_rec *out, em_err *err)
+{
+    int64_t list_off = 0;
+    uint32_t count = 1;
+    int rc;
+
+    if (r->o.mode == EM_REDUCE_AGGREGATE) {
+        if (r->pos >= r->agg.nents)
+            return 0;
+        const em__agg_entry *e = r->agg.ents[r->pos++];
+        out->key = em_slice_make(e->kv, e->klen);
+        out->val = em_slice_make(e->kv + e->klen, e->vlen);
+        return 1;
+    }
+    if (r->pos >= r->nix)
+        return 0;
+    const rec_ix *x = &r->ix[r->pos++];
+    out->key = em_slice_make(x->at.p, x->klen);
+    out->val = em_slice_make(x->at.p + x->klen, x->vlen);
+    if (r->o.mode == EM_REDUCE_SORT)
+        return 1;
+    if ((rc = first_value(r, out->val, &list_off, err)) < 0)
+        return rc;
+    while (r->pos < r->nix && r->ix[r->pos].klen == x->klen &&
+           memcmp(r->ix[r->pos].at.p, x->at.p, x->klen) == 0) {
+        const rec_ix *y = &r->ix[r->pos++];
+        if ((rc = fold_value(r, em_slice_make(y->at.p + y->klen, y->vlen), err)) < 0)
+            return rc;
+        count++;
+    }
+    em_list_end(&r->val, list_off, count);
+    out->val = em_slice_make(r->val.data, r->val.len);
+    return 1;
+}
+
+int em_reducer_next(em_reducer *r, em_rec *out, em_err *err)
+{
+    if (r->poisoned)
+        return em_err_copy(err, &r->perr);
+    if (!r->finished)
+        return em_err_set(err, EM_EINVAL, "reducer: next before finish");
+    int rc = r->merging ? next_merged(r, out, &r->perr) : next_memory(r, out, &r->perr);
+    if (rc < 0)
+        return fail(r, rc, err);
+    if (rc == 1)
+        r->st.records_out++;
+    return rc;
+}
+
+void em_reducer_stats_get(const em_reducer *r, em_reducer_stats *st)
+{
+    *st = r->st;
+}
+
+void em_reducer_free(em_reducer *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->nsrcs; i++)
+        if (!r->srcs[i].mem)
+            em__run_reader_close(&r->srcs[i].rd);
+    em_free(r->srcs);
+    em_free(r->heap);
+    for (size_t i = 0; i < r->nruns; i++) {
+        unlink(r->runs[i]);
+        em_free(r->runs[i]);
+    }
+    em_free(r->runs);
+    em__aggmap_destroy(&r->agg);
+    em_vbuf_destroy(&r->recs);
+    em_free(r->ix);
+    em_vbuf_destroy(&r->key);
+    em_vbuf_destroy(&r->val);
+    em_vbuf_destroy(&r->tmp);
+    em_free((char *)r->o.spill_dir);
+    em_free(r);
+}

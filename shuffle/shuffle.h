@@ -1,0 +1,198 @@
+/* shuffle/shuffle.h - moving keyed records between stages through real files.
+ *
+ * MAP SIDE: a map task hands every output record, with its reduce partition already chosen
+ * (by a partitioner below, or round-robin), to an em_shuffle_writer. The writer keeps one
+ * batch builder per reduce partition (or, with a combiner, one combining hash map); when a
+ * builder reaches the block size or the task's memory budget is exceeded, it encodes the
+ * partition's records as one zstd block and appends it to a spill file. Commit writes
+ *   <dir>/shuffle_<sid>_<mid>.data   per reduce partition: its blocks, back to back
+ *   <dir>/shuffle_<sid>_<mid>.index  offsets (FORMAT in shuffle/index.c)
+ * each to a temporary name, fsynced and renamed, and reports an em_map_status.
+ *
+ * REDUCE SIDE: em_shuffle_read fetches, map output by map output (so at most one segment is
+ * in flight per reader), the byte range of one reduce partition, verifies every block's
+ * checksums and hands the decoded batches on. A missing, short or corrupt segment is
+ * EM_EFETCH naming shuffle, map and reduce ids; the scheduler then re-runs that map task.
+ * An em_reducer aggregates (hash map), groups or sorts the records within a memory budget,
+ * spilling sorted runs to disk beyond it and merging them at the end.
+ *
+ * ORDER: keys compare bytewise (memcmp, shorter first on a tie). Numeric keys use the
+ * order-preserving encodings of engine/data (em_enc_i64).
+ *
+ * THREADS: writers, readers and reducers are one thread per object. Partitioners are
+ * immutable after creation and may be shared. */
+#ifndef EMBER_SHUFFLE_H
+#define EMBER_SHUFFLE_H
+
+#include "engine/base/base.h"
+#include "engine/data/data.h"
+
+#define EM_SHUFFLE_MAX_PARTS 65536u
+
+/* ---------------------------------------------------------------- partitioners */
+
+typedef struct em_partitioner_ops {
+    const char *name;                                        /* "hash", "range" */
+    uint32_t (*partition)(const void *self, em_slice key);   /* < nparts */
+    void (*free)(void *self);                                /* optional: NULL if static */
+} em_partitioner_ops;
+
+typedef struct em_partitioner {
+    const em_partitioner_ops *ops;
+    void *self;
+    uint32_t nparts;
+} em_partitioner;
+
+/* Hash partitioner: em_hash64(key, seed 0) mod nparts (nparts >= 1). */
+void em_partitioner_hash_init(em_partitioner *p, uint32_t nparts);
+/* Range partitioner over nbounds sorted upper bounds (copied): partition i holds keys
+ * k with bounds[i-1] < k <= bounds[i]; nparts = nbounds + 1. descending reverses the
+ * partition order (partition 0 holds the largest keys). EM_EINVAL if bounds are unsorted. */
+int em_partitioner_range_init(em_partitioner *p, const em_slice *bounds, uint32_t nbounds,
+                              bool descending, em_err *err);
+void em_partitioner_destroy(em_partitioner *p);    /* frees self via ops->free */
+static inline uint32_t em_partitioner_part(const em_partitioner *p, em_slice key)
+{
+    return p->ops->partition(p->self, key);
+}
+
+/* ---------------------------------------------------------------- combiners
+ * combine_by_key's three functions. Results are appended to `out` (passed empty). */
+typedef struct em_combiner_ops {
+    /* value -> combiner; optional: NULL means the combiner is the value itself */
+    int (*create)(void *self, em_slice v, em_vbuf *out, em_err *err);
+    int (*merge_value)(void *self, em_slice c, em_slice v, em_vbuf *out, em_err *err);
+    int (*merge_combiners)(void *self, em_slice a, em_slice b, em_vbuf *out, em_err *err);
+} em_combiner_ops;
+
+typedef struct em_combiner {
+    const em_combiner_ops *ops;
+    void *self;
+} em_combiner;
+
+/* ---------------------------------------------------------------- map side */
+
+typedef struct em_map_status {
+    uint32_t shuffle_id;
+    uint32_t map_id;
+    uint32_t nparts;
+    uint64_t *sizes;          /* nparts entries: bytes of each reduce partition's segment;
+                                 owned, free with em_map_status_destroy */
+    char loc[128];            /* where the files are: set by the caller (executor id) */
+    uint64_t records_written;
+    uint64_t bytes_written;   /* data file size */
+    uint64_t spill_count;     /* blocks written to the spill file before commit */
+    uint64_t spill_bytes;
+} em_map_status;
+void em_map_status_destroy(em_map_status *st);
+
+typedef struct em_shuffle_writer_opts {
+    const char *dir;              /* shuffle directory of this executor (must exist) */
+    uint32_t shuffle_id;
+    uint32_t map_id;
+    uint32_t nparts;              /* reduce partitions, 1..EM_SHUFFLE_MAX_PARTS */
+    em_rec_kind kind;             /* kind of the records written */
+    uint32_t width;               /* FIXED width */
+    const em_combiner *combiner;  /* optional: map-side combine of KV records by key */
+    size_t mem_budget;            /* bytes buffered before spilling; 0 = 64 MiB */
+    int zstd_level;               /* 0 = 1 */
+} em_shuffle_writer_opts;
+
+typedef struct em_shuffle_writer em_shuffle_writer;
+
+em_shuffle_writer *em_shuffle_writer_new(const em_shuffle_writer_opts *opts, em_err *err);
+/* Adds one record bound for reduce partition `part` (< nparts). With a combiner, records
+ * of equal keys are merged (create / merge_value). A failed writer is poisoned. */
+int em_shuffle_writer_add(em_shuffle_writer *w, uint32_t part, const em_rec *r, em_err *err);
+/* Writes the data and index files atomically and fills *st (caller destroys it). */
+int em_shuffle_writer_commit(em_shuffle_writer *w, em_map_status *st, em_err *err);
+void em_shuffle_writer_free(em_shuffle_writer *w);   /* NULL ok; removes temp/spill files */
+
+/* Paths of a map output's files into buf; returns buf. */
+const char *em_shuffle_data_path(const char *dir, uint32_t sid, uint32_t mid, char *buf,
+                                 size_t n);
+const char *em_shuffle_index_path(const char *dir, uint32_t sid, uint32_t mid, char *buf,
+                                  size_t n);
+/* Removes every file of shuffle sid under dir. */
+void em_shuffle_remove_files(const char *dir, uint32_t sid);
+
+/* ---------------------------------------------------------------- fetching */
+
+/* Where a reducer gets segments from: local files now, remote executors in cluster mode.
+ * fetch appends the segment bytes of (sid, mid, reduce) found at `loc` to out. */
+typedef struct em_fetcher_ops {
+    int (*fetch)(void *self, const char *loc, uint32_t sid, uint32_t mid, uint32_t reduce,
+                 em_vbuf *out, em_err *err);
+} em_fetcher_ops;
+
+typedef struct em_fetcher {
+    const em_fetcher_ops *ops;
+    void *self;
+} em_fetcher;
+
+/* Reads segment (sid, mid, reduce) from the index and data files under dir and appends it
+ * to out. Errors are EM_EFETCH naming ids and path (missing file, bad index, short read). */
+int em_shuffle_fetch_local(const char *dir, uint32_t sid, uint32_t mid, uint32_t reduce,
+                           em_vbuf *out, em_err *err);
+/* A fetcher whose `loc` is the shuffle directory itself (local mode). Static; no free. */
+em_fetcher em_fetcher_local(void);
+
+typedef struct em_shuffle_src {
+    uint32_t map_id;
+    const char *loc;       /* borrowed for the call */
+    uint64_t size;         /* expected segment bytes from the map status (0 = skip fetch) */
+} em_shuffle_src;
+
+/* Fetches and decodes reduce partition `reduce` of shuffle sid from each source in order,
+ * passing each batch to on_batch (which takes the reference). A missing, short or corrupt
+ * segment returns EM_EFETCH with *failed_map set to the map id (message names shuffle, map
+ * and reduce). on_batch's error is passed through unchanged, and so is EM_ENOMEM (running
+ * out of memory here is not the map output's fault; *failed_map untouched). */
+int em_shuffle_read(const em_fetcher *f, uint32_t sid, uint32_t reduce,
+                    const em_shuffle_src *srcs, uint32_t nsrcs,
+                    int (*on_batch)(void *ud, em_batch *b, em_err *err), void *ud,
+                    uint32_t *failed_map, em_err *err);
+
+/* ---------------------------------------------------------------- reduce side */
+
+typedef enum em_reduce_mode {
+    EM_REDUCE_AGGREGATE = 1,  /* KV in; KV out: one record per key, value = combiner */
+    EM_REDUCE_GROUP = 2,      /* KV in; KV out: one record per key, value = em_list of values */
+    EM_REDUCE_SORT = 3,       /* any kind with keys (KV) in; same records out, sorted by key */
+} em_reduce_mode;
+
+typedef struct em_reducer_opts {
+    em_reduce_mode mode;
+    em_rec_kind kind;              /* input kind (KV for every mode now) */
+    uint32_t width;
+    const em_combiner *combiner;   /* AGGREGATE */
+    bool inputs_are_combiners;     /* AGGREGATE: values are already combiners (map-side
+                                      combine ran): use merge_combiners, not create/merge_value */
+    bool descending;               /* SORT */
+    size_t mem_budget;             /* bytes before spilling a sorted run; 0 = 64 MiB */
+    const char *spill_dir;         /* must exist */
+    int zstd_level;                /* 0 = 1 */
+} em_reducer_opts;
+
+typedef struct em_reducer em_reducer;
+
+typedef struct em_reducer_stats {
+    uint64_t records_in;
+    uint64_t records_out;
+    uint64_t spill_count;          /* sorted runs written */
+    uint64_t spill_bytes;
+} em_reducer_stats;
+
+em_reducer *em_reducer_new(const em_reducer_opts *opts, em_err *err);
+int em_reducer_add(em_reducer *r, const em_rec *rec, em_err *err);
+int em_reducer_add_batch(em_reducer *r, const em_batch *b, em_err *err);
+/* Ends the input; afterwards only em_reducer_next. */
+int em_reducer_finish(em_reducer *r, em_err *err);
+/* 1 and *out (borrowed until the next call or free), 0 at the end, <0 on error.
+ * AGGREGATE and GROUP emit keys in ascending byte order once anything spilled, and in
+ * unspecified order otherwise; SORT in the requested order. */
+int em_reducer_next(em_reducer *r, em_rec *out, em_err *err);
+void em_reducer_stats_get(const em_reducer *r, em_reducer_stats *st);
+void em_reducer_free(em_reducer *r);   /* NULL ok; removes its spill files */
+
+#endif /* EMBER_SHUFFLE_H */

@@ -1,0 +1,131 @@
+/* shuffle/shuffle_int.h - internals shared by the files of shuffle/ (and its tests and fuzz
+ * harness); no other module includes this.
+ *
+ * Three pieces live here:
+ *   - the index file codec (index.c),
+ *   - the combining hash map (aggmap.c), used by the map-side writer (combine by
+ *     (partition, key)) and by the reduce-side AGGREGATE reducer (partition always 0),
+ *   - sorted run files (runs.c): a run is a file of concatenated zstd KV blocks whose records
+ *     are in key order; a run reader streams it back one block at a time. */
+#ifndef EMBER_SHUFFLE_INT_H
+#define EMBER_SHUFFLE_INT_H
+
+#include "shuffle/shuffle.h"
+
+/* ---------------------------------------------------------------- index (index.c) */
+
+#define EM__SHUFFLE_INDEX_MAGIC "EMIX"
+#define EM__SHUFFLE_INDEX_VERSION 1u
+/* Bytes of an index file for nparts partitions: 20-byte header, offsets, crc. */
+#define EM__SHUFFLE_INDEX_SIZE(nparts) (20u + 8u * ((size_t)(nparts) + 1u) + 4u)
+
+/* A parsed index. `offs` is borrowed from the bytes given to the parser (nparts + 1 little-
+ * endian u64 values); read them with em__shuffle_index_off. */
+typedef struct em__shuffle_index {
+    uint32_t shuffle_id;
+    uint32_t map_id;
+    uint32_t nparts;
+    const uint8_t *offs;
+} em__shuffle_index;
+
+/* Validates an index file image (untrusted): size, magic, version, crc, partition count,
+ * offsets[0] == 0 and non-decreasing. EM_ECORRUPT naming the reason; *ix untouched on error.
+ * Does not allocate. */
+int em__shuffle_index_decode(const uint8_t *p, size_t n, em__shuffle_index *ix, em_err *err);
+static inline uint64_t em__shuffle_index_off(const em__shuffle_index *ix, uint32_t i)
+{
+    return em_load_le64(ix->offs + 8 * (size_t)i);
+}
+/* Appends the encoding of an index (offs has nparts + 1 entries) to out. */
+int em__shuffle_index_encode(em_vbuf *out, uint32_t sid, uint32_t mid, uint32_t nparts,
+                             const uint64_t *offs, em_err *err);
+
+/* ---------------------------------------------------------------- aggmap (aggmap.c) */
+
+/* One combined record, carved from the map's slab: this header, then klen key bytes, then
+ * vcap bytes of room for the value, of which vlen are used. A probe reaches the header and
+ * the key in one cache line. */
+typedef struct em__agg_entry {
+    uint64_t hash;
+    uint32_t part;
+    uint32_t klen;
+    uint32_t vlen;
+    uint32_t vcap;
+    uint32_t idx;          /* position in ents[] */
+    uint8_t kv[];
+} em__agg_entry;
+
+typedef struct em__agg_slot {
+    uint64_t hash;         /* copy of the entry's hash (no entry access on a mismatch) */
+    em__agg_entry *e;      /* NULL = empty */
+} em__agg_slot;
+
+typedef struct em__slab_chunk em__slab_chunk;
+
+/* Open-addressing (linear probing) hash map from (part, key) to a combiner value.
+ * slots: power-of-two table, at most half full. ents: the entries in insertion order (for
+ * iteration and sorting). Entries and their bytes live in a slab of chunks freed only on
+ * reset. One thread per map. */
+typedef struct em__aggmap {
+    const em_combiner *comb;
+    bool values_are_combiners;   /* merge with merge_combiners, never create/merge_value */
+    em__agg_slot *slots;
+    size_t nslots;
+    em__agg_entry **ents;
+    size_t nents;
+    size_t cap_ents;
+    em__slab_chunk *chunks;      /* newest first */
+    size_t slab_used;            /* bytes handed out by the slab */
+    em_vbuf scratch;             /* combiner output */
+} em__aggmap;
+
+void em__aggmap_init(em__aggmap *m, const em_combiner *comb, bool values_are_combiners);
+void em__aggmap_destroy(em__aggmap *m);
+/* Frees every entry (keeps nothing); the map is empty and usable afterwards. */
+void em__aggmap_reset(em__aggmap *m);
+/* Merges (part, key, val) into the map. Combiner errors pass through; EM_ENOMEM on OOM (the
+ * map stays consistent). */
+int em__aggmap_add(em__aggmap *m, uint32_t part, em_slice key, em_slice val, em_err *err);
+/* Approximate bytes held: slab bytes in use plus the tables. */
+size_t em__aggmap_mem(const em__aggmap *m);
+/* Sorts the entries by key (memcmp order, shorter first), then by part. Lookups are invalid
+ * afterwards: only iteration and reset are allowed. */
+void em__aggmap_sort(em__aggmap *m);
+
+/* ---------------------------------------------------------------- runs (runs.c) */
+
+/* Sorted-run file writer: records appended in key order are cut into blocks of about
+ * EM_BATCH_TARGET_BYTES, zstd-encoded and written to a fresh file in dir (mkstemp). */
+typedef struct em__run_writer {
+    int fd;
+    char path[512];
+    int level;
+    uint64_t bytes;        /* file size so far */
+    em_batch_builder bb;
+    em_vbuf enc;
+} em__run_writer;
+
+int em__run_writer_open(em__run_writer *w, const char *dir, int level, em_err *err);
+int em__run_writer_add(em__run_writer *w, em_slice key, em_slice val, em_err *err);
+/* Flushes the last block and closes the file (the file stays, path names it). */
+int em__run_writer_close(em__run_writer *w, em_err *err);
+/* Closes (if open) and removes the file. */
+void em__run_writer_abort(em__run_writer *w);
+
+/* Streams a run file back one block at a time. */
+typedef struct em__run_reader {
+    int fd;
+    const char *path;      /* borrowed */
+    uint64_t off;
+    uint64_t size;
+    em_batch *batch;       /* current block, NULL before the first/after the last */
+    em_batch_iter it;
+    em_vbuf raw;
+} em__run_reader;
+
+int em__run_reader_open(em__run_reader *r, const char *path, em_err *err);
+/* 1 and *rec (valid until the next call), 0 at the end, <0 on error (EM_ECORRUPT/EM_EIO). */
+int em__run_reader_next(em__run_reader *r, em_rec *rec, em_err *err);
+void em__run_reader_close(em__run_reader *r);
+
+#endif /* EMBER_SHUFFLE_INT_H */

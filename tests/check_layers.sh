@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# tests/check_layers.sh SRC_DIR - fails when an #include "..." points up the module stack or
+# into another module's private *_int.h (STYLE.md section 13, docs/architecture.md).
+#
+# Levels (a file may include its own level's module and anything lower):
+#   0 engine/base   1 engine/data   2 storage, engine/net   3 shuffle   4 engine/plan
+#   5 engine/sched, engine/exec, engine/cluster   6 engine/api, engine/ember.h
+#   7 sql, mllib    8 examples, tests, engine/cli
+# engine/plan/fn.h belongs to plan (4), so engine/ember.h may include it.
+# Modules on levels 2 and 5 may not include each other (sched reaches executors through an
+# ops table wired by api/). A module's *_int.h is for files of that module only, plus its
+# unit tests (tests/unit/<module>/, where <module> is the folder's last name: base, plan,
+# storage, ...) and fuzz harnesses (tests/fuzz/, which exercise internal decoders).
+# Includes are resolved from the repository root (how ember includes), or next to the
+# including file when that file exists; includes of unknown paths are not checked.
+# Prints every violation as file:line: text, then exits 1 if there was any.
+set -euo pipefail
+
+src=${1:?usage: check_layers.sh SRC_DIR}
+cd "$src"
+
+# module PATH -> "level module" ("" when the path is not part of the stack)
+module_of() {
+    local p=$1
+    case $p in
+        engine/base/*) echo "0 engine/base" ;;
+        engine/data/*) echo "1 engine/data" ;;
+        storage/*) echo "2 storage" ;;
+        engine/net/*) echo "2 engine/net" ;;
+        shuffle/*) echo "3 shuffle" ;;
+        engine/plan/*) echo "4 engine/plan" ;;
+        engine/sched/*) echo "5 engine/sched" ;;
+        engine/exec/*) echo "5 engine/exec" ;;
+        engine/cluster/*) echo "5 engine/cluster" ;;
+        engine/api/*|engine/ember.h) echo "6 engine/api" ;;
+        sql/*) echo "7 sql" ;;
+        mllib/*/*) echo "7 mllib/$(echo "$p" | cut -d/ -f2)" ;;
+        mllib/*) echo "7 mllib" ;;
+        examples/*) echo "8 examples" ;;
+        tests/*) echo "8 tests" ;;
+        engine/cli/*) echo "8 engine/cli" ;;
+        *) echo "" ;;
+    esac
+}
+
+violations=0
+report() {
+    echo "$1:$2: $3"
+    violations=$((violations + 1))
+}
+
+while IFS= read -r file; do
+    file=${file#./}
+    read -r flevel fmod <<<"$(module_of "$file")" || true
+    [ -n "${flevel:-}" ] || continue
+    while IFS=: read -r line text; do
+        inc=$(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"\([^"]*\)".*/\1/p' <<<"$text")
+        [ -n "$inc" ] || continue
+        target=$inc
+        dir=$(dirname "$file")
+        if [ ! -e "$inc" ] && [ -e "$dir/$inc" ]; then
+            target=$(realpath -m --relative-to=. "$dir/$inc")
+        fi
+        read -r tlevel tmod <<<"$(module_of "$target")" || true
+        [ -n "${tlevel:-}" ] || continue
+        [ "$tmod" = "$fmod" ] && continue
+        if [[ $target == *_int.h ]]; then
+            allowed=0
+            case $file in
+                tests/fuzz/*) allowed=1 ;;
+                tests/unit/*/*)
+                    udir=$(echo "$file" | cut -d/ -f3)
+                    [ "${tmod##*/}" = "$udir" ] && allowed=1
+                    ;;
+            esac
+            [ $allowed = 1 ] && continue
+            report "$file" "$line" "includes $target, private to $tmod: $text"
+            continue
+        fi
+        if [ "$tlevel" -gt "$flevel" ]; then
+            report "$file" "$line" "$fmod (level $flevel) includes $tmod (level $tlevel), up the stack: $text"
+        elif [ "$tlevel" -eq "$flevel" ] && { [ "$flevel" = 2 ] || [ "$flevel" = 5 ]; }; then
+            report "$file" "$line" "$fmod includes its peer $tmod (level $flevel): $text"
+        fi
+    done < <(grep -n '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$file" || true)
+done < <(find engine shuffle storage sql mllib examples tests -type f \( -name '*.c' -o -name '*.h' \) \
+             -not -path 'tests/fuzz/corpus/*' 2>/dev/null | sort)
+
+if [ "$violations" -gt 0 ]; then
+    echo "check_layers: $violations include(s) break the layering (docs/architecture.md)" >&2
+    exit 1
+fi
+echo "check_layers: ok"

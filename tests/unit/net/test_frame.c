@@ -1,0 +1,177 @@
+/* Frame codec: round trips under every split of the byte stream, and rejection of bad
+ * magic, zero and over-cap lengths (before any body byte is buffered). */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "engine/net/net.h"
+
+typedef struct seen {
+    int n;
+    uint8_t types[16];
+    em_vbuf payloads[16];
+} seen;
+
+static int on_frame(void *ud, uint8_t type, em_slice payload, em_err *err)
+{
+    (void)err;
+    seen *s = ud;
+    cr_assert_lt(s->n, 16);
+    s->types[s->n] = type;
+    em_vbuf_init(&s->payloads[s->n]);
+    em_vbuf_append(&s->payloads[s->n], payload.p, payload.n);
+    s->n++;
+    return 0;
+}
+
+static void seen_destroy(seen *s)
+{
+    for (int i = 0; i < s->n; i++)
+        em_vbuf_destroy(&s->payloads[i]);
+}
+
+static void encode_three(em_vbuf *wire)
+{
+    em_err err = EM_ERR_INIT;
+    uint8_t big[5000];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (uint8_t)(i * 7);
+    cr_assert_eq(em_frame_encode(wire, EM_FRAME_RPC, "{\"a\":1}", 7, &err), 0);
+    cr_assert_eq(em_frame_encode(wire, EM_FRAME_HEARTBEAT, NULL, 0, &err), 0);
+    cr_assert_eq(em_frame_encode(wire, EM_FRAME_DATA, big, sizeof big, &err), 0);
+}
+
+static void check_three(const seen *s)
+{
+    cr_assert_eq(s->n, 3);
+    cr_assert_eq(s->types[0], EM_FRAME_RPC);
+    cr_assert_eq(s->payloads[0].len, 7);
+    cr_assert_eq(memcmp(s->payloads[0].data, "{\"a\":1}", 7), 0);
+    cr_assert_eq(s->types[1], EM_FRAME_HEARTBEAT);
+    cr_assert_eq(s->payloads[1].len, 0);
+    cr_assert_eq(s->types[2], EM_FRAME_DATA);
+    cr_assert_eq(s->payloads[2].len, 5000);
+    for (size_t i = 0; i < 5000; i++)
+        cr_assert_eq(s->payloads[2].data[i], (uint8_t)(i * 7));
+}
+
+Test(frame, round_trip_whole)
+{
+    em_vbuf wire;
+    em_vbuf_init(&wire);
+    encode_three(&wire);
+    em_frame_decoder d;
+    em_frame_decoder_init(&d, 0);
+    seen s = {0};
+    em_err err = EM_ERR_INIT;
+    cr_assert_eq(em_frame_decoder_feed(&d, wire.data, wire.len, on_frame, &s, &err), 0);
+    check_three(&s);
+    seen_destroy(&s);
+    em_frame_decoder_destroy(&d);
+    em_vbuf_destroy(&wire);
+}
+
+Test(frame, round_trip_every_chunk_size)
+{
+    em_vbuf wire;
+    em_vbuf_init(&wire);
+    encode_three(&wire);
+    for (size_t chunk = 1; chunk <= 64; chunk++) {
+        em_frame_decoder d;
+        em_frame_decoder_init(&d, 0);
+        seen s = {0};
+        em_err err = EM_ERR_INIT;
+        for (size_t off = 0; off < wire.len; off += chunk) {
+            size_t n = wire.len - off < chunk ? wire.len - off : chunk;
+            cr_assert_eq(em_frame_decoder_feed(&d, wire.data + off, n, on_frame, &s, &err), 0);
+        }
+        check_three(&s);
+        cr_assert_eq(d.nframes, 3);
+        seen_destroy(&s);
+        em_frame_decoder_destroy(&d);
+    }
+    em_vbuf_destroy(&wire);
+}
+
+Test(frame, bad_magic_is_rejected_and_poisons)
+{
+    const uint8_t junk[] = "GET / HTTP/1.1\r\n\r\n";
+    em_frame_decoder d;
+    em_frame_decoder_init(&d, 0);
+    seen s = {0};
+    em_err err = EM_ERR_INIT;
+    cr_assert_eq(em_frame_decoder_feed(&d, junk, sizeof junk - 1, on_frame, &s, &err),
+                 EM_EPROTO);
+    cr_assert(strstr(err.msg, "frame 0") != NULL, "%s", err.msg);
+    em_err err2 = EM_ERR_INIT;
+    em_vbuf wire;
+    em_vbuf_init(&wire);
+    encode_three(&wire);
+    cr_assert_eq(em_frame_decoder_feed(&d, wire.data, wire.len, on_frame, &s, &err2),
+                 EM_EPROTO);
+    cr_assert_eq(s.n, 0);
+    em_vbuf_destroy(&wire);
+    em_frame_decoder_destroy(&d);
+}
+
+Test(frame, oversized_length_rejected_before_body)
+{
+    uint8_t hdr[EM_FRAME_HEADER_SIZE] = {'E', 'M', 'F', 'R', 0, 0, 0, 0, EM_FRAME_DATA};
+    em_store_le32(hdr + 4, EM_FRAME_PRELOGIN_MAX + 1);
+    em_frame_decoder d;
+    em_frame_decoder_init(&d, EM_FRAME_PRELOGIN_MAX);
+    seen s = {0};
+    em_err err = EM_ERR_INIT;
+    cr_assert_eq(em_frame_decoder_feed(&d, hdr, sizeof hdr, on_frame, &s, &err), EM_EPROTO);
+    cr_assert_eq(d.body.cap, 0, "no body bytes may be buffered");
+    em_frame_decoder_destroy(&d);
+}
+
+Test(frame, zero_length_rejected)
+{
+    uint8_t hdr[EM_FRAME_HEADER_SIZE] = {'E', 'M', 'F', 'R', 0, 0, 0, 0, 0};
+    em_frame_decoder d;
+    em_frame_decoder_init(&d, 0);
+    seen s = {0};
+    em_err err = EM_ERR_INIT;
+    cr_assert_eq(em_frame_decoder_feed(&d, hdr, sizeof hdr, on_frame, &s, &err), EM_EPROTO);
+    em_frame_decoder_destroy(&d);
+}
+
+static int fail_second(void *ud, uint8_t type, em_slice payload, em_err *err)
+{
+    (void)type;
+    (void)payload;
+    int *count = ud;
+    if (++*count == 2)
+        return em_err_set(err, EM_EPROTO, "unexpected frame");
+    return 0;
+}
+
+Test(frame, callback_error_stops_and_poisons)
+{
+    em_vbuf wire;
+    em_vbuf_init(&wire);
+    encode_three(&wire);
+    em_frame_decoder d;
+    em_frame_decoder_init(&d, 0);
+    int count = 0;
+    em_err err = EM_ERR_INIT;
+    cr_assert_eq(em_frame_decoder_feed(&d, wire.data, wire.len, fail_second, &count, &err),
+                 EM_EPROTO);
+    cr_assert_eq(count, 2);
+    cr_assert_eq(em_frame_decoder_feed(&d, wire.data, 1, fail_second, &count, &err), EM_EPROTO);
+    cr_assert_eq(count, 2);
+    em_frame_decoder_destroy(&d);
+    em_vbuf_destroy(&wire);
+}
+
+Test(frame, encode_rejects_oversized_payload)
+{
+    em_vbuf wire;
+    em_vbuf_init(&wire);
+    em_err err = EM_ERR_INIT;
+    cr_assert_eq(em_frame_encode(&wire, EM_FRAME_DATA, NULL, EM_FRAME_MAX_BODY, &err),
+                 EM_EINVAL);
+    cr_assert_eq(wire.len, 0);
+    em_vbuf_destroy(&wire);
+}

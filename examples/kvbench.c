@@ -67,7 +67,7 @@ int ember_main(em_context *sc, int argc, char **argv)
         return 1;
     }
     want = (uint64_t)(npairs < nkeys ? npairs : nkeys);
-    printf("seconds\t%.3f\nkeys\t%llu\ncheck\t%s\n", em_now_s() - t0,
-           (unsigned long long)keys, keys == want ? "ok" : "FAILED");
+    printf("seconds\t%.3f\nkeys\t%llu\ncheck\t%s\n", em_now_s() - t0, (unsigned long long)keys,
+           keys == want ? "ok" : "FAILED");
     return keys == want ? 0 : 1;
 }

@@ -203,8 +203,10 @@ int ember_main(em_context *sc, int argc, char **argv)
         return 2;
     }
     if (!parse_iters(argv[2], &iters)) {
-        fprintf(stderr, "ember: pagerank: ITERATIONS: expected an integer in 0..1000000, "
-                        "got '%s'\n", argv[2]);
+        fprintf(stderr,
+                "ember: pagerank: ITERATIONS: expected an integer in 0..1000000, "
+                "got '%s'\n",
+                argv[2]);
         return 2;
     }
     links = em_rdd_flat_map(em_text_file(sc, argv[1], 0), "pr_parse_edge", no_ctx);
@@ -212,8 +214,8 @@ int ember_main(em_context *sc, int argc, char **argv)
     links = em_rdd_cache(em_rdd_group_by_key(links, 0));
     ranks = em_rdd_map_values(links, "pr_one", no_ctx);
     for (long i = 0; i < iters; i++) {
-        em_rdd *contribs = em_rdd_flat_map(em_rdd_values(em_rdd_join(links, ranks, 0)),
-                                           "pr_contribs", no_ctx);
+        em_rdd *contribs =
+            em_rdd_flat_map(em_rdd_values(em_rdd_join(links, ranks, 0)), "pr_contribs", no_ctx);
         ranks = em_rdd_map_values(em_rdd_reduce_by_key(contribs, "em.sum_f64", no_ctx, 0),
                                   "pr_damp", no_ctx);
     }

@@ -30,10 +30,10 @@ bool em__cli_parse_u64(const char *prefix, const char *flag, const char *text, u
 /* Returns the value of option `flag` at argv[*i] ("--flag VALUE" or "--flag=VALUE") and
  * advances *i past it; NULL (and prints an error) when the value is missing. Returns NULL
  * without printing when argv[*i] is not this flag. `*matched` tells which case. */
-const char *em__cli_opt_value(const char *prefix, const char *flag, int argc, char **argv,
-                              int *i, bool *matched);
+const char *em__cli_opt_value(const char *prefix, const char *flag, int argc, char **argv, int *i,
+                              bool *matched);
 
-bool em__cli_is_help(const char *arg);   /* "--help" or "-h" */
+bool em__cli_is_help(const char *arg); /* "--help" or "-h" */
 
 /* Prints "<prefix>: <formatted>\n" to stderr; returns EM_CLI_FAIL. */
 int em__cli_fail(const char *prefix, const char *fmt, ...) EM_PRINTF(2, 3);
@@ -47,6 +47,6 @@ int em__cli_gen(int argc, char **argv);
 
 /* Help texts (stdout), shared by `CMD --help` and `ember help CMD`. */
 void em__cli_run_example_help(FILE *f);
-void em__cli_gen_help(FILE *f, const char *what);   /* what: NULL, "text", "graph", "records" */
+void em__cli_gen_help(FILE *f, const char *what); /* what: NULL, "text", "graph", "records" */
 
 #endif /* EMBER_CLI_H */

@@ -32,19 +32,19 @@
 
 #include "engine/cli/cli.h"
 
-#define GEN_CHUNK_BYTES ((size_t)4 << 20)
+#define GEN_CHUNK_BYTES       ((size_t)4 << 20)
 #define GEN_GRAPH_CHUNK_EDGES 1000000u
-#define GEN_MAX_THREADS 4
-#define VOCAB_WORDS 50000u
-#define VOCAB_MAX_WORD 16          /* bytes: 11 letters + one 3-byte character, rounded up */
-#define ZIPF_TABLE_BITS 18
-#define TEXT_MAX_LINE (20 * (VOCAB_MAX_WORD + 1) + 1)
-#define RECORDS_PER_CHUNK (GEN_CHUNK_BYTES / 100)
+#define GEN_MAX_THREADS       4
+#define VOCAB_WORDS           50000u
+#define VOCAB_MAX_WORD        16 /* bytes: 11 letters + one 3-byte character, rounded up */
+#define ZIPF_TABLE_BITS       18
+#define TEXT_MAX_LINE         (20 * (VOCAB_MAX_WORD + 1) + 1)
+#define RECORDS_PER_CHUNK     (GEN_CHUNK_BYTES / 100)
 
 typedef struct vocab {
-    char *bytes;                   /* VOCAB_WORDS * VOCAB_MAX_WORD, word i at i*MAX */
+    char *bytes; /* VOCAB_WORDS * VOCAB_MAX_WORD, word i at i*MAX */
     uint8_t len[VOCAB_WORDS];
-    uint16_t *table;               /* 1 << ZIPF_TABLE_BITS word ranks */
+    uint16_t *table; /* 1 << ZIPF_TABLE_BITS word ranks */
 } vocab;
 
 typedef struct gen_job gen_job;
@@ -66,8 +66,8 @@ struct gen_job {
     uint64_t nrecords;
 };
 
-static const char *const multibyte[] = {"é", "ü", "ß", "ø", "ñ", "ç", "ж", "я", "λ", "日", "本",
-                                        "語"};
+static const char *const multibyte[] = {"é", "ü", "ß", "ø",  "ñ",  "ç",
+                                        "ж", "я", "λ", "日", "本", "語"};
 
 /* ---------------------------------------------------------------- vocabulary */
 
@@ -93,7 +93,7 @@ static bool vocab_insert(uint32_t *slots, size_t nslots, const vocab *v, uint32_
 static void make_word(em_rng *r, uint32_t id, char *w, uint8_t *len)
 {
     uint64_t x = em_rng_next(r);
-    size_t n = 1 + (x & 3) + ((x >> 2) % 5) + ((x >> 5) % 4);   /* 1..11, mean ~5.5 */
+    size_t n = 1 + (x & 3) + ((x >> 2) % 5) + ((x >> 5) % 4); /* 1..11, mean ~5.5 */
     size_t pos = 0, mb_at = (id % 40 == 39) ? (size_t)((x >> 8) % n) : SIZE_MAX;
 
     for (size_t i = 0; i < n; i++) {
@@ -134,8 +134,7 @@ static int vocab_sort(vocab *v)
         next[c] += next[c - 1];
     for (uint32_t id = 0; id < VOCAB_WORDS; id++) {
         size_t to = next[word_chars(v->bytes + (size_t)id * VOCAB_MAX_WORD, v->len[id])]++;
-        memcpy(tmp + to * VOCAB_MAX_WORD, v->bytes + (size_t)id * VOCAB_MAX_WORD,
-               VOCAB_MAX_WORD);
+        memcpy(tmp + to * VOCAB_MAX_WORD, v->bytes + (size_t)id * VOCAB_MAX_WORD, VOCAB_MAX_WORD);
         lens[to] = v->len[id];
     }
     memcpy(v->bytes, tmp, (size_t)VOCAB_WORDS * VOCAB_MAX_WORD);
@@ -184,7 +183,7 @@ static int vocab_build(vocab *v, uint64_t seed)
     em_rng_seed(&r, stream_seed(seed, 1, 0));
     for (uint32_t id = 0; id < VOCAB_WORDS;) {
         make_word(&r, id, v->bytes + (size_t)id * VOCAB_MAX_WORD, &v->len[id]);
-        id += vocab_insert(slots, nslots, v, id);   /* a duplicate is redrawn */
+        id += vocab_insert(slots, nslots, v, id); /* a duplicate is redrawn */
     }
     em_free(slots);
     if (vocab_sort(v) < 0)
@@ -205,9 +204,8 @@ static size_t text_chunk(const gen_job *job, uint64_t idx, uint8_t *buf)
 {
     const vocab *v = job->voc;
     uint64_t start = idx * GEN_CHUNK_BYTES;
-    size_t target = (size_t)(job->total_bytes - start < GEN_CHUNK_BYTES
-                                 ? job->total_bytes - start
-                                 : GEN_CHUNK_BYTES);
+    size_t target = (size_t)(job->total_bytes - start < GEN_CHUNK_BYTES ? job->total_bytes - start
+                                                                        : GEN_CHUNK_BYTES);
     size_t len = 0;
     em_rng r;
 
@@ -286,7 +284,7 @@ static size_t records_chunk(const gen_job *job, uint64_t idx, uint8_t *buf)
         for (size_t j = 0; j < 99; j += 8) {
             uint64_t x = em_rng_next(&r);
             for (size_t b = 0; b < 8 && j + b < 99; b++, x >>= 8)
-                p[j + b] = (uint8_t)(0x21 + (((x & 0xff) * 94) >> 8));  /* 0x21..0x7e */
+                p[j + b] = (uint8_t)(0x21 + (((x & 0xff) * 94) >> 8)); /* 0x21..0x7e */
         }
         p[10] = '\t';
         p[99] = '\n';
@@ -368,7 +366,7 @@ static int gen_run(const char *prefix, const char *out, const gen_job *job)
             created[t] = pthread_create(&tids[t], NULL, chunk_thread, &work[t]) == 0;
         for (unsigned t = 0; t < n; t++)
             if (!created[t])
-                chunk_thread(&work[t]);   /* chunk 0, or no thread: same bytes either way */
+                chunk_thread(&work[t]); /* chunk 0, or no thread: same bytes either way */
         for (unsigned t = 1; t < n; t++)
             if (created[t])
                 pthread_join(tids[t], NULL);
@@ -458,8 +456,7 @@ static int gen_parse(const char *what, int argc, char **argv, gen_args *a)
             v = em__cli_opt_value(prefix, nums[k].flag, argc, argv, &i, &m);
             if (!m)
                 continue;
-            if (v == NULL || !em__cli_parse_u64(prefix, nums[k].flag, v, nums[k].min,
-                                                nums[k].max,
+            if (v == NULL || !em__cli_parse_u64(prefix, nums[k].flag, v, nums[k].min, nums[k].max,
                                                 (uint64_t *)((char *)a + nums[k].off)))
                 return EM_CLI_USAGE;
             a->has_mib |= nums[k].off == offsetof(gen_args, mib);
@@ -518,7 +515,7 @@ static int gen_graph(const gen_args *a)
         job.perm_b[p] = stream_seed(a->seed, 6, (uint64_t)p) % a->nodes;
     }
     job.nchunks = (a->edges + GEN_GRAPH_CHUNK_EDGES - 1) / GEN_GRAPH_CHUNK_EDGES;
-    job.chunk_cap = (size_t)GEN_GRAPH_CHUNK_EDGES * 22;   /* two <= 10-digit ids + 2 */
+    job.chunk_cap = (size_t)GEN_GRAPH_CHUNK_EDGES * 22; /* two <= 10-digit ids + 2 */
     job.fill = graph_chunk;
     return gen_run("ember gen graph", a->out, &job);
 }
@@ -538,18 +535,17 @@ static int gen_records(const gen_args *a)
 void em__cli_gen_help(FILE *f, const char *what)
 {
     if (what == NULL)
-        fprintf(f,
-                "Usage: ember gen text|graph|records [OPTIONS]\n"
-                "\n"
-                "Generates deterministic test data: the same arguments give the same bytes\n"
-                "on every machine and with any number of threads. The file is written under\n"
-                "a temporary name and renamed onto --out when complete.\n"
-                "\n"
-                "  ember gen text    --mib N [--seed S] --out FILE\n"
-                "  ember gen graph   --nodes N --edges M [--seed S] --out FILE\n"
-                "  ember gen records --mib N [--seed S] --out FILE\n"
-                "\n"
-                "Run 'ember gen text --help' (graph, records) for details.\n");
+        fprintf(f, "Usage: ember gen text|graph|records [OPTIONS]\n"
+                   "\n"
+                   "Generates deterministic test data: the same arguments give the same bytes\n"
+                   "on every machine and with any number of threads. The file is written under\n"
+                   "a temporary name and renamed onto --out when complete.\n"
+                   "\n"
+                   "  ember gen text    --mib N [--seed S] --out FILE\n"
+                   "  ember gen graph   --nodes N --edges M [--seed S] --out FILE\n"
+                   "  ember gen records --mib N [--seed S] --out FILE\n"
+                   "\n"
+                   "Run 'ember gen text --help' (graph, records) for details.\n");
     else if (strcmp(what, "text") == 0)
         fprintf(f,
                 "Usage: ember gen text --mib N [--seed S] --out FILE\n"
@@ -564,28 +560,26 @@ void em__cli_gen_help(FILE *f, const char *what)
                 "  --out FILE   output file (replaced atomically)\n"
                 "  --help, -h   show this help\n");
     else if (strcmp(what, "graph") == 0)
-        fprintf(f,
-                "Usage: ember gen graph --nodes N --edges M [--seed S] --out FILE\n"
-                "\n"
-                "Writes M lines \"src dst\" (decimal node ids in [0, N)). Out-degrees are\n"
-                "power-law-like; self loops and duplicate edges may occur.\n"
-                "\n"
-                "  --nodes N    number of nodes (1..4294967295)\n"
-                "  --edges M    number of edges (lines), at least 1\n"
-                "  --seed S     random seed, a non-negative integer (default 1)\n"
-                "  --out FILE   output file (replaced atomically)\n"
-                "  --help, -h   show this help\n");
+        fprintf(f, "Usage: ember gen graph --nodes N --edges M [--seed S] --out FILE\n"
+                   "\n"
+                   "Writes M lines \"src dst\" (decimal node ids in [0, N)). Out-degrees are\n"
+                   "power-law-like; self loops and duplicate edges may occur.\n"
+                   "\n"
+                   "  --nodes N    number of nodes (1..4294967295)\n"
+                   "  --edges M    number of edges (lines), at least 1\n"
+                   "  --seed S     random seed, a non-negative integer (default 1)\n"
+                   "  --out FILE   output file (replaced atomically)\n"
+                   "  --help, -h   show this help\n");
     else
-        fprintf(f,
-                "Usage: ember gen records --mib N [--seed S] --out FILE\n"
-                "\n"
-                "Writes floor(N MiB / 100) lines of exactly 100 bytes: a 10-character key,\n"
-                "TAB, 88 characters, '\\n' (characters are printable ASCII 0x21-0x7e).\n"
-                "\n"
-                "  --mib N      size in MiB (1..1048576)\n"
-                "  --seed S     random seed, a non-negative integer (default 1)\n"
-                "  --out FILE   output file (replaced atomically)\n"
-                "  --help, -h   show this help\n");
+        fprintf(f, "Usage: ember gen records --mib N [--seed S] --out FILE\n"
+                   "\n"
+                   "Writes floor(N MiB / 100) lines of exactly 100 bytes: a 10-character key,\n"
+                   "TAB, 88 characters, '\\n' (characters are printable ASCII 0x21-0x7e).\n"
+                   "\n"
+                   "  --mib N      size in MiB (1..1048576)\n"
+                   "  --seed S     random seed, a non-negative integer (default 1)\n"
+                   "  --out FILE   output file (replaced atomically)\n"
+                   "  --help, -h   show this help\n");
 }
 
 int em__cli_gen(int argc, char **argv)

@@ -22,32 +22,29 @@ static void gen_help_all(FILE *f)
 static const cli_command commands[] = {
     {"run-example", "run a bundled example job (wordcount, pagerank, kvbench, ...)",
      em__cli_run_example, em__cli_run_example_help},
-    {"gen", "generate deterministic test data: text, graph, records", em__cli_gen,
-     gen_help_all},
+    {"gen", "generate deterministic test data: text, graph, records", em__cli_gen, gen_help_all},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 static void main_help(FILE *f)
 {
-    fprintf(f,
-            "Usage: ember [--help] [--version] COMMAND [ARGS...]\n"
-            "\n"
-            "ember is a Spark-style dataflow engine in C11.\n"
-            "\n"
-            "Commands:\n");
+    fprintf(f, "Usage: ember [--help] [--version] COMMAND [ARGS...]\n"
+               "\n"
+               "ember is a Spark-style dataflow engine in C11.\n"
+               "\n"
+               "Commands:\n");
     for (size_t i = 0; i < NCOMMANDS; i++)
         fprintf(f, "  %-13s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "  %-13s %s\n", "help", "show the help of a command: ember help COMMAND");
-    fprintf(f,
-            "\n"
-            "Options:\n"
-            "  --help, -h    show this help and exit\n"
-            "  --version     print the version and exit\n"
-            "\n"
-            "Run 'ember COMMAND --help' for the options of a command.\n"
-            "Environment: EMBER_* variables set configuration keys (EMBER_MASTER sets\n"
-            "ember.master); EMBER_LOG=debug|info|warn|error sets the log level;\n"
-            "EMBER_EXAMPLES_DIR overrides where run-example looks for job libraries.\n");
+    fprintf(f, "\n"
+               "Options:\n"
+               "  --help, -h    show this help and exit\n"
+               "  --version     print the version and exit\n"
+               "\n"
+               "Run 'ember COMMAND --help' for the options of a command.\n"
+               "Environment: EMBER_* variables set configuration keys (EMBER_MASTER sets\n"
+               "ember.master); EMBER_LOG=debug|info|warn|error sets the log level;\n"
+               "EMBER_EXAMPLES_DIR overrides where run-example looks for job libraries.\n");
 }
 
 static const cli_command *find_command(const char *name)

@@ -24,9 +24,9 @@
 #include "engine/ember.h"
 #include "engine/plan/plan.h"
 
-#define PREFIX "ember run-example"
+#define PREFIX         "ember run-example"
 #define DEFAULT_MASTER "local[2]"
-#define MAX_DIRS 16
+#define MAX_DIRS       16
 
 #ifndef EMBER_EXAMPLES_BUILD_DIR
 #define EMBER_EXAMPLES_BUILD_DIR ""
@@ -42,48 +42,47 @@ typedef struct run_opts {
     const char *confs[64];
     int nconfs;
     bool quiet, list;
-    int job_argc;         /* arguments after NAME for the job */
+    int job_argc; /* arguments after NAME for the job */
     char **job_argv;
 } run_opts;
 
 typedef struct dir_list {
-    char *dirs[MAX_DIRS];  /* owned */
+    char *dirs[MAX_DIRS]; /* owned */
     int n;
-    char *env_copy;        /* owned copy of $EMBER_EXAMPLES_DIR split in place */
+    char *env_copy; /* owned copy of $EMBER_EXAMPLES_DIR split in place */
 } dir_list;
 
 void em__cli_run_example_help(FILE *f)
 {
-    fprintf(f,
-            "Usage: ember run-example NAME [OPTIONS] [--] [ARGS...]\n"
-            "       ember run-example --list\n"
-            "\n"
-            "Runs the example job NAME (a job library exporting ember_main) with ARGS.\n"
-            "Options are recognised before NAME and right after it; the first other\n"
-            "argument (or everything after '--') starts the job's own ARGS.\n"
-            "\n"
-            "Options:\n"
-            "  --master M            where to run: local, local[N], local[*]\n"
-            "                        (default local[2]; cluster masters come with cluster\n"
-            "                        mode); sets ember.master, overrides $EMBER_MASTER\n"
-            "  --conf KEY=VALUE      set a configuration key, e.g. ember.default.parallelism=8\n"
-            "                        (repeatable; later ones win)\n"
-            "  --executor-memory SIZE  memory per executor, e.g. 512m, 2g\n"
-            "                        (sets ember.executor.memory)\n"
-            "  --quiet, -q           only errors on stderr (no timing line, log level error)\n"
-            "  --list                print every example's name and job library path\n"
-            "  --help, -h            show this help\n"
-            "\n"
-            "Examples:\n"
-            "  wordcount INPUT OUTDIR            word counts; prints the top 20\n"
-            "  pagerank EDGES ITERATIONS OUTDIR  PageRank of a \"src dst\" edge list\n"
-            "  kvbench NPAIRS NKEYS              reduce_by_key benchmark\n"
-            "\n"
-            "Job libraries are looked up in $EMBER_EXAMPLES_DIR (':'-separated; exclusive\n"
-            "when set), else the build tree, the install prefix and ../lib/ember/examples\n"
-            "next to this binary, as NAME.so or libNAME.so. NAME may also be a path.\n"
-            "Configuration: defaults < $EMBER_CONF_FILE < EMBER_* variables < --conf <\n"
-            "--master/--executor-memory. Exit status: 0 ok, 1 job failed, 2 bad usage.\n");
+    fprintf(f, "Usage: ember run-example NAME [OPTIONS] [--] [ARGS...]\n"
+               "       ember run-example --list\n"
+               "\n"
+               "Runs the example job NAME (a job library exporting ember_main) with ARGS.\n"
+               "Options are recognised before NAME and right after it; the first other\n"
+               "argument (or everything after '--') starts the job's own ARGS.\n"
+               "\n"
+               "Options:\n"
+               "  --master M            where to run: local, local[N], local[*]\n"
+               "                        (default local[2]; cluster masters come with cluster\n"
+               "                        mode); sets ember.master, overrides $EMBER_MASTER\n"
+               "  --conf KEY=VALUE      set a configuration key, e.g. ember.default.parallelism=8\n"
+               "                        (repeatable; later ones win)\n"
+               "  --executor-memory SIZE  memory per executor, e.g. 512m, 2g\n"
+               "                        (sets ember.executor.memory)\n"
+               "  --quiet, -q           only errors on stderr (no timing line, log level error)\n"
+               "  --list                print every example's name and job library path\n"
+               "  --help, -h            show this help\n"
+               "\n"
+               "Examples:\n"
+               "  wordcount INPUT OUTDIR            word counts; prints the top 20\n"
+               "  pagerank EDGES ITERATIONS OUTDIR  PageRank of a \"src dst\" edge list\n"
+               "  kvbench NPAIRS NKEYS              reduce_by_key benchmark\n"
+               "\n"
+               "Job libraries are looked up in $EMBER_EXAMPLES_DIR (':'-separated; exclusive\n"
+               "when set), else the build tree, the install prefix and ../lib/ember/examples\n"
+               "next to this binary, as NAME.so or libNAME.so. NAME may also be a path.\n"
+               "Configuration: defaults < $EMBER_CONF_FILE < EMBER_* variables < --conf <\n"
+               "--master/--executor-memory. Exit status: 0 ok, 1 job failed, 2 bad usage.\n");
 }
 
 /* ---------------------------------------------------------------- finding job libraries */
@@ -249,14 +248,14 @@ static int parse_opts(int argc, char **argv, run_opts *o)
             o->master = v;
             continue;
         }
-        if ((v = em__cli_opt_value(PREFIX, "--executor-memory", argc, argv, &i, &m)) != NULL ||
-            m) {
+        if ((v = em__cli_opt_value(PREFIX, "--executor-memory", argc, argv, &i, &m)) != NULL || m) {
             if (v == NULL)
                 return EM_CLI_USAGE;
             if (em_parse_size(v) <= 0)
                 return em__cli_usage_error(PREFIX, PREFIX,
                                            "--executor-memory: expected a size such as 512m "
-                                           "or 2g, got '%s'", v);
+                                           "or 2g, got '%s'",
+                                           v);
             o->memory = v;
             continue;
         }
@@ -264,8 +263,8 @@ static int parse_opts(int argc, char **argv, run_opts *o)
             if (v == NULL)
                 return EM_CLI_USAGE;
             if (strchr(v, '=') == NULL || v[0] == '=')
-                return em__cli_usage_error(PREFIX, PREFIX,
-                                           "--conf: expected KEY=VALUE, got '%s'", v);
+                return em__cli_usage_error(PREFIX, PREFIX, "--conf: expected KEY=VALUE, got '%s'",
+                                           v);
             if (o->nconfs == (int)(sizeof o->confs / sizeof o->confs[0]))
                 return em__cli_usage_error(PREFIX, PREFIX, "--conf: too many (max 64)");
             o->confs[o->nconfs++] = v;
@@ -274,7 +273,7 @@ static int parse_opts(int argc, char **argv, run_opts *o)
         if (o->name == NULL && a[0] == '-')
             return em__cli_usage_error(PREFIX, PREFIX, "unknown option '%s'", a);
         if (o->name != NULL)
-            break;   /* the job's arguments start here */
+            break; /* the job's arguments start here */
         o->name = a;
         i++;
     }

@@ -26,18 +26,17 @@ bool em__cli_parse_u64(const char *prefix, const char *flag, const char *text, u
         return true;
     }
     if (ok && v > max)
-        fprintf(stderr, "%s: %s: at most %llu, got '%s'\n", prefix, flag,
-                (unsigned long long)max, text);
+        fprintf(stderr, "%s: %s: at most %llu, got '%s'\n", prefix, flag, (unsigned long long)max,
+                text);
     else if (min >= 1)
         fprintf(stderr, "%s: %s: expected a positive integer, got '%s'\n", prefix, flag, text);
     else
-        fprintf(stderr, "%s: %s: expected a non-negative integer, got '%s'\n", prefix, flag,
-                text);
+        fprintf(stderr, "%s: %s: expected a non-negative integer, got '%s'\n", prefix, flag, text);
     return false;
 }
 
-const char *em__cli_opt_value(const char *prefix, const char *flag, int argc, char **argv,
-                              int *i, bool *matched)
+const char *em__cli_opt_value(const char *prefix, const char *flag, int argc, char **argv, int *i,
+                              bool *matched)
 {
     const char *a = argv[*i];
     size_t n = strlen(flag);

@@ -28,8 +28,7 @@ int wc_format(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err
 
     (void)c;
     if (in->val.n != 8)
-        return em_err_set(err, EM_ECORRUPT, "wc_format: count of %zu bytes (want 8)",
-                          in->val.n);
+        return em_err_set(err, EM_ECORRUPT, "wc_format: count of %zu bytes (want 8)", in->val.n);
     n = snprintf(tail, sizeof tail, "\t%lld", (long long)em_dec_i64(in->val.p));
     if (in->key.n + (size_t)n <= sizeof small) {
         memcpy(small, in->key.p, in->key.n);
@@ -88,8 +87,7 @@ int ember_main(em_context *sc, int argc, char **argv)
         goto fail;
     for (size_t i = 0; i < top.n; i++) {
         const em_slice v = top.recs[i].val;
-        printf("%lld\t%.*s\n", (long long)em_dec_i64(v.p), (int)(v.n - 8),
-               (const char *)v.p + 8);
+        printf("%lld\t%.*s\n", (long long)em_dec_i64(v.p), (int)(v.n - 8), (const char *)v.p + 8);
     }
     em_records_destroy(&top);
     return 0;

@@ -10,9 +10,14 @@
  *     re-carves the entry (key copied along) and repoints its slot and ents[] cell; the old
  *     bytes are dropped until reset;
  *   - ents[] lists the entries in insertion order, for iteration and sorting.
- * The hash uses a seed different from the hash partitioner's: on the reduce side every key
- * of a partition has the same em_hash64(key, 0) mod nparts, which would otherwise crowd
- * the table's low bits. */
+ *   - a merge of two 8-byte values with a combiner that has an 8-byte kernel
+ *     (em_combiner.merge_value8 / merge_combiners8, e.g. em.sum_i64) is done in place in the
+ *     entry: no call through the scratch buffer, no copy;
+ *   - the caller may pass the key's partitioning hash (em_shuffle_key_hash), so a map-side
+ *     combine hashes each key once for both partitioning and the table.
+ * The table hash is em_mix64 of the key hash with a seed and the partition: on the reduce
+ * side every key of a partition has the same em_hash64(key, 0) mod nparts, and the full
+ * avalanche of em_mix64 keeps those keys from crowding the table's low bits. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,9 +97,27 @@ static void *slab_alloc(em__aggmap *m, size_t n)
     return p;
 }
 
-static uint64_t slot_hash(uint64_t h, uint32_t part)
+static uint64_t slot_hash(uint64_t key_hash, uint32_t part)
 {
-    return em_mix64(h ^ ((uint64_t)part * 0x9e3779b97f4a7c15ULL));
+    return em_mix64(key_hash ^ AGG_SEED ^ ((uint64_t)part * 0x9e3779b97f4a7c15ULL));
+}
+
+/* Key equality; short keys (the common case: words, ids) without a call to memcmp. */
+static inline bool key_eq(const uint8_t *a, const uint8_t *b, size_t n)
+{
+    if (n <= 8) {
+        if (n >= 4)
+            return em_load_le32(a) == em_load_le32(b) &&
+                   em_load_le32(a + n - 4) == em_load_le32(b + n - 4);
+        for (size_t i = 0; i < n; i++)
+            if (a[i] != b[i])
+                return false;
+        return true;
+    }
+    if (n <= 16)
+        return em_load_le64(a) == em_load_le64(b) &&
+               em_load_le64(a + n - 8) == em_load_le64(b + n - 8);
+    return memcmp(a, b, n) == 0;
 }
 
 static int grow_slots(em__aggmap *m)
@@ -176,6 +199,12 @@ static int merge(em__aggmap *m, em__agg_slot *s, em_slice val, em_err *err)
     em_slice cur = em_slice_make(s->e->kv + s->e->klen, s->e->vlen);
     int rc;
 
+    em_merge8_fn k8 = m->values_are_combiners ? c->merge_combiners8 : c->merge_value8;
+    if (k8 && cur.n == 8 && val.n == 8) {
+        k8(s->e->kv + s->e->klen, val.p);
+        return 0;
+    }
+
     em_vbuf_clear(&m->scratch);
     if (m->values_are_combiners)
         rc = c->ops->merge_combiners(c->self, cur, val, &m->scratch, err);
@@ -194,7 +223,13 @@ static int merge(em__aggmap *m, em__agg_slot *s, em_slice val, em_err *err)
 
 int em__aggmap_add(em__aggmap *m, uint32_t part, em_slice key, em_slice val, em_err *err)
 {
-    uint64_t h = slot_hash(em_hash64(key.p, key.n, AGG_SEED), part);
+    return em__aggmap_add_hashed(m, part, em_hash64(key.p, key.n, 0), key, val, err);
+}
+
+int em__aggmap_add_hashed(em__aggmap *m, uint32_t part, uint64_t key_hash, em_slice key,
+                          em_slice val, em_err *err)
+{
+    uint64_t h = slot_hash(key_hash, part);
     size_t mask, j;
 
     if (EM_UNLIKELY((m->nents + 1) * 2 > m->nslots) && grow_slots(m) < 0)
@@ -203,7 +238,7 @@ int em__aggmap_add(em__aggmap *m, uint32_t part, em_slice key, em_slice val, em_
     for (j = (size_t)h & mask; m->slots[j].e; j = (j + 1) & mask) {
         const em__agg_entry *e = m->slots[j].e;
         if (m->slots[j].hash == h && e->part == part && e->klen == key.n &&
-            (key.n == 0 || memcmp(e->kv, key.p, key.n) == 0))
+            key_eq(e->kv, key.p, key.n))
             return merge(m, &m->slots[j], val, err);
     }
     if (m->values_are_combiners || !m->comb->ops->create)

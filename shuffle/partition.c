@@ -26,6 +26,11 @@ void em_partitioner_hash_init(em_partitioner *p, uint32_t nparts)
     p->nparts = nparts;
 }
 
+bool em_partitioner_is_hash(const em_partitioner *p)
+{
+    return p->ops == &hash_ops;
+}
+
 /* ---------------------------------------------------------------- range */
 
 typedef struct range_part {

@@ -45,6 +45,9 @@ typedef struct em_partitioner {
 
 /* Hash partitioner: em_hash64(key, seed 0) mod nparts (nparts >= 1). */
 void em_partitioner_hash_init(em_partitioner *p, uint32_t nparts);
+/* True for a partitioner made by em_partitioner_hash_init (its partition of a key is
+ * em_shuffle_key_hash(key) % nparts, so a caller may hash once and reuse the hash). */
+bool em_partitioner_is_hash(const em_partitioner *p);
 /* Range partitioner over nbounds sorted upper bounds (copied): partition i holds keys
  * k with bounds[i-1] < k <= bounds[i]; nparts = nbounds + 1. descending reverses the
  * partition order (partition 0 holds the largest keys). EM_EINVAL if bounds are unsorted. */
@@ -65,9 +68,18 @@ typedef struct em_combiner_ops {
     int (*merge_combiners)(void *self, em_slice a, em_slice b, em_vbuf *out, em_err *err);
 } em_combiner_ops;
 
+/* In-place merge of two 8-byte values: acc = merge(acc, v). Cannot fail. */
+typedef void (*em_merge8_fn)(uint8_t *acc, const uint8_t *v);
+
 typedef struct em_combiner {
     const em_combiner_ops *ops;
     void *self;
+    /* Optional fixed-width fast paths (NULL = none): when the current value and the
+     * incoming one are both 8 bytes, merge_value8 / merge_combiners8 give exactly the
+     * result of ops->merge_value / ops->merge_combiners (an 8-byte value), in place and
+     * without a call through a buffer. Combine maps use them for built-in reducers such as
+     * em.sum_i64; any other size goes through ops. */
+    em_merge8_fn merge_value8, merge_combiners8;
 } em_combiner;
 
 /* ---------------------------------------------------------------- map side */
@@ -104,6 +116,16 @@ em_shuffle_writer *em_shuffle_writer_new(const em_shuffle_writer_opts *opts, em_
 /* Adds one record bound for reduce partition `part` (< nparts). With a combiner, records
  * of equal keys are merged (create / merge_value). A failed writer is poisoned. */
 int em_shuffle_writer_add(em_shuffle_writer *w, uint32_t part, const em_rec *r, em_err *err);
+/* The hash behind hash partitioning: a hash partitioner sends key to
+ * em_shuffle_key_hash(key) % nparts. */
+static inline uint64_t em_shuffle_key_hash(em_slice key)
+{
+    return em_hash64(key.p, key.n, 0);
+}
+/* As em_shuffle_writer_add, given key_hash == em_shuffle_key_hash(r->key) (computed once by
+ * the caller for partitioning; the combine map reuses it instead of hashing again). */
+int em_shuffle_writer_add_hashed(em_shuffle_writer *w, uint32_t part, uint64_t key_hash,
+                                 const em_rec *r, em_err *err);
 /* Writes the data and index files atomically and fills *st (caller destroys it). */
 int em_shuffle_writer_commit(em_shuffle_writer *w, em_map_status *st, em_err *err);
 void em_shuffle_writer_free(em_shuffle_writer *w);   /* NULL ok; removes temp/spill files */

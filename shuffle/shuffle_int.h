@@ -86,6 +86,9 @@ void em__aggmap_reset(em__aggmap *m);
 /* Merges (part, key, val) into the map. Combiner errors pass through; EM_ENOMEM on OOM (the
  * map stays consistent). */
 int em__aggmap_add(em__aggmap *m, uint32_t part, em_slice key, em_slice val, em_err *err);
+/* As em__aggmap_add, given key_hash == em_hash64(key, 0) (em_shuffle_key_hash). */
+int em__aggmap_add_hashed(em__aggmap *m, uint32_t part, uint64_t key_hash, em_slice key,
+                          em_slice val, em_err *err);
 /* Approximate bytes held: slab bytes in use plus the tables. */
 size_t em__aggmap_mem(const em__aggmap *m);
 /* Sorts the entries by key (memcmp order, shorter first), then by part. Lookups are invalid

@@ -251,6 +251,14 @@ static int refuse(em_shuffle_writer *w, em_err *err)
 
 int em_shuffle_writer_add(em_shuffle_writer *w, uint32_t part, const em_rec *r, em_err *err)
 {
+    /* The key hash only matters with a combiner (and r->key is only a key for KV). */
+    uint64_t h = w->combine ? em_shuffle_key_hash(r->key) : 0;
+    return em_shuffle_writer_add_hashed(w, part, h, r, err);
+}
+
+int em_shuffle_writer_add_hashed(em_shuffle_writer *w, uint32_t part, uint64_t key_hash,
+                                 const em_rec *r, em_err *err)
+{
     int rc;
 
     if (EM_UNLIKELY(w->poisoned || w->committed))
@@ -261,7 +269,7 @@ int em_shuffle_writer_add(em_shuffle_writer *w, uint32_t part, const em_rec *r, 
     if (!w->combine) {
         rc = add_to_builder(w, part, r, &w->perr);
     } else {
-        rc = em__aggmap_add(&w->agg, part, r->key, r->val, &w->perr);
+        rc = em__aggmap_add_hashed(&w->agg, part, key_hash, r->key, r->val, &w->perr);
         if (rc == 0 && w->buffered + em__aggmap_mem(&w->agg) > w->budget &&
             (rc = drain_combiners(w, &w->perr)) == 0 && w->buffered > w->budget / 2)
             rc = flush_largest(w, &w->perr);

@@ -98,17 +98,16 @@ em_rdd *em_rdd_group_by_key(em_rdd *r, uint32_t nparts)
     return em__rdd_wrap(r->sc, n);
 }
 
-static em_slice kv_blob(bool kv)
-{
-    return kv ? em_slice_make("kv", 2) : em_slice_make(NULL, 0);
-}
-
+/* distinct and sort_by carry each record tagged with its kind (fn.h "tagged record"), so
+ * the records come back as they went in whatever r->node->is_kv guessed (a user map may
+ * turn plain records into pairs). is_kv of the result stays the guess, for planning. */
 em_rdd *em_rdd_distinct(em_rdd *r, uint32_t nparts)
 {
     em_slice none = em_slice_make(NULL, 0);
-    em_rdd *m = em_rdd_map(r, "em.pair_with_empty", none);
+    em_rdd *m = em_rdd_map(r, "em.tag_with_empty", none);
     em_rdd *red = em_rdd_reduce_by_key(m, "em.first", none, nparts);
-    em_rdd *o = em_rdd_map(red, "em.record_from_key", kv_blob(r->node->is_kv));
+    em_rdd *o = em_rdd_map(red, "em.record_from_tagged_key", none);
+    o->node->is_kv = r->node->is_kv;
     o->node->width = r->node->width;
     em_free(o->node->name);
     o->node->name = em_xstrdup("distinct");
@@ -297,8 +296,10 @@ em_rdd *em_rdd_sort_by(em_rdd *r, const char *key_fn, em_slice ctx, bool ascendi
                        uint32_t nparts)
 {
     em_rdd *k = em_rdd_key_by(r, key_fn, ctx);
+    k->node->flags |= EM_NODE_TAGGED;
     em_rdd *s = em_rdd_sort_by_key(k, ascending, nparts ? nparts : r->node->nparts);
-    em_rdd *o = em_rdd_map(s, "em.record_from_value", kv_blob(r->node->is_kv));
+    em_rdd *o = em_rdd_map(s, "em.record_from_tagged_value", em_slice_make(NULL, 0));
+    o->node->is_kv = r->node->is_kv;
     o->node->width = r->node->width;
     em_free(o->node->name);
     o->node->name = em_xstrdup("sort_by");

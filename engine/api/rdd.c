@@ -113,7 +113,7 @@ void em__node_set_part(em_plan_node *n, const em_part_spec *spec)
 static bool map_fn_is_kv(const char *fn, em_slice blob, bool in_kv)
 {
     static const char *const kv[] = {"em.pair_with_one", "em.key_with_one", "em.pair_with_empty",
-                                     "em.lines_to_pairs", "em.swap"};
+                                     "em.lines_to_pairs", "em.swap", "em.tag_with_empty"};
     static const char *const plain[] = {"em.keys", "em.values", "em.split_words"};
     for (size_t i = 0; i < sizeof kv / sizeof *kv; i++)
         if (strcmp(fn, kv[i]) == 0)

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "engine/cli/cli.h"
+#include "mllib/als/als.h"
 
 #define GEN_CHUNK_BYTES       ((size_t)4 << 20)
 #define GEN_GRAPH_CHUNK_EDGES 1000000u
@@ -544,8 +545,11 @@ void em__cli_gen_help(FILE *f, const char *what)
                    "  ember gen text    --mib N [--seed S] --out FILE\n"
                    "  ember gen graph   --nodes N --edges M [--seed S] --out FILE\n"
                    "  ember gen records --mib N [--seed S] --out FILE\n"
+                   "  ember gen ratings --scale S [--seed N] --out PREFIX [--integer]\n"
                    "\n"
-                   "Run 'ember gen text --help' (graph, records) for details.\n");
+                   "Run 'ember gen text --help' (graph, records, ratings) for details.\n");
+    else if (strcmp(what, "ratings") == 0)
+        em_gen_ratings_cli_help(f);
     else if (strcmp(what, "text") == 0)
         fprintf(f,
                 "Usage: ember gen text --mib N [--seed S] --out FILE\n"
@@ -596,6 +600,8 @@ int em__cli_gen(int argc, char **argv)
         em__cli_gen_help(stdout, NULL);
         return EM_CLI_OK;
     }
+    if (strcmp(argv[1], "ratings") == 0)   /* Netflix-shaped ratings: mllib/als */
+        return em_gen_ratings_cli_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "text") != 0 && strcmp(argv[1], "graph") != 0 &&
         strcmp(argv[1], "records") != 0)
         return em__cli_usage_error("ember gen", "ember gen", "unknown generator '%s'", argv[1]);

@@ -104,6 +104,11 @@ typedef struct em_exec_env {
     int (*map_outputs)(void *ud, uint32_t sid, uint32_t reduce, em_shuffle_src **srcs,
                        uint32_t *n, em_err *err);
     void *ud;
+    /* Optional: fetches a block this process's store lacks (cluster mode: parallelized
+     * input and broadcasts live in the driver's store). Same contract as
+     * em_block_store_get (1 found, 0 absent, <0 error); the callback caches what it
+     * fetches if it wants to. NULL = the local store is all there is. Thread-safe. */
+    int (*fetch_block)(void *ud, em_block_id id, em_batch ***out, size_t *n, em_err *err);
     size_t task_mem_budget;      /* bytes per task for shuffle buffers and reducers */
     int zstd_level;
 } em_exec_env;

@@ -7,18 +7,32 @@
 
 #include "engine/exec/exec.h"
 
+/* Where a pushed record goes: the record is borrowed for the call only. Returns 0 or <0
+ * (an error already in err). */
+typedef int (*em__push_fn)(void *ud, const em_rec *r, em_err *err);
+
 /* Every iterator starts with this header; em_iter_next calls next. */
 struct em_iter {
     int (*next)(em_iter *it, em_rec *r, em_err *err);   /* 1 + *r, 0 at end, <0 error */
     void (*free)(em_iter *it);                          /* frees it and its parents */
+    /* Optional: pushes every remaining record to fn, then returns 0 (or <0 on an error,
+     * fn's included). Lets a fused narrow chain hand its records to the consumer without
+     * buffering them (fuse.c). NULL: em__iter_drain pulls with next. */
+    int (*drain)(em_iter *it, em__push_fn fn, void *ud, em_err *err);
 };
 void em__iter_free(em_iter *it);                        /* NULL ok */
+/* Pushes every remaining record of it to fn (it->drain, or a loop over next). */
+int em__iter_drain(em_iter *it, em__push_fn fn, void *ud, em_err *err);
 
-/* Output records of a user function, encoded back to back:
- * FORMAT per record: u32 (klen + 1, or 0 for a plain record), u32 vlen, key, val. */
+/* Output records of a user function. Buffered (push == NULL): encoded back to back,
+ * FORMAT per record: u32 (klen + 1, or 0 for a plain record), u32 vlen, key, val.
+ * Push mode (push != NULL): each emitted record goes straight to push (fused pipelines);
+ * nothing is buffered and em_emit returns what push returns. */
 struct em_emitter {
     em_vbuf buf;
     uint64_t n;     /* records in buf */
+    em__push_fn push;
+    void *push_ud;
 };
 void em__emitter_init(em_emitter *e);
 void em__emitter_destroy(em_emitter *e);
@@ -45,6 +59,10 @@ struct em_task {
     em_acc_update *acc;            /* accumulator updates so far */
     uint32_t nacc, acc_cap;
 };
+
+/* A block from the task's store, or through env->fetch_block when the store lacks it
+ * (same contract as em_block_store_get). */
+int em__task_get_block(em_task *t, em_block_id id, em_batch ***out, size_t *n, em_err *err);
 
 /* Prefixes err with the node ("map 'fn' (rdd 4)") and returns err->code. */
 int em__node_err(const em_plan_node *n, em_err *err);
@@ -89,6 +107,12 @@ typedef struct em_node_combiner {
 } em_node_combiner;
 int em__node_combiner_init(em_node_combiner *c, em_task *t, const em_plan_node *n,
                            em_err *err);
+
+/* A fused chain of narrow MAP/FILTER nodes (fuse.c): top is the last node, nstages nodes
+ * down through parents[0]; parent is the input of the lowest one (taken). Records pass
+ * from function to function through push-mode emitters. */
+int em__fused_new(em_task *t, const em_plan_node *top, uint32_t nstages, em_iter *parent,
+                  em_iter **out, em_err *err);
 
 /* Reduce-side iterators (reduce.c). */
 int em__local_reduce_new(em_task *t, const em_plan_node *n, em_iter *parent, em_iter **out,

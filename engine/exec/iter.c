@@ -25,7 +25,7 @@ static int input_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter *
     em_batch **bs = NULL;
     size_t nb = 0;
     char name[48];
-    int rc = t->env->store ? em_block_store_get(t->env->store, id, &bs, &nb, err) : 0;
+    int rc = em__task_get_block(t, id, &bs, &nb, err);
     if (rc < 0)
         return rc;
     if (rc == 0)
@@ -88,106 +88,7 @@ static int range_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter *
     return 0;
 }
 
-/* ---------------------------------------------------------------- map, filter */
-
-typedef struct map_iter {
-    em_iter base;
-    em_task *t;
-    const em_plan_node *n;
-    em_iter *parent;
-    em_map_fn fn;
-    em_fn_ctx ctx;
-    em_emitter out;
-    size_t off;
-    em_vbuf key;         /* VALUES_ONLY: the input key; KEY_BY: the input as bytes */
-} map_iter;
-
-static int map_next(em_iter *it, em_rec *r, em_err *err)
-{
-    map_iter *m = (map_iter *)it;
-    em_rec in, o;
-    int rc;
-    while (!em__emitter_read(&m->out, &m->off, &o)) {
-        em__emitter_reset(&m->out);
-        m->off = 0;
-        if ((rc = em_iter_next(m->parent, &in, err)) <= 0)
-            return rc;
-        em_vbuf_clear(&m->key);
-        if (m->n->flags & EM_NODE_VALUES_ONLY) {
-            if (!in.key.p)
-                return em_err_set(err, EM_EINVAL, "%s (rdd %u): values-only map of a record "
-                                  "that is not a pair", em_op_name(m->n->op), m->n->id);
-            if (em_vbuf_append(&m->key, in.key.p, in.key.n) < 0)
-                return em_err_set(err, EM_ENOMEM, "map: out of memory");
-            in.key = em_slice_make(NULL, 0);
-        } else if ((m->n->flags & EM_NODE_KEY_BY) && (rc = rec_bytes(&in, &m->key, err)) < 0) {
-            return rc;
-        }
-        if ((rc = m->fn(&m->ctx, &in, &m->out, err)) < 0)
-            return em__node_err(m->n, err);
-    }
-    if (m->n->flags & EM_NODE_VALUES_ONLY) {
-        r->key = em_slice_make(m->key.data ? m->key.data : (const uint8_t *)"", m->key.len);
-        r->val = o.val;
-    } else if (m->n->flags & EM_NODE_KEY_BY) {
-        r->key = o.val.p ? o.val : em_slice_make("", 0);
-        r->val = em_slice_make(m->key.data ? m->key.data : (const uint8_t *)"", m->key.len);
-    } else {
-        *r = o;
-    }
-    return 1;
-}
-
-static void map_free(em_iter *it)
-{
-    map_iter *m = (map_iter *)it;
-    em__iter_free(m->parent);
-    em__emitter_destroy(&m->out);
-    em_vbuf_destroy(&m->key);
-    em_free(m);
-}
-
-static int map_new(em_task *t, const em_plan_node *n, em_iter *parent, em_iter **out,
-                   em_err *err)
-{
-    em_any_fn f;
-    int rc = em__node_fn(n, n->fn, EM_FN_MAP, &f, err);
-    if (rc < 0)
-        return rc;
-    map_iter *m = em_xcalloc(1, sizeof *m);
-    m->base.next = map_next;
-    m->base.free = map_free;
-    m->t = t;
-    m->n = n;
-    m->parent = parent;
-    m->fn = (em_map_fn)f;
-    m->ctx = (em_fn_ctx){em_slice_make(n->blob, n->blob_len), t};
-    em__emitter_init(&m->out);
-    *out = &m->base;
-    return 0;
-}
-
-typedef struct filter_iter {
-    em_iter base;
-    const em_plan_node *n;
-    em_iter *parent;
-    em_filter_fn fn;
-    em_fn_ctx ctx;
-} filter_iter;
-
-static int filter_next(em_iter *it, em_rec *r, em_err *err)
-{
-    filter_iter *f = (filter_iter *)it;
-    int rc;
-    while ((rc = em_iter_next(f->parent, r, err)) == 1) {
-        int keep = f->fn(&f->ctx, r, err);
-        if (keep < 0)
-            return em__node_err(f->n, err);
-        if (keep)
-            return 1;
-    }
-    return rc;
-}
+/* ---------------------------------------------------------------- one parent */
 
 /* Frees an iterator whose only owned resource is a parent at `parent`. */
 typedef struct one_parent_iter {
@@ -200,24 +101,6 @@ static void one_parent_free(em_iter *it)
 {
     em__iter_free(((one_parent_iter *)it)->parent);
     em_free(it);
-}
-
-static int filter_new(em_task *t, const em_plan_node *n, em_iter *parent, em_iter **out,
-                      em_err *err)
-{
-    em_any_fn f;
-    int rc = em__node_fn(n, n->fn, EM_FN_FILTER, &f, err);
-    if (rc < 0)
-        return rc;
-    filter_iter *fi = em_xcalloc(1, sizeof *fi);
-    fi->base.next = filter_next;
-    fi->base.free = one_parent_free;
-    fi->n = n;
-    fi->parent = parent;
-    fi->fn = (em_filter_fn)f;
-    fi->ctx = (em_fn_ctx){em_slice_make(n->blob, n->blob_len), t};
-    *out = &fi->base;
-    return 0;
 }
 
 /* ---------------------------------------------------------------- map_partitions */
@@ -766,17 +649,31 @@ static em_iter *simple_new(size_t size, const em_plan_node *n, em_iter *parent,
     return &it->base;
 }
 
-/* Ops that read their parent's partition of the same index. */
+static bool is_narrow_fn(const em_plan_node *n)
+{
+    return n->op == EM_OP_MAP || n->op == EM_OP_FILTER;
+}
+
+/* Ops that read their parent's partition of the same index. A MAP/FILTER node takes the
+ * uncached MAP/FILTER nodes below it into one fused iterator (fuse.c). */
 static int build_one_parent(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out,
                             em_err *err)
 {
     em_iter *p = NULL;
-    int rc = em__exec_build(t, n->parents[0], part, &p, err);
+    const em_plan_node *low = n;
+    uint32_t nst = 1;
+    if (is_narrow_fn(n))
+        while (is_narrow_fn(low->parents[0]) &&
+               (low->parents[0]->level == EM_STORAGE_NONE || !t->env->store)) {
+            low = low->parents[0];
+            nst++;
+        }
+    int rc = em__exec_build(t, low->parents[0], part, &p, err);
     if (rc < 0)
         return rc;
     switch (n->op) {
-    case EM_OP_MAP: rc = map_new(t, n, p, out, err); break;
-    case EM_OP_FILTER: rc = filter_new(t, n, p, out, err); break;
+    case EM_OP_MAP:
+    case EM_OP_FILTER: rc = em__fused_new(t, n, nst, p, out, err); break;
     case EM_OP_MAP_PARTITIONS: rc = mp_new(t, n, part, p, out, err); break;
     case EM_OP_SAMPLE: rc = sample_new(n, part, p, out); break;
     case EM_OP_GLOM:

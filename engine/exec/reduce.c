@@ -57,6 +57,8 @@ int em__node_combiner_init(em_node_combiner *c, em_task *t, const em_plan_node *
     c->zero = em_slice_make(n->zero, n->zero_len);
     c->comb.ops = c->create || c->has_zero ? &nc_ops_create : &nc_ops_plain;
     c->comb.self = c;
+    c->comb.merge_value8 = em_builtin_merge8((em_any_fn)c->merge_value);
+    c->comb.merge_combiners8 = em_builtin_merge8((em_any_fn)c->merge_combiners);
     return 0;
 }
 

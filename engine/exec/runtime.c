@@ -11,6 +11,8 @@ void em__emitter_init(em_emitter *e)
 {
     em_vbuf_init(&e->buf);
     e->n = 0;
+    e->push = NULL;
+    e->push_ud = NULL;
 }
 
 void em__emitter_destroy(em_emitter *e)
@@ -25,11 +27,22 @@ void em__emitter_reset(em_emitter *e)
     e->n = 0;
 }
 
+/* A KV record with an empty key still needs key.p != NULL. */
+static const uint8_t empty_key[1];
+
 static int emit_parts(em_emitter *e, bool kv, em_slice key, em_slice val, em_err *err)
 {
-    if (key.n >= EM_BATCH_MAX_REC_LEN || val.n > EM_BATCH_MAX_REC_LEN)
+    if (EM_UNLIKELY(key.n >= EM_BATCH_MAX_REC_LEN || val.n > EM_BATCH_MAX_REC_LEN))
         return em_err_set(err, EM_EINVAL, "emit: record part of %zu bytes is too large",
                           key.n > val.n ? key.n : val.n);
+    if (e->push) {
+        /* Same record shape as em__emitter_read hands out: set pointers, kind from kv. */
+        em_rec r = {kv ? em_slice_make(key.p ? key.p : empty_key, key.n)
+                       : em_slice_make(NULL, 0),
+                    em_slice_make(val.p ? val.p : empty_key, val.n)};
+        e->n++;
+        return e->push(e->push_ud, &r, err);
+    }
     if (em_vbuf_reserve(&e->buf, 8 + key.n + val.n) < 0)
         return em_err_set(err, EM_ENOMEM, "emit: out of memory (%zu bytes buffered)",
                           e->buf.len);
@@ -60,9 +73,6 @@ int em_emit_val(em_emitter *e, em_slice val, em_err *err)
     return emit_parts(e, false, em_slice_make(NULL, 0), val, err);
 }
 
-/* A KV record with an empty key still needs key.p != NULL. */
-static const uint8_t empty_key[1];
-
 bool em__emitter_read(const em_emitter *e, size_t *off, em_rec *r)
 {
     if (*off >= e->buf.len)
@@ -87,6 +97,18 @@ void em__iter_free(em_iter *it)
 {
     if (it)
         it->free(it);
+}
+
+int em__iter_drain(em_iter *it, em__push_fn fn, void *ud, em_err *err)
+{
+    em_rec r;
+    int rc;
+    if (it->drain)
+        return it->drain(it, fn, ud, err);
+    while ((rc = it->next(it, &r, err)) == 1)
+        if ((rc = fn(ud, &r, err)) < 0)
+            return rc;
+    return rc;
 }
 
 typedef struct batches_iter {
@@ -248,6 +270,15 @@ uint32_t em_task_attempt(const em_task *t)
     return t->attempt;
 }
 
+int em__task_get_block(em_task *t, em_block_id id, em_batch ***out, size_t *n, em_err *err)
+{
+    const em_exec_env *env = t->env;
+    int rc = env->store ? em_block_store_get(env->store, id, out, n, err) : 0;
+    if (rc == 0 && env->fetch_block)
+        rc = env->fetch_block(env->ud, id, out, n, err);
+    return rc;
+}
+
 int em_task_broadcast(em_task *t, uint32_t id, em_slice *value, em_err *err)
 {
     for (size_t i = 0; i < t->nbcast; i++)
@@ -258,7 +289,7 @@ int em_task_broadcast(em_task *t, uint32_t id, em_slice *value, em_err *err)
     em_block_id bid = {EM_BLOCK_BROADCAST, id, 0, 0};
     em_batch **bs = NULL;
     size_t nb = 0;
-    int rc = t->env->store ? em_block_store_get(t->env->store, bid, &bs, &nb, err) : 0;
+    int rc = em__task_get_block(t, bid, &bs, &nb, err);
     if (rc < 0)
         return em_err_prefix(err, "broadcast %u", id);
     if (rc == 0)

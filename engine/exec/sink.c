@@ -15,6 +15,7 @@ typedef struct map_sink {
     const em_plan_node *root;
     em_partitioner part;
     bool have_part;
+    bool hash_part;           /* part is a hash partitioner: hash each key once */
     uint32_t rr;              /* ROUND_ROBIN: next reduce partition */
     em_node_combiner comb;
     em_shuffle_writer *w;
@@ -56,6 +57,14 @@ static int map_sink_add(map_sink *s, const em_rec *r, em_err *err)
         if (!r->key.p)
             return em_err_set(err, EM_EINVAL, "shuffled (rdd %u): partitioning by key a "
                               "record that is not a pair", n->id);
+        if (s->hash_part) {
+            uint64_t h = em_shuffle_key_hash(r->key);
+            p = (uint32_t)(h % s->part.nparts);
+            if ((rc = em_shuffle_writer_add_hashed(s->w, p, h, r, err)) < 0)
+                return em__node_err(n, err);
+            s->t->metrics->records_written++;
+            return 0;
+        }
         p = em_partitioner_part(&s->part, r->key);
     }
     if ((rc = em_shuffle_writer_add(s->w, p, r, err)) < 0)
@@ -64,11 +73,15 @@ static int map_sink_add(map_sink *s, const em_rec *r, em_err *err)
     return 0;
 }
 
+static int map_sink_push(void *ud, const em_rec *r, em_err *err)
+{
+    return map_sink_add(ud, r, err);
+}
+
 int em__run_map_sink(em_task *t, const em_plan_node *root, em_iter *in, em_task_result *out,
                      em_err *err)
 {
     map_sink s = {.t = t, .root = root};
-    em_rec r;
     int rc = 0;
     if (root->map_part == EM_MAP_PART_ROUND_ROBIN) {
         s.rr = (uint32_t)(em_mix64(root->seed ^ t->partition) % root->nparts);
@@ -78,11 +91,9 @@ int em__run_map_sink(em_task *t, const em_plan_node *root, em_iter *in, em_task_
             goto out;
         }
         s.have_part = true;
+        s.hash_part = em_partitioner_is_hash(&s.part);
     }
-    while ((rc = em_iter_next(in, &r, err)) == 1)
-        if ((rc = map_sink_add(&s, &r, err)) < 0)
-            goto out;
-    if (rc < 0)
+    if ((rc = em__iter_drain(in, map_sink_push, &s, err)) < 0)
         goto out;
     /* No record at all: still commit empty outputs (of the kind the plan expects). */
     if (!s.w && (rc = writer_open(&s, root->parents[0]->is_kv ? EM_REC_KV : EM_REC_BYTES,

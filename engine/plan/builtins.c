@@ -162,6 +162,69 @@ static int b_record_from_value(const em_fn_ctx *c, const em_rec *in, em_emitter 
     return rc < 0 ? rc : emit_stored(c, "em.record_from_value", in->val, out, err);
 }
 
+/* Appends record r tagged (fn.h): kind byte, then the record as bytes. */
+static int tagged_append(const em_rec *r, em_vbuf *out)
+{
+    uint8_t tag = r->key.p ? 1 : 0;
+    if (em_vbuf_append(out, &tag, 1) < 0)
+        return EM_ENOMEM;
+    return rec_bytes(r, out);
+}
+
+static int b_tag_with_empty(const em_fn_ctx *c, const em_rec *in, em_emitter *out,
+                            em_err *err)
+{
+    (void)c;
+    em_vbuf b;
+    em_vbuf_init(&b);
+    int rc = tagged_append(in, &b);
+    if (rc < 0)
+        rc = em_err_set(err, EM_ENOMEM, "em.tag_with_empty: out of memory");
+    else
+        rc = em_emit_kv(out, em_slice_make(b.data, b.len), em_slice_make("", 0), err);
+    em_vbuf_destroy(&b);
+    return rc;
+}
+
+/* Emits the record stored tagged in s (untrusted bytes: checked). */
+static int emit_tagged(const char *fn, em_slice s, em_emitter *out, em_err *err)
+{
+    if (s.n == 0)
+        return em_err_set(err, EM_ECORRUPT, "%s: empty tagged record", fn);
+    em_slice rest = em_slice_make(s.p + 1, s.n - 1);
+    if (s.p[0] == 0)
+        return em_emit_val(out, rest, err);
+    if (s.p[0] != 1)
+        return em_err_set(err, EM_ECORRUPT, "%s: bad record tag %u", fn, (unsigned)s.p[0]);
+    em_slice k, v;
+    bool hk, hv;
+    int rc = em_pair_decode(rest, &k, &hk, &v, &hv, err);
+    if (rc < 0)
+        return em_err_prefix(err, "%s", fn);
+    if (!hk || !hv)
+        return em_err_set(err, EM_ECORRUPT, "%s: stored pair lacks a %s", fn,
+                          hk ? "value" : "key");
+    if (!k.p)
+        k = em_slice_make("", 0);
+    return em_emit_kv(out, k, v, err);
+}
+
+static int b_record_from_tagged_key(const em_fn_ctx *c, const em_rec *in, em_emitter *out,
+                                    em_err *err)
+{
+    (void)c;
+    int rc = need_kv("em.record_from_tagged_key", in, err);
+    return rc < 0 ? rc : emit_tagged("em.record_from_tagged_key", in->key, out, err);
+}
+
+static int b_record_from_tagged_value(const em_fn_ctx *c, const em_rec *in, em_emitter *out,
+                                      em_err *err)
+{
+    (void)c;
+    int rc = need_kv("em.record_from_tagged_value", in, err);
+    return rc < 0 ? rc : emit_tagged("em.record_from_tagged_value", in->val, out, err);
+}
+
 /* ---------------------------------------------------------------- EM_FN_FILTER */
 
 static int b_key_equals(const em_fn_ctx *c, const em_rec *in, em_err *err)
@@ -383,6 +446,53 @@ out:
     return rc;
 }
 
+/* ---------------------------------------------------------------- 8-byte kernels
+ * In-place forms of the reducers above for two 8-byte values (what they compute when
+ * their size checks pass), for combine maps (em_combiner.merge_value8). */
+
+static void k_sum_i64(uint8_t *acc, const uint8_t *v)
+{
+    em_enc_i64(acc, (int64_t)((uint64_t)em_dec_i64(acc) + (uint64_t)em_dec_i64(v)));
+}
+
+static void k_min_i64(uint8_t *acc, const uint8_t *v)
+{
+    if (em_dec_i64(v) < em_dec_i64(acc))
+        memcpy(acc, v, 8);
+}
+
+static void k_max_i64(uint8_t *acc, const uint8_t *v)
+{
+    if (em_dec_i64(v) > em_dec_i64(acc))
+        memcpy(acc, v, 8);
+}
+
+static void k_sum_f64(uint8_t *acc, const uint8_t *v)
+{
+    em_enc_f64(acc, em_dec_f64(acc) + em_dec_f64(v));
+}
+
+static void k_first(uint8_t *acc, const uint8_t *v)
+{
+    (void)acc;
+    (void)v;
+}
+
+em_merge8_fn em_builtin_merge8(em_any_fn reduce_fn)
+{
+    static const struct {
+        em_reduce_fn fn;
+        em_merge8_fn k;
+    } tab[] = {
+        {b_sum_i64, k_sum_i64}, {b_min_i64, k_min_i64}, {b_max_i64, k_max_i64},
+        {b_sum_f64, k_sum_f64}, {b_first, k_first},
+    };
+    for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
+        if ((em_any_fn)tab[i].fn == reduce_fn)
+            return tab[i].k;
+    return NULL;
+}
+
 /* ---------------------------------------------------------------- registration */
 
 #define REG(name, kind, f) EM_ASSERT(em_fn_register(name, kind, (em_any_fn)(f)) == 0)
@@ -400,6 +510,9 @@ void em__plan_register_builtins(void)
     REG("em.lines_to_pairs", EM_FN_MAP, b_lines_to_pairs);
     REG("em.record_from_key", EM_FN_MAP, b_record_from_key);
     REG("em.record_from_value", EM_FN_MAP, b_record_from_value);
+    REG("em.tag_with_empty", EM_FN_MAP, b_tag_with_empty);
+    REG("em.record_from_tagged_key", EM_FN_MAP, b_record_from_tagged_key);
+    REG("em.record_from_tagged_value", EM_FN_MAP, b_record_from_tagged_value);
     REG("em.key_equals", EM_FN_FILTER, b_key_equals);
     REG("em.sum_i64", EM_FN_REDUCE, b_sum_i64);
     REG("em.min_i64", EM_FN_REDUCE, b_min_i64);

@@ -74,7 +74,13 @@ typedef int (*em_foreach_fn)(const em_fn_ctx *c, uint32_t index, em_iter *in, em
  *                   ("k<TAB>v" -> (k, v); no tab: (line, "")); em.record_from_key and
  *                   em.record_from_value (KV -> the record stored in the key / value as
  *                   bytes: blob "kv" means it is an em_pair-encoded KV record, empty blob
- *                   means a plain record)
+ *                   means a plain record); em.tag_with_empty (-> (record tagged, ""));
+ *                   em.record_from_tagged_key and em.record_from_tagged_value (KV -> the
+ *                   record stored tagged in the key / value). A "tagged record" carries its
+ *                   kind at run time: one byte 0 then the value (plain record), or one byte
+ *                   1 then em_pair(key, value) (KV record); any other first byte, or an
+ *                   empty string, is EM_ECORRUPT. distinct and sort_by use them, so a map
+ *                   that turns plain records into pairs (or back) keeps its records' kind.
  *   EM_FN_FILTER    em.key_equals (keeps KV records whose key equals the blob)
  *   EM_FN_REDUCE    em.sum_i64, em.min_i64, em.max_i64 (em_enc_i64 values), em.sum_f64
  *                   (em_enc_f64), em.min_bytes, em.max_bytes, em.first (keeps a),

@@ -17,7 +17,7 @@
 
 #define MAX_NODES (1u << 16)
 #define MAX_PARTS (1u << 20)
-#define KNOWN_FLAGS 0x1ffu
+#define KNOWN_FLAGS 0x3ffu
 
 /* ---------------------------------------------------------------- encoding */
 

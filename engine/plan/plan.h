@@ -67,6 +67,9 @@ enum {
     EM_NODE_MAP_COMBINE = 1u << 7,   /* SHUFFLED: combine on the map side (never for GROUP) */
     EM_NODE_NO_REDUCE = 1u << 8,     /* SHUFFLED: reduce side only concatenates (repartition,
                                         partition_by) */
+    EM_NODE_TAGGED = 1u << 9,        /* MAP with KEY_BY: the output value is the record
+                                        tagged (fn.h "tagged record"), not the record as
+                                        bytes; sort_by uses it to restore plain/KV records */
 };
 
 /* How a node's output is partitioned (what a later pair op may rely on). */
@@ -175,6 +178,11 @@ int em_registry_resolve(const char *name, em_fn_kind kind, em_any_fn *out, em_er
 void em_registry_init_builtins(void);
 /* Adds a job library (dlopen'ed by the caller) to the places names are looked up in. */
 void em_registry_add_library(void *dl_handle);
+/* The 8-byte in-place kernel of a built-in EM_FN_REDUCE function (em.sum_i64, em.min_i64,
+ * em.max_i64, em.sum_f64, em.first), given the function em_registry_resolve returned; NULL
+ * for any other function. For two 8-byte values the kernel computes exactly what the
+ * function appends (see em_combiner.merge_value8). */
+em_merge8_fn em_builtin_merge8(em_any_fn reduce_fn);
 
 /* ---------------------------------------------------------------- additions (plan module)
  * Helpers shared with engine/exec's stage JSON. */

@@ -253,3 +253,85 @@ Test(registry, resolve_errors_and_duplicates)
     cr_assert_eq(em_registry_resolve("t_dup_target", EM_FN_FILTER, &f, &err), 0);
     cr_assert(f == (em_any_fn)t_dup_target);
 }
+
+/* ---------------------------------------------------------------- tagged records */
+
+Test(builtins, tagged_records_round_trip_and_corrupt_tags)
+{
+    /* tag_with_empty of a plain and a KV record */
+    em_rec plain[] = {V("ab")};
+    em_rec kv[] = {KV("k1", "v1")};
+    trecs got = {0}, want = {0};
+    run_fn(EM_OP_MAP, "em.tag_with_empty", NULL, 0, EM_REC_BYTES, plain, 1, &got);
+    trecs_add(&want, true, "\0ab", 3, "", 0);
+    trecs_assert_eq(&got, &want, false, "tag plain");
+    trecs_free(&got);
+    trecs_free(&want);
+    run_fn(EM_OP_MAP, "em.tag_with_empty", NULL, 0, EM_REC_KV, kv, 1, &got);
+    static const uint8_t tk[] = {1, 3, 2, 0, 0, 0, 'k', '1', 2, 0, 0, 0, 'v', '1'};
+    trecs_add(&want, true, tk, sizeof tk, "", 0);
+    trecs_assert_eq(&got, &want, false, "tag kv");
+    trecs_free(&got);
+    trecs_free(&want);
+    /* and back, from the key and from the value */
+    em_rec stored[] = {{em_slice_make(tk, sizeof tk), S("\0xy")}};
+    run_fn(EM_OP_MAP, "em.record_from_tagged_key", NULL, 0, EM_REC_KV, stored, 1, &got);
+    trecs_add(&want, true, "k1", 2, "v1", 2);
+    trecs_assert_eq(&got, &want, false, "record_from_tagged_key");
+    trecs_free(&got);
+    trecs_free(&want);
+    run_fn(EM_OP_MAP, "em.record_from_tagged_value", NULL, 0, EM_REC_KV, stored, 1, &got);
+    trecs_add(&want, false, NULL, 0, "xy", 2);
+    trecs_assert_eq(&got, &want, false, "record_from_tagged_value");
+    trecs_free(&got);
+    trecs_free(&want);
+    /* untrusted bytes: empty, unknown tag, broken pair, not a pair (fail before emitting) */
+    em_any_fn f;
+    em_err err = EM_ERR_INIT;
+    em_registry_init_builtins();
+    cr_assert_eq(em_registry_resolve("em.record_from_tagged_key", EM_FN_MAP, &f, &err), 0);
+    em_fn_ctx c = {{NULL, 0}, NULL};
+    const em_rec bad[] = {{S(""), S("")}, {S("\x02x"), S("")}, {S("\x01\x03\x09"), S("")},
+                          {{NULL, 0}, S("\0x")}};
+    const int code[] = {EM_ECORRUPT, EM_ECORRUPT, EM_ECORRUPT, EM_EINVAL};
+    for (int i = 0; i < 4; i++) {
+        em_err e = EM_ERR_INIT;
+        cr_assert_eq(((em_map_fn)f)(&c, &bad[i], NULL, &e), code[i], "case %d: %s", i, e.msg);
+        cr_assert_not_null(strstr(e.msg, "em.record_from_tagged_key"), "%s", e.msg);
+    }
+}
+
+Test(builtins, merge8_kernels_match_the_reducers)
+{
+    const char *names[] = {"em.sum_i64", "em.min_i64", "em.max_i64", "em.first",
+                           "em.sum_f64"};
+    em_rng rng;
+    em_rng_seed(&rng, 42);
+    em_fn_ctx c = {{NULL, 0}, NULL};
+    for (size_t f = 0; f < 5; f++) {
+        em_reduce_fn fn = reducer(names[f]);
+        em_merge8_fn k = em_builtin_merge8((em_any_fn)fn);
+        cr_assert_not_null(k, "%s has a kernel", names[f]);
+        for (int i = 0; i < 200; i++) {
+            uint8_t a[8], b[8];
+            if (f == 4) {
+                em_enc_f64(a, (double)(int64_t)em_rng_next(&rng) / 1e9);
+                em_enc_f64(b, (double)(int64_t)em_rng_next(&rng) / 1e9);
+            } else {
+                /* includes overflow: the wrapping sum must agree */
+                em_enc_i64(a, i < 4 ? INT64_MAX - i : (int64_t)em_rng_next(&rng));
+                em_enc_i64(b, i < 4 ? i + 1 : (int64_t)em_rng_next(&rng));
+            }
+            em_vbuf out;
+            em_err err = EM_ERR_INIT;
+            em_vbuf_init(&out);
+            cr_assert_eq(fn(&c, em_slice_make(a, 8), em_slice_make(b, 8), &out, &err), 0);
+            k(a, b);
+            cr_assert_eq(out.len, 8);
+            cr_assert_eq(memcmp(out.data, a, 8), 0, "%s case %d", names[f], i);
+            em_vbuf_destroy(&out);
+        }
+    }
+    cr_assert_null(em_builtin_merge8((em_any_fn)reducer("em.min_bytes")));
+    cr_assert_null(em_builtin_merge8((em_any_fn)reducer("em.concat_list")));
+}

@@ -69,6 +69,8 @@ static void gen(tset *s, uint64_t seed, size_t n, uint32_t nparts, bool sparse, 
     }
 }
 
+static bool add_hashed;   /* write_map: em_shuffle_writer_add_hashed instead of _add */
+
 static em_map_status write_map(const char *dir, uint32_t sid, uint32_t mid, uint32_t nparts,
                                const tset *s, size_t budget, const em_combiner *comb)
 {
@@ -82,7 +84,10 @@ static em_map_status write_map(const char *dir, uint32_t sid, uint32_t mid, uint
     cr_assert(w, "%s", err.msg);
     for (size_t i = 0; i < s->n; i++) {
         em_rec r = {em_slice_make(s->r[i].k, s->r[i].kn), em_slice_make(s->r[i].v, s->r[i].vn)};
-        cr_assert_eq(em_shuffle_writer_add(w, s->r[i].part, &r, &err), 0, "%s", err.msg);
+        int rc = add_hashed ? em_shuffle_writer_add_hashed(w, s->r[i].part,
+                                                           em_shuffle_key_hash(r.key), &r, &err)
+                            : em_shuffle_writer_add(w, s->r[i].part, &r, &err);
+        cr_assert_eq(rc, 0, "%s", err.msg);
     }
     cr_assert_eq(em_shuffle_writer_commit(w, &st, &err), 0, "%s", err.msg);
     em_shuffle_writer_free(w);
@@ -247,14 +252,23 @@ static int64_t ref_sum(const tset *s, uint32_t p, const uint8_t *k, size_t kn)
     return sum;
 }
 
-static void combine_case(size_t budget)
+/* An 8-byte kernel for the sum combiner that counts its calls. */
+static uint64_t k8_calls;
+static void k8_sum(uint8_t *acc, const uint8_t *v)
+{
+    k8_calls++;
+    em_enc_i64(acc, em_dec_i64(acc) + em_dec_i64(v));
+}
+static const em_combiner sum8_combiner = {&tu_sum_ops, NULL, k8_sum, k8_sum};
+
+static void combine_case_with(size_t budget, const em_combiner *comb)
 {
     char *dir = tu_mkdtemp();
     tset s = {0};
     em_err err = EM_ERR_INIT;
 
     gen(&s, 7, 5000, 5, false, true);
-    em_map_status st = write_map(dir, 4, 1, 5, &s, budget, &tu_sum_combiner);
+    em_map_status st = write_map(dir, 4, 1, 5, &s, budget, comb);
     cr_assert_lt(st.records_written, 5000, "combining must shrink the output");
     for (uint32_t p = 0; p < 5; p++) {
         tset got = {0};
@@ -288,9 +302,26 @@ static void combine_case(size_t budget)
     tu_rmdir(dir);
 }
 
+static void combine_case(size_t budget)
+{
+    combine_case_with(budget, &tu_sum_combiner);
+}
+
 Test(writer, map_side_combine_sum)
 {
     combine_case(0);
+}
+
+Test(writer, map_side_combine_8byte_kernel_and_shared_hash)
+{
+    k8_calls = 0;
+    combine_case_with(0, &sum8_combiner);
+    cr_assert_gt(k8_calls, 0, "the 8-byte kernel must be used for 8-byte values");
+    uint64_t first = k8_calls;
+    add_hashed = true;
+    combine_case_with(4096, &sum8_combiner);
+    add_hashed = false;
+    cr_assert_gt(k8_calls, first);
 }
 
 Test(writer, map_side_combine_tiny_budget)

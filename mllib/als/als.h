@@ -1,0 +1,222 @@
+/* mllib/als/als.h - alternating least squares matrix factorisation on the engine (explicit
+ * ALS-WR, implicit feedback, non-negative), rating readers, the Netflix-shaped rating
+ * generator, the model (predict, recommend, metrics, save/load) and the `ember als` /
+ * `ember gen ratings` entry points. docs/als.md describes the algorithm and the formats.
+ *
+ * THREADS: training runs on the driver thread of its context (one training per context at a
+ * time); everything else may be called from any thread on distinct objects. A model is
+ * immutable after training or loading and may be read by many threads.
+ * OWNERSHIP: stated per function; _new/_free and _init/_destroy follow STYLE.md. */
+#ifndef EMBER_MLLIB_ALS_H
+#define EMBER_MLLIB_ALS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "engine/ember.h"
+
+/* ---------------------------------------------------------------- ratings
+ * A rating as it travels through the engine: one EM_REC_FIXED record of 12 bytes, in host
+ * (little-endian on every platform ember supports) byte order. Ids are dense indices. */
+typedef struct em_rating {
+    int32_t user;   /* dense user index, 0 <= user < n_users */
+    int32_t item;   /* dense item index */
+    float rating;
+} em_rating;
+_Static_assert(sizeof(em_rating) == 12, "a rating is a 12-byte FIXED record");
+_Static_assert(offsetof(em_rating, rating) == 8, "rating layout");
+
+/* Maps external ids (text tokens) to dense indices 0.. in order of first appearance and
+ * back. Canonical non-negative integers (no sign, no leading zero) below 2^31 go through a
+ * direct table, everything else through a hash table of strings. One thread per object. */
+typedef struct em_idmap em_idmap;
+em_idmap *em_idmap_new(void);                      /* NULL on OOM */
+void em_idmap_free(em_idmap *m);                   /* NULL ok */
+int32_t em_idmap_size(const em_idmap *m);
+/* The index of token tok[0..n), or -1 when unknown. */
+int32_t em_idmap_find(const em_idmap *m, const char *tok, size_t n);
+/* The index of tok, adding it when new. EM_ENOMEM; EM_EINVAL past 2^31-1 ids or for an
+ * empty token. */
+int em_idmap_intern(em_idmap *m, const char *tok, size_t n, int32_t *out, em_err *err);
+/* The external id of index idx as a NUL-terminated string: borrowed from m (valid until the
+ * next intern) or written into buf; NULL if idx is out of range. */
+const char *em_idmap_name(const em_idmap *m, int32_t idx, char buf[24]);
+
+typedef enum em_ratings_format {
+    EM_RATINGS_AUTO = 0,     /* by file name and first line */
+    EM_RATINGS_TSV = 1,      /* user item rating [timestamp], tab or space separated */
+    EM_RATINGS_CSV = 2,      /* user,item,rating[,timestamp], optional header line */
+    EM_RATINGS_MOVIELENS = 3,/* user::item::rating::timestamp (ratings.dat) */
+    EM_RATINGS_NETFLIX = 4,  /* "MOVIEID:" lines, then user,rating,date */
+} em_ratings_format;
+
+/* Parses "tsv", "csv", "movielens", "netflix", "auto"; -1 when unknown. */
+int em_ratings_format_parse(const char *s);
+
+typedef struct em_ratings_read_opts {
+    em_ratings_format format;
+    bool skip_bad_lines;     /* count malformed lines instead of failing */
+} em_ratings_read_opts;                            /* zero = auto, strict */
+
+/* A growable array of ratings (caller-provided struct; zero it or em_ratings_init). */
+typedef struct em_ratings {
+    em_rating *recs;
+    size_t n, cap;
+    uint64_t skipped;        /* malformed lines skipped (skip_bad_lines) */
+    uint64_t lines;          /* lines read */
+} em_ratings;
+void em_ratings_init(em_ratings *r);
+void em_ratings_destroy(em_ratings *r);
+int em_ratings_push(em_ratings *r, int32_t user, int32_t item, float rating, em_err *err);
+
+/* Reads a ratings file (or, for a directory, every regular file in it whose name does not
+ * start with '.' or '_', in name order: the Netflix Prize training_set/ layout) and appends
+ * to out, mapping ids through users/items (both required, usually shared by train and test
+ * files). Errors name the file, line and, where useful, column: EM_EIO, EM_ECORRUPT. */
+int em_ratings_read(const char *path, const em_ratings_read_opts *opts, em_idmap *users,
+                    em_idmap *items, em_ratings *out, em_err *err);
+/* The same parser over bytes in memory; `name` is used in error messages. format AUTO looks
+ * at the name and the first line. Untrusted input: never asserts, never reads past len. */
+int em_ratings_parse(const char *name, const uint8_t *p, size_t len,
+                     const em_ratings_read_opts *opts, em_idmap *users, em_idmap *items,
+                     em_ratings *out, em_err *err);
+
+/* ---------------------------------------------------------------- generator */
+
+typedef struct em_gen_ratings_opts {
+    double scale;            /* 1.0 = Netflix size */
+    uint64_t seed;
+    const char *out_prefix;  /* writes PREFIX.train.tsv, PREFIX.test.tsv, PREFIX.meta.json */
+    bool integer;            /* round ratings to 1..5 stars */
+    unsigned threads;        /* 0 = online CPUs; the output never depends on it */
+} em_gen_ratings_opts;
+
+/* Summary written to PREFIX.meta.json (and returned when out is not NULL). */
+typedef struct em_gen_ratings_info {
+    int64_t n_users, n_items, n_ratings, n_train, n_test;
+    double noise_floor_rmse;     /* hidden model's RMSE on the test set */
+    double global_mean_rmse;     /* predicting the training mean */
+    double train_mean;
+} em_gen_ratings_info;
+int em_gen_ratings(const em_gen_ratings_opts *opts, em_gen_ratings_info *out, em_err *err);
+
+/* ---------------------------------------------------------------- training */
+
+typedef struct em_als_params {
+    int rank;                    /* factors per user/item (0 = 10) */
+    int iterations;              /* full iterations (0 = 10) */
+    double lambda;               /* regularisation, times each row's rating count (ALS-WR) */
+    bool implicit;               /* implicit feedback (Hu, Koren, Volinsky 2008) */
+    double alpha;                /* implicit confidence 1 + alpha*|r| (0 = 1.0) */
+    bool nonnegative;            /* non-negative factors (NNLS) */
+    uint32_t user_blocks;        /* 0 = default parallelism */
+    uint32_t item_blocks;        /* 0 = default parallelism */
+    uint64_t seed;               /* initial factors and block hashing */
+    int checkpoint_interval;     /* iterations between lineage cuts (0 = 5, < 0 never) */
+    int half_iterations;         /* tests: stop after this many half-steps if > 0 */
+    /* Optional progress callback after each full iteration (driver thread). */
+    void (*progress)(void *ud, int iteration, double seconds);
+    void *progress_ud;
+} em_als_params;
+
+/* A trained factorisation. Rows of users/items without training ratings are NaN (cold). */
+typedef struct em_als_model {
+    int rank;
+    int32_t n_users, n_items;
+    bool implicit;
+    float *user_factors;         /* n_users x rank, row-major */
+    float *item_factors;         /* n_items x rank */
+} em_als_model;
+
+/* Trains on ratings (borrowed for the call; user < n_users, item < n_items), blocking them
+ * on the engine of sc: the ratings become a FIXED dataset, per-block in-link and out-link
+ * structures are built and persisted once per side, and every half-iteration ships factors
+ * to the blocks that need them through the engine's shuffle. *out: new model, free with
+ * em_als_model_free. Errors: EM_EINVAL for bad parameters or ids, engine errors as is. */
+int em_als_train(em_context *sc, const em_rating *ratings, size_t n, int32_t n_users,
+                 int32_t n_items, const em_als_params *params, em_als_model **out,
+                 em_err *err);
+/* The initial factor of entity `id` of side 0 (users) or 1 (items): seeded per entity, so
+ * it does not depend on blocking (tests use it for dense references). */
+void em_als_init_factor(uint64_t seed, int side, int32_t id, int rank, bool nonnegative,
+                        float *out);
+
+/* ---------------------------------------------------------------- model */
+
+em_als_model *em_als_model_new(int rank, int32_t n_users, int32_t n_items); /* NaN rows */
+void em_als_model_free(em_als_model *m);           /* NULL ok */
+bool em_als_model_has_user(const em_als_model *m, int32_t u);
+bool em_als_model_has_item(const em_als_model *m, int32_t i);
+/* x_u . y_i, or NaN when either is unknown (cold start) or out of range. */
+float em_als_predict(const em_als_model *m, int32_t user, int32_t item);
+
+typedef enum em_cold_start { EM_COLD_NAN = 0, EM_COLD_DROP = 1 } em_cold_start;
+/* Predicts every pair into out[n] (NaN for cold pairs); with DROP, cold pairs are left
+ * out and out holds *n_out predictions in input order (pairs[i] kept: keep[i] = 1 if
+ * keep is not NULL). */
+void em_als_predict_pairs(const em_als_model *m, const em_rating *pairs, size_t n,
+                          em_cold_start cold, float *out, size_t *n_out, uint8_t *keep);
+
+typedef struct em_als_metrics {
+    double rmse, mae;
+    uint64_t n;                  /* pairs scored */
+    uint64_t cold;               /* pairs without a prediction */
+} em_als_metrics;
+/* RMSE/MAE over ratings. Cold pairs: DROP skips them, NAN makes rmse/mae NaN when any is
+ * cold (Spark's semantics: NaN propagates). */
+void em_als_evaluate(const em_als_model *m, const em_rating *r, size_t n, em_cold_start cold,
+                     em_als_metrics *out);
+/* The training objective: explicit sum (r - x.y)^2 + lambda (sum n_u |x_u|^2 + sum n_i
+ * |y_i|^2); implicit sum over ALL pairs of c_ui (p_ui - x.y)^2 + the same regulariser,
+ * computed with the Gram-matrix trick. */
+double em_als_objective(const em_als_model *m, const em_rating *r, size_t n,
+                        const em_als_params *p);
+
+/* Top-k items for user u by score (ties: lower index first), excluding items in `exclude`
+ * (sorted ascending, may be NULL). Returns the count written (<= k); 0 for a cold user. */
+int em_als_recommend_items(const em_als_model *m, int32_t user, int k, const int32_t *exclude,
+                           size_t n_exclude, int32_t *items, float *scores);
+/* Top-k users for item i. */
+int em_als_recommend_users(const em_als_model *m, int32_t item, int k, int32_t *users,
+                           float *scores);
+/* Top-k items for every user with blocked SGEMM and a heap per user: items/scores are
+ * n_users x k (-1 / NaN padding for cold users). EM_ENOMEM. */
+int em_als_recommend_all(const em_als_model *m, int k, int32_t *items, float *scores,
+                         em_err *err);
+
+typedef struct em_rank_metrics {
+    double precision_at_k, map, ndcg_at_k;
+    uint64_t users;              /* users with at least one relevant test item */
+} em_rank_metrics;
+/* Ranking quality of an (implicit) model: relevant items of a user are its test items with
+ * rating > 0; items seen in train (sorted by user; may be NULL) are excluded. */
+int em_als_ranking_metrics(const em_als_model *m, const em_rating *train, size_t n_train,
+                           const em_rating *test, size_t n_test, int k, em_rank_metrics *out,
+                           em_err *err);
+
+/* Saves the model as a directory (written to DIR.tmp.<pid> and renamed):
+ *   metadata.json        {"class":"ember.als","version":1,"rank":..,"n_users":..,
+ *                         "n_items":..,"implicit":..}
+ *   user_factors.bin     n_users*rank little-endian floats (NaN rows = cold)
+ *   item_factors.bin     n_items*rank floats
+ *   user_ids.txt, item_ids.txt   external ids, one a line (when id maps are given)
+ * EM_EINVAL if dir exists. */
+int em_als_model_save(const em_als_model *m, const char *dir, const em_idmap *users,
+                      const em_idmap *items, em_err *err);
+/* Loads a model directory; users/items (may be NULL) receive the id maps if present.
+ * EM_ECORRUPT naming the file for any inconsistency. */
+int em_als_model_load(const char *dir, em_als_model **out, em_idmap **users,
+                      em_idmap **items, em_err *err);
+/* The decoder behind load (untrusted bytes; the fuzz target). */
+int em_als_model_decode(const char *name, const uint8_t *meta, size_t meta_len,
+                        const uint8_t *uf, size_t uf_len, const uint8_t *itf, size_t if_len,
+                        em_als_model **out, em_err *err);
+
+/* ---------------------------------------------------------------- command line
+ * Exit status 0 ok, 1 failure, 2 bad usage; errors on stderr as "ember als: ...". */
+int em_als_cli_main(int argc, char **argv);        /* ember als ... (argv[0] = "als") */
+int em_gen_ratings_cli_main(int argc, char **argv);/* ember gen ratings ... (argv[0]="ratings") */
+void em_als_cli_help(FILE *f);
+void em_gen_ratings_cli_help(FILE *f);
+
+#endif /* EMBER_MLLIB_ALS_H */

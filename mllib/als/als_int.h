@@ -1,0 +1,119 @@
+/* mllib/als/als_int.h - internals shared by the files of mllib/als: the context blob of the
+ * ALS task functions, block keys and the names of the registered functions.
+ *
+ * BYTE ORDER: blobs and block records are written and read with memcpy in host order; ember
+ * runs on little-endian hosts only and every process of a job runs the same build. */
+#ifndef EMBER_MLLIB_ALS_INT_H
+#define EMBER_MLLIB_ALS_INT_H
+
+#include <string.h>
+
+#include "mllib/als/als.h"
+
+#define EM__ALS_MAGIC 0x414c5343u   /* "ALSC" */
+#define EM__ALS_BLOCK_MAGIC 0x414c5342u   /* "ALSB" */
+#define EM__ALS_MAX_BLOCKS 4096
+#define EM__ALS_MAX_RANK 512
+
+/* The fixed part of every ALS function's context blob; followed by
+ * u32 key_salt_user[nblk[0]], u32 key_salt_item[nblk[1]] and, when has_yty, the k x k
+ * double Gram matrix Y^T Y of the source factors (implicit solves). */
+typedef struct em__als_cfg {
+    uint32_t magic;
+    uint32_t rank;
+    uint32_t side;          /* the side this call works on: 0 users, 1 items */
+    uint32_t nblk[2];       /* blocks of users, items */
+    uint32_t implicit, nonnegative, has_yty;
+    int32_t n[2];           /* users, items (dense id bounds) */
+    uint64_t seed;
+    double lambda, alpha;
+} em__als_cfg;
+
+/* A decoded blob: borrowed pointers into the blob bytes (copied where alignment matters). */
+typedef struct em__als_ctx {
+    em__als_cfg cfg;
+    uint32_t salt[2][EM__ALS_MAX_BLOCKS];
+    double *yty;            /* em_malloc'd k*k or NULL */
+} em__als_ctx;
+
+/* Encodes cfg + salts (+ yty when cfg->has_yty) into out. EM_ENOMEM. */
+int em__als_blob(const em__als_cfg *cfg, const uint32_t *const salt[2], const double *yty,
+                 em_vbuf *out);
+/* Decodes and validates a blob. ctx->yty must be freed with em_free. EM_ECORRUPT. */
+int em__als_blob_decode(em_slice blob, em__als_ctx *ctx, em_err *err);
+
+/* The block of entity id on a side: ids are scrambled by a seeded mix before the modulo, so
+ * neighbouring (and popular, low-numbered) ids spread over the blocks. */
+static inline uint32_t em__als_block_of(uint64_t seed, uint32_t side, int32_t id, uint32_t nblk)
+{
+    uint64_t salt = (seed * 2 + side + 1) * 0x9e3779b97f4a7c15ULL;
+    return (uint32_t)(em_mix64((uint64_t)(uint32_t)id ^ salt) % nblk);
+}
+
+/* Block key: u32 big-endian block id, u32 big-endian salt. The salt is chosen on the driver
+ * so that the hash partitioner (em_hash64(key, 0) mod nblk, shuffle/shuffle.h) puts block b
+ * in partition b: one block per task, no two blocks colliding in one partition. */
+#define EM__ALS_KEY_LEN 8
+static inline void em__als_key(uint8_t key[8], uint32_t block, uint32_t salt)
+{
+    for (int i = 0; i < 4; i++) {
+        key[i] = (uint8_t)(block >> (24 - 8 * i));
+        key[4 + i] = (uint8_t)(salt >> (24 - 8 * i));
+    }
+}
+static inline uint32_t em__als_key_block(const uint8_t *key)
+{
+    return (uint32_t)key[0] << 24 | (uint32_t)key[1] << 16 | (uint32_t)key[2] << 8 | key[3];
+}
+uint32_t em__als_find_salt(uint32_t block, uint32_t nblk);
+
+static inline uint32_t em__ld32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+static inline float em__ldf(const uint8_t *p)
+{
+    float v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* A validated view of a block record (blocks.c FORMATS); pointers borrow the record. */
+typedef struct em__als_blockview {
+    uint32_t n, nnz, nsrc, idxbits;
+    const uint8_t *ids, *ptr, *src, *r, *ocnt, *oidx;
+    size_t olen;             /* bytes of the out-link part (ocnt + oidx) */
+} em__als_blockview;
+/* Checks the framing of a block record (not every index: users check those they use). */
+int em__als_block_view(em_slice v, em__als_blockview *b, em_err *err);
+
+/* The task functions, resolved by name as exported symbols (engine/plan looks names up
+ * with dlsym in the program and its libraries), so executor processes find them without a
+ * registration step. Each takes the blob of em__als_blob. */
+#define EM__ALS_FN_ROUTE "em__als_fn_route"       /* PARTITION: ratings -> (dst key, chunk) */
+#define EM__ALS_FN_BUILD "em__als_fn_build"       /* MAP (values): chunks -> block record */
+#define EM__ALS_FN_OUTLINKS "em__als_fn_outlinks" /* MAP (values): block -> out-links */
+#define EM__ALS_FN_INIT "em__als_fn_init"         /* MAP (values): block -> initial factors */
+#define EM__ALS_FN_SEND "em__als_fn_send"         /* MAP (flat): (factors, outlinks) -> msgs */
+#define EM__ALS_FN_SOLVE "em__als_fn_solve"       /* MAP (values): (block, msgs) -> factors */
+#define EM__ALS_FN_GRAM "em__als_fn_gram"         /* MAP: factors -> k x k doubles */
+#define EM__ALS_FN_SUM "em__als_fn_sum"           /* REDUCE: element-wise double sum */
+int em__als_fn_route(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
+                     em_err *err);
+int em__als_fn_build(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err);
+int em__als_fn_outlinks(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err);
+int em__als_fn_init(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err);
+int em__als_fn_send(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err);
+int em__als_fn_solve(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err);
+int em__als_fn_gram(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err);
+int em__als_fn_sum(const em_fn_ctx *c, em_slice a, em_slice b, em_vbuf *out, em_err *err);
+typedef struct em__als_task_table {
+    em_map_fn map[6];
+    em_partition_fn part;
+    em_reduce_fn red;
+} em__als_task_table;
+extern const em__als_task_table em__als_task_fns;   /* train.c; see there */
+
+#endif /* EMBER_MLLIB_ALS_INT_H */

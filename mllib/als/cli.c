@@ -1,0 +1,310 @@
+/* mllib/als/cli.c - `ember als`: load ratings, train on the engine, evaluate, save and
+ * recommend. The lead wires em_als_cli_main into the `ember` command. */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "mllib/als/als.h"
+
+typedef struct als_opts {
+    const char *train, *test, *master, *save, *recommend;
+    em_ratings_read_opts ro;
+    em_als_params p;
+    int top;
+    bool json;
+    em_cold_start cold;
+} als_opts;
+
+void em_als_cli_help(FILE *f)
+{
+    fputs(
+        "Usage: ember als --train PATH [--test PATH] [options]\n"
+        "\n"
+        "Trains an alternating-least-squares matrix factorisation on the engine (users and\n"
+        "items in blocks, factors shipped through the shuffle), then reports test RMSE.\n"
+        "\n"
+        "  --train PATH             training ratings (file, or directory of files)\n"
+        "  --test PATH              test ratings; RMSE/MAE (explicit) or ranking metrics\n"
+        "                           (implicit) are reported on them\n"
+        "  --format F               tsv|csv|movielens|netflix|auto (default auto: by name and\n"
+        "                           first line)\n"
+        "  --skip-bad-lines         count and skip malformed lines instead of failing\n"
+        "  --rank N                 factors per user and item (default 10)\n"
+        "  --iterations N           full ALS iterations (default 10)\n"
+        "  --lambda X               regularisation, weighted by rating counts (default 0.05)\n"
+        "  --implicit               implicit-feedback ALS (confidence 1 + alpha*|r|)\n"
+        "  --alpha X                implicit confidence scale (default 40)\n"
+        "  --nonnegative            non-negative factors (NNLS solves)\n"
+        "  --blocks N               user and item blocks (default: default parallelism)\n"
+        "  --checkpoint-interval N  iterations between lineage cuts (default 5; 0 = never)\n"
+        "  --seed N                 seed of the initial factors and block hashing (default 1)\n"
+        "  --cold-start nan|drop    test pairs without factors: NaN RMSE or dropped (drop)\n"
+        "  --master M               local[N] | local-cluster[E,C] (default local[2])\n"
+        "  --save DIR               save the model directory (must not exist)\n"
+        "  --recommend USER         print the top items for this user id\n"
+        "  --top N                  how many to recommend (default 10)\n"
+        "  --json                   last stdout line: one JSON object with test_rmse,\n"
+        "                           train_rmse, load_s, train_s, eval_s, total_s, peak_rss_mib\n"
+        "  --help                   this text\n",
+        f);
+}
+
+static int usage(const char *fmt, const char *a)
+{
+    fprintf(stderr, "ember als: ");
+    fprintf(stderr, fmt, a);
+    fprintf(stderr, " (try 'ember als --help')\n");
+    return 2;
+}
+
+static bool num(const char *v, double lo, double hi, double *out)
+{
+    char *end;
+    double d = strtod(v, &end);
+    if (end == v || *end || !(d >= lo && d <= hi))
+        return false;
+    *out = d;
+    return true;
+}
+
+/* Flags with a value; returns 0, or 2 for bad usage. */
+static int take_value(als_opts *o, const char *a, const char *v)
+{
+    double d = 0;
+    if (!strcmp(a, "--train")) o->train = v;
+    else if (!strcmp(a, "--test")) o->test = v;
+    else if (!strcmp(a, "--master")) o->master = v;
+    else if (!strcmp(a, "--save")) o->save = v;
+    else if (!strcmp(a, "--recommend")) o->recommend = v;
+    else if (!strcmp(a, "--format")) {
+        int f = em_ratings_format_parse(v);
+        if (f < 0)
+            return usage("--format: unknown format '%s'", v);
+        o->ro.format = (em_ratings_format)f;
+    } else if (!strcmp(a, "--cold-start")) {
+        if (strcmp(v, "nan") && strcmp(v, "drop"))
+            return usage("--cold-start: expected nan or drop, got '%s'", v);
+        o->cold = strcmp(v, "nan") ? EM_COLD_DROP : EM_COLD_NAN;
+    } else if (!strcmp(a, "--rank")) {
+        if (!num(v, 1, 512, &d)) return usage("--rank: expected 1..512, got '%s'", v);
+        o->p.rank = (int)d;
+    } else if (!strcmp(a, "--iterations")) {
+        if (!num(v, 1, 1e6, &d)) return usage("--iterations: expected >= 1, got '%s'", v);
+        o->p.iterations = (int)d;
+    } else if (!strcmp(a, "--lambda")) {
+        if (!num(v, 0, 1e12, &d)) return usage("--lambda: expected >= 0, got '%s'", v);
+        o->p.lambda = d;
+    } else if (!strcmp(a, "--alpha")) {
+        if (!num(v, 0, 1e12, &d)) return usage("--alpha: expected >= 0, got '%s'", v);
+        o->p.alpha = d;
+    } else if (!strcmp(a, "--blocks")) {
+        if (!num(v, 1, 4096, &d)) return usage("--blocks: expected 1..4096, got '%s'", v);
+        o->p.user_blocks = o->p.item_blocks = (uint32_t)d;
+    } else if (!strcmp(a, "--checkpoint-interval")) {
+        if (!num(v, 0, 1e6, &d)) return usage("--checkpoint-interval: expected >= 0, got '%s'", v);
+        o->p.checkpoint_interval = d == 0 ? -1 : (int)d;
+    } else if (!strcmp(a, "--seed")) {
+        if (!num(v, 0, 1e18, &d)) return usage("--seed: expected >= 0, got '%s'", v);
+        o->p.seed = (uint64_t)d;
+    } else if (!strcmp(a, "--top")) {
+        if (!num(v, 1, 1e6, &d)) return usage("--top: expected >= 1, got '%s'", v);
+        o->top = (int)d;
+    } else
+        return usage("unknown flag %s", a);
+    return 0;
+}
+
+static int parse_args(als_opts *o, int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            em_als_cli_help(stdout);
+            return -1;
+        }
+        if (!strcmp(a, "--implicit")) o->p.implicit = true;
+        else if (!strcmp(a, "--nonnegative")) o->p.nonnegative = true;
+        else if (!strcmp(a, "--json")) o->json = true;
+        else if (!strcmp(a, "--skip-bad-lines")) o->ro.skip_bad_lines = true;
+        else if (strncmp(a, "--", 2) != 0)
+            return usage("unexpected argument '%s'", a);
+        else {
+            char *eq = strchr(a, '=');
+            if (eq) {
+                char flag[64];
+                snprintf(flag, sizeof flag, "%.*s", (int)(eq - a), a);
+                if (take_value(o, flag, eq + 1))
+                    return 2;
+            } else if (i + 1 >= argc) {
+                return usage("%s: missing value", a);
+            } else if (take_value(o, a, argv[++i])) {
+                return 2;
+            }
+        }
+    }
+    if (!o->train)
+        return usage("%s", "--train PATH is required");
+    return 0;
+}
+
+static void progress(void *ud, int it, double secs)
+{
+    (void)ud;
+    fprintf(stderr, "ember als: iteration %d done, %.2f s\n", it, secs);
+}
+
+static double peak_rss_mib(void)
+{
+    struct rusage self, kids;
+    getrusage(RUSAGE_SELF, &self);
+    getrusage(RUSAGE_CHILDREN, &kids);
+    return (double)(self.ru_maxrss + kids.ru_maxrss) / 1024.0;
+}
+
+static void recommend(const als_opts *o, const em_als_model *m, em_idmap *users,
+                      em_idmap *items)
+{
+    int32_t u = em_idmap_find(users, o->recommend, strlen(o->recommend));
+    int32_t *ids = em_xmalloc((size_t)o->top * 4);
+    float *sc = em_xmalloc((size_t)o->top * 4);
+    int n = u < 0 ? 0 : em_als_recommend_items(m, u, o->top, NULL, 0, ids, sc);
+    char buf[24];
+    if (n == 0)
+        fprintf(stderr, "ember als: no recommendations for user %s (unknown or cold)\n",
+                o->recommend);
+    for (int i = 0; i < n; i++)
+        printf("recommend\t%s\t%s\t%.4f\n", o->recommend, em_idmap_name(items, ids[i], buf),
+               sc[i]);
+    em_free(ids);
+    em_free(sc);
+}
+
+typedef struct run {
+    em_idmap *users, *items;
+    em_ratings train, test;
+    em_context *sc;
+    em_als_model *model;
+    double t_load, t_train, t_eval;
+    em_als_metrics tr, te;
+    em_rank_metrics rk;
+} run;
+
+static int load(const als_opts *o, run *r, em_err *err)
+{
+    double t0 = em_now_s();
+    if (!(r->users = em_idmap_new()) || !(r->items = em_idmap_new()))
+        return em_err_set(err, EM_ENOMEM, "id maps");
+    int rc = em_ratings_read(o->train, &o->ro, r->users, r->items, &r->train, err);
+    int32_t nu = em_idmap_size(r->users), ni = em_idmap_size(r->items);
+    if (rc == 0 && o->test)
+        rc = em_ratings_read(o->test, &o->ro, r->users, r->items, &r->test, err);
+    r->t_load = em_now_s() - t0;
+    if (rc == 0)
+        fprintf(stderr, "ember als: loaded %zu training ratings (%d users, %d items)%s%zu test "
+                "ratings in %.2f s; %llu bad lines skipped\n", r->train.n, nu, ni,
+                o->test ? ", " : "", o->test ? r->test.n : 0, r->t_load,
+                (unsigned long long)(r->train.skipped + r->test.skipped));
+    return rc;
+}
+
+static int train_eval(const als_opts *o, run *r, em_err *err)
+{
+    em_conf *conf = em_conf_new();
+    em_conf_set(conf, "ember.master", o->master ? o->master : "local[2]");
+    em_conf_set(conf, "ember.app.name", "ember als");
+    if (!getenv("EMBER_EXECUTOR_MEMORY"))
+        em_conf_set(conf, "ember.executor.memory", "8g");
+    r->sc = em_context_new(conf, err);
+    em_conf_free(conf);
+    if (!r->sc)
+        return err->code;
+    double t0 = em_now_s();
+    /* Test-only ids got indices after the training ones: the model has rows for them
+     * (cold, NaN) so that test pairs look up safely. */
+    int rc = em_als_train(r->sc, r->train.recs, r->train.n, em_idmap_size(r->users),
+                          em_idmap_size(r->items), &o->p, &r->model, err);
+    r->t_train = em_now_s() - t0;
+    if (rc < 0)
+        return rc;
+    t0 = em_now_s();
+    em_als_evaluate(r->model, r->train.recs, r->train.n, EM_COLD_DROP, &r->tr);
+    if (o->test)
+        em_als_evaluate(r->model, r->test.recs, r->test.n, o->cold, &r->te);
+    if (o->test && o->p.implicit)
+        rc = em_als_ranking_metrics(r->model, r->train.recs, r->train.n, r->test.recs,
+                                    r->test.n, o->top, &r->rk, err);
+    r->t_eval = em_now_s() - t0;
+    return rc;
+}
+
+static void report(const als_opts *o, const run *r, double total)
+{
+    fprintf(stderr, "ember als: train RMSE %.4f", r->tr.rmse);
+    if (o->test)
+        fprintf(stderr, ", test RMSE %.4f MAE %.4f (%llu scored, %llu cold)", r->te.rmse,
+                r->te.mae, (unsigned long long)r->te.n, (unsigned long long)r->te.cold);
+    if (o->test && o->p.implicit)
+        fprintf(stderr, ", precision@%d %.4f MAP %.4f NDCG@%d %.4f", o->top,
+                r->rk.precision_at_k, r->rk.map, o->top, r->rk.ndcg_at_k);
+    fprintf(stderr, "; train %.2f s, total %.2f s\n", r->t_train, total);
+    if (!o->json)
+        return;
+    json_t *j = json_object();
+    json_object_set_new(j, "test_rmse", o->test && !isnan(r->te.rmse) ? json_real(r->te.rmse)
+                                                                      : json_null());
+    json_object_set_new(j, "test_mae", o->test && !isnan(r->te.mae) ? json_real(r->te.mae)
+                                                                    : json_null());
+    json_object_set_new(j, "train_rmse", isnan(r->tr.rmse) ? json_null() : json_real(r->tr.rmse));
+    json_object_set_new(j, "load_s", json_real(r->t_load));
+    json_object_set_new(j, "train_s", json_real(r->t_train));
+    json_object_set_new(j, "eval_s", json_real(r->t_eval));
+    json_object_set_new(j, "total_s", json_real(total));
+    json_object_set_new(j, "peak_rss_mib", json_real(peak_rss_mib()));
+    json_object_set_new(j, "rank", json_integer(o->p.rank ? o->p.rank : 10));
+    json_object_set_new(j, "iterations", json_integer(o->p.iterations ? o->p.iterations : 10));
+    json_object_set_new(j, "n_train", json_integer((json_int_t)r->train.n));
+    json_object_set_new(j, "n_test", json_integer((json_int_t)r->test.n));
+    if (o->p.implicit && o->test) {
+        json_object_set_new(j, "precision_at_k", json_real(r->rk.precision_at_k));
+        json_object_set_new(j, "map", json_real(r->rk.map));
+        json_object_set_new(j, "ndcg_at_k", json_real(r->rk.ndcg_at_k));
+    }
+    char *s = json_dumps(j, JSON_COMPACT);
+    if (s)
+        printf("%s\n", s);
+    free(s);
+    json_decref(j);
+}
+
+int em_als_cli_main(int argc, char **argv)
+{
+    als_opts o = {.top = 10, .cold = EM_COLD_DROP,
+                  .p = {.rank = 10, .iterations = 10, .lambda = 0.05, .alpha = 40, .seed = 1}};
+    run r = {0};
+    em_err err = EM_ERR_INIT;
+    double t0 = em_now_s();
+    int rc = parse_args(&o, argc, argv);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    o.p.progress = progress;
+    if ((rc = load(&o, &r, &err)) == 0 && (rc = train_eval(&o, &r, &err)) == 0 && o.save)
+        rc = em_als_model_save(r.model, o.save, r.users, r.items, &err);
+    if (rc == 0) {
+        if (o.recommend)
+            recommend(&o, r.model, r.users, r.items);
+        report(&o, &r, em_now_s() - t0);
+    } else {
+        fprintf(stderr, "ember als: %s\n", err.msg);
+    }
+    em_als_model_free(r.model);
+    em_context_free(r.sc);
+    em_ratings_destroy(&r.train);
+    em_ratings_destroy(&r.test);
+    em_idmap_free(r.users);
+    em_idmap_free(r.items);
+    fflush(stdout);
+    return rc < 0 ? 1 : 0;
+}

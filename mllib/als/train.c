@@ -1,0 +1,314 @@
+/* mllib/als/train.c - the driver side of blocked ALS: builds the dataset graph of one
+ * training run and iterates (see blocks.c for the per-block work and the formats).
+ *
+ * DATASETS (k = block key, U/I = user/item block counts):
+ *   R        parallelized ratings: BYTES records, each a chunk of 12-byte em_ratings
+ *   blk[s]   map_values(group_by_key(map_partitions(R, route), n_s), build): the block
+ *            records of side s, HASH(n_s) partitioned with block b in partition b; persisted
+ *   out[s]   map_values(blk[s], outlinks): the small out-link part, persisted
+ *   fac[s]   (k, factors of block b), HASH(n_s), persisted per half-iteration
+ * Half-iteration updating side d from side s = 1 - d:
+ *   join(fac[s], out[s])             narrow (co-partitioned)
+ *   -> flat_map(send)                one message per (source block, destination block)
+ *   -> partition_by(HASH, n_d)       THE shuffle: factors travel to the blocks that need them
+ *   -> cogroup(blk[d], .)            narrow on blk[d]
+ *   -> map_values(solve)             new fac[d]; persisted and counted, old one unpersisted
+ * LINEAGE: fac[d] depends on every earlier half-iteration. Every checkpoint_interval
+ * iterations the item factors (the source of the next half-iteration) are collected to the
+ * driver (n_items x rank floats) and re-parallelized, which cuts the lineage: ember has no
+ * reliable-storage checkpoint yet, and this is its in-memory equivalent. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "mllib/als/als_int.h"
+
+typedef struct trainer {
+    em_context *sc;
+    em__als_cfg cfg;
+    uint32_t *salt[2];
+    em_rdd *blk[2], *out[2], *fac[2];
+} trainer;
+
+static int blob_for(trainer *t, uint32_t side, const double *yty, em_vbuf *b, em_err *err)
+{
+    em__als_cfg c = t->cfg;
+    c.side = side;
+    c.has_yty = yty != NULL;
+    const uint32_t *const salts[2] = {t->salt[0], t->salt[1]};
+    if (em__als_blob(&c, salts, yty, b) < 0)
+        return em_err_set(err, EM_ENOMEM, "als: context blob");
+    return 0;
+}
+
+static int rdd_ok(em_rdd *r, em_err *err)
+{
+    const em_err *e = em_rdd_error(r);
+    return e ? em_err_copy(err, e) : 0;
+}
+
+/* Materializes a persisted dataset (and reports a plan error early). */
+static int materialize(em_rdd *r, em_err *err)
+{
+    uint64_t n;
+    int rc = rdd_ok(r, err);
+    return rc < 0 ? rc : em_rdd_count(r, &n, err);
+}
+
+enum { CHUNK_RATINGS = 65536 };
+
+static em_rdd *ratings_rdd(trainer *t, const em_rating *r, size_t n)
+{
+    size_t nch = (n + CHUNK_RATINGS - 1) / CHUNK_RATINGS;
+    em_rec *recs = em_xcalloc(nch ? nch : 1, sizeof *recs);
+    for (size_t i = 0; i < nch; i++) {
+        size_t m = n - i * CHUNK_RATINGS < CHUNK_RATINGS ? n - i * CHUNK_RATINGS : CHUNK_RATINGS;
+        recs[i].val = em_slice_make(r + i * CHUNK_RATINGS, m * sizeof *r);
+    }
+    uint32_t np = em_context_default_parallelism(t->sc);
+    em_rdd *R = em_parallelize(t->sc, EM_REC_BYTES, 0, recs, nch, np);
+    em_free(recs);
+    return R;
+}
+
+static int build_side(trainer *t, em_rdd *R, uint32_t s, em_err *err)
+{
+    em_vbuf b;
+    em_vbuf_init(&b);
+    int rc = blob_for(t, s, NULL, &b, err);
+    if (rc < 0)
+        return rc;
+    em_slice bs = em_slice_make(b.data, b.len);
+    em_rdd *routed = em_rdd_map_partitions(R, EM__ALS_FN_ROUTE, bs, false);
+    em_rdd *grouped = em_rdd_group_by_key(routed, t->cfg.nblk[s]);
+    t->blk[s] = em_rdd_persist(em_rdd_map_values(grouped, EM__ALS_FN_BUILD, bs),
+                               EM_PERSIST_MEMORY_AND_DISK);
+    t->out[s] = em_rdd_persist(em_rdd_map_values(t->blk[s], EM__ALS_FN_OUTLINKS, bs),
+                               EM_PERSIST_MEMORY_AND_DISK);
+    if ((rc = materialize(t->blk[s], err)) == 0)
+        rc = materialize(t->out[s], err);
+    if (rc == 0 && s == 1) {
+        t->fac[1] = em_rdd_persist(em_rdd_map_values(t->blk[1], EM__ALS_FN_INIT, bs),
+                                   EM_PERSIST_MEMORY_AND_DISK);
+        rc = materialize(t->fac[1], err);
+    }
+    em_vbuf_destroy(&b);
+    return rc;
+}
+
+/* Y^T Y of the factors of side s (implicit feedback). yty: k*k doubles. */
+static int gram(trainer *t, uint32_t s, double *yty, em_err *err)
+{
+    em_vbuf v;
+    em_vbuf_init(&v);
+    em_rdd *g = em_rdd_map(em_rdd_values(t->fac[s]), EM__ALS_FN_GRAM, em_slice_make(NULL, 0));
+    int rc = rdd_ok(g, err);
+    if (rc == 0)
+        rc = em_rdd_reduce(g, EM__ALS_FN_SUM, em_slice_make(NULL, 0), &v, err);
+    size_t kk = (size_t)t->cfg.rank * t->cfg.rank;
+    if (rc == 0 && v.len != kk * 8)
+        rc = em_err_set(err, EM_ECORRUPT, "als: Gram matrix of %zu bytes", v.len);
+    for (size_t i = 0; rc == 0 && i < kk; i++)
+        yty[i] = em_dec_f64(v.data + i * 8);
+    em_vbuf_destroy(&v);
+    return rc;
+}
+
+static int half_step(trainer *t, uint32_t d, em_err *err)
+{
+    uint32_t s = 1 - d;
+    double *yty = NULL;
+    em_vbuf bs, bd;
+    em_vbuf_init(&bs);
+    em_vbuf_init(&bd);
+    int rc = 0;
+    if (t->cfg.implicit) {
+        yty = em_xmalloc((size_t)t->cfg.rank * t->cfg.rank * sizeof *yty);
+        rc = gram(t, s, yty, err);
+    }
+    if (rc == 0 && (rc = blob_for(t, s, NULL, &bs, err)) == 0)
+        rc = blob_for(t, d, yty, &bd, err);
+    if (rc < 0)
+        goto out;
+    em_rdd *j = em_rdd_join(t->fac[s], t->out[s], t->cfg.nblk[s]);
+    em_rdd *m = em_rdd_flat_map(j, EM__ALS_FN_SEND, em_slice_make(bs.data, bs.len));
+    em_rdd *mp = em_rdd_partition_by(m, EM_PART_HASH, t->cfg.nblk[d]);
+    em_rdd *cg = em_rdd_cogroup(t->blk[d], mp, t->cfg.nblk[d]);
+    em_rdd *nf = em_rdd_map_values(cg, EM__ALS_FN_SOLVE, em_slice_make(bd.data, bd.len));
+    em_rdd_persist(nf, EM_PERSIST_MEMORY_AND_DISK);
+    if ((rc = materialize(nf, err)) < 0)
+        goto out;
+    if (t->fac[d])
+        em_rdd_unpersist(t->fac[d]);
+    t->fac[d] = nf;
+out:
+    em_free(yty);
+    em_vbuf_destroy(&bs);
+    em_vbuf_destroy(&bd);
+    return rc;
+}
+
+/* Cuts the lineage of fac[s]: collect, re-parallelize, hash-partition, persist. */
+static int checkpoint(trainer *t, uint32_t s, em_err *err)
+{
+    em_records recs = {0};
+    int rc = em_rdd_collect(t->fac[s], &recs, err);
+    if (rc < 0)
+        return rc;
+    em_rdd *p = em_parallelize(t->sc, EM_REC_KV, 0, recs.recs, recs.n, t->cfg.nblk[s]);
+    em_rdd *h = em_rdd_persist(em_rdd_partition_by(p, EM_PART_HASH, t->cfg.nblk[s]),
+                               EM_PERSIST_MEMORY_AND_DISK);
+    rc = materialize(h, err);
+    em_records_destroy(&recs);
+    if (rc < 0)
+        return rc;
+    em_rdd_unpersist(t->fac[s]);
+    t->fac[s] = h;
+    return 0;
+}
+
+/* Copies the collected factor records of side s into the model's rows. */
+static int extract(trainer *t, uint32_t s, float *rows, em_err *err)
+{
+    em_records recs = {0};
+    int rc = em_rdd_collect(t->fac[s], &recs, err);
+    size_t k = t->cfg.rank;
+    for (size_t i = 0; rc == 0 && i < recs.n; i++) {
+        em_slice v = recs.recs[i].val;
+        uint32_t n = v.n >= 8 ? em__ld32(v.p) : 0;
+        if (v.n < 8 || em__ld32(v.p + 4) != k || v.n != 8 + (size_t)n * 4 * (1 + k)) {
+            rc = em_err_set(err, EM_ECORRUPT, "als: collected factor record of %zu bytes", v.n);
+            break;
+        }
+        for (uint32_t e = 0; e < n; e++) {
+            int32_t id = (int32_t)em__ld32(v.p + 8 + (size_t)e * 4);
+            if (id < 0 || id >= t->cfg.n[s]) {
+                rc = em_err_set(err, EM_ECORRUPT, "als: factor for id %d", id);
+                break;
+            }
+            memcpy(rows + (size_t)id * k, v.p + 8 + (size_t)n * 4 + (size_t)e * k * 4, k * 4);
+        }
+    }
+    em_records_destroy(&recs);
+    return rc;
+}
+
+static int check_params(const em_als_params *p, size_t n, int32_t nu, int32_t ni, em_err *err)
+{
+    if (p->rank < 0 || p->rank > EM__ALS_MAX_RANK)
+        return em_err_set(err, EM_EINVAL, "als: rank %d (1..%d)", p->rank, EM__ALS_MAX_RANK);
+    if (p->iterations < 0 || !(p->lambda >= 0) || !(p->alpha >= 0) || p->half_iterations < 0)
+        return em_err_set(err, EM_EINVAL, "als: iterations %d, lambda %g, alpha %g",
+                          p->iterations, p->lambda, p->alpha);
+    if (p->user_blocks > EM__ALS_MAX_BLOCKS || p->item_blocks > EM__ALS_MAX_BLOCKS)
+        return em_err_set(err, EM_EINVAL, "als: at most %d blocks", EM__ALS_MAX_BLOCKS);
+    if (nu <= 0 || ni <= 0 || n == 0)
+        return em_err_set(err, EM_EINVAL, "als: no ratings (%d users, %d items)", nu, ni);
+    return 0;
+}
+
+/* Ids are checked once on the driver so that a bad id is EM_EINVAL, not a failed task. */
+static int check_ids(const em_rating *r, size_t n, int32_t nu, int32_t ni, em_err *err)
+{
+    for (size_t t = 0; t < n; t++)
+        if (r[t].user < 0 || r[t].user >= nu || r[t].item < 0 || r[t].item >= ni ||
+            !isfinite(r[t].rating))
+            return em_err_set(err, EM_EINVAL, "als: rating %zu (%d, %d, %g) out of range "
+                              "(%d users, %d items)", t, r[t].user, r[t].item,
+                              (double)r[t].rating, nu, ni);
+    return 0;
+}
+
+/* The task functions are found by name (dlsym); this external table makes a static link
+ * keep the object files that define them (an unreferenced archive member is dropped). */
+const em__als_task_table em__als_task_fns = {
+    {em__als_fn_build, em__als_fn_outlinks, em__als_fn_init, em__als_fn_send,
+     em__als_fn_solve, em__als_fn_gram},
+    em__als_fn_route,
+    em__als_fn_sum,
+};
+
+static int setup(trainer *t, const em_als_params *p, int32_t nu, int32_t ni)
+{
+    uint32_t dp = em_context_default_parallelism(t->sc);
+    em__als_cfg c = {
+        .magic = EM__ALS_MAGIC,
+        .rank = (uint32_t)(p->rank ? p->rank : 10),
+        .nblk = {p->user_blocks ? p->user_blocks : dp, p->item_blocks ? p->item_blocks : dp},
+        .implicit = p->implicit,
+        .nonnegative = p->nonnegative,
+        .n = {nu, ni},
+        .seed = p->seed,
+        .lambda = p->lambda,
+        .alpha = p->alpha > 0 ? p->alpha : 1.0,
+    };
+    t->cfg = c;
+    for (int s = 0; s < 2; s++) {
+        t->salt[s] = em_xmalloc(c.nblk[s] * sizeof(uint32_t));
+        for (uint32_t b = 0; b < c.nblk[s]; b++)
+            t->salt[s][b] = em__als_find_salt(b, c.nblk[s]);
+    }
+    return 0;
+}
+
+static int iterate(trainer *t, const em_als_params *p, em_err *err)
+{
+    int iters = p->iterations ? p->iterations : 10;
+    int halves = p->half_iterations ? p->half_iterations : 2 * iters;
+    int every = p->checkpoint_interval ? p->checkpoint_interval : 5;
+    double t0 = em_now_s();
+    for (int h = 0; h < halves; h++) {
+        int rc = half_step(t, (uint32_t)(h % 2), err);
+        if (rc < 0)
+            return em_err_prefix(err, "iteration %d", h / 2 + 1);
+        if (h % 2 == 1) {
+            int it = h / 2 + 1;
+            if (every > 0 && it % every == 0 && h + 1 < halves &&
+                (rc = checkpoint(t, 1, err)) < 0)
+                return rc;
+            if (p->progress)
+                p->progress(p->progress_ud, it, em_now_s() - t0);
+        }
+    }
+    return 0;
+}
+
+int em_als_train(em_context *sc, const em_rating *ratings, size_t n, int32_t n_users,
+                 int32_t n_items, const em_als_params *params, em_als_model **out,
+                 em_err *err)
+{
+    trainer t = {.sc = sc};
+    em_als_model *m = NULL;
+    int rc;
+    *out = NULL;
+    if ((rc = check_params(params, n, n_users, n_items, err)) < 0 ||
+        (rc = check_ids(ratings, n, n_users, n_items, err)) < 0)
+        return rc;
+    setup(&t, params, n_users, n_items);
+    em_rdd *R = ratings_rdd(&t, ratings, n);
+    if ((rc = build_side(&t, R, 0, err)) < 0 || (rc = build_side(&t, R, 1, err)) < 0 ||
+        (rc = iterate(&t, params, err)) < 0)
+        goto out;
+    if (!(m = em_als_model_new((int)t.cfg.rank, n_users, n_items))) {
+        rc = em_err_set(err, EM_ENOMEM, "als: model of %d + %d rows", n_users, n_items);
+        goto out;
+    }
+    m->implicit = params->implicit;
+    if (t.fac[0] && (rc = extract(&t, 0, m->user_factors, err)) < 0)
+        goto out;
+    if ((rc = extract(&t, 1, m->item_factors, err)) < 0)
+        goto out;
+    *out = m;
+    m = NULL;
+out:
+    for (int s = 0; s < 2; s++) {
+        if (t.blk[s])
+            em_rdd_unpersist(t.blk[s]);
+        if (t.out[s])
+            em_rdd_unpersist(t.out[s]);
+        if (t.fac[s])
+            em_rdd_unpersist(t.fac[s]);
+        em_free(t.salt[s]);
+    }
+    em_als_model_free(m);
+    return rc;
+}

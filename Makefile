@@ -24,7 +24,7 @@ EMBER := $(BUILD)/bin/ember
 DEB_PACKAGES := cmake pkg-config gcc make libuv1-dev libjansson-dev libzstd-dev \
                 libopenblas-dev liblapacke-dev libcriterion-dev
 
-.PHONY: all deps build check demo bench fuzz format install clean
+.PHONY: all deps build check demo bench bench-als fuzz format install clean
 
 all: build
 
@@ -56,8 +56,23 @@ check: deps
 	cmake --build $(CHECK_BUILD) -j$(JOBS)
 	ctest --test-dir $(CHECK_BUILD) --output-on-failure -j2 --timeout $(CTEST_TIMEOUT)
 
+# The main job on the embedded default: ALS on Netflix-shaped ratings (scale 0.01: 4.8k
+# users, 1.8k items, 1M ratings), then the engine's classic examples on generated data.
+DEMO_MASTER ?= local-cluster[2,1]
 demo: build
 	@mkdir -p $(DEMO)
+	@[ -f $(DEMO)/ratings.meta.json ] || { echo "== generating Netflix-shaped ratings (scale 0.01)"; \
+	    $(EMBER) gen ratings --scale 0.01 --seed 1 --out $(DEMO)/ratings; }
+	@echo "== ALS: rank 10, 10 iterations, lambda 0.02, master $(DEMO_MASTER)"
+	@$(EMBER) als --train $(DEMO)/ratings.train.tsv --test $(DEMO)/ratings.test.tsv \
+	    --rank 10 --iterations 10 --lambda 0.02 --master '$(DEMO_MASTER)' \
+	    --recommend 1 --top 5 --json > $(DEMO)/als.out
+	@grep -v '^{' $(DEMO)/als.out || true
+	@j=$$(tail -n 1 $(DEMO)/als.out); m=$(DEMO)/ratings.meta.json; \
+	    f() { printf '%s' "$$1" | sed -n "s/.*\"$$2\": *\([-0-9.e]*\).*/\1/p"; }; \
+	    printf 'ALS test RMSE %.4f (noise floor %.4f, global mean %.4f); %.1f s total, %.1f s training, peak %.0f MiB\n' \
+	        "$$(f "$$j" test_rmse)" "$$(f "$$(cat $$m)" noise_floor_rmse)" "$$(f "$$(cat $$m)" global_mean_rmse)" \
+	        "$$(f "$$j" total_s)" "$$(f "$$j" train_s)" "$$(f "$$j" peak_rss_mib)"
 	@[ -f $(DEMO)/text-64m.txt ] || { echo "== generating 64 MiB of text"; \
 	    $(EMBER) gen text --mib 64 --seed 42 --out $(DEMO)/text-64m.txt; }
 	@[ -f $(DEMO)/graph-10k.txt ] || { echo "== generating a graph: 10k nodes, 100k edges"; \
@@ -65,13 +80,17 @@ demo: build
 	@rm -rf $(DEMO)/wordcount-out $(DEMO)/pagerank-out
 	@echo "== wordcount $(DEMO)/text-64m.txt: top 20 words (count, word)"
 	@TIMEFORMAT="wordcount: %R s wall, %U s user; output in $(DEMO)/wordcount-out"; \
-	time $(EMBER) run-example wordcount $(DEMO)/text-64m.txt $(DEMO)/wordcount-out
+	time $(EMBER) run-example wordcount --master '$(DEMO_MASTER)' $(DEMO)/text-64m.txt $(DEMO)/wordcount-out
 	@echo "== pagerank $(DEMO)/graph-10k.txt, 10 iterations: top 10 (rank, node)"
 	@TIMEFORMAT="pagerank: %R s wall, %U s user; output in $(DEMO)/pagerank-out"; \
-	time $(EMBER) run-example pagerank $(DEMO)/graph-10k.txt 10 $(DEMO)/pagerank-out
+	time $(EMBER) run-example pagerank --master '$(DEMO_MASTER)' $(DEMO)/graph-10k.txt 10 $(DEMO)/pagerank-out
 
+# Issue 2's benchmarks (wordcount of 1 GiB, reduce_by_key of 50M pairs); ALS has its own.
 bench: build
-	@set -e; for b in bench/*.sh; do echo "== $$b"; bash "$$b" "$(BUILD)"; done
+	@set -e; for b in bench/wordcount.sh bench/reduce_by_key.sh; do echo "== $$b"; bash "$$b" "$(BUILD)"; done
+
+bench-als: build
+	@bash bench/als.sh "$(BUILD)"
 
 fuzz: deps
 	@if ! command -v clang >/dev/null 2>&1; then \

@@ -222,6 +222,14 @@ int em_rdd_lookup(em_rdd *r, em_slice key, em_records *out, em_err *err);
 int em_rdd_save_as_text_file(em_rdd *r, const char *dir, em_err *err);
 int em_rdd_foreach_partition(em_rdd *r, const char *fn, em_slice ctx, em_err *err);
 
+/* ---------------------------------------------------------------- cluster processes
+ * `ember executor` runs this process as an executor of a cluster-mode application until
+ * its driver goes away: the engine's functions are registered and o->run is set to the
+ * engine's task runner (options: engine/cluster/cluster.h, em_executor_opts). The job
+ * library named by the driver is loaded only after its sha256 matches. 0 or <0 + err. */
+struct em_executor_opts;
+int em_executor_serve(struct em_executor_opts *o, em_err *err);
+
 /* ---------------------------------------------------------------- jobs
  * A job library exports `int ember_main(em_context *sc, int argc, char **argv)`; `ember
  * run-example` and `ember submit` create the context from --master and the conf and call it.

@@ -5,6 +5,7 @@
 #define EMBER_API_INT_H
 
 #include "engine/ember.h"
+#include "engine/cluster/cluster.h"
 #include "engine/exec/exec.h"
 #include "engine/plan/plan.h"
 #include "engine/sched/sched.h"
@@ -26,7 +27,9 @@ struct em_context {
     em_conf *conf;               /* effective configuration (owned) */
     char *app_dir;               /* ember-app-XXXXXX (removed on free) */
     char *shuffle_dir, *spill_dir;
-    uint32_t nthreads;
+    uint32_t nthreads;           /* task threads (local) or E * C (local-cluster[E,C]) */
+    uint32_t nexec;              /* local-cluster[E,C]: E; 0 otherwise */
+    bool remote;                 /* ember://host:port */
     uint32_t default_par;
     size_t executor_mem, shuffle_mem;
     int zstd_level;
@@ -34,6 +37,7 @@ struct em_context {
     em_block_store *store;
     em_map_tracker *tracker;
     em_sched *sched;
+    struct em_status *status;    /* status page, event log, progress bar (owned) */
     em_plan_graph *graph;
     em_rdd **rdds;               /* every handle made (owned), freed with the context */
     size_t nrdds, rdds_cap;
@@ -52,6 +56,19 @@ typedef void (*em__acc_fn)(void *ud, const em_acc_update *u, uint32_t n);
  * tasks are heap em_task_result structs. */
 int em__local_backend_new(const em_exec_env *env, uint32_t nthreads, em__acc_fn apply_acc,
                           void *acc_ud, em_sched_backend *out, em_err *err);
+
+/* The cluster backend (cluster mode): starts an em_cluster with cfg->opts (its callbacks
+ * are set here: the tracker serves map outputs, lost executors' outputs are unregistered),
+ * for ACCEPT mode asks the standalone client (em_cluster_master_ops) for executors, and
+ * waits for them. */
+typedef struct em__cluster_cfg {
+    em_cluster_opts opts;
+    const char *master_url;      /* ACCEPT: ember://host:port */
+    em_map_tracker *tracker;
+    em__acc_fn apply_acc;
+    void *acc_ud;
+} em__cluster_cfg;
+int em__cluster_backend_new(const em__cluster_cfg *cfg, em_sched_backend *out, em_err *err);
 
 /* ---------------------------------------------------------------- conf.c */
 /* Copies every entry of src into dst keeping sources' priorities. */

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "engine/api/api_int.h"
+#include "engine/cluster/cluster.h"
 
 typedef struct work {
     const em_sched_task *task;
@@ -195,4 +196,232 @@ int em__local_backend_new(const em_exec_env *env, uint32_t nthreads, em__acc_fn 
     out->ops = &local_ops;
     out->self = lb;
     return 0;
+}
+
+/* ---------------------------------------------------------------- cluster backend
+ * Executor processes through engine/cluster (which may not include the scheduler or the
+ * executor: this is where they meet). Results come back as em_cluster_result and become
+ * the same heap em_task_result payloads the local backend makes, so actions do not care
+ * where tasks ran. A lost executor's map outputs are unregistered from the tracker; for a
+ * ROUND_ROBIN shuffle (output order not repeatable) every output of it is. */
+
+typedef struct cluster_backend {
+    em_cluster *cl;
+    em_map_tracker *tracker;
+    em__acc_fn apply_acc;
+    void *acc_ud;
+    uint32_t *rr;                /* ids of ROUND_ROBIN shuffles seen in encode_stage */
+    size_t nrr;
+    void (*on_free)(void *ud);
+    void *free_ud;
+} cluster_backend;
+
+static char *cl_encode_stage(void *self, const em_plan_node *root, bool map_side,
+                             const void *res, em_err *err)
+{
+    cluster_backend *cb = self;
+    if (map_side && root->op == EM_OP_SHUFFLED && root->map_part == EM_MAP_PART_ROUND_ROBIN) {
+        bool seen = false;
+        for (size_t i = 0; i < cb->nrr; i++)
+            seen |= cb->rr[i] == root->shuffle_id;
+        if (!seen) {
+            cb->rr = em_xrealloc(cb->rr, (cb->nrr + 1) * sizeof *cb->rr);
+            cb->rr[cb->nrr++] = root->shuffle_id;
+        }
+    }
+    return em_stage_encode(root, map_side, res, err);
+}
+
+static void cl_on_exec_lost(void *ud, const char *loc)
+{
+    cluster_backend *cb = ud;
+    uint32_t sids[256];
+    uint32_t n = em_map_tracker_unregister_loc(cb->tracker, loc, sids, 256);
+    for (uint32_t i = 0; i < n && i < 256; i++)
+        for (size_t k = 0; k < cb->nrr; k++)
+            if (cb->rr[k] == sids[i]) {
+                em_log(EM_LOG_WARN, "shuffle %u (round-robin) lost an output at %s: "
+                       "recomputing all of it", sids[i], loc);
+                em_map_tracker_unregister_all(cb->tracker, sids[i]);
+            }
+}
+
+/* em_cluster_result -> em_sched_result (+ em_task_result payload for result tasks). */
+static void cl_convert(cluster_backend *cb, const em_sched_task *t, em_cluster_result *cr,
+                       em_sched_result *out)
+{
+    out->code = cr->code;
+    em_err_copy(&out->err, &cr->err);
+    out->fetch_failed = cr->fetch_failed && cr->code == EM_EFETCH;
+    out->failed_shuffle = cr->failed_shuffle;
+    out->failed_map = cr->failed_map;
+    out->spill_bytes = cr->metrics[4];
+    if (cr->code == 0 && cb->apply_acc && cr->nacc) {
+        em_acc_update *u = em_xcalloc(cr->nacc, sizeof *u);
+        for (uint32_t i = 0; i < cr->nacc; i++)
+            u[i] = (em_acc_update){cr->acc[i].id, cr->acc[i].is_f64, cr->acc[i].i64,
+                                   cr->acc[i].f64};
+        cb->apply_acc(cb->acc_ud, u, cr->nacc);
+        em_free(u);
+    }
+    if (cr->code == 0 && t->is_map) {
+        out->map_status = cr->map_status;
+        memset(&cr->map_status, 0, sizeof cr->map_status);
+    }
+    if (cr->code == 0 && !t->is_map) {
+        em_task_result *tr = em_xcalloc(1, sizeof *tr);
+        tr->batches = cr->batches;
+        tr->nbatches = cr->nbatches;
+        tr->count = cr->count;
+        cr->batches = NULL;
+        cr->nbatches = 0;
+        em_task_metrics *m = &tr->metrics;
+        *m = (em_task_metrics){cr->metrics[0], cr->metrics[1], cr->metrics[2], cr->metrics[3],
+                               cr->metrics[4], cr->metrics[5], cr->metrics[6]};
+        out->payload = tr;
+    }
+    em_cluster_result_destroy(cr);
+}
+
+static int cl_run_tasks(void *self, const em_sched_task *tasks, size_t n,
+                        em_sched_result *results, em_err *err)
+{
+    cluster_backend *cb = self;
+    if (n == 0)
+        return 0;
+    em_cluster_task *ct = em_xcalloc(n, sizeof *ct);
+    em_cluster_result *cr = em_xcalloc(n, sizeof *cr);
+    for (size_t i = 0; i < n; i++)
+        ct[i] = (em_cluster_task){tasks[i].stage_json, tasks[i].len, tasks[i].stage_id,
+                                  tasks[i].partition, tasks[i].attempt, tasks[i].is_map};
+    int rc = em_cluster_run_tasks(cb->cl, ct, n, cr, err);
+    for (size_t i = 0; i < n; i++)
+        cl_convert(cb, &tasks[i], &cr[i], &results[i]);
+    em_free(ct);
+    em_free(cr);
+    return rc;
+}
+
+static void cl_free(void *self)
+{
+    cluster_backend *cb = self;
+    if (!cb)
+        return;
+    em_cluster_free(cb->cl);
+    if (cb->on_free)
+        cb->on_free(cb->free_ud);
+    em_free(cb->rr);
+    em_free(cb);
+}
+
+static const em_sched_backend_ops cluster_ops = {
+    .name = "cluster",
+    .encode_stage = cl_encode_stage,
+    .run_tasks = cl_run_tasks,
+    .free_payload = free_payload,
+    .free = cl_free,
+};
+
+int em__cluster_backend_new(const em__cluster_cfg *cfg, em_sched_backend *out, em_err *err)
+{
+    cluster_backend *cb = em_xcalloc(1, sizeof *cb);
+    cb->tracker = cfg->tracker;
+    cb->apply_acc = cfg->apply_acc;
+    cb->acc_ud = cfg->acc_ud;
+    em_cluster_opts o = cfg->opts;
+    o.map_outputs = em_map_tracker_outputs_lenient;
+    o.map_ud = cfg->tracker;
+    o.on_exec_lost = cl_on_exec_lost;
+    o.lost_ud = cb;
+    const em_cluster_master_ops *mo = em_cluster_master_ops_get();
+    if (o.mode == EM_CLUSTER_ACCEPT && mo) {
+        o.request_executor = mo->request_executor;
+        o.request_ud = mo->ud;
+    }
+    int rc = 0;
+    if (!(cb->cl = em_cluster_new(&o, err))) {
+        rc = err->code ? err->code : EM_EIO;
+        goto fail;
+    }
+    uint32_t want = o.nexec;
+    if (o.mode == EM_CLUSTER_ACCEPT) {
+        if (!mo || !mo->app_start) {
+            rc = em_err_set(err, EM_EINVAL, "master '%s': no standalone client is linked in",
+                            cfg->master_url ? cfg->master_url : "?");
+            goto fail;
+        }
+        if ((rc = mo->app_start(mo->ud, cfg->master_url, em_cluster_address(cb->cl),
+                                em_cluster_secret(cb->cl), &want, err)) < 0)
+            goto fail;
+        cb->on_free = mo->app_end;
+        cb->free_ud = mo->ud;
+    }
+    if ((rc = em_cluster_wait_executors(cb->cl, want ? want : 1,
+                                        o.register_timeout_ms ? o.register_timeout_ms : 60000,
+                                        err)) < 0)
+        goto fail;
+    out->ops = &cluster_ops;
+    out->self = cb;
+    return 0;
+fail:
+    cl_free(cb);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- executor runner */
+
+static int exec_runner(void *ud, const em_cluster_env *ce, const char *json, size_t len,
+                       uint32_t partition, uint32_t attempt, em_cluster_result *out)
+{
+    (void)ud;
+    em_exec_env env = {
+        .store = ce->store, .shuffle_dir = ce->shuffle_dir, .spill_dir = ce->spill_dir,
+        .exec_id = ce->exec_id, .fetcher = ce->fetcher, .map_outputs = ce->map_outputs,
+        .ud = ce->ud, .fetch_block = ce->fetch_block, .task_mem_budget = ce->task_mem_budget,
+        .zstd_level = ce->zstd_level,
+    };
+    em_task_result tr;
+    em_err err = EM_ERR_INIT;
+    memset(&tr, 0, sizeof tr);
+    em_exec_run_task(&env, json, len, partition, attempt, &tr, &err);
+    if (tr.code == 0 && err.code != 0) {
+        tr.code = err.code;
+        em_err_copy(&tr.err, &err);
+    }
+    out->code = tr.code;
+    em_err_copy(&out->err, &tr.err);
+    out->fetch_failed = tr.fetch_failed;
+    out->failed_shuffle = tr.failed_shuffle;
+    out->failed_map = tr.failed_map;
+    out->is_map = tr.is_map;
+    out->map_status = tr.map_status;
+    memset(&tr.map_status, 0, sizeof tr.map_status);
+    out->batches = tr.batches;
+    out->nbatches = tr.nbatches;
+    tr.batches = NULL;
+    tr.nbatches = 0;
+    out->count = tr.count;
+    if (tr.nacc) {
+        out->acc = em_xcalloc(tr.nacc, sizeof *out->acc);
+        for (uint32_t i = 0; i < tr.nacc; i++)
+            out->acc[i] = (em_cluster_acc){tr.acc[i].id, tr.acc[i].is_f64, tr.acc[i].i64,
+                                           tr.acc[i].f64};
+        out->nacc = tr.nacc;
+    }
+    const em_task_metrics *m = &tr.metrics;
+    uint64_t mv[EM_CLUSTER_NMETRICS] = {m->records_read, m->records_written,
+                                        m->shuffle_read_bytes, m->shuffle_write_bytes,
+                                        m->spill_bytes, m->spill_count, m->run_ns};
+    memcpy(out->metrics, mv, sizeof mv);
+    em_task_result_destroy(&tr);
+    return out->code;
+}
+
+int em_executor_serve(struct em_executor_opts *o, em_err *err)
+{
+    em_registry_init_builtins();
+    em__api_register_fns();
+    o->run = exec_runner;
+    o->run_ud = NULL;
+    return em_executor_run(o, err);
 }

@@ -33,7 +33,8 @@ extern char **environ;
 static const char *const known_keys[] = {
     "ember.master", "ember.app.name", "ember.default.parallelism", "ember.executor.memory",
     "ember.shuffle.memory", "ember.local.dir", "ember.task.maxFailures",
-    "ember.shuffle.compress.level",
+    "ember.shuffle.compress.level", "ember.ui.port", "ember.ui.host", "ember.eventLog.enabled",
+    "ember.eventLog.dir", "ember.ui.showConsoleProgress", "ember.job.library",
 };
 
 em_conf *em_conf_new(void)

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "engine/api/api_int.h"
+#include "engine/cluster/status.h"
 
 static int parse_u32(const char *key, const char *v, uint32_t lo, uint32_t hi, uint32_t *out,
                      em_err *err)
@@ -29,8 +30,10 @@ static int parse_u32(const char *key, const char *v, uint32_t lo, uint32_t hi, u
     return 0;
 }
 
-/* Parses the number inside "local[N]" etc.; '*' = online CPUs. */
-static int parse_master(const char *m, uint32_t *threads, em_err *err)
+/* Parses the number inside "local[N]" etc.; '*' = online CPUs. local-cluster[E,C] sets
+ * *nexec = E and *threads = E * C; ember://host:port sets *remote. */
+static int parse_master(const char *m, uint32_t *threads, uint32_t *nexec, bool *remote,
+                        em_err *err)
 {
     size_t n = strlen(m);
     if (strcmp(m, "local") == 0) {
@@ -58,12 +61,18 @@ static int parse_master(const char *m, uint32_t *threads, em_err *err)
     if (strncmp(m, "local-cluster[", 14) == 0 && m[n - 1] == ']') {
         unsigned e, c;
         char tail;
-        if (sscanf(m + 14, "%u,%u%c", &e, &c, &tail) != 3 || tail != ']' || e < 1 || c < 1)
+        if (sscanf(m + 14, "%u,%u%c", &e, &c, &tail) != 3 || tail != ']' || e < 1 || c < 1 ||
+            e > 256 || c > 1024)
             goto bad;
-        return em_err_set(err, EM_EINVAL, "master '%s': cluster mode is not built yet", m);
+        *nexec = e;
+        *threads = e * c;
+        return 0;
     }
-    if (strncmp(m, "ember://", 8) == 0 && n > 8)
-        return em_err_set(err, EM_EINVAL, "master '%s': cluster mode is not built yet", m);
+    if (strncmp(m, "ember://", 8) == 0 && n > 8) {
+        *remote = true;
+        *threads = 2;
+        return 0;
+    }
 bad:
     return em_err_set(err, EM_EINVAL,
                       "ember.master: bad value '%s' (local, local[N], local[*], "
@@ -93,7 +102,7 @@ static int read_settings(em_context *sc, em_err *err)
     const char *v = em_conf_get(c, "ember.master");
     int rc;
 
-    if ((rc = parse_master(v ? v : "local[*]", &sc->nthreads, err)) < 0)
+    if ((rc = parse_master(v ? v : "local[*]", &sc->nthreads, &sc->nexec, &sc->remote, err)) < 0)
         return rc;
     sc->default_par = sc->nthreads < 2 ? 2 : sc->nthreads;
     if ((v = em_conf_get(c, "ember.default.parallelism")) &&
@@ -161,6 +170,71 @@ static void apply_acc(void *ud, const em_acc_update *u, uint32_t n)
     }
 }
 
+/* Cluster masters: executors in processes (local-cluster spawns them under the app dir,
+ * ember:// has a standalone master start them). */
+static int start_cluster(em_context *sc, em_sched_backend *out, em_err *err)
+{
+    const em_conf *c = sc->conf;
+    em__cluster_cfg cfg = {
+        .opts = {
+            .mode = sc->remote ? EM_CLUSTER_ACCEPT : EM_CLUSTER_SPAWN,
+            .nexec = sc->remote ? 1 : sc->nexec,
+            .cores = sc->remote ? 1 : sc->nthreads / sc->nexec,
+            .memory = em_conf_get(c, "ember.executor.memory"),
+            .listen_host = em_conf_get(c, "ember.driver.host"),
+            .work_dir = sc->app_dir,
+            .job_library = em_conf_get(c, "ember.job.library"),
+            .store = sc->store,
+        },
+        .master_url = em_conf_get(c, "ember.master"),
+        .tracker = sc->tracker,
+        .apply_acc = apply_acc,
+        .acc_ud = sc,
+    };
+    const char *v = em_conf_get(c, "ember.job.library");
+    if (v && !*v)
+        cfg.opts.job_library = NULL;
+    uint32_t ms;
+    int rc;
+    if ((v = em_conf_get(c, "ember.cluster.registerTimeoutMs")) &&
+        (rc = parse_u32("ember.cluster.registerTimeoutMs", v, 100, 3600000, &ms, err)) < 0)
+        return rc;
+    else if (v)
+        cfg.opts.register_timeout_ms = ms;
+    if ((v = em_conf_get(c, "ember.network.timeoutMs")) &&
+        (rc = parse_u32("ember.network.timeoutMs", v, 100, 3600000, &ms, err)) < 0)
+        return rc;
+    else if (v)
+        cfg.opts.peer_timeout_ms = ms;
+    return em__cluster_backend_new(&cfg, out, err);
+}
+
+/* The scheduler's events feed the status page, the event log and the progress bar. */
+static void status_listener(void *ud, const em_sched_event *e)
+{
+    em_status_event se = EM_STATUS_EVENT_FROM_SCHED(e);
+    em_status_on_event(ud, &se);
+}
+
+/* Library contexts serve no status page unless ember.ui.port is set (a test suite creates
+ * hundreds of contexts); the `ember` command sets it to 4040, Spark's default. */
+static int start_status(em_context *sc, em_err *err)
+{
+    const char *port = em_conf_get(sc->conf, "ember.ui.port");
+    em_status_opts so = {
+        .app_name = em_conf_get(sc->conf, "ember.app.name"),
+        .master = em_conf_get(sc->conf, "ember.master"),
+        .ui_port = port ? port : "0",
+        .ui_host = em_conf_get(sc->conf, "ember.ui.host"),
+        .event_log_enabled = em_conf_get(sc->conf, "ember.eventLog.enabled"),
+        .event_log_dir = em_conf_get(sc->conf, "ember.eventLog.dir"),
+        .show_progress = em_conf_get(sc->conf, "ember.ui.showConsoleProgress"),
+    };
+    if (!(sc->status = em_status_new(&so, err)))
+        return err->code;
+    return em_sched_add_listener(sc->sched, status_listener, sc->status, err);
+}
+
 static int start_runtime(em_context *sc, em_err *err)
 {
     em_store_opts so = {.mem_budget = sc->executor_mem, .dir = sc->app_dir,
@@ -180,12 +254,16 @@ static int start_runtime(em_context *sc, em_err *err)
         .zstd_level = sc->zstd_level,
     };
     em_sched_opts opts = {.tracker = sc->tracker, .max_failures = sc->max_failures};
-    int rc = em__local_backend_new(&env, sc->nthreads, apply_acc, sc, &opts.backend, err);
+    int rc;
+    if (sc->nexec || sc->remote)
+        rc = start_cluster(sc, &opts.backend, err);
+    else
+        rc = em__local_backend_new(&env, sc->nthreads, apply_acc, sc, &opts.backend, err);
     if (rc < 0)
         return rc;
     if (!(sc->sched = em_sched_new(&opts, err)))
         return err->code;
-    return 0;
+    return start_status(sc, err);
 }
 
 em_context *em_context_new(const em_conf *conf, em_err *err)
@@ -224,6 +302,7 @@ void em_context_free(em_context *sc)
     if (!sc)
         return;
     em_sched_free(sc->sched);
+    em_status_free(sc->status);
     em_map_tracker_free(sc->tracker);
     em_block_store_free(sc->store);
     em_plan_graph_free(sc->graph);

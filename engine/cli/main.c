@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "engine/cli/cli.h"
+#include "engine/cli/cmd_standalone.h"
+#include "mllib/als/als.h"
 
 typedef struct cli_command {
     const char *name;
@@ -19,10 +21,21 @@ static void gen_help_all(FILE *f)
     em__cli_gen_help(f, NULL);
 }
 
+int em__cli_executor(int argc, char **argv);   /* cmd_executor.c */
+void em__cli_executor_help(FILE *f);
+
 static const cli_command commands[] = {
+    {"als", "train and evaluate an ALS recommender (explicit or implicit ratings)",
+     em_als_cli_main, em_als_cli_help},
     {"run-example", "run a bundled example job (wordcount, pagerank, kvbench, ...)",
      em__cli_run_example, em__cli_run_example_help},
-    {"gen", "generate deterministic test data: text, graph, records", em__cli_gen, gen_help_all},
+    {"gen", "generate deterministic test data: text, graph, records, ratings", em__cli_gen, gen_help_all},
+    {"master", "run a standalone cluster master", em__cli_master, em__cli_master_help},
+    {"worker", "run a standalone cluster worker", em__cli_worker, em__cli_worker_help},
+    {"submit", "run a job library on a standalone cluster", em__cli_submit,
+     em__cli_submit_help},
+    {"executor", "run one executor process of a cluster application", em__cli_executor,
+     em__cli_executor_help},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

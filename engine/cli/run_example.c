@@ -13,7 +13,6 @@
  * $EMBER_CONF_FILE < EMBER_* environment variables < --conf k=v < --master and
  * --executor-memory. */
 #include <dirent.h>
-#include <dlfcn.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +20,7 @@
 #include <unistd.h>
 
 #include "engine/cli/cli.h"
+#include "engine/cli/cmd_standalone.h"
 #include "engine/ember.h"
 #include "engine/plan/plan.h"
 
@@ -297,6 +297,7 @@ static em_conf *build_conf(const run_opts *o)
         return NULL;
     }
     rc |= em_conf_set(c, "ember.master", DEFAULT_MASTER);
+    rc |= em_conf_set(c, "ember.ui.port", "4040");   /* Spark's default status page */
     if (file != NULL && *file != '\0' && em_conf_load_file(c, file, &err) < 0) {
         em__cli_fail("ember", "%s", err.msg);
         em_conf_free(c);
@@ -313,6 +314,8 @@ static em_conf *build_conf(const run_opts *o)
         rc |= em_conf_set(c, "ember.master", o->master);
     if (o->memory != NULL)
         rc |= em_conf_set(c, "ember.executor.memory", o->memory);
+    if (o->quiet)
+        rc |= em_conf_set(c, "ember.ui.showConsoleProgress", "false");
     if (rc != 0) {
         em__cli_fail("ember", "out of memory");
         em_conf_free(c);
@@ -325,7 +328,6 @@ static em_conf *build_conf(const run_opts *o)
 
 static int run_job(const run_opts *o, const char *path)
 {
-    void *h;
     em_job_main_fn job_main;
     em_conf *conf = NULL;
     em_context *sc = NULL;
@@ -334,18 +336,16 @@ static int run_job(const run_opts *o, const char *path)
     int rc = EM_CLI_FAIL, jrc;
     double t0;
 
-    /* RTLD_GLOBAL: the job's exported functions must be visible to name lookups. */
-    h = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
-    if (h == NULL)
-        return em__cli_fail("ember", "cannot load example '%s': %s", o->name, dlerror());
-    *(void **)&job_main = dlsym(h, "ember_main");
-    if (job_main == NULL) {
-        em__cli_fail("ember", "%s: no ember_main symbol (is it a job library?)", path);
-        goto out;
-    }
-    em_registry_add_library(h);
+    if (em__cli_load_job(path, o->name, &job_main) != 0)
+        return EM_CLI_FAIL;
     if ((conf = build_conf(o)) == NULL)
         goto out;
+    /* Cluster mode: executors load the same library (after checking its sha256). */
+    if (em_conf_get(conf, "ember.job.library") == NULL &&
+        em_conf_set(conf, "ember.job.library", path) != 0) {
+        em__cli_fail("ember", "out of memory");
+        goto out;
+    }
     if ((sc = em_context_new(conf, &err)) == NULL) {
         em__cli_fail("ember", "%s", err.code ? err.msg : "cannot create the context");
         goto out;

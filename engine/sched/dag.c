@@ -9,6 +9,8 @@
  * starts a new round, which re-runs exactly the missing map ids (the tracker knows them) and
  * then the unfinished reduce tasks; at most EM_SCHED_MAX_STAGE_ATTEMPTS rounds. Ordinary
  * task failures are retried within the round up to max_failures attempts.
+ * LISTENERS hear job, stage-round and task events (sched.h, listener section); emitting
+ * them costs nothing when none is registered.
  * THREADS: driver thread only; tasks run on the backend's threads. */
 #include <string.h>
 
@@ -20,6 +22,12 @@ struct em_sched {
     uint32_t max_failures;
     em_sched_stats stats;
     uint32_t next_stage_id;
+    uint32_t cur_job;            /* id of the job running now (listener events) */
+    struct {
+        em_sched_listener_fn fn;
+        void *ud;
+    } listeners[EM_SCHED_MAX_LISTENERS];
+    uint32_t nlisteners;
 };
 
 /* One stage of a job: a map stage (shuffled != NULL) or the result stage. */
@@ -28,6 +36,7 @@ typedef struct stage {
     const em_plan_node *shuffled;   /* map stage: the SHUFFLED node whose map side runs */
     char *json;
     size_t len;
+    uint32_t rounds;                /* times submitted (listener's stage_attempt) */
 } stage;
 
 typedef struct job {
@@ -67,6 +76,64 @@ void em_sched_free(em_sched *s)
 void em_sched_stats_get(const em_sched *s, em_sched_stats *out)
 {
     *out = s->stats;
+}
+
+int em_sched_add_listener(em_sched *s, em_sched_listener_fn fn, void *ud, em_err *err)
+{
+    if (!fn || s->nlisteners == EM_SCHED_MAX_LISTENERS)
+        return em_err_set(err, EM_EINVAL, "scheduler: %s", fn ? "too many listeners (max 8)"
+                                                              : "listener without a function");
+    s->listeners[s->nlisteners].fn = fn;
+    s->listeners[s->nlisteners].ud = ud;
+    s->nlisteners++;
+    return 0;
+}
+
+static void emit(em_sched *s, em_sched_event *ev)
+{
+    if (s->nlisteners == 0)
+        return;
+    ev->job_id = s->cur_job;
+    if (ev->time_s == 0)
+        ev->time_s = em_now_s();
+    for (uint32_t i = 0; i < s->nlisteners; i++)
+        s->listeners[i].fn(s->listeners[i].ud, ev);
+}
+
+/* Stage events share their identity fields. */
+static em_sched_event stage_event(em_sched_event_kind kind, const stage *st, bool is_map)
+{
+    return (em_sched_event){.kind = kind,
+                            .stage_id = st->id,
+                            .stage_attempt = st->rounds ? st->rounds - 1 : 0,
+                            .is_map = is_map,
+                            .shuffle_id = is_map ? st->shuffled->shuffle_id : 0};
+}
+
+/* TASK_START for each of tasks[0..k) (the set handed to the backend). */
+static void emit_task_starts(em_sched *s, const stage *st, const em_sched_task *tasks, uint32_t k)
+{
+    for (uint32_t i = 0; s->nlisteners && i < k; i++) {
+        em_sched_event ev = stage_event(EM_SCHED_TASK_START, st, tasks[i].is_map);
+        ev.partition = tasks[i].partition;
+        ev.attempt = tasks[i].attempt;
+        emit(s, &ev);
+    }
+}
+
+static void emit_task_end(em_sched *s, const stage *st, const em_sched_task *t,
+                          const em_sched_result *r, double span_s)
+{
+    if (s->nlisteners == 0)
+        return;
+    em_sched_event ev = stage_event(EM_SCHED_TASK_END, st, t->is_map);
+    ev.partition = t->partition;
+    ev.attempt = t->attempt;
+    ev.duration_s = span_s;
+    ev.code = r->code;
+    ev.fetch_failed = r->fetch_failed;
+    ev.error = r->code ? r->err.msg : NULL;
+    emit(s, &ev);
 }
 
 static bool seen_add(job *j, const em_plan_node *n)
@@ -187,15 +254,19 @@ static int run_stage(em_sched *s, const stage *st, bool is_map, const uint32_t *
         if (k == 0)
             break;
         memset(res, 0, k * sizeof *res);
+        emit_task_starts(s, st, tasks, k);
+        double t0 = em_now_s();
         if ((rc = s->backend.ops->run_tasks(s->backend.self, tasks, k, res, err)) < 0) {
             for (uint32_t i = 0; i < k; i++)
                 em_sched_result_destroy(&s->backend, &res[i]);
             break;
         }
         bool fetch = false;
+        double span = em_now_s() - t0;
         for (uint32_t i = 0; i < k; i++) {
             uint32_t p = idx[i];
             em_err terr = EM_ERR_INIT;
+            emit_task_end(s, st, &tasks[i], &res[i], span);
             int trc = on_result(s, st, &tasks[i], &res[i], &attempts[p],
                                 slots ? &slots[p] : NULL, &terr);
             em_sched_result_destroy(&s->backend, &res[i]);
@@ -255,24 +326,71 @@ static int encode_stages(em_sched *s, job *j, const em_plan_node *final, const v
     return 0;
 }
 
+/* STAGE_SUBMITTED for a new round of st with ntasks tasks to run. */
+static double stage_begin(em_sched *s, stage *st, bool is_map, uint32_t ntasks)
+{
+    st->rounds++;
+    em_sched_event ev = stage_event(EM_SCHED_STAGE_SUBMITTED, st, is_map);
+    ev.ntasks = ntasks;
+    emit(s, &ev);
+    return em_now_s();
+}
+
+/* STAGE_COMPLETED for the round of st that run_stage ended with rc (0, 1 or <0). */
+static void stage_end(em_sched *s, const stage *st, bool is_map, uint32_t ntasks, double t0,
+                      int rc, const em_err *err)
+{
+    em_sched_event ev = stage_event(EM_SCHED_STAGE_COMPLETED, st, is_map);
+    ev.ntasks = ntasks;
+    ev.duration_s = em_now_s() - t0;
+    ev.code = rc == 0 ? 0 : rc == 1 ? EM_EFETCH : rc;
+    ev.error = rc ? err->msg : NULL;
+    emit(s, &ev);
+}
+
 /* One round: missing map outputs, then unfinished result tasks. 0 done, 1 fetch failure. */
 static int run_round(em_sched *s, job *j, uint32_t round, const uint32_t *parts,
                      uint32_t nparts, void **results, em_err *err)
 {
     int rc;
+    uint32_t n;
+    double t0;
     for (uint32_t i = 0; i < j->nmaps; i++) {
         stage *st = &j->maps[i];
-        if (em_map_tracker_missing(s->tracker, st->shuffled->shuffle_id, NULL) == 0) {
+        if ((n = em_map_tracker_missing(s->tracker, st->shuffled->shuffle_id, NULL)) == 0) {
             if (round == 0)
                 s->stats.stages_skipped++;
             continue;
         }
         s->stats.stages_run++;
-        if ((rc = run_map_stage(s, st, err)) != 0)
+        t0 = stage_begin(s, st, true, n);
+        rc = run_map_stage(s, st, err);
+        stage_end(s, st, true, n, t0, rc, err);
+        if (rc != 0)
             return rc;
     }
     s->stats.stages_run++;
-    return run_stage(s, &j->result, false, parts, nparts, j->done, j->attempts, results, err);
+    n = 0;
+    for (uint32_t i = 0; i < nparts; i++)
+        n += !j->done[i];
+    t0 = stage_begin(s, &j->result, false, n);
+    rc = run_stage(s, &j->result, false, parts, nparts, j->done, j->attempts, results, err);
+    stage_end(s, &j->result, false, n, t0, rc, err);
+    return rc;
+}
+
+static void job_begin(em_sched *s, const job *j, uint32_t nparts)
+{
+    em_sched_event ev = {.kind = EM_SCHED_JOB_START, .ntasks = nparts,
+                         .nstages = j->nmaps + 1};
+    emit(s, &ev);
+}
+
+static void job_end(em_sched *s, double t0, int rc, const em_err *err)
+{
+    em_sched_event ev = {.kind = EM_SCHED_JOB_END, .duration_s = em_now_s() - t0,
+                         .code = rc < 0 ? rc : 0, .error = rc < 0 ? err->msg : NULL};
+    emit(s, &ev);
 }
 
 int em_sched_run_job(em_sched *s, const em_plan_node *final, const void *res,
@@ -284,11 +402,13 @@ int em_sched_run_job(em_sched *s, const em_plan_node *final, const void *res,
 
     if (final->err.code != 0)
         return em_err_copy(err, &final->err);
-    s->stats.jobs++;
+    s->cur_job = (uint32_t)s->stats.jobs++;
     if (nparts == 0)
         return 0;
+    double t0 = em_now_s();
     memset(&j, 0, sizeof j);
     walk(s, &j, final);
+    job_begin(s, &j, nparts);
     j.result.id = s->next_stage_id++;
     if (!parts) {
         seq = em_xcalloc(nparts, sizeof *seq);
@@ -317,6 +437,7 @@ int em_sched_run_job(em_sched *s, const em_plan_node *final, const void *res,
         }
     }
 out:
+    job_end(s, t0, rc, err);
     job_destroy(&j);
     em_free(seq);
     return rc;

@@ -55,6 +55,21 @@ void em_map_tracker_remove_shuffle(em_map_tracker *t, uint32_t sid);
 int em_map_tracker_outputs(void *ud, uint32_t sid, uint32_t reduce, em_shuffle_src **srcs,
                            uint32_t *n, em_err *err);
 
+/* Cluster mode: unregisters every map output located at loc (a lost executor). Writes the
+ * ids of the shuffles that lost an output into sids (up to max; may be NULL) and returns
+ * how many shuffles lost one. Driver thread. */
+uint32_t em_map_tracker_unregister_loc(em_map_tracker *t, const char *loc, uint32_t *sids,
+                                       uint32_t max);
+/* Unregisters every map output of shuffle sid (a lost output of a shuffle whose map output
+ * order is not repeatable: all of it is recomputed). Driver thread. */
+void em_map_tracker_unregister_all(em_map_tracker *t, uint32_t sid);
+/* As em_map_tracker_outputs, but a missing map output is a source at location
+ * EM_MAP_LOC_LOST with size 1, so that reading it is a fetch failure naming the map (the
+ * scheduler then recomputes it) rather than a plain task failure. Any thread. */
+#define EM_MAP_LOC_LOST "lost:0"
+int em_map_tracker_outputs_lenient(void *ud, uint32_t sid, uint32_t reduce,
+                                   em_shuffle_src **srcs, uint32_t *n, em_err *err);
+
 /* ---------------------------------------------------------------- backends */
 
 typedef struct em_sched_task {
@@ -140,5 +155,48 @@ int em_sched_run_job(em_sched *s, const em_plan_node *final, const void *res,
                      const uint32_t *parts, uint32_t nparts, void **payloads, em_err *err);
 void em_sched_free_payload(em_sched *s, void *payload);    /* NULL ok */
 void em_sched_stats_get(const em_sched *s, em_sched_stats *out);
+
+/* ---------------------------------------------------------------- listener
+ * A listener hears what the scheduler does: jobs, stages and task attempts. The driver's
+ * status page, event log and console progress bar (engine/cluster/status.h) are one.
+ * Callbacks run on the driver thread inside em_sched_run_job, in the order things happen;
+ * they must be quick and must not call back into the scheduler. The event is borrowed for
+ * the call (strings included).
+ * TASK TIMES: run_tasks is one blocking call per task set, so the scheduler sees a set
+ * start and end, not each task's: TASK_START comes for every task when the set is handed
+ * to the backend, TASK_END for every task when the set returns, with duration_s the set's
+ * span (an upper bound of the task's own run time). */
+typedef enum em_sched_event_kind {
+    EM_SCHED_JOB_START = 1,
+    EM_SCHED_JOB_END,
+    EM_SCHED_STAGE_SUBMITTED,    /* a round of the stage starts with ntasks tasks to run */
+    EM_SCHED_STAGE_COMPLETED,    /* that round ended: code 0, EM_EFETCH or the task error */
+    EM_SCHED_TASK_START,
+    EM_SCHED_TASK_END,
+} em_sched_event_kind;
+
+typedef struct em_sched_event {
+    em_sched_event_kind kind;
+    double time_s;               /* em_now_s() when it happened (monotonic) */
+    uint32_t job_id;             /* 0, 1, ... per scheduler */
+    uint32_t stage_id;           /* stage and task events */
+    uint32_t stage_attempt;      /* stage and task events: 0 for the first round */
+    bool is_map;                 /* stage and task events */
+    uint32_t shuffle_id;         /* map stages: the shuffle they write */
+    uint32_t ntasks;             /* JOB_START: result partitions; STAGE_*: tasks of the round */
+    uint32_t nstages;            /* JOB_START: map stages + 1 */
+    uint32_t partition, attempt; /* task events (partition = map id for map tasks) */
+    double duration_s;           /* TASK_END (see TASK TIMES), JOB_END, STAGE_COMPLETED */
+    int code;                    /* *_END, STAGE_COMPLETED: 0 or an EM_E* code */
+    bool fetch_failed;           /* TASK_END */
+    const char *error;           /* NULL when code == 0 */
+    const char *executor;        /* task events; NULL when the backend did not say */
+} em_sched_event;
+
+typedef void (*em_sched_listener_fn)(void *ud, const em_sched_event *ev);
+#define EM_SCHED_MAX_LISTENERS 8
+/* Adds a listener (fn, ud borrowed for the scheduler's life). EM_EINVAL when there are
+ * already EM_SCHED_MAX_LISTENERS. Driver thread, before or between jobs. */
+int em_sched_add_listener(em_sched *s, em_sched_listener_fn fn, void *ud, em_err *err);
 
 #endif /* EMBER_SCHED_H */

@@ -170,10 +170,41 @@ void em_map_tracker_remove_shuffle(em_map_tracker *t, uint32_t sid)
     pthread_mutex_unlock(&t->lock);
 }
 
-int em_map_tracker_outputs(void *ud, uint32_t sid, uint32_t reduce, em_shuffle_src **srcs,
-                           uint32_t *n, em_err *err)
+uint32_t em_map_tracker_unregister_loc(em_map_tracker *t, const char *loc, uint32_t *sids,
+                                       uint32_t max)
 {
-    em_map_tracker *t = ud;
+    uint32_t hit = 0;
+    pthread_mutex_lock(&t->lock);
+    for (uint32_t i = 0; i < t->nshuffles; i++) {
+        shuffle_ent *e = &t->shuffles[i];
+        bool lost = false;
+        for (uint32_t m = 0; m < e->nmaps; m++)
+            if (e->maps[m].registered && e->maps[m].loc && strcmp(e->maps[m].loc, loc) == 0) {
+                e->maps[m].registered = false;
+                lost = true;
+            }
+        if (lost) {
+            if (sids && hit < max)
+                sids[hit] = e->sid;
+            hit++;
+        }
+    }
+    pthread_mutex_unlock(&t->lock);
+    return hit;
+}
+
+void em_map_tracker_unregister_all(em_map_tracker *t, uint32_t sid)
+{
+    pthread_mutex_lock(&t->lock);
+    shuffle_ent *e = find(t, sid);
+    for (uint32_t m = 0; e && m < e->nmaps; m++)
+        e->maps[m].registered = false;
+    pthread_mutex_unlock(&t->lock);
+}
+
+static int outputs(em_map_tracker *t, uint32_t sid, uint32_t reduce, bool lenient,
+                   em_shuffle_src **srcs, uint32_t *n, em_err *err)
+{
     int rc = 0;
 
     *srcs = NULL;
@@ -191,6 +222,10 @@ int em_map_tracker_outputs(void *ud, uint32_t sid, uint32_t reduce, em_shuffle_s
     }
     for (uint32_t i = 0; i < e->nmaps; i++) {
         const map_slot *m = &e->maps[i];
+        if (lenient && !m->registered) {
+            a[i] = (em_shuffle_src){i, EM_MAP_LOC_LOST, 1};
+            continue;
+        }
         if (!m->registered || reduce >= m->nparts) {
             em_free(a);
             rc = em_err_set(err, EM_EFETCH, "shuffle %u: map output %u for reduce %u is %s",
@@ -206,4 +241,16 @@ int em_map_tracker_outputs(void *ud, uint32_t sid, uint32_t reduce, em_shuffle_s
 out:
     pthread_mutex_unlock(&t->lock);
     return rc;
+}
+
+int em_map_tracker_outputs(void *ud, uint32_t sid, uint32_t reduce, em_shuffle_src **srcs,
+                           uint32_t *n, em_err *err)
+{
+    return outputs(ud, sid, reduce, false, srcs, n, err);
+}
+
+int em_map_tracker_outputs_lenient(void *ud, uint32_t sid, uint32_t reduce,
+                                   em_shuffle_src **srcs, uint32_t *n, em_err *err)
+{
+    return outputs(ud, sid, reduce, true, srcs, n, err);
 }

@@ -12,6 +12,7 @@
 
 #define EM__ALS_MAGIC 0x414c5343u   /* "ALSC" */
 #define EM__ALS_BLOCK_MAGIC 0x414c5342u   /* "ALSB" */
+#define EM__ALS_OUTL_MAGIC 0x414c534fu    /* "ALSO" */
 #define EM__ALS_MAX_BLOCKS 4096
 #define EM__ALS_MAX_RANK 512
 
@@ -93,25 +94,28 @@ int em__als_block_view(em_slice v, em__als_blockview *b, em_err *err);
  * with dlsym in the program and its libraries), so executor processes find them without a
  * registration step. Each takes the blob of em__als_blob. */
 #define EM__ALS_FN_ROUTE "em__als_fn_route"       /* PARTITION: ratings -> (dst key, chunk) */
-#define EM__ALS_FN_BUILD "em__als_fn_build"       /* MAP (values): chunks -> block record */
+#define EM__ALS_FN_BUILD "em__als_fn_build"       /* PARTITION: chunks -> block record */
 #define EM__ALS_FN_OUTLINKS "em__als_fn_outlinks" /* MAP (values): block -> out-links */
 #define EM__ALS_FN_INIT "em__als_fn_init"         /* MAP (values): block -> initial factors */
-#define EM__ALS_FN_SEND "em__als_fn_send"         /* MAP (flat): (factors, outlinks) -> msgs */
-#define EM__ALS_FN_SOLVE "em__als_fn_solve"       /* MAP (values): (block, msgs) -> factors */
+#define EM__ALS_FN_SEND "em__als_fn_send"         /* PARTITION: factors + outlinks -> msgs */
+#define EM__ALS_FN_SOLVE "em__als_fn_solve"       /* PARTITION: msgs + block -> factors */
 #define EM__ALS_FN_GRAM "em__als_fn_gram"         /* MAP: factors -> k x k doubles */
 #define EM__ALS_FN_SUM "em__als_fn_sum"           /* REDUCE: element-wise double sum */
 int em__als_fn_route(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
                      em_err *err);
-int em__als_fn_build(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err);
+int em__als_fn_build(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
+                     em_err *err);
 int em__als_fn_outlinks(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err);
 int em__als_fn_init(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err);
-int em__als_fn_send(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err);
-int em__als_fn_solve(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err);
+int em__als_fn_send(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
+                    em_err *err);
+int em__als_fn_solve(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
+                     em_err *err);
 int em__als_fn_gram(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err);
 int em__als_fn_sum(const em_fn_ctx *c, em_slice a, em_slice b, em_vbuf *out, em_err *err);
 typedef struct em__als_task_table {
-    em_map_fn map[6];
-    em_partition_fn part;
+    em_map_fn map[3];
+    em_partition_fn part[4];
     em_reduce_fn red;
 } em__als_task_table;
 extern const em__als_task_table em__als_task_fns;   /* train.c; see there */

@@ -23,7 +23,8 @@
  *                  u32 idxbits, i32 ids[n] (ascending), u32 ptr[n+1], u32 src[nnz]
  *                  (src block << idxbits | position), f32 r[nnz], u32 ocnt[nsrc],
  *                  u32 oidx[sum ocnt] (out-links: local indices, ascending per block)
- *   out-links      u32 nsrc, u32 ocnt[nsrc], u32 oidx[...]
+ *   out-links      u32 magic "ALSO", u32 nsrc, u32 ocnt[nsrc], u32 oidx[...] (the magic
+ *                  tells it from a factor record where the two meet in one partition)
  *   factors        u32 n, u32 k, i32 ids[n], f32 f[n*k] (rows in local order)
  *   message        u32 src block, u32 cnt, u32 k, f32 f[cnt*k]
  * Every reader checks lengths before use: records cross processes through the shuffle. */
@@ -173,20 +174,16 @@ static void builder_free(builder *b)
     em_free(b->last);
 }
 
-/* Calls fn(ud, dst, src, rating) for every rating of the chunks in list `v`. */
+/* Calls fn(ud, dst, src, rating) for every 12-byte rating of the flat buffer v. */
 typedef int (*chunk_fn)(void *ud, int32_t dst, int32_t src, float r, em_err *err);
 static int each_rating(em_slice v, chunk_fn fn, void *ud, em_err *err)
 {
-    em_list_iter it;
-    em_slice ch;
-    int rc = em_list_iter_init(&it, v, err);
-    while (rc >= 0 && (rc = em_list_iter_next(&it, &ch, err)) == 1) {
-        if (ch.n % 12)
-            return em_err_set(err, EM_ECORRUPT, "als build: chunk of %zu bytes", ch.n);
-        for (size_t o = 0; o < ch.n && rc >= 0; o += 12)
-            rc = fn(ud, (int32_t)em__ld32(ch.p + o), (int32_t)em__ld32(ch.p + o + 4),
-                    em__ldf(ch.p + o + 8), err);
-    }
+    int rc = 0;
+    if (v.n % 12)
+        return em_err_set(err, EM_ECORRUPT, "als build: ratings of %zu bytes", v.n);
+    for (size_t o = 0; o < v.n && rc >= 0; o += 12)
+        rc = fn(ud, (int32_t)em__ld32(v.p + o), (int32_t)em__ld32(v.p + o + 4),
+                em__ldf(v.p + o + 8), err);
     return rc < 0 ? rc : 0;
 }
 
@@ -314,7 +311,8 @@ static int build_alloc(build_state *st, em_err *err)
     return 0;
 }
 
-/* Block record from the em_list of rating chunks of one block (see FORMATS). */
+/* Block record from the ratings of one block, a flat array of rating-chunk records
+ * (see FORMATS). */
 static int build_record(build_state *st, em_slice v, em_vbuf *out, em_err *err)
 {
     const em__als_cfg *c = &st->x->cfg;
@@ -351,25 +349,55 @@ static int build_record(build_state *st, em_slice v, em_vbuf *out, em_err *err)
     return build_outlinks(st, n, out, err);
 }
 
-int em__als_fn_build(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err)
+/* PARTITION function over partition_by(routed chunks): partition b holds the rating chunks
+ * of block b (records are borrowed until the next one: they are copied into one flat
+ * buffer, the only copy the build makes), from which the block record is built and
+ * emitted under the block's key. A shuffle that only concatenates, instead of
+ * group_by_key, spares the reducer's copy and the em_list of chunks. */
+int em__als_fn_build(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
+                     em_err *err)
 {
     build_state st = {0};
-    em_vbuf rec;
-    em_vbuf_init(&rec);
+    em_vbuf rec, all;
+    em_rec r;
+    uint8_t key[8];
+    bool any = false;
     int rc;
+    em_vbuf_init(&rec);
+    em_vbuf_init(&all);
     if (!(st.x = em_malloc(sizeof *st.x)))
         return em_err_set(err, EM_ENOMEM, "als build");
-    if ((rc = em__als_blob_decode(c->blob, st.x, err)) == 0 &&
-        (rc = build_record(&st, in->val, &rec, err)) == 0)
-        rc = em_emit_val(out, em_slice_make(rec.data, rec.len), err);
+    if ((rc = em__als_blob_decode(c->blob, st.x, err)) < 0)
+        goto out;
+    while ((rc = em_iter_next(in, &r, err)) == 1) {
+        if (r.key.n != 8 || em__als_key_block(r.key.p) >= st.x->cfg.nblk[st.x->cfg.side] ||
+            (any && memcmp(key, r.key.p, 8) != 0)) {
+            rc = em_err_set(err, EM_ECORRUPT, "als build: partition %u: bad or second block "
+                            "key", index);
+            goto out;
+        }
+        if (!any)
+            memcpy(key, r.key.p, 8);
+        any = true;
+        if (em_vbuf_append(&all, r.val.p, r.val.n) < 0) {
+            rc = em_err_set(err, EM_ENOMEM, "als build: %zu bytes of ratings", all.len);
+            goto out;
+        }
+    }
+    if (rc == 0 && any &&
+        (rc = build_record(&st, em_slice_make(all.data, all.len), &rec, err)) == 0)
+        rc = em_emit_kv(out, em_slice_make(key, 8), em_slice_make(rec.data, rec.len), err);
+out:
+    em_vbuf_destroy(&all);
     builder_free(&st.b);
     em_free(st.ptr);
     em_free(st.src);
     em_free(st.rt);
-    em_free(st.x->yty);
+    if (st.x)
+        em_free(st.x->yty);
     em_free(st.x);
     em_vbuf_destroy(&rec);
-    return rc;
+    return rc < 0 ? rc : 0;
 }
 
 /* ---------------------------------------------------------------- block record view */
@@ -411,7 +439,8 @@ int em__als_fn_outlinks(const em_fn_ctx *c, const em_rec *in, em_emitter *out, e
     if (rc < 0)
         return rc;
     em_vbuf_init(&o);
-    if (em_vbuf_append_u32le(&o, b.nsrc) < 0 || em_vbuf_append(&o, b.ocnt, b.olen) < 0)
+    if (em_vbuf_append_u32le(&o, EM__ALS_OUTL_MAGIC) < 0 ||
+        em_vbuf_append_u32le(&o, b.nsrc) < 0 || em_vbuf_append(&o, b.ocnt, b.olen) < 0)
         rc = em_err_set(err, EM_ENOMEM, "als: out-links");
     else
         rc = em_emit_val(out, em_slice_make(o.data, o.len), err);

@@ -34,10 +34,11 @@ static int send_all(const em__als_ctx *x, uint32_t j, const facview *fv, em_slic
                     em_emitter *out, em_err *err)
 {
     uint32_t dst = 1 - x->cfg.side, nd = x->cfg.nblk[dst];
-    if (outl.n < 4 || em__ld32(outl.p) != nd || outl.n < 4 + (size_t)nd * 4)
+    if (outl.n < 8 || em__ld32(outl.p) != EM__ALS_OUTL_MAGIC || em__ld32(outl.p + 4) != nd ||
+        outl.n < 8 + (size_t)nd * 4)
         return em_err_set(err, EM_ECORRUPT, "als send: out-links of %zu bytes", outl.n);
-    const uint8_t *cnt = outl.p + 4, *idx = cnt + (size_t)nd * 4;
-    size_t left = (outl.n - 4 - (size_t)nd * 4) / 4, k = fv->k;
+    const uint8_t *cnt = outl.p + 8, *idx = cnt + (size_t)nd * 4;
+    size_t left = (outl.n - 8 - (size_t)nd * 4) / 4, k = fv->k;
     em_vbuf m;
     em_vbuf_init(&m);
     int rc = 0;
@@ -56,14 +57,16 @@ static int send_all(const em__als_ctx *x, uint32_t j, const facview *fv, em_slic
             break;
         }
         em_vbuf_append(&m, hdr, 12);
+        uint8_t *dstp = m.data + 12;
         for (uint32_t t = 0; t < c; t++) {
             uint32_t e = em__ld32(idx + (size_t)t * 4);
             if (e >= fv->n) {
                 rc = em_err_set(err, EM_ECORRUPT, "als send: out-link %u of %u", e, fv->n);
                 break;
             }
-            em_vbuf_append(&m, fv->f + (size_t)e * k * 4, k * 4);
+            memcpy(dstp + (size_t)t * k * 4, fv->f + (size_t)e * k * 4, k * 4);
         }
+        m.len += (size_t)c * k * 4;
         idx += (size_t)c * 4;
         left -= c;
         uint8_t key[8];
@@ -75,98 +78,165 @@ static int send_all(const em__als_ctx *x, uint32_t j, const facview *fv, em_slic
     return rc;
 }
 
-int em__als_fn_send(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err)
+/* PARTITION function over union(fac[s], out[s]), zipped: the partition of source block j
+ * holds its factor record and its out-links record (either order; the first is copied,
+ * since em_iter_next borrows a record only until the next call). */
+int em__als_fn_send(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
+                    em_err *err)
 {
     em__als_ctx *x = em_malloc(sizeof *x);
-    em_slice fac, outl;
-    bool hf, ho;
-    facview fv;
+    em_vbuf first;
+    em_rec r;
+    uint8_t key[8];
+    uint32_t nrec = 0;
     int rc;
+    em_vbuf_init(&first);
     if (!x)
         return em_err_set(err, EM_ENOMEM, "als send");
     if ((rc = em__als_blob_decode(c->blob, x, err)) < 0)
         goto out;
-    if (in->key.n != 8 || em__als_key_block(in->key.p) >= x->cfg.nblk[x->cfg.side]) {
-        rc = em_err_set(err, EM_ECORRUPT, "als send: bad block key");
-        goto out;
+    while ((rc = em_iter_next(in, &r, err)) == 1) {
+        if (r.key.n != 8 || em__als_key_block(r.key.p) >= x->cfg.nblk[x->cfg.side] ||
+            (nrec > 0 && memcmp(key, r.key.p, 8) != 0) || nrec >= 2) {
+            rc = em_err_set(err, EM_ECORRUPT, "als send: partition %u: unexpected record %u",
+                            index, nrec);
+            goto out;
+        }
+        if (nrec++ == 0) {
+            memcpy(key, r.key.p, 8);
+            if (em_vbuf_append(&first, r.val.p, r.val.n) < 0) {
+                rc = em_err_set(err, EM_ENOMEM, "als send: %zu bytes", r.val.n);
+                goto out;
+            }
+            continue;
+        }
+        em_slice a = em_slice_make(first.data, first.len), fac = a, outl = r.val;
+        if (a.n >= 4 && em__ld32(a.p) == EM__ALS_OUTL_MAGIC) {
+            fac = r.val;
+            outl = a;
+        }
+        facview fv;
+        if ((rc = fac_view(fac, &fv, err)) < 0 ||
+            (rc = send_all(x, em__als_key_block(key), &fv, outl, out, err)) < 0)
+            goto out;
     }
-    if ((rc = em_pair_decode(in->val, &fac, &hf, &outl, &ho, err)) < 0)
-        goto out;
-    if (!hf || !ho) {
-        rc = em_err_set(err, EM_ECORRUPT, "als send: factors without out-links");
-        goto out;
-    }
-    if ((rc = fac_view(fac, &fv, err)) == 0)
-        rc = send_all(x, em__als_key_block(in->key.p), &fv, outl, out, err);
+    if (rc == 0 && nrec == 1)
+        rc = em_err_set(err, EM_ECORRUPT, "als send: partition %u: factors without out-links "
+                        "or the reverse", index);
 out:
-    em_free(x->yty);
+    em_vbuf_destroy(&first);
+    if (x)
+        em_free(x->yty);
     em_free(x);
-    return rc;
+    return rc < 0 ? rc : 0;
 }
 
 /* ---------------------------------------------------------------- solve */
 
+/* The factors received by one block, indexed by source block. */
 typedef struct msgs {
-    float **f;           /* per source block: cnt x k factors (aligned copy) or NULL */
+    uint32_t nsrc, k;
+    const float **f;     /* per source block: cnt x k factors or NULL */
     uint32_t *cnt;
-    float *all;
+    size_t *off;         /* float offset in buf, SIZE_MAX when no message */
+    em_vbuf buf;         /* the copied factors */
 } msgs;
 
 static void msgs_free(msgs *m)
 {
     em_free(m->f);
     em_free(m->cnt);
-    em_free(m->all);
+    em_free(m->off);
+    em_vbuf_destroy(&m->buf);
 }
 
-/* Copies the factors of every message into one aligned array, indexed by source block. */
-static int msgs_load(em_slice list, uint32_t nsrc, uint32_t k, msgs *m, em_err *err)
+static int msgs_init(msgs *m, uint32_t nsrc, uint32_t k, em_err *err)
 {
-    em_list_iter it;
-    em_slice s;
-    size_t total = 0;
-    int rc;
+    m->nsrc = nsrc;
+    m->k = k;
+    em_vbuf_init(&m->buf);
     m->f = em_calloc(nsrc, sizeof *m->f);
     m->cnt = em_calloc(nsrc, sizeof *m->cnt);
-    if (!m->f || !m->cnt)
+    m->off = em_malloc(nsrc * sizeof *m->off);
+    if (!m->f || !m->cnt || !m->off)
         return em_err_set(err, EM_ENOMEM, "als solve: messages");
-    for (int pass = 0; pass < 2; pass++) {
-        if ((rc = em_list_iter_init(&it, list, err)) < 0)
-            return rc;
-        float *dst = m->all;
-        while ((rc = em_list_iter_next(&it, &s, err)) == 1) {
-            uint32_t j = s.n >= 12 ? em__ld32(s.p) : UINT32_MAX;
-            uint32_t c = s.n >= 12 ? em__ld32(s.p + 4) : 0;
-            if (j >= nsrc || em__ld32(s.p + 8) != k || s.n != 12 + (size_t)c * k * 4 ||
-                (pass == 0 && m->f[j]))
-                return em_err_set(err, EM_ECORRUPT, "als solve: bad or repeated message "
-                                  "(%zu bytes)", s.n);
-            if (pass == 0) {
-                m->f[j] = (float *)1;   /* seen; real pointer set in pass 1 */
-                total += (size_t)c * k;
-            } else {
-                memcpy(dst, s.p + 12, (size_t)c * k * 4);
-                m->f[j] = dst;
-                m->cnt[j] = c;
-                dst += (size_t)c * k;
-            }
-        }
-        if (rc < 0)
-            return rc;
-        if (pass == 0 && !(m->all = em_malloc(total * sizeof(float) + 4)))
-            return em_err_set(err, EM_ENOMEM, "als solve: %zu message floats", total);
-    }
+    for (uint32_t j = 0; j < nsrc; j++)
+        m->off[j] = SIZE_MAX;
     return 0;
 }
 
-enum { TILE_MIN = 24 };   /* rows at least this long go through dsyrk */
+/* Copies one message (borrowed from the iterator) into m. */
+static int msgs_add(msgs *m, em_slice s, em_err *err)
+{
+    uint32_t j = s.n >= 12 ? em__ld32(s.p) : UINT32_MAX;
+    uint32_t c = s.n >= 12 ? em__ld32(s.p + 4) : 0;
+    if (j >= m->nsrc || em__ld32(s.p + 8) != m->k || s.n != 12 + (size_t)c * m->k * 4 ||
+        m->off[j] != SIZE_MAX)
+        return em_err_set(err, EM_ECORRUPT, "als solve: bad or repeated message (%zu bytes)",
+                          s.n);
+    m->off[j] = m->buf.len / 4;
+    m->cnt[j] = c;
+    if (em_vbuf_append(&m->buf, s.p + 12, (size_t)c * m->k * 4) < 0)
+        return em_err_set(err, EM_ENOMEM, "als solve: %u message factors", c);
+    return 0;
+}
 
+/* Turns the offsets into pointers (the buffer no longer moves). */
+static void msgs_seal(msgs *m)
+{
+    for (uint32_t j = 0; j < m->nsrc; j++)
+        m->f[j] = m->off[j] == SIZE_MAX ? NULL : (const float *)(void *)m->buf.data + m->off[j];
+}
+
+enum { TILE_ROWS = 256 };   /* rows gathered per kernel call (24 KiB at rank 10) */
+
+/* Normal equations by one kernel pass: each rating becomes a tile row [sqrt(w) y, c/sqrt(w)]
+ * (explicit: [y, r]) of k + 1 columns, so the upper triangle of T^T T holds Y^T W Y in its
+ * first k columns and Y^T C p in column k (em_la_syrk_tile). */
 typedef struct solver {
     const em__als_cfg *c;
     const double *yty;
+    int k, ld;                /* rank; the tile's leading dimension, round_up(k + 1, 4) */
     double *a, *b, *x, *work;
-    double *tile, *cv;        /* max row length x k, and max row length */
+    double *ext;              /* (k + 1) x (k + 1) upper triangle of T^T T */
+    double *tile;             /* TILE_ROWS x ld */
+    const float *yp[TILE_ROWS];
+    double sc[TILE_ROWS], last[TILE_ROWS];
 } solver;
+
+/* Gathers ratings [t0, t1) of a row into the tile. Returns the rows or a negative error. */
+static int gather(solver *sv, const em__als_blockview *bv, const msgs *m, uint32_t t0,
+                  uint32_t t1, em_err *err)
+{
+    const em__als_cfg *c = sv->c;
+    int k = sv->k, n = (int)(t1 - t0);
+    uint32_t sh = bv->idxbits, mask = sh >= 32 ? UINT32_MAX : (1u << sh) - 1;
+    const uint8_t *src = bv->src, *rt = bv->r;
+    for (int s = 0; s < n; s++) {
+        size_t t = t0 + (size_t)s;
+        uint32_t enc = em__ld32(src + t * 4);
+        uint32_t j = sh >= 32 ? 0 : enc >> sh, pos = enc & mask;
+        if (j >= bv->nsrc || !m->f[j] || pos >= m->cnt[j])
+            return em_err_set(err, EM_ECORRUPT, "als solve: link (%u, %u) has no factor", j,
+                              pos);
+        const float *y = m->f[j] + (size_t)pos * (size_t)k;
+        __builtin_prefetch(y);   /* the factors are random reads from megabytes */
+        sv->yp[s] = y;
+        double r = em__ldf(rt + t * 4);
+        if (!c->implicit) {
+            sv->last[s] = r;
+            continue;
+        }
+        double w = c->alpha * fabs(r), cc = r > 0 ? 1.0 + w : 0.0, sw = sqrt(w);
+        sv->sc[s] = sw;
+        sv->last[s] = sw > 0 ? cc / sw : 0.0;
+        if (sw == 0 && cc != 0)   /* alpha |r| underflowed: add c y to b directly */
+            for (int q = 0; q < k; q++)
+                sv->b[q] += cc * (double)y[q];
+    }
+    em_la_gather_f32(k, n, sv->yp, c->implicit ? sv->sc : NULL, sv->last, sv->ld, sv->tile);
+    return n;
+}
 
 /* Builds and solves the normal equations of local entity e (see blocks.c for the math);
  * writes rank floats to out. */
@@ -174,60 +244,35 @@ static int solve_one(solver *sv, const em__als_blockview *bv, const msgs *m, uin
                      float *out, em_err *err)
 {
     const em__als_cfg *c = sv->c;
-    int k = (int)c->rank;
-    size_t kk = (size_t)k * (size_t)k;
+    int k = sv->k, rc;
+    size_t kk = (size_t)k, k1 = kk + 1;
     uint32_t t0 = em__ld32(bv->ptr + (size_t)e * 4), t1 = em__ld32(bv->ptr + (size_t)e * 4 + 4);
-    uint32_t mask = bv->idxbits >= 32 ? UINT32_MAX : (1u << bv->idxbits) - 1;
     if (t0 > t1 || t1 > bv->nnz)
         return em_err_set(err, EM_ECORRUPT, "als solve: bad row pointers at %u", e);
-    if (sv->yty)
-        memcpy(sv->a, sv->yty, kk * sizeof(double));
-    else
-        memset(sv->a, 0, kk * sizeof(double));
-    memset(sv->b, 0, (size_t)k * sizeof(double));
-    /* Long rows: gather sqrt(w) * y into a double tile and let BLAS do A += T^T T
-     * (dsyrk) and b += Y^T c (dgemv); short rows: the fused rank-1 kernel. */
-    bool tiled = t1 - t0 >= TILE_MIN;
-    double *tile = sv->tile, *cv = sv->cv;
-    for (uint32_t t = t0; t < t1; t++) {
-        uint32_t enc = em__ld32(bv->src + (size_t)t * 4);
-        uint32_t j = bv->idxbits >= 32 ? 0 : enc >> bv->idxbits, pos = enc & mask;
-        if (j >= bv->nsrc || !m->f[j] || pos >= m->cnt[j])
-            return em_err_set(err, EM_ECORRUPT, "als solve: link (%u, %u) has no factor", j,
-                              pos);
-        const float *y = m->f[j] + (size_t)pos * (size_t)k;
-        double r = em__ldf(bv->r + (size_t)t * 4), w = 1.0, cc = r;
-        if (c->implicit) {
-            w = c->alpha * fabs(r);   /* confidence - 1 */
-            cc = r > 0 ? 1.0 + w : 0.0;
-        }
-        if (!tiled) {
-            em_la_rank1_acc(k, y, w, cc, sv->a, sv->b);
-            continue;
-        }
-        double sw = sqrt(w);
-        double *row = tile + (size_t)(t - t0) * (size_t)k;
-        for (int q = 0; q < k; q++)
-            row[q] = (double)y[q];
-        cv[t - t0] = cc / (sw > 0 ? sw : 1.0);
-        for (int q = 0; q < k && sw != 1.0; q++)
-            row[q] *= sw;
-        if (sw == 0)
-            cv[t - t0] = 0;
-    }
-    if (tiled) {
-        em_la_syrk_acc(k, (int)(t1 - t0), 1.0, tile, sv->a);
-        em_la_gemv_t_acc(k, (int)(t1 - t0), tile, cv, sv->b);
+    memset(sv->ext, 0, k1 * k1 * sizeof(double));
+    memset(sv->b, 0, kk * sizeof(double));
+    for (uint32_t t = t0; t < t1; t += TILE_ROWS) {
+        uint32_t te = t1 - t > TILE_ROWS ? t + TILE_ROWS : t1;
+        if ((rc = gather(sv, bv, m, t, te, err)) < 0)
+            return rc;
+        em_la_syrk_tile(k + 1, rc, sv->tile, sv->ld, sv->ext);
     }
     double reg = c->lambda * (double)(t1 - t0);
-    for (int i = 0; i < k; i++)
-        sv->a[(size_t)i * (size_t)k + (size_t)i] += reg;
-    int rc;
+    for (size_t i = 0; i < kk; i++) {
+        const double *ei = sv->ext + i * k1;
+        double *ai = sv->a + i * kk;
+        const double *yi = sv->yty ? sv->yty + i * kk : NULL;
+        for (size_t j = i; j < kk; j++)
+            ai[j] = ei[j] + (yi ? yi[j] : 0.0);
+        ai[i] += reg;
+        sv->b[i] += ei[kk];
+    }
     if (c->nonnegative) {
         rc = em_la_nnls(k, sv->a, sv->b, sv->x, sv->work, err);
     } else {
-        rc = em_la_chol_solve(k, sv->a, sv->b, err);
-        memcpy(sv->x, sv->b, (size_t)k * sizeof(double));
+        rc = k <= 64 ? em_la_chol_solve_small(k, sv->a, sv->b, err)
+                     : em_la_chol_solve(k, sv->a, sv->b, err);
+        memcpy(sv->x, sv->b, kk * sizeof(double));
     }
     if (rc < 0)
         return em_err_prefix(err, "als solve: entity %d",
@@ -238,82 +283,97 @@ static int solve_one(solver *sv, const em__als_blockview *bv, const msgs *m, uin
 }
 
 /* Solves every entity of one block; out receives the factor record. */
-static int solve_block(const em__als_ctx *x, em_slice blk, em_slice msglist, em_vbuf *out,
+static int solve_block(const em__als_ctx *x, em_slice blk, const msgs *m, em_vbuf *out,
                        em_err *err)
 {
     em__als_blockview bv;
-    msgs m = {0};
-    solver sv = {.c = &x->cfg, .yty = x->yty};
-    size_t k = x->cfg.rank;
-    int rc;
-    if ((rc = em__als_block_view(blk, &bv, err)) < 0 ||
-        (rc = msgs_load(msglist, bv.nsrc, (uint32_t)k, &m, err)) < 0)
+    size_t k = x->cfg.rank, k1 = k + 1;
+    solver *sv = em_calloc(1, sizeof *sv);   /* 6 KiB of gather scratch: not on the stack */
+    int rc = 0;
+    if (!sv)
+        return em_err_set(err, EM_ENOMEM, "als solve");
+    *sv = (solver){.c = &x->cfg, .yty = x->yty, .k = (int)k, .ld = (int)((k1 + 3) & ~(size_t)3)};
+    if ((rc = em__als_block_view(blk, &bv, err)) < 0)
         goto out;
-    sv.a = em_malloc((k * k + 2 * k) * sizeof(double) + em_la_nnls_work_size((int)k) * 8);
+    if (bv.nsrc != m->nsrc) {
+        rc = em_err_set(err, EM_ECORRUPT, "als solve: block of %u source blocks, %u expected",
+                        bv.nsrc, m->nsrc);
+        goto out;
+    }
+    sv->a = em_malloc((k * k + 2 * k + k1 * k1) * sizeof(double) +
+                      em_la_nnls_work_size((int)k) * 8);
+    sv->tile = em_malloc((size_t)TILE_ROWS * (size_t)sv->ld * sizeof(double));
     uint32_t hdr[2] = {bv.n, (uint32_t)k};
-    if (!sv.a || em_vbuf_reserve(out, 8 + (size_t)bv.n * 4 * (1 + k)) < 0) {
+    if (!sv->a || !sv->tile || em_vbuf_reserve(out, 8 + (size_t)bv.n * 4 * (1 + k)) < 0) {
         rc = em_err_set(err, EM_ENOMEM, "als solve: %u x %zu factors", bv.n, k);
         goto out;
     }
-    sv.b = sv.a + k * k;
-    sv.x = sv.b + k;
-    sv.work = sv.x + k;
-    uint32_t maxrow = 0;
-    for (uint32_t e = 0; e < bv.n; e++) {
-        uint32_t len = em__ld32(bv.ptr + (size_t)e * 4 + 4) - em__ld32(bv.ptr + (size_t)e * 4);
-        maxrow = len > maxrow && len <= bv.nnz ? len : maxrow;
-    }
-    sv.tile = em_malloc(((size_t)maxrow * k + maxrow + 1) * sizeof(double));
-    if (!sv.tile) {
-        rc = em_err_set(err, EM_ENOMEM, "als solve: tile of %u rows", maxrow);
-        goto out;
-    }
-    sv.cv = sv.tile + (size_t)maxrow * k;
+    sv->b = sv->a + k * k;
+    sv->x = sv->b + k;
+    sv->ext = sv->x + k;
+    sv->work = sv->ext + k1 * k1;
     em_vbuf_append(out, hdr, 8);
     em_vbuf_append(out, bv.ids, (size_t)bv.n * 4);
     float *f = (float *)(void *)(out->data + out->len);   /* offset 8 + 4n: 4-aligned */
     for (uint32_t e = 0; e < bv.n && rc == 0; e++)
-        rc = solve_one(&sv, &bv, &m, e, f + (size_t)e * k, err);
+        rc = solve_one(sv, &bv, m, e, f + (size_t)e * k, err);
     out->len += (size_t)bv.n * k * 4;
 out:
-    em_free(sv.a);
-    em_free(sv.tile);
-    msgs_free(&m);
+    em_free(sv->a);
+    em_free(sv->tile);
+    em_free(sv);
     return rc;
 }
 
-/* Value: em_pair(em_list of the block record, em_list of the messages) from cogroup. */
-int em__als_fn_solve(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err)
+/* PARTITION function over union(messages partitioned to the destination blocks, blk[d]),
+ * zipped: the messages of block b (copied, they are small) come first, then its block
+ * record, which is solved while still borrowed: the persisted block record is never
+ * copied. Emits (block key, factor record). */
+int em__als_fn_solve(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
+                     em_err *err)
 {
     em__als_ctx *x = em_malloc(sizeof *x);
-    em_slice bl, ml, blk;
-    bool hb, hm;
-    em_list_iter it;
+    msgs m = {0};
     em_vbuf o;
+    em_rec r;
+    bool done = false;
+    uint32_t nmsg = 0;
     int rc;
     em_vbuf_init(&o);
+    em_vbuf_init(&m.buf);
     if (!x)
         return em_err_set(err, EM_ENOMEM, "als solve");
     if ((rc = em__als_blob_decode(c->blob, x, err)) < 0 ||
-        (rc = em_pair_decode(in->val, &bl, &hb, &ml, &hm, err)) < 0 ||
-        (rc = em_list_iter_init(&it, bl, err)) < 0)
+        (rc = msgs_init(&m, x->cfg.nblk[1 - x->cfg.side], x->cfg.rank, err)) < 0)
         goto out;
-    if (it.left != 1) {
-        /* Messages to a block without ratings cannot happen; a block without messages
-         * cannot either (each of its entities has a rating). */
-        rc = em_err_set(err, EM_ECORRUPT, "als solve: %u block records for one key", it.left);
-        goto out;
+    while ((rc = em_iter_next(in, &r, err)) == 1) {
+        if (done || r.key.n != 8 || em__als_key_block(r.key.p) >= x->cfg.nblk[x->cfg.side]) {
+            rc = em_err_set(err, EM_ECORRUPT, "als solve: partition %u: %s", index,
+                            done ? "record after the block record" : "bad block key");
+            goto out;
+        }
+        if (r.val.n < 4 || em__ld32(r.val.p) != EM__ALS_BLOCK_MAGIC) {
+            if ((rc = msgs_add(&m, r.val, err)) < 0)
+                goto out;
+            nmsg++;
+            continue;
+        }
+        msgs_seal(&m);
+        if ((rc = solve_block(x, r.val, &m, &o, err)) < 0 ||
+            (rc = em_emit_kv(out, r.key, em_slice_make(o.data, o.len), err)) < 0)
+            goto out;
+        done = true;
     }
-    if ((rc = em_list_iter_next(&it, &blk, err)) < 0)
-        goto out;
-    if ((rc = solve_block(x, blk, ml, &o, err)) == 0)
-        rc = em_emit_val(out, em_slice_make(o.data, o.len), err);
+    if (rc == 0 && !done && nmsg)
+        rc = em_err_set(err, EM_ECORRUPT, "als solve: partition %u: %u messages and no block "
+                        "record", index, nmsg);
 out:
     em_vbuf_destroy(&o);
+    msgs_free(&m);
     if (x)
         em_free(x->yty);
     em_free(x);
-    return rc;
+    return rc < 0 ? rc : 0;
 }
 
 int em__als_fn_gram(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err)

@@ -3,16 +3,20 @@
  *
  * DATASETS (k = block key, U/I = user/item block counts):
  *   R        parallelized ratings: BYTES records, each a chunk of 12-byte em_ratings
- *   blk[s]   map_values(group_by_key(map_partitions(R, route), n_s), build): the block
- *            records of side s, HASH(n_s) partitioned with block b in partition b; persisted
+ *   blk[s]   map_partitions(partition_by(map_partitions(R, route), n_s), build): the
+ *            block records of side s, HASH(n_s) partitioned with block b in partition b;
+ *            persisted
  *   out[s]   map_values(blk[s], outlinks): the small out-link part, persisted
  *   fac[s]   (k, factors of block b), HASH(n_s), persisted per half-iteration
  * Half-iteration updating side d from side s = 1 - d:
- *   join(fac[s], out[s])             narrow (co-partitioned)
- *   -> flat_map(send)                one message per (source block, destination block)
+ *   union(fac[s], out[s])            narrow, zipped (co-partitioned): partition j holds
+ *                                    block j's factors and out-links
+ *   -> map_partitions(send)          one message per (source block, destination block)
  *   -> partition_by(HASH, n_d)       THE shuffle: factors travel to the blocks that need them
- *   -> cogroup(blk[d], .)            narrow on blk[d]
- *   -> map_values(solve)             new fac[d]; persisted and counted, old one unpersisted
+ *   -> union(., blk[d])              narrow, zipped: block b's messages, then its record
+ *   -> map_partitions(solve)         new fac[d]; persisted and counted, old one unpersisted
+ * No join or cogroup: the engine implements those with a reducer that copies every value
+ * (the block records are most of the data) several times per half-iteration.
  * LINEAGE: fac[d] depends on every earlier half-iteration. Every checkpoint_interval
  * iterations the item factors (the source of the next half-iteration) are collected to the
  * driver (n_items x rank floats) and re-parallelized, which cuts the lineage: ember has no
@@ -79,8 +83,8 @@ static int build_side(trainer *t, em_rdd *R, uint32_t s, em_err *err)
         return rc;
     em_slice bs = em_slice_make(b.data, b.len);
     em_rdd *routed = em_rdd_map_partitions(R, EM__ALS_FN_ROUTE, bs, false);
-    em_rdd *grouped = em_rdd_group_by_key(routed, t->cfg.nblk[s]);
-    t->blk[s] = em_rdd_persist(em_rdd_map_values(grouped, EM__ALS_FN_BUILD, bs),
+    em_rdd *moved = em_rdd_partition_by(routed, EM_PART_HASH, t->cfg.nblk[s]);
+    t->blk[s] = em_rdd_persist(em_rdd_map_partitions(moved, EM__ALS_FN_BUILD, bs, true),
                                EM_PERSIST_MEMORY_AND_DISK);
     t->out[s] = em_rdd_persist(em_rdd_map_values(t->blk[s], EM__ALS_FN_OUTLINKS, bs),
                                EM_PERSIST_MEMORY_AND_DISK);
@@ -129,11 +133,22 @@ static int half_step(trainer *t, uint32_t d, em_err *err)
         rc = blob_for(t, d, yty, &bd, err);
     if (rc < 0)
         goto out;
-    em_rdd *j = em_rdd_join(t->fac[s], t->out[s], t->cfg.nblk[s]);
-    em_rdd *m = em_rdd_flat_map(j, EM__ALS_FN_SEND, em_slice_make(bs.data, bs.len));
+    /* Both unions zip co-partitioned parents (partition b = block b of each), so send and
+     * solve see their block's records side by side without a cogroup, which would copy
+     * the block records (the bulk of the data) through a reducer every half-iteration. */
+    em_rdd *fo = em_rdd_union(t->fac[s], t->out[s]);
+    em_rdd *m = em_rdd_map_partitions(fo, EM__ALS_FN_SEND, em_slice_make(bs.data, bs.len),
+                                      false);
     em_rdd *mp = em_rdd_partition_by(m, EM_PART_HASH, t->cfg.nblk[d]);
-    em_rdd *cg = em_rdd_cogroup(t->blk[d], mp, t->cfg.nblk[d]);
-    em_rdd *nf = em_rdd_map_values(cg, EM__ALS_FN_SOLVE, em_slice_make(bd.data, bd.len));
+    em_rdd *mb = em_rdd_union(mp, t->blk[d]);   /* messages first, then the block record */
+    if (em_rdd_num_partitions(fo) != t->cfg.nblk[s] ||
+        em_rdd_num_partitions(mb) != t->cfg.nblk[d]) {
+        rc = em_err_set(err, EM_EPLAN, "als: factor, out-link and block datasets are not "
+                        "co-partitioned");
+        goto out;
+    }
+    em_rdd *nf = em_rdd_map_partitions(mb, EM__ALS_FN_SOLVE, em_slice_make(bd.data, bd.len),
+                                       true);
     em_rdd_persist(nf, EM_PERSIST_MEMORY_AND_DISK);
     if ((rc = materialize(nf, err)) < 0)
         goto out;
@@ -221,9 +236,8 @@ static int check_ids(const em_rating *r, size_t n, int32_t nu, int32_t ni, em_er
 /* The task functions are found by name (dlsym); this external table makes a static link
  * keep the object files that define them (an unreferenced archive member is dropped). */
 const em__als_task_table em__als_task_fns = {
-    {em__als_fn_build, em__als_fn_outlinks, em__als_fn_init, em__als_fn_send,
-     em__als_fn_solve, em__als_fn_gram},
-    em__als_fn_route,
+    {em__als_fn_outlinks, em__als_fn_init, em__als_fn_gram},
+    {em__als_fn_route, em__als_fn_build, em__als_fn_send, em__als_fn_solve},
     em__als_fn_sum,
 };
 

@@ -13,12 +13,23 @@
 
 #include "mllib/linalg/linalg.h"
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define LA_X86 1
+#define LA_AVX2 __attribute__((target("avx2,fma")))
+#endif
+
 static pthread_once_t la_once = PTHREAD_ONCE_INIT;
+static int la_have_avx2;
 
 static void la_init_once(void)
 {
     /* Tasks already occupy every core; nested BLAS threads only oversubscribe them. */
     openblas_set_num_threads(1);
+#ifdef LA_X86
+    __builtin_cpu_init();
+    la_have_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
 }
 
 void em_la_init(void)
@@ -53,6 +64,180 @@ void em_la_rank1_acc(int k, const float *y, double w, double c, double *ata, dou
     }
 }
 
+/* ---------------------------------------------------------------- Gram of a tile
+ * WHY not dsyrk: for ALS ranks (10..50) and rows of tens to thousands of ratings, BLAS
+ * spends more time packing (dgemm_otcopy) and dispatching than multiplying. The kernel
+ * below keeps a 4 x 12 block of T^T T in 12 AVX2 registers while streaming the tile rows:
+ * per row 3 loads, 4 broadcasts, 12 FMAs. Blocks below the diagonal are skipped; entries of
+ * a diagonal block below the diagonal and of padding rows/columns are computed and dropped,
+ * so entry (i, j) only ever reads columns i and j. */
+
+/* Adds the upper-triangle entries of the 4 x w block at (i0, j0) of acc into ata. */
+static void tile_store(int k, int i0, int j0, int w, const double acc[4][12], double *ata)
+{
+    int cend = k - j0 < w ? k - j0 : w;
+    for (int r = 0; r < 4 && i0 + r < k; r++) {
+        double *dst = ata + (size_t)(i0 + r) * (size_t)k + (size_t)j0;
+        for (int c = i0 + r > j0 ? i0 + r - j0 : 0; c < cend; c++)
+            dst[c] += acc[r][c];
+    }
+}
+
+#ifdef LA_X86
+/* One micro-kernel per block width (4, 8, 12 columns), written out with named
+ * accumulators: gcc -O2 neither unrolls the generic loops nor keeps an accumulator array
+ * in registers, and spilling them made the kernel 15x slower. */
+#define LA_ROW(r) __m256d a##r = _mm256_broadcast_sd(row + i0 + r)
+#define LA_FMA(r, v) c##r##v = _mm256_fmadd_pd(a##r, y##v, c##r##v)
+#define LA_OUT(r, v) _mm256_storeu_pd(out[r] + 4 * v, c##r##v)
+
+LA_AVX2 static void tile_kern12(int n, const double *t, int ld, int i0, int j0,
+                                double out[4][12])
+{
+    __m256d c00 = _mm256_setzero_pd(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
+    __m256d c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
+    for (int s = 0; s < n; s++) {
+        const double *row = t + (size_t)s * (size_t)ld;
+        __m256d y0 = _mm256_loadu_pd(row + j0), y1 = _mm256_loadu_pd(row + j0 + 4);
+        __m256d y2 = _mm256_loadu_pd(row + j0 + 8);
+        LA_ROW(0); LA_FMA(0, 0); LA_FMA(0, 1); LA_FMA(0, 2);
+        LA_ROW(1); LA_FMA(1, 0); LA_FMA(1, 1); LA_FMA(1, 2);
+        LA_ROW(2); LA_FMA(2, 0); LA_FMA(2, 1); LA_FMA(2, 2);
+        LA_ROW(3); LA_FMA(3, 0); LA_FMA(3, 1); LA_FMA(3, 2);
+    }
+    LA_OUT(0, 0); LA_OUT(0, 1); LA_OUT(0, 2); LA_OUT(1, 0); LA_OUT(1, 1); LA_OUT(1, 2);
+    LA_OUT(2, 0); LA_OUT(2, 1); LA_OUT(2, 2); LA_OUT(3, 0); LA_OUT(3, 1); LA_OUT(3, 2);
+}
+
+LA_AVX2 static void tile_kern8(int n, const double *t, int ld, int i0, int j0,
+                               double out[4][12])
+{
+    __m256d c00 = _mm256_setzero_pd(), c01 = c00, c10 = c00, c11 = c00;
+    __m256d c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+    for (int s = 0; s < n; s++) {
+        const double *row = t + (size_t)s * (size_t)ld;
+        __m256d y0 = _mm256_loadu_pd(row + j0), y1 = _mm256_loadu_pd(row + j0 + 4);
+        LA_ROW(0); LA_FMA(0, 0); LA_FMA(0, 1);
+        LA_ROW(1); LA_FMA(1, 0); LA_FMA(1, 1);
+        LA_ROW(2); LA_FMA(2, 0); LA_FMA(2, 1);
+        LA_ROW(3); LA_FMA(3, 0); LA_FMA(3, 1);
+    }
+    LA_OUT(0, 0); LA_OUT(0, 1); LA_OUT(1, 0); LA_OUT(1, 1);
+    LA_OUT(2, 0); LA_OUT(2, 1); LA_OUT(3, 0); LA_OUT(3, 1);
+}
+
+/* Four columns: two rows per step into separate accumulators, so 8 FMA chains hide the
+ * FMA latency that 4 chains would expose. */
+LA_AVX2 static void tile_kern4(int n, const double *t, int ld, int i0, int j0,
+                               double out[4][12])
+{
+    __m256d c00 = _mm256_setzero_pd(), c10 = c00, c20 = c00, c30 = c00;
+    __m256d c01 = c00, c11 = c00, c21 = c00, c31 = c00;
+    int s = 0;
+    for (; s + 1 < n; s += 2) {
+        const double *row = t + (size_t)s * (size_t)ld;
+        __m256d y0 = _mm256_loadu_pd(row + j0);
+        LA_ROW(0); LA_FMA(0, 0); LA_ROW(1); LA_FMA(1, 0);
+        LA_ROW(2); LA_FMA(2, 0); LA_ROW(3); LA_FMA(3, 0);
+        const double *nx = row + ld;
+        __m256d y1 = _mm256_loadu_pd(nx + j0);
+        c01 = _mm256_fmadd_pd(_mm256_broadcast_sd(nx + i0), y1, c01);
+        c11 = _mm256_fmadd_pd(_mm256_broadcast_sd(nx + i0 + 1), y1, c11);
+        c21 = _mm256_fmadd_pd(_mm256_broadcast_sd(nx + i0 + 2), y1, c21);
+        c31 = _mm256_fmadd_pd(_mm256_broadcast_sd(nx + i0 + 3), y1, c31);
+    }
+    if (s < n) {
+        const double *row = t + (size_t)s * (size_t)ld;
+        __m256d y0 = _mm256_loadu_pd(row + j0);
+        LA_ROW(0); LA_FMA(0, 0); LA_ROW(1); LA_FMA(1, 0);
+        LA_ROW(2); LA_FMA(2, 0); LA_ROW(3); LA_FMA(3, 0);
+    }
+    c00 = _mm256_add_pd(c00, c01);
+    c10 = _mm256_add_pd(c10, c11);
+    c20 = _mm256_add_pd(c20, c21);
+    c30 = _mm256_add_pd(c30, c31);
+    LA_OUT(0, 0); LA_OUT(1, 0); LA_OUT(2, 0); LA_OUT(3, 0);
+}
+#undef LA_ROW
+#undef LA_FMA
+#undef LA_OUT
+
+LA_AVX2 static void syrk_tile_avx2(int k, int n, const double *t, int ld, double *ata)
+{
+    double out[4][12];
+    for (int i0 = 0; i0 < k; i0 += 4)
+        for (int j0 = i0; j0 < k; j0 += 12) {
+            /* columns j0 .. j0 + w - 1 stay below round_up(k, 4) <= ld */
+            int w = k - j0 >= 12 ? 12 : (k - j0 + 3) & ~3;
+            if (w == 12)
+                tile_kern12(n, t, ld, i0, j0, out);
+            else if (w == 8)
+                tile_kern8(n, t, ld, i0, j0, out);
+            else
+                tile_kern4(n, t, ld, i0, j0, out);
+            tile_store(k, i0, j0, w, (const double (*)[12])out, ata);
+        }
+}
+#endif
+
+void em_la_syrk_tile(int k, int n, const double *t, int ld, double *ata)
+{
+    if (n <= 0 || k <= 0)
+        return;
+    em_la_init();
+#ifdef LA_X86
+    if (la_have_avx2 && ld % 4 == 0) {
+        syrk_tile_avx2(k, n, t, ld, ata);
+        return;
+    }
+#endif
+    for (int s = 0; s < n; s++) {
+        const double *row = t + (size_t)s * (size_t)ld;
+        for (int i = 0; i < k; i++) {
+            double yi = row[i];
+            double *a = ata + (size_t)i * (size_t)k;
+            for (int j = i; j < k; j++)
+                a[j] += yi * row[j];
+        }
+    }
+}
+
+#ifdef LA_X86
+LA_AVX2 static void gather_avx2(int k, int n, const float *const *rows, const double *scale,
+                                const double *last, int ld, double *tile)
+{
+    for (int s = 0; s < n; s++) {
+        const float *y = rows[s];
+        double *row = tile + (size_t)s * (size_t)ld;
+        __m256d sc = _mm256_set1_pd(scale ? scale[s] : 1.0);
+        int q = 0;
+        for (; q + 4 <= k; q += 4)
+            _mm256_storeu_pd(row + q, _mm256_mul_pd(sc, _mm256_cvtps_pd(_mm_loadu_ps(y + q))));
+        for (; q < k; q++)
+            row[q] = (scale ? scale[s] : 1.0) * (double)y[q];
+        row[k] = last[s];
+    }
+}
+#endif
+
+void em_la_gather_f32(int k, int n, const float *const *rows, const double *scale,
+                      const double *last, int ld, double *tile)
+{
+    em_la_init();
+#ifdef LA_X86
+    if (la_have_avx2) {
+        gather_avx2(k, n, rows, scale, last, ld, tile);
+        return;
+    }
+#endif
+    for (int s = 0; s < n; s++) {
+        double *row = tile + (size_t)s * (size_t)ld, sc = scale ? scale[s] : 1.0;
+        for (int q = 0; q < k; q++)
+            row[q] = sc * (double)rows[s][q];
+        row[k] = last[s];
+    }
+}
+
 void em_la_symmetrize(int k, double *a)
 {
     for (int i = 0; i < k; i++)
@@ -78,6 +263,43 @@ int em_la_chol_solve(int k, double *a, double *b, em_err *err)
                           "positive definite", (int)info, k, k);
     if (info < 0)
         return em_err_set(err, EM_EINVAL, "cholesky: dposv argument %d invalid", (int)-info);
+    return 0;
+}
+
+/* Right-looking Cholesky A = U^T U on the row-major upper triangle (rows stay contiguous),
+ * then U^T y = b and U x = y. Same factor layout as dposv 'L' column-major. */
+int em_la_chol_solve_small(int k, double *a, double *b, em_err *err)
+{
+    size_t kk = (size_t)(k > 0 ? k : 0);
+    for (size_t j = 0; j < kk; j++) {
+        double *aj = a + j * kk;
+        double s = aj[j];
+        if (!(s > 0.0))
+            return em_err_set(err, EM_EINVAL, "cholesky: leading minor %zu of %d x %d is not "
+                              "positive definite", j + 1, k, k);
+        double d = sqrt(s), inv = 1.0 / d;
+        aj[j] = d;
+        for (size_t i = j + 1; i < kk; i++)
+            aj[i] *= inv;
+        for (size_t i = j + 1; i < kk; i++) {
+            double u = aj[i], *ai = a + i * kk;
+            for (size_t l = i; l < kk; l++)
+                ai[l] -= u * aj[l];
+        }
+    }
+    for (size_t j = 0; j < kk; j++) {
+        double v = b[j];
+        for (size_t p = 0; p < j; p++)
+            v -= a[p * kk + j] * b[p];
+        b[j] = v / a[j * kk + j];
+    }
+    for (size_t j = kk; j-- > 0;) {
+        const double *aj = a + j * kk;
+        double v = b[j];
+        for (size_t i = j + 1; i < kk; i++)
+            v -= aj[i] * b[i];
+        b[j] = v / aj[j];
+    }
     return 0;
 }
 
@@ -117,7 +339,7 @@ static int solve_passive(int k, const double *a, const double *b, const unsigned
                 a[(size_t)idx[r] * (size_t)k + (size_t)idx[c]];
         rhs[r] = b[idx[r]];
     }
-    int rc = np ? em_la_chol_solve(np, sub, rhs, err) : 0;
+    int rc = np ? em_la_chol_solve_small(np, sub, rhs, err) : 0;
     if (rc < 0)
         return em_err_prefix(err, "nnls passive set of %d", np);
     memset(z, 0, (size_t)k * sizeof *z);

@@ -24,6 +24,17 @@ void em_la_gemv_t_acc(int k, int n, const double *a, const double *v, double *at
 /* Fused kernel: ata += w * y y^T (upper) and atb += c * y, for one float vector y of
  * length k, accumulated in double. The hot loop of ALS for small ranks. */
 void em_la_rank1_acc(int k, const float *y, double w, double c, double *ata, double *atb);
+/* Gram accumulation on a gathered tile, the hot loop of ALS: ata (k x k symmetric, upper)
+ * += T^T T for the row-major n x k tile t with leading dimension ld (ld >= k; columns k..ld-1
+ * are ignored). Register-blocked AVX2/FMA kernel when the CPU has it and ld % 4 == 0 (the
+ * padding columns must then be finite), portable loops otherwise; same result to rounding. */
+void em_la_syrk_tile(int k, int n, const double *t, int ld, double *ata);
+/* Gathers n float vectors of length k into a row-major double tile (leading dimension
+ * ld >= k + 1): tile[s][q] = scale[s] * rows[s][q] (scale NULL: 1) and tile[s][k] =
+ * last[s]; columns k+1..ld-1 are left as they are. With last = the ratings, em_la_syrk_tile
+ * of k + 1 columns yields Y^T Y and, in column k, Y^T r in one pass. */
+void em_la_gather_f32(int k, int n, const float *const *rows, const double *scale,
+                      const double *last, int ld, double *tile);
 /* Copies the upper triangle of the k x k matrix a into its lower triangle. */
 void em_la_symmetrize(int k, double *a);
 
@@ -34,6 +45,9 @@ void em_la_sgemm_nt(int m, int n, int k, const float *a, const float *b, float *
  * Cholesky factor afterwards); b is overwritten with x. LAPACK dposv.
  * EM_EINVAL when a is not positive definite (naming the failing minor). */
 int em_la_chol_solve(int k, double *a, double *b, em_err *err);
+/* As em_la_chol_solve, inlined (no LAPACK call, no NaN scan): for the small ranks of ALS,
+ * where LAPACKE's per-call overhead is most of the cost. Any k >= 1; same error contract. */
+int em_la_chol_solve_small(int k, double *a, double *b, em_err *err);
 /* As em_la_chol_solve for a packed upper triangle ap (k(k+1)/2 doubles, row-major upper =
  * column-major lower order, as LAPACK's dppsv 'L' with column-major storage). */
 int em_la_chol_solve_packed(int k, double *ap, double *b, em_err *err);

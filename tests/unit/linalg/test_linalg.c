@@ -2,6 +2,7 @@
  * Tolerances: 1e-10 relative for double kernels, 1e-4 for float sgemm, 1e-8 for NNLS. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mllib/linalg/linalg.h"
@@ -223,4 +224,111 @@ Test(linalg, nnls_unconstrained_optimum_when_feasible)
     double bneg[2] = {-1, -1};
     cr_assert_eq(em_la_nnls(2, a, bneg, x, work, &err), 0);
     cr_assert(x[0] == 0.0 && x[1] == 0.0);
+}
+
+/* em_la_syrk_tile against the naive triple loop: every rank shape the blocked kernel
+ * distinguishes (k below, at and above multiples of 4 and 12; 50 as in the rank-50
+ * benchmark), short and long tiles, ld a multiple of 4 (the AVX2 kernel when the CPU has
+ * it) and not (the portable loops); the lower triangle and padding must stay untouched. */
+Test(linalg, syrk_tile_matches_naive)
+{
+    static const int ks[] = {1, 3, 4, 5, 8, 10, 11, 12, 13, 24, 50};
+    static const int ns[] = {0, 1, 2, 3, 7, 300};
+    em_rng r;
+    em_rng_seed(&r, 11);
+    for (size_t ki = 0; ki < sizeof ks / sizeof *ks; ki++)
+        for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++)
+            for (int pad = 0; pad < 3; pad++) {
+                int k = ks[ki], n = ns[ni];
+                int ld = pad == 0 ? k : pad == 1 ? (k + 3) / 4 * 4 : (k + 3) / 4 * 4 + 4;
+                double *t = malloc(sizeof(double) * (size_t)(n ? n : 1) * (size_t)ld);
+                double *a = malloc(sizeof(double) * (size_t)k * (size_t)k);
+                double *ref = malloc(sizeof(double) * (size_t)k * (size_t)k);
+                fill(&r, t, (size_t)n * (size_t)ld);
+                fill(&r, a, (size_t)k * (size_t)k);
+                memcpy(ref, a, sizeof(double) * (size_t)k * (size_t)k);
+                for (int s = 0; s < n; s++)
+                    for (int i = 0; i < k; i++)
+                        for (int j = i; j < k; j++)
+                            ref[i * k + j] += t[s * ld + i] * t[s * ld + j];
+                em_la_syrk_tile(k, n, t, ld, a);
+                for (int i = 0; i < k; i++)
+                    for (int j = 0; j < k; j++)
+                        cr_assert_float_eq(a[i * k + j], ref[i * k + j], 1e-10,
+                                           "k=%d n=%d ld=%d (%d,%d)", k, n, ld, i, j);
+                free(t);
+                free(a);
+                free(ref);
+            }
+}
+
+Test(linalg, gather_f32_scales_and_appends)
+{
+    em_rng r;
+    em_rng_seed(&r, 12);
+    enum { N = 9 };
+    for (int k = 1; k <= 13; k++) {
+        float src[N][16];
+        const float *rows[N];
+        double sc[N], last[N], tile[N * 20], ref[N * 20];
+        int ld = (k + 4) / 4 * 4;
+        for (int s = 0; s < N; s++) {
+            for (int q = 0; q < 16; q++)
+                src[s][q] = (float)(em_rng_double(&r) - 0.5);
+            rows[s] = src[N - 1 - s];   /* any order */
+            sc[s] = em_rng_double(&r);
+            last[s] = em_rng_double(&r) * 5;
+        }
+        for (int with_scale = 0; with_scale < 2; with_scale++) {
+            for (int i = 0; i < N * ld; i++)
+                tile[i] = ref[i] = -7.0;   /* columns past k must be left alone */
+            for (int s = 0; s < N; s++) {
+                for (int q = 0; q < k; q++)
+                    ref[s * ld + q] = (with_scale ? sc[s] : 1.0) * (double)rows[s][q];
+                ref[s * ld + k] = last[s];
+            }
+            em_la_gather_f32(k, N, rows, with_scale ? sc : NULL, last, ld, tile);
+            for (int i = 0; i < N * ld; i++)
+                cr_assert_eq(tile[i], ref[i], "k=%d scale=%d at %d: %g vs %g", k, with_scale,
+                             i, tile[i], ref[i]);
+        }
+    }
+}
+
+/* The inlined Cholesky against LAPACK's on the same systems, with garbage in the lower
+ * triangle; an indefinite matrix names the same leading minor as dposv. */
+Test(linalg, cholesky_small_matches_lapack)
+{
+    em_rng r;
+    em_rng_seed(&r, 13);
+    for (int k = 1; k <= 40; k += 3) {
+        double a[1600], a1[1600], a2[1600], x1[40], x2[40];
+        em_err err = EM_ERR_INIT;
+        make_spd(&r, k, a);
+        fill(&r, x1, (size_t)k);
+        memcpy(x2, x1, sizeof x1);
+        for (int i = 0; i < k; i++)
+            for (int j = 0; j < i; j++)
+                a[i * k + j] = 1e9;
+        memcpy(a1, a, sizeof a);
+        memcpy(a2, a, sizeof a);
+        cr_assert_eq(em_la_chol_solve(k, a1, x1, &err), 0, "%s", err.msg);
+        cr_assert_eq(em_la_chol_solve_small(k, a2, x2, &err), 0, "%s", err.msg);
+        for (int i = 0; i < k; i++) {
+            cr_assert_float_eq(x2[i], x1[i], 1e-9 * (1 + fabs(x1[i])), "k=%d x[%d]", k, i);
+            for (int j = i; j < k; j++)   /* the same factor, where LAPACK leaves it */
+                cr_assert_float_eq(a2[i * k + j], a1[i * k + j], 1e-9, "k=%d U(%d,%d)", k, i,
+                                   j);
+        }
+    }
+    /* minor 3 fails: diag(1, 1, -1, 1) */
+    double d[16] = {1, 0, 0, 0, 0, 1, 0, 0, 0, 0, -1, 0, 0, 0, 0, 1}, d2[16], b[4] = {1, 1, 1, 1};
+    double b2[4] = {1, 1, 1, 1};
+    em_err e1 = EM_ERR_INIT, e2 = EM_ERR_INIT;
+    memcpy(d2, d, sizeof d);
+    cr_assert_eq(em_la_chol_solve(4, d, b, &e1), EM_EINVAL);
+    cr_assert_eq(em_la_chol_solve_small(4, d2, b2, &e2), EM_EINVAL);
+    cr_assert_str_eq(e2.msg, e1.msg);
+    double nan_a[1] = {NAN}, nb[1] = {1};
+    cr_assert_eq(em_la_chol_solve_small(1, nan_a, nb, &e2), EM_EINVAL);
 }

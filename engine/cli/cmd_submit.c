@@ -1,0 +1,265 @@
+/* engine/cli/cmd_submit.c - `ember submit`: runs a job library's driver in this process
+ * (client deploy mode) against a standalone master, and the job-library loader shared with
+ * run-example.
+ *
+ * FLOW: read the cluster secret, install the standalone client (engine/cluster/
+ * standalone.h) so that the context's ember:// master registers the application with the
+ * master, load JOB.so, build the configuration (defaults < $EMBER_CONF_FILE < EMBER_*
+ * variables < --conf < the flags), create the context (which waits for the first
+ * executors), call ember_main, free the context (the master then has the executors killed).
+ * ember.job.library names JOB.so, so executors load the same library (hash checked). */
+#include <dlfcn.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/cli/cli.h"
+#include "engine/cli/cmd_standalone.h"
+#include "engine/cluster/standalone.h"
+#include "engine/plan/plan.h"
+
+#define PREFIX "ember submit"
+#define MAX_CONFS 64
+
+typedef struct submit_opts {
+    const char *master, *memory, *secret_file, *name, *job;
+    const char *confs[MAX_CONFS];
+    int nconfs;
+    uint32_t total_cores, exec_cores;
+    bool quiet;
+    int job_argc;
+    char **job_argv;
+} submit_opts;
+
+int em__cli_load_job(const char *path, const char *what, em_job_main_fn *out)
+{
+    /* RTLD_GLOBAL: the job's exported functions must be visible to name lookups. */
+    void *h = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
+    if (h == NULL)
+        return em__cli_fail("ember", "cannot load job '%s': %s", what, dlerror());
+    *(void **)out = dlsym(h, "ember_main");
+    if (*out == NULL)
+        return em__cli_fail("ember", "%s: no ember_main symbol (is it a job library?)", path);
+    em_registry_add_library(h);
+    return 0;
+}
+
+void em__cli_submit_help(FILE *f)
+{
+    fprintf(f, "Usage: ember submit --master ember://HOST:7077 [OPTIONS] JOB.so [ARGS...]\n"
+               "\n"
+               "Runs the job library JOB.so (exporting ember_main) with ARGS; the driver runs\n"
+               "in this process, executors on the cluster's workers.\n"
+               "\n"
+               "Options:\n"
+               "  --master URL                 the master, ember://HOST:PORT (required)\n"
+               "  --executor-memory SIZE       memory per executor, e.g. 512m, 2g (default 1g)\n"
+               "  --total-executor-cores N     cores for the whole application (default all)\n"
+               "  --executor-cores N           cores per executor (default: all of a worker's\n"
+               "                               free cores)\n"
+               "  --conf KEY=VALUE             a configuration key (repeatable), e.g.\n"
+               "                               ember.eventLog.enabled=true\n"
+               "  --name NAME                  application name (default: JOB's file name)\n"
+               "  --secret-file F              the cluster secret (else $EMBER_SECRET)\n"
+               "  --quiet, -q                  only errors on stderr, no progress bar\n"
+               "  --help, -h                   show this help\n"
+               "\n"
+               "Exit status: 0 ok, 1 the job failed, 2 bad usage.\n");
+}
+
+static int parse_flag(submit_opts *o, int argc, char **argv, int *i)
+{
+    const char *v;
+    uint64_t n;
+    bool m;
+    if ((v = em__cli_opt_value(PREFIX, "--master", argc, argv, i, &m)) || m) {
+        if (!v)
+            return EM_CLI_USAGE;
+        o->master = v;
+    } else if ((v = em__cli_opt_value(PREFIX, "--executor-memory", argc, argv, i, &m)) || m) {
+        if (!v)
+            return EM_CLI_USAGE;
+        if (em_parse_size(v) <= 0)
+            return em__cli_usage_error(PREFIX, PREFIX, "--executor-memory: expected a size "
+                                       "such as 512m or 2g, got '%s'", v);
+        o->memory = v;
+    } else if ((v = em__cli_opt_value(PREFIX, "--total-executor-cores", argc, argv, i, &m)) ||
+               m) {
+        if (!v || !em__cli_parse_u64(PREFIX, "--total-executor-cores", v, 1, 1u << 20, &n))
+            return EM_CLI_USAGE;
+        o->total_cores = (uint32_t)n;
+    } else if ((v = em__cli_opt_value(PREFIX, "--executor-cores", argc, argv, i, &m)) || m) {
+        if (!v || !em__cli_parse_u64(PREFIX, "--executor-cores", v, 1, 4096, &n))
+            return EM_CLI_USAGE;
+        o->exec_cores = (uint32_t)n;
+    } else if ((v = em__cli_opt_value(PREFIX, "--conf", argc, argv, i, &m)) || m) {
+        if (!v)
+            return EM_CLI_USAGE;
+        if (!strchr(v, '=') || v[0] == '=')
+            return em__cli_usage_error(PREFIX, PREFIX, "--conf: expected KEY=VALUE, got '%s'",
+                                       v);
+        if (o->nconfs == MAX_CONFS)
+            return em__cli_usage_error(PREFIX, PREFIX, "--conf: too many (max 64)");
+        o->confs[o->nconfs++] = v;
+    } else if ((v = em__cli_opt_value(PREFIX, "--name", argc, argv, i, &m)) || m) {
+        if (!v)
+            return EM_CLI_USAGE;
+        o->name = v;
+    } else if ((v = em__cli_opt_value(PREFIX, "--secret-file", argc, argv, i, &m)) || m) {
+        if (!v)
+            return EM_CLI_USAGE;
+        o->secret_file = v;
+    } else {
+        return em__cli_usage_error(PREFIX, PREFIX, "unknown option '%s'", argv[*i]);
+    }
+    return -1;
+}
+
+/* Returns -1 to go on, else an exit status. */
+static int parse_opts(int argc, char **argv, submit_opts *o)
+{
+    int i = 1, rc;
+    memset(o, 0, sizeof *o);
+    while (i < argc && !o->job) {
+        const char *a = argv[i];
+        if (em__cli_is_help(a)) {
+            em__cli_submit_help(stdout);
+            return EM_CLI_OK;
+        }
+        if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
+            o->quiet = true;
+            i++;
+        } else if (!strcmp(a, "--")) {
+            if (++i < argc)
+                o->job = argv[i++];
+        } else if (a[0] == '-') {
+            if ((rc = parse_flag(o, argc, argv, &i)) >= 0)
+                return rc;
+        } else {
+            o->job = argv[i++];
+        }
+    }
+    if (!o->master)
+        return em__cli_usage_error(PREFIX, PREFIX, "--master ember://HOST:PORT is required");
+    if (strncmp(o->master, "ember://", 8) != 0)
+        return em__cli_usage_error(PREFIX, PREFIX, "--master: expected ember://HOST:PORT, got "
+                                   "'%s' (use run-example for local masters)", o->master);
+    if (!o->job)
+        return em__cli_usage_error(PREFIX, PREFIX, "missing JOB.so");
+    o->job_argc = argc - i;
+    o->job_argv = argv + i;
+    return -1;
+}
+
+static em_conf *build_conf(const submit_opts *o, const char *job_path, const char *name)
+{
+    em_conf *c = em_conf_new();
+    const char *file = getenv("EMBER_CONF_FILE");
+    em_err err = EM_ERR_INIT;
+    int rc = 0;
+    if (!c)
+        return NULL;
+    if (file && *file && em_conf_load_file(c, file, &err) < 0) {
+        em__cli_fail("ember", "%s", err.msg);
+        em_conf_free(c);
+        return NULL;
+    }
+    em_conf_load_env(c);
+    for (int i = 0; i < o->nconfs; i++) {
+        const char *eq = strchr(o->confs[i], '=');
+        char *key = em_xasprintf("%.*s", (int)(eq - o->confs[i]), o->confs[i]);
+        rc |= em_conf_set(c, key, eq + 1);
+        em_free(key);
+    }
+    rc |= em_conf_set(c, "ember.master", o->master);
+    rc |= em_conf_set(c, "ember.job.library", job_path);
+    rc |= em_conf_set(c, "ember.app.name", name);
+    if (o->memory)
+        rc |= em_conf_set(c, "ember.executor.memory", o->memory);
+    if (o->quiet)
+        rc |= em_conf_set(c, "ember.ui.showConsoleProgress", "false");
+    if (rc) {
+        em__cli_fail("ember", "out of memory");
+        em_conf_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static int run(const submit_opts *o, const char *path, const char *name)
+{
+    em_job_main_fn job_main;
+    em_conf *conf = NULL;
+    em_context *sc = NULL;
+    em_err err = EM_ERR_INIT;
+    char **argv = NULL;
+    int rc = EM_CLI_FAIL, jrc;
+    double t0 = em_now_s();
+
+    if (em__cli_load_job(path, o->job, &job_main) != 0)
+        return EM_CLI_FAIL;
+    if (!(conf = build_conf(o, path, name)))
+        goto out;
+    if (!(sc = em_context_new(conf, &err))) {
+        em__cli_fail("ember", "%s", err.code ? err.msg : "cannot create the context");
+        goto out;
+    }
+    argv = em_xcalloc((size_t)o->job_argc + 2, sizeof *argv);
+    argv[0] = (char *)name;
+    for (int i = 0; i < o->job_argc; i++)
+        argv[i + 1] = o->job_argv[i];
+    if ((jrc = job_main(sc, o->job_argc + 1, argv)) != 0) {
+        em__cli_fail("ember", "job '%s' failed (exit code %d)", name, jrc);
+        goto out;
+    }
+    if (!o->quiet)
+        fprintf(stderr, "ember: %s finished in %.3f s\n", name, em_now_s() - t0);
+    rc = EM_CLI_OK;
+out:
+    em_context_free(sc);
+    em_conf_free(conf);
+    em_free(argv);
+    return rc;
+}
+
+int em__cli_submit(int argc, char **argv)
+{
+    submit_opts o;
+    em_err err = EM_ERR_INIT;
+    int rc;
+
+    if ((rc = parse_opts(argc, argv, &o)) >= 0)
+        return rc;
+    if (o.quiet)
+        em_log_set_level(EM_LOG_ERROR);
+    char *secret = em_standalone_read_secret(o.secret_file, &err);
+    if (!secret)
+        return em__cli_fail(PREFIX, "%s", err.msg);
+    char *path = realpath(o.job, NULL);
+    if (!path) {
+        em_free(secret);
+        return em__cli_fail(PREFIX, "%s: no such job library", o.job);
+    }
+    /* Default name: the file name without directory, "lib" prefix and ".so". */
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    if (!strncmp(base, "lib", 3) && strlen(base) > 6)
+        base += 3;
+    char *name = o.name ? em_xstrdup(o.name) : em_xstrdup(base);
+    if (!o.name && strlen(name) > 3 && !strcmp(name + strlen(name) - 3, ".so"))
+        name[strlen(name) - 3] = '\0';
+    em_standalone_app app = {.name = name, .total_cores = o.total_cores,
+                             .executor_cores = o.exec_cores, .cluster_secret = secret,
+                             .executor_memory = o.memory ? (uint64_t)em_parse_size(o.memory)
+                                                         : 0};
+    signal(SIGPIPE, SIG_IGN);
+    em_standalone_client *cl = em_standalone_install(&app, &err);
+    if (!cl)
+        rc = em__cli_fail(PREFIX, "%s", err.msg);
+    else
+        rc = run(&o, path, name);
+    em_standalone_client_free(cl);
+    free(path);
+    em_free(name);
+    em_free(secret);
+    return rc;
+}

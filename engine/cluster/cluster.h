@@ -1,0 +1,189 @@
+/* engine/cluster/cluster.h - cluster mode: the driver side that runs tasks in executor
+ * processes (spawned by the driver for local-cluster[E,C], or started by a standalone
+ * worker and connecting in), and the executor process's main loop. The wire protocol
+ * between them is docs/cluster.md.
+ *
+ * LAYERING: cluster sits on the level of engine/sched and engine/exec and includes neither;
+ * engine/api wires it: it turns em_cluster into an em_sched_backend (engine/api/backend.c)
+ * and gives the executor an em_cluster_runner that calls em_exec_run_task. Structs here
+ * therefore mirror what the scheduler and executor exchange (tasks, task results).
+ *
+ * SECRETS: a secret is a byte string (>= 16 bytes). Executors read it from the
+ * EMBER_SECRET environment variable or a --secret-file (contents, trailing newline
+ * stripped); the driver generates a random one per application (64 hex characters) unless
+ * one is given. Every connection (driver-executor, executor-executor) authenticates with
+ * it (engine/net).
+ *
+ * THREADS: em_cluster_* driver functions run on the driver thread (one per em_cluster),
+ * except where noted. Callbacks in em_cluster_opts are called on the network thread
+ * (map_outputs, store) or on the driver thread inside em_cluster_run_tasks (on_exec_lost,
+ * request_executor). */
+#ifndef EMBER_CLUSTER_H
+#define EMBER_CLUSTER_H
+
+#include "engine/base/base.h"
+#include "engine/data/data.h"
+#include "shuffle/shuffle.h"
+#include "storage/storage.h"
+
+/* ---------------------------------------------------------------- tasks and results */
+
+typedef struct em_cluster_task {
+    const char *stage_json;      /* borrowed for the call */
+    size_t len;
+    uint32_t stage_id;           /* stages with equal ids must have equal JSON */
+    uint32_t partition;
+    uint32_t attempt;
+    bool is_map;
+} em_cluster_task;
+
+typedef struct em_cluster_acc {
+    uint32_t id;
+    bool is_f64;
+    int64_t i64;
+    double f64;
+} em_cluster_acc;
+
+#define EM_CLUSTER_NMETRICS 7    /* records_read, records_written, shuffle_read_bytes,
+                                    shuffle_write_bytes, spill_bytes, spill_count, run_ns */
+
+/* One finished attempt (mirror of engine/exec's em_task_result). */
+typedef struct em_cluster_result {
+    int code;                    /* 0 or the task's error code */
+    em_err err;
+    bool fetch_failed;
+    uint32_t failed_shuffle, failed_map;
+    bool is_map;
+    em_map_status map_status;    /* map tasks; loc = the executor's shuffle "host:port" */
+    em_batch **batches;          /* result tasks (owned references) */
+    size_t nbatches;
+    uint64_t count;
+    em_cluster_acc *acc;         /* owned */
+    uint32_t nacc;
+    uint64_t metrics[EM_CLUSTER_NMETRICS];
+    char exec_id[64];            /* which executor ran it ("" if none) */
+} em_cluster_result;
+void em_cluster_result_destroy(em_cluster_result *r);    /* zeroed struct ok */
+
+/* ---------------------------------------------------------------- driver */
+
+typedef enum em_cluster_mode {
+    EM_CLUSTER_SPAWN = 1,        /* start nexec `ember executor` processes (local-cluster) */
+    EM_CLUSTER_ACCEPT = 2,       /* executors are started by someone else and connect in */
+} em_cluster_mode;
+
+typedef struct em_cluster_opts {
+    em_cluster_mode mode;
+    uint32_t nexec;              /* executors to spawn / to wait for; >= 1 */
+    uint32_t cores;              /* SPAWN: --cores of each executor; >= 1 */
+    const char *memory;          /* SPAWN: --memory of each executor ("1g"); NULL = default */
+    const char *secret;          /* NUL-terminated, >= 16 bytes; NULL = a random one */
+    const char *listen_host;     /* NULL = 127.0.0.1 */
+    uint16_t listen_port;        /* 0 = any */
+    const char *ember_bin;       /* SPAWN: the ember command; NULL = EMBER_BIN, else
+                                    /proc/self/exe when named ember, else the build's */
+    const char *work_dir;        /* SPAWN: parent of executors' work dirs; NULL = TMPDIR */
+    const char *job_library;     /* path of the job library executors load (its sha256 is
+                                    checked by them first); NULL = none */
+    uint32_t register_timeout_ms;    /* wait for executors; 0 = 60000 */
+    uint32_t heartbeat_ms;           /* 0 = 500 */
+    uint32_t peer_timeout_ms;        /* silence that loses an executor; 0 = 10000 */
+    /* Serves executors' block requests (parallelized input, broadcasts). Borrowed. */
+    em_block_store *store;
+    /* Serves executors' map-output requests (the map-output tracker). Network thread. */
+    int (*map_outputs)(void *ud, uint32_t sid, uint32_t reduce, em_shuffle_src **srcs,
+                       uint32_t *n, em_err *err);
+    void *map_ud;
+    /* Driver thread, inside em_cluster_run_tasks: an executor whose shuffle server was
+     * `loc` is gone; its map outputs are lost. */
+    void (*on_exec_lost)(void *ud, const char *loc);
+    void *lost_ud;
+    /* ACCEPT mode: an executor was lost; ask for a replacement (NULL = none). SPAWN mode
+     * starts one itself. Driver thread. */
+    void (*request_executor)(void *ud);
+    void *request_ud;
+} em_cluster_opts;
+
+typedef struct em_cluster em_cluster;
+
+/* Starts the listener and (SPAWN) the executor processes; does not wait for them. */
+em_cluster *em_cluster_new(const em_cluster_opts *o, em_err *err);
+/* "host:port" the driver listens on (for executors' --driver). Valid until free. */
+const char *em_cluster_address(const em_cluster *c);
+/* The application's secret (NUL-terminated; give it to executors as EMBER_SECRET). */
+const char *em_cluster_secret(const em_cluster *c);
+/* Waits until n executors have registered: 0, or EM_ETIMEDOUT naming how many came (and,
+ * in SPAWN mode, how the executors that died exited). */
+int em_cluster_wait_executors(em_cluster *c, uint32_t n, uint32_t timeout_ms, em_err *err);
+uint32_t em_cluster_num_executors(em_cluster *c);   /* registered and alive; any thread */
+uint32_t em_cluster_total_cores(em_cluster *c);     /* of those */
+/* Runs n tasks on the executors and returns when each has a result in results[i] (passed
+ * zeroed). A task whose executor is lost fails with EM_EIO "executor <id> lost"; a map
+ * task's success is turned into such a failure when its executor is lost before this call
+ * returns. <0 only when the cluster itself cannot continue (no executor for too long). */
+int em_cluster_run_tasks(em_cluster *c, const em_cluster_task *tasks, size_t n,
+                         em_cluster_result *results, em_err *err);
+/* Closes every connection (executors exit and remove their work dirs), reaps spawned
+ * processes (SIGKILL after a grace period). NULL ok. */
+void em_cluster_free(em_cluster *c);
+
+/* ---------------------------------------------------------------- standalone masters
+ * Masters "ember://HOST:PORT": em_context_new starts an ACCEPT-mode em_cluster (listening on
+ * conf ember.driver.host, default 127.0.0.1), then calls app_start so that the standalone
+ * client registers the application with the master (which has workers start `ember
+ * executor --driver <driver_addr>` with EMBER_SECRET=<secret>); then it waits for *nexec
+ * executors. request_executor is called when one is lost; app_end when the context ends.
+ * Register once per process, before creating contexts (NULL ops = none). */
+typedef struct em_cluster_master_ops {
+    int (*app_start)(void *ud, const char *master_url, const char *driver_addr,
+                     const char *secret, uint32_t *nexec, em_err *err);
+    void (*request_executor)(void *ud);
+    void (*app_end)(void *ud);
+    void *ud;
+} em_cluster_master_ops;
+void em_cluster_set_master_ops(const em_cluster_master_ops *ops);
+const em_cluster_master_ops *em_cluster_master_ops_get(void);    /* NULL when unset */
+
+/* ---------------------------------------------------------------- executor */
+
+/* What a task sees of the executor (mirror of engine/exec's em_exec_env). */
+typedef struct em_cluster_env {
+    em_block_store *store;
+    const char *shuffle_dir, *spill_dir;
+    const char *exec_id;         /* the shuffle server's "host:port" (map status loc) */
+    em_fetcher fetcher;          /* remote fetcher (EM_EFETCH on any failure) */
+    int (*map_outputs)(void *ud, uint32_t sid, uint32_t reduce, em_shuffle_src **srcs,
+                       uint32_t *n, em_err *err);
+    void *ud;
+    int (*fetch_block)(void *ud, em_block_id id, em_batch ***out, size_t *n, em_err *err);
+    size_t task_mem_budget;
+    int zstd_level;
+} em_cluster_env;
+
+/* Runs one task (task threads, concurrently): fills *out, returns its code. */
+typedef int (*em_cluster_runner)(void *ud, const em_cluster_env *env, const char *stage_json,
+                                 size_t len, uint32_t partition, uint32_t attempt,
+                                 em_cluster_result *out);
+
+typedef struct em_executor_opts {
+    const char *driver_host;     /* required */
+    uint16_t driver_port;        /* required */
+    const char *exec_id;         /* required: a name unique in the application */
+    uint32_t cores;              /* task threads; >= 1 */
+    size_t memory;               /* block store + task budgets; 0 = 1 GiB */
+    const char *work_dir;        /* a new ember-exec-XXXXXX is made under it; NULL = TMPDIR;
+                                    removed whole on exit */
+    const char *host;            /* shuffle server listen host; NULL = 127.0.0.1 */
+    const char *secret;          /* required, >= 16 bytes */
+    em_cluster_runner run;       /* required */
+    void *run_ud;
+} em_executor_opts;
+
+/* Runs the executor until the driver connection closes (0) or a fatal error (<0, err).
+ * Loads the driver's job library only after checking its sha256. */
+int em_executor_run(const em_executor_opts *o, em_err *err);
+
+/* sha256 of a file as 64 lowercase hex characters + NUL into hex[65]. */
+int em_cluster_file_sha256(const char *path, char hex[65], em_err *err);
+
+#endif /* EMBER_CLUSTER_H */

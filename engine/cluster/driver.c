@@ -1,0 +1,791 @@
+/* engine/cluster/driver.c - the driver side of cluster mode: accepts executors, ships
+ * stages and launches tasks to executors with free cores, collects their results, serves
+ * their block and map-output requests, and handles lost executors.
+ *
+ * DESIGN
+ *   Threads: the em_net loop thread decodes every frame and updates the executor table and
+ *   the in-flight batch under c->lock; the driver thread (em_cluster_run_tasks) dispatches
+ *   tasks and waits on c->cond. Nothing is sent while c->lock is held (em_net_send may
+ *   block on backpressure, and the loop thread needs the lock to drain).
+ *   Task ids: each run_tasks batch takes ids base..base+n-1, so a status maps to its task
+ *   in O(1); a status is accepted only from the executor the task was launched on while
+ *   it is running there. Late messages of lost executors therefore fall on the floor.
+ *   Lost executors (connection closed, or silent past the heartbeat timeout): the loop
+ *   thread fails their running tasks at once; the driver thread then tells the owner
+ *   (on_exec_lost: the tracker forgets their map outputs), turns this batch's finished map
+ *   tasks of theirs into failures (their files are gone), and starts a replacement. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/cluster/cluster_int.h"
+#include "engine/cluster/spawn.h"
+#include "engine/net/net.h"
+
+typedef struct exec_slot {
+    em_conn_id conn;
+    bool registered, alive, lost_pending;
+    char exec_id[EM__MAX_NAME + 1];
+    char loc[128];
+    uint32_t cores, running;
+    pid_t pid;                   /* spawned by us (0 = not ours) */
+    uint32_t *stages;            /* stage ids sent to it */
+    size_t nstages;
+} exec_slot;
+
+typedef struct spawned {
+    char exec_id[32];
+    pid_t pid;
+    bool reaped;
+} spawned;
+
+enum { T_QUEUED = 0, T_RUNNING, T_DONE };
+
+typedef struct inflight {
+    int state;
+    int slot;                    /* exec slot it runs on */
+    em_batch **batches;          /* received result batches */
+    size_t nb;
+} inflight;
+
+struct em_cluster {
+    em_cluster_opts o;
+    char *secret, *library, *listen_host, *memory, *work_dir, *bin;
+    char sha[65];
+    char addr[96];
+    em_net *net;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    exec_slot *ex;               /* lock */
+    size_t nex;
+    spawned *sp;                 /* driver thread */
+    size_t nsp;
+    uint32_t next_exec;
+    inflight *fl;                /* current batch (lock) */
+    em_cluster_result *res;
+    size_t nfl;
+    uint64_t base, next_id;
+    bool closing;                /* em_cluster_free runs: losses are expected */
+};
+
+static uint64_t now_ms(void)
+{
+    return em_now_ns() / 1000000u;
+}
+
+static exec_slot *slot_of(em_cluster *c, em_conn_id id)   /* lock held */
+{
+    for (size_t i = 0; i < c->nex; i++)
+        if (c->ex[i].conn == id)
+            return &c->ex[i];
+    return NULL;
+}
+
+static int send_msg(em_cluster *c, em_conn_id to, const em__msg *m, em_err *err)
+{
+    em_vbuf v;
+    em_vbuf_init(&v);
+    int rc = em__msg_encode(m, &v, err);
+    if (rc == 0)
+        rc = em_net_send(c->net, to, EM_FRAME_RPC, v.data, v.len, err);
+    em_vbuf_destroy(&v);
+    return rc;
+}
+
+static int send_data(em_cluster *c, em_conn_id to, uint8_t kind, uint64_t id, const void *p,
+                     size_t n, em_err *err)
+{
+    em_vbuf v;
+    em_vbuf_init(&v);
+    uint8_t hdr[EM__DATA_HDR];
+    em__data_hdr(hdr, kind, 0, id);
+    int rc = em_vbuf_append(&v, hdr, sizeof hdr);
+    if (rc == 0)
+        rc = em_vbuf_append(&v, p, n);
+    rc = rc < 0 ? em_err_set(err, EM_ENOMEM, "DATA frame of %zu bytes", n)
+                : em_net_send(c->net, to, EM_FRAME_DATA, v.data, v.len, err);
+    em_vbuf_destroy(&v);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- loop thread */
+
+static void fail_running(em_cluster *c, int slot, const char *why)   /* lock held */
+{
+    for (size_t i = 0; i < c->nfl; i++) {
+        inflight *f = &c->fl[i];
+        if (f->state != T_RUNNING || f->slot != slot)
+            continue;
+        em_cluster_result *r = &c->res[i];
+        em_cluster_result_destroy(r);
+        r->code = em_err_set(&r->err, EM_EIO, "executor %s lost: %s", c->ex[slot].exec_id, why);
+        snprintf(r->exec_id, sizeof r->exec_id, "%s", c->ex[slot].exec_id);
+        f->state = T_DONE;
+    }
+    c->ex[slot].running = 0;
+}
+
+static void d_on_open(void *ud, em_conn_id id, bool inbound)
+{
+    em_cluster *c = ud;
+    if (!inbound)
+        return;
+    pthread_mutex_lock(&c->lock);
+    c->ex = em_xrealloc(c->ex, (c->nex + 1) * sizeof *c->ex);
+    memset(&c->ex[c->nex], 0, sizeof c->ex[0]);
+    c->ex[c->nex++].conn = id;
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void d_on_close(void *ud, em_conn_id id, const em_err *why)
+{
+    em_cluster *c = ud;
+    pthread_mutex_lock(&c->lock);
+    exec_slot *s = slot_of(c, id);
+    if (s) {
+        if (s->registered && s->alive && !c->closing) {
+            em_log(EM_LOG_WARN, "driver: executor %s (%s) lost: %s", s->exec_id, s->loc,
+                   why->code ? why->msg : "connection closed");
+            s->lost_pending = true;
+            fail_running(c, (int)(s - c->ex), why->code ? why->msg : "connection closed");
+        }
+        s->alive = false;
+        s->conn = 0;
+        pthread_cond_broadcast(&c->cond);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+static int on_register(em_cluster *c, em_conn_id id, const em__msg *m, em_err *err)
+{
+    pthread_mutex_lock(&c->lock);
+    exec_slot *s = slot_of(c, id);
+    int rc = 0;
+    if (!s || s->registered) {
+        rc = em_err_set(err, EM_EPROTO, "executor registered twice");
+    } else {
+        for (size_t i = 0; i < c->nex; i++)
+            if (c->ex[i].alive && strcmp(c->ex[i].exec_id, m->exec_id) == 0)
+                rc = em_err_set(err, EM_EPROTO, "executor id '%s' is already registered",
+                                m->exec_id);
+    }
+    if (rc == 0) {
+        s->registered = s->alive = true;
+        snprintf(s->exec_id, sizeof s->exec_id, "%s", m->exec_id);
+        snprintf(s->loc, sizeof s->loc, "%s:%u", m->host, m->port);
+        s->cores = m->cores;
+        em_log(EM_LOG_INFO, "driver: executor %s registered (pid %u, %u cores, shuffle %s)",
+               s->exec_id, m->pid, s->cores, s->loc);
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (rc < 0)
+        return rc;
+    em__msg r = {.type = EM__MSG_REGISTERED, .library = c->library};
+    memcpy(r.sha256, c->sha, sizeof r.sha256);
+    rc = send_msg(c, id, &r, err);
+    pthread_mutex_lock(&c->lock);
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+    return rc;
+}
+
+/* Finds the running task `tid` launched on connection id; NULL when it is not (late). */
+static inflight *task_of(em_cluster *c, em_conn_id id, uint64_t tid, size_t *idx)  /* lock */
+{
+    if (tid < c->base || tid - c->base >= c->nfl)
+        return NULL;
+    inflight *f = &c->fl[tid - c->base];
+    if (f->state != T_RUNNING || c->ex[f->slot].conn != id)
+        return NULL;
+    *idx = (size_t)(tid - c->base);
+    return f;
+}
+
+static void on_status(em_cluster *c, em_conn_id id, em__msg *m)
+{
+    pthread_mutex_lock(&c->lock);
+    size_t i;
+    inflight *f = task_of(c, id, m->id, &i);
+    if (f) {
+        em_cluster_result *r = &c->res[i];
+        *r = m->res;
+        memset(&m->res, 0, sizeof m->res);
+        exec_slot *s = &c->ex[f->slot];
+        snprintf(r->exec_id, sizeof r->exec_id, "%s", s->exec_id);
+        if (r->code == 0 && f->nb != m->nbatches) {
+            em_cluster_result_destroy(r);
+            r->code = em_err_set(&r->err, EM_EPROTO, "executor %s: %zu result batches, %u "
+                                 "announced", s->exec_id, f->nb, m->nbatches);
+        }
+        if (r->code == 0) {
+            r->batches = f->batches;
+            r->nbatches = f->nb;
+            f->batches = NULL;
+            f->nb = 0;
+            if (r->is_map)
+                snprintf(r->map_status.loc, sizeof r->map_status.loc, "%s", s->loc);
+        }
+        f->state = T_DONE;
+        if (s->running)
+            s->running--;
+        pthread_cond_broadcast(&c->cond);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void on_block(em_cluster *c, em_conn_id id, const em__msg *m)
+{
+    em_batch **b = NULL;
+    size_t n = 0;
+    em_err err = EM_ERR_INIT;
+    em__msg r = {.type = EM__MSG_BLOCK_REPLY, .id = m->id};
+    int rc = c->o.store ? em_block_store_get(c->o.store, m->block, &b, &n, &err) : 0;
+    if (rc < 0) {
+        r.code = rc;
+        r.err = err;
+    }
+    r.found = rc == 1;
+    em_vbuf v;
+    em_vbuf_init(&v);
+    for (size_t i = 0; r.found && i < n; i++) {
+        em_vbuf_clear(&v);
+        if ((rc = em_block_encode(b[i], EM_CODEC_ZSTD, 1, &v, &err)) < 0 ||
+            (rc = send_data(c, id, EM__DATA_BLOCK, m->id, v.data, v.len, &err)) < 0) {
+            r.found = false;
+            r.code = rc;
+            r.err = err;
+            break;
+        }
+        r.nbatches++;
+    }
+    em_vbuf_destroy(&v);
+    for (size_t i = 0; i < n; i++)
+        em_batch_unref(b[i]);
+    em_free(b);
+    send_msg(c, id, &r, &err);
+}
+
+static void on_map_outputs(em_cluster *c, em_conn_id id, const em__msg *m)
+{
+    em__msg r = {.type = EM__MSG_MAP_OUTPUTS_REPLY, .id = m->id};
+    em_shuffle_src *srcs = NULL;
+    uint32_t n = 0;
+    em_err err = EM_ERR_INIT;
+    int rc = c->o.map_outputs ? c->o.map_outputs(c->o.map_ud, m->sid, m->reduce, &srcs, &n, &err)
+                              : em_err_set(&err, EM_EFETCH, "no map output tracker");
+    if (rc < 0) {
+        r.code = rc;
+        r.err = err;
+    } else {
+        r.srcs = srcs;
+        r.nsrcs = n;
+        r.locs = em_xcalloc(n ? n : 1, sizeof *r.locs);
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t k = 0;
+            while (k < r.nlocs && strcmp(r.locs[k], srcs[i].loc) != 0)
+                k++;
+            if (k == r.nlocs)
+                r.locs[r.nlocs++] = (char *)srcs[i].loc;
+        }
+    }
+    send_msg(c, id, &r, &err);
+    em_free(r.locs);
+    em_free(srcs);
+}
+
+static int d_on_frame(void *ud, em_conn_id id, uint8_t type, em_slice p, em_err *err)
+{
+    em_cluster *c = ud;
+    int rc;
+    pthread_mutex_lock(&c->lock);
+    exec_slot *s = slot_of(c, id);
+    bool registered = s && s->registered;
+    pthread_mutex_unlock(&c->lock);
+    if (type == EM_FRAME_DATA) {
+        uint8_t kind, flags;
+        uint64_t tid;
+        em_slice body;
+        if ((rc = em__data_parse(p, &kind, &flags, &tid, &body, err)) < 0)
+            return rc;
+        if (kind != EM__DATA_RESULT || !registered)
+            return em_err_set(err, EM_EPROTO, "unexpected DATA frame kind %u", kind);
+        em_batch *b;
+        if ((rc = em_block_decode(body.p, body.n, &b, err)) < 0)
+            return em_err_prefix(err, "result of task %llu", (unsigned long long)tid);
+        pthread_mutex_lock(&c->lock);
+        size_t i;
+        inflight *f = task_of(c, id, tid, &i);
+        if (f) {
+            f->batches = em_xrealloc(f->batches, (f->nb + 1) * sizeof *f->batches);
+            f->batches[f->nb++] = b;
+            b = NULL;
+        }
+        pthread_mutex_unlock(&c->lock);
+        em_batch_unref(b);
+        return 0;
+    }
+    if (type != EM_FRAME_RPC)
+        return em_err_set(err, EM_EPROTO, "unexpected frame type %u", type);
+    em__msg m;
+    if ((rc = em__msg_decode(p.p, p.n, &m, err)) < 0)
+        goto out;
+    if (!registered && m.type != EM__MSG_REGISTER) {
+        rc = em_err_set(err, EM_EPROTO, "message before registration");
+        goto out;
+    }
+    switch (m.type) {
+    case EM__MSG_REGISTER:
+        rc = on_register(c, id, &m, err);
+        break;
+    case EM__MSG_STATUS:
+        on_status(c, id, &m);
+        break;
+    case EM__MSG_BLOCK:
+        on_block(c, id, &m);
+        break;
+    case EM__MSG_MAP_OUTPUTS:
+        on_map_outputs(c, id, &m);
+        break;
+    default:
+        rc = em_err_set(err, EM_EPROTO, "executor sent an unexpected message type %d", m.type);
+    }
+out:
+    em__msg_destroy(&m);
+    return rc;
+}
+
+static const em_net_ops d_net_ops = {.on_open = d_on_open, .on_frame = d_on_frame,
+                                     .on_close = d_on_close};
+
+/* ---------------------------------------------------------------- processes */
+
+static int spawn_one(em_cluster *c, em_err *err)
+{
+    if (c->nsp >= (size_t)c->o.nexec * 8 + 8)
+        return em_err_set(err, EM_EIO, "driver: %zu executors started already; not starting "
+                                       "more", c->nsp);
+    spawned s = {.pid = 0};
+    snprintf(s.exec_id, sizeof s.exec_id, "exec-%u", ++c->next_exec);
+    em__spawn_args a = {.bin = c->bin, .driver = c->addr, .exec_id = s.exec_id,
+                        .cores = c->o.cores, .memory = c->memory, .work_dir = c->work_dir,
+                        .secret = c->secret};
+    int rc = em__spawn_executor(&a, &s.pid, err);
+    if (rc < 0)
+        return rc;
+    c->sp = em_xrealloc(c->sp, (c->nsp + 1) * sizeof *c->sp);
+    c->sp[c->nsp++] = s;
+    return 0;
+}
+
+/* Reaps exited children. A child that died before registering: killed by a signal (an
+ * operator, the OOM killer) is replaced; one that exited on its own (bad secret, library
+ * mismatch) is described into why and true returned. */
+static bool reap(em_cluster *c, char *why, size_t n)
+{
+    bool found = false;
+    size_t nsp = c->nsp;
+    for (size_t i = 0; i < nsp; i++) {
+        spawned *s = &c->sp[i];
+        int st;
+        if (s->reaped || waitpid(s->pid, &st, WNOHANG) != s->pid)
+            continue;
+        s->reaped = true;
+        pthread_mutex_lock(&c->lock);
+        bool reg = false;
+        for (size_t k = 0; k < c->nex; k++)
+            if (strcmp(c->ex[k].exec_id, s->exec_id) == 0)
+                reg = true;
+        pthread_mutex_unlock(&c->lock);
+        if (reg)
+            continue;
+        char d[64], id[32];
+        em__describe_exit(st, d, sizeof d);
+        memcpy(id, s->exec_id, sizeof id);
+        em_err err = EM_ERR_INIT;
+        if (WIFSIGNALED(st) && spawn_one(c, &err) == 0) {
+            em_log(EM_LOG_WARN, "driver: executor %s %s before registering; replaced", id, d);
+            s = &c->sp[i];
+            continue;
+        }
+        if (!found && why) {
+            snprintf(why, n, "executor %s (pid %d) %s before registering", id,
+                     (int)c->sp[i].pid, d);
+            found = true;
+        }
+    }
+    return found;
+}
+
+static void kill_spawned(em_cluster *c, const char *exec_id)
+{
+    for (size_t i = 0; i < c->nsp; i++)
+        if (!c->sp[i].reaped && strcmp(c->sp[i].exec_id, exec_id) == 0) {
+            kill(c->sp[i].pid, SIGKILL);   /* it may be stopped rather than dead */
+            waitpid(c->sp[i].pid, NULL, 0);
+            c->sp[i].reaped = true;
+        }
+}
+
+static uint32_t alive_count(em_cluster *c, uint32_t *cores)   /* lock held */
+{
+    uint32_t n = 0, k = 0;
+    for (size_t i = 0; i < c->nex; i++)
+        if (c->ex[i].registered && c->ex[i].alive) {
+            n++;
+            k += c->ex[i].cores;
+        }
+    if (cores)
+        *cores = k;
+    return n;
+}
+
+uint32_t em_cluster_num_executors(em_cluster *c)
+{
+    pthread_mutex_lock(&c->lock);
+    uint32_t n = alive_count(c, NULL);
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}
+
+uint32_t em_cluster_total_cores(em_cluster *c)
+{
+    uint32_t k;
+    pthread_mutex_lock(&c->lock);
+    alive_count(c, &k);
+    pthread_mutex_unlock(&c->lock);
+    return k;
+}
+
+static void timed_wait(em_cluster *c, uint32_t ms)   /* lock held */
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    ts.tv_sec += ms / 1000 + ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+}
+
+int em_cluster_wait_executors(em_cluster *c, uint32_t n, uint32_t timeout_ms, em_err *err)
+{
+    uint64_t t0 = now_ms();
+    char why[256] = "";
+    for (;;) {
+        pthread_mutex_lock(&c->lock);
+        uint32_t have = alive_count(c, NULL);
+        if (have < n)
+            timed_wait(c, 100);
+        pthread_mutex_unlock(&c->lock);
+        if (have >= n)
+            return 0;
+        if (c->o.mode == EM_CLUSTER_SPAWN && reap(c, why, sizeof why))
+            return em_err_set(err, EM_EIO, "local-cluster: %s (%u of %u executors registered; "
+                              "its stderr says why)", why, have, n);
+        if (now_ms() - t0 > timeout_ms)
+            return em_err_set(err, EM_ETIMEDOUT, "driver %s: %u of %u executors registered "
+                              "within %u ms", c->addr, have, n, timeout_ms);
+    }
+}
+
+/* ---------------------------------------------------------------- running tasks */
+
+/* Handles executors the loop thread found lost. Lock held on entry and exit. */
+static void process_losses(em_cluster *c)
+{
+    for (size_t i = 0; i < c->nex; i++) {
+        exec_slot *s = &c->ex[i];
+        if (!s->lost_pending)
+            continue;
+        s->lost_pending = false;
+        char loc[128], id[EM__MAX_NAME + 1];
+        memcpy(loc, s->loc, sizeof loc);
+        memcpy(id, s->exec_id, sizeof id);
+        /* Map outputs it wrote in this batch are gone with it. */
+        for (size_t k = 0; k < c->nfl; k++) {
+            em_cluster_result *r = &c->res[k];
+            if (c->fl[k].state == T_DONE && c->fl[k].slot == (int)i && r->code == 0 &&
+                r->is_map) {
+                em_cluster_result_destroy(r);
+                r->code = em_err_set(&r->err, EM_EIO, "executor %s lost with this map output",
+                                     id);
+                snprintf(r->exec_id, sizeof r->exec_id, "%s", id);
+            }
+        }
+        pthread_mutex_unlock(&c->lock);
+        if (c->o.on_exec_lost)
+            c->o.on_exec_lost(c->o.lost_ud, loc);
+        em_err err = EM_ERR_INIT;
+        if (c->o.mode == EM_CLUSTER_SPAWN) {
+            kill_spawned(c, id);
+            if (spawn_one(c, &err) < 0)
+                em_log(EM_LOG_WARN, "driver: no replacement for executor %s: %s", id, err.msg);
+        } else if (c->o.request_executor) {
+            c->o.request_executor(c->o.request_ud);
+        }
+        pthread_mutex_lock(&c->lock);
+    }
+}
+
+typedef struct launch {
+    size_t task;
+    em_conn_id conn;
+    bool send_stage;
+} launch;
+
+static bool has_stage(const exec_slot *s, uint32_t id)
+{
+    for (size_t i = 0; i < s->nstages; i++)
+        if (s->stages[i] == id)
+            return true;
+    return false;
+}
+
+/* Picks executors for queued tasks (lock held); returns how many launches were made. */
+static size_t assign(em_cluster *c, const em_cluster_task *t, launch *out)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < c->nfl; i++) {
+        if (c->fl[i].state != T_QUEUED)
+            continue;
+        int best = -1;
+        for (size_t e = 0; e < c->nex; e++) {
+            exec_slot *s = &c->ex[e];
+            if (!s->registered || !s->alive || s->running >= s->cores)
+                continue;
+            if (best < 0 || s->running * c->ex[best].cores < c->ex[best].running * s->cores)
+                best = (int)e;
+        }
+        if (best < 0)
+            break;
+        exec_slot *s = &c->ex[best];
+        s->running++;
+        c->fl[i].state = T_RUNNING;
+        c->fl[i].slot = best;
+        out[k] = (launch){i, s->conn, !has_stage(s, t[i].stage_id)};
+        if (out[k].send_stage) {
+            s->stages = em_xrealloc(s->stages, (s->nstages + 1) * sizeof *s->stages);
+            s->stages[s->nstages++] = t[i].stage_id;
+        }
+        k++;
+    }
+    return k;
+}
+
+static void send_launches(em_cluster *c, const em_cluster_task *t, const launch *l, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        const em_cluster_task *x = &t[l[k].task];
+        em_err err = EM_ERR_INIT;
+        int rc = 0;
+        if (l[k].send_stage)
+            rc = send_data(c, l[k].conn, EM__DATA_STAGE, x->stage_id, x->stage_json, x->len,
+                           &err);
+        em__msg m = {.type = EM__MSG_LAUNCH, .id = c->base + l[k].task, .stage = x->stage_id,
+                     .part = x->partition, .attempt = x->attempt, .is_map = x->is_map};
+        if (rc == 0)
+            rc = send_msg(c, l[k].conn, &m, &err);
+        if (rc < 0) {
+            /* The connection is gone; on_close failed the task already, or will. */
+            em_log(EM_LOG_DEBUG, "driver: launching task %llu: %s",
+                   (unsigned long long)m.id, err.msg);
+        }
+    }
+}
+
+int em_cluster_run_tasks(em_cluster *c, const em_cluster_task *tasks, size_t n,
+                         em_cluster_result *results, em_err *err)
+{
+    if (n == 0)
+        return 0;
+    inflight *fl = em_xcalloc(n, sizeof *fl);
+    launch *ls = em_xcalloc(n, sizeof *ls);
+    int rc = 0;
+    pthread_mutex_lock(&c->lock);
+    c->fl = fl;
+    c->res = results;
+    c->nfl = n;
+    c->base = c->next_id;
+    c->next_id += n;
+    uint64_t idle_since = now_ms();
+    for (;;) {
+        process_losses(c);
+        size_t done = 0;
+        for (size_t i = 0; i < n; i++)
+            done += fl[i].state == T_DONE;
+        if (done == n)
+            break;
+        size_t k = assign(c, tasks, ls);
+        if (k) {
+            pthread_mutex_unlock(&c->lock);
+            send_launches(c, tasks, ls, k);
+            pthread_mutex_lock(&c->lock);
+        }
+        if (alive_count(c, NULL) > 0) {
+            idle_since = now_ms();
+        } else if (now_ms() - idle_since > c->o.register_timeout_ms) {
+            rc = em_err_set(err, EM_EIO, "driver: no executor alive for %u ms",
+                            c->o.register_timeout_ms);
+            for (size_t i = 0; i < n; i++)
+                if (fl[i].state != T_DONE) {
+                    results[i].code = em_err_set(&results[i].err, EM_EIO, "no executor");
+                    fl[i].state = T_DONE;
+                }
+            break;
+        }
+        timed_wait(c, 200);
+        if (c->o.mode == EM_CLUSTER_SPAWN) {
+            pthread_mutex_unlock(&c->lock);
+            reap(c, NULL, 0);
+            pthread_mutex_lock(&c->lock);
+        }
+    }
+    c->fl = NULL;
+    c->res = NULL;
+    c->nfl = 0;
+    pthread_mutex_unlock(&c->lock);
+    for (size_t i = 0; i < n; i++) {
+        for (size_t b = 0; b < fl[i].nb; b++)
+            em_batch_unref(fl[i].batches[b]);
+        em_free(fl[i].batches);
+    }
+    em_free(fl);
+    em_free(ls);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- life cycle */
+
+em_cluster *em_cluster_new(const em_cluster_opts *o, em_err *err)
+{
+    if (!o || (o->mode != EM_CLUSTER_SPAWN && o->mode != EM_CLUSTER_ACCEPT) || o->nexec == 0 ||
+        (o->mode == EM_CLUSTER_SPAWN && o->cores == 0)) {
+        em_err_set(err, EM_EINVAL, "cluster: a mode, executors >= 1 and cores >= 1 are needed");
+        return NULL;
+    }
+    if (o->secret && strlen(o->secret) < 16) {
+        em_err_set(err, EM_EINVAL, "cluster: the secret needs at least 16 bytes");
+        return NULL;
+    }
+    em_cluster *c = em_xcalloc(1, sizeof *c);
+    c->o = *o;
+    if (!c->o.register_timeout_ms)
+        c->o.register_timeout_ms = 60000;
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->cond, NULL);
+    c->listen_host = em_xstrdup(o->listen_host ? o->listen_host : "127.0.0.1");
+    c->memory = o->memory ? em_xstrdup(o->memory) : NULL;
+    c->work_dir = o->work_dir ? em_xstrdup(o->work_dir) : NULL;
+    if (o->secret) {
+        c->secret = em_xstrdup(o->secret);
+    } else {
+        uint8_t raw[32];
+        if (em_random_bytes(raw, sizeof raw, err) < 0)
+            goto fail;
+        c->secret = em_xmalloc(65);
+        for (int i = 0; i < 32; i++)
+            snprintf(c->secret + 2 * i, 3, "%02x", raw[i]);
+    }
+    if (o->job_library) {
+        c->library = realpath(o->job_library, NULL);
+        if (!c->library) {
+            em_err_set(err, EM_ENOTFOUND, "job library %s: %s", o->job_library, strerror(errno));
+            goto fail;
+        }
+        if (em_cluster_file_sha256(c->library, c->sha, err) < 0)
+            goto fail;
+    }
+    if (o->mode == EM_CLUSTER_SPAWN && !(c->bin = em__ember_bin(o->ember_bin))) {
+        em_err_set(err, EM_ENOTFOUND, "local-cluster: cannot find the ember command to start "
+                                      "executors (set EMBER_BIN)");
+        goto fail;
+    }
+    em_net_opts no = {.secret = c->secret, .secret_len = strlen(c->secret), .ops = &d_net_ops,
+                      .ud = c, .heartbeat_ms = o->heartbeat_ms ? o->heartbeat_ms : 500,
+                      .peer_timeout_ms = o->peer_timeout_ms};
+    if (!(c->net = em_net_new(&no, err)))
+        goto fail;
+    uint16_t port;
+    if (em_net_listen(c->net, c->listen_host, o->listen_port, &port, err) < 0)
+        goto fail;
+    snprintf(c->addr, sizeof c->addr, "%s:%u", c->listen_host, port);
+    for (uint32_t i = 0; o->mode == EM_CLUSTER_SPAWN && i < o->nexec; i++)
+        if (spawn_one(c, err) < 0)
+            goto fail;
+    return c;
+fail:
+    em_cluster_free(c);
+    return NULL;
+}
+
+const char *em_cluster_address(const em_cluster *c)
+{
+    return c->addr;
+}
+
+const char *em_cluster_secret(const em_cluster *c)
+{
+    return c->secret;
+}
+
+void em_cluster_free(em_cluster *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->lock);
+    c->closing = true;
+    pthread_mutex_unlock(&c->lock);
+    em_net_free(c->net);   /* executors see the driver go and exit */
+    uint64_t t0 = now_ms();
+    for (size_t i = 0; i < c->nsp; i++) {
+        spawned *s = &c->sp[i];
+        while (!s->reaped) {
+            if (waitpid(s->pid, NULL, WNOHANG) == s->pid || errno == ECHILD) {
+                s->reaped = true;
+            } else if (now_ms() - t0 > 10000) {
+                em_log(EM_LOG_WARN, "driver: executor %s (pid %d) did not exit; killing it",
+                       s->exec_id, (int)s->pid);
+                kill(s->pid, SIGKILL);
+                waitpid(s->pid, NULL, 0);
+                s->reaped = true;
+            } else {
+                usleep(5000);
+            }
+        }
+    }
+    for (size_t i = 0; i < c->nex; i++)
+        em_free(c->ex[i].stages);
+    em_free(c->ex);
+    em_free(c->sp);
+    em_free(c->secret);
+    free(c->library);
+    em_free(c->listen_host);
+    em_free(c->memory);
+    em_free(c->work_dir);
+    em_free(c->bin);
+    pthread_mutex_destroy(&c->lock);
+    pthread_cond_destroy(&c->cond);
+    em_free(c);
+}
+
+/* ---------------------------------------------------------------- standalone hook */
+
+static em_cluster_master_ops g_master_ops;
+static bool g_master_set;
+
+void em_cluster_set_master_ops(const em_cluster_master_ops *ops)
+{
+    g_master_set = ops != NULL;
+    if (ops)
+        g_master_ops = *ops;
+}
+
+const em_cluster_master_ops *em_cluster_master_ops_get(void)
+{
+    return g_master_set ? &g_master_ops : NULL;
+}

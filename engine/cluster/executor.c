@@ -1,0 +1,767 @@
+/* engine/cluster/executor.c - an executor process: registers with the driver, loads the job
+ * library (after checking its sha256), runs launched tasks on C task threads, asks the
+ * driver for blocks and map-output locations, fetches shuffle segments from other
+ * executors and serves its own. Exits when the driver connection closes.
+ *
+ * DESIGN
+ *   One em_net (loop thread) carries the driver connection, the shuffle server (inbound
+ *   connections of other executors' fetchers) and outbound fetch connections (one per
+ *   peer "host:port", made on first use). Task threads block on requests: a `pending`
+ *   record (request id, connection) in a list under x->lock that the loop thread fills and
+ *   marks done; a connection that closes fails its pending requests, so nothing waits
+ *   forever (a stopped peer is closed by the heartbeat timeout).
+ *   Serving a segment reads the local files on the loop thread (page cache, small reads)
+ *   and sends it in EM__SEG_CHUNK pieces.
+ *   Location strings handed to tasks (map outputs) are interned for the process's life.
+ * FILES: <work-dir>/ember-exec-XXXXXX/{shuffle,spill,blocks}, removed whole on exit. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/cluster/cluster_int.h"
+#include "engine/net/net.h"
+#include "engine/plan/plan.h"
+
+typedef struct pending {
+    uint64_t req;
+    em_conn_id conn;
+    bool done;
+    int code;
+    em_err err;
+    em__msg reply;               /* block_reply / map_outputs_reply */
+    em_batch **batches;          /* block batches received so far */
+    size_t nb;
+    em_vbuf *seg;                /* segment bytes go here */
+    struct pending *next;
+} pending;
+
+typedef struct task_item {
+    uint64_t id;
+    uint32_t stage, part, attempt;
+    bool is_map;
+} task_item;
+
+typedef struct stage_ent {
+    uint32_t id;
+    char *json;
+    size_t len;
+} stage_ent;
+
+typedef struct peer {
+    char loc[128];
+    em_conn_id conn;
+} peer;
+
+typedef struct executor {
+    const em_executor_opts *o;
+    em_net *net;
+    em_conn_id driver;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;         /* any state change below */
+    bool got_registered, driver_gone, stop;
+    em__msg reg;                 /* the registered reply */
+    stage_ent *stages;
+    size_t nstages;
+    task_item *queue;
+    size_t qhead, qtail, qcap;
+    pending *pend;
+    uint64_t next_req;
+    peer *peers;
+    size_t npeers;
+    char **locs;                 /* interned */
+    size_t nlocs;
+    uint32_t running;
+    pthread_mutex_t connect_lock;
+    char loc[128];
+    char *work, *shuffle_dir, *spill_dir;
+    em_block_store *store;
+    em_cluster_env env;
+    pthread_t *threads;
+    uint32_t nthreads;
+} executor;
+
+/* ---------------------------------------------------------------- sending */
+
+static int send_msg(executor *x, em_conn_id c, const em__msg *m, em_err *err)
+{
+    em_vbuf v;
+    em_vbuf_init(&v);
+    int rc = em__msg_encode(m, &v, err);
+    if (rc == 0)
+        rc = em_net_send(x->net, c, EM_FRAME_RPC, v.data, v.len, err);
+    em_vbuf_destroy(&v);
+    return rc;
+}
+
+static int send_data(executor *x, em_conn_id c, uint8_t kind, uint8_t flags, uint64_t id,
+                     const void *p, size_t n, em_err *err)
+{
+    em_vbuf v;
+    em_vbuf_init(&v);
+    uint8_t hdr[EM__DATA_HDR];
+    em__data_hdr(hdr, kind, flags, id);
+    int rc = em_vbuf_append(&v, hdr, sizeof hdr);
+    if (rc == 0 && n)
+        rc = em_vbuf_append(&v, p, n);
+    if (rc < 0)
+        rc = em_err_set(err, EM_ENOMEM, "DATA frame of %zu bytes", n);
+    else
+        rc = em_net_send(x->net, c, EM_FRAME_DATA, v.data, v.len, err);
+    em_vbuf_destroy(&v);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- requests */
+
+static pending *find_pending(executor *x, uint64_t req, em_conn_id c)   /* lock held */
+{
+    for (pending *p = x->pend; p; p = p->next)
+        if (p->req == req && p->conn == c && !p->done)
+            return p;
+    return NULL;
+}
+
+/* Sends m (type set by the caller) on c as a new request and waits for its answer. The
+ * caller removes *p with finish_request. */
+static int start_request(executor *x, em_conn_id c, em__msg *m, pending *p, em_vbuf *seg,
+                         em_err *err)
+{
+    memset(p, 0, sizeof *p);
+    p->seg = seg;
+    pthread_mutex_lock(&x->lock);
+    p->req = m->id = ++x->next_req;
+    p->conn = c;
+    p->next = x->pend;
+    x->pend = p;
+    pthread_mutex_unlock(&x->lock);
+    int rc = send_msg(x, c, m, err);
+    pthread_mutex_lock(&x->lock);
+    if (rc < 0) {
+        p->done = true;
+        p->code = rc;
+        em_err_copy(&p->err, err);
+    }
+    while (!p->done && !(c == x->driver && x->driver_gone))
+        pthread_cond_wait(&x->cond, &x->lock);
+    if (!p->done) {
+        p->done = true;
+        p->code = em_err_set(&p->err, EM_EIO, "the driver connection closed");
+    }
+    for (pending **pp = &x->pend; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    pthread_mutex_unlock(&x->lock);
+    if (p->code < 0)
+        return em_err_copy(err, &p->err);
+    return 0;
+}
+
+static void pending_free(pending *p)
+{
+    em__msg_destroy(&p->reply);
+    for (size_t i = 0; i < p->nb; i++)
+        em_batch_unref(p->batches[i]);
+    em_free(p->batches);
+}
+
+static void fail_pending(executor *x, em_conn_id c, int code, const char *why)  /* lock held */
+{
+    for (pending *p = x->pend; p; p = p->next)
+        if (p->conn == c && !p->done) {
+            p->done = true;
+            p->code = em_err_set(&p->err, code, "%s", why);
+        }
+    pthread_cond_broadcast(&x->cond);
+}
+
+static const char *intern(executor *x, const char *s)   /* lock held */
+{
+    for (size_t i = 0; i < x->nlocs; i++)
+        if (strcmp(x->locs[i], s) == 0)
+            return x->locs[i];
+    x->locs = em_xrealloc(x->locs, (x->nlocs + 1) * sizeof *x->locs);
+    x->locs[x->nlocs] = em_xstrdup(s);
+    return x->locs[x->nlocs++];
+}
+
+/* env.map_outputs: asks the driver. */
+static int map_outputs(void *ud, uint32_t sid, uint32_t reduce, em_shuffle_src **srcs,
+                       uint32_t *n, em_err *err)
+{
+    executor *x = ud;
+    em__msg m = {.type = EM__MSG_MAP_OUTPUTS, .sid = sid, .reduce = reduce};
+    pending p;
+    *srcs = NULL;
+    *n = 0;
+    int rc = start_request(x, x->driver, &m, &p, NULL, err);
+    if (rc == 0 && p.reply.code < 0)
+        rc = em_err_copy(err, &p.reply.err);
+    if (rc == 0) {
+        em_shuffle_src *a = em_malloc((p.reply.nsrcs ? p.reply.nsrcs : 1) * sizeof *a);
+        if (!a) {
+            rc = em_err_set(err, EM_ENOMEM, "shuffle %u: %u sources", sid, p.reply.nsrcs);
+        } else {
+            pthread_mutex_lock(&x->lock);
+            for (uint32_t i = 0; i < p.reply.nsrcs; i++) {
+                a[i] = p.reply.srcs[i];
+                a[i].loc = intern(x, p.reply.srcs[i].loc);
+            }
+            pthread_mutex_unlock(&x->lock);
+            *srcs = a;
+            *n = p.reply.nsrcs;
+        }
+    }
+    pending_free(&p);
+    return rc;
+}
+
+/* env.fetch_block: asks the driver, caches what it gets. */
+static int fetch_block(void *ud, em_block_id id, em_batch ***out, size_t *n, em_err *err)
+{
+    executor *x = ud;
+    em__msg m = {.type = EM__MSG_BLOCK, .block = id};
+    pending p;
+    char name[48];
+    *out = NULL;
+    *n = 0;
+    int rc = start_request(x, x->driver, &m, &p, NULL, err);
+    if (rc == 0 && p.reply.code < 0)
+        rc = em_err_copy(err, &p.reply.err);
+    if (rc == 0 && p.reply.found && p.nb != p.reply.nbatches)
+        rc = em_err_set(err, EM_EPROTO, "block %s: %zu batches received, %u announced",
+                        em_block_id_str(id, name, sizeof name), p.nb, p.reply.nbatches);
+    if (rc == 0 && p.reply.found) {
+        for (size_t i = 0; i < p.nb; i++)
+            em_batch_ref(p.batches[i]);
+        em_err perr = EM_ERR_INIT;
+        if (em_block_store_put_take(x->store, id, p.batches, p.nb, EM_STORAGE_MEMORY_AND_DISK,
+                                    &perr) < 0)
+            em_log(EM_LOG_WARN, "executor: caching block %s: %s",
+                   em_block_id_str(id, name, sizeof name), perr.msg);
+        *out = p.batches;
+        *n = p.nb;
+        p.batches = NULL;
+        p.nb = 0;
+        rc = 1;
+    }
+    pending_free(&p);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- the remote fetcher */
+
+static int peer_conn(executor *x, const char *loc, em_conn_id *out, em_err *err)
+{
+    pthread_mutex_lock(&x->connect_lock);
+    pthread_mutex_lock(&x->lock);
+    for (size_t i = 0; i < x->npeers; i++)
+        if (strcmp(x->peers[i].loc, loc) == 0) {
+            *out = x->peers[i].conn;
+            pthread_mutex_unlock(&x->lock);
+            pthread_mutex_unlock(&x->connect_lock);
+            return 0;
+        }
+    pthread_mutex_unlock(&x->lock);
+    char host[128];
+    snprintf(host, sizeof host, "%s", loc);
+    char *colon = strrchr(host, ':');
+    char *end;
+    long port = colon ? strtol(colon + 1, &end, 10) : 0;
+    int rc;
+    if (!colon || *end || port < 1 || port > 65535) {
+        rc = em_err_set(err, EM_EFETCH, "bad shuffle location '%s'", loc);
+    } else {
+        *colon = '\0';
+        rc = em_net_connect(x->net, host, (uint16_t)port, out, err);
+    }
+    if (rc == 0) {
+        pthread_mutex_lock(&x->lock);
+        x->peers = em_xrealloc(x->peers, (x->npeers + 1) * sizeof *x->peers);
+        snprintf(x->peers[x->npeers].loc, sizeof x->peers[0].loc, "%s", loc);
+        x->peers[x->npeers++].conn = *out;
+        pthread_mutex_unlock(&x->lock);
+    }
+    pthread_mutex_unlock(&x->connect_lock);
+    return rc;
+}
+
+static int remote_fetch(void *self, const char *loc, uint32_t sid, uint32_t mid, uint32_t reduce,
+                        em_vbuf *out, em_err *err)
+{
+    executor *x = self;
+    int rc;
+    if (strcmp(loc, x->loc) == 0) {
+        rc = em_shuffle_fetch_local(x->shuffle_dir, sid, mid, reduce, out, err);
+    } else {
+        em_conn_id c;
+        size_t before = out->len;
+        if ((rc = peer_conn(x, loc, &c, err)) == 0) {
+            em__msg m = {.type = EM__MSG_FETCH, .sid = sid, .mid = mid, .reduce = reduce};
+            pending p;
+            rc = start_request(x, c, &m, &p, out, err);
+            pending_free(&p);
+        }
+        if (rc < 0)
+            out->len = before;
+    }
+    if (rc < 0 && rc != EM_ENOMEM) {
+        em_err_prefix(err, "shuffle %u map %u reduce %u at %s", sid, mid, reduce, loc);
+        err->code = rc = EM_EFETCH;
+    }
+    return rc;
+}
+
+static const em_fetcher_ops remote_fetcher_ops = {.fetch = remote_fetch};
+
+/* ---------------------------------------------------------------- loop thread */
+
+static void serve_fetch(executor *x, em_conn_id c, const em__msg *m)
+{
+    em_vbuf seg;
+    em_err err = EM_ERR_INIT;
+    em_vbuf_init(&seg);
+    int rc = em_shuffle_fetch_local(x->shuffle_dir, m->sid, m->mid, m->reduce, &seg, &err);
+    if (rc < 0) {
+        em__msg e = {.type = EM__MSG_FETCH_ERROR, .id = m->id, .code = rc, .err = err};
+        em_err serr = EM_ERR_INIT;
+        send_msg(x, c, &e, &serr);
+    } else {
+        size_t off = 0;
+        do {
+            size_t k = seg.len - off < EM__SEG_CHUNK ? seg.len - off : EM__SEG_CHUNK;
+            bool last = off + k == seg.len;
+            if (send_data(x, c, EM__DATA_SEGMENT, last ? 1 : 0, m->id, seg.data + off, k,
+                          &err) < 0)
+                break;
+            off += k;
+        } while (off < seg.len);
+    }
+    em_vbuf_destroy(&seg);
+}
+
+static int on_driver_rpc(executor *x, const em__msg *m0, em__msg *m, em_err *err)
+{
+    (void)m0;
+    pending *p;
+    switch (m->type) {
+    case EM__MSG_REGISTERED:
+        x->reg = *m;
+        memset(m, 0, sizeof *m);
+        x->got_registered = true;
+        break;
+    case EM__MSG_LAUNCH:
+        if (x->qtail == x->qcap) {
+            if (x->qhead > 0) {
+                memmove(x->queue, x->queue + x->qhead, (x->qtail - x->qhead) * sizeof *x->queue);
+                x->qtail -= x->qhead;
+                x->qhead = 0;
+            } else {
+                x->qcap = x->qcap ? 2 * x->qcap : 64;
+                x->queue = em_xrealloc(x->queue, x->qcap * sizeof *x->queue);
+            }
+        }
+        x->queue[x->qtail++] = (task_item){m->id, m->stage, m->part, m->attempt, m->is_map};
+        break;
+    case EM__MSG_BLOCK_REPLY:
+    case EM__MSG_MAP_OUTPUTS_REPLY:
+        if ((p = find_pending(x, m->id, x->driver))) {
+            p->reply = *m;
+            memset(m, 0, sizeof *m);
+            p->done = true;
+        }
+        break;
+    default:
+        return em_err_set(err, EM_EPROTO, "driver sent an unexpected message type %d", m->type);
+    }
+    pthread_cond_broadcast(&x->cond);
+    return 0;
+}
+
+static int on_data(executor *x, em_conn_id c, bool from_driver, em_slice payload, em_err *err)
+{
+    uint8_t kind, flags;
+    uint64_t id;
+    em_slice body;
+    int rc = em__data_parse(payload, &kind, &flags, &id, &body, err);
+    if (rc < 0)
+        return rc;
+    if (from_driver && kind == EM__DATA_STAGE) {
+        if (id > UINT32_MAX)
+            return em_err_set(err, EM_EPROTO, "stage id %llu out of range",
+                              (unsigned long long)id);
+        char *json = em_xmalloc(body.n + 1);
+        memcpy(json, body.p, body.n);
+        json[body.n] = '\0';
+        x->stages = em_xrealloc(x->stages, (x->nstages + 1) * sizeof *x->stages);
+        x->stages[x->nstages++] = (stage_ent){(uint32_t)id, json, body.n};
+        return 0;
+    }
+    if (from_driver && kind == EM__DATA_BLOCK) {
+        pending *p = find_pending(x, id, c);
+        if (!p)
+            return 0;
+        em_batch *b;
+        if ((rc = em_block_decode(body.p, body.n, &b, err)) < 0)
+            return rc;
+        p->batches = em_xrealloc(p->batches, (p->nb + 1) * sizeof *p->batches);
+        p->batches[p->nb++] = b;
+        return 0;
+    }
+    if (!from_driver && kind == EM__DATA_SEGMENT) {
+        pending *p = find_pending(x, id, c);
+        if (!p)
+            return 0;
+        if (!p->seg) {
+            p->done = true;
+            p->code = em_err_set(&p->err, EM_EPROTO, "segment for a non-fetch request");
+        } else if (em_vbuf_append(p->seg, body.p, body.n) < 0) {
+            p->done = true;
+            p->code = em_err_set(&p->err, EM_ENOMEM, "segment of %zu bytes", p->seg->len);
+        } else if (flags & 1) {
+            p->done = true;
+        }
+        pthread_cond_broadcast(&x->cond);
+        return 0;
+    }
+    return em_err_set(err, EM_EPROTO, "unexpected DATA frame kind %u", kind);
+}
+
+static int x_on_frame(void *ud, em_conn_id c, uint8_t type, em_slice payload, em_err *err)
+{
+    executor *x = ud;
+    pthread_mutex_lock(&x->lock);
+    bool from_driver = c == x->driver;
+    int rc = 0;
+    if (type == EM_FRAME_DATA) {
+        rc = on_data(x, c, from_driver, payload, err);
+        pthread_mutex_unlock(&x->lock);
+        return rc;
+    }
+    pthread_mutex_unlock(&x->lock);
+    if (type != EM_FRAME_RPC)
+        return em_err_set(err, EM_EPROTO, "unexpected frame type %u", type);
+    em__msg m;
+    if ((rc = em__msg_decode(payload.p, payload.n, &m, err)) < 0) {
+        em__msg_destroy(&m);
+        return rc;
+    }
+    if (!from_driver && m.type == EM__MSG_FETCH) {
+        serve_fetch(x, c, &m);
+    } else {
+        pthread_mutex_lock(&x->lock);
+        if (from_driver) {
+            rc = on_driver_rpc(x, NULL, &m, err);
+        } else if (m.type == EM__MSG_FETCH_ERROR) {
+            pending *p = find_pending(x, m.id, c);
+            if (p) {
+                p->done = true;
+                p->code = em_err_set(&p->err, EM_EFETCH, "peer: %s", m.err.msg);
+                pthread_cond_broadcast(&x->cond);
+            }
+        } else {
+            rc = em_err_set(err, EM_EPROTO, "peer sent an unexpected message type %d", m.type);
+        }
+        pthread_mutex_unlock(&x->lock);
+    }
+    em__msg_destroy(&m);
+    return rc;
+}
+
+static void x_on_close(void *ud, em_conn_id c, const em_err *why)
+{
+    executor *x = ud;
+    pthread_mutex_lock(&x->lock);
+    if (c == x->driver) {
+        x->driver_gone = true;
+        em_log(why->code ? EM_LOG_WARN : EM_LOG_INFO, "executor %s: driver connection closed%s%s",
+               x->o->exec_id, why->code ? ": " : "", why->msg);
+    }
+    for (size_t i = 0; i < x->npeers; i++)
+        if (x->peers[i].conn == c) {
+            x->peers[i] = x->peers[--x->npeers];
+            break;
+        }
+    fail_pending(x, c, EM_EFETCH, why->code ? why->msg : "connection closed");
+    pthread_mutex_unlock(&x->lock);
+}
+
+static const em_net_ops x_net_ops = {.on_frame = x_on_frame, .on_close = x_on_close};
+
+/* ---------------------------------------------------------------- task threads */
+
+static const stage_ent *find_stage(executor *x, uint32_t id)   /* lock held */
+{
+    for (size_t i = x->nstages; i-- > 0;)
+        if (x->stages[i].id == id)
+            return &x->stages[i];
+    return NULL;
+}
+
+/* Sends the result batches (DATA frames) and then the status of task id. */
+static void send_result(executor *x, uint64_t id, em_cluster_result *r)
+{
+    em_err err = EM_ERR_INIT;
+    em_vbuf v;
+    em_vbuf_init(&v);
+    uint32_t sent = 0;
+    for (size_t i = 0; r->code == 0 && i < r->nbatches; i++) {
+        uint8_t hdr[EM__DATA_HDR];
+        em__data_hdr(hdr, EM__DATA_RESULT, 0, id);
+        em_vbuf_clear(&v);
+        int rc = em_vbuf_append(&v, hdr, sizeof hdr);
+        if (rc == 0)
+            rc = em_block_encode(r->batches[i], EM_CODEC_ZSTD, 1, &v, &err);
+        if (rc == 0)
+            rc = em_net_send(x->net, x->driver, EM_FRAME_DATA, v.data, v.len, &err);
+        if (rc < 0) {
+            em_cluster_result_destroy(r);
+            r->code = rc;
+            em_err_copy(&r->err, &err);
+            em_err_prefix(&r->err, "sending result batch %zu", i);
+            break;
+        }
+        sent++;
+    }
+    em_vbuf_destroy(&v);
+    em__msg m = {.type = EM__MSG_STATUS, .id = id, .nbatches = r->code == 0 ? sent : 0};
+    m.res = *r;
+    em_vbuf out;
+    em_vbuf_init(&out);
+    if (em__msg_encode(&m, &out, &err) == 0)
+        em_net_send(x->net, x->driver, EM_FRAME_RPC, out.data, out.len, &err);
+    em_vbuf_destroy(&out);
+}
+
+static void run_one(executor *x, const task_item *t)
+{
+    em_cluster_result r;
+    memset(&r, 0, sizeof r);
+    pthread_mutex_lock(&x->lock);
+    const stage_ent *st = find_stage(x, t->stage);
+    char *json = st ? em_xstrdup(st->json) : NULL;
+    size_t len = st ? st->len : 0;
+    pthread_mutex_unlock(&x->lock);
+    if (!json) {
+        r.code = em_err_set(&r.err, EM_EPROTO, "task %llu: stage %u was never sent",
+                            (unsigned long long)t->id, t->stage);
+    } else {
+        x->o->run(x->o->run_ud, &x->env, json, len, t->part, t->attempt, &r);
+        if (r.code == 0 && r.err.code != 0)
+            r.code = r.err.code;
+    }
+    r.is_map = t->is_map;
+    send_result(x, t->id, &r);
+    em_cluster_result_destroy(&r);
+    em_free(json);
+}
+
+static void *task_main(void *arg)
+{
+    executor *x = arg;
+    pthread_mutex_lock(&x->lock);
+    for (;;) {
+        while (!x->stop && x->qhead == x->qtail)
+            pthread_cond_wait(&x->cond, &x->lock);
+        if (x->stop)
+            break;
+        task_item t = x->queue[x->qhead++];
+        x->running++;
+        pthread_mutex_unlock(&x->lock);
+        run_one(x, &t);
+        pthread_mutex_lock(&x->lock);
+        x->running--;
+        pthread_cond_broadcast(&x->cond);
+    }
+    pthread_mutex_unlock(&x->lock);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- main */
+
+static int make_dirs(executor *x, em_err *err)
+{
+    const char *base = x->o->work_dir;
+    if (!base || !*base)
+        base = getenv("TMPDIR");
+    if (!base || !*base)
+        base = "/tmp";
+    int rc = em_mkdir_p(base, err);
+    if (rc < 0)
+        return em_err_prefix(err, "executor work dir");
+    char *tmpl = em_xasprintf("%s/ember-exec-XXXXXX", base);
+    if (!mkdtemp(tmpl)) {
+        rc = em_err_set(err, EM_EIO, "%s: cannot create the work directory: %s", tmpl,
+                        strerror(errno));
+        em_free(tmpl);
+        return rc;
+    }
+    x->work = tmpl;
+    x->shuffle_dir = em_xasprintf("%s/shuffle", tmpl);
+    x->spill_dir = em_xasprintf("%s/spill", tmpl);
+    if ((rc = em_mkdir_p(x->shuffle_dir, err)) == 0)
+        rc = em_mkdir_p(x->spill_dir, err);
+    return rc;
+}
+
+/* Checks the library's sha256 against the driver's, then loads it. */
+static int load_library(executor *x, em_err *err)
+{
+    if (!x->reg.library)
+        return 0;
+    char hex[65];
+    int rc = em_cluster_file_sha256(x->reg.library, hex, err);
+    if (rc < 0)
+        return em_err_prefix(err, "job library");
+    if (!em_ct_equal(hex, x->reg.sha256, 64))
+        return em_err_set(err, EM_EAUTH,
+                          "job library %s: sha256 %s differs from the driver's %s; not loading it",
+                          x->reg.library, hex, x->reg.sha256);
+    void *h = dlopen(x->reg.library, RTLD_NOW | RTLD_GLOBAL);
+    if (!h)
+        return em_err_set(err, EM_EIO, "job library %s: %s", x->reg.library, dlerror());
+    em_registry_add_library(h);
+    return 0;
+}
+
+static int start(executor *x, em_err *err)
+{
+    const em_executor_opts *o = x->o;
+    int rc;
+    if ((rc = make_dirs(x, err)) < 0)
+        return rc;
+    size_t mem = o->memory ? o->memory : (size_t)1 << 30;
+    em_store_opts so = {.mem_budget = mem, .dir = x->work, .zstd_level = 1};
+    if (!(x->store = em_block_store_new(&so, err)))
+        return err->code ? err->code : EM_EIO;
+    em_net_opts no = {.secret = o->secret, .secret_len = strlen(o->secret), .ops = &x_net_ops,
+                      .ud = x, .heartbeat_ms = 500};
+    if (!(x->net = em_net_new(&no, err)))
+        return err->code;
+    uint16_t port;
+    const char *host = o->host ? o->host : "127.0.0.1";
+    if ((rc = em_net_listen(x->net, host, 0, &port, err)) < 0)
+        return em_err_prefix(err, "executor %s: shuffle server", o->exec_id);
+    snprintf(x->loc, sizeof x->loc, "%s:%u", host, port);
+    em_conn_id d;
+    if ((rc = em_net_connect(x->net, o->driver_host, o->driver_port, &d, err)) < 0)
+        return em_err_prefix(err, "executor %s: driver", o->exec_id);
+    pthread_mutex_lock(&x->lock);
+    x->driver = d;
+    pthread_mutex_unlock(&x->lock);
+    em__msg m = {.type = EM__MSG_REGISTER, .cores = o->cores, .pid = (uint32_t)getpid(),
+                 .port = port};
+    snprintf(m.exec_id, sizeof m.exec_id, "%s", o->exec_id);
+    snprintf(m.host, sizeof m.host, "%s", host);
+    if ((rc = send_msg(x, d, &m, err)) < 0)
+        return rc;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 30;
+    pthread_mutex_lock(&x->lock);
+    while (!x->got_registered && !x->driver_gone &&
+           pthread_cond_timedwait(&x->cond, &x->lock, &until) != ETIMEDOUT)
+        ;
+    bool ok = x->got_registered;
+    pthread_mutex_unlock(&x->lock);
+    if (!ok)
+        return em_err_set(err, EM_ETIMEDOUT, "executor %s: the driver did not accept the "
+                                             "registration", o->exec_id);
+    if ((rc = load_library(x, err)) < 0)
+        return rc;
+    x->env = (em_cluster_env){
+        .store = x->store, .shuffle_dir = x->shuffle_dir, .spill_dir = x->spill_dir,
+        .exec_id = x->loc, .fetcher = {&remote_fetcher_ops, x}, .map_outputs = map_outputs,
+        .ud = x, .fetch_block = fetch_block,
+        .task_mem_budget = mem / 4 / o->cores, .zstd_level = 1,
+    };
+    x->threads = em_xcalloc(o->cores, sizeof *x->threads);
+    for (uint32_t i = 0; i < o->cores; i++) {
+        if (pthread_create(&x->threads[i], NULL, task_main, x) != 0)
+            return em_err_set(err, EM_ENOMEM, "executor %s: cannot start task thread %u",
+                              o->exec_id, i);
+        x->nthreads = i + 1;
+    }
+    em_log(EM_LOG_INFO, "executor %s: %u task threads, shuffle server %s, work dir %s",
+           o->exec_id, o->cores, x->loc, x->work);
+    return 0;
+}
+
+/* Stops task threads; false when some task did not finish within the grace period. */
+static bool stop_threads(executor *x)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 3;
+    pthread_mutex_lock(&x->lock);
+    x->stop = true;
+    pthread_cond_broadcast(&x->cond);
+    while (x->running > 0 && pthread_cond_timedwait(&x->cond, &x->lock, &until) != ETIMEDOUT)
+        ;
+    bool idle = x->running == 0;
+    pthread_mutex_unlock(&x->lock);
+    if (!idle)
+        return false;
+    for (uint32_t i = 0; i < x->nthreads; i++)
+        pthread_join(x->threads[i], NULL);
+    return true;
+}
+
+int em_executor_run(const em_executor_opts *o, em_err *err)
+{
+    if (!o || !o->driver_host || !o->driver_port || !o->exec_id || !*o->exec_id ||
+        strlen(o->exec_id) > EM__MAX_NAME || o->cores == 0 || !o->secret ||
+        strlen(o->secret) < 16 || !o->run)
+        return em_err_set(err, EM_EINVAL, "executor: driver, exec id (1..63 bytes), cores, "
+                                          "a secret of >= 16 bytes and a runner are required");
+    executor *x = em_xcalloc(1, sizeof *x);
+    x->o = o;
+    pthread_mutex_init(&x->lock, NULL);
+    pthread_cond_init(&x->cond, NULL);
+    pthread_mutex_init(&x->connect_lock, NULL);
+    int rc = start(x, err);
+    if (rc == 0) {
+        pthread_mutex_lock(&x->lock);
+        while (!x->driver_gone)
+            pthread_cond_wait(&x->cond, &x->lock);
+        pthread_mutex_unlock(&x->lock);
+    }
+    /* Losing the driver ends the application. */
+    if (!stop_threads(x)) {
+        /* A task is stuck in user code: remove our files and leave without joining it. */
+        em_err e2 = EM_ERR_INIT;
+        if (x->work)
+            em_rm_rf(x->work, &e2);
+        _exit(0);
+    }
+    em_net_free(x->net);
+    em_block_store_free(x->store);
+    if (x->work) {
+        em_err e2 = EM_ERR_INIT;
+        em_rm_rf(x->work, &e2);
+    }
+    em_free(x->threads);
+    for (size_t i = 0; i < x->nstages; i++)
+        em_free(x->stages[i].json);
+    em_free(x->stages);
+    em_free(x->queue);
+    em_free(x->peers);
+    for (size_t i = 0; i < x->nlocs; i++)
+        em_free(x->locs[i]);
+    em_free(x->locs);
+    em__msg_destroy(&x->reg);
+    em_free(x->work);
+    em_free(x->shuffle_dir);
+    em_free(x->spill_dir);
+    pthread_mutex_destroy(&x->lock);
+    pthread_cond_destroy(&x->cond);
+    pthread_mutex_destroy(&x->connect_lock);
+    em_free(x);
+    return rc;
+}

@@ -1,0 +1,416 @@
+/* engine/cluster/http.c - HTTP/1.x request parser (untrusted bytes) and the status pages'
+ * server: one libuv loop on its own thread, one request per connection.
+ *
+ * GRAMMAR ACCEPTED (RFC 9112, the subset a browser or curl sends for a GET):
+ *   request-line = method SP request-target SP "HTTP/1." ("0" / "1") CRLF
+ *   header-line  = token ":" *(VCHAR / SP / HTAB) CRLF        (no obs-fold)
+ *   end          = CRLF
+ * Bytes < 0x20 other than CR, LF and HTAB, and 0x7f, are refused wherever they appear, and
+ * so is a bare CR or LF: the parser rejects as soon as it can rather than waiting for the
+ * 8 KiB cap or the timeout. A Content-Length other than 0 or any Transfer-Encoding is
+ * refused: GET has no body, and not reading one means no request smuggling questions.
+ *
+ * SERVER DESIGN: the loop thread owns the listener, every connection and its timer. A
+ * connection has a fixed buffer of EM__HTTP_MAX_REQUEST + 1 bytes; each read re-parses the
+ * bytes so far (cheap at this size) and the first verdict wins: a response is written and
+ * the connection closed once the write completes. At most EM__HTTP_MAX_CONNS connections
+ * are served at once; a request must be complete within EM__HTTP_TIMEOUT_MS. Stopping goes
+ * through a uv_async: the loop closes every handle and returns; the caller joins it. */
+#include "engine/cluster/http.h"
+
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+/* ---------------------------------------------------------------- parser */
+
+static bool is_tchar(uint8_t c)
+{
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+        return true;
+    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static bool is_ctl(uint8_t c)
+{
+    return (c < 0x20 && c != '\r' && c != '\n' && c != '\t') || c == 0x7f;
+}
+
+/* Case-insensitive compare of a header name p[0..n) with lower-case name. */
+static bool name_is(const uint8_t *p, size_t n, const char *name)
+{
+    if (strlen(name) != n)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = p[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (uint8_t)(c + 32);
+        if (c != (uint8_t)name[i])
+            return false;
+    }
+    return true;
+}
+
+/* Checks the request line p[0..n) (CRLF excluded). Returns 1 (GET/HEAD), or 400/405/505. */
+static int parse_request_line(const uint8_t *p, size_t n, em__http_req *req)
+{
+    size_t i = 0, m, t0, tn;
+
+    while (i < n && is_tchar(p[i]))
+        i++;
+    m = i;
+    if (m == 0 || m > 16 || i >= n || p[i] != ' ')
+        return 400;
+    t0 = ++i;
+    while (i < n && p[i] > 0x20 && p[i] < 0x7f)
+        i++;
+    tn = i - t0;
+    if (tn == 0 || tn >= EM__HTTP_MAX_TARGET || i >= n || p[i] != ' ' || p[t0] != '/')
+        return 400;
+    i++;
+    if (n - i != 8 || memcmp(p + i, "HTTP/", 5) != 0 || p[i + 6] != '.' || p[i + 5] < '0' ||
+        p[i + 5] > '9' || p[i + 7] < '0' || p[i + 7] > '9')
+        return 400;
+    if (p[i + 5] != '1' || (p[i + 7] != '0' && p[i + 7] != '1'))
+        return 505;
+    bool get = m == 3 && memcmp(p, "GET", 3) == 0;
+    bool head = m == 4 && memcmp(p, "HEAD", 4) == 0;
+    if (!get && !head)
+        return 405;
+    memset(req, 0, sizeof *req);
+    req->head = head;
+    size_t q = 0;
+    while (q < tn && p[t0 + q] != '?')
+        q++;
+    memcpy(req->path, p + t0, q);
+    if (q < tn)
+        memcpy(req->query, p + t0 + q + 1, tn - q - 1);
+    return 1;
+}
+
+/* Checks one header line p[0..n) (CRLF excluded): 1 ok, 400 bad. */
+static int parse_header(const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n && is_tchar(p[i]))
+        i++;
+    if (i == 0 || i >= n || p[i] != ':')
+        return 400;
+    size_t name_len = i++;
+    while (i < n && (p[i] == ' ' || p[i] == '\t'))
+        i++;
+    const uint8_t *v = p + i;
+    size_t vn = n - i;
+    while (vn > 0 && (v[vn - 1] == ' ' || v[vn - 1] == '\t'))
+        vn--;
+    if (name_is(p, name_len, "transfer-encoding"))
+        return 400;
+    if (name_is(p, name_len, "content-length")) {
+        /* Only an explicit empty body is tolerated. */
+        size_t z = 0;
+        while (z < vn && v[z] == '0')
+            z++;
+        if (vn == 0 || z != vn)
+            return 400;
+    }
+    return 1;
+}
+
+int em__http_parse(const uint8_t *p, size_t n, em__http_req *req)
+{
+    size_t lim = n < EM__HTTP_MAX_REQUEST ? n : EM__HTTP_MAX_REQUEST;
+    size_t line = 0, nlines = 0;
+    em__http_req tmp;
+    int verdict = 0;
+
+    for (size_t i = 0; i < lim; i++) {
+        uint8_t c = p[i];
+        if (is_ctl(c) || (c == '\n' && (i == 0 || p[i - 1] != '\r')))
+            return 400;
+        if (c == '\r' && i + 1 < lim && p[i + 1] != '\n')
+            return 400;
+        if (c != '\n')
+            continue;
+        size_t len = i - 1 - line;   /* without CRLF */
+        if (nlines == 0) {
+            if ((verdict = parse_request_line(p + line, len, &tmp)) != 1)
+                return verdict;
+        } else if (len == 0) {
+            *req = tmp;
+            return 1;
+        } else if (p[line] == ' ' || p[line] == '\t' || nlines > EM__HTTP_MAX_HEADERS ||
+                   parse_header(p + line, len) != 1) {
+            return 400;
+        }
+        nlines++;
+        line = i + 1;
+    }
+    if (n >= EM__HTTP_MAX_REQUEST)
+        return 400;
+    /* An incomplete request line longer than any valid one is refused now. */
+    if (nlines == 0 && lim > 16 + 1 + EM__HTTP_MAX_TARGET + 1 + 8 + 2)
+        return 400;
+    return 0;
+}
+
+const char *em__http_reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Error";
+    }
+}
+
+int em__http_format(em_vbuf *out, const em__http_resp *r, bool head)
+{
+    int rc = em_vbuf_printf(out,
+                            "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                            "Cache-Control: no-store\r\nConnection: close\r\n%s\r\n",
+                            r->status, em__http_reason(r->status),
+                            r->ctype ? r->ctype : "text/plain; charset=utf-8", r->len,
+                            r->status == 405 ? "Allow: GET, HEAD\r\n" : "");
+    if (rc == 0 && !head && r->len)
+        rc = em_vbuf_append(out, r->body, r->len);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- server */
+
+typedef struct hconn hconn;
+struct hconn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_write_t wreq;
+    em__http_server *srv;
+    uint8_t buf[EM__HTTP_MAX_REQUEST + 1];
+    size_t len;
+    em_vbuf out;
+    bool answered;
+    int nclosing;            /* handles whose close callback is pending */
+    hconn *prev, *next;
+};
+
+struct em__http_server {
+    uv_loop_t loop;
+    uv_tcp_t listener;
+    uv_async_t stop;
+    uv_thread_t thread;
+    em__http_handler fn;
+    void *ud;
+    hconn *conns;
+    uint32_t nconns;
+};
+
+static void conn_free_cb(uv_handle_t *h)
+{
+    hconn *c = h->data;
+    if (--c->nclosing > 0)
+        return;
+    em_vbuf_destroy(&c->out);
+    em_free(c);
+}
+
+static void conn_close(hconn *c)
+{
+    if (c->nclosing)
+        return;
+    em__http_server *s = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->nconns--;
+    c->nclosing = 2;
+    uv_close((uv_handle_t *)&c->tcp, conn_free_cb);
+    uv_close((uv_handle_t *)&c->timer, conn_free_cb);
+}
+
+static void on_written(uv_write_t *w, int status)
+{
+    (void)status;
+    conn_close(w->data);
+}
+
+static void respond(hconn *c, em__http_resp *r, bool head)
+{
+    c->answered = true;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    uv_timer_stop(&c->timer);
+    if (em__http_format(&c->out, r, head) < 0) {
+        conn_close(c);
+        return;
+    }
+    uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+    c->wreq.data = c;
+    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0)
+        conn_close(c);
+}
+
+static void respond_error(hconn *c, int status)
+{
+    em__http_resp r = {.status = status, .ctype = "text/plain; charset=utf-8"};
+    char msg[64];
+    r.len = (size_t)snprintf(msg, sizeof msg, "%d %s\n", status, em__http_reason(status));
+    r.body = msg;
+    respond(c, &r, false);
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+    hconn *c = h->data;
+    (void)hint;
+    *b = uv_buf_init((char *)c->buf + c->len, (unsigned)(sizeof c->buf - c->len));
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
+{
+    hconn *c = st->data;
+    em__http_req req;
+    (void)b;
+    if (c->answered || c->nclosing)
+        return;
+    if (nread < 0) {
+        conn_close(c);
+        return;
+    }
+    c->len += (size_t)nread;
+    int v = em__http_parse(c->buf, c->len, &req);
+    if (v == 0 && c->len < sizeof c->buf)
+        return;
+    if (v != 1) {
+        respond_error(c, v == 0 ? 400 : v);
+        return;
+    }
+    em__http_resp r = {.status = 404};
+    c->srv->fn(c->srv->ud, &req, &r);
+    respond(c, &r, req.head);
+    em_free(r.body);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    hconn *c = t->data;
+    if (!c->answered)
+        respond_error(c, 408);
+}
+
+static void on_connection(uv_stream_t *ls, int status)
+{
+    em__http_server *s = ls->data;
+    if (status < 0)
+        return;
+    hconn *c = em_calloc(1, sizeof *c);
+    if (!c)
+        return;
+    c->srv = s;
+    em_vbuf_init(&c->out);
+    uv_tcp_init(&s->loop, &c->tcp);
+    uv_timer_init(&s->loop, &c->timer);
+    c->tcp.data = c->timer.data = c;
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->nconns++;
+    if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0 || s->nconns > EM__HTTP_MAX_CONNS) {
+        conn_close(c);
+        return;
+    }
+    uv_timer_start(&c->timer, on_timeout, EM__HTTP_TIMEOUT_MS, 0);
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
+        conn_close(c);
+}
+
+static void on_stop(uv_async_t *a)
+{
+    em__http_server *s = a->data;
+    while (s->conns)
+        conn_close(s->conns);
+    uv_close((uv_handle_t *)&s->listener, NULL);
+    uv_close((uv_handle_t *)&s->stop, NULL);
+}
+
+static void loop_main(void *arg)
+{
+    em__http_server *s = arg;
+    uv_run(&s->loop, UV_RUN_DEFAULT);
+}
+
+/* Resolves host (IPv4 literal or name) into *addr with port. */
+static int resolve(const char *host, uint16_t port, struct sockaddr_storage *addr, em_err *err)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
+    char ps[8];
+    snprintf(ps, sizeof ps, "%u", port);
+    int rc = getaddrinfo(host, ps, &hints, &ai);
+    if (rc != 0 || !ai)
+        return em_err_set(err, EM_EINVAL, "http: cannot resolve '%s': %s", host,
+                          gai_strerror(rc));
+    memcpy(addr, ai->ai_addr, ai->ai_addrlen);
+    freeaddrinfo(ai);
+    return 0;
+}
+
+em__http_server *em__http_server_start(const char *host, uint16_t port, uint16_t *bound,
+                                       em__http_handler fn, void *ud, em_err *err)
+{
+    struct sockaddr_storage addr;
+    em__http_server *s;
+    int rc, len = sizeof addr;
+
+    if (resolve(host ? host : "127.0.0.1", port, &addr, err) < 0)
+        return NULL;
+    s = em_xcalloc(1, sizeof *s);
+    s->fn = fn;
+    s->ud = ud;
+    if ((rc = uv_loop_init(&s->loop)) != 0) {
+        em_free(s);
+        em_err_set(err, EM_EIO, "http: loop: %s", uv_strerror(rc));
+        return NULL;
+    }
+    uv_tcp_init(&s->loop, &s->listener);
+    uv_async_init(&s->loop, &s->stop, on_stop);
+    s->listener.data = s->stop.data = s;
+    rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&addr, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&s->listener, 64, on_connection);
+    if (rc == 0)
+        rc = uv_tcp_getsockname(&s->listener, (struct sockaddr *)&addr, &len);
+    if (rc == 0)
+        rc = uv_thread_create(&s->thread, loop_main, s);
+    if (rc != 0) {
+        em_err_set(err, EM_EIO, "http: listen on %s:%u: %s", host ? host : "127.0.0.1", port,
+                   uv_strerror(rc));
+        uv_close((uv_handle_t *)&s->listener, NULL);
+        uv_close((uv_handle_t *)&s->stop, NULL);
+        uv_run(&s->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&s->loop);
+        em_free(s);
+        return NULL;
+    }
+    if (bound)
+        *bound = ntohs(addr.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&addr)->sin6_port
+                                                  : ((struct sockaddr_in *)&addr)->sin_port);
+    return s;
+}
+
+void em__http_server_stop(em__http_server *s)
+{
+    if (!s)
+        return;
+    uv_async_send(&s->stop);
+    uv_thread_join(&s->thread);
+    uv_loop_close(&s->loop);
+    em_free(s);
+}

@@ -1,0 +1,116 @@
+/* engine/cluster/spawn.c - starting `ember executor` processes for local-cluster[E,C]:
+ * finding the ember command and posix_spawn'ing it with the application's secret in its
+ * environment (never on its command line, which other users can read). */
+#include <limits.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "engine/cluster/cluster_int.h"
+#include "engine/cluster/spawn.h"
+
+extern char **environ;
+
+#ifndef EMBER_BUILD_BIN
+#define EMBER_BUILD_BIN ""
+#endif
+#ifndef EMBER_INSTALL_BIN
+#define EMBER_INSTALL_BIN ""
+#endif
+
+char *em__ember_bin(const char *given)
+{
+    if (given && *given)
+        return em_xstrdup(given);
+    const char *env = getenv("EMBER_BIN");
+    if (env && *env)
+        return em_xstrdup(env);
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        const char *base = strrchr(self, '/');
+        base = base ? base + 1 : self;
+        if (strcmp(base, "ember") == 0)
+            return em_xstrdup(self);
+    }
+    if (*EMBER_BUILD_BIN && access(EMBER_BUILD_BIN, X_OK) == 0)
+        return em_xstrdup(EMBER_BUILD_BIN);
+    if (*EMBER_INSTALL_BIN && access(EMBER_INSTALL_BIN, X_OK) == 0)
+        return em_xstrdup(EMBER_INSTALL_BIN);
+    return NULL;
+}
+
+int em__spawn_executor(const em__spawn_args *a, pid_t *pid, em_err *err)
+{
+    char cores[16], port[16];
+    snprintf(cores, sizeof cores, "%u", a->cores);
+    snprintf(port, sizeof port, "%s", a->driver);
+    (void)port;
+    const char *argv[16];
+    int k = 0;
+    argv[k++] = a->bin;
+    argv[k++] = "executor";
+    argv[k++] = "--driver";
+    argv[k++] = a->driver;
+    argv[k++] = "--exec-id";
+    argv[k++] = a->exec_id;
+    argv[k++] = "--cores";
+    argv[k++] = cores;
+    if (a->memory) {
+        argv[k++] = "--memory";
+        argv[k++] = a->memory;
+    }
+    if (a->work_dir) {
+        argv[k++] = "--work-dir";
+        argv[k++] = a->work_dir;
+    }
+    argv[k] = NULL;
+
+    size_t nenv = 0;
+    while (environ[nenv])
+        nenv++;
+    char **envp = em_xcalloc(nenv + 2, sizeof *envp);
+    size_t j = 0;
+    for (size_t i = 0; i < nenv; i++)
+        if (strncmp(environ[i], "EMBER_SECRET=", 13) != 0)
+            envp[j++] = environ[i];
+    char *sec = em_xasprintf("EMBER_SECRET=%s", a->secret);
+    envp[j++] = sec;
+    envp[j] = NULL;
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    /* The child gets default signal handling (a driver may ignore SIGPIPE etc.). */
+    sigset_t def;
+    sigemptyset(&def);
+    sigaddset(&def, SIGPIPE);
+    sigaddset(&def, SIGINT);
+    sigaddset(&def, SIGTERM);
+    posix_spawnattr_setsigdefault(&attr, &def);
+    sigset_t none;
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    int rc = posix_spawn(pid, a->bin, NULL, &attr, (char *const *)argv, envp);
+    posix_spawnattr_destroy(&attr);
+    em_free(sec);
+    em_free(envp);
+    if (rc != 0)
+        return em_err_set(err, EM_EIO, "cannot start executor %s (%s): %s", a->exec_id, a->bin,
+                          strerror(rc));
+    return 0;
+}
+
+void em__describe_exit(int status, char *buf, size_t n)
+{
+    if (WIFEXITED(status))
+        snprintf(buf, n, "exited with status %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        snprintf(buf, n, "was killed by signal %d", WTERMSIG(status));
+    else
+        snprintf(buf, n, "stopped (status 0x%x)", status);
+}

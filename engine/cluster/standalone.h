@@ -1,0 +1,110 @@
+/* engine/cluster/standalone.h - the standalone cluster manager: the master daemon (tracks
+ * workers and applications, grants executors), the worker daemon (starts and watches
+ * `ember executor` processes) and the driver's client of the master. docs/standalone.md
+ * has every message.
+ *
+ * TRUST: every connection to a daemon authenticates with the cluster secret (engine/net:
+ * HMAC challenge-response before any frame body is read). The application's own secret
+ * (driver <-> executors) travels driver -> master -> worker inside those authenticated
+ * connections and reaches the executor in its environment (EMBER_SECRET), never on a
+ * command line. Daemons never load job code: the executor does, after checking its hash.
+ *
+ * THREADS: em_master_* bookkeeping functions lock the master's mutex and may be called from
+ * any thread (the daemon calls them on its network thread, the status page on its HTTP
+ * thread). em_master_run / em_worker_run block the calling thread until *stop is set. */
+#ifndef EMBER_CLUSTER_STANDALONE_H
+#define EMBER_CLUSTER_STANDALONE_H
+
+#include <signal.h>
+
+#include "engine/base/base.h"
+
+#define EM_STANDALONE_DEFAULT_PORT 7077
+#define EM_STANDALONE_DEFAULT_UI_PORT 8080
+#define EM_STANDALONE_MAX_MSG 65536u     /* bytes of one control message (JSON) */
+
+/* Parses "ember://HOST:PORT" (PORT optional: 7077) into host (cap bytes) and *port.
+ * EM_EINVAL naming the URL when it is not one. */
+int em_standalone_parse_url(const char *url, char *host, size_t cap, uint16_t *port,
+                            em_err *err);
+/* Reads a secret: the file's contents (trailing newlines stripped) when path is set, else
+ * $EMBER_SECRET. EM_EINVAL when neither or when shorter than 16 bytes. Caller frees. */
+char *em_standalone_read_secret(const char *path, em_err *err);
+
+/* ---------------------------------------------------------------- master bookkeeping
+ * The master's whole state machine, free of I/O: feed it the frames and closes of its
+ * connections; it answers through `send` (one JSON message to a connection).
+ * Connections are opaque ids. The daemon (em_master_run) wires these to engine/net. */
+typedef struct em_master em_master;
+typedef struct em_master_io {
+    int (*send)(void *ud, uint64_t conn, const char *json, size_t len);
+    void *ud;
+} em_master_io;
+
+em_master *em_master_new(const em_master_io *io);
+void em_master_free(em_master *m);                       /* NULL ok */
+/* One RPC message from conn. <0 (err set) when the message is malformed or not allowed
+ * from this peer: the caller closes the connection (the master forgets it first). */
+int em_master_on_message(em_master *m, uint64_t conn, const uint8_t *p, size_t n,
+                         em_err *err);
+/* conn closed: a worker is lost (its executors with it), a driver is gone (its
+ * application ends: its executors are killed). */
+void em_master_on_close(em_master *m, uint64_t conn);
+/* {"workers":[...],"apps":[...],"completed_apps":[...]} (em_free). */
+char *em_master_json(em_master *m);
+/* Counts, for tests and logs. */
+uint32_t em_master_num_workers(em_master *m);
+uint32_t em_master_num_apps(em_master *m);
+
+/* ---------------------------------------------------------------- daemons */
+
+typedef struct em_master_opts {
+    const char *host;            /* NULL = 127.0.0.1 */
+    uint16_t port;               /* 0 = any (printed on stdout) */
+    const char *ui_host;         /* NULL = host */
+    int ui_port;                 /* 0 = off, -1 = any free one */
+    const char *secret;          /* cluster secret, >= 16 bytes */
+    uint32_t peer_timeout_ms;    /* silent workers/drivers are dropped; 0 = 10000 */
+} em_master_opts;
+
+/* Serves until *stop becomes non-zero. Prints "master listening on ember://H:P" and
+ * "master ui on http://H:P" on stdout once bound. */
+int em_master_run(const em_master_opts *o, volatile sig_atomic_t *stop, em_err *err);
+
+typedef struct em_worker_opts {
+    const char *master_host;     /* required */
+    uint16_t master_port;
+    const char *host;            /* where executors listen; NULL = 127.0.0.1 */
+    uint32_t cores;              /* 0 = online CPUs */
+    uint64_t memory;             /* bytes; 0 = 4 GiB */
+    const char *work_dir;        /* NULL = $TMPDIR/ember-worker-<pid> (made, removed at exit) */
+    const char *secret;          /* cluster secret */
+    const char *ember_bin;       /* the ember command; NULL = /proc/self/exe */
+    uint32_t peer_timeout_ms;    /* 0 = 10000 */
+} em_worker_opts;
+
+/* Registers with the master and runs executors on its orders until *stop; reconnects
+ * (every second) when the master goes away, killing its executors meanwhile. Kills every
+ * executor and removes every directory it made before returning. */
+int em_worker_run(const em_worker_opts *o, volatile sig_atomic_t *stop, em_err *err);
+
+/* ---------------------------------------------------------------- the driver's client */
+
+typedef struct em_standalone_app {
+    const char *name;            /* application name shown by the master */
+    uint32_t total_cores;        /* --total-executor-cores; 0 = as many as there are */
+    uint32_t executor_cores;     /* cores per executor; 0 = all free cores of a worker */
+    uint64_t executor_memory;    /* bytes per executor; 0 = 1 GiB */
+    const char *cluster_secret;  /* to authenticate with the master (copied) */
+    uint32_t wait_ms;            /* for the first executor grant; 0 = 30000 */
+} em_standalone_app;
+
+/* Installs the ember:// master hook of engine/cluster (em_cluster_set_master_ops): when a
+ * context is created with master ember://HOST:PORT, it registers the application with the
+ * master, which has workers start the executors. Call before em_context_new; free the
+ * client (which uninstalls the hook) after the context is freed. Main thread. */
+typedef struct em_standalone_client em_standalone_client;
+em_standalone_client *em_standalone_install(const em_standalone_app *app, em_err *err);
+void em_standalone_client_free(em_standalone_client *c);     /* NULL ok */
+
+#endif /* EMBER_CLUSTER_STANDALONE_H */

@@ -4,9 +4,8 @@
  *
  * WHERE EXAMPLES ARE. The directories searched, in order (the first that has the file
  * wins): $EMBER_EXAMPLES_DIR (a ':'-separated list; when set, nothing else is searched),
- * else the build tree's lib/ember/examples (EMBER_EXAMPLES_BUILD_DIR, compiled in), the
- * install prefix's (EMBER_EXAMPLES_INSTALL_DIR) and <dir of this binary>/../lib/ember/
- * examples (a relocated install). In each, NAME.so and CMake's default module name
+ * else <dir of this binary>/../lib/ember/examples, the build tree's (EMBER_EXAMPLES_BUILD_DIR,
+ * compiled in) and the install prefix's (EMBER_EXAMPLES_INSTALL_DIR). In each, NAME.so and CMake's default module name
  * libNAME.so are tried. A NAME containing '/' is a path to a job library.
  *
  * CONFIGURATION, later sources winning: defaults (ember.master = local[2]) < the file in
@@ -111,8 +110,8 @@ static void dirs_init(dir_list *d)
             dirs_add(d, p);
         return;
     }
-    dirs_add(d, EMBER_EXAMPLES_BUILD_DIR);
-    dirs_add(d, EMBER_EXAMPLES_INSTALL_DIR);
+    /* Next to this binary first: build/bin/ember finds build/lib/ember/examples and an
+     * installed (or relocated) ember finds its own prefix's, never another tree's. */
     n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n > 0) {
         exe[n] = '\0';
@@ -124,6 +123,8 @@ static void dirs_init(dir_list *d)
             em_free(rel);
         }
     }
+    dirs_add(d, EMBER_EXAMPLES_BUILD_DIR);
+    dirs_add(d, EMBER_EXAMPLES_INSTALL_DIR);
 }
 
 static void dirs_destroy(dir_list *d)

@@ -16,6 +16,7 @@
  * the connection closed once the write completes. At most EM__HTTP_MAX_CONNS connections
  * are served at once; a request must be complete within EM__HTTP_TIMEOUT_MS. Stopping goes
  * through a uv_async: the loop closes every handle and returns; the caller joins it. */
+#include "engine/net/net.h"
 #include "engine/cluster/http.h"
 
 #include <netdb.h>
@@ -344,6 +345,7 @@ static void on_stop(uv_async_t *a)
 static void loop_main(void *arg)
 {
     em__http_server *s = arg;
+    em_net_block_sigpipe();
     uv_run(&s->loop, UV_RUN_DEFAULT);
 }
 

@@ -16,6 +16,7 @@
 #include "engine/net/net.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -540,9 +541,18 @@ static void on_wake(uv_async_t *a)
     }
 }
 
+void em_net_block_sigpipe(void)
+{
+    sigset_t pipe_set;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
+}
+
 static void loop_main(void *arg)
 {
     em_net *n = arg;
+    em_net_block_sigpipe();
     uv_run(&n->loop, UV_RUN_DEFAULT);
 }
 

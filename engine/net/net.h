@@ -133,6 +133,10 @@ int em_net_connect(em_net *n, const char *host, uint16_t port, em_conn_id *out, 
 /* Queues one frame (payload copied). Any thread except the loop thread blocks while the
  * queue is full; from the loop thread (inside a callback) it never blocks. */
 int em_net_send(em_net *n, em_conn_id c, uint8_t type, const void *p, size_t len, em_err *err);
+/* Blocks SIGPIPE in the calling thread: writing to a peer that died then fails with EPIPE
+ * instead of killing the process, with no process-wide signal setup (a library must not
+ * need one). Every thread that runs a libuv loop with sockets calls it first. */
+void em_net_block_sigpipe(void);
 /* Closes a connection (on_close follows on the loop thread). Any thread; unknown ids ok. */
 void em_net_close(em_net *n, em_conn_id c);
 

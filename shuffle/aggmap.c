@@ -1,31 +1,51 @@
 /* shuffle/aggmap.c - combining hash map: (partition, key) -> combiner value.
  *
  * DESIGN: the hot loop of a combine_by_key (wordcount's map side) is "look the key up, merge
- * one value", and with a vocabulary larger than the caches its cost is cache misses. So:
- *   - slots is an open-addressing table (linear probing, at most half full) of (hash, entry
- *     pointer) pairs: a probe compares the full hash before it touches an entry;
- *   - an entry is one slab carving: header, key, value room. A hit costs two misses (slot,
- *     entry), with no per-record allocation;
- *   - a merged value that fits the entry's room (vcap) is written in place; a larger one
- *     re-carves the entry (key copied along) and repoints its slot and ents[] cell; the old
- *     bytes are dropped until reset;
- *   - ents[] lists the entries in insertion order, for iteration and sorting.
+ * one value", and with a vocabulary larger than the caches its cost is cache misses. So a
+ * lookup should touch one cache line:
+ *   - slots is an open-addressing table (linear probing, at most 3/4 full) of 32-byte slots
+ *     (shuffle_int.h FORMAT): the low 32 bits of the table hash, the partition, and either
+ *     the record itself (key up to EM__AGG_INLINE_KEY bytes and an 8-byte value: ids, words,
+ *     counts, sums) or a pointer to a slab entry (longer keys, other values);
+ *   - a probe compares hash bits and partition, then for an inline slot the kind, length and
+ *     padded key as two u64 compares against a probe image built once per lookup; only an
+ *     entry slot with matching hash bits costs a second access;
  *   - a merge of two 8-byte values with a combiner that has an 8-byte kernel
  *     (em_combiner.merge_value8 / merge_combiners8, e.g. em.sum_i64) is done in place in the
- *     entry: no call through the scratch buffer, no copy;
+ *     slot; any other merge goes through the scratch buffer, and a result that no longer fits
+ *     the slot (not 8 bytes) moves the record to an entry;
+ *   - an entry is one slab carving: header, key, value room. A merged value that fits the
+ *     room (vcap) is written in place; a larger one re-carves the entry and repoints its
+ *     slot; the old bytes are dropped until reset;
+ *   - growing moves the 32-byte slots by their stored hash bits, never touching entries;
  *   - the caller may pass the key's partitioning hash (em_shuffle_key_hash), so a map-side
- *     combine hashes each key once for both partitioning and the table.
- * The table hash is em_mix64 of the key hash with a seed and the partition: on the reduce
- * side every key of a partition has the same em_hash64(key, 0) mod nparts, and the full
- * avalanche of em_mix64 keeps those keys from crowding the table's low bits. */
+ *     combine hashes each key once for both partitioning and the table, and may prefetch
+ *     the home slot of a key it will add soon (em__aggmap_prefetch).
+ * The table hash (em__agg_hash32) is the top half of one multiply of the key hash with a
+ * seed and the partition mixed in: on the reduce side every key of a partition has the same
+ * em_hash64(key, 0) mod nparts, so the low bits of the key hash cannot index the table,
+ * but the top of the product depends on all of its bits (and em_hash64 already avalanches,
+ * so a full em_mix64 again would only cost time). */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "shuffle/shuffle_int.h"
 
-#define AGG_SEED 0x2545f4914f6cdd1dULL
 #define SLAB_MIN_CHUNK 4096u
 #define SLAB_MAX_CHUNK (1u << 20)
+#define MIN_SLOTS 64u
+/* Tables of HUGE_MIN bytes or more are aligned for transparent huge pages. */
+#define HUGE_MIN ((size_t)1 << 21)
+#define HUGE_ALIGN ((size_t)1 << 21)
+/* Grow when more than LOAD_NUM/LOAD_DEN of the slots would be used. */
+#define LOAD_NUM 3u
+#define LOAD_DEN 4u
+
+enum { SLOT_EMPTY = 0, SLOT_INLINE = 1, SLOT_ENTRY = 2 };
+
+_Static_assert(sizeof(em__agg_slot) == 32, "a slot is half a cache line");
 
 struct em__slab_chunk {
     em__slab_chunk *next;
@@ -52,12 +72,13 @@ void em__aggmap_reset(em__aggmap *m)
     }
     m->chunks = NULL;
     m->slab_used = 0;
-    em_free(m->slots);
+    em_free(m->slots_raw);
+    m->slots_raw = NULL;
     m->slots = NULL;
     m->nslots = 0;
-    em_free(m->ents);
-    m->ents = NULL;
-    m->nents = m->cap_ents = 0;
+    m->nents = 0;
+    em_free(m->order);
+    m->order = NULL;
 }
 
 void em__aggmap_destroy(em__aggmap *m)
@@ -68,7 +89,8 @@ void em__aggmap_destroy(em__aggmap *m)
 
 size_t em__aggmap_mem(const em__aggmap *m)
 {
-    return m->slab_used + m->nslots * sizeof(em__agg_slot) + m->cap_ents * sizeof(em__agg_entry *);
+    return m->slab_used + m->nslots * sizeof(em__agg_slot) +
+           (m->order ? m->nents * sizeof *m->order : 0);
 }
 
 /* Carves n bytes (rounded up to 8, entries hold a u64) from the slab; NULL on OOM. */
@@ -97,10 +119,6 @@ static void *slab_alloc(em__aggmap *m, size_t n)
     return p;
 }
 
-static uint64_t slot_hash(uint64_t key_hash, uint32_t part)
-{
-    return em_mix64(key_hash ^ AGG_SEED ^ ((uint64_t)part * 0x9e3779b97f4a7c15ULL));
-}
 
 /* Key equality; short keys (the common case: words, ids) without a call to memcmp. */
 static inline bool key_eq(const uint8_t *a, const uint8_t *b, size_t n)
@@ -120,88 +138,135 @@ static inline bool key_eq(const uint8_t *a, const uint8_t *b, size_t n)
     return memcmp(a, b, n) == 0;
 }
 
+static inline em_slice slot_key(const em__agg_slot *s)
+{
+    return s->kind == SLOT_INLINE ? em_slice_make(s->key, s->klen)
+                                  : em_slice_make(s->u.e->kv, s->u.e->klen);
+}
+
+static inline em_slice slot_val(const em__agg_slot *s)
+{
+    return s->kind == SLOT_INLINE ? em_slice_make(s->u.v8, 8)
+                                  : em_slice_make(s->u.e->kv + s->u.e->klen, s->u.e->vlen);
+}
+
 static int grow_slots(em__aggmap *m)
 {
-    size_t n = m->nslots ? m->nslots * 2 : 64;
-    em__agg_slot *s = em_calloc(n, sizeof *s);
-    if (!s)
+    size_t n = m->nslots ? m->nslots * 2 : MIN_SLOTS;
+    if (n > ((size_t)1 << 32))   /* h32 only has 32 bits of home slot */
         return EM_ENOMEM;
-    for (size_t i = 0; i < m->nents; i++) {
-        uint64_t h = m->ents[i]->hash;
-        size_t j = (size_t)h & (n - 1);
-        while (s[j].e)
-            j = (j + 1) & (n - 1);
-        s[j].hash = h;
-        s[j].e = m->ents[i];
+    size_t bytes = n * sizeof(em__agg_slot);
+    size_t align = bytes >= HUGE_MIN ? HUGE_ALIGN : 64;
+    void *raw = em_calloc(1, bytes + align);
+    if (!raw)
+        return EM_ENOMEM;
+    em__agg_slot *s = (em__agg_slot *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
+#ifdef MADV_HUGEPAGE
+    /* A lookup is a random access: with 4 KiB pages a large table misses the TLB too. The
+     * hint is best effort (fails harmlessly without transparent huge pages). */
+    if (align == HUGE_ALIGN)
+        (void)madvise(s, bytes, MADV_HUGEPAGE);
+#endif
+    size_t mask = n - 1;
+    for (size_t i = 0; i < m->nslots; i++) {
+        const em__agg_slot *o = &m->slots[i];
+        if (o->kind == SLOT_EMPTY)
+            continue;
+        size_t j = o->h32 & mask;
+        while (s[j].kind != SLOT_EMPTY)
+            j = (j + 1) & mask;
+        s[j] = *o;
     }
-    em_free(m->slots);
+    em_free(m->slots_raw);
+    m->slots_raw = raw;
     m->slots = s;
     m->nslots = n;
     return 0;
 }
 
-/* Stores val as the value of the entry in slot s, in place when it fits, else re-carved. */
+/* Moves slot s's record to a new entry holding val (an inline slot whose value stops being 8
+ * bytes, or an entry whose value outgrew its room). */
+static int to_entry(em__aggmap *m, em__agg_slot *s, em_slice val)
+{
+    em_slice key = slot_key(s);
+    em__agg_entry *e = slab_alloc(m, sizeof *e + key.n + val.n);
+    if (!e)
+        return EM_ENOMEM;
+    e->klen = (uint32_t)key.n;
+    e->vlen = e->vcap = (uint32_t)val.n;
+    e->pad_ = 0;
+    if (key.n)
+        memcpy(e->kv, key.p, key.n);
+    if (val.n)
+        memcpy(e->kv + key.n, val.p, val.n);
+    s->kind = SLOT_ENTRY;
+    s->klen = 0;
+    memset(s->key, 0, sizeof s->key);
+    s->u.e = e;
+    return 0;
+}
+
+/* Stores val as the value of slot s: in place when it fits, else in a (new) entry. */
 static int set_value(em__aggmap *m, em__agg_slot *s, em_slice val)
 {
-    em__agg_entry *e = s->e;
-
+    if (s->kind == SLOT_INLINE) {
+        if (val.n == 8) {
+            memcpy(s->u.v8, val.p, 8);
+            return 0;
+        }
+        return to_entry(m, s, val);
+    }
+    em__agg_entry *e = s->u.e;
     if (val.n <= e->vcap) {
         if (val.n)
             memcpy(e->kv + e->klen, val.p, val.n);
         e->vlen = (uint32_t)val.n;
         return 0;
     }
-    em__agg_entry *ne = slab_alloc(m, sizeof *ne + (size_t)e->klen + val.n);
-    if (!ne)
-        return EM_ENOMEM;
-    *ne = *e;
-    memcpy(ne->kv, e->kv, e->klen);
-    memcpy(ne->kv + e->klen, val.p, val.n);   /* val.n > vcap >= 0, so val.p is set */
-    ne->vlen = ne->vcap = (uint32_t)val.n;
-    s->e = ne;
-    m->ents[ne->idx] = ne;
-    return 0;
+    return to_entry(m, s, val);
 }
 
-static int insert(em__aggmap *m, size_t slot, uint64_t h, uint32_t part, em_slice key,
+static int insert(em__aggmap *m, em__agg_slot *s, uint32_t h32, uint32_t part, em_slice key,
                   em_slice val, em_err *err)
 {
-    if (m->nents == m->cap_ents) {
-        size_t cap = m->cap_ents ? m->cap_ents * 2 : 32;
-        em__agg_entry **ents = em_realloc(m->ents, cap * sizeof *ents);
-        if (!ents)
-            return em_err_set(err, EM_ENOMEM, "combine map: out of memory (%zu entries)", cap);
-        m->ents = ents;
-        m->cap_ents = cap;
+    if (key.n <= EM__AGG_INLINE_KEY && val.n == 8) {
+        memset(s, 0, sizeof *s);
+        s->kind = SLOT_INLINE;
+        s->klen = (uint8_t)key.n;
+        if (key.n)
+            memcpy(s->key, key.p, key.n);
+        memcpy(s->u.v8, val.p, 8);
+    } else {
+        em__agg_entry *e = slab_alloc(m, sizeof *e + key.n + val.n);
+        if (!e)
+            return em_err_set(err, EM_ENOMEM, "combine map: out of memory for a %zu-byte "
+                              "record", key.n + val.n);
+        e->klen = (uint32_t)key.n;
+        e->vlen = e->vcap = (uint32_t)val.n;
+        e->pad_ = 0;
+        if (key.n)
+            memcpy(e->kv, key.p, key.n);
+        if (val.n)
+            memcpy(e->kv + key.n, val.p, val.n);
+        memset(s, 0, sizeof *s);
+        s->kind = SLOT_ENTRY;
+        s->u.e = e;
     }
-    em__agg_entry *e = slab_alloc(m, sizeof *e + key.n + val.n);
-    if (!e)
-        return em_err_set(err, EM_ENOMEM, "combine map: out of memory for a %zu-byte record",
-                          key.n + val.n);
-    e->hash = h;
-    e->part = part;
-    e->klen = (uint32_t)key.n;
-    e->vlen = e->vcap = (uint32_t)val.n;
-    e->idx = (uint32_t)m->nents;
-    if (key.n)
-        memcpy(e->kv, key.p, key.n);
-    if (val.n)
-        memcpy(e->kv + key.n, val.p, val.n);
-    m->slots[slot].hash = h;
-    m->slots[slot].e = e;
-    m->ents[m->nents++] = e;
+    s->h32 = h32;
+    s->part = part;
+    m->nents++;
     return 0;
 }
 
 static int merge(em__aggmap *m, em__agg_slot *s, em_slice val, em_err *err)
 {
     const em_combiner *c = m->comb;
-    em_slice cur = em_slice_make(s->e->kv + s->e->klen, s->e->vlen);
+    em_slice cur = slot_val(s);
     int rc;
 
     em_merge8_fn k8 = m->values_are_combiners ? c->merge_combiners8 : c->merge_value8;
     if (k8 && cur.n == 8 && val.n == 8) {
-        k8(s->e->kv + s->e->klen, val.p);
+        k8((uint8_t *)cur.p, val.p);
         return 0;
     }
 
@@ -223,51 +288,120 @@ static int merge(em__aggmap *m, em__agg_slot *s, em_slice val, em_err *err)
 
 int em__aggmap_add(em__aggmap *m, uint32_t part, em_slice key, em_slice val, em_err *err)
 {
-    return em__aggmap_add_hashed(m, part, em_hash64(key.p, key.n, 0), key, val, err);
+    em_rec r = {key, val};
+    return em__aggmap_add_hashed(m, part, em_hash64(key.p, key.n, 0), &r, err);
 }
 
-int em__aggmap_add_hashed(em__aggmap *m, uint32_t part, uint64_t key_hash, em_slice key,
-                          em_slice val, em_err *err)
+/* The probe image of a key of n <= EM__AGG_INLINE_KEY bytes: what bytes 8..23 of its inline
+ * slot hold, as two little-endian u64, assembled in registers from loads that stay inside
+ * the key (an image built in memory byte by byte and read back whole would stall on store
+ * forwarding on every lookup). */
+static inline void probe_image(const uint8_t *p, size_t n, uint64_t want[2])
 {
-    uint64_t h = slot_hash(key_hash, part);
+    uint64_t lo = 0, hi = 0;   /* key bytes 0..7 and 8..13 */
+    if (n >= 8) {
+        lo = em_load_le64(p);
+        if (n > 8)
+            hi = em_load_le64(p + n - 8) >> (8 * (16 - n));
+    } else if (n >= 4) {
+        lo = (uint64_t)em_load_le32(p) | (uint64_t)em_load_le32(p + n - 4) << (8 * (n - 4));
+    } else if (n) {
+        lo = (uint64_t)p[0] | (uint64_t)p[n / 2] << (8 * (n / 2)) |
+             (uint64_t)p[n - 1] << (8 * (n - 1));
+    }
+    want[0] = SLOT_INLINE | (uint64_t)n << 8 | lo << 16;
+    want[1] = lo >> 48 | hi << 16;
+}
+
+int em__aggmap_add_hashed(em__aggmap *m, uint32_t part, uint64_t key_hash, const em_rec *r,
+                          em_err *err)
+{
+    /* Fields one at a time: the caller has just stored them 8 bytes at a time. */
+    const em_slice key = em_slice_make(r->key.p, r->key.n);
+    uint32_t h32 = em__agg_hash32(key_hash, part);
+    uint64_t want[2] = {0, 0};
+    bool inl = key.n <= EM__AGG_INLINE_KEY;
+    em__agg_slot *s;
     size_t mask, j;
 
-    if (EM_UNLIKELY((m->nents + 1) * 2 > m->nslots) && grow_slots(m) < 0)
+    if (EM_UNLIKELY((m->nents + 1) * LOAD_DEN > m->nslots * LOAD_NUM) && grow_slots(m) < 0)
         return em_err_set(err, EM_ENOMEM, "combine map: out of memory growing the table");
+    if (inl)
+        probe_image(key.p, key.n, want);
     mask = m->nslots - 1;
-    for (j = (size_t)h & mask; m->slots[j].e; j = (j + 1) & mask) {
-        const em__agg_entry *e = m->slots[j].e;
-        if (m->slots[j].hash == h && e->part == part && e->klen == key.n &&
-            key_eq(e->kv, key.p, key.n))
-            return merge(m, &m->slots[j], val, err);
+    for (j = h32 & mask;; j = (j + 1) & mask) {
+        s = &m->slots[j];
+        if (s->kind == SLOT_EMPTY)
+            break;
+        if (s->h32 != h32 || s->part != part)
+            continue;
+        if (s->kind == SLOT_INLINE) {
+            const uint8_t *img = (const uint8_t *)s + offsetof(em__agg_slot, kind);
+            if (inl && em_load_le64(img) == want[0] && em_load_le64(img + 8) == want[1])
+                return merge(m, s, em_slice_make(r->val.p, r->val.n), err);
+        } else if (s->u.e->klen == key.n && key_eq(s->u.e->kv, key.p, key.n)) {
+            return merge(m, s, em_slice_make(r->val.p, r->val.n), err);
+        }
     }
+    em_slice val = em_slice_make(r->val.p, r->val.n);
     if (m->values_are_combiners || !m->comb->ops->create)
-        return insert(m, j, h, part, key, val, err);
+        return insert(m, s, h32, part, key, val, err);
     em_vbuf_clear(&m->scratch);
     int rc = m->comb->ops->create(m->comb->self, val, &m->scratch, err);
     if (rc < 0)
         return rc;
-    return insert(m, j, h, part, key, em_slice_make(m->scratch.data, m->scratch.len), err);
+    return insert(m, s, h32, part, key, em_slice_make(m->scratch.data, m->scratch.len), err);
 }
 
-static int cmp_entry(const void *a, const void *b)
+int em__aggmap_next(const em__aggmap *m, size_t *pos, uint32_t *part, em_rec *r)
 {
-    const em__agg_entry *x = *(em__agg_entry *const *)a, *y = *(em__agg_entry *const *)b;
-    int c = em_slice_cmp(em_slice_make(x->kv, x->klen), em_slice_make(y->kv, y->klen));
+    for (size_t i = *pos; i < m->nslots; i++) {
+        const em__agg_slot *s = &m->slots[i];
+        if (s->kind == SLOT_EMPTY)
+            continue;
+        *part = s->part;
+        r->key = slot_key(s);
+        r->val = slot_val(s);
+        *pos = i + 1;
+        return 1;
+    }
+    *pos = m->nslots;
+    return 0;
+}
+
+static int cmp_slot(const void *a, const void *b)
+{
+    const em__agg_slot *x = *(em__agg_slot *const *)a, *y = *(em__agg_slot *const *)b;
+    int c = em_slice_cmp(slot_key(x), slot_key(y));
     if (c)
         return c;
     return x->part < y->part ? -1 : x->part > y->part;
 }
 
-void em__aggmap_sort(em__aggmap *m)
+int em__aggmap_sort(em__aggmap *m, em_err *err)
 {
-    if (m->nents > 1)
-        qsort(m->ents, m->nents, sizeof *m->ents, cmp_entry);
-    for (size_t i = 0; i < m->nents; i++)
-        m->ents[i]->idx = (uint32_t)i;
-    /* The table would still find entries, but drop it: after a sort only iteration and
-     * reset are allowed, and the memory is better returned. */
-    em_free(m->slots);
-    m->slots = NULL;
-    m->nslots = 0;
+    em__agg_slot **order;
+    size_t k = 0;
+
+    if (m->order)
+        return 0;
+    order = em_malloc((m->nents ? m->nents : 1) * sizeof *order);
+    if (!order)
+        return em_err_set(err, EM_ENOMEM, "combine map: out of memory sorting %zu records",
+                          m->nents);
+    for (size_t i = 0; i < m->nslots; i++)
+        if (m->slots[i].kind != SLOT_EMPTY)
+            order[k++] = &m->slots[i];
+    if (k > 1)
+        qsort(order, k, sizeof *order, cmp_slot);
+    m->order = order;
+    return 0;
+}
+
+void em__aggmap_at(const em__aggmap *m, size_t i, uint32_t *part, em_rec *r)
+{
+    const em__agg_slot *s = m->order[i];
+    *part = s->part;
+    r->key = slot_key(s);
+    r->val = slot_val(s);
 }

@@ -10,7 +10,7 @@
  *     of the sort are one integer compare. Past the budget the index is sorted by key
  *     (ties in arrival order, so the sort is stable) and the records are written as a run.
  *   - finish(): without spills the output comes straight from memory (sorted index, or the
- *     map's entries in insertion order). With spills the in-memory remainder is sorted and
+ *     map's records in table order). With spills the in-memory remainder is sorted and
  *     becomes the last run (kept in memory), and the runs are merged with a binary heap keyed
  *     by (key, run number); equal keys across runs are combined: AGGREGATE with
  *     merge_combiners, GROUP by concatenating values in run order (arrival order, since runs
@@ -183,11 +183,12 @@ static int spill(em_reducer *r, em_err *err)
     if ((rc = em__run_writer_open(&w, r->o.spill_dir, r->level, err)) < 0)
         return rc;
     if (r->o.mode == EM_REDUCE_AGGREGATE) {
-        em__aggmap_sort(&r->agg);
+        rc = em__aggmap_sort(&r->agg, err);
         for (size_t i = 0; i < r->agg.nents && rc == 0; i++) {
-            const em__agg_entry *e = r->agg.ents[i];
-            rc = em__run_writer_add(&w, em_slice_make(e->kv, e->klen),
-                                    em_slice_make(e->kv + e->klen, e->vlen), err);
+            uint32_t part;
+            em_rec rec;
+            em__aggmap_at(&r->agg, i, &part, &rec);
+            rc = em__run_writer_add(&w, rec.key, rec.val, err);
         }
     } else {
         sort_buffer(r);
@@ -339,9 +340,8 @@ static int src_advance(em_reducer *r, run_src *s, em_err *err)
     s->has = false;
     if (r->o.mode == EM_REDUCE_AGGREGATE) {
         if (s->pos < r->agg.nents) {
-            const em__agg_entry *e = r->agg.ents[s->pos++];
-            s->cur.key = em_slice_make(e->kv, e->klen);
-            s->cur.val = em_slice_make(e->kv + e->klen, e->vlen);
+            uint32_t part;
+            em__aggmap_at(&r->agg, s->pos++, &part, &s->cur);
             s->has = true;
         }
     } else if (s->pos < r->nix) {
@@ -380,9 +380,10 @@ static int start_merge(em_reducer *r, em_err *err)
             return rc;
         r->nsrcs++;
     }
-    if (r->o.mode == EM_REDUCE_AGGREGATE)
-        em__aggmap_sort(&r->agg);
-    else
+    if (r->o.mode == EM_REDUCE_AGGREGATE) {
+        if ((rc = em__aggmap_sort(&r->agg, err)) < 0)
+            return rc;
+    } else
         sort_buffer(r);
     r->srcs[r->nsrcs].mem = true;
     r->srcs[r->nsrcs].rd.fd = -1;
@@ -495,12 +496,8 @@ static int next_memory(em_reducer *r, em_rec *out, em_err *err)
     int rc;
 
     if (r->o.mode == EM_REDUCE_AGGREGATE) {
-        if (r->pos >= r->agg.nents)
-            return 0;
-        const em__agg_entry *e = r->agg.ents[r->pos++];
-        out->key = em_slice_make(e->kv, e->klen);
-        out->val = em_slice_make(e->kv + e->klen, e->vlen);
-        return 1;
+        uint32_t part;
+        return em__aggmap_next(&r->agg, &r->pos, &part, out);
     }
     if (r->pos >= r->nix)
         return 0;

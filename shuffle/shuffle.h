@@ -126,6 +126,10 @@ static inline uint64_t em_shuffle_key_hash(em_slice key)
  * the caller for partitioning; the combine map reuses it instead of hashing again). */
 int em_shuffle_writer_add_hashed(em_shuffle_writer *w, uint32_t part, uint64_t key_hash,
                                  const em_rec *r, em_err *err);
+/* Hint: a record with this partition and key hash will be added soon. With a combiner it
+ * prefetches the combine map's slot, so a caller that buffers a few records (hash, hint,
+ * then add) overlaps their cache misses. No effect on results; never fails. */
+void em_shuffle_writer_prefetch(em_shuffle_writer *w, uint32_t part, uint64_t key_hash);
 /* Writes the data and index files atomically and fills *st (caller destroys it). */
 int em_shuffle_writer_commit(em_shuffle_writer *w, em_map_status *st, em_err *err);
 void em_shuffle_writer_free(em_shuffle_writer *w);   /* NULL ok; removes temp/spill files */

@@ -42,38 +42,57 @@ int em__shuffle_index_encode(em_vbuf *out, uint32_t sid, uint32_t mid, uint32_t 
 
 /* ---------------------------------------------------------------- aggmap (aggmap.c) */
 
-/* One combined record, carved from the map's slab: this header, then klen key bytes, then
- * vcap bytes of room for the value, of which vlen are used. A probe reaches the header and
- * the key in one cache line. */
+/* A combined record that does not fit a slot (key longer than EM__AGG_INLINE_KEY or value
+ * not 8 bytes), carved from the map's slab: this header, then klen key bytes, then vcap
+ * bytes of room for the value, of which vlen are used. */
 typedef struct em__agg_entry {
-    uint64_t hash;
-    uint32_t part;
     uint32_t klen;
     uint32_t vlen;
     uint32_t vcap;
-    uint32_t idx;          /* position in ents[] */
+    uint32_t pad_;
     uint8_t kv[];
 } em__agg_entry;
 
+#define EM__AGG_INLINE_KEY 14u
+
+/* One 32-byte table slot; two per cache line (the table is 64-byte aligned).
+ * FORMAT (host order, offsets in bytes):
+ *   0  u32 h32     low 32 bits of the table hash (the home slot is h32 & mask)
+ *   4  u32 part
+ *   8  u8  kind    0 empty, 1 inline (key and 8-byte value here), 2 entry (e)
+ *   9  u8  klen    inline key length (0..14)
+ *  10  u8  key[14] inline key, zero padded: bytes 8..23 compare as two little-endian u64
+ *                  against a probe image built once per lookup
+ *  24  8 bytes     inline: the value; entry: em__agg_entry pointer
+ * So the common lookup (short key, 8-byte combiner, e.g. wordcount) touches one slot and
+ * nothing else. */
 typedef struct em__agg_slot {
-    uint64_t hash;         /* copy of the entry's hash (no entry access on a mismatch) */
-    em__agg_entry *e;      /* NULL = empty */
+    uint32_t h32;
+    uint32_t part;
+    uint8_t kind;
+    uint8_t klen;
+    uint8_t key[EM__AGG_INLINE_KEY];
+    union {
+        uint8_t v8[8];
+        em__agg_entry *e;
+    } u;
 } em__agg_slot;
 
 typedef struct em__slab_chunk em__slab_chunk;
 
 /* Open-addressing (linear probing) hash map from (part, key) to a combiner value.
- * slots: power-of-two table, at most half full. ents: the entries in insertion order (for
- * iteration and sorting). Entries and their bytes live in a slab of chunks freed only on
- * reset. One thread per map. */
+ * slots: power-of-two table of nslots, at most 3/4 full (slots_raw is the allocation,
+ * slots its 64-byte aligned start). Records live in the slots (inline) or in slab entries
+ * the slots point to; both stay put until the next add that grows the table, or reset.
+ * order: after em__aggmap_sort, the used slots in key order. One thread per map. */
 typedef struct em__aggmap {
     const em_combiner *comb;
     bool values_are_combiners;   /* merge with merge_combiners, never create/merge_value */
+    void *slots_raw;
     em__agg_slot *slots;
     size_t nslots;
-    em__agg_entry **ents;
     size_t nents;
-    size_t cap_ents;
+    em__agg_slot **order;        /* nents slots in key order once sorted, else NULL */
     em__slab_chunk *chunks;      /* newest first */
     size_t slab_used;            /* bytes handed out by the slab */
     em_vbuf scratch;             /* combiner output */
@@ -86,14 +105,33 @@ void em__aggmap_reset(em__aggmap *m);
 /* Merges (part, key, val) into the map. Combiner errors pass through; EM_ENOMEM on OOM (the
  * map stays consistent). */
 int em__aggmap_add(em__aggmap *m, uint32_t part, em_slice key, em_slice val, em_err *err);
-/* As em__aggmap_add, given key_hash == em_hash64(key, 0) (em_shuffle_key_hash). */
-int em__aggmap_add_hashed(em__aggmap *m, uint32_t part, uint64_t key_hash, em_slice key,
-                          em_slice val, em_err *err);
+/* As em__aggmap_add for r's key and value, given key_hash == em_hash64(key, 0)
+ * (em_shuffle_key_hash). The record goes by pointer: five arguments stay in registers. */
+int em__aggmap_add_hashed(em__aggmap *m, uint32_t part, uint64_t key_hash, const em_rec *r,
+                          em_err *err);
+/* The 32 stored hash bits of (part, key hash); the home slot is their low bits. */
+static inline uint32_t em__agg_hash32(uint64_t key_hash, uint32_t part)
+{
+    uint64_t x = key_hash ^ 0x2545f4914f6cdd1dULL ^ ((uint64_t)part * 0x9e3779b97f4a7c15ULL);
+    return (uint32_t)((x * 0xbf58476d1ce4e5b9ULL) >> 32);
+}
+/* Hints that (part, key_hash) will be added soon: prefetches its home slot. */
+static inline void em__aggmap_prefetch(const em__aggmap *m, uint32_t part, uint64_t key_hash)
+{
+    if (m->nslots)
+        __builtin_prefetch(&m->slots[em__agg_hash32(key_hash, part) & (m->nslots - 1)], 0, 3);
+}
 /* Approximate bytes held: slab bytes in use plus the tables. */
 size_t em__aggmap_mem(const em__aggmap *m);
-/* Sorts the entries by key (memcmp order, shorter first), then by part. Lookups are invalid
- * afterwards: only iteration and reset are allowed. */
-void em__aggmap_sort(em__aggmap *m);
+/* Iterates the records in table order (any order): 1 with *part and *r (borrowed until the
+ * next add or reset) and *pos advanced, 0 at the end. Start with *pos = 0. */
+int em__aggmap_next(const em__aggmap *m, size_t *pos, uint32_t *part, em_rec *r);
+/* Sorts the records by key (memcmp order, shorter first), then by part, for
+ * em__aggmap_at. Adds are invalid afterwards: only em__aggmap_at, next and reset. EM_ENOMEM
+ * when the order array cannot be allocated (the map is unchanged). */
+int em__aggmap_sort(em__aggmap *m, em_err *err);
+/* Record i (< nents) in sorted order, after em__aggmap_sort. */
+void em__aggmap_at(const em__aggmap *m, size_t i, uint32_t *part, em_rec *r);
 
 /* ---------------------------------------------------------------- runs (runs.c) */
 

@@ -222,10 +222,11 @@ static int add_to_builder(em_shuffle_writer *w, uint32_t p, const em_rec *r, em_
 static int drain_combiners(em_shuffle_writer *w, em_err *err)
 {
     em__aggmap *m = &w->agg;
-    for (size_t i = 0; i < m->nents; i++) {
-        const em__agg_entry *e = m->ents[i];
-        em_rec r = {em_slice_make(e->kv, e->klen), em_slice_make(e->kv + e->klen, e->vlen)};
-        int rc = add_to_builder(w, e->part, &r, err);
+    size_t pos = 0;
+    uint32_t part;
+    em_rec r;
+    while (em__aggmap_next(m, &pos, &part, &r)) {
+        int rc = add_to_builder(w, part, &r, err);
         if (rc < 0)
             return rc;
     }
@@ -269,7 +270,7 @@ int em_shuffle_writer_add_hashed(em_shuffle_writer *w, uint32_t part, uint64_t k
     if (!w->combine) {
         rc = add_to_builder(w, part, r, &w->perr);
     } else {
-        rc = em__aggmap_add_hashed(&w->agg, part, key_hash, r->key, r->val, &w->perr);
+        rc = em__aggmap_add_hashed(&w->agg, part, key_hash, r, &w->perr);
         if (rc == 0 && w->buffered + em__aggmap_mem(&w->agg) > w->budget &&
             (rc = drain_combiners(w, &w->perr)) == 0 && w->buffered > w->budget / 2)
             rc = flush_largest(w, &w->perr);
@@ -277,6 +278,12 @@ int em_shuffle_writer_add_hashed(em_shuffle_writer *w, uint32_t part, uint64_t k
     if (EM_UNLIKELY(rc < 0))
         return poison(w, rc, err);
     return 0;
+}
+
+void em_shuffle_writer_prefetch(em_shuffle_writer *w, uint32_t part, uint64_t key_hash)
+{
+    if (w->combine)
+        em__aggmap_prefetch(&w->agg, part, key_hash);
 }
 
 /* Copies len bytes at off of the spill file into f. */

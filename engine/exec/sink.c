@@ -10,6 +10,19 @@
 
 /* ---------------------------------------------------------------- map side */
 
+/* A combining hash-partitioned map task adds records in groups of up to PEND_MAX: each is
+ * copied (records are borrowed), hashed and its combine slot prefetched, then the group is
+ * added, so the slots' cache misses overlap instead of coming one after another. */
+#define PEND_MAX 16
+#define PEND_BYTES 4096
+
+typedef struct pend_rec {
+    uint64_t h;
+    uint32_t part;
+    uint32_t off;             /* key at pbuf + off, then the value */
+    uint32_t klen, vlen;
+} pend_rec;
+
 typedef struct map_sink {
     em_task *t;
     const em_plan_node *root;
@@ -19,7 +32,81 @@ typedef struct map_sink {
     uint32_t rr;              /* ROUND_ROBIN: next reduce partition */
     em_node_combiner comb;
     em_shuffle_writer *w;
+    bool batch;               /* hash_part and a map-side combine: group adds */
+    uint64_t pmask;           /* hash_part with 2^k > 1 partitions: 2^k - 1, else 0 */
+    uint32_t npend;
+    size_t pused;
+    pend_rec pend[PEND_MAX];
+    uint8_t pbuf[PEND_BYTES];
 } map_sink;
+
+/* Adds the pending group to the writer. */
+static int flush_pending(map_sink *s, em_err *err)
+{
+    for (uint32_t i = 0; i < s->npend; i++) {
+        const pend_rec *q = &s->pend[i];
+        em_rec r = {em_slice_make(s->pbuf + q->off, q->klen),
+                    em_slice_make(s->pbuf + q->off + q->klen, q->vlen)};
+        if (em_shuffle_writer_add_hashed(s->w, q->part, q->h, &r, err) < 0) {
+            s->npend = 0;
+            s->pused = 0;
+            return em__node_err(s->root, err);
+        }
+    }
+    s->t->metrics->records_written += s->npend;
+    s->npend = 0;
+    s->pused = 0;
+    return 0;
+}
+
+/* memcpy without a call for the short keys and values of a group (words, ids, counts). */
+static inline void copy_small(uint8_t *d, const uint8_t *p, size_t n)
+{
+    if (n >= 8 && n <= 16) {
+        uint64_t a, b;
+        memcpy(&a, p, 8);
+        memcpy(&b, p + n - 8, 8);
+        memcpy(d, &a, 8);
+        memcpy(d + n - 8, &b, 8);
+    } else if (n >= 4 && n < 8) {
+        uint32_t a, b;
+        memcpy(&a, p, 4);
+        memcpy(&b, p + n - 4, 4);
+        memcpy(d, &a, 4);
+        memcpy(d + n - 4, &b, 4);
+    } else if (n < 4) {
+        for (size_t i = 0; i < n; i++)
+            d[i] = p[i];
+    } else {
+        memcpy(d, p, n);
+    }
+}
+
+/* Queues a record of a batching sink (hash h, partition p); large ones go straight in. */
+static int add_pending(map_sink *s, uint32_t p, uint64_t h, const em_rec *r, em_err *err)
+{
+    size_t n = r->key.n + r->val.n;
+    int rc;
+    if (s->pused + n > PEND_BYTES && (rc = flush_pending(s, err)) < 0)
+        return rc;
+    if (n > PEND_BYTES) {
+        if (em_shuffle_writer_add_hashed(s->w, p, h, r, err) < 0)
+            return em__node_err(s->root, err);
+        s->t->metrics->records_written++;
+        return 0;
+    }
+    em_shuffle_writer_prefetch(s->w, p, h);
+    pend_rec *q = &s->pend[s->npend++];
+    q->h = h;
+    q->part = p;
+    q->off = (uint32_t)s->pused;
+    q->klen = (uint32_t)r->key.n;
+    q->vlen = (uint32_t)r->val.n;
+    copy_small(s->pbuf + s->pused, r->key.p, r->key.n);
+    copy_small(s->pbuf + s->pused + r->key.n, r->val.p, r->val.n);
+    s->pused += n;
+    return s->npend == PEND_MAX ? flush_pending(s, err) : 0;
+}
 
 static int writer_open(map_sink *s, em_rec_kind kind, em_err *err)
 {
@@ -59,7 +146,11 @@ static int map_sink_add(map_sink *s, const em_rec *r, em_err *err)
                               "record that is not a pair", n->id);
         if (s->hash_part) {
             uint64_t h = em_shuffle_key_hash(r->key);
-            p = (uint32_t)(h % s->part.nparts);
+            /* h % nparts; a mask when nparts is a power of two (a 64-bit division costs
+             * tens of cycles a record) */
+            p = s->pmask ? (uint32_t)(h & s->pmask) : (uint32_t)(h % s->part.nparts);
+            if (s->batch)
+                return add_pending(s, p, h, r, err);
             if ((rc = em_shuffle_writer_add_hashed(s->w, p, h, r, err)) < 0)
                 return em__node_err(n, err);
             s->t->metrics->records_written++;
@@ -81,26 +172,35 @@ static int map_sink_push(void *ud, const em_rec *r, em_err *err)
 int em__run_map_sink(em_task *t, const em_plan_node *root, em_iter *in, em_task_result *out,
                      em_err *err)
 {
-    map_sink s = {.t = t, .root = root};
+    map_sink *s = em_calloc(1, sizeof *s);   /* the pending buffer: not on the stack */
     int rc = 0;
+    if (!s)
+        return em_err_set(err, EM_ENOMEM, "map task: out of memory");
+    s->t = t;
+    s->root = root;
     if (root->map_part == EM_MAP_PART_ROUND_ROBIN) {
-        s.rr = (uint32_t)(em_mix64(root->seed ^ t->partition) % root->nparts);
+        s->rr = (uint32_t)(em_mix64(root->seed ^ t->partition) % root->nparts);
     } else {
-        if ((rc = em_part_spec_partitioner(&root->part, &s.part, err)) < 0) {
+        if ((rc = em_part_spec_partitioner(&root->part, &s->part, err)) < 0) {
             em__node_err(root, err);
             goto out;
         }
-        s.have_part = true;
-        s.hash_part = em_partitioner_is_hash(&s.part);
+        s->have_part = true;
+        s->hash_part = em_partitioner_is_hash(&s->part);
+        s->batch = s->hash_part && (root->flags & EM_NODE_MAP_COMBINE);
+        uint32_t np = s->part.nparts;
+        if (s->hash_part && np > 1 && (np & (np - 1)) == 0)
+            s->pmask = np - 1;
     }
-    if ((rc = em__iter_drain(in, map_sink_push, &s, err)) < 0)
+    if ((rc = em__iter_drain(in, map_sink_push, s, err)) < 0 ||
+        (rc = flush_pending(s, err)) < 0)
         goto out;
     /* No record at all: still commit empty outputs (of the kind the plan expects). */
-    if (!s.w && (rc = writer_open(&s, root->parents[0]->is_kv ? EM_REC_KV : EM_REC_BYTES,
-                                  err)) < 0)
+    if (!s->w && (rc = writer_open(s, root->parents[0]->is_kv ? EM_REC_KV : EM_REC_BYTES,
+                                   err)) < 0)
         goto out;
     out->is_map = true;
-    if ((rc = em_shuffle_writer_commit(s.w, &out->map_status, err)) < 0) {
+    if ((rc = em_shuffle_writer_commit(s->w, &out->map_status, err)) < 0) {
         em__node_err(root, err);
         goto out;
     }
@@ -110,9 +210,10 @@ int em__run_map_sink(em_task *t, const em_plan_node *root, em_iter *in, em_task_
     t->metrics->spill_count += out->map_status.spill_count;
     t->metrics->spill_bytes += out->map_status.spill_bytes;
 out:
-    em_shuffle_writer_free(s.w);
-    if (s.have_part)
-        em_partitioner_destroy(&s.part);
+    em_shuffle_writer_free(s->w);
+    if (s->have_part)
+        em_partitioner_destroy(&s->part);
+    em_free(s);
     return rc;
 }
 

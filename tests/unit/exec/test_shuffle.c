@@ -76,6 +76,55 @@ Test(shuffle, reduce_by_key_with_and_without_map_combine, .timeout = 30)
     }
 }
 
+/* The map sink's grouped adds (hash-partitioned combine): keys of 1..40 bytes and a few of
+ * 5000 bytes (larger than the group buffer, added directly), 2 and 4 partitions (a mask) and
+ * 3 (a division), and budgets small enough that the combine map drains and spills. */
+Test(shuffle, map_combine_grouped_adds_mixed_keys_and_budgets, .timeout = 60)
+{
+    static const uint32_t nparts[] = {2, 3, 4};
+    static const size_t budgets[] = {8u << 20, 64u << 10, 4u << 10};
+    for (size_t pi = 0; pi < 3; pi++)
+        for (size_t bi = 0; bi < 3; bi++) {
+            tenv te;
+            te_init(&te);
+            te.env.task_mem_budget = budgets[bi];
+            trecs in = {0}, got = {0}, want = {0};
+            em_rng rng;
+            em_rng_seed(&rng, 100 + pi * 3 + bi);
+            static uint8_t big[5000];
+            for (size_t i = 0; i < 3000; i++) {
+                uint8_t k[48], v[8];
+                size_t kn = 1 + (size_t)em_rng_below(&rng, 40);
+                uint64_t id = em_rng_below(&rng, 300);
+                for (size_t j = 0; j < kn; j++)
+                    k[j] = (uint8_t)('a' + (id * 7 + j * (id % 5 + 1)) % 26);
+                k[0] = (uint8_t)('A' + id % 26);
+                enc64(v, (int64_t)em_rng_below(&rng, 100) - 50);
+                if (i % 500 == 7) {
+                    memset(big, 'B', sizeof big);
+                    big[0] = (uint8_t)('0' + (i / 500) % 2);
+                    trecs_add(&in, true, big, sizeof big, v, 8);
+                } else {
+                    trecs_add(&in, true, k, kn, v, 8);
+                }
+            }
+            em_plan_graph *g = em_plan_graph_new();
+            em_plan_node *p = par_kv(&te, g, &in, 2);
+            em_plan_node *sh = tn_shuffle(g, p, nparts[pi], 9, EM_REDUCE_AGGREGATE,
+                                          EM_NODE_MAP_COMBINE);
+            sh->fn = em_xstrdup("em.sum_i64");
+            te_run_shuffle(&te, sh);
+            te_collect(&te, sh, &got);
+            naive_sum(&in, 0, &want);
+            trecs_assert_eq(&got, &want, true, "grouped map-side combine");
+            trecs_free(&in);
+            trecs_free(&got);
+            trecs_free(&want);
+            em_plan_graph_free(g);
+            te_destroy(&te);
+        }
+}
+
 Test(shuffle, fold_by_key_uses_zero_once_per_key_per_map, .timeout = 30)
 {
     tenv te;

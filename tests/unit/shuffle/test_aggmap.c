@@ -1,0 +1,264 @@
+/* tests/unit/shuffle/test_aggmap.c - the combining hash map (shuffle/aggmap.c) against a
+ * naive reference: inline slots (short keys, 8-byte values) and slab entries (long keys,
+ * other value sizes), moves between the two, forced hash collisions, sorting, reset and
+ * out-of-memory. */
+#include "shuffle_test_util.h"
+#include "shuffle/shuffle_int.h"
+
+#define MAXV 256
+
+/* Reference: distinct (part, key) with their expected value, found by linear search. */
+typedef struct ref_ent {
+    uint32_t part;
+    uint8_t key[256];
+    size_t klen;
+    uint8_t val[MAXV];
+    size_t vlen;
+} ref_ent;
+
+typedef struct ref_map {
+    ref_ent *e;
+    size_t n;
+} ref_map;
+
+static ref_ent *ref_find(ref_map *r, uint32_t part, em_slice key)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (r->e[i].part == part && r->e[i].klen == key.n && !memcmp(r->e[i].key, key.p, key.n))
+            return &r->e[i];
+    return NULL;
+}
+
+/* Concatenation combiner (values grow, capped at MAXV by dropping the oldest bytes), with
+ * an optional create that prefixes '<'. */
+static void concat(em_slice a, em_slice b, uint8_t *out, size_t *n)
+{
+    uint8_t tmp[2 * MAXV];
+    memcpy(tmp, a.p, a.n);
+    memcpy(tmp + a.n, b.p, b.n);
+    size_t t = a.n + b.n, skip = t > MAXV ? t - MAXV : 0;
+    memcpy(out, tmp + skip, t - skip);
+    *n = t - skip;
+}
+static int cat_mv(void *self, em_slice c, em_slice v, em_vbuf *out, em_err *err)
+{
+    (void)self;
+    (void)err;
+    uint8_t o[MAXV];
+    size_t n;
+    concat(c, v, o, &n);
+    return em_vbuf_append(out, o, n);
+}
+static int cat_create(void *self, em_slice v, em_vbuf *out, em_err *err)
+{
+    (void)self;
+    (void)err;
+    uint8_t o[MAXV];
+    size_t n;
+    concat(em_slice_make("<", 1), v, o, &n);
+    return em_vbuf_append(out, o, n);
+}
+static const em_combiner_ops cat_ops = {NULL, cat_mv, cat_mv};
+static const em_combiner cat_combiner = {&cat_ops, NULL, NULL, NULL};
+static const em_combiner_ops cat_create_ops = {cat_create, cat_mv, cat_mv};
+static const em_combiner cat_create_combiner = {&cat_create_ops, NULL, NULL, NULL};
+
+static void k8_sum(uint8_t *acc, const uint8_t *v)
+{
+    em_enc_i64(acc, em_dec_i64(acc) + em_dec_i64(v));
+}
+static const em_combiner sum8_combiner = {&tu_sum_ops, NULL, k8_sum, k8_sum};
+
+/* Checks the map holds exactly the reference: by iteration, then sorted. */
+static void check_same(em__aggmap *m, ref_map *r)
+{
+    em_err err = EM_ERR_INIT;
+    size_t pos = 0, n = 0;
+    uint32_t part;
+    em_rec rec;
+    cr_assert_eq(m->nents, r->n);
+    while (em__aggmap_next(m, &pos, &part, &rec)) {
+        ref_ent *e = ref_find(r, part, rec.key);
+        cr_assert(e, "unexpected key of %zu bytes, part %u", rec.key.n, part);
+        cr_assert_eq(rec.val.n, e->vlen, "value size %zu want %zu", rec.val.n, e->vlen);
+        cr_assert(!memcmp(rec.val.p, e->val, e->vlen));
+        n++;
+    }
+    cr_assert_eq(n, r->n);
+    cr_assert_eq(em__aggmap_sort(m, &err), 0);
+    em_rec prev = {{NULL, 0}, {NULL, 0}};
+    uint32_t pprev = 0;
+    for (size_t i = 0; i < m->nents; i++) {
+        em__aggmap_at(m, i, &part, &rec);
+        ref_ent *e = ref_find(r, part, rec.key);
+        cr_assert(e && rec.val.n == e->vlen && !memcmp(rec.val.p, e->val, e->vlen));
+        if (i) {
+            int c = em_slice_cmp(prev.key, rec.key);
+            cr_assert(c < 0 || (c == 0 && pprev < part), "sort order at %zu", i);
+        }
+        prev = rec;
+        pprev = part;
+    }
+}
+
+typedef struct run_opts {
+    const em_combiner *comb;
+    bool sum;             /* 8-byte em_enc_i64 values summed; else concatenated */
+    bool create;          /* cat_create: first value gets a '<' prefix */
+    bool collide;         /* every key gets the same key hash */
+    size_t maxkey;        /* tu_rand_key max length (chars, up to 4 bytes each) */
+    uint32_t nparts;
+    size_t nadds;
+} run_opts;
+
+static void run_case(const run_opts *o, uint64_t seed)
+{
+    em__aggmap m;
+    ref_map r = {calloc(o->nadds, sizeof(ref_ent)), 0};
+    em_err err = EM_ERR_INIT;
+    em_rng rng;
+    em_rng_seed(&rng, seed);
+    em__aggmap_init(&m, o->comb, false);
+    for (size_t i = 0; i < o->nadds; i++) {
+        uint8_t key[256], val[16];
+        size_t kn = tu_rand_key(&rng, key, o->maxkey), vn;
+        uint32_t part = (uint32_t)em_rng_below(&rng, o->nparts);
+        if (o->sum) {
+            em_enc_i64(val, (int64_t)em_rng_below(&rng, 1000) - 500);
+            vn = 8;
+        } else {
+            vn = (size_t)em_rng_below(&rng, 12);   /* 0..11 bytes, 8 among them */
+            for (size_t k = 0; k < vn; k++)
+                val[k] = (uint8_t)('a' + em_rng_below(&rng, 26));
+        }
+        em_slice ks = em_slice_make(key, kn), vs = em_slice_make(val, vn);
+        uint64_t h = o->collide ? 42 : em_hash64(key, kn, 0);
+        em_rec rec = {ks, vs};
+        cr_assert_eq(em__aggmap_add_hashed(&m, part, h, &rec, &err), 0, "%s", err.msg);
+        ref_ent *e = ref_find(&r, part, ks);
+        if (!e) {
+            e = &r.e[r.n++];
+            e->part = part;
+            memcpy(e->key, key, kn);
+            e->klen = kn;
+            if (o->create)
+                concat(em_slice_make("<", 1), vs, e->val, &e->vlen);
+            else {
+                memcpy(e->val, val, vn);
+                e->vlen = vn;
+            }
+        } else if (o->sum) {
+            em_enc_i64(e->val, em_dec_i64(e->val) + em_dec_i64(val));
+        } else {
+            concat(em_slice_make(e->val, e->vlen), vs, e->val, &e->vlen);
+        }
+    }
+    cr_assert_gt(em__aggmap_mem(&m), 0);
+    check_same(&m, &r);
+    /* Reset, then the map is usable again (a drain). */
+    em__aggmap_reset(&m);
+    cr_assert_eq(m.nents, 0);
+    size_t pos = 0;
+    uint32_t part;
+    em_rec rec;
+    cr_assert_eq(em__aggmap_next(&m, &pos, &part, &rec), 0);
+    cr_assert_eq(em__aggmap_add(&m, 3, em_slice_make("k", 1), em_slice_make("12345678", 8),
+                                &err), 0);
+    cr_assert_eq(m.nents, 1);
+    em__aggmap_destroy(&m);
+    free(r.e);
+}
+
+Test(aggmap, short_keys_8byte_kernel)
+{
+    run_opts o = {&sum8_combiner, true, false, false, 3, 2, 20000};
+    run_case(&o, 1);
+}
+
+Test(aggmap, mixed_key_lengths_sum_through_ops)
+{
+    /* up to 40 chars (up to 160 bytes): inline and entry slots side by side */
+    run_opts o = {&tu_sum_combiner, true, false, false, 40, 3, 5000};
+    run_case(&o, 2);
+}
+
+Test(aggmap, values_change_size_inline_to_entry)
+{
+    /* 8-byte values start inline; concatenation moves them to entries and grows them */
+    run_opts o = {&cat_combiner, false, false, false, 5, 2, 4000};
+    run_case(&o, 3);
+}
+
+Test(aggmap, create_then_merge)
+{
+    run_opts o = {&cat_create_combiner, false, true, false, 20, 1, 3000};
+    run_case(&o, 4);
+}
+
+Test(aggmap, forced_collisions_one_cluster)
+{
+    /* the same key hash for every key: one probe cluster, equal stored hash bits */
+    run_opts o = {&sum8_combiner, true, false, true, 20, 2, 1500};
+    run_case(&o, 5);
+    run_opts c = {&cat_combiner, false, false, true, 4, 2, 1500};
+    run_case(&c, 6);
+}
+
+Test(aggmap, inline_boundary_lengths)
+{
+    /* keys of exactly 13, 14, 15 and 16 bytes that share their first 13 bytes, and the
+     * empty key: the inline image must tell them apart */
+    em__aggmap m;
+    em_err err = EM_ERR_INIT;
+    uint8_t v[8];
+    em__aggmap_init(&m, &sum8_combiner, true);
+    for (int round = 0; round < 3; round++)
+        for (size_t n = 0; n <= 17; n++) {
+            em_enc_i64(v, (int64_t)n);
+            cr_assert_eq(em__aggmap_add(&m, 0, em_slice_make("abcdefghijklmnopq", n),
+                                        em_slice_make(v, 8), &err), 0);
+        }
+    cr_assert_eq(m.nents, 18);
+    cr_assert_eq(em__aggmap_sort(&m, &err), 0);
+    for (size_t i = 0; i < 18; i++) {
+        uint32_t part;
+        em_rec r;
+        em__aggmap_at(&m, i, &part, &r);
+        cr_assert_eq(r.key.n, i);   /* prefixes sort shorter first */
+        cr_assert_eq(r.val.n, 8);
+        cr_assert_eq(em_dec_i64(r.val.p), 3 * (int64_t)i);
+    }
+    em__aggmap_destroy(&m);
+}
+
+Test(aggmap, survives_oom)
+{
+    /* every allocation failure is reported as EM_ENOMEM and leaves a consistent map */
+    for (long k = 0; k < 200; k++) {
+        em__aggmap m;
+        em_err err = EM_ERR_INIT;
+        int failed = 0;
+        em__aggmap_init(&m, &cat_combiner, false);
+        em_test_fail_alloc_after(k);
+        for (int i = 0; i < 300; i++) {
+            char key[32];
+            int n = snprintf(key, sizeof key, i % 3 ? "k%d" : "a-long-key-number-%d", i % 150);
+            int rc = em__aggmap_add(&m, (uint32_t)(i % 2), em_slice_make(key, (size_t)n),
+                                    em_slice_make("12345678", 8 + (size_t)(i % 5 == 0)), &err);
+            if (rc < 0) {
+                cr_assert_eq(rc, EM_ENOMEM);
+                failed++;
+            }
+        }
+        em_test_alloc_reset();
+        size_t pos = 0, seen = 0;
+        uint32_t part;
+        em_rec r;
+        while (em__aggmap_next(&m, &pos, &part, &r))
+            seen++;
+        cr_assert_eq(seen, m.nents);
+        em__aggmap_destroy(&m);
+        if (!failed)
+            break;
+    }
+}

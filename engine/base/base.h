@@ -220,19 +220,23 @@ static inline void em_store_le64(uint8_t *p, uint64_t v)
     em_store_le32(p, (uint32_t)v);
     em_store_le32(p + 4, (uint32_t)(v >> 32));
 }
+/* Big-endian 64-bit load/store (order-preserving int64 keys, SHA-256 lengths). memcpy +
+ * byte swap compiles to one load and a bswap; a byte loop stays a loop at -O2. */
 static inline uint64_t em_load_be64(const uint8_t *p)
 {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
+    uint64_t v;
+    __builtin_memcpy(&v, p, 8);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
     return v;
 }
 static inline void em_store_be64(uint8_t *p, uint64_t v)
 {
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    __builtin_memcpy(p, &v, 8);
 }
 
 /* ---------------------------------------------------------------- checksums, hashing */

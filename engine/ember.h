@@ -47,6 +47,9 @@ typedef struct em_conf em_conf;
  *   ember.local.dir              directory for shuffle files and spills     ($TMPDIR or /tmp)
  *   ember.task.maxFailures       attempts per task before the job fails                (4)
  *   ember.shuffle.compress.level zstd level for shuffle and disk blocks                 (1)
+ *   ember.checkpoint.dir         root of reliable checkpoints (em_rdd_checkpoint)  (unset)
+ *   ember.checkpoint.cleanup     true: remove checkpoint files at context end      (false)
+ *   ember.memory.storageFraction storage floor execution cannot evict              (0.5)
  * Sources, later ones winning: defaults < conf file (EMBER_CONF_FILE or em_conf_load_file)
  * < EMBER_* environment variables (EMBER_MASTER, EMBER_EXECUTOR_MEMORY: the key without
  * "ember.", upper-cased, dots as underscores) < em_conf_set. */
@@ -169,6 +172,25 @@ typedef enum em_persist_level {
 em_rdd *em_rdd_persist(em_rdd *r, em_persist_level level);   /* returns r */
 em_rdd *em_rdd_cache(em_rdd *r);                              /* MEMORY_ONLY */
 void em_rdd_unpersist(em_rdd *r);
+
+/* Addition (out-of-core). Checkpoints are EAGER (Spark's are written by the next action):
+ * a job runs now and a NEW dataset is returned whose lineage is one source node reading
+ * what was written (em_rdd_lineage_depth 1); r itself is unchanged. The partitioner is
+ * kept. NULL + err on failure (nothing is left behind).
+ * checkpoint: part files <ember.checkpoint.dir>/<app>/rdd-<id>/part-NNNNN (block files:
+ * zstd, checksummed, atomic), readable after the executor that wrote them is gone; kept
+ * after the context ends unless ember.checkpoint.cleanup=true (Spark's default keeps them).
+ * EM_EINVAL when ember.checkpoint.dir is unset; a missing or corrupt part is an error
+ * naming the file, at checkpoint time and when read.
+ * local_checkpoint: the partitions go to the executors' block stores (MEMORY_AND_DISK);
+ * faster, but lost with their executor (reading then fails with EM_ENOTFOUND).
+ * docs/out-of-core.md. */
+em_rdd *em_rdd_checkpoint(em_rdd *r, em_err *err);
+em_rdd *em_rdd_local_checkpoint(em_rdd *r, em_err *err);
+/* Path of part file `part` of a reliable checkpoint dataset (borrowed), else NULL. */
+const char *em_rdd_checkpoint_part(const em_rdd *r, uint32_t part);
+/* Longest chain of lineage nodes from r to a source, r included (a source: 1). */
+uint32_t em_rdd_lineage_depth(const em_rdd *r);
 
 /* ---------------------------------------------------------------- shared variables */
 

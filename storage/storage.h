@@ -46,6 +46,8 @@ typedef struct em_store_opts {
                                blocks/ subtree is removed on free); NULL = a new
                                $TMPDIR/ember-<pid>-XXXXXX, removed whole on free */
     int zstd_level;         /* 0 = 1 */
+    struct em_memory_manager *mm;   /* addition: optional; when set the budget is the
+                                       manager's storage limit, mem_budget is ignored */
 } em_store_opts;
 
 typedef struct em_block_store em_block_store;
@@ -87,5 +89,60 @@ void em_block_store_remove_all(em_block_store *bs, uint32_t type, uint32_t a);
 void em_block_store_stats(em_block_store *bs, em_store_stats *out);
 /* Borrowed: the directory that holds disk blocks, valid until em_block_store_free. */
 const char *em_block_store_dir(const em_block_store *bs);
+
+/* ---------------------------------------------------------------- additions: block files
+ * Self-describing files of engine/data blocks with a checksummed trailer (FORMAT in
+ * storage/blockfile.c), read back by any process: reliable checkpoints' part files. Both
+ * sides stream one batch at a time. Errors name the file. Any thread, one object each. */
+typedef struct em_block_file_writer em_block_file_writer;
+/* Creates "<path>.tmp.<pid>.<n>"; nothing appears under path before commit. */
+int em_block_file_writer_open(const char *path, int zstd_level, em_block_file_writer **out,
+                              em_err *err);
+int em_block_file_writer_add(em_block_file_writer *w, const em_batch *b, em_err *err);
+/* Writes the trailer, fsyncs and renames onto path; consumes w also on failure (then the
+ * temporary file is removed: EM_ENOSPC / EM_EIO naming it). *nrecs (NULL ok) = records. */
+int em_block_file_writer_commit(em_block_file_writer *w, uint64_t *nrecs, em_err *err);
+void em_block_file_writer_abort(em_block_file_writer *w);   /* NULL ok; removes the tmp */
+
+typedef struct em_block_file_reader em_block_file_reader;
+/* Opens path and verifies its trailer: EM_ENOTFOUND (missing), EM_EIO, EM_ECORRUPT
+ * ("checkpoint file <path>: ..."). */
+int em_block_file_reader_open(const char *path, em_block_file_reader **out, em_err *err);
+uint64_t em_block_file_reader_nrecs(const em_block_file_reader *r);  /* from the trailer */
+/* 1 and a new batch (caller unrefs), 0 at the end (after checking the block and record
+ * counts against the trailer), <0 on error (EM_ECORRUPT naming the file and offset). */
+int em_block_file_reader_next(em_block_file_reader *r, em_batch **out, em_err *err);
+void em_block_file_reader_close(em_block_file_reader *r);          /* NULL ok */
+
+/* ---------------------------------------------------------------- additions: memory manager
+ * One per executor, shared by execution (task buffers: shuffle writers, reducers) and
+ * storage (the block store's memory copies): Spark's unified memory model.
+ *   - total = ember.executor.memory;
+ *   - storage may use whatever execution does not (the store's budget becomes
+ *     total - execution used, so cached blocks never push out execution memory);
+ *   - execution may take memory from storage by evicting cached blocks (LRU; MEMORY_AND_DISK
+ *     blocks are spilled), but never below the protected storage floor
+ *     total * storage_fraction (ember.memory.storageFraction, default 0.5);
+ *   - execution memory is never evicted: a task gets what is free (+ what eviction frees)
+ *     and spills earlier when granted less than it asked for.
+ * A store created with em_store_opts.mm registers itself as the manager's evictor (one
+ * store per manager) and ignores mem_budget. Thread-safe. docs/out-of-core.md. */
+typedef struct em_memory_manager em_memory_manager;
+/* total 0 = 256 MiB; storage_fraction outside [0, 1] is clamped. NULL on OOM. */
+em_memory_manager *em_memory_manager_new(size_t total, double storage_fraction);
+void em_memory_manager_free(em_memory_manager *mm);   /* NULL ok; after its store */
+/* Grants up to `want` bytes of execution memory (possibly fewer, possibly 0), evicting
+ * cached blocks above the storage floor when free memory is short. */
+size_t em_memory_acquire_execution(em_memory_manager *mm, size_t want);
+void em_memory_release_execution(em_memory_manager *mm, size_t bytes);
+/* What the store may hold now: total - execution used. */
+size_t em_memory_storage_limit(em_memory_manager *mm);
+
+typedef struct em_memory_stats {
+    size_t total, storage_floor;
+    size_t execution_used, storage_used;
+    uint64_t storage_evicted_bytes;   /* bytes of cached blocks evicted for execution */
+} em_memory_stats;
+void em_memory_stats_get(em_memory_manager *mm, em_memory_stats *out);
 
 #endif /* EMBER_STORAGE_H */

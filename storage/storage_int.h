@@ -25,4 +25,11 @@ int em__storage_write_file(const char *path, em_batch *const *batches, size_t n,
 int em__storage_read_file(const char *path, uint64_t expect_bytes, size_t expect_n,
                           em_batch ***out, size_t *n, em_err *err);
 
+/* memory.c, for store.c: the store's charged bytes (+add -sub), and the callback that
+ * evicts LRU blocks worth up to `bytes` for execution (called without mm's lock; returns
+ * the bytes uncharged). */
+void em__memory_storage_delta(em_memory_manager *mm, size_t add, size_t sub);
+void em__memory_set_evictor(em_memory_manager *mm, size_t (*fn)(void *ud, size_t bytes),
+                            void *ud);
+
 #endif /* EMBER_STORAGE_INT_H */

@@ -1,6 +1,11 @@
 /* storage/store.c - the per-executor block store: an LRU memory store under a byte budget in
  * front of a disk store of block files (disk.c).
  *
+ * MEMORY MANAGER (optional, memory.c): with opts->mm the budget is not fixed but
+ * em_memory_storage_limit() (total - execution used), read on every put; charge/uncharge
+ * mirror the charged bytes into the manager, and evict_for_execution() is its evictor
+ * (LRU victims as for a put, spills written by the calling task's thread).
+ *
  * DESIGN
  *   One mutex (bs->lock) guards a hash map from em_block_id to an entry, the LRU list and
  *   the counters. An entry describes one block:
@@ -87,7 +92,8 @@ struct em_block_store {
     entry *lru_head, *lru_tail; /* most / least recently used charged entry */
     uint64_t mem_bytes, disk_bytes, nblocks_mem, nblocks_disk, evictions, disk_writes;
     /* immutable after new */
-    size_t budget;              /* bytes */
+    size_t budget;              /* bytes (unused when mm is set) */
+    em_memory_manager *mm;      /* optional unified memory manager (borrowed) */
     int zstd_level;
     bool own_dir;               /* dir was created by the store: removed on free */
     char *dir;
@@ -186,6 +192,8 @@ static void charge(em_block_store *bs, entry *e)
     EM_ASSERT(e->in_mem && !e->charged);
     e->charged = true;
     bs->mem_bytes += e->nbytes;
+    if (bs->mm)
+        em__memory_storage_delta(bs->mm, e->nbytes, 0);
     bs->nblocks_mem++;
     lru_push_front(bs, e);
 }
@@ -196,6 +204,8 @@ static void uncharge(em_block_store *bs, entry *e)
         return;
     e->charged = false;
     bs->mem_bytes -= e->nbytes;
+    if (bs->mm)
+        em__memory_storage_delta(bs->mm, 0, e->nbytes);
     bs->nblocks_mem--;
     lru_unlink(bs, e);
 }
@@ -307,24 +317,25 @@ static em_batch **dup_refs(em_batch *const *v, size_t n)
 /* Makes room for nbytes more charged bytes by evicting LRU victims (lock held). Victims to
  * spill are marked busy and pushed on *spills; the caller runs spill_list() after
  * unlocking. Returns false, evicting nothing, if not enough can be freed. */
-static bool make_room(em_block_store *bs, size_t nbytes, entry **spills)
+/* The byte budget now: fixed, or what the memory manager leaves to storage (lock held). */
+static size_t store_limit(em_block_store *bs)
 {
-    if (nbytes > bs->budget)
-        return false;
-    if (bs->mem_bytes + nbytes <= bs->budget)
-        return true;
-    uint64_t need = bs->mem_bytes + nbytes - bs->budget, avail = 0;
-    for (entry *v = bs->lru_tail; v && avail < need; v = v->lru_prev)
-        if (!v->busy)
-            avail += v->nbytes;
-    if (avail < need)
-        return false;
+    return bs->mm ? em_memory_storage_limit(bs->mm) : bs->budget;
+}
 
+/* Evicts non-busy LRU victims until `need` bytes are uncharged or none is left (lock held;
+ * spills as make_room). Returns the bytes uncharged. */
+static uint64_t evict_lru(em_block_store *bs, uint64_t need, entry **spills)
+{
+    uint64_t freed = 0;
     entry *v = bs->lru_tail;
-    while (bs->mem_bytes + nbytes > bs->budget) {
-        while (v->busy)
+    while (freed < need && v) {
+        if (v->busy) {
             v = v->lru_prev;
+            continue;
+        }
         entry *prev = v->lru_prev;
+        freed += v->nbytes;
         uncharge(bs, v);
         bs->evictions++;
         if (v->level == EM_STORAGE_MEMORY_AND_DISK && !v->on_disk) {
@@ -340,6 +351,23 @@ static bool make_room(em_block_store *bs, size_t nbytes, entry **spills)
         }
         v = prev;
     }
+    return freed;
+}
+
+static bool make_room(em_block_store *bs, size_t nbytes, entry **spills)
+{
+    size_t limit = store_limit(bs);
+    if (nbytes > limit)
+        return false;
+    if (bs->mem_bytes + nbytes <= limit)
+        return true;
+    uint64_t need = bs->mem_bytes + nbytes - limit, avail = 0;
+    for (entry *v = bs->lru_tail; v && avail < need; v = v->lru_prev)
+        if (!v->busy)
+            avail += v->nbytes;
+    if (avail < need)
+        return false;
+    evict_lru(bs, need, spills);
     return true;
 }
 
@@ -371,6 +399,18 @@ static void spill_list(em_block_store *bs, entry *v)
         em_free(old);
         v = next;
     }
+}
+
+/* The memory manager's evictor: execution needs `bytes` of what cached blocks hold. */
+static size_t evict_for_execution(void *ud, size_t bytes)
+{
+    em_block_store *bs = ud;
+    entry *spills = NULL;
+    pthread_mutex_lock(&bs->lock);
+    uint64_t freed = evict_lru(bs, bytes, &spills);
+    pthread_mutex_unlock(&bs->lock);
+    spill_list(bs, spills);
+    return (size_t)freed;
 }
 
 /* ---------------------------------------------------------------- lifecycle */
@@ -431,6 +471,10 @@ em_block_store *em_block_store_new(const em_store_opts *opts, em_err *err)
         goto fail;
     pthread_mutex_init(&bs->lock, NULL);
     pthread_cond_init(&bs->idle, NULL);
+    if (o.mm) {
+        bs->mm = o.mm;
+        em__memory_set_evictor(bs->mm, evict_for_execution, bs);
+    }
     return bs;
 fail:
     if (bs->own_dir)
@@ -446,6 +490,10 @@ void em_block_store_free(em_block_store *bs)
 {
     if (bs == NULL)
         return;
+    if (bs->mm) {
+        em__memory_set_evictor(bs->mm, NULL, NULL);
+        em__memory_storage_delta(bs->mm, 0, bs->mem_bytes);
+    }
     for (size_t i = 0; i < bs->nbuckets; i++) {
         entry *e = bs->buckets[i], *next;
         for (; e; e = next) {
@@ -593,7 +641,8 @@ static void maybe_recache(em_block_store *bs, entry *e, em_batch **v, size_t n)
         return;
     for (size_t i = 0; i < n; i++)
         nbytes += em_batch_nbytes(v[i]);
-    if (nbytes > bs->budget || bs->mem_bytes + nbytes > bs->budget)
+    size_t limit = store_limit(bs);
+    if (nbytes > limit || bs->mem_bytes + nbytes > limit)
         return;
     if ((e->batches = dup_refs(v, n)) == NULL)
         return;

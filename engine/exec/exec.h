@@ -111,7 +111,14 @@ typedef struct em_exec_env {
     int (*fetch_block)(void *ud, em_block_id id, em_batch ***out, size_t *n, em_err *err);
     size_t task_mem_budget;      /* bytes per task for shuffle buffers and reducers */
     int zstd_level;
+    /* Addition (out-of-core), optional: the executor's memory manager. When set, each task
+     * acquires task_mem_budget bytes of execution memory from it (evicting cached blocks
+     * above the storage floor if needed), runs with what was granted (at least
+     * EM_TASK_MEM_MIN) as its budget, and releases it at the end. */
+    em_memory_manager *mem;
 } em_exec_env;
+
+#define EM_TASK_MEM_MIN ((size_t)1 << 20)
 
 /* Runs one task and fills *out (always: on failure out->code/err say why, and the
  * function returns that code too). partition: the partition of the stage root to compute

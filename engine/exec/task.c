@@ -126,6 +126,17 @@ int em_exec_run_task(const em_exec_env *env, const char *stage_json, size_t len,
     if (!err)
         err = &lerr;
     memset(out, 0, sizeof *out);
+    /* Unified memory: the task's budget is what the manager grants now (Spark's
+     * acquireExecutionMemory), never below EM_TASK_MEM_MIN so a starved task still makes
+     * progress (the minimum is not accounted: tasks * 1 MiB is the overshoot bound). */
+    em_exec_env menv;
+    size_t granted = 0;
+    if (env->mem) {
+        menv = *env;
+        granted = em_memory_acquire_execution(env->mem, env->task_mem_budget);
+        menv.task_mem_budget = granted > EM_TASK_MEM_MIN ? granted : EM_TASK_MEM_MIN;
+        env = &menv;
+    }
     em_task t = {.env = env, .partition = partition, .attempt = attempt,
                  .metrics = &out->metrics};
     int rc = get_stage(stage_json, len, &local, &st, err);
@@ -159,6 +170,8 @@ int em_exec_run_task(const em_exec_env *env, const char *stage_json, size_t len,
         out->acc = t.acc;
         out->nacc = t.nacc;
     }
+    if (env->mem)
+        em_memory_release_execution(env->mem, granted);
     out->metrics.run_ns = em_now_ns() - t0;
     return rc;
 }

@@ -6,6 +6,7 @@
  * sets ids itself inserts in place (encoded plans list nodes by increasing id, so that is
  * an append too). */
 #include <string.h>
+#include <unistd.h>
 
 #include "engine/plan/plan_int.h"
 
@@ -39,6 +40,20 @@ void em__plan_node_clear(em_plan_node *n)
     em_free(n->zip_starts);
     em_free(n->coalesce_starts);
     em_free(n->name);
+    if (n->ckpt_cleanup_dir) {
+        /* A reliable checkpoint whose context asked for cleanup (driver graph only: the
+         * field is never encoded into stage JSON). The parent <app> directory goes too when
+         * this was its last checkpoint. */
+        em_err err = EM_ERR_INIT;
+        if (em_rm_rf(n->ckpt_cleanup_dir, &err) < 0)
+            em_log(EM_LOG_WARN, "checkpoint cleanup: %s", err.msg);
+        char *slash = strrchr(n->ckpt_cleanup_dir, '/');
+        if (slash && slash != n->ckpt_cleanup_dir) {
+            *slash = '\0';
+            rmdir(n->ckpt_cleanup_dir);   /* fails harmlessly while other checkpoints live */
+        }
+        em_free(n->ckpt_cleanup_dir);
+    }
 }
 
 void em_plan_graph_free(em_plan_graph *g)
@@ -127,6 +142,8 @@ static const char *const op_names[EM_OP__COUNT] = {
     [EM_OP_TAG] = "tag",
     [EM_OP_COGROUP_SPLIT] = "cogroup_split",
     [EM_OP_SHUFFLED] = "shuffled",
+    [EM_OP_CHECKPOINT_WRITE] = "checkpoint_write",
+    [EM_OP_CHECKPOINT_FILE] = "checkpoint_file",
 };
 
 const char *em_op_name(em_op op)

@@ -17,7 +17,7 @@
 
 #define MAX_NODES (1u << 16)
 #define MAX_PARTS (1u << 20)
-#define KNOWN_FLAGS 0x3ffu
+#define KNOWN_FLAGS 0x7ffu
 
 /* ---------------------------------------------------------------- encoding */
 
@@ -137,6 +137,11 @@ static bool enc_op_fields(json_t *o, const em_plan_node *n)
         return json_object_set_new(o, "range", json_pack("[I,I,I]", (json_int_t)n->range_start,
                                                          (json_int_t)n->range_end,
                                                          (json_int_t)n->range_step)) == 0;
+    case EM_OP_CHECKPOINT_WRITE:
+    case EM_OP_CHECKPOINT_FILE:
+        if (json_object_set_new(o, "ckpt_rdd", json_integer(n->ckpt_rdd)) != 0)
+            return false;
+        /* fallthrough */
     case EM_OP_TEXT_FILE:
     case EM_OP_WHOLE_TEXT_FILES:
         a = json_array();
@@ -523,6 +528,11 @@ static int dec_op_fields(const json_t *o, em_plan_node *n, em_err *err)
     case EM_OP_RANGE: return dec_range(o, n, err);
     case EM_OP_TEXT_FILE:
     case EM_OP_WHOLE_TEXT_FILES: return dec_splits(o, n, err);
+    case EM_OP_CHECKPOINT_WRITE:
+    case EM_OP_CHECKPOINT_FILE:
+        if ((rc = get_u32(o, n, "ckpt_rdd", true, 0, UINT32_MAX, &n->ckpt_rdd, err)) < 0)
+            return rc;
+        return dec_splits(o, n, err);
     case EM_OP_SAMPLE: return dec_sample(o, n, err);
     case EM_OP_ZIP_WITH_INDEX: return dec_zip(o, n, err);
     case EM_OP_COALESCE: return dec_coalesce(o, n, err);
@@ -629,6 +639,25 @@ static int check_shuffled(const em_plan_node *n, bool is_root, em_err *err)
     return check_reduce_fns(n, agg, err);
 }
 
+/* Checkpoint nodes: a reliable one has exactly one split per partition, in order. */
+static int check_checkpoint(const em_plan_node *n, em_err *err)
+{
+    bool write = n->op == EM_OP_CHECKPOINT_WRITE;
+    int rc;
+    if ((rc = want_parents(n, write ? 1 : 0, write ? 1 : 0, err)) < 0)
+        return rc;
+    if (write && n->parents[0]->nparts != n->nparts)
+        return ferr(err, EM_EPLAN, n, "nparts", "differs from the parent's");
+    if (n->flags & EM_NODE_LOCAL_CKPT)
+        return n->nsplits == 0 ? 0 : ferr(err, EM_ECORRUPT, n, "splits", "local checkpoint");
+    if (n->nsplits != n->nparts)
+        return ferr(err, EM_ECORRUPT, n, "splits", "not one per partition");
+    for (uint32_t i = 0; i < n->nsplits; i++)
+        if (n->splits[i].part != i)
+            return ferr(err, EM_ECORRUPT, n, "splits.part", "out of order");
+    return 0;
+}
+
 /* Op-specific checks once parents are linked. */
 static int check_node(const em_plan_node *n, bool is_root, em_err *err)
 {
@@ -688,6 +717,9 @@ static int check_node(const em_plan_node *n, bool is_root, em_err *err)
         return 0;
     case EM_OP_SHUFFLED:
         return check_shuffled(n, is_root, err);
+    case EM_OP_CHECKPOINT_WRITE:
+    case EM_OP_CHECKPOINT_FILE:
+        return check_checkpoint(n, err);
     default:
         return ferr(err, EM_EPLAN, n, "op", "unknown op");
     }

@@ -53,6 +53,14 @@ typedef enum em_op {
     /* wide */
     EM_OP_SHUFFLED,        /* shuffle dependency on parents[0]: map side partitions by
                               map_part (+ optional map-side combine); reduce side: mode */
+    /* additions (out-of-core): checkpoints */
+    EM_OP_CHECKPOINT_WRITE,/* narrow, one parent: passes records through and writes the
+                              partition to splits[part].path (a block file), or with
+                              EM_NODE_LOCAL_CKPT to block rdd_<ckpt_rdd>_<part> in the task's
+                              store (MEMORY_AND_DISK) */
+    EM_OP_CHECKPOINT_FILE, /* source: partition i read from splits[i].path (block file,
+                              split.len = its size), or with EM_NODE_LOCAL_CKPT from block
+                              rdd_<ckpt_rdd>_<i> */
     EM_OP__COUNT
 } em_op;
 
@@ -70,6 +78,7 @@ enum {
     EM_NODE_TAGGED = 1u << 9,        /* MAP with KEY_BY: the output value is the record
                                         tagged (fn.h "tagged record"), not the record as
                                         bytes; sort_by uses it to restore plain/KV records */
+    EM_NODE_LOCAL_CKPT = 1u << 10,   /* CHECKPOINT_*: blocks in the block stores, not files */
 };
 
 /* How a node's output is partitioned (what a later pair op may rely on). */
@@ -129,6 +138,9 @@ struct em_plan_node {
     uint64_t *zip_starts;        /* ZIP_WITH_INDEX: nparts entries (owned) */
     uint32_t *coalesce_starts;   /* COALESCE: nparts + 1 entries (owned) */
     uint32_t tag;                /* TAG: 0 or 1 */
+    uint32_t ckpt_rdd;           /* CHECKPOINT_* with EM_NODE_LOCAL_CKPT: block rdd id */
+    char *ckpt_cleanup_dir;      /* driver only, CHECKPOINT_FILE: directory removed when the
+                                    graph is freed (ember.checkpoint.cleanup=true) */
 
     /* persistence (driver only, copied into stage JSON) */
     em_storage_level level;      /* != NONE: partitions are cached as EM_BLOCK_RDD blocks */

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# bench/sort.sh [BUILD_DIR] - the out-of-core sort benchmark: 4 GiB of generated records
+# (`ember gen records --mib 4096 --seed 1`, 100-byte lines) sorted by `ember run-example
+# sort` with --executor-memory 512m in local[2] (MASTER='local-cluster[2,1]' once cluster
+# mode runs examples), beside `LC_ALL=C sort -t $'\t' -k1,1 -S 512M --parallel=2` on the
+# same file. Reports wall time, MB/s, peak RSS and the bytes ember spilled; checks that both
+# outputs have the same key sequence. Needs ~3x the input in free disk (input, ember's
+# shuffle files + output, sort's output + temporaries): MIB=256 for a quick try.
+set -euo pipefail
+source "$(dirname "$0")/common.bash"
+
+mib=${MIB:-4096}
+master=${MASTER:-local[2]}
+mem=${EXECUTOR_MEMORY:-512m}
+data=$benchdir/sort-data
+mkdir -p "$data"
+input=$data/records-$mib.txt
+need_kb=$((mib * 1024 * 3 + 1024 * 1024))
+avail_kb=$(df -Pk "$data" | awk 'NR == 2 { print $4 }')
+if [ "$avail_kb" -lt "$need_kb" ]; then
+    echo "bench: sort needs ~$((need_kb / 1024 / 1024)) GiB free under $data, have $((avail_kb / 1024 / 1024)) GiB" >&2
+    exit 1
+fi
+[ -f "$input" ] || "$ember" gen records --mib "$mib" --seed 1 --out "$input"
+bytes=$(stat -c %s "$input")
+
+rm -rf "$data/ember-out"
+export EMBER_LOCAL_DIR=$data
+run_measured sort_ember "$ember" run-example --master "$master" --executor-memory "$mem" \
+    sort "$input" "$data/ember-out"
+ember_wall=$wall ember_rss=$rss_kb
+spilled=$(sed -n 's/^sort: .*spilled \([0-9]*\) bytes$/\1/p' "$benchdir/sort_ember.run0.err" | tail -n1)
+
+rm -f "$data/coreutils-out.txt"
+run_measured sort_coreutils env LC_ALL=C sort -t "$(printf '\t')" -k1,1 -S 512M --parallel=2 \
+    -T "$data" -o "$data/coreutils-out.txt" "$input"
+cu_wall=$wall cu_rss=$rss_kb
+
+same=yes
+cmp -s <(cat "$data"/ember-out/part-* | cut -f1) <(cut -f1 "$data/coreutils-out.txt") || same=NO
+/usr/bin/python3 - "$bytes" "$ember_wall" "$ember_rss" "${spilled:-0}" "$cu_wall" "$cu_rss" \
+    "$master" "$mem" "$same" <<'PY'
+import sys
+b, ew, er, sp, cw, cr, master, mem, same = sys.argv[1:]
+b, ew, er, sp, cw, cr = int(b), float(ew), int(er), int(sp), float(cw), int(cr)
+mb = b / 1e6
+print(f"input: {b / 2**30:.2f} GiB ({b // 100} records)")
+print(f"ember sort ({master}, --executor-memory {mem}): {ew:.1f} s, {mb / ew:.1f} MB/s, "
+      f"peak RSS {er / 1024:.0f} MiB, spilled {sp / 2**30:.2f} GiB")
+print(f"coreutils sort (-S 512M --parallel=2):     {cw:.1f} s, {mb / cw:.1f} MB/s, "
+      f"peak RSS {cr / 1024:.0f} MiB")
+print(f"same key order: {same}")
+PY
+rm -rf "$data/ember-out" "$data/coreutils-out.txt"
+[ "$same" = yes ]

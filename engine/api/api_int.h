@@ -34,6 +34,8 @@ struct em_context {
     size_t executor_mem, shuffle_mem;
     int zstd_level;
     uint32_t max_failures;
+    em_memory_manager *mm;       /* execution + storage memory of the driver's tasks (owned) */
+    double storage_fraction;     /* ember.memory.storageFraction */
     em_block_store *store;
     em_map_tracker *tracker;
     em_sched *sched;

@@ -35,6 +35,7 @@ static const char *const known_keys[] = {
     "ember.shuffle.memory", "ember.local.dir", "ember.task.maxFailures",
     "ember.shuffle.compress.level", "ember.ui.port", "ember.ui.host", "ember.eventLog.enabled",
     "ember.eventLog.dir", "ember.ui.showConsoleProgress", "ember.job.library",
+    "ember.memory.storageFraction", "ember.checkpoint.dir", "ember.checkpoint.cleanup",
 };
 
 em_conf *em_conf_new(void)

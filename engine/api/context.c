@@ -114,6 +114,15 @@ static int read_settings(em_context *sc, em_err *err)
     if ((rc = parse_mem(c, "ember.shuffle.memory", sc->executor_mem / 4 / sc->nthreads,
                         &sc->shuffle_mem, err)))
         return rc;
+    sc->storage_fraction = 0.5;
+    if ((v = em_conf_get(c, "ember.memory.storageFraction"))) {
+        char *end = NULL;
+        double f = strtod(v, &end);
+        if (end == v || *end != '\0' || !(f >= 0.0 && f <= 1.0))
+            return em_err_set(err, EM_EINVAL, "ember.memory.storageFraction: expected a "
+                              "number in 0..1, got '%s'", v);
+        sc->storage_fraction = f;
+    }
     sc->max_failures = 4;
     if ((v = em_conf_get(c, "ember.task.maxFailures")) &&
         (rc = parse_u32("ember.task.maxFailures", v, 1, 1000, &sc->max_failures, err)) < 0)
@@ -237,8 +246,11 @@ static int start_status(em_context *sc, em_err *err)
 
 static int start_runtime(em_context *sc, em_err *err)
 {
+    /* One memory manager shares ember.executor.memory between the tasks' shuffle buffers
+     * and the cached blocks (docs/out-of-core.md). */
+    sc->mm = em_memory_manager_new(sc->executor_mem, sc->storage_fraction);
     em_store_opts so = {.mem_budget = sc->executor_mem, .dir = sc->app_dir,
-                        .zstd_level = sc->zstd_level};
+                        .zstd_level = sc->zstd_level, .mm = sc->mm};
     if (!(sc->store = em_block_store_new(&so, err)))
         return err->code ? err->code : EM_EIO;
     sc->tracker = em_map_tracker_new();
@@ -252,6 +264,7 @@ static int start_runtime(em_context *sc, em_err *err)
         .ud = sc->tracker,
         .task_mem_budget = sc->shuffle_mem,
         .zstd_level = sc->zstd_level,
+        .mem = sc->mm,
     };
     em_sched_opts opts = {.tracker = sc->tracker, .max_failures = sc->max_failures};
     int rc;
@@ -305,6 +318,7 @@ void em_context_free(em_context *sc)
     em_status_free(sc->status);
     em_map_tracker_free(sc->tracker);
     em_block_store_free(sc->store);
+    em_memory_manager_free(sc->mm);
     em_plan_graph_free(sc->graph);
     for (size_t i = 0; i < sc->nrdds; i++)
         em_free(sc->rdds[i]);

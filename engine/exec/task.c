@@ -127,14 +127,17 @@ int em_exec_run_task(const em_exec_env *env, const char *stage_json, size_t len,
         err = &lerr;
     memset(out, 0, sizeof *out);
     /* Unified memory: the task's budget is what the manager grants now (Spark's
-     * acquireExecutionMemory), never below EM_TASK_MEM_MIN so a starved task still makes
-     * progress (the minimum is not accounted: tasks * 1 MiB is the overshoot bound). */
+     * acquireExecutionMemory), never below EM_TASK_MEM_MIN (or the ask, if smaller) so a
+     * starved task still makes progress (the minimum is not accounted: tasks * 1 MiB is the
+     * overshoot bound). */
     em_exec_env menv;
     size_t granted = 0;
     if (env->mem) {
         menv = *env;
         granted = em_memory_acquire_execution(env->mem, env->task_mem_budget);
-        menv.task_mem_budget = granted > EM_TASK_MEM_MIN ? granted : EM_TASK_MEM_MIN;
+        size_t floor = env->task_mem_budget < EM_TASK_MEM_MIN ? env->task_mem_budget
+                                                              : EM_TASK_MEM_MIN;
+        menv.task_mem_budget = granted > floor ? granted : floor;   /* never above the ask */
         env = &menv;
     }
     em_task t = {.env = env, .partition = partition, .attempt = attempt,

@@ -13,7 +13,11 @@
  *   Lost executors (connection closed, or silent past the heartbeat timeout): the loop
  *   thread fails their running tasks at once; the driver thread then tells the owner
  *   (on_exec_lost: the tracker forgets their map outputs), turns this batch's finished map
- *   tasks of theirs into failures (their files are gone), and starts a replacement. */
+ *   tasks of theirs into failures (their files are gone), and starts a replacement.
+ *   Retries: the executor where a task's last attempt failed is remembered (c->fails, by
+ *   stage, partition and kind); its next attempt goes to another executor with a free
+ *   core, and waits for one while another is alive (a bad host does not eat every
+ *   attempt). Only when that executor is the last one alive does the retry run there. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -47,6 +51,14 @@ typedef struct spawned {
 
 enum { T_QUEUED = 0, T_RUNNING, T_DONE };
 
+/* Where the last attempt of a task failed, so that its retry goes elsewhere when it can. */
+typedef struct failed_at {
+    uint32_t stage, part;
+    bool is_map;
+    char exec_id[EM__MAX_NAME + 1];
+} failed_at;
+#define MAX_FAILED_AT 4096       /* remembered failures (oldest forgotten first) */
+
 typedef struct inflight {
     int state;
     int slot;                    /* exec slot it runs on */
@@ -71,6 +83,8 @@ struct em_cluster {
     em_cluster_result *res;
     size_t nfl;
     uint64_t base, next_id;
+    failed_at *fails;            /* driver thread */
+    size_t nfails;
     bool closing;                /* em_cluster_free runs: losses are expected */
 };
 
@@ -546,6 +560,76 @@ static bool has_stage(const exec_slot *s, uint32_t id)
     return false;
 }
 
+/* The executor where the previous attempt of t failed, or NULL (driver thread). */
+static const char *failed_on(const em_cluster *c, const em_cluster_task *t)
+{
+    if (t->attempt == 0)
+        return NULL;
+    for (size_t i = 0; i < c->nfails; i++)
+        if (c->fails[i].stage == t->stage_id && c->fails[i].part == t->partition &&
+            c->fails[i].is_map == t->is_map)
+            return c->fails[i].exec_id;
+    return NULL;
+}
+
+/* Remembers where each failed task of a finished batch ran, forgets succeeded ones. */
+static void note_failures(em_cluster *c, const em_cluster_task *t, size_t n,
+                          const em_cluster_result *res)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t k = 0;
+        while (k < c->nfails && !(c->fails[k].stage == t[i].stage_id &&
+                                  c->fails[k].part == t[i].partition &&
+                                  c->fails[k].is_map == t[i].is_map))
+            k++;
+        if (res[i].code == 0 || !res[i].exec_id[0]) {
+            if (k < c->nfails)
+                c->fails[k] = c->fails[--c->nfails];
+            continue;
+        }
+        if (k == c->nfails) {
+            if (c->nfails == MAX_FAILED_AT) {
+                c->nfails--;
+                memmove(c->fails, c->fails + 1, c->nfails * sizeof *c->fails);
+            }
+            c->fails = em_xrealloc(c->fails, (c->nfails + 1) * sizeof *c->fails);
+            k = c->nfails++;
+        }
+        c->fails[k] = (failed_at){t[i].stage_id, t[i].partition, t[i].is_map, ""};
+        snprintf(c->fails[k].exec_id, sizeof c->fails[k].exec_id, "%s", res[i].exec_id);
+    }
+}
+
+/* The least loaded executor with a free core for a task whose last attempt failed on
+ * `avoid` (NULL = none): another executor is preferred. When only `avoid` has a free core
+ * but another executor is alive, the task waits for that one (-2) rather than failing
+ * again where it failed; -1 when no executor has a free core. Lock held. */
+static int pick_executor(em_cluster *c, const char *avoid)
+{
+    int best = -1, fallback = -1;
+    bool other_alive = false;
+    for (size_t e = 0; e < c->nex; e++) {
+        exec_slot *s = &c->ex[e];
+        if (!s->registered || !s->alive)
+            continue;
+        bool avoided = avoid && strcmp(s->exec_id, avoid) == 0;
+        other_alive |= !avoided;
+        if (s->running >= s->cores)
+            continue;
+        if (avoided) {
+            fallback = (int)e;
+            continue;
+        }
+        if (best < 0 || s->running * c->ex[best].cores < c->ex[best].running * s->cores)
+            best = (int)e;
+    }
+    if (best >= 0)
+        return best;
+    if (fallback >= 0)
+        return other_alive ? -2 : fallback;
+    return -1;
+}
+
 /* Picks executors for queued tasks (lock held); returns how many launches were made. */
 static size_t assign(em_cluster *c, const em_cluster_task *t, launch *out)
 {
@@ -553,17 +637,17 @@ static size_t assign(em_cluster *c, const em_cluster_task *t, launch *out)
     for (size_t i = 0; i < c->nfl; i++) {
         if (c->fl[i].state != T_QUEUED)
             continue;
-        int best = -1;
-        for (size_t e = 0; e < c->nex; e++) {
-            exec_slot *s = &c->ex[e];
-            if (!s->registered || !s->alive || s->running >= s->cores)
-                continue;
-            if (best < 0 || s->running * c->ex[best].cores < c->ex[best].running * s->cores)
-                best = (int)e;
-        }
+        const char *avoid = failed_on(c, &t[i]);
+        int best = pick_executor(c, avoid);
+        if (best == -2)
+            continue;            /* waits for an executor other than where it failed */
         if (best < 0)
             break;
         exec_slot *s = &c->ex[best];
+        if (avoid)
+            em_log(EM_LOG_INFO, "driver: stage %u task %u attempt %u runs on %s (attempt %u "
+                   "failed on %s)", t[i].stage_id, t[i].partition, t[i].attempt, s->exec_id,
+                   t[i].attempt - 1, avoid);
         s->running++;
         c->fl[i].state = T_RUNNING;
         c->fl[i].slot = best;
@@ -648,6 +732,7 @@ int em_cluster_run_tasks(em_cluster *c, const em_cluster_task *tasks, size_t n,
     c->fl = NULL;
     c->res = NULL;
     c->nfl = 0;
+    note_failures(c, tasks, n, results);
     pthread_mutex_unlock(&c->lock);
     for (size_t i = 0; i < n; i++) {
         for (size_t b = 0; b < fl[i].nb; b++)
@@ -762,6 +847,7 @@ void em_cluster_free(em_cluster *c)
         em_free(c->ex[i].stages);
     em_free(c->ex);
     em_free(c->sp);
+    em_free(c->fails);
     em_free(c->secret);
     free(c->library);
     em_free(c->listen_host);

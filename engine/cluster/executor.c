@@ -16,6 +16,7 @@
  * FILES: <work-dir>/ember-exec-XXXXXX/{shuffle,spill,blocks}, removed whole on exit. */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -610,24 +611,38 @@ static int make_dirs(executor *x, em_err *err)
     return rc;
 }
 
-/* Checks the library's sha256 against the driver's, then loads it. */
+/* Checks the library's sha256 against the driver's, then loads it. The file is opened once
+ * and both the hash and dlopen go through that descriptor (/proc/self/fd/N), so swapping
+ * the file between the check and the load cannot get other code loaded. */
 static int load_library(executor *x, em_err *err)
 {
     if (!x->reg.library)
         return 0;
-    char hex[65];
-    int rc = em_cluster_file_sha256(x->reg.library, hex, err);
-    if (rc < 0)
-        return em_err_prefix(err, "job library");
-    if (!em_ct_equal(hex, x->reg.sha256, 64))
-        return em_err_set(err, EM_EAUTH,
-                          "job library %s: sha256 %s differs from the driver's %s; not loading it",
-                          x->reg.library, hex, x->reg.sha256);
-    void *h = dlopen(x->reg.library, RTLD_NOW | RTLD_GLOBAL);
-    if (!h)
-        return em_err_set(err, EM_EIO, "job library %s: %s", x->reg.library, dlerror());
+    int fd = open(x->reg.library, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return em_err_set(err, EM_ENOTFOUND, "job library %s: %s", x->reg.library,
+                          strerror(errno));
+    char via[64], hex[65];
+    snprintf(via, sizeof via, "/proc/self/fd/%d", fd);
+    int rc = em_cluster_file_sha256(via, hex, err);
+    if (rc < 0) {
+        rc = em_err_prefix(err, "job library %s", x->reg.library);
+        goto out;
+    }
+    if (!em_ct_equal(hex, x->reg.sha256, 64)) {
+        rc = em_err_set(err, EM_EAUTH, "job library %s: sha256 %s differs from the driver's %s; "
+                        "not loading it", x->reg.library, hex, x->reg.sha256);
+        goto out;
+    }
+    void *h = dlopen(via, RTLD_NOW | RTLD_GLOBAL);
+    if (!h) {
+        rc = em_err_set(err, EM_EIO, "job library %s: %s", x->reg.library, dlerror());
+        goto out;
+    }
     em_registry_add_library(h);
-    return 0;
+out:
+    close(fd);
+    return rc;
 }
 
 static int start(executor *x, em_err *err)

@@ -23,6 +23,9 @@ EMBER := $(BUILD)/bin/ember
 
 DEB_PACKAGES := cmake pkg-config gcc make libuv1-dev libjansson-dev libzstd-dev \
                 libopenblas-dev liblapacke-dev libcriterion-dev
+# What the integration tests call besides the build: python3 (HTTP and JSON checks of the
+# standalone test), bc (timing arithmetic), procps (pgrep/pkill for executor processes).
+CHECK_PACKAGES := $(DEB_PACKAGES) python3 bc procps
 
 .PHONY: all deps build check demo bench bench-als fuzz format install clean
 
@@ -30,7 +33,7 @@ all: build
 
 deps:
 	@missing=""; \
-	for p in $(DEB_PACKAGES); do \
+	for p in $(or $(PACKAGES),$(DEB_PACKAGES)); do \
 	    dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q "install ok installed" \
 	        || missing="$$missing $$p"; \
 	done; \
@@ -51,7 +54,8 @@ build: deps
 	    -DCMAKE_INSTALL_PREFIX=$(PREFIX)
 	cmake --build $(BUILD) -j$(JOBS)
 
-check: deps
+check:
+	@$(MAKE) --no-print-directory deps PACKAGES="$(CHECK_PACKAGES)"
 	cmake -S . -B $(CHECK_BUILD) -DEMBER_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 	cmake --build $(CHECK_BUILD) -j$(JOBS)
 	ctest --test-dir $(CHECK_BUILD) --output-on-failure -j2 --timeout $(CTEST_TIMEOUT)

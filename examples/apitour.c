@@ -928,15 +928,13 @@ static void tour_persist(em_context *sc, inputs *in)
         if (rc < 0) {
             failed(name, &err);
         } else {
-            /* Each record is computed at least once. Local mode computes it exactly once
-             * while cached; in cluster mode a task that lands on another executor than the
-             * one holding the cached partition recomputes it (accumulators updated in
-             * transformations may count more than once, as in Spark), so the count goes to
-             * stderr only. */
-            printf("%s: count=%" PRIu64 "/%" PRIu64 " sum=%" PRId64 " computed_all=%s\n",
-                   name, n1, n2, em_dec_i64(v.data), computed >= (int64_t)n1 ? "yes" : "NO");
-            fprintf(stderr, "apitour: %s: %" PRId64 " records computed while cached\n", name,
-                    computed);
+            /* Each record is computed exactly once while cached: in local mode the block
+             * store is shared; in cluster mode the scheduler runs a task on the executor
+             * holding its cached partition (cache locality; the test sets a long
+             * ember.locality.wait so that a busy machine does not make a task run
+             * elsewhere, which would recompute it there). */
+            printf("%s: count=%" PRIu64 "/%" PRIu64 " sum=%" PRId64 " computed=%" PRId64 "\n",
+                   name, n1, n2, em_dec_i64(v.data), computed);
         }
         em_vbuf_destroy(&v);
         em_rdd_unpersist(r);
@@ -946,6 +944,18 @@ static void tour_persist(em_context *sc, inputs *in)
             printf("%s.unpersisted: count=%" PRIu64 " computed=%" PRId64 "\n", name, n1,
                    em_accumulator_i64(sc, acc) - computed);
     }
+    /* A cached pair dataset read by a result stage and by a shuffle's map stage: every
+     * record is computed once (the map tasks run where the cached partitions are). */
+    uint32_t acc = em_accumulator_new(sc, "computed");
+    em_rdd *kv = em_rdd_cache(em_rdd_map(in->kv, "at_count_acc", em_slice_make(&acc, 4)));
+    uint64_t n1 = 0, n2 = 0;
+    if (em_rdd_count(kv, &n1, &err) < 0 ||
+        em_rdd_count(em_rdd_reduce_by_key(kv, "em.sum_i64", none, 3), &n2, &err) < 0)
+        failed("persist.shuffled", &err);
+    else
+        printf("persist.shuffled: count=%" PRIu64 " keys=%" PRIu64 " computed=%" PRId64 "\n",
+               n1, n2, em_accumulator_i64(sc, acc));
+    em_rdd_unpersist(kv);
     em_rdd *c = em_rdd_cache(em_rdd_map(in->big, "em.identity", none));
     count("cache.big", c);
     collect("cache.big.collect", c, 0);

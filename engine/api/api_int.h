@@ -71,6 +71,9 @@ typedef struct em__cluster_cfg {
     void *acc_ud;
 } em__cluster_cfg;
 int em__cluster_backend_new(const em__cluster_cfg *cfg, em_sched_backend *out, em_err *err);
+/* ember.locality.wait as Spark writes it ("3s", "500ms", "1m", "1h", or ms; "0" = never
+ * wait) into *ms (EM_CLUSTER_NO_LOCALITY_WAIT for 0). EM_EINVAL naming the value. */
+int em__parse_locality_wait(const char *v, uint32_t *ms, em_err *err);
 
 /* ---------------------------------------------------------------- conf.c */
 /* Copies every entry of src into dst keeping sources' priorities. */

@@ -11,8 +11,10 @@
  * under env.shuffle_dir, which is also their location (em_fetcher_local reads the directory
  * named by the location).
  * THREADS: run_tasks is called by the driver thread only; one batch is in flight at a time. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/api/api_int.h"
@@ -293,7 +295,8 @@ static int cl_run_tasks(void *self, const em_sched_task *tasks, size_t n,
     em_cluster_result *cr = em_xcalloc(n, sizeof *cr);
     for (size_t i = 0; i < n; i++)
         ct[i] = (em_cluster_task){tasks[i].stage_json, tasks[i].len, tasks[i].stage_id,
-                                  tasks[i].partition, tasks[i].attempt, tasks[i].is_map};
+                                  tasks[i].partition, tasks[i].attempt, tasks[i].is_map,
+                                  tasks[i].pref_rdd, tasks[i].pref_part};
     int rc = em_cluster_run_tasks(cb->cl, ct, n, cr, err);
     for (size_t i = 0; i < n; i++)
         cl_convert(cb, &tasks[i], &cr[i], &results[i]);
@@ -321,6 +324,26 @@ static const em_sched_backend_ops cluster_ops = {
     .free_payload = free_payload,
     .free = cl_free,
 };
+
+/* ember.locality.wait as Spark writes it: "3s", "500ms", "1m", "1h", or a number of ms; "0" =
+ * never wait for the executor holding a task's cached block. */
+int em__parse_locality_wait(const char *v, uint32_t *ms, em_err *err)
+{
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    double unit = strcmp(end, "") == 0 || strcmp(end, "ms") == 0 ? 1
+                  : strcmp(end, "s") == 0                         ? 1000
+                  : strcmp(end, "m") == 0 || strcmp(end, "min") == 0 ? 60000
+                  : strcmp(end, "h") == 0                         ? 3600000
+                                                                  : -1;
+    if (errno || end == v || unit < 0 || !(x >= 0) || x * unit > 3600000)
+        return em_err_set(err, EM_EINVAL, "ember.locality.wait: bad value '%s' (a duration "
+                          "such as 3s or 500ms, at most 1 hour)", v);
+    uint32_t w = (uint32_t)(x * unit + 0.5);
+    *ms = w ? w : EM_CLUSTER_NO_LOCALITY_WAIT;
+    return 0;
+}
 
 int em__cluster_backend_new(const em__cluster_cfg *cfg, em_sched_backend *out, em_err *err)
 {

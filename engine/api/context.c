@@ -215,6 +215,11 @@ static int start_cluster(em_context *sc, em_sched_backend *out, em_err *err)
         return rc;
     else if (v)
         cfg.opts.peer_timeout_ms = ms;
+    if ((v = em_conf_get(c, "ember.locality.wait")) &&
+        (rc = em__parse_locality_wait(v, &ms, err)) < 0)
+        return rc;
+    else if (v)
+        cfg.opts.locality_wait_ms = ms;
     return em__cluster_backend_new(&cfg, out, err);
 }
 

@@ -35,6 +35,11 @@ typedef struct em_cluster_task {
     uint32_t partition;
     uint32_t attempt;
     bool is_map;
+    /* Cache locality: the cached partition (rdd id, partition) the task reads first; 0 =
+     * none. The driver runs the task on the executor that last ran a successful task with
+     * the same preference (it holds the block) when that one has a free core, waits up to
+     * locality_wait_ms for it while it is busy, and otherwise runs it anywhere. */
+    uint32_t pref_rdd, pref_part;
 } em_cluster_task;
 
 typedef struct em_cluster_acc {
@@ -88,6 +93,10 @@ typedef struct em_cluster_opts {
     uint32_t register_timeout_ms;    /* wait for executors; 0 = 60000 */
     uint32_t heartbeat_ms;           /* 0 = 500 */
     uint32_t peer_timeout_ms;        /* silence that loses an executor; 0 = 10000 */
+    /* How long a task with a cached partition waits for the busy executor holding it
+     * (ember.locality.wait) after the last task launched where its block is; 0 = 3000
+     * (Spark's 3s); EM_CLUSTER_NO_LOCALITY_WAIT = never wait. */
+    uint32_t locality_wait_ms;
     /* Serves executors' block requests (parallelized input, broadcasts). Borrowed. */
     em_block_store *store;
     /* Serves executors' map-output requests (the map-output tracker). Network thread. */
@@ -103,6 +112,8 @@ typedef struct em_cluster_opts {
     void (*request_executor)(void *ud);
     void *request_ud;
 } em_cluster_opts;
+
+#define EM_CLUSTER_NO_LOCALITY_WAIT UINT32_MAX
 
 typedef struct em_cluster em_cluster;
 
@@ -123,6 +134,14 @@ uint32_t em_cluster_total_cores(em_cluster *c);     /* of those */
  * returns. <0 only when the cluster itself cannot continue (no executor for too long). */
 int em_cluster_run_tasks(em_cluster *c, const em_cluster_task *tasks, size_t n,
                          em_cluster_result *results, em_err *err);
+/* Forgets where the partitions of rdd are cached (em_rdd_unpersist). Driver thread. */
+void em_cluster_forget_rdd(em_cluster *c, uint32_t rdd);
+/* Cache locality counters since em_cluster_new: tasks with a preference that ran on the
+ * executor holding their block (local), that ran elsewhere although a holder was known
+ * (missed: it was busy past the wait, lost, or where the previous attempt failed), and
+ * (rdd, partition) locations known now. Any thread. */
+void em_cluster_locality_stats(em_cluster *c, uint64_t *local, uint64_t *missed,
+                               uint64_t *known);
 /* Closes every connection (executors exit and remove their work dirs), reaps spawned
  * processes (SIGKILL after a grace period). NULL ok. */
 void em_cluster_free(em_cluster *c);

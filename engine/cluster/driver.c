@@ -17,7 +17,13 @@
  *   Retries: the executor where a task's last attempt failed is remembered (c->fails, by
  *   stage, partition and kind); its next attempt goes to another executor with a free
  *   core, and waits for one while another is alive (a bad host does not eat every
- *   attempt). Only when that executor is the last one alive does the retry run there. */
+ *   attempt). Only when that executor is the last one alive does the retry run there.
+ *   Cache locality (Spark's delay scheduling, simply): c->locs maps (rdd, partition) of a
+ *   cached block to the executor slot that last ran a successful task preferring it (the
+ *   exec path caches a partition where it computes it). A task whose block's executor has
+ *   a free core runs there first; while that executor is busy the task waits, as long as a
+ *   task was launched where its block is within the locality wait (c->last_local_ms, reset
+ *   at each batch start), then runs on any executor. A lost executor's entries are dropped. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -59,6 +65,13 @@ typedef struct failed_at {
 } failed_at;
 #define MAX_FAILED_AT 4096       /* remembered failures (oldest forgotten first) */
 
+/* One known cached block: key = rdd << 32 | partition (rdd ids are >= 1, so never 0). */
+typedef struct loc_ent {
+    uint64_t key;                /* 0 = empty */
+    int32_t slot;                /* executor slot holding it */
+} loc_ent;
+#define MAX_LOCS ((size_t)1 << 20)   /* past this, every entry is forgotten (hints only) */
+
 typedef struct inflight {
     int state;
     int slot;                    /* exec slot it runs on */
@@ -86,6 +99,11 @@ struct em_cluster {
     failed_at *fails;            /* driver thread */
     size_t nfails;
     bool closing;                /* em_cluster_free runs: losses are expected */
+    loc_ent *locs;               /* cached block -> slot, open addressing (lock) */
+    size_t loc_cap, nlocs;
+    uint64_t wait_ms;            /* locality wait; 0 = none */
+    uint64_t last_local_ms;      /* last launch on a task's block executor (lock) */
+    uint64_t nlocal, nmissed;    /* locality counters (lock) */
 };
 
 static uint64_t now_ms(void)
@@ -507,6 +525,106 @@ int em_cluster_wait_executors(em_cluster *c, uint32_t n, uint32_t timeout_ms, em
     }
 }
 
+/* ---------------------------------------------------------------- cache locations */
+
+static uint64_t loc_key(uint32_t rdd, uint32_t part)
+{
+    return (uint64_t)rdd << 32 | part;
+}
+
+static size_t loc_hash(uint64_t k, size_t cap)
+{
+    k ^= k >> 31;
+    k *= 0xbf58476d1ce4e5b9ull;
+    k ^= k >> 29;
+    return (size_t)k & (cap - 1);
+}
+
+/* Sets key -> slot in table t (cap a power of two with a free entry); true when new. */
+static bool loc_set(loc_ent *t, size_t cap, uint64_t key, int32_t slot)
+{
+    size_t h = loc_hash(key, cap);
+    while (t[h].key != 0 && t[h].key != key)
+        h = (h + 1) & (cap - 1);
+    bool added = t[h].key == 0;
+    t[h] = (loc_ent){key, slot};
+    return added;
+}
+
+static int loc_get(const em_cluster *c, uint64_t key)   /* lock held; -1 = unknown */
+{
+    if (c->loc_cap == 0)
+        return -1;
+    for (size_t h = loc_hash(key, c->loc_cap);; h = (h + 1) & (c->loc_cap - 1)) {
+        if (c->locs[h].key == key)
+            return c->locs[h].slot;
+        if (c->locs[h].key == 0)
+            return -1;
+    }
+}
+
+/* Rebuilds the table with capacity cap, dropping entries of slot `slot` (-1: none) and of
+ * rdd `rdd` (0: none). Lock held. */
+static void loc_rebuild(em_cluster *c, size_t cap, int slot, uint32_t rdd)
+{
+    loc_ent *t = em_xcalloc(cap, sizeof *t);
+    size_t n = 0;
+    for (size_t i = 0; i < c->loc_cap; i++) {
+        const loc_ent *e = &c->locs[i];
+        if (e->key == 0 || e->slot == slot || (rdd && (uint32_t)(e->key >> 32) == rdd))
+            continue;
+        n += loc_set(t, cap, e->key, e->slot);
+    }
+    em_free(c->locs);
+    c->locs = t;
+    c->loc_cap = cap;
+    c->nlocs = n;
+}
+
+static void loc_put(em_cluster *c, uint64_t key, int32_t slot)   /* lock held */
+{
+    if (c->nlocs >= MAX_LOCS) {
+        em_log(EM_LOG_INFO, "driver: %zu cached block locations known; forgetting them",
+               c->nlocs);
+        em_free(c->locs);
+        c->locs = NULL;
+        c->loc_cap = c->nlocs = 0;
+    }
+    if ((c->nlocs + 1) * 2 > c->loc_cap)
+        loc_rebuild(c, c->loc_cap ? 2 * c->loc_cap : 64, -1, 0);
+    c->nlocs += loc_set(c->locs, c->loc_cap, key, slot);
+}
+
+void em_cluster_forget_rdd(em_cluster *c, uint32_t rdd)
+{
+    pthread_mutex_lock(&c->lock);
+    if (c->nlocs && rdd)
+        loc_rebuild(c, c->loc_cap, -1, rdd);
+    pthread_mutex_unlock(&c->lock);
+}
+
+void em_cluster_locality_stats(em_cluster *c, uint64_t *local, uint64_t *missed,
+                               uint64_t *known)
+{
+    pthread_mutex_lock(&c->lock);
+    *local = c->nlocal;
+    *missed = c->nmissed;
+    *known = c->nlocs;
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* Remembers where this batch's successful tasks with a preference ran. Lock held. */
+static void note_locations(em_cluster *c, const em_cluster_task *t, size_t n,
+                           const inflight *fl, const em_cluster_result *res)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!t[i].pref_rdd || res[i].code != 0 || fl[i].slot < 0 ||
+            (size_t)fl[i].slot >= c->nex || !c->ex[fl[i].slot].alive)
+            continue;
+        loc_put(c, loc_key(t[i].pref_rdd, t[i].pref_part), fl[i].slot);
+    }
+}
+
 /* ---------------------------------------------------------------- running tasks */
 
 /* Handles executors the loop thread found lost. Lock held on entry and exit. */
@@ -531,6 +649,8 @@ static void process_losses(em_cluster *c)
                 snprintf(r->exec_id, sizeof r->exec_id, "%s", id);
             }
         }
+        if (c->nlocs)   /* its cached blocks are gone with it */
+            loc_rebuild(c, c->loc_cap, (int)i, 0);
         pthread_mutex_unlock(&c->lock);
         if (c->o.on_exec_lost)
             c->o.on_exec_lost(c->o.lost_ud, loc);
@@ -630,33 +750,75 @@ static int pick_executor(em_cluster *c, const char *avoid)
     return -1;
 }
 
-/* Picks executors for queued tasks (lock held); returns how many launches were made. */
+/* The slot holding task t's cached block when it is alive and not where t's previous
+ * attempt failed (`avoid`); -1 otherwise. Lock held. */
+static int preferred_slot(const em_cluster *c, const em_cluster_task *t, const char *avoid)
+{
+    if (!t->pref_rdd)
+        return -1;
+    int e = loc_get(c, loc_key(t->pref_rdd, t->pref_part));
+    if (e < 0 || (size_t)e >= c->nex || !c->ex[e].registered || !c->ex[e].alive ||
+        (avoid && strcmp(c->ex[e].exec_id, avoid) == 0))
+        return -1;
+    return e;
+}
+
+/* Marks queued task i as running on slot e and fills the launch. Lock held. */
+static launch launch_on(em_cluster *c, const em_cluster_task *t, size_t i, int e)
+{
+    exec_slot *s = &c->ex[e];
+    s->running++;
+    c->fl[i].state = T_RUNNING;
+    c->fl[i].slot = e;
+    launch l = {i, s->conn, !has_stage(s, t[i].stage_id)};
+    if (l.send_stage) {
+        s->stages = em_xrealloc(s->stages, (s->nstages + 1) * sizeof *s->stages);
+        s->stages[s->nstages++] = t[i].stage_id;
+    }
+    return l;
+}
+
+/* Picks executors for queued tasks (lock held); returns how many launches were made.
+ * First every task whose cached block's executor has a free core runs there; then the
+ * others, except those whose block's executor is busy while the locality wait lasts. */
 static size_t assign(em_cluster *c, const em_cluster_task *t, launch *out)
 {
     size_t k = 0;
+    uint64_t now = now_ms();
+    for (size_t i = 0; i < c->nfl; i++) {
+        if (c->fl[i].state != T_QUEUED)
+            continue;
+        int e = preferred_slot(c, &t[i], failed_on(c, &t[i]));
+        if (e < 0 || c->ex[e].running >= c->ex[e].cores)
+            continue;
+        out[k++] = launch_on(c, t, i, e);
+        c->last_local_ms = now;
+        c->nlocal++;
+    }
+    bool wait = now - c->last_local_ms < c->wait_ms;
     for (size_t i = 0; i < c->nfl; i++) {
         if (c->fl[i].state != T_QUEUED)
             continue;
         const char *avoid = failed_on(c, &t[i]);
+        if (wait && preferred_slot(c, &t[i], avoid) >= 0)
+            continue;            /* waits for the busy executor holding its block */
         int best = pick_executor(c, avoid);
         if (best == -2)
             continue;            /* waits for an executor other than where it failed */
         if (best < 0)
             break;
-        exec_slot *s = &c->ex[best];
         if (avoid)
             em_log(EM_LOG_INFO, "driver: stage %u task %u attempt %u runs on %s (attempt %u "
-                   "failed on %s)", t[i].stage_id, t[i].partition, t[i].attempt, s->exec_id,
-                   t[i].attempt - 1, avoid);
-        s->running++;
-        c->fl[i].state = T_RUNNING;
-        c->fl[i].slot = best;
-        out[k] = (launch){i, s->conn, !has_stage(s, t[i].stage_id)};
-        if (out[k].send_stage) {
-            s->stages = em_xrealloc(s->stages, (s->nstages + 1) * sizeof *s->stages);
-            s->stages[s->nstages++] = t[i].stage_id;
+                   "failed on %s)", t[i].stage_id, t[i].partition, t[i].attempt,
+                   c->ex[best].exec_id, t[i].attempt - 1, avoid);
+        if (t[i].pref_rdd) {
+            int at = loc_get(c, loc_key(t[i].pref_rdd, t[i].pref_part));
+            if (at == best)
+                c->nlocal++;
+            else if (at >= 0)
+                c->nmissed++;
         }
-        k++;
+        out[k++] = launch_on(c, t, i, best);
     }
     return k;
 }
@@ -696,6 +858,7 @@ int em_cluster_run_tasks(em_cluster *c, const em_cluster_task *tasks, size_t n,
     c->nfl = n;
     c->base = c->next_id;
     c->next_id += n;
+    c->last_local_ms = now_ms();
     uint64_t idle_since = now_ms();
     for (;;) {
         process_losses(c);
@@ -733,6 +896,7 @@ int em_cluster_run_tasks(em_cluster *c, const em_cluster_task *tasks, size_t n,
     c->res = NULL;
     c->nfl = 0;
     note_failures(c, tasks, n, results);
+    note_locations(c, tasks, n, fl, results);
     pthread_mutex_unlock(&c->lock);
     for (size_t i = 0; i < n; i++) {
         for (size_t b = 0; b < fl[i].nb; b++)
@@ -761,6 +925,8 @@ em_cluster *em_cluster_new(const em_cluster_opts *o, em_err *err)
     c->o = *o;
     if (!c->o.register_timeout_ms)
         c->o.register_timeout_ms = 60000;
+    c->wait_ms = o->locality_wait_ms == EM_CLUSTER_NO_LOCALITY_WAIT ? 0
+                 : o->locality_wait_ms ? o->locality_wait_ms : 3000;
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->cond, NULL);
     c->listen_host = em_xstrdup(o->listen_host ? o->listen_host : "127.0.0.1");
@@ -824,6 +990,10 @@ void em_cluster_free(em_cluster *c)
         return;
     pthread_mutex_lock(&c->lock);
     c->closing = true;
+    if (c->nlocal || c->nmissed)
+        em_log(EM_LOG_INFO, "driver: cache locality: %llu tasks ran where their cached block "
+               "was, %llu elsewhere", (unsigned long long)c->nlocal,
+               (unsigned long long)c->nmissed);
     pthread_mutex_unlock(&c->lock);
     em_net_free(c->net);   /* executors see the driver go and exit */
     uint64_t t0 = now_ms();
@@ -848,6 +1018,7 @@ void em_cluster_free(em_cluster *c)
     em_free(c->ex);
     em_free(c->sp);
     em_free(c->fails);
+    em_free(c->locs);
     em_free(c->secret);
     free(c->library);
     em_free(c->listen_host);

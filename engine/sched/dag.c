@@ -9,6 +9,8 @@
  * starts a new round, which re-runs exactly the missing map ids (the tracker knows them) and
  * then the unfinished reduce tasks; at most EM_SCHED_MAX_STAGE_ATTEMPTS rounds. Ordinary
  * task failures are retried within the round up to max_failures attempts.
+ * CACHE LOCALITY: each task carries the cached partition it reads first (em_sched_task_pref);
+ * the cluster backend runs it where that partition was computed (docs/scheduling.md).
  * LISTENERS hear job, stage-round and task events (sched.h, listener section); emitting
  * them costs nothing when none is registered.
  * THREADS: driver thread only; tasks run on the backend's threads. */
@@ -34,6 +36,7 @@ struct em_sched {
 typedef struct stage {
     uint32_t id;
     const em_plan_node *shuffled;   /* map stage: the SHUFFLED node whose map side runs */
+    const em_plan_node *root;       /* shuffled, or the job's final node (result stage) */
     char *json;
     size_t len;
     uint32_t rounds;                /* times submitted (listener's stage_attempt) */
@@ -165,6 +168,7 @@ static void walk(em_sched *s, job *j, const em_plan_node *n)
     stage *st = &j->maps[j->nmaps++];
     memset(st, 0, sizeof *st);
     st->shuffled = n;
+    st->root = n;
     st->id = s->next_stage_id++;
     em_map_tracker_add_shuffle(s->tracker, n->shuffle_id, n->parents[0]->nparts);
 }
@@ -233,6 +237,79 @@ static int on_result(em_sched *s, const stage *st, const em_sched_task *t, em_sc
     return 2;
 }
 
+/* ---------------------------------------------------------------- cache locality */
+
+/* Ops whose partition i is computed from their only parent's partition i. */
+static bool one_to_one(const em_plan_node *n)
+{
+    switch (n->op) {
+    case EM_OP_MAP:
+    case EM_OP_FILTER:
+    case EM_OP_MAP_PARTITIONS:
+    case EM_OP_SAMPLE:
+    case EM_OP_GLOM:
+    case EM_OP_ZIP_WITH_INDEX:
+    case EM_OP_LOCAL_REDUCE:
+    case EM_OP_TAG:
+    case EM_OP_COGROUP_SPLIT:
+    case EM_OP_CHECKPOINT_WRITE:
+        return n->nparents == 1;
+    default:
+        return false;
+    }
+}
+
+/* The walk of em_sched_task_pref from node n, partition part. Chains are followed in a loop;
+ * only ZIP_PARTS unions recurse (depth-limited: a preference is a hint, never needed). */
+static bool pref_walk(const em_plan_node *n, uint32_t part, uint32_t depth, uint32_t *rdd,
+                      uint32_t *rpart)
+{
+    while (n && part < n->nparts) {
+        if (n->level != EM_STORAGE_NONE) {
+            *rdd = n->id;
+            *rpart = part;
+            return true;
+        }
+        if ((n->flags & EM_NODE_LOCAL_CKPT) && n->ckpt_rdd != 0 &&
+            (n->op == EM_OP_CHECKPOINT_WRITE || n->op == EM_OP_CHECKPOINT_FILE)) {
+            *rdd = n->ckpt_rdd;     /* the block rdd_<ckpt_rdd>_<part> the task writes/reads */
+            *rpart = part;
+            return true;
+        }
+        if (one_to_one(n)) {
+            n = n->parents[0];
+            continue;
+        }
+        if (n->op != EM_OP_UNION)
+            return false;
+        if (n->flags & EM_NODE_ZIP_PARTS) {
+            for (uint32_t i = 0; depth < 64 && i < n->nparents; i++)
+                if (pref_walk(n->parents[i], part, depth + 1, rdd, rpart))
+                    return true;
+            return false;
+        }
+        uint32_t i = 0;   /* plain union: parent i holds partitions [off_i, off_i + nparts_i) */
+        while (i < n->nparents && part >= n->parents[i]->nparts)
+            part -= n->parents[i++]->nparts;
+        n = i < n->nparents ? n->parents[i] : NULL;
+    }
+    return false;
+}
+
+bool em_sched_task_pref(const em_plan_node *root, bool map_side, uint32_t part, uint32_t *rdd,
+                        uint32_t *rpart)
+{
+    *rdd = 0;
+    *rpart = 0;
+    if (map_side)   /* the map side computes the SHUFFLED node's parent partition */
+        root = root->op == EM_OP_SHUFFLED && root->nparents == 1 ? root->parents[0] : NULL;
+    if (root && pref_walk(root, part, 0, rdd, rpart))
+        return true;
+    *rdd = 0;
+    *rpart = 0;
+    return false;
+}
+
 /* Runs the partitions parts[i] with !done[i] of one stage until all succeed (0), a fetch
  * failure (1) or a task gives up (<0). Result tasks' results go to slots[i]. */
 static int run_stage(em_sched *s, const stage *st, bool is_map, const uint32_t *parts,
@@ -248,7 +325,10 @@ static int run_stage(em_sched *s, const stage *st, bool is_map, const uint32_t *
         for (uint32_t i = 0; i < n; i++) {
             if (done[i])
                 continue;
-            tasks[k] = (em_sched_task){st->json, st->len, st->id, parts[i], attempts[i], is_map};
+            tasks[k] = (em_sched_task){st->json, st->len, st->id, parts[i], attempts[i], is_map,
+                                       0, 0};
+            em_sched_task_pref(st->root, is_map, parts[i], &tasks[k].pref_rdd,
+                               &tasks[k].pref_part);
             idx[k++] = i;
         }
         if (k == 0)
@@ -410,6 +490,7 @@ int em_sched_run_job(em_sched *s, const em_plan_node *final, const void *res,
     walk(s, &j, final);
     job_begin(s, &j, nparts);
     j.result.id = s->next_stage_id++;
+    j.result.root = final;
     if (!parts) {
         seq = em_xcalloc(nparts, sizeof *seq);
         for (uint32_t i = 0; i < nparts; i++)

@@ -79,7 +79,22 @@ typedef struct em_sched_task {
     uint32_t partition;          /* map id for map stages */
     uint32_t attempt;            /* 0 for the first */
     bool is_map;
+    /* Cache locality (em_sched_task_pref): the cached partition the task reads first,
+     * (rdd id, partition); pref_rdd 0 = none. A backend that remembers where it ran a
+     * successful task with a preference knows which executor holds that block. */
+    uint32_t pref_rdd, pref_part;
 } em_sched_task;
+
+/* The preferred partition of task `part` of the stage rooted at root (map_side: root is a
+ * SHUFFLED node whose map side runs): walking from the root through narrow one-to-one
+ * parents (map, filter, map_partitions, sample, glom, zip_with_index, local_reduce, tag,
+ * cogroup_split, checkpoint_write, unions: ZIP_PARTS tries each parent in order, a plain
+ * union follows the parent holding the partition) to the first node with a storage level
+ * (its id) or a local checkpoint (EM_NODE_LOCAL_CKPT write or source: its ckpt_rdd). Fills
+ * *rdd and *rpart and returns true, or false (*rdd = 0) when the walk meets a source, a
+ * shuffle, coalesce or cartesian first. */
+bool em_sched_task_pref(const em_plan_node *root, bool map_side, uint32_t part, uint32_t *rdd,
+                        uint32_t *rpart);
 
 /* What the scheduler needs to know of a finished attempt. */
 typedef struct em_sched_result {

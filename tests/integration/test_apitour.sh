@@ -7,7 +7,11 @@
 #  2. a task that fails its first attempt is retried on another executor: `apitour retry`
 #     in local-cluster[2,1] fails every task of a 4-task stage once and reports, from the
 #     pids the attempts ran in, that all 4 retries ran in the other executor process;
-#  3. no executor process and no temporary file is left behind (runs use TMPDIR=$tmp/t).
+#  3. no executor process and no temporary file is left behind (runs use TMPDIR=$tmp/t);
+#  4. cache locality: a cached dataset read by several actions (and by a shuffle's map
+#     stage) is computed once per record in local-cluster[2,1] as in local mode (the
+#     persist.* lines count computations with an accumulator; the tours run with a long
+#     ember.locality.wait so that a slow machine never sends a task away from its block).
 set -euo pipefail
 build=${1:?usage: test_apitour.sh BUILD_DIR}
 ember=$build/bin/ember
@@ -43,7 +47,8 @@ tour() {
     mkdir -p "$tmp/w-$name"
     t0=$(date +%s.%N)
     if ! TMPDIR=$tmp/t "$ember" run-example --quiet --master "$master" \
-        --conf "ember.checkpoint.dir=$tmp/ck-$name" apitour tour "$tmp/w-$name" 7 \
+        --conf "ember.checkpoint.dir=$tmp/ck-$name" --conf ember.locality.wait=1h \
+        apitour tour "$tmp/w-$name" 7 \
         >"$tmp/$name.out" 2>"$tmp/$name.err"; then
         fail "$name ($master): exit status $?: $(grep -v '^apitour: persist' "$tmp/$name.err" |
             head -c 800)"
@@ -70,7 +75,7 @@ for op in parallelize.bytes parallelize.fixed parallelize.kv range.up range.down
     partition_by.hash partition_by.range reduce fold aggregate tree_aggregate.depth2 count.kv \
     count_by_key count_by_value take first take_ordered top take_sample \
     take_sample.replacement lookup lookup.partitioned lookup.huge_key save_as_text_file \
-    foreach_partition persist.level1 persist.level2 persist.level3 checkpoint \
+    foreach_partition persist.level1 persist.level2 persist.level3 persist.shuffled checkpoint \
     local_checkpoint group_by_key.big join.big sort_by_key.big; do
     grep -q "^$op: " "$out" || fail "the tour has no line for '$op'"
 done
@@ -79,8 +84,17 @@ done
 grep -qx 'reduce: 19900' "$out" || fail "reduce: $(grep '^reduce:' "$out")"
 grep -q '^filter: n=29 ' "$out" || fail "filter: $(grep '^filter:' "$out" | head -c 200)"
 grep -q '^range.down: n=22 ' "$out" || fail "range.down: $(grep '^range.down:' "$out" | head -c 200)"
-grep -qx 'persist.level1: count=200/200 sum=19900 computed_all=yes' "$out" ||
+grep -qx 'persist.level1: count=200/200 sum=19900 computed=200' "$out" ||
     fail "persist: $(grep '^persist.level1:' "$out")"
+# 4. Every record of a cached dataset computed once, in every mode (cluster: cache locality).
+for other in local2 cluster local1; do
+    for l in 1 2 3; do
+        grep -qx "persist.level$l: count=200/200 sum=19900 computed=200" "$tmp/$other.out" ||
+            fail "$other: cached records recomputed: $(grep "^persist.level$l:" "$tmp/$other.out")"
+    done
+    grep -q '^persist.shuffled: count=301 keys=26 computed=301$' "$tmp/$other.out" ||
+        fail "$other: cached records recomputed: $(grep '^persist.shuffled:' "$tmp/$other.out")"
+done
 
 for other in cluster local1; do
     if ! cmp -s "$out" "$tmp/$other.out"; then

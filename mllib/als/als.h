@@ -117,6 +117,12 @@ typedef struct em_als_params {
     /* Optional progress callback after each full iteration (driver thread). */
     void (*progress)(void *ud, int iteration, double seconds);
     void *progress_ud;
+    /* Optional: called with progress_ud (driver thread) once the block records are built;
+     * from then on em_als_train no longer reads its ratings, so the caller may free them. */
+    void (*ratings_done)(void *ud);
+    /* Optional: RMSE/MAE of the model on the training ratings, computed on the executors
+     * from the block records (no copy of the ratings needed); cold is 0. */
+    struct em_als_metrics *train_metrics;
 } em_als_params;
 
 /* A trained factorisation. Rows of users/items without training ratings are NaN (cold). */
@@ -129,8 +135,9 @@ typedef struct em_als_model {
 } em_als_model;
 
 /* Trains on ratings (borrowed for the call; user < n_users, item < n_items), blocking them
- * on the engine of sc: the ratings become a FIXED dataset, per-block in-link and out-link
- * structures are built and persisted once per side, and every half-iteration ships factors
+ * on the engine of sc: per-block in-link and out-link structures are built on the driver
+ * (threads), broadcast to the executors and persisted there once per side (the ratings are
+ * not read after that: see ratings_done), and every half-iteration ships factors
  * to the blocks that need them through the engine's shuffle. *out: new model, free with
  * em_als_model_free. Errors: EM_EINVAL for bad parameters or ids, engine errors as is. */
 int em_als_train(em_context *sc, const em_rating *ratings, size_t n, int32_t n_users,

@@ -81,6 +81,20 @@ static inline float em__ldf(const uint8_t *p)
     return v;
 }
 
+/* Builds the block records of side cfg->side (cfg->n, nblk, seed, side are used) from all
+ * ratings, on up to nthreads threads of the calling process: recs[b] (initialised by the
+ * caller) receives block b's record, or stays empty when the block has no ratings.
+ * EM_EINVAL for out-of-range ids or a block too large for its links, EM_ENOMEM. */
+#define EM__ALS_BUILD_THREADS 16
+int em__als_build_blocks(const em__als_cfg *cfg, const em_rating *r, size_t n,
+                         uint32_t nthreads, em_vbuf *recs, em_err *err);
+/* The TAKE function's blob: u32 magic "ALST", u32 nblk, u32 first[nblk + 1] (block b's
+ * record is the concatenation of broadcasts id[first[b]] .. id[first[b + 1] - 1]; none:
+ * the block has no ratings), u32 id[first[nblk]]. */
+#define EM__ALS_TAKE_MAGIC 0x414c5354u
+/* Largest broadcast piece of a block record (train.c; 32 MiB, under the 64 MiB frame cap). */
+extern size_t em__als_piece_bytes;
+
 /* A validated view of a block record (blocks.c FORMATS); pointers borrow the record. */
 typedef struct em__als_blockview {
     uint32_t n, nnz, nsrc, idxbits;
@@ -93,24 +107,24 @@ int em__als_block_view(em_slice v, em__als_blockview *b, em_err *err);
 /* The task functions, resolved by name as exported symbols (engine/plan looks names up
  * with dlsym in the program and its libraries), so executor processes find them without a
  * registration step. Each takes the blob of em__als_blob. */
-#define EM__ALS_FN_ROUTE "em__als_fn_route"       /* PARTITION: ratings -> (dst key, chunk) */
-#define EM__ALS_FN_BUILD "em__als_fn_build"       /* PARTITION: chunks -> block record */
+#define EM__ALS_FN_TAKE "em__als_fn_take"         /* PARTITION: block keys -> block records */
 #define EM__ALS_FN_OUTLINKS "em__als_fn_outlinks" /* MAP (values): block -> out-links */
 #define EM__ALS_FN_INIT "em__als_fn_init"         /* MAP (values): block -> initial factors */
 #define EM__ALS_FN_SEND "em__als_fn_send"         /* PARTITION: factors + outlinks -> msgs */
 #define EM__ALS_FN_SOLVE "em__als_fn_solve"       /* PARTITION: msgs + block -> factors */
+#define EM__ALS_FN_EVAL "em__als_fn_eval"         /* PARTITION: factors + msgs + block -> errors */
 #define EM__ALS_FN_GRAM "em__als_fn_gram"         /* MAP: factors -> k x k doubles */
 #define EM__ALS_FN_SUM "em__als_fn_sum"           /* REDUCE: element-wise double sum */
-int em__als_fn_route(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
-                     em_err *err);
-int em__als_fn_build(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
-                     em_err *err);
+int em__als_fn_take(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
+                    em_err *err);
 int em__als_fn_outlinks(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err);
 int em__als_fn_init(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err);
 int em__als_fn_send(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
                     em_err *err);
 int em__als_fn_solve(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
                      em_err *err);
+int em__als_fn_eval(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
+                    em_err *err);
 int em__als_fn_gram(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err);
 int em__als_fn_sum(const em_fn_ctx *c, em_slice a, em_slice b, em_vbuf *out, em_err *err);
 typedef struct em__als_task_table {

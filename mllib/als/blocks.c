@@ -7,8 +7,8 @@
  * message that block sends); plus the out-links: per block of the other side, which of this
  * block's entities that block needs. A half-iteration (users from items): item factor
  * blocks joined with item out-links emit one message per (item block, user block) holding
- * each needed factor once; the messages are shuffled to user blocks, cogrouped with the user
- * block records, and each user block solves
+ * each needed factor once; the messages are shuffled to user blocks, zipped with the user
+ * block records (train.c), and each user block solves
  *     (Y_u^T C_u Y_u + [implicit] Y^T Y + lambda n_u I) x_u = Y_u^T C_u p_u
  * (explicit: C_u = I, p_u = r_u; implicit: Hu, Koren, Volinsky, "Collaborative Filtering
  * for Implicit Feedback Datasets", 2008, c = 1 + alpha |r|, p = [r > 0], with the Y^T Y
@@ -18,7 +18,6 @@
  * Cholesky (LAPACK dposv) or NNLS for non-negative factors.
  *
  * FORMATS (host order, see als_int.h), all values of KV records keyed by a block key:
- *   rating chunk   n x {i32 dst id, i32 src id, f32 rating}
  *   block record   u32 magic "ALSB", u32 n, u32 nnz, u32 nsrc (blocks of the other side),
  *                  u32 idxbits, i32 ids[n] (ascending), u32 ptr[n+1], u32 src[nnz]
  *                  (src block << idxbits | position), f32 r[nnz], u32 ocnt[nsrc],
@@ -29,6 +28,7 @@
  *   message        u32 src block, u32 cnt, u32 k, f32 f[cnt*k]
  * Every reader checks lengths before use: records cross processes through the shuffle. */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "mllib/als/als_int.h"
@@ -86,75 +86,12 @@ uint32_t em__als_find_salt(uint32_t block, uint32_t nblk)
     }
 }
 
-/* ---------------------------------------------------------------- route */
-
-enum { CHUNK_BYTES = 1 << 20 };
-
-static int flush_bucket(em__als_ctx *x, uint32_t b, em_vbuf *bk, em_emitter *out, em_err *err)
-{
-    uint8_t key[8];
-    if (!bk->len)
-        return 0;
-    em__als_key(key, b, x->salt[x->cfg.side][b]);
-    int rc = em_emit_kv(out, em_slice_make(key, 8), em_slice_make(bk->data, bk->len), err);
-    em_vbuf_clear(bk);
-    return rc;
-}
-
-int em__als_fn_route(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
-                     em_err *err)
-{
-    em__als_ctx *ctx = em_malloc(sizeof *ctx);
-    em_vbuf *bk = NULL;
-    em_rec r;
-    int rc;
-    (void)index;
-    if (!ctx)
-        return em_err_set(err, EM_ENOMEM, "als route");
-    if ((rc = em__als_blob_decode(c->blob, ctx, err)) < 0)
-        goto out;
-    uint32_t s = ctx->cfg.side, nb = ctx->cfg.nblk[s];
-    if (!(bk = em_calloc(nb, sizeof *bk))) {
-        rc = em_err_set(err, EM_ENOMEM, "als route: %u buckets", nb);
-        goto out;
-    }
-    while ((rc = em_iter_next(in, &r, err)) == 1) {
-        if (r.val.n % 12) {
-            rc = em_err_set(err, EM_ECORRUPT, "als route: rating chunk of %zu bytes", r.val.n);
-            goto out;
-        }
-        for (size_t o = 0; o < r.val.n; o += 12) {
-            int32_t id[2];
-            memcpy(id, r.val.p + o, 8);
-            if (id[0] < 0 || id[0] >= ctx->cfg.n[0] || id[1] < 0 || id[1] >= ctx->cfg.n[1]) {
-                rc = em_err_set(err, EM_EINVAL, "als: rating (%d, %d) out of range", id[0],
-                                id[1]);
-                goto out;
-            }
-            uint32_t b = em__als_block_of(ctx->cfg.seed, s, id[s], nb);
-            int32_t rec[2] = {id[s], id[1 - s]};
-            if (em_vbuf_append(&bk[b], rec, 8) < 0 ||
-                em_vbuf_append(&bk[b], r.val.p + o + 8, 4) < 0) {
-                rc = em_err_set(err, EM_ENOMEM, "als route: bucket");
-                goto out;
-            }
-            if (bk[b].len >= CHUNK_BYTES && (rc = flush_bucket(ctx, b, &bk[b], out, err)) < 0)
-                goto out;
-        }
-    }
-    for (uint32_t b = 0; rc == 0 && b < nb; b++)
-        rc = flush_bucket(ctx, b, &bk[b], out, err);
-out:
-    for (uint32_t b = 0; bk && b < nb; b++)
-        em_vbuf_destroy(&bk[b]);
-    em_free(bk);
-    if (ctx)
-        em_free(ctx->yty);
-    em_free(ctx);
-    return rc < 0 ? rc : 0;
-}
-
-/* ---------------------------------------------------------------- build */
+/* ---------------------------------------------------------------- build (driver side)
+ * The block records are built on the driver, straight from its parsed ratings, one thread
+ * per block: routing the ratings through the shuffle (12 bytes per rating per side, zstd
+ * compressed, spilled, merged and decompressed) cost about as much CPU as ten iterations
+ * at 100M ratings. Each record is then handed to the executors as a broadcast that the
+ * TAKE task emits under the block's key (train.c). */
 
 /* Everything the builder allocates, freed on one path. */
 typedef struct builder {
@@ -174,52 +111,60 @@ static void builder_free(builder *b)
     em_free(b->last);
 }
 
-/* Calls fn(ud, dst, src, rating) for every 12-byte rating of the flat buffer v. */
-typedef int (*chunk_fn)(void *ud, int32_t dst, int32_t src, float r, em_err *err);
-static int each_rating(em_slice v, chunk_fn fn, void *ud, em_err *err)
-{
-    int rc = 0;
-    if (v.n % 12)
-        return em_err_set(err, EM_ECORRUPT, "als build: ratings of %zu bytes", v.n);
-    for (size_t o = 0; o < v.n && rc >= 0; o += 12)
-        rc = fn(ud, (int32_t)em__ld32(v.p + o), (int32_t)em__ld32(v.p + o + 4),
-                em__ldf(v.p + o + 8), err);
-    return rc < 0 ? rc : 0;
-}
-
 typedef struct build_state {
-    em__als_ctx *x;
+    const em__als_cfg *c;
+    const em_rating *in;     /* all ratings (borrowed) */
+    size_t nin;
+    const uint32_t *dblk;    /* block of every dst id of this side */
+    uint32_t block;          /* the block being built */
     builder b;
     uint64_t nnz;
-    uint8_t *rec;        /* the record being written */
-    uint32_t *ptr, *src; /* aligned scratch copies, copied into rec at the end */
+    uint32_t *ptr, *src;     /* point into the record being written */
     float *rt;
     uint32_t idxbits;
 } build_state;
 
-static int count_one(void *ud, int32_t dst, int32_t src, float r, em_err *err)
+/* (dst, src) of a rating for the side being built. */
+static inline void dst_src(uint32_t side, const em_rating *q, int32_t *dst, int32_t *src)
 {
-    build_state *st = ud;
-    const em__als_cfg *c = &st->x->cfg;
-    (void)r;
-    if (dst < 0 || dst >= c->n[c->side] || src < 0 || src >= c->n[1 - c->side])
-        return em_err_set(err, EM_ECORRUPT, "als build: id (%d, %d) out of range", dst, src);
-    st->b.dcnt[dst]++;
-    st->b.spos[src] = 1;
-    st->nnz++;
+    *dst = side ? q->item : q->user;
+    *src = side ? q->user : q->item;
+}
+
+static int count_pass(build_state *st, em_err *err)
+{
+    const em__als_cfg *c = st->c;
+    uint32_t side = c->side;
+    for (size_t t = 0; t < st->nin; t++) {
+        int32_t dst, src;
+        dst_src(side, &st->in[t], &dst, &src);
+        if (dst < 0 || dst >= c->n[side] || src < 0 || src >= c->n[1 - side])
+            return em_err_set(err, EM_EINVAL, "als build: rating %zu (%d, %d) out of range",
+                              t, dst, src);
+        if (st->dblk[dst] != st->block)
+            continue;
+        st->b.dcnt[dst]++;
+        st->b.spos[src] = 1;
+        st->nnz++;
+    }
     return 0;
 }
 
-static int place_one(void *ud, int32_t dst, int32_t src, float r, em_err *err)
+/* Places the ratings into CSR order (input order within a row). */
+static void place_pass(build_state *st)
 {
-    build_state *st = ud;
-    const em__als_cfg *c = &st->x->cfg;
-    uint32_t e = st->b.dcnt[dst] - 1, slot = st->b.fill[e]++;
-    uint32_t j = em__als_block_of(c->seed, 1 - c->side, src, c->nblk[1 - c->side]);
-    (void)err;
-    st->src[slot] = (st->idxbits < 32 ? j << st->idxbits : 0) | (st->b.spos[src] - 1);
-    st->rt[slot] = r;
-    return 0;
+    const em__als_cfg *c = st->c;
+    uint32_t side = c->side, nsrc = c->nblk[1 - side];
+    for (size_t t = 0; t < st->nin; t++) {
+        int32_t dst, src;
+        dst_src(side, &st->in[t], &dst, &src);
+        if (st->dblk[dst] != st->block)
+            continue;
+        uint32_t e = st->b.dcnt[dst] - 1, slot = st->b.fill[e]++;
+        uint32_t j = em__als_block_of(c->seed, 1 - side, src, nsrc);
+        st->src[slot] = (st->idxbits < 32 ? j << st->idxbits : 0) | (st->b.spos[src] - 1);
+        st->rt[slot] = st->in[t].rating;
+    }
 }
 
 static uint32_t bits_for(uint32_t n)
@@ -230,19 +175,18 @@ static uint32_t bits_for(uint32_t n)
     return b;
 }
 
-/* Assigns local indices to dst entities and message positions to src entities. */
-static int build_index(build_state *st, uint32_t *n_out, em_err *err)
+/* Assigns local indices to dst entities (n of them) and message positions to src
+ * entities; fills ptr[0..n]. */
+static int build_index(build_state *st, em_err *err)
 {
-    const em__als_cfg *c = &st->x->cfg;
-    uint32_t s = c->side, nsrc = c->nblk[1 - s], n = 0;
+    const em__als_cfg *c = st->c;
+    uint32_t s = c->side, nsrc = c->nblk[1 - s], e = 0;
+    st->ptr[0] = 0;
     for (int32_t g = 0; g < c->n[s]; g++)
         if (st->b.dcnt[g]) {
-            st->ptr[n + 1] = st->b.dcnt[g];
-            st->b.dcnt[g] = ++n;   /* local index + 1 */
+            st->ptr[e + 1] = st->ptr[e] + st->b.dcnt[g];
+            st->b.dcnt[g] = ++e;   /* local index + 1 */
         }
-    st->ptr[0] = 0;
-    for (uint32_t e = 0; e < n; e++)
-        st->ptr[e + 1] += st->ptr[e];
     uint32_t maxcnt = 0;
     for (int32_t g = 0; g < c->n[1 - s]; g++)
         if (st->b.spos[g]) {
@@ -255,15 +199,14 @@ static int build_index(build_state *st, uint32_t *n_out, em_err *err)
         return em_err_set(err, EM_EINVAL, "als: %u entities of one block needed by another "
                           "(max %u with %u blocks): use more blocks", maxcnt,
                           1u << st->idxbits, nsrc);
-    *n_out = n;
     return 0;
 }
 
 /* Out-links: per src block j, the local dst entities that rated something in j (ascending).
- * Appends ocnt[nsrc] then the indices grouped by block to out. */
-static int build_outlinks(build_state *st, uint32_t n, em_vbuf *out, em_err *err)
+ * Appends ocnt[nsrc] then the indices grouped by block to out (space reserved). */
+static void build_outlinks(build_state *st, uint32_t n, em_vbuf *out)
 {
-    uint32_t nsrc = st->x->cfg.nblk[1 - st->x->cfg.side];
+    uint32_t nsrc = st->c->nblk[1 - st->c->side];
     uint32_t *cnt = st->b.scnt, *last = st->b.last, total = 0;
     memset(cnt, 0, nsrc * sizeof *cnt);
     memset(last, 0, nsrc * sizeof *last);
@@ -276,8 +219,8 @@ static int build_outlinks(build_state *st, uint32_t n, em_vbuf *out, em_err *err
                 total++;
             }
         }
-    if (em_vbuf_append(out, cnt, nsrc * 4) < 0 || em_vbuf_reserve(out, (size_t)total * 4) < 0)
-        return em_err_set(err, EM_ENOMEM, "als build: out-links");
+    memcpy(out->data + out->len, cnt, nsrc * 4);
+    out->len += nsrc * 4;
     uint8_t *base = out->data + out->len;
     uint32_t off = 0;
     for (uint32_t j = 0; j < nsrc; j++) {   /* cnt becomes the write cursor of block j */
@@ -295,12 +238,11 @@ static int build_outlinks(build_state *st, uint32_t n, em_vbuf *out, em_err *err
             }
         }
     out->len += (size_t)total * 4;
-    return 0;
 }
 
 static int build_alloc(build_state *st, em_err *err)
 {
-    const em__als_cfg *c = &st->x->cfg;
+    const em__als_cfg *c = st->c;
     uint32_t nsrc = c->nblk[1 - c->side];
     st->b.dcnt = em_calloc((size_t)c->n[c->side] + 1, 4);
     st->b.spos = em_calloc((size_t)c->n[1 - c->side] + 1, 4);
@@ -311,92 +253,160 @@ static int build_alloc(build_state *st, em_err *err)
     return 0;
 }
 
-/* Block record from the ratings of one block, a flat array of rating-chunk records
- * (see FORMATS). */
-static int build_record(build_state *st, em_slice v, em_vbuf *out, em_err *err)
+/* The block record of st->block (see FORMATS), written in place into out: the CSR arrays
+ * point into the record, so the build needs no scratch copy of the ratings. An empty
+ * block leaves out empty. */
+static int build_record(build_state *st, em_vbuf *out, em_err *err)
 {
-    const em__als_cfg *c = &st->x->cfg;
+    const em__als_cfg *c = st->c;
     uint32_t n = 0, nsrc = c->nblk[1 - c->side];
     int rc;
-    if ((rc = build_alloc(st, err)) < 0 || (rc = each_rating(v, count_one, st, err)) < 0)
+    if ((rc = build_alloc(st, err)) < 0 || (rc = count_pass(st, err)) < 0)
         return rc;
+    if (st->nnz == 0)
+        return 0;
     if (st->nnz >= UINT32_MAX)
         return em_err_set(err, EM_EINVAL, "als: %llu ratings in one block: use more blocks",
                           (unsigned long long)st->nnz);
-    st->ptr = em_calloc((size_t)c->n[c->side] + 2, 4);
-    st->src = em_malloc(st->nnz * 4 + 4);
-    st->rt = em_malloc(st->nnz * 4 + 4);
-    if (!st->ptr || !st->src || !st->rt)
-        return em_err_set(err, EM_ENOMEM, "als build: %llu ratings",
-                          (unsigned long long)st->nnz);
-    if ((rc = build_index(st, &n, err)) < 0)
+    for (int32_t g = 0; g < c->n[c->side]; g++)
+        n += st->b.dcnt[g] != 0;
+    /* out-links: at most one index per (entity, source block) and per rating */
+    uint64_t olinks = (uint64_t)n * nsrc < st->nnz ? (uint64_t)n * nsrc : st->nnz;
+    size_t need = 20 + (size_t)n * 8 + 4 + (size_t)st->nnz * 8 + (size_t)nsrc * 4 +
+                  (size_t)olinks * 4;
+    if (em_vbuf_reserve(out, need) < 0 || !(st->b.fill = em_malloc((size_t)n * 4 + 4)))
+        return em_err_set(err, EM_ENOMEM, "als build: record of %zu bytes", need);
+    uint8_t *base = out->data + out->len;   /* malloc-aligned: the arrays are 4-aligned */
+    uint32_t *ids = (uint32_t *)(void *)(base + 20);
+    st->ptr = ids + n;
+    st->src = st->ptr + n + 1;
+    st->rt = (float *)(void *)(st->src + st->nnz);
+    if ((rc = build_index(st, err)) < 0)
         return rc;
-    if (!(st->b.fill = em_malloc((size_t)n * 4 + 4)))
-        return em_err_set(err, EM_ENOMEM, "als build: %u entities", n);
-    memcpy(st->b.fill, st->ptr, (size_t)n * 4);
-    if ((rc = each_rating(v, place_one, st, err)) < 0)
-        return rc;
-    uint32_t hdr[5] = {EM__ALS_BLOCK_MAGIC, n, (uint32_t)st->nnz, nsrc, st->idxbits};
-    if (em_vbuf_reserve(out, 20 + (size_t)n * 8 + 4 + st->nnz * 8) < 0)
-        return em_err_set(err, EM_ENOMEM, "als build: record");
-    em_vbuf_append(out, hdr, sizeof hdr);
-    for (int32_t g = 0; g < c->n[c->side]; g++)   /* ids ascending = local order */
+    for (int32_t g = 0, e = 0; g < c->n[c->side]; g++)   /* ids ascending = local order */
         if (st->b.dcnt[g])
-            em_vbuf_append(out, &g, 4);
-    em_vbuf_append(out, st->ptr, ((size_t)n + 1) * 4);
-    em_vbuf_append(out, st->src, st->nnz * 4);
-    em_vbuf_append(out, st->rt, st->nnz * 4);
-    return build_outlinks(st, n, out, err);
+            ids[e++] = (uint32_t)g;
+    memcpy(st->b.fill, st->ptr, (size_t)n * 4);
+    place_pass(st);
+    uint32_t hdr[5] = {EM__ALS_BLOCK_MAGIC, n, (uint32_t)st->nnz, nsrc, st->idxbits};
+    memcpy(base, hdr, sizeof hdr);
+    out->len += 20 + (size_t)n * 8 + 4 + (size_t)st->nnz * 8;
+    build_outlinks(st, n, out);
+    return 0;
 }
 
-/* PARTITION function over partition_by(routed chunks): partition b holds the rating chunks
- * of block b (records are borrowed until the next one: they are copied into one flat
- * buffer, the only copy the build makes), from which the block record is built and
- * emitted under the block's key. A shuffle that only concatenates, instead of
- * group_by_key, spares the reducer's copy and the em_list of chunks. */
-int em__als_fn_build(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
-                     em_err *err)
+typedef struct build_job {
+    const em__als_cfg *c;
+    const em_rating *r;
+    size_t n;
+    const uint32_t *dblk;
+    em_vbuf *recs;
+    uint32_t next, nthreads;   /* thread i builds blocks i, i + nthreads, ... */
+    em_err err[EM__ALS_BUILD_THREADS];
+    int rc[EM__ALS_BUILD_THREADS];
+} build_job;
+
+typedef struct build_arg {
+    build_job *job;
+    uint32_t i;
+} build_arg;
+
+static void *build_thread(void *p)
 {
-    build_state st = {0};
-    em_vbuf rec, all;
-    em_rec r;
-    uint8_t key[8];
-    bool any = false;
-    int rc;
-    em_vbuf_init(&rec);
-    em_vbuf_init(&all);
-    if (!(st.x = em_malloc(sizeof *st.x)))
-        return em_err_set(err, EM_ENOMEM, "als build");
-    if ((rc = em__als_blob_decode(c->blob, st.x, err)) < 0)
-        goto out;
-    while ((rc = em_iter_next(in, &r, err)) == 1) {
-        if (r.key.n != 8 || em__als_key_block(r.key.p) >= st.x->cfg.nblk[st.x->cfg.side] ||
-            (any && memcmp(key, r.key.p, 8) != 0)) {
-            rc = em_err_set(err, EM_ECORRUPT, "als build: partition %u: bad or second block "
-                            "key", index);
-            goto out;
-        }
-        if (!any)
-            memcpy(key, r.key.p, 8);
-        any = true;
-        if (em_vbuf_append(&all, r.val.p, r.val.n) < 0) {
-            rc = em_err_set(err, EM_ENOMEM, "als build: %zu bytes of ratings", all.len);
-            goto out;
-        }
+    build_arg *a = p;
+    build_job *j = a->job;
+    for (uint32_t b = a->i; b < j->c->nblk[j->c->side] && j->rc[a->i] == 0; b += j->nthreads) {
+        build_state st = {.c = j->c, .in = j->r, .nin = j->n, .dblk = j->dblk, .block = b};
+        j->rc[a->i] = build_record(&st, &j->recs[b], &j->err[a->i]);
+        builder_free(&st.b);
     }
-    if (rc == 0 && any &&
-        (rc = build_record(&st, em_slice_make(all.data, all.len), &rec, err)) == 0)
-        rc = em_emit_kv(out, em_slice_make(key, 8), em_slice_make(rec.data, rec.len), err);
-out:
-    em_vbuf_destroy(&all);
-    builder_free(&st.b);
-    em_free(st.ptr);
-    em_free(st.src);
-    em_free(st.rt);
-    if (st.x)
-        em_free(st.x->yty);
-    em_free(st.x);
-    em_vbuf_destroy(&rec);
+    return NULL;
+}
+
+int em__als_build_blocks(const em__als_cfg *c, const em_rating *r, size_t n,
+                         uint32_t nthreads, em_vbuf *recs, em_err *err)
+{
+    uint32_t s = c->side, nb = c->nblk[s];
+    build_job job = {.c = c, .r = r, .n = n, .recs = recs};
+    build_arg args[EM__ALS_BUILD_THREADS];
+    pthread_t th[EM__ALS_BUILD_THREADS];
+    uint32_t *dblk = em_malloc((size_t)c->n[s] * 4 + 4);
+    int rc = 0;
+    if (!dblk)
+        return em_err_set(err, EM_ENOMEM, "als build: %d block ids", c->n[s]);
+    for (int32_t g = 0; g < c->n[s]; g++)
+        dblk[g] = em__als_block_of(c->seed, s, g, nb);
+    job.dblk = dblk;
+    nthreads = nthreads < 1 ? 1 : nthreads > EM__ALS_BUILD_THREADS ? EM__ALS_BUILD_THREADS
+                                                                   : nthreads;
+    job.nthreads = nthreads < nb ? nthreads : nb;
+    uint32_t started = 0;
+    for (uint32_t i = 0; i < job.nthreads; i++) {
+        job.err[i] = (em_err)EM_ERR_INIT;
+        args[i] = (build_arg){&job, i};
+    }
+    for (uint32_t i = 1; i < job.nthreads; i++, started++)   /* thread 0 is this one */
+        if (pthread_create(&th[i], NULL, build_thread, &args[i]) != 0)
+            break;
+    for (uint32_t i = started + 1; i < job.nthreads; i++)    /* not started: run here */
+        build_thread(&args[i]);
+    build_thread(&args[0]);
+    for (uint32_t i = 1; i <= started; i++)
+        pthread_join(th[i], NULL);
+    for (uint32_t i = 0; i < job.nthreads && rc == 0; i++)
+        if (job.rc[i] < 0)
+            rc = em_err_copy(err, &job.err[i]);
+    em_free(dblk);
+    return rc;
+}
+
+/* Emits the record of block b under key: the concatenation of its broadcast pieces (a
+ * single piece is emitted as is). */
+static int take_one(const em_fn_ctx *c, const uint8_t *ids, uint32_t n, em_slice key,
+                    uint32_t b, em_emitter *out, em_err *err)
+{
+    em_vbuf cat;
+    em_slice v = {0};
+    em__als_blockview bv;
+    int rc = 0;
+    em_vbuf_init(&cat);
+    for (uint32_t i = 0; i < n && rc == 0; i++) {
+        if ((rc = em_task_broadcast(c->task, em__ld32(ids + (size_t)i * 4), &v, err)) < 0)
+            break;
+        if (n > 1 && em_vbuf_append(&cat, v.p, v.n) < 0)
+            rc = em_err_set(err, EM_ENOMEM, "%zu bytes", cat.len + v.n);
+    }
+    if (n > 1)
+        v = em_slice_make(cat.data, cat.len);
+    if (rc == 0 && (rc = em__als_block_view(v, &bv, err)) == 0)
+        rc = em_emit_kv(out, key, v, err);
+    em_vbuf_destroy(&cat);
+    return rc < 0 ? em_err_prefix(err, "als take: block %u", b) : 0;
+}
+
+/* PARTITION function over partition_by(block keys): emits, under each block key, the
+ * block record the driver broadcast for it (blob: als_int.h). */
+int em__als_fn_take(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
+                    em_err *err)
+{
+    em_slice bl = c->blob;
+    em_rec r;
+    int rc;
+    uint32_t nb = bl.n >= 8 ? em__ld32(bl.p + 4) : 0;
+    size_t at = 8 + ((size_t)nb + 1) * 4;
+    if (bl.n < 8 || em__ld32(bl.p) != EM__ALS_TAKE_MAGIC || nb == 0 ||
+        nb > EM__ALS_MAX_BLOCKS || bl.n < at || bl.n != at + (size_t)em__ld32(bl.p + at - 4) * 4)
+        return em_err_set(err, EM_ECORRUPT, "als take: context blob of %zu bytes", bl.n);
+    while ((rc = em_iter_next(in, &r, err)) == 1) {
+        uint32_t b = r.key.n == 8 ? em__als_key_block(r.key.p) : UINT32_MAX;
+        uint32_t f0 = b < nb ? em__ld32(bl.p + 8 + (size_t)b * 4) : 0;
+        uint32_t f1 = b < nb ? em__ld32(bl.p + 12 + (size_t)b * 4) : 0;
+        if (f0 >= f1 || f1 > (bl.n - at) / 4)
+            return em_err_set(err, EM_ECORRUPT, "als take: partition %u: bad block key or "
+                              "piece list", index);
+        if ((rc = take_one(c, bl.p + at + (size_t)f0 * 4, f1 - f0, r.key, b, out, err)) < 0)
+            return rc;
+    }
     return rc < 0 ? rc : 0;
 }
 

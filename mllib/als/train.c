@@ -2,10 +2,9 @@
  * training run and iterates (see blocks.c for the per-block work and the formats).
  *
  * DATASETS (k = block key, U/I = user/item block counts):
- *   R        parallelized ratings: BYTES records, each a chunk of 12-byte em_ratings
- *   blk[s]   map_partitions(partition_by(map_partitions(R, route), n_s), build): the
- *            block records of side s, HASH(n_s) partitioned with block b in partition b;
- *            persisted
+ *   blk[s]   the block records of side s, built on the driver from its parsed ratings and
+ *            broadcast; map_partitions(partition_by(block keys, n_s), take) emits them
+ *            HASH(n_s) partitioned with block b in partition b; persisted
  *   out[s]   map_values(blk[s], outlinks): the small out-link part, persisted
  *   fac[s]   (k, factors of block b), HASH(n_s), persisted per half-iteration
  * Half-iteration updating side d from side s = 1 - d:
@@ -31,6 +30,9 @@ typedef struct trainer {
     em__als_cfg cfg;
     uint32_t *salt[2];
     em_rdd *blk[2], *out[2], *fac[2];
+    em_vbuf *recs[2];   /* per side: block records built on the driver, until broadcast */
+    em_vbuf take[2];    /* per side: the TAKE blob naming the block broadcasts, kept until
+                           training ends so a lost block can be rebuilt from its lineage */
 } trainer;
 
 static int blob_for(trainer *t, uint32_t side, const double *yty, em_vbuf *b, em_err *err)
@@ -58,33 +60,104 @@ static int materialize(em_rdd *r, em_err *err)
     return rc < 0 ? rc : em_rdd_count(r, &n, err);
 }
 
-enum { CHUNK_RATINGS = 65536 };
+/* A broadcast travels to an executor as one wire frame, capped at 64 MiB: records are
+ * broadcast in pieces of at most this many bytes (a variable so tests can force pieces). */
+size_t em__als_piece_bytes = (size_t)32 << 20;
 
-static em_rdd *ratings_rdd(trainer *t, const em_rating *r, size_t n)
+/* Builds the block records of side s on the driver (threads) into t->recs[s]. */
+static int build_records(trainer *t, const em_rating *r, size_t n, uint32_t s, em_err *err)
 {
-    size_t nch = (n + CHUNK_RATINGS - 1) / CHUNK_RATINGS;
-    em_rec *recs = em_xcalloc(nch ? nch : 1, sizeof *recs);
-    for (size_t i = 0; i < nch; i++) {
-        size_t m = n - i * CHUNK_RATINGS < CHUNK_RATINGS ? n - i * CHUNK_RATINGS : CHUNK_RATINGS;
-        recs[i].val = em_slice_make(r + i * CHUNK_RATINGS, m * sizeof *r);
-    }
-    uint32_t np = em_context_default_parallelism(t->sc);
-    em_rdd *R = em_parallelize(t->sc, EM_REC_BYTES, 0, recs, nch, np);
-    em_free(recs);
-    return R;
+    em__als_cfg c = t->cfg;
+    c.side = s;
+    t->recs[s] = em_xcalloc(c.nblk[s], sizeof *t->recs[s]);
+    return em__als_build_blocks(&c, r, n, em_context_default_parallelism(t->sc), t->recs[s],
+                                err);
 }
 
-static int build_side(trainer *t, em_rdd *R, uint32_t s, em_err *err)
+static void free_records(trainer *t, uint32_t s)
 {
-    em_vbuf b;
+    for (uint32_t b = 0; t->recs[s] && b < t->cfg.nblk[s]; b++)
+        em_vbuf_destroy(&t->recs[s][b]);
+    em_free(t->recs[s]);
+    t->recs[s] = NULL;
+}
+
+/* Broadcasts the block records of side s in pieces; *blob receives the TAKE function's
+ * blob (als_int.h). Each record is freed as soon as it is broadcast. */
+static int broadcast_blocks(trainer *t, uint32_t s, em_vbuf *blob, em_err *err)
+{
+    uint32_t nb = t->cfg.nblk[s], hdr[2] = {EM__ALS_TAKE_MAGIC, nb};
+    em_vbuf *recs = t->recs[s];
+    em_vbuf ids;
+    em_vbuf_init(&ids);
+    int rc = 0;
+    em_vbuf_append(blob, hdr, 8);
+    for (uint32_t b = 0; b < nb; b++) {
+        uint32_t first = (uint32_t)(ids.len / 4);
+        em_vbuf_append(blob, &first, 4);
+        size_t piece = em__als_piece_bytes ? em__als_piece_bytes : 1;
+        for (size_t o = 0; rc == 0 && o < recs[b].len; o += piece) {
+            size_t len = recs[b].len - o < piece ? recs[b].len - o : piece;
+            uint32_t id = em_broadcast(t->sc, em_slice_make(recs[b].data + o, len), err);
+            if (!id)
+                rc = err->code ? err->code : em_err_set(err, EM_ENOMEM, "als: broadcast");
+            else
+                em_vbuf_append(&ids, &id, 4);
+        }
+        em_vbuf_destroy(&recs[b]);
+    }
+    uint32_t end = (uint32_t)(ids.len / 4);
+    em_vbuf_append(blob, &end, 4);
+    if (em_vbuf_append(blob, ids.data, ids.len) < 0 && rc == 0)
+        rc = em_err_set(err, EM_ENOMEM, "als: take blob");
+    em_vbuf_destroy(&ids);
+    free_records(t, s);
+    return rc;
+}
+
+/* Drops the broadcasts listed in a TAKE blob. */
+static void drop_broadcasts(trainer *t, const em_vbuf *blob)
+{
+    if (blob->len < 8)
+        return;
+    size_t nb = em__ld32(blob->data + 4), at = 8 + (nb + 1) * 4;
+    for (size_t o = at; o + 4 <= blob->len; o += 4)
+        em_broadcast_destroy(t->sc, em__ld32(blob->data + o));
+}
+
+/* blk[s]: partition_by(HASH, n_s) of the block keys (a tiny shuffle that gives the
+ * dataset the hash partitioner the zipped unions need), then TAKE emits each block's
+ * broadcast record; persisted, with the out-links (and, for items, the initial factors).
+ * The broadcasts stay until training ends (em_als_train drops them): a block record lost
+ * with its executor is recomputed from them, as Spark recomputes a lost cached partition,
+ * at the price of the driver holding the records (~1.6 GB at Netflix scale) meanwhile.
+ * The ratings never pass through the shuffle and the driver keeps no parallelized copy. */
+static int build_side(trainer *t, uint32_t s, em_err *err)
+{
+    uint32_t nb = t->cfg.nblk[s];
+    em_rec *keys = em_xcalloc(nb, sizeof *keys);
+    uint8_t *kb = em_xcalloc(nb, EM__ALS_KEY_LEN);
+    em_vbuf b, take;
     em_vbuf_init(&b);
+    em_vbuf_init(&take);
+    em_vbuf_destroy(&t->take[s]);
+    size_t nk = 0;
     int rc = blob_for(t, s, NULL, &b, err);
+    if (rc == 0)
+        rc = broadcast_blocks(t, s, &take, err);
     if (rc < 0)
-        return rc;
+        goto out;
+    for (uint32_t k = 0; k < nb; k++)
+        if (em__ld32(take.data + 8 + (size_t)k * 4) != em__ld32(take.data + 12 + (size_t)k * 4)) {
+            em__als_key(kb + (size_t)k * 8, k, t->salt[s][k]);
+            keys[nk].key = keys[nk].val = em_slice_make(kb + (size_t)k * 8, 8);
+            nk++;
+        }
     em_slice bs = em_slice_make(b.data, b.len);
-    em_rdd *routed = em_rdd_map_partitions(R, EM__ALS_FN_ROUTE, bs, false);
-    em_rdd *moved = em_rdd_partition_by(routed, EM_PART_HASH, t->cfg.nblk[s]);
-    t->blk[s] = em_rdd_persist(em_rdd_map_partitions(moved, EM__ALS_FN_BUILD, bs, true),
+    em_rdd *kr = em_parallelize(t->sc, EM_REC_KV, 0, keys, nk, nb);
+    em_rdd *moved = em_rdd_partition_by(kr, EM_PART_HASH, nb);
+    t->blk[s] = em_rdd_persist(em_rdd_map_partitions(moved, EM__ALS_FN_TAKE,
+                                                     em_slice_make(take.data, take.len), true),
                                EM_PERSIST_MEMORY_AND_DISK);
     t->out[s] = em_rdd_persist(em_rdd_map_values(t->blk[s], EM__ALS_FN_OUTLINKS, bs),
                                EM_PERSIST_MEMORY_AND_DISK);
@@ -95,6 +168,10 @@ static int build_side(trainer *t, em_rdd *R, uint32_t s, em_err *err)
                                    EM_PERSIST_MEMORY_AND_DISK);
         rc = materialize(t->fac[1], err);
     }
+out:
+    t->take[s] = take;   /* dropped by em_als_train when training ends */
+    em_free(keys);
+    em_free(kb);
     em_vbuf_destroy(&b);
     return rc;
 }
@@ -117,6 +194,67 @@ static int gram(trainer *t, uint32_t s, double *yty, em_err *err)
     return rc;
 }
 
+/* The factors of side s shipped to the blocks of the other side that need them:
+ * partition b = the messages for block b (HASH partitioned). NULL when the factor and
+ * out-link datasets are not co-partitioned. bs: the blob of side s. */
+static em_rdd *messages(trainer *t, uint32_t s, const em_vbuf *bs)
+{
+    em_rdd *fo = em_rdd_union(t->fac[s], t->out[s]);
+    em_rdd *m = em_rdd_map_partitions(fo, EM__ALS_FN_SEND, em_slice_make(bs->data, bs->len),
+                                      false);
+    if (em_rdd_num_partitions(fo) != t->cfg.nblk[s])
+        return NULL;
+    return em_rdd_partition_by(m, EM_PART_HASH, t->cfg.nblk[1 - s]);
+}
+
+/* Training RMSE/MAE on the executors: union(union(user factors, messages of the item
+ * factors), user block records) -> EVAL per block -> 3 doubles each, added up here. */
+static int train_eval(trainer *t, em_als_metrics *out, em_err *err)
+{
+    em_vbuf bs, bd;
+    em_records recs = {0};
+    double acc[3] = {0, 0, 0};
+    em_vbuf_init(&bs);
+    em_vbuf_init(&bd);
+    int rc = blob_for(t, 1, NULL, &bs, err);
+    if (rc == 0)
+        rc = blob_for(t, 0, NULL, &bd, err);
+    em_rdd *mp = rc == 0 ? messages(t, 1, &bs) : NULL;
+    if (rc == 0 && !mp)
+        rc = em_err_set(err, EM_EPLAN, "als: item factors and out-links not co-partitioned");
+    if (rc < 0)
+        goto out;
+    em_rdd *u = em_rdd_union(em_rdd_union(t->fac[0], mp), t->blk[0]);
+    if (em_rdd_num_partitions(u) != t->cfg.nblk[0]) {
+        rc = em_err_set(err, EM_EPLAN, "als: user factors, messages and blocks are not "
+                        "co-partitioned");
+        goto out;
+    }
+    em_rdd *e = em_rdd_map_partitions(u, EM__ALS_FN_EVAL, em_slice_make(bd.data, bd.len),
+                                      false);
+    if ((rc = rdd_ok(e, err)) < 0 || (rc = em_rdd_collect(e, &recs, err)) < 0)
+        goto out;
+    for (size_t i = 0; i < recs.n; i++) {
+        if (recs.recs[i].val.n != sizeof acc) {
+            rc = em_err_set(err, EM_ECORRUPT, "als eval: %zu-byte result", recs.recs[i].val.n);
+            goto out;
+        }
+        for (int q = 0; q < 3; q++) {
+            double v;
+            memcpy(&v, recs.recs[i].val.p + q * 8, 8);
+            acc[q] += v;
+        }
+    }
+    *out = (em_als_metrics){.rmse = acc[2] > 0 ? sqrt(acc[0] / acc[2]) : NAN,
+                            .mae = acc[2] > 0 ? acc[1] / acc[2] : NAN,
+                            .n = (uint64_t)acc[2]};
+out:
+    em_records_destroy(&recs);
+    em_vbuf_destroy(&bs);
+    em_vbuf_destroy(&bd);
+    return rc;
+}
+
 static int half_step(trainer *t, uint32_t d, em_err *err)
 {
     uint32_t s = 1 - d;
@@ -136,13 +274,9 @@ static int half_step(trainer *t, uint32_t d, em_err *err)
     /* Both unions zip co-partitioned parents (partition b = block b of each), so send and
      * solve see their block's records side by side without a cogroup, which would copy
      * the block records (the bulk of the data) through a reducer every half-iteration. */
-    em_rdd *fo = em_rdd_union(t->fac[s], t->out[s]);
-    em_rdd *m = em_rdd_map_partitions(fo, EM__ALS_FN_SEND, em_slice_make(bs.data, bs.len),
-                                      false);
-    em_rdd *mp = em_rdd_partition_by(m, EM_PART_HASH, t->cfg.nblk[d]);
+    em_rdd *mp = messages(t, s, &bs);
     em_rdd *mb = em_rdd_union(mp, t->blk[d]);   /* messages first, then the block record */
-    if (em_rdd_num_partitions(fo) != t->cfg.nblk[s] ||
-        em_rdd_num_partitions(mb) != t->cfg.nblk[d]) {
+    if (!mp || em_rdd_num_partitions(mb) != t->cfg.nblk[d]) {
         rc = em_err_set(err, EM_EPLAN, "als: factor, out-link and block datasets are not "
                         "co-partitioned");
         goto out;
@@ -237,7 +371,7 @@ static int check_ids(const em_rating *r, size_t n, int32_t nu, int32_t ni, em_er
  * keep the object files that define them (an unreferenced archive member is dropped). */
 const em__als_task_table em__als_task_fns = {
     {em__als_fn_outlinks, em__als_fn_init, em__als_fn_gram},
-    {em__als_fn_route, em__als_fn_build, em__als_fn_send, em__als_fn_solve},
+    {em__als_fn_take, em__als_fn_send, em__als_fn_solve, em__als_fn_eval},
     em__als_fn_sum,
 };
 
@@ -298,9 +432,17 @@ int em_als_train(em_context *sc, const em_rating *ratings, size_t n, int32_t n_u
         (rc = check_ids(ratings, n, n_users, n_items, err)) < 0)
         return rc;
     setup(&t, params, n_users, n_items);
-    em_rdd *R = ratings_rdd(&t, ratings, n);
-    if ((rc = build_side(&t, R, 0, err)) < 0 || (rc = build_side(&t, R, 1, err)) < 0 ||
+    /* Both sides' records are built before anything runs, so the caller can free the
+     * ratings before the executors receive the records (the peak of the build). */
+    if ((rc = build_records(&t, ratings, n, 0, err)) < 0 ||
+        (rc = build_records(&t, ratings, n, 1, err)) < 0)
+        goto out;
+    if (params->ratings_done)
+        params->ratings_done(params->progress_ud);
+    if ((rc = build_side(&t, 0, err)) < 0 || (rc = build_side(&t, 1, err)) < 0 ||
         (rc = iterate(&t, params, err)) < 0)
+        goto out;
+    if (params->train_metrics && t.fac[0] && (rc = train_eval(&t, params->train_metrics, err)) < 0)
         goto out;
     if (!(m = em_als_model_new((int)t.cfg.rank, n_users, n_items))) {
         rc = em_err_set(err, EM_ENOMEM, "als: model of %d + %d rows", n_users, n_items);
@@ -322,6 +464,9 @@ out:
         if (t.fac[s])
             em_rdd_unpersist(t.fac[s]);
         em_free(t.salt[s]);
+        free_records(&t, (uint32_t)s);
+        drop_broadcasts(&t, &t.take[s]);
+        em_vbuf_destroy(&t.take[s]);
     }
     em_als_model_free(m);
     return rc;

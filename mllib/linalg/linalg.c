@@ -216,6 +216,8 @@ LA_AVX2 static void gather_avx2(int k, int n, const float *const *rows, const do
         for (; q < k; q++)
             row[q] = (scale ? scale[s] : 1.0) * (double)y[q];
         row[k] = last[s];
+        for (q = k + 1; q < ld; q++)
+            row[q] = 0.0;
     }
 }
 #endif
@@ -235,6 +237,8 @@ void em_la_gather_f32(int k, int n, const float *const *rows, const double *scal
         for (int q = 0; q < k; q++)
             row[q] = sc * (double)rows[s][q];
         row[k] = last[s];
+        for (int q = k + 1; q < ld; q++)
+            row[q] = 0.0;
     }
 }
 

@@ -31,7 +31,9 @@ void em_la_rank1_acc(int k, const float *y, double w, double c, double *ata, dou
 void em_la_syrk_tile(int k, int n, const double *t, int ld, double *ata);
 /* Gathers n float vectors of length k into a row-major double tile (leading dimension
  * ld >= k + 1): tile[s][q] = scale[s] * rows[s][q] (scale NULL: 1) and tile[s][k] =
- * last[s]; columns k+1..ld-1 are left as they are. With last = the ratings, em_la_syrk_tile
+ * last[s]; columns k+1..ld-1 are set to 0 (em_la_syrk_tile's AVX2 kernel reads them: left
+ * uninitialized they held heap garbage, and subnormal garbage made the FMAs take microcode
+ * assists, one block of 50M ratings solving 4x slower). With last = the ratings, em_la_syrk_tile
  * of k + 1 columns yields Y^T Y and, in column k, Y^T r in one pass. */
 void em_la_gather_f32(int k, int n, const float *const *rows, const double *scale,
                       const double *last, int ld, double *tile);

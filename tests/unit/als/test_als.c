@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "mllib/als/als.h"
+#include "mllib/als/als_int.h"   /* em__als_piece_bytes */
 #include "mllib/linalg/linalg.h"
 
 enum { NU = 40, NI = 25, K = 3 };
@@ -137,6 +138,44 @@ Test(als, implicit_half_iterations_match_dense_reference, .timeout = 120)
 Test(als, single_block_matches_too, .timeout = 120)
 {
     check_half_steps(false, 1);
+}
+
+/* Block records broadcast in many small pieces (odd size: pieces split words) are
+ * reassembled into the same records. */
+Test(als, block_records_in_pieces_match_too, .timeout = 120)
+{
+    size_t saved = em__als_piece_bytes;
+    em__als_piece_bytes = 61;
+    check_half_steps(false, 2);
+    em__als_piece_bytes = saved;
+}
+
+static void count_done(void *ud)
+{
+    (*(int *)ud)++;
+}
+
+/* The training metrics computed on the executors equal em_als_evaluate on the driver's
+ * ratings, and ratings_done is called exactly once. */
+Test(als, train_metrics_match_driver_evaluation, .timeout = 120)
+{
+    static em_rating r[NU * NI];
+    size_t n = make_ratings(r, 13, false);
+    em_context *sc = ctx_new("local[2]");
+    em_als_metrics tm = {0}, want;
+    int done = 0;
+    em_als_params p = {.rank = K, .lambda = 0.1, .seed = 3, .iterations = 2,
+                       .user_blocks = 3, .item_blocks = 2, .train_metrics = &tm,
+                       .ratings_done = count_done, .progress_ud = &done};
+    em_als_model *m = train(sc, r, n, &p);
+    em_als_evaluate(m, r, n, EM_COLD_DROP, &want);
+    cr_assert_eq(done, 1);
+    cr_assert_eq(tm.n, (uint64_t)n);
+    cr_assert_eq(tm.cold, 0u);
+    cr_assert_float_eq(tm.rmse, want.rmse, 1e-6 * want.rmse, "%g vs %g", tm.rmse, want.rmse);
+    cr_assert_float_eq(tm.mae, want.mae, 1e-6 * want.mae, "%g vs %g", tm.mae, want.mae);
+    em_als_model_free(m);
+    em_context_free(sc);
 }
 
 static void check_decrease(bool implicit, bool nonneg)

@@ -281,11 +281,13 @@ Test(linalg, gather_f32_scales_and_appends)
         }
         for (int with_scale = 0; with_scale < 2; with_scale++) {
             for (int i = 0; i < N * ld; i++)
-                tile[i] = ref[i] = -7.0;   /* columns past k must be left alone */
+                tile[i] = -7.0;   /* garbage: the padding columns past k must be zeroed */
             for (int s = 0; s < N; s++) {
                 for (int q = 0; q < k; q++)
                     ref[s * ld + q] = (with_scale ? sc[s] : 1.0) * (double)rows[s][q];
                 ref[s * ld + k] = last[s];
+                for (int q = k + 1; q < ld; q++)
+                    ref[s * ld + q] = 0.0;
             }
             em_la_gather_f32(k, N, rows, with_scale ? sc : NULL, last, ld, tile);
             for (int i = 0; i < N * ld; i++)

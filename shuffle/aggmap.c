@@ -81,6 +81,30 @@ void em__aggmap_reset(em__aggmap *m)
     m->order = NULL;
 }
 
+void em__aggmap_clear(em__aggmap *m)
+{
+    em__slab_chunk *c = m->chunks;
+    while (c) {
+        em__slab_chunk *next = c->next;
+        em_free(c);
+        c = next;
+    }
+    m->chunks = NULL;
+    m->slab_used = 0;
+    if (m->slots)
+        memset(m->slots, 0, m->nslots * sizeof *m->slots);   /* all SLOT_EMPTY */
+    m->nents = 0;
+    em_free(m->order);
+    m->order = NULL;
+}
+
+size_t em__aggmap_grow_bytes(const em__aggmap *m)
+{
+    if ((m->nents + 1) * LOAD_DEN <= m->nslots * LOAD_NUM)
+        return 0;
+    return (m->nslots ? m->nslots : MIN_SLOTS) * sizeof(em__agg_slot);
+}
+
 void em__aggmap_destroy(em__aggmap *m)
 {
     em__aggmap_reset(m);

@@ -102,6 +102,11 @@ void em__aggmap_init(em__aggmap *m, const em_combiner *comb, bool values_are_com
 void em__aggmap_destroy(em__aggmap *m);
 /* Frees every entry (keeps nothing); the map is empty and usable afterwards. */
 void em__aggmap_reset(em__aggmap *m);
+/* Empties the map but keeps its slot table (no regrowing from scratch after a drain). */
+void em__aggmap_clear(em__aggmap *m);
+/* Bytes the slot table grows by on the next add (any key: the table grows before the
+ * lookup), else 0. */
+size_t em__aggmap_grow_bytes(const em__aggmap *m);
 /* Merges (part, key, val) into the map. Combiner errors pass through; EM_ENOMEM on OOM (the
  * map stays consistent). */
 int em__aggmap_add(em__aggmap *m, uint32_t part, em_slice key, em_slice val, em_err *err);
@@ -115,8 +120,14 @@ static inline uint32_t em__agg_hash32(uint64_t key_hash, uint32_t part)
     uint64_t x = key_hash ^ 0x2545f4914f6cdd1dULL ^ ((uint64_t)part * 0x9e3779b97f4a7c15ULL);
     return (uint32_t)((x * 0xbf58476d1ce4e5b9ULL) >> 32);
 }
-/* Hints that (part, key_hash) will be added soon: prefetches its home slot. */
-static inline void em__aggmap_prefetch(const em__aggmap *m, uint32_t part, uint64_t key_hash)
+/* Hints that (part, key_hash) will be added soon: prefetches its home slot.
+ * always_inline is load-bearing: GCC models __builtin_prefetch as free of side effects, so
+ * an out-of-line copy of this function is found "const" (local-pure-const) and every call
+ * to it is deleted as dead code, silently disabling the prefetch (GCC 12 did exactly that
+ * in em_shuffle_writer_prefetch, which compiled to a bare `ret`). */
+__attribute__((always_inline)) static inline void em__aggmap_prefetch(const em__aggmap *m,
+                                                                     uint32_t part,
+                                                                     uint64_t key_hash)
 {
     if (m->nslots)
         __builtin_prefetch(&m->slots[em__agg_hash32(key_hash, part) & (m->nslots - 1)], 0, 3);

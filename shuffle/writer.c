@@ -8,9 +8,10 @@
  *     bytes) exceeds the budget, the largest builders are spilled until `buffered` is at most
  *     half the budget, so a flush frees enough to amortise its sort.
  *   - With a combiner, records go into a combining hash map keyed by (partition, key)
- *     (aggmap.c); past the budget the map is drained into the builders (which spill as
- *     above) and reset, so the same key may leave a map task several times: the reduce side
- *     merges combiners anyway.
+ *     (aggmap.c); past the budget, or when growing its table would pass the budget, the map
+ *     is drained into the builders (which spill as above) and emptied, keeping its table
+ *     when that is at most half the budget, so the same key may leave a map task several
+ *     times: the reduce side merges combiners anyway.
  *   - Every spilled block is remembered as (partition, offset, length). Commit writes the
  *     data file partition by partition: that partition's spilled blocks in spill order
  *     (pread from the spill file), then its builder's remainder as a last block. Blocks of a
@@ -218,8 +219,10 @@ static int add_to_builder(em_shuffle_writer *w, uint32_t p, const em_rec *r, em_
     return 0;
 }
 
-/* Moves every combined record into the builders and empties the map. */
-static int drain_combiners(em_shuffle_writer *w, em_err *err)
+/* Moves every combined record into the builders and empties the map; keep_table keeps its
+ * slot table for the records to come when that table is at most half the budget (the
+ * builders are then flushed to at most the other half). */
+static int drain_combiners(em_shuffle_writer *w, bool keep_table, em_err *err)
 {
     em__aggmap *m = &w->agg;
     size_t pos = 0;
@@ -230,8 +233,20 @@ static int drain_combiners(em_shuffle_writer *w, em_err *err)
         if (rc < 0)
             return rc;
     }
-    em__aggmap_reset(m);
+    if (keep_table && m->nslots * sizeof(em__agg_slot) <= w->budget / 2)
+        em__aggmap_clear(m);
+    else
+        em__aggmap_reset(m);
     return 0;
+}
+
+/* Past the budget with a combiner: drain the map, then flush builders down to half. */
+static int spill_combiners(em_shuffle_writer *w, em_err *err)
+{
+    int rc = drain_combiners(w, true, err);
+    if (rc == 0 && w->buffered > w->budget / 2)
+        rc = flush_largest(w, err);
+    return rc;
 }
 
 static int poison(em_shuffle_writer *w, int rc, em_err *err)
@@ -270,10 +285,18 @@ int em_shuffle_writer_add_hashed(em_shuffle_writer *w, uint32_t part, uint64_t k
     if (!w->combine) {
         rc = add_to_builder(w, part, r, &w->perr);
     } else {
-        rc = em__aggmap_add_hashed(&w->agg, part, key_hash, r, &w->perr);
-        if (rc == 0 && w->buffered + em__aggmap_mem(&w->agg) > w->budget &&
-            (rc = drain_combiners(w, &w->perr)) == 0 && w->buffered > w->budget / 2)
-            rc = flush_largest(w, &w->perr);
+        /* A table that would outgrow the budget is not grown: drain first (growing and
+         * then draining held old and new table over budget, and the map restarted from
+         * its smallest size). */
+        size_t grow = em__aggmap_grow_bytes(&w->agg);
+        rc = 0;
+        if (EM_UNLIKELY(grow) && w->agg.nents &&
+            w->buffered + em__aggmap_mem(&w->agg) + grow > w->budget)
+            rc = spill_combiners(w, &w->perr);
+        if (rc == 0)
+            rc = em__aggmap_add_hashed(&w->agg, part, key_hash, r, &w->perr);
+        if (rc == 0 && w->buffered + em__aggmap_mem(&w->agg) > w->budget)
+            rc = spill_combiners(w, &w->perr);
     }
     if (EM_UNLIKELY(rc < 0))
         return poison(w, rc, err);
@@ -352,7 +375,7 @@ static int do_commit(em_shuffle_writer *w, em_map_status *st, em_err *err)
     int rc;
 
     em_vbuf_init(&ix);
-    if (w->combine && (rc = drain_combiners(w, err)) < 0)
+    if (w->combine && (rc = drain_combiners(w, false, err)) < 0)
         goto out;
     offs = em_calloc((size_t)w->nparts + 1, sizeof *offs);
     sizes = em_calloc(w->nparts, sizeof *sizes);

@@ -28,32 +28,54 @@ static inline uint64_t premix(uint64_t w)
     return w;
 }
 
+/* Absorbs one 8-byte word. */
+static inline uint64_t absorb8(uint64_t h, uint64_t w)
+{
+    h ^= premix(w);
+    return rotl64(h, 27) * 5 + 0x52dce729ULL;
+}
+
+/* Absorbs a tail of 1..7 bytes packed little-endian; its own constant keeps "ab" and "ab\0"
+ * apart even before the length is mixed in again at the end. The packing equals a byte loop
+ * in two (overlapping) loads: overlapping bytes land on the same bits with the same values. */
+static inline uint64_t absorb_tail(uint64_t h, const uint8_t *s, size_t left)
+{
+    uint64_t w;
+    if (left >= 4)
+        w = (uint64_t)em_load_le32(s) | (uint64_t)em_load_le32(s + left - 4) << (8 * (left - 4));
+    else
+        w = (uint64_t)s[0] | (uint64_t)s[left / 2] << (8 * (left / 2)) |
+            (uint64_t)s[left - 1] << (8 * (left - 1));
+    h ^= premix(w ^ H_K4);
+    return rotl64(h, 29) * 9 + 0x38495ab5ULL;
+}
+
 uint64_t em_hash64(const void *p, size_t n, uint64_t seed)
 {
     const uint8_t *s = p;
     uint64_t h = seed ^ H_K3 ^ ((uint64_t)n * H_K4);
+    /* Keys of up to 16 bytes (ids, words, most shuffle keys) in straight-line code: the
+     * same steps as the loop below, without its loop control. */
+    if (EM_LIKELY(n <= 16)) {
+        if (n >= 8) {
+            h = absorb8(h, em_load_le64(s));
+            if (n == 16)
+                h = absorb8(h, em_load_le64(s + 8));
+            else if (n > 8)
+                h = absorb_tail(h, s + 8, n - 8);
+        } else if (n) {
+            h = absorb_tail(h, s, n);
+        }
+        return em_mix64(h ^ (uint64_t)n);
+    }
     size_t left = n;
     while (left >= 8) {
-        h ^= premix(em_load_le64(s));
-        h = rotl64(h, 27) * 5 + 0x52dce729ULL;
+        h = absorb8(h, em_load_le64(s));
         s += 8;
         left -= 8;
     }
-    if (left) {
-        /* Tail of 1..7 bytes packed little-endian; its own constant keeps "ab" and "ab\0"
-         * apart even before the length is mixed in again below. */
-        uint64_t w;
-        /* The same little-endian packing as a byte loop, in two (overlapping) loads:
-         * overlapping bytes land on the same bits with the same values. */
-        if (left >= 4)
-            w = (uint64_t)em_load_le32(s) | (uint64_t)em_load_le32(s + left - 4)
-                                                << (8 * (left - 4));
-        else
-            w = (uint64_t)s[0] | (uint64_t)s[left / 2] << (8 * (left / 2)) |
-                (uint64_t)s[left - 1] << (8 * (left - 1));
-        h ^= premix(w ^ H_K4);
-        h = rotl64(h, 29) * 9 + 0x38495ab5ULL;
-    }
+    if (left)
+        h = absorb_tail(h, s, left);
     h ^= (uint64_t)n;
     return em_mix64(h);
 }

@@ -125,6 +125,113 @@ Test(shuffle, map_combine_grouped_adds_mixed_keys_and_budgets, .timeout = 60)
         }
 }
 
+/* Naive em.first by key: each distinct key with its first value in input order. */
+static void naive_first(const trecs *in, trecs *out)
+{
+    for (size_t i = 0; i < in->n; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < out->n && !seen; j++)
+            seen = tr_cmp_bytes(out->v[j].k, out->v[j].kn, in->v[i].k, in->v[i].kn) == 0;
+        if (!seen)
+            trecs_add(out, true, in->v[i].k, in->v[i].kn, in->v[i].v, in->v[i].vn);
+    }
+}
+
+/* The map sink's grouped adds keep arrival order: em.first (order-sensitive) over one map
+ * task must give each key's first value. Records of 2 bytes (empty value) up to ~3 KiB fill
+ * the group buffer by bytes as well as by count, and the largest go past it; small budgets
+ * drain and spill the map. */
+Test(shuffle, map_combine_groups_keep_arrival_order, .timeout = 60)
+{
+    static const uint32_t nparts[] = {2, 3};
+    static const size_t budgets[] = {8u << 20, 4u << 10};
+    for (size_t pi = 0; pi < 2; pi++)
+        for (size_t bi = 0; bi < 2; bi++) {
+            tenv te;
+            te_init(&te);
+            te.env.task_mem_budget = budgets[bi];
+            trecs in = {0}, got = {0}, want = {0};
+            em_rng rng;
+            em_rng_seed(&rng, 700 + pi * 2 + bi);
+            static uint8_t v[3100];
+            for (size_t i = 0; i < 2500; i++) {
+                uint8_t k[8];
+                uint64_t id = em_rng_below(&rng, 150);
+                size_t kn = 1 + id % 8, vn;   /* an empty key reads back as no key */
+                uint64_t sz = em_rng_below(&rng, 10);
+                vn = id == 0 ? 0 : sz < 6 ? (size_t)em_rng_below(&rng, 16)
+                               : sz < 9 ? (size_t)em_rng_below(&rng, 1500)
+                                        : 2040 + (size_t)em_rng_below(&rng, 1000);
+                for (size_t j = 0; j < kn; j++)
+                    k[j] = (uint8_t)('a' + (id + j * 3) % 26);
+                k[0] = (uint8_t)id;
+                for (size_t j = 0; j < vn; j++)
+                    v[j] = (uint8_t)(i + j * 13);
+                if (vn >= 2)
+                    em_store_le16(v, (uint16_t)i);   /* every value distinct */
+                trecs_add(&in, true, k, kn, v, vn);
+            }
+            em_plan_graph *g = em_plan_graph_new();
+            em_plan_node *p = par_kv(&te, g, &in, 1);
+            em_plan_node *sh = tn_shuffle(g, p, nparts[pi], 9, EM_REDUCE_AGGREGATE,
+                                          EM_NODE_MAP_COMBINE);
+            sh->fn = em_xstrdup("em.first");
+            te_run_shuffle(&te, sh);
+            te_collect(&te, sh, &got);
+            naive_first(&in, &want);
+            trecs_assert_eq(&got, &want, true, "grouped map-side combine, em.first");
+            trecs_free(&in);
+            trecs_free(&got);
+            trecs_free(&want);
+            em_plan_graph_free(g);
+            te_destroy(&te);
+        }
+}
+
+/* A range drained by a map task (range -> fused map -> combining map sink) produces every
+ * element once: (v, 1) summed by key gives each v with count 1, and the map tasks' read
+ * counts add up to the range's size. Steps of both signs, empty ranges, edges of int64. */
+Test(shuffle, range_drained_into_map_sink, .timeout = 30)
+{
+    static const int64_t cases[][3] = {
+        {0, 1000, 1}, {0, 1000, 7}, {5, -700, -2}, {0, 0, 1}, {3, 1, 1},
+        {INT64_MAX - 100, INT64_MAX, 3}, {INT64_MIN, INT64_MIN + 50, 2}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        tenv te;
+        te_init(&te);
+        em_plan_graph *g = em_plan_graph_new();
+        em_plan_node *r = tn(g, EM_OP_RANGE, 3, NULL, NULL);
+        r->range_start = cases[c][0];
+        r->range_end = cases[c][1];
+        r->range_step = cases[c][2];
+        r->width = 8;
+        em_plan_node *m = tn(g, EM_OP_MAP, 3, r, NULL);
+        tn_fn(m, "em.pair_with_one", NULL, 0);
+        m->is_kv = true;
+        em_plan_node *sh = tn_shuffle(g, m, 2, 4, EM_REDUCE_AGGREGATE, EM_NODE_MAP_COMBINE);
+        sh->fn = em_xstrdup("em.sum_i64");
+        te_run_shuffle(&te, sh);
+        trecs got = {0}, want = {0};
+        te_collect(&te, sh, &got);
+        uint64_t n = 0;
+        for (__int128 v = cases[c][0];
+             cases[c][2] > 0 ? v < cases[c][1] : v > cases[c][1]; v += cases[c][2], n++) {
+            uint8_t k[8], one[8];
+            trecs_add(&want, true, enc64(k, (int64_t)v), 8, enc64(one, 1), 8);
+        }
+        trecs_assert_eq(&got, &want, true, "range through a combining map sink");
+        uint64_t written = 0;
+        for (size_t i = 0; i < te.nst; i++)
+            written += te.st[i].records_written;
+        cr_assert_eq(written, n, "case %zu: %llu records written", c,
+                     (unsigned long long)written);
+        trecs_free(&got);
+        trecs_free(&want);
+        em_plan_graph_free(g);
+        te_destroy(&te);
+    }
+}
+
 Test(shuffle, fold_by_key_uses_zero_once_per_key_per_map, .timeout = 30)
 {
     tenv te;

@@ -262,3 +262,74 @@ Test(aggmap, survives_oom)
             break;
     }
 }
+
+/* grow_bytes predicts exactly what the next add adds to the table; clear empties the map
+ * but keeps the table, and the map then combines correctly again (the writer's drains). */
+Test(aggmap, grow_bytes_and_clear_keeps_table)
+{
+    em__aggmap m;
+    em_err err = EM_ERR_INIT;
+    em__aggmap_init(&m, &sum8_combiner, false);
+    cr_assert_eq(em__aggmap_grow_bytes(&m), 64 * sizeof(em__agg_slot));
+    size_t grows = 0;
+    for (uint64_t i = 0; i < 3000; i++) {
+        uint8_t k[8], v[8];
+        em_store_le64(k, i * 0x9e3779b97f4a7c15ULL);
+        em_enc_i64(v, 1);
+        size_t g = em__aggmap_grow_bytes(&m), before = m.nslots;
+        cr_assert_eq(em__aggmap_add(&m, 0, em_slice_make(k, 8), em_slice_make(v, 8), &err), 0);
+        cr_assert_eq((m.nslots - before) * sizeof(em__agg_slot), g, "key %llu",
+                     (unsigned long long)i);
+        grows += g != 0;
+        /* The same for a key already there (the table grows before the lookup). */
+        g = em__aggmap_grow_bytes(&m);
+        before = m.nslots;
+        cr_assert_eq(em__aggmap_add(&m, 0, em_slice_make(k, 8), em_slice_make(v, 8), &err), 0);
+        cr_assert_eq((m.nslots - before) * sizeof(em__agg_slot), g);
+        grows += g != 0;
+    }
+    cr_assert_eq(grows, 7, "0 -> 64 -> ... -> 4096 slots");
+    cr_assert_eq(m.nents, 3000);
+    size_t nslots = m.nslots;
+    cr_assert_eq(em__aggmap_sort(&m, &err), 0);
+    em__aggmap_clear(&m);
+    cr_assert_eq(m.nslots, nslots);
+    cr_assert_eq(m.nents, 0);
+    cr_assert_eq(em__aggmap_mem(&m), nslots * sizeof(em__agg_slot));
+    size_t pos = 0;
+    uint32_t part;
+    em_rec rec;
+    cr_assert_eq(em__aggmap_next(&m, &pos, &part, &rec), 0);
+    /* Adds are valid again after clear (even after a sort); long keys use the slab. */
+    ref_map r = {calloc(500, sizeof(ref_ent)), 0};
+    em_rng rng;
+    em_rng_seed(&rng, 77);
+    for (size_t i = 0; i < 2000; i++) {
+        uint8_t key[256], val[8];
+        size_t kn = tu_rand_key(&rng, key, 8);
+        if (i % 3 == 0)
+            kn = 20 + (size_t)em_rng_below(&rng, 10);   /* past the inline size */
+        for (size_t j = 0; i % 3 == 0 && j < kn; j++)
+            key[j] = (uint8_t)('a' + (i / 3 % 97 + j) % 26);
+        if (r.n == 500 && !ref_find(&r, 1, em_slice_make(key, kn)))
+            continue;
+        em_enc_i64(val, (int64_t)i);
+        cr_assert_eq(em__aggmap_add(&m, 1, em_slice_make(key, kn), em_slice_make(val, 8),
+                                    &err), 0, "%s", err.msg);
+        ref_ent *e = ref_find(&r, 1, em_slice_make(key, kn));
+        if (!e) {
+            e = &r.e[r.n++];
+            e->part = 1;
+            memcpy(e->key, key, kn);
+            e->klen = kn;
+            memcpy(e->val, val, 8);
+            e->vlen = 8;
+        } else {
+            em_enc_i64(e->val, em_dec_i64(e->val) + (int64_t)i);
+        }
+    }
+    cr_assert_eq(m.nslots, nslots, "fewer keys than before: no growth");
+    check_same(&m, &r);
+    em__aggmap_destroy(&m);
+    free(r.e);
+}

@@ -329,6 +329,15 @@ Test(writer, map_side_combine_tiny_budget)
     combine_case(4096);
 }
 
+/* Budgets where the map's table would outgrow the budget (drained before growing) and where
+ * a drained map keeps its table (at most half the budget) for the records after it. */
+Test(writer, map_side_combine_drains_before_growing_and_keeps_table)
+{
+    combine_case(12u << 10);
+    combine_case(40u << 10);
+    combine_case(160u << 10);
+}
+
 /* ---------------------------------------------------------------- failures */
 
 static void three_maps(const char *dir, em_map_status st[3], tset s[3])

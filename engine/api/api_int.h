@@ -38,6 +38,8 @@ struct em_context {
     double storage_fraction;     /* ember.memory.storageFraction */
     em_block_store *store;
     em_map_tracker *tracker;
+    em_cluster *cluster;         /* cluster mode: borrowed from the scheduler's backend, for
+                                    dropping executors' blocks; NULL in local mode */
     em_sched *sched;
     struct em_status *status;    /* status page, event log, progress bar (owned) */
     em_plan_graph *graph;
@@ -69,6 +71,7 @@ typedef struct em__cluster_cfg {
     em_map_tracker *tracker;
     em__acc_fn apply_acc;
     void *acc_ud;
+    em_cluster **cluster_out;    /* NULL, or set to the cluster (owned by the backend) */
 } em__cluster_cfg;
 int em__cluster_backend_new(const em__cluster_cfg *cfg, em_sched_backend *out, em_err *err);
 /* ember.locality.wait as Spark writes it ("3s", "500ms", "1m", "1h", or ms; "0" = never

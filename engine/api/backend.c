@@ -88,6 +88,8 @@ static void convert(local_backend *lb, const em_sched_task *t, em_task_result *t
     out->failed_shuffle = tr->failed_shuffle;
     out->failed_map = tr->failed_map;
     out->spill_bytes = tr->metrics.spill_bytes;
+    out->run_ns = tr->metrics.run_ns;
+    snprintf(out->exec_id, sizeof out->exec_id, "driver");
     if (tr->code == 0 && lb->apply_acc && tr->nacc)
         lb->apply_acc(lb->acc_ud, tr->acc, tr->nacc);
     if (tr->code == 0 && t->is_map) {
@@ -258,6 +260,8 @@ static void cl_convert(cluster_backend *cb, const em_sched_task *t, em_cluster_r
     out->failed_shuffle = cr->failed_shuffle;
     out->failed_map = cr->failed_map;
     out->spill_bytes = cr->metrics[4];
+    out->run_ns = cr->metrics[6];
+    snprintf(out->exec_id, sizeof out->exec_id, "%s", cr->exec_id);
     if (cr->code == 0 && cb->apply_acc && cr->nacc) {
         em_acc_update *u = em_xcalloc(cr->nacc, sizeof *u);
         for (uint32_t i = 0; i < cr->nacc; i++)
@@ -385,6 +389,8 @@ int em__cluster_backend_new(const em__cluster_cfg *cfg, em_sched_backend *out, e
         goto fail;
     out->ops = &cluster_ops;
     out->self = cb;
+    if (cfg->cluster_out)
+        *cfg->cluster_out = cb->cl;
     return 0;
 fail:
     cl_free(cb);

@@ -199,6 +199,7 @@ static int start_cluster(em_context *sc, em_sched_backend *out, em_err *err)
         .tracker = sc->tracker,
         .apply_acc = apply_acc,
         .acc_ud = sc,
+        .cluster_out = &sc->cluster,
     };
     const char *v = em_conf_get(c, "ember.job.library");
     if (v && !*v)
@@ -320,6 +321,7 @@ void em_context_free(em_context *sc)
     if (!sc)
         return;
     em_sched_free(sc->sched);
+    sc->cluster = NULL;          /* freed with the scheduler's backend */
     em_status_free(sc->status);
     em_map_tracker_free(sc->tracker);
     em_block_store_free(sc->store);
@@ -399,6 +401,9 @@ void em_broadcast_destroy(em_context *sc, uint32_t id)
 {
     em_block_id bid = {EM_BLOCK_BROADCAST, id, 0, 0};
     em_block_store_remove(sc->store, bid);
+    /* Executors cache the broadcast they fetched (docs/cluster.md, `drop`). */
+    if (sc->cluster)
+        em_cluster_drop_blocks(sc->cluster, EM_BLOCK_BROADCAST, id);
 }
 
 uint32_t em_accumulator_new(em_context *sc, const char *name)
@@ -430,8 +435,14 @@ em_rdd *em_rdd_persist(em_rdd *r, em_persist_level level)
     };
     if ((unsigned)level <= EM_PERSIST_DISK_ONLY)
         r->node->level = map[level];
-    if (level == EM_PERSIST_NONE)
+    if (level == EM_PERSIST_NONE) {
         em_block_store_remove_all(r->sc->store, EM_BLOCK_RDD, r->node->id);
+        /* Cluster mode: the cached partitions live in the executors' stores. */
+        if (r->sc->cluster) {
+            em_cluster_forget_rdd(r->sc->cluster, r->node->id);
+            em_cluster_drop_blocks(r->sc->cluster, EM_BLOCK_RDD, r->node->id);
+        }
+    }
     return r;
 }
 

@@ -136,6 +136,11 @@ int em_cluster_run_tasks(em_cluster *c, const em_cluster_task *tasks, size_t n,
                          em_cluster_result *results, em_err *err);
 /* Forgets where the partitions of rdd are cached (em_rdd_unpersist). Driver thread. */
 void em_cluster_forget_rdd(em_cluster *c, uint32_t rdd);
+/* Tells every live executor to drop the blocks of type btype (EM_BLOCK_*) whose first id is
+ * a from its block store (a `drop` message; no reply): em_broadcast_destroy (BROADCAST, id)
+ * and em_rdd_unpersist (RDD, rdd id). Best effort: a lost connection is only logged.
+ * Returns the number of executors it was sent to. Driver thread. */
+uint32_t em_cluster_drop_blocks(em_cluster *c, uint32_t btype, uint32_t a);
 /* Cache locality counters since em_cluster_new: tasks with a preference that ran on the
  * executor holding their block (local), that ran elsewhere although a holder was known
  * (missed: it was busy past the wait, lost, or where the previous attempt failed), and

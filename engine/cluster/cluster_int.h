@@ -37,6 +37,7 @@ typedef enum em__msg_type {
     EM__MSG_MAP_OUTPUTS_REPLY,/* driver -> executor */
     EM__MSG_FETCH,            /* executor -> executor: a shuffle segment */
     EM__MSG_FETCH_ERROR,      /* executor -> executor */
+    EM__MSG_DROP,             /* driver -> executor: drop blocks (block.type, block.a) */
 } em__msg_type;
 
 /* One decoded message; which fields are meaningful depends on type (docs/cluster.md). */
@@ -57,7 +58,7 @@ typedef struct em__msg {
     /* status: the result (batches arrive as DATA frames before it) */
     em_cluster_result res;
     uint32_t nbatches;           /* status, block_reply */
-    /* block */
+    /* block; drop (type and a only) */
     em_block_id block;
     bool found;                  /* block_reply */
     /* map_outputs, fetch */

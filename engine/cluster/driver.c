@@ -603,6 +603,31 @@ void em_cluster_forget_rdd(em_cluster *c, uint32_t rdd)
     pthread_mutex_unlock(&c->lock);
 }
 
+uint32_t em_cluster_drop_blocks(em_cluster *c, uint32_t btype, uint32_t a)
+{
+    /* The connections are collected under the lock and written to without it (sending
+     * may block on backpressure while the loop thread needs the lock). */
+    pthread_mutex_lock(&c->lock);
+    em_conn_id *to = em_xcalloc(c->nex ? c->nex : 1, sizeof *to);
+    size_t n = 0;
+    for (size_t i = 0; i < c->nex; i++)
+        if (c->ex[i].registered && c->ex[i].alive)
+            to[n++] = c->ex[i].conn;
+    pthread_mutex_unlock(&c->lock);
+    em__msg m = {.type = EM__MSG_DROP, .block = {btype, a, 0, 0}};
+    uint32_t sent = 0;
+    for (size_t i = 0; i < n; i++) {
+        em_err err = EM_ERR_INIT;
+        if (send_msg(c, to[i], &m, &err) < 0)
+            em_log(EM_LOG_DEBUG, "driver: dropping block type %u id %u: %s", btype, a,
+                   err.msg);
+        else
+            sent++;
+    }
+    em_free(to);
+    return sent;
+}
+
 void em_cluster_locality_stats(em_cluster *c, uint64_t *local, uint64_t *missed,
                                uint64_t *known)
 {

@@ -370,6 +370,13 @@ static int on_driver_rpc(executor *x, const em__msg *m0, em__msg *m, em_err *err
         }
         x->queue[x->qtail++] = (task_item){m->id, m->stage, m->part, m->attempt, m->is_map};
         break;
+    case EM__MSG_DROP:
+        /* em_broadcast_destroy / em_rdd_unpersist on the driver: every block of that
+         * (type, a) goes; a task still reading one keeps its own references. */
+        em_log(EM_LOG_DEBUG, "executor: dropping blocks type %u id %u", m->block.type,
+               m->block.a);
+        em_block_store_remove_all(x->store, m->block.type, m->block.a);
+        break;
     case EM__MSG_BLOCK_REPLY:
     case EM__MSG_MAP_OUTPUTS_REPLY:
         if ((p = find_pending(x, m->id, x->driver))) {

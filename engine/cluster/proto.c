@@ -23,6 +23,7 @@ static const char *const type_names[] = {
     [EM__MSG_BLOCK] = "block",             [EM__MSG_BLOCK_REPLY] = "block_reply",
     [EM__MSG_MAP_OUTPUTS] = "map_outputs", [EM__MSG_MAP_OUTPUTS_REPLY] = "map_outputs_reply",
     [EM__MSG_FETCH] = "fetch",             [EM__MSG_FETCH_ERROR] = "fetch_error",
+    [EM__MSG_DROP] = "drop",
 };
 #define NTYPES (sizeof type_names / sizeof type_names[0])
 
@@ -164,6 +165,8 @@ static json_t *enc_body(const em__msg *m)
                          (int)m->reduce);
     case EM__MSG_FETCH_ERROR:
         return json_pack("{s:i,s:s}", "code", m->code, "msg", m->err.msg);
+    case EM__MSG_DROP:
+        return json_pack("{s:i,s:I}", "btype", (int)m->block.type, "a", (json_int_t)m->block.a);
     default:
         return NULL;
     }
@@ -486,6 +489,11 @@ static int dec_body(dctx *d, json_t *o, em__msg *m)
         return get_u32(d, o, "reduce", EM_SHUFFLE_MAX_PARTS - 1, &m->reduce);
     case EM__MSG_FETCH_ERROR:
         return get_code_msg(d, o, &m->code, &m->err);
+    case EM__MSG_DROP:
+        if ((rc = get_u32(d, o, "btype", EM_BLOCK_TEMP, &m->block.type)) ||
+            (rc = get_u32(d, o, "a", UINT32_MAX, &m->block.a)))
+            return rc;
+        return m->block.type == 0 ? bad(d, "btype", "zero") : 0;
     }
     return bad(d, "t", "unknown type");
 }

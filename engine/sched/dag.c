@@ -132,10 +132,11 @@ static void emit_task_end(em_sched *s, const stage *st, const em_sched_task *t,
     em_sched_event ev = stage_event(EM_SCHED_TASK_END, st, t->is_map);
     ev.partition = t->partition;
     ev.attempt = t->attempt;
-    ev.duration_s = span_s;
+    ev.duration_s = r->run_ns ? (double)r->run_ns / 1e9 : span_s;
     ev.code = r->code;
     ev.fetch_failed = r->fetch_failed;
     ev.error = r->code ? r->err.msg : NULL;
+    ev.executor = r->exec_id[0] ? r->exec_id : NULL;
     emit(s, &ev);
 }
 

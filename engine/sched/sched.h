@@ -106,6 +106,9 @@ typedef struct em_sched_result {
     em_map_status map_status;    /* map tasks: sizes owned (em_map_status_destroy); loc is
                                     where reducers fetch from */
     uint64_t spill_bytes;
+    uint64_t run_ns;             /* the attempt's own run time on its executor; 0 = unknown */
+    char exec_id[64];            /* where it ran ("driver" for the local backend); "" =
+                                    unknown */
     void *payload;               /* result tasks: the backend's result (owned; freed with
                                     ops->free_payload); NULL for map tasks */
 } em_sched_result;
@@ -179,8 +182,9 @@ void em_sched_stats_get(const em_sched *s, em_sched_stats *out);
  * the call (strings included).
  * TASK TIMES: run_tasks is one blocking call per task set, so the scheduler sees a set
  * start and end, not each task's: TASK_START comes for every task when the set is handed
- * to the backend, TASK_END for every task when the set returns, with duration_s the set's
- * span (an upper bound of the task's own run time). */
+ * to the backend, TASK_END for every task when the set returns, with duration_s the task's
+ * own run time as its executor measured it (em_sched_result.run_ns), or the set's span (an
+ * upper bound) when the backend did not report one (e.g. the executor was lost). */
 typedef enum em_sched_event_kind {
     EM_SCHED_JOB_START = 1,
     EM_SCHED_JOB_END,

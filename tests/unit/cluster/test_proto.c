@@ -147,6 +147,27 @@ Test(proto, requests_and_replies_roundtrip)
     em__msg_destroy(&out);
 }
 
+Test(proto, drop_roundtrip)
+{
+    /* em_broadcast_destroy: (BROADCAST, id); em_rdd_unpersist: (RDD, rdd id). */
+    em__msg d = {.type = EM__MSG_DROP, .block = {EM_BLOCK_BROADCAST, 4000000000u, 7, 8}};
+    em__msg out;
+    roundtrip(&d, &out);
+    cr_assert_eq(out.block.type, EM_BLOCK_BROADCAST);
+    cr_assert_eq(out.block.a, 4000000000u);
+    cr_assert_eq(out.block.b, 0, "b is not part of a drop");
+    cr_assert_eq(out.block.c, 0);
+    em__msg_destroy(&out);
+
+    em_err err = EM_ERR_INIT;
+    cr_assert_eq(decode_str("{\"t\":\"drop\",\"id\":0,\"btype\":1,\"a\":12}", &out, &err), 0,
+                 "%s", err.msg);
+    cr_assert_eq(out.type, EM__MSG_DROP);
+    cr_assert_eq(out.block.type, EM_BLOCK_RDD);
+    cr_assert_eq(out.block.a, 12);
+    em__msg_destroy(&out);
+}
+
 Test(proto, untrusted_input_rejected)
 {
     static const struct {
@@ -171,6 +192,11 @@ Test(proto, untrusted_input_rejected)
          "\"port\":1}", "JSON"},
         {"{\"t\":\"fetch\",\"id\":1,\"sid\":1,\"mid\":1,\"reduce\":65536}", "'reduce'"},
         {"{\"t\":\"block\",\"id\":1,\"btype\":9,\"a\":1,\"b\":1,\"c\":1}", "'btype'"},
+        {"{\"t\":\"drop\",\"id\":0,\"btype\":0,\"a\":1}", "'btype'"},
+        {"{\"t\":\"drop\",\"id\":0,\"btype\":5,\"a\":1}", "'btype'"},
+        {"{\"t\":\"drop\",\"id\":0,\"btype\":2}", "'a'"},
+        {"{\"t\":\"drop\",\"btype\":2,\"a\":1}", "'id'"},
+        {"{\"t\":\"drop\",\"id\":0,\"btype\":2,\"a\":-1}", "'a'"},
         {"{\"t\":\"map_outputs_reply\",\"id\":1,\"code\":0,\"msg\":\"\",\"locs\":[\"a:1\"],"
          "\"srcs\":[[0,5,1]]}", "'srcs'"},
         {"{\"t\":\"map_outputs_reply\",\"id\":1,\"code\":0,\"msg\":\"\",\"locs\":[],"

@@ -3,6 +3,7 @@
  * tracker on its own. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <unistd.h>
 
 #include "../api/api_test_util.h"
@@ -255,4 +256,81 @@ Test(sched, conf_file_and_environment)
     cr_assert_eq(em_conf_load_file(c, "/nonexistent/ember.conf", &err), EM_EIO);
     em_conf_free(c);
     unlink(path);
+}
+
+/* map: partition 3 sleeps 300 ms per record (one record per partition below), the others
+ * do not: a task's own run time then differs from its task set's span. */
+int tst_sleep_part3(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err);
+int tst_sleep_part3(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err)
+{
+    if (em_task_partition(c->task) == 3)
+        usleep(300 * 1000);
+    return em_emit(out, in, err);
+}
+
+/* The task_end lines of the event log in dir (its only file): executor and duration per
+ * partition (< 8); returns how many there were. Removes the file and dir. */
+static int read_task_ends(const char *dir, char exec[8][64], double dur[8])
+{
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d, "%s", dir);
+    struct dirent *e;
+    char path[512] = "";
+    while ((e = readdir(d)) != NULL)
+        if (strstr(e->d_name, ".jsonl"))
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    closedir(d);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "no event log in %s", dir);
+    char line[4096];
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        json_t *o = json_loads(line, 0, NULL);
+        cr_assert_not_null(o, "%s", line);
+        const char *ev = json_string_value(json_object_get(o, "event"));
+        if (ev && strcmp(ev, "task_end") == 0) {
+            json_int_t p = json_integer_value(json_object_get(o, "partition"));
+            cr_assert(p >= 0 && p < 8, "%s", line);
+            const char *x = json_string_value(json_object_get(o, "executor"));
+            snprintf(exec[p], 64, "%s", x ? x : "(null)");
+            dur[p] = json_number_value(json_object_get(o, "duration"));
+            n++;
+        }
+        json_decref(o);
+    }
+    fclose(f);
+    unlink(path);
+    rmdir(dir);
+    return n;
+}
+
+Test(sched, task_end_events_carry_run_time_and_executor)
+{
+    char dir[] = "/tmp/ember-sched-evlog-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    em_conf *c = em_conf_new();
+    em_err err = EM_ERR_INIT;
+    em_conf_set(c, "ember.master", "local[4]");
+    em_conf_set(c, "ember.executor.memory", "64m");
+    em_conf_set(c, "ember.eventLog.enabled", "true");
+    em_conf_set(c, "ember.eventLog.dir", dir);
+    em_context *sc = em_context_new(c, &err);
+    em_conf_free(c);
+    cr_assert_not_null(sc, "%s", err.msg);
+    /* 4 partitions, one record each, all in one task set of the local backend. */
+    em_rdd *r = em_rdd_map(em_range(sc, 0, 4, 1, 4), "tst_sleep_part3", em_slice_make(NULL, 0));
+    uint64_t n;
+    cr_assert_eq(em_rdd_count(r, &n, &err), 0, "%s", err.msg);
+    cr_assert_eq(n, 4);
+    em_context_free(sc);
+    char exec[8][64] = {{0}};
+    double dur[8] = {0};
+    cr_assert_eq(read_task_ends(dir, exec, dur), 4);
+    for (int p = 0; p < 4; p++)
+        cr_assert_str_eq(exec[p], "driver", "partition %d", p);
+    /* The sleeping task ran >= 300 ms; the set's span (the old duration of every task)
+     * too, so a quick task reporting less than that one shows its own time. */
+    cr_assert_geq(dur[3], 0.3);
+    cr_assert_lt(dur[0], dur[3], "%f vs %f: the set's span, not the task's time", dur[0],
+                 dur[3]);
 }

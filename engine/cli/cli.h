@@ -41,6 +41,14 @@ int em__cli_fail(const char *prefix, const char *fmt, ...) EM_PRINTF(2, 3);
 int em__cli_usage_error(const char *prefix, const char *usage_cmd, const char *fmt, ...)
     EM_PRINTF(3, 4);
 
+/* The configuration of a job the command runs, later sources winning: `defaults` <
+ * $EMBER_CONF_FILE < EMBER_* variables < the --conf k=v strings < `overrides` (the
+ * command's own flags). Both lists are key, value pairs ended by a NULL key; a NULL value
+ * is skipped. NULL (after printing the error) on a bad file or out of memory. */
+struct em_conf;
+struct em_conf *em__cli_job_conf(const char *const *defaults, const char *const *confs,
+                                 int nconfs, const char *const *overrides);
+
 /* Sub-commands. */
 int em__cli_run_example(int argc, char **argv);
 int em__cli_gen(int argc, char **argv);

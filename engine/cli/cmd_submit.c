@@ -153,37 +153,14 @@ static int parse_opts(int argc, char **argv, submit_opts *o)
 
 static em_conf *build_conf(const submit_opts *o, const char *job_path, const char *name)
 {
-    em_conf *c = em_conf_new();
-    const char *file = getenv("EMBER_CONF_FILE");
-    em_err err = EM_ERR_INIT;
-    int rc = 0;
-    if (!c)
-        return NULL;
-    if (file && *file && em_conf_load_file(c, file, &err) < 0) {
-        em__cli_fail("ember", "%s", err.msg);
-        em_conf_free(c);
-        return NULL;
-    }
-    em_conf_load_env(c);
-    for (int i = 0; i < o->nconfs; i++) {
-        const char *eq = strchr(o->confs[i], '=');
-        char *key = em_xasprintf("%.*s", (int)(eq - o->confs[i]), o->confs[i]);
-        rc |= em_conf_set(c, key, eq + 1);
-        em_free(key);
-    }
-    rc |= em_conf_set(c, "ember.master", o->master);
-    rc |= em_conf_set(c, "ember.job.library", job_path);
-    rc |= em_conf_set(c, "ember.app.name", name);
-    if (o->memory)
-        rc |= em_conf_set(c, "ember.executor.memory", o->memory);
-    if (o->quiet)
-        rc |= em_conf_set(c, "ember.ui.showConsoleProgress", "false");
-    if (rc) {
-        em__cli_fail("ember", "out of memory");
-        em_conf_free(c);
-        return NULL;
-    }
-    return c;
+    const char *const defaults[] = {"ember.ui.port", "4040", NULL};
+    const char *const overrides[] = {"ember.master", o->master,
+                                     "ember.job.library", job_path,
+                                     "ember.app.name", name,
+                                     "ember.executor.memory", o->memory,
+                                     "ember.ui.showConsoleProgress", o->quiet ? "false" : NULL,
+                                     NULL};
+    return em__cli_job_conf(defaults, o->confs, o->nconfs, overrides);
 }
 
 static int run(const submit_opts *o, const char *path, const char *name)

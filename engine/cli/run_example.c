@@ -288,41 +288,14 @@ static int parse_opts(int argc, char **argv, run_opts *o)
 /* defaults < $EMBER_CONF_FILE < EMBER_* < --conf < --master/--executor-memory */
 static em_conf *build_conf(const run_opts *o)
 {
-    em_conf *c = em_conf_new();
-    const char *file = getenv("EMBER_CONF_FILE");
-    em_err err = EM_ERR_INIT;
-    int rc = 0;
-
-    if (c == NULL) {
-        em__cli_fail("ember", "out of memory");
-        return NULL;
-    }
-    rc |= em_conf_set(c, "ember.master", DEFAULT_MASTER);
-    rc |= em_conf_set(c, "ember.ui.port", "4040");   /* Spark's default status page */
-    if (file != NULL && *file != '\0' && em_conf_load_file(c, file, &err) < 0) {
-        em__cli_fail("ember", "%s", err.msg);
-        em_conf_free(c);
-        return NULL;
-    }
-    em_conf_load_env(c);
-    for (int i = 0; i < o->nconfs; i++) {
-        const char *eq = strchr(o->confs[i], '=');
-        char *key = em_xasprintf("%.*s", (int)(eq - o->confs[i]), o->confs[i]);
-        rc |= em_conf_set(c, key, eq + 1);
-        em_free(key);
-    }
-    if (o->master != NULL)
-        rc |= em_conf_set(c, "ember.master", o->master);
-    if (o->memory != NULL)
-        rc |= em_conf_set(c, "ember.executor.memory", o->memory);
-    if (o->quiet)
-        rc |= em_conf_set(c, "ember.ui.showConsoleProgress", "false");
-    if (rc != 0) {
-        em__cli_fail("ember", "out of memory");
-        em_conf_free(c);
-        return NULL;
-    }
-    return c;
+    const char *const defaults[] = {"ember.master", DEFAULT_MASTER,
+                                    "ember.ui.port", "4040",   /* Spark's status page */
+                                    NULL};
+    const char *const overrides[] = {"ember.master", o->master,
+                                     "ember.executor.memory", o->memory,
+                                     "ember.ui.showConsoleProgress", o->quiet ? "false" : NULL,
+                                     NULL};
+    return em__cli_job_conf(defaults, o->confs, o->nconfs, overrides);
 }
 
 /* ---------------------------------------------------------------- running */

@@ -1,9 +1,11 @@
 /* engine/cli/util.c - argument parsing and error printing shared by the sub-commands. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/cli/cli.h"
+#include "engine/ember.h"
 
 bool em__cli_parse_u64(const char *prefix, const char *flag, const char *text, uint64_t min,
                        uint64_t max, uint64_t *out)
@@ -84,4 +86,42 @@ int em__cli_usage_error(const char *prefix, const char *usage_cmd, const char *f
     va_end(ap);
     fprintf(stderr, "\nTry '%s --help'.\n", usage_cmd);
     return EM_CLI_USAGE;
+}
+
+static int set_pairs(em_conf *c, const char *const *kv)
+{
+    int rc = 0;
+    for (; kv && kv[0]; kv += 2)
+        if (kv[1])
+            rc |= em_conf_set(c, kv[0], kv[1]);
+    return rc;
+}
+
+em_conf *em__cli_job_conf(const char *const *defaults, const char *const *confs, int nconfs,
+                          const char *const *overrides)
+{
+    em_conf *c = em_conf_new();
+    const char *file = getenv("EMBER_CONF_FILE");
+    em_err err = EM_ERR_INIT;
+    int rc = set_pairs(c, defaults);
+
+    if (file && *file && em_conf_load_file(c, file, &err) < 0) {
+        em__cli_fail("ember", "%s", err.msg);
+        em_conf_free(c);
+        return NULL;
+    }
+    em_conf_load_env(c);
+    for (int i = 0; i < nconfs; i++) {   /* "k=v", checked by the option parsers */
+        const char *eq = strchr(confs[i], '=');
+        char *key = em_xasprintf("%.*s", (int)(eq - confs[i]), confs[i]);
+        rc |= em_conf_set(c, key, eq + 1);
+        em_free(key);
+    }
+    rc |= set_pairs(c, overrides);
+    if (rc != 0) {
+        em__cli_fail("ember", "out of memory");
+        em_conf_free(c);
+        return NULL;
+    }
+    return c;
 }

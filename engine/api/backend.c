@@ -407,6 +407,7 @@ static int exec_runner(void *ud, const em_cluster_env *ce, const char *json, siz
         .store = ce->store, .shuffle_dir = ce->shuffle_dir, .spill_dir = ce->spill_dir,
         .exec_id = ce->exec_id, .fetcher = ce->fetcher, .map_outputs = ce->map_outputs,
         .ud = ce->ud, .fetch_block = ce->fetch_block, .task_mem_budget = ce->task_mem_budget,
+        .mem = ce->mem,
         .zstd_level = ce->zstd_level,
     };
     em_task_result tr;

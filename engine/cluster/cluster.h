@@ -182,6 +182,7 @@ typedef struct em_cluster_env {
     int (*fetch_block)(void *ud, em_block_id id, em_batch ***out, size_t *n, em_err *err);
     size_t task_mem_budget;
     int zstd_level;
+    em_memory_manager *mem;      /* the executor's memory manager (tasks and cached blocks) */
 } em_cluster_env;
 
 /* Runs one task (task threads, concurrently): fills *out, returns its code. */

@@ -80,6 +80,7 @@ typedef struct executor {
     pthread_mutex_t connect_lock;
     char loc[128];
     char *work, *shuffle_dir, *spill_dir;
+    em_memory_manager *mm;       /* shares o->memory between tasks and cached blocks */
     em_block_store *store;
     em_cluster_env env;
     pthread_t *threads;
@@ -659,7 +660,10 @@ static int start(executor *x, em_err *err)
     if ((rc = make_dirs(x, err)) < 0)
         return rc;
     size_t mem = o->memory ? o->memory : (size_t)1 << 30;
-    em_store_opts so = {.mem_budget = mem, .dir = x->work, .zstd_level = 1};
+    /* Spark's unified memory: tasks may evict cached blocks down to half the memory, and
+     * cached blocks never push out task memory (docs/out-of-core.md). */
+    x->mm = em_memory_manager_new(mem, 0.5);
+    em_store_opts so = {.mem_budget = mem, .dir = x->work, .zstd_level = 1, .mm = x->mm};
     if (!(x->store = em_block_store_new(&so, err)))
         return err->code ? err->code : EM_EIO;
     em_net_opts no = {.secret = o->secret, .secret_len = strlen(o->secret), .ops = &x_net_ops,
@@ -701,7 +705,7 @@ static int start(executor *x, em_err *err)
         .store = x->store, .shuffle_dir = x->shuffle_dir, .spill_dir = x->spill_dir,
         .exec_id = x->loc, .fetcher = {&remote_fetcher_ops, x}, .map_outputs = map_outputs,
         .ud = x, .fetch_block = fetch_block,
-        .task_mem_budget = mem / 4 / o->cores, .zstd_level = 1,
+        .task_mem_budget = mem / 4 / o->cores, .zstd_level = 1, .mem = x->mm,
     };
     x->threads = em_xcalloc(o->cores, sizeof *x->threads);
     for (uint32_t i = 0; i < o->cores; i++) {
@@ -764,6 +768,7 @@ int em_executor_run(const em_executor_opts *o, em_err *err)
     }
     em_net_free(x->net);
     em_block_store_free(x->store);
+    em_memory_manager_free(x->mm);
     if (x->work) {
         em_err e2 = EM_ERR_INIT;
         em_rm_rf(x->work, &e2);

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# tests/integration/test_als.sh BUILD_DIR - ALS end to end on generated ratings:
+#  1. `ember als` in local[2] and in local-cluster[2,1] give the same model: the same test
+#     and train RMSE to every printed digit (the same factors for the same seed);
+#  2. an executor killed with kill -9 in the middle of training changes nothing in the
+#     result (the lost blocks and shuffle outputs are recomputed from lineage);
+#  3. the test RMSE lies between the data's noise floor and its global-mean RMSE.
+set -euo pipefail
+build=${1:?usage: test_als.sh BUILD_DIR}
+ember=$build/bin/ember
+[ -x "$ember" ] || { echo "FAIL: $ember not built"; exit 1; }
+tmp=$(mktemp -d /tmp/ember-test-als.XXXXXX)
+cleanup() {
+    for j in $(jobs -p); do kill -9 "$j" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    pkill -9 -f "ember executor --driver .* --work-dir $tmp/" 2>/dev/null || true
+    [ -n "${KEEP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
+}
+trap cleanup EXIT
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+mkdir -p "$tmp/t"
+export TMPDIR=$tmp/t EMBER_EXECUTOR_MEMORY=512m
+
+"$ember" gen ratings --scale 0.003 --seed 7 --out "$tmp/r" 2>/dev/null
+als() {   # MASTER -> the --json line on stdout; progress on stderr
+    "$ember" als --train "$tmp/r.train.tsv" --test "$tmp/r.test.tsv" --rank 8 \
+        --iterations 6 --lambda 0.05 --checkpoint-interval 2 --master "$1" --json
+}
+field() { sed -n "s/.*\"$2\":\([-0-9.e]*\).*/\1/p" <<<"$1"; }
+
+ref=$(als 'local[2]' 2>"$tmp/local.err" | tail -n 1)
+cl=$(als 'local-cluster[2,1]' 2>"$tmp/cluster.err" | tail -n 1)
+for f in test_rmse train_rmse test_mae; do
+    [ -n "$(field "$ref" $f)" ] || fail "local[2]: no $f in: $ref"
+    [ "$(field "$ref" $f)" = "$(field "$cl" $f)" ] ||
+        fail "$f differs: local[2] $(field "$ref" $f), local-cluster[2,1] $(field "$cl" $f)"
+done
+
+# Kill one executor once training has started (after the first iteration's progress line).
+als 'local-cluster[2,1]' >"$tmp/killed.out" 2>"$tmp/killed.err" &
+job=$!
+killed=0
+for _ in $(seq 600); do
+    if grep -q "iteration 1 done" "$tmp/killed.err" 2>/dev/null; then
+        victim=$(pgrep -f "ember executor --driver .* --work-dir $tmp/t/" | head -1 || true)
+        [ -n "$victim" ] && kill -9 "$victim" 2>/dev/null && killed=1
+        break
+    fi
+    kill -0 "$job" 2>/dev/null || break
+    sleep 0.05
+done
+wait "$job" || fail "training with a killed executor failed: $(tail -c 400 "$tmp/killed.err")"
+[ $killed = 1 ] || fail "no executor was killed during training"
+k=$(tail -n 1 "$tmp/killed.out")
+for f in test_rmse train_rmse; do
+    [ "$(field "$ref" $f)" = "$(field "$k" $f)" ] ||
+        fail "$f after a kill: $(field "$k" $f), without: $(field "$ref" $f)"
+done
+
+# Quality: between the noise floor and the global mean.
+meta=$(cat "$tmp/r.meta.json")
+floor=$(sed -n 's/.*"noise_floor_rmse": *\([0-9.e-]*\).*/\1/p' <<<"$meta")
+mean=$(sed -n 's/.*"global_mean_rmse": *\([0-9.e-]*\).*/\1/p' <<<"$meta")
+awk -v r="$(field "$ref" test_rmse)" -v lo="$floor" -v hi="$mean" \
+    'BEGIN { exit !(r > lo && r < hi) }' ||
+    fail "test RMSE $(field "$ref" test_rmse) not between the noise floor $floor and $mean"
+
+for _ in $(seq 50); do
+    [ -z "$(pgrep -f "ember executor --driver .* --work-dir $tmp/t/" || true)" ] && break
+    sleep 0.1
+done
+[ -z "$(pgrep -f "ember executor --driver .* --work-dir $tmp/t/" || true)" ] ||
+    fail "executor processes left"
+[ -z "$(ls -A "$tmp/t")" ] || fail "temporary files left: $(ls -A "$tmp/t")"
+
+if [ $fails -ne 0 ]; then
+    echo "test_als: $fails failure(s)"
+    exit 1
+fi
+echo "test_als: ok (test RMSE $(field "$ref" test_rmse), noise floor $floor)"

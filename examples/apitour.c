@@ -72,7 +72,7 @@ static int emit_i64(em_emitter *out, int64_t v, em_err *err)
 int at_square(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err)
 {
     (void)c;
-    int64_t v;
+    int64_t v = 0;
     int rc = get_i64(in->val, &v, "at_square", err);
     return rc < 0 ? rc : emit_i64(out, v * v, err);
 }
@@ -81,7 +81,7 @@ int at_square(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err
 int at_explode(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err)
 {
     (void)c;
-    int64_t v;
+    int64_t v = 0;
     int rc = get_i64(in->val, &v, "at_explode", err);
     for (int64_t i = 0; rc == 0 && i < ((v % 3) + 3) % 3; i++)
         rc = emit_i64(out, v, err);
@@ -91,7 +91,7 @@ int at_explode(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *er
 /* keeps multiples of the blob's i64 */
 int at_is_mult(const em_fn_ctx *c, const em_rec *in, em_err *err)
 {
-    int64_t v, m;
+    int64_t v = 0, m = 1;
     int rc = get_i64(in->val, &v, "at_is_mult", err);
     if (rc == 0)
         rc = get_i64(c->blob, &m, "at_is_mult blob", err);
@@ -121,7 +121,7 @@ int at_part_stats(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *o
 /* map_values: v -> v + broadcast's first i64 + broadcast length % 1000; blob: u32 id */
 int at_add_bcast(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err)
 {
-    int64_t v, b;
+    int64_t v = 0, b;
     uint32_t id;
     em_slice bv;
     if (c->blob.n != 4)
@@ -142,7 +142,7 @@ int at_add_bcast(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *
 int at_fmv(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err)
 {
     (void)c;
-    int64_t v;
+    int64_t v = 0;
     int rc = get_i64(in->val, &v, "at_fmv", err);
     if (rc == 0 && v % 2 != 0 && (rc = emit_i64(out, v, err)) == 0)
         rc = emit_i64(out, v + 1000, err);
@@ -153,7 +153,7 @@ int at_fmv(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err)
 int at_mod7(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err)
 {
     (void)c;
-    int64_t v;
+    int64_t v = 0;
     int rc = get_i64(in->val, &v, "at_mod7", err);
     return rc < 0 ? rc : emit_i64(out, ((v % 7) + 7) % 7, err);
 }
@@ -178,7 +178,7 @@ int at_reverse(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *er
 int at_fmt(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err)
 {
     (void)c;
-    int64_t v;
+    int64_t v = 0;
     int rc = get_i64(in->val, &v, "at_fmt", err);
     if (rc < 0)
         return rc;
@@ -207,7 +207,7 @@ int at_count_acc(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *
 int at_sum(const em_fn_ctx *c, em_slice a, em_slice b, em_vbuf *out, em_err *err)
 {
     (void)c;
-    int64_t x, y;
+    int64_t x = 0, y = 0;
     int rc = get_i64(a, &x, "at_sum", err);
     if (rc == 0)
         rc = get_i64(b, &y, "at_sum", err);
@@ -263,7 +263,7 @@ int at_foreach(const em_fn_ctx *c, uint32_t index, em_iter *in, em_err *err)
     em_rec r;
     int rc;
     while ((rc = em_iter_next(in, &r, err)) == 1) {
-        int64_t v;
+        int64_t v = 0;
         if ((rc = get_i64(r.val, &v, "at_foreach", err)) < 0)
             return rc;
         em_task_acc_add_i64(c->task, ids[0], 1);

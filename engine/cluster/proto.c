@@ -220,7 +220,7 @@ static int get_int(dctx *d, json_t *o, const char *k, int64_t lo, int64_t hi, in
 
 static int get_u32(dctx *d, json_t *o, const char *k, uint32_t hi, uint32_t *out)
 {
-    int64_t x;
+    int64_t x = 0;
     int rc = get_int(d, o, k, 0, hi, &x);
     if (rc == 0)
         *out = (uint32_t)x;
@@ -229,7 +229,7 @@ static int get_u32(dctx *d, json_t *o, const char *k, uint32_t hi, uint32_t *out
 
 static int get_u64(dctx *d, json_t *o, const char *k, uint64_t *out)
 {
-    int64_t x;
+    int64_t x = 0;
     int rc = get_int(d, o, k, 0, INT64_MAX, &x);
     if (rc == 0)
         *out = (uint64_t)x;
@@ -441,7 +441,7 @@ static int dec_map_reply(dctx *d, json_t *o, em__msg *m)
 static int dec_body(dctx *d, json_t *o, em__msg *m)
 {
     int rc = 0;
-    int64_t x;
+    int64_t x = 0;
     switch (m->type) {
     case EM__MSG_REGISTER:
         if ((rc = get_str(d, o, "exec_id", 1, EM__MAX_NAME, m->exec_id)) ||

@@ -300,7 +300,7 @@ static int put_i64(em_vbuf *out, int64_t v, em_err *err)
 static int b_sum_i64(const em_fn_ctx *c, em_slice a, em_slice b, em_vbuf *out, em_err *err)
 {
     (void)c;
-    int64_t x, y;
+    int64_t x = 0, y = 0;
     int rc = two_i64("em.sum_i64", a, b, &x, &y, err);
     /* Wrapping sum (two's complement), like Spark's Long addition. */
     return rc < 0 ? rc : put_i64(out, (int64_t)((uint64_t)x + (uint64_t)y), err);
@@ -309,7 +309,7 @@ static int b_sum_i64(const em_fn_ctx *c, em_slice a, em_slice b, em_vbuf *out, e
 static int b_min_i64(const em_fn_ctx *c, em_slice a, em_slice b, em_vbuf *out, em_err *err)
 {
     (void)c;
-    int64_t x, y;
+    int64_t x = 0, y = 0;
     int rc = two_i64("em.min_i64", a, b, &x, &y, err);
     return rc < 0 ? rc : put_i64(out, x < y ? x : y, err);
 }
@@ -317,7 +317,7 @@ static int b_min_i64(const em_fn_ctx *c, em_slice a, em_slice b, em_vbuf *out, e
 static int b_max_i64(const em_fn_ctx *c, em_slice a, em_slice b, em_vbuf *out, em_err *err)
 {
     (void)c;
-    int64_t x, y;
+    int64_t x = 0, y = 0;
     int rc = two_i64("em.max_i64", a, b, &x, &y, err);
     return rc < 0 ? rc : put_i64(out, x > y ? x : y, err);
 }

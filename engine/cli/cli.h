@@ -8,6 +8,7 @@
 #ifndef EMBER_CLI_H
 #define EMBER_CLI_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -48,6 +49,10 @@ int em__cli_usage_error(const char *prefix, const char *usage_cmd, const char *f
 struct em_conf;
 struct em_conf *em__cli_job_conf(const char *const *defaults, const char *const *confs,
                                  int nconfs, const char *const *overrides);
+
+/* For daemons (master, worker): ignores SIGPIPE and makes SIGINT/SIGTERM set the returned
+ * flag, which the daemon's run loop polls to stop cleanly. */
+volatile sig_atomic_t *em__cli_stop_on_signals(void);
 
 /* Sub-commands. */
 int em__cli_run_example(int argc, char **argv);

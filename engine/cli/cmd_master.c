@@ -10,15 +10,6 @@
 
 #define PREFIX "ember master"
 
-/* Written by the signal handler only; read by em_master_run's loop. */
-static volatile sig_atomic_t g_stop;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    g_stop = 1;
-}
-
 void em__cli_master_help(FILE *f)
 {
     fprintf(f, "Usage: ember master [--host H] [--port 7077] [--ui-port 8080] "
@@ -86,10 +77,7 @@ int em__cli_master(int argc, char **argv)
     if (!secret)
         return em__cli_fail(PREFIX, "%s", err.msg);
     o.secret = secret;
-    signal(SIGPIPE, SIG_IGN);
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    int rc = em_master_run(&o, &g_stop, &err);
+    int rc = em_master_run(&o, em__cli_stop_on_signals(), &err);
     em_free(secret);
     return rc < 0 ? em__cli_fail(PREFIX, "%s", err.msg) : EM_CLI_OK;
 }

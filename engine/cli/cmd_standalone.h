@@ -21,5 +21,12 @@ void em__cli_submit_help(FILE *f);
  * the path) and returns EM_CLI_FAIL; 0 otherwise. The library stays loaded for the
  * process's life (task threads or atexit handlers may still point into it). */
 int em__cli_load_job(const char *path, const char *what, em_job_main_fn *out);
+/* Loads the job library at `path`, creates the context from conf (taken, freed here; its
+ * ember.job.library defaults to path so executors load the same library), calls
+ * ember_main with argv[0] = name and the job's arguments, prints "<kind> '<name>' failed"
+ * or, unless quiet, the run time. Returns the command's exit status. run-example and
+ * submit share it. */
+int em__cli_run_job(const char *path, const char *name, const char *kind, em_conf *conf,
+                    int job_argc, char **job_argv, bool quiet);
 
 #endif /* EMBER_CLI_CMD_STANDALONE_H */

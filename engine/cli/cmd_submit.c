@@ -163,39 +163,47 @@ static em_conf *build_conf(const submit_opts *o, const char *job_path, const cha
     return em__cli_job_conf(defaults, o->confs, o->nconfs, overrides);
 }
 
-static int run(const submit_opts *o, const char *path, const char *name)
+int em__cli_run_job(const char *path, const char *name, const char *kind, em_conf *conf,
+                    int job_argc, char **job_argv, bool quiet)
 {
     em_job_main_fn job_main;
-    em_conf *conf = NULL;
     em_context *sc = NULL;
     em_err err = EM_ERR_INIT;
     char **argv = NULL;
     int rc = EM_CLI_FAIL, jrc;
-    double t0 = em_now_s();
+    double t0;
 
-    if (em__cli_load_job(path, o->job, &job_main) != 0)
+    if (!conf)
         return EM_CLI_FAIL;
-    if (!(conf = build_conf(o, path, name)))
+    if (em__cli_load_job(path, name, &job_main) != 0)
         goto out;
+    if (!em_conf_get(conf, "ember.job.library") &&
+        em_conf_set(conf, "ember.job.library", path) != 0) {
+        em__cli_fail("ember", "out of memory");
+        goto out;
+    }
     if (!(sc = em_context_new(conf, &err))) {
         em__cli_fail("ember", "%s", err.code ? err.msg : "cannot create the context");
         goto out;
     }
-    argv = em_xcalloc((size_t)o->job_argc + 2, sizeof *argv);
+    argv = em_xcalloc((size_t)job_argc + 2, sizeof *argv);
     argv[0] = (char *)name;
-    for (int i = 0; i < o->job_argc; i++)
-        argv[i + 1] = o->job_argv[i];
-    if ((jrc = job_main(sc, o->job_argc + 1, argv)) != 0) {
-        em__cli_fail("ember", "job '%s' failed (exit code %d)", name, jrc);
+    for (int i = 0; i < job_argc; i++)
+        argv[i + 1] = job_argv[i];
+    t0 = em_now_s();
+    if ((jrc = job_main(sc, job_argc + 1, argv)) != 0) {
+        em__cli_fail("ember", "%s '%s' failed (exit code %d)", kind, name, jrc);
         goto out;
     }
-    if (!o->quiet)
+    if (!quiet)
         fprintf(stderr, "ember: %s finished in %.3f s\n", name, em_now_s() - t0);
     rc = EM_CLI_OK;
 out:
     em_context_free(sc);
     em_conf_free(conf);
     em_free(argv);
+    /* The library stays loaded: task threads are gone, but atexit handlers or cached
+     * function pointers of the runtime may still point into it. */
     return rc;
 }
 
@@ -233,7 +241,8 @@ int em__cli_submit(int argc, char **argv)
     if (!cl)
         rc = em__cli_fail(PREFIX, "%s", err.msg);
     else
-        rc = run(&o, path, name);
+        rc = em__cli_run_job(path, name, "job", build_conf(&o, path, name), o.job_argc,
+                             o.job_argv, o.quiet);
     em_standalone_client_free(cl);
     free(path);
     em_free(name);

@@ -12,15 +12,6 @@
 
 #define PREFIX "ember worker"
 
-/* Written by the signal handler only; read by em_worker_run's loop. */
-static volatile sig_atomic_t g_stop;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    g_stop = 1;
-}
-
 void em__cli_worker_help(FILE *f)
 {
     fprintf(f, "Usage: ember worker --master ember://HOST:7077 [--host H] [--cores N]\n"
@@ -104,10 +95,7 @@ int em__cli_worker(int argc, char **argv)
     if (!secret)
         return em__cli_fail(PREFIX, "%s", err.msg);
     o.secret = secret;
-    signal(SIGPIPE, SIG_IGN);
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    int rc = em_worker_run(&o, &g_stop, &err);
+    int rc = em_worker_run(&o, em__cli_stop_on_signals(), &err);
     em_free(secret);
     return rc < 0 ? em__cli_fail(PREFIX, "%s", err.msg) : EM_CLI_OK;
 }

@@ -300,52 +300,6 @@ static em_conf *build_conf(const run_opts *o)
 
 /* ---------------------------------------------------------------- running */
 
-static int run_job(const run_opts *o, const char *path)
-{
-    em_job_main_fn job_main;
-    em_conf *conf = NULL;
-    em_context *sc = NULL;
-    em_err err = EM_ERR_INIT;
-    char **argv = NULL;
-    int rc = EM_CLI_FAIL, jrc;
-    double t0;
-
-    if (em__cli_load_job(path, o->name, &job_main) != 0)
-        return EM_CLI_FAIL;
-    if ((conf = build_conf(o)) == NULL)
-        goto out;
-    /* Cluster mode: executors load the same library (after checking its sha256). */
-    if (em_conf_get(conf, "ember.job.library") == NULL &&
-        em_conf_set(conf, "ember.job.library", path) != 0) {
-        em__cli_fail("ember", "out of memory");
-        goto out;
-    }
-    if ((sc = em_context_new(conf, &err)) == NULL) {
-        em__cli_fail("ember", "%s", err.code ? err.msg : "cannot create the context");
-        goto out;
-    }
-    argv = em_xcalloc((size_t)o->job_argc + 2, sizeof *argv);
-    argv[0] = (char *)o->name;
-    for (int i = 0; i < o->job_argc; i++)
-        argv[i + 1] = o->job_argv[i];
-    t0 = em_now_s();
-    jrc = job_main(sc, o->job_argc + 1, argv);
-    if (jrc != 0) {
-        em__cli_fail("ember", "example '%s' failed (exit code %d)", o->name, jrc);
-        goto out;
-    }
-    if (!o->quiet)
-        fprintf(stderr, "ember: %s finished in %.3f s\n", o->name, em_now_s() - t0);
-    rc = EM_CLI_OK;
-out:
-    em_context_free(sc);
-    em_conf_free(conf);
-    em_free(argv);
-    /* The library stays loaded: task threads are gone, but atexit handlers or cached
-     * function pointers of the runtime may still point into it. */
-    return rc;
-}
-
 int em__cli_run_example(int argc, char **argv)
 {
     run_opts o;
@@ -371,7 +325,8 @@ int em__cli_run_example(int argc, char **argv)
         rc = EM_CLI_FAIL;
         goto out;
     }
-    rc = run_job(&o, path);
+    rc = em__cli_run_job(path, o.name, "example", build_conf(&o), o.job_argc, o.job_argv,
+                         o.quiet);
 out:
     em_free(path);
     dirs_destroy(&dirs);

@@ -1,4 +1,5 @@
 /* engine/cli/util.c - argument parsing and error printing shared by the sub-commands. */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,4 +125,21 @@ em_conf *em__cli_job_conf(const char *const *defaults, const char *const *confs,
         return NULL;
     }
     return c;
+}
+
+/* Signal flag of the daemon commands: written only by the handler below. */
+static volatile sig_atomic_t g_stop;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+volatile sig_atomic_t *em__cli_stop_on_signals(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGINT, on_stop_signal);
+    signal(SIGTERM, on_stop_signal);
+    return &g_stop;
 }

@@ -171,16 +171,12 @@ static int b_lines_to_pairs(const em_fn_ctx *c, const em_rec *in, em_emitter *ou
 
 /* Emits the record stored in `s`: an em_pair-encoded KV record when the blob is "kv",
  * else a plain record. */
-static int emit_stored(const em_fn_ctx *c, const char *fn, em_slice s, em_emitter *out,
-                       em_err *err)
+/* Emits the KV record stored as em_pair(key, value) bytes (a "record as bytes"). */
+static int emit_stored_pair(const char *fn, em_slice pair, em_emitter *out, em_err *err)
 {
-    if (c->blob.n == 0)
-        return em_emit_val(out, s, err);
-    if (c->blob.n != 2 || memcmp(c->blob.p, "kv", 2) != 0)
-        return em_err_set(err, EM_EINVAL, "%s: blob must be empty or \"kv\"", fn);
     em_slice k, v;
     bool hk, hv;
-    int rc = em_pair_decode(s, &k, &hk, &v, &hv, err);
+    int rc = em_pair_decode(pair, &k, &hk, &v, &hv, err);
     if (rc < 0)
         return em_err_prefix(err, "%s", fn);
     if (!hk || !hv)
@@ -189,6 +185,16 @@ static int emit_stored(const em_fn_ctx *c, const char *fn, em_slice s, em_emitte
     if (!k.p)
         k = em_slice_make("", 0);
     return em_emit_kv(out, k, v, err);
+}
+
+static int emit_stored(const em_fn_ctx *c, const char *fn, em_slice s, em_emitter *out,
+                       em_err *err)
+{
+    if (c->blob.n == 0)
+        return em_emit_val(out, s, err);
+    if (c->blob.n != 2 || memcmp(c->blob.p, "kv", 2) != 0)
+        return em_err_set(err, EM_EINVAL, "%s: blob must be empty or \"kv\"", fn);
+    return emit_stored_pair(fn, s, out, err);
 }
 
 static int b_record_from_key(const em_fn_ctx *c, const em_rec *in, em_emitter *out,
@@ -239,17 +245,7 @@ static int emit_tagged(const char *fn, em_slice s, em_emitter *out, em_err *err)
         return em_emit_val(out, rest, err);
     if (s.p[0] != 1)
         return em_err_set(err, EM_ECORRUPT, "%s: bad record tag %u", fn, (unsigned)s.p[0]);
-    em_slice k, v;
-    bool hk, hv;
-    int rc = em_pair_decode(rest, &k, &hk, &v, &hv, err);
-    if (rc < 0)
-        return em_err_prefix(err, "%s", fn);
-    if (!hk || !hv)
-        return em_err_set(err, EM_ECORRUPT, "%s: stored pair lacks a %s", fn,
-                          hk ? "value" : "key");
-    if (!k.p)
-        k = em_slice_make("", 0);
-    return em_emit_kv(out, k, v, err);
+    return emit_stored_pair(fn, rest, out, err);
 }
 
 static int b_record_from_tagged_key(const em_fn_ctx *c, const em_rec *in, em_emitter *out,

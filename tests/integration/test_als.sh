@@ -5,21 +5,7 @@
 #  2. an executor killed with kill -9 in the middle of training changes nothing in the
 #     result (the lost blocks and shuffle outputs are recomputed from lineage);
 #  3. the test RMSE lies between the data's noise floor and its global-mean RMSE.
-set -euo pipefail
-build=${1:?usage: test_als.sh BUILD_DIR}
-ember=$build/bin/ember
-[ -x "$ember" ] || { echo "FAIL: $ember not built"; exit 1; }
-tmp=$(mktemp -d /tmp/ember-test-als.XXXXXX)
-cleanup() {
-    for j in $(jobs -p); do kill -9 "$j" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    pkill -9 -f "ember executor --driver .* --work-dir $tmp/" 2>/dev/null || true
-    [ -n "${KEEP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
-}
-trap cleanup EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-mkdir -p "$tmp/t"
+source "$(dirname "$0")/cluster_lib.sh" als "${1:-}"
 export TMPDIR=$tmp/t EMBER_EXECUTOR_MEMORY=512m
 
 "$ember" gen ratings --scale 0.003 --seed 7 --out "$tmp/r" 2>/dev/null
@@ -43,7 +29,7 @@ job=$!
 killed=0
 for _ in $(seq 600); do
     if grep -q "iteration 1 done" "$tmp/killed.err" 2>/dev/null; then
-        victim=$(pgrep -f "ember executor --driver .* --work-dir $tmp/t/" | head -1 || true)
+        victim=$(our_executors | head -1)
         [ -n "$victim" ] && kill -9 "$victim" 2>/dev/null && killed=1
         break
     fi
@@ -66,16 +52,5 @@ awk -v r="$(field "$ref" test_rmse)" -v lo="$floor" -v hi="$mean" \
     'BEGIN { exit !(r > lo && r < hi) }' ||
     fail "test RMSE $(field "$ref" test_rmse) not between the noise floor $floor and $mean"
 
-for _ in $(seq 50); do
-    [ -z "$(pgrep -f "ember executor --driver .* --work-dir $tmp/t/" || true)" ] && break
-    sleep 0.1
-done
-[ -z "$(pgrep -f "ember executor --driver .* --work-dir $tmp/t/" || true)" ] ||
-    fail "executor processes left"
-[ -z "$(ls -A "$tmp/t")" ] || fail "temporary files left: $(ls -A "$tmp/t")"
-
-if [ $fails -ne 0 ]; then
-    echo "test_als: $fails failure(s)"
-    exit 1
-fi
-echo "test_als: ok (test RMSE $(field "$ref" test_rmse), noise floor $floor)"
+check_clean "als"
+finish "ok (test RMSE $(field "$ref" test_rmse), noise floor $floor)"

@@ -12,34 +12,7 @@
 #     stage) is computed once per record in local-cluster[2,1] as in local mode (the
 #     persist.* lines count computations with an accumulator; the tours run with a long
 #     ember.locality.wait so that a slow machine never sends a task away from its block).
-set -euo pipefail
-build=${1:?usage: test_apitour.sh BUILD_DIR}
-ember=$build/bin/ember
-[ -x "$ember" ] || { echo "FAIL: $ember not built"; exit 1; }
-tmp=$(mktemp -d /tmp/ember-test-apitour.XXXXXX)
-our_executors() { pgrep -f "ember executor --driver .* --work-dir $tmp/t/" || true; }
-cleanup() {
-    local p
-    for p in $(our_executors); do kill -9 "$p" 2>/dev/null || true; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-export LC_ALL=C
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-mkdir -p "$tmp/t"
-
-check_clean() {   # NAME
-    local left
-    for _ in $(seq 50); do
-        [ -z "$(our_executors)" ] && break
-        sleep 0.1
-    done
-    left=$(our_executors)
-    [ -z "$left" ] || fail "$1: executor processes left: $left"
-    left=$(ls -A "$tmp/t")
-    [ -z "$left" ] || { fail "$1: temporary files left: $left"; rm -rf "${tmp:?}/t/"*; }
-}
+source "$(dirname "$0")/cluster_lib.sh" apitour "${1:-}"
 
 # tour NAME MASTER: runs the tour into $tmp/NAME.out
 tour() {
@@ -114,8 +87,4 @@ grep -qx 'retry: 4 of 4 retried on another executor' "$tmp/retry.out" ||
 [ "$(ls "$tmp/w-retry" | grep -c '^fail-')" = 4 ] || fail "retry: not every first attempt failed"
 check_clean retry
 
-if [ $fails -gt 0 ]; then
-    echo "test_apitour: $fails failure(s)"
-    exit 1
-fi
-echo "test_apitour: ok"
+finish

@@ -9,37 +9,7 @@
 #     use TMPDIR=$tmp/t, which must end up empty);
 #  4. an executor started with a wrong secret is refused and exits with status 1.
 # (The job library hash check and the canary library are in tests/integration/test_canary.sh.)
-set -euo pipefail
-build=${1:?usage: test_cluster.sh BUILD_DIR}
-ember=$build/bin/ember
-[ -x "$ember" ] || { echo "FAIL: $ember not built"; exit 1; }
-tmp=$(mktemp -d /tmp/ember-test-cluster.XXXXXX)
-cleanup() {
-    for j in $(jobs -p); do kill -9 "$j" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    pkill -9 -f "ember executor --driver .* --work-dir $tmp/" 2>/dev/null || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-export LC_ALL=C
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-mkdir -p "$tmp/t"
-
-# our executors: their --work-dir is under $tmp/t
-our_executors() { pgrep -f "ember executor --driver .* --work-dir $tmp/t/" || true; }
-
-check_clean() {   # NAME
-    local left
-    for _ in $(seq 50); do
-        [ -z "$(our_executors)" ] && break
-        sleep 0.1
-    done
-    left=$(our_executors)
-    [ -z "$left" ] || fail "$1: executor processes left: $left"
-    left=$(ls -A "$tmp/t")
-    [ -z "$left" ] || { fail "$1: temporary files left: $left"; rm -rf "${tmp:?}/t/"*; }
-}
+source "$(dirname "$0")/cluster_lib.sh" cluster "${1:-}"
 
 # run NAME MASTER OUT ARGS... : runs an example, stdout to $tmp/NAME.stdout
 run() {
@@ -168,8 +138,4 @@ wait "$job" || fail "wrong secret: the application failed"
 check_clean "wrong secret"
 rm -rf "$tmp/rogue"
 
-if [ $fails -gt 0 ]; then
-    echo "test_cluster: $fails failure(s)"
-    exit 1
-fi
-echo "test_cluster: ok"
+finish

@@ -1,0 +1,49 @@
+# tests/integration/cluster_lib.sh - shared set-up of the integration scripts that start
+# executor processes (sourced, not run; ctest runs only test_*.sh). After
+#   source "$(dirname "$0")/cluster_lib.sh" NAME BUILD_DIR
+# the script has: $ember, a private $tmp (removed on exit, with every background job and
+# every executor whose --work-dir lies under it killed), $tmp/t for runs to use as TMPDIR,
+# LC_ALL=C, fail MESSAGE (counted), our_executors, check_clean NAME (no executor process
+# and nothing left in $tmp/t) and finish (prints the verdict and exits).
+set -euo pipefail
+lib_name=${1:?cluster_lib.sh NAME BUILD_DIR}
+build=${2:?usage: test_$lib_name.sh BUILD_DIR}
+ember=$build/bin/ember
+[ -x "$ember" ] || { echo "FAIL: $ember not built"; exit 1; }
+tmp=$(mktemp -d "/tmp/ember-test-$lib_name.XXXXXX")
+cleanup() {
+    local j
+    for j in $(jobs -p); do kill -9 "$j" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    pkill -9 -f "ember executor --driver .* --work-dir $tmp/" 2>/dev/null || true
+    [ -n "${KEEP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
+}
+trap cleanup EXIT
+export LC_ALL=C
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+mkdir -p "$tmp/t"
+
+# our executors: their --work-dir is under $tmp/t
+our_executors() { pgrep -f "ember executor --driver .* --work-dir $tmp/t/" || true; }
+
+check_clean() {   # NAME
+    local left
+    for _ in $(seq 50); do
+        [ -z "$(our_executors)" ] && break
+        sleep 0.1
+    done
+    left=$(our_executors)
+    [ -z "$left" ] || fail "$1: executor processes left: $left"
+    left=$(ls -A "$tmp/t")
+    [ -z "$left" ] || { fail "$1: temporary files left: $left"; rm -rf "${tmp:?}/t/"*; }
+}
+
+finish() {   # [OK_MESSAGE]
+    if [ "$fails" -ne 0 ]; then
+        echo "test_$lib_name: $fails failure(s)"
+        exit 1
+    fi
+    echo "test_$lib_name: ${1:-ok}"
+    exit 0
+}

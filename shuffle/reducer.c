@@ -15,11 +15,21 @@
  *     by (key, run number); equal keys across runs are combined: AGGREGATE with
  *     merge_combiners, GROUP by concatenating values in run order (arrival order, since runs
  *     are written in arrival order and each run's sort is stable). SORT emits records as
- *     they come off the heap.
+ *     they come off the heap. The run files are closed and removed when the merge ends.
  *   - Runs are read back one block at a time (runs.c).
- * LIMITATIONS (out-of-core): a single GROUP group, or a key's combiner, is held in memory
- * whole while merging, whatever the budget; all runs are merged in one pass, so each holds
- * an open file and one decoded block (~1 MiB) during the merge. */
+ *   - GROUP output is built on a value stream (em_reducer_next_group / _value): a group is
+ *     the run of equal keys at the heap top (or in the sorted buffer), and its values come
+ *     off one at a time. em_reducer_next folds them into one em_list; while merging, once
+ *     that list would pass the budget, the remaining values go to a spill list (budget 0:
+ *     straight to a temporary file) and the list is completed at its exact size when the
+ *     group ends, reading the file back block by block. So a hot key's values are in
+ *     memory once, at emission (plus at most `budget` bytes of them during the merge),
+ *     never twice, and never in a buffer grown by doubling. A streaming consumer (a join)
+ *     calls next_group / next_value itself and never holds a group at all.
+ * LIMITATIONS (out-of-core): a GROUP record needs its key's values in memory once (the
+ * em_list contract: Spark's groupByKey has the same limit), and a key's combiner is held
+ * whole; all runs are merged in one pass, so each holds an open file and one decoded block
+ * (~1 MiB) during the merge. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -67,6 +77,13 @@ struct em_reducer {
     size_t nheap;
     long pending;                 /* SORT merge: source to advance before the next pick */
     em_vbuf key, val, tmp;        /* GROUP/AGGREGATE output being assembled */
+    /* GROUP value stream. gkey: the current group's key (into key while merging, into recs
+     * otherwise). grp_active: the group may have values left. grp_advance: merging, the heap
+     * top's record was handed out as a value; advance it before looking again. */
+    em_slice gkey;
+    bool grp_active, grp_advance;
+    em_spill_list *hot;           /* GROUP: values of a group past the budget (made lazily) */
+    size_t hot_bytes;             /* their em_list bytes (4 + length each) */
     em_reducer_stats st;
     em_err perr;
 };
@@ -262,6 +279,8 @@ static int add_one(em_reducer *r, const em_rec *rec, em_err *err)
 static int fail(em_reducer *r, int rc, em_err *err)
 {
     r->poisoned = true;
+    if (r->hot)
+        em_spill_list_reset(r->hot);   /* removes a hot group's file now, not at free */
     em_err_copy(err, &r->perr);
     return rc;
 }
@@ -415,14 +434,9 @@ int em_reducer_finish(em_reducer *r, em_err *err)
     return 0;
 }
 
-/* Folds value v into the output value being assembled for the current key. */
+/* AGGREGATE: merges combiner v into the one being assembled for the current key. */
 static int fold_value(em_reducer *r, em_slice v, em_err *err)
 {
-    if (r->o.mode == EM_REDUCE_GROUP) {
-        if (em_list_append(&r->val, v) < 0)
-            return em_err_set(err, EM_ENOMEM, "reducer: out of memory grouping values");
-        return 0;
-    }
     const em_combiner *c = r->o.combiner;
     em_vbuf_clear(&r->tmp);
     int rc = c->ops->merge_combiners(c->self, em_slice_make(r->val.data, r->val.len), v,
@@ -435,25 +449,33 @@ static int fold_value(em_reducer *r, em_slice v, em_err *err)
     return 0;
 }
 
-/* Starts the output value with its first value v. */
-static int first_value(em_reducer *r, em_slice v, int64_t *list_off, em_err *err)
+/* AGGREGATE: starts the output value with its first combiner v. */
+static int first_value(em_reducer *r, em_slice v, em_err *err)
 {
     em_vbuf_clear(&r->val);
-    if (r->o.mode == EM_REDUCE_GROUP) {
-        if ((*list_off = em_list_begin(&r->val)) < 0)
-            return em_err_set(err, EM_ENOMEM, "reducer: out of memory grouping values");
-        return fold_value(r, v, err);
-    }
     if (em_vbuf_append(&r->val, v.p, v.n) < 0)
         return em_err_set(err, EM_ENOMEM, "reducer: out of memory for a %zu-byte value", v.n);
     return 0;
 }
 
-/* Next merged record: SORT passes records through; GROUP/AGGREGATE combine equal keys. */
+/* The merge is over: closes the run files and removes them (disk is given back at the end
+ * of the output, not at free). */
+static void merge_done(em_reducer *r)
+{
+    for (size_t i = 0; i < r->nsrcs; i++)
+        if (!r->srcs[i].mem)
+            em__run_reader_close(&r->srcs[i].rd);
+    r->nsrcs = 0;
+    for (size_t i = 0; i < r->nruns; i++) {
+        unlink(r->runs[i]);
+        em_free(r->runs[i]);
+    }
+    r->nruns = 0;
+}
+
+/* Next merged record: SORT passes records through; AGGREGATE combines equal keys. */
 static int next_merged(em_reducer *r, em_rec *out, em_err *err)
 {
-    int64_t list_off = 0;
-    uint32_t count = 1;
     int rc;
 
     if (r->pending >= 0) {
@@ -461,8 +483,10 @@ static int next_merged(em_reducer *r, em_rec *out, em_err *err)
         if ((rc = advance_top(r, err)) < 0)
             return rc;
     }
-    if (r->nheap == 0)
+    if (r->nheap == 0) {
+        merge_done(r);
         return 0;
+    }
     run_src *s = &r->srcs[r->heap[0]];
     if (r->o.mode == EM_REDUCE_SORT) {
         *out = s->cur;            /* valid until the source advances: at the next call */
@@ -470,31 +494,25 @@ static int next_merged(em_reducer *r, em_rec *out, em_err *err)
         return 1;
     }
     em_vbuf_clear(&r->key);
-    if (em_vbuf_append(&r->key, s->cur.key.p, s->cur.key.n) < 0)
+    if (em_vbuf_reserve(&r->key, s->cur.key.n) < 0 ||   /* non-NULL data for an empty key */
+        em_vbuf_append(&r->key, s->cur.key.p, s->cur.key.n) < 0)
         return em_err_set(err, EM_ENOMEM, "reducer: out of memory for a key");
-    if ((rc = first_value(r, s->cur.val, &list_off, err)) < 0 || (rc = advance_top(r, err)) < 0)
+    if ((rc = first_value(r, s->cur.val, err)) < 0 || (rc = advance_top(r, err)) < 0)
         return rc;
     em_slice key = em_slice_make(r->key.data, r->key.len);
     while (r->nheap && em_slice_eq(r->srcs[r->heap[0]].cur.key, key)) {
         if ((rc = fold_value(r, r->srcs[r->heap[0]].cur.val, err)) < 0 ||
             (rc = advance_top(r, err)) < 0)
             return rc;
-        count++;
     }
-    if (r->o.mode == EM_REDUCE_GROUP)
-        em_list_end(&r->val, list_off, count);
     out->key = key;
     out->val = em_slice_make(r->val.data, r->val.len);
     return 1;
 }
 
-/* Next record when nothing spilled: straight from memory. */
-static int next_memory(em_reducer *r, em_rec *out, em_err *err)
+/* Next record when nothing spilled, AGGREGATE or SORT: straight from memory. */
+static int next_memory(em_reducer *r, em_rec *out)
 {
-    int64_t list_off = 0;
-    uint32_t count = 1;
-    int rc;
-
     if (r->o.mode == EM_REDUCE_AGGREGATE) {
         uint32_t part;
         return em__aggmap_next(&r->agg, &r->pos, &part, out);
@@ -504,29 +522,194 @@ static int next_memory(em_reducer *r, em_rec *out, em_err *err)
     const rec_ix *x = &r->ix[r->pos++];
     out->key = em_slice_make(x->at.p, x->klen);
     out->val = em_slice_make(x->at.p + x->klen, x->vlen);
-    if (r->o.mode == EM_REDUCE_SORT)
-        return 1;
-    if ((rc = first_value(r, out->val, &list_off, err)) < 0)
-        return rc;
-    while (r->pos < r->nix && r->ix[r->pos].klen == x->klen &&
-           memcmp(r->ix[r->pos].at.p, x->at.p, x->klen) == 0) {
-        const rec_ix *y = &r->ix[r->pos++];
-        if ((rc = fold_value(r, em_slice_make(y->at.p + y->klen, y->vlen), err)) < 0)
-            return rc;
-        count++;
+    return 1;
+}
+
+/* ---------------------------------------------------------------- GROUP value stream */
+
+/* Next value of the current group: 1 and *v, 0 at the group's end. */
+static int group_value(em_reducer *r, em_slice *v, em_err *err)
+{
+    int rc;
+    if (!r->grp_active)
+        return 0;
+    if (r->merging) {
+        if (r->grp_advance) {
+            r->grp_advance = false;
+            if ((rc = advance_top(r, err)) < 0)
+                return rc;
+        }
+        if (r->nheap && em_slice_eq(r->srcs[r->heap[0]].cur.key, r->gkey)) {
+            *v = r->srcs[r->heap[0]].cur.val;
+            r->grp_advance = true;
+            return 1;
+        }
+    } else if (r->pos < r->nix) {
+        const rec_ix *x = &r->ix[r->pos];
+        if (em_slice_eq(em_slice_make(x->at.p, x->klen), r->gkey)) {
+            r->pos++;
+            *v = em_slice_make(x->at.p + x->klen, x->vlen);
+            return 1;
+        }
     }
-    em_list_end(&r->val, list_off, count);
+    r->grp_active = false;
+    return 0;
+}
+
+/* Skips what is left of the current group and starts the next: 1 (r->gkey set), 0 at the
+ * end of the output. */
+static int group_start(em_reducer *r, em_err *err)
+{
+    em_slice v;
+    int rc;
+    while (r->grp_active)
+        if ((rc = group_value(r, &v, err)) < 0)
+            return rc;
+    if (!r->merging) {
+        if (r->pos >= r->nix)
+            return 0;
+        r->gkey = em_slice_make(r->ix[r->pos].at.p, r->ix[r->pos].klen);
+        r->grp_active = true;
+        return 1;
+    }
+    if (r->grp_advance) {
+        r->grp_advance = false;
+        if ((rc = advance_top(r, err)) < 0)
+            return rc;
+    }
+    if (r->nheap == 0) {
+        merge_done(r);
+        return 0;
+    }
+    em_slice k = r->srcs[r->heap[0]].cur.key;
+    em_vbuf_clear(&r->key);
+    /* reserve first: data must be non-NULL even for an empty key (a NULL key is "no key") */
+    if (em_vbuf_reserve(&r->key, k.n) < 0 || em_vbuf_append(&r->key, k.p, k.n) < 0)
+        return em_err_set(err, EM_ENOMEM, "reducer: out of memory for a %zu-byte key", k.n);
+    r->gkey = em_slice_make(r->key.data, r->key.len);
+    r->grp_active = true;
+    return 1;
+}
+
+/* Appends v to the hot group's spill list (made on first use). */
+static int hot_add(em_reducer *r, em_slice v, em_err *err)
+{
+    if (!r->hot && !(r->hot = em_spill_list_new(r->o.spill_dir, 0, r->level, err)))
+        return err->code;
+    if (em_spill_list_count(r->hot) == 0)
+        r->st.hot_groups++;
+    int rc = em_spill_list_add(r->hot, v, err);
+    if (rc < 0)
+        return rc;
+    r->hot_bytes += 4 + v.n;
+    return 0;
+}
+
+/* Completes the em_list in r->val with the hot group's spilled values: one allocation of the
+ * exact final size, then the file read back block by block; the file is removed. */
+static int hot_finish(em_reducer *r, em_err *err)
+{
+    size_t need;
+    em_slice v;
+    int rc;
+    if (!em_size_add(r->val.len, r->hot_bytes, &need))
+        return em_err_set(err, EM_ENOMEM, "reducer: group of %zu bytes", r->hot_bytes);
+    if (need > r->val.cap) {
+        uint8_t *p = em_realloc(r->val.data, need);
+        if (!p)
+            return em_err_set(err, EM_ENOMEM, "reducer: out of memory for a group of %zu "
+                              "bytes (a key's values must fit in memory once)", need);
+        r->val.data = p;
+        r->val.cap = need;
+    }
+    if ((rc = em_spill_list_rewind(r->hot, err)) < 0)
+        return rc;
+    while ((rc = em_spill_list_next(r->hot, &v, err)) == 1)
+        em_list_append(&r->val, v);   /* cannot fail: room reserved above */
+    em_spill_list_reset(r->hot);
+    r->hot_bytes = 0;
+    return rc;
+}
+
+/* GROUP record: the next group's values as one em_list (hot groups via the spill list). */
+static int next_group_record(em_reducer *r, em_rec *out, em_err *err)
+{
+    uint32_t count = 0;
+    em_slice v;
+    int rc = group_start(r, err);
+    if (rc <= 0)
+        return rc;
+    if (r->val.cap > r->budget)
+        em_vbuf_destroy(&r->val);   /* the last group was hot: give its memory back */
+    em_vbuf_clear(&r->val);
+    int64_t off = em_list_begin(&r->val);
+    if (off < 0)
+        return em_err_set(err, EM_ENOMEM, "reducer: out of memory grouping values");
+    while ((rc = group_value(r, &v, err)) == 1) {
+        if (count == UINT32_MAX)
+            return em_err_set(err, EM_EINVAL, "reducer: a key has more than %u values",
+                              UINT32_MAX);
+        count++;
+        if (r->hot_bytes || (r->merging && r->val.len + 4 + v.n > r->budget))
+            rc = hot_add(r, v, err);
+        else if (em_list_append(&r->val, v) < 0)
+            rc = em_err_set(err, EM_ENOMEM, "reducer: out of memory grouping values");
+        if (rc < 0)
+            return rc;
+    }
+    if (rc < 0 || (r->hot_bytes && (rc = hot_finish(r, err)) < 0))
+        return rc;
+    em_list_end(&r->val, off, count);
+    out->key = r->gkey;
     out->val = em_slice_make(r->val.data, r->val.len);
     return 1;
 }
 
+static int check_group_stream(em_reducer *r, em_err *err)
+{
+    if (r->poisoned)
+        return em_err_copy(err, &r->perr);
+    if (!r->finished || r->o.mode != EM_REDUCE_GROUP)
+        return em_err_set(err, EM_EINVAL, "reducer: group stream needs a finished GROUP "
+                          "reducer");
+    return 0;
+}
+
+int em_reducer_next_group(em_reducer *r, em_slice *key, em_err *err)
+{
+    int rc = check_group_stream(r, err);
+    if (rc < 0)
+        return rc;
+    if ((rc = group_start(r, &r->perr)) < 0)
+        return fail(r, rc, err);
+    if (rc == 1) {
+        *key = r->gkey;
+        r->st.records_out++;
+    }
+    return rc;
+}
+
+int em_reducer_next_value(em_reducer *r, em_slice *val, em_err *err)
+{
+    int rc = check_group_stream(r, err);
+    if (rc < 0)
+        return rc;
+    if ((rc = group_value(r, val, &r->perr)) < 0)
+        return fail(r, rc, err);
+    return rc;
+}
+
 int em_reducer_next(em_reducer *r, em_rec *out, em_err *err)
 {
+    int rc;
     if (r->poisoned)
         return em_err_copy(err, &r->perr);
     if (!r->finished)
         return em_err_set(err, EM_EINVAL, "reducer: next before finish");
-    int rc = r->merging ? next_merged(r, out, &r->perr) : next_memory(r, out, &r->perr);
+    if (r->o.mode == EM_REDUCE_GROUP)
+        rc = next_group_record(r, out, &r->perr);
+    else
+        rc = r->merging ? next_merged(r, out, &r->perr) : next_memory(r, out);
     if (rc < 0)
         return fail(r, rc, err);
     if (rc == 1)
@@ -537,6 +720,12 @@ int em_reducer_next(em_reducer *r, em_rec *out, em_err *err)
 void em_reducer_stats_get(const em_reducer *r, em_reducer_stats *st)
 {
     *st = r->st;
+    if (r->hot) {
+        uint64_t n, bytes;
+        em_spill_list_spills(r->hot, &n, &bytes);
+        st->spill_count += n;
+        st->spill_bytes += bytes;
+    }
 }
 
 void em_reducer_free(em_reducer *r)
@@ -553,6 +742,7 @@ void em_reducer_free(em_reducer *r)
         em_free(r->runs[i]);
     }
     em_free(r->runs);
+    em_spill_list_free(r->hot);
     em__aggmap_destroy(&r->agg);
     em_vbuf_destroy(&r->recs);
     em_free(r->ix);

@@ -205,8 +205,10 @@ typedef struct em_reducer em_reducer;
 typedef struct em_reducer_stats {
     uint64_t records_in;
     uint64_t records_out;
-    uint64_t spill_count;          /* sorted runs written */
-    uint64_t spill_bytes;
+    uint64_t spill_count;          /* files written: sorted runs and hot GROUP groups */
+    uint64_t spill_bytes;          /* their compressed bytes */
+    uint64_t hot_groups;           /* GROUP groups that outgrew the budget while merging and
+                                      went to a temporary file (also counted above) */
 } em_reducer_stats;
 
 em_reducer *em_reducer_new(const em_reducer_opts *opts, em_err *err);
@@ -216,9 +218,50 @@ int em_reducer_add_batch(em_reducer *r, const em_batch *b, em_err *err);
 int em_reducer_finish(em_reducer *r, em_err *err);
 /* 1 and *out (borrowed until the next call or free), 0 at the end, <0 on error.
  * AGGREGATE and GROUP emit keys in ascending byte order once anything spilled, and in
- * unspecified order otherwise; SORT in the requested order. */
+ * unspecified order otherwise; SORT in the requested order.
+ * GROUP: the value is one em_list of the key's values in arrival order, so one key's values
+ * must fit in memory once (as in Spark's groupByKey). While runs are merged, a group whose
+ * list passes the budget goes on into a temporary file instead of memory, and the list is
+ * assembled once, at its exact size, when it is emitted (the file is removed then). */
 int em_reducer_next(em_reducer *r, em_rec *out, em_err *err);
+/* GROUP only, in place of em_reducer_next (do not mix the two on one reducer): streams a
+ * group's values without assembling them. em_reducer_next_group moves to the next group:
+ * 1 and *key (borrowed until the next em_reducer_next_group or free), 0 at the end, <0 on
+ * error; values of the previous group not taken are skipped. em_reducer_next_value then
+ * gives the group's values in arrival order: 1 and *val (borrowed until the next call of
+ * either function), 0 after the last one. Key order as for em_reducer_next. Memory: the
+ * merge's buffers only, whatever the size of a group. */
+int em_reducer_next_group(em_reducer *r, em_slice *key, em_err *err);
+int em_reducer_next_value(em_reducer *r, em_slice *val, em_err *err);
 void em_reducer_stats_get(const em_reducer *r, em_reducer_stats *st);
 void em_reducer_free(em_reducer *r);   /* NULL ok; removes its spill files */
+
+/* Spill list: an append-only sequence of byte strings (one key's values of one join side,
+ * one hot group) kept in memory up to a budget and appended to a temporary file beyond it
+ * (zstd blocks, checksummed: the reducer's run format), then read back, in order, any number
+ * of times, one block at a time. The file is removed by reset, free and any failed add.
+ * One thread per object. */
+typedef struct em_spill_list em_spill_list;
+
+/* mem_budget: bytes of values held in memory before the file is used (0 = none: every value
+ * goes to the file); spill_dir must exist (copied); zstd_level 0 = 1. NULL + EM_ENOMEM. */
+em_spill_list *em_spill_list_new(const char *spill_dir, size_t mem_budget, int zstd_level,
+                                 em_err *err);
+/* Appends a copy of v. EM_EINVAL once reading started (until reset); EM_EIO / EM_ENOSPC
+ * naming the file, EM_ENOMEM. After a failed add the file is removed and every call but
+ * reset and free fails with the first error. */
+int em_spill_list_add(em_spill_list *l, em_slice v, em_err *err);
+uint64_t em_spill_list_count(const em_spill_list *l);       /* values added since reset */
+bool em_spill_list_is_spilled(const em_spill_list *l);      /* some value is in the file */
+/* Ends the adds (first call) and restarts reading at the first value. */
+int em_spill_list_rewind(em_spill_list *l, em_err *err);
+/* 1 and *v (borrowed until the next call on l), 0 after the last value, <0 on error
+ * (EM_ECORRUPT / EM_EIO naming the file). Only after em_spill_list_rewind. */
+int em_spill_list_next(em_spill_list *l, em_slice *v, em_err *err);
+/* Empties the list and removes its file; the list takes adds again. */
+void em_spill_list_reset(em_spill_list *l);
+/* Files written and their bytes since the list was made (all resets included). */
+void em_spill_list_spills(const em_spill_list *l, uint64_t *count, uint64_t *bytes);
+void em_spill_list_free(em_spill_list *l);   /* NULL ok; removes the file */
 
 #endif /* EMBER_SHUFFLE_H */

@@ -147,11 +147,13 @@ void em__aggmap_at(const em__aggmap *m, size_t i, uint32_t *part, em_rec *r);
 /* ---------------------------------------------------------------- runs (runs.c) */
 
 /* Sorted-run file writer: records appended in key order are cut into blocks of about
- * EM_BATCH_TARGET_BYTES, zstd-encoded and written to a fresh file in dir (mkstemp). */
+ * block_bytes, zstd-encoded and written to a fresh file in dir (mkstemp). */
 typedef struct em__run_writer {
     int fd;
     char path[512];
     int level;
+    size_t block_bytes;    /* payload bytes per block; open sets EM_BATCH_TARGET_BYTES, a
+                              caller with a small budget may lower it before the first add */
     uint64_t bytes;        /* file size so far */
     em_batch_builder bb;
     em_vbuf enc;
@@ -178,6 +180,8 @@ typedef struct em__run_reader {
 int em__run_reader_open(em__run_reader *r, const char *path, em_err *err);
 /* 1 and *rec (valid until the next call), 0 at the end, <0 on error (EM_ECORRUPT/EM_EIO). */
 int em__run_reader_next(em__run_reader *r, em_rec *rec, em_err *err);
+/* Starts again at the first record (no I/O until the next em__run_reader_next). */
+void em__run_reader_rewind(em__run_reader *r);
 void em__run_reader_close(em__run_reader *r);
 
 #endif /* EMBER_SHUFFLE_INT_H */

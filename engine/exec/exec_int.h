@@ -19,6 +19,13 @@ struct em_iter {
      * fn's included). Lets a fused narrow chain hand its records to the consumer without
      * buffering them (fuse.c). NULL: em__iter_drain pulls with next. */
     int (*drain)(em_iter *it, em__push_fn fn, void *ud, em_err *err);
+    /* Optional, for an iterator whose records are GROUP records (key, em_list of values)
+     * made by an em_reducer (reduce.c): feeds the reducer its whole input if that has not
+     * happened yet and sets *out to it (borrowed, lives as long as the iterator), so a
+     * consumer can take each group value by value (em_reducer_next_group / _value) instead
+     * of as one record holding all of a key's values (cogroup.c: joins). *out = NULL: the
+     * iterator has no reducer, pull records. After asking, never call next. NULL: pull. */
+    int (*group_stream)(em_iter *it, em_reducer **out, em_err *err);
 };
 void em__iter_free(em_iter *it);                        /* NULL ok */
 /* Pushes every remaining record of it to fn (it->drain, or a loop over next). */
@@ -113,6 +120,10 @@ int em__node_combiner_init(em_node_combiner *c, em_task *t, const em_plan_node *
  * from function to function through push-mode emitters. */
 int em__fused_new(em_task *t, const em_plan_node *top, uint32_t nstages, em_iter *parent,
                   em_iter **out, em_err *err);
+
+/* COGROUP_SPLIT of a cogroup or a join (cogroup.c); takes parent on success only. */
+int em__cogroup_split_new(em_task *t, const em_plan_node *n, em_iter *parent, em_iter **out,
+                          em_err *err);
 
 /* Reduce-side iterators (reduce.c). */
 int em__local_reduce_new(em_task *t, const em_plan_node *n, em_iter *parent, em_iter **out,

@@ -1,6 +1,7 @@
 /* engine/exec/iter.c - the narrow part of a task's pipeline: one pull iterator per node
  * (sources, map, filter, map_partitions, sample, glom, zip_with_index, union, coalesce,
- * cartesian, tag, cogroup_split, checkpoint write/read) and caching (Spark's getOrCompute).
+ * cartesian, tag, checkpoint write/read) and caching (Spark's getOrCompute); cogroup_split
+ * and joins are in cogroup.c.
  *
  * Records handed out are borrowed until the next pull; an iterator that transforms keeps
  * its output in an em_emitter (MAP) or a scratch em_vbuf and hands out slices of it. */
@@ -500,7 +501,7 @@ static int cart_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter **
     return 0;
 }
 
-/* ---------------------------------------------------------------- tag, cogroup_split */
+/* ---------------------------------------------------------------- tag */
 
 /* Expands each input record into zero or more output records through an emitter. */
 typedef struct expand_iter {
@@ -511,8 +512,6 @@ typedef struct expand_iter {
     em_emitter out;
     size_t off;
     em_vbuf tmp;
-    em_slice *l0, *l1;       /* cogroup: the two sides' values */
-    size_t n0, n1, cap0, cap1;
 } expand_iter;
 
 static int expand_next(em_iter *it, em_rec *r, em_err *err)
@@ -540,8 +539,6 @@ static void expand_free(em_iter *it)
     em__iter_free(x->parent);
     em__emitter_destroy(&x->out);
     em_vbuf_destroy(&x->tmp);
-    em_free(x->l0);
-    em_free(x->l1);
     em_free(x);
 }
 
@@ -559,87 +556,6 @@ static int tag_expand(expand_iter *x, const em_rec *in, em_err *err)
 {
     return x->n->tag == 0 ? emit_pair(x, in->key, &in->val, NULL, err)
                           : emit_pair(x, in->key, NULL, &in->val, err);
-}
-
-static int push_slice(em_slice **v, size_t *n, size_t *cap, em_slice s, em_err *err)
-{
-    if (*n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 16;
-        em_slice *nv = em_realloc(*v, nc * sizeof *nv);
-        if (!nv)
-            return em_err_set(err, EM_ENOMEM, "cogroup: out of memory");
-        *v = nv;
-        *cap = nc;
-    }
-    (*v)[(*n)++] = s;
-    return 0;
-}
-
-/* Splits the em_list of tagged pairs into the two sides (slices into `list`). */
-static int split_sides(expand_iter *x, em_slice list, em_err *err)
-{
-    em_list_iter li;
-    em_slice item, a, b;
-    bool ha, hb;
-    int rc = em_list_iter_init(&li, list, err);
-    x->n0 = x->n1 = 0;
-    while (rc >= 0 && (rc = em_list_iter_next(&li, &item, err)) == 1) {
-        if ((rc = em_pair_decode(item, &a, &ha, &b, &hb, err)) < 0)
-            return rc;
-        if (ha && (rc = push_slice(&x->l0, &x->n0, &x->cap0, a, err)) < 0)
-            return rc;
-        if (hb && (rc = push_slice(&x->l1, &x->n1, &x->cap1, b, err)) < 0)
-            return rc;
-    }
-    return rc;
-}
-
-static int list_of(const em_slice *v, size_t n, em_vbuf *out, em_err *err)
-{
-    int64_t off = em_list_begin(out);
-    if (off < 0)
-        return em_err_set(err, EM_ENOMEM, "cogroup: out of memory");
-    for (size_t i = 0; i < n; i++)
-        if (em_list_append(out, v[i]) < 0)
-            return em_err_set(err, EM_ENOMEM, "cogroup: out of memory");
-    em_list_end(out, off, (uint32_t)n);
-    return 0;
-}
-
-/* Any join flag emits the inner product; LEFT/RIGHT add the unmatched sides (so a full
- * outer join is INNER | LEFT | RIGHT). No join flag: (key, em_pair(list0, list1)). */
-static int cogroup_expand(expand_iter *x, const em_rec *in, em_err *err)
-{
-    uint32_t f = x->n->flags;
-    int rc = split_sides(x, in->val, err);
-    if (rc < 0)
-        return rc;
-    if (!(f & (EM_NODE_JOIN_INNER | EM_NODE_JOIN_LEFT | EM_NODE_JOIN_RIGHT))) {
-        em_vbuf l0, l1;
-        em_vbuf_init(&l0);
-        em_vbuf_init(&l1);
-        if ((rc = list_of(x->l0, x->n0, &l0, err)) == 0 &&
-            (rc = list_of(x->l1, x->n1, &l1, err)) == 0) {
-            em_slice a = em_slice_make(l0.data, l0.len), b = em_slice_make(l1.data, l1.len);
-            rc = emit_pair(x, in->key, &a, &b, err);
-        }
-        em_vbuf_destroy(&l0);
-        em_vbuf_destroy(&l1);
-        return rc;
-    }
-    for (size_t i = 0; i < x->n0; i++)
-        for (size_t j = 0; j < x->n1; j++)
-            if ((rc = emit_pair(x, in->key, &x->l0[i], &x->l1[j], err)) < 0)
-                return rc;
-    if ((f & EM_NODE_JOIN_LEFT) && x->n1 == 0)
-        for (size_t i = 0; i < x->n0; i++)
-            if ((rc = emit_pair(x, in->key, &x->l0[i], NULL, err)) < 0)
-                return rc;
-    if ((f & EM_NODE_JOIN_RIGHT) && x->n0 == 0)
-        for (size_t j = 0; j < x->n1; j++)
-            if ((rc = emit_pair(x, in->key, NULL, &x->l1[j], err)) < 0)
-                return rc;
-    return 0;
 }
 
 static em_iter *expand_new(const em_plan_node *n, em_iter *parent,
@@ -892,7 +808,7 @@ static int build_one_parent(em_task *t, const em_plan_node *n, uint32_t part, em
         break;
     case EM_OP_LOCAL_REDUCE: rc = em__local_reduce_new(t, n, p, out, err); break;
     case EM_OP_TAG: *out = expand_new(n, p, tag_expand); break;
-    case EM_OP_COGROUP_SPLIT: *out = expand_new(n, p, cogroup_expand); break;
+    case EM_OP_COGROUP_SPLIT: rc = em__cogroup_split_new(t, n, p, out, err); break;
     case EM_OP_CHECKPOINT_WRITE: rc = ckw_new(t, n, part, p, out, err); break;
     default: rc = em_err_set(err, EM_EPLAN, "op %d has no one-parent iterator", (int)n->op);
     }

@@ -90,25 +90,48 @@ static void red_stats(red_iter *x)
     x->stats_done = true;
 }
 
+/* LOCAL_REDUCE: adds the whole input to the reducer and finishes it (once). */
+static int red_feed(red_iter *x, em_err *err)
+{
+    em_rec in;
+    int rc;
+    if (x->fed)
+        return 0;
+    while ((rc = em_iter_next(x->parent, &in, err)) == 1) {
+        if (!in.key.p)
+            return em_err_set(err, EM_EINVAL, "local_reduce (rdd %u): input record is "
+                              "not a pair", x->n->id);
+        if ((rc = em_reducer_add(x->red, &in, err)) < 0)
+            return em__node_err(x->n, err);
+    }
+    if (rc < 0)
+        return rc;
+    if ((rc = em_reducer_finish(x->red, err)) < 0)
+        return em__node_err(x->n, err);
+    x->fed = true;
+    return 0;
+}
+
+/* em_iter.group_stream: a GROUP reducer, fed, for a consumer that streams groups. */
+static int red_group_stream(em_iter *it, em_reducer **out, em_err *err)
+{
+    red_iter *x = (red_iter *)it;
+    int rc;
+    *out = NULL;
+    if (!x->red || x->n->mode != EM_REDUCE_GROUP)
+        return 0;
+    if ((rc = red_feed(x, err)) < 0)
+        return rc;
+    *out = x->red;
+    return 0;
+}
+
 static int red_next(em_iter *it, em_rec *r, em_err *err)
 {
     red_iter *x = (red_iter *)it;
     int rc;
-    if (!x->fed) {
-        em_rec in;
-        while ((rc = em_iter_next(x->parent, &in, err)) == 1) {
-            if (!in.key.p)
-                return em_err_set(err, EM_EINVAL, "local_reduce (rdd %u): input record is "
-                                  "not a pair", x->n->id);
-            if ((rc = em_reducer_add(x->red, &in, err)) < 0)
-                return em__node_err(x->n, err);
-        }
-        if (rc < 0)
-            return rc;
-        if ((rc = em_reducer_finish(x->red, err)) < 0)
-            return em__node_err(x->n, err);
-        x->fed = true;
-    }
+    if ((rc = red_feed(x, err)) < 0)
+        return rc;
     rc = em_reducer_next(x->red, r, err);
     if (rc < 0)
         return em__node_err(x->n, err);
@@ -155,6 +178,7 @@ static red_iter *red_alloc(em_task *t, const em_plan_node *n)
     red_iter *x = em_xcalloc(1, sizeof *x);
     x->base.next = red_next;
     x->base.free = red_free;
+    x->base.group_stream = red_group_stream;
     x->t = t;
     x->n = n;
     return x;

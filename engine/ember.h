@@ -22,8 +22,10 @@
  * dataset derived from it and every action on it reports it. Actions return 0 or a negative
  * EM_E* code and fill `err`.
  *
- * OWNERSHIP. Datasets belong to their context and live until em_context_free(); never free
- * them. Results (em_records, em_vbuf) belong to the caller.
+ * OWNERSHIP. Dataset handles belong to their context and stay valid memory until
+ * em_context_free(); never free them. em_rdd_release() says a handle is garbage, so that
+ * what only it kept (shuffle files, cached partitions) is freed at once rather than at
+ * em_context_free(). Results (em_records, em_vbuf) belong to the caller.
  * THREADS. One thread at a time per context (the driver's thread); user functions run on
  * task threads and must not touch the context. */
 #ifndef EMBER_H
@@ -50,6 +52,8 @@ typedef struct em_conf em_conf;
  *   ember.checkpoint.dir         root of reliable checkpoints (em_rdd_checkpoint)  (unset)
  *   ember.checkpoint.cleanup     true: remove checkpoint files at context end      (false)
  *   ember.memory.storageFraction storage floor execution cannot evict              (0.5)
+ *   ember.net.compress           zstd on the wire for blocks and results: auto (not on
+ *                                loopback links), true, false                       (auto)
  * Sources, later ones winning: defaults < conf file (EMBER_CONF_FILE or em_conf_load_file)
  * < EMBER_* environment variables (EMBER_MASTER, EMBER_EXECUTOR_MEMORY: the key without
  * "ember.", upper-cased, dots as underscores) < em_conf_set. */
@@ -169,9 +173,33 @@ typedef enum em_persist_level {
     EM_PERSIST_MEMORY_AND_DISK = 2,
     EM_PERSIST_DISK_ONLY = 3,
 } em_persist_level;
-em_rdd *em_rdd_persist(em_rdd *r, em_persist_level level);   /* returns r */
-em_rdd *em_rdd_cache(em_rdd *r);                              /* MEMORY_ONLY */
+em_rdd *em_rdd_persist(em_rdd *r, em_persist_level level);   /* returns r itself */
+em_rdd *em_rdd_cache(em_rdd *r);                              /* MEMORY_ONLY; returns r */
 void em_rdd_unpersist(em_rdd *r);
+
+/* Releases a dataset handle: the caller will not use r again (in Spark, the RDD object
+ * became garbage and the ContextCleaner noticed). Release each handle a call returned once
+ * per return: coalesce (no shuffle, to as many partitions or more) and partition_by (to the
+ * partitioning r already has) return r itself, as Spark does, and then r needs one more
+ * release before it is released. em_rdd_persist/em_rdd_cache return their argument without
+ * that (no extra release); em_rdd_checkpoint returns a new, independent dataset.
+ * A dataset lives while an unreleased handle names it or a living dataset was derived from
+ * it. When it dies (this call, or a later release that frees its last dependant):
+ *   - if it is the reduce side of a shuffle (reduce_by_key, group_by_key, join, sort_by_key,
+ *     repartition, partition_by, distinct ...), that shuffle's map outputs are removed: the
+ *     map-output tracker forgets them and every executor deletes their files (local mode:
+ *     the context deletes them); a later job needing them cannot exist;
+ *   - if it is persisted, it is unpersisted (em_rdd_unpersist); parallelized input and the
+ *     blocks of a local checkpoint are dropped too.
+ * So releasing `ranks` after building `next` from it frees nothing yet (next needs it), but
+ * after `c = em_rdd_checkpoint(next)` releasing every older handle frees all their
+ * shuffles: the pattern that keeps ALS or PageRank at a bounded number of shuffle files.
+ * Releasing NULL or an already released handle is a no-op. Any other use of a released
+ * handle is an error, never a crash: transformations return a dataset carrying EM_EINVAL
+ * "dataset released ...", actions and checkpoints fail with it, em_rdd_error returns it,
+ * em_rdd_id and em_rdd_num_partitions return 0, persist/unpersist do nothing.
+ * Driver thread, between actions (actions are synchronous, so any time the program runs). */
+void em_rdd_release(em_rdd *r);
 
 /* Addition (out-of-core). Checkpoints are EAGER (Spark's are written by the next action):
  * a job runs now and a NEW dataset is returned whose lineage is one source node reading
@@ -197,7 +225,14 @@ uint32_t em_rdd_lineage_depth(const em_rdd *r);
 /* Ships value (copied) to every task once; tasks read it with em_task_broadcast.
  * Returns an id > 0, or 0 with err set. */
 uint32_t em_broadcast(em_context *sc, em_slice value, em_err *err);
+/* Drops the driver's value and every executor's cached copy; the id must not be used
+ * again (Spark's Broadcast.destroy). */
 void em_broadcast_destroy(em_context *sc, uint32_t id);
+/* Drops the executors' cached copies only (Spark's Broadcast.unpersist): a task that reads
+ * the broadcast later fetches it from the driver again. For a value each executor needs
+ * once (ALS's block records) this frees its memory on the executors at once. Local mode
+ * has no copies to drop: a no-op. */
+void em_broadcast_unpersist(em_context *sc, uint32_t id);
 /* Accumulators: ids > 0; tasks add, the driver reads. */
 uint32_t em_accumulator_new(em_context *sc, const char *name);
 int64_t em_accumulator_i64(em_context *sc, uint32_t id);

@@ -1,4 +1,5 @@
-/* examples/pagerank.c - PageRank: `ember run-example pagerank EDGES ITERATIONS OUTDIR`.
+/* examples/pagerank.c - PageRank:
+ *   ember run-example pagerank EDGES ITERATIONS OUTDIR [CHECKPOINT_EVERY]
  *
  * Same semantics as Spark's SparkPageRank example:
  *   links  = lines "src dst" -> distinct -> group_by_key           (cached)
@@ -9,6 +10,14 @@
  *     ranks    = 0.15 + 0.85 * sum of contribs per dst
  * so pages that receive no contribution drop out of ranks, as in Spark. Node ids are
  * strings (whatever the tokens are); ranks are em_enc_f64 values.
+ * CLEANUP: every handle is released once the next dataset is built on it, and every
+ * CHECKPOINT_EVERY iterations (optional 4th argument, default 10, 0 = never) ranks are
+ * checkpointed (reliably when ember.checkpoint.dir is set, else locally) and the old
+ * handles released, so the shuffles of the iterations before go at once: a run of any
+ * length keeps at most CHECKPOINT_EVERY + 2 shuffles' files (links' two: distinct and
+ * group_by_key; and one per iteration since the last checkpoint), as Spark's ContextCleaner
+ * would with a periodic checkpoint. A local checkpoint is lost with its executor; set
+ * ember.checkpoint.dir where executors may be lost.
  * EDGES: one edge per line, two tokens separated by spaces/tabs; blank lines are skipped;
  * any other line is an error naming its content.
  * OUTDIR gets "node<TAB>rank" lines (rank with 12 decimals); stdout gets the 10 highest
@@ -191,15 +200,44 @@ static bool parse_iters(const char *s, long *out)
     return true;
 }
 
+/* out = step(in); releases in (out was built on it, so only the handle goes). */
+static em_rdd *then(em_rdd *in, em_rdd *out)
+{
+    em_rdd_release(in);
+    return out;
+}
+
+/* links: (src, em_list of distinct dsts), cached. */
+static em_rdd *load_links(em_context *sc, const char *path)
+{
+    em_rdd *r = em_rdd_flat_map(em_text_file(sc, path, 0), "pr_parse_edge", no_ctx);
+    r = then(r, em_rdd_distinct(r, 0));
+    r = then(r, em_rdd_map(r, "em.lines_to_pairs", no_ctx));
+    r = then(r, em_rdd_group_by_key(r, 0));
+    return em_rdd_cache(r);
+}
+
+/* One iteration: the ranks after `ranks` (whose handle is released). */
+static em_rdd *iterate(em_rdd *links, em_rdd *ranks)
+{
+    em_rdd *r = em_rdd_join(links, ranks, 0);
+    em_rdd_release(ranks);
+    r = then(r, em_rdd_values(r));
+    r = then(r, em_rdd_flat_map(r, "pr_contribs", no_ctx));
+    r = then(r, em_rdd_reduce_by_key(r, "em.sum_f64", no_ctx, 0));
+    return then(r, em_rdd_map_values(r, "pr_damp", no_ctx));
+}
+
 int ember_main(em_context *sc, int argc, char **argv)
 {
-    em_rdd *links, *ranks;
+    em_rdd *links, *ranks, *out;
     em_records top = {0};
     em_err err = EM_ERR_INIT;
-    long iters;
+    long iters, every = 10;
+    int rc;
 
-    if (argc != 4) {
-        fprintf(stderr, "usage: pagerank EDGES ITERATIONS OUTDIR\n");
+    if (argc != 4 && argc != 5) {
+        fprintf(stderr, "usage: pagerank EDGES ITERATIONS OUTDIR [CHECKPOINT_EVERY]\n");
         return 2;
     }
     if (!parse_iters(argv[2], &iters)) {
@@ -209,20 +247,38 @@ int ember_main(em_context *sc, int argc, char **argv)
                 argv[2]);
         return 2;
     }
-    links = em_rdd_flat_map(em_text_file(sc, argv[1], 0), "pr_parse_edge", no_ctx);
-    links = em_rdd_map(em_rdd_distinct(links, 0), "em.lines_to_pairs", no_ctx);
-    links = em_rdd_cache(em_rdd_group_by_key(links, 0));
+    if (argc == 5 && !parse_iters(argv[4], &every)) {
+        fprintf(stderr,
+                "ember: pagerank: CHECKPOINT_EVERY: expected an integer in 0..1000000, "
+                "got '%s'\n",
+                argv[4]);
+        return 2;
+    }
+    const char *ckdir = em_conf_get(em_context_conf(sc), "ember.checkpoint.dir");
+    bool reliable = ckdir && *ckdir;
+    links = load_links(sc, argv[1]);
     ranks = em_rdd_map_values(links, "pr_one", no_ctx);
-    for (long i = 0; i < iters; i++) {
-        em_rdd *contribs =
-            em_rdd_flat_map(em_rdd_values(em_rdd_join(links, ranks, 0)), "pr_contribs", no_ctx);
-        ranks = em_rdd_map_values(em_rdd_reduce_by_key(contribs, "em.sum_f64", no_ctx, 0),
-                                  "pr_damp", no_ctx);
+    for (long i = 1; i <= iters; i++) {
+        ranks = iterate(links, ranks);
+        if (every > 0 && i % every == 0 && i < iters) {
+            em_rdd *c = reliable ? em_rdd_checkpoint(ranks, &err)
+                                 : em_rdd_local_checkpoint(ranks, &err);
+            if (!c)
+                goto fail;
+            /* c does not depend on ranks' lineage: this frees the iterations' shuffles */
+            ranks = then(ranks, c);
+        }
     }
     ranks = em_rdd_cache(ranks);
-    if (em_rdd_save_as_text_file(em_rdd_map(ranks, "pr_format", no_ctx), argv[3], &err) < 0)
+    out = em_rdd_map(ranks, "pr_format", no_ctx);
+    rc = em_rdd_save_as_text_file(out, argv[3], &err);
+    em_rdd_release(out);
+    if (rc < 0)
         goto fail;
-    if (em_rdd_top(em_rdd_map(ranks, "pr_rank_first", no_ctx), 10, &top, &err) < 0)
+    out = em_rdd_map(ranks, "pr_rank_first", no_ctx);
+    rc = em_rdd_top(out, 10, &top, &err);
+    em_rdd_release(out);
+    if (rc < 0)
         goto fail;
     for (size_t i = 0; i < top.n; i++) {
         const em_slice v = top.recs[i].val;
@@ -232,6 +288,8 @@ int ember_main(em_context *sc, int argc, char **argv)
         printf("%.6f\t%.*s\n", r, (int)(v.n - 8), (const char *)v.p + 8);
     }
     em_records_destroy(&top);
+    em_rdd_release(ranks);
+    em_rdd_release(links);
     return 0;
 fail:
     fprintf(stderr, "ember: pagerank: %s\n", err.msg);

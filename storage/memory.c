@@ -36,14 +36,21 @@ em_memory_manager *em_memory_manager_new(size_t total, double storage_fraction)
     em_memory_manager *mm = em_calloc(1, sizeof *mm);
     if (!mm)
         return NULL;
+    mm->total = total ? total : DEFAULT_TOTAL;
+    pthread_mutex_init(&mm->lock, NULL);
+    em_memory_manager_set_storage_fraction(mm, storage_fraction);
+    return mm;
+}
+
+void em_memory_manager_set_storage_fraction(em_memory_manager *mm, double storage_fraction)
+{
     if (!(storage_fraction >= 0.0))
         storage_fraction = 0.0;
     if (storage_fraction > 1.0)
         storage_fraction = 1.0;
-    mm->total = total ? total : DEFAULT_TOTAL;
+    pthread_mutex_lock(&mm->lock);
     mm->floor = (size_t)((double)mm->total * storage_fraction);
-    pthread_mutex_init(&mm->lock, NULL);
-    return mm;
+    pthread_mutex_unlock(&mm->lock);
 }
 
 void em_memory_manager_free(em_memory_manager *mm)

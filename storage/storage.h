@@ -131,6 +131,8 @@ typedef struct em_memory_manager em_memory_manager;
 /* total 0 = 256 MiB; storage_fraction outside [0, 1] is clamped. NULL on OOM. */
 em_memory_manager *em_memory_manager_new(size_t total, double storage_fraction);
 void em_memory_manager_free(em_memory_manager *mm);   /* NULL ok; after its store */
+/* Changes the storage floor (an executor learns the driver's fraction at registration). */
+void em_memory_manager_set_storage_fraction(em_memory_manager *mm, double storage_fraction);
 /* Grants up to `want` bytes of execution memory (possibly fewer, possibly 0), evicting
  * cached blocks above the storage floor when free memory is short. */
 size_t em_memory_acquire_execution(em_memory_manager *mm, size_t want);

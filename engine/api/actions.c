@@ -129,7 +129,10 @@ static int count_by(em_rdd *r, const char *pair_fn, em_records *out, em_err *err
     em_slice none = em_slice_make(NULL, 0);
     em_rdd *m = em_rdd_map(r, pair_fn, none);
     em_rdd *c = em_rdd_reduce_by_key(m, "em.sum_i64", none, 0);
-    return em_rdd_collect(c, out, err);
+    int rc = em_rdd_collect(c, out, err);
+    em__rdd_drop(c);   /* its shuffle goes with it */
+    em__rdd_drop(m);
+    return rc;
 }
 
 int em_rdd_count_by_key(em_rdd *r, em_records *out, em_err *err)
@@ -391,7 +394,9 @@ int em_rdd_take_sample(em_rdd *r, bool with_replacement, size_t n, uint64_t seed
     for (int iter = 0; iter < 1000; iter++) {
         em_rdd *s = em_rdd_sample(r, with_replacement, fraction, em_rng_next(&rng));
         em_records_destroy(out);
-        if ((rc = em_rdd_collect(s, out, err)) < 0)
+        rc = em_rdd_collect(s, out, err);
+        em__rdd_drop(s);
+        if (rc < 0)
             return rc;
         if (out->n >= n)
             break;
@@ -406,9 +411,9 @@ int em_rdd_take_sample(em_rdd *r, bool with_replacement, size_t n, uint64_t seed
 
 /* ---------------------------------------------------------------- lookup, foreach */
 
-int em_rdd_lookup(em_rdd *r, em_slice key, em_records *out, em_err *err)
+/* lookup through f = r filtered to key. */
+static int lookup_in(em_rdd *r, em_rdd *f, em_slice key, em_records *out, em_err *err)
 {
-    em_rdd *f = em_rdd_filter(r, "em.key_equals", key);
     uint32_t part = 0;
     bool one = false;
     int rc;
@@ -439,6 +444,14 @@ int em_rdd_lookup(em_rdd *r, em_slice key, em_records *out, em_err *err)
     }
     for (size_t i = 0; i < out->n; i++)
         out->recs[i].key = em_slice_make(NULL, 0);
+    return rc;
+}
+
+int em_rdd_lookup(em_rdd *r, em_slice key, em_records *out, em_err *err)
+{
+    em_rdd *f = em_rdd_filter(r, "em.key_equals", key);
+    int rc = lookup_in(r, f, key, out, err);
+    em__rdd_drop(f);
     return rc;
 }
 

@@ -86,19 +86,27 @@ int em_rdd_tree_aggregate(em_rdd *r, em_slice zero, const char *seq_fn, const ch
     put_field(&blob, ctx.p, ctx.n);
     if (em_vbuf_append_u32le(&blob, n) < 0)
         em_panic("tree_aggregate: out of memory building a blob");
+    /* Each step's handle is internal: dropped once the next one is built on it, and the
+     * last after the job, so the tree's shuffles go when the action returns. */
     em_rdd *cur = em_rdd_map_partitions(r, "em.aggregate_partition",
                                         em_slice_make(blob.data, blob.len), false);
     em_vbuf_destroy(&blob);
-    cur = em_rdd_reduce_by_key(cur, comb_fn, ctx, n);
+    em_rdd *next = em_rdd_reduce_by_key(cur, comb_fn, ctx, n);
+    em__rdd_drop(cur);
+    cur = next;
     while (n > scale + (n + scale - 1) / scale) {
         n /= scale;
         uint8_t m[4];
         em_store_le32(m, n);
-        cur = em_rdd_map(cur, "em.tree_rekey", em_slice_make(m, 4));
-        cur = em_rdd_reduce_by_key(cur, comb_fn, ctx, n);
+        next = em_rdd_map(cur, "em.tree_rekey", em_slice_make(m, 4));
+        em__rdd_drop(cur);
+        cur = em_rdd_reduce_by_key(next, comb_fn, ctx, n);
+        em__rdd_drop(next);
     }
     em_records recs;
-    if ((rc = em_rdd_collect(cur, &recs, err)) < 0)
+    rc = em_rdd_collect(cur, &recs, err);
+    em__rdd_drop(cur);
+    if (rc < 0)
         return rc;
     bool has = false;
     rc = em__merge_value(comb, ctx, out, &has, zero, err);

@@ -11,10 +11,16 @@
 #include "engine/sched/sched.h"
 #include "storage/storage.h"
 
-/* A dataset handle: the context and the plan node it names (node->id is the RDD id). */
+/* A dataset handle: the context and the plan node it names (node->id is the RDD id). The
+ * handle holds one reference on the node (em_plan_node.refs) until its last hold is
+ * released; em_rdd_release then points it at sc->released, so a released handle stays safe
+ * to pass in. Several handles may name one node. */
 struct em_rdd {
     em_context *sc;
     em_plan_node *node;
+    uint32_t holds;              /* times the API returned this handle and the program has
+                                  * not released it yet (coalesce / partition_by may return
+                                  * their argument); 0 once released */
 };
 
 typedef struct em__acc {
@@ -36,6 +42,7 @@ struct em_context {
     uint32_t max_failures;
     em_memory_manager *mm;       /* execution + storage memory of the driver's tasks (owned) */
     double storage_fraction;     /* ember.memory.storageFraction */
+    uint32_t net_compress;       /* ember.net.compress: 0 auto, 1 true, 2 false */
     em_block_store *store;
     em_map_tracker *tracker;
     em_cluster *cluster;         /* cluster mode: borrowed from the scheduler's backend, for
@@ -43,6 +50,9 @@ struct em_context {
     em_sched *sched;
     struct em_status *status;    /* status page, event log, progress bar (owned) */
     em_plan_graph *graph;
+    em_plan_node *released;      /* what released handles name: a node of the graph with the
+                                    error "dataset released" (made on the first release;
+                                    holds a reference of its own, so it never dies) */
     em_rdd **rdds;               /* every handle made (owned), freed with the context */
     size_t nrdds, rdds_cap;
     uint32_t next_shuffle_id;
@@ -83,9 +93,12 @@ int em__parse_locality_wait(const char *v, uint32_t *ms, em_err *err);
 int em__conf_merge(em_conf *dst, const em_conf *src);
 
 /* ---------------------------------------------------------------- rdd.c (node helpers) */
-/* Wraps node in a new handle owned by sc. */
+/* Wraps node in a new handle owned by sc (taking a reference on the node). */
 em_rdd *em__rdd_wrap(em_context *sc, em_plan_node *n);
-/* New node with parents; copies the first parent error into the node. */
+/* Returns r itself to the program once more (one more hold; release.c). */
+em_rdd *em__rdd_again(em_rdd *r);
+/* New node with parents (taking a reference on each); copies the first parent error into
+ * the node. */
 em_plan_node *em__node_new(em_context *sc, em_op op, em_plan_node *const *parents,
                            uint32_t np, const char *name);
 /* Resolves fn with kind and stores it in *slot (owned copy). On failure sets n->err (unless
@@ -101,6 +114,16 @@ void em__node_fail(em_plan_node *n, int code, const char *fmt, ...) EM_PRINTF(3,
  * flags and part spec. */
 em_plan_node *em__node_shuffled(em_context *sc, em_plan_node *parent, uint32_t nparts,
                                 const char *name);
+
+/* ---------------------------------------------------------------- release.c */
+/* Releases an internal handle (one the user never saw: the steps of distinct, cogroup,
+ * count_by_key, ...) and frees the handle itself. NULL ok. Never pass a user's handle. */
+void em__rdd_drop(em_rdd *r);
+/* Whether r was released (it names sc->released). */
+bool em__rdd_is_released(const em_rdd *r);
+/* Drops the cached partitions of rdd id everywhere (driver store, executors' stores and the
+ * cluster's locality table): em_rdd_unpersist and a persisted node's death. */
+void em__drop_rdd_blocks(em_context *sc, uint32_t rdd);
 
 /* ---------------------------------------------------------------- pairs.c */
 /* Builds the reduce side of a pair op on parent with the target spec: LOCAL_REDUCE when the

@@ -142,10 +142,11 @@ static em_rdd *do_checkpoint(em_rdd *r, bool local, em_err *err)
         em_err_prefix(err, "%scheckpoint of rdd %u", local ? "local " : "", src->id);
         em_err e2 = EM_ERR_INIT;
         if (local)
-            em_block_store_remove_all(sc->store, EM_BLOCK_RDD, w->id);
+            em__drop_rdd_blocks(sc, w->id);   /* the partitions some tasks did write */
         else if (em_rm_rf(dir, &e2) < 0)
             em_log(EM_LOG_WARN, "%s", e2.msg);
         em_free(dir);
+        em__rdd_drop(wr);
         return NULL;
     }
 
@@ -170,6 +171,9 @@ static em_rdd *do_checkpoint(em_rdd *r, bool local, em_err *err)
         else
             em_free(dir);
     }
+    /* The write node dies here unless r's lineage is still held elsewhere; its local
+     * checkpoint blocks (rdd_<w->id>_*) are c's now and go when c dies (release.c). */
+    em__rdd_drop(wr);
     return em__rdd_wrap(sc, c);
 }
 

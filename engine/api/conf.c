@@ -36,7 +36,7 @@ static const char *const known_keys[] = {
     "ember.shuffle.compress.level", "ember.ui.port", "ember.ui.host", "ember.eventLog.enabled",
     "ember.eventLog.dir", "ember.ui.showConsoleProgress", "ember.job.library",
     "ember.memory.storageFraction", "ember.checkpoint.dir", "ember.checkpoint.cleanup",
-    "ember.locality.wait",
+    "ember.locality.wait", "ember.net.compress",
 };
 
 em_conf *em_conf_new(void)

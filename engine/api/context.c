@@ -123,6 +123,18 @@ static int read_settings(em_context *sc, em_err *err)
                               "number in 0..1, got '%s'", v);
         sc->storage_fraction = f;
     }
+    sc->net_compress = 0;
+    if ((v = em_conf_get(c, "ember.net.compress"))) {
+        if (strcmp(v, "auto") == 0)
+            sc->net_compress = 0;
+        else if (strcmp(v, "true") == 0)
+            sc->net_compress = 1;
+        else if (strcmp(v, "false") == 0)
+            sc->net_compress = 2;
+        else
+            return em_err_set(err, EM_EINVAL, "ember.net.compress: expected auto, true or "
+                              "false, got '%s'", v);
+    }
     sc->max_failures = 4;
     if ((v = em_conf_get(c, "ember.task.maxFailures")) &&
         (rc = parse_u32("ember.task.maxFailures", v, 1, 1000, &sc->max_failures, err)) < 0)
@@ -193,6 +205,9 @@ static int start_cluster(em_context *sc, em_sched_backend *out, em_err *err)
             .listen_host = em_conf_get(c, "ember.driver.host"),
             .work_dir = sc->app_dir,
             .job_library = em_conf_get(c, "ember.job.library"),
+            .storage_fraction = sc->storage_fraction,
+            .shuffle_memory = em_conf_get(c, "ember.shuffle.memory") ? sc->shuffle_mem : 0,
+            .net_compress = sc->net_compress,
             .store = sc->store,
         },
         .master_url = em_conf_get(c, "ember.master"),
@@ -406,6 +421,12 @@ void em_broadcast_destroy(em_context *sc, uint32_t id)
         em_cluster_drop_blocks(sc->cluster, EM_BLOCK_BROADCAST, id);
 }
 
+void em_broadcast_unpersist(em_context *sc, uint32_t id)
+{
+    if (sc->cluster)
+        em_cluster_drop_blocks(sc->cluster, EM_BLOCK_BROADCAST, id);
+}
+
 uint32_t em_accumulator_new(em_context *sc, const char *name)
 {
     sc->accs = em_xrealloc(sc->accs, (sc->naccs + 1) * sizeof *sc->accs);
@@ -433,16 +454,12 @@ em_rdd *em_rdd_persist(em_rdd *r, em_persist_level level)
         [EM_PERSIST_MEMORY_AND_DISK] = EM_STORAGE_MEMORY_AND_DISK,
         [EM_PERSIST_DISK_ONLY] = EM_STORAGE_DISK_ONLY,
     };
+    if (em__rdd_is_released(r))
+        return r;    /* its node is the shared "released" one: leave it alone */
     if ((unsigned)level <= EM_PERSIST_DISK_ONLY)
         r->node->level = map[level];
-    if (level == EM_PERSIST_NONE) {
-        em_block_store_remove_all(r->sc->store, EM_BLOCK_RDD, r->node->id);
-        /* Cluster mode: the cached partitions live in the executors' stores. */
-        if (r->sc->cluster) {
-            em_cluster_forget_rdd(r->sc->cluster, r->node->id);
-            em_cluster_drop_blocks(r->sc->cluster, EM_BLOCK_RDD, r->node->id);
-        }
-    }
+    if (level == EM_PERSIST_NONE)
+        em__drop_rdd_blocks(r->sc, r->node->id);
     return r;
 }
 
@@ -465,7 +482,7 @@ const em_err *em_rdd_error(const em_rdd *r)
 
 uint32_t em_rdd_id(const em_rdd *r)
 {
-    return r->node->id;
+    return em__rdd_is_released(r) ? 0 : r->node->id;
 }
 
 uint32_t em_rdd_num_partitions(const em_rdd *r)

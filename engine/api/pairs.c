@@ -107,6 +107,8 @@ em_rdd *em_rdd_distinct(em_rdd *r, uint32_t nparts)
     em_rdd *m = em_rdd_map(r, "em.tag_with_empty", none);
     em_rdd *red = em_rdd_reduce_by_key(m, "em.first", none, nparts);
     em_rdd *o = em_rdd_map(red, "em.record_from_tagged_key", none);
+    em__rdd_drop(m);
+    em__rdd_drop(red);
     o->node->is_kv = r->node->is_kv;
     o->node->width = r->node->width;
     em_free(o->node->name);
@@ -143,7 +145,11 @@ static em_rdd *cogroup_node(em_rdd *a, em_rdd *b, uint32_t nparts, uint32_t flag
     n->flags = flags;
     n->is_kv = true;
     em__node_set_part(n, &t);
-    return em__rdd_wrap(sc, n);
+    em_rdd *o = em__rdd_wrap(sc, n);
+    em__rdd_drop(ta);
+    em__rdd_drop(tb);
+    em__rdd_drop(u);
+    return o;
 }
 
 em_rdd *em_rdd_cogroup(em_rdd *a, em_rdd *b, uint32_t nparts)
@@ -299,6 +305,8 @@ em_rdd *em_rdd_sort_by(em_rdd *r, const char *key_fn, em_slice ctx, bool ascendi
     k->node->flags |= EM_NODE_TAGGED;
     em_rdd *s = em_rdd_sort_by_key(k, ascending, nparts ? nparts : r->node->nparts);
     em_rdd *o = em_rdd_map(s, "em.record_from_tagged_value", em_slice_make(NULL, 0));
+    em__rdd_drop(k);
+    em__rdd_drop(s);
     o->node->is_kv = r->node->is_kv;
     o->node->width = r->node->width;
     em_free(o->node->name);
@@ -312,11 +320,11 @@ em_rdd *em_rdd_partition_by(em_rdd *r, em_partitioner_kind kind, uint32_t nparts
     if (kind == EM_PART_RANGE) {
         em_plan_node *n = range_node(r, nparts ? nparts : r->node->nparts, true, true,
                                      "partition_by");
-        return n == r->node ? r : em__rdd_wrap(sc, n);
+        return n == r->node ? em__rdd_again(r) : em__rdd_wrap(sc, n);
     }
     em_part_spec t = em__hash_target(sc, r->node, nparts);
     if (kind == EM_PART_HASH && em_part_spec_equal(&r->node->part, &t))
-        return r;
+        return em__rdd_again(r);
     em_plan_node *n = em__node_shuffled(sc, r->node, t.nparts, "partition_by");
     n->flags |= EM_NODE_NO_REDUCE;
     n->map_part = EM_MAP_PART_HASH;

@@ -2,6 +2,9 @@
  * (map, filter, union, sample, glom, cartesian, zip_with_index, coalesce, repartition).
  * Sources (parallelize, range, text files) are in sources.c, pair operations in pairs.c.
  *
+ * HANDLES: a transformation returns a new handle, except where Spark returns the RDD itself
+ * (coalesce to as many partitions or more, partition_by an existing partitioning): then r
+ * comes back with one more hold, so that each returned handle is released once (release.c).
  * ERRORS: a transformation always returns a handle. Its node records the first error met:
  * the parent's (copied, so derived datasets report the root cause), a function name that
  * em_registry_resolve rejects, or a bad argument. The scheduler refuses to run such a node.
@@ -16,6 +19,8 @@ em_rdd *em__rdd_wrap(em_context *sc, em_plan_node *n)
     em_rdd *r = em_xmalloc(sizeof *r);
     r->sc = sc;
     r->node = n;
+    r->holds = 1;
+    n->refs++;
     if (sc->nrdds == sc->rdds_cap) {
         sc->rdds_cap = sc->rdds_cap ? 2 * sc->rdds_cap : 32;
         sc->rdds = em_xrealloc(sc->rdds, sc->rdds_cap * sizeof *sc->rdds);
@@ -29,6 +34,8 @@ em_plan_node *em__node_new(em_context *sc, em_op op, em_plan_node *const *parent
 {
     em_plan_node *n = em_plan_node_new(sc->graph, op);
     em_plan_node_set_parents(n, parents, np);
+    for (uint32_t i = 0; i < np; i++)
+        parents[i]->refs++;   /* dropped when n dies (release.c) */
     if (name)
         n->name = em_xstrdup(name);
     for (uint32_t i = 0; i < np; i++)
@@ -324,7 +331,7 @@ em_rdd *em_rdd_coalesce(em_rdd *r, uint32_t nparts, bool shuffle)
     }
     uint32_t p = r->node->nparts;
     if (nparts >= p && nparts > 0)
-        return r;
+        return em__rdd_again(r);   /* Spark returns the RDD itself; one more release owed */
     em_plan_node *n = em__node_new(sc, EM_OP_COALESCE, &r->node, 1, "coalesce");
     if (nparts == 0) {
         em__node_fail(n, EM_EINVAL, "coalesce to 0 partitions");

@@ -97,6 +97,12 @@ typedef struct em_cluster_opts {
      * (ember.locality.wait) after the last task launched where its block is; 0 = 3000
      * (Spark's 3s); EM_CLUSTER_NO_LOCALITY_WAIT = never wait. */
     uint32_t locality_wait_ms;
+    /* Settings every executor takes at registration: ember.memory.storageFraction (the
+     * storage floor, 0..1), ember.shuffle.memory (per-task budget; 0 = executor memory /
+     * 4 / cores) and ember.net.compress (0 auto, 1 always, 2 never; cluster_int.h). */
+    double storage_fraction;
+    size_t shuffle_memory;
+    uint32_t net_compress;
     /* Serves executors' block requests (parallelized input, broadcasts). Borrowed. */
     em_block_store *store;
     /* Serves executors' map-output requests (the map-output tracker). Network thread. */
@@ -141,6 +147,13 @@ void em_cluster_forget_rdd(em_cluster *c, uint32_t rdd);
  * and em_rdd_unpersist (RDD, rdd id). Best effort: a lost connection is only logged.
  * Returns the number of executors it was sent to. Driver thread. */
 uint32_t em_cluster_drop_blocks(em_cluster *c, uint32_t btype, uint32_t a);
+/* Tells every live executor to delete the files of shuffle sid from its shuffle directory
+ * (a `remove_shuffle` message; no reply), when the dataset that produced it dies
+ * (em_rdd_release). The caller has already made the map-output tracker forget the shuffle,
+ * and no job running or to come reads it. Executors that are gone are skipped (their
+ * directories went with them); a lost connection is only logged. Returns the number of
+ * executors it was sent to. Driver thread. */
+uint32_t em_cluster_remove_shuffle(em_cluster *c, uint32_t sid);
 /* Cache locality counters since em_cluster_new: tasks with a preference that ran on the
  * executor holding their block (local), that ran elsewhere although a holder was known
  * (missed: it was busy past the wait, lost, or where the previous attempt failed), and

@@ -38,6 +38,7 @@ typedef enum em__msg_type {
     EM__MSG_FETCH,            /* executor -> executor: a shuffle segment */
     EM__MSG_FETCH_ERROR,      /* executor -> executor */
     EM__MSG_DROP,             /* driver -> executor: drop blocks (block.type, block.a) */
+    EM__MSG_REMOVE_SHUFFLE,   /* driver -> executor: delete the files of shuffle sid */
 } em__msg_type;
 
 /* One decoded message; which fields are meaningful depends on type (docs/cluster.md). */
@@ -49,9 +50,14 @@ typedef struct em__msg {
     char host[EM__MAX_NAME + 1];
     uint32_t cores, pid;
     uint16_t port;
-    /* registered */
+    /* registered: the job library and the settings executors take from the driver's
+     * configuration (ember.memory.storageFraction, ember.shuffle.memory,
+     * ember.net.compress) */
     char *library;               /* owned; NULL = none */
     char sha256[65];
+    uint32_t storage_permille;   /* storage floor, 0..1000 */
+    uint64_t shuffle_mem;        /* per-task budget in bytes; 0 = executor memory / 4 / cores */
+    uint32_t compress;           /* em__wire_compress */
     /* launch */
     uint32_t stage, part, attempt;
     bool is_map;
@@ -61,7 +67,7 @@ typedef struct em__msg {
     /* block; drop (type and a only) */
     em_block_id block;
     bool found;                  /* block_reply */
-    /* map_outputs, fetch */
+    /* map_outputs, fetch; remove_shuffle (sid only) */
     uint32_t sid, mid, reduce;
     /* replies: code and message */
     int code;
@@ -72,6 +78,16 @@ typedef struct em__msg {
     char **locs;
     uint32_t nlocs;
 } em__msg;
+
+/* ember.net.compress: whether bulk payloads (block replies, task results) are zstd
+ * compressed on the wire. AUTO skips it on loopback connections, where it costs CPU on
+ * both ends and saves nothing (local-cluster: ALS block records lost ~4 s per side). */
+enum em__wire_compress { EM__WIRE_AUTO = 0, EM__WIRE_ALWAYS = 1, EM__WIRE_NEVER = 2 };
+static inline em_codec em__wire_codec(uint32_t mode, bool loopback)
+{
+    return mode == EM__WIRE_NEVER || (mode == EM__WIRE_AUTO && loopback) ? EM_CODEC_NONE
+                                                                         : EM_CODEC_ZSTD;
+}
 
 void em__msg_destroy(em__msg *m);
 /* Encodes m as a JSON object into out (appended, no NUL). */

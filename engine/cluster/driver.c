@@ -218,7 +218,10 @@ static int on_register(em_cluster *c, em_conn_id id, const em__msg *m, em_err *e
     pthread_mutex_unlock(&c->lock);
     if (rc < 0)
         return rc;
-    em__msg r = {.type = EM__MSG_REGISTERED, .library = c->library};
+    double f = c->o.storage_fraction;
+    em__msg r = {.type = EM__MSG_REGISTERED, .library = c->library,
+                 .storage_permille = (uint32_t)(f >= 0 && f <= 1 ? f * 1000 + 0.5 : 500),
+                 .shuffle_mem = c->o.shuffle_memory, .compress = c->o.net_compress};
     memcpy(r.sha256, c->sha, sizeof r.sha256);
     rc = send_msg(c, id, &r, err);
     pthread_mutex_lock(&c->lock);
@@ -287,7 +290,8 @@ static void on_block(em_cluster *c, em_conn_id id, const em__msg *m)
     em_vbuf_init(&v);
     for (size_t i = 0; r.found && i < n; i++) {
         em_vbuf_clear(&v);
-        if ((rc = em_block_encode(b[i], EM_CODEC_ZSTD, 1, &v, &err)) < 0 ||
+        em_codec codec = em__wire_codec(c->o.net_compress, em_net_is_loopback(c->net, id));
+        if ((rc = em_block_encode(b[i], codec, 1, &v, &err)) < 0 ||
             (rc = send_data(c, id, EM__DATA_BLOCK, m->id, v.data, v.len, &err)) < 0) {
             r.found = false;
             r.code = rc;
@@ -603,7 +607,9 @@ void em_cluster_forget_rdd(em_cluster *c, uint32_t rdd)
     pthread_mutex_unlock(&c->lock);
 }
 
-uint32_t em_cluster_drop_blocks(em_cluster *c, uint32_t btype, uint32_t a)
+/* Sends m to every registered, live executor; `what` names it in the log when a send
+ * fails. Returns how many it was sent to. */
+static uint32_t send_all(em_cluster *c, const em__msg *m, const char *what)
 {
     /* The connections are collected under the lock and written to without it (sending
      * may block on backpressure while the loop thread needs the lock). */
@@ -614,18 +620,35 @@ uint32_t em_cluster_drop_blocks(em_cluster *c, uint32_t btype, uint32_t a)
         if (c->ex[i].registered && c->ex[i].alive)
             to[n++] = c->ex[i].conn;
     pthread_mutex_unlock(&c->lock);
-    em__msg m = {.type = EM__MSG_DROP, .block = {btype, a, 0, 0}};
     uint32_t sent = 0;
     for (size_t i = 0; i < n; i++) {
         em_err err = EM_ERR_INIT;
-        if (send_msg(c, to[i], &m, &err) < 0)
-            em_log(EM_LOG_DEBUG, "driver: dropping block type %u id %u: %s", btype, a,
-                   err.msg);
+        if (send_msg(c, to[i], m, &err) < 0)
+            em_log(EM_LOG_DEBUG, "driver: %s: %s", what, err.msg);
         else
             sent++;
     }
     em_free(to);
     return sent;
+}
+
+uint32_t em_cluster_drop_blocks(em_cluster *c, uint32_t btype, uint32_t a)
+{
+    char what[64];
+    em__msg m = {.type = EM__MSG_DROP, .block = {btype, a, 0, 0}};
+    snprintf(what, sizeof what, "dropping block type %u id %u", btype, a);
+    return send_all(c, &m, what);
+}
+
+uint32_t em_cluster_remove_shuffle(em_cluster *c, uint32_t sid)
+{
+    /* Ordering: this goes out before the LAUNCH messages of any later job on the same
+     * connection, and the executor's loop thread handles frames in order, so the files
+     * are gone before a later task could run there. */
+    char what[64];
+    em__msg m = {.type = EM__MSG_REMOVE_SHUFFLE, .sid = sid};
+    snprintf(what, sizeof what, "removing shuffle %u", sid);
+    return send_all(c, &m, what);
 }
 
 void em_cluster_locality_stats(em_cluster *c, uint64_t *local, uint64_t *missed,

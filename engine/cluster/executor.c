@@ -13,7 +13,9 @@
  *   Serving a segment reads the local files on the loop thread (page cache, small reads)
  *   and sends it in EM__SEG_CHUNK pieces.
  *   Location strings handed to tasks (map outputs) are interned for the process's life.
- * FILES: <work-dir>/ember-exec-XXXXXX/{shuffle,spill,blocks}, removed whole on exit. */
+ * FILES: <work-dir>/ember-exec-XXXXXX/{shuffle,spill,blocks}, removed whole on exit; a
+ * shuffle's files are deleted earlier when the driver says `remove_shuffle` (its dataset
+ * died), and spill files by the task that wrote them when it ends. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -66,6 +68,7 @@ typedef struct executor {
     pthread_cond_t cond;         /* any state change below */
     bool got_registered, driver_gone, stop;
     em__msg reg;                 /* the registered reply */
+    em_codec wire_codec;         /* for result batches to the driver (ember.net.compress) */
     stage_ent *stages;
     size_t nstages;
     task_item *queue;
@@ -378,6 +381,15 @@ static int on_driver_rpc(executor *x, const em__msg *m0, em__msg *m, em_err *err
                m->block.a);
         em_block_store_remove_all(x->store, m->block.type, m->block.a);
         break;
+    case EM__MSG_REMOVE_SHUFFLE:
+        /* The dataset that produced it died on the driver (em_rdd_release): no task of a
+         * job to come reads it, and no task of this application runs between jobs, so
+         * its data, index and any leftover writer spill files go. A directory scan on the
+         * loop thread under x->lock, as drop's removal: one per dead shuffle, between jobs,
+         * when no task thread waits for the lock. */
+        em_log(EM_LOG_DEBUG, "executor: removing shuffle %u", m->sid);
+        em_shuffle_remove_files(x->shuffle_dir, m->sid);
+        break;
     case EM__MSG_BLOCK_REPLY:
     case EM__MSG_MAP_OUTPUTS_REPLY:
         if ((p = find_pending(x, m->id, x->driver))) {
@@ -526,7 +538,7 @@ static void send_result(executor *x, uint64_t id, em_cluster_result *r)
         em_vbuf_clear(&v);
         int rc = em_vbuf_append(&v, hdr, sizeof hdr);
         if (rc == 0)
-            rc = em_block_encode(r->batches[i], EM_CODEC_ZSTD, 1, &v, &err);
+            rc = em_block_encode(r->batches[i], x->wire_codec, 1, &v, &err);
         if (rc == 0)
             rc = em_net_send(x->net, x->driver, EM_FRAME_DATA, v.data, v.len, &err);
         if (rc < 0) {
@@ -662,7 +674,7 @@ static int start(executor *x, em_err *err)
     size_t mem = o->memory ? o->memory : (size_t)1 << 30;
     /* Spark's unified memory: tasks may evict cached blocks down to half the memory, and
      * cached blocks never push out task memory (docs/out-of-core.md). */
-    x->mm = em_memory_manager_new(mem, 0.5);
+    x->mm = em_memory_manager_new(mem, 0.5);   /* the driver's fraction comes at registration */
     em_store_opts so = {.mem_budget = mem, .dir = x->work, .zstd_level = 1, .mm = x->mm};
     if (!(x->store = em_block_store_new(&so, err)))
         return err->code ? err->code : EM_EIO;
@@ -701,11 +713,14 @@ static int start(executor *x, em_err *err)
                                              "registration", o->exec_id);
     if ((rc = load_library(x, err)) < 0)
         return rc;
+    em_memory_manager_set_storage_fraction(x->mm, x->reg.storage_permille / 1000.0);
+    x->wire_codec = em__wire_codec(x->reg.compress, em_net_is_loopback(x->net, d));
     x->env = (em_cluster_env){
         .store = x->store, .shuffle_dir = x->shuffle_dir, .spill_dir = x->spill_dir,
         .exec_id = x->loc, .fetcher = {&remote_fetcher_ops, x}, .map_outputs = map_outputs,
         .ud = x, .fetch_block = fetch_block,
-        .task_mem_budget = mem / 4 / o->cores, .zstd_level = 1, .mem = x->mm,
+        .task_mem_budget = x->reg.shuffle_mem ? x->reg.shuffle_mem : mem / 4 / o->cores,
+        .zstd_level = 1, .mem = x->mm,
     };
     x->threads = em_xcalloc(o->cores, sizeof *x->threads);
     for (uint32_t i = 0; i < o->cores; i++) {

@@ -23,7 +23,7 @@ static const char *const type_names[] = {
     [EM__MSG_BLOCK] = "block",             [EM__MSG_BLOCK_REPLY] = "block_reply",
     [EM__MSG_MAP_OUTPUTS] = "map_outputs", [EM__MSG_MAP_OUTPUTS_REPLY] = "map_outputs_reply",
     [EM__MSG_FETCH] = "fetch",             [EM__MSG_FETCH_ERROR] = "fetch_error",
-    [EM__MSG_DROP] = "drop",
+    [EM__MSG_DROP] = "drop",               [EM__MSG_REMOVE_SHUFFLE] = "remove_shuffle",
 };
 #define NTYPES (sizeof type_names / sizeof type_names[0])
 
@@ -126,8 +126,14 @@ static json_t *enc_body(const em__msg *m)
         return json_pack("{s:s,s:i,s:i,s:s,s:i}", "exec_id", m->exec_id, "cores", (int)m->cores,
                          "pid", (int)m->pid, "host", m->host, "port", (int)m->port);
     case EM__MSG_REGISTERED:
-        return m->library ? json_pack("{s:s,s:s}", "library", m->library, "sha256", m->sha256)
-                          : json_pack("{s:n,s:n}", "library", "sha256");
+        return m->library
+                   ? json_pack("{s:s,s:s,s:i,s:I,s:i}", "library", m->library, "sha256",
+                               m->sha256, "storage_permille", (int)m->storage_permille,
+                               "shuffle_memory", (json_int_t)m->shuffle_mem, "compress",
+                               (int)m->compress)
+                   : json_pack("{s:n,s:n,s:i,s:I,s:i}", "library", "sha256",
+                               "storage_permille", (int)m->storage_permille, "shuffle_memory",
+                               (json_int_t)m->shuffle_mem, "compress", (int)m->compress);
     case EM__MSG_LAUNCH:
         return json_pack("{s:i,s:i,s:i,s:b}", "stage", (int)m->stage, "part", (int)m->part,
                          "attempt", (int)m->attempt, "map", m->is_map);
@@ -167,6 +173,8 @@ static json_t *enc_body(const em__msg *m)
         return json_pack("{s:i,s:s}", "code", m->code, "msg", m->err.msg);
     case EM__MSG_DROP:
         return json_pack("{s:i,s:I}", "btype", (int)m->block.type, "a", (json_int_t)m->block.a);
+    case EM__MSG_REMOVE_SHUFFLE:
+        return json_pack("{s:I}", "sid", (json_int_t)m->sid);
     default:
         return NULL;
     }
@@ -381,12 +389,16 @@ static int dec_status(dctx *d, json_t *o, em__msg *m)
 static int dec_registered(dctx *d, json_t *o, em__msg *m)
 {
     json_t *lib = json_object_get(o, "library"), *sha = json_object_get(o, "sha256");
+    int rc;
     if (!lib || !sha)
         return bad(d, lib ? "sha256" : "library", "missing");
+    if ((rc = get_u32(d, o, "storage_permille", 1000, &m->storage_permille)) ||
+        (rc = get_u64(d, o, "shuffle_memory", &m->shuffle_mem)) ||
+        (rc = get_u32(d, o, "compress", EM__WIRE_NEVER, &m->compress)))
+        return rc;
     if (json_is_null(lib) && json_is_null(sha))
         return 0;
     char tmp[4097];
-    int rc;
     if ((rc = get_str(d, o, "library", 1, 4096, tmp)) || (rc = get_str(d, o, "sha256", 64, 64,
                                                                         m->sha256)))
         return rc;
@@ -494,6 +506,8 @@ static int dec_body(dctx *d, json_t *o, em__msg *m)
             (rc = get_u32(d, o, "a", UINT32_MAX, &m->block.a)))
             return rc;
         return m->block.type == 0 ? bad(d, "btype", "zero") : 0;
+    case EM__MSG_REMOVE_SHUFFLE:
+        return get_u32(d, o, "sid", UINT32_MAX, &m->sid);
     }
     return bad(d, "t", "unknown type");
 }

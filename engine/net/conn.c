@@ -49,6 +49,7 @@ struct conn {
     enum conn_state st;
     bool was_open;
     bool paused;
+    bool loopback;          /* the peer's address is 127.0.0.0/8 or ::1 (set at open) */
     uint8_t cnonce[32], snonce[32];
     em_frame_decoder dec;
     uint64_t start_ms, last_recv_ms, last_hb_ms;
@@ -235,9 +236,29 @@ static void conn_send_frame(conn *c, uint8_t type, const void *p, size_t len)
 
 /* ---------------------------------------------------------------- handshake and frames */
 
+/* Whether the peer is on this host: 127.0.0.0/8 or ::1. */
+static bool peer_is_loopback(uv_tcp_t *t)
+{
+    struct sockaddr_storage ss;
+    int len = (int)sizeof ss;
+    if (uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len) < 0)
+        return false;
+    if (ss.ss_family == AF_INET)
+        return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+    if (ss.ss_family == AF_INET6) {
+        static const uint8_t one[16] = {[15] = 1};
+        return memcmp(&((struct sockaddr_in6 *)&ss)->sin6_addr, one, 16) == 0;
+    }
+    return false;
+}
+
 static void conn_opened(conn *c)
 {
     em_net *n = c->net;
+    bool lo = peer_is_loopback(&c->tcp);
+    pthread_mutex_lock(&n->lock);   /* read by em_net_is_loopback on other threads */
+    c->loopback = lo;
+    pthread_mutex_unlock(&n->lock);
     c->st = ST_OPEN;
     c->was_open = true;
     c->dec.cap = n->o.max_frame;
@@ -667,6 +688,15 @@ int em_net_connect(em_net *n, const char *host, uint16_t port, em_conn_id *out, 
         return em_err_prefix(err, "connect to %s:%u", k.host, port);
     *out = k.id;
     return 0;
+}
+
+bool em_net_is_loopback(em_net *n, em_conn_id id)
+{
+    pthread_mutex_lock(&n->lock);
+    conn *c = find_conn(n, id);
+    bool lo = c && c->loopback;
+    pthread_mutex_unlock(&n->lock);
+    return lo;
 }
 
 int em_net_send(em_net *n, em_conn_id id, uint8_t type, const void *p, size_t len, em_err *err)

@@ -137,6 +137,9 @@ int em_net_send(em_net *n, em_conn_id c, uint8_t type, const void *p, size_t len
  * instead of killing the process, with no process-wide signal setup (a library must not
  * need one). Every thread that runs a libuv loop with sockets calls it first. */
 void em_net_block_sigpipe(void);
+/* Whether connection c's peer is on this host (127.0.0.0/8, ::1); false for unknown ids.
+ * Any thread. Senders skip compressing bulk payloads on such links (docs/cluster.md). */
+bool em_net_is_loopback(em_net *n, em_conn_id c);
 /* Closes a connection (on_close follows on the loop thread). Any thread; unknown ids ok. */
 void em_net_close(em_net *n, em_conn_id c);
 

@@ -100,6 +100,16 @@ em_plan_node *em__plan_node_new_id(em_plan_graph *g, em_op op, uint32_t id)
     return n;
 }
 
+void em_plan_graph_remove(em_plan_graph *g, em_plan_node *n)
+{
+    uint32_t at = lower_bound(g, n->id);
+    EM_ASSERT(at < g->nnodes && g->nodes[at] == n);
+    memmove(g->nodes + at, g->nodes + at + 1, (g->nnodes - at - 1) * sizeof *g->nodes);
+    g->nnodes--;
+    em__plan_node_clear(n);
+    em_free(n);
+}
+
 em_plan_node *em_plan_node_new(em_plan_graph *g, em_op op)
 {
     return em__plan_node_new_id(g, op, g->next_id);

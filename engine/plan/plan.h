@@ -144,6 +144,11 @@ struct em_plan_node {
 
     /* persistence (driver only, copied into stage JSON) */
     em_storage_level level;      /* != NONE: partitions are cached as EM_BLOCK_RDD blocks */
+    /* driver only, never encoded: references that keep the node alive, i.e. unreleased
+     * em_rdd handles naming it plus parent links of living nodes naming it (a node listed
+     * twice among one child's parents counts twice). engine/api frees the node with
+     * em_plan_graph_remove when it drops to 0 (docs/shuffle.md, "Cleanup"). */
+    uint32_t refs;
 
     em_err err;                  /* plan error (code != 0): the node is invalid */
     char *name;                  /* optional label for debug strings ("reduce_by_key") */
@@ -157,6 +162,10 @@ void em_plan_graph_free(em_plan_graph *g);          /* frees every node; NULL ok
 /* New zeroed node with the next id (or `id` when decoding), owned by g. Aborts on OOM. */
 em_plan_node *em_plan_node_new(em_plan_graph *g, em_op op);
 em_plan_node *em_plan_graph_find(const em_plan_graph *g, uint32_t id);   /* NULL if absent */
+/* Frees node n (contents as em_plan_graph_free does, reliable checkpoint cleanup included)
+ * and takes it out of g. The caller guarantees nothing points at n any more: no other node
+ * lists it as a parent and no job runs. Unknown n (not in g) is a bug (EM_ASSERT). */
+void em_plan_graph_remove(em_plan_graph *g, em_plan_node *n);
 /* Sets node->parents to a copy of the array. */
 void em_plan_node_set_parents(em_plan_node *n, em_plan_node *const *parents, uint32_t np);
 const char *em_op_name(em_op op);                   /* "map", "shuffled", ... */

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/integration/test_cluster.sh BUILD_DIR - cluster mode end to end:
 #  1. wordcount, pagerank and the faultjobs examples in local-cluster[2,1] give exactly
-#     local[2]'s output (part files and stdout);
+#     local[2]'s output (part files and stdout), pagerank also with ember.net.compress
+#     forced on and off;
 #  2. kill -9 of an executor at several points of wordcount, a round-robin repartition and a
 #     random-key shuffle (map stages and result stages): every run gives exactly the
 #     fault-free output;
@@ -53,6 +54,21 @@ run pr-cluster 'local-cluster[2,1]' "$tmp/pr-cluster" pagerank "$tmp/graph.txt" 
     same_output pagerank "$tmp/pr-local" "$tmp/pr-cluster"
     cmp -s "$tmp/pr-local.stdout" "$tmp/pr-cluster.stdout" || fail "pagerank: stdout differs"
 }
+# Loopback links skip zstd on the wire by default (ember.net.compress=auto); both forced
+# settings must give the same results.
+for z in true false; do
+    EMBER_NET_COMPRESS=$z run "pr-cluster-$z" 'local-cluster[2,1]' "$tmp/pr-cluster-$z" \
+        pagerank "$tmp/graph.txt" 5 "$tmp/pr-cluster-$z" && {
+        same_output "pagerank (ember.net.compress=$z)" "$tmp/pr-local" "$tmp/pr-cluster-$z"
+        cmp -s "$tmp/pr-local.stdout" "$tmp/pr-cluster-$z.stdout" ||
+            fail "pagerank (ember.net.compress=$z): stdout differs"
+    }
+done
+if EMBER_NET_COMPRESS=maybe "$ember" run-example --quiet --master 'local-cluster[2,1]' \
+    pagerank "$tmp/graph.txt" 1 "$tmp/pr-bad" >/dev/null 2>"$tmp/pr-bad.stderr" ||
+    ! grep -q "ember.net.compress" "$tmp/pr-bad.stderr"; then
+    fail "ember.net.compress=maybe: expected an error naming the setting"
+fi
 for mode in repartition randkey; do
     slow=5000
     [ $mode = randkey ] && slow=20000

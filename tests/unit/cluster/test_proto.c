@@ -58,15 +58,35 @@ Test(proto, registered_with_and_without_library)
     cr_assert_str_eq(out.library, "/x/lib.so");
     cr_assert_eq(strlen(out.sha256), 64);
     em__msg_destroy(&out);
-    em__msg none = {.type = EM__MSG_REGISTERED};
+    em__msg none = {.type = EM__MSG_REGISTERED, .storage_permille = 250,
+                    .shuffle_mem = (uint64_t)5 << 32, .compress = EM__WIRE_NEVER};
     roundtrip(&none, &out);
     cr_assert_null(out.library);
+    cr_assert_eq(out.storage_permille, 250);
+    cr_assert_eq(out.shuffle_mem, (uint64_t)5 << 32);
+    cr_assert_eq(out.compress, EM__WIRE_NEVER);
     em__msg_destroy(&out);
     em_err err = EM_ERR_INIT;
-    cr_assert_eq(decode_str("{\"t\":\"registered\",\"library\":\"/a\",\"sha256\":\"XYZ\"}", &out,
-                            &err), EM_EPROTO);
+    cr_assert_eq(decode_str("{\"t\":\"registered\",\"library\":\"/a\",\"sha256\":\"XYZ\","
+                            "\"storage_permille\":500,\"shuffle_memory\":0,\"compress\":0}",
+                            &out, &err), EM_EPROTO);
     cr_assert(strstr(err.msg, "sha256"), "%s", err.msg);
     em__msg_destroy(&out);
+    /* the settings are required and range-checked */
+    static const char *const bad[] = {
+        "{\"t\":\"registered\",\"library\":null,\"sha256\":null}",
+        "{\"t\":\"registered\",\"library\":null,\"sha256\":null,\"storage_permille\":1001,"
+        "\"shuffle_memory\":0,\"compress\":0}",
+        "{\"t\":\"registered\",\"library\":null,\"sha256\":null,\"storage_permille\":5,"
+        "\"shuffle_memory\":-1,\"compress\":0}",
+        "{\"t\":\"registered\",\"library\":null,\"sha256\":null,\"storage_permille\":5,"
+        "\"shuffle_memory\":0,\"compress\":3}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        em_err e2 = EM_ERR_INIT;
+        cr_assert_eq(decode_str(bad[i], &out, &e2), EM_EPROTO, "%s", bad[i]);
+        em__msg_destroy(&out);
+    }
 }
 
 Test(proto, status_roundtrip)

@@ -162,3 +162,30 @@ Test(memmgr, defaults_and_clamping)
     em_memory_manager_free(mm);
     em_memory_manager_free(NULL);
 }
+
+/* An executor learns the driver's fraction after making its manager: the floor moves,
+ * clamped as at creation, and eviction honours the new floor. */
+Test(memmgr, storage_fraction_can_change, .timeout = 20)
+{
+    em_memory_manager *mm = em_memory_manager_new(1000, 0.5);
+    em_memory_stats st;
+    em_memory_manager_set_storage_fraction(mm, 0.25);
+    em_memory_stats_get(mm, &st);
+    cr_assert_eq(st.storage_floor, 250);
+    em_memory_manager_set_storage_fraction(mm, -3);
+    em_memory_stats_get(mm, &st);
+    cr_assert_eq(st.storage_floor, 0);
+    em_memory_manager_set_storage_fraction(mm, 2);
+    em_memory_stats_get(mm, &st);
+    cr_assert_eq(st.storage_floor, 1000);
+    em_memory_manager_free(mm);
+
+    fixture f = make(10 * BLOCK, 0.5);
+    em_memory_manager_set_storage_fraction(f.mm, 0.2);   /* floor: 2 blocks, not 5 */
+    for (uint32_t i = 0; i < 10; i++)
+        put(f.bs, i, EM_STORAGE_MEMORY_AND_DISK);
+    cr_assert_eq(em_memory_acquire_execution(f.mm, 10 * BLOCK), 8 * BLOCK,
+                 "eviction stops at the new floor of 2 blocks");
+    em_memory_release_execution(f.mm, 8 * BLOCK);
+    destroy(&f);
+}

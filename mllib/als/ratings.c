@@ -10,11 +10,33 @@
  *
  * WHY hand-written parsing: strtod/strtol are locale-aware and need NUL-terminated input; a
  * Netflix-sized file has 100M lines, so number parsing is most of the load time. Files are
- * read in large blocks and lines parsed in place. */
+ * read in blocks and lines parsed in place. Nearly every line of real files is
+ * "int<sep>int<sep>decimal[<sep>digits]": fast_line parses those in one pass (ids by SWAR,
+ * ratings of the shapes d, d.d, d.dd from a table filled by the general number parser, so
+ * the values are bit-identical) and leaves anything else, untouched, to the general path
+ * (newline search, split, parse_num), which decides exactly as it always did.
+ *
+ * DESIGN (parallel reading): a regular file of at least PAR_MIN_BYTES (or any size when
+ * EMBER_PARSE_THREADS is set) is cut into T line-aligned byte ranges. Range 0 is parsed by
+ * the calling thread straight into the caller's id maps and rating array; range k > 0 by a
+ * thread of its own into local id maps (local indices in local first-appearance order) and
+ * a local array. Then, in range order, each range's local ids are interned into the caller's
+ * maps in their local order: an id new to the global map first appears in the earliest range
+ * holding it, at its local first appearance, so this reproduces the sequential numbering
+ * exactly. The local arrays are then translated through the resulting tables and copied
+ * behind range 0's ratings (by T threads). The result, counts included, is byte-identical to
+ * the sequential reader's whatever T is. Anything unusual (an error in any range, the Netflix
+ * layout, a first line longer than the detection window) undoes the partial work and reruns
+ * the sequential reader, so error messages and their line numbers are exactly its own.
+ * Memory: the local arrays (12 bytes a rating of ranges 1..T-1) live until the copy, and a
+ * local map's direct table stops at LOCAL_DIRECT_MAX (larger integer ids go to its string
+ * hash), so T ranges cost at most T x 16 MiB of tables. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,16 +48,18 @@
 /* ---------------------------------------------------------------- id map */
 
 #define DIRECT_MAX (1u << 26)   /* integer ids below this use the direct table */
+#define LOCAL_DIRECT_MAX (1u << 22)   /* the same in a range's local map (16 MiB table) */
 
 struct em_idmap {
     int32_t *direct;       /* direct[id] = index + 1, 0 = absent */
     size_t direct_cap;
+    uint32_t direct_lim;   /* 0, or (local maps) integer ids >= this go to the string hash */
     int64_t *rev;          /* per index: integer id >= 0, or -(arena offset + 1) */
     size_t rev_cap;
     int32_t n;
     int32_t *slots;        /* string hash: index or -1; nslots is a power of two */
     size_t nslots, nstr;
-    char *arena;           /* NUL-terminated string ids */
+    char *arena;           /* NUL-terminated string ids, in index order */
     size_t alen, acap;
 };
 
@@ -104,7 +128,7 @@ int32_t em_idmap_find(const em_idmap *m, const char *tok, size_t n)
 {
     uint32_t v;
     size_t slot;
-    if (token_int(tok, n, &v))
+    if (token_int(tok, n, &v) && (!m->direct_lim || v < m->direct_lim))
         return v < m->direct_cap ? m->direct[v] - 1 : -1;
     return str_find(m, tok, n, &slot);
 }
@@ -124,6 +148,21 @@ static int grow_rev(em_idmap *m, em_err *err)
     return 0;
 }
 
+/* Puts every string id of m into the (empty: all -1) slot table. */
+static void fill_slots(em_idmap *m)
+{
+    size_t mask = m->nslots - 1;
+    for (int32_t i = 0; i < m->n; i++) {
+        if (m->rev[i] >= 0)
+            continue;
+        const char *str = str_of(m, i);
+        size_t h = (size_t)em_hash64(str, strlen(str), 7) & mask;
+        while (m->slots[h] >= 0)
+            h = (h + 1) & mask;
+        m->slots[h] = i;
+    }
+}
+
 static int rehash(em_idmap *m, em_err *err)
 {
     size_t ns = m->nslots ? m->nslots * 2 : 1024;
@@ -131,19 +170,10 @@ static int rehash(em_idmap *m, em_err *err)
     if (!s)
         return em_err_set(err, EM_ENOMEM, "id map: hash of %zu slots", ns);
     memset(s, 0xff, ns * sizeof *s);
-    int32_t *old = m->slots;
+    em_free(m->slots);
     m->slots = s;
     m->nslots = ns;
-    for (int32_t i = 0; i < m->n; i++) {
-        if (m->rev[i] >= 0)
-            continue;
-        const char *str = str_of(m, i);
-        size_t h = (size_t)em_hash64(str, strlen(str), 7) & (ns - 1);
-        while (s[h] >= 0)
-            h = (h + 1) & (ns - 1);
-        s[h] = i;
-    }
-    em_free(old);
+    fill_slots(m);
     return 0;
 }
 
@@ -180,17 +210,17 @@ static int intern_str(em_idmap *m, const char *t, size_t n, int32_t *out, em_err
     return 0;
 }
 
-int em_idmap_intern(em_idmap *m, const char *tok, size_t n, int32_t *out, em_err *err)
+/* The index of canonical integer id v (< DIRECT_MAX), whose text is tok[0..n), adding it
+ * when new. */
+static int intern_int(em_idmap *m, uint32_t v, const char *tok, size_t n, int32_t *out,
+                      em_err *err)
 {
-    uint32_t v;
-    if (n == 0)
-        return em_err_set(err, EM_EINVAL, "empty id");
-    if (!token_int(tok, n, &v))
-        return intern_str(m, tok, n, out, err);
     if (v < m->direct_cap && m->direct[v]) {
         *out = m->direct[v] - 1;
         return 0;
     }
+    if (m->direct_lim && v >= m->direct_lim)   /* keeps T local tables small */
+        return intern_str(m, tok, n, out, err);
     if (v >= m->direct_cap) {
         size_t cap = m->direct_cap ? m->direct_cap : 1024;
         while (cap <= v)
@@ -208,6 +238,50 @@ int em_idmap_intern(em_idmap *m, const char *tok, size_t n, int32_t *out, em_err
     m->direct[v] = m->n + 1;
     *out = m->n++;
     return 0;
+}
+
+int em_idmap_intern(em_idmap *m, const char *tok, size_t n, int32_t *out, em_err *err)
+{
+    uint32_t v;
+    if (n == 0)
+        return em_err_set(err, EM_EINVAL, "empty id");
+    if (!token_int(tok, n, &v))
+        return intern_str(m, tok, n, out, err);
+    return intern_int(m, v, tok, n, out, err);
+}
+
+/* Interns the id of index idx of map `from` into m (no direct_lim): the merge step of the
+ * parallel reader. A string of `from` may be a large canonical integer (direct_lim). */
+static int intern_from(em_idmap *m, const em_idmap *from, int32_t idx, int32_t *out,
+                       em_err *err)
+{
+    if (from->rev[idx] >= 0)
+        return intern_int(m, (uint32_t)from->rev[idx], NULL, 0, out, err);
+    const char *s = str_of(from, idx);
+    return em_idmap_intern(m, s, strlen(s), out, err);
+}
+
+/* Forgets every id of index >= n0 (m had n0 ids before them). Cannot fail: the tables keep
+ * their size. Strings sit in the arena in index order, so the arena is cut where the first
+ * forgotten string starts. */
+static void idmap_truncate(em_idmap *m, int32_t n0)
+{
+    bool strs = false;
+    for (int32_t i = n0; i < m->n; i++) {
+        if (m->rev[i] >= 0) {
+            m->direct[m->rev[i]] = 0;
+            continue;
+        }
+        if (!strs)
+            m->alen = (size_t)(-m->rev[i] - 1);
+        strs = true;
+        m->nstr--;
+    }
+    m->n = n0;
+    if (strs) {
+        memset(m->slots, 0xff, m->nslots * sizeof *m->slots);
+        fill_slots(m);
+    }
 }
 
 const char *em_idmap_name(const em_idmap *m, int32_t idx, char buf[24])
@@ -233,18 +307,31 @@ void em_ratings_destroy(em_ratings *r)
     memset(r, 0, sizeof *r);
 }
 
-int em_ratings_push(em_ratings *r, int32_t user, int32_t item, float rating, em_err *err)
+/* Makes room for at least cap ratings. */
+static int ratings_reserve(em_ratings *r, size_t cap, em_err *err)
 {
-    if (r->n == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 4096;
-        em_rating *p = em_realloc(r->recs, cap * sizeof *p);
-        if (!p)
-            return em_err_set(err, EM_ENOMEM, "%zu ratings", cap);
-        r->recs = p;
-        r->cap = cap;
-    }
+    if (cap <= r->cap)
+        return 0;
+    size_t bytes;
+    em_rating *p;
+    if (!em_size_mul(cap, sizeof *p, &bytes) || !(p = em_realloc(r->recs, bytes)))
+        return em_err_set(err, EM_ENOMEM, "%zu ratings", cap);
+    r->recs = p;
+    r->cap = cap;
+    return 0;
+}
+
+static inline int push(em_ratings *r, int32_t user, int32_t item, float rating, em_err *err)
+{
+    if (r->n == r->cap && ratings_reserve(r, r->cap ? r->cap * 2 : 4096, err) < 0)
+        return err->code;
     r->recs[r->n++] = (em_rating){user, item, rating};
     return 0;
+}
+
+int em_ratings_push(em_ratings *r, int32_t user, int32_t item, float rating, em_err *err)
+{
+    return push(r, user, item, rating, err);
 }
 
 int em_ratings_format_parse(const char *s)
@@ -262,11 +349,34 @@ typedef struct parser {
     const char *name;
     em_ratings_format fmt;
     bool skip_bad;
+    bool from_start;         /* line counts from the file's first line (not a later range) */
     uint64_t line;           /* number of the line being parsed (1-based) */
     int32_t movie;           /* netflix: current movie index, -1 before the first */
     em_idmap *users, *items;
     em_ratings *out;
 } parser;
+
+/* Scans digits[.digits] from p (stops at end or the first other byte); adds the number of
+ * digits to *digits. The one place decimal mantissas are computed, so the fast and general
+ * paths give bit-identical values. */
+static inline const char *scan_mantissa(const char *p, const char *end, double *out,
+                                        int *digits)
+{
+    double v = 0;
+    int nd = 0;
+    while (p < end && (unsigned)(*p - '0') <= 9) {
+        v = v * 10 + (*p++ - '0');
+        nd++;
+    }
+    if (p < end && *p == '.') {
+        double scale = 0.1;
+        for (p++; p < end && (unsigned)(*p - '0') <= 9; p++, nd++, scale *= 0.1)
+            v += (*p - '0') * scale;
+    }
+    *out = v;
+    *digits += nd;
+    return p;
+}
 
 /* Parses a decimal number [+-]digits[.digits][(e|E)[+-]digits] spanning exactly [p, end). */
 static bool parse_num(const char *p, const char *end, double *out)
@@ -274,17 +384,9 @@ static bool parse_num(const char *p, const char *end, double *out)
     bool neg = false;
     if (p < end && (*p == '-' || *p == '+'))
         neg = *p++ == '-';
-    double v = 0;
+    double v;
     int digits = 0;
-    while (p < end && (unsigned)(*p - '0') <= 9) {
-        v = v * 10 + (*p++ - '0');
-        digits++;
-    }
-    if (p < end && *p == '.') {
-        double scale = 0.1;
-        for (p++; p < end && (unsigned)(*p - '0') <= 9; p++, digits++, scale *= 0.1)
-            v += (*p - '0') * scale;
-    }
+    p = scan_mantissa(p, end, &v, &digits);
     if (!digits)
         return false;
     if (p < end && (*p == 'e' || *p == 'E')) {
@@ -365,7 +467,7 @@ static int add(parser *ps, const char *us, const char *ue, const char *is, const
         return em_err_prefix(err, "%s:%llu", ps->name, (unsigned long long)ps->line);
     if (is && em_idmap_intern(ps->items, is, (size_t)(ie - is), &it, err) < 0)
         return em_err_prefix(err, "%s:%llu", ps->name, (unsigned long long)ps->line);
-    return em_ratings_push(ps->out, u, it, (float)r, err);
+    return push(ps->out, u, it, (float)r, err);
 }
 
 static int parse_netflix(parser *ps, const char *p, const char *end, em_err *err)
@@ -406,7 +508,7 @@ static int parse_line(parser *ps, const char *p, const char *end, em_err *err)
         return bad(ps, err, " (expected user, item, rating[, timestamp])", "line", 0, p,
                    end);
     bool num = parse_num(fs[2], fe[2], &r);
-    if (!num && ps->line == 1 && ps->fmt == EM_RATINGS_CSV)
+    if (!num && ps->line == 1 && ps->from_start && ps->fmt == EM_RATINGS_CSV)
         return 0;   /* header */
     if (fs[0] == fe[0])
         return bad(ps, err, "", "empty user id", 1, fs[0], fe[0]);
@@ -415,6 +517,166 @@ static int parse_line(parser *ps, const char *p, const char *end, em_err *err)
     if (!num)
         return bad(ps, err, "", "bad rating", 3, fs[2], fe[2]);
     return add(ps, fs[0], fe[0], fs[1], fe[1], r, err);
+}
+
+/* ---------------------------------------------------------------- fast path */
+
+/* A canonical integer id (token_int's rules) at p; NULL if there is none. The byte after it
+ * is not checked. With 8 bytes at hand, ids of 1-7 digits are read with a few 64-bit
+ * operations (SWAR: the digits are found by a carry-free byte-wise range test and combined
+ * pairwise, then in fours, then in eights); anything else takes the byte loop. */
+static inline const char *fast_id(const char *p, const char *end, uint32_t *v)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (end - p >= 8) {
+        uint64_t t;
+        memcpy(&t, p, 8);
+        t -= 0x3030303030303030ull;   /* borrows only move up, past the first non-digit */
+        uint64_t nd = (t | (t + 0x7676767676767676ull)) & 0x8080808080808080ull;
+        unsigned n = nd ? (unsigned)__builtin_ctzll(nd) >> 3 : 8;   /* leading digits */
+        if (n == 0 || (n > 1 && *p == '0'))
+            return NULL;
+        if (n < 8) {
+            t <<= 8 * (8 - n);   /* drop the bytes after the digits; zeros lead */
+            t = (t * 10 + (t >> 8)) & 0x00ff00ff00ff00ffull;
+            t = (t * 100 + (t >> 16)) & 0x0000ffff0000ffffull;
+            t = (t * 10000 + (t >> 32)) & 0xffffffffull;
+            *v = (uint32_t)t;   /* < 10^7 < DIRECT_MAX */
+            return p + n;
+        }
+    }
+#endif
+    const char *s = p, *lim = end - p > 8 ? p + 8 : end;
+    uint32_t x = 0;
+    unsigned d;
+    while (p < lim && (d = (unsigned)(*p - '0')) <= 9) {
+        x = x * 10 + d;
+        p++;
+    }
+    if (p == s || (*s == '0' && p - s > 1) || x >= DIRECT_MAX)
+        return NULL;
+    *v = x;
+    return p;
+}
+
+/* Ratings of the shapes "d", "d.d" and "d.dd" (nearly all real ones), as floats computed by
+ * scan_mantissa itself so that the lookup is bit-identical to parsing. Filled once. */
+enum { SHORT_RATINGS = 10 + 100 + 1000 };
+static float g_short_rating[SHORT_RATINGS];   /* written once under g_short_once */
+static pthread_once_t g_short_once = PTHREAD_ONCE_INIT;
+
+static void short_ratings_fill(void)
+{
+    for (int k = 0; k < SHORT_RATINGS; k++) {
+        char s[5];
+        int len = k < 10 ? snprintf(s, sizeof s, "%d", k)
+                  : k < 110 ? snprintf(s, sizeof s, "%d.%d", (k - 10) / 10, (k - 10) % 10)
+                            : snprintf(s, sizeof s, "%d.%02d", (k - 110) / 100, (k - 110) % 100);
+        double r;
+        int digits = 0;
+        scan_mantissa(s, s + len, &r, &digits);
+        g_short_rating[k] = (float)r;
+    }
+}
+
+/* The rating at *pp if it has a short shape followed by a byte that cannot continue a
+ * number (5 bytes must be at hand); moves *pp past it. */
+static inline bool short_rating(const char **pp, const char *end, float *out)
+{
+    const char *p = *pp;
+    if (end - p < 5)
+        return false;
+    unsigned d0 = (unsigned)(p[0] - '0'), d1 = (unsigned)(p[2] - '0'),
+             d2 = (unsigned)(p[3] - '0');
+    int k, len;
+    if (d0 > 9)
+        return false;
+    if (p[1] != '.') {
+        if ((unsigned)(p[1] - '0') <= 9)
+            return false;
+        k = (int)d0, len = 1;
+    } else if (d1 > 9) {
+        return false;
+    } else if (d2 > 9) {
+        if (p[3] == '.')
+            return false;
+        k = 10 + (int)(d0 * 10 + d1), len = 3;
+    } else {
+        if ((unsigned)(p[4] - '0') <= 9 || p[4] == '.')
+            return false;
+        k = 110 + (int)(d0 * 100 + d1 * 10 + d2), len = 4;
+    }
+    *out = g_short_rating[k];
+    *pp = p + len;
+    return true;
+}
+
+/* The separator at p for format fmt (TSV: a run of blanks); the byte after it, or NULL. */
+static inline const char *fast_sep(em_ratings_format fmt, const char *p, const char *end)
+{
+    if (p == end)
+        return NULL;
+    if (fmt == EM_RATINGS_TSV) {
+        if (*p != ' ' && *p != '\t')
+            return NULL;
+        do
+            p++;
+        while (p < end && (*p == ' ' || *p == '\t'));
+        return p;
+    }
+    if (fmt == EM_RATINGS_CSV)
+        return *p == ',' ? p + 1 : NULL;
+    return end - p >= 2 && p[0] == ':' && p[1] == ':' ? p + 2 : NULL;
+}
+
+/* Parses the line at *sp if it is "id<sep>id<sep>digits[.digits][<sep>digits]" with
+ * canonical integer ids and ends in LF or CR LF before end: the shape of nearly every line
+ * of real rating files. Returns 1 and moves *sp past the LF when it did, 0 (nothing done)
+ * for any other line, which the general path then parses with the very same outcome.
+ * Negative on an intern or allocation error, with the general path's message. */
+static int fast_line(parser *ps, const char **sp, const char *end, em_err *err)
+{
+    const char *p = *sp, *us = p, *ue, *is, *ie;
+    uint32_t uv, iv;
+    float rf;
+    if (!(p = ue = fast_id(p, end, &uv)) || !(p = is = fast_sep(ps->fmt, p, end)) ||
+        !(p = ie = fast_id(p, end, &iv)) || !(p = fast_sep(ps->fmt, p, end)))
+        return 0;
+    if (!short_rating(&p, end, &rf)) {
+        double r;
+        int digits = 0;
+        p = scan_mantissa(p, end, &r, &digits);
+        if (!digits || !isfinite(r))
+            return 0;
+        rf = (float)r;
+    }
+    if (p < end && *p != '\n' && *p != '\r') {   /* a timestamp of digits */
+        const char *t = fast_sep(ps->fmt, p, end);
+        if (!t || t == end || (unsigned)(*t - '0') > 9)
+            return 0;
+        for (p = t; p < end && (unsigned)(*p - '0') <= 9; p++)
+            ;
+    }
+    if (p < end && *p == '\r')
+        p++;
+    if (p == end || *p != '\n')
+        return 0;
+    ps->line++;
+    ps->out->lines++;
+    int32_t u, it;
+    const em_idmap *mu = ps->users, *mi = ps->items;
+    if (uv < mu->direct_cap && mu->direct[uv])   /* known ids: no call */
+        u = mu->direct[uv] - 1;
+    else if (intern_int(ps->users, uv, us, (size_t)(ue - us), &u, err) < 0)
+        return em_err_prefix(err, "%s:%llu", ps->name, (unsigned long long)ps->line);
+    if (iv < mi->direct_cap && mi->direct[iv])
+        it = mi->direct[iv] - 1;
+    else if (intern_int(ps->items, iv, is, (size_t)(ie - is), &it, err) < 0)
+        return em_err_prefix(err, "%s:%llu", ps->name, (unsigned long long)ps->line);
+    if (push(ps->out, u, it, rf, err) < 0)
+        return err->code;
+    *sp = p + 1;
+    return 1;
 }
 
 static em_ratings_format detect(const char *name, const char *p, size_t n)
@@ -443,35 +705,41 @@ static int parse_lines(parser *ps, const char *p, size_t len, bool final, size_t
     const char *s = p, *end = p + len;
     if (ps->fmt == EM_RATINGS_AUTO && len)
         ps->fmt = detect(ps->name, p, len);
+    bool fast = ps->fmt >= EM_RATINGS_TSV && ps->fmt <= EM_RATINGS_MOVIELENS;
+    if (fast)
+        pthread_once(&g_short_once, short_ratings_fill);
     while (s < end) {
+        int rc = fast ? fast_line(ps, &s, end, err) : 0;
+        if (rc < 0)
+            return rc;
+        if (rc > 0)
+            continue;
         const char *nl = memchr(s, '\n', (size_t)(end - s));
         if (!nl && !final)
             break;
         const char *le = nl ? nl : end;
         ps->line++;
         ps->out->lines++;
-        if (memchr(s, '\0', (size_t)(le - s))) {
-            int rc = bad(ps, err, "", "NUL byte in line", 0, s, s);
-            if (rc < 0)
-                return rc;
-        } else {
-            int rc = parse_line(ps, s, le, err);
-            if (rc < 0)
-                return rc;
-        }
+        if (memchr(s, '\0', (size_t)(le - s)))
+            rc = bad(ps, err, "", "NUL byte in line", 0, s, s);
+        else
+            rc = parse_line(ps, s, le, err);
+        if (rc < 0)
+            return rc;
         s = nl ? nl + 1 : end;
     }
     *used = (size_t)(s - p);
     return 0;
 }
 
-static void parser_init(parser *ps, const char *name, const em_ratings_read_opts *opts,
+static void parser_init(parser *ps, const char *name, em_ratings_format fmt, bool skip_bad,
                         em_idmap *users, em_idmap *items, em_ratings *out)
 {
     memset(ps, 0, sizeof *ps);
     ps->name = name;
-    ps->fmt = opts ? opts->format : EM_RATINGS_AUTO;
-    ps->skip_bad = opts && opts->skip_bad_lines;
+    ps->fmt = fmt;
+    ps->skip_bad = skip_bad;
+    ps->from_start = true;
     ps->movie = -1;
     ps->users = users;
     ps->items = items;
@@ -484,48 +752,60 @@ int em_ratings_parse(const char *name, const uint8_t *p, size_t len,
 {
     parser ps;
     size_t used;
-    parser_init(&ps, name, opts, users, items, out);
+    parser_init(&ps, name, opts ? opts->format : EM_RATINGS_AUTO, opts && opts->skip_bad_lines,
+                users, items, out);
     if (ps.fmt > EM_RATINGS_NETFLIX)
         return em_err_set(err, EM_EINVAL, "%s: unknown format %d", name, (int)ps.fmt);
     return parse_lines(&ps, (const char *)p, len, true, &used, err);
 }
 
-enum { READ_BLOCK = 32 << 20 };
+/* ---------------------------------------------------------------- reading files */
 
-static int read_one(const char *path, const em_ratings_read_opts *opts, em_idmap *users,
-                    em_idmap *items, em_ratings *out, em_err *err)
+enum {
+    READ_BLOCK = 4 << 20,        /* read size; a longer line grows the buffer */
+    PAR_MIN_BYTES = 8 << 20,     /* smaller files are parsed on the calling thread */
+    PAR_MAX_THREADS = 8,         /* default cap (online CPUs beyond it gain nothing) */
+    PAR_ENV_MAX_THREADS = 64,    /* cap of EMBER_PARSE_THREADS */
+    SCAN_BLOCK = 64 << 10,       /* window for format detection and range boundaries */
+};
+
+/* Parses fd through ps: bytes [off, off + len) with pread, or (off < 0) everything read()
+ * returns until end of file. The last line of the range needs no newline. */
+static int parse_fd(parser *ps, int fd, int64_t off, uint64_t len, em_err *err)
 {
-    parser ps;
     size_t cap = READ_BLOCK, have = 0, used;
-    char *buf = NULL;
-    int rc = 0, fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return em_err_set(err, EM_EIO, "%s: %s", path, strerror(errno));
-    parser_init(&ps, path, opts, users, items, out);
-    if (!(buf = em_malloc(cap))) {
-        rc = em_err_set(err, EM_ENOMEM, "%s: read buffer", path);
-        goto out;
-    }
+    char *buf = em_malloc(cap);
+    int rc = 0;
+    if (!buf)
+        return em_err_set(err, EM_ENOMEM, "%s: read buffer", ps->name);
     for (;;) {
         if (have == cap) {   /* one line longer than the buffer */
             char *nb = em_realloc(buf, cap * 2);
             if (!nb) {
-                rc = em_err_set(err, EM_ENOMEM, "%s:%llu: line too long", path,
-                                (unsigned long long)ps.line + 1);
+                rc = em_err_set(err, EM_ENOMEM, "%s:%llu: line too long", ps->name,
+                                (unsigned long long)ps->line + 1);
                 goto out;
             }
             buf = nb;
             cap *= 2;
         }
-        ssize_t got = read(fd, buf + have, cap - have);
+        size_t want = cap - have;
+        if (off >= 0 && want > len)
+            want = (size_t)len;
+        ssize_t got = off < 0 ? read(fd, buf + have, want)
+                      : want ? pread(fd, buf + have, want, (off_t)off) : 0;
         if (got < 0 && errno == EINTR)
             continue;
         if (got < 0) {
-            rc = em_err_set(err, EM_EIO, "%s: read: %s", path, strerror(errno));
+            rc = em_err_set(err, EM_EIO, "%s: read: %s", ps->name, strerror(errno));
             goto out;
         }
+        if (off >= 0) {
+            off += got;
+            len -= (uint64_t)got;
+        }
         have += (size_t)got;
-        if ((rc = parse_lines(&ps, buf, have, got == 0, &used, err)) < 0)
+        if ((rc = parse_lines(ps, buf, have, got == 0, &used, err)) < 0)
             goto out;
         memmove(buf, buf + used, have - used);
         have -= used;
@@ -534,6 +814,281 @@ static int read_one(const char *path, const em_ratings_read_opts *opts, em_idmap
     }
 out:
     em_free(buf);
+    return rc;
+}
+
+/* EMBER_PARSE_THREADS when set to 1..PAR_ENV_MAX_THREADS (any file size), else the online
+ * CPUs up to PAR_MAX_THREADS for files of PAR_MIN_BYTES or more, else 1. */
+static unsigned parse_threads(uint64_t size)
+{
+    const char *e = getenv("EMBER_PARSE_THREADS");
+    if (e && *e) {
+        char *q;
+        unsigned long v = strtoul(e, &q, 10);
+        if (!*q && v >= 1 && v <= PAR_ENV_MAX_THREADS)
+            return (unsigned)v;
+    }
+    if (size < PAR_MIN_BYTES)
+        return 1;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > PAR_MAX_THREADS ? PAR_MAX_THREADS : (unsigned)n;
+}
+
+/* Offset just past the first '\n' at or after `from`, or size when there is none. */
+static int next_line_start(int fd, uint64_t from, uint64_t size, uint64_t *out)
+{
+    char buf[4096];
+    while (from < size) {
+        size_t want = size - from < sizeof buf ? (size_t)(size - from) : sizeof buf;
+        ssize_t got = pread(fd, buf, want, (off_t)from);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            return -1;
+        const char *nl = memchr(buf, '\n', (size_t)got);
+        if (nl) {
+            *out = from + (uint64_t)(nl - buf) + 1;
+            return 0;
+        }
+        from += (uint64_t)got;
+    }
+    *out = size;
+    return 0;
+}
+
+/* The format of the file (opts or detection on its first line) if the parallel reader can
+ * take it; EM_RATINGS_AUTO when it cannot (Netflix layout, first line longer than the
+ * detection window, unknown format, read error: the sequential reader deals with those). */
+static em_ratings_format par_format(const char *path, int fd, uint64_t size,
+                                    em_ratings_format fmt)
+{
+    if (fmt == EM_RATINGS_AUTO) {
+        char *buf = em_malloc(SCAN_BLOCK);
+        size_t want = size < SCAN_BLOCK ? (size_t)size : SCAN_BLOCK;
+        ssize_t got = buf ? pread(fd, buf, want, 0) : -1;
+        if (got == (ssize_t)want && (memchr(buf, '\n', want) || want == size))
+            fmt = detect(path, buf, want);
+        em_free(buf);
+    }
+    return fmt >= EM_RATINGS_TSV && fmt <= EM_RATINGS_MOVIELENS ? fmt : EM_RATINGS_AUTO;
+}
+
+/* ---------------------------------------------------------------- parallel reading */
+
+/* One byte range of a file and what its thread made of it. Range 0 parses into the caller's
+ * maps and array; range k > 0 into its own (users, items, r). */
+typedef struct chunk {
+    int fd;
+    uint64_t off, len;       /* starts at a line start; ends after a '\n' or at end of file */
+    parser ps;
+    em_idmap *users, *items; /* range k > 0: local maps, freed by par_free */
+    em_ratings r;            /* range k > 0: local ratings with local indices */
+    int32_t *tu, *ti;        /* range k > 0: local index -> caller's index */
+    size_t dst;              /* range k > 0: where its ratings go in the caller's array */
+    int rc;
+    em_err err;
+} chunk;
+
+/* Translation work of one thread: ratings [lo, hi) of ranges 1.. laid end to end. */
+typedef struct xlate {
+    chunk *c;
+    unsigned nc;
+    size_t lo, hi;
+    em_rating *recs;         /* the caller's array */
+} xlate;
+
+static void *chunk_main(void *arg)
+{
+    chunk *c = arg;
+    c->rc = parse_fd(&c->ps, c->fd, (int64_t)c->off, c->len, &c->err);
+    return NULL;
+}
+
+static void *xlate_main(void *arg)
+{
+    const xlate *x = arg;
+    size_t base = 0;
+    for (unsigned k = 1; k < x->nc; k++) {
+        const chunk *c = &x->c[k];
+        size_t lo = x->lo > base ? x->lo - base : 0, hi = x->hi - base;
+        if (hi > c->r.n)
+            hi = c->r.n;
+        for (size_t j = lo; j < hi; j++) {
+            const em_rating *s = &c->r.recs[j];
+            x->recs[c->dst + j] = (em_rating){c->tu[s->user], c->ti[s->item], s->rating};
+        }
+        base += c->r.n;
+        if (base >= x->hi)
+            break;
+    }
+    return NULL;
+}
+
+/* Runs fn(args[t]) for t < n: t = 0 on the calling thread, the others on threads of their
+ * own (or on the calling thread when a thread cannot be started). */
+static void run_all(void *(*fn)(void *), void *args, size_t size, unsigned n)
+{
+    pthread_t th[PAR_ENV_MAX_THREADS];
+    bool started[PAR_ENV_MAX_THREADS] = {false};
+    for (unsigned t = 1; t < n; t++)
+        started[t] = pthread_create(&th[t], NULL, fn, (char *)args + t * size) == 0;
+    fn(args);
+    for (unsigned t = 1; t < n; t++) {
+        if (started[t])
+            pthread_join(th[t], NULL);
+        else
+            fn((char *)args + t * size);
+    }
+}
+
+static void par_free(chunk *c, unsigned n)
+{
+    for (unsigned k = 1; k < n; k++) {
+        em_idmap_free(c[k].users);
+        em_idmap_free(c[k].items);
+        em_ratings_destroy(&c[k].r);
+        em_free(c[k].tu);
+        em_free(c[k].ti);
+    }
+    em_free(c);
+}
+
+/* Start of byte range k of n over [0, size) before line alignment. */
+static uint64_t nominal(uint64_t size, unsigned n, unsigned k)
+{
+    return size / n * k + size % n * k / n;
+}
+
+/* Cuts [0, size) into n line-aligned ranges (some possibly empty) and sets up their parsers.
+ * -1 on a read error or OOM (the caller falls back to the sequential reader). */
+static int par_setup(chunk *c, unsigned n, int fd, uint64_t size, const char *path,
+                     em_ratings_format fmt, bool skip, em_idmap *users, em_idmap *items,
+                     em_ratings *out)
+{
+    uint64_t start = 0;
+    for (unsigned k = 0; k < n; k++) {
+        uint64_t end = size, b = k + 1 < n ? nominal(size, n, k + 1) : size;
+        if (b <= start)
+            end = start;
+        else if (b < size && next_line_start(fd, b - 1, size, &end) < 0)
+            return -1;
+        c[k].fd = fd;
+        c[k].off = start;
+        c[k].len = end - start;
+        start = end;
+        if (k == 0) {
+            parser_init(&c[k].ps, path, fmt, skip, users, items, out);
+            continue;
+        }
+        if (!(c[k].users = em_idmap_new()) || !(c[k].items = em_idmap_new()))
+            return -1;
+        c[k].users->direct_lim = c[k].items->direct_lim = LOCAL_DIRECT_MAX;
+        parser_init(&c[k].ps, path, fmt, skip, c[k].users, c[k].items, &c[k].r);
+        c[k].ps.from_start = false;
+    }
+    return 0;
+}
+
+/* Interns every range's local ids into the caller's maps, in range order, then translates
+ * and appends the ranges' ratings to out (n threads). -1 on any failure. */
+static int par_merge(chunk *c, unsigned n, em_idmap *users, em_idmap *items, em_ratings *out)
+{
+    em_err err = EM_ERR_INIT;
+    size_t total = out->n;
+    for (unsigned k = 1; k < n; k++) {
+        int32_t nu = c[k].users->n, ni = c[k].items->n;
+        if (!(c[k].tu = em_malloc(((size_t)nu + 1) * sizeof *c[k].tu)) ||
+            !(c[k].ti = em_malloc(((size_t)ni + 1) * sizeof *c[k].ti)))
+            return -1;
+        for (int32_t j = 0; j < nu; j++)
+            if (intern_from(users, c[k].users, j, &c[k].tu[j], &err) < 0)
+                return -1;
+        for (int32_t j = 0; j < ni; j++)
+            if (intern_from(items, c[k].items, j, &c[k].ti[j], &err) < 0)
+                return -1;
+        c[k].dst = total;
+        total += c[k].r.n;
+        out->lines += c[k].r.lines;
+        out->skipped += c[k].r.skipped;
+    }
+    if (ratings_reserve(out, total, &err) < 0)
+        return -1;
+    xlate x[PAR_ENV_MAX_THREADS];
+    size_t all = total - out->n;
+    unsigned nx = all < (1u << 16) ? 1 : n;
+    for (unsigned t = 0; t < nx; t++)
+        x[t] = (xlate){c, n, all / nx * t, t + 1 < nx ? all / nx * (t + 1) : all, out->recs};
+    run_all(xlate_main, x, sizeof *x, nx);
+    out->n = total;
+    return 0;
+}
+
+/* Test hook: files read_par has read; any thread adds to it (atomically). */
+static atomic_uint_fast64_t par_files;
+
+uint64_t em__ratings_parallel_files(void)
+{
+    return atomic_load_explicit(&par_files, memory_order_relaxed);
+}
+
+/* Reads the regular file fd (size bytes) on n threads. 0 when done; 1 when it did not (a
+ * format it does not take, any error or failure): out and the maps are then as they were,
+ * and the caller runs the sequential reader, which reports errors in its own words. */
+static int read_par(const char *path, int fd, uint64_t size, unsigned n,
+                    const em_ratings_read_opts *opts, em_idmap *users, em_idmap *items,
+                    em_ratings *out)
+{
+    em_ratings_format fmt = par_format(path, fd, size, opts ? opts->format : EM_RATINGS_AUTO);
+    chunk *c;
+    if (fmt == EM_RATINGS_AUTO || !(c = em_calloc(n, sizeof *c)))
+        return 1;
+    size_t n0 = out->n;
+    uint64_t lines0 = out->lines, skipped0 = out->skipped;
+    int32_t nu0 = users->n, ni0 = items->n;
+    int rc = par_setup(c, n, fd, size, path, fmt, opts && opts->skip_bad_lines, users, items,
+                       out);
+    if (rc == 0) {
+        run_all(chunk_main, c, sizeof *c, n);
+        for (unsigned k = 0; k < n; k++)
+            if (c[k].rc < 0)
+                rc = -1;
+    }
+    if (rc == 0)
+        rc = par_merge(c, n, users, items, out);
+    if (rc < 0) {
+        out->n = n0;
+        out->lines = lines0;
+        out->skipped = skipped0;
+        idmap_truncate(users, nu0);
+        idmap_truncate(items, ni0);
+    }
+    par_free(c, n);
+    if (rc == 0)
+        atomic_fetch_add_explicit(&par_files, 1, memory_order_relaxed);
+    return rc < 0 ? 1 : 0;
+}
+
+/* ---------------------------------------------------------------- files and directories */
+
+static int read_one(const char *path, const em_ratings_read_opts *opts, em_idmap *users,
+                    em_idmap *items, em_ratings *out, em_err *err)
+{
+    parser ps;
+    struct stat st;
+    int rc, fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return em_err_set(err, EM_EIO, "%s: %s", path, strerror(errno));
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+        unsigned n = parse_threads((uint64_t)st.st_size);
+        if (n > 1 && read_par(path, fd, (uint64_t)st.st_size, n, opts, users, items, out) == 0) {
+            close(fd);
+            return 0;
+        }
+    }
+    /* read_par used pread only: fd is still at offset 0 */
+    parser_init(&ps, path, opts ? opts->format : EM_RATINGS_AUTO, opts && opts->skip_bad_lines,
+                users, items, out);
+    rc = parse_fd(&ps, fd, -1, 0, err);
     close(fd);
     return rc;
 }

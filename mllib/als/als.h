@@ -27,8 +27,9 @@ _Static_assert(sizeof(em_rating) == 12, "a rating is a 12-byte FIXED record");
 _Static_assert(offsetof(em_rating, rating) == 8, "rating layout");
 
 /* Maps external ids (text tokens) to dense indices 0.. in order of first appearance and
- * back. Canonical non-negative integers (no sign, no leading zero) below 2^31 go through a
- * direct table, everything else through a hash table of strings. One thread per object. */
+ * back. Canonical non-negative integers (no sign, no leading zero, at most 8 digits) below
+ * 2^26 go through a direct table, everything else through a hash table of strings. One
+ * thread per object. */
 typedef struct em_idmap em_idmap;
 em_idmap *em_idmap_new(void);                      /* NULL on OOM */
 void em_idmap_free(em_idmap *m);                   /* NULL ok */
@@ -72,9 +73,16 @@ int em_ratings_push(em_ratings *r, int32_t user, int32_t item, float rating, em_
 /* Reads a ratings file (or, for a directory, every regular file in it whose name does not
  * start with '.' or '_', in name order: the Netflix Prize training_set/ layout) and appends
  * to out, mapping ids through users/items (both required, usually shared by train and test
- * files). Errors name the file, line and, where useful, column: EM_EIO, EM_ECORRUPT. */
+ * files). Errors name the file, line and, where useful, column: EM_EIO, EM_ECORRUPT.
+ * Regular files of 8 MiB or more (tsv, csv, movielens; not the Netflix layout) are parsed
+ * on min(online CPUs, 8) threads; the environment variable EMBER_PARSE_THREADS=N (1..64)
+ * sets the count for files of any size (1 = the calling thread only). Results, counts and
+ * error messages never depend on the thread count. */
 int em_ratings_read(const char *path, const em_ratings_read_opts *opts, em_idmap *users,
                     em_idmap *items, em_ratings *out, em_err *err);
+/* Tests: how many files em_ratings_read has parsed on several threads in this process (a
+ * file that fell back to the calling thread does not count). Any thread. */
+uint64_t em__ratings_parallel_files(void);
 /* The same parser over bytes in memory; `name` is used in error messages. format AUTO looks
  * at the name and the first line. Untrusted input: never asserts, never reads past len. */
 int em_ratings_parse(const char *name, const uint8_t *p, size_t len,
@@ -120,6 +128,10 @@ typedef struct em_als_params {
     /* Optional: called with progress_ud (driver thread) once the block records are built;
      * from then on em_als_train no longer reads its ratings, so the caller may free them. */
     void (*ratings_done)(void *ud);
+    /* Optional: called with progress_ud (driver thread) when a phase before the iterations
+     * ends ("blocks built", "user blocks distributed", "item blocks distributed") and after
+     * them ("training metrics"), with its seconds. */
+    void (*phase)(void *ud, const char *what, double seconds);
     /* Optional: RMSE/MAE of the model on the training ratings, computed on the executors
      * from the block records (no copy of the ratings needed); cold is 0. */
     struct em_als_metrics *train_metrics;

@@ -116,6 +116,7 @@ typedef struct build_state {
     const em_rating *in;     /* all ratings (borrowed) */
     size_t nin;
     const uint32_t *dblk;    /* block of every dst id of this side */
+    const uint32_t *sblk;    /* block of every src id (of the other side) */
     uint32_t block;          /* the block being built */
     builder b;
     uint64_t nnz;
@@ -154,14 +155,14 @@ static int count_pass(build_state *st, em_err *err)
 static void place_pass(build_state *st)
 {
     const em__als_cfg *c = st->c;
-    uint32_t side = c->side, nsrc = c->nblk[1 - side];
+    uint32_t side = c->side;
     for (size_t t = 0; t < st->nin; t++) {
         int32_t dst, src;
         dst_src(side, &st->in[t], &dst, &src);
         if (st->dblk[dst] != st->block)
             continue;
         uint32_t e = st->b.dcnt[dst] - 1, slot = st->b.fill[e]++;
-        uint32_t j = em__als_block_of(c->seed, 1 - side, src, nsrc);
+        uint32_t j = st->sblk[src];
         st->src[slot] = (st->idxbits < 32 ? j << st->idxbits : 0) | (st->b.spos[src] - 1);
         st->rt[slot] = st->in[t].rating;
     }
@@ -190,7 +191,7 @@ static int build_index(build_state *st, em_err *err)
     uint32_t maxcnt = 0;
     for (int32_t g = 0; g < c->n[1 - s]; g++)
         if (st->b.spos[g]) {
-            uint32_t j = em__als_block_of(c->seed, 1 - s, g, nsrc);
+            uint32_t j = st->sblk[g];
             st->b.spos[g] = ++st->b.scnt[j];
             maxcnt = st->b.scnt[j] > maxcnt ? st->b.scnt[j] : maxcnt;
         }
@@ -299,7 +300,7 @@ typedef struct build_job {
     const em__als_cfg *c;
     const em_rating *r;
     size_t n;
-    const uint32_t *dblk;
+    const uint32_t *dblk, *sblk;
     em_vbuf *recs;
     uint32_t next, nthreads;   /* thread i builds blocks i, i + nthreads, ... */
     em_err err[EM__ALS_BUILD_THREADS];
@@ -316,7 +317,8 @@ static void *build_thread(void *p)
     build_arg *a = p;
     build_job *j = a->job;
     for (uint32_t b = a->i; b < j->c->nblk[j->c->side] && j->rc[a->i] == 0; b += j->nthreads) {
-        build_state st = {.c = j->c, .in = j->r, .nin = j->n, .dblk = j->dblk, .block = b};
+        build_state st = {.c = j->c, .in = j->r, .nin = j->n, .dblk = j->dblk,
+                          .sblk = j->sblk, .block = b};
         j->rc[a->i] = build_record(&st, &j->recs[b], &j->err[a->i]);
         builder_free(&st.b);
     }
@@ -331,12 +333,19 @@ int em__als_build_blocks(const em__als_cfg *c, const em_rating *r, size_t n,
     build_arg args[EM__ALS_BUILD_THREADS];
     pthread_t th[EM__ALS_BUILD_THREADS];
     uint32_t *dblk = em_malloc((size_t)c->n[s] * 4 + 4);
+    uint32_t *sblk = em_malloc((size_t)c->n[1 - s] * 4 + 4);
     int rc = 0;
-    if (!dblk)
-        return em_err_set(err, EM_ENOMEM, "als build: %d block ids", c->n[s]);
+    if (!dblk || !sblk) {
+        em_free(dblk);
+        em_free(sblk);
+        return em_err_set(err, EM_ENOMEM, "als build: %d + %d block ids", c->n[s], c->n[1 - s]);
+    }
     for (int32_t g = 0; g < c->n[s]; g++)
         dblk[g] = em__als_block_of(c->seed, s, g, nb);
+    for (int32_t g = 0; g < c->n[1 - s]; g++)
+        sblk[g] = em__als_block_of(c->seed, 1 - s, g, c->nblk[1 - s]);
     job.dblk = dblk;
+    job.sblk = sblk;
     nthreads = nthreads < 1 ? 1 : nthreads > EM__ALS_BUILD_THREADS ? EM__ALS_BUILD_THREADS
                                                                    : nthreads;
     job.nthreads = nthreads < nb ? nthreads : nb;
@@ -357,6 +366,7 @@ int em__als_build_blocks(const em__als_cfg *c, const em_rating *r, size_t n,
         if (job.rc[i] < 0)
             rc = em_err_copy(err, &job.err[i]);
     em_free(dblk);
+    em_free(sblk);
     return rc;
 }
 

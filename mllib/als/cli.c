@@ -1,11 +1,15 @@
 /* mllib/als/cli.c - `ember als`: load ratings, train on the engine, evaluate, save and
  * recommend. The lead wires em_als_cli_main into the `ember` command. */
+#include <dirent.h>
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "mllib/als/als.h"
 
@@ -48,6 +52,7 @@ void em_als_cli_help(FILE *f)
         "  --top N                  how many to recommend (default 10)\n"
         "  --json                   last stdout line: one JSON object with test_rmse,\n"
         "                           train_rmse, load_s, train_s, eval_s, total_s, peak_rss_mib\n"
+        "                           (the largest sum over this process and its executors)\n"
         "  --help                   this text\n",
         f);
 }
@@ -156,12 +161,151 @@ static void progress(void *ud, int it, double secs)
     fprintf(stderr, "ember als: iteration %d done, %.2f s\n", it, secs);
 }
 
-static double peak_rss_mib(void)
+static void phase(void *ud, const char *what, double secs)
 {
-    struct rusage self, kids;
+    (void)ud;
+    fprintf(stderr, "ember als: %s in %.2f s\n", what, secs);
+}
+
+/* ---------------------------------------------------------------- peak memory of the job
+ * The JSON's peak_rss_mib is the largest SUM of the resident sets of this process and its
+ * descendants (the executors of local-cluster[E,C]) seen at once, sampled every 100 ms from
+ * /proc: getrusage reports the largest single child, not the sum. Executors of a
+ * standalone cluster are not descendants and are not counted. */
+enum { RSS_MAXP = 4096 };   /* processes looked at per sample */
+
+typedef struct rss_sampler {
+    pthread_t th;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool stop, started;
+    uint64_t peak_kb;
+    long *pids, *ppids;        /* sampler thread's scratch: RSS_MAXP each */
+    uint64_t *rss;
+    bool *in;
+} rss_sampler;
+
+/* Resident KiB of pid (0 when gone) and its parent pid, from /proc/pid/stat{,m}. */
+static uint64_t proc_rss_kb(long pid, long *ppid)
+{
+    char path[64], buf[512];
+    unsigned long long size = 0, res = 0;
+    *ppid = -1;
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *rp = strrchr(buf, ')');   /* the command name may hold spaces and ')' */
+    if (!rp || sscanf(rp + 1, " %*c %ld", ppid) != 1)
+        return 0;
+    snprintf(path, sizeof path, "/proc/%ld/statm", pid);
+    if (!(f = fopen(path, "r")))
+        return 0;
+    if (fscanf(f, "%llu %llu", &size, &res) != 2)
+        res = 0;
+    fclose(f);
+    return (uint64_t)res * (uint64_t)sysconf(_SC_PAGESIZE) / 1024;
+}
+
+/* The summed RSS of getpid() and its descendants right now. */
+static uint64_t tree_rss_kb(rss_sampler *s)
+{
+    long *pids = s->pids, *ppids = s->ppids;
+    uint64_t *rss = s->rss;
+    bool *in = s->in;
+    size_t np = 0;
+    DIR *d = opendir("/proc");
+    if (!d)
+        return 0;
+    for (struct dirent *e; (e = readdir(d)) && np < RSS_MAXP;) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end || pid <= 0)
+            continue;
+        rss[np] = proc_rss_kb(pid, &ppids[np]);
+        pids[np++] = pid;
+    }
+    closedir(d);
+    long self = (long)getpid();
+    uint64_t sum = 0;
+    for (size_t i = 0; i < np; i++)
+        in[i] = pids[i] == self;
+    for (bool grew = true; grew;) {   /* descendants: parents first, whatever the order */
+        grew = false;
+        for (size_t i = 0; i < np; i++)
+            for (size_t q = 0; !in[i] && q < np; q++)
+                if (in[q] && ppids[i] == pids[q])
+                    in[i] = grew = true;
+    }
+    for (size_t i = 0; i < np; i++)
+        sum += in[i] ? rss[i] : 0;
+    return sum;
+}
+
+static void *rss_main(void *p)
+{
+    rss_sampler *s = p;
+    pthread_mutex_lock(&s->lock);
+    while (!s->stop) {
+        pthread_mutex_unlock(&s->lock);
+        uint64_t kb = tree_rss_kb(s);
+        pthread_mutex_lock(&s->lock);
+        if (kb > s->peak_kb)
+            s->peak_kb = kb;
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 100 * 1000 * 1000;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        if (!s->stop)
+            pthread_cond_timedwait(&s->cond, &s->lock, &until);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+static void rss_start(rss_sampler *s)
+{
+    s->pids = em_xcalloc(RSS_MAXP, sizeof *s->pids);
+    s->ppids = em_xcalloc(RSS_MAXP, sizeof *s->ppids);
+    s->rss = em_xcalloc(RSS_MAXP, sizeof *s->rss);
+    s->in = em_xcalloc(RSS_MAXP, sizeof *s->in);
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->cond, NULL);
+    s->started = pthread_create(&s->th, NULL, rss_main, s) == 0;
+}
+
+/* Stops the sampler; the peak in MiB (at least this process's own peak). */
+static double rss_stop(rss_sampler *s)
+{
+    if (s->started) {
+        pthread_mutex_lock(&s->lock);
+        s->stop = true;
+        pthread_cond_signal(&s->cond);
+        pthread_mutex_unlock(&s->lock);
+        pthread_join(s->th, NULL);
+        s->started = false;
+    }
+    if (s->pids) {
+        pthread_mutex_destroy(&s->lock);
+        pthread_cond_destroy(&s->cond);
+    }
+    em_free(s->pids);
+    em_free(s->ppids);
+    em_free(s->rss);
+    em_free(s->in);
+    s->pids = s->ppids = NULL;
+    s->rss = NULL;
+    s->in = NULL;
+    struct rusage self;
     getrusage(RUSAGE_SELF, &self);
-    getrusage(RUSAGE_CHILDREN, &kids);
-    return (double)(self.ru_maxrss + kids.ru_maxrss) / 1024.0;
+    uint64_t kb = s->peak_kb > (uint64_t)self.ru_maxrss ? s->peak_kb : (uint64_t)self.ru_maxrss;
+    return (double)kb / 1024.0;
 }
 
 static void recommend(const als_opts *o, const em_als_model *m, em_idmap *users,
@@ -260,7 +404,7 @@ static int train_eval(const als_opts *o, run *r, em_err *err)
     return rc;
 }
 
-static void report(const als_opts *o, const run *r, double total)
+static void report(const als_opts *o, const run *r, double total, double peak_mib)
 {
     fprintf(stderr, "ember als: train RMSE %.4f", r->tr.rmse);
     if (o->test)
@@ -282,7 +426,7 @@ static void report(const als_opts *o, const run *r, double total)
     json_object_set_new(j, "train_s", json_real(r->t_train));
     json_object_set_new(j, "eval_s", json_real(r->t_eval));
     json_object_set_new(j, "total_s", json_real(total));
-    json_object_set_new(j, "peak_rss_mib", json_real(peak_rss_mib()));
+    json_object_set_new(j, "peak_rss_mib", json_real(peak_mib));
     json_object_set_new(j, "rank", json_integer(o->p.rank ? o->p.rank : 10));
     json_object_set_new(j, "iterations", json_integer(o->p.iterations ? o->p.iterations : 10));
     json_object_set_new(j, "n_train", json_integer((json_int_t)r->train.n));
@@ -310,15 +454,21 @@ int em_als_cli_main(int argc, char **argv)
     if (rc)
         return rc < 0 ? 0 : rc;
     o.p.progress = progress;
+    o.p.phase = phase;
+    rss_sampler rs = {0};
+    if (o.json)
+        rss_start(&rs);
     if ((rc = load(&o, &r, &err)) == 0 && (rc = train_eval(&o, &r, &err)) == 0 && o.save)
         rc = em_als_model_save(r.model, o.save, r.users, r.items, &err);
     if (rc == 0) {
         if (o.recommend)
             recommend(&o, r.model, r.users, r.items);
-        report(&o, &r, em_now_s() - t0);
+        double total = em_now_s() - t0;
+        report(&o, &r, total, rss_stop(&rs));
     } else {
         fprintf(stderr, "ember als: %s\n", err.msg);
     }
+    rss_stop(&rs);
     em_als_model_free(r.model);
     em_context_free(r.sc);
     em_ratings_destroy(&r.train);

@@ -223,37 +223,42 @@ typedef struct solver {
     double sc[TILE_ROWS], last[TILE_ROWS];
 } solver;
 
-/* Gathers ratings [t0, t1) of a row into the tile. Returns the rows or a negative error. */
+/* Gathers the factor pointers and kernel inputs of ratings [t0, t1) of a row. Returns the
+ * rows or a negative error. The message tables are read through restrict locals: the
+ * stores into sv->yp have the type of m->f's elements and would otherwise force a reload
+ * of m->f and m->cnt for every rating. */
 static int gather(solver *sv, const em__als_blockview *bv, const msgs *m, uint32_t t0,
                   uint32_t t1, em_err *err)
 {
     const em__als_cfg *c = sv->c;
     int k = sv->k, n = (int)(t1 - t0);
-    uint32_t sh = bv->idxbits, mask = sh >= 32 ? UINT32_MAX : (1u << sh) - 1;
-    const uint8_t *src = bv->src, *rt = bv->r;
+    uint32_t sh = bv->idxbits, mask = sh >= 32 ? UINT32_MAX : (1u << sh) - 1, nsrc = bv->nsrc;
+    const uint8_t *src = bv->src + (size_t)t0 * 4, *rt = bv->r + (size_t)t0 * 4;
+    const float *const *restrict f = m->f;
+    const uint32_t *restrict cnt = m->cnt;
+    const float **restrict yp = sv->yp;
+    double *restrict last = sv->last;
+    size_t stride = m->stride;
     for (int s = 0; s < n; s++) {
-        size_t t = t0 + (size_t)s;
-        uint32_t enc = em__ld32(src + t * 4);
+        uint32_t enc = em__ld32(src + (size_t)s * 4);
         uint32_t j = sh >= 32 ? 0 : enc >> sh, pos = enc & mask;
-        if (j >= bv->nsrc || !m->f[j] || pos >= m->cnt[j])
+        if (j >= nsrc || !f[j] || pos >= cnt[j])
             return em_err_set(err, EM_ECORRUPT, "als solve: link (%u, %u) has no factor", j,
                               pos);
-        const float *y = m->f[j] + (size_t)pos * m->stride;
-        __builtin_prefetch(y);   /* the factors are random reads from megabytes */
-        sv->yp[s] = y;
-        double r = em__ldf(rt + t * 4);
-        if (!c->implicit) {
-            sv->last[s] = r;
-            continue;
-        }
+        yp[s] = f[j] + (size_t)pos * stride;   /* prefetched by the kernel, rows ahead */
+        last[s] = em__ldf(rt + (size_t)s * 4);
+    }
+    if (!c->implicit)
+        return n;
+    for (int s = 0; s < n; s++) {
+        double r = last[s];
         double w = c->alpha * fabs(r), cc = r > 0 ? 1.0 + w : 0.0, sw = sqrt(w);
         sv->sc[s] = sw;
-        sv->last[s] = sw > 0 ? cc / sw : 0.0;
+        last[s] = sw > 0 ? cc / sw : 0.0;
         if (sw == 0 && cc != 0)   /* alpha |r| underflowed: add c y to b directly */
             for (int q = 0; q < k; q++)
-                sv->b[q] += cc * (double)y[q];
+                sv->b[q] += cc * (double)yp[s][q];
     }
-    em_la_gather_f32(k, n, sv->yp, c->implicit ? sv->sc : NULL, sv->last, sv->ld, sv->tile);
     return n;
 }
 
@@ -274,7 +279,8 @@ static int solve_one(solver *sv, const em__als_blockview *bv, const msgs *m, uin
         uint32_t te = t1 - t > TILE_ROWS ? t + TILE_ROWS : t1;
         if ((rc = gather(sv, bv, m, t, te, err)) < 0)
             return rc;
-        em_la_syrk_tile(k + 1, rc, sv->tile, sv->ld, sv->ext);
+        em_la_syrk_rows_f32(k, rc, sv->yp, c->implicit ? sv->sc : NULL, sv->last, sv->ld,
+                            sv->tile, sv->ext);
     }
     double reg = c->lambda * (double)(t1 - t0);
     for (size_t i = 0; i < kk; i++) {

@@ -17,9 +17,11 @@
  * No join or cogroup: the engine implements those with a reducer that copies every value
  * (the block records are most of the data) several times per half-iteration.
  * LINEAGE: fac[d] depends on every earlier half-iteration. Every checkpoint_interval
- * iterations the item factors (the source of the next half-iteration) are collected to the
- * driver (n_items x rank floats) and re-parallelized, which cuts the lineage: ember has no
- * reliable-storage checkpoint yet, and this is its in-memory equivalent. */
+ * iterations the item factors (the source of the next half-iteration) are checkpointed
+ * (checkpoint() below), which cuts the lineage. Every intermediate handle is released as
+ * soon as something derived from it exists, so when a checkpoint cuts the lineage the
+ * shuffles of the iterations before it are deleted (em_rdd_release): a long run keeps at
+ * most checkpoint_interval iterations of shuffle files. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -61,8 +63,11 @@ static int materialize(em_rdd *r, em_err *err)
 }
 
 /* A broadcast travels to an executor as one wire frame, capped at 64 MiB: records are
- * broadcast in pieces of at most this many bytes (a variable so tests can force pieces). */
-size_t em__als_piece_bytes = (size_t)32 << 20;
+ * broadcast in pieces of at most this many bytes (a variable so tests can force pieces).
+ * 8 MiB, not 32: every buffer a piece passes through (encode, frame, decode) is then below
+ * glibc's 32 MiB mmap threshold and reuses heap pages; at 32 MiB each one was a fresh
+ * mmap whose page faults took more time than the copies (-1 s per side at 100M). */
+size_t em__als_piece_bytes = (size_t)8 << 20;
 
 /* Builds the block records of side s on the driver (threads) into t->recs[s]. */
 static int build_records(trainer *t, const em_rating *r, size_t n, uint32_t s, em_err *err)
@@ -115,14 +120,16 @@ static int broadcast_blocks(trainer *t, uint32_t s, em_vbuf *blob, em_err *err)
     return rc;
 }
 
-/* Drops the broadcasts listed in a TAKE blob. */
-static void drop_broadcasts(trainer *t, const em_vbuf *blob)
+/* Applies fn (em_broadcast_destroy or em_broadcast_unpersist) to the broadcasts listed in
+ * a TAKE blob. */
+static void each_broadcast(trainer *t, const em_vbuf *blob,
+                           void (*fn)(em_context *sc, uint32_t id))
 {
     if (blob->len < 8)
         return;
     size_t nb = em__ld32(blob->data + 4), at = 8 + (nb + 1) * 4;
     for (size_t o = at; o + 4 <= blob->len; o += 4)
-        em_broadcast_destroy(t->sc, em__ld32(blob->data + o));
+        fn(t->sc, em__ld32(blob->data + o));
 }
 
 /* blk[s]: partition_by(HASH, n_s) of the block keys (a tiny shuffle that gives the
@@ -159,10 +166,17 @@ static int build_side(trainer *t, uint32_t s, em_err *err)
     t->blk[s] = em_rdd_persist(em_rdd_map_partitions(moved, EM__ALS_FN_TAKE,
                                                      em_slice_make(take.data, take.len), true),
                                EM_PERSIST_MEMORY_AND_DISK);
+    em_rdd_release(moved);   /* alive through blk[s] (its lineage, for recovery) */
+    em_rdd_release(kr);
     t->out[s] = em_rdd_persist(em_rdd_map_values(t->blk[s], EM__ALS_FN_OUTLINKS, bs),
                                EM_PERSIST_MEMORY_AND_DISK);
-    if ((rc = materialize(t->blk[s], err)) == 0)
+    if ((rc = materialize(t->blk[s], err)) == 0) {
+        /* Each executor has what it needs in blk[s]: its fetched copies of the pieces
+         * (the block records' size again) are dropped; the driver keeps its own to rebuild
+         * a lost block. */
+        each_broadcast(t, &take, em_broadcast_unpersist);
         rc = materialize(t->out[s], err);
+    }
     if (rc == 0 && s == 1) {
         t->fac[1] = em_rdd_persist(em_rdd_map_values(t->blk[1], EM__ALS_FN_INIT, bs),
                                    EM_PERSIST_MEMORY_AND_DISK);
@@ -181,10 +195,13 @@ static int gram(trainer *t, uint32_t s, double *yty, em_err *err)
 {
     em_vbuf v;
     em_vbuf_init(&v);
-    em_rdd *g = em_rdd_map(em_rdd_values(t->fac[s]), EM__ALS_FN_GRAM, em_slice_make(NULL, 0));
+    em_rdd *vals = em_rdd_values(t->fac[s]);
+    em_rdd *g = em_rdd_map(vals, EM__ALS_FN_GRAM, em_slice_make(NULL, 0));
     int rc = rdd_ok(g, err);
     if (rc == 0)
         rc = em_rdd_reduce(g, EM__ALS_FN_SUM, em_slice_make(NULL, 0), &v, err);
+    em_rdd_release(g);
+    em_rdd_release(vals);
     size_t kk = (size_t)t->cfg.rank * t->cfg.rank;
     if (rc == 0 && v.len != kk * 8)
         rc = em_err_set(err, EM_ECORRUPT, "als: Gram matrix of %zu bytes", v.len);
@@ -202,9 +219,12 @@ static em_rdd *messages(trainer *t, uint32_t s, const em_vbuf *bs)
     em_rdd *fo = em_rdd_union(t->fac[s], t->out[s]);
     em_rdd *m = em_rdd_map_partitions(fo, EM__ALS_FN_SEND, em_slice_make(bs->data, bs->len),
                                       false);
-    if (em_rdd_num_partitions(fo) != t->cfg.nblk[s])
-        return NULL;
-    return em_rdd_partition_by(m, EM_PART_HASH, t->cfg.nblk[1 - s]);
+    em_rdd *sh = em_rdd_num_partitions(fo) == t->cfg.nblk[s]
+                     ? em_rdd_partition_by(m, EM_PART_HASH, t->cfg.nblk[1 - s])
+                     : NULL;
+    em_rdd_release(m);   /* both stay alive as long as sh does */
+    em_rdd_release(fo);
+    return sh;
 }
 
 /* Training RMSE/MAE on the executors: union(union(user factors, messages of the item
@@ -214,6 +234,7 @@ static int train_eval(trainer *t, em_als_metrics *out, em_err *err)
     em_vbuf bs, bd;
     em_records recs = {0};
     double acc[3] = {0, 0, 0};
+    em_rdd *u = NULL;
     em_vbuf_init(&bs);
     em_vbuf_init(&bd);
     int rc = blob_for(t, 1, NULL, &bs, err);
@@ -224,7 +245,10 @@ static int train_eval(trainer *t, em_als_metrics *out, em_err *err)
         rc = em_err_set(err, EM_EPLAN, "als: item factors and out-links not co-partitioned");
     if (rc < 0)
         goto out;
-    em_rdd *u = em_rdd_union(em_rdd_union(t->fac[0], mp), t->blk[0]);
+    em_rdd *fm = em_rdd_union(t->fac[0], mp);
+    u = em_rdd_union(fm, t->blk[0]);
+    em_rdd_release(fm);   /* fm and mp stay alive through u */
+    em_rdd_release(mp);
     if (em_rdd_num_partitions(u) != t->cfg.nblk[0]) {
         rc = em_err_set(err, EM_EPLAN, "als: user factors, messages and blocks are not "
                         "co-partitioned");
@@ -232,7 +256,10 @@ static int train_eval(trainer *t, em_als_metrics *out, em_err *err)
     }
     em_rdd *e = em_rdd_map_partitions(u, EM__ALS_FN_EVAL, em_slice_make(bd.data, bd.len),
                                       false);
-    if ((rc = rdd_ok(e, err)) < 0 || (rc = em_rdd_collect(e, &recs, err)) < 0)
+    if ((rc = rdd_ok(e, err)) == 0)
+        rc = em_rdd_collect(e, &recs, err);
+    em_rdd_release(e);
+    if (rc < 0)
         goto out;
     for (size_t i = 0; i < recs.n; i++) {
         if (recs.recs[i].val.n != sizeof acc) {
@@ -249,6 +276,7 @@ static int train_eval(trainer *t, em_als_metrics *out, em_err *err)
                             .mae = acc[2] > 0 ? acc[1] / acc[2] : NAN,
                             .n = (uint64_t)acc[2]};
 out:
+    em_rdd_release(u);
     em_records_destroy(&recs);
     em_vbuf_destroy(&bs);
     em_vbuf_destroy(&bd);
@@ -275,19 +303,28 @@ static int half_step(trainer *t, uint32_t d, em_err *err)
      * solve see their block's records side by side without a cogroup, which would copy
      * the block records (the bulk of the data) through a reducer every half-iteration. */
     em_rdd *mp = messages(t, s, &bs);
-    em_rdd *mb = em_rdd_union(mp, t->blk[d]);   /* messages first, then the block record */
-    if (!mp || em_rdd_num_partitions(mb) != t->cfg.nblk[d]) {
+    em_rdd *mb = mp ? em_rdd_union(mp, t->blk[d]) : NULL;   /* messages, then the block */
+    em_rdd_release(mp);   /* alive through mb */
+    if (!mb || em_rdd_num_partitions(mb) != t->cfg.nblk[d]) {
+        em_rdd_release(mb);
         rc = em_err_set(err, EM_EPLAN, "als: factor, out-link and block datasets are not "
                         "co-partitioned");
         goto out;
     }
     em_rdd *nf = em_rdd_map_partitions(mb, EM__ALS_FN_SOLVE, em_slice_make(bd.data, bd.len),
                                        true);
+    em_rdd_release(mb);   /* alive through nf */
     em_rdd_persist(nf, EM_PERSIST_MEMORY_AND_DISK);
-    if ((rc = materialize(nf, err)) < 0)
+    if ((rc = materialize(nf, err)) < 0) {
+        em_rdd_release(nf);
         goto out;
-    if (t->fac[d])
+    }
+    /* The old factors are unpersisted now; they (and the shuffles behind them) stay alive,
+     * as lineage, until a checkpoint cuts it and nothing derived from them remains. */
+    if (t->fac[d]) {
         em_rdd_unpersist(t->fac[d]);
+        em_rdd_release(t->fac[d]);
+    }
     t->fac[d] = nf;
 out:
     em_free(yty);
@@ -296,21 +333,35 @@ out:
     return rc;
 }
 
-/* Cuts the lineage of fac[s]: collect, re-parallelize, hash-partition, persist. */
+/* Cuts the lineage of fac[s]. With ember.checkpoint.dir set: a reliable checkpoint (part
+ * files that outlive the executors), persisted. Otherwise the factors are collected to the
+ * driver (n x rank floats: 0.7 MB for Netflix's items) and re-parallelized, hash
+ * partitioned and persisted: a lost partition is rebuilt from the driver's copy. Either
+ * way the old handle is released, so the shuffles of the iterations before are deleted
+ * once the next half-iteration no longer derives from them (em_rdd_release). */
 static int checkpoint(trainer *t, uint32_t s, em_err *err)
 {
-    em_records recs = {0};
-    int rc = em_rdd_collect(t->fac[s], &recs, err);
-    if (rc < 0)
+    em_rdd *h;
+    int rc;
+    if (em_conf_get(em_context_conf(t->sc), "ember.checkpoint.dir")) {
+        if (!(h = em_rdd_checkpoint(t->fac[s], err)))
+            return err->code;
+    } else {
+        em_records recs = {0};
+        if ((rc = em_rdd_collect(t->fac[s], &recs, err)) < 0)
+            return rc;
+        em_rdd *p = em_parallelize(t->sc, EM_REC_KV, 0, recs.recs, recs.n, t->cfg.nblk[s]);
+        h = em_rdd_partition_by(p, EM_PART_HASH, t->cfg.nblk[s]);
+        em_rdd_release(p);   /* alive through h */
+        em_records_destroy(&recs);
+    }
+    em_rdd_persist(h, EM_PERSIST_MEMORY_AND_DISK);
+    if ((rc = materialize(h, err)) < 0) {
+        em_rdd_release(h);
         return rc;
-    em_rdd *p = em_parallelize(t->sc, EM_REC_KV, 0, recs.recs, recs.n, t->cfg.nblk[s]);
-    em_rdd *h = em_rdd_persist(em_rdd_partition_by(p, EM_PART_HASH, t->cfg.nblk[s]),
-                               EM_PERSIST_MEMORY_AND_DISK);
-    rc = materialize(h, err);
-    em_records_destroy(&recs);
-    if (rc < 0)
-        return rc;
+    }
     em_rdd_unpersist(t->fac[s]);
+    em_rdd_release(t->fac[s]);
     t->fac[s] = h;
     return 0;
 }
@@ -398,6 +449,15 @@ static int setup(trainer *t, const em_als_params *p, int32_t nu, int32_t ni)
     return 0;
 }
 
+/* Reports a phase that began at *t0 and restarts the clock. */
+static void phase_done(const em_als_params *p, const char *what, double *t0)
+{
+    double now = em_now_s();
+    if (p->phase)
+        p->phase(p->progress_ud, what, now - *t0);
+    *t0 = now;
+}
+
 static int iterate(trainer *t, const em_als_params *p, em_err *err)
 {
     int iters = p->iterations ? p->iterations : 10;
@@ -432,6 +492,7 @@ int em_als_train(em_context *sc, const em_rating *ratings, size_t n, int32_t n_u
         (rc = check_ids(ratings, n, n_users, n_items, err)) < 0)
         return rc;
     setup(&t, params, n_users, n_items);
+    double t0 = em_now_s();
     /* Both sides' records are built before anything runs, so the caller can free the
      * ratings before the executors receive the records (the peak of the build). */
     if ((rc = build_records(&t, ratings, n, 0, err)) < 0 ||
@@ -439,11 +500,21 @@ int em_als_train(em_context *sc, const em_rating *ratings, size_t n, int32_t n_u
         goto out;
     if (params->ratings_done)
         params->ratings_done(params->progress_ud);
-    if ((rc = build_side(&t, 0, err)) < 0 || (rc = build_side(&t, 1, err)) < 0 ||
-        (rc = iterate(&t, params, err)) < 0)
+    phase_done(params, "blocks built", &t0);
+    if ((rc = build_side(&t, 0, err)) < 0)
         goto out;
-    if (params->train_metrics && t.fac[0] && (rc = train_eval(&t, params->train_metrics, err)) < 0)
+    phase_done(params, "user blocks distributed", &t0);
+    if ((rc = build_side(&t, 1, err)) < 0)
         goto out;
+    phase_done(params, "item blocks distributed", &t0);
+    if ((rc = iterate(&t, params, err)) < 0)
+        goto out;
+    t0 = em_now_s();
+    if (params->train_metrics && t.fac[0]) {
+        if ((rc = train_eval(&t, params->train_metrics, err)) < 0)
+            goto out;
+        phase_done(params, "training metrics", &t0);
+    }
     if (!(m = em_als_model_new((int)t.cfg.rank, n_users, n_items))) {
         rc = em_err_set(err, EM_ENOMEM, "als: model of %d + %d rows", n_users, n_items);
         goto out;
@@ -456,16 +527,13 @@ int em_als_train(em_context *sc, const em_rating *ratings, size_t n, int32_t n_u
     *out = m;
     m = NULL;
 out:
-    for (int s = 0; s < 2; s++) {
-        if (t.blk[s])
-            em_rdd_unpersist(t.blk[s]);
-        if (t.out[s])
-            em_rdd_unpersist(t.out[s]);
-        if (t.fac[s])
-            em_rdd_unpersist(t.fac[s]);
+    for (int s = 0; s < 2; s++) {   /* releasing unpersists and deletes the shuffles */
+        em_rdd_release(t.fac[s]);
+        em_rdd_release(t.out[s]);
+        em_rdd_release(t.blk[s]);
         em_free(t.salt[s]);
         free_records(&t, (uint32_t)s);
-        drop_broadcasts(&t, &t.take[s]);
+        each_broadcast(&t, &t.take[s], em_broadcast_destroy);
         em_vbuf_destroy(&t.take[s]);
     }
     em_als_model_free(m);

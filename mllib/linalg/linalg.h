@@ -37,6 +37,13 @@ void em_la_syrk_tile(int k, int n, const double *t, int ld, double *ata);
  * of k + 1 columns yields Y^T Y and, in column k, Y^T r in one pass. */
 void em_la_gather_f32(int k, int n, const float *const *rows, const double *scale,
                       const double *last, int ld, double *tile);
+/* The two above in one pass, the hot loop of ALS: ext ((k+1) x (k+1) symmetric, upper,
+ * row-major) += V^T V for the n rows v_s = [scale[s] * rows[s][0..k), last[s]] (scale NULL:
+ * 1). On CPUs with AVX-512 and k + 1 <= 16 a fused kernel reads the float rows directly;
+ * otherwise the rows are gathered into tile (caller's scratch of n x ld doubles, ld >=
+ * round_up(k + 1, 4)) and em_la_syrk_tile runs on it. Same result to rounding. */
+void em_la_syrk_rows_f32(int k, int n, const float *const *rows, const double *scale,
+                         const double *last, int ld, double *tile, double *ext);
 /* Copies the upper triangle of the k x k matrix a into its lower triangle. */
 void em_la_symmetrize(int k, double *a);
 

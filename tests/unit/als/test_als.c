@@ -3,7 +3,9 @@
  * recommendations, save/load and cold start.
  * Tolerance: factors are stored as float, so 1e-6 relative to their scale (1e-5 absolute on
  * factors of order 1). */
+#define _XOPEN_SOURCE 700   /* nftw */
 #include <criterion/criterion.h>
+#include <ftw.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -369,4 +371,87 @@ Test(als, bad_parameters_and_ids_are_errors, .timeout = 60)
     cr_assert_eq(em_als_train(sc, r, 2, 2, 6, &p, &m, &err), EM_EINVAL);
     cr_assert_null(m);
     em_context_free(sc);
+}
+
+/* ---------------------------------------------------------------- shuffle files
+ * Each half-iteration makes one shuffle. Training releases every intermediate dataset
+ * (em_rdd_release), so a checkpoint every 2 iterations keeps the shuffle files of at most
+ * a few iterations on disk during a long run, and none are left when training returns. */
+static const char *shuffle_root;
+static int max_files, iterations_seen;
+
+static int count_shuffle_file(const char *path, const struct stat *st, int type,
+                              struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    const char *base = strrchr(path, '/');
+    if (type == FTW_F && base && strncmp(base + 1, "shuffle_", 8) == 0)
+        max_files++;   /* counted into the running total, compared below */
+    return 0;
+}
+
+static int shuffle_files_now(void)
+{
+    int before = max_files;
+    nftw(shuffle_root, count_shuffle_file, 16, FTW_PHYS);
+    int n = max_files - before;
+    max_files = before;
+    return n;
+}
+
+static int peak_files;
+static void count_progress(void *ud, int it, double secs)
+{
+    (void)ud;
+    (void)secs;
+    iterations_seen = it;
+    int n = shuffle_files_now();
+    peak_files = n > peak_files ? n : peak_files;
+}
+
+static void check_shuffles_released(const char *master)
+{
+    static em_rating r[NU * NI];
+    size_t n = make_ratings(r, 17, false);
+    char dir[] = "/tmp/em_als_shufXXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    shuffle_root = dir;
+    em_conf *c = em_conf_new();
+    em_conf_set(c, "ember.master", master);
+    em_conf_set(c, "ember.local.dir", dir);
+    em_err err = EM_ERR_INIT;
+    em_context *sc = em_context_new(c, &err);
+    em_conf_free(c);
+    cr_assert(sc, "%s", err.msg);
+    /* 2 blocks a side: each shuffle has 2 map outputs of 2 files each */
+    em_als_params p = {.rank = K, .lambda = 0.1, .seed = 3, .iterations = 12,
+                       .checkpoint_interval = 2, .user_blocks = 2, .item_blocks = 2,
+                       .progress = count_progress};
+    peak_files = 0;
+    iterations_seen = 0;
+    em_als_model *m = train(sc, r, n, &p);
+    cr_assert_eq(iterations_seen, 12);
+    /* Alive at an iteration's end: the two block-key shuffles (the lineage of the block
+     * records), the last checkpoint's, and at most 2 iterations of 2 half-iteration
+     * shuffles: 7 x 4 files, 32 with slack; without the releases all 27 shuffles of the
+     * run (108 files) stay until the context ends. */
+    cr_assert(peak_files > 0 && peak_files <= 32, "%s: %d shuffle files at an iteration's end",
+              master, peak_files);
+    /* executors delete on a message from the driver: allow them a moment */
+    int left = shuffle_files_now();
+    for (int w = 0; w < 250 && left > 0; w++) {
+        usleep(20 * 1000);
+        left = shuffle_files_now();
+    }
+    cr_assert_eq(left, 0, "%s: %d shuffle files left after training", master, left);
+    em_als_model_free(m);
+    em_context_free(sc);
+    rmdir(dir);
+}
+
+Test(als, shuffle_files_are_deleted_during_training, .timeout = 120)
+{
+    check_shuffles_released("local[2]");
+    check_shuffles_released("local-cluster[2,1]");
 }

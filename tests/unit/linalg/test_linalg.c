@@ -297,6 +297,55 @@ Test(linalg, gather_f32_scales_and_appends)
     }
 }
 
+/* em_la_syrk_rows_f32 (the fused AVX-512 kernel for k + 1 <= 16 where the CPU has it, the
+ * gather + tile path otherwise) against the naive sum: every width class of the fused
+ * kernel (k + 1 <= 8, <= 12, <= 16) and past it, rows at any address and stride (stride 8
+ * for k <= 7 reads past the row with a masked load only), garbage after each row's k
+ * floats, with and without scale, accumulating onto a non-zero ext. */
+Test(linalg, syrk_rows_f32_matches_naive)
+{
+    static const int ks[] = {1, 2, 7, 8, 10, 11, 12, 15, 16, 20};
+    static const int ns[] = {0, 1, 5, 13, 40};
+    em_rng r;
+    em_rng_seed(&r, 14);
+    enum { NMAX = 40, STRIDE = 24 };
+    float *src = malloc(sizeof(float) * NMAX * STRIDE + 64);
+    for (size_t ki = 0; ki < sizeof ks / sizeof *ks; ki++)
+        for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++)
+            for (int with_scale = 0; with_scale < 2; with_scale++) {
+                int k = ks[ki], n = ns[ni], k1 = k + 1, ld = (k1 + 3) / 4 * 4;
+                const float *rows[NMAX];
+                double sc[NMAX], last[NMAX], ext[21 * 21], ref[21 * 21];
+                double *tile = malloc(sizeof(double) * NMAX * (size_t)ld);
+                for (int i = 0; i < NMAX * STRIDE + 16; i++)
+                    src[i] = (float)(em_rng_double(&r) * 4 - 2);   /* garbage past k too */
+                for (int s = 0; s < n; s++) {
+                    rows[s] = src + 1 + (size_t)((s * 7) % NMAX) * STRIDE;   /* unaligned */
+                    sc[s] = em_rng_double(&r) + 0.1;
+                    last[s] = em_rng_double(&r) * 5;
+                }
+                fill(&r, ext, (size_t)k1 * (size_t)k1);
+                memcpy(ref, ext, sizeof(double) * (size_t)k1 * (size_t)k1);
+                for (int s = 0; s < n; s++) {
+                    double v[21];
+                    for (int q = 0; q < k; q++)
+                        v[q] = (with_scale ? sc[s] : 1.0) * (double)rows[s][q];
+                    v[k] = last[s];
+                    for (int i = 0; i < k1; i++)
+                        for (int j = i; j < k1; j++)
+                            ref[i * k1 + j] += v[i] * v[j];
+                }
+                em_la_syrk_rows_f32(k, n, rows, with_scale ? sc : NULL, last, ld, tile, ext);
+                for (int i = 0; i < k1; i++)
+                    for (int j = 0; j < k1; j++)   /* the lower triangle stays untouched */
+                        cr_assert_float_eq(ext[i * k1 + j], ref[i * k1 + j], 1e-9,
+                                           "k=%d n=%d scale=%d (%d,%d): %.17g vs %.17g", k, n,
+                                           with_scale, i, j, ext[i * k1 + j], ref[i * k1 + j]);
+                free(tile);
+            }
+    free(src);
+}
+
 /* The inlined Cholesky against LAPACK's on the same systems, with garbage in the lower
  * triangle; an indefinite matrix names the same leading minor as dposv. */
 Test(linalg, cholesky_small_matches_lapack)

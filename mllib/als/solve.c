@@ -295,7 +295,7 @@ static int solve_one(solver *sv, const em__als_blockview *bv, const msgs *m, uin
     if (c->nonnegative) {
         rc = em_la_nnls(k, sv->a, sv->b, sv->x, sv->work, err);
     } else {
-        rc = k <= 64 ? em_la_chol_solve_small(k, sv->a, sv->b, err)
+        rc = k <= 24 ? em_la_chol_solve_small(k, sv->a, sv->b, err)
                      : em_la_chol_solve(k, sv->a, sv->b, err);
         memcpy(sv->x, sv->b, kk * sizeof(double));
     }

@@ -182,12 +182,89 @@ LA_AVX2 static void syrk_tile_avx2(int k, int n, const double *t, int ld, double
 }
 #endif
 
+#ifdef LA_X86
+/* The AVX-512 tile kernel for ranks past the fused one: a block of 8 rows x up to 24
+ * columns (nv = 1..3 vectors, a constant per instance) of T^T T in 24 registers, so each
+ * FMA does 8 useful products (the AVX2 4 x 12 block: 4). The last vector's columns past
+ * the tile's width are loaded masked (zero), and rows past k broadcast row i0 instead
+ * (never past the tile): their sums are dropped by the store. */
+LA_AVX512 static inline __attribute__((always_inline)) void
+tile512(const int nv, int k, int n, const double *t, int ld, int i0, int j0, __mmask8 lastm,
+        double *ata)
+{
+    __m512d c[8][3];
+    int ix[8];
+    _Pragma("GCC unroll 8") for (int r = 0; r < 8; r++) {
+        ix[r] = i0 + r < k ? i0 + r : i0;
+        _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++)
+            c[r][v] = _mm512_setzero_pd();
+    }
+    for (int s = 0; s < n; s++) {
+        const double *row = t + (size_t)s * (size_t)ld;
+        __m512d y[3];
+        _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++)
+            y[v] = v == nv - 1 ? _mm512_maskz_loadu_pd(lastm, row + j0 + 8 * v)
+                               : _mm512_loadu_pd(row + j0 + 8 * v);
+        _Pragma("GCC unroll 8") for (int r = 0; r < 8; r++) {
+            __m512d a = _mm512_set1_pd(row[ix[r]]);
+            _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++)
+                c[r][v] = _mm512_fmadd_pd(a, y[v], c[r][v]);
+        }
+    }
+    double out[8][24] __attribute__((aligned(64)));
+    _Pragma("GCC unroll 8") for (int r = 0; r < 8; r++)
+        _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++)
+            _mm512_store_pd(out[r] + 8 * v, c[r][v]);
+    int w = k - j0 < 8 * nv ? k - j0 : 8 * nv;
+    for (int r = 0; r < 8 && i0 + r < k; r++) {
+        double *dst = ata + (size_t)(i0 + r) * (size_t)k + (size_t)j0;
+        for (int q = i0 + r > j0 ? i0 + r - j0 : 0; q < w; q++)
+            dst[q] += out[r][q];
+    }
+}
+
+LA_AVX512 static void tile512_1(int k, int n, const double *t, int ld, int i0, int j0,
+                                __mmask8 m, double *ata)
+{
+    tile512(1, k, n, t, ld, i0, j0, m, ata);
+}
+LA_AVX512 static void tile512_2(int k, int n, const double *t, int ld, int i0, int j0,
+                                __mmask8 m, double *ata)
+{
+    tile512(2, k, n, t, ld, i0, j0, m, ata);
+}
+LA_AVX512 static void tile512_3(int k, int n, const double *t, int ld, int i0, int j0,
+                                __mmask8 m, double *ata)
+{
+    tile512(3, k, n, t, ld, i0, j0, m, ata);
+}
+
+static void syrk_tile_avx512(int k, int n, const double *t, int ld, double *ata)
+{
+    for (int i0 = 0; i0 < k; i0 += 8)
+        for (int j0 = i0; j0 < k; j0 += 24) {
+            int w = k - j0 >= 24 ? 24 : k - j0, nv = (w + 7) / 8, tail = w - 8 * (nv - 1);
+            __mmask8 m = (__mmask8)((1u << tail) - 1);
+            if (nv == 3)
+                tile512_3(k, n, t, ld, i0, j0, m, ata);
+            else if (nv == 2)
+                tile512_2(k, n, t, ld, i0, j0, m, ata);
+            else
+                tile512_1(k, n, t, ld, i0, j0, m, ata);
+        }
+}
+#endif
+
 void em_la_syrk_tile(int k, int n, const double *t, int ld, double *ata)
 {
     if (n <= 0 || k <= 0)
         return;
     em_la_init();
 #ifdef LA_X86
+    if (la_have_avx512 && k > 16) {   /* small k: the 4-wide blocks waste fewer lanes */
+        syrk_tile_avx512(k, n, t, ld, ata);
+        return;
+    }
     if (la_have_avx2 && ld % 4 == 0) {
         syrk_tile_avx2(k, n, t, ld, ata);
         return;

@@ -134,4 +134,33 @@ typedef struct em__als_task_table {
 } em__als_task_table;
 extern const em__als_task_table em__als_task_fns;   /* train.c; see there */
 
+/* ---------------------------------------------------------------- id maps (idmap.c)
+ * The map's layout is shared with the rating reader (ratings.c), whose fast path looks
+ * known integer ids up in the direct table without a call. */
+#define EM__IDMAP_DIRECT_MAX (1u << 26)   /* integer ids below this: the direct table */
+#define EM__IDMAP_LOCAL_DIRECT_MAX (1u << 22)   /* the same in a range's local map (16 MiB) */
+
+struct em_idmap {
+    int32_t *direct;       /* direct[id] = index + 1, 0 = absent */
+    size_t direct_cap;
+    uint32_t direct_lim;   /* 0, or (local maps) integer ids >= this go to the string hash */
+    int64_t *rev;          /* per index: integer id >= 0, or -(arena offset + 1) */
+    size_t rev_cap;
+    int32_t n;
+    int32_t *slots;        /* string hash: index or -1; nslots is a power of two */
+    size_t nslots, nstr;
+    char *arena;           /* NUL-terminated string ids, in index order */
+    size_t alen, acap;
+};
+
+/* The index of canonical integer id v (< EM__IDMAP_DIRECT_MAX) whose text is tok[0..n),
+ * added when new (past m->direct_lim it goes to the string hash, as tok). EM_ENOMEM. */
+int em__idmap_intern_int(em_idmap *m, uint32_t v, const char *tok, size_t n, int32_t *out,
+                         em_err *err);
+/* Interns the id of index idx of map `from` into m: the merge step of the parallel reader. */
+int em__idmap_intern_from(em_idmap *m, const em_idmap *from, int32_t idx, int32_t *out,
+                          em_err *err);
+/* Forgets every id of index >= n0 (undoes a failed parallel read). Cannot fail. */
+void em__idmap_truncate(em_idmap *m, int32_t n0);
+
 #endif /* EMBER_MLLIB_ALS_INT_H */

@@ -1,4 +1,4 @@
-/* mllib/als/ratings.c - rating files: the id maps and the text readers.
+/* mllib/als/ratings.c - rating files: the text readers (the id maps: idmap.c).
  *
  * FORMATS (one rating a line; CR LF or LF; empty lines skipped):
  *   tsv        user<TAB|SPACE>item<TAB|SPACE>rating[<TAB|SPACE>timestamp]
@@ -29,7 +29,7 @@
  * layout, a first line longer than the detection window) undoes the partial work and reruns
  * the sequential reader, so error messages and their line numbers are exactly its own.
  * Memory: the local arrays (12 bytes a rating of ranges 1..T-1) live until the copy, and a
- * local map's direct table stops at LOCAL_DIRECT_MAX (larger integer ids go to its string
+ * local map's direct table stops at EM__IDMAP_LOCAL_DIRECT_MAX (larger integer ids go to its string
  * hash), so T ranges cost at most T x 16 MiB of tables. */
 #include <dirent.h>
 #include <errno.h>
@@ -43,256 +43,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "mllib/als/als.h"
-
-/* ---------------------------------------------------------------- id map */
-
-#define DIRECT_MAX (1u << 26)   /* integer ids below this use the direct table */
-#define LOCAL_DIRECT_MAX (1u << 22)   /* the same in a range's local map (16 MiB table) */
-
-struct em_idmap {
-    int32_t *direct;       /* direct[id] = index + 1, 0 = absent */
-    size_t direct_cap;
-    uint32_t direct_lim;   /* 0, or (local maps) integer ids >= this go to the string hash */
-    int64_t *rev;          /* per index: integer id >= 0, or -(arena offset + 1) */
-    size_t rev_cap;
-    int32_t n;
-    int32_t *slots;        /* string hash: index or -1; nslots is a power of two */
-    size_t nslots, nstr;
-    char *arena;           /* NUL-terminated string ids, in index order */
-    size_t alen, acap;
-};
-
-em_idmap *em_idmap_new(void)
-{
-    return em_calloc(1, sizeof(em_idmap));
-}
-
-void em_idmap_free(em_idmap *m)
-{
-    if (!m)
-        return;
-    em_free(m->direct);
-    em_free(m->rev);
-    em_free(m->slots);
-    em_free(m->arena);
-    em_free(m);
-}
-
-int32_t em_idmap_size(const em_idmap *m)
-{
-    return m->n;
-}
-
-/* Canonical integer token: digits, no leading zero (except "0"), value < DIRECT_MAX. */
-static bool token_int(const char *t, size_t n, uint32_t *v)
-{
-    if (n == 0 || n > 8 || (n > 1 && t[0] == '0'))
-        return false;
-    uint32_t x = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned d = (unsigned)(t[i] - '0');
-        if (d > 9)
-            return false;
-        x = x * 10 + d;
-    }
-    if (x >= DIRECT_MAX)
-        return false;
-    *v = x;
-    return true;
-}
-
-static const char *str_of(const em_idmap *m, int32_t idx)
-{
-    return m->arena + (size_t)(-m->rev[idx] - 1);
-}
-
-static int32_t str_find(const em_idmap *m, const char *t, size_t n, size_t *slot)
-{
-    if (!m->nslots)
-        return -1;
-    size_t mask = m->nslots - 1, h = (size_t)em_hash64(t, n, 7) & mask;
-    for (;; h = (h + 1) & mask) {
-        int32_t idx = m->slots[h];
-        if (idx < 0) {
-            *slot = h;
-            return -1;
-        }
-        const char *s = str_of(m, idx);
-        if (strncmp(s, t, n) == 0 && s[n] == '\0')
-            return idx;
-    }
-}
-
-int32_t em_idmap_find(const em_idmap *m, const char *tok, size_t n)
-{
-    uint32_t v;
-    size_t slot;
-    if (token_int(tok, n, &v) && (!m->direct_lim || v < m->direct_lim))
-        return v < m->direct_cap ? m->direct[v] - 1 : -1;
-    return str_find(m, tok, n, &slot);
-}
-
-static int grow_rev(em_idmap *m, em_err *err)
-{
-    if ((size_t)m->n < m->rev_cap)
-        return 0;
-    if (m->n == INT32_MAX)
-        return em_err_set(err, EM_EINVAL, "more than %d distinct ids", INT32_MAX);
-    size_t cap = m->rev_cap ? m->rev_cap * 2 : 1024;
-    int64_t *r = em_realloc(m->rev, cap * sizeof *r);
-    if (!r)
-        return em_err_set(err, EM_ENOMEM, "id map: %zu ids", cap);
-    m->rev = r;
-    m->rev_cap = cap;
-    return 0;
-}
-
-/* Puts every string id of m into the (empty: all -1) slot table. */
-static void fill_slots(em_idmap *m)
-{
-    size_t mask = m->nslots - 1;
-    for (int32_t i = 0; i < m->n; i++) {
-        if (m->rev[i] >= 0)
-            continue;
-        const char *str = str_of(m, i);
-        size_t h = (size_t)em_hash64(str, strlen(str), 7) & mask;
-        while (m->slots[h] >= 0)
-            h = (h + 1) & mask;
-        m->slots[h] = i;
-    }
-}
-
-static int rehash(em_idmap *m, em_err *err)
-{
-    size_t ns = m->nslots ? m->nslots * 2 : 1024;
-    int32_t *s = em_malloc(ns * sizeof *s);
-    if (!s)
-        return em_err_set(err, EM_ENOMEM, "id map: hash of %zu slots", ns);
-    memset(s, 0xff, ns * sizeof *s);
-    em_free(m->slots);
-    m->slots = s;
-    m->nslots = ns;
-    fill_slots(m);
-    return 0;
-}
-
-static int intern_str(em_idmap *m, const char *t, size_t n, int32_t *out, em_err *err)
-{
-    size_t slot = 0;
-    int32_t idx = str_find(m, t, n, &slot);
-    if (idx >= 0) {
-        *out = idx;
-        return 0;
-    }
-    if ((m->nstr + 1) * 2 > m->nslots) {
-        if (rehash(m, err) < 0)
-            return err->code;
-        str_find(m, t, n, &slot);
-    }
-    if (grow_rev(m, err) < 0)
-        return err->code;
-    if (m->alen + n + 1 > m->acap) {
-        size_t cap = (m->acap ? m->acap * 2 : 4096) + n + 1;
-        char *a = em_realloc(m->arena, cap);
-        if (!a)
-            return em_err_set(err, EM_ENOMEM, "id map: %zu bytes of ids", cap);
-        m->arena = a;
-        m->acap = cap;
-    }
-    memcpy(m->arena + m->alen, t, n);
-    m->arena[m->alen + n] = '\0';
-    m->rev[m->n] = -(int64_t)m->alen - 1;
-    m->alen += n + 1;
-    m->slots[slot] = m->n;
-    m->nstr++;
-    *out = m->n++;
-    return 0;
-}
-
-/* The index of canonical integer id v (< DIRECT_MAX), whose text is tok[0..n), adding it
- * when new. */
-static int intern_int(em_idmap *m, uint32_t v, const char *tok, size_t n, int32_t *out,
-                      em_err *err)
-{
-    if (v < m->direct_cap && m->direct[v]) {
-        *out = m->direct[v] - 1;
-        return 0;
-    }
-    if (m->direct_lim && v >= m->direct_lim)   /* keeps T local tables small */
-        return intern_str(m, tok, n, out, err);
-    if (v >= m->direct_cap) {
-        size_t cap = m->direct_cap ? m->direct_cap : 1024;
-        while (cap <= v)
-            cap *= 2;
-        int32_t *d = em_realloc(m->direct, cap * sizeof *d);
-        if (!d)
-            return em_err_set(err, EM_ENOMEM, "id map: direct table of %zu", cap);
-        memset(d + m->direct_cap, 0, (cap - m->direct_cap) * sizeof *d);
-        m->direct = d;
-        m->direct_cap = cap;
-    }
-    if (grow_rev(m, err) < 0)
-        return err->code;
-    m->rev[m->n] = v;
-    m->direct[v] = m->n + 1;
-    *out = m->n++;
-    return 0;
-}
-
-int em_idmap_intern(em_idmap *m, const char *tok, size_t n, int32_t *out, em_err *err)
-{
-    uint32_t v;
-    if (n == 0)
-        return em_err_set(err, EM_EINVAL, "empty id");
-    if (!token_int(tok, n, &v))
-        return intern_str(m, tok, n, out, err);
-    return intern_int(m, v, tok, n, out, err);
-}
-
-/* Interns the id of index idx of map `from` into m (no direct_lim): the merge step of the
- * parallel reader. A string of `from` may be a large canonical integer (direct_lim). */
-static int intern_from(em_idmap *m, const em_idmap *from, int32_t idx, int32_t *out,
-                       em_err *err)
-{
-    if (from->rev[idx] >= 0)
-        return intern_int(m, (uint32_t)from->rev[idx], NULL, 0, out, err);
-    const char *s = str_of(from, idx);
-    return em_idmap_intern(m, s, strlen(s), out, err);
-}
-
-/* Forgets every id of index >= n0 (m had n0 ids before them). Cannot fail: the tables keep
- * their size. Strings sit in the arena in index order, so the arena is cut where the first
- * forgotten string starts. */
-static void idmap_truncate(em_idmap *m, int32_t n0)
-{
-    bool strs = false;
-    for (int32_t i = n0; i < m->n; i++) {
-        if (m->rev[i] >= 0) {
-            m->direct[m->rev[i]] = 0;
-            continue;
-        }
-        if (!strs)
-            m->alen = (size_t)(-m->rev[i] - 1);
-        strs = true;
-        m->nstr--;
-    }
-    m->n = n0;
-    if (strs) {
-        memset(m->slots, 0xff, m->nslots * sizeof *m->slots);
-        fill_slots(m);
-    }
-}
-
-const char *em_idmap_name(const em_idmap *m, int32_t idx, char buf[24])
-{
-    if (idx < 0 || idx >= m->n)
-        return NULL;
-    if (m->rev[idx] < 0)
-        return str_of(m, idx);
-    snprintf(buf, 24, "%lld", (long long)m->rev[idx]);
-    return buf;
-}
+#include "mllib/als/als_int.h"
 
 /* ---------------------------------------------------------------- rating arrays */
 
@@ -541,7 +292,7 @@ static inline const char *fast_id(const char *p, const char *end, uint32_t *v)
             t = (t * 10 + (t >> 8)) & 0x00ff00ff00ff00ffull;
             t = (t * 100 + (t >> 16)) & 0x0000ffff0000ffffull;
             t = (t * 10000 + (t >> 32)) & 0xffffffffull;
-            *v = (uint32_t)t;   /* < 10^7 < DIRECT_MAX */
+            *v = (uint32_t)t;   /* < 10^7 < EM__IDMAP_DIRECT_MAX */
             return p + n;
         }
     }
@@ -553,7 +304,7 @@ static inline const char *fast_id(const char *p, const char *end, uint32_t *v)
         x = x * 10 + d;
         p++;
     }
-    if (p == s || (*s == '0' && p - s > 1) || x >= DIRECT_MAX)
+    if (p == s || (*s == '0' && p - s > 1) || x >= EM__IDMAP_DIRECT_MAX)
         return NULL;
     *v = x;
     return p;
@@ -667,11 +418,11 @@ static int fast_line(parser *ps, const char **sp, const char *end, em_err *err)
     const em_idmap *mu = ps->users, *mi = ps->items;
     if (uv < mu->direct_cap && mu->direct[uv])   /* known ids: no call */
         u = mu->direct[uv] - 1;
-    else if (intern_int(ps->users, uv, us, (size_t)(ue - us), &u, err) < 0)
+    else if (em__idmap_intern_int(ps->users, uv, us, (size_t)(ue - us), &u, err) < 0)
         return em_err_prefix(err, "%s:%llu", ps->name, (unsigned long long)ps->line);
     if (iv < mi->direct_cap && mi->direct[iv])
         it = mi->direct[iv] - 1;
-    else if (intern_int(ps->items, iv, is, (size_t)(ie - is), &it, err) < 0)
+    else if (em__idmap_intern_int(ps->items, iv, is, (size_t)(ie - is), &it, err) < 0)
         return em_err_prefix(err, "%s:%llu", ps->name, (unsigned long long)ps->line);
     if (push(ps->out, u, it, rf, err) < 0)
         return err->code;
@@ -982,7 +733,7 @@ static int par_setup(chunk *c, unsigned n, int fd, uint64_t size, const char *pa
         }
         if (!(c[k].users = em_idmap_new()) || !(c[k].items = em_idmap_new()))
             return -1;
-        c[k].users->direct_lim = c[k].items->direct_lim = LOCAL_DIRECT_MAX;
+        c[k].users->direct_lim = c[k].items->direct_lim = EM__IDMAP_LOCAL_DIRECT_MAX;
         parser_init(&c[k].ps, path, fmt, skip, c[k].users, c[k].items, &c[k].r);
         c[k].ps.from_start = false;
     }
@@ -1001,10 +752,10 @@ static int par_merge(chunk *c, unsigned n, em_idmap *users, em_idmap *items, em_
             !(c[k].ti = em_malloc(((size_t)ni + 1) * sizeof *c[k].ti)))
             return -1;
         for (int32_t j = 0; j < nu; j++)
-            if (intern_from(users, c[k].users, j, &c[k].tu[j], &err) < 0)
+            if (em__idmap_intern_from(users, c[k].users, j, &c[k].tu[j], &err) < 0)
                 return -1;
         for (int32_t j = 0; j < ni; j++)
-            if (intern_from(items, c[k].items, j, &c[k].ti[j], &err) < 0)
+            if (em__idmap_intern_from(items, c[k].items, j, &c[k].ti[j], &err) < 0)
                 return -1;
         c[k].dst = total;
         total += c[k].r.n;
@@ -1059,8 +810,8 @@ static int read_par(const char *path, int fd, uint64_t size, unsigned n,
         out->n = n0;
         out->lines = lines0;
         out->skipped = skipped0;
-        idmap_truncate(users, nu0);
-        idmap_truncate(items, ni0);
+        em__idmap_truncate(users, nu0);
+        em__idmap_truncate(items, ni0);
     }
     par_free(c, n);
     if (rc == 0)

@@ -1,0 +1,243 @@
+/* mllib/als/idmap.c - external ids (text tokens) to dense indices and back, in order of
+ * first appearance (em_idmap, als.h). Canonical integer ids below EM__IDMAP_DIRECT_MAX go
+ * through a direct table, everything else through an open-addressing hash of strings kept
+ * in an arena. The parallel rating reader (ratings.c) uses the internals declared in
+ * als_int.h: a direct-table limit for its per-range maps, interning another map's id, and
+ * truncation to undo a failed parallel read. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mllib/als/als_int.h"
+
+em_idmap *em_idmap_new(void)
+{
+    return em_calloc(1, sizeof(em_idmap));
+}
+
+void em_idmap_free(em_idmap *m)
+{
+    if (!m)
+        return;
+    em_free(m->direct);
+    em_free(m->rev);
+    em_free(m->slots);
+    em_free(m->arena);
+    em_free(m);
+}
+
+int32_t em_idmap_size(const em_idmap *m)
+{
+    return m->n;
+}
+
+/* Canonical integer token: digits, no leading zero (except "0"), value < EM__IDMAP_DIRECT_MAX. */
+static bool token_int(const char *t, size_t n, uint32_t *v)
+{
+    if (n == 0 || n > 8 || (n > 1 && t[0] == '0'))
+        return false;
+    uint32_t x = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned d = (unsigned)(t[i] - '0');
+        if (d > 9)
+            return false;
+        x = x * 10 + d;
+    }
+    if (x >= EM__IDMAP_DIRECT_MAX)
+        return false;
+    *v = x;
+    return true;
+}
+
+static const char *str_of(const em_idmap *m, int32_t idx)
+{
+    return m->arena + (size_t)(-m->rev[idx] - 1);
+}
+
+static int32_t str_find(const em_idmap *m, const char *t, size_t n, size_t *slot)
+{
+    if (!m->nslots)
+        return -1;
+    size_t mask = m->nslots - 1, h = (size_t)em_hash64(t, n, 7) & mask;
+    for (;; h = (h + 1) & mask) {
+        int32_t idx = m->slots[h];
+        if (idx < 0) {
+            *slot = h;
+            return -1;
+        }
+        const char *s = str_of(m, idx);
+        if (strncmp(s, t, n) == 0 && s[n] == '\0')
+            return idx;
+    }
+}
+
+int32_t em_idmap_find(const em_idmap *m, const char *tok, size_t n)
+{
+    uint32_t v;
+    size_t slot;
+    if (token_int(tok, n, &v) && (!m->direct_lim || v < m->direct_lim))
+        return v < m->direct_cap ? m->direct[v] - 1 : -1;
+    return str_find(m, tok, n, &slot);
+}
+
+static int grow_rev(em_idmap *m, em_err *err)
+{
+    if ((size_t)m->n < m->rev_cap)
+        return 0;
+    if (m->n == INT32_MAX)
+        return em_err_set(err, EM_EINVAL, "more than %d distinct ids", INT32_MAX);
+    size_t cap = m->rev_cap ? m->rev_cap * 2 : 1024;
+    int64_t *r = em_realloc(m->rev, cap * sizeof *r);
+    if (!r)
+        return em_err_set(err, EM_ENOMEM, "id map: %zu ids", cap);
+    m->rev = r;
+    m->rev_cap = cap;
+    return 0;
+}
+
+/* Puts every string id of m into the (empty: all -1) slot table. */
+static void fill_slots(em_idmap *m)
+{
+    size_t mask = m->nslots - 1;
+    for (int32_t i = 0; i < m->n; i++) {
+        if (m->rev[i] >= 0)
+            continue;
+        const char *str = str_of(m, i);
+        size_t h = (size_t)em_hash64(str, strlen(str), 7) & mask;
+        while (m->slots[h] >= 0)
+            h = (h + 1) & mask;
+        m->slots[h] = i;
+    }
+}
+
+static int rehash(em_idmap *m, em_err *err)
+{
+    size_t ns = m->nslots ? m->nslots * 2 : 1024;
+    int32_t *s = em_malloc(ns * sizeof *s);
+    if (!s)
+        return em_err_set(err, EM_ENOMEM, "id map: hash of %zu slots", ns);
+    memset(s, 0xff, ns * sizeof *s);
+    em_free(m->slots);
+    m->slots = s;
+    m->nslots = ns;
+    fill_slots(m);
+    return 0;
+}
+
+static int intern_str(em_idmap *m, const char *t, size_t n, int32_t *out, em_err *err)
+{
+    size_t slot = 0;
+    int32_t idx = str_find(m, t, n, &slot);
+    if (idx >= 0) {
+        *out = idx;
+        return 0;
+    }
+    if ((m->nstr + 1) * 2 > m->nslots) {
+        if (rehash(m, err) < 0)
+            return err->code;
+        str_find(m, t, n, &slot);
+    }
+    if (grow_rev(m, err) < 0)
+        return err->code;
+    if (m->alen + n + 1 > m->acap) {
+        size_t cap = (m->acap ? m->acap * 2 : 4096) + n + 1;
+        char *a = em_realloc(m->arena, cap);
+        if (!a)
+            return em_err_set(err, EM_ENOMEM, "id map: %zu bytes of ids", cap);
+        m->arena = a;
+        m->acap = cap;
+    }
+    memcpy(m->arena + m->alen, t, n);
+    m->arena[m->alen + n] = '\0';
+    m->rev[m->n] = -(int64_t)m->alen - 1;
+    m->alen += n + 1;
+    m->slots[slot] = m->n;
+    m->nstr++;
+    *out = m->n++;
+    return 0;
+}
+
+/* The index of canonical integer id v (< EM__IDMAP_DIRECT_MAX), whose text is tok[0..n), adding it
+ * when new. */
+int em__idmap_intern_int(em_idmap *m, uint32_t v, const char *tok, size_t n, int32_t *out,
+                          em_err *err)
+{
+    if (v < m->direct_cap && m->direct[v]) {
+        *out = m->direct[v] - 1;
+        return 0;
+    }
+    if (m->direct_lim && v >= m->direct_lim)   /* keeps T local tables small */
+        return intern_str(m, tok, n, out, err);
+    if (v >= m->direct_cap) {
+        size_t cap = m->direct_cap ? m->direct_cap : 1024;
+        while (cap <= v)
+            cap *= 2;
+        int32_t *d = em_realloc(m->direct, cap * sizeof *d);
+        if (!d)
+            return em_err_set(err, EM_ENOMEM, "id map: direct table of %zu", cap);
+        memset(d + m->direct_cap, 0, (cap - m->direct_cap) * sizeof *d);
+        m->direct = d;
+        m->direct_cap = cap;
+    }
+    if (grow_rev(m, err) < 0)
+        return err->code;
+    m->rev[m->n] = v;
+    m->direct[v] = m->n + 1;
+    *out = m->n++;
+    return 0;
+}
+
+int em_idmap_intern(em_idmap *m, const char *tok, size_t n, int32_t *out, em_err *err)
+{
+    uint32_t v;
+    if (n == 0)
+        return em_err_set(err, EM_EINVAL, "empty id");
+    if (!token_int(tok, n, &v))
+        return intern_str(m, tok, n, out, err);
+    return em__idmap_intern_int(m, v, tok, n, out, err);
+}
+
+/* Interns the id of index idx of map `from` into m (no direct_lim): the merge step of the
+ * parallel reader. A string of `from` may be a large canonical integer (direct_lim). */
+int em__idmap_intern_from(em_idmap *m, const em_idmap *from, int32_t idx, int32_t *out,
+                          em_err *err)
+{
+    if (from->rev[idx] >= 0)
+        return em__idmap_intern_int(m, (uint32_t)from->rev[idx], NULL, 0, out, err);
+    const char *s = str_of(from, idx);
+    return em_idmap_intern(m, s, strlen(s), out, err);
+}
+
+/* Forgets every id of index >= n0 (m had n0 ids before them). Cannot fail: the tables keep
+ * their size. Strings sit in the arena in index order, so the arena is cut where the first
+ * forgotten string starts. */
+void em__idmap_truncate(em_idmap *m, int32_t n0)
+{
+    bool strs = false;
+    for (int32_t i = n0; i < m->n; i++) {
+        if (m->rev[i] >= 0) {
+            m->direct[m->rev[i]] = 0;
+            continue;
+        }
+        if (!strs)
+            m->alen = (size_t)(-m->rev[i] - 1);
+        strs = true;
+        m->nstr--;
+    }
+    m->n = n0;
+    if (strs) {
+        memset(m->slots, 0xff, m->nslots * sizeof *m->slots);
+        fill_slots(m);
+    }
+}
+
+const char *em_idmap_name(const em_idmap *m, int32_t idx, char buf[24])
+{
+    if (idx < 0 || idx >= m->n)
+        return NULL;
+    if (m->rev[idx] < 0)
+        return str_of(m, idx);
+    snprintf(buf, 24, "%lld", (long long)m->rev[idx]);
+    return buf;
+}
+

@@ -62,25 +62,6 @@ void em__aggmap_init(em__aggmap *m, const em_combiner *comb, bool values_are_com
     em_vbuf_init(&m->scratch);
 }
 
-void em__aggmap_reset(em__aggmap *m)
-{
-    em__slab_chunk *c = m->chunks;
-    while (c) {
-        em__slab_chunk *next = c->next;
-        em_free(c);
-        c = next;
-    }
-    m->chunks = NULL;
-    m->slab_used = 0;
-    em_free(m->slots_raw);
-    m->slots_raw = NULL;
-    m->slots = NULL;
-    m->nslots = 0;
-    m->nents = 0;
-    em_free(m->order);
-    m->order = NULL;
-}
-
 void em__aggmap_clear(em__aggmap *m)
 {
     em__slab_chunk *c = m->chunks;
@@ -96,6 +77,15 @@ void em__aggmap_clear(em__aggmap *m)
     m->nents = 0;
     em_free(m->order);
     m->order = NULL;
+}
+
+void em__aggmap_reset(em__aggmap *m)
+{
+    em_free(m->slots_raw);   /* first: clear then has no table to zero */
+    m->slots_raw = NULL;
+    m->slots = NULL;
+    m->nslots = 0;
+    em__aggmap_clear(m);
 }
 
 size_t em__aggmap_grow_bytes(const em__aggmap *m)

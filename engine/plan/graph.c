@@ -163,6 +163,25 @@ const char *em_op_name(em_op op)
     return op_names[op];
 }
 
+bool em_op_one_to_one(em_op op)
+{
+    switch (op) {
+    case EM_OP_MAP:
+    case EM_OP_FILTER:
+    case EM_OP_MAP_PARTITIONS:
+    case EM_OP_SAMPLE:
+    case EM_OP_GLOM:
+    case EM_OP_ZIP_WITH_INDEX:
+    case EM_OP_LOCAL_REDUCE:
+    case EM_OP_TAG:
+    case EM_OP_COGROUP_SPLIT:
+    case EM_OP_CHECKPOINT_WRITE:
+        return true;
+    default:
+        return false;
+    }
+}
+
 em_op em_op_from_name(const char *name)
 {
     for (int i = 1; i < EM_OP__COUNT; i++)

@@ -670,28 +670,6 @@ static int check_node(const em_plan_node *n, bool is_root, em_err *err)
     case EM_OP_TEXT_FILE:
     case EM_OP_WHOLE_TEXT_FILES:
         return want_parents(n, 0, 0, err);
-    case EM_OP_MAP:
-    case EM_OP_FILTER:
-    case EM_OP_MAP_PARTITIONS:
-    case EM_OP_SAMPLE:
-    case EM_OP_GLOM:
-    case EM_OP_ZIP_WITH_INDEX:
-    case EM_OP_LOCAL_REDUCE:
-    case EM_OP_TAG:
-    case EM_OP_COGROUP_SPLIT:
-        if ((rc = want_parents(n, 1, 1, err)) < 0)
-            return rc;
-        if (p0->nparts != n->nparts)
-            return ferr(err, EM_EPLAN, n, "nparts", "differs from the parent's");
-        if (n->op == EM_OP_MAP)
-            return resolve(n, "fn", n->fn, EM_FN_MAP, true, err);
-        if (n->op == EM_OP_FILTER)
-            return resolve(n, "fn", n->fn, EM_FN_FILTER, true, err);
-        if (n->op == EM_OP_MAP_PARTITIONS)
-            return resolve(n, "fn", n->fn, EM_FN_PARTITION, true, err);
-        if (n->op == EM_OP_LOCAL_REDUCE)
-            return check_reduce_fns(n, n->mode == EM_REDUCE_AGGREGATE, err);
-        return 0;
     case EM_OP_UNION:
         if ((rc = want_parents(n, 1, MAX_NODES, err)) < 0)
             return rc;
@@ -721,8 +699,23 @@ static int check_node(const em_plan_node *n, bool is_root, em_err *err)
     case EM_OP_CHECKPOINT_FILE:
         return check_checkpoint(n, err);
     default:
-        return ferr(err, EM_EPLAN, n, "op", "unknown op");
+        break;
     }
+    if (!em_op_one_to_one(n->op))
+        return ferr(err, EM_EPLAN, n, "op", "unknown op");
+    if ((rc = want_parents(n, 1, 1, err)) < 0)
+        return rc;
+    if (p0->nparts != n->nparts)
+        return ferr(err, EM_EPLAN, n, "nparts", "differs from the parent's");
+    if (n->op == EM_OP_MAP)
+        return resolve(n, "fn", n->fn, EM_FN_MAP, true, err);
+    if (n->op == EM_OP_FILTER)
+        return resolve(n, "fn", n->fn, EM_FN_FILTER, true, err);
+    if (n->op == EM_OP_MAP_PARTITIONS)
+        return resolve(n, "fn", n->fn, EM_FN_PARTITION, true, err);
+    if (n->op == EM_OP_LOCAL_REDUCE)
+        return check_reduce_fns(n, n->mode == EM_REDUCE_AGGREGATE, err);
+    return 0;
 }
 
 /* Creates the nodes of array `a` in g with their own fields (parents come later). */

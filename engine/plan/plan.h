@@ -169,6 +169,11 @@ void em_plan_graph_remove(em_plan_graph *g, em_plan_node *n);
 /* Sets node->parents to a copy of the array. */
 void em_plan_node_set_parents(em_plan_node *n, em_plan_node *const *parents, uint32_t np);
 const char *em_op_name(em_op op);                   /* "map", "shuffled", ... */
+/* Ops whose partition i is computed from their only parent's partition i (same number of
+ * partitions): map, filter, map_partitions, sample, glom, zip_with_index, local_reduce,
+ * tag, cogroup_split, checkpoint_write. The plan checker and the scheduler's cache-locality
+ * walk both go by this one list. */
+bool em_op_one_to_one(em_op op);
 /* Equal partitioning (kind, nparts, bounds, direction): a pair op on such a parent needs
  * no shuffle. NONE is never equal to anything. */
 bool em_part_spec_equal(const em_part_spec *a, const em_part_spec *b);

@@ -243,21 +243,7 @@ static int on_result(em_sched *s, const stage *st, const em_sched_task *t, em_sc
 /* Ops whose partition i is computed from their only parent's partition i. */
 static bool one_to_one(const em_plan_node *n)
 {
-    switch (n->op) {
-    case EM_OP_MAP:
-    case EM_OP_FILTER:
-    case EM_OP_MAP_PARTITIONS:
-    case EM_OP_SAMPLE:
-    case EM_OP_GLOM:
-    case EM_OP_ZIP_WITH_INDEX:
-    case EM_OP_LOCAL_REDUCE:
-    case EM_OP_TAG:
-    case EM_OP_COGROUP_SPLIT:
-    case EM_OP_CHECKPOINT_WRITE:
-        return n->nparents == 1;
-    default:
-        return false;
-    }
+    return em_op_one_to_one(n->op) && n->nparents == 1;
 }
 
 /* The walk of em_sched_task_pref from node n, partition part. Chains are followed in a loop;

@@ -114,6 +114,15 @@ em_rdd *em_rdd_flat_map(em_rdd *r, const char *fn, em_slice ctx);
 em_rdd *em_rdd_filter(em_rdd *r, const char *fn, em_slice ctx);
 em_rdd *em_rdd_map_partitions(em_rdd *r, const char *fn, em_slice ctx,
                               bool preserves_partitioning);
+/* As map, flat_map and map_partitions, declaring that every output record is a plain
+ * record of exactly `width` bytes (width >= 1): the output is EM_REC_FIXED, so it is
+ * cached, shuffled and spilled as a row-major matrix and em_iter_next_batch hands it out
+ * as one. A record of another size (or a KV record) fails the task with EM_EINVAL naming
+ * the node. */
+em_rdd *em_rdd_map_fixed(em_rdd *r, const char *fn, em_slice ctx, uint32_t width);
+em_rdd *em_rdd_flat_map_fixed(em_rdd *r, const char *fn, em_slice ctx, uint32_t width);
+em_rdd *em_rdd_map_partitions_fixed(em_rdd *r, const char *fn, em_slice ctx,
+                                    bool preserves_partitioning, uint32_t width);
 em_rdd *em_rdd_map_values(em_rdd *r, const char *fn, em_slice ctx);  /* keeps partitioner */
 em_rdd *em_rdd_flat_map_values(em_rdd *r, const char *fn, em_slice ctx);
 em_rdd *em_rdd_key_by(em_rdd *r, const char *fn, em_slice ctx);
@@ -222,7 +231,9 @@ uint32_t em_rdd_lineage_depth(const em_rdd *r);
 
 /* ---------------------------------------------------------------- shared variables */
 
-/* Ships value (copied) to every task once; tasks read it with em_task_broadcast.
+/* Ships value (copied; any size) to every task; tasks read it with em_task_broadcast.
+ * Each executor fetches it once, in pieces with several in flight, and shares its copy
+ * among its tasks; functions that run on the driver (a result merge) may read it too.
  * Returns an id > 0, or 0 with err set. */
 uint32_t em_broadcast(em_context *sc, em_slice value, em_err *err);
 /* Drops the driver's value and every executor's cached copy; the id must not be used
@@ -264,6 +275,26 @@ int em_rdd_aggregate(em_rdd *r, em_slice zero, const char *seq_fn, const char *c
  * executors before the driver sees them. */
 int em_rdd_tree_aggregate(em_rdd *r, em_slice zero, const char *seq_fn, const char *comb_fn,
                           em_slice ctx, uint32_t depth, em_vbuf *out, em_err *err);
+/* In-place aggregation (fn.h: em_acc_*_fn). Each task makes its own accumulator(s) of
+ * `size` bytes (zero-filled, then `init` if named), folds its records into them in place
+ * and merges accumulators in place; nothing of size `size` travels in the plan. The
+ * result (out, appended) is the merge of every partition's accumulator; an empty dataset
+ * gives the initial accumulator. */
+typedef struct em_agg {
+    size_t size;          /* accumulator bytes, >= 1 */
+    const char *init;     /* EM_FN_ACC_INIT, or NULL: the zero-filled accumulator */
+    const char *seq;      /* EM_FN_ACC_SEQ for (tree_)aggregate_acc, EM_FN_ACC_ADD by key */
+    const char *merge;    /* EM_FN_ACC_MERGE */
+    em_slice ctx;         /* context blob of all three (copied) */
+} em_agg;
+int em_rdd_aggregate_acc(em_rdd *r, const em_agg *a, em_vbuf *out, em_err *err);
+/* depth >= 1. Partial results that are small in total are merged on the driver at once;
+ * larger ones are merged on the executors in a tree of the given depth first. */
+int em_rdd_tree_aggregate_acc(em_rdd *r, const em_agg *a, uint32_t depth, em_vbuf *out,
+                              em_err *err);
+/* (key, accumulator) per key: Spark's aggregateByKey / combineByKey with mutable
+ * combiners. Map-side combining in place; the values of `a->seq` are EM_FN_ACC_ADD. */
+em_rdd *em_rdd_aggregate_by_key_acc(em_rdd *r, const em_agg *a, uint32_t nparts);
 /* The first n records in partition order, scanning as few partitions as it can. */
 int em_rdd_take(em_rdd *r, size_t n, em_records *out, em_err *err);
 int em_rdd_first(em_rdd *r, em_records *out, em_err *err);   /* EM_EINVAL when empty */
@@ -278,6 +309,16 @@ int em_rdd_lookup(em_rdd *r, em_slice key, em_records *out, em_err *err);
  * and dir/_SUCCESS last. EM_EINVAL if dir exists. Nothing is left behind on failure. */
 int em_rdd_save_as_text_file(em_rdd *r, const char *dir, em_err *err);
 int em_rdd_foreach_partition(em_rdd *r, const char *fn, em_slice ctx, em_err *err);
+
+/* ---------------------------------------------------------------- concurrent jobs
+ * Any number of threads may run actions on one context at once; their tasks share the
+ * executors (FIFO by job start). A thread's jobs belong to the group it last set (NULL
+ * clears it; Spark's setJobGroup). Cancelling ends the group's running tasks and makes
+ * its actions return EM_ECANCELED (within about a second), leaving no shuffle file of a
+ * cancelled job behind. Any thread; cancelling a group with no job is a no-op. */
+void em_set_job_group(em_context *sc, const char *group);
+void em_cancel_job_group(em_context *sc, const char *group);
+void em_cancel_all_jobs(em_context *sc);
 
 /* ---------------------------------------------------------------- cluster processes
  * `ember executor` runs this process as an executor of a cluster-mode application until

@@ -31,6 +31,24 @@ int em_emit_val(em_emitter *e, em_slice val, em_err *err);
 /* 1 and *r (borrowed until the next call), 0 at the end, <0 on error (return it). */
 int em_iter_next(em_iter *it, em_rec *r, em_err *err);
 
+/* A run of consecutive records of one partition, handed out whole so that a function can
+ * give a partition of dense vectors to BLAS as a matrix. Borrowed until the next pull on
+ * the iterator (em_iter_next or em_iter_next_batch; the two may be mixed: a batch starts
+ * at the first record not yet handed out). data holds the records in the payload format
+ * of docs/data-format.md: for EM_REC_FIXED that is nrecs x width bytes, row-major, with
+ * data 64-byte aligned (a row-major matrix as BLAS takes it); BYTES and KV batches are
+ * walked with em_batch_iter_init_raw. A batch never mixes kinds or widths and is never
+ * empty (nrecs >= 1). */
+typedef struct em_rec_batch {
+    em_rec_kind kind;
+    uint32_t width;          /* FIXED: bytes per record; 0 otherwise */
+    uint64_t nrecs;
+    const uint8_t *data;
+    size_t nbytes;
+} em_rec_batch;
+/* 1 and *b, 0 at the end, <0 on error (return it). */
+int em_iter_next_batch(em_iter *it, em_rec_batch *b, em_err *err);
+
 uint32_t em_task_partition(const em_task *t);
 uint32_t em_task_attempt(const em_task *t);
 /* The value of broadcast `id`, borrowed for the rest of the task. EM_ENOTFOUND if unknown. */
@@ -46,6 +64,10 @@ typedef enum em_fn_kind {
     EM_FN_REDUCE = 4,     /* em_reduce_fn: reduce, fold, merge_value, merge_combiners */
     EM_FN_CREATE = 5,     /* em_create_fn: create_combiner */
     EM_FN_FOREACH = 6,    /* em_foreach_fn: foreach_partition */
+    EM_FN_ACC_INIT = 7,   /* em_acc_init_fn: in-place aggregation, accumulator init */
+    EM_FN_ACC_SEQ = 8,    /* em_acc_seq_fn: aggregate_acc / tree_aggregate_acc, a batch */
+    EM_FN_ACC_ADD = 9,    /* em_acc_add_fn: aggregate_by_key_acc, one value */
+    EM_FN_ACC_MERGE = 10, /* em_acc_merge_fn: merges two accumulators in place */
 } em_fn_kind;
 
 /* Emits zero or more records for one input record. For map_values/flat_map_values `in`
@@ -62,6 +84,22 @@ typedef int (*em_reduce_fn)(const em_fn_ctx *c, em_slice a, em_slice b, em_vbuf 
                             em_err *err);
 typedef int (*em_create_fn)(const em_fn_ctx *c, em_slice v, em_vbuf *out, em_err *err);
 typedef int (*em_foreach_fn)(const em_fn_ctx *c, uint32_t index, em_iter *in, em_err *err);
+
+/* In-place aggregation (em_rdd_aggregate_acc, em_rdd_tree_aggregate_acc,
+ * em_rdd_aggregate_by_key_acc in ember.h): an accumulator is `size` bytes of mutable memory
+ * (16-byte aligned) made where it is used, never shipped in the plan: zero-filled, then
+ * passed to the init function when one is named. seq/add update it in place, merge folds
+ * `other` (same size, read-only) into `acc`. Only acc and the context blob are visible;
+ * return 0 or <0 with err set. */
+typedef int (*em_acc_init_fn)(const em_fn_ctx *c, void *acc, size_t size, em_err *err);
+/* Folds a batch of records (record values for plain records; KV records whole). */
+typedef int (*em_acc_seq_fn)(const em_fn_ctx *c, void *acc, size_t size,
+                             const em_rec_batch *in, em_err *err);
+/* Folds one record's value (by-key aggregation: in->key is the key, in->val the value). */
+typedef int (*em_acc_add_fn)(const em_fn_ctx *c, void *acc, size_t size, const em_rec *in,
+                             em_err *err);
+typedef int (*em_acc_merge_fn)(const em_fn_ctx *c, void *acc, const void *other, size_t size,
+                               em_err *err);
 
 /* Registers a named function (any thread, before em_context_new). Names are unique;
  * EM_EINVAL for a duplicate. Built-ins registered by ember itself ("record as bytes" is the

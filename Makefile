@@ -89,9 +89,11 @@ demo: build
 	@TIMEFORMAT="pagerank: %R s wall, %U s user; output in $(DEMO)/pagerank-out"; \
 	time $(EMBER) run-example pagerank --master '$(DEMO_MASTER)' $(DEMO)/graph-10k.txt 10 $(DEMO)/pagerank-out
 
-# Issue 2's benchmarks (wordcount of 1 GiB, reduce_by_key of 50M pairs); ALS has its own.
+# The compute layer's benchmarks (gradient pass beside numpy, broadcasts, latency, wordcount
+# of 256 MiB), then issue 2's (wordcount of 1 GiB, reduce_by_key of 50M pairs); ALS has its
+# own (bench-als).
 bench: build
-	@set -e; for b in bench/wordcount.sh bench/reduce_by_key.sh; do echo "== $$b"; bash "$$b" "$(BUILD)"; done
+	@set -e; for b in bench/compute.sh bench/wordcount.sh bench/reduce_by_key.sh; do echo "== $$b"; bash "$$b" "$(BUILD)"; done
 
 bench-als: build
 	@bash bench/als.sh "$(BUILD)"

@@ -123,62 +123,6 @@ static void one_parent_free(em_iter *it)
     em_free(it);
 }
 
-/* ---------------------------------------------------------------- map_partitions */
-
-/* Runs fn over the whole partition on the first pull, buffering its output in memory
- * (an emitter), then hands the records out. A partition function that emits more than
- * memory holds fails with EM_ENOMEM; streaming would need a coroutine per call. */
-typedef struct mp_iter {
-    em_iter base;
-    const em_plan_node *n;
-    em_iter *parent;
-    em_partition_fn fn;
-    em_fn_ctx ctx;
-    uint32_t part;
-    bool ran;
-    em_emitter out;
-    size_t off;
-} mp_iter;
-
-static int mp_next(em_iter *it, em_rec *r, em_err *err)
-{
-    mp_iter *m = (mp_iter *)it;
-    if (!m->ran) {
-        m->ran = true;
-        if (m->fn(&m->ctx, m->part, m->parent, &m->out, err) < 0)
-            return em__node_err(m->n, err);
-    }
-    return em__emitter_read(&m->out, &m->off, r) ? 1 : 0;
-}
-
-static void mp_free(em_iter *it)
-{
-    mp_iter *m = (mp_iter *)it;
-    em__iter_free(m->parent);
-    em__emitter_destroy(&m->out);
-    em_free(m);
-}
-
-static int mp_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter *parent,
-                  em_iter **out, em_err *err)
-{
-    em_any_fn f;
-    int rc = em__node_fn(n, n->fn, EM_FN_PARTITION, &f, err);
-    if (rc < 0)
-        return rc;
-    mp_iter *m = em_xcalloc(1, sizeof *m);
-    m->base.next = mp_next;
-    m->base.free = mp_free;
-    m->n = n;
-    m->parent = parent;
-    m->fn = (em_partition_fn)f;
-    m->ctx = (em_fn_ctx){em_slice_make(n->blob, n->blob_len), t};
-    m->part = part;
-    em__emitter_init(&m->out);
-    *out = &m->base;
-    return 0;
-}
-
 /* ---------------------------------------------------------------- sample */
 
 typedef struct sample_iter {
@@ -342,6 +286,27 @@ static int concat_next(em_iter *it, em_rec *r, em_err *err)
     }
 }
 
+/* A union or coalesce of stored batches hands them out whole too. */
+static int concat_next_batch(em_iter *it, em_rec_batch *b, em_err *err)
+{
+    concat_iter *c = (concat_iter *)it;
+    for (;;) {
+        if (c->cur) {
+            int rc = em_iter_next_batch(c->cur, b, err);
+            if (rc != 0)
+                return rc;
+            em__iter_free(c->cur);
+            c->cur = NULL;
+        }
+        if (c->at >= c->n)
+            return 0;
+        int rc = em__exec_build(c->t, c->nodes[c->at], c->parts[c->at], &c->cur, err);
+        c->at++;
+        if (rc < 0)
+            return rc;
+    }
+}
+
 static void concat_free(em_iter *it)
 {
     concat_iter *c = (concat_iter *)it;
@@ -355,6 +320,7 @@ static concat_iter *concat_alloc(em_task *t, uint32_t n)
 {
     concat_iter *c = em_xcalloc(1, sizeof *c);
     c->base.next = concat_next;
+    c->base.next_batch = concat_next_batch;
     c->base.free = concat_free;
     c->t = t;
     c->nodes = em_xcalloc(n ? n : 1, sizeof *c->nodes);
@@ -462,16 +428,19 @@ static void cart_free(em_iter *it)
     em_free(c);
 }
 
-/* Drains `in` (freed) into batches. */
+static int batcher_push(void *ud, const em_rec *r, em_err *err)
+{
+    return em__batcher_add(ud, r, err);
+}
+
+/* Drains `in` (freed) into batches; pushed, so fused chains and map_partitions hand their
+ * records over without buffering them first. */
 static int drain(em_iter *in, uint32_t width, em_batch ***out, size_t *n, em_err *err)
 {
     em_batcher b;
-    em_rec r;
     int rc;
     em__batcher_init(&b, width);
-    while ((rc = em_iter_next(in, &r, err)) == 1)
-        if ((rc = em__batcher_add(&b, &r, err)) < 0)
-            break;
+    rc = em__iter_drain(in, batcher_push, &b, err);
     em__iter_free(in);
     if (rc == 0)
         rc = em__batcher_finish(&b, out, n, err);
@@ -697,28 +666,52 @@ typedef struct ckr_iter {
     em_block_file_reader *r;
     em_batch *cur;
     em_batch_iter bi;
+    uint64_t left;          /* records of cur not handed out yet */
     uint64_t *counter;
 } ckr_iter;
 
 static const uint8_t ckr_empty_key[1];
 
+/* Reads the next batch of the file into cur: 1, 0 at the end, <0 on error. */
+static int ckr_load(ckr_iter *c, em_err *err)
+{
+    em_batch_unref(c->cur);
+    c->cur = NULL;
+    int rc = em_block_file_reader_next(c->r, &c->cur, err);
+    if (rc <= 0)
+        return rc;
+    em_batch_iter_init(&c->bi, c->cur);
+    c->left = em_batch_nrecs(c->cur);
+    return 1;
+}
+
 static int ckr_next(em_iter *it, em_rec *r, em_err *err)
 {
     ckr_iter *c = (ckr_iter *)it;
     for (;;) {
-        if (c->cur && em_batch_iter_next(&c->bi, r)) {
+        if (c->left && em_batch_iter_next(&c->bi, r)) {
+            c->left--;
             if (r->key.p == NULL && c->bi.kind == EM_REC_KV)
                 r->key = em_slice_make(ckr_empty_key, 0);
             (*c->counter)++;
             return 1;
         }
-        em_batch_unref(c->cur);
-        c->cur = NULL;
-        int rc = em_block_file_reader_next(c->r, &c->cur, err);
+        int rc = ckr_load(c, err);
         if (rc <= 0)
             return rc;
-        em_batch_iter_init(&c->bi, c->cur);
     }
+}
+
+static int ckr_next_batch(em_iter *it, em_rec_batch *b, em_err *err)
+{
+    ckr_iter *c = (ckr_iter *)it;
+    while (c->left == 0) {
+        int rc = ckr_load(c, err);
+        if (rc <= 0)
+            return rc;
+    }
+    *c->counter += c->left;
+    return em__iter_batch_rest(it, &c->bi, &c->left, b, err);
 }
 
 static void ckr_free(em_iter *it)
@@ -755,6 +748,7 @@ static int ckpt_file_new(em_task *t, const em_plan_node *n, uint32_t part, em_it
         return rc;
     }
     c->base.next = ckr_next;
+    c->base.next_batch = ckr_next_batch;
     c->base.free = ckr_free;
     c->counter = &t->metrics->records_read;
     *out = &c->base;
@@ -797,7 +791,7 @@ static int build_one_parent(em_task *t, const em_plan_node *n, uint32_t part, em
     switch (n->op) {
     case EM_OP_MAP:
     case EM_OP_FILTER: rc = em__fused_new(t, n, nst, p, out, err); break;
-    case EM_OP_MAP_PARTITIONS: rc = mp_new(t, n, part, p, out, err); break;
+    case EM_OP_MAP_PARTITIONS: rc = em__map_partitions_new(t, n, part, p, out, err); break;
     case EM_OP_SAMPLE: rc = sample_new(n, part, p, out); break;
     case EM_OP_GLOM:
         *out = simple_new(sizeof(glom_iter), n, p, glom_next, glom_free);
@@ -876,7 +870,9 @@ int em__exec_build(em_task *t, const em_plan_node *n, uint32_t part, em_iter **o
                    em_err *err)
 {
     *out = NULL;
-    if (n->level != EM_STORAGE_NONE && t->env->store)
-        return cached_new(t, n, part, out, err);
-    return build_node(t, n, part, out, err);
+    int rc = n->level != EM_STORAGE_NONE && t->env->store ? cached_new(t, n, part, out, err)
+                                                          : build_node(t, n, part, out, err);
+    if (rc == 0)
+        (*out)->width = n->width;
+    return rc;
 }

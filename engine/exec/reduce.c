@@ -250,6 +250,22 @@ static int read_srcs(red_iter *x, const em_shuffle_src *srcs, uint32_t n,
     return rc;
 }
 
+/* NO_REDUCE: reads the next map output's segment into x->cur (x->at < x->nsrcs). */
+static int open_segment(red_iter *x, em_err *err)
+{
+    batch_list l = {.t = x->t};
+    int rc = read_srcs(x, &x->srcs[x->at++], 1, collect_batch, &l, err);
+    if (rc < 0) {
+        for (size_t i = 0; i < l.n; i++)
+            em_batch_unref(l.v[i]);
+        em_free(l.v);
+        return rc;
+    }
+    x->cur = em__batches_iter_new_counted(l.v, l.n, &x->t->metrics->records_read);
+    x->cur->width = x->n->width;
+    return 0;
+}
+
 /* NO_REDUCE: streams map output after map output, so one segment is in memory at once. */
 static int stream_next(em_iter *it, em_rec *r, em_err *err)
 {
@@ -264,15 +280,29 @@ static int stream_next(em_iter *it, em_rec *r, em_err *err)
         }
         if (x->at >= x->nsrcs)
             return 0;
-        batch_list l = {.t = x->t};
-        int rc = read_srcs(x, &x->srcs[x->at++], 1, collect_batch, &l, err);
-        if (rc < 0) {
-            for (size_t i = 0; i < l.n; i++)
-                em_batch_unref(l.v[i]);
-            em_free(l.v);
+        int rc = open_segment(x, err);
+        if (rc < 0)
             return rc;
+    }
+}
+
+/* NO_REDUCE: a segment's batches are handed out whole (iterio.c). */
+static int stream_next_batch(em_iter *it, em_rec_batch *b, em_err *err)
+{
+    red_iter *x = (red_iter *)it;
+    for (;;) {
+        if (x->cur) {
+            int rc = em_iter_next_batch(x->cur, b, err);
+            if (rc != 0)
+                return rc;
+            em__iter_free(x->cur);
+            x->cur = NULL;
         }
-        x->cur = em__batches_iter_new_counted(l.v, l.n, &x->t->metrics->records_read);
+        if (x->at >= x->nsrcs)
+            return 0;
+        int rc = open_segment(x, err);
+        if (rc < 0)
+            return rc;
     }
 }
 
@@ -292,6 +322,7 @@ int em__shuffled_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter *
     }
     if (n->flags & EM_NODE_NO_REDUCE) {
         x->base.next = stream_next;
+        x->base.next_batch = stream_next_batch;
         *out = &x->base;
         return 0;
     }

@@ -58,12 +58,13 @@ int em__check_width(const em_plan_node *n, const em_rec *r, em_err *err)
 {
     if (EM_LIKELY(!r->key.p && r->val.n == n->width))
         return 0;
+    const char *name = n->name ? n->name : em_op_name(n->op);
     if (r->key.p)
-        return em_err_set(err, EM_EINVAL, "emitted a pair (key %zu, value %zu bytes) where "
-                          "plain records of width %u were declared", r->key.n, r->val.n,
+        return em_err_set(err, EM_EINVAL, "%s emitted a pair (key %zu, value %zu bytes) where "
+                          "plain records of width %u were declared", name, r->key.n, r->val.n,
                           n->width);
-    return em_err_set(err, EM_EINVAL, "emitted a record of %zu bytes where width %u was "
-                      "declared", r->val.n, n->width);
+    return em_err_set(err, EM_EINVAL, "%s emitted a record of %zu bytes where width %u was "
+                      "declared", name, r->val.n, n->width);
 }
 
 /* ---------------------------------------------------------------- push (drained) */

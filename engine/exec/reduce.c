@@ -76,6 +76,8 @@ typedef struct red_iter {
     /* SHUFFLED streaming (NO_REDUCE): one source at a time */
     em_shuffle_src *srcs;
     uint32_t nsrcs, at;
+    uint32_t part;            /* the reduce partition read (not the task's partition when
+                                 a coalesce or union reads the shuffle) */
     em_iter *cur;
 } red_iter;
 
@@ -240,7 +242,7 @@ static int read_srcs(red_iter *x, const em_shuffle_src *srcs, uint32_t n,
 {
     const em_exec_env *env = x->t->env;
     uint32_t failed = 0;
-    int rc = em_shuffle_read(&env->fetcher, x->n->shuffle_id, x->t->partition, srcs, n,
+    int rc = em_shuffle_read(&env->fetcher, x->n->shuffle_id, x->part, srcs, n,
                              on_batch, ud, &failed, err);
     if (rc == EM_EFETCH) {
         x->t->fetch_failed = true;
@@ -312,6 +314,7 @@ int em__shuffled_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter *
     const em_exec_env *env = t->env;
     red_iter *x = red_alloc(t, n);
     int rc;
+    x->part = part;
     if (!env->map_outputs) {
         rc = em_err_set(err, EM_EPLAN, "shuffled (rdd %u): no map output tracker", n->id);
         goto fail;

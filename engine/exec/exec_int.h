@@ -102,6 +102,19 @@ int em__node_err(const em_plan_node *n, em_err *err);
 int em__node_fn(const em_plan_node *n, const char *name, em_fn_kind kind, em_any_fn *out,
                 em_err *err);
 
+/* The executor's half of an operator descriptor (engine/plan/plan.h em_op_desc): how the
+ * iterator of one partition is built. The table is in iter.c, indexed by em_op. */
+typedef struct em__exec_op {
+    /* Sources and ops that read several partitions or parents: builds what it reads. */
+    int (*build)(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out,
+                 em_err *err);
+    /* One-to-one ops: on the parent's iterator of the same partition (taken on success
+     * only; the caller frees it on failure). */
+    int (*build_on)(em_task *t, const em_plan_node *n, uint32_t part, em_iter *parent,
+                    em_iter **out, em_err *err);
+    bool fuse;    /* consecutive fusable nodes run as one iterator (fuse.c: map, filter) */
+} em__exec_op;
+
 /* Builds the iterator of partition `part` of node n (with caching when n->level != NONE).
  * A SHUFFLED node is read as a leaf (its reduce side). */
 int em__exec_build(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out,
@@ -154,12 +167,12 @@ int em__map_partitions_new(em_task *t, const em_plan_node *n, uint32_t part, em_
 int em__check_width(const em_plan_node *n, const em_rec *r, em_err *err);
 
 /* COGROUP_SPLIT of a cogroup or a join (cogroup.c); takes parent on success only. */
-int em__cogroup_split_new(em_task *t, const em_plan_node *n, em_iter *parent, em_iter **out,
-                          em_err *err);
+int em__cogroup_split_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter *parent,
+                          em_iter **out, em_err *err);
 
 /* Reduce-side iterators (reduce.c). */
-int em__local_reduce_new(em_task *t, const em_plan_node *n, em_iter *parent, em_iter **out,
-                         em_err *err);
+int em__local_reduce_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter *parent,
+                         em_iter **out, em_err *err);
 int em__shuffled_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out,
                      em_err *err);
 /* Text sources (text.c). */

@@ -4,7 +4,10 @@
  * and joins are in cogroup.c.
  *
  * Records handed out are borrowed until the next pull; an iterator that transforms keeps
- * its output in an em_emitter (MAP) or a scratch em_vbuf and hands out slices of it. */
+ * its output in an em_emitter (MAP) or a scratch em_vbuf and hands out slices of it.
+ * Which constructor builds which op: the table g_exec_ops near the end (the executor's half
+ * of the operator descriptors, engine/plan/ops.c). map_partitions is in mappart.c, fused
+ * map/filter chains in fuse.c, reduce sides in reduce.c, text sources in text.c. */
 #include <string.h>
 
 #include "engine/exec/exec_int.h"
@@ -92,8 +95,10 @@ static uint64_t range_count(int64_t start, int64_t end, int64_t step)
     return (uint64_t)((span + st - 1) / st);
 }
 
-static int range_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out)
+static int range_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out,
+                     em_err *err)
 {
+    (void)err;
     range_iter *ri = em_xcalloc(1, sizeof *ri);
     ri->counter = &t->metrics->records_read;
     uint64_t count = range_count(n->range_start, n->range_end, n->range_step);
@@ -159,8 +164,11 @@ static int sample_next(em_iter *it, em_rec *r, em_err *err)
     return rc;
 }
 
-static int sample_new(const em_plan_node *n, uint32_t part, em_iter *parent, em_iter **out)
+static int sample_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter *parent,
+                      em_iter **out, em_err *err)
 {
+    (void)t;
+    (void)err;
     sample_iter *s = em_xcalloc(1, sizeof *s);
     s->base.next = sample_next;
     s->base.free = one_parent_free;
@@ -357,8 +365,10 @@ static int union_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter *
                       part);
 }
 
-static int coalesce_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out)
+static int coalesce_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out,
+                        em_err *err)
 {
+    (void)err;
     uint32_t lo = n->coalesce_starts[part], hi = n->coalesce_starts[part + 1];
     concat_iter *c = concat_alloc(t, hi - lo);
     for (uint32_t p = lo; p < hi; p++) {
@@ -766,21 +776,86 @@ static em_iter *simple_new(size_t size, const em_plan_node *n, em_iter *parent,
     return &it->base;
 }
 
-static bool is_narrow_fn(const em_plan_node *n)
+static int glom_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter *parent,
+                    em_iter **out, em_err *err)
 {
-    return n->op == EM_OP_MAP || n->op == EM_OP_FILTER;
+    (void)t, (void)part, (void)err;
+    *out = simple_new(sizeof(glom_iter), n, parent, glom_next, glom_free);
+    return 0;
 }
 
-/* Ops that read their parent's partition of the same index. A MAP/FILTER node takes the
- * uncached MAP/FILTER nodes below it into one fused iterator (fuse.c). */
-static int build_one_parent(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out,
-                            em_err *err)
+static int zip_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter *parent,
+                   em_iter **out, em_err *err)
+{
+    (void)t, (void)err;
+    *out = simple_new(sizeof(zip_iter), n, parent, zip_next, zip_free);
+    ((zip_iter *)*out)->next_index = n->zip_starts[part];
+    return 0;
+}
+
+static int tag_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter *parent,
+                   em_iter **out, em_err *err)
+{
+    (void)t, (void)part, (void)err;
+    *out = expand_new(n, parent, tag_expand);
+    return 0;
+}
+
+/* MAP and FILTER: a chain of one (build_on_parent adds the fusable nodes below). */
+static int fused_one(em_task *t, const em_plan_node *n, uint32_t part, em_iter *parent,
+                     em_iter **out, em_err *err)
+{
+    (void)part;
+    return em__fused_new(t, n, 1, parent, out, err);
+}
+
+/* ---------------------------------------------------------------- the table
+ * The executor's half of each operator descriptor (engine/plan/ops.c has the rest): how
+ * the iterator of one partition is built. One-to-one ops get their parent's iterator of
+ * the same partition (build_on); the others build what they read themselves (build). */
+static const em__exec_op g_exec_ops[EM_OP__COUNT] = {
+    [EM_OP_PARALLELIZE] = {.build = input_new},
+    [EM_OP_RANGE] = {.build = range_new},
+    [EM_OP_TEXT_FILE] = {.build = em__text_file_new},
+    [EM_OP_WHOLE_TEXT_FILES] = {.build = em__whole_text_new},
+    [EM_OP_CHECKPOINT_FILE] = {.build = ckpt_file_new},
+    [EM_OP_MAP] = {.build_on = fused_one, .fuse = true},
+    [EM_OP_FILTER] = {.build_on = fused_one, .fuse = true},
+    [EM_OP_MAP_PARTITIONS] = {.build_on = em__map_partitions_new},
+    [EM_OP_SAMPLE] = {.build_on = sample_new},
+    [EM_OP_GLOM] = {.build_on = glom_new},
+    [EM_OP_ZIP_WITH_INDEX] = {.build_on = zip_new},
+    [EM_OP_LOCAL_REDUCE] = {.build_on = em__local_reduce_new},
+    [EM_OP_TAG] = {.build_on = tag_new},
+    [EM_OP_COGROUP_SPLIT] = {.build_on = em__cogroup_split_new},
+    [EM_OP_CHECKPOINT_WRITE] = {.build_on = ckw_new},
+    [EM_OP_UNION] = {.build = union_new},
+    [EM_OP_COALESCE] = {.build = coalesce_new},
+    [EM_OP_CARTESIAN] = {.build = cart_new},
+    [EM_OP_SHUFFLED] = {.build = em__shuffled_new},
+};
+
+static const em__exec_op *exec_op(em_op op)
+{
+    return (int)op > 0 && op < EM_OP__COUNT ? &g_exec_ops[op] : NULL;
+}
+
+static bool fusable(const em_plan_node *n)
+{
+    const em__exec_op *x = exec_op(n->op);
+    return x && x->fuse;
+}
+
+/* A one-to-one op on its parent's partition of the same index. A fusable node (MAP,
+ * FILTER) takes the uncached fusable nodes below it into one fused iterator (fuse.c). */
+static int build_on_parent(em_task *t, const em_plan_node *n, const em__exec_op *x,
+                           uint32_t part, em_iter **out, em_err *err)
 {
     em_iter *p = NULL;
     const em_plan_node *low = n;
     uint32_t nst = 1;
-    if (is_narrow_fn(n))
-        while (is_narrow_fn(low->parents[0]) &&
+    if (x->fuse)
+        while (fusable(low->parents[0]) &&
                (low->parents[0]->level == EM_STORAGE_NONE || !t->env->store)) {
             low = low->parents[0];
             nst++;
@@ -788,24 +863,7 @@ static int build_one_parent(em_task *t, const em_plan_node *n, uint32_t part, em
     int rc = em__exec_build(t, low->parents[0], part, &p, err);
     if (rc < 0)
         return rc;
-    switch (n->op) {
-    case EM_OP_MAP:
-    case EM_OP_FILTER: rc = em__fused_new(t, n, nst, p, out, err); break;
-    case EM_OP_MAP_PARTITIONS: rc = em__map_partitions_new(t, n, part, p, out, err); break;
-    case EM_OP_SAMPLE: rc = sample_new(n, part, p, out); break;
-    case EM_OP_GLOM:
-        *out = simple_new(sizeof(glom_iter), n, p, glom_next, glom_free);
-        break;
-    case EM_OP_ZIP_WITH_INDEX:
-        *out = simple_new(sizeof(zip_iter), n, p, zip_next, zip_free);
-        ((zip_iter *)*out)->next_index = n->zip_starts[part];
-        break;
-    case EM_OP_LOCAL_REDUCE: rc = em__local_reduce_new(t, n, p, out, err); break;
-    case EM_OP_TAG: *out = expand_new(n, p, tag_expand); break;
-    case EM_OP_COGROUP_SPLIT: rc = em__cogroup_split_new(t, n, p, out, err); break;
-    case EM_OP_CHECKPOINT_WRITE: rc = ckw_new(t, n, part, p, out, err); break;
-    default: rc = em_err_set(err, EM_EPLAN, "op %d has no one-parent iterator", (int)n->op);
-    }
+    rc = nst > 1 ? em__fused_new(t, n, nst, p, out, err) : x->build_on(t, n, part, p, out, err);
     if (rc < 0)
         em__iter_free(p);
     return rc;
@@ -814,21 +872,16 @@ static int build_one_parent(em_task *t, const em_plan_node *n, uint32_t part, em
 static int build_node(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out,
                       em_err *err)
 {
+    const em__exec_op *x = exec_op(n->op);
     if (part >= n->nparts)
         return em_err_set(err, EM_EPLAN, "%s (rdd %u): partition %u of %u", em_op_name(n->op),
                           n->id, part, n->nparts);
-    switch (n->op) {
-    case EM_OP_PARALLELIZE: return input_new(t, n, part, out, err);
-    case EM_OP_RANGE: return range_new(t, n, part, out);
-    case EM_OP_TEXT_FILE: return em__text_file_new(t, n, part, out, err);
-    case EM_OP_WHOLE_TEXT_FILES: return em__whole_text_new(t, n, part, out, err);
-    case EM_OP_UNION: return union_new(t, n, part, out, err);
-    case EM_OP_COALESCE: return coalesce_new(t, n, part, out);
-    case EM_OP_CARTESIAN: return cart_new(t, n, part, out, err);
-    case EM_OP_SHUFFLED: return em__shuffled_new(t, n, part, out, err);
-    case EM_OP_CHECKPOINT_FILE: return ckpt_file_new(t, n, part, out, err);
-    default: return build_one_parent(t, n, part, out, err);
-    }
+    if (x && x->build)
+        return x->build(t, n, part, out, err);
+    if (x && x->build_on && em_op_one_to_one(n->op) && n->nparents == 1)
+        return build_on_parent(t, n, x, part, out, err);
+    return em_err_set(err, EM_EPLAN, "%s (rdd %u): no iterator for op %d", em_op_name(n->op),
+                      n->id, (int)n->op);
 }
 
 /* Spark's getOrCompute: read the cached block, or compute the partition into batches,

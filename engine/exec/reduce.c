@@ -186,9 +186,10 @@ static red_iter *red_alloc(em_task *t, const em_plan_node *n)
     return x;
 }
 
-int em__local_reduce_new(em_task *t, const em_plan_node *n, em_iter *parent, em_iter **out,
-                         em_err *err)
+int em__local_reduce_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter *parent,
+                         em_iter **out, em_err *err)
 {
+    (void)part;
     red_iter *x = red_alloc(t, n);
     int rc = reducer_make(x, false, (n->flags & EM_NODE_DESCENDING) != 0, err);
     if (rc < 0) {

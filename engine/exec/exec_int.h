@@ -181,6 +181,12 @@ int em__text_file_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter 
 int em__whole_text_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out,
                        em_err *err);
 
+/* Checkpoints (ckpt.c): write (takes parent on success) and file sources. */
+int em__ckpt_write_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter *parent,
+                       em_iter **out, em_err *err);
+int em__ckpt_file_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out,
+                      em_err *err);
+
 /* Decoded stage (stage.c). */
 typedef struct em_stage {
     em_plan_graph *graph;

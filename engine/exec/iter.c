@@ -1,7 +1,7 @@
 /* engine/exec/iter.c - the narrow part of a task's pipeline: one pull iterator per node
  * (sources, map, filter, sample, glom, zip_with_index, union, coalesce, cartesian, tag)
- * and caching (Spark's getOrCompute); cogroup_split
- * and joins are in cogroup.c.
+ * and caching (Spark's getOrCompute); cogroup_split and joins are in cogroup.c,
+ * checkpoints in ckpt.c.
  *
  * Records handed out are borrowed until the next pull; an iterator that transforms keeps
  * its output in an em_emitter (MAP) or a scratch em_vbuf and hands out slices of it.

@@ -1,5 +1,7 @@
 /* engine/api/rdd.c - dataset handles, plan-node helpers and the narrow transformations
- * (map, filter, union, sample, glom, cartesian, zip_with_index, coalesce, repartition).
+ * (map, filter, union, sample, glom, cartesian, zip_with_index, coalesce, repartition; the
+ * _fixed variants of map, flat_map and map_partitions declare their output width: the
+ * node's width, checked record by record by the executor, keeps the records FIXED).
  * Sources (parallelize, range, text files) are in sources.c, pair operations in pairs.c.
  *
  * HANDLES: a transformation returns a new handle, except where Spark returns the RDD itself
@@ -175,6 +177,37 @@ em_rdd *em_rdd_map_partitions(em_rdd *r, const char *fn, em_slice ctx,
     if (preserves_partitioning)
         em__node_set_part(o->node, &r->node->part);
     return o;
+}
+
+/* The _fixed variants: plain records of exactly `width` bytes (checked by the executor). */
+static em_rdd *fixed(em_rdd *o, uint32_t width)
+{
+    if (width == 0)
+        em__node_fail(o->node, EM_EINVAL, "declared record width 0 (must be >= 1)");
+    if (width > EM_BATCH_MAX_REC_LEN)
+        em__node_fail(o->node, EM_EINVAL, "declared record width %u is too large", width);
+    o->node->is_kv = false;
+    o->node->width = width;
+    return o;
+}
+
+em_rdd *em_rdd_map_fixed(em_rdd *r, const char *fn, em_slice ctx, uint32_t width)
+{
+    return fixed(fn_node(r, EM_OP_MAP, 0, fn, EM_FN_MAP, ctx, "map_fixed"), width);
+}
+
+em_rdd *em_rdd_flat_map_fixed(em_rdd *r, const char *fn, em_slice ctx, uint32_t width)
+{
+    return fixed(fn_node(r, EM_OP_MAP, 0, fn, EM_FN_MAP, ctx, "flat_map_fixed"), width);
+}
+
+em_rdd *em_rdd_map_partitions_fixed(em_rdd *r, const char *fn, em_slice ctx,
+                                    bool preserves_partitioning, uint32_t width)
+{
+    em_rdd *o = em_rdd_map_partitions(r, fn, ctx, preserves_partitioning);
+    em_free(o->node->name);
+    o->node->name = em_xstrdup("map_partitions_fixed");
+    return fixed(o, width);
 }
 
 static em_rdd *values_node(em_rdd *r, const char *fn, em_slice ctx, const char *name)

@@ -66,6 +66,14 @@ void *em_realloc(void *p, size_t n)
     return realloc(p, n ? n : 1);
 }
 
+void *em_malloc_aligned(size_t align, size_t n)
+{
+    void *p = NULL;
+    if (alloc_should_fail())
+        return NULL;
+    return posix_memalign(&p, align, n ? n : 1) == 0 ? p : NULL;
+}
+
 void em_free(void *p)
 {
     free(p);

@@ -94,6 +94,10 @@ void *em_malloc(size_t n);
 void *em_calloc(size_t count, size_t size);
 void *em_realloc(void *p, size_t n);
 void em_free(void *p);
+/* As em_malloc, aligned to `align` (a power of two, at least sizeof(void *)); free with
+ * em_free. FIXED batch payloads are 64-byte aligned so that SIMD loads and BLAS see
+ * aligned rows (engine/data/data.h). */
+void *em_malloc_aligned(size_t align, size_t n);
 char *em_strdup(const char *s);          /* NULL on failure */
 char *em_strndup(const char *s, size_t n);
 

@@ -1,6 +1,11 @@
 /* engine/data/batch.c - refcounted immutable batches, the builder, the iterator and the
  * validator for untrusted payload bytes. Payload formats: engine/data/data.h and
  * docs/data-format.md.
+ * ALIGNMENT: every non-empty FIXED payload starts on a 64-byte boundary (EM_BATCH_ALIGN):
+ * inline payloads are placed there, adopted ones are copied there when they are not, and
+ * the builder grows FIXED buffers with aligned allocations, so the common paths (builders,
+ * block decoding) never copy for it. A FIXED batch is then a row-major matrix that SIMD
+ * code and BLAS take without realigning (em_iter_next_batch in engine/plan/fn.h).
  * THREADS: a finished batch may be shared by any threads (atomic refcount); builders and
  * iterators are one thread per object. */
 #include <stdatomic.h>
@@ -14,10 +19,13 @@ struct em_batch {
     uint32_t width;   /* FIXED only, else 0 */
     uint64_t nrecs;
     size_t nbytes;
-    uint8_t *payload; /* inline_data, or adopted (em_batch_new_take), or NULL when empty */
+    uint8_t *payload; /* inline (INLINE_OFF bytes after the struct), or adopted
+                         (em_batch_new_take), or NULL when empty */
     bool owns_separate;
-    _Alignas(16) uint8_t inline_data[]; /* 16-aligned so FIXED rows of doubles are aligned */
 };
+
+/* Inline payloads start this far into the allocation (itself EM_BATCH_ALIGN-aligned). */
+#define INLINE_OFF ((sizeof(em_batch) + EM_BATCH_ALIGN - 1) & ~(size_t)(EM_BATCH_ALIGN - 1))
 
 /* What em_batch_payload returns for an empty batch, so callers never see NULL. */
 static const uint8_t g_empty_payload[16];
@@ -78,22 +86,27 @@ em_batch *em_batch_new_copy(em_rec_kind kind, uint32_t width, uint64_t nrecs,
                             const void *payload, size_t nbytes)
 {
     size_t total;
-    if (!em_size_add(sizeof(em_batch), nbytes, &total))
+    if (!em_size_add(INLINE_OFF, nbytes, &total))
         return NULL;
-    em_batch *b = em_malloc(total);
+    em_batch *b = em_malloc_aligned(EM_BATCH_ALIGN, total);
     if (!b)
         return NULL;
     batch_fill(b, kind, width, nrecs, nbytes);
-    b->payload = b->inline_data;
+    b->payload = (uint8_t *)b + INLINE_OFF;
     b->owns_separate = false;
     if (nbytes)
-        memcpy(b->inline_data, payload, nbytes);
+        memcpy(b->payload, payload, nbytes);
     return b;
 }
 
 em_batch *em_batch_new_take(em_rec_kind kind, uint32_t width, uint64_t nrecs, void *payload,
                             size_t nbytes)
 {
+    if (kind == EM_REC_FIXED && nbytes && ((uintptr_t)payload & (EM_BATCH_ALIGN - 1))) {
+        em_batch *c = em_batch_new_copy(kind, width, nrecs, payload, nbytes);
+        em_free(payload);
+        return c;
+    }
     em_batch *b = em_malloc(sizeof(em_batch));
     if (!b) {
         em_free(payload);
@@ -176,6 +189,29 @@ static int builder_oom(em_err *err)
     return em_err_set(err, EM_ENOMEM, "batch builder: out of memory");
 }
 
+/* em_vbuf_reserve for FIXED payloads: grows by doubling into EM_BATCH_ALIGN-aligned memory
+ * (realloc would lose the alignment), so the finished batch adopts it without a copy. */
+static int fixed_reserve(em_vbuf *v, size_t extra)
+{
+    size_t need;
+    if (!em_size_add(v->len, extra, &need))
+        return EM_ENOMEM;
+    if (v->data && need <= v->cap)
+        return 0;
+    size_t cap = v->cap < 256 ? 256 : v->cap;
+    while (cap < need)
+        cap = cap * 2 > cap ? cap * 2 : need;
+    uint8_t *p = em_malloc_aligned(EM_BATCH_ALIGN, cap);
+    if (!p)
+        return EM_ENOMEM;
+    if (v->len)
+        memcpy(p, v->data, v->len);
+    em_free(v->data);
+    v->data = p;
+    v->cap = cap;
+    return 0;
+}
+
 int em_batch_builder_add_kv(em_batch_builder *bb, em_slice key, em_slice val, em_err *err)
 {
     if (bb->kind != EM_REC_KV)
@@ -204,8 +240,10 @@ int em_batch_builder_add_val(em_batch_builder *bb, em_slice val, em_err *err)
         if (val.n != bb->width)
             return em_err_set(err, EM_EINVAL, "FIXED record of %zu bytes, width is %u", val.n,
                               bb->width);
-        if (em_vbuf_append(&bb->buf, val.p, val.n) < 0)
+        if (fixed_reserve(&bb->buf, val.n) < 0)
             return builder_oom(err);
+        memcpy(bb->buf.data + bb->buf.len, val.p, val.n);
+        bb->buf.len += val.n;
         bb->nrecs++;
         return 0;
     }

@@ -156,7 +156,7 @@ static int zstd_payload(const block_header *hd, const uint8_t *src, uint8_t **ou
     unsigned long long bound = ZSTD_decompressBound(src, n);
     if (bound == ZSTD_CONTENTSIZE_ERROR || bound < raw)
         return em_err_set(err, EM_ECORRUPT, "zstd frame cannot produce raw size %zu", raw);
-    uint8_t *dst = em_malloc(raw);
+    uint8_t *dst = em_malloc_aligned(EM_BATCH_ALIGN, raw);   /* adopted as is (batch.c) */
     if (!dst)
         return em_err_set(err, EM_ENOMEM, "out of memory decompressing %zu bytes", raw);
     size_t got = ZSTD_decompress(dst, raw, src, n);

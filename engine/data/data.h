@@ -37,6 +37,7 @@ typedef struct em_rec {
 
 #define EM_BATCH_MAX_REC_LEN 0x7fffffffu   /* a single key or value is below 2 GiB */
 #define EM_BATCH_TARGET_BYTES (1u << 20)   /* builders aim for ~1 MiB payloads */
+#define EM_BATCH_ALIGN 64                  /* FIXED payloads start on this boundary */
 
 /* A finished, immutable, refcounted batch. */
 typedef struct em_batch em_batch;
@@ -44,7 +45,8 @@ typedef struct em_batch em_batch;
 em_rec_kind em_batch_kind(const em_batch *b);
 uint32_t em_batch_width(const em_batch *b);      /* FIXED only; 0 otherwise */
 uint64_t em_batch_nrecs(const em_batch *b);
-/* Borrowed: valid while the caller holds a reference to b. */
+/* Borrowed: valid while the caller holds a reference to b. A non-empty FIXED payload is
+ * EM_BATCH_ALIGN-aligned. */
 const uint8_t *em_batch_payload(const em_batch *b);
 size_t em_batch_nbytes(const em_batch *b);       /* payload bytes */
 em_batch *em_batch_ref(em_batch *b);
@@ -53,7 +55,8 @@ void em_batch_unref(em_batch *b);                /* NULL ok */
 /* Builds a batch from already-validated payload bytes (copied). NULL on OOM. */
 em_batch *em_batch_new_copy(em_rec_kind kind, uint32_t width, uint64_t nrecs,
                             const void *payload, size_t nbytes);
-/* As above but adopts `payload` (allocated with em_malloc); frees it on failure too. */
+/* As above but adopts `payload` (allocated with em_malloc); frees it on failure too. A
+ * FIXED payload that is not EM_BATCH_ALIGN-aligned is copied (once) into one that is. */
 em_batch *em_batch_new_take(em_rec_kind kind, uint32_t width, uint64_t nrecs, void *payload,
                             size_t nbytes);
 /* Checks that payload is a well-formed sequence of exactly nrecs records of the kind.

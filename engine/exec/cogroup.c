@@ -258,9 +258,10 @@ static void cog_free(em_iter *it)
     em_free(c);
 }
 
-int em__cogroup_split_new(em_task *t, const em_plan_node *n, em_iter *parent, em_iter **out,
-                          em_err *err)
+int em__cogroup_split_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter *parent,
+                          em_iter **out, em_err *err)
 {
+    (void)part;
     const em_exec_env *env = t->env;
     size_t budget = env->task_mem_budget ? env->task_mem_budget : DEFAULT_BUDGET;
     cog_iter *c = em_xcalloc(1, sizeof *c);

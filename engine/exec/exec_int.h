@@ -1,7 +1,8 @@
 /* engine/exec/exec_int.h - internals shared by the files of engine/exec only.
  *
  * PIPELINE: one pull iterator (struct em_iter) per plan node instance; a node's iterator
- * owns its parents' iterators. Records handed out are borrowed until the next pull. */
+ * owns its parents' iterators. Records (and batches, em_iter_next_batch) handed out are
+ * borrowed until the next pull. */
 #ifndef EMBER_EXEC_INT_H
 #define EMBER_EXEC_INT_H
 
@@ -10,6 +11,8 @@
 /* Where a pushed record goes: the record is borrowed for the call only. Returns 0 or <0
  * (an error already in err). */
 typedef int (*em__push_fn)(void *ud, const em_rec *r, em_err *err);
+
+typedef struct em__iter_scratch em__iter_scratch;
 
 /* Every iterator starts with this header; em_iter_next calls next. */
 struct em_iter {
@@ -26,8 +29,30 @@ struct em_iter {
      * of as one record holding all of a key's values (cogroup.c: joins). *out = NULL: the
      * iterator has no reducer, pull records. After asking, never call next. NULL: pull. */
     int (*group_stream)(em_iter *it, em_reducer **out, em_err *err);
+    /* Optional: em_iter_next_batch for an iterator over stored batches (cached blocks,
+     * input blocks, shuffle segments, checkpoint files): hands out the rest of the current
+     * batch, or the next one, without copying (iterio.c em__iter_align copies a FIXED run
+     * that does not start on a 64-byte boundary). Must honour the mixing rule of fn.h with
+     * its own next. NULL: em_iter_next_batch gathers records pulled with next. */
+    int (*next_batch)(em_iter *it, em_rec_batch *b, em_err *err);
+
+    /* Set by the engine, not by constructors (zero from em_xcalloc): */
+    uint32_t width;          /* the node's FIXED width when known (em__exec_build), else 0:
+                                the gathering em_iter_next_batch calls plain records of this
+                                size FIXED */
+    bool has_pend;           /* a record pulled by a gathering next_batch that did not fit
+                                its batch; the next pull hands it out first */
+    em_rec pend;             /* borrowed from next (valid: next is not called meanwhile) */
+    em__iter_scratch *scratch;   /* next_batch scratch (iterio.c); freed by em__iter_free */
 };
 void em__iter_free(em_iter *it);                        /* NULL ok */
+/* Makes b (a run from a stored batch) 64-byte aligned if it is FIXED and is not: copies
+ * it into the iterator's scratch buffer. 0 or EM_ENOMEM. */
+int em__iter_align(em_iter *it, em_rec_batch *b, em_err *err);
+/* For next_batch slots: hands out the `*left` (>= 1) records of a stored batch not handed
+ * out yet, bi's position onwards, as *out (aligned as above); empties bi. 1 or <0. */
+int em__iter_batch_rest(em_iter *it, em_batch_iter *bi, uint64_t *left, em_rec_batch *out,
+                        em_err *err);
 /* Pushes every remaining record of it to fn (it->drain, or a loop over next). */
 int em__iter_drain(em_iter *it, em__push_fn fn, void *ud, em_err *err);
 
@@ -77,6 +102,19 @@ int em__node_err(const em_plan_node *n, em_err *err);
 int em__node_fn(const em_plan_node *n, const char *name, em_fn_kind kind, em_any_fn *out,
                 em_err *err);
 
+/* The executor's half of an operator descriptor (engine/plan/plan.h em_op_desc): how the
+ * iterator of one partition is built. The table is in iter.c, indexed by em_op. */
+typedef struct em__exec_op {
+    /* Sources and ops that read several partitions or parents: builds what it reads. */
+    int (*build)(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out,
+                 em_err *err);
+    /* One-to-one ops: on the parent's iterator of the same partition (taken on success
+     * only; the caller frees it on failure). */
+    int (*build_on)(em_task *t, const em_plan_node *n, uint32_t part, em_iter *parent,
+                    em_iter **out, em_err *err);
+    bool fuse;    /* consecutive fusable nodes run as one iterator (fuse.c: map, filter) */
+} em__exec_op;
+
 /* Builds the iterator of partition `part` of node n (with caching when n->level != NONE).
  * A SHUFFLED node is read as a leaf (its reduce side). */
 int em__exec_build(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out,
@@ -121,13 +159,20 @@ int em__node_combiner_init(em_node_combiner *c, em_task *t, const em_plan_node *
 int em__fused_new(em_task *t, const em_plan_node *top, uint32_t nstages, em_iter *parent,
                   em_iter **out, em_err *err);
 
+/* MAP_PARTITIONS (mappart.c): streams the function's output; takes parent on success. */
+int em__map_partitions_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter *parent,
+                           em_iter **out, em_err *err);
+/* 0 if r is a plain record of n->width bytes (n declares a width), else EM_EINVAL saying
+ * what r is (the caller adds the node). */
+int em__check_width(const em_plan_node *n, const em_rec *r, em_err *err);
+
 /* COGROUP_SPLIT of a cogroup or a join (cogroup.c); takes parent on success only. */
-int em__cogroup_split_new(em_task *t, const em_plan_node *n, em_iter *parent, em_iter **out,
-                          em_err *err);
+int em__cogroup_split_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter *parent,
+                          em_iter **out, em_err *err);
 
 /* Reduce-side iterators (reduce.c). */
-int em__local_reduce_new(em_task *t, const em_plan_node *n, em_iter *parent, em_iter **out,
-                         em_err *err);
+int em__local_reduce_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter *parent,
+                         em_iter **out, em_err *err);
 int em__shuffled_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out,
                      em_err *err);
 /* Text sources (text.c). */
@@ -135,6 +180,12 @@ int em__text_file_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter 
                       em_err *err);
 int em__whole_text_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out,
                        em_err *err);
+
+/* Checkpoints (ckpt.c): write (takes parent on success) and file sources. */
+int em__ckpt_write_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter *parent,
+                       em_iter **out, em_err *err);
+int em__ckpt_file_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out,
+                      em_err *err);
 
 /* Decoded stage (stage.c). */
 typedef struct em_stage {

@@ -56,6 +56,15 @@ static int chain_end(fused_iter *f, const em_rec *r, em_err *err)
     return rc;
 }
 
+static int stage_fail(fused_iter *f, fstage *s, int rc, em_err *err)
+{
+    if (!f->failed) {
+        f->failed = rc;
+        em__node_err(s->n, err);
+    }
+    return f->failed;
+}
+
 /* Push target of stage s's emitter: re-keys the output as the node's flags say and passes
  * it on. */
 static int stage_out(void *ud, const em_rec *o, em_err *err)
@@ -78,17 +87,13 @@ static int stage_out(void *ud, const em_rec *o, em_err *err)
                               s->bytes.len);
     } else {
         p = o;
+        if (s->n->width) {   /* map_fixed / flat_map_fixed: the declared width */
+            int rc = em__check_width(s->n, o, err);
+            if (rc < 0)
+                return stage_fail(f, s, rc, err);
+        }
     }
     return s->idx + 1 == f->nst ? chain_end(f, p, err) : stage_in(f, s->idx + 1, p, err);
-}
-
-static int stage_fail(fused_iter *f, fstage *s, int rc, em_err *err)
-{
-    if (!f->failed) {
-        f->failed = rc;
-        em__node_err(s->n, err);
-    }
-    return f->failed;
 }
 
 static int map_stage(fused_iter *f, fstage *s, const em_rec *in, em_err *err)

@@ -1,10 +1,13 @@
 /* engine/exec/iter.c - the narrow part of a task's pipeline: one pull iterator per node
- * (sources, map, filter, map_partitions, sample, glom, zip_with_index, union, coalesce,
- * cartesian, tag, checkpoint write/read) and caching (Spark's getOrCompute); cogroup_split
- * and joins are in cogroup.c.
+ * (sources, map, filter, sample, glom, zip_with_index, union, coalesce, cartesian, tag)
+ * and caching (Spark's getOrCompute); cogroup_split and joins are in cogroup.c,
+ * checkpoints in ckpt.c.
  *
  * Records handed out are borrowed until the next pull; an iterator that transforms keeps
- * its output in an em_emitter (MAP) or a scratch em_vbuf and hands out slices of it. */
+ * its output in an em_emitter (MAP) or a scratch em_vbuf and hands out slices of it.
+ * Which constructor builds which op: the table g_exec_ops near the end (the executor's half
+ * of the operator descriptors, engine/plan/ops.c). map_partitions is in mappart.c, fused
+ * map/filter chains in fuse.c, reduce sides in reduce.c, text sources in text.c. */
 #include <string.h>
 
 #include "engine/exec/exec_int.h"
@@ -92,8 +95,10 @@ static uint64_t range_count(int64_t start, int64_t end, int64_t step)
     return (uint64_t)((span + st - 1) / st);
 }
 
-static int range_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out)
+static int range_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out,
+                     em_err *err)
 {
+    (void)err;
     range_iter *ri = em_xcalloc(1, sizeof *ri);
     ri->counter = &t->metrics->records_read;
     uint64_t count = range_count(n->range_start, n->range_end, n->range_step);
@@ -121,62 +126,6 @@ static void one_parent_free(em_iter *it)
 {
     em__iter_free(((one_parent_iter *)it)->parent);
     em_free(it);
-}
-
-/* ---------------------------------------------------------------- map_partitions */
-
-/* Runs fn over the whole partition on the first pull, buffering its output in memory
- * (an emitter), then hands the records out. A partition function that emits more than
- * memory holds fails with EM_ENOMEM; streaming would need a coroutine per call. */
-typedef struct mp_iter {
-    em_iter base;
-    const em_plan_node *n;
-    em_iter *parent;
-    em_partition_fn fn;
-    em_fn_ctx ctx;
-    uint32_t part;
-    bool ran;
-    em_emitter out;
-    size_t off;
-} mp_iter;
-
-static int mp_next(em_iter *it, em_rec *r, em_err *err)
-{
-    mp_iter *m = (mp_iter *)it;
-    if (!m->ran) {
-        m->ran = true;
-        if (m->fn(&m->ctx, m->part, m->parent, &m->out, err) < 0)
-            return em__node_err(m->n, err);
-    }
-    return em__emitter_read(&m->out, &m->off, r) ? 1 : 0;
-}
-
-static void mp_free(em_iter *it)
-{
-    mp_iter *m = (mp_iter *)it;
-    em__iter_free(m->parent);
-    em__emitter_destroy(&m->out);
-    em_free(m);
-}
-
-static int mp_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter *parent,
-                  em_iter **out, em_err *err)
-{
-    em_any_fn f;
-    int rc = em__node_fn(n, n->fn, EM_FN_PARTITION, &f, err);
-    if (rc < 0)
-        return rc;
-    mp_iter *m = em_xcalloc(1, sizeof *m);
-    m->base.next = mp_next;
-    m->base.free = mp_free;
-    m->n = n;
-    m->parent = parent;
-    m->fn = (em_partition_fn)f;
-    m->ctx = (em_fn_ctx){em_slice_make(n->blob, n->blob_len), t};
-    m->part = part;
-    em__emitter_init(&m->out);
-    *out = &m->base;
-    return 0;
 }
 
 /* ---------------------------------------------------------------- sample */
@@ -215,8 +164,11 @@ static int sample_next(em_iter *it, em_rec *r, em_err *err)
     return rc;
 }
 
-static int sample_new(const em_plan_node *n, uint32_t part, em_iter *parent, em_iter **out)
+static int sample_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter *parent,
+                      em_iter **out, em_err *err)
 {
+    (void)t;
+    (void)err;
     sample_iter *s = em_xcalloc(1, sizeof *s);
     s->base.next = sample_next;
     s->base.free = one_parent_free;
@@ -342,6 +294,27 @@ static int concat_next(em_iter *it, em_rec *r, em_err *err)
     }
 }
 
+/* A union or coalesce of stored batches hands them out whole too. */
+static int concat_next_batch(em_iter *it, em_rec_batch *b, em_err *err)
+{
+    concat_iter *c = (concat_iter *)it;
+    for (;;) {
+        if (c->cur) {
+            int rc = em_iter_next_batch(c->cur, b, err);
+            if (rc != 0)
+                return rc;
+            em__iter_free(c->cur);
+            c->cur = NULL;
+        }
+        if (c->at >= c->n)
+            return 0;
+        int rc = em__exec_build(c->t, c->nodes[c->at], c->parts[c->at], &c->cur, err);
+        c->at++;
+        if (rc < 0)
+            return rc;
+    }
+}
+
 static void concat_free(em_iter *it)
 {
     concat_iter *c = (concat_iter *)it;
@@ -355,6 +328,7 @@ static concat_iter *concat_alloc(em_task *t, uint32_t n)
 {
     concat_iter *c = em_xcalloc(1, sizeof *c);
     c->base.next = concat_next;
+    c->base.next_batch = concat_next_batch;
     c->base.free = concat_free;
     c->t = t;
     c->nodes = em_xcalloc(n ? n : 1, sizeof *c->nodes);
@@ -391,8 +365,10 @@ static int union_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter *
                       part);
 }
 
-static int coalesce_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out)
+static int coalesce_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out,
+                        em_err *err)
 {
+    (void)err;
     uint32_t lo = n->coalesce_starts[part], hi = n->coalesce_starts[part + 1];
     concat_iter *c = concat_alloc(t, hi - lo);
     for (uint32_t p = lo; p < hi; p++) {
@@ -462,16 +438,19 @@ static void cart_free(em_iter *it)
     em_free(c);
 }
 
-/* Drains `in` (freed) into batches. */
+static int batcher_push(void *ud, const em_rec *r, em_err *err)
+{
+    return em__batcher_add(ud, r, err);
+}
+
+/* Drains `in` (freed) into batches; pushed, so fused chains and map_partitions hand their
+ * records over without buffering them first. */
 static int drain(em_iter *in, uint32_t width, em_batch ***out, size_t *n, em_err *err)
 {
     em_batcher b;
-    em_rec r;
     int rc;
     em__batcher_init(&b, width);
-    while ((rc = em_iter_next(in, &r, err)) == 1)
-        if ((rc = em__batcher_add(&b, &r, err)) < 0)
-            break;
+    rc = em__iter_drain(in, batcher_push, &b, err);
     em__iter_free(in);
     if (rc == 0)
         rc = em__batcher_finish(&b, out, n, err);
@@ -571,196 +550,6 @@ static em_iter *expand_new(const em_plan_node *n, em_iter *parent,
     return &x->base;
 }
 
-/* ---------------------------------------------------------------- building */
-
-
-/* ---------------------------------------------------------------- checkpoints
- * CHECKPOINT_WRITE passes its parent's records through unchanged and, as they go by,
- * writes them: a reliable checkpoint streams full batches into a block file (so a partition
- * larger than memory is never held whole) and commits it (trailer, fsync, rename) when the
- * parent ends; a local one collects the partition and puts it into the task's store at
- * MEMORY_AND_DISK when the parent ends. Nothing is committed if the task stops early or
- * fails: the temporary file is removed. */
-typedef struct ckw_iter {
-    em_iter base;
-    const em_plan_node *n;
-    em_iter *parent;
-    em_task *t;
-    uint32_t part;
-    em_batcher b;
-    em_block_file_writer *w;     /* reliable */
-    bool done;
-} ckw_iter;
-
-/* Writes the finished batches of the batcher to the file (reliable) and drops them. */
-static int ckw_flush(ckw_iter *c, em_err *err)
-{
-    for (size_t i = 0; i < c->b.n; i++) {
-        int rc = em_block_file_writer_add(c->w, c->b.batches[i], err);
-        if (rc < 0)
-            return rc;
-    }
-    for (size_t i = 0; i < c->b.n; i++)
-        em_batch_unref(c->b.batches[i]);
-    c->b.n = 0;
-    return 0;
-}
-
-static int ckw_finish(ckw_iter *c, em_err *err)
-{
-    em_batch **bs = NULL;
-    size_t nb = 0;
-    int rc = em__batcher_finish(&c->b, &bs, &nb, err);
-    if (rc < 0)
-        return rc;
-    if (c->n->flags & EM_NODE_LOCAL_CKPT) {
-        em_block_id id = {EM_BLOCK_RDD, c->n->ckpt_rdd, c->part, 0};
-        if (!c->t->env->store) {
-            for (size_t i = 0; i < nb; i++)
-                em_batch_unref(bs[i]);
-            em_free(bs);
-            return em_err_set(err, EM_EINVAL, "local checkpoint without a block store");
-        }
-        rc = em_block_store_put_take(c->t->env->store, id, bs, nb,
-                                     EM_STORAGE_MEMORY_AND_DISK, err);
-        em_free(bs);
-        return rc < 0 ? em_err_prefix(err, "local checkpoint of partition %u", c->part) : 0;
-    }
-    for (size_t i = 0; i < nb && rc == 0; i++)
-        rc = em_block_file_writer_add(c->w, bs[i], err);
-    for (size_t i = 0; i < nb; i++)
-        em_batch_unref(bs[i]);
-    em_free(bs);
-    if (rc == 0)
-        rc = em_block_file_writer_commit(c->w, NULL, err);
-    else
-        em_block_file_writer_abort(c->w);
-    c->w = NULL;
-    return rc;
-}
-
-static int ckw_next(em_iter *it, em_rec *r, em_err *err)
-{
-    ckw_iter *c = (ckw_iter *)it;
-    if (c->done)
-        return 0;
-    int rc = em_iter_next(c->parent, r, err);
-    if (rc == 0) {
-        c->done = true;
-        return ckw_finish(c, err);
-    }
-    if (rc < 0)
-        return rc;
-    if ((rc = em__batcher_add(&c->b, r, err)) < 0)
-        return rc;
-    if (c->w && c->b.n > 0 && (rc = ckw_flush(c, err)) < 0)
-        return rc;
-    return 1;
-}
-
-static void ckw_free(em_iter *it)
-{
-    ckw_iter *c = (ckw_iter *)it;
-    em_block_file_writer_abort(c->w);
-    em__batcher_destroy(&c->b);
-    em__iter_free(c->parent);
-    em_free(c);
-}
-
-static int ckw_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter *parent,
-                   em_iter **out, em_err *err)
-{
-    ckw_iter *c = em_xcalloc(1, sizeof *c);
-    c->base.next = ckw_next;
-    c->base.free = ckw_free;
-    c->n = n;
-    c->t = t;
-    c->part = part;
-    em__batcher_init(&c->b, n->width);
-    if (!(n->flags & EM_NODE_LOCAL_CKPT)) {
-        int rc = em_block_file_writer_open(n->splits[part].path, t->env->zstd_level, &c->w,
-                                           err);
-        if (rc < 0) {
-            em__batcher_destroy(&c->b);
-            em_free(c);
-            return em_err_prefix(err, "checkpoint of partition %u", part);
-        }
-    }
-    c->parent = parent;
-    *out = &c->base;
-    return 0;
-}
-
-/* CHECKPOINT_FILE (reliable): a block file read one batch at a time. */
-typedef struct ckr_iter {
-    em_iter base;
-    em_block_file_reader *r;
-    em_batch *cur;
-    em_batch_iter bi;
-    uint64_t *counter;
-} ckr_iter;
-
-static const uint8_t ckr_empty_key[1];
-
-static int ckr_next(em_iter *it, em_rec *r, em_err *err)
-{
-    ckr_iter *c = (ckr_iter *)it;
-    for (;;) {
-        if (c->cur && em_batch_iter_next(&c->bi, r)) {
-            if (r->key.p == NULL && c->bi.kind == EM_REC_KV)
-                r->key = em_slice_make(ckr_empty_key, 0);
-            (*c->counter)++;
-            return 1;
-        }
-        em_batch_unref(c->cur);
-        c->cur = NULL;
-        int rc = em_block_file_reader_next(c->r, &c->cur, err);
-        if (rc <= 0)
-            return rc;
-        em_batch_iter_init(&c->bi, c->cur);
-    }
-}
-
-static void ckr_free(em_iter *it)
-{
-    ckr_iter *c = (ckr_iter *)it;
-    em_batch_unref(c->cur);
-    em_block_file_reader_close(c->r);
-    em_free(c);
-}
-
-static int ckpt_file_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out,
-                         em_err *err)
-{
-    if (n->flags & EM_NODE_LOCAL_CKPT) {
-        em_block_id id = {EM_BLOCK_RDD, n->ckpt_rdd, part, 0};
-        em_batch **bs = NULL;
-        size_t nb = 0;
-        char name[48];
-        int rc = em__task_get_block(t, id, &bs, &nb, err);
-        if (rc < 0)
-            return em_err_prefix(err, "local checkpoint (rdd %u)", n->id);
-        if (rc == 0)
-            return em_err_set(err, EM_ENOTFOUND,
-                              "local checkpoint (rdd %u): block %s is lost (local checkpoints "
-                              "live in the executors' block stores and do not survive them)",
-                              n->id, em_block_id_str(id, name, sizeof name));
-        *out = em__batches_iter_new_counted(bs, nb, &t->metrics->records_read);
-        return 0;
-    }
-    ckr_iter *c = em_xcalloc(1, sizeof *c);
-    int rc = em_block_file_reader_open(n->splits[part].path, &c->r, err);
-    if (rc < 0) {
-        em_free(c);
-        return rc;
-    }
-    c->base.next = ckr_next;
-    c->base.free = ckr_free;
-    c->counter = &t->metrics->records_read;
-    *out = &c->base;
-    return 0;
-}
-
 static em_iter *simple_new(size_t size, const em_plan_node *n, em_iter *parent,
                            int (*next)(em_iter *, em_rec *, em_err *), void (*free_fn)(em_iter *))
 {
@@ -772,21 +561,86 @@ static em_iter *simple_new(size_t size, const em_plan_node *n, em_iter *parent,
     return &it->base;
 }
 
-static bool is_narrow_fn(const em_plan_node *n)
+static int glom_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter *parent,
+                    em_iter **out, em_err *err)
 {
-    return n->op == EM_OP_MAP || n->op == EM_OP_FILTER;
+    (void)t, (void)part, (void)err;
+    *out = simple_new(sizeof(glom_iter), n, parent, glom_next, glom_free);
+    return 0;
 }
 
-/* Ops that read their parent's partition of the same index. A MAP/FILTER node takes the
- * uncached MAP/FILTER nodes below it into one fused iterator (fuse.c). */
-static int build_one_parent(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out,
-                            em_err *err)
+static int zip_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter *parent,
+                   em_iter **out, em_err *err)
+{
+    (void)t, (void)err;
+    *out = simple_new(sizeof(zip_iter), n, parent, zip_next, zip_free);
+    ((zip_iter *)*out)->next_index = n->zip_starts[part];
+    return 0;
+}
+
+static int tag_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter *parent,
+                   em_iter **out, em_err *err)
+{
+    (void)t, (void)part, (void)err;
+    *out = expand_new(n, parent, tag_expand);
+    return 0;
+}
+
+/* MAP and FILTER: a chain of one (build_on_parent adds the fusable nodes below). */
+static int fused_one(em_task *t, const em_plan_node *n, uint32_t part, em_iter *parent,
+                     em_iter **out, em_err *err)
+{
+    (void)part;
+    return em__fused_new(t, n, 1, parent, out, err);
+}
+
+/* ---------------------------------------------------------------- the table
+ * The executor's half of each operator descriptor (engine/plan/ops.c has the rest): how
+ * the iterator of one partition is built. One-to-one ops get their parent's iterator of
+ * the same partition (build_on); the others build what they read themselves (build). */
+static const em__exec_op g_exec_ops[EM_OP__COUNT] = {
+    [EM_OP_PARALLELIZE] = {.build = input_new},
+    [EM_OP_RANGE] = {.build = range_new},
+    [EM_OP_TEXT_FILE] = {.build = em__text_file_new},
+    [EM_OP_WHOLE_TEXT_FILES] = {.build = em__whole_text_new},
+    [EM_OP_CHECKPOINT_FILE] = {.build = em__ckpt_file_new},
+    [EM_OP_MAP] = {.build_on = fused_one, .fuse = true},
+    [EM_OP_FILTER] = {.build_on = fused_one, .fuse = true},
+    [EM_OP_MAP_PARTITIONS] = {.build_on = em__map_partitions_new},
+    [EM_OP_SAMPLE] = {.build_on = sample_new},
+    [EM_OP_GLOM] = {.build_on = glom_new},
+    [EM_OP_ZIP_WITH_INDEX] = {.build_on = zip_new},
+    [EM_OP_LOCAL_REDUCE] = {.build_on = em__local_reduce_new},
+    [EM_OP_TAG] = {.build_on = tag_new},
+    [EM_OP_COGROUP_SPLIT] = {.build_on = em__cogroup_split_new},
+    [EM_OP_CHECKPOINT_WRITE] = {.build_on = em__ckpt_write_new},
+    [EM_OP_UNION] = {.build = union_new},
+    [EM_OP_COALESCE] = {.build = coalesce_new},
+    [EM_OP_CARTESIAN] = {.build = cart_new},
+    [EM_OP_SHUFFLED] = {.build = em__shuffled_new},
+};
+
+static const em__exec_op *exec_op(em_op op)
+{
+    return (int)op > 0 && op < EM_OP__COUNT ? &g_exec_ops[op] : NULL;
+}
+
+static bool fusable(const em_plan_node *n)
+{
+    const em__exec_op *x = exec_op(n->op);
+    return x && x->fuse;
+}
+
+/* A one-to-one op on its parent's partition of the same index. A fusable node (MAP,
+ * FILTER) takes the uncached fusable nodes below it into one fused iterator (fuse.c). */
+static int build_on_parent(em_task *t, const em_plan_node *n, const em__exec_op *x,
+                           uint32_t part, em_iter **out, em_err *err)
 {
     em_iter *p = NULL;
     const em_plan_node *low = n;
     uint32_t nst = 1;
-    if (is_narrow_fn(n))
-        while (is_narrow_fn(low->parents[0]) &&
+    if (x->fuse)
+        while (fusable(low->parents[0]) &&
                (low->parents[0]->level == EM_STORAGE_NONE || !t->env->store)) {
             low = low->parents[0];
             nst++;
@@ -794,24 +648,7 @@ static int build_one_parent(em_task *t, const em_plan_node *n, uint32_t part, em
     int rc = em__exec_build(t, low->parents[0], part, &p, err);
     if (rc < 0)
         return rc;
-    switch (n->op) {
-    case EM_OP_MAP:
-    case EM_OP_FILTER: rc = em__fused_new(t, n, nst, p, out, err); break;
-    case EM_OP_MAP_PARTITIONS: rc = mp_new(t, n, part, p, out, err); break;
-    case EM_OP_SAMPLE: rc = sample_new(n, part, p, out); break;
-    case EM_OP_GLOM:
-        *out = simple_new(sizeof(glom_iter), n, p, glom_next, glom_free);
-        break;
-    case EM_OP_ZIP_WITH_INDEX:
-        *out = simple_new(sizeof(zip_iter), n, p, zip_next, zip_free);
-        ((zip_iter *)*out)->next_index = n->zip_starts[part];
-        break;
-    case EM_OP_LOCAL_REDUCE: rc = em__local_reduce_new(t, n, p, out, err); break;
-    case EM_OP_TAG: *out = expand_new(n, p, tag_expand); break;
-    case EM_OP_COGROUP_SPLIT: rc = em__cogroup_split_new(t, n, p, out, err); break;
-    case EM_OP_CHECKPOINT_WRITE: rc = ckw_new(t, n, part, p, out, err); break;
-    default: rc = em_err_set(err, EM_EPLAN, "op %d has no one-parent iterator", (int)n->op);
-    }
+    rc = nst > 1 ? em__fused_new(t, n, nst, p, out, err) : x->build_on(t, n, part, p, out, err);
     if (rc < 0)
         em__iter_free(p);
     return rc;
@@ -820,21 +657,16 @@ static int build_one_parent(em_task *t, const em_plan_node *n, uint32_t part, em
 static int build_node(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out,
                       em_err *err)
 {
+    const em__exec_op *x = exec_op(n->op);
     if (part >= n->nparts)
         return em_err_set(err, EM_EPLAN, "%s (rdd %u): partition %u of %u", em_op_name(n->op),
                           n->id, part, n->nparts);
-    switch (n->op) {
-    case EM_OP_PARALLELIZE: return input_new(t, n, part, out, err);
-    case EM_OP_RANGE: return range_new(t, n, part, out);
-    case EM_OP_TEXT_FILE: return em__text_file_new(t, n, part, out, err);
-    case EM_OP_WHOLE_TEXT_FILES: return em__whole_text_new(t, n, part, out, err);
-    case EM_OP_UNION: return union_new(t, n, part, out, err);
-    case EM_OP_COALESCE: return coalesce_new(t, n, part, out);
-    case EM_OP_CARTESIAN: return cart_new(t, n, part, out, err);
-    case EM_OP_SHUFFLED: return em__shuffled_new(t, n, part, out, err);
-    case EM_OP_CHECKPOINT_FILE: return ckpt_file_new(t, n, part, out, err);
-    default: return build_one_parent(t, n, part, out, err);
-    }
+    if (x && x->build)
+        return x->build(t, n, part, out, err);
+    if (x && x->build_on && em_op_one_to_one(n->op) && n->nparents == 1)
+        return build_on_parent(t, n, x, part, out, err);
+    return em_err_set(err, EM_EPLAN, "%s (rdd %u): no iterator for op %d", em_op_name(n->op),
+                      n->id, (int)n->op);
 }
 
 /* Spark's getOrCompute: read the cached block, or compute the partition into batches,
@@ -876,7 +708,9 @@ int em__exec_build(em_task *t, const em_plan_node *n, uint32_t part, em_iter **o
                    em_err *err)
 {
     *out = NULL;
-    if (n->level != EM_STORAGE_NONE && t->env->store)
-        return cached_new(t, n, part, out, err);
-    return build_node(t, n, part, out, err);
+    int rc = n->level != EM_STORAGE_NONE && t->env->store ? cached_new(t, n, part, out, err)
+                                                          : build_node(t, n, part, out, err);
+    if (rc == 0)
+        (*out)->width = n->width;
+    return rc;
 }

@@ -76,6 +76,8 @@ typedef struct red_iter {
     /* SHUFFLED streaming (NO_REDUCE): one source at a time */
     em_shuffle_src *srcs;
     uint32_t nsrcs, at;
+    uint32_t part;            /* the reduce partition read (not the task's partition when
+                                 a coalesce or union reads the shuffle) */
     em_iter *cur;
 } red_iter;
 
@@ -184,9 +186,10 @@ static red_iter *red_alloc(em_task *t, const em_plan_node *n)
     return x;
 }
 
-int em__local_reduce_new(em_task *t, const em_plan_node *n, em_iter *parent, em_iter **out,
-                         em_err *err)
+int em__local_reduce_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter *parent,
+                         em_iter **out, em_err *err)
 {
+    (void)part;
     red_iter *x = red_alloc(t, n);
     int rc = reducer_make(x, false, (n->flags & EM_NODE_DESCENDING) != 0, err);
     if (rc < 0) {
@@ -240,7 +243,7 @@ static int read_srcs(red_iter *x, const em_shuffle_src *srcs, uint32_t n,
 {
     const em_exec_env *env = x->t->env;
     uint32_t failed = 0;
-    int rc = em_shuffle_read(&env->fetcher, x->n->shuffle_id, x->t->partition, srcs, n,
+    int rc = em_shuffle_read(&env->fetcher, x->n->shuffle_id, x->part, srcs, n,
                              on_batch, ud, &failed, err);
     if (rc == EM_EFETCH) {
         x->t->fetch_failed = true;
@@ -248,6 +251,22 @@ static int read_srcs(red_iter *x, const em_shuffle_src *srcs, uint32_t n,
         x->t->failed_map = failed;
     }
     return rc;
+}
+
+/* NO_REDUCE: reads the next map output's segment into x->cur (x->at < x->nsrcs). */
+static int open_segment(red_iter *x, em_err *err)
+{
+    batch_list l = {.t = x->t};
+    int rc = read_srcs(x, &x->srcs[x->at++], 1, collect_batch, &l, err);
+    if (rc < 0) {
+        for (size_t i = 0; i < l.n; i++)
+            em_batch_unref(l.v[i]);
+        em_free(l.v);
+        return rc;
+    }
+    x->cur = em__batches_iter_new_counted(l.v, l.n, &x->t->metrics->records_read);
+    x->cur->width = x->n->width;
+    return 0;
 }
 
 /* NO_REDUCE: streams map output after map output, so one segment is in memory at once. */
@@ -264,15 +283,29 @@ static int stream_next(em_iter *it, em_rec *r, em_err *err)
         }
         if (x->at >= x->nsrcs)
             return 0;
-        batch_list l = {.t = x->t};
-        int rc = read_srcs(x, &x->srcs[x->at++], 1, collect_batch, &l, err);
-        if (rc < 0) {
-            for (size_t i = 0; i < l.n; i++)
-                em_batch_unref(l.v[i]);
-            em_free(l.v);
+        int rc = open_segment(x, err);
+        if (rc < 0)
             return rc;
+    }
+}
+
+/* NO_REDUCE: a segment's batches are handed out whole (iterio.c). */
+static int stream_next_batch(em_iter *it, em_rec_batch *b, em_err *err)
+{
+    red_iter *x = (red_iter *)it;
+    for (;;) {
+        if (x->cur) {
+            int rc = em_iter_next_batch(x->cur, b, err);
+            if (rc != 0)
+                return rc;
+            em__iter_free(x->cur);
+            x->cur = NULL;
         }
-        x->cur = em__batches_iter_new_counted(l.v, l.n, &x->t->metrics->records_read);
+        if (x->at >= x->nsrcs)
+            return 0;
+        int rc = open_segment(x, err);
+        if (rc < 0)
+            return rc;
     }
 }
 
@@ -282,6 +315,7 @@ int em__shuffled_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter *
     const em_exec_env *env = t->env;
     red_iter *x = red_alloc(t, n);
     int rc;
+    x->part = part;
     if (!env->map_outputs) {
         rc = em_err_set(err, EM_EPLAN, "shuffled (rdd %u): no map output tracker", n->id);
         goto fail;
@@ -292,6 +326,7 @@ int em__shuffled_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter *
     }
     if (n->flags & EM_NODE_NO_REDUCE) {
         x->base.next = stream_next;
+        x->base.next_batch = stream_next_batch;
         *out = &x->base;
         return 0;
     }

@@ -1,6 +1,7 @@
 /* engine/exec/runtime.c - the runtime half of the function ABI (engine/plan/fn.h): emitters,
- * iterators, the running task's partition, broadcasts and accumulators; plus small pieces
- * the pipeline shares (batch lists as iterators, record batching, node error context). */
+ * the running task's partition, broadcasts and accumulators; plus small pieces the pipeline
+ * shares (record batching, node error context). Iterators (em_iter_next,
+ * em_iter_next_batch, batch lists as iterators) are in iterio.c. */
 #include <string.h>
 
 #include "engine/exec/exec_int.h"
@@ -84,85 +85,6 @@ bool em__emitter_read(const em_emitter *e, size_t *off, em_rec *r)
     r->val = em_slice_make(p + 8 + klen, v);
     *off += 8 + klen + v;
     return true;
-}
-
-/* ---------------------------------------------------------------- iterators */
-
-int em_iter_next(em_iter *it, em_rec *r, em_err *err)
-{
-    return it->next(it, r, err);
-}
-
-void em__iter_free(em_iter *it)
-{
-    if (it)
-        it->free(it);
-}
-
-int em__iter_drain(em_iter *it, em__push_fn fn, void *ud, em_err *err)
-{
-    em_rec r;
-    int rc;
-    if (it->drain)
-        return it->drain(it, fn, ud, err);
-    while ((rc = it->next(it, &r, err)) == 1)
-        if ((rc = fn(ud, &r, err)) < 0)
-            return rc;
-    return rc;
-}
-
-typedef struct batches_iter {
-    em_iter base;
-    em_batch **batches;
-    size_t n, at;
-    em_batch_iter bi;
-    bool started;
-    uint64_t *counter;    /* optional: records handed out are added here */
-} batches_iter;
-
-static int batches_next(em_iter *it, em_rec *r, em_err *err)
-{
-    batches_iter *b = (batches_iter *)it;
-    (void)err;
-    for (;;) {
-        if (b->started && em_batch_iter_next(&b->bi, r)) {
-            if (r->key.p == NULL && b->bi.kind == EM_REC_KV)
-                r->key = em_slice_make(empty_key, 0);
-            if (b->counter)
-                (*b->counter)++;
-            return 1;
-        }
-        if (b->at >= b->n)
-            return 0;
-        em_batch_iter_init(&b->bi, b->batches[b->at++]);
-        b->started = true;
-    }
-}
-
-static void batches_free(em_iter *it)
-{
-    batches_iter *b = (batches_iter *)it;
-    for (size_t i = 0; i < b->n; i++)
-        em_batch_unref(b->batches[i]);
-    em_free(b->batches);
-    em_free(b);
-}
-
-em_iter *em__batches_iter_new_counted(em_batch **batches, size_t n, uint64_t *counter)
-{
-    batches_iter *b = (batches_iter *)em__batches_iter_new(batches, n);
-    b->counter = counter;
-    return &b->base;
-}
-
-em_iter *em__batches_iter_new(em_batch **batches, size_t n)
-{
-    batches_iter *b = em_xcalloc(1, sizeof *b);
-    b->base.next = batches_next;
-    b->base.free = batches_free;
-    b->batches = batches;
-    b->n = n;
-    return &b->base;
 }
 
 /* ---------------------------------------------------------------- batching */

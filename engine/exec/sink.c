@@ -108,6 +108,14 @@ static int add_pending(map_sink *s, uint32_t p, uint64_t h, const em_rec *r, em_
     return s->npend == PEND_MAX ? flush_pending(s, err) : 0;
 }
 
+/* The kind of the shuffle's records, from the first one: plain records of the width the
+ * parent declares stay FIXED (repartition of vectors), other plain ones are BYTES. */
+static em_rec_kind map_kind(const map_sink *s, bool kv, size_t vlen)
+{
+    uint32_t w = s->root->parents[0]->width;
+    return kv ? EM_REC_KV : w && vlen == w ? EM_REC_FIXED : EM_REC_BYTES;
+}
+
 static int writer_open(map_sink *s, em_rec_kind kind, em_err *err)
 {
     const em_exec_env *env = s->t->env;
@@ -122,6 +130,7 @@ static int writer_open(map_sink *s, em_rec_kind kind, em_err *err)
         .map_id = s->t->partition,
         .nparts = n->nparts,
         .kind = kind,
+        .width = kind == EM_REC_FIXED ? n->parents[0]->width : 0,
         .combiner = combine ? &s->comb.comb : NULL,
         .mem_budget = env->task_mem_budget,
         .zstd_level = env->zstd_level,
@@ -135,7 +144,7 @@ static int map_sink_add(map_sink *s, const em_rec *r, em_err *err)
     const em_plan_node *n = s->root;
     uint32_t p;
     int rc;
-    if (!s->w && (rc = writer_open(s, r->key.p ? EM_REC_KV : EM_REC_BYTES, err)) < 0)
+    if (!s->w && (rc = writer_open(s, map_kind(s, r->key.p, r->val.n), err)) < 0)
         return rc;
     if (n->map_part == EM_MAP_PART_ROUND_ROBIN) {
         p = s->rr;
@@ -196,8 +205,8 @@ int em__run_map_sink(em_task *t, const em_plan_node *root, em_iter *in, em_task_
         (rc = flush_pending(s, err)) < 0)
         goto out;
     /* No record at all: still commit empty outputs (of the kind the plan expects). */
-    if (!s->w && (rc = writer_open(s, root->parents[0]->is_kv ? EM_REC_KV : EM_REC_BYTES,
-                                   err)) < 0)
+    if (!s->w && (rc = writer_open(s, map_kind(s, root->parents[0]->is_kv,
+                                               root->parents[0]->width), err)) < 0)
         goto out;
     out->is_map = true;
     if ((rc = em_shuffle_writer_commit(s->w, &out->map_status, err)) < 0) {

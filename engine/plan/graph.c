@@ -1,5 +1,5 @@
-/* engine/plan/graph.c - the lineage graph: node allocation, lookup, parent links, names of
- * operations and partitioning specs.
+/* engine/plan/graph.c - the lineage graph: node allocation, lookup, parent links and
+ * partitioning specs (what each operation is: ops.c).
  *
  * DESIGN: a graph owns an array of node pointers sorted by id, so lookup is a binary search.
  * Nodes made by em_plan_node_new get increasing ids from 1 and are appended; a decoder that
@@ -132,62 +132,6 @@ void em_plan_node_set_parents(em_plan_node *n, em_plan_node *const *parents, uin
         n->parents = em_xmalloc(np * sizeof *parents);
         memcpy(n->parents, parents, np * sizeof *parents);
     }
-}
-
-static const char *const op_names[EM_OP__COUNT] = {
-    [EM_OP_PARALLELIZE] = "parallelize",
-    [EM_OP_RANGE] = "range",
-    [EM_OP_TEXT_FILE] = "text_file",
-    [EM_OP_WHOLE_TEXT_FILES] = "whole_text_files",
-    [EM_OP_MAP] = "map",
-    [EM_OP_FILTER] = "filter",
-    [EM_OP_MAP_PARTITIONS] = "map_partitions",
-    [EM_OP_SAMPLE] = "sample",
-    [EM_OP_GLOM] = "glom",
-    [EM_OP_ZIP_WITH_INDEX] = "zip_with_index",
-    [EM_OP_LOCAL_REDUCE] = "local_reduce",
-    [EM_OP_UNION] = "union",
-    [EM_OP_COALESCE] = "coalesce",
-    [EM_OP_CARTESIAN] = "cartesian",
-    [EM_OP_TAG] = "tag",
-    [EM_OP_COGROUP_SPLIT] = "cogroup_split",
-    [EM_OP_SHUFFLED] = "shuffled",
-    [EM_OP_CHECKPOINT_WRITE] = "checkpoint_write",
-    [EM_OP_CHECKPOINT_FILE] = "checkpoint_file",
-};
-
-const char *em_op_name(em_op op)
-{
-    if ((int)op <= 0 || op >= EM_OP__COUNT)
-        return "unknown";
-    return op_names[op];
-}
-
-bool em_op_one_to_one(em_op op)
-{
-    switch (op) {
-    case EM_OP_MAP:
-    case EM_OP_FILTER:
-    case EM_OP_MAP_PARTITIONS:
-    case EM_OP_SAMPLE:
-    case EM_OP_GLOM:
-    case EM_OP_ZIP_WITH_INDEX:
-    case EM_OP_LOCAL_REDUCE:
-    case EM_OP_TAG:
-    case EM_OP_COGROUP_SPLIT:
-    case EM_OP_CHECKPOINT_WRITE:
-        return true;
-    default:
-        return false;
-    }
-}
-
-em_op em_op_from_name(const char *name)
-{
-    for (int i = 1; i < EM_OP__COUNT; i++)
-        if (strcmp(op_names[i], name) == 0)
-            return (em_op)i;
-    return (em_op)0;
 }
 
 bool em_part_spec_equal(const em_part_spec *a, const em_part_spec *b)

@@ -168,12 +168,40 @@ em_plan_node *em_plan_graph_find(const em_plan_graph *g, uint32_t id);   /* NULL
 void em_plan_graph_remove(em_plan_graph *g, em_plan_node *n);
 /* Sets node->parents to a copy of the array. */
 void em_plan_node_set_parents(em_plan_node *n, em_plan_node *const *parents, uint32_t np);
-const char *em_op_name(em_op op);                   /* "map", "shuffled", ... */
-/* Ops whose partition i is computed from their only parent's partition i (same number of
- * partitions): map, filter, map_partitions, sample, glom, zip_with_index, local_reduce,
- * tag, cogroup_split, checkpoint_write. The plan checker and the scheduler's cache-locality
- * walk both go by this one list. */
-bool em_op_one_to_one(em_op op);
+/* ---------------------------------------------------------------- operator descriptors
+ * Everything the plan layer knows about an operation is in its descriptor, one entry of
+ * one table (engine/plan/ops.c), indexed by em_op: its name in JSON, arity, shape, main
+ * function kind, how its own fields are written to and read from stage JSON, and its plan
+ * check. The executor keeps a parallel table of iterator constructors (engine/exec/ops.c),
+ * so adding an operation is an em_op value, a descriptor here, a constructor there and the
+ * API function that makes the node (docs/architecture.md, "Operators as descriptors").
+ * Sources (reading no parent: range, parallelize, text files, whole files, checkpoint
+ * files) are the descriptors with `source` set. */
+struct json_t;
+typedef struct em_op_desc {
+    const char *name;           /* "map", "shuffled", ...: the "op" field of plan JSON */
+    uint32_t min_parents, max_parents;   /* arity checked by the decoder */
+    bool source;                /* reads no parent: a source format */
+    bool wide;                  /* a shuffle dependency: cuts stages (SHUFFLED) */
+    bool one_to_one;            /* partition i is computed from its only parent's
+                                   partition i (same nparts); the plan checker and the
+                                   scheduler's cache-locality walk go by it */
+    em_fn_kind fn_kind;         /* kind `fn` must resolve to (required), 0: none or checked
+                                   by `check` */
+    /* Optional: writes the op's own fields into node object o; false on OOM. */
+    bool (*encode)(struct json_t *o, const em_plan_node *n);
+    /* Optional: reads them from o (untrusted: EM_ECORRUPT/EM_EPLAN naming node and
+     * field). Parents are not linked yet. */
+    int (*decode)(const struct json_t *o, em_plan_node *n, em_err *err);
+    /* Optional: checks with parents linked, after arity, one-to-one partition counts and
+     * fn_kind have been checked. is_root: the node is the stage's root. */
+    int (*check)(const em_plan_node *n, bool is_root, em_err *err);
+} em_op_desc;
+/* The descriptor of op; an op outside the table gets a descriptor named "unknown" with no
+ * valid arity (never NULL). */
+const em_op_desc *em_op_desc_get(em_op op);
+const char *em_op_name(em_op op);                   /* em_op_desc_get(op)->name */
+bool em_op_one_to_one(em_op op);                    /* em_op_desc_get(op)->one_to_one */
 /* Equal partitioning (kind, nparts, bounds, direction): a pair op on such a parent needs
  * no shuffle. NONE is never equal to anything. */
 bool em_part_spec_equal(const em_part_spec *a, const em_part_spec *b);

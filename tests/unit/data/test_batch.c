@@ -301,3 +301,54 @@ Test(codec, i64_order_matches_numeric_order)
     em_enc_f64(e, -0.25);
     cr_assert_eq(em_dec_f64(e), -0.25);
 }
+
+/* Every way a FIXED batch is made gives a 64-byte aligned payload: builders of every size,
+ * copies, adoption of unaligned memory (copied), and block decoding with both codecs. */
+Test(batch, fixed_payloads_are_64_byte_aligned)
+{
+    em_err err = EM_ERR_INIT;
+    static const uint32_t widths[] = {1, 8, 12, 100, 800};
+    for (size_t wi = 0; wi < sizeof widths / sizeof *widths; wi++) {
+        uint32_t w = widths[wi];
+        uint8_t rec[800];
+        for (uint32_t n = 1; n < 3000; n = n * 3 + 1) {
+            em_batch_builder bb;
+            em_batch_builder_init(&bb, EM_REC_FIXED, w);
+            for (uint32_t i = 0; i < n; i++) {
+                memset(rec, (int)i, w);
+                cr_assert_eq(em_batch_builder_add_val(&bb, em_slice_make(rec, w), &err), 0);
+            }
+            em_batch *b = em_batch_builder_finish(&bb, &err);
+            em_batch_builder_destroy(&bb);
+            cr_assert_not_null(b);
+            cr_assert_eq((uintptr_t)em_batch_payload(b) % EM_BATCH_ALIGN, 0, "w %u n %u", w, n);
+            cr_assert_eq(em_batch_payload(b)[(size_t)(n - 1) * w], (uint8_t)(n - 1));
+            for (int codec = EM_CODEC_NONE; codec <= EM_CODEC_ZSTD; codec++) {
+                em_vbuf v;
+                em_batch *d = NULL;
+                em_vbuf_init(&v);
+                cr_assert_eq(em_block_encode(b, (em_codec)codec, 1, &v, &err), 0);
+                cr_assert_eq(em_block_decode(v.data, v.len, &d, &err), 0, "%s", err.msg);
+                cr_assert_eq((uintptr_t)em_batch_payload(d) % EM_BATCH_ALIGN, 0);
+                cr_assert_eq(memcmp(em_batch_payload(d), em_batch_payload(b),
+                                    em_batch_nbytes(b)), 0);
+                em_batch_unref(d);
+                em_vbuf_destroy(&v);
+            }
+            em_batch *c = em_batch_new_copy(EM_REC_FIXED, w, n, em_batch_payload(b),
+                                            em_batch_nbytes(b));
+            cr_assert_eq((uintptr_t)em_batch_payload(c) % EM_BATCH_ALIGN, 0);
+            em_batch_unref(c);
+            em_batch_unref(b);
+        }
+    }
+    /* adopting memory that is not aligned copies it into aligned memory */
+    uint8_t *odd = em_malloc(8 * 10);
+    for (int i = 0; i < 80; i++)
+        odd[i] = (uint8_t)i;
+    em_batch *t = em_batch_new_take(EM_REC_FIXED, 8, 10, odd, 80);
+    cr_assert_not_null(t);
+    cr_assert_eq((uintptr_t)em_batch_payload(t) % EM_BATCH_ALIGN, 0);
+    cr_assert_eq(em_batch_payload(t)[79], 79);
+    em_batch_unref(t);
+}

@@ -249,3 +249,44 @@ Test(json, base64_roundtrip_and_errors)
                      "%s", bad[i]);
     }
 }
+
+/* Every op has one descriptor: a unique name that maps back to it, a consistent shape, and
+ * an arity the decoder can satisfy; an op outside the table is "unknown" and never fits. */
+Test(json, every_op_has_a_descriptor)
+{
+    for (int op = 1; op < EM_OP__COUNT; op++) {
+        const em_op_desc *d = em_op_desc_get((em_op)op);
+        cr_assert_str_neq(d->name, "unknown", "op %d has no descriptor", op);
+        cr_assert_eq(em_op_from_name(d->name), (em_op)op, "%s", d->name);
+        cr_assert_str_eq(em_op_name((em_op)op), d->name);
+        cr_assert_leq(d->min_parents, d->max_parents, "%s", d->name);
+        cr_assert(!(d->source && d->min_parents), "%s: a source reads no parent", d->name);
+        cr_assert(!d->one_to_one || (d->min_parents == 1 && d->max_parents == 1), "%s",
+                  d->name);
+        cr_assert_eq(em_op_one_to_one((em_op)op), d->one_to_one);
+    }
+    cr_assert_str_eq(em_op_desc_get((em_op)0)->name, "unknown");
+    cr_assert_str_eq(em_op_desc_get(EM_OP__COUNT)->name, "unknown");
+    cr_assert_gt(em_op_desc_get(EM_OP__COUNT)->min_parents,
+                 em_op_desc_get(EM_OP__COUNT)->max_parents);
+    cr_assert(em_op_desc_get(EM_OP_SHUFFLED)->wide);
+    cr_assert(em_op_desc_get(EM_OP_TEXT_FILE)->source);
+}
+
+/* A fixed-width map keeps its declared width through JSON (map nodes used to carry 0). */
+Test(json, map_width_roundtrips)
+{
+    em_registry_init_builtins();
+    const char *js = "{\"version\":1,\"root\":2,\"nodes\":[" NODE1 ",{\"id\":2,\"op\":\"map\","
+                     "\"flags\":0,\"nparts\":2,\"width\":24,\"is_kv\":false,\"level\":0,"
+                     "\"parents\":[1],\"fn\":\"em.identity\"}]}";
+    em_plan_graph *g;
+    em_plan_node *root;
+    em_err err = EM_ERR_INIT;
+    cr_assert_eq(em_plan_from_json(js, strlen(js), &g, &root, &err), 0, "%s", err.msg);
+    cr_assert_eq(root->width, 24);
+    char *js2 = em_plan_to_json(root, false, &err);
+    cr_assert(js2 && strstr(js2, "\"width\":24"), "%s", js2 ? js2 : err.msg);
+    em_free(js2);
+    em_plan_graph_free(g);
+}

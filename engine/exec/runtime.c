@@ -5,6 +5,15 @@
 
 #include "engine/exec/exec_int.h"
 
+/* ---------------------------------------------------------------- cancellation */
+
+_Thread_local const atomic_bool *em__tl_cancel;
+
+int em__cancel_err(em_err *err)
+{
+    return em_err_set(err, EM_ECANCELED, "task canceled");
+}
+
 /* ---------------------------------------------------------------- emitters */
 
 void em__emitter_init(em_emitter *e)
@@ -32,6 +41,8 @@ static const uint8_t empty_key[1];
 
 static int emit_parts(em_emitter *e, bool kv, em_slice key, em_slice val, em_err *err)
 {
+    if (em__task_canceled())
+        return em__cancel_err(err);
     if (EM_UNLIKELY(key.n >= EM_BATCH_MAX_REC_LEN || val.n > EM_BATCH_MAX_REC_LEN))
         return em_err_set(err, EM_EINVAL, "emit: record part of %zu bytes is too large",
                           key.n > val.n ? key.n : val.n);
@@ -90,6 +101,8 @@ bool em__emitter_read(const em_emitter *e, size_t *off, em_rec *r)
 
 int em_iter_next(em_iter *it, em_rec *r, em_err *err)
 {
+    if (em__task_canceled())
+        return em__cancel_err(err);
     return it->next(it, r, err);
 }
 
@@ -105,9 +118,12 @@ int em__iter_drain(em_iter *it, em__push_fn fn, void *ud, em_err *err)
     int rc;
     if (it->drain)
         return it->drain(it, fn, ud, err);
-    while ((rc = it->next(it, &r, err)) == 1)
+    while ((rc = it->next(it, &r, err)) == 1) {
+        if (em__task_canceled())
+            return em__cancel_err(err);
         if ((rc = fn(ud, &r, err)) < 0)
             return rc;
+    }
     return rc;
 }
 
@@ -123,7 +139,6 @@ typedef struct batches_iter {
 static int batches_next(em_iter *it, em_rec *r, em_err *err)
 {
     batches_iter *b = (batches_iter *)it;
-    (void)err;
     for (;;) {
         if (b->started && em_batch_iter_next(&b->bi, r)) {
             if (r->key.p == NULL && b->bi.kind == EM_REC_KV)
@@ -134,6 +149,8 @@ static int batches_next(em_iter *it, em_rec *r, em_err *err)
         }
         if (b->at >= b->n)
             return 0;
+        if (em__task_canceled())   /* once per batch */
+            return em__cancel_err(err);
         em_batch_iter_init(&b->bi, b->batches[b->at++]);
         b->started = true;
     }

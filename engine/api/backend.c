@@ -250,7 +250,8 @@ typedef struct cluster_backend {
     em_map_tracker *tracker;
     em__acc_fn apply_acc;
     void *acc_ud;
-    uint32_t *rr;                /* ids of ROUND_ROBIN shuffles seen in encode_stage */
+    pthread_mutex_t rr_lock;     /* jobs encode stages concurrently */
+    uint32_t *rr;                /* ids of ROUND_ROBIN shuffles seen in encode_stage (rr_lock) */
     size_t nrr;
     void (*on_free)(void *ud);
     void *free_ud;
@@ -262,12 +263,14 @@ static char *cl_encode_stage(void *self, const em_plan_node *root, bool map_side
     cluster_backend *cb = self;
     if (map_side && root->op == EM_OP_SHUFFLED && root->map_part == EM_MAP_PART_ROUND_ROBIN) {
         bool seen = false;
+        pthread_mutex_lock(&cb->rr_lock);
         for (size_t i = 0; i < cb->nrr; i++)
             seen |= cb->rr[i] == root->shuffle_id;
         if (!seen) {
             cb->rr = em_xrealloc(cb->rr, (cb->nrr + 1) * sizeof *cb->rr);
             cb->rr[cb->nrr++] = root->shuffle_id;
         }
+        pthread_mutex_unlock(&cb->rr_lock);
     }
     return em_stage_encode(root, map_side, res, err);
 }
@@ -277,6 +280,7 @@ static void cl_on_exec_lost(void *ud, const char *loc)
     cluster_backend *cb = ud;
     uint32_t sids[256];
     uint32_t n = em_map_tracker_unregister_loc(cb->tracker, loc, sids, 256);
+    pthread_mutex_lock(&cb->rr_lock);
     for (uint32_t i = 0; i < n && i < 256; i++)
         for (size_t k = 0; k < cb->nrr; k++)
             if (cb->rr[k] == sids[i]) {
@@ -284,6 +288,7 @@ static void cl_on_exec_lost(void *ud, const char *loc)
                        "recomputing all of it", sids[i], loc);
                 em_map_tracker_unregister_all(cb->tracker, sids[i]);
             }
+    pthread_mutex_unlock(&cb->rr_lock);
 }
 
 /* em_cluster_result -> em_sched_result (+ em_task_result payload for result tasks). */
@@ -334,9 +339,12 @@ static int cl_run_tasks(void *self, const em_sched_task *tasks, size_t n,
     em_cluster_task *ct = em_xcalloc(n, sizeof *ct);
     em_cluster_result *cr = em_xcalloc(n, sizeof *cr);
     for (size_t i = 0; i < n; i++)
-        ct[i] = (em_cluster_task){tasks[i].stage_json, tasks[i].len, tasks[i].stage_id,
-                                  tasks[i].partition, tasks[i].attempt, tasks[i].is_map,
-                                  tasks[i].pref_rdd, tasks[i].pref_part};
+        ct[i] = (em_cluster_task){.stage_json = tasks[i].stage_json, .len = tasks[i].len,
+                                  .stage_id = tasks[i].stage_id,
+                                  .partition = tasks[i].partition, .attempt = tasks[i].attempt,
+                                  .is_map = tasks[i].is_map, .pref_rdd = tasks[i].pref_rdd,
+                                  .pref_part = tasks[i].pref_part, .prio = tasks[i].prio,
+                                  .cancel = tasks[i].cancel};
     int rc = em_cluster_run_tasks(cb->cl, ct, n, cr, err);
     for (size_t i = 0; i < n; i++)
         cl_convert(cb, &tasks[i], &cr[i], &results[i]);
@@ -354,7 +362,20 @@ static void cl_free(void *self)
     if (cb->on_free)
         cb->on_free(cb->free_ud);
     em_free(cb->rr);
+    pthread_mutex_destroy(&cb->rr_lock);
     em_free(cb);
+}
+
+static void cl_wake(void *self)
+{
+    cluster_backend *cb = self;
+    em_cluster_wake(cb->cl);
+}
+
+static void cl_remove_shuffle(void *self, uint32_t sid)
+{
+    cluster_backend *cb = self;
+    em_cluster_remove_shuffle(cb->cl, sid);
 }
 
 static const em_sched_backend_ops cluster_ops = {
@@ -363,6 +384,8 @@ static const em_sched_backend_ops cluster_ops = {
     .run_tasks = cl_run_tasks,
     .free_payload = free_payload,
     .free = cl_free,
+    .wake = cl_wake,
+    .remove_shuffle = cl_remove_shuffle,
 };
 
 /* ember.locality.wait as Spark writes it: "3s", "500ms", "1m", "1h", or a number of ms; "0" =
@@ -388,6 +411,7 @@ int em__parse_locality_wait(const char *v, uint32_t *ms, em_err *err)
 int em__cluster_backend_new(const em__cluster_cfg *cfg, em_sched_backend *out, em_err *err)
 {
     cluster_backend *cb = em_xcalloc(1, sizeof *cb);
+    pthread_mutex_init(&cb->rr_lock, NULL);
     cb->tracker = cfg->tracker;
     cb->apply_acc = cfg->apply_acc;
     cb->acc_ud = cfg->acc_ud;
@@ -445,6 +469,7 @@ static int exec_runner(void *ud, const em_cluster_env *ce, const char *json, siz
         .ud = ce->ud, .fetch_block = ce->fetch_block, .task_mem_budget = ce->task_mem_budget,
         .mem = ce->mem,
         .zstd_level = ce->zstd_level,
+        .cancel = ce->cancel,
     };
     em_task_result tr;
     em_err err = EM_ERR_INIT;

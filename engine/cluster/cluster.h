@@ -14,8 +14,8 @@
  * one is given. Every connection (driver-executor, executor-executor) authenticates with
  * it (engine/net).
  *
- * THREADS: em_cluster_* driver functions run on the driver thread (one per em_cluster),
- * except where noted. Callbacks in em_cluster_opts are called on the network thread
+ * THREADS: em_cluster_* driver functions may be called from any thread (concurrent jobs
+ * run their task sets at once), except where noted. Callbacks in em_cluster_opts are called on the network thread
  * (map_outputs, store) or on the driver thread inside em_cluster_run_tasks (on_exec_lost,
  * request_executor). */
 #ifndef EMBER_CLUSTER_H

@@ -642,13 +642,14 @@ static bool shuffle_in_use(em_sched *s, const job *j, uint32_t sid)
     return find_run(s, sid) != NULL;
 }
 
-/* Takes j off the running list. A cancelled job first removes the shuffles it wrote
- * that no other running job uses (tracker entries and files), still under s->lock so that
- * no job can start using them meanwhile. */
-static void job_unlist(em_sched *s, job *j)
+/* Takes j off the running list. A job that ended cancelled (rc) first removes the
+ * shuffles it wrote that no other running job uses (tracker entries and files), still
+ * under s->lock so that no job can start using them meanwhile. (A job whose cancel came
+ * after its last task keeps its result and its shuffles.) */
+static void job_unlist(em_sched *s, job *j, int rc)
 {
     pthread_mutex_lock(&s->lock);
-    for (uint32_t i = 0; atomic_load(&j->cancel) && i < j->nmaps; i++) {
+    for (uint32_t i = 0; rc == EM_ECANCELED && i < j->nmaps; i++) {
         uint32_t sid = j->maps[i].shuffled->shuffle_id;
         if (!j->maps[i].ran || shuffle_in_use(s, j, sid))
             continue;
@@ -745,7 +746,7 @@ int em_sched_run_job_in_group(em_sched *s, const char *group, const em_plan_node
         rc = canceled(&j, err);   /* a task's failure caused by the cancel */
 out:
     job_end(s, &j, t0, rc, err);
-    job_unlist(s, &j);
+    job_unlist(s, &j, rc);
     if (rc == EM_ECANCELED)
         for (uint32_t i = 0; i < nparts; i++) {
             em_sched_free_payload(s, results[i]);

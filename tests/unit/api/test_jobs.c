@@ -319,3 +319,43 @@ Test(jobs, cancel_all_and_unknown_group, .timeout = 120)
     cr_assert_eq(em_rdd_count(em_range(sc, 0, 100, 1, 2), &n, &err), 0, "%s", err.msg);
     em_context_free(sc);
 }
+
+/* A map stage two jobs need: cancelling the job whose thread runs it must not stop it while
+ * the other job, not cancelled, waits for it. The other job completes right, the stage's
+ * map tasks ran once (8), and the cancelled job still returns EM_ECANCELED. */
+Test(jobs, shared_stage_keeps_running_for_the_other_job, .timeout = 120)
+{
+    em_context *sc = ctx("local[2]");
+    uint8_t us[8];
+    em_enc_i64(us, 20000);
+    em_rdd *slow = em_rdd_map(em_range(sc, 0, 160000, 1, 8), "fj_slow", em_slice_make(us, 8));
+    em_rdd *shuffled = em_rdd_repartition(slow, 4);
+    collector a = {.r = em_rdd_map(shuffled, "em.identity", none), .group = "a",
+                   .count_only = true};
+    collector b = {.r = em_rdd_map(shuffled, "em.identity", none), .group = "b",
+                   .count_only = true};
+    em_context_stats st0, st;
+    em_context_stats_get(sc, &st0);
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, collect_main, &a);
+    usleep(300 * 1000);
+    pthread_create(&tb, NULL, collect_main, &b);
+    for (int i = 0; i < 3000; i++) {   /* both jobs listed (b then waits for a's stage) */
+        em_context_stats_get(sc, &st);
+        if (st.jobs >= st0.jobs + 2)
+            break;
+        usleep(10 * 1000);
+    }
+    usleep(200 * 1000);
+    em_cancel_job_group(sc, "a");
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    em_context_stats_get(sc, &st);
+    cr_assert_eq(a.rc, EM_ECANCELED, "a: rc %d: %s", a.rc, a.err.msg);
+    cr_assert_eq(b.rc, 0, "b: %s", b.err.msg);
+    cr_assert_eq(b.count, 160000);
+    cr_assert_eq(st.map_tasks_run - st0.map_tasks_run, 8, "%llu map tasks: the shared stage "
+                 "was stopped and run again", (unsigned long long)(st.map_tasks_run -
+                                                                  st0.map_tasks_run));
+    em_context_free(sc);
+}

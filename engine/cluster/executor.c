@@ -413,11 +413,11 @@ static int on_driver_rpc(executor *x, const em__msg *m0, em__msg *m, em_err *err
         em_block_store_remove_all(x->store, m->block.type, m->block.a);
         break;
     case EM__MSG_REMOVE_SHUFFLE:
-        /* The dataset that produced it died on the driver (em_rdd_release): no task of a
-         * job to come reads it, and no task of this application runs between jobs, so
-         * its data, index and any leftover writer spill files go. A directory scan on the
-         * loop thread under x->lock, as drop's removal: one per dead shuffle, between jobs,
-         * when no task thread waits for the lock. */
+        /* The dataset that produced it died on the driver (em_rdd_release), or a
+         * cancelled job wrote it: no running job and no job to come reads it, so its
+         * data, index and any leftover writer spill files go. A directory scan on the
+         * loop thread under x->lock, as drop's removal: one per dead shuffle, short
+         * (task threads of concurrent jobs may wait that long for the lock). */
         em_log(EM_LOG_DEBUG, "executor: removing shuffle %u", m->sid);
         em_shuffle_remove_files(x->shuffle_dir, m->sid);
         break;

@@ -26,8 +26,9 @@
  * em_context_free(); never free them. em_rdd_release() says a handle is garbage, so that
  * what only it kept (shuffle files, cached partitions) is freed at once rather than at
  * em_context_free(). Results (em_records, em_vbuf) belong to the caller.
- * THREADS. One thread at a time per context (the driver's thread); user functions run on
- * task threads and must not touch the context. */
+ * THREADS. Any number of threads may build plans and run actions on one context at once
+ * (see "concurrent jobs" below); em_context_new/free on one thread while no other uses
+ * the context. User functions run on task threads and must not touch the context. */
 #ifndef EMBER_H
 #define EMBER_H
 

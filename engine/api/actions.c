@@ -7,7 +7,7 @@
  * partition order with the user's function called here (em_fn_ctx{blob, NULL}); fold and
  * aggregate start from the zero value on the driver too; take scans partition 0 first and
  * then up to 4x as many partitions per round.
- * THREADS: driver thread only. */
+ * THREADS: any thread; concurrent actions on one context run as concurrent jobs. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,10 +17,18 @@
 int em__run_job(em_rdd *r, const em_result_spec *res, const uint32_t *parts, uint32_t nparts,
                 em_task_result *results, em_err *err)
 {
-    if (r->node->err.code != 0)
-        return em_err_copy(err, &r->node->err);
+    em_plan_node *node = em__rdd_hold(r);   /* r may be released by another thread */
+    if (node->err.code != 0) {
+        int code = em_err_copy(err, &node->err);
+        em__node_unhold(r->sc, node);
+        return code;
+    }
     void **payloads = em_xcalloc(nparts ? nparts : 1, sizeof *payloads);
-    int rc = em_sched_run_job(r->sc->sched, r->node, res, parts, nparts, payloads, err);
+    char *group = em__job_group_dup(r->sc);
+    int rc = em_sched_run_job_in_group(r->sc->sched, group, node, res, parts, nparts, payloads,
+                                       err);
+    em__node_unhold(r->sc, node);
+    em_free(group);
     /* The local backend's payloads are em_task_result structs: move them out. */
     for (uint32_t i = 0; i < nparts; i++) {
         if (!payloads[i])

@@ -11,7 +11,7 @@
  * through a temporary name); when the job succeeds the parts move into dir, _temporary is
  * removed and an empty dir/_SUCCESS is written last, atomically. On failure dir is removed
  * whole, so a reader never sees a half-written output.
- * THREADS: driver thread only. */
+ * THREADS: any thread (nodes and handles are made through the locked helpers of rdd.c). */
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>

@@ -1,8 +1,13 @@
 /* engine/api/api_int.h - internals shared by the files of engine/api only: the context and
  * dataset handle structs and the helpers that build plan nodes and run jobs.
- * THREADS: as engine/ember.h: one driver thread per context. */
+ * THREADS (engine/ember.h): any number of threads may build plans and run actions on one
+ * context. sc->lock (recursive) guards the plan graph, the handle list, node reference
+ * counts, accumulators and job groups; it is held only for such bookkeeping, never across
+ * a job. Counters that only grow are atomics. */
 #ifndef EMBER_API_INT_H
 #define EMBER_API_INT_H
+
+#include <pthread.h>
 
 #include "engine/ember.h"
 #include "engine/cluster/cluster.h"
@@ -55,12 +60,22 @@ struct em_context {
                                     holds a reference of its own, so it never dies) */
     em_rdd **rdds;               /* every handle made (owned), freed with the context */
     size_t nrdds, rdds_cap;
-    uint32_t next_shuffle_id;
-    uint32_t next_broadcast_id;
-    uint64_t seed_counter;       /* fresh seeds for round-robin shuffles */
-    em__acc *accs;               /* accumulator id i is accs[i - 1] */
+    _Atomic uint32_t next_shuffle_id;
+    _Atomic uint32_t next_broadcast_id;
+    _Atomic uint64_t seed_counter;   /* fresh seeds for round-robin shuffles */
+    em__acc *accs;               /* accumulator id i is accs[i - 1] (lock) */
     uint32_t naccs;
+    pthread_mutex_t lock;        /* recursive; see THREADS above */
+    struct em__group *groups;    /* job group per driver thread (lock) */
+    size_t ngroups;
 };
+
+/* A driver thread's job group (em_set_job_group): threads are told apart by a serial
+ * number each thread draws once (pthread_t values are reused after a thread exits). */
+typedef struct em__group {
+    uint64_t thread;
+    char *name;                  /* owned */
+} em__group;
 
 /* ---------------------------------------------------------------- backend.c */
 typedef void (*em__acc_fn)(void *ud, const em_acc_update *u, uint32_t n);
@@ -119,6 +134,11 @@ em_plan_node *em__node_shuffled(em_context *sc, em_plan_node *parent, uint32_t n
 /* Releases an internal handle (one the user never saw: the steps of distinct, cogroup,
  * count_by_key, ...) and frees the handle itself. NULL ok. Never pass a user's handle. */
 void em__rdd_drop(em_rdd *r);
+/* Takes a reference on the node r names (atomically with reading it) for a running job,
+ * so that r released by another thread meanwhile cannot free what the job reads
+ * (em__run_job); em__node_unhold drops it. */
+em_plan_node *em__rdd_hold(em_rdd *r);
+void em__node_unhold(em_context *sc, em_plan_node *n);
 /* Whether r was released (it names sc->released). */
 bool em__rdd_is_released(const em_rdd *r);
 /* Drops the cached partitions of rdd id everywhere (driver store, executors' stores and the
@@ -132,6 +152,10 @@ em_plan_node *em__build_reduce(em_context *sc, em_plan_node *parent, const em_pa
                                em_reduce_mode mode, uint32_t flags, const char *name);
 /* Target HASH spec of a pair op: nparts, else parent's spec size, else default. */
 em_part_spec em__hash_target(em_context *sc, const em_plan_node *parent, uint32_t nparts);
+
+/* ---------------------------------------------------------------- context.c (jobs) */
+/* The calling thread's job group (em_set_job_group) as a new string, or NULL. */
+char *em__job_group_dup(em_context *sc);
 
 /* ---------------------------------------------------------------- actions.c */
 /* Runs a job over parts (NULL = 0..nparts-1) of r; results[nparts] zeroed by the caller,

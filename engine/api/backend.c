@@ -3,14 +3,18 @@
  * because the scheduler and the executor are on one level and may not include each other:
  * api wires them together through the scheduler's backend ops table.
  *
- * DESIGN: run_tasks pushes one work item per task onto a queue (mutex + condvar) and waits
- * until the batch's `left` counter drops to zero. Threads pop items, run the task without
- * holding the lock and signal the batch. Back on the driver thread, each em_task_result is
- * turned into an em_sched_result (the full result becomes the payload of result tasks) and
- * the accumulator updates of successful attempts are applied, once. Map outputs are written
- * under env.shuffle_dir, which is also their location (em_fetcher_local reads the directory
- * named by the location).
- * THREADS: run_tasks is called by the driver thread only; one batch is in flight at a time. */
+ * DESIGN: each run_tasks call (one per running job's stage) is a task set on lb->sets,
+ * ordered by priority (the job id: FIFO scheduling as Spark's default, older jobs first)
+ * and then by arrival. Task threads take the next unstarted task of the first set that
+ * has one, run it without holding the lock and count the set down; run_tasks waits until
+ * its set's `left` is zero. A task whose cancel flag is set is not started (its result
+ * is EM_ECANCELED); a running one sees the flag through its env (em_exec_env.cancel) and
+ * stops at its next check. Back on the caller's thread, each em_task_result is turned into
+ * an em_sched_result (the full result becomes the payload of result tasks) and the
+ * accumulator updates of successful attempts are applied, once. Map outputs are written
+ * under env.shuffle_dir, which is also their location (em_fetcher_local reads the
+ * directory named by the location).
+ * THREADS: run_tasks may be called by several threads at once; lb->lock guards the sets. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -20,10 +24,15 @@
 #include "engine/api/api_int.h"
 #include "engine/cluster/cluster.h"
 
-typedef struct work {
-    const em_sched_task *task;
-    em_task_result *result;      /* heap, one per task */
-} work;
+/* One run_tasks call's tasks (lb->sets, lb->lock). */
+typedef struct task_set {
+    const em_sched_task *tasks;
+    em_task_result **results;    /* heap, one per task */
+    size_t n, next;              /* tasks [next, n) are not started yet */
+    size_t left;                 /* tasks not finished */
+    uint64_t prio;
+    struct task_set *link;
+} task_set;
 
 typedef struct local_backend {
     em_exec_env env;             /* strings below are owned copies */
@@ -33,36 +42,55 @@ typedef struct local_backend {
     pthread_t *threads;
     uint32_t nthreads;
     pthread_mutex_t lock;
-    pthread_cond_t wake;         /* queue not empty or stopping */
-    pthread_cond_t done;         /* the batch's left reached 0 */
-    work *queue;                 /* guarded by lock: items [head, tail) */
-    size_t head, tail;
-    size_t left;                 /* tasks of the batch not finished; guarded by lock */
+    pthread_cond_t wake;         /* a set has unstarted tasks, or stopping */
+    pthread_cond_t done;         /* some set's left reached 0 */
+    task_set *sets;              /* guarded by lock: by prio, then arrival */
     bool stop;                   /* guarded by lock */
 } local_backend;
+
+/* The first set with an unstarted task, or NULL. Lock held. */
+static task_set *next_set(local_backend *lb)
+{
+    for (task_set *s = lb->sets; s; s = s->link)
+        if (s->next < s->n)
+            return s;
+    return NULL;
+}
+
+static void run_one(local_backend *lb, const em_sched_task *t, em_task_result *res)
+{
+    em_err err = EM_ERR_INIT;
+    if (t->cancel && atomic_load(t->cancel)) {
+        res->code = em_err_set(&res->err, EM_ECANCELED, "task %u of stage %u canceled "
+                               "before it started", t->partition, t->stage_id);
+        return;
+    }
+    em_exec_env env = lb->env;
+    env.cancel = t->cancel;
+    em_exec_run_task(&env, t->stage_json, t->len, t->partition, t->attempt, res, &err);
+    if (res->code == 0 && err.code != 0) {
+        /* Defensive: a runner that returned an error without filling the result. */
+        res->code = err.code;
+        em_err_copy(&res->err, &err);
+    }
+}
 
 static void *thread_main(void *arg)
 {
     local_backend *lb = arg;
+    task_set *s;
     pthread_mutex_lock(&lb->lock);
     for (;;) {
-        while (!lb->stop && lb->head == lb->tail)
+        while (!lb->stop && !(s = next_set(lb)))
             pthread_cond_wait(&lb->wake, &lb->lock);
         if (lb->stop)
             break;
-        work w = lb->queue[lb->head++];
+        size_t i = s->next++;
         pthread_mutex_unlock(&lb->lock);
-        em_err err = EM_ERR_INIT;
-        em_exec_run_task(&lb->env, w.task->stage_json, w.task->len, w.task->partition,
-                         w.task->attempt, w.result, &err);
-        if (w.result->code == 0 && err.code != 0) {
-            /* Defensive: a runner that returned an error without filling the result. */
-            w.result->code = err.code;
-            em_err_copy(&w.result->err, &err);
-        }
+        run_one(lb, &s->tasks[i], s->results[i]);
         pthread_mutex_lock(&lb->lock);
-        if (--lb->left == 0)
-            pthread_cond_signal(&lb->done);
+        if (--s->left == 0)
+            pthread_cond_broadcast(&lb->done);
     }
     pthread_mutex_unlock(&lb->lock);
     return NULL;
@@ -110,28 +138,35 @@ static int run_tasks(void *self, const em_sched_task *tasks, size_t n, em_sched_
     local_backend *lb = self;
     if (n == 0)
         return 0;
-    work *q = em_malloc(n * sizeof *q);
-    if (!q)
+    task_set set = {.tasks = tasks, .n = n, .left = n, .prio = tasks[0].prio};
+    if (!(set.results = em_malloc(n * sizeof *set.results)))
         return em_err_set(err, EM_ENOMEM, "local backend: queue of %zu tasks", n);
-    for (size_t i = 0; i < n; i++) {
-        q[i].task = &tasks[i];
-        q[i].result = em_xcalloc(1, sizeof *q[i].result);
-    }
+    for (size_t i = 0; i < n; i++)
+        set.results[i] = em_xcalloc(1, sizeof *set.results[i]);
     pthread_mutex_lock(&lb->lock);
-    lb->queue = q;
-    lb->head = 0;
-    lb->tail = n;
-    lb->left = n;
+    task_set **p = &lb->sets;
+    while (*p && (*p)->prio <= set.prio)
+        p = &(*p)->link;
+    set.link = *p;
+    *p = &set;
     pthread_cond_broadcast(&lb->wake);
-    while (lb->left > 0)
+    while (set.left > 0)
         pthread_cond_wait(&lb->done, &lb->lock);
-    lb->queue = NULL;
-    lb->head = lb->tail = 0;
+    for (p = &lb->sets; *p != &set; p = &(*p)->link)
+        ;
+    *p = set.link;
     pthread_mutex_unlock(&lb->lock);
     for (size_t i = 0; i < n; i++)
-        convert(lb, &tasks[i], q[i].result, &results[i]);
-    em_free(q);
+        convert(lb, &tasks[i], set.results[i], &results[i]);
+    em_free(set.results);
     return 0;
+}
+
+/* Cancelled tasks of the local backend stop by themselves (em_exec_env.cancel). */
+static void local_remove_shuffle(void *self, uint32_t sid)
+{
+    local_backend *lb = self;
+    em_shuffle_remove_files(lb->shuffle_dir, sid);
 }
 
 static char *encode_stage(void *self, const em_plan_node *root, bool map_side, const void *res,
@@ -167,6 +202,7 @@ static const em_sched_backend_ops local_ops = {
     .encode_stage = encode_stage,
     .run_tasks = run_tasks,
     .free_payload = free_payload,
+    .remove_shuffle = local_remove_shuffle,
     .free = local_free,
 };
 
@@ -214,7 +250,8 @@ typedef struct cluster_backend {
     em_map_tracker *tracker;
     em__acc_fn apply_acc;
     void *acc_ud;
-    uint32_t *rr;                /* ids of ROUND_ROBIN shuffles seen in encode_stage */
+    pthread_mutex_t rr_lock;     /* jobs encode stages concurrently */
+    uint32_t *rr;                /* ids of ROUND_ROBIN shuffles seen in encode_stage (rr_lock) */
     size_t nrr;
     void (*on_free)(void *ud);
     void *free_ud;
@@ -226,12 +263,14 @@ static char *cl_encode_stage(void *self, const em_plan_node *root, bool map_side
     cluster_backend *cb = self;
     if (map_side && root->op == EM_OP_SHUFFLED && root->map_part == EM_MAP_PART_ROUND_ROBIN) {
         bool seen = false;
+        pthread_mutex_lock(&cb->rr_lock);
         for (size_t i = 0; i < cb->nrr; i++)
             seen |= cb->rr[i] == root->shuffle_id;
         if (!seen) {
             cb->rr = em_xrealloc(cb->rr, (cb->nrr + 1) * sizeof *cb->rr);
             cb->rr[cb->nrr++] = root->shuffle_id;
         }
+        pthread_mutex_unlock(&cb->rr_lock);
     }
     return em_stage_encode(root, map_side, res, err);
 }
@@ -241,6 +280,7 @@ static void cl_on_exec_lost(void *ud, const char *loc)
     cluster_backend *cb = ud;
     uint32_t sids[256];
     uint32_t n = em_map_tracker_unregister_loc(cb->tracker, loc, sids, 256);
+    pthread_mutex_lock(&cb->rr_lock);
     for (uint32_t i = 0; i < n && i < 256; i++)
         for (size_t k = 0; k < cb->nrr; k++)
             if (cb->rr[k] == sids[i]) {
@@ -248,6 +288,7 @@ static void cl_on_exec_lost(void *ud, const char *loc)
                        "recomputing all of it", sids[i], loc);
                 em_map_tracker_unregister_all(cb->tracker, sids[i]);
             }
+    pthread_mutex_unlock(&cb->rr_lock);
 }
 
 /* em_cluster_result -> em_sched_result (+ em_task_result payload for result tasks). */
@@ -298,9 +339,12 @@ static int cl_run_tasks(void *self, const em_sched_task *tasks, size_t n,
     em_cluster_task *ct = em_xcalloc(n, sizeof *ct);
     em_cluster_result *cr = em_xcalloc(n, sizeof *cr);
     for (size_t i = 0; i < n; i++)
-        ct[i] = (em_cluster_task){tasks[i].stage_json, tasks[i].len, tasks[i].stage_id,
-                                  tasks[i].partition, tasks[i].attempt, tasks[i].is_map,
-                                  tasks[i].pref_rdd, tasks[i].pref_part};
+        ct[i] = (em_cluster_task){.stage_json = tasks[i].stage_json, .len = tasks[i].len,
+                                  .stage_id = tasks[i].stage_id,
+                                  .partition = tasks[i].partition, .attempt = tasks[i].attempt,
+                                  .is_map = tasks[i].is_map, .pref_rdd = tasks[i].pref_rdd,
+                                  .pref_part = tasks[i].pref_part, .prio = tasks[i].prio,
+                                  .cancel = tasks[i].cancel};
     int rc = em_cluster_run_tasks(cb->cl, ct, n, cr, err);
     for (size_t i = 0; i < n; i++)
         cl_convert(cb, &tasks[i], &cr[i], &results[i]);
@@ -318,7 +362,20 @@ static void cl_free(void *self)
     if (cb->on_free)
         cb->on_free(cb->free_ud);
     em_free(cb->rr);
+    pthread_mutex_destroy(&cb->rr_lock);
     em_free(cb);
+}
+
+static void cl_wake(void *self)
+{
+    cluster_backend *cb = self;
+    em_cluster_wake(cb->cl);
+}
+
+static void cl_remove_shuffle(void *self, uint32_t sid)
+{
+    cluster_backend *cb = self;
+    em_cluster_remove_shuffle(cb->cl, sid);
 }
 
 static const em_sched_backend_ops cluster_ops = {
@@ -327,6 +384,8 @@ static const em_sched_backend_ops cluster_ops = {
     .run_tasks = cl_run_tasks,
     .free_payload = free_payload,
     .free = cl_free,
+    .wake = cl_wake,
+    .remove_shuffle = cl_remove_shuffle,
 };
 
 /* ember.locality.wait as Spark writes it: "3s", "500ms", "1m", "1h", or a number of ms; "0" =
@@ -352,6 +411,7 @@ int em__parse_locality_wait(const char *v, uint32_t *ms, em_err *err)
 int em__cluster_backend_new(const em__cluster_cfg *cfg, em_sched_backend *out, em_err *err)
 {
     cluster_backend *cb = em_xcalloc(1, sizeof *cb);
+    pthread_mutex_init(&cb->rr_lock, NULL);
     cb->tracker = cfg->tracker;
     cb->apply_acc = cfg->apply_acc;
     cb->acc_ud = cfg->acc_ud;
@@ -409,6 +469,7 @@ static int exec_runner(void *ud, const em_cluster_env *ce, const char *json, siz
         .ud = ce->ud, .fetch_block = ce->fetch_block, .task_mem_budget = ce->task_mem_budget,
         .mem = ce->mem,
         .zstd_level = ce->zstd_level,
+        .cancel = ce->cancel,
     };
     em_task_result tr;
     em_err err = EM_ERR_INIT;

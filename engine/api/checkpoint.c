@@ -26,7 +26,7 @@
  * LOCAL checkpoints write each partition into the block store of the executor that
  * computed it (MEMORY_AND_DISK, block rdd_<writer id>_<part>): fast, but lost with that
  * executor (reading a lost block is EM_ENOTFOUND saying so), as Spark's localCheckpoint.
- * THREADS: driver thread only. */
+ * THREADS: any thread (nodes and handles are made through the locked helpers of rdd.c). */
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>

@@ -7,7 +7,9 @@
  *   spill/    reducer and writer spills
  *   blocks/   the block store's disk blocks
  * removed whole by em_context_free, so nothing is left behind.
- * THREADS: driver thread only (ember.h). */
+ * JOB GROUPS: sc->groups maps a driver thread (a serial number drawn once per thread) to
+ * its group; em__run_job runs the thread's jobs in it; cancelling goes to the scheduler.
+ * THREADS: any thread for everything but em_context_new/free (api_int.h: sc->lock). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,6 +182,7 @@ static int make_app_dir(em_context *sc, em_err *err)
 static void apply_acc(void *ud, const em_acc_update *u, uint32_t n)
 {
     em_context *sc = ud;
+    pthread_mutex_lock(&sc->lock);
     for (uint32_t i = 0; i < n; i++) {
         if (u[i].id == 0 || u[i].id > sc->naccs)
             continue;
@@ -189,6 +192,7 @@ static void apply_acc(void *ud, const em_acc_update *u, uint32_t n)
         else
             a->i64 += u[i].i64;
     }
+    pthread_mutex_unlock(&sc->lock);
 }
 
 /* Cluster masters: executors in processes (local-cluster spawns them under the app dir,
@@ -306,6 +310,11 @@ em_context *em_context_new(const em_conf *conf, em_err *err)
     const char *file = getenv("EMBER_CONF_FILE");
     int rc = 0;
 
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&sc->lock, &ma);
+    pthread_mutexattr_destroy(&ma);
     sc->conf = em_conf_new();
     sc->next_shuffle_id = 1;
     sc->next_broadcast_id = 1;
@@ -348,6 +357,10 @@ void em_context_free(em_context *sc)
     for (uint32_t i = 0; i < sc->naccs; i++)
         em_free(sc->accs[i].name);
     em_free(sc->accs);
+    for (size_t i = 0; i < sc->ngroups; i++)
+        em_free(sc->groups[i].name);
+    em_free(sc->groups);
+    pthread_mutex_destroy(&sc->lock);
     if (sc->app_dir) {
         em_err err = EM_ERR_INIT;
         if (em_rm_rf(sc->app_dir, &err) < 0)
@@ -429,19 +442,81 @@ void em_broadcast_unpersist(em_context *sc, uint32_t id)
 
 uint32_t em_accumulator_new(em_context *sc, const char *name)
 {
+    pthread_mutex_lock(&sc->lock);
     sc->accs = em_xrealloc(sc->accs, (sc->naccs + 1) * sizeof *sc->accs);
     sc->accs[sc->naccs] = (em__acc){em_xstrdup(name ? name : ""), 0, 0.0};
-    return ++sc->naccs;
+    uint32_t id = ++sc->naccs;
+    pthread_mutex_unlock(&sc->lock);
+    return id;
 }
 
 int64_t em_accumulator_i64(em_context *sc, uint32_t id)
 {
-    return id >= 1 && id <= sc->naccs ? sc->accs[id - 1].i64 : 0;
+    pthread_mutex_lock(&sc->lock);
+    int64_t v = id >= 1 && id <= sc->naccs ? sc->accs[id - 1].i64 : 0;
+    pthread_mutex_unlock(&sc->lock);
+    return v;
 }
 
 double em_accumulator_f64(em_context *sc, uint32_t id)
 {
-    return id >= 1 && id <= sc->naccs ? sc->accs[id - 1].f64 : 0.0;
+    pthread_mutex_lock(&sc->lock);
+    double v = id >= 1 && id <= sc->naccs ? sc->accs[id - 1].f64 : 0.0;
+    pthread_mutex_unlock(&sc->lock);
+    return v;
+}
+
+/* ---------------------------------------------------------------- job groups */
+
+/* This thread's serial number (drawn on first use; never 0, never reused). */
+static uint64_t thread_serial(void)
+{
+    static _Atomic uint64_t next = 1;   /* written only by this fetch-add */
+    static _Thread_local uint64_t mine;
+    if (!mine)
+        mine = next++;
+    return mine;
+}
+
+void em_set_job_group(em_context *sc, const char *group)
+{
+    uint64_t me = thread_serial();
+    pthread_mutex_lock(&sc->lock);
+    size_t i = 0;
+    while (i < sc->ngroups && sc->groups[i].thread != me)
+        i++;
+    if (i < sc->ngroups) {
+        em_free(sc->groups[i].name);
+        sc->groups[i] = sc->groups[--sc->ngroups];
+    }
+    if (group) {
+        sc->groups = em_xrealloc(sc->groups, (sc->ngroups + 1) * sizeof *sc->groups);
+        sc->groups[sc->ngroups++] = (em__group){me, em_xstrdup(group)};
+    }
+    pthread_mutex_unlock(&sc->lock);
+}
+
+char *em__job_group_dup(em_context *sc)
+{
+    uint64_t me = thread_serial();
+    char *g = NULL;
+    pthread_mutex_lock(&sc->lock);
+    for (size_t i = 0; i < sc->ngroups && !g; i++)
+        if (sc->groups[i].thread == me)
+            g = em_xstrdup(sc->groups[i].name);
+    pthread_mutex_unlock(&sc->lock);
+    return g;
+}
+
+void em_cancel_job_group(em_context *sc, const char *group)
+{
+    if (group)
+        em_sched_cancel(sc->sched, group);
+}
+
+void em_cancel_all_jobs(em_context *sc)
+{
+    em_sched_cancel(sc->sched, NULL);
 }
 
 /* ---------------------------------------------------------------- persistence */
@@ -454,12 +529,14 @@ em_rdd *em_rdd_persist(em_rdd *r, em_persist_level level)
         [EM_PERSIST_MEMORY_AND_DISK] = EM_STORAGE_MEMORY_AND_DISK,
         [EM_PERSIST_DISK_ONLY] = EM_STORAGE_DISK_ONLY,
     };
-    if (em__rdd_is_released(r))
-        return r;    /* its node is the shared "released" one: leave it alone */
-    if ((unsigned)level <= EM_PERSIST_DISK_ONLY)
-        r->node->level = map[level];
-    if (level == EM_PERSIST_NONE)
-        em__drop_rdd_blocks(r->sc, r->node->id);
+    pthread_mutex_lock(&r->sc->lock);
+    if (!em__rdd_is_released(r)) {   /* the shared "released" node is left alone */
+        if ((unsigned)level <= EM_PERSIST_DISK_ONLY)
+            r->node->level = map[level];
+        if (level == EM_PERSIST_NONE)
+            em__drop_rdd_blocks(r->sc, r->node->id);
+    }
+    pthread_mutex_unlock(&r->sc->lock);
     return r;
 }
 

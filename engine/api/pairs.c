@@ -11,7 +11,7 @@
  * sampling; each sampled key weighs (records in its partition / keys sampled there); the
  * sorted candidates are cut at every 1/nparts of the total weight, skipping bounds equal to
  * the previous one (so fewer partitions may result).
- * THREADS: driver thread only. */
+ * THREADS: any thread (nodes and handles are made through the locked helpers of rdd.c). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

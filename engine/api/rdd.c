@@ -10,7 +10,7 @@
  * ERRORS: a transformation always returns a handle. Its node records the first error met:
  * the parent's (copied, so derived datasets report the root cause), a function name that
  * em_registry_resolve rejects, or a bad argument. The scheduler refuses to run such a node.
- * THREADS: driver thread only. */
+ * THREADS: any thread; the graph and the handle list are changed under sc->lock. */
 #include <stdio.h>
 #include <string.h>
 
@@ -22,22 +22,26 @@ em_rdd *em__rdd_wrap(em_context *sc, em_plan_node *n)
     r->sc = sc;
     r->node = n;
     r->holds = 1;
+    pthread_mutex_lock(&sc->lock);
     n->refs++;
     if (sc->nrdds == sc->rdds_cap) {
         sc->rdds_cap = sc->rdds_cap ? 2 * sc->rdds_cap : 32;
         sc->rdds = em_xrealloc(sc->rdds, sc->rdds_cap * sizeof *sc->rdds);
     }
     sc->rdds[sc->nrdds++] = r;
+    pthread_mutex_unlock(&sc->lock);
     return r;
 }
 
 em_plan_node *em__node_new(em_context *sc, em_op op, em_plan_node *const *parents,
                            uint32_t np, const char *name)
 {
+    pthread_mutex_lock(&sc->lock);
     em_plan_node *n = em_plan_node_new(sc->graph, op);
     em_plan_node_set_parents(n, parents, np);
     for (uint32_t i = 0; i < np; i++)
         parents[i]->refs++;   /* dropped when n dies (release.c) */
+    pthread_mutex_unlock(&sc->lock);
     if (name)
         n->name = em_xstrdup(name);
     for (uint32_t i = 0; i < np; i++)

@@ -17,9 +17,9 @@
  *     freed: engine/plan/graph.c);
  * and is then freed (em_plan_graph_remove), so a long iterative program keeps a bounded
  * graph as well as bounded files.
- * SAFETY: a job needs exactly the nodes reachable from its final node, which its caller
- * holds a handle on; jobs are synchronous on the driver thread, which is also the only
- * thread releasing, so nothing a running job reads can die. Shuffle ids are never reused,
+ * SAFETY: a job needs exactly the nodes reachable from its final node; em__run_job holds a
+ * reference on that node while the job runs (em__node_hold), so a handle released by
+ * another thread meanwhile cannot free anything a running job reads. Shuffle ids are never reused,
  * so a removed shuffle can never be mistaken for a later one.
  * HOLDS: coalesce and partition_by return their argument when they change nothing (as
  * Spark does); such a handle counts one hold per return, and only its last release drops
@@ -27,7 +27,7 @@
  * RELEASED HANDLES keep their struct (owned by the context until em_context_free) and name
  * sc->released, a node carrying the error "dataset released": every API call through them
  * then behaves as on any invalid dataset (an error, never a crash).
- * THREADS: driver thread only. */
+ * THREADS: any thread, under sc->lock (recursive: a death may drop blocks). */
 #include <string.h>
 
 #include "engine/api/api_int.h"
@@ -126,19 +126,42 @@ static void node_unref(em_context *sc, em_plan_node *n)
 
 em_rdd *em__rdd_again(em_rdd *r)
 {
+    pthread_mutex_lock(&r->sc->lock);
     if (!em__rdd_is_released(r))
         r->holds++;
+    pthread_mutex_unlock(&r->sc->lock);
     return r;
+}
+
+em_plan_node *em__rdd_hold(em_rdd *r)
+{
+    pthread_mutex_lock(&r->sc->lock);
+    em_plan_node *n = r->node;
+    n->refs++;
+    pthread_mutex_unlock(&r->sc->lock);
+    return n;
+}
+
+void em__node_unhold(em_context *sc, em_plan_node *n)
+{
+    pthread_mutex_lock(&sc->lock);
+    node_unref(sc, n);
+    pthread_mutex_unlock(&sc->lock);
 }
 
 void em_rdd_release(em_rdd *r)
 {
-    if (!r || em__rdd_is_released(r) || --r->holds > 0)
+    if (!r)
         return;
-    em_plan_node *n = r->node;
-    r->node = released_node(r->sc);
-    r->node->refs++;
-    node_unref(r->sc, n);
+    em_context *sc = r->sc;
+    pthread_mutex_lock(&sc->lock);
+    if (!em__rdd_is_released(r) && --r->holds == 0) {
+        em_plan_node *n = r->node;
+        r->node = released_node(sc);
+        r->node->refs++;
+        node_unref(sc, n);
+    }
+    pthread_mutex_unlock(&sc->lock);
 }
 
 void em__rdd_drop(em_rdd *r)
@@ -148,6 +171,7 @@ void em__rdd_drop(em_rdd *r)
     em_context *sc = r->sc;
     EM_ASSERT(r->holds <= 1);   /* internal handles are never handed out twice */
     em_rdd_release(r);
+    pthread_mutex_lock(&sc->lock);
     sc->released->refs--;    /* the handle goes, and its reference with it */
     /* Internal handles are dropped soon after they are made: search from the end. */
     for (size_t i = sc->nrdds; i-- > 0;)
@@ -156,5 +180,6 @@ void em__rdd_drop(em_rdd *r)
             sc->nrdds--;
             break;
         }
+    pthread_mutex_unlock(&sc->lock);
     em_free(r);
 }

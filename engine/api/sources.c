@@ -10,7 +10,7 @@
  * each file is cut into split-sized pieces while more than 1.1 splits remain (the last piece
  * takes the rest); every piece is its own partition; an empty file is one empty piece. The
  * executor's line reader owns the lines that start inside its piece (Hadoop's rule).
- * THREADS: driver thread only. */
+ * THREADS: any thread (nodes and handles are made through the locked helpers of rdd.c). */
 #include <dirent.h>
 #include <glob.h>
 #include <stdlib.h>

@@ -20,7 +20,7 @@
 #endif
 
 /* Exit statuses of the command. */
-enum { EM_CLI_OK = 0, EM_CLI_FAIL = 1, EM_CLI_USAGE = 2 };
+enum { EM_CLI_OK = 0, EM_CLI_FAIL = 1, EM_CLI_USAGE = 2, EM_CLI_INTERRUPTED = 130 };
 
 /* Strict unsigned parse: decimal digits only (no sign, no spaces, no suffix), value in
  * [min, max]. On failure prints "<prefix>: <flag>: expected a positive integer, got
@@ -54,8 +54,21 @@ struct em_conf *em__cli_job_conf(const char *const *defaults, const char *const 
  * flag, which the daemon's run loop polls to stop cleanly. */
 volatile sig_atomic_t *em__cli_stop_on_signals(void);
 
+/* Ctrl-C in commands that run jobs (interrupt.c): start watching SIGINT before the
+ * context is made (0, or -1 when the watcher cannot start), name the context once it
+ * exists, ask whether an interrupt came, stop watching before freeing the context, and
+ * restore the old SIGINT action after freeing it. The first SIGINT cancels the running
+ * job and every job started later; a second one exits with status 130 at once. */
+struct em_context;
+int em__cli_interrupt_start(const char *prefix);
+void em__cli_interrupt_set_context(struct em_context *sc);
+bool em__cli_interrupted(void);
+void em__cli_interrupt_stop(void);
+void em__cli_interrupt_restore(void);
+
 /* Sub-commands. */
 int em__cli_run_example(int argc, char **argv);
+int em__cli_als(int argc, char **argv);   /* mllib/als's command with Ctrl-C handling */
 int em__cli_gen(int argc, char **argv);
 
 /* Help texts (stdout), shared by `CMD --help` and `ember help CMD`. */

@@ -122,6 +122,10 @@ int em__cli_executor(int argc, char **argv)
                                  "--secret-file)");
     }
     signal(SIGPIPE, SIG_IGN);
+    /* Ctrl-C in a terminal reaches the whole foreground process group, local-cluster
+     * executors included: the driver cancels its job and then closes the connection,
+     * which is how an executor stops (its work dir goes with it). */
+    signal(SIGINT, SIG_IGN);
     em_executor_opts o = {.driver_host = dhost, .driver_port = dport, .exec_id = exec_id,
                           .cores = (uint32_t)cores, .memory = (size_t)mem, .work_dir = work,
                           .host = host, .secret = secret};

@@ -182,24 +182,37 @@ int em__cli_run_job(const char *path, const char *name, const char *kind, em_con
         em__cli_fail("ember", "out of memory");
         goto out;
     }
+    if (em__cli_interrupt_start("ember") != 0)
+        em_log(EM_LOG_WARN, "ember: cannot watch for Ctrl-C");
     if (!(sc = em_context_new(conf, &err))) {
-        em__cli_fail("ember", "%s", err.code ? err.msg : "cannot create the context");
+        if (!em__cli_interrupted())
+            em__cli_fail("ember", "%s", err.code ? err.msg : "cannot create the context");
         goto out;
     }
+    em__cli_interrupt_set_context(sc);
+    if (em__cli_interrupted())
+        goto out;
     argv = em_xcalloc((size_t)job_argc + 2, sizeof *argv);
     argv[0] = (char *)name;
     for (int i = 0; i < job_argc; i++)
         argv[i + 1] = job_argv[i];
     t0 = em_now_s();
     if ((jrc = job_main(sc, job_argc + 1, argv)) != 0) {
-        em__cli_fail("ember", "%s '%s' failed (exit code %d)", kind, name, jrc);
+        if (!em__cli_interrupted())
+            em__cli_fail("ember", "%s '%s' failed (exit code %d)", kind, name, jrc);
         goto out;
     }
     if (!quiet)
         fprintf(stderr, "ember: %s finished in %.3f s\n", name, em_now_s() - t0);
     rc = EM_CLI_OK;
 out:
+    em__cli_interrupt_stop();
     em_context_free(sc);
+    if (em__cli_interrupted()) {
+        fprintf(stderr, "ember: %s '%s' interrupted\n", kind, name);
+        rc = EM_CLI_INTERRUPTED;
+    }
+    em__cli_interrupt_restore();
     em_conf_free(conf);
     em_free(argv);
     /* The library stays loaded: task threads are gone, but atexit handlers or cached

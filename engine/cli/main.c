@@ -26,7 +26,7 @@ void em__cli_executor_help(FILE *f);
 
 static const cli_command commands[] = {
     {"als", "train and evaluate an ALS recommender (explicit or implicit ratings)",
-     em_als_cli_main, em_als_cli_help},
+     em__cli_als, em_als_cli_help},
     {"run-example", "run a bundled example job (wordcount, pagerank, kvbench, ...)",
      em__cli_run_example, em__cli_run_example_help},
     {"gen", "generate deterministic test data: text, graph, records, ratings", em__cli_gen, gen_help_all},

@@ -14,12 +14,14 @@
  * one is given. Every connection (driver-executor, executor-executor) authenticates with
  * it (engine/net).
  *
- * THREADS: em_cluster_* driver functions run on the driver thread (one per em_cluster),
- * except where noted. Callbacks in em_cluster_opts are called on the network thread
+ * THREADS: em_cluster_* driver functions may be called from any thread (concurrent jobs
+ * run their task sets at once), except where noted. Callbacks in em_cluster_opts are called on the network thread
  * (map_outputs, store) or on the driver thread inside em_cluster_run_tasks (on_exec_lost,
  * request_executor). */
 #ifndef EMBER_CLUSTER_H
 #define EMBER_CLUSTER_H
+
+#include <stdatomic.h>
 
 #include "engine/base/base.h"
 #include "engine/data/data.h"
@@ -40,6 +42,12 @@ typedef struct em_cluster_task {
      * the same preference (it holds the block) when that one has a free core, waits up to
      * locality_wait_ms for it while it is busy, and otherwise runs it anywhere. */
     uint32_t pref_rdd, pref_part;
+    /* Concurrent jobs: tasks of sets with a lower prio take free cores first (FIFO by
+     * job). cancel (NULL = none): once set, queued tasks fail with EM_ECANCELED without
+     * running and running ones are sent `kill`; borrowed until em_cluster_run_tasks
+     * returns. */
+    uint64_t prio;
+    const atomic_bool *cancel;
 } em_cluster_task;
 
 typedef struct em_cluster_acc {
@@ -137,9 +145,14 @@ uint32_t em_cluster_total_cores(em_cluster *c);     /* of those */
 /* Runs n tasks on the executors and returns when each has a result in results[i] (passed
  * zeroed). A task whose executor is lost fails with EM_EIO "executor <id> lost"; a map
  * task's success is turned into such a failure when its executor is lost before this call
- * returns. <0 only when the cluster itself cannot continue (no executor for too long). */
+ * returns. <0 only when the cluster itself cannot continue (no executor for too long).
+ * Several threads may call it at once (one task set each): the sets share the executors'
+ * cores, lower tasks[].prio first. When tasks[i].cancel is set, the call returns once
+ * none of its tasks runs any more (killed ones report EM_ECANCELED). Any thread. */
 int em_cluster_run_tasks(em_cluster *c, const em_cluster_task *tasks, size_t n,
                          em_cluster_result *results, em_err *err);
+/* Wakes every em_cluster_run_tasks call so that it acts on cancel flags now. Any thread. */
+void em_cluster_wake(em_cluster *c);
 /* Forgets where the partitions of rdd are cached (em_rdd_unpersist). Driver thread. */
 void em_cluster_forget_rdd(em_cluster *c, uint32_t rdd);
 /* Tells every live executor to drop the blocks of type btype (EM_BLOCK_*) whose first id is
@@ -196,6 +209,7 @@ typedef struct em_cluster_env {
     size_t task_mem_budget;
     int zstd_level;
     em_memory_manager *mem;      /* the executor's memory manager (tasks and cached blocks) */
+    const atomic_bool *cancel;   /* the task's cancel flag (set by a `kill`); NULL = none */
 } em_cluster_env;
 
 /* Runs one task (task threads, concurrently): fills *out, returns its code. */

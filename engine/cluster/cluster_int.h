@@ -39,6 +39,7 @@ typedef enum em__msg_type {
     EM__MSG_FETCH_ERROR,      /* executor -> executor */
     EM__MSG_DROP,             /* driver -> executor: drop blocks (block.type, block.a) */
     EM__MSG_REMOVE_SHUFFLE,   /* driver -> executor: delete the files of shuffle sid */
+    EM__MSG_KILL,             /* driver -> executor: stop task id (its job was cancelled) */
 } em__msg_type;
 
 /* One decoded message; which fields are meaningful depends on type (docs/cluster.md). */

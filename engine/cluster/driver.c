@@ -4,12 +4,18 @@
  *
  * DESIGN
  *   Threads: the em_net loop thread decodes every frame and updates the executor table and
- *   the in-flight batch under c->lock; the driver thread (em_cluster_run_tasks) dispatches
- *   tasks and waits on c->cond. Nothing is sent while c->lock is held (em_net_send may
- *   block on backpressure, and the loop thread needs the lock to drain).
- *   Task ids: each run_tasks batch takes ids base..base+n-1, so a status maps to its task
- *   in O(1); a status is accepted only from the executor the task was launched on while
- *   it is running there. Late messages of lost executors therefore fall on the floor.
+ *   the in-flight task sets under c->lock; each em_cluster_run_tasks caller (one per
+ *   running job's stage) dispatches its own set's tasks and waits on c->cond. Nothing is
+ *   sent while c->lock is held (em_net_send may block on backpressure, and the loop thread
+ *   needs the lock to drain). Spawning and reaping executors is serialized by
+ *   c->proc_lock (taken before c->lock, never while holding it).
+ *   Task sets: c->sets, ordered by priority (the job id) then arrival. A set launches on
+ *   the cores left after the queued tasks of the sets ahead of it (FIFO between jobs).
+ *   A set whose cancel flag is set fails its queued tasks at once (EM_ECANCELED) and sends
+ *   `kill` for its running ones, then waits for their statuses.
+ *   Task ids: each set takes ids base..base+n-1, so a status maps to its task in O(1); a
+ *   status is accepted only from the executor the task was launched on while it is
+ *   running there. Late messages of lost executors therefore fall on the floor.
  *   Lost executors (connection closed, or silent past the heartbeat timeout): the loop
  *   thread fails their running tasks at once; the driver thread then tells the owner
  *   (on_exec_lost: the tracker forgets their map outputs), turns this batch's finished map
@@ -79,6 +85,17 @@ typedef struct inflight {
     size_t nb;
 } inflight;
 
+/* One em_cluster_run_tasks call's tasks (c->sets, c->lock). */
+typedef struct task_set {
+    const em_cluster_task *t;
+    inflight *fl;
+    em_cluster_result *res;
+    size_t n;
+    uint64_t base, prio;
+    bool canceled;               /* its cancel was acted on */
+    struct task_set *next;
+} task_set;
+
 struct em_cluster {
     em_cluster_opts o;
     char *secret, *library, *listen_host, *memory, *work_dir, *bin;
@@ -92,10 +109,9 @@ struct em_cluster {
     spawned *sp;                 /* driver thread */
     size_t nsp;
     uint32_t next_exec;
-    inflight *fl;                /* current batch (lock) */
-    em_cluster_result *res;
-    size_t nfl;
-    uint64_t base, next_id;
+    pthread_mutex_t proc_lock;   /* sp, nsp, next_exec once running (see DESIGN) */
+    task_set *sets;              /* in flight (lock) */
+    uint64_t next_id;            /* lock */
     failed_at *fails;            /* driver thread */
     size_t nfails;
     bool closing;                /* em_cluster_free runs: losses are expected */
@@ -150,11 +166,12 @@ static int send_data(em_cluster *c, em_conn_id to, uint8_t kind, uint64_t id, co
 
 static void fail_running(em_cluster *c, int slot, const char *why)   /* lock held */
 {
-    for (size_t i = 0; i < c->nfl; i++) {
-        inflight *f = &c->fl[i];
+    for (task_set *ts = c->sets; ts; ts = ts->next)
+    for (size_t i = 0; i < ts->n; i++) {
+        inflight *f = &ts->fl[i];
         if (f->state != T_RUNNING || f->slot != slot)
             continue;
-        em_cluster_result *r = &c->res[i];
+        em_cluster_result *r = &ts->res[i];
         em_cluster_result_destroy(r);
         r->code = em_err_set(&r->err, EM_EIO, "executor %s lost: %s", c->ex[slot].exec_id, why);
         snprintf(r->exec_id, sizeof r->exec_id, "%s", c->ex[slot].exec_id);
@@ -230,15 +247,21 @@ static int on_register(em_cluster *c, em_conn_id id, const em__msg *m, em_err *e
     return rc;
 }
 
-/* Finds the running task `tid` launched on connection id; NULL when it is not (late). */
-static inflight *task_of(em_cluster *c, em_conn_id id, uint64_t tid, size_t *idx)  /* lock */
+/* Finds the running task `tid` launched on connection id (its set in *set); NULL when it
+ * is not (late). Lock held. */
+static inflight *task_of(em_cluster *c, em_conn_id id, uint64_t tid, task_set **set,
+                         size_t *idx)
 {
-    if (tid < c->base || tid - c->base >= c->nfl)
+    task_set *ts = c->sets;
+    while (ts && (tid < ts->base || tid - ts->base >= ts->n))
+        ts = ts->next;
+    if (!ts)
         return NULL;
-    inflight *f = &c->fl[tid - c->base];
+    inflight *f = &ts->fl[tid - ts->base];
     if (f->state != T_RUNNING || c->ex[f->slot].conn != id)
         return NULL;
-    *idx = (size_t)(tid - c->base);
+    *set = ts;
+    *idx = (size_t)(tid - ts->base);
     return f;
 }
 
@@ -246,9 +269,10 @@ static void on_status(em_cluster *c, em_conn_id id, em__msg *m)
 {
     pthread_mutex_lock(&c->lock);
     size_t i;
-    inflight *f = task_of(c, id, m->id, &i);
+    task_set *ts;
+    inflight *f = task_of(c, id, m->id, &ts, &i);
     if (f) {
-        em_cluster_result *r = &c->res[i];
+        em_cluster_result *r = &ts->res[i];
         *r = m->res;
         memset(&m->res, 0, sizeof m->res);
         exec_slot *s = &c->ex[f->slot];
@@ -356,7 +380,8 @@ static int d_on_frame(void *ud, em_conn_id id, uint8_t type, em_slice p, em_err 
             return em_err_prefix(err, "result of task %llu", (unsigned long long)tid);
         pthread_mutex_lock(&c->lock);
         size_t i;
-        inflight *f = task_of(c, id, tid, &i);
+        task_set *ts;
+        inflight *f = task_of(c, id, tid, &ts, &i);
         if (f) {
             f->batches = em_xrealloc(f->batches, (f->nb + 1) * sizeof *f->batches);
             f->batches[f->nb++] = b;
@@ -424,6 +449,7 @@ static int spawn_one(em_cluster *c, em_err *err)
  * mismatch) is described into why and true returned. */
 static bool reap(em_cluster *c, char *why, size_t n)
 {
+    pthread_mutex_lock(&c->proc_lock);
     bool found = false;
     size_t nsp = c->nsp;
     for (size_t i = 0; i < nsp; i++) {
@@ -455,6 +481,7 @@ static bool reap(em_cluster *c, char *why, size_t n)
             found = true;
         }
     }
+    pthread_mutex_unlock(&c->proc_lock);
     return found;
 }
 
@@ -686,10 +713,11 @@ static void process_losses(em_cluster *c)
         char loc[128], id[EM__MAX_NAME + 1];
         memcpy(loc, s->loc, sizeof loc);
         memcpy(id, s->exec_id, sizeof id);
-        /* Map outputs it wrote in this batch are gone with it. */
-        for (size_t k = 0; k < c->nfl; k++) {
-            em_cluster_result *r = &c->res[k];
-            if (c->fl[k].state == T_DONE && c->fl[k].slot == (int)i && r->code == 0 &&
+        /* Map outputs it wrote in the sets in flight are gone with it. */
+        for (task_set *ts = c->sets; ts; ts = ts->next)
+        for (size_t k = 0; k < ts->n; k++) {
+            em_cluster_result *r = &ts->res[k];
+            if (ts->fl[k].state == T_DONE && ts->fl[k].slot == (int)i && r->code == 0 &&
                 r->is_map) {
                 em_cluster_result_destroy(r);
                 r->code = em_err_set(&r->err, EM_EIO, "executor %s lost with this map output",
@@ -704,9 +732,11 @@ static void process_losses(em_cluster *c)
             c->o.on_exec_lost(c->o.lost_ud, loc);
         em_err err = EM_ERR_INIT;
         if (c->o.mode == EM_CLUSTER_SPAWN) {
+            pthread_mutex_lock(&c->proc_lock);
             kill_spawned(c, id);
             if (spawn_one(c, &err) < 0)
                 em_log(EM_LOG_WARN, "driver: no replacement for executor %s: %s", id, err.msg);
+            pthread_mutex_unlock(&c->proc_lock);
         } else if (c->o.request_executor) {
             c->o.request_executor(c->o.request_ud);
         }
@@ -811,13 +841,14 @@ static int preferred_slot(const em_cluster *c, const em_cluster_task *t, const c
     return e;
 }
 
-/* Marks queued task i as running on slot e and fills the launch. Lock held. */
-static launch launch_on(em_cluster *c, const em_cluster_task *t, size_t i, int e)
+/* Marks queued task i of ts as running on slot e and fills the launch. Lock held. */
+static launch launch_on(em_cluster *c, task_set *ts, size_t i, int e)
 {
     exec_slot *s = &c->ex[e];
+    const em_cluster_task *t = ts->t;
     s->running++;
-    c->fl[i].state = T_RUNNING;
-    c->fl[i].slot = e;
+    ts->fl[i].state = T_RUNNING;
+    ts->fl[i].slot = e;
     launch l = {i, s->conn, !has_stage(s, t[i].stage_id)};
     if (l.send_stage) {
         s->stages = em_xrealloc(s->stages, (s->nstages + 1) * sizeof *s->stages);
@@ -826,26 +857,44 @@ static launch launch_on(em_cluster *c, const em_cluster_task *t, size_t i, int e
     return l;
 }
 
-/* Picks executors for queued tasks (lock held); returns how many launches were made.
+/* How many of ts's tasks may start now: the free cores left after the queued tasks of the
+ * sets ahead of it (FIFO between jobs). Lock held. */
+static size_t launch_budget(em_cluster *c, const task_set *ts)
+{
+    uint32_t cores;
+    alive_count(c, &cores);
+    size_t busy = 0, ahead = 0;
+    for (size_t i = 0; i < c->nex; i++)
+        if (c->ex[i].registered && c->ex[i].alive)
+            busy += c->ex[i].running;
+    for (const task_set *o = c->sets; o && o != ts; o = o->next)
+        for (size_t i = 0; !o->canceled && i < o->n; i++)
+            ahead += o->fl[i].state == T_QUEUED;
+    size_t free_cores = cores > busy ? cores - busy : 0;
+    return free_cores > ahead ? free_cores - ahead : 0;
+}
+
+/* Picks executors for queued tasks of ts (lock held); returns how many launches were made.
  * First every task whose cached block's executor has a free core runs there; then the
  * others, except those whose block's executor is busy while the locality wait lasts. */
-static size_t assign(em_cluster *c, const em_cluster_task *t, launch *out)
+static size_t assign(em_cluster *c, task_set *ts, launch *out)
 {
-    size_t k = 0;
+    size_t k = 0, budget = launch_budget(c, ts);
+    const em_cluster_task *t = ts->t;
     uint64_t now = now_ms();
-    for (size_t i = 0; i < c->nfl; i++) {
-        if (c->fl[i].state != T_QUEUED)
+    for (size_t i = 0; i < ts->n && k < budget; i++) {
+        if (ts->fl[i].state != T_QUEUED)
             continue;
         int e = preferred_slot(c, &t[i], failed_on(c, &t[i]));
         if (e < 0 || c->ex[e].running >= c->ex[e].cores)
             continue;
-        out[k++] = launch_on(c, t, i, e);
+        out[k++] = launch_on(c, ts, i, e);
         c->last_local_ms = now;
         c->nlocal++;
     }
     bool wait = now - c->last_local_ms < c->wait_ms;
-    for (size_t i = 0; i < c->nfl; i++) {
-        if (c->fl[i].state != T_QUEUED)
+    for (size_t i = 0; i < ts->n && k < budget; i++) {
+        if (ts->fl[i].state != T_QUEUED)
             continue;
         const char *avoid = failed_on(c, &t[i]);
         if (wait && preferred_slot(c, &t[i], avoid) >= 0)
@@ -866,21 +915,21 @@ static size_t assign(em_cluster *c, const em_cluster_task *t, launch *out)
             else if (at >= 0)
                 c->nmissed++;
         }
-        out[k++] = launch_on(c, t, i, best);
+        out[k++] = launch_on(c, ts, i, best);
     }
     return k;
 }
 
-static void send_launches(em_cluster *c, const em_cluster_task *t, const launch *l, size_t n)
+static void send_launches(em_cluster *c, const task_set *ts, const launch *l, size_t n)
 {
     for (size_t k = 0; k < n; k++) {
-        const em_cluster_task *x = &t[l[k].task];
+        const em_cluster_task *x = &ts->t[l[k].task];
         em_err err = EM_ERR_INIT;
         int rc = 0;
         if (l[k].send_stage)
             rc = send_data(c, l[k].conn, EM__DATA_STAGE, x->stage_id, x->stage_json, x->len,
                            &err);
-        em__msg m = {.type = EM__MSG_LAUNCH, .id = c->base + l[k].task, .stage = x->stage_id,
+        em__msg m = {.type = EM__MSG_LAUNCH, .id = ts->base + l[k].task, .stage = x->stage_id,
                      .part = x->partition, .attempt = x->attempt, .is_map = x->is_map};
         if (rc == 0)
             rc = send_msg(c, l[k].conn, &m, &err);
@@ -892,47 +941,119 @@ static void send_launches(em_cluster *c, const em_cluster_task *t, const launch 
     }
 }
 
+/* The set's cancel flag is set: its queued tasks fail now; its running ones are to be
+ * killed (their ids and connections into l, with l[k].task the index). Lock held. Returns
+ * how many kills to send. */
+static size_t cancel_set(em_cluster *c, task_set *ts, launch *l)
+{
+    size_t k = 0;
+    ts->canceled = true;
+    for (size_t i = 0; i < ts->n; i++) {
+        inflight *f = &ts->fl[i];
+        if (f->state == T_QUEUED) {
+            ts->res[i].code = em_err_set(&ts->res[i].err, EM_ECANCELED, "task canceled "
+                                         "before it started");
+            f->state = T_DONE;
+        } else if (f->state == T_RUNNING) {
+            l[k++] = (launch){i, c->ex[f->slot].conn, false};
+        }
+    }
+    pthread_cond_broadcast(&c->cond);   /* fewer queued tasks ahead of other sets */
+    return k;
+}
+
+static void send_kills(em_cluster *c, const task_set *ts, const launch *l, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        em_err err = EM_ERR_INIT;
+        em__msg m = {.type = EM__MSG_KILL, .id = ts->base + l[k].task};
+        if (send_msg(c, l[k].conn, &m, &err) < 0)   /* gone: on_close fails the task */
+            em_log(EM_LOG_DEBUG, "driver: killing task %llu: %s", (unsigned long long)m.id,
+                   err.msg);
+    }
+}
+
+void em_cluster_wake(em_cluster *c)
+{
+    pthread_mutex_lock(&c->lock);
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* Lists ts in c->sets by priority, after the sets of equal priority. Lock held. */
+static void set_insert(em_cluster *c, task_set *ts)
+{
+    task_set **p = &c->sets;
+    while (*p && (*p)->prio <= ts->prio)
+        p = &(*p)->next;
+    ts->next = *p;
+    *p = ts;
+    ts->base = c->next_id;
+    c->next_id += ts->n;
+}
+
+static void set_remove(em_cluster *c, task_set *ts)   /* lock held */
+{
+    for (task_set **p = &c->sets; *p; p = &(*p)->next)
+        if (*p == ts) {
+            *p = ts->next;
+            break;
+        }
+    pthread_cond_broadcast(&c->cond);
+}
+
+/* One pass of the run loop of ts: 1 when every task is done, 0 to wait, <0 (err) when
+ * no executor was alive for too long. Lock held (released around sends). */
+static int run_pass(em_cluster *c, task_set *ts, launch *ls, uint64_t *idle_since,
+                    em_err *err)
+{
+    process_losses(c);
+    const atomic_bool *cancel = ts->n ? ts->t[0].cancel : NULL;
+    if (cancel && !ts->canceled && atomic_load(cancel)) {
+        size_t k = cancel_set(c, ts, ls);
+        pthread_mutex_unlock(&c->lock);
+        send_kills(c, ts, ls, k);
+        pthread_mutex_lock(&c->lock);
+    }
+    size_t done = 0;
+    for (size_t i = 0; i < ts->n; i++)
+        done += ts->fl[i].state == T_DONE;
+    if (done == ts->n)
+        return 1;
+    size_t k = ts->canceled ? 0 : assign(c, ts, ls);
+    if (k) {
+        pthread_mutex_unlock(&c->lock);
+        send_launches(c, ts, ls, k);
+        pthread_mutex_lock(&c->lock);
+    }
+    if (alive_count(c, NULL) > 0) {
+        *idle_since = now_ms();
+    } else if (now_ms() - *idle_since > c->o.register_timeout_ms) {
+        for (size_t i = 0; i < ts->n; i++)
+            if (ts->fl[i].state != T_DONE) {
+                ts->res[i].code = em_err_set(&ts->res[i].err, EM_EIO, "no executor");
+                ts->fl[i].state = T_DONE;
+            }
+        return em_err_set(err, EM_EIO, "driver: no executor alive for %u ms",
+                          c->o.register_timeout_ms);
+    }
+    return 0;
+}
+
 int em_cluster_run_tasks(em_cluster *c, const em_cluster_task *tasks, size_t n,
                          em_cluster_result *results, em_err *err)
 {
     if (n == 0)
         return 0;
-    inflight *fl = em_xcalloc(n, sizeof *fl);
+    task_set ts = {.t = tasks, .fl = em_xcalloc(n, sizeof *ts.fl), .res = results, .n = n,
+                   .prio = tasks[0].prio};
     launch *ls = em_xcalloc(n, sizeof *ls);
     int rc = 0;
     pthread_mutex_lock(&c->lock);
-    c->fl = fl;
-    c->res = results;
-    c->nfl = n;
-    c->base = c->next_id;
-    c->next_id += n;
+    set_insert(c, &ts);
     c->last_local_ms = now_ms();
     uint64_t idle_since = now_ms();
-    for (;;) {
-        process_losses(c);
-        size_t done = 0;
-        for (size_t i = 0; i < n; i++)
-            done += fl[i].state == T_DONE;
-        if (done == n)
-            break;
-        size_t k = assign(c, tasks, ls);
-        if (k) {
-            pthread_mutex_unlock(&c->lock);
-            send_launches(c, tasks, ls, k);
-            pthread_mutex_lock(&c->lock);
-        }
-        if (alive_count(c, NULL) > 0) {
-            idle_since = now_ms();
-        } else if (now_ms() - idle_since > c->o.register_timeout_ms) {
-            rc = em_err_set(err, EM_EIO, "driver: no executor alive for %u ms",
-                            c->o.register_timeout_ms);
-            for (size_t i = 0; i < n; i++)
-                if (fl[i].state != T_DONE) {
-                    results[i].code = em_err_set(&results[i].err, EM_EIO, "no executor");
-                    fl[i].state = T_DONE;
-                }
-            break;
-        }
+    while ((rc = run_pass(c, &ts, ls, &idle_since, err)) == 0) {
         timed_wait(c, 200);
         if (c->o.mode == EM_CLUSTER_SPAWN) {
             pthread_mutex_unlock(&c->lock);
@@ -940,18 +1061,17 @@ int em_cluster_run_tasks(em_cluster *c, const em_cluster_task *tasks, size_t n,
             pthread_mutex_lock(&c->lock);
         }
     }
-    c->fl = NULL;
-    c->res = NULL;
-    c->nfl = 0;
+    rc = rc < 0 ? rc : 0;
+    set_remove(c, &ts);
     note_failures(c, tasks, n, results);
-    note_locations(c, tasks, n, fl, results);
+    note_locations(c, tasks, n, ts.fl, results);
     pthread_mutex_unlock(&c->lock);
     for (size_t i = 0; i < n; i++) {
-        for (size_t b = 0; b < fl[i].nb; b++)
-            em_batch_unref(fl[i].batches[b]);
-        em_free(fl[i].batches);
+        for (size_t b = 0; b < ts.fl[i].nb; b++)
+            em_batch_unref(ts.fl[i].batches[b]);
+        em_free(ts.fl[i].batches);
     }
-    em_free(fl);
+    em_free(ts.fl);
     em_free(ls);
     return rc;
 }
@@ -977,6 +1097,7 @@ em_cluster *em_cluster_new(const em_cluster_opts *o, em_err *err)
                  : o->locality_wait_ms ? o->locality_wait_ms : 3000;
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->cond, NULL);
+    pthread_mutex_init(&c->proc_lock, NULL);
     c->listen_host = em_xstrdup(o->listen_host ? o->listen_host : "127.0.0.1");
     c->memory = o->memory ? em_xstrdup(o->memory) : NULL;
     c->work_dir = o->work_dir ? em_xstrdup(o->work_dir) : NULL;
@@ -1075,6 +1196,7 @@ void em_cluster_free(em_cluster *c)
     em_free(c->bin);
     pthread_mutex_destroy(&c->lock);
     pthread_cond_destroy(&c->cond);
+    pthread_mutex_destroy(&c->proc_lock);
     em_free(c);
 }
 

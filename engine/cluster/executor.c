@@ -13,6 +13,10 @@
  *   Serving a segment reads the local files on the loop thread (page cache, small reads)
  *   and sends it in EM__SEG_CHUNK pieces.
  *   Location strings handed to tasks (map outputs) are interned for the process's life.
+ *   Cancellation: each task thread has a run slot (task id + cancel flag) under x->lock; a
+ *   `kill` from the driver sets the flag of the slot running that task (the task stops at
+ *   its next check, engine/exec) or marks the queued task so that it is never started.
+ *   Stopping (the driver went away) sets every running task's flag.
  * FILES: <work-dir>/ember-exec-XXXXXX/{shuffle,spill,blocks}, removed whole on exit; a
  * shuffle's files are deleted earlier when the driver says `remove_shuffle` (its dataset
  * died), and spill files by the task that wrote them when it ends. */
@@ -47,7 +51,15 @@ typedef struct task_item {
     uint64_t id;
     uint32_t stage, part, attempt;
     bool is_map;
+    bool killed;                 /* a kill came while it was queued */
 } task_item;
+
+/* What a task thread runs now (x->slots, x->lock). */
+typedef struct run_slot {
+    bool busy;
+    uint64_t id;                 /* task id while busy */
+    atomic_bool cancel;          /* the task's cancel flag (em_cluster_env.cancel) */
+} run_slot;
 
 typedef struct stage_ent {
     uint32_t id;
@@ -88,6 +100,7 @@ typedef struct executor {
     em_cluster_env env;
     pthread_t *threads;
     uint32_t nthreads;
+    run_slot *slots;             /* one per task thread (lock) */
 } executor;
 
 /* ---------------------------------------------------------------- sending */
@@ -351,6 +364,20 @@ static void serve_fetch(executor *x, em_conn_id c, const em__msg *m)
     em_vbuf_destroy(&seg);
 }
 
+/* A `kill` for task id: its running slot's flag, or its queue entry. Lock held. Unknown
+ * ids (finished, never launched) are ignored. */
+static void kill_task(executor *x, uint64_t id)
+{
+    for (uint32_t i = 0; x->slots && i < x->nthreads; i++)
+        if (x->slots[i].busy && x->slots[i].id == id) {
+            atomic_store(&x->slots[i].cancel, true);
+            return;
+        }
+    for (size_t i = x->qhead; i < x->qtail; i++)
+        if (x->queue[i].id == id)
+            x->queue[i].killed = true;
+}
+
 static int on_driver_rpc(executor *x, const em__msg *m0, em__msg *m, em_err *err)
 {
     (void)m0;
@@ -372,7 +399,11 @@ static int on_driver_rpc(executor *x, const em__msg *m0, em__msg *m, em_err *err
                 x->queue = em_xrealloc(x->queue, x->qcap * sizeof *x->queue);
             }
         }
-        x->queue[x->qtail++] = (task_item){m->id, m->stage, m->part, m->attempt, m->is_map};
+        x->queue[x->qtail++] = (task_item){m->id, m->stage, m->part, m->attempt, m->is_map,
+                                           false};
+        break;
+    case EM__MSG_KILL:
+        kill_task(x, m->id);
         break;
     case EM__MSG_DROP:
         /* em_broadcast_destroy / em_rdd_unpersist on the driver: every block of that
@@ -382,11 +413,11 @@ static int on_driver_rpc(executor *x, const em__msg *m0, em__msg *m, em_err *err
         em_block_store_remove_all(x->store, m->block.type, m->block.a);
         break;
     case EM__MSG_REMOVE_SHUFFLE:
-        /* The dataset that produced it died on the driver (em_rdd_release): no task of a
-         * job to come reads it, and no task of this application runs between jobs, so
-         * its data, index and any leftover writer spill files go. A directory scan on the
-         * loop thread under x->lock, as drop's removal: one per dead shuffle, between jobs,
-         * when no task thread waits for the lock. */
+        /* The dataset that produced it died on the driver (em_rdd_release), or a
+         * cancelled job wrote it: no running job and no job to come reads it, so its
+         * data, index and any leftover writer spill files go. A directory scan on the
+         * loop thread under x->lock, as drop's removal: one per dead shuffle, short
+         * (task threads of concurrent jobs may wait that long for the lock). */
         em_log(EM_LOG_DEBUG, "executor: removing shuffle %u", m->sid);
         em_shuffle_remove_files(x->shuffle_dir, m->sid);
         break;
@@ -560,7 +591,7 @@ static void send_result(executor *x, uint64_t id, em_cluster_result *r)
     em_vbuf_destroy(&out);
 }
 
-static void run_one(executor *x, const task_item *t)
+static void run_one(executor *x, const task_item *t, run_slot *slot)
 {
     em_cluster_result r;
     memset(&r, 0, sizeof r);
@@ -572,8 +603,13 @@ static void run_one(executor *x, const task_item *t)
     if (!json) {
         r.code = em_err_set(&r.err, EM_EPROTO, "task %llu: stage %u was never sent",
                             (unsigned long long)t->id, t->stage);
+    } else if (t->killed) {
+        r.code = em_err_set(&r.err, EM_ECANCELED, "task %llu canceled before it started",
+                            (unsigned long long)t->id);
     } else {
-        x->o->run(x->o->run_ud, &x->env, json, len, t->part, t->attempt, &r);
+        em_cluster_env env = x->env;
+        env.cancel = &slot->cancel;
+        x->o->run(x->o->run_ud, &env, json, len, t->part, t->attempt, &r);
         if (r.code == 0 && r.err.code != 0)
             r.code = r.err.code;
     }
@@ -594,9 +630,16 @@ static void *task_main(void *arg)
             break;
         task_item t = x->queue[x->qhead++];
         x->running++;
+        run_slot *slot = &x->slots[0];
+        while (slot->busy)   /* a free one exists: at most nthreads tasks run */
+            slot++;
+        slot->busy = true;
+        slot->id = t.id;
+        atomic_store(&slot->cancel, false);
         pthread_mutex_unlock(&x->lock);
-        run_one(x, &t);
+        run_one(x, &t, slot);
         pthread_mutex_lock(&x->lock);
+        slot->busy = false;
         x->running--;
         pthread_cond_broadcast(&x->cond);
     }
@@ -723,6 +766,7 @@ static int start(executor *x, em_err *err)
         .zstd_level = 1, .mem = x->mm,
     };
     x->threads = em_xcalloc(o->cores, sizeof *x->threads);
+    x->slots = em_xcalloc(o->cores, sizeof *x->slots);
     for (uint32_t i = 0; i < o->cores; i++) {
         if (pthread_create(&x->threads[i], NULL, task_main, x) != 0)
             return em_err_set(err, EM_ENOMEM, "executor %s: cannot start task thread %u",
@@ -742,6 +786,9 @@ static bool stop_threads(executor *x)
     until.tv_sec += 3;
     pthread_mutex_lock(&x->lock);
     x->stop = true;
+    for (uint32_t i = 0; x->slots && i < x->nthreads; i++)
+        if (x->slots[i].busy)   /* nobody waits for their results any more */
+            atomic_store(&x->slots[i].cancel, true);
     pthread_cond_broadcast(&x->cond);
     while (x->running > 0 && pthread_cond_timedwait(&x->cond, &x->lock, &until) != ETIMEDOUT)
         ;
@@ -789,6 +836,7 @@ int em_executor_run(const em_executor_opts *o, em_err *err)
         em_rm_rf(x->work, &e2);
     }
     em_free(x->threads);
+    em_free(x->slots);
     for (size_t i = 0; i < x->nstages; i++)
         em_free(x->stages[i].json);
     em_free(x->stages);

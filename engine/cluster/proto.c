@@ -24,6 +24,7 @@ static const char *const type_names[] = {
     [EM__MSG_MAP_OUTPUTS] = "map_outputs", [EM__MSG_MAP_OUTPUTS_REPLY] = "map_outputs_reply",
     [EM__MSG_FETCH] = "fetch",             [EM__MSG_FETCH_ERROR] = "fetch_error",
     [EM__MSG_DROP] = "drop",               [EM__MSG_REMOVE_SHUFFLE] = "remove_shuffle",
+    [EM__MSG_KILL] = "kill",
 };
 #define NTYPES (sizeof type_names / sizeof type_names[0])
 
@@ -175,6 +176,8 @@ static json_t *enc_body(const em__msg *m)
         return json_pack("{s:i,s:I}", "btype", (int)m->block.type, "a", (json_int_t)m->block.a);
     case EM__MSG_REMOVE_SHUFFLE:
         return json_pack("{s:I}", "sid", (json_int_t)m->sid);
+    case EM__MSG_KILL:
+        return json_object();   /* the task id is the message id */
     default:
         return NULL;
     }
@@ -508,6 +511,8 @@ static int dec_body(dctx *d, json_t *o, em__msg *m)
         return m->block.type == 0 ? bad(d, "btype", "zero") : 0;
     case EM__MSG_REMOVE_SHUFFLE:
         return get_u32(d, o, "sid", UINT32_MAX, &m->sid);
+    case EM__MSG_KILL:
+        return 0;   /* the id (checked by the caller) is all it carries */
     }
     return bad(d, "t", "unknown type");
 }

@@ -16,6 +16,8 @@
 #ifndef EMBER_EXEC_H
 #define EMBER_EXEC_H
 
+#include <stdatomic.h>
+
 #include "engine/base/base.h"
 #include "engine/data/data.h"
 #include "engine/plan/plan.h"
@@ -116,6 +118,11 @@ typedef struct em_exec_env {
      * above the storage floor if needed), runs with what was granted (at least
      * EM_TASK_MEM_MIN) as its budget, and releases it at the end. */
     em_memory_manager *mem;
+    /* Optional: the task's cancel flag (NULL = none). Once it is set, the task stops at its
+     * next check (each record a user function emits or pulls, each batch a source hands
+     * out, each record a sink takes) with EM_ECANCELED, dropping its partial output as any
+     * failed task does (no shuffle file stays behind). */
+    const atomic_bool *cancel;
 } em_exec_env;
 
 #define EM_TASK_MEM_MIN ((size_t)1 << 20)

@@ -92,6 +92,19 @@ struct em_task {
     uint32_t nacc, acc_cap;
 };
 
+/* CANCELLATION: the cancel flag of the task running on this thread (em_exec_env.cancel),
+ * set by em_exec_run_task for the task's duration; NULL when none. Thread-local rather
+ * than in em_task because the hot checks (em_emit, em_iter_next) see only an emitter or an
+ * iterator. Written only by em_exec_run_task on its own thread. */
+extern _Thread_local const atomic_bool *em__tl_cancel;
+static inline bool em__task_canceled(void)
+{
+    const atomic_bool *c = em__tl_cancel;
+    return c && EM_UNLIKELY(atomic_load_explicit(c, memory_order_relaxed));
+}
+/* Sets err to EM_ECANCELED ("task canceled") and returns it. */
+int em__cancel_err(em_err *err);
+
 /* A block from the task's store, or through env->fetch_block when the store lacks it
  * (same contract as em_block_store_get). */
 int em__task_get_block(em_task *t, em_block_id id, em_batch ***out, size_t *n, em_err *err);

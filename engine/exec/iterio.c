@@ -31,6 +31,8 @@ static const uint8_t empty_key[1];
 
 int em_iter_next(em_iter *it, em_rec *r, em_err *err)
 {
+    if (em__task_canceled())
+        return em__cancel_err(err);
     if (EM_UNLIKELY(it->has_pend)) {
         it->has_pend = false;
         *r = it->pend;
@@ -61,9 +63,12 @@ int em__iter_drain(em_iter *it, em__push_fn fn, void *ud, em_err *err)
     }
     if (it->drain)
         return it->drain(it, fn, ud, err);
-    while ((rc = it->next(it, &r, err)) == 1)
+    while ((rc = it->next(it, &r, err)) == 1) {
+        if (em__task_canceled())
+            return em__cancel_err(err);
         if ((rc = fn(ud, &r, err)) < 0)
             return rc;
+    }
     return rc;
 }
 
@@ -183,6 +188,8 @@ static int gather(em_iter *it, em_rec_batch *b, em_err *err)
 
 int em_iter_next_batch(em_iter *it, em_rec_batch *b, em_err *err)
 {
+    if (em__task_canceled())
+        return em__cancel_err(err);
     if (it->next_batch && !it->has_pend)
         return it->next_batch(it, b, err);
     return gather(it, b, err);
@@ -202,7 +209,6 @@ typedef struct batches_iter {
 static int batches_next(em_iter *it, em_rec *r, em_err *err)
 {
     batches_iter *b = (batches_iter *)it;
-    (void)err;
     for (;;) {
         if (b->left && em_batch_iter_next(&b->bi, r)) {
             b->left--;
@@ -214,6 +220,8 @@ static int batches_next(em_iter *it, em_rec *r, em_err *err)
         }
         if (b->at >= b->n)
             return 0;
+        if (em__task_canceled())   /* once per batch */
+            return em__cancel_err(err);
         em_batch_iter_init(&b->bi, b->batches[b->at]);
         b->left = em_batch_nrecs(b->batches[b->at++]);
     }

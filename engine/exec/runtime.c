@@ -6,6 +6,15 @@
 
 #include "engine/exec/exec_int.h"
 
+/* ---------------------------------------------------------------- cancellation */
+
+_Thread_local const atomic_bool *em__tl_cancel;
+
+int em__cancel_err(em_err *err)
+{
+    return em_err_set(err, EM_ECANCELED, "task canceled");
+}
+
 /* ---------------------------------------------------------------- emitters */
 
 void em__emitter_init(em_emitter *e)
@@ -33,6 +42,8 @@ static const uint8_t empty_key[1];
 
 static int emit_parts(em_emitter *e, bool kv, em_slice key, em_slice val, em_err *err)
 {
+    if (em__task_canceled())
+        return em__cancel_err(err);
     if (EM_UNLIKELY(key.n >= EM_BATCH_MAX_REC_LEN || val.n > EM_BATCH_MAX_REC_LEN))
         return em_err_set(err, EM_EINVAL, "emit: record part of %zu bytes is too large",
                           key.n > val.n ? key.n : val.n);

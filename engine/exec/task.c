@@ -142,9 +142,14 @@ int em_exec_run_task(const em_exec_env *env, const char *stage_json, size_t len,
     }
     em_task t = {.env = env, .partition = partition, .attempt = attempt,
                  .metrics = &out->metrics};
+    const atomic_bool *outer_cancel = em__tl_cancel;
+    em__tl_cancel = env->cancel;
     int rc = get_stage(stage_json, len, &local, &st, err);
     if (rc == 0)
-        rc = run(&t, st, out, err);
+        rc = em__task_canceled() ? em__cancel_err(err) : run(&t, st, out, err);
+    if (rc == 0 && em__task_canceled())   /* an output made after the flag: dropped too */
+        rc = em__cancel_err(err);
+    em__tl_cancel = outer_cancel;
     em__stage_destroy(&local);
     for (size_t i = 0; i < t.nbcast; i++) {
         for (size_t j = 0; j < t.bcast[i].nbatches; j++)

@@ -16,14 +16,25 @@
  * attempt's em_sched_result and, for map tasks, the location the tracker serves to
  * reducers (map_status.loc). Result specs and result payloads are opaque to the scheduler.
  *
- * THREADS: em_sched_* and em_map_tracker_register/unregister run on the driver thread (one
- * thread per scheduler). em_map_tracker_outputs is called from task threads and is
- * thread-safe (the tracker has its own mutex). Backends' run_tasks is called from the
- * driver thread only; it may run tasks on any threads.
+ * CONCURRENT JOBS AND CANCELLATION (docs/scheduling.md). Any number of driver threads may
+ * run jobs on one scheduler at once. Each job gets an id (its FIFO priority: tasks of an
+ * older job go first) and an optional group. A map stage two jobs need at once runs once:
+ * the second job waits for the first one's run of it and then re-checks what is missing.
+ * em_sched_cancel marks the group's jobs cancelled and sets the cancel flag their tasks
+ * carry (em_sched_task.cancel); a map stage being run for a cancelled job keeps running
+ * while a job that is not cancelled waits for it. A cancelled job returns EM_ECANCELED
+ * once its running tasks have ended, and removes the shuffles it wrote that no other
+ * running job uses (tracker entries and, through the backend, files).
+ * THREADS: em_sched_run_job* may be called by several threads at once; em_sched_cancel,
+ * em_sched_stats_get from any thread. The tracker is thread-safe (its own mutex). A
+ * backend's run_tasks is called concurrently by the jobs' threads; it may run tasks on
+ * any threads.
  * OWNERSHIP: the scheduler takes the backend; the tracker is borrowed (the caller frees it
  * after the scheduler). */
 #ifndef EMBER_SCHED_H
 #define EMBER_SCHED_H
+
+#include <stdatomic.h>
 
 #include "engine/base/base.h"
 #include "engine/plan/plan.h"
@@ -83,6 +94,10 @@ typedef struct em_sched_task {
      * (rdd id, partition); pref_rdd 0 = none. A backend that remembers where it ran a
      * successful task with a preference knows which executor holds that block. */
     uint32_t pref_rdd, pref_part;
+    uint64_t prio;               /* FIFO priority: the id of the job the stage runs for
+                                    (smaller = older = first) */
+    const atomic_bool *cancel;   /* set when the task is to stop (EM_ECANCELED); never NULL
+                                    from the scheduler; valid until run_tasks returns */
 } em_sched_task;
 
 /* The preferred partition of task `part` of the stage rooted at root (map_side: root is a
@@ -123,11 +138,21 @@ typedef struct em_sched_backend_ops {
      * having filled results[i] (passed zeroed) for tasks[i]; a failed task is a result
      * with code != 0, not an error of run_tasks. The backend applies the side effects of
      * successful attempts (accumulator updates) exactly once. Returns 0, or <0 when the
-     * backend itself failed (results are then destroyed by the caller as they are). */
+     * backend itself failed (results are then destroyed by the caller as they are).
+     * Several threads may call it at once (one task set each); the backend shares its
+     * cores between the sets, lower tasks[].prio first. A task whose *cancel is set is
+     * not started, and a running one is told to stop (EM_ECANCELED); run_tasks still
+     * returns only when none of its tasks runs any more. */
     int (*run_tasks)(void *self, const em_sched_task *tasks, size_t n, em_sched_result *results,
                      em_err *err);
     void (*free_payload)(void *self, void *payload);   /* payload may be NULL */
     void (*free)(void *self);    /* stops threads / processes */
+    /* Optional: some task's cancel flag was set; wake the run_tasks calls so that they act
+     * on it now (NULL: the backend notices by itself). Any thread. */
+    void (*wake)(void *self);
+    /* Optional: deletes the files of shuffle sid (a cancelled job's output; the tracker
+     * has forgotten it and no job reads it). Any thread. */
+    void (*remove_shuffle)(void *self, uint32_t sid);
 } em_sched_backend_ops;
 
 typedef struct em_sched_backend {
@@ -171,13 +196,24 @@ void em_sched_free(em_sched *s);                   /* NULL ok; frees the backend
  * error: ..." with the task's code), unrecoverable fetch failures (EM_EFETCH). */
 int em_sched_run_job(em_sched *s, const em_plan_node *final, const void *res,
                      const uint32_t *parts, uint32_t nparts, void **payloads, em_err *err);
+/* As em_sched_run_job, as a job of `group` (NULL = none; copied for the job's life). A
+ * job cancelled by em_sched_cancel returns EM_ECANCELED ("job <id> (group <g>) canceled"),
+ * its payloads freed. */
+int em_sched_run_job_in_group(em_sched *s, const char *group, const em_plan_node *final,
+                              const void *res, const uint32_t *parts, uint32_t nparts,
+                              void **payloads, em_err *err);
+/* Cancels the running jobs of `group` (NULL: every running job): their tasks are told to
+ * stop and the jobs return EM_ECANCELED. Returns how many jobs it cancelled (0 when the
+ * group has none: a no-op). Jobs started later are not affected. Any thread. */
+uint32_t em_sched_cancel(em_sched *s, const char *group);
 void em_sched_free_payload(em_sched *s, void *payload);    /* NULL ok */
 void em_sched_stats_get(const em_sched *s, em_sched_stats *out);
 
 /* ---------------------------------------------------------------- listener
  * A listener hears what the scheduler does: jobs, stages and task attempts. The driver's
  * status page, event log and console progress bar (engine/cluster/status.h) are one.
- * Callbacks run on the driver thread inside em_sched_run_job, in the order things happen;
+ * Callbacks run on the job's thread inside em_sched_run_job, one at a time (the scheduler
+ * serializes them when jobs run concurrently), in the order things happen within a job;
  * they must be quick and must not call back into the scheduler. The event is borrowed for
  * the call (strings included).
  * TASK TIMES: run_tasks is one blocking call per task set, so the scheduler sees a set

@@ -234,6 +234,10 @@ int em_als_model_decode(const char *name, const uint8_t *meta, size_t meta_len,
 /* ---------------------------------------------------------------- command line
  * Exit status 0 ok, 1 failure, 2 bad usage; errors on stderr as "ember als: ...". */
 int em_als_cli_main(int argc, char **argv);        /* ember als ... (argv[0] = "als") */
+/* As em_als_cli_main; on_context (NULL = none) is called with the context right after it is
+ * made and with NULL right before it is freed (the `ember` command cancels its jobs on
+ * Ctrl-C through it). */
+int em_als_cli_run(int argc, char **argv, void (*on_context)(em_context *sc));
 int em_gen_ratings_cli_main(int argc, char **argv);/* ember gen ratings ... (argv[0]="ratings") */
 void em_als_cli_help(FILE *f);
 void em_gen_ratings_cli_help(FILE *f);

@@ -361,7 +361,8 @@ static void free_train(void *ud)
     em_ratings_destroy(&r->train);
 }
 
-static int train_eval(const als_opts *o, run *r, em_err *err)
+static int train_eval(const als_opts *o, run *r, void (*on_context)(em_context *),
+                      em_err *err)
 {
     em_conf *conf = em_conf_new();
     em_conf_set(conf, "ember.master", o->master ? o->master : "local[2]");
@@ -372,6 +373,8 @@ static int train_eval(const als_opts *o, run *r, em_err *err)
     em_conf_free(conf);
     if (!r->sc)
         return err->code;
+    if (on_context)
+        on_context(r->sc);
     double t0 = em_now_s();
     /* Explicit feedback: the training RMSE is computed on the executors and the parsed
      * training ratings (12 bytes each: 1.2 GB at 100M) are freed as soon as the blocks are
@@ -445,6 +448,11 @@ static void report(const als_opts *o, const run *r, double total, double peak_mi
 
 int em_als_cli_main(int argc, char **argv)
 {
+    return em_als_cli_run(argc, argv, NULL);
+}
+
+int em_als_cli_run(int argc, char **argv, void (*on_context)(em_context *sc))
+{
     als_opts o = {.top = 10, .cold = EM_COLD_DROP,
                   .p = {.rank = 10, .iterations = 10, .lambda = 0.05, .alpha = 40, .seed = 1}};
     run r = {0};
@@ -458,7 +466,8 @@ int em_als_cli_main(int argc, char **argv)
     rss_sampler rs = {0};
     if (o.json)
         rss_start(&rs);
-    if ((rc = load(&o, &r, &err)) == 0 && (rc = train_eval(&o, &r, &err)) == 0 && o.save)
+    if ((rc = load(&o, &r, &err)) == 0 && (rc = train_eval(&o, &r, on_context, &err)) == 0 &&
+        o.save)
         rc = em_als_model_save(r.model, o.save, r.users, r.items, &err);
     if (rc == 0) {
         if (o.recommend)
@@ -470,6 +479,8 @@ int em_als_cli_main(int argc, char **argv)
     }
     rss_stop(&rs);
     em_als_model_free(r.model);
+    if (on_context && r.sc)
+        on_context(NULL);
     em_context_free(r.sc);
     em_ratings_destroy(&r.train);
     em_ratings_destroy(&r.test);

@@ -162,7 +162,8 @@ static void rec_free(void *self)
     (void)self;
 }
 
-static const em_sched_backend_ops rec_ops = {"recorder", rec_encode, rec_run, NULL, rec_free};
+static const em_sched_backend_ops rec_ops = {
+    .name = "recorder", .encode_stage = rec_encode, .run_tasks = rec_run, .free = rec_free};
 
 Test(sched_pref, tasks_carry_their_preference)
 {

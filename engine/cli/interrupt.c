@@ -1,0 +1,167 @@
+/* engine/cli/interrupt.c - Ctrl-C (SIGINT) while an `ember` command runs jobs: the first
+ * SIGINT cancels the running job, and any job the program starts afterwards, so that the
+ * program's action returns EM_ECANCELED, the command frees its context (executors stop,
+ * the application directory and partial outputs go) and exits with status 130, as shells
+ * expect of a process ended by SIGINT. A second SIGINT exits at once (status 130, nothing
+ * cleaned up: the user asked twice).
+ *
+ * DESIGN: the handler only counts and writes one byte to a self-pipe (both
+ * async-signal-safe). A watcher thread reads the pipe; on an interrupt it prints one line
+ * and then calls em_cancel_all_jobs every 50 ms until the command stops watching, because
+ * the program may start a new job after its cancelled one returns.
+ * GLOBALS (STYLE sec. 8: signal flags): g_sigints is written by the handler; g_pipe and
+ * the watcher are written only by em__cli_interrupt_start/stop on the command's main
+ * thread, one command per process. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/cli/cli.h"
+#include "engine/ember.h"
+#include "mllib/als/als.h"
+
+static volatile sig_atomic_t g_sigints;
+static int g_pipe[2] = {-1, -1};
+static struct sigaction g_old;
+static pthread_t g_watcher;
+static _Atomic(em_context *) g_sc;
+static atomic_bool g_interrupted;
+static const char *g_prefix = "ember";
+static bool g_watching;                  /* the watcher thread runs */
+
+enum { WAKE_SIGINT = 1, WAKE_STOP = 2 };
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    if (++g_sigints > 1) {
+        static const char msg[] = "\nember: interrupted again; exiting now\n";
+        ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+        (void)w;
+        _exit(130);
+    }
+    char b = WAKE_SIGINT;
+    ssize_t w = write(g_pipe[1], &b, 1);
+    (void)w;
+    errno = saved;
+}
+
+/* Reads one wake byte, waiting at most ms (-1: forever); 0 when none came. */
+static int read_wake(int ms)
+{
+    struct pollfd p = {.fd = g_pipe[0], .events = POLLIN};
+    char b = 0;
+    if (poll(&p, 1, ms) <= 0)
+        return 0;
+    return read(g_pipe[0], &b, 1) == 1 ? b : 0;
+}
+
+static void *watch(void *arg)
+{
+    (void)arg;
+    int w;
+    while ((w = read_wake(-1)) != WAKE_STOP) {
+        if (w != WAKE_SIGINT)
+            continue;
+        atomic_store(&g_interrupted, true);
+        fprintf(stderr, "\n%s: interrupted; cancelling the running job (Ctrl-C again exits "
+                "at once)\n", g_prefix);
+        do {
+            em_context *sc = atomic_load(&g_sc);
+            if (sc)
+                em_cancel_all_jobs(sc);
+        } while ((w = read_wake(50)) != WAKE_STOP);
+        break;
+    }
+    return NULL;
+}
+
+int em__cli_interrupt_start(const char *prefix)
+{
+    if (pipe(g_pipe) != 0)
+        return -1;
+    for (int i = 0; i < 2; i++)
+        fcntl(g_pipe[i], F_SETFD, FD_CLOEXEC);   /* not inherited by executors */
+    g_prefix = prefix ? prefix : "ember";
+    g_sigints = 0;
+    atomic_store(&g_interrupted, false);
+    atomic_store(&g_sc, NULL);
+    if (pthread_create(&g_watcher, NULL, watch, NULL) != 0) {
+        close(g_pipe[0]);
+        close(g_pipe[1]);
+        g_pipe[0] = g_pipe[1] = -1;
+        return -1;
+    }
+    g_watching = true;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, &g_old);
+    return 0;
+}
+
+void em__cli_interrupt_set_context(em_context *sc)
+{
+    atomic_store(&g_sc, sc);
+}
+
+bool em__cli_interrupted(void)
+{
+    return atomic_load(&g_interrupted) || g_sigints > 0;
+}
+
+void em__cli_interrupt_stop(void)
+{
+    if (!g_watching)
+        return;
+    g_watching = false;
+    atomic_store(&g_sc, NULL);   /* the context is about to be freed */
+    char b = WAKE_STOP;
+    ssize_t w = write(g_pipe[1], &b, 1);
+    (void)w;
+    pthread_join(g_watcher, NULL);
+    /* The handler stays until the context is gone: a second Ctrl-C during the clean-up
+     * still exits at once. The caller restores it with em__cli_interrupt_restore. */
+}
+
+void em__cli_interrupt_restore(void)
+{
+    if (g_pipe[1] < 0)
+        return;
+    sigaction(SIGINT, &g_old, NULL);
+    close(g_pipe[0]);
+    close(g_pipe[1]);
+    g_pipe[0] = g_pipe[1] = -1;
+}
+
+/* ---------------------------------------------------------------- ember als */
+
+static void als_context(em_context *sc)
+{
+    if (sc)
+        em__cli_interrupt_set_context(sc);
+    else
+        em__cli_interrupt_stop();
+}
+
+int em__cli_als(int argc, char **argv)
+{
+    if (em__cli_interrupt_start("ember als") != 0)
+        em_log(EM_LOG_WARN, "ember als: cannot watch for Ctrl-C");
+    int rc = em_als_cli_run(argc, argv, als_context);
+    em__cli_interrupt_stop();   /* no-op when als_context stopped it already */
+    if (em__cli_interrupted()) {
+        fprintf(stderr, "ember als: interrupted\n");
+        rc = EM_CLI_INTERRUPTED;
+    }
+    em__cli_interrupt_restore();
+    return rc;
+}

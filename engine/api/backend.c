@@ -409,6 +409,7 @@ static int exec_runner(void *ud, const em_cluster_env *ce, const char *json, siz
         .ud = ce->ud, .fetch_block = ce->fetch_block, .task_mem_budget = ce->task_mem_budget,
         .mem = ce->mem,
         .zstd_level = ce->zstd_level,
+        .shuffle_sync = ce->shuffle_sync,
     };
     em_task_result tr;
     em_err err = EM_ERR_INIT;

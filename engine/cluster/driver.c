@@ -221,7 +221,8 @@ static int on_register(em_cluster *c, em_conn_id id, const em__msg *m, em_err *e
     double f = c->o.storage_fraction;
     em__msg r = {.type = EM__MSG_REGISTERED, .library = c->library,
                  .storage_permille = (uint32_t)(f >= 0 && f <= 1 ? f * 1000 + 0.5 : 500),
-                 .shuffle_mem = c->o.shuffle_memory, .compress = c->o.net_compress};
+                 .shuffle_mem = c->o.shuffle_memory, .compress = c->o.net_compress,
+                 .shuffle_sync = c->o.shuffle_sync};
     memcpy(r.sha256, c->sha, sizeof r.sha256);
     rc = send_msg(c, id, &r, err);
     pthread_mutex_lock(&c->lock);

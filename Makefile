@@ -89,9 +89,10 @@ demo: build
 	@TIMEFORMAT="pagerank: %R s wall, %U s user; output in $(DEMO)/pagerank-out"; \
 	time $(EMBER) run-example pagerank --master '$(DEMO_MASTER)' $(DEMO)/graph-10k.txt 10 $(DEMO)/pagerank-out
 
-# Issue 2's benchmarks (wordcount of 1 GiB, reduce_by_key of 50M pairs); ALS has its own.
+# Issue 2's benchmarks (wordcount of 1 GiB, reduce_by_key of 50M pairs) and small-job
+# latency (issue 9); ALS has its own.
 bench: build
-	@set -e; for b in bench/wordcount.sh bench/reduce_by_key.sh; do echo "== $$b"; bash "$$b" "$(BUILD)"; done
+	@set -e; for b in bench/wordcount.sh bench/reduce_by_key.sh bench/latency.sh; do echo "== $$b"; bash "$$b" "$(BUILD)"; done
 
 bench-als: build
 	@bash bench/als.sh "$(BUILD)"

@@ -365,10 +365,10 @@ static void iterate(em_context *sc, bool local_ckpt)
             em_rdd_release(cur);
             cur = c;
             /* every shuffle of the steps before the checkpoint is gone */
-            cr_assert_eq(live_shuffles(sc->shuffle_dir), 0, "step %d", i);
+            cr_assert_eq((settle(sc), live_shuffles(sc->shuffle_dir)), 0, "step %d", i);
         }
         cr_assert_eq(count_of(cur), want, "step %d", i);
-        cr_assert_leq(live_shuffles(sc->shuffle_dir), K, "step %d", i);
+        cr_assert_leq((settle(sc), live_shuffles(sc->shuffle_dir)), K, "step %d", i);
     }
     if (!local_ckpt) {
         /* the first checkpoint died with its handles: cleanup=true removed its files */

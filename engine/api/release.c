@@ -74,7 +74,10 @@ static void remove_shuffle(em_context *sc, uint32_t sid)
         uint32_t n = em_cluster_remove_shuffle(sc->cluster, sid);
         em_log(EM_LOG_DEBUG, "release: shuffle %u removed (%u executors told)", sid, n);
     } else {
-        em_shuffle_cleaner_remove(sc->cleaner, sid);   /* returns at once */
+        if (sc->cleaner)
+            em_shuffle_cleaner_remove(sc->cleaner, sid);   /* returns at once */
+        else
+            em_shuffle_remove_files(sc->shuffle_dir, sid);
         em_log(EM_LOG_DEBUG, "release: shuffle %u queued for removal", sid);
     }
 }

@@ -1,6 +1,9 @@
 # ember - top-level convenience targets around CMake (see README.md).
 #   make           = make build: release build in build/ (build/bin/ember)
 #   make check     : sanitizer (ASan+UBSan) debug build in build-check/ + every test
+#   make build-default : the default CMake configuration (RelWithDebInfo, tests on) in
+#                    build-default/, built only: what `cmake -S . -B b && cmake --build b`
+#                    does for a new user (CI runs it after check)
 #   make demo      : build, generate data under build/demo/, run wordcount and pagerank
 #   make bench     : build, run bench/*.sh (needs ../shared/tools/measure.py)
 #   make fuzz      : libFuzzer runs of tests/fuzz/fuzz_*.c (needs clang)
@@ -13,6 +16,7 @@ SHELL := /bin/bash
 
 BUILD ?= build
 CHECK_BUILD ?= build-check
+DEFAULT_BUILD ?= build-default
 FUZZ_BUILD ?= build-fuzz
 PREFIX ?= /usr/local
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
@@ -27,7 +31,7 @@ DEB_PACKAGES := cmake pkg-config gcc make libuv1-dev libjansson-dev libzstd-dev 
 # standalone test), bc (timing arithmetic), procps (pgrep/pkill for executor processes).
 CHECK_PACKAGES := $(DEB_PACKAGES) python3 bc procps
 
-.PHONY: all deps build check demo bench bench-als fuzz format install clean
+.PHONY: all deps build build-default check demo bench bench-als fuzz format install clean
 
 all: build
 
@@ -59,6 +63,12 @@ check:
 	cmake -S . -B $(CHECK_BUILD) -DEMBER_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 	cmake --build $(CHECK_BUILD) -j$(JOBS)
 	ctest --test-dir $(CHECK_BUILD) --output-on-failure -j2 --timeout $(CTEST_TIMEOUT)
+
+# No CMAKE_BUILD_TYPE and no options: the configuration a new user gets.
+build-default:
+	@$(MAKE) --no-print-directory deps PACKAGES="$(CHECK_PACKAGES)"
+	cmake -S . -B $(DEFAULT_BUILD)
+	cmake --build $(DEFAULT_BUILD) -j$(JOBS)
 
 # The main job on the embedded default: ALS on Netflix-shaped ratings (scale 0.01: 4.8k
 # users, 1.8k items, 1M ratings), then the engine's classic examples on generated data.
@@ -127,4 +137,4 @@ install: build
 	cmake --install $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(CHECK_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(CHECK_BUILD) $(DEFAULT_BUILD) $(FUZZ_BUILD)

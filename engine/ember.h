@@ -50,6 +50,8 @@ typedef struct em_conf em_conf;
  *   ember.local.dir              directory for shuffle files and spills     ($TMPDIR or /tmp)
  *   ember.task.maxFailures       attempts per task before the job fails                (4)
  *   ember.shuffle.compress.level zstd level for shuffle and disk blocks                 (1)
+ *   ember.shuffle.sync           true: fsync map outputs before they count as written;
+ *                                false: leave them to the kernel, as Spark does  (false)
  *   ember.checkpoint.dir         root of reliable checkpoints (em_rdd_checkpoint)  (unset)
  *   ember.checkpoint.cleanup     true: remove checkpoint files at context end      (false)
  *   ember.memory.storageFraction storage floor execution cannot evict              (0.5)

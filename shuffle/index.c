@@ -18,10 +18,8 @@
  *
  * The ids are inside the index so that a misplaced or renamed file is detected instead of
  * silently serving another map task's bytes. */
-#include <dirent.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "shuffle/shuffle_int.h"
 
@@ -101,23 +99,9 @@ const char *em_shuffle_index_path(const char *dir, uint32_t sid, uint32_t mid, c
 }
 
 /* Every file of shuffle sid starts with "shuffle_<sid>_": data, index, their temporary
- * names and the writers' spill files. The trailing '_' keeps shuffle 1 from matching 12. */
+ * names and the writers' spill files (cleaner.c matches the whole number, so shuffle 1
+ * never matches 12). */
 void em_shuffle_remove_files(const char *dir, uint32_t sid)
 {
-    char prefix[32], path[4096];
-    size_t plen;
-    DIR *d = opendir(dir);
-    struct dirent *e;
-
-    if (!d)
-        return;
-    snprintf(prefix, sizeof prefix, "shuffle_%u_", sid);
-    plen = strlen(prefix);
-    while ((e = readdir(d)) != NULL) {
-        if (strncmp(e->d_name, prefix, plen) != 0)
-            continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
+    em__shuffle_remove_many(dir, &sid, 1);
 }

@@ -7,7 +7,9 @@
  * partition's records as one zstd block and appends it to a spill file. Commit writes
  *   <dir>/shuffle_<sid>_<mid>.data   per reduce partition: its blocks, back to back
  *   <dir>/shuffle_<sid>_<mid>.index  offsets (FORMAT in shuffle/index.c)
- * each to a temporary name, fsynced and renamed, and reports an em_map_status.
+ * each to a temporary name, renamed into place (fsynced first only with `sync`: a lost map
+ * output is recomputed anyway, so by default, as in Spark, nothing waits for the disk), and
+ * reports an em_map_status.
  *
  * REDUCE SIDE: em_shuffle_read fetches, map output by map output (so at most one segment is
  * in flight per reader), the byte range of one reduce partition, verifies every block's
@@ -108,6 +110,8 @@ typedef struct em_shuffle_writer_opts {
     const em_combiner *combiner;  /* optional: map-side combine of KV records by key */
     size_t mem_budget;            /* bytes buffered before spilling; 0 = 64 MiB */
     int zstd_level;               /* 0 = 1 */
+    bool sync;                    /* fsync data and index before the rename
+                                     (ember.shuffle.sync); false = leave it to the kernel */
 } em_shuffle_writer_opts;
 
 typedef struct em_shuffle_writer em_shuffle_writer;
@@ -141,6 +145,21 @@ const char *em_shuffle_index_path(const char *dir, uint32_t sid, uint32_t mid, c
                                   size_t n);
 /* Removes every file of shuffle sid under dir. */
 void em_shuffle_remove_files(const char *dir, uint32_t sid);
+
+/* A background thread deleting the files of dead shuffles under one directory, so that the
+ * thread that learns a shuffle died (the driver thread in local mode, an executor's loop
+ * thread in cluster mode) does not wait for the disk (shuffle/cleaner.c). Never fails:
+ * without a thread it deletes synchronously. `dir` is copied. */
+typedef struct em_shuffle_cleaner em_shuffle_cleaner;
+em_shuffle_cleaner *em_shuffle_cleaner_new(const char *dir);
+/* Queues the files of shuffle sid for deletion and returns at once. Any thread. The
+ * shuffle's id must never be written again (ids are not reused). */
+void em_shuffle_cleaner_remove(em_shuffle_cleaner *c, uint32_t sid);
+/* Returns when every removal queued before the call is done. Any thread. */
+void em_shuffle_cleaner_wait(em_shuffle_cleaner *c);
+/* Finishes the queued removals, stops the thread, frees c. NULL ok. Not concurrently with
+ * the other calls on c. */
+void em_shuffle_cleaner_free(em_shuffle_cleaner *c);
 
 /* ---------------------------------------------------------------- fetching */
 

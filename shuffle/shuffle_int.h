@@ -36,6 +36,8 @@ static inline uint64_t em__shuffle_index_off(const em__shuffle_index *ix, uint32
 {
     return em_load_le64(ix->offs + 8 * (size_t)i);
 }
+/* Removes every file of the n shuffles sids under dir in one directory scan (sorts sids). */
+void em__shuffle_remove_many(const char *dir, uint32_t *sids, size_t n);
 /* Appends the encoding of an index (offs has nparts + 1 entries) to out. */
 int em__shuffle_index_encode(em_vbuf *out, uint32_t sid, uint32_t mid, uint32_t nparts,
                              const uint64_t *offs, em_err *err);

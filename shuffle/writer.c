@@ -18,7 +18,10 @@
  *     partition are therefore contiguous and the index is just the partition boundaries.
  *   - Commit order: data and index are both fully written to temporary names, then the data
  *     file is renamed into place, then the index. A reader looks for the index first, so it
- *     never sees an index without its data.
+ *     never sees an index without its data. Neither is fsynced unless opts->sync: readers
+ *     are processes of this machine (the page cache serves them), and a map output lost to
+ *     a crash of the machine is recomputed like that of a lost executor. The two fsyncs
+ *     were most of a small map task's time on a disk (about 0.8 ms each here).
  *   - Any failure poisons the writer: later calls return the first error.
  * records_written counts records that reached the data file (after map-side combine).
  *
@@ -48,6 +51,7 @@ struct em_shuffle_writer {
     em_rec_kind kind;
     size_t budget;
     int level;
+    bool sync;                 /* fsync the files at commit */
     em_batch_builder *bbs;     /* nparts builders */
     size_t buffered;           /* sum of builder payload bytes */
     uint64_t *order;           /* nparts scratch entries for flush_largest */
@@ -95,6 +99,7 @@ em_shuffle_writer *em_shuffle_writer_new(const em_shuffle_writer_opts *o, em_err
     w->kind = o->kind;
     w->budget = o->mem_budget ? o->mem_budget : DEFAULT_BUDGET;
     w->level = o->zstd_level > 0 ? o->zstd_level : 1;
+    w->sync = o->sync;
     em_vbuf_init(&w->enc);
     em__aggmap_init(&w->agg, o->combiner, false);
     w->combine = o->combiner != NULL;
@@ -391,11 +396,11 @@ static int do_commit(em_shuffle_writer *w, em_map_status *st, em_err *err)
         (rc = em_file_create_tmp(ipath, &xf, err)) < 0 ||
         (rc = em_file_write(xf, ix.data, ix.len, err)) < 0)
         goto out;
-    rc = em_file_commit(df, err);
+    rc = em_file_commit_sync(df, w->sync, err);
     df = NULL;
     if (rc < 0)
         goto out;
-    rc = em_file_commit(xf, err);
+    rc = em_file_commit_sync(xf, w->sync, err);
     xf = NULL;
     if (rc < 0) {
         unlink(dpath);   /* harmless without its index, but do not leave it behind */

@@ -44,12 +44,16 @@ struct em_context {
     uint32_t default_par;
     size_t executor_mem, shuffle_mem;
     int zstd_level;
+    bool shuffle_sync;           /* ember.shuffle.sync */
     uint32_t max_failures;
     em_memory_manager *mm;       /* execution + storage memory of the driver's tasks (owned) */
     double storage_fraction;     /* ember.memory.storageFraction */
     uint32_t net_compress;       /* ember.net.compress: 0 auto, 1 true, 2 false */
     em_block_store *store;
     em_map_tracker *tracker;
+    em_shuffle_cleaner *cleaner; /* local mode: deletes dead shuffles' files under
+                                    shuffle_dir off the driver thread (owned); NULL in
+                                    cluster mode, where each executor has its own */
     em_cluster *cluster;         /* cluster mode: borrowed from the scheduler's backend, for
                                     dropping executors' blocks; NULL in local mode */
     em_sched *sched;

@@ -470,6 +470,7 @@ static int exec_runner(void *ud, const em_cluster_env *ce, const char *json, siz
         .mem = ce->mem,
         .zstd_level = ce->zstd_level,
         .cancel = ce->cancel,
+        .shuffle_sync = ce->shuffle_sync,
     };
     em_task_result tr;
     em_err err = EM_ERR_INIT;

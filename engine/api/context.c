@@ -32,6 +32,19 @@ static int parse_u32(const char *key, const char *v, uint32_t lo, uint32_t hi, u
     return 0;
 }
 
+/* "true" or "false"; def when the key is unset. */
+static int parse_bool(const em_conf *c, const char *key, bool def, bool *out, em_err *err)
+{
+    const char *v = em_conf_get(c, key);
+    if (!v)
+        *out = def;
+    else if (strcmp(v, "true") == 0 || strcmp(v, "false") == 0)
+        *out = v[0] == 't';
+    else
+        return em_err_set(err, EM_EINVAL, "%s: expected true or false, got '%s'", key, v);
+    return 0;
+}
+
 /* Parses the number inside "local[N]" etc.; '*' = online CPUs. local-cluster[E,C] sets
  * *nexec = E and *threads = E * C; ember://host:port sets *remote. */
 static int parse_master(const char *m, uint32_t *threads, uint32_t *nexec, bool *remote,
@@ -146,7 +159,7 @@ static int read_settings(em_context *sc, em_err *err)
         (rc = parse_u32("ember.shuffle.compress.level", v, 1, 22, &level, err)) < 0)
         return rc;
     sc->zstd_level = (int)level;
-    return 0;
+    return parse_bool(c, "ember.shuffle.sync", false, &sc->shuffle_sync, err);
 }
 
 static int make_app_dir(em_context *sc, em_err *err)
@@ -212,6 +225,7 @@ static int start_cluster(em_context *sc, em_sched_backend *out, em_err *err)
             .storage_fraction = sc->storage_fraction,
             .shuffle_memory = em_conf_get(c, "ember.shuffle.memory") ? sc->shuffle_mem : 0,
             .net_compress = sc->net_compress,
+            .shuffle_sync = sc->shuffle_sync,
             .store = sc->store,
         },
         .master_url = em_conf_get(c, "ember.master"),
@@ -289,14 +303,17 @@ static int start_runtime(em_context *sc, em_err *err)
         .ud = sc->tracker,
         .task_mem_budget = sc->shuffle_mem,
         .zstd_level = sc->zstd_level,
+        .shuffle_sync = sc->shuffle_sync,
         .mem = sc->mm,
     };
     em_sched_opts opts = {.tracker = sc->tracker, .max_failures = sc->max_failures};
     int rc;
-    if (sc->nexec || sc->remote)
+    if (sc->nexec || sc->remote) {
         rc = start_cluster(sc, &opts.backend, err);
-    else
+    } else {
+        sc->cleaner = em_shuffle_cleaner_new(sc->shuffle_dir);
         rc = em__local_backend_new(&env, sc->nthreads, apply_acc, sc, &opts.backend, err);
+    }
     if (rc < 0)
         return rc;
     if (!(sc->sched = em_sched_new(&opts, err)))
@@ -346,6 +363,7 @@ void em_context_free(em_context *sc)
         return;
     em_sched_free(sc->sched);
     sc->cluster = NULL;          /* freed with the scheduler's backend */
+    em_shuffle_cleaner_free(sc->cleaner);   /* before the app dir goes: no deletes race it */
     em_status_free(sc->status);
     em_map_tracker_free(sc->tracker);
     em_block_store_free(sc->store);

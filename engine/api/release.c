@@ -8,8 +8,10 @@
  * references it held on its parents, and so on down the lineage (an explicit stack, so a
  * lineage thousands of nodes deep needs no deep recursion). A dying node
  *   - SHUFFLED: its shuffle is removed: the map-output tracker forgets it, then local mode
- *     deletes shuffle_<sid>_* under the context's shuffle dir and cluster mode sends every
- *     live executor `remove_shuffle` (em_cluster_remove_shuffle);
+ *     queues shuffle_<sid>_* under the context's shuffle dir for the context's cleaner
+ *     thread (em_shuffle_cleaner: the action that released it does not wait for the
+ *     unlinks) and cluster mode sends every live executor `remove_shuffle`
+ *     (em_cluster_remove_shuffle), whose cleaner deletes them there;
  *   - persisted: its cached partitions are dropped (as em_rdd_unpersist);
  *   - PARALLELIZE: its input blocks are dropped (driver store and executors' copies);
  *   - CHECKPOINT_FILE of a local checkpoint: the checkpoint's blocks are dropped (a reliable
@@ -72,8 +74,11 @@ static void remove_shuffle(em_context *sc, uint32_t sid)
         uint32_t n = em_cluster_remove_shuffle(sc->cluster, sid);
         em_log(EM_LOG_DEBUG, "release: shuffle %u removed (%u executors told)", sid, n);
     } else {
-        em_shuffle_remove_files(sc->shuffle_dir, sid);
-        em_log(EM_LOG_DEBUG, "release: shuffle %u removed", sid);
+        if (sc->cleaner)
+            em_shuffle_cleaner_remove(sc->cleaner, sid);   /* returns at once */
+        else
+            em_shuffle_remove_files(sc->shuffle_dir, sid);
+        em_log(EM_LOG_DEBUG, "release: shuffle %u queued for removal", sid);
     }
 }
 

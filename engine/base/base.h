@@ -304,6 +304,10 @@ uint64_t em_file_offset(const em_file *f);        /* bytes written so far */
 /* fsync + rename onto the final path (+ fsync of the directory when sync was asked).
  * Consumes f, also on failure (then the temporary file is removed). */
 int em_file_commit(em_file *f, em_err *err);
+/* As em_file_commit, with the fsync only when sync is true: without it the rename is still
+ * atomic for readers of this machine, but the bytes may be lost in a power failure (right
+ * for files that are recomputed when missing, such as shuffle outputs). */
+int em_file_commit_sync(em_file *f, bool sync, em_err *err);
 void em_file_abort(em_file *f);                   /* NULL ok; closes and unlinks the tmp file */
 
 /* Reads a whole file into *out (caller frees with em_free); errors name the path. */

@@ -130,8 +130,13 @@ static void file_free(em_file *f)
 
 int em_file_commit(em_file *f, em_err *err)
 {
+    return em_file_commit_sync(f, true, err);
+}
+
+int em_file_commit_sync(em_file *f, bool sync, em_err *err)
+{
     int rc = 0;
-    if (fsync(f->fd) != 0) {
+    if (sync && fsync(f->fd) != 0) {
         int e = errno;
         rc = em_err_set(err, errno_code(e), "fsync %s: %s", f->tmp, strerror(e));
     }

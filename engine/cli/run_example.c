@@ -76,6 +76,7 @@ void em__cli_run_example_help(FILE *f)
                "  wordcount INPUT OUTDIR            word counts; prints the top 20\n"
                "  pagerank EDGES ITERATIONS OUTDIR  PageRank of a \"src dst\" edge list\n"
                "  kvbench NPAIRS NKEYS              reduce_by_key benchmark\n"
+               "  latency [join|treeagg] [RUNS]     small-job latency (median ms)\n"
                "\n"
                "Job libraries are looked up in $EMBER_EXAMPLES_DIR (':'-separated; exclusive\n"
                "when set), else the build tree, the install prefix and ../lib/ember/examples\n"

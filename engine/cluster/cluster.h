@@ -107,10 +107,12 @@ typedef struct em_cluster_opts {
     uint32_t locality_wait_ms;
     /* Settings every executor takes at registration: ember.memory.storageFraction (the
      * storage floor, 0..1), ember.shuffle.memory (per-task budget; 0 = executor memory /
-     * 4 / cores) and ember.net.compress (0 auto, 1 always, 2 never; cluster_int.h). */
+     * 4 / cores), ember.net.compress (0 auto, 1 always, 2 never; cluster_int.h) and
+     * ember.shuffle.sync (fsync shuffle files). */
     double storage_fraction;
     size_t shuffle_memory;
     uint32_t net_compress;
+    bool shuffle_sync;
     /* Serves executors' block requests (parallelized input, broadcasts). Borrowed. */
     em_block_store *store;
     /* Serves executors' map-output requests (the map-output tracker). Network thread. */
@@ -208,6 +210,7 @@ typedef struct em_cluster_env {
     int (*fetch_block)(void *ud, em_block_id id, em_batch ***out, size_t *n, em_err *err);
     size_t task_mem_budget;
     int zstd_level;
+    bool shuffle_sync;           /* ember.shuffle.sync: fsync map outputs */
     em_memory_manager *mem;      /* the executor's memory manager (tasks and cached blocks) */
     const atomic_bool *cancel;   /* the task's cancel flag (set by a `kill`); NULL = none */
 } em_cluster_env;

@@ -238,7 +238,8 @@ static int on_register(em_cluster *c, em_conn_id id, const em__msg *m, em_err *e
     double f = c->o.storage_fraction;
     em__msg r = {.type = EM__MSG_REGISTERED, .library = c->library,
                  .storage_permille = (uint32_t)(f >= 0 && f <= 1 ? f * 1000 + 0.5 : 500),
-                 .shuffle_mem = c->o.shuffle_memory, .compress = c->o.net_compress};
+                 .shuffle_mem = c->o.shuffle_memory, .compress = c->o.net_compress,
+                 .shuffle_sync = c->o.shuffle_sync};
     memcpy(r.sha256, c->sha, sizeof r.sha256);
     rc = send_msg(c, id, &r, err);
     pthread_mutex_lock(&c->lock);
@@ -535,12 +536,19 @@ static void timed_wait(em_cluster *c, uint32_t ms)   /* lock held */
     pthread_cond_timedwait(&c->cond, &c->lock, &ts);
 }
 
+static void process_losses(em_cluster *c);
+
+/* Executors lost while the driver waits for the others (an executor that registered and
+ * died before all had come) are replaced as in a job (process_losses: same spawn limit in
+ * SPAWN mode, the master's failure limit in ACCEPT mode); those that died before
+ * registering are replaced by reap (SPAWN; the standalone master replaces exited ones). */
 int em_cluster_wait_executors(em_cluster *c, uint32_t n, uint32_t timeout_ms, em_err *err)
 {
     uint64_t t0 = now_ms();
     char why[256] = "";
     for (;;) {
         pthread_mutex_lock(&c->lock);
+        process_losses(c);
         uint32_t have = alive_count(c, NULL);
         if (have < n)
             timed_wait(c, 100);

@@ -19,7 +19,8 @@
  *   Stopping (the driver went away) sets every running task's flag.
  * FILES: <work-dir>/ember-exec-XXXXXX/{shuffle,spill,blocks}, removed whole on exit; a
  * shuffle's files are deleted earlier when the driver says `remove_shuffle` (its dataset
- * died), and spill files by the task that wrote them when it ends. */
+ * died: the cleaner thread deletes them, so the loop thread never waits for unlinks), and
+ * spill files by the task that wrote them when it ends. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -95,6 +96,7 @@ typedef struct executor {
     pthread_mutex_t connect_lock;
     char loc[128];
     char *work, *shuffle_dir, *spill_dir;
+    em_shuffle_cleaner *cleaner; /* deletes dead shuffles' files off the loop thread */
     em_memory_manager *mm;       /* shares o->memory between tasks and cached blocks */
     em_block_store *store;
     em_cluster_env env;
@@ -415,11 +417,11 @@ static int on_driver_rpc(executor *x, const em__msg *m0, em__msg *m, em_err *err
     case EM__MSG_REMOVE_SHUFFLE:
         /* The dataset that produced it died on the driver (em_rdd_release), or a
          * cancelled job wrote it: no running job and no job to come reads it, so its
-         * data, index and any leftover writer spill files go. A directory scan on the
-         * loop thread under x->lock, as drop's removal: one per dead shuffle, short
-         * (task threads of concurrent jobs may wait that long for the lock). */
+         * data, index and any leftover writer spill files go. The cleaner's thread scans
+         * and unlinks; the loop thread only queues the id. */
         em_log(EM_LOG_DEBUG, "executor: removing shuffle %u", m->sid);
-        em_shuffle_remove_files(x->shuffle_dir, m->sid);
+        if (x->cleaner)
+            em_shuffle_cleaner_remove(x->cleaner, m->sid);
         break;
     case EM__MSG_BLOCK_REPLY:
     case EM__MSG_MAP_OUTPUTS_REPLY:
@@ -671,6 +673,8 @@ static int make_dirs(executor *x, em_err *err)
     x->spill_dir = em_xasprintf("%s/spill", tmpl);
     if ((rc = em_mkdir_p(x->shuffle_dir, err)) == 0)
         rc = em_mkdir_p(x->spill_dir, err);
+    if (rc == 0)
+        x->cleaner = em_shuffle_cleaner_new(x->shuffle_dir);
     return rc;
 }
 
@@ -763,7 +767,7 @@ static int start(executor *x, em_err *err)
         .exec_id = x->loc, .fetcher = {&remote_fetcher_ops, x}, .map_outputs = map_outputs,
         .ud = x, .fetch_block = fetch_block,
         .task_mem_budget = x->reg.shuffle_mem ? x->reg.shuffle_mem : mem / 4 / o->cores,
-        .zstd_level = 1, .mem = x->mm,
+        .zstd_level = 1, .shuffle_sync = x->reg.shuffle_sync, .mem = x->mm,
     };
     x->threads = em_xcalloc(o->cores, sizeof *x->threads);
     x->slots = em_xcalloc(o->cores, sizeof *x->slots);
@@ -829,6 +833,7 @@ int em_executor_run(const em_executor_opts *o, em_err *err)
         _exit(0);
     }
     em_net_free(x->net);
+    em_shuffle_cleaner_free(x->cleaner);   /* before the work dir goes */
     em_block_store_free(x->store);
     em_memory_manager_free(x->mm);
     if (x->work) {

@@ -128,13 +128,14 @@ static json_t *enc_body(const em__msg *m)
                          "pid", (int)m->pid, "host", m->host, "port", (int)m->port);
     case EM__MSG_REGISTERED:
         return m->library
-                   ? json_pack("{s:s,s:s,s:i,s:I,s:i}", "library", m->library, "sha256",
+                   ? json_pack("{s:s,s:s,s:i,s:I,s:i,s:b}", "library", m->library, "sha256",
                                m->sha256, "storage_permille", (int)m->storage_permille,
                                "shuffle_memory", (json_int_t)m->shuffle_mem, "compress",
-                               (int)m->compress)
-                   : json_pack("{s:n,s:n,s:i,s:I,s:i}", "library", "sha256",
+                               (int)m->compress, "shuffle_sync", m->shuffle_sync)
+                   : json_pack("{s:n,s:n,s:i,s:I,s:i,s:b}", "library", "sha256",
                                "storage_permille", (int)m->storage_permille, "shuffle_memory",
-                               (json_int_t)m->shuffle_mem, "compress", (int)m->compress);
+                               (json_int_t)m->shuffle_mem, "compress", (int)m->compress,
+                               "shuffle_sync", m->shuffle_sync);
     case EM__MSG_LAUNCH:
         return json_pack("{s:i,s:i,s:i,s:b}", "stage", (int)m->stage, "part", (int)m->part,
                          "attempt", (int)m->attempt, "map", m->is_map);
@@ -398,6 +399,10 @@ static int dec_registered(dctx *d, json_t *o, em__msg *m)
     if ((rc = get_u32(d, o, "storage_permille", 1000, &m->storage_permille)) ||
         (rc = get_u64(d, o, "shuffle_memory", &m->shuffle_mem)) ||
         (rc = get_u32(d, o, "compress", EM__WIRE_NEVER, &m->compress)))
+        return rc;
+    /* Optional (absent = false), so a message without it stays valid. */
+    if (json_object_get(o, "shuffle_sync") && (rc = get_bool(d, o, "shuffle_sync",
+                                                             &m->shuffle_sync)))
         return rc;
     if (json_is_null(lib) && json_is_null(sha))
         return 0;

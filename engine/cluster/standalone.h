@@ -79,7 +79,7 @@ typedef struct em_worker_opts {
     uint64_t memory;             /* bytes; 0 = 4 GiB */
     const char *work_dir;        /* NULL = $TMPDIR/ember-worker-<pid> (made, removed at exit) */
     const char *secret;          /* cluster secret */
-    const char *ember_bin;       /* the ember command; NULL = /proc/self/exe */
+    const char *ember_bin;       /* the ember command; NULL = $EMBER_BIN, else /proc/self/exe */
     uint32_t peer_timeout_ms;    /* 0 = 10000 */
 } em_worker_opts;
 

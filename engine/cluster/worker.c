@@ -147,10 +147,15 @@ static void send_msg(worker *w, json_t *o)
     free(s);
 }
 
+/* The command executors run: the option, else $EMBER_BIN (as the driver of local-cluster
+ * honours it), else this process's own executable. */
 static const char *ember_bin(const worker *w, char *buf, size_t cap)
 {
     if (w->o->ember_bin)
         return w->o->ember_bin;
+    const char *env = getenv("EMBER_BIN");
+    if (env && *env)
+        return env;
     ssize_t n = readlink("/proc/self/exe", buf, cap - 1);
     if (n <= 0)
         return "ember";

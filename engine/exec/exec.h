@@ -113,6 +113,7 @@ typedef struct em_exec_env {
     int (*fetch_block)(void *ud, em_block_id id, em_batch ***out, size_t *n, em_err *err);
     size_t task_mem_budget;      /* bytes per task for shuffle buffers and reducers */
     int zstd_level;
+    bool shuffle_sync;           /* fsync map outputs before renaming them (ember.shuffle.sync) */
     /* Addition (out-of-core), optional: the executor's memory manager. When set, each task
      * acquires task_mem_budget bytes of execution memory from it (evicting cached blocks
      * above the storage floor if needed), runs with what was granted (at least

@@ -134,6 +134,7 @@ static int writer_open(map_sink *s, em_rec_kind kind, em_err *err)
         .combiner = combine ? &s->comb.comb : NULL,
         .mem_budget = env->task_mem_budget,
         .zstd_level = env->zstd_level,
+        .sync = env->shuffle_sync,
     };
     s->w = em_shuffle_writer_new(&o, err);
     return s->w ? 0 : em__node_err(n, err);

@@ -59,6 +59,26 @@ static size_t sid_files(const char *dir, uint32_t sid)
     return count_prefix(dir, prefix);
 }
 
+/* Local mode deletes dead shuffles on the context's cleaner thread: counts after what was
+ * queued so far is done. */
+static void settle(em_context *sc)
+{
+    if (sc->cleaner)
+        em_shuffle_cleaner_wait(sc->cleaner);
+}
+
+static size_t shuffle_files(em_context *sc, uint32_t sid)
+{
+    settle(sc);
+    return sid_files(sc->shuffle_dir, sid);
+}
+
+static size_t shuffle_dir_files(em_context *sc)
+{
+    settle(sc);
+    return count_prefix(sc->shuffle_dir, "");
+}
+
 static uint32_t sid_of(const em_rdd *r)
 {
     cr_assert_eq(r->node->op, EM_OP_SHUFFLED, "rdd %u is not a shuffle", r->node->id);
@@ -101,7 +121,7 @@ Test(release, chain_frees_every_shuffle_once_nothing_needs_it, .timeout = 60)
     uint32_t nmaps[3] = {4, 3, 2};
     tu_list first = collect_list(s3);
     for (int i = 0; i < 3; i++) {
-        cr_assert_eq(sid_files(sc->shuffle_dir, sids[i]), 2 * nmaps[i], "shuffle %u", sids[i]);
+        cr_assert_eq(shuffle_files(sc, sids[i]), 2 * nmaps[i], "shuffle %u", sids[i]);
         cr_assert(em_map_tracker_has_shuffle(sc->tracker, sids[i]));
     }
     /* s3 needs the whole chain: releasing the rest frees nothing */
@@ -110,7 +130,7 @@ Test(release, chain_frees_every_shuffle_once_nothing_needs_it, .timeout = 60)
     em_rdd_release(m);
     em_rdd_release(s2);
     for (int i = 0; i < 3; i++)
-        cr_assert_eq(sid_files(sc->shuffle_dir, sids[i]), 2 * nmaps[i], "shuffle %u", sids[i]);
+        cr_assert_eq(shuffle_files(sc, sids[i]), 2 * nmaps[i], "shuffle %u", sids[i]);
     /* ... and the next job over s3 reuses every map output: no map task runs */
     em_context_stats st0, st1;
     em_context_stats_get(sc, &st0);
@@ -125,11 +145,11 @@ Test(release, chain_frees_every_shuffle_once_nothing_needs_it, .timeout = 60)
     cr_assert(em__rdd_is_released(a));
     em_rdd_release(s3);
     for (int i = 0; i < 3; i++) {
-        cr_assert_eq(sid_files(sc->shuffle_dir, sids[i]), 0, "shuffle %u", sids[i]);
+        cr_assert_eq(shuffle_files(sc, sids[i]), 0, "shuffle %u", sids[i]);
         cr_assert(!em_map_tracker_has_shuffle(sc->tracker, sids[i]));
         cr_assert_eq(em_map_tracker_missing(sc->tracker, sids[i], NULL), 0);
     }
-    cr_assert_eq(count_prefix(sc->shuffle_dir, ""), 0);
+    cr_assert_eq(shuffle_dir_files(sc), 0);
     em_context_free(sc);
     tu_kv_free(&d);
 }
@@ -168,11 +188,11 @@ Test(release, a_live_shuffle_survives_its_siblings_release, .timeout = 60)
     cr_assert_gt(count_of(ys), 0);
     em_rdd_release(a);
     em_rdd_release(y);
-    cr_assert_eq(sid_files(sc->shuffle_dir, sy), 8, "ys keeps y's shuffle");
+    cr_assert_eq(shuffle_files(sc, sy), 8, "ys keeps y's shuffle");
     em_rdd_release(ys);
-    cr_assert_eq(sid_files(sc->shuffle_dir, sy), 0);
+    cr_assert_eq(shuffle_files(sc, sy), 0);
     cr_assert(!em_map_tracker_has_shuffle(sc->tracker, sy));
-    cr_assert_eq(sid_files(sc->shuffle_dir, sx), 8);
+    cr_assert_eq(shuffle_files(sc, sx), 8);
     cr_assert_eq(em_map_tracker_missing(sc->tracker, sx, NULL), 0);
     em_context_stats st0, st1;
     em_context_stats_get(sc, &st0);
@@ -184,7 +204,7 @@ Test(release, a_live_shuffle_survives_its_siblings_release, .timeout = 60)
     tu_free(&got);
     tu_free(&want);
     em_rdd_release(x);
-    cr_assert_eq(count_prefix(sc->shuffle_dir, ""), 0);
+    cr_assert_eq(shuffle_dir_files(sc), 0);
     em_context_free(sc);
     tu_kv_free(&d);
 }
@@ -261,7 +281,7 @@ Test(release, released_handles_are_errors_not_crashes)
     /* a, still held, is intact */
     cr_assert_eq(count_of(a), 50);
     em_rdd_release(a);
-    cr_assert_eq(count_prefix(sc->shuffle_dir, ""), 0);
+    cr_assert_eq(shuffle_dir_files(sc), 0);
     em_context_free(sc);
     tu_kv_free(&d);
 }
@@ -283,10 +303,10 @@ Test(release, a_handle_returned_twice_needs_two_releases)
     cr_assert_eq(count_of(b), 300);
     em_rdd_release(p);              /* p2 holds it */
     cr_assert_eq(count_of(p2), 300);
-    cr_assert_eq(sid_files(sc->shuffle_dir, sid), 4);
+    cr_assert_eq(shuffle_files(sc, sid), 4);
     em_rdd_release(p2);
     cr_assert_not_null(em_rdd_error(p));
-    cr_assert_eq(sid_files(sc->shuffle_dir, sid), 0);
+    cr_assert_eq(shuffle_files(sc, sid), 0);
     em_rdd_release(b);
     cr_assert_not_null(em_rdd_error(a));
     cr_assert_eq(em_rdd_id(a), 0);
@@ -345,10 +365,10 @@ static void iterate(em_context *sc, bool local_ckpt)
             em_rdd_release(cur);
             cur = c;
             /* every shuffle of the steps before the checkpoint is gone */
-            cr_assert_eq(live_shuffles(sc->shuffle_dir), 0, "step %d", i);
+            cr_assert_eq((settle(sc), live_shuffles(sc->shuffle_dir)), 0, "step %d", i);
         }
         cr_assert_eq(count_of(cur), want, "step %d", i);
-        cr_assert_leq(live_shuffles(sc->shuffle_dir), K, "step %d", i);
+        cr_assert_leq((settle(sc), live_shuffles(sc->shuffle_dir)), K, "step %d", i);
     }
     if (!local_ckpt) {
         /* the first checkpoint died with its handles: cleanup=true removed its files */
@@ -362,7 +382,7 @@ static void iterate(em_context *sc, bool local_ckpt)
     if (local_ckpt)
         for (uint32_t p = 0; p < 3; p++)
             cr_assert(!em_block_store_contains(sc->store, (em_block_id){EM_BLOCK_RDD, ck, p, 0}));
-    cr_assert_eq(count_prefix(sc->shuffle_dir, ""), 0);
+    cr_assert_eq(shuffle_dir_files(sc), 0);
     tu_kv_free(&d);
 }
 
@@ -412,7 +432,7 @@ Test(release, internal_handles_leave_nothing_behind, .timeout = 120)
                      0, "%s", err.msg);
         em_vbuf_destroy(&out);
         /* every shuffle those actions made is gone when they return */
-        cr_assert_eq(count_prefix(sc->shuffle_dir, ""), 0, "round %d", round);
+        cr_assert_eq(shuffle_dir_files(sc), 0, "round %d", round);
     }
     cr_assert_eq(sc->nrdds, handles + 3, "only the three values() handles are new");
     /* transformations built from internal steps: only their result handle stays */
@@ -424,11 +444,11 @@ Test(release, internal_handles_leave_nothing_behind, .timeout = 120)
     cr_assert_gt(count_of(ds), 0);
     cr_assert_gt(count_of(j), 0);
     cr_assert_eq(count_of(s), 400);
-    cr_assert_gt(count_prefix(sc->shuffle_dir, ""), 0);
+    cr_assert_gt(shuffle_dir_files(sc), 0);
     em_rdd_release(ds);
     em_rdd_release(j);
     em_rdd_release(s);
-    cr_assert_eq(count_prefix(sc->shuffle_dir, ""), 0);
+    cr_assert_eq(shuffle_dir_files(sc), 0);
     em_context_free(sc);
     tu_kv_free(&d);
 }

@@ -58,15 +58,30 @@ Test(proto, registered_with_and_without_library)
     cr_assert_str_eq(out.library, "/x/lib.so");
     cr_assert_eq(strlen(out.sha256), 64);
     em__msg_destroy(&out);
+    cr_assert(!out.shuffle_sync);
     em__msg none = {.type = EM__MSG_REGISTERED, .storage_permille = 250,
-                    .shuffle_mem = (uint64_t)5 << 32, .compress = EM__WIRE_NEVER};
+                    .shuffle_mem = (uint64_t)5 << 32, .compress = EM__WIRE_NEVER,
+                    .shuffle_sync = true};
     roundtrip(&none, &out);
     cr_assert_null(out.library);
     cr_assert_eq(out.storage_permille, 250);
     cr_assert_eq(out.shuffle_mem, (uint64_t)5 << 32);
     cr_assert_eq(out.compress, EM__WIRE_NEVER);
+    cr_assert(out.shuffle_sync);
     em__msg_destroy(&out);
     em_err err = EM_ERR_INIT;
+    /* shuffle_sync is optional (absent = false) but must be a boolean when present */
+    cr_assert_eq(decode_str("{\"t\":\"registered\",\"library\":null,\"sha256\":null,"
+                            "\"storage_permille\":500,\"shuffle_memory\":0,\"compress\":0}",
+                            &out, &err), 0, "%s", err.msg);
+    cr_assert(!out.shuffle_sync);
+    em__msg_destroy(&out);
+    cr_assert_eq(decode_str("{\"t\":\"registered\",\"library\":null,\"sha256\":null,"
+                            "\"storage_permille\":500,\"shuffle_memory\":0,\"compress\":0,"
+                            "\"shuffle_sync\":1}", &out, &err), EM_EPROTO);
+    cr_assert(strstr(err.msg, "shuffle_sync"), "%s", err.msg);
+    em__msg_destroy(&out);
+    err = (em_err)EM_ERR_INIT;
     cr_assert_eq(decode_str("{\"t\":\"registered\",\"library\":\"/a\",\"sha256\":\"XYZ\","
                             "\"storage_permille\":500,\"shuffle_memory\":0,\"compress\":0}",
                             &out, &err), EM_EPROTO);

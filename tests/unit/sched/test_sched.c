@@ -92,7 +92,8 @@ static int corrupt_shuffle_files(const char *dir)
         if (len < 5 || strcmp(e->d_name + len - 5, ".data") != 0)
             continue;
         char p[512];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        int plen = snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        cr_assert(plen > 0 && (size_t)plen < sizeof p, "path too long: %s/%s", dir, e->d_name);
         int fd = open(p, O_RDWR);
         off_t size = lseek(fd, 0, SEEK_END);
         if (size > 60 && n == 0) {

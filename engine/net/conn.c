@@ -701,9 +701,16 @@ bool em_net_is_loopback(em_net *n, em_conn_id id)
 
 int em_net_send(em_net *n, em_conn_id id, uint8_t type, const void *p, size_t len, em_err *err)
 {
+    em_slice part = {p, len};
+    return em_net_sendv(n, id, type, &part, 1, err);
+}
+
+int em_net_sendv(em_net *n, em_conn_id id, uint8_t type, const em_slice *parts, size_t nparts,
+                 em_err *err)
+{
     em_vbuf v;
     em_vbuf_init(&v);
-    if (em_frame_encode(&v, type, p, len, err) < 0) {
+    if (em_frame_encodev(&v, type, parts, nparts, err) < 0) {
         em_vbuf_destroy(&v);
         return err->code;
     }

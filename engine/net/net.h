@@ -34,6 +34,10 @@ typedef enum em_frame_type {
 
 /* Appends one frame to out. EM_EINVAL when the body exceeds EM_FRAME_MAX_BODY. */
 int em_frame_encode(em_vbuf *out, uint8_t type, const void *payload, size_t n, em_err *err);
+/* As em_frame_encode with the payload given as the concatenation of nparts slices, so a
+ * caller's header and bulk bytes are copied once, straight into the frame. */
+int em_frame_encodev(em_vbuf *out, uint8_t type, const em_slice *parts, size_t nparts,
+                     em_err *err);
 
 /* Incremental decoder: feed it whatever bytes a read delivered (any split, even one byte at
  * a time); it calls on_frame once per complete frame. The body is borrowed for the call.
@@ -133,6 +137,10 @@ int em_net_connect(em_net *n, const char *host, uint16_t port, em_conn_id *out, 
 /* Queues one frame (payload copied). Any thread except the loop thread blocks while the
  * queue is full; from the loop thread (inside a callback) it never blocks. */
 int em_net_send(em_net *n, em_conn_id c, uint8_t type, const void *p, size_t len, em_err *err);
+/* As em_net_send with the payload given as the concatenation of nparts slices (copied once,
+ * straight into the frame). */
+int em_net_sendv(em_net *n, em_conn_id c, uint8_t type, const em_slice *parts, size_t nparts,
+                 em_err *err);
 /* Blocks SIGPIPE in the calling thread: writing to a peer that died then fails with EPIPE
  * instead of killing the process, with no process-wide signal setup (a library must not
  * need one). Every thread that runs a libuv loop with sockets calls it first. */

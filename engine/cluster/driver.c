@@ -366,12 +366,17 @@ static int bcast_value(em_cluster *c, uint32_t id, em_slice *out, em_batch **ref
     return rc;
 }
 
+static void release_batch(void *ud)
+{
+    em_batch_unref(ud);
+}
+
 /* Sends pieces [first, first + count) of a broadcast (those that exist), each as one PIECE
  * frame copied once from the value; a missing value or an error is a block_reply. */
 static void on_bcast(em_cluster *c, em_conn_id id, const em__msg *m)
 {
     em_err err = EM_ERR_INIT;
-    em_slice v;
+    em_slice v = {NULL, 0};
     em_batch *ref = NULL;
     int rc = bcast_value(c, m->block.a, &v, &ref, &err);
     if (rc == 1) {
@@ -389,8 +394,10 @@ static void on_bcast(em_cluster *c, em_conn_id id, const em__msg *m)
             em__data_hdr(hdr, EM__DATA_PIECE, 0, m->id);
             em__piece_hdr(hdr + EM__DATA_HDR, v.n, EM__PIECE_SIZE, (uint32_t)i,
                           em_crc32c(0, v.p + off, len));
-            em_slice parts[2] = {{hdr, sizeof hdr}, {v.p + off, len}};
-            if ((rc = em_net_sendv(c->net, id, EM_FRAME_DATA, parts, 2, &err)) < 0)
+            /* zero copy: the frame's tail is the value itself, kept by a batch reference */
+            em_slice head = {hdr, sizeof hdr};
+            em_net_ext ext = {v.p + off, len, release_batch, em_batch_ref(ref)};
+            if ((rc = em_net_send_ext(c->net, id, EM_FRAME_DATA, &head, 1, &ext, &err)) < 0)
                 break;
         }
         em_batch_unref(ref);

@@ -17,6 +17,9 @@
  * shuffle's files are deleted earlier when the driver says `remove_shuffle` (its dataset
  * died), and spill files by the task that wrote them when it ends. */
 #include <dlfcn.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -967,6 +970,16 @@ int em_executor_run(const em_executor_opts *o, em_err *err)
         strlen(o->secret) < 16 || !o->run)
         return em_err_set(err, EM_EINVAL, "executor: driver, exec id (1..63 bytes), cores, "
                                           "a secret of >= 16 bytes and a runner are required");
+#ifdef __GLIBC__
+    /* Keep freed memory for reuse instead of handing it back to the kernel: an executor
+     * allocates and frees large buffers all the time (broadcast values, frames, result
+     * blocks), and first-touching fresh pages costs 5-8 ms per MiB on the VMs we measured
+     * on (docs/cluster.md, "Memory reuse"); a reused page costs nothing. The process is
+     * the executor's own, so its allocator policy is ours to set. */
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);   /* capped by glibc (32 MiB on 64-bit) */
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+    mallopt(M_MMAP_MAX, 0);
+#endif
     executor *x = em_xcalloc(1, sizeof *x);
     x->o = o;
     pthread_mutex_init(&x->lock, NULL);

@@ -979,6 +979,10 @@ int em_executor_run(const em_executor_opts *o, em_err *err)
     mallopt(M_MMAP_THRESHOLD, 64 << 20);   /* capped by glibc (32 MiB on 64-bit) */
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
     mallopt(M_MMAP_MAX, 0);
+    /* one arena: a thread arena mmaps every chunk above its 64 MiB heaps whatever
+     * M_MMAP_MAX says, and unmaps it on free (small allocations stay per thread in the
+     * tcache) */
+    mallopt(M_ARENA_MAX, 1);
 #endif
     executor *x = em_xcalloc(1, sizeof *x);
     x->o = o;

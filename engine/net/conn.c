@@ -57,7 +57,7 @@ struct conn {
     size_t queued;          /* bytes handed to uv_write, not yet written (net->lock) */
     cmd *waiter;            /* CMD_CONNECT waiting for the handshake */
     em_err why;             /* reason for closing */
-    uint8_t rbuf[65536];
+    uint8_t rbuf[262144];   /* 256 KiB: a 4 MiB broadcast piece in 16 reads */
     conn *next;
 };
 

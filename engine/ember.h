@@ -89,6 +89,12 @@ typedef struct em_context_stats {
     uint64_t task_failures;     /* failed attempts (fetch failures included) */
     uint64_t fetch_failures;    /* reduce tasks that found a map output missing or corrupt */
     uint64_t spill_bytes;       /* bytes spilled by shuffle writers and reducers */
+    /* Cluster modes (0 in local mode): */
+    uint64_t executors;             /* executors registered and alive now */
+    uint64_t broadcast_fetches;     /* broadcast values fetched by executors from the
+                                       driver (one per executor and value it needed) */
+    uint64_t executor_store_bytes;  /* bytes in the executors' block stores (memory and
+                                       disk) as each reported with its last task status */
 } em_context_stats;
 void em_context_stats_get(const em_context *sc, em_context_stats *out);
 /* Borrowed: the application directory (shuffle/, spill/, blocks/), removed on free. */

@@ -245,8 +245,29 @@ int em__local_backend_new(const em_exec_env *env, uint32_t nthreads, em__acc_fn 
  * where tasks ran. A lost executor's map outputs are unregistered from the tracker; for a
  * ROUND_ROBIN shuffle (output order not repeatable) every output of it is. */
 
+/* Big context blobs of stages (exec.h, em_stage_blob_sink) are kept as broadcast values in
+ * the driver's store under ids from BLOB_BCAST_BASE up (user broadcasts count from 1).
+ * The same bytes get the same id, so a blob that several jobs share (an iteration's
+ * unchanged context) reaches each executor once; past BLOB_KEEP blobs or BLOB_KEEP_BYTES
+ * bytes the least recently used one is dropped from the driver and the executors (a stage
+ * still running that needs it then fails naming the broadcast: it takes BLOB_KEEP newer
+ * big blobs in between). */
+#define BLOB_BCAST_BASE 0x80000000u
+#define BLOB_KEEP 16
+#define BLOB_KEEP_BYTES ((size_t)512 << 20)
+typedef struct blob_ent {
+    uint32_t id;
+    uint64_t hash;
+    size_t len;
+} blob_ent;
+
 typedef struct cluster_backend {
     em_cluster *cl;
+    em_block_store *store;       /* the driver's (borrowed) */
+    pthread_mutex_t blob_lock;   /* the blob fields below */
+    blob_ent blobs[BLOB_KEEP + 1];   /* least recently used first */
+    size_t nblobs, blob_bytes;
+    uint32_t next_blob;
     em_map_tracker *tracker;
     em__acc_fn apply_acc;
     void *acc_ud;
@@ -256,6 +277,74 @@ typedef struct cluster_backend {
     void (*on_free)(void *ud);
     void *free_ud;
 } cluster_backend;
+
+/* Whether the store's broadcast id holds exactly the bytes b. */
+static bool blob_is(cluster_backend *cb, uint32_t id, em_slice b)
+{
+    em_batch **bs = NULL;
+    size_t n = 0;
+    em_err err = EM_ERR_INIT;
+    em_block_id bid = {EM_BLOCK_BROADCAST, id, 0, 0};
+    bool same = em_block_store_get(cb->store, bid, &bs, &n, &err) == 1 && n == 1 &&
+                em_batch_nbytes(bs[0]) == b.n + 4 &&
+                (b.n == 0 || memcmp(em_batch_payload(bs[0]) + 4, b.p, b.n) == 0);
+    for (size_t i = 0; i < n; i++)
+        em_batch_unref(bs[i]);
+    em_free(bs);
+    return same;
+}
+
+static void blob_drop_oldest(cluster_backend *cb)   /* blob_lock held */
+{
+    blob_ent e = cb->blobs[0];
+    memmove(cb->blobs, cb->blobs + 1, (cb->nblobs - 1) * sizeof e);
+    cb->nblobs--;
+    cb->blob_bytes -= e.len;
+    em_block_store_remove(cb->store, (em_block_id){EM_BLOCK_BROADCAST, e.id, 0, 0});
+    em_cluster_drop_blocks(cb->cl, EM_BLOCK_BROADCAST, e.id);
+}
+
+/* em_stage_blob_sink.put: the id of a broadcast holding blob (one copy of it). */
+static uint32_t cl_put_blob(void *ud, em_slice blob, em_err *err)
+{
+    cluster_backend *cb = ud;
+    uint64_t h = em_hash64(blob.p, blob.n, 0);
+    uint32_t id = 0;
+    pthread_mutex_lock(&cb->blob_lock);
+    for (size_t i = 0; i < cb->nblobs; i++)
+        if (cb->blobs[i].hash == h && cb->blobs[i].len == blob.n &&
+            blob_is(cb, cb->blobs[i].id, blob)) {
+            blob_ent e = cb->blobs[i];   /* most recently used: to the end */
+            memmove(cb->blobs + i, cb->blobs + i + 1, (cb->nblobs - i - 1) * sizeof e);
+            cb->blobs[cb->nblobs - 1] = e;
+            id = e.id;
+            break;
+        }
+    if (!id) {
+        uint8_t *p = em_malloc(blob.n + 4);
+        em_batch *b = NULL;
+        if (p) {
+            em_store_le32(p, (uint32_t)blob.n);
+            memcpy(p + 4, blob.p, blob.n);
+            b = em_batch_new_take(EM_REC_BYTES, 0, 1, p, blob.n + 4);
+        }
+        uint32_t nid = BLOB_BCAST_BASE + (cb->next_blob++ & 0x7fffffffu);
+        em_block_id bid = {EM_BLOCK_BROADCAST, nid, 0, 0};
+        if (!b)
+            em_err_set(err, EM_ENOMEM, "context blob of %zu bytes", blob.n);
+        else if (em_block_store_put_take(cb->store, bid, &b, 1, EM_STORAGE_MEMORY_AND_DISK,
+                                         err) == 0)
+            id = nid;
+        if (id) {
+            cb->blobs[cb->nblobs++] = (blob_ent){id, h, blob.n};
+            cb->blob_bytes += blob.n;
+            while (cb->nblobs > 1 && (cb->nblobs > BLOB_KEEP || cb->blob_bytes > BLOB_KEEP_BYTES))
+                blob_drop_oldest(cb);
+        }
+    }
+    pthread_mutex_unlock(&cb->blob_lock);
+    return id;
+}
 
 static char *cl_encode_stage(void *self, const em_plan_node *root, bool map_side,
                              const void *res, em_err *err)
@@ -272,7 +361,8 @@ static char *cl_encode_stage(void *self, const em_plan_node *root, bool map_side
         }
         pthread_mutex_unlock(&cb->rr_lock);
     }
-    return em_stage_encode(root, map_side, res, err);
+    em_stage_blob_sink sink = {cl_put_blob, cb};
+    return em_stage_encode_ext(root, map_side, res, cb->store ? &sink : NULL, err);
 }
 
 static void cl_on_exec_lost(void *ud, const char *loc)
@@ -359,6 +449,7 @@ static void cl_free(void *self)
     if (!cb)
         return;
     em_cluster_free(cb->cl);
+    pthread_mutex_destroy(&cb->blob_lock);
     if (cb->on_free)
         cb->on_free(cb->free_ud);
     em_free(cb->rr);
@@ -412,6 +503,8 @@ int em__cluster_backend_new(const em__cluster_cfg *cfg, em_sched_backend *out, e
 {
     cluster_backend *cb = em_xcalloc(1, sizeof *cb);
     pthread_mutex_init(&cb->rr_lock, NULL);
+    pthread_mutex_init(&cb->blob_lock, NULL);
+    cb->store = cfg->opts.store;
     cb->tracker = cfg->tracker;
     cb->apply_acc = cfg->apply_acc;
     cb->acc_ud = cfg->acc_ud;

@@ -420,22 +420,36 @@ void em_context_stats_get(const em_context *sc, em_context_stats *out)
         .fetch_failures = st.fetch_failures,
         .spill_bytes = st.spill_bytes,
     };
+    if (sc->cluster) {
+        out->executors = em_cluster_num_executors(sc->cluster);
+        em_cluster_bcast_stats(sc->cluster, &out->broadcast_fetches, &out->executor_store_bytes);
+    }
 }
 
 /* ---------------------------------------------------------------- broadcast, accumulators */
 
 uint32_t em_broadcast(em_context *sc, em_slice value, em_err *err)
 {
-    em_batch_builder bb;
-    em_batch_builder_init(&bb, EM_REC_BYTES, 0);
-    if (em_batch_builder_add_val(&bb, value, err) < 0) {
-        em_batch_builder_destroy(&bb);
+    /* One BYTES record (u32 length, bytes), built with one copy of the value. Executors
+     * fetch it in pieces (engine/cluster: EM__DATA_PIECE) and keep one copy each. */
+    if (value.n >= EM_BATCH_MAX_REC_LEN) {
+        em_err_set(err, EM_EINVAL, "broadcast of %zu bytes: the limit is %u", value.n,
+                   EM_BATCH_MAX_REC_LEN - 1);
         return 0;
     }
-    em_batch *b = em_batch_builder_finish(&bb, err);
-    em_batch_builder_destroy(&bb);
-    if (!b)
+    uint8_t *p = em_malloc(value.n + 4);
+    if (!p) {
+        em_err_set(err, EM_ENOMEM, "broadcast of %zu bytes: out of memory", value.n);
         return 0;
+    }
+    em_store_le32(p, (uint32_t)value.n);
+    if (value.n)
+        memcpy(p + 4, value.p, value.n);
+    em_batch *b = em_batch_new_take(EM_REC_BYTES, 0, 1, p, value.n + 4);
+    if (!b) {
+        em_err_set(err, EM_ENOMEM, "broadcast of %zu bytes: out of memory", value.n);
+        return 0;
+    }
     uint32_t id = sc->next_broadcast_id++;
     em_block_id bid = {EM_BLOCK_BROADCAST, id, 0, 0};
     if (em_block_store_put_take(sc->store, bid, &b, 1, EM_STORAGE_MEMORY_AND_DISK, err) < 0)

@@ -173,6 +173,10 @@ uint32_t em_cluster_remove_shuffle(em_cluster *c, uint32_t sid);
  * executor holding their block (local), that ran elsewhere although a holder was known
  * (missed: it was busy past the wait, lost, or where the previous attempt failed), and
  * (rdd, partition) locations known now. Any thread. */
+/* Broadcast fetches served (requests for a value's first piece, one per executor that
+ * needed the value) and the bytes in the live executors' block stores as each reported
+ * with its last task status. Any thread. */
+void em_cluster_bcast_stats(em_cluster *c, uint64_t *fetches, uint64_t *store_bytes);
 void em_cluster_locality_stats(em_cluster *c, uint64_t *local, uint64_t *missed,
                                uint64_t *known);
 /* Closes every connection (executors exit and remove their work dirs), reaps spawned

@@ -18,13 +18,23 @@
 #define EM__DATA_HDR 10
 #define EM__SEG_CHUNK ((size_t)4 << 20)   /* segment bytes per DATA frame */
 #define EM__MAX_NAME 63                   /* exec ids, hosts */
+/* Stages an executor keeps (JSON and decoded form): the driver records which it sent to
+ * each executor, oldest first, and forgets the oldest past this many; the executor drops
+ * its oldest past this many in the order they arrived. Both lists follow the same frames
+ * on one connection, so the executor always holds what the driver thinks it holds. */
+#define EM__STAGES_KEPT 16
 
 typedef enum em__data_kind {
     EM__DATA_RESULT = 1,    /* a result batch of task id (engine/data block) */
     EM__DATA_BLOCK = 2,     /* a batch of the block of request id (engine/data block) */
     EM__DATA_SEGMENT = 3,   /* a chunk of the shuffle segment of request id */
     EM__DATA_STAGE = 4,     /* the stage JSON of stage id */
+    EM__DATA_PIECE = 5,     /* a piece of the broadcast of request id (EM__PIECE_HDR) */
 } em__data_kind;
+#define EM__DATA_KIND_MAX EM__DATA_PIECE
+
+/* RESULT frames carry a result block in chunks of at most EM__SEG_CHUNK bytes; flags bit 0
+ * marks the last chunk of a block (a block's chunks are consecutive on the connection). */
 
 typedef enum em__msg_type {
     EM__MSG_REGISTER = 1,     /* executor -> driver */
@@ -40,6 +50,8 @@ typedef enum em__msg_type {
     EM__MSG_DROP,             /* driver -> executor: drop blocks (block.type, block.a) */
     EM__MSG_REMOVE_SHUFFLE,   /* driver -> executor: delete the files of shuffle sid */
     EM__MSG_KILL,             /* driver -> executor: stop task id (its job was cancelled) */
+    EM__MSG_BCAST,            /* executor -> driver: send pieces [first, first + count) of
+                                 broadcast block.a (PIECE frames, or a block_reply error) */
 } em__msg_type;
 
 /* One decoded message; which fields are meaningful depends on type (docs/cluster.md). */
@@ -69,6 +81,10 @@ typedef struct em__msg {
     /* block; drop (type and a only) */
     em_block_id block;
     bool found;                  /* block_reply */
+    /* bcast: pieces [first, first + count) of broadcast block.a */
+    uint32_t first, count;
+    /* status: bytes in the executor's block store (memory + disk) */
+    uint64_t store_bytes;
     /* map_outputs, fetch; remove_shuffle (sid only) */
     uint32_t sid, mid, reduce;
     /* replies: code and message */
@@ -101,6 +117,47 @@ int em__msg_decode(const uint8_t *p, size_t n, em__msg *m, em_err *err);
 void em__data_hdr(uint8_t out[EM__DATA_HDR], uint8_t kind, uint8_t flags, uint64_t id);
 int em__data_parse(em_slice frame, uint8_t *kind, uint8_t *flags, uint64_t *id, em_slice *body,
                    em_err *err);
+
+/* ---------------------------------------------------------------- broadcast pieces
+ * A broadcast value travels from the driver to an executor in pieces of EM__PIECE_SIZE
+ * bytes (the last may be shorter; an empty value is one empty piece). PIECE frame body:
+ *   off  size  field
+ *     0     8  total value bytes (< EM_BATCH_MAX_REC_LEN)
+ *     8     4  piece size (1..EM__PIECE_MAX; the same in every piece of a value)
+ *    12     4  piece index
+ *    16     4  crc32c of the piece bytes
+ *    20     -  the piece bytes
+ * The executor asks for a window of pieces and for one more as each arrives, so several
+ * are in flight; it assembles them straight into the payload of the one BYTES batch that
+ * its block store keeps (docs/cluster.md). */
+#define EM__PIECE_HDR 20
+#define EM__PIECE_SIZE ((uint32_t)4 << 20)
+#define EM__PIECE_MAX ((uint32_t)16 << 20)
+#define EM__PIECE_WINDOW 4u          /* pieces an executor keeps in flight */
+
+void em__piece_hdr(uint8_t out[EM__PIECE_HDR], uint64_t total, uint32_t piece_size,
+                   uint32_t index, uint32_t crc);
+/* Number of pieces of a value (>= 1). */
+uint32_t em__piece_count(uint64_t total, uint32_t piece_size);
+
+/* Assembles one broadcast value from pieces arriving in any order (untrusted). */
+typedef struct em__bcast_asm {
+    uint64_t total;
+    uint32_t piece_size, npieces, received;
+    uint8_t *payload;            /* 4-byte BYTES length + total bytes (em_malloc) */
+    uint8_t *have;               /* per piece: received */
+} em__bcast_asm;
+/* Adds one PIECE frame body (the first one sizes the value). EM_EPROTO for a malformed or
+ * inconsistent header, a bad index or a repeated piece; EM_ECORRUPT for a checksum
+ * mismatch; EM_ENOMEM. Nothing is kept from a piece that fails. */
+int em__bcast_asm_add(em__bcast_asm *a, em_slice body, em_err *err);
+static inline bool em__bcast_asm_done(const em__bcast_asm *a)
+{
+    return a->npieces && a->received == a->npieces;
+}
+/* The value as one BYTES batch of one record (takes the payload); NULL on OOM. */
+em_batch *em__bcast_asm_finish(em__bcast_asm *a);
+void em__bcast_asm_destroy(em__bcast_asm *a);     /* zeroed struct ok */
 
 /* Reads the secret from a file (contents, trailing newlines stripped): owned string. */
 int em__read_secret_file(const char *path, char **out, em_err *err);

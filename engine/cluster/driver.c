@@ -51,8 +51,9 @@ typedef struct exec_slot {
     char loc[128];
     uint32_t cores, running;
     pid_t pid;                   /* spawned by us (0 = not ours) */
-    uint32_t *stages;            /* stage ids sent to it */
+    uint32_t *stages;            /* stage ids sent to it, oldest first (EM__STAGES_KEPT) */
     size_t nstages;
+    uint64_t store_bytes;        /* its block store's size, from its last status */
 } exec_slot;
 
 typedef struct spawned {
@@ -83,6 +84,8 @@ typedef struct inflight {
     int slot;                    /* exec slot it runs on */
     em_batch **batches;          /* received result batches */
     size_t nb;
+    em_vbuf part;                /* chunks of the result block being received */
+    size_t part_size;            /* its size from its header; 0 = not known yet */
 } inflight;
 
 /* One em_cluster_run_tasks call's tasks (c->sets, c->lock). */
@@ -95,6 +98,14 @@ typedef struct task_set {
     bool canceled;               /* its cancel was acted on */
     struct task_set *next;
 } task_set;
+/* Broadcast values the loop thread serves pieces of (a few, most recent first), so that a
+ * piece request does not look the block up (or read it from disk) each time. */
+typedef struct bcast_ent {
+    uint32_t id;                 /* 0 = empty */
+    em_batch *batch;             /* reference */
+    em_slice value;              /* borrowed from batch */
+} bcast_ent;
+#define BCAST_CACHE 4
 
 struct em_cluster {
     em_cluster_opts o;
@@ -120,6 +131,8 @@ struct em_cluster {
     uint64_t wait_ms;            /* locality wait; 0 = none */
     uint64_t last_local_ms;      /* last launch on a task's block executor (lock) */
     uint64_t nlocal, nmissed;    /* locality counters (lock) */
+    bcast_ent bcache[BCAST_CACHE];   /* loop thread (drop: lock) */
+    uint64_t bcast_fetches;      /* piece-0 requests served (lock) */
 };
 
 static uint64_t now_ms(void)
@@ -149,17 +162,10 @@ static int send_msg(em_cluster *c, em_conn_id to, const em__msg *m, em_err *err)
 static int send_data(em_cluster *c, em_conn_id to, uint8_t kind, uint64_t id, const void *p,
                      size_t n, em_err *err)
 {
-    em_vbuf v;
-    em_vbuf_init(&v);
     uint8_t hdr[EM__DATA_HDR];
     em__data_hdr(hdr, kind, 0, id);
-    int rc = em_vbuf_append(&v, hdr, sizeof hdr);
-    if (rc == 0)
-        rc = em_vbuf_append(&v, p, n);
-    rc = rc < 0 ? em_err_set(err, EM_ENOMEM, "DATA frame of %zu bytes", n)
-                : em_net_send(c->net, to, EM_FRAME_DATA, v.data, v.len, err);
-    em_vbuf_destroy(&v);
-    return rc;
+    em_slice parts[2] = {{hdr, sizeof hdr}, {p, n}};
+    return em_net_sendv(c->net, to, EM_FRAME_DATA, parts, 2, err);
 }
 
 /* ---------------------------------------------------------------- loop thread */
@@ -176,6 +182,8 @@ static void fail_running(em_cluster *c, int slot, const char *why)   /* lock hel
         r->code = em_err_set(&r->err, EM_EIO, "executor %s lost: %s", c->ex[slot].exec_id, why);
         snprintf(r->exec_id, sizeof r->exec_id, "%s", c->ex[slot].exec_id);
         f->state = T_DONE;
+        em_vbuf_destroy(&f->part);
+        f->part_size = 0;
     }
     c->ex[slot].running = 0;
 }
@@ -278,6 +286,14 @@ static void on_status(em_cluster *c, em_conn_id id, em__msg *m)
         memset(&m->res, 0, sizeof m->res);
         exec_slot *s = &c->ex[f->slot];
         snprintf(r->exec_id, sizeof r->exec_id, "%s", s->exec_id);
+        s->store_bytes = m->store_bytes;
+        if (r->code == 0 && f->part.len) {
+            em_cluster_result_destroy(r);
+            r->code = em_err_set(&r->err, EM_EPROTO, "executor %s: status before the last "
+                                 "chunk of a result block", s->exec_id);
+        }
+        em_vbuf_destroy(&f->part);
+        f->part_size = 0;
         if (r->code == 0 && f->nb != m->nbatches) {
             em_cluster_result_destroy(r);
             r->code = em_err_set(&r->err, EM_EPROTO, "executor %s: %zu result batches, %u "
@@ -332,6 +348,91 @@ static void on_block(em_cluster *c, em_conn_id id, const em__msg *m)
     send_msg(c, id, &r, &err);
 }
 
+/* The value of broadcast id from the cache, else from the store (then cached), with a
+ * reference to its batch in *ref (em_cluster_drop_blocks may drop the cache's meanwhile).
+ * Loop thread. 1 found, 0 absent, <0 error. */
+static int bcast_value(em_cluster *c, uint32_t id, em_slice *out, em_batch **ref, em_err *err)
+{
+    pthread_mutex_lock(&c->lock);
+    for (int i = 0; i < BCAST_CACHE; i++)
+        if (c->bcache[i].id == id) {
+            bcast_ent e = c->bcache[i];   /* move it to the front */
+            memmove(&c->bcache[1], &c->bcache[0], (size_t)i * sizeof e);
+            c->bcache[0] = e;
+            *out = e.value;
+            *ref = em_batch_ref(e.batch);
+            pthread_mutex_unlock(&c->lock);
+            return 1;
+        }
+    pthread_mutex_unlock(&c->lock);
+    em_batch **b = NULL;
+    size_t n = 0;
+    em_block_id bid = {EM_BLOCK_BROADCAST, id, 0, 0};
+    int rc = c->o.store ? em_block_store_get(c->o.store, bid, &b, &n, err) : 0;
+    if (rc == 1 && (n != 1 || em_batch_kind(b[0]) != EM_REC_BYTES || em_batch_nrecs(b[0]) != 1))
+        rc = em_err_set(err, EM_ECORRUPT, "broadcast %u: not one BYTES record", id);
+    if (rc == 1) {
+        em_batch_iter it;
+        em_rec r;
+        em_batch_iter_init(&it, b[0]);
+        em_batch_iter_next(&it, &r);
+        pthread_mutex_lock(&c->lock);
+        em_batch_unref(c->bcache[BCAST_CACHE - 1].batch);
+        memmove(&c->bcache[1], &c->bcache[0], (BCAST_CACHE - 1) * sizeof c->bcache[0]);
+        c->bcache[0] = (bcast_ent){id, em_batch_ref(b[0]), r.val};
+        pthread_mutex_unlock(&c->lock);
+        *out = r.val;
+        *ref = em_batch_ref(b[0]);
+    }
+    for (size_t i = 0; i < n; i++)
+        em_batch_unref(b[i]);
+    em_free(b);
+    return rc;
+}
+
+static void release_batch(void *ud)
+{
+    em_batch_unref(ud);
+}
+
+/* Sends pieces [first, first + count) of a broadcast (those that exist), each as one PIECE
+ * frame copied once from the value; a missing value or an error is a block_reply. */
+static void on_bcast(em_cluster *c, em_conn_id id, const em__msg *m)
+{
+    em_err err = EM_ERR_INIT;
+    em_slice v = {NULL, 0};
+    em_batch *ref = NULL;
+    int rc = bcast_value(c, m->block.a, &v, &ref, &err);
+    if (rc == 1) {
+        uint32_t np = em__piece_count(v.n, EM__PIECE_SIZE);
+        uint64_t end = (uint64_t)m->first + m->count;
+        if (m->first == 0) {
+            pthread_mutex_lock(&c->lock);
+            c->bcast_fetches++;
+            pthread_mutex_unlock(&c->lock);
+        }
+        for (uint64_t i = m->first; i < end && i < np; i++) {
+            size_t off = (size_t)i * EM__PIECE_SIZE;
+            size_t len = v.n - off < EM__PIECE_SIZE ? v.n - off : EM__PIECE_SIZE;
+            uint8_t hdr[EM__DATA_HDR + EM__PIECE_HDR];
+            em__data_hdr(hdr, EM__DATA_PIECE, 0, m->id);
+            em__piece_hdr(hdr + EM__DATA_HDR, v.n, EM__PIECE_SIZE, (uint32_t)i,
+                          em_crc32c(0, v.p + off, len));
+            /* zero copy: the frame's tail is the value itself, kept by a batch reference */
+            em_slice head = {hdr, sizeof hdr};
+            em_net_ext ext = {v.p + off, len, release_batch, em_batch_ref(ref)};
+            if ((rc = em_net_send_ext(c->net, id, EM_FRAME_DATA, &head, 1, &ext, &err)) < 0)
+                break;
+        }
+        em_batch_unref(ref);
+        if (rc >= 0)
+            return;
+    }
+    em__msg r = {.type = EM__MSG_BLOCK_REPLY, .id = m->id, .code = rc < 0 ? rc : 0,
+                 .err = err, .found = false};
+    send_msg(c, id, &r, &err);
+}
+
 static void on_map_outputs(em_cluster *c, em_conn_id id, const em__msg *m)
 {
     em__msg r = {.type = EM__MSG_MAP_OUTPUTS_REPLY, .id = m->id};
@@ -360,6 +461,85 @@ static void on_map_outputs(em_cluster *c, em_conn_id id, const em__msg *m)
     em_free(srcs);
 }
 
+/* Appends a chunk of task tid's current result block to f->part; the block's size comes
+ * from its header, so the driver buffers at most one block per task besides the decoded
+ * batches, and a chunk beyond the announced size is an error. Lock held. */
+static int add_chunk(inflight *f, em_slice body, bool last, em_err *err)
+{
+    if (f->part_size == 0 && f->part.len + body.n >= EM_BLOCK_HEADER_SIZE) {
+        uint8_t h[EM_BLOCK_HEADER_SIZE];
+        size_t have = f->part.len;
+        if (have)
+            memcpy(h, f->part.data, have);
+        memcpy(h + have, body.p, EM_BLOCK_HEADER_SIZE - have);
+        int rc = em_block_peek_size(h, sizeof h, &f->part_size, err);
+        if (rc < 0)
+            return rc;
+        if (em_vbuf_reserve(&f->part, f->part_size - f->part.len) < 0)
+            return em_err_set(err, EM_ENOMEM, "result block of %zu bytes", f->part_size);
+    }
+    if ((f->part_size && f->part.len + body.n > f->part_size) ||
+        (last && f->part.len + body.n != f->part_size))
+        return em_err_set(err, EM_EPROTO, "result block chunks do not add up to its size %zu",
+                          f->part_size);
+    if (em_vbuf_append(&f->part, body.p, body.n) < 0)
+        return em_err_set(err, EM_ENOMEM, "result block of %zu bytes", f->part_size);
+    return 0;
+}
+
+/* A RESULT DATA frame: one chunk of a result block (flags bit 0: its last). A bad chunk or
+ * block fails the task, not the connection (the frames themselves were well formed). */
+static int on_result_chunk(em_cluster *c, em_conn_id id, em_slice p, em_err *err)
+{
+    uint8_t kind, flags;
+    uint64_t tid;
+    em_slice body;
+    int rc;
+    if ((rc = em__data_parse(p, &kind, &flags, &tid, &body, err)) < 0)
+        return rc;
+    if (kind != EM__DATA_RESULT)
+        return em_err_set(err, EM_EPROTO, "unexpected DATA frame kind %u", kind);
+    pthread_mutex_lock(&c->lock);
+    size_t i;
+    task_set *ts;
+    inflight *f = task_of(c, id, tid, &ts, &i);
+    if (!f) {
+        pthread_mutex_unlock(&c->lock);
+        return 0;
+    }
+    em_err berr = EM_ERR_INIT;
+    em_batch *b = NULL;
+    bool last = flags & 1;
+    if (last && f->part.len == 0) {   /* a block in one frame: decoded in place */
+        rc = em_block_decode(body.p, body.n, &b, &berr);
+    } else if ((rc = add_chunk(f, body, last, &berr)) == 0 && last) {
+        rc = em_block_decode(f->part.data, f->part.len, &b, &berr);
+        em_vbuf_destroy(&f->part);
+        f->part_size = 0;
+    }
+    if (rc == 0 && b) {
+        f->batches = em_xrealloc(f->batches, (f->nb + 1) * sizeof *f->batches);
+        f->batches[f->nb++] = b;
+    } else if (rc < 0) {
+        /* The task fails here; its later frames and status find it done and are dropped. */
+        em_cluster_result *r = &ts->res[i];
+        exec_slot *s = &c->ex[f->slot];
+        em_cluster_result_destroy(r);
+        r->code = em_err_copy(&r->err, &berr);
+        em_err_prefix(&r->err, "result of task %llu from executor %s",
+                      (unsigned long long)tid, s->exec_id);
+        snprintf(r->exec_id, sizeof r->exec_id, "%s", s->exec_id);
+        em_vbuf_destroy(&f->part);
+        f->part_size = 0;
+        f->state = T_DONE;
+        if (s->running)
+            s->running--;
+        pthread_cond_broadcast(&c->cond);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return 0;
+}
+
 static int d_on_frame(void *ud, em_conn_id id, uint8_t type, em_slice p, em_err *err)
 {
     em_cluster *c = ud;
@@ -369,28 +549,9 @@ static int d_on_frame(void *ud, em_conn_id id, uint8_t type, em_slice p, em_err 
     bool registered = s && s->registered;
     pthread_mutex_unlock(&c->lock);
     if (type == EM_FRAME_DATA) {
-        uint8_t kind, flags;
-        uint64_t tid;
-        em_slice body;
-        if ((rc = em__data_parse(p, &kind, &flags, &tid, &body, err)) < 0)
-            return rc;
-        if (kind != EM__DATA_RESULT || !registered)
-            return em_err_set(err, EM_EPROTO, "unexpected DATA frame kind %u", kind);
-        em_batch *b;
-        if ((rc = em_block_decode(body.p, body.n, &b, err)) < 0)
-            return em_err_prefix(err, "result of task %llu", (unsigned long long)tid);
-        pthread_mutex_lock(&c->lock);
-        size_t i;
-        task_set *ts;
-        inflight *f = task_of(c, id, tid, &ts, &i);
-        if (f) {
-            f->batches = em_xrealloc(f->batches, (f->nb + 1) * sizeof *f->batches);
-            f->batches[f->nb++] = b;
-            b = NULL;
-        }
-        pthread_mutex_unlock(&c->lock);
-        em_batch_unref(b);
-        return 0;
+        if (!registered)
+            return em_err_set(err, EM_EPROTO, "DATA frame before registration");
+        return on_result_chunk(c, id, p, err);
     }
     if (type != EM_FRAME_RPC)
         return em_err_set(err, EM_EPROTO, "unexpected frame type %u", type);
@@ -413,6 +574,9 @@ static int d_on_frame(void *ud, em_conn_id id, uint8_t type, em_slice p, em_err 
         break;
     case EM__MSG_MAP_OUTPUTS:
         on_map_outputs(c, id, &m);
+        break;
+    case EM__MSG_BCAST:
+        on_bcast(c, id, &m);
         break;
     default:
         rc = em_err_set(err, EM_EPROTO, "executor sent an unexpected message type %d", m.type);
@@ -669,6 +833,18 @@ static uint32_t send_all(em_cluster *c, const em__msg *m, const char *what)
 
 uint32_t em_cluster_drop_blocks(em_cluster *c, uint32_t btype, uint32_t a)
 {
+    if (btype == EM_BLOCK_BROADCAST) {
+        pthread_mutex_lock(&c->lock);
+        for (int i = 0; i < BCAST_CACHE; i++)
+            if (c->bcache[i].id == a) {
+                em_batch_unref(c->bcache[i].batch);
+                memmove(&c->bcache[i], &c->bcache[i + 1],
+                        (size_t)(BCAST_CACHE - 1 - i) * sizeof c->bcache[0]);
+                c->bcache[BCAST_CACHE - 1] = (bcast_ent){0, NULL, {NULL, 0}};
+                break;
+            }
+        pthread_mutex_unlock(&c->lock);
+    }
     char what[64];
     em__msg m = {.type = EM__MSG_DROP, .block = {btype, a, 0, 0}};
     snprintf(what, sizeof what, "dropping block type %u id %u", btype, a);
@@ -684,6 +860,18 @@ uint32_t em_cluster_remove_shuffle(em_cluster *c, uint32_t sid)
     em__msg m = {.type = EM__MSG_REMOVE_SHUFFLE, .sid = sid};
     snprintf(what, sizeof what, "removing shuffle %u", sid);
     return send_all(c, &m, what);
+}
+
+void em_cluster_bcast_stats(em_cluster *c, uint64_t *fetches, uint64_t *store_bytes)
+{
+    pthread_mutex_lock(&c->lock);
+    *fetches = c->bcast_fetches;
+    uint64_t sum = 0;
+    for (size_t i = 0; i < c->nex; i++)
+        if (c->ex[i].registered && c->ex[i].alive)
+            sum += c->ex[i].store_bytes;
+    *store_bytes = sum;
+    pthread_mutex_unlock(&c->lock);
 }
 
 void em_cluster_locality_stats(em_cluster *c, uint64_t *local, uint64_t *missed,
@@ -849,7 +1037,9 @@ static int preferred_slot(const em_cluster *c, const em_cluster_task *t, const c
     return e;
 }
 
-/* Marks queued task i of ts as running on slot e and fills the launch. Lock held. */
+/* Marks queued task i of ts as running on slot e and fills the launch. Lock held. A stage
+ * is marked as sent to the executor here; both sides keep the EM__STAGES_KEPT most recent
+ * (docs/cluster.md), and a stage whose sending fails is unmarked by send_launches. */
 static launch launch_on(em_cluster *c, task_set *ts, size_t i, int e)
 {
     exec_slot *s = &c->ex[e];
@@ -859,6 +1049,10 @@ static launch launch_on(em_cluster *c, task_set *ts, size_t i, int e)
     ts->fl[i].slot = e;
     launch l = {i, s->conn, !has_stage(s, t[i].stage_id)};
     if (l.send_stage) {
+        if (s->nstages == EM__STAGES_KEPT) {
+            memmove(s->stages, s->stages + 1, (s->nstages - 1) * sizeof *s->stages);
+            s->nstages--;
+        }
         s->stages = em_xrealloc(s->stages, (s->nstages + 1) * sizeof *s->stages);
         s->stages[s->nstages++] = t[i].stage_id;
     }
@@ -928,7 +1122,35 @@ static size_t assign(em_cluster *c, task_set *ts, launch *out)
     return k;
 }
 
-static void send_launches(em_cluster *c, const task_set *ts, const launch *l, size_t n)
+/* A launch that could not be sent (the stage or launch frame is over the frame cap, or the
+ * connection is gone) fails its task with the reason, so nothing waits for it. Lock held. */
+static void launch_failed(em_cluster *c, task_set *ts, const launch *l, const em_err *why)
+{
+    const em_cluster_task *t = &ts->t[l->task];
+    inflight *f = &ts->fl[l->task];
+    exec_slot *s = &c->ex[f->slot];
+    if (l->send_stage)
+        for (size_t i = s->nstages; i-- > 0;)
+            if (s->stages[i] == t->stage_id) {
+                memmove(s->stages + i, s->stages + i + 1,
+                        (s->nstages - i - 1) * sizeof *s->stages);
+                s->nstages--;
+                break;
+            }
+    if (f->state != T_RUNNING)
+        return;                  /* the connection closed and on_close failed it */
+    em_cluster_result *r = &ts->res[l->task];
+    em_cluster_result_destroy(r);
+    r->code = em_err_copy(&r->err, why);
+    em_err_prefix(&r->err, "launching stage %u task %u on executor %s", t->stage_id,
+                  t->partition, s->exec_id);
+    snprintf(r->exec_id, sizeof r->exec_id, "%s", s->exec_id);
+    f->state = T_DONE;
+    if (s->running)
+        s->running--;
+}
+
+static void send_launches(em_cluster *c, task_set *ts, const launch *l, size_t n)
 {
     for (size_t k = 0; k < n; k++) {
         const em_cluster_task *x = &ts->t[l[k].task];
@@ -942,9 +1164,12 @@ static void send_launches(em_cluster *c, const task_set *ts, const launch *l, si
         if (rc == 0)
             rc = send_msg(c, l[k].conn, &m, &err);
         if (rc < 0) {
-            /* The connection is gone; on_close failed the task already, or will. */
-            em_log(EM_LOG_DEBUG, "driver: launching task %llu: %s",
-                   (unsigned long long)m.id, err.msg);
+            em_log(EM_LOG_DEBUG, "driver: launching task %llu: %s", (unsigned long long)m.id,
+                   err.msg);
+            pthread_mutex_lock(&c->lock);
+            launch_failed(c, ts, &l[k], &err);
+            pthread_cond_broadcast(&c->cond);
+            pthread_mutex_unlock(&c->lock);
         }
     }
 }
@@ -1078,6 +1303,7 @@ int em_cluster_run_tasks(em_cluster *c, const em_cluster_task *tasks, size_t n,
         for (size_t b = 0; b < ts.fl[i].nb; b++)
             em_batch_unref(ts.fl[i].batches[b]);
         em_free(ts.fl[i].batches);
+        em_vbuf_destroy(&ts.fl[i].part);
     }
     em_free(ts.fl);
     em_free(ls);
@@ -1192,6 +1418,8 @@ void em_cluster_free(em_cluster *c)
     }
     for (size_t i = 0; i < c->nex; i++)
         em_free(c->ex[i].stages);
+    for (int i = 0; i < BCAST_CACHE; i++)
+        em_batch_unref(c->bcache[i].batch);
     em_free(c->ex);
     em_free(c->sp);
     em_free(c->fails);

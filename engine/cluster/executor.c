@@ -22,6 +22,9 @@
  * died: the cleaner thread deletes them, so the loop thread never waits for unlinks), and
  * spill files by the task that wrote them when it ends. */
 #include <dlfcn.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -45,14 +48,29 @@ typedef struct pending {
     em_batch **batches;          /* block batches received so far */
     size_t nb;
     em_vbuf *seg;                /* segment bytes go here */
+    /* bcast requests: the value being assembled; pieces asked for so far */
+    bool is_bcast;
+    uint32_t bcast_id, asked;
+    em__bcast_asm as;
     struct pending *next;
 } pending;
+
+/* A stage's JSON, shared by the queued and running tasks of the stage (refs under
+ * x->lock); its address stays the same for all of them, so a task thread's decoded-stage
+ * cache (engine/exec/task.c) hits for every task after the first. */
+typedef struct stage_ent {
+    uint32_t id;
+    char *json;
+    size_t len;
+    uint32_t refs;
+} stage_ent;
 
 typedef struct task_item {
     uint64_t id;
     uint32_t stage, part, attempt;
     bool is_map;
     bool killed;                 /* a kill came while it was queued */
+    stage_ent *st;               /* reference taken when the launch arrived; NULL = unknown */
 } task_item;
 
 /* What a task thread runs now (x->slots, x->lock). */
@@ -62,11 +80,17 @@ typedef struct run_slot {
     atomic_bool cancel;          /* the task's cancel flag (em_cluster_env.cancel) */
 } run_slot;
 
-typedef struct stage_ent {
+/* A broadcast some task thread is fetching: later readers wait for it (one fetch per
+ * executor and value) and take their reference from it. */
+typedef struct bcast_fetch {
     uint32_t id;
-    char *json;
-    size_t len;
-} stage_ent;
+    bool done;
+    int code;                    /* 1 found, 0 absent, <0 error */
+    em_err err;
+    em_batch *batch;             /* the value, when found */
+    uint32_t refs;               /* the fetcher and each waiter */
+    struct bcast_fetch *next;
+} bcast_fetch;
 
 typedef struct peer {
     char loc[128];
@@ -82,8 +106,9 @@ typedef struct executor {
     bool got_registered, driver_gone, stop;
     em__msg reg;                 /* the registered reply */
     em_codec wire_codec;         /* for result batches to the driver (ember.net.compress) */
-    stage_ent *stages;
+    stage_ent **stages;          /* oldest first; at most EM__STAGES_KEPT (docs/cluster.md) */
     size_t nstages;
+    bcast_fetch *bfetch;         /* broadcast fetches under way */
     task_item *queue;
     size_t qhead, qtail, qcap;
     pending *pend;
@@ -153,6 +178,9 @@ static int start_request(executor *x, em_conn_id c, em__msg *m, pending *p, em_v
 {
     memset(p, 0, sizeof *p);
     p->seg = seg;
+    p->is_bcast = m->type == EM__MSG_BCAST;
+    p->bcast_id = m->block.a;
+    p->asked = m->first + m->count;
     pthread_mutex_lock(&x->lock);
     p->req = m->id = ++x->next_req;
     p->conn = c;
@@ -185,6 +213,7 @@ static int start_request(executor *x, em_conn_id c, em__msg *m, pending *p, em_v
 
 static void pending_free(pending *p)
 {
+    em__bcast_asm_destroy(&p->as);
     em__msg_destroy(&p->reply);
     for (size_t i = 0; i < p->nb; i++)
         em_batch_unref(p->batches[i]);
@@ -242,10 +271,109 @@ static int map_outputs(void *ud, uint32_t sid, uint32_t reduce, em_shuffle_src *
     return rc;
 }
 
+/* Fetches broadcast id from the driver in pieces: asks for a window of EM__PIECE_WINDOW,
+ * and the loop thread asks for one more as each arrives (on_piece). 1 and *out, 0 when the
+ * driver has no such broadcast, <0 on error. */
+static int fetch_bcast_pieces(executor *x, uint32_t id, em_batch **out, em_err *err)
+{
+    em__msg m = {.type = EM__MSG_BCAST, .block = {EM_BLOCK_BROADCAST, id, 0, 0}, .first = 0,
+                 .count = EM__PIECE_WINDOW};
+    pending p;
+    int rc = start_request(x, x->driver, &m, &p, NULL, err);
+    if (rc == 0 && p.reply.code < 0)
+        rc = em_err_copy(err, &p.reply.err);
+    if (rc == 0 && em__bcast_asm_done(&p.as)) {
+        if (!(*out = em__bcast_asm_finish(&p.as)))
+            rc = em_err_set(err, EM_ENOMEM, "broadcast %u: out of memory", id);
+        else
+            rc = 1;
+    }
+    pending_free(&p);
+    return rc;
+}
+
+/* env.fetch_block for broadcasts: one fetch per executor and value; concurrent readers
+ * wait for it and share its batch, which the block store keeps until `drop`. */
+static int fetch_bcast(executor *x, em_block_id id, em_batch ***out, size_t *n, em_err *err)
+{
+    pthread_mutex_lock(&x->lock);
+    bcast_fetch *f = x->bfetch;
+    while (f && f->id != id.a)
+        f = f->next;
+    bool mine = !f;
+    if (mine) {
+        f = em_xcalloc(1, sizeof *f);
+        f->id = id.a;
+        f->next = x->bfetch;
+        x->bfetch = f;
+    }
+    f->refs++;
+    pthread_mutex_unlock(&x->lock);
+    if (mine) {
+        /* A fetch that ended just before this one was linked has put its value in the
+         * store (before unlinking): look there first. */
+        em_batch **have = NULL;
+        size_t nhave = 0;
+        em_batch *b = NULL;
+        em_err ferr = EM_ERR_INIT;
+        int rc = em_block_store_get(x->store, id, &have, &nhave, &ferr);
+        if (rc == 1 && nhave == 1) {
+            b = em_batch_ref(have[0]);
+        } else {
+            rc = fetch_bcast_pieces(x, id.a, &b, &ferr);
+            if (rc == 1) {
+                em_err perr = EM_ERR_INIT;
+                em_batch *sb = em_batch_ref(b);
+                if (em_block_store_put_take(x->store, id, &sb, 1, EM_STORAGE_MEMORY_AND_DISK,
+                                            &perr) < 0)
+                    em_log(EM_LOG_WARN, "executor: caching broadcast %u: %s", id.a, perr.msg);
+            }
+        }
+        for (size_t i = 0; i < nhave; i++)
+            em_batch_unref(have[i]);
+        em_free(have);
+        pthread_mutex_lock(&x->lock);
+        f->done = true;
+        f->code = rc;
+        f->batch = b;
+        em_err_copy(&f->err, &ferr);
+        for (bcast_fetch **pp = &x->bfetch; *pp; pp = &(*pp)->next)
+            if (*pp == f) {
+                *pp = f->next;   /* later readers find it in the store */
+                break;
+            }
+        pthread_cond_broadcast(&x->cond);
+    } else {
+        pthread_mutex_lock(&x->lock);
+        while (!f->done)
+            pthread_cond_wait(&x->cond, &x->lock);
+    }
+    int rc = f->code;
+    if (rc < 0)
+        em_err_copy(err, &f->err);
+    if (rc == 1) {
+        *out = em_xmalloc(sizeof **out);
+        (*out)[0] = em_batch_ref(f->batch);
+        *n = 1;
+    }
+    bool last = --f->refs == 0;
+    pthread_mutex_unlock(&x->lock);
+    if (last) {
+        em_batch_unref(f->batch);
+        em_free(f);
+    }
+    return rc;
+}
+
 /* env.fetch_block: asks the driver, caches what it gets. */
 static int fetch_block(void *ud, em_block_id id, em_batch ***out, size_t *n, em_err *err)
 {
     executor *x = ud;
+    if (id.type == EM_BLOCK_BROADCAST) {
+        *out = NULL;
+        *n = 0;
+        return fetch_bcast(x, id, out, n, err);
+    }
     em__msg m = {.type = EM__MSG_BLOCK, .block = id};
     pending p;
     char name[48];
@@ -380,6 +508,17 @@ static void kill_task(executor *x, uint64_t id)
             x->queue[i].killed = true;
 }
 
+/* The newest copy of stage id with a new reference, or NULL. Lock held. */
+static stage_ent *find_stage(executor *x, uint32_t id)
+{
+    for (size_t i = x->nstages; i-- > 0;)
+        if (x->stages[i]->id == id) {
+            x->stages[i]->refs++;
+            return x->stages[i];
+        }
+    return NULL;
+}
+
 static int on_driver_rpc(executor *x, const em__msg *m0, em__msg *m, em_err *err)
 {
     (void)m0;
@@ -402,7 +541,7 @@ static int on_driver_rpc(executor *x, const em__msg *m0, em__msg *m, em_err *err
             }
         }
         x->queue[x->qtail++] = (task_item){m->id, m->stage, m->part, m->attempt, m->is_map,
-                                           false};
+                                           false, find_stage(x, m->stage)};
         break;
     case EM__MSG_KILL:
         kill_task(x, m->id);
@@ -438,6 +577,68 @@ static int on_driver_rpc(executor *x, const em__msg *m0, em__msg *m, em_err *err
     return 0;
 }
 
+static void stage_unref(stage_ent *st)   /* x->lock held */
+{
+    if (st && --st->refs == 0) {
+        em_free(st->json);
+        em_free(st);
+    }
+}
+
+/* Keeps a stage's JSON, dropping the oldest past EM__STAGES_KEPT (the driver forgets them
+ * in the same order). Lock held. */
+static void add_stage(executor *x, uint32_t id, em_slice body)
+{
+    stage_ent *st = em_xcalloc(1, sizeof *st);
+    st->id = id;
+    st->json = em_xmalloc(body.n + 1);
+    memcpy(st->json, body.p, body.n);
+    st->json[body.n] = '\0';
+    st->len = body.n;
+    st->refs = 1;
+    if (x->nstages > EM__STAGES_KEPT) {   /* extra old ones after a failed send */
+        stage_unref(x->stages[0]);
+        memmove(x->stages, x->stages + 1, (x->nstages - 1) * sizeof *x->stages);
+        x->nstages--;
+    }
+    if (x->nstages == EM__STAGES_KEPT) {
+        stage_unref(x->stages[0]);
+        memmove(x->stages, x->stages + 1, (x->nstages - 1) * sizeof *x->stages);
+        x->nstages--;
+    }
+    x->stages = em_xrealloc(x->stages, (x->nstages + 1) * sizeof *x->stages);
+    x->stages[x->nstages++] = st;
+}
+
+/* A piece of the broadcast of request req: assembled into its value; a bad piece fails the
+ * request (the task sees the error), not the connection. While pieces are missing, one
+ * more is asked for per piece received, so EM__PIECE_WINDOW stay in flight. Lock held. */
+static int on_piece(executor *x, em_conn_id c, uint64_t req, em_slice body)
+{
+    pending *p = find_pending(x, req, c);
+    if (!p)
+        return 0;
+    em_err err = EM_ERR_INIT;
+    int rc = p->is_bcast ? em__bcast_asm_add(&p->as, body, &err)
+                         : em_err_set(&err, EM_EPROTO, "broadcast piece for another request");
+    if (rc == 0 && p->asked < p->as.npieces) {
+        em__msg m = {.type = EM__MSG_BCAST, .id = req, .block = {EM_BLOCK_BROADCAST,
+                     p->bcast_id, 0, 0}, .first = p->asked, .count = 1};
+        p->asked++;
+        rc = send_msg(x, c, &m, &err);   /* the loop thread: never blocks */
+    }
+    if (rc < 0 || em__bcast_asm_done(&p->as)) {
+        p->done = true;
+        p->code = rc;
+        if (rc < 0) {
+            em_err_copy(&p->err, &err);
+            em_err_prefix(&p->err, "broadcast %u", p->bcast_id);
+        }
+        pthread_cond_broadcast(&x->cond);
+    }
+    return 0;
+}
+
 static int on_data(executor *x, em_conn_id c, bool from_driver, em_slice payload, em_err *err)
 {
     uint8_t kind, flags;
@@ -450,13 +651,11 @@ static int on_data(executor *x, em_conn_id c, bool from_driver, em_slice payload
         if (id > UINT32_MAX)
             return em_err_set(err, EM_EPROTO, "stage id %llu out of range",
                               (unsigned long long)id);
-        char *json = em_xmalloc(body.n + 1);
-        memcpy(json, body.p, body.n);
-        json[body.n] = '\0';
-        x->stages = em_xrealloc(x->stages, (x->nstages + 1) * sizeof *x->stages);
-        x->stages[x->nstages++] = (stage_ent){(uint32_t)id, json, body.n};
+        add_stage(x, (uint32_t)id, body);
         return 0;
     }
+    if (from_driver && kind == EM__DATA_PIECE)
+        return on_piece(x, c, id, body);
     if (from_driver && kind == EM__DATA_BLOCK) {
         pending *p = find_pending(x, id, c);
         if (!p)
@@ -550,15 +749,26 @@ static const em_net_ops x_net_ops = {.on_frame = x_on_frame, .on_close = x_on_cl
 
 /* ---------------------------------------------------------------- task threads */
 
-static const stage_ent *find_stage(executor *x, uint32_t id)   /* lock held */
+/* Sends one encoded result block in RESULT frames of at most EM__SEG_CHUNK bytes (flags
+ * bit 0 on the last), so a block of any size fits under the frame cap. */
+static int send_block_chunks(executor *x, uint64_t id, const em_vbuf *v, em_err *err)
 {
-    for (size_t i = x->nstages; i-- > 0;)
-        if (x->stages[i].id == id)
-            return &x->stages[i];
-    return NULL;
+    size_t off = 0;
+    do {
+        size_t k = v->len - off < EM__SEG_CHUNK ? v->len - off : EM__SEG_CHUNK;
+        uint8_t hdr[EM__DATA_HDR];
+        em__data_hdr(hdr, EM__DATA_RESULT, off + k == v->len ? 1 : 0, id);
+        em_slice parts[2] = {{hdr, sizeof hdr}, {v->data + off, k}};
+        int rc = em_net_sendv(x->net, x->driver, EM_FRAME_DATA, parts, 2, err);
+        if (rc < 0)
+            return rc;
+        off += k;
+    } while (off < v->len);
+    return 0;
 }
 
-/* Sends the result batches (DATA frames) and then the status of task id. */
+/* Sends the result batches (DATA frames) and then the status of task id, which also
+ * reports the size of this executor's block store. */
 static void send_result(executor *x, uint64_t id, em_cluster_result *r)
 {
     em_err err = EM_ERR_INIT;
@@ -566,14 +776,10 @@ static void send_result(executor *x, uint64_t id, em_cluster_result *r)
     em_vbuf_init(&v);
     uint32_t sent = 0;
     for (size_t i = 0; r->code == 0 && i < r->nbatches; i++) {
-        uint8_t hdr[EM__DATA_HDR];
-        em__data_hdr(hdr, EM__DATA_RESULT, 0, id);
         em_vbuf_clear(&v);
-        int rc = em_vbuf_append(&v, hdr, sizeof hdr);
+        int rc = em_block_encode(r->batches[i], x->wire_codec, 1, &v, &err);
         if (rc == 0)
-            rc = em_block_encode(r->batches[i], x->wire_codec, 1, &v, &err);
-        if (rc == 0)
-            rc = em_net_send(x->net, x->driver, EM_FRAME_DATA, v.data, v.len, &err);
+            rc = send_block_chunks(x, id, &v, &err);
         if (rc < 0) {
             em_cluster_result_destroy(r);
             r->code = rc;
@@ -584,7 +790,10 @@ static void send_result(executor *x, uint64_t id, em_cluster_result *r)
         sent++;
     }
     em_vbuf_destroy(&v);
-    em__msg m = {.type = EM__MSG_STATUS, .id = id, .nbatches = r->code == 0 ? sent : 0};
+    em_store_stats ss;
+    em_block_store_stats(x->store, &ss);
+    em__msg m = {.type = EM__MSG_STATUS, .id = id, .nbatches = r->code == 0 ? sent : 0,
+                 .store_bytes = ss.mem_bytes + ss.disk_bytes};
     m.res = *r;
     em_vbuf out;
     em_vbuf_init(&out);
@@ -597,12 +806,7 @@ static void run_one(executor *x, const task_item *t, run_slot *slot)
 {
     em_cluster_result r;
     memset(&r, 0, sizeof r);
-    pthread_mutex_lock(&x->lock);
-    const stage_ent *st = find_stage(x, t->stage);
-    char *json = st ? em_xstrdup(st->json) : NULL;
-    size_t len = st ? st->len : 0;
-    pthread_mutex_unlock(&x->lock);
-    if (!json) {
+    if (!t->st) {
         r.code = em_err_set(&r.err, EM_EPROTO, "task %llu: stage %u was never sent",
                             (unsigned long long)t->id, t->stage);
     } else if (t->killed) {
@@ -611,14 +815,18 @@ static void run_one(executor *x, const task_item *t, run_slot *slot)
     } else {
         em_cluster_env env = x->env;
         env.cancel = &slot->cancel;
-        x->o->run(x->o->run_ud, &env, json, len, t->part, t->attempt, &r);
+        /* The JSON is passed in place (the reference keeps it): every task of the stage
+         * hands the task thread the same address, so it decodes the stage once. */
+        x->o->run(x->o->run_ud, &env, t->st->json, t->st->len, t->part, t->attempt, &r);
         if (r.code == 0 && r.err.code != 0)
             r.code = r.err.code;
     }
     r.is_map = t->is_map;
     send_result(x, t->id, &r);
     em_cluster_result_destroy(&r);
-    em_free(json);
+    pthread_mutex_lock(&x->lock);
+    stage_unref(t->st);
+    pthread_mutex_unlock(&x->lock);
 }
 
 static void *task_main(void *arg)
@@ -812,6 +1020,20 @@ int em_executor_run(const em_executor_opts *o, em_err *err)
         strlen(o->secret) < 16 || !o->run)
         return em_err_set(err, EM_EINVAL, "executor: driver, exec id (1..63 bytes), cores, "
                                           "a secret of >= 16 bytes and a runner are required");
+#ifdef __GLIBC__
+    /* Keep freed memory for reuse instead of handing it back to the kernel: an executor
+     * allocates and frees large buffers all the time (broadcast values, frames, result
+     * blocks), and first-touching fresh pages costs 5-8 ms per MiB on the VMs we measured
+     * on (docs/cluster.md, "Memory reuse"); a reused page costs nothing. The process is
+     * the executor's own, so its allocator policy is ours to set. */
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);   /* capped by glibc (32 MiB on 64-bit) */
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+    mallopt(M_MMAP_MAX, 0);
+    /* one arena: a thread arena mmaps every chunk above its 64 MiB heaps whatever
+     * M_MMAP_MAX says, and unmaps it on free (small allocations stay per thread in the
+     * tcache) */
+    mallopt(M_ARENA_MAX, 1);
+#endif
     executor *x = em_xcalloc(1, sizeof *x);
     x->o = o;
     pthread_mutex_init(&x->lock, NULL);
@@ -843,8 +1065,10 @@ int em_executor_run(const em_executor_opts *o, em_err *err)
     em_free(x->threads);
     em_free(x->slots);
     for (size_t i = 0; i < x->nstages; i++)
-        em_free(x->stages[i].json);
+        stage_unref(x->stages[i]);
     em_free(x->stages);
+    for (size_t i = x->qhead; i < x->qtail; i++)
+        stage_unref(x->queue[i].st);
     em_free(x->queue);
     em_free(x->peers);
     for (size_t i = 0; i < x->nlocs; i++)

@@ -25,6 +25,7 @@ static const char *const type_names[] = {
     [EM__MSG_FETCH] = "fetch",             [EM__MSG_FETCH_ERROR] = "fetch_error",
     [EM__MSG_DROP] = "drop",               [EM__MSG_REMOVE_SHUFFLE] = "remove_shuffle",
     [EM__MSG_KILL] = "kill",
+    [EM__MSG_BCAST] = "bcast",
 };
 #define NTYPES (sizeof type_names / sizeof type_names[0])
 
@@ -69,7 +70,7 @@ int em__data_parse(em_slice f, uint8_t *kind, uint8_t *flags, uint64_t *id, em_s
     if (f.n < EM__DATA_HDR)
         return em_err_set(err, EM_EPROTO, "DATA frame of %zu bytes: shorter than its header",
                           f.n);
-    if (f.p[0] < EM__DATA_RESULT || f.p[0] > EM__DATA_STAGE)
+    if (f.p[0] < EM__DATA_RESULT || f.p[0] > EM__DATA_KIND_MAX)
         return em_err_set(err, EM_EPROTO, "DATA frame: unknown kind %u", f.p[0]);
     if (f.p[1] & ~1u)
         return em_err_set(err, EM_EPROTO, "DATA frame: unknown flags 0x%x", f.p[1]);
@@ -82,7 +83,7 @@ int em__data_parse(em_slice f, uint8_t *kind, uint8_t *flags, uint64_t *id, em_s
 
 /* ---------------------------------------------------------------- encoding */
 
-static json_t *enc_result(const em_cluster_result *r, uint32_t nbatches)
+static json_t *enc_result(const em_cluster_result *r, uint32_t nbatches, uint64_t store_bytes)
 {
     json_t *o = json_object();
     json_object_set_new(o, "code", json_integer(r->code));
@@ -104,6 +105,8 @@ static json_t *enc_result(const em_cluster_result *r, uint32_t nbatches)
                                                          (json_int_t)a->i64));
     }
     json_object_set_new(o, "acc", acc);
+    if (store_bytes)
+        json_object_set_new(o, "store_bytes", json_integer((json_int_t)(store_bytes & MAX_INT)));
     if (r->is_map && r->code == 0) {
         const em_map_status *s = &r->map_status;
         json_t *sz = json_array();
@@ -140,7 +143,7 @@ static json_t *enc_body(const em__msg *m)
         return json_pack("{s:i,s:i,s:i,s:b}", "stage", (int)m->stage, "part", (int)m->part,
                          "attempt", (int)m->attempt, "map", m->is_map);
     case EM__MSG_STATUS:
-        return enc_result(&m->res, m->nbatches);
+        return enc_result(&m->res, m->nbatches, m->store_bytes);
     case EM__MSG_BLOCK:
         return json_pack("{s:i,s:I,s:I,s:I}", "btype", (int)m->block.type, "a",
                          (json_int_t)m->block.a, "b", (json_int_t)m->block.b, "c",
@@ -179,6 +182,9 @@ static json_t *enc_body(const em__msg *m)
         return json_pack("{s:I}", "sid", (json_int_t)m->sid);
     case EM__MSG_KILL:
         return json_object();   /* the task id is the message id */
+    case EM__MSG_BCAST:
+        return json_pack("{s:I,s:I,s:I}", "bcast", (json_int_t)m->block.a, "first",
+                         (json_int_t)m->first, "count", (json_int_t)m->count);
     default:
         return NULL;
     }
@@ -379,6 +385,9 @@ static int dec_status(dctx *d, json_t *o, em__msg *m)
     }
     if ((rc = dec_acc(d, json_object_get(o, "acc"), r)))
         return rc;
+    if (json_object_get(o, "store_bytes") &&
+        (rc = get_u64(d, o, "store_bytes", &m->store_bytes)))
+        return rc;
     json_t *map = json_object_get(o, "map");
     if (map) {
         if (r->code != 0)
@@ -518,6 +527,14 @@ static int dec_body(dctx *d, json_t *o, em__msg *m)
         return get_u32(d, o, "sid", UINT32_MAX, &m->sid);
     case EM__MSG_KILL:
         return 0;   /* the id (checked by the caller) is all it carries */
+    case EM__MSG_BCAST:
+        m->block.type = EM_BLOCK_BROADCAST;
+        if ((rc = get_u32(d, o, "bcast", UINT32_MAX, &m->block.a)) ||
+            (rc = get_u32(d, o, "first", UINT32_MAX, &m->first)))
+            return rc;
+        if ((rc = get_u32(d, o, "count", 1024, &m->count)))
+            return rc;
+        return m->count == 0 ? bad(d, "count", "zero") : 0;
     }
     return bad(d, "t", "unknown type");
 }

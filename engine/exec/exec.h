@@ -61,6 +61,22 @@ typedef struct em_result_spec {
 char *em_stage_encode(const em_plan_node *root, bool map_side, const em_result_spec *res,
                       em_err *err);
 
+/* BIG CONTEXT BLOBS. A plan node's context blob of at least EM_STAGE_BLOB_OUT bytes can
+ * travel beside the stage instead of inside its JSON (base64 through JSON costs ~30 ns a
+ * byte on both ends, once per stage and task thread): `put` stores it as a broadcast
+ * value in the driver's block store and returns its id (0 and err on failure), and the
+ * node's JSON gets "blob_ref": [id, bytes, crc32c] instead of "blob". A task resolves the
+ * reference once per task thread and stage from its block store (env->store, then
+ * env->fetch_block: one fetch per executor), checking size and checksum. Who calls put
+ * owns the broadcasts and drops them when no stage can need them any more. */
+#define EM_STAGE_BLOB_OUT ((size_t)64 << 10)
+typedef struct em_stage_blob_sink {
+    uint32_t (*put)(void *ud, em_slice blob, em_err *err);
+    void *ud;
+} em_stage_blob_sink;
+char *em_stage_encode_ext(const em_plan_node *root, bool map_side, const em_result_spec *res,
+                          const em_stage_blob_sink *sink, em_err *err);
+
 typedef struct em_acc_update {
     uint32_t id;
     bool is_f64;

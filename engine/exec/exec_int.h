@@ -208,9 +208,21 @@ typedef struct em_stage {
     em_result_spec res;          /* strings and slices point into owned copies below */
     char *res_fn, *res_path;
     uint8_t *res_blob, *res_zero;
+    /* context blobs that travel beside the JSON (exec.h, "blob_ref"), resolved by
+     * em__stage_resolve before the stage runs */
+    struct em_stage_ref {
+        em_plan_node *node;
+        uint32_t bcast;
+        uint64_t len;
+        uint32_t crc;
+    } *refs;
+    size_t nrefs;
 } em_stage;
 int em__stage_decode(const char *json, size_t len, em_stage *st, em_err *err);
 void em__stage_destroy(em_stage *st);
+/* Fills the nodes' blobs that travel beside the JSON from the task's block store (or its
+ * env->fetch_block); EM_ECORRUPT when one differs from its reference. Once per decode. */
+int em__stage_resolve(em_task *t, em_stage *st, em_err *err);
 
 /* Sinks (sink.c). */
 int em__run_map_sink(em_task *t, const em_plan_node *root, em_iter *in, em_task_result *out,

@@ -51,16 +51,64 @@ static json_t *enc_result(const em_result_spec *r)
     return o;
 }
 
+/* The node with id `id` in the graph above n, or NULL. */
+static const em_plan_node *find_node(const em_plan_node *n, uint32_t id, uint32_t depth)
+{
+    if (n->id == id)
+        return n;
+    for (uint32_t i = 0; depth < 4096 && i < n->nparents; i++) {
+        const em_plan_node *f = find_node(n->parents[i], id, depth + 1);
+        if (f)
+            return f;
+    }
+    return NULL;
+}
+
+/* Moves the big context blobs of the plan's nodes out of the JSON through sink. */
+static int move_blobs(json_t *plan, const em_plan_node *root, const em_stage_blob_sink *sink,
+                      em_err *err)
+{
+    json_t *nodes = json_object_get(plan, "nodes"), *o;
+    size_t i;
+    json_array_foreach(nodes, i, o) {
+        json_t *id = json_object_get(o, "id");
+        const em_plan_node *n = json_is_integer(id) && !json_object_get(o, "blob")
+                                    ? find_node(root, (uint32_t)json_integer_value(id), 0)
+                                    : NULL;
+        if (!n || n->blob_len < EM_STAGE_BLOB_OUT)
+            continue;   /* no blob, or a small one inside the JSON */
+        uint32_t b = sink->put(sink->ud, em_slice_make(n->blob, n->blob_len), err);
+        if (!b)
+            return err->code ? err->code : em_err_set(err, EM_ENOMEM, "stage blob");
+        json_t *ref = json_pack("[I,I,I]", (json_int_t)b, (json_int_t)n->blob_len,
+                                (json_int_t)em_crc32c(0, n->blob, n->blob_len));
+        if (!ref || json_object_set_new(o, "blob_ref", ref) < 0)
+            return em_err_set(err, EM_ENOMEM, "stage encode: out of memory");
+    }
+    return 0;
+}
+
 char *em_stage_encode(const em_plan_node *root, bool map_side, const em_result_spec *res,
                       em_err *err)
+{
+    return em_stage_encode_ext(root, map_side, res, NULL, err);
+}
+
+char *em_stage_encode_ext(const em_plan_node *root, bool map_side, const em_result_spec *res,
+                          const em_stage_blob_sink *sink, em_err *err)
 {
     if (!map_side && !res) {
         em_err_set(err, EM_EINVAL, "stage encode: a result stage needs a result spec");
         return NULL;
     }
-    json_t *plan = em_plan_to_json_value(root, map_side, err);
+    json_t *plan = em_plan_to_json_value_ext(root, map_side,
+                                             sink ? EM_STAGE_BLOB_OUT : SIZE_MAX, err);
     if (!plan)
         return NULL;
+    if (sink && move_blobs(plan, root, sink, err) < 0) {
+        json_decref(plan);
+        return NULL;
+    }
     json_t *doc = json_pack("{s:i,s:o,s:b}", "version", 1, "plan", plan, "map_side", map_side);
     json_t *r = !map_side && doc ? enc_result(res) : NULL;
     char *s = NULL, *out = NULL;
@@ -166,6 +214,74 @@ static int dec_result(const json_t *o, em_stage *st, em_err *err)
     return 0;
 }
 
+/* The graph node with id `id`, or NULL. */
+static em_plan_node *graph_node(em_plan_node *n, uint32_t id, uint32_t depth)
+{
+    if (n->id == id)
+        return n;
+    for (uint32_t i = 0; depth < 4096 && i < n->nparents; i++) {
+        em_plan_node *f = graph_node(n->parents[i], id, depth + 1);
+        if (f)
+            return f;
+    }
+    return NULL;
+}
+
+/* Records the nodes' "blob_ref": [broadcast id, bytes, crc32c] (untrusted: checked). */
+static int dec_refs(json_t *nodes, em_stage *st, em_err *err)
+{
+    json_t *o;
+    size_t i;
+    json_array_foreach(nodes, i, o) {
+        json_t *r = json_object_get(o, "blob_ref");
+        if (!r)
+            continue;
+        json_t *id = json_object_get(o, "id"), *b = json_array_get(r, 0);
+        json_t *n = json_array_get(r, 1), *c = json_array_get(r, 2);
+        if (!json_is_array(r) || json_array_size(r) != 3 || !json_is_integer(b) ||
+            !json_is_integer(n) || !json_is_integer(c) || json_integer_value(b) < 1 ||
+            json_integer_value(b) > UINT32_MAX || json_integer_value(n) < 0 ||
+            json_integer_value(n) >= EM_BATCH_MAX_REC_LEN || json_integer_value(c) < 0 ||
+            json_integer_value(c) > UINT32_MAX || json_object_get(o, "blob") ||
+            !json_is_integer(id))
+            return em_err_set(err, EM_ECORRUPT, "stage: node %zu: bad \"blob_ref\"", i);
+        em_plan_node *node = graph_node(st->root, (uint32_t)json_integer_value(id), 0);
+        if (!node)
+            return em_err_set(err, EM_ECORRUPT, "stage: \"blob_ref\" of an unknown node");
+        struct em_stage_ref *nr = em_realloc(st->refs, (st->nrefs + 1) * sizeof *nr);
+        if (!nr)
+            return em_err_set(err, EM_ENOMEM, "stage: out of memory");
+        st->refs = nr;
+        st->refs[st->nrefs++] = (struct em_stage_ref){node, (uint32_t)json_integer_value(b),
+                                                      (uint64_t)json_integer_value(n),
+                                                      (uint32_t)json_integer_value(c)};
+    }
+    return 0;
+}
+
+int em__stage_resolve(em_task *t, em_stage *st, em_err *err)
+{
+    for (size_t i = 0; i < st->nrefs; i++) {
+        struct em_stage_ref *r = &st->refs[i];
+        em_slice v;
+        int rc = em_task_broadcast(t, r->bcast, &v, err);
+        if (rc < 0)
+            return em_err_prefix(err, "context blob of rdd %u", r->node->id);
+        if (v.n != r->len || em_crc32c(0, v.p, v.n) != r->crc)
+            return em_err_set(err, EM_ECORRUPT, "context blob of rdd %u: %zu bytes or their "
+                              "checksum differ from the stage's reference", r->node->id, v.n);
+        uint8_t *p = em_malloc(v.n ? v.n : 1);
+        if (!p)
+            return em_err_set(err, EM_ENOMEM, "context blob of %zu bytes", v.n);
+        memcpy(p, v.p, v.n);
+        em_free(r->node->blob);
+        r->node->blob = p;
+        r->node->blob_len = v.n;
+    }
+    st->nrefs = 0;   /* resolved: the decoded stage now holds every blob */
+    return 0;
+}
+
 int em__stage_decode(const char *json, size_t len, em_stage *st, em_err *err)
 {
     json_error_t je;
@@ -191,6 +307,8 @@ int em__stage_decode(const char *json, size_t len, em_stage *st, em_err *err)
     }
     if (!st->map_side)
         rc = dec_result(json_object_get(doc, "result"), st, err);
+    if (rc == 0)
+        rc = dec_refs(json_object_get(json_object_get(doc, "plan"), "nodes"), st, err);
 out:
     json_decref(doc);
     if (rc < 0)
@@ -205,5 +323,6 @@ void em__stage_destroy(em_stage *st)
     em_free(st->res_path);
     em_free(st->res_blob);
     em_free(st->res_zero);
+    em_free(st->refs);
     memset(st, 0, sizeof *st);
 }

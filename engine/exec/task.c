@@ -69,9 +69,10 @@ static stage_slot *thread_slot(void)
 }
 
 /* The decoded stage for json: the thread's cached one, or *local (then the caller destroys
- * it) when there is no slot. */
-static int get_stage(const char *json, size_t len, em_stage *local, em_stage **out,
-                     em_err *err)
+ * it) when there is no slot. Context blobs that travel beside the JSON are fetched once,
+ * when the stage is decoded (exec.h, "blob_ref"). */
+static int get_stage(em_task *t, const char *json, size_t len, em_stage *local,
+                     em_stage **out, em_err *err)
 {
     stage_slot *s = thread_slot();
     uint64_t h = em_hash64(json, len, 0);
@@ -81,7 +82,8 @@ static int get_stage(const char *json, size_t len, em_stage *local, em_stage **o
         return 0;
     }
     if (!s) {
-        if ((rc = em__stage_decode(json, len, local, err)) < 0)
+        if ((rc = em__stage_decode(json, len, local, err)) < 0 ||
+            (rc = em__stage_resolve(t, local, err)) < 0)
             return rc;
         *out = local;
         return 0;
@@ -91,6 +93,10 @@ static int get_stage(const char *json, size_t len, em_stage *local, em_stage **o
     s->valid = false;
     if ((rc = em__stage_decode(json, len, &s->st, err)) < 0)
         return rc;
+    if ((rc = em__stage_resolve(t, &s->st, err)) < 0) {
+        em__stage_destroy(&s->st);
+        return rc;
+    }
     s->valid = true;
     s->ptr = json;
     s->len = len;
@@ -144,7 +150,7 @@ int em_exec_run_task(const em_exec_env *env, const char *stage_json, size_t len,
                  .metrics = &out->metrics};
     const atomic_bool *outer_cancel = em__tl_cancel;
     em__tl_cancel = env->cancel;
-    int rc = get_stage(stage_json, len, &local, &st, err);
+    int rc = get_stage(&t, stage_json, len, &local, &st, err);
     if (rc == 0)
         rc = em__task_canceled() ? em__cancel_err(err) : run(&t, st, out, err);
     if (rc == 0 && em__task_canceled())   /* an output made after the flag: dropped too */

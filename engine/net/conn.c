@@ -33,6 +33,7 @@ struct cmd {
     em_conn_id id;
     uint8_t *buf;        /* CMD_SEND: encoded frame (owned until written) */
     size_t len;
+    em_net_ext ext;      /* CMD_SEND: bytes written after buf, not copied (optional) */
     int rc;
     em_err err;
     bool done;
@@ -56,7 +57,7 @@ struct conn {
     size_t queued;          /* bytes handed to uv_write, not yet written (net->lock) */
     cmd *waiter;            /* CMD_CONNECT waiting for the handshake */
     em_err why;             /* reason for closing */
-    uint8_t rbuf[65536];
+    uint8_t rbuf[262144];   /* 256 KiB: a 4 MiB broadcast piece in 16 reads */
     conn *next;
 };
 
@@ -64,8 +65,16 @@ typedef struct wreq {
     uv_write_t req;
     conn *c;
     uint8_t *buf;
-    size_t len;
+    size_t len;          /* buf bytes + ext bytes */
+    em_net_ext ext;
 } wreq;
+
+static void ext_release(em_net_ext *e)
+{
+    if (e->release)
+        e->release(e->ud);
+    e->release = NULL;
+}
 
 struct em_net {
     em_net_opts o;
@@ -170,6 +179,7 @@ static void on_written(uv_write_t *req, int status)
     pthread_cond_broadcast(&n->cond);
     pthread_mutex_unlock(&n->lock);
     em_free(w->buf);
+    ext_release(&w->ext);
     em_free(w);
     if (status < 0) {
         conn_close(c, EM_EIO, "write failed: %s", uv_strerror(status));
@@ -181,10 +191,12 @@ static void on_written(uv_write_t *req, int status)
     }
 }
 
-/* Writes an encoded frame (takes buf). `counted`: the bytes were already added to queued. */
-static void conn_write_take(conn *c, uint8_t *buf, size_t len, bool counted)
+/* Writes an encoded frame (takes buf, and the external bytes ext, released once written
+ * or dropped). `counted`: the bytes were already added to queued. */
+static void conn_write_ext(conn *c, uint8_t *buf, size_t blen, em_net_ext ext, bool counted)
 {
     em_net *n = c->net;
+    size_t len = blen + ext.n;
     if (c->st == ST_CLOSING) {
         if (counted) {
             pthread_mutex_lock(&n->lock);
@@ -193,19 +205,22 @@ static void conn_write_take(conn *c, uint8_t *buf, size_t len, bool counted)
             pthread_mutex_unlock(&n->lock);
         }
         em_free(buf);
+        ext_release(&ext);
         return;
     }
     wreq *w = em_xcalloc(1, sizeof *w);
     w->c = c;
     w->buf = buf;
     w->len = len;
+    w->ext = ext;
     if (!counted) {
         pthread_mutex_lock(&n->lock);
         c->queued += len;
         pthread_mutex_unlock(&n->lock);
     }
-    uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
-    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_written);
+    uv_buf_t b[2] = {uv_buf_init((char *)buf, (unsigned)blen),
+                     uv_buf_init((char *)ext.p, (unsigned)ext.n)};
+    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, b, ext.n ? 2 : 1, on_written);
     if (rc < 0) {
         on_written(&w->req, rc);
         return;
@@ -217,6 +232,11 @@ static void conn_write_take(conn *c, uint8_t *buf, size_t len, bool counted)
         c->paused = true;
         uv_read_stop((uv_stream_t *)&c->tcp);
     }
+}
+
+static void conn_write_take(conn *c, uint8_t *buf, size_t len, bool counted)
+{
+    conn_write_ext(c, buf, len, (em_net_ext){0}, counted);
 }
 
 static void conn_send_frame(conn *c, uint8_t type, const void *p, size_t len)
@@ -543,10 +563,12 @@ static void on_wake(uv_async_t *a)
             break;
         case CMD_SEND:
             if (c) {
-                conn_write_take(c, k->buf, k->len, true);
+                conn_write_ext(c, k->buf, k->len - k->ext.n, k->ext, true);
                 k->buf = NULL;
+                k->ext.release = NULL;
             }
             em_free(k->buf);
+            ext_release(&k->ext);
             em_free(k);
             break;
         case CMD_CLOSE:
@@ -659,6 +681,7 @@ void em_net_free(em_net *n)
     while (rest) {
         cmd *next = rest->next;
         em_free(rest->buf);
+        ext_release(&rest->ext);
         if (!rest->waited)
             em_free(rest);
         rest = next;
@@ -701,20 +724,36 @@ bool em_net_is_loopback(em_net *n, em_conn_id id)
 
 int em_net_send(em_net *n, em_conn_id id, uint8_t type, const void *p, size_t len, em_err *err)
 {
+    em_slice part = {p, len};
+    return em_net_sendv(n, id, type, &part, 1, err);
+}
+
+int em_net_sendv(em_net *n, em_conn_id id, uint8_t type, const em_slice *parts, size_t nparts,
+                 em_err *err)
+{
+    return em_net_send_ext(n, id, type, parts, nparts, NULL, err);
+}
+
+int em_net_send_ext(em_net *n, em_conn_id id, uint8_t type, const em_slice *parts,
+                    size_t nparts, const em_net_ext *ext, em_err *err)
+{
+    em_net_ext e = ext ? *ext : (em_net_ext){0};
     em_vbuf v;
     em_vbuf_init(&v);
-    if (em_frame_encode(&v, type, p, len, err) < 0) {
+    int rc = em_frame_encode_head(&v, type, parts, nparts, e.n, err);
+    cmd *k = rc == 0 ? em_calloc(1, sizeof *k) : NULL;
+    if (rc == 0 && !k)
+        rc = em_err_set(err, EM_ENOMEM, "send: out of memory");
+    if (rc < 0) {
         em_vbuf_destroy(&v);
-        return err->code;
-    }
-    cmd *k = em_calloc(1, sizeof *k);
-    if (!k) {
-        em_vbuf_destroy(&v);
-        return em_err_set(err, EM_ENOMEM, "send: out of memory");
+        ext_release(&e);
+        return rc;
     }
     k->kind = CMD_SEND;
     k->id = id;
     k->buf = em_vbuf_steal(&v, &k->len);
+    k->len += e.n;
+    k->ext = e;
     bool loop = on_loop_thread(n);
     pthread_mutex_lock(&n->lock);
     conn *c = find_conn(n, id);
@@ -725,6 +764,7 @@ int em_net_send(em_net *n, em_conn_id id, uint8_t type, const void *p, size_t le
     if (!c || n->stopping) {
         pthread_mutex_unlock(&n->lock);
         em_free(k->buf);
+        ext_release(&k->ext);
         em_free(k);
         return em_err_set(err, EM_ENOTFOUND, "send: connection %llu is closed",
                           (unsigned long long)id);

@@ -13,18 +13,37 @@ static const uint8_t frame_magic[4] = {'E', 'M', 'F', 'R'};
 
 int em_frame_encode(em_vbuf *out, uint8_t type, const void *payload, size_t n, em_err *err)
 {
-    if (n >= EM_FRAME_MAX_BODY)
-        return em_err_set(err, EM_EINVAL, "frame payload of %zu bytes exceeds the cap (%u)", n,
-                          EM_FRAME_MAX_BODY - 1);
+    em_slice part = {payload, n};
+    return em_frame_encodev(out, type, &part, 1, err);
+}
+
+int em_frame_encodev(em_vbuf *out, uint8_t type, const em_slice *parts, size_t nparts,
+                     em_err *err)
+{
+    return em_frame_encode_head(out, type, parts, nparts, 0, err);
+}
+
+int em_frame_encode_head(em_vbuf *out, uint8_t type, const em_slice *parts, size_t nparts,
+                         size_t tail, em_err *err)
+{
+    size_t n = 0;
+    for (size_t i = 0; i <= nparts; i++) {
+        size_t k = i < nparts ? parts[i].n : tail;
+        if (k >= EM_FRAME_MAX_BODY - n)
+            return em_err_set(err, EM_EINVAL, "frame payload of %zu bytes exceeds the cap (%u)",
+                              n + k, EM_FRAME_MAX_BODY - 1);
+        n += k;
+    }
     uint8_t hdr[EM_FRAME_HEADER_SIZE];
     memcpy(hdr, frame_magic, 4);
     em_store_le32(hdr + 4, (uint32_t)n + 1);
     hdr[8] = type;
-    if (em_vbuf_reserve(out, sizeof hdr + n) < 0)
+    if (em_vbuf_reserve(out, sizeof hdr + n - tail) < 0)
         return em_err_set(err, EM_ENOMEM, "frame of %zu bytes: out of memory", n);
     em_vbuf_append(out, hdr, sizeof hdr);
-    if (n)
-        em_vbuf_append(out, payload, n);
+    for (size_t i = 0; i < nparts; i++)
+        if (parts[i].n)
+            em_vbuf_append(out, parts[i].p, parts[i].n);
     return 0;
 }
 

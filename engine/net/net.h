@@ -34,6 +34,14 @@ typedef enum em_frame_type {
 
 /* Appends one frame to out. EM_EINVAL when the body exceeds EM_FRAME_MAX_BODY. */
 int em_frame_encode(em_vbuf *out, uint8_t type, const void *payload, size_t n, em_err *err);
+/* As em_frame_encode with the payload given as the concatenation of nparts slices, so a
+ * caller's header and bulk bytes are copied once, straight into the frame. */
+int em_frame_encodev(em_vbuf *out, uint8_t type, const em_slice *parts, size_t nparts,
+                     em_err *err);
+/* The frame header and parts of a frame whose payload ends with `tail` more bytes that the
+ * caller writes itself (the cap counts them). */
+int em_frame_encode_head(em_vbuf *out, uint8_t type, const em_slice *parts, size_t nparts,
+                         size_t tail, em_err *err);
 
 /* Incremental decoder: feed it whatever bytes a read delivered (any split, even one byte at
  * a time); it calls on_frame once per complete frame. The body is borrowed for the call.
@@ -133,6 +141,23 @@ int em_net_connect(em_net *n, const char *host, uint16_t port, em_conn_id *out, 
 /* Queues one frame (payload copied). Any thread except the loop thread blocks while the
  * queue is full; from the loop thread (inside a callback) it never blocks. */
 int em_net_send(em_net *n, em_conn_id c, uint8_t type, const void *p, size_t len, em_err *err);
+/* As em_net_send with the payload given as the concatenation of nparts slices (copied once,
+ * straight into the frame). */
+int em_net_sendv(em_net *n, em_conn_id c, uint8_t type, const em_slice *parts, size_t nparts,
+                 em_err *err);
+/* Bytes that end a frame's payload and are written from where they are, not copied: they
+ * must stay valid and unchanged until release(ud) is called (on the loop thread once
+ * written, or on any thread when the frame is dropped or the send fails). */
+typedef struct em_net_ext {
+    const void *p;
+    size_t n;
+    void (*release)(void *ud);   /* optional */
+    void *ud;
+} em_net_ext;
+/* As em_net_sendv, with ext (NULL = none) after the parts: a broadcast piece goes out of
+ * the value's own memory. ext is released also when this fails. */
+int em_net_send_ext(em_net *n, em_conn_id c, uint8_t type, const em_slice *parts,
+                    size_t nparts, const em_net_ext *ext, em_err *err);
 /* Blocks SIGPIPE in the calling thread: writing to a peer that died then fails with EPIPE
  * instead of killing the process, with no process-wide signal setup (a library must not
  * need one). Every thread that runs a libuv loop with sockets calls it first. */

@@ -96,7 +96,9 @@ static bool enc_part(json_t *o, const em_part_spec *ps)
     return ok && json_object_set_new(o, "part", p) == 0;
 }
 
-static bool enc_fns(json_t *o, const em_plan_node *n)
+/* blob_out: context blobs of at least this many bytes are left out (the caller ships them
+ * beside the JSON: engine/exec's "blob_ref"). */
+static bool enc_fns(json_t *o, const em_plan_node *n, size_t blob_out)
 {
     bool ok = true;
     if (n->fn)
@@ -105,7 +107,7 @@ static bool enc_fns(json_t *o, const em_plan_node *n)
         ok = ok && json_object_set_new(o, "fn_create", json_string(n->fn_create)) == 0;
     if (n->fn_merge)
         ok = ok && json_object_set_new(o, "fn_merge", json_string(n->fn_merge)) == 0;
-    if (n->blob_len)
+    if (n->blob_len && n->blob_len < blob_out)
         ok = ok && set_b64(o, "blob", n->blob, n->blob_len);
     if (n->zero)
         ok = ok && set_b64(o, "zero", n->zero, n->zero_len);
@@ -124,7 +126,7 @@ bool em__pj_set_arr(json_t *o, const char *key, json_t *a, size_t expect)
     return json_object_set_new(o, key, a) == 0;
 }
 
-static json_t *enc_node(const em_plan_node *n, bool leaf)
+static json_t *enc_node(const em_plan_node *n, bool leaf, size_t blob_out)
 {
     json_t *o = json_pack("{s:I,s:s,s:I,s:I,s:I,s:b,s:i}", "id", (json_int_t)n->id, "op",
                           em_op_name(n->op), "flags", (json_int_t)n->flags, "nparts",
@@ -141,7 +143,8 @@ static json_t *enc_node(const em_plan_node *n, bool leaf)
         json_decref(ps);
     ok = ok && (!n->name || json_object_set_new(o, "name", json_string(n->name)) == 0);
     const em_op_desc *d = em_op_desc_get(n->op);
-    ok = ok && enc_part(o, &n->part) && enc_fns(o, n) && (!d->encode || d->encode(o, n));
+    ok = ok && enc_part(o, &n->part) && enc_fns(o, n, blob_out) &&
+         (!d->encode || d->encode(o, n));
     if (!ok) {
         json_decref(o);
         return NULL;
@@ -150,6 +153,12 @@ static json_t *enc_node(const em_plan_node *n, bool leaf)
 }
 
 json_t *em_plan_to_json_value(const em_plan_node *root, bool map_side, em_err *err)
+{
+    return em_plan_to_json_value_ext(root, map_side, SIZE_MAX, err);
+}
+
+json_t *em_plan_to_json_value_ext(const em_plan_node *root, bool map_side, size_t blob_out,
+                                  em_err *err)
 {
     node_set s = {0};
     if (map_side && root->op != EM_OP_SHUFFLED) {
@@ -164,7 +173,7 @@ json_t *em_plan_to_json_value(const em_plan_node *root, bool map_side, em_err *e
     bool ok = nodes && doc;
     for (size_t i = 0; ok && i < s.n; i++) {
         bool leaf = s.v[i]->op == EM_OP_SHUFFLED && !(map_side && s.v[i] == root);
-        json_t *o = enc_node(s.v[i], leaf);
+        json_t *o = enc_node(s.v[i], leaf, blob_out);
         ok = o && json_array_append_new(nodes, o) == 0;
     }
     em_free(s.v);

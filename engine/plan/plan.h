@@ -252,6 +252,10 @@ int em_base64_decode(const char *s, size_t n, uint8_t **out, size_t *outlen, em_
  * can embed the plan object. to: new reference or NULL + err. from: `v` borrowed. */
 struct json_t;
 struct json_t *em_plan_to_json_value(const em_plan_node *root, bool map_side, em_err *err);
+/* As em_plan_to_json_value, leaving out the context blobs ("blob") of blob_out bytes or
+ * more: engine/exec ships those beside the stage JSON ("blob_ref", exec.h). */
+struct json_t *em_plan_to_json_value_ext(const em_plan_node *root, bool map_side,
+                                         size_t blob_out, em_err *err);
 int em_plan_from_json_value(const struct json_t *v, em_plan_graph **out, em_plan_node **root,
                             em_err *err);
 

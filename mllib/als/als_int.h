@@ -89,11 +89,10 @@ static inline float em__ldf(const uint8_t *p)
 int em__als_build_blocks(const em__als_cfg *cfg, const em_rating *r, size_t n,
                          uint32_t nthreads, em_vbuf *recs, em_err *err);
 /* The TAKE function's blob: u32 magic "ALST", u32 nblk, u32 first[nblk + 1] (block b's
- * record is the concatenation of broadcasts id[first[b]] .. id[first[b + 1] - 1]; none:
- * the block has no ratings), u32 id[first[nblk]]. */
+ * record is broadcast id[first[b]] when first[b + 1] == first[b] + 1; first[b + 1] ==
+ * first[b]: the block has no ratings), u32 id[first[nblk]]. A record of any size is one
+ * broadcast: the engine moves it in pieces (docs/cluster.md). */
 #define EM__ALS_TAKE_MAGIC 0x414c5354u
-/* Largest broadcast piece of a block record (train.c; 32 MiB, under the 64 MiB frame cap). */
-extern size_t em__als_piece_bytes;
 
 /* A validated view of a block record (blocks.c FORMATS); pointers borrow the record. */
 typedef struct em__als_blockview {

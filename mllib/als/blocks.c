@@ -370,27 +370,16 @@ int em__als_build_blocks(const em__als_cfg *c, const em_rating *r, size_t n,
     return rc;
 }
 
-/* Emits the record of block b under key: the concatenation of its broadcast pieces (a
- * single piece is emitted as is). */
-static int take_one(const em_fn_ctx *c, const uint8_t *ids, uint32_t n, em_slice key,
-                    uint32_t b, em_emitter *out, em_err *err)
+/* Emits the record of block b under key: broadcast id, as the executor holds it (no copy
+ * until the emitter's). */
+static int take_one(const em_fn_ctx *c, uint32_t id, em_slice key, uint32_t b,
+                    em_emitter *out, em_err *err)
 {
-    em_vbuf cat;
     em_slice v = {0};
     em__als_blockview bv;
-    int rc = 0;
-    em_vbuf_init(&cat);
-    for (uint32_t i = 0; i < n && rc == 0; i++) {
-        if ((rc = em_task_broadcast(c->task, em__ld32(ids + (size_t)i * 4), &v, err)) < 0)
-            break;
-        if (n > 1 && em_vbuf_append(&cat, v.p, v.n) < 0)
-            rc = em_err_set(err, EM_ENOMEM, "%zu bytes", cat.len + v.n);
-    }
-    if (n > 1)
-        v = em_slice_make(cat.data, cat.len);
+    int rc = em_task_broadcast(c->task, id, &v, err);
     if (rc == 0 && (rc = em__als_block_view(v, &bv, err)) == 0)
         rc = em_emit_kv(out, key, v, err);
-    em_vbuf_destroy(&cat);
     return rc < 0 ? em_err_prefix(err, "als take: block %u", b) : 0;
 }
 
@@ -411,10 +400,10 @@ int em__als_fn_take(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter 
         uint32_t b = r.key.n == 8 ? em__als_key_block(r.key.p) : UINT32_MAX;
         uint32_t f0 = b < nb ? em__ld32(bl.p + 8 + (size_t)b * 4) : 0;
         uint32_t f1 = b < nb ? em__ld32(bl.p + 12 + (size_t)b * 4) : 0;
-        if (f0 >= f1 || f1 > (bl.n - at) / 4)
+        if (f0 >= f1 || f1 - f0 != 1 || f1 > (bl.n - at) / 4)
             return em_err_set(err, EM_ECORRUPT, "als take: partition %u: bad block key or "
-                              "piece list", index);
-        if ((rc = take_one(c, bl.p + at + (size_t)f0 * 4, f1 - f0, r.key, b, out, err)) < 0)
+                              "broadcast list", index);
+        if ((rc = take_one(c, em__ld32(bl.p + at + (size_t)f0 * 4), r.key, b, out, err)) < 0)
             return rc;
     }
     return rc < 0 ? rc : 0;

@@ -62,13 +62,6 @@ static int materialize(em_rdd *r, em_err *err)
     return rc < 0 ? rc : em_rdd_count(r, &n, err);
 }
 
-/* A broadcast travels to an executor as one wire frame, capped at 64 MiB: records are
- * broadcast in pieces of at most this many bytes (a variable so tests can force pieces).
- * 8 MiB, not 32: every buffer a piece passes through (encode, frame, decode) is then below
- * glibc's 32 MiB mmap threshold and reuses heap pages; at 32 MiB each one was a fresh
- * mmap whose page faults took more time than the copies (-1 s per side at 100M). */
-size_t em__als_piece_bytes = (size_t)8 << 20;
-
 /* Builds the block records of side s on the driver (threads) into t->recs[s]. */
 static int build_records(trainer *t, const em_rating *r, size_t n, uint32_t s, em_err *err)
 {
@@ -87,8 +80,9 @@ static void free_records(trainer *t, uint32_t s)
     t->recs[s] = NULL;
 }
 
-/* Broadcasts the block records of side s in pieces; *blob receives the TAKE function's
- * blob (als_int.h). Each record is freed as soon as it is broadcast. */
+/* Broadcasts each block record of side s (one broadcast per record with ratings; the engine
+ * moves it in pieces); *blob receives the TAKE function's blob (als_int.h). Each record is
+ * freed as soon as it is broadcast. */
 static int broadcast_blocks(trainer *t, uint32_t s, em_vbuf *blob, em_err *err)
 {
     uint32_t nb = t->cfg.nblk[s], hdr[2] = {EM__ALS_TAKE_MAGIC, nb};
@@ -100,10 +94,8 @@ static int broadcast_blocks(trainer *t, uint32_t s, em_vbuf *blob, em_err *err)
     for (uint32_t b = 0; b < nb; b++) {
         uint32_t first = (uint32_t)(ids.len / 4);
         em_vbuf_append(blob, &first, 4);
-        size_t piece = em__als_piece_bytes ? em__als_piece_bytes : 1;
-        for (size_t o = 0; rc == 0 && o < recs[b].len; o += piece) {
-            size_t len = recs[b].len - o < piece ? recs[b].len - o : piece;
-            uint32_t id = em_broadcast(t->sc, em_slice_make(recs[b].data + o, len), err);
+        if (rc == 0 && recs[b].len) {
+            uint32_t id = em_broadcast(t->sc, em_slice_make(recs[b].data, recs[b].len), err);
             if (!id)
                 rc = err->code ? err->code : em_err_set(err, EM_ENOMEM, "als: broadcast");
             else
@@ -171,7 +163,7 @@ static int build_side(trainer *t, uint32_t s, em_err *err)
     t->out[s] = em_rdd_persist(em_rdd_map_values(t->blk[s], EM__ALS_FN_OUTLINKS, bs),
                                EM_PERSIST_MEMORY_AND_DISK);
     if ((rc = materialize(t->blk[s], err)) == 0) {
-        /* Each executor has what it needs in blk[s]: its fetched copies of the pieces
+        /* Each executor has what it needs in blk[s]: its fetched copies of the records
          * (the block records' size again) are dropped; the driver keeps its own to rebuild
          * a lost block. */
         each_broadcast(t, &take, em_broadcast_unpersist);

@@ -1,7 +1,7 @@
 /* tests/fuzz/fuzz_cluster_msg.c - libFuzzer harness for the driver-executor protocol
- * decoders (engine/cluster/proto.c): any bytes as a JSON message and as a DATA frame
- * header must be decoded or rejected without crashing or leaking; a decoded message must
- * re-encode and decode again to the same type. */
+ * decoders (engine/cluster/proto.c, bcast.c): any bytes as a JSON message, as a DATA frame
+ * header and as broadcast pieces must be decoded or rejected without crashing or leaking;
+ * a decoded message must re-encode and decode again to the same type. */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +28,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t kind, flags;
     uint64_t id;
     em_slice body;
-    em__data_parse((em_slice){data, size}, &kind, &flags, &id, &body, &err);
+    if (em__data_parse((em_slice){data, size}, &kind, &flags, &id, &body, &err) == 0 &&
+        kind == EM__DATA_PIECE) {
+        /* the body as a sequence of pieces: u32 length prefixes split it */
+        em__bcast_asm a = {0};
+        while (body.n >= 4) {
+            uint32_t n = em_load_le32(body.p);
+            if (n > body.n - 4)
+                n = (uint32_t)(body.n - 4);
+            em__bcast_asm_add(&a, em_slice_make(body.p + 4, n), &err);
+            body.p += 4 + n;
+            body.n -= 4 + n;
+        }
+        em_batch_unref(em__bcast_asm_finish(&a));
+        em__bcast_asm_destroy(&a);
+    }
     return 0;
 }

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "mllib/als/als.h"
-#include "mllib/als/als_int.h"   /* em__als_piece_bytes */
+#include "mllib/als/als_int.h"
 #include "mllib/linalg/linalg.h"
 
 enum { NU = 40, NI = 25, K = 3 };
@@ -140,16 +140,6 @@ Test(als, implicit_half_iterations_match_dense_reference, .timeout = 120)
 Test(als, single_block_matches_too, .timeout = 120)
 {
     check_half_steps(false, 1);
-}
-
-/* Block records broadcast in many small pieces (odd size: pieces split words) are
- * reassembled into the same records. */
-Test(als, block_records_in_pieces_match_too, .timeout = 120)
-{
-    size_t saved = em__als_piece_bytes;
-    em__als_piece_bytes = 61;
-    check_half_steps(false, 2);
-    em__als_piece_bytes = saved;
 }
 
 static void count_done(void *ud)

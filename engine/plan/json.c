@@ -17,7 +17,7 @@
 
 #define MAX_NODES (1u << 16)
 #define MAX_PARTS (1u << 20)
-#define KNOWN_FLAGS 0x7ffu
+#define KNOWN_FLAGS 0xfffu
 
 /* ---------------------------------------------------------------- encoding */
 
@@ -106,6 +106,8 @@ static bool enc_fns(json_t *o, const em_plan_node *n)
         ok = ok && set_b64(o, "blob", n->blob, n->blob_len);
     if (n->zero)
         ok = ok && set_b64(o, "zero", n->zero, n->zero_len);
+    if (n->flags & EM_NODE_ACC)
+        ok = ok && json_object_set_new(o, "acc_size", json_integer(n->acc_size)) == 0;
     return ok;
 }
 
@@ -405,6 +407,9 @@ static int dec_fns(const json_t *o, em_plan_node *n, em_err *err)
     if ((v = json_object_get(o, "zero")) &&
         (rc = get_b64(v, n, "zero", &n->zero, &n->zero_len, err)) < 0)
         return rc;
+    if ((n->flags & EM_NODE_ACC) &&
+        (rc = get_u32(o, n, "acc_size", true, 1, EM_BATCH_MAX_REC_LEN, &n->acc_size, err)) < 0)
+        return rc;
     return 0;
 }
 
@@ -616,6 +621,14 @@ static int resolve(const em_plan_node *n, const char *field, const char *name, e
 static int check_reduce_fns(const em_plan_node *n, bool needed, em_err *err)
 {
     int rc;
+    if (n->flags & EM_NODE_ACC) {
+        if (!needed)
+            return ferr(err, EM_EPLAN, n, "flags", "accumulators need aggregate mode");
+        if ((rc = resolve(n, "fn", n->fn, EM_FN_ACC_ADD, false, err)) < 0 ||
+            (rc = resolve(n, "fn_create", n->fn_create, EM_FN_ACC_INIT, false, err)) < 0)
+            return rc;
+        return resolve(n, "fn_merge", n->fn_merge, EM_FN_ACC_MERGE, true, err);
+    }
     if ((rc = resolve(n, "fn", n->fn, EM_FN_REDUCE, needed, err)) < 0 ||
         (rc = resolve(n, "fn_create", n->fn_create, EM_FN_CREATE, false, err)) < 0)
         return rc;

@@ -35,6 +35,10 @@ static const char *kind_name(em_fn_kind k)
     case EM_FN_REDUCE: return "reduce";
     case EM_FN_CREATE: return "create";
     case EM_FN_FOREACH: return "foreach";
+    case EM_FN_ACC_INIT: return "acc_init";
+    case EM_FN_ACC_SEQ: return "acc_seq";
+    case EM_FN_ACC_ADD: return "acc_add";
+    case EM_FN_ACC_MERGE: return "acc_merge";
     }
     return "unknown";
 }

@@ -59,15 +59,15 @@ static int cat_create(void *self, em_slice v, em_vbuf *out, em_err *err)
     return em_vbuf_append(out, o, n);
 }
 static const em_combiner_ops cat_ops = {NULL, cat_mv, cat_mv};
-static const em_combiner cat_combiner = {&cat_ops, NULL, NULL, NULL};
+static const em_combiner cat_combiner = {.ops = &cat_ops};
 static const em_combiner_ops cat_create_ops = {cat_create, cat_mv, cat_mv};
-static const em_combiner cat_create_combiner = {&cat_create_ops, NULL, NULL, NULL};
+static const em_combiner cat_create_combiner = {.ops = &cat_create_ops};
 
 static void k8_sum(uint8_t *acc, const uint8_t *v)
 {
     em_enc_i64(acc, em_dec_i64(acc) + em_dec_i64(v));
 }
-static const em_combiner sum8_combiner = {&tu_sum_ops, NULL, k8_sum, k8_sum};
+static const em_combiner sum8_combiner = {.ops = &tu_sum_ops, .merge_value8 = k8_sum, .merge_combiners8 = k8_sum};
 
 /* Checks the map holds exactly the reference: by iteration, then sorted. */
 static void check_same(em__aggmap *m, ref_map *r)

@@ -1,0 +1,370 @@
+/* engine/exec/accum.c - in-place aggregation on the executor (fn.h em_acc_*_fn): accumulator
+ * buffers, folding a partition into one a batch of records at a time, the AGGREGATE_ACC
+ * result sink, and the combiner of by-key nodes with mutable accumulators (EM_NODE_ACC).
+ *
+ * DESIGN. An accumulator is `size` bytes made where it is used (zero-filled, 64-byte
+ * aligned, then the init function when named); seq/add/merge update it in place, so folding
+ * a record costs what the user's function does with it, never a copy of the accumulator.
+ * A result task returns its accumulator as one FIXED record of width `size`; nothing of
+ * `size` bytes is in the stage JSON.
+ *
+ * BATCHES. The seq function gets records in em_rec_batch runs. Until the pipeline hands out
+ * batches itself (em_iter_next_batch), pull_batch gathers the records a partition's
+ * iterator yields into runs of one kind and width, about GATHER_BYTES each, in a 64-byte
+ * aligned scratch buffer: a FIXED run is a row-major matrix BLAS can take as is. Switching
+ * to em_iter_next_batch is a change of pull_batch's body only.
+ * THREADS: one task thread per call (as the task). */
+#include <stdint.h>
+#include <string.h>
+
+#include "engine/exec/exec_int.h"
+
+#define GATHER_BYTES ((size_t)1 << 20)
+#define ACC_ALIGN 64u
+
+/* ---------------------------------------------------------------- accumulator buffers */
+
+int em_acc_buf_init(em_acc_buf *a, size_t size, em_err *err)
+{
+    memset(a, 0, sizeof *a);
+    if (size == 0 || size > EM_BATCH_MAX_REC_LEN)
+        return em_err_set(err, EM_EINVAL, "accumulator of %zu bytes (1 .. %u)", size,
+                          EM_BATCH_MAX_REC_LEN);
+    a->raw = em_calloc(1, size + ACC_ALIGN);
+    if (!a->raw)
+        return em_err_set(err, EM_ENOMEM, "accumulator of %zu bytes: out of memory", size);
+    a->p = (uint8_t *)(((uintptr_t)a->raw + ACC_ALIGN - 1) & ~(uintptr_t)(ACC_ALIGN - 1));
+    a->size = size;
+    return 0;
+}
+
+void em_acc_buf_destroy(em_acc_buf *a)
+{
+    if (!a)
+        return;
+    em_free(a->raw);
+    memset(a, 0, sizeof *a);
+}
+
+int em_acc_buf_start(em_acc_buf *a, size_t size, em_acc_init_fn init, const em_fn_ctx *c,
+                     em_err *err)
+{
+    int rc = em_acc_buf_init(a, size, err);
+    if (rc == 0 && init && (rc = init(c, a->p, size, err)) < 0) {
+        em_acc_buf_destroy(a);
+        em_err_prefix(err, "accumulator init");
+    }
+    return rc;
+}
+
+int em_acc_merge_any(em_acc_merge_fn merge, const em_fn_ctx *c, em_acc_buf *acc,
+                     const void *other, em_acc_buf *scratch, em_err *err)
+{
+    /* The contract promises 16-byte aligned accumulators: a misaligned `other` (a value
+     * inside a shuffle or result batch) is copied into scratch first. */
+    if (((uintptr_t)other & 15u) != 0) {
+        int rc;
+        if (!scratch->p && (rc = em_acc_buf_init(scratch, acc->size, err)) < 0)
+            return rc;
+        memcpy(scratch->p, other, acc->size);
+        other = scratch->p;
+    }
+    return merge(c, acc->p, other, acc->size, err);
+}
+
+/* ---------------------------------------------------------------- gathering batches */
+
+/* Collects a partition's records into runs (em_rec_batch) in a scratch buffer. `pend` is a
+ * record pulled but not yet placed (it started a new run): it stays valid because the
+ * iterator is not pulled again before it is copied. */
+typedef struct gather {
+    em_iter *in;
+    uint32_t width;          /* the input node's FIXED width, 0 when unknown */
+    void *raw;               /* scratch allocation; buf = its 64-byte aligned start */
+    uint8_t *buf;
+    size_t cap, used;
+    em_rec pend;
+    bool has_pend, done;
+    uint64_t nrecs;          /* records handed out so far */
+} gather;
+
+static em_rec_kind rec_kind(const gather *g, const em_rec *r)
+{
+    if (r->key.p)
+        return EM_REC_KV;
+    return g->width && r->val.n == g->width ? EM_REC_FIXED : EM_REC_BYTES;
+}
+
+static size_t rec_size(em_rec_kind k, const em_rec *r)
+{
+    return k == EM_REC_FIXED ? r->val.n : k == EM_REC_KV ? 8 + r->key.n + r->val.n
+                                                         : 4 + r->val.n;
+}
+
+static int reserve(gather *g, size_t need, em_err *err)
+{
+    if (need <= g->cap)
+        return 0;
+    size_t cap = need > GATHER_BYTES ? need : GATHER_BYTES;
+    void *raw = em_malloc(cap + ACC_ALIGN);
+    if (!raw)
+        return em_err_set(err, EM_ENOMEM, "aggregate: out of memory for a %zu-byte batch",
+                          cap);
+    em_free(g->raw);   /* only called on an empty run */
+    g->raw = raw;
+    g->buf = (uint8_t *)(((uintptr_t)raw + ACC_ALIGN - 1) & ~(uintptr_t)(ACC_ALIGN - 1));
+    g->cap = cap;
+    return 0;
+}
+
+static void put(gather *g, em_rec_kind k, const em_rec *r)
+{
+    uint8_t *p = g->buf + g->used;
+    if (k == EM_REC_KV) {
+        em_store_le32(p, (uint32_t)r->key.n);
+        em_store_le32(p + 4, (uint32_t)r->val.n);
+        memcpy(p + 8, r->key.p, r->key.n);
+        p += 8 + r->key.n;
+    } else if (k == EM_REC_BYTES) {
+        em_store_le32(p, (uint32_t)r->val.n);
+        p += 4;
+    }
+    if (r->val.n)
+        memcpy(p, r->val.p, r->val.n);
+    g->used += rec_size(k, r);
+}
+
+/* The next run of records: 1 and *b (borrowed until the next call), 0 at the end. */
+static int gather_next(gather *g, em_rec_batch *b, em_err *err)
+{
+    em_rec r;
+    int rc;
+    g->used = 0;
+    memset(b, 0, sizeof *b);
+    while (!g->done) {
+        if (g->has_pend) {
+            r = g->pend;
+            g->has_pend = false;
+        } else if ((rc = em_iter_next(g->in, &r, err)) <= 0) {
+            if (rc < 0)
+                return rc;
+            g->done = true;
+            break;
+        }
+        em_rec_kind k = rec_kind(g, &r);
+        size_t n = rec_size(k, &r);
+        if (b->nrecs > 0 && (k != b->kind || g->used + n > g->cap)) {
+            g->pend = r;
+            g->has_pend = true;
+            break;
+        }
+        if (b->nrecs == 0) {
+            if ((rc = reserve(g, n, err)) < 0)
+                return rc;
+            b->kind = k;
+            b->width = k == EM_REC_FIXED ? g->width : 0;
+        }
+        put(g, k, &r);
+        b->nrecs++;
+    }
+    if (b->nrecs == 0)
+        return 0;
+    b->data = g->buf;
+    b->nbytes = g->used;
+    g->nrecs += b->nrecs;
+    return 1;
+}
+
+/* THE one place the fold gets its batches from (see BATCHES above). */
+static int pull_batch(gather *g, em_rec_batch *b, em_err *err)
+{
+    return gather_next(g, b, err);
+}
+
+int em_exec_acc_fold(em_acc_seq_fn seq, const em_fn_ctx *c, void *acc, size_t size,
+                     uint32_t width, em_iter *in, uint64_t *nrecs, em_err *err)
+{
+    gather g = {.in = in, .width = width};
+    em_rec_batch b;
+    int rc;
+    while ((rc = pull_batch(&g, &b, err)) == 1)
+        if ((rc = seq(c, acc, size, &b, err)) < 0)
+            break;
+    em_free(g.raw);
+    if (nrecs)
+        *nrecs = g.nrecs;
+    return rc < 0 ? rc : 0;
+}
+
+/* ---------------------------------------------------------------- result sink */
+
+int em__sink_aggregate_acc(em_task *t, const em_result_spec *res, uint32_t width, em_iter *in,
+                           em_task_result *out, em_err *err)
+{
+    em_any_fn f;
+    em_acc_init_fn init = NULL;
+    em_acc_buf acc;
+    uint64_t n = 0;
+    int rc;
+    if ((rc = em_registry_resolve(res->fn, EM_FN_ACC_SEQ, &f, err)) < 0)
+        return em_err_prefix(err, "aggregate_acc");
+    em_acc_seq_fn seq = (em_acc_seq_fn)f;
+    if (res->fn_init) {
+        if ((rc = em_registry_resolve(res->fn_init, EM_FN_ACC_INIT, &f, err)) < 0)
+            return em_err_prefix(err, "aggregate_acc");
+        init = (em_acc_init_fn)f;
+    }
+    em_fn_ctx ctx = {res->blob, t};
+    if ((rc = em_acc_buf_start(&acc, (size_t)res->acc_size, init, &ctx, err)) < 0)
+        return rc;
+    rc = em_exec_acc_fold(seq, &ctx, acc.p, acc.size, width, in, &n, err);
+    t->metrics->records_written += n;
+    if (rc < 0) {
+        em_err_prefix(err, "aggregate_acc '%s'", res->fn);
+        goto out;
+    }
+    em_batch *b = em_batch_new_copy(EM_REC_FIXED, (uint32_t)acc.size, 1, acc.p, acc.size);
+    out->batches = b ? em_malloc(sizeof *out->batches) : NULL;
+    if (!out->batches) {
+        em_batch_unref(b);
+        rc = em_err_set(err, EM_ENOMEM, "aggregate_acc: out of memory for the result");
+        goto out;
+    }
+    out->batches[0] = b;
+    out->nbatches = 1;
+out:
+    em_acc_buf_destroy(&acc);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- by-key combiner
+ * An EM_NODE_ACC node's combiner. In place (what combine maps use): create = init + add of
+ * the first record; merge_value = add (or, when the values are accumulators already, as in
+ * tree_aggregate_acc's tree, a merge); merge_combiners = merge. The copying ops are what the
+ * reducer's merge of spilled runs calls: they copy one accumulator into aligned scratch,
+ * fold into it and append it to out. */
+
+static int size_err(const em_node_combiner *c, size_t n, em_err *err)
+{
+    return em_err_set(err, EM_ECORRUPT, "accumulator of %zu bytes where %zu are expected", n,
+                      c->comb.acc_size);
+}
+
+static int acc_create(void *self, void *acc, const em_rec *r, em_err *err)
+{
+    em_node_combiner *c = self;
+    size_t size = c->comb.acc_size;
+    int rc;
+    if (!c->acc_add) {                    /* the value is an accumulator */
+        if (r->val.n != size)
+            return size_err(c, r->val.n, err);
+        memcpy(acc, r->val.p, size);
+        return 0;
+    }
+    if (c->acc_init && (rc = c->acc_init(&c->ctx, acc, size, err)) < 0)
+        return em_err_prefix(err, "accumulator init");
+    return c->acc_add(&c->ctx, acc, size, r, err);
+}
+
+static int acc_merge_combiners(void *self, void *acc, const void *other, em_err *err)
+{
+    em_node_combiner *c = self;
+    em_acc_buf a = {NULL, acc, c->comb.acc_size};
+    return em_acc_merge_any(c->acc_merge, &c->ctx, &a, other, &c->tmp2, err);
+}
+
+static int acc_merge_value(void *self, void *acc, const em_rec *r, em_err *err)
+{
+    em_node_combiner *c = self;
+    if (c->acc_add)
+        return c->acc_add(&c->ctx, acc, c->comb.acc_size, r, err);
+    if (r->val.n != c->comb.acc_size)
+        return size_err(c, r->val.n, err);
+    return acc_merge_combiners(self, acc, r->val.p, err);
+}
+
+/* Copies accumulator a into c->tmp (made on first use). */
+static int load_tmp(em_node_combiner *c, em_slice a, em_err *err)
+{
+    int rc;
+    if (a.n != c->comb.acc_size)
+        return size_err(c, a.n, err);
+    if (!c->tmp.p && (rc = em_acc_buf_init(&c->tmp, c->comb.acc_size, err)) < 0)
+        return rc;
+    memcpy(c->tmp.p, a.p, a.n);
+    return 0;
+}
+
+static int put_tmp(em_node_combiner *c, em_vbuf *out, em_err *err)
+{
+    if (em_vbuf_append(out, c->tmp.p, c->tmp.size) < 0)
+        return em_err_set(err, EM_ENOMEM, "accumulator: out of memory");
+    return 0;
+}
+
+static int accop_create(void *self, em_slice v, em_vbuf *out, em_err *err)
+{
+    em_node_combiner *c = self;
+    em_rec r = {em_slice_make(NULL, 0), v};
+    int rc;
+    if (!c->tmp.p && (rc = em_acc_buf_init(&c->tmp, c->comb.acc_size, err)) < 0)
+        return rc;
+    memset(c->tmp.p, 0, c->tmp.size);
+    if ((rc = acc_create(c, c->tmp.p, &r, err)) < 0)
+        return rc;
+    return put_tmp(c, out, err);
+}
+
+static int accop_merge_value(void *self, em_slice a, em_slice v, em_vbuf *out, em_err *err)
+{
+    em_node_combiner *c = self;
+    em_rec r = {em_slice_make(NULL, 0), v};
+    int rc;
+    if ((rc = load_tmp(c, a, err)) < 0 || (rc = acc_merge_value(c, c->tmp.p, &r, err)) < 0)
+        return rc;
+    return put_tmp(c, out, err);
+}
+
+static int accop_merge_combiners(void *self, em_slice a, em_slice b, em_vbuf *out,
+                                 em_err *err)
+{
+    em_node_combiner *c = self;
+    int rc;
+    if (b.n != c->comb.acc_size)
+        return size_err(c, b.n, err);
+    if ((rc = load_tmp(c, a, err)) < 0 || (rc = acc_merge_combiners(c, c->tmp.p, b.p, err)) < 0)
+        return rc;
+    return put_tmp(c, out, err);
+}
+
+static const em_combiner_ops acc_ops = {accop_create, accop_merge_value,
+                                        accop_merge_combiners};
+
+int em__acc_combiner_init(em_node_combiner *c, const em_plan_node *n, em_err *err)
+{
+    em_any_fn f;
+    int rc;
+    if (n->acc_size == 0 || n->acc_size > EM_BATCH_MAX_REC_LEN)
+        return em_err_set(err, EM_EPLAN, "%s (rdd %u): accumulator size %u",
+                          em_op_name(n->op), n->id, n->acc_size);
+    if ((rc = em__node_fn(n, n->fn_merge, EM_FN_ACC_MERGE, &f, err)) < 0)
+        return rc;
+    c->acc_merge = (em_acc_merge_fn)f;
+    if (n->fn) {
+        if ((rc = em__node_fn(n, n->fn, EM_FN_ACC_ADD, &f, err)) < 0)
+            return rc;
+        c->acc_add = (em_acc_add_fn)f;
+    }
+    if (n->fn_create) {
+        if ((rc = em__node_fn(n, n->fn_create, EM_FN_ACC_INIT, &f, err)) < 0)
+            return rc;
+        c->acc_init = (em_acc_init_fn)f;
+    }
+    c->comb.ops = &acc_ops;
+    c->comb.self = c;
+    c->comb.acc_size = n->acc_size;
+    c->comb.acc_create = acc_create;
+    c->comb.acc_merge_value = acc_merge_value;
+    c->comb.acc_merge_combiners = acc_merge_combiners;
+    return 0;
+}

@@ -175,8 +175,9 @@ static void kv_fold(double *a, double v)
 
 int aa_kv_add(const em_fn_ctx *c, void *acc, size_t size, const em_rec *in, em_err *err)
 {
-    if (size != 24 || in->val.n != 8 || !in->key.p)
-        return em_err_set(err, EM_EINVAL, "aggacc: by-key add of a %zu-byte value", in->val.n);
+    if (size != 24 || in->val.n != 8 || !in->key.p || ((uintptr_t)acc & 15))
+        return em_err_set(err, EM_EINVAL, "aggacc: by-key add of a %zu-byte value (or to a "
+                          "misaligned accumulator)", in->val.n);
     kv_fold(acc, em_dec_f64(in->val.p));
     slow(c, 1);
     return 0;
@@ -193,8 +194,9 @@ static void kv_merge(double *a, const uint8_t *o)
 int aa_kv_merge(const em_fn_ctx *c, void *acc, const void *other, size_t size, em_err *err)
 {
     (void)c;
-    if (size != 24)
-        return em_err_set(err, EM_EINVAL, "aggacc: by-key merge of %zu bytes", size);
+    if (size != 24 || ((uintptr_t)acc & 15) || ((uintptr_t)other & 15))
+        return em_err_set(err, EM_EINVAL, "aggacc: by-key merge of %zu bytes (or misaligned)",
+                          size);
     kv_merge(acc, other);
     return 0;
 }

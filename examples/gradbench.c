@@ -6,7 +6,9 @@
  * or both (both). Each pass computes the gradient X^T (sigmoid(X w) - y) and the loss with
  * w in the context blob (as a gradient-descent step would ship it) and prints its wall time;
  * the last line per mode gives the median. With both, the two gradients are compared
- * (relative difference, summation order differs). */
+ * (relative difference, summation order differs). MODE big instead times ITERS jobs whose
+ * accumulator is 8 MiB (1M doubles summed, one row per partition): aggregate_acc (made on
+ * the executors) against aggregate with an 8 MiB zero (shipped in every stage JSON). */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -22,6 +24,8 @@ int gb_seq(const em_fn_ctx *c, void *acc, size_t size, const em_rec_batch *in, e
 int gb_merge(const em_fn_ctx *c, void *acc, const void *other, size_t size, em_err *err);
 int gb_seq_old(const em_fn_ctx *c, em_slice a, em_slice b, em_vbuf *out, em_err *err);
 int gb_comb_old(const em_fn_ctx *c, em_slice a, em_slice b, em_vbuf *out, em_err *err);
+int gb_big_seq(const em_fn_ctx *c, void *acc, size_t size, const em_rec_batch *in, em_err *err);
+int gb_big_seq_old(const em_fn_ctx *c, em_slice a, em_slice b, em_vbuf *out, em_err *err);
 
 /* Context blob: the weights, D doubles. Accumulator: D gradient sums, then the loss. */
 #define CHUNK 256   /* rows per dgemv pair: z stays in L1 */
@@ -93,6 +97,27 @@ int gb_comb_old(const em_fn_ctx *c, em_slice a, em_slice b, em_vbuf *out, em_err
     return 0;
 }
 
+/* 8 MiB accumulators: a row adds its first value to slot 0. */
+int gb_big_seq(const em_fn_ctx *c, void *acc, size_t size, const em_rec_batch *in, em_err *err)
+{
+    (void)c;
+    (void)size;
+    (void)err;
+    for (uint64_t i = 0; i < in->nrecs; i++)
+        ((double *)acc)[0] += 1;
+    return 0;
+}
+
+int gb_big_seq_old(const em_fn_ctx *c, em_slice a, em_slice b, em_vbuf *out, em_err *err)
+{
+    (void)c;
+    (void)b;
+    if (em_vbuf_append(out, a.p, a.n) < 0)
+        return em_err_set(err, EM_ENOMEM, "gradbench: out of memory");
+    ((double *)(void *)out->data)[0] += 1;
+    return 0;
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -144,6 +169,35 @@ static int run_mode(em_rdd *rows, bool acc, int d, int iters, double **g, em_err
     return rc;
 }
 
+static int run_big(em_rdd *rows, int iters, em_err *err)
+{
+    size_t size = (size_t)8 << 20;
+    uint8_t *zero = calloc(1, size);
+    double *t = calloc((size_t)iters, 8);
+    int rc = 0;
+    for (int m = 0; m < 2 && rc == 0; m++) {
+        for (int it = 0; it < iters && rc == 0; it++) {
+            em_agg a = {.size = size, .seq = "gb_big_seq", .merge = "gb_merge"};
+            em_vbuf out;
+            double t0 = now_s();
+            rc = m == 0 ? em_rdd_aggregate_acc(rows, &a, &out, err)
+                        : em_rdd_aggregate(rows, em_slice_make(zero, size), "gb_big_seq_old",
+                                           "gb_comb_old", em_slice_make(NULL, 0), &out, err);
+            t[it] = now_s() - t0;
+            if (rc == 0)
+                em_vbuf_destroy(&out);
+        }
+        qsort(t, (size_t)iters, 8, cmp_d);
+        if (rc == 0)
+            printf("%s, 8 MiB accumulator: median %.1f ms per job over %d\n",
+                   m == 0 ? "aggregate_acc" : "aggregate (8 MiB zero)", 1e3 * t[iters / 2],
+                   iters);
+    }
+    free(zero);
+    free(t);
+    return rc;
+}
+
 static em_rdd *make_rows(em_context *sc, size_t n, int d, uint32_t parts)
 {
     size_t ld = (size_t)d + 1;
@@ -179,11 +233,17 @@ int ember_main(em_context *sc, int argc, char **argv)
         fprintf(stderr, "gradbench: D in 1..1024, ITERS >= 1\n");
         return 2;
     }
+    if (strcmp(mode, "big") == 0)
+        n = parts;
     em_rdd *rows = make_rows(sc, n, d, parts);
     int rc = em_rdd_count(rows, &cnt, &err);   /* fills the cache */
-    if (rc == 0 && strcmp(mode, "old") != 0)
+    if (rc == 0 && strcmp(mode, "big") == 0) {
+        rc = run_big(rows, iters, &err);
+        mode = "none";
+    }
+    if (rc == 0 && (strcmp(mode, "acc") == 0 || strcmp(mode, "both") == 0))
         rc = run_mode(rows, true, d, iters, &ga, &err);
-    if (rc == 0 && strcmp(mode, "acc") != 0)
+    if (rc == 0 && (strcmp(mode, "old") == 0 || strcmp(mode, "both") == 0))
         rc = run_mode(rows, false, d, iters, &go, &err);
     if (rc == 0 && ga && go) {
         double diff = 0, norm = 0;

@@ -2,7 +2,7 @@
  * buffers, folding a partition into one a batch of records at a time, the AGGREGATE_ACC
  * result sink, and the combiner of by-key nodes with mutable accumulators (EM_NODE_ACC).
  *
- * DESIGN. An accumulator is `size` bytes made where it is used (zero-filled, 64-byte
+ * DESIGN. An accumulator is `size` bytes made where it is used (zero-filled, 16-byte
  * aligned, then the init function when named); seq/add/merge update it in place, so folding
  * a record costs what the user's function does with it, never a copy of the accumulator.
  * A result task returns its accumulator as one FIXED record of width `size`; nothing of
@@ -30,12 +30,29 @@ int em_acc_buf_init(em_acc_buf *a, size_t size, em_err *err)
     if (size == 0 || size > EM_BATCH_MAX_REC_LEN)
         return em_err_set(err, EM_EINVAL, "accumulator of %zu bytes (1 .. %u)", size,
                           EM_BATCH_MAX_REC_LEN);
-    a->raw = em_calloc(1, size + ACC_ALIGN);
+    /* The allocator's own block when it is 16-byte aligned (glibc's always are), so that a
+     * task can hand the accumulator over as its result without a copy; else padding. */
+    a->raw = em_calloc(1, size);
+    if (a->raw && ((uintptr_t)a->raw & 15u) != 0) {
+        em_free(a->raw);
+        a->raw = em_calloc(1, size + ACC_ALIGN);
+    }
     if (!a->raw)
         return em_err_set(err, EM_ENOMEM, "accumulator of %zu bytes: out of memory", size);
-    a->p = (uint8_t *)(((uintptr_t)a->raw + ACC_ALIGN - 1) & ~(uintptr_t)(ACC_ALIGN - 1));
+    a->p = (uint8_t *)(((uintptr_t)a->raw + 15u) & ~(uintptr_t)15u);
     a->size = size;
     return 0;
+}
+
+/* A FIXED batch of one record holding the accumulator; takes its memory when it can (the
+ * buffer is then empty), else copies. NULL on OOM. */
+static em_batch *acc_buf_to_batch(em_acc_buf *a)
+{
+    if (a->p != a->raw)
+        return em_batch_new_copy(EM_REC_FIXED, (uint32_t)a->size, 1, a->p, a->size);
+    em_batch *b = em_batch_new_take(EM_REC_FIXED, (uint32_t)a->size, 1, a->raw, a->size);
+    memset(a, 0, sizeof *a);   /* taken, also on failure */
+    return b;
 }
 
 void em_acc_buf_destroy(em_acc_buf *a)
@@ -223,7 +240,7 @@ int em__sink_aggregate_acc(em_task *t, const em_result_spec *res, uint32_t width
         em_err_prefix(err, "aggregate_acc '%s'", res->fn);
         goto out;
     }
-    em_batch *b = em_batch_new_copy(EM_REC_FIXED, (uint32_t)acc.size, 1, acc.p, acc.size);
+    em_batch *b = acc_buf_to_batch(&acc);
     out->batches = b ? em_malloc(sizeof *out->batches) : NULL;
     if (!out->batches) {
         em_batch_unref(b);

@@ -127,8 +127,8 @@ typedef struct em_exec_env {
 #define EM_TASK_MEM_MIN ((size_t)1 << 20)
 
 /* ---------------------------------------------------------------- in-place aggregation
- * (accum.c) Accumulator memory: `size` bytes at p, 64-byte aligned (raw is the
- * allocation). One thread per object. */
+ * (accum.c) Accumulator memory: `size` bytes at p, 16-byte aligned (raw is the
+ * allocation; p == raw whenever the allocator's alignment allows). One thread per object. */
 typedef struct em_acc_buf {
     void *raw;
     uint8_t *p;

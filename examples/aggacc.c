@@ -136,7 +136,7 @@ static int copy_to(em_vbuf *out, em_slice a, double **d, em_err *err)
 
 int aa_vec_seq_old(const em_fn_ctx *c, em_slice a, em_slice b, em_vbuf *out, em_err *err)
 {
-    double *d;
+    double *d = NULL;
     int rc = copy_to(out, a, &d, err);
     if (rc == 0)
         rc = vec_add(d, a.n / 8, b, err);
@@ -146,7 +146,7 @@ int aa_vec_seq_old(const em_fn_ctx *c, em_slice a, em_slice b, em_vbuf *out, em_
 
 int aa_vec_comb_old(const em_fn_ctx *c, em_slice a, em_slice b, em_vbuf *out, em_err *err)
 {
-    double *d;
+    double *d = NULL;
     int rc = check_bcast(c, err);
     if (rc == 0 && b.n != a.n)
         rc = em_err_set(err, EM_ECORRUPT, "aggacc: %zu and %zu bytes", a.n, b.n);
@@ -203,7 +203,7 @@ int aa_kv_merge(const em_fn_ctx *c, void *acc, const void *other, size_t size, e
 
 int aa_kv_seq_old(const em_fn_ctx *c, em_slice a, em_slice b, em_vbuf *out, em_err *err)
 {
-    double *d;
+    double *d = NULL;
     int rc = copy_to(out, a, &d, err);
     if (rc == 0)
         kv_fold(d, em_dec_f64(b.p));
@@ -213,7 +213,7 @@ int aa_kv_seq_old(const em_fn_ctx *c, em_slice a, em_slice b, em_vbuf *out, em_e
 
 int aa_kv_comb_old(const em_fn_ctx *c, em_slice a, em_slice b, em_vbuf *out, em_err *err)
 {
-    double *d;
+    double *d = NULL;
     (void)c;
     int rc = copy_to(out, a, &d, err);
     if (rc == 0)

@@ -186,6 +186,38 @@ Test(aggregate_acc, fixed_rows_counted_in_aligned_batches, .timeout = 60)
     em_context_free(sc);
 }
 
+/* Runs change kind (FIXED, then KV, in one partition) and a record larger than a run
+ * (3 MiB BYTES) gets a batch of its own: every record is counted once. */
+Test(aggregate_acc, mixed_kinds_and_huge_records, .timeout = 60)
+{
+    em_context *sc = tu_ctx(NULL);
+    em_err err = EM_ERR_INIT;
+    em_vbuf out;
+    enum { NB = 5, HUGE = 3 << 20 };
+    em_rec kv[3] = {{{(const uint8_t *)"a", 1}, {(const uint8_t *)"xyz", 3}},
+                    {{(const uint8_t *)"b", 1}, {(const uint8_t *)"", 0}},
+                    {{(const uint8_t *)"", 0}, {(const uint8_t *)"12345", 5}}};
+    uint8_t *big = calloc(1, HUGE);
+    em_rec by[NB];
+    for (int i = 0; i < NB; i++)
+        by[i].val = i == 2 ? em_slice_make(big, HUGE) : em_slice_make("hello", 5);
+    em_rdd *f = fixed_rows(sc, 700, 16, 2);
+    em_rdd *k = em_parallelize(sc, EM_REC_KV, 0, kv, 3, 1);
+    em_rdd *b = em_parallelize(sc, EM_REC_BYTES, 0, by, NB, 2);
+    em_rdd *u1 = em_rdd_union(f, k);
+    em_rdd *u = em_rdd_union(u1, b);
+    em_rdd *one = em_rdd_coalesce(u, 1, false);
+    em_agg a = {.size = 32, .init = "ta_init", .seq = "ta_count", .merge = "ta_max"};
+    cr_assert_eq(em_rdd_aggregate_acc(one, &a, &out, &err), 0, "%s", err.msg);
+    check_counts(&out, 32, 700 + 3 + NB, 700 * 16 + 8 + 4 * 5 + HUGE);
+    em_vbuf_destroy(&out);
+    cr_assert_eq(em_rdd_aggregate_acc(u, &a, &out, &err), 0, "%s", err.msg);
+    check_counts(&out, 32, 700 + 3 + NB, 700 * 16 + 8 + 4 * 5 + HUGE);
+    em_vbuf_destroy(&out);
+    free(big);
+    em_context_free(sc);
+}
+
 Test(aggregate_acc, empty_dataset_gives_the_initial_accumulator, .timeout = 60)
 {
     em_context *sc = tu_ctx(NULL);

@@ -61,8 +61,9 @@ typedef struct acc_part_blob {
 
 static int take_name(em_slice *b, char *out, size_t cap, bool optional, em_err *err)
 {
-    uint32_t n = b->n >= 4 ? em_load_le32(b->p) : UINT32_MAX;
-    if (n > b->n - 4 || n >= cap || (!optional && n == 0) || memchr(b->p + 4, 0, n))
+    uint32_t n = b->n >= 4 ? em_load_le32(b->p) : 0;
+    if (b->n < 4 || n > b->n - 4 || n >= cap || (!optional && n == 0) ||
+        memchr(b->p + 4, 0, n))
         return em_err_set(err, EM_ECORRUPT, "em.aggregate_acc_partition: bad function name");
     memcpy(out, b->p + 4, n);
     out[n] = 0;
@@ -77,8 +78,8 @@ static int parse_acc_part(em_slice b, acc_part_blob *a, em_err *err)
     if ((rc = take_name(&b, a->seq, sizeof a->seq, false, err)) < 0 ||
         (rc = take_name(&b, a->init, sizeof a->init, true, err)) < 0)
         return rc;
-    uint32_t n = b.n >= 4 ? em_load_le32(b.p) : UINT32_MAX;
-    if (n > b.n - 4 || b.n - 4 - n != 12)
+    uint32_t n = b.n >= 4 ? em_load_le32(b.p) : 0;
+    if (b.n < 4 || n > b.n - 4 || b.n - 4 - n != 12)
         return em_err_set(err, EM_ECORRUPT, "em.aggregate_acc_partition: bad blob");
     a->ctx = em_slice_make(b.p + 4, n);
     a->size = em_load_le32(b.p + 4 + n);
@@ -155,6 +156,8 @@ static bool tree_goes_on(uint32_t n, uint32_t scale)
 {
     return n > scale + (n + scale - 1) / scale;
 }
+
+/* ---------------------------------------------------------------- reduce, fold, aggregate */
 
 int em__resolve_reduce(const char *fn, em_reduce_fn *out, em_err *err)
 {
@@ -492,7 +495,8 @@ static em_rdd *acc_partials(em_rdd *r, const em_agg *a, uint32_t n)
     return p;
 }
 
-/* The tree on the executors; *last is the final level (caller drops it). */
+/* The tree on the executors: returns its last level (an internal handle the caller drops
+ * once collected). */
 static em_rdd *acc_tree(em_rdd *r, const em_agg *a, uint32_t scale)
 {
     uint32_t n = r->node->nparts / scale;

@@ -281,7 +281,8 @@ int em_rdd_fold(em_rdd *r, em_slice zero, const char *fn, em_slice ctx, em_vbuf 
 int em_rdd_aggregate(em_rdd *r, em_slice zero, const char *seq_fn, const char *comb_fn,
                      em_slice ctx, em_vbuf *out, em_err *err);
 /* As aggregate, combining partition results in a tree of the given depth (>= 1) on the
- * executors before the driver sees them. */
+ * executors before the driver sees them; when partitions x zero.n <= 4 MiB (the zero's size
+ * standing for a partial result's) the driver merges them at once, as aggregate does. */
 int em_rdd_tree_aggregate(em_rdd *r, em_slice zero, const char *seq_fn, const char *comb_fn,
                           em_slice ctx, uint32_t depth, em_vbuf *out, em_err *err);
 /* In-place aggregation (fn.h: em_acc_*_fn). Each task makes its own accumulator(s) of
@@ -297,8 +298,11 @@ typedef struct em_agg {
     em_slice ctx;         /* context blob of all three (copied) */
 } em_agg;
 int em_rdd_aggregate_acc(em_rdd *r, const em_agg *a, em_vbuf *out, em_err *err);
-/* depth >= 1. Partial results that are small in total are merged on the driver at once;
- * larger ones are merged on the executors in a tree of the given depth first. */
+/* depth >= 1. Partial results that are small in total (partitions x size <= 4 MiB) are
+ * merged on the driver at once, with no shuffle and no file; larger ones are merged on the
+ * executors in a tree of the given depth first (Spark's treeAggregate). The merges that run
+ * on the driver get a task (em_fn_ctx.task) whose em_task_broadcast reads the driver's
+ * copy; partition 0, its accumulator updates are dropped. */
 int em_rdd_tree_aggregate_acc(em_rdd *r, const em_agg *a, uint32_t depth, em_vbuf *out,
                               em_err *err);
 /* (key, accumulator) per key: Spark's aggregateByKey / combineByKey with mutable

@@ -17,6 +17,10 @@
  *   - an entry is one slab carving: header, key, value room. A merged value that fits the
  *     room (vcap) is written in place; a larger one re-carves the entry and repoints its
  *     slot; the old bytes are dropped until reset;
+ *   - a combiner with an in-place path (em_combiner.acc_size: mutable fixed-size
+ *     accumulators) always lives in an entry whose value room starts 16-byte aligned
+ *     (vpad bytes after the key); it is made there (acc_create) and every later record or
+ *     combiner of its key is folded into it there, with no scratch buffer and no copy;
  *   - growing moves the 32-byte slots by their stored hash bits, never touching entries;
  *   - the caller may pass the key's partitioning hash (em_shuffle_key_hash), so a map-side
  *     combine hashes each key once for both partitioning and the table, and may prefetch
@@ -161,7 +165,8 @@ static inline em_slice slot_key(const em__agg_slot *s)
 static inline em_slice slot_val(const em__agg_slot *s)
 {
     return s->kind == SLOT_INLINE ? em_slice_make(s->u.v8, 8)
-                                  : em_slice_make(s->u.e->kv + s->u.e->klen, s->u.e->vlen);
+                                  : em_slice_make(s->u.e->kv + s->u.e->klen + s->u.e->vpad,
+                                                  s->u.e->vlen);
 }
 
 static int grow_slots(em__aggmap *m)
@@ -208,7 +213,7 @@ static int to_entry(em__aggmap *m, em__agg_slot *s, em_slice val)
         return EM_ENOMEM;
     e->klen = (uint32_t)key.n;
     e->vlen = e->vcap = (uint32_t)val.n;
-    e->pad_ = 0;
+    e->vpad = 0;
     if (key.n)
         memcpy(e->kv, key.p, key.n);
     if (val.n)
@@ -233,7 +238,7 @@ static int set_value(em__aggmap *m, em__agg_slot *s, em_slice val)
     em__agg_entry *e = s->u.e;
     if (val.n <= e->vcap) {
         if (val.n)
-            memcpy(e->kv + e->klen, val.p, val.n);
+            memcpy(e->kv + e->klen + e->vpad, val.p, val.n);
         e->vlen = (uint32_t)val.n;
         return 0;
     }
@@ -257,7 +262,7 @@ static int insert(em__aggmap *m, em__agg_slot *s, uint32_t h32, uint32_t part, e
                               "record", key.n + val.n);
         e->klen = (uint32_t)key.n;
         e->vlen = e->vcap = (uint32_t)val.n;
-        e->pad_ = 0;
+        e->vpad = 0;
         if (key.n)
             memcpy(e->kv, key.p, key.n);
         if (val.n)
@@ -272,11 +277,62 @@ static int insert(em__aggmap *m, em__agg_slot *s, uint32_t h32, uint32_t part, e
     return 0;
 }
 
-static int merge(em__aggmap *m, em__agg_slot *s, em_slice val, em_err *err)
+/* In-place combiners (em_combiner.acc_size): always an entry, its value 16-byte aligned and
+ * made in place, from the incoming combiner or by acc_create from the first record. */
+static int insert_acc(em__aggmap *m, em__agg_slot *s, uint32_t h32, uint32_t part,
+                      const em_rec *r, em_err *err)
+{
+    const em_combiner *c = m->comb;
+    size_t size = c->acc_size;
+    if (m->values_are_combiners && r->val.n != size)
+        return em_err_set(err, EM_ECORRUPT, "combine map: a %zu-byte accumulator where %zu "
+                          "bytes are expected", r->val.n, size);
+    em__agg_entry *e = slab_alloc(m, sizeof *e + r->key.n + 15 + size);
+    if (!e)
+        return em_err_set(err, EM_ENOMEM, "combine map: out of memory for a %zu-byte "
+                          "accumulator", size);
+    e->klen = (uint32_t)r->key.n;
+    e->vlen = e->vcap = (uint32_t)size;
+    e->vpad = (uint32_t)(-(uintptr_t)(e->kv + r->key.n) & 15u);
+    if (r->key.n)
+        memcpy(e->kv, r->key.p, r->key.n);
+    uint8_t *acc = e->kv + e->klen + e->vpad;
+    int rc = 0;
+    if (m->values_are_combiners) {
+        memcpy(acc, r->val.p, size);
+    } else {
+        memset(acc, 0, size);
+        rc = c->acc_create(c->self, acc, r, err);
+    }
+    /* A failed create leaves the carving unused (dropped at reset), the slot empty. */
+    if (rc < 0)
+        return rc;
+    memset(s, 0, sizeof *s);
+    s->kind = SLOT_ENTRY;
+    s->u.e = e;
+    s->h32 = h32;
+    s->part = part;
+    m->nents++;
+    return 0;
+}
+
+static int merge(em__aggmap *m, em__agg_slot *s, const em_rec *r, em_err *err)
 {
     const em_combiner *c = m->comb;
     em_slice cur = slot_val(s);
+    em_slice val = em_slice_make(r->val.p, r->val.n);
     int rc;
+
+    if (c->acc_size && cur.n == c->acc_size) {
+        void *acc = (void *)cur.p;   /* the entry's own 16-byte aligned room */
+        if (m->values_are_combiners) {
+            if (val.n != c->acc_size)
+                return em_err_set(err, EM_ECORRUPT, "combine map: a %zu-byte accumulator "
+                                  "where %zu bytes are expected", val.n, c->acc_size);
+            return c->acc_merge_combiners(c->self, acc, val.p, err);
+        }
+        return c->acc_merge_value(c->self, acc, r, err);
+    }
 
     em_merge8_fn k8 = m->values_are_combiners ? c->merge_combiners8 : c->merge_value8;
     if (k8 && cur.n == 8 && val.n == 8) {
@@ -352,12 +408,14 @@ int em__aggmap_add_hashed(em__aggmap *m, uint32_t part, uint64_t key_hash, const
         if (s->kind == SLOT_INLINE) {
             const uint8_t *img = (const uint8_t *)s + offsetof(em__agg_slot, kind);
             if (inl && em_load_le64(img) == want[0] && em_load_le64(img + 8) == want[1])
-                return merge(m, s, em_slice_make(r->val.p, r->val.n), err);
+                return merge(m, s, r, err);
         } else if (s->u.e->klen == key.n && key_eq(s->u.e->kv, key.p, key.n)) {
-            return merge(m, s, em_slice_make(r->val.p, r->val.n), err);
+            return merge(m, s, r, err);
         }
     }
     em_slice val = em_slice_make(r->val.p, r->val.n);
+    if (m->comb->acc_size)
+        return insert_acc(m, s, h32, part, r, err);
     if (m->values_are_combiners || !m->comb->ops->create)
         return insert(m, s, h32, part, key, val, err);
     em_vbuf_clear(&m->scratch);

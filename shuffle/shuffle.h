@@ -82,6 +82,18 @@ typedef struct em_combiner {
      * without a call through a buffer. Combine maps use them for built-in reducers such as
      * em.sum_i64; any other size goes through ops. */
     em_merge8_fn merge_value8, merge_combiners8;
+    /* Optional in-place path for combiners of one fixed size (mutable accumulators,
+     * em_rdd_aggregate_by_key_acc); acc_size 0 = none. With it every combiner is acc_size
+     * bytes and a combine map keeps each one 16-byte aligned in its own memory and updates
+     * it there: acc_create fills a zeroed combiner from the first record of its key,
+     * acc_merge_value folds a further record into it, acc_merge_combiners folds another
+     * combiner (acc_size bytes, any alignment) into it. ops stays required (the reducer's
+     * merge of spilled runs uses ops->merge_combiners). A combiner value of another size
+     * is an error of the hooks. */
+    size_t acc_size;
+    int (*acc_create)(void *self, void *acc, const em_rec *r, em_err *err);
+    int (*acc_merge_value)(void *self, void *acc, const em_rec *r, em_err *err);
+    int (*acc_merge_combiners)(void *self, void *acc, const void *other, em_err *err);
 } em_combiner;
 
 /* ---------------------------------------------------------------- map side */

@@ -45,13 +45,14 @@ int em__shuffle_index_encode(em_vbuf *out, uint32_t sid, uint32_t mid, uint32_t 
 /* ---------------------------------------------------------------- aggmap (aggmap.c) */
 
 /* A combined record that does not fit a slot (key longer than EM__AGG_INLINE_KEY or value
- * not 8 bytes), carved from the map's slab: this header, then klen key bytes, then vcap
- * bytes of room for the value, of which vlen are used. */
+ * not 8 bytes), carved from the map's slab: this header, then klen key bytes, then vpad
+ * bytes of padding (0, except for in-place combiners: em_combiner.acc_size, whose value
+ * starts 16-byte aligned), then vcap bytes of room for the value, of which vlen are used. */
 typedef struct em__agg_entry {
     uint32_t klen;
     uint32_t vlen;
     uint32_t vcap;
-    uint32_t pad_;
+    uint32_t vpad;
     uint8_t kv[];
 } em__agg_entry;
 

@@ -1,12 +1,10 @@
 /* engine/api/actions.c - actions: each runs a job through the scheduler with a result spec
- * and merges the partitions' results on the driver (collect, count, reduce/fold/aggregate,
- * take, top, take_sample, lookup, foreach). tree_aggregate and save_as_text_file are in
- * actions2.c.
+ * and merges the partitions' results on the driver (collect, count, take, top, take_sample,
+ * lookup, foreach). The aggregations (reduce, fold, aggregate, tree_aggregate and the
+ * in-place *_acc ones) are in aggregate.c, save_as_text_file in save.c.
  *
- * DRIVER-SIDE MERGES follow Spark: reduce/fold/aggregate combine partition results in
- * partition order with the user's function called here (em_fn_ctx{blob, NULL}); fold and
- * aggregate start from the zero value on the driver too; take scans partition 0 first and
- * then up to 4x as many partitions per round.
+ * DRIVER-SIDE MERGES follow Spark: take scans partition 0 first and then up to 4x as many
+ * partitions per round.
  * THREADS: any thread; concurrent actions on one context run as concurrent jobs. */
 #include <math.h>
 #include <stdlib.h>
@@ -151,116 +149,6 @@ int em_rdd_count_by_key(em_rdd *r, em_records *out, em_err *err)
 int em_rdd_count_by_value(em_rdd *r, em_records *out, em_err *err)
 {
     return count_by(r, "em.pair_with_one", out, err);
-}
-
-/* ---------------------------------------------------------------- reduce, fold, aggregate */
-
-int em__resolve_reduce(const char *fn, em_reduce_fn *out, em_err *err)
-{
-    em_any_fn f;
-    if (!fn)
-        return em_err_set(err, EM_EINVAL, "missing function name");
-    int rc = em_registry_resolve(fn, EM_FN_REDUCE, &f, err);
-    if (rc < 0)
-        return rc;
-    *out = (em_reduce_fn)f;
-    return 0;
-}
-
-/* acc = fn(acc, v) (or acc = v when !*has). */
-int em__merge_value(em_reduce_fn fn, em_slice blob, em_vbuf *acc, bool *has, em_slice v,
-                    em_err *err)
-{
-    if (!*has) {
-        *has = true;
-        em_vbuf_clear(acc);
-        if (em_vbuf_append(acc, v.p, v.n) < 0)
-            return em_err_set(err, EM_ENOMEM, "merging results");
-        return 0;
-    }
-    em_vbuf out;
-    em_fn_ctx c = {blob, NULL};
-    em_vbuf_init(&out);
-    int rc = fn(&c, em_slice_make(acc->data, acc->len), v, &out, err);
-    if (rc < 0) {
-        em_vbuf_destroy(&out);
-        return rc;
-    }
-    em_vbuf_destroy(acc);
-    *acc = out;
-    return 0;
-}
-
-/* Merges the value of every record of every partition result into acc, in order. */
-static int merge_results(em_reduce_fn fn, em_slice blob, em_task_result *res, uint32_t np,
-                         em_vbuf *acc, bool *has, em_err *err)
-{
-    for (uint32_t i = 0; i < np; i++)
-        for (size_t b = 0; b < res[i].nbatches; b++) {
-            em_batch_iter it;
-            em_rec rec;
-            em_batch_iter_init(&it, res[i].batches[b]);
-            while (em_batch_iter_next(&it, &rec)) {
-                int rc = em__merge_value(fn, blob, acc, has, rec.val, err);
-                if (rc < 0)
-                    return em_err_prefix(err, "merging partition %u", i);
-            }
-        }
-    return 0;
-}
-
-/* FOLD/AGGREGATE job + driver merge with merge_fn from the zero (if any). */
-static int fold_job(em_rdd *r, const em_result_spec *spec, const char *merge_fn, em_slice ctx,
-                    const em_slice *zero, em_vbuf *out, em_err *err)
-{
-    em_reduce_fn fn;
-    bool has = false;
-    int rc;
-
-    em_vbuf_init(out);
-    if (r->node->err.code != 0)
-        return em_err_copy(err, &r->node->err);
-    if ((rc = em__resolve_reduce(merge_fn, &fn, err)) < 0)
-        return rc;
-    if (zero && (rc = em__merge_value(fn, ctx, out, &has, *zero, err)) < 0)
-        return rc;
-    em_task_result *res = em__run_all(r, spec, &rc, err);
-    if (rc == 0)
-        rc = merge_results(fn, ctx, res, r->node->nparts, out, &has, err);
-    em__results_free(res, r->node->nparts);
-    if (rc == 0 && !has)
-        rc = em_err_set(err, EM_EINVAL, "reduce of an empty dataset");
-    if (rc < 0)
-        em_vbuf_destroy(out);
-    return rc;
-}
-
-int em_rdd_reduce(em_rdd *r, const char *fn, em_slice ctx, em_vbuf *out, em_err *err)
-{
-    em_result_spec spec = {.op = EM_RESULT_FOLD, .fn = fn, .blob = ctx};
-    return fold_job(r, &spec, fn, ctx, NULL, out, err);
-}
-
-int em_rdd_fold(em_rdd *r, em_slice zero, const char *fn, em_slice ctx, em_vbuf *out,
-                em_err *err)
-{
-    em_result_spec spec = {.op = EM_RESULT_FOLD, .fn = fn, .blob = ctx, .has_zero = true,
-                           .zero = zero};
-    return fold_job(r, &spec, fn, ctx, &zero, out, err);
-}
-
-int em_rdd_aggregate(em_rdd *r, em_slice zero, const char *seq_fn, const char *comb_fn,
-                     em_slice ctx, em_vbuf *out, em_err *err)
-{
-    em_reduce_fn seq;
-    int rc = em__resolve_reduce(seq_fn, &seq, err);
-    if (rc < 0) {
-        em_vbuf_init(out);
-        return r->node->err.code ? em_err_copy(err, &r->node->err) : rc;
-    }
-    em_result_spec spec = {.op = EM_RESULT_AGGREGATE, .fn = seq_fn, .blob = ctx,
-                           .has_zero = true, .zero = zero};
-    return fold_job(r, &spec, comb_fn, ctx, &zero, out, err);
 }
 
 /* ---------------------------------------------------------------- take, top */

@@ -173,13 +173,23 @@ void em__results_free(em_task_result *res, uint32_t n);
 /* Appends the records of batches to out (taking new references) until out->n == limit. */
 int em__records_add(em_records *out, em_batch **b, size_t n, size_t limit, em_err *err);
 int em__records_add_batches(em_records *out, em_batch **b, size_t n, em_err *err);
-int em__resolve_reduce(const char *fn, em_reduce_fn *out, em_err *err);
-/* acc = fn(acc, v) with em_fn_ctx{blob, NULL}; acc = v when !*has (then *has = true). */
-int em__merge_value(em_reduce_fn fn, em_slice blob, em_vbuf *acc, bool *has, em_slice v,
-                    em_err *err);
 
-/* ---------------------------------------------------------------- actions2.c */
-/* Registers the API's own functions (em.tree_rekey); once per process. */
+/* ---------------------------------------------------------------- aggregate.c */
+int em__resolve_reduce(const char *fn, em_reduce_fn *out, em_err *err);
+/* acc = fn(acc, v) with em_fn_ctx{blob, t} (t: a driver task, or NULL); acc = v when !*has
+ * (then *has = true). */
+int em__merge_value(em_reduce_fn fn, em_slice blob, em_task *t, em_vbuf *acc, bool *has,
+                    em_slice v, em_err *err);
+/* Registers the API's own functions (em.tree_rekey, em.aggregate_acc_partition); once per
+ * process. */
 void em__api_register_fns(void);
+/* tree_aggregate(_acc) merges partials on the driver, without a shuffle, up to this many
+ * bytes of them in total (partitions x partial size). */
+#define EM__TREE_DIRECT_BYTES ((size_t)4 << 20)
+/* The reduce side of an in-place by-key aggregation of r (EM_NODE_ACC, map-side combine):
+ * add (EM_FN_ACC_ADD) folds values, or NULL when the values are accumulators already
+ * (merged with a->merge). Plan errors go into the node. */
+em_plan_node *em__acc_node(em_rdd *r, const em_agg *a, const char *add, uint32_t nparts,
+                           const char *name);
 
 #endif /* EMBER_API_INT_H */

@@ -91,6 +91,14 @@ em_rdd *em_rdd_aggregate_by_key(em_rdd *r, em_slice zero, const char *seq_fn,
     return agg_node(r, NULL, seq_fn, comb_fn, ctx, &zero, nparts, "aggregate_by_key");
 }
 
+em_rdd *em_rdd_aggregate_by_key_acc(em_rdd *r, const em_agg *a, uint32_t nparts)
+{
+    em_plan_node *n = em__acc_node(r, a, a ? a->seq : NULL, nparts, "aggregate_by_key_acc");
+    if (a && !a->seq)
+        em__node_fail(n, EM_EINVAL, "aggregate_by_key_acc: missing seq (add) function");
+    return em__rdd_wrap(r->sc, n);
+}
+
 em_rdd *em_rdd_group_by_key(em_rdd *r, uint32_t nparts)
 {
     em_part_spec t = em__hash_target(r->sc, r->node, nparts);

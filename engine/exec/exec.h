@@ -42,6 +42,10 @@ typedef enum em_result_op {
     EM_RESULT_SAMPLE_KEYS,    /* up to n keys (KV: key; plain: record bytes) sampled
                                  uniformly with seed + partition (reservoir); result.count =
                                  records in the partition */
+    EM_RESULT_AGGREGATE_ACC,  /* in-place aggregation: an accumulator of acc_size bytes
+                                 (zeroed, then fn_init if named) folded with fn
+                                 (EM_FN_ACC_SEQ) a batch at a time; one FIXED record of
+                                 width acc_size, also for an empty partition */
 } em_result_op;
 
 typedef struct em_result_spec {
@@ -54,6 +58,8 @@ typedef struct em_result_spec {
     bool descending;         /* TOP */
     uint64_t seed;           /* SAMPLE_KEYS */
     const char *path;        /* SAVE_TEXT: directory for part files */
+    const char *fn_init;     /* AGGREGATE_ACC: EM_FN_ACC_INIT function, or NULL */
+    uint64_t acc_size;       /* AGGREGATE_ACC: accumulator bytes, 1..EM_BATCH_MAX_REC_LEN */
 } em_result_spec;
 
 /* Encodes the stage task JSON (plan of the stage rooted at root, map side or result spec).
@@ -143,6 +149,39 @@ typedef struct em_exec_env {
 } em_exec_env;
 
 #define EM_TASK_MEM_MIN ((size_t)1 << 20)
+
+/* ---------------------------------------------------------------- in-place aggregation
+ * (accum.c) Accumulator memory: `size` bytes at p, 16-byte aligned (raw is the
+ * allocation; p == raw whenever the allocator's alignment allows). One thread per object. */
+typedef struct em_acc_buf {
+    void *raw;
+    uint8_t *p;
+    size_t size;
+} em_acc_buf;
+/* Zero-filled accumulator. EM_EINVAL for size 0 or above EM_BATCH_MAX_REC_LEN, EM_ENOMEM. */
+int em_acc_buf_init(em_acc_buf *a, size_t size, em_err *err);
+/* As em_acc_buf_init, then init(c, ...) when init != NULL (its error passes through, the
+ * buffer freed). */
+int em_acc_buf_start(em_acc_buf *a, size_t size, em_acc_init_fn init, const em_fn_ctx *c,
+                     em_err *err);
+void em_acc_buf_destroy(em_acc_buf *a);            /* zeroed struct ok */
+/* merge(c, acc->p, other): other (acc->size bytes) is copied into *scratch first (made on
+ * first use, same size; destroy it after) when it is not 16-byte aligned. */
+int em_acc_merge_any(em_acc_merge_fn merge, const em_fn_ctx *c, em_acc_buf *acc,
+                     const void *other, em_acc_buf *scratch, em_err *err);
+/* Folds every remaining record of `in` into acc with seq, a batch (em_rec_batch, about
+ * 1 MiB, one kind and width) at a time. width: FIXED width of the input records when
+ * known, else 0 (plain records then come as BYTES). *nrecs (optional): records folded.
+ * The function's or the iterator's error passes through. */
+int em_exec_acc_fold(em_acc_seq_fn seq, const em_fn_ctx *c, void *acc, size_t size,
+                     uint32_t width, em_iter *in, uint64_t *nrecs, em_err *err);
+
+/* A task for functions that run on the driver (merging results): em_task_broadcast reads
+ * the driver's own values from `store` (borrowed; outlives the task); partition and attempt
+ * are 0; accumulator updates made through it are dropped. Free with
+ * em_exec_driver_task_free (NULL ok). Driver thread. */
+em_task *em_exec_driver_task_new(em_block_store *store);
+void em_exec_driver_task_free(em_task *t);
 
 /* Runs one task and fills *out (always: on failure out->code/err say why, and the
  * function returns that code too). partition: the partition of the stage root to compute

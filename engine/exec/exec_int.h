@@ -154,7 +154,9 @@ int em__batcher_add(em_batcher *b, const em_rec *r, em_err *err);
 int em__batcher_finish(em_batcher *b, em_batch ***out, size_t *n, em_err *err);
 void em__batcher_destroy(em_batcher *b);
 
-/* Combiner (em_combiner) made from a node's fn / fn_create / fn_merge / zero. */
+/* Combiner (em_combiner) made from a node's fn / fn_create / fn_merge / zero, or for an
+ * EM_NODE_ACC node from its accumulator functions (accum.c: in-place hooks plus copying
+ * ops for the reducer's merge of spilled runs). Destroy it after its last use. */
 typedef struct em_node_combiner {
     em_combiner comb;
     em_fn_ctx ctx;
@@ -162,9 +164,23 @@ typedef struct em_node_combiner {
     em_create_fn create;
     em_slice zero;
     bool has_zero;
+    /* EM_NODE_ACC */
+    em_acc_init_fn acc_init;       /* optional */
+    em_acc_add_fn acc_add;         /* NULL: values are accumulators (merged with acc_merge) */
+    em_acc_merge_fn acc_merge;
+    em_acc_buf tmp, tmp2;          /* aligned scratch of acc_size bytes, made when needed */
 } em_node_combiner;
 int em__node_combiner_init(em_node_combiner *c, em_task *t, const em_plan_node *n,
                            em_err *err);
+void em__node_combiner_destroy(em_node_combiner *c);   /* zeroed struct ok */
+/* The EM_NODE_ACC part of em__node_combiner_init (accum.c). */
+int em__acc_combiner_init(em_node_combiner *c, const em_plan_node *n, em_err *err);
+
+/* AGGREGATE_ACC result: folds `in` into a fresh accumulator (res->acc_size bytes, init
+ * res->fn_init, seq res->fn) and returns it as one FIXED record. width: the input node's
+ * FIXED width (0 if unknown). */
+int em__sink_aggregate_acc(em_task *t, const em_result_spec *res, uint32_t width, em_iter *in,
+                           em_task_result *out, em_err *err);
 
 /* A fused chain of narrow MAP/FILTER nodes (fuse.c): top is the last node, nstages nodes
  * down through parents[0]; parent is the input of the lowest one (taken). Records pass
@@ -206,7 +222,7 @@ typedef struct em_stage {
     em_plan_node *root;
     bool map_side;
     em_result_spec res;          /* strings and slices point into owned copies below */
-    char *res_fn, *res_path;
+    char *res_fn, *res_path, *res_fn_init;
     uint8_t *res_blob, *res_zero;
     /* context blobs that travel beside the JSON (exec.h, "blob_ref"), resolved by
      * em__stage_resolve before the stage runs */
@@ -227,7 +243,8 @@ int em__stage_resolve(em_task *t, em_stage *st, em_err *err);
 /* Sinks (sink.c). */
 int em__run_map_sink(em_task *t, const em_plan_node *root, em_iter *in, em_task_result *out,
                      em_err *err);
-int em__run_result_sink(em_task *t, const em_result_spec *res, em_iter *in,
+/* width: the stage root's FIXED width (node->width), 0 when unknown. */
+int em__run_result_sink(em_task *t, const em_result_spec *res, uint32_t width, em_iter *in,
                         em_task_result *out, em_err *err);
 
 #endif /* EMBER_EXEC_INT_H */

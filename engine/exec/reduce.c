@@ -39,6 +39,8 @@ int em__node_combiner_init(em_node_combiner *c, em_task *t, const em_plan_node *
     int rc;
     memset(c, 0, sizeof *c);
     c->ctx = (em_fn_ctx){em_slice_make(n->blob, n->blob_len), t};
+    if (n->flags & EM_NODE_ACC)
+        return em__acc_combiner_init(c, n, err);
     if ((rc = em__node_fn(n, n->fn, EM_FN_REDUCE, &f, err)) < 0)
         return rc;
     c->merge_value = (em_reduce_fn)f;
@@ -60,6 +62,12 @@ int em__node_combiner_init(em_node_combiner *c, em_task *t, const em_plan_node *
     c->comb.merge_value8 = em_builtin_merge8((em_any_fn)c->merge_value);
     c->comb.merge_combiners8 = em_builtin_merge8((em_any_fn)c->merge_combiners);
     return 0;
+}
+
+void em__node_combiner_destroy(em_node_combiner *c)
+{
+    em_acc_buf_destroy(&c->tmp);
+    em_acc_buf_destroy(&c->tmp2);
 }
 
 /* ---------------------------------------------------------------- reducer iterator */
@@ -149,6 +157,7 @@ static void red_free(em_iter *it)
     em__iter_free(x->parent);
     em__iter_free(x->cur);
     em_reducer_free(x->red);
+    em__node_combiner_destroy(&x->comb);
     em_free(x->srcs);
     em_free(x);
 }

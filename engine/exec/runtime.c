@@ -276,3 +276,34 @@ void em_task_acc_add_f64(em_task *t, uint32_t id, double delta)
     em_acc_update *a = acc_slot(t, id, true);
     a->f64 += delta;
 }
+
+/* ---------------------------------------------------------------- driver-side task */
+
+typedef struct driver_task {
+    em_task t;                   /* first: the em_task pointer is the struct's */
+    em_exec_env env;
+    em_task_metrics metrics;
+} driver_task;
+
+em_task *em_exec_driver_task_new(em_block_store *store)
+{
+    driver_task *d = em_xcalloc(1, sizeof *d);
+    d->env.store = store;
+    d->t.env = &d->env;
+    d->t.metrics = &d->metrics;
+    return &d->t;
+}
+
+void em_exec_driver_task_free(em_task *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->nbcast; i++) {
+        for (size_t j = 0; j < t->bcast[i].nbatches; j++)
+            em_batch_unref(t->bcast[i].batches[j]);
+        em_free(t->bcast[i].batches);
+    }
+    em_free(t->bcast);
+    em_free(t->acc);
+    em_free((driver_task *)t);
+}

@@ -1,5 +1,6 @@
 /* engine/exec/sink.c - where a task's records go: the shuffle writer of a map task, or the
- * result operation of a result task (engine/exec/exec.h em_result_op). */
+ * result operation of a result task (engine/exec/exec.h em_result_op; AGGREGATE_ACC's is in
+ * accum.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,6 +222,7 @@ int em__run_map_sink(em_task *t, const em_plan_node *root, em_iter *in, em_task_
     t->metrics->spill_bytes += out->map_status.spill_bytes;
 out:
     em_shuffle_writer_free(s->w);
+    em__node_combiner_destroy(&s->comb);
     if (s->have_part)
         em_partitioner_destroy(&s->part);
     em_free(s);
@@ -547,7 +549,7 @@ static int sink_sample_keys(em_task *t, const em_result_spec *res, em_iter *in,
     return rc;
 }
 
-int em__run_result_sink(em_task *t, const em_result_spec *res, em_iter *in,
+int em__run_result_sink(em_task *t, const em_result_spec *res, uint32_t width, em_iter *in,
                         em_task_result *out, em_err *err)
 {
     em_rec r;
@@ -566,6 +568,7 @@ int em__run_result_sink(em_task *t, const em_result_spec *res, em_iter *in,
     case EM_RESULT_SAVE_TEXT: return sink_save_text(t, res, in, out, err);
     case EM_RESULT_FOREACH: return sink_foreach(t, res, in, err);
     case EM_RESULT_SAMPLE_KEYS: return sink_sample_keys(t, res, in, out, err);
+    case EM_RESULT_AGGREGATE_ACC: return em__sink_aggregate_acc(t, res, width, in, out, err);
     }
     return em_err_set(err, EM_EPLAN, "unknown result op %d", (int)res->op);
 }

@@ -1,7 +1,9 @@
 /* engine/exec/stage.c - stage task JSON (docs/plan-json.md):
  *   {"version":1,"plan":<plan object>,"map_side":bool,"result":{...}}
  * "result" (result stages only): {"op":"collect"|..., "fn":name, "blob":b64,
- * "has_zero":bool, "zero":b64, "n":int, "descending":bool, "seed":"uint64", "path":str}.
+ * "has_zero":bool, "zero":b64, "n":int, "descending":bool, "seed":"uint64", "path":str,
+ * "fn_init":name, "acc_size":int} (the last two for "aggregate_acc" only: the accumulator
+ * is made on the executor from its size, never shipped).
  * Decoding takes untrusted text: every field is checked; the result function is resolved. */
 #include <jansson.h>
 #include <stdlib.h>
@@ -14,7 +16,7 @@ static const char *const result_names[] = {
     [EM_RESULT_FOLD] = "fold",           [EM_RESULT_AGGREGATE] = "aggregate",
     [EM_RESULT_TAKE] = "take",           [EM_RESULT_TOP] = "top",
     [EM_RESULT_SAVE_TEXT] = "save_text", [EM_RESULT_FOREACH] = "foreach",
-    [EM_RESULT_SAMPLE_KEYS] = "sample_keys",
+    [EM_RESULT_SAMPLE_KEYS] = "sample_keys", [EM_RESULT_AGGREGATE_ACC] = "aggregate_acc",
 };
 #define NRESULT ((int)(sizeof result_names / sizeof result_names[0]))
 
@@ -43,6 +45,10 @@ static json_t *enc_result(const em_result_spec *r)
         ok = json_object_set_new(o, "fn", json_string(r->fn)) == 0;
     if (ok && r->path)
         ok = json_object_set_new(o, "path", json_string(r->path)) == 0;
+    if (ok && r->fn_init)
+        ok = json_object_set_new(o, "fn_init", json_string(r->fn_init)) == 0;
+    if (ok && r->op == EM_RESULT_AGGREGATE_ACC)
+        ok = json_object_set_new(o, "acc_size", json_integer((json_int_t)r->acc_size)) == 0;
     ok = ok && set_b64(o, "blob", r->blob) && (!r->has_zero || set_b64(o, "zero", r->zero));
     if (!ok) {
         json_decref(o);
@@ -167,6 +173,23 @@ static int dec_bool(const json_t *o, const char *key, bool *out, em_err *err)
     return 0;
 }
 
+/* AGGREGATE_ACC: acc_size in range, seq (and init when named) resolve. */
+static int dec_acc(const json_t *o, em_result_spec *r, em_err *err)
+{
+    json_t *sz = json_object_get(o, "acc_size");
+    em_any_fn f;
+    if (!json_is_integer(sz) || json_integer_value(sz) < 1 ||
+        json_integer_value(sz) > (json_int_t)EM_BATCH_MAX_REC_LEN)
+        return rerr(err, "acc_size", "missing or not in 1 .. 2^31-1");
+    r->acc_size = (uint64_t)json_integer_value(sz);
+    if (!r->fn)
+        return rerr(err, "fn", "missing");
+    if (em_registry_resolve(r->fn, EM_FN_ACC_SEQ, &f, err) < 0 ||
+        (r->fn_init && em_registry_resolve(r->fn_init, EM_FN_ACC_INIT, &f, err) < 0))
+        return em_err_prefix(err, "stage result");
+    return 0;
+}
+
 static int dec_result(const json_t *o, em_stage *st, em_err *err)
 {
     em_result_spec *r = &st->res;
@@ -194,11 +217,15 @@ static int dec_result(const json_t *o, em_stage *st, em_err *err)
         (rc = dec_bool(o, "descending", &r->descending, err)) < 0 ||
         (rc = dec_str(o, "fn", &st->res_fn, err)) < 0 ||
         (rc = dec_str(o, "path", &st->res_path, err)) < 0 ||
+        (rc = dec_str(o, "fn_init", &st->res_fn_init, err)) < 0 ||
         (rc = dec_b64(o, "blob", &st->res_blob, &r->blob, err)) < 0 ||
         (rc = dec_b64(o, "zero", &st->res_zero, &r->zero, err)) < 0)
         return rc;
     r->fn = st->res_fn;
     r->path = st->res_path;
+    r->fn_init = st->res_fn_init;
+    if (r->op == EM_RESULT_AGGREGATE_ACC)
+        return dec_acc(o, r, err);
     if (r->has_zero && !st->res_zero)
         return rerr(err, "zero", "missing although has_zero");
     em_fn_kind kind = r->op == EM_RESULT_FOREACH ? EM_FN_FOREACH : EM_FN_REDUCE;
@@ -321,6 +348,7 @@ void em__stage_destroy(em_stage *st)
     em_plan_graph_free(st->graph);
     em_free(st->res_fn);
     em_free(st->res_path);
+    em_free(st->res_fn_init);
     em_free(st->res_blob);
     em_free(st->res_zero);
     em_free(st->refs);

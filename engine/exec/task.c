@@ -118,7 +118,7 @@ static int run(em_task *t, const em_stage *st, em_task_result *out, em_err *err)
     if (st->map_side)
         rc = em__run_map_sink(t, st->root, in, out, err);
     else
-        rc = em__run_result_sink(t, &st->res, in, out, err);
+        rc = em__run_result_sink(t, &st->res, st->root->width, in, out, err);
     em__iter_free(in);
     return rc;
 }

@@ -128,7 +128,9 @@ typedef int (*em_acc_merge_fn)(const em_fn_ctx *c, void *acc, const void *other,
  *                   EM_FN_REDUCE seq function from a zero and emits one KV record
  *                   (em_enc_i64(partition index % scale), aggregate). Blob: u32 name len,
  *                   name, u32 zero len, zero, u32 ctx len, ctx (the seq function's blob),
- *                   u32 scale (little-endian); used by tree_aggregate. */
+ *                   u32 scale (little-endian); used by tree_aggregate. (engine/api also
+ *                   registers em.tree_rekey and em.aggregate_acc_partition, the in-place
+ *                   counterpart tree_aggregate_acc uses.) */
 int em_fn_register(const char *name, em_fn_kind kind, void (*fn)(void));
 
 typedef enum em_partitioner_kind {

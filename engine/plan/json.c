@@ -20,7 +20,7 @@
 
 #define MAX_NODES EM__PJ_MAX_NODES
 #define MAX_PARTS EM__PJ_MAX_PARTS
-#define KNOWN_FLAGS 0x7ffu
+#define KNOWN_FLAGS 0xfffu
 
 /* ---------------------------------------------------------------- encoding */
 
@@ -111,6 +111,8 @@ static bool enc_fns(json_t *o, const em_plan_node *n, size_t blob_out)
         ok = ok && set_b64(o, "blob", n->blob, n->blob_len);
     if (n->zero)
         ok = ok && set_b64(o, "zero", n->zero, n->zero_len);
+    if (n->flags & EM_NODE_ACC)
+        ok = ok && json_object_set_new(o, "acc_size", json_integer(n->acc_size)) == 0;
     return ok;
 }
 
@@ -360,6 +362,9 @@ static int dec_fns(const json_t *o, em_plan_node *n, em_err *err)
         return rc;
     if ((v = json_object_get(o, "zero")) &&
         (rc = get_b64(v, n, "zero", &n->zero, &n->zero_len, err)) < 0)
+        return rc;
+    if ((n->flags & EM_NODE_ACC) &&
+        (rc = em__pj_get_u32(o, n, "acc_size", true, 1, EM_BATCH_MAX_REC_LEN, &n->acc_size, err)) < 0)
         return rc;
     return 0;
 }

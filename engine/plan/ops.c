@@ -273,6 +273,14 @@ static int dec_coalesce(const json_t *o, em_plan_node *n, em_err *err)
 static int check_reduce_fns(const em_plan_node *n, bool needed, em_err *err)
 {
     int rc;
+    if (n->flags & EM_NODE_ACC) {
+        if (!needed)
+            return em__pj_ferr(err, EM_EPLAN, n, "flags", "accumulators need aggregate mode");
+        if ((rc = em__pj_resolve(n, "fn", n->fn, EM_FN_ACC_ADD, false, err)) < 0 ||
+            (rc = em__pj_resolve(n, "fn_create", n->fn_create, EM_FN_ACC_INIT, false, err)) < 0)
+            return rc;
+        return em__pj_resolve(n, "fn_merge", n->fn_merge, EM_FN_ACC_MERGE, true, err);
+    }
     if ((rc = em__pj_resolve(n, "fn", n->fn, EM_FN_REDUCE, needed, err)) < 0 ||
         (rc = em__pj_resolve(n, "fn_create", n->fn_create, EM_FN_CREATE, false, err)) < 0)
         return rc;

@@ -79,6 +79,11 @@ enum {
                                         tagged (fn.h "tagged record"), not the record as
                                         bytes; sort_by uses it to restore plain/KV records */
     EM_NODE_LOCAL_CKPT = 1u << 10,   /* CHECKPOINT_*: blocks in the block stores, not files */
+    EM_NODE_ACC = 1u << 11,          /* SHUFFLED/LOCAL_REDUCE AGGREGATE with mutable combiners
+                                        of acc_size bytes (fn.h em_acc_*_fn): fn = add
+                                        (EM_FN_ACC_ADD; NULL: the values are accumulators
+                                        already), fn_create = init (EM_FN_ACC_INIT, optional),
+                                        fn_merge = merge (EM_FN_ACC_MERGE) */
 };
 
 /* How a node's output is partitioned (what a later pair op may rely on). */
@@ -122,6 +127,7 @@ struct em_plan_node {
     size_t blob_len;
     uint8_t *zero;               /* fold/aggregate zero value (owned), or NULL */
     size_t zero_len;
+    uint32_t acc_size;           /* EM_NODE_ACC: accumulator bytes (1..EM_BATCH_MAX_REC_LEN) */
 
     /* SHUFFLED / LOCAL_REDUCE */
     uint32_t shuffle_id;         /* SHUFFLED: unique per context */

@@ -59,7 +59,7 @@ static inline int tu_sum_mc(void *self, em_slice a, em_slice b, em_vbuf *out, em
     return tu_sum2(a, b, out, err);
 }
 static const em_combiner_ops tu_sum_ops = {NULL, tu_sum_mv, tu_sum_mc};
-static const em_combiner tu_sum_combiner = {&tu_sum_ops, NULL, NULL, NULL};
+static const em_combiner tu_sum_combiner = {.ops = &tu_sum_ops};
 
 /* A random key of 0..maxlen bytes over a small alphabet including multi-byte UTF-8, so keys
  * repeat and some are non-ASCII. Writes into buf (>= 4 * maxlen bytes), returns its length. */

@@ -1,7 +1,7 @@
 /* tests/unit/shuffle/test_aggmap.c - the combining hash map (shuffle/aggmap.c) against a
  * naive reference: inline slots (short keys, 8-byte values) and slab entries (long keys,
- * other value sizes), moves between the two, forced hash collisions, sorting, reset and
- * out-of-memory. */
+ * other value sizes), moves between the two, forced hash collisions, sorting, reset,
+ * out-of-memory, and in-place accumulators (em_combiner.acc_*: aligned, folded in place). */
 #include "shuffle_test_util.h"
 #include "shuffle/shuffle_int.h"
 
@@ -59,15 +59,15 @@ static int cat_create(void *self, em_slice v, em_vbuf *out, em_err *err)
     return em_vbuf_append(out, o, n);
 }
 static const em_combiner_ops cat_ops = {NULL, cat_mv, cat_mv};
-static const em_combiner cat_combiner = {&cat_ops, NULL, NULL, NULL};
+static const em_combiner cat_combiner = {.ops = &cat_ops};
 static const em_combiner_ops cat_create_ops = {cat_create, cat_mv, cat_mv};
-static const em_combiner cat_create_combiner = {&cat_create_ops, NULL, NULL, NULL};
+static const em_combiner cat_create_combiner = {.ops = &cat_create_ops};
 
 static void k8_sum(uint8_t *acc, const uint8_t *v)
 {
     em_enc_i64(acc, em_dec_i64(acc) + em_dec_i64(v));
 }
-static const em_combiner sum8_combiner = {&tu_sum_ops, NULL, k8_sum, k8_sum};
+static const em_combiner sum8_combiner = {.ops = &tu_sum_ops, .merge_value8 = k8_sum, .merge_combiners8 = k8_sum};
 
 /* Checks the map holds exactly the reference: by iteration, then sorted. */
 static void check_same(em__aggmap *m, ref_map *r)
@@ -332,4 +332,106 @@ Test(aggmap, grow_bytes_and_clear_keeps_table)
     check_same(&m, &r);
     em__aggmap_destroy(&m);
     free(r.e);
+}
+
+/* ---------------------------------------------------------------- in-place combiners */
+
+/* Accumulator: u64 sum of em_enc_i64 values, u64 count, u64 key length (from the record,
+ * so create and add see the key). Every hook checks the accumulator is 16-byte aligned. */
+static int ip_calls;
+static int ip_create(void *self, void *acc, const em_rec *r, em_err *err)
+{
+    (void)self;
+    uint64_t *a = acc;
+    cr_assert_eq((uintptr_t)acc & 15, 0);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(a[i], 0, "zeroed");
+    a[0] = (uint64_t)em_dec_i64(r->val.p);
+    a[1] = 1;
+    a[2] = r->key.n;
+    (void)err;
+    return 0;
+}
+static int ip_add(void *self, void *acc, const em_rec *r, em_err *err)
+{
+    (void)self;
+    (void)err;
+    uint64_t *a = acc;
+    cr_assert_eq((uintptr_t)acc & 15, 0);
+    cr_assert_eq(a[2], r->key.n);
+    a[0] += (uint64_t)em_dec_i64(r->val.p);
+    a[1]++;
+    ip_calls++;
+    return 0;
+}
+static int ip_merge(void *self, void *acc, const void *other, em_err *err)
+{
+    (void)self;
+    (void)err;
+    uint64_t *a = acc;
+    uint64_t o[3];
+    cr_assert_eq((uintptr_t)acc & 15, 0);
+    memcpy(o, other, 24);
+    a[0] += o[0];
+    a[1] += o[1];
+    ip_calls++;
+    return 0;
+}
+static int ip_never(void *self, em_slice a, em_slice b, em_vbuf *out, em_err *err)
+{
+    (void)self, (void)a, (void)b, (void)out;
+    return em_err_set(err, EM_EINVAL, "the in-place path must be taken");
+}
+static const em_combiner_ops ip_ops = {NULL, ip_never, ip_never};
+static const em_combiner ip_combiner = {.ops = &ip_ops, .acc_size = 24, .acc_create = ip_create,
+                                        .acc_merge_value = ip_add,
+                                        .acc_merge_combiners = ip_merge};
+
+Test(aggmap, in_place_accumulators_by_key)
+{
+    em_err err = EM_ERR_INIT;
+    em__aggmap m, c;
+    em__aggmap_init(&m, &ip_combiner, false);
+    em__aggmap_init(&c, &ip_combiner, true);
+    enum { N = 5000, K = 97 };
+    int64_t sum[K] = {0}, cnt[K] = {0};
+    for (int i = 0; i < N; i++) {
+        char key[40];
+        int k = (i * 7919) % K;
+        /* keys of 1..39 bytes: inline-length ones too, they must still go to entries */
+        int kl = snprintf(key, sizeof key, "%.*s-%d", k % 30, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", k);
+        uint8_t v[8];
+        em_enc_i64(v, i - N / 2);
+        sum[k] += i - N / 2;
+        cnt[k]++;
+        cr_assert_eq(em__aggmap_add(&m, 0, em_slice_make(key, (size_t)kl), em_slice_make(v, 8),
+                                    &err), 0, "%s", err.msg);
+    }
+    cr_assert_eq(m.nents, K);
+    cr_assert_eq(ip_calls, N - K, "one in-place add per record after the first of its key");
+    /* values are accumulators: fold m's records into c twice */
+    size_t pos = 0;
+    uint32_t part;
+    em_rec r;
+    for (int pass = 0; pass < 2; pass++)
+        for (pos = 0; em__aggmap_next(&m, &pos, &part, &r);)
+            cr_assert_eq(em__aggmap_add(&c, 0, r.key, r.val, &err), 0, "%s", err.msg);
+    cr_assert_eq(c.nents, K);
+    for (pos = 0; em__aggmap_next(&c, &pos, &part, &r);) {
+        char key[40] = {0};
+        memcpy(key, r.key.p, r.key.n);
+        int k = atoi(strchr(key, '-') + 1);
+        uint64_t a[3];
+        cr_assert_eq(r.val.n, 24);
+        cr_assert_eq((uintptr_t)r.val.p & 15, 0);
+        memcpy(a, r.val.p, 24);
+        cr_assert_eq((int64_t)a[0], 2 * sum[k], "key %s", key);
+        cr_assert_eq((int64_t)a[1], 2 * cnt[k], "key %s", key);
+    }
+    /* a combiner of the wrong size is an error, not a crash */
+    uint8_t small[8] = {0};
+    cr_assert_eq(em__aggmap_add(&c, 0, em_slice_make("x", 1), em_slice_make(small, 8), &err),
+                 EM_ECORRUPT);
+    em__aggmap_destroy(&m);
+    em__aggmap_destroy(&c);
 }

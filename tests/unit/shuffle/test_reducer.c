@@ -322,7 +322,7 @@ static int cat2(void *self, em_slice a, em_slice b, em_vbuf *out, em_err *err)
     return 0;
 }
 static const em_combiner_ops cat_ops = {NULL, cat2, cat2};
-static const em_combiner cat_combiner = {&cat_ops, NULL, NULL, NULL};
+static const em_combiner cat_combiner = {.ops = &cat_ops};
 
 static void concat_case(size_t budget)
 {

@@ -259,7 +259,7 @@ static void k8_sum(uint8_t *acc, const uint8_t *v)
     k8_calls++;
     em_enc_i64(acc, em_dec_i64(acc) + em_dec_i64(v));
 }
-static const em_combiner sum8_combiner = {&tu_sum_ops, NULL, k8_sum, k8_sum};
+static const em_combiner sum8_combiner = {.ops = &tu_sum_ops, .merge_value8 = k8_sum, .merge_combiners8 = k8_sum};
 
 static void combine_case_with(size_t budget, const em_combiner *comb)
 {

@@ -5,7 +5,8 @@
 #      (examples/gradient.c) in local[2] and local-cluster[2,1], beside numpy's
 #      X.T @ (sigmoid(X @ w) - y) on the same rows (bench/gradient_numpy.py); plus the
 #      engine's per-job overhead at 8 partitions and 2 passes of the old per-record path.
-#   2. broadcast: 8 MiB and 256 MiB to 2 executors (examples/bcastbench.c).
+#   2. broadcast: 8 MiB and 256 MiB to 2 executors, and an 8 MB context blob on a 32-task
+#      stage (examples/bcast.c bench / blob).
 #   3. latency: bench/latency.sh (a 12-task join + group by + order by).
 #   4. wordcount of 256 MiB in local[2] beside collections.Counter (bench/wordcount.sh).
 # GRAD_ROWS, GRAD_COLS, GRAD_ITERS change part 1's size; BENCH_PARTS=1,2 runs only those.
@@ -40,10 +41,13 @@ need_numpy() {
 
 if [[ ,$parts, == *,1,* ]]; then
     echo "== 1. gradient pass: $rows x $cols, $iters iterations"
+    # 4g per executor (and for local mode's block store): the 808 MB of rows stay cached.
     gargs=(gradient --rows "$rows" --cols "$cols" --iterations "$iters" --parts 8 --old-path 2)
-    run_measured grad-local2 "$ember" run-example --quiet --master 'local[2]' "${gargs[@]}"
+    run_measured grad-local2 "$ember" run-example --quiet --master 'local[2]' \
+        --executor-memory 4g "${gargs[@]}"
     l2=$(last_json grad-local2)
-    run_measured grad-lc "$ember" run-example --quiet --master 'local-cluster[2,1]' "${gargs[@]}"
+    run_measured grad-lc "$ember" run-example --quiet --master 'local-cluster[2,1]' \
+        --executor-memory 4g "${gargs[@]}"
     lc=$(last_json grad-lc)
     np=null
     if need_numpy; then
@@ -70,9 +74,13 @@ if [[ ,$parts, == *,2,* ]]; then
     echo "== 2. broadcast to 2 executors (local-cluster[2,1])"
     for mib in 8 256; do
         run_measured "bcast-$mib" "$ember" run-example --quiet --master 'local-cluster[2,1]' \
-            bcastbench "$mib" 5
-        j=$(last_json "bcast-$mib")
-        echo "broadcast $mib MiB: median $(field "$j" bcast_s) s per round, $(field "$j" mb_per_s_per_executor) MB/s per executor"
+            bcast bench "$mib" 5
+        grep 'medians of' "$benchdir/bcast-$mib.run0.out"
+    done
+    for master in 'local[2]' 'local-cluster[2,1]'; do
+        label=blob-$(echo "$master" | tr -c 'a-z0-9\n' '_')
+        run_measured "$label" "$ember" run-example --quiet --master "$master" bcast blob 8 5
+        echo "$master: $(grep 'bcast blob' "$benchdir/$label.run0.out")"
     done
 fi
 

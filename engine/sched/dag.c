@@ -561,7 +561,7 @@ static int run_round(em_sched *s, job *j, uint32_t round, const uint32_t *parts,
                      uint32_t nparts, void **results, em_err *err)
 {
     int rc;
-    uint32_t n;
+    uint32_t n = 0;
     double t0;
     for (uint32_t i = 0; i < j->nmaps; i++) {
         stage *st = &j->maps[i];

@@ -44,6 +44,9 @@ struct em_iter {
                                 its batch; the next pull hands it out first */
     em_rec pend;             /* borrowed from next (valid: next is not called meanwhile) */
     em__iter_scratch *scratch;   /* next_batch scratch (iterio.c); freed by em__iter_free */
+    uint32_t ticks;          /* records pulled through em_iter_next: the cancel flag is read
+                                every EM__CANCEL_EVERY of them (a thread-local read in a
+                                shared library costs a call, too much per record) */
 };
 void em__iter_free(em_iter *it);                        /* NULL ok */
 /* Makes b (a run from a stored batch) 64-byte aligned if it is FIXED and is not: copies
@@ -65,6 +68,8 @@ struct em_emitter {
     uint64_t n;     /* records in buf */
     em__push_fn push;
     void *push_ud;
+    uint32_t ticks; /* records ever emitted (never reset): cancel checked every
+                       EM__CANCEL_EVERY */
 };
 void em__emitter_init(em_emitter *e);
 void em__emitter_destroy(em_emitter *e);
@@ -102,6 +107,9 @@ static inline bool em__task_canceled(void)
     const atomic_bool *c = em__tl_cancel;
     return c && EM_UNLIKELY(atomic_load_explicit(c, memory_order_relaxed));
 }
+/* Per-record paths (em_emit, em_iter_next, draining) read the flag once every this many
+ * records; per-batch and per-task paths read it every time. */
+#define EM__CANCEL_EVERY 256u
 /* Sets err to EM_ECANCELED ("task canceled") and returns it. */
 int em__cancel_err(em_err *err);
 

@@ -31,7 +31,7 @@ static const uint8_t empty_key[1];
 
 int em_iter_next(em_iter *it, em_rec *r, em_err *err)
 {
-    if (em__task_canceled())
+    if (EM_UNLIKELY(++it->ticks % EM__CANCEL_EVERY == 0) && em__task_canceled())
         return em__cancel_err(err);
     if (EM_UNLIKELY(it->has_pend)) {
         it->has_pend = false;
@@ -64,7 +64,7 @@ int em__iter_drain(em_iter *it, em__push_fn fn, void *ud, em_err *err)
     if (it->drain)
         return it->drain(it, fn, ud, err);
     while ((rc = it->next(it, &r, err)) == 1) {
-        if (em__task_canceled())
+        if (EM_UNLIKELY(++it->ticks % EM__CANCEL_EVERY == 0) && em__task_canceled())
             return em__cancel_err(err);
         if ((rc = fn(ud, &r, err)) < 0)
             return rc;

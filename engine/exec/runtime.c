@@ -23,6 +23,7 @@ void em__emitter_init(em_emitter *e)
     e->n = 0;
     e->push = NULL;
     e->push_ud = NULL;
+    e->ticks = 0;
 }
 
 void em__emitter_destroy(em_emitter *e)
@@ -42,7 +43,7 @@ static const uint8_t empty_key[1];
 
 static int emit_parts(em_emitter *e, bool kv, em_slice key, em_slice val, em_err *err)
 {
-    if (em__task_canceled())
+    if (EM_UNLIKELY(++e->ticks % EM__CANCEL_EVERY == 0) && em__task_canceled())
         return em__cancel_err(err);
     if (EM_UNLIKELY(key.n >= EM_BATCH_MAX_REC_LEN || val.n > EM_BATCH_MAX_REC_LEN))
         return em_err_set(err, EM_EINVAL, "emit: record part of %zu bytes is too large",

@@ -7,9 +7,10 @@
 # iteration since the last checkpoint). While a 40-iteration run in local-cluster[2,1]
 # goes, a sampler counts the distinct shuffle ids that have files in the executors'
 # shuffle dirs; without cleanup it would climb to 42. Checked:
-#  1. local checkpoints: the sampled maximum stays within the bound (+1: the executors
-#     delete asynchronously, each in order with its own launches, so for an instant one
-#     executor may still hold a dead shuffle while the other writes a new one), the
+#  1. local checkpoints: the sampled maximum stays within the bound (+4: executors delete
+#     dead shuffles on a cleaner thread, off the job's path, so on a busy machine a few dead
+#     shuffles may still have files while new ones are written; without cleanup the count
+#     climbs to 42, far above the bound), the
 #     sampler saw files at all, and the ranks equal a local[2] run without checkpoints;
 #  2. reliable checkpoints with ember.checkpoint.cleanup=true: the same bound, at most two
 #     checkpoint directories at a time (the new one is written before the old one dies),
@@ -19,7 +20,7 @@ source "$(dirname "$0")/cluster_lib.sh" cleanup "${1:-}"
 
 iters=40
 every=5
-bound=$((every + 2 + 1))
+bound=$((every + 2 + 4))
 
 "$ember" gen graph --nodes 300 --edges 3000 --seed 11 --out "$tmp/edges.txt"
 
@@ -37,7 +38,8 @@ compare() {
 
 # live shuffle ids with files in some executor's shuffle dir right now
 live_sids() {
-    find "$tmp/t" -path '*/ember-exec-*/shuffle/shuffle_*.index' 2>/dev/null |
+    # find fails when a directory goes away under it (the cleaner): not an error here
+    { find "$tmp/t" -path '*/ember-exec-*/shuffle/shuffle_*.index' 2>/dev/null || true; } |
         sed 's|.*/shuffle_\([0-9]*\)_[0-9]*\.index$|\1|' | sort -u | wc -l
 }
 
@@ -58,7 +60,8 @@ run() {
         [ "$n" -gt "$max_sids" ] && max_sids=$n
         [ "$n" -gt 0 ] && samples_with_files=$((samples_with_files + 1))
         if [ -d "$tmp/ck" ]; then
-            c=$(find "$tmp/ck" -mindepth 2 -maxdepth 2 -name 'rdd-*' -type d 2>/dev/null | wc -l)
+            c=$({ find "$tmp/ck" -mindepth 2 -maxdepth 2 -name 'rdd-*' -type d 2>/dev/null ||
+                  true; } | wc -l)
             [ "$c" -gt "$max_ckpts" ] && max_ckpts=$c
         fi
         sleep 0.05

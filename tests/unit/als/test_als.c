@@ -424,9 +424,11 @@ static void check_shuffles_released(const char *master)
     cr_assert_eq(iterations_seen, 12);
     /* Alive at an iteration's end: the two block-key shuffles (the lineage of the block
      * records), the last checkpoint's, and at most 2 iterations of 2 half-iteration
-     * shuffles: 7 x 4 files, 32 with slack; without the releases all 27 shuffles of the
-     * run (108 files) stay until the context ends. */
-    cr_assert(peak_files > 0 && peak_files <= 32, "%s: %d shuffle files at an iteration's end",
+     * shuffles: 7 x 4 files; with slack for the cleaner threads, which delete dead
+     * shuffles off the job's path and may lag a few shuffles behind on a busy machine, 48.
+     * Without the releases all 27 shuffles of the run (108 files) stay until the context
+     * ends. */
+    cr_assert(peak_files > 0 && peak_files <= 48, "%s: %d shuffle files at an iteration's end",
               master, peak_files);
     /* executors delete on a message from the driver: allow them a moment */
     int left = shuffle_files_now();

@@ -22,6 +22,7 @@ struct em_batch {
     uint8_t *payload; /* inline (INLINE_OFF bytes after the struct), or adopted
                          (em_batch_new_take), or NULL when empty */
     bool owns_separate;
+    bool payload_big; /* adopted from em_malloc_big: freed with em_free_big */
 };
 
 /* Inline payloads start this far into the allocation (itself EM_BATCH_ALIGN-aligned). */
@@ -67,7 +68,9 @@ void em_batch_unref(em_batch *b)
         return;
     if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
         return;
-    if (b->owns_separate)
+    if (b->payload_big)
+        em_free_big(b->payload);
+    else if (b->owns_separate)
         em_free(b->payload);
     em_free(b);
 }
@@ -94,6 +97,7 @@ em_batch *em_batch_new_copy(em_rec_kind kind, uint32_t width, uint64_t nrecs,
     batch_fill(b, kind, width, nrecs, nbytes);
     b->payload = (uint8_t *)b + INLINE_OFF;
     b->owns_separate = false;
+    b->payload_big = false;
     if (nbytes)
         memcpy(b->payload, payload, nbytes);
     return b;
@@ -115,6 +119,23 @@ em_batch *em_batch_new_take(em_rec_kind kind, uint32_t width, uint64_t nrecs, vo
     batch_fill(b, kind, width, nrecs, nbytes);
     b->payload = payload;
     b->owns_separate = true;
+    b->payload_big = false;
+    return b;
+}
+
+em_batch *em_batch_new_take_big(em_rec_kind kind, uint32_t width, uint64_t nrecs,
+                                void *payload, size_t nbytes)
+{
+    EM_ASSERT(((uintptr_t)payload & (EM_BATCH_ALIGN - 1)) == 0);   /* em_malloc_big's */
+    em_batch *b = em_malloc(sizeof(em_batch));
+    if (!b) {
+        em_free_big(payload);
+        return NULL;
+    }
+    batch_fill(b, kind, width, nrecs, nbytes);
+    b->payload = payload;
+    b->owns_separate = true;
+    b->payload_big = true;
     return b;
 }
 

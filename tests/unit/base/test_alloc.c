@@ -63,3 +63,81 @@ Test(alloc, size_checks)
     cr_assert(!em_size_add(SIZE_MAX, 1, &out));
     cr_assert(em_size_add(3, 5, &out) && out == 8);
 }
+
+/* ---------------------------------------------------------------- em_malloc_big */
+
+static void fill_and_check(uint8_t *p, size_t n)
+{
+    cr_assert_not_null(p);
+    cr_assert_eq((uintptr_t)p % 64, 0, "64-byte aligned");
+    memset(p, 0xab, n);
+    cr_assert_eq(p[0], 0xab);
+    cr_assert_eq(p[n - 1], 0xab);
+}
+
+Test(alloc_big, sizes_around_threshold)
+{
+    size_t sizes[] = {1, 4096, EM_BIG_MIN - 1, EM_BIG_MIN, EM_BIG_MIN + 1,
+                      ((size_t)2 << 20) * 3 + 4, (size_t)9 << 20};
+    long live0 = em_test_big_live();
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        uint8_t *p = em_malloc_big(sizes[i]);
+        fill_and_check(p, sizes[i]);
+        long mapped = em_test_big_live() - live0;
+        if (sizes[i] < EM_BIG_MIN)
+            cr_assert_eq(mapped, 0, "%zu bytes come from the heap", sizes[i]);
+        else
+            cr_assert_eq(mapped, em_big_hugepages() ? 1 : 0, "%zu bytes", sizes[i]);
+        em_free_big(p);
+        cr_assert_eq(em_test_big_live(), live0, "freed");
+    }
+    em_free_big(NULL);
+}
+
+Test(alloc_big, zero_bytes)
+{
+    uint8_t *p = em_malloc_big(0);
+    cr_assert_not_null(p);
+    cr_assert_eq((uintptr_t)p % 64, 0);
+    em_free_big(p);
+}
+
+Test(alloc_big, mapped_start_is_huge_aligned)
+{
+    if (!em_big_hugepages())
+        cr_skip_test("no transparent huge pages here");
+    uint8_t *p = em_malloc_big((size_t)8 << 20);
+    fill_and_check(p, (size_t)8 << 20);
+    /* the header sits at the 2 MiB boundary, the bytes 64 bytes after it */
+    cr_assert_eq(((uintptr_t)p - 64) % ((size_t)2 << 20), 0);
+    em_free_big(p);
+}
+
+Test(alloc_big, forced_fallback_uses_heap)
+{
+    long live0 = em_test_big_live();
+    em_test_big_force_fallback(true);
+    cr_assert(!em_big_hugepages());
+    uint8_t *p = em_malloc_big((size_t)6 << 20);
+    em_test_big_force_fallback(false);
+    fill_and_check(p, (size_t)6 << 20);
+    cr_assert_eq(em_test_big_live(), live0, "heap, not a mapping");
+    em_free_big(p);   /* freed through the heap path even with the hook off */
+}
+
+Test(alloc_big, failure_hook_and_overflow)
+{
+    em_test_fail_alloc_after(0);
+    void *a = em_malloc_big(EM_BIG_MIN);
+    void *b = em_malloc_big(10);
+    em_test_alloc_reset();
+    cr_assert_null(a);
+    cr_assert_null(b);
+    cr_assert_null(em_malloc_big(SIZE_MAX - 10), "size overflow fails cleanly");
+    em_test_big_force_fallback(true);
+    em_test_fail_alloc_after(0);
+    void *c = em_malloc_big(EM_BIG_MIN * 2);
+    em_test_alloc_reset();
+    em_test_big_force_fallback(false);
+    cr_assert_null(c);
+}

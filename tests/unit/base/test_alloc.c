@@ -141,3 +141,40 @@ Test(alloc_big, failure_hook_and_overflow)
     em_test_big_force_fallback(false);
     cr_assert_null(c);
 }
+
+/* A freed mapping is handed out again to a request it fits (touched pages, no faults), not
+ * to one it would waste more than half of; em_big_trim unmaps what is kept. */
+Test(alloc_big, freed_mappings_are_reused)
+{
+    if (!em_big_hugepages())
+        cr_skip_test("no transparent huge pages here");
+    em_big_trim();
+    size_t n = (size_t)8 << 20;
+    uint8_t *p = em_malloc_big(n);
+    fill_and_check(p, n);
+    em_free_big(p);
+    cr_assert_geq(em_big_cached_bytes(), n, "kept for reuse");
+    uint8_t *q = em_malloc_big(n - 100);
+    cr_assert_eq(q, p, "the same mapping again");
+    cr_assert_eq(q[0], 0xab, "its pages are the touched ones");
+    cr_assert_eq(em_big_cached_bytes(), 0);
+    em_free_big(q);
+    uint8_t *small = em_malloc_big(EM_BIG_MIN);   /* 8 MiB would waste over half */
+    cr_assert_neq(small, p);
+    cr_assert_geq(em_big_cached_bytes(), n);
+    em_free_big(small);
+    em_big_trim();
+    cr_assert_eq(em_big_cached_bytes(), 0);
+}
+
+/* The cache keeps at most 512 MiB: a bigger buffer is unmapped when freed. */
+Test(alloc_big, cache_is_bounded)
+{
+    if (!em_big_hugepages())
+        cr_skip_test("no transparent huge pages here");
+    em_big_trim();
+    uint8_t *p = em_malloc_big((size_t)600 << 20);   /* never touched: costs no memory */
+    cr_assert_not_null(p);
+    em_free_big(p);
+    cr_assert_eq(em_big_cached_bytes(), 0);
+}

@@ -149,7 +149,7 @@ Test(alloc_big, freed_mappings_are_reused)
     if (!em_big_hugepages())
         cr_skip_test("no transparent huge pages here");
     em_big_trim();
-    size_t n = (size_t)8 << 20;
+    size_t n = (size_t)12 << 20;
     uint8_t *p = em_malloc_big(n);
     fill_and_check(p, n);
     em_free_big(p);
@@ -159,7 +159,7 @@ Test(alloc_big, freed_mappings_are_reused)
     cr_assert_eq(q[0], 0xab, "its pages are the touched ones");
     cr_assert_eq(em_big_cached_bytes(), 0);
     em_free_big(q);
-    uint8_t *small = em_malloc_big(EM_BIG_MIN);   /* 8 MiB would waste over half */
+    uint8_t *small = em_malloc_big(EM_BIG_MIN);   /* 12 MiB would waste over half */
     cr_assert_neq(small, p);
     cr_assert_geq(em_big_cached_bytes(), n);
     em_free_big(small);

@@ -225,7 +225,9 @@ static void *map_aligned(size_t len)
 /* ---- reuse: freed mappings are kept (at most BIG_CACHE_SLOTS, BIG_CACHE_MAX bytes) and
  * handed out again to a request they fit without wasting more than half of them, because
  * on the VM we measured on even huge pages cost ~0.6 ms per MiB to clear the first time
- * (the hypervisor backs fresh guest memory lazily) while touched pages cost nothing. */
+ * (the hypervisor backs fresh guest memory lazily) while touched pages cost nothing.
+ * A request the cache cannot serve unmaps all of it before mapping anew, so that kept
+ * memory never adds to a process's peak beyond the buffers it had live before. */
 #define BIG_CACHE_SLOTS 4
 #define BIG_CACHE_MAX ((size_t)512 << 20)
 
@@ -299,8 +301,10 @@ void *em_malloc_big(size_t n)
         size_t len = total & ~(PAGE_4K - 1);
         big_hdr *h = cache_take(len);
         size_t map_len = h ? h->map_len : len;   /* a reused mapping keeps its length */
-        if (!h)
+        if (!h) {
+            em_big_trim();   /* what is kept fits no request of this size: release it first */
             h = map_aligned(len);
+        }
         if (h) {
             *h = (big_hdr){.magic = BIG_MAGIC_MAP, .map_len = map_len, .n = n};
             atomic_fetch_add(&g_big_live, 1);

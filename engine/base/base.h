@@ -108,7 +108,8 @@ void *em_malloc_big(size_t n);
 void em_free_big(void *p);
 bool em_big_hugepages(void);   /* true when em_malloc_big maps huge pages (runtime probe) */
 /* Freed mappings are kept for reuse (up to 4 of them, 512 MiB in all: touched pages cost
- * no faults); em_big_trim unmaps them, em_big_cached_bytes says how much is kept. */
+ * no faults; a request they cannot serve unmaps them first); em_big_trim unmaps them,
+ * em_big_cached_bytes says how much is kept. */
 void em_big_trim(void);
 size_t em_big_cached_bytes(void);
 char *em_strdup(const char *s);          /* NULL on failure */

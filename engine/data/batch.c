@@ -1,6 +1,7 @@
 /* engine/data/batch.c - refcounted immutable batches, the builder, the iterator and the
  * validator for untrusted payload bytes. Payload formats: engine/data/data.h and
  * docs/data-format.md.
+ * Copies of EM_BIG_MIN bytes or more go to em_malloc_big (huge pages, reused mappings).
  * ALIGNMENT: every non-empty FIXED payload starts on a 64-byte boundary (EM_BATCH_ALIGN):
  * inline payloads are placed there, adopted ones are copied there when they are not, and
  * the builder grows FIXED buffers with aligned allocations, so the common paths (builders,
@@ -88,6 +89,13 @@ static void batch_fill(em_batch *b, em_rec_kind kind, uint32_t width, uint64_t n
 em_batch *em_batch_new_copy(em_rec_kind kind, uint32_t width, uint64_t nrecs,
                             const void *payload, size_t nbytes)
 {
+    if (nbytes >= EM_BIG_MIN) {   /* huge pages, reused mappings: docs/cluster.md */
+        uint8_t *big = em_malloc_big(nbytes);
+        if (!big)
+            return NULL;
+        memcpy(big, payload, nbytes);
+        return em_batch_new_take_big(kind, width, nrecs, big, nbytes);
+    }
     size_t total;
     if (!em_size_add(INLINE_OFF, nbytes, &total))
         return NULL;

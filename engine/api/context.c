@@ -437,7 +437,7 @@ uint32_t em_broadcast(em_context *sc, em_slice value, em_err *err)
                    EM_BATCH_MAX_REC_LEN - 1);
         return 0;
     }
-    uint8_t *p = em_malloc(value.n + 4);
+    uint8_t *p = em_malloc_big(value.n + 4);   /* huge pages for a big value */
     if (!p) {
         em_err_set(err, EM_ENOMEM, "broadcast of %zu bytes: out of memory", value.n);
         return 0;
@@ -445,7 +445,7 @@ uint32_t em_broadcast(em_context *sc, em_slice value, em_err *err)
     em_store_le32(p, (uint32_t)value.n);
     if (value.n)
         memcpy(p + 4, value.p, value.n);
-    em_batch *b = em_batch_new_take(EM_REC_BYTES, 0, 1, p, value.n + 4);
+    em_batch *b = em_batch_new_take_big(EM_REC_BYTES, 0, 1, p, value.n + 4);
     if (!b) {
         em_err_set(err, EM_ENOMEM, "broadcast of %zu bytes: out of memory", value.n);
         return 0;

@@ -98,6 +98,20 @@ void em_free(void *p);
  * em_free. FIXED batch payloads are 64-byte aligned so that SIMD loads and BLAS see
  * aligned rows (engine/data/data.h). */
 void *em_malloc_aligned(size_t align, size_t n);
+/* Big buffers (broadcast values, assembled results): n >= EM_BIG_MIN bytes come from a
+ * 2 MiB aligned mapping advised MADV_HUGEPAGE where transparent huge pages are on, so
+ * first touching them costs one page fault per 2 MiB, not per 4 KiB; else (smaller, no
+ * THP, mmap failed) from the heap. 64-byte aligned either way; NULL where em_malloc would
+ * fail (hookable). Free only with em_free_big (NULL is a no-op). Any thread. */
+#define EM_BIG_MIN ((size_t)4 << 20)   /* below it, heap reuse beats a mapping */
+void *em_malloc_big(size_t n);
+void em_free_big(void *p);
+bool em_big_hugepages(void);   /* true when em_malloc_big maps huge pages (runtime probe) */
+/* Freed mappings are kept for reuse (up to 4 of them, 512 MiB in all: touched pages cost
+ * no faults; a request they cannot serve unmaps them first); em_big_trim unmaps them,
+ * em_big_cached_bytes says how much is kept. */
+void em_big_trim(void);
+size_t em_big_cached_bytes(void);
 char *em_strdup(const char *s);          /* NULL on failure */
 char *em_strndup(const char *s, size_t n);
 
@@ -131,6 +145,9 @@ static inline bool em_size_add(size_t a, size_t b, size_t *out)
  * allocation after that fails too until em_test_alloc_reset(). n < 0 disables. */
 void em_test_fail_alloc_after(long n);
 void em_test_alloc_reset(void);
+/* Test hooks for em_malloc_big: force the heap path; count live mapped buffers. */
+void em_test_big_force_fallback(bool on);
+long em_test_big_live(void);
 
 /* ---------------------------------------------------------------- slices and buffers */
 

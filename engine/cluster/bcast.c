@@ -34,10 +34,10 @@ static int asm_start(em__bcast_asm *a, uint64_t total, uint32_t psize, em_err *e
         return em_err_set(err, EM_EPROTO, "broadcast piece: piece size %u outside 1..%u",
                           psize, EM__PIECE_MAX);
     uint32_t np = em__piece_count(total, psize);
-    uint8_t *payload = em_malloc((size_t)total + 4);
+    uint8_t *payload = em_malloc_big((size_t)total + 4);   /* huge pages: few faults */
     uint8_t *have = em_calloc(np, 1);
     if (!payload || !have) {
-        em_free(payload);
+        em_free_big(payload);
         em_free(have);
         return em_err_set(err, EM_ENOMEM, "broadcast of %llu bytes: out of memory",
                           (unsigned long long)total);
@@ -86,7 +86,8 @@ em_batch *em__bcast_asm_finish(em__bcast_asm *a)
 {
     if (!em__bcast_asm_done(a))
         return NULL;
-    em_batch *b = em_batch_new_take(EM_REC_BYTES, 0, 1, a->payload, (size_t)a->total + 4);
+    em_batch *b = em_batch_new_take_big(EM_REC_BYTES, 0, 1, a->payload,
+                                        (size_t)a->total + 4);
     a->payload = NULL;
     em__bcast_asm_destroy(a);
     return b;
@@ -96,7 +97,7 @@ void em__bcast_asm_destroy(em__bcast_asm *a)
 {
     if (!a)
         return;
-    em_free(a->payload);
+    em_free_big(a->payload);
     em_free(a->have);
     memset(a, 0, sizeof *a);
 }

@@ -144,7 +144,7 @@ uint32_t em__piece_count(uint64_t total, uint32_t piece_size);
 typedef struct em__bcast_asm {
     uint64_t total;
     uint32_t piece_size, npieces, received;
-    uint8_t *payload;            /* 4-byte BYTES length + total bytes (em_malloc) */
+    uint8_t *payload;            /* 4-byte BYTES length + total bytes (em_malloc_big) */
     uint8_t *have;               /* per piece: received */
 } em__bcast_asm;
 /* Adds one PIECE frame body (the first one sizes the value). EM_EPROTO for a malformed or

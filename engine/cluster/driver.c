@@ -99,11 +99,13 @@ typedef struct task_set {
     struct task_set *next;
 } task_set;
 /* Broadcast values the loop thread serves pieces of (a few, most recent first), so that a
- * piece request does not look the block up (or read it from disk) each time. */
+ * piece request does not look the block up (or read it from disk) each time, nor compute a
+ * piece's crc32c again for every executor. */
 typedef struct bcast_ent {
     uint32_t id;                 /* 0 = empty */
     em_batch *batch;             /* reference */
     em_slice value;              /* borrowed from batch */
+    uint64_t *crcs;              /* per piece: crc | 1 << 32 once computed; NULL = none yet */
 } bcast_ent;
 #define BCAST_CACHE 4
 
@@ -378,8 +380,9 @@ static int bcast_value(em_cluster *c, uint32_t id, em_slice *out, em_batch **ref
         em_batch_iter_next(&it, &r);
         pthread_mutex_lock(&c->lock);
         em_batch_unref(c->bcache[BCAST_CACHE - 1].batch);
+        em_free(c->bcache[BCAST_CACHE - 1].crcs);
         memmove(&c->bcache[1], &c->bcache[0], (BCAST_CACHE - 1) * sizeof c->bcache[0]);
-        c->bcache[0] = (bcast_ent){id, em_batch_ref(b[0]), r.val};
+        c->bcache[0] = (bcast_ent){id, em_batch_ref(b[0]), r.val, NULL};
         pthread_mutex_unlock(&c->lock);
         *out = r.val;
         *ref = em_batch_ref(b[0]);
@@ -388,6 +391,35 @@ static int bcast_value(em_cluster *c, uint32_t id, em_slice *out, em_batch **ref
         em_batch_unref(b[i]);
     em_free(b);
     return rc;
+}
+
+/* The crc32c of piece i (len bytes at p) of broadcast id: computed once per value and
+ * kept in its cache entry, so the second executor's fetch costs no checksum. Loop thread;
+ * the entry is looked up under the lock each time (a drop may free it meanwhile). */
+static uint32_t piece_crc(em_cluster *c, uint32_t id, uint32_t i, const uint8_t *p,
+                          size_t len)
+{
+    bcast_ent *e = NULL;
+    pthread_mutex_lock(&c->lock);
+    for (int k = 0; k < BCAST_CACHE && !e; k++)
+        if (c->bcache[k].id == id)
+            e = &c->bcache[k];
+    uint64_t have = e && e->crcs ? e->crcs[i] : 0;
+    pthread_mutex_unlock(&c->lock);
+    if (have >> 32)
+        return (uint32_t)have;
+    uint32_t crc = em_crc32c(0, p, len);
+    pthread_mutex_lock(&c->lock);
+    e = NULL;
+    for (int k = 0; k < BCAST_CACHE && !e; k++)
+        if (c->bcache[k].id == id)
+            e = &c->bcache[k];
+    if (e && !e->crcs)   /* OOM: no cache, every fetch computes it */
+        e->crcs = em_calloc(em__piece_count(e->value.n, EM__PIECE_SIZE), sizeof *e->crcs);
+    if (e && e->crcs)
+        e->crcs[i] = crc | (uint64_t)1 << 32;
+    pthread_mutex_unlock(&c->lock);
+    return crc;
 }
 
 static void release_batch(void *ud)
@@ -417,7 +449,7 @@ static void on_bcast(em_cluster *c, em_conn_id id, const em__msg *m)
             uint8_t hdr[EM__DATA_HDR + EM__PIECE_HDR];
             em__data_hdr(hdr, EM__DATA_PIECE, 0, m->id);
             em__piece_hdr(hdr + EM__DATA_HDR, v.n, EM__PIECE_SIZE, (uint32_t)i,
-                          em_crc32c(0, v.p + off, len));
+                          piece_crc(c, m->block.a, (uint32_t)i, v.p + off, len));
             /* zero copy: the frame's tail is the value itself, kept by a batch reference */
             em_slice head = {hdr, sizeof hdr};
             em_net_ext ext = {v.p + off, len, release_batch, em_batch_ref(ref)};
@@ -838,9 +870,10 @@ uint32_t em_cluster_drop_blocks(em_cluster *c, uint32_t btype, uint32_t a)
         for (int i = 0; i < BCAST_CACHE; i++)
             if (c->bcache[i].id == a) {
                 em_batch_unref(c->bcache[i].batch);
+                em_free(c->bcache[i].crcs);
                 memmove(&c->bcache[i], &c->bcache[i + 1],
                         (size_t)(BCAST_CACHE - 1 - i) * sizeof c->bcache[0]);
-                c->bcache[BCAST_CACHE - 1] = (bcast_ent){0, NULL, {NULL, 0}};
+                c->bcache[BCAST_CACHE - 1] = (bcast_ent){0, NULL, {NULL, 0}, NULL};
                 break;
             }
         pthread_mutex_unlock(&c->lock);
@@ -1418,8 +1451,10 @@ void em_cluster_free(em_cluster *c)
     }
     for (size_t i = 0; i < c->nex; i++)
         em_free(c->ex[i].stages);
-    for (int i = 0; i < BCAST_CACHE; i++)
+    for (int i = 0; i < BCAST_CACHE; i++) {
         em_batch_unref(c->bcache[i].batch);
+        em_free(c->bcache[i].crcs);
+    }
     em_free(c->ex);
     em_free(c->sp);
     em_free(c->fails);

@@ -1022,8 +1022,8 @@ int em_executor_run(const em_executor_opts *o, em_err *err)
                                           "a secret of >= 16 bytes and a runner are required");
 #ifdef __GLIBC__
     /* Keep freed memory for reuse instead of handing it back to the kernel: an executor
-     * allocates and frees large buffers all the time (broadcast values, frames, result
-     * blocks), and first-touching fresh pages costs 5-8 ms per MiB on the VMs we measured
+     * allocates and frees large buffers all the time (frames, result blocks; broadcast
+     * values take em_malloc_big's huge pages and reuse instead), and first-touching fresh pages costs 5-8 ms per MiB on the VMs we measured
      * on (docs/cluster.md, "Memory reuse"); a reused page costs nothing. The process is
      * the executor's own, so its allocator policy is ours to set. */
     mallopt(M_MMAP_THRESHOLD, 64 << 20);   /* capped by glibc (32 MiB on 64-bit) */

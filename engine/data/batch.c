@@ -1,6 +1,7 @@
 /* engine/data/batch.c - refcounted immutable batches, the builder, the iterator and the
  * validator for untrusted payload bytes. Payload formats: engine/data/data.h and
  * docs/data-format.md.
+ * Copies of EM_BIG_MIN bytes or more go to em_malloc_big (huge pages, reused mappings).
  * ALIGNMENT: every non-empty FIXED payload starts on a 64-byte boundary (EM_BATCH_ALIGN):
  * inline payloads are placed there, adopted ones are copied there when they are not, and
  * the builder grows FIXED buffers with aligned allocations, so the common paths (builders,
@@ -22,6 +23,7 @@ struct em_batch {
     uint8_t *payload; /* inline (INLINE_OFF bytes after the struct), or adopted
                          (em_batch_new_take), or NULL when empty */
     bool owns_separate;
+    bool payload_big; /* adopted from em_malloc_big: freed with em_free_big */
 };
 
 /* Inline payloads start this far into the allocation (itself EM_BATCH_ALIGN-aligned). */
@@ -67,7 +69,9 @@ void em_batch_unref(em_batch *b)
         return;
     if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
         return;
-    if (b->owns_separate)
+    if (b->payload_big)
+        em_free_big(b->payload);
+    else if (b->owns_separate)
         em_free(b->payload);
     em_free(b);
 }
@@ -85,6 +89,13 @@ static void batch_fill(em_batch *b, em_rec_kind kind, uint32_t width, uint64_t n
 em_batch *em_batch_new_copy(em_rec_kind kind, uint32_t width, uint64_t nrecs,
                             const void *payload, size_t nbytes)
 {
+    if (nbytes >= EM_BIG_MIN) {   /* huge pages, reused mappings: docs/cluster.md */
+        uint8_t *big = em_malloc_big(nbytes);
+        if (!big)
+            return NULL;
+        memcpy(big, payload, nbytes);
+        return em_batch_new_take_big(kind, width, nrecs, big, nbytes);
+    }
     size_t total;
     if (!em_size_add(INLINE_OFF, nbytes, &total))
         return NULL;
@@ -94,6 +105,7 @@ em_batch *em_batch_new_copy(em_rec_kind kind, uint32_t width, uint64_t nrecs,
     batch_fill(b, kind, width, nrecs, nbytes);
     b->payload = (uint8_t *)b + INLINE_OFF;
     b->owns_separate = false;
+    b->payload_big = false;
     if (nbytes)
         memcpy(b->payload, payload, nbytes);
     return b;
@@ -115,6 +127,23 @@ em_batch *em_batch_new_take(em_rec_kind kind, uint32_t width, uint64_t nrecs, vo
     batch_fill(b, kind, width, nrecs, nbytes);
     b->payload = payload;
     b->owns_separate = true;
+    b->payload_big = false;
+    return b;
+}
+
+em_batch *em_batch_new_take_big(em_rec_kind kind, uint32_t width, uint64_t nrecs,
+                                void *payload, size_t nbytes)
+{
+    EM_ASSERT(((uintptr_t)payload & (EM_BATCH_ALIGN - 1)) == 0);   /* em_malloc_big's */
+    em_batch *b = em_malloc(sizeof(em_batch));
+    if (!b) {
+        em_free_big(payload);
+        return NULL;
+    }
+    batch_fill(b, kind, width, nrecs, nbytes);
+    b->payload = payload;
+    b->owns_separate = true;
+    b->payload_big = true;
     return b;
 }
 

@@ -59,6 +59,10 @@ em_batch *em_batch_new_copy(em_rec_kind kind, uint32_t width, uint64_t nrecs,
  * FIXED payload that is not EM_BATCH_ALIGN-aligned is copied (once) into one that is. */
 em_batch *em_batch_new_take(em_rec_kind kind, uint32_t width, uint64_t nrecs, void *payload,
                             size_t nbytes);
+/* As em_batch_new_take for a payload from em_malloc_big (64-byte aligned, so never copied);
+ * the batch frees it with em_free_big. */
+em_batch *em_batch_new_take_big(em_rec_kind kind, uint32_t width, uint64_t nrecs,
+                                void *payload, size_t nbytes);
 /* Checks that payload is a well-formed sequence of exactly nrecs records of the kind.
  * Untrusted input: never reads past n. EM_ECORRUPT naming the record index and offset. */
 int em_batch_validate(em_rec_kind kind, uint32_t width, uint64_t nrecs, const uint8_t *p,

@@ -352,3 +352,31 @@ Test(batch, fixed_payloads_are_64_byte_aligned)
     cr_assert_eq(em_batch_payload(t)[79], 79);
     em_batch_unref(t);
 }
+
+/* A payload from em_malloc_big is adopted as is (no copy, FIXED stays aligned) and freed
+ * through em_free_big with the last reference; OOM on the batch struct frees it too. */
+Test(batch, take_big_payload)
+{
+    size_t n = EM_BIG_MIN * 2;
+    long live0 = em_test_big_live();
+    uint8_t *p = em_malloc_big(n);
+    cr_assert_not_null(p);
+    memset(p, 7, n);
+    em_batch *b = em_batch_new_take_big(EM_REC_FIXED, 64, n / 64, p, n);
+    cr_assert_not_null(b);
+    cr_assert_eq(em_batch_payload(b), p, "adopted, not copied");
+    cr_assert_eq(em_batch_nbytes(b), n);
+    em_batch *r = em_batch_ref(b);
+    em_batch_unref(b);
+    cr_assert_eq(em_batch_payload(r)[n - 1], 7);
+    em_batch_unref(r);
+    cr_assert_eq(em_test_big_live(), live0, "payload unmapped with the last reference");
+
+    p = em_malloc_big(n);
+    cr_assert_not_null(p);
+    em_test_fail_alloc_after(0);
+    b = em_batch_new_take_big(EM_REC_BYTES, 0, 0, p, n);
+    em_test_alloc_reset();
+    cr_assert_null(b);
+    cr_assert_eq(em_test_big_live(), live0, "payload freed on OOM");
+}

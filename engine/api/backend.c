@@ -25,15 +25,14 @@
 #include "engine/cluster/cluster.h"
 
 /* ---------------------------------------------------------------- blob cache
- * Big context blobs and result values of stages (exec.h, em_stage_blob_sink), in both
- * backends: kept as broadcast values in the driver's store under ids from BLOB_BCAST_BASE
- * up (user broadcasts count from 1). The same bytes get the same id, so a blob that
- * several jobs share (an iteration's unchanged context) is stored (and, in cluster mode,
- * reaches each executor) once; past BLOB_KEEP blobs or BLOB_KEEP_BYTES bytes the least
- * recently used one is dropped from the driver (and the executors: a stage still running
- * that needs it then fails naming the broadcast: it takes BLOB_KEEP newer big blobs in
- * between). Tasks borrow the stored bytes (em__stage_resolve): in local mode the one copy
- * into the store is the only one a stage makes, whatever its task count. */
+ * Big context blobs and result values of stages (exec.h, em_stage_blob_sink) in cluster
+ * mode: kept as broadcast values in the driver's store under ids from BLOB_BCAST_BASE up
+ * (user broadcasts count from 1). The same bytes get the same id, so a blob that several
+ * jobs share (an iteration's unchanged context) is stored and reaches each executor once;
+ * past BLOB_KEEP blobs or BLOB_KEEP_BYTES bytes the least recently used one is dropped
+ * from the driver and the executors (a stage still running that needs it then fails
+ * naming the broadcast: it takes BLOB_KEEP newer big blobs in between). Executors' tasks
+ * borrow the fetched bytes (em__stage_resolve). Local mode needs no copy at all (below). */
 #define BLOB_BCAST_BASE 0x80000000u
 #define BLOB_KEEP 16
 #define BLOB_KEEP_BYTES ((size_t)512 << 20)
@@ -45,7 +44,7 @@ typedef struct blob_ent {
 
 typedef struct blob_cache {
     em_block_store *store;       /* the driver's (borrowed); NULL: no cache */
-    em_cluster *cl;              /* executors to drop blobs from; NULL in local mode */
+    em_cluster *cl;              /* executors to drop blobs from (set once it exists) */
     pthread_mutex_t lock;        /* the fields below */
     blob_ent blobs[BLOB_KEEP + 1];   /* least recently used first */
     size_t nblobs, bytes;
@@ -70,14 +69,8 @@ static void blob_drop_oldest(blob_cache *bc)   /* lock held */
         em_cluster_drop_blocks(bc->cl, EM_BLOCK_BROADCAST, e.id);
 }
 
-/* drop_all: also removes the blobs from the store (local mode: the store outlives the
- * backend; the cluster's executors go away with it). */
-static void blob_cache_destroy(blob_cache *bc, bool drop_all)
+static void blob_cache_destroy(blob_cache *bc)
 {
-    pthread_mutex_lock(&bc->lock);
-    while (drop_all && bc->nblobs)
-        blob_drop_oldest(bc);
-    pthread_mutex_unlock(&bc->lock);
     pthread_mutex_destroy(&bc->lock);
 }
 
@@ -160,12 +153,26 @@ typedef struct task_set {
     struct task_set *link;
 } task_set;
 
+/* Big stage blobs in local mode (exec.h, "BIG CONTEXT BLOBS"): the stage's "blob_ref" ids
+ * name the bytes the encoder was given (a plan node's blob, the action's result spec), which
+ * stay valid while the job runs, and tasks borrow them through env.borrow_blob: no copy,
+ * no base64, whatever the task count. The last LOCAL_BLOBS names are kept; a stage still
+ * running after that many newer big blobs fails naming its blob (never reads freed bytes).
+ * Ids are never reused (before 2^32 puts), so a task thread's cached decoded stage of an
+ * ended job (engine/exec/task.c) is never matched by a later stage. */
+#define LOCAL_BLOBS 4096
+
 typedef struct local_backend {
     em_exec_env env;             /* strings below are owned copies */
     char *shuffle_dir, *spill_dir, *exec_id;
     em__acc_fn apply_acc;
     void *acc_ud;
-    blob_cache blobs;            /* big blobs of stages, in env.store */
+    pthread_mutex_t blob_lock;   /* blob_names, blob_next */
+    struct blob_name {
+        uint32_t id;             /* 0: unused */
+        em_slice bytes;          /* borrowed from the job that encoded the stage */
+    } blob_names[LOCAL_BLOBS];   /* id i at i % LOCAL_BLOBS */
+    uint32_t blob_next;
     pthread_t *threads;
     uint32_t nthreads;
     pthread_mutex_t lock;
@@ -296,11 +303,39 @@ static void local_remove_shuffle(void *self, uint32_t sid)
     em_shuffle_remove_files(lb->shuffle_dir, sid);
 }
 
+/* em_stage_blob_sink.put of local mode: a name for the caller's bytes (no copy). */
+static uint32_t local_put_blob(void *ud, em_slice blob, em_err *err)
+{
+    (void)err;
+    local_backend *lb = ud;
+    pthread_mutex_lock(&lb->blob_lock);
+    if (++lb->blob_next == 0)
+        lb->blob_next = 1;
+    uint32_t id = lb->blob_next;
+    lb->blob_names[id % LOCAL_BLOBS] = (struct blob_name){id, blob};
+    pthread_mutex_unlock(&lb->blob_lock);
+    return id;
+}
+
+/* em_exec_env.borrow_blob of local mode. */
+static int local_borrow_blob(void *ud, uint32_t id, em_slice *out, em_err *err)
+{
+    local_backend *lb = ud;
+    pthread_mutex_lock(&lb->blob_lock);
+    struct blob_name e = lb->blob_names[id % LOCAL_BLOBS];
+    pthread_mutex_unlock(&lb->blob_lock);
+    if (e.id != id)
+        return em_err_set(err, EM_ENOTFOUND, "stage blob %u: forgotten (more than %d newer "
+                          "big blobs since its stage was encoded)", id, LOCAL_BLOBS);
+    *out = e.bytes;
+    return 0;
+}
+
 static char *encode_stage(void *self, const em_plan_node *root, bool map_side, const void *res,
                           em_err *err)
 {
-    local_backend *lb = self;
-    return encode_with(&lb->blobs, root, map_side, res, err);
+    em_stage_blob_sink sink = {local_put_blob, self};
+    return em_stage_encode_ext(root, map_side, res, &sink, err);
 }
 
 static void local_free(void *self)
@@ -318,7 +353,7 @@ static void local_free(void *self)
     pthread_cond_destroy(&lb->wake);
     pthread_cond_destroy(&lb->done);
     pthread_mutex_destroy(&lb->lock);
-    blob_cache_destroy(&lb->blobs, true);
+    pthread_mutex_destroy(&lb->blob_lock);
     em_free(lb->shuffle_dir);
     em_free(lb->spill_dir);
     em_free(lb->exec_id);
@@ -349,7 +384,9 @@ int em__local_backend_new(const em_exec_env *env, uint32_t nthreads, em__acc_fn 
     lb->env.exec_id = lb->exec_id;
     lb->apply_acc = apply_acc;
     lb->acc_ud = acc_ud;
-    blob_cache_init(&lb->blobs, env->store);
+    lb->env.borrow_blob = local_borrow_blob;
+    lb->env.blob_ud = lb;
+    pthread_mutex_init(&lb->blob_lock, NULL);
     pthread_mutex_init(&lb->lock, NULL);
     pthread_cond_init(&lb->wake, NULL);
     pthread_cond_init(&lb->done, NULL);
@@ -489,7 +526,7 @@ static void cl_free(void *self)
     if (!cb)
         return;
     em_cluster_free(cb->cl);
-    blob_cache_destroy(&cb->blobs, false);
+    blob_cache_destroy(&cb->blobs);
     if (cb->on_free)
         cb->on_free(cb->free_ud);
     em_free(cb->rr);

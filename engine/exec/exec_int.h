@@ -242,8 +242,9 @@ typedef struct em_stage {
         uint32_t bcast;
         uint64_t len;
         uint32_t crc;
-        em_batch **bs;           /* held after resolve; NULL before */
+        em_batch **bs;           /* the broadcast's batches, held after resolve */
         size_t nbs;
+        bool resolved;           /* the target points at borrowed bytes */
     } *refs;
     size_t nrefs;
 } em_stage;
@@ -252,7 +253,8 @@ int em__stage_decode(const char *json, size_t len, em_stage *st, em_err *err);
 void em__stage_destroy(em_stage *st);
 /* Points the values that travel beside the JSON at the bytes of their broadcasts, from the
  * task's block store (or its env->fetch_block), holding a reference to each broadcast's
- * batch; EM_ECORRUPT when one differs from its reference. Once per decode. */
+ * batch, or through env->borrow_blob when set; EM_ECORRUPT when one differs from its
+ * reference. Once per decode. */
 int em__stage_resolve(em_task *t, em_stage *st, em_err *err);
 /* TEST HOOK: context-blob and result-value bytes this process has handed to a blob sink
  * (encode side), base64-decoded from stage JSON, and borrowed from broadcasts when

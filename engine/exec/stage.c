@@ -224,7 +224,7 @@ static int add_ref(em_stage *st, const json_t *r, em_plan_node *node, uint8_t fi
     st->refs = nr;
     st->refs[st->nrefs++] = (struct em_stage_ref){
         node, field, (uint32_t)json_integer_value(b), (uint64_t)json_integer_value(n),
-        (uint32_t)json_integer_value(c), NULL, 0};
+        (uint32_t)json_integer_value(c), NULL, 0, false};
     return 0;
 }
 
@@ -375,9 +375,11 @@ int em__stage_resolve(em_task *t, em_stage *st, em_err *err)
     for (size_t i = 0; i < st->nrefs; i++) {
         struct em_stage_ref *r = &st->refs[i];
         em_slice v = {0};
-        if (r->bs)
+        if (r->resolved)
             continue;
-        int rc = borrow(t, r->bcast, &v, &r->bs, &r->nbs, err);
+        const em_exec_env *env = t->env;
+        int rc = env->borrow_blob ? env->borrow_blob(env->blob_ud, r->bcast, &v, err)
+                                  : borrow(t, r->bcast, &v, &r->bs, &r->nbs, err);
         if (rc == 0 && (v.n != r->len || em_crc32c(0, v.p, v.n) != r->crc))
             rc = em_err_set(err, EM_ECORRUPT, "%zu bytes or their checksum differ from the "
                             "stage's reference", v.n);
@@ -387,6 +389,7 @@ int em__stage_resolve(em_task *t, em_stage *st, em_err *err)
             return em_err_prefix(err, "stage result %s",
                                  r->field == EM__STAGE_REF_RES_BLOB ? "blob" : "zero value");
         count(&g_borrowed, v.n);
+        r->resolved = true;
         if (r->field == EM__STAGE_REF_RES_BLOB) {
             st->res.blob = v;
         } else if (r->field == EM__STAGE_REF_RES_ZERO) {
@@ -440,7 +443,7 @@ void em__stage_destroy(em_stage *st)
 {
     for (size_t i = 0; i < st->nrefs; i++) {
         struct em_stage_ref *r = &st->refs[i];
-        if (r->bs && r->node) {   /* borrowed (em__stage_resolve): not the graph's to free */
+        if (r->resolved && r->node) {   /* borrowed (em__stage_resolve): not the graph's to free */
             r->node->blob = NULL;
             r->node->blob_len = 0;
         }

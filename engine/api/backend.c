@@ -13,7 +13,7 @@
  * an em_sched_result (the full result becomes the payload of result tasks) and the
  * accumulator updates of successful attempts are applied, once. Map outputs are written
  * under env.shuffle_dir, which is also their location (em_fetcher_local reads the
- * directory named by the location).
+ * directory named by the location). Big stage blobs are borrowed, not copied (LOCAL_BLOBS).
  * THREADS: run_tasks may be called by several threads at once; lb->lock guards the sets. */
 #include <errno.h>
 #include <pthread.h>

@@ -207,8 +207,8 @@ static int dec_b64(const json_t *o, const char *key, uint8_t **buf, em_slice *ou
 }
 
 /* Checks r = [broadcast id, bytes, crc32c] (untrusted) and appends it to st->refs. */
-static int add_ref(em_stage *st, const json_t *r, em_plan_node *node, uint8_t field,
-                   em_err *err)
+static int add_ref(em_stage *st, const json_t *r, const char *key, em_plan_node *node,
+                   uint8_t field, em_err *err)
 {
     json_t *b = json_array_get(r, 0), *n = json_array_get(r, 1), *c = json_array_get(r, 2);
     if (!json_is_array(r) || json_array_size(r) != 3 || !json_is_integer(b) ||
@@ -216,8 +216,8 @@ static int add_ref(em_stage *st, const json_t *r, em_plan_node *node, uint8_t fi
         json_integer_value(b) > UINT32_MAX || json_integer_value(n) < 0 ||
         json_integer_value(n) >= EM_BATCH_MAX_REC_LEN || json_integer_value(c) < 0 ||
         json_integer_value(c) > UINT32_MAX)
-        return em_err_set(err, EM_ECORRUPT, "stage: bad blob reference (not [id, bytes, "
-                          "crc32c] in range)");
+        return em_err_set(err, EM_ECORRUPT, "stage: bad \"%s\" (not [id, bytes, crc32c] "
+                          "in range)", key);
     struct em_stage_ref *nr = em_realloc(st->refs, (st->nrefs + 1) * sizeof *nr);
     if (!nr)
         return em_err_set(err, EM_ENOMEM, "stage: out of memory");
@@ -236,9 +236,9 @@ static int dec_res_refs(const json_t *o, em_stage *st, em_err *err)
     if ((br && json_object_get(o, "blob")) || (zr && json_object_get(o, "zero")))
         return rerr(err, br && json_object_get(o, "blob") ? "blob_ref" : "zero_ref",
                     "given with the inline value");
-    if (br && (rc = add_ref(st, br, NULL, EM__STAGE_REF_RES_BLOB, err)) < 0)
+    if (br && (rc = add_ref(st, br, "blob_ref", NULL, EM__STAGE_REF_RES_BLOB, err)) < 0)
         return rc;
-    if (zr && (rc = add_ref(st, zr, NULL, EM__STAGE_REF_RES_ZERO, err)) < 0)
+    if (zr && (rc = add_ref(st, zr, "zero_ref", NULL, EM__STAGE_REF_RES_ZERO, err)) < 0)
         return rc;
     return 0;
 }
@@ -340,7 +340,7 @@ static int dec_refs(json_t *nodes, em_stage *st, em_err *err)
         if (json_object_get(o, "blob") || !node)
             return em_err_set(err, EM_ECORRUPT, "stage: node %zu: \"blob_ref\" of an unknown "
                               "node or beside \"blob\"", i);
-        int rc = add_ref(st, r, node, EM__STAGE_REF_NODE, err);
+        int rc = add_ref(st, r, "blob_ref", node, EM__STAGE_REF_NODE, err);
         if (rc < 0)
             return em_err_prefix(err, "node %zu", i);
     }

@@ -87,6 +87,14 @@ typedef struct em_stage_blob_sink {
 } em_stage_blob_sink;
 char *em_stage_encode_ext(const em_plan_node *root, bool map_side, const em_result_spec *res,
                           const em_stage_blob_sink *sink, em_err *err);
+/* TEST HOOK: bytes of big blobs and result values this process has handed to a blob sink
+ * (encode side), context blobs and result values base64-decoded from stage JSON, and bytes
+ * borrowed when resolving references, since it started (relaxed atomic counters written
+ * only by engine/exec/stage.c). Any thread. */
+typedef struct em__stage_blob_stats {
+    uint64_t shipped, decoded, borrowed;
+} em__stage_blob_stats;
+void em__stage_blob_stats_get(em__stage_blob_stats *out);
 
 typedef struct em_acc_update {
     uint32_t id;

@@ -256,13 +256,6 @@ void em__stage_destroy(em_stage *st);
  * batch, or through env->borrow_blob when set; EM_ECORRUPT when one differs from its
  * reference. Once per decode. */
 int em__stage_resolve(em_task *t, em_stage *st, em_err *err);
-/* TEST HOOK: context-blob and result-value bytes this process has handed to a blob sink
- * (encode side), base64-decoded from stage JSON, and borrowed from broadcasts when
- * resolving, since it started (relaxed atomic counters written by stage.c only). */
-typedef struct em__stage_blob_stats {
-    uint64_t shipped, decoded, borrowed;
-} em__stage_blob_stats;
-void em__stage_blob_stats_get(em__stage_blob_stats *out);
 
 /* Sinks (sink.c). */
 int em__run_map_sink(em_task *t, const em_plan_node *root, em_iter *in, em_task_result *out,

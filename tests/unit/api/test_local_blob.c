@@ -5,7 +5,7 @@
  * bytes once per stage); a fold's big zero value and big function context travel the same
  * way. Observed through the stage.c test counters (em__stage_blob_stats_get), not timing. */
 #include "api_test_util.h"
-#include "engine/exec/exec_int.h"
+#include "engine/exec/exec.h"
 #include "engine/plan/fn.h"
 
 /* Exported for the registry's dlsym (the test executable exports its symbols). */

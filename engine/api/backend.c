@@ -13,7 +13,7 @@
  * an em_sched_result (the full result becomes the payload of result tasks) and the
  * accumulator updates of successful attempts are applied, once. Map outputs are written
  * under env.shuffle_dir, which is also their location (em_fetcher_local reads the
- * directory named by the location).
+ * directory named by the location). Big stage blobs are borrowed, not copied (LOCAL_BLOBS).
  * THREADS: run_tasks may be called by several threads at once; lb->lock guards the sets. */
 #include <errno.h>
 #include <pthread.h>
@@ -23,6 +23,125 @@
 
 #include "engine/api/api_int.h"
 #include "engine/cluster/cluster.h"
+
+/* ---------------------------------------------------------------- blob cache
+ * Big context blobs and result values of stages (exec.h, em_stage_blob_sink) in cluster
+ * mode: kept as broadcast values in the driver's store under ids from BLOB_BCAST_BASE up
+ * (user broadcasts count from 1). The same bytes get the same id, so a blob that several
+ * jobs share (an iteration's unchanged context) is stored and reaches each executor once;
+ * past BLOB_KEEP blobs or BLOB_KEEP_BYTES bytes the least recently used one is dropped
+ * from the driver and the executors (a stage still running that needs it then fails
+ * naming the broadcast: it takes BLOB_KEEP newer big blobs in between). Executors' tasks
+ * borrow the fetched bytes (em__stage_resolve). Local mode needs no copy at all (below). */
+#define BLOB_BCAST_BASE 0x80000000u
+#define BLOB_KEEP 16
+#define BLOB_KEEP_BYTES ((size_t)512 << 20)
+typedef struct blob_ent {
+    uint32_t id;
+    uint32_t crc;                /* crc32c of the bytes: the lookup key (memcmp confirms) */
+    size_t len;
+} blob_ent;
+
+typedef struct blob_cache {
+    em_block_store *store;       /* the driver's (borrowed); NULL: no cache */
+    em_cluster *cl;              /* executors to drop blobs from (set once it exists) */
+    pthread_mutex_t lock;        /* the fields below */
+    blob_ent blobs[BLOB_KEEP + 1];   /* least recently used first */
+    size_t nblobs, bytes;
+    uint32_t next;
+} blob_cache;
+
+static void blob_cache_init(blob_cache *bc, em_block_store *store)
+{
+    memset(bc, 0, sizeof *bc);
+    bc->store = store;
+    pthread_mutex_init(&bc->lock, NULL);
+}
+
+static void blob_drop_oldest(blob_cache *bc)   /* lock held */
+{
+    blob_ent e = bc->blobs[0];
+    memmove(bc->blobs, bc->blobs + 1, (bc->nblobs - 1) * sizeof e);
+    bc->nblobs--;
+    bc->bytes -= e.len;
+    em_block_store_remove(bc->store, (em_block_id){EM_BLOCK_BROADCAST, e.id, 0, 0});
+    if (bc->cl)
+        em_cluster_drop_blocks(bc->cl, EM_BLOCK_BROADCAST, e.id);
+}
+
+static void blob_cache_destroy(blob_cache *bc)
+{
+    pthread_mutex_destroy(&bc->lock);
+}
+
+/* Whether the store's broadcast id holds exactly the bytes b. */
+static bool blob_is(blob_cache *bc, uint32_t id, em_slice b)
+{
+    em_batch **bs = NULL;
+    size_t n = 0;
+    em_err err = EM_ERR_INIT;
+    em_block_id bid = {EM_BLOCK_BROADCAST, id, 0, 0};
+    bool same = em_block_store_get(bc->store, bid, &bs, &n, &err) == 1 && n == 1 &&
+                em_batch_nbytes(bs[0]) == b.n + 4 &&
+                (b.n == 0 || memcmp(em_batch_payload(bs[0]) + 4, b.p, b.n) == 0);
+    for (size_t i = 0; i < n; i++)
+        em_batch_unref(bs[i]);
+    em_free(bs);
+    return same;
+}
+
+/* A new broadcast holding one copy of blob; 0 and err on failure. Lock held. */
+static uint32_t blob_store(blob_cache *bc, em_slice blob, uint32_t crc, em_err *err)
+{
+    uint8_t *p = em_malloc(blob.n + 4);
+    em_batch *b = NULL;
+    if (p) {
+        em_store_le32(p, (uint32_t)blob.n);
+        memcpy(p + 4, blob.p, blob.n);
+        b = em_batch_new_take(EM_REC_BYTES, 0, 1, p, blob.n + 4);
+    }
+    uint32_t id = BLOB_BCAST_BASE + (bc->next++ & 0x7fffffffu);
+    em_block_id bid = {EM_BLOCK_BROADCAST, id, 0, 0};
+    if (!b) {
+        em_err_set(err, EM_ENOMEM, "context blob of %zu bytes", blob.n);
+        return 0;
+    }
+    if (em_block_store_put_take(bc->store, bid, &b, 1, EM_STORAGE_MEMORY_AND_DISK, err) < 0)
+        return 0;
+    bc->blobs[bc->nblobs++] = (blob_ent){id, crc, blob.n};
+    bc->bytes += blob.n;
+    while (bc->nblobs > 1 && (bc->nblobs > BLOB_KEEP || bc->bytes > BLOB_KEEP_BYTES))
+        blob_drop_oldest(bc);
+    return id;
+}
+
+/* em_stage_blob_sink.put: the id of a broadcast holding blob. */
+static uint32_t put_blob(void *ud, em_slice blob, em_err *err)
+{
+    blob_cache *bc = ud;
+    uint32_t crc = em_crc32c(0, blob.p, blob.n), id = 0;
+    pthread_mutex_lock(&bc->lock);
+    for (size_t i = 0; i < bc->nblobs; i++)
+        if (bc->blobs[i].crc == crc && bc->blobs[i].len == blob.n &&
+            blob_is(bc, bc->blobs[i].id, blob)) {
+            blob_ent e = bc->blobs[i];   /* most recently used: to the end */
+            memmove(bc->blobs + i, bc->blobs + i + 1, (bc->nblobs - i - 1) * sizeof e);
+            bc->blobs[bc->nblobs - 1] = e;
+            id = e.id;
+            break;
+        }
+    if (!id)
+        id = blob_store(bc, blob, crc, err);
+    pthread_mutex_unlock(&bc->lock);
+    return id;
+}
+
+static char *encode_with(blob_cache *bc, const em_plan_node *root, bool map_side,
+                         const void *res, em_err *err)
+{
+    em_stage_blob_sink sink = {put_blob, bc};
+    return em_stage_encode_ext(root, map_side, res, bc->store ? &sink : NULL, err);
+}
 
 /* One run_tasks call's tasks (lb->sets, lb->lock). */
 typedef struct task_set {
@@ -34,11 +153,26 @@ typedef struct task_set {
     struct task_set *link;
 } task_set;
 
+/* Big stage blobs in local mode (exec.h, "BIG CONTEXT BLOBS"): the stage's "blob_ref" ids
+ * name the bytes the encoder was given (a plan node's blob, the action's result spec), which
+ * stay valid while the job runs, and tasks borrow them through env.borrow_blob: no copy,
+ * no base64, whatever the task count. The last LOCAL_BLOBS names are kept; a stage still
+ * running after that many newer big blobs fails naming its blob (never reads freed bytes).
+ * Ids are never reused (before 2^32 puts), so a task thread's cached decoded stage of an
+ * ended job (engine/exec/task.c) is never matched by a later stage. */
+#define LOCAL_BLOBS 4096
+
 typedef struct local_backend {
     em_exec_env env;             /* strings below are owned copies */
     char *shuffle_dir, *spill_dir, *exec_id;
     em__acc_fn apply_acc;
     void *acc_ud;
+    pthread_mutex_t blob_lock;   /* blob_names, blob_next */
+    struct blob_name {
+        uint32_t id;             /* 0: unused */
+        em_slice bytes;          /* borrowed from the job that encoded the stage */
+    } blob_names[LOCAL_BLOBS];   /* id i at i % LOCAL_BLOBS */
+    uint32_t blob_next;
     pthread_t *threads;
     uint32_t nthreads;
     pthread_mutex_t lock;
@@ -169,11 +303,39 @@ static void local_remove_shuffle(void *self, uint32_t sid)
     em_shuffle_remove_files(lb->shuffle_dir, sid);
 }
 
+/* em_stage_blob_sink.put of local mode: a name for the caller's bytes (no copy). */
+static uint32_t local_put_blob(void *ud, em_slice blob, em_err *err)
+{
+    (void)err;
+    local_backend *lb = ud;
+    pthread_mutex_lock(&lb->blob_lock);
+    if (++lb->blob_next == 0)
+        lb->blob_next = 1;
+    uint32_t id = lb->blob_next;
+    lb->blob_names[id % LOCAL_BLOBS] = (struct blob_name){id, blob};
+    pthread_mutex_unlock(&lb->blob_lock);
+    return id;
+}
+
+/* em_exec_env.borrow_blob of local mode. */
+static int local_borrow_blob(void *ud, uint32_t id, em_slice *out, em_err *err)
+{
+    local_backend *lb = ud;
+    pthread_mutex_lock(&lb->blob_lock);
+    struct blob_name e = lb->blob_names[id % LOCAL_BLOBS];
+    pthread_mutex_unlock(&lb->blob_lock);
+    if (e.id != id)
+        return em_err_set(err, EM_ENOTFOUND, "stage blob %u: forgotten (more than %d newer "
+                          "big blobs since its stage was encoded)", id, LOCAL_BLOBS);
+    *out = e.bytes;
+    return 0;
+}
+
 static char *encode_stage(void *self, const em_plan_node *root, bool map_side, const void *res,
                           em_err *err)
 {
-    (void)self;
-    return em_stage_encode(root, map_side, res, err);
+    em_stage_blob_sink sink = {local_put_blob, self};
+    return em_stage_encode_ext(root, map_side, res, &sink, err);
 }
 
 static void local_free(void *self)
@@ -191,6 +353,7 @@ static void local_free(void *self)
     pthread_cond_destroy(&lb->wake);
     pthread_cond_destroy(&lb->done);
     pthread_mutex_destroy(&lb->lock);
+    pthread_mutex_destroy(&lb->blob_lock);
     em_free(lb->shuffle_dir);
     em_free(lb->spill_dir);
     em_free(lb->exec_id);
@@ -221,6 +384,9 @@ int em__local_backend_new(const em_exec_env *env, uint32_t nthreads, em__acc_fn 
     lb->env.exec_id = lb->exec_id;
     lb->apply_acc = apply_acc;
     lb->acc_ud = acc_ud;
+    lb->env.borrow_blob = local_borrow_blob;
+    lb->env.blob_ud = lb;
+    pthread_mutex_init(&lb->blob_lock, NULL);
     pthread_mutex_init(&lb->lock, NULL);
     pthread_cond_init(&lb->wake, NULL);
     pthread_cond_init(&lb->done, NULL);
@@ -245,29 +411,9 @@ int em__local_backend_new(const em_exec_env *env, uint32_t nthreads, em__acc_fn 
  * where tasks ran. A lost executor's map outputs are unregistered from the tracker; for a
  * ROUND_ROBIN shuffle (output order not repeatable) every output of it is. */
 
-/* Big context blobs of stages (exec.h, em_stage_blob_sink) are kept as broadcast values in
- * the driver's store under ids from BLOB_BCAST_BASE up (user broadcasts count from 1).
- * The same bytes get the same id, so a blob that several jobs share (an iteration's
- * unchanged context) reaches each executor once; past BLOB_KEEP blobs or BLOB_KEEP_BYTES
- * bytes the least recently used one is dropped from the driver and the executors (a stage
- * still running that needs it then fails naming the broadcast: it takes BLOB_KEEP newer
- * big blobs in between). */
-#define BLOB_BCAST_BASE 0x80000000u
-#define BLOB_KEEP 16
-#define BLOB_KEEP_BYTES ((size_t)512 << 20)
-typedef struct blob_ent {
-    uint32_t id;
-    uint64_t hash;
-    size_t len;
-} blob_ent;
-
 typedef struct cluster_backend {
     em_cluster *cl;
-    em_block_store *store;       /* the driver's (borrowed) */
-    pthread_mutex_t blob_lock;   /* the blob fields below */
-    blob_ent blobs[BLOB_KEEP + 1];   /* least recently used first */
-    size_t nblobs, blob_bytes;
-    uint32_t next_blob;
+    blob_cache blobs;            /* big blobs of stages, in the driver's store */
     em_map_tracker *tracker;
     em__acc_fn apply_acc;
     void *acc_ud;
@@ -277,74 +423,6 @@ typedef struct cluster_backend {
     void (*on_free)(void *ud);
     void *free_ud;
 } cluster_backend;
-
-/* Whether the store's broadcast id holds exactly the bytes b. */
-static bool blob_is(cluster_backend *cb, uint32_t id, em_slice b)
-{
-    em_batch **bs = NULL;
-    size_t n = 0;
-    em_err err = EM_ERR_INIT;
-    em_block_id bid = {EM_BLOCK_BROADCAST, id, 0, 0};
-    bool same = em_block_store_get(cb->store, bid, &bs, &n, &err) == 1 && n == 1 &&
-                em_batch_nbytes(bs[0]) == b.n + 4 &&
-                (b.n == 0 || memcmp(em_batch_payload(bs[0]) + 4, b.p, b.n) == 0);
-    for (size_t i = 0; i < n; i++)
-        em_batch_unref(bs[i]);
-    em_free(bs);
-    return same;
-}
-
-static void blob_drop_oldest(cluster_backend *cb)   /* blob_lock held */
-{
-    blob_ent e = cb->blobs[0];
-    memmove(cb->blobs, cb->blobs + 1, (cb->nblobs - 1) * sizeof e);
-    cb->nblobs--;
-    cb->blob_bytes -= e.len;
-    em_block_store_remove(cb->store, (em_block_id){EM_BLOCK_BROADCAST, e.id, 0, 0});
-    em_cluster_drop_blocks(cb->cl, EM_BLOCK_BROADCAST, e.id);
-}
-
-/* em_stage_blob_sink.put: the id of a broadcast holding blob (one copy of it). */
-static uint32_t cl_put_blob(void *ud, em_slice blob, em_err *err)
-{
-    cluster_backend *cb = ud;
-    uint64_t h = em_hash64(blob.p, blob.n, 0);
-    uint32_t id = 0;
-    pthread_mutex_lock(&cb->blob_lock);
-    for (size_t i = 0; i < cb->nblobs; i++)
-        if (cb->blobs[i].hash == h && cb->blobs[i].len == blob.n &&
-            blob_is(cb, cb->blobs[i].id, blob)) {
-            blob_ent e = cb->blobs[i];   /* most recently used: to the end */
-            memmove(cb->blobs + i, cb->blobs + i + 1, (cb->nblobs - i - 1) * sizeof e);
-            cb->blobs[cb->nblobs - 1] = e;
-            id = e.id;
-            break;
-        }
-    if (!id) {
-        uint8_t *p = em_malloc(blob.n + 4);
-        em_batch *b = NULL;
-        if (p) {
-            em_store_le32(p, (uint32_t)blob.n);
-            memcpy(p + 4, blob.p, blob.n);
-            b = em_batch_new_take(EM_REC_BYTES, 0, 1, p, blob.n + 4);
-        }
-        uint32_t nid = BLOB_BCAST_BASE + (cb->next_blob++ & 0x7fffffffu);
-        em_block_id bid = {EM_BLOCK_BROADCAST, nid, 0, 0};
-        if (!b)
-            em_err_set(err, EM_ENOMEM, "context blob of %zu bytes", blob.n);
-        else if (em_block_store_put_take(cb->store, bid, &b, 1, EM_STORAGE_MEMORY_AND_DISK,
-                                         err) == 0)
-            id = nid;
-        if (id) {
-            cb->blobs[cb->nblobs++] = (blob_ent){id, h, blob.n};
-            cb->blob_bytes += blob.n;
-            while (cb->nblobs > 1 && (cb->nblobs > BLOB_KEEP || cb->blob_bytes > BLOB_KEEP_BYTES))
-                blob_drop_oldest(cb);
-        }
-    }
-    pthread_mutex_unlock(&cb->blob_lock);
-    return id;
-}
 
 static char *cl_encode_stage(void *self, const em_plan_node *root, bool map_side,
                              const void *res, em_err *err)
@@ -361,8 +439,7 @@ static char *cl_encode_stage(void *self, const em_plan_node *root, bool map_side
         }
         pthread_mutex_unlock(&cb->rr_lock);
     }
-    em_stage_blob_sink sink = {cl_put_blob, cb};
-    return em_stage_encode_ext(root, map_side, res, cb->store ? &sink : NULL, err);
+    return encode_with(&cb->blobs, root, map_side, res, err);
 }
 
 static void cl_on_exec_lost(void *ud, const char *loc)
@@ -449,7 +526,7 @@ static void cl_free(void *self)
     if (!cb)
         return;
     em_cluster_free(cb->cl);
-    pthread_mutex_destroy(&cb->blob_lock);
+    blob_cache_destroy(&cb->blobs);
     if (cb->on_free)
         cb->on_free(cb->free_ud);
     em_free(cb->rr);
@@ -503,8 +580,7 @@ int em__cluster_backend_new(const em__cluster_cfg *cfg, em_sched_backend *out, e
 {
     cluster_backend *cb = em_xcalloc(1, sizeof *cb);
     pthread_mutex_init(&cb->rr_lock, NULL);
-    pthread_mutex_init(&cb->blob_lock, NULL);
-    cb->store = cfg->opts.store;
+    blob_cache_init(&cb->blobs, cfg->opts.store);
     cb->tracker = cfg->tracker;
     cb->apply_acc = cfg->apply_acc;
     cb->acc_ud = cfg->acc_ud;
@@ -523,6 +599,7 @@ int em__cluster_backend_new(const em__cluster_cfg *cfg, em_sched_backend *out, e
         rc = err->code ? err->code : EM_EIO;
         goto fail;
     }
+    cb->blobs.cl = cb->cl;
     uint32_t want = o.nexec;
     if (o.mode == EM_CLUSTER_ACCEPT) {
         if (!mo || !mo->app_start) {

@@ -73,8 +73,13 @@ char *em_stage_encode(const em_plan_node *root, bool map_side, const em_result_s
  * value in the driver's block store and returns its id (0 and err on failure), and the
  * node's JSON gets "blob_ref": [id, bytes, crc32c] instead of "blob". A task resolves the
  * reference once per task thread and stage from its block store (env->store, then
- * env->fetch_block: one fetch per executor), checking size and checksum. Who calls put
- * owns the broadcasts and drops them when no stage can need them any more. */
+ * env->fetch_block: one fetch per executor), checking size and checksum, and borrows the
+ * broadcast's bytes (holds its batch) for as long as it keeps the decoded stage. Who calls
+ * put owns the broadcasts and drops them when no stage can need them any more. In one
+ * process (local mode) put need not copy anything: it names the bytes it was given (the
+ * plan node's blob, the action's result spec), which live as long as the job, and
+ * env->borrow_blob hands them to the tasks (engine/api/backend.c). The result spec's
+ * "blob" and "zero" of EM_STAGE_BLOB_OUT bytes or more travel the same way. */
 #define EM_STAGE_BLOB_OUT ((size_t)64 << 10)
 typedef struct em_stage_blob_sink {
     uint32_t (*put)(void *ud, em_slice blob, em_err *err);
@@ -82,6 +87,14 @@ typedef struct em_stage_blob_sink {
 } em_stage_blob_sink;
 char *em_stage_encode_ext(const em_plan_node *root, bool map_side, const em_result_spec *res,
                           const em_stage_blob_sink *sink, em_err *err);
+/* TEST HOOK: bytes of big blobs and result values this process has handed to a blob sink
+ * (encode side), context blobs and result values base64-decoded from stage JSON, and bytes
+ * borrowed when resolving references, since it started (relaxed atomic counters written
+ * only by engine/exec/stage.c). Any thread. */
+typedef struct em__stage_blob_stats {
+    uint64_t shipped, decoded, borrowed;
+} em__stage_blob_stats;
+void em__stage_blob_stats_get(em__stage_blob_stats *out);
 
 typedef struct em_acc_update {
     uint32_t id;
@@ -146,6 +159,12 @@ typedef struct em_exec_env {
      * out, each record a sink takes) with EM_ECANCELED, dropping its partial output as any
      * failed task does (no shuffle file stays behind). */
     const atomic_bool *cancel;
+    /* Optional (local mode): the bytes of stage blob `id` ("blob_ref", see BIG CONTEXT
+     * BLOBS), borrowed from the process that encoded the stage: they stay valid and
+     * unchanged while the job that encoded it runs. 0, or EM_ENOTFOUND when id is unknown.
+     * When set, blob references are resolved only through it. Thread-safe. */
+    int (*borrow_blob)(void *ud, uint32_t id, em_slice *out, em_err *err);
+    void *blob_ud;
 } em_exec_env;
 
 #define EM_TASK_MEM_MIN ((size_t)1 << 20)

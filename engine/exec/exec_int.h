@@ -232,20 +232,29 @@ typedef struct em_stage {
     em_result_spec res;          /* strings and slices point into owned copies below */
     char *res_fn, *res_path, *res_fn_init;
     uint8_t *res_blob, *res_zero;
-    /* context blobs that travel beside the JSON (exec.h, "blob_ref"), resolved by
-     * em__stage_resolve before the stage runs */
+    /* Binary values that travel beside the JSON (exec.h, "BIG CONTEXT BLOBS"): a node's
+     * context blob ("blob_ref"), the result's blob or zero value ("blob_ref"/"zero_ref" of
+     * "result"). em__stage_resolve points them at the broadcast's bytes and keeps the
+     * broadcast's batches (bs) referenced until em__stage_destroy: borrowed, never copied. */
     struct em_stage_ref {
-        em_plan_node *node;
+        em_plan_node *node;      /* NULL: a field of res */
+        uint8_t field;           /* EM__STAGE_REF_NODE, _RES_BLOB or _RES_ZERO */
         uint32_t bcast;
         uint64_t len;
         uint32_t crc;
+        em_batch **bs;           /* the broadcast's batches, held after resolve */
+        size_t nbs;
+        bool resolved;           /* the target points at borrowed bytes */
     } *refs;
     size_t nrefs;
 } em_stage;
+enum { EM__STAGE_REF_NODE, EM__STAGE_REF_RES_BLOB, EM__STAGE_REF_RES_ZERO };
 int em__stage_decode(const char *json, size_t len, em_stage *st, em_err *err);
 void em__stage_destroy(em_stage *st);
-/* Fills the nodes' blobs that travel beside the JSON from the task's block store (or its
- * env->fetch_block); EM_ECORRUPT when one differs from its reference. Once per decode. */
+/* Points the values that travel beside the JSON at the bytes of their broadcasts, from the
+ * task's block store (or its env->fetch_block), holding a reference to each broadcast's
+ * batch, or through env->borrow_blob when set; EM_ECORRUPT when one differs from its
+ * reference. Once per decode. */
 int em__stage_resolve(em_task *t, em_stage *st, em_err *err);
 
 /* Sinks (sink.c). */

@@ -3,9 +3,12 @@
  * "result" (result stages only): {"op":"collect"|..., "fn":name, "blob":b64,
  * "has_zero":bool, "zero":b64, "n":int, "descending":bool, "seed":"uint64", "path":str,
  * "fn_init":name, "acc_size":int} (the last two for "aggregate_acc" only: the accumulator
- * is made on the executor from its size, never shipped).
+ * is made on the executor from its size, never shipped). With a blob sink, a "blob" or
+ * "zero" of EM_STAGE_BLOB_OUT bytes or more becomes "blob_ref"/"zero_ref": [id, bytes,
+ * crc32c], like a node's context blob (exec.h, "BIG CONTEXT BLOBS").
  * Decoding takes untrusted text: every field is checked; the result function is resolved. */
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +23,36 @@ static const char *const result_names[] = {
 };
 #define NRESULT ((int)(sizeof result_names / sizeof result_names[0]))
 
+/* Test hook counters (em__stage_blob_stats_get); relaxed atomics, written only here. */
+static atomic_uint_least64_t g_shipped, g_decoded, g_borrowed;
+
+void em__stage_blob_stats_get(em__stage_blob_stats *out)
+{
+    out->shipped = atomic_load_explicit(&g_shipped, memory_order_relaxed);
+    out->decoded = atomic_load_explicit(&g_decoded, memory_order_relaxed);
+    out->borrowed = atomic_load_explicit(&g_borrowed, memory_order_relaxed);
+}
+
+static void count(atomic_uint_least64_t *c, uint64_t n)
+{
+    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+/* Hands b to the sink and sets o[key] = [id, bytes, crc32c]. */
+static int put_ref(json_t *o, const char *key, em_slice b, const em_stage_blob_sink *sink,
+                   em_err *err)
+{
+    uint32_t id = sink->put(sink->ud, b, err);
+    if (!id)
+        return err->code ? err->code : em_err_set(err, EM_ENOMEM, "stage blob");
+    count(&g_shipped, b.n);
+    json_t *ref = json_pack("[I,I,I]", (json_int_t)id, (json_int_t)b.n,
+                            (json_int_t)em_crc32c(0, b.p, b.n));
+    if (!ref || json_object_set_new(o, key, ref) < 0)
+        return em_err_set(err, EM_ENOMEM, "stage encode: out of memory");
+    return 0;
+}
+
 static bool set_b64(json_t *o, const char *key, em_slice s)
 {
     char *b = em_base64_encode(s.p, s.n);
@@ -30,7 +63,16 @@ static bool set_b64(json_t *o, const char *key, em_slice s)
     return ok;
 }
 
-static json_t *enc_result(const em_result_spec *r)
+/* A binary result field: inline base64 (key), or through the sink (key_ref) when big. */
+static bool set_bin(json_t *o, const char *key, const char *key_ref, em_slice s,
+                    const em_stage_blob_sink *sink, em_err *err)
+{
+    if (sink && s.n >= EM_STAGE_BLOB_OUT)
+        return put_ref(o, key_ref, s, sink, err) == 0;
+    return set_b64(o, key, s);
+}
+
+static json_t *enc_result(const em_result_spec *r, const em_stage_blob_sink *sink, em_err *err)
 {
     char seed[24];
     if ((int)r->op < 1 || (int)r->op >= NRESULT)
@@ -49,7 +91,8 @@ static json_t *enc_result(const em_result_spec *r)
         ok = json_object_set_new(o, "fn_init", json_string(r->fn_init)) == 0;
     if (ok && r->op == EM_RESULT_AGGREGATE_ACC)
         ok = json_object_set_new(o, "acc_size", json_integer((json_int_t)r->acc_size)) == 0;
-    ok = ok && set_b64(o, "blob", r->blob) && (!r->has_zero || set_b64(o, "zero", r->zero));
+    ok = ok && set_bin(o, "blob", "blob_ref", r->blob, sink, err) &&
+         (!r->has_zero || set_bin(o, "zero", "zero_ref", r->zero, sink, err));
     if (!ok) {
         json_decref(o);
         return NULL;
@@ -83,13 +126,9 @@ static int move_blobs(json_t *plan, const em_plan_node *root, const em_stage_blo
                                     : NULL;
         if (!n || n->blob_len < EM_STAGE_BLOB_OUT)
             continue;   /* no blob, or a small one inside the JSON */
-        uint32_t b = sink->put(sink->ud, em_slice_make(n->blob, n->blob_len), err);
-        if (!b)
-            return err->code ? err->code : em_err_set(err, EM_ENOMEM, "stage blob");
-        json_t *ref = json_pack("[I,I,I]", (json_int_t)b, (json_int_t)n->blob_len,
-                                (json_int_t)em_crc32c(0, n->blob, n->blob_len));
-        if (!ref || json_object_set_new(o, "blob_ref", ref) < 0)
-            return em_err_set(err, EM_ENOMEM, "stage encode: out of memory");
+        int rc = put_ref(o, "blob_ref", em_slice_make(n->blob, n->blob_len), sink, err);
+        if (rc < 0)
+            return rc;
     }
     return 0;
 }
@@ -116,7 +155,7 @@ char *em_stage_encode_ext(const em_plan_node *root, bool map_side, const em_resu
         return NULL;
     }
     json_t *doc = json_pack("{s:i,s:o,s:b}", "version", 1, "plan", plan, "map_side", map_side);
-    json_t *r = !map_side && doc ? enc_result(res) : NULL;
+    json_t *r = !map_side && doc ? enc_result(res, sink, err) : NULL;
     char *s = NULL, *out = NULL;
     if (doc && (map_side || (r && json_object_set_new(doc, "result", r) == 0)))
         s = json_dumps(doc, JSON_COMPACT);
@@ -124,6 +163,8 @@ char *em_stage_encode_ext(const em_plan_node *root, bool map_side, const em_resu
     if (s)
         out = em_strdup(s);
     free(s);   /* jansson allocates with malloc */
+    if (!out && err->code)
+        return NULL;   /* the sink's error */
     if (!out)
         em_err_set(err, res && (int)res->op >= 1 && (int)res->op < NRESULT ? EM_ENOMEM
                                                                             : EM_EINVAL,
@@ -160,7 +201,45 @@ static int dec_b64(const json_t *o, const char *key, uint8_t **buf, em_slice *ou
         return rerr(err, key, "not a base64 string");
     if (em_base64_decode(json_string_value(v), json_string_length(v), buf, &n, err) < 0)
         return em_err_prefix(err, "stage result: field '%s'", key);
+    count(&g_decoded, n);
     *out = em_slice_make(*buf, n);
+    return 0;
+}
+
+/* Checks r = [broadcast id, bytes, crc32c] (untrusted) and appends it to st->refs. */
+static int add_ref(em_stage *st, const json_t *r, const char *key, em_plan_node *node,
+                   uint8_t field, em_err *err)
+{
+    json_t *b = json_array_get(r, 0), *n = json_array_get(r, 1), *c = json_array_get(r, 2);
+    if (!json_is_array(r) || json_array_size(r) != 3 || !json_is_integer(b) ||
+        !json_is_integer(n) || !json_is_integer(c) || json_integer_value(b) < 1 ||
+        json_integer_value(b) > UINT32_MAX || json_integer_value(n) < 0 ||
+        json_integer_value(n) >= EM_BATCH_MAX_REC_LEN || json_integer_value(c) < 0 ||
+        json_integer_value(c) > UINT32_MAX)
+        return em_err_set(err, EM_ECORRUPT, "stage: bad \"%s\" (not [id, bytes, crc32c] "
+                          "in range)", key);
+    struct em_stage_ref *nr = em_realloc(st->refs, (st->nrefs + 1) * sizeof *nr);
+    if (!nr)
+        return em_err_set(err, EM_ENOMEM, "stage: out of memory");
+    st->refs = nr;
+    st->refs[st->nrefs++] = (struct em_stage_ref){
+        node, field, (uint32_t)json_integer_value(b), (uint64_t)json_integer_value(n),
+        (uint32_t)json_integer_value(c), NULL, 0, false};
+    return 0;
+}
+
+/* "blob_ref" / "zero_ref" of the result object: never together with "blob" / "zero". */
+static int dec_res_refs(const json_t *o, em_stage *st, em_err *err)
+{
+    json_t *br = json_object_get(o, "blob_ref"), *zr = json_object_get(o, "zero_ref");
+    int rc;
+    if ((br && json_object_get(o, "blob")) || (zr && json_object_get(o, "zero")))
+        return rerr(err, br && json_object_get(o, "blob") ? "blob_ref" : "zero_ref",
+                    "given with the inline value");
+    if (br && (rc = add_ref(st, br, "blob_ref", NULL, EM__STAGE_REF_RES_BLOB, err)) < 0)
+        return rc;
+    if (zr && (rc = add_ref(st, zr, "zero_ref", NULL, EM__STAGE_REF_RES_ZERO, err)) < 0)
+        return rc;
     return 0;
 }
 
@@ -219,14 +298,15 @@ static int dec_result(const json_t *o, em_stage *st, em_err *err)
         (rc = dec_str(o, "path", &st->res_path, err)) < 0 ||
         (rc = dec_str(o, "fn_init", &st->res_fn_init, err)) < 0 ||
         (rc = dec_b64(o, "blob", &st->res_blob, &r->blob, err)) < 0 ||
-        (rc = dec_b64(o, "zero", &st->res_zero, &r->zero, err)) < 0)
+        (rc = dec_b64(o, "zero", &st->res_zero, &r->zero, err)) < 0 ||
+        (rc = dec_res_refs(o, st, err)) < 0)
         return rc;
     r->fn = st->res_fn;
     r->path = st->res_path;
     r->fn_init = st->res_fn_init;
     if (r->op == EM_RESULT_AGGREGATE_ACC)
         return dec_acc(o, r, err);
-    if (r->has_zero && !st->res_zero)
+    if (r->has_zero && !st->res_zero && !json_object_get(o, "zero_ref"))
         return rerr(err, "zero", "missing although has_zero");
     em_fn_kind kind = r->op == EM_RESULT_FOREACH ? EM_FN_FOREACH : EM_FN_REDUCE;
     bool needs_fn = r->op == EM_RESULT_FOLD || r->op == EM_RESULT_AGGREGATE ||
@@ -241,48 +321,52 @@ static int dec_result(const json_t *o, em_stage *st, em_err *err)
     return 0;
 }
 
-/* The graph node with id `id`, or NULL. */
-static em_plan_node *graph_node(em_plan_node *n, uint32_t id, uint32_t depth)
-{
-    if (n->id == id)
-        return n;
-    for (uint32_t i = 0; depth < 4096 && i < n->nparents; i++) {
-        em_plan_node *f = graph_node(n->parents[i], id, depth + 1);
-        if (f)
-            return f;
-    }
-    return NULL;
-}
-
-/* Records the nodes' "blob_ref": [broadcast id, bytes, crc32c] (untrusted: checked). */
+/* Records the nodes' "blob_ref" (untrusted: checked) and counts the inline blobs. */
 static int dec_refs(json_t *nodes, em_stage *st, em_err *err)
 {
     json_t *o;
     size_t i;
     json_array_foreach(nodes, i, o) {
-        json_t *r = json_object_get(o, "blob_ref");
-        if (!r)
+        json_t *r = json_object_get(o, "blob_ref"), *id = json_object_get(o, "id");
+        em_plan_node *node = json_is_integer(id) && json_integer_value(id) >= 0 &&
+                                     json_integer_value(id) <= UINT32_MAX
+                                 ? em_plan_graph_find(st->graph, (uint32_t)json_integer_value(id))
+                                 : NULL;
+        if (!r) {
+            if (node && json_object_get(o, "blob"))
+                count(&g_decoded, node->blob_len);
             continue;
-        json_t *id = json_object_get(o, "id"), *b = json_array_get(r, 0);
-        json_t *n = json_array_get(r, 1), *c = json_array_get(r, 2);
-        if (!json_is_array(r) || json_array_size(r) != 3 || !json_is_integer(b) ||
-            !json_is_integer(n) || !json_is_integer(c) || json_integer_value(b) < 1 ||
-            json_integer_value(b) > UINT32_MAX || json_integer_value(n) < 0 ||
-            json_integer_value(n) >= EM_BATCH_MAX_REC_LEN || json_integer_value(c) < 0 ||
-            json_integer_value(c) > UINT32_MAX || json_object_get(o, "blob") ||
-            !json_is_integer(id))
-            return em_err_set(err, EM_ECORRUPT, "stage: node %zu: bad \"blob_ref\"", i);
-        em_plan_node *node = graph_node(st->root, (uint32_t)json_integer_value(id), 0);
-        if (!node)
-            return em_err_set(err, EM_ECORRUPT, "stage: \"blob_ref\" of an unknown node");
-        struct em_stage_ref *nr = em_realloc(st->refs, (st->nrefs + 1) * sizeof *nr);
-        if (!nr)
-            return em_err_set(err, EM_ENOMEM, "stage: out of memory");
-        st->refs = nr;
-        st->refs[st->nrefs++] = (struct em_stage_ref){node, (uint32_t)json_integer_value(b),
-                                                      (uint64_t)json_integer_value(n),
-                                                      (uint32_t)json_integer_value(c)};
+        }
+        if (json_object_get(o, "blob") || !node)
+            return em_err_set(err, EM_ECORRUPT, "stage: node %zu: \"blob_ref\" of an unknown "
+                              "node or beside \"blob\"", i);
+        int rc = add_ref(st, r, "blob_ref", node, EM__STAGE_REF_NODE, err);
+        if (rc < 0)
+            return em_err_prefix(err, "node %zu", i);
     }
+    return 0;
+}
+
+/* The bytes of broadcast id as one BYTES record, with references to its batches taken
+ * into *bs / *nbs (kept by the caller). */
+static int borrow(em_task *t, uint32_t id, em_slice *v, em_batch ***bs, size_t *nbs,
+                  em_err *err)
+{
+    em_block_id bid = {EM_BLOCK_BROADCAST, id, 0, 0};
+    int rc = em__task_get_block(t, bid, bs, nbs, err);
+    if (rc < 0)
+        return em_err_prefix(err, "broadcast %u", id);
+    if (rc == 0)
+        return em_err_set(err, EM_ENOTFOUND, "broadcast %u: not found in the block store", id);
+    if (*nbs != 1 || em_batch_kind((*bs)[0]) != EM_REC_BYTES ||
+        em_batch_nrecs((*bs)[0]) != 1)
+        return em_err_set(err, EM_ECORRUPT, "broadcast %u: expected one BYTES batch with one "
+                          "record", id);
+    em_batch_iter bi;
+    em_rec r = {0};
+    em_batch_iter_init(&bi, (*bs)[0]);
+    em_batch_iter_next(&bi, &r);
+    *v = r.val;
     return 0;
 }
 
@@ -290,22 +374,34 @@ int em__stage_resolve(em_task *t, em_stage *st, em_err *err)
 {
     for (size_t i = 0; i < st->nrefs; i++) {
         struct em_stage_ref *r = &st->refs[i];
-        em_slice v;
-        int rc = em_task_broadcast(t, r->bcast, &v, err);
-        if (rc < 0)
+        em_slice v = {0};
+        if (r->resolved)
+            continue;
+        const em_exec_env *env = t->env;
+        int rc = env->borrow_blob ? env->borrow_blob(env->blob_ud, r->bcast, &v, err)
+                                  : borrow(t, r->bcast, &v, &r->bs, &r->nbs, err);
+        if (rc == 0 && (v.n != r->len || em_crc32c(0, v.p, v.n) != r->crc))
+            rc = em_err_set(err, EM_ECORRUPT, "%zu bytes or their checksum differ from the "
+                            "stage's reference", v.n);
+        if (rc < 0 && r->node)
             return em_err_prefix(err, "context blob of rdd %u", r->node->id);
-        if (v.n != r->len || em_crc32c(0, v.p, v.n) != r->crc)
-            return em_err_set(err, EM_ECORRUPT, "context blob of rdd %u: %zu bytes or their "
-                              "checksum differ from the stage's reference", r->node->id, v.n);
-        uint8_t *p = em_malloc(v.n ? v.n : 1);
-        if (!p)
-            return em_err_set(err, EM_ENOMEM, "context blob of %zu bytes", v.n);
-        memcpy(p, v.p, v.n);
-        em_free(r->node->blob);
-        r->node->blob = p;
-        r->node->blob_len = v.n;
+        if (rc < 0)
+            return em_err_prefix(err, "stage result %s",
+                                 r->field == EM__STAGE_REF_RES_BLOB ? "blob" : "zero value");
+        count(&g_borrowed, v.n);
+        r->resolved = true;
+        if (r->field == EM__STAGE_REF_RES_BLOB) {
+            st->res.blob = v;
+        } else if (r->field == EM__STAGE_REF_RES_ZERO) {
+            st->res.zero = v;
+        } else {
+            /* Borrowed: the stage never writes a blob; em__stage_destroy gives it back
+             * before the graph frees its nodes. */
+            em_free(r->node->blob);
+            r->node->blob = (uint8_t *)(uintptr_t)v.p;
+            r->node->blob_len = v.n;
+        }
     }
-    st->nrefs = 0;   /* resolved: the decoded stage now holds every blob */
     return 0;
 }
 
@@ -345,6 +441,16 @@ out:
 
 void em__stage_destroy(em_stage *st)
 {
+    for (size_t i = 0; i < st->nrefs; i++) {
+        struct em_stage_ref *r = &st->refs[i];
+        if (r->resolved && r->node) {   /* borrowed (em__stage_resolve): not the graph's to free */
+            r->node->blob = NULL;
+            r->node->blob_len = 0;
+        }
+        for (size_t j = 0; j < r->nbs; j++)
+            em_batch_unref(r->bs[j]);
+        em_free(r->bs);
+    }
     em_plan_graph_free(st->graph);
     em_free(st->res_fn);
     em_free(st->res_path);

@@ -5,9 +5,9 @@
 #     byte for byte (crc32c), each executor fetches each value once, the executors' block
 #     stores are empty after em_broadcast_destroy, and a 200 MiB task result arrives intact;
 #  2. local-cluster[2,2]: two tasks at a time per executor still fetch each value once;
-#  3. a context blob too large for one frame fails the job with the reason (the cap)
-#     instead of leaving its tasks in flight forever;
-#  4. an 8 MB context blob on a 32-task stage (decoded once per executor) works.
+#  3. a fold whose 60 MiB zero value would not fit one frame inline succeeds (it travels
+#     beside the stage JSON, "zero_ref") and returns the zero value byte for byte;
+#  4. an 8 MB context blob on a 32-task stage (fetched once per executor) works.
 # Each run leaves no executor process and no file behind.
 source "$(dirname "$0")/cluster_lib.sh" broadcast "${1:-}"
 
@@ -36,7 +36,7 @@ grep -qF 'bcast: broadcast of 4194304 bytes on 8 tasks: ok (2 fetches)' "$tmp/co
     fail "concurrent: $(cat "$tmp/concurrent.out")"
 
 run hugeblob 'local-cluster[2,1]' hugeblob 60
-grep -q 'failed as expected: .*exceeds the cap' "$tmp/hugeblob.out" ||
+grep -qF 'bcast hugeblob: fold with a 60 MiB zero value: ok' "$tmp/hugeblob.out" ||
     fail "hugeblob: $(cat "$tmp/hugeblob.out")"
 
 run blob 'local-cluster[2,1]' blob 8 1

@@ -159,3 +159,48 @@ Test(blob_ref, bad_references_are_errors)
     em_plan_graph_free(g);
     te_destroy(&te);
 }
+
+/* A result's big zero value and context travel as "zero_ref" / "blob_ref" of "result";
+ * bad or doubled references are errors naming the field. */
+Test(blob_ref, result_values_beside_the_json)
+{
+    tenv te;
+    te_init(&te);
+    em_plan_graph *g = em_plan_graph_new();
+    em_plan_node *r = tn(g, EM_OP_RANGE, 1, NULL, NULL);
+    r->range_end = 3;
+    r->range_step = 1;
+    r->width = 8;
+    size_t n = EM_STAGE_BLOB_OUT + 8;
+    uint8_t *big = em_xcalloc(n, 1);
+    em_result_spec fold = {.op = EM_RESULT_FOLD, .fn = "em.sum_i64", .has_zero = true,
+                           .zero = em_slice_make(big, n), .blob = em_slice_make(big, n)};
+    sink_ud s = {te.store, 50, 0};
+    em_stage_blob_sink sink = {put_blob, &s};
+    em_err err = EM_ERR_INIT;
+    char *js = em_stage_encode_ext(r, false, &fold, &sink, &err);
+    cr_assert_not_null(js, "%s", err.msg);
+    cr_assert_eq(s.puts, 2);
+    cr_assert(strstr(js, "\"zero_ref\":[") && strstr(js, "\"blob_ref\":[") &&
+              strlen(js) < 4096, "%s", js);
+    /* resolved: em.sum_i64 then sees a zero of n bytes (not 8) and says so */
+    em_task_result res;
+    int rc = em_exec_run_task(&te.env, js, strlen(js), 0, 0, &res, &err);
+    cr_assert(rc < 0 && strstr(err.msg, "8-byte"), "%d %s", rc, err.msg);
+    em_task_result_destroy(&res);
+    char *at = strstr(js, "\"zero_ref\":[");
+    char *end = strchr(at, ']');
+    const char *bad[] = {"[50]", "[0,65544,1]", "\"x\"", "[50,65544,1],\"zero\":\"\""};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char buf[8192];
+        snprintf(buf, sizeof buf, "%.*s\"zero_ref\":%s%s", (int)(at - js), js, bad[i], end + 1);
+        rc = em_exec_run_task(&te.env, buf, strlen(buf), 0, 0, &res, &err);
+        cr_assert_eq(rc, EM_ECORRUPT, "%s: %d %s", bad[i], rc, err.msg);
+        cr_assert(strstr(err.msg, "zero_ref"), "%s: %s", bad[i], err.msg);
+        em_task_result_destroy(&res);
+    }
+    em_free(js);
+    em_free(big);
+    em_plan_graph_free(g);
+    te_destroy(&te);
+}

@@ -11,19 +11,16 @@
 
 /* ---------------------------------------------------------------- map side */
 
-/* A combining hash-partitioned map task delays each record by PEND_MAX records: a record is
- * copied (records are borrowed) into a ring of fixed-size cells, hashed and its combine slot
- * prefetched, and added to the writer only when PEND_MAX newer records have been queued
- * behind it, so every lookup finds its slot already on the way (a constant prefetch distance;
- * adding in groups of PEND_MAX gave the last records of a group almost none). Records are
- * added in queue order; one too large for a cell first drains the ring, then goes straight
- * in. PEND_MAX is a power of two. */
-#define PEND_MAX 16u
-#define PEND_CELL 48u             /* key + value bytes a cell holds */
+/* A combining hash-partitioned map task adds records in groups of up to PEND_MAX: each is
+ * copied (records are borrowed), hashed and its combine slot prefetched, then the group is
+ * added, so the slots' cache misses overlap instead of coming one after another. */
+#define PEND_MAX 16
+#define PEND_BYTES 4096
 
 typedef struct pend_rec {
     uint64_t h;
     uint32_t part;
+    uint32_t off;             /* key at pbuf + off, then the value */
     uint32_t klen, vlen;
 } pend_rec;
 
@@ -36,38 +33,30 @@ typedef struct map_sink {
     uint32_t rr;              /* ROUND_ROBIN: next reduce partition */
     em_node_combiner comb;
     em_shuffle_writer *w;
-    bool batch;               /* hash_part and a map-side combine: delay adds */
+    bool batch;               /* hash_part and a map-side combine: group adds */
     uint64_t pmask;           /* hash_part with 2^k > 1 partitions: 2^k - 1, else 0 */
-    uint32_t head, npend;     /* oldest queued record at cell head, npend queued */
+    uint32_t npend;
+    size_t pused;
     pend_rec pend[PEND_MAX];
-    uint8_t pbuf[PEND_MAX][PEND_CELL];
+    uint8_t pbuf[PEND_BYTES];
 } map_sink;
 
-/* Adds queued record i (a ring index) to the writer. */
-static int add_queued(map_sink *s, uint32_t i, em_err *err)
-{
-    const pend_rec *q = &s->pend[i];
-    em_rec r = {em_slice_make(s->pbuf[i], q->klen),
-                em_slice_make(s->pbuf[i] + q->klen, q->vlen)};
-    if (em_shuffle_writer_add_hashed(s->w, q->part, q->h, &r, err) < 0)
-        return em__node_err(s->root, err);
-    s->t->metrics->records_written++;
-    return 0;
-}
-
-/* Adds every queued record to the writer, oldest first. */
+/* Adds the pending group to the writer. */
 static int flush_pending(map_sink *s, em_err *err)
 {
-    while (s->npend) {
-        uint32_t i = s->head;
-        s->head = (s->head + 1) & (PEND_MAX - 1);
-        s->npend--;
-        int rc = add_queued(s, i, err);
-        if (rc < 0) {
+    for (uint32_t i = 0; i < s->npend; i++) {
+        const pend_rec *q = &s->pend[i];
+        em_rec r = {em_slice_make(s->pbuf + q->off, q->klen),
+                    em_slice_make(s->pbuf + q->off + q->klen, q->vlen)};
+        if (em_shuffle_writer_add_hashed(s->w, q->part, q->h, &r, err) < 0) {
             s->npend = 0;
-            return rc;
+            s->pused = 0;
+            return em__node_err(s->root, err);
         }
     }
+    s->t->metrics->records_written += s->npend;
+    s->npend = 0;
+    s->pused = 0;
     return 0;
 }
 
@@ -94,37 +83,30 @@ static inline void copy_small(uint8_t *d, const uint8_t *p, size_t n)
     }
 }
 
-/* Queues a record of a batching sink (hash h, partition p), adding the one PEND_MAX records
- * older; one too large for a cell goes straight in after the queue. */
+/* Queues a record of a batching sink (hash h, partition p); large ones go straight in. */
 static int add_pending(map_sink *s, uint32_t p, uint64_t h, const em_rec *r, em_err *err)
 {
     size_t n = r->key.n + r->val.n;
     int rc;
-    if (EM_UNLIKELY(n > PEND_CELL)) {
-        if ((rc = flush_pending(s, err)) < 0)
-            return rc;
+    if (s->pused + n > PEND_BYTES && (rc = flush_pending(s, err)) < 0)
+        return rc;
+    if (n > PEND_BYTES) {
         if (em_shuffle_writer_add_hashed(s->w, p, h, r, err) < 0)
             return em__node_err(s->root, err);
         s->t->metrics->records_written++;
         return 0;
     }
-    uint32_t i = (s->head + s->npend) & (PEND_MAX - 1);
-    if (s->npend == PEND_MAX) {   /* cell i is the oldest record's: add it, reuse the cell */
-        s->head = (s->head + 1) & (PEND_MAX - 1);
-        s->npend--;
-        if ((rc = add_queued(s, i, err)) < 0)
-            return rc;
-    }
     em_shuffle_writer_prefetch(s->w, p, h);
-    pend_rec *q = &s->pend[i];
+    pend_rec *q = &s->pend[s->npend++];
     q->h = h;
     q->part = p;
+    q->off = (uint32_t)s->pused;
     q->klen = (uint32_t)r->key.n;
     q->vlen = (uint32_t)r->val.n;
-    copy_small(s->pbuf[i], r->key.p, r->key.n);
-    copy_small(s->pbuf[i] + r->key.n, r->val.p, r->val.n);
-    s->npend++;
-    return 0;
+    copy_small(s->pbuf + s->pused, r->key.p, r->key.n);
+    copy_small(s->pbuf + s->pused + r->key.n, r->val.p, r->val.n);
+    s->pused += n;
+    return s->npend == PEND_MAX ? flush_pending(s, err) : 0;
 }
 
 /* The kind of the shuffle's records, from the first one: plain records of the width the

@@ -39,13 +39,9 @@
 
 #define SLAB_MIN_CHUNK 4096u
 #define SLAB_MAX_CHUNK (1u << 20)
-#define MIN_SLOTS 64u
 /* Tables of HUGE_MIN bytes or more are aligned for transparent huge pages. */
 #define HUGE_MIN ((size_t)1 << 21)
 #define HUGE_ALIGN ((size_t)1 << 21)
-/* Grow when more than LOAD_NUM/LOAD_DEN of the slots would be used. */
-#define LOAD_NUM 3u
-#define LOAD_DEN 4u
 
 enum { SLOT_EMPTY = 0, SLOT_INLINE = 1, SLOT_ENTRY = 2 };
 
@@ -92,23 +88,10 @@ void em__aggmap_reset(em__aggmap *m)
     em__aggmap_clear(m);
 }
 
-size_t em__aggmap_grow_bytes(const em__aggmap *m)
-{
-    if ((m->nents + 1) * LOAD_DEN <= m->nslots * LOAD_NUM)
-        return 0;
-    return (m->nslots ? m->nslots : MIN_SLOTS) * sizeof(em__agg_slot);
-}
-
 void em__aggmap_destroy(em__aggmap *m)
 {
     em__aggmap_reset(m);
     em_vbuf_destroy(&m->scratch);
-}
-
-size_t em__aggmap_mem(const em__aggmap *m)
-{
-    return m->slab_used + m->nslots * sizeof(em__agg_slot) +
-           (m->order ? m->nents * sizeof *m->order : 0);
 }
 
 /* Carves n bytes (rounded up to 8, entries hold a u64) from the slab; NULL on OOM. */
@@ -171,7 +154,7 @@ static inline em_slice slot_val(const em__agg_slot *s)
 
 static int grow_slots(em__aggmap *m)
 {
-    size_t n = m->nslots ? m->nslots * 2 : MIN_SLOTS;
+    size_t n = m->nslots ? m->nslots * 2 : EM__AGG_MIN_SLOTS;
     if (n > ((size_t)1 << 32))   /* h32 only has 32 bits of home slot */
         return EM_ENOMEM;
     size_t bytes = n * sizeof(em__agg_slot);
@@ -394,7 +377,7 @@ int em__aggmap_add_hashed(em__aggmap *m, uint32_t part, uint64_t key_hash, const
     em__agg_slot *s;
     size_t mask, j;
 
-    if (EM_UNLIKELY((m->nents + 1) * LOAD_DEN > m->nslots * LOAD_NUM) && grow_slots(m) < 0)
+    if (EM_UNLIKELY(em__aggmap_grow_bytes(m)) && grow_slots(m) < 0)
         return em_err_set(err, EM_ENOMEM, "combine map: out of memory growing the table");
     if (inl)
         probe_image(key.p, key.n, want);

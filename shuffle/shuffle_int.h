@@ -107,9 +107,19 @@ void em__aggmap_destroy(em__aggmap *m);
 void em__aggmap_reset(em__aggmap *m);
 /* Empties the map but keeps its slot table (no regrowing from scratch after a drain). */
 void em__aggmap_clear(em__aggmap *m);
+/* The slot table holds at least EM__AGG_MIN_SLOTS slots and grows (doubles) when more than
+ * EM__AGG_LOAD_NUM/EM__AGG_LOAD_DEN of them would be used. */
+#define EM__AGG_MIN_SLOTS 64u
+#define EM__AGG_LOAD_NUM 3u
+#define EM__AGG_LOAD_DEN 4u
 /* Bytes the slot table grows by on the next add (any key: the table grows before the
- * lookup), else 0. */
-size_t em__aggmap_grow_bytes(const em__aggmap *m);
+ * lookup), else 0. Inline, as em__aggmap_mem: the writer asks both on every record. */
+static inline size_t em__aggmap_grow_bytes(const em__aggmap *m)
+{
+    if ((m->nents + 1) * EM__AGG_LOAD_DEN <= m->nslots * EM__AGG_LOAD_NUM)
+        return 0;
+    return (m->nslots ? m->nslots : EM__AGG_MIN_SLOTS) * sizeof(em__agg_slot);
+}
 /* Merges (part, key, val) into the map. Combiner errors pass through; EM_ENOMEM on OOM (the
  * map stays consistent). */
 int em__aggmap_add(em__aggmap *m, uint32_t part, em_slice key, em_slice val, em_err *err);
@@ -136,7 +146,11 @@ __attribute__((always_inline)) static inline void em__aggmap_prefetch(const em__
         __builtin_prefetch(&m->slots[em__agg_hash32(key_hash, part) & (m->nslots - 1)], 0, 3);
 }
 /* Approximate bytes held: slab bytes in use plus the tables. */
-size_t em__aggmap_mem(const em__aggmap *m);
+static inline size_t em__aggmap_mem(const em__aggmap *m)
+{
+    return m->slab_used + m->nslots * sizeof(em__agg_slot) +
+           (m->order ? m->nents * sizeof *m->order : 0);
+}
 /* Iterates the records in table order (any order): 1 with *part and *r (borrowed until the
  * next add or reset) and *pos advanced, 0 at the end. Start with *pos = 0. */
 int em__aggmap_next(const em__aggmap *m, size_t *pos, uint32_t *part, em_rec *r);

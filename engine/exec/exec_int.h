@@ -56,6 +56,14 @@ int em__iter_align(em_iter *it, em_rec_batch *b, em_err *err);
  * out yet, bi's position onwards, as *out (aligned as above); empties bi. 1 or <0. */
 int em__iter_batch_rest(em_iter *it, em_batch_iter *bi, uint64_t *left, em_rec_batch *out,
                         em_err *err);
+/* Reads a sequence of sub-iterators one after the other (union and coalesce parts, a
+ * shuffle's segments): pulls a record (batch false: out is an em_rec) or a batch (batch
+ * true: out is an em_rec_batch) from *cur; when *cur ends it is freed and next(ud, cur,
+ * err) opens the following one (1, *cur set or NULL to skip; 0 when there is none; <0 on
+ * error). Returns what em_iter_next / em_iter_next_batch return. */
+typedef int (*em__iter_open_fn)(void *ud, em_iter **cur, em_err *err);
+int em__iter_chain_pull(em_iter **cur, bool batch, void *out, em__iter_open_fn next, void *ud,
+                        em_err *err);
 /* Pushes every remaining record of it to fn (it->drain, or a loop over next). */
 int em__iter_drain(em_iter *it, em__push_fn fn, void *ud, em_err *err);
 

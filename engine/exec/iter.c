@@ -274,45 +274,28 @@ typedef struct concat_iter {
     em_iter *cur;
 } concat_iter;
 
+/* Opens the next part (em__iter_open_fn). */
+static int concat_open(void *ud, em_iter **cur, em_err *err)
+{
+    concat_iter *c = ud;
+    if (c->at >= c->n)
+        return 0;
+    int rc = em__exec_build(c->t, c->nodes[c->at], c->parts[c->at], cur, err);
+    c->at++;
+    return rc < 0 ? rc : 1;
+}
+
 static int concat_next(em_iter *it, em_rec *r, em_err *err)
 {
     concat_iter *c = (concat_iter *)it;
-    for (;;) {
-        if (c->cur) {
-            int rc = em_iter_next(c->cur, r, err);
-            if (rc != 0)
-                return rc;
-            em__iter_free(c->cur);
-            c->cur = NULL;
-        }
-        if (c->at >= c->n)
-            return 0;
-        int rc = em__exec_build(c->t, c->nodes[c->at], c->parts[c->at], &c->cur, err);
-        c->at++;
-        if (rc < 0)
-            return rc;
-    }
+    return em__iter_chain_pull(&c->cur, false, r, concat_open, c, err);
 }
 
 /* A union or coalesce of stored batches hands them out whole too. */
 static int concat_next_batch(em_iter *it, em_rec_batch *b, em_err *err)
 {
     concat_iter *c = (concat_iter *)it;
-    for (;;) {
-        if (c->cur) {
-            int rc = em_iter_next_batch(c->cur, b, err);
-            if (rc != 0)
-                return rc;
-            em__iter_free(c->cur);
-            c->cur = NULL;
-        }
-        if (c->at >= c->n)
-            return 0;
-        int rc = em__exec_build(c->t, c->nodes[c->at], c->parts[c->at], &c->cur, err);
-        c->at++;
-        if (rc < 0)
-            return rc;
-    }
+    return em__iter_chain_pull(&c->cur, true, b, concat_open, c, err);
 }
 
 static void concat_free(em_iter *it)

@@ -72,6 +72,23 @@ int em__iter_drain(em_iter *it, em__push_fn fn, void *ud, em_err *err)
     return rc;
 }
 
+int em__iter_chain_pull(em_iter **cur, bool batch, void *out, em__iter_open_fn next, void *ud,
+                        em_err *err)
+{
+    for (;;) {
+        if (*cur) {
+            int rc = batch ? em_iter_next_batch(*cur, out, err) : em_iter_next(*cur, out, err);
+            if (rc != 0)
+                return rc;
+            em__iter_free(*cur);
+            *cur = NULL;
+        }
+        int rc = next(ud, cur, err);
+        if (rc <= 0)
+            return rc;
+    }
+}
+
 /* ---------------------------------------------------------------- scratch */
 
 /* Ensures the scratch holds len + extra bytes, keeping its contents. */

@@ -278,44 +278,29 @@ static int open_segment(red_iter *x, em_err *err)
     return 0;
 }
 
+/* Opens the next map output's segment (em__iter_open_fn). */
+static int segment_open(void *ud, em_iter **cur, em_err *err)
+{
+    red_iter *x = ud;
+    (void)cur;   /* open_segment sets x->cur, which is *cur */
+    if (x->at >= x->nsrcs)
+        return 0;
+    int rc = open_segment(x, err);
+    return rc < 0 ? rc : 1;
+}
+
 /* NO_REDUCE: streams map output after map output, so one segment is in memory at once. */
 static int stream_next(em_iter *it, em_rec *r, em_err *err)
 {
     red_iter *x = (red_iter *)it;
-    for (;;) {
-        if (x->cur) {
-            int rc = em_iter_next(x->cur, r, err);
-            if (rc != 0)
-                return rc;
-            em__iter_free(x->cur);
-            x->cur = NULL;
-        }
-        if (x->at >= x->nsrcs)
-            return 0;
-        int rc = open_segment(x, err);
-        if (rc < 0)
-            return rc;
-    }
+    return em__iter_chain_pull(&x->cur, false, r, segment_open, x, err);
 }
 
 /* NO_REDUCE: a segment's batches are handed out whole (iterio.c). */
 static int stream_next_batch(em_iter *it, em_rec_batch *b, em_err *err)
 {
     red_iter *x = (red_iter *)it;
-    for (;;) {
-        if (x->cur) {
-            int rc = em_iter_next_batch(x->cur, b, err);
-            if (rc != 0)
-                return rc;
-            em__iter_free(x->cur);
-            x->cur = NULL;
-        }
-        if (x->at >= x->nsrcs)
-            return 0;
-        int rc = open_segment(x, err);
-        if (rc < 0)
-            return rc;
-    }
+    return em__iter_chain_pull(&x->cur, true, b, segment_open, x, err);
 }
 
 int em__shuffled_new(em_task *t, const em_plan_node *n, uint32_t part, em_iter **out,

@@ -177,6 +177,9 @@ typedef struct em_vbuf {
 void em_vbuf_init(em_vbuf *b);
 void em_vbuf_destroy(em_vbuf *b);                    /* frees data; b may be reused after init */
 int em_vbuf_reserve(em_vbuf *b, size_t extra);        /* ensures cap >= len + extra */
+/* As em_vbuf_reserve, keeping data `align`-aligned (a power of two, em_malloc_aligned):
+ * such a buffer must only ever grow through this call (em_vbuf_reserve would realloc). */
+int em_vbuf_reserve_aligned(em_vbuf *b, size_t extra, size_t align);
 int em_vbuf_append(em_vbuf *b, const void *p, size_t n);
 int em_vbuf_append_u32le(em_vbuf *b, uint32_t v);
 int em_vbuf_append_u64le(em_vbuf *b, uint64_t v);

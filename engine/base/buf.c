@@ -69,6 +69,28 @@ int em_vbuf_reserve(em_vbuf *b, size_t extra)
     return 0;
 }
 
+int em_vbuf_reserve_aligned(em_vbuf *b, size_t extra, size_t align)
+{
+    size_t need;
+    if (!em_size_add(b->len, extra, &need))
+        return EM_ENOMEM;
+    if (need <= b->cap && b->data)
+        return 0;
+    /* Doubling (at least 256): realloc would lose the alignment, so every growth copies. */
+    size_t cap = b->cap < 256 ? 256 : b->cap;
+    while (cap < need)
+        cap = cap * 2 > cap ? cap * 2 : need;
+    uint8_t *p = em_malloc_aligned(align, cap);
+    if (!p)
+        return EM_ENOMEM;
+    if (b->len)
+        memcpy(p, b->data, b->len);
+    em_free(b->data);
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
 int em_vbuf_append(em_vbuf *b, const void *p, size_t n)
 {
     if (n == 0)

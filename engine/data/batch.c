@@ -218,29 +218,6 @@ static int builder_oom(em_err *err)
     return em_err_set(err, EM_ENOMEM, "batch builder: out of memory");
 }
 
-/* em_vbuf_reserve for FIXED payloads: grows by doubling into EM_BATCH_ALIGN-aligned memory
- * (realloc would lose the alignment), so the finished batch adopts it without a copy. */
-static int fixed_reserve(em_vbuf *v, size_t extra)
-{
-    size_t need;
-    if (!em_size_add(v->len, extra, &need))
-        return EM_ENOMEM;
-    if (v->data && need <= v->cap)
-        return 0;
-    size_t cap = v->cap < 256 ? 256 : v->cap;
-    while (cap < need)
-        cap = cap * 2 > cap ? cap * 2 : need;
-    uint8_t *p = em_malloc_aligned(EM_BATCH_ALIGN, cap);
-    if (!p)
-        return EM_ENOMEM;
-    if (v->len)
-        memcpy(p, v->data, v->len);
-    em_free(v->data);
-    v->data = p;
-    v->cap = cap;
-    return 0;
-}
-
 int em_batch_builder_add_kv(em_batch_builder *bb, em_slice key, em_slice val, em_err *err)
 {
     if (bb->kind != EM_REC_KV)
@@ -269,7 +246,7 @@ int em_batch_builder_add_val(em_batch_builder *bb, em_slice val, em_err *err)
         if (val.n != bb->width)
             return em_err_set(err, EM_EINVAL, "FIXED record of %zu bytes, width is %u", val.n,
                               bb->width);
-        if (fixed_reserve(&bb->buf, val.n) < 0)
+        if (em_vbuf_reserve_aligned(&bb->buf, val.n, EM_BATCH_ALIGN) < 0)
             return builder_oom(err);
         memcpy(bb->buf.data + bb->buf.len, val.p, val.n);
         bb->buf.len += val.n;

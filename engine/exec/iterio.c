@@ -20,8 +20,7 @@
 #include "engine/exec/exec_int.h"
 
 struct em__iter_scratch {
-    uint8_t *data;       /* EM_BATCH_ALIGN-aligned, cap bytes */
-    size_t len, cap;
+    em_vbuf v;           /* EM_BATCH_ALIGN-aligned (grown by em_vbuf_reserve_aligned) */
 };
 
 /* A KV record with an empty key still needs key.p != NULL. */
@@ -46,7 +45,7 @@ void em__iter_free(em_iter *it)
     if (!it)
         return;
     if (it->scratch) {
-        em_free(it->scratch->data);
+        em_vbuf_destroy(&it->scratch->v);
         em_free(it->scratch);
     }
     it->free(it);
@@ -94,28 +93,11 @@ int em__iter_chain_pull(em_iter **cur, bool batch, void *out, em__iter_open_fn n
 /* Ensures the scratch holds len + extra bytes, keeping its contents. */
 static int scratch_reserve(em_iter *it, size_t extra, em_err *err)
 {
-    em__iter_scratch *s = it->scratch;
-    size_t need;
-    if (!s) {
-        if (!(s = em_calloc(1, sizeof *s)))
-            return em_err_set(err, EM_ENOMEM, "batch scratch: out of memory");
-        it->scratch = s;
-    }
-    if (!em_size_add(s->len, extra, &need))
-        return em_err_set(err, EM_ENOMEM, "batch scratch: size overflow");
-    if (s->data && need <= s->cap)
-        return 0;
-    size_t cap = s->cap < 4096 ? 4096 : s->cap;
-    while (cap < need)
-        cap = cap * 2 > cap ? cap * 2 : need;
-    uint8_t *p = em_malloc_aligned(EM_BATCH_ALIGN, cap);
-    if (!p)
-        return em_err_set(err, EM_ENOMEM, "batch scratch: out of memory for %zu bytes", cap);
-    if (s->len)
-        memcpy(p, s->data, s->len);
-    em_free(s->data);
-    s->data = p;
-    s->cap = cap;
+    if (!it->scratch && !(it->scratch = em_calloc(1, sizeof *it->scratch)))
+        return em_err_set(err, EM_ENOMEM, "batch scratch: out of memory");
+    if (em_vbuf_reserve_aligned(&it->scratch->v, extra, EM_BATCH_ALIGN) < 0)
+        return em_err_set(err, EM_ENOMEM, "batch scratch: out of memory for %zu more bytes",
+                          extra);
     return 0;
 }
 
@@ -124,12 +106,12 @@ int em__iter_align(em_iter *it, em_rec_batch *b, em_err *err)
     if (b->kind != EM_REC_FIXED || ((uintptr_t)b->data & (EM_BATCH_ALIGN - 1)) == 0)
         return 0;
     if (it->scratch)
-        it->scratch->len = 0;
+        it->scratch->v.len = 0;
     int rc = scratch_reserve(it, b->nbytes, err);
     if (rc < 0)
         return rc;
-    memcpy(it->scratch->data, b->data, b->nbytes);
-    b->data = it->scratch->data;
+    memcpy(it->scratch->v.data, b->data, b->nbytes);
+    b->data = it->scratch->v.data;
     return 0;
 }
 
@@ -150,7 +132,7 @@ static int scratch_add(em_iter *it, em_rec_kind kind, const em_rec *r, em_err *e
     if (rc < 0)
         return rc;
     em__iter_scratch *s = it->scratch;
-    uint8_t *p = s->data + s->len;
+    uint8_t *p = s->v.data + s->v.len;
     if (kind == EM_REC_KV) {
         em_store_le32(p, (uint32_t)r->key.n);
         em_store_le32(p + 4, (uint32_t)r->val.n);
@@ -161,7 +143,7 @@ static int scratch_add(em_iter *it, em_rec_kind kind, const em_rec *r, em_err *e
     }
     if (r->val.n)
         memcpy(p + hdr + r->key.n, r->val.p, r->val.n);
-    s->len += hdr + r->key.n + r->val.n;
+    s->v.len += hdr + r->key.n + r->val.n;
     return 0;
 }
 
@@ -173,9 +155,9 @@ static int gather(em_iter *it, em_rec_batch *b, em_err *err)
     em_rec_kind kind = EM_REC_BYTES;
     int rc;
     if (it->scratch)
-        it->scratch->len = 0;
+        it->scratch->v.len = 0;
     for (;;) {
-        if (n && it->scratch->len >= EM_BATCH_TARGET_BYTES)
+        if (n && it->scratch->v.len >= EM_BATCH_TARGET_BYTES)
             break;
         if (it->has_pend) {
             it->has_pend = false;
@@ -198,8 +180,8 @@ static int gather(em_iter *it, em_rec_batch *b, em_err *err)
     }
     if (n == 0)
         return 0;
-    *b = (em_rec_batch){kind, kind == EM_REC_FIXED ? it->width : 0, n, it->scratch->data,
-                        it->scratch->len};
+    *b = (em_rec_batch){kind, kind == EM_REC_FIXED ? it->width : 0, n, it->scratch->v.data,
+                        it->scratch->v.len};
     return 1;
 }
 

@@ -188,6 +188,15 @@ static inline void em_vbuf_clear(em_vbuf *b) { b->len = 0; }
 /* Takes the bytes out: returns data (caller frees with em_free), leaves b empty. */
 uint8_t *em_vbuf_steal(em_vbuf *b, size_t *len);
 
+/* Growable arrays: the one helper behind every "grow by doubling" array of the code base.
+ * Returns p grown (em_realloc) so that it holds at least `need` elements of `elem` bytes,
+ * updating *cap (in elements); capacity doubles, starting at 8. Returns p itself when
+ * *cap >= need already; NULL on overflow or out of memory, leaving p valid and *cap as it
+ * was. Typical use:  T *g = em_arr_grow(a, &cap, n + 1, sizeof *a); if (!g) ...; a = g;
+ * em_arr_xgrow aborts instead of returning NULL (as em_xrealloc). */
+void *em_arr_grow(void *p, size_t *cap, size_t need, size_t elem);
+void *em_arr_xgrow(void *p, size_t *cap, size_t need, size_t elem);
+
 /* Refcounted immutable byte buffer. em_buf_new returns refcount 1; last unref frees. */
 typedef struct em_buf em_buf;
 em_buf *em_buf_new(size_t len);                       /* uninitialised bytes; NULL on OOM */

@@ -29,6 +29,38 @@ bool em_slice_eq(em_slice a, em_slice b)
     return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0);
 }
 
+/* ---------------------------------------------------------------- growable arrays */
+
+void *em_arr_grow(void *p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap && (p || need == 0))
+        return p;
+    size_t c = *cap < 8 ? 8 : *cap;
+    while (c < need) {
+        if (c > SIZE_MAX / 2) {
+            c = need;
+            break;
+        }
+        c *= 2;
+    }
+    size_t bytes;
+    if (!em_size_mul(c, elem ? elem : 1, &bytes))
+        return NULL;
+    void *g = em_realloc(p, bytes);
+    if (!g)
+        return NULL;
+    *cap = c;
+    return g;
+}
+
+void *em_arr_xgrow(void *p, size_t *cap, size_t need, size_t elem)
+{
+    void *g = em_arr_grow(p, cap, need, elem);
+    if (!g)
+        em_panic("out of memory growing an array to %zu elements of %zu bytes", need, elem);
+    return g;
+}
+
 /* ---------------------------------------------------------------- vbuf */
 
 void em_vbuf_init(em_vbuf *b)

@@ -8,6 +8,7 @@
 #include "engine/cli/cli.h"
 #include "engine/cli/cmd_standalone.h"
 #include "mllib/als/als.h"
+#include "mllib/mllib.h"
 
 typedef struct cli_command {
     const char *name;
@@ -27,6 +28,8 @@ void em__cli_executor_help(FILE *f);
 static const cli_command commands[] = {
     {"als", "train and evaluate an ALS recommender (explicit or implicit ratings)",
      em__cli_als, em_als_cli_help},
+    {"ml", "train and evaluate an MLlib model (ember ml --help lists the algorithms)",
+     em_ml_cli_main, em_ml_cli_help},
     {"run-example", "run a bundled example job (wordcount, pagerank, kvbench, ...)",
      em__cli_run_example, em__cli_run_example_help},
     {"gen", "generate deterministic test data: text, graph, records, ratings", em__cli_gen, gen_help_all},
@@ -100,6 +103,11 @@ int main(int argc, char **argv)
 {
     const cli_command *c;
 
+    /* The driver and every executor process register the same task functions. */
+    if (em_ml_register() < 0) {
+        fprintf(stderr, "ember: registering MLlib's task functions failed (a name clash)\n");
+        return EM_CLI_FAIL;
+    }
     if (argc < 2) {
         main_help(stderr);
         return EM_CLI_USAGE;

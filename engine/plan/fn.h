@@ -133,6 +133,23 @@ typedef int (*em_acc_merge_fn)(const em_fn_ctx *c, void *acc, const void *other,
  *                   counterpart tree_aggregate_acc uses.) */
 int em_fn_register(const char *name, em_fn_kind kind, void (*fn)(void));
 
+/* Registration tables: how a library (mllib, sql, a user's job library) makes its task
+ * functions known by name on the driver and on every executor, instead of relying on dlsym
+ * of exported symbols. Each entry is registered as by em_fn_register; an entry whose name
+ * is already registered with the same kind and pointer is accepted (so a library may
+ * register its table from every entry point, idempotently), a name registered with a
+ * different kind or pointer is EM_EINVAL. Returns 0 or the first error (entries before it
+ * stay registered). Example:
+ *     static const em_fn_entry fns[] = {{"ml.kmeans.assign", EM_FN_ACC_SEQ, EM_FN(assign)}};
+ *     em_fn_register_table(fns, sizeof fns / sizeof fns[0]); */
+typedef struct em_fn_entry {
+    const char *name;
+    em_fn_kind kind;
+    void (*fn)(void);
+} em_fn_entry;
+#define EM_FN(f) ((void (*)(void))(f))
+int em_fn_register_table(const em_fn_entry *tab, size_t n);
+
 typedef enum em_partitioner_kind {
     EM_PART_NONE = 0,
     EM_PART_HASH = 1,

@@ -81,7 +81,7 @@ static void grow(void)
 
 int em_fn_register(const char *name, em_fn_kind kind, void (*fn)(void))
 {
-    if (!name || !*name || !fn || kind < EM_FN_MAP || kind > EM_FN_FOREACH)
+    if (!name || !*name || !fn || kind < EM_FN_MAP || kind > EM_FN_ACC_MERGE)
         return EM_EINVAL;
     pthread_mutex_lock(&g_lock);
     int rc = 0;
@@ -94,6 +94,30 @@ int em_fn_register(const char *name, em_fn_kind kind, void (*fn)(void))
     }
     pthread_mutex_unlock(&g_lock);
     return rc;
+}
+
+int em_fn_register_table(const em_fn_entry *tab, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const em_fn_entry *e = &tab[i];
+        if (!e->name || !*e->name || !e->fn || e->kind < EM_FN_MAP || e->kind > EM_FN_ACC_MERGE)
+            return EM_EINVAL;
+        pthread_mutex_lock(&g_lock);
+        reg_entry *r = lookup(e->name);
+        int rc = 0;
+        if (r) {
+            if (r->kind != e->kind || r->fn != e->fn)
+                rc = EM_EINVAL;
+        } else {
+            if ((g_count + 1) * 2 > g_cap)
+                grow();
+            insert(em_xstrdup(e->name), e->kind, e->fn);
+        }
+        pthread_mutex_unlock(&g_lock);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
 void em_registry_add_library(void *dl_handle)

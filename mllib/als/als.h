@@ -152,6 +152,10 @@ typedef struct em_als_model {
  * not read after that: see ratings_done), and every half-iteration ships factors
  * to the blocks that need them through the engine's shuffle. *out: new model, free with
  * em_als_model_free. Errors: EM_EINVAL for bad parameters or ids, engine errors as is. */
+/* Registers ALS's task functions by name (idempotent; em_als_train calls it, and
+ * em_ml_register calls it on every process of a cluster). 0 or EM_EINVAL on a name clash. */
+int em_als_register(void);
+
 int em_als_train(em_context *sc, const em_rating *ratings, size_t n, int32_t n_users,
                  int32_t n_items, const em_als_params *params, em_als_model **out,
                  em_err *err);

@@ -103,17 +103,17 @@ typedef struct em__als_blockview {
 /* Checks the framing of a block record (not every index: users check those they use). */
 int em__als_block_view(em_slice v, em__als_blockview *b, em_err *err);
 
-/* The task functions, resolved by name as exported symbols (engine/plan looks names up
- * with dlsym in the program and its libraries), so executor processes find them without a
- * registration step. Each takes the blob of em__als_blob. */
-#define EM__ALS_FN_TAKE "em__als_fn_take"         /* PARTITION: block keys -> block records */
-#define EM__ALS_FN_OUTLINKS "em__als_fn_outlinks" /* MAP (values): block -> out-links */
-#define EM__ALS_FN_INIT "em__als_fn_init"         /* MAP (values): block -> initial factors */
-#define EM__ALS_FN_SEND "em__als_fn_send"         /* PARTITION: factors + outlinks -> msgs */
-#define EM__ALS_FN_SOLVE "em__als_fn_solve"       /* PARTITION: msgs + block -> factors */
-#define EM__ALS_FN_EVAL "em__als_fn_eval"         /* PARTITION: factors + msgs + block -> errors */
-#define EM__ALS_FN_GRAM "em__als_fn_gram"         /* MAP: factors -> k x k doubles */
-#define EM__ALS_FN_SUM "em__als_fn_sum"           /* REDUCE: element-wise double sum */
+/* The task functions, registered by name from the table in train.c (em_als_register, which
+ * em_ml_register calls on every process, driver and executors alike). Each takes the blob of
+ * em__als_blob. */
+#define EM__ALS_FN_TAKE "ml.als.take"            /* PARTITION: block keys -> block records */
+#define EM__ALS_FN_OUTLINKS "ml.als.outlinks"    /* MAP (values): block -> out-links */
+#define EM__ALS_FN_INIT "ml.als.init"            /* MAP (values): block -> initial factors */
+#define EM__ALS_FN_SEND "ml.als.send"            /* PARTITION: factors + outlinks -> msgs */
+#define EM__ALS_FN_SOLVE "ml.als.solve"          /* PARTITION: msgs + block -> factors */
+#define EM__ALS_FN_EVAL "ml.als.eval"            /* PARTITION: factors + msgs + block -> errors */
+#define EM__ALS_FN_GRAM "ml.als.gram"            /* MAP: factors -> k x k doubles */
+#define EM__ALS_FN_SUM "ml.als.sum"              /* REDUCE: element-wise double sum */
 int em__als_fn_take(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
                     em_err *err);
 int em__als_fn_outlinks(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err);
@@ -126,12 +126,6 @@ int em__als_fn_eval(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter 
                     em_err *err);
 int em__als_fn_gram(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err);
 int em__als_fn_sum(const em_fn_ctx *c, em_slice a, em_slice b, em_vbuf *out, em_err *err);
-typedef struct em__als_task_table {
-    em_map_fn map[3];
-    em_partition_fn part[4];
-    em_reduce_fn red;
-} em__als_task_table;
-extern const em__als_task_table em__als_task_fns;   /* train.c; see there */
 
 /* ---------------------------------------------------------------- id maps (idmap.c)
  * The map's layout is shared with the rating reader (ratings.c), whose fast path looks

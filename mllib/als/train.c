@@ -410,13 +410,21 @@ static int check_ids(const em_rating *r, size_t n, int32_t nu, int32_t ni, em_er
     return 0;
 }
 
-/* The task functions are found by name (dlsym); this external table makes a static link
- * keep the object files that define them (an unreferenced archive member is dropped). */
-const em__als_task_table em__als_task_fns = {
-    {em__als_fn_outlinks, em__als_fn_init, em__als_fn_gram},
-    {em__als_fn_take, em__als_fn_send, em__als_fn_solve, em__als_fn_eval},
-    em__als_fn_sum,
+static const em_fn_entry als_fns[] = {
+    {EM__ALS_FN_TAKE, EM_FN_PARTITION, EM_FN(em__als_fn_take)},
+    {EM__ALS_FN_OUTLINKS, EM_FN_MAP, EM_FN(em__als_fn_outlinks)},
+    {EM__ALS_FN_INIT, EM_FN_MAP, EM_FN(em__als_fn_init)},
+    {EM__ALS_FN_SEND, EM_FN_PARTITION, EM_FN(em__als_fn_send)},
+    {EM__ALS_FN_SOLVE, EM_FN_PARTITION, EM_FN(em__als_fn_solve)},
+    {EM__ALS_FN_EVAL, EM_FN_PARTITION, EM_FN(em__als_fn_eval)},
+    {EM__ALS_FN_GRAM, EM_FN_MAP, EM_FN(em__als_fn_gram)},
+    {EM__ALS_FN_SUM, EM_FN_REDUCE, EM_FN(em__als_fn_sum)},
 };
+
+int em_als_register(void)
+{
+    return em_fn_register_table(als_fns, sizeof als_fns / sizeof als_fns[0]);
+}
 
 static int setup(trainer *t, const em_als_params *p, int32_t nu, int32_t ni)
 {
@@ -480,6 +488,9 @@ int em_als_train(em_context *sc, const em_rating *ratings, size_t n, int32_t n_u
     em_als_model *m = NULL;
     int rc;
     *out = NULL;
+    if (em_als_register() < 0)
+        return em_err_set(err, EM_EINVAL, "als: a task function name is already registered "
+                          "with another function");
     if ((rc = check_params(params, n, n_users, n_items, err)) < 0 ||
         (rc = check_ids(ratings, n, n_users, n_items, err)) < 0)
         return rc;

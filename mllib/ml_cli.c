@@ -1,0 +1,49 @@
+/* mllib/ml_cli.c - `ember ml ALGO ...`: the table of MLlib's algorithm commands. Adding an
+ * algorithm's command means one row in `algos`; the row's main gets argv[0] = ALGO. */
+#include <string.h>
+
+#include "mllib/als/als.h"
+#include "mllib/mllib.h"
+
+typedef struct ml_algo {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+    void (*help)(FILE *f);
+} ml_algo;
+
+static const ml_algo algos[] = {
+    {"als", "alternating least squares recommender (same as `ember als`)", em_als_cli_main,
+     em_als_cli_help},
+};
+#define NALGOS (sizeof algos / sizeof algos[0])
+
+void em_ml_cli_help(FILE *f)
+{
+    fprintf(f, "Usage: ember ml ALGO [ARGS...]\n"
+               "\n"
+               "Trains, evaluates and saves an MLlib model on the engine.\n"
+               "\n"
+               "Algorithms:\n");
+    for (size_t i = 0; i < NALGOS; i++)
+        fprintf(f, "  %-10s %s\n", algos[i].name, algos[i].summary);
+    fprintf(f, "\nRun 'ember ml ALGO --help' for the options of an algorithm.\n");
+}
+
+int em_ml_cli_main(int argc, char **argv)
+{
+    if (argc < 2) {
+        em_ml_cli_help(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        em_ml_cli_help(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < NALGOS; i++)
+        if (strcmp(algos[i].name, argv[1]) == 0)
+            return algos[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "ember ml: unknown algorithm '%s' (ember ml --help lists them)\n", argv[1]);
+    return 2;
+}

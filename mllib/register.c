@@ -1,0 +1,19 @@
+/* mllib/register.c - em_ml_register: one call that registers the task-function tables of
+ * every MLlib module (mllib/mllib.h). Adding a module means one line in `modules`. */
+#include "engine/base/base.h"
+#include "mllib/als/als.h"
+#include "mllib/mllib.h"
+
+static int (*const modules[])(void) = {
+    em_als_register,
+};
+
+int em_ml_register(void)
+{
+    for (size_t i = 0; i < sizeof modules / sizeof modules[0]; i++) {
+        int rc = modules[i]();
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}

@@ -4,12 +4,15 @@
 #
 # Levels (a file may include its own level's module and anything lower):
 #   0 engine/base   1 engine/data   2 storage, engine/net   3 shuffle   4 engine/plan
-#   5 engine/sched, engine/exec, engine/cluster   6 engine/api, engine/ember.h
-#   7 sql, mllib    8 examples, tests, engine/cli
+#   5 engine/task (the task types every layer above shares)
+#   6 engine/sched, engine/exec   7 engine/executor, engine/ui   8 engine/deploy
+#   9 engine/cluster (the driver's backend over executor processes)
+#   10 engine/api, engine/ember.h   11 sql, mllib   12 cli, examples, tests
 # engine/plan/fn.h belongs to plan (4), so engine/ember.h may include it.
-# Modules on levels 2 and 5 may not include each other (sched reaches executors through an
-# ops table wired by api/). A module's *_int.h is for files of that module only, plus its
-# unit tests (tests/unit/<module>/, where <module> is the folder's last name: base, plan,
+# Modules on levels 2, 6 and 7 may not include each other (sched reaches executors through
+# the backend interface of engine/task, wired by api/). Nothing under engine/ may include
+# sql/ or mllib/ (levels say so). A module's *_int.h is for files of that module only, plus
+# its unit tests (tests/unit/<module>/, where <module> is the folder's last name: base, plan,
 # storage, ...) and fuzz harnesses (tests/fuzz/, which exercise internal decoders).
 # Includes are resolved from the repository root (how ember includes), or next to the
 # including file when that file exists; includes of unknown paths are not checked.
@@ -29,16 +32,20 @@ module_of() {
         engine/net/*) echo "2 engine/net" ;;
         shuffle/*) echo "3 shuffle" ;;
         engine/plan/*) echo "4 engine/plan" ;;
-        engine/sched/*) echo "5 engine/sched" ;;
-        engine/exec/*) echo "5 engine/exec" ;;
-        engine/cluster/*) echo "5 engine/cluster" ;;
-        engine/api/*|engine/ember.h) echo "6 engine/api" ;;
-        sql/*) echo "7 sql" ;;
-        mllib/*/*) echo "7 mllib/$(echo "$p" | cut -d/ -f2)" ;;
-        mllib/*) echo "7 mllib" ;;
-        examples/*) echo "8 examples" ;;
-        tests/*) echo "8 tests" ;;
-        engine/cli/*) echo "8 engine/cli" ;;
+        engine/task/*) echo "5 engine/task" ;;
+        engine/sched/*) echo "6 engine/sched" ;;
+        engine/exec/*) echo "6 engine/exec" ;;
+        engine/executor/*) echo "7 engine/executor" ;;
+        engine/ui/*) echo "7 engine/ui" ;;
+        engine/deploy/*) echo "8 engine/deploy" ;;
+        engine/cluster/*) echo "9 engine/cluster" ;;
+        engine/api/*|engine/ember.h) echo "10 engine/api" ;;
+        sql/*) echo "11 sql" ;;
+        mllib/*/*) echo "11 mllib/$(echo "$p" | cut -d/ -f2)" ;;
+        mllib/*) echo "11 mllib" ;;
+        examples/*) echo "12 examples" ;;
+        tests/*) echo "12 tests" ;;
+        cli/*|engine/cli/*) echo "12 cli" ;;
         *) echo "" ;;
     esac
 }
@@ -79,11 +86,11 @@ while IFS= read -r file; do
         fi
         if [ "$tlevel" -gt "$flevel" ]; then
             report "$file" "$line" "$fmod (level $flevel) includes $tmod (level $tlevel), up the stack: $text"
-        elif [ "$tlevel" -eq "$flevel" ] && { [ "$flevel" = 2 ] || [ "$flevel" = 5 ]; }; then
+        elif [ "$tlevel" -eq "$flevel" ] && { [ "$flevel" = 2 ] || [ "$flevel" = 6 ] || [ "$flevel" = 7 ]; }; then
             report "$file" "$line" "$fmod includes its peer $tmod (level $flevel): $text"
         fi
     done < <(grep -n '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$file" || true)
-done < <(find engine shuffle storage sql mllib examples tests -type f \( -name '*.c' -o -name '*.h' \) \
+done < <(find engine shuffle storage sql mllib examples tests cli -type f \( -name '*.c' -o -name '*.h' \) \
              -not -path 'tests/fuzz/corpus/*' 2>/dev/null | sort)
 
 if [ "$violations" -gt 0 ]; then

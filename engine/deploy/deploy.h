@@ -5,8 +5,9 @@
  * docs/standalone.md has every message.
  *
  * LAYERING: deploy sits above engine/ui (the master's status page uses its HTTP server)
- * and below engine/cluster, whose driver spawns executors through em_deploy_spawn_executor
- * and asks the hook below (em_deploy_master_ops) for executors from an ember:// master.
+ * and below engine/cluster: its driver spawns executors with em_deploy_spawn_executor, and
+ * the cluster backend asks an ember:// master for executors through the hook below
+ * (em_deploy_master_ops).
  *
  * TRUST: every connection to a daemon authenticates with the cluster secret (engine/net:
  * HMAC challenge-response before any frame body is read). The application's own secret

@@ -63,7 +63,9 @@ const char *em_status_app_id(const em_status *st);
 /* The event log's path, NULL when off. Valid until free. */
 const char *em_status_event_log_path(const em_status *st);
 
-/* Executors (cluster backends call these; local mode adds one "driver" executor). */
+/* Executors' addresses, cores and removal. Task events alone fill the executors table (by
+ * the executor each task ran on, "driver" in local mode); these add what events do not
+ * say. Nothing calls them yet (TODO(#10): executor added/removed as scheduler events). */
 void em_status_executor_add(em_status *st, const char *id, const char *addr, uint32_t cores);
 void em_status_executor_remove(em_status *st, const char *id, const char *reason);
 /* A cached dataset: rdd id, name, partitions cached of nparts, bytes in memory / on disk.

@@ -92,7 +92,7 @@ int em__local_backend_new(const em_exec_env *env, uint32_t nthreads, em__acc_fn 
 
 /* The cluster backend (cluster mode): starts an em_cluster with cfg->opts (its callbacks
  * are set here: the tracker serves map outputs, lost executors' outputs are unregistered),
- * for ACCEPT mode asks the standalone client (em_cluster_master_ops) for executors, and
+ * for ACCEPT mode asks the standalone client (em_deploy_master_ops) for executors, and
  * waits for them. */
 typedef struct em__cluster_cfg {
     em_cluster_opts opts;

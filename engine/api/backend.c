@@ -23,6 +23,7 @@
 
 #include "engine/api/api_int.h"
 #include "engine/cluster/cluster.h"
+#include "engine/deploy/deploy.h"
 
 /* ---------------------------------------------------------------- blob cache
  * Big context blobs and result values of stages (exec.h, em_stage_blob_sink) in cluster
@@ -589,7 +590,7 @@ int em__cluster_backend_new(const em__cluster_cfg *cfg, em_sched_backend *out, e
     o.map_ud = cfg->tracker;
     o.on_exec_lost = cl_on_exec_lost;
     o.lost_ud = cb;
-    const em_cluster_master_ops *mo = em_cluster_master_ops_get();
+    const em_deploy_master_ops *mo = em_deploy_master_ops_get();
     if (o.mode == EM_CLUSTER_ACCEPT && mo) {
         o.request_executor = mo->request_executor;
         o.request_ud = mo->ud;

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "engine/api/api_int.h"
-#include "engine/cluster/status.h"
+#include "engine/ui/ui.h"
 
 static int parse_u32(const char *key, const char *v, uint32_t lo, uint32_t hi, uint32_t *out,
                      em_err *err)
@@ -257,13 +257,6 @@ static int start_cluster(em_context *sc, em_sched_backend *out, em_err *err)
     return em__cluster_backend_new(&cfg, out, err);
 }
 
-/* The scheduler's events feed the status page, the event log and the progress bar. */
-static void status_listener(void *ud, const em_sched_event *e)
-{
-    em_status_event se = EM_STATUS_EVENT_FROM_SCHED(e);
-    em_status_on_event(ud, &se);
-}
-
 /* Library contexts serve no status page unless ember.ui.port is set (a test suite creates
  * hundreds of contexts); the `ember` command sets it to 4040, Spark's default. */
 static int start_status(em_context *sc, em_err *err)
@@ -280,7 +273,8 @@ static int start_status(em_context *sc, em_err *err)
     };
     if (!(sc->status = em_status_new(&so, err)))
         return err->code;
-    return em_sched_add_listener(sc->sched, status_listener, sc->status, err);
+    /* The status page, the event log and the progress bar listen to the scheduler. */
+    return em_status_listen(sc->status, sc->sched, err);
 }
 
 static int start_runtime(em_context *sc, em_err *err)

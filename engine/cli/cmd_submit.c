@@ -2,8 +2,8 @@
  * (client deploy mode) against a standalone master, and the job-library loader shared with
  * run-example.
  *
- * FLOW: read the cluster secret, install the standalone client (engine/cluster/
- * standalone.h) so that the context's ember:// master registers the application with the
+ * FLOW: read the cluster secret, install the standalone client (engine/deploy/deploy.h)
+ * so that the context's ember:// master registers the application with the
  * master, load JOB.so, build the configuration (defaults < $EMBER_CONF_FILE < EMBER_*
  * variables < --conf < the flags), create the context (which waits for the first
  * executors), call ember_main, free the context (the master then has the executors killed).
@@ -15,7 +15,7 @@
 
 #include "engine/cli/cli.h"
 #include "engine/cli/cmd_standalone.h"
-#include "engine/cluster/standalone.h"
+#include "engine/deploy/deploy.h"
 #include "engine/plan/plan.h"
 
 #define PREFIX "ember submit"

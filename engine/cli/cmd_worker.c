@@ -1,5 +1,5 @@
 /* engine/cli/cmd_worker.c - `ember worker`: the standalone cluster's worker daemon
- * (engine/cluster/standalone.h). Runs until SIGINT or SIGTERM, then kills its executors
+ * (engine/deploy/deploy.h). Runs until SIGINT or SIGTERM, then kills its executors
  * and removes its work directory. */
 #include <signal.h>
 #include <stdlib.h>
@@ -8,7 +8,7 @@
 
 #include "engine/cli/cli.h"
 #include "engine/cli/cmd_standalone.h"
-#include "engine/cluster/standalone.h"
+#include "engine/deploy/deploy.h"
 
 #define PREFIX "ember worker"
 

@@ -183,23 +183,6 @@ void em_cluster_locality_stats(em_cluster *c, uint64_t *local, uint64_t *missed,
  * processes (SIGKILL after a grace period). NULL ok. */
 void em_cluster_free(em_cluster *c);
 
-/* ---------------------------------------------------------------- standalone masters
- * Masters "ember://HOST:PORT": em_context_new starts an ACCEPT-mode em_cluster (listening on
- * conf ember.driver.host, default 127.0.0.1), then calls app_start so that the standalone
- * client registers the application with the master (which has workers start `ember
- * executor --driver <driver_addr>` with EMBER_SECRET=<secret>); then it waits for *nexec
- * executors. request_executor is called when one is lost; app_end when the context ends.
- * Register once per process, before creating contexts (NULL ops = none). */
-typedef struct em_cluster_master_ops {
-    int (*app_start)(void *ud, const char *master_url, const char *driver_addr,
-                     const char *secret, uint32_t *nexec, em_err *err);
-    void (*request_executor)(void *ud);
-    void (*app_end)(void *ud);
-    void *ud;
-} em_cluster_master_ops;
-void em_cluster_set_master_ops(const em_cluster_master_ops *ops);
-const em_cluster_master_ops *em_cluster_master_ops_get(void);    /* NULL when unset */
-
 /* ---------------------------------------------------------------- executor */
 
 /* What a task sees of the executor (mirror of engine/exec's em_exec_env). */

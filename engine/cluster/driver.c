@@ -41,7 +41,7 @@
 #include <unistd.h>
 
 #include "engine/cluster/cluster_int.h"
-#include "engine/cluster/spawn.h"
+#include "engine/deploy/deploy.h"
 #include "engine/net/net.h"
 
 typedef struct exec_slot {
@@ -630,10 +630,10 @@ static int spawn_one(em_cluster *c, em_err *err)
                                        "more", c->nsp);
     spawned s = {.pid = 0};
     snprintf(s.exec_id, sizeof s.exec_id, "exec-%u", ++c->next_exec);
-    em__spawn_args a = {.bin = c->bin, .driver = c->addr, .exec_id = s.exec_id,
-                        .cores = c->o.cores, .memory = c->memory, .work_dir = c->work_dir,
-                        .secret = c->secret};
-    int rc = em__spawn_executor(&a, &s.pid, err);
+    em_deploy_spawn_args a = {.bin = c->bin, .driver = c->addr, .exec_id = s.exec_id,
+                              .cores = c->o.cores, .memory = c->memory,
+                              .work_dir = c->work_dir, .secret = c->secret};
+    int rc = em_deploy_spawn_executor(&a, &s.pid, err);
     if (rc < 0)
         return rc;
     c->sp = em_xrealloc(c->sp, (c->nsp + 1) * sizeof *c->sp);
@@ -664,7 +664,7 @@ static bool reap(em_cluster *c, char *why, size_t n)
         if (reg)
             continue;
         char d[64], id[32];
-        em__describe_exit(st, d, sizeof d);
+        em_deploy_describe_exit(st, d, sizeof d);
         memcpy(id, s->exec_id, sizeof id);
         em_err err = EM_ERR_INIT;
         if (WIFSIGNALED(st) && spawn_one(c, &err) == 0) {
@@ -1387,7 +1387,7 @@ em_cluster *em_cluster_new(const em_cluster_opts *o, em_err *err)
         if (em_cluster_file_sha256(c->library, c->sha, err) < 0)
             goto fail;
     }
-    if (o->mode == EM_CLUSTER_SPAWN && !(c->bin = em__ember_bin(o->ember_bin))) {
+    if (o->mode == EM_CLUSTER_SPAWN && !(c->bin = em_deploy_ember_bin(o->ember_bin))) {
         em_err_set(err, EM_ENOTFOUND, "local-cluster: cannot find the ember command to start "
                                       "executors (set EMBER_BIN)");
         goto fail;
@@ -1469,21 +1469,4 @@ void em_cluster_free(em_cluster *c)
     pthread_cond_destroy(&c->cond);
     pthread_mutex_destroy(&c->proc_lock);
     em_free(c);
-}
-
-/* ---------------------------------------------------------------- standalone hook */
-
-static em_cluster_master_ops g_master_ops;
-static bool g_master_set;
-
-void em_cluster_set_master_ops(const em_cluster_master_ops *ops)
-{
-    g_master_set = ops != NULL;
-    if (ops)
-        g_master_ops = *ops;
-}
-
-const em_cluster_master_ops *em_cluster_master_ops_get(void)
-{
-    return g_master_set ? &g_master_ops : NULL;
 }

@@ -211,7 +211,8 @@ void em_sched_stats_get(const em_sched *s, em_sched_stats *out);
 
 /* ---------------------------------------------------------------- listener
  * A listener hears what the scheduler does: jobs, stages and task attempts. The driver's
- * status page, event log and console progress bar (engine/cluster/status.h) are one.
+ * status page, event log and console progress bar (engine/ui/ui.h, em_status_listen) are
+ * three; they read em_sched_event as it is (the one event type: no layer above copies it).
  * Callbacks run on the job's thread inside em_sched_run_job, one at a time (the scheduler
  * serializes them when jobs run concurrently), in the order things happen within a job;
  * they must be quick and must not call back into the scheduler. The event is borrowed for

@@ -171,7 +171,7 @@ grep -q "started executor" "$t/worker1.log" || fail "worker 1 started no executo
 grep -q "started executor" "$t/worker2.log" || fail "worker 2 started no executor"
 
 # The event log: one file for the application, JSON lines from app_start to app_end.
-# Strict once engine/api/context.c wires the status listener (engine/cluster/status.h).
+# Strict once engine/api/context.c wires the status listener (engine/ui/ui.h).
 src=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$build/CMakeCache.txt")
 log=$(ls "$t"/events/*.jsonl 2>/dev/null | head -1 || true)
 if [ -z "$log" ] && ! grep -q em_status_new "$src/engine/api/context.c" 2>/dev/null; then

@@ -1,4 +1,4 @@
-/* engine/cluster/spawn.c - starting `ember executor` processes for local-cluster[E,C]:
+/* engine/deploy/spawn.c - starting `ember executor` processes (local-cluster[E,C] drivers):
  * finding the ember command and posix_spawn'ing it with the application's secret in its
  * environment (never on its command line, which other users can read). */
 #include <limits.h>
@@ -10,8 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "engine/cluster/cluster_int.h"
-#include "engine/cluster/spawn.h"
+#include "engine/deploy/deploy.h"
 
 extern char **environ;
 
@@ -22,7 +21,7 @@ extern char **environ;
 #define EMBER_INSTALL_BIN ""
 #endif
 
-char *em__ember_bin(const char *given)
+char *em_deploy_ember_bin(const char *given)
 {
     if (given && *given)
         return em_xstrdup(given);
@@ -45,7 +44,7 @@ char *em__ember_bin(const char *given)
     return NULL;
 }
 
-int em__spawn_executor(const em__spawn_args *a, pid_t *pid, em_err *err)
+int em_deploy_spawn_executor(const em_deploy_spawn_args *a, pid_t *pid, em_err *err)
 {
     char cores[16], port[16];
     snprintf(cores, sizeof cores, "%u", a->cores);
@@ -105,7 +104,7 @@ int em__spawn_executor(const em__spawn_args *a, pid_t *pid, em_err *err)
     return 0;
 }
 
-void em__describe_exit(int status, char *buf, size_t n)
+void em_deploy_describe_exit(int status, char *buf, size_t n)
 {
     if (WIFEXITED(status))
         snprintf(buf, n, "exited with status %d", WEXITSTATUS(status));

@@ -1,4 +1,4 @@
-/* engine/cluster/eventlog.c - the application's event log: one JSON object per line, one
+/* engine/ui/eventlog.c - the application's event log: one JSON object per line, one
  * file per application, written as things happen (docs/standalone.md lists every event).
  *
  * WHY JSON lines: a reader can follow a running application with `tail -f`, a crash loses at
@@ -12,17 +12,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine/cluster/status_int.h"
+#include "engine/ui/ui_int.h"
 
 static const char *kind_name(int kind)
 {
     switch (kind) {
-    case EM_STATUS_JOB_START: return "job_start";
-    case EM_STATUS_JOB_END: return "job_end";
-    case EM_STATUS_STAGE_SUBMITTED: return "stage_submitted";
-    case EM_STATUS_STAGE_COMPLETED: return "stage_completed";
-    case EM_STATUS_TASK_START: return "task_start";
-    case EM_STATUS_TASK_END: return "task_end";
+    case EM_SCHED_JOB_START: return "job_start";
+    case EM_SCHED_JOB_END: return "job_end";
+    case EM_SCHED_STAGE_SUBMITTED: return "stage_submitted";
+    case EM_SCHED_STAGE_COMPLETED: return "stage_completed";
+    case EM_SCHED_TASK_START: return "task_start";
+    case EM_SCHED_TASK_END: return "task_end";
     default: return NULL;
     }
 }
@@ -42,14 +42,14 @@ static void add_result(json_t *o, int code, const char *error, bool fetch_failed
     }
 }
 
-static void add_stage(json_t *o, const em_status_event *ev)
+static void add_stage(json_t *o, const em_sched_event *ev)
 {
     json_object_set_new(o, "stage", json_integer(ev->stage_id));
     json_object_set_new(o, "stage_attempt", json_integer(ev->stage_attempt));
     json_object_set_new(o, "kind", json_string(ev->is_map ? "map" : "result"));
 }
 
-char *em_status_event_json(const em_status_event *ev, double app_start_s)
+char *em_status_event_json(const em_sched_event *ev, double app_start_s)
 {
     const char *name = kind_name(ev->kind);
     if (!name)
@@ -59,21 +59,21 @@ char *em_status_event_json(const em_status_event *ev, double app_start_s)
     json_object_set_new(o, "time", json_real(round3(ev->time_s - app_start_s)));
     json_object_set_new(o, "job", json_integer(ev->job_id));
     switch (ev->kind) {
-    case EM_STATUS_JOB_START:
+    case EM_SCHED_JOB_START:
         json_object_set_new(o, "stages", json_integer(ev->nstages));
         json_object_set_new(o, "tasks", json_integer(ev->ntasks));
         break;
-    case EM_STATUS_JOB_END:
+    case EM_SCHED_JOB_END:
         json_object_set_new(o, "duration", json_real(round3(ev->duration_s)));
         add_result(o, ev->code, ev->error, false);
         break;
-    case EM_STATUS_STAGE_SUBMITTED:
-    case EM_STATUS_STAGE_COMPLETED:
+    case EM_SCHED_STAGE_SUBMITTED:
+    case EM_SCHED_STAGE_COMPLETED:
         add_stage(o, ev);
         if (ev->is_map)
             json_object_set_new(o, "shuffle", json_integer(ev->shuffle_id));
         json_object_set_new(o, "tasks", json_integer(ev->ntasks));
-        if (ev->kind == EM_STATUS_STAGE_COMPLETED) {
+        if (ev->kind == EM_SCHED_STAGE_COMPLETED) {
             json_object_set_new(o, "duration", json_real(round3(ev->duration_s)));
             add_result(o, ev->code, ev->error, ev->code == EM_EFETCH);
         }
@@ -84,7 +84,7 @@ char *em_status_event_json(const em_status_event *ev, double app_start_s)
         json_object_set_new(o, "attempt", json_integer(ev->attempt));
         json_object_set_new(o, "executor", ev->executor ? json_string(ev->executor)
                                                         : json_null());
-        if (ev->kind == EM_STATUS_TASK_END) {
+        if (ev->kind == EM_SCHED_TASK_END) {
             json_object_set_new(o, "duration", json_real(round3(ev->duration_s)));
             add_result(o, ev->code, ev->error, ev->fetch_failed);
         }
@@ -142,7 +142,7 @@ int em__eventlog_open(em__eventlog *l, const char *dir, const char *app_id,
     return 0;
 }
 
-void em__eventlog_write(em__eventlog *l, const em_status_event *ev)
+void em__eventlog_write(em__eventlog *l, const em_sched_event *ev)
 {
     if (!l->f || l->failed)
         return;

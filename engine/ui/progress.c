@@ -1,4 +1,4 @@
-/* engine/cluster/progress.c - the console progress bar on stderr:
+/* engine/ui/progress.c - the console progress bar on stderr:
  *     [Stage 3:=====>          (12 + 2) / 40]
  * (finished + running) / tasks of the stage round running now. Events only update the
  * counts; a ticker (status.c's thread, every 200 ms) redraws, so the bar moves while a
@@ -11,7 +11,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "engine/cluster/status_int.h"
+#include "engine/ui/ui_int.h"
 
 #define REDRAW_S 0.2
 #define FIRST_DRAW_S 0.5
@@ -76,27 +76,27 @@ static void draw(em__progress *p, double now)
     p->last_draw_s = now;
 }
 
-void em__progress_on_event(em__progress *p, const em_status_event *ev)
+void em__progress_on_event(em__progress *p, const em_sched_event *ev)
 {
     if (!p->on)
         return;
     switch (ev->kind) {
-    case EM_STATUS_STAGE_SUBMITTED:
+    case EM_SCHED_STAGE_SUBMITTED:
         p->active = true;
         p->stage_id = ev->stage_id;
         p->total = ev->ntasks;
         p->done = p->running = 0;
         p->stage_start_s = ev->time_s;
         break;
-    case EM_STATUS_STAGE_COMPLETED:
+    case EM_SCHED_STAGE_COMPLETED:
         p->active = false;
         em__progress_clear(p);
         break;
-    case EM_STATUS_TASK_START:
+    case EM_SCHED_TASK_START:
         if (p->active && ev->stage_id == p->stage_id)
             p->running++;
         break;
-    case EM_STATUS_TASK_END:
+    case EM_SCHED_TASK_END:
         if (p->active && ev->stage_id == p->stage_id) {
             p->running -= p->running > 0;
             p->done += ev->code == 0;

@@ -1,4 +1,4 @@
-/* tests/unit/standalone/test_http.c - the status pages' HTTP request parser (untrusted
+/* tests/unit/ui/test_http.c - the status pages' HTTP request parser (untrusted
  * bytes) and server: every malformed request is a 400 and a closed connection. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -7,16 +7,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "engine/cluster/http.h"
+#include "engine/ui/ui_int.h"
 
-static int parse(const char *s, em__http_req *r)
+static int parse(const char *s, em_http_req *r)
 {
     return em__http_parse((const uint8_t *)s, strlen(s), r);
 }
 
 Test(http, parses_get_with_query_and_headers)
 {
-    em__http_req r;
+    em_http_req r;
     cr_assert_eq(parse("GET /api/jobs?x=1&y HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n", &r), 1);
     cr_assert_str_eq(r.path, "/api/jobs");
     cr_assert_str_eq(r.query, "x=1&y");
@@ -29,7 +29,7 @@ Test(http, parses_get_with_query_and_headers)
 
 Test(http, incomplete_requests_wait_for_more)
 {
-    em__http_req r;
+    em_http_req r;
     const char *full = "GET /api/stages HTTP/1.1\r\nHost: x\r\n\r\n";
     for (size_t n = 0; n < strlen(full); n++)
         cr_assert_eq(em__http_parse((const uint8_t *)full, n, &r), 0, "prefix %zu", n);
@@ -56,7 +56,7 @@ Test(http, malformed_requests_are_400)
         "\r\n\r\n",
         "GET",                               /* not malformed yet: checked separately */
     };
-    em__http_req r;
+    em_http_req r;
     for (size_t i = 1; i + 1 < sizeof bad / sizeof bad[0]; i++)
         cr_assert_eq(parse(bad[i], &r), 400, "case %zu: %s", i, bad[i]);
     cr_assert_eq(parse(bad[0], &r), 405);
@@ -69,7 +69,7 @@ Test(http, malformed_requests_are_400)
 
 Test(http, oversized_requests_are_400)
 {
-    em__http_req r;
+    em_http_req r;
     size_t n = EM__HTTP_MAX_REQUEST + 10;
     char *big = malloc(n + 1);
     /* A long but valid-looking header block that never ends. */
@@ -81,13 +81,13 @@ Test(http, oversized_requests_are_400)
     /* A request target over the cap, even before the line ends. */
     memset(big, 'a', n);
     memcpy(big, "GET /", 5);
-    cr_assert_eq(em__http_parse((uint8_t *)big, EM__HTTP_MAX_TARGET + 64, &r), 400);
+    cr_assert_eq(em__http_parse((uint8_t *)big, EM_HTTP_MAX_TARGET + 64, &r), 400);
     free(big);
 }
 
 /* ---------------------------------------------------------------- the server */
 
-static void handler(void *ud, const em__http_req *req, em__http_resp *out)
+static void handler(void *ud, const em_http_req *req, em_http_resp *out)
 {
     (void)ud;
     if (strcmp(req->path, "/hello") == 0) {
@@ -127,7 +127,7 @@ Test(http, server_answers_and_survives_garbage, .timeout = 20)
 {
     em_err err = EM_ERR_INIT;
     uint16_t port;
-    em__http_server *s = em__http_server_start(NULL, 0, &port, handler, NULL, &err);
+    em_http_server *s = em_http_server_start(NULL, 0, &port, handler, NULL, &err);
     cr_assert_not_null(s, "%s", err.msg);
     const char *ok = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
     char *resp = exchange(port, ok, strlen(ok), false);
@@ -150,14 +150,14 @@ Test(http, server_answers_and_survives_garbage, .timeout = 20)
     /* Still serving. */
     resp = exchange(port, ok, strlen(ok), false);
     cr_assert(strncmp(resp, "HTTP/1.1 200 OK", 15) == 0, "%s", resp);
-    em__http_server_stop(s);
+    em_http_server_stop(s);
 }
 
 Test(http, html_escape)
 {
     em_vbuf b;
     em_vbuf_init(&b);
-    cr_assert_eq(em__html_escape(&b, "<a href=\"x\">&'"), 0);
+    cr_assert_eq(em_html_escape(&b, "<a href=\"x\">&'"), 0);
     cr_assert_eq(b.len, strlen("&lt;a href=&quot;x&quot;&gt;&amp;&#39;"));
     cr_assert(memcmp(b.data, "&lt;a href=&quot;x&quot;&gt;&amp;&#39;", b.len) == 0);
     em_vbuf_destroy(&b);

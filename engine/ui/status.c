@@ -1,9 +1,9 @@
-/* engine/cluster/status.c - the driver's status model, fed by scheduler events, served as an
- * HTML page and a JSON API, and forwarded to the event log and the progress bar.
+/* engine/ui/status.c - the driver's status model, a listener on scheduler events, served as
+ * an HTML page and a JSON API; it subscribes the event log and the progress bar beside it.
  *
  * DESIGN: the model is a few bounded arrays (the last MAX_JOBS jobs, MAX_STAGES stage
- * rounds, every executor and cached dataset) under one mutex: the driver thread writes it
- * in em_status_on_event, the HTTP thread reads it to render, the ticker thread reads the
+ * rounds, every executor and cached dataset) under one mutex: the scheduler's listeners
+ * write it (model_listener), the HTTP thread reads it to render, the ticker thread reads the
  * progress counts. Nothing is held across I/O except the event log's line write and the
  * progress bar's stderr write, both short. A stage row is one round of a stage (stage id,
  * stage attempt): a fetch failure's re-run shows up as a new row, as in Spark's UI.
@@ -16,8 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine/cluster/http.h"
-#include "engine/cluster/status_int.h"
+#include "engine/ui/ui_int.h"
 
 #define MAX_JOBS 256
 #define MAX_STAGES 1024
@@ -69,7 +68,7 @@ struct em_status {
     pthread_t ticker;
     pthread_cond_t tick_cv;
     bool ticking, stop;
-    em__http_server *http;
+    em_http_server *http;
     uint16_t ui_port;
 };
 
@@ -108,11 +107,11 @@ static exec_row *find_exec(em_status *st, const char *id, bool create)
     return e;
 }
 
-static void on_task(em_status *st, const em_status_event *ev)
+static void on_task(em_status *st, const em_sched_event *ev)
 {
     stage_row *s = find_stage(st, ev->stage_id, ev->stage_attempt);
     exec_row *e = find_exec(st, ev->executor ? ev->executor : "driver", true);
-    bool start = ev->kind == EM_STATUS_TASK_START;
+    bool start = ev->kind == EM_SCHED_TASK_START;
     if (s) {
         if (start) {
             s->running++;
@@ -137,9 +136,9 @@ static void on_task(em_status *st, const em_status_event *ev)
     }
 }
 
-static void on_stage(em_status *st, const em_status_event *ev)
+static void on_stage(em_status *st, const em_sched_event *ev)
 {
-    if (ev->kind == EM_STATUS_STAGE_SUBMITTED) {
+    if (ev->kind == EM_SCHED_STAGE_SUBMITTED) {
         stage_row *s = &st->stages[st->nstages++ % MAX_STAGES];
         *s = (stage_row){.id = ev->stage_id, .attempt = ev->stage_attempt, .job_id = ev->job_id,
                          .shuffle_id = ev->shuffle_id, .ntasks = ev->ntasks,
@@ -154,9 +153,9 @@ static void on_stage(em_status *st, const em_status_event *ev)
     }
 }
 
-static void on_job(em_status *st, const em_status_event *ev)
+static void on_job(em_status *st, const em_sched_event *ev)
 {
-    if (ev->kind == EM_STATUS_JOB_START) {
+    if (ev->kind == EM_SCHED_JOB_START) {
         job_row *j = &st->jobs[st->njobs++ % MAX_JOBS];
         *j = (job_row){.id = ev->job_id, .nstages = ev->nstages, .ntasks = ev->ntasks,
                        .start_s = ev->time_s};
@@ -170,19 +169,64 @@ static void on_job(em_status *st, const em_status_event *ev)
     }
 }
 
-void em_status_on_event(void *ud, const em_status_event *ev)
+/* Caller holds the lock. */
+static void model_on_event(em_status *st, const em_sched_event *ev)
+{
+    switch (ev->kind) {
+    case EM_SCHED_JOB_START:
+    case EM_SCHED_JOB_END: on_job(st, ev); break;
+    case EM_SCHED_STAGE_SUBMITTED:
+    case EM_SCHED_STAGE_COMPLETED: on_stage(st, ev); break;
+    case EM_SCHED_TASK_START:
+    case EM_SCHED_TASK_END: on_task(st, ev); break;
+    default: break;
+    }
+}
+
+/* ---------------------------------------------------------------- listeners
+ * Three consumers, each its own scheduler listener: the model (read by the HTTP thread),
+ * the progress bar (read by the ticker) and the event log. All three take the status mutex,
+ * which also orders them against em_status_free. */
+
+static void model_listener(void *ud, const em_sched_event *ev)
 {
     em_status *st = ud;
     pthread_mutex_lock(&st->lock);
-    switch (ev->kind) {
-    case EM_STATUS_JOB_START:
-    case EM_STATUS_JOB_END: on_job(st, ev); break;
-    case EM_STATUS_STAGE_SUBMITTED:
-    case EM_STATUS_STAGE_COMPLETED: on_stage(st, ev); break;
-    case EM_STATUS_TASK_START:
-    case EM_STATUS_TASK_END: on_task(st, ev); break;
-    default: break;
-    }
+    model_on_event(st, ev);
+    pthread_mutex_unlock(&st->lock);
+}
+
+static void progress_listener(void *ud, const em_sched_event *ev)
+{
+    em_status *st = ud;
+    pthread_mutex_lock(&st->lock);
+    em__progress_on_event(&st->bar, ev);
+    pthread_mutex_unlock(&st->lock);
+}
+
+static void eventlog_listener(void *ud, const em_sched_event *ev)
+{
+    em_status *st = ud;
+    pthread_mutex_lock(&st->lock);
+    em__eventlog_write(&st->log, ev);
+    pthread_mutex_unlock(&st->lock);
+}
+
+int em_status_listen(em_status *st, em_sched *s, em_err *err)
+{
+    int rc = em_sched_add_listener(s, model_listener, st, err);
+    if (rc == 0 && st->bar.on)
+        rc = em_sched_add_listener(s, progress_listener, st, err);
+    if (rc == 0 && st->log.f)
+        rc = em_sched_add_listener(s, eventlog_listener, st, err);
+    return rc;
+}
+
+void em_status_on_event(void *ud, const em_sched_event *ev)
+{
+    em_status *st = ud;
+    pthread_mutex_lock(&st->lock);
+    model_on_event(st, ev);
     em__progress_on_event(&st->bar, ev);
     em__eventlog_write(&st->log, ev);
     pthread_mutex_unlock(&st->lock);
@@ -380,7 +424,7 @@ static void table(em_vbuf *b, const char *title, json_t *rows)
     json_object_foreach(json_array_get(rows, 0), k, v)
     {
         em_vbuf_printf(b, "<th>");
-        em__html_escape(b, k);
+        em_html_escape(b, k);
         em_vbuf_printf(b, "</th>");
     }
     em_vbuf_printf(b, "</tr>\n");
@@ -392,7 +436,7 @@ static void table(em_vbuf *b, const char *title, json_t *rows)
             if (json_is_string(v))
                 snprintf(num, sizeof num, "%s", "");
             else if (json_is_real(v) && (strstr(k, "duration") || strstr(k, "time")))
-                em__fmt_duration(num, sizeof num, json_real_value(v));
+                em_html_duration(num, sizeof num, json_real_value(v));
             else if (json_is_real(v))
                 snprintf(num, sizeof num, "%.3f", json_real_value(v));
             else if (json_is_integer(v))
@@ -400,7 +444,7 @@ static void table(em_vbuf *b, const char *title, json_t *rows)
             else
                 snprintf(num, sizeof num, "%s", json_is_true(v) ? "yes" : "no");
             em_vbuf_printf(b, "<td>");
-            em__html_escape(b, json_is_string(v) ? json_string_value(v) : num);
+            em_html_escape(b, json_is_string(v) ? json_string_value(v) : num);
             em_vbuf_printf(b, "</td>");
         }
         em_vbuf_printf(b, "</tr>\n");
@@ -414,12 +458,12 @@ static char *page(em_status *st, size_t *len)
     em_vbuf_init(&b);
     pthread_mutex_lock(&st->lock);
     char *title = em_xasprintf("ember application %s", st->app_name);
-    em__html_begin(&b, title);
+    em_html_begin(&b, title);
     em_free(title);
     em_vbuf_printf(&b, "<p>id ");
-    em__html_escape(&b, st->app_id);
+    em_html_escape(&b, st->app_id);
     em_vbuf_printf(&b, " &middot; master ");
-    em__html_escape(&b, st->master ? st->master : "?");
+    em_html_escape(&b, st->master ? st->master : "?");
     em_vbuf_printf(&b, " &middot; JSON: <a href=\"/api/jobs\">jobs</a> "
                        "<a href=\"/api/stages\">stages</a> <a href=\"/api/executors\">"
                        "executors</a> <a href=\"/api/storage\">storage</a></p>\n");
@@ -431,11 +475,11 @@ static char *page(em_status *st, size_t *len)
         json_decref(rows);
     }
     pthread_mutex_unlock(&st->lock);
-    em__html_end(&b);
+    em_html_end(&b);
     return (char *)em_vbuf_steal(&b, len);
 }
 
-static void handle(void *ud, const em__http_req *req, em__http_resp *out)
+static void handle(void *ud, const em_http_req *req, em_http_resp *out)
 {
     em_status *st = ud;
     if (strcmp(req->path, "/") == 0 || strcmp(req->path, "/index.html") == 0) {
@@ -504,7 +548,7 @@ static int start_ui(em_status *st, const em_status_opts *o, em_err *err)
         return 0;
     for (uint64_t p = port; p < port + 17 && p <= 65535; p++) {
         em_err e = EM_ERR_INIT;
-        st->http = em__http_server_start(o->ui_host, (uint16_t)p, &st->ui_port, handle, st, &e);
+        st->http = em_http_server_start(o->ui_host, (uint16_t)p, &st->ui_port, handle, st, &e);
         if (st->http)
             return 0;
         if (p == port + 16 || p == 65535)
@@ -551,7 +595,7 @@ void em_status_free(em_status *st)
 {
     if (!st)
         return;
-    em__http_server_stop(st->http);
+    em_http_server_stop(st->http);
     pthread_mutex_lock(&st->lock);
     st->stop = true;
     pthread_cond_signal(&st->tick_cv);

@@ -1,4 +1,4 @@
-/* engine/cluster/http.c - HTTP/1.x request parser (untrusted bytes) and the status pages'
+/* engine/ui/http.c - HTTP/1.x request parser (untrusted bytes) and the status pages'
  * server: one libuv loop on its own thread, one request per connection.
  *
  * GRAMMAR ACCEPTED (RFC 9112, the subset a browser or curl sends for a GET):
@@ -17,7 +17,7 @@
  * are served at once; a request must be complete within EM__HTTP_TIMEOUT_MS. Stopping goes
  * through a uv_async: the loop closes every handle and returns; the caller joins it. */
 #include "engine/net/net.h"
-#include "engine/cluster/http.h"
+#include "engine/ui/ui_int.h"
 
 #include <netdb.h>
 #include <stdio.h>
@@ -55,7 +55,7 @@ static bool name_is(const uint8_t *p, size_t n, const char *name)
 }
 
 /* Checks the request line p[0..n) (CRLF excluded). Returns 1 (GET/HEAD), or 400/405/505. */
-static int parse_request_line(const uint8_t *p, size_t n, em__http_req *req)
+static int parse_request_line(const uint8_t *p, size_t n, em_http_req *req)
 {
     size_t i = 0, m, t0, tn;
 
@@ -68,7 +68,7 @@ static int parse_request_line(const uint8_t *p, size_t n, em__http_req *req)
     while (i < n && p[i] > 0x20 && p[i] < 0x7f)
         i++;
     tn = i - t0;
-    if (tn == 0 || tn >= EM__HTTP_MAX_TARGET || i >= n || p[i] != ' ' || p[t0] != '/')
+    if (tn == 0 || tn >= EM_HTTP_MAX_TARGET || i >= n || p[i] != ' ' || p[t0] != '/')
         return 400;
     i++;
     if (n - i != 8 || memcmp(p + i, "HTTP/", 5) != 0 || p[i + 6] != '.' || p[i + 5] < '0' ||
@@ -119,11 +119,11 @@ static int parse_header(const uint8_t *p, size_t n)
     return 1;
 }
 
-int em__http_parse(const uint8_t *p, size_t n, em__http_req *req)
+int em__http_parse(const uint8_t *p, size_t n, em_http_req *req)
 {
     size_t lim = n < EM__HTTP_MAX_REQUEST ? n : EM__HTTP_MAX_REQUEST;
     size_t line = 0, nlines = 0;
-    em__http_req tmp;
+    em_http_req tmp;
     int verdict = 0;
 
     for (size_t i = 0; i < lim; i++) {
@@ -151,7 +151,7 @@ int em__http_parse(const uint8_t *p, size_t n, em__http_req *req)
     if (n >= EM__HTTP_MAX_REQUEST)
         return 400;
     /* An incomplete request line longer than any valid one is refused now. */
-    if (nlines == 0 && lim > 16 + 1 + EM__HTTP_MAX_TARGET + 1 + 8 + 2)
+    if (nlines == 0 && lim > 16 + 1 + EM_HTTP_MAX_TARGET + 1 + 8 + 2)
         return 400;
     return 0;
 }
@@ -171,7 +171,7 @@ const char *em__http_reason(int status)
     }
 }
 
-int em__http_format(em_vbuf *out, const em__http_resp *r, bool head)
+int em__http_format(em_vbuf *out, const em_http_resp *r, bool head)
 {
     int rc = em_vbuf_printf(out,
                             "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
@@ -191,7 +191,7 @@ struct hconn {
     uv_tcp_t tcp;
     uv_timer_t timer;
     uv_write_t wreq;
-    em__http_server *srv;
+    em_http_server *srv;
     uint8_t buf[EM__HTTP_MAX_REQUEST + 1];
     size_t len;
     em_vbuf out;
@@ -200,12 +200,12 @@ struct hconn {
     hconn *prev, *next;
 };
 
-struct em__http_server {
+struct em_http_server {
     uv_loop_t loop;
     uv_tcp_t listener;
     uv_async_t stop;
     uv_thread_t thread;
-    em__http_handler fn;
+    em_http_handler fn;
     void *ud;
     hconn *conns;
     uint32_t nconns;
@@ -224,7 +224,7 @@ static void conn_close(hconn *c)
 {
     if (c->nclosing)
         return;
-    em__http_server *s = c->srv;
+    em_http_server *s = c->srv;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -243,7 +243,7 @@ static void on_written(uv_write_t *w, int status)
     conn_close(w->data);
 }
 
-static void respond(hconn *c, em__http_resp *r, bool head)
+static void respond(hconn *c, em_http_resp *r, bool head)
 {
     c->answered = true;
     uv_read_stop((uv_stream_t *)&c->tcp);
@@ -260,7 +260,7 @@ static void respond(hconn *c, em__http_resp *r, bool head)
 
 static void respond_error(hconn *c, int status)
 {
-    em__http_resp r = {.status = status, .ctype = "text/plain; charset=utf-8"};
+    em_http_resp r = {.status = status, .ctype = "text/plain; charset=utf-8"};
     char msg[64];
     r.len = (size_t)snprintf(msg, sizeof msg, "%d %s\n", status, em__http_reason(status));
     r.body = msg;
@@ -277,7 +277,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
 {
     hconn *c = st->data;
-    em__http_req req;
+    em_http_req req;
     (void)b;
     if (c->answered || c->nclosing)
         return;
@@ -293,7 +293,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
         respond_error(c, v == 0 ? 400 : v);
         return;
     }
-    em__http_resp r = {.status = 404};
+    em_http_resp r = {.status = 404};
     c->srv->fn(c->srv->ud, &req, &r);
     respond(c, &r, req.head);
     em_free(r.body);
@@ -308,7 +308,7 @@ static void on_timeout(uv_timer_t *t)
 
 static void on_connection(uv_stream_t *ls, int status)
 {
-    em__http_server *s = ls->data;
+    em_http_server *s = ls->data;
     if (status < 0)
         return;
     hconn *c = em_calloc(1, sizeof *c);
@@ -335,7 +335,7 @@ static void on_connection(uv_stream_t *ls, int status)
 
 static void on_stop(uv_async_t *a)
 {
-    em__http_server *s = a->data;
+    em_http_server *s = a->data;
     while (s->conns)
         conn_close(s->conns);
     uv_close((uv_handle_t *)&s->listener, NULL);
@@ -344,7 +344,7 @@ static void on_stop(uv_async_t *a)
 
 static void loop_main(void *arg)
 {
-    em__http_server *s = arg;
+    em_http_server *s = arg;
     em_net_block_sigpipe();
     uv_run(&s->loop, UV_RUN_DEFAULT);
 }
@@ -364,11 +364,11 @@ static int resolve(const char *host, uint16_t port, struct sockaddr_storage *add
     return 0;
 }
 
-em__http_server *em__http_server_start(const char *host, uint16_t port, uint16_t *bound,
-                                       em__http_handler fn, void *ud, em_err *err)
+em_http_server *em_http_server_start(const char *host, uint16_t port, uint16_t *bound,
+                                       em_http_handler fn, void *ud, em_err *err)
 {
     struct sockaddr_storage addr;
-    em__http_server *s;
+    em_http_server *s;
     int rc, len = sizeof addr;
 
     if (resolve(host ? host : "127.0.0.1", port, &addr, err) < 0)
@@ -407,7 +407,7 @@ em__http_server *em__http_server_start(const char *host, uint16_t port, uint16_t
     return s;
 }
 
-void em__http_server_stop(em__http_server *s)
+void em_http_server_stop(em_http_server *s)
 {
     if (!s)
         return;

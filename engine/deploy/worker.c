@@ -1,4 +1,4 @@
-/* engine/cluster/worker.c - the standalone worker: registers its cores and memory with the
+/* engine/deploy/worker.c - the standalone worker: registers its cores and memory with the
  * master, starts `ember executor` processes when the master says so, reports their exits,
  * and kills them when the master (on the driver's exit) says so or when it loses the
  * master. docs/standalone.md.
@@ -27,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine/cluster/standalone.h"
+#include "engine/deploy/deploy.h"
 #include "engine/net/net.h"
 
 extern char **environ;

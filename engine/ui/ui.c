@@ -1,13 +1,13 @@
-/* engine/cluster/ui.c - HTML helpers shared by the driver's and the master's status pages.
+/* engine/ui/ui.c - HTML helpers shared by the driver's and the master's status pages.
  * The pages are plain server-rendered tables that refresh themselves every 2 seconds: no
  * script, nothing fetched from elsewhere. Every string that came from a user (job names,
- * paths, host names, error messages) goes through em__html_escape. */
+ * paths, host names, error messages) goes through em_html_escape. */
 #include <stdio.h>
 #include <string.h>
 
-#include "engine/cluster/http.h"
+#include "engine/ui/ui.h"
 
-int em__html_escape(em_vbuf *b, const char *s)
+int em_html_escape(em_vbuf *b, const char *s)
 {
     int rc = 0;
     for (const char *p = s ? s : ""; *p && rc == 0; p++) {
@@ -23,27 +23,27 @@ int em__html_escape(em_vbuf *b, const char *s)
     return rc;
 }
 
-int em__html_begin(em_vbuf *b, const char *title)
+int em_html_begin(em_vbuf *b, const char *title)
 {
     int rc = em_vbuf_printf(b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
                                "<meta http-equiv=\"refresh\" content=\"2\"><title>");
-    rc = rc ? rc : em__html_escape(b, title);
+    rc = rc ? rc : em_html_escape(b, title);
     rc = rc ? rc
             : em_vbuf_printf(b, "</title><style>body{font-family:sans-serif;margin:1em 2em}"
                                 "table{border-collapse:collapse;margin-bottom:1.5em}"
                                 "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}"
                                 "th{background:#eee}.fail{color:#b00}</style></head><body>"
                                 "<h1>");
-    rc = rc ? rc : em__html_escape(b, title);
+    rc = rc ? rc : em_html_escape(b, title);
     return rc ? rc : em_vbuf_printf(b, "</h1>\n");
 }
 
-int em__html_end(em_vbuf *b)
+int em_html_end(em_vbuf *b)
 {
     return em_vbuf_printf(b, "</body></html>\n");
 }
 
-void em__fmt_duration(char *out, size_t cap, double s)
+void em_html_duration(char *out, size_t cap, double s)
 {
     if (s < 0)
         s = 0;

@@ -1,4 +1,4 @@
-/* tests/unit/standalone/test_status.c - event log lines, the progress bar's text and the
+/* tests/unit/ui/test_status.c - event log lines, the progress bar's text and the
  * driver's status model (JSON API) fed with a scripted job. */
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -7,11 +7,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/cluster/status.h"
+#include "engine/ui/ui.h"
 
 Test(status, event_json_lines)
 {
-    em_status_event ev = {.kind = EM_STATUS_TASK_END, .time_s = 12.3456, .job_id = 2,
+    em_sched_event ev = {.kind = EM_SCHED_TASK_END, .time_s = 12.3456, .job_id = 2,
                           .stage_id = 5, .stage_attempt = 1, .is_map = true, .partition = 7,
                           .attempt = 2, .duration_s = 0.25, .code = EM_EIO,
                           .error = "disk \"full\"", .executor = "e-1"};
@@ -21,13 +21,13 @@ Test(status, event_json_lines)
                         "\"executor\":\"e-1\",\"duration\":0.25,\"result\":\"failed\","
                         "\"code\":\"EIO\",\"error\":\"disk \\\"full\\\"\"}");
     em_free(s);
-    em_status_event js = {.kind = EM_STATUS_JOB_START, .time_s = 1, .job_id = 0, .nstages = 2,
+    em_sched_event js = {.kind = EM_SCHED_JOB_START, .time_s = 1, .job_id = 0, .nstages = 2,
                           .ntasks = 4};
     s = em_status_event_json(&js, 1);
     cr_assert_str_eq(s, "{\"event\":\"job_start\",\"time\":0.0,\"job\":0,\"stages\":2,"
                         "\"tasks\":4}");
     em_free(s);
-    em_status_event sc = {.kind = EM_STATUS_STAGE_COMPLETED, .time_s = 2, .stage_id = 1,
+    em_sched_event sc = {.kind = EM_SCHED_STAGE_COMPLETED, .time_s = 2, .stage_id = 1,
                           .is_map = false, .ntasks = 4, .duration_s = 1, .code = EM_EFETCH,
                           .error = "lost"};
     s = em_status_event_json(&sc, 1);
@@ -35,7 +35,7 @@ Test(status, event_json_lines)
     cr_assert(strstr(s, "\"kind\":\"result\""), "%s", s);
     cr_assert(!strstr(s, "shuffle"), "%s", s);
     em_free(s);
-    em_status_event bogus = {.kind = 99};
+    em_sched_event bogus = {.kind = 99};
     cr_assert_null(em_status_event_json(&bogus, 0));
 }
 
@@ -54,9 +54,9 @@ Test(status, progress_bar_text)
     cr_assert_eq(strlen(out), 7);
 }
 
-static em_status_event ev(int kind, uint32_t stage, bool map, uint32_t part, int code)
+static em_sched_event ev(int kind, uint32_t stage, bool map, uint32_t part, int code)
 {
-    return (em_status_event){.kind = kind, .time_s = 0, .stage_id = stage, .is_map = map,
+    return (em_sched_event){.kind = kind, .time_s = 0, .stage_id = stage, .is_map = map,
                              .partition = part, .ntasks = 2, .nstages = 2, .code = code,
                              .duration_s = 0.5, .error = code ? "boom" : NULL};
 }
@@ -64,15 +64,15 @@ static em_status_event ev(int kind, uint32_t stage, bool map, uint32_t part, int
 /* A job of a map stage (2 tasks, one failing once) and a result stage (2 tasks). */
 static void feed(em_status *st)
 {
-    em_status_event e[] = {
-        ev(EM_STATUS_JOB_START, 0, false, 0, 0),     ev(EM_STATUS_STAGE_SUBMITTED, 0, true, 0, 0),
-        ev(EM_STATUS_TASK_START, 0, true, 0, 0),     ev(EM_STATUS_TASK_START, 0, true, 1, 0),
-        ev(EM_STATUS_TASK_END, 0, true, 0, 0),       ev(EM_STATUS_TASK_END, 0, true, 1, EM_EIO),
-        ev(EM_STATUS_TASK_START, 0, true, 1, 0),     ev(EM_STATUS_TASK_END, 0, true, 1, 0),
-        ev(EM_STATUS_STAGE_COMPLETED, 0, true, 0, 0), ev(EM_STATUS_STAGE_SUBMITTED, 1, false, 0, 0),
-        ev(EM_STATUS_TASK_START, 1, false, 0, 0),    ev(EM_STATUS_TASK_END, 1, false, 0, 0),
-        ev(EM_STATUS_TASK_START, 1, false, 1, 0),    ev(EM_STATUS_TASK_END, 1, false, 1, 0),
-        ev(EM_STATUS_STAGE_COMPLETED, 1, false, 0, 0), ev(EM_STATUS_JOB_END, 0, false, 0, 0),
+    em_sched_event e[] = {
+        ev(EM_SCHED_JOB_START, 0, false, 0, 0),     ev(EM_SCHED_STAGE_SUBMITTED, 0, true, 0, 0),
+        ev(EM_SCHED_TASK_START, 0, true, 0, 0),     ev(EM_SCHED_TASK_START, 0, true, 1, 0),
+        ev(EM_SCHED_TASK_END, 0, true, 0, 0),       ev(EM_SCHED_TASK_END, 0, true, 1, EM_EIO),
+        ev(EM_SCHED_TASK_START, 0, true, 1, 0),     ev(EM_SCHED_TASK_END, 0, true, 1, 0),
+        ev(EM_SCHED_STAGE_COMPLETED, 0, true, 0, 0), ev(EM_SCHED_STAGE_SUBMITTED, 1, false, 0, 0),
+        ev(EM_SCHED_TASK_START, 1, false, 0, 0),    ev(EM_SCHED_TASK_END, 1, false, 0, 0),
+        ev(EM_SCHED_TASK_START, 1, false, 1, 0),    ev(EM_SCHED_TASK_END, 1, false, 1, 0),
+        ev(EM_SCHED_STAGE_COMPLETED, 1, false, 0, 0), ev(EM_SCHED_JOB_END, 0, false, 0, 0),
     };
     for (size_t i = 0; i < sizeof e / sizeof e[0]; i++) {
         e[i].time_s = em_now_s();

@@ -1,7 +1,7 @@
-/* engine/cluster/standalone.c - the driver's side of standalone mode (the client of the
+/* engine/deploy/standalone.c - the driver's side of standalone mode (the client of the
  * master) plus helpers shared by the daemons: master URLs and secrets.
  *
- * DESIGN: em_standalone_install registers em_cluster_master_ops (cluster.h). When the
+ * DESIGN: em_standalone_install registers em_deploy_master_ops (deploy.h). When the
  * context starts an ACCEPT-mode cluster for an ember:// master, app_start connects to the
  * master with the cluster secret, sends register_app (with the driver's address and the
  * application's secret) and waits for registered_app and, when no executor was granted at
@@ -15,8 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "engine/cluster/cluster.h"
-#include "engine/cluster/standalone.h"
+#include "engine/deploy/deploy.h"
 #include "engine/net/net.h"
 
 int em_standalone_parse_url(const char *url, char *host, size_t cap, uint16_t *port,
@@ -252,9 +251,9 @@ em_standalone_client *em_standalone_install(const em_standalone_app *app, em_err
     c->cluster_secret = em_xstrdup(app->cluster_secret);
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->cond, NULL);
-    em_cluster_master_ops ops = {.app_start = app_start, .request_executor = request_executor,
-                                 .app_end = app_end, .ud = c};
-    em_cluster_set_master_ops(&ops);
+    em_deploy_master_ops ops = {.app_start = app_start, .request_executor = request_executor,
+                                .app_end = app_end, .ud = c};
+    em_deploy_set_master_ops(&ops);
     return c;
 }
 
@@ -262,11 +261,30 @@ void em_standalone_client_free(em_standalone_client *c)
 {
     if (!c)
         return;
-    em_cluster_set_master_ops(NULL);
+    em_deploy_set_master_ops(NULL);
     em_net_free(c->net);
     pthread_cond_destroy(&c->cond);
     pthread_mutex_destroy(&c->lock);
     em_free(c->name);
     em_free(c->cluster_secret);
     em_free(c);
+}
+
+/* ---------------------------------------------------------------- the ember:// master hook */
+
+/* Written only by em_deploy_set_master_ops, on the main thread before contexts are created
+ * or after they are freed; read by em_context_new. */
+static em_deploy_master_ops g_master_ops;
+static bool g_master_set;
+
+void em_deploy_set_master_ops(const em_deploy_master_ops *ops)
+{
+    g_master_set = ops != NULL;
+    if (ops)
+        g_master_ops = *ops;
+}
+
+const em_deploy_master_ops *em_deploy_master_ops_get(void)
+{
+    return g_master_set ? &g_master_ops : NULL;
 }

@@ -1,7 +1,13 @@
-/* engine/cluster/standalone.h - the standalone cluster manager: the master daemon (tracks
- * workers and applications, grants executors), the worker daemon (starts and watches
- * `ember executor` processes) and the driver's client of the master. docs/standalone.md
- * has every message.
+/* engine/deploy/deploy.h - deploying an application's executors: the standalone cluster
+ * manager (the master daemon tracks workers and applications and grants executors; the
+ * worker daemon starts and watches `ember executor` processes), the driver's client of the
+ * master, and spawning the executor processes of a local-cluster[E,C] driver.
+ * docs/standalone.md has every message.
+ *
+ * LAYERING: deploy sits above engine/ui (the master's status page uses its HTTP server)
+ * and below engine/cluster: its driver spawns executors with em_deploy_spawn_executor, and
+ * the cluster backend asks an ember:// master for executors through the hook below
+ * (em_deploy_master_ops).
  *
  * TRUST: every connection to a daemon authenticates with the cluster secret (engine/net:
  * HMAC challenge-response before any frame body is read). The application's own secret
@@ -12,10 +18,11 @@
  * THREADS: em_master_* bookkeeping functions lock the master's mutex and may be called from
  * any thread (the daemon calls them on its network thread, the status page on its HTTP
  * thread). em_master_run / em_worker_run block the calling thread until *stop is set. */
-#ifndef EMBER_CLUSTER_STANDALONE_H
-#define EMBER_CLUSTER_STANDALONE_H
+#ifndef EMBER_DEPLOY_H
+#define EMBER_DEPLOY_H
 
 #include <signal.h>
+#include <sys/types.h>
 
 #include "engine/base/base.h"
 
@@ -99,12 +106,50 @@ typedef struct em_standalone_app {
     uint32_t wait_ms;            /* for the first executor grant; 0 = 30000 */
 } em_standalone_app;
 
-/* Installs the ember:// master hook of engine/cluster (em_cluster_set_master_ops): when a
- * context is created with master ember://HOST:PORT, it registers the application with the
- * master, which has workers start the executors. Call before em_context_new; free the
- * client (which uninstalls the hook) after the context is freed. Main thread. */
+/* Installs the ember:// master hook (em_deploy_set_master_ops): when a context is created
+ * with master ember://HOST:PORT, it registers the application with the master, which has
+ * workers start the executors. Call before em_context_new; free the client (which
+ * uninstalls the hook) after the context is freed. Main thread. */
 typedef struct em_standalone_client em_standalone_client;
 em_standalone_client *em_standalone_install(const em_standalone_app *app, em_err *err);
 void em_standalone_client_free(em_standalone_client *c);     /* NULL ok */
 
-#endif /* EMBER_CLUSTER_STANDALONE_H */
+/* ---------------------------------------------------------------- the ember:// master hook
+ * Masters "ember://HOST:PORT": em_context_new starts an ACCEPT-mode em_cluster (listening on
+ * conf ember.driver.host, default 127.0.0.1), then calls app_start so that the standalone
+ * client registers the application with the master (which has workers start `ember
+ * executor --driver <driver_addr>` with EMBER_SECRET=<secret>); then it waits for *nexec
+ * executors. request_executor is called when one is lost; app_end when the context ends.
+ * Register once per process, before creating contexts (NULL ops = none); main thread. */
+typedef struct em_deploy_master_ops {
+    int (*app_start)(void *ud, const char *master_url, const char *driver_addr,
+                     const char *secret, uint32_t *nexec, em_err *err);
+    void (*request_executor)(void *ud);
+    void (*app_end)(void *ud);
+    void *ud;
+} em_deploy_master_ops;
+void em_deploy_set_master_ops(const em_deploy_master_ops *ops);
+const em_deploy_master_ops *em_deploy_master_ops_get(void);    /* NULL when unset */
+
+/* ---------------------------------------------------------------- spawning executors (spawn.c) */
+
+typedef struct em_deploy_spawn_args {
+    const char *bin;         /* the ember command */
+    const char *driver;      /* "host:port" */
+    const char *exec_id;
+    uint32_t cores;
+    const char *memory;      /* NULL = default */
+    const char *work_dir;    /* NULL = default */
+    const char *secret;      /* passed as EMBER_SECRET in the environment */
+} em_deploy_spawn_args;
+
+/* The ember command: given, else $EMBER_BIN, else /proc/self/exe when it is named ember,
+ * else the build's then the install's path. NULL when none exists. Caller frees. */
+char *em_deploy_ember_bin(const char *given);
+/* posix_spawns `bin executor --driver ... --exec-id ... --cores ...` with the secret in its
+ * environment; *pid gets the child. EM_EIO naming the executor when it cannot start. */
+int em_deploy_spawn_executor(const em_deploy_spawn_args *a, pid_t *pid, em_err *err);
+/* "exited with status 1", "was killed by signal 9" for a waitpid status. */
+void em_deploy_describe_exit(int status, char *buf, size_t n);
+
+#endif /* EMBER_DEPLOY_H */

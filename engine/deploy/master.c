@@ -1,4 +1,4 @@
-/* engine/cluster/master.c - the standalone master: tracks workers and applications and
+/* engine/deploy/master.c - the standalone master: tracks workers and applications and
  * grants executors (cores and memory on workers) to applications. docs/standalone.md.
  *
  * DESIGN: em_master is a state machine without I/O (so unit tests drive it with fake
@@ -30,8 +30,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "engine/cluster/http.h"
-#include "engine/cluster/standalone.h"
+#include "engine/ui/ui.h"
+#include "engine/deploy/deploy.h"
 #include "engine/net/net.h"
 
 #define MAX_ID 63
@@ -564,11 +564,11 @@ static void ui_table(em_vbuf *b, json_t *rows, const char *const *cols, size_t n
             if (json_is_integer(v))
                 snprintf(num, sizeof num, "%lld", (long long)json_integer_value(v));
             else if (json_is_real(v))
-                em__fmt_duration(num, sizeof num, json_real_value(v));
+                em_html_duration(num, sizeof num, json_real_value(v));
             else if (json_is_array(v))
                 snprintf(num, sizeof num, "%zu", json_array_size(v));
             em_vbuf_printf(b, "<td>");
-            em__html_escape(b, json_is_string(v) ? json_string_value(v) : num);
+            em_html_escape(b, json_is_string(v) ? json_string_value(v) : num);
             em_vbuf_printf(b, "</td>");
         }
         em_vbuf_printf(b, "</tr>\n");
@@ -588,19 +588,19 @@ static char *master_page(em_master *m, size_t *len)
     em_vbuf b;
     em_free(js);
     em_vbuf_init(&b);
-    em__html_begin(&b, "ember master");
+    em_html_begin(&b, "ember master");
     em_vbuf_printf(&b, "<p>JSON: <a href=\"/json\">/json</a></p><h2>Workers</h2>\n");
     ui_table(&b, json_object_get(o, "workers"), wcols, 7);
     em_vbuf_printf(&b, "<h2>Running applications</h2>\n");
     ui_table(&b, json_object_get(o, "apps"), acols, 6);
     em_vbuf_printf(&b, "<h2>Completed applications</h2>\n");
     ui_table(&b, json_object_get(o, "completed_apps"), dcols, 5);
-    em__html_end(&b);
+    em_html_end(&b);
     json_decref(o);
     return (char *)em_vbuf_steal(&b, len);
 }
 
-static void master_http(void *ud, const em__http_req *req, em__http_resp *out)
+static void master_http(void *ud, const em_http_req *req, em_http_resp *out)
 {
     em_master *m = ud;
     if (strcmp(req->path, "/") == 0) {
@@ -624,7 +624,7 @@ int em_master_run(const em_master_opts *o, volatile sig_atomic_t *stop, em_err *
     const char *host = o->host ? o->host : "127.0.0.1";
     em_master_io io = {.send = d_send};
     daemon d = {0};
-    em__http_server *http = NULL;
+    em_http_server *http = NULL;
     uint16_t port = 0, ui_port = 0;
     int rc;
 
@@ -641,7 +641,7 @@ int em_master_run(const em_master_opts *o, volatile sig_atomic_t *stop, em_err *
         goto out;
     printf("master listening on ember://%s:%u\n", host, port);
     if (o->ui_port != 0) {
-        http = em__http_server_start(o->ui_host ? o->ui_host : host,
+        http = em_http_server_start(o->ui_host ? o->ui_host : host,
                                      o->ui_port < 0 ? 0 : (uint16_t)o->ui_port, &ui_port,
                                      master_http, d.m, err);
         if (!http) {
@@ -657,7 +657,7 @@ int em_master_run(const em_master_opts *o, volatile sig_atomic_t *stop, em_err *
     }
     rc = 0;
 out:
-    em__http_server_stop(http);
+    em_http_server_stop(http);
     em_net_free(d.net);      /* closes every connection: drivers and workers see it */
     em_master_free(d.m);
     return rc;

@@ -1,10 +1,10 @@
-/* tests/unit/standalone/test_master.c - the master's bookkeeping: workers, applications,
+/* tests/unit/deploy/test_master.c - the master's bookkeeping: workers, applications,
  * executor grants, losses, and protocol errors, driven without sockets. */
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <string.h>
 
-#include "engine/cluster/standalone.h"
+#include "engine/deploy/deploy.h"
 
 typedef struct sent {
     uint64_t conn;

@@ -145,8 +145,8 @@ static char *encode_with(blob_cache *bc, const em_plan_node *root, bool map_side
 
 /* One run_tasks call's tasks (lb->sets, lb->lock). */
 typedef struct task_set {
-    const em_sched_task *tasks;
-    em_task_result **results;    /* heap, one per task */
+    const em_task_desc *tasks;
+    em_task_result *results;     /* the caller's, one per task */
     size_t n, next;              /* tasks [next, n) are not started yet */
     size_t left;                 /* tasks not finished */
     uint64_t prio;
@@ -165,7 +165,7 @@ typedef struct task_set {
 typedef struct local_backend {
     em_exec_env env;             /* strings below are owned copies */
     char *shuffle_dir, *spill_dir, *exec_id;
-    em__acc_fn apply_acc;
+    em_task_acc_fn apply_acc;
     void *acc_ud;
     pthread_mutex_t blob_lock;   /* blob_names, blob_next */
     struct blob_name {
@@ -191,7 +191,7 @@ static task_set *next_set(local_backend *lb)
     return NULL;
 }
 
-static void run_one(local_backend *lb, const em_sched_task *t, em_task_result *res)
+static void run_one(local_backend *lb, const em_task_desc *t, em_task_result *res)
 {
     em_err err = EM_ERR_INIT;
     if (t->cancel && atomic_load(t->cancel)) {
@@ -221,7 +221,7 @@ static void *thread_main(void *arg)
             break;
         size_t i = s->next++;
         pthread_mutex_unlock(&lb->lock);
-        run_one(lb, &s->tasks[i], s->results[i]);
+        run_one(lb, &s->tasks[i], &s->results[i]);
         pthread_mutex_lock(&lb->lock);
         if (--s->left == 0)
             pthread_cond_broadcast(&lb->done);
@@ -230,53 +230,26 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
-static void free_payload(void *self, void *payload)
+/* Finishes a task's result on the caller's thread: where it ran, where its map output
+ * lies, and its accumulator updates applied once. */
+static void finish(local_backend *lb, const em_task_desc *t, em_task_result *tr)
 {
-    (void)self;
-    if (!payload)
-        return;
-    em_task_result_destroy(payload);
-    em_free(payload);
-}
-
-/* Moves what the scheduler needs from tr into out; tr becomes out's payload for successful
- * result tasks and is freed otherwise. */
-static void convert(local_backend *lb, const em_sched_task *t, em_task_result *tr,
-                    em_sched_result *out)
-{
-    out->code = tr->code;
-    em_err_copy(&out->err, &tr->err);
-    out->fetch_failed = tr->fetch_failed;
-    out->failed_shuffle = tr->failed_shuffle;
-    out->failed_map = tr->failed_map;
-    out->spill_bytes = tr->metrics.spill_bytes;
-    out->run_ns = tr->metrics.run_ns;
-    snprintf(out->exec_id, sizeof out->exec_id, "driver");
+    snprintf(tr->exec_id, sizeof tr->exec_id, "driver");
     if (tr->code == 0 && lb->apply_acc && tr->nacc)
         lb->apply_acc(lb->acc_ud, tr->acc, tr->nacc);
-    if (tr->code == 0 && t->is_map) {
-        out->map_status = tr->map_status;
-        memset(&tr->map_status, 0, sizeof tr->map_status);
-        snprintf(out->map_status.loc, sizeof out->map_status.loc, "%s", lb->shuffle_dir);
-    }
-    if (tr->code == 0 && !t->is_map) {
-        out->payload = tr;
-        return;
-    }
-    free_payload(lb, tr);
+    if (tr->code == 0 && t->is_map)
+        snprintf(tr->map_status.loc, sizeof tr->map_status.loc, "%s", lb->shuffle_dir);
 }
 
-static int run_tasks(void *self, const em_sched_task *tasks, size_t n, em_sched_result *results,
+static int run_tasks(void *self, const em_task_desc *tasks, size_t n, em_task_result *results,
                      em_err *err)
 {
+    (void)err;
     local_backend *lb = self;
     if (n == 0)
         return 0;
-    task_set set = {.tasks = tasks, .n = n, .left = n, .prio = tasks[0].prio};
-    if (!(set.results = em_malloc(n * sizeof *set.results)))
-        return em_err_set(err, EM_ENOMEM, "local backend: queue of %zu tasks", n);
-    for (size_t i = 0; i < n; i++)
-        set.results[i] = em_xcalloc(1, sizeof *set.results[i]);
+    task_set set = {.tasks = tasks, .results = results, .n = n, .left = n,
+                    .prio = tasks[0].prio};
     pthread_mutex_lock(&lb->lock);
     task_set **p = &lb->sets;
     while (*p && (*p)->prio <= set.prio)
@@ -291,8 +264,7 @@ static int run_tasks(void *self, const em_sched_task *tasks, size_t n, em_sched_
     *p = set.link;
     pthread_mutex_unlock(&lb->lock);
     for (size_t i = 0; i < n; i++)
-        convert(lb, &tasks[i], set.results[i], &results[i]);
-    em_free(set.results);
+        finish(lb, &tasks[i], &results[i]);
     return 0;
 }
 
@@ -360,17 +332,16 @@ static void local_free(void *self)
     em_free(lb);
 }
 
-static const em_sched_backend_ops local_ops = {
+static const em_task_backend_ops local_ops = {
     .name = "local",
     .encode_stage = encode_stage,
     .run_tasks = run_tasks,
-    .free_payload = free_payload,
     .remove_shuffle = local_remove_shuffle,
     .free = local_free,
 };
 
-int em__local_backend_new(const em_exec_env *env, uint32_t nthreads, em__acc_fn apply_acc,
-                          void *acc_ud, em_sched_backend *out, em_err *err)
+int em__local_backend_new(const em_exec_env *env, uint32_t nthreads, em_task_acc_fn apply_acc,
+                          void *acc_ud, em_task_backend *out, em_err *err)
 {
     if (nthreads == 0)
         return em_err_set(err, EM_EINVAL, "local backend: 0 task threads");
@@ -415,7 +386,7 @@ typedef struct cluster_backend {
     em_cluster *cl;
     blob_cache blobs;            /* big blobs of stages, in the driver's store */
     em_map_tracker *tracker;
-    em__acc_fn apply_acc;
+    em_task_acc_fn apply_acc;
     void *acc_ud;
     pthread_mutex_t rr_lock;     /* jobs encode stages concurrently */
     uint32_t *rr;                /* ids of ROUND_ROBIN shuffles seen in encode_stage (rr_lock) */
@@ -458,65 +429,19 @@ static void cl_on_exec_lost(void *ud, const char *loc)
     pthread_mutex_unlock(&cb->rr_lock);
 }
 
-/* em_cluster_result -> em_sched_result (+ em_task_result payload for result tasks). */
-static void cl_convert(cluster_backend *cb, const em_sched_task *t, em_cluster_result *cr,
-                       em_sched_result *out)
-{
-    out->code = cr->code;
-    em_err_copy(&out->err, &cr->err);
-    out->fetch_failed = cr->fetch_failed && cr->code == EM_EFETCH;
-    out->failed_shuffle = cr->failed_shuffle;
-    out->failed_map = cr->failed_map;
-    out->spill_bytes = cr->metrics[4];
-    out->run_ns = cr->metrics[6];
-    snprintf(out->exec_id, sizeof out->exec_id, "%s", cr->exec_id);
-    if (cr->code == 0 && cb->apply_acc && cr->nacc) {
-        em_acc_update *u = em_xcalloc(cr->nacc, sizeof *u);
-        for (uint32_t i = 0; i < cr->nacc; i++)
-            u[i] = (em_acc_update){cr->acc[i].id, cr->acc[i].is_f64, cr->acc[i].i64,
-                                   cr->acc[i].f64};
-        cb->apply_acc(cb->acc_ud, u, cr->nacc);
-        em_free(u);
-    }
-    if (cr->code == 0 && t->is_map) {
-        out->map_status = cr->map_status;
-        memset(&cr->map_status, 0, sizeof cr->map_status);
-    }
-    if (cr->code == 0 && !t->is_map) {
-        em_task_result *tr = em_xcalloc(1, sizeof *tr);
-        tr->batches = cr->batches;
-        tr->nbatches = cr->nbatches;
-        tr->count = cr->count;
-        cr->batches = NULL;
-        cr->nbatches = 0;
-        em_task_metrics *m = &tr->metrics;
-        *m = (em_task_metrics){cr->metrics[0], cr->metrics[1], cr->metrics[2], cr->metrics[3],
-                               cr->metrics[4], cr->metrics[5], cr->metrics[6]};
-        out->payload = tr;
-    }
-    em_cluster_result_destroy(cr);
-}
-
-static int cl_run_tasks(void *self, const em_sched_task *tasks, size_t n,
-                        em_sched_result *results, em_err *err)
+static int cl_run_tasks(void *self, const em_task_desc *tasks, size_t n,
+                        em_task_result *results, em_err *err)
 {
     cluster_backend *cb = self;
     if (n == 0)
         return 0;
-    em_cluster_task *ct = em_xcalloc(n, sizeof *ct);
-    em_cluster_result *cr = em_xcalloc(n, sizeof *cr);
-    for (size_t i = 0; i < n; i++)
-        ct[i] = (em_cluster_task){.stage_json = tasks[i].stage_json, .len = tasks[i].len,
-                                  .stage_id = tasks[i].stage_id,
-                                  .partition = tasks[i].partition, .attempt = tasks[i].attempt,
-                                  .is_map = tasks[i].is_map, .pref_rdd = tasks[i].pref_rdd,
-                                  .pref_part = tasks[i].pref_part, .prio = tasks[i].prio,
-                                  .cancel = tasks[i].cancel};
-    int rc = em_cluster_run_tasks(cb->cl, ct, n, cr, err);
-    for (size_t i = 0; i < n; i++)
-        cl_convert(cb, &tasks[i], &cr[i], &results[i]);
-    em_free(ct);
-    em_free(cr);
+    int rc = em_cluster_run_tasks(cb->cl, tasks, n, results, err);
+    for (size_t i = 0; i < n; i++) {
+        em_task_result *r = &results[i];
+        r->fetch_failed = r->fetch_failed && r->code == EM_EFETCH;
+        if (r->code == 0 && cb->apply_acc && r->nacc)
+            cb->apply_acc(cb->acc_ud, r->acc, r->nacc);
+    }
     return rc;
 }
 
@@ -546,11 +471,10 @@ static void cl_remove_shuffle(void *self, uint32_t sid)
     em_cluster_remove_shuffle(cb->cl, sid);
 }
 
-static const em_sched_backend_ops cluster_ops = {
+static const em_task_backend_ops cluster_ops = {
     .name = "cluster",
     .encode_stage = cl_encode_stage,
     .run_tasks = cl_run_tasks,
-    .free_payload = free_payload,
     .free = cl_free,
     .wake = cl_wake,
     .remove_shuffle = cl_remove_shuffle,
@@ -576,7 +500,7 @@ int em__parse_locality_wait(const char *v, uint32_t *ms, em_err *err)
     return 0;
 }
 
-int em__cluster_backend_new(const em__cluster_cfg *cfg, em_sched_backend *out, em_err *err)
+int em__cluster_backend_new(const em__cluster_cfg *cfg, em_task_backend *out, em_err *err)
 {
     cluster_backend *cb = em_xcalloc(1, sizeof *cb);
     pthread_mutex_init(&cb->rr_lock, NULL);
@@ -630,7 +554,7 @@ fail:
 /* ---------------------------------------------------------------- executor runner */
 
 static int exec_runner(void *ud, const em_cluster_env *ce, const char *json, size_t len,
-                       uint32_t partition, uint32_t attempt, em_cluster_result *out)
+                       uint32_t partition, uint32_t attempt, em_task_result *out)
 {
     (void)ud;
     em_exec_env env = {
@@ -642,40 +566,12 @@ static int exec_runner(void *ud, const em_cluster_env *ce, const char *json, siz
         .cancel = ce->cancel,
         .shuffle_sync = ce->shuffle_sync,
     };
-    em_task_result tr;
     em_err err = EM_ERR_INIT;
-    memset(&tr, 0, sizeof tr);
-    em_exec_run_task(&env, json, len, partition, attempt, &tr, &err);
-    if (tr.code == 0 && err.code != 0) {
-        tr.code = err.code;
-        em_err_copy(&tr.err, &err);
+    em_exec_run_task(&env, json, len, partition, attempt, out, &err);
+    if (out->code == 0 && err.code != 0) {
+        out->code = err.code;
+        em_err_copy(&out->err, &err);
     }
-    out->code = tr.code;
-    em_err_copy(&out->err, &tr.err);
-    out->fetch_failed = tr.fetch_failed;
-    out->failed_shuffle = tr.failed_shuffle;
-    out->failed_map = tr.failed_map;
-    out->is_map = tr.is_map;
-    out->map_status = tr.map_status;
-    memset(&tr.map_status, 0, sizeof tr.map_status);
-    out->batches = tr.batches;
-    out->nbatches = tr.nbatches;
-    tr.batches = NULL;
-    tr.nbatches = 0;
-    out->count = tr.count;
-    if (tr.nacc) {
-        out->acc = em_xcalloc(tr.nacc, sizeof *out->acc);
-        for (uint32_t i = 0; i < tr.nacc; i++)
-            out->acc[i] = (em_cluster_acc){tr.acc[i].id, tr.acc[i].is_f64, tr.acc[i].i64,
-                                           tr.acc[i].f64};
-        out->nacc = tr.nacc;
-    }
-    const em_task_metrics *m = &tr.metrics;
-    uint64_t mv[EM_CLUSTER_NMETRICS] = {m->records_read, m->records_written,
-                                        m->shuffle_read_bytes, m->shuffle_write_bytes,
-                                        m->spill_bytes, m->spill_count, m->run_ns};
-    memcpy(out->metrics, mv, sizeof mv);
-    em_task_result_destroy(&tr);
     return out->code;
 }
 

@@ -210,7 +210,7 @@ static void apply_acc(void *ud, const em_acc_update *u, uint32_t n)
 
 /* Cluster masters: executors in processes (local-cluster spawns them under the app dir,
  * ember:// has a standalone master start them). */
-static int start_cluster(em_context *sc, em_sched_backend *out, em_err *err)
+static int start_cluster(em_context *sc, em_task_backend *out, em_err *err)
 {
     const em_conf *c = sc->conf;
     em__cluster_cfg cfg = {

@@ -25,58 +25,16 @@
 
 #include "engine/base/base.h"
 #include "engine/data/data.h"
+#include "engine/task/task.h"
 #include "shuffle/shuffle.h"
 #include "storage/storage.h"
 
-/* ---------------------------------------------------------------- tasks and results */
-
-typedef struct em_cluster_task {
-    const char *stage_json;      /* borrowed for the call */
-    size_t len;
-    uint32_t stage_id;           /* stages with equal ids must have equal JSON */
-    uint32_t partition;
-    uint32_t attempt;
-    bool is_map;
-    /* Cache locality: the cached partition (rdd id, partition) the task reads first; 0 =
-     * none. The driver runs the task on the executor that last ran a successful task with
-     * the same preference (it holds the block) when that one has a free core, waits up to
-     * locality_wait_ms for it while it is busy, and otherwise runs it anywhere. */
-    uint32_t pref_rdd, pref_part;
-    /* Concurrent jobs: tasks of sets with a lower prio take free cores first (FIFO by
-     * job). cancel (NULL = none): once set, queued tasks fail with EM_ECANCELED without
-     * running and running ones are sent `kill`; borrowed until em_cluster_run_tasks
-     * returns. */
-    uint64_t prio;
-    const atomic_bool *cancel;
-} em_cluster_task;
-
-typedef struct em_cluster_acc {
-    uint32_t id;
-    bool is_f64;
-    int64_t i64;
-    double f64;
-} em_cluster_acc;
-
-#define EM_CLUSTER_NMETRICS 7    /* records_read, records_written, shuffle_read_bytes,
-                                    shuffle_write_bytes, spill_bytes, spill_count, run_ns */
-
-/* One finished attempt (mirror of engine/exec's em_task_result). */
-typedef struct em_cluster_result {
-    int code;                    /* 0 or the task's error code */
-    em_err err;
-    bool fetch_failed;
-    uint32_t failed_shuffle, failed_map;
-    bool is_map;
-    em_map_status map_status;    /* map tasks; loc = the executor's shuffle "host:port" */
-    em_batch **batches;          /* result tasks (owned references) */
-    size_t nbatches;
-    uint64_t count;
-    em_cluster_acc *acc;         /* owned */
-    uint32_t nacc;
-    uint64_t metrics[EM_CLUSTER_NMETRICS];
-    char exec_id[64];            /* which executor ran it ("" if none) */
-} em_cluster_result;
-void em_cluster_result_destroy(em_cluster_result *r);    /* zeroed struct ok */
+/* Tasks are em_task_desc and their results em_task_result (engine/task/task.h). A task's
+ * pref_rdd/pref_part pick its executor: the one that last ran a successful task with the
+ * same preference (it holds the block) when that one has a free core, waiting up to
+ * locality_wait_ms for it while it is busy, and otherwise any. Tasks of sets with a lower
+ * prio take free cores first (FIFO by job). cancel (NULL = none): once set, queued tasks
+ * fail with EM_ECANCELED without running and running ones are sent `kill`. */
 
 /* ---------------------------------------------------------------- driver */
 
@@ -151,8 +109,8 @@ uint32_t em_cluster_total_cores(em_cluster *c);     /* of those */
  * Several threads may call it at once (one task set each): the sets share the executors'
  * cores, lower tasks[].prio first. When tasks[i].cancel is set, the call returns once
  * none of its tasks runs any more (killed ones report EM_ECANCELED). Any thread. */
-int em_cluster_run_tasks(em_cluster *c, const em_cluster_task *tasks, size_t n,
-                         em_cluster_result *results, em_err *err);
+int em_cluster_run_tasks(em_cluster *c, const em_task_desc *tasks, size_t n,
+                         em_task_result *results, em_err *err);
 /* Wakes every em_cluster_run_tasks call so that it acts on cancel flags now. Any thread. */
 void em_cluster_wake(em_cluster *c);
 /* Forgets where the partitions of rdd are cached (em_rdd_unpersist). Driver thread. */
@@ -222,7 +180,7 @@ typedef struct em_cluster_env {
 /* Runs one task (task threads, concurrently): fills *out, returns its code. */
 typedef int (*em_cluster_runner)(void *ud, const em_cluster_env *env, const char *stage_json,
                                  size_t len, uint32_t partition, uint32_t attempt,
-                                 em_cluster_result *out);
+                                 em_task_result *out);
 
 typedef struct em_executor_opts {
     const char *driver_host;     /* required */

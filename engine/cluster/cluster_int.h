@@ -76,7 +76,7 @@ typedef struct em__msg {
     uint32_t stage, part, attempt;
     bool is_map;
     /* status: the result (batches arrive as DATA frames before it) */
-    em_cluster_result res;
+    em_task_result res;
     uint32_t nbatches;           /* status, block_reply */
     /* block; drop (type and a only) */
     em_block_id block;

@@ -90,9 +90,9 @@ typedef struct inflight {
 
 /* One em_cluster_run_tasks call's tasks (c->sets, c->lock). */
 typedef struct task_set {
-    const em_cluster_task *t;
+    const em_task_desc *t;
     inflight *fl;
-    em_cluster_result *res;
+    em_task_result *res;
     size_t n;
     uint64_t base, prio;
     bool canceled;               /* its cancel was acted on */
@@ -179,8 +179,8 @@ static void fail_running(em_cluster *c, int slot, const char *why)   /* lock hel
         inflight *f = &ts->fl[i];
         if (f->state != T_RUNNING || f->slot != slot)
             continue;
-        em_cluster_result *r = &ts->res[i];
-        em_cluster_result_destroy(r);
+        em_task_result *r = &ts->res[i];
+        em_task_result_destroy(r);
         r->code = em_err_set(&r->err, EM_EIO, "executor %s lost: %s", c->ex[slot].exec_id, why);
         snprintf(r->exec_id, sizeof r->exec_id, "%s", c->ex[slot].exec_id);
         f->state = T_DONE;
@@ -283,21 +283,21 @@ static void on_status(em_cluster *c, em_conn_id id, em__msg *m)
     task_set *ts;
     inflight *f = task_of(c, id, m->id, &ts, &i);
     if (f) {
-        em_cluster_result *r = &ts->res[i];
+        em_task_result *r = &ts->res[i];
         *r = m->res;
         memset(&m->res, 0, sizeof m->res);
         exec_slot *s = &c->ex[f->slot];
         snprintf(r->exec_id, sizeof r->exec_id, "%s", s->exec_id);
         s->store_bytes = m->store_bytes;
         if (r->code == 0 && f->part.len) {
-            em_cluster_result_destroy(r);
+            em_task_result_destroy(r);
             r->code = em_err_set(&r->err, EM_EPROTO, "executor %s: status before the last "
                                  "chunk of a result block", s->exec_id);
         }
         em_vbuf_destroy(&f->part);
         f->part_size = 0;
         if (r->code == 0 && f->nb != m->nbatches) {
-            em_cluster_result_destroy(r);
+            em_task_result_destroy(r);
             r->code = em_err_set(&r->err, EM_EPROTO, "executor %s: %zu result batches, %u "
                                  "announced", s->exec_id, f->nb, m->nbatches);
         }
@@ -554,9 +554,9 @@ static int on_result_chunk(em_cluster *c, em_conn_id id, em_slice p, em_err *err
         f->batches[f->nb++] = b;
     } else if (rc < 0) {
         /* The task fails here; its later frames and status find it done and are dropped. */
-        em_cluster_result *r = &ts->res[i];
+        em_task_result *r = &ts->res[i];
         exec_slot *s = &c->ex[f->slot];
-        em_cluster_result_destroy(r);
+        em_task_result_destroy(r);
         r->code = em_err_copy(&r->err, &berr);
         em_err_prefix(&r->err, "result of task %llu from executor %s",
                       (unsigned long long)tid, s->exec_id);
@@ -918,8 +918,8 @@ void em_cluster_locality_stats(em_cluster *c, uint64_t *local, uint64_t *missed,
 }
 
 /* Remembers where this batch's successful tasks with a preference ran. Lock held. */
-static void note_locations(em_cluster *c, const em_cluster_task *t, size_t n,
-                           const inflight *fl, const em_cluster_result *res)
+static void note_locations(em_cluster *c, const em_task_desc *t, size_t n,
+                           const inflight *fl, const em_task_result *res)
 {
     for (size_t i = 0; i < n; i++) {
         if (!t[i].pref_rdd || res[i].code != 0 || fl[i].slot < 0 ||
@@ -945,10 +945,10 @@ static void process_losses(em_cluster *c)
         /* Map outputs it wrote in the sets in flight are gone with it. */
         for (task_set *ts = c->sets; ts; ts = ts->next)
         for (size_t k = 0; k < ts->n; k++) {
-            em_cluster_result *r = &ts->res[k];
+            em_task_result *r = &ts->res[k];
             if (ts->fl[k].state == T_DONE && ts->fl[k].slot == (int)i && r->code == 0 &&
                 r->is_map) {
-                em_cluster_result_destroy(r);
+                em_task_result_destroy(r);
                 r->code = em_err_set(&r->err, EM_EIO, "executor %s lost with this map output",
                                      id);
                 snprintf(r->exec_id, sizeof r->exec_id, "%s", id);
@@ -988,7 +988,7 @@ static bool has_stage(const exec_slot *s, uint32_t id)
 }
 
 /* The executor where the previous attempt of t failed, or NULL (driver thread). */
-static const char *failed_on(const em_cluster *c, const em_cluster_task *t)
+static const char *failed_on(const em_cluster *c, const em_task_desc *t)
 {
     if (t->attempt == 0)
         return NULL;
@@ -1000,8 +1000,8 @@ static const char *failed_on(const em_cluster *c, const em_cluster_task *t)
 }
 
 /* Remembers where each failed task of a finished batch ran, forgets succeeded ones. */
-static void note_failures(em_cluster *c, const em_cluster_task *t, size_t n,
-                          const em_cluster_result *res)
+static void note_failures(em_cluster *c, const em_task_desc *t, size_t n,
+                          const em_task_result *res)
 {
     for (size_t i = 0; i < n; i++) {
         size_t k = 0;
@@ -1059,7 +1059,7 @@ static int pick_executor(em_cluster *c, const char *avoid)
 
 /* The slot holding task t's cached block when it is alive and not where t's previous
  * attempt failed (`avoid`); -1 otherwise. Lock held. */
-static int preferred_slot(const em_cluster *c, const em_cluster_task *t, const char *avoid)
+static int preferred_slot(const em_cluster *c, const em_task_desc *t, const char *avoid)
 {
     if (!t->pref_rdd)
         return -1;
@@ -1076,7 +1076,7 @@ static int preferred_slot(const em_cluster *c, const em_cluster_task *t, const c
 static launch launch_on(em_cluster *c, task_set *ts, size_t i, int e)
 {
     exec_slot *s = &c->ex[e];
-    const em_cluster_task *t = ts->t;
+    const em_task_desc *t = ts->t;
     s->running++;
     ts->fl[i].state = T_RUNNING;
     ts->fl[i].slot = e;
@@ -1115,7 +1115,7 @@ static size_t launch_budget(em_cluster *c, const task_set *ts)
 static size_t assign(em_cluster *c, task_set *ts, launch *out)
 {
     size_t k = 0, budget = launch_budget(c, ts);
-    const em_cluster_task *t = ts->t;
+    const em_task_desc *t = ts->t;
     uint64_t now = now_ms();
     for (size_t i = 0; i < ts->n && k < budget; i++) {
         if (ts->fl[i].state != T_QUEUED)
@@ -1159,7 +1159,7 @@ static size_t assign(em_cluster *c, task_set *ts, launch *out)
  * connection is gone) fails its task with the reason, so nothing waits for it. Lock held. */
 static void launch_failed(em_cluster *c, task_set *ts, const launch *l, const em_err *why)
 {
-    const em_cluster_task *t = &ts->t[l->task];
+    const em_task_desc *t = &ts->t[l->task];
     inflight *f = &ts->fl[l->task];
     exec_slot *s = &c->ex[f->slot];
     if (l->send_stage)
@@ -1172,8 +1172,8 @@ static void launch_failed(em_cluster *c, task_set *ts, const launch *l, const em
             }
     if (f->state != T_RUNNING)
         return;                  /* the connection closed and on_close failed it */
-    em_cluster_result *r = &ts->res[l->task];
-    em_cluster_result_destroy(r);
+    em_task_result *r = &ts->res[l->task];
+    em_task_result_destroy(r);
     r->code = em_err_copy(&r->err, why);
     em_err_prefix(&r->err, "launching stage %u task %u on executor %s", t->stage_id,
                   t->partition, s->exec_id);
@@ -1186,7 +1186,7 @@ static void launch_failed(em_cluster *c, task_set *ts, const launch *l, const em
 static void send_launches(em_cluster *c, task_set *ts, const launch *l, size_t n)
 {
     for (size_t k = 0; k < n; k++) {
-        const em_cluster_task *x = &ts->t[l[k].task];
+        const em_task_desc *x = &ts->t[l[k].task];
         em_err err = EM_ERR_INIT;
         int rc = 0;
         if (l[k].send_stage)
@@ -1306,8 +1306,8 @@ static int run_pass(em_cluster *c, task_set *ts, launch *ls, uint64_t *idle_sinc
     return 0;
 }
 
-int em_cluster_run_tasks(em_cluster *c, const em_cluster_task *tasks, size_t n,
-                         em_cluster_result *results, em_err *err)
+int em_cluster_run_tasks(em_cluster *c, const em_task_desc *tasks, size_t n,
+                         em_task_result *results, em_err *err)
 {
     if (n == 0)
         return 0;

@@ -769,7 +769,7 @@ static int send_block_chunks(executor *x, uint64_t id, const em_vbuf *v, em_err 
 
 /* Sends the result batches (DATA frames) and then the status of task id, which also
  * reports the size of this executor's block store. */
-static void send_result(executor *x, uint64_t id, em_cluster_result *r)
+static void send_result(executor *x, uint64_t id, em_task_result *r)
 {
     em_err err = EM_ERR_INIT;
     em_vbuf v;
@@ -781,7 +781,7 @@ static void send_result(executor *x, uint64_t id, em_cluster_result *r)
         if (rc == 0)
             rc = send_block_chunks(x, id, &v, &err);
         if (rc < 0) {
-            em_cluster_result_destroy(r);
+            em_task_result_destroy(r);
             r->code = rc;
             em_err_copy(&r->err, &err);
             em_err_prefix(&r->err, "sending result batch %zu", i);
@@ -804,7 +804,7 @@ static void send_result(executor *x, uint64_t id, em_cluster_result *r)
 
 static void run_one(executor *x, const task_item *t, run_slot *slot)
 {
-    em_cluster_result r;
+    em_task_result r;
     memset(&r, 0, sizeof r);
     if (!t->st) {
         r.code = em_err_set(&r.err, EM_EPROTO, "task %llu: stage %u was never sent",
@@ -823,7 +823,7 @@ static void run_one(executor *x, const task_item *t, run_slot *slot)
     }
     r.is_map = t->is_map;
     send_result(x, t->id, &r);
-    em_cluster_result_destroy(&r);
+    em_task_result_destroy(&r);
     pthread_mutex_lock(&x->lock);
     stage_unref(t->st);
     pthread_mutex_unlock(&x->lock);

@@ -21,6 +21,7 @@
 #include "engine/base/base.h"
 #include "engine/data/data.h"
 #include "engine/plan/plan.h"
+#include "engine/task/task.h"
 #include "shuffle/shuffle.h"
 #include "storage/storage.h"
 
@@ -96,38 +97,7 @@ typedef struct em__stage_blob_stats {
 } em__stage_blob_stats;
 void em__stage_blob_stats_get(em__stage_blob_stats *out);
 
-typedef struct em_acc_update {
-    uint32_t id;
-    bool is_f64;
-    int64_t i64;
-    double f64;
-} em_acc_update;
-
-typedef struct em_task_metrics {
-    uint64_t records_read;       /* records read from sources and shuffles */
-    uint64_t records_written;    /* records given to the sink */
-    uint64_t shuffle_read_bytes;
-    uint64_t shuffle_write_bytes;
-    uint64_t spill_bytes;        /* map-side and reduce-side spills */
-    uint64_t spill_count;
-    uint64_t run_ns;
-} em_task_metrics;
-
-typedef struct em_task_result {
-    int code;                    /* 0, or the task's error code */
-    em_err err;                  /* message when code != 0 */
-    bool fetch_failed;           /* code == EM_EFETCH: a parent map output is missing */
-    uint32_t failed_shuffle, failed_map;
-    bool is_map;
-    em_map_status map_status;    /* map tasks (sizes owned; destroyed with the result) */
-    em_batch **batches;          /* result tasks: output batches (owned references) */
-    size_t nbatches;
-    uint64_t count;              /* COUNT, SAVE_TEXT, SAMPLE_KEYS */
-    em_acc_update *acc;          /* accumulator updates (owned) */
-    uint32_t nacc;
-    em_task_metrics metrics;
-} em_task_result;
-void em_task_result_destroy(em_task_result *r);   /* zeroed struct ok */
+/* em_acc_update, em_task_metrics and em_task_result: engine/task/task.h. */
 
 /* Where a task finds what lies outside its pipeline. All callbacks thread-safe. */
 typedef struct em_exec_env {

@@ -3,10 +3,9 @@
  * worker and connecting in), and the executor process's main loop. The wire protocol
  * between them is docs/cluster.md.
  *
- * LAYERING: cluster sits on the level of engine/sched and engine/exec and includes neither;
- * engine/api wires it: it turns em_cluster into an em_sched_backend (engine/api/backend.c)
- * and gives the executor an em_cluster_runner that calls em_exec_run_task. Structs here
- * therefore mirror what the scheduler and executor exchange (tasks, task results).
+ * LAYERING: cluster (level 9) sits above engine/sched, engine/exec and engine/task: it is
+ * a task backend of engine/task (backend.c) over executor processes, and engine/api only
+ * picks it for a context. Tasks and results are engine/task's types; nothing is mirrored.
  *
  * SECRETS: a secret is a byte string (>= 16 bytes). Executors read it from the
  * EMBER_SECRET environment variable or a --secret-file (contents, trailing newline
@@ -25,6 +24,7 @@
 
 #include "engine/base/base.h"
 #include "engine/data/data.h"
+#include "engine/sched/sched.h"
 #include "engine/task/task.h"
 #include "shuffle/shuffle.h"
 #include "storage/storage.h"
@@ -140,6 +140,26 @@ void em_cluster_locality_stats(em_cluster *c, uint64_t *local, uint64_t *missed,
 /* Closes every connection (executors exit and remove their work dirs), reaps spawned
  * processes (SIGKILL after a grace period). NULL ok. */
 void em_cluster_free(em_cluster *c);
+
+/* ---------------------------------------------------------------- the task backend
+ * (backend.c) The cluster backend of the scheduler: starts an em_cluster with cfg->opts
+ * (its callbacks are set here: the tracker serves map outputs, lost executors' outputs are
+ * unregistered), for ACCEPT mode asks the standalone client (em_cluster_master_ops) for
+ * executors, and waits for them. Successful attempts' accumulator updates go to apply_acc
+ * (NULL = dropped). Big stage blobs become broadcasts in opts.store. */
+typedef struct em_cluster_backend_cfg {
+    em_cluster_opts opts;
+    const char *master_url;      /* ACCEPT: ember://host:port */
+    em_map_tracker *tracker;     /* borrowed; outlives the backend */
+    em_task_acc_fn apply_acc;
+    void *acc_ud;
+    em_cluster **cluster_out;    /* NULL, or set to the cluster (owned by the backend) */
+} em_cluster_backend_cfg;
+int em_cluster_backend_new(const em_cluster_backend_cfg *cfg, em_task_backend *out,
+                           em_err *err);
+/* ember.locality.wait as Spark writes it ("3s", "500ms", "1m", "1h", or ms; "0" = never
+ * wait) into *ms (EM_CLUSTER_NO_LOCALITY_WAIT for 0). EM_EINVAL naming the value. */
+int em_cluster_parse_locality_wait(const char *v, uint32_t *ms, em_err *err);
 
 /* ---------------------------------------------------------------- standalone masters
  * Masters "ember://HOST:PORT": em_context_new starts an ACCEPT-mode em_cluster (listening on

@@ -178,4 +178,15 @@ void em_exec_driver_task_free(em_task *t);
 int em_exec_run_task(const em_exec_env *env, const char *stage_json, size_t len,
                      uint32_t partition, uint32_t attempt, em_task_result *out, em_err *err);
 
+/* ---------------------------------------------------------------- the local backend
+ * (local.c) The task backend of master local[N]: nthreads task threads calling
+ * em_exec_run_task with a copy of *env (strings copied; store and callbacks borrowed until
+ * the backend is freed). Its encode_stage names big blobs instead of copying them, and
+ * tasks borrow them (env.borrow_blob is set by the backend). Successful attempts'
+ * accumulator updates go to apply_acc (NULL = dropped) on the thread that called
+ * run_tasks; results say exec_id "driver" and map outputs lie at env->shuffle_dir. */
+int em_exec_local_backend_new(const em_exec_env *env, uint32_t nthreads,
+                              em_task_acc_fn apply_acc, void *acc_ud, em_task_backend *out,
+                              em_err *err);
+
 #endif /* EMBER_EXEC_H */

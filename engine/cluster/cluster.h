@@ -1,7 +1,7 @@
-/* engine/cluster/cluster.h - cluster mode: the driver side that runs tasks in executor
- * processes (spawned by the driver for local-cluster[E,C], or started by a standalone
- * worker and connecting in), and the executor process's main loop. The wire protocol
- * between them is docs/cluster.md.
+/* engine/cluster/cluster.h - cluster mode, the driver's side: runs tasks in executor
+ * processes (engine/executor; spawned by the driver for local-cluster[E,C], or started by a
+ * standalone worker and connecting in). The wire protocol between them is docs/cluster.md
+ * (engine/executor/protocol.h).
  *
  * LAYERING: cluster (level 9) sits above engine/sched, engine/exec and engine/task: it is
  * a task backend of engine/task (backend.c) over executor processes, and engine/api only
@@ -24,6 +24,7 @@
 
 #include "engine/base/base.h"
 #include "engine/data/data.h"
+#include "engine/executor/executor.h"
 #include "engine/sched/sched.h"
 #include "engine/task/task.h"
 #include "shuffle/shuffle.h"
@@ -177,50 +178,5 @@ typedef struct em_cluster_master_ops {
 } em_cluster_master_ops;
 void em_cluster_set_master_ops(const em_cluster_master_ops *ops);
 const em_cluster_master_ops *em_cluster_master_ops_get(void);    /* NULL when unset */
-
-/* ---------------------------------------------------------------- executor */
-
-/* What a task sees of the executor (mirror of engine/exec's em_exec_env). */
-typedef struct em_cluster_env {
-    em_block_store *store;
-    const char *shuffle_dir, *spill_dir;
-    const char *exec_id;         /* the shuffle server's "host:port" (map status loc) */
-    em_fetcher fetcher;          /* remote fetcher (EM_EFETCH on any failure) */
-    int (*map_outputs)(void *ud, uint32_t sid, uint32_t reduce, em_shuffle_src **srcs,
-                       uint32_t *n, em_err *err);
-    void *ud;
-    int (*fetch_block)(void *ud, em_block_id id, em_batch ***out, size_t *n, em_err *err);
-    size_t task_mem_budget;
-    int zstd_level;
-    bool shuffle_sync;           /* ember.shuffle.sync: fsync map outputs */
-    em_memory_manager *mem;      /* the executor's memory manager (tasks and cached blocks) */
-    const atomic_bool *cancel;   /* the task's cancel flag (set by a `kill`); NULL = none */
-} em_cluster_env;
-
-/* Runs one task (task threads, concurrently): fills *out, returns its code. */
-typedef int (*em_cluster_runner)(void *ud, const em_cluster_env *env, const char *stage_json,
-                                 size_t len, uint32_t partition, uint32_t attempt,
-                                 em_task_result *out);
-
-typedef struct em_executor_opts {
-    const char *driver_host;     /* required */
-    uint16_t driver_port;        /* required */
-    const char *exec_id;         /* required: a name unique in the application */
-    uint32_t cores;              /* task threads; >= 1 */
-    size_t memory;               /* block store + task budgets; 0 = 1 GiB */
-    const char *work_dir;        /* a new ember-exec-XXXXXX is made under it; NULL = TMPDIR;
-                                    removed whole on exit */
-    const char *host;            /* shuffle server listen host; NULL = 127.0.0.1 */
-    const char *secret;          /* required, >= 16 bytes */
-    em_cluster_runner run;       /* required */
-    void *run_ud;
-} em_executor_opts;
-
-/* Runs the executor until the driver connection closes (0) or a fatal error (<0, err).
- * Loads the driver's job library only after checking its sha256. */
-int em_executor_run(const em_executor_opts *o, em_err *err);
-
-/* sha256 of a file as 64 lowercase hex characters + NUL into hex[65]. */
-int em_cluster_file_sha256(const char *path, char hex[65], em_err *err);
 
 #endif /* EMBER_CLUSTER_H */

@@ -1384,7 +1384,7 @@ em_cluster *em_cluster_new(const em_cluster_opts *o, em_err *err)
             em_err_set(err, EM_ENOTFOUND, "job library %s: %s", o->job_library, strerror(errno));
             goto fail;
         }
-        if (em_cluster_file_sha256(c->library, c->sha, err) < 0)
+        if (em_executor_file_sha256(c->library, c->sha, err) < 0)
             goto fail;
     }
     if (o->mode == EM_CLUSTER_SPAWN && !(c->bin = em__ember_bin(o->ember_bin))) {

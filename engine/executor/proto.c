@@ -1,4 +1,4 @@
-/* engine/cluster/proto.c - the driver-executor protocol messages <-> JSON, DATA frame
+/* engine/executor/proto.c - the driver-executor protocol messages <-> JSON, DATA frame
  * headers, task results. docs/cluster.md lists every message and field.
  *
  * DECODING takes untrusted bytes: the object must carry exactly the fields its type needs
@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "engine/cluster/cluster_int.h"
+#include "engine/executor/protocol.h"
 #include "engine/net/net.h"
 
 #define MAX_INT ((uint64_t)INT64_MAX)
@@ -606,7 +606,7 @@ int em__read_secret_file(const char *path, char **out, em_err *err)
     return 0;
 }
 
-int em_cluster_file_sha256(const char *path, char hex[65], em_err *err)
+int em_executor_file_sha256(const char *path, char hex[65], em_err *err)
 {
     uint8_t *buf;
     size_t n;

@@ -1,4 +1,4 @@
-/* engine/cluster/executor.c - an executor process: registers with the driver, loads the job
+/* engine/executor/executor.c - an executor process: registers with the driver, loads the job
  * library (after checking its sha256), runs launched tasks on C task threads, asks the
  * driver for blocks and map-output locations, fetches shuffle segments from other
  * executors and serves its own. Exits when the driver connection closes.
@@ -34,7 +34,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine/cluster/cluster_int.h"
+#include "engine/exec/exec.h"
+#include "engine/executor/protocol.h"
 #include "engine/net/net.h"
 #include "engine/plan/plan.h"
 
@@ -77,7 +78,7 @@ typedef struct task_item {
 typedef struct run_slot {
     bool busy;
     uint64_t id;                 /* task id while busy */
-    atomic_bool cancel;          /* the task's cancel flag (em_cluster_env.cancel) */
+    atomic_bool cancel;          /* the task's cancel flag (em_exec_env.cancel) */
 } run_slot;
 
 /* A broadcast some task thread is fetching: later readers wait for it (one fetch per
@@ -124,7 +125,7 @@ typedef struct executor {
     em_shuffle_cleaner *cleaner; /* deletes dead shuffles' files off the loop thread */
     em_memory_manager *mm;       /* shares o->memory between tasks and cached blocks */
     em_block_store *store;
-    em_cluster_env env;
+    em_exec_env env;             /* what every task sees of the executor */
     pthread_t *threads;
     uint32_t nthreads;
     run_slot *slots;             /* one per task thread (lock) */
@@ -813,11 +814,17 @@ static void run_one(executor *x, const task_item *t, run_slot *slot)
         r.code = em_err_set(&r.err, EM_ECANCELED, "task %llu canceled before it started",
                             (unsigned long long)t->id);
     } else {
-        em_cluster_env env = x->env;
+        em_exec_env env = x->env;
+        em_err err = EM_ERR_INIT;
         env.cancel = &slot->cancel;
         /* The JSON is passed in place (the reference keeps it): every task of the stage
          * hands the task thread the same address, so it decodes the stage once. */
-        x->o->run(x->o->run_ud, &env, t->st->json, t->st->len, t->part, t->attempt, &r);
+        em_exec_run_task(&env, t->st->json, t->st->len, t->part, t->attempt, &r, &err);
+        if (r.code == 0 && err.code != 0) {
+            /* Defensive: a runner that returned an error without filling the result. */
+            r.code = err.code;
+            em_err_copy(&r.err, &err);
+        }
         if (r.code == 0 && r.err.code != 0)
             r.code = r.err.code;
     }
@@ -899,7 +906,7 @@ static int load_library(executor *x, em_err *err)
                           strerror(errno));
     char via[64], hex[65];
     snprintf(via, sizeof via, "/proc/self/fd/%d", fd);
-    int rc = em_cluster_file_sha256(via, hex, err);
+    int rc = em_executor_file_sha256(via, hex, err);
     if (rc < 0) {
         rc = em_err_prefix(err, "job library %s", x->reg.library);
         goto out;
@@ -970,7 +977,7 @@ static int start(executor *x, em_err *err)
         return rc;
     em_memory_manager_set_storage_fraction(x->mm, x->reg.storage_permille / 1000.0);
     x->wire_codec = em__wire_codec(x->reg.compress, em_net_is_loopback(x->net, d));
-    x->env = (em_cluster_env){
+    x->env = (em_exec_env){
         .store = x->store, .shuffle_dir = x->shuffle_dir, .spill_dir = x->spill_dir,
         .exec_id = x->loc, .fetcher = {&remote_fetcher_ops, x}, .map_outputs = map_outputs,
         .ud = x, .fetch_block = fetch_block,
@@ -1017,9 +1024,9 @@ int em_executor_run(const em_executor_opts *o, em_err *err)
 {
     if (!o || !o->driver_host || !o->driver_port || !o->exec_id || !*o->exec_id ||
         strlen(o->exec_id) > EM__MAX_NAME || o->cores == 0 || !o->secret ||
-        strlen(o->secret) < 16 || !o->run)
-        return em_err_set(err, EM_EINVAL, "executor: driver, exec id (1..63 bytes), cores, "
-                                          "a secret of >= 16 bytes and a runner are required");
+        strlen(o->secret) < 16)
+        return em_err_set(err, EM_EINVAL, "executor: driver, exec id (1..63 bytes), cores "
+                                          "and a secret of >= 16 bytes are required");
 #ifdef __GLIBC__
     /* Keep freed memory for reuse instead of handing it back to the kernel: an executor
      * allocates and frees large buffers all the time (frames, result blocks; broadcast

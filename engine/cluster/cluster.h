@@ -66,7 +66,7 @@ typedef struct em_cluster_opts {
     uint32_t locality_wait_ms;
     /* Settings every executor takes at registration: ember.memory.storageFraction (the
      * storage floor, 0..1), ember.shuffle.memory (per-task budget; 0 = executor memory /
-     * 4 / cores), ember.net.compress (0 auto, 1 always, 2 never; cluster_int.h) and
+     * 4 / cores), ember.net.compress (0 auto, 1 always, 2 never; engine/executor/protocol.h) and
      * ember.shuffle.sync (fsync shuffle files). */
     double storage_fraction;
     size_t shuffle_memory;

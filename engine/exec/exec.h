@@ -79,7 +79,7 @@ char *em_stage_encode(const em_plan_node *root, bool map_side, const em_result_s
  * put owns the broadcasts and drops them when no stage can need them any more. In one
  * process (local mode) put need not copy anything: it names the bytes it was given (the
  * plan node's blob, the action's result spec), which live as long as the job, and
- * env->borrow_blob hands them to the tasks (engine/api/backend.c). The result spec's
+ * env->borrow_blob hands them to the tasks (engine/exec/local.c). The result spec's
  * "blob" and "zero" of EM_STAGE_BLOB_OUT bytes or more travel the same way. */
 #define EM_STAGE_BLOB_OUT ((size_t)64 << 10)
 typedef struct em_stage_blob_sink {

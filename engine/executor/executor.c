@@ -8,7 +8,7 @@
  * DESIGN
  *   One em_net (loop thread) carries the driver connection, the shuffle server (inbound
  *   connections of other executors' fetchers) and outbound fetch connections (one per
- *   peer "host:port", made on first use). Task threads block on requests: a `pending`
+ *   peer "host:port", made on first use by shuffle/remote.c's fetcher). Task threads block on requests: a `pending`
  *   record (request id, connection) in a list under x->lock that the loop thread fills and
  *   marks done; a connection that closes fails its pending requests, so nothing waits
  *   forever (a stopped peer is closed by the heartbeat timeout).
@@ -40,28 +40,33 @@
 
 /* ---------------------------------------------------------------- loop thread */
 
+typedef struct serve_ctx {
+    executor *x;
+    em_conn_id c;
+    uint64_t id;
+    bool sent;                   /* a chunk was handed over */
+} serve_ctx;
+
+static int send_segment_chunk(void *ud, const uint8_t *p, size_t n, bool last, em_err *err)
+{
+    serve_ctx *sc = ud;
+    sc->sent = true;
+    return em__x_send_data(sc->x, sc->c, EM__DATA_SEGMENT, last ? 1 : 0, sc->id, p, n, err);
+}
+
+/* A peer's `fetch`: the segment as SEGMENT frames (shuffle/remote.c reads and chunks it),
+ * or a fetch_error when it cannot be read. */
 static void serve_fetch(executor *x, em_conn_id c, const em__msg *m)
 {
-    em_vbuf seg;
     em_err err = EM_ERR_INIT;
-    em_vbuf_init(&seg);
-    int rc = em_shuffle_fetch_local(x->shuffle_dir, m->sid, m->mid, m->reduce, &seg, &err);
-    if (rc < 0) {
+    serve_ctx sc = {x, c, m->id, false};
+    int rc = em_shuffle_serve_segment(x->shuffle_dir, m->sid, m->mid, m->reduce, EM__SEG_CHUNK,
+                                      send_segment_chunk, &sc, &err);
+    if (rc < 0 && !sc.sent) {
         em__msg e = {.type = EM__MSG_FETCH_ERROR, .id = m->id, .code = rc, .err = err};
         em_err serr = EM_ERR_INIT;
         em__x_send_msg(x, c, &e, &serr);
-    } else {
-        size_t off = 0;
-        do {
-            size_t k = seg.len - off < EM__SEG_CHUNK ? seg.len - off : EM__SEG_CHUNK;
-            bool last = off + k == seg.len;
-            if (em__x_send_data(x, c, EM__DATA_SEGMENT, last ? 1 : 0, m->id, seg.data + off, k,
-                          &err) < 0)
-                break;
-            off += k;
-        } while (off < seg.len);
     }
-    em_vbuf_destroy(&seg);
 }
 
 /* A `kill` for task id: its running slot's flag, or its queue entry. Lock held. Unknown
@@ -306,11 +311,8 @@ static void x_on_close(void *ud, em_conn_id c, const em_err *why)
         em_log(why->code ? EM_LOG_WARN : EM_LOG_INFO, "executor %s: driver connection closed%s%s",
                x->o->exec_id, why->code ? ": " : "", why->msg);
     }
-    for (size_t i = 0; i < x->npeers; i++)
-        if (x->peers[i].conn == c) {
-            x->peers[i] = x->peers[--x->npeers];
-            break;
-        }
+    if (x->remote)
+        em_shuffle_remote_forget(x->remote, c);
     em__x_fail_pending(x, c, EM_EFETCH, why->code ? why->msg : "connection closed");
     pthread_mutex_unlock(&x->lock);
 }
@@ -546,9 +548,16 @@ static int start(executor *x, em_err *err)
         return rc;
     em_memory_manager_set_storage_fraction(x->mm, x->reg.storage_permille / 1000.0);
     x->wire_codec = em__wire_codec(x->reg.compress, em_net_is_loopback(x->net, d));
+    em_shuffle_remote_opts ro = {.net = x->net, .self_loc = x->loc, .dir = x->shuffle_dir,
+                                 .request = em__x_request_segment, .ud = x};
+    em_shuffle_remote *remote = em_shuffle_remote_new(&ro);
+    pthread_mutex_lock(&x->lock);   /* x_on_close reads it on the loop thread */
+    x->remote = remote;
+    pthread_mutex_unlock(&x->lock);
     x->env = (em_exec_env){
         .store = x->store, .shuffle_dir = x->shuffle_dir, .spill_dir = x->spill_dir,
-        .exec_id = x->loc, .fetcher = {&em__x_remote_fetcher_ops, x}, .map_outputs = em__x_map_outputs,
+        .exec_id = x->loc, .fetcher = em_shuffle_remote_fetcher(remote),
+        .map_outputs = em__x_map_outputs,
         .ud = x, .fetch_block = em__x_fetch_block,
         .task_mem_budget = x->reg.shuffle_mem ? x->reg.shuffle_mem : mem / 4 / o->cores,
         .zstd_level = 1, .shuffle_sync = x->reg.shuffle_sync, .mem = x->mm,
@@ -614,7 +623,6 @@ int em_executor_run(const em_executor_opts *o, em_err *err)
     x->o = o;
     pthread_mutex_init(&x->lock, NULL);
     pthread_cond_init(&x->cond, NULL);
-    pthread_mutex_init(&x->connect_lock, NULL);
     int rc = start(x, err);
     if (rc == 0) {
         pthread_mutex_lock(&x->lock);
@@ -646,7 +654,7 @@ int em_executor_run(const em_executor_opts *o, em_err *err)
     for (size_t i = x->qhead; i < x->qtail; i++)
         stage_unref(x->queue[i].st);
     em_free(x->queue);
-    em_free(x->peers);
+    em_shuffle_remote_free(x->remote);
     for (size_t i = 0; i < x->nlocs; i++)
         em_free(x->locs[i]);
     em_free(x->locs);
@@ -656,7 +664,6 @@ int em_executor_run(const em_executor_opts *o, em_err *err)
     em_free(x->spill_dir);
     pthread_mutex_destroy(&x->lock);
     pthread_cond_destroy(&x->cond);
-    pthread_mutex_destroy(&x->connect_lock);
     em_free(x);
     return rc;
 }

@@ -11,6 +11,7 @@
 #include "engine/executor/protocol.h"
 #include "engine/net/net.h"
 #include "engine/plan/plan.h"
+#include "shuffle/remote.h"
 
 typedef struct pending {
     uint64_t req;
@@ -66,11 +67,6 @@ typedef struct bcast_fetch {
     struct bcast_fetch *next;
 } bcast_fetch;
 
-typedef struct peer {
-    char loc[128];
-    em_conn_id conn;
-} peer;
-
 typedef struct executor {
     const em_executor_opts *o;
     em_net *net;
@@ -87,12 +83,10 @@ typedef struct executor {
     size_t qhead, qtail, qcap;
     pending *pend;
     uint64_t next_req;
-    peer *peers;
-    size_t npeers;
+    em_shuffle_remote *remote;   /* peers' shuffle servers (shuffle/remote.c) */
     char **locs;                 /* interned */
     size_t nlocs;
     uint32_t running;
-    pthread_mutex_t connect_lock;
     char loc[128];
     char *work, *shuffle_dir, *spill_dir;
     em_shuffle_cleaner *cleaner; /* deletes dead shuffles' files off the loop thread */
@@ -120,7 +114,8 @@ void em__x_fail_pending(executor *x, em_conn_id c, int code, const char *why);
 int em__x_map_outputs(void *ud, uint32_t sid, uint32_t reduce, em_shuffle_src **srcs,
                       uint32_t *n, em_err *err);
 int em__x_fetch_block(void *ud, em_block_id id, em_batch ***out, size_t *n, em_err *err);
-/* The remote shuffle fetcher (self = the executor). */
-extern const em_fetcher_ops em__x_remote_fetcher_ops;
+/* em_shuffle_remote's request (ud = the executor): a `fetch` to a peer's shuffle server. */
+int em__x_request_segment(void *ud, em_conn_id conn, uint32_t sid, uint32_t mid,
+                          uint32_t reduce, em_vbuf *out, em_err *err);
 
 #endif /* EMBER_EXECUTOR_INT_H */

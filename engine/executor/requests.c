@@ -1,10 +1,9 @@
 /* engine/executor/requests.c - what an executor's task threads ask of others: the driver
- * (blocks, broadcast pieces, map-output locations) and other executors (shuffle segments,
- * through the remote fetcher). A task thread blocks on a `pending` record that the loop
+ * (blocks, broadcast pieces, map-output locations) and other executors (shuffle segments:
+ * the request under shuffle/remote.c's fetcher). A task thread blocks on a `pending` record that the loop
  * thread fills (executor.c, on_data and on_driver_rpc) and marks done; a connection that
  * closes fails its pending requests (em__x_fail_pending), so nothing waits forever.
- * THREADS: task threads; x->lock guards the pending list, peers and interned locations;
- * x->connect_lock serializes connecting to a new peer. */
+ * THREADS: task threads; x->lock guards the pending list and interned locations. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -284,67 +283,15 @@ int em__x_fetch_block(void *ud, em_block_id id, em_batch ***out, size_t *n, em_e
     return rc;
 }
 
-/* ---------------------------------------------------------------- the remote fetcher */
+/* ---------------------------------------------------------------- shuffle segments */
 
-static int peer_conn(executor *x, const char *loc, em_conn_id *out, em_err *err)
+int em__x_request_segment(void *ud, em_conn_id conn, uint32_t sid, uint32_t mid,
+                          uint32_t reduce, em_vbuf *out, em_err *err)
 {
-    pthread_mutex_lock(&x->connect_lock);
-    pthread_mutex_lock(&x->lock);
-    for (size_t i = 0; i < x->npeers; i++)
-        if (strcmp(x->peers[i].loc, loc) == 0) {
-            *out = x->peers[i].conn;
-            pthread_mutex_unlock(&x->lock);
-            pthread_mutex_unlock(&x->connect_lock);
-            return 0;
-        }
-    pthread_mutex_unlock(&x->lock);
-    char host[128];
-    snprintf(host, sizeof host, "%s", loc);
-    char *colon = strrchr(host, ':');
-    char *end;
-    long port = colon ? strtol(colon + 1, &end, 10) : 0;
-    int rc;
-    if (!colon || *end || port < 1 || port > 65535) {
-        rc = em_err_set(err, EM_EFETCH, "bad shuffle location '%s'", loc);
-    } else {
-        *colon = '\0';
-        rc = em_net_connect(x->net, host, (uint16_t)port, out, err);
-    }
-    if (rc == 0) {
-        pthread_mutex_lock(&x->lock);
-        x->peers = em_xrealloc(x->peers, (x->npeers + 1) * sizeof *x->peers);
-        snprintf(x->peers[x->npeers].loc, sizeof x->peers[0].loc, "%s", loc);
-        x->peers[x->npeers++].conn = *out;
-        pthread_mutex_unlock(&x->lock);
-    }
-    pthread_mutex_unlock(&x->connect_lock);
+    executor *x = ud;
+    em__msg m = {.type = EM__MSG_FETCH, .sid = sid, .mid = mid, .reduce = reduce};
+    pending p;
+    int rc = em__x_start_request(x, conn, &m, &p, out, err);
+    em__x_pending_free(&p);
     return rc;
 }
-
-static int remote_fetch(void *self, const char *loc, uint32_t sid, uint32_t mid, uint32_t reduce,
-                        em_vbuf *out, em_err *err)
-{
-    executor *x = self;
-    int rc;
-    if (strcmp(loc, x->loc) == 0) {
-        rc = em_shuffle_fetch_local(x->shuffle_dir, sid, mid, reduce, out, err);
-    } else {
-        em_conn_id c;
-        size_t before = out->len;
-        if ((rc = peer_conn(x, loc, &c, err)) == 0) {
-            em__msg m = {.type = EM__MSG_FETCH, .sid = sid, .mid = mid, .reduce = reduce};
-            pending p;
-            rc = em__x_start_request(x, c, &m, &p, out, err);
-            em__x_pending_free(&p);
-        }
-        if (rc < 0)
-            out->len = before;
-    }
-    if (rc < 0 && rc != EM_ENOMEM) {
-        em_err_prefix(err, "shuffle %u map %u reduce %u at %s", sid, mid, reduce, loc);
-        err->code = rc = EM_EFETCH;
-    }
-    return rc;
-}
-
-const em_fetcher_ops em__x_remote_fetcher_ops = {.fetch = remote_fetch};

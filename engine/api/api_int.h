@@ -81,32 +81,6 @@ typedef struct em__group {
     char *name;                  /* owned */
 } em__group;
 
-/* ---------------------------------------------------------------- backend.c */
-typedef void (*em__acc_fn)(void *ud, const em_acc_update *u, uint32_t n);
-/* The local backend: nthreads task threads calling em_exec_run_task with a copy of *env
- * (strings copied; store and callbacks borrowed until the backend is freed). Successful
- * attempts' accumulator updates go to apply_acc on the driver thread. Payloads of result
- * tasks are heap em_task_result structs. */
-int em__local_backend_new(const em_exec_env *env, uint32_t nthreads, em__acc_fn apply_acc,
-                          void *acc_ud, em_sched_backend *out, em_err *err);
-
-/* The cluster backend (cluster mode): starts an em_cluster with cfg->opts (its callbacks
- * are set here: the tracker serves map outputs, lost executors' outputs are unregistered),
- * for ACCEPT mode asks the standalone client (em_deploy_master_ops) for executors, and
- * waits for them. */
-typedef struct em__cluster_cfg {
-    em_cluster_opts opts;
-    const char *master_url;      /* ACCEPT: ember://host:port */
-    em_map_tracker *tracker;
-    em__acc_fn apply_acc;
-    void *acc_ud;
-    em_cluster **cluster_out;    /* NULL, or set to the cluster (owned by the backend) */
-} em__cluster_cfg;
-int em__cluster_backend_new(const em__cluster_cfg *cfg, em_sched_backend *out, em_err *err);
-/* ember.locality.wait as Spark writes it ("3s", "500ms", "1m", "1h", or ms; "0" = never
- * wait) into *ms (EM_CLUSTER_NO_LOCALITY_WAIT for 0). EM_EINVAL naming the value. */
-int em__parse_locality_wait(const char *v, uint32_t *ms, em_err *err);
-
 /* ---------------------------------------------------------------- conf.c */
 /* Copies every entry of src into dst keeping sources' priorities. */
 int em__conf_merge(em_conf *dst, const em_conf *src);

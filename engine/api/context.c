@@ -210,10 +210,10 @@ static void apply_acc(void *ud, const em_acc_update *u, uint32_t n)
 
 /* Cluster masters: executors in processes (local-cluster spawns them under the app dir,
  * ember:// has a standalone master start them). */
-static int start_cluster(em_context *sc, em_sched_backend *out, em_err *err)
+static int start_cluster(em_context *sc, em_task_backend *out, em_err *err)
 {
     const em_conf *c = sc->conf;
-    em__cluster_cfg cfg = {
+    em_cluster_backend_cfg cfg = {
         .opts = {
             .mode = sc->remote ? EM_CLUSTER_ACCEPT : EM_CLUSTER_SPAWN,
             .nexec = sc->remote ? 1 : sc->nexec,
@@ -250,11 +250,11 @@ static int start_cluster(em_context *sc, em_sched_backend *out, em_err *err)
     else if (v)
         cfg.opts.peer_timeout_ms = ms;
     if ((v = em_conf_get(c, "ember.locality.wait")) &&
-        (rc = em__parse_locality_wait(v, &ms, err)) < 0)
+        (rc = em_cluster_parse_locality_wait(v, &ms, err)) < 0)
         return rc;
     else if (v)
         cfg.opts.locality_wait_ms = ms;
-    return em__cluster_backend_new(&cfg, out, err);
+    return em_cluster_backend_new(&cfg, out, err);
 }
 
 /* Library contexts serve no status page unless ember.ui.port is set (a test suite creates
@@ -306,7 +306,7 @@ static int start_runtime(em_context *sc, em_err *err)
         rc = start_cluster(sc, &opts.backend, err);
     } else {
         sc->cleaner = em_shuffle_cleaner_new(sc->shuffle_dir);
-        rc = em__local_backend_new(&env, sc->nthreads, apply_acc, sc, &opts.backend, err);
+        rc = em_exec_local_backend_new(&env, sc->nthreads, apply_acc, sc, &opts.backend, err);
     }
     if (rc < 0)
         return rc;

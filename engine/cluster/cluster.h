@@ -1,12 +1,11 @@
-/* engine/cluster/cluster.h - cluster mode: the driver side that runs tasks in executor
- * processes (spawned by the driver for local-cluster[E,C], or started by a standalone
- * worker and connecting in), and the executor process's main loop. The wire protocol
- * between them is docs/cluster.md.
+/* engine/cluster/cluster.h - cluster mode, the driver's side: runs tasks in executor
+ * processes (engine/executor; spawned by the driver for local-cluster[E,C], or started by a
+ * standalone worker and connecting in). The wire protocol between them is docs/cluster.md
+ * (engine/executor/protocol.h).
  *
- * LAYERING: cluster sits on the level of engine/sched and engine/exec and includes neither;
- * engine/api wires it: it turns em_cluster into an em_sched_backend (engine/api/backend.c)
- * and gives the executor an em_cluster_runner that calls em_exec_run_task. Structs here
- * therefore mirror what the scheduler and executor exchange (tasks, task results).
+ * LAYERING: cluster (level 9) sits above engine/sched, engine/exec and engine/task: it is
+ * a task backend of engine/task (backend.c) over executor processes, and engine/api only
+ * picks it for a context. Tasks and results are engine/task's types; nothing is mirrored.
  *
  * SECRETS: a secret is a byte string (>= 16 bytes). Executors read it from the
  * EMBER_SECRET environment variable or a --secret-file (contents, trailing newline
@@ -25,58 +24,18 @@
 
 #include "engine/base/base.h"
 #include "engine/data/data.h"
+#include "engine/executor/executor.h"
+#include "engine/sched/sched.h"
+#include "engine/task/task.h"
 #include "shuffle/shuffle.h"
 #include "storage/storage.h"
 
-/* ---------------------------------------------------------------- tasks and results */
-
-typedef struct em_cluster_task {
-    const char *stage_json;      /* borrowed for the call */
-    size_t len;
-    uint32_t stage_id;           /* stages with equal ids must have equal JSON */
-    uint32_t partition;
-    uint32_t attempt;
-    bool is_map;
-    /* Cache locality: the cached partition (rdd id, partition) the task reads first; 0 =
-     * none. The driver runs the task on the executor that last ran a successful task with
-     * the same preference (it holds the block) when that one has a free core, waits up to
-     * locality_wait_ms for it while it is busy, and otherwise runs it anywhere. */
-    uint32_t pref_rdd, pref_part;
-    /* Concurrent jobs: tasks of sets with a lower prio take free cores first (FIFO by
-     * job). cancel (NULL = none): once set, queued tasks fail with EM_ECANCELED without
-     * running and running ones are sent `kill`; borrowed until em_cluster_run_tasks
-     * returns. */
-    uint64_t prio;
-    const atomic_bool *cancel;
-} em_cluster_task;
-
-typedef struct em_cluster_acc {
-    uint32_t id;
-    bool is_f64;
-    int64_t i64;
-    double f64;
-} em_cluster_acc;
-
-#define EM_CLUSTER_NMETRICS 7    /* records_read, records_written, shuffle_read_bytes,
-                                    shuffle_write_bytes, spill_bytes, spill_count, run_ns */
-
-/* One finished attempt (mirror of engine/exec's em_task_result). */
-typedef struct em_cluster_result {
-    int code;                    /* 0 or the task's error code */
-    em_err err;
-    bool fetch_failed;
-    uint32_t failed_shuffle, failed_map;
-    bool is_map;
-    em_map_status map_status;    /* map tasks; loc = the executor's shuffle "host:port" */
-    em_batch **batches;          /* result tasks (owned references) */
-    size_t nbatches;
-    uint64_t count;
-    em_cluster_acc *acc;         /* owned */
-    uint32_t nacc;
-    uint64_t metrics[EM_CLUSTER_NMETRICS];
-    char exec_id[64];            /* which executor ran it ("" if none) */
-} em_cluster_result;
-void em_cluster_result_destroy(em_cluster_result *r);    /* zeroed struct ok */
+/* Tasks are em_task_desc and their results em_task_result (engine/task/task.h). A task's
+ * pref_rdd/pref_part pick its executor: the one that last ran a successful task with the
+ * same preference (it holds the block) when that one has a free core, waiting up to
+ * locality_wait_ms for it while it is busy, and otherwise any. Tasks of sets with a lower
+ * prio take free cores first (FIFO by job). cancel (NULL = none): once set, queued tasks
+ * fail with EM_ECANCELED without running and running ones are sent `kill`. */
 
 /* ---------------------------------------------------------------- driver */
 
@@ -107,7 +66,7 @@ typedef struct em_cluster_opts {
     uint32_t locality_wait_ms;
     /* Settings every executor takes at registration: ember.memory.storageFraction (the
      * storage floor, 0..1), ember.shuffle.memory (per-task budget; 0 = executor memory /
-     * 4 / cores), ember.net.compress (0 auto, 1 always, 2 never; cluster_int.h) and
+     * 4 / cores), ember.net.compress (0 auto, 1 always, 2 never; engine/executor/protocol.h) and
      * ember.shuffle.sync (fsync shuffle files). */
     double storage_fraction;
     size_t shuffle_memory;
@@ -151,8 +110,8 @@ uint32_t em_cluster_total_cores(em_cluster *c);     /* of those */
  * Several threads may call it at once (one task set each): the sets share the executors'
  * cores, lower tasks[].prio first. When tasks[i].cancel is set, the call returns once
  * none of its tasks runs any more (killed ones report EM_ECANCELED). Any thread. */
-int em_cluster_run_tasks(em_cluster *c, const em_cluster_task *tasks, size_t n,
-                         em_cluster_result *results, em_err *err);
+int em_cluster_run_tasks(em_cluster *c, const em_task_desc *tasks, size_t n,
+                         em_task_result *results, em_err *err);
 /* Wakes every em_cluster_run_tasks call so that it acts on cancel flags now. Any thread. */
 void em_cluster_wake(em_cluster *c);
 /* Forgets where the partitions of rdd are cached (em_rdd_unpersist). Driver thread. */
@@ -183,49 +142,24 @@ void em_cluster_locality_stats(em_cluster *c, uint64_t *local, uint64_t *missed,
  * processes (SIGKILL after a grace period). NULL ok. */
 void em_cluster_free(em_cluster *c);
 
-/* ---------------------------------------------------------------- executor */
-
-/* What a task sees of the executor (mirror of engine/exec's em_exec_env). */
-typedef struct em_cluster_env {
-    em_block_store *store;
-    const char *shuffle_dir, *spill_dir;
-    const char *exec_id;         /* the shuffle server's "host:port" (map status loc) */
-    em_fetcher fetcher;          /* remote fetcher (EM_EFETCH on any failure) */
-    int (*map_outputs)(void *ud, uint32_t sid, uint32_t reduce, em_shuffle_src **srcs,
-                       uint32_t *n, em_err *err);
-    void *ud;
-    int (*fetch_block)(void *ud, em_block_id id, em_batch ***out, size_t *n, em_err *err);
-    size_t task_mem_budget;
-    int zstd_level;
-    bool shuffle_sync;           /* ember.shuffle.sync: fsync map outputs */
-    em_memory_manager *mem;      /* the executor's memory manager (tasks and cached blocks) */
-    const atomic_bool *cancel;   /* the task's cancel flag (set by a `kill`); NULL = none */
-} em_cluster_env;
-
-/* Runs one task (task threads, concurrently): fills *out, returns its code. */
-typedef int (*em_cluster_runner)(void *ud, const em_cluster_env *env, const char *stage_json,
-                                 size_t len, uint32_t partition, uint32_t attempt,
-                                 em_cluster_result *out);
-
-typedef struct em_executor_opts {
-    const char *driver_host;     /* required */
-    uint16_t driver_port;        /* required */
-    const char *exec_id;         /* required: a name unique in the application */
-    uint32_t cores;              /* task threads; >= 1 */
-    size_t memory;               /* block store + task budgets; 0 = 1 GiB */
-    const char *work_dir;        /* a new ember-exec-XXXXXX is made under it; NULL = TMPDIR;
-                                    removed whole on exit */
-    const char *host;            /* shuffle server listen host; NULL = 127.0.0.1 */
-    const char *secret;          /* required, >= 16 bytes */
-    em_cluster_runner run;       /* required */
-    void *run_ud;
-} em_executor_opts;
-
-/* Runs the executor until the driver connection closes (0) or a fatal error (<0, err).
- * Loads the driver's job library only after checking its sha256. */
-int em_executor_run(const em_executor_opts *o, em_err *err);
-
-/* sha256 of a file as 64 lowercase hex characters + NUL into hex[65]. */
-int em_cluster_file_sha256(const char *path, char hex[65], em_err *err);
+/* ---------------------------------------------------------------- the task backend
+ * (backend.c) The cluster backend of the scheduler: starts an em_cluster with cfg->opts
+ * (its callbacks are set here: the tracker serves map outputs, lost executors' outputs are
+ * unregistered), for ACCEPT mode asks the standalone client (em_deploy_master_ops) for
+ * executors, and waits for them. Successful attempts' accumulator updates go to apply_acc
+ * (NULL = dropped). Big stage blobs become broadcasts in opts.store. */
+typedef struct em_cluster_backend_cfg {
+    em_cluster_opts opts;
+    const char *master_url;      /* ACCEPT: ember://host:port */
+    em_map_tracker *tracker;     /* borrowed; outlives the backend */
+    em_task_acc_fn apply_acc;
+    void *acc_ud;
+    em_cluster **cluster_out;    /* NULL, or set to the cluster (owned by the backend) */
+} em_cluster_backend_cfg;
+int em_cluster_backend_new(const em_cluster_backend_cfg *cfg, em_task_backend *out,
+                           em_err *err);
+/* ember.locality.wait as Spark writes it ("3s", "500ms", "1m", "1h", or ms; "0" = never
+ * wait) into *ms (EM_CLUSTER_NO_LOCALITY_WAIT for 0). EM_EINVAL naming the value. */
+int em_cluster_parse_locality_wait(const char *v, uint32_t *ms, em_err *err);
 
 #endif /* EMBER_CLUSTER_H */

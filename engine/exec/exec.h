@@ -21,6 +21,7 @@
 #include "engine/base/base.h"
 #include "engine/data/data.h"
 #include "engine/plan/plan.h"
+#include "engine/task/task.h"
 #include "shuffle/shuffle.h"
 #include "storage/storage.h"
 
@@ -78,7 +79,7 @@ char *em_stage_encode(const em_plan_node *root, bool map_side, const em_result_s
  * put owns the broadcasts and drops them when no stage can need them any more. In one
  * process (local mode) put need not copy anything: it names the bytes it was given (the
  * plan node's blob, the action's result spec), which live as long as the job, and
- * env->borrow_blob hands them to the tasks (engine/api/backend.c). The result spec's
+ * env->borrow_blob hands them to the tasks (engine/exec/local.c). The result spec's
  * "blob" and "zero" of EM_STAGE_BLOB_OUT bytes or more travel the same way. */
 #define EM_STAGE_BLOB_OUT ((size_t)64 << 10)
 typedef struct em_stage_blob_sink {
@@ -96,38 +97,7 @@ typedef struct em__stage_blob_stats {
 } em__stage_blob_stats;
 void em__stage_blob_stats_get(em__stage_blob_stats *out);
 
-typedef struct em_acc_update {
-    uint32_t id;
-    bool is_f64;
-    int64_t i64;
-    double f64;
-} em_acc_update;
-
-typedef struct em_task_metrics {
-    uint64_t records_read;       /* records read from sources and shuffles */
-    uint64_t records_written;    /* records given to the sink */
-    uint64_t shuffle_read_bytes;
-    uint64_t shuffle_write_bytes;
-    uint64_t spill_bytes;        /* map-side and reduce-side spills */
-    uint64_t spill_count;
-    uint64_t run_ns;
-} em_task_metrics;
-
-typedef struct em_task_result {
-    int code;                    /* 0, or the task's error code */
-    em_err err;                  /* message when code != 0 */
-    bool fetch_failed;           /* code == EM_EFETCH: a parent map output is missing */
-    uint32_t failed_shuffle, failed_map;
-    bool is_map;
-    em_map_status map_status;    /* map tasks (sizes owned; destroyed with the result) */
-    em_batch **batches;          /* result tasks: output batches (owned references) */
-    size_t nbatches;
-    uint64_t count;              /* COUNT, SAVE_TEXT, SAMPLE_KEYS */
-    em_acc_update *acc;          /* accumulator updates (owned) */
-    uint32_t nacc;
-    em_task_metrics metrics;
-} em_task_result;
-void em_task_result_destroy(em_task_result *r);   /* zeroed struct ok */
+/* em_acc_update, em_task_metrics and em_task_result: engine/task/task.h. */
 
 /* Where a task finds what lies outside its pipeline. All callbacks thread-safe. */
 typedef struct em_exec_env {
@@ -207,5 +177,16 @@ void em_exec_driver_task_free(em_task *t);
  * (for a map stage, of the SHUFFLED root's parent: the map id). */
 int em_exec_run_task(const em_exec_env *env, const char *stage_json, size_t len,
                      uint32_t partition, uint32_t attempt, em_task_result *out, em_err *err);
+
+/* ---------------------------------------------------------------- the local backend
+ * (local.c) The task backend of master local[N]: nthreads task threads calling
+ * em_exec_run_task with a copy of *env (strings copied; store and callbacks borrowed until
+ * the backend is freed). Its encode_stage names big blobs instead of copying them, and
+ * tasks borrow them (env.borrow_blob is set by the backend). Successful attempts'
+ * accumulator updates go to apply_acc (NULL = dropped) on the thread that called
+ * run_tasks; results say exec_id "driver" and map outputs lie at env->shuffle_dir. */
+int em_exec_local_backend_new(const em_exec_env *env, uint32_t nthreads,
+                              em_task_acc_fn apply_acc, void *acc_ud, em_task_backend *out,
+                              em_err *err);
 
 #endif /* EMBER_EXEC_H */

@@ -189,16 +189,3 @@ int em_exec_run_task(const em_exec_env *env, const char *stage_json, size_t len,
     out->metrics.run_ns = em_now_ns() - t0;
     return rc;
 }
-
-void em_task_result_destroy(em_task_result *r)
-{
-    if (!r)
-        return;
-    if (r->is_map)
-        em_map_status_destroy(&r->map_status);
-    for (size_t i = 0; i < r->nbatches; i++)
-        em_batch_unref(r->batches[i]);
-    em_free(r->batches);
-    em_free(r->acc);
-    memset(r, 0, sizeof *r);
-}

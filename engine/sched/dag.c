@@ -41,7 +41,7 @@ typedef struct map_run {
 } map_run;
 
 struct em_sched {
-    em_sched_backend backend;
+    em_task_backend backend;
     em_map_tracker *tracker;     /* borrowed */
     uint32_t max_failures;
     pthread_mutex_t lock;        /* guards the fields below up to emit_lock */
@@ -157,7 +157,7 @@ static em_sched_event stage_event(em_sched_event_kind kind, const stage *st, boo
 
 /* TASK_START for each of tasks[0..k) (the set handed to the backend). */
 static void emit_task_starts(em_sched *s, const job *j, const stage *st,
-                             const em_sched_task *tasks, uint32_t k)
+                             const em_task_desc *tasks, uint32_t k)
 {
     for (uint32_t i = 0; s->nlisteners && i < k; i++) {
         em_sched_event ev = stage_event(EM_SCHED_TASK_START, st, tasks[i].is_map);
@@ -167,15 +167,15 @@ static void emit_task_starts(em_sched *s, const job *j, const stage *st,
     }
 }
 
-static void emit_task_end(em_sched *s, const job *j, const stage *st, const em_sched_task *t,
-                          const em_sched_result *r, double span_s)
+static void emit_task_end(em_sched *s, const job *j, const stage *st, const em_task_desc *t,
+                          const em_task_result *r, double span_s)
 {
     if (s->nlisteners == 0)
         return;
     em_sched_event ev = stage_event(EM_SCHED_TASK_END, st, t->is_map);
     ev.partition = t->partition;
     ev.attempt = t->attempt;
-    ev.duration_s = r->run_ns ? (double)r->run_ns / 1e9 : span_s;
+    ev.duration_s = r->metrics.run_ns ? (double)r->metrics.run_ns / 1e9 : span_s;
     ev.code = r->code;
     ev.fetch_failed = r->fetch_failed;
     ev.error = r->code ? r->err.msg : NULL;
@@ -230,31 +230,23 @@ static void job_destroy(job *j)
     em_free(j->group);
 }
 
-void em_sched_result_destroy(const em_sched_backend *b, em_sched_result *r)
-{
-    em_map_status_destroy(&r->map_status);
-    if (r->payload && b->ops->free_payload)
-        b->ops->free_payload(b->self, r->payload);
-    memset(r, 0, sizeof *r);
-}
-
 void em_sched_free_payload(em_sched *s, void *payload)
 {
-    if (payload && s->backend.ops->free_payload)
-        s->backend.ops->free_payload(s->backend.self, payload);
+    (void)s;
+    em_task_result_free(payload);
 }
 
 /* Handles one finished attempt (the caller destroys *r afterwards; a result task's payload
  * is moved into *slot). Returns 0 on success, 1 on a fetch failure, 2 when the task is to be
  * retried, or <0 when it has failed max_failures times (err set). */
-static int on_result(em_sched *s, const stage *st, const em_sched_task *t, em_sched_result *r,
+static int on_result(em_sched *s, const stage *st, const em_task_desc *t, em_task_result *r,
                      uint32_t *attempts, void **slot, em_err *err)
 {
     pthread_mutex_lock(&s->lock);
     s->stats.tasks_run++;
     if (t->is_map)
         s->stats.map_tasks_run++;
-    s->stats.spill_bytes += r->spill_bytes;
+    s->stats.spill_bytes += r->metrics.spill_bytes;
     if (r->code != 0)
         s->stats.task_failures++;
     if (r->code != 0 && r->fetch_failed)
@@ -265,9 +257,8 @@ static int on_result(em_sched *s, const stage *st, const em_sched_task *t, em_sc
             return em_map_tracker_register(s->tracker, st->shuffled->shuffle_id, t->partition,
                                            r->map_status.loc, r->map_status.sizes,
                                            r->map_status.nparts, err);
-        em_sched_free_payload(s, *slot);
-        *slot = r->payload;
-        r->payload = NULL;
+        em_task_result_free(*slot);
+        *slot = em_task_result_take(r);
         return 0;
     }
     if (r->fetch_failed) {
@@ -365,7 +356,7 @@ static int canceled(const job *j, em_err *err)
 /* Fills tasks[] with the unfinished partitions of the stage; returns how many (idx[k] =
  * the partition index of tasks[k]). */
 static uint32_t make_tasks(const stage_ctx *c, const uint32_t *parts, uint32_t n,
-                           const bool *done, const uint32_t *attempts, em_sched_task *tasks,
+                           const bool *done, const uint32_t *attempts, em_task_desc *tasks,
                            uint32_t *idx)
 {
     const stage *st = c->st;
@@ -373,7 +364,7 @@ static uint32_t make_tasks(const stage_ctx *c, const uint32_t *parts, uint32_t n
     for (uint32_t i = 0; i < n; i++) {
         if (done[i])
             continue;
-        tasks[k] = (em_sched_task){.stage_json = st->json, .len = st->len, .stage_id = st->id,
+        tasks[k] = (em_task_desc){.stage_json = st->json, .len = st->len, .stage_id = st->id,
                                    .partition = parts[i], .attempt = attempts[i],
                                    .is_map = c->is_map, .prio = c->j->id, .cancel = c->cancel};
         em_sched_task_pref(st->root, c->is_map, parts[i], &tasks[k].pref_rdd,
@@ -389,8 +380,8 @@ static uint32_t make_tasks(const stage_ctx *c, const uint32_t *parts, uint32_t n
 static int run_stage(em_sched *s, const stage_ctx *c, const uint32_t *parts, uint32_t n,
                      bool *done, uint32_t *attempts, void **slots, em_err *err)
 {
-    em_sched_task *tasks = em_xcalloc(n ? n : 1, sizeof *tasks);
-    em_sched_result *res = em_xcalloc(n ? n : 1, sizeof *res);
+    em_task_desc *tasks = em_xcalloc(n ? n : 1, sizeof *tasks);
+    em_task_result *res = em_xcalloc(n ? n : 1, sizeof *res);
     uint32_t *idx = em_xcalloc(n ? n : 1, sizeof *idx);
     int rc = 0;
 
@@ -403,7 +394,7 @@ static int run_stage(em_sched *s, const stage_ctx *c, const uint32_t *parts, uin
         double t0 = em_now_s();
         if ((rc = s->backend.ops->run_tasks(s->backend.self, tasks, k, res, err)) < 0) {
             for (uint32_t i = 0; i < k; i++)
-                em_sched_result_destroy(&s->backend, &res[i]);
+                em_task_result_destroy(&res[i]);
             break;
         }
         bool fetch = false, stop = atomic_load(c->cancel);
@@ -415,7 +406,7 @@ static int run_stage(em_sched *s, const stage_ctx *c, const uint32_t *parts, uin
             /* Once cancelled, nothing of the round counts (no output is registered). */
             int trc = stop ? 2 : on_result(s, c->st, &tasks[i], &res[i], &attempts[p],
                                            slots ? &slots[p] : NULL, &terr);
-            em_sched_result_destroy(&s->backend, &res[i]);
+            em_task_result_destroy(&res[i]);
             if (trc == 0)
                 done[p] = true;
             else if (trc == 1 && !fetch) {
@@ -463,7 +454,7 @@ static int run_map_stage(em_sched *s, job *j, const stage *st, const map_run *ru
 static int encode_stages(em_sched *s, job *j, const em_plan_node *final, const void *res,
                          em_err *err)
 {
-    const em_sched_backend *b = &s->backend;
+    const em_task_backend *b = &s->backend;
     for (uint32_t i = 0; i < j->nmaps; i++) {
         stage *st = &j->maps[i];
         if (!(st->json = b->ops->encode_stage(b->self, st->shuffled, true, NULL, err)))

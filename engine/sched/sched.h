@@ -9,19 +9,20 @@
  * attempts; a fetch failure unregisters the lost map output, re-runs the missing map tasks
  * and then the failed reduce tasks (at most EM_SCHED_MAX_STAGE_ATTEMPTS rounds per job).
  *
- * BACKENDS. The scheduler hands task sets to an em_sched_backend (ops + self) and never
- * runs a task itself: engine/exec sits on the same level and is not included here. The
- * local backend (a thread pool calling em_exec_run_task) is wired up by engine/api; a
- * cluster backend will ship the same stage JSON to executor processes. A backend fills each
- * attempt's em_sched_result and, for map tasks, the location the tracker serves to
- * reducers (map_status.loc). Result specs and result payloads are opaque to the scheduler.
+ * BACKENDS. The scheduler hands task sets (em_task_desc) to an em_task_backend
+ * (engine/task/task.h) and never runs a task itself: engine/exec sits on the same level and
+ * is not included here. The local backend (engine/exec/local.c: task threads calling
+ * em_exec_run_task) and the cluster backend (engine/cluster: executor processes) implement
+ * it; engine/api picks one for a context. A backend fills each attempt's em_task_result
+ * and, for map tasks, the location the tracker serves to reducers (map_status.loc). Result
+ * specs are opaque to the scheduler; a result task's em_task_result becomes the payload.
  *
  * CONCURRENT JOBS AND CANCELLATION (docs/scheduling.md). Any number of driver threads may
  * run jobs on one scheduler at once. Each job gets an id (its FIFO priority: tasks of an
  * older job go first) and an optional group. A map stage two jobs need at once runs once:
  * the second job waits for the first one's run of it and then re-checks what is missing.
  * em_sched_cancel marks the group's jobs cancelled and sets the cancel flag their tasks
- * carry (em_sched_task.cancel); a map stage being run for a cancelled job keeps running
+ * carry (em_task_desc.cancel); a map stage being run for a cancelled job keeps running
  * while a job that is not cancelled waits for it. A cancelled job returns EM_ECANCELED
  * once its running tasks have ended, and removes the shuffles it wrote that no other
  * running job uses (tracker entries and, through the backend, files).
@@ -38,6 +39,7 @@
 
 #include "engine/base/base.h"
 #include "engine/plan/plan.h"
+#include "engine/task/task.h"
 
 #define EM_SCHED_MAX_STAGE_ATTEMPTS 4   /* fetch-failure recovery rounds per job */
 
@@ -83,22 +85,8 @@ int em_map_tracker_outputs_lenient(void *ud, uint32_t sid, uint32_t reduce,
 
 /* ---------------------------------------------------------------- backends */
 
-typedef struct em_sched_task {
-    const char *stage_json;      /* borrowed until run_tasks returns */
-    size_t len;
-    uint32_t stage_id;
-    uint32_t partition;          /* map id for map stages */
-    uint32_t attempt;            /* 0 for the first */
-    bool is_map;
-    /* Cache locality (em_sched_task_pref): the cached partition the task reads first,
-     * (rdd id, partition); pref_rdd 0 = none. A backend that remembers where it ran a
-     * successful task with a preference knows which executor holds that block. */
-    uint32_t pref_rdd, pref_part;
-    uint64_t prio;               /* FIFO priority: the id of the job the stage runs for
-                                    (smaller = older = first) */
-    const atomic_bool *cancel;   /* set when the task is to stop (EM_ECANCELED); never NULL
-                                    from the scheduler; valid until run_tasks returns */
-} em_sched_task;
+/* A task is an em_task_desc, its outcome an em_task_result, and the backend an
+ * em_task_backend (engine/task/task.h). */
 
 /* The preferred partition of task `part` of the stage rooted at root (map_side: root is a
  * SHUFFLED node whose map side runs): walking from the root through narrow one-to-one
@@ -110,58 +98,6 @@ typedef struct em_sched_task {
  * shuffle, coalesce or cartesian first. */
 bool em_sched_task_pref(const em_plan_node *root, bool map_side, uint32_t part, uint32_t *rdd,
                         uint32_t *rpart);
-
-/* What the scheduler needs to know of a finished attempt. */
-typedef struct em_sched_result {
-    int code;                    /* 0 or the task's error code */
-    em_err err;
-    bool fetch_failed;           /* code == EM_EFETCH: map output (failed_shuffle, failed_map)
-                                    is missing or corrupt */
-    uint32_t failed_shuffle, failed_map;
-    em_map_status map_status;    /* map tasks: sizes owned (em_map_status_destroy); loc is
-                                    where reducers fetch from */
-    uint64_t spill_bytes;
-    uint64_t run_ns;             /* the attempt's own run time on its executor; 0 = unknown */
-    char exec_id[64];            /* where it ran ("driver" for the local backend); "" =
-                                    unknown */
-    void *payload;               /* result tasks: the backend's result (owned; freed with
-                                    ops->free_payload); NULL for map tasks */
-} em_sched_result;
-
-typedef struct em_sched_backend_ops {
-    const char *name;            /* "local", ... */
-    /* Encodes the stage task JSON for root: its map side, or the result stage computing the
-     * result spec `res` (opaque here). Caller frees with em_free. NULL + err on failure. */
-    char *(*encode_stage)(void *self, const em_plan_node *root, bool map_side,
-                          const void *res, em_err *err);
-    /* Runs n tasks (concurrently as it can) and returns when every one has finished,
-     * having filled results[i] (passed zeroed) for tasks[i]; a failed task is a result
-     * with code != 0, not an error of run_tasks. The backend applies the side effects of
-     * successful attempts (accumulator updates) exactly once. Returns 0, or <0 when the
-     * backend itself failed (results are then destroyed by the caller as they are).
-     * Several threads may call it at once (one task set each); the backend shares its
-     * cores between the sets, lower tasks[].prio first. A task whose *cancel is set is
-     * not started, and a running one is told to stop (EM_ECANCELED); run_tasks still
-     * returns only when none of its tasks runs any more. */
-    int (*run_tasks)(void *self, const em_sched_task *tasks, size_t n, em_sched_result *results,
-                     em_err *err);
-    void (*free_payload)(void *self, void *payload);   /* payload may be NULL */
-    void (*free)(void *self);    /* stops threads / processes */
-    /* Optional: some task's cancel flag was set; wake the run_tasks calls so that they act
-     * on it now (NULL: the backend notices by itself). Any thread. */
-    void (*wake)(void *self);
-    /* Optional: deletes the files of shuffle sid (a cancelled job's output; the tracker
-     * has forgotten it and no job reads it). Any thread. */
-    void (*remove_shuffle)(void *self, uint32_t sid);
-} em_sched_backend_ops;
-
-typedef struct em_sched_backend {
-    const em_sched_backend_ops *ops;
-    void *self;
-} em_sched_backend;
-
-/* Frees a result's map status and payload (through b) and zeroes it. */
-void em_sched_result_destroy(const em_sched_backend *b, em_sched_result *r);
 
 /* ---------------------------------------------------------------- scheduler */
 
@@ -177,7 +113,7 @@ typedef struct em_sched_stats {
 } em_sched_stats;
 
 typedef struct em_sched_opts {
-    em_sched_backend backend;    /* taken (also on failure) */
+    em_task_backend backend;     /* taken (also on failure) */
     em_map_tracker *tracker;     /* borrowed; outlives the scheduler */
     uint32_t max_failures;       /* attempts per task; 0 = 4 */
 } em_sched_opts;
@@ -190,8 +126,9 @@ void em_sched_free(em_sched *s);                   /* NULL ok; frees the backend
 /* Runs a job: computes partitions parts[0..nparts) of `final` (parts NULL = partitions
  * 0..nparts-1) with the result spec `res` (opaque: handed to the backend's encode_stage),
  * running the map stages it needs first. payloads[i] (nparts entries, caller-provided,
- * zeroed) receives the successful result payload of parts[i]; the caller owns them (free
- * with em_sched_free_payload), also when the job fails. Errors: the plan error of the node,
+ * zeroed) receives the successful result of parts[i] (an em_task_result taken from the
+ * backend's result); the caller owns them (free with em_sched_free_payload), also when the
+ * job fails. Errors: the plan error of the node,
  * a task that failed max_failures times ("task <p> in stage <s> failed <n> times; last
  * error: ..." with the task's code), unrecoverable fetch failures (EM_EFETCH). */
 int em_sched_run_job(em_sched *s, const em_plan_node *final, const void *res,
@@ -206,7 +143,8 @@ int em_sched_run_job_in_group(em_sched *s, const char *group, const em_plan_node
  * stop and the jobs return EM_ECANCELED. Returns how many jobs it cancelled (0 when the
  * group has none: a no-op). Jobs started later are not affected. Any thread. */
 uint32_t em_sched_cancel(em_sched *s, const char *group);
-void em_sched_free_payload(em_sched *s, void *payload);    /* NULL ok */
+/* em_task_result_free of a payload (NULL ok). */
+void em_sched_free_payload(em_sched *s, void *payload);
 void em_sched_stats_get(const em_sched *s, em_sched_stats *out);
 
 /* ---------------------------------------------------------------- listener
@@ -220,7 +158,7 @@ void em_sched_stats_get(const em_sched *s, em_sched_stats *out);
  * TASK TIMES: run_tasks is one blocking call per task set, so the scheduler sees a set
  * start and end, not each task's: TASK_START comes for every task when the set is handed
  * to the backend, TASK_END for every task when the set returns, with duration_s the task's
- * own run time as its executor measured it (em_sched_result.run_ns), or the set's span (an
+ * own run time as its executor measured it (em_task_result.metrics.run_ns), or the set's span (an
  * upper bound) when the backend did not report one (e.g. the executor was lost). */
 typedef enum em_sched_event_kind {
     EM_SCHED_JOB_START = 1,

@@ -1,11 +1,11 @@
 /* tests/fuzz/fuzz_cluster_msg.c - libFuzzer harness for the driver-executor protocol
- * decoders (engine/cluster/proto.c, bcast.c): any bytes as a JSON message, as a DATA frame
+ * decoders (engine/executor/proto.c, bcast.c): any bytes as a JSON message, as a DATA frame
  * header and as broadcast pieces must be decoded or rejected without crashing or leaking;
  * a decoded message must re-encode and decode again to the same type. */
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/cluster/cluster_int.h"
+#include "engine/executor/protocol.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

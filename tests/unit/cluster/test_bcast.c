@@ -1,4 +1,4 @@
-/* tests/unit/cluster/test_bcast.c - broadcast pieces (engine/cluster/bcast.c) and the
+/* tests/unit/cluster/test_bcast.c - broadcast pieces (engine/executor/bcast.c) and the
  * `bcast` message: a value split into PIECE frame bodies is reassembled byte for byte from
  * pieces in any order (0 bytes, 1 byte, a piece boundary, a short last piece); a
  * corrupted piece is EM_ECORRUPT and a malformed, inconsistent, out-of-range or repeated
@@ -6,7 +6,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "engine/cluster/cluster_int.h"
+#include "engine/executor/protocol.h"
 
 /* The PIECE body of piece i of value v (n bytes) with piece size ps; caller frees. */
 static uint8_t *piece(const uint8_t *v, size_t n, uint32_t ps, uint32_t i, size_t *len)

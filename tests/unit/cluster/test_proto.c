@@ -4,7 +4,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "engine/cluster/cluster_int.h"
+#include "engine/executor/protocol.h"
 
 static void roundtrip(const em__msg *in, em__msg *out)
 {
@@ -112,11 +112,10 @@ Test(proto, status_roundtrip)
     in.res.count = 31;
     in.res.map_status = (em_map_status){.shuffle_id = 4, .map_id = 6, .nparts = 3,
                                         .sizes = sizes, .records_written = 8};
-    em_cluster_acc acc[2] = {{1, false, -5, 0}, {2, true, 0, 2.5}};
+    em_acc_update acc[2] = {{1, false, -5, 0}, {2, true, 0, 2.5}};
     in.res.acc = acc;
     in.res.nacc = 2;
-    for (int i = 0; i < EM_CLUSTER_NMETRICS; i++)
-        in.res.metrics[i] = (uint64_t)i * 1000;
+    in.res.metrics = (em_task_metrics){0, 1000, 2000, 3000, 4000, 5000, 6000};
     em__msg out;
     roundtrip(&in, &out);
     cr_assert_eq(out.nbatches, 2);
@@ -132,7 +131,8 @@ Test(proto, status_roundtrip)
     cr_assert_eq(out.res.acc[0].i64, -5);
     cr_assert(out.res.acc[1].is_f64);
     cr_assert_float_eq(out.res.acc[1].f64, 2.5, 1e-12);
-    cr_assert_eq(out.res.metrics[6], 6000);
+    cr_assert_eq(out.res.metrics.run_ns, 6000);
+    cr_assert_eq(out.res.metrics.spill_bytes, 4000);
     em__msg_destroy(&out);
 
     em__msg f = {.type = EM__MSG_STATUS, .id = 6};

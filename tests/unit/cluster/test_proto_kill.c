@@ -4,7 +4,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "engine/cluster/cluster_int.h"
+#include "engine/executor/protocol.h"
 
 Test(proto_kill, roundtrip_exact)
 {

@@ -130,7 +130,7 @@ Test(sched_pref, local_checkpoints)
 
 typedef struct recorder {
     uint32_t ntasks;
-    em_sched_task seen[16];
+    em_task_desc seen[16];
 } recorder;
 
 static char *rec_encode(void *self, const em_plan_node *root, bool map_side, const void *res,
@@ -140,7 +140,7 @@ static char *rec_encode(void *self, const em_plan_node *root, bool map_side, con
     return em_xstrdup("{}");
 }
 
-static int rec_run(void *self, const em_sched_task *tasks, size_t n, em_sched_result *results,
+static int rec_run(void *self, const em_task_desc *tasks, size_t n, em_task_result *results,
                    em_err *err)
 {
     recorder *r = self;
@@ -162,7 +162,7 @@ static void rec_free(void *self)
     (void)self;
 }
 
-static const em_sched_backend_ops rec_ops = {
+static const em_task_backend_ops rec_ops = {
     .name = "recorder", .encode_stage = rec_encode, .run_tasks = rec_run, .free = rec_free};
 
 Test(sched_pref, tasks_carry_their_preference)

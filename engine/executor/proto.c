@@ -1,4 +1,4 @@
-/* engine/cluster/proto.c - the driver-executor protocol messages <-> JSON, DATA frame
+/* engine/executor/proto.c - the driver-executor protocol messages <-> JSON, DATA frame
  * headers, task results. docs/cluster.md lists every message and field.
  *
  * DECODING takes untrusted bytes: the object must carry exactly the fields its type needs
@@ -7,9 +7,10 @@
  * EM_EPROTO "message '<type>': field '<name>': <why>". */
 #include <jansson.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <string.h>
 
-#include "engine/cluster/cluster_int.h"
+#include "engine/executor/protocol.h"
 #include "engine/net/net.h"
 
 #define MAX_INT ((uint64_t)INT64_MAX)
@@ -29,16 +30,21 @@ static const char *const type_names[] = {
 };
 #define NTYPES (sizeof type_names / sizeof type_names[0])
 
-void em_cluster_result_destroy(em_cluster_result *r)
+/* The task metrics travel as the status's "metrics" array, in this order (docs/cluster.md).
+ * The table names each position, so neither end indexes the numbers by hand. */
+static const size_t metric_off[] = {
+    offsetof(em_task_metrics, records_read),       offsetof(em_task_metrics, records_written),
+    offsetof(em_task_metrics, shuffle_read_bytes), offsetof(em_task_metrics, shuffle_write_bytes),
+    offsetof(em_task_metrics, spill_bytes),        offsetof(em_task_metrics, spill_count),
+    offsetof(em_task_metrics, run_ns),
+};
+#define NMETRICS (sizeof metric_off / sizeof metric_off[0])
+_Static_assert(NMETRICS * sizeof(uint64_t) == sizeof(em_task_metrics),
+               "every em_task_metrics field has a place on the wire");
+
+static uint64_t *metric_at(em_task_metrics *m, size_t i)
 {
-    if (!r)
-        return;
-    em_map_status_destroy(&r->map_status);
-    for (size_t i = 0; i < r->nbatches; i++)
-        em_batch_unref(r->batches[i]);
-    em_free(r->batches);
-    em_free(r->acc);
-    memset(r, 0, sizeof *r);
+    return (uint64_t *)((char *)m + metric_off[i]);
 }
 
 void em__msg_destroy(em__msg *m)
@@ -46,7 +52,7 @@ void em__msg_destroy(em__msg *m)
     if (!m)
         return;
     em_free(m->library);
-    em_cluster_result_destroy(&m->res);
+    em_task_result_destroy(&m->res);
     em_free(m->srcs);
     for (uint32_t i = 0; i < m->nlocs; i++)
         em_free(m->locs[i]);
@@ -83,7 +89,7 @@ int em__data_parse(em_slice f, uint8_t *kind, uint8_t *flags, uint64_t *id, em_s
 
 /* ---------------------------------------------------------------- encoding */
 
-static json_t *enc_result(const em_cluster_result *r, uint32_t nbatches, uint64_t store_bytes)
+static json_t *enc_result(const em_task_result *r, uint32_t nbatches, uint64_t store_bytes)
 {
     json_t *o = json_object();
     json_object_set_new(o, "code", json_integer(r->code));
@@ -94,12 +100,13 @@ static json_t *enc_result(const em_cluster_result *r, uint32_t nbatches, uint64_
     json_object_set_new(o, "count", json_integer((json_int_t)(r->count & MAX_INT)));
     json_object_set_new(o, "nbatches", json_integer(nbatches));
     json_t *mt = json_array();
-    for (int i = 0; i < EM_CLUSTER_NMETRICS; i++)
-        json_array_append_new(mt, json_integer((json_int_t)(r->metrics[i] & MAX_INT)));
+    em_task_metrics mv = r->metrics;
+    for (size_t i = 0; i < NMETRICS; i++)
+        json_array_append_new(mt, json_integer((json_int_t)(*metric_at(&mv, i) & MAX_INT)));
     json_object_set_new(o, "metrics", mt);
     json_t *acc = json_array();
     for (uint32_t i = 0; i < r->nacc; i++) {
-        const em_cluster_acc *a = &r->acc[i];
+        const em_acc_update *a = &r->acc[i];
         json_array_append_new(acc, a->is_f64 ? json_pack("[i,i,f]", (int)a->id, 1, a->f64)
                                              : json_pack("[i,i,I]", (int)a->id, 0,
                                                          (json_int_t)a->i64));
@@ -331,7 +338,7 @@ static int dec_map_status(dctx *d, json_t *m, em_map_status *s)
     return 0;
 }
 
-static int dec_acc(dctx *d, json_t *a, em_cluster_result *r)
+static int dec_acc(dctx *d, json_t *a, em_task_result *r)
 {
     if (!json_is_array(a))
         return bad(d, "acc", "not an array");
@@ -347,7 +354,7 @@ static int dec_acc(dctx *d, json_t *a, em_cluster_result *r)
             json_integer_value(id) < 1 || json_integer_value(id) > UINT32_MAX ||
             !json_is_integer(kind) || (json_integer_value(kind) & ~(json_int_t)1))
             return bad(d, "acc", "not an [id, kind, value] triple");
-        em_cluster_acc *x = &r->acc[i];
+        em_acc_update *x = &r->acc[i];
         x->id = (uint32_t)json_integer_value(id);
         x->is_f64 = json_integer_value(kind) == 1;
         if (x->is_f64 && json_is_number(v))
@@ -363,7 +370,7 @@ static int dec_acc(dctx *d, json_t *a, em_cluster_result *r)
 
 static int dec_status(dctx *d, json_t *o, em__msg *m)
 {
-    em_cluster_result *r = &m->res;
+    em_task_result *r = &m->res;
     int rc;
     if ((rc = get_code_msg(d, o, &r->code, &r->err)) || (rc = get_bool(d, o, "fetch_failed",
                                                                         &r->fetch_failed)) ||
@@ -375,13 +382,13 @@ static int dec_status(dctx *d, json_t *o, em__msg *m)
     if (r->fetch_failed && r->code != EM_EFETCH)
         return bad(d, "fetch_failed", "set on a code other than EM_EFETCH");
     json_t *mt = json_object_get(o, "metrics");
-    if (!json_is_array(mt) || json_array_size(mt) != EM_CLUSTER_NMETRICS)
+    if (!json_is_array(mt) || json_array_size(mt) != NMETRICS)
         return bad(d, "metrics", "not an array of 7 integers");
-    for (size_t i = 0; i < EM_CLUSTER_NMETRICS; i++) {
+    for (size_t i = 0; i < NMETRICS; i++) {
         json_t *v = json_array_get(mt, i);
         if (!json_is_integer(v) || json_integer_value(v) < 0)
             return bad(d, "metrics", "not an array of 7 integers");
-        r->metrics[i] = (uint64_t)json_integer_value(v);
+        *metric_at(&r->metrics, i) = (uint64_t)json_integer_value(v);
     }
     if ((rc = dec_acc(d, json_object_get(o, "acc"), r)))
         return rc;
@@ -599,7 +606,7 @@ int em__read_secret_file(const char *path, char **out, em_err *err)
     return 0;
 }
 
-int em_cluster_file_sha256(const char *path, char hex[65], em_err *err)
+int em_executor_file_sha256(const char *path, char hex[65], em_err *err)
 {
     uint8_t *buf;
     size_t n;

@@ -1,12 +1,14 @@
-/* engine/cluster/executor.c - an executor process: registers with the driver, loads the job
- * library (after checking its sha256), runs launched tasks on C task threads, asks the
- * driver for blocks and map-output locations, fetches shuffle segments from other
- * executors and serves its own. Exits when the driver connection closes.
+/* engine/executor/executor.c - an executor process: registers with the driver, loads the job
+ * library (after checking its sha256), runs launched tasks on C task threads with
+ * engine/exec (em_exec_run_task), serves its shuffle segments to other executors, and
+ * answers the driver's messages on the loop thread. Exits when the driver connection
+ * closes. What task threads ask of the driver and of other executors (blocks, broadcasts,
+ * map-output locations, remote shuffle segments) is engine/executor/requests.c.
  *
  * DESIGN
  *   One em_net (loop thread) carries the driver connection, the shuffle server (inbound
  *   connections of other executors' fetchers) and outbound fetch connections (one per
- *   peer "host:port", made on first use). Task threads block on requests: a `pending`
+ *   peer "host:port", made on first use by shuffle/remote.c's fetcher). Task threads block on requests: a `pending`
  *   record (request id, connection) in a list under x->lock that the loop thread fills and
  *   marks done; a connection that closes fails its pending requests, so nothing waits
  *   forever (a stopped peer is closed by the heartbeat timeout).
@@ -34,464 +36,37 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine/cluster/cluster_int.h"
-#include "engine/net/net.h"
-#include "engine/plan/plan.h"
-
-typedef struct pending {
-    uint64_t req;
-    em_conn_id conn;
-    bool done;
-    int code;
-    em_err err;
-    em__msg reply;               /* block_reply / map_outputs_reply */
-    em_batch **batches;          /* block batches received so far */
-    size_t nb;
-    em_vbuf *seg;                /* segment bytes go here */
-    /* bcast requests: the value being assembled; pieces asked for so far */
-    bool is_bcast;
-    uint32_t bcast_id, asked;
-    em__bcast_asm as;
-    struct pending *next;
-} pending;
-
-/* A stage's JSON, shared by the queued and running tasks of the stage (refs under
- * x->lock); its address stays the same for all of them, so a task thread's decoded-stage
- * cache (engine/exec/task.c) hits for every task after the first. */
-typedef struct stage_ent {
-    uint32_t id;
-    char *json;
-    size_t len;
-    uint32_t refs;
-} stage_ent;
-
-typedef struct task_item {
-    uint64_t id;
-    uint32_t stage, part, attempt;
-    bool is_map;
-    bool killed;                 /* a kill came while it was queued */
-    stage_ent *st;               /* reference taken when the launch arrived; NULL = unknown */
-} task_item;
-
-/* What a task thread runs now (x->slots, x->lock). */
-typedef struct run_slot {
-    bool busy;
-    uint64_t id;                 /* task id while busy */
-    atomic_bool cancel;          /* the task's cancel flag (em_cluster_env.cancel) */
-} run_slot;
-
-/* A broadcast some task thread is fetching: later readers wait for it (one fetch per
- * executor and value) and take their reference from it. */
-typedef struct bcast_fetch {
-    uint32_t id;
-    bool done;
-    int code;                    /* 1 found, 0 absent, <0 error */
-    em_err err;
-    em_batch *batch;             /* the value, when found */
-    uint32_t refs;               /* the fetcher and each waiter */
-    struct bcast_fetch *next;
-} bcast_fetch;
-
-typedef struct peer {
-    char loc[128];
-    em_conn_id conn;
-} peer;
-
-typedef struct executor {
-    const em_executor_opts *o;
-    em_net *net;
-    em_conn_id driver;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;         /* any state change below */
-    bool got_registered, driver_gone, stop;
-    em__msg reg;                 /* the registered reply */
-    em_codec wire_codec;         /* for result batches to the driver (ember.net.compress) */
-    stage_ent **stages;          /* oldest first; at most EM__STAGES_KEPT (docs/cluster.md) */
-    size_t nstages;
-    bcast_fetch *bfetch;         /* broadcast fetches under way */
-    task_item *queue;
-    size_t qhead, qtail, qcap;
-    pending *pend;
-    uint64_t next_req;
-    peer *peers;
-    size_t npeers;
-    char **locs;                 /* interned */
-    size_t nlocs;
-    uint32_t running;
-    pthread_mutex_t connect_lock;
-    char loc[128];
-    char *work, *shuffle_dir, *spill_dir;
-    em_shuffle_cleaner *cleaner; /* deletes dead shuffles' files off the loop thread */
-    em_memory_manager *mm;       /* shares o->memory between tasks and cached blocks */
-    em_block_store *store;
-    em_cluster_env env;
-    pthread_t *threads;
-    uint32_t nthreads;
-    run_slot *slots;             /* one per task thread (lock) */
-} executor;
-
-/* ---------------------------------------------------------------- sending */
-
-static int send_msg(executor *x, em_conn_id c, const em__msg *m, em_err *err)
-{
-    em_vbuf v;
-    em_vbuf_init(&v);
-    int rc = em__msg_encode(m, &v, err);
-    if (rc == 0)
-        rc = em_net_send(x->net, c, EM_FRAME_RPC, v.data, v.len, err);
-    em_vbuf_destroy(&v);
-    return rc;
-}
-
-static int send_data(executor *x, em_conn_id c, uint8_t kind, uint8_t flags, uint64_t id,
-                     const void *p, size_t n, em_err *err)
-{
-    em_vbuf v;
-    em_vbuf_init(&v);
-    uint8_t hdr[EM__DATA_HDR];
-    em__data_hdr(hdr, kind, flags, id);
-    int rc = em_vbuf_append(&v, hdr, sizeof hdr);
-    if (rc == 0 && n)
-        rc = em_vbuf_append(&v, p, n);
-    if (rc < 0)
-        rc = em_err_set(err, EM_ENOMEM, "DATA frame of %zu bytes", n);
-    else
-        rc = em_net_send(x->net, c, EM_FRAME_DATA, v.data, v.len, err);
-    em_vbuf_destroy(&v);
-    return rc;
-}
-
-/* ---------------------------------------------------------------- requests */
-
-static pending *find_pending(executor *x, uint64_t req, em_conn_id c)   /* lock held */
-{
-    for (pending *p = x->pend; p; p = p->next)
-        if (p->req == req && p->conn == c && !p->done)
-            return p;
-    return NULL;
-}
-
-/* Sends m (type set by the caller) on c as a new request and waits for its answer. The
- * caller removes *p with finish_request. */
-static int start_request(executor *x, em_conn_id c, em__msg *m, pending *p, em_vbuf *seg,
-                         em_err *err)
-{
-    memset(p, 0, sizeof *p);
-    p->seg = seg;
-    p->is_bcast = m->type == EM__MSG_BCAST;
-    p->bcast_id = m->block.a;
-    p->asked = m->first + m->count;
-    pthread_mutex_lock(&x->lock);
-    p->req = m->id = ++x->next_req;
-    p->conn = c;
-    p->next = x->pend;
-    x->pend = p;
-    pthread_mutex_unlock(&x->lock);
-    int rc = send_msg(x, c, m, err);
-    pthread_mutex_lock(&x->lock);
-    if (rc < 0) {
-        p->done = true;
-        p->code = rc;
-        em_err_copy(&p->err, err);
-    }
-    while (!p->done && !(c == x->driver && x->driver_gone))
-        pthread_cond_wait(&x->cond, &x->lock);
-    if (!p->done) {
-        p->done = true;
-        p->code = em_err_set(&p->err, EM_EIO, "the driver connection closed");
-    }
-    for (pending **pp = &x->pend; *pp; pp = &(*pp)->next)
-        if (*pp == p) {
-            *pp = p->next;
-            break;
-        }
-    pthread_mutex_unlock(&x->lock);
-    if (p->code < 0)
-        return em_err_copy(err, &p->err);
-    return 0;
-}
-
-static void pending_free(pending *p)
-{
-    em__bcast_asm_destroy(&p->as);
-    em__msg_destroy(&p->reply);
-    for (size_t i = 0; i < p->nb; i++)
-        em_batch_unref(p->batches[i]);
-    em_free(p->batches);
-}
-
-static void fail_pending(executor *x, em_conn_id c, int code, const char *why)  /* lock held */
-{
-    for (pending *p = x->pend; p; p = p->next)
-        if (p->conn == c && !p->done) {
-            p->done = true;
-            p->code = em_err_set(&p->err, code, "%s", why);
-        }
-    pthread_cond_broadcast(&x->cond);
-}
-
-static const char *intern(executor *x, const char *s)   /* lock held */
-{
-    for (size_t i = 0; i < x->nlocs; i++)
-        if (strcmp(x->locs[i], s) == 0)
-            return x->locs[i];
-    x->locs = em_xrealloc(x->locs, (x->nlocs + 1) * sizeof *x->locs);
-    x->locs[x->nlocs] = em_xstrdup(s);
-    return x->locs[x->nlocs++];
-}
-
-/* env.map_outputs: asks the driver. */
-static int map_outputs(void *ud, uint32_t sid, uint32_t reduce, em_shuffle_src **srcs,
-                       uint32_t *n, em_err *err)
-{
-    executor *x = ud;
-    em__msg m = {.type = EM__MSG_MAP_OUTPUTS, .sid = sid, .reduce = reduce};
-    pending p;
-    *srcs = NULL;
-    *n = 0;
-    int rc = start_request(x, x->driver, &m, &p, NULL, err);
-    if (rc == 0 && p.reply.code < 0)
-        rc = em_err_copy(err, &p.reply.err);
-    if (rc == 0) {
-        em_shuffle_src *a = em_malloc((p.reply.nsrcs ? p.reply.nsrcs : 1) * sizeof *a);
-        if (!a) {
-            rc = em_err_set(err, EM_ENOMEM, "shuffle %u: %u sources", sid, p.reply.nsrcs);
-        } else {
-            pthread_mutex_lock(&x->lock);
-            for (uint32_t i = 0; i < p.reply.nsrcs; i++) {
-                a[i] = p.reply.srcs[i];
-                a[i].loc = intern(x, p.reply.srcs[i].loc);
-            }
-            pthread_mutex_unlock(&x->lock);
-            *srcs = a;
-            *n = p.reply.nsrcs;
-        }
-    }
-    pending_free(&p);
-    return rc;
-}
-
-/* Fetches broadcast id from the driver in pieces: asks for a window of EM__PIECE_WINDOW,
- * and the loop thread asks for one more as each arrives (on_piece). 1 and *out, 0 when the
- * driver has no such broadcast, <0 on error. */
-static int fetch_bcast_pieces(executor *x, uint32_t id, em_batch **out, em_err *err)
-{
-    em__msg m = {.type = EM__MSG_BCAST, .block = {EM_BLOCK_BROADCAST, id, 0, 0}, .first = 0,
-                 .count = EM__PIECE_WINDOW};
-    pending p;
-    int rc = start_request(x, x->driver, &m, &p, NULL, err);
-    if (rc == 0 && p.reply.code < 0)
-        rc = em_err_copy(err, &p.reply.err);
-    if (rc == 0 && em__bcast_asm_done(&p.as)) {
-        if (!(*out = em__bcast_asm_finish(&p.as)))
-            rc = em_err_set(err, EM_ENOMEM, "broadcast %u: out of memory", id);
-        else
-            rc = 1;
-    }
-    pending_free(&p);
-    return rc;
-}
-
-/* env.fetch_block for broadcasts: one fetch per executor and value; concurrent readers
- * wait for it and share its batch, which the block store keeps until `drop`. */
-static int fetch_bcast(executor *x, em_block_id id, em_batch ***out, size_t *n, em_err *err)
-{
-    pthread_mutex_lock(&x->lock);
-    bcast_fetch *f = x->bfetch;
-    while (f && f->id != id.a)
-        f = f->next;
-    bool mine = !f;
-    if (mine) {
-        f = em_xcalloc(1, sizeof *f);
-        f->id = id.a;
-        f->next = x->bfetch;
-        x->bfetch = f;
-    }
-    f->refs++;
-    pthread_mutex_unlock(&x->lock);
-    if (mine) {
-        /* A fetch that ended just before this one was linked has put its value in the
-         * store (before unlinking): look there first. */
-        em_batch **have = NULL;
-        size_t nhave = 0;
-        em_batch *b = NULL;
-        em_err ferr = EM_ERR_INIT;
-        int rc = em_block_store_get(x->store, id, &have, &nhave, &ferr);
-        if (rc == 1 && nhave == 1) {
-            b = em_batch_ref(have[0]);
-        } else {
-            rc = fetch_bcast_pieces(x, id.a, &b, &ferr);
-            if (rc == 1) {
-                em_err perr = EM_ERR_INIT;
-                em_batch *sb = em_batch_ref(b);
-                if (em_block_store_put_take(x->store, id, &sb, 1, EM_STORAGE_MEMORY_AND_DISK,
-                                            &perr) < 0)
-                    em_log(EM_LOG_WARN, "executor: caching broadcast %u: %s", id.a, perr.msg);
-            }
-        }
-        for (size_t i = 0; i < nhave; i++)
-            em_batch_unref(have[i]);
-        em_free(have);
-        pthread_mutex_lock(&x->lock);
-        f->done = true;
-        f->code = rc;
-        f->batch = b;
-        em_err_copy(&f->err, &ferr);
-        for (bcast_fetch **pp = &x->bfetch; *pp; pp = &(*pp)->next)
-            if (*pp == f) {
-                *pp = f->next;   /* later readers find it in the store */
-                break;
-            }
-        pthread_cond_broadcast(&x->cond);
-    } else {
-        pthread_mutex_lock(&x->lock);
-        while (!f->done)
-            pthread_cond_wait(&x->cond, &x->lock);
-    }
-    int rc = f->code;
-    if (rc < 0)
-        em_err_copy(err, &f->err);
-    if (rc == 1) {
-        *out = em_xmalloc(sizeof **out);
-        (*out)[0] = em_batch_ref(f->batch);
-        *n = 1;
-    }
-    bool last = --f->refs == 0;
-    pthread_mutex_unlock(&x->lock);
-    if (last) {
-        em_batch_unref(f->batch);
-        em_free(f);
-    }
-    return rc;
-}
-
-/* env.fetch_block: asks the driver, caches what it gets. */
-static int fetch_block(void *ud, em_block_id id, em_batch ***out, size_t *n, em_err *err)
-{
-    executor *x = ud;
-    if (id.type == EM_BLOCK_BROADCAST) {
-        *out = NULL;
-        *n = 0;
-        return fetch_bcast(x, id, out, n, err);
-    }
-    em__msg m = {.type = EM__MSG_BLOCK, .block = id};
-    pending p;
-    char name[48];
-    *out = NULL;
-    *n = 0;
-    int rc = start_request(x, x->driver, &m, &p, NULL, err);
-    if (rc == 0 && p.reply.code < 0)
-        rc = em_err_copy(err, &p.reply.err);
-    if (rc == 0 && p.reply.found && p.nb != p.reply.nbatches)
-        rc = em_err_set(err, EM_EPROTO, "block %s: %zu batches received, %u announced",
-                        em_block_id_str(id, name, sizeof name), p.nb, p.reply.nbatches);
-    if (rc == 0 && p.reply.found) {
-        for (size_t i = 0; i < p.nb; i++)
-            em_batch_ref(p.batches[i]);
-        em_err perr = EM_ERR_INIT;
-        if (em_block_store_put_take(x->store, id, p.batches, p.nb, EM_STORAGE_MEMORY_AND_DISK,
-                                    &perr) < 0)
-            em_log(EM_LOG_WARN, "executor: caching block %s: %s",
-                   em_block_id_str(id, name, sizeof name), perr.msg);
-        *out = p.batches;
-        *n = p.nb;
-        p.batches = NULL;
-        p.nb = 0;
-        rc = 1;
-    }
-    pending_free(&p);
-    return rc;
-}
-
-/* ---------------------------------------------------------------- the remote fetcher */
-
-static int peer_conn(executor *x, const char *loc, em_conn_id *out, em_err *err)
-{
-    pthread_mutex_lock(&x->connect_lock);
-    pthread_mutex_lock(&x->lock);
-    for (size_t i = 0; i < x->npeers; i++)
-        if (strcmp(x->peers[i].loc, loc) == 0) {
-            *out = x->peers[i].conn;
-            pthread_mutex_unlock(&x->lock);
-            pthread_mutex_unlock(&x->connect_lock);
-            return 0;
-        }
-    pthread_mutex_unlock(&x->lock);
-    char host[128];
-    snprintf(host, sizeof host, "%s", loc);
-    char *colon = strrchr(host, ':');
-    char *end;
-    long port = colon ? strtol(colon + 1, &end, 10) : 0;
-    int rc;
-    if (!colon || *end || port < 1 || port > 65535) {
-        rc = em_err_set(err, EM_EFETCH, "bad shuffle location '%s'", loc);
-    } else {
-        *colon = '\0';
-        rc = em_net_connect(x->net, host, (uint16_t)port, out, err);
-    }
-    if (rc == 0) {
-        pthread_mutex_lock(&x->lock);
-        x->peers = em_xrealloc(x->peers, (x->npeers + 1) * sizeof *x->peers);
-        snprintf(x->peers[x->npeers].loc, sizeof x->peers[0].loc, "%s", loc);
-        x->peers[x->npeers++].conn = *out;
-        pthread_mutex_unlock(&x->lock);
-    }
-    pthread_mutex_unlock(&x->connect_lock);
-    return rc;
-}
-
-static int remote_fetch(void *self, const char *loc, uint32_t sid, uint32_t mid, uint32_t reduce,
-                        em_vbuf *out, em_err *err)
-{
-    executor *x = self;
-    int rc;
-    if (strcmp(loc, x->loc) == 0) {
-        rc = em_shuffle_fetch_local(x->shuffle_dir, sid, mid, reduce, out, err);
-    } else {
-        em_conn_id c;
-        size_t before = out->len;
-        if ((rc = peer_conn(x, loc, &c, err)) == 0) {
-            em__msg m = {.type = EM__MSG_FETCH, .sid = sid, .mid = mid, .reduce = reduce};
-            pending p;
-            rc = start_request(x, c, &m, &p, out, err);
-            pending_free(&p);
-        }
-        if (rc < 0)
-            out->len = before;
-    }
-    if (rc < 0 && rc != EM_ENOMEM) {
-        em_err_prefix(err, "shuffle %u map %u reduce %u at %s", sid, mid, reduce, loc);
-        err->code = rc = EM_EFETCH;
-    }
-    return rc;
-}
-
-static const em_fetcher_ops remote_fetcher_ops = {.fetch = remote_fetch};
+#include "engine/executor/executor_int.h"
 
 /* ---------------------------------------------------------------- loop thread */
 
+typedef struct serve_ctx {
+    executor *x;
+    em_conn_id c;
+    uint64_t id;
+    bool sent;                   /* a chunk was handed over */
+} serve_ctx;
+
+static int send_segment_chunk(void *ud, const uint8_t *p, size_t n, bool last, em_err *err)
+{
+    serve_ctx *sc = ud;
+    sc->sent = true;
+    return em__x_send_data(sc->x, sc->c, EM__DATA_SEGMENT, last ? 1 : 0, sc->id, p, n, err);
+}
+
+/* A peer's `fetch`: the segment as SEGMENT frames (shuffle/remote.c reads and chunks it),
+ * or a fetch_error when it cannot be read. */
 static void serve_fetch(executor *x, em_conn_id c, const em__msg *m)
 {
-    em_vbuf seg;
     em_err err = EM_ERR_INIT;
-    em_vbuf_init(&seg);
-    int rc = em_shuffle_fetch_local(x->shuffle_dir, m->sid, m->mid, m->reduce, &seg, &err);
-    if (rc < 0) {
+    serve_ctx sc = {x, c, m->id, false};
+    int rc = em_shuffle_serve_segment(x->shuffle_dir, m->sid, m->mid, m->reduce, EM__SEG_CHUNK,
+                                      send_segment_chunk, &sc, &err);
+    if (rc < 0 && !sc.sent) {
         em__msg e = {.type = EM__MSG_FETCH_ERROR, .id = m->id, .code = rc, .err = err};
         em_err serr = EM_ERR_INIT;
-        send_msg(x, c, &e, &serr);
-    } else {
-        size_t off = 0;
-        do {
-            size_t k = seg.len - off < EM__SEG_CHUNK ? seg.len - off : EM__SEG_CHUNK;
-            bool last = off + k == seg.len;
-            if (send_data(x, c, EM__DATA_SEGMENT, last ? 1 : 0, m->id, seg.data + off, k,
-                          &err) < 0)
-                break;
-            off += k;
-        } while (off < seg.len);
+        em__x_send_msg(x, c, &e, &serr);
     }
-    em_vbuf_destroy(&seg);
 }
 
 /* A `kill` for task id: its running slot's flag, or its queue entry. Lock held. Unknown
@@ -564,7 +139,7 @@ static int on_driver_rpc(executor *x, const em__msg *m0, em__msg *m, em_err *err
         break;
     case EM__MSG_BLOCK_REPLY:
     case EM__MSG_MAP_OUTPUTS_REPLY:
-        if ((p = find_pending(x, m->id, x->driver))) {
+        if ((p = em__x_find_pending(x, m->id, x->driver))) {
             p->reply = *m;
             memset(m, 0, sizeof *m);
             p->done = true;
@@ -615,7 +190,7 @@ static void add_stage(executor *x, uint32_t id, em_slice body)
  * more is asked for per piece received, so EM__PIECE_WINDOW stay in flight. Lock held. */
 static int on_piece(executor *x, em_conn_id c, uint64_t req, em_slice body)
 {
-    pending *p = find_pending(x, req, c);
+    pending *p = em__x_find_pending(x, req, c);
     if (!p)
         return 0;
     em_err err = EM_ERR_INIT;
@@ -625,7 +200,7 @@ static int on_piece(executor *x, em_conn_id c, uint64_t req, em_slice body)
         em__msg m = {.type = EM__MSG_BCAST, .id = req, .block = {EM_BLOCK_BROADCAST,
                      p->bcast_id, 0, 0}, .first = p->asked, .count = 1};
         p->asked++;
-        rc = send_msg(x, c, &m, &err);   /* the loop thread: never blocks */
+        rc = em__x_send_msg(x, c, &m, &err);   /* the loop thread: never blocks */
     }
     if (rc < 0 || em__bcast_asm_done(&p->as)) {
         p->done = true;
@@ -657,7 +232,7 @@ static int on_data(executor *x, em_conn_id c, bool from_driver, em_slice payload
     if (from_driver && kind == EM__DATA_PIECE)
         return on_piece(x, c, id, body);
     if (from_driver && kind == EM__DATA_BLOCK) {
-        pending *p = find_pending(x, id, c);
+        pending *p = em__x_find_pending(x, id, c);
         if (!p)
             return 0;
         em_batch *b;
@@ -668,7 +243,7 @@ static int on_data(executor *x, em_conn_id c, bool from_driver, em_slice payload
         return 0;
     }
     if (!from_driver && kind == EM__DATA_SEGMENT) {
-        pending *p = find_pending(x, id, c);
+        pending *p = em__x_find_pending(x, id, c);
         if (!p)
             return 0;
         if (!p->seg) {
@@ -712,7 +287,7 @@ static int x_on_frame(void *ud, em_conn_id c, uint8_t type, em_slice payload, em
         if (from_driver) {
             rc = on_driver_rpc(x, NULL, &m, err);
         } else if (m.type == EM__MSG_FETCH_ERROR) {
-            pending *p = find_pending(x, m.id, c);
+            pending *p = em__x_find_pending(x, m.id, c);
             if (p) {
                 p->done = true;
                 p->code = em_err_set(&p->err, EM_EFETCH, "peer: %s", m.err.msg);
@@ -736,12 +311,9 @@ static void x_on_close(void *ud, em_conn_id c, const em_err *why)
         em_log(why->code ? EM_LOG_WARN : EM_LOG_INFO, "executor %s: driver connection closed%s%s",
                x->o->exec_id, why->code ? ": " : "", why->msg);
     }
-    for (size_t i = 0; i < x->npeers; i++)
-        if (x->peers[i].conn == c) {
-            x->peers[i] = x->peers[--x->npeers];
-            break;
-        }
-    fail_pending(x, c, EM_EFETCH, why->code ? why->msg : "connection closed");
+    if (x->remote)
+        em_shuffle_remote_forget(x->remote, c);
+    em__x_fail_pending(x, c, EM_EFETCH, why->code ? why->msg : "connection closed");
     pthread_mutex_unlock(&x->lock);
 }
 
@@ -769,7 +341,7 @@ static int send_block_chunks(executor *x, uint64_t id, const em_vbuf *v, em_err 
 
 /* Sends the result batches (DATA frames) and then the status of task id, which also
  * reports the size of this executor's block store. */
-static void send_result(executor *x, uint64_t id, em_cluster_result *r)
+static void send_result(executor *x, uint64_t id, em_task_result *r)
 {
     em_err err = EM_ERR_INIT;
     em_vbuf v;
@@ -781,7 +353,7 @@ static void send_result(executor *x, uint64_t id, em_cluster_result *r)
         if (rc == 0)
             rc = send_block_chunks(x, id, &v, &err);
         if (rc < 0) {
-            em_cluster_result_destroy(r);
+            em_task_result_destroy(r);
             r->code = rc;
             em_err_copy(&r->err, &err);
             em_err_prefix(&r->err, "sending result batch %zu", i);
@@ -804,7 +376,7 @@ static void send_result(executor *x, uint64_t id, em_cluster_result *r)
 
 static void run_one(executor *x, const task_item *t, run_slot *slot)
 {
-    em_cluster_result r;
+    em_task_result r;
     memset(&r, 0, sizeof r);
     if (!t->st) {
         r.code = em_err_set(&r.err, EM_EPROTO, "task %llu: stage %u was never sent",
@@ -813,17 +385,23 @@ static void run_one(executor *x, const task_item *t, run_slot *slot)
         r.code = em_err_set(&r.err, EM_ECANCELED, "task %llu canceled before it started",
                             (unsigned long long)t->id);
     } else {
-        em_cluster_env env = x->env;
+        em_exec_env env = x->env;
+        em_err err = EM_ERR_INIT;
         env.cancel = &slot->cancel;
         /* The JSON is passed in place (the reference keeps it): every task of the stage
          * hands the task thread the same address, so it decodes the stage once. */
-        x->o->run(x->o->run_ud, &env, t->st->json, t->st->len, t->part, t->attempt, &r);
+        em_exec_run_task(&env, t->st->json, t->st->len, t->part, t->attempt, &r, &err);
+        if (r.code == 0 && err.code != 0) {
+            /* Defensive: a runner that returned an error without filling the result. */
+            r.code = err.code;
+            em_err_copy(&r.err, &err);
+        }
         if (r.code == 0 && r.err.code != 0)
             r.code = r.err.code;
     }
     r.is_map = t->is_map;
     send_result(x, t->id, &r);
-    em_cluster_result_destroy(&r);
+    em_task_result_destroy(&r);
     pthread_mutex_lock(&x->lock);
     stage_unref(t->st);
     pthread_mutex_unlock(&x->lock);
@@ -899,7 +477,7 @@ static int load_library(executor *x, em_err *err)
                           strerror(errno));
     char via[64], hex[65];
     snprintf(via, sizeof via, "/proc/self/fd/%d", fd);
-    int rc = em_cluster_file_sha256(via, hex, err);
+    int rc = em_executor_file_sha256(via, hex, err);
     if (rc < 0) {
         rc = em_err_prefix(err, "job library %s", x->reg.library);
         goto out;
@@ -952,7 +530,7 @@ static int start(executor *x, em_err *err)
                  .port = port};
     snprintf(m.exec_id, sizeof m.exec_id, "%s", o->exec_id);
     snprintf(m.host, sizeof m.host, "%s", host);
-    if ((rc = send_msg(x, d, &m, err)) < 0)
+    if ((rc = em__x_send_msg(x, d, &m, err)) < 0)
         return rc;
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
@@ -970,10 +548,17 @@ static int start(executor *x, em_err *err)
         return rc;
     em_memory_manager_set_storage_fraction(x->mm, x->reg.storage_permille / 1000.0);
     x->wire_codec = em__wire_codec(x->reg.compress, em_net_is_loopback(x->net, d));
-    x->env = (em_cluster_env){
+    em_shuffle_remote_opts ro = {.net = x->net, .self_loc = x->loc, .dir = x->shuffle_dir,
+                                 .request = em__x_request_segment, .ud = x};
+    em_shuffle_remote *remote = em_shuffle_remote_new(&ro);
+    pthread_mutex_lock(&x->lock);   /* x_on_close reads it on the loop thread */
+    x->remote = remote;
+    pthread_mutex_unlock(&x->lock);
+    x->env = (em_exec_env){
         .store = x->store, .shuffle_dir = x->shuffle_dir, .spill_dir = x->spill_dir,
-        .exec_id = x->loc, .fetcher = {&remote_fetcher_ops, x}, .map_outputs = map_outputs,
-        .ud = x, .fetch_block = fetch_block,
+        .exec_id = x->loc, .fetcher = em_shuffle_remote_fetcher(remote),
+        .map_outputs = em__x_map_outputs,
+        .ud = x, .fetch_block = em__x_fetch_block,
         .task_mem_budget = x->reg.shuffle_mem ? x->reg.shuffle_mem : mem / 4 / o->cores,
         .zstd_level = 1, .shuffle_sync = x->reg.shuffle_sync, .mem = x->mm,
     };
@@ -1017,9 +602,9 @@ int em_executor_run(const em_executor_opts *o, em_err *err)
 {
     if (!o || !o->driver_host || !o->driver_port || !o->exec_id || !*o->exec_id ||
         strlen(o->exec_id) > EM__MAX_NAME || o->cores == 0 || !o->secret ||
-        strlen(o->secret) < 16 || !o->run)
-        return em_err_set(err, EM_EINVAL, "executor: driver, exec id (1..63 bytes), cores, "
-                                          "a secret of >= 16 bytes and a runner are required");
+        strlen(o->secret) < 16)
+        return em_err_set(err, EM_EINVAL, "executor: driver, exec id (1..63 bytes), cores "
+                                          "and a secret of >= 16 bytes are required");
 #ifdef __GLIBC__
     /* Keep freed memory for reuse instead of handing it back to the kernel: an executor
      * allocates and frees large buffers all the time (frames, result blocks; broadcast
@@ -1038,7 +623,6 @@ int em_executor_run(const em_executor_opts *o, em_err *err)
     x->o = o;
     pthread_mutex_init(&x->lock, NULL);
     pthread_cond_init(&x->cond, NULL);
-    pthread_mutex_init(&x->connect_lock, NULL);
     int rc = start(x, err);
     if (rc == 0) {
         pthread_mutex_lock(&x->lock);
@@ -1070,7 +654,7 @@ int em_executor_run(const em_executor_opts *o, em_err *err)
     for (size_t i = x->qhead; i < x->qtail; i++)
         stage_unref(x->queue[i].st);
     em_free(x->queue);
-    em_free(x->peers);
+    em_shuffle_remote_free(x->remote);
     for (size_t i = 0; i < x->nlocs; i++)
         em_free(x->locs[i]);
     em_free(x->locs);
@@ -1080,7 +664,6 @@ int em_executor_run(const em_executor_opts *o, em_err *err)
     em_free(x->spill_dir);
     pthread_mutex_destroy(&x->lock);
     pthread_cond_destroy(&x->cond);
-    pthread_mutex_destroy(&x->connect_lock);
     em_free(x);
     return rc;
 }

@@ -1,12 +1,12 @@
-/* engine/cluster/bcast.c - broadcast pieces: the PIECE frame header and the executor's
- * assembly of a value from pieces (cluster_int.h has the format). The pieces come from
+/* engine/executor/bcast.c - broadcast pieces: the PIECE frame header and the executor's
+ * assembly of a value from pieces (protocol.h has the format). The pieces come from
  * the network: every header field is checked against the first piece's, each index may
  * arrive once, and each piece's crc32c must match before it counts.
  * THREADS: an em__bcast_asm is used by one thread at a time (the executor's loop thread
  * under its lock). */
 #include <string.h>
 
-#include "engine/cluster/cluster_int.h"
+#include "engine/executor/protocol.h"
 
 void em__piece_hdr(uint8_t out[EM__PIECE_HDR], uint64_t total, uint32_t piece_size,
                    uint32_t index, uint32_t crc)

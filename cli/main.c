@@ -1,12 +1,12 @@
-/* engine/cli/main.c - the `ember` command: global options and sub-command dispatch.
+/* cli/main.c - the `ember` command: global options and sub-command dispatch.
  *
  * Each sub-command lives in its own file (run_example.c, gen.c, ...) behind a function
- * declared in engine/cli/cli.h; adding one means one row in `commands` below. */
+ * declared in cli/cli.h; adding one means one row in `commands` below. */
 #include <stdio.h>
 #include <string.h>
 
-#include "engine/cli/cli.h"
-#include "engine/cli/cmd_standalone.h"
+#include "cli/cli.h"
+#include "cli/cmd_standalone.h"
 #include "mllib/als/als.h"
 #include "mllib/mllib.h"
 

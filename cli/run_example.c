@@ -1,4 +1,4 @@
-/* engine/cli/run_example.c - `ember run-example NAME [OPTIONS] [ARGS...]`: loads a job
+/* cli/run_example.c - `ember run-example NAME [OPTIONS] [ARGS...]`: loads a job
  * library (an example), builds the configuration and the context, and calls its
  * ember_main.
  *
@@ -18,8 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/cli/cli.h"
-#include "engine/cli/cmd_standalone.h"
+#include "cli/cli.h"
+#include "cli/cmd_standalone.h"
 #include "engine/ember.h"
 #include "engine/plan/plan.h"
 

@@ -1,11 +1,11 @@
-/* engine/cli/cmd_master.c - `ember master`: the standalone cluster's master daemon
+/* cli/cmd_master.c - `ember master`: the standalone cluster's master daemon
  * (engine/cluster/standalone.h). Runs until SIGINT or SIGTERM. */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/cli/cli.h"
-#include "engine/cli/cmd_standalone.h"
+#include "cli/cli.h"
+#include "cli/cmd_standalone.h"
 #include "engine/cluster/standalone.h"
 
 #define PREFIX "ember master"

@@ -1,4 +1,4 @@
-/* engine/cli/interrupt.c - Ctrl-C (SIGINT) while an `ember` command runs jobs: the first
+/* cli/interrupt.c - Ctrl-C (SIGINT) while an `ember` command runs jobs: the first
  * SIGINT cancels the running job, and any job the program starts afterwards, so that the
  * program's action returns EM_ECANCELED, the command frees its context (executors stop,
  * the application directory and partial outputs go) and exits with status 130, as shells
@@ -21,7 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/cli/cli.h"
+#include "cli/cli.h"
 #include "engine/ember.h"
 #include "mllib/als/als.h"
 

@@ -1,4 +1,4 @@
-/* engine/cli/cmd_submit.c - `ember submit`: runs a job library's driver in this process
+/* cli/cmd_submit.c - `ember submit`: runs a job library's driver in this process
  * (client deploy mode) against a standalone master, and the job-library loader shared with
  * run-example.
  *
@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/cli/cli.h"
-#include "engine/cli/cmd_standalone.h"
+#include "cli/cli.h"
+#include "cli/cmd_standalone.h"
 #include "engine/cluster/standalone.h"
 #include "engine/plan/plan.h"
 

@@ -1,4 +1,4 @@
-/* engine/cli/cmd_executor.c - `ember executor`: one executor process of a cluster-mode
+/* cli/cmd_executor.c - `ember executor`: one executor process of a cluster-mode
  * application. Started by the driver (local-cluster[E,C]) or by a standalone worker; it
  * connects to the driver, runs tasks until the driver goes away, then removes its work
  * directory and exits. The secret comes from EMBER_SECRET or --secret-file, never from
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/cli/cli.h"
+#include "cli/cli.h"
 #include "engine/cluster/cluster.h"
 #include "engine/ember.h"
 

@@ -1,4 +1,4 @@
-/* engine/cli/cmd_worker.c - `ember worker`: the standalone cluster's worker daemon
+/* cli/cmd_worker.c - `ember worker`: the standalone cluster's worker daemon
  * (engine/cluster/standalone.h). Runs until SIGINT or SIGTERM, then kills its executors
  * and removes its work directory. */
 #include <signal.h>
@@ -6,8 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/cli/cli.h"
-#include "engine/cli/cmd_standalone.h"
+#include "cli/cli.h"
+#include "cli/cmd_standalone.h"
 #include "engine/cluster/standalone.h"
 
 #define PREFIX "ember worker"

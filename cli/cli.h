@@ -1,4 +1,4 @@
-/* engine/cli/cli.h - internals shared by the files of the `ember` command (engine/cli/).
+/* cli/cli.h - internals shared by the files of the `ember` command (cli/).
  *
  * Every sub-command is a function `int em__cli_<name>(int argc, char **argv)` that gets
  * its arguments with argv[0] = the sub-command's name, prints its own errors as

@@ -22,14 +22,11 @@ static void gen_help_all(FILE *f)
     em__cli_gen_help(f, NULL);
 }
 
-int em__cli_executor(int argc, char **argv);   /* cmd_executor.c */
-void em__cli_executor_help(FILE *f);
-
 static const cli_command commands[] = {
     {"als", "train and evaluate an ALS recommender (explicit or implicit ratings)",
      em__cli_als, em_als_cli_help},
     {"ml", "train and evaluate an MLlib model (ember ml --help lists the algorithms)",
-     em_ml_cli_main, em_ml_cli_help},
+     em__cli_ml, em_ml_cli_help},
     {"run-example", "run a bundled example job (wordcount, pagerank, kvbench, ...)",
      em__cli_run_example, em__cli_run_example_help},
     {"gen", "generate deterministic test data: text, graph, records, ratings", em__cli_gen, gen_help_all},

@@ -9,6 +9,9 @@
 #include "cli/cmd_standalone.h"
 #include "mllib/als/als.h"
 #include "mllib/mllib.h"
+#ifdef EMBER_HAVE_SQL   /* set by CMake once sql/ has sources */
+#include "sql/sql.h"    /* em_sql_register: SQL's task functions, as em_ml_register */
+#endif
 
 typedef struct cli_command {
     const char *name;
@@ -100,11 +103,18 @@ int main(int argc, char **argv)
 {
     const cli_command *c;
 
-    /* The driver and every executor process register the same task functions. */
+    /* The driver and every executor process (`ember executor`, run by this main too)
+     * register the same task functions before any plan is decoded. */
     if (em_ml_register() < 0) {
         fprintf(stderr, "ember: registering MLlib's task functions failed (a name clash)\n");
         return EM_CLI_FAIL;
     }
+#ifdef EMBER_HAVE_SQL
+    if (em_sql_register() < 0) {
+        fprintf(stderr, "ember: registering SQL's task functions failed (a name clash)\n");
+        return EM_CLI_FAIL;
+    }
+#endif
     if (argc < 2) {
         main_help(stderr);
         return EM_CLI_USAGE;

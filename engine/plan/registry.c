@@ -29,8 +29,8 @@ typedef struct reg_entry {
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static reg_entry *g_tab;
 static size_t g_cap, g_count;
-static void **g_libs;
-static size_t g_nlibs;
+static void **g_libs;                 /* job libraries, in load order */
+static size_t g_nlibs, g_libcap;
 
 static const char *kind_name(em_fn_kind k)
 {
@@ -144,16 +144,19 @@ int em_registry_add_library(void *dl_handle, em_err *err)
         return em_err_set(err, EM_EINVAL, "no library handle");
     em_registry_init_builtins();
     em_job_register_fn reg = (em_job_register_fn)sym_to_fn(dlsym(dl_handle, "em_job_register"));
-    if (reg) {
-        int rc = reg();
-        if (rc < 0)
-            return em_err_set(err, rc, "em_job_register failed (%s)%s", em_strerror(rc),
-                              rc == EM_EINVAL ? ": a name is already registered with "
-                                                "another function" : "");
-    }
+    int rc = reg ? reg() : 0;
+    if (rc < 0)
+        return em_err_set(err, rc, "em_job_register failed (%s)%s", em_strerror(rc),
+                          rc == EM_EINVAL ? ": a name is already registered with another "
+                                            "function or kind" : "");
     pthread_mutex_lock(&g_lock);
-    g_libs = em_xrealloc(g_libs, (g_nlibs + 1) * sizeof *g_libs);
-    g_libs[g_nlibs++] = dl_handle;
+    bool known = false;
+    for (size_t i = 0; i < g_nlibs && !known; i++)
+        known = g_libs[i] == dl_handle;
+    if (!known) {
+        g_libs = em_arr_xgrow(g_libs, &g_libcap, g_nlibs + 1, sizeof *g_libs);
+        g_libs[g_nlibs++] = dl_handle;
+    }
     pthread_mutex_unlock(&g_lock);
     return 0;
 }

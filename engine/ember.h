@@ -12,9 +12,9 @@
  * take_ordered) is the value of a plain record and em_pair(key, value) of a KV record.
  *
  * FUNCTIONS given to transformations are named, never passed as pointers: a name resolves
- * to a function registered with em_fn_register() (ember's built-ins are "em.*") or to an
- * exported symbol of the program or of the job library (dlsym), so the same plan runs in
- * another process. Each call gets the transformation's serialized context blob (its
+ * to a function registered with em_fn_register() or em_fn_register_table() (ember's
+ * built-ins are "em.*") or to an exported symbol of the job library (dlsym), so the same
+ * plan runs in another process. Each call gets the transformation's serialized context blob (its
  * "closure"). A name that resolves to nothing is an error when the plan is built.
  *
  * ERRORS. A transformation always returns a dataset handle; when the plan is invalid (bad
@@ -344,7 +344,9 @@ int em_executor_serve(struct em_executor_opts *o, em_err *err);
 /* ---------------------------------------------------------------- jobs
  * A job library exports `int ember_main(em_context *sc, int argc, char **argv)`; `ember
  * run-example` and `ember submit` create the context from --master and the conf and call it.
- * Functions named in its plans are exported symbols of the library. */
+ * Functions named in its plans are exported symbols of the library, or functions its
+ * optional em_job_register (engine/plan/fn.h) registers from a table; the driver and every
+ * executor call em_job_register after loading the library. */
 typedef int (*em_job_main_fn)(em_context *sc, int argc, char **argv);
 
 #endif /* EMBER_H */

@@ -1,9 +1,26 @@
 /* mllib/ml_cli.c - `ember ml ALGO ...`: the table of MLlib's algorithm commands. Adding an
- * algorithm's command means one row in `algos`; the row's main gets argv[0] = ALGO. */
+ * algorithm's command means one row in `algos`; the row's main gets argv[0] = ALGO and
+ * reports its context through em_ml_cli_context (mllib/mllib.h), so Ctrl-C cancels it.
+ * GLOBALS: g_on_context is written by em_ml_cli_run on the command's main thread, before
+ * and after the algorithm runs, and read by em_ml_cli_context on the same thread. */
 #include <string.h>
 
 #include "mllib/als/als.h"
 #include "mllib/mllib.h"
+
+static void (*g_on_context)(em_context *sc);
+
+void em_ml_cli_context(em_context *sc)
+{
+    if (g_on_context)
+        g_on_context(sc);
+}
+
+/* ALS's command takes the hook directly. */
+static int als_main(int argc, char **argv)
+{
+    return em_als_cli_run(argc, argv, g_on_context);
+}
 
 typedef struct ml_algo {
     const char *name;
@@ -13,7 +30,7 @@ typedef struct ml_algo {
 } ml_algo;
 
 static const ml_algo algos[] = {
-    {"als", "alternating least squares recommender (same as `ember als`)", em_als_cli_main,
+    {"als", "alternating least squares recommender (same as `ember als`)", als_main,
      em_als_cli_help},
 };
 #define NALGOS (sizeof algos / sizeof algos[0])
@@ -32,6 +49,11 @@ void em_ml_cli_help(FILE *f)
 
 int em_ml_cli_main(int argc, char **argv)
 {
+    return em_ml_cli_run(argc, argv, NULL);
+}
+
+static int dispatch(int argc, char **argv)
+{
     if (argc < 2) {
         em_ml_cli_help(stderr);
         return 2;
@@ -46,4 +68,12 @@ int em_ml_cli_main(int argc, char **argv)
             return algos[i].run(argc - 1, argv + 1);
     fprintf(stderr, "ember ml: unknown algorithm '%s' (ember ml --help lists them)\n", argv[1]);
     return 2;
+}
+
+int em_ml_cli_run(int argc, char **argv, void (*on_context)(em_context *sc))
+{
+    g_on_context = on_context;
+    int rc = dispatch(argc, argv);
+    g_on_context = NULL;
+    return rc;
 }

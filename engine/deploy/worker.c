@@ -185,7 +185,7 @@ static int spawn_exec(worker *w, const order *od, wexec *e, em_err *err)
     char *out = em_xasprintf("%s/stdout", e->dir), *errp = em_xasprintf("%s/stderr", e->dir);
     snprintf(cores, sizeof cores, "%u", od->cores);
     snprintf(mem, sizeof mem, "%llum", (unsigned long long)(od->memory >> 20 ? od->memory >> 20 : 1));
-    /* The executor command line of engine/cli/cmd_executor.c. */
+    /* The executor command line of cli/cmd_executor.c. */
     char *argv[] = {(char *)b, "executor", "--driver", (char *)od->driver, "--exec-id",
                     (char *)od->exec, "--cores", cores, "--memory", mem, "--work-dir", e->dir,
                     "--host", (char *)(w->o->host ? w->o->host : "127.0.0.1"), NULL};

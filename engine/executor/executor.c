@@ -492,7 +492,8 @@ static int load_library(executor *x, em_err *err)
         rc = em_err_set(err, EM_EIO, "job library %s: %s", x->reg.library, dlerror());
         goto out;
     }
-    em_registry_add_library(h);
+    if ((rc = em_registry_add_library(h, err)) < 0)
+        rc = em_err_prefix(err, "job library %s", x->reg.library);
 out:
     close(fd);
     return rc;

@@ -150,6 +150,17 @@ typedef struct em_fn_entry {
 #define EM_FN(f) ((void (*)(void))(f))
 int em_fn_register_table(const em_fn_entry *tab, size_t n);
 
+/* A job library's registration hook (optional). When a job library exports
+ *     int em_job_register(void);
+ * `ember run-example`, `ember submit` and every executor call it right after loading the
+ * library (after ember's built-ins are registered, before any plan is decoded), so the
+ * library can register its functions from a table (em_fn_register_table) and keep them
+ * static. Return 0, or a negative EM_E* code: the driver then fails to start, an executor
+ * exits. Functions of a job library that registers nothing are still found by name as its
+ * exported symbols (dlsym in the library). */
+int em_job_register(void);
+typedef int (*em_job_register_fn)(void);
+
 typedef enum em_partitioner_kind {
     EM_PART_NONE = 0,
     EM_PART_HASH = 1,

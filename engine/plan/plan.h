@@ -230,14 +230,17 @@ int em_plan_from_json(const char *json, size_t len, em_plan_graph **out, em_plan
 
 typedef void (*em_any_fn)(void);
 /* Resolves a function name: registered functions first (kind must match: EM_EPLAN if not),
- * then dlsym in the loaded job libraries and the program. EM_EPLAN naming the function when
- * nothing matches. */
+ * then dlsym in the loaded job libraries (not in the program). EM_EPLAN naming the function
+ * when nothing matches. */
 int em_registry_resolve(const char *name, em_fn_kind kind, em_any_fn *out, em_err *err);
 /* Registers ember's built-in functions (idempotent; called by em_context_new and by the
  * executor at start). */
 void em_registry_init_builtins(void);
-/* Adds a job library (dlopen'ed by the caller) to the places names are looked up in. */
-void em_registry_add_library(void *dl_handle);
+/* Adds a job library (dlopen'ed by the caller; it stays loaded) to the places names are
+ * looked up in, after registering ember's built-ins and calling the library's
+ * em_job_register when it exports one (engine/plan/fn.h). 0, or its error (the library is
+ * then not added). Driver and executors call it alike. */
+int em_registry_add_library(void *dl_handle, em_err *err);
 /* The 8-byte in-place kernel of a built-in EM_FN_REDUCE function (em.sum_i64, em.min_i64,
  * em.max_i64, em.sum_f64, em.first), given the function em_registry_resolve returned; NULL
  * for any other function. For two 8-byte values the kernel computes exactly what the

@@ -1,11 +1,17 @@
 /* engine/plan/registry.c - named functions: the registry of em_fn_register'ed functions
- * (built-ins and user registrations) and dlsym lookup in job libraries and the program.
+ * (built-ins, MLlib's and SQL's tables, a job library's em_job_register) and dlsym lookup
+ * in job libraries.
+ *
+ * LOOKUP ORDER. A name resolves to its registered function; failing that, to an exported
+ * symbol of a loaded job library (dlsym in each, in load order: how job libraries that
+ * register nothing keep working). Nothing else: the program's own symbols are not
+ * searched, so a function runs only if the driver and every executor registered it or
+ * loaded the library that exports it.
  *
  * DESIGN: an open-addressing hash table of (name, kind, fn), power-of-two sized, guarded by
  * one mutex. The registry is written before contexts start and read while plans are built
  * or decoded (once per node per stage), so the lock is never contended in practice; taking
  * it keeps a late registration from racing a lookup in tests. */
-#define _GNU_SOURCE /* RTLD_DEFAULT */
 #include <dlfcn.h>
 #include <pthread.h>
 #include <string.h>
@@ -18,13 +24,13 @@ typedef struct reg_entry {
     em_any_fn fn;
 } reg_entry;
 
-/* Written by em_fn_register / em_registry_add_library (before contexts start, under g_lock);
- * read by em_registry_resolve under g_lock. */
+/* Written by em_fn_register(_table) / em_registry_add_library (before contexts start,
+ * under g_lock); read by em_registry_resolve under g_lock. */
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static reg_entry *g_tab;
 static size_t g_cap, g_count;
-static void **g_libs;
-static size_t g_nlibs;
+static void **g_libs;                 /* job libraries, in load order */
+static size_t g_nlibs, g_libcap;
 
 static const char *kind_name(em_fn_kind k)
 {
@@ -98,6 +104,9 @@ int em_fn_register(const char *name, em_fn_kind kind, void (*fn)(void))
 
 int em_fn_register_table(const em_fn_entry *tab, size_t n)
 {
+    /* Built-ins first, so a table naming one of theirs fails here, the same way on the
+     * driver and on executors, rather than in their registration later. */
+    em_registry_init_builtins();
     for (size_t i = 0; i < n; i++) {
         const em_fn_entry *e = &tab[i];
         if (!e->name || !*e->name || !e->fn || e->kind < EM_FN_MAP || e->kind > EM_FN_ACC_MERGE)
@@ -120,16 +129,6 @@ int em_fn_register_table(const em_fn_entry *tab, size_t n)
     return 0;
 }
 
-void em_registry_add_library(void *dl_handle)
-{
-    if (!dl_handle)
-        return;
-    pthread_mutex_lock(&g_lock);
-    g_libs = em_xrealloc(g_libs, (g_nlibs + 1) * sizeof *g_libs);
-    g_libs[g_nlibs++] = dl_handle;
-    pthread_mutex_unlock(&g_lock);
-}
-
 /* dlsym returns a data pointer; converting it to a function pointer is what POSIX requires
  * to work, done through memcpy to stay clean under -Wpedantic. */
 static em_any_fn sym_to_fn(void *sym)
@@ -137,6 +136,29 @@ static em_any_fn sym_to_fn(void *sym)
     em_any_fn f;
     memcpy(&f, &sym, sizeof f);
     return f;
+}
+
+int em_registry_add_library(void *dl_handle, em_err *err)
+{
+    if (!dl_handle)
+        return em_err_set(err, EM_EINVAL, "no library handle");
+    em_registry_init_builtins();
+    em_job_register_fn reg = (em_job_register_fn)sym_to_fn(dlsym(dl_handle, "em_job_register"));
+    int rc = reg ? reg() : 0;
+    if (rc < 0)
+        return em_err_set(err, rc, "em_job_register failed (%s)%s", em_strerror(rc),
+                          rc == EM_EINVAL ? ": a name is already registered with another "
+                                            "function or kind" : "");
+    pthread_mutex_lock(&g_lock);
+    bool known = false;
+    for (size_t i = 0; i < g_nlibs && !known; i++)
+        known = g_libs[i] == dl_handle;
+    if (!known) {
+        g_libs = em_arr_xgrow(g_libs, &g_libcap, g_nlibs + 1, sizeof *g_libs);
+        g_libs[g_nlibs++] = dl_handle;
+    }
+    pthread_mutex_unlock(&g_lock);
+    return 0;
 }
 
 int em_registry_resolve(const char *name, em_fn_kind kind, em_any_fn *out, em_err *err)
@@ -159,11 +181,9 @@ int em_registry_resolve(const char *name, em_fn_kind kind, em_any_fn *out, em_er
         return 0;
     }
     if (!sym)
-        sym = dlsym(RTLD_DEFAULT, name);
-    if (!sym)
         return em_err_set(err, EM_EPLAN,
-                          "function '%s' is not registered and no loaded library exports it",
-                          name);
+                          "function '%s' is not registered and no loaded job library exports "
+                          "it", name);
     *out = sym_to_fn(sym);
     return 0;
 }

@@ -52,6 +52,24 @@ expect_ok "ember gen records --help" "$ember" gen records --help
 mentions "gen records --help" "$tmp/out" --mib --seed --out --help
 expect_ok "ember help gen text" "$ember" help gen text
 mentions "help gen text" "$tmp/out" --mib
+# The daemons' and job commands' option lists come from their option tables (cli/opts.c):
+# each lists its options and --help, and `ember help CMD` prints the same text.
+for cmd in "master --host --port --ui-port --secret-file" \
+           "worker --master --host --cores --memory --work-dir --secret-file" \
+           "executor --driver --exec-id --cores --memory --work-dir --host --secret-file" \
+           "submit --master --executor-memory --total-executor-cores --executor-cores --conf --name --secret-file --quiet"; do
+    set -- $cmd
+    name=$1; shift
+    expect_ok "ember $name --help" "$ember" "$name" --help
+    mentions "$name --help" "$tmp/out" "$@" "--help, -h" "Options:"
+    cp "$tmp/out" "$tmp/re-help"
+    expect_ok "ember help $name" "$ember" help "$name"
+    cmp -s "$tmp/out" "$tmp/re-help" || fail "help $name differs from $name --help"
+    expect_ok "ember $name -h" "$ember" "$name" -h
+    cmp -s "$tmp/out" "$tmp/re-help" || fail "$name -h differs from $name --help"
+done
+expect_ok "ember ml --help" "$ember" ml --help
+mentions "ml --help" "$tmp/out" als
 
 # ---------------------------------------------------------------- bad arguments
 expect_fail "no command" 2 "Usage:" "$ember"
@@ -88,6 +106,33 @@ expect_fail "run-example bad --conf" 2 "--conf: expected KEY=VALUE, got 'novalue
     "$ember" run-example --conf novalue wordcount
 expect_fail "run-example bad memory" 2 "--executor-memory: expected a size" \
     "$ember" run-example --executor-memory lots wordcount
+expect_fail "master bad port" 2 "ember master: --port: at most 65535, got '70000'" \
+    "$ember" master --port 70000
+expect_fail "master --ui-port=x" 2 "--ui-port: expected a non-negative integer, got 'x'" \
+    "$ember" master --ui-port=x
+expect_fail "master missing value" 2 "ember master: --secret-file: missing value" \
+    "$ember" master --secret-file
+expect_fail "master empty host" 2 "--host: empty value" "$ember" master --host=
+expect_fail "master operand" 2 "ember master: unknown argument 'now'" "$ember" master now
+expect_fail "worker without master" 2 "--master ember://HOST:PORT is required" "$ember" worker
+expect_fail "worker bad cores" 2 "--cores: expected a positive integer, got '0'" \
+    "$ember" worker --master ember://127.0.0.1:1 --cores 0
+expect_fail "worker bad memory" 2 "--memory: expected a size such as 512m or 2g, got 'lots'" \
+    "$ember" worker --master ember://127.0.0.1:1 --memory lots
+expect_fail "worker bad master" 2 "ember worker: --master:" "$ember" worker --master nowhere
+expect_fail "worker unknown option" 2 "unknown argument '--frob'" "$ember" worker --frob
+expect_fail "executor missing options" 2 "--driver, --exec-id and --cores are required" \
+    "$ember" executor --cores 2
+expect_fail "executor bad cores" 2 "--cores: at most 1024, got '5000'" \
+    "$ember" executor --driver h:1 --exec-id e --cores 5000
+expect_fail "submit without master" 2 "--master ember://HOST:PORT is required" \
+    "$ember" submit job.so
+expect_fail "submit unknown option" 2 "ember submit: unknown option '--frob'" \
+    "$ember" submit --master ember://127.0.0.1:1 --frob job.so
+expect_fail "submit bad --conf" 2 "--conf: expected KEY=VALUE, got 'k'" \
+    "$ember" submit --master ember://127.0.0.1:1 --conf k job.so
+expect_fail "submit without job" 2 "missing JOB.so" "$ember" submit --master ember://127.0.0.1:1
+expect_fail "ml unknown algorithm" 2 "unknown algorithm 'nope'" "$ember" ml nope
 expect_fail "run-example unknown example" 1 "no example named 'no_such_example'" \
     "$ember" run-example no_such_example
 EMBER_EXAMPLES_DIR=$tmp expect_fail "run-example empty dir" 1 "no example named 'wordcount'" \

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# tests/integration/test_interrupt.sh BUILD_DIR - Ctrl-C in `ember run-example` (engine/cli/
-# interrupt.c): SIGINT in the middle of a slow job cancels it; the command says it was
-# interrupted, exits with status 130, and leaves no executor process, no application dir
-# (ember-app-* under TMPDIR), no output dir (so no OUT/_temporary). Checked in local[2]
-# (SIGINT to the driver) and local-cluster[2,1], once with SIGINT to the driver only and
-# once to the whole process group (what a terminal's Ctrl-C does: the executors get it
-# too and must leave the stopping to the driver).
+# tests/integration/test_interrupt.sh BUILD_DIR - Ctrl-C in `ember run-example` and
+# `ember ml ALGO` (cli/interrupt.c): SIGINT in the middle of a slow job cancels it; the
+# command says it was interrupted, exits with status 130, and leaves no executor process,
+# no application dir (ember-app-* under TMPDIR), no output dir (so no OUT/_temporary).
+# Checked in local[2] (SIGINT to the driver) and local-cluster[2,1], once with SIGINT to
+# the driver only and once to the whole process group (what a terminal's Ctrl-C does: the
+# executors get it too and must leave the stopping to the driver).
 # TIMING: the job would take over 10 s; SIGINT comes once the application dir exists plus
 # 1 s; the command must end within 30 s (generous on a loaded machine; the cancel itself
 # takes well under a second).
@@ -51,6 +51,27 @@ run() {
 run local local[2] 0
 run cluster 'local-cluster[2,1]' 0
 run cluster-group 'local-cluster[2,1]' 1
+
+# `ember ml als` (MLlib's command table) gets the same handling: 300 iterations would
+# take minutes; SIGINT to the whole group once training has started.
+"$ember" gen ratings --scale 0.003 --seed 7 --out "$tmp/r" 2>/dev/null
+TMPDIR=$tmp/t setsid "$ember" ml als --train "$tmp/r.train.tsv" --rank 8 --iterations 300 \
+    --master 'local-cluster[2,1]' >"$tmp/ml.out" 2>"$tmp/ml.err" &
+pid=$!
+for _ in $(seq 600); do
+    compgen -G "$tmp/t/ember-app-*" >/dev/null && break
+    sleep 0.1
+done
+sleep 2
+kill -INT -- "-$pid" 2>/dev/null || fail "ml als: cannot signal group $pid"
+for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$pid" 2>/dev/null && { fail "ml als: still running 30 s after SIGINT"; kill -9 -- "-$pid"; }
+rc=0
+wait "$pid" || rc=$?
+[ "$rc" = 130 ] || { fail "ml als: exit status $rc, want 130"; tail -5 "$tmp/ml.err"; }
+grep -q "ember ml: interrupted" "$tmp/ml.err" ||
+    fail "ml als: no 'interrupted' message: $(tail -3 "$tmp/ml.err")"
+check_clean ml-als
 
 # Without SIGINT the same command still finishes normally (status 0, output complete).
 TMPDIR=$tmp/t "$ember" run-example --quiet --master local[2] faultjobs repartition \

@@ -12,9 +12,18 @@
 #  3. a standalone master with two workers, the first executor started by worker 1 is
 #     killed before it registers: the master has a worker start another.
 # Each run's word counts must equal local mode's, and nothing may be left behind.
+# Registration tables (engine/plan/fn.h): the `registered` example keeps its functions
+# static and registers them from a table in em_job_register, which the driver and every
+# executor call after loading the library:
+#  4. it runs in local-cluster[2,1] (and on the standalone cluster of 3) with the output of
+#     local[2]; its functions are not exported, so only the table can have found them;
+#  5. a table that claims a built-in's name (EMBER_REGISTERED_CLASH=1) stops the command
+#     before anything runs, naming em_job_register; `ember ml` and the executors know
+#     MLlib's table without a job library (checked by test_als.sh through `ember als`).
 source "$(dirname "$0")/cluster_lib.sh" register "${1:-}"
 real=$(cd "$(dirname "$ember")" && pwd)/ember
 wc_so=$build/lib/ember/examples/wordcount.so
+reg_so=$build/lib/ember/examples/registered.so
 
 "$ember" gen text --mib 1 --seed 5 --out "$tmp/text.txt" >/dev/null 2>&1
 "$ember" run-example --quiet --master 'local[2]' wordcount "$tmp/text.txt" "$tmp/want" \
@@ -91,6 +100,43 @@ else
 fi
 check_clean after
 
+# ---------------------------------------------------------------- 4. a job library's table
+"$ember" run-example --quiet --master 'local[2]' registered "$tmp/text.txt" "$tmp/reg-want" \
+    >"$tmp/reg-want.stdout" || fail "registered: local[2] failed"
+[ -s "$tmp/reg-want.stdout" ] || fail "registered: local[2] printed nothing"
+cat "$tmp/reg-want"/part-* >"$tmp/reg-want.saved"
+cmp -s "$tmp/reg-want.saved" "$tmp/reg-want.stdout" || fail "registered: saved and printed differ"
+if command -v nm >/dev/null; then
+    exported=$(nm -D --defined-only "$reg_so" | awk '$2 == "T" { print $3 }' | sort | tr '\n' ' ')
+    [ "$exported" = "em_job_register ember_main " ] ||
+        fail "registered: exports more than ember_main and em_job_register: $exported"
+fi
+same_registered() {   # NAME OUTDIR STDOUT
+    cat "$2"/part-* 2>/dev/null | cmp -s "$tmp/reg-want.saved" - ||
+        fail "$1: saved lengths differ from local mode"
+    cmp -s "$tmp/reg-want.stdout" "$3" || fail "$1: printed lengths differ from local mode"
+}
+rm -rf "$tmp/out4"
+if TMPDIR=$tmp/t "$ember" run-example --quiet --master 'local-cluster[2,1]' registered \
+        "$tmp/text.txt" "$tmp/out4" >"$tmp/out4.stdout" 2>"$tmp/out4.err"; then
+    same_registered table "$tmp/out4" "$tmp/out4.stdout"
+else
+    fail "table: local-cluster[2,1] failed: $(head -c 600 "$tmp/out4.err")"
+fi
+check_clean table
+
+# ---------------------------------------------------------------- 5. a clash in the table
+rm -rf "$tmp/out5"
+rc=0
+EMBER_REGISTERED_CLASH=1 TMPDIR=$tmp/t "$ember" run-example --quiet \
+    --master 'local-cluster[2,1]' registered "$tmp/text.txt" "$tmp/out5" \
+    >"$tmp/out5.stdout" 2>"$tmp/out5.err" || rc=$?
+[ "$rc" = 1 ] || fail "clash: exit status $rc, want 1"
+grep -q "registered.so: em_job_register failed" "$tmp/out5.err" ||
+    fail "clash: no message naming em_job_register: $(head -c 300 "$tmp/out5.err")"
+[ ! -e "$tmp/out5" ] || fail "clash: an output dir was made"
+check_clean clash
+
 # ---------------------------------------------------------------- 3. standalone
 if [ -f "$wc_so" ] && command -v python3 >/dev/null; then
     free_port() {
@@ -122,6 +168,14 @@ if [ -f "$wc_so" ] && command -v python3 >/dev/null; then
             fail "standalone: no executor exit was reported"
     else
         fail "standalone: submit failed: $(grep -v INFO "$tmp/out3.err" | head -c 600)"
+    fi
+    rm -rf "$tmp/out6"
+    if "$ember" submit --master "ember://127.0.0.1:$port" --quiet --secret-file "$tmp/secret" \
+            --executor-memory 512m --conf ember.ui.port=0 "$reg_so" "$tmp/text.txt" \
+            "$tmp/out6" >"$tmp/out6.stdout" 2>"$tmp/out6.err"; then
+        same_registered "standalone table" "$tmp/out6" "$tmp/out6.stdout"
+    else
+        fail "standalone table: submit failed: $(head -c 600 "$tmp/out6.err")"
     fi
     for j in $(jobs -p); do kill -TERM "$j" 2>/dev/null || true; done
     wait 2>/dev/null || true

@@ -311,3 +311,18 @@ Test(actions, save_as_text_file_layout)
     em_context_free(sc);
     cr_assert_eq(em_rm_rf(base, &err), 0);
 }
+
+/* The test functions, registered by name from a table before any test runs (the engine
+ * does not search the program's own symbols). */
+static const em_fn_entry test_fns[] = {
+    {"tst_add_bcast", EM_FN_MAP, EM_FN(tst_add_bcast)},
+    {"tst_acc_one", EM_FN_MAP, EM_FN(tst_acc_one)},
+    {"tst_acc_sum", EM_FN_FOREACH, EM_FN(tst_acc_sum)},
+    {"tst_concat", EM_FN_REDUCE, EM_FN(tst_concat)},
+};
+
+__attribute__((constructor)) static void register_test_fns(void)
+{
+    if (em_fn_register_table(test_fns, sizeof test_fns / sizeof test_fns[0]) != 0)
+        abort();
+}

@@ -12,7 +12,7 @@
 #include "api_test_util.h"
 #include "engine/api/api_int.h"
 
-/* Exported for the registry's dlsym (the test executable exports its symbols). */
+/* Test functions, registered from the table at the end of this file. */
 int ta_init(const em_fn_ctx *c, void *acc, size_t size, em_err *err);
 int ta_count(const em_fn_ctx *c, void *acc, size_t size, const em_rec_batch *in, em_err *err);
 int ta_max(const em_fn_ctx *c, void *acc, const void *other, size_t size, em_err *err);
@@ -393,4 +393,23 @@ Test(aggregate_acc, bad_arguments_are_errors, .timeout = 60)
     em_rdd *b = em_rdd_aggregate_by_key_acc(r, &a, 2);
     cr_assert_not_null(em_rdd_error(b));
     em_context_free(sc);
+}
+
+/* The test functions, registered by name from a table before any test runs (the engine
+ * does not search the program's own symbols). */
+static const em_fn_entry test_fns[] = {
+    {"ta_init", EM_FN_ACC_INIT, EM_FN(ta_init)},
+    {"ta_count", EM_FN_ACC_SEQ, EM_FN(ta_count)},
+    {"ta_max", EM_FN_ACC_MERGE, EM_FN(ta_max)},
+    {"ta_sum", EM_FN_ACC_MERGE, EM_FN(ta_sum)},
+    {"ta_add", EM_FN_ACC_ADD, EM_FN(ta_add)},
+    {"ta_bsum", EM_FN_ACC_MERGE, EM_FN(ta_bsum)},
+    {"ta_old_seq", EM_FN_REDUCE, EM_FN(ta_old_seq)},
+    {"ta_old_bcomb", EM_FN_REDUCE, EM_FN(ta_old_bcomb)},
+};
+
+__attribute__((constructor)) static void register_test_fns(void)
+{
+    if (em_fn_register_table(test_fns, sizeof test_fns / sizeof test_fns[0]) != 0)
+        abort();
 }

@@ -37,7 +37,8 @@ static em_context *ctx(const char *master)
     if (!lib) {
         lib = dlopen(faultjobs_path(), RTLD_NOW | RTLD_LOCAL);
         cr_assert_not_null(lib, "dlopen: %s", dlerror());
-        em_registry_add_library(lib);
+        em_err lerr = EM_ERR_INIT;
+        cr_assert_eq(em_registry_add_library(lib, &lerr), 0, "%s", lerr.msg);
     }
     em_conf *c = em_conf_new();
     em_err err = EM_ERR_INIT;

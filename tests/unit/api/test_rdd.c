@@ -9,7 +9,7 @@
  * entry under ASan when tests run in parallel. */
 TestSuite(rdd, .timeout = 60);
 
-/* ---------------------------------------------------------------- test functions (dlsym) */
+/* ---------------------------------------------------------------- test functions (registered at the end of the file) */
 
 int tst_double(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err);
 int tst_double(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err)
@@ -552,4 +552,21 @@ Test(rdd, text_file_and_whole_text_files)
     em_records_destroy(&got);
     em_context_free(sc);
     cr_assert_eq(em_rm_rf(dir, &err), 0);
+}
+
+/* The test functions, registered by name from a table before any test runs (the engine
+ * does not search the program's own symbols). */
+static const em_fn_entry test_fns[] = {
+    {"tst_double", EM_FN_MAP, EM_FN(tst_double)},
+    {"tst_is_even", EM_FN_FILTER, EM_FN(tst_is_even)},
+    {"tst_neg", EM_FN_MAP, EM_FN(tst_neg)},
+    {"tst_mod3", EM_FN_MAP, EM_FN(tst_mod3)},
+    {"tst_count_part", EM_FN_PARTITION, EM_FN(tst_count_part)},
+    {"tst_append_list", EM_FN_REDUCE, EM_FN(tst_append_list)},
+};
+
+__attribute__((constructor)) static void register_test_fns(void)
+{
+    if (em_fn_register_table(test_fns, sizeof test_fns / sizeof test_fns[0]) != 0)
+        abort();
 }

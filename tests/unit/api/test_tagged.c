@@ -8,7 +8,7 @@
 
 TestSuite(tagged, .timeout = 60);
 
-/* ---------------------------------------------------------------- test functions (dlsym) */
+/* ---------------------------------------------------------------- test functions (registered at the end of the file) */
 
 /* "k=v" -> (k, v); anything else stays a plain record. The planner cannot know. */
 int tg_split_eq(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err);
@@ -188,4 +188,22 @@ Test(tagged, fused_chain_error_names_the_failing_node)
     cr_assert_lt(em_rdd_count(ig, &n, &err3), 0);
     cr_assert_not_null(strstr(err3.msg, "tg_fail_1234 saw 1234"), "%s", err3.msg);
     em_context_free(sc);
+}
+
+/* The test functions, registered by name from a table before any test runs (the engine
+ * does not search the program's own symbols). */
+static const em_fn_entry test_fns[] = {
+    {"tg_split_eq", EM_FN_MAP, EM_FN(tg_split_eq)},
+    {"tg_sort_key", EM_FN_MAP, EM_FN(tg_sort_key)},
+    {"tg_dup", EM_FN_MAP, EM_FN(tg_dup)},
+    {"tg_not_mult5", EM_FN_FILTER, EM_FN(tg_not_mult5)},
+    {"tg_mod7", EM_FN_MAP, EM_FN(tg_mod7)},
+    {"tg_fail_1234", EM_FN_FILTER, EM_FN(tg_fail_1234)},
+    {"tg_ignore_emit", EM_FN_MAP, EM_FN(tg_ignore_emit)},
+};
+
+__attribute__((constructor)) static void register_test_fns(void)
+{
+    if (em_fn_register_table(test_fns, sizeof test_fns / sizeof test_fns[0]) != 0)
+        abort();
 }

@@ -204,3 +204,15 @@ Test(blob_ref, result_values_beside_the_json)
     em_plan_graph_free(g);
     te_destroy(&te);
 }
+
+/* The test functions, registered by name from a table before any test runs (the engine
+ * does not search the program's own symbols). */
+static const em_fn_entry test_fns[] = {
+    {"t_blob_sum", EM_FN_MAP, EM_FN(t_blob_sum)},
+};
+
+__attribute__((constructor)) static void register_test_fns(void)
+{
+    if (em_fn_register_table(test_fns, sizeof test_fns / sizeof test_fns[0]) != 0)
+        abort();
+}

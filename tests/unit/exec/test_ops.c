@@ -2,7 +2,7 @@
  * reference on random data (empty partitions, more partitions than records, non-ASCII). */
 #include "tests/unit/exec/exec_test_util.h"
 
-/* Test functions, found by dlsym (the test executable exports its symbols). */
+/* Test functions, registered from the table at the end of this file. */
 int t_upper(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err);
 int t_first_byte(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err);
 int t_count_part(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
@@ -386,4 +386,19 @@ Test(ops, union_coalesce_cartesian)
     trecs_free(&b);
     em_plan_graph_free(g);
     te_destroy(&te);
+}
+
+/* The test functions, registered by name from a table before any test runs (the engine
+ * does not search the program's own symbols). */
+static const em_fn_entry test_fns[] = {
+    {"t_upper", EM_FN_MAP, EM_FN(t_upper)},
+    {"t_first_byte", EM_FN_MAP, EM_FN(t_first_byte)},
+    {"t_count_part", EM_FN_PARTITION, EM_FN(t_count_part)},
+    {"t_fail", EM_FN_MAP, EM_FN(t_fail)},
+};
+
+__attribute__((constructor)) static void register_test_fns(void)
+{
+    if (em_fn_register_table(test_fns, sizeof test_fns / sizeof test_fns[0]) != 0)
+        abort();
 }

@@ -207,3 +207,16 @@ Test(results, sample_keys_reservoir)
     em_plan_graph_free(g);
     te_destroy(&te);
 }
+
+/* The test functions, registered by name from a table before any test runs (the engine
+ * does not search the program's own symbols). */
+static const em_fn_entry test_fns[] = {
+    {"t_foreach", EM_FN_FOREACH, EM_FN(t_foreach)},
+    {"t_bcast_map", EM_FN_MAP, EM_FN(t_bcast_map)},
+};
+
+__attribute__((constructor)) static void register_test_fns(void)
+{
+    if (em_fn_register_table(test_fns, sizeof test_fns / sizeof test_fns[0]) != 0)
+        abort();
+}

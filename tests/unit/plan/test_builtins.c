@@ -243,15 +243,14 @@ Test(registry, resolve_errors_and_duplicates)
     cr_assert_eq(em_registry_resolve("em.sum_i64", EM_FN_MAP, &f, &err), EM_EPLAN);
     cr_assert_str_eq(err.msg, "function 'em.sum_i64' is a reduce function, not a map function");
     cr_assert_eq(em_registry_resolve("nope_nothing", EM_FN_MAP, &f, &err), EM_EPLAN);
-    cr_assert_str_eq(err.msg,
-                     "function 'nope_nothing' is not registered and no loaded library exports it");
+    cr_assert_str_eq(err.msg, "function 'nope_nothing' is not registered and no loaded job "
+                              "library exports it");
     cr_assert_eq(em_fn_register("em.identity", EM_FN_MAP, (em_any_fn)t_dup_target), EM_EINVAL);
     cr_assert_eq(em_fn_register("t.mine", EM_FN_MAP, (em_any_fn)t_dup_target), 0);
     cr_assert_eq(em_registry_resolve("t.mine", EM_FN_MAP, &f, &err), 0);
     cr_assert(f == (em_any_fn)t_dup_target);
-    /* dlsym fallback: an exported symbol of the program */
-    cr_assert_eq(em_registry_resolve("t_dup_target", EM_FN_FILTER, &f, &err), 0);
-    cr_assert(f == (em_any_fn)t_dup_target);
+    /* the program's own symbols are not searched, exported or not */
+    cr_assert_eq(em_registry_resolve("t_dup_target", EM_FN_MAP, &f, &err), EM_EPLAN);
 }
 
 /* ---------------------------------------------------------------- tagged records */

@@ -335,3 +335,17 @@ Test(sched, task_end_events_carry_run_time_and_executor)
     cr_assert_lt(dur[0], dur[3], "%f vs %f: the set's span, not the task's time", dur[0],
                  dur[3]);
 }
+
+/* The test functions, registered by name from a table before any test runs (the engine
+ * does not search the program's own symbols). */
+static const em_fn_entry test_fns[] = {
+    {"tst_fail_first", EM_FN_MAP, EM_FN(tst_fail_first)},
+    {"tst_always_fail", EM_FN_MAP, EM_FN(tst_always_fail)},
+    {"tst_sleep_part3", EM_FN_MAP, EM_FN(tst_sleep_part3)},
+};
+
+__attribute__((constructor)) static void register_test_fns(void)
+{
+    if (em_fn_register_table(test_fns, sizeof test_fns / sizeof test_fns[0]) != 0)
+        abort();
+}

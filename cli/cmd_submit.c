@@ -1,4 +1,4 @@
-/* engine/cli/cmd_submit.c - `ember submit`: runs a job library's driver in this process
+/* cli/cmd_submit.c - `ember submit`: runs a job library's driver in this process
  * (client deploy mode) against a standalone master, and the job-library loader shared with
  * run-example.
  *
@@ -13,23 +13,42 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/cli/cli.h"
-#include "engine/cli/cmd_standalone.h"
+#include "cli/cli.h"
+#include "cli/cmd_standalone.h"
 #include "engine/deploy/deploy.h"
 #include "engine/plan/plan.h"
 
 #define PREFIX "ember submit"
-#define MAX_CONFS 64
 
 typedef struct submit_opts {
     const char *master, *memory, *secret_file, *name, *job;
-    const char *confs[MAX_CONFS];
-    int nconfs;
+    em__cli_confs confs;
     uint32_t total_cores, exec_cores;
     bool quiet;
     int job_argc;
     char **job_argv;
 } submit_opts;
+
+static const em__cli_opt submit_opt[] = {
+    EM_CLI_STR("--master", "URL", submit_opts, master,
+               "the master, ember://HOST:PORT (required)"),
+    EM_CLI_SIZE("--executor-memory", "SIZE", submit_opts, memory,
+                "memory per executor, e.g. 512m, 2g (default 1g)"),
+    EM_CLI_UINT("--total-executor-cores", "N", submit_opts, total_cores, 1, 1u << 20,
+                "cores for the whole application (default all)"),
+    EM_CLI_UINT("--executor-cores", "N", submit_opts, exec_cores, 1, 4096,
+                "cores per executor (default: all of a worker's\nfree cores)"),
+    EM_CLI_CONF("--conf", "KEY=VALUE", submit_opts, confs,
+                "a configuration key (repeatable), e.g.\nember.eventLog.enabled=true"),
+    EM_CLI_STR("--name", "NAME", submit_opts, name,
+               "application name (default: JOB's file name)"),
+    EM_CLI_STR("--secret-file", "F", submit_opts, secret_file,
+               "the cluster secret (else $EMBER_SECRET)"),
+    EM_CLI_FLAG("--quiet", "-q", submit_opts, quiet, "only errors on stderr, no progress bar"),
+};
+static const em__cli_opts submit_opts_table = {PREFIX, submit_opt,
+                                               sizeof submit_opt / sizeof submit_opt[0],
+                                               em__cli_submit_help};
 
 int em__cli_load_job(const char *path, const char *what, em_job_main_fn *out)
 {
@@ -40,7 +59,9 @@ int em__cli_load_job(const char *path, const char *what, em_job_main_fn *out)
     *(void **)out = dlsym(h, "ember_main");
     if (*out == NULL)
         return em__cli_fail("ember", "%s: no ember_main symbol (is it a job library?)", path);
-    em_registry_add_library(h);
+    em_err err = EM_ERR_INIT;
+    if (em_registry_add_library(h, &err) < 0)
+        return em__cli_fail("ember", "job library %s: %s", path, err.msg);
     return 0;
 }
 
@@ -51,94 +72,24 @@ void em__cli_submit_help(FILE *f)
                "Runs the job library JOB.so (exporting ember_main) with ARGS; the driver runs\n"
                "in this process, executors on the cluster's workers.\n"
                "\n"
-               "Options:\n"
-               "  --master URL                 the master, ember://HOST:PORT (required)\n"
-               "  --executor-memory SIZE       memory per executor, e.g. 512m, 2g (default 1g)\n"
-               "  --total-executor-cores N     cores for the whole application (default all)\n"
-               "  --executor-cores N           cores per executor (default: all of a worker's\n"
-               "                               free cores)\n"
-               "  --conf KEY=VALUE             a configuration key (repeatable), e.g.\n"
-               "                               ember.eventLog.enabled=true\n"
-               "  --name NAME                  application name (default: JOB's file name)\n"
-               "  --secret-file F              the cluster secret (else $EMBER_SECRET)\n"
-               "  --quiet, -q                  only errors on stderr, no progress bar\n"
-               "  --help, -h                   show this help\n"
-               "\n"
+               "Options:\n");
+    em__cli_print_opts(f, &submit_opts_table);
+    fprintf(f, "\n"
                "Exit status: 0 ok, 1 the job failed, 2 bad usage.\n");
 }
 
-static int parse_flag(submit_opts *o, int argc, char **argv, int *i)
-{
-    const char *v;
-    uint64_t n;
-    bool m;
-    if ((v = em__cli_opt_value(PREFIX, "--master", argc, argv, i, &m)) || m) {
-        if (!v)
-            return EM_CLI_USAGE;
-        o->master = v;
-    } else if ((v = em__cli_opt_value(PREFIX, "--executor-memory", argc, argv, i, &m)) || m) {
-        if (!v)
-            return EM_CLI_USAGE;
-        if (em_parse_size(v) <= 0)
-            return em__cli_usage_error(PREFIX, PREFIX, "--executor-memory: expected a size "
-                                       "such as 512m or 2g, got '%s'", v);
-        o->memory = v;
-    } else if ((v = em__cli_opt_value(PREFIX, "--total-executor-cores", argc, argv, i, &m)) ||
-               m) {
-        if (!v || !em__cli_parse_u64(PREFIX, "--total-executor-cores", v, 1, 1u << 20, &n))
-            return EM_CLI_USAGE;
-        o->total_cores = (uint32_t)n;
-    } else if ((v = em__cli_opt_value(PREFIX, "--executor-cores", argc, argv, i, &m)) || m) {
-        if (!v || !em__cli_parse_u64(PREFIX, "--executor-cores", v, 1, 4096, &n))
-            return EM_CLI_USAGE;
-        o->exec_cores = (uint32_t)n;
-    } else if ((v = em__cli_opt_value(PREFIX, "--conf", argc, argv, i, &m)) || m) {
-        if (!v)
-            return EM_CLI_USAGE;
-        if (!strchr(v, '=') || v[0] == '=')
-            return em__cli_usage_error(PREFIX, PREFIX, "--conf: expected KEY=VALUE, got '%s'",
-                                       v);
-        if (o->nconfs == MAX_CONFS)
-            return em__cli_usage_error(PREFIX, PREFIX, "--conf: too many (max 64)");
-        o->confs[o->nconfs++] = v;
-    } else if ((v = em__cli_opt_value(PREFIX, "--name", argc, argv, i, &m)) || m) {
-        if (!v)
-            return EM_CLI_USAGE;
-        o->name = v;
-    } else if ((v = em__cli_opt_value(PREFIX, "--secret-file", argc, argv, i, &m)) || m) {
-        if (!v)
-            return EM_CLI_USAGE;
-        o->secret_file = v;
-    } else {
-        return em__cli_usage_error(PREFIX, PREFIX, "unknown option '%s'", argv[*i]);
-    }
-    return -1;
-}
-
-/* Returns -1 to go on, else an exit status. */
+/* Returns -1 to go on, else an exit status. Options come before JOB.so ("--" ends them). */
 static int parse_opts(int argc, char **argv, submit_opts *o)
 {
     int i = 1, rc;
     memset(o, 0, sizeof *o);
-    while (i < argc && !o->job) {
-        const char *a = argv[i];
-        if (em__cli_is_help(a)) {
-            em__cli_submit_help(stdout);
-            return EM_CLI_OK;
-        }
-        if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
-            o->quiet = true;
-            i++;
-        } else if (!strcmp(a, "--")) {
-            if (++i < argc)
-                o->job = argv[i++];
-        } else if (a[0] == '-') {
-            if ((rc = parse_flag(o, argc, argv, &i)) >= 0)
-                return rc;
-        } else {
-            o->job = argv[i++];
-        }
-    }
+    if ((rc = em__cli_parse_opts(&submit_opts_table, EM_CLI_REST_OPERAND, o, argc, argv, &i)) >=
+        0)
+        return rc;
+    if (i < argc && strcmp(argv[i], "--") == 0)
+        i++;
+    if (i < argc)
+        o->job = argv[i++];
     if (!o->master)
         return em__cli_usage_error(PREFIX, PREFIX, "--master ember://HOST:PORT is required");
     if (strncmp(o->master, "ember://", 8) != 0)
@@ -160,7 +111,7 @@ static em_conf *build_conf(const submit_opts *o, const char *job_path, const cha
                                      "ember.executor.memory", o->memory,
                                      "ember.ui.showConsoleProgress", o->quiet ? "false" : NULL,
                                      NULL};
-    return em__cli_job_conf(defaults, o->confs, o->nconfs, overrides);
+    return em__cli_job_conf(defaults, o->confs.kv, o->confs.n, overrides);
 }
 
 int em__cli_run_job(const char *path, const char *name, const char *kind, em_conf *conf,

@@ -1,6 +1,6 @@
-/* engine/cli/cmd_standalone.h - the standalone-cluster sub-commands of `ember` (master,
+/* cli/cmd_standalone.h - the standalone-cluster sub-commands of `ember` (master,
  * worker, submit) and the job-library loader they share with run-example.
- * Conventions of engine/cli/cli.h (argv[0] = sub-command, exit status 0/1/2). */
+ * Conventions of cli/cli.h (argv[0] = sub-command, exit status 0/1/2). */
 #ifndef EMBER_CLI_CMD_STANDALONE_H
 #define EMBER_CLI_CMD_STANDALONE_H
 

@@ -1,4 +1,4 @@
-/* engine/cli/run_example.c - `ember run-example NAME [OPTIONS] [ARGS...]`: loads a job
+/* cli/run_example.c - `ember run-example NAME [OPTIONS] [ARGS...]`: loads a job
  * library (an example), builds the configuration and the context, and calls its
  * ember_main.
  *
@@ -18,8 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/cli/cli.h"
-#include "engine/cli/cmd_standalone.h"
+#include "cli/cli.h"
+#include "cli/cmd_standalone.h"
 #include "engine/ember.h"
 #include "engine/plan/plan.h"
 
@@ -38,12 +38,29 @@ typedef struct run_opts {
     const char *name;
     const char *master;
     const char *memory;
-    const char *confs[64];
-    int nconfs;
+    em__cli_confs confs;
     bool quiet, list;
     int job_argc; /* arguments after NAME for the job */
     char **job_argv;
 } run_opts;
+
+static const em__cli_opt run_opt[] = {
+    EM_CLI_NONEMPTY("--master", "M", run_opts, master,
+                    "where to run: local, local[N], local[*] or\n"
+                    "local-cluster[E,C] (default local[2]; standalone\n"
+                    "clusters: ember submit); sets ember.master,\n"
+                    "overrides $EMBER_MASTER"),
+    EM_CLI_CONF("--conf", "KEY=VALUE", run_opts, confs,
+                "set a configuration key, e.g.\n"
+                "ember.default.parallelism=8 (repeatable; later ones win)"),
+    EM_CLI_SIZE("--executor-memory", "SIZE", run_opts, memory,
+                "memory per executor, e.g. 512m, 2g\n(sets ember.executor.memory)"),
+    EM_CLI_FLAG("--quiet", "-q", run_opts, quiet,
+                "only errors on stderr (no timing line, log level error)"),
+    EM_CLI_FLAG("--list", NULL, run_opts, list, "print every example's name and job library path"),
+};
+static const em__cli_opts run_opts_table = {PREFIX, run_opt, sizeof run_opt / sizeof run_opt[0],
+                                            em__cli_run_example_help};
 
 typedef struct dir_list {
     char *dirs[MAX_DIRS]; /* owned */
@@ -60,18 +77,9 @@ void em__cli_run_example_help(FILE *f)
                "Options are recognised before NAME and right after it; the first other\n"
                "argument (or everything after '--') starts the job's own ARGS.\n"
                "\n"
-               "Options:\n"
-               "  --master M            where to run: local, local[N], local[*]\n"
-               "                        (default local[2]; cluster masters come with cluster\n"
-               "                        mode); sets ember.master, overrides $EMBER_MASTER\n"
-               "  --conf KEY=VALUE      set a configuration key, e.g. ember.default.parallelism=8\n"
-               "                        (repeatable; later ones win)\n"
-               "  --executor-memory SIZE  memory per executor, e.g. 512m, 2g\n"
-               "                        (sets ember.executor.memory)\n"
-               "  --quiet, -q           only errors on stderr (no timing line, log level error)\n"
-               "  --list                print every example's name and job library path\n"
-               "  --help, -h            show this help\n"
-               "\n"
+               "Options:\n");
+    em__cli_print_opts(f, &run_opts_table);
+    fprintf(f, "\n"
                "Examples:\n"
                "  wordcount INPUT OUTDIR            word counts; prints the top 20\n"
                "  pagerank EDGES ITERATIONS OUTDIR  PageRank of a \"src dst\" edge list\n"
@@ -218,66 +226,26 @@ static int list_examples(const dir_list *d)
 
 /* ---------------------------------------------------------------- arguments */
 
-/* Returns -1 to go on, else an exit status. */
+/* Returns -1 to go on, else an exit status. Options are read before NAME (an unknown one
+ * is an error) and right after it (an unknown one starts the job's arguments); "--" ends
+ * them, and the argument after it is NAME when none came before. */
 static int parse_opts(int argc, char **argv, run_opts *o)
 {
-    int i = 1;
+    int i = 1, rc;
 
     memset(o, 0, sizeof *o);
-    while (i < argc) {
-        const char *a = argv[i], *v;
-        bool m;
-        if (strcmp(a, "--") == 0) {
-            i++;
-            if (o->name == NULL && i < argc)
-                o->name = argv[i++];
-            break;
-        }
-        if (em__cli_is_help(a)) {
-            em__cli_run_example_help(stdout);
-            return EM_CLI_OK;
-        }
-        if (strcmp(a, "--list") == 0 || strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
-            *(a[2] == 'l' ? &o->list : &o->quiet) = true;
-            i++;
-            continue;
-        }
-        if ((v = em__cli_opt_value(PREFIX, "--master", argc, argv, &i, &m)) != NULL || m) {
-            if (v == NULL)
-                return EM_CLI_USAGE;
-            if (*v == '\0')
-                return em__cli_usage_error(PREFIX, PREFIX, "--master: empty value");
-            o->master = v;
-            continue;
-        }
-        if ((v = em__cli_opt_value(PREFIX, "--executor-memory", argc, argv, &i, &m)) != NULL || m) {
-            if (v == NULL)
-                return EM_CLI_USAGE;
-            if (em_parse_size(v) <= 0)
-                return em__cli_usage_error(PREFIX, PREFIX,
-                                           "--executor-memory: expected a size such as 512m "
-                                           "or 2g, got '%s'",
-                                           v);
-            o->memory = v;
-            continue;
-        }
-        if ((v = em__cli_opt_value(PREFIX, "--conf", argc, argv, &i, &m)) != NULL || m) {
-            if (v == NULL)
-                return EM_CLI_USAGE;
-            if (strchr(v, '=') == NULL || v[0] == '=')
-                return em__cli_usage_error(PREFIX, PREFIX, "--conf: expected KEY=VALUE, got '%s'",
-                                           v);
-            if (o->nconfs == (int)(sizeof o->confs / sizeof o->confs[0]))
-                return em__cli_usage_error(PREFIX, PREFIX, "--conf: too many (max 64)");
-            o->confs[o->nconfs++] = v;
-            continue;
-        }
-        if (o->name == NULL && a[0] == '-')
-            return em__cli_usage_error(PREFIX, PREFIX, "unknown option '%s'", a);
-        if (o->name != NULL)
-            break; /* the job's arguments start here */
-        o->name = a;
+    if ((rc = em__cli_parse_opts(&run_opts_table, EM_CLI_REST_OPERAND, o, argc, argv, &i)) >= 0)
+        return rc;
+    bool dashdash = i < argc && strcmp(argv[i], "--") == 0;
+    if (dashdash)
         i++;
+    if (i < argc)
+        o->name = argv[i++];
+    if (!dashdash && o->name) {
+        if ((rc = em__cli_parse_opts(&run_opts_table, EM_CLI_REST_ANY, o, argc, argv, &i)) >= 0)
+            return rc;
+        if (i < argc && strcmp(argv[i], "--") == 0)
+            i++;
     }
     o->job_argc = argc - i;
     o->job_argv = argv + i;
@@ -296,7 +264,7 @@ static em_conf *build_conf(const run_opts *o)
                                      "ember.executor.memory", o->memory,
                                      "ember.ui.showConsoleProgress", o->quiet ? "false" : NULL,
                                      NULL};
-    return em__cli_job_conf(defaults, o->confs, o->nconfs, overrides);
+    return em__cli_job_conf(defaults, o->confs.kv, o->confs.n, overrides);
 }
 
 /* ---------------------------------------------------------------- running */

@@ -1,14 +1,17 @@
-/* engine/cli/main.c - the `ember` command: global options and sub-command dispatch.
+/* cli/main.c - the `ember` command: global options and sub-command dispatch.
  *
  * Each sub-command lives in its own file (run_example.c, gen.c, ...) behind a function
- * declared in engine/cli/cli.h; adding one means one row in `commands` below. */
+ * declared in cli/cli.h; adding one means one row in `commands` below. */
 #include <stdio.h>
 #include <string.h>
 
-#include "engine/cli/cli.h"
-#include "engine/cli/cmd_standalone.h"
+#include "cli/cli.h"
+#include "cli/cmd_standalone.h"
 #include "mllib/als/als.h"
 #include "mllib/mllib.h"
+#ifdef EMBER_HAVE_SQL   /* set by CMake once sql/ has sources */
+#include "sql/sql.h"    /* em_sql_register: SQL's task functions, as em_ml_register */
+#endif
 
 typedef struct cli_command {
     const char *name;
@@ -22,14 +25,11 @@ static void gen_help_all(FILE *f)
     em__cli_gen_help(f, NULL);
 }
 
-int em__cli_executor(int argc, char **argv);   /* cmd_executor.c */
-void em__cli_executor_help(FILE *f);
-
 static const cli_command commands[] = {
     {"als", "train and evaluate an ALS recommender (explicit or implicit ratings)",
      em__cli_als, em_als_cli_help},
     {"ml", "train and evaluate an MLlib model (ember ml --help lists the algorithms)",
-     em_ml_cli_main, em_ml_cli_help},
+     em__cli_ml, em_ml_cli_help},
     {"run-example", "run a bundled example job (wordcount, pagerank, kvbench, ...)",
      em__cli_run_example, em__cli_run_example_help},
     {"gen", "generate deterministic test data: text, graph, records, ratings", em__cli_gen, gen_help_all},
@@ -103,11 +103,18 @@ int main(int argc, char **argv)
 {
     const cli_command *c;
 
-    /* The driver and every executor process register the same task functions. */
+    /* The driver and every executor process (`ember executor`, run by this main too)
+     * register the same task functions before any plan is decoded. */
     if (em_ml_register() < 0) {
         fprintf(stderr, "ember: registering MLlib's task functions failed (a name clash)\n");
         return EM_CLI_FAIL;
     }
+#ifdef EMBER_HAVE_SQL
+    if (em_sql_register() < 0) {
+        fprintf(stderr, "ember: registering SQL's task functions failed (a name clash)\n");
+        return EM_CLI_FAIL;
+    }
+#endif
     if (argc < 2) {
         main_help(stderr);
         return EM_CLI_USAGE;

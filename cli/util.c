@@ -1,11 +1,11 @@
-/* engine/cli/util.c - argument parsing and error printing shared by the sub-commands. */
+/* cli/util.c - argument parsing and error printing shared by the sub-commands. */
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/cli/cli.h"
+#include "cli/cli.h"
 #include "engine/ember.h"
 
 bool em__cli_parse_u64(const char *prefix, const char *flag, const char *text, uint64_t min,

@@ -1,4 +1,4 @@
-/* engine/cli/interrupt.c - Ctrl-C (SIGINT) while an `ember` command runs jobs: the first
+/* cli/interrupt.c - Ctrl-C (SIGINT) while an `ember` command runs jobs: the first
  * SIGINT cancels the running job, and any job the program starts afterwards, so that the
  * program's action returns EM_ECANCELED, the command frees its context (executors stop,
  * the application directory and partial outputs go) and exits with status 130, as shells
@@ -21,9 +21,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/cli/cli.h"
+#include "cli/cli.h"
 #include "engine/ember.h"
 #include "mllib/als/als.h"
+#include "mllib/mllib.h"
 
 static volatile sig_atomic_t g_sigints;
 static int g_pipe[2] = {-1, -1};
@@ -142,9 +143,10 @@ void em__cli_interrupt_restore(void)
     g_pipe[0] = g_pipe[1] = -1;
 }
 
-/* ---------------------------------------------------------------- ember als */
+/* ---------------------------------------------------------------- ember als, ember ml */
 
-static void als_context(em_context *sc)
+/* The hook MLlib's commands call with their context (NULL: about to be freed). */
+static void ml_context(em_context *sc)
 {
     if (sc)
         em__cli_interrupt_set_context(sc);
@@ -152,16 +154,29 @@ static void als_context(em_context *sc)
         em__cli_interrupt_stop();
 }
 
-int em__cli_als(int argc, char **argv)
+/* Runs an MLlib command (`run` gets ml_context as its context hook) with Ctrl-C handling:
+ * the first SIGINT cancels its jobs, and the command then exits with status 130. */
+static int run_ml(const char *prefix, int (*run)(int, char **, void (*)(em_context *)),
+                  int argc, char **argv)
 {
-    if (em__cli_interrupt_start("ember als") != 0)
-        em_log(EM_LOG_WARN, "ember als: cannot watch for Ctrl-C");
-    int rc = em_als_cli_run(argc, argv, als_context);
-    em__cli_interrupt_stop();   /* no-op when als_context stopped it already */
+    if (em__cli_interrupt_start(prefix) != 0)
+        em_log(EM_LOG_WARN, "%s: cannot watch for Ctrl-C", prefix);
+    int rc = run(argc, argv, ml_context);
+    em__cli_interrupt_stop();   /* no-op when ml_context stopped it already */
     if (em__cli_interrupted()) {
-        fprintf(stderr, "ember als: interrupted\n");
+        fprintf(stderr, "%s: interrupted\n", prefix);
         rc = EM_CLI_INTERRUPTED;
     }
     em__cli_interrupt_restore();
     return rc;
+}
+
+int em__cli_als(int argc, char **argv)
+{
+    return run_ml("ember als", em_als_cli_run, argc, argv);
+}
+
+int em__cli_ml(int argc, char **argv)
+{
+    return run_ml("ember ml", em_ml_cli_run, argc, argv);
 }

@@ -1,4 +1,4 @@
-/* engine/cli/gen.c - `ember gen text|graph|records`: deterministic data generators.
+/* cli/gen.c - `ember gen text|graph|records`: deterministic data generators.
  *
  * DESIGN. Output is cut into fixed chunks (text and records: 4 MiB, graph: 1M edges);
  * chunk i is generated from its own random stream, seeded by (seed, generator, i), so the
@@ -30,7 +30,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/cli/cli.h"
+#include "cli/cli.h"
 #include "mllib/als/als.h"
 
 #define GEN_CHUNK_BYTES       ((size_t)4 << 20)

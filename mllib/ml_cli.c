@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "mllib/als/als.h"
+#include "mllib/clustering/kmeans.h"
 #include "mllib/mllib.h"
 
 typedef struct ml_algo {
@@ -15,6 +16,8 @@ typedef struct ml_algo {
 static const ml_algo algos[] = {
     {"als", "alternating least squares recommender (same as `ember als`)", em_als_cli_main,
      em_als_cli_help},
+    {"kmeans", "k-means clustering (k-means||, Lloyd with a GEMM kernel)", em_kmeans_cli_main,
+     em_kmeans_cli_help},
 };
 #define NALGOS (sizeof algos / sizeof algos[0])
 

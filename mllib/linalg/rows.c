@@ -175,6 +175,16 @@ static const em_fn_entry linalg_fns[] = {
     {"ml.linalg.scan_merge", EM_FN_ACC_MERGE, EM_FN(em__ml_fn_scan_merge)},
     {"ml.linalg.densify", EM_FN_MAP, EM_FN(em__ml_fn_densify)},
     {"ml.linalg.format", EM_FN_PARTITION, EM_FN(em__ml_fn_format)},
+    {"ml.linalg.stats_init", EM_FN_ACC_INIT, EM_FN(em__ml_fn_stats_init)},
+    {"ml.linalg.stats", EM_FN_ACC_SEQ, EM_FN(em__ml_fn_stats)},
+    {"ml.linalg.stats_merge", EM_FN_ACC_MERGE, EM_FN(em__ml_fn_stats_merge)},
+    {"ml.linalg.gram", EM_FN_ACC_SEQ, EM_FN(em__ml_fn_gram)},
+    {"ml.linalg.sum_merge", EM_FN_ACC_MERGE, EM_FN(em__ml_fn_sum_merge)},
+    {"ml.linalg.multiply", EM_FN_PARTITION, EM_FN(em__ml_fn_multiply)},
+    {"ml.linalg.indexed_rows", EM_FN_MAP, EM_FN(em__ml_fn_indexed_rows)},
+    {"ml.linalg.entries", EM_FN_MAP, EM_FN(em__ml_fn_entries)},
+    {"ml.linalg.entry_key", EM_FN_MAP, EM_FN(em__ml_fn_entry_key)},
+    {"ml.linalg.row_of_entries", EM_FN_MAP, EM_FN(em__ml_fn_row_of_entries)},
 };
 
 int em_linalg_register(void)

@@ -3,15 +3,17 @@
 # (`ember gen blobs`, generated once into BUILD_DIR/bench/), issue 13's benchmark:
 #   1. the shared initial centres: 20 rows drawn by `ember ml kmeans --init random
 #      --max-iter 1 --write-init` (random rows make Lloyd run several iterations);
-#   2. ember from those centres (--init-file, --tol 0: until no centre moves), 3 runs each
-#      in local[2] and local-cluster[2,1]: seconds per Lloyd iteration (train_s /
-#      iterations of the JSON line) and the final cost (inertia, summed exactly);
-#   3. scikit-learn KMeans(algorithm="lloyd", n_init=1, tol=0) from the same centres
-#      (bench/ml_kmeans_sklearn.py; python3-sklearn is installed when missing and running
-#      as root): inertia and seconds per iteration.
+#   2. ember from those centres (--init-file, --tol 0, exactly ITERS = 10 Lloyd iterations:
+#      from random rows Lloyd crawls for hundreds of iterations between two blobs, so both
+#      sides stop at the same fixed count), 3 runs each in local[2] and
+#      local-cluster[2,1]: seconds per Lloyd iteration (train_s / iterations of the JSON
+#      line) and the final cost (inertia of the final centres, summed exactly);
+#   3. scikit-learn KMeans(algorithm="lloyd", n_init=1, tol=0, max_iter=ITERS) from the
+#      same centres (bench/ml_kmeans_sklearn.py; python3-sklearn is installed when missing
+#      and running as root): inertia of its final centres and seconds per iteration.
 # Prints medians of 3 and the goals: inertia equal to 1e-6 relative, ember's time per
 # iteration <= 0.7x scikit-learn's, local-cluster <= 1.2x local.
-# Overrides: ROWS (1000000), DIM (50), K (20), RUNS (3).
+# Overrides: ROWS (1000000), DIM (50), K (20), RUNS (3), ITERS (10).
 set -euo pipefail
 source "$(dirname "$0")/common.bash"
 unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
@@ -20,6 +22,7 @@ rows=${ROWS:-1000000}
 dim=${DIM:-50}
 k=${K:-20}
 runs=${RUNS:-3}
+iters=${ITERS:-10}
 data=$benchdir/blobs-$rows-$dim-k$k.csv
 init=$benchdir/blobs-$rows-$dim-k$k.init.csv
 
@@ -45,12 +48,12 @@ for master in 'local[2]' 'local-cluster[2,1]'; do
     for r in $(seq "$runs"); do
         label=ml_kmeans_$(echo "$master" | tr -dc 'a-z0-9')_$r
         run_measured "$label" "$ember" ml kmeans --train "$data" --k "$k" --init-file "$init" \
-            --tol 0 --max-iter 300 --master "$master" --json >/dev/null
+            --tol 0 --max-iter "$iters" --master "$master" --json >/dev/null
         echo "$master $(tail -n 1 "$benchdir/$label.run0.out")" >> "$results"
     done
 done
 echo "== scikit-learn (same data, same initial centres)"
-/usr/bin/python3 "$(dirname "$0")/ml_kmeans_sklearn.py" "$data" "$init" "$runs" > "$benchdir/ml_kmeans.sklearn"
+/usr/bin/python3 "$(dirname "$0")/ml_kmeans_sklearn.py" "$data" "$init" "$runs" "$iters" > "$benchdir/ml_kmeans.sklearn"
 cat "$benchdir/ml_kmeans.sklearn"
 /usr/bin/python3 - "$results" "$benchdir/ml_kmeans.sklearn" <<'PY'
 import json, statistics, sys

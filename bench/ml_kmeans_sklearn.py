@@ -1,19 +1,21 @@
 #!/usr/bin/python3
-"""bench/ml_kmeans_sklearn.py DATA.csv INIT.csv RUNS - scikit-learn's reference for
-bench/ml_kmeans.sh: KMeans(algorithm="lloyd", n_init=1, tol=0) started from the centres in
-INIT.csv on the CSV's rows (header skipped). Prints one JSON line: inertia, n_iter,
+"""bench/ml_kmeans_sklearn.py DATA.csv INIT.csv RUNS ITERS - scikit-learn's reference for
+bench/ml_kmeans.sh: KMeans(algorithm="lloyd", n_init=1, tol=0, max_iter=ITERS) started
+from the centres in INIT.csv on the CSV's rows (header skipped). Prints one JSON line: inertia, n_iter,
 fit_s (median of RUNS fits), iter_s ((median fit - median fit with max_iter=1) / (n_iter - 1):
 the cost of one Lloyd iteration without the fit's fixed costs), threads."""
 import json
 import statistics
 import sys
 import time
+import warnings
 
 import numpy as np
 from sklearn.cluster import KMeans
 from threadpoolctl import threadpool_info
 
-data, init_p, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+data, init_p, runs, iters = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+warnings.simplefilter("ignore")
 with open(data) as f:
     header = f.readline()
     d = header.count(",") + 1
@@ -29,7 +31,7 @@ def fit(max_iter):
     return time.perf_counter() - t, km
 
 
-full = [fit(300) for _ in range(runs)]
+full = [fit(iters) for _ in range(runs)]
 one = [fit(1)[0] for _ in range(runs)]
 km = full[0][1]
 fit_s = statistics.median(t for t, _ in full)

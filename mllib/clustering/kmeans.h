@@ -71,7 +71,8 @@ uint32_t em_kmeans_predict(const em_kmeans_model *m, const double *x);
 int em_kmeans_cost(em_context *sc, const em_kmeans_model *m, const em_ml_data *d,
                    double *cost, em_err *err);
 /* A data set of the nearest centre of each row of d, in d's order: FIXED 4-byte records
- * (u32 little-endian). *out is a new dataset handle (release it). */
+ * (u32 little-endian). *out is a new dataset handle (release it). The centres travel as a
+ * broadcast that lives as long as the context (the dataset may be recomputed any time). */
 int em_kmeans_predict_data(em_context *sc, const em_kmeans_model *m, const em_ml_data *d,
                            em_rdd **out, em_err *err);
 

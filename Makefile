@@ -31,7 +31,7 @@ DEB_PACKAGES := cmake pkg-config gcc make libuv1-dev libjansson-dev libzstd-dev 
 # standalone test), bc (timing arithmetic), procps (pgrep/pkill for executor processes).
 CHECK_PACKAGES := $(DEB_PACKAGES) python3 bc procps
 
-.PHONY: all deps build build-default check demo bench bench-als fuzz format install clean
+.PHONY: all deps build build-default check demo bench bench-als bench-ml fuzz format install clean
 
 all: build
 
@@ -107,6 +107,10 @@ bench: build
 
 bench-als: build
 	@bash bench/als.sh "$(BUILD)"
+
+# MLlib clustering and decomposition (issue 13): k-means beside scikit-learn.
+bench-ml: build
+	@set -e; for b in bench/ml_kmeans.sh; do echo "== $$b"; bash "$$b" "$(BUILD)"; done
 
 fuzz: deps
 	@if ! command -v clang >/dev/null 2>&1; then \

@@ -32,6 +32,7 @@
 
 #include "cli/cli.h"
 #include "mllib/als/als.h"
+#include "mllib/linalg/gen.h"
 
 #define GEN_CHUNK_BYTES       ((size_t)4 << 20)
 #define GEN_GRAPH_CHUNK_EDGES 1000000u
@@ -602,6 +603,8 @@ int em__cli_gen(int argc, char **argv)
     }
     if (strcmp(argv[1], "ratings") == 0)   /* Netflix-shaped ratings: mllib/als */
         return em_gen_ratings_cli_main(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "blobs") || !strcmp(argv[1], "sparse"))   /* mllib/linalg/gen.c */
+        return em_gen_blobs_cli_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "text") != 0 && strcmp(argv[1], "graph") != 0 &&
         strcmp(argv[1], "records") != 0)
         return em__cli_usage_error("ember gen", "ember gen", "unknown generator '%s'", argv[1]);

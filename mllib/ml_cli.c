@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "mllib/als/als.h"
+#include "mllib/clustering/kmeans.h"
 #include "mllib/mllib.h"
 
 static void (*g_on_context)(em_context *sc);
@@ -32,6 +33,8 @@ typedef struct ml_algo {
 static const ml_algo algos[] = {
     {"als", "alternating least squares recommender (same as `ember als`)", als_main,
      em_als_cli_help},
+    {"kmeans", "k-means clustering (k-means||, Lloyd with a GEMM kernel)", em_kmeans_cli_main,
+     em_kmeans_cli_help},
 };
 #define NALGOS (sizeof algos / sizeof algos[0])
 

@@ -2,10 +2,12 @@
  * every MLlib module (mllib/mllib.h). Adding a module means one line in `modules`. */
 #include "engine/base/base.h"
 #include "mllib/als/als.h"
+#include "mllib/decomp/decomp.h"
 #include "mllib/mllib.h"
 
 static int (*const modules[])(void) = {
     em_als_register,
+    em_decomp_register,
 };
 
 int em_ml_register(void)

@@ -3,10 +3,12 @@
 #include "engine/base/base.h"
 #include "mllib/als/als.h"
 #include "mllib/decomp/decomp.h"
+#include "mllib/linalg/rows.h"
 #include "mllib/mllib.h"
 
 static int (*const modules[])(void) = {
     em_als_register,
+    em_linalg_register,
     em_decomp_register,
 };
 

@@ -18,7 +18,10 @@
  * LOADERS parse on the executors, partition by partition (text splits of the file, then a
  * registered partition function per split): LIBSVM/SVMlight (1-based ascending indices,
  * '#' comments) and CSV/TSV with a header line and a named label column. A bad line is an
- * error naming the file and line, or a counted skip with skip_bad_lines. */
+ * error naming the file and line, or a counted skip with skip_bad_lines.
+ * em_ml_read is EAGER: it persists the parsed rows (MEMORY_AND_DISK) and runs one job to
+ * count them, so every estimator iterates over parsed rows, and a bad line is reported by
+ * em_ml_read itself (docs/mllib-linalg.md). */
 #ifndef EMBER_MLLIB_LINALG_ROWS_H
 #define EMBER_MLLIB_LINALG_ROWS_H
 
@@ -38,6 +41,8 @@ typedef struct em_ml_data {
     bool sparse;        /* sparse rows (else dense FIXED rows) */
     bool labeled;       /* labeled points (else plain rows) */
     uint32_t dim;       /* features per row (sparse: the column count) */
+    uint64_t nrows;     /* rows, when known (em_ml_read fills it); else 0 */
+    uint64_t skipped;   /* bad lines skipped by em_ml_read (skip_bad_lines) */
 } em_ml_data;
 
 typedef struct em_ml_read_opts {
@@ -56,5 +61,51 @@ void em_ml_data_release(em_ml_data *d);   /* drops the rows reference; NULL-safe
 
 /* Encodes a sparse row (indices strictly ascending) into out (appended). */
 int em_ml_sparse_encode(uint32_t nnz, const uint32_t *idx, const double *val, em_vbuf *out);
+
+/* A decoded sparse row: borrowed views into the record (valid as long as its bytes). val
+ * is not necessarily aligned: read it with em_ml_sparse_val. */
+typedef struct em_ml_sparse {
+    uint32_t nnz;
+    const uint8_t *idx;    /* nnz little-endian u32 */
+    const uint8_t *val;    /* nnz little-endian doubles */
+} em_ml_sparse;
+/* Bytes of the encoding of a sparse row of nnz entries. */
+static inline size_t em_ml_sparse_size(uint32_t nnz)
+{
+    return 8 + (((size_t)4 * nnz + 7) & ~(size_t)7) + (size_t)8 * nnz;
+}
+/* Checks and views a sparse row record (untrusted bytes: the exact size, indices strictly
+ * ascending and < dim when dim > 0). EM_ECORRUPT naming what is wrong. */
+int em_ml_sparse_view(em_slice rec, uint32_t dim, em_ml_sparse *out, em_err *err);
+static inline uint32_t em_ml_sparse_idx(const em_ml_sparse *s, uint32_t i)
+{
+    return em_load_le32(s->idx + (size_t)4 * i);
+}
+static inline double em_ml_sparse_val(const em_ml_sparse *s, uint32_t i)
+{
+    double v;
+    __builtin_memcpy(&v, s->val + (size_t)8 * i, 8);
+    return v;
+}
+
+/* The features of one record of a data set, whatever its layout: dense rows point into the
+ * record (features: d doubles, possibly unaligned when read from a BYTES record), sparse
+ * rows are viewed. label is 0 for unlabeled rows. */
+typedef struct em_ml_row {
+    double label;
+    const uint8_t *dense;   /* dense: d doubles; NULL for sparse */
+    em_ml_sparse sp;        /* sparse: the entries */
+} em_ml_row;
+int em_ml_row_view(const em_ml_data *layout, em_slice rec, em_ml_row *out, em_err *err);
+
+/* Writes a data set as text: dir/part-NNNNN and dir/_SUCCESS (em_rdd_save_as_text_file;
+ * EM_EINVAL if dir exists). LIBSVM: "label i:v ..." with 1-based indices (zeros of dense
+ * rows omitted; unlabeled rows get label 0). CSV/TSV: a header line in every part file
+ * ("label,f1,...,fd"; unlabeled: "f1,...,fd"), then one row a line, sparse rows densified.
+ * Numbers are written with 17 significant digits, so reading them back is exact. */
+int em_ml_write(const em_ml_data *d, const char *dir, em_ml_format format, em_err *err);
+
+/* Registers the "ml.linalg.*" task functions (idempotent; em_ml_read calls it). */
+int em_linalg_register(void);
 
 #endif /* EMBER_MLLIB_LINALG_ROWS_H */

@@ -70,53 +70,27 @@ static int dense_view(const em__dc_blob *b, const em_rec_batch *in, const double
     return 0;
 }
 
-typedef struct sp_row {
-    uint32_t nnz;
-    const uint8_t *idx;   /* nnz u32, strictly ascending, < dim */
-    const uint8_t *val;   /* nnz doubles, unaligned */
-} sp_row;
-
-static inline uint32_t sp_idx(const sp_row *s, uint32_t i)
+/* Views one sparse record (labeled: after its label) with rows.h's checked view. */
+static int sp_view(const em__dc_blob *b, em_slice rec, em_ml_sparse *out, em_err *err)
 {
-    return em_load_le32(s->idx + (size_t)4 * i);
-}
-
-static inline double sp_val(const sp_row *s, uint32_t i)
-{
-    return em_dec_f64(s->val + (size_t)8 * i);
-}
-
-/* Views one sparse record (layout: mllib/linalg/rows.h), checking it. */
-static int sp_view(const em__dc_blob *b, em_slice rec, sp_row *out, em_err *err)
-{
-    const uint8_t *p = rec.p;
-    size_t n = rec.n, skip = b->labeled ? 8 : 0;
-    uint32_t nnz = n >= skip + 8 ? em_load_le32(p + skip) : 0;
-    size_t off = 8 + (((size_t)4 * nnz + 7) & ~(size_t)7);
-    if (n < skip + 8 || nnz > b->dim || n - skip != off + (size_t)8 * nnz)
-        return em_err_set(err, EM_ECORRUPT, "ml.decomp: sparse row of %zu bytes (%u entries, "
-                          "dim %u) is malformed", n, nnz, b->dim);
-    *out = (sp_row){nnz, p + skip + 8, p + skip + off};
-    for (uint32_t i = 0, prev = 0; i < nnz; i++) {
-        uint32_t j = sp_idx(out, i);
-        if (j >= b->dim || (i > 0 && j <= prev))
-            return em_err_set(err, EM_ECORRUPT, "ml.decomp: sparse row: index %u at entry %u "
-                              "(dim %u; indices must ascend)", j, i, b->dim);
-        prev = j;
-    }
-    return 0;
+    size_t skip = b->labeled ? 8 : 0;
+    if (rec.n < skip)
+        return em_err_set(err, EM_ECORRUPT, "ml.decomp: labeled sparse row of %zu bytes",
+                          rec.n);
+    int rc = em_ml_sparse_view(em_slice_make(rec.p + skip, rec.n - skip), b->dim, out, err);
+    return rc < 0 ? em_err_prefix(err, "ml.decomp") : 0;
 }
 
 /* Calls fn(b, row, ud) for each sparse record of a BYTES batch. */
 static int sp_each(const em__dc_blob *b, const em_rec_batch *in,
-                   int (*fn)(const sp_row *row, void *ud), void *ud, em_err *err)
+                   void (*fn)(const em_ml_sparse *row, void *ud), void *ud, em_err *err)
 {
     if (!b->sparse || in->kind != EM_REC_BYTES)
         return em_err_set(err, EM_EINVAL, "ml.decomp: a batch of kind %d where sparse rows "
                           "were expected", (int)in->kind);
     em_batch_iter it;
     em_rec r;
-    sp_row s;
+    em_ml_sparse s;
     em_batch_iter_init_raw(&it, in->kind, in->width, in->data, in->nbytes);
     while (em_batch_iter_next(&it, &r)) {
         int rc = sp_view(b, r.val, &s, err);
@@ -155,20 +129,19 @@ typedef struct gram_ud {
 } gram_ud;
 
 /* acc[0] += 1, s += x, G += x x^T (upper: the indices ascend). */
-static int gram_sparse_row(const sp_row *s, void *ud)
+static void gram_sparse_row(const em_ml_sparse *s, void *ud)
 {
     gram_ud *u = ud;
     double *sum = u->acc + 1, *g = u->acc + 1 + u->d;
     u->acc[0] += 1;
     for (uint32_t i = 0; i < s->nnz; i++) {
-        uint32_t a = sp_idx(s, i);
-        double va = sp_val(s, i);
+        uint32_t a = em_ml_sparse_idx(s, i);
+        double va = em_ml_sparse_val(s, i);
         double *ga = g + (size_t)a * u->d;
         sum[a] += va;
         for (uint32_t q = i; q < s->nnz; q++)
-            ga[sp_idx(s, q)] += va * sp_val(s, q);
+            ga[em_ml_sparse_idx(s, q)] += va * em_ml_sparse_val(s, q);
     }
-    return 0;
 }
 
 int em__dc_fn_gram(const em_fn_ctx *c, void *acc, size_t size, const em_rec_batch *in,
@@ -291,7 +264,7 @@ typedef struct op_ud {
     uint32_t b;
 } op_ud;
 
-static int op_sparse_row(const sp_row *s, void *ud)
+static void op_sparse_row(const em_ml_sparse *s, void *ud)
 {
     op_ud *u = ud;
     uint32_t nb = u->b;
@@ -300,24 +273,23 @@ static int op_sparse_row(const sp_row *s, void *ud)
     if (nb == 1) {
         double t = 0;
         for (uint32_t i = 0; i < s->nnz; i++)
-            t += sp_val(s, i) * em_dec_f64(u->v + (size_t)8 * sp_idx(s, i));
+            t += em_ml_sparse_val(s, i) * em_dec_f64(u->v + (size_t)8 * em_ml_sparse_idx(s, i));
         for (uint32_t i = 0; i < s->nnz; i++)
-            w[sp_idx(s, i)] += t * sp_val(s, i);
-        return 0;
+            w[em_ml_sparse_idx(s, i)] += t * em_ml_sparse_val(s, i);
+        return;
     }
     memset(u->t, 0, nb * sizeof *u->t);
     for (uint32_t i = 0; i < s->nnz; i++) {
-        double va = sp_val(s, i);
-        const uint8_t *vr = u->v + (size_t)8 * nb * sp_idx(s, i);
+        double va = em_ml_sparse_val(s, i);
+        const uint8_t *vr = u->v + (size_t)8 * nb * em_ml_sparse_idx(s, i);
         for (uint32_t j = 0; j < nb; j++)
             u->t[j] += va * em_dec_f64(vr + 8 * (size_t)j);
     }
     for (uint32_t i = 0; i < s->nnz; i++) {
-        double va = sp_val(s, i), *wr = w + (size_t)nb * sp_idx(s, i);
+        double va = em_ml_sparse_val(s, i), *wr = w + (size_t)nb * em_ml_sparse_idx(s, i);
         for (uint32_t j = 0; j < nb; j++)
             wr[j] += va * u->t[j];
     }
-    return 0;
 }
 
 /* W += A^T (A V) for a dense batch; v is aligned. */
@@ -438,7 +410,7 @@ static int proj_sparse(proj *pj, const em_rec_batch *in, em_emitter *out, em_err
     uint32_t k = pj->b->nvec;
     em_batch_iter it;
     em_rec r;
-    sp_row s;
+    em_ml_sparse s;
     int rc = 0;
     if (in->kind != EM_REC_BYTES)
         return em_err_set(err, EM_EINVAL, "ml.decomp.project: a batch of kind %d where sparse "
@@ -451,8 +423,8 @@ static int proj_sparse(proj *pj, const em_rec_batch *in, em_emitter *out, em_err
         for (uint32_t j = 0; j < k; j++)
             o[j] = pj->mup ? -pj->mup[j] : 0.0;
         for (uint32_t i = 0; i < s.nnz; i++) {
-            double va = sp_val(&s, i);
-            const double *pr = pj->p + (size_t)k * sp_idx(&s, i);
+            double va = em_ml_sparse_val(&s, i);
+            const double *pr = pj->p + (size_t)k * em_ml_sparse_idx(&s, i);
             for (uint32_t j = 0; j < k; j++)
                 o[j] += va * pr[j];
         }

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "mllib/als/als.h"
+#include "mllib/decomp/decomp.h"
 #include "mllib/mllib.h"
 
 typedef struct ml_algo {
@@ -15,6 +16,9 @@ typedef struct ml_algo {
 static const ml_algo algos[] = {
     {"als", "alternating least squares recommender (same as `ember als`)", em_als_cli_main,
      em_als_cli_help},
+    {"svd", "top-k singular values and vectors (Gramian or Lanczos)", em_svd_cli_main,
+     em_svd_cli_help},
+    {"pca", "principal components and explained variance", em_pca_cli_main, em_pca_cli_help},
 };
 #define NALGOS (sizeof algos / sizeof algos[0])
 

@@ -6,6 +6,7 @@
 #                    does for a new user (CI runs it after check)
 #   make demo      : build, generate data under build/demo/, run wordcount and pagerank
 #   make bench     : build, run bench/*.sh (needs ../shared/tools/measure.py)
+#   make bench-ml  : build, run the MLlib clustering/decomposition benchmarks (issue 13)
 #   make fuzz      : libFuzzer runs of tests/fuzz/fuzz_*.c (needs clang)
 #   make deps      : install the Debian packages the build needs (as root), or say how
 #   make format / install / clean
@@ -31,7 +32,7 @@ DEB_PACKAGES := cmake pkg-config gcc make libuv1-dev libjansson-dev libzstd-dev 
 # standalone test), bc (timing arithmetic), procps (pgrep/pkill for executor processes).
 CHECK_PACKAGES := $(DEB_PACKAGES) python3 bc procps
 
-.PHONY: all deps build build-default check demo bench bench-als fuzz format install clean
+.PHONY: all deps build build-default check demo bench bench-als bench-ml fuzz format install clean
 
 all: build
 
@@ -107,6 +108,10 @@ bench: build
 
 bench-als: build
 	@bash bench/als.sh "$(BUILD)"
+
+# Issue 13's benchmarks: PCA and SVD beside numpy, scikit-learn and scipy (bench/ml_*.sh).
+bench-ml: build
+	@set -e; for b in bench/ml_pca.sh bench/ml_svd.sh; do echo "== $$b"; bash "$$b" "$(BUILD)"; done
 
 fuzz: deps
 	@if ! command -v clang >/dev/null 2>&1; then \

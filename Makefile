@@ -6,6 +6,7 @@
 #                    does for a new user (CI runs it after check)
 #   make demo      : build, generate data under build/demo/, run wordcount and pagerank
 #   make bench     : build, run bench/*.sh (needs ../shared/tools/measure.py)
+#   make bench-ml  : build, run the MLlib clustering/decomposition benchmarks (issue 13)
 #   make fuzz      : libFuzzer runs of tests/fuzz/fuzz_*.c (needs clang)
 #   make deps      : install the Debian packages the build needs (as root), or say how
 #   make format / install / clean
@@ -109,8 +110,10 @@ bench-als: build
 	@bash bench/als.sh "$(BUILD)"
 
 # MLlib clustering and decomposition (issue 13): k-means beside scikit-learn.
+# Issue 13's benchmarks: k-means beside scikit-learn, PCA beside numpy and scikit-learn, SVD
+# beside scipy (bench/ml_*.sh).
 bench-ml: build
-	@set -e; for b in bench/ml_kmeans.sh; do echo "== $$b"; bash "$$b" "$(BUILD)"; done
+	@set -e; for b in bench/ml_kmeans.sh bench/ml_pca.sh bench/ml_svd.sh; do echo "== $$b"; bash "$$b" "$(BUILD)"; done
 
 fuzz: deps
 	@if ! command -v clang >/dev/null 2>&1; then \

@@ -7,6 +7,7 @@
 
 #include "mllib/als/als.h"
 #include "mllib/clustering/kmeans.h"
+#include "mllib/decomp/decomp.h"
 #include "mllib/mllib.h"
 
 static void (*g_on_context)(em_context *sc);
@@ -35,6 +36,9 @@ static const ml_algo algos[] = {
      em_als_cli_help},
     {"kmeans", "k-means clustering (k-means||, Lloyd with a GEMM kernel)", em_kmeans_cli_main,
      em_kmeans_cli_help},
+    {"svd", "top-k singular values and vectors (Gramian or Lanczos)", em_svd_cli_main,
+     em_svd_cli_help},
+    {"pca", "principal components and explained variance", em_pca_cli_main, em_pca_cli_help},
 };
 #define NALGOS (sizeof algos / sizeof algos[0])
 

@@ -3,6 +3,7 @@
 #include "engine/base/base.h"
 #include "mllib/als/als.h"
 #include "mllib/clustering/kmeans.h"
+#include "mllib/decomp/decomp.h"
 #include "mllib/linalg/rows.h"
 #include "mllib/mllib.h"
 
@@ -10,6 +11,7 @@ static int (*const modules[])(void) = {
     em_als_register,
     em_linalg_register,
     em_kmeans_register,
+    em_decomp_register,
 };
 
 int em_ml_register(void)

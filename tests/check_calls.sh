@@ -4,7 +4,8 @@
 #
 # The graph is read from the object files the build made, not from the sources: for each
 # FOLDER/*.c compiled under BUILD_DIR (its FOLDER/NAME.c.o, wherever the target puts it;
-# files of subfolders are not part of FOLDER), `nm` lists the global symbols the object
+# files of subfolders are not part of FOLDER; objects whose source is gone from the tree
+# this script is in are stale and skipped), `nm` lists the global symbols the object
 # defines and the ones it leaves undefined. File a uses file b when a leaves undefined a
 # symbol b defines (a call, or a reference to a function or a table). Within one folder
 # these edges must form no circle: a file calls only files below it, so the folder reads
@@ -25,6 +26,7 @@ fi
 build=${1:?usage: check_calls.sh [-v] BUILD_DIR [FOLDER...]}
 shift
 [ $# -gt 0 ] || set -- engine/api
+root=$(cd "$(dirname "$0")/.." && pwd)   # the sources this script belongs to
 command -v nm >/dev/null || { echo "check_calls: nm not found (binutils)" >&2; exit 2; }
 
 # One folder: prints "D file symbol" and "U file symbol" lines for its objects.
@@ -36,6 +38,10 @@ symbols_of() {
         [[ $src == */* ]] && continue     # a subfolder's file
         base=${src%.o}
         [ -n "${seen[$base]:-}" ] && continue   # the same source built by a second target
+        if [ ! -e "$root/$folder/$base" ]; then    # left over from a file since moved away
+            echo "check_calls: skipping $obj: no $folder/$base in $root" >&2
+            continue
+        fi
         seen[$base]=1
         nm -P --defined-only -g "$obj" | awk -v f="$base" '{ print "D", f, $1 }'
         nm -P -u "$obj" | awk -v f="$base" '{ print "U", f, $1 }'

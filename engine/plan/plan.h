@@ -174,6 +174,21 @@ em_plan_node *em_plan_graph_find(const em_plan_graph *g, uint32_t id);   /* NULL
 void em_plan_graph_remove(em_plan_graph *g, em_plan_node *n);
 /* Sets node->parents to a copy of the array. */
 void em_plan_node_set_parents(em_plan_node *n, em_plan_node *const *parents, uint32_t np);
+/* ---------------------------------------------------------------- building nodes
+ * Setters for a plan's builder (engine/plan/build.c; one thread per node). Each copies its
+ * argument into memory the node owns (replacing what was there); errors go into n->err,
+ * the first one winning, so a builder never stops half-way. */
+
+/* Sets n's plan error "<name or op> [<id>]: <message>" unless it has one already. */
+void em_plan_node_fail(em_plan_node *n, int code, const char *fmt, ...) EM_PRINTF(3, 4);
+/* Resolves fn as kind (em_registry_resolve) and stores a copy in *slot (n->fn, fn_create or
+ * fn_merge). A NULL or unresolvable name fails the node instead; returns whether it
+ * resolved. */
+bool em_plan_node_set_fn(em_plan_node *n, char **slot, const char *fn, em_fn_kind kind);
+void em_plan_node_set_blob(em_plan_node *n, em_slice blob);   /* empty: no blob */
+void em_plan_node_set_zero(em_plan_node *n, em_slice zero);   /* empty still "has a zero" */
+/* Deep copy of a partitioning spec (RANGE bounds included) into n->part. */
+void em_plan_node_set_part(em_plan_node *n, const em_part_spec *spec);
 /* ---------------------------------------------------------------- operator descriptors
  * Everything the plan layer knows about an operation is in its descriptor, one entry of
  * one table (engine/plan/ops.c), indexed by em_op: its name in JSON, arity, shape, main

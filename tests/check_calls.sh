@@ -24,17 +24,26 @@ if [ "${1:-}" = -v ]; then
     shift
 fi
 build=${1:?usage: check_calls.sh [-v] BUILD_DIR [FOLDER...]}
+build=${build%/}
 shift
 [ $# -gt 0 ] || set -- engine/api
 root=$(cd "$(dirname "$0")/.." && pwd)   # the sources this script belongs to
 command -v nm >/dev/null || { echo "check_calls: nm not found (binutils)" >&2; exit 2; }
 
-# One folder: prints "D file symbol" and "U file symbol" lines for its objects.
+# Every object under BUILD_DIR, found once.
+all_objects=$(find "$build" -type f -name '*.o' | LC_ALL=C sort)
+
+# One folder: prints "D file symbol" and "U file symbol" lines for its objects: those whose
+# path below BUILD_DIR, less a CMake target directory (<target>.dir/), is FOLDER/NAME.o.
 symbols_of() {
-    local folder=$1 obj src base
+    local folder=$1 obj rel src base
     declare -A seen=()
     while IFS= read -r obj; do
-        src=${obj##*/"$folder"/}          # NAME.c.o
+        [ -n "$obj" ] || continue
+        rel=${obj#"$build"/}
+        [[ $rel == *.dir/* ]] && rel=${rel##*.dir/}
+        [[ $rel == "$folder"/* ]] || continue
+        src=${rel#"$folder"/}             # NAME.c.o
         [[ $src == */* ]] && continue     # a subfolder's file
         base=${src%.o}
         [ -n "${seen[$base]:-}" ] && continue   # the same source built by a second target
@@ -45,7 +54,7 @@ symbols_of() {
         seen[$base]=1
         nm -P --defined-only -g "$obj" | awk -v f="$base" '{ print "D", f, $1 }'
         nm -P -u "$obj" | awk -v f="$base" '{ print "U", f, $1 }'
-    done < <(find "$build" -type f -path "*/$folder/*.o" | LC_ALL=C sort)
+    done <<<"$all_objects"
 }
 
 # Reads symbols_of's lines; prints the levels or the knots (Tarjan's strongly connected
@@ -169,7 +178,8 @@ analyse() {
             l = level_of(f)
             if (l > maxl) maxl = l
         }
-        printf "%s: %d files, %d file-to-file edges, no circle\n", folder, nfiles, nedges
+        printf "%s: %d file%s, %d file-to-file edge%s, no circle\n", folder, nfiles,
+               nfiles == 1 ? "" : "s", nedges, nedges == 1 ? "" : "s"
         for (l = 0; l <= maxl; l++) {
             n = 0
             for (f in files)

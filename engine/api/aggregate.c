@@ -1,7 +1,8 @@
 /* engine/api/aggregate.c - the aggregation actions: reduce, fold, aggregate and
  * tree_aggregate (values merged by em_reduce_fn calls that return a new value), and
- * in-place aggregation with mutable accumulators (fn.h em_acc_*_fn): aggregate_acc,
- * tree_aggregate_acc and the node of aggregate_by_key_acc.
+ * in-place aggregation with mutable accumulators (fn.h em_acc_*_fn): aggregate_acc and
+ * tree_aggregate_acc. (The node of aggregate_by_key_acc, which the tree reuses, is
+ * em__acc_node in node.c; the functions the tree runs on executors are in fns.c.)
  *
  * DRIVER-SIDE MERGES follow Spark: reduce/fold/aggregate combine partition results in
  * partition order with the user's function called here; fold and aggregate start from the
@@ -18,7 +19,7 @@
  * (no partitions) gives the initial accumulator made on the driver.
  *
  * TREE AGGREGATE (Spark's RDD.treeAggregate): when the partial results are small in total,
- * P x partial size <= EM__TREE_DIRECT_BYTES (4 MiB; for the old signature the zero's size
+ * P x partial size <= TREE_DIRECT_BYTES (4 MiB; for the old signature the zero's size
  * stands for the partial size), the driver merges them at once: no shuffle, no file. Else
  * every partition is folded (em.aggregate_partition / em.aggregate_acc_partition, keyed by
  * partition index % n1); while the number of partials n exceeds scale + ceil(n / scale),
@@ -28,115 +29,20 @@
  * sides). The driver merges the last partials.
  * THREADS: any thread; concurrent actions on one context run as concurrent jobs. */
 #include <math.h>
-#include <pthread.h>
 #include <string.h>
 
 #include "engine/api/api_int.h"
 
-/* em.tree_rekey (EM_FN_MAP): (em_enc_i64 k, v) -> (em_enc_i64(k mod m), v); blob: u32 m. */
-static int tree_rekey(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err)
-{
-    if (c->blob.n != 4 || in->key.n != 8)
-        return em_err_set(err, EM_ECORRUPT, "em.tree_rekey: blob of %zu bytes, key of %zu",
-                          c->blob.n, in->key.n);
-    uint32_t m = em_load_le32(c->blob.p);
-    int64_t k = em_dec_i64(in->key.p);
-    if (m == 0 || k < 0)
-        return em_err_set(err, EM_ECORRUPT, "em.tree_rekey: modulus %u, key %lld", m,
-                          (long long)k);
-    uint8_t key[8];
-    em_enc_i64(key, k % (int64_t)m);
-    return em_emit_kv(out, em_slice_make(key, 8), in->val, err);
-}
+/* ---------------------------------------------------------------- tree helpers
+ * tree_aggregate(_acc) merges partials on the driver, without a shuffle, up to this many
+ * bytes of them in total (partitions x partial size). */
+#define TREE_DIRECT_BYTES ((size_t)4 << 20)
 
-/* em.aggregate_acc_partition (EM_FN_PARTITION): folds the partition into an accumulator
- * with an EM_FN_ACC_SEQ function and emits (em_enc_i64(index % scale), accumulator).
- * Blob (little-endian): u32 n + seq name, u32 n + init name (n = 0: none), u32 n + the
- * functions' context, u32 size, u32 width (input FIXED width or 0), u32 scale. */
-typedef struct acc_part_blob {
-    char seq[256], init[256];
-    em_slice ctx;
-    uint32_t size, width, scale;
-} acc_part_blob;
-
-static int take_name(em_slice *b, char *out, size_t cap, bool optional, em_err *err)
-{
-    uint32_t n = b->n >= 4 ? em_load_le32(b->p) : 0;
-    if (b->n < 4 || n > b->n - 4 || n >= cap || (!optional && n == 0) ||
-        memchr(b->p + 4, 0, n))
-        return em_err_set(err, EM_ECORRUPT, "em.aggregate_acc_partition: bad function name");
-    memcpy(out, b->p + 4, n);
-    out[n] = 0;
-    b->p += 4 + n;
-    b->n -= 4 + n;
-    return 0;
-}
-
-static int parse_acc_part(em_slice b, acc_part_blob *a, em_err *err)
-{
-    int rc;
-    if ((rc = take_name(&b, a->seq, sizeof a->seq, false, err)) < 0 ||
-        (rc = take_name(&b, a->init, sizeof a->init, true, err)) < 0)
-        return rc;
-    uint32_t n = b.n >= 4 ? em_load_le32(b.p) : 0;
-    if (b.n < 4 || n > b.n - 4 || b.n - 4 - n != 12)
-        return em_err_set(err, EM_ECORRUPT, "em.aggregate_acc_partition: bad blob");
-    a->ctx = em_slice_make(b.p + 4, n);
-    a->size = em_load_le32(b.p + 4 + n);
-    a->width = em_load_le32(b.p + 8 + n);
-    a->scale = em_load_le32(b.p + 12 + n);
-    if (a->scale == 0 || a->size == 0 || a->size > EM_BATCH_MAX_REC_LEN)
-        return em_err_set(err, EM_ECORRUPT, "em.aggregate_acc_partition: scale %u, size %u",
-                          a->scale, a->size);
-    return 0;
-}
-
-static int aggregate_acc_partition(const em_fn_ctx *c, uint32_t index, em_iter *in,
-                                   em_emitter *out, em_err *err)
-{
-    acc_part_blob a;
-    em_any_fn seq, init = NULL;
-    em_acc_buf acc;
-    int rc;
-    if ((rc = parse_acc_part(c->blob, &a, err)) < 0)
-        return rc;
-    if ((rc = em_registry_resolve(a.seq, EM_FN_ACC_SEQ, &seq, err)) < 0 ||
-        (a.init[0] && (rc = em_registry_resolve(a.init, EM_FN_ACC_INIT, &init, err)) < 0))
-        return em_err_prefix(err, "em.aggregate_acc_partition");
-    em_fn_ctx uc = {a.ctx, c->task};
-    if ((rc = em_acc_buf_start(&acc, a.size, (em_acc_init_fn)init, &uc, err)) < 0)
-        return rc;
-    rc = em_exec_acc_fold((em_acc_seq_fn)seq, &uc, acc.p, acc.size, a.width, in, NULL, err);
-    if (rc == 0) {
-        uint8_t key[8];
-        em_enc_i64(key, (int64_t)(index % a.scale));
-        rc = em_emit_kv(out, em_slice_make(key, 8), em_slice_make(acc.p, acc.size), err);
-    }
-    em_acc_buf_destroy(&acc);
-    return rc;
-}
-
-static pthread_once_t register_once = PTHREAD_ONCE_INIT;
-
-static void register_fns(void)
-{
-    /* EM_EINVAL when a program registered it already: harmless. */
-    (void)em_fn_register("em.tree_rekey", EM_FN_MAP, (void (*)(void))tree_rekey);
-    (void)em_fn_register("em.aggregate_acc_partition", EM_FN_PARTITION,
-                         (void (*)(void))aggregate_acc_partition);
-}
-
-void em__api_register_fns(void)
-{
-    pthread_once(&register_once, register_fns);
-}
-
-/* ---------------------------------------------------------------- tree helpers */
 
 static bool tree_is_small(uint32_t nparts, size_t partial)
 {
     size_t total;
-    return em_size_mul(nparts, partial, &total) && total <= EM__TREE_DIRECT_BYTES;
+    return em_size_mul(nparts, partial, &total) && total <= TREE_DIRECT_BYTES;
 }
 
 static void put_field(em_vbuf *b, const void *p, size_t n)
@@ -159,7 +65,7 @@ static bool tree_goes_on(uint32_t n, uint32_t scale)
 
 /* ---------------------------------------------------------------- reduce, fold, aggregate */
 
-int em__resolve_reduce(const char *fn, em_reduce_fn *out, em_err *err)
+static int resolve_reduce(const char *fn, em_reduce_fn *out, em_err *err)
 {
     em_any_fn f;
     if (!fn)
@@ -171,9 +77,10 @@ int em__resolve_reduce(const char *fn, em_reduce_fn *out, em_err *err)
     return 0;
 }
 
-/* acc = fn(acc, v) (or acc = v when !*has). */
-int em__merge_value(em_reduce_fn fn, em_slice blob, em_task *t, em_vbuf *acc, bool *has,
-                    em_slice v, em_err *err)
+/* acc = fn(acc, v) with em_fn_ctx{blob, t} (t: a driver task); acc = v when !*has (then
+ * *has = true). */
+static int merge_value(em_reduce_fn fn, em_slice blob, em_task *t, em_vbuf *acc, bool *has,
+                       em_slice v, em_err *err)
 {
     if (!*has) {
         *has = true;
@@ -205,7 +112,7 @@ static int merge_results(em_reduce_fn fn, em_slice blob, em_task *t, em_task_res
             em_rec rec;
             em_batch_iter_init(&it, res[i].batches[b]);
             while (em_batch_iter_next(&it, &rec)) {
-                int rc = em__merge_value(fn, blob, t, acc, has, rec.val, err);
+                int rc = merge_value(fn, blob, t, acc, has, rec.val, err);
                 if (rc < 0)
                     return em_err_prefix(err, "merging partition %u", i);
             }
@@ -224,11 +131,11 @@ static int fold_job(em_rdd *r, const em_result_spec *spec, const char *merge_fn,
     em_vbuf_init(out);
     if (r->node->err.code != 0)
         return em_err_copy(err, &r->node->err);
-    if ((rc = em__resolve_reduce(merge_fn, &fn, err)) < 0)
+    if ((rc = resolve_reduce(merge_fn, &fn, err)) < 0)
         return rc;
     em_task *t = em_exec_driver_task_new(r->sc->store);
     em_task_result *res = NULL;
-    if (zero && (rc = em__merge_value(fn, ctx, t, out, &has, *zero, err)) < 0)
+    if (zero && (rc = merge_value(fn, ctx, t, out, &has, *zero, err)) < 0)
         goto out;
     res = em__run_all(r, spec, &rc, err);
     if (rc == 0)
@@ -261,7 +168,7 @@ int em_rdd_aggregate(em_rdd *r, em_slice zero, const char *seq_fn, const char *c
                      em_slice ctx, em_vbuf *out, em_err *err)
 {
     em_reduce_fn seq;
-    int rc = em__resolve_reduce(seq_fn, &seq, err);
+    int rc = resolve_reduce(seq_fn, &seq, err);
     if (rc < 0) {
         em_vbuf_init(out);
         return r->node->err.code ? em_err_copy(err, &r->node->err) : rc;
@@ -283,8 +190,8 @@ int em_rdd_tree_aggregate(em_rdd *r, em_slice zero, const char *seq_fn, const ch
         return em_err_copy(err, &r->node->err);
     if (depth < 1)
         return em_err_set(err, EM_EINVAL, "tree_aggregate: depth %u (>= 1)", depth);
-    if ((rc = em__resolve_reduce(seq_fn, &seq, err)) < 0 ||
-        (rc = em__resolve_reduce(comb_fn, &comb, err)) < 0)
+    if ((rc = resolve_reduce(seq_fn, &seq, err)) < 0 ||
+        (rc = resolve_reduce(comb_fn, &comb, err)) < 0)
         return rc;
     uint32_t scale = tree_scale(P, depth);
     uint32_t n = P;
@@ -323,9 +230,9 @@ int em_rdd_tree_aggregate(em_rdd *r, em_slice zero, const char *seq_fn, const ch
         return rc;
     bool has = false;
     em_task *t = em_exec_driver_task_new(r->sc->store);
-    rc = em__merge_value(comb, ctx, t, out, &has, zero, err);
+    rc = merge_value(comb, ctx, t, out, &has, zero, err);
     for (size_t i = 0; rc == 0 && i < recs.n; i++)
-        rc = em__merge_value(comb, ctx, t, out, &has, recs.recs[i].val, err);
+        rc = merge_value(comb, ctx, t, out, &has, recs.recs[i].val, err);
     em_exec_driver_task_free(t);
     em_records_destroy(&recs);
     if (rc < 0)
@@ -449,32 +356,6 @@ int em_rdd_aggregate_acc(em_rdd *r, const em_agg *a, em_vbuf *out, em_err *err)
     if (rc < 0)
         em_vbuf_destroy(out);
     return rc;
-}
-
-em_plan_node *em__acc_node(em_rdd *r, const em_agg *a, const char *add, uint32_t nparts,
-                           const char *name)
-{
-    em_part_spec t = em__hash_target(r->sc, r->node, nparts);
-    em_plan_node *n = em__build_reduce(r->sc, r->node, &t, EM_REDUCE_AGGREGATE,
-                                       EM_NODE_MAP_COMBINE, name);
-    n->flags |= EM_NODE_ACC;   /* em__build_reduce keeps only DESCENDING for a local one */
-    if (!a) {
-        em__node_fail(n, EM_EINVAL, "%s: no em_agg", name);
-        return n;
-    }
-    if (a->size == 0 || a->size > EM_BATCH_MAX_REC_LEN) {
-        em__node_fail(n, EM_EINVAL, "%s: accumulator size %zu (1 .. %u)", name, a->size,
-                      EM_BATCH_MAX_REC_LEN);
-        return n;
-    }
-    n->acc_size = (uint32_t)a->size;
-    if (add)
-        em__node_set_fn(n, &n->fn, add, EM_FN_ACC_ADD);
-    if (a->init)
-        em__node_set_fn(n, &n->fn_create, a->init, EM_FN_ACC_INIT);
-    em__node_set_fn(n, &n->fn_merge, a->merge, EM_FN_ACC_MERGE);
-    em__node_set_blob(n, a->ctx);
-    return n;
 }
 
 /* The first tree level's input: every partition folded, keyed by index % n. */

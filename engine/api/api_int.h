@@ -1,5 +1,20 @@
 /* engine/api/api_int.h - internals shared by the files of engine/api only: the context and
  * dataset handle structs and the helpers that build plan nodes and run jobs.
+ *
+ * FILES, one concern each, bottom-up: a file calls only files on lines above its own
+ * (tests/check_calls.sh checks the object files: no circle).
+ *   conf.c release.c fns.c node.c   configuration; handle lifetimes (release, what dies with
+ *                                   a node); the API's own task functions; making nodes
+ *   job.c persist.c inspect.c       running a job (and job groups); persist/cache;
+ *                                   what a dataset tells about itself
+ *   sources.c transform.c           parallelize, range, text files; narrow transformations
+ *   pairs.c                         by-key operations, joins, sorts, partition_by
+ *   actions.c save.c checkpoint.c   actions; save_as_text_file; checkpoints
+ *   aggregate.c                     reduce, fold, aggregate, tree and in-place aggregation
+ *   backend.c                       the local and cluster task backends
+ *   context.c                       the context: settings, runtime, broadcasts, accumulators
+ * Setting a node's functions, blobs, partitioning and error is engine/plan's
+ * (em_plan_node_set_*, em_plan_node_fail: engine/plan/build.c).
  * THREADS (engine/ember.h): any number of threads may build plans and run actions on one
  * context. sc->lock (recursive) guards the plan graph, the handle list, node reference
  * counts, accumulators and job groups; it is held only for such bookkeeping, never across
@@ -85,30 +100,9 @@ typedef struct em__group {
 /* Copies every entry of src into dst keeping sources' priorities. */
 int em__conf_merge(em_conf *dst, const em_conf *src);
 
-/* ---------------------------------------------------------------- rdd.c (node helpers) */
-/* Wraps node in a new handle owned by sc (taking a reference on the node). */
-em_rdd *em__rdd_wrap(em_context *sc, em_plan_node *n);
-/* Returns r itself to the program once more (one more hold; release.c). */
-em_rdd *em__rdd_again(em_rdd *r);
-/* New node with parents (taking a reference on each); copies the first parent error into
- * the node. */
-em_plan_node *em__node_new(em_context *sc, em_op op, em_plan_node *const *parents,
-                           uint32_t np, const char *name);
-/* Resolves fn with kind and stores it in *slot (owned copy). On failure sets n->err (unless
- * already set) and returns false. NULL fn is allowed only when optional. */
-bool em__node_set_fn(em_plan_node *n, char **slot, const char *fn, em_fn_kind kind);
-void em__node_set_blob(em_plan_node *n, em_slice blob);
-void em__node_set_zero(em_plan_node *n, em_slice zero);
-/* Deep copy of a part spec into n->part. */
-void em__node_set_part(em_plan_node *n, const em_part_spec *spec);
-/* Sets the node's error (first one wins). */
-void em__node_fail(em_plan_node *n, int code, const char *fmt, ...) EM_PRINTF(3, 4);
-/* A SHUFFLED node over parent with a fresh shuffle id; the caller sets map_part, mode,
- * flags and part spec. */
-em_plan_node *em__node_shuffled(em_context *sc, em_plan_node *parent, uint32_t nparts,
-                                const char *name);
-
 /* ---------------------------------------------------------------- release.c */
+/* Returns r itself to the program once more (one more hold). */
+em_rdd *em__rdd_again(em_rdd *r);
 /* Releases an internal handle (one the user never saw: the steps of distinct, cogroup,
  * count_by_key, ...) and frees the handle itself. NULL ok. Never pass a user's handle. */
 void em__rdd_drop(em_rdd *r);
@@ -123,21 +117,38 @@ bool em__rdd_is_released(const em_rdd *r);
  * cluster's locality table): em_rdd_unpersist and a persisted node's death. */
 void em__drop_rdd_blocks(em_context *sc, uint32_t rdd);
 
-/* ---------------------------------------------------------------- pairs.c */
+/* ---------------------------------------------------------------- fns.c */
+/* Registers the API's own functions (em.tree_rekey, em.aggregate_acc_partition); once per
+ * process. */
+void em__api_register_fns(void);
+
+/* ---------------------------------------------------------------- node.c */
+/* Wraps node in a new handle owned by sc (taking a reference on the node). */
+em_rdd *em__rdd_wrap(em_context *sc, em_plan_node *n);
+/* New node with parents (taking a reference on each); copies the first parent error into
+ * the node. */
+em_plan_node *em__node_new(em_context *sc, em_op op, em_plan_node *const *parents,
+                           uint32_t np, const char *name);
+/* A SHUFFLED node over parent with a fresh shuffle id; the caller sets map_part, mode,
+ * flags and part spec. */
+em_plan_node *em__node_shuffled(em_context *sc, em_plan_node *parent, uint32_t nparts,
+                                const char *name);
+/* Target HASH spec of a pair op: nparts, else parent's spec size, else default. */
+em_part_spec em__hash_target(em_context *sc, const em_plan_node *parent, uint32_t nparts);
 /* Builds the reduce side of a pair op on parent with the target spec: LOCAL_REDUCE when the
  * parent is already so partitioned, SHUFFLED otherwise. */
 em_plan_node *em__build_reduce(em_context *sc, em_plan_node *parent, const em_part_spec *target,
                                em_reduce_mode mode, uint32_t flags, const char *name);
-/* Target HASH spec of a pair op: nparts, else parent's spec size, else default. */
-em_part_spec em__hash_target(em_context *sc, const em_plan_node *parent, uint32_t nparts);
+/* The reduce side of an in-place by-key aggregation of r (EM_NODE_ACC, map-side combine):
+ * add (EM_FN_ACC_ADD) folds values, or NULL when the values are accumulators already
+ * (merged with a->merge). Plan errors go into the node. */
+em_plan_node *em__acc_node(em_rdd *r, const em_agg *a, const char *add, uint32_t nparts,
+                           const char *name);
 
-/* ---------------------------------------------------------------- context.c (jobs) */
-/* The calling thread's job group (em_set_job_group) as a new string, or NULL. */
-char *em__job_group_dup(em_context *sc);
-
-/* ---------------------------------------------------------------- actions.c */
-/* Runs a job over parts (NULL = 0..nparts-1) of r; results[nparts] zeroed by the caller,
- * destroyed by the caller also on failure. A plan error of r is returned as is. */
+/* ---------------------------------------------------------------- job.c */
+/* Runs a job over parts (NULL = 0..nparts-1) of r in the calling thread's job group;
+ * results[nparts] zeroed by the caller, destroyed by the caller also on failure. A plan
+ * error of r is returned as is. */
 int em__run_job(em_rdd *r, const em_result_spec *res, const uint32_t *parts, uint32_t nparts,
                 em_task_result *results, em_err *err);
 /* A job over every partition; returns the results array (node->nparts entries; free with
@@ -147,23 +158,5 @@ void em__results_free(em_task_result *res, uint32_t n);
 /* Appends the records of batches to out (taking new references) until out->n == limit. */
 int em__records_add(em_records *out, em_batch **b, size_t n, size_t limit, em_err *err);
 int em__records_add_batches(em_records *out, em_batch **b, size_t n, em_err *err);
-
-/* ---------------------------------------------------------------- aggregate.c */
-int em__resolve_reduce(const char *fn, em_reduce_fn *out, em_err *err);
-/* acc = fn(acc, v) with em_fn_ctx{blob, t} (t: a driver task, or NULL); acc = v when !*has
- * (then *has = true). */
-int em__merge_value(em_reduce_fn fn, em_slice blob, em_task *t, em_vbuf *acc, bool *has,
-                    em_slice v, em_err *err);
-/* Registers the API's own functions (em.tree_rekey, em.aggregate_acc_partition); once per
- * process. */
-void em__api_register_fns(void);
-/* tree_aggregate(_acc) merges partials on the driver, without a shuffle, up to this many
- * bytes of them in total (partitions x partial size). */
-#define EM__TREE_DIRECT_BYTES ((size_t)4 << 20)
-/* The reduce side of an in-place by-key aggregation of r (EM_NODE_ACC, map-side combine):
- * add (EM_FN_ACC_ADD) folds values, or NULL when the values are accumulators already
- * (merged with a->merge). Plan errors go into the node. */
-em_plan_node *em__acc_node(em_rdd *r, const em_agg *a, const char *add, uint32_t nparts,
-                           const char *name);
 
 #endif /* EMBER_API_INT_H */

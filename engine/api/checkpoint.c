@@ -1,4 +1,5 @@
-/* engine/api/checkpoint.c - checkpoint(), local_checkpoint() and lineage depth.
+/* engine/api/checkpoint.c - checkpoint() and local_checkpoint() (em_rdd_lineage_depth,
+ * which tells when to cut a lineage, is in inspect.c).
  *
  * EAGER, unlike Spark's (which marks the RDD and writes it during the next action, running
  * the lineage twice unless cached): em_rdd_checkpoint runs one job right away and returns a
@@ -26,7 +27,7 @@
  * LOCAL checkpoints write each partition into the block store of the executor that
  * computed it (MEMORY_AND_DISK, block rdd_<writer id>_<part>): fast, but lost with that
  * executor (reading a lost block is EM_ENOTFOUND saying so), as Spark's localCheckpoint.
- * THREADS: any thread (nodes and handles are made through the locked helpers of rdd.c). */
+ * THREADS: any thread (nodes and handles are made through the locked helpers of node.c). */
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -117,7 +118,7 @@ static em_rdd *do_checkpoint(em_rdd *r, bool local, em_err *err)
         return NULL;
     em_plan_node *w = em__node_new(sc, EM_OP_CHECKPOINT_WRITE, &src, 1,
                                    local ? "local_checkpoint_write" : "checkpoint_write");
-    em__node_set_part(w, &src->part);
+    em_plan_node_set_part(w, &src->part);
     if (local) {
         w->flags |= EM_NODE_LOCAL_CKPT;
         w->ckpt_rdd = w->id;
@@ -155,7 +156,7 @@ static em_rdd *do_checkpoint(em_rdd *r, bool local, em_err *err)
     c->nparts = np;
     c->is_kv = src->is_kv;
     c->width = src->width;
-    em__node_set_part(c, &src->part);
+    em_plan_node_set_part(c, &src->part);
     c->flags = w->flags & EM_NODE_LOCAL_CKPT;
     c->ckpt_rdd = w->ckpt_rdd;
     if (!local) {
@@ -193,30 +194,4 @@ const char *em_rdd_checkpoint_part(const em_rdd *r, uint32_t part)
     if (n->op != EM_OP_CHECKPOINT_FILE || (n->flags & EM_NODE_LOCAL_CKPT) || part >= n->nsplits)
         return NULL;
     return n->splits[part].path;
-}
-
-/* Longest chain of nodes from n down to a source, memoized by node id (ids of parents are
- * smaller than their children's, so `memo` has room for all of them). */
-static uint32_t depth_of(const em_plan_node *n, uint32_t *memo, uint32_t cap)
-{
-    if (n->id < cap && memo[n->id])
-        return memo[n->id];
-    uint32_t d = 0;
-    for (uint32_t i = 0; i < n->nparents; i++) {
-        uint32_t pd = depth_of(n->parents[i], memo, cap);
-        if (pd > d)
-            d = pd;
-    }
-    if (n->id < cap)
-        memo[n->id] = d + 1;
-    return d + 1;
-}
-
-uint32_t em_rdd_lineage_depth(const em_rdd *r)
-{
-    uint32_t cap = r->node->id + 1;
-    uint32_t *memo = em_xcalloc(cap, sizeof *memo);
-    uint32_t d = depth_of(r->node, memo, cap);
-    em_free(memo);
-    return d;
 }

@@ -1,14 +1,13 @@
 /* engine/api/context.c - contexts: configuration checks, the application directory, the
- * block store, the scheduler with its local backend; broadcast variables, accumulators,
- * persistence and statistics.
+ * block store, the scheduler with its backend; broadcast variables, accumulators and
+ * statistics. (Job groups are in job.c, persistence in persist.c, what a dataset tells
+ * about itself in inspect.c.)
  *
  * APPLICATION DIRECTORY: <ember.local.dir | $TMPDIR | /tmp>/ember-app-XXXXXX with
  *   shuffle/  map outputs (shuffle_<sid>_<mid>.data/.index)
  *   spill/    reducer and writer spills
  *   blocks/   the block store's disk blocks
  * removed whole by em_context_free, so nothing is left behind.
- * JOB GROUPS: sc->groups maps a driver thread (a serial number drawn once per thread) to
- * its group; em__run_job runs the thread's jobs in it; cancelling goes to the scheduler.
  * THREADS: any thread for everything but em_context_new/free (api_int.h: sc->lock). */
 #include <errno.h>
 #include <stdio.h>
@@ -490,135 +489,4 @@ double em_accumulator_f64(em_context *sc, uint32_t id)
     double v = id >= 1 && id <= sc->naccs ? sc->accs[id - 1].f64 : 0.0;
     pthread_mutex_unlock(&sc->lock);
     return v;
-}
-
-/* ---------------------------------------------------------------- job groups */
-
-/* This thread's serial number (drawn on first use; never 0, never reused). */
-static uint64_t thread_serial(void)
-{
-    static _Atomic uint64_t next = 1;   /* written only by this fetch-add */
-    static _Thread_local uint64_t mine;
-    if (!mine)
-        mine = next++;
-    return mine;
-}
-
-void em_set_job_group(em_context *sc, const char *group)
-{
-    uint64_t me = thread_serial();
-    pthread_mutex_lock(&sc->lock);
-    size_t i = 0;
-    while (i < sc->ngroups && sc->groups[i].thread != me)
-        i++;
-    if (i < sc->ngroups) {
-        em_free(sc->groups[i].name);
-        sc->groups[i] = sc->groups[--sc->ngroups];
-    }
-    if (group) {
-        sc->groups = em_xrealloc(sc->groups, (sc->ngroups + 1) * sizeof *sc->groups);
-        sc->groups[sc->ngroups++] = (em__group){me, em_xstrdup(group)};
-    }
-    pthread_mutex_unlock(&sc->lock);
-}
-
-char *em__job_group_dup(em_context *sc)
-{
-    uint64_t me = thread_serial();
-    char *g = NULL;
-    pthread_mutex_lock(&sc->lock);
-    for (size_t i = 0; i < sc->ngroups && !g; i++)
-        if (sc->groups[i].thread == me)
-            g = em_xstrdup(sc->groups[i].name);
-    pthread_mutex_unlock(&sc->lock);
-    return g;
-}
-
-void em_cancel_job_group(em_context *sc, const char *group)
-{
-    if (group)
-        em_sched_cancel(sc->sched, group);
-}
-
-void em_cancel_all_jobs(em_context *sc)
-{
-    em_sched_cancel(sc->sched, NULL);
-}
-
-/* ---------------------------------------------------------------- persistence */
-
-em_rdd *em_rdd_persist(em_rdd *r, em_persist_level level)
-{
-    static const em_storage_level map[] = {
-        [EM_PERSIST_NONE] = EM_STORAGE_NONE,
-        [EM_PERSIST_MEMORY_ONLY] = EM_STORAGE_MEMORY_ONLY,
-        [EM_PERSIST_MEMORY_AND_DISK] = EM_STORAGE_MEMORY_AND_DISK,
-        [EM_PERSIST_DISK_ONLY] = EM_STORAGE_DISK_ONLY,
-    };
-    pthread_mutex_lock(&r->sc->lock);
-    if (!em__rdd_is_released(r)) {   /* the shared "released" node is left alone */
-        if ((unsigned)level <= EM_PERSIST_DISK_ONLY)
-            r->node->level = map[level];
-        if (level == EM_PERSIST_NONE)
-            em__drop_rdd_blocks(r->sc, r->node->id);
-    }
-    pthread_mutex_unlock(&r->sc->lock);
-    return r;
-}
-
-em_rdd *em_rdd_cache(em_rdd *r)
-{
-    return em_rdd_persist(r, EM_PERSIST_MEMORY_ONLY);
-}
-
-void em_rdd_unpersist(em_rdd *r)
-{
-    em_rdd_persist(r, EM_PERSIST_NONE);
-}
-
-/* ---------------------------------------------------------------- inspection */
-
-const em_err *em_rdd_error(const em_rdd *r)
-{
-    return r->node->err.code != 0 ? &r->node->err : NULL;
-}
-
-uint32_t em_rdd_id(const em_rdd *r)
-{
-    return em__rdd_is_released(r) ? 0 : r->node->id;
-}
-
-uint32_t em_rdd_num_partitions(const em_rdd *r)
-{
-    return r->node->nparts;
-}
-
-em_partitioner_kind em_rdd_partitioner(const em_rdd *r)
-{
-    return r->node->part.kind;
-}
-
-static void debug_node(em_vbuf *b, const em_plan_node *n, int depth)
-{
-    static const char *const levels[] = {"", " [memory]", " [memory+disk]", " [disk]"};
-    for (int i = 0; i < depth; i++)
-        em_vbuf_append(b, i + 1 == depth ? " +-" : " | ", 3);
-    em_vbuf_printf(b, "(%u) %s [%u] %s%s%s%s\n", n->nparts, n->name ? n->name : em_op_name(n->op),
-                   n->id, em_op_name(n->op), n->fn ? " " : "", n->fn ? n->fn : "",
-                   (unsigned)n->level < 4 ? levels[n->level] : "");
-    for (uint32_t i = 0; i < n->nparents && depth < 64; i++)
-        debug_node(b, n->parents[i], depth + 1);
-}
-
-char *em_rdd_debug_string(const em_rdd *r)
-{
-    em_vbuf b;
-    em_vbuf_init(&b);
-    debug_node(&b, r->node, 0);
-    if (em_vbuf_append(&b, "", 1) < 0) {
-        em_vbuf_destroy(&b);
-        return NULL;
-    }
-    size_t len;
-    return (char *)em_vbuf_steal(&b, &len);
 }

@@ -1,54 +1,23 @@
 /* engine/api/pairs.c - pair operations: the combine_by_key family, group_by_key, distinct,
  * cogroup and joins, sort_by_key / sort_by and partition_by.
  *
- * SHUFFLE OR NOT: a pair op's target partitioning is HASH(nparts) (RANGE for sorts). When the
- * parent is already partitioned exactly so (em_part_spec_equal), the reduce side runs in
- * place as a LOCAL_REDUCE node and nothing is shuffled (Spark's narrow dependency on a
- * co-partitioned parent); otherwise a SHUFFLED node cuts a stage.
+ * SHUFFLE OR NOT: the reduce side of each is built by em__build_reduce (node.c): in place
+ * (LOCAL_REDUCE) when the parent is already partitioned as the target, else a SHUFFLED
+ * node that cuts a stage. Pair ops that need several nodes (distinct, cogroup and joins,
+ * sort_by) build them through the transformations of transform.c and drop the internal
+ * handles of the steps (release.c).
  *
  * RANGE BOUNDS (Spark's RangePartitioner): a SAMPLE_KEYS job takes up to
  * ceil(3 * min(20 * nparts, 1e6) / parent partitions) keys per partition by reservoir
  * sampling; each sampled key weighs (records in its partition / keys sampled there); the
  * sorted candidates are cut at every 1/nparts of the total weight, skipping bounds equal to
  * the previous one (so fewer partitions may result).
- * THREADS: any thread (nodes and handles are made through the locked helpers of rdd.c). */
+ * THREADS: any thread (nodes and handles are made through the locked helpers of node.c). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/api/api_int.h"
-
-em_part_spec em__hash_target(em_context *sc, const em_plan_node *parent, uint32_t nparts)
-{
-    em_part_spec s = {.kind = EM_PART_HASH};
-    if (nparts)
-        s.nparts = nparts;
-    else if (parent->part.kind != EM_PART_NONE)
-        s.nparts = parent->part.nparts;
-    else
-        s.nparts = sc->default_par;
-    return s;
-}
-
-em_plan_node *em__build_reduce(em_context *sc, em_plan_node *parent, const em_part_spec *target,
-                               em_reduce_mode mode, uint32_t flags, const char *name)
-{
-    em_plan_node *n;
-    if (em_part_spec_equal(&parent->part, target)) {
-        n = em__node_new(sc, EM_OP_LOCAL_REDUCE, &parent, 1, name);
-        n->flags = flags & EM_NODE_DESCENDING;
-        n->nparts = parent->nparts;
-    } else {
-        n = em__node_shuffled(sc, parent, target->nparts, name);
-        n->flags = flags;
-        n->map_part = target->kind == EM_PART_RANGE ? EM_MAP_PART_RANGE : EM_MAP_PART_HASH;
-    }
-    n->mode = mode;
-    n->is_kv = true;
-    n->width = 0;
-    em__node_set_part(n, target);
-    return n;
-}
 
 /* The combine_by_key family: AGGREGATE with map-side combine. */
 static em_rdd *agg_node(em_rdd *r, const char *create, const char *mv, const char *mc,
@@ -58,12 +27,12 @@ static em_rdd *agg_node(em_rdd *r, const char *create, const char *mv, const cha
     em_plan_node *n =
         em__build_reduce(r->sc, r->node, &t, EM_REDUCE_AGGREGATE, EM_NODE_MAP_COMBINE, name);
     if (create)
-        em__node_set_fn(n, &n->fn_create, create, EM_FN_CREATE);
-    em__node_set_fn(n, &n->fn, mv, EM_FN_REDUCE);
-    em__node_set_fn(n, &n->fn_merge, mc, EM_FN_REDUCE);
-    em__node_set_blob(n, ctx);
+        em_plan_node_set_fn(n, &n->fn_create, create, EM_FN_CREATE);
+    em_plan_node_set_fn(n, &n->fn, mv, EM_FN_REDUCE);
+    em_plan_node_set_fn(n, &n->fn_merge, mc, EM_FN_REDUCE);
+    em_plan_node_set_blob(n, ctx);
     if (zero)
-        em__node_set_zero(n, *zero);
+        em_plan_node_set_zero(n, *zero);
     return em__rdd_wrap(r->sc, n);
 }
 
@@ -95,7 +64,7 @@ em_rdd *em_rdd_aggregate_by_key_acc(em_rdd *r, const em_agg *a, uint32_t nparts)
 {
     em_plan_node *n = em__acc_node(r, a, a ? a->seq : NULL, nparts, "aggregate_by_key_acc");
     if (a && !a->seq)
-        em__node_fail(n, EM_EINVAL, "aggregate_by_key_acc: missing seq (add) function");
+        em_plan_node_fail(n, EM_EINVAL, "aggregate_by_key_acc: missing seq (add) function");
     return em__rdd_wrap(r->sc, n);
 }
 
@@ -132,7 +101,7 @@ static em_plan_node *tag_node(em_rdd *r, uint32_t tag)
     n->tag = tag;
     n->is_kv = true;
     n->width = 0;
-    em__node_set_part(n, &r->node->part);
+    em_plan_node_set_part(n, &r->node->part);
     return n;
 }
 
@@ -152,7 +121,7 @@ static em_rdd *cogroup_node(em_rdd *a, em_rdd *b, uint32_t nparts, uint32_t flag
     em_plan_node *n = em__node_new(sc, EM_OP_COGROUP_SPLIT, &g, 1, name);
     n->flags = flags;
     n->is_kv = true;
-    em__node_set_part(n, &t);
+    em_plan_node_set_part(n, &t);
     em_rdd *o = em__rdd_wrap(sc, n);
     em__rdd_drop(ta);
     em__rdd_drop(tb);
@@ -284,13 +253,13 @@ static em_plan_node *range_node(em_rdd *r, uint32_t nparts, bool ascending, bool
         out = em__node_shuffled(sc, r->node, spec.nparts, name);
         out->flags |= EM_NODE_NO_REDUCE;
         out->map_part = EM_MAP_PART_RANGE;
-        em__node_set_part(out, &spec);
+        em_plan_node_set_part(out, &spec);
     } else {
         out = em__build_reduce(sc, r->node, &spec, EM_REDUCE_SORT,
                                ascending ? 0 : EM_NODE_DESCENDING, name);
     }
     if (rc < 0)
-        em__node_fail(out, err.code, "sampling keys: %s", err.msg);
+        em_plan_node_fail(out, err.code, "sampling keys: %s", err.msg);
     for (uint32_t i = 0; res && i < P; i++)
         em_task_result_destroy(&res[i]);
     em_free(res);
@@ -336,8 +305,8 @@ em_rdd *em_rdd_partition_by(em_rdd *r, em_partitioner_kind kind, uint32_t nparts
     em_plan_node *n = em__node_shuffled(sc, r->node, t.nparts, "partition_by");
     n->flags |= EM_NODE_NO_REDUCE;
     n->map_part = EM_MAP_PART_HASH;
-    em__node_set_part(n, &t);
+    em_plan_node_set_part(n, &t);
     if (kind != EM_PART_HASH)
-        em__node_fail(n, EM_EINVAL, "partitioner kind %d (HASH or RANGE)", (int)kind);
+        em_plan_node_fail(n, EM_EINVAL, "partitioner kind %d (HASH or RANGE)", (int)kind);
     return em__rdd_wrap(sc, n);
 }

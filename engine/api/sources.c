@@ -10,7 +10,7 @@
  * each file is cut into split-sized pieces while more than 1.1 splits remain (the last piece
  * takes the rest); every piece is its own partition; an empty file is one empty piece. The
  * executor's line reader owns the lines that start inside its piece (Hadoop's rule).
- * THREADS: any thread (nodes and handles are made through the locked helpers of rdd.c). */
+ * THREADS: any thread (nodes and handles are made through the locked helpers of node.c). */
 #include <dirent.h>
 #include <glob.h>
 #include <stdlib.h>
@@ -71,11 +71,11 @@ em_rdd *em_parallelize(em_context *sc, em_rec_kind kind, uint32_t width, const e
     pn->is_kv = kind == EM_REC_KV;
     pn->width = kind == EM_REC_FIXED ? width : 0;
     if (kind != EM_REC_BYTES && kind != EM_REC_KV && kind != EM_REC_FIXED) {
-        em__node_fail(pn, EM_EINVAL, "record kind %d", (int)kind);
+        em_plan_node_fail(pn, EM_EINVAL, "record kind %d", (int)kind);
         return r;
     }
     if ((kind == EM_REC_FIXED && width == 0) || (n > 0 && !recs)) {
-        em__node_fail(pn, EM_EINVAL, "FIXED records need a width; records need an array");
+        em_plan_node_fail(pn, EM_EINVAL, "FIXED records need a width; records need an array");
         return r;
     }
     for (uint32_t i = 0; i < p; i++) {
@@ -86,13 +86,13 @@ em_rdd *em_parallelize(em_context *sc, em_rec_kind kind, uint32_t width, const e
         em_err err = EM_ERR_INIT;
         em_block_id id = {EM_BLOCK_INPUT, pn->id, i, 0};
         if (build_slice(kind, width, recs, lo, hi, &bs, &nb, &err) < 0) {
-            em__node_fail(pn, err.code, "slice %u: %s", i, err.msg);
+            em_plan_node_fail(pn, err.code, "slice %u: %s", i, err.msg);
             return r;
         }
         int rc = em_block_store_put_take(sc->store, id, bs, nb, EM_STORAGE_MEMORY_AND_DISK, &err);
         em_free(bs);
         if (rc < 0) {
-            em__node_fail(pn, err.code, "slice %u: %s", i, err.msg);
+            em_plan_node_fail(pn, err.code, "slice %u: %s", i, err.msg);
             return r;
         }
     }
@@ -108,7 +108,7 @@ em_rdd *em_range(em_context *sc, int64_t start, int64_t end, int64_t step, uint3
     n->range_step = step;
     n->width = 8;
     if (step == 0)
-        em__node_fail(n, EM_EINVAL, "step 0");
+        em_plan_node_fail(n, EM_EINVAL, "step 0");
     return em__rdd_wrap(sc, n);
 }
 
@@ -226,7 +226,7 @@ em_rdd *em_text_file(em_context *sc, const char *path, uint32_t min_parts)
 
     n->nparts = 1;
     if (expand(path, &fl, &err) < 0) {
-        em__node_fail(n, err.code, "%s", err.msg);
+        em_plan_node_fail(n, err.code, "%s", err.msg);
         return em__rdd_wrap(sc, n);
     }
     uint64_t total = 0;
@@ -261,7 +261,7 @@ em_rdd *em_whole_text_files(em_context *sc, const char *path, uint32_t min_parts
     n->nparts = 1;
     n->is_kv = true;
     if (expand(path, &fl, &err) < 0) {
-        em__node_fail(n, err.code, "%s", err.msg);
+        em_plan_node_fail(n, err.code, "%s", err.msg);
         return em__rdd_wrap(sc, n);
     }
     uint32_t p = min_parts_of(sc, min_parts);

@@ -19,6 +19,7 @@
 
 #include "engine/executor/executor.h"
 #include "engine/task/task.h"
+#include "storage/storage.h"
 
 #define EM__DATA_HDR 10
 #define EM__SEG_CHUNK ((size_t)4 << 20)   /* segment bytes per DATA frame */

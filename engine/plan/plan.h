@@ -22,8 +22,14 @@
 #define EMBER_PLAN_H
 
 #include "engine/plan/fn.h"
-#include "shuffle/shuffle.h"
-#include "storage/storage.h"
+
+/* The plan records what lower layers will do with a node but needs none of their
+ * machinery, so this header includes neither shuffle/ nor storage/: a node's reduce mode
+ * and storage level are plain integers holding em_reduce_mode (shuffle/shuffle.h) and
+ * em_storage_level (storage/storage.h) values, em_part_spec_partitioner fills an opaque
+ * em_partitioner, and em_merge8_fn is repeated below (C11 allows an identical typedef
+ * twice; a file that includes both headers fails to compile if they ever differ). */
+struct em_partitioner;
 
 typedef enum em_op {
     /* sources */
@@ -132,7 +138,8 @@ struct em_plan_node {
     /* SHUFFLED / LOCAL_REDUCE */
     uint32_t shuffle_id;         /* SHUFFLED: unique per context */
     em_map_part map_part;        /* SHUFFLED map side */
-    em_reduce_mode mode;         /* reduce side (unless EM_NODE_NO_REDUCE) */
+    uint32_t mode;               /* em_reduce_mode of the reduce side (unless
+                                    EM_NODE_NO_REDUCE) */
 
     /* sources and narrow ops */
     int64_t range_start, range_end, range_step;
@@ -149,7 +156,8 @@ struct em_plan_node {
                                     graph is freed (ember.checkpoint.cleanup=true) */
 
     /* persistence (driver only, copied into stage JSON) */
-    em_storage_level level;      /* != NONE: partitions are cached as EM_BLOCK_RDD blocks */
+    uint32_t level;              /* em_storage_level; != EM_STORAGE_NONE: partitions are
+                                    cached as EM_BLOCK_RDD blocks */
     /* driver only, never encoded: references that keep the node alive, i.e. unreleased
      * em_rdd handles naming it plus parent links of living nodes naming it (a node listed
      * twice among one child's parents counts twice). engine/api frees the node with
@@ -174,6 +182,22 @@ em_plan_node *em_plan_graph_find(const em_plan_graph *g, uint32_t id);   /* NULL
 void em_plan_graph_remove(em_plan_graph *g, em_plan_node *n);
 /* Sets node->parents to a copy of the array. */
 void em_plan_node_set_parents(em_plan_node *n, em_plan_node *const *parents, uint32_t np);
+
+/* ---------------------------------------------------------------- building nodes
+ * Setters for a plan's builder (engine/plan/build.c; one thread per node). Each copies its
+ * argument into memory the node owns (replacing what was there); errors go into n->err,
+ * the first one winning, so a builder never stops half-way. */
+
+/* Sets n's plan error "<name or op> [<id>]: <message>" unless it has one already. */
+void em_plan_node_fail(em_plan_node *n, int code, const char *fmt, ...) EM_PRINTF(3, 4);
+/* Resolves fn as kind (em_registry_resolve) and stores a copy in *slot (n->fn, fn_create or
+ * fn_merge). A NULL or unresolvable name fails the node instead; returns whether it
+ * resolved. */
+bool em_plan_node_set_fn(em_plan_node *n, char **slot, const char *fn, em_fn_kind kind);
+void em_plan_node_set_blob(em_plan_node *n, em_slice blob);   /* empty: no blob */
+void em_plan_node_set_zero(em_plan_node *n, em_slice zero);   /* empty still "has a zero" */
+/* Deep copy of a partitioning spec (RANGE bounds included) into n->part. */
+void em_plan_node_set_part(em_plan_node *n, const em_part_spec *spec);
 /* ---------------------------------------------------------------- operator descriptors
  * Everything the plan layer knows about an operation is in its descriptor, one entry of
  * one table (engine/plan/ops.c), indexed by em_op: its name in JSON, arity, shape, main
@@ -211,8 +235,8 @@ bool em_op_one_to_one(em_op op);                    /* em_op_desc_get(op)->one_t
 /* Equal partitioning (kind, nparts, bounds, direction): a pair op on such a parent needs
  * no shuffle. NONE is never equal to anything. */
 bool em_part_spec_equal(const em_part_spec *a, const em_part_spec *b);
-/* Makes an em_partitioner for a HASH or RANGE spec. */
-int em_part_spec_partitioner(const em_part_spec *s, em_partitioner *out, em_err *err);
+/* Makes an em_partitioner (shuffle/shuffle.h) for a HASH or RANGE spec. */
+int em_part_spec_partitioner(const em_part_spec *s, struct em_partitioner *out, em_err *err);
 
 /* ---------------------------------------------------------------- JSON
  * Encodes the stage rooted at `root`: nodes reachable without crossing a SHUFFLED node
@@ -241,6 +265,7 @@ void em_registry_init_builtins(void);
  * em_job_register when it exports one (engine/plan/fn.h). 0, or its error (the library is
  * then not added). Driver and executors call it alike. */
 int em_registry_add_library(void *dl_handle, em_err *err);
+typedef void (*em_merge8_fn)(uint8_t *acc, const uint8_t *v);   /* as in shuffle/shuffle.h */
 /* The 8-byte in-place kernel of a built-in EM_FN_REDUCE function (em.sum_i64, em.min_i64,
  * em.max_i64, em.sum_f64, em.first), given the function em_registry_resolve returned; NULL
  * for any other function. For two 8-byte values the kernel computes exactly what the

@@ -3,6 +3,8 @@
 #define EMBER_PLAN_INT_H
 
 #include "engine/plan/plan.h"
+#include "shuffle/shuffle.h"     /* partitioners, reduce modes (plan.h keeps them opaque) */
+#include "storage/storage.h"     /* storage levels */
 
 /* New zeroed node with an explicit id (decoding). Keeps the graph's lookup correct whatever
  * the order of ids. Aborts on OOM (control structure). */

@@ -39,6 +39,8 @@
 
 #include "engine/base/base.h"
 #include "engine/plan/plan.h"
+#include "shuffle/shuffle.h"   /* map outputs (em_map_status, em_shuffle_src) */
+#include "storage/storage.h"   /* storage levels of cached partitions (em_sched_task_pref) */
 #include "engine/task/task.h"
 
 #define EM_SCHED_MAX_STAGE_ATTEMPTS 4   /* fetch-failure recovery rounds per job */

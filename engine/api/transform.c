@@ -1,126 +1,19 @@
-/* engine/api/rdd.c - dataset handles, plan-node helpers and the narrow transformations
- * (map, filter, union, sample, glom, cartesian, zip_with_index, coalesce, repartition; the
- * _fixed variants of map, flat_map and map_partitions declare their output width: the
- * node's width, checked record by record by the executor, keeps the records FIXED).
- * Sources (parallelize, range, text files) are in sources.c, pair operations in pairs.c.
+/* engine/api/transform.c - the narrow transformations: map, flat_map, filter,
+ * map_partitions (and their _fixed variants, which declare their output width: the node's
+ * width, checked record by record by the executor, keeps the records FIXED), map_values,
+ * key_by, keys, values, union, sample, glom, cartesian, zip_with_index, coalesce and
+ * repartition. Each makes one node over its parents (node.c); zip_with_index runs a COUNT
+ * job first (job.c) for its partitions' start indices.
  *
  * HANDLES: a transformation returns a new handle, except where Spark returns the RDD itself
- * (coalesce to as many partitions or more, partition_by an existing partitioning): then r
- * comes back with one more hold, so that each returned handle is released once (release.c).
+ * (coalesce to as many partitions or more): then r comes back with one more hold, so that
+ * each returned handle is released once (release.c).
  * ERRORS: a transformation always returns a handle. Its node records the first error met:
- * the parent's (copied, so derived datasets report the root cause), a function name that
- * em_registry_resolve rejects, or a bad argument. The scheduler refuses to run such a node.
- * THREADS: any thread; the graph and the handle list are changed under sc->lock. */
-#include <stdio.h>
+ * the parent's, a function name that em_registry_resolve rejects, or a bad argument.
+ * THREADS: any thread (nodes and handles are made through the locked helpers of node.c). */
 #include <string.h>
 
 #include "engine/api/api_int.h"
-
-em_rdd *em__rdd_wrap(em_context *sc, em_plan_node *n)
-{
-    em_rdd *r = em_xmalloc(sizeof *r);
-    r->sc = sc;
-    r->node = n;
-    r->holds = 1;
-    pthread_mutex_lock(&sc->lock);
-    n->refs++;
-    if (sc->nrdds == sc->rdds_cap) {
-        sc->rdds_cap = sc->rdds_cap ? 2 * sc->rdds_cap : 32;
-        sc->rdds = em_xrealloc(sc->rdds, sc->rdds_cap * sizeof *sc->rdds);
-    }
-    sc->rdds[sc->nrdds++] = r;
-    pthread_mutex_unlock(&sc->lock);
-    return r;
-}
-
-em_plan_node *em__node_new(em_context *sc, em_op op, em_plan_node *const *parents,
-                           uint32_t np, const char *name)
-{
-    pthread_mutex_lock(&sc->lock);
-    em_plan_node *n = em_plan_node_new(sc->graph, op);
-    em_plan_node_set_parents(n, parents, np);
-    for (uint32_t i = 0; i < np; i++)
-        parents[i]->refs++;   /* dropped when n dies (release.c) */
-    pthread_mutex_unlock(&sc->lock);
-    if (name)
-        n->name = em_xstrdup(name);
-    for (uint32_t i = 0; i < np; i++)
-        if (parents[i]->err.code != 0 && n->err.code == 0)
-            em_err_copy(&n->err, &parents[i]->err);
-    if (np > 0) {
-        n->nparts = parents[0]->nparts;
-        n->is_kv = parents[0]->is_kv;
-        n->width = parents[0]->width;
-    }
-    return n;
-}
-
-void em__node_fail(em_plan_node *n, int code, const char *fmt, ...)
-{
-    if (n->err.code != 0)
-        return;
-    char msg[EM_ERR_MSG_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    em_err_set(&n->err, code, "%s [%u]: %s", n->name ? n->name : em_op_name(n->op), n->id, msg);
-}
-
-bool em__node_set_fn(em_plan_node *n, char **slot, const char *fn, em_fn_kind kind)
-{
-    em_any_fn f;
-    em_err err = EM_ERR_INIT;
-    if (!fn) {
-        em__node_fail(n, EM_EINVAL, "missing function name");
-        return false;
-    }
-    if (em_registry_resolve(fn, kind, &f, &err) < 0) {
-        em__node_fail(n, err.code, "%s", err.msg);
-        return false;
-    }
-    em_free(*slot);
-    *slot = em_xstrdup(fn);
-    return true;
-}
-
-static uint8_t *dup_bytes(em_slice s)
-{
-    uint8_t *p = em_xmalloc(s.n ? s.n : 1);
-    if (s.n)
-        memcpy(p, s.p, s.n);
-    return p;
-}
-
-void em__node_set_blob(em_plan_node *n, em_slice blob)
-{
-    em_free(n->blob);
-    n->blob = blob.n ? dup_bytes(blob) : NULL;
-    n->blob_len = blob.n;
-}
-
-void em__node_set_zero(em_plan_node *n, em_slice zero)
-{
-    em_free(n->zero);
-    n->zero = dup_bytes(zero);   /* non-NULL even when empty: "has a zero" */
-    n->zero_len = zero.n;
-}
-
-void em__node_set_part(em_plan_node *n, const em_part_spec *spec)
-{
-    for (uint32_t i = 0; i < n->part.nbounds; i++)
-        em_free((void *)n->part.bounds[i].p);
-    em_free(n->part.bounds);
-    n->part = *spec;
-    n->part.bounds = NULL;
-    n->part.nbounds = 0;
-    if (spec->kind != EM_PART_RANGE || spec->nbounds == 0)
-        return;
-    n->part.bounds = em_xcalloc(spec->nbounds, sizeof *n->part.bounds);
-    for (uint32_t i = 0; i < spec->nbounds; i++)
-        n->part.bounds[i] = em_slice_make(dup_bytes(spec->bounds[i]), spec->bounds[i].n);
-    n->part.nbounds = spec->nbounds;
-}
 
 /* Whether a map function's output is pairs: known built-ins, else as the input. */
 static bool map_fn_is_kv(const char *fn, em_slice blob, bool in_kv)
@@ -145,8 +38,8 @@ static em_rdd *fn_node(em_rdd *r, em_op op, uint32_t flags, const char *fn, em_f
 {
     em_plan_node *n = em__node_new(r->sc, op, &r->node, 1, name);
     n->flags = flags;
-    if (em__node_set_fn(n, &n->fn, fn, kind))
-        em__node_set_blob(n, ctx);
+    if (em_plan_node_set_fn(n, &n->fn, fn, kind))
+        em_plan_node_set_blob(n, ctx);
     return em__rdd_wrap(r->sc, n);
 }
 
@@ -169,7 +62,7 @@ em_rdd *em_rdd_flat_map(em_rdd *r, const char *fn, em_slice ctx)
 em_rdd *em_rdd_filter(em_rdd *r, const char *fn, em_slice ctx)
 {
     em_rdd *o = fn_node(r, EM_OP_FILTER, 0, fn, EM_FN_FILTER, ctx, "filter");
-    em__node_set_part(o->node, &r->node->part);
+    em_plan_node_set_part(o->node, &r->node->part);
     return o;
 }
 
@@ -179,7 +72,7 @@ em_rdd *em_rdd_map_partitions(em_rdd *r, const char *fn, em_slice ctx,
     em_rdd *o = fn_node(r, EM_OP_MAP_PARTITIONS, 0, fn, EM_FN_PARTITION, ctx, "map_partitions");
     o->node->width = 0;
     if (preserves_partitioning)
-        em__node_set_part(o->node, &r->node->part);
+        em_plan_node_set_part(o->node, &r->node->part);
     return o;
 }
 
@@ -187,9 +80,9 @@ em_rdd *em_rdd_map_partitions(em_rdd *r, const char *fn, em_slice ctx,
 static em_rdd *fixed(em_rdd *o, uint32_t width)
 {
     if (width == 0)
-        em__node_fail(o->node, EM_EINVAL, "declared record width 0 (must be >= 1)");
+        em_plan_node_fail(o->node, EM_EINVAL, "declared record width 0 (must be >= 1)");
     if (width > EM_BATCH_MAX_REC_LEN)
-        em__node_fail(o->node, EM_EINVAL, "declared record width %u is too large", width);
+        em_plan_node_fail(o->node, EM_EINVAL, "declared record width %u is too large", width);
     o->node->is_kv = false;
     o->node->width = width;
     return o;
@@ -219,7 +112,7 @@ static em_rdd *values_node(em_rdd *r, const char *fn, em_slice ctx, const char *
     em_rdd *o = fn_node(r, EM_OP_MAP, EM_NODE_VALUES_ONLY, fn, EM_FN_MAP, ctx, name);
     o->node->is_kv = true;
     o->node->width = 0;
-    em__node_set_part(o->node, &r->node->part);
+    em_plan_node_set_part(o->node, &r->node->part);
     return o;
 }
 
@@ -263,17 +156,17 @@ em_rdd *em_rdd_union(em_rdd *a, em_rdd *b)
     em_plan_node *ps[2] = {a->node, b->node};
     em_plan_node *n = em__node_new(a->sc, EM_OP_UNION, ps, 2, "union");
     if (a->sc != b->sc)
-        em__node_fail(n, EM_EINVAL, "union of datasets of two contexts");
+        em_plan_node_fail(n, EM_EINVAL, "union of datasets of two contexts");
     n->is_kv = a->node->is_kv && b->node->is_kv;
     n->width = a->node->width == b->node->width ? a->node->width : 0;
     if (em_part_spec_equal(&a->node->part, &b->node->part)) {
         n->flags |= EM_NODE_ZIP_PARTS;
         n->nparts = a->node->nparts;
-        em__node_set_part(n, &a->node->part);
+        em_plan_node_set_part(n, &a->node->part);
     } else {
         uint64_t sum = (uint64_t)a->node->nparts + b->node->nparts;
         if (sum > UINT32_MAX)
-            em__node_fail(n, EM_EINVAL, "%llu partitions", (unsigned long long)sum);
+            em_plan_node_fail(n, EM_EINVAL, "%llu partitions", (unsigned long long)sum);
         n->nparts = (uint32_t)sum;
     }
     return em__rdd_wrap(a->sc, n);
@@ -283,12 +176,12 @@ em_rdd *em_rdd_sample(em_rdd *r, bool with_replacement, double fraction, uint64_
 {
     em_plan_node *n = em__node_new(r->sc, EM_OP_SAMPLE, &r->node, 1, "sample");
     if (!(fraction >= 0.0) || (!with_replacement && fraction > 1.0))
-        em__node_fail(n, EM_EINVAL, "fraction %g (0..1 without replacement, >= 0 with)",
+        em_plan_node_fail(n, EM_EINVAL, "fraction %g (0..1 without replacement, >= 0 with)",
                       fraction);
     n->sample_fraction = fraction;
     n->sample_with_replacement = with_replacement;
     n->seed = seed;
-    em__node_set_part(n, &r->node->part);
+    em_plan_node_set_part(n, &r->node->part);
     return em__rdd_wrap(r->sc, n);
 }
 
@@ -306,9 +199,9 @@ em_rdd *em_rdd_cartesian(em_rdd *a, em_rdd *b)
     em_plan_node *n = em__node_new(a->sc, EM_OP_CARTESIAN, ps, 2, "cartesian");
     uint64_t np = (uint64_t)a->node->nparts * b->node->nparts;
     if (a->sc != b->sc)
-        em__node_fail(n, EM_EINVAL, "cartesian of datasets of two contexts");
+        em_plan_node_fail(n, EM_EINVAL, "cartesian of datasets of two contexts");
     if (np > (1u << 24))
-        em__node_fail(n, EM_EINVAL, "%u x %u partitions is too many", a->node->nparts,
+        em_plan_node_fail(n, EM_EINVAL, "%u x %u partitions is too many", a->node->nparts,
                       b->node->nparts);
     n->nparts = (uint32_t)np;
     n->is_kv = true;
@@ -330,7 +223,7 @@ em_rdd *em_rdd_zip_with_index(em_rdd *r)
     em_result_spec spec = {.op = EM_RESULT_COUNT};
     em_err err = EM_ERR_INIT;
     if (em__run_job(r, &spec, NULL, np, res, &err) < 0) {
-        em__node_fail(n, err.code, "counting partitions: %s", err.msg);
+        em_plan_node_fail(n, err.code, "counting partitions: %s", err.msg);
     } else {
         uint64_t start = 0;
         for (uint32_t i = 0; i < np; i++) {
@@ -342,18 +235,6 @@ em_rdd *em_rdd_zip_with_index(em_rdd *r)
         em_task_result_destroy(&res[i]);
     em_free(res);
     return em__rdd_wrap(sc, n);
-}
-
-/* A SHUFFLED node over parent with a fresh shuffle id (map_part and mode set by caller). */
-em_plan_node *em__node_shuffled(em_context *sc, em_plan_node *parent, uint32_t nparts,
-                                const char *name)
-{
-    em_plan_node *n = em__node_new(sc, EM_OP_SHUFFLED, &parent, 1, name);
-    n->shuffle_id = sc->next_shuffle_id++;
-    n->nparts = nparts;
-    if (nparts == 0 || nparts > EM_SHUFFLE_MAX_PARTS)
-        em__node_fail(n, EM_EINVAL, "%u partitions (1..%u)", nparts, EM_SHUFFLE_MAX_PARTS);
-    return n;
 }
 
 em_rdd *em_rdd_coalesce(em_rdd *r, uint32_t nparts, bool shuffle)
@@ -371,7 +252,7 @@ em_rdd *em_rdd_coalesce(em_rdd *r, uint32_t nparts, bool shuffle)
         return em__rdd_again(r);   /* Spark returns the RDD itself; one more release owed */
     em_plan_node *n = em__node_new(sc, EM_OP_COALESCE, &r->node, 1, "coalesce");
     if (nparts == 0) {
-        em__node_fail(n, EM_EINVAL, "coalesce to 0 partitions");
+        em_plan_node_fail(n, EM_EINVAL, "coalesce to 0 partitions");
         nparts = 1;
     }
     n->nparts = nparts;

@@ -201,7 +201,7 @@ static int spill(em_reducer *r, em_err *err)
         return rc;
     if (r->o.mode == EM_REDUCE_AGGREGATE) {
         rc = em__aggmap_sort(&r->agg, err);
-        for (size_t i = 0; i < r->agg.nents && rc == 0; i++) {
+        for (size_t i = 0; i < r->agg.tab.n && rc == 0; i++) {
             uint32_t part;
             em_rec rec;
             em__aggmap_at(&r->agg, i, &part, &rec);
@@ -358,7 +358,7 @@ static int src_advance(em_reducer *r, run_src *s, em_err *err)
     }
     s->has = false;
     if (r->o.mode == EM_REDUCE_AGGREGATE) {
-        if (s->pos < r->agg.nents) {
+        if (s->pos < r->agg.tab.n) {
             uint32_t part;
             em__aggmap_at(&r->agg, s->pos++, &part, &s->cur);
             s->has = true;

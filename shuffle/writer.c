@@ -238,7 +238,7 @@ static int drain_combiners(em_shuffle_writer *w, bool keep_table, em_err *err)
         if (rc < 0)
             return rc;
     }
-    if (keep_table && m->nslots * sizeof(em__agg_slot) <= w->budget / 2)
+    if (keep_table && m->tab.cap * sizeof(em__agg_slot) <= w->budget / 2)
         em__aggmap_clear(m);
     else
         em__aggmap_reset(m);
@@ -295,7 +295,7 @@ int em_shuffle_writer_add_hashed(em_shuffle_writer *w, uint32_t part, uint64_t k
          * its smallest size). */
         size_t grow = em__aggmap_grow_bytes(&w->agg);
         rc = 0;
-        if (EM_UNLIKELY(grow) && w->agg.nents &&
+        if (EM_UNLIKELY(grow) && w->agg.tab.n &&
             w->buffered + em__aggmap_mem(&w->agg) + grow > w->budget)
             rc = spill_combiners(w, &w->perr);
         if (rc == 0)

@@ -159,14 +159,11 @@ static int spill_part(em_shuffle_writer *w, uint32_t p, em_err *err)
 {
     int rc;
 
-    if (w->nspills == w->cap_spills) {
-        size_t cap = w->cap_spills ? w->cap_spills * 2 : 64;
-        spill_ent *s = em_realloc(w->spills, cap * sizeof *s);
-        if (!s)
-            return em_err_set(err, EM_ENOMEM, "out of memory for %zu spill entries", cap);
-        w->spills = s;
-        w->cap_spills = cap;
-    }
+    spill_ent *s = em_arr_grow(w->spills, &w->cap_spills, w->nspills + 1, sizeof *s);
+    if (!s)
+        return em_err_set(err, EM_ENOMEM, "out of memory for %zu spill entries",
+                          w->nspills + 1);
+    w->spills = s;
     if ((rc = encode_part(w, p, err)) < 0)
         return rc;
     if (w->enc.len == 0)

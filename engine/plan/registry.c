@@ -28,7 +28,7 @@ typedef struct reg_entry {
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static em_hmap g_tab;   /* of reg_entry; slot_size 0 until the first registration */
 static void **g_libs;
-static size_t g_nlibs;
+static size_t g_nlibs, g_libs_cap;
 
 static const char *kind_name(em_fn_kind k)
 {
@@ -120,7 +120,7 @@ void em_registry_add_library(void *dl_handle)
     if (!dl_handle)
         return;
     pthread_mutex_lock(&g_lock);
-    g_libs = em_xrealloc(g_libs, (g_nlibs + 1) * sizeof *g_libs);
+    g_libs = em_arr_xgrow(g_libs, &g_libs_cap, g_nlibs + 1, sizeof *g_libs);
     g_libs[g_nlibs++] = dl_handle;
     pthread_mutex_unlock(&g_lock);
 }

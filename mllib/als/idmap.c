@@ -111,12 +111,10 @@ static int grow_rev(em_idmap *m, em_err *err)
         return 0;
     if (m->n == INT32_MAX)
         return em_err_set(err, EM_EINVAL, "more than %d distinct ids", INT32_MAX);
-    size_t cap = m->rev_cap ? m->rev_cap * 2 : 1024;
-    int64_t *r = em_realloc(m->rev, cap * sizeof *r);
+    int64_t *r = em_arr_grow(m->rev, &m->rev_cap, (size_t)m->n + 1, sizeof *r);
     if (!r)
-        return em_err_set(err, EM_ENOMEM, "id map: %zu ids", cap);
+        return em_err_set(err, EM_ENOMEM, "id map: %zu ids", (size_t)m->n + 1);
     m->rev = r;
-    m->rev_cap = cap;
     return 0;
 }
 
@@ -152,14 +150,10 @@ static int intern_str(em_idmap *m, const char *t, size_t n, int32_t *out, em_err
     }
     if (grow_rev(m, err) < 0)
         return err->code;
-    if (m->alen + n + 1 > m->acap) {
-        size_t cap = (m->acap ? m->acap * 2 : 4096) + n + 1;
-        char *a = em_realloc(m->arena, cap);
-        if (!a)
-            return em_err_set(err, EM_ENOMEM, "id map: %zu bytes of ids", cap);
-        m->arena = a;
-        m->acap = cap;
-    }
+    char *a = em_arr_grow(m->arena, &m->acap, m->alen + n + 1, 1);
+    if (!a)
+        return em_err_set(err, EM_ENOMEM, "id map: %zu bytes of ids", m->alen + n + 1);
+    m->arena = a;
     memcpy(m->arena + m->alen, t, n);
     m->arena[m->alen + n] = '\0';
     m->rev[m->n] = -(int64_t)m->alen - 1;
@@ -183,15 +177,12 @@ int em__idmap_intern_int(em_idmap *m, uint32_t v, const char *tok, size_t n, int
     if (m->direct_lim && v >= m->direct_lim)   /* keeps T local tables small */
         return intern_str(m, tok, n, out, err);
     if (v >= m->direct_cap) {
-        size_t cap = m->direct_cap ? m->direct_cap : 1024;
-        while (cap <= v)
-            cap *= 2;
-        int32_t *d = em_realloc(m->direct, cap * sizeof *d);
+        size_t old = m->direct_cap;
+        int32_t *d = em_arr_grow(m->direct, &m->direct_cap, (size_t)v + 1, sizeof *d);
         if (!d)
-            return em_err_set(err, EM_ENOMEM, "id map: direct table of %zu", cap);
-        memset(d + m->direct_cap, 0, (cap - m->direct_cap) * sizeof *d);
+            return em_err_set(err, EM_ENOMEM, "id map: direct table of %zu", (size_t)v + 1);
+        memset(d + old, 0, (m->direct_cap - old) * sizeof *d);
         m->direct = d;
-        m->direct_cap = cap;
     }
     if (grow_rev(m, err) < 0)
         return err->code;

@@ -74,8 +74,12 @@ static int ratings_reserve(em_ratings *r, size_t cap, em_err *err)
 
 static inline int push(em_ratings *r, int32_t user, int32_t item, float rating, em_err *err)
 {
-    if (r->n == r->cap && ratings_reserve(r, r->cap ? r->cap * 2 : 4096, err) < 0)
-        return err->code;
+    if (EM_UNLIKELY(r->n == r->cap)) {
+        em_rating *p = em_arr_grow(r->recs, &r->cap, r->n + 1, sizeof *p);
+        if (!p)
+            return em_err_set(err, EM_ENOMEM, "%zu ratings", r->n + 1);
+        r->recs = p;
+    }
     r->recs[r->n++] = (em_rating){user, item, rating};
     return 0;
 }
@@ -814,10 +818,7 @@ int em_ratings_read(const char *path, const em_ratings_read_opts *opts, em_idmap
     for (struct dirent *de; (de = readdir(d));) {
         if (de->d_name[0] == '.' || de->d_name[0] == '_')
             continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            names = em_xrealloc(names, cap * sizeof *names);
-        }
+        names = em_arr_xgrow(names, &cap, n + 1, sizeof *names);
         names[n++] = em_xasprintf("%s/%s", path, de->d_name);
     }
     closedir(d);

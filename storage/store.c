@@ -142,7 +142,7 @@ static entry *map_find_or_add(em_block_store *bs, em_block_id id)
     if ((e = em_calloc(1, sizeof *e)) == NULL)
         return NULL;
     e->id = id;
-    void *hole;
+    void *hole = NULL;
     uint32_t h = id_hash(id);
     em_hmap_find(&bs->map, h, slot_eq, &id, &hole);
     *(map_slot *)hole = (map_slot){h, 1, e};

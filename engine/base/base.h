@@ -380,6 +380,7 @@ typedef struct em_lines {
     uint64_t buf_off;         /* file offset of buf[0] */
     uint64_t end;             /* lines starting at or after this offset belong to others */
     uint64_t lineno;          /* lines returned by em_lines_next since start */
+    size_t scanned;           /* buf[head, head + scanned) is known to hold no '\n' */
     bool eof, skipping, stream;
 } em_lines;
 
@@ -397,7 +398,26 @@ int em_lines_start(em_lines *l, int fd, const char *path, uint64_t start, uint64
  * 0 when the range has no more lines, <0 on error: EM_EIO, EM_ENOMEM, EM_ECORRUPT (a line
  * longer than max_line), naming path and offset. l->lineno is then the line's number,
  * counted from 1 at the range's first line (so the file's line number when start == 0). */
-int em_lines_next(em_lines *l, em_slice *line, em_err *err);
+int em__lines_next_slow(em_lines *l, em_slice *line, em_err *err);
+static inline int em_lines_next(em_lines *l, em_slice *line, em_err *err)
+{
+    /* Inline fast path: a whole line already in the buffer (nearly every line). */
+    if (EM_LIKELY(!l->skipping && !l->scanned && l->tail > l->head &&
+                  l->buf_off + l->head < l->end)) {
+        const uint8_t *p = l->buf + l->head;
+        const uint8_t *nl = (const uint8_t *)__builtin_memchr(p, '\n', l->tail - l->head);
+        if (EM_LIKELY(nl != NULL)) {
+            size_t len = (size_t)(nl - p);
+            if (len && p[len - 1] == '\r')
+                len--;
+            l->head = (size_t)(nl - l->buf) + 1;
+            l->lineno++;
+            *line = em_slice_make(p, len);
+            return 1;
+        }
+    }
+    return em__lines_next_slow(l, line, err);
+}
 /* As em_lines_next, but 1 and a block of consecutive whole lines as they are in the file,
  * each with its '\n' (only the file's last line may lack it): for parsers that scan many
  * lines at once. Does not count lines. Use either call on one range, not both. */

@@ -9,6 +9,20 @@
 #define HUGE_MIN ((size_t)1 << 21)
 #define HUGE_ALIGN ((size_t)1 << 21)
 
+/* Copies one slot; the common sizes as fixed-size moves (no memcpy call per slot when a
+ * table of millions grows). */
+static inline void copy_slot(uint8_t *d, const uint8_t *s, size_t sz)
+{
+    switch (sz) {
+    case 8: memcpy(d, s, 8); break;
+    case 12: memcpy(d, s, 12); break;
+    case 16: memcpy(d, s, 16); break;
+    case 24: memcpy(d, s, 24); break;
+    case 32: memcpy(d, s, 32); break;
+    default: memcpy(d, s, sz); break;
+    }
+}
+
 void em_hmap_init(em_hmap *m, size_t slot_size, size_t used_off, size_t min_cap)
 {
     EM_ASSERT(slot_size >= 5 && slot_size % 4 == 0 && used_off >= 4 && used_off < slot_size);
@@ -36,6 +50,22 @@ void em_hmap_clear(em_hmap *m)
     m->n = 0;
 }
 
+/* Moves every used slot of m into the zeroed table s of mask + 1 slots of sz bytes. */
+__attribute__((always_inline)) static inline void move_all(const em_hmap *m, uint8_t *s,
+                                                           size_t mask, size_t sz)
+{
+    size_t uo = m->used_off;
+    for (size_t i = 0; i < m->cap; i++) {
+        const uint8_t *o = m->slots + i * sz;
+        if (!o[uo])
+            continue;
+        size_t j = em_hmap_slot_h32(o) & mask;
+        while (s[j * sz + uo])
+            j = (j + 1) & mask;
+        copy_slot(s + j * sz, o, sz);
+    }
+}
+
 int em_hmap_grow(em_hmap *m)
 {
     size_t n = m->cap ? m->cap * 2 : m->min_cap, bytes;
@@ -51,15 +81,12 @@ int em_hmap_grow(em_hmap *m)
     if (align == HUGE_ALIGN)
         (void)madvise(s, bytes, MADV_HUGEPAGE);
 #endif
-    size_t mask = n - 1, sz = m->slot_size;
-    for (size_t i = 0; i < m->cap; i++) {
-        const uint8_t *o = m->slots + i * sz;
-        if (!o[m->used_off])
-            continue;
-        size_t j = em_hmap_slot_h32(o) & mask;
-        while (s[j * sz + m->used_off])
-            j = (j + 1) & mask;
-        memcpy(s + j * sz, o, sz);
+    size_t mask = n - 1;
+    switch (m->slot_size) {   /* constant slot sizes: no multiply or memcpy call per slot */
+    case 12: move_all(m, s, mask, 12); break;
+    case 16: move_all(m, s, mask, 16); break;
+    case 32: move_all(m, s, mask, 32); break;
+    default: move_all(m, s, mask, m->slot_size); break;
     }
     em_free(m->raw);
     m->raw = raw;
@@ -82,22 +109,9 @@ void em_hmap_remove(em_hmap *m, void *slot)
         bool stays = i <= j ? (i < h && h <= j) : (i < h || h <= j);
         if (stays)
             continue;
-        memcpy(m->slots + i * sz, sj, sz);
+        copy_slot(m->slots + i * sz, sj, sz);
         i = j;
     }
     memset(m->slots + i * sz, 0, sz);
     m->n--;
-}
-
-void *em_hmap_iter(const em_hmap *m, size_t *pos)
-{
-    for (size_t i = *pos; i < m->cap; i++) {
-        uint8_t *s = m->slots + i * m->slot_size;
-        if (s[m->used_off]) {
-            *pos = i + 1;
-            return s;
-        }
-    }
-    *pos = m->cap;
-    return NULL;
 }

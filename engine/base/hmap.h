@@ -105,6 +105,17 @@ static inline void *em_hmap_find(const em_hmap *m, uint32_t h32,
 }
 
 /* Iterates the used slots in table order: start with *pos = 0; NULL at the end. */
-void *em_hmap_iter(const em_hmap *m, size_t *pos);
+static inline void *em_hmap_iter(const em_hmap *m, size_t *pos)
+{
+    for (size_t i = *pos; i < m->cap; i++) {
+        uint8_t *s = m->slots + i * m->slot_size;
+        if (s[m->used_off]) {
+            *pos = i + 1;
+            return s;
+        }
+    }
+    *pos = m->cap;
+    return NULL;
+}
 
 #endif /* EMBER_BASE_HMAP_H */

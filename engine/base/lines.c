@@ -78,6 +78,7 @@ int em_lines_start(em_lines *l, int fd, const char *path, uint64_t start, uint64
     l->stream = len == EM_LINES_TO_EOF;
     l->end = l->stream || len > UINT64_MAX - start ? UINT64_MAX : start + len;
     l->lineno = 0;
+    l->scanned = 0;
     l->eof = false;
     l->skipping = false;
     if (start > 0 && !l->stream) {
@@ -158,16 +159,19 @@ static int skip_partial(em_lines *l, em_err *err)
     if (nl) {
         l->head = (size_t)(nl - l->buf) + 1;
         l->skipping = false;
+        l->scanned = 0;
         return 1;
     }
     if (l->eof)
         return 0;
     l->head = l->tail;   /* the skipped partial line need not be kept */
+    l->scanned = 0;
     int rc = refill(l, err);
     return rc < 0 ? rc : 1;
 }
 
-int em_lines_next(em_lines *l, em_slice *line, em_err *err)
+/* em_lines_next (base.h) when its inline fast path does not apply. */
+int em__lines_next_slow(em_lines *l, em_slice *line, em_err *err)
 {
     for (;;) {
         if (l->skipping) {
@@ -179,12 +183,14 @@ int em_lines_next(em_lines *l, em_slice *line, em_err *err)
         if (l->buf_off + l->head >= l->end)
             return 0;
         const uint8_t *p = l->buf + l->head;
-        const uint8_t *nl = l->tail > l->head ? memchr(p, '\n', l->tail - l->head) : NULL;
+        size_t from = l->head + l->scanned;
+        const uint8_t *nl = l->tail > from ? memchr(l->buf + from, '\n', l->tail - from) : NULL;
         if (nl) {
             size_t len = (size_t)(nl - p);
             if (len && p[len - 1] == '\r')
                 len--;
             l->head = (size_t)(nl - l->buf) + 1;
+            l->scanned = 0;
             l->lineno++;
             *line = em_slice_make(p, len);
             return 1;
@@ -194,9 +200,11 @@ int em_lines_next(em_lines *l, em_slice *line, em_err *err)
                 return 0;
             *line = em_slice_make(p, l->tail - l->head);
             l->head = l->tail;
+            l->scanned = 0;
             l->lineno++;
             return 1;
         }
+        l->scanned = l->tail - l->head;   /* a long line: do not search these bytes again */
         int rc = refill(l, err);
         if (rc < 0)
             return rc;
@@ -207,7 +215,7 @@ int em_lines_next(em_lines *l, em_slice *line, em_err *err)
  * newline is usually within a line's length of the end, so a backward scan is short. */
 static size_t last_line_end(const em_lines *l)
 {
-    for (size_t i = l->tail; i > l->head; i--)
+    for (size_t i = l->tail; i > l->head + l->scanned; i--)
         if (l->buf[i - 1] == '\n')
             return i;
     return l->head;
@@ -235,6 +243,7 @@ int em_lines_block(em_lines *l, em_slice *block, em_err *err)
             }
             *block = em_slice_make(l->buf + l->head, e - l->head);
             l->head = e;
+            l->scanned = 0;
             return 1;
         }
         if (l->eof) {
@@ -242,8 +251,10 @@ int em_lines_block(em_lines *l, em_slice *block, em_err *err)
                 return 0;
             *block = em_slice_make(l->buf + l->head, l->tail - l->head);
             l->head = l->tail;
+            l->scanned = 0;
             return 1;
         }
+        l->scanned = l->tail - l->head;   /* a long line: do not search these bytes again */
         int rc = refill(l, err);
         if (rc < 0)
             return rc;

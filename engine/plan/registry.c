@@ -71,7 +71,7 @@ static void insert(const char *name, em_fn_kind kind, em_any_fn fn)
         em_hmap_init(&g_tab, sizeof(reg_entry), offsetof(reg_entry, used), 64);
     if (em_hmap_needs_grow(&g_tab) && em_hmap_grow(&g_tab) < 0)
         em_panic("out of memory growing the function registry");
-    void *hole;
+    void *hole = NULL;
     uint32_t h = name_hash(name);
     em_hmap_find(&g_tab, h, name_eq, name, &hole);
     *(reg_entry *)hole = (reg_entry){h, 1, em_xstrdup(name), kind, fn};

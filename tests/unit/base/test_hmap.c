@@ -41,7 +41,7 @@ static int put(em_hmap *m, uint32_t k, uint32_t v)
     if (!s) {
         if (em_hmap_needs_grow(m) && em_hmap_grow(m) < 0)
             return EM_ENOMEM;
-        void *hole;
+        void *hole = NULL;
         uint32_t h = hash_of(k);
         cr_assert_null(em_hmap_find(m, h, eq, &k, &hole));
         s = hole;

@@ -21,6 +21,9 @@
  *     accumulators) always lives in an entry whose value room starts 16-byte aligned
  *     (vpad bytes after the key); it is made there (acc_create) and every later record or
  *     combiner of its key is folded into it there, with no scratch buffer and no copy;
+ *   - the table is the code base's one open-addressing table (em_hmap, engine/base/hmap.h:
+ *     its allocation, huge-page alignment, growth, clearing); the probe loop is this
+ *     file's, inline, so the compare stays the probe image's two u64 compares;
  *   - growing moves the 32-byte slots by their stored hash bits, never touching entries;
  *   - the caller may pass the key's partitioning hash (em_shuffle_key_hash), so a map-side
  *     combine hashes each key once for both partitioning and the table, and may prefetch
@@ -33,15 +36,11 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "shuffle/shuffle_int.h"
 
 #define SLAB_MIN_CHUNK 4096u
 #define SLAB_MAX_CHUNK (1u << 20)
-/* Tables of HUGE_MIN bytes or more are aligned for transparent huge pages. */
-#define HUGE_MIN ((size_t)1 << 21)
-#define HUGE_ALIGN ((size_t)1 << 21)
 
 enum { SLOT_EMPTY = 0, SLOT_INLINE = 1, SLOT_ENTRY = 2 };
 
@@ -59,6 +58,7 @@ void em__aggmap_init(em__aggmap *m, const em_combiner *comb, bool values_are_com
     memset(m, 0, sizeof *m);
     m->comb = comb;
     m->values_are_combiners = values_are_combiners;
+    em_hmap_init(&m->tab, sizeof(em__agg_slot), offsetof(em__agg_slot, kind), EM__AGG_MIN_SLOTS);
     em_vbuf_init(&m->scratch);
 }
 
@@ -72,19 +72,14 @@ void em__aggmap_clear(em__aggmap *m)
     }
     m->chunks = NULL;
     m->slab_used = 0;
-    if (m->slots)
-        memset(m->slots, 0, m->nslots * sizeof *m->slots);   /* all SLOT_EMPTY */
-    m->nents = 0;
+    em_hmap_clear(&m->tab);   /* all SLOT_EMPTY */
     em_free(m->order);
     m->order = NULL;
 }
 
 void em__aggmap_reset(em__aggmap *m)
 {
-    em_free(m->slots_raw);   /* first: clear then has no table to zero */
-    m->slots_raw = NULL;
-    m->slots = NULL;
-    m->nslots = 0;
+    em_hmap_destroy(&m->tab);   /* first: clear then has no table to zero */
     em__aggmap_clear(m);
 }
 
@@ -150,40 +145,6 @@ static inline em_slice slot_val(const em__agg_slot *s)
     return s->kind == SLOT_INLINE ? em_slice_make(s->u.v8, 8)
                                   : em_slice_make(s->u.e->kv + s->u.e->klen + s->u.e->vpad,
                                                   s->u.e->vlen);
-}
-
-static int grow_slots(em__aggmap *m)
-{
-    size_t n = m->nslots ? m->nslots * 2 : EM__AGG_MIN_SLOTS;
-    if (n > ((size_t)1 << 32))   /* h32 only has 32 bits of home slot */
-        return EM_ENOMEM;
-    size_t bytes = n * sizeof(em__agg_slot);
-    size_t align = bytes >= HUGE_MIN ? HUGE_ALIGN : 64;
-    void *raw = em_calloc(1, bytes + align);
-    if (!raw)
-        return EM_ENOMEM;
-    em__agg_slot *s = (em__agg_slot *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
-#ifdef MADV_HUGEPAGE
-    /* A lookup is a random access: with 4 KiB pages a large table misses the TLB too. The
-     * hint is best effort (fails harmlessly without transparent huge pages). */
-    if (align == HUGE_ALIGN)
-        (void)madvise(s, bytes, MADV_HUGEPAGE);
-#endif
-    size_t mask = n - 1;
-    for (size_t i = 0; i < m->nslots; i++) {
-        const em__agg_slot *o = &m->slots[i];
-        if (o->kind == SLOT_EMPTY)
-            continue;
-        size_t j = o->h32 & mask;
-        while (s[j].kind != SLOT_EMPTY)
-            j = (j + 1) & mask;
-        s[j] = *o;
-    }
-    em_free(m->slots_raw);
-    m->slots_raw = raw;
-    m->slots = s;
-    m->nslots = n;
-    return 0;
 }
 
 /* Moves slot s's record to a new entry holding val (an inline slot whose value stops being 8
@@ -256,7 +217,7 @@ static int insert(em__aggmap *m, em__agg_slot *s, uint32_t h32, uint32_t part, e
     }
     s->h32 = h32;
     s->part = part;
-    m->nents++;
+    m->tab.n++;
     return 0;
 }
 
@@ -295,7 +256,7 @@ static int insert_acc(em__aggmap *m, em__agg_slot *s, uint32_t h32, uint32_t par
     s->u.e = e;
     s->h32 = h32;
     s->part = part;
-    m->nents++;
+    m->tab.n++;
     return 0;
 }
 
@@ -377,13 +338,13 @@ int em__aggmap_add_hashed(em__aggmap *m, uint32_t part, uint64_t key_hash, const
     em__agg_slot *s;
     size_t mask, j;
 
-    if (EM_UNLIKELY(em__aggmap_grow_bytes(m)) && grow_slots(m) < 0)
+    if (EM_UNLIKELY(em__aggmap_grow_bytes(m)) && em_hmap_grow(&m->tab) < 0)
         return em_err_set(err, EM_ENOMEM, "combine map: out of memory growing the table");
     if (inl)
         probe_image(key.p, key.n, want);
-    mask = m->nslots - 1;
+    mask = m->tab.cap - 1;
     for (j = h32 & mask;; j = (j + 1) & mask) {
-        s = &m->slots[j];
+        s = &em__aggmap_slots(m)[j];
         if (s->kind == SLOT_EMPTY)
             break;
         if (s->h32 != h32 || s->part != part)
@@ -410,18 +371,13 @@ int em__aggmap_add_hashed(em__aggmap *m, uint32_t part, uint64_t key_hash, const
 
 int em__aggmap_next(const em__aggmap *m, size_t *pos, uint32_t *part, em_rec *r)
 {
-    for (size_t i = *pos; i < m->nslots; i++) {
-        const em__agg_slot *s = &m->slots[i];
-        if (s->kind == SLOT_EMPTY)
-            continue;
-        *part = s->part;
-        r->key = slot_key(s);
-        r->val = slot_val(s);
-        *pos = i + 1;
-        return 1;
-    }
-    *pos = m->nslots;
-    return 0;
+    const em__agg_slot *s = em_hmap_iter(&m->tab, pos);
+    if (!s)
+        return 0;
+    *part = s->part;
+    r->key = slot_key(s);
+    r->val = slot_val(s);
+    return 1;
 }
 
 static int cmp_slot(const void *a, const void *b)
@@ -435,18 +391,17 @@ static int cmp_slot(const void *a, const void *b)
 
 int em__aggmap_sort(em__aggmap *m, em_err *err)
 {
-    em__agg_slot **order;
+    em__agg_slot **order, *s;
     size_t k = 0;
 
     if (m->order)
         return 0;
-    order = em_malloc((m->nents ? m->nents : 1) * sizeof *order);
+    order = em_malloc((m->tab.n ? m->tab.n : 1) * sizeof *order);
     if (!order)
         return em_err_set(err, EM_ENOMEM, "combine map: out of memory sorting %zu records",
-                          m->nents);
-    for (size_t i = 0; i < m->nslots; i++)
-        if (m->slots[i].kind != SLOT_EMPTY)
-            order[k++] = &m->slots[i];
+                          m->tab.n);
+    for (size_t pos = 0; (s = em_hmap_iter(&m->tab, &pos));)
+        order[k++] = s;
     if (k > 1)
         qsort(order, k, sizeof *order, cmp_slot);
     m->order = order;

@@ -126,10 +126,7 @@ void em_shuffle_cleaner_remove(em_shuffle_cleaner *c, uint32_t sid)
         return;
     }
     pthread_mutex_lock(&c->lock);
-    if (c->nqueue == c->cap) {
-        c->cap = c->cap ? 2 * c->cap : 16;
-        c->queue = em_xrealloc(c->queue, c->cap * sizeof *c->queue);
-    }
+    c->queue = em_arr_xgrow(c->queue, &c->cap, c->nqueue + 1, sizeof *c->queue);
     c->queue[c->nqueue++] = sid;
     c->queued++;
     pthread_cond_broadcast(&c->cond);

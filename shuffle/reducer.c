@@ -177,14 +177,10 @@ static size_t mem_used(const em_reducer *r)
 
 static int add_run_path(em_reducer *r, const char *path, em_err *err)
 {
-    if (r->nruns == r->cap_runs) {
-        size_t cap = r->cap_runs ? r->cap_runs * 2 : 8;
-        char **p = em_realloc(r->runs, cap * sizeof *p);
-        if (!p)
-            return em_err_set(err, EM_ENOMEM, "reducer: out of memory for %zu runs", cap);
-        r->runs = p;
-        r->cap_runs = cap;
-    }
+    char **p = em_arr_grow(r->runs, &r->cap_runs, r->nruns + 1, sizeof *p);
+    if (!p)
+        return em_err_set(err, EM_ENOMEM, "reducer: out of memory for %zu runs", r->nruns + 1);
+    r->runs = p;
     if (!(r->runs[r->nruns] = em_strdup(path)))
         return em_err_set(err, EM_ENOMEM, "reducer: out of memory");
     r->nruns++;
@@ -201,7 +197,7 @@ static int spill(em_reducer *r, em_err *err)
         return rc;
     if (r->o.mode == EM_REDUCE_AGGREGATE) {
         rc = em__aggmap_sort(&r->agg, err);
-        for (size_t i = 0; i < r->agg.nents && rc == 0; i++) {
+        for (size_t i = 0; i < r->agg.tab.n && rc == 0; i++) {
             uint32_t part;
             em_rec rec;
             em__aggmap_at(&r->agg, i, &part, &rec);
@@ -237,13 +233,12 @@ static int buffer_rec(em_reducer *r, const em_rec *rec, em_err *err)
 {
     size_t n = rec->key.n + rec->val.n;
 
-    if (r->nix == r->cap_ix) {
-        size_t cap = r->cap_ix ? r->cap_ix * 2 : 256;
-        rec_ix *ix = em_realloc(r->ix, cap * sizeof *ix);
+    if (EM_UNLIKELY(r->nix == r->cap_ix)) {
+        rec_ix *ix = em_arr_grow(r->ix, &r->cap_ix, r->nix + 1, sizeof *ix);
         if (!ix)
-            return em_err_set(err, EM_ENOMEM, "reducer: out of memory for %zu records", cap);
+            return em_err_set(err, EM_ENOMEM, "reducer: out of memory for %zu records",
+                              r->nix + 1);
         r->ix = ix;
-        r->cap_ix = cap;
     }
     if (em_vbuf_reserve(&r->recs, n) < 0)
         return em_err_set(err, EM_ENOMEM, "reducer: out of memory buffering %zu bytes", n);
@@ -358,7 +353,7 @@ static int src_advance(em_reducer *r, run_src *s, em_err *err)
     }
     s->has = false;
     if (r->o.mode == EM_REDUCE_AGGREGATE) {
-        if (s->pos < r->agg.nents) {
+        if (s->pos < r->agg.tab.n) {
             uint32_t part;
             em__aggmap_at(&r->agg, s->pos++, &part, &s->cur);
             s->has = true;

@@ -10,6 +10,7 @@
 #ifndef EMBER_SHUFFLE_INT_H
 #define EMBER_SHUFFLE_INT_H
 
+#include "engine/base/hmap.h"
 #include "shuffle/shuffle.h"
 
 /* ---------------------------------------------------------------- index (index.c) */
@@ -83,23 +84,26 @@ typedef struct em__agg_slot {
 
 typedef struct em__slab_chunk em__slab_chunk;
 
-/* Open-addressing (linear probing) hash map from (part, key) to a combiner value.
- * slots: power-of-two table of nslots, at most 3/4 full (slots_raw is the allocation,
- * slots its 64-byte aligned start). Records live in the slots (inline) or in slab entries
- * the slots point to; both stay put until the next add that grows the table, or reset.
- * order: after em__aggmap_sort, the used slots in key order. One thread per map. */
+/* Open-addressing (linear probing) hash map from (part, key) to a combiner value, on the
+ * one table of the code base (em_hmap, engine/base/hmap.h): tab holds em__agg_slot slots
+ * (used byte: kind), a power-of-two count of them (tab.cap), at most 3/4 full, tab.n of
+ * them used; the probe loop is aggmap.c's own. Records live in the slots (inline) or in
+ * slab entries the slots point to; both stay put until the next add that grows the table,
+ * or reset. order: after em__aggmap_sort, the used slots in key order. One thread per map. */
 typedef struct em__aggmap {
     const em_combiner *comb;
     bool values_are_combiners;   /* merge with merge_combiners, never create/merge_value */
-    void *slots_raw;
-    em__agg_slot *slots;
-    size_t nslots;
-    size_t nents;
-    em__agg_slot **order;        /* nents slots in key order once sorted, else NULL */
+    em_hmap tab;
+    em__agg_slot **order;        /* tab.n slots in key order once sorted, else NULL */
     em__slab_chunk *chunks;      /* newest first */
     size_t slab_used;            /* bytes handed out by the slab */
     em_vbuf scratch;             /* combiner output */
 } em__aggmap;
+
+static inline em__agg_slot *em__aggmap_slots(const em__aggmap *m)
+{
+    return (em__agg_slot *)(void *)m->tab.slots;
+}
 
 void em__aggmap_init(em__aggmap *m, const em_combiner *comb, bool values_are_combiners);
 void em__aggmap_destroy(em__aggmap *m);
@@ -116,9 +120,9 @@ void em__aggmap_clear(em__aggmap *m);
  * lookup), else 0. Inline, as em__aggmap_mem: the writer asks both on every record. */
 static inline size_t em__aggmap_grow_bytes(const em__aggmap *m)
 {
-    if ((m->nents + 1) * EM__AGG_LOAD_DEN <= m->nslots * EM__AGG_LOAD_NUM)
+    if ((m->tab.n + 1) * EM__AGG_LOAD_DEN <= m->tab.cap * EM__AGG_LOAD_NUM)
         return 0;
-    return (m->nslots ? m->nslots : EM__AGG_MIN_SLOTS) * sizeof(em__agg_slot);
+    return (m->tab.cap ? m->tab.cap : EM__AGG_MIN_SLOTS) * sizeof(em__agg_slot);
 }
 /* Merges (part, key, val) into the map. Combiner errors pass through; EM_ENOMEM on OOM (the
  * map stays consistent). */
@@ -142,14 +146,15 @@ __attribute__((always_inline)) static inline void em__aggmap_prefetch(const em__
                                                                      uint32_t part,
                                                                      uint64_t key_hash)
 {
-    if (m->nslots)
-        __builtin_prefetch(&m->slots[em__agg_hash32(key_hash, part) & (m->nslots - 1)], 0, 3);
+    if (m->tab.cap)
+        __builtin_prefetch(&em__aggmap_slots(m)[em__agg_hash32(key_hash, part) &
+                                                (m->tab.cap - 1)], 0, 3);
 }
 /* Approximate bytes held: slab bytes in use plus the tables. */
 static inline size_t em__aggmap_mem(const em__aggmap *m)
 {
-    return m->slab_used + m->nslots * sizeof(em__agg_slot) +
-           (m->order ? m->nents * sizeof *m->order : 0);
+    return m->slab_used + m->tab.cap * sizeof(em__agg_slot) +
+           (m->order ? m->tab.n * sizeof *m->order : 0);
 }
 /* Iterates the records in table order (any order): 1 with *part and *r (borrowed until the
  * next add or reset) and *pos advanced, 0 at the end. Start with *pos = 0. */
@@ -158,7 +163,7 @@ int em__aggmap_next(const em__aggmap *m, size_t *pos, uint32_t *part, em_rec *r)
  * em__aggmap_at. Adds are invalid afterwards: only em__aggmap_at, next and reset. EM_ENOMEM
  * when the order array cannot be allocated (the map is unchanged). */
 int em__aggmap_sort(em__aggmap *m, em_err *err);
-/* Record i (< nents) in sorted order, after em__aggmap_sort. */
+/* Record i (< tab.n) in sorted order, after em__aggmap_sort. */
 void em__aggmap_at(const em__aggmap *m, size_t i, uint32_t *part, em_rec *r);
 
 /* ---------------------------------------------------------------- runs (runs.c) */

@@ -159,14 +159,11 @@ static int spill_part(em_shuffle_writer *w, uint32_t p, em_err *err)
 {
     int rc;
 
-    if (w->nspills == w->cap_spills) {
-        size_t cap = w->cap_spills ? w->cap_spills * 2 : 64;
-        spill_ent *s = em_realloc(w->spills, cap * sizeof *s);
-        if (!s)
-            return em_err_set(err, EM_ENOMEM, "out of memory for %zu spill entries", cap);
-        w->spills = s;
-        w->cap_spills = cap;
-    }
+    spill_ent *s = em_arr_grow(w->spills, &w->cap_spills, w->nspills + 1, sizeof *s);
+    if (!s)
+        return em_err_set(err, EM_ENOMEM, "out of memory for %zu spill entries",
+                          w->nspills + 1);
+    w->spills = s;
     if ((rc = encode_part(w, p, err)) < 0)
         return rc;
     if (w->enc.len == 0)
@@ -238,7 +235,7 @@ static int drain_combiners(em_shuffle_writer *w, bool keep_table, em_err *err)
         if (rc < 0)
             return rc;
     }
-    if (keep_table && m->nslots * sizeof(em__agg_slot) <= w->budget / 2)
+    if (keep_table && m->tab.cap * sizeof(em__agg_slot) <= w->budget / 2)
         em__aggmap_clear(m);
     else
         em__aggmap_reset(m);
@@ -295,7 +292,7 @@ int em_shuffle_writer_add_hashed(em_shuffle_writer *w, uint32_t part, uint64_t k
          * its smallest size). */
         size_t grow = em__aggmap_grow_bytes(&w->agg);
         rc = 0;
-        if (EM_UNLIKELY(grow) && w->agg.nents &&
+        if (EM_UNLIKELY(grow) && w->agg.tab.n &&
             w->buffered + em__aggmap_mem(&w->agg) + grow > w->budget)
             rc = spill_combiners(w, &w->perr);
         if (rc == 0)

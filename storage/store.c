@@ -56,10 +56,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/base/hmap.h"
 #include "storage/storage_int.h"
 
 #define DEFAULT_BUDGET ((size_t)256 << 20)
-#define INITIAL_BUCKETS 64
+#define INITIAL_SLOTS 128
 
 typedef struct entry {
     em_block_id id;
@@ -77,7 +78,6 @@ typedef struct entry {
     /* per-block lock (see DESIGN) */
     bool busy;
     unsigned waiters;
-    struct entry *hnext;                 /* hash chain */
     struct entry *lru_prev, *lru_next;   /* while charged; prev is more recent */
     struct entry *spill_next;            /* on an evicting thread's spill list */
 } entry;
@@ -86,9 +86,7 @@ struct em_block_store {
     pthread_mutex_t lock;
     pthread_cond_t idle;        /* broadcast when some entry's busy flag clears */
     /* all below guarded by lock */
-    entry **buckets;            /* nbuckets (a power of two) chains */
-    size_t nbuckets;
-    size_t nentries;
+    em_hmap map;                /* em_hmap (engine/base/hmap.h) of map_slot: id -> entry */
     entry *lru_head, *lru_tail; /* most / least recently used charged entry */
     uint64_t mem_bytes, disk_bytes, nblocks_mem, nblocks_disk, evictions, disk_writes;
     /* immutable after new */
@@ -103,11 +101,18 @@ struct em_block_store {
 /* ---------------------------------------------------------------- map, LRU, accounting
  * Everything in this section runs with bs->lock held. */
 
-static size_t id_hash(em_block_id id)
+/* A slot of bs->map. Entries are heap objects: they stay put while the table grows. */
+typedef struct map_slot {
+    uint32_t h32;
+    uint32_t used;
+    entry *e;
+} map_slot;
+
+static uint32_t id_hash(em_block_id id)
 {
     uint64_t x = (uint64_t)id.type << 32 | id.a;
     uint64_t y = (uint64_t)id.b << 32 | id.c;
-    return (size_t)em_mix64(x ^ em_mix64(y + 0x9e3779b97f4a7c15ULL));
+    return em_hmap_h32(em_mix64(x ^ em_mix64(y + 0x9e3779b97f4a7c15ULL)));
 }
 
 static bool id_eq(em_block_id x, em_block_id y)
@@ -115,35 +120,15 @@ static bool id_eq(em_block_id x, em_block_id y)
     return x.type == y.type && x.a == y.a && x.b == y.b && x.c == y.c;
 }
 
-static entry *map_find(em_block_store *bs, em_block_id id)
+static bool slot_eq(const void *slot, const void *id)
 {
-    entry *e = bs->buckets[id_hash(id) & (bs->nbuckets - 1)];
-    while (e && !id_eq(e->id, id))
-        e = e->hnext;
-    return e;
+    return id_eq(((const map_slot *)slot)->e->id, *(const em_block_id *)id);
 }
 
-/* Doubles the table when chains get long; on OOM keeps the old one (only slower). */
-static void map_maybe_grow(em_block_store *bs)
+static entry *map_find(em_block_store *bs, em_block_id id)
 {
-    if (bs->nentries <= bs->nbuckets * 2)
-        return;
-    size_t nb = bs->nbuckets * 2;
-    entry **nbk = em_calloc(nb, sizeof *nbk);
-    if (nbk == NULL)
-        return;
-    for (size_t i = 0; i < bs->nbuckets; i++) {
-        entry *e = bs->buckets[i], *next;
-        for (; e; e = next) {
-            next = e->hnext;
-            size_t h = id_hash(e->id) & (nb - 1);
-            e->hnext = nbk[h];
-            nbk[h] = e;
-        }
-    }
-    em_free(bs->buckets);
-    bs->buckets = nbk;
-    bs->nbuckets = nb;
+    const map_slot *s = em_hmap_find(&bs->map, id_hash(id), slot_eq, &id, NULL);
+    return s ? s->e : NULL;
 }
 
 /* Finds the entry of id or adds an empty one; NULL on OOM. */
@@ -152,14 +137,16 @@ static entry *map_find_or_add(em_block_store *bs, em_block_id id)
     entry *e = map_find(bs, id);
     if (e)
         return e;
+    if (em_hmap_needs_grow(&bs->map) && em_hmap_grow(&bs->map) < 0)
+        return NULL;
     if ((e = em_calloc(1, sizeof *e)) == NULL)
         return NULL;
     e->id = id;
-    size_t h = id_hash(id) & (bs->nbuckets - 1);
-    e->hnext = bs->buckets[h];
-    bs->buckets[h] = e;
-    bs->nentries++;
-    map_maybe_grow(bs);
+    void *hole = NULL;
+    uint32_t h = id_hash(id);
+    em_hmap_find(&bs->map, h, slot_eq, &id, &hole);
+    *(map_slot *)hole = (map_slot){h, 1, e};
+    bs->map.n++;
     return e;
 }
 
@@ -252,11 +239,7 @@ static void maybe_free_entry(em_block_store *bs, entry *e)
 {
     if (e->busy || e->waiters || e->in_mem || e->on_disk)
         return;
-    entry **pp = &bs->buckets[id_hash(e->id) & (bs->nbuckets - 1)];
-    while (*pp != e)
-        pp = &(*pp)->hnext;
-    *pp = e->hnext;
-    bs->nentries--;
+    em_hmap_remove(&bs->map, em_hmap_find(&bs->map, id_hash(e->id), slot_eq, &e->id, NULL));
     em_free(e);
 }
 
@@ -449,8 +432,8 @@ em_block_store *em_block_store_new(const em_store_opts *opts, em_err *err)
     }
     bs->budget = o.mem_budget ? o.mem_budget : DEFAULT_BUDGET;
     bs->zstd_level = o.zstd_level > 0 ? o.zstd_level : 1;
-    bs->nbuckets = INITIAL_BUCKETS;
-    if ((bs->buckets = em_calloc(bs->nbuckets, sizeof *bs->buckets)) == NULL) {
+    em_hmap_init(&bs->map, sizeof(map_slot), offsetof(map_slot, used), INITIAL_SLOTS);
+    if (em_hmap_grow(&bs->map) < 0) {
         em_err_set(err, EM_ENOMEM, "block store: out of memory");
         goto fail;
     }
@@ -481,7 +464,7 @@ fail:
         rmdir(bs->dir);
     em_free(bs->blocks_dir);
     em_free(bs->dir);
-    em_free(bs->buckets);
+    em_hmap_destroy(&bs->map);
     em_free(bs);
     return NULL;
 }
@@ -494,15 +477,13 @@ void em_block_store_free(em_block_store *bs)
         em__memory_set_evictor(bs->mm, NULL, NULL);
         em__memory_storage_delta(bs->mm, 0, bs->mem_bytes);
     }
-    for (size_t i = 0; i < bs->nbuckets; i++) {
-        entry *e = bs->buckets[i], *next;
-        for (; e; e = next) {
-            next = e->hnext;
-            if (e->in_mem)
-                unref_all(e->batches, e->nbatches);
-            em_free(e->batches);
-            em_free(e);
-        }
+    map_slot *ms;
+    for (size_t pos = 0; (ms = em_hmap_iter(&bs->map, &pos));) {
+        entry *e = ms->e;
+        if (e->in_mem)
+            unref_all(e->batches, e->nbatches);
+        em_free(e->batches);
+        em_free(e);
     }
     em_err err = EM_ERR_INIT;
     if (em_rm_rf(bs->blocks_dir, &err) < 0)
@@ -513,7 +494,7 @@ void em_block_store_free(em_block_store *bs)
     pthread_mutex_destroy(&bs->lock);
     em_free(bs->blocks_dir);
     em_free(bs->dir);
-    em_free(bs->buckets);
+    em_hmap_destroy(&bs->map);
     em_free(bs);
 }
 
@@ -736,11 +717,15 @@ void em_block_store_remove(em_block_store *bs, em_block_id id)
     pthread_mutex_unlock(&bs->lock);
 }
 
-/* Finds a present block of (type, a) in bucket i (lock held). */
-static bool find_in_bucket(em_block_store *bs, size_t i, uint32_t type, uint32_t a,
-                           em_block_id *id)
+/* The id of a present block of (type, a) at or after slot *i (lock held); *i is its slot. */
+static bool find_from(em_block_store *bs, size_t *i, uint32_t type, uint32_t a,
+                      em_block_id *id)
 {
-    for (entry *e = bs->buckets[i]; e; e = e->hnext) {
+    for (; *i < bs->map.cap; ++*i) {
+        const map_slot *s = em_hmap_at(&bs->map, *i);
+        if (!em_hmap_used(&bs->map, s))
+            continue;
+        const entry *e = s->e;
         if (e->id.type == type && e->id.a == a && (e->in_mem || e->on_disk)) {
             *id = e->id;
             return true;
@@ -750,26 +735,23 @@ static bool find_in_bucket(em_block_store *bs, size_t i, uint32_t type, uint32_t
 }
 
 /* Removes matches one at a time (the lock is dropped for each removal's file I/O), so no
- * allocation is needed; a bucket is rescanned after each removal, and the scan restarts if
- * the table grew meanwhile. */
+ * allocation is needed. A removal shifts later slots back (possibly across the table's
+ * wrap), and others may add or remove meanwhile: the scan goes on at the removed slot, and
+ * passes repeat until one removes nothing. */
 void em_block_store_remove_all(em_block_store *bs, uint32_t type, uint32_t a)
 {
     em_block_id id;
-
-    size_t i = 0;
+    bool removed = true;
 
     pthread_mutex_lock(&bs->lock);
-    while (i < bs->nbuckets) {
-        if (!find_in_bucket(bs, i, type, a, &id)) {
-            i++;
-            continue;
+    while (removed) {
+        removed = false;
+        for (size_t i = 0; find_from(bs, &i, type, a, &id);) {
+            pthread_mutex_unlock(&bs->lock);
+            em_block_store_remove(bs, id);
+            pthread_mutex_lock(&bs->lock);
+            removed = true;
         }
-        size_t nb = bs->nbuckets;
-        pthread_mutex_unlock(&bs->lock);
-        em_block_store_remove(bs, id);
-        pthread_mutex_lock(&bs->lock);
-        if (bs->nbuckets != nb)
-            i = 0;
     }
     pthread_mutex_unlock(&bs->lock);
 }

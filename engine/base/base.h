@@ -349,6 +349,81 @@ int em_rm_rf(const char *path, em_err *err);      /* missing path is not an erro
 /* Writes a whole file atomically (tmp + fsync + rename). */
 int em_write_file_atomic(const char *path, const void *p, size_t n, em_err *err);
 
+/* ---------------------------------------------------------------- line-aligned splits */
+
+/* The one line splitter of every text reader (engine/exec/text.c, mllib's loaders).
+ * SPLIT RULE (Hadoop's LineRecordReader): a byte range [start, start+len) of a file owns
+ * every line whose first byte offset s satisfies start <= s < start+len, where a line starts
+ * at offset 0 or right after a '\n'. So a range with start > 0 whose previous byte is not
+ * '\n' skips the partial line it begins in, and the last line it owns may run past its end.
+ * The ranges of any cut of a file yield every line exactly once.
+ * LINES: em_lines_next strips the '\n' and one '\r' before it; a final line without '\n'
+ * counts; a trailing '\n' does not start an empty last line. */
+
+/* The first line start at or after off in fd: off when off == 0 or byte off-1 is '\n',
+ * else just past the next '\n', else the file size (off when off is past it). EM_EIO
+ * naming path on a read error.
+ * So the range [a, b) owns exactly the lines starting in [align(a), align(b)). */
+int em_line_align(int fd, uint64_t off, const char *path, uint64_t *out, em_err *err);
+
+/* Reads the lines of one byte range through one reusable buffer (pread in chunks; a line
+ * longer than the buffer grows it). Caller-provided struct: em_lines_init once, then
+ * em_lines_start for each range (the buffer is kept), em_lines_destroy at the end.
+ * One thread per object; fd and path are borrowed until the next start or destroy. */
+typedef struct em_lines {
+    int fd;
+    const char *path;
+    uint8_t *buf;
+    size_t cap, head, tail;   /* unread bytes are buf[head, tail) */
+    size_t chunk;             /* read size; also the first buffer size */
+    size_t max_line;          /* longest line accepted (bytes); 0 = no limit */
+    uint64_t buf_off;         /* file offset of buf[0] */
+    uint64_t end;             /* lines starting at or after this offset belong to others */
+    uint64_t lineno;          /* lines returned by em_lines_next since start */
+    size_t scanned;           /* buf[head, head + scanned) is known to hold no '\n' */
+    bool eof, skipping, stream;
+} em_lines;
+
+/* len for em_lines_start: everything read() returns from fd's current position (pipes too),
+ * start must be 0. */
+#define EM_LINES_TO_EOF UINT64_MAX
+
+/* chunk = read size (0 = 1 MiB); max_line = 0 (no limit) or the longest line accepted. */
+void em_lines_init(em_lines *l, size_t chunk, size_t max_line);
+/* Starts range [start, start+len) of fd (start's previous byte decides whether the first
+ * partial line is skipped). EM_EIO naming path. */
+int em_lines_start(em_lines *l, int fd, const char *path, uint64_t start, uint64_t len,
+                   em_err *err);
+/* 1 and the next line (without '\n' and a '\r' before it; borrowed until the next call),
+ * 0 when the range has no more lines, <0 on error: EM_EIO, EM_ENOMEM, EM_ECORRUPT (a line
+ * longer than max_line), naming path and offset. l->lineno is then the line's number,
+ * counted from 1 at the range's first line (so the file's line number when start == 0). */
+int em__lines_next_slow(em_lines *l, em_slice *line, em_err *err);
+static inline int em_lines_next(em_lines *l, em_slice *line, em_err *err)
+{
+    /* Inline fast path: a whole line already in the buffer (nearly every line). */
+    if (EM_LIKELY(!l->skipping && !l->scanned && l->tail > l->head &&
+                  l->buf_off + l->head < l->end)) {
+        const uint8_t *p = l->buf + l->head;
+        const uint8_t *nl = (const uint8_t *)__builtin_memchr(p, '\n', l->tail - l->head);
+        if (EM_LIKELY(nl != NULL)) {
+            size_t len = (size_t)(nl - p);
+            if (len && p[len - 1] == '\r')
+                len--;
+            l->head = (size_t)(nl - l->buf) + 1;
+            l->lineno++;
+            *line = em_slice_make(p, len);
+            return 1;
+        }
+    }
+    return em__lines_next_slow(l, line, err);
+}
+/* As em_lines_next, but 1 and a block of consecutive whole lines as they are in the file,
+ * each with its '\n' (only the file's last line may lack it): for parsers that scan many
+ * lines at once. Does not count lines. Use either call on one range, not both. */
+int em_lines_block(em_lines *l, em_slice *block, em_err *err);
+void em_lines_destroy(em_lines *l);   /* frees the buffer; does not close fd */
+
 /* Parses "512m", "4g", "1024", "64k" (binary units) into bytes; -1 on error. */
 int64_t em_parse_size(const char *s);
 

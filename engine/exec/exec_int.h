@@ -254,7 +254,7 @@ typedef struct em_stage {
         size_t nbs;
         bool resolved;           /* the target points at borrowed bytes */
     } *refs;
-    size_t nrefs;
+    size_t nrefs, cap_refs;
 } em_stage;
 enum { EM__STAGE_REF_NODE, EM__STAGE_REF_RES_BLOB, EM__STAGE_REF_RES_ZERO };
 int em__stage_decode(const char *json, size_t len, em_stage *st, em_err *err);

@@ -222,16 +222,12 @@ static int collect_batch(void *ud, em_batch *b, em_err *err)
 {
     batch_list *l = ud;
     l->t->metrics->shuffle_read_bytes += em_batch_nbytes(b);
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 8;
-        em_batch **nv = em_realloc(l->v, cap * sizeof *nv);
-        if (!nv) {
-            em_batch_unref(b);
-            return em_err_set(err, EM_ENOMEM, "shuffle read: out of memory");
-        }
-        l->v = nv;
-        l->cap = cap;
+    em_batch **nv = em_arr_grow(l->v, &l->cap, l->n + 1, sizeof *nv);
+    if (!nv) {
+        em_batch_unref(b);
+        return em_err_set(err, EM_ENOMEM, "shuffle read: out of memory");
     }
+    l->v = nv;
     l->v[l->n++] = b;
     return 0;
 }

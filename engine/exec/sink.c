@@ -386,16 +386,12 @@ static int top_offer(top_heap *h, uint64_t limit, em_slice s, em_err *err)
         sift_down(h, 0);
         return 0;
     }
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 16;
-        em_slice *nv = em_realloc(h->v, cap * sizeof *nv);
-        if (!nv) {
-            em_free(copy);
-            return em_err_set(err, EM_ENOMEM, "top: out of memory");
-        }
-        h->v = nv;
-        h->cap = cap;
+    em_slice *nv = em_arr_grow(h->v, &h->cap, h->n + 1, sizeof *nv);
+    if (!nv) {
+        em_free(copy);
+        return em_err_set(err, EM_ENOMEM, "top: out of memory");
     }
+    h->v = nv;
     h->v[h->n] = em_slice_make(copy, s.n);
     sift_up(h, h->n++);
     return 0;

@@ -218,7 +218,7 @@ static int add_ref(em_stage *st, const json_t *r, const char *key, em_plan_node 
         json_integer_value(c) > UINT32_MAX)
         return em_err_set(err, EM_ECORRUPT, "stage: bad \"%s\" (not [id, bytes, crc32c] "
                           "in range)", key);
-    struct em_stage_ref *nr = em_realloc(st->refs, (st->nrefs + 1) * sizeof *nr);
+    struct em_stage_ref *nr = em_arr_grow(st->refs, &st->cap_refs, st->nrefs + 1, sizeof *nr);
     if (!nr)
         return em_err_set(err, EM_ENOMEM, "stage: out of memory");
     st->refs = nr;

@@ -12,7 +12,8 @@
 
 struct em_plan_graph {
     em_plan_node **nodes;   /* owned nodes, nnodes entries */
-    uint32_t nnodes, cap;
+    uint32_t nnodes;
+    size_t cap;             /* of nodes (em_arr_grow) */
     uint32_t next_id;       /* id of the next em_plan_node_new */
 };
 
@@ -87,10 +88,7 @@ em_plan_node *em__plan_node_new_id(em_plan_graph *g, em_op op, uint32_t id)
     em_plan_node *n = em_xcalloc(1, sizeof *n);
     n->id = id;
     n->op = op;
-    if (g->nnodes == g->cap) {
-        g->cap = g->cap ? g->cap * 2 : 16;
-        g->nodes = em_xrealloc(g->nodes, g->cap * sizeof *g->nodes);
-    }
+    g->nodes = em_arr_xgrow(g->nodes, &g->cap, (size_t)g->nnodes + 1, sizeof *g->nodes);
     uint32_t at = lower_bound(g, id);
     memmove(g->nodes + at + 1, g->nodes + at, (g->nnodes - at) * sizeof *g->nodes);
     g->nodes[at] = n;

@@ -41,10 +41,7 @@ static void collect(node_set *s, const em_plan_node *n, const em_plan_node *root
 {
     if (set_has(s, n))
         return;
-    if (s->n == s->cap) {
-        s->cap = s->cap ? s->cap * 2 : 16;
-        s->v = em_xrealloc(s->v, s->cap * sizeof *s->v);
-    }
+    s->v = em_arr_xgrow(s->v, &s->cap, s->n + 1, sizeof *s->v);
     s->v[s->n++] = n;
     if (n->op == EM_OP_SHUFFLED && !(map_side && n == root))
         return;

@@ -8,18 +8,23 @@
  * searched, so a function runs only if the driver and every executor registered it or
  * loaded the library that exports it.
  *
- * DESIGN: an open-addressing hash table of (name, kind, fn), power-of-two sized, guarded by
+ * DESIGN: the code base's open-addressing table (em_hmap) of (name, kind, fn), guarded by
  * one mutex. The registry is written before contexts start and read while plans are built
  * or decoded (once per node per stage), so the lock is never contended in practice; taking
  * it keeps a late registration from racing a lookup in tests. */
 #include <dlfcn.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <string.h>
 
+#include "engine/base/hmap.h"
 #include "engine/plan/plan_int.h"
 
+/* A slot of the registry's em_hmap (engine/base/hmap.h). */
 typedef struct reg_entry {
-    char *name;          /* owned; NULL = empty slot */
+    uint32_t h32;        /* em_hmap_h32 of the name's em_hash64 */
+    uint32_t used;       /* 0 = empty slot */
+    char *name;          /* owned */
     em_fn_kind kind;
     em_any_fn fn;
 } reg_entry;
@@ -27,9 +32,8 @@ typedef struct reg_entry {
 /* Written by em_fn_register(_table) / em_registry_add_library (before contexts start,
  * under g_lock); read by em_registry_resolve under g_lock. */
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static reg_entry *g_tab;
-static size_t g_cap, g_count;
-static void **g_libs;                 /* job libraries, in load order */
+static em_hmap g_tab;   /* of reg_entry; slot_size 0 until the first registration */
+static void **g_libs;
 static size_t g_nlibs, g_libcap;
 
 static const char *kind_name(em_fn_kind k)
@@ -49,40 +53,35 @@ static const char *kind_name(em_fn_kind k)
     return "unknown";
 }
 
+static bool name_eq(const void *slot, const void *name)
+{
+    return strcmp(((const reg_entry *)slot)->name, name) == 0;
+}
+
+static uint32_t name_hash(const char *name)
+{
+    return em_hmap_h32(em_hash64(name, strlen(name), 0));
+}
+
 static reg_entry *lookup(const char *name)
 {
-    if (!g_cap)
+    if (!g_tab.cap)
         return NULL;
-    size_t mask = g_cap - 1;
-    for (size_t i = em_hash64(name, strlen(name), 0) & mask;; i = (i + 1) & mask) {
-        if (!g_tab[i].name)
-            return NULL;
-        if (strcmp(g_tab[i].name, name) == 0)
-            return &g_tab[i];
-    }
+    return em_hmap_find(&g_tab, name_hash(name), name_eq, name, NULL);
 }
 
-static void insert(char *name, em_fn_kind kind, em_any_fn fn)
+/* Adds a name known to be absent (under g_lock). */
+static void insert(const char *name, em_fn_kind kind, em_any_fn fn)
 {
-    size_t mask = g_cap - 1;
-    size_t i = em_hash64(name, strlen(name), 0) & mask;
-    while (g_tab[i].name)
-        i = (i + 1) & mask;
-    g_tab[i] = (reg_entry){name, kind, fn};
-    g_count++;
-}
-
-static void grow(void)
-{
-    reg_entry *old = g_tab;
-    size_t oldcap = g_cap;
-    g_cap = g_cap ? g_cap * 2 : 64;
-    g_tab = em_xcalloc(g_cap, sizeof *g_tab);
-    g_count = 0;
-    for (size_t i = 0; i < oldcap; i++)
-        if (old[i].name)
-            insert(old[i].name, old[i].kind, old[i].fn);
-    em_free(old);
+    if (!g_tab.slot_size)
+        em_hmap_init(&g_tab, sizeof(reg_entry), offsetof(reg_entry, used), 64);
+    if (em_hmap_needs_grow(&g_tab) && em_hmap_grow(&g_tab) < 0)
+        em_panic("out of memory growing the function registry");
+    void *hole = NULL;
+    uint32_t h = name_hash(name);
+    em_hmap_find(&g_tab, h, name_eq, name, &hole);
+    *(reg_entry *)hole = (reg_entry){h, 1, em_xstrdup(name), kind, fn};
+    g_tab.n++;
 }
 
 int em_fn_register(const char *name, em_fn_kind kind, void (*fn)(void))
@@ -94,9 +93,7 @@ int em_fn_register(const char *name, em_fn_kind kind, void (*fn)(void))
     if (lookup(name)) {
         rc = EM_EINVAL;
     } else {
-        if ((g_count + 1) * 2 > g_cap)
-            grow();
-        insert(em_xstrdup(name), kind, fn);
+        insert(name, kind, fn);
     }
     pthread_mutex_unlock(&g_lock);
     return rc;
@@ -118,9 +115,7 @@ int em_fn_register_table(const em_fn_entry *tab, size_t n)
             if (r->kind != e->kind || r->fn != e->fn)
                 rc = EM_EINVAL;
         } else {
-            if ((g_count + 1) * 2 > g_cap)
-                grow();
-            insert(em_xstrdup(e->name), e->kind, e->fn);
+            insert(e->name, e->kind, e->fn);
         }
         pthread_mutex_unlock(&g_lock);
         if (rc)

@@ -6,6 +6,7 @@
 #ifndef EMBER_MLLIB_ALS_INT_H
 #define EMBER_MLLIB_ALS_INT_H
 
+#include "engine/base/hmap.h"
 #include <string.h>
 
 #include "mllib/als/als.h"
@@ -140,8 +141,8 @@ struct em_idmap {
     int64_t *rev;          /* per index: integer id >= 0, or -(arena offset + 1) */
     size_t rev_cap;
     int32_t n;
-    int32_t *slots;        /* string hash: index or -1; nslots is a power of two */
-    size_t nslots, nstr;
+    em_hmap strs;          /* string ids: em_hmap (engine/base/hmap.h) of idmap_slot (idmap.c) */
+    size_t nstr;
     char *arena;           /* NUL-terminated string ids, in index order */
     size_t alen, acap;
 };

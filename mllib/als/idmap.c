@@ -1,7 +1,7 @@
 /* mllib/als/idmap.c - external ids (text tokens) to dense indices and back, in order of
  * first appearance (em_idmap, als.h). Canonical integer ids below EM__IDMAP_DIRECT_MAX go
- * through a direct table, everything else through an open-addressing hash of strings kept
- * in an arena. The parallel rating reader (ratings.c) uses the internals declared in
+ * through a direct table, everything else through the code base's open-addressing table
+ * (em_hmap) of indices of strings kept in an arena, each slot with the string's hash bits. The parallel rating reader (ratings.c) uses the internals declared in
  * als_int.h: a direct-table limit for its per-range maps, interning another map's id, and
  * truncation to undo a failed parallel read. */
 #include <stdio.h>
@@ -10,9 +10,20 @@
 
 #include "mllib/als/als_int.h"
 
+/* A slot of m->strs: the string's table hash and its index. */
+typedef struct idmap_slot {
+    uint32_t h32;
+    int32_t idx;
+    uint8_t used;
+    uint8_t pad[3];
+} idmap_slot;
+
 em_idmap *em_idmap_new(void)
 {
-    return em_calloc(1, sizeof(em_idmap));
+    em_idmap *m = em_calloc(1, sizeof(em_idmap));
+    if (m)
+        em_hmap_init(&m->strs, sizeof(idmap_slot), offsetof(idmap_slot, used), 1024);
+    return m;
 }
 
 void em_idmap_free(em_idmap *m)
@@ -21,7 +32,7 @@ void em_idmap_free(em_idmap *m)
         return;
     em_free(m->direct);
     em_free(m->rev);
-    em_free(m->slots);
+    em_hmap_destroy(&m->strs);
     em_free(m->arena);
     em_free(m);
 }
@@ -54,30 +65,44 @@ static const char *str_of(const em_idmap *m, int32_t idx)
     return m->arena + (size_t)(-m->rev[idx] - 1);
 }
 
-static int32_t str_find(const em_idmap *m, const char *t, size_t n, size_t *slot)
+static uint32_t str_hash(const char *t, size_t n)
 {
-    if (!m->nslots)
+    return em_hmap_h32(em_hash64(t, n, 7));
+}
+
+typedef struct str_key {
+    const em_idmap *m;
+    const char *t;
+    size_t n;
+} str_key;
+
+static bool str_eq(const void *slot, const void *key)
+{
+    const str_key *k = key;
+    const char *s = str_of(k->m, ((const idmap_slot *)slot)->idx);
+    return strncmp(s, k->t, k->n) == 0 && s[k->n] == '\0';
+}
+
+/* The index of string id t[0..n), else -1 (and *hole, when the table has slots, where it
+ * goes). */
+static int32_t str_find(const em_idmap *m, const char *t, size_t n, idmap_slot **hole)
+{
+    if (!m->strs.cap)
         return -1;
-    size_t mask = m->nslots - 1, h = (size_t)em_hash64(t, n, 7) & mask;
-    for (;; h = (h + 1) & mask) {
-        int32_t idx = m->slots[h];
-        if (idx < 0) {
-            *slot = h;
-            return -1;
-        }
-        const char *s = str_of(m, idx);
-        if (strncmp(s, t, n) == 0 && s[n] == '\0')
-            return idx;
-    }
+    str_key k = {m, t, n};
+    void *h = NULL;
+    const idmap_slot *s = em_hmap_find(&m->strs, str_hash(t, n), str_eq, &k, &h);
+    if (hole)
+        *hole = h;
+    return s ? s->idx : -1;
 }
 
 int32_t em_idmap_find(const em_idmap *m, const char *tok, size_t n)
 {
     uint32_t v;
-    size_t slot;
     if (token_int(tok, n, &v) && (!m->direct_lim || v < m->direct_lim))
         return v < m->direct_cap ? m->direct[v] - 1 : -1;
-    return str_find(m, tok, n, &slot);
+    return str_find(m, tok, n, NULL);
 }
 
 static int grow_rev(em_idmap *m, em_err *err)
@@ -86,72 +111,55 @@ static int grow_rev(em_idmap *m, em_err *err)
         return 0;
     if (m->n == INT32_MAX)
         return em_err_set(err, EM_EINVAL, "more than %d distinct ids", INT32_MAX);
-    size_t cap = m->rev_cap ? m->rev_cap * 2 : 1024;
-    int64_t *r = em_realloc(m->rev, cap * sizeof *r);
+    int64_t *r = em_arr_grow(m->rev, &m->rev_cap, (size_t)m->n + 1, sizeof *r);
     if (!r)
-        return em_err_set(err, EM_ENOMEM, "id map: %zu ids", cap);
+        return em_err_set(err, EM_ENOMEM, "id map: %zu ids", (size_t)m->n + 1);
     m->rev = r;
-    m->rev_cap = cap;
     return 0;
 }
 
-/* Puts every string id of m into the (empty: all -1) slot table. */
+/* Puts every string id of m into the (empty) table, which has room for them. */
 static void fill_slots(em_idmap *m)
 {
-    size_t mask = m->nslots - 1;
     for (int32_t i = 0; i < m->n; i++) {
         if (m->rev[i] >= 0)
             continue;
         const char *str = str_of(m, i);
-        size_t h = (size_t)em_hash64(str, strlen(str), 7) & mask;
-        while (m->slots[h] >= 0)
-            h = (h + 1) & mask;
-        m->slots[h] = i;
+        uint32_t h = str_hash(str, strlen(str));
+        size_t j = em_hmap_home(&m->strs, h);
+        while (em_hmap_used(&m->strs, em_hmap_at(&m->strs, j)))
+            j = em_hmap_next(&m->strs, j);
+        *(idmap_slot *)em_hmap_at(&m->strs, j) = (idmap_slot){h, i, 1, {0}};
+        m->strs.n++;
     }
-}
-
-static int rehash(em_idmap *m, em_err *err)
-{
-    size_t ns = m->nslots ? m->nslots * 2 : 1024;
-    int32_t *s = em_malloc(ns * sizeof *s);
-    if (!s)
-        return em_err_set(err, EM_ENOMEM, "id map: hash of %zu slots", ns);
-    memset(s, 0xff, ns * sizeof *s);
-    em_free(m->slots);
-    m->slots = s;
-    m->nslots = ns;
-    fill_slots(m);
-    return 0;
 }
 
 static int intern_str(em_idmap *m, const char *t, size_t n, int32_t *out, em_err *err)
 {
-    size_t slot = 0;
+    idmap_slot *slot = NULL;
     int32_t idx = str_find(m, t, n, &slot);
     if (idx >= 0) {
         *out = idx;
         return 0;
     }
-    if ((m->nstr + 1) * 2 > m->nslots) {
-        if (rehash(m, err) < 0)
-            return err->code;
+    if (em_hmap_needs_grow(&m->strs)) {
+        if (em_hmap_grow(&m->strs) < 0)
+            return em_err_set(err, EM_ENOMEM, "id map: hash of %zu slots",
+                              em_hmap_grow_bytes(&m->strs) / sizeof(idmap_slot));
         str_find(m, t, n, &slot);
     }
     if (grow_rev(m, err) < 0)
         return err->code;
-    if (m->alen + n + 1 > m->acap) {
-        size_t cap = (m->acap ? m->acap * 2 : 4096) + n + 1;
-        char *a = em_realloc(m->arena, cap);
-        if (!a)
-            return em_err_set(err, EM_ENOMEM, "id map: %zu bytes of ids", cap);
-        m->arena = a;
-        m->acap = cap;
-    }
+    char *a = em_arr_grow(m->arena, &m->acap, m->alen + n + 1, 1);
+    if (!a)
+        return em_err_set(err, EM_ENOMEM, "id map: %zu bytes of ids", m->alen + n + 1);
+    m->arena = a;
     memcpy(m->arena + m->alen, t, n);
     m->arena[m->alen + n] = '\0';
     m->rev[m->n] = -(int64_t)m->alen - 1;
     m->alen += n + 1;
-    m->slots[slot] = m->n;
+    *slot = (idmap_slot){str_hash(t, n), m->n, 1, {0}};
+    m->strs.n++;
     m->nstr++;
     *out = m->n++;
     return 0;
@@ -169,15 +177,12 @@ int em__idmap_intern_int(em_idmap *m, uint32_t v, const char *tok, size_t n, int
     if (m->direct_lim && v >= m->direct_lim)   /* keeps T local tables small */
         return intern_str(m, tok, n, out, err);
     if (v >= m->direct_cap) {
-        size_t cap = m->direct_cap ? m->direct_cap : 1024;
-        while (cap <= v)
-            cap *= 2;
-        int32_t *d = em_realloc(m->direct, cap * sizeof *d);
+        size_t old = m->direct_cap;
+        int32_t *d = em_arr_grow(m->direct, &m->direct_cap, (size_t)v + 1, sizeof *d);
         if (!d)
-            return em_err_set(err, EM_ENOMEM, "id map: direct table of %zu", cap);
-        memset(d + m->direct_cap, 0, (cap - m->direct_cap) * sizeof *d);
+            return em_err_set(err, EM_ENOMEM, "id map: direct table of %zu", (size_t)v + 1);
+        memset(d + old, 0, (m->direct_cap - old) * sizeof *d);
         m->direct = d;
-        m->direct_cap = cap;
     }
     if (grow_rev(m, err) < 0)
         return err->code;
@@ -226,7 +231,7 @@ void em__idmap_truncate(em_idmap *m, int32_t n0)
     }
     m->n = n0;
     if (strs) {
-        memset(m->slots, 0xff, m->nslots * sizeof *m->slots);
+        em_hmap_clear(&m->strs);
         fill_slots(m);
     }
 }

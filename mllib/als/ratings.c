@@ -74,8 +74,12 @@ static int ratings_reserve(em_ratings *r, size_t cap, em_err *err)
 
 static inline int push(em_ratings *r, int32_t user, int32_t item, float rating, em_err *err)
 {
-    if (r->n == r->cap && ratings_reserve(r, r->cap ? r->cap * 2 : 4096, err) < 0)
-        return err->code;
+    if (EM_UNLIKELY(r->n == r->cap)) {
+        em_rating *p = em_arr_grow(r->recs, &r->cap, r->n + 1, sizeof *p);
+        if (!p)
+            return em_err_set(err, EM_ENOMEM, "%zu ratings", r->n + 1);
+        r->recs = p;
+    }
     r->recs[r->n++] = (em_rating){user, item, rating};
     return 0;
 }
@@ -513,7 +517,7 @@ int em_ratings_parse(const char *name, const uint8_t *p, size_t len,
 /* ---------------------------------------------------------------- reading files */
 
 enum {
-    READ_BLOCK = 4 << 20,        /* read size; a longer line grows the buffer */
+    READ_BLOCK = 4 << 20,        /* read size of em_lines; a longer line grows its buffer */
     PAR_MIN_BYTES = 8 << 20,     /* smaller files are parsed on the calling thread */
     PAR_MAX_THREADS = 8,         /* default cap (online CPUs beyond it gain nothing) */
     PAR_ENV_MAX_THREADS = 64,    /* cap of EMBER_PARSE_THREADS */
@@ -521,51 +525,21 @@ enum {
 };
 
 /* Parses fd through ps: bytes [off, off + len) with pread, or (off < 0) everything read()
- * returns until end of file. The last line of the range needs no newline. */
+ * returns until end of file, in blocks of whole lines from the one line splitter (em_lines,
+ * engine/base/base.h). The last line of the range needs no newline. */
 static int parse_fd(parser *ps, int fd, int64_t off, uint64_t len, em_err *err)
 {
-    size_t cap = READ_BLOCK, have = 0, used;
-    char *buf = em_malloc(cap);
-    int rc = 0;
-    if (!buf)
-        return em_err_set(err, EM_ENOMEM, "%s: read buffer", ps->name);
-    for (;;) {
-        if (have == cap) {   /* one line longer than the buffer */
-            char *nb = em_realloc(buf, cap * 2);
-            if (!nb) {
-                rc = em_err_set(err, EM_ENOMEM, "%s:%llu: line too long", ps->name,
-                                (unsigned long long)ps->line + 1);
-                goto out;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t want = cap - have;
-        if (off >= 0 && want > len)
-            want = (size_t)len;
-        ssize_t got = off < 0 ? read(fd, buf + have, want)
-                      : want ? pread(fd, buf + have, want, (off_t)off) : 0;
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0) {
-            rc = em_err_set(err, EM_EIO, "%s: read: %s", ps->name, strerror(errno));
-            goto out;
-        }
-        if (off >= 0) {
-            off += got;
-            len -= (uint64_t)got;
-        }
-        have += (size_t)got;
-        if ((rc = parse_lines(ps, buf, have, got == 0, &used, err)) < 0)
-            goto out;
-        memmove(buf, buf + used, have - used);
-        have -= used;
-        if (got == 0)
-            break;
-    }
-out:
-    em_free(buf);
-    return rc;
+    em_lines l;
+    em_slice b;
+    size_t used;
+    int rc;
+    em_lines_init(&l, READ_BLOCK, 0);
+    rc = em_lines_start(&l, fd, ps->name, off < 0 ? 0 : (uint64_t)off,
+                        off < 0 ? EM_LINES_TO_EOF : len, err);
+    while (rc == 0 && (rc = em_lines_block(&l, &b, err)) == 1)
+        rc = parse_lines(ps, (const char *)b.p, b.n, true, &used, err);
+    em_lines_destroy(&l);
+    return rc < 0 ? rc : 0;
 }
 
 /* EMBER_PARSE_THREADS when set to 1..PAR_ENV_MAX_THREADS (any file size), else the online
@@ -583,28 +557,6 @@ static unsigned parse_threads(uint64_t size)
         return 1;
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1 : n > PAR_MAX_THREADS ? PAR_MAX_THREADS : (unsigned)n;
-}
-
-/* Offset just past the first '\n' at or after `from`, or size when there is none. */
-static int next_line_start(int fd, uint64_t from, uint64_t size, uint64_t *out)
-{
-    char buf[4096];
-    while (from < size) {
-        size_t want = size - from < sizeof buf ? (size_t)(size - from) : sizeof buf;
-        ssize_t got = pread(fd, buf, want, (off_t)from);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            return -1;
-        const char *nl = memchr(buf, '\n', (size_t)got);
-        if (nl) {
-            *out = from + (uint64_t)(nl - buf) + 1;
-            return 0;
-        }
-        from += (uint64_t)got;
-    }
-    *out = size;
-    return 0;
 }
 
 /* The format of the file (opts or detection on its first line) if the parallel reader can
@@ -721,7 +673,7 @@ static int par_setup(chunk *c, unsigned n, int fd, uint64_t size, const char *pa
         uint64_t end = size, b = k + 1 < n ? nominal(size, n, k + 1) : size;
         if (b <= start)
             end = start;
-        else if (b < size && next_line_start(fd, b - 1, size, &end) < 0)
+        else if (b < size && em_line_align(fd, b, path, &end, NULL) < 0)
             return -1;
         c[k].fd = fd;
         c[k].off = start;
@@ -866,10 +818,7 @@ int em_ratings_read(const char *path, const em_ratings_read_opts *opts, em_idmap
     for (struct dirent *de; (de = readdir(d));) {
         if (de->d_name[0] == '.' || de->d_name[0] == '_')
             continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            names = em_xrealloc(names, cap * sizeof *names);
-        }
+        names = em_arr_xgrow(names, &cap, n + 1, sizeof *names);
         names[n++] = em_xasprintf("%s/%s", path, de->d_name);
     }
     closedir(d);

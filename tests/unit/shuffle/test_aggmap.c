@@ -76,7 +76,7 @@ static void check_same(em__aggmap *m, ref_map *r)
     size_t pos = 0, n = 0;
     uint32_t part;
     em_rec rec;
-    cr_assert_eq(m->nents, r->n);
+    cr_assert_eq(m->tab.n, r->n);
     while (em__aggmap_next(m, &pos, &part, &rec)) {
         ref_ent *e = ref_find(r, part, rec.key);
         cr_assert(e, "unexpected key of %zu bytes, part %u", rec.key.n, part);
@@ -88,7 +88,7 @@ static void check_same(em__aggmap *m, ref_map *r)
     cr_assert_eq(em__aggmap_sort(m, &err), 0);
     em_rec prev = {{NULL, 0}, {NULL, 0}};
     uint32_t pprev = 0;
-    for (size_t i = 0; i < m->nents; i++) {
+    for (size_t i = 0; i < m->tab.n; i++) {
         em__aggmap_at(m, i, &part, &rec);
         ref_ent *e = ref_find(r, part, rec.key);
         cr_assert(e && rec.val.n == e->vlen && !memcmp(rec.val.p, e->val, e->vlen));
@@ -157,14 +157,14 @@ static void run_case(const run_opts *o, uint64_t seed)
     check_same(&m, &r);
     /* Reset, then the map is usable again (a drain). */
     em__aggmap_reset(&m);
-    cr_assert_eq(m.nents, 0);
+    cr_assert_eq(m.tab.n, 0);
     size_t pos = 0;
     uint32_t part;
     em_rec rec;
     cr_assert_eq(em__aggmap_next(&m, &pos, &part, &rec), 0);
     cr_assert_eq(em__aggmap_add(&m, 3, em_slice_make("k", 1), em_slice_make("12345678", 8),
                                 &err), 0);
-    cr_assert_eq(m.nents, 1);
+    cr_assert_eq(m.tab.n, 1);
     em__aggmap_destroy(&m);
     free(r.e);
 }
@@ -218,7 +218,7 @@ Test(aggmap, inline_boundary_lengths)
             cr_assert_eq(em__aggmap_add(&m, 0, em_slice_make("abcdefghijklmnopq", n),
                                         em_slice_make(v, 8), &err), 0);
         }
-    cr_assert_eq(m.nents, 18);
+    cr_assert_eq(m.tab.n, 18);
     cr_assert_eq(em__aggmap_sort(&m, &err), 0);
     for (size_t i = 0; i < 18; i++) {
         uint32_t part;
@@ -256,7 +256,7 @@ Test(aggmap, survives_oom)
         em_rec r;
         while (em__aggmap_next(&m, &pos, &part, &r))
             seen++;
-        cr_assert_eq(seen, m.nents);
+        cr_assert_eq(seen, m.tab.n);
         em__aggmap_destroy(&m);
         if (!failed)
             break;
@@ -276,25 +276,25 @@ Test(aggmap, grow_bytes_and_clear_keeps_table)
         uint8_t k[8], v[8];
         em_store_le64(k, i * 0x9e3779b97f4a7c15ULL);
         em_enc_i64(v, 1);
-        size_t g = em__aggmap_grow_bytes(&m), before = m.nslots;
+        size_t g = em__aggmap_grow_bytes(&m), before = m.tab.cap;
         cr_assert_eq(em__aggmap_add(&m, 0, em_slice_make(k, 8), em_slice_make(v, 8), &err), 0);
-        cr_assert_eq((m.nslots - before) * sizeof(em__agg_slot), g, "key %llu",
+        cr_assert_eq((m.tab.cap - before) * sizeof(em__agg_slot), g, "key %llu",
                      (unsigned long long)i);
         grows += g != 0;
         /* The same for a key already there (the table grows before the lookup). */
         g = em__aggmap_grow_bytes(&m);
-        before = m.nslots;
+        before = m.tab.cap;
         cr_assert_eq(em__aggmap_add(&m, 0, em_slice_make(k, 8), em_slice_make(v, 8), &err), 0);
-        cr_assert_eq((m.nslots - before) * sizeof(em__agg_slot), g);
+        cr_assert_eq((m.tab.cap - before) * sizeof(em__agg_slot), g);
         grows += g != 0;
     }
     cr_assert_eq(grows, 7, "0 -> 64 -> ... -> 4096 slots");
-    cr_assert_eq(m.nents, 3000);
-    size_t nslots = m.nslots;
+    cr_assert_eq(m.tab.n, 3000);
+    size_t nslots = m.tab.cap;
     cr_assert_eq(em__aggmap_sort(&m, &err), 0);
     em__aggmap_clear(&m);
-    cr_assert_eq(m.nslots, nslots);
-    cr_assert_eq(m.nents, 0);
+    cr_assert_eq(m.tab.cap, nslots);
+    cr_assert_eq(m.tab.n, 0);
     cr_assert_eq(em__aggmap_mem(&m), nslots * sizeof(em__agg_slot));
     size_t pos = 0;
     uint32_t part;
@@ -328,7 +328,7 @@ Test(aggmap, grow_bytes_and_clear_keeps_table)
             em_enc_i64(e->val, em_dec_i64(e->val) + (int64_t)i);
         }
     }
-    cr_assert_eq(m.nslots, nslots, "fewer keys than before: no growth");
+    cr_assert_eq(m.tab.cap, nslots, "fewer keys than before: no growth");
     check_same(&m, &r);
     em__aggmap_destroy(&m);
     free(r.e);
@@ -407,7 +407,7 @@ Test(aggmap, in_place_accumulators_by_key)
         cr_assert_eq(em__aggmap_add(&m, 0, em_slice_make(key, (size_t)kl), em_slice_make(v, 8),
                                     &err), 0, "%s", err.msg);
     }
-    cr_assert_eq(m.nents, K);
+    cr_assert_eq(m.tab.n, K);
     cr_assert_eq(ip_calls, N - K, "one in-place add per record after the first of its key");
     /* values are accumulators: fold m's records into c twice */
     size_t pos = 0;
@@ -416,7 +416,7 @@ Test(aggmap, in_place_accumulators_by_key)
     for (int pass = 0; pass < 2; pass++)
         for (pos = 0; em__aggmap_next(&m, &pos, &part, &r);)
             cr_assert_eq(em__aggmap_add(&c, 0, r.key, r.val, &err), 0, "%s", err.msg);
-    cr_assert_eq(c.nents, K);
+    cr_assert_eq(c.tab.n, K);
     for (pos = 0; em__aggmap_next(&c, &pos, &part, &r);) {
         char key[40] = {0};
         memcpy(key, r.key.p, r.key.n);

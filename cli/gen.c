@@ -1,4 +1,5 @@
-/* cli/gen.c - `ember gen text|graph|records`: deterministic data generators.
+/* cli/gen.c - `ember gen text|graph|records` (and the MLlib generators: ratings, blobs,
+ * sparse): deterministic data generators.
  *
  * DESIGN. Output is cut into fixed chunks (text and records: 4 MiB, graph: 1M edges);
  * chunk i is generated from its own random stream, seeded by (seed, generator, i), so the
@@ -537,7 +538,7 @@ static int gen_records(const gen_args *a)
 void em__cli_gen_help(FILE *f, const char *what)
 {
     if (what == NULL)
-        fprintf(f, "Usage: ember gen text|graph|records [OPTIONS]\n"
+        fprintf(f, "Usage: ember gen text|graph|records|ratings|blobs|sparse [OPTIONS]\n"
                    "\n"
                    "Generates deterministic test data: the same arguments give the same bytes\n"
                    "on every machine and with any number of threads. The file is written under\n"
@@ -547,8 +548,11 @@ void em__cli_gen_help(FILE *f, const char *what)
                    "  ember gen graph   --nodes N --edges M [--seed S] --out FILE\n"
                    "  ember gen records --mib N [--seed S] --out FILE\n"
                    "  ember gen ratings --scale S [--seed N] --out PREFIX [--integer]\n"
+                   "  ember gen blobs   --rows N --dim D --k K [--format csv|libsvm] --out FILE\n"
+                   "  ember gen sparse  --rows N --cols C --nnz Z [--seed S] --out FILE\n"
                    "\n"
-                   "Run 'ember gen text --help' (graph, records, ratings) for details.\n");
+                   "Run 'ember gen text --help' (graph, records, ratings, blobs, sparse) for\n"
+                   "details.\n");
     else if (strcmp(what, "ratings") == 0)
         em_gen_ratings_cli_help(f);
     else if (strcmp(what, "text") == 0)

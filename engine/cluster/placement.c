@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,7 +78,8 @@ static void loc_put(em_cluster *c, uint64_t key, int32_t slot)   /* lock held */
     if (c->locs.n >= MAX_LOCS) {
         em_log(EM_LOG_INFO, "driver: %zu cached block locations known; forgetting them",
                c->locs.n);
-        em_hmap_clear(&c->locs);
+        em_hmap_destroy(&c->locs);   /* its memory too: start small again */
+        em_hmap_init(&c->locs, sizeof(loc_ent), offsetof(loc_ent, used), 64);
     }
     if (em_hmap_needs_grow(&c->locs) && em_hmap_grow(&c->locs) < 0)
         return;   /* out of memory: a hint not kept */

@@ -191,10 +191,7 @@ static int list_examples(const dir_list *d)
                 base += 3;
                 len -= 3;
             }
-            if (n == cap) {
-                cap = cap ? cap * 2 : 16;
-                names = em_xrealloc(names, cap * sizeof *names);
-            }
+            names = em_arr_xgrow(names, &cap, n + 1, sizeof *names);
             names[n++] = em_strndup(base, len - 3);
             if (names[n - 1] == NULL)
                 n--;

@@ -320,10 +320,7 @@ typedef struct strs {
 
 static void strs_add(strs *l, char *s)
 {
-    if (l->n == l->cap) {
-        l->cap = l->cap ? 2 * l->cap : 16;
-        l->s = em_xrealloc(l->s, l->cap * sizeof *l->s);
-    }
+    l->s = em_arr_xgrow(l->s, &l->cap, l->n + 1, sizeof *l->s);
     l->s[l->n++] = s;
 }
 

@@ -71,14 +71,10 @@ static int set_prio(em_conf *c, const char *key, const char *value, int prio)
         c->ents[i].prio = prio;
         return 0;
     }
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? 2 * c->cap : 16;
-        conf_ent *e = em_realloc(c->ents, cap * sizeof *e);
-        if (!e)
-            return EM_ENOMEM;
-        c->ents = e;
-        c->cap = cap;
-    }
+    conf_ent *e = em_arr_grow(c->ents, &c->cap, c->n + 1, sizeof *e);
+    if (!e)
+        return EM_ENOMEM;
+    c->ents = e;
     char *k = em_strdup(key), *v = em_strdup(value);
     if (!k || !v) {
         em_free(k);

@@ -22,10 +22,7 @@ em_rdd *em__rdd_wrap(em_context *sc, em_plan_node *n)
     r->holds = 1;
     pthread_mutex_lock(&sc->lock);
     n->refs++;
-    if (sc->nrdds == sc->rdds_cap) {
-        sc->rdds_cap = sc->rdds_cap ? 2 * sc->rdds_cap : 32;
-        sc->rdds = em_xrealloc(sc->rdds, sc->rdds_cap * sizeof *sc->rdds);
-    }
+    sc->rdds = em_arr_xgrow(sc->rdds, &sc->rdds_cap, sc->nrdds + 1, sizeof *sc->rdds);
     sc->rdds[sc->nrdds++] = r;
     pthread_mutex_unlock(&sc->lock);
     return r;

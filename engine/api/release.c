@@ -118,10 +118,7 @@ static void node_unref(em_context *sc, em_plan_node *n)
             EM_ASSERT(p->refs > 0);
             if (--p->refs > 0)
                 continue;
-            if (depth == cap) {
-                cap *= 2;
-                stack = em_xrealloc(stack, cap * sizeof *stack);
-            }
+            stack = em_arr_xgrow(stack, &cap, depth + 1, sizeof *stack);
             stack[depth++] = p;
         }
         em_plan_graph_remove(sc->graph, d);

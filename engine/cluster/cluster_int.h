@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <sys/types.h>
 
+#include "engine/base/hmap.h"
 #include "engine/cluster/cluster.h"
 #include "engine/executor/protocol.h"
 #include "engine/net/net.h"
@@ -45,10 +46,12 @@ typedef struct failed_at {
 } failed_at;
 #define MAX_FAILED_AT 4096       /* remembered failures (oldest forgotten first) */
 
-/* One known cached block: key = rdd << 32 | partition (rdd ids are >= 1, so never 0). */
+/* One known cached block, a slot of c->locs (engine/base/hmap.h). */
 typedef struct loc_ent {
-    uint64_t key;                /* 0 = empty */
+    uint32_t h32;                /* em_hmap hash of key */
+    uint8_t used;                /* 0 = empty slot */
     int32_t slot;                /* executor slot holding it */
+    uint64_t key;                /* rdd << 32 | partition */
 } loc_ent;
 #define MAX_LOCS ((size_t)1 << 20)   /* past this, every entry is forgotten (hints only) */
 
@@ -101,8 +104,7 @@ struct em_cluster {
     failed_at *fails;            /* driver thread */
     size_t nfails;
     bool closing;                /* em_cluster_free runs: losses are expected */
-    loc_ent *locs;               /* cached block -> slot, open addressing (lock) */
-    size_t loc_cap, nlocs;
+    em_hmap locs;                /* of loc_ent: cached block -> executor slot (lock) */
     uint64_t wait_ms;            /* locality wait; 0 = none */
     uint64_t last_local_ms;      /* last launch on a task's block executor (lock) */
     uint64_t nlocal, nmissed;    /* locality counters (lock) */
@@ -134,7 +136,7 @@ void em__cl_on_bcast(em_cluster *c, em_conn_id id, const em__msg *m);
 
 /* ---------------------------------------------------------------- placement.c
  * All with c->lock held. */
-void em__cl_loc_rebuild(em_cluster *c, size_t cap, int slot, uint32_t rdd);
+void em__cl_loc_drop(em_cluster *c, int slot, uint32_t rdd);
 void em__cl_note_locations(em_cluster *c, const em_task_desc *t, size_t n,
                            const inflight *fl, const em_task_result *res);
 void em__cl_note_failures(em_cluster *c, const em_task_desc *t, size_t n,

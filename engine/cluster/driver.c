@@ -33,6 +33,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -638,6 +639,7 @@ em_cluster *em_cluster_new(const em_cluster_opts *o, em_err *err)
     c->wait_ms = o->locality_wait_ms == EM_CLUSTER_NO_LOCALITY_WAIT ? 0
                  : o->locality_wait_ms ? o->locality_wait_ms : 3000;
     pthread_mutex_init(&c->lock, NULL);
+    em_hmap_init(&c->locs, sizeof(loc_ent), offsetof(loc_ent, used), 64);
     pthread_cond_init(&c->cond, NULL);
     pthread_mutex_init(&c->proc_lock, NULL);
     c->listen_host = em_xstrdup(o->listen_host ? o->listen_host : "127.0.0.1");
@@ -733,7 +735,7 @@ void em_cluster_free(em_cluster *c)
     em_free(c->ex);
     em_free(c->sp);
     em_free(c->fails);
-    em_free(c->locs);
+    em_hmap_destroy(&c->locs);
     em_free(c->secret);
     free(c->library);
     em_free(c->listen_host);

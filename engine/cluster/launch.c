@@ -41,8 +41,7 @@ void em__cl_process_losses(em_cluster *c)
                 snprintf(r->exec_id, sizeof r->exec_id, "%s", id);
             }
         }
-        if (c->nlocs)   /* its cached blocks are gone with it */
-            em__cl_loc_rebuild(c, c->loc_cap, (int)i, 0);
+        em__cl_loc_drop(c, (int)i, 0);   /* its cached blocks are gone with it */
         pthread_mutex_unlock(&c->lock);
         if (c->o.on_exec_lost)
             c->o.on_exec_lost(c->o.lost_ud, loc);

@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,74 +41,64 @@ static uint64_t loc_key(uint32_t rdd, uint32_t part)
     return (uint64_t)rdd << 32 | part;
 }
 
-static size_t loc_hash(uint64_t k, size_t cap)
+static uint32_t loc_hash(uint64_t key)
 {
-    k ^= k >> 31;
-    k *= 0xbf58476d1ce4e5b9ull;
-    k ^= k >> 29;
-    return (size_t)k & (cap - 1);
+    return em_hmap_h32(em_mix64(key));
 }
 
-/* Sets key -> slot in table t (cap a power of two with a free entry); true when new. */
-static bool loc_set(loc_ent *t, size_t cap, uint64_t key, int32_t slot)
+static bool loc_eq(const void *slot, const void *key)
 {
-    size_t h = loc_hash(key, cap);
-    while (t[h].key != 0 && t[h].key != key)
-        h = (h + 1) & (cap - 1);
-    bool added = t[h].key == 0;
-    t[h] = (loc_ent){key, slot};
-    return added;
+    return ((const loc_ent *)slot)->key == *(const uint64_t *)key;
 }
 
 static int loc_get(const em_cluster *c, uint64_t key)   /* lock held; -1 = unknown */
 {
-    if (c->loc_cap == 0)
+    if (c->locs.cap == 0)
         return -1;
-    for (size_t h = loc_hash(key, c->loc_cap);; h = (h + 1) & (c->loc_cap - 1)) {
-        if (c->locs[h].key == key)
-            return c->locs[h].slot;
-        if (c->locs[h].key == 0)
-            return -1;
-    }
+    const loc_ent *e = em_hmap_find(&c->locs, loc_hash(key), loc_eq, &key, NULL);
+    return e ? e->slot : -1;
 }
 
-/* Rebuilds the table with capacity cap, dropping entries of slot `slot` (-1: none) and of
- * rdd `rdd` (0: none). Lock held. */
-void em__cl_loc_rebuild(em_cluster *c, size_t cap, int slot, uint32_t rdd)
+/* Drops the entries of executor slot `slot` (-1: none) and of rdd `rdd` (0: none). Removing
+ * shifts later slots of a chain back into position i, so i is looked at again; a slot the
+ * wrap-around moves from the front to the end was seen already and is kept. Lock held. */
+void em__cl_loc_drop(em_cluster *c, int slot, uint32_t rdd)
 {
-    loc_ent *t = em_xcalloc(cap, sizeof *t);
-    size_t n = 0;
-    for (size_t i = 0; i < c->loc_cap; i++) {
-        const loc_ent *e = &c->locs[i];
-        if (e->key == 0 || e->slot == slot || (rdd && (uint32_t)(e->key >> 32) == rdd))
-            continue;
-        n += loc_set(t, cap, e->key, e->slot);
+    for (size_t i = 0; i < c->locs.cap && c->locs.n > 0;) {
+        loc_ent *e = em_hmap_at(&c->locs, i);
+        if (e->used && (e->slot == slot || (rdd && (uint32_t)(e->key >> 32) == rdd)))
+            em_hmap_remove(&c->locs, e);
+        else
+            i++;
     }
-    em_free(c->locs);
-    c->locs = t;
-    c->loc_cap = cap;
-    c->nlocs = n;
 }
 
 static void loc_put(em_cluster *c, uint64_t key, int32_t slot)   /* lock held */
 {
-    if (c->nlocs >= MAX_LOCS) {
+    if (c->locs.n >= MAX_LOCS) {
         em_log(EM_LOG_INFO, "driver: %zu cached block locations known; forgetting them",
-               c->nlocs);
-        em_free(c->locs);
-        c->locs = NULL;
-        c->loc_cap = c->nlocs = 0;
+               c->locs.n);
+        em_hmap_destroy(&c->locs);   /* its memory too: start small again */
+        em_hmap_init(&c->locs, sizeof(loc_ent), offsetof(loc_ent, used), 64);
     }
-    if ((c->nlocs + 1) * 2 > c->loc_cap)
-        em__cl_loc_rebuild(c, c->loc_cap ? 2 * c->loc_cap : 64, -1, 0);
-    c->nlocs += loc_set(c->locs, c->loc_cap, key, slot);
+    if (em_hmap_needs_grow(&c->locs) && em_hmap_grow(&c->locs) < 0)
+        return;   /* out of memory: a hint not kept */
+    uint32_t h = loc_hash(key);
+    void *hole = NULL;
+    loc_ent *e = em_hmap_find(&c->locs, h, loc_eq, &key, &hole);
+    if (e) {
+        e->slot = slot;
+        return;
+    }
+    *(loc_ent *)hole = (loc_ent){.h32 = h, .used = 1, .slot = slot, .key = key};
+    c->locs.n++;
 }
 
 void em_cluster_forget_rdd(em_cluster *c, uint32_t rdd)
 {
     pthread_mutex_lock(&c->lock);
-    if (c->nlocs && rdd)
-        em__cl_loc_rebuild(c, c->loc_cap, -1, rdd);
+    if (rdd)
+        em__cl_loc_drop(c, -1, rdd);
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -117,7 +108,7 @@ void em_cluster_locality_stats(em_cluster *c, uint64_t *local, uint64_t *missed,
     pthread_mutex_lock(&c->lock);
     *local = c->nlocal;
     *missed = c->nmissed;
-    *known = c->nlocs;
+    *known = c->locs.n;
     pthread_mutex_unlock(&c->lock);
 }
 

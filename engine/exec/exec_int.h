@@ -102,7 +102,8 @@ struct em_task {
     em_bcast_entry *bcast;         /* broadcast values read so far */
     size_t nbcast;
     em_acc_update *acc;            /* accumulator updates so far */
-    uint32_t nacc, acc_cap;
+    uint32_t nacc;
+    size_t acc_cap;
 };
 
 /* CANCELLATION: the cancel flag of the task running on this thread (em_exec_env.cancel),

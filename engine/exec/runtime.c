@@ -120,16 +120,12 @@ static int batcher_close(em_batcher *b, em_err *err)
     em_batch_builder_destroy(&b->bb);
     if (!batch)
         return err && err->code ? err->code : EM_ENOMEM;
-    if (b->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 8;
-        em_batch **nb = em_realloc(b->batches, cap * sizeof *nb);
-        if (!nb) {
-            em_batch_unref(batch);
-            return em_err_set(err, EM_ENOMEM, "out of memory collecting batches");
-        }
-        b->batches = nb;
-        b->cap = cap;
+    em_batch **nb = em_arr_grow(b->batches, &b->cap, b->n + 1, sizeof *nb);
+    if (!nb) {
+        em_batch_unref(batch);
+        return em_err_set(err, EM_ENOMEM, "out of memory collecting batches");
     }
+    b->batches = nb;
     b->batches[b->n++] = batch;
     return 0;
 }
@@ -258,10 +254,7 @@ static em_acc_update *acc_slot(em_task *t, uint32_t id, bool is_f64)
     for (uint32_t i = 0; i < t->nacc; i++)
         if (t->acc[i].id == id && t->acc[i].is_f64 == is_f64)
             return &t->acc[i];
-    if (t->nacc == t->acc_cap) {
-        t->acc_cap = t->acc_cap ? t->acc_cap * 2 : 8;
-        t->acc = em_xrealloc(t->acc, t->acc_cap * sizeof *t->acc);   /* tiny control table */
-    }
+    t->acc = em_arr_xgrow(t->acc, &t->acc_cap, t->nacc + 1, sizeof *t->acc); /* tiny table */
     t->acc[t->nacc] = (em_acc_update){.id = id, .is_f64 = is_f64};
     return &t->acc[t->nacc++];
 }

@@ -111,8 +111,7 @@ static int on_driver_rpc(executor *x, const em__msg *m0, em__msg *m, em_err *err
                 x->qtail -= x->qhead;
                 x->qhead = 0;
             } else {
-                x->qcap = x->qcap ? 2 * x->qcap : 64;
-                x->queue = em_xrealloc(x->queue, x->qcap * sizeof *x->queue);
+                x->queue = em_arr_xgrow(x->queue, &x->qcap, x->qtail + 1, sizeof *x->queue);
             }
         }
         x->queue[x->qtail++] = (task_item){m->id, m->stage, m->part, m->attempt, m->is_map,

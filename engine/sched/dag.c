@@ -76,9 +76,11 @@ struct job {
     map_run *waiting_on;            /* another job's run it waits for (s->lock) */
     job *next;                      /* s->jobs */
     stage *maps;                    /* map stages, parents first (fixed once listed) */
-    uint32_t nmaps, cap;
+    uint32_t nmaps;
+    size_t cap;
     const em_plan_node **seen;      /* nodes visited by the walk */
-    uint32_t nseen, seen_cap;
+    uint32_t nseen;
+    size_t seen_cap;
     stage result;
     uint32_t *attempts;             /* result tasks: failed attempts per partition index */
     bool *done;                     /* result tasks finished */
@@ -188,10 +190,7 @@ static bool seen_add(job *j, const em_plan_node *n)
     for (uint32_t i = 0; i < j->nseen; i++)
         if (j->seen[i] == n)
             return false;
-    if (j->nseen == j->seen_cap) {
-        j->seen_cap = j->seen_cap ? 2 * j->seen_cap : 32;
-        j->seen = em_xrealloc(j->seen, j->seen_cap * sizeof *j->seen);
-    }
+    j->seen = em_arr_xgrow(j->seen, &j->seen_cap, (size_t)j->nseen + 1, sizeof *j->seen);
     j->seen[j->nseen++] = n;
     return true;
 }
@@ -206,10 +205,7 @@ static void walk(em_sched *s, job *j, const em_plan_node *n)
         walk(s, j, n->parents[i]);
     if (n->op != EM_OP_SHUFFLED || n->nparents != 1)
         return;
-    if (j->nmaps == j->cap) {
-        j->cap = j->cap ? 2 * j->cap : 4;
-        j->maps = em_xrealloc(j->maps, j->cap * sizeof *j->maps);
-    }
+    j->maps = em_arr_xgrow(j->maps, &j->cap, (size_t)j->nmaps + 1, sizeof *j->maps);
     stage *st = &j->maps[j->nmaps++];
     memset(st, 0, sizeof *st);
     st->shuffled = n;

@@ -27,7 +27,8 @@ typedef struct shuffle_ent {
 struct em_map_tracker {
     pthread_mutex_t lock;
     shuffle_ent *shuffles;  /* nshuffles entries; guarded by lock */
-    uint32_t nshuffles, cap;
+    uint32_t nshuffles;
+    size_t cap;
     char **locs;            /* interned location strings; guarded by lock */
     uint32_t nlocs;
 };
@@ -78,10 +79,8 @@ void em_map_tracker_add_shuffle(em_map_tracker *t, uint32_t sid, uint32_t nmaps)
         e->maps = em_xcalloc(nmaps ? nmaps : 1, sizeof *e->maps);
         e->nmaps = nmaps;
     } else if (!e) {
-        if (t->nshuffles == t->cap) {
-            t->cap = t->cap ? 2 * t->cap : 8;
-            t->shuffles = em_xrealloc(t->shuffles, t->cap * sizeof *t->shuffles);
-        }
+        t->shuffles = em_arr_xgrow(t->shuffles, &t->cap, (size_t)t->nshuffles + 1,
+                                   sizeof *t->shuffles);
         e = &t->shuffles[t->nshuffles++];
         e->sid = sid;
         e->nmaps = nmaps;

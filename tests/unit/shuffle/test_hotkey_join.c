@@ -1,7 +1,8 @@
-/* tests/unit/ooc/test_hotkey.c - hot keys through the engine: one key holding most records of
- * both sides of a join (output = the product of its value counts), outer joins with hot keys
- * on one side only, and group_by_key with a hot key, in local[2] with
- * ember.executor.memory=1m and ember.shuffle.memory=64k. Each result equals a reference
+/* tests/unit/shuffle/test_hotkey_join.c - hot keys through the engine (the reducer's
+ * spilled groups, seen from the API; test_hotkey.c drives the reducer directly): one key
+ * holding most records of both sides of a join (output = the product of its value
+ * counts), outer joins with hot keys on one side only, and group_by_key with a hot key, in
+ * local[2] with ember.executor.memory=1m and ember.shuffle.memory=64k. Each result equals a reference
  * computed here (as a multiset) and a roomy run's (in order), and the tight run spills. */
 #include "../api/api_test_util.h"
 

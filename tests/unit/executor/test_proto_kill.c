@@ -1,4 +1,4 @@
-/* tests/unit/cluster/test_proto_kill.c - the `kill` message (driver -> executor: stop task
+/* tests/unit/executor/test_proto_kill.c - the `kill` message (driver -> executor: stop task
  * id, its job was cancelled): exact round trip of the task id, and untrusted JSON with a
  * missing, mistyped or negative id is EM_EPROTO naming the field. */
 #include <criterion/criterion.h>

@@ -1,4 +1,4 @@
-/* tests/unit/ooc/test_spill.c - sort_by_key, reduce_by_key, group_by_key and join over data
+/* tests/unit/shuffle/test_spill.c - sort_by_key, reduce_by_key, group_by_key and join over data
  * 4x ember.executor.memory (and 64x ember.shuffle.memory): results identical to a run with
  * memory to spare, and the spill counter above zero for each operation (none in the
  * roomy run). */

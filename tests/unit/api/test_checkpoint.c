@@ -1,4 +1,4 @@
-/* tests/unit/ooc/test_checkpoint.c - reliable and local checkpoints: lineage cut to one
+/* tests/unit/api/test_checkpoint.c - reliable and local checkpoints: lineage cut to one
  * node, identical results, partitioner kept, shuffles after a checkpoint, corrupt/missing
  * parts named in errors, no checkpoint dir, cleanup at context end (only when asked), and
  * reading a checkpoint after the shuffle files it came from are gone. */
@@ -6,7 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../api/api_test_util.h"
+#include "api_test_util.h"
 
 static char g_dir[64];
 

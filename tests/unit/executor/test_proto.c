@@ -1,4 +1,4 @@
-/* tests/unit/cluster/test_proto.c - the driver-executor message codecs: every message type
+/* tests/unit/executor/test_proto.c - the driver-executor message codecs: every message type
  * round-trips with exact field values; untrusted JSON with a missing, mistyped, out of
  * range or malformed field is EM_EPROTO naming the field; DATA frame headers. */
 #include <criterion/criterion.h>

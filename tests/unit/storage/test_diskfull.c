@@ -1,4 +1,4 @@
-/* tests/unit/ooc/test_diskfull.c - disk full and unwritable directories: checkpoints and
+/* tests/unit/storage/test_diskfull.c - disk full and unwritable directories: checkpoints and
  * the block store return clear errors (EM_ENOSPC naming the file; the path for a directory
  * that cannot be created) and leave no partial or temporary file behind. Disk full uses a
  * 1 MiB tmpfs (needs root; skipped otherwise). */

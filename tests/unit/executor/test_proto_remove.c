@@ -1,4 +1,4 @@
-/* tests/unit/cluster/test_proto_remove.c - the `remove_shuffle` message (driver -> executor,
+/* tests/unit/executor/test_proto_remove.c - the `remove_shuffle` message (driver -> executor,
  * em_rdd_release of a shuffle's dataset): exact round trip of the shuffle id over its whole
  * range, and untrusted JSON with a missing, mistyped or out-of-range sid is EM_EPROTO
  * naming the field. */

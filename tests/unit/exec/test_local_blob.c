@@ -1,10 +1,10 @@
-/* tests/unit/api/test_local_blob.c - big context blobs and result values in local[2]
- * (exec.h, "BIG CONTEXT BLOBS"; engine/api/backend.c, local part): an 8 MB blob reaches
+/* tests/unit/exec/test_local_blob.c - big context blobs and result values in local[2]
+ * (exec.h, "BIG CONTEXT BLOBS"; engine/exec/local.c): an 8 MB blob reaches
  * every task of a 32-task stage intact, is handed to the blob sink once per stage and is
  * never base64-decoded nor copied on the task side (each task thread borrows the job's
  * bytes once per stage); a fold's big zero value and big function context travel the same
  * way. Observed through the stage.c test counters (em__stage_blob_stats_get), not timing. */
-#include "api_test_util.h"
+#include "../api/api_test_util.h"
 #include "engine/exec/exec.h"
 #include "engine/plan/fn.h"
 

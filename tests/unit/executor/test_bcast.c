@@ -1,4 +1,4 @@
-/* tests/unit/cluster/test_bcast.c - broadcast pieces (engine/executor/bcast.c) and the
+/* tests/unit/executor/test_bcast.c - broadcast pieces (engine/executor/bcast.c) and the
  * `bcast` message: a value split into PIECE frame bodies is reassembled byte for byte from
  * pieces in any order (0 bytes, 1 byte, a piece boundary, a short last piece); a
  * corrupted piece is EM_ECORRUPT and a malformed, inconsistent, out-of-range or repeated

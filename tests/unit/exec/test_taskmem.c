@@ -1,4 +1,4 @@
-/* tests/unit/ooc/test_taskmem.c - a task with em_exec_env.mem set takes its budget from
+/* tests/unit/exec/test_taskmem.c - a task with em_exec_env.mem set takes its budget from
  * the memory manager (evicting cached blocks above the storage floor) and gives it back. */
 #include <criterion/criterion.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/integration/test_apitour.sh BUILD_DIR - every transformation and action of
 # engine/ember.h gives the same result in local-cluster[2,1] as in local[2] (and local[1]):
-#  1. the apitour example (examples/apitour.c: one canonical line per operation, seeded
+#  1. the apitour example (examples/apitour/: one canonical line per operation, seeded
 #     data with empty partitions, a 300 000-byte key and records over 1 MiB) runs under the
 #     three masters; the outputs must be byte-identical, complete and error-free;
 #  2. a task that fails its first attempt is retried on another executor: `apitour retry`

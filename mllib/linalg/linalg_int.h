@@ -24,6 +24,16 @@
 bool em__ml_parse_double(const char *p, const char *end, double *out);
 
 /* Task functions (registered in rows.c). */
+/* One line parsed as ml.linalg.parse does on the executors (the loaders' fuzz target):
+ * *row receives the row record (rows.h layout). 1 a row, 0 a skipped line (empty or
+ * comment), -1 a bad line (*why says why), <0 an error (bad options: EM_EINVAL). */
+typedef struct em__ml_line_opts {
+    em_ml_format format;
+    bool sparse, labeled;
+    uint32_t dim, ncols, label_col;   /* as the parse context: label_col EM__ML_NO_LABEL */
+} em__ml_line_opts;
+int em__ml_parse_line(const em__ml_line_opts *o, em_slice line, em_vbuf *row,
+                      const char **why, em_err *err);
 int em__ml_fn_parse(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
                     em_err *err);
 int em__ml_fn_scan(const em_fn_ctx *c, void *acc, size_t size, const em_rec_batch *in,

@@ -249,9 +249,10 @@ typedef struct parse_state {
     em_vbuf rec;
 } parse_state;
 
-/* Parses one line and emits its row. 0 ok or skipped, <0 error. */
-static int parse_one(const parse_ctx *pc, parse_state *st, em_slice line, const char **why,
-                     em_emitter *out, em_err *err)
+/* Parses one line into its row record (*rec, pointing into st): 1 a row, 0 a skipped line
+ * (empty, comment), -1 a bad line (*why says why), <0 an error. */
+static int row_of(const parse_ctx *pc, parse_state *st, em_slice line, const char **why,
+                  em_slice *rec, em_err *err)
 {
     const char *p = (const char *)line.p, *end = p + line.n;
     int r;
@@ -270,21 +271,60 @@ static int parse_one(const parse_ctx *pc, parse_state *st, em_slice line, const 
                 st->row[0] = label;
             for (uint32_t i = 0; i < nnz; i++)
                 st->row[f + st->idx[i]] = st->val[i];
-            return em_emit_val(out, em_slice_make(st->row, 8 * (pc->dim + f)), err) < 0
-                       ? err->code : 1;
+            *rec = em_slice_make(st->row, 8 * (pc->dim + f));
+            return 1;
         }
         em_vbuf_clear(&st->rec);
         if ((pc->labeled && em_vbuf_append(&st->rec, &label, 8) < 0) ||
             em_ml_sparse_encode(nnz, st->idx, st->val, &st->rec) < 0)
             return em_err_set(err, EM_ENOMEM, "ml.linalg.parse: out of memory");
-        return em_emit_val(out, em_slice_make(st->rec.data, st->rec.len), err) < 0 ? err->code
-                                                                                   : 1;
+        *rec = em_slice_make(st->rec.data, st->rec.len);
+        return 1;
     }
     r = parse_csv(pc, p, end, st->row, why);
     if (r <= 0)
         return r;
-    size_t w = 8 * ((size_t)pc->dim + (pc->labeled ? 1 : 0));
-    return em_emit_val(out, em_slice_make(st->row, w), err) < 0 ? err->code : 1;
+    *rec = em_slice_make(st->row, 8 * ((size_t)pc->dim + (pc->labeled ? 1 : 0)));
+    return 1;
+}
+
+/* Parses one line and emits its row. 0 ok or skipped, -1 a bad line, <0 error. */
+static int parse_one(const parse_ctx *pc, parse_state *st, em_slice line, const char **why,
+                     em_emitter *out, em_err *err)
+{
+    em_slice rec;
+    int r = row_of(pc, st, line, why, &rec, err);
+    if (r <= 0)
+        return r;
+    return em_emit_val(out, rec, err) < 0 ? err->code : 1;
+}
+
+int em__ml_parse_line(const em__ml_line_opts *o, em_slice line, em_vbuf *row,
+                      const char **why, em_err *err)
+{
+    parse_ctx pc = {.format = o->format, .sparse = o->sparse, .labeled = o->labeled,
+                    .dim = o->dim, .ncols = o->ncols, .label_col = o->label_col};
+    bool csv = pc.format == EM_ML_CSV || pc.format == EM_ML_TSV;
+    if ((!csv && pc.format != EM_ML_LIBSVM) || (csv && pc.ncols == 0) ||
+        (!pc.sparse && pc.dim == 0) ||
+        (csv && pc.label_col != EM__ML_NO_LABEL && pc.label_col >= pc.ncols))
+        return em_err_set(err, EM_EINVAL, "ml.linalg.parse: bad options");
+    parse_state st = {0};
+    if (!(st.row = em_malloc(sizeof(double) * ((size_t)pc.dim + 1 + pc.ncols))))
+        return em_err_set(err, EM_ENOMEM, "ml.linalg.parse: out of memory");
+    em_vbuf_init(&st.rec);
+    em_slice rec = {0};
+    int r = row_of(&pc, &st, line, why, &rec, err);
+    if (r == 1) {
+        em_vbuf_clear(row);
+        if (em_vbuf_append(row, rec.p, rec.n) < 0)
+            r = em_err_set(err, EM_ENOMEM, "ml.linalg.parse: out of memory");
+    }
+    em_free(st.row);
+    em_free(st.idx);
+    em_free(st.val);
+    em_vbuf_destroy(&st.rec);
+    return r;
 }
 
 int em__ml_fn_parse(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,

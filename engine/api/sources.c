@@ -11,8 +11,6 @@
  * takes the rest); every piece is its own partition; an empty file is one empty piece. The
  * executor's line reader owns the lines that start inside its piece (Hadoop's rule).
  * THREADS: any thread (nodes and handles are made through the locked helpers of node.c). */
-#include <dirent.h>
-#include <glob.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -114,95 +112,6 @@ em_rdd *em_range(em_context *sc, int64_t start, int64_t end, int64_t step, uint3
 
 /* ---------------------------------------------------------------- input files */
 
-typedef struct file_list {
-    char **paths;
-    uint64_t *sizes;
-    size_t n;
-} file_list;
-
-static void files_destroy(file_list *fl)
-{
-    for (size_t i = 0; i < fl->n; i++)
-        em_free(fl->paths[i]);
-    em_free(fl->paths);
-    em_free(fl->sizes);
-}
-
-static bool hidden(const char *path)
-{
-    const char *b = strrchr(path, '/');
-    b = b ? b + 1 : path;
-    return b[0] == '_' || b[0] == '.';
-}
-
-static void files_add(file_list *fl, const char *path, uint64_t size)
-{
-    fl->paths = em_xrealloc(fl->paths, (fl->n + 1) * sizeof *fl->paths);
-    fl->sizes = em_xrealloc(fl->sizes, (fl->n + 1) * sizeof *fl->sizes);
-    fl->paths[fl->n] = em_xstrdup(path);
-    fl->sizes[fl->n++] = size;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* A directory's regular files not starting with '_' or '.', sorted by name. */
-static void add_dir(file_list *fl, const char *dir)
-{
-    DIR *d = opendir(dir);
-    char **names = NULL;
-    size_t n = 0;
-    struct dirent *e;
-    if (!d)
-        return;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '_' || e->d_name[0] == '.')
-            continue;
-        names = em_xrealloc(names, (n + 1) * sizeof *names);
-        names[n++] = em_xasprintf("%s/%s", dir, e->d_name);
-    }
-    closedir(d);
-    qsort(names, n, sizeof *names, cmp_str);
-    for (size_t i = 0; i < n; i++) {
-        struct stat st;
-        if (stat(names[i], &st) == 0 && S_ISREG(st.st_mode))
-            files_add(fl, names[i], (uint64_t)st.st_size);
-        em_free(names[i]);
-    }
-    em_free(names);
-}
-
-/* Expands a file, a directory or a glob; EM_ENOTFOUND naming the path when empty. */
-static int expand(const char *path, file_list *fl, em_err *err)
-{
-    struct stat st;
-    memset(fl, 0, sizeof *fl);
-    if (stat(path, &st) == 0) {
-        if (S_ISDIR(st.st_mode))
-            add_dir(fl, path);
-        else if (S_ISREG(st.st_mode))
-            files_add(fl, path, (uint64_t)st.st_size);
-    } else if (strpbrk(path, "*?[")) {
-        glob_t g;
-        if (glob(path, 0, NULL, &g) == 0) {
-            for (size_t i = 0; i < g.gl_pathc; i++) {
-                const char *p = g.gl_pathv[i];
-                if (stat(p, &st) != 0 || hidden(p))
-                    continue;
-                if (S_ISDIR(st.st_mode))
-                    add_dir(fl, p);
-                else if (S_ISREG(st.st_mode))
-                    files_add(fl, p, (uint64_t)st.st_size);
-            }
-            globfree(&g);
-        }
-    }
-    if (fl->n == 0)
-        return em_err_set(err, EM_ENOTFOUND, "input path '%s' matches no file", path);
-    return 0;
-}
 
 static uint32_t min_parts_of(em_context *sc, uint32_t min_parts)
 {
@@ -221,11 +130,11 @@ static void add_split(em_plan_node *n, const char *path, uint64_t start, uint64_
 em_rdd *em_text_file(em_context *sc, const char *path, uint32_t min_parts)
 {
     em_plan_node *n = em__node_new(sc, EM_OP_TEXT_FILE, NULL, 0, "text_file");
-    file_list fl;
+    em_file_list fl;
     em_err err = EM_ERR_INIT;
 
     n->nparts = 1;
-    if (expand(path, &fl, &err) < 0) {
+    if (em_file_list_expand(path, &fl, &err) < 0) {
         em_plan_node_fail(n, err.code, "%s", err.msg);
         return em__rdd_wrap(sc, n);
     }
@@ -248,19 +157,19 @@ em_rdd *em_text_file(em_context *sc, const char *path, uint32_t min_parts)
             add_split(n, fl.paths[i], off, rem, n->nsplits);
     }
     n->nparts = n->nsplits;
-    files_destroy(&fl);
+    em_file_list_destroy(&fl);
     return em__rdd_wrap(sc, n);
 }
 
 em_rdd *em_whole_text_files(em_context *sc, const char *path, uint32_t min_parts)
 {
     em_plan_node *n = em__node_new(sc, EM_OP_WHOLE_TEXT_FILES, NULL, 0, "whole_text_files");
-    file_list fl;
+    em_file_list fl;
     em_err err = EM_ERR_INIT;
 
     n->nparts = 1;
     n->is_kv = true;
-    if (expand(path, &fl, &err) < 0) {
+    if (em_file_list_expand(path, &fl, &err) < 0) {
         em_plan_node_fail(n, err.code, "%s", err.msg);
         return em__rdd_wrap(sc, n);
     }
@@ -270,6 +179,6 @@ em_rdd *em_whole_text_files(em_context *sc, const char *path, uint32_t min_parts
     for (size_t i = 0; i < fl.n; i++)
         add_split(n, fl.paths[i], 0, fl.sizes[i], (uint32_t)((uint64_t)i * p / fl.n));
     n->nparts = p;
-    files_destroy(&fl);
+    em_file_list_destroy(&fl);
     return em__rdd_wrap(sc, n);
 }

@@ -197,6 +197,19 @@ uint8_t *em_vbuf_steal(em_vbuf *b, size_t *len);
 void *em_arr_grow(void *p, size_t *cap, size_t need, size_t elem);
 void *em_arr_xgrow(void *p, size_t *cap, size_t need, size_t elem);
 
+/* The input files a path names, as every file reader takes it (text sources, MLlib's
+ * loaders): a regular file; a directory's regular files not starting with '_' or '.',
+ * sorted by name; or a glob's matches (directories among them expanded the same way).
+ * em_file_list_expand fills *fl (zeroed first) with paths and sizes; EM_ENOTFOUND naming
+ * the path when nothing matches. */
+typedef struct em_file_list {
+    char **paths;
+    uint64_t *sizes;
+    size_t n, cap, scap;
+} em_file_list;
+int em_file_list_expand(const char *path, em_file_list *fl, em_err *err);
+void em_file_list_destroy(em_file_list *fl);
+
 /* Refcounted immutable byte buffer. em_buf_new returns refcount 1; last unref frees. */
 typedef struct em_buf em_buf;
 em_buf *em_buf_new(size_t len);                       /* uninitialised bytes; NULL on OOM */

@@ -14,6 +14,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <glob.h>
+#include <stdlib.h>
 #include "engine/base/base.h"
 
 struct em_file {
@@ -371,4 +373,90 @@ int64_t em_parse_size(const char *s)
     if (__builtin_add_overflow(v, (uint64_t)fp, &v) || v > (uint64_t)INT64_MAX)
         return -1;
     return (int64_t)v;
+}
+
+/* ---------------------------------------------------------------- input file lists */
+
+void em_file_list_destroy(em_file_list *fl)
+{
+    for (size_t i = 0; i < fl->n; i++)
+        em_free(fl->paths[i]);
+    em_free(fl->paths);
+    em_free(fl->sizes);
+}
+
+static bool list_hidden(const char *path)
+{
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    return b[0] == '_' || b[0] == '.';
+}
+
+static void list_add(em_file_list *fl, const char *path, uint64_t size)
+{
+    fl->paths = em_arr_xgrow(fl->paths, &fl->cap, fl->n + 1, sizeof *fl->paths);
+    fl->sizes = em_arr_xgrow(fl->sizes, &fl->scap, fl->n + 1, sizeof *fl->sizes);
+    fl->paths[fl->n] = em_xstrdup(path);
+    fl->sizes[fl->n++] = size;
+}
+
+static int list_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A directory's regular files not starting with '_' or '.', sorted by name. */
+static void list_dir(em_file_list *fl, const char *dir)
+{
+    DIR *d = opendir(dir);
+    char **names = NULL;
+    size_t n = 0, ncap = 0;
+    struct dirent *e;
+    if (!d)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '_' || e->d_name[0] == '.')
+            continue;
+        names = em_arr_xgrow(names, &ncap, n + 1, sizeof *names);
+        names[n++] = em_xasprintf("%s/%s", dir, e->d_name);
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, list_cmp);
+    for (size_t i = 0; i < n; i++) {
+        struct stat st;
+        if (stat(names[i], &st) == 0 && S_ISREG(st.st_mode))
+            list_add(fl, names[i], (uint64_t)st.st_size);
+        em_free(names[i]);
+    }
+    em_free(names);
+}
+
+/* Expands a file, a directory or a glob; EM_ENOTFOUND naming the path when empty. */
+int em_file_list_expand(const char *path, em_file_list *fl, em_err *err)
+{
+    struct stat st;
+    memset(fl, 0, sizeof *fl);
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode))
+            list_dir(fl, path);
+        else if (S_ISREG(st.st_mode))
+            list_add(fl, path, (uint64_t)st.st_size);
+    } else if (strpbrk(path, "*?[")) {
+        glob_t g;
+        if (glob(path, 0, NULL, &g) == 0) {
+            for (size_t i = 0; i < g.gl_pathc; i++) {
+                const char *p = g.gl_pathv[i];
+                if (stat(p, &st) != 0 || list_hidden(p))
+                    continue;
+                if (S_ISDIR(st.st_mode))
+                    list_dir(fl, p);
+                else if (S_ISREG(st.st_mode))
+                    list_add(fl, p, (uint64_t)st.st_size);
+            }
+            globfree(&g);
+        }
+    }
+    if (fl->n == 0)
+        return em_err_set(err, EM_ENOTFOUND, "input path '%s' matches no file", path);
+    return 0;
 }

@@ -12,8 +12,6 @@
  * lines could not be told from the rows.
  * LIBSVM without a feature count: the rows are parsed sparse, then one ml.linalg.scan pass
  * finds the count and the largest index; dense output is the densified copy. */
-#include <dirent.h>
-#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,97 +21,9 @@
 
 #define SPLIT_MAX ((uint64_t)32 << 20)
 
-typedef struct file_list {
-    char **paths;
-    uint64_t *sizes;
-    size_t n, cap, scap;
-} file_list;
-
-static void files_add(file_list *fl, const char *p, uint64_t size)
-{
-    fl->paths = em_arr_xgrow(fl->paths, &fl->cap, fl->n + 1, sizeof *fl->paths);
-    fl->sizes = em_arr_xgrow(fl->sizes, &fl->scap, fl->n + 1, sizeof *fl->sizes);
-    fl->paths[fl->n] = em_xstrdup(p);
-    fl->sizes[fl->n++] = size;
-}
-
-static void files_destroy(file_list *fl)
-{
-    for (size_t i = 0; i < fl->n; i++)
-        em_free(fl->paths[i]);
-    em_free(fl->paths);
-    em_free(fl->sizes);
-    memset(fl, 0, sizeof *fl);
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static bool hidden(const char *p)
-{
-    const char *b = strrchr(p, '/');
-    b = b ? b + 1 : p;
-    return b[0] == '_' || b[0] == '.';
-}
-
-static void add_dir(file_list *fl, const char *dir)
-{
-    DIR *d = opendir(dir);
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *e;
-    if (!d)
-        return;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '_' || e->d_name[0] == '.')
-            continue;
-        names = em_arr_xgrow(names, &cap, n + 1, sizeof *names);
-        names[n++] = em_xasprintf("%s/%s", dir, e->d_name);
-    }
-    closedir(d);
-    qsort(names, n, sizeof *names, cmp_str);
-    for (size_t i = 0; i < n; i++) {
-        struct stat st;
-        if (stat(names[i], &st) == 0 && S_ISREG(st.st_mode))
-            files_add(fl, names[i], (uint64_t)st.st_size);
-        em_free(names[i]);
-    }
-    em_free(names);
-}
-
-static int list_files(const char *path, file_list *fl, em_err *err)
-{
-    struct stat st;
-    memset(fl, 0, sizeof *fl);
-    if (stat(path, &st) == 0) {
-        if (S_ISDIR(st.st_mode))
-            add_dir(fl, path);
-        else if (S_ISREG(st.st_mode))
-            files_add(fl, path, (uint64_t)st.st_size);
-    } else if (strpbrk(path, "*?[")) {
-        glob_t g;
-        if (glob(path, 0, NULL, &g) == 0) {
-            for (size_t i = 0; i < g.gl_pathc; i++) {
-                const char *p = g.gl_pathv[i];
-                if (stat(p, &st) != 0 || hidden(p))
-                    continue;
-                if (S_ISDIR(st.st_mode))
-                    add_dir(fl, p);
-                else if (S_ISREG(st.st_mode))
-                    files_add(fl, p, (uint64_t)st.st_size);
-            }
-            globfree(&g);
-        }
-    }
-    if (fl->n == 0)
-        return em_err_set(err, EM_ENOTFOUND, "input path '%s' matches no file", path);
-    return 0;
-}
 
 /* Appends the split table (u32 file, u64 start per split) in the text source's order. */
-static uint32_t add_splits(const file_list *fl, uint32_t min_parts, em_vbuf *b)
+static uint32_t add_splits(const em_file_list *fl, uint32_t min_parts, em_vbuf *b)
 {
     uint64_t total = 0;
     uint32_t n = 0;
@@ -201,7 +111,7 @@ typedef struct plan_in {
     em_ml_format format;
     bool sparse, labeled, skip;
     uint32_t dim, ncols, label_col, acc, nsplits;
-    const file_list *fl;
+    const em_file_list *fl;
     const em_vbuf *splits;
 } plan_in;
 
@@ -270,7 +180,7 @@ static int densify(em_ml_data *d, em_err *err)
     return rc;
 }
 
-static int read_header(const file_list *fl, const em_ml_read_opts *o, plan_in *pi,
+static int read_header(const em_file_list *fl, const em_ml_read_opts *o, plan_in *pi,
                        em_err *err)
 {
     char *hdr = NULL;
@@ -318,7 +228,7 @@ static int plan_and_count(em_context *sc, const char *path, const plan_in *in,
 int em_ml_read(em_context *sc, const char *path, const em_ml_read_opts *o, em_ml_data *out,
                em_err *err)
 {
-    file_list fl;
+    em_file_list fl;
     em_vbuf splits;
     plan_in pi = {.format = o->format, .skip = o->skip_bad_lines, .label_col = EM__ML_NO_LABEL};
     int rc;
@@ -328,7 +238,7 @@ int em_ml_read(em_context *sc, const char *path, const em_ml_read_opts *o, em_ml
         return em_err_set(err, rc, "ml.linalg: a task function name is taken");
     if (o->format != EM_ML_CSV && o->format != EM_ML_TSV && o->format != EM_ML_LIBSVM)
         return em_err_set(err, EM_EINVAL, "unknown data format %d", (int)o->format);
-    if ((rc = list_files(path, &fl, err)) < 0)
+    if ((rc = em_file_list_expand(path, &fl, err)) < 0)
         return rc;
     em_vbuf_init(&splits);
     uint32_t mp = o->min_partitions ? o->min_partitions : em_context_default_parallelism(sc);
@@ -359,6 +269,6 @@ out:
         em_err_prefix(err, "reading %s", path);
     }
     em_vbuf_destroy(&splits);
-    files_destroy(&fl);
+    em_file_list_destroy(&fl);
     return rc;
 }

@@ -1,0 +1,113 @@
+/* mllib/ml_cli.h - what every `ember ml ALGO` command shares, so each algorithm's command
+ * is only its own flags and its own work: the data flags (--train, --test, --format,
+ * --label, --dim, --dense, --skip-bad-lines), --master, --save, --json and --verbose;
+ * strict parsing of numbers; the context (the master from the flag, else the conf file or
+ * EMBER_MASTER, else the engine's default); loading the training and test sets with the
+ * same feature count; the checks of output paths before any work; the JSON summary line.
+ *
+ * A command's main:
+ *     em_ml_cli c;
+ *     em_ml_cli_init(&c, "lr", EM_ML_CLI_TEST | EM_ML_CLI_SAVE | EM_ML_CLI_LABEL, EM_ML_LIBSVM);
+ *     for (int i = 1; i < argc; i++) {
+ *         int r = em_ml_cli_opt(&c, argc, argv, &i);   // 1 taken, 0 not common, 2 exit
+ *         if (r == 1) continue;
+ *         if (r == 2) return c.status;                  // usage error printed, or --help
+ *         ... the algorithm's own flags (em_ml_cli_value/_u32/_f64/_choice), else
+ *         return em_ml_cli_usage(&c, "unknown option '%s'", argv[i]);
+ *     }
+ *     if (em_ml_cli_finish(&c) != 0) return c.status;   // --train given, --save DIR new
+ *     em_context *sc = em_ml_cli_context_new(&c, &err); ...
+ *     em_ml_cli_load(&c, sc, &train, &test, &err); ... train ... evaluate ...
+ *     em_ml_cli_print_json(&c, obj);                   // adds total_s, peak_rss_mib
+ *     em_ml_cli_context_free(&c, sc);
+ * Messages read "ember ml ALGO: ..."; usage errors end with "(ember ml ALGO --help)" and
+ * exit 2, failures exit 1.
+ * THREADS: the command's main thread only. */
+#ifndef EMBER_MLLIB_ML_CLI_H
+#define EMBER_MLLIB_ML_CLI_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "mllib/linalg/rows.h"
+
+/* Which optional common flags a command takes (--train, --format, --master, --json,
+ * --verbose, --skip-bad-lines and --help are always taken). */
+enum {
+    EM_ML_CLI_TEST = 1u << 0,    /* --test PATH */
+    EM_ML_CLI_SAVE = 1u << 1,    /* --save DIR */
+    EM_ML_CLI_LABEL = 1u << 2,   /* --label COL (csv/tsv: a label column; data is labeled) */
+    EM_ML_CLI_DIM = 1u << 3,     /* --dim D (libsvm feature count) and --dense */
+};
+
+typedef struct em_ml_cli {
+    const char *algo;            /* "lr": messages read "ember ml lr: ..." */
+    unsigned flags;              /* EM_ML_CLI_* */
+    const char *train, *test, *save, *master;
+    em_ml_read_opts ro;          /* format, label, dim, dense, skip_bad_lines */
+    bool json, verbose;
+    int status;                  /* exit status when a call returned 2 (0 after --help) */
+    double t0;                   /* em_now_s() at em_ml_cli_init */
+    double load_s;               /* seconds em_ml_cli_load took */
+    void (*help)(FILE *f);       /* the command's help (printed on --help) */
+} em_ml_cli;
+
+void em_ml_cli_init(em_ml_cli *c, const char *algo, unsigned flags, em_ml_format format,
+                    void (*help)(FILE *f));
+/* The help lines of the common flags this command takes, in the house format
+ * ("  --train PATH          ..."). */
+void em_ml_cli_common_help(const em_ml_cli *c, FILE *f);
+
+/* Parses argv[*i] if it is a common flag (advancing *i past its value): 1 taken, 0 not a
+ * common flag (nothing printed), 2 the command must exit with c->status (--help printed,
+ * or a usage error printed). */
+int em_ml_cli_opt(em_ml_cli *c, int argc, char **argv, int *i);
+
+/* Prints "ember ml ALGO: <fmt...> (ember ml ALGO --help)" on stderr; sets c->status = 2
+ * and returns 2. */
+int em_ml_cli_usage(em_ml_cli *c, const char *fmt, ...) EM_PRINTF(2, 3);
+
+/* The value of a command's own flag argv[*i] ("--flag V" or "--flag=V"): NULL when
+ * argv[*i] is another flag; when it is this flag but the value is missing, prints the
+ * usage error and sets *bad. Advances *i past the value. */
+const char *em_ml_cli_value(em_ml_cli *c, const char *flag, int argc, char **argv, int *i,
+                            bool *bad);
+/* Strict values: decimal integers only (no sign, no 0x, no 1e3, no 1.5) in [min, max];
+ * finite numbers in [min, max]; one of names (NULL-terminated; *out = its index). False
+ * after printing the usage error naming the flag, the value and what is wanted. */
+bool em_ml_cli_u32(em_ml_cli *c, const char *flag, const char *v, uint32_t min, uint32_t max,
+                   uint32_t *out);
+bool em_ml_cli_u64(em_ml_cli *c, const char *flag, const char *v, uint64_t *out);
+bool em_ml_cli_f64(em_ml_cli *c, const char *flag, const char *v, double min, double max,
+                   double *out);
+bool em_ml_cli_choice(em_ml_cli *c, const char *flag, const char *v,
+                      const char *const *names, int *out);
+
+/* After parsing: --train given; --save DIR (if any) does not exist and its parent does
+ * (em_ml_model_dir_check_new). 0, or 2 after printing the error. */
+int em_ml_cli_finish(em_ml_cli *c);
+
+/* The context: ember.master from --master when given (else the conf file, EMBER_MASTER or
+ * the engine's default apply), ember.app.name "ember ml ALGO"; tells em_ml_cli_context. */
+em_context *em_ml_cli_context_new(em_ml_cli *c, em_err *err);
+void em_ml_cli_context_free(em_ml_cli *c, em_context *sc);   /* NULL ok */
+
+/* Reads --train into *train and, when --test was given, --test into *test with the
+ * training set's layout (a LIBSVM test set gets the training set's feature count; a test
+ * row with a larger index is an error naming its line). test may be NULL when the command
+ * takes no --test; test->rows is NULL when none was given. Prints skipped-line counts on
+ * stderr. Sets c->load_s. */
+int em_ml_cli_load(em_ml_cli *c, em_context *sc, em_ml_data *train, em_ml_data *test,
+                   em_err *err);
+
+/* Prints obj (consumed) as one compact JSON line on stdout, after adding "total_s"
+ * (since em_ml_cli_init), "load_s" and "peak_rss_mib" when absent. Only with --json;
+ * without it obj is just released. */
+void em_ml_cli_print_json(const em_ml_cli *c, json_t *obj);
+
+/* Prints "ember ml ALGO: <err->msg>" and returns 1 (the failure exit status). */
+int em_ml_cli_fail(const em_ml_cli *c, const em_err *err);
+
+#endif /* EMBER_MLLIB_ML_CLI_H */

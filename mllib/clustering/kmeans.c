@@ -61,6 +61,17 @@ int em__km_assign_dense(const km_centers *C, const double *x, size_t ldx, size_t
 {
     uint32_t k = C->k, d = C->dim;
     em_la_init();
+    /* Blocks of clustering's small k go to the fused kernel (kmeans_kernel.c: no packing,
+     * no n x k product in memory); a panel beyond 512 KiB would not stay in cache. */
+    size_t panel_n = em__km_fused_panel_size(k, d);
+    if (n >= 16 && em__km_fused_ok(k) && panel_n <= 65536) {
+        double *panel = em_malloc(8 * panel_n);
+        if (panel) {
+            int rc = em__km_assign_fused(C, x, ldx, n, panel, best, dist, xn, bad);
+            em_free(panel);
+            return rc;
+        }
+    }
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)k, (int)d, 1.0, x,
                 (int)ldx, C->c, (int)d, 0.0, dots, (int)k);
     for (size_t i = 0; i < n; i++) {

@@ -46,6 +46,13 @@ typedef struct km_centers {
  * row's squared norm xn[i]. EM_EINVAL for a zero row with cosine (row index in *bad). */
 int em__km_assign_dense(const km_centers *C, const double *x, size_t ldx, size_t n,
                         double *dots, uint32_t *best, double *dist, double *xn, size_t *bad);
+/* The fused AVX-512 form of em__km_assign_dense (kmeans_kernel.c), which dispatches to it:
+ * usable when em__km_fused_ok(k) (the CPU has AVX-512F, 1 <= k <= 32); panel is scratch of
+ * em__km_fused_panel_size(k, dim) doubles. Same outputs; dots are not formed. */
+bool em__km_fused_ok(uint32_t k);
+size_t em__km_fused_panel_size(uint32_t k, uint32_t d);
+int em__km_assign_fused(const km_centers *C, const double *x, size_t ldx, size_t n,
+                        double *panel, uint32_t *best, double *dist, double *xn, size_t *bad);
 /* The same for one sparse row. */
 int em__km_assign_sparse(const km_centers *C, const em_ml_sparse *s, uint32_t *best,
                          double *dist, double *xn);

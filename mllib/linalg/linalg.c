@@ -39,6 +39,12 @@ void em_la_init(void)
     pthread_once(&la_once, la_init_once);
 }
 
+int em_la_simd(void)
+{
+    em_la_init();
+    return la_have_avx512 ? 3 : la_have_avx2 ? 2 : 0;
+}
+
 void em_la_syrk_acc(int k, int n, double alpha, const double *a, double *ata)
 {
     if (n <= 0 || k <= 0)

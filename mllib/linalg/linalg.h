@@ -16,6 +16,9 @@
 
 /* Makes OpenBLAS single-threaded (idempotent, any thread). Every function below calls it. */
 void em_la_init(void);
+/* The widest SIMD the CPU offers for hand-written kernels, probed once at run time (calls
+ * em_la_init): 3 AVX-512F, 2 AVX2 + FMA, 0 neither (or not x86-64). Any thread. */
+int em_la_simd(void);
 
 /* ata (k x k symmetric, upper) += alpha * A^T A for the row-major n x k matrix a (dsyrk). */
 void em_la_syrk_acc(int k, int n, double alpha, const double *a, double *ata);

@@ -33,13 +33,17 @@
 
 #include "mllib/linalg/rows.h"
 
-/* Which optional common flags a command takes (--train, --format, --master, --json,
- * --verbose, --skip-bad-lines and --help are always taken). */
+/* Which optional common flags a command takes (--train, --format, --partitions, --master,
+ * --json, --verbose, --skip-bad-lines and --help are always taken). A format of 0 given to
+ * em_ml_cli_init means "by the file name": .libsvm or .svm is libsvm, .tsv is tsv, anything
+ * else csv (decided by em_ml_cli_finish). */
 enum {
     EM_ML_CLI_TEST = 1u << 0,    /* --test PATH */
     EM_ML_CLI_SAVE = 1u << 1,    /* --save DIR */
     EM_ML_CLI_LABEL = 1u << 2,   /* --label COL (csv/tsv: a label column; data is labeled) */
     EM_ML_CLI_DIM = 1u << 3,     /* --dim D (libsvm feature count) and --dense */
+    EM_ML_CLI_LABEL_OPT = 1u << 4, /* --label COL, optional: a column left out of the
+                                      features (unsupervised commands) */
 };
 
 typedef struct em_ml_cli {

@@ -28,18 +28,30 @@ void em_ml_cli_common_help(const em_ml_cli *c, FILE *f)
     if (c->flags & EM_ML_CLI_TEST)
         fputs("  --test PATH           held-out data for the quality figures (else --train)\n",
               f);
-    fprintf(f, "  --format F            libsvm, csv or tsv (csv/tsv: a header line; default "
-               "%s)\n",
-            c->ro.format == EM_ML_LIBSVM ? "libsvm" : c->ro.format == EM_ML_TSV ? "tsv" : "csv");
+    if (c->ro.format == EM_ML_AUTO)
+        fputs("  --format F            libsvm, csv or tsv (csv/tsv: a header line; default: by\n"
+              "                        the name, .libsvm/.svm libsvm, .tsv tsv, else csv)\n",
+              f);
+    else
+        fprintf(f, "  --format F            libsvm, csv or tsv (csv/tsv: a header line; "
+                   "default %s)\n",
+                c->ro.format == EM_ML_LIBSVM ? "libsvm"
+                : c->ro.format == EM_ML_TSV  ? "tsv"
+                                             : "csv");
     if (c->flags & EM_ML_CLI_LABEL)
         fputs("  --label COL           csv/tsv: the label column (required for csv/tsv)\n", f);
+    if (c->flags & EM_ML_CLI_LABEL_OPT)
+        fputs("  --label COL           csv/tsv: a label column, left out of the features\n", f);
     if (c->flags & EM_ML_CLI_DIM) {
         fputs("  --dim D               libsvm: the feature count (default: largest index in "
               "--train)\n",
               f);
         fputs("  --dense               libsvm: hold rows as dense vectors\n", f);
     }
-    fputs("  --skip-bad-lines      count and skip malformed lines instead of failing\n", f);
+    fputs("  --skip-bad-lines      count and skip malformed lines instead of failing\n"
+          "  --partitions N        read into at least N partitions (default: the context's\n"
+          "                        default parallelism)\n",
+          f);
     if (c->flags & EM_ML_CLI_SAVE)
         fputs("  --save DIR            save the model into DIR (must not exist)\n", f);
     fputs("  --master M            local[N], local-cluster[E,C] (default: the conf file,\n"
@@ -176,9 +188,13 @@ int em_ml_cli_opt(em_ml_cli *c, int argc, char **argv, int *i)
         c->save = v;
     else if ((v = em_ml_cli_value(c, "--master", argc, argv, i, &bad)))
         c->master = v;
-    else if ((c->flags & EM_ML_CLI_LABEL) &&
+    else if ((c->flags & (EM_ML_CLI_LABEL | EM_ML_CLI_LABEL_OPT)) &&
              (v = em_ml_cli_value(c, "--label", argc, argv, i, &bad)))
         c->ro.label = v;
+    else if ((v = em_ml_cli_value(c, "--partitions", argc, argv, i, &bad))) {
+        if (!em_ml_cli_u32(c, "--partitions", v, 1, 65536, &c->ro.min_partitions))
+            return 2;
+    }
     else if ((c->flags & EM_ML_CLI_DIM) && (v = em_ml_cli_value(c, "--dim", argc, argv, i, &bad))) {
         if (!em_ml_cli_u32(c, "--dim", v, 1, UINT32_MAX - 1, &c->ro.dim))
             return 2;
@@ -196,6 +212,13 @@ int em_ml_cli_finish(em_ml_cli *c)
 {
     if (!c->train)
         return em_ml_cli_usage(c, "--train PATH is required");
+    if (c->ro.format == EM_ML_AUTO) {
+        size_t n = strlen(c->train);
+        bool svm = (n > 7 && !strcmp(c->train + n - 7, ".libsvm")) ||
+                   (n > 4 && !strcmp(c->train + n - 4, ".svm"));
+        bool tsv = n > 4 && !strcmp(c->train + n - 4, ".tsv");
+        c->ro.format = svm ? EM_ML_LIBSVM : tsv ? EM_ML_TSV : EM_ML_CSV;
+    }
     if ((c->flags & EM_ML_CLI_LABEL) && c->ro.format != EM_ML_LIBSVM && !c->ro.label)
         return em_ml_cli_usage(c, "--label COL is required with --format %s",
                                c->ro.format == EM_ML_TSV ? "tsv" : "csv");

@@ -1,31 +1,34 @@
 /* mllib/clustering/kmeans_cli.c - `ember ml kmeans`: load a data set (mllib/linalg
  * loaders), train k-means on the engine, print the cost per iteration and a summary (with
  * --json, the last stdout line is one JSON object), optionally save the model. */
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mllib/clustering/kmeans.h"
+#include "mllib/ml_cli.h"
 
 typedef struct km_opts {
-    const char *train, *save, *master, *label, *init_file, *write_init;
-    em_ml_read_opts ro;
+    em_ml_cli c;   /* the shared flags (mllib/ml_cli.h) */
+    const char *init_file, *write_init;
     em_kmeans_params p;
-    bool json, verbose;
 } km_opts;
 
 void em_kmeans_cli_help(FILE *f)
 {
+    em_ml_cli c;
+    em_ml_cli_init(&c, "kmeans", EM_ML_CLI_SAVE | EM_ML_CLI_LABEL_OPT | EM_ML_CLI_DIM, EM_ML_AUTO,
+                   NULL);
     fputs("Usage: ember ml kmeans --train PATH --k K [options]\n"
           "\n"
           "Clusters the rows of PATH into K clusters (k-means on the engine: k-means||\n"
-          "initialization, then Lloyd iterations with a GEMM distance kernel).\n"
-          "\n"
-          "  --train PATH          data file or directory of part files\n"
-          "  --format F            csv (default; header line), tsv, or libsvm\n"
-          "  --label COL           csv/tsv: a label column to leave out of the features\n"
-          "  --k K                 number of clusters (>= 1)\n"
+          "initialization, then Lloyd iterations with a fused distance kernel).\n"
+          "\n",
+          f);
+    em_ml_cli_common_help(&c, f);
+    fputs("  --k K                 number of clusters (>= 1)\n"
           "  --max-iter N          Lloyd iterations at most (default 20)\n"
           "  --tol T               stop when no centre moves more than T (default 1e-4;\n"
           "                        0 = until no centre moves)\n"
@@ -34,125 +37,65 @@ void em_kmeans_cli_help(FILE *f)
           "  --init-file FILE      start from these centres (one per line, comma separated)\n"
           "  --write-init FILE     write the initial centres there (same format)\n"
           "  --distance D          euclidean (default) or cosine\n"
-          "  --skip-bad-lines      count and skip malformed lines instead of failing\n"
-          "  --save DIR            save the model (DIR must not exist)\n"
-          "  --master M            local[N] | local-cluster[E,C] (default local[2])\n"
-          "  --json                last stdout line: {cost, iterations, centers, train_s,\n"
-          "                        total_s, ...}\n"
-          "  --help, -h            show this help\n",
+          "\n"
+          "JSON: cost, iterations, converged, k, rows, skipped_lines, init_s, train_s,\n"
+          "iteration_s, centers, load_s, total_s, peak_rss_mib\n",
           f);
 }
 
-static int usage(const char *fmt, const char *a)
+/* The command's own flag at argv[*i]: 1 taken, 0 not ours, 2 usage error printed. */
+static int own_opt(km_opts *o, int argc, char **argv, int *i)
 {
-    fprintf(stderr, "ember ml kmeans: ");
-    fprintf(stderr, fmt, a);
-    fprintf(stderr, " (ember ml kmeans --help)\n");
-    return 2;
-}
-
-static bool parse_u32(const char *s, uint32_t *out)
-{
-    char *e;
-    unsigned long long v = strtoull(s, &e, 10);
-    if (!*s || *e || s[0] == '-' || v > UINT32_MAX)
-        return false;
-    *out = (uint32_t)v;
-    return true;
-}
-
-static int set_opt(km_opts *o, const char *a, const char *v)
-{
-    char *e;
-    if (!strcmp(a, "--train"))
-        o->train = v;
-    else if (!strcmp(a, "--format")) {
-        if (!strcmp(v, "csv"))
-            o->ro.format = EM_ML_CSV;
-        else if (!strcmp(v, "tsv"))
-            o->ro.format = EM_ML_TSV;
-        else if (!strcmp(v, "libsvm"))
-            o->ro.format = EM_ML_LIBSVM;
-        else
-            return usage("unknown format '%s' (csv, tsv, libsvm)", v);
-    } else if (!strcmp(a, "--label"))
-        o->label = v;
-    else if (!strcmp(a, "--k")) {
-        if (!parse_u32(v, &o->p.k) || o->p.k == 0)
-            return usage("--k wants a positive integer, not '%s'", v);
-    } else if (!strcmp(a, "--max-iter")) {
-        if (!parse_u32(v, &o->p.max_iter) || o->p.max_iter == 0)
-            return usage("--max-iter wants a positive integer, not '%s'", v);
-    } else if (!strcmp(a, "--tol")) {
-        o->p.tol = strtod(v, &e);
-        if (!*v || *e || !(o->p.tol >= 0) || !isfinite(o->p.tol))
-            return usage("--tol wants a number >= 0, not '%s'", v);
-    } else if (!strcmp(a, "--seed")) {
-        unsigned long long s = strtoull(v, &e, 10);
-        if (!*v || *e || v[0] == '-')
-            return usage("--seed wants a non-negative integer, not '%s'", v);
-        o->p.seed = s;
-    } else if (!strcmp(a, "--init")) {
-        if (!strcmp(v, "k-means||"))
-            o->p.init = EM_KMEANS_INIT_PARALLEL;
-        else if (!strcmp(v, "k-means++"))
-            o->p.init = EM_KMEANS_INIT_PLUSPLUS;
-        else if (!strcmp(v, "random"))
-            o->p.init = EM_KMEANS_INIT_RANDOM;
-        else
-            return usage("unknown --init '%s' (k-means||, k-means++, random)", v);
-    } else if (!strcmp(a, "--distance")) {
-        if (!strcmp(v, "euclidean"))
-            o->p.distance = EM_KMEANS_EUCLIDEAN;
-        else if (!strcmp(v, "cosine"))
-            o->p.distance = EM_KMEANS_COSINE;
-        else
-            return usage("unknown --distance '%s' (euclidean, cosine)", v);
-    } else if (!strcmp(a, "--init-file"))
+    static const char *const inits[] = {"k-means||", "k-means++", "random", NULL};
+    static const char *const dists[] = {"euclidean", "cosine", NULL};
+    em_ml_cli *c = &o->c;
+    bool bad = false, ok = true;
+    const char *v;
+    int x;
+    if ((v = em_ml_cli_value(c, "--k", argc, argv, i, &bad)))
+        ok = em_ml_cli_u32(c, "--k", v, 1, 1u << 24, &o->p.k);
+    else if ((v = em_ml_cli_value(c, "--max-iter", argc, argv, i, &bad)))
+        ok = em_ml_cli_u32(c, "--max-iter", v, 1, 1u << 30, &o->p.max_iter);
+    else if ((v = em_ml_cli_value(c, "--tol", argc, argv, i, &bad)))
+        ok = em_ml_cli_f64(c, "--tol", v, 0, 1e300, &o->p.tol);
+    else if ((v = em_ml_cli_value(c, "--seed", argc, argv, i, &bad)))
+        ok = em_ml_cli_u64(c, "--seed", v, &o->p.seed);
+    else if ((v = em_ml_cli_value(c, "--init", argc, argv, i, &bad))) {
+        if ((ok = em_ml_cli_choice(c, "--init", v, inits, &x)))
+            o->p.init = (em_kmeans_init)x;
+    } else if ((v = em_ml_cli_value(c, "--distance", argc, argv, i, &bad))) {
+        if ((ok = em_ml_cli_choice(c, "--distance", v, dists, &x)))
+            o->p.distance = (em_kmeans_distance)x;
+    } else if ((v = em_ml_cli_value(c, "--init-file", argc, argv, i, &bad)))
         o->init_file = v;
-    else if (!strcmp(a, "--write-init"))
+    else if ((v = em_ml_cli_value(c, "--write-init", argc, argv, i, &bad)))
         o->write_init = v;
-    else if (!strcmp(a, "--save"))
-        o->save = v;
-    else if (!strcmp(a, "--master"))
-        o->master = v;
-    else
-        return usage("unknown option '%s'", a);
-    return -1;
+    if (bad || !ok)
+        return 2;
+    return v ? 1 : 0;
 }
 
 /* -1 to go on, else the exit status. */
 static int parse_args(int argc, char **argv, km_opts *o)
 {
     memset(o, 0, sizeof *o);
-    o->ro.format = EM_ML_CSV;
+    em_ml_cli_init(&o->c, "kmeans", EM_ML_CLI_SAVE | EM_ML_CLI_LABEL_OPT | EM_ML_CLI_DIM,
+                   EM_ML_AUTO, em_kmeans_cli_help);
     o->p.tol = 1e-4;
     o->p.seed = 1;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            em_kmeans_cli_help(stdout);
-            return 0;
-        }
-        if (!strcmp(a, "--json")) {
-            o->json = true;
-            continue;
-        }
-        if (!strcmp(a, "--skip-bad-lines")) {
-            o->ro.skip_bad_lines = true;
-            continue;
-        }
-        if (i + 1 >= argc)
-            return usage("option '%s' needs a value", a);
-        int rc = set_opt(o, a, argv[++i]);
-        if (rc >= 0)
-            return rc;
+        int r = em_ml_cli_opt(&o->c, argc, argv, &i);
+        if (r == 0)
+            r = own_opt(o, argc, argv, &i);
+        if (r == 0)
+            r = em_ml_cli_usage(&o->c, "unknown option '%s'", argv[i]);
+        if (r == 2)
+            return o->c.status;
     }
-    if (!o->train)
-        return usage("%s", "--train PATH is required");
+    if (em_ml_cli_finish(&o->c) != 0)
+        return o->c.status;
     if (o->p.k == 0)
-        return usage("%s", "--k K is required");
-    o->ro.label = o->label;
+        return em_ml_cli_usage(&o->c, "--k K is required");
     return -1;
 }
 
@@ -216,41 +159,45 @@ static void progress(void *ud, uint32_t it, double cost, double secs)
     fflush(stdout);
 }
 
-static void print_summary(const km_opts *o, const em_kmeans_model *m, const em_ml_data *d,
-                          double load_s, double total_s)
+static json_t *centers_json(const em_kmeans_model *m)
+{
+    json_t *a = json_array();
+    for (uint32_t i = 0; i < m->k; i++) {
+        json_t *row = json_array();
+        for (uint32_t j = 0; j < m->dim; j++)
+            json_array_append_new(row, json_real(m->centers[(size_t)i * m->dim + j]));
+        json_array_append_new(a, row);
+    }
+    return a;
+}
+
+static void print_summary(const km_opts *o, const em_kmeans_model *m, const em_ml_data *d)
 {
     printf("k-means: %u centres of %u features, %llu rows, cost %.10g after %u iterations%s "
            "(init %.3f s, Lloyd %.3f s)\n", m->k, m->dim, (unsigned long long)d->nrows,
            m->cost, m->iterations, m->converged ? " (converged)" : "", m->init_s, m->train_s);
     if (d->skipped)
         printf("skipped %llu bad lines\n", (unsigned long long)d->skipped);
-    if (!o->json)
+    if (!o->c.json)
         return;
-    printf("{\"cost\": %.17g, \"iterations\": %u, \"converged\": %s, \"k\": %u, \"rows\": %llu, "
-           "\"skipped_lines\": %llu, \"init_s\": %.6f, \"train_s\": %.6f, \"iteration_s\": %.6f, "
-           "\"load_s\": %.6f, \"total_s\": %.6f, \"centers\": [",
-           m->cost, m->iterations, m->converged ? "true" : "false", m->k,
-           (unsigned long long)d->nrows, (unsigned long long)d->skipped, m->init_s,
-           m->train_s, m->iterations ? m->train_s / m->iterations : 0.0, load_s, total_s);
-    for (uint32_t i = 0; i < m->k; i++) {
-        printf(i ? ", [" : "[");
-        for (uint32_t j = 0; j < m->dim; j++)
-            printf(j ? ", %.17g" : "%.17g", m->centers[(size_t)i * m->dim + j]);
-        printf("]");
-    }
-    printf("]}\n");
+    json_t *j = json_pack("{s:f, s:i, s:b, s:i, s:I, s:I, s:f, s:f, s:f, s:o}", "cost", m->cost,
+                          "iterations", (int)m->iterations, "converged", (int)m->converged,
+                          "k", (int)m->k, "rows", (json_int_t)d->nrows, "skipped_lines",
+                          (json_int_t)d->skipped, "init_s", m->init_s, "train_s", m->train_s,
+                          "iteration_s", m->iterations ? m->train_s / m->iterations : 0.0,
+                          "centers", centers_json(m));
+    em_ml_cli_print_json(&o->c, j);
 }
 
-static int run(const km_opts *o, em_context *sc, double t0, em_err *err)
+static int run(km_opts *o, em_context *sc, em_err *err)
 {
     em_ml_data d;
     em_kmeans_model *m = NULL;
     double *init = NULL;
     em_kmeans_params p = o->p;
-    int rc = em_ml_read(sc, o->train, &o->ro, &d, err);
+    int rc = em_ml_cli_load(&o->c, sc, &d, NULL, err);
     if (rc < 0)
         return rc;
-    double load_s = em_now_s() - t0;
     if (o->init_file &&
         (rc = read_centers(o->init_file, d.dim, p.k, &init, &p.init_k, err)) == 0)
         p.init_centers = init;
@@ -259,10 +206,10 @@ static int run(const km_opts *o, em_context *sc, double t0, em_err *err)
         rc = em_kmeans_train(sc, &d, &p, &m, err);
     if (rc == 0 && o->write_init)
         rc = write_centers(o->write_init, m->init_centers, m->k, m->dim, err);
-    if (rc == 0 && o->save)
-        rc = em_kmeans_model_save(m, o->save, err);
+    if (rc == 0 && o->c.save)
+        rc = em_kmeans_model_save(m, o->c.save, err);
     if (rc == 0)
-        print_summary(o, m, &d, load_s, em_now_s() - t0);
+        print_summary(o, m, &d);
     em_kmeans_model_free(m);
     em_free(init);
     em_ml_data_release(&d);
@@ -272,21 +219,12 @@ static int run(const km_opts *o, em_context *sc, double t0, em_err *err)
 int em_kmeans_cli_main(int argc, char **argv)
 {
     km_opts o;
-    double t0 = em_now_s();
     int st = parse_args(argc, argv, &o);
     if (st >= 0)
         return st;
-    em_conf *conf = em_conf_new();
-    em_conf_set(conf, "ember.master", o.master ? o.master : "local[2]");
-    em_conf_set(conf, "ember.app.name", "ember ml kmeans");
     em_err err = EM_ERR_INIT;
-    em_context *sc = em_context_new(conf, &err);
-    em_conf_free(conf);
-    int rc = sc ? run(&o, sc, t0, &err) : err.code;
-    em_context_free(sc);
-    if (rc < 0) {
-        fprintf(stderr, "ember ml kmeans: %s\n", err.msg);
-        return 1;
-    }
-    return 0;
+    em_context *sc = em_ml_cli_context_new(&o.c, &err);
+    int rc = sc ? run(&o, sc, &err) : err.code;
+    em_ml_cli_context_free(&o.c, sc);
+    return rc < 0 ? em_ml_cli_fail(&o.c, &err) : 0;
 }

@@ -31,6 +31,7 @@
 #include "engine/ember.h"
 
 typedef enum em_ml_format {
+    EM_ML_AUTO = 0,     /* commands only (mllib/ml_cli.h): by the file name */
     EM_ML_CSV = 1,      /* comma separated, header line */
     EM_ML_TSV = 2,      /* tab separated, header line */
     EM_ML_LIBSVM = 3,   /* label idx:val idx:val ... */

@@ -56,6 +56,8 @@ typedef struct em_ml_cli {
     double t0;                   /* em_now_s() at em_ml_cli_init */
     double load_s;               /* seconds em_ml_cli_load took */
     void (*help)(FILE *f);       /* the command's help (printed on --help) */
+    const char *executor_memory; /* set by the command: ember.executor.memory when neither
+                                    EMBER_EXECUTOR_MEMORY nor the conf file sets it */
 } em_ml_cli;
 
 void em_ml_cli_init(em_ml_cli *c, const char *algo, unsigned flags, em_ml_format format,

@@ -235,6 +235,14 @@ em_context *em_ml_cli_context_new(em_ml_cli *c, em_err *err)
     em_conf *conf = em_conf_new();
     if (c->master)
         em_conf_set(conf, "ember.master", c->master);
+    if (c->executor_memory && !getenv("EMBER_EXECUTOR_MEMORY")) {
+        /* Only as a default: the conf file's value wins when it has one. */
+        const char *path = getenv("EMBER_CONF_FILE");
+        em_err ignore = EM_ERR_INIT;
+        if (!path || em_conf_load_file(conf, path, &ignore) < 0 ||
+            !em_conf_get(conf, "ember.executor.memory"))
+            em_conf_set(conf, "ember.executor.memory", c->executor_memory);
+    }
     char *name = em_xasprintf("ember ml %s", c->algo);
     em_conf_set(conf, "ember.app.name", name);
     em_free(name);

@@ -74,7 +74,9 @@ grep -q '"class": "ember.pca"' "$tmp/model/metadata.json" || fail "pca metadata"
 rows=$(cat "$tmp"/proj/part-* | grep -vc '^f1' || true)
 [ "$rows" = 2000 ] || fail "pca --transform wrote $rows rows, expected 2000"
 run svd 'local[2]' --train "$tmp/a.csv" --k 3 --save "$tmp/svd" --save-u "$tmp/u" >/dev/null
-[ "$(wc -l <"$tmp/svd/v.csv")" = 12 ] || fail "svd --save: v.csv is not 12 x 3"
+[ "$(stat -c %s "$tmp/svd/v.bin")" = 288 ] && [ "$(stat -c %s "$tmp/svd/s.bin")" = 24 ] \
+    && grep -q '"class": "ember.SVDModel"' "$tmp/svd/metadata.json" \
+    || fail "svd --save: no model directory with v (12 x 3) and s (3)"
 rows=$(cat "$tmp"/u/part-* | grep -vc '^f1' || true)
 [ "$rows" = 2000 ] || fail "svd --save-u wrote $rows rows, expected 2000"
 
@@ -92,12 +94,13 @@ expect 1 "k = 13, expected 1..12" svd --train "$tmp/a.csv" --k 13
 expect 1 "k = 20, expected 1..12" pca --train "$tmp/a.csv" --k 20
 expect 2 "--train PATH is required" svd --k 3
 expect 2 "--k K is required" pca --train "$tmp/a.csv"
-expect 2 "--mode: expected auto" svd --train "$tmp/a.csv" --k 3 --mode fast
-expect 2 "unknown flag --bogus" pca --train "$tmp/a.csv" --k 3 --bogus 1
+expect 2 "--mode: unknown value 'fast' (one of: auto" svd --train "$tmp/a.csv" --k 3 --mode fast
+expect 2 "unknown option '--bogus'" pca --train "$tmp/a.csv" --k 3 --bogus 1
 expect 1 "nonexistent" svd --train "$tmp/nonexistent.csv" --k 3
 printf 'x,y\n1,2\n3,oops\n' >"$tmp/bad.csv"
 expect 1 "bad.csv:3" svd --train "$tmp/bad.csv" --k 1
-expect 1 "exists" pca --train "$tmp/a.csv" --k 2 --save "$tmp/model"
+expect 2 "model: already exists" pca --train "$tmp/a.csv" --k 2 --save "$tmp/model"
+expect 2 "--k wants an integer" pca --train "$tmp/a.csv" --k 1.5
 
 check_clean "ml svd"
 finish "ok (sigma $(values "${got[local[2],g]}" singular_values | cut -d, -f1-2)...)"

@@ -124,7 +124,7 @@ static int merge_results(em_reduce_fn fn, em_slice blob, em_task *t, em_task_res
 static int fold_job(em_rdd *r, const em_result_spec *spec, const char *merge_fn, em_slice ctx,
                     const em_slice *zero, em_vbuf *out, em_err *err)
 {
-    em_reduce_fn fn;
+    em_reduce_fn fn = NULL;   /* gcc -O2 cannot see resolve_reduce set it */
     bool has = false;
     int rc;
 
@@ -167,7 +167,7 @@ int em_rdd_fold(em_rdd *r, em_slice zero, const char *fn, em_slice ctx, em_vbuf 
 int em_rdd_aggregate(em_rdd *r, em_slice zero, const char *seq_fn, const char *comb_fn,
                      em_slice ctx, em_vbuf *out, em_err *err)
 {
-    em_reduce_fn seq;
+    em_reduce_fn seq = NULL;
     int rc = resolve_reduce(seq_fn, &seq, err);
     if (rc < 0) {
         em_vbuf_init(out);
@@ -181,7 +181,7 @@ int em_rdd_aggregate(em_rdd *r, em_slice zero, const char *seq_fn, const char *c
 int em_rdd_tree_aggregate(em_rdd *r, em_slice zero, const char *seq_fn, const char *comb_fn,
                           em_slice ctx, uint32_t depth, em_vbuf *out, em_err *err)
 {
-    em_reduce_fn seq, comb;
+    em_reduce_fn seq = NULL, comb = NULL;
     int rc;
     uint32_t P = r->node->nparts;
 

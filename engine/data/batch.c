@@ -207,6 +207,12 @@ void em_batch_builder_init(em_batch_builder *bb, em_rec_kind kind, uint32_t widt
     em_vbuf_init(&bb->buf);
 }
 
+void em_batch_builder_reserve(em_batch_builder *bb, size_t bytes)
+{
+    if (bytes > bb->buf.len)
+        (void)em_vbuf_reserve_aligned(&bb->buf, bytes - bb->buf.len, EM_BATCH_ALIGN);
+}
+
 void em_batch_builder_destroy(em_batch_builder *bb)
 {
     em_vbuf_destroy(&bb->buf);

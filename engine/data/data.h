@@ -83,6 +83,11 @@ void em_batch_builder_destroy(em_batch_builder *bb);
 int em_batch_builder_add(em_batch_builder *bb, const em_rec *r, em_err *err);
 int em_batch_builder_add_kv(em_batch_builder *bb, em_slice key, em_slice val, em_err *err);
 int em_batch_builder_add_val(em_batch_builder *bb, em_slice val, em_err *err);
+/* Makes room for `bytes` of payload at once (best effort: on OOM nothing changes and the
+ * adds grow the buffer as usual). A builder that grows from empty to ~1 MiB by doubling
+ * copies about 1 MiB and faults in 2 MiB of fresh pages on the way; callers that know how
+ * large a batch will be (the previous one reached the target size) skip all of that. */
+void em_batch_builder_reserve(em_batch_builder *bb, size_t bytes);
 static inline size_t em_batch_builder_nbytes(const em_batch_builder *bb)
 {
     return bb->buf.len;

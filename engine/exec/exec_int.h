@@ -164,6 +164,7 @@ typedef struct em_batcher {
     bool open;
     em_batch **batches;
     size_t n, cap;
+    size_t last;   /* payload bytes of the batch closed last: the next one's reservation */
 } em_batcher;
 void em__batcher_init(em_batcher *b, uint32_t width);
 int em__batcher_add(em_batcher *b, const em_rec *r, em_err *err);

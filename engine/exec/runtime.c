@@ -116,6 +116,7 @@ static int batcher_close(em_batcher *b, em_err *err)
         em_batch_builder_destroy(&b->bb);
         return 0;
     }
+    b->last = em_batch_builder_nbytes(&b->bb);
     em_batch *batch = em_batch_builder_finish(&b->bb, err);
     em_batch_builder_destroy(&b->bb);
     if (!batch)
@@ -141,6 +142,11 @@ int em__batcher_add(em_batcher *b, const em_rec *r, em_err *err)
     if (!b->open) {
         em_batch_builder_init(&b->bb, kind, kind == EM_REC_FIXED ? b->width : 0);
         b->open = true;
+        /* The previous batch was cut at the target size: this one will be too, so it gets
+         * its whole buffer at once instead of doubling (and copying) its way up. Small
+         * partitions never reach the target and keep growing from small. */
+        if (b->last >= EM_BATCH_TARGET_BYTES)
+            em_batch_builder_reserve(&b->bb, b->last + (size_t)b->last / 16);
     }
     return em_batch_builder_add(&b->bb, r, err);
 }

@@ -4,6 +4,7 @@
 #include "mllib/als/als.h"
 #include "mllib/clustering/kmeans.h"
 #include "mllib/decomp/decomp.h"
+#include "mllib/eval/eval.h"
 #include "mllib/linalg/rows.h"
 #include "mllib/mllib.h"
 
@@ -12,6 +13,7 @@ static int (*const modules[])(void) = {
     em_linalg_register,
     em_kmeans_register,
     em_decomp_register,
+    em_eval_register,
 };
 
 int em_ml_register(void)

@@ -6,6 +6,7 @@
 #include "mllib/clustering/kmeans.h"
 #include "mllib/decomp/decomp.h"
 #include "mllib/eval/eval.h"
+#include "mllib/feature/feature.h"
 #include "mllib/linalg/rows.h"
 #include "mllib/mllib.h"
 
@@ -16,6 +17,7 @@ static int (*const modules[])(void) = {
     em_decomp_register,
     em_eval_register,
     em_bayes_register,
+    em_feature_register,
 };
 
 int em_ml_register(void)

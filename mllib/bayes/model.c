@@ -380,8 +380,8 @@ int em_nb_model_load(const char *dir, em_nb_model **out, em_err *err)
     if (rc < 0)
         return rc;
     const char *type;
-    uint64_t k, d;
-    double lam;
+    uint64_t k = 0, d = 0;
+    double lam = 0;
     if ((rc = em_ml_meta_str(dir, meta, "model_type", &type, err)) < 0 ||
         (rc = em_ml_meta_u64(dir, meta, "num_classes", 1u << 16, &k, err)) < 0 ||
         (rc = em_ml_meta_u64(dir, meta, "num_features", UINT32_MAX, &d, err)) < 0 ||

@@ -180,7 +180,7 @@ int em_ml_onehot_load(const char *dir, em_ml_onehot *out, em_err *err)
     em_ml_array a[2] = {{.name = "columns", .max_count = 1u << 24},
                         {.name = "sizes", .max_count = 1u << 24}};
     json_t *m = NULL;
-    uint64_t d;
+    uint64_t d = 0;
     int rc = em_ml_model_dir_read(dir, "ember.OneHotEncoderModel", 1, &m, a, 2, err);
     if (rc < 0)
         return rc;

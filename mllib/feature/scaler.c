@@ -268,7 +268,7 @@ static int meta_bool(const char *dir, const json_t *m, const char *key, bool *ou
 static int load2(const char *dir, const char *cls, em_ml_array *a, json_t **meta,
                  uint32_t *dim, em_err *err)
 {
-    uint64_t d;
+    uint64_t d = 0;
     a[0].max_count = a[1].max_count = UINT32_MAX;
     int rc = em_ml_model_dir_read(dir, cls, 1, meta, a, 2, err);
     if (rc < 0)
@@ -294,7 +294,7 @@ int em_ml_std_scaler_load(const char *dir, em_ml_std_scaler *out, em_err *err)
     em_ml_array a[2] = {{.name = "mean"}, {.name = "std"}};
     json_t *m;
     uint32_t d;
-    bool wm, ws;
+    bool wm = false, ws = false;
     int rc = load2(dir, "ember.StandardScalerModel", a, &m, &d, err);
     if (rc < 0)
         return rc;
@@ -380,7 +380,7 @@ int em_ml_minmax_scaler_load(const char *dir, em_ml_minmax_scaler *out, em_err *
     em_ml_array a[2] = {{.name = "data_min"}, {.name = "data_max"}};
     json_t *m;
     uint32_t d;
-    double lo, hi;
+    double lo = 0, hi = 0;
     int rc = load2(dir, "ember.MinMaxScalerModel", a, &m, &d, err);
     if (rc < 0)
         return rc;

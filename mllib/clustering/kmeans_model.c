@@ -2,13 +2,10 @@
  * set, the cost of a data set, the k-means|| sampling task, and save/load (the format is
  * in kmeans.h: a mllib/linalg/model_dir.h directory; the decoder takes untrusted bytes and
  * has a fuzz harness, tests/fuzz/fuzz_kmeans_model.c). */
-#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "mllib/clustering/kmeans_int.h"
 #include "mllib/linalg/model_dir.h"

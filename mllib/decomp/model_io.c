@@ -9,14 +9,10 @@
  * array entries, the array file's size and checksum; here the fields are checked, the
  * value count against d and k, and every number must be finite. em_pca_model_decode is the fuzz target
  * (tests/fuzz/fuzz_pca_model.c). */
-#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "mllib/decomp/decomp_int.h"
 #include "mllib/linalg/model_dir.h"

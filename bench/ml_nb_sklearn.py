@@ -5,7 +5,7 @@ the same LIBSVM files as `ember ml nb` (bench/ml_nb.sh).
 Spark's (and ember's) naive Bayes smooths the class prior too: pi_c = (n_c + 1) / (n + K);
 scikit-learn's fit_prior uses n_c / n. So the reference is given ember's smoothed prior as
 class_prior, which makes the two models the same model (alpha = 1 for the likelihoods in
-both). Prints one JSON line: load_s, fit_s and predict_s (medians of RUNS), accuracy,
+both). Prints one JSON line: load_s, fit_s and predict_s (medians of RUNS), accuracy, log_loss,
 threads; writes the predicted labels, one a line, to PRED_OUT."""
 import json
 import statistics
@@ -39,6 +39,8 @@ try:
     threads = max((i.get("num_threads", 1) for i in threadpool_info()), default=1)
 except Exception:
     threads = None
-print(json.dumps({"load_s": load_s, "fit_s": statistics.median(fits),
+from sklearn.metrics import log_loss
+ll = log_loss(yt, m.predict_proba(Xt), labels=m.classes_)
+print(json.dumps({"load_s": load_s, "fit_s": statistics.median(fits), "log_loss": ll,
                   "predict_s": statistics.median(preds),
                   "accuracy": float((p == yt).mean()), "threads": threads}))

@@ -78,6 +78,12 @@ int em_nb_predict_sparse(const em_nb_model *m, uint32_t nnz, const uint32_t *idx
 int em_nb_predict_pairs(em_context *sc, const em_nb_model *m, const em_ml_data *d,
                         em_rdd **out, uint32_t *bcast, em_err *err);
 
+/* Mean log-loss of the model's posteriors on a labeled data set (scikit-learn's log_loss:
+ * -log p(true label), p clipped to [1e-15, 1 - 1e-15]; a label the model has no class for
+ * counts as p = 0). One job; NaN for an empty data set. */
+int em_nb_log_loss(em_context *sc, const em_nb_model *m, const em_ml_data *d, double *out,
+                   em_err *err);
+
 int em_nb_model_save(const em_nb_model *m, const char *dir, em_err *err);
 int em_nb_model_load(const char *dir, em_nb_model **out, em_err *err);
 

@@ -32,6 +32,8 @@ int em__nb_fn_merge(const em_fn_ctx *c, void *acc, const void *other, size_t siz
                     em_err *err);
 int em__nb_fn_predict(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
                       em_err *err);
+int em__nb_fn_logloss(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
+                      em_err *err);
 int em__nb_fn_pair_text(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err);
 
 #endif /* EMBER_MLLIB_BAYES_BAYES_INT_H */

@@ -1,8 +1,10 @@
 /* mllib/bayes/cli.c - `ember ml nb`: train naive Bayes on the engine, evaluate it on --test
  * (else --train) with the multiclass metrics, optionally save the model and write the
  * predictions. With --json the last stdout line is one JSON object: accuracy,
- * weighted_precision, weighted_recall, weighted_f1, confusion, test_count, num_classes,
- * num_features, model_type, smoothing, train_s, predict_s, load_s, total_s, peak_rss_mib. */
+ * weighted_precision, weighted_recall, weighted_f1, confusion, test_count, log_loss,
+ * num_classes, num_features, model_type, smoothing, train_s, predict_s, load_s, total_s,
+ * peak_rss_mib. */
+#include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -75,19 +77,21 @@ static int parse(nb_cmd *o, int argc, char **argv)
 }
 
 static void summary(const nb_cmd *o, const em_nb_model *m, const em_eval_multiclass *e,
-                    double train_s, double predict_s)
+                    double log_loss, double train_s, double predict_s)
 {
     if (!o->c.json) {
         printf("naive Bayes (%s, smoothing %g): %u classes, %u features, trained in %.3f s\n",
                m->type == EM_NB_BERNOULLI ? "bernoulli" : "multinomial", m->smoothing, m->k,
                m->dim, train_s);
-        printf("%s: %llu rows, accuracy %.6f, weighted F1 %.6f\n",
+        printf("%s: %llu rows, accuracy %.6f, weighted F1 %.6f, log-loss %.6f\n",
                o->c.test ? o->c.test : o->c.train, (unsigned long long)e->count, e->accuracy,
-               e->weighted_f1);
+               e->weighted_f1, log_loss);
         return;
     }
     json_t *obj = json_object();
     em_eval_multiclass_json(e, obj);
+    if (isfinite(log_loss))
+        json_object_set_new(obj, "log_loss", json_real(log_loss));
     json_object_set_new(obj, "num_classes", json_integer(m->k));
     json_object_set_new(obj, "num_features", json_integer(m->dim));
     json_object_set_new(obj, "model_type",
@@ -145,9 +149,11 @@ int em_nb_cli_main(int argc, char **argv)
     if (o.c.save && em_nb_model_save(m, o.c.save, &err) < 0)
         goto out;
     t0 = em_now_s();
-    if (evaluate(&o, sc, m, test.rows ? &test : &train, &e, &err) < 0)
+    const em_ml_data *ev = test.rows ? &test : &train;
+    double ll;
+    if (evaluate(&o, sc, m, ev, &e, &err) < 0 || em_nb_log_loss(sc, m, ev, &ll, &err) < 0)
         goto out;
-    summary(&o, m, &e, train_s, em_now_s() - t0);
+    summary(&o, m, &e, ll, train_s, em_now_s() - t0);
     status = 0;
 out:
     if (status)

@@ -159,6 +159,26 @@ static int score_sparse(const em_nb_model *m, const em_ml_sparse *sp, const uint
     return 0;
 }
 
+/* Scores of one viewed row (dense or sparse) into s (k doubles). */
+static int score_row(const em_nb_model *m, const em_ml_row *v, double *s, em_err *err)
+{
+    if (!v->dense)
+        return score_sparse(m, &v->sp, NULL, NULL, v->sp.nnz, s, err);
+    memcpy(s, m->bias, 8 * (size_t)m->k);
+    for (uint32_t j = 0; j < m->dim; j++) {
+        double x;
+        memcpy(&x, v->dense + 8 * (size_t)j, 8);
+        if (x == 0)
+            continue;
+        if (m->type == EM_NB_BERNOULLI && x != 1)
+            return bernoulli_bad(x, j, err);
+        const double *w = m->wt + (size_t)j * m->k;
+        for (uint32_t c = 0; c < m->k; c++)
+            s[c] += x * w[c];
+    }
+    return 0;
+}
+
 int em_nb_predict_sparse(const em_nb_model *m, uint32_t nnz, const uint32_t *idx,
                          const double *val, double *label, double *probs, em_err *err)
 {
@@ -279,19 +299,7 @@ int em__nb_fn_predict(const em_fn_ctx *fc, uint32_t index, em_iter *in, em_emitt
             em_ml_row v;
             if ((rc = em_ml_row_view(&c.layout, r.val, &v, err)) < 0)
                 break;
-            if (v.dense) {
-                memcpy(s, m.bias, 8 * (size_t)m.k);
-                for (uint32_t j = 0; j < m.dim && rc >= 0; j++) {
-                    double xv;
-                    memcpy(&xv, v.dense + 8 * (size_t)j, 8);
-                    if (m.type == EM_NB_BERNOULLI && xv != 0 && xv != 1)
-                        rc = bernoulli_bad(xv, j, err);
-                    for (uint32_t k = 0; xv != 0 && k < m.k; k++)
-                        s[k] += xv * m.wt[(size_t)j * m.k + k];
-                }
-            } else {
-                rc = score_sparse(&m, &v.sp, NULL, NULL, v.sp.nnz, s, err);
-            }
+            rc = score_row(&m, &v, s, err);
             if (rc >= 0)
                 rc = emit_pair(out, finish(&m, s, NULL), v.label, err);
         }
@@ -349,6 +357,78 @@ int em_nb_predict_pairs(em_context *sc, const em_nb_model *m, const em_ml_data *
                                        em_slice_make(blob, sizeof blob), false, 16);
     *bcast = c.bcast;
     return 0;
+}
+
+/* ml.bayes.logloss: blob = nb_ctx with the model's broadcast id. Emits one record per
+ * partition: {sum of -log p(true label | row), rows}, p the posterior clipped to
+ * [1e-15, 1 - 1e-15] (scikit-learn's log_loss; a label the model never saw has p = 0). */
+int em__nb_fn_logloss(const em_fn_ctx *fc, uint32_t index, em_iter *in, em_emitter *out,
+                      em_err *err)
+{
+    (void)index;
+    nb_ctx c;
+    em_slice bs;
+    em_nb_model m;
+    int rc = em__nb_ctx_decode(fc->blob, &c, err);
+    if (rc < 0 || (rc = em_task_broadcast(fc->task, c.bcast, &bs, err)) < 0 ||
+        (rc = model_view(bs, &c, &m, err)) < 0)
+        return rc;
+    double *s = em_malloc(16 * (size_t)m.k), acc[2] = {0, 0};
+    em_rec r;
+    if (!s)
+        rc = em_err_set(err, EM_ENOMEM, "ml.bayes.logloss: scores");
+    while (s && (rc = em_iter_next(in, &r, err)) == 1) {
+        em_ml_row v;
+        if ((rc = em_ml_row_view(&c.layout, r.val, &v, err)) < 0 ||
+            (rc = score_row(&m, &v, s, err)) < 0)
+            break;
+        finish(&m, s, s + m.k);
+        double p = 0;
+        for (uint32_t k = 0; k < m.k; k++)
+            if (m.labels[k] == v.label)
+                p = s[m.k + k];
+        p = p < 1e-15 ? 1e-15 : p > 1 - 1e-15 ? 1 - 1e-15 : p;
+        acc[0] -= log(p);
+        acc[1] += 1;
+    }
+    if (rc == 0)
+        rc = em_emit_val(out, em_slice_make(acc, 16), err);
+    em_free(s);
+    em_free(m.labels);
+    return rc < 0 ? rc : 0;
+}
+
+int em_nb_log_loss(em_context *sc, const em_nb_model *m, const em_ml_data *d, double *out,
+                   em_err *err)
+{
+    em_rdd *pairs;
+    uint32_t bc;
+    *out = NAN;
+    int rc = em_nb_predict_pairs(sc, m, d, &pairs, &bc, err);   /* checks, broadcast */
+    if (rc < 0)
+        return rc;
+    em_rdd_release(pairs);
+    nb_ctx c = {.layout = {.sparse = d->sparse, .labeled = true, .dim = d->dim},
+                .type = m->type, .bcast = bc};
+    uint8_t blob[EM__NB_CTX_SIZE];
+    em__nb_ctx_encode(&c, blob);
+    em_rdd *parts = em_rdd_map_partitions_fixed(d->rows, "ml.bayes.logloss",
+                                                em_slice_make(blob, sizeof blob), false, 16);
+    em_records recs = {0};
+    rc = em_rdd_collect(parts, &recs, err);
+    double sum = 0, n = 0;
+    for (size_t i = 0; rc == 0 && i < recs.n; i++) {
+        double v[2];
+        memcpy(v, recs.recs[i].val.p, 16);
+        sum += v[0];
+        n += v[1];
+    }
+    if (rc == 0 && n > 0)
+        *out = sum / n;
+    em_records_destroy(&recs);
+    em_rdd_release(parts);
+    em_broadcast_destroy(sc, bc);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- save and load */

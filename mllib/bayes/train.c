@@ -21,6 +21,7 @@ static const em_fn_entry nb_fns[] = {
     {"ml.bayes.merge", EM_FN_ACC_MERGE, EM_FN(em__nb_fn_merge)},
     {"ml.bayes.predict", EM_FN_PARTITION, EM_FN(em__nb_fn_predict)},
     {"ml.bayes.pair_text", EM_FN_MAP, EM_FN(em__nb_fn_pair_text)},
+    {"ml.bayes.logloss", EM_FN_PARTITION, EM_FN(em__nb_fn_logloss)},
 };
 
 int em_bayes_register(void)

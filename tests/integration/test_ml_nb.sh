@@ -3,8 +3,8 @@
 # data:
 #  1. local[2] and local-cluster[2,1] give the same figures and the same predictions;
 #  2. the model learns the generator's classes (test accuracy > 0.8), and its predictions
-#     equal scikit-learn's MultinomialNB with the same smoothing and Spark's smoothed prior
-#     (when python3-sklearn is installed);
+#     and log-loss equal scikit-learn's MultinomialNB with the same smoothing and Spark's
+#     smoothed prior (when python3-sklearn is installed);
 #  3. Bernoulli on 0/1 data; --save writes a model directory; --help exits 0; bad usage
 #     exits 2; a negative count exits 1 naming the row; a bad Bernoulli value too.
 source "$(dirname "$0")/cluster_lib.sh" ml_nb "${1:-}"
@@ -38,9 +38,11 @@ for k in ("accuracy", "weighted_f1", "weighted_precision", "confusion", "train_s
 assert r["accuracy"] > 0.8 and r["test_count"] == 1000 and r["num_classes"] == 5, r
 PY
 if /usr/bin/python3 -c 'import sklearn' 2>/dev/null; then
-    /usr/bin/python3 "$(dirname "$0")/../../bench/ml_nb_sklearn.py" "$tmp/train.txt" "$tmp/test.txt" 400 1 \
-        "$tmp/sk.txt" >/dev/null
+    sk=$(/usr/bin/python3 "$(dirname "$0")/../../bench/ml_nb_sklearn.py" "$tmp/train.txt" \
+        "$tmp/test.txt" 400 1 "$tmp/sk.txt")
     cmp -s "$tmp/p1.txt" "$tmp/sk.txt" || fail "predictions differ from scikit-learn's"
+    /usr/bin/python3 -c 'import json, sys; a, b = (json.loads(x)["log_loss"] for x in sys.argv[1:])
+assert abs(a - b) <= 1e-9 * max(1, abs(b)), (a, b)' "$ref" "$sk" || fail "log-loss differs from scikit-learn's"
 fi
 [ -f "$tmp/model/metadata.json" ] && [ -f "$tmp/model/theta.bin" ] || fail "no saved model"
 grep -q '"ember.NaiveBayesModel"' "$tmp/model/metadata.json" || fail "model class"

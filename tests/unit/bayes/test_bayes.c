@@ -195,6 +195,15 @@ static void pairs_eval(const char *master, double *theta_out)
     cr_assert_eq(em_eval_multiclass_rdd(pairs, 0, &e, &err), 0, "%s", err.msg);
     close_to(e.accuracy, 1.0);
     em_eval_multiclass_destroy(&e);
+    /* log-loss: the mean of -log p(true label) from em_nb_predict's probabilities */
+    double ll, want = 0;
+    cr_assert_eq(em_nb_log_loss(sc, m, &d, &ll, &err), 0, "%s", err.msg);
+    for (int i = 0; i < 3; i++) {
+        double l, pr[2];
+        cr_assert_eq(em_nb_predict(m, &MULTI[i][1], &l, pr, &err), 0);
+        want -= log(pr[(int)MULTI[i][0]]) / 3;
+    }
+    close_to(ll, want);
     em_broadcast_destroy(sc, bc);
     em_nb_model_free(m);
     em_ml_data_release(&d);

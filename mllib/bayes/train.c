@@ -263,7 +263,6 @@ int em_nb_train(const em_ml_data *d, const em_nb_params *p, em_nb_model **out,
             goto out;
         }
         cls[i].label = (double)em_dec_i64(r->key.p);
-        cls[i].acc = (const double *)r->val.p;   /* KV values of 8*(d+1) bytes: copy below */
     }
     /* The records' values are not necessarily 8-byte aligned: copy them into one array. */
     double *al = em_malloc(a.size * recs.n);

@@ -47,11 +47,30 @@ fi
 [ -f "$tmp/model/metadata.json" ] && [ -f "$tmp/model/theta.bin" ] || fail "no saved model"
 grep -q '"ember.NaiveBayesModel"' "$tmp/model/metadata.json" || fail "model class"
 
-# Bernoulli on the same rows as 0/1.
+# Bernoulli on the same rows as 0/1: predictions equal scikit-learn's BernoulliNB with the
+# same smoothing and Spark's smoothed prior.
 sed -E 's/:[0-9]+/:1/g' "$tmp/train.txt" > "$tmp/bin.txt"
-out=$("$ember" ml nb --train "$tmp/bin.txt" --model-type bernoulli --smoothing 0.5 \
-    --master 'local[2]' --json | tail -n 1)
+sed -E 's/:[0-9]+/:1/g' "$tmp/test.txt" > "$tmp/bintest.txt"
+out=$("$ember" ml nb --train "$tmp/bin.txt" --test "$tmp/bintest.txt" --dim 400 \
+    --model-type bernoulli --smoothing 0.5 --predictions "$tmp/pb" --master 'local[2]' \
+    --json | tail -n 1)
 grep -q '"model_type":"bernoulli"' <<<"$out" || fail "bernoulli: $out"
+if /usr/bin/python3 -c 'import sklearn' 2>/dev/null; then
+    cat "$tmp"/pb/part-* > "$tmp/pb.txt"
+    /usr/bin/python3 - "$tmp/bin.txt" "$tmp/bintest.txt" "$tmp/pb.txt" <<'PY' || fail "bernoulli predictions differ from scikit-learn's"
+import sys
+import numpy as np
+from sklearn.datasets import load_svmlight_file
+from sklearn.naive_bayes import BernoulliNB
+X, y = load_svmlight_file(sys.argv[1], n_features=400)
+Xt, yt = load_svmlight_file(sys.argv[2], n_features=400)
+c, n = np.unique(y, return_counts=True)
+m = BernoulliNB(alpha=0.5, binarize=None, class_prior=(n + 0.5) / (len(y) + 0.5 * len(c)))
+p = m.fit(X, y).predict(Xt)
+ours = [float(v) for v in open(sys.argv[3]).read().split()]
+assert list(p) == ours, sum(a != b for a, b in zip(p, ours))
+PY
+fi
 
 "$ember" ml nb --help | grep -q -- "--model-type" || fail "--help"
 set +e

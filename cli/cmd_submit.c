@@ -102,7 +102,8 @@ static int parse_opts(int argc, char **argv, submit_opts *o)
     return -1;
 }
 
-static em_conf *build_conf(const submit_opts *o, const char *job_path, const char *name)
+static em_conf *build_conf(const submit_opts *o, const char *job_path, const char *name,
+                           int *status)
 {
     const char *const defaults[] = {"ember.ui.port", "4040", NULL};
     const char *const overrides[] = {"ember.master", o->master,
@@ -111,7 +112,7 @@ static em_conf *build_conf(const submit_opts *o, const char *job_path, const cha
                                      "ember.executor.memory", o->memory,
                                      "ember.ui.showConsoleProgress", o->quiet ? "false" : NULL,
                                      NULL};
-    return em__cli_job_conf(defaults, o->confs.kv, o->confs.n, overrides);
+    return em__cli_job_conf(PREFIX, defaults, o->confs.kv, o->confs.n, overrides, status);
 }
 
 int em__cli_run_job(const char *path, const char *name, const char *kind, em_conf *conf,
@@ -200,13 +201,18 @@ int em__cli_submit(int argc, char **argv)
                              .executor_cores = o.exec_cores, .cluster_secret = secret,
                              .executor_memory = o.memory ? (uint64_t)em_parse_size(o.memory)
                                                          : 0};
-    signal(SIGPIPE, SIG_IGN);
-    em_standalone_client *cl = em_standalone_install(&app, &err);
-    if (!cl)
-        rc = em__cli_fail(PREFIX, "%s", err.msg);
-    else
-        rc = em__cli_run_job(path, name, "job", build_conf(&o, path, name), o.job_argc,
-                             o.job_argv, o.quiet);
+    em_conf *conf = build_conf(&o, path, name, &rc);   /* bad settings: before any work */
+    em_standalone_client *cl = NULL;
+    if (conf) {
+        signal(SIGPIPE, SIG_IGN);
+        cl = em_standalone_install(&app, &err);
+        if (!cl) {
+            rc = em__cli_fail(PREFIX, "%s", err.msg);
+            em_conf_free(conf);
+        } else {
+            rc = em__cli_run_job(path, name, "job", conf, o.job_argc, o.job_argv, o.quiet);
+        }
+    }
     em_standalone_client_free(cl);
     free(path);
     em_free(name);

@@ -136,15 +136,16 @@ struct em_conf *em__cli_job_conf(const char *prefix, const char *const *defaults
  * flag, which the daemon's run loop polls to stop cleanly. */
 volatile sig_atomic_t *em__cli_stop_on_signals(void);
 
-/* Ctrl-C in commands that run jobs (interrupt.c): start watching SIGINT before the
+/* Ctrl-C (and SIGTERM) in commands that run jobs (interrupt.c): start watching SIGINT before the
  * context is made (0, or -1 when the watcher cannot start), name the context once it
  * exists, ask whether an interrupt came, stop watching before freeing the context, and
- * restore the old SIGINT action after freeing it. The first SIGINT cancels the running
- * job and every job started later; a second one exits with status 130 at once. */
+ * restore the old actions after freeing it. The first SIGINT/SIGTERM cancels the running
+ * job and every job started later; a second one exits at once. */
 struct em_context;
 int em__cli_interrupt_start(const char *prefix);
 void em__cli_interrupt_set_context(struct em_context *sc);
 bool em__cli_interrupted(void);
+int em__cli_interrupt_status(void);   /* 128 + the signal: 130 (SIGINT), 143 (SIGTERM) */
 void em__cli_interrupt_stop(void);
 void em__cli_interrupt_restore(void);
 

@@ -162,7 +162,7 @@ out:
     em_context_free(sc);
     if (em__cli_interrupted()) {
         fprintf(stderr, "ember: %s '%s' interrupted\n", kind, name);
-        rc = EM_CLI_INTERRUPTED;
+        rc = em__cli_interrupt_status();
     }
     em__cli_interrupt_restore();
     em_conf_free(conf);

@@ -102,6 +102,11 @@ int em__conf_merge(em_conf *dst, const em_conf *src);
 /* em_conf_check_key on every key set by a file, a default or em_conf_set (conf.c). */
 int em__conf_check_keys(const em_conf *c, em_err *err);
 
+/* ---------------------------------------------------------------- save.c */
+/* path made absolute against the working directory (as is when absolute, or when the
+ * directory is unknown); caller frees. The driver's paths go to executors in this form. */
+char *em__api_abs_path(const char *path);
+
 /* ---------------------------------------------------------------- appdir.c */
 /* Writes app_dir/owner ("<pid> <host>"), which marks the directory as this process's. */
 int em__app_dir_claim(const char *app_dir, em_err *err);

@@ -182,13 +182,13 @@ int em__cli_submit(int argc, char **argv)
         return rc;
     if (o.quiet)
         em_log_set_level(EM_LOG_ERROR);
-    char *secret = em_standalone_read_secret(o.secret_file, &err);
-    if (!secret)
-        return em__cli_fail(PREFIX, "%s", err.msg);
     char *path = realpath(o.job, NULL);
-    if (!path) {
-        em_free(secret);
-        return em__cli_fail(PREFIX, "%s: no such job library", o.job);
+    if (!path)   /* bad usage: checked before the secret, as every argument */
+        return em__cli_usage_error(PREFIX, PREFIX, "%s: no such job library", o.job);
+    char *secret = em_standalone_read_secret(o.secret_file, &err);
+    if (!secret) {
+        free(path);
+        return em__cli_fail(PREFIX, "%s", err.msg);
     }
     /* Default name: the file name without directory, "lib" prefix and ".so". */
     const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;

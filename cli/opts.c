@@ -101,7 +101,8 @@ int em__cli_parse_opts(const em__cli_opts *s, em__cli_rest rest, void *args, int
         const em__cli_opt *o = find_opt(s, a, &v);
         if (!o) {
             if (rest == EM_CLI_REST_NONE)
-                return em__cli_usage_error(s->prefix, s->prefix, "unknown argument '%s'", a);
+                return em__cli_usage_error(s->prefix, s->prefix, "unknown %s '%s'",
+                                           a[0] == '-' ? "option" : "argument", a);
             if (strcmp(a, "--") == 0 || rest == EM_CLI_REST_ANY || a[0] != '-')
                 return -1;   /* the caller's arguments start here */
             return em__cli_usage_error(s->prefix, s->prefix, "unknown option '%s'", a);

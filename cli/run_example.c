@@ -288,7 +288,7 @@ int em__cli_run_example(int argc, char **argv)
         for (int i = 0; i < dirs.n; i++)
             fprintf(stderr, " %s", dirs.dirs[i]);
         fprintf(stderr, "); try 'ember run-example --list'\n");
-        rc = EM_CLI_FAIL;
+        rc = EM_CLI_USAGE;   /* a wrong NAME is bad usage, as an unknown command */
         goto out;
     }
     em_conf *conf = build_conf(&o, &rc);

@@ -120,27 +120,32 @@ int em__cli_fail(const char *prefix, const char *fmt, ...) EM_PRINTF(2, 3);
 int em__cli_usage_error(const char *prefix, const char *usage_cmd, const char *fmt, ...)
     EM_PRINTF(3, 4);
 
-/* The configuration of a job the command runs, later sources winning: `defaults` <
- * $EMBER_CONF_FILE < EMBER_* variables < the --conf k=v strings < `overrides` (the
- * command's own flags). Both lists are key, value pairs ended by a NULL key; a NULL value
- * is skipped. NULL (after printing the error) on a bad file or out of memory. */
+/* The configuration of a job the command runs, later sources winning: `defaults` (set
+ * with em_conf_set_default) < $EMBER_CONF_FILE < EMBER_* variables < the --conf k=v
+ * strings < `overrides` (the command's own flags). Both lists are key, value pairs ended
+ * by a NULL key; a NULL value is skipped. Then em_conf_check: unknown ember.* keys, bad
+ * values and a missing local dir are caught here, before any work. NULL after printing
+ * the error as "<prefix>: ..." with *status the exit status (EM_CLI_USAGE for a bad
+ * setting or conf file, EM_CLI_FAIL for out of memory or an unreadable file). */
 struct em_conf;
-struct em_conf *em__cli_job_conf(const char *const *defaults, const char *const *confs,
-                                 int nconfs, const char *const *overrides);
+struct em_conf *em__cli_job_conf(const char *prefix, const char *const *defaults,
+                                 const char *const *confs, int nconfs,
+                                 const char *const *overrides, int *status);
 
 /* For daemons (master, worker): ignores SIGPIPE and makes SIGINT/SIGTERM set the returned
  * flag, which the daemon's run loop polls to stop cleanly. */
 volatile sig_atomic_t *em__cli_stop_on_signals(void);
 
-/* Ctrl-C in commands that run jobs (interrupt.c): start watching SIGINT before the
+/* Ctrl-C (and SIGTERM) in commands that run jobs (interrupt.c): start watching SIGINT before the
  * context is made (0, or -1 when the watcher cannot start), name the context once it
  * exists, ask whether an interrupt came, stop watching before freeing the context, and
- * restore the old SIGINT action after freeing it. The first SIGINT cancels the running
- * job and every job started later; a second one exits with status 130 at once. */
+ * restore the old actions after freeing it. The first SIGINT/SIGTERM cancels the running
+ * job and every job started later; a second one exits at once. */
 struct em_context;
 int em__cli_interrupt_start(const char *prefix);
 void em__cli_interrupt_set_context(struct em_context *sc);
 bool em__cli_interrupted(void);
+int em__cli_interrupt_status(void);   /* 128 + the signal: 130 (SIGINT), 143 (SIGTERM) */
 void em__cli_interrupt_stop(void);
 void em__cli_interrupt_restore(void);
 

@@ -102,7 +102,8 @@ static int parse_opts(int argc, char **argv, submit_opts *o)
     return -1;
 }
 
-static em_conf *build_conf(const submit_opts *o, const char *job_path, const char *name)
+static em_conf *build_conf(const submit_opts *o, const char *job_path, const char *name,
+                           int *status)
 {
     const char *const defaults[] = {"ember.ui.port", "4040", NULL};
     const char *const overrides[] = {"ember.master", o->master,
@@ -111,7 +112,7 @@ static em_conf *build_conf(const submit_opts *o, const char *job_path, const cha
                                      "ember.executor.memory", o->memory,
                                      "ember.ui.showConsoleProgress", o->quiet ? "false" : NULL,
                                      NULL};
-    return em__cli_job_conf(defaults, o->confs.kv, o->confs.n, overrides);
+    return em__cli_job_conf(PREFIX, defaults, o->confs.kv, o->confs.n, overrides, status);
 }
 
 int em__cli_run_job(const char *path, const char *name, const char *kind, em_conf *conf,
@@ -161,7 +162,7 @@ out:
     em_context_free(sc);
     if (em__cli_interrupted()) {
         fprintf(stderr, "ember: %s '%s' interrupted\n", kind, name);
-        rc = EM_CLI_INTERRUPTED;
+        rc = em__cli_interrupt_status();
     }
     em__cli_interrupt_restore();
     em_conf_free(conf);
@@ -181,13 +182,13 @@ int em__cli_submit(int argc, char **argv)
         return rc;
     if (o.quiet)
         em_log_set_level(EM_LOG_ERROR);
-    char *secret = em_standalone_read_secret(o.secret_file, &err);
-    if (!secret)
-        return em__cli_fail(PREFIX, "%s", err.msg);
     char *path = realpath(o.job, NULL);
-    if (!path) {
-        em_free(secret);
-        return em__cli_fail(PREFIX, "%s: no such job library", o.job);
+    if (!path)   /* bad usage: checked before the secret, as every argument */
+        return em__cli_usage_error(PREFIX, PREFIX, "%s: no such job library", o.job);
+    char *secret = em_standalone_read_secret(o.secret_file, &err);
+    if (!secret) {
+        free(path);
+        return em__cli_fail(PREFIX, "%s", err.msg);
     }
     /* Default name: the file name without directory, "lib" prefix and ".so". */
     const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
@@ -200,13 +201,18 @@ int em__cli_submit(int argc, char **argv)
                              .executor_cores = o.exec_cores, .cluster_secret = secret,
                              .executor_memory = o.memory ? (uint64_t)em_parse_size(o.memory)
                                                          : 0};
-    signal(SIGPIPE, SIG_IGN);
-    em_standalone_client *cl = em_standalone_install(&app, &err);
-    if (!cl)
-        rc = em__cli_fail(PREFIX, "%s", err.msg);
-    else
-        rc = em__cli_run_job(path, name, "job", build_conf(&o, path, name), o.job_argc,
-                             o.job_argv, o.quiet);
+    em_conf *conf = build_conf(&o, path, name, &rc);   /* bad settings: before any work */
+    em_standalone_client *cl = NULL;
+    if (conf) {
+        signal(SIGPIPE, SIG_IGN);
+        cl = em_standalone_install(&app, &err);
+        if (!cl) {
+            rc = em__cli_fail(PREFIX, "%s", err.msg);
+            em_conf_free(conf);
+        } else {
+            rc = em__cli_run_job(path, name, "job", conf, o.job_argc, o.job_argv, o.quiet);
+        }
+    }
     em_standalone_client_free(cl);
     free(path);
     em_free(name);

@@ -469,7 +469,8 @@ static int gen_parse(const char *what, int argc, char **argv, gen_args *a)
             break;
         }
         if (k == sizeof nums / sizeof *nums)
-            return em__cli_usage_error(prefix, cmd, "unexpected argument '%s'", argv[i]);
+            return em__cli_usage_error(prefix, cmd, "%s '%s'", argv[i][0] == '-' ?
+                                       "unknown option" : "unexpected argument", argv[i]);
     }
     if (a->out == NULL)
         return em__cli_usage_error(prefix, cmd, "--out is required");

@@ -1,9 +1,10 @@
-/* cli/interrupt.c - Ctrl-C (SIGINT) while an `ember` command runs jobs: the first
- * SIGINT cancels the running job, and any job the program starts afterwards, so that the
+/* cli/interrupt.c - Ctrl-C (SIGINT) or SIGTERM while an `ember` command runs jobs: the
+ * first such signal cancels the running job, and any job the program starts afterwards, so that the
  * program's action returns EM_ECANCELED, the command frees its context (executors stop,
- * the application directory and partial outputs go) and exits with status 130, as shells
- * expect of a process ended by SIGINT. A second SIGINT exits at once (status 130, nothing
- * cleaned up: the user asked twice).
+ * the application directory and partial outputs go) and exits with status 128 + the
+ * signal (130 for SIGINT, 143 for SIGTERM), as shells expect. A second signal exits at once
+ * (nothing cleaned up: the user asked twice; the next ember run removes the application
+ * directory left behind, engine/api/appdir.c).
  *
  * DESIGN: the handler only counts and writes one byte to a self-pipe (both
  * async-signal-safe). A watcher thread reads the pipe; on an interrupt it prints one line
@@ -27,8 +28,9 @@
 #include "mllib/mllib.h"
 
 static volatile sig_atomic_t g_sigints;
+static volatile sig_atomic_t g_signo;    /* the first signal caught */
 static int g_pipe[2] = {-1, -1};
-static struct sigaction g_old;
+static struct sigaction g_old, g_old_term;
 static pthread_t g_watcher;
 static _Atomic(em_context *) g_sc;
 static atomic_bool g_interrupted;
@@ -39,14 +41,14 @@ enum { WAKE_SIGINT = 1, WAKE_STOP = 2 };
 
 static void on_sigint(int sig)
 {
-    (void)sig;
     int saved = errno;
     if (++g_sigints > 1) {
         static const char msg[] = "\nember: interrupted again; exiting now\n";
         ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
         (void)w;
-        _exit(130);
+        _exit(128 + sig);
     }
+    g_signo = sig;
     char b = WAKE_SIGINT;
     ssize_t w = write(g_pipe[1], &b, 1);
     (void)w;
@@ -71,8 +73,8 @@ static void *watch(void *arg)
         if (w != WAKE_SIGINT)
             continue;
         atomic_store(&g_interrupted, true);
-        fprintf(stderr, "\n%s: interrupted; cancelling the running job (Ctrl-C again exits "
-                "at once)\n", g_prefix);
+        fprintf(stderr, "\n%s: %s; cancelling the running job (Ctrl-C again exits "
+                "at once)\n", g_prefix, g_signo == SIGTERM ? "terminated" : "interrupted");
         do {
             em_context *sc = atomic_load(&g_sc);
             if (sc)
@@ -91,6 +93,7 @@ int em__cli_interrupt_start(const char *prefix)
         fcntl(g_pipe[i], F_SETFD, FD_CLOEXEC);   /* not inherited by executors */
     g_prefix = prefix ? prefix : "ember";
     g_sigints = 0;
+    g_signo = 0;
     atomic_store(&g_interrupted, false);
     atomic_store(&g_sc, NULL);
     if (pthread_create(&g_watcher, NULL, watch, NULL) != 0) {
@@ -106,6 +109,7 @@ int em__cli_interrupt_start(const char *prefix)
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
     sigaction(SIGINT, &sa, &g_old);
+    sigaction(SIGTERM, &sa, &g_old_term);
     return 0;
 }
 
@@ -117,6 +121,11 @@ void em__cli_interrupt_set_context(em_context *sc)
 bool em__cli_interrupted(void)
 {
     return atomic_load(&g_interrupted) || g_sigints > 0;
+}
+
+int em__cli_interrupt_status(void)
+{
+    return g_signo == SIGTERM ? 128 + SIGTERM : EM_CLI_INTERRUPTED;
 }
 
 void em__cli_interrupt_stop(void)
@@ -138,6 +147,7 @@ void em__cli_interrupt_restore(void)
     if (g_pipe[1] < 0)
         return;
     sigaction(SIGINT, &g_old, NULL);
+    sigaction(SIGTERM, &g_old_term, NULL);
     close(g_pipe[0]);
     close(g_pipe[1]);
     g_pipe[0] = g_pipe[1] = -1;
@@ -165,7 +175,7 @@ static int run_ml(const char *prefix, int (*run)(int, char **, void (*)(em_conte
     em__cli_interrupt_stop();   /* no-op when ml_context stopped it already */
     if (em__cli_interrupted()) {
         fprintf(stderr, "%s: interrupted\n", prefix);
-        rc = EM_CLI_INTERRUPTED;
+        rc = em__cli_interrupt_status();
     }
     em__cli_interrupt_restore();
     return rc;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "engine/ember.h"
 
 /* The option argv[*i] spells, or NULL. Sets *value to what follows '=' (or NULL). */
 static const em__cli_opt *find_opt(const em__cli_opts *s, const char *a, const char **value)
@@ -69,6 +70,12 @@ static int store(const em__cli_opts *s, const em__cli_opt *o, const char *v, voi
         em__cli_confs *c = field;
         if (!strchr(v, '=') || v[0] == '=')
             return em__cli_usage_error(p, p, "%s: expected KEY=VALUE, got '%s'", o->name, v);
+        em_err err = EM_ERR_INIT;
+        char *key = em_xasprintf("%.*s", (int)(strchr(v, '=') - v), v);
+        int krc = em_conf_check_key(key, &err);
+        em_free(key);
+        if (krc < 0)
+            return em__cli_usage_error(p, p, "%s: %s", o->name, err.msg);
         if (c->n == EM_CLI_MAX_CONFS)
             return em__cli_usage_error(p, p, "%s: too many (max %d)", o->name,
                                        EM_CLI_MAX_CONFS);
@@ -94,7 +101,8 @@ int em__cli_parse_opts(const em__cli_opts *s, em__cli_rest rest, void *args, int
         const em__cli_opt *o = find_opt(s, a, &v);
         if (!o) {
             if (rest == EM_CLI_REST_NONE)
-                return em__cli_usage_error(s->prefix, s->prefix, "unknown argument '%s'", a);
+                return em__cli_usage_error(s->prefix, s->prefix, "unknown %s '%s'",
+                                           a[0] == '-' ? "option" : "argument", a);
             if (strcmp(a, "--") == 0 || rest == EM_CLI_REST_ANY || a[0] != '-')
                 return -1;   /* the caller's arguments start here */
             return em__cli_usage_error(s->prefix, s->prefix, "unknown option '%s'", a);

@@ -252,7 +252,7 @@ static int parse_opts(int argc, char **argv, run_opts *o)
 }
 
 /* defaults < $EMBER_CONF_FILE < EMBER_* < --conf < --master/--executor-memory */
-static em_conf *build_conf(const run_opts *o)
+static em_conf *build_conf(const run_opts *o, int *status)
 {
     const char *const defaults[] = {"ember.master", DEFAULT_MASTER,
                                     "ember.ui.port", "4040",   /* Spark's status page */
@@ -261,7 +261,7 @@ static em_conf *build_conf(const run_opts *o)
                                      "ember.executor.memory", o->memory,
                                      "ember.ui.showConsoleProgress", o->quiet ? "false" : NULL,
                                      NULL};
-    return em__cli_job_conf(defaults, o->confs.kv, o->confs.n, overrides);
+    return em__cli_job_conf(PREFIX, defaults, o->confs.kv, o->confs.n, overrides, status);
 }
 
 /* ---------------------------------------------------------------- running */
@@ -288,11 +288,12 @@ int em__cli_run_example(int argc, char **argv)
         for (int i = 0; i < dirs.n; i++)
             fprintf(stderr, " %s", dirs.dirs[i]);
         fprintf(stderr, "); try 'ember run-example --list'\n");
-        rc = EM_CLI_FAIL;
+        rc = EM_CLI_USAGE;   /* a wrong NAME is bad usage, as an unknown command */
         goto out;
     }
-    rc = em__cli_run_job(path, o.name, "example", build_conf(&o), o.job_argc, o.job_argv,
-                         o.quiet);
+    em_conf *conf = build_conf(&o, &rc);
+    if (conf)
+        rc = em__cli_run_job(path, o.name, "example", conf, o.job_argc, o.job_argv, o.quiet);
 out:
     em_free(path);
     dirs_destroy(&dirs);

@@ -89,25 +89,29 @@ int em__cli_usage_error(const char *prefix, const char *usage_cmd, const char *f
     return EM_CLI_USAGE;
 }
 
-static int set_pairs(em_conf *c, const char *const *kv)
+static int set_pairs(em_conf *c, const char *const *kv, bool as_default)
 {
     int rc = 0;
     for (; kv && kv[0]; kv += 2)
         if (kv[1])
-            rc |= em_conf_set(c, kv[0], kv[1]);
+            rc |= as_default ? em_conf_set_default(c, kv[0], kv[1]) : em_conf_set(c, kv[0], kv[1]);
     return rc;
 }
 
-em_conf *em__cli_job_conf(const char *const *defaults, const char *const *confs, int nconfs,
-                          const char *const *overrides)
+em_conf *em__cli_job_conf(const char *prefix, const char *const *defaults,
+                          const char *const *confs, int nconfs, const char *const *overrides,
+                          int *status)
 {
     em_conf *c = em_conf_new();
     const char *file = getenv("EMBER_CONF_FILE");
     em_err err = EM_ERR_INIT;
-    int rc = set_pairs(c, defaults);
+    /* Defaults at the lowest priority: the conf file and EMBER_* variables override them
+     * (they did not when the commands set their defaults with em_conf_set). */
+    int rc = set_pairs(c, defaults, true);
 
+    *status = EM_CLI_USAGE;
     if (file && *file && em_conf_load_file(c, file, &err) < 0) {
-        em__cli_fail("ember", "%s", err.msg);
+        em__cli_fail(prefix, "%s", err.msg);
         em_conf_free(c);
         return NULL;
     }
@@ -118,12 +122,23 @@ em_conf *em__cli_job_conf(const char *const *defaults, const char *const *confs,
         rc |= em_conf_set(c, key, eq + 1);
         em_free(key);
     }
-    rc |= set_pairs(c, overrides);
+    rc |= set_pairs(c, overrides, false);
     if (rc != 0) {
-        em__cli_fail("ember", "out of memory");
+        *status = em__cli_fail(prefix, "out of memory");
         em_conf_free(c);
         return NULL;
     }
+    /* Every setting checked before any work starts: a bad value from any source (flag,
+     * --conf, EMBER_*, conf file) is bad usage, exit status 2. */
+    if (em_conf_check(c, &err) < 0) {
+        if (err.code == EM_EINVAL || err.code == EM_ECORRUPT)
+            em__cli_usage_error(prefix, prefix, "%s", err.msg);
+        else
+            *status = em__cli_fail(prefix, "%s", err.msg);
+        em_conf_free(c);
+        return NULL;
+    }
+    *status = EM_CLI_OK;
     return c;
 }
 

@@ -57,7 +57,10 @@ typedef struct em_conf em_conf;
  *   ember.memory.storageFraction storage floor execution cannot evict              (0.5)
  *   ember.net.compress           zstd on the wire for blocks and results: auto (not on
  *                                loopback links), true, false                       (auto)
- * Sources, later ones winning: defaults < conf file (EMBER_CONF_FILE or em_conf_load_file)
+ * Unknown keys under "ember." are rejected (em_conf_check_key). Each application gets
+ * a directory <ember.local.dir>/ember-app-XXXXXX, removed when the context is freed; one
+ * left by a process that died is removed by the next em_context_new in the same dir.
+ * Sources, later ones winning: defaults (em_conf_set_default) < conf file (EMBER_CONF_FILE or em_conf_load_file)
  * < EMBER_* environment variables (EMBER_MASTER, EMBER_EXECUTOR_MEMORY: the key without
  * "ember.", upper-cased, dots as underscores) < em_conf_set. */
 em_conf *em_conf_new(void);
@@ -69,6 +72,25 @@ const char *em_conf_get(const em_conf *c, const char *key);
 int em_conf_load_file(em_conf *c, const char *path, em_err *err);
 /* Applies EMBER_* environment variables (called by em_context_new too). */
 void em_conf_load_env(em_conf *c);
+
+/* Sets key as a default only: the conf file, EMBER_* variables and em_conf_set all win
+ * over it (em_conf_set itself wins over them). Commands use it for their own defaults
+ * (e.g. ember.master local[2]) so that EMBER_MASTER and the conf file still apply.
+ * 0 or EM_ENOMEM. Any thread owning c. */
+int em_conf_set_default(em_conf *c, const char *key, const char *value);
+/* Checks a key name: keys under "ember." must be ones the engine reads (the
+ * "ember.sql." and "ember.ml." namespaces excepted); others are the user's. EM_EINVAL
+ * "unknown configuration key 'K' (did you mean 'K2'?)". Any thread. */
+int em_conf_check_key(const char *key, em_err *err);
+/* Checks what em_context_new would run with (conf merged with the conf file and the
+ * environment): every key name set by a file or em_conf_set, every engine setting's
+ * value (master, sizes and their minimums, numbers) and that ember.local.dir or its
+ * parent exists. Creates nothing. EM_EINVAL naming the key and value; EM_EIO/EM_ECORRUPT
+ * for the conf file. Commands call it before any work, to report bad usage at once. */
+int em_conf_check(const em_conf *conf, em_err *err);
+/* The smallest budgets em_context_new accepts: below them nearly every record spills. */
+#define EM_MIN_EXECUTOR_MEMORY ((size_t)1 << 20)   /* ember.executor.memory >= 1m */
+#define EM_MIN_SHUFFLE_MEMORY  ((size_t)64 << 10)  /* ember.shuffle.memory >= 64k */
 
 /* Creates a context (starting task threads or executor processes). conf may be NULL.
  * Errors: EM_EINVAL for a bad master or setting, naming it. */

@@ -28,9 +28,12 @@
  *     calls next_group / next_value itself and never holds a group at all.
  * LIMITATIONS (out-of-core): a GROUP record needs its key's values in memory once (the
  * em_list contract: Spark's groupByKey has the same limit), and a key's combiner is held
- * whole; all runs are merged in one pass, so each holds an open file and one decoded block
- * (~1 MiB) during the merge. */
+ * whole. Runs are merged with a bounded fan-in (merge_fan_in: 1/16 of the open-file
+ * limit, 2..64): while more runs than that exist, every fan-in consecutive runs are
+ * merged into one (merge_level), so a tiny budget's thousands of runs cost merge levels,
+ * not "Too many open files". Each run open in a merge holds a file and one decoded block (~1 MiB). */
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -380,10 +383,153 @@ static int advance_top(em_reducer *r, em_err *err)
     return 0;
 }
 
+/* ---------------------------------------------------------------- merge passes */
+
+/* Runs one merge may open at once. Each open run is a file descriptor (and a decoded
+ * block), and several task threads of a process may merge at the same time next to their
+ * shuffle files and sockets: take 1/16 of the open-file limit, 2..64 (Hadoop's
+ * io.sort.factor is 10..100). opts.max_fan_in overrides (tests). */
+static size_t merge_fan_in(const em_reducer *r)
+{
+    size_t f;
+    if (r->o.max_fan_in) {
+        f = r->o.max_fan_in;
+    } else {
+        struct rlimit rl;
+        size_t lim = 1024;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+            lim = rl.rlim_cur > 1u << 20 ? 1u << 20 : (size_t)rl.rlim_cur;
+        f = lim / 16;
+        f = f > 64 ? 64 : f;
+    }
+    return f < 2 ? 2 : f;
+}
+
+/* Merges the n runs in[0..n-1] (consecutive in spill order) into one new run, whose path
+ * goes to *out (owned); the inputs are removed and freed on success only. Equal keys keep
+ * run order (the heap breaks ties by run index), so GROUP's arrival order and SORT's
+ * stability survive; AGGREGATE's equal keys stay separate records, which the final merge
+ * combines like equal keys of different runs. */
+static int merge_runs(em_reducer *r, char **in, size_t n, char **out, em_err *err)
+{
+    em__run_reader *rd = em_calloc(n, sizeof *rd);
+    em_rec *cur = em_calloc(n, sizeof *cur);
+    uint32_t *heap = em_calloc(n, sizeof *heap);
+    size_t nopen = 0, nheap = 0;
+    em__run_writer w;
+    bool wopen = false;
+    int rc = 0;
+
+    if (!rd || !cur || !heap)
+        rc = em_err_set(err, EM_ENOMEM, "reducer: out of memory merging %zu runs", n);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if ((rc = em__run_reader_open(&rd[i], in[i], err)) < 0)
+            break;
+        nopen++;
+        if ((rc = em__run_reader_next(&rd[i], &cur[i], err)) == 1)
+            heap[nheap++] = (uint32_t)i;
+        rc = rc < 0 ? rc : 0;
+    }
+    if (rc == 0 && (rc = em__run_writer_open(&w, r->o.spill_dir, r->level, err)) == 0)
+        wopen = true;
+    /* A binary heap keyed by (key, run index), as the final merge's src_cmp. */
+#define LESS(a, b)                                                                          \
+    (em_slice_cmp(cur[a].key, cur[b].key) * (r->o.descending ? -1 : 1) < 0 ||               \
+     (em_slice_cmp(cur[a].key, cur[b].key) == 0 && (a) < (b)))
+    for (size_t i = nheap / 2; rc == 0 && i-- > 0;)
+        for (size_t j = i;;) {
+            size_t l = 2 * j + 1, m = j;
+            if (l < nheap && LESS(heap[l], heap[m]))
+                m = l;
+            if (l + 1 < nheap && LESS(heap[l + 1], heap[m]))
+                m = l + 1;
+            if (m == j)
+                break;
+            uint32_t t = heap[j];
+            heap[j] = heap[m];
+            heap[m] = t;
+            j = m;
+        }
+    while (rc == 0 && nheap > 0) {
+        uint32_t top = heap[0];
+        if ((rc = em__run_writer_add(&w, cur[top].key, cur[top].val, err)) < 0)
+            break;
+        if ((rc = em__run_reader_next(&rd[top], &cur[top], err)) < 0)
+            break;
+        if (rc == 0)
+            heap[0] = heap[--nheap];
+        rc = 0;
+        for (size_t j = 0;;) {
+            size_t l = 2 * j + 1, m = j;
+            if (l < nheap && LESS(heap[l], heap[m]))
+                m = l;
+            if (l + 1 < nheap && LESS(heap[l + 1], heap[m]))
+                m = l + 1;
+            if (m == j)
+                break;
+            uint32_t t = heap[j];
+            heap[j] = heap[m];
+            heap[m] = t;
+            j = m;
+        }
+    }
+#undef LESS
+    for (size_t i = 0; i < nopen; i++)
+        em__run_reader_close(&rd[i]);
+    if (rc == 0)
+        rc = em__run_writer_close(&w, err);
+    if (rc == 0) {
+        char *path = em_strdup(w.path);
+        if (!path) {
+            rc = em_err_set(err, EM_ENOMEM, "reducer: out of memory");
+        } else {
+            for (size_t i = 0; i < n; i++) {
+                unlink(in[i]);
+                em_free(in[i]);
+            }
+            *out = path;
+            r->st.spill_count++;
+            r->st.spill_bytes += w.bytes;
+        }
+    }
+    if (rc < 0 && wopen)
+        em__run_writer_abort(&w);
+    em_free(rd);
+    em_free(cur);
+    em_free(heap);
+    return rc;
+}
+
+/* One level of merging: each group of fan_in consecutive runs becomes one run, in place
+ * (runs stay in spill order). log_fan_in(runs) levels bring the count under the fan-in,
+ * each reading and writing the data once. On error the runs array stays consistent (the
+ * merged ones and the untouched ones), so the reducer's free removes every file. */
+static int merge_level(em_reducer *r, size_t fan_in, em_err *err)
+{
+    size_t out = 0, i = 0;
+    int rc = 0;
+    while (i < r->nruns) {
+        size_t n = r->nruns - i < fan_in ? r->nruns - i : fan_in;
+        char *merged = NULL;
+        if (n > 1 && (rc = merge_runs(r, r->runs + i, n, &merged, err)) < 0)
+            break;
+        r->runs[out++] = n > 1 ? merged : r->runs[i];
+        i += n;
+    }
+    memmove(r->runs + out, r->runs + i, (r->nruns - i) * sizeof *r->runs);
+    r->nruns = out + (r->nruns - i);
+    r->st.merge_passes++;
+    return rc;
+}
+
 static int start_merge(em_reducer *r, em_err *err)
 {
-    size_t n = r->nruns + 1;
+    size_t fan_in = merge_fan_in(r);
     int rc;
+    while (r->nruns > fan_in)   /* the final merge opens every run left */
+        if ((rc = merge_level(r, fan_in, err)) < 0)
+            return rc;
+    size_t n = r->nruns + 1;
 
     r->srcs = em_calloc(n, sizeof *r->srcs);
     r->heap = em_calloc(n, sizeof *r->heap);

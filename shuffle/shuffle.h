@@ -229,6 +229,8 @@ typedef struct em_reducer_opts {
     size_t mem_budget;             /* bytes before spilling a sorted run; 0 = 64 MiB */
     const char *spill_dir;         /* must exist */
     int zstd_level;                /* 0 = 1 */
+    uint32_t max_fan_in;           /* runs one merge opens at once; 0 = from the open-file
+                                      limit (reducer.c: merge_fan_in) */
 } em_reducer_opts;
 
 typedef struct em_reducer em_reducer;
@@ -240,6 +242,8 @@ typedef struct em_reducer_stats {
     uint64_t spill_bytes;          /* their compressed bytes */
     uint64_t hot_groups;           /* GROUP groups that outgrew the budget while merging and
                                       went to a temporary file (also counted above) */
+    uint64_t merge_passes;         /* levels of intermediate merging (more runs than the
+                                      fan-in); each merged run also counts as a spill */
 } em_reducer_stats;
 
 em_reducer *em_reducer_new(const em_reducer_opts *opts, em_err *err);

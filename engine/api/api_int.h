@@ -99,6 +99,20 @@ typedef struct em__group {
 /* ---------------------------------------------------------------- conf.c */
 /* Copies every entry of src into dst keeping sources' priorities. */
 int em__conf_merge(em_conf *dst, const em_conf *src);
+/* em_conf_check_key on every key set by a file, a default or em_conf_set (conf.c). */
+int em__conf_check_keys(const em_conf *c, em_err *err);
+
+/* ---------------------------------------------------------------- save.c */
+/* path made absolute against the working directory (as is when absolute, or when the
+ * directory is unknown); caller frees. The driver's paths go to executors in this form. */
+char *em__api_abs_path(const char *path);
+
+/* ---------------------------------------------------------------- appdir.c */
+/* Writes app_dir/owner ("<pid> <host>"), which marks the directory as this process's. */
+int em__app_dir_claim(const char *app_dir, em_err *err);
+/* Removes base/ember-app-* directories of this user whose owner process (on this host) is
+ * gone; returns how many. Never fails: what cannot be removed is logged and left. */
+int em__app_dirs_sweep(const char *base);
 
 /* ---------------------------------------------------------------- release.c */
 /* Returns r itself to the program once more (one more hold). */

@@ -14,7 +14,7 @@
 
 #include "engine/api/api_int.h"
 
-enum { PRIO_FILE = 1, PRIO_ENV = 2, PRIO_SET = 3 };
+enum { PRIO_DEFAULT = 0, PRIO_FILE = 1, PRIO_ENV = 2, PRIO_SET = 3 };
 
 typedef struct conf_ent {
     char *key;
@@ -29,15 +29,24 @@ struct em_conf {
 
 extern char **environ;
 
-/* Keys whose environment spelling cannot be derived by lower-casing (camelCase). */
+/* Every key the engine reads. Two uses: the environment spelling of camelCase keys
+ * (EMBER_TASK_MAXFAILURES -> ember.task.maxFailures), and em__conf_check_keys, which
+ * rejects any other "ember." key set by a file or em_conf_set (a typo would otherwise be
+ * ignored silently). A module reading a new key adds a row here. */
 static const char *const known_keys[] = {
     "ember.master", "ember.app.name", "ember.default.parallelism", "ember.executor.memory",
     "ember.shuffle.memory", "ember.local.dir", "ember.task.maxFailures",
     "ember.shuffle.compress.level", "ember.ui.port", "ember.ui.host", "ember.eventLog.enabled",
     "ember.eventLog.dir", "ember.ui.showConsoleProgress", "ember.job.library",
     "ember.memory.storageFraction", "ember.checkpoint.dir", "ember.checkpoint.cleanup",
-    "ember.locality.wait", "ember.net.compress",
+    "ember.locality.wait", "ember.net.compress", "ember.shuffle.sync",
+    "ember.network.timeoutMs", "ember.cluster.registerTimeoutMs", "ember.driver.host",
 };
+#define NKNOWN (sizeof known_keys / sizeof *known_keys)
+
+/* Namespaces of the layers above the engine (SQL, MLlib), which read and check their own
+ * keys; em__conf_check_keys leaves them alone. */
+static const char *const free_prefixes[] = {"ember.sql.", "ember.ml."};
 
 em_conf *em_conf_new(void)
 {
@@ -88,6 +97,74 @@ static int set_prio(em_conf *c, const char *key, const char *value, int prio)
 int em_conf_set(em_conf *c, const char *key, const char *value)
 {
     return set_prio(c, key, value, PRIO_SET);
+}
+
+int em_conf_set_default(em_conf *c, const char *key, const char *value)
+{
+    return set_prio(c, key, value, PRIO_DEFAULT);
+}
+
+/* Levenshtein distance of a and b, case-insensitive, capped at 9 (names are short). */
+static unsigned edit_distance(const char *a, const char *b)
+{
+    size_t na = strlen(a), nb = strlen(b);
+    unsigned row[64];
+    if (na >= 64 || nb >= 64)
+        return 9;
+    for (size_t j = 0; j <= nb; j++)
+        row[j] = (unsigned)j;
+    for (size_t i = 1; i <= na; i++) {
+        unsigned diag = row[0];
+        row[0] = (unsigned)i;
+        for (size_t j = 1; j <= nb; j++) {
+            unsigned up = row[j];
+            unsigned sub = diag + (tolower((unsigned char)a[i - 1]) !=
+                                   tolower((unsigned char)b[j - 1]));
+            unsigned best = up + 1 < row[j - 1] + 1 ? up + 1 : row[j - 1] + 1;
+            row[j] = sub < best ? sub : best;
+            diag = up;
+        }
+    }
+    return row[nb] > 9 ? 9 : row[nb];
+}
+
+int em_conf_check_key(const char *key, em_err *err)
+{
+    if (strncmp(key, "ember.", 6) != 0)
+        return 0;   /* a user's own key: the job reads it */
+    for (size_t i = 0; i < sizeof free_prefixes / sizeof *free_prefixes; i++)
+        if (strncmp(key, free_prefixes[i], strlen(free_prefixes[i])) == 0)
+            return 0;
+    const char *best = NULL;
+    unsigned best_d = 4;   /* suggest only names at most 3 edits away */
+    for (size_t i = 0; i < NKNOWN; i++) {
+        if (strcmp(key, known_keys[i]) == 0)
+            return 0;
+        unsigned d = edit_distance(key, known_keys[i]);
+        if (d < best_d) {
+            best_d = d;
+            best = known_keys[i];
+        }
+    }
+    if (best)
+        return em_err_set(err, EM_EINVAL, "unknown configuration key '%s' (did you mean '%s'?)",
+                          key, best);
+    return em_err_set(err, EM_EINVAL, "unknown configuration key '%s' (keys under 'ember.' "
+                      "are the engine's; see docs/cli.md)", key);
+}
+
+int em__conf_check_keys(const em_conf *c, em_err *err)
+{
+    /* Environment entries are not checked: EMBER_* also names variables that are no keys
+     * (EMBER_SECRET, EMBER_EXAMPLES_DIR, ...), and the environment is shared by tools. */
+    for (size_t i = 0; c && i < c->n; i++) {
+        if (c->ents[i].prio == PRIO_ENV)
+            continue;
+        int rc = em_conf_check_key(c->ents[i].key, err);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
 }
 
 const char *em_conf_get(const em_conf *c, const char *key)
@@ -173,7 +250,7 @@ static void env_to_key(const char *name, size_t n, char *out, size_t cap)
     for (size_t i = 0; i < n && k + 1 < sizeof low; i++)
         low[k++] = name[i] == '_' ? '.' : (char)tolower((unsigned char)name[i]);
     low[k] = '\0';
-    for (size_t i = 0; i < sizeof known_keys / sizeof *known_keys; i++)
+    for (size_t i = 0; i < NKNOWN; i++)
         if (strcasecmp(known_keys[i], low) == 0) {
             snprintf(out, cap, "%s", known_keys[i]);
             return;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "engine/api/api_int.h"
@@ -125,9 +126,19 @@ static int read_settings(em_context *sc, em_err *err)
         return rc;
     if ((rc = parse_mem(c, "ember.executor.memory", (size_t)1 << 30, &sc->executor_mem, err)))
         return rc;
-    if ((rc = parse_mem(c, "ember.shuffle.memory", sc->executor_mem / 4 / sc->nthreads,
-                        &sc->shuffle_mem, err)))
+    /* Below these budgets every few records make a spill run: a job then spends its time
+     * merging thousands of runs (and open files), so refuse them up front. */
+    if (sc->executor_mem < EM_MIN_EXECUTOR_MEMORY)
+        return em_err_set(err, EM_EINVAL, "ember.executor.memory: %s is below the minimum 1m",
+                          em_conf_get(c, "ember.executor.memory"));
+    size_t shuffle_def = sc->executor_mem / 4 / sc->nthreads;
+    if (shuffle_def < EM_MIN_SHUFFLE_MEMORY)
+        shuffle_def = EM_MIN_SHUFFLE_MEMORY;
+    if ((rc = parse_mem(c, "ember.shuffle.memory", shuffle_def, &sc->shuffle_mem, err)))
         return rc;
+    if (sc->shuffle_mem < EM_MIN_SHUFFLE_MEMORY)
+        return em_err_set(err, EM_EINVAL, "ember.shuffle.memory: %s is below the minimum 64k",
+                          em_conf_get(c, "ember.shuffle.memory"));
     sc->storage_fraction = 0.5;
     if ((v = em_conf_get(c, "ember.memory.storageFraction"))) {
         char *end = NULL;
@@ -161,16 +172,79 @@ static int read_settings(em_context *sc, em_err *err)
     return parse_bool(c, "ember.shuffle.sync", false, &sc->shuffle_sync, err);
 }
 
-static int make_app_dir(em_context *sc, em_err *err)
+/* The directory application directories go in: ember.local.dir, $TMPDIR or /tmp. */
+static const char *local_dir(const em_conf *c)
 {
-    const char *base = em_conf_get(sc->conf, "ember.local.dir");
+    const char *base = em_conf_get(c, "ember.local.dir");
     if (!base)
         base = getenv("TMPDIR");
-    if (!base || !*base)
-        base = "/tmp";
-    int rc = em_mkdir_p(base, err);
+    return base && *base ? base : "/tmp";
+}
+
+/* The local dir must exist, or its parent must (then it is made, one level): a typo such
+ * as /nonexistent/dir must not create a tree at the root. *make tells which case. */
+static int check_local_dir(const char *base, bool *make, em_err *err)
+{
+    struct stat st;
+    *make = false;
+    if (stat(base, &st) == 0)
+        return S_ISDIR(st.st_mode) ? 0 : em_err_set(err, EM_EINVAL, "ember.local.dir: '%s' is "
+                                                    "not a directory", base);
+    if (errno != ENOENT)
+        return em_err_set(err, EM_EIO, "ember.local.dir: '%s': %s", base, strerror(errno));
+    char *parent = em_xstrdup(base);
+    size_t n = strlen(parent);
+    while (n > 1 && parent[n - 1] == '/')
+        parent[--n] = '\0';
+    char *slash = strrchr(parent, '/');
+    if (!slash)
+        strcpy(parent, ".");
+    else
+        slash[slash == parent ? 1 : 0] = '\0';
+    int rc = 0;
+    if (stat(parent, &st) != 0 || !S_ISDIR(st.st_mode))
+        rc = em_err_set(err, EM_EINVAL, "ember.local.dir: '%s' does not exist, nor does its "
+                        "parent '%s'", base, parent);
+    else
+        *make = true;
+    em_free(parent);
+    return rc;
+}
+
+int em_conf_check(const em_conf *conf, em_err *err)
+{
+    em_context *tmp = em_xcalloc(1, sizeof *tmp);
+    const char *file = getenv("EMBER_CONF_FILE");
+    bool make;
+    int rc = 0;
+
+    tmp->conf = em_conf_new();
+    if (file && *file)
+        rc = em_conf_load_file(tmp->conf, file, err);
+    if (rc == 0) {
+        em_conf_load_env(tmp->conf);
+        if (em__conf_merge(tmp->conf, conf) < 0)
+            rc = em_err_set(err, EM_ENOMEM, "context: copying the configuration");
+    }
+    if (rc == 0 && (rc = em__conf_check_keys(tmp->conf, err)) == 0 &&
+        (rc = read_settings(tmp, err)) == 0)
+        rc = check_local_dir(local_dir(tmp->conf), &make, err);
+    em_conf_free(tmp->conf);
+    em_free(tmp);
+    return rc;
+}
+
+static int make_app_dir(em_context *sc, em_err *err)
+{
+    const char *base = local_dir(sc->conf);
+    bool make;
+    int rc = check_local_dir(base, &make, err);
     if (rc < 0)
-        return em_err_prefix(err, "ember.local.dir");
+        return rc;
+    if (make && mkdir(base, 0700) != 0 && errno != EEXIST)
+        return em_err_set(err, EM_EIO, "ember.local.dir: cannot create '%s': %s", base,
+                          strerror(errno));
+    em__app_dirs_sweep(base);
     char *tmpl = em_xasprintf("%s/ember-app-XXXXXX", base);
     if (!mkdtemp(tmpl)) {
         rc = em_err_set(err, EM_EIO, "%s: cannot create the application directory: %s", tmpl,
@@ -179,6 +253,8 @@ static int make_app_dir(em_context *sc, em_err *err)
         return rc;
     }
     sc->app_dir = tmpl;
+    if ((rc = em__app_dir_claim(tmpl, err)) < 0)
+        return rc;
     sc->shuffle_dir = em_xasprintf("%s/shuffle", tmpl);
     sc->spill_dir = em_xasprintf("%s/spill", tmpl);
     /* The shuffle dir is the map outputs' location string (em_map_status.loc). */
@@ -336,7 +412,8 @@ em_context *em_context_new(const em_conf *conf, em_err *err)
         rc = em_err_set(err, EM_ENOMEM, "context: copying the configuration");
         goto fail;
     }
-    if ((rc = read_settings(sc, err)) < 0 || (rc = make_app_dir(sc, err)) < 0)
+    if ((rc = em__conf_check_keys(sc->conf, err)) < 0 || (rc = read_settings(sc, err)) < 0 ||
+        (rc = make_app_dir(sc, err)) < 0)
         goto fail;
     em_registry_init_builtins();
     em__api_register_fns();

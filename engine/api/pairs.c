@@ -9,8 +9,9 @@
  *
  * RANGE BOUNDS (Spark's RangePartitioner): a SAMPLE_KEYS job takes up to
  * ceil(3 * min(20 * nparts, 1e6) / parent partitions) keys per partition by reservoir
- * sampling; each sampled key weighs (records in its partition / keys sampled there); the
- * sorted candidates are cut at every 1/nparts of the total weight, skipping bounds equal to
+ * sampling, each cut to EM_SAMPLE_KEY_MAX bytes (bounds travel in stage plans: exec.h);
+ * each sampled key weighs (records in its partition / keys sampled there); the sorted
+ * candidates are cut at every 1/nparts of the total weight, skipping bounds equal to
  * the previous one (so fewer partitions may result).
  * THREADS: any thread (nodes and handles are made through the locked helpers of node.c). */
 #include <math.h>

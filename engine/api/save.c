@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "engine/api/api_int.h"
 
@@ -18,6 +19,16 @@ static bool is_part_name(const char *name)
     if (strncmp(name, "part-", 5) != 0 || name[5] == '\0')
         return false;
     return strspn(name + 5, "0123456789") == strlen(name + 5);
+}
+
+char *em__api_abs_path(const char *path)
+{
+    char cwd[4096];
+    if (path[0] == '/' || !getcwd(cwd, sizeof cwd))
+        return em_xstrdup(path);
+    while (path[0] == '.' && path[1] == '/')
+        path += 2;
+    return em_xasprintf("%s/%s", strcmp(cwd, "/") == 0 ? "" : cwd, path);
 }
 
 /* Moves tmp/part-* into dir. */
@@ -52,7 +63,11 @@ int em_rdd_save_as_text_file(em_rdd *r, const char *dir, em_err *err)
     if (stat(dir, &st) == 0)
         return em_err_set(err, EM_EINVAL, "save_as_text_file: output directory '%s' exists",
                           dir);
-    char *tmp = em_xasprintf("%s/_temporary/0", dir);
+    /* Tasks may run in executors with another working directory (ember submit): they get
+     * the driver's absolute path. */
+    char *abs = em__api_abs_path(dir);
+    char *tmp = em_xasprintf("%s/_temporary/0", abs);
+    em_free(abs);
     char *success = em_xasprintf("%s/_SUCCESS", dir);
     char *temporary = em_xasprintf("%s/_temporary", dir);
     if ((rc = em_mkdir_p(tmp, err)) < 0)

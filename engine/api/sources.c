@@ -124,7 +124,8 @@ static void add_split(em_plan_node *n, const char *path, uint64_t start, uint64_
                       uint32_t part)
 {
     n->splits = em_xrealloc(n->splits, (n->nsplits + 1) * sizeof *n->splits);
-    n->splits[n->nsplits++] = (em_split){em_xstrdup(path), start, len, part};
+    /* Absolute: executors (ember submit) resolve paths in their own working directory. */
+    n->splits[n->nsplits++] = (em_split){em__api_abs_path(path), start, len, part};
 }
 
 em_rdd *em_text_file(em_context *sc, const char *path, uint32_t min_parts)

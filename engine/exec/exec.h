@@ -41,13 +41,20 @@ typedef enum em_result_op {
                                  ember.h describes; result.count = lines */
     EM_RESULT_FOREACH,        /* fn (EM_FN_FOREACH) over the partition */
     EM_RESULT_SAMPLE_KEYS,    /* up to n keys (KV: key; plain: record bytes) sampled
-                                 uniformly with seed + partition (reservoir); result.count =
-                                 records in the partition */
+                                 uniformly with seed + partition (reservoir), each cut to
+                                 its first EM_SAMPLE_KEY_MAX bytes; result.count = records
+                                 in the partition */
     EM_RESULT_AGGREGATE_ACC,  /* in-place aggregation: an accumulator of acc_size bytes
                                  (zeroed, then fn_init if named) folded with fn
                                  (EM_FN_ACC_SEQ) a batch at a time; one FIXED record of
                                  width acc_size, also for an empty partition */
 } em_result_op;
+
+/* Sampled keys become range bounds, which travel in every stage plan: a whole 50 MiB
+ * record there overflows the launch frame. A prefix of a key is as good a bound: bounds
+ * stay sorted, and "first bound >= key" stays monotone in the key, so every key still
+ * lands in order (a key longer than its bound's prefix just goes one partition up). */
+#define EM_SAMPLE_KEY_MAX 1024
 
 typedef struct em_result_spec {
     em_result_op op;

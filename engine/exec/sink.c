@@ -513,6 +513,8 @@ static int sink_sample_keys(em_task *t, const em_result_spec *res, em_iter *in,
         return em_err_set(err, EM_ENOMEM, "sample keys: out of memory");
     while ((rc = em_iter_next(in, &r, err)) == 1) {
         em_slice k = r.key.p ? r.key : r.val;
+        if (k.n > EM_SAMPLE_KEY_MAX)
+            k.n = EM_SAMPLE_KEY_MAX;   /* a prefix bounds as well (exec.h) */
         uint64_t i = out->count++;
         uint64_t j = i < cap ? i : em_rng_below(&rng, i + 1);
         if (j >= cap)

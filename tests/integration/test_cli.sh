@@ -94,7 +94,7 @@ expect_fail "--nodes huge" 2 "--nodes: at most 4294967295" \
 expect_fail "--edges missing" 2 "--nodes and --edges are required" \
     "$ember" gen graph --nodes 10 --out "$tmp/x"
 expect_fail "--out missing" 2 "--out is required" "$ember" gen text --mib 1
-expect_fail "graph flag on text" 2 "unexpected argument '--nodes'" \
+expect_fail "graph flag on text" 2 "unknown option '--nodes'" \
     "$ember" gen text --mib 1 --nodes 3 --out "$tmp/x"
 expect_fail "unwritable --out" 1 "cannot create" \
     "$ember" gen text --mib 1 --out "$tmp/no/such/dir/x"
@@ -120,7 +120,7 @@ expect_fail "worker bad cores" 2 "--cores: expected a positive integer, got '0'"
 expect_fail "worker bad memory" 2 "--memory: expected a size such as 512m or 2g, got 'lots'" \
     "$ember" worker --master ember://127.0.0.1:1 --memory lots
 expect_fail "worker bad master" 2 "ember worker: --master:" "$ember" worker --master nowhere
-expect_fail "worker unknown option" 2 "unknown argument '--frob'" "$ember" worker --frob
+expect_fail "worker unknown option" 2 "unknown option '--frob'" "$ember" worker --frob
 expect_fail "executor missing options" 2 "--driver, --exec-id and --cores are required" \
     "$ember" executor --cores 2
 expect_fail "executor bad cores" 2 "--cores: at most 1024, got '5000'" \
@@ -133,9 +133,9 @@ expect_fail "submit bad --conf" 2 "--conf: expected KEY=VALUE, got 'k'" \
     "$ember" submit --master ember://127.0.0.1:1 --conf k job.so
 expect_fail "submit without job" 2 "missing JOB.so" "$ember" submit --master ember://127.0.0.1:1
 expect_fail "ml unknown algorithm" 2 "unknown algorithm 'nope'" "$ember" ml nope
-expect_fail "run-example unknown example" 1 "no example named 'no_such_example'" \
+expect_fail "run-example unknown example" 2 "no example named 'no_such_example'" \
     "$ember" run-example no_such_example
-EMBER_EXAMPLES_DIR=$tmp expect_fail "run-example empty dir" 1 "no example named 'wordcount'" \
+EMBER_EXAMPLES_DIR=$tmp expect_fail "run-example empty dir" 2 "no example named 'wordcount'" \
     "$ember" run-example wordcount
 
 # ---------------------------------------------------------------- examples are found

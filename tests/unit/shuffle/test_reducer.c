@@ -1,5 +1,7 @@
 /* tests/unit/shuffle/test_reducer.c - AGGREGATE, GROUP and SORT against naive references,
  * in memory and with budgets that force several spilled runs. */
+#include <sys/resource.h>
+
 #include "shuffle_test_util.h"
 
 typedef struct kv {
@@ -407,6 +409,53 @@ Test(reducer, group_survives_every_oom)
         }
         cr_assert_eq(rc, EM_ENOMEM, "allocation %ld: rc=%d %s", k, rc, err.msg);
     }
+    free(a);
+    tu_rmdir(dir);
+}
+
+/* More runs than a small open-file limit allows at once: with RLIMIT_NOFILE at 40 the
+ * fan-in is 2, and a 256-byte budget spills hundreds of runs, which a one-pass merge
+ * could not open ("Too many open files"). The results still match the references. (Each
+ * Criterion test runs in its own process, so the limit stays with this test.) */
+static void low_fd_limit(void)
+{
+    struct rlimit rl;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    rl.rlim_cur = 40;
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+}
+
+Test(reducer, sort_more_runs_than_fds) { low_fd_limit(); sort_case(256, false); }
+Test(reducer, sort_descending_more_runs_than_fds) { low_fd_limit(); sort_case(256, true); }
+Test(reducer, group_more_runs_than_fds) { low_fd_limit(); group_case(256); }
+Test(reducer, aggregate_more_runs_than_fds) { low_fd_limit(); aggregate_case(256, false); }
+
+Test(reducer, fan_in_option_merges_in_levels)
+{
+    char *dir = tu_mkdtemp();
+    em_reducer_opts o = {.mode = EM_REDUCE_SORT, .kind = EM_REC_KV, .mem_budget = 256,
+                         .spill_dir = dir, .max_fan_in = 3};
+    em_err err = EM_ERR_INIT;
+    em_reducer *r = em_reducer_new(&o, &err);
+    size_t n = 2000;
+    kv *a = gen(5, n, false);
+    em_rec out;
+    int rc;
+    size_t i = 0;
+    feed(r, a, n);
+    qsort(a, n, sizeof *a, cmp_asc_stable);
+    while ((rc = em_reducer_next(r, &out, &err)) == 1) {
+        cr_assert(out.key.n == a[i].kn && memeq(out.key.p, a[i].k, a[i].kn), "record %zu", i);
+        cr_assert(out.val.n == a[i].vn && memeq(out.val.p, a[i].v, a[i].vn), "record %zu", i);
+        i++;
+    }
+    cr_assert_eq(rc, 0, "%s", err.msg);
+    cr_assert_eq(i, n);
+    em_reducer_stats st;
+    em_reducer_stats_get(r, &st);
+    cr_assert_geq(st.merge_passes, 3, "levels %llu", (unsigned long long)st.merge_passes);
+    em_reducer_free(r);
+    cr_assert_eq(tu_count_files(dir), 0, "run files left behind");
     free(a);
     tu_rmdir(dir);
 }

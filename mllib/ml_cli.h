@@ -56,8 +56,8 @@ typedef struct em_ml_cli {
     double t0;                   /* em_now_s() at em_ml_cli_init */
     double load_s;               /* seconds em_ml_cli_load took */
     void (*help)(FILE *f);       /* the command's help (printed on --help) */
-    const char *executor_memory; /* set by the command: ember.executor.memory when neither
-                                    EMBER_EXECUTOR_MEMORY nor the conf file sets it */
+    const char *executor_memory; /* set by the command: ember.executor.memory as a default
+                                    (the conf file, EMBER_EXECUTOR_MEMORY win) */
 } em_ml_cli;
 
 void em_ml_cli_init(em_ml_cli *c, const char *algo, unsigned flags, em_ml_format format,
@@ -92,7 +92,9 @@ bool em_ml_cli_choice(em_ml_cli *c, const char *flag, const char *v,
                       const char *const *names, int *out);
 
 /* After parsing: --train given; --save DIR (if any) does not exist and its parent does
- * (em_ml_model_dir_check_new). 0, or 2 after printing the error. */
+ * (em_ml_model_dir_check_new); the settings the context will run with pass em_conf_check
+ * (master, memory sizes, unknown ember.* keys, from flags, conf file or environment).
+ * 0, or 2 after printing the error. */
 int em_ml_cli_finish(em_ml_cli *c);
 
 /* The context: ember.master from --master when given (else the conf file, EMBER_MASTER or

@@ -11,6 +11,8 @@
 #include "mllib/ml_cli.h"
 #include "mllib/mllib.h"
 
+static em_conf *make_conf(const em_ml_cli *c);
+
 void em_ml_cli_init(em_ml_cli *c, const char *algo, unsigned flags, em_ml_format format,
                     void (*help)(FILE *f))
 {
@@ -222,30 +224,36 @@ int em_ml_cli_finish(em_ml_cli *c)
     if ((c->flags & EM_ML_CLI_LABEL) && c->ro.format != EM_ML_LIBSVM && !c->ro.label)
         return em_ml_cli_usage(c, "--label COL is required with --format %s",
                                c->ro.format == EM_ML_TSV ? "tsv" : "csv");
-    if (c->save) {
-        em_err err = EM_ERR_INIT;
-        if (em_ml_model_dir_check_new(c->save, &err) < 0)
-            return em_ml_cli_usage(c, "--save %s", err.msg);
-    }
+    em_err err = EM_ERR_INIT;
+    if (c->save && em_ml_model_dir_check_new(c->save, &err) < 0)
+        return em_ml_cli_usage(c, "--save %s", err.msg);
+    /* A bad master or setting (flag, conf file or environment) is bad usage, said now. */
+    em_conf *conf = make_conf(c);
+    int rc = em_conf_check(conf, &err);
+    em_conf_free(conf);
+    if (rc < 0)
+        return em_ml_cli_usage(c, "%s", err.msg);
     return 0;
 }
 
-em_context *em_ml_cli_context_new(em_ml_cli *c, em_err *err)
+/* The command's settings: --master over everything; the command's defaults under the
+ * conf file and the environment (em_conf_set_default). */
+static em_conf *make_conf(const em_ml_cli *c)
 {
     em_conf *conf = em_conf_new();
     if (c->master)
         em_conf_set(conf, "ember.master", c->master);
-    if (c->executor_memory && !getenv("EMBER_EXECUTOR_MEMORY")) {
-        /* Only as a default: the conf file's value wins when it has one. */
-        const char *path = getenv("EMBER_CONF_FILE");
-        em_err ignore = EM_ERR_INIT;
-        if (!path || em_conf_load_file(conf, path, &ignore) < 0 ||
-            !em_conf_get(conf, "ember.executor.memory"))
-            em_conf_set(conf, "ember.executor.memory", c->executor_memory);
-    }
+    if (c->executor_memory)
+        em_conf_set_default(conf, "ember.executor.memory", c->executor_memory);
     char *name = em_xasprintf("ember ml %s", c->algo);
     em_conf_set(conf, "ember.app.name", name);
     em_free(name);
+    return conf;
+}
+
+em_context *em_ml_cli_context_new(em_ml_cli *c, em_err *err)
+{
+    em_conf *conf = make_conf(c);
     em_context *sc = em_context_new(conf, err);
     em_conf_free(conf);
     if (sc)

@@ -8,6 +8,7 @@
 #include "mllib/als/als.h"
 #include "mllib/clustering/kmeans.h"
 #include "mllib/decomp/decomp.h"
+#include "mllib/linear/glm.h"
 #include "mllib/mllib.h"
 
 static void (*g_on_context)(em_context *sc);
@@ -39,6 +40,10 @@ static const ml_algo algos[] = {
     {"svd", "top-k singular values and vectors (Gramian or Lanczos)", em_svd_cli_main,
      em_svd_cli_help},
     {"pca", "principal components and explained variance", em_pca_cli_main, em_pca_cli_help},
+    {"linreg", "linear regression: least squares, ridge, lasso, elastic net",
+     em_linreg_cli_main, em_linreg_cli_help},
+    {"glm", "generalized linear models by IRLS (gaussian, binomial, poisson, gamma)",
+     em_glm_cli_main, em_glm_cli_help},
 };
 #define NALGOS (sizeof algos / sizeof algos[0])
 

@@ -6,7 +6,10 @@
  * deviance dev_0 and the weighted Gramian of [1 X z]; each following step solves
  *     (X^T W X + n lambda I') b = X^T W z
  * and makes one pass at b, which yields dev(b), and the Gramian for the next step. Stop when
- * |dev - dev_old| / (|dev| + 0.1) < tol. The pass at the final b also gives X^T W X at b:
+ * |dev - dev_old| / (|dev| + 0.1) < tol (R's rule) and no coefficient moved by more than
+ * sqrt(tol) max(1, ||b||_inf) in the last step: the deviance is flat to second order near
+ * the optimum, so with a non-canonical link (linear convergence of Fisher scoring) R's rule
+ * alone stops with coefficients off in the 7th digit. The pass at the final b also gives X^T W X at b:
  * cov = dispersion (X^T W X + n lambda I')^-1, inverted by Cholesky (dpotrf/dpotri).
  * NULL DEVIANCE: the deviance of the model with only the intercept, whose fitted mean is
  * the label mean for any link (its score equation is sum (y - mu) = 0 at a constant mu);
@@ -71,6 +74,7 @@ typedef struct irls {
     double *acc;          /* the last pass's accumulator */
     double *beta;         /* b0, b1..bd (b0 = 0 without intercept) */
     double *a, *rhs;      /* np x np system and right-hand side */
+    double step, bmax;    /* the last solve: largest coefficient change, largest |b| */
 } irls;
 
 /* One pass at r->beta (start: from mustart) into r->acc. */
@@ -106,6 +110,11 @@ static int irls_solve(irls *r, uint32_t iter, em_err *err)
         return em_err_prefix(err, "IRLS iteration %u: X^T W X is singular (collinear or "
                                   "constant features?)", iter);
     uint32_t off = r->p->no_intercept ? 1 : 0;
+    r->step = r->bmax = 0;
+    for (uint32_t j = 0; j < r->np; j++) {
+        r->step = fmax(r->step, fabs(r->rhs[j] - r->beta[j + off]));
+        r->bmax = fmax(r->bmax, fabs(r->rhs[j]));
+    }
     r->beta[0] = 0;
     memcpy(r->beta + off, r->rhs, 8 * (size_t)r->np);
     return 0;
@@ -259,7 +268,8 @@ int em_glm_train(em_context *sc, const em_ml_data *d, const em_glm_params *p,
                             iter);
             goto out;
         }
-        if (fabs(dev - dev_old) / (fabs(dev) + 0.1) < tol) {
+        if (fabs(dev - dev_old) / (fabs(dev) + 0.1) < tol &&
+            r.step <= sqrt(tol) * fmax(1, r.bmax)) {
             converged = true;
             break;
         }

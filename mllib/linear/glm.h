@@ -21,7 +21,8 @@
  * coefficients, the weighted Gramian [1 X z]^T W [1 X z] (so X^T W X and X^T W z), the
  * deviance, the Pearson statistic and the log-likelihood terms; the driver then solves
  * (X^T W X + n lambda I') b = X^T W z (I' = identity except the intercept) by Cholesky.
- * Convergence as R's glm.fit: |dev - dev_old| / (|dev| + 0.1) < tol (1e-8), at most
+ * Convergence as R's glm.fit: |dev - dev_old| / (|dev| + 0.1) < tol (1e-8), and also the
+ * last step moved no coefficient by more than sqrt(tol) max(1, ||b||_inf); at most
  * max_iter (25) iterations; the first pass starts from R's mustart (gaussian y, binomial
  * (y + 1/2)/2, poisson y + 1/10, gamma y). The returned coefficients are those at which the
  * last pass was made, so their deviance, dispersion and standard errors

@@ -5,6 +5,7 @@
 #include "mllib/clustering/kmeans.h"
 #include "mllib/decomp/decomp.h"
 #include "mllib/linalg/rows.h"
+#include "mllib/linear/linear.h"
 #include "mllib/mllib.h"
 
 static int (*const modules[])(void) = {
@@ -12,6 +13,7 @@ static int (*const modules[])(void) = {
     em_linalg_register,
     em_kmeans_register,
     em_decomp_register,
+    em_linear_register,
 };
 
 int em_ml_register(void)

@@ -142,6 +142,9 @@ int em_lr_cli_main(int argc, char **argv);
 void em_lr_cli_help(FILE *f);
 int em_svm_cli_main(int argc, char **argv);
 void em_svm_cli_help(FILE *f);
+/* `ember gen classif` (mllib/linear/gen.c; argv[0] = "classif"): 0, 1 failure, 2 usage. */
+int em_gen_classif_cli_main(int argc, char **argv);
+void em_gen_classif_cli_help(FILE *f);
 
 /* Registers the "ml.linear.*" task functions (idempotent; fitting and predicting call it). */
 int em_linear_register(void);

@@ -2,8 +2,10 @@
  * every MLlib module (mllib/mllib.h). Adding a module means one line in `modules`. */
 #include "engine/base/base.h"
 #include "mllib/als/als.h"
+#include "mllib/bayes/bayes.h"
 #include "mllib/clustering/kmeans.h"
 #include "mllib/decomp/decomp.h"
+#include "mllib/eval/eval.h"
 #include "mllib/linalg/rows.h"
 #include "mllib/linear/linear.h"
 #include "mllib/mllib.h"
@@ -14,6 +16,8 @@ static int (*const modules[])(void) = {
     em_kmeans_register,
     em_decomp_register,
     em_linear_register,
+    em_eval_register,
+    em_bayes_register,
 };
 
 int em_ml_register(void)

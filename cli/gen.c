@@ -33,8 +33,10 @@
 
 #include "cli/cli.h"
 #include "mllib/als/als.h"
+#include "mllib/bayes/bayes.h"
 #include "mllib/linalg/gen.h"
 #include "mllib/linear/glm.h"
+#include "mllib/linear/linear.h"
 
 #define GEN_CHUNK_BYTES       ((size_t)4 << 20)
 #define GEN_GRAPH_CHUNK_EDGES 1000000u
@@ -551,12 +553,16 @@ void em__cli_gen_help(FILE *f, const char *what)
                    "  ember gen ratings --scale S [--seed N] --out PREFIX [--integer]\n"
                    "  ember gen blobs   --rows N --dim D --k K [--format csv|libsvm] --out FILE\n"
                    "  ember gen sparse  --rows N --cols C --nnz Z [--seed S] --out FILE\n"
+                   "  ember gen counts  --rows N --cols D --classes K --nnz Z --out FILE\n"
+                   "  ember gen classif --rows N --dim D [--sparse --nnz Z] --out FILE\n"
                    "  ember gen regression --rows N --dim D [--family F] --out FILE\n"
                    "\n"
                    "Run 'ember gen text --help' (graph, records, ratings, blobs, sparse) for\n"
                    "details.\n");
     else if (strcmp(what, "ratings") == 0)
         em_gen_ratings_cli_help(f);
+    else if (strcmp(what, "counts") == 0)
+        em_nb_gen_counts_help(f);
     else if (strcmp(what, "text") == 0)
         fprintf(f,
                 "Usage: ember gen text --mib N [--seed S] --out FILE\n"
@@ -609,8 +615,12 @@ int em__cli_gen(int argc, char **argv)
     }
     if (strcmp(argv[1], "ratings") == 0)   /* Netflix-shaped ratings: mllib/als */
         return em_gen_ratings_cli_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "counts") == 0)   /* word counts for naive Bayes: mllib/bayes */
+        return em_nb_gen_counts_main(argc - 1, argv + 1);
     if (!strcmp(argv[1], "blobs") || !strcmp(argv[1], "sparse"))   /* mllib/linalg/gen.c */
         return em_gen_blobs_cli_main(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "classif"))   /* mllib/linear/gen.c */
+        return em_gen_classif_cli_main(argc - 1, argv + 1);
     if (!strcmp(argv[1], "regression"))   /* mllib/linear/gen_reg.c */
         return em_gen_regression_cli_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "text") != 0 && strcmp(argv[1], "graph") != 0 &&

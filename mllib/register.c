@@ -2,10 +2,13 @@
  * every MLlib module (mllib/mllib.h). Adding a module means one line in `modules`. */
 #include "engine/base/base.h"
 #include "mllib/als/als.h"
+#include "mllib/bayes/bayes.h"
 #include "mllib/clustering/kmeans.h"
 #include "mllib/decomp/decomp.h"
+#include "mllib/eval/eval.h"
 #include "mllib/linalg/rows.h"
 #include "mllib/linear/glm.h"
+#include "mllib/linear/linear.h"
 #include "mllib/mllib.h"
 
 static int (*const modules[])(void) = {
@@ -13,6 +16,9 @@ static int (*const modules[])(void) = {
     em_linalg_register,
     em_kmeans_register,
     em_decomp_register,
+    em_linear_register,
+    em_eval_register,
+    em_bayes_register,
     em_glm_register,
 };
 

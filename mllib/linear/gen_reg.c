@@ -13,8 +13,9 @@
  * arithmetic (every reader sees the same doubles); poisson and binomial labels are integers;
  * a gamma label below 1e-6 is written as 0.000001 (a label must be > 0).
  * CSV: header "label,f1,...,fD"; LIBSVM: "y 1:v ... D:v". The true b0, b1..bD go to
- * FILE.coef (one line, comma separated, 17 digits). The file is written under
- * FILE.tmp.<pid> and renamed when complete. */
+ * FILE.coef (one line, comma separated, 17 digits); --test-rows M more rows of the same
+ * model (the random stream continued) go to FILE.test. Each file is written under
+ * NAME.tmp.<pid> and renamed when complete. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +26,7 @@
 
 typedef struct reg_opts {
     const char *out, *format;
-    uint64_t rows, seed;
+    uint64_t rows, seed, test_rows;
     uint32_t dim;
     em_glm_family family;
     double noise;
@@ -34,13 +35,14 @@ typedef struct reg_opts {
 void em_gen_regression_cli_help(FILE *f)
 {
     fputs("Usage: ember gen regression --rows N --dim D [--family F] [--noise S] [--seed S]\n"
-          "                            [--format csv|libsvm] --out FILE\n"
+          "                            [--format csv|libsvm] [--test-rows M] --out FILE\n"
           "\n"
           "Rows of D standard normal features and a label drawn from a GLM with the family's\n"
           "canonical link: gaussian (default; identity, noise standard deviation S, default\n"
           "1), binomial (logit), poisson (log) or gamma (inverse, shape 2). CSV has the header\n"
-          "label,f1,...,fD. The true intercept and coefficients go to FILE.coef. Same\n"
-          "arguments, same bytes; the file is replaced atomically.\n",
+          "label,f1,...,fD. The true intercept and coefficients go to FILE.coef; with\n"
+          "--test-rows, M more rows of the same model go to FILE.test (a held-out set). Same\n"
+          "arguments, same bytes; the files are replaced atomically.\n",
           f);
 }
 
@@ -115,6 +117,8 @@ static int parse(int argc, char **argv, reg_opts *o)
                 return usage("unknown option or bad number");
             if (!strcmp(a, "--rows"))
                 o->rows = u;
+            else if (!strcmp(a, "--test-rows"))
+                o->test_rows = u;
             else if (!strcmp(a, "--seed"))
                 o->seed = u;
             else if (!strcmp(a, "--dim")) {
@@ -158,10 +162,9 @@ static double label_draw(const reg_opts *o, em_rng *g, double eta)
     return 0;
 }
 
-static int write_rows(const reg_opts *o, FILE *f, const double *b, char *line, double *x)
+static int write_rows(const reg_opts *o, em_rng *g, uint64_t rows, FILE *f, const double *b,
+                      char *line, double *x)
 {
-    em_rng g;
-    em_rng_seed(&g, o->seed ^ 0x524547ULL);
     bool csv = !strcmp(o->format, "csv");
     bool integer = o->family == EM_GLM_POISSON || o->family == EM_GLM_BINOMIAL;
     if (csv) {
@@ -171,14 +174,14 @@ static int write_rows(const reg_opts *o, FILE *f, const double *b, char *line, d
         *p++ = '\n';
         fwrite(line, 1, (size_t)(p - line), f);
     }
-    for (uint64_t i = 0; i < o->rows; i++) {
+    for (uint64_t i = 0; i < rows; i++) {
         double eta = b[0];
         for (uint32_t j = 0; j < o->dim; j++) {
             /* rounded first, so the label's mean is that of the features written */
-            x[j] = (double)llround(em_rng_gaussian(&g) * 1e6) / 1e6;
+            x[j] = (double)llround(em_rng_gaussian(g) * 1e6) / 1e6;
             eta += b[1 + j] * x[j];
         }
-        double y = label_draw(o, &g, eta);
+        double y = label_draw(o, g, eta);
         char *p = line;
         if (integer)
             p += sprintf(p, "%.0f", y);
@@ -198,6 +201,28 @@ static int write_rows(const reg_opts *o, FILE *f, const double *b, char *line, d
     return 0;
 }
 
+/* Writes rows rows into path through path.tmp.<pid>, renamed when complete. */
+static int write_file(const reg_opts *o, const char *path, em_rng *g, uint64_t rows,
+                      const double *b, char *line, double *x)
+{
+    char *tmp = em_xasprintf("%s.tmp.%ld", path, (long)getpid());
+    int rc = -1;
+    FILE *f = fopen(tmp, "w");
+    if (f) {
+        static char fbuf[1 << 20];
+        setvbuf(f, fbuf, _IOFBF, sizeof fbuf);
+        rc = write_rows(o, g, rows, f, b, line, x);
+        if (fclose(f) != 0)
+            rc = -1;
+    }
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -1;
+    if (rc < 0)
+        unlink(tmp);
+    em_free(tmp);
+    return rc;
+}
+
 int em_gen_regression_cli_main(int argc, char **argv)
 {
     reg_opts o;
@@ -212,36 +237,30 @@ int em_gen_regression_cli_main(int argc, char **argv)
     b[0] = b0[o.family];
     for (uint32_t j = 0; j < o.dim; j++)
         b[1 + j] = (em_rng_double(&g) * 2 - 1) * c;
-    char *tmp = em_xasprintf("%s.tmp.%ld", o.out, (long)getpid());
-    char *cpath = em_xasprintf("%s.coef", o.out);
     char *line = em_xmalloc(64 + 40 * (size_t)o.dim);
     double *x = em_xmalloc(8 * (size_t)o.dim);
-    int rc = -1;
-    FILE *f = fopen(tmp, "w");
-    if (f) {
-        static char fbuf[1 << 20];
-        setvbuf(f, fbuf, _IOFBF, sizeof fbuf);
-        rc = write_rows(&o, f, b, line, x);
-        if (fclose(f) != 0)
-            rc = -1;
-    }
-    FILE *cf = rc == 0 ? fopen(cpath, "w") : NULL;
+    char *cpath = em_xasprintf("%s.coef", o.out), *tpath = em_xasprintf("%s.test", o.out);
+    em_rng_seed(&g, o.seed ^ 0x524547ULL);
+    int rc = write_file(&o, o.out, &g, o.rows, b, line, x);
+    if (rc == 0 && o.test_rows)
+        rc = write_file(&o, tpath, &g, o.test_rows, b, line, x);
+    char *ctmp = em_xasprintf("%s.tmp.%ld", cpath, (long)getpid());
+    FILE *cf = rc == 0 ? fopen(ctmp, "w") : NULL;
     if (cf) {
         for (uint32_t j = 0; j <= o.dim; j++)
             fprintf(cf, "%.17g%s", b[j], j < o.dim ? "," : "\n");
-        if (fclose(cf) != 0)
+        if (fclose(cf) != 0 || rename(ctmp, cpath) != 0)
             rc = -1;
     } else {
         rc = -1;
     }
-    if (rc == 0 && rename(tmp, o.out) != 0)
-        rc = -1;
     if (rc < 0) {
         fprintf(stderr, "ember gen regression: writing %s failed\n", o.out);
-        unlink(tmp);
+        unlink(ctmp);
     }
-    em_free(tmp);
+    em_free(ctmp);
     em_free(cpath);
+    em_free(tpath);
     em_free(line);
     em_free(x);
     em_free(b);

@@ -40,13 +40,13 @@ PY
 [ -f "$tmp/model/metadata.json" ] && [ -f "$tmp/model/coef.bin" ] || fail "no saved model"
 
 # linreg: gaussian data, CSV and LIBSVM, both solvers, a held-out test set
-"$ember" gen regression --rows 20000 --dim 8 --noise 0.5 --seed 5 --out "$tmp/g.csv"
+"$ember" gen regression --rows 20000 --dim 8 --noise 0.5 --seed 5 --test-rows 5000 \
+    --out "$tmp/g.csv"
 "$ember" gen regression --rows 20000 --dim 8 --noise 0.5 --seed 5 --format libsvm \
     --out "$tmp/g.svm"
-"$ember" gen regression --rows 5000 --dim 8 --noise 0.5 --seed 6 --out "$tmp/g_test.csv"
 cmp -s "$tmp/g.csv.coef" "$tmp/g.svm.coef" || fail "csv and libsvm generators differ"
 lin() { "$ember" ml linreg --master 'local[2]' --json "$@" | tail -n 1; }
-a=$(lin --train "$tmp/g.csv" --format csv --label label --test "$tmp/g_test.csv" --format csv)
+a=$(lin --train "$tmp/g.csv" --format csv --label label --test "$tmp/g.csv.test")
 b=$(lin --train "$tmp/g.svm" --solver l-bfgs --tol 1e-10)
 c=$(lin --train "$tmp/g.svm" --reg-param 0.05 --elastic-net 1)
 /usr/bin/python3 - "$a" "$b" "$c" "$tmp/g.csv.coef" <<'PY' || fail "linreg: coefficients"

@@ -50,7 +50,7 @@ for master in 'local[2]' 'local-cluster[2,1]'; do
     for r in $(seq "$runs"); do
         label=ml_glm_poisson_$(tag "$master")_$r
         run_measured "$label" "$ember" ml glm --train "$gdata" --format csv --label label \
-            --family poisson --master "$master" --json >/dev/null
+            --family poisson --master "$master" --json
         echo "glm $master $(tail -n 1 "$benchdir/$label.run0.out")" >> "$results"
     done
     for r in $(seq "$runs"); do
@@ -58,7 +58,7 @@ for master in 'local[2]' 'local-cluster[2,1]'; do
             label=ml_linreg_$(tag "$master")_reg$(tag "$rp")_$r
             run_measured "$label" "$ember" ml linreg --train "$ldata" --format csv \
                 --label label --test "$ldata.test" --reg-param "$rp" --solver normal \
-                --master "$master" --json >/dev/null
+                --master "$master" --json
             echo "linreg$rp $master $(tail -n 1 "$benchdir/$label.run0.out")" >> "$results"
         done
     done

@@ -154,10 +154,14 @@ static double label_draw(const reg_opts *o, em_rng *g, double eta)
 {
     double mu = em__glm_linkinv(em_glm_canonical_link(o->family), eta);
     switch (o->family) {
-    case EM_GLM_GAUSSIAN: return mu + o->noise * em_rng_gaussian(g);
-    case EM_GLM_BINOMIAL: return em_rng_double(g) < mu ? 1 : 0;
-    case EM_GLM_POISSON: return em_rng_poisson(g, mu);
-    case EM_GLM_GAMMA: return fmax(gamma_draw(g, 2) * mu / 2, 1e-6);
+    case EM_GLM_GAUSSIAN:
+        return mu + o->noise * em_rng_gaussian(g);
+    case EM_GLM_BINOMIAL:
+        return em_rng_double(g) < mu ? 1 : 0;
+    case EM_GLM_POISSON:
+        return em_rng_poisson(g, mu);
+    case EM_GLM_GAMMA:
+        return fmax(gamma_draw(g, 2) * mu / 2, 1e-6);
     }
     return 0;
 }

@@ -9,8 +9,9 @@
  * |dev - dev_old| / (|dev| + 0.1) < tol (R's rule) and no coefficient moved by more than
  * sqrt(tol) max(1, ||b||_inf) in the last step: the deviance is flat to second order near
  * the optimum, so with a non-canonical link (linear convergence of Fisher scoring) R's rule
- * alone stops with coefficients off in the 7th digit. The pass at the final b also gives X^T W X at b:
- * cov = dispersion (X^T W X + n lambda I')^-1, inverted by Cholesky (dpotrf/dpotri).
+ * alone stops with coefficients off in the 7th digit.
+ * STANDARD ERRORS: the pass at the final b also gives X^T W X at b: cov = dispersion
+ * (X^T W X + n lambda I')^-1, inverted by Cholesky (dpotrf/dpotri).
  * NULL DEVIANCE: the deviance of the model with only the intercept, whose fitted mean is
  * the label mean for any link (its score equation is sum (y - mu) = 0 at a constant mu);
  * without an intercept, R's: mu = linkinv(0). Known after pass 0, summed from pass 1 on.
@@ -41,10 +42,14 @@ const char *em_glm_link_name(em_glm_link l)
 em_glm_link em_glm_canonical_link(em_glm_family f)
 {
     switch (f) {
-    case EM_GLM_GAUSSIAN: return EM_GLM_IDENTITY;
-    case EM_GLM_BINOMIAL: return EM_GLM_LOGIT;
-    case EM_GLM_POISSON: return EM_GLM_LOG;
-    case EM_GLM_GAMMA: return EM_GLM_INVERSE;
+    case EM_GLM_GAUSSIAN:
+        return EM_GLM_IDENTITY;
+    case EM_GLM_BINOMIAL:
+        return EM_GLM_LOGIT;
+    case EM_GLM_POISSON:
+        return EM_GLM_LOG;
+    case EM_GLM_GAMMA:
+        return EM_GLM_INVERSE;
     }
     return 0;
 }
@@ -55,9 +60,12 @@ bool em_glm_link_ok(em_glm_family f, em_glm_link l)
 {
     switch (f) {
     case EM_GLM_GAUSSIAN:
-    case EM_GLM_GAMMA: return l == EM_GLM_IDENTITY || l == EM_GLM_LOG || l == EM_GLM_INVERSE;
-    case EM_GLM_BINOMIAL: return l == EM_GLM_LOGIT || l == EM_GLM_LOG;
-    case EM_GLM_POISSON: return l == EM_GLM_LOG || l == EM_GLM_IDENTITY;
+    case EM_GLM_GAMMA:
+        return l == EM_GLM_IDENTITY || l == EM_GLM_LOG || l == EM_GLM_INVERSE;
+    case EM_GLM_BINOMIAL:
+        return l == EM_GLM_LOGIT || l == EM_GLM_LOG;
+    case EM_GLM_POISSON:
+        return l == EM_GLM_LOG || l == EM_GLM_IDENTITY;
     }
     return false;
 }
@@ -67,14 +75,14 @@ typedef struct irls {
     const em_ml_data *d;
     const em_glm_params *p;
     em_glm_link link;
-    uint32_t dim, np;     /* features; coefficients solved for (dim + intercept) */
-    size_t k, size;       /* Gramian order dim + 2; accumulator bytes */
+    uint32_t dim, np; /* features; coefficients solved for (dim + intercept) */
+    size_t k, size;   /* Gramian order dim + 2; accumulator bytes */
     uint8_t *blob;
     size_t blob_len;
-    double *acc;          /* the last pass's accumulator */
-    double *beta;         /* b0, b1..bd (b0 = 0 without intercept) */
-    double *a, *rhs;      /* np x np system and right-hand side */
-    double step, bmax;    /* the last solve: largest coefficient change, largest |b| */
+    double *acc;       /* the last pass's accumulator */
+    double *beta;      /* b0, b1..bd (b0 = 0 without intercept) */
+    double *a, *rhs;   /* np x np system and right-hand side */
+    double step, bmax; /* the last solve: largest coefficient change, largest |b| */
 } irls;
 
 /* One pass at r->beta (start: from mustart) into r->acc. */
@@ -107,8 +115,10 @@ static int irls_solve(irls *r, uint32_t iter, em_err *err)
     irls_system(r);
     int rc = em_la_chol_solve((int)r->np, r->a, r->rhs, err);
     if (rc < 0)
-        return em_err_prefix(err, "IRLS iteration %u: X^T W X is singular (collinear or "
-                                  "constant features?)", iter);
+        return em_err_prefix(err,
+                             "IRLS iteration %u: X^T W X is singular (collinear or "
+                             "constant features?)",
+                             iter);
     uint32_t off = r->p->no_intercept ? 1 : 0;
     r->step = r->bmax = 0;
     for (uint32_t j = 0; j < r->np; j++) {
@@ -129,8 +139,10 @@ static int irls_std_errors(irls *r, double disp, double *se, em_err *err)
     if (info == 0)
         info = LAPACKE_dpotri(LAPACK_ROW_MAJOR, 'U', np, r->a, np);
     if (info != 0)
-        return em_err_set(err, EM_EINVAL, "IRLS: X^T W X is singular at the solution "
-                                          "(LAPACK info %d)", (int)info);
+        return em_err_set(err, EM_EINVAL,
+                          "IRLS: X^T W X is singular at the solution "
+                          "(LAPACK info %d)",
+                          (int)info);
     for (int i = 0; i < np; i++)
         se[i] = sqrt(disp * r->a[(size_t)i * np + i]);
     return 0;
@@ -145,7 +157,8 @@ static double glm_llf(em_glm_family f, em_glm_link l, const double *h, double pe
             return -n / 2 * (log(2 * M_PI * dev / n) + 1);
         return -dev / (2 * pearson_scale) - n / 2 * log(2 * M_PI * pearson_scale);
     case EM_GLM_POISSON:
-    case EM_GLM_BINOMIAL: return h[3];
+    case EM_GLM_BINOMIAL:
+        return h[3];
     case EM_GLM_GAMMA: {
         double a = 1 / pearson_scale;
         return n * (a * log(a) - lgamma(a)) + a * h[3] - h[4];
@@ -208,11 +221,10 @@ static int build_model(irls *r, uint32_t iter, bool converged, double null_dev,
     return 0;
 }
 
-int em_glm_train(em_context *sc, const em_ml_data *d, const em_glm_params *p,
-                 em_linear_model **out,
+int em_glm_train(em_context *sc, const em_ml_data *d, const em_glm_params *p, em_linear_model **out,
                  em_err *err)
 {
-    (void)sc;   /* the passes run on d's context */
+    (void)sc; /* the passes run on d's context */
     *out = NULL;
     if (!em_glm_family_name(p->family))
         return em_err_set(err, EM_EINVAL, "GLM: unknown family %d", (int)p->family);
@@ -264,8 +276,7 @@ int em_glm_train(em_context *sc, const em_ml_data *d, const em_glm_params *p,
         null_dev = r.acc[5];
         double dev = r.acc[1];
         if (!isfinite(dev)) {
-            rc = em_err_set(err, EM_EINVAL, "IRLS iteration %u: the deviance is not finite",
-                            iter);
+            rc = em_err_set(err, EM_EINVAL, "IRLS iteration %u: the deviance is not finite", iter);
             goto out;
         }
         if (fabs(dev - dev_old) / (fabs(dev) + 0.1) < tol &&

@@ -47,14 +47,14 @@ typedef enum em_linreg_solver {
     EM_LINREG_LBFGS = 2,
 } em_linreg_solver;
 
-typedef struct em_linreg_params {      /* zero = defaults */
-    double reg_param;                  /* lambda >= 0 */
-    double elastic_net;                /* alpha in [0, 1]: 0 ridge, 1 lasso */
+typedef struct em_linreg_params { /* zero = defaults */
+    double reg_param;             /* lambda >= 0 */
+    double elastic_net;           /* alpha in [0, 1]: 0 ridge, 1 lasso */
     em_linreg_solver solver;
-    bool no_intercept;                 /* fit through the origin */
-    bool standardize;                  /* penalize standardized coefficients */
-    uint32_t max_iter;                 /* 0 = 100 (L-BFGS iterations, CD sweeps x 10) */
-    double tol;                        /* 0 = 1e-6 (L-BFGS) / 1e-10 (coordinate descent) */
+    bool no_intercept; /* fit through the origin */
+    bool standardize;  /* penalize standardized coefficients */
+    uint32_t max_iter; /* 0 = 100 (L-BFGS iterations, CD sweeps x 10) */
+    double tol;        /* 0 = 1e-6 (L-BFGS) / 1e-10 (coordinate descent) */
 } em_linreg_params;
 
 /* Fits d (labeled, dense or sparse; its rows belong to sc) into *out (new model, kind
@@ -62,20 +62,20 @@ typedef struct em_linreg_params {      /* zero = defaults */
 int em_linreg_train(em_context *sc, const em_ml_data *d, const em_linreg_params *p,
                     em_linear_model **out, em_err *err);
 
-typedef struct em_glm_params {         /* zero = defaults, except family */
-    em_glm_family family;              /* required */
-    em_glm_link link;                  /* 0 = the canonical link */
-    double reg_param;                  /* L2 lambda >= 0 (penalty n lambda/2 ||b||^2 on the
-                                          deviance/2 scale; intercept not penalized) */
+typedef struct em_glm_params { /* zero = defaults, except family */
+    em_glm_family family;      /* required */
+    em_glm_link link;          /* 0 = the canonical link */
+    double reg_param;          /* L2 lambda >= 0 (penalty n lambda/2 ||b||^2 on the
+                                  deviance/2 scale; intercept not penalized) */
     bool no_intercept;
-    uint32_t max_iter;                 /* 0 = 25 */
-    double tol;                        /* 0 = 1e-8 (relative deviance change) */
+    uint32_t max_iter; /* 0 = 25 */
+    double tol;        /* 0 = 1e-8 (relative deviance change) */
 } em_glm_params;
 
 /* EM_EINVAL when link is not one this family takes (docs/mllib-glm.md lists them), or a
  * label is outside the family's range (binomial [0, 1], poisson >= 0, gamma > 0). */
-int em_glm_train(em_context *sc, const em_ml_data *d, const em_glm_params *p,
-                 em_linear_model **out, em_err *err);
+int em_glm_train(em_context *sc, const em_ml_data *d, const em_glm_params *p, em_linear_model **out,
+                 em_err *err);
 
 /* Names: "gaussian", "binomial", "poisson", "gamma"; "identity", "log", "logit",
  * "inverse". Static strings; NULL for an unknown value. */

@@ -65,8 +65,8 @@ void em_glm_cli_help(FILE *f)
 }
 
 /* Prediction pairs on eval (the test set, else the training set) into the JSON. */
-static int evaluate(em_context *sc, const em_linear_model *m, const em_ml_data *eval,
-                    json_t *js, em_eval_regression *ev, em_err *err)
+static int evaluate(em_context *sc, const em_linear_model *m, const em_ml_data *eval, json_t *js,
+                    em_eval_regression *ev, em_err *err)
 {
     em_rdd *pairs = NULL;
     int rc = em_linear_predict_pairs(sc, m, eval, &pairs, err);
@@ -90,8 +90,8 @@ static json_t *array_of(const double *v, size_t n)
 /* The coefficient table: name, estimate and (GLM) std. error and z/t value. */
 static void print_coefs(const em_linear_model *m, const json_t *se, bool intercept)
 {
-    bool t = m->kind == EM_LINEAR_GLM &&
-             (m->family == EM_GLM_GAUSSIAN || m->family == EM_GLM_GAMMA);
+    bool t =
+        m->kind == EM_LINEAR_GLM && (m->family == EM_GLM_GAUSSIAN || m->family == EM_GLM_GAMMA);
     if (se)
         printf("  %-12s %15s %15s %10s\n", "", "estimate", "std. error", t ? "t" : "z");
     size_t row = 0;
@@ -183,19 +183,19 @@ static int run(run_args *a)
                (long long)json_integer_value(json_object_get(s, "iterations")),
                json_is_true(json_object_get(s, "converged")) ? "" : " (NOT converged)");
         if (!json_is_true(json_object_get(s, "converged")))
-            fprintf(stderr, "ember ml glm: warning: IRLS did not converge in %lld "
-                            "iterations\n",
+            fprintf(stderr,
+                    "ember ml glm: warning: IRLS did not converge in %lld "
+                    "iterations\n",
                     (long long)json_integer_value(json_object_get(s, "iterations")));
     }
-    printf("%s: rmse %.6g, mae %.6g, r2 %.6f (%llu rows)\n", test.rows ? "test" : "train",
-           ev.rmse, ev.mae, ev.r2, (unsigned long long)ev.count);
+    printf("%s: rmse %.6g, mae %.6g, r2 %.6f (%llu rows)\n", test.rows ? "test" : "train", ev.rmse,
+           ev.mae, ev.r2, (unsigned long long)ev.count);
     if (c->save)
         printf("model saved to %s\n", c->save);
-    static const char *const lin_keys[] = {"solver", "iterations", "converged", "objective",
-                                           NULL};
-    static const char *const glm_keys[] = {"family", "link", "iterations", "converged",
+    static const char *const lin_keys[] = {"solver", "iterations", "converged", "objective", NULL};
+    static const char *const glm_keys[] = {"family",   "link",          "iterations", "converged",
                                            "deviance", "null_deviance", "dispersion", "aic",
-                                           "llf", "df_residual", "std_errors", NULL};
+                                           "llf",      "df_residual",   "std_errors", NULL};
     copy_fields(js, s, a->glm ? glm_keys : lin_keys);
     json_object_set_new(js, "coefficients", array_of(m->coef, m->dim));
     json_object_set_new(js, "intercept", json_real(m->intercept[0]));

@@ -21,7 +21,7 @@
 
 #include "mllib/linear/glm.h"
 
-#define EM__GLM_NHDR 8
+#define EM__GLM_NHDR   8
 #define EM__GLM_LAYOUT 6
 
 /* The layout bytes (same encoding as mllib/linalg's) and their check. */
@@ -48,8 +48,7 @@ int em__glm_fn_ls_gram(const em_fn_ctx *c, void *acc, size_t size, const em_rec_
                        em_err *err);
 int em__glm_fn_irls(const em_fn_ctx *c, void *acc, size_t size, const em_rec_batch *in,
                     em_err *err);
-int em__glm_fn_sum(const em_fn_ctx *c, void *acc, const void *other, size_t size,
-                   em_err *err);
+int em__glm_fn_sum(const em_fn_ctx *c, void *acc, const void *other, size_t size, em_err *err);
 
 /* The upper triangle of the k x k row-major a copied into its lower one. */
 void em__glm_symmetrize(uint32_t k, double *a);

@@ -69,14 +69,17 @@ static double exp_capped(double eta)
 double em__glm_linkinv(em_glm_link l, double eta)
 {
     switch (l) {
-    case EM_GLM_IDENTITY: return eta;
-    case EM_GLM_LOG: return fmax(exp_capped(eta), 2.220446049250313e-16);
+    case EM_GLM_IDENTITY:
+        return eta;
+    case EM_GLM_LOG:
+        return fmax(exp_capped(eta), 2.220446049250313e-16);
     case EM_GLM_LOGIT: {
         /* R's binomial()$linkinv: thresholded so that mu stays in (eps, 1 - eps) */
         double e = exp_capped(fmax(fmin(eta, 30.0), -30.0));
         return e / (1 + e);
     }
-    case EM_GLM_INVERSE: return 1 / eta;
+    case EM_GLM_INVERSE:
+        return 1 / eta;
     }
     return NAN;
 }
@@ -84,10 +87,14 @@ double em__glm_linkinv(em_glm_link l, double eta)
 double em__glm_linkfun(em_glm_link l, double mu)
 {
     switch (l) {
-    case EM_GLM_IDENTITY: return mu;
-    case EM_GLM_LOG: return log(mu);
-    case EM_GLM_LOGIT: return log(mu / (1 - mu));
-    case EM_GLM_INVERSE: return 1 / mu;
+    case EM_GLM_IDENTITY:
+        return mu;
+    case EM_GLM_LOG:
+        return log(mu);
+    case EM_GLM_LOGIT:
+        return log(mu / (1 - mu));
+    case EM_GLM_INVERSE:
+        return 1 / mu;
     }
     return NAN;
 }
@@ -95,13 +102,16 @@ double em__glm_linkfun(em_glm_link l, double mu)
 double em__glm_dmu_deta(em_glm_link l, double eta, double mu)
 {
     switch (l) {
-    case EM_GLM_IDENTITY: return 1;
-    case EM_GLM_LOG: return mu;
+    case EM_GLM_IDENTITY:
+        return 1;
+    case EM_GLM_LOG:
+        return mu;
     case EM_GLM_LOGIT: {
-        double e = exp(-fabs(eta));   /* R: pmax(exp(eta)/(1+exp(eta))^2, eps) */
+        double e = exp(-fabs(eta)); /* R: pmax(exp(eta)/(1+exp(eta))^2, eps) */
         return fmax(e / ((1 + e) * (1 + e)), 2.220446049250313e-16);
     }
-    case EM_GLM_INVERSE: return -1 / (eta * eta);
+    case EM_GLM_INVERSE:
+        return -1 / (eta * eta);
     }
     return NAN;
 }
@@ -109,10 +119,14 @@ double em__glm_dmu_deta(em_glm_link l, double eta, double mu)
 double em__glm_variance(em_glm_family f, double mu)
 {
     switch (f) {
-    case EM_GLM_GAUSSIAN: return 1;
-    case EM_GLM_BINOMIAL: return mu * (1 - mu);
-    case EM_GLM_POISSON: return mu;
-    case EM_GLM_GAMMA: return mu * mu;
+    case EM_GLM_GAUSSIAN:
+        return 1;
+    case EM_GLM_BINOMIAL:
+        return mu * (1 - mu);
+    case EM_GLM_POISSON:
+        return mu;
+    case EM_GLM_GAMMA:
+        return mu * mu;
     }
     return NAN;
 }
@@ -126,10 +140,14 @@ static double ylogy(double y, double mu)
 double em__glm_dev_resid(em_glm_family f, double y, double mu)
 {
     switch (f) {
-    case EM_GLM_GAUSSIAN: return (y - mu) * (y - mu);
-    case EM_GLM_BINOMIAL: return 2 * (ylogy(y, mu) + ylogy(1 - y, 1 - mu));
-    case EM_GLM_POISSON: return 2 * (ylogy(y, mu) - (y - mu));
-    case EM_GLM_GAMMA: return -2 * (log(y / mu) - (y - mu) / mu);
+    case EM_GLM_GAUSSIAN:
+        return (y - mu) * (y - mu);
+    case EM_GLM_BINOMIAL:
+        return 2 * (ylogy(y, mu) + ylogy(1 - y, 1 - mu));
+    case EM_GLM_POISSON:
+        return 2 * (ylogy(y, mu) - (y - mu));
+    case EM_GLM_GAMMA:
+        return -2 * (log(y / mu) - (y - mu) / mu);
     }
     return NAN;
 }
@@ -137,10 +155,14 @@ double em__glm_dev_resid(em_glm_family f, double y, double mu)
 double em__glm_mustart(em_glm_family f, double y)
 {
     switch (f) {
-    case EM_GLM_GAUSSIAN: return y;
-    case EM_GLM_BINOMIAL: return (y + 0.5) / 2;
-    case EM_GLM_POISSON: return y + 0.1;
-    case EM_GLM_GAMMA: return y;
+    case EM_GLM_GAUSSIAN:
+        return y;
+    case EM_GLM_BINOMIAL:
+        return (y + 0.5) / 2;
+    case EM_GLM_POISSON:
+        return y + 0.1;
+    case EM_GLM_GAMMA:
+        return y;
     }
     return NAN;
 }
@@ -148,10 +170,14 @@ double em__glm_mustart(em_glm_family f, double y)
 bool em__glm_y_ok(em_glm_family f, double y)
 {
     switch (f) {
-    case EM_GLM_GAUSSIAN: return isfinite(y);
-    case EM_GLM_BINOMIAL: return y >= 0 && y <= 1;
-    case EM_GLM_POISSON: return y >= 0 && isfinite(y);
-    case EM_GLM_GAMMA: return y > 0 && isfinite(y);
+    case EM_GLM_GAUSSIAN:
+        return isfinite(y);
+    case EM_GLM_BINOMIAL:
+        return y >= 0 && y <= 1;
+    case EM_GLM_POISSON:
+        return y >= 0 && isfinite(y);
+    case EM_GLM_GAMMA:
+        return y > 0 && isfinite(y);
     }
     return false;
 }
@@ -159,10 +185,13 @@ bool em__glm_y_ok(em_glm_family f, double y)
 bool em__glm_mu_ok(em_glm_family f, double mu)
 {
     switch (f) {
-    case EM_GLM_GAUSSIAN: return isfinite(mu);
-    case EM_GLM_BINOMIAL: return mu > 0 && mu < 1;
+    case EM_GLM_GAUSSIAN:
+        return isfinite(mu);
+    case EM_GLM_BINOMIAL:
+        return mu > 0 && mu < 1;
     case EM_GLM_POISSON:
-    case EM_GLM_GAMMA: return mu > 0 && isfinite(mu);
+    case EM_GLM_GAMMA:
+        return mu > 0 && isfinite(mu);
     }
     return false;
 }
@@ -204,8 +233,8 @@ int em__glm_fn_ls_gram(const em_fn_ctx *c, void *acc, size_t size, const em_rec_
         const double *x = (const double *)in->data;
         size_t n = (size_t)in->nrecs;
         em_la_init();
-        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)k, (int)n, 1.0, x, (int)k, 1.0,
-                    g, (int)k);
+        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)k, (int)n, 1.0, x, (int)k, 1.0, g,
+                    (int)k);
         for (size_t i = 0; i < n; i++)
             for (size_t j = 0; j < k; j++)
                 s[j] += x[i * k + j];
@@ -227,7 +256,7 @@ int em__glm_fn_ls_gram(const em_fn_ctx *c, void *acc, size_t size, const em_rec_
             size_t jp = (size_t)em_ml_sparse_idx(&row.sp, p) + 1;
             double vp = em_ml_sparse_val(&row.sp, p);
             s[jp] += vp;
-            g[jp] += y * vp;   /* row 0 (y), column jp */
+            g[jp] += y * vp; /* row 0 (y), column jp */
             double *gr = g + jp * k;
             for (uint32_t q = p; q < row.sp.nnz; q++)
                 gr[(size_t)em_ml_sparse_idx(&row.sp, q) + 1] += vp * em_ml_sparse_val(&row.sp, q);
@@ -242,7 +271,7 @@ typedef struct irls_ctx {
     em_glm_link link;
     bool start, intercept;
     double mu_null;
-    const uint8_t *beta;   /* d + 1 unaligned doubles */
+    const uint8_t *beta; /* d + 1 unaligned doubles */
 } irls_ctx;
 
 static int irls_decode(em_slice blob, irls_ctx *x, em_err *err)
@@ -274,7 +303,8 @@ static int irls_obs(const irls_ctx *x, double y, double eta, double *h, double *
     if (!em__glm_y_ok(f, y))
         return em_err_set(err, EM_EINVAL,
                           "label %g is outside the range of family %s (binomial: 0..1, "
-                          "poisson: >= 0, gamma: > 0)", y, em_glm_family_name(f));
+                          "poisson: >= 0, gamma: > 0)",
+                          y, em_glm_family_name(f));
     double mu;
     if (x->start) {
         mu = em__glm_mustart(f, y);
@@ -282,8 +312,8 @@ static int irls_obs(const irls_ctx *x, double y, double eta, double *h, double *
         if (!isfinite(eta))
             return em_err_set(err, EM_EINVAL,
                               "cannot find valid starting values: link %s of the label %g "
-                              "(family %s)", em_glm_link_name(x->link), y,
-                              em_glm_family_name(f));
+                              "(family %s)",
+                              em_glm_link_name(x->link), y, em_glm_family_name(f));
         mu = em__glm_linkinv(x->link, eta);
     } else {
         mu = em__glm_linkinv(x->link, eta);
@@ -291,14 +321,16 @@ static int irls_obs(const irls_ctx *x, double y, double eta, double *h, double *
     if (!em__glm_mu_ok(f, mu))
         return em_err_set(err, EM_EINVAL,
                           "IRLS: no valid set of coefficients (the mean %g is outside family "
-                          "%s's range with link %s)", mu, em_glm_family_name(f),
-                          em_glm_link_name(x->link));
+                          "%s's range with link %s)",
+                          mu, em_glm_family_name(f), em_glm_link_name(x->link));
     double v = em__glm_variance(f, mu), g = em__glm_dmu_deta(x->link, eta, mu);
     h[0] += 1;
     h[1] += em__glm_dev_resid(f, y, mu);
     h[2] += (y - mu) * (y - mu) / v;
     switch (f) {
-    case EM_GLM_POISSON: h[3] += (y > 0 ? y * log(mu) : 0) - mu - lgamma(y + 1); break;
+    case EM_GLM_POISSON:
+        h[3] += (y > 0 ? y * log(mu) : 0) - mu - lgamma(y + 1);
+        break;
     case EM_GLM_BINOMIAL:
         h[3] += -lgamma(y + 1) - lgamma(2 - y) + (y > 0 ? y * log(mu) : 0) +
                 (y < 1 ? (1 - y) * log(1 - mu) : 0);
@@ -307,7 +339,8 @@ static int irls_obs(const irls_ctx *x, double y, double eta, double *h, double *
         h[3] += log(y / mu) - y / mu;
         h[4] += log(y);
         break;
-    case EM_GLM_GAUSSIAN: break;
+    case EM_GLM_GAUSSIAN:
+        break;
     }
     if (!isnan(x->mu_null))
         h[5] += em__glm_dev_resid(f, y, x->mu_null);
@@ -317,8 +350,7 @@ static int irls_obs(const irls_ctx *x, double y, double eta, double *h, double *
     return 0;
 }
 
-int em__glm_fn_irls(const em_fn_ctx *c, void *acc, size_t size, const em_rec_batch *in,
-                    em_err *err)
+int em__glm_fn_irls(const em_fn_ctx *c, void *acc, size_t size, const em_rec_batch *in, em_err *err)
 {
     irls_ctx x;
     int rc = irls_decode(c->blob, &x, err);
@@ -362,8 +394,8 @@ int em__glm_fn_irls(const em_fn_ctx *c, void *acc, size_t size, const em_rec_bat
             mr[d + 1] = sw * z;
         }
         if (rc == 0)
-            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)k, (int)n, 1.0, m, (int)k,
-                        1.0, g, (int)k);
+            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)k, (int)n, 1.0, m, (int)k, 1.0,
+                        g, (int)k);
     dense_out:
         em_free(eta);
         em_free(m);
@@ -409,8 +441,8 @@ int em__glm_aggregate(const em_ml_data *d, const char *seq, const void *blob, si
     if (!d->labeled)
         return em_err_set(err, EM_EINVAL, "regression needs labeled data (--label)");
     em_vbuf res;
-    em_agg a = {.size = size, .seq = seq, .merge = "ml.glm.sum",
-                .ctx = em_slice_make(blob, blob_len)};
+    em_agg a = {
+        .size = size, .seq = seq, .merge = "ml.glm.sum", .ctx = em_slice_make(blob, blob_len)};
     em_vbuf_init(&res);
     rc = em_rdd_tree_aggregate_acc(d->rows, &a, 2, &res, err);
     if (rc == 0 && res.len != size)

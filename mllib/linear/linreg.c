@@ -23,9 +23,9 @@
 /* The centred problem of one Gramian pass. */
 typedef struct ls_problem {
     uint32_t d;
-    double n, ybar, yy;   /* yy: c's counterpart for y, (y^T y - n ybar^2)/n or y^T y / n */
-    double *xbar, *a, *c, *s;   /* d, d x d (full), d, d (penalty scales) */
-    bool *constant;             /* zero centred variance */
+    double n, ybar, yy;       /* yy: c's counterpart for y, (y^T y - n ybar^2)/n or y^T y / n */
+    double *xbar, *a, *c, *s; /* d, d x d (full), d, d (penalty scales) */
+    bool *constant;           /* zero centred variance */
 } ls_problem;
 
 static void ls_problem_free(ls_problem *q)
@@ -135,7 +135,7 @@ static int solve_cd(ls_problem *q, double lambda, double alpha, uint32_t max_swe
                     double *b, uint32_t *sweeps)
 {
     uint32_t d = q->d;
-    double *qa = em_xmalloc(8 * (size_t)d);   /* A b */
+    double *qa = em_xmalloc(8 * (size_t)d); /* A b */
     memset(b, 0, 8 * (size_t)d);
     memset(qa, 0, 8 * (size_t)d);
     int conv = -1;
@@ -197,8 +197,8 @@ static int train_normal(const em_ml_data *d, const em_linreg_params *p, em_linea
         rc = solve_ridge(&q, lambda * (1 - alpha), m->coef, err);
     } else {
         uint32_t max_sweeps = p->max_iter ? 10 * p->max_iter : 1000;
-        converged = solve_cd(&q, lambda, alpha, max_sweeps, p->tol > 0 ? p->tol : 1e-10,
-                             m->coef, &sweeps) == 0;
+        converged = solve_cd(&q, lambda, alpha, max_sweeps, p->tol > 0 ? p->tol : 1e-10, m->coef,
+                             &sweeps) == 0;
     }
     if (rc == 0) {
         double b0 = q.ybar;
@@ -220,9 +220,14 @@ static int train_normal(const em_ml_data *d, const em_linreg_params *p, em_linea
 static int train_lbfgs(em_context *sc, const em_ml_data *d, const em_linreg_params *p,
                        em_linear_model *m, json_t *s, em_err *err)
 {
-    lin_fit_opts o = {.loss = LIN_SQUARED, .k = 1, .intercept = !p->no_intercept,
-                      .standardize = p->standardize, .reg = p->reg_param,
-                      .alpha = p->elastic_net, .max_iter = p->max_iter, .tol = p->tol,
+    lin_fit_opts o = {.loss = LIN_SQUARED,
+                      .k = 1,
+                      .intercept = !p->no_intercept,
+                      .standardize = p->standardize,
+                      .reg = p->reg_param,
+                      .alpha = p->elastic_net,
+                      .max_iter = p->max_iter,
+                      .tol = p->tol,
                       .what = "linreg"};
     lin_fit_out f;
     int rc = em__lin_fit(sc, d, &o, m, &f, err);
@@ -241,23 +246,23 @@ static int train_lbfgs(em_context *sc, const em_ml_data *d, const em_linreg_para
 }
 
 int em_linreg_train(em_context *sc, const em_ml_data *d, const em_linreg_params *p,
-                    em_linear_model **out,
-                    em_err *err)
+                    em_linear_model **out, em_err *err)
 {
     *out = NULL;
     if (!(p->reg_param >= 0) || !isfinite(p->reg_param))
         return em_err_set(err, EM_EINVAL, "linreg: reg_param %g (wants >= 0)", p->reg_param);
     if (!(p->elastic_net >= 0 && p->elastic_net <= 1))
-        return em_err_set(err, EM_EINVAL, "linreg: elastic_net %g (wants 0..1)",
-                          p->elastic_net);
+        return em_err_set(err, EM_EINVAL, "linreg: elastic_net %g (wants 0..1)", p->elastic_net);
     if (d->dim == 0)
         return em_err_set(err, EM_EINVAL, "linreg: no features");
     em_linreg_solver solver = p->solver;
     if (solver == EM_LINREG_AUTO)
         solver = d->dim <= 4096 ? EM_LINREG_NORMAL : EM_LINREG_LBFGS;
     if (solver == EM_LINREG_NORMAL && d->dim > 65536)
-        return em_err_set(err, EM_EINVAL, "linreg: the normal solver takes up to 65536 "
-                                          "features (%u): use l-bfgs", d->dim);
+        return em_err_set(err, EM_EINVAL,
+                          "linreg: the normal solver takes up to 65536 "
+                          "features (%u): use l-bfgs",
+                          d->dim);
     em_linear_model *m = em_linear_model_new(EM_LINEAR_REGRESSION, d->dim, 1);
     if (!m)
         return em_err_set(err, EM_ENOMEM, "linreg: out of memory");

@@ -56,8 +56,8 @@ static inline em_ml_data gt_data(em_context *sc, const double *x, const double *
     em_free(bufs);
     em_free(recs);
     cr_assert_null(em_rdd_error(r));
-    return (em_ml_data){.rows = em_rdd_cache(r), .sparse = sparse, .labeled = true,
-                        .dim = (uint32_t)d, .nrows = n};
+    return (em_ml_data){
+        .rows = em_rdd_cache(r), .sparse = sparse, .labeled = true, .dim = (uint32_t)d, .nrows = n};
 }
 
 /* x: n x d, N(0,1) entries, zeroed with probability 1 - density. */

@@ -30,8 +30,7 @@ static double summary_num(const em_linear_model *m, const char *key)
 
 #define FN 20
 static const double fx_poisson[FN] = {2, 0, 1, 3, 1, 4, 2, 2, 5, 3, 1, 6, 4, 3, 7, 5, 4, 8, 6, 9};
-static const double fx_binomial[FN] = {0, 0, 1, 0, 0, 1, 0, 1, 0, 1,
-                                       1, 0, 1, 1, 0, 1, 1, 1, 0, 1};
+static const double fx_binomial[FN] = {0, 0, 1, 0, 0, 1, 0, 1, 0, 1, 1, 0, 1, 1, 0, 1, 1, 1, 0, 1};
 static const double fx_gamma[FN] = {2.1, 1.3, 0.8, 1.9, 2.7, 1.1, 0.6, 1.5, 2.2, 0.9,
                                     1.7, 3.1, 1.2, 0.7, 2.4, 1.8, 1.0, 2.9, 1.4, 0.5};
 
@@ -44,26 +43,56 @@ typedef struct sm_case {
 } sm_case;
 
 static const sm_case sm_cases[] = {
-    {"poisson", EM_GLM_POISSON, 0, fx_poisson,
+    {"poisson",
+     EM_GLM_POISSON,
+     0,
+     fx_poisson,
      {1.2427694959900073, 0.92084603882158311, -0.030467800699631731},
-     {0.12596523050972688, 0.21589554186149271, 0.1799392142138522}, 13.819764349652935,
-     33.698524542166041, 78.508995851939744, 1},
-    {"binomial", EM_GLM_BINOMIAL, 0, fx_binomial,
+     {0.12596523050972688, 0.21589554186149271, 0.1799392142138522},
+     13.819764349652935,
+     33.698524542166041,
+     78.508995851939744,
+     1},
+    {"binomial",
+     EM_GLM_BINOMIAL,
+     0,
+     fx_binomial,
      {0.29851475915579467, 1.3874550572709992, -0.44876215176998902},
-     {0.49329306430558495, 0.89765656562362517, 0.7581506322479491}, 24.507896923395222,
-     27.525552548543544, 30.507896923395222, 1},
-    {"gamma", EM_GLM_GAMMA, 0, fx_gamma,
+     {0.49329306430558495, 0.89765656562362517, 0.7581506322479491},
+     24.507896923395222,
+     27.525552548543544,
+     30.507896923395222,
+     1},
+    {"gamma",
+     EM_GLM_GAMMA,
+     0,
+     fx_gamma,
      {0.62966883361271275, 0.013286970110038474, -0.029025350746391929},
-     {0.073941269096299708, 0.127904560430491, 0.11322131140207484}, 5.0319880748512436,
-     5.0528038560126314, 49.629468257377411, 0.27311737746429499},
-    {"gamma/log", EM_GLM_GAMMA, EM_GLM_LOG, fx_gamma,
+     {0.073941269096299708, 0.127904560430491, 0.11322131140207484},
+     5.0319880748512436,
+     5.0528038560126314,
+     49.629468257377411,
+     0.27311737746429499},
+    {"gamma/log",
+     EM_GLM_GAMMA,
+     EM_GLM_LOG,
+     fx_gamma,
      {0.46245668933244755, -0.032585107516377013, 0.045020501543117056},
-     {0.117505436230325, 0.20292826424189195, 0.18064278727065494}, 5.0308645938231855,
-     5.0528038560126314, 49.631969525251108, 0.27383835358356745},
-    {"gaussian", EM_GLM_GAUSSIAN, 0, fx_gamma,
+     {0.117505436230325, 0.20292826424189195, 0.18064278727065494},
+     5.0308645938231855,
+     5.0528038560126314,
+     49.631969525251108,
+     0.27383835358356745},
+    {"gaussian",
+     EM_GLM_GAUSSIAN,
+     0,
+     fx_gamma,
      {1.5897950011826856, -0.033525191200819926, 0.073563037136324061},
-     {0.18505002716443084, 0.31957568956032489, 0.28448005270130938}, 11.545309627059844,
-     11.598000000000001, 51.768481088997113, 0.67913586041528495},
+     {0.18505002716443084, 0.31957568956032489, 0.28448005270130938},
+     11.545309627059844,
+     11.598000000000001,
+     51.768481088997113,
+     0.67913586041528495},
 };
 
 static void fixture_x(double *x)
@@ -98,8 +127,8 @@ Test(glm, statsmodels_fixture)
                              j, s, c->bse[j]);
             }
             cr_assert_lt(gt_rel(summary_num(m, "deviance"), c->deviance), 1e-10, "%s", c->name);
-            cr_assert_lt(gt_rel(summary_num(m, "null_deviance"), c->null_deviance), 1e-10,
-                         "%s", c->name);
+            cr_assert_lt(gt_rel(summary_num(m, "null_deviance"), c->null_deviance), 1e-10, "%s",
+                         c->name);
             cr_assert_lt(gt_rel(summary_num(m, "aic"), c->aic), 1e-9, "%s aic %.17g vs %.17g",
                          c->name, summary_num(m, "aic"), c->aic);
             cr_assert_lt(gt_rel(summary_num(m, "dispersion"), c->scale), 1e-8, "%s", c->name);
@@ -116,17 +145,17 @@ Test(glm, statsmodels_fixture)
 /* d l / d eta and d^2 l / d eta^2 of one observation (up to the dispersion). */
 static void derivs(em_glm_family f, em_glm_link l, double y, double eta, double *d1, double *d2)
 {
-    if (f == EM_GLM_POISSON && l == EM_GLM_LOG) {       /* l = y eta - e^eta */
+    if (f == EM_GLM_POISSON && l == EM_GLM_LOG) { /* l = y eta - e^eta */
         *d1 = y - exp(eta);
         *d2 = -exp(eta);
-    } else if (f == EM_GLM_BINOMIAL && l == EM_GLM_LOGIT) {   /* l = y eta - log(1+e^eta) */
+    } else if (f == EM_GLM_BINOMIAL && l == EM_GLM_LOGIT) { /* l = y eta - log(1+e^eta) */
         double mu = 1 / (1 + exp(-eta));
         *d1 = y - mu;
         *d2 = -mu * (1 - mu);
-    } else if (f == EM_GLM_GAMMA && l == EM_GLM_LOG) {  /* l = -y e^-eta - eta */
+    } else if (f == EM_GLM_GAMMA && l == EM_GLM_LOG) { /* l = -y e^-eta - eta */
         *d1 = y * exp(-eta) - 1;
         *d2 = -y * exp(-eta);
-    } else {                                            /* gaussian identity */
+    } else { /* gaussian identity */
         *d1 = y - eta;
         *d2 = -1;
     }
@@ -173,19 +202,31 @@ Test(glm, irls_matches_newton)
     em_context *sc = gt_ctx("local[2]");
     enum { n = 400, d = 4 };
     double *x = gt_features(n, d, 1, 7), y[n];
-    static const struct { em_glm_family f; em_glm_link l; } cases[] = {
-        {EM_GLM_POISSON, EM_GLM_LOG}, {EM_GLM_BINOMIAL, EM_GLM_LOGIT},
-        {EM_GLM_GAMMA, EM_GLM_LOG}, {EM_GLM_GAUSSIAN, EM_GLM_IDENTITY}};
+    static const struct {
+        em_glm_family f;
+        em_glm_link l;
+    } cases[] = {{EM_GLM_POISSON, EM_GLM_LOG},
+                 {EM_GLM_BINOMIAL, EM_GLM_LOGIT},
+                 {EM_GLM_GAMMA, EM_GLM_LOG},
+                 {EM_GLM_GAUSSIAN, EM_GLM_IDENTITY}};
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
         em_rng g;
         em_rng_seed(&g, 100 + t);
         for (size_t i = 0; i < n; i++) {
             double eta = 0.3 + 0.4 * x[i * d] - 0.2 * x[i * d + 1] + 0.1 * x[i * d + 3];
             switch (cases[t].f) {
-            case EM_GLM_POISSON: y[i] = em_rng_poisson(&g, exp(eta)); break;
-            case EM_GLM_BINOMIAL: y[i] = em_rng_double(&g) < 1 / (1 + exp(-eta)); break;
-            case EM_GLM_GAMMA: y[i] = exp(eta) * (0.2 + 1.6 * em_rng_double(&g)); break;
-            default: y[i] = eta + em_rng_gaussian(&g); break;
+            case EM_GLM_POISSON:
+                y[i] = em_rng_poisson(&g, exp(eta));
+                break;
+            case EM_GLM_BINOMIAL:
+                y[i] = em_rng_double(&g) < 1 / (1 + exp(-eta));
+                break;
+            case EM_GLM_GAMMA:
+                y[i] = exp(eta) * (0.2 + 1.6 * em_rng_double(&g));
+                break;
+            default:
+                y[i] = eta + em_rng_gaussian(&g);
+                break;
             }
         }
         em_ml_data dd = gt_data(sc, x, y, n, d, false, 4);
@@ -193,11 +234,11 @@ Test(glm, irls_matches_newton)
         em_linear_model *m = fit(sc, &dd, &p);
         double b[d + 1];
         newton(cases[t].f, cases[t].l, x, y, n, d, b);
-        cr_assert_lt(fabs(m->intercept[0] - b[0]), 1e-9, "case %zu intercept %.17g vs %.17g",
-                     t, m->intercept[0], b[0]);
+        cr_assert_lt(fabs(m->intercept[0] - b[0]), 1e-9, "case %zu intercept %.17g vs %.17g", t,
+                     m->intercept[0], b[0]);
         for (int j = 0; j < d; j++)
-            cr_assert_lt(fabs(m->coef[j] - b[1 + j]), 1e-9, "case %zu coef %d: %.17g vs %.17g",
-                         t, j, m->coef[j], b[1 + j]);
+            cr_assert_lt(fabs(m->coef[j] - b[1 + j]), 1e-9, "case %zu coef %d: %.17g vs %.17g", t,
+                         j, m->coef[j], b[1 + j]);
         cr_assert_leq(summary_num(m, "iterations"), 25);
         em_linear_model_free(m);
         em_ml_data_release(&dd);
@@ -349,7 +390,7 @@ Test(glm, bad_labels_links_and_singular)
     cr_assert_lt(em_glm_train(sc, &d, &p, &m, &err), 0);
     cr_assert_null(m);
     cr_assert(strstr(err.msg, "label -1") && strstr(err.msg, "poisson"), "%s", err.msg);
-    p = (em_glm_params){.family = EM_GLM_BINOMIAL};   /* -1 and 2..9 are not 0..1 */
+    p = (em_glm_params){.family = EM_GLM_BINOMIAL}; /* -1 and 2..9 are not 0..1 */
     cr_assert_lt(em_glm_train(sc, &d, &p, &m, &err), 0);
     p = (em_glm_params){.family = EM_GLM_POISSON, .link = EM_GLM_LOGIT};
     cr_assert_eq(em_glm_train(sc, &d, &p, &m, &err), EM_EINVAL);

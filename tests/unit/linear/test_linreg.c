@@ -74,8 +74,8 @@ static void check_closed_form(bool sparse, bool icpt, double l2)
         b0 -= xbar[j] * b[j];
     }
     if (icpt)
-        cr_assert_lt(fabs(m->intercept[0] - b0), 1e-10, "intercept %.17g vs %.17g",
-                     m->intercept[0], b0);
+        cr_assert_lt(fabs(m->intercept[0] - b0), 1e-10, "intercept %.17g vs %.17g", m->intercept[0],
+                     b0);
     else
         cr_assert_eq(m->intercept[0], 0);
     em_linear_model_free(m);
@@ -85,11 +85,26 @@ static void check_closed_form(bool sparse, bool icpt, double l2)
     em_context_free(sc);
 }
 
-Test(linreg, ols_dense_normal_equations) { check_closed_form(false, true, 0); }
-Test(linreg, ols_sparse_normal_equations) { check_closed_form(true, true, 0); }
-Test(linreg, ols_no_intercept) { check_closed_form(false, false, 0); }
-Test(linreg, ridge_closed_form) { check_closed_form(false, true, 0.3); }
-Test(linreg, ridge_sparse_no_intercept) { check_closed_form(true, false, 0.05); }
+Test(linreg, ols_dense_normal_equations)
+{
+    check_closed_form(false, true, 0);
+}
+Test(linreg, ols_sparse_normal_equations)
+{
+    check_closed_form(true, true, 0);
+}
+Test(linreg, ols_no_intercept)
+{
+    check_closed_form(false, false, 0);
+}
+Test(linreg, ridge_closed_form)
+{
+    check_closed_form(false, true, 0.3);
+}
+Test(linreg, ridge_sparse_no_intercept)
+{
+    check_closed_form(true, false, 0.05);
+}
 
 /* KKT of 1/2 b^T A b - c^T b + lam (alpha s|b| + (1-alpha)/2 s^2 b^2) at m's coefficients:
  * g_j = c_j - (A b)_j - lam (1-alpha) s_j^2 b_j equals lam alpha s_j sign(b_j) where b_j != 0,
@@ -112,8 +127,7 @@ static int check_kkt(const em_linear_model *m, const double *x, const double *y,
             cr_assert_leq(fabs(g), bound + 1e-9, "KKT at zero coef %d: |%g| > %g", j, g, bound);
         } else {
             cr_assert_lt(fabs(g - bound * (m->coef[j] > 0 ? 1 : -1)), 1e-8,
-                         "KKT at coef %d = %g: gradient %.12g vs %.12g", j, m->coef[j], g,
-                         bound);
+                         "KKT at coef %d = %g: gradient %.12g vs %.12g", j, m->coef[j], g, bound);
         }
     }
     double b0 = ybar;
@@ -129,12 +143,14 @@ Test(linreg, lasso_and_elastic_net_kkt)
     double *x = gt_features(N, D, 1, 21), *y = make_labels(x, N, D, 22);
     em_ml_data d = gt_data(sc, x, y, N, D, false, 4);
     /* lambda 0.6 zeroes the small coefficients (|b_j| = 0.25, 0.5), keeps the others */
-    static const struct { double lam, alpha; bool std; } cases[] = {
-        {0.6, 1, false}, {0.3, 0.5, false}, {0.4, 1, true}, {0.05, 0.9, true}};
+    static const struct {
+        double lam, alpha;
+        bool std;
+    } cases[] = {{0.6, 1, false}, {0.3, 0.5, false}, {0.4, 1, true}, {0.05, 0.9, true}};
     int zeros_lasso = 0;
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
-        em_linreg_params p = {.reg_param = cases[t].lam, .elastic_net = cases[t].alpha,
-                              .standardize = cases[t].std};
+        em_linreg_params p = {
+            .reg_param = cases[t].lam, .elastic_net = cases[t].alpha, .standardize = cases[t].std};
         em_linear_model *m = fit(sc, &d, &p);
         int z = check_kkt(m, x, y, cases[t].lam, cases[t].alpha, cases[t].std);
         if (t == 0)
@@ -156,7 +172,7 @@ Test(linreg, standardized_ridge)
     double *x = gt_features(N, D, 1, 31), *y = make_labels(x, N, D, 32);
     for (size_t i = 0; i < N; i++)
         for (size_t j = 0; j < D; j++)
-            x[i * D + j] *= (double)(j + 1);   /* columns of different scales */
+            x[i * D + j] *= (double)(j + 1); /* columns of different scales */
     em_ml_data d = gt_data(sc, x, y, N, D, false, 2);
     em_linreg_params p = {.reg_param = 0.2, .standardize = true};
     em_linear_model *m = fit(sc, &d, &p);
@@ -184,8 +200,8 @@ Test(linreg, lbfgs_matches_normal)
     em_ml_data d = gt_data(sc, x, y, N, D, false, 3);
     static const double alphas[] = {0, 1};
     for (int t = 0; t < 2; t++) {
-        em_linreg_params p = {.reg_param = 0.1, .elastic_net = alphas[t],
-                              .solver = EM_LINREG_NORMAL};
+        em_linreg_params p = {
+            .reg_param = 0.1, .elastic_net = alphas[t], .solver = EM_LINREG_NORMAL};
         em_linear_model *a = fit(sc, &d, &p);
         p.solver = EM_LINREG_LBFGS;
         p.tol = 1e-12;
@@ -225,8 +241,8 @@ Test(linreg, constant_and_collinear_features)
     cr_assert_lt(em_linreg_train(sc, &d, &p, &m, &err), 0);
     cr_assert_null(m);
     cr_assert(strstr(err.msg, "singular"), "%s", err.msg);
-    p.reg_param = 0.01;   /* ridge makes it solvable: the fit depends on b1 + 2 b2 only, and
-                             the smallest ||b|| for it has b2 = 2 b1 */
+    p.reg_param = 0.01; /* ridge makes it solvable: the fit depends on b1 + 2 b2 only, and
+                           the smallest ||b|| for it has b2 = 2 b1 */
     m = fit(sc, &d, &p);
     cr_assert_lt(fabs(m->coef[2] - 2 * m->coef[1]), 1e-9, "%g vs 2 x %g", m->coef[2], m->coef[1]);
     em_linear_model_free(m);

@@ -10,7 +10,7 @@
 #      local[2] and local-cluster[2,1] against scikit-learn LinearRegression and
 #      Ridge(alpha = n REG): test rmse, coefficients, times.
 # Every ember run goes through measure.py (wall, CPU, others_cpu_s: the machine is shared).
-# Overrides: GROWS, GDIM, LROWS, LDIM, REG (0.01), RUNS (3).
+# Overrides: GROWS, GDIM, LROWS, LDIM, REG (0.01), RUNS (3), EMBER_EXECUTOR_MEMORY (2g).
 set -euo pipefail
 source "$(dirname "$0")/common.bash"
 
@@ -20,6 +20,10 @@ lrows=${LROWS:-1000000}
 ldim=${LDIM:-100}
 reg=${REG:-0.01}
 runs=${RUNS:-3}
+# the 1M x 100 rows take 808 MB parsed: a budget that holds them, as scikit-learn holds its
+# matrix (with the default budget part of the cached rows spills, and each pass reads them
+# back from disk)
+export EMBER_EXECUTOR_MEMORY=${EMBER_EXECUTOR_MEMORY:-2g}
 gdata=$benchdir/reg-poisson-$grows-$gdim.csv
 ldata=$benchdir/reg-gaussian-$lrows-$ldim.csv
 

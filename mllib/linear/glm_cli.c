@@ -60,7 +60,9 @@ void em_glm_cli_help(FILE *f)
           "  --fit-intercept       fit an intercept (default)\n"
           "  --no-intercept        fit through the origin\n"
           "  --max-iter N          IRLS iterations at most (default 25)\n"
-          "  --tol T               relative deviance change to stop (default 1e-8)\n",
+          "  --tol T               relative deviance change to stop (default 1e-8); the\n"
+          "                        last step must also move no coefficient by more than\n"
+          "                        sqrt(T) max(1, largest |coefficient|)\n",
           f);
 }
 

@@ -83,8 +83,9 @@ static int ls_problem_build(const em_ml_data *d, const em_linreg_params *p, ls_p
             q->a[(size_t)j * dim + l] = (gr[l] - n * mj * (icpt ? q->xbar[l] : 0)) / n;
         q->c[j] = (g[1 + j] - n * mj * (icpt ? q->ybar : 0)) / n;
         double var = (gr[j] - n * q->xbar[j] * q->xbar[j]) / (n > 1 ? n - 1 : 1);
-        /* a centred sum of squares below rounding of the raw one is 0 */
-        q->constant[j] = icpt && (var <= 1e-13 * fmax(gr[j] / n, 1e-300) || gr[j] == 0);
+        /* an all-zero column, or (with an intercept) a centred sum of squares below the
+         * rounding of the raw one: the coefficient is pinned to 0 */
+        q->constant[j] = gr[j] == 0 || (icpt && var <= 1e-13 * fmax(gr[j] / n, 1e-300));
         q->s[j] = p->standardize ? (q->constant[j] ? 0 : sqrt(var)) : 1;
     }
     em_free(acc);

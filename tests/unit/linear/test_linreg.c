@@ -234,6 +234,22 @@ Test(linreg, constant_and_collinear_features)
     cr_assert_eq(m->coef[2], 0);
     em_linear_model_free(m);
     em_ml_data_release(&d);
+    /* an all-zero column (a LIBSVM feature never seen), no intercept, lasso: 0, not NaN */
+    for (size_t i = 0; i < N; i++)
+        x[i * D + 2] = 0;
+    d = gt_data(sc, x, y, N, D, true, 2);
+    em_linreg_params pz = {.reg_param = 0.01, .elastic_net = 1, .no_intercept = true};
+    m = fit(sc, &d, &pz);
+    cr_assert_eq(m->coef[2], 0);
+    for (int j = 0; j < D; j++)
+        cr_assert(isfinite(m->coef[j]));
+    em_linear_model_free(m);
+    pz.elastic_net = 0;
+    pz.reg_param = 0;
+    m = fit(sc, &d, &pz);
+    cr_assert_eq(m->coef[2], 0);
+    em_linear_model_free(m);
+    em_ml_data_release(&d);
     for (size_t i = 0; i < N; i++)
         x[i * D + 2] = 2 * x[i * D + 1];
     d = gt_data(sc, x, y, N, D, false, 2);

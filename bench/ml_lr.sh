@@ -15,9 +15,12 @@
 # liblinear's wall time; ember's fit <= scikit-learn's fit; local-cluster <= 1.2x local.
 # Every run goes through measure.py (others_cpu_s says how busy the machine was).
 # Overrides: ROWS (1000000), DIM (100), SROWS (1000000), SDIM (100000), NNZ (50),
-# TROWS (200000), REG (1e-6), RUNS (1), SETS ("dense sparse").
+# TROWS (200000), REG (1e-6), RUNS (1), SETS ("dense sparse"), EMBER_EXECUTOR_MEMORY (4g).
 set -euo pipefail
 source "$(dirname "$0")/common.bash"
+# 1M x 100 labeled dense rows are 808 MB cached: the default 1g executor budget would keep
+# most of them on disk and every pass would read them back.
+export EMBER_EXECUTOR_MEMORY=${EMBER_EXECUTOR_MEMORY:-4g}
 
 rows=${ROWS:-1000000}; dim=${DIM:-100}; srows=${SROWS:-1000000}; sdim=${SDIM:-100000}
 nnz=${NNZ:-50}; trows=${TROWS:-200000}; reg=${REG:-1e-6}; runs=${RUNS:-1}

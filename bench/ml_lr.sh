@@ -15,9 +15,15 @@
 # liblinear's wall time; ember's fit <= scikit-learn's fit; local-cluster <= 1.2x local.
 # Every run goes through measure.py (others_cpu_s says how busy the machine was).
 # Overrides: ROWS (1000000), DIM (100), SROWS (1000000), SDIM (100000), NNZ (50),
-# TROWS (200000), REG (1e-6), RUNS (1), SETS ("dense sparse").
+# TROWS (200000), REG (1e-6), RUNS (1), SETS ("dense sparse"), PARTS ("ember liblinear
+# sklearn": results are kept per set and part in BUILD/bench/ml_lr.SET.PART, so a part can be
+# re-run alone), SOLVERS (liblinear's, "0 2 3"; -s 3, dual coordinate descent on the
+# hinge, can run for many minutes on 1M noisy rows), EMBER_EXECUTOR_MEMORY (4g).
 set -euo pipefail
 source "$(dirname "$0")/common.bash"
+# 1M x 100 labeled dense rows are 808 MB cached: the default 1g executor budget would keep
+# most of them on disk and every pass would read them back.
+export EMBER_EXECUTOR_MEMORY=${EMBER_EXECUTOR_MEMORY:-4g}
 
 rows=${ROWS:-1000000}; dim=${DIM:-100}; srows=${SROWS:-1000000}; sdim=${SDIM:-100000}
 nnz=${NNZ:-50}; trows=${TROWS:-200000}; reg=${REG:-1e-6}; runs=${RUNS:-1}
@@ -34,8 +40,9 @@ for p in liblinear-tools:liblinear-train python3-sklearn:/usr/lib/python3/dist-p
     fi
 done
 
-results=$benchdir/ml_lr.results
-: > "$results"
+parts=${PARTS:-ember liblinear sklearn}
+solvers=${SOLVERS:-0 2 3}
+has() { [[ " $parts " == *" $1 "* ]]; }
 for set in $sets; do
     if [ "$set" = dense ]; then
         n=$rows; d=$dim; base=$benchdir/classif-$rows-$dim; gen=(--rows "$rows" --dim "$dim")
@@ -49,6 +56,9 @@ for set in $sets; do
     fi
     C=$(/usr/bin/python3 -c "print(repr(1 / ($n * $reg)))")
     dflag=(); [ "$set" = dense ] && dflag=(--dense)
+    if has ember; then
+    results=$benchdir/ml_lr.$set.ember
+    : > "$results"
     for algo in lr svm; do
         for master in 'local[2]' 'local-cluster[2,1]'; do
             for r in $(seq "$runs"); do
@@ -59,19 +69,28 @@ for set in $sets; do
             done
         done
     done
-    for s in 0 2 3; do
+    fi
+    if has liblinear; then
+    results=$benchdir/ml_lr.$set.liblinear
+    : > "$results"
+    for s in $solvers; do
         label=ml_lr_${set}_liblinear_s$s
         m=$(run_measured "$label" bash -c "liblinear-train -s $s -c $C -B 1 -q '$train' '$benchdir/$label.model' && liblinear-predict '$test' '$benchdir/$label.model' '$benchdir/$label.pred'")
         acc=$(grep -o 'Accuracy = [0-9.]*' "$benchdir/$label.run0.out" | tr -dc '0-9.')
         echo "$set liblinear-s$s - $m {\"accuracy\": $(/usr/bin/python3 -c "print($acc / 100)")}" >> "$results"
         rm -f "$benchdir/$label.model" "$benchdir/$label.pred"
     done
+    fi
+    if has sklearn; then
+    results=$benchdir/ml_lr.$set.sklearn
     label=ml_lr_${set}_sklearn
     m=$(run_measured "$label" /usr/bin/python3 "$(dirname "$0")/ml_lr_sklearn.py" "$train" "$test" "$C" "$([ "$set" = dense ] && echo 1 || echo 0)")
-    echo "$set sklearn-lbfgs - $m $(tail -n 1 "$benchdir/$label.run0.out")" >> "$results"
+    echo "$set sklearn-lbfgs - $m $(tail -n 1 "$benchdir/$label.run0.out")" > "$results"
+    fi
 done
 
-/usr/bin/python3 - "$results" <<'PY'
+cat "$benchdir"/ml_lr.*.{ember,liblinear,sklearn} 2>/dev/null > "$benchdir/ml_lr.results" || true
+/usr/bin/python3 - "$benchdir/ml_lr.results" <<'PY'
 import json, sys
 rows = {}
 for line in open(sys.argv[1]):

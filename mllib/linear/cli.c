@@ -65,7 +65,8 @@ void em_svm_cli_help(FILE *f)
 }
 
 /* The command's own flags: 1 taken, 0 unknown, 2 bad value (printed). */
-static int own_opt(em_ml_cli *c, em_linear_params *p, int argc, char **argv, int *i)
+static int own_opt(em_ml_cli *c, em_linear_params *p, bool *thr_set, int argc, char **argv,
+                   int *i)
 {
     static const char *const solvers[] = {"lbfgs", "sgd", NULL};
     static const char *const families[] = {"auto", "binomial", "multinomial", NULL};
@@ -85,7 +86,7 @@ static int own_opt(em_ml_cli *c, em_linear_params *p, int argc, char **argv, int
     else if (!bad && (v = em_ml_cli_value(c, "--tol", argc, argv, i, &bad)))
         ok = em_ml_cli_f64(c, "--tol", v, 1e-300, 1, &p->tol);
     else if (!bad && (v = em_ml_cli_value(c, "--threshold", argc, argv, i, &bad)))
-        ok = em_ml_cli_f64(c, "--threshold", v, !strcmp(c->algo, "lr") ? 0 : -1e300,
+        ok = *thr_set = em_ml_cli_f64(c, "--threshold", v, !strcmp(c->algo, "lr") ? 0 : -1e300,
                            !strcmp(c->algo, "lr") ? 0.999999999 : 1e300, &p->threshold);
     else if (!bad && (v = em_ml_cli_value(c, "--solver", argc, argv, i, &bad))) {
         if ((ok = em_ml_cli_choice(c, "--solver", v, solvers, &ch)))
@@ -182,7 +183,10 @@ static json_t *summary_json(const em_linear_model *m, const em_ml_data *tr)
     return o;
 }
 
-static int run(em_ml_cli *c, em_context *sc, const em_linear_params *p, bool svm, em_err *err)
+/* thr_set: --threshold was given (0 is a valid LR threshold, but 0 in the parameters means
+ * the default 0.5), so the model takes p->threshold as it is. */
+static int run(em_ml_cli *c, em_context *sc, const em_linear_params *p, bool svm,
+               bool thr_set, em_err *err)
 {
     em_ml_data tr, te;
     em_linear_model *m = NULL;
@@ -190,6 +194,8 @@ static int run(em_ml_cli *c, em_context *sc, const em_linear_params *p, bool svm
     if (rc < 0)
         return rc;
     rc = svm ? em_svm_train(sc, &tr, p, &m, err) : em_logistic_train(sc, &tr, p, &m, err);
+    if (rc == 0 && thr_set)
+        m->threshold = p->threshold;
     json_t *obj = rc == 0 ? summary_json(m, &tr) : NULL;
     if (rc == 0)
         rc = evaluate(sc, m, te.rows ? &te : &tr, obj, err);
@@ -210,6 +216,7 @@ static int cli_main(int argc, char **argv, bool svm)
 {
     em_ml_cli c;
     em_linear_params p = {.reg_param = svm ? 0.01 : 0, .seed = 1};
+    bool thr_set = false;
     em_ml_cli_init(&c, svm ? "svm" : "lr",
                    EM_ML_CLI_TEST | EM_ML_CLI_SAVE | EM_ML_CLI_LABEL | EM_ML_CLI_DIM,
                    EM_ML_LIBSVM, svm ? em_svm_cli_help : em_lr_cli_help);
@@ -219,7 +226,7 @@ static int cli_main(int argc, char **argv, bool svm)
             continue;
         if (r == 2)
             return c.status;
-        if ((r = own_opt(&c, &p, argc, argv, &i)) == 1)
+        if ((r = own_opt(&c, &p, &thr_set, argc, argv, &i)) == 1)
             continue;
         if (r == 2)
             return c.status;
@@ -235,7 +242,7 @@ static int cli_main(int argc, char **argv, bool svm)
     em_context *sc = em_ml_cli_context_new(&c, &err);
     if (!sc)
         return em_ml_cli_fail(&c, &err);
-    int rc = run(&c, sc, &p, svm, &err);
+    int rc = run(&c, sc, &p, svm, thr_set, &err);
     em_ml_cli_context_free(&c, sc);
     return rc < 0 ? em_ml_cli_fail(&c, &err) : 0;
 }

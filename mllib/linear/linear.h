@@ -82,6 +82,11 @@ int em_linear_predict_pairs(em_context *sc, const em_linear_model *m, const em_m
 
 int em_linear_model_save(const em_linear_model *m, const char *dir, em_err *err);
 int em_linear_model_load(const char *dir, em_linear_model **out, em_err *err);
+/* What em_linear_model_load checks, on bytes (untrusted: fuzzed by
+ * tests/fuzz/fuzz_linear_model.c): metadata.json, coef.bin and intercept.bin. */
+int em_linear_model_decode(const char *name, const uint8_t *meta, size_t meta_n,
+                           const uint8_t *coef, size_t coef_n, const uint8_t *icpt,
+                           size_t icpt_n, em_linear_model **out, em_err *err);
 
 /* ---------------------------------------------------------------- fitting (LR, SVM)
  * The objective (Spark's):

@@ -382,17 +382,13 @@ static int meta_to_model(const char *dir, const json_t *meta, em_linear_model **
     return 0;
 }
 
-int em_linear_model_load(const char *dir, em_linear_model **out, em_err *err)
+/* The model from its parsed metadata and verified arrays (taken: freed on error). */
+static int from_parts(const char *dir, json_t *meta, em_ml_array *arr, em_linear_model **out,
+                      em_err *err)
 {
-    json_t *meta = NULL;
     em_linear_model *m = NULL;
-    em_ml_array arr[] = {{.name = "coef", .max_count = (size_t)1 << 30},
-                         {.name = "intercept", .max_count = EM__LIN_MAX_CLASSES}};
-    *out = NULL;
-    int rc = em_ml_model_dir_read(dir, LIN_MODEL_CLASS, LIN_MODEL_VERSION, &meta, arr, 2, err);
+    int rc = meta_to_model(dir, meta, &m, err);
     if (rc < 0)
-        return rc;
-    if ((rc = meta_to_model(dir, meta, &m, err)) < 0)
         goto fail;
     if (arr[0].count != (size_t)m->rows * m->dim || arr[1].count != m->rows) {
         rc = em_err_set(err, EM_ECORRUPT, "%s: coef.bin/intercept.bin: %zu and %zu values "
@@ -400,17 +396,13 @@ int em_linear_model_load(const char *dir, em_linear_model **out, em_err *err)
                         m->dim);
         goto fail;
     }
-    for (size_t i = 0; i < arr[0].count; i++)
-        if (!isfinite(arr[0].data[i])) {
-            rc = em_err_set(err, EM_ECORRUPT, "%s: coef.bin: value %zu is not finite", dir, i);
-            goto fail;
-        }
-    for (size_t i = 0; i < arr[1].count; i++)
-        if (!isfinite(arr[1].data[i])) {
-            rc = em_err_set(err, EM_ECORRUPT, "%s: intercept.bin: value %zu is not finite", dir,
-                            i);
-            goto fail;
-        }
+    for (int a = 0; a < 2; a++)
+        for (size_t i = 0; i < arr[a].count; i++)
+            if (!isfinite(arr[a].data[i])) {
+                rc = em_err_set(err, EM_ECORRUPT, "%s: %s.bin: value %zu is not finite", dir,
+                                arr[a].name, i);
+                goto fail;
+            }
     m->coef = arr[0].data;
     m->intercept = arr[1].data;
     json_decref(meta);
@@ -422,4 +414,39 @@ fail:
     em_linear_model_free(m);
     json_decref(meta);
     return rc;
+}
+
+int em_linear_model_load(const char *dir, em_linear_model **out, em_err *err)
+{
+    json_t *meta = NULL;
+    em_ml_array arr[] = {{.name = "coef", .max_count = (size_t)1 << 30},
+                         {.name = "intercept", .max_count = EM__LIN_MAX_CLASSES}};
+    *out = NULL;
+    int rc = em_ml_model_dir_read(dir, LIN_MODEL_CLASS, LIN_MODEL_VERSION, &meta, arr, 2, err);
+    if (rc < 0)
+        return rc;
+    return from_parts(dir, meta, arr, out, err);
+}
+
+int em_linear_model_decode(const char *name, const uint8_t *meta, size_t meta_n,
+                           const uint8_t *coef, size_t coef_n, const uint8_t *icpt,
+                           size_t icpt_n, em_linear_model **out, em_err *err)
+{
+    json_t *mj = NULL;
+    em_ml_array arr[] = {{.name = "coef", .max_count = (size_t)1 << 30},
+                         {.name = "intercept", .max_count = EM__LIN_MAX_CLASSES}};
+    *out = NULL;
+    int rc = em_ml_model_meta_parse(name, meta, meta_n, LIN_MODEL_CLASS, LIN_MODEL_VERSION,
+                                    &mj, err);
+    if (rc == 0)
+        rc = em_ml_model_array_decode(name, mj, coef, coef_n, &arr[0], err);
+    if (rc == 0)
+        rc = em_ml_model_array_decode(name, mj, icpt, icpt_n, &arr[1], err);
+    if (rc < 0) {
+        em_free(arr[0].data);
+        em_free(arr[1].data);
+        json_decref(mj);
+        return rc;
+    }
+    return from_parts(name, mj, arr, out, err);
 }

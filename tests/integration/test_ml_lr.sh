@@ -47,6 +47,9 @@ assert svm["loss"] == "squared_hinge" and sgd["loss"] == "hinge"
 assert "log_loss" not in svm
 PY
 [ -f "$tmp/model/metadata.json" ] && [ -f "$tmp/model/coef.bin" ] || fail "no saved model"
+t0=$(run lr 'local[2]' --train "$tmp/c.svm" --test "$tmp/t.svm" --threshold 0)
+/usr/bin/python3 -c 'import json,sys; r=json.loads(sys.argv[1]); assert r["recall"]==1.0 and r["accuracy"]<0.6, r' "$t0" \
+    || fail "--threshold 0: $t0"
 
 "$ember" gen classif --rows 3000 --dim 4 --format csv --seed 5 --out "$tmp/c.csv"
 /usr/bin/python3 - "$tmp/c.csv" "$tmp/m.csv" <<'PY'

@@ -157,8 +157,9 @@ Test(linear, bad_labels_are_errors, .timeout = 60)
 
 /* ---------------------------------------------------------------- logistic regression */
 
-/* Newton's method on (1/n) sum softplus(z) - y z + reg/2 |w|^2 (intercept free). */
-static void newton(size_t n, double reg, double *wb)
+/* Newton's method on (1/n) sum softplus(z) - y z + reg/2 sum_j pen_j w_j^2 (intercept
+ * free; pen NULL: all 1). */
+static void newton_pen(size_t n, double reg, const double *pen, double *wb)
 {
     enum { P = D + 1 };
     memset(wb, 0, sizeof(double) * P);
@@ -178,14 +179,20 @@ static void newton(size_t n, double reg, double *wb)
             }
         }
         for (int j = 0; j < D; j++) {
-            g[j] += reg * wb[j];
-            H[j * P + j] += reg;
+            double pj = pen ? pen[j] : 1;
+            g[j] += reg * pj * wb[j];
+            H[j * P + j] += reg * pj;
         }
         em_err err = EM_ERR_INIT;
         cr_assert_eq(em_la_chol_solve(P, H, g, &err), 0, "%s", err.msg);
         for (int j = 0; j < P; j++)
             wb[j] -= g[j];
     }
+}
+
+static void newton(size_t n, double reg, double *wb)
+{
+    newton_pen(n, reg, NULL, wb);
 }
 
 static void assert_model_near(const em_linear_model *m, const double *wb, double tol)
@@ -213,7 +220,20 @@ Test(linear, logistic_matches_newton, .timeout = 120)
             if (!std) {
                 newton(N, 0.01, wb);
                 assert_model_near(m, wb, 1e-6);
-            } else {   /* reg 0: the same optimum either way */
+            } else {
+                /* standardized: the penalty is on w_j s_j (s_j the sample std) */
+                double pen[D];
+                for (int j = 0; j < D; j++) {
+                    double mu = 0, v = 0;
+                    for (size_t i = 0; i < N; i++)
+                        mu += g_x[i][j + 1] / N;
+                    for (size_t i = 0; i < N; i++)
+                        v += (g_x[i][j + 1] - mu) * (g_x[i][j + 1] - mu) / (N - 1);
+                    pen[j] = v;
+                }
+                newton_pen(N, 0.01, pen, wb);
+                assert_model_near(m, wb, 1e-6);
+                /* reg 0: the same optimum either way */
                 em_linear_model *m0, *m1;
                 em_linear_params q = {.tol = 1e-12, .max_iter = 500};
                 cr_assert_eq(em_logistic_train(sc, &d, &q, &m0, &err), 0, "%s", err.msg);

@@ -35,6 +35,8 @@
 #include "mllib/als/als.h"
 #include "mllib/bayes/bayes.h"
 #include "mllib/linalg/gen.h"
+#include "mllib/linear/glm.h"
+#include "mllib/linear/linear.h"
 
 #define GEN_CHUNK_BYTES       ((size_t)4 << 20)
 #define GEN_GRAPH_CHUNK_EDGES 1000000u
@@ -553,6 +555,8 @@ void em__cli_gen_help(FILE *f, const char *what)
                    "  ember gen blobs   --rows N --dim D --k K [--format csv|libsvm] --out FILE\n"
                    "  ember gen sparse  --rows N --cols C --nnz Z [--seed S] --out FILE\n"
                    "  ember gen counts  --rows N --cols D --classes K --nnz Z --out FILE\n"
+                   "  ember gen classif --rows N --dim D [--sparse --nnz Z] --out FILE\n"
+                   "  ember gen regression --rows N --dim D [--family F] --out FILE\n"
                    "\n"
                    "Run 'ember gen text --help' (graph, records, ratings, blobs, sparse) for\n"
                    "details.\n");
@@ -616,6 +620,10 @@ int em__cli_gen(int argc, char **argv)
         return em_nb_gen_counts_main(argc - 1, argv + 1);
     if (!strcmp(argv[1], "blobs") || !strcmp(argv[1], "sparse"))   /* mllib/linalg/gen.c */
         return em_gen_blobs_cli_main(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "classif"))   /* mllib/linear/gen.c */
+        return em_gen_classif_cli_main(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "regression"))   /* mllib/linear/gen_reg.c */
+        return em_gen_regression_cli_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "text") != 0 && strcmp(argv[1], "graph") != 0 &&
         strcmp(argv[1], "records") != 0)
         return em__cli_usage_error("ember gen", "ember gen", "unknown generator '%s'", argv[1]);

@@ -9,6 +9,8 @@
 #include "mllib/bayes/bayes.h"
 #include "mllib/clustering/kmeans.h"
 #include "mllib/decomp/decomp.h"
+#include "mllib/linear/glm.h"
+#include "mllib/linear/linear.h"
 #include "mllib/mllib.h"
 
 static void (*g_on_context)(em_context *sc);
@@ -40,8 +42,16 @@ static const ml_algo algos[] = {
     {"svd", "top-k singular values and vectors (Gramian or Lanczos)", em_svd_cli_main,
      em_svd_cli_help},
     {"pca", "principal components and explained variance", em_pca_cli_main, em_pca_cli_help},
+    {"lr", "logistic regression (binary, multinomial; L-BFGS, OWL-QN, SGD)", em_lr_cli_main,
+     em_lr_cli_help},
+    {"svm", "linear SVM (squared hinge by L-BFGS, hinge by SGD)", em_svm_cli_main,
+     em_svm_cli_help},
     {"nb", "naive Bayes, multinomial or Bernoulli (one pass)", em_nb_cli_main,
      em_nb_cli_help},
+    {"linreg", "linear regression: least squares, ridge, lasso, elastic net",
+     em_linreg_cli_main, em_linreg_cli_help},
+    {"glm", "generalized linear models by IRLS (gaussian, binomial, poisson, gamma)",
+     em_glm_cli_main, em_glm_cli_help},
 };
 #define NALGOS (sizeof algos / sizeof algos[0])
 

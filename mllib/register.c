@@ -8,6 +8,8 @@
 #include "mllib/eval/eval.h"
 #include "mllib/feature/feature.h"
 #include "mllib/linalg/rows.h"
+#include "mllib/linear/glm.h"
+#include "mllib/linear/linear.h"
 #include "mllib/mllib.h"
 
 static int (*const modules[])(void) = {
@@ -15,9 +17,11 @@ static int (*const modules[])(void) = {
     em_linalg_register,
     em_kmeans_register,
     em_decomp_register,
+    em_linear_register,
     em_eval_register,
     em_bayes_register,
     em_feature_register,
+    em_glm_register,
 };
 
 int em_ml_register(void)

@@ -454,6 +454,8 @@ static int agg_new_group(agg_run *g, const em_sql_value *row, const em_sql_value
     else
         for (uint32_t c = 0; c < w; c++)
             gr[c] = em__sql_null();
+    if (p->naggs == 0)
+        return 0;
     if (g->groups->n * p->naggs > g->st_cap) {
         size_t nc = g->st_cap ? g->st_cap * 2 : 64;
         while (nc < g->groups->n * p->naggs)

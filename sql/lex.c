@@ -124,6 +124,37 @@ static int scan_quoted(em_arena *a, const char *src, size_t n, size_t *i, char c
     return 0;
 }
 
+static int hexval(int c)
+{
+    return isdigit(c) ? c - '0' : (c | 0x20) >= 'a' && (c | 0x20) <= 'f' ? (c | 0x20) - 'a' + 10 : -1;
+}
+
+/* Scans a blob literal x'4142' into a TK_STRING of its bytes (blobs are text here). */
+static int scan_blob(em_arena *a, const char *src, size_t n, size_t *i, sql_tok *t,
+                     em_sql_diag *diag)
+{
+    size_t start = *i, j = start + 2, k = 0;
+    char *buf = em_arena_alloc(a, (n - start) / 2 + 1);
+    if (buf == NULL)
+        return em__sql_diag(diag, EM_ENOMEM, -1, "out of memory");
+    while (j < n && src[j] != '\'') {
+        int hi = hexval((unsigned char)src[j]), lo = j + 1 < n ? hexval((unsigned char)src[j + 1]) : -1;
+        if (hi < 0 || lo < 0)
+            return em__sql_diag(diag, EM_EINVAL, (int64_t)start,
+                                "malformed blob literal (want an even number of hex digits)");
+        buf[k++] = (char)(hi * 16 + lo);
+        j += 2;
+    }
+    if (j >= n)
+        return em__sql_diag(diag, EM_EINVAL, (int64_t)start, "unterminated blob literal");
+    buf[k] = '\0';
+    t->kind = TK_STRING;
+    t->text = buf;
+    t->len = (uint32_t)(j + 1 - start);
+    *i = j + 1;
+    return 0;
+}
+
 /* Scans a number: digits [. digits] [e[+-]digits], or . digits. */
 static void scan_number(const char *src, size_t n, size_t *i, sql_tok *t)
 {
@@ -188,6 +219,8 @@ static int scan_token(em_arena *a, const char *src, size_t n, size_t *i, sql_tok
     size_t start = *i;
     int c = (unsigned char)src[start];
     t->pos = (uint32_t)start;
+    if ((c == 'x' || c == 'X') && start + 1 < n && src[start + 1] == '\'')
+        return scan_blob(a, src, n, i, t, diag);
     if (c == '\'' || c == '"' || c == '`' || c == '[') {
         t->kind = c == '\'' ? TK_STRING : TK_QIDENT;
         return scan_quoted(a, src, n, i, c == '[' ? ']' : (char)c, t, diag);

@@ -663,32 +663,70 @@ static int parse_from_item(parser *p, sql_from *f)
     return p->diag->err.code;
 }
 
-static int parse_from(parser *p, sql_select *s)
+static int add_from(parser *p, sql_select *s, uint32_t *cap, const sql_from *f)
 {
-    uint32_t cap = 0;
-    for (;;) {
+    if (s->nfrom == *cap) {
+        *cap = *cap ? *cap * 2 : 4;
+        sql_from *nf = alloc(p, *cap * sizeof *nf);
+        if (nf == NULL)
+            return EM_ENOMEM;
+        if (s->nfrom)
+            memcpy(nf, s->from, s->nfrom * sizeof *nf);
+        s->from = nf;
+    }
+    s->from[s->nfrom++] = *f;
+    return 0;
+}
+
+/* The join operator before an item; 1 at the end of the list. */
+static int join_op(parser *p, uint8_t *join)
+{
+    if (accept_op(p, ","))
+        *join = J_COMMA;
+    else if (accept_kw(p, "CROSS") || is_kw(p, "JOIN") || accept_kw(p, "INNER"))
+        *join = is_kw_tok(&p->t[p->i - 1], "CROSS") ? J_CROSS : J_INNER;
+    else if (accept_kw(p, "LEFT")) {
+        accept_kw(p, "OUTER");
+        *join = J_LEFT;
+    } else if (is_kw(p, "NATURAL") || is_kw(p, "RIGHT") || is_kw(p, "FULL"))
+        return em__sql_diag(p->diag, EM_EINVAL, peek(p)->pos,
+                            "%s JOIN is not supported (use JOIN ... ON)", peek(p)->text);
+    else
+        return 1;
+    if (*join != J_COMMA && expect_kw(p, "JOIN") < 0)
+        return EM_EINVAL;
+    return 0;
+}
+
+/* A FROM list, appended to s->from. A parenthesized join list "( a JOIN b ON ... )" is
+ * flattened into it (its first item takes the join written before the parenthesis). */
+static int parse_from(parser *p, sql_select *s, uint32_t *cap)
+{
+    for (uint32_t k = 0;; k++) {
         sql_from f = {0};
-        if (s->nfrom > 0) {
-            if (accept_op(p, ","))
-                f.join = J_COMMA;
-            else if (accept_kw(p, "CROSS") || is_kw(p, "JOIN") || accept_kw(p, "INNER"))
-                f.join = is_kw_tok(&p->t[p->i - 1], "CROSS") ? J_CROSS : J_INNER;
-            else if (accept_kw(p, "LEFT")) {
-                accept_kw(p, "OUTER");
-                f.join = J_LEFT;
-            } else if (is_kw(p, "NATURAL") || is_kw(p, "RIGHT") || is_kw(p, "FULL"))
-                return em__sql_diag(p->diag, EM_EINVAL, peek(p)->pos,
-                                    "%s JOIN is not supported (use JOIN ... ON)", peek(p)->text);
-            else
+        uint32_t first = s->nfrom;
+        if (k > 0) {
+            int rc = join_op(p, &f.join);
+            if (rc == 1)
                 return 0;
-            if (f.join != J_COMMA && expect_kw(p, "JOIN") < 0)
-                return EM_EINVAL;
+            if (rc < 0)
+                return rc;
         }
-        if (parse_from_item(p, &f) < 0)
+        if (is_op(p, "(") && !is_kw_at(p, 1, "SELECT")) {
+            if (++p->depth > MAX_DEPTH)
+                return em__sql_diag(p->diag, EM_EINVAL, peek(p)->pos, "FROM nested too deeply");
+            p->i++;
+            if (parse_from(p, s, cap) < 0 || expect_op(p, ")") < 0)
+                return EM_EINVAL;
+            p->depth--;
+            if (s->nfrom > first)
+                s->from[first].join = f.join;
+        } else if (parse_from_item(p, &f) < 0 || add_from(p, s, cap, &f) < 0)
             return EM_EINVAL;
         if (f.join == J_INNER || f.join == J_LEFT || f.join == J_CROSS) {
+            sql_from *last = &s->from[s->nfrom - 1];
             if (accept_kw(p, "ON")) {
-                if ((f.on = parse_expr(p)) == NULL)
+                if ((last->on = parse_expr(p)) == NULL)
                     return EM_EINVAL;
             } else if (is_kw(p, "USING"))
                 return em__sql_diag(p->diag, EM_EINVAL, peek(p)->pos,
@@ -696,16 +734,6 @@ static int parse_from(parser *p, sql_select *s)
             else if (f.join == J_LEFT)
                 return syntax_error(p, "ON");
         }
-        if (s->nfrom == cap) {
-            cap = cap ? cap * 2 : 4;
-            sql_from *nf = alloc(p, cap * sizeof *nf);
-            if (nf == NULL)
-                return EM_ENOMEM;
-            if (s->nfrom)
-                memcpy(nf, s->from, s->nfrom * sizeof *nf);
-            s->from = nf;
-        }
-        s->from[s->nfrom++] = f;
     }
 }
 
@@ -753,7 +781,8 @@ static sql_select *parse_core(parser *p)
             push_ptr(p, (void ***)&s->aliases, &na, &acap, (void *)alias) < 0)
             return NULL;
     } while (accept_op(p, ","));
-    if (accept_kw(p, "FROM") && parse_from(p, s) < 0)
+    uint32_t fcap = 0;
+    if (accept_kw(p, "FROM") && parse_from(p, s, &fcap) < 0)
         return NULL;
     if (accept_kw(p, "WHERE") && (s->where = parse_expr(p)) == NULL)
         return NULL;

@@ -356,7 +356,7 @@ static int insert_map(sql_exec *x, const sql_stmt *st, sql_table *t, int32_t *ma
 static int run_insert(em_sql_session *s, sql_exec *x, const sql_stmt *st, em_sql_result *r)
 {
     sql_table *t = em__sql_catalog_find(&s->cat, st->table);
-    uint32_t nsrc;
+    uint32_t nsrc = 0;
     int rc;
     if (t == NULL) {
         const char *sg = em__sql_catalog_suggest(&s->cat, st->table);

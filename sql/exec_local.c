@@ -211,7 +211,8 @@ static int join_emit(join_ctx *j, const em_sql_value *l, const em_sql_value *r, 
     if (row == NULL)
         return EM_ENOMEM;
     memcpy(row, l, p->width * sizeof *row);
-    memcpy(row + p->off, r + p->off, p->slice * sizeof *row);
+    for (uint32_t i = 0; i < p->nslices; i++)
+        memcpy(row + p->slice_off[i], r + p->slice_off[i], p->slice_len[i] * sizeof *row);
     if (p->pred != NULL) {
         sql_env env = {.row = row, .outer = j->outer};
         em_sql_value t;

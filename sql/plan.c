@@ -418,38 +418,45 @@ static uint64_t est_rows(const sql_item *it)
     return n >> (2 * (it->npushed < 8 ? it->npushed : 8));
 }
 
-/* Joins item k to cur: equality conjuncts become keys, other ready conjuncts the residual. */
-static sql_plan *join_item(planner *pl, sql_scope *sc, sql_plan *cur, uint64_t avail, uint32_t k,
-                           conj *cs, uint32_t nc, int kind)
+/* Joins right (filling the items of rmask) to left (items of lmask): equality conjuncts
+ * with one side on each become hash keys, the other ready conjuncts the residual. For an
+ * inner join only conjuncts touching both sides are taken (the others were applied below);
+ * for a LEFT join cs holds just its ON conjuncts. */
+static sql_plan *join_plans(planner *pl, sql_scope *sc, sql_plan *left, uint64_t lmask,
+                            sql_plan *right, uint64_t rmask, conj *cs, uint32_t nc, int kind)
 {
-    sql_item *it = &sc->items[k];
-    uint64_t kb = (uint64_t)1 << k, now = avail | kb;
-    sql_plan *j = new_plan(pl, P_JOIN, cur, sc->width);
+    uint64_t now = lmask | rmask;
+    sql_plan *j = new_plan(pl, P_JOIN, left, sc->width);
     uint32_t nkeys = 0;
     if (j == NULL)
         return NULL;
     j->join = (uint8_t)kind;
-    j->right = it->leaf;
-    j->off = it->off;
-    j->slice = it->ncols;
+    j->right = right;
     j->lkeys = alloc(pl, (nc + 1) * sizeof *j->lkeys);
     j->rkeys = alloc(pl, (nc + 1) * sizeof *j->rkeys);
-    if (j->lkeys == NULL || j->rkeys == NULL)
+    j->slice_off = alloc(pl, sc->nitems * sizeof *j->slice_off);
+    j->slice_len = alloc(pl, sc->nitems * sizeof *j->slice_len);
+    if (j->lkeys == NULL || j->rkeys == NULL || j->slice_off == NULL || j->slice_len == NULL)
         return NULL;
+    for (uint32_t i = 0; i < sc->nitems; i++)
+        if (rmask & ((uint64_t)1 << i)) {
+            j->slice_off[j->nslices] = sc->items[i].off;
+            j->slice_len[j->nslices++] = sc->items[i].ncols;
+        }
     for (uint32_t i = 0; i < nc; i++) {
         conj *c = &cs[i];
-        if (c->used || (c->mask & ~now) != 0 || (kind == J_INNER && !(c->mask & kb)))
+        if (c->used || (c->mask & ~now) != 0 || (kind == J_INNER && !(c->mask & rmask)))
             continue;
         c->used = true;
         sql_expr *e = c->e;
         if (e->kind == E_BINARY && e->op == OP_EQ) {
             uint64_t ma = expr_mask(sc, e->a), mb = expr_mask(sc, e->b);
-            if (ma && mb && (ma & ~avail) == 0 && mb == kb) {
+            if (ma && mb && (ma & ~lmask) == 0 && (mb & ~rmask) == 0) {
                 j->lkeys[nkeys] = e->a;
                 j->rkeys[nkeys++] = e->b;
                 continue;
             }
-            if (ma && mb && (mb & ~avail) == 0 && ma == kb) {
+            if (ma && mb && (mb & ~lmask) == 0 && (ma & ~rmask) == 0) {
                 j->lkeys[nkeys] = e->b;
                 j->rkeys[nkeys++] = e->a;
                 continue;
@@ -460,6 +467,12 @@ static sql_plan *join_item(planner *pl, sql_scope *sc, sql_plan *cur, uint64_t a
     }
     j->nkeys = nkeys;
     return j;
+}
+
+static sql_plan *join_item(planner *pl, sql_scope *sc, sql_plan *cur, uint64_t avail, uint32_t k,
+                           conj *cs, uint32_t nc, int kind)
+{
+    return join_plans(pl, sc, cur, avail, sc->items[k].leaf, (uint64_t)1 << k, cs, nc, kind);
 }
 
 /* Applies the unused conjuncts whose items are all in avail, as one filter. */
@@ -491,7 +504,54 @@ static bool connected(const conj *cs, uint32_t nc, uint64_t avail, uint32_t k)
     return false;
 }
 
-/* Plans the inner-join run of items [i, j) onto cur (NULL when it starts the FROM). */
+/* Greedy left-deep join of the items in todo onto cur: the smallest item connected to what
+ * is joined by a conjunct first, an unconnected one (a cartesian product) only when none is. */
+static sql_plan *plan_greedy(planner *pl, sql_scope *sc, sql_plan *cur, uint64_t *avail,
+                             uint64_t todo, conj *cs, uint32_t nc)
+{
+    while (todo) {
+        int best = -1;
+        bool best_conn = false;
+        for (uint32_t k = 0; k < sc->nitems; k++) {
+            if (!(todo & ((uint64_t)1 << k)))
+                continue;
+            bool conn = cur != NULL && connected(cs, nc, *avail, k);
+            if (best < 0 || (conn && !best_conn) ||
+                (conn == best_conn && est_rows(&sc->items[k]) < est_rows(&sc->items[best]))) {
+                best = (int)k;
+                best_conn = conn;
+            }
+        }
+        uint32_t k = (uint32_t)best;
+        if (cur == NULL)
+            cur = sc->items[k].leaf;
+        else if ((cur = join_item(pl, sc, cur, *avail, k, cs, nc, J_INNER)) == NULL)
+            return NULL;
+        *avail |= (uint64_t)1 << k;
+        todo &= ~((uint64_t)1 << k);
+        if ((cur = apply_ready(pl, cur, *avail, cs, nc)) == NULL)
+            return NULL;
+    }
+    return cur;
+}
+
+/* Items of todo linked to item k through conjuncts over todo's items (its component). */
+static uint64_t component(const conj *cs, uint32_t nc, uint64_t todo, uint32_t k)
+{
+    uint64_t comp = (uint64_t)1 << k, prev = 0;
+    while (comp != prev) {
+        prev = comp;
+        for (uint32_t c = 0; c < nc; c++)
+            if (!cs[c].used && (cs[c].mask & comp) && (cs[c].mask & ~todo) == 0)
+                comp |= cs[c].mask;
+    }
+    return comp;
+}
+
+/* Plans the inner-join run of items [i, j) onto cur (NULL when it starts the FROM). Items
+ * linked by conjuncts form components; each component is joined on its own (greedy), and
+ * only then are components multiplied, so a cartesian product never inflates the input of
+ * a join that a condition could have shrunk (sqllogictest select4/select5). */
 static sql_plan *plan_run(planner *pl, sql_scope *sc, sql_plan *cur, uint64_t *avail,
                           uint32_t i, uint32_t j, conj *cs, uint32_t nc)
 {
@@ -512,26 +572,20 @@ static sql_plan *plan_run(planner *pl, sql_scope *sc, sql_plan *cur, uint64_t *a
     uint64_t todo = 0;
     for (uint32_t k = i; k < j; k++)
         todo |= (uint64_t)1 << k;
+    if (cur != NULL) /* after a LEFT join: extend what is joined */
+        return plan_greedy(pl, sc, cur, avail, todo, cs, nc);
     while (todo) {
-        int best = -1;
-        bool best_conn = false;
-        for (uint32_t k = i; k < j; k++) {
-            if (!(todo & ((uint64_t)1 << k)))
-                continue;
-            bool conn = cur != NULL && connected(cs, nc, *avail, k);
-            if (best < 0 || (conn && !best_conn) ||
-                (conn == best_conn && est_rows(&sc->items[k]) < est_rows(&sc->items[best]))) {
-                best = (int)k;
-                best_conn = conn;
-            }
-        }
-        uint32_t k = (uint32_t)best;
-        if (cur == NULL)
-            cur = sc->items[k].leaf;
-        else if ((cur = join_item(pl, sc, cur, *avail, k, cs, nc, J_INNER)) == NULL)
+        uint32_t k = (uint32_t)__builtin_ctzll(todo);
+        uint64_t comp = component(cs, nc, todo, k), cavail = 0;
+        sql_plan *part = plan_greedy(pl, sc, NULL, &cavail, comp, cs, nc);
+        if (part == NULL)
             return NULL;
-        *avail |= (uint64_t)1 << k;
-        todo &= ~((uint64_t)1 << k);
+        todo &= ~comp;
+        if (cur == NULL)
+            cur = part;
+        else if ((cur = join_plans(pl, sc, cur, *avail, part, comp, cs, nc, J_INNER)) == NULL)
+            return NULL;
+        *avail |= comp;
         if ((cur = apply_ready(pl, cur, *avail, cs, nc)) == NULL)
             return NULL;
     }

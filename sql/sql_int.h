@@ -249,8 +249,11 @@ struct sql_plan {
     sql_plan *in, *right;
     struct sql_table *table;/* P_SCAN */
     const char *label;      /* P_SCAN/P_SUBQ: alias for EXPLAIN */
-    uint32_t off;           /* P_SCAN/P_SUBQ/P_JOIN(right slice): offset in the wide row */
-    uint32_t slice;         /* P_JOIN: width of right's slice; P_SUBQ: sub-plan width */
+    uint32_t off;           /* P_SCAN/P_SUBQ: offset of its slice in the wide row */
+    uint32_t slice;         /* P_SCAN/P_SUBQ: width of its slice */
+    uint32_t *slice_off;    /* P_JOIN: the slices the right side fills, copied into the */
+    uint32_t *slice_len;    /*   left row on a match */
+    uint32_t nslices;
     sql_expr *pred;         /* P_SCAN (pushed-down filter), P_FILTER, P_JOIN (residual) */
     sql_expr **lkeys, **rkeys;
     uint32_t nkeys;

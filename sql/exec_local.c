@@ -394,8 +394,13 @@ static int agg_step(sql_exec *x, const sql_expr *a, agg_state *s, const sql_env 
         return 0;
     }
     case AG_GROUP_CONCAT: {
-        if (s->count > 1 && em_vbuf_append(&s->text, ",", 1) < 0)
-            return oom(x);
+        if (s->count > 1) { /* separator: the second argument, ',' by default */
+            em_sql_value sep = {.type = EM_SQL_TEXT, .len = 1, .u.s = ","};
+            if (a->nargs > 1 && (rc = em__sql_eval(x, a->args[1], env, &sep)) < 0)
+                return rc;
+            if (sep.type != EM_SQL_NULL && em_sql_value_format(&s->text, &sep) < 0)
+                return oom(x);
+        }
         return em_sql_value_format(&s->text, &v) < 0 ? oom(x) : 0;
     }
     default:

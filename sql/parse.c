@@ -241,7 +241,8 @@ static sql_expr *parse_call(parser *p, const sql_tok *name)
         return NULL;
     /* MIN/MAX with two or more arguments are SQLite's scalar min/max: not supported. */
     if ((agg && fn != AG_COUNT && fn != AG_GROUP_CONCAT && e->nargs != 1) ||
-        (fn == AG_COUNT && e->nargs > 1) || (fn == AG_GROUP_CONCAT && e->nargs > 2) ||
+        (fn == AG_COUNT && e->nargs > 1) ||
+        (fn == AG_GROUP_CONCAT && (e->nargs < 1 || e->nargs > 2 || (e->distinct && e->nargs > 1))) ||
         ((fn == FN_ABS || fn == FN_LOWER || fn == FN_UPPER || fn == FN_LENGTH) && e->nargs != 1) ||
         ((fn == FN_NULLIF || fn == FN_IFNULL) && e->nargs != 2) ||
         (fn == FN_COALESCE && e->nargs < 1) || (fn == FN_SUBSTR && (e->nargs < 2 || e->nargs > 3)) ||
@@ -660,6 +661,14 @@ static int parse_from_item(parser *p, sql_from *f)
     } else if ((f->table = ident(p, "a table name")) == NULL)
         return EM_EINVAL;
     f->alias = opt_alias(p);
+    /* SQLite's index hints: accepted and ignored (there are no indexes) */
+    if (is_kw(p, "NOT") && is_kw_at(p, 1, "INDEXED"))
+        p->i += 2;
+    else if (is_kw(p, "INDEXED") && is_kw_at(p, 1, "BY")) {
+        p->i += 2;
+        if (ident(p, "an index name") == NULL)
+            return EM_EINVAL;
+    }
     return p->diag->err.code;
 }
 

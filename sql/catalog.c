@@ -289,6 +289,13 @@ static int run_create(em_sql_session *s, sql_exec *x, const sql_stmt *st)
             table_free(t);
             return em__sql_diag(x->diag, EM_ENOMEM, -1, "out of memory");
         }
+    if (st->csv_path != NULL) { /* loaded now, on the local path (docs/sql.md) */
+        em_err err = EM_ERR_INIT;
+        if (em__sql_csv_load(t, st->csv_path, st->csv_delim, st->csv_header, &err) < 0) {
+            table_free(t);
+            return em__sql_diag(x->diag, err.code, -1, "%s", err.msg);
+        }
+    }
     if (catalog_add(&s->cat, t) < 0) {
         table_free(t);
         return em__sql_diag(x->diag, EM_ENOMEM, -1, "out of memory");

@@ -909,6 +909,47 @@ static int parse_coldef(parser *p, sql_coldef *c)
     return 0;
 }
 
+/* USING csv OPTIONS (path '...', header 'true', delimiter ','), after USING. */
+static int parse_using(parser *p, sql_stmt *st)
+{
+    if (!accept_kw(p, "csv"))
+        return syntax_error(p, "csv (the only table source)");
+    st->csv_delim = ',';
+    if (expect_kw(p, "OPTIONS") < 0 || expect_op(p, "(") < 0)
+        return EM_EINVAL;
+    do {
+        const sql_tok *k = peek(p), *v;
+        if (k->kind != TK_IDENT && k->kind != TK_QIDENT)
+            return syntax_error(p, "an option name (path, header, delimiter)");
+        p->i++;
+        accept_op(p, "=");
+        v = peek(p);
+        if (v->kind != TK_STRING && v->kind != TK_IDENT)
+            return syntax_error(p, "an option value ('...')");
+        p->i++;
+        if (strcasecmp(k->text, "path") == 0)
+            st->csv_path = v->text;
+        else if (strcasecmp(k->text, "header") == 0) {
+            if (strcasecmp(v->text, "true") != 0 && strcasecmp(v->text, "false") != 0)
+                return em__sql_diag(p->diag, EM_EINVAL, v->pos, "header: expected 'true' or 'false'");
+            st->csv_header = strcasecmp(v->text, "true") == 0;
+        } else if (strcasecmp(k->text, "delimiter") == 0 || strcasecmp(k->text, "sep") == 0) {
+            const char *d = strcmp(v->text, "\\t") == 0 ? "\t" : v->text;
+            if (strlen(d) != 1 || d[0] == '"' || d[0] == '\n' || d[0] == '\r')
+                return em__sql_diag(p->diag, EM_EINVAL, v->pos,
+                                    "delimiter: expected one character other than '\"' and line breaks");
+            st->csv_delim = d[0];
+        } else
+            return em__sql_diag(p->diag, EM_EINVAL, k->pos,
+                                "unknown csv option '%s' (path, header, delimiter)", k->text);
+    } while (accept_op(p, ","));
+    if (expect_op(p, ")") < 0)
+        return EM_EINVAL;
+    if (st->csv_path == NULL)
+        return em__sql_diag(p->diag, EM_EINVAL, st->table_pos, "USING csv needs OPTIONS (path '...')");
+    return 0;
+}
+
 static int parse_create_table(parser *p, sql_stmt *st)
 {
     uint32_t cap = 0;
@@ -950,6 +991,8 @@ static int parse_create_table(parser *p, sql_stmt *st)
             return EM_EINVAL;
     } while (accept_op(p, ","));
     if (expect_op(p, ")") < 0)
+        return EM_EINVAL;
+    if (accept_kw(p, "USING") && parse_using(p, st) < 0)
         return EM_EINVAL;
     if (st->ncols == 0)
         return em__sql_diag(p->diag, EM_EINVAL, st->table_pos, "table '%s' has no columns",

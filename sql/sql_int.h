@@ -165,6 +165,9 @@ typedef struct sql_stmt {
     sql_expr ***rows;        /* INSERT VALUES */
     uint32_t nrows, rowlen;
     sql_select *select;      /* SELECT, CREATE AS, INSERT SELECT, EXPLAIN */
+    const char *csv_path;    /* CREATE ... USING csv OPTIONS (path '...') */
+    bool csv_header;         /*   header 'true' */
+    char csv_delim;          /*   delimiter ',' */
     struct sql_stmt *inner;  /* EXPLAIN */
 } sql_stmt;
 
@@ -286,6 +289,15 @@ typedef struct sql_table {
 sql_table *em__sql_catalog_find(sql_catalog *c, const char *name);
 /* Closest table name to `name` within a small edit distance, or NULL. */
 const char *em__sql_catalog_suggest(sql_catalog *c, const char *name);
+
+/* CSV (csv.c): parses one record of p at *off into out[0..*nf) (TEXT pointing into scratch,
+ * NULL for empty unquoted fields); 1 at the end of input; EM_ECORRUPT naming the line. */
+int em__sql_csv_record(const char *p, size_t n, size_t *off, char delim, em_vbuf *scratch,
+                       em_sql_value *out, uint32_t maxf, uint32_t *nf, uint64_t *line,
+                       em_err *err);
+/* Appends the rows of the CSV file at path to t, converting fields to t's column types.
+ * On error t may hold the rows before the bad one: the caller drops t. */
+int em__sql_csv_load(sql_table *t, const char *path, char delim, bool header, em_err *err);
 
 /* Builds the plan of a SELECT (outer: scope of the enclosing query for a subquery, NULL at
  * the top). NULL with diag set on unknown names and misuse. */

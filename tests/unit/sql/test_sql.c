@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sql/sql.h"
 
@@ -222,4 +223,45 @@ Test(sql, shortest_double_reads_back)
     }
     em_sql_double_shortest(buf, 0.1);
     cr_expect_str_eq(buf, "0.1");
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+Test(sql, csv_source_quotes_newlines_and_bad_rows)
+{
+    char dir[] = "/tmp/ember-sql-csv-XXXXXX", path[64], sql[256];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/t.csv", dir);
+    write_file(path, "id,name,score\n1,\"a, b\",2.5\n2,\"two\nlines \"\"q\"\"\",\n");
+    em_sql_session *s = em_sql_session_new(NULL);
+    snprintf(sql, sizeof sql, "CREATE TABLE t (id INTEGER, name TEXT, score DOUBLE) USING csv "
+                              "OPTIONS (path '%s', header 'true'); SELECT * FROM t ORDER BY id", path);
+    em_sql_result *r = run(s, sql);
+    char buf[64];
+    cr_assert_eq(em_sql_result_nrows(r), 2);
+    cr_expect_str_eq(cell(r, 0, 1, buf, sizeof buf), "a, b");
+    cr_expect_str_eq(cell(r, 1, 1, buf, sizeof buf), "two\nlines \"q\"");
+    cr_expect_str_eq(cell(r, 1, 2, buf, sizeof buf), "NULL");
+    em_sql_result_free(r);
+
+    write_file(path, "1,x\n2,3\nbad,4\n");
+    snprintf(sql, sizeof sql, "CREATE TABLE u (a INTEGER, b TEXT) USING csv OPTIONS (path '%s')",
+             path);
+    em_sql_diag d;
+    size_t used;
+    cr_assert_lt(em_sql_exec(s, sql, strlen(sql), &used, &r, &d), 0);
+    cr_expect_not_null(strstr(d.err.msg, "line 3: column a: 'bad' is not an INTEGER"), "%s",
+                       d.err.msg);
+    r = run(s, "SHOW TABLES");
+    cr_expect_eq(em_sql_result_nrows(r), 1, "the failed table must not exist");
+    em_sql_result_free(r);
+    em_sql_session_free(s);
+    unlink(path);
+    rmdir(dir);
 }

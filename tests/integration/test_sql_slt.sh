@@ -4,7 +4,7 @@
 # least as many records per file as tests/integration/sql_slt_baseline.txt records, and the
 # shell's formats, piping and error carets work.
 set -euo pipefail
-build=${1:?usage: test_sql_slt.sh BUILD_DIR}
+build=$(cd "${1:?usage: test_sql_slt.sh BUILD_DIR}" && pwd)
 src=$(cd "$(dirname "$0")/../.." && pwd)
 ember=$build/bin/ember
 [ -x "$ember" ] || { echo "FAIL: $ember not built"; exit 1; }

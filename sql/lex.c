@@ -97,8 +97,11 @@ static size_t op_len(const char *s, size_t n)
 static int scan_quoted(em_arena *a, const char *src, size_t n, size_t *i, char cq, sql_tok *t,
                        em_sql_diag *diag)
 {
-    size_t start = *i, j = *i + 1;
-    char *buf = em_arena_alloc(a, n - start + 1);
+    size_t start = *i, j = *i + 1, end = j;
+    /* find the closing quote first, so the buffer is the token's size, not the input's */
+    while (end < n && !(src[end] == cq && !(end + 1 < n && src[end + 1] == cq && cq != ']')))
+        end += (end + 1 < n && src[end] == cq && src[end + 1] == cq) ? 2 : 1;
+    char *buf = em_arena_alloc(a, end - start + 1);
     size_t k = 0;
     if (buf == NULL)
         return em__sql_diag(diag, EM_ENOMEM, -1, "out of memory");

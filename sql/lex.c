@@ -34,9 +34,19 @@ int em_sql_diag_format(em_vbuf *out, const char *sql, size_t len, const em_sql_d
         le++;
     for (size_t i = 0; i < ls; i++)
         line += sql[i] == '\n';
-    char head[32];
-    int hl = snprintf(head, sizeof head, "LINE %u: ", line);
-    if ((rc = em_vbuf_printf(out, "\n%s%.*s\n", head, (int)(le - ls), sql + ls)) < 0)
+    /* long lines are clipped around the caret: at most 60 bytes before it, 60 after */
+    const char *pre = "", *post = "";
+    if (pos - ls > 60) {
+        ls = pos - 40;
+        pre = "...";
+    }
+    if (le - pos > 60) {
+        le = pos + 40;
+        post = "...";
+    }
+    char head[40];
+    int hl = snprintf(head, sizeof head, "LINE %u: %s", line, pre);
+    if ((rc = em_vbuf_printf(out, "\n%s%.*s%s\n", head, (int)(le - ls), sql + ls, post)) < 0)
         return rc;
     for (size_t i = 0; i < (size_t)hl + (pos - ls); i++) {
         char c = (i >= (size_t)hl && sql[ls + i - hl] == '\t') ? '\t' : ' ';

@@ -21,7 +21,10 @@ typedef struct parser {
     int depth;
 } parser;
 
-#define MAX_DEPTH 200   /* nesting of expressions and subqueries: bounds the C stack */
+/* Height of expression trees and nesting of subqueries: bounds the recursion of the parser,
+ * binder, folder and evaluator (each a few frames per level) on untrusted SQL. Every nesting
+ * level and every operator of a chain (a + b + c ...) counts one. */
+#define MAX_DEPTH 1000
 
 static const char *const reserved[] = {
     "FROM", "WHERE", "GROUP", "HAVING", "ORDER", "LIMIT", "OFFSET", "UNION", "EXCEPT",
@@ -166,10 +169,21 @@ static sql_expr *parse_expr(parser *p);
 static sql_expr *parse_not(parser *p);
 static sql_select *parse_select(parser *p);
 
+/* One more level of nesting; false (error set) past MAX_DEPTH. */
+static bool deeper(parser *p)
+{
+    if (++p->depth <= MAX_DEPTH)
+        return true;
+    em__sql_diag(p->diag, EM_EINVAL, peek(p)->pos, "expression nested too deeply (max %d)",
+                 MAX_DEPTH);
+    return false;
+}
+
+/* l op r; each operator of a chain adds one level of depth (restored by the chain's loop). */
 static sql_expr *binary(parser *p, int kind, int op, sql_expr *l, sql_expr *r)
 {
     sql_expr *e;
-    if (l == NULL || r == NULL || (e = node(p, kind, l->pos)) == NULL)
+    if (l == NULL || r == NULL || !deeper(p) || (e = node(p, kind, l->pos)) == NULL)
         return NULL;
     e->op = (uint8_t)op;
     e->a = l;
@@ -447,7 +461,7 @@ static sql_expr *parse_unary(parser *p)
     return parse_primary(p);
 }
 
-static sql_expr *parse_concat(parser *p)
+static sql_expr *parse_concat_chain(parser *p)
 {
     sql_expr *l = parse_unary(p);
     while (l != NULL && accept_op(p, "||"))
@@ -455,7 +469,15 @@ static sql_expr *parse_concat(parser *p)
     return l;
 }
 
-static sql_expr *parse_mul(parser *p)
+static sql_expr *parse_concat(parser *p)
+{
+    int depth = p->depth;
+    sql_expr *e = parse_concat_chain(p);
+    p->depth = depth;
+    return e;
+}
+
+static sql_expr *parse_mul_chain(parser *p)
 {
     sql_expr *l = parse_concat(p);
     for (;;) {
@@ -467,7 +489,15 @@ static sql_expr *parse_mul(parser *p)
     }
 }
 
-static sql_expr *parse_add(parser *p)
+static sql_expr *parse_mul(parser *p)
+{
+    int depth = p->depth;
+    sql_expr *e = parse_mul_chain(p);
+    p->depth = depth;
+    return e;
+}
+
+static sql_expr *parse_add_chain(parser *p)
 {
     sql_expr *l = parse_mul(p);
     for (;;) {
@@ -478,7 +508,15 @@ static sql_expr *parse_add(parser *p)
     }
 }
 
-static sql_expr *parse_cmp(parser *p)
+static sql_expr *parse_add(parser *p)
+{
+    int depth = p->depth;
+    sql_expr *e = parse_add_chain(p);
+    p->depth = depth;
+    return e;
+}
+
+static sql_expr *parse_cmp_chain(parser *p)
 {
     sql_expr *l = parse_add(p);
     for (;;) {
@@ -488,6 +526,14 @@ static sql_expr *parse_cmp(parser *p)
             return l;
         l = binary(p, E_BINARY, op, l, parse_add(p));
     }
+}
+
+static sql_expr *parse_cmp(parser *p)
+{
+    int depth = p->depth;
+    sql_expr *e = parse_cmp_chain(p);
+    p->depth = depth;
+    return e;
 }
 
 /* [NOT] IN ( list | select ) | IN table, after IN. */
@@ -532,10 +578,12 @@ static sql_expr *parse_in(parser *p, sql_expr *l, bool neg)
     return expect_op(p, ")") < 0 ? NULL : e;
 }
 
-static sql_expr *parse_eq(parser *p)
+static sql_expr *parse_eq_chain(parser *p)
 {
     sql_expr *l = parse_cmp(p), *e;
     while (l != NULL) {
+        if (!deeper(p)) /* IS NULL, BETWEEN, IN chains nest without binary() */
+            return NULL;
         int op = accept_op(p, "=") || accept_op(p, "==") ? OP_EQ
                  : accept_op(p, "!=") || accept_op(p, "<>") ? OP_NE : -1;
         if (op >= 0) {
@@ -591,6 +639,14 @@ static sql_expr *parse_eq(parser *p)
     return l;
 }
 
+static sql_expr *parse_eq(parser *p)
+{
+    int depth = p->depth;
+    sql_expr *e = parse_eq_chain(p);
+    p->depth = depth;
+    return e;
+}
+
 static sql_expr *parse_not(parser *p)
 {
     const sql_tok *t = peek(p);
@@ -612,12 +668,20 @@ static sql_expr *parse_not(parser *p)
     return parse_eq(p);
 }
 
-static sql_expr *parse_and(parser *p)
+static sql_expr *parse_and_chain(parser *p)
 {
     sql_expr *l = parse_not(p);
     while (l != NULL && accept_kw(p, "AND"))
         l = binary(p, E_AND, 0, l, parse_not(p));
     return l;
+}
+
+static sql_expr *parse_and(parser *p)
+{
+    int depth = p->depth;
+    sql_expr *e = parse_and_chain(p);
+    p->depth = depth;
+    return e;
 }
 
 static sql_expr *parse_expr(parser *p)
@@ -627,10 +691,11 @@ static sql_expr *parse_expr(parser *p)
         em__sql_diag(p->diag, EM_EINVAL, peek(p)->pos, "expression nested too deeply");
         return NULL;
     }
+    int depth = p->depth;
     l = parse_and(p);
     while (l != NULL && accept_kw(p, "OR"))
         l = binary(p, E_OR, 0, l, parse_and(p));
-    p->depth--;
+    p->depth = depth - 1;
     return l;
 }
 

@@ -365,6 +365,8 @@ static int push_conj(planner *pl, conj **cs, uint32_t *n, uint32_t *cap, sql_exp
 static int split_bind(planner *pl, sql_scope *sc, sql_expr *e, conj **cs, uint32_t *n,
                       uint32_t *cap)
 {
+    if (e->kind == E_OR && em__sql_factor_or(pl->a, &e) < 0)
+        return em__sql_diag(pl->diag, EM_ENOMEM, -1, "out of memory");
     if (e->kind == E_AND) {
         int rc = split_bind(pl, sc, e->a, cs, n, cap);
         return rc < 0 ? rc : split_bind(pl, sc, e->b, cs, n, cap);

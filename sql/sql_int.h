@@ -304,6 +304,9 @@ int em__sql_csv_load(sql_table *t, const char *path, char delim, bool header, em
 struct sql_scope;
 sql_plan *em__sql_plan_select(em_arena *a, sql_catalog *cat, sql_select *sel,
                               struct sql_scope *outer, em_sql_diag *diag);
+/* Rewrites an OR whose branches share conjuncts, (c AND p) OR (c AND q), into
+ * c AND (p OR q) (rewrite.c); *e is replaced, unbound expressions only. */
+int em__sql_factor_or(em_arena *a, sql_expr **e);
 /* Constant-folds e in place where every operand is a literal. */
 int em__sql_fold(em_arena *a, sql_expr *e);
 /* Appends the plan as an indented tree (EXPLAIN). */

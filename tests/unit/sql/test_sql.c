@@ -265,3 +265,25 @@ Test(sql, csv_source_quotes_newlines_and_bad_rows)
     unlink(path);
     rmdir(dir);
 }
+
+Test(sql, or_branches_sharing_a_join_condition_hash_join)
+{
+    em_sql_session *s = em_sql_session_new(NULL);
+    em_sql_result *r = run(s, "CREATE TABLE p (pk INTEGER, brand TEXT);"
+                              "CREATE TABLE l (lk INTEGER, qty INTEGER);"
+                              "INSERT INTO p VALUES (1, 'a'), (2, 'b');"
+                              "INSERT INTO l VALUES (1, 5), (2, 15), (1, 30);"
+                              "EXPLAIN SELECT sum(qty) FROM l, p WHERE (pk = lk AND brand = 'a' "
+                              "AND qty < 10) OR (lk = pk AND brand = 'b' AND qty > 10)");
+    bool hash = false;
+    char buf[512];
+    for (size_t i = 0; i < em_sql_result_nrows(r); i++)
+        hash |= strstr(cell(r, i, 0, buf, sizeof buf), "HashJoin") != NULL;
+    cr_expect(hash, "the shared pk = lk must become a hash-join key");
+    em_sql_result_free(r);
+    r = run(s, "SELECT sum(qty) FROM l, p WHERE (pk = lk AND brand = 'a' AND qty < 10) OR "
+               "(lk = pk AND brand = 'b' AND qty > 10)");
+    cr_expect_str_eq(cell(r, 0, 0, buf, sizeof buf), "20");
+    em_sql_result_free(r);
+    em_sql_session_free(s);
+}

@@ -413,9 +413,11 @@ static int agg_final(sql_exec *x, const sql_expr *a, agg_state *s, em_sql_value 
     switch (a->op) {
     case AG_COUNT: *out = em__sql_int(s->count); break;
     case AG_SUM:
+        if (s->overflow && !s->is_double) /* SQLite: all-integer sums do not overflow silently */
+            return em__sql_diag(x->diag, EM_EINVAL, a->pos, "integer overflow in sum()");
         if (s->count == 0)
             *out = em__sql_null();
-        else if (s->is_double || s->overflow)
+        else if (s->is_double)
             *out = em__sql_dbl(s->dsum);
         else
             *out = em__sql_int(s->isum);

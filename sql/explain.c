@@ -4,7 +4,7 @@
 
 #include "sql/sql_int.h"
 
-static const char *const binops[] = {"+", "-", "*", "/", "%", "||", "=", "<>", "<", "<=", ">", ">="};
+static const char *const binops[] = {"+", "-", "*", "/", "%", "||", "&", "|", "<<", ">>", "=", "<>", "<", "<=", ">", ">="};
 static const char *const fns[] = {"abs", "coalesce", "nullif", "lower", "upper", "length",
                                   "substr", "ifnull", "extract_year", "round", "count", "sum",
                                   "avg", "min", "max", "total", "group_concat"};

@@ -312,6 +312,16 @@ static int eval_unary(sql_exec *x, const sql_expr *e, const sql_env *env, em_sql
         *out = t < 0 ? em__sql_null() : em__sql_bool(!t);
         return 0;
     }
+    if (e->op == '~') {
+        em_sql_value i;
+        if (a.type == EM_SQL_NULL) {
+            *out = a;
+            return 0;
+        }
+        em__sql_cast(x->arena, &a, EM_SQL_INT, &i);
+        *out = em__sql_int(~i.u.i);
+        return 0;
+    }
     em_sql_value zero = em__sql_int(0);
     return em__sql_binop(x->arena, OP_SUB, &zero, &a, out) < 0 ? oom(x) : 0;
 }

@@ -95,12 +95,12 @@ static bool is_ident_char(int c)
 /* Length of the operator at s (0 when none). */
 static size_t op_len(const char *s, size_t n)
 {
-    static const char *const two[] = {"==", "!=", "<>", "<=", ">=", "||"};
+    static const char *const two[] = {"==", "!=", "<>", "<=", ">=", "||", "<<", ">>"};
     if (n >= 2)
         for (size_t i = 0; i < sizeof two / sizeof two[0]; i++)
             if (s[0] == two[i][0] && s[1] == two[i][1])
                 return 2;
-    return strchr("(),.;+-*/%=<>", s[0]) != NULL && s[0] != '\0' ? 1 : 0;
+    return strchr("(),.;+-*/%=<>&|~", s[0]) != NULL && s[0] != '\0' ? 1 : 0;
 }
 
 /* Scans a quoted token starting at src[i] (quote q, closing cq); doubled closers escape. */

@@ -442,7 +442,8 @@ static sql_expr *parse_unary(parser *p)
 {
     const sql_tok *t = peek(p);
     sql_expr *e, *a;
-    if (t->kind == TK_OP && (t->text[0] == '-' || t->text[0] == '+') && t->len == 1) {
+    if (t->kind == TK_OP && (t->text[0] == '-' || t->text[0] == '+' || t->text[0] == '~') &&
+        t->len == 1) {
         p->i++;
         if (++p->depth > MAX_DEPTH) {
             em__sql_diag(p->diag, EM_EINVAL, t->pos, "expression nested too deeply");
@@ -516,15 +517,35 @@ static sql_expr *parse_add(parser *p)
     return e;
 }
 
-static sql_expr *parse_cmp_chain(parser *p)
+static sql_expr *parse_bit_chain(parser *p)
 {
     sql_expr *l = parse_add(p);
+    for (;;) {
+        int op = accept_op(p, "&") ? OP_BITAND : accept_op(p, "|") ? OP_BITOR
+                 : accept_op(p, "<<") ? OP_SHL : accept_op(p, ">>") ? OP_SHR : -1;
+        if (op < 0 || l == NULL)
+            return l;
+        l = binary(p, E_BINARY, op, l, parse_add(p));
+    }
+}
+
+static sql_expr *parse_bit(parser *p)
+{
+    int depth = p->depth;
+    sql_expr *e = parse_bit_chain(p);
+    p->depth = depth;
+    return e;
+}
+
+static sql_expr *parse_cmp_chain(parser *p)
+{
+    sql_expr *l = parse_bit(p);
     for (;;) {
         int op = accept_op(p, "<") ? OP_LT : accept_op(p, "<=") ? OP_LE
                  : accept_op(p, ">") ? OP_GT : accept_op(p, ">=") ? OP_GE : -1;
         if (op < 0 || l == NULL)
             return l;
-        l = binary(p, E_BINARY, op, l, parse_add(p));
+        l = binary(p, E_BINARY, op, l, parse_bit(p));
     }
 }
 

@@ -82,6 +82,24 @@ static int read_sql(slt *t, em_vbuf *sql, bool *has_results)
     return 0;
 }
 
+/* "%.3f" as SQLite's printf does it: at most 16 significant digits, so beyond 1e16 the
+ * integer part is 16 rounded digits followed by zeros (-9223372036854776000.000). */
+static void render_real(double d, em_vbuf *out)
+{
+    char m[40];
+    int e;
+    if (!isfinite(d) || fabs(d) < 1e16) {
+        em_vbuf_printf(out, "%.3f", d);
+        return;
+    }
+    snprintf(m, sizeof m, "%.15e", fabs(d)); /* d.ddddddddddddddde+XX */
+    e = atoi(strchr(m, 'e') + 1);
+    em_vbuf_printf(out, "%s%c%.15s", d < 0 ? "-" : "", m[0], m + 2);
+    for (int i = 16; i <= e; i++)
+        em_vbuf_printf(out, "0");
+    em_vbuf_printf(out, ".000");
+}
+
 /* Renders v by type letter c into out (NUL-terminated). */
 static void render(char c, const em_sql_value *v, em_vbuf *out)
 {
@@ -101,7 +119,7 @@ static void render(char c, const em_sql_value *v, em_vbuf *out)
                     : n.u.d <= -9223372036854775808.0 ? INT64_MIN : (int64_t)n.u.d;
             em_vbuf_printf(out, "%lld", (long long)i);
         } else
-            em_vbuf_printf(out, "%.3f", n.type == EM_SQL_DOUBLE ? n.u.d : (double)n.u.i);
+            render_real(n.type == EM_SQL_DOUBLE ? n.u.d : (double)n.u.i, out);
         return;
     }
     em_sql_value_format(out, v);

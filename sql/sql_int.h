@@ -48,7 +48,7 @@ typedef enum sql_expr_kind {
     E_NAME,     /* [qual.]name, before binding */
     E_COL,      /* bound column: level (0 = this query, 1 = its outer query...), col */
     E_STAR,     /* * or qual.* in a select list or COUNT(*) */
-    E_UNARY,    /* op: '-', '+', '!' (NOT) */
+    E_UNARY,    /* op: '-', '+', '!' (NOT), '~' (bitwise not) */
     E_BINARY,   /* op: see sql_binop */
     E_AND,
     E_OR,
@@ -68,6 +68,7 @@ typedef enum sql_expr_kind {
 
 typedef enum sql_binop {
     OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_MOD, OP_CONCAT,
+    OP_BITAND, OP_BITOR, OP_SHL, OP_SHR,   /* SQLite's integer bit operators */
     OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE,
 } sql_binop;
 

@@ -311,6 +311,25 @@ static em_sql_value int_arith(int op, int64_t x, int64_t y)
     }
 }
 
+/* SQLite's & | << >>: a negative shift count shifts the other way; shifting 64 or more
+ * bits gives 0 (or -1 for a negative number shifted right). */
+static int64_t bit_op(int op, int64_t x, int64_t y)
+{
+    if (op == OP_BITAND)
+        return x & y;
+    if (op == OP_BITOR)
+        return x | y;
+    if (y < 0) {
+        op = op == OP_SHL ? OP_SHR : OP_SHL;
+        y = y == INT64_MIN ? 64 : -y;
+    }
+    if (y >= 64)
+        return op == OP_SHR && x < 0 ? -1 : 0;
+    if (op == OP_SHL)
+        return (int64_t)((uint64_t)x << y);
+    return x >> y; /* arithmetic on gcc/clang, as SQLite relies on */
+}
+
 int em__sql_binop(em_arena *a, int op, const em_sql_value *x, const em_sql_value *y,
                   em_sql_value *out)
 {
@@ -320,6 +339,13 @@ int em__sql_binop(em_arena *a, int op, const em_sql_value *x, const em_sql_value
     }
     if (op == OP_CONCAT)
         return concat(a, x, y, out);
+    if (op >= OP_BITAND && op <= OP_SHR) {
+        em_sql_value ix, iy;
+        em__sql_cast(a, x, EM_SQL_INT, &ix);
+        em__sql_cast(a, y, EM_SQL_INT, &iy);
+        *out = em__sql_int(bit_op(op, ix.u.i, iy.u.i));
+        return 0;
+    }
     em_sql_value nx = as_num(x), ny = as_num(y);
     if (nx.type != EM_SQL_DOUBLE && ny.type != EM_SQL_DOUBLE) {
         *out = int_arith(op, nx.u.i, ny.u.i);

@@ -287,3 +287,22 @@ Test(sql, or_branches_sharing_a_join_condition_hash_join)
     em_sql_result_free(r);
     em_sql_session_free(s);
 }
+
+Test(sql, bit_operators_and_sum_overflow_as_sqlite)
+{
+    const char *want[] = {"-9223372036854775808", "0", "-4", "1", "7", "-1", "14"};
+    expect_row("SELECT 1 << 63, 1 << 64, -8 >> 1, 5 & 3, 5 | 3, ~0, 3 + 4 << 1", want, 7);
+    em_sql_session *s = em_sql_session_new(NULL);
+    em_sql_result *r = run(s, "CREATE TABLE t (x INTEGER); INSERT INTO t VALUES "
+                              "(9223372036854775807), (1)");
+    const char *q = "SELECT sum(x) FROM t";
+    em_sql_diag d;
+    size_t used;
+    em_sql_result_free(r);
+    cr_expect_lt(em_sql_exec(s, q, strlen(q), &used, &r, &d), 0);
+    cr_expect_not_null(strstr(d.err.msg, "integer overflow"));
+    r = run(s, "SELECT total(x), avg(x) FROM t");
+    cr_expect_eq(em_sql_result_row(r, 0)[0].type, EM_SQL_DOUBLE);
+    em_sql_result_free(r);
+    em_sql_session_free(s);
+}

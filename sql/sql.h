@@ -135,6 +135,15 @@ const char *const *em_sql_session_tables(em_sql_session *s, size_t *n);
 /* Appends CREATE TABLE text for table name; EM_EPLAN when it does not exist. */
 int em_sql_session_schema(em_sql_session *s, const char *name, em_vbuf *out, em_err *err);
 
+/* The rows of r as a dataset of BYTES records, one row each in the row codec format above
+ * (decode with em_sql_row_decode and em_sql_result_ncols columns), split into nparts slices
+ * (0 = the engine's default). The rows are copied: r may be freed afterwards. NULL with err
+ * set on OOM or a result without columns. Driver thread. */
+struct em_context;
+struct em_rdd;
+struct em_rdd *em_sql_result_to_rdd(struct em_context *sc, const em_sql_result *r,
+                                    uint32_t nparts, em_err *err);
+
 /* ---------------------------------------------------------------- sqllogictest
  * Runs a sqllogictest script (format in docs/sql.md and ../shared/sqllogictest/README.md)
  * in a fresh session. Every record counts as passed or failed; a failed record is reported

@@ -160,5 +160,9 @@ int em__cli_executor(int argc, char **argv);   /* cmd_executor.c */
 void em__cli_run_example_help(FILE *f);
 void em__cli_executor_help(FILE *f);
 void em__cli_gen_help(FILE *f, const char *what); /* what: NULL, "text", "graph", "records" */
+#ifdef EMBER_HAVE_SQL
+int em__cli_sql(int argc, char **argv);   /* sql_shell.c: `ember sql` */
+void em__cli_sql_help(FILE *f);
+#endif
 
 #endif /* EMBER_CLI_H */

@@ -39,6 +39,10 @@ static const cli_command commands[] = {
      em__cli_submit_help},
     {"executor", "run one executor process of a cluster application", em__cli_executor,
      em__cli_executor_help},
+#ifdef EMBER_HAVE_SQL
+    {"sql", "the SQL shell; also runs SQL scripts and sqllogictest files", em__cli_sql,
+     em__cli_sql_help},
+#endif
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

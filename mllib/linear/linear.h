@@ -76,7 +76,8 @@ double em_linear_predict(const em_linear_model *m, const em_ml_row *x);
 
 /* Prediction pairs (mllib/eval/eval.h layout: f64 score, f64 label) for a labeled data set,
  * lazily: the model travels in a broadcast, each partition is scored in batches (GEMV/GEMM
- * on dense batches). *out is a new handle. */
+ * on dense batches). *out is a new handle. The broadcast (rows x (dim + 1) doubles) lives
+ * until the context ends, since *out may be evaluated any number of times. */
 int em_linear_predict_pairs(em_context *sc, const em_linear_model *m, const em_ml_data *d,
                             em_rdd **out, em_err *err);
 

@@ -132,7 +132,7 @@ static double predict_of(const em_linear_model *m, double s)
 
 double em_linear_score(const em_linear_model *m, const em_ml_row *x)
 {
-    double zs[16], *z = m->rows <= 16 ? zs : em_xmalloc(sizeof(double) * m->rows);
+    double zs[16] = {0}, *z = m->rows <= 16 ? zs : em_xmalloc(sizeof(double) * m->rows);
     for (uint32_t r = 0; r < m->rows; r++)
         z[r] = em_linear_margin(m, x, r);
     double s = score_of(m, z);

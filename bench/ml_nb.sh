@@ -34,6 +34,7 @@ fi
 
 results=$benchdir/ml_nb.results
 : > "$results"
+: > "$benchdir/ml_nb.measure"
 for master in 'local[2]' 'local-cluster[2,1]'; do
     for r in $(seq "$runs"); do
         label=ml_nb_$(echo "$master" | tr -dc 'a-z0-9')_$r

@@ -9,6 +9,8 @@
 #include "mllib/clustering/kmeans.h"
 #include "mllib/decomp/decomp.h"
 #include "mllib/mllib.h"
+#include "mllib/mlp/mlp.h"
+#include "mllib/tuning/tuning.h"
 
 static void (*g_on_context)(em_context *sc);
 
@@ -39,6 +41,10 @@ static const ml_algo algos[] = {
     {"svd", "top-k singular values and vectors (Gramian or Lanczos)", em_svd_cli_main,
      em_svd_cli_help},
     {"pca", "principal components and explained variance", em_pca_cli_main, em_pca_cli_help},
+    {"mlp", "neural network (multilayer perceptron), float32 GEMM layers", em_mlp_cli_main,
+     em_mlp_cli_help},
+    {"tune", "MLP hyper-parameter search, one task per trial", em_tune_cli_main,
+     em_tune_cli_help},
 };
 #define NALGOS (sizeof algos / sizeof algos[0])
 

@@ -5,6 +5,8 @@
 #include "mllib/clustering/kmeans.h"
 #include "mllib/decomp/decomp.h"
 #include "mllib/linalg/rows.h"
+#include "mllib/mlp/mlp.h"
+#include "mllib/tuning/tuning.h"
 #include "mllib/mllib.h"
 
 static int (*const modules[])(void) = {
@@ -12,6 +14,8 @@ static int (*const modules[])(void) = {
     em_linalg_register,
     em_kmeans_register,
     em_decomp_register,
+    em_mlp_register,
+    em_tune_register,
 };
 
 int em_ml_register(void)

@@ -240,7 +240,7 @@ int em_tune_cli_main(int argc, char **argv)
     em_err err = EM_ERR_INIT;
     em_tune_space space;
     if (em_tune_space_parse(t.space, &space, &err) < 0)
-        return em_ml_cli_usage(c, "--space: %s", err.msg);
+        return em_ml_cli_usage(c, "--%s", err.msg);
     em_context *sc = em_ml_cli_context_new(c, &err);
     int rc = sc ? run(&t, sc, &space, &err) : err.code;
     em_ml_cli_context_free(c, sc);

@@ -38,6 +38,8 @@ void em_mlp_cli_help(FILE *f)
           "  --valid-frac F        training rows held out for validation (default 0)\n"
           "  --patience N          stop after N epochs without a better validation metric\n"
           "  --seed S              initialization, shuffling, dropout (default 1)\n"
+          "  --standardize         scale features to mean 0, sd 1 (training-set figures;\n"
+          "                        folded into the first layer, so the model takes raw rows)\n"
           "  --threads T           OpenBLAS threads on the driver (default: all cores)\n"
           "  --data-parallel       train on the executors, weights averaged each epoch\n"
           "  --prune S             after training: prune to sparsity S in [0,1), retrain\n"
@@ -53,7 +55,7 @@ typedef struct mlp_cli {
     const char *valid;
     uint32_t threads, retrain;
     double prune;
-    bool dist, quantize;
+    bool dist, quantize, standardize;
 } mlp_cli;
 
 static bool parse_hidden(em_ml_cli *c, const char *v, em_mlp_params *p)
@@ -92,6 +94,8 @@ static int own_opt(mlp_cli *o, int argc, char **argv, int *i)
         return o->dist = true, 1;
     if (!strcmp(a, "--quantize"))
         return o->quantize = true, 1;
+    if (!strcmp(a, "--standardize"))
+        return o->standardize = true, 1;
     bool ok = true;
     if ((v = em_ml_cli_value(c, "--valid", argc, argv, i, &bad)))
         o->valid = v;
@@ -170,27 +174,38 @@ static int run(mlp_cli *o, em_context *sc, em_err *err)
     }
     if (rc == 0 && test.rows)
         rc = em_mlp_collect(&test, &xt, &yt, &nt, err);
+    float *mu = NULL, *sd = NULL;
+    uint32_t d = train.dim;
+    if (rc == 0 && !o->dist)
+        rc = em_mlp_collect(&train, &X, &y, &n, err);
+    if (rc == 0 && o->standardize) {
+        /* train, prune and retrain on standardized rows; fold before quantizing */
+        mu = em_xmalloc(4 * (size_t)d);
+        sd = em_xmalloc(4 * (size_t)d);
+        em_mlp_standardize_fit(X, n, d, mu, sd);
+        em_mlp_standardize_apply(X, n, d, mu, sd);
+        if (xv)
+            em_mlp_standardize_apply(xv, nv, d, mu, sd);
+        if (xt)
+            em_mlp_standardize_apply(xt, nt, d, mu, sd);
+    }
+    o->p.progress = progress;
+    o->p.progress_ud = o;
     double t0 = em_now_s();
     if (rc == 0 && o->dist) {
-        o->p.progress = progress;
-        o->p.progress_ud = o;
         rc = em_mlp_train_dist(sc, &train, 0, xv, yv, nv, &o->p, &m, err);
     } else if (rc == 0) {
-        if ((rc = em_mlp_collect(&train, &X, &y, &n, err)) == 0) {
-            openblas_set_num_threads((int)(o->threads ? o->threads : sysconf(_SC_NPROCESSORS_ONLN)));
-            o->p.progress = progress;
-            o->p.progress_ud = o;
-            rc = em_mlp_train_local(X, y, n, train.dim, xv, yv, nv, &o->p, NULL, &m, err);
-        }
+        openblas_set_num_threads((int)(o->threads ? o->threads : sysconf(_SC_NPROCESSORS_ONLN)));
+        rc = em_mlp_train_local(X, y, n, d, xv, yv, nv, &o->p, NULL, &m, err);
     }
     double train_s = em_now_s() - t0;
+    const char *mname = o->p.regression ? "rmse" : "accuracy";
+    const float *ex = xt ? xt : X, *ey = xt ? yt : y;
+    size_t en = xt ? nt : n;
+    double before = NAN, after = NAN;
     if (rc == 0) {
-        const float *ex = xt ? xt : X, *ey = xt ? yt : y;
-        size_t en = xt ? nt : n;
-        double before = NAN;
         if (ex)
             before = em_mlp_evaluate(m, ex, ey, en, NULL);
-        const char *mname = m->regression ? "rmse" : "accuracy";
         printf("mlp: %u layers (", m->nlayers);
         for (uint32_t l = 0; l <= m->nlayers; l++)
             printf("%s%u", l ? "-" : "", m->sizes[l]);
@@ -207,51 +222,67 @@ static int run(mlp_cli *o, em_context *sc, em_err *err)
         json_object_set_new(js, "parameters", json_integer((json_int_t)em_mlp_nparams(m)));
         json_object_set_new(js, "train_rows", json_integer((json_int_t)train.nrows));
         json_object_set_new(js, "data_parallel", json_boolean(o->dist));
-        if (o->prune > 0 || o->quantize) {
-            if (!X && !o->dist)
-                rc = em_mlp_collect(&train, &X, &y, &n, err);
-            else if (!X)
-                rc = em_mlp_collect(&train, &X, &y, &n, err);
-            if (rc == 0 && o->prune > 0) {
-                uint8_t *mask = em_xmalloc(em_mlp_nparams(m));
-                em_mlp_prune(m, o->prune, mask);
-                double pruned = ex ? em_mlp_evaluate(m, ex ? ex : X, ex ? ey : y, en ? en : n,
-                                                     NULL) : NAN;
-                em_mlp_params rp = o->p;
-                rp.epochs = o->retrain ? o->retrain : 3;
-                rp.patience = 0;
-                rp.lr = (rp.lr > 0 ? rp.lr : (rp.optim == EM_MLP_SGD ? 0.01 : 1e-3)) * 0.5;
-                if (o->retrain != 0 || rp.epochs)
-                    rc = em_mlp_retrain_masked(m, mask, X, y, n, xv, yv, nv, &rp, err);
-                em_free(mask);
-                json_object_set_new(js, "pruned_" "metric_no_retrain", metric_json(m, pruned));
-            }
-            if (rc == 0 && o->quantize)
-                em_mlp_quantize(m);
-            double after = rc == 0 && ex ? em_mlp_evaluate(m, ex, ey, en, NULL) : NAN;
-            char tmp[] = "/tmp/ember-mlp-size-XXXXXX";
-            uint64_t full = 0, small = 0;
-            if (rc == 0 && mkdtemp(tmp)) {
-                char *a = em_xasprintf("%s/f", tmp), *b = em_xasprintf("%s/c", tmp);
-                if (em_mlp_model_save(m, a, false, err) == 0)
-                    full = em_mlp_dir_bytes(a);
-                if (o->quantize && em_mlp_model_save(m, b, true, err) == 0)
-                    small = em_mlp_dir_bytes(b);
-                em_rm_rf(tmp, err);
-                em_free(a);
-                em_free(b);
-            }
-            printf("compressed: sparsity %.3f%s; %s %.6f -> %.6f; %llu bytes on disk "
-                   "(float: %llu)\n", em_mlp_sparsity(m), o->quantize ? ", int8" : "", mname,
-                   before, after, (unsigned long long)(small ? small : full),
-                   (unsigned long long)full);
-            json_object_set_new(js, "sparsity", json_real(em_mlp_sparsity(m)));
-            json_object_set_new(js, "metric_before_compression", metric_json(m, before));
-            json_object_set_new(js, "metric_after_compression", metric_json(m, after));
-            json_object_set_new(js, mname, metric_json(m, after));
-            json_object_set_new(js, "model_bytes", json_integer((json_int_t)(small ? small : full)));
-            json_object_set_new(js, "model_bytes_float", json_integer((json_int_t)full));
+    }
+    if (rc == 0 && o->prune > 0) {
+        if (!X)
+            rc = em_mlp_collect(&train, &X, &y, &n, err);
+        uint8_t *mask = em_xmalloc(em_mlp_nparams(m));
+        em_mlp_prune(m, o->prune, mask);
+        json_object_set_new(js, "metric_pruned_no_retrain",
+                            metric_json(m, em_mlp_evaluate(m, ex ? ex : X, ex ? ey : y,
+                                                           ex ? en : n, NULL)));
+        em_mlp_params rp = o->p;
+        rp.epochs = o->retrain;
+        rp.patience = 0;
+        rp.progress = NULL;
+        if (rc == 0 && rp.epochs)
+            rc = em_mlp_retrain_masked(m, mask, X, y, n, xv, yv, nv, &rp, err);
+        em_free(mask);
+    }
+    if (mu) {
+        /* the model takes raw rows from here on, and so do the data */
+        if (m)
+            em_mlp_fold_standardize(m, mu, sd);
+        float *sets[3] = {X, xv, xt};
+        size_t cnt[3] = {n, nv, nt};
+        for (int k = 0; k < 3; k++)
+            for (size_t i = 0; sets[k] && i < cnt[k] * d; i++)
+                sets[k][i] = sets[k][i] * sd[i % d] + mu[i % d];
+    }
+    if (rc == 0 && (o->prune > 0 || o->quantize)) {
+        if (o->quantize)
+            em_mlp_quantize(m);
+        ex = xt ? xt : X;
+        ey = xt ? yt : y;
+        en = xt ? nt : n;
+        after = ex ? em_mlp_evaluate(m, ex, ey, en, NULL) : NAN;
+        char tmp[] = "/tmp/ember-mlp-size-XXXXXX";
+        uint64_t full = 0, small = 0;
+        if (mkdtemp(tmp)) {
+            char *a = em_xasprintf("%s/f", tmp), *b = em_xasprintf("%s/c", tmp);
+            em_err e2 = EM_ERR_INIT;
+            if (em_mlp_model_save(m, a, false, &e2) == 0)
+                full = em_mlp_dir_bytes(a);
+            if (o->quantize && em_mlp_model_save(m, b, true, &e2) == 0)
+                small = em_mlp_dir_bytes(b);
+            em_rm_rf(tmp, &e2);
+            em_free(a);
+            em_free(b);
         }
+        printf("compressed: sparsity %.3f%s; %s %.6f -> %.6f; %llu bytes on disk "
+               "(float: %llu)\n", em_mlp_sparsity(m), o->quantize ? ", int8" : "", mname,
+               before, after, (unsigned long long)(small ? small : full),
+               (unsigned long long)full);
+        json_object_set_new(js, "sparsity", json_real(em_mlp_sparsity(m)));
+        json_object_set_new(js, "metric_before_compression", metric_json(m, before));
+        json_object_set_new(js, "metric_after_compression", metric_json(m, after));
+        json_object_set_new(js, mname, metric_json(m, after));
+        json_object_set_new(js, "model_bytes", json_integer((json_int_t)(small ? small : full)));
+        json_object_set_new(js, "model_bytes_float", json_integer((json_int_t)full));
+    }
+    em_free(mu);
+    em_free(sd);
+    if (rc == 0) {
         if (rc == 0 && c->save) {
             rc = em_mlp_model_save(m, c->save, o->quantize, err);
             if (rc == 0)
@@ -302,6 +333,8 @@ int em_mlp_cli_main(int argc, char **argv)
     }
     if (em_ml_cli_finish(c) != 0)
         return c->status;
+    if (o.dist && (o.standardize || o.prune > 0))
+        return em_ml_cli_usage(c, "--data-parallel takes neither --standardize nor --prune");
     em_err err = EM_ERR_INIT;
     em_context *sc = em_ml_cli_context_new(c, &err);
     if (!sc)

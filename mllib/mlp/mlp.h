@@ -121,6 +121,16 @@ double em_mlp_evaluate(const em_mlp_model *m, const float *X, const float *y, si
 /* The metric's direction: higher is better for accuracy, lower for RMSE. */
 bool em_mlp_better(const em_mlp_model *m, double a, double b);
 
+/* ---------------------------------------------------------------- standardization
+ * Inputs of very different scales train badly; as scikit-learn's StandardScaler: fit
+ * takes per-feature means and standard deviations (sd 1 for a constant feature), apply
+ * maps rows to (x - mu) / sd in place, and fold rewrites the first layer so the model
+ * takes raw rows again (W'_ij = W_ij / sd_i, b'_j = b_j - sum_i mu_i W'_ij): a saved model
+ * needs no scaler beside it. */
+void em_mlp_standardize_fit(const float *X, size_t n, uint32_t d, float *mu, float *sd);
+void em_mlp_standardize_apply(float *X, size_t n, uint32_t d, const float *mu, const float *sd);
+void em_mlp_fold_standardize(em_mlp_model *m, const float *mu, const float *sd);
+
 /* ---------------------------------------------------------------- compression
  * Han, Mao & Dally, "Deep Compression" (ICLR 2016): prune the weights (not biases) of
  * each layer whose magnitude is below the layer's sparsity quantile, then retrain with the

@@ -365,3 +365,38 @@ int em_mlp_retrain_masked(em_mlp_model *m, const uint8_t *mask, const float *X, 
     em_free(s.own);
     return 0;
 }
+
+void em_mlp_standardize_fit(const float *X, size_t n, uint32_t d, float *mu, float *sd)
+{
+    double *s = em_xcalloc(2 * (size_t)d, 8), *s2 = s + d;
+    for (size_t i = 0; i < n; i++)
+        for (uint32_t j = 0; j < d; j++) {
+            double v = X[i * d + j];
+            s[j] += v;
+            s2[j] += v * v;
+        }
+    for (uint32_t j = 0; j < d; j++) {
+        double m = n ? s[j] / (double)n : 0, var = n ? s2[j] / (double)n - m * m : 0;
+        mu[j] = (float)m;
+        sd[j] = var > 1e-12 ? (float)sqrt(var) : 1.0f;
+    }
+    em_free(s);
+}
+
+void em_mlp_standardize_apply(float *X, size_t n, uint32_t d, const float *mu, const float *sd)
+{
+    for (size_t i = 0; i < n; i++)
+        for (uint32_t j = 0; j < d; j++)
+            X[i * d + j] = (X[i * d + j] - mu[j]) / sd[j];
+}
+
+void em_mlp_fold_standardize(em_mlp_model *m, const float *mu, const float *sd)
+{
+    uint32_t in = m->sizes[0], out = m->sizes[1];
+    float *W = m->params, *b = W + (size_t)in * out;
+    for (uint32_t i = 0; i < in; i++)
+        for (uint32_t j = 0; j < out; j++) {
+            W[(size_t)i * out + j] /= sd[i];
+            b[j] -= mu[i] * W[(size_t)i * out + j];
+        }
+}

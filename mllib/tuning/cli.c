@@ -32,6 +32,8 @@ void em_tune_cli_help(FILE *f)
           "  --epochs E            epochs of keys the space leaves out (halving: of the\n"
           "                        last round; default 10)\n"
           "  --regression          MSE on one output; the metric is RMSE (lower is better)\n"
+          "  --standardize         scale features to mean 0, sd 1 (training-set figures,\n"
+          "                        folded into the saved model's first layer)\n"
           "  --seed S              trial seed and random search draws (default 1)\n"
           "  --results PREFIX      write PREFIX.csv and PREFIX.json (the trials table)\n",
           f);
@@ -42,6 +44,7 @@ typedef struct tune_cli {
     em_tune_opts o;
     const char *space, *valid, *results;
     double valid_frac;
+    bool standardize;
 } tune_cli;
 
 static int own_opt(tune_cli *t, int argc, char **argv, int *i)
@@ -51,6 +54,8 @@ static int own_opt(tune_cli *t, int argc, char **argv, int *i)
     bool bad = false, ok = true;
     if (!strcmp(a, "--regression"))
         return t->o.base.regression = true, 1;
+    if (!strcmp(a, "--standardize"))
+        return t->standardize = true, 1;
     if ((v = em_ml_cli_value(c, "--space", argc, argv, i, &bad)))
         t->space = v;
     else if ((v = em_ml_cli_value(c, "--valid", argc, argv, i, &bad)))
@@ -145,6 +150,16 @@ static int run(tune_cli *t, em_context *sc, const em_tune_space *space, em_err *
     }
     if (rc == 0 && test.rows)
         rc = em_mlp_collect(&test, &xt, &yt, &nt, err);
+    float *mu = NULL, *sd = NULL;
+    if (rc == 0 && t->standardize) {
+        mu = em_xmalloc(4 * (size_t)train.dim);
+        sd = em_xmalloc(4 * (size_t)train.dim);
+        em_mlp_standardize_fit(X, n, train.dim, mu, sd);
+        em_mlp_standardize_apply(X, n, train.dim, mu, sd);
+        em_mlp_standardize_apply(xv, nv, train.dim, mu, sd);
+        if (xt)
+            em_mlp_standardize_apply(xt, nt, train.dim, mu, sd);
+    }
     double t0 = em_now_s();
     if (rc == 0) {
         t->o.on_round = on_round;
@@ -187,6 +202,8 @@ static int run(tune_cli *t, em_context *sc, const em_tune_space *space, em_err *
             em_free(csv);
             em_free(jp);
         }
+        if (mu)
+            em_mlp_fold_standardize(res.model, mu, sd);
         if (rc == 0 && c->save) {
             rc = em_mlp_model_save(res.model, c->save, false, err);
             if (rc == 0)
@@ -198,6 +215,8 @@ static int run(tune_cli *t, em_context *sc, const em_tune_space *space, em_err *
             json_decref(js);
     }
     em_tune_result_destroy(&res);
+    em_free(mu);
+    em_free(sd);
     em_free(X);
     em_free(y);
     em_free(xv);

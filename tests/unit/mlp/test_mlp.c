@@ -332,3 +332,26 @@ Test(mlp, data_parallel_local_and_cluster, .timeout = 120)
     free(a);
     free(b);
 }
+
+Test(mlp, standardize_folds_into_the_first_layer)
+{
+    enum { N = 500, D = 6, K = 3 };
+    static float X[N * D], Z[N * D], y[N], a[N * K], b[N * K], pa[N], pb[N];
+    blobs(N, D, K, X, y, 6);
+    for (size_t i = 0; i < N * D; i++)
+        X[i] = X[i] * 30 + 100;   /* far from unit scale */
+    memcpy(Z, X, sizeof X);
+    float mu[D], sd[D];
+    em_mlp_standardize_fit(X, N, D, mu, sd);
+    em_mlp_standardize_apply(Z, N, D, mu, sd);
+    em_mlp_params p = {.nhidden = 1, .hidden = {16}, .epochs = 5, .seed = 2};
+    em_mlp_model *m;
+    em_err err = EM_ERR_INIT;
+    cr_assert_eq(em_mlp_train_local(Z, y, N, D, NULL, NULL, 0, &p, NULL, &m, &err), 0);
+    em_mlp_predict(m, Z, N, pa, a);
+    em_mlp_fold_standardize(m, mu, sd);
+    em_mlp_predict(m, X, N, pb, b);
+    for (size_t i = 0; i < N * K; i++)
+        cr_assert(fabsf(a[i] - b[i]) < 1e-3f, "prob %zu: %g vs %g", i, a[i], b[i]);
+    em_mlp_model_free(m);
+}

@@ -33,6 +33,7 @@
 
 #include "cli/cli.h"
 #include "mllib/als/als.h"
+#include "mllib/bayes/bayes.h"
 #include "mllib/linalg/gen.h"
 
 #define GEN_CHUNK_BYTES       ((size_t)4 << 20)
@@ -550,11 +551,14 @@ void em__cli_gen_help(FILE *f, const char *what)
                    "  ember gen ratings --scale S [--seed N] --out PREFIX [--integer]\n"
                    "  ember gen blobs   --rows N --dim D --k K [--format csv|libsvm] --out FILE\n"
                    "  ember gen sparse  --rows N --cols C --nnz Z [--seed S] --out FILE\n"
+                   "  ember gen counts  --rows N --cols D --classes K --nnz Z --out FILE\n"
                    "\n"
                    "Run 'ember gen text --help' (graph, records, ratings, blobs, sparse) for\n"
                    "details.\n");
     else if (strcmp(what, "ratings") == 0)
         em_gen_ratings_cli_help(f);
+    else if (strcmp(what, "counts") == 0)
+        em_nb_gen_counts_help(f);
     else if (strcmp(what, "text") == 0)
         fprintf(f,
                 "Usage: ember gen text --mib N [--seed S] --out FILE\n"
@@ -607,6 +611,8 @@ int em__cli_gen(int argc, char **argv)
     }
     if (strcmp(argv[1], "ratings") == 0)   /* Netflix-shaped ratings: mllib/als */
         return em_gen_ratings_cli_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "counts") == 0)   /* word counts for naive Bayes: mllib/bayes */
+        return em_nb_gen_counts_main(argc - 1, argv + 1);
     if (!strcmp(argv[1], "blobs") || !strcmp(argv[1], "sparse"))   /* mllib/linalg/gen.c */
         return em_gen_blobs_cli_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "text") != 0 && strcmp(argv[1], "graph") != 0 &&

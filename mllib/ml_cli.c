@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "mllib/als/als.h"
+#include "mllib/bayes/bayes.h"
 #include "mllib/clustering/kmeans.h"
 #include "mllib/decomp/decomp.h"
 #include "mllib/mllib.h"
@@ -41,6 +42,8 @@ static const ml_algo algos[] = {
     {"svd", "top-k singular values and vectors (Gramian or Lanczos)", em_svd_cli_main,
      em_svd_cli_help},
     {"pca", "principal components and explained variance", em_pca_cli_main, em_pca_cli_help},
+    {"nb", "naive Bayes, multinomial or Bernoulli (one pass)", em_nb_cli_main,
+     em_nb_cli_help},
     {"mlp", "neural network (multilayer perceptron), float32 GEMM layers", em_mlp_cli_main,
      em_mlp_cli_help},
     {"tune", "MLP hyper-parameter search, one task per trial", em_tune_cli_main,

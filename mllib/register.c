@@ -2,8 +2,11 @@
  * every MLlib module (mllib/mllib.h). Adding a module means one line in `modules`. */
 #include "engine/base/base.h"
 #include "mllib/als/als.h"
+#include "mllib/bayes/bayes.h"
 #include "mllib/clustering/kmeans.h"
 #include "mllib/decomp/decomp.h"
+#include "mllib/eval/eval.h"
+#include "mllib/feature/feature.h"
 #include "mllib/linalg/rows.h"
 #include "mllib/mlp/mlp.h"
 #include "mllib/tuning/tuning.h"
@@ -14,6 +17,9 @@ static int (*const modules[])(void) = {
     em_linalg_register,
     em_kmeans_register,
     em_decomp_register,
+    em_eval_register,
+    em_bayes_register,
+    em_feature_register,
     em_mlp_register,
     em_tune_register,
 };

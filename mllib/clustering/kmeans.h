@@ -76,10 +76,11 @@ int em_kmeans_cost(em_context *sc, const em_kmeans_model *m, const em_ml_data *d
 int em_kmeans_predict_data(em_context *sc, const em_kmeans_model *m, const em_ml_data *d,
                            em_rdd **out, em_err *err);
 
-/* SAVE FORMAT: a directory with metadata.json ({"class": "ember.KMeansModel", "version": 1,
- * "k", "dim", "distance": "euclidean"|"cosine", "cost", "iterations", "converged",
- * "centers_crc32c"}) and centers.bin (k x dim little-endian doubles, row-major). Written
- * into DIR.tmp.<pid> and renamed onto DIR (which must not exist) when complete. */
+/* SAVE FORMAT: a model directory (mllib/linalg/model_dir.h) of class "ember.KMeansModel",
+ * version 1: metadata fields "k", "dim", "distance": "euclidean"|"cosine", "cost",
+ * "iterations", "converged", and the array "centers" (centers.bin: k x dim little-endian
+ * doubles, row-major, checksummed). Written into a temporary directory and renamed onto DIR
+ * (which must not exist) when complete. */
 int em_kmeans_model_save(const em_kmeans_model *m, const char *dir, em_err *err);
 int em_kmeans_model_load(const char *dir, em_kmeans_model **out, em_err *err);
 /* Decodes the two files' bytes (untrusted; the fuzz harness's entry). */

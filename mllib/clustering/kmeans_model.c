@@ -1,16 +1,14 @@
 /* mllib/clustering/kmeans_model.c - using a k-means model: predict one vector or a data
  * set, the cost of a data set, the k-means|| sampling task, and save/load (the format is
- * in kmeans.h; the decoder takes untrusted bytes and has a fuzz harness,
- * tests/fuzz/fuzz_kmeans_model.c). */
-#include <errno.h>
+ * in kmeans.h: a mllib/linalg/model_dir.h directory; the decoder takes untrusted bytes and
+ * has a fuzz harness, tests/fuzz/fuzz_kmeans_model.c). */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "mllib/clustering/kmeans_int.h"
+#include "mllib/linalg/model_dir.h"
 
 /* ---------------------------------------------------------------- partition functions */
 
@@ -208,50 +206,44 @@ static const char *dist_name(em_kmeans_distance d)
 
 int em_kmeans_model_save(const em_kmeans_model *m, const char *dir, em_err *err)
 {
-    struct stat st;
-    if (stat(dir, &st) == 0)
-        return em_err_set(err, EM_EINVAL, "%s: already exists", dir);
-    char *tmp = em_xasprintf("%s.tmp.%ld", dir, (long)getpid());
-    char *meta_p = em_xasprintf("%s/metadata.json", tmp);
-    char *cent_p = em_xasprintf("%s/centers.bin", tmp);
-    size_t n = 8 * (size_t)m->k * m->dim;
-    uint8_t *bytes = em_xmalloc(n ? n : 1);
-    for (size_t i = 0; i < (size_t)m->k * m->dim; i++) {
-        uint64_t u;
-        memcpy(&u, &m->centers[i], 8);
-        em_store_le64(bytes + 8 * i, u);
-    }
-    char *meta = em_xasprintf("{\"class\": \"ember.KMeansModel\", \"version\": 1, \"k\": %u, "
-                              "\"dim\": %u, \"distance\": \"%s\", \"cost\": %.17g, "
-                              "\"iterations\": %u, \"converged\": %s, "
-                              "\"centers_crc32c\": %u}\n",
-                              m->k, m->dim, dist_name(m->distance), m->cost, m->iterations,
-                              m->converged ? "true" : "false", em_crc32c(0, bytes, n));
-    em_rm_rf(tmp, NULL);
-    int rc = em_mkdir_p(tmp, err);
-    if (rc == 0)
-        rc = em_write_file_atomic(cent_p, bytes, n, err);
-    if (rc == 0)
-        rc = em_write_file_atomic(meta_p, meta, strlen(meta), err);
-    if (rc == 0 && rename(tmp, dir) != 0)
-        rc = em_err_set(err, EM_EIO, "%s: rename: %s", dir, strerror(errno));
-    if (rc < 0)
-        em_rm_rf(tmp, NULL);
-    em_free(meta);
-    em_free(bytes);
-    em_free(tmp);
-    em_free(meta_p);
-    em_free(cent_p);
+    json_t *meta = json_object();
+    json_object_set_new(meta, "k", json_integer(m->k));
+    json_object_set_new(meta, "dim", json_integer(m->dim));
+    json_object_set_new(meta, "distance", json_string(dist_name(m->distance)));
+    json_object_set_new(meta, "cost", json_real(m->cost));
+    json_object_set_new(meta, "iterations", json_integer(m->iterations));
+    json_object_set_new(meta, "converged", json_boolean(m->converged));
+    em_ml_array a = {.name = "centers", .data = m->centers, .count = (size_t)m->k * m->dim};
+    int rc = em_ml_model_dir_write(dir, "ember.KMeansModel", 1, meta, &a, 1, err);
+    json_decref(meta);
     return rc;
 }
 
-static int meta_uint(json_t *o, const char *key, uint64_t max, uint64_t *out)
+/* The fields of a parsed metadata object (model_dir.h checked class, version, arrays). */
+static int decode_fields(const char *mname, const json_t *o, em_kmeans_model *m, em_err *err)
 {
-    json_t *v = json_object_get(o, key);
-    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-        (uint64_t)json_integer_value(v) > max)
-        return -1;
-    *out = (uint64_t)json_integer_value(v);
+    uint64_t k, dim, iters;
+    const char *dist;
+    json_t *conv = json_object_get(o, "converged");
+    int rc;
+    if ((rc = em_ml_meta_u64(mname, o, "k", 1u << 20, &k, err)) < 0 ||
+        (rc = em_ml_meta_u64(mname, o, "dim", 1u << 28, &dim, err)) < 0 ||
+        (rc = em_ml_meta_u64(mname, o, "iterations", UINT32_MAX, &iters, err)) < 0 ||
+        (rc = em_ml_meta_f64(mname, o, "cost", &m->cost, err)) < 0 ||
+        (rc = em_ml_meta_str(mname, o, "distance", &dist, err)) < 0)
+        return rc;
+    if (k == 0 || dim == 0 || k * dim > ((uint64_t)1 << 27))
+        return em_err_set(err, EM_ECORRUPT, "%s: %llu x %llu centres (k, dim >= 1; k x dim <= "
+                          "2^27)", mname, (unsigned long long)k, (unsigned long long)dim);
+    if (strcmp(dist, "euclidean") && strcmp(dist, "cosine"))
+        return em_err_set(err, EM_ECORRUPT, "%s: distance '%s'", mname, dist);
+    if (!json_is_boolean(conv))
+        return em_err_set(err, EM_ECORRUPT, "%s: field 'converged' is not a boolean", mname);
+    m->k = (uint32_t)k;
+    m->dim = (uint32_t)dim;
+    m->iterations = (uint32_t)iters;
+    m->distance = strcmp(dist, "cosine") ? EM_KMEANS_EUCLIDEAN : EM_KMEANS_COSINE;
+    m->converged = json_is_true(conv);
     return 0;
 }
 
@@ -259,53 +251,32 @@ int em_kmeans_model_decode(const char *name, const uint8_t *meta, size_t meta_n,
                            const uint8_t *centers, size_t centers_n, em_kmeans_model **out,
                            em_err *err)
 {
-    json_error_t je;
+    char *mname = em_xasprintf("%s/metadata.json", name);
+    char *cname = em_xasprintf("%s/centers.bin", name);
+    json_t *o = NULL;
+    em_kmeans_model *m = em_xcalloc(1, sizeof *m);
+    em_ml_array a = {.name = "centers"};
     *out = NULL;
-    json_t *o = json_loadb((const char *)meta, meta_n, JSON_REJECT_DUPLICATES, &je);
-    uint64_t ver, k, dim, iters, crc;
-    int rc = EM_ECORRUPT;
-    const char *cls = json_string_value(json_object_get(o, "class"));
-    const char *dist = json_string_value(json_object_get(o, "distance"));
-    json_t *cost = json_object_get(o, "cost"), *conv = json_object_get(o, "converged");
-    if (!o)
-        em_err_set(err, rc, "%s: metadata.json: %s (line %d)", name, je.text, je.line);
-    else if (!cls || strcmp(cls, "ember.KMeansModel") || meta_uint(o, "version", 1, &ver) ||
-             ver != 1 || meta_uint(o, "k", 1u << 20, &k) || k == 0 ||
-             meta_uint(o, "dim", 1u << 28, &dim) || dim == 0 ||
-             meta_uint(o, "iterations", UINT32_MAX, &iters) ||
-             meta_uint(o, "centers_crc32c", UINT32_MAX, &crc) || !dist ||
-             (strcmp(dist, "euclidean") && strcmp(dist, "cosine")) || !json_is_number(cost) ||
-             !json_is_boolean(conv))
-        em_err_set(err, rc, "%s: metadata.json: missing or bad field", name);
-    else if (k * dim > ((uint64_t)1 << 27) || centers_n != 8 * k * dim)
-        em_err_set(err, rc, "%s: centers.bin: %zu bytes for %llu x %llu centres", name,
-                   centers_n, (unsigned long long)k, (unsigned long long)dim);
-    else if (em_crc32c(0, centers, centers_n) != (uint32_t)crc)
-        em_err_set(err, rc, "%s: centers.bin: checksum mismatch", name);
+    int rc = em_ml_model_meta_parse(mname, meta, meta_n, "ember.KMeansModel", 1, &o, err);
+    if (rc == 0)
+        rc = decode_fields(mname, o, m, err);
+    a.max_count = (size_t)m->k * m->dim;
+    if (rc == 0)
+        rc = em_ml_model_array_decode(cname, o, centers, centers_n, &a, err);
+    if (rc == 0 && a.count != (size_t)m->k * m->dim)
+        rc = em_err_set(err, EM_ECORRUPT, "%s: %zu values for %u x %u centres", cname, a.count,
+                        m->k, m->dim);
+    for (size_t i = 0; rc == 0 && i < a.count; i++)
+        if (!isfinite(a.data[i]))
+            rc = em_err_set(err, EM_ECORRUPT, "%s: value %zu not finite", cname, i);
+    m->centers = a.data;
+    if (rc == 0)
+        *out = m;
     else
-        rc = 0;
-    if (rc == 0) {
-        em_kmeans_model *m = em_xcalloc(1, sizeof *m);
-        m->k = (uint32_t)k;
-        m->dim = (uint32_t)dim;
-        m->distance = strcmp(dist, "cosine") ? EM_KMEANS_EUCLIDEAN : EM_KMEANS_COSINE;
-        m->cost = json_number_value(cost);
-        m->iterations = (uint32_t)iters;
-        m->converged = json_is_true(conv);
-        m->centers = em_xmalloc(centers_n);
-        for (size_t i = 0; i < k * dim; i++) {
-            uint64_t u = em_load_le64(centers + 8 * i);
-            memcpy(&m->centers[i], &u, 8);
-            if (!isfinite(m->centers[i]))
-                rc = em_err_set(err, EM_ECORRUPT, "%s: centers.bin: value %zu not finite",
-                                name, i);
-        }
-        if (rc == 0)
-            *out = m;
-        else
-            em_kmeans_model_free(m);
-    }
+        em_kmeans_model_free(m);
     json_decref(o);
+    em_free(mname);
+    em_free(cname);
     return rc;
 }
 

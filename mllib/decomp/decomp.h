@@ -131,11 +131,11 @@ int em_pca_transform(em_context *sc, const em_pca_model *m, const em_ml_data *a,
                      em_decomp_rows *out, em_err *err);
 void em_pca_model_free(em_pca_model *m);   /* NULL ok */
 
-/* A model directory: metadata.json ({"class": "ember.pca", "version": 1, "dim", "k",
- * "nrows", "total_variance", "explained_variance_ratio": [...] (informative),
- * "arrays_crc32c"}) and arrays.bin (little-endian doubles: mean (dim), components
- * (k x dim), explained variance (k)). Written to DIR.tmp.PID and renamed: a failed save
- * leaves nothing. EM_EINVAL if dir exists. */
+/* A model directory (mllib/linalg/model_dir.h): metadata.json (class "ember.pca", version
+ * 1, "dim", "k", "nrows", "total_variance", "explained_variance_ratio": [...]
+ * (informative), "arrays") and arrays.bin (the array "arrays", checksummed: little-endian
+ * doubles mean (dim), components (k x dim), explained variance (k)). Written to a
+ * temporary directory and renamed: a failed save leaves nothing. EM_EINVAL if dir exists. */
 int em_pca_model_save(const em_pca_model *m, const char *dir, em_err *err);
 int em_pca_model_load(const char *dir, em_pca_model **out, em_err *err);
 /* The decoder behind load, on untrusted bytes (fuzz target tests/fuzz/fuzz_pca_model.c):

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "mllib/eval/eval.h"
 #include "mllib/ml_cli.h"
 #include "mllib/mlp/mlp.h"
 
@@ -143,6 +144,37 @@ static void progress(void *ud, uint32_t epoch, double loss, double valid, double
         return;
     fprintf(stderr, "ember ml mlp: epoch %u: loss %.6f, validation %.6f, %.3f s\n", epoch,
             loss, valid, secs);
+}
+
+/* The figures of mllib/eval for m on n rows (accuracy, weighted precision/recall/F1 and the
+ * confusion matrix, or rmse/mse/mae/r2) into js; they replace this file's own "accuracy"
+ * or "rmse". */
+static int eval_json(const em_mlp_model *m, const float *X, const float *y, size_t n,
+                     json_t *js, em_err *err)
+{
+    float *pf = em_xmalloc(4 * (n ? n : 1));
+    double *pred = em_xmalloc(8 * (n ? n : 1)), *lab = em_xmalloc(8 * (n ? n : 1));
+    em_mlp_predict(m, X, n, pf, NULL);
+    for (size_t i = 0; i < n; i++) {
+        pred[i] = pf[i];
+        lab[i] = y[i];
+    }
+    int rc;
+    if (m->regression) {
+        em_eval_regression r;
+        if ((rc = em_eval_regression_local(pred, lab, n, &r, err)) == 0)
+            em_eval_regression_json(&r, js);
+    } else {
+        em_eval_multiclass mc;
+        memset(&mc, 0, sizeof mc);
+        if ((rc = em_eval_multiclass_local(pred, lab, n, m->sizes[m->nlayers], &mc, err)) == 0)
+            em_eval_multiclass_json(&mc, js);
+        em_eval_multiclass_destroy(&mc);
+    }
+    em_free(pf);
+    em_free(pred);
+    em_free(lab);
+    return rc;
 }
 
 static json_t *metric_json(const em_mlp_model *m, double v)
@@ -282,6 +314,8 @@ static int run(mlp_cli *o, em_context *sc, em_err *err)
     }
     em_free(mu);
     em_free(sd);
+    if (rc == 0 && xt)
+        rc = eval_json(m, xt, yt, nt, js, err);
     if (rc == 0) {
         if (rc == 0 && c->save) {
             rc = em_mlp_model_save(m, c->save, o->quantize, err);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mllib/eval/eval.h"
 #include "mllib/ml_cli.h"
 #include "mllib/tuning/tuning.h"
 
@@ -177,7 +178,29 @@ static int run(tune_cli *t, em_context *sc, const em_tune_space *space, em_err *
         json_object_set_new(best, "valid_metric", json_real(b->metric));
         if (xt) {
             openblas_set_num_threads(2);
-            double tm = em_mlp_evaluate(res.model, xt, yt, nt, NULL);
+            /* the test figure through mllib/eval (the same as em_mlp_evaluate's) */
+            float *pf = em_xmalloc(4 * nt);
+            double *pd = em_xmalloc(8 * nt), *ld = em_xmalloc(8 * nt), tm = NAN;
+            em_mlp_predict(res.model, xt, nt, pf, NULL);
+            for (size_t i = 0; i < nt; i++) {
+                pd[i] = pf[i];
+                ld[i] = yt[i];
+            }
+            if (t->o.base.regression) {
+                em_eval_regression r;
+                if (em_eval_regression_local(pd, ld, nt, &r, err) == 0)
+                    tm = r.rmse;
+            } else {
+                em_eval_multiclass mc;
+                memset(&mc, 0, sizeof mc);
+                if (em_eval_multiclass_local(pd, ld, nt, res.model->sizes[res.model->nlayers],
+                                             &mc, err) == 0)
+                    tm = mc.accuracy;
+                em_eval_multiclass_destroy(&mc);
+            }
+            em_free(pf);
+            em_free(pd);
+            em_free(ld);
             printf("best model on %s: %s %.6f\n", c->test, mname, tm);
             json_object_set_new(best, t->o.base.regression ? "test_rmse" : "test_accuracy",
                                 json_real(tm));

@@ -9,7 +9,9 @@
 #     and JSON, --save the best model;
 #  3. an executor killed (SIGKILL) while its trials run: the search still finishes with
 #     every trial's result exactly once and the same metrics (the engine retries them);
-#  4. successive halving runs its rounds; usage errors exit 2, bad data exits 1.
+#  4. successive halving runs its rounds; usage errors exit 2, bad data exits 1;
+#  5. the same grid search on a standalone cluster (master + 2 one-core workers) gives the
+#     same table as local[2].
 source "$(dirname "$0")/cluster_lib.sh" ml_mlp "${1:-}"
 export TMPDIR=$tmp/t EMBER_EXECUTOR_MEMORY=512m
 mkdir -p "$TMPDIR"
@@ -113,5 +115,33 @@ printf 'label,a,b\n0,1,2\n1.5,3,4\n' > "$tmp/bad.csv"
 "$ember" ml mlp --train "$tmp/bad.csv" --format csv --label label --master 'local[2]' >/dev/null 2>"$tmp/err"; st=$?
 [ $st = 1 ] && grep -q "label 1.5" "$tmp/err" || fail "fractional label: status $st: $(cat "$tmp/err")"
 set -e
+
+# 5. standalone cluster: master + 2 workers on loopback
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$tmp/secret"
+chmod 600 "$tmp/secret"
+port=$(free_port)
+: > "$tmp/master.log"
+"$ember" master --port "$port" --ui-port "$(free_port)" --secret-file "$tmp/secret" \
+    >"$tmp/master.log" 2>&1 &
+spids=($!)
+for _ in $(seq 100); do grep -q "master listening" "$tmp/master.log" && break; sleep 0.1; done
+for i in 1 2; do
+    mkdir -p "$tmp/w$i"
+    "$ember" worker --master "ember://127.0.0.1:$port" --cores 1 --memory 1g \
+        --work-dir "$tmp/w$i" --secret-file "$tmp/secret" >"$tmp/worker$i.log" 2>&1 &
+    spids+=($!)
+done
+sleep 2
+space="hidden=8,32;lr=0.01,0.002;act=relu,tanh"
+st=0
+sa=$(EMBER_SECRET=$(cat "$tmp/secret") tune "ember://127.0.0.1:$port" 2>"$tmp/sa.err") || st=$?
+[ $st = 0 ] || fail "standalone search: status $st: $(tail -n 3 "$tmp/sa.err")"
+[ $st != 0 ] || [ "$(table "$ref")" = "$(table "$sa")" ] || fail "standalone table differs:
+$(table "$sa")"
+for p in "${spids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+for p in "${spids[@]}"; do wait "$p" 2>/dev/null || true; done
 check_clean "ml_mlp"
 finish

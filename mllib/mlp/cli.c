@@ -367,8 +367,9 @@ int em_mlp_cli_main(int argc, char **argv)
     }
     if (em_ml_cli_finish(c) != 0)
         return c->status;
-    if (o.dist && (o.standardize || o.prune > 0))
-        return em_ml_cli_usage(c, "--data-parallel takes neither --standardize nor --prune");
+    if (o.dist && (o.standardize || o.prune > 0 || o.p.valid_frac > 0))
+        return em_ml_cli_usage(c, "--data-parallel takes neither --standardize, --prune nor "
+                                  "--valid-frac (give a --valid set)");
     em_err err = EM_ERR_INIT;
     em_context *sc = em_ml_cli_context_new(c, &err);
     if (!sc)

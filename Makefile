@@ -113,7 +113,7 @@ bench-als: build
 # Issue 13's benchmarks: k-means beside scikit-learn, PCA beside numpy and scikit-learn, SVD
 # beside scipy (bench/ml_*.sh).
 bench-ml: build
-	@set -e; for b in bench/ml_kmeans.sh bench/ml_pca.sh bench/ml_svd.sh bench/ml_lr.sh bench/ml_glm.sh bench/ml_nb.sh; do echo "== $$b"; bash "$$b" "$(BUILD)"; done
+	@set -e; for b in bench/ml_kmeans.sh bench/ml_pca.sh bench/ml_svd.sh bench/ml_lr.sh bench/ml_glm.sh bench/ml_nb.sh bench/ml_mlp.sh; do echo "== $$b"; bash "$$b" "$(BUILD)"; done
 
 fuzz: deps
 	@if ! command -v clang >/dev/null 2>&1; then \

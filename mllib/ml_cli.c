@@ -12,6 +12,8 @@
 #include "mllib/linear/glm.h"
 #include "mllib/linear/linear.h"
 #include "mllib/mllib.h"
+#include "mllib/mlp/mlp.h"
+#include "mllib/tuning/tuning.h"
 
 static void (*g_on_context)(em_context *sc);
 
@@ -52,6 +54,10 @@ static const ml_algo algos[] = {
      em_linreg_cli_main, em_linreg_cli_help},
     {"glm", "generalized linear models by IRLS (gaussian, binomial, poisson, gamma)",
      em_glm_cli_main, em_glm_cli_help},
+    {"mlp", "neural network (multilayer perceptron), float32 GEMM layers", em_mlp_cli_main,
+     em_mlp_cli_help},
+    {"tune", "MLP hyper-parameter search, one task per trial", em_tune_cli_main,
+     em_tune_cli_help},
 };
 #define NALGOS (sizeof algos / sizeof algos[0])
 

@@ -58,6 +58,7 @@ typedef struct em_ml_cli {
     void (*help)(FILE *f);       /* the command's help (printed on --help) */
     const char *executor_memory; /* set by the command: ember.executor.memory as a default
                                     (the conf file, EMBER_EXECUTOR_MEMORY win) */
+    void *standalone;            /* em_standalone_client while an ember:// context lives */
 } em_ml_cli;
 
 void em_ml_cli_init(em_ml_cli *c, const char *algo, unsigned flags, em_ml_format format,
@@ -98,7 +99,10 @@ bool em_ml_cli_choice(em_ml_cli *c, const char *flag, const char *v,
 int em_ml_cli_finish(em_ml_cli *c);
 
 /* The context: ember.master from --master when given (else the conf file, EMBER_MASTER or
- * the engine's default apply), ember.app.name "ember ml ALGO"; tells em_ml_cli_context. */
+ * the engine's default apply), ember.app.name "ember ml ALGO"; tells em_ml_cli_context.
+ * A standalone master (--master or EMBER_MASTER ember://HOST:PORT) gets the standalone
+ * client installed first (engine/deploy), authenticated with EMBER_SECRET, as `ember
+ * submit` does; em_ml_cli_context_free removes it. */
 em_context *em_ml_cli_context_new(em_ml_cli *c, em_err *err);
 void em_ml_cli_context_free(em_ml_cli *c, em_context *sc);   /* NULL ok */
 

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "engine/deploy/deploy.h"
 #include "mllib/linalg/model_dir.h"
 #include "mllib/ml_cli.h"
 #include "mllib/mllib.h"
@@ -253,21 +254,40 @@ static em_conf *make_conf(const em_ml_cli *c)
 
 em_context *em_ml_cli_context_new(em_ml_cli *c, em_err *err)
 {
+    const char *m = c->master ? c->master : getenv("EMBER_MASTER");
+    if (m && !strncmp(m, "ember://", 8) && !c->standalone) {
+        char *name = em_xasprintf("ember-ml-%s", c->algo);
+        em_standalone_app app = {.name = name, .cluster_secret = getenv("EMBER_SECRET")};
+        if (!app.cluster_secret) {
+            em_free(name);
+            em_err_set(err, EM_EINVAL, "master '%s' needs the cluster secret in EMBER_SECRET", m);
+            return NULL;
+        }
+        c->standalone = em_standalone_install(&app, err);
+        em_free(name);
+        if (!c->standalone)
+            return NULL;
+    }
     em_conf *conf = make_conf(c);
     em_context *sc = em_context_new(conf, err);
     em_conf_free(conf);
     if (sc)
         em_ml_cli_context(sc);
+    else {
+        em_standalone_client_free(c->standalone);
+        c->standalone = NULL;
+    }
     return sc;
 }
 
 void em_ml_cli_context_free(em_ml_cli *c, em_context *sc)
 {
-    (void)c;
-    if (!sc)
-        return;
-    em_ml_cli_context(NULL);
-    em_context_free(sc);
+    if (sc) {
+        em_ml_cli_context(NULL);
+        em_context_free(sc);
+    }
+    em_standalone_client_free(c->standalone);
+    c->standalone = NULL;
 }
 
 int em_ml_cli_load(em_ml_cli *c, em_context *sc, em_ml_data *train, em_ml_data *test,

@@ -10,6 +10,8 @@
 #include "mllib/linalg/rows.h"
 #include "mllib/linear/glm.h"
 #include "mllib/linear/linear.h"
+#include "mllib/mlp/mlp.h"
+#include "mllib/tuning/tuning.h"
 #include "mllib/mllib.h"
 
 static int (*const modules[])(void) = {
@@ -22,6 +24,8 @@ static int (*const modules[])(void) = {
     em_bayes_register,
     em_feature_register,
     em_glm_register,
+    em_mlp_register,
+    em_tune_register,
 };
 
 int em_ml_register(void)

@@ -27,7 +27,7 @@ DEMO := $(BUILD)/demo
 EMBER := $(BUILD)/bin/ember
 
 DEB_PACKAGES := cmake pkg-config gcc make libuv1-dev libjansson-dev libzstd-dev \
-                libopenblas-dev liblapacke-dev libcriterion-dev
+                libopenblas-dev liblapacke-dev libcriterion-dev libssl-dev
 # What the integration tests call besides the build: python3 (HTTP and JSON checks of the
 # standalone test), bc (timing arithmetic), procps (pgrep/pkill for executor processes).
 CHECK_PACKAGES := $(DEB_PACKAGES) python3 bc procps

@@ -37,6 +37,7 @@ static const char *const known_keys[] = {
     "ember.eventLog.dir", "ember.ui.showConsoleProgress", "ember.job.library",
     "ember.memory.storageFraction", "ember.checkpoint.dir", "ember.checkpoint.cleanup",
     "ember.locality.wait", "ember.net.compress",
+    "ember.network.crypto",
 };
 
 em_conf *em_conf_new(void)

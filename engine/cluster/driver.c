@@ -424,7 +424,7 @@ int em__cl_spawn_one(em_cluster *c, em_err *err)
     snprintf(s.exec_id, sizeof s.exec_id, "exec-%u", ++c->next_exec);
     em_deploy_spawn_args a = {.bin = c->bin, .driver = c->addr, .exec_id = s.exec_id,
                         .cores = c->o.cores, .memory = c->memory, .work_dir = c->work_dir,
-                        .secret = c->secret};
+                        .secret = c->secret, .crypto = c->o.crypto};
     int rc = em_deploy_spawn_executor(&a, &s.pid, err);
     if (rc < 0)
         return rc;
@@ -671,7 +671,7 @@ em_cluster *em_cluster_new(const em_cluster_opts *o, em_err *err)
     }
     em_net_opts no = {.secret = c->secret, .secret_len = strlen(c->secret), .ops = &d_net_ops,
                       .ud = c, .heartbeat_ms = o->heartbeat_ms ? o->heartbeat_ms : 500,
-                      .peer_timeout_ms = o->peer_timeout_ms};
+                      .peer_timeout_ms = o->peer_timeout_ms, .crypto = o->crypto};
     if (!(c->net = em_net_new(&no, err)))
         goto fail;
     uint16_t port;

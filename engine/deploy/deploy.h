@@ -141,6 +141,8 @@ typedef struct em_deploy_spawn_args {
     const char *memory;      /* NULL = default */
     const char *work_dir;    /* NULL = default */
     const char *secret;      /* passed as EMBER_SECRET in the environment */
+    int crypto;              /* EM_NET_CRYPTO_*: ON/OFF set EMBER_NETWORK_CRYPTO for the
+                                child, ENV (0) leaves it inherited */
 } em_deploy_spawn_args;
 
 /* The ember command: given, else $EMBER_BIN, else /proc/self/exe when it is named ember,

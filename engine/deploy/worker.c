@@ -325,7 +325,10 @@ static int connect_master(worker *w, em_err *err)
     return 0;
 }
 
-static void serve(worker *w, volatile sig_atomic_t *stop)
+/* Until *stop, or an authentication failure: a master that refuses our secret (or our
+ * link mode) will refuse it every time, so that is final (EM_EAUTH), unlike an unreachable
+ * master, which is retried every second. */
+static int serve(worker *w, volatile sig_atomic_t *stop, em_err *out)
 {
     double next_try = 0;
     bool warned = false;
@@ -340,6 +343,11 @@ static void serve(worker *w, volatile sig_atomic_t *stop)
         if (!w->conn && em_now_s() >= next_try) {
             em_err err = EM_ERR_INIT;
             if (connect_master(w, &err) < 0) {
+                if (err.code == EM_EAUTH) {
+                    em_err_copy(out, &err);
+                    return em_err_prefix(out, "worker %s: authentication with the master "
+                                              "failed (final, not retried)", w->id);
+                }
                 if (!warned)
                     em_log(EM_LOG_WARN, "worker %s: cannot reach the master (%s); retrying",
                            w->id, err.msg);
@@ -354,6 +362,7 @@ static void serve(worker *w, volatile sig_atomic_t *stop)
         struct timespec ts = {0, 100 * 1000000L};
         nanosleep(&ts, NULL);
     }
+    return 0;
 }
 
 int em_worker_run(const em_worker_opts *o, volatile sig_atomic_t *stop, em_err *err)
@@ -385,7 +394,7 @@ int em_worker_run(const em_worker_opts *o, volatile sig_atomic_t *stop, em_err *
     printf("worker %s: %u cores, %llu MiB, work dir %s, master %s:%u\n", w.id, o->cores,
            (unsigned long long)(o->memory >> 20), w.root, o->master_host, o->master_port);
     fflush(stdout);
-    serve(&w, stop);
+    rc = serve(&w, stop, err);
     kill_all(&w);
 out:
     em_net_free(w.net);

@@ -150,7 +150,10 @@ int em_shuffle_read(const em_fetcher *f, uint32_t sid, uint32_t reduce,
             rc = em_err_set(err, EM_EFETCH, "%s: segment is %zu bytes, map status says %llu",
                             s->loc, buf.len, (unsigned long long)s->size);
         if (rc == 0) {
-            rc = em_blocks_decode_each(buf.data, buf.len, pass_batch, &ctx, err);
+            /* Bytes from another process get the network bounds (data.h). */
+            rc = f->ops == &local_ops
+                     ? em_blocks_decode_each(buf.data, buf.len, pass_batch, &ctx, err)
+                     : em_blocks_decode_each_net(buf.data, buf.len, pass_batch, &ctx, err);
             if (rc != 0 && ctx.user_failed)
                 break;
             if (rc == EM_ENOMEM)

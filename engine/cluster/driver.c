@@ -296,7 +296,7 @@ static int add_chunk(inflight *f, em_slice body, bool last, em_err *err)
         if (have)
             memcpy(h, f->part.data, have);
         memcpy(h + have, body.p, EM_BLOCK_HEADER_SIZE - have);
-        int rc = em_block_peek_size(h, sizeof h, &f->part_size, err);
+        int rc = em_block_peek_size_net(h, sizeof h, &f->part_size, err);
         if (rc < 0)
             return rc;
         if (em_vbuf_reserve(&f->part, f->part_size - f->part.len) < 0)
@@ -335,14 +335,19 @@ static int on_result_chunk(em_cluster *c, em_conn_id id, em_slice p, em_err *err
     em_batch *b = NULL;
     bool last = flags & 1;
     if (last && f->part.len == 0) {   /* a block in one frame: decoded in place */
-        rc = em_block_decode(body.p, body.n, &b, &berr);
+        rc = em_block_decode_net(body.p, body.n, &b, &berr);
     } else if ((rc = add_chunk(f, body, last, &berr)) == 0 && last) {
-        rc = em_block_decode(f->part.data, f->part.len, &b, &berr);
+        rc = em_block_decode_net(f->part.data, f->part.len, &b, &berr);
         em_vbuf_destroy(&f->part);
         f->part_size = 0;
     }
+    em_batch **grown = rc == 0 && b ? em_realloc(f->batches, (f->nb + 1) * sizeof *grown) : NULL;
+    if (rc == 0 && b && !grown) {
+        em_batch_unref(b);
+        rc = em_err_set(&berr, EM_ENOMEM, "out of memory for result batch %zu", f->nb + 1);
+    }
     if (rc == 0 && b) {
-        f->batches = em_xrealloc(f->batches, (f->nb + 1) * sizeof *f->batches);
+        f->batches = grown;
         f->batches[f->nb++] = b;
     } else if (rc < 0) {
         /* The task fails here; its later frames and status find it done and are dropped. */

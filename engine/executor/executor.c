@@ -235,7 +235,7 @@ static int on_data(executor *x, em_conn_id c, bool from_driver, em_slice payload
         if (!p)
             return 0;
         em_batch *b;
-        if ((rc = em_block_decode(body.p, body.n, &b, err)) < 0)
+        if ((rc = em_block_decode_net(body.p, body.n, &b, err)) < 0)
             return rc;
         p->batches = em_xrealloc(p->batches, (p->nb + 1) * sizeof *p->batches);
         p->batches[p->nb++] = b;

@@ -68,7 +68,7 @@ uint32_t em_master_num_apps(em_master *m);
 typedef struct em_master_opts {
     const char *host;            /* NULL = 127.0.0.1 */
     uint16_t port;               /* 0 = any (printed on stdout) */
-    const char *ui_host;         /* NULL = host */
+    const char *ui_host;         /* NULL = 127.0.0.1 (the page needs no secret) */
     int ui_port;                 /* 0 = off, -1 = any free one */
     const char *secret;          /* cluster secret, >= 16 bytes */
     uint32_t peer_timeout_ms;    /* silent workers/drivers are dropped; 0 = 10000 */

@@ -61,6 +61,6 @@ int em__cli_master(int argc, char **argv)
     em_master_opts o = {.host = a.host, .port = a.port, .ui_port = a.ui_port,
                         .ui_host = a.ui_host, .secret = secret};
     rc = em_master_run(&o, em__cli_stop_on_signals(), &err);
-    em_free(secret);
+    em_standalone_free_secret(secret);
     return rc < 0 ? em__cli_fail(PREFIX, "%s", err.msg) : EM_CLI_OK;
 }

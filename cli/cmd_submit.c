@@ -186,7 +186,7 @@ int em__cli_submit(int argc, char **argv)
         return em__cli_fail(PREFIX, "%s", err.msg);
     char *path = realpath(o.job, NULL);
     if (!path) {
-        em_free(secret);
+        em_standalone_free_secret(secret);
         return em__cli_fail(PREFIX, "%s: no such job library", o.job);
     }
     /* Default name: the file name without directory, "lib" prefix and ".so". */
@@ -210,6 +210,6 @@ int em__cli_submit(int argc, char **argv)
     em_standalone_client_free(cl);
     free(path);
     em_free(name);
-    em_free(secret);
+    em_standalone_free_secret(secret);
     return rc;
 }

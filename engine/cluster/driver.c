@@ -741,6 +741,8 @@ void em_cluster_free(em_cluster *c)
     em_free(c->sp);
     em_free(c->fails);
     em_hmap_destroy(&c->locs);
+    if (c->secret)
+        em_secure_zero(c->secret, strlen(c->secret));
     em_free(c->secret);
     free(c->library);
     em_free(c->listen_host);

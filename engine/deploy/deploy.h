@@ -35,8 +35,13 @@
 int em_standalone_parse_url(const char *url, char *host, size_t cap, uint16_t *port,
                             em_err *err);
 /* Reads a secret: the file's contents (trailing newlines stripped) when path is set, else
- * $EMBER_SECRET. EM_EINVAL when neither or when shorter than 16 bytes. Caller frees. */
+ * $EMBER_SECRET, which is then removed from the environment (unsetenv: call before other
+ * threads start). EM_EINVAL when neither, when shorter than 16 bytes, or when the file is
+ * not this user's or group/other may access it (the message gives the chmod). Caller frees
+ * with em_standalone_free_secret. Main thread. */
 char *em_standalone_read_secret(const char *path, em_err *err);
+/* Zeroes (OPENSSL_cleanse) and frees a secret string. NULL ok. Any thread. */
+void em_standalone_free_secret(char *s);
 
 /* ---------------------------------------------------------------- master bookkeeping
  * The master's whole state machine, free of I/O: feed it the frames and closes of its

@@ -254,7 +254,7 @@ static void app_end(em_master *m, uint32_t i, const char *reason)
     while (a->nexecs)
         exec_drop(m, a, a->nexecs - 1, NULL, true);
     em_free(a->execs);
-    em_free(a->secret);
+    em_standalone_free_secret(a->secret);
     a->execs = NULL;
     a->secret = NULL;
     a->ended_s = em_now_s();
@@ -430,7 +430,7 @@ void em_master_free(em_master *m)
         return;
     for (uint32_t i = 0; i < m->napps; i++) {
         em_free(m->apps[i].execs);
-        em_free(m->apps[i].secret);
+        em_standalone_free_secret(m->apps[i].secret);
     }
     em_free(m->apps);
     em_free(m->workers);

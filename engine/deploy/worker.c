@@ -66,10 +66,20 @@ typedef struct worker {
 
 /* ---------------------------------------------------------------- network thread */
 
+/* Ids name directories under the worker's root (removed at reap): only [A-Za-z0-9_-], so
+ * ".", "..", "a/b" and anything else a path could make of them are refused. */
+static bool is_id(const char *v)
+{
+    return *v && strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") ==
+                     strlen(v);
+}
+
 static int copy_str(json_t *o, const char *key, char *out, size_t cap)
 {
     const char *v = json_string_value(json_object_get(o, key));
-    if (!v || !*v || strlen(v) >= cap || strchr(v, '/') || strstr(v, ".."))
+    if (!v || !*v || strlen(v) >= cap ||
+        strchr(v, '/') || strstr(v, "..") ||
+        ((strcmp(key, "app") == 0 || strcmp(key, "exec") == 0) && !is_id(v)))
         return -1;
     memcpy(out, v, strlen(v) + 1);
     return 0;
@@ -287,7 +297,7 @@ static void run_orders(worker *w)
     for (uint32_t i = 0; i < n; i++) {
         if (local[i].launch) {
             launch(w, &local[i]);
-            em_free(local[i].secret);
+            em_standalone_free_secret(local[i].secret);
             continue;
         }
         for (uint32_t k = 0; k < w->nexecs; k++)
@@ -399,7 +409,7 @@ int em_worker_run(const em_worker_opts *o, volatile sig_atomic_t *stop, em_err *
 out:
     em_net_free(w.net);
     for (uint32_t i = 0; i < w.norders; i++)
-        em_free(w.orders[i].secret);
+        em_standalone_free_secret(w.orders[i].secret);
     em_free(w.execs);
     em_err e2 = EM_ERR_INIT;
     em_rm_rf(w.root, &e2);

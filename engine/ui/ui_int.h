@@ -44,6 +44,7 @@ typedef struct em__eventlog {
     bool failed;                 /* a write failed once: logged, then nothing more written */
 } em__eventlog;
 
+/* dir NULL: $TMPDIR/ember-events-<uid>, created 0700 and checked to be ours; files 0600. */
 int em__eventlog_open(em__eventlog *l, const char *dir, const char *app_id,
                       const char *app_name, const char *master, double start_s, em_err *err);
 void em__eventlog_write(em__eventlog *l, const em_sched_event *ev);

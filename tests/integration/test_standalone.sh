@@ -132,6 +132,7 @@ kill -0 "$master_pid" || fail "the master died under hostile peers"
 
 # Wrong and missing secrets: refused, and the master keeps serving.
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$t/wrong"
+chmod 600 "$t/wrong"
 "$ember" gen text --mib 1 --seed 7 --out "$t/input.txt" >/dev/null 2>&1
 if "$ember" submit --quiet --master "ember://127.0.0.1:$port" --secret-file "$t/wrong" \
         --conf ember.ui.port=0 "$wc_so" "$t/input.txt" "$t/out_wrong" >"$t/wrong.log" 2>&1; then
@@ -148,7 +149,6 @@ grep -q "secret" "$t/none.log" || fail "missing secret: unclear message: $(cat "
 # A worker with the wrong secret (issue 16): authentication failures are final. The worker
 # says so and exits non-zero at once (no retrying as if the master were unreachable), and
 # the master logs the refused login with the peer's address.
-chmod 600 "$t/wrong"
 set +e
 timeout 20 "$ember" worker --master "ember://127.0.0.1:$port" --cores 1 --memory 1g \
     --work-dir "$t" --secret-file "$t/wrong" >"$t/worker_wrong.log" 2>&1

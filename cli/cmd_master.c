@@ -33,7 +33,7 @@ static const em__cli_opts master_opts = {PREFIX, master_opt,
 
 void em__cli_master_help(FILE *f)
 {
-    fprintf(f, "Usage: ember master [--host H] [--port 7077] [--ui-port 8080] "
+    fprintf(f, "Usage: ember master [--host H] [--port 7077] [--ui-port 8080] [--ui-host H] "
                "[--secret-file F]\n"
                "\n"
                "Runs the standalone cluster master: workers register with it, `ember submit`\n"

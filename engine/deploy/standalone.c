@@ -100,8 +100,8 @@ char *em_standalone_read_secret(const char *path, em_err *err)
 {
     char *s = NULL;
     if (path) {
-        uint8_t *buf;
-        size_t n, n0;
+        uint8_t *buf = NULL;
+        size_t n = 0, n0;
         if (read_secret_file(path, &buf, &n, err) < 0)
             return NULL;
         n0 = n;

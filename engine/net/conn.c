@@ -83,6 +83,7 @@ typedef struct wreq {
     conn *c;
     uint8_t *buf;
     size_t len;          /* buf bytes + ext bytes */
+    bool big;            /* buf came from em_malloc_big (a sealed frame with ext bytes) */
     em_net_ext ext;
 } wreq;
 
@@ -222,7 +223,10 @@ static void on_written(uv_write_t *req, int status)
     bool resume = c->paused && c->queued <= n->o.send_queue_max / 2;
     pthread_cond_broadcast(&n->cond);
     pthread_mutex_unlock(&n->lock);
-    em_free(w->buf);
+    if (w->big)
+        em_free_big(w->buf);
+    else
+        em_free(w->buf);
     ext_release(&w->ext);
     em_free(w);
     if (status < 0) {
@@ -243,12 +247,27 @@ static void on_written(uv_write_t *req, int status)
  * length grows by the tag, the payload is encrypted in place, ext is encrypted into the
  * grown buffer and released (encryption copies it anyway), the tag goes last. On return
  * *bufp / *blen are the sealed frame and ext is empty; on failure ext is released. */
-static int seal_frame(conn *c, uint8_t **bufp, size_t *blen, em_net_ext *ext, em_err *err)
+static int seal_frame(conn *c, uint8_t **bufp, size_t *blen, em_net_ext *ext, bool *big,
+                      em_err *err)
 {
     size_t hl = EM_FRAME_HEADER_SIZE, n = *blen, total = n + ext->n + EM_AEAD_TAG_LEN;
-    uint8_t *b = em_realloc(*bufp, total);
+    uint8_t *b;
     int rc;
+    /* A frame with external bytes (a broadcast piece, megabytes) is sealed into a big
+     * buffer: em_malloc_big reuses freed mappings, so piece after piece costs no page
+     * faults; a frame without them just grows by its tag. */
+    *big = ext->n >= EM_BIG_MIN / 2;
+    if (*big) {
+        b = em_malloc_big(total);
+        if (b) {
+            memcpy(b, *bufp, n);
+            em_free(*bufp);
+        }
+    } else {
+        b = em_realloc(*bufp, total);
+    }
     if (!b) {
+        *big = false;
         ext_release(ext);
         return em_err_set(err, EM_ENOMEM, "sealing a frame of %zu bytes: out of memory",
                           total);
@@ -293,7 +312,7 @@ static void conn_write_ext(conn *c, uint8_t *buf, size_t blen, em_net_ext ext, b
     }
     if (c->tx) {
         em_err err = EM_ERR_INIT;
-        if (seal_frame(c, &buf, &blen, &ext, &err) < 0) {
+        if (seal_frame(c, &buf, &blen, &ext, &w->big, &err) < 0) {
             w->buf = buf;
             conn_close(c, err.code, "%s", err.msg);
             on_written(&w->req, UV_ENOMEM);

@@ -7,7 +7,8 @@
 #   make demo      : build, generate data under build/demo/, run wordcount and pagerank
 #   make bench     : build, run bench/*.sh (needs ../shared/tools/measure.py)
 #   make bench-ml  : build, run the MLlib clustering/decomposition benchmarks (issue 13)
-#   make fuzz      : libFuzzer runs of tests/fuzz/fuzz_*.c (needs clang)
+#   make fuzz      : libFuzzer runs of tests/fuzz/fuzz_*.c, FUZZ_SECONDS each (default 30;
+#                    CI: FUZZ_SECONDS=5); needs clang with libFuzzer (libclang-rt-dev)
 #   make deps      : install the Debian packages the build needs (as root), or say how
 #   make format / install / clean
 # Works on a fresh Debian 12 with only make and gcc: `deps` installs the rest.
@@ -27,7 +28,7 @@ DEMO := $(BUILD)/demo
 EMBER := $(BUILD)/bin/ember
 
 DEB_PACKAGES := cmake pkg-config gcc make libuv1-dev libjansson-dev libzstd-dev \
-                libopenblas-dev liblapacke-dev libcriterion-dev libedit-dev
+                libopenblas-dev liblapacke-dev libcriterion-dev libedit-dev libssl-dev
 # What the integration tests call besides the build: python3 (HTTP and JSON checks of the
 # standalone test), bc (timing arithmetic), procps (pgrep/pkill for executor processes).
 CHECK_PACKAGES := $(DEB_PACKAGES) python3 bc procps
@@ -115,7 +116,9 @@ bench-als: build
 bench-ml: build
 	@set -e; for b in bench/ml_kmeans.sh bench/ml_pca.sh bench/ml_svd.sh bench/ml_lr.sh bench/ml_glm.sh bench/ml_nb.sh bench/ml_mlp.sh; do echo "== $$b"; bash "$$b" "$(BUILD)"; done
 
-fuzz: deps
+FUZZ_PACKAGES := $(DEB_PACKAGES) clang libclang-rt-dev
+fuzz:
+	@$(MAKE) --no-print-directory deps PACKAGES="$(FUZZ_PACKAGES)"
 	@if ! command -v clang >/dev/null 2>&1; then \
 	    echo "make fuzz needs clang with libFuzzer (apt-get install clang); skipping"; exit 1; fi
 	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
@@ -128,7 +131,7 @@ fuzz: deps
 	    clang -std=c11 -g -O1 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -DEM_TESTING=1 -I. \
 	        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $$src \
 	        $(FUZZ_BUILD)/lib/libember_ml.a $(FUZZ_BUILD)/lib/libember.a \
-	        $$(pkg-config --libs libuv jansson libzstd openblas lapacke) \
+	        $$(pkg-config --libs libuv jansson libzstd openblas lapacke libcrypto) \
 	        -lpthread -ldl -lm -o $(FUZZ_BUILD)/$$name; \
 	    mkdir -p $(FUZZ_BUILD)/corpus/$$dec; \
 	    if [ -d tests/fuzz/corpus/$$dec ]; then cp -n tests/fuzz/corpus/$$dec/* $(FUZZ_BUILD)/corpus/$$dec/ 2>/dev/null || true; fi; \

@@ -104,6 +104,7 @@ int em__cli_executor(int argc, char **argv)
         em_free(buf);
     } else if (getenv("EMBER_SECRET")) {
         secret = em_xstrdup(getenv("EMBER_SECRET"));
+        unsetenv("EMBER_SECRET");   /* a job's subprocesses must not inherit it */
     }
     if (!secret || strlen(secret) < 16) {
         em_free(secret);

@@ -11,7 +11,7 @@
 #define PREFIX "ember master"
 
 typedef struct master_args {
-    const char *host, *secret_file;
+    const char *host, *secret_file, *ui_host;
     uint16_t port, ui_port;
 } master_args;
 
@@ -21,6 +21,8 @@ static const em__cli_opt master_opt[] = {
                 "cluster port (default 7077; 0 = any, printed)"),
     EM_CLI_UINT("--ui-port", "P", master_args, ui_port, 0, 65535,
                 "status page port (default 8080; 0 = no page)"),
+    EM_CLI_NONEMPTY("--ui-host", "H", master_args, ui_host,
+                    "address of the status page (default 127.0.0.1: it needs no secret)"),
     EM_CLI_STR("--secret-file", "F", master_args, secret_file,
                "the cluster secret (else $EMBER_SECRET; >= 16 bytes);\n"
                "workers and drivers must hold the same one"),
@@ -31,7 +33,7 @@ static const em__cli_opts master_opts = {PREFIX, master_opt,
 
 void em__cli_master_help(FILE *f)
 {
-    fprintf(f, "Usage: ember master [--host H] [--port 7077] [--ui-port 8080] "
+    fprintf(f, "Usage: ember master [--host H] [--port 7077] [--ui-port 8080] [--ui-host H] "
                "[--secret-file F]\n"
                "\n"
                "Runs the standalone cluster master: workers register with it, `ember submit`\n"
@@ -57,8 +59,8 @@ int em__cli_master(int argc, char **argv)
     if (!secret)
         return em__cli_fail(PREFIX, "%s", err.msg);
     em_master_opts o = {.host = a.host, .port = a.port, .ui_port = a.ui_port,
-                        .secret = secret};
+                        .ui_host = a.ui_host, .secret = secret};
     rc = em_master_run(&o, em__cli_stop_on_signals(), &err);
-    em_free(secret);
+    em_standalone_free_secret(secret);
     return rc < 0 ? em__cli_fail(PREFIX, "%s", err.msg) : EM_CLI_OK;
 }

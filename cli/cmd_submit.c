@@ -216,6 +216,6 @@ int em__cli_submit(int argc, char **argv)
     em_standalone_client_free(cl);
     free(path);
     em_free(name);
-    em_free(secret);
+    em_standalone_free_secret(secret);
     return rc;
 }

@@ -78,6 +78,6 @@ int em__cli_worker(int argc, char **argv)
         return em__cli_fail(PREFIX, "%s", err.msg);
     o.secret = secret;
     rc = em_worker_run(&o, em__cli_stop_on_signals(), &err);
-    em_free(secret);
+    em_standalone_free_secret(secret);
     return rc < 0 ? em__cli_fail(PREFIX, "%s", err.msg) : EM_CLI_OK;
 }

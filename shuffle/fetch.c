@@ -97,9 +97,10 @@ int em_shuffle_fetch_local(const char *dir, uint32_t sid, uint32_t mid, uint32_t
 }
 
 static int local_fetch(void *self, const char *loc, uint32_t sid, uint32_t mid, uint32_t reduce,
-                       em_vbuf *out, em_err *err)
+                       uint64_t size, em_vbuf *out, em_err *err)
 {
     (void)self;
+    (void)size;   /* compared by em_shuffle_read once read */
     return em_shuffle_fetch_local(loc, sid, mid, reduce, out, err);
 }
 
@@ -143,14 +144,17 @@ int em_shuffle_read(const em_fetcher *f, uint32_t sid, uint32_t reduce,
         if (s->size == 0)
             continue;
         em_vbuf_clear(&buf);
-        rc = f->ops->fetch(f->self, s->loc, sid, s->map_id, reduce, &buf, err);
+        rc = f->ops->fetch(f->self, s->loc, sid, s->map_id, reduce, s->size, &buf, err);
         if (rc == EM_ENOMEM)
             break;
         if (rc == 0 && buf.len != s->size)
             rc = em_err_set(err, EM_EFETCH, "%s: segment is %zu bytes, map status says %llu",
                             s->loc, buf.len, (unsigned long long)s->size);
         if (rc == 0) {
-            rc = em_blocks_decode_each(buf.data, buf.len, pass_batch, &ctx, err);
+            /* Bytes from another process get the network bounds (data.h). */
+            rc = f->ops == &local_ops
+                     ? em_blocks_decode_each(buf.data, buf.len, pass_batch, &ctx, err)
+                     : em_blocks_decode_each_net(buf.data, buf.len, pass_batch, &ctx, err);
             if (rc != 0 && ctx.user_failed)
                 break;
             if (rc == EM_ENOMEM)

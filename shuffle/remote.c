@@ -98,7 +98,7 @@ static int peer_conn(em_shuffle_remote *r, const char *loc, em_conn_id *out, em_
 }
 
 static int remote_fetch(void *self, const char *loc, uint32_t sid, uint32_t mid, uint32_t reduce,
-                        em_vbuf *out, em_err *err)
+                        uint64_t size, em_vbuf *out, em_err *err)
 {
     em_shuffle_remote *r = self;
     int rc;
@@ -108,7 +108,7 @@ static int remote_fetch(void *self, const char *loc, uint32_t sid, uint32_t mid,
         em_conn_id c;
         size_t before = out->len;
         if ((rc = peer_conn(r, loc, &c, err)) == 0)
-            rc = r->o.request(r->o.ud, c, sid, mid, reduce, out, err);
+            rc = r->o.request(r->o.ud, c, sid, mid, reduce, size, out, err);
         if (rc < 0)
             out->len = before;
     }

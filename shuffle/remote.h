@@ -18,9 +18,11 @@
 #include "shuffle/shuffle.h"
 
 /* Sends a fetch of segment (sid, mid, reduce) on connection conn and appends the reply's
- * bytes to out; 0 or <0 (err set). Task threads, concurrently. */
+ * bytes to out, failing (EM_EPROTO) when they would exceed `size` bytes, the size the map
+ * status told; 0 or <0 (err set). Task threads, concurrently. */
 typedef int (*em_shuffle_request_fn)(void *ud, em_conn_id conn, uint32_t sid, uint32_t mid,
-                                     uint32_t reduce, em_vbuf *out, em_err *err);
+                                     uint32_t reduce, uint64_t size, em_vbuf *out,
+                                     em_err *err);
 
 typedef struct em_shuffle_remote_opts {
     em_net *net;                 /* borrowed; outlives the object */

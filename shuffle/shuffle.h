@@ -176,10 +176,12 @@ void em_shuffle_cleaner_free(em_shuffle_cleaner *c);
 /* ---------------------------------------------------------------- fetching */
 
 /* Where a reducer gets segments from: local files now, remote executors in cluster mode.
- * fetch appends the segment bytes of (sid, mid, reduce) found at `loc` to out. */
+ * fetch appends the segment bytes of (sid, mid, reduce) found at `loc` to out; `size` is
+ * the segment's size as its map status told it, and a remote fetcher refuses a reply that
+ * grows past it (a peer cannot make a reducer buffer more than it expects). */
 typedef struct em_fetcher_ops {
     int (*fetch)(void *self, const char *loc, uint32_t sid, uint32_t mid, uint32_t reduce,
-                 em_vbuf *out, em_err *err);
+                 uint64_t size, em_vbuf *out, em_err *err);
 } em_fetcher_ops;
 
 typedef struct em_fetcher {

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "engine/api/api_int.h"
+#include "engine/net/net.h"
 #include "engine/ui/ui.h"
 
 static int parse_u32(const char *key, const char *v, uint32_t lo, uint32_t hi, uint32_t *out,
@@ -324,6 +325,9 @@ static int start_cluster(em_context *sc, em_task_backend *out, em_err *err)
         return rc;
     else if (v)
         cfg.opts.peer_timeout_ms = ms;
+    if ((v = em_conf_get(c, "ember.network.crypto")) &&
+        (rc = em_net_crypto_parse(v, "ember.network.crypto", &cfg.opts.crypto, err)) < 0)
+        return rc;
     if ((v = em_conf_get(c, "ember.locality.wait")) &&
         (rc = em_cluster_parse_locality_wait(v, &ms, err)) < 0)
         return rc;

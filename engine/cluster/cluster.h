@@ -60,6 +60,9 @@ typedef struct em_cluster_opts {
     uint32_t register_timeout_ms;    /* wait for executors; 0 = 60000 */
     uint32_t heartbeat_ms;           /* 0 = 500 */
     uint32_t peer_timeout_ms;        /* silence that loses an executor; 0 = 10000 */
+    /* ember.network.crypto for the driver's links and (SPAWN) its executors': EM_NET_CRYPTO_*
+     * (engine/net/net.h); 0 = $EMBER_NETWORK_CRYPTO, else on. */
+    int crypto;
     /* How long a task with a cached partition waits for the busy executor holding it
      * (ember.locality.wait) after the last task launched where its block is; 0 = 3000
      * (Spark's 3s); EM_CLUSTER_NO_LOCALITY_WAIT = never wait. */

@@ -296,7 +296,7 @@ static int add_chunk(inflight *f, em_slice body, bool last, em_err *err)
         if (have)
             memcpy(h, f->part.data, have);
         memcpy(h + have, body.p, EM_BLOCK_HEADER_SIZE - have);
-        int rc = em_block_peek_size(h, sizeof h, &f->part_size, err);
+        int rc = em_block_peek_size_net(h, sizeof h, &f->part_size, err);
         if (rc < 0)
             return rc;
         if (em_vbuf_reserve(&f->part, f->part_size - f->part.len) < 0)
@@ -335,14 +335,19 @@ static int on_result_chunk(em_cluster *c, em_conn_id id, em_slice p, em_err *err
     em_batch *b = NULL;
     bool last = flags & 1;
     if (last && f->part.len == 0) {   /* a block in one frame: decoded in place */
-        rc = em_block_decode(body.p, body.n, &b, &berr);
+        rc = em_block_decode_net(body.p, body.n, &b, &berr);
     } else if ((rc = add_chunk(f, body, last, &berr)) == 0 && last) {
-        rc = em_block_decode(f->part.data, f->part.len, &b, &berr);
+        rc = em_block_decode_net(f->part.data, f->part.len, &b, &berr);
         em_vbuf_destroy(&f->part);
         f->part_size = 0;
     }
+    em_batch **grown = rc == 0 && b ? em_realloc(f->batches, (f->nb + 1) * sizeof *grown) : NULL;
+    if (rc == 0 && b && !grown) {
+        em_batch_unref(b);
+        rc = em_err_set(&berr, EM_ENOMEM, "out of memory for result batch %zu", f->nb + 1);
+    }
     if (rc == 0 && b) {
-        f->batches = em_xrealloc(f->batches, (f->nb + 1) * sizeof *f->batches);
+        f->batches = grown;
         f->batches[f->nb++] = b;
     } else if (rc < 0) {
         /* The task fails here; its later frames and status find it done and are dropped. */
@@ -424,7 +429,7 @@ int em__cl_spawn_one(em_cluster *c, em_err *err)
     snprintf(s.exec_id, sizeof s.exec_id, "exec-%u", ++c->next_exec);
     em_deploy_spawn_args a = {.bin = c->bin, .driver = c->addr, .exec_id = s.exec_id,
                         .cores = c->o.cores, .memory = c->memory, .work_dir = c->work_dir,
-                        .secret = c->secret};
+                        .secret = c->secret, .crypto = c->o.crypto};
     int rc = em_deploy_spawn_executor(&a, &s.pid, err);
     if (rc < 0)
         return rc;
@@ -671,7 +676,7 @@ em_cluster *em_cluster_new(const em_cluster_opts *o, em_err *err)
     }
     em_net_opts no = {.secret = c->secret, .secret_len = strlen(c->secret), .ops = &d_net_ops,
                       .ud = c, .heartbeat_ms = o->heartbeat_ms ? o->heartbeat_ms : 500,
-                      .peer_timeout_ms = o->peer_timeout_ms};
+                      .peer_timeout_ms = o->peer_timeout_ms, .crypto = o->crypto};
     if (!(c->net = em_net_new(&no, err)))
         goto fail;
     uint16_t port;
@@ -736,6 +741,8 @@ void em_cluster_free(em_cluster *c)
     em_free(c->sp);
     em_free(c->fails);
     em_hmap_destroy(&c->locs);
+    if (c->secret)
+        em_secure_zero(c->secret, strlen(c->secret));
     em_free(c->secret);
     free(c->library);
     em_free(c->listen_host);

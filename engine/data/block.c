@@ -169,10 +169,29 @@ static int zstd_payload(const block_header *hd, const uint8_t *src, uint8_t **ou
     return 0;
 }
 
-int em_block_decode(const uint8_t *p, size_t n, em_batch **out, em_err *err)
+/* The network bounds (data.h) on a parsed header. */
+static int check_net(const block_header *hd, em_err *err)
+{
+    if (hd->raw > EM_BLOCK_NET_MAX_RAW)
+        return em_err_set(err, EM_ECORRUPT, "raw size %llu over the network cap (%llu)",
+                          (unsigned long long)hd->raw,
+                          (unsigned long long)EM_BLOCK_NET_MAX_RAW);
+    if (hd->codec == EM_CODEC_ZSTD && hd->raw > EM_BLOCK_NET_RATIO_FREE &&
+        hd->raw / EM_BLOCK_NET_MAX_RATIO > hd->stored)
+        return em_err_set(err, EM_ECORRUPT,
+                          "raw size %llu is over %u times the stored size %llu (a "
+                          "decompression bomb?)",
+                          (unsigned long long)hd->raw, EM_BLOCK_NET_MAX_RATIO,
+                          (unsigned long long)hd->stored);
+    return 0;
+}
+
+static int decode(const uint8_t *p, size_t n, bool net, em_batch **out, em_err *err)
 {
     block_header hd;
     int rc = parse_header(p, n, &hd, err);
+    if (rc == 0 && net)
+        rc = check_net(&hd, err);
     if (rc < 0)
         return rc;
     if (hd.stored != (uint64_t)(n - EM_BLOCK_HEADER_SIZE))
@@ -209,8 +228,30 @@ int em_block_decode(const uint8_t *p, size_t n, em_batch **out, em_err *err)
     return 0;
 }
 
-int em_blocks_decode_each(const uint8_t *p, size_t n,
-                          int (*fn)(void *ud, em_batch *b, em_err *err), void *ud, em_err *err)
+int em_block_decode(const uint8_t *p, size_t n, em_batch **out, em_err *err)
+{
+    return decode(p, n, false, out, err);
+}
+
+int em_block_decode_net(const uint8_t *p, size_t n, em_batch **out, em_err *err)
+{
+    return decode(p, n, true, out, err);
+}
+
+int em_block_peek_size_net(const uint8_t *p, size_t n, size_t *block_size, em_err *err)
+{
+    block_header hd;
+    int rc = parse_header(p, n, &hd, err);
+    if (rc == 0)
+        rc = check_net(&hd, err);
+    if (rc < 0)
+        return rc;
+    *block_size = EM_BLOCK_HEADER_SIZE + (size_t)hd.stored;
+    return 0;
+}
+
+static int decode_each(const uint8_t *p, size_t n, bool net,
+                       int (*fn)(void *ud, em_batch *b, em_err *err), void *ud, em_err *err)
 {
     size_t off = 0;
     while (off < n) {
@@ -221,7 +262,7 @@ int em_blocks_decode_each(const uint8_t *p, size_t n,
                             n - off);
         em_batch *b = NULL;
         if (rc == 0)
-            rc = em_block_decode(p + off, size, &b, err);
+            rc = decode(p + off, size, net, &b, err);
         if (rc < 0)
             return em_err_prefix(err, "block at offset %zu", off);
         rc = fn(ud, b, err);
@@ -230,4 +271,17 @@ int em_blocks_decode_each(const uint8_t *p, size_t n,
         off += size;
     }
     return 0;
+}
+
+int em_blocks_decode_each(const uint8_t *p, size_t n,
+                          int (*fn)(void *ud, em_batch *b, em_err *err), void *ud, em_err *err)
+{
+    return decode_each(p, n, false, fn, ud, err);
+}
+
+int em_blocks_decode_each_net(const uint8_t *p, size_t n,
+                              int (*fn)(void *ud, em_batch *b, em_err *err), void *ud,
+                              em_err *err)
+{
+    return decode_each(p, n, true, fn, ud, err);
 }

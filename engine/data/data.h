@@ -190,6 +190,23 @@ int em_blocks_decode_each(const uint8_t *p, size_t n,
                           int (*fn)(void *ud, em_batch *b, em_err *err), void *ud,
                           em_err *err);
 
+/* Blocks received from another process (task results, block replies, shuffle segments)
+ * are decoded with tighter bounds, checked on the header before anything is allocated, so
+ * a small frame cannot make the receiver allocate much (a decompression bomb):
+ *   raw size <= EM_BLOCK_NET_MAX_RAW, and a zstd block over EM_BLOCK_NET_RATIO_FREE raw
+ *   bytes expands at most EM_BLOCK_NET_MAX_RATIO times its stored size.
+ * Writers never exceed them: batches are far smaller than 1 GiB, and real records do not
+ * compress 1024:1 beyond 64 MiB (docs/security.md). EM_ECORRUPT naming the bound. */
+#define EM_BLOCK_NET_MAX_RAW ((uint64_t)1 << 30)       /* 1 GiB */
+#define EM_BLOCK_NET_RATIO_FREE ((uint64_t)64 << 20)   /* 64 MiB */
+#define EM_BLOCK_NET_MAX_RATIO 1024u
+int em_block_decode_net(const uint8_t *p, size_t n, em_batch **out, em_err *err);
+int em_blocks_decode_each_net(const uint8_t *p, size_t n,
+                              int (*fn)(void *ud, em_batch *b, em_err *err), void *ud,
+                              em_err *err);
+/* As em_block_peek_size, with the network bounds above. */
+int em_block_peek_size_net(const uint8_t *p, size_t n, size_t *block_size, em_err *err);
+
 /* ---------------------------------------------------------------- value codecs
  * Helpers for common record encodings, so user functions and built-ins agree. */
 

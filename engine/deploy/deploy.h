@@ -35,8 +35,13 @@
 int em_standalone_parse_url(const char *url, char *host, size_t cap, uint16_t *port,
                             em_err *err);
 /* Reads a secret: the file's contents (trailing newlines stripped) when path is set, else
- * $EMBER_SECRET. EM_EINVAL when neither or when shorter than 16 bytes. Caller frees. */
+ * $EMBER_SECRET, which is then removed from the environment (unsetenv: call before other
+ * threads start). EM_EINVAL when neither, when shorter than 16 bytes, or when the file is
+ * not this user's or group/other may access it (the message gives the chmod). Caller frees
+ * with em_standalone_free_secret. Main thread. */
 char *em_standalone_read_secret(const char *path, em_err *err);
+/* Zeroes (OPENSSL_cleanse) and frees a secret string. NULL ok. Any thread. */
+void em_standalone_free_secret(char *s);
 
 /* ---------------------------------------------------------------- master bookkeeping
  * The master's whole state machine, free of I/O: feed it the frames and closes of its
@@ -68,7 +73,7 @@ uint32_t em_master_num_apps(em_master *m);
 typedef struct em_master_opts {
     const char *host;            /* NULL = 127.0.0.1 */
     uint16_t port;               /* 0 = any (printed on stdout) */
-    const char *ui_host;         /* NULL = host */
+    const char *ui_host;         /* NULL = 127.0.0.1 (the page needs no secret) */
     int ui_port;                 /* 0 = off, -1 = any free one */
     const char *secret;          /* cluster secret, >= 16 bytes */
     uint32_t peer_timeout_ms;    /* silent workers/drivers are dropped; 0 = 10000 */
@@ -141,6 +146,8 @@ typedef struct em_deploy_spawn_args {
     const char *memory;      /* NULL = default */
     const char *work_dir;    /* NULL = default */
     const char *secret;      /* passed as EMBER_SECRET in the environment */
+    int crypto;              /* EM_NET_CRYPTO_*: ON/OFF set EMBER_NETWORK_CRYPTO for the
+                                child, ENV (0) leaves it inherited */
 } em_deploy_spawn_args;
 
 /* The ember command: given, else $EMBER_BIN, else /proc/self/exe when it is named ember,

@@ -254,7 +254,7 @@ static void app_end(em_master *m, uint32_t i, const char *reason)
     while (a->nexecs)
         exec_drop(m, a, a->nexecs - 1, NULL, true);
     em_free(a->execs);
-    em_free(a->secret);
+    em_standalone_free_secret(a->secret);
     a->execs = NULL;
     a->secret = NULL;
     a->ended_s = em_now_s();
@@ -430,7 +430,7 @@ void em_master_free(em_master *m)
         return;
     for (uint32_t i = 0; i < m->napps; i++) {
         em_free(m->apps[i].execs);
-        em_free(m->apps[i].secret);
+        em_standalone_free_secret(m->apps[i].secret);
     }
     em_free(m->apps);
     em_free(m->workers);
@@ -641,14 +641,16 @@ int em_master_run(const em_master_opts *o, volatile sig_atomic_t *stop, em_err *
         goto out;
     printf("master listening on ember://%s:%u\n", host, port);
     if (o->ui_port != 0) {
-        http = em_http_server_start(o->ui_host ? o->ui_host : host,
+        /* The page binds loopback unless told (--ui-host): it answers without a secret. */
+        const char *ui_host = o->ui_host ? o->ui_host : "127.0.0.1";
+        http = em_http_server_start(ui_host,
                                      o->ui_port < 0 ? 0 : (uint16_t)o->ui_port, &ui_port,
                                      master_http, d.m, err);
         if (!http) {
             rc = err->code;
             goto out;
         }
-        printf("master ui on http://%s:%u\n", o->ui_host ? o->ui_host : host, ui_port);
+        printf("master ui on http://%s:%u\n", ui_host, ui_port);
     }
     fflush(stdout);
     while (!*stop) {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "engine/deploy/deploy.h"
+#include "engine/net/net.h"
 
 extern char **environ;
 
@@ -73,13 +74,19 @@ int em_deploy_spawn_executor(const em_deploy_spawn_args *a, pid_t *pid, em_err *
     size_t nenv = 0;
     while (environ[nenv])
         nenv++;
-    char **envp = em_xcalloc(nenv + 2, sizeof *envp);
+    char **envp = em_xcalloc(nenv + 3, sizeof *envp);
     size_t j = 0;
     for (size_t i = 0; i < nenv; i++)
-        if (strncmp(environ[i], "EMBER_SECRET=", 13) != 0)
+        if (strncmp(environ[i], "EMBER_SECRET=", 13) != 0 &&
+            (a->crypto == EM_NET_CRYPTO_ENV ||
+             strncmp(environ[i], "EMBER_NETWORK_CRYPTO=", 21) != 0))
             envp[j++] = environ[i];
     char *sec = em_xasprintf("EMBER_SECRET=%s", a->secret);
     envp[j++] = sec;
+    /* The executor's links must use the driver's mode (a mismatch fails the login). */
+    if (a->crypto != EM_NET_CRYPTO_ENV)
+        envp[j++] = a->crypto == EM_NET_CRYPTO_OFF ? "EMBER_NETWORK_CRYPTO=false"
+                                                   : "EMBER_NETWORK_CRYPTO=true";
     envp[j] = NULL;
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);

@@ -8,8 +8,12 @@
  * once (no free worker yet), for the first executor_added. The connection stays open for
  * the application's life: its closing is how the master learns the driver is gone, even
  * when the driver is killed (heartbeats find a stopped one). */
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,19 +46,69 @@ int em_standalone_parse_url(const char *url, char *host, size_t cap, uint16_t *p
     return 0;
 }
 
+/* Reads a secret file through one fd, refusing a file that is not a regular file owned by
+ * this user or that its group or others may read: a secret anyone on the host can read
+ * lets them run code on every worker. The message says the chmod to run. */
+static int read_secret_file(const char *path, uint8_t **out, size_t *n, em_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return em_err_set(err, EM_EIO, "--secret-file %s: %s", path, strerror(e));
+    }
+    int rc = 0;
+    if (!S_ISREG(st.st_mode))
+        rc = em_err_set(err, EM_EINVAL, "--secret-file %s: not a regular file", path);
+    else if (st.st_uid != geteuid())
+        rc = em_err_set(err, EM_EINVAL, "--secret-file %s: owned by uid %u, not by this user "
+                        "(uid %u); refusing a secret another user controls", path,
+                        (unsigned)st.st_uid, (unsigned)geteuid());
+    else if (st.st_mode & 077)
+        rc = em_err_set(err, EM_EINVAL, "--secret-file %s: readable or writable by group or "
+                        "others (mode %03o); run: chmod 600 %s", path,
+                        (unsigned)(st.st_mode & 0777), path);
+    else if (st.st_size > 4096)
+        rc = em_err_set(err, EM_EINVAL, "--secret-file %s: %lld bytes, a secret has at most "
+                        "4096", path, (long long)st.st_size);
+    if (rc == 0) {
+        uint8_t *buf = em_malloc((size_t)st.st_size + 1);
+        ssize_t got = buf ? read(fd, buf, (size_t)st.st_size + 1) : -1;
+        if (got < 0 || (size_t)got > (size_t)st.st_size) {
+            rc = em_err_set(err, EM_EIO, "--secret-file %s: %s", path,
+                            got < 0 ? strerror(errno) : "changed while read");
+            em_free(buf);
+        } else {
+            *out = buf;
+            *n = (size_t)got;
+        }
+    }
+    close(fd);
+    return rc;
+}
+
+void em_standalone_free_secret(char *s)
+{
+    if (s)
+        em_secure_zero(s, strlen(s));
+    em_free(s);
+}
+
 char *em_standalone_read_secret(const char *path, em_err *err)
 {
     char *s = NULL;
     if (path) {
-        uint8_t *buf;
-        size_t n;
-        if (em_read_file(path, &buf, &n, err) < 0) {
-            em_err_prefix(err, "--secret-file");
+        uint8_t *buf = NULL;
+        size_t n = 0, n0;
+        if (read_secret_file(path, &buf, &n, err) < 0)
             return NULL;
-        }
+        n0 = n;
         while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
             n--;
         s = em_strndup((const char *)buf, n);
+        em_secure_zero(buf, n0);
         em_free(buf);
         if (s && strlen(s) != n) {
             em_free(s);
@@ -62,7 +116,10 @@ char *em_standalone_read_secret(const char *path, em_err *err)
             return NULL;
         }
     } else if (getenv("EMBER_SECRET")) {
+        /* Read once, then out of the environment: processes this one starts (a job's
+         * subprocesses, a shell) must not inherit it. */
         s = em_strdup(getenv("EMBER_SECRET"));
+        unsetenv("EMBER_SECRET");
     } else {
         em_err_set(err, EM_EINVAL, "no secret: give --secret-file FILE or set EMBER_SECRET");
         return NULL;
@@ -74,7 +131,7 @@ char *em_standalone_read_secret(const char *path, em_err *err)
     if (strlen(s) < 16) {
         em_err_set(err, EM_EINVAL, "%s: the secret has %zu bytes (min 16)",
                    path ? path : "EMBER_SECRET", strlen(s));
-        em_free(s);
+        em_standalone_free_secret(s);
         return NULL;
     }
     return s;
@@ -266,7 +323,7 @@ void em_standalone_client_free(em_standalone_client *c)
     pthread_cond_destroy(&c->cond);
     pthread_mutex_destroy(&c->lock);
     em_free(c->name);
-    em_free(c->cluster_secret);
+    em_standalone_free_secret(c->cluster_secret);
     em_free(c);
 }
 

@@ -66,10 +66,20 @@ typedef struct worker {
 
 /* ---------------------------------------------------------------- network thread */
 
+/* Ids name directories under the worker's root (removed at reap): only [A-Za-z0-9_-], so
+ * ".", "..", "a/b" and anything else a path could make of them are refused. */
+static bool is_id(const char *v)
+{
+    return *v && strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") ==
+                     strlen(v);
+}
+
 static int copy_str(json_t *o, const char *key, char *out, size_t cap)
 {
     const char *v = json_string_value(json_object_get(o, key));
-    if (!v || !*v || strlen(v) >= cap || strchr(v, '/') || strstr(v, ".."))
+    if (!v || !*v || strlen(v) >= cap ||
+        strchr(v, '/') || strstr(v, "..") ||
+        ((strcmp(key, "app") == 0 || strcmp(key, "exec") == 0) && !is_id(v)))
         return -1;
     memcpy(out, v, strlen(v) + 1);
     return 0;
@@ -287,7 +297,7 @@ static void run_orders(worker *w)
     for (uint32_t i = 0; i < n; i++) {
         if (local[i].launch) {
             launch(w, &local[i]);
-            em_free(local[i].secret);
+            em_standalone_free_secret(local[i].secret);
             continue;
         }
         for (uint32_t k = 0; k < w->nexecs; k++)
@@ -325,7 +335,10 @@ static int connect_master(worker *w, em_err *err)
     return 0;
 }
 
-static void serve(worker *w, volatile sig_atomic_t *stop)
+/* Until *stop, or an authentication failure: a master that refuses our secret (or our
+ * link mode) will refuse it every time, so that is final (EM_EAUTH), unlike an unreachable
+ * master, which is retried every second. */
+static int serve(worker *w, volatile sig_atomic_t *stop, em_err *out)
 {
     double next_try = 0;
     bool warned = false;
@@ -340,6 +353,11 @@ static void serve(worker *w, volatile sig_atomic_t *stop)
         if (!w->conn && em_now_s() >= next_try) {
             em_err err = EM_ERR_INIT;
             if (connect_master(w, &err) < 0) {
+                if (err.code == EM_EAUTH) {
+                    em_err_copy(out, &err);
+                    return em_err_prefix(out, "worker %s: authentication with the master "
+                                              "failed (final, not retried)", w->id);
+                }
                 if (!warned)
                     em_log(EM_LOG_WARN, "worker %s: cannot reach the master (%s); retrying",
                            w->id, err.msg);
@@ -354,6 +372,7 @@ static void serve(worker *w, volatile sig_atomic_t *stop)
         struct timespec ts = {0, 100 * 1000000L};
         nanosleep(&ts, NULL);
     }
+    return 0;
 }
 
 int em_worker_run(const em_worker_opts *o, volatile sig_atomic_t *stop, em_err *err)
@@ -385,12 +404,12 @@ int em_worker_run(const em_worker_opts *o, volatile sig_atomic_t *stop, em_err *
     printf("worker %s: %u cores, %llu MiB, work dir %s, master %s:%u\n", w.id, o->cores,
            (unsigned long long)(o->memory >> 20), w.root, o->master_host, o->master_port);
     fflush(stdout);
-    serve(&w, stop);
+    rc = serve(&w, stop, err);
     kill_all(&w);
 out:
     em_net_free(w.net);
     for (uint32_t i = 0; i < w.norders; i++)
-        em_free(w.orders[i].secret);
+        em_standalone_free_secret(w.orders[i].secret);
     em_free(w.execs);
     em_err e2 = EM_ERR_INIT;
     em_rm_rf(w.root, &e2);

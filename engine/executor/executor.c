@@ -235,7 +235,7 @@ static int on_data(executor *x, em_conn_id c, bool from_driver, em_slice payload
         if (!p)
             return 0;
         em_batch *b;
-        if ((rc = em_block_decode(body.p, body.n, &b, err)) < 0)
+        if ((rc = em_block_decode_net(body.p, body.n, &b, err)) < 0)
             return rc;
         p->batches = em_xrealloc(p->batches, (p->nb + 1) * sizeof *p->batches);
         p->batches[p->nb++] = b;
@@ -248,6 +248,10 @@ static int on_data(executor *x, em_conn_id c, bool from_driver, em_slice payload
         if (!p->seg) {
             p->done = true;
             p->code = em_err_set(&p->err, EM_EPROTO, "segment for a non-fetch request");
+        } else if (body.n > p->seg_max - p->seg->len) {   /* seg->len <= seg_max holds */
+            p->done = true;
+            p->code = em_err_set(&p->err, EM_EPROTO, "segment grows past the %llu bytes its "
+                                 "map status told", (unsigned long long)p->seg_max);
         } else if (em_vbuf_append(p->seg, body.p, body.n) < 0) {
             p->done = true;
             p->code = em_err_set(&p->err, EM_ENOMEM, "segment of %zu bytes", p->seg->len);

@@ -23,6 +23,7 @@ typedef struct pending {
     em_batch **batches;          /* block batches received so far */
     size_t nb;
     em_vbuf *seg;                /* segment bytes go here */
+    uint64_t seg_max;            /* ... up to this length (the told size), else an error */
     /* bcast requests: the value being assembled; pieces asked for so far */
     bool is_bcast;
     uint32_t bcast_id, asked;
@@ -107,6 +108,9 @@ int em__x_send_data(executor *x, em_conn_id c, uint8_t kind, uint8_t flags, uint
 pending *em__x_find_pending(executor *x, uint64_t req, em_conn_id c);   /* lock held */
 int em__x_start_request(executor *x, em_conn_id c, em__msg *m, pending *p, em_vbuf *seg,
                         em_err *err);
+/* As em__x_start_request, the segment's bytes bounded: seg->len never passes seg_max. */
+int em__x_start_request_seg(executor *x, em_conn_id c, em__msg *m, pending *p, em_vbuf *seg,
+                            uint64_t seg_max, em_err *err);
 void em__x_pending_free(pending *p);
 /* Fails the pending requests on connection c (it closed). Lock held. */
 void em__x_fail_pending(executor *x, em_conn_id c, int code, const char *why);
@@ -116,6 +120,6 @@ int em__x_map_outputs(void *ud, uint32_t sid, uint32_t reduce, em_shuffle_src **
 int em__x_fetch_block(void *ud, em_block_id id, em_batch ***out, size_t *n, em_err *err);
 /* em_shuffle_remote's request (ud = the executor): a `fetch` to a peer's shuffle server. */
 int em__x_request_segment(void *ud, em_conn_id conn, uint32_t sid, uint32_t mid,
-                          uint32_t reduce, em_vbuf *out, em_err *err);
+                          uint32_t reduce, uint64_t size, em_vbuf *out, em_err *err);
 
 #endif /* EMBER_EXECUTOR_INT_H */

@@ -613,11 +613,8 @@ int em_executor_file_sha256(const char *path, char hex[65], em_err *err)
     int rc = em_read_file(path, &buf, &n, err);
     if (rc < 0)
         return rc;
-    em_sha256 s;
     uint8_t h[EM_SHA256_LEN];
-    em_sha256_init(&s);
-    em_sha256_update(&s, buf, n);
-    em_sha256_final(&s, h);
+    em_sha256(buf, n, h);
     em_free(buf);
     for (int i = 0; i < EM_SHA256_LEN; i++)
         snprintf(hex + 2 * i, 3, "%02x", h[i]);

@@ -56,8 +56,15 @@ pending *em__x_find_pending(executor *x, uint64_t req, em_conn_id c)   /* lock h
 int em__x_start_request(executor *x, em_conn_id c, em__msg *m, pending *p, em_vbuf *seg,
                          em_err *err)
 {
+    return em__x_start_request_seg(x, c, m, p, seg, SIZE_MAX, err);
+}
+
+int em__x_start_request_seg(executor *x, em_conn_id c, em__msg *m, pending *p, em_vbuf *seg,
+                            uint64_t seg_max, em_err *err)
+{
     memset(p, 0, sizeof *p);
     p->seg = seg;
+    p->seg_max = seg_max;
     p->is_bcast = m->type == EM__MSG_BCAST;
     p->bcast_id = m->block.a;
     p->asked = m->first + m->count;
@@ -286,12 +293,12 @@ int em__x_fetch_block(void *ud, em_block_id id, em_batch ***out, size_t *n, em_e
 /* ---------------------------------------------------------------- shuffle segments */
 
 int em__x_request_segment(void *ud, em_conn_id conn, uint32_t sid, uint32_t mid,
-                          uint32_t reduce, em_vbuf *out, em_err *err)
+                          uint32_t reduce, uint64_t size, em_vbuf *out, em_err *err)
 {
     executor *x = ud;
     em__msg m = {.type = EM__MSG_FETCH, .sid = sid, .mid = mid, .reduce = reduce};
     pending p;
-    int rc = em__x_start_request(x, conn, &m, &p, out, err);
+    int rc = em__x_start_request_seg(x, conn, &m, &p, out, out->len + size, err);
     em__x_pending_free(&p);
     return rc;
 }

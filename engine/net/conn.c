@@ -7,10 +7,21 @@
  *   for cmd->done. The conn list and each conn's `queued` byte count are guarded by
  *   net->lock so senders can apply backpressure; a conn is unlinked and freed only on the
  *   loop thread, under the lock, after uv_close has finished with its handle.
- *   Handshake (client / server):  HELLO(cn) ->  <- CHALLENGE(sn, server proof)
- *                                 PROOF(client proof) ->  <- WELCOME
- *   The client checks the server's proof before it proves itself, so a client never
- *   talks to an impostor; the server reads nothing but these capped frames before WELCOME.
+ *   Handshake (client / server):  HELLO(cn, mode) ->  <- CHALLENGE(sn, mode)
+ *                                 PROOF(client proof) ->  <- WELCOME(server proof)
+ *                                                  or  <- DENIED(reason), then close
+ *   The client proves itself first, so a stranger saying HELLO learns no proof to guess
+ *   the secret against offline; the client checks the server's proof before it sends any
+ *   other frame, so it never talks to an impostor. The server reads nothing but these
+ *   capped frames before WELCOME. Both sides announce their link mode (crypto or plain)
+ *   and the proofs cover it, so a relay cannot downgrade a link to plain.
+ *   After WELCOME each side seals every frame it writes (conn_write_ext, on the loop
+ *   thread, which orders the sequence numbers as the bytes go out) and opens every frame it
+ *   reads in place in its read buffer (on_frame): em_aead in auth.c.
+ *   Pre-login limits: inbound connections not logged in are capped globally and per peer
+ *   address, the oldest dropped for a new one; they read into a 512-byte buffer (the 256
+ *   KiB one comes with login). Refused logins are logged with the peer's address, at most
+ *   one line a second (the rest are counted in the next line).
  *   Liveness: a timer checks every conn; logins past login_timeout_ms and open peers silent
  *   past peer_timeout_ms are closed; open conns get a heartbeat every heartbeat_ms. */
 #include "engine/net/net.h"
@@ -22,7 +33,9 @@
 #include <uv.h>
 
 enum conn_state { ST_CONNECTING, ST_WAIT_HELLO, ST_WAIT_CHALLENGE, ST_WAIT_PROOF,
-                  ST_WAIT_WELCOME, ST_OPEN, ST_CLOSING };
+                  ST_WAIT_WELCOME, ST_DENIED, ST_OPEN, ST_CLOSING };
+enum { DENY_SECRET = 1, DENY_MODE = 2 };   /* DENIED frame reasons */
+#define RBUF_OPEN (256u << 10)   /* read buffer after login: a 4 MiB broadcast piece in 16 reads */
 enum cmd_kind { CMD_LISTEN = 1, CMD_CONNECT, CMD_SEND, CMD_CLOSE, CMD_STOP };
 
 typedef struct cmd cmd;
@@ -52,12 +65,16 @@ struct conn {
     bool paused;
     bool loopback;          /* the peer's address is 127.0.0.0/8 or ::1 (set at open) */
     uint8_t cnonce[32], snonce[32];
+    char peer[64];          /* inbound: "ip:port" of the peer (for logs) */
+    char peer_ip[48];       /* inbound: the peer's address, the per-peer cap's key */
+    em_aead *tx, *rx;       /* after login on a crypto link: seal / open (loop thread) */
     em_frame_decoder dec;
     uint64_t start_ms, last_recv_ms, last_hb_ms;
     size_t queued;          /* bytes handed to uv_write, not yet written (net->lock) */
     cmd *waiter;            /* CMD_CONNECT waiting for the handshake */
     em_err why;             /* reason for closing */
-    uint8_t rbuf[262144];   /* 256 KiB: a 4 MiB broadcast piece in 16 reads */
+    uint8_t *rbuf;          /* RBUF_OPEN bytes once open; before, `small` */
+    uint8_t small[512];
     conn *next;
 };
 
@@ -66,6 +83,7 @@ typedef struct wreq {
     conn *c;
     uint8_t *buf;
     size_t len;          /* buf bytes + ext bytes */
+    bool big;            /* buf came from em_malloc_big (a sealed frame with ext bytes) */
     em_net_ext ext;
 } wreq;
 
@@ -91,6 +109,9 @@ struct em_net {
     int nservers;
     uint64_t next_id;
     bool stopping;
+    uint8_t mode;               /* EM_NET_MODE_* of this process */
+    uint64_t log_ms;            /* last failed-login line (loop thread) */
+    uint32_t log_suppressed;    /* failed logins not logged since */
 };
 
 static uint64_t now_ms(void)
@@ -130,6 +151,25 @@ static void finish_cmd(em_net *n, cmd *k, int rc, const em_err *err)
 
 /* ---------------------------------------------------------------- closing */
 
+/* An inbound connection closed before login: a wrong secret, garbage, a timeout or a drop
+ * by the pre-login cap. One line a second at most, so a flood cannot flood the log. */
+static void log_failed_login(em_net *n, conn *c)
+{
+    uint64_t now = now_ms();
+    if (n->log_ms && now - n->log_ms < 1000) {
+        n->log_suppressed++;
+        return;
+    }
+    char more[64] = "";
+    if (n->log_suppressed)
+        snprintf(more, sizeof more, " (%u more failed logins not logged)", n->log_suppressed);
+    em_log(c->why.code == EM_EAUTH ? EM_LOG_WARN : EM_LOG_INFO,
+           "network: login from %s failed: %s%s", c->peer[0] ? c->peer : "?", c->why.msg,
+           more);
+    n->log_ms = now;
+    n->log_suppressed = 0;
+}
+
 static void on_closed(uv_handle_t *h)
 {
     conn *c = h->data;
@@ -148,9 +188,14 @@ static void on_closed(uv_handle_t *h)
             em_err_set(&e, EM_EIO, "connection closed during the handshake");
         finish_cmd(n, c->waiter, e.code, &e);
     }
+    if (c->inbound && !c->was_open && c->why.code != 0)
+        log_failed_login(n, c);
     if (c->was_open && n->o.ops->on_close)
         n->o.ops->on_close(n->o.ud, c->id, &c->why);
     em_frame_decoder_destroy(&c->dec);
+    em_aead_free(c->tx);
+    em_aead_free(c->rx);
+    em_free(c->rbuf);
     em_free(c);
 }
 
@@ -178,17 +223,66 @@ static void on_written(uv_write_t *req, int status)
     bool resume = c->paused && c->queued <= n->o.send_queue_max / 2;
     pthread_cond_broadcast(&n->cond);
     pthread_mutex_unlock(&n->lock);
-    em_free(w->buf);
+    if (w->big)
+        em_free_big(w->buf);
+    else
+        em_free(w->buf);
     ext_release(&w->ext);
     em_free(w);
     if (status < 0) {
         conn_close(c, EM_EIO, "write failed: %s", uv_strerror(status));
         return;
     }
+    if (c->st == ST_DENIED) {   /* DENIED is out: now close (c->why says why) */
+        conn_close(c, 0, "%s", "");
+        return;
+    }
     if (resume && c->st != ST_CLOSING) {
         c->paused = false;
         start_read(c);
     }
+}
+
+/* Seals one encoded frame (header, payload, then ext's bytes) for the wire: the header's
+ * length grows by the tag, the payload is encrypted in place, ext is encrypted into the
+ * grown buffer and released (encryption copies it anyway), the tag goes last. On return
+ * *bufp / *blen are the sealed frame and ext is empty; on failure ext is released. */
+static int seal_frame(conn *c, uint8_t **bufp, size_t *blen, em_net_ext *ext, bool *big,
+                      em_err *err)
+{
+    size_t hl = EM_FRAME_HEADER_SIZE, n = *blen, total = n + ext->n + EM_AEAD_TAG_LEN;
+    uint8_t *b;
+    int rc;
+    /* A frame with external bytes (a broadcast piece, megabytes) is sealed into a big
+     * buffer: em_malloc_big reuses freed mappings, so piece after piece costs no page
+     * faults; a frame without them just grows by its tag. */
+    *big = ext->n >= EM_BIG_MIN / 2;
+    if (*big) {
+        b = em_malloc_big(total);
+        if (b) {
+            memcpy(b, *bufp, n);
+            em_free(*bufp);
+        }
+    } else {
+        b = em_realloc(*bufp, total);
+    }
+    if (!b) {
+        *big = false;
+        ext_release(ext);
+        return em_err_set(err, EM_ENOMEM, "sealing a frame of %zu bytes: out of memory",
+                          total);
+    }
+    *bufp = b;
+    em_store_le32(b + 4, em_load_le32(b + 4) + EM_AEAD_TAG_LEN);
+    if ((rc = em_aead_begin(c->tx, b, hl, err)) == 0 &&
+        (rc = em_aead_update(c->tx, b + hl, b + hl, n - hl, err)) == 0 && ext->n)
+        rc = em_aead_update(c->tx, ext->p, b + n, ext->n, err);
+    if (rc == 0)
+        rc = em_aead_finish(c->tx, b + n + ext->n, err);
+    ext_release(ext);
+    *ext = (em_net_ext){0};
+    *blen = total;
+    return rc;
 }
 
 /* Writes an encoded frame (takes buf, and the external bytes ext, released once written
@@ -210,14 +304,23 @@ static void conn_write_ext(conn *c, uint8_t *buf, size_t blen, em_net_ext ext, b
     }
     wreq *w = em_xcalloc(1, sizeof *w);
     w->c = c;
-    w->buf = buf;
-    w->len = len;
-    w->ext = ext;
+    w->len = len;   /* what `queued` counts, sealed or not */
     if (!counted) {
         pthread_mutex_lock(&n->lock);
         c->queued += len;
         pthread_mutex_unlock(&n->lock);
     }
+    if (c->tx) {
+        em_err err = EM_ERR_INIT;
+        if (seal_frame(c, &buf, &blen, &ext, &w->big, &err) < 0) {
+            w->buf = buf;
+            conn_close(c, err.code, "%s", err.msg);
+            on_written(&w->req, UV_ENOMEM);
+            return;
+        }
+    }
+    w->buf = buf;
+    w->ext = ext;
     uv_buf_t b[2] = {uv_buf_init((char *)buf, (unsigned)blen),
                      uv_buf_init((char *)ext.p, (unsigned)ext.n)};
     int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, b, ext.n ? 2 : 1, on_written);
@@ -272,16 +375,30 @@ static bool peer_is_loopback(uv_tcp_t *t)
     return false;
 }
 
-static void conn_opened(conn *c)
+static int conn_opened(conn *c, em_err *err)
 {
     em_net *n = c->net;
+    if (n->mode == EM_NET_MODE_CRYPTO) {
+        /* Server: seals with s2c, opens c2s; client the other way round. */
+        c->tx = em_aead_new(n->secret, n->o.secret_len, c->cnonce, c->snonce, !c->inbound, true,
+                            err);
+        c->rx = c->tx ? em_aead_new(n->secret, n->o.secret_len, c->cnonce, c->snonce,
+                                    c->inbound, false, err)
+                      : NULL;
+        if (!c->rx)
+            return err->code;
+    }
+    uint8_t *rb = em_malloc(RBUF_OPEN);
+    if (!rb)
+        return em_err_set(err, EM_ENOMEM, "read buffer: out of memory");
     bool lo = peer_is_loopback(&c->tcp);
     pthread_mutex_lock(&n->lock);   /* read by em_net_is_loopback on other threads */
     c->loopback = lo;
     pthread_mutex_unlock(&n->lock);
+    c->rbuf = rb;
     c->st = ST_OPEN;
     c->was_open = true;
-    c->dec.cap = n->o.max_frame;
+    c->dec.cap = n->o.max_frame + (c->rx ? EM_AEAD_TAG_LEN : 0);
     c->last_recv_ms = c->last_hb_ms = now_ms();
     if (n->o.ops->on_open)
         n->o.ops->on_open(n->o.ud, c->id, c->inbound);
@@ -291,53 +408,124 @@ static void conn_opened(conn *c)
         c->waiter = NULL;
         finish_cmd(n, k, 0, NULL);
     }
+    return 0;
+}
+
+static const char *mode_name(uint8_t mode)
+{
+    return mode == EM_NET_MODE_CRYPTO ? "true" : "false";
+}
+
+/* Server: refuses the login for good. DENIED goes out, then the connection closes once it
+ * is written (on_written) or at the login timeout; nothing more is read. */
+static int deny(conn *c, uint8_t reason, const em_err *why)
+{
+    em_err_copy(&c->why, why);
+    conn_send_frame(c, EM_FRAME_DENIED, &reason, 1);
+    if (c->st != ST_CLOSING) {
+        c->st = ST_DENIED;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    }
+    return 0;
+}
+
+/* Client: the server sent DENIED. */
+static int denied(conn *c, em_slice p, em_err *err)
+{
+    if (p.n == 1 && p.p[0] == DENY_MODE)
+        return em_err_set(err, EM_EAUTH,
+                          "the server refused the link mode: this process has "
+                          "ember.network.crypto=%s and the server has not; set the same on "
+                          "both sides",
+                          mode_name(c->net->mode));
+    return em_err_set(err, EM_EAUTH, "the server refused our secret (wrong secret)");
 }
 
 static int handshake_frame(conn *c, uint8_t type, em_slice p, em_err *err)
 {
     em_net *n = c->net;
-    uint8_t proof[EM_SHA256_LEN], buf[64];
+    uint8_t proof[EM_SHA256_LEN], buf[33];
+    em_err why = EM_ERR_INIT;
     switch (c->st) {
-    case ST_WAIT_HELLO:
-        if (type != EM_FRAME_HELLO || p.n != 32)
+    case ST_WAIT_HELLO:   /* server */
+        if (type != EM_FRAME_HELLO || p.n != 33)
             return em_err_set(err, EM_EAUTH, "expected HELLO, got frame type %u", type);
         memcpy(c->cnonce, p.p, 32);
+        if (p.p[32] != n->mode) {
+            em_err_set(&why, EM_EAUTH,
+                       "peer has ember.network.crypto=%s, this process %s (set the same on "
+                       "both sides)",
+                       mode_name(p.p[32]), mode_name(n->mode));
+            return deny(c, DENY_MODE, &why);
+        }
         if (em_random_bytes(c->snonce, 32, err) < 0)
             return err->code;
-        em_auth_proof(n->secret, n->o.secret_len, true, c->cnonce, c->snonce, proof);
         memcpy(buf, c->snonce, 32);
-        memcpy(buf + 32, proof, 32);
-        conn_send_frame(c, EM_FRAME_CHALLENGE, buf, 64);
+        buf[32] = n->mode;
+        conn_send_frame(c, EM_FRAME_CHALLENGE, buf, 33);
         c->st = ST_WAIT_PROOF;
         return 0;
-    case ST_WAIT_CHALLENGE:
-        if (type != EM_FRAME_CHALLENGE || p.n != 64)
+    case ST_WAIT_CHALLENGE:   /* client */
+        if (type == EM_FRAME_DENIED)
+            return denied(c, p, err);
+        if (type != EM_FRAME_CHALLENGE || p.n != 33)
             return em_err_set(err, EM_EAUTH, "expected CHALLENGE, got frame type %u", type);
+        if (p.p[32] != n->mode)
+            return em_err_set(err, EM_EAUTH,
+                              "the server has ember.network.crypto=%s, this process %s (set "
+                              "the same on both sides)",
+                              mode_name(p.p[32]), mode_name(n->mode));
         memcpy(c->snonce, p.p, 32);
-        em_auth_proof(n->secret, n->o.secret_len, true, c->cnonce, c->snonce, proof);
-        if (!em_ct_equal(proof, p.p + 32, 32))
-            return em_err_set(err, EM_EAUTH, "server failed to prove the shared secret");
-        em_auth_proof(n->secret, n->o.secret_len, false, c->cnonce, c->snonce, proof);
+        em_auth_proof(n->secret, n->o.secret_len, false, c->cnonce, c->snonce, n->mode, proof);
         conn_send_frame(c, EM_FRAME_PROOF, proof, 32);
         c->st = ST_WAIT_WELCOME;
         return 0;
-    case ST_WAIT_PROOF:
+    case ST_WAIT_PROOF:   /* server */
         if (type != EM_FRAME_PROOF || p.n != 32)
             return em_err_set(err, EM_EAUTH, "expected PROOF, got frame type %u", type);
-        em_auth_proof(n->secret, n->o.secret_len, false, c->cnonce, c->snonce, proof);
-        if (!em_ct_equal(proof, p.p, 32))
-            return em_err_set(err, EM_EAUTH, "client failed to prove the shared secret");
-        conn_send_frame(c, EM_FRAME_WELCOME, NULL, 0);
-        conn_opened(c);
-        return 0;
-    case ST_WAIT_WELCOME:
-        if (type != EM_FRAME_WELCOME || p.n != 0)
+        em_auth_proof(n->secret, n->o.secret_len, false, c->cnonce, c->snonce, n->mode, proof);
+        if (!em_ct_equal(proof, p.p, 32)) {
+            em_err_set(&why, EM_EAUTH, "the client failed to prove the shared secret");
+            return deny(c, DENY_SECRET, &why);
+        }
+        em_auth_proof(n->secret, n->o.secret_len, true, c->cnonce, c->snonce, n->mode, proof);
+        conn_send_frame(c, EM_FRAME_WELCOME, proof, 32);   /* the last frame in clear */
+        return conn_opened(c, err);
+    case ST_WAIT_WELCOME:   /* client */
+        if (type == EM_FRAME_DENIED)
+            return denied(c, p, err);
+        if (type != EM_FRAME_WELCOME || p.n != 32)
             return em_err_set(err, EM_EAUTH, "expected WELCOME, got frame type %u", type);
-        conn_opened(c);
+        em_auth_proof(n->secret, n->o.secret_len, true, c->cnonce, c->snonce, n->mode, proof);
+        if (!em_ct_equal(proof, p.p, 32))
+            return em_err_set(err, EM_EAUTH, "the server failed to prove the shared secret");
+        return conn_opened(c, err);
+    case ST_DENIED:
         return 0;
     default:
         return em_err_set(err, EM_EPROTO, "frame in state %d", (int)c->st);
     }
+}
+
+/* Opens a sealed frame in place. The payload's bytes are the connection's own (its read
+ * buffer or its decoder's body buffer), so writing the plaintext over them is safe. */
+static int open_frame(conn *c, uint8_t type, em_slice *p, em_err *err)
+{
+    if (p->n < EM_AEAD_TAG_LEN)
+        return em_err_set(err, EM_EPROTO, "sealed frame of %zu bytes is shorter than its tag",
+                          p->n);
+    uint8_t hdr[EM_FRAME_HEADER_SIZE] = {'E', 'M', 'F', 'R'};
+    em_store_le32(hdr + 4, (uint32_t)p->n + 1);
+    hdr[8] = type;
+    uint8_t *q = (uint8_t *)p->p;
+    size_t m = p->n - EM_AEAD_TAG_LEN;
+    int rc;
+    if ((rc = em_aead_begin(c->rx, hdr, sizeof hdr, err)) < 0 ||
+        (rc = em_aead_update(c->rx, q, q, m, err)) < 0 ||
+        (rc = em_aead_finish(c->rx, q + m, err)) < 0)
+        return rc;
+    p->n = m;
+    return 0;
 }
 
 static int on_frame(void *ud, uint8_t type, em_slice p, em_err *err)
@@ -349,6 +537,11 @@ static int on_frame(void *ud, uint8_t type, em_slice p, em_err *err)
     c->last_recv_ms = now_ms();
     if (c->st != ST_OPEN)
         return handshake_frame(c, type, p, err);
+    if (c->rx) {
+        int rc = open_frame(c, type, &p, err);
+        if (rc < 0)
+            return rc;
+    }
     if (type == EM_FRAME_HEARTBEAT)
         return 0;
     if (type < EM_FRAME_RPC)
@@ -360,7 +553,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     conn *c = h->data;
-    *buf = uv_buf_init((char *)c->rbuf, sizeof c->rbuf);
+    *buf = c->rbuf ? uv_buf_init((char *)c->rbuf, RBUF_OPEN)
+                   : uv_buf_init((char *)c->small, sizeof c->small);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -406,6 +600,55 @@ static conn *conn_new(em_net *n, bool inbound)
 
 /* ---------------------------------------------------------------- listen and connect */
 
+static void peer_name(conn *c)
+{
+    struct sockaddr_storage ss;
+    int len = (int)sizeof ss;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) < 0)
+        return;
+    int port = 0;
+    if (ss.ss_family == AF_INET) {
+        uv_ip4_name((struct sockaddr_in *)&ss, c->peer_ip, sizeof c->peer_ip);
+        port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+        uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer_ip, sizeof c->peer_ip);
+        port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    }
+    snprintf(c->peer, sizeof c->peer, "%s:%d", c->peer_ip, port);
+}
+
+static bool prelogin_inbound(const conn *c)
+{
+    return c->inbound && (c->st == ST_WAIT_HELLO || c->st == ST_WAIT_PROOF ||
+                          c->st == ST_DENIED);
+}
+
+/* Makes room for the new inbound connection `fresh`: when the connections not logged in
+ * exceed the global or the per-address cap, the oldest of them goes. Dropping the oldest
+ * (not refusing the newest) means a flood of idle sockets cannot keep a real client out:
+ * its login completes in a round trip, long before it becomes the oldest. */
+static void enforce_prelogin_caps(em_net *n, conn *fresh)
+{
+    uint32_t all = 0, same = 0;
+    conn *oldest = NULL, *oldest_same = NULL;
+    /* The list is newest first and only the loop thread unlinks: walk it without the lock. */
+    for (conn *c = n->conns; c; c = c->next) {
+        if (c == fresh || !prelogin_inbound(c))
+            continue;
+        all++;
+        oldest = c;
+        if (strcmp(c->peer_ip, fresh->peer_ip) == 0) {
+            same++;
+            oldest_same = c;
+        }
+    }
+    if (same >= n->o.max_prelogin_peer && oldest_same)
+        conn_close(oldest_same, EM_EIO, "dropped: too many connections from one address are "
+                                        "not logged in%s", "");
+    else if (all >= n->o.max_prelogin && oldest)
+        conn_close(oldest, EM_EIO, "dropped: too many connections are not logged in%s", "");
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     em_net *n = server->data;
@@ -417,6 +660,8 @@ static void on_connection(uv_stream_t *server, int status)
         conn_close(c, EM_EIO, "accept failed%s", "");
         return;
     }
+    peer_name(c);
+    enforce_prelogin_caps(n, c);
     uv_tcp_nodelay(&c->tcp, 1);
     start_read(c);
 }
@@ -468,7 +713,10 @@ static void on_connected(uv_connect_t *req, int status)
     uv_tcp_nodelay(&c->tcp, 1);
     c->st = ST_WAIT_CHALLENGE;
     start_read(c);
-    conn_send_frame(c, EM_FRAME_HELLO, c->cnonce, 32);
+    uint8_t hello[33];
+    memcpy(hello, c->cnonce, 32);
+    hello[32] = c->net->mode;
+    conn_send_frame(c, EM_FRAME_HELLO, hello, sizeof hello);
 }
 
 static void do_connect(em_net *n, cmd *k)
@@ -633,8 +881,16 @@ em_net *em_net_new(const em_net_opts *opts, em_err *err)
         em_err_set(err, EM_EINVAL, "network: a shared secret of at least 16 bytes is required");
         return NULL;
     }
+    int crypto = opts->crypto;
+    if (crypto == EM_NET_CRYPTO_ENV &&
+        em_net_crypto_parse(getenv("EMBER_NETWORK_CRYPTO"), "EMBER_NETWORK_CRYPTO", &crypto,
+                            err) < 0)
+        return NULL;
     em_net *n = em_xcalloc(1, sizeof *n);
     n->o = *opts;
+    n->mode = crypto == EM_NET_CRYPTO_OFF ? EM_NET_MODE_PLAIN : EM_NET_MODE_CRYPTO;
+    n->o.max_prelogin = opts->max_prelogin ? opts->max_prelogin : 64;
+    n->o.max_prelogin_peer = opts->max_prelogin_peer ? opts->max_prelogin_peer : 16;
     n->o.heartbeat_ms = opts->heartbeat_ms ? opts->heartbeat_ms : 1000;
     n->o.peer_timeout_ms = opts->peer_timeout_ms ? opts->peer_timeout_ms : 10000;
     n->o.login_timeout_ms = opts->login_timeout_ms ? opts->login_timeout_ms : 5000;
@@ -658,6 +914,7 @@ em_net *em_net_new(const em_net_opts *opts, em_err *err)
         uv_close((uv_handle_t *)&n->tick, NULL);
         uv_run(&n->loop, UV_RUN_DEFAULT);
         uv_loop_close(&n->loop);
+        em_secure_zero(n->secret, n->o.secret_len);
         em_free(n->secret);
         em_free(n);
         return NULL;
@@ -688,8 +945,22 @@ void em_net_free(em_net *n)
     }
     pthread_mutex_destroy(&n->lock);
     pthread_cond_destroy(&n->cond);
+    em_secure_zero(n->secret, n->o.secret_len);
     em_free(n->secret);
     em_free(n);
+}
+
+int em_net_crypto_parse(const char *v, const char *what, int *out, em_err *err)
+{
+    if (!v || !*v || strcmp(v, "true") == 0 || strcmp(v, "1") == 0 || strcmp(v, "on") == 0) {
+        *out = EM_NET_CRYPTO_ON;
+        return 0;
+    }
+    if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0 || strcmp(v, "off") == 0) {
+        *out = EM_NET_CRYPTO_OFF;
+        return 0;
+    }
+    return em_err_set(err, EM_EINVAL, "%s: expected true or false, got '%s'", what, v);
 }
 
 int em_net_listen(em_net *n, const char *host, uint16_t port, uint16_t *bound, em_err *err)

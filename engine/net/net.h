@@ -1,7 +1,8 @@
 /* engine/net/net.h - the wire between ember processes: length-prefixed binary frames with a
  * hard size cap, decoded by an incremental state machine, and the mutual HMAC-SHA256
  * challenge-response that every connection completes before any other frame is read.
- * (The libuv connection layer that carries these frames comes with cluster mode.)
+ * Frames after login are sealed with AES-256-GCM (auth.c); the sizes below are of the
+ * plaintext, the tag adds EM_AEAD_TAG_LEN bytes on the wire.
  *
  * FRAME FORMAT (little-endian)
  *   off  size  field
@@ -23,10 +24,11 @@
 #define EM_FRAME_PRELOGIN_MAX 256u        /* cap before the handshake completes */
 
 typedef enum em_frame_type {
-    EM_FRAME_HELLO = 1,       /* client nonce */
-    EM_FRAME_CHALLENGE = 2,   /* server nonce + server proof */
+    EM_FRAME_HELLO = 1,       /* client nonce + link mode */
+    EM_FRAME_CHALLENGE = 2,   /* server nonce + link mode */
     EM_FRAME_PROOF = 3,       /* client proof */
-    EM_FRAME_WELCOME = 4,     /* handshake done */
+    EM_FRAME_WELCOME = 4,     /* handshake done: server proof */
+    EM_FRAME_DENIED = 5,      /* login refused (reason byte); the server then closes */
     EM_FRAME_RPC = 16,        /* JSON control message */
     EM_FRAME_DATA = 17,       /* binary payload (blocks) */
     EM_FRAME_HEARTBEAT = 18,
@@ -67,26 +69,44 @@ int em_frame_decoder_feed(em_frame_decoder *d, const uint8_t *p, size_t n, em_fr
 /* ---------------------------------------------------------------- authentication */
 
 #define EM_SHA256_LEN 32
-typedef struct em_sha256 {
-    uint32_t h[8];
-    uint64_t nbytes;
-    uint8_t buf[64];
-    uint32_t have;
-} em_sha256;
-void em_sha256_init(em_sha256 *s);
-void em_sha256_update(em_sha256 *s, const void *p, size_t n);
-void em_sha256_final(em_sha256 *s, uint8_t out[EM_SHA256_LEN]);
+/* Every primitive below is OpenSSL's libcrypto (engine/net/auth.c); pure, any thread. */
+void em_sha256(const void *p, size_t n, uint8_t out[EM_SHA256_LEN]);
 void em_hmac_sha256(const void *key, size_t klen, const void *msg, size_t n,
                     uint8_t out[EM_SHA256_LEN]);
-/* Constant-time comparison: true when equal. */
+/* Constant-time comparison (CRYPTO_memcmp): true when equal. */
 bool em_ct_equal(const void *a, const void *b, size_t n);
+/* Zeroes memory holding a secret in a way the compiler cannot drop (OPENSSL_cleanse). */
+void em_secure_zero(void *p, size_t n);
+/* HKDF-SHA256 (RFC 5869): olen bytes into out. EM_EIO if OpenSSL fails. */
+int em_hkdf_sha256(const void *ikm, size_t ilen, const void *salt, size_t slen,
+                   const char *info, uint8_t *out, size_t olen, em_err *err);
 
-/* Handshake proofs (both sides hold the secret; nonces are 32 random bytes each):
- *   server proof = HMAC(secret, "ember-server" || client nonce || server nonce)
- *   client proof = HMAC(secret, "ember-client" || client nonce || server nonce)
- * The distinct labels stop a reflected proof from passing as the other side's. */
+/* Handshake proofs (both sides hold the secret; nonces are 32 random bytes each; mode is
+ * the link mode both sides announced, EM_NET_MODE_*, so a relay cannot downgrade it):
+ *   client proof = HMAC(secret, "ember-client" || client nonce || server nonce || mode)
+ *   server proof = HMAC(secret, "ember-server" || client nonce || server nonce || mode)
+ * The distinct labels stop a reflected proof from passing as the other side's. The client
+ * proves first: a server sends its proof only to a client that proved the secret, so
+ * saying HELLO to a server yields nothing to guess the secret against offline. */
+#define EM_NET_MODE_CRYPTO 1      /* frames after login sealed with AES-256-GCM */
+#define EM_NET_MODE_PLAIN 0       /* ember.network.crypto=false: trusted networks only */
 void em_auth_proof(const void *secret, size_t slen, bool server, const uint8_t cnonce[32],
-                   const uint8_t snonce[32], uint8_t out[EM_SHA256_LEN]);
+                   const uint8_t snonce[32], uint8_t mode, uint8_t out[EM_SHA256_LEN]);
+
+/* One direction of a link's frame protection (AES-256-GCM; key by HKDF, see auth.c). A
+ * frame is sealed or opened with begin (the frame header as AAD; takes the next sequence
+ * number), update (any number of pieces; in == out allowed), finish (the tag: written when
+ * sealing, checked when opening: EM_EAUTH on mismatch). After a failure the direction
+ * refuses every later frame. One thread at a time. */
+#define EM_AEAD_TAG_LEN 16
+typedef struct em_aead em_aead;
+em_aead *em_aead_new(const void *secret, size_t slen, const uint8_t cnonce[32],
+                     const uint8_t snonce[32], bool client_to_server, bool seal, em_err *err);
+void em_aead_free(em_aead *a);   /* NULL ok */
+int em_aead_begin(em_aead *a, const uint8_t *aad, size_t alen, em_err *err);
+int em_aead_update(em_aead *a, const uint8_t *in, uint8_t *out, size_t n, em_err *err);
+int em_aead_finish(em_aead *a, uint8_t tag[EM_AEAD_TAG_LEN], em_err *err);
+
 /* 32 bytes from the kernel's CSPRNG (getrandom / /dev/urandom). */
 int em_random_bytes(void *out, size_t n, em_err *err);
 
@@ -98,8 +118,13 @@ int em_random_bytes(void *out, size_t n, em_err *err);
  * by ids, never by pointers, so a connection closing under another thread's feet is an
  * EM_ENOTFOUND, not a use-after-free.
  * Every connection authenticates (HELLO / CHALLENGE / PROOF / WELCOME, proofs above) before
- * any other frame; until then frames are capped at EM_FRAME_PRELOGIN_MAX and a login
- * timeout runs. Afterwards both sides send heartbeats; a peer silent past peer_timeout_ms
+ * any other frame; until then frames are capped at EM_FRAME_PRELOGIN_MAX, a login timeout
+ * runs, and inbound connections not yet logged in are capped (globally and per peer
+ * address: the oldest is dropped for a new one, so idle sockets cannot lock out a correct
+ * login). A refused login is final: the server sends DENIED, logs the peer's address
+ * (rate-limited) and closes; the client's connect returns EM_EAUTH, never retried.
+ * After login every frame is sealed with AES-256-GCM under per-direction session keys
+ * (format in auth.c) unless the link is plain (both sides must agree; see em_net_opts). Afterwards both sides send heartbeats; a peer silent past peer_timeout_ms
  * is closed (a stopped process keeps its TCP connection open: only silence finds it).
  * BACKPRESSURE: em_net_send blocks while the connection has more than send_queue_max bytes
  * queued; while a connection's queue is over the limit the loop stops reading from it. */
@@ -126,7 +151,17 @@ typedef struct em_net_opts {
     uint32_t login_timeout_ms;   /* 0 = 5000 */
     uint32_t max_frame;          /* body cap after login; 0 = EM_FRAME_MAX_BODY */
     size_t send_queue_max;       /* bytes; 0 = 64 MiB */
+    int crypto;                  /* EM_NET_CRYPTO_*; 0 = from $EMBER_NETWORK_CRYPTO, else on */
+    uint32_t max_prelogin;       /* inbound connections not logged in; 0 = 64 */
+    uint32_t max_prelogin_peer;  /* of those, from one address; 0 = 16 */
 } em_net_opts;
+/* Link protection after login. OFF sends frames in clear and unauthenticated: for trusted
+ * networks only (docs/security.md). Both ends of a link must agree, else the login fails
+ * with a message saying so. */
+enum { EM_NET_CRYPTO_ENV = 0, EM_NET_CRYPTO_ON = 1, EM_NET_CRYPTO_OFF = 2 };
+/* Parses a crypto setting ("true"/"false"/"1"/"0"/"on"/"off"); NULL or "" gives ON.
+ * EM_EINVAL naming `what` for anything else. Pure. */
+int em_net_crypto_parse(const char *v, const char *what, int *out, em_err *err);
 
 /* Starts the loop thread. Any thread. */
 em_net *em_net_new(const em_net_opts *opts, em_err *err);

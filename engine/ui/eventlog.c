@@ -6,9 +6,11 @@
  * are seconds since the application started (monotonic clock), so runs compare directly;
  * app_start also records the wall-clock start ("unix_time"). */
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -112,16 +114,43 @@ static void write_line(em__eventlog *l, json_t *o)
     free(s);
 }
 
+/* The default event log directory, $TMPDIR/ember-events-<uid> (else /tmp): this user's
+ * alone, created 0700; an existing one must be ours and closed to group and others, or a
+ * local user could read (or plant) another's event logs. */
+static int default_dir(char *out, size_t cap, em_err *err)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(out, cap, "%s/ember-events-%u", tmp && *tmp ? tmp : "/tmp", (unsigned)getuid());
+    struct stat st;
+    if (mkdir(out, 0700) != 0 && errno != EEXIST)
+        return em_err_set(err, EM_EIO, "event log: cannot create %s: %s", out, strerror(errno));
+    if (lstat(out, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid() ||
+        (st.st_mode & 077))
+        return em_err_set(err, EM_EIO, "event log: %s is not a directory of this user closed "
+                          "to others (set ember.eventLog.dir, or: chmod 700 %s)", out, out);
+    return 0;
+}
+
 int em__eventlog_open(em__eventlog *l, const char *dir, const char *app_id,
                       const char *app_name, const char *master, double start_s, em_err *err)
 {
+    char def[4096];
     memset(l, 0, sizeof *l);
-    if (em_mkdir_p(dir, err) < 0)
+    if (!dir) {
+        if (default_dir(def, sizeof def, err) < 0)
+            return err->code;
+        dir = def;
+    } else if (em_mkdir_p(dir, err) < 0) {
         return em_err_prefix(err, "ember.eventLog.dir");
+    }
     l->path = em_xasprintf("%s/%s.jsonl", dir, app_id);
     l->tmp_path = em_xasprintf("%s.inprogress", l->path);
-    if (!(l->f = fopen(l->tmp_path, "wx"))) {
+    /* 0600: the log names the job's paths and functions; others have no business there. */
+    int fd = open(l->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 || !(l->f = fdopen(fd, "w"))) {
         int e = errno;
+        if (fd >= 0)
+            close(fd);
         em_free(l->path);
         em_free(l->tmp_path);
         memset(l, 0, sizeof *l);

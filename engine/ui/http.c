@@ -14,7 +14,9 @@
  * connection has a fixed buffer of EM__HTTP_MAX_REQUEST + 1 bytes; each read re-parses the
  * bytes so far (cheap at this size) and the first verdict wins: a response is written and
  * the connection closed once the write completes. At most EM__HTTP_MAX_CONNS connections
- * are served at once; a request must be complete within EM__HTTP_TIMEOUT_MS. Stopping goes
+ * (EM__HTTP_MAX_CONNS_PEER from one address) are held: the oldest unanswered one goes for
+ * a new one; a request must be complete within EM__HTTP_TIMEOUT_MS; a Host header naming
+ * neither an IP literal, localhost, the bound host nor this machine is answered 403. Stopping goes
  * through a uv_async: the loop closes every handle and returns; the caller joins it. */
 #include "engine/net/net.h"
 #include "engine/ui/ui_int.h"
@@ -22,6 +24,8 @@
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 #include <sys/socket.h>
 #include <uv.h>
 
@@ -92,7 +96,30 @@ static int parse_request_line(const uint8_t *p, size_t n, em_http_req *req)
 }
 
 /* Checks one header line p[0..n) (CRLF excluded): 1 ok, 400 bad. */
-static int parse_header(const uint8_t *p, size_t n)
+/* Copies a Host value v[0..vn) without its port into out; false when it cannot be one. */
+static bool copy_host(const uint8_t *v, size_t vn, char *out, size_t cap)
+{
+    size_t end = vn;
+    if (vn > 0 && v[0] == '[') {   /* [v6]:port */
+        const uint8_t *rb = memchr(v, ']', vn);
+        if (!rb)
+            return false;
+        end = (size_t)(rb - v) + 1;
+    } else {
+        for (size_t i = 0; i < vn; i++)
+            if (v[i] == ':') {
+                end = i;
+                break;
+            }
+    }
+    if (end == 0 || end >= cap)
+        return false;
+    memcpy(out, v, end);
+    out[end] = '\0';
+    return true;
+}
+
+static int parse_header(const uint8_t *p, size_t n, em_http_req *req)
 {
     size_t i = 0;
     while (i < n && is_tchar(p[i]))
@@ -108,6 +135,9 @@ static int parse_header(const uint8_t *p, size_t n)
         vn--;
     if (name_is(p, name_len, "transfer-encoding"))
         return 400;
+    if (name_is(p, name_len, "host") &&
+        (req->host[0] || !copy_host(v, vn, req->host, sizeof req->host)))
+        return 400;   /* two Host headers, or one that names no host */
     if (name_is(p, name_len, "content-length")) {
         /* Only an explicit empty body is tolerated. */
         size_t z = 0;
@@ -124,6 +154,7 @@ int em__http_parse(const uint8_t *p, size_t n, em_http_req *req)
     size_t lim = n < EM__HTTP_MAX_REQUEST ? n : EM__HTTP_MAX_REQUEST;
     size_t line = 0, nlines = 0;
     em_http_req tmp;
+    tmp.host[0] = '\0';
     int verdict = 0;
 
     for (size_t i = 0; i < lim; i++) {
@@ -142,7 +173,7 @@ int em__http_parse(const uint8_t *p, size_t n, em_http_req *req)
             *req = tmp;
             return 1;
         } else if (p[line] == ' ' || p[line] == '\t' || nlines > EM__HTTP_MAX_HEADERS ||
-                   parse_header(p + line, len) != 1) {
+                   parse_header(p + line, len, &tmp) != 1) {
             return 400;
         }
         nlines++;
@@ -156,11 +187,30 @@ int em__http_parse(const uint8_t *p, size_t n, em_http_req *req)
     return 0;
 }
 
+bool em__http_host_allowed(const char *host, const char *bind_host)
+{
+    if (!host[0] || host[0] == '[' || strcasecmp(host, "localhost") == 0)
+        return true;
+    if (strspn(host, "0123456789.") == strlen(host))
+        return true;
+    if (bind_host && strcasecmp(host, bind_host) == 0)
+        return true;
+    char me[256];
+    if (gethostname(me, sizeof me) == 0) {
+        me[sizeof me - 1] = '\0';
+        size_t n = strcspn(me, ".");
+        if (strcasecmp(host, me) == 0 || (strlen(host) == n && strncasecmp(host, me, n) == 0))
+            return true;
+    }
+    return false;
+}
+
 const char *em__http_reason(int status)
 {
     switch (status) {
     case 200: return "OK";
     case 400: return "Bad Request";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
@@ -192,6 +242,7 @@ struct hconn {
     uv_timer_t timer;
     uv_write_t wreq;
     em_http_server *srv;
+    char ip[48];             /* the peer's address (per-address cap) */
     uint8_t buf[EM__HTTP_MAX_REQUEST + 1];
     size_t len;
     em_vbuf out;
@@ -209,6 +260,7 @@ struct em_http_server {
     void *ud;
     hconn *conns;
     uint32_t nconns;
+    char bind_host[256];     /* the host given to em_http_server_start (Host allow-list) */
 };
 
 static void conn_free_cb(uv_handle_t *h)
@@ -293,6 +345,10 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
         respond_error(c, v == 0 ? 400 : v);
         return;
     }
+    if (!em__http_host_allowed(req.host, c->srv->bind_host)) {
+        respond_error(c, 403);
+        return;
+    }
     em_http_resp r = {.status = 404};
     c->srv->fn(c->srv->ud, &req, &r);
     respond(c, &r, req.head);
@@ -304,6 +360,43 @@ static void on_timeout(uv_timer_t *t)
     hconn *c = t->data;
     if (!c->answered)
         respond_error(c, 408);
+}
+
+/* The peer's address of a connection, for the per-address cap ("" when unknown). */
+static void peer_ip(hconn *c)
+{
+    struct sockaddr_storage ss;
+    int len = (int)sizeof ss;
+    c->ip[0] = '\0';
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
+        return;
+    if (ss.ss_family == AF_INET)
+        uv_ip4_name((struct sockaddr_in *)&ss, c->ip, sizeof c->ip);
+    else if (ss.ss_family == AF_INET6)
+        uv_ip6_name((struct sockaddr_in6 *)&ss, c->ip, sizeof c->ip);
+}
+
+/* Over EM__HTTP_MAX_CONNS connections, or EM__HTTP_MAX_CONNS_PEER from fresh's address, the
+ * oldest unanswered one goes (not the new one): idle sockets cannot lock the page out, as
+ * a real request is answered long before it becomes the oldest. */
+static void make_room(em_http_server *s, hconn *fresh)
+{
+    peer_ip(fresh);
+    uint32_t same = 0;
+    hconn *oldest = NULL, *oldest_same = NULL;
+    for (hconn *c = s->conns; c; c = c->next) {   /* newest first */
+        if (c == fresh || c->answered)
+            continue;
+        oldest = c;
+        if (strcmp(c->ip, fresh->ip) == 0) {
+            same++;
+            oldest_same = c;
+        }
+    }
+    if (same >= EM__HTTP_MAX_CONNS_PEER && oldest_same)
+        conn_close(oldest_same);
+    else if (s->nconns > EM__HTTP_MAX_CONNS && oldest)
+        conn_close(oldest);
 }
 
 static void on_connection(uv_stream_t *ls, int status)
@@ -324,10 +417,11 @@ static void on_connection(uv_stream_t *ls, int status)
         s->conns->prev = c;
     s->conns = c;
     s->nconns++;
-    if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0 || s->nconns > EM__HTTP_MAX_CONNS) {
+    if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
         conn_close(c);
         return;
     }
+    make_room(s, c);
     uv_timer_start(&c->timer, on_timeout, EM__HTTP_TIMEOUT_MS, 0);
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
         conn_close(c);
@@ -376,6 +470,7 @@ em_http_server *em_http_server_start(const char *host, uint16_t port, uint16_t *
     s = em_xcalloc(1, sizeof *s);
     s->fn = fn;
     s->ud = ud;
+    snprintf(s->bind_host, sizeof s->bind_host, "%s", host ? host : "127.0.0.1");
     if ((rc = uv_loop_init(&s->loop)) != 0) {
         em_free(s);
         em_err_set(err, EM_EIO, "http: loop: %s", uv_strerror(rc));

@@ -577,7 +577,7 @@ em_status *em_status_new(const em_status_opts *o, em_err *err)
     st->app_id = o->app_id ? em_xstrdup(o->app_id)
                            : em_xasprintf("app-%lld-%d", (long long)st->start_unix, (int)getpid());
     if (ev_on && em__eventlog_open(&st->log, o->event_log_dir && *o->event_log_dir
-                                                 ? o->event_log_dir : "/tmp/ember-events",
+                                                 ? o->event_log_dir : NULL,
                                    st->app_id, st->app_name, st->master, st->start_s, err) < 0)
         goto fail;
     em__progress_init(&st->bar, bar_on && !o->quiet);

@@ -108,6 +108,7 @@ typedef struct em_http_req {
     bool head;                       /* HEAD: same headers, no body */
     char path[EM_HTTP_MAX_TARGET];   /* target without the query string, NUL-terminated */
     char query[EM_HTTP_MAX_TARGET];  /* after '?', "" when none */
+    char host[256];                  /* the Host header without its port; "" when none */
 } em_http_req;
 
 /* What a handler answers: status 200/404/..., a static content type and a body (owned:

@@ -13,7 +13,8 @@
 
 #define EM__HTTP_MAX_REQUEST 8192u   /* request line + headers, bytes */
 #define EM__HTTP_MAX_HEADERS 64u
-#define EM__HTTP_MAX_CONNS 64u       /* connections served at once; more are closed */
+#define EM__HTTP_MAX_CONNS 64u       /* connections at once; the oldest goes for a new one */
+#define EM__HTTP_MAX_CONNS_PEER 16u  /* of those, from one address */
 #define EM__HTTP_TIMEOUT_MS 5000u    /* a request must arrive whole within this */
 
 /* Parses the bytes received so far on one connection (p[0..n)). Returns 0 when the request
@@ -23,6 +24,10 @@
  * method other than GET/HEAD, 505 an HTTP version other than 1.0/1.1. Never reads past n.
  * Pure: any thread. */
 int em__http_parse(const uint8_t *p, size_t n, em_http_req *req);
+/* Whether a request's Host (req->host) may be served by a server bound to bind_host: none
+ * given, an IP literal, "localhost", bind_host or this machine's name. Anything else is a
+ * name a stranger's DNS points here (DNS rebinding) and is answered 403. Pure. */
+bool em__http_host_allowed(const char *host, const char *bind_host);
 
 /* Formats the response head + body into out (headers Content-Type, Content-Length,
  * Connection: close, Cache-Control: no-store). */
@@ -39,6 +44,7 @@ typedef struct em__eventlog {
     bool failed;                 /* a write failed once: logged, then nothing more written */
 } em__eventlog;
 
+/* dir NULL: $TMPDIR/ember-events-<uid>, created 0700 and checked to be ours; files 0600. */
 int em__eventlog_open(em__eventlog *l, const char *dir, const char *app_id,
                       const char *app_name, const char *master, double start_s, em_err *err);
 void em__eventlog_write(em__eventlog *l, const em_sched_event *ev);

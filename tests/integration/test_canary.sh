@@ -217,6 +217,7 @@ pids+=("$worker_pid")
 for _ in $(seq 100); do grep -qi "registered" "$tmp/c/worker.log" && break; sleep 0.1; done
 # A submit with a wrong secret: refused by the master, no executor starts.
 echo "0123456789abcdef-not-the-secret" >"$tmp/c/wrong"
+chmod 600 "$tmp/c/wrong"
 if timeout 30 "$ember" submit --master "ember://127.0.0.1:$port" --secret-file "$tmp/c/wrong" \
     "$tmp/canary.so" 0 >"$tmp/c/wrong.out" 2>&1; then
     fail "c: a submit with a wrong secret succeeded"

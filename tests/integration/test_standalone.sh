@@ -75,7 +75,7 @@ for _ in $(seq 100); do [ "$(workers_up)" = 2 ] && break; sleep 0.1; done
 python3 - "$port" "$ui" <<'PY'
 import socket, struct, sys, threading, time
 port, ui = int(sys.argv[1]), int(sys.argv[2])
-hello = b"EMFR" + struct.pack("<I", 33) + bytes([1]) + b"\x01" * 32
+hello = b"EMFR" + struct.pack("<I", 34) + bytes([1]) + b"\x01" * 32 + bytes([1])
 probes = {
     "garbage": [b"\x00\xffGET / HTTP/1.1\r\n\r\n" * 4],
     "http": [b"GET /json HTTP/1.1\r\nHost: x\r\n\r\n"],
@@ -132,6 +132,7 @@ kill -0 "$master_pid" || fail "the master died under hostile peers"
 
 # Wrong and missing secrets: refused, and the master keeps serving.
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$t/wrong"
+chmod 600 "$t/wrong"
 "$ember" gen text --mib 1 --seed 7 --out "$t/input.txt" >/dev/null 2>&1
 if "$ember" submit --quiet --master "ember://127.0.0.1:$port" --secret-file "$t/wrong" \
         --conf ember.ui.port=0 "$wc_so" "$t/input.txt" "$t/out_wrong" >"$t/wrong.log" 2>&1; then
@@ -144,6 +145,20 @@ fi
 grep -q "secret" "$t/none.log" || fail "missing secret: unclear message: $(cat "$t/none.log")"
 [ ! -e "$t/out_wrong" ] || fail "a refused job wrote output"
 [ "$(workers_up)" = 2 ] || fail "workers lost after wrong secrets"
+
+# A worker with the wrong secret (issue 16): authentication failures are final. The worker
+# says so and exits non-zero at once (no retrying as if the master were unreachable), and
+# the master logs the refused login with the peer's address.
+set +e
+timeout 20 "$ember" worker --master "ember://127.0.0.1:$port" --cores 1 --memory 1g \
+    --work-dir "$t" --secret-file "$t/wrong" >"$t/worker_wrong.log" 2>&1
+wrc=$?
+set -e
+[ $wrc -ne 0 ] && [ $wrc -ne 124 ] || fail "a worker with a wrong secret: exit $wrc (124: kept retrying)"
+grep -q "refused our secret" "$t/worker_wrong.log" \
+    || fail "wrong-secret worker: unclear message: $(cat "$t/worker_wrong.log")"
+grep -q "login from 127.0.0.1:[0-9]* failed" "$t/master.log" \
+    || fail "the master did not log the refused login"
 
 # ---------------------------------------------------------------- the job
 "$ember" run-example --quiet --master 'local[2]' wordcount "$t/input.txt" "$t/out_local" \

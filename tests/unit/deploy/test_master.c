@@ -1,6 +1,8 @@
 /* tests/unit/deploy/test_master.c - the master's bookkeeping: workers, applications,
  * executor grants, losses, and protocol errors, driven without sockets. */
 #include <criterion/criterion.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <jansson.h>
 #include <string.h>
 
@@ -186,6 +188,29 @@ Test(master, urls_and_secrets)
     setenv("EMBER_SECRET", "0123456789abcdef", 1);
     char *s = em_standalone_read_secret(NULL, &err);
     cr_assert_str_eq(s, "0123456789abcdef");
-    em_free(s);
+    cr_assert_null(getenv("EMBER_SECRET"), "the secret leaves the environment once read");
+    em_standalone_free_secret(s);
     cr_assert_null(em_standalone_read_secret("/no/such/file", &err));
+}
+
+/* A secret file others may read is refused, with the chmod to run; 0600 is read. */
+Test(standalone, secret_file_permissions)
+{
+    char path[] = "/tmp/ember-secret-test-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, "0123456789abcdef-secret\n", 24), 24);
+    close(fd);
+    em_err err = EM_ERR_INIT;
+    chmod(path, 0644);
+    cr_assert_null(em_standalone_read_secret(path, &err));
+    cr_assert(strstr(err.msg, "chmod 600"), "%s", err.msg);
+    chmod(path, 0640);
+    cr_assert_null(em_standalone_read_secret(path, &err));
+    chmod(path, 0600);
+    char *s = em_standalone_read_secret(path, &err);
+    cr_assert_not_null(s, "%s", err.msg);
+    cr_assert_str_eq(s, "0123456789abcdef-secret");
+    em_standalone_free_secret(s);
+    unlink(path);
 }

@@ -245,6 +245,53 @@ static void read_exact(int fd, uint8_t *p, size_t n)
     }
 }
 
+/* A hand-made client: logs in with `secret` over a raw socket, as the protocol says
+ * (net.h); fills the session's sealing and opening directions. Returns the fd. */
+static int raw_login(uint16_t port, const char *secret, em_aead **tx, em_aead **rx)
+{
+    em_err err = EM_ERR_INIT;
+    int fd = raw_connect(port);
+    uint8_t hello[33], frame[EM_FRAME_HEADER_SIZE + 33], proof[32], cn[32];
+    em_random_bytes(cn, 32, &err);
+    memcpy(hello, cn, 32);
+    hello[32] = EM_NET_MODE_CRYPTO;
+    em_vbuf v;
+    em_vbuf_init(&v);
+    em_frame_encode(&v, EM_FRAME_HELLO, hello, 33, &err);
+    cr_assert_eq(write(fd, v.data, v.len), (ssize_t)v.len);
+    read_exact(fd, frame, sizeof frame);
+    cr_assert_eq(frame[8], EM_FRAME_CHALLENGE);
+    const uint8_t *sn = frame + 9;
+    em_auth_proof(secret, strlen(secret), false, cn, sn, EM_NET_MODE_CRYPTO, proof);
+    em_vbuf_clear(&v);
+    em_frame_encode(&v, EM_FRAME_PROOF, proof, 32, &err);
+    cr_assert_eq(write(fd, v.data, v.len), (ssize_t)v.len);
+    uint8_t welcome[EM_FRAME_HEADER_SIZE + 32];
+    read_exact(fd, welcome, sizeof welcome);
+    cr_assert_eq(welcome[8], EM_FRAME_WELCOME);
+    em_auth_proof(secret, strlen(secret), true, cn, sn, EM_NET_MODE_CRYPTO, proof);
+    cr_assert(em_ct_equal(proof, welcome + 9, 32), "server proof must verify");
+    *tx = em_aead_new(secret, strlen(secret), cn, sn, true, true, &err);
+    *rx = em_aead_new(secret, strlen(secret), cn, sn, false, false, &err);
+    cr_assert(*tx && *rx);
+    em_vbuf_destroy(&v);
+    return fd;
+}
+
+/* A sealed frame as conn.c writes it. */
+static void seal(em_aead *tx, uint8_t type, const void *p, size_t n, em_vbuf *out)
+{
+    em_err err = EM_ERR_INIT;
+    em_vbuf_clear(out);
+    em_frame_encode(out, type, p, n, &err);
+    em_store_le32(out->data + 4, em_load_le32(out->data + 4) + EM_AEAD_TAG_LEN);
+    em_aead_begin(tx, out->data, EM_FRAME_HEADER_SIZE, &err);
+    em_aead_update(tx, out->data + 9, out->data + 9, n, &err);
+    uint8_t tag[EM_AEAD_TAG_LEN];
+    em_aead_finish(tx, tag, &err);
+    em_vbuf_append(out, tag, sizeof tag);
+}
+
 Test(conn, silent_open_peer_is_closed_by_heartbeat_timeout, .timeout = 20)
 {
     box sb;
@@ -253,30 +300,157 @@ Test(conn, silent_open_peer_is_closed_by_heartbeat_timeout, .timeout = 20)
     em_err err = EM_ERR_INIT;
     uint16_t port = 0;
     cr_assert_eq(em_net_listen(srv, NULL, 0, &port, &err), 0);
-    /* A hand-made client: completes the handshake, then never sends again (like a stopped
-     * process whose socket stays open). */
-    int fd = raw_connect(port);
-    uint8_t cn[32], frame[EM_FRAME_HEADER_SIZE + 64], proof[32];
-    em_random_bytes(cn, 32, &err);
-    em_vbuf v;
-    em_vbuf_init(&v);
-    em_frame_encode(&v, EM_FRAME_HELLO, cn, 32, &err);
-    cr_assert_eq(write(fd, v.data, v.len), (ssize_t)v.len);
-    read_exact(fd, frame, sizeof frame);
-    cr_assert_eq(frame[8], EM_FRAME_CHALLENGE);
-    em_auth_proof(SECRET, strlen(SECRET), true, cn, frame + 9, proof);
-    cr_assert(em_ct_equal(proof, frame + 9 + 32, 32), "server proof must verify");
-    em_auth_proof(SECRET, strlen(SECRET), false, cn, frame + 9, proof);
-    em_vbuf_clear(&v);
-    em_frame_encode(&v, EM_FRAME_PROOF, proof, 32, &err);
-    cr_assert_eq(write(fd, v.data, v.len), (ssize_t)v.len);
+    /* Completes the handshake, then never sends again (like a stopped process whose socket
+     * stays open). */
+    em_aead *tx, *rx;
+    int fd = raw_login(port, SECRET, &tx, &rx);
     wait_for(&sb, &sb.opened, 1);
     wait_for(&sb, &sb.closed, 1);
     cr_assert_eq(sb.last_close_code, EM_ETIMEDOUT);
     size_t got = read_to_eof(fd);
-    cr_assert_geq(got, EM_FRAME_HEADER_SIZE, "WELCOME and heartbeats were sent");
+    cr_assert_geq(got, EM_FRAME_HEADER_SIZE + EM_AEAD_TAG_LEN, "heartbeats were sent");
+    close(fd);
+    em_aead_free(tx);
+    em_aead_free(rx);
+    em_net_free(srv);
+    em_vbuf_destroy(&sb.last);
+}
+
+/* After login every frame is sealed: one that is sealed right arrives; a flipped bit, a
+ * replay, a frame in clear or one sealed under another key closes the link. */
+Test(conn, tampered_replayed_and_injected_frames_close_the_link, .timeout = 30)
+{
+    for (int attack = 0; attack < 4; attack++) {
+        box sb;
+        box_init(&sb);
+        em_net *srv = make_net(&sb, SECRET, 0, 0);
+        em_err err = EM_ERR_INIT;
+        uint16_t port = 0;
+        cr_assert_eq(em_net_listen(srv, NULL, 0, &port, &err), 0);
+        em_aead *tx, *rx;
+        int fd = raw_login(port, SECRET, &tx, &rx);
+        wait_for(&sb, &sb.opened, 1);
+        em_vbuf f, g;
+        em_vbuf_init(&f);
+        em_vbuf_init(&g);
+        seal(tx, EM_FRAME_RPC, "{\"ok\":1}", 8, &f);
+        cr_assert_eq(write(fd, f.data, f.len), (ssize_t)f.len);
+        wait_for(&sb, &sb.frames, 1);
+        cr_assert_eq(sb.last.len, 8);
+        cr_assert_eq(memcmp(sb.last.data, "{\"ok\":1}", 8), 0);
+        if (attack == 0) {   /* flip one ciphertext bit of the next frame */
+            seal(tx, EM_FRAME_RPC, "{\"no\":1}", 8, &g);
+            g.data[10] ^= 4;
+        } else if (attack == 1) {   /* replay the first frame */
+            em_vbuf_append(&g, f.data, f.len);
+        } else if (attack == 2) {   /* inject a frame in clear */
+            em_frame_encode(&g, EM_FRAME_RPC, "{\"launch\":1}", 12, &err);
+        } else {   /* a frame sealed under a key of another session */
+            em_aead *other = em_aead_new(SECRET, strlen(SECRET), (uint8_t[32]){1},
+                                         (uint8_t[32]){2}, true, true, &err);
+            seal(other, EM_FRAME_RPC, "{\"no\":1}", 8, &g);
+            em_aead_free(other);
+        }
+        cr_assert_eq(write(fd, g.data, g.len), (ssize_t)g.len);
+        wait_for(&sb, &sb.closed, 1);
+        cr_assert_eq(sb.frames, 1, "attack %d: nothing more was delivered", attack);
+        cr_assert(sb.last_close_code == EM_EAUTH || sb.last_close_code == EM_EPROTO,
+                  "attack %d: closed with %d", attack, sb.last_close_code);
+        close(fd);
+        em_aead_free(tx);
+        em_aead_free(rx);
+        em_vbuf_destroy(&f);
+        em_vbuf_destroy(&g);
+        em_net_free(srv);
+        em_vbuf_destroy(&sb.last);
+    }
+}
+
+/* The server says nothing a guesser could use before the client proved the secret. */
+Test(conn, hello_yields_no_server_proof, .timeout = 20)
+{
+    box sb;
+    box_init(&sb);
+    em_net *srv = make_net(&sb, SECRET, 0, 0);
+    em_err err = EM_ERR_INIT;
+    uint16_t port = 0;
+    cr_assert_eq(em_net_listen(srv, NULL, 0, &port, &err), 0);
+    int fd = raw_connect(port);
+    uint8_t hello[33] = {[32] = EM_NET_MODE_CRYPTO};
+    em_vbuf v;
+    em_vbuf_init(&v);
+    em_frame_encode(&v, EM_FRAME_HELLO, hello, 33, &err);
+    cr_assert_eq(write(fd, v.data, v.len), (ssize_t)v.len);
+    uint8_t frame[EM_FRAME_HEADER_SIZE + 33];
+    read_exact(fd, frame, sizeof frame);
+    cr_assert_eq(frame[8], EM_FRAME_CHALLENGE);
+    cr_assert_eq(em_load_le32(frame + 4), 34u, "nonce and mode only");
+    uint8_t bad[32] = {0};
+    em_vbuf_clear(&v);
+    em_frame_encode(&v, EM_FRAME_PROOF, bad, 32, &err);
+    cr_assert_eq(write(fd, v.data, v.len), (ssize_t)v.len);
+    uint8_t denied[EM_FRAME_HEADER_SIZE + 1];
+    read_exact(fd, denied, sizeof denied);
+    cr_assert_eq(denied[8], EM_FRAME_DENIED);
+    cr_assert_eq(read_to_eof(fd), 0u, "then the server closes");
     close(fd);
     em_vbuf_destroy(&v);
     em_net_free(srv);
     em_vbuf_destroy(&sb.last);
+}
+
+Test(conn, crypto_mode_mismatch_is_refused_and_plain_links_work, .timeout = 20)
+{
+    box sb, cb;
+    box_init(&sb);
+    box_init(&cb);
+    em_net_opts o = {.secret = SECRET, .secret_len = strlen(SECRET), .ops = &ops, .ud = &sb,
+                     .crypto = EM_NET_CRYPTO_OFF};
+    em_err err = EM_ERR_INIT;
+    em_net *srv = em_net_new(&o, &err);
+    o.ud = &cb;
+    o.crypto = EM_NET_CRYPTO_ON;
+    em_net *cli = em_net_new(&o, &err);
+    uint16_t port = 0;
+    cr_assert_eq(em_net_listen(srv, NULL, 0, &port, &err), 0);
+    em_conn_id c;
+    cr_assert_eq(em_net_connect(cli, "127.0.0.1", port, &c, &err), EM_EAUTH);
+    cr_assert(strstr(err.msg, "ember.network.crypto"), "%s", err.msg);
+    em_net_free(cli);
+    o.crypto = EM_NET_CRYPTO_OFF;
+    cli = em_net_new(&o, &err);
+    cr_assert_eq(em_net_connect(cli, "127.0.0.1", port, &c, &err), 0, "%s", err.msg);
+    cr_assert_eq(em_net_send(cli, c, EM_FRAME_RPC, "{}", 2, &err), 0);
+    wait_for(&sb, &sb.frames, 1);
+    cr_assert_eq(sb.last.len, 2);
+    em_net_free(cli);
+    em_net_free(srv);
+    em_vbuf_destroy(&sb.last);
+    em_vbuf_destroy(&cb.last);
+}
+
+/* Idle sockets that never log in cannot lock a correct client out (the oldest are dropped
+ * past the pre-login caps). */
+Test(conn, idle_connections_do_not_block_a_login, .timeout = 30)
+{
+    box sb, cb;
+    box_init(&sb);
+    box_init(&cb);
+    em_net *srv = make_net(&sb, SECRET, 0, 0);
+    em_net *cli = make_net(&cb, SECRET, 0, 0);
+    em_err err = EM_ERR_INIT;
+    uint16_t port = 0;
+    cr_assert_eq(em_net_listen(srv, NULL, 0, &port, &err), 0);
+    enum { IDLE = 300 };
+    int fds[IDLE];
+    for (int i = 0; i < IDLE; i++)
+        fds[i] = raw_connect(port);
+    em_conn_id c;
+    cr_assert_eq(em_net_connect(cli, "127.0.0.1", port, &c, &err), 0, "%s", err.msg);
+    for (int i = 0; i < IDLE; i++)
+        close(fds[i]);
+    em_net_free(cli);
+    em_net_free(srv);
+    em_vbuf_destroy(&sb.last);
+    em_vbuf_destroy(&cb.last);
 }

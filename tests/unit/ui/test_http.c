@@ -129,7 +129,7 @@ Test(http, server_answers_and_survives_garbage, .timeout = 20)
     uint16_t port;
     em_http_server *s = em_http_server_start(NULL, 0, &port, handler, NULL, &err);
     cr_assert_not_null(s, "%s", err.msg);
-    const char *ok = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+    const char *ok = "GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n";
     char *resp = exchange(port, ok, strlen(ok), false);
     cr_assert(strncmp(resp, "HTTP/1.1 200 OK\r\n", 17) == 0, "%s", resp);
     cr_assert(strstr(resp, "Connection: close\r\n"));
@@ -161,4 +161,26 @@ Test(http, html_escape)
     cr_assert_eq(b.len, strlen("&lt;a href=&quot;x&quot;&gt;&amp;&#39;"));
     cr_assert(memcmp(b.data, "&lt;a href=&quot;x&quot;&gt;&amp;&#39;", b.len) == 0);
     em_vbuf_destroy(&b);
+}
+
+/* The Host header: kept without its port; one naming a stranger's domain is not served
+ * (DNS rebinding), IP literals, localhost and the bound host are. */
+Test(http, host_header_and_allow_list)
+{
+    em_http_req r;
+    cr_assert_eq(parse("GET / HTTP/1.1\r\nHost: localhost:8080\r\n\r\n", &r), 1);
+    cr_assert_str_eq(r.host, "localhost");
+    cr_assert(em__http_host_allowed(r.host, "127.0.0.1"));
+    cr_assert_eq(parse("GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n", &r), 1);
+    cr_assert_str_eq(r.host, "[::1]");
+    cr_assert(em__http_host_allowed(r.host, "127.0.0.1"));
+    cr_assert_eq(parse("GET / HTTP/1.1\r\nHost: 10.1.2.3\r\n\r\n", &r), 1);
+    cr_assert(em__http_host_allowed(r.host, "127.0.0.1"));
+    cr_assert_eq(parse("GET / HTTP/1.1\r\nHost: evil.example.com\r\n\r\n", &r), 1);
+    cr_assert(!em__http_host_allowed(r.host, "127.0.0.1"));
+    cr_assert(em__http_host_allowed("master.lan", "master.lan"));
+    cr_assert_eq(parse("GET / HTTP/1.0\r\n\r\n", &r), 1);
+    cr_assert(em__http_host_allowed(r.host, NULL), "no Host: an HTTP/1.0 client");
+    cr_assert_eq(parse("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", &r), 400);
+    cr_assert_eq(parse("GET / HTTP/1.1\r\nHost: :80\r\n\r\n", &r), 400);
 }

@@ -264,6 +264,16 @@ static int on_result(em_sched *s, const stage *st, const em_task_desc *t, em_tas
         em_err_copy(err, &r->err);
         return 1;
     }
+    /* Permission denied does not pass by retrying (Spark retries every failure; we know
+     * better for this one): the job fails at the first attempt. Other codes are retried,
+     * EM_ENOTFOUND and EM_ECORRUPT included, since lost blocks, broadcasts and damaged
+     * cached blocks use them too and do pass on another attempt. */
+    if (r->code == EM_EACCES) {
+        ++*attempts;
+        em_err_set(err, r->code, "task %u in stage %u failed (not retried: permission "
+                   "denied): %s", t->partition, st->id, r->err.msg);
+        return r->code;
+    }
     if (++*attempts >= s->max_failures) {
         em_err_set(err, r->code, "task %u in stage %u failed %u times; last error: %s",
                    t->partition, st->id, *attempts, r->err.msg);

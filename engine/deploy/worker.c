@@ -14,6 +14,7 @@
  * dir (made with mkdtemp) goes when the worker stops.
  * The application's secret reaches the executor in EMBER_SECRET (environment), so it never
  * shows in `ps`. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -254,10 +255,23 @@ static void kill_exec(wexec *e)
     }
 }
 
-/* Keeps an exited executor's directory, dropping the oldest kept one (and its app's dir
- * when that is empty) past KEEP_EXEC_DIRS. Takes dir. */
+/* Keeps an exited executor's directory with its logs only (what a killed executor left,
+ * shuffle files and blocks, can be large and goes now), dropping the oldest kept one (and
+ * its app's dir when that is empty) past KEEP_EXEC_DIRS. Takes dir. */
 static void keep_dir(worker *w, char *dir, const char *app)
 {
+    DIR *d = opendir(dir);
+    for (struct dirent *de; d && (de = readdir(d)) != NULL;) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+            !strcmp(de->d_name, "stdout") || !strcmp(de->d_name, "stderr"))
+            continue;
+        char *p = em_xasprintf("%s/%s", dir, de->d_name);
+        em_err err = EM_ERR_INIT;
+        em_rm_rf(p, &err);
+        em_free(p);
+    }
+    if (d)
+        closedir(d);
     if (w->nkept == KEEP_EXEC_DIRS) {
         em_err err = EM_ERR_INIT;
         em_rm_rf(w->kept[0], &err);

@@ -124,5 +124,16 @@ grep -q "context: 1 task threads" "$tmp/err" || fail "EMBER_MASTER ignored by em
 grep -q "items) in [0-9.]* s;" "$tmp/err" || fail "load line: $(grep loaded "$tmp/err")"
 "$ember" help gen ratings >"$tmp/out" 2>&1 || fail "ember help gen ratings: $(cat "$tmp/out")"
 grep -q "Usage: ember gen ratings" "$tmp/out" || fail "ember help gen ratings: $(head -2 "$tmp/out")"
+# Item 15: the driver's status page says where it is, loudly when its port was taken.
+printf 'a b a\n' > words.txt
+python3 -c 'import socket,time,sys
+s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(1); print(s.getsockname()[1], flush=True)
+time.sleep(60)' > busy.port &
+busy=$!
+for _ in $(seq 50); do [ -s busy.port ] && break; sleep 0.1; done
+"$ember" run-example --conf "ember.ui.port=$(cat busy.port)" wordcount words.txt wc-ui     >/dev/null 2>"$tmp/err" || fail "run-example with a busy UI port: $(tail -c 300 "$tmp/err")"
+kill "$busy" 2>/dev/null || true
+grep -Eq "status page at http://127.0.0.1:[0-9]+/ \(the port asked for was taken\)" "$tmp/err" ||
+    fail "the moved status page is not announced: $(head -c 300 "$tmp/err")"
 check_clean "good paths"
 finish "ok"

@@ -43,7 +43,8 @@
     X(ETASK, -10, "task failed")                                            \
     X(ECANCELED, -11, "canceled")                                           \
     X(EAUTH, -12, "authentication failed")                                  \
-    X(ETIMEDOUT, -13, "timed out")
+    X(ETIMEDOUT, -13, "timed out")                                          \
+    X(EACCES, -14, "permission denied")
 
 enum em_errcode {
     EM_OK = 0,
@@ -201,7 +202,8 @@ void *em_arr_xgrow(void *p, size_t *cap, size_t need, size_t elem);
  * loaders): a regular file; a directory's regular files not starting with '_' or '.',
  * sorted by name; or a glob's matches (directories among them expanded the same way).
  * em_file_list_expand fills *fl (zeroed first) with paths and sizes; EM_ENOTFOUND naming
- * the path when nothing matches. */
+ * the path when nothing matches; EM_EACCES naming the directory or file this process may
+ * not read (an unreadable input is an error, never silently "no file"). */
 typedef struct em_file_list {
     char **paths;
     uint64_t *sizes;
@@ -354,6 +356,9 @@ void em_file_abort(em_file *f);                   /* NULL ok; closes and unlinks
 
 /* Reads a whole file into *out (caller frees with em_free); errors name the path. */
 int em_read_file(const char *path, uint8_t **out, size_t *len, em_err *err);
+/* The EM_E* code of an errno from opening a file: EM_EACCES for EACCES/EPERM (final: the
+ * scheduler does not retry it), EM_ENOSPC, EM_ENOMEM, else EM_EIO. Any thread. */
+int em_errno_code_open(int e);
 /* pread of exactly n bytes at off; EM_EIO (or EM_ECORRUPT on a short read) naming path. */
 int em_pread_full(int fd, void *p, size_t n, uint64_t off, const char *path, em_err *err);
 int em_write_full(int fd, const void *p, size_t n, const char *path, em_err *err);

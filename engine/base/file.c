@@ -37,6 +37,11 @@ static int errno_code(int e)
     return EM_EIO;
 }
 
+int em_errno_code_open(int e)
+{
+    return e == EACCES || e == EPERM ? EM_EACCES : errno_code(e);
+}
+
 int em_write_full(int fd, const void *p, size_t n, const char *path, em_err *err)
 {
     const uint8_t *s = p;
@@ -99,7 +104,7 @@ int em_file_create_tmp(const char *path, em_file **out, em_err *err)
     f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC, 0644);
     if (f->fd < 0) {
         int e = errno;
-        int rc = em_err_set(err, e == ENOENT ? EM_ENOTFOUND : errno_code(e), "create %s: %s",
+        int rc = em_err_set(err, e == ENOENT ? EM_ENOTFOUND : em_errno_code_open(e), "create %s: %s",
                             f->tmp, strerror(e));
         em_free(f->path);
         em_free(f->tmp);
@@ -186,8 +191,8 @@ int em_read_file(const char *path, uint8_t **out, size_t *len, em_err *err)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
-        return em_err_set(err, e == ENOENT ? EM_ENOTFOUND : EM_EIO, "open %s: %s", path,
-                          strerror(e));
+        return em_err_set(err, e == ENOENT ? EM_ENOTFOUND : em_errno_code_open(e), "open %s: %s",
+                          path, strerror(e));
     }
     em_vbuf b;
     em_vbuf_init(&b);
@@ -405,15 +410,38 @@ static int list_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* A file or directory the listing cannot use: permission denied is EM_EACCES (tasks do
+ * not retry it), anything else EM_EIO, both naming the path the user gave and the one
+ * that failed. */
+static int list_fail(const char *arg, const char *path, int e, em_err *err)
+{
+    int code = e == EACCES || e == EPERM ? EM_EACCES : EM_EIO;
+    if (strcmp(arg, path) == 0)
+        return em_err_set(err, code, "input path '%s': %s", arg, strerror(e));
+    return em_err_set(err, code, "input path '%s': %s: %s", arg, path, strerror(e));
+}
+
+/* A regular file, checked readable here so that an unreadable input fails at once on the
+ * driver, not in every attempt of a task. */
+static int list_file(em_file_list *fl, const char *arg, const char *path, uint64_t size,
+                     em_err *err)
+{
+    if (access(path, R_OK) != 0)
+        return list_fail(arg, path, errno, err);
+    list_add(fl, path, size);
+    return 0;
+}
+
 /* A directory's regular files not starting with '_' or '.', sorted by name. */
-static void list_dir(em_file_list *fl, const char *dir)
+static int list_dir(em_file_list *fl, const char *arg, const char *dir, em_err *err)
 {
     DIR *d = opendir(dir);
     char **names = NULL;
     size_t n = 0, ncap = 0;
     struct dirent *e;
+    int rc = 0;
     if (!d)
-        return;
+        return list_fail(arg, dir, errno, err);
     while ((e = readdir(d)) != NULL) {
         if (e->d_name[0] == '_' || e->d_name[0] == '.')
             continue;
@@ -424,37 +452,50 @@ static void list_dir(em_file_list *fl, const char *dir)
     qsort(names, n, sizeof *names, list_cmp);
     for (size_t i = 0; i < n; i++) {
         struct stat st;
-        if (stat(names[i], &st) == 0 && S_ISREG(st.st_mode))
-            list_add(fl, names[i], (uint64_t)st.st_size);
+        if (rc == 0 && stat(names[i], &st) == 0 && S_ISREG(st.st_mode))
+            rc = list_file(fl, arg, names[i], (uint64_t)st.st_size, err);
         em_free(names[i]);
     }
     em_free(names);
+    return rc;
 }
 
-/* Expands a file, a directory or a glob; EM_ENOTFOUND naming the path when empty. */
+/* Expands a file, a directory or a glob; EM_ENOTFOUND naming the path when empty,
+ * EM_EACCES when a directory or file of it cannot be read. */
 int em_file_list_expand(const char *path, em_file_list *fl, em_err *err)
 {
     struct stat st;
+    int rc = 0;
     memset(fl, 0, sizeof *fl);
     if (stat(path, &st) == 0) {
         if (S_ISDIR(st.st_mode))
-            list_dir(fl, path);
+            rc = list_dir(fl, path, path, err);
         else if (S_ISREG(st.st_mode))
-            list_add(fl, path, (uint64_t)st.st_size);
+            rc = list_file(fl, path, path, (uint64_t)st.st_size, err);
+    } else if (errno != ENOENT && errno != ENOTDIR) {
+        rc = list_fail(path, path, errno, err);   /* e.g. a parent without search right */
     } else if (strpbrk(path, "*?[")) {
         glob_t g;
-        if (glob(path, 0, NULL, &g) == 0) {
-            for (size_t i = 0; i < g.gl_pathc; i++) {
-                const char *p = g.gl_pathv[i];
-                if (stat(p, &st) != 0 || list_hidden(p))
-                    continue;
-                if (S_ISDIR(st.st_mode))
-                    list_dir(fl, p);
-                else if (S_ISREG(st.st_mode))
-                    list_add(fl, p, (uint64_t)st.st_size);
-            }
-            globfree(&g);
+        /* GLOB_ERR: a directory glob cannot read is an error, not a silent non-match. */
+        int grc = glob(path, GLOB_ERR, NULL, &g);
+        if (grc == GLOB_ABORTED)
+            rc = em_err_set(err, EM_EACCES, "input path '%s': a directory on the way cannot "
+                            "be read (permission denied)", path);
+        for (size_t i = 0; grc == 0 && rc == 0 && i < g.gl_pathc; i++) {
+            const char *p = g.gl_pathv[i];
+            if (stat(p, &st) != 0 || list_hidden(p))
+                continue;
+            if (S_ISDIR(st.st_mode))
+                rc = list_dir(fl, path, p, err);
+            else if (S_ISREG(st.st_mode))
+                rc = list_file(fl, path, p, (uint64_t)st.st_size, err);
         }
+        globfree(&g);   /* safe after any return of glob */
+    }
+    if (rc < 0) {
+        em_file_list_destroy(fl);
+        memset(fl, 0, sizeof *fl);
+        return rc;
     }
     if (fl->n == 0)
         return em_err_set(err, EM_ENOTFOUND, "input path '%s' matches no file", path);

@@ -283,8 +283,10 @@ int em_cluster_backend_new(const em_cluster_backend_cfg *cfg, em_task_backend *o
     uint32_t want = o.nexec;
     if (o.mode == EM_CLUSTER_ACCEPT) {
         if (!mo || !mo->app_start) {
-            rc = em_err_set(err, EM_EINVAL, "master '%s': no standalone client is linked in",
-                            cfg->master_url ? cfg->master_url : "?");
+            rc = em_err_set(err, EM_EINVAL, "master '%s': this command does not talk to a "
+                            "standalone master; run the job with 'ember submit --master %s "
+                            "JOB.so'", cfg->master_url ? cfg->master_url : "?",
+                            cfg->master_url ? cfg->master_url : "URL");
             goto fail;
         }
         if ((rc = mo->app_start(mo->ud, cfg->master_url, em_cluster_address(cb->cl),

@@ -62,6 +62,7 @@ typedef struct inflight {
     size_t nb;
     em_vbuf part;                /* chunks of the result block being received */
     size_t part_size;            /* its size from its header; 0 = not known yet */
+    bool end_told;               /* em_task_desc.on_end called */
 } inflight;
 
 /* One em_cluster_run_tasks call's tasks (c->sets, c->lock). */

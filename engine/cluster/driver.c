@@ -109,17 +109,49 @@ static void d_on_open(void *ud, em_conn_id id, bool inbound)
     pthread_mutex_unlock(&c->lock);
 }
 
+/* How a lost executor of ours (local-cluster: our child) ended, into buf ("" when it is
+ * not our child or still runs after 500 ms: a connection can close before the process
+ * ends). waitid with WNOWAIT only looks: em__cl_reap still reaps it. Loop thread. */
+static void describe_lost(pid_t pid, char *buf, size_t n)
+{
+    buf[0] = '\0';
+    for (int i = 0; pid > 0 && i < 100; i++) {
+        siginfo_t si;
+        memset(&si, 0, sizeof si);
+        if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0)
+            return;   /* ECHILD: not ours (standalone) */
+        if (si.si_pid == pid) {
+            if (si.si_code == CLD_EXITED)
+                snprintf(buf, n, "; process %d exited with status %d", (int)pid, si.si_status);
+            else
+                snprintf(buf, n, "; process %d was killed by signal %d (%s)", (int)pid,
+                         si.si_status, em_deploy_signal_name(si.si_status));
+            return;
+        }
+        struct timespec ts = {0, 5 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
 static void d_on_close(void *ud, em_conn_id id, const em_err *why)
 {
     em_cluster *c = ud;
+    pid_t pid = 0;
     pthread_mutex_lock(&c->lock);
     exec_slot *s = slot_of(c, id);
+    if (s && s->registered && s->alive && !c->closing)
+        pid = s->pid;
+    pthread_mutex_unlock(&c->lock);
+    char how[96], msg[EM_ERR_MSG_MAX + 96];
+    describe_lost(pid, how, sizeof how);   /* without the lock: it may wait */
+    snprintf(msg, sizeof msg, "%s%s", why->code ? why->msg : "connection closed", how);
+    pthread_mutex_lock(&c->lock);
+    s = slot_of(c, id);
     if (s) {
         if (s->registered && s->alive && !c->closing) {
-            em_log(EM_LOG_WARN, "driver: executor %s (%s) lost: %s", s->exec_id, s->loc,
-                   why->code ? why->msg : "connection closed");
+            em_log(EM_LOG_WARN, "driver: executor %s (%s) lost: %s", s->exec_id, s->loc, msg);
             s->lost_pending = true;
-            fail_running(c, (int)(s - c->ex), why->code ? why->msg : "connection closed");
+            fail_running(c, (int)(s - c->ex), msg);
         }
         s->alive = false;
         s->conn = 0;
@@ -146,6 +178,9 @@ static int on_register(em_cluster *c, em_conn_id id, const em__msg *m, em_err *e
         snprintf(s->exec_id, sizeof s->exec_id, "%s", m->exec_id);
         snprintf(s->loc, sizeof s->loc, "%s:%u", m->host, m->port);
         s->cores = m->cores;
+        /* Its pid, to describe its end when it is lost: trusted only as far as waitid
+         * finds it among our children (local-cluster); WNOWAIT never reaps a stranger. */
+        s->pid = c->o.mode == EM_CLUSTER_ACCEPT ? 0 : (pid_t)m->pid;
         em_log(EM_LOG_INFO, "driver: executor %s registered (pid %u, %u cores, shuffle %s)",
                s->exec_id, m->pid, s->cores, s->loc);
     }

@@ -77,6 +77,8 @@ launch em__cl_launch_on(em_cluster *c, task_set *ts, size_t i, int e)
     s->running++;
     ts->fl[i].state = T_RUNNING;
     ts->fl[i].slot = e;
+    if (t[i].on_start)   /* the status page's task_start, with where it runs */
+        t[i].on_start(t[i].start_ud, &t[i], s->exec_id);
     launch l = {i, s->conn, !has_stage(s, t[i].stage_id)};
     if (l.send_stage) {
         if (s->nstages == EM__STAGES_KEPT) {
@@ -216,8 +218,14 @@ static int run_pass(em_cluster *c, task_set *ts, launch *ls, uint64_t *idle_sinc
         pthread_mutex_lock(&c->lock);
     }
     size_t done = 0;
-    for (size_t i = 0; i < ts->n; i++)
-        done += ts->fl[i].state == T_DONE;
+    for (size_t i = 0; i < ts->n; i++) {
+        inflight *f = &ts->fl[i];
+        done += f->state == T_DONE;
+        if (f->state == T_DONE && !f->end_told && ts->t[i].on_end) {   /* the status page */
+            f->end_told = true;
+            ts->t[i].on_end(ts->t[i].start_ud, &ts->t[i], &ts->res[i], ts->res[i].exec_id);
+        }
+    }
     if (done == ts->n)
         return 1;
     size_t k = ts->canceled ? 0 : em__cl_assign(c, ts, ls);

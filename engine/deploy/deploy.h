@@ -158,5 +158,11 @@ char *em_deploy_ember_bin(const char *given);
 int em_deploy_spawn_executor(const em_deploy_spawn_args *a, pid_t *pid, em_err *err);
 /* "exited with status 1", "was killed by signal 9" for a waitpid status. */
 void em_deploy_describe_exit(int status, char *buf, size_t n);
+/* "SIGKILL", "SIGSEGV", ... for the usual signals, "signal" otherwise. Any thread. */
+const char *em_deploy_signal_name(int sig);
+/* The last lines of a log file (at most max_lines lines and n - 1 bytes, whole lines when
+ * they fit; control bytes other than '\n' shown as '?') into buf; "" when the file is
+ * missing or empty. Reads only the file's last n bytes. Any thread. */
+void em_deploy_log_tail(const char *path, int max_lines, char *buf, size_t n);
 
 #endif /* EMBER_DEPLOY_H */

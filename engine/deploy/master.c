@@ -52,7 +52,9 @@ typedef struct mexec {
     char id[MAX_ID + 1], worker[MAX_ID + 1];
     uint32_t cores;
     uint64_t memory;
+    char state[32];              /* past executors: how they ended ("exited", "killed") */
 } mexec;
+#define MAX_PAST_EXECS 32        /* ended executors an application remembers for /json */
 
 typedef struct mapp {
     uint64_t conn;
@@ -64,6 +66,9 @@ typedef struct mapp {
     uint32_t cores_granted, next_exec, fails;
     mexec *execs;
     uint32_t nexecs;
+    mexec past[MAX_PAST_EXECS];  /* ended executors, first MAX_PAST_EXECS (a finished app
+                                    lists them: its execs are gone) */
+    uint32_t npast;
     double since_s, ended_s;
     char end_reason[64];
 } mapp;
@@ -239,6 +244,13 @@ static void exec_drop(em_master *m, mapp *a, uint32_t k, const char *reason, boo
                                             a->id, "exec", e->id));
     }
     a->cores_granted -= e->cores <= a->cores_granted ? e->cores : a->cores_granted;
+    if (a->npast < MAX_PAST_EXECS) {
+        mexec *p = &a->past[a->npast++];
+        *p = *e;
+        snprintf(p->state, sizeof p->state, "%s", !reason ? "killed at the app's end"
+                                                  : strstr(reason, "exited") ? "exited"
+                                                                             : "lost");
+    }
     if (reason && a->conn)
         send_json(m, a->conn, json_pack("{s:s, s:s, s:s}", "t", "executor_removed", "exec",
                                         e->id, "reason", reason));
@@ -324,16 +336,19 @@ static int on_register_app(em_master *m, uint64_t conn, json_t *o, em_err *err)
 
 static int on_executor_exited(em_master *m, mworker *w, json_t *o, em_err *err)
 {
-    char app[MAX_ID + 1], exec[MAX_ID + 1], reason[96];
+    char app[MAX_ID + 1], exec[MAX_ID + 1], reason[1200];
     uint64_t status;
     if (get_id(o, "app", app, err) < 0 || get_id(o, "exec", exec, err) < 0 ||
         get_uint(o, "status", 255, false, &status, err) < 0)
         return em_err_prefix(err, "executor_exited");
+    /* Optional: how it ended and the last lines of its stderr (the worker's words). */
+    const char *detail = json_string_value(json_object_get(o, "detail"));
     mapp *a = app_by_id(m, app);
     for (uint32_t k = 0; a && k < a->nexecs; k++) {
         if (strcmp(a->execs[k].id, exec) != 0 || strcmp(a->execs[k].worker, w->id) != 0)
             continue;
-        snprintf(reason, sizeof reason, "executor exited with status %u", (unsigned)status);
+        snprintf(reason, sizeof reason, "executor exited with status %u%s%.1100s",
+                 (unsigned)status, detail ? ": " : "", detail ? detail : "");
         a->fails++;
         exec_drop(m, a, k, reason, false);
         schedule(m);
@@ -454,13 +469,21 @@ uint32_t em_master_num_apps(em_master *m)
     return n;
 }
 
+/* "executors": the running ones, then those that ended (with "state"), so that a
+ * finished application still shows where it ran. */
 static json_t *app_json(const mapp *a, double now)
 {
     json_t *ex = json_array();
     for (uint32_t k = 0; k < a->nexecs; k++)
-        json_array_append_new(ex, json_pack("{s:s, s:s, s:i}", "id", a->execs[k].id, "worker",
-                                            a->execs[k].worker, "cores",
-                                            (json_int_t)a->execs[k].cores));
+        json_array_append_new(ex, json_pack("{s:s, s:s, s:i, s:s}", "id", a->execs[k].id,
+                                            "worker", a->execs[k].worker, "cores",
+                                            (json_int_t)a->execs[k].cores, "state",
+                                            "running"));
+    for (uint32_t k = 0; k < a->npast; k++)
+        json_array_append_new(ex, json_pack("{s:s, s:s, s:i, s:s}", "id", a->past[k].id,
+                                            "worker", a->past[k].worker, "cores",
+                                            (json_int_t)a->past[k].cores, "state",
+                                            a->past[k].state));
     json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:i, s:I, s:f, s:o}", "id", a->id, "name",
                           a->name, "driver", a->driver, "cores_granted",
                           (json_int_t)a->cores_granted, "total_cores",

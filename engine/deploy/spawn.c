@@ -1,12 +1,14 @@
 /* engine/deploy/spawn.c - starting `ember executor` processes (local-cluster[E,C] drivers):
  * finding the ember command and posix_spawn'ing it with the application's secret in its
  * environment (never on its command line, which other users can read). */
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -119,4 +121,56 @@ void em_deploy_describe_exit(int status, char *buf, size_t n)
         snprintf(buf, n, "was killed by signal %d", WTERMSIG(status));
     else
         snprintf(buf, n, "stopped (status 0x%x)", status);
+}
+
+const char *em_deploy_signal_name(int sig)
+{
+    switch (sig) {
+    case SIGHUP: return "SIGHUP";
+    case SIGINT: return "SIGINT";
+    case SIGQUIT: return "SIGQUIT";
+    case SIGILL: return "SIGILL";
+    case SIGABRT: return "SIGABRT";
+    case SIGBUS: return "SIGBUS";
+    case SIGFPE: return "SIGFPE";
+    case SIGKILL: return "SIGKILL";
+    case SIGSEGV: return "SIGSEGV";
+    case SIGPIPE: return "SIGPIPE";
+    case SIGALRM: return "SIGALRM";
+    case SIGTERM: return "SIGTERM";
+    default: return "signal";
+    }
+}
+
+void em_deploy_log_tail(const char *path, int max_lines, char *buf, size_t n)
+{
+    if (n == 0)
+        return;
+    buf[0] = '\0';
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    struct stat st;
+    size_t len = 0;
+    if (fstat(fd, &st) == 0 && st.st_size > 0) {
+        size_t want = (size_t)st.st_size < n - 1 ? (size_t)st.st_size : n - 1;
+        ssize_t k = pread(fd, buf, want, (off_t)((size_t)st.st_size - want));
+        len = k > 0 ? (size_t)k : 0;
+    }
+    close(fd);
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+        len--;
+    buf[len] = '\0';
+    /* Keep the last max_lines lines: cut after the max_lines-th newline from the end. */
+    size_t start = 0;
+    int lines = 0;
+    for (size_t i = len; i > 0; i--)
+        if (buf[i - 1] == '\n' && ++lines == max_lines) {
+            start = i;
+            break;
+        }
+    memmove(buf, buf + start, len - start + 1);
+    for (char *p = buf; *p; p++)
+        if ((unsigned char)*p < 0x20 && *p != '\n')
+            *p = '?';
 }

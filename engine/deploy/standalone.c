@@ -147,6 +147,7 @@ struct em_standalone_client {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     bool registered, lost;       /* lock */
+    bool ending;                 /* lock: app_end is closing the connection on purpose */
     uint32_t granted, added;     /* lock: executors in registered_app / executor_added */
     char app_id[64];             /* lock */
 };
@@ -191,9 +192,12 @@ static void c_on_close(void *ud, em_conn_id conn, const em_err *why)
     (void)conn;
     pthread_mutex_lock(&c->lock);
     c->lost = true;
+    bool ending = c->ending;
     pthread_cond_broadcast(&c->cond);
     pthread_mutex_unlock(&c->lock);
-    em_log(EM_LOG_WARN, "standalone: lost the master: %s", why->code ? why->msg : "closed");
+    /* Our own goodbye at the application's end is no loss worth a warning. */
+    em_log(ending ? EM_LOG_DEBUG : EM_LOG_WARN, "standalone: %s the master: %s",
+           ending ? "disconnected from" : "lost", why->code ? why->msg : "closed");
 }
 
 static void c_on_open(void *ud, em_conn_id conn, bool inbound)
@@ -284,6 +288,9 @@ static void app_end(void *ud)
 {
     em_standalone_client *c = ud;
     em_err err = EM_ERR_INIT;
+    pthread_mutex_lock(&c->lock);
+    c->ending = true;
+    pthread_mutex_unlock(&c->lock);
     if (c->conn)
         send_msg(c, json_pack("{s:s}", "t", "unregister_app"), &err);
     em_net_free(c->net);     /* flushes nothing more; the close tells the master anyway */

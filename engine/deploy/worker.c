@@ -7,11 +7,14 @@
  * own thread does everything that blocks or touches processes: spawning, reaping
  * (waitpid WNOHANG every 100 ms), killing (SIGTERM to the executor's process group, SIGKILL
  * after KILL_GRACE_S), removing directories, reconnecting. Each executor runs in its own
- * process group, in <work>/<app>/<exec>/ with its stdout and stderr there; its directory
- * goes when it has been reaped, the app's when the last executor of the app has, and the
- * whole work dir (made with mkdtemp) when the worker stops.
+ * process group, in <work>/<app>/<exec>/ with its stdout and stderr there. When it exits,
+ * its directory is kept (the last KEEP_EXEC_DIRS of them; the oldest goes first, with its
+ * app's dir once empty) so that its logs outlive it, and a failure's report to the master
+ * carries the exit (status or signal) and the last lines of its stderr; the whole work
+ * dir (made with mkdtemp) goes when the worker stops.
  * The application's secret reaches the executor in EMBER_SECRET (environment), so it never
  * shows in `ps`. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -34,6 +37,10 @@ extern char **environ;
 
 #define KILL_GRACE_S 3.0
 #define MAX_ORDERS 1024
+/* Directories (stdout, stderr) of exited executors kept for a post-mortem, as Spark's
+ * worker keeps its work dir: the oldest goes when one more would pass this bound. */
+#define KEEP_EXEC_DIRS 16
+#define TAIL_LINES 8             /* stderr lines of a failed executor reported */
 
 typedef struct wexec {
     char app[64], id[64];
@@ -62,6 +69,9 @@ typedef struct worker {
     em_conn_id conn;
     wexec *execs;
     uint32_t nexecs;
+    char *kept[KEEP_EXEC_DIRS];  /* exited executors' dirs, oldest first (owned) */
+    char *kept_app[KEEP_EXEC_DIRS];
+    uint32_t nkept;
 } worker;
 
 /* ---------------------------------------------------------------- network thread */
@@ -255,7 +265,37 @@ static void kill_exec(wexec *e)
     }
 }
 
-/* Removes dir's parent (the app dir) when no executor of the app is left. */
+/* Keeps an exited executor's directory with its logs only (what a killed executor left,
+ * shuffle files and blocks, can be large and goes now), dropping the oldest kept one (and
+ * its app's dir when that is empty) past KEEP_EXEC_DIRS. Takes dir. */
+static void keep_dir(worker *w, char *dir, const char *app)
+{
+    DIR *d = opendir(dir);
+    for (struct dirent *de; d && (de = readdir(d)) != NULL;) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+            !strcmp(de->d_name, "stdout") || !strcmp(de->d_name, "stderr"))
+            continue;
+        char *p = em_xasprintf("%s/%s", dir, de->d_name);
+        em_err err = EM_ERR_INIT;
+        em_rm_rf(p, &err);
+        em_free(p);
+    }
+    if (d)
+        closedir(d);
+    if (w->nkept == KEEP_EXEC_DIRS) {
+        em_err err = EM_ERR_INIT;
+        em_rm_rf(w->kept[0], &err);
+        rmdir(w->kept_app[0]);         /* fails while the app has other dirs */
+        em_free(w->kept[0]);
+        em_free(w->kept_app[0]);
+        memmove(w->kept, w->kept + 1, (KEEP_EXEC_DIRS - 1) * sizeof *w->kept);
+        memmove(w->kept_app, w->kept_app + 1, (KEEP_EXEC_DIRS - 1) * sizeof *w->kept_app);
+        w->nkept--;
+    }
+    w->kept[w->nkept] = dir;
+    w->kept_app[w->nkept++] = em_xasprintf("%s/%s", w->root, app);
+}
+
 static void reap(worker *w, bool report)
 {
     for (uint32_t i = 0; i < w->nexecs;) {
@@ -269,18 +309,28 @@ static void reap(worker *w, bool report)
             continue;
         }
         int status = r < 0 ? 255 : WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        em_log(status && !e->kill_s ? EM_LOG_WARN : EM_LOG_INFO,
-               "worker %s: executor %s exited with status %d", w->id, e->id, status);
-        if (report && !e->kill_s)
-            send_msg(w, json_pack("{s:s, s:s, s:s, s:i}", "t", "executor_exited", "app", e->app,
-                                  "exec", e->id, "status", status));
+        bool failed = status && !e->kill_s;
+        char how[64], tail[1024] = "", *errp = em_xasprintf("%s/stderr", e->dir);
+        if (r < 0)
+            snprintf(how, sizeof how, "could not be waited for");
+        else if (WIFSIGNALED(st))
+            snprintf(how, sizeof how, "was killed by signal %d (%s)", WTERMSIG(st),
+                     em_deploy_signal_name(WTERMSIG(st)));
+        else
+            em_deploy_describe_exit(st, how, sizeof how);
+        if (failed)
+            em_deploy_log_tail(errp, TAIL_LINES, tail, sizeof tail);
+        em_free(errp);
+        em_log(failed ? EM_LOG_WARN : EM_LOG_INFO, "worker %s: executor %s %s; its logs are in "
+               "%s%s%s", w->id, e->id, how, e->dir, *tail ? "; stderr ends:\n" : "", tail);
+        if (report && !e->kill_s) {
+            char *detail = em_xasprintf("%s%s%s", how, *tail ? "; its stderr ends: " : "", tail);
+            send_msg(w, json_pack("{s:s, s:s, s:s, s:i, s:s}", "t", "executor_exited", "app",
+                                  e->app, "exec", e->id, "status", status, "detail", detail));
+            em_free(detail);
+        }
         kill(-e->pid, SIGKILL);        /* anything the executor left in its group */
-        em_err err = EM_ERR_INIT;
-        char *app_dir = em_xasprintf("%s/%s", w->root, e->app);
-        em_rm_rf(e->dir, &err);
-        rmdir(app_dir);                /* fails while another executor of the app runs */
-        em_free(app_dir);
-        em_free(e->dir);
+        keep_dir(w, e->dir, e->app);
         w->execs[i] = w->execs[--w->nexecs];
     }
 }
@@ -411,6 +461,10 @@ out:
     for (uint32_t i = 0; i < w.norders; i++)
         em_standalone_free_secret(w.orders[i].secret);
     em_free(w.execs);
+    for (uint32_t i = 0; i < w.nkept; i++) {
+        em_free(w.kept[i]);
+        em_free(w.kept_app[i]);
+    }
     em_err e2 = EM_ERR_INIT;
     em_rm_rf(w.root, &e2);
     em_free(w.root);

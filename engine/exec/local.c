@@ -98,7 +98,11 @@ static void *thread_main(void *arg)
             break;
         size_t i = s->next++;
         pthread_mutex_unlock(&lb->lock);
+        if (s->tasks[i].on_start)
+            s->tasks[i].on_start(s->tasks[i].start_ud, &s->tasks[i], "driver");
         run_one(lb, &s->tasks[i], &s->results[i]);
+        if (s->tasks[i].on_end)
+            s->tasks[i].on_end(s->tasks[i].start_ud, &s->tasks[i], &s->results[i], "driver");
         pthread_mutex_lock(&lb->lock);
         if (--s->left == 0)
             pthread_cond_broadcast(&lb->done);

@@ -33,7 +33,8 @@ static int open_split(text_iter *x, const em_split *s, em_err *err)
 {
     x->fd = open(s->path, O_RDONLY | O_CLOEXEC);
     if (x->fd < 0)
-        return em_err_set(err, EM_EIO, "%s: open: %s", s->path, strerror(errno));
+        return em_err_set(err, em_errno_code_open(errno), "%s: open: %s", s->path,
+                          strerror(errno));
     return em_lines_start(&x->lines, x->fd, s->path, s->start, s->len, err);
 }
 

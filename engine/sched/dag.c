@@ -157,20 +157,31 @@ static em_sched_event stage_event(em_sched_event_kind kind, const stage *st, boo
                             .shuffle_id = is_map ? st->shuffled->shuffle_id : 0};
 }
 
-/* TASK_START for each of tasks[0..k) (the set handed to the backend). */
-static void emit_task_starts(em_sched *s, const job *j, const stage *st,
-                             const em_task_desc *tasks, uint32_t k)
+/* TASK_START when the backend starts a task (em_task_desc.on_start), so that the event
+ * carries its executor and a task queued behind busy cores is not "running" yet. */
+typedef struct start_ctx {
+    em_sched *s;
+    const job *j;
+    const stage *st;
+    const em_task_desc *tasks;   /* the batch handed to run_tasks */
+    uint32_t k;
+    bool *ended;                 /* [k]: TASK_END already emitted by on_task_end */
+    double t0;                   /* when the batch was handed over */
+} start_ctx;
+
+static void on_task_start(void *ud, const em_task_desc *t, const char *exec_id)
 {
-    for (uint32_t i = 0; s->nlisteners && i < k; i++) {
-        em_sched_event ev = stage_event(EM_SCHED_TASK_START, st, tasks[i].is_map);
-        ev.partition = tasks[i].partition;
-        ev.attempt = tasks[i].attempt;
-        emit(s, j, &ev);
-    }
+    start_ctx *x = ud;
+    em_sched_event ev = stage_event(EM_SCHED_TASK_START, x->st, t->is_map);
+    ev.partition = t->partition;
+    ev.attempt = t->attempt;
+    ev.executor = exec_id;
+    emit(x->s, x->j, &ev);
 }
 
-static void emit_task_end(em_sched *s, const job *j, const stage *st, const em_task_desc *t,
-                          const em_task_result *r, double span_s)
+static void emit_task_end_at(em_sched *s, const job *j, const stage *st,
+                             const em_task_desc *t, const em_task_result *r, double span_s,
+                             const char *exec_id)
 {
     if (s->nlisteners == 0)
         return;
@@ -181,8 +192,27 @@ static void emit_task_end(em_sched *s, const job *j, const stage *st, const em_t
     ev.code = r->code;
     ev.fetch_failed = r->fetch_failed;
     ev.error = r->code ? r->err.msg : NULL;
-    ev.executor = r->exec_id[0] ? r->exec_id : NULL;
+    ev.executor = r->exec_id[0] ? r->exec_id : exec_id && *exec_id ? exec_id : NULL;
     emit(s, j, &ev);
+}
+
+static void emit_task_end(em_sched *s, const job *j, const stage *st, const em_task_desc *t,
+                          const em_task_result *r, double span_s)
+{
+    emit_task_end_at(s, j, st, t, r, span_s, NULL);
+}
+
+/* TASK_END as soon as the backend has the attempt's result (em_task_desc.on_end), so that a
+ * stage never shows more running tasks than there are cores. */
+static void on_task_end(void *ud, const em_task_desc *t, const em_task_result *r,
+                        const char *exec_id)
+{
+    start_ctx *x = ud;
+    size_t i = (size_t)(t - x->tasks);
+    if (i >= x->k || x->ended[i])
+        return;
+    x->ended[i] = true;
+    emit_task_end_at(x->s, x->j, x->st, t, r, em_now_s() - x->t0, exec_id);
 }
 
 static bool seen_add(job *j, const em_plan_node *n)
@@ -263,6 +293,16 @@ static int on_result(em_sched *s, const stage *st, const em_task_desc *t, em_tas
                t->partition, r->failed_shuffle, r->failed_map, r->err.msg);
         em_err_copy(err, &r->err);
         return 1;
+    }
+    /* Permission denied does not pass by retrying (Spark retries every failure; we know
+     * better for this one): the job fails at the first attempt. Other codes are retried,
+     * EM_ENOTFOUND and EM_ECORRUPT included, since lost blocks, broadcasts and damaged
+     * cached blocks use them too and do pass on another attempt. */
+    if (r->code == EM_EACCES) {
+        ++*attempts;
+        em_err_set(err, r->code, "task %u in stage %u failed (not retried: permission "
+                   "denied): %s", t->partition, st->id, r->err.msg);
+        return r->code;
     }
     if (++*attempts >= s->max_failures) {
         em_err_set(err, r->code, "task %u in stage %u failed %u times; last error: %s",
@@ -379,6 +419,8 @@ static int run_stage(em_sched *s, const stage_ctx *c, const uint32_t *parts, uin
     em_task_desc *tasks = em_xcalloc(n ? n : 1, sizeof *tasks);
     em_task_result *res = em_xcalloc(n ? n : 1, sizeof *res);
     uint32_t *idx = em_xcalloc(n ? n : 1, sizeof *idx);
+    bool *ended = em_xcalloc(n ? n : 1, sizeof *ended);
+    start_ctx sx = {.s = s, .j = c->j, .st = c->st, .ended = ended};
     int rc = 0;
 
     for (;;) {
@@ -386,7 +428,15 @@ static int run_stage(em_sched *s, const stage_ctx *c, const uint32_t *parts, uin
         if (k == 0)
             break;
         memset(res, 0, k * sizeof *res);
-        emit_task_starts(s, c->j, c->st, tasks, k);
+        sx.tasks = tasks;
+        sx.k = k;
+        sx.t0 = em_now_s();
+        memset(ended, 0, k * sizeof *ended);
+        for (uint32_t i = 0; s->nlisteners && i < k; i++) {
+            tasks[i].on_start = on_task_start;
+            tasks[i].on_end = on_task_end;
+            tasks[i].start_ud = &sx;
+        }
         double t0 = em_now_s();
         if ((rc = s->backend.ops->run_tasks(s->backend.self, tasks, k, res, err)) < 0) {
             for (uint32_t i = 0; i < k; i++)
@@ -398,7 +448,8 @@ static int run_stage(em_sched *s, const stage_ctx *c, const uint32_t *parts, uin
         for (uint32_t i = 0; i < k; i++) {
             uint32_t p = idx[i];
             em_err terr = EM_ERR_INIT;
-            emit_task_end(s, c->j, c->st, &tasks[i], &res[i], span);
+            if (!ended[i])   /* a backend that did not report it as it happened */
+                emit_task_end(s, c->j, c->st, &tasks[i], &res[i], span);
             /* Once cancelled, nothing of the round counts (no output is registered). */
             int trc = stop ? 2 : on_result(s, c->st, &tasks[i], &res[i], &attempts[p],
                                            slots ? &slots[p] : NULL, &terr);
@@ -427,6 +478,7 @@ static int run_stage(em_sched *s, const stage_ctx *c, const uint32_t *parts, uin
     em_free(tasks);
     em_free(res);
     em_free(idx);
+    em_free(ended);
     return rc;
 }
 

@@ -34,6 +34,7 @@
 /* ---------------------------------------------------------------- description */
 
 /* One task attempt as the scheduler hands it to a backend. */
+struct em_task_result;
 typedef struct em_task_desc {
     const char *stage_json;      /* the stage (engine/exec/exec.h, STAGE JSON); borrowed
                                     until run_tasks returns */
@@ -51,6 +52,17 @@ typedef struct em_task_desc {
                                     (smaller = older = first) */
     const atomic_bool *cancel;   /* set when the task is to stop (EM_ECANCELED); never NULL
                                     from the scheduler; valid until run_tasks returns */
+    /* Optional (NULL = none): the backend calls it once per attempt when the task really
+     * starts (a thread or an executor core takes it, not when it is queued), with where it
+     * runs ("driver" for the local backend, else the executor id; borrowed for the call).
+     * Any thread, possibly with the backend's lock held: it must not call the backend. */
+    void (*on_start)(void *ud, const struct em_task_desc *t, const char *exec_id);
+    /* Optional, same rules: the attempt has ended and r (borrowed for the call) holds its
+     * result; at most once per attempt. A backend that does not call it (or misses a path)
+     * loses nothing: the scheduler reports the end when run_tasks returns. */
+    void (*on_end)(void *ud, const struct em_task_desc *t, const struct em_task_result *r,
+                   const char *exec_id);
+    void *start_ud;
 } em_task_desc;
 
 /* ---------------------------------------------------------------- result */

@@ -549,8 +549,14 @@ static int start_ui(em_status *st, const em_status_opts *o, em_err *err)
     for (uint64_t p = port; p < port + 17 && p <= 65535; p++) {
         em_err e = EM_ERR_INIT;
         st->http = em_http_server_start(o->ui_host, (uint16_t)p, &st->ui_port, handle, st, &e);
-        if (st->http)
+        if (st->http) {
+            /* Another application may hold the port asked for: say where this one is, so
+             * nobody reads a stranger's status page. */
+            em_log(p == port ? EM_LOG_INFO : EM_LOG_WARN, "status page at http://%s:%u/%s",
+                   o->ui_host && *o->ui_host ? o->ui_host : "127.0.0.1", (unsigned)st->ui_port,
+                   p == port ? "" : " (the port asked for was taken)");
             return 0;
+        }
         if (p == port + 16 || p == 65535)
             em_log(EM_LOG_WARN, "status page off: %s", e.msg);
     }

@@ -218,8 +218,10 @@ int em_als_ranking_metrics(const em_als_model *m, const em_rating *train, size_t
                            em_err *err);
 
 /* Saves the model as a directory (written to DIR.tmp.<pid> and renamed):
- *   metadata.json        {"class":"ember.als","version":1,"rank":..,"n_users":..,
- *                         "n_items":..,"implicit":..}
+ *   metadata.json        {"class":"ember.als","version":2,"rank":..,"n_users":..,
+ *                         "n_items":..,"implicit":..,"user_factors_crc32c":..,
+ *                         "item_factors_crc32c":..[,"user_ids_crc32c":..,
+ *                         "item_ids_crc32c":..]}: crc32c (em_crc32c from 0) of each file
  *   user_factors.bin     n_users*rank little-endian floats (NaN rows = cold)
  *   item_factors.bin     n_items*rank floats
  *   user_ids.txt, item_ids.txt   external ids, one a line (when id maps are given)
@@ -227,7 +229,8 @@ int em_als_ranking_metrics(const em_als_model *m, const em_rating *train, size_t
 int em_als_model_save(const em_als_model *m, const char *dir, const em_idmap *users,
                       const em_idmap *items, em_err *err);
 /* Loads a model directory; users/items (may be NULL) receive the id maps if present.
- * EM_ECORRUPT naming the file for any inconsistency. */
+ * EM_ECORRUPT naming the file for any inconsistency: a checksum mismatch (version 2), an
+ * infinite factor (any version; version 1 models, without checksums, still load). */
 int em_als_model_load(const char *dir, em_als_model **out, em_idmap **users,
                       em_idmap **items, em_err *err);
 /* The decoder behind load (untrusted bytes; the fuzz target). */

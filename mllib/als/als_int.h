@@ -17,6 +17,11 @@
 #define EM__ALS_MAX_BLOCKS 4096
 #define EM__ALS_MAX_RANK 512
 
+/* Command-line integers (cli.c, gen.c): v must be a plain decimal integer, digits only (no
+ * sign, blanks, "0x", fraction or exponent: "1.5", "0x10", "1e0", "-1" are refused rather
+ * than truncated or wrapped), within lo..hi. false otherwise, *out untouched. */
+bool em__als_parse_count(const char *v, uint64_t lo, uint64_t hi, uint64_t *out);
+
 /* The fixed part of every ALS function's context blob; followed by
  * u32 key_salt_user[nblk[0]], u32 key_salt_item[nblk[1]] and, when has_yty, the k x k
  * double Gram matrix Y^T Y of the source factors (implicit solves). */

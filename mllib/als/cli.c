@@ -7,11 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "mllib/als/als.h"
+#include "mllib/als/als_int.h"
 
 typedef struct als_opts {
     const char *train, *test, *master, *save, *recommend;
@@ -26,6 +28,7 @@ void em_als_cli_help(FILE *f)
 {
     fputs(
         "Usage: ember als --train PATH [--test PATH] [options]\n"
+        "       ember als recommend --model DIR --user USER [--top N]\n"
         "\n"
         "Trains an alternating-least-squares matrix factorisation on the engine (users and\n"
         "items in blocks, factors shipped through the shuffle), then reports test RMSE.\n"
@@ -46,8 +49,11 @@ void em_als_cli_help(FILE *f)
         "  --checkpoint-interval N  iterations between lineage cuts (default 5; 0 = never)\n"
         "  --seed N                 seed of the initial factors and block hashing (default 1)\n"
         "  --cold-start nan|drop    test pairs without factors: NaN RMSE or dropped (drop)\n"
-        "  --master M               local[N] | local-cluster[E,C] (default local[2])\n"
-        "  --save DIR               save the model directory (must not exist)\n"
+        "  --master M               local[N] | local-cluster[E,C] (default: ember.master\n"
+        "                           from $EMBER_CONF_FILE or EMBER_MASTER, else local[2]);\n"
+        "                           standalone masters take jobs through 'ember submit'\n"
+        "  --save DIR               save the model directory (must not exist; checked before\n"
+        "                           training); 'ember als recommend' loads it\n"
         "  --recommend USER         print the top items for this user id\n"
         "  --top N                  how many to recommend (default 10)\n"
         "  --json                   last stdout line: one JSON object with test_rmse,\n"
@@ -65,6 +71,24 @@ static int usage(const char *fmt, const char *a)
     return 2;
 }
 
+bool em__als_parse_count(const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    uint64_t x = 0;
+    if (!v || !*v)
+        return false;
+    for (const char *p = v; *p; p++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (d > 9 || x > (UINT64_MAX - d) / 10)
+            return false;
+        x = x * 10 + d;
+    }
+    if (x < lo || x > hi)
+        return false;
+    *out = x;
+    return true;
+}
+
+/* A real number: the whole string, finite, within lo..hi. */
 static bool num(const char *v, double lo, double hi, double *out)
 {
     char *end;
@@ -75,10 +99,38 @@ static bool num(const char *v, double lo, double hi, double *out)
     return true;
 }
 
+/* The flags that take a value (an unknown flag is reported as such, not as "missing
+ * value"). */
+static const char *const value_flags[] = {
+    "--train", "--test", "--master", "--save", "--recommend", "--format", "--cold-start",
+    "--rank", "--iterations", "--lambda", "--alpha", "--blocks", "--checkpoint-interval",
+    "--seed", "--top", NULL,
+};
+
+static bool is_value_flag(const char *a)
+{
+    for (int i = 0; value_flags[i]; i++)
+        if (!strcmp(a, value_flags[i]))
+            return true;
+    return false;
+}
+
+/* Integer flag a = v within lo..hi into *out, or the usage error (2). */
+static int count_flag(const char *a, const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    if (em__als_parse_count(v, lo, hi, out))
+        return 0;
+    fprintf(stderr, "ember als: %s: expected an integer in %llu..%llu, got '%s' (try 'ember "
+            "als --help')\n", a, (unsigned long long)lo, (unsigned long long)hi, v);
+    return 2;
+}
+
 /* Flags with a value; returns 0, or 2 for bad usage. */
 static int take_value(als_opts *o, const char *a, const char *v)
 {
     double d = 0;
+    uint64_t n = 0;
+    int rc = 0;
     if (!strcmp(a, "--train")) o->train = v;
     else if (!strcmp(a, "--test")) o->test = v;
     else if (!strcmp(a, "--master")) o->master = v;
@@ -94,11 +146,9 @@ static int take_value(als_opts *o, const char *a, const char *v)
             return usage("--cold-start: expected nan or drop, got '%s'", v);
         o->cold = strcmp(v, "nan") ? EM_COLD_DROP : EM_COLD_NAN;
     } else if (!strcmp(a, "--rank")) {
-        if (!num(v, 1, 512, &d)) return usage("--rank: expected 1..512, got '%s'", v);
-        o->p.rank = (int)d;
+        if (!(rc = count_flag(a, v, 1, EM__ALS_MAX_RANK, &n))) o->p.rank = (int)n;
     } else if (!strcmp(a, "--iterations")) {
-        if (!num(v, 1, 1e6, &d)) return usage("--iterations: expected >= 1, got '%s'", v);
-        o->p.iterations = (int)d;
+        if (!(rc = count_flag(a, v, 1, 1000000, &n))) o->p.iterations = (int)n;
     } else if (!strcmp(a, "--lambda")) {
         if (!num(v, 0, 1e12, &d)) return usage("--lambda: expected >= 0, got '%s'", v);
         o->p.lambda = d;
@@ -106,20 +156,18 @@ static int take_value(als_opts *o, const char *a, const char *v)
         if (!num(v, 0, 1e12, &d)) return usage("--alpha: expected >= 0, got '%s'", v);
         o->p.alpha = d;
     } else if (!strcmp(a, "--blocks")) {
-        if (!num(v, 1, 4096, &d)) return usage("--blocks: expected 1..4096, got '%s'", v);
-        o->p.user_blocks = o->p.item_blocks = (uint32_t)d;
+        if (!(rc = count_flag(a, v, 1, EM__ALS_MAX_BLOCKS, &n)))
+            o->p.user_blocks = o->p.item_blocks = (uint32_t)n;
     } else if (!strcmp(a, "--checkpoint-interval")) {
-        if (!num(v, 0, 1e6, &d)) return usage("--checkpoint-interval: expected >= 0, got '%s'", v);
-        o->p.checkpoint_interval = d == 0 ? -1 : (int)d;
+        if (!(rc = count_flag(a, v, 0, 1000000, &n)))
+            o->p.checkpoint_interval = n == 0 ? -1 : (int)n;
     } else if (!strcmp(a, "--seed")) {
-        if (!num(v, 0, 1e18, &d)) return usage("--seed: expected >= 0, got '%s'", v);
-        o->p.seed = (uint64_t)d;
+        if (!(rc = count_flag(a, v, 0, UINT64_MAX, &n))) o->p.seed = n;
     } else if (!strcmp(a, "--top")) {
-        if (!num(v, 1, 1e6, &d)) return usage("--top: expected >= 1, got '%s'", v);
-        o->top = (int)d;
+        if (!(rc = count_flag(a, v, 1, 1000000, &n))) o->top = (int)n;
     } else
         return usage("unknown flag %s", a);
-    return 0;
+    return rc;
 }
 
 static int parse_args(als_opts *o, int argc, char **argv)
@@ -137,10 +185,12 @@ static int parse_args(als_opts *o, int argc, char **argv)
         else if (strncmp(a, "--", 2) != 0)
             return usage("unexpected argument '%s'", a);
         else {
-            char *eq = strchr(a, '=');
+            const char *eq = strchr(a, '=');
+            char flag[64];
+            snprintf(flag, sizeof flag, "%.*s", eq ? (int)(eq - a) : (int)strlen(a), a);
+            if (!is_value_flag(flag))
+                return usage("unknown flag %s", flag);
             if (eq) {
-                char flag[64];
-                snprintf(flag, sizeof flag, "%.*s", (int)(eq - a), a);
                 if (take_value(o, flag, eq + 1))
                     return 2;
             } else if (i + 1 >= argc) {
@@ -152,6 +202,69 @@ static int parse_args(als_opts *o, int argc, char **argv)
     }
     if (!o->train)
         return usage("%s", "--train PATH is required");
+    return 0;
+}
+
+/* Every output path is checked before any work (a full training run must not end in
+ * "exists"): the model directory must not exist and its parent must be a writable
+ * directory. em_als_model_save checks again (something may appear meanwhile). */
+static int check_out_dir(const char *flag, const char *dir)
+{
+    struct stat st;
+    if (!*dir)
+        return usage("%s: empty path", flag);
+    if (lstat(dir, &st) == 0) {
+        fprintf(stderr, "ember als: %s %s: already exists (a model directory is never "
+                "overwritten; remove it or choose another path)\n", flag, dir);
+        return 2;
+    }
+    char *parent = em_xstrdup(dir);
+    size_t n = strlen(parent);
+    while (n > 1 && parent[n - 1] == '/')
+        parent[--n] = '\0';
+    char *slash = strrchr(parent, '/');
+    const char *pd = !slash ? "." : slash == parent ? "/" : (*slash = '\0', parent);
+    int rc = 0;
+    if (stat(pd, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "ember als: %s %s: parent directory %s does not exist\n", flag, dir,
+                pd);
+        rc = 2;
+    } else if (access(pd, W_OK | X_OK) != 0) {
+        fprintf(stderr, "ember als: %s %s: cannot write in %s: %s\n", flag, dir, pd,
+                strerror(errno));
+        rc = 2;
+    }
+    em_free(parent);
+    return rc;
+}
+
+/* The master: --master, else the conf file ($EMBER_CONF_FILE) and EMBER_MASTER, else
+ * local[2]; standalone masters take jobs through `ember submit` only. *conf_out: the
+ * context's configuration (defaults < conf file < environment < flags). */
+static int make_conf(const als_opts *o, em_conf **conf_out, em_err *err)
+{
+    em_conf *conf = em_conf_new();
+    const char *file = getenv("EMBER_CONF_FILE");
+    if (file && *file && em_conf_load_file(conf, file, err) < 0) {
+        em_conf_free(conf);
+        return err->code;
+    }
+    em_conf_load_env(conf);
+    if (o->master)
+        em_conf_set(conf, "ember.master", o->master);
+    else if (!em_conf_get(conf, "ember.master"))
+        em_conf_set(conf, "ember.master", "local[2]");
+    const char *m = em_conf_get(conf, "ember.master");
+    if (!strncmp(m, "ember://", 8)) {
+        em_err_set(err, EM_EINVAL, "master '%s': ember als runs in local[N] or "
+                   "local-cluster[E,C]; jobs go to a standalone master with 'ember submit'", m);
+        em_conf_free(conf);
+        return EM_EINVAL;
+    }
+    em_conf_set(conf, "ember.app.name", "ember als");
+    if (!em_conf_get(conf, "ember.executor.memory"))
+        em_conf_set(conf, "ember.executor.memory", "8g");
+    *conf_out = conf;
     return 0;
 }
 
@@ -346,11 +459,14 @@ static int load(const als_opts *o, run *r, em_err *err)
     if (rc == 0 && o->test)
         rc = em_ratings_read(o->test, &o->ro, r->users, r->items, &r->test, err);
     r->t_load = em_now_s() - t0;
-    if (rc == 0)
-        fprintf(stderr, "ember als: loaded %zu training ratings (%d users, %d items)%s%zu test "
-                "ratings in %.2f s; %llu bad lines skipped\n", r->train.n, nu, ni,
-                o->test ? ", " : "", o->test ? r->test.n : 0, r->t_load,
+    if (rc == 0) {
+        char tests[48] = "";
+        if (o->test)
+            snprintf(tests, sizeof tests, ", %zu test ratings", r->test.n);
+        fprintf(stderr, "ember als: loaded %zu training ratings (%d users, %d items)%s in "
+                "%.2f s; %llu bad lines skipped\n", r->train.n, nu, ni, tests, r->t_load,
                 (unsigned long long)(r->train.skipped + r->test.skipped));
+    }
     return rc;
 }
 
@@ -361,18 +477,17 @@ static void free_train(void *ud)
     em_ratings_destroy(&r->train);
 }
 
-static int train_eval(const als_opts *o, run *r, void (*on_context)(em_context *),
-                      em_err *err)
+/* conf: borrowed; *ctx_failed tells a context that could not start (a bad master or
+ * setting is a usage error) from a failed training. */
+static int train_eval(const als_opts *o, const em_conf *conf, run *r,
+                      void (*on_context)(em_context *), bool *ctx_failed, em_err *err)
 {
-    em_conf *conf = em_conf_new();
-    em_conf_set(conf, "ember.master", o->master ? o->master : "local[2]");
-    em_conf_set(conf, "ember.app.name", "ember als");
-    if (!getenv("EMBER_EXECUTOR_MEMORY"))
-        em_conf_set(conf, "ember.executor.memory", "8g");
+    int rc;
     r->sc = em_context_new(conf, err);
-    em_conf_free(conf);
-    if (!r->sc)
+    if (!r->sc) {
+        *ctx_failed = true;
         return err->code;
+    }
     if (on_context)
         on_context(r->sc);
     double t0 = em_now_s();
@@ -389,7 +504,7 @@ static int train_eval(const als_opts *o, run *r, void (*on_context)(em_context *
     }
     /* Test-only ids got indices after the training ones: the model has rows for them
      * (cold, NaN) so that test pairs look up safely. */
-    int rc = em_als_train(r->sc, r->train.recs, r->train.n, em_idmap_size(r->users),
+    rc = em_als_train(r->sc, r->train.recs, r->train.n, em_idmap_size(r->users),
                           em_idmap_size(r->items), &p, &r->model, err);
     r->t_train = em_now_s() - t0;
     r->train.n = n_train;   /* still reported */
@@ -446,6 +561,93 @@ static void report(const als_opts *o, const run *r, double total, double peak_mi
     json_decref(j);
 }
 
+/* ---------------------------------------------------------------- ember als recommend
+ * Loads a saved model (checksums verified) and prints the top items of one user, in the
+ * format of --recommend: "recommend TAB user TAB item TAB score". */
+static void recommend_help(FILE *f)
+{
+    fputs("Usage: ember als recommend --model DIR --user USER [--top N]\n"
+          "\n"
+          "Loads a model saved by 'ember als --save DIR' (its checksums are verified) and\n"
+          "prints the top N items for USER (an external user id as in the training file),\n"
+          "one line each: recommend TAB USER TAB ITEM TAB SCORE. Exit status 1 when the\n"
+          "model does not load or the user is unknown or cold.\n"
+          "\n"
+          "  --model DIR   the saved model directory\n"
+          "  --user USER   the user to recommend for\n"
+          "  --top N       how many items (default 10)\n"
+          "  --help        this text\n",
+          f);
+}
+
+static int recommend_main(int argc, char **argv)
+{
+    const char *model = NULL, *user = NULL;
+    uint64_t top = 10;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            recommend_help(stdout);
+            return 0;
+        }
+        if (strcmp(a, "--model") && strcmp(a, "--user") && strcmp(a, "--top")) {
+            fprintf(stderr, "ember als recommend: unknown %s '%s' (try 'ember als recommend "
+                    "--help')\n", strncmp(a, "--", 2) ? "argument" : "flag", a);
+            return 2;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "ember als recommend: %s: missing value\n", a);
+            return 2;
+        }
+        const char *v = argv[++i];
+        if (!strcmp(a, "--model"))
+            model = v;
+        else if (!strcmp(a, "--user"))
+            user = v;
+        else if (count_flag(a, v, 1, 1000000, &top))
+            return 2;
+    }
+    if (!model || !user) {
+        fprintf(stderr, "ember als recommend: --model DIR and --user USER are required (try "
+                "'ember als recommend --help')\n");
+        return 2;
+    }
+    em_err err = EM_ERR_INIT;
+    em_als_model *m = NULL;
+    em_idmap *users = NULL, *items = NULL;
+    int rc = em_als_model_load(model, &m, &users, &items, &err);
+    if (rc == 0 && !users)
+        rc = em_err_set(&err, EM_EINVAL, "%s: the model has no user_ids.txt (saved "
+                        "without id maps)", model);
+    int32_t u = rc == 0 ? em_idmap_find(users, user, strlen(user)) : -1;
+    if (rc == 0 && u < 0)
+        rc = em_err_set(&err, EM_EINVAL, "user '%s' is not in the model %s", user, model);
+    if (rc == 0 && !em_als_model_has_user(m, u))
+        rc = em_err_set(&err, EM_EINVAL, "user '%s' has no factors in %s (cold: no training "
+                        "ratings)", user, model);
+    if (rc == 0) {
+        int32_t *ids = em_xmalloc((size_t)top * 4);
+        float *sc = em_xmalloc((size_t)top * 4);
+        int n = em_als_recommend_items(m, u, (int)top, NULL, 0, ids, sc);
+        char buf[24];
+        for (int i = 0; i < n; i++) {
+            const char *name = items ? em_idmap_name(items, ids[i], buf) : NULL;
+            if (!name)
+                snprintf(buf, sizeof buf, "%d", ids[i]), name = buf;
+            printf("recommend\t%s\t%s\t%.4f\n", user, name, sc[i]);
+        }
+        em_free(ids);
+        em_free(sc);
+    } else {
+        fprintf(stderr, "ember als recommend: %s\n", err.msg);
+    }
+    em_als_model_free(m);
+    em_idmap_free(users);
+    em_idmap_free(items);
+    fflush(stdout);
+    return rc < 0 ? 1 : 0;
+}
+
 int em_als_cli_main(int argc, char **argv)
 {
     return em_als_cli_run(argc, argv, NULL);
@@ -453,21 +655,31 @@ int em_als_cli_main(int argc, char **argv)
 
 int em_als_cli_run(int argc, char **argv, void (*on_context)(em_context *sc))
 {
+    if (argc >= 2 && !strcmp(argv[1], "recommend"))
+        return recommend_main(argc - 1, argv + 1);
     als_opts o = {.top = 10, .cold = EM_COLD_DROP,
                   .p = {.rank = 10, .iterations = 10, .lambda = 0.05, .alpha = 40, .seed = 1}};
     run r = {0};
     em_err err = EM_ERR_INIT;
+    em_conf *conf = NULL;
+    bool ctx_failed = false;
     double t0 = em_now_s();
     int rc = parse_args(&o, argc, argv);
     if (rc)
         return rc < 0 ? 0 : rc;
+    if (o.save && (rc = check_out_dir("--save", o.save)) != 0)
+        return rc;
+    if (make_conf(&o, &conf, &err) < 0) {
+        fprintf(stderr, "ember als: %s\n", err.msg);
+        return 2;
+    }
     o.p.progress = progress;
     o.p.phase = phase;
     rss_sampler rs = {0};
     if (o.json)
         rss_start(&rs);
-    if ((rc = load(&o, &r, &err)) == 0 && (rc = train_eval(&o, &r, on_context, &err)) == 0 &&
-        o.save)
+    if ((rc = load(&o, &r, &err)) == 0 &&
+        (rc = train_eval(&o, conf, &r, on_context, &ctx_failed, &err)) == 0 && o.save)
         rc = em_als_model_save(r.model, o.save, r.users, r.items, &err);
     if (rc == 0) {
         if (o.recommend)
@@ -478,6 +690,7 @@ int em_als_cli_run(int argc, char **argv, void (*on_context)(em_context *sc))
         fprintf(stderr, "ember als: %s\n", err.msg);
     }
     rss_stop(&rs);
+    em_conf_free(conf);
     em_als_model_free(r.model);
     if (on_context && r.sc)
         on_context(NULL);
@@ -487,5 +700,5 @@ int em_als_cli_run(int argc, char **argv, void (*on_context)(em_context *sc))
     em_idmap_free(r.users);
     em_idmap_free(r.items);
     fflush(stdout);
-    return rc < 0 ? 1 : 0;
+    return rc == 0 ? 0 : ctx_failed && rc == EM_EINVAL ? 2 : 1;
 }

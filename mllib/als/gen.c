@@ -30,7 +30,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "mllib/als/als.h"
+#include "mllib/als/als_int.h"
 
 #define G_RANK 8
 #define G_MU 3.6
@@ -482,8 +482,8 @@ void em_gen_ratings_cli_help(FILE *f)
           "  --seed N       random seed (default 1); same seed, same bytes\n"
           "  --out PREFIX   output path prefix (required)\n"
           "  --integer      round ratings to whole stars (default: two decimals)\n"
-          "  --threads T    generator threads (default: online CPUs); output does not depend\n"
-          "                 on it\n"
+          "  --threads T    generator threads, 1..64 (default: online CPUs); output does not\n"
+          "                 depend on it\n"
           "  --help         this text\n",
           f);
 }
@@ -493,32 +493,47 @@ int em_gen_ratings_cli_main(int argc, char **argv)
     em_gen_ratings_opts o = {.scale = 1.0, .seed = 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        char *end = NULL;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             em_gen_ratings_cli_help(stdout);
             return 0;
         } else if (strcmp(a, "--integer") == 0) {
             o.integer = true;
             continue;
+        } else if (strcmp(a, "--scale") && strcmp(a, "--seed") && strcmp(a, "--threads") &&
+                   strcmp(a, "--out")) {
+            fprintf(stderr, "ember gen ratings: unknown %s '%s' (try --help)\n",
+                    strncmp(a, "--", 2) ? "argument" : "flag", a);
+            return 2;
         } else if (!v) {
-            fprintf(stderr, "ember gen ratings: %s: missing value or unknown flag\n", a);
+            fprintf(stderr, "ember gen ratings: %s: missing value\n", a);
             return 2;
         }
         i++;
-        if (strcmp(a, "--scale") == 0)
+        /* Integers are strict decimal (no sign, fraction or exponent): "--seed -1" or
+         * "--threads -1" are refused, not wrapped to 2^64-1. */
+        uint64_t n = 0;
+        bool ok = true;
+        const char *want = "";
+        if (strcmp(a, "--scale") == 0) {
+            char *end = NULL;
             o.scale = strtod(v, &end);
-        else if (strcmp(a, "--seed") == 0)
-            o.seed = strtoull(v, &end, 10);
-        else if (strcmp(a, "--threads") == 0)
-            o.threads = (unsigned)strtoul(v, &end, 10);
-        else if (strcmp(a, "--out") == 0)
-            o.out_prefix = v, end = (char *)v + strlen(v);
-        else {
-            fprintf(stderr, "ember gen ratings: unknown flag %s (try --help)\n", a);
-            return 2;
+            ok = end != v && !*end && o.scale > 0 && o.scale <= 100;
+            want = "a number in (0, 100]";
+        } else if (strcmp(a, "--seed") == 0) {
+            ok = em__als_parse_count(v, 0, UINT64_MAX, &n);
+            o.seed = n;
+            want = "a non-negative integer";
+        } else if (strcmp(a, "--threads") == 0) {
+            ok = em__als_parse_count(v, 1, 64, &n);
+            o.threads = (unsigned)n;
+            want = "an integer in 1..64";
+        } else {
+            o.out_prefix = v;
+            ok = *v != '\0';
+            want = "a path prefix";
         }
-        if (!end || *end || end == v) {
-            fprintf(stderr, "ember gen ratings: %s: bad value '%s'\n", a, v);
+        if (!ok) {
+            fprintf(stderr, "ember gen ratings: %s: expected %s, got '%s'\n", a, want, v);
             return 2;
         }
     }

@@ -2,8 +2,12 @@
  * objective, recommendations and the model directory.
  *
  * MODEL DIRECTORY (written as DIR.tmp.<pid>, then renamed onto DIR):
- *   metadata.json     {"class": "ember.als", "version": 1, "rank": k, "n_users": U,
- *                      "n_items": I, "implicit": bool}
+ *   metadata.json     {"class": "ember.als", "version": 2, "rank": k, "n_users": U,
+ *                      "n_items": I, "implicit": bool, "user_factors_crc32c": C,
+ *                      "item_factors_crc32c": C[, "user_ids_crc32c": C,
+ *                      "item_ids_crc32c": C]}: the crc32c (Castagnoli, em_crc32c from 0)
+ *                      of each other file, written last and verified on load; version 1
+ *                      (no checksums) still loads. Infinite factors never load.
  *   user_factors.bin  U*k little-endian IEEE floats, row-major; a NaN row is a user without
  *                     training ratings (cold start)
  *   item_factors.bin  I*k floats

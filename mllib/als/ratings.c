@@ -34,6 +34,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -164,6 +165,14 @@ static bool parse_num(const char *p, const char *end, double *out)
 
 enum { MAXF = 6 };
 
+/* Ratings are stored as floats: a finite double beyond FLT_MAX (1e308) would become inf and
+ * poison every factor it touches, so the parser refuses it as a bad value of its line. */
+#define FLOAT_WHY " overflows a float (|rating| > 3.4e38)"
+static bool float_ok(double r)
+{
+    return fabs(r) <= FLT_MAX;
+}
+
 /* Splits [p, end) into fields; returns the count (MAXF + 1 means "too many"). */
 static int split(const parser *ps, const char *p, const char *end, const char **fs,
                  const char **fe)
@@ -245,6 +254,8 @@ static int parse_netflix(parser *ps, const char *p, const char *end, em_err *err
         return bad(ps, err, "", "empty user id", 1, p, end);
     if (!parse_num(fs[1], fe[1], &r))
         return bad(ps, err, "", "bad rating", 2, fs[1], fe[1]);
+    if (!float_ok(r))
+        return bad(ps, err, FLOAT_WHY, "rating", 2, fs[1], fe[1]);
     return add(ps, fs[0], fe[0], NULL, NULL, r, err);
 }
 
@@ -271,6 +282,8 @@ static int parse_line(parser *ps, const char *p, const char *end, em_err *err)
         return bad(ps, err, "", "empty item id", 2, fs[1], fe[1]);
     if (!num)
         return bad(ps, err, "", "bad rating", 3, fs[2], fe[2]);
+    if (!float_ok(r))
+        return bad(ps, err, FLOAT_WHY, "rating", 3, fs[2], fe[2]);
     return add(ps, fs[0], fe[0], fs[1], fe[1], r, err);
 }
 
@@ -401,8 +414,8 @@ static int fast_line(parser *ps, const char **sp, const char *end, em_err *err)
         double r;
         int digits = 0;
         p = scan_mantissa(p, end, &r, &digits);
-        if (!digits || !isfinite(r))
-            return 0;
+        if (!digits || !(r <= FLT_MAX))
+            return 0;   /* the general path names the overflow */
         rf = (float)r;
     }
     if (p < end && *p != '\n' && *p != '\r') {   /* a timestamp of digits */

@@ -102,6 +102,14 @@ Test(master, grants_spread_out_and_reclaims)
     cr_assert_str_eq(json_string_value(json_object_get(w, "id")), "w1");
     cr_assert_eq(json_integer_value(json_object_get(w, "cores_used")), 1);
     cr_assert_eq(json_array_size(json_object_get(j, "completed_apps")), 1);
+    /* A finished application still lists where it ran (issue 16 item 15). */
+    json_t *done = json_array_get(json_object_get(j, "completed_apps"), 0);
+    json_t *dex = json_array_get(json_object_get(done, "executors"), 0);
+    cr_assert_not_null(dex, "completed app without executors");
+    cr_assert_str_eq(json_string_value(json_object_get(dex, "id")),
+                     json_string_value(json_object_get(l1, "exec")));
+    cr_assert_str_eq(json_string_value(json_object_get(dex, "worker")), "w1");
+    cr_assert_str_eq(json_string_value(json_object_get(dex, "state")), "killed at the app's end");
     json_decref(j);
     /* Worker w2 is lost: app b hears executor_removed. */
     em_master_on_close(m, 2);

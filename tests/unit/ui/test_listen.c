@@ -83,3 +83,55 @@ Test(listen, a_context_job_reaches_the_event_log, .timeout = 60)
     unlink(path);
     rmdir(dir);
 }
+
+/* Issue 16 item 15: task_start is emitted when a task really starts, naming where ("driver"
+ * in local mode, never null), and task_end when it ends, so that replaying the log never
+ * shows more tasks running than the context has task threads (8 tasks on local[2]). */
+Test(listen, task_events_name_the_executor_and_respect_the_cores, .timeout = 60)
+{
+    char dir[] = "/tmp/ember-listen-test-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    em_conf *c = em_conf_new();
+    em_err err = EM_ERR_INIT;
+    em_conf_set(c, "ember.master", "local[2]");
+    em_conf_set(c, "ember.executor.memory", "64m");
+    em_conf_set(c, "ember.eventLog.enabled", "true");
+    em_conf_set(c, "ember.eventLog.dir", dir);
+    em_conf_set(c, "ember.ui.showConsoleProgress", "false");
+    em_context *sc = em_context_new(c, &err);
+    em_conf_free(c);
+    cr_assert_not_null(sc, "context: %s", err.msg);
+    tu_kv d = tu_random_kv(4000, 50, 5);
+    em_rdd *r = em_parallelize(sc, EM_REC_KV, 0, d.recs, d.n, 8);
+    uint64_t n;
+    cr_assert_eq(em_rdd_count(r, &n, &err), 0, "%s", err.msg);
+    em_context_free(sc);
+    tu_kv_free(&d);
+
+    static char names[MAX_LINES][32];
+    char path[512], line[4096];
+    (void)read_events(dir, names, MAX_LINES, path, sizeof path);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    int running = 0, most = 0, starts = 0;
+    while (fgets(line, sizeof line, f)) {
+        json_t *o = json_loads(line, 0, NULL);
+        const char *ev = json_string_value(json_object_get(o, "event"));
+        if (ev && !strcmp(ev, "task_start")) {
+            starts++;
+            cr_assert_str_eq(json_string_value(json_object_get(o, "executor")) ?: "(null)",
+                             "driver", "task_start without its executor: %s", line);
+            if (++running > most)
+                most = running;
+        } else if (ev && !strcmp(ev, "task_end")) {
+            running--;
+        }
+        json_decref(o);
+    }
+    fclose(f);
+    cr_assert_eq(starts, 8);
+    cr_assert(most <= 2, "%d tasks running at once on local[2]", most);
+    cr_assert_eq(running, 0);
+    unlink(path);
+    rmdir(dir);
+}

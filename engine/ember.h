@@ -90,7 +90,7 @@ int em_conf_check_key(const char *key, em_err *err);
 int em_conf_check(const em_conf *conf, em_err *err);
 /* The smallest budgets em_context_new accepts: below them nearly every record spills. */
 #define EM_MIN_EXECUTOR_MEMORY ((size_t)1 << 20)   /* ember.executor.memory >= 1m */
-#define EM_MIN_SHUFFLE_MEMORY  ((size_t)64 << 10)  /* ember.shuffle.memory >= 64k */
+#define EM_MIN_SHUFFLE_MEMORY  ((size_t)4 << 10)   /* ember.shuffle.memory >= 4k */
 
 /* Creates a context (starting task threads or executor processes). conf may be NULL.
  * Errors: EM_EINVAL for a bad master or setting, naming it. */

@@ -138,7 +138,7 @@ static int read_settings(em_context *sc, em_err *err)
     if ((rc = parse_mem(c, "ember.shuffle.memory", shuffle_def, &sc->shuffle_mem, err)))
         return rc;
     if (sc->shuffle_mem < EM_MIN_SHUFFLE_MEMORY)
-        return em_err_set(err, EM_EINVAL, "ember.shuffle.memory: %s is below the minimum 64k",
+        return em_err_set(err, EM_EINVAL, "ember.shuffle.memory: %s is below the minimum 4k",
                           em_conf_get(c, "ember.shuffle.memory"));
     sc->storage_fraction = 0.5;
     if ((v = em_conf_get(c, "ember.memory.storageFraction"))) {

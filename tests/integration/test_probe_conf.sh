@@ -37,7 +37,7 @@ probe "local dir without parent" 2 "does not exist, nor does its parent" \
 [ ! -e "$tmp/nonexistent" ] || fail "ember.local.dir: the missing path was created"
 probe "--executor-memory 1k" 2 "ember.executor.memory: 1k is below the minimum 1m" \
     "$ember" run-example --executor-memory 1k wordcount in.txt out
-probe "EMBER_SHUFFLE_MEMORY 1k" 2 "ember.shuffle.memory: 1k is below the minimum 64k" \
+probe "EMBER_SHUFFLE_MEMORY 1k" 2 "ember.shuffle.memory: 1k is below the minimum 4k" \
     env EMBER_SHUFFLE_MEMORY=1k "$ember" run-example wordcount in.txt out
 probe "unknown flag" 2 "unknown option '--frob'" "$ember" run-example --frob wordcount
 probe "unknown master flag" 2 "unknown option '--frob'" "$ember" master --frob

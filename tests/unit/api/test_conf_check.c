@@ -128,9 +128,9 @@ Test(conf_check, memory_minimums)
     em_conf_set(c, "ember.executor.memory", "1m");
     em_conf_set(c, "ember.shuffle.memory", "1k");
     cr_assert_eq(em_conf_check(c, &err), EM_EINVAL);
-    cr_assert(strstr(err.msg, "ember.shuffle.memory: 1k is below the minimum 64k"), "%s",
+    cr_assert(strstr(err.msg, "ember.shuffle.memory: 1k is below the minimum 4k"), "%s",
               err.msg);
-    em_conf_set(c, "ember.shuffle.memory", "64k");
+    em_conf_set(c, "ember.shuffle.memory", "4k");
     cr_assert_eq(em_conf_check(c, &err), 0, "%s", err.msg);
     em_conf_free(c);
 }

@@ -153,6 +153,8 @@ void em__cli_interrupt_restore(void);
 int em__cli_run_example(int argc, char **argv);
 int em__cli_als(int argc, char **argv);   /* mllib/als's command with Ctrl-C handling */
 int em__cli_ml(int argc, char **argv);    /* `ember ml ALGO`, with Ctrl-C handling */
+int em__cli_tune(int argc, char **argv);  /* `ember tune mlp ...` = `ember ml tune ...` */
+void em__cli_tune_help(FILE *f);
 int em__cli_gen(int argc, char **argv);
 int em__cli_executor(int argc, char **argv);   /* cmd_executor.c */
 

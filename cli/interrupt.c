@@ -26,6 +26,7 @@
 #include "engine/ember.h"
 #include "mllib/als/als.h"
 #include "mllib/mllib.h"
+#include "mllib/tuning/tuning.h"
 
 static volatile sig_atomic_t g_sigints;
 static volatile sig_atomic_t g_signo;    /* the first signal caught */
@@ -189,4 +190,33 @@ int em__cli_als(int argc, char **argv)
 int em__cli_ml(int argc, char **argv)
 {
     return run_ml("ember ml", em_ml_cli_run, argc, argv);
+}
+
+void em__cli_tune_help(FILE *f)
+{
+    fputs("Usage: ember tune mlp [ARGS...]   (the same command as `ember ml tune`)\n\n", f);
+    em_tune_cli_help(f);
+}
+
+/* `ember tune ESTIMATOR ARGS...`, Spark-style spelling of a search: runs `ember ml tune
+ * ARGS...`. The MLP is the estimator searched so far. */
+int em__cli_tune(int argc, char **argv)
+{
+    if (argc < 2 || em__cli_is_help(argv[1])) {
+        em__cli_tune_help(argc < 2 ? stderr : stdout);
+        return argc < 2 ? EM_CLI_USAGE : EM_CLI_OK;
+    }
+    if (strcmp(argv[1], "mlp") != 0) {
+        fprintf(stderr, "ember tune: unknown estimator '%s' (the searchable one: mlp)\n",
+                argv[1]);
+        return EM_CLI_USAGE;
+    }
+    char **av = em_xcalloc((size_t)argc + 1, sizeof *av);
+    av[0] = (char *)"ml";
+    av[1] = (char *)"tune";
+    for (int i = 2; i < argc; i++)
+        av[i] = argv[i];
+    int rc = em__cli_ml(argc, av);
+    em_free(av);
+    return rc;
 }

@@ -53,7 +53,14 @@ int em_block_encode(const em_batch *b, em_codec codec, int level, em_vbuf *out, 
         size_t z = ZSTD_compress(body, bound, raw, n, level <= 0 ? 1 : level);
         if (ZSTD_isError(z))
             return em_err_set(err, EM_EIO, "block encode: zstd: %s", ZSTD_getErrorName(z));
-        if (z < n) { /* keep the compressed form only when it shrinks the payload */
+        /* Keep the compressed form only when it shrinks the payload, and only within the
+         * bounds every network reader enforces (em_block_decode_net): a block over
+         * EM_BLOCK_NET_RATIO_FREE that compresses more than EM_BLOCK_NET_MAX_RATIO times
+         * (a 50 MiB record of one repeated byte) would be refused as a bomb, so it is stored
+         * raw instead: rare, and correct wherever it goes. */
+        bool bomb_like = (uint64_t)n > EM_BLOCK_NET_RATIO_FREE &&
+                         (uint64_t)n / EM_BLOCK_NET_MAX_RATIO > (uint64_t)z;
+        if (z < n && !bomb_like) {
             stored = z;
             used = EM_CODEC_ZSTD;
         }

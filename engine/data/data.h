@@ -195,8 +195,9 @@ int em_blocks_decode_each(const uint8_t *p, size_t n,
  * a small frame cannot make the receiver allocate much (a decompression bomb):
  *   raw size <= EM_BLOCK_NET_MAX_RAW, and a zstd block over EM_BLOCK_NET_RATIO_FREE raw
  *   bytes expands at most EM_BLOCK_NET_MAX_RATIO times its stored size.
- * Writers never exceed them: batches are far smaller than 1 GiB, and real records do not
- * compress 1024:1 beyond 64 MiB (docs/security.md). EM_ECORRUPT naming the bound. */
+ * Writers never exceed them: batches are far smaller than 1 GiB, and em_block_encode stores
+ * a block raw rather than past the ratio (a huge record of one repeated byte does compress
+ * that far) (docs/security.md). EM_ECORRUPT naming the bound. */
 #define EM_BLOCK_NET_MAX_RAW ((uint64_t)1 << 30)       /* 1 GiB */
 #define EM_BLOCK_NET_RATIO_FREE ((uint64_t)64 << 20)   /* 64 MiB */
 #define EM_BLOCK_NET_MAX_RATIO 1024u

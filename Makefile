@@ -123,14 +123,14 @@ fuzz:
 	    echo "make fuzz needs clang with libFuzzer (apt-get install clang); skipping"; exit 1; fi
 	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
 	    -DEMBER_SANITIZE=ON -DEMBER_TESTS=OFF -DCMAKE_C_FLAGS="-fsanitize=fuzzer-no-link"
-	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target ember_static ember_ml_static
+	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target ember_static ember_ml_static ember_sql_static
 	@set -e; for src in tests/fuzz/fuzz_*.c; do \
 	    [ -e "$$src" ] || continue; \
 	    name=$$(basename $$src .c); dec=$${name#fuzz_}; \
 	    echo "== $$name ($(FUZZ_SECONDS) s)"; \
 	    clang -std=c11 -g -O1 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -DEM_TESTING=1 -I. \
 	        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $$src \
-	        $(FUZZ_BUILD)/lib/libember_ml.a $(FUZZ_BUILD)/lib/libember.a \
+	        $(FUZZ_BUILD)/lib/libember_sql.a $(FUZZ_BUILD)/lib/libember_ml.a $(FUZZ_BUILD)/lib/libember.a \
 	        $$(pkg-config --libs libuv jansson libzstd openblas lapacke libcrypto) \
 	        -lpthread -ldl -lm -o $(FUZZ_BUILD)/$$name; \
 	    mkdir -p $(FUZZ_BUILD)/corpus/$$dec; \

@@ -31,14 +31,14 @@ uint32_t em_ml_murmur3_32(const void *key, size_t n, uint32_t seed)
     }
     const uint8_t *t = p + 4 * nb;
     k = 0;
-    switch (n & 3) {
-    case 3:
+    /* The 1-3 tail bytes, little-endian (written without switch fall-through, which
+     * clang's -Wimplicit-fallthrough wants annotated). */
+    size_t tail = n & 3;
+    if (tail >= 3)
         k ^= (uint32_t)t[2] << 16;
-        /* fall through */
-    case 2:
+    if (tail >= 2)
         k ^= (uint32_t)t[1] << 8;
-        /* fall through */
-    case 1:
+    if (tail >= 1) {
         k ^= t[0];
         k *= c1;
         k = rotl32(k, 15);

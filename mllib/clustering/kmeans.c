@@ -234,8 +234,18 @@ static int seq_dense(const km_ctx *c, const km_centers *C, double *acc,
                             "(cosine distance needs non-zero rows)", i0 + bad);
             break;
         }
-        for (size_t i = 0; i < m; i++)
-            fold_row(c, C, acc, xb + i * ld, NULL, best[i], dist[i], xn[i]);
+        if (c->mode == KM_LLOYD && em__km_fused_ok(c->k)) {
+            /* The sums in SIMD (kmeans_kernel.c); counts and cost here, as fold_row. */
+            size_t kd = (size_t)c->k * c->dim;
+            em__km_fold_fused(acc, c->dim, xb, ld, m, best,
+                              c->distance == EM_KMEANS_COSINE ? xn : NULL);
+            for (size_t i = 0; i < m; i++) {
+                acc[kd + best[i]] += 1;
+                acc[kd + c->k] += dist[i];
+            }
+        } else
+            for (size_t i = 0; i < m; i++)
+                fold_row(c, C, acc, xb + i * ld, NULL, best[i], dist[i], xn[i]);
     }
     em_free(dots);
     em_free(best);

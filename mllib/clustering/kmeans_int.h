@@ -53,6 +53,11 @@ bool em__km_fused_ok(uint32_t k);
 size_t em__km_fused_panel_size(uint32_t k, uint32_t d);
 int em__km_assign_fused(const km_centers *C, const double *x, size_t ldx, size_t n,
                         double *panel, uint32_t *best, double *dist, double *xn, size_t *bad);
+/* Lloyd's sums for a block the fused kernel assigned: sums[best[i]] += f_i x_i for the n
+ * rows of x (leading dimension ldx), f_i = 1, or 1 / sqrt(xn[i]) when xn is given (cosine:
+ * unit rows). AVX-512; only called when em__km_fused_ok. */
+void em__km_fold_fused(double *sums, uint32_t d, const double *x, size_t ldx, size_t n,
+                       const uint32_t *best, const double *xn);
 /* The same for one sparse row. */
 int em__km_assign_sparse(const km_centers *C, const em_ml_sparse *s, uint32_t *best,
                          double *dist, double *xn);

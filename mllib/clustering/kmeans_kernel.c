@@ -13,6 +13,9 @@
  * get bias +inf, so they never win. Ties go to the lowest index, as in the GEMM path.
  * Products are summed over d in order, so a row's dots may differ from dgemm's in the last
  * bits; the distances reported are recomputed from them exactly as the GEMM path does.
+ * The register arrays are only registers when their loops are unrolled completely, which
+ * GCC does not do at -O2 unasked: hence the unroll pragmas (without them the accumulators
+ * lived on the stack and the kernel was slower than dgemm).
  * DISPATCH: em__km_fused_ok says when it applies (AVX-512F at run time, k <= 32);
  * otherwise kmeans.c uses the GEMM path. */
 #include <math.h>
@@ -51,23 +54,23 @@ size_t em__km_fused_panel_size(uint32_t k, uint32_t d)
  * minimum value vmin[] (bias + scale * dot) of each row. */
 #define KM_DEFINE_GROUP(NV)                                                                \
     KM_AVX512 static void group_##NV(const double *x, size_t ldx, int R, const double *pan, \
-                                     uint32_t d, double scale, const double *bias,          \
+                                     uint32_t d, double scale, const double *bias,         \
                                      uint32_t *best, double *vmin)                         \
     {                                                                                      \
         __m512d acc[4][NV], vscale = _mm512_set1_pd(scale);                                \
-        for (int r = 0; r < 4; r++)                                                        \
-            for (int v = 0; v < NV; v++)                                                   \
+        _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++)                                \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                           \
                 acc[r][v] = _mm512_setzero_pd();                                           \
         const double *x0 = x, *x1 = x + (R > 1 ? ldx : 0), *x2 = x + (R > 2 ? 2 * ldx : 0), \
                      *x3 = x + (R > 3 ? 3 * ldx : 0);                                      \
         for (uint32_t t = 0; t < d; t++) {                                                 \
             const double *p = pan + (size_t)t * (NV * 8);                                  \
             __m512d c[NV];                                                                 \
-            for (int v = 0; v < NV; v++)                                                   \
-                c[v] = _mm512_loadu_pd(p + 8 * v);                                          \
-            __m512d b0 = _mm512_set1_pd(x0[t]), b1 = _mm512_set1_pd(x1[t]),               \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                           \
+                c[v] = _mm512_loadu_pd(p + 8 * v);                                         \
+            __m512d b0 = _mm512_set1_pd(x0[t]), b1 = _mm512_set1_pd(x1[t]),                \
                     b2 = _mm512_set1_pd(x2[t]), b3 = _mm512_set1_pd(x3[t]);                \
-            for (int v = 0; v < NV; v++) {                                                 \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) {                         \
                 acc[0][v] = _mm512_fmadd_pd(b0, c[v], acc[0][v]);                          \
                 acc[1][v] = _mm512_fmadd_pd(b1, c[v], acc[1][v]);                          \
                 acc[2][v] = _mm512_fmadd_pd(b2, c[v], acc[2][v]);                          \
@@ -76,7 +79,7 @@ size_t em__km_fused_panel_size(uint32_t k, uint32_t d)
         }                                                                                  \
         for (int r = 0; r < R; r++) {                                                      \
             __m512d val[NV], m;                                                            \
-            for (int v = 0; v < NV; v++)                                                   \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                           \
                 val[v] = _mm512_fmadd_pd(vscale, acc[r][v], _mm512_loadu_pd(bias + 8 * v)); \
             m = val[0];                                                                    \
             for (int v = 1; v < NV; v++)                                                   \
@@ -84,7 +87,7 @@ size_t em__km_fused_panel_size(uint32_t k, uint32_t d)
             double mv = _mm512_reduce_min_pd(m);                                           \
             __m512d bm = _mm512_set1_pd(mv);                                               \
             uint32_t b = 0;                                                                \
-            for (int v = 0; v < NV; v++) {                                                 \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) {                         \
                 __mmask8 eq = _mm512_cmp_pd_mask(val[v], bm, _CMP_EQ_OQ);                  \
                 if (eq) {                                                                  \
                     b = (uint32_t)(8 * v + __builtin_ctz(eq));                             \
@@ -160,7 +163,32 @@ KM_AVX512 int em__km_assign_fused(const km_centers *C, const double *x, size_t l
     return 0;
 }
 
+KM_AVX512 void em__km_fold_fused(double *sums, uint32_t d, const double *x, size_t ldx,
+                                size_t n, const uint32_t *best, const double *xn)
+{
+    __mmask8 tail = (__mmask8)((1u << (d & 7)) - 1);
+    for (size_t i = 0; i < n; i++) {
+        double *s = sums + (size_t)best[i] * d;
+        const double *xi = x + i * ldx;
+        __m512d f = _mm512_set1_pd(xn ? 1 / sqrt(xn[i]) : 1.0);
+        uint32_t j = 0;
+        for (; j + 8 <= d; j += 8)
+            _mm512_storeu_pd(s + j, _mm512_fmadd_pd(f, _mm512_loadu_pd(xi + j),
+                                                    _mm512_loadu_pd(s + j)));
+        if (tail)
+            _mm512_mask_storeu_pd(s + j, tail,
+                                  _mm512_fmadd_pd(f, _mm512_maskz_loadu_pd(tail, xi + j),
+                                                  _mm512_maskz_loadu_pd(tail, s + j)));
+    }
+}
+
 #else
+
+void em__km_fold_fused(double *sums, uint32_t d, const double *x, size_t ldx, size_t n,
+                       const uint32_t *best, const double *xn)
+{
+    (void)sums, (void)d, (void)x, (void)ldx, (void)n, (void)best, (void)xn;
+}
 
 int em__km_assign_fused(const km_centers *C, const double *x, size_t ldx, size_t n,
                         double *panel, uint32_t *best, double *dist, double *xn, size_t *bad)

@@ -1,7 +1,8 @@
 /* tests/unit/clustering/test_kmeans_kernel.c - the fused AVX-512 assignment kernel against
  * a brute-force nearest centre, for every k it takes (1..32), odd dimensions and row counts
  * that leave partial groups, both distances, exact ties (lowest index wins) and a zero row
- * under cosine. Skipped (passing) on CPUs without AVX-512F, where it is never called. */
+ * under cosine, and the SIMD fold of Lloyd's sums. Skipped (passing) on CPUs without
+ * AVX-512F, where neither is called. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <string.h>
@@ -98,4 +99,28 @@ Test(kmeans_kernel, zero_row_under_cosine)
     size_t bad = 99;
     cr_assert_eq(em__km_assign_fused(&C, x, 2, 3, panel, best, dd, xn, &bad), EM_EINVAL);
     cr_assert_eq(bad, 1);
+}
+
+Test(kmeans_kernel, fold_matches_scalar)
+{
+    if (!em__km_fused_ok(1))
+        return;
+    enum { D = 13, LD = 14, N = 37, K = 5 };
+    double x[N * LD], xn[N], a[K * D] = {0}, b[K * D] = {0};
+    uint32_t best[N];
+    for (size_t i = 0; i < N * LD; i++)
+        x[i] = rnd();
+    for (size_t i = 0; i < N; i++) {
+        best[i] = (uint32_t)((i * 7) % K);
+        xn[i] = 0.5 + (double)i;
+    }
+    for (int cosine = 0; cosine < 2; cosine++) {
+        memset(a, 0, sizeof a), memset(b, 0, sizeof b);
+        em__km_fold_fused(a, D, x, LD, N, best, cosine ? xn : NULL);
+        for (size_t i = 0; i < N; i++)
+            for (size_t j = 0; j < D; j++)
+                b[best[i] * D + j] += (cosine ? 1 / sqrt(xn[i]) : 1.0) * x[i * LD + j];
+        for (size_t j = 0; j < K * D; j++)
+            cr_assert_float_eq(a[j], b[j], 1e-12, "sum %zu: %g vs %g", j, a[j], b[j]);
+    }
 }

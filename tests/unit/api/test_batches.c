@@ -192,11 +192,18 @@ static void reg(void)
 
 static char g_ckpt[256];
 
+static void remove_ckpt(void)
+{
+    em_rm_rf(g_ckpt, NULL);   /* ember.checkpoint.cleanup empties it; the root is ours */
+}
+
 static em_context *ctx_mem(const char *mem, const char *shuffle_mem)
 {
     em_conf *c = em_conf_new();
     em_err err = EM_ERR_INIT;
     reg();
+    if (!g_ckpt[0])
+        atexit(remove_ckpt);
     snprintf(g_ckpt, sizeof g_ckpt, "/tmp/ember-tb-%d", (int)getpid());
     em_conf_set(c, "ember.master", "local[2]");
     em_conf_set(c, "ember.executor.memory", mem);

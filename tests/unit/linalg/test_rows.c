@@ -26,12 +26,18 @@ static em_context *ctx_new(const char *master)
 
 static char tmpdir[64];
 
+static void remove_tmpdir(void)
+{
+    em_rm_rf(tmpdir, NULL);
+}
+
 static const char *write_tmp(const char *name, const char *text)
 {
     static char path[128];
     if (!tmpdir[0]) {
         strcpy(tmpdir, "/tmp/em_rowsXXXXXX");
         cr_assert_not_null(mkdtemp(tmpdir));
+        atexit(remove_tmpdir);   /* each test's process removes what it made */
     }
     snprintf(path, sizeof path, "%s/%s", tmpdir, name);
     FILE *f = fopen(path, "w");

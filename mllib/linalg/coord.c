@@ -2,7 +2,7 @@
  * between row matrices, indexed rows and coordinate entries, as lazy transformations.
  *
  * BLOBS: ml.linalg.indexed_rows and ml.linalg.entries take the layout of their input rows
- * (em__ml_layout_encode); ml.linalg.row_of_entries takes u32 ncols. An entry value in the
+ * (em_ml_layout_encode); ml.linalg.row_of_entries takes u32 ncols. An entry value in the
  * grouped form is 12 bytes: u32 column, f64 value. */
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +15,7 @@ int em__ml_fn_indexed_rows(const em_fn_ctx *c, const em_rec *in, em_emitter *out
                            em_err *err)
 {
     em_ml_data lay;
-    int rc = em__ml_layout_decode(c->blob, &lay, err);
+    int rc = em_ml_layout_decode(c->blob, &lay, err);
     if (rc < 0)
         return rc;
     if (in->val.n != 8)
@@ -40,7 +40,7 @@ int em__ml_fn_entries(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_
 {
     em_ml_data lay;
     em_ml_row row;
-    int rc = em__ml_layout_decode(c->blob, &lay, err);
+    int rc = em_ml_layout_decode(c->blob, &lay, err);
     if (rc < 0 || (rc = em_ml_row_view(&lay, in->val, &row, err)) < 0)
         return rc;
     if (in->key.n != 8)
@@ -149,7 +149,7 @@ int em_ml_to_indexed(const em_ml_data *d, em_ml_matrix *out, em_err *err)
     memset(out, 0, sizeof *out);
     if (rc < 0)
         return em_err_set(err, rc, "ml.linalg: a task function name is taken");
-    em__ml_layout_encode(d, lay);
+    em_ml_layout_encode(d, lay);
     em_rdd *z = em_rdd_zip_with_index(d->rows);
     out->kind = EM_ML_INDEXED_ROWS;
     out->rdd = em_rdd_map(z, "ml.linalg.indexed_rows", em_slice_make(lay, 6));
@@ -169,7 +169,7 @@ int em_ml_indexed_to_coordinate(const em_ml_matrix *m, em_ml_matrix *out, em_err
     memset(out, 0, sizeof *out);
     if (m->kind != EM_ML_INDEXED_ROWS)
         return em_err_set(err, EM_EINVAL, "not an indexed row matrix");
-    em__ml_layout_encode(&m->layout, lay);
+    em_ml_layout_encode(&m->layout, lay);
     out->kind = EM_ML_COORDINATE;
     out->rdd = em_rdd_flat_map_fixed(m->rdd, "ml.linalg.entries", em_slice_make(lay, 6), 24);
     out->nrows = m->nrows;

@@ -62,7 +62,5 @@ int em__ml_fn_row_of_entries(const em_fn_ctx *c, const em_rec *in, em_emitter *o
                              em_err *err);
 
 /* The layout blob of the functions that read a data set: u8 sparse, u8 labeled, u32 dim. */
-void em__ml_layout_encode(const em_ml_data *d, uint8_t out[6]);
-int em__ml_layout_decode(em_slice blob, em_ml_data *layout, em_err *err);
 
 #endif /* EMBER_MLLIB_LINALG_INT_H */

@@ -144,7 +144,7 @@ static int scan_sparse(em_ml_data *d, em_err *err)
     uint8_t lay[6];
     uint64_t acc[2];
     em_vbuf out;
-    em__ml_layout_encode(d, lay);
+    em_ml_layout_encode(d, lay);
     em_agg a = {.size = sizeof acc, .seq = "ml.linalg.scan", .merge = "ml.linalg.scan_merge",
                 .ctx = em_slice_make(lay, sizeof lay)};
     em_vbuf_init(&out);
@@ -169,7 +169,7 @@ static int densify(em_ml_data *d, em_err *err)
     dense.sparse = false;
     if (dense.dim == 0)
         dense.dim = 1;
-    em__ml_layout_encode(&dense, lay);
+    em_ml_layout_encode(&dense, lay);
     uint32_t w = 8 * (dense.dim + (dense.labeled ? 1 : 0));
     dense.rows = em_rdd_map_fixed(d->rows, "ml.linalg.densify", em_slice_make(lay, 6), w);
     em_rdd_persist(dense.rows, EM_PERSIST_MEMORY_AND_DISK);

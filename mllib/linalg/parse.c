@@ -372,12 +372,12 @@ int em__ml_fn_parse(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter 
 }
 
 /* ---------------------------------------------------------------- densify
- * Blob: the layout of the output (em__ml_layout_encode: dense, its labeled flag and dim);
+ * Blob: the layout of the output (em_ml_layout_encode: dense, its labeled flag and dim);
  * the input is the sparse layout with the same labeled flag. */
 int em__ml_fn_densify(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err)
 {
     em_ml_data lay;
-    int rc = em__ml_layout_decode(c->blob, &lay, err);
+    int rc = em_ml_layout_decode(c->blob, &lay, err);
     if (rc < 0)
         return rc;
     em_ml_data sp = lay;

@@ -3,7 +3,7 @@
  * call per dense batch.
  *
  * STATS ACCUMULATOR (doubles): n, then per column mean[d], m2[d] (sum of squared
- * deviations), min[d], max[d], nnz[d]; blob: the layout (em__ml_layout_encode).
+ * deviations), min[d], max[d], nnz[d]; blob: the layout (em_ml_layout_encode).
  * GRAMIAN ACCUMULATOR: d x d doubles, upper triangle (row-major), the lower left alone.
  * MULTIPLY BLOB: the layout, u32 k, then B (d x k doubles, row-major). */
 #include <cblas.h>
@@ -17,7 +17,7 @@
 int em__ml_fn_stats_init(const em_fn_ctx *c, void *acc, size_t size, em_err *err)
 {
     em_ml_data lay;
-    int rc = em__ml_layout_decode(c->blob, &lay, err);
+    int rc = em_ml_layout_decode(c->blob, &lay, err);
     if (rc < 0)
         return rc;
     if (size != 8 * (1 + 5 * (size_t)lay.dim))
@@ -112,7 +112,7 @@ int em__ml_fn_stats(const em_fn_ctx *c, void *acc, size_t size, const em_rec_bat
                     em_err *err)
 {
     em_ml_data lay;
-    int rc = em__ml_layout_decode(c->blob, &lay, err);
+    int rc = em_ml_layout_decode(c->blob, &lay, err);
     if (rc < 0)
         return rc;
     if (size != 8 * (1 + 5 * (size_t)lay.dim))
@@ -133,7 +133,7 @@ int em__ml_fn_stats_merge(const em_fn_ctx *c, void *acc, const void *other, size
                           em_err *err)
 {
     em_ml_data lay;
-    int rc = em__ml_layout_decode(c->blob, &lay, err);
+    int rc = em_ml_layout_decode(c->blob, &lay, err);
     if (rc < 0)
         return rc;
     if (size != 8 * (1 + 5 * (size_t)lay.dim))
@@ -146,7 +146,7 @@ int em__ml_fn_gram(const em_fn_ctx *c, void *acc, size_t size, const em_rec_batc
                    em_err *err)
 {
     em_ml_data lay;
-    int rc = em__ml_layout_decode(c->blob, &lay, err);
+    int rc = em_ml_layout_decode(c->blob, &lay, err);
     if (rc < 0)
         return rc;
     uint32_t d = lay.dim;
@@ -199,7 +199,7 @@ static int aggregate(const em_ml_data *d, size_t size, const char *init, const c
     int rc = em_linalg_register();
     if (rc < 0)
         return em_err_set(err, rc, "ml.linalg: a task function name is taken");
-    em__ml_layout_encode(d, lay);
+    em_ml_layout_encode(d, lay);
     em_agg a = {.size = size, .init = init, .seq = seq, .merge = merge,
                 .ctx = em_slice_make(lay, sizeof lay)};
     em_vbuf_init(&res);
@@ -267,7 +267,7 @@ int em__ml_fn_multiply(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitt
 {
     em_ml_data lay;
     (void)index;
-    int rc = em__ml_layout_decode(c->blob, &lay, err);
+    int rc = em_ml_layout_decode(c->blob, &lay, err);
     if (rc < 0)
         return rc;
     uint32_t k = c->blob.n >= 10 ? em_load_le32(c->blob.p + 6) : 0, d = lay.dim;
@@ -343,7 +343,7 @@ int em_ml_multiply(const em_ml_data *d, const double *b, uint32_t k, em_ml_data 
     em_vbuf blob;
     em_vbuf_init(&blob);
     uint8_t lay[6];
-    em__ml_layout_encode(d, lay);
+    em_ml_layout_encode(d, lay);
     if (em_vbuf_append(&blob, lay, 6) < 0 || em_vbuf_append_u32le(&blob, k) < 0 ||
         em_vbuf_append(&blob, b, 8 * (size_t)d->dim * k) < 0) {
         em_vbuf_destroy(&blob);

@@ -73,14 +73,14 @@ void em_ml_data_release(em_ml_data *d)
     d->rows = NULL;
 }
 
-void em__ml_layout_encode(const em_ml_data *d, uint8_t out[6])
+void em_ml_layout_encode(const em_ml_data *d, uint8_t out[6])
 {
     out[0] = d->sparse;
     out[1] = d->labeled;
     em_store_le32(out + 2, d->dim);
 }
 
-int em__ml_layout_decode(em_slice blob, em_ml_data *layout, em_err *err)
+int em_ml_layout_decode(em_slice blob, em_ml_data *layout, em_err *err)
 {
     memset(layout, 0, sizeof *layout);
     if (blob.n < 6 || blob.p[0] > 1 || blob.p[1] > 1)

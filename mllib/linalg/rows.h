@@ -106,6 +106,13 @@ int em_ml_row_view(const em_ml_data *layout, em_slice rec, em_ml_row *out, em_er
  * Numbers are written with 17 significant digits, so reading them back is exact. */
 int em_ml_write(const em_ml_data *d, const char *dir, em_ml_format format, em_err *err);
 
+/* A data set's layout in task contexts: 6 bytes (u8 sparse, u8 labeled, u32 dim LE), so a
+ * task function knows the records it reads. decode checks the bytes (untrusted): EM_ECORRUPT
+ * naming what is wrong; layout->rows is NULL. */
+#define EM_ML_LAYOUT_SIZE 6
+void em_ml_layout_encode(const em_ml_data *d, uint8_t out[EM_ML_LAYOUT_SIZE]);
+int em_ml_layout_decode(em_slice blob, em_ml_data *layout, em_err *err);
+
 /* Registers the "ml.linalg.*" task functions (idempotent; em_ml_read calls it). */
 int em_linalg_register(void);
 

@@ -16,7 +16,7 @@ int em__ml_fn_scan(const em_fn_ctx *c, void *acc, size_t size, const em_rec_batc
 {
     em_ml_data lay;
     uint64_t *a = acc;
-    int rc = em__ml_layout_decode(c->blob, &lay, err);
+    int rc = em_ml_layout_decode(c->blob, &lay, err);
     if (rc < 0)
         return rc;
     if (size != 16)
@@ -99,7 +99,7 @@ int em__ml_fn_format(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter
     if (c->blob.n != 7)
         return em_err_set(err, EM_ECORRUPT, "ml.linalg.format: bad context");
     em_ml_format fmt = (em_ml_format)c->blob.p[0];
-    int rc = em__ml_layout_decode(em_slice_make(c->blob.p + 1, 6), &lay, err);
+    int rc = em_ml_layout_decode(em_slice_make(c->blob.p + 1, 6), &lay, err);
     if (rc < 0)
         return rc;
     em_vbuf line;
@@ -137,7 +137,7 @@ int em_ml_write(const em_ml_data *d, const char *dir, em_ml_format format, em_er
         return em_err_set(err, EM_EINVAL, "unknown data format %d", (int)format);
     uint8_t blob[7];
     blob[0] = (uint8_t)format;
-    em__ml_layout_encode(d, blob + 1);
+    em_ml_layout_encode(d, blob + 1);
     em_rdd *text = em_rdd_map_partitions(d->rows, "ml.linalg.format",
                                          em_slice_make(blob, sizeof blob), false);
     rc = em_rdd_save_as_text_file(text, dir, err);

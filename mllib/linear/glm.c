@@ -245,7 +245,7 @@ int em_glm_train(em_context *sc, const em_ml_data *d, const em_glm_params *p, em
     r.size = 8 * (EM__GLM_NHDR + r.k * r.k);
     r.blob_len = EM__GLM_LAYOUT + 12 + 8 * ((size_t)d->dim + 1);
     r.blob = em_xmalloc(r.blob_len);
-    em__glm_layout_encode(d, r.blob);
+    em_ml_layout_encode(d, r.blob);
     r.blob[EM__GLM_LAYOUT] = (uint8_t)p->family;
     r.blob[EM__GLM_LAYOUT + 1] = (uint8_t)link;
     r.blob[EM__GLM_LAYOUT + 3] = !p->no_intercept;

@@ -22,10 +22,9 @@
 #include "mllib/linear/glm.h"
 
 #define EM__GLM_NHDR   8
-#define EM__GLM_LAYOUT 6
+#define EM__GLM_LAYOUT EM_ML_LAYOUT_SIZE   /* the layout bytes: em_ml_layout_encode */
 
-/* The layout bytes (same encoding as mllib/linalg's) and their check. */
-void em__glm_layout_encode(const em_ml_data *d, uint8_t out[EM__GLM_LAYOUT]);
+/* em_ml_layout_decode plus what the GLM passes need: labeled rows of 1..65536 features. */
 int em__glm_layout_decode(em_slice blob, em_ml_data *lay, em_err *err);
 
 /* Family math at one observation (weights 1). */
@@ -51,6 +50,5 @@ int em__glm_fn_irls(const em_fn_ctx *c, void *acc, size_t size, const em_rec_bat
 int em__glm_fn_sum(const em_fn_ctx *c, void *acc, const void *other, size_t size, em_err *err);
 
 /* The upper triangle of the k x k row-major a copied into its lower one. */
-void em__glm_symmetrize(uint32_t k, double *a);
 
 #endif /* EMBER_MLLIB_LINEAR_GLM_INT_H */

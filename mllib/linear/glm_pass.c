@@ -30,31 +30,16 @@ int em_glm_register(void)
     return em_fn_register_table(glm_fns, sizeof glm_fns / sizeof glm_fns[0]);
 }
 
-void em__glm_layout_encode(const em_ml_data *d, uint8_t out[EM__GLM_LAYOUT])
-{
-    out[0] = d->sparse;
-    out[1] = d->labeled;
-    em_store_le32(out + 2, d->dim);
-}
-
 int em__glm_layout_decode(em_slice blob, em_ml_data *lay, em_err *err)
 {
-    memset(lay, 0, sizeof *lay);
-    if (blob.n < EM__GLM_LAYOUT || blob.p[0] > 1 || blob.p[1] != 1)
-        return em_err_set(err, EM_ECORRUPT, "ml.glm: bad context (layout)");
-    lay->sparse = blob.p[0];
-    lay->labeled = true;
-    lay->dim = em_load_le32(blob.p + 2);
+    int rc = em_ml_layout_decode(blob, lay, err);
+    if (rc < 0)
+        return rc;
+    if (!lay->labeled)
+        return em_err_set(err, EM_ECORRUPT, "ml.glm: bad context (unlabeled layout)");
     if (lay->dim == 0 || lay->dim > 65536)
         return em_err_set(err, EM_ECORRUPT, "ml.glm: bad context (dim %u)", lay->dim);
     return 0;
-}
-
-void em__glm_symmetrize(uint32_t k, double *a)
-{
-    for (uint32_t i = 0; i < k; i++)
-        for (uint32_t j = i + 1; j < k; j++)
-            a[(size_t)j * k + i] = a[(size_t)i * k + j];
 }
 
 /* ---- family math ---------------------------------------------------------------------- */

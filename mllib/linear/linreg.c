@@ -46,7 +46,7 @@ static int ls_problem_build(const em_ml_data *d, const em_linreg_params *p, ls_p
     if (!acc)
         return em_err_set(err, EM_ENOMEM, "linreg: out of memory (%u features)", d->dim);
     uint8_t blob[EM__GLM_LAYOUT];
-    em__glm_layout_encode(d, blob);
+    em_ml_layout_encode(d, blob);
     int rc = em__glm_aggregate(d, "ml.glm.ls_gram", blob, sizeof blob, size, acc, err);
     if (rc < 0) {
         em_free(acc);
@@ -54,7 +54,7 @@ static int ls_problem_build(const em_ml_data *d, const em_linreg_params *p, ls_p
     }
     uint32_t dim = d->dim;
     double n = acc[0], *s = acc + 1, *g = s + k;
-    em__glm_symmetrize((uint32_t)k, g);
+    em_la_symmetrize((int)k, g);
     if (n < 1) {
         em_free(acc);
         return em_err_set(err, EM_EINVAL, "linreg: no rows");

@@ -19,6 +19,7 @@ struct sql_catalog {
 
 struct em_sql_session {
     sql_catalog cat;
+    struct em_context *sc;   /* for the distributed path; NULL = local only */
 };
 
 struct em_sql_result {
@@ -529,8 +530,9 @@ static size_t skip_statement(const char *sql, size_t len)
     return len;
 }
 
-int em_sql_exec(em_sql_session *s, const char *sql, size_t len, size_t *consumed,
-                em_sql_result **out, em_sql_diag *diag)
+/* One statement of sql[0..len); with query set, only a SELECT is accepted. */
+static int exec_one(em_sql_session *s, const char *sql, size_t len, size_t *consumed,
+                    em_sql_result **out, em_sql_diag *diag, bool query)
 {
     em_sql_result *r = em_calloc(1, sizeof *r);
     size_t ntok, end = 0;
@@ -553,13 +555,53 @@ int em_sql_exec(em_sql_session *s, const char *sql, size_t len, size_t *consumed
     *consumed = end;
     if (ntok == 1 || (ntok == 2 && toks[0].kind == TK_OP)) { /* blanks, comments or ';' */
         em_sql_result_free(r);
-        return 0;
+        return query ? em__sql_diag(diag, EM_EINVAL, -1, "no query given") : 0;
     }
     sql_stmt *st = em__sql_parse(&r->arena, sql, toks, ntok, diag);
+    if (st != NULL && query && st->kind != S_SELECT) {
+        em__sql_diag(diag, EM_EINVAL, st->pos, "not a query: a SELECT was expected");
+        st = NULL;
+    }
     if (st == NULL || (rc = run_stmt(s, &x, st, r)) < 0) {
         em_sql_result_free(r);
         return diag->err.code ? diag->err.code : EM_EINVAL;
     }
     *out = r;
     return 0;
+}
+
+int em_sql_exec(em_sql_session *s, const char *sql, size_t len, size_t *consumed,
+                em_sql_result **out, em_sql_diag *diag)
+{
+    return exec_one(s, sql, len, consumed, out, diag, false);
+}
+
+void em_sql_session_set_context(em_sql_session *s, struct em_context *sc)
+{
+    s->sc = sc;
+}
+
+struct em_rdd *em_sql_query_rdd(em_sql_session *s, struct em_context *sc, const char *sql,
+                                size_t len, em_sql_result **schema, em_sql_diag *diag)
+{
+    em_sql_result *r;
+    size_t used;
+    *schema = NULL;
+    if (s->sc == NULL)
+        s->sc = sc;
+    if (exec_one(s, sql, len, &used, &r, diag, true) < 0)
+        return NULL;
+    if (r->ncols == 0) {
+        em_sql_result_free(r);
+        em__sql_diag(diag, EM_EINVAL, -1, "the query returns no columns");
+        return NULL;
+    }
+    struct em_rdd *out = em_sql_result_to_rdd(sc, r, 0, &diag->err);
+    if (out == NULL) {
+        em_sql_result_free(r);
+        return NULL;
+    }
+    r->rel = NULL; /* the schema keeps no rows */
+    *schema = r;
+    return out;
 }

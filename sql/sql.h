@@ -144,6 +144,26 @@ struct em_rdd;
 struct em_rdd *em_sql_result_to_rdd(struct em_context *sc, const em_sql_result *r,
                                     uint32_t nparts, em_err *err);
 
+/* Gives the session an engine context for the distributed path (docs/sql.md "What runs
+ * where"): statements whose input is larger than ember.sql.localThreshold bytes (or every
+ * statement, with ember.sql.forceDistributed=true in sc's configuration) then run as engine
+ * stages on sc. sc is borrowed and must outlive the session's use of it; NULL returns the
+ * session to the local path only. Driver thread. */
+void em_sql_session_set_context(em_sql_session *s, struct em_context *sc);
+
+/* Runs the query of sql[0..len) (one SELECT, up to its ';') in session s and returns its
+ * result as a dataset: BYTES records, one per row, in the row codec format above. The
+ * result's columns are described by *schema, a result without rows (read it with
+ * em_sql_result_ncols, em_sql_result_col_name and em_sql_result_col_type; free it with
+ * em_sql_result_free). sc runs the dataset's jobs; when the session has no context yet,
+ * sc becomes its context (em_sql_session_set_context). On the local path the rows are
+ * computed on the driver and parallelized into the default number of slices; on the
+ * distributed path the dataset is the query's last stage, not collected. Release it with
+ * em_rdd_release. NULL on failure, with *schema NULL and diag set (EM_EINVAL for a statement
+ * that is not a query or returns no columns, as em_sql_exec otherwise). Driver thread. */
+struct em_rdd *em_sql_query_rdd(em_sql_session *s, struct em_context *sc, const char *sql,
+                                size_t len, em_sql_result **schema, em_sql_diag *diag);
+
 /* ---------------------------------------------------------------- sqllogictest
  * Runs a sqllogictest script (format in docs/sql.md and ../shared/sqllogictest/README.md)
  * in a fresh session. Every record counts as passed or failed; a failed record is reported

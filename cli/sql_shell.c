@@ -20,6 +20,7 @@
 #include <editline/readline.h>
 
 #include "cli/cli.h"
+#include "engine/ember.h"
 #include "sql/sql.h"
 
 #define PREFIX "ember sql"
@@ -455,11 +456,16 @@ void em__cli_sql_help(FILE *f)
             "\n"
             "The SQL shell: runs statements from -e, -f, or stdin (line editing and history\n"
             "when stdin is a terminal; piped input is read plainly). Statements run on the\n"
-            "driver's local path (docs/sql.md). Dot commands: .tables .schema .mode .timer\n"
-            ".read .help .quit.\n"
+            "driver's local path unless --master or --conf give the shell an engine context\n"
+            "(docs/sql.md). Dot commands: .tables .schema .mode .timer .read .help .quit.\n"
             "\n"
             "Options:\n"
-            "  --master M         cluster master URL (accepted; SQL runs locally for now)\n"
+            "  --master M         run on an engine context with this master (local[N],\n"
+            "                     local-cluster[N,C], ember://HOST:PORT): queries whose input\n"
+            "                     is larger than ember.sql.localThreshold run as stages\n"
+            "  --conf KEY=VALUE   a configuration setting (repeatable), e.g.\n"
+            "                     ember.sql.forceDistributed=true; implies --master local[2]\n"
+            "                     when --master is not given\n"
             "  -e SQL             run SQL and exit\n"
             "  -f FILE            run the statements of FILE and exit\n"
             "  --format F         table (default), csv, tsv or json\n"
@@ -482,7 +488,9 @@ static const char *take(const char *flag, int argc, char **argv, int *i, bool *m
 int em__cli_sql(int argc, char **argv)
 {
     shell sh = {.fmt = FMT_TABLE, .timer = true};
-    const char *exec = NULL, *file = NULL, *engine = NULL, *v;
+    const char *exec = NULL, *file = NULL, *engine = NULL, *master = NULL, *v;
+    const char *confs[64];
+    int nconfs = 0;
     uint64_t show = 10;
     int slt_first = -1;
     bool m;
@@ -510,6 +518,14 @@ int em__cli_sql(int argc, char **argv)
         } else if ((v = take("--master", argc, argv, &i, &m)) != NULL || m) {
             if (v == NULL)
                 return EM_CLI_USAGE;
+            master = v;
+        } else if ((v = take("--conf", argc, argv, &i, &m)) != NULL || m) {
+            if (v == NULL)
+                return EM_CLI_USAGE;
+            if (strchr(v, '=') == NULL || v[0] == '=' || nconfs == 64)
+                return em__cli_usage_error(PREFIX, "ember sql",
+                                           "--conf: expected KEY=VALUE (at most 64), got '%s'", v);
+            confs[nconfs++] = v;
         } else if ((v = take("--format", argc, argv, &i, &m)) != NULL || m) {
             if (v == NULL)
                 return EM_CLI_USAGE;
@@ -550,8 +566,25 @@ int em__cli_sql(int argc, char **argv)
         return run_slt(n, argv, slt_first, engine, (unsigned)show);
     }
     em_err err = EM_ERR_INIT;
-    if ((sh.s = em_sql_session_new(&err)) == NULL)
+    em_context *sc = NULL;
+    if (master != NULL || nconfs > 0) { /* an engine context for the distributed path */
+        const char *const defaults[] = {"ember.master", "local[2]",
+                                        "ember.ui.showConsoleProgress", "false", NULL};
+        const char *const overrides[] = {"ember.master", master, NULL};
+        int status;
+        em_conf *conf = em__cli_job_conf(PREFIX, defaults, confs, nconfs, overrides, &status);
+        if (conf == NULL)
+            return status;
+        sc = em_context_new(conf, &err);
+        em_conf_free(conf);
+        if (sc == NULL)
+            return em__cli_fail(PREFIX, "%s", err.msg);
+    }
+    if ((sh.s = em_sql_session_new(&err)) == NULL) {
+        em_context_free(sc);
         return em__cli_fail(PREFIX, "%s", err.msg);
+    }
+    em_sql_session_set_context(sh.s, sc);
     bool ok;
     if (exec != NULL)
         ok = run_text(&sh, exec, strlen(exec));
@@ -564,6 +597,7 @@ int em__cli_sql(int argc, char **argv)
             ok = true; /* errors were shown; the session ended normally */
     }
     em_sql_session_free(sh.s);
+    em_context_free(sc);
     return ok ? EM_CLI_OK : EM_CLI_FAIL;
 }
 #endif

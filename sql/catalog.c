@@ -9,6 +9,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include <sys/stat.h>
+
+#include "engine/ember.h"
 #include "sql/sql_int.h"
 
 struct sql_catalog {
@@ -20,6 +23,7 @@ struct sql_catalog {
 struct em_sql_session {
     sql_catalog cat;
     struct em_context *sc;   /* for the distributed path; NULL = local only */
+    struct em_rdd **want_rdd; /* em_sql_query_rdd: where the SELECT's dataset goes */
 };
 
 struct em_sql_result {
@@ -67,6 +71,7 @@ static void table_free(sql_table *t)
     em_free(t->types);
     em_free(t->rows);
     em_arena_destroy(&t->strings);
+    em_free(t->csv_path);
     em_free(t->name);
     em_free(t);
 }
@@ -77,6 +82,7 @@ static sql_table *table_new(const char *name, uint32_t ncols)
     if (t == NULL)
         return NULL;
     em_arena_init(&t->strings, 64 * 1024);
+    t->loaded = true;
     t->ncols = ncols;
     t->name = em_strdup(name);
     t->cols = em_calloc(ncols, sizeof *t->cols);
@@ -244,18 +250,53 @@ static int push_texts(sql_exec *x, sql_rel *rel, const char **vals)
 }
 
 /* ---------------------------------------------------------------- statements */
-static int run_select(em_sql_session *s, sql_exec *x, sql_select *sel, em_sql_result *r)
+/* Whether p runs on the distributed path (*c filled then): a context, and the input larger
+ * than ember.sql.localThreshold or ember.sql.forceDistributed set. */
+static int choose_dist(em_sql_session *s, sql_exec *x, const sql_plan *p, sql_dist_conf *c,
+                       bool *dist)
+{
+    em_err err = EM_ERR_INIT;
+    *dist = false;
+    if (s->sc == NULL)
+        return 0;
+    if (em__sql_dist_conf(s->sc, c, &err) < 0)
+        return em__sql_diag(x->diag, err.code, -1, "%s", err.msg);
+    *dist = c->force || em__sql_plan_input_bytes(p) > c->local_threshold;
+    return 0;
+}
+
+/* Runs a SELECT; with rdd set, the rows stay a dataset (*rdd) and r gets no rows. */
+static int run_select_to(em_sql_session *s, sql_exec *x, sql_select *sel, em_sql_result *r,
+                         struct em_rdd **rdd)
 {
     sql_plan *p = em__sql_plan_select(x->arena, &s->cat, sel, NULL, x->diag);
+    sql_dist_conf c;
+    bool dist;
     int rc;
     if (p == NULL)
         return x->diag->err.code;
-    if ((rc = em__sql_run(x, p, NULL, &r->rel)) < 0)
+    if ((rc = choose_dist(s, x, p, &c, &dist)) < 0)
+        return rc;
+    if (dist)
+        rc = em__sql_dist_run(x, s->sc, &c, p, &r->rel, rdd);
+    else if ((rc = em__sql_run(x, p, NULL, &r->rel)) == 0 && rdd != NULL) {
+        em_err err = EM_ERR_INIT;
+        r->ncols = p->width;
+        if ((*rdd = em_sql_result_to_rdd(s->sc, r, 0, &err)) == NULL)
+            rc = em__sql_diag(x->diag, err.code, -1, "%s", err.msg);
+        r->rel = NULL;
+    }
+    if (rc < 0)
         return rc;
     r->ncols = p->width;
     r->names = p->names;
     r->types = p->types;
     return 0;
+}
+
+static int run_select(em_sql_session *s, sql_exec *x, sql_select *sel, em_sql_result *r)
+{
+    return run_select_to(s, x, sel, r, NULL);
 }
 
 static int check_new_table(em_sql_session *s, sql_exec *x, const sql_stmt *st, bool *skip)
@@ -290,9 +331,33 @@ static int run_create(em_sql_session *s, sql_exec *x, const sql_stmt *st)
             table_free(t);
             return em__sql_diag(x->diag, EM_ENOMEM, -1, "out of memory");
         }
-    if (st->csv_path != NULL) { /* loaded now, on the local path (docs/sql.md) */
+    if (st->csv_path != NULL) {
+        /* Read now on the driver, unless the distributed path is on and the file is larger
+         * than the local threshold (or the path is forced): then executors scan it. */
         em_err err = EM_ERR_INIT;
-        if (em__sql_csv_load(t, st->csv_path, st->csv_delim, st->csv_header, &err) < 0) {
+        struct stat sb;
+        sql_dist_conf c;
+        bool dist = false;
+        t->csv_path = em_strdup(st->csv_path);
+        t->csv_delim = st->csv_delim;
+        t->csv_header = st->csv_header;
+        t->csv_multiline = st->csv_multiline;
+        t->csv_skip_bad = st->csv_skip_bad;
+        if (t->csv_path == NULL) {
+            table_free(t);
+            return em__sql_diag(x->diag, EM_ENOMEM, -1, "out of memory");
+        }
+        if (stat(st->csv_path, &sb) == 0)
+            t->csv_bytes = (uint64_t)sb.st_size;
+        if (s->sc != NULL) {
+            if (em__sql_dist_conf(s->sc, &c, &err) < 0) {
+                table_free(t);
+                return em__sql_diag(x->diag, err.code, -1, "%s", err.msg);
+            }
+            dist = (c.force || t->csv_bytes > c.local_threshold) && S_ISREG(sb.st_mode);
+        }
+        t->loaded = false;
+        if (!dist && em__sql_csv_load(t, &err) < 0) {
             table_free(t);
             return em__sql_diag(x->diag, err.code, -1, "%s", err.msg);
         }
@@ -474,8 +539,15 @@ static int run_explain(em_sql_session *s, sql_exec *x, const sql_stmt *st, em_sq
         return x->diag->err.code;
     if ((rc = text_result(r, x, 1, names)) < 0)
         return rc;
+    sql_dist_conf c;
+    bool dist;
+    if ((rc = choose_dist(s, x, p, &c, &dist)) < 0)
+        return rc;
     em_vbuf_init(&b);
-    if (em__sql_plan_explain(p, &b) < 0) {
+    if ((dist && (em_vbuf_printf(&b, "Distributed path\n") < 0 ||
+                  em__sql_dist_explain(&c, p, &b) < 0 ||
+                  em_vbuf_printf(&b, "Logical plan\n") < 0)) ||
+        em__sql_plan_explain(p, &b) < 0) {
         em_vbuf_destroy(&b);
         return em__sql_diag(x->diag, EM_ENOMEM, -1, "out of memory");
     }
@@ -497,7 +569,7 @@ static int run_explain(em_sql_session *s, sql_exec *x, const sql_stmt *st, em_sq
 static int run_stmt(em_sql_session *s, sql_exec *x, const sql_stmt *st, em_sql_result *r)
 {
     switch (st->kind) {
-    case S_SELECT: return run_select(s, x, st->select, r);
+    case S_SELECT: return run_select_to(s, x, st->select, r, s->want_rdd);
     case S_CREATE: return run_create(s, x, st);
     case S_CREATE_AS: return run_create_as(s, x, st, r);
     case S_INSERT: return run_insert(s, x, st, r);
@@ -589,16 +661,16 @@ struct em_rdd *em_sql_query_rdd(em_sql_session *s, struct em_context *sc, const 
     *schema = NULL;
     if (s->sc == NULL)
         s->sc = sc;
-    if (exec_one(s, sql, len, &used, &r, diag, true) < 0)
+    struct em_rdd *out = NULL;
+    s->want_rdd = &out;
+    int rc = exec_one(s, sql, len, &used, &r, diag, true);
+    s->want_rdd = NULL;
+    if (rc < 0)
         return NULL;
-    if (r->ncols == 0) {
+    if (r->ncols == 0 || out == NULL) {
         em_sql_result_free(r);
+        em_rdd_release(out);
         em__sql_diag(diag, EM_EINVAL, -1, "the query returns no columns");
-        return NULL;
-    }
-    struct em_rdd *out = em_sql_result_to_rdd(sc, r, 0, &diag->err);
-    if (out == NULL) {
-        em_sql_result_free(r);
         return NULL;
     }
     r->rel = NULL; /* the schema keeps no rows */

@@ -139,71 +139,145 @@ static bool convert(em_arena *a, int t, const em_sql_value *v, em_sql_value *out
     }
 }
 
-int em__sql_csv_load(sql_table *t, const char *path, char delim, bool header, em_err *err)
+/* Line number of byte `off` of p (1-based), for errors of ranges that start mid-file. */
+static uint64_t line_at(const char *p, size_t off)
 {
-    uint8_t *buf = NULL;
-    size_t len, off = 0;
     uint64_t line = 1;
+    for (const char *q = p; (q = memchr(q, '\n', (size_t)(p + off - q))) != NULL; q++)
+        line++;
+    return line;
+}
+
+int em__sql_csv_parse(const sql_csv_spec *sp, const char *p, size_t n, size_t start,
+                      size_t end, em_arena *strings, sql_csv_row_fn fn, void *ud,
+                      uint64_t *bad, em_err *err)
+{
+    size_t off = start;
+    uint64_t line = 1;  /* relative to start until an error needs the absolute number */
     em_vbuf scratch;
-    int rc;
-    em_sql_value *fields = em_calloc(t->ncols + 1, sizeof *fields), *row = NULL;
-    if (fields == NULL || (row = em_calloc(t->ncols, sizeof *row)) == NULL) {
+    int rc = 0;
+    em_sql_value *fields = em_calloc(sp->ncols + 1, sizeof *fields), *row = NULL;
+    if (fields == NULL || (row = em_calloc(sp->ncols + 1, sizeof *row)) == NULL) {
         em_free(fields);
         return em_err_set(err, EM_ENOMEM, "out of memory");
     }
     em_vbuf_init(&scratch);
-    if ((rc = em_read_file(path, &buf, &len, err)) < 0)
-        goto out;
-    for (bool first = true;; first = false) {
+    if (start > 0 && p[start - 1] != '\n') { /* the record under way belongs to the range before */
+        const char *nl = memchr(p + start, '\n', n - start);
+        off = nl ? (size_t)(nl - p) + 1 : n;
+    }
+    const size_t off0 = off;
+    uint64_t base = start > 0 ? 0 : 1; /* line of off0, 0 until counted */
+    for (bool first = start == 0; off < end; first = false) {
         uint32_t nf;
         uint64_t rec_line = line;
-        rc = em__sql_csv_record((const char *)buf, len, &off, delim, &scratch, fields,
-                                t->ncols + 1, &nf, &line, err);
+        size_t rec_off = off;
+        rc = em__sql_csv_record(p, n, &off, sp->delim, &scratch, fields, sp->ncols + 1, &nf,
+                                &line, err);
         if (rc == 1) {
             rc = 0;
             break;
         }
+        if (rc == 0 && !sp->multiline &&
+            line - rec_line > (off > rec_off && p[off - 1] == '\n' ? 1u : 0u)) {
+            /* a quoted line break: ranges split at line breaks would cut such records */
+            if (base == 0)
+                base = line_at(p, off0);
+            rc = em_err_set(err, EM_ECORRUPT,
+                            "%s: line %llu: a quoted field holds a line break; add OPTIONS "
+                            "(multiline 'true') to read this file whole",
+                            sp->path, (unsigned long long)(base + rec_line - 1));
+            break;
+        }
         if (rc < 0) {
-            em_err_prefix(err, "%s", path);
-            goto out;
+            if (base == 0) { /* redo the record with its absolute line number in the error */
+                uint64_t abs = line_at(p, rec_off);
+                em_err_clear(err);
+                off = rec_off;
+                em__sql_csv_record(p, n, &off, sp->delim, &scratch, fields, sp->ncols + 1, &nf,
+                                   &abs, err);
+            }
+            em_err_prefix(err, "%s", sp->path);
+            break;
         }
         if (nf == 1 && fields[0].type == EM_SQL_NULL)
             continue; /* blank line */
-        if (nf != t->ncols) {
-            rc = em_err_set(err, EM_ECORRUPT, "%s: line %llu: %u fields, table '%s' has %u columns",
-                            path, (unsigned long long)rec_line, nf, t->name, t->ncols);
-            goto out;
-        }
-        if (first && header)
+        if (first && sp->header)
             continue;
-        for (uint32_t c = 0; c < t->ncols; c++)
-            if (!convert(&t->strings, t->types[c], &fields[c], &row[c])) {
-                rc = em_err_set(err, EM_ECORRUPT, "%s: line %llu: column %s: '%.40s' is not %s %s",
-                                path, (unsigned long long)rec_line, t->cols[c], fields[c].u.s,
-                                t->types[c] == EM_SQL_INT ? "an" : "a",
-                                em_sql_type_name(t->types[c]));
-                goto out;
-            }
-        if (t->nrows == t->cap) {
-            size_t nc = t->cap ? t->cap * 2 : 64, bytes;
-            if (!em_size_mul(nc, t->ncols * sizeof *t->rows, &bytes)) {
-                rc = em_err_set(err, EM_ENOMEM, "%s: too many rows", path);
-                goto out;
-            }
-            em_sql_value *nr = em_realloc(t->rows, bytes);
-            if (nr == NULL) {
-                rc = em_err_set(err, EM_ENOMEM, "%s: out of memory", path);
-                goto out;
-            }
-            t->rows = nr;
-            t->cap = nc;
+        int bad_col = -1;
+        if (nf == sp->ncols) {
+            for (uint32_t c = 0; c < sp->ncols && bad_col < 0; c++)
+                if (!convert(strings, sp->types[c], &fields[c], &row[c]))
+                    bad_col = (int)c;
         }
-        memcpy(&t->rows[t->nrows++ * t->ncols], row, t->ncols * sizeof *row);
+        if (nf != sp->ncols || bad_col >= 0) {
+            if (sp->skip_bad) {
+                (*bad)++;
+                continue;
+            }
+            if (base == 0)
+                base = line_at(p, off0);
+            uint64_t at = base + rec_line - 1;
+            if (nf != sp->ncols)
+                rc = em_err_set(err, EM_ECORRUPT, "%s: line %llu: %u fields, table '%s' has %u columns",
+                                sp->path, (unsigned long long)at, nf, sp->table, sp->ncols);
+            else
+                rc = em_err_set(err, EM_ECORRUPT, "%s: line %llu: column %s: '%.40s' is not %s %s",
+                                sp->path, (unsigned long long)at, sp->cols[bad_col],
+                                fields[bad_col].u.s, sp->types[bad_col] == EM_SQL_INT ? "an" : "a",
+                                em_sql_type_name(sp->types[bad_col]));
+            break;
+        }
+        if ((rc = fn(ud, row)) < 0) {
+            em_err_set(err, rc, "%s: out of memory", sp->path);
+            break;
+        }
     }
-out:
     em_vbuf_destroy(&scratch);
-    em_free(buf);
     em_free(fields);
     em_free(row);
+    return rc;
+}
+
+static int table_row(void *ud, const em_sql_value *row)
+{
+    sql_table *t = ud;
+    if (t->nrows == t->cap) {
+        size_t nc = t->cap ? t->cap * 2 : 64, bytes;
+        if (!em_size_mul(nc, t->ncols * sizeof *t->rows, &bytes))
+            return EM_ENOMEM;
+        em_sql_value *nr = em_realloc(t->rows, bytes);
+        if (nr == NULL)
+            return EM_ENOMEM;
+        t->rows = nr;
+        t->cap = nc;
+    }
+    memcpy(&t->rows[t->nrows++ * t->ncols], row, t->ncols * sizeof *row);
+    return 0;
+}
+
+void em__sql_csv_spec_of(const sql_table *t, sql_csv_spec *sp)
+{
+    *sp = (sql_csv_spec){.path = t->csv_path, .table = t->name, .ncols = t->ncols,
+                         .types = t->types, .cols = (const char *const *)t->cols,
+                         .delim = t->csv_delim, .header = t->csv_header,
+                         .multiline = true, .skip_bad = t->csv_skip_bad};
+}
+
+int em__sql_csv_load(sql_table *t, em_err *err)
+{
+    uint8_t *buf = NULL;
+    size_t len;
+    sql_csv_spec sp;
+    int rc;
+    em__sql_csv_spec_of(t, &sp);
+    t->bad_rows = 0;
+    if ((rc = em_read_file(t->csv_path, &buf, &len, err)) < 0)
+        return rc;
+    rc = em__sql_csv_parse(&sp, (const char *)buf, len, 0, len, &t->strings, table_row, t,
+                           &t->bad_rows, err);
+    em_free(buf);
+    if (rc == 0)
+        t->loaded = true;
     return rc;
 }

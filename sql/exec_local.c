@@ -170,8 +170,14 @@ static int run_leaf(sql_exec *x, const sql_plan *p, const sql_env *outer, sql_re
         if ((rc = em__sql_run(x, p->in, outer, &sub)) < 0)
             return rc;
         n = sub->n;
-    } else
+    } else {
+        if (!p->table->loaded && p->table->csv_path) { /* left to executors at CREATE */
+            em_err err = EM_ERR_INIT;
+            if (em__sql_csv_load(p->table, &err) < 0)
+                return em__sql_diag(x->diag, err.code, -1, "%s", err.msg);
+        }
         n = p->table->nrows;
+    }
     for (size_t i = 0; i < n; i++) {
         em_sql_value *row = rel_add(x, r);
         if (row == NULL)
@@ -450,13 +456,50 @@ typedef struct agg_run {
     hindex h;
 } agg_run;
 
+/* Width of the wide rows an aggregate groups (a final one reads partial rows: wide row,
+ * then AGG_STATE_VALS values per aggregate). */
+static uint32_t agg_base(const sql_plan *p)
+{
+    return p->agg_mode == AGG_FINAL ? p->in->width - p->naggs * AGG_STATE_VALS : p->in->width;
+}
+
+/* Partial state as values: count, integer sum, double sum, flags, best. */
+static void agg_state_out(const agg_state *s, em_sql_value *v)
+{
+    v[0] = em__sql_int(s->count);
+    v[1] = em__sql_int(s->isum);
+    v[2] = em__sql_dbl(s->dsum);
+    v[3] = em__sql_int((s->is_double ? 1 : 0) | (s->overflow ? 2 : 0));
+    v[4] = s->count ? s->best : em__sql_null();
+}
+
+/* Folds a partial state (values as agg_state_out) into s. */
+static void agg_merge(const sql_expr *a, agg_state *s, const em_sql_value *v)
+{
+    int64_t cnt = v[0].u.i, flags = v[3].u.i;
+    if (v[0].type != EM_SQL_INT || cnt == 0)
+        return;
+    if (a->op == AG_MIN || a->op == AG_MAX) {
+        int c = s->count == 0 ? 0 : em__sql_cmp_total(&v[4], &s->best);
+        if (s->count == 0 || (a->op == AG_MIN ? c < 0 : c > 0))
+            s->best = v[4];
+    }
+    s->count += cnt;
+    s->dsum += v[2].type == EM_SQL_DOUBLE ? v[2].u.d : 0;
+    s->is_double |= (flags & 1) != 0;
+    s->overflow |= (flags & 2) != 0;
+    if (!s->overflow && v[1].type == EM_SQL_INT &&
+        __builtin_add_overflow(s->isum, v[1].u.i, &s->isum))
+        s->overflow = true;
+}
+
 static int agg_new_group(agg_run *g, const em_sql_value *row, const em_sql_value *key)
 {
     const sql_plan *p = g->p;
     em_sql_value *gr = rel_add(g->x, g->groups);
     if (gr == NULL || (p->nexprs && em__sql_rel_push(g->x, g->keys, key) < 0))
         return EM_ENOMEM;
-    uint32_t w = p->in->width;
+    uint32_t w = agg_base(p);
     if (row != NULL)
         memcpy(gr, row, w * sizeof *gr);
     else
@@ -506,7 +549,10 @@ static int agg_rows(agg_run *g, const sql_rel *in, em_sql_value *key)
         } else if (g->groups->n == 0 && (rc = agg_new_group(g, row, NULL)) < 0)
             return rc;
         for (uint32_t a = 0; a < p->naggs; a++)
-            if ((rc = agg_step(g->x, p->aggs[a], &g->st[gi * p->naggs + a], &env)) < 0)
+            if (p->agg_mode == AGG_FINAL)
+                agg_merge(p->aggs[a], &g->st[gi * p->naggs + a],
+                          row + agg_base(p) + a * AGG_STATE_VALS);
+            else if ((rc = agg_step(g->x, p->aggs[a], &g->st[gi * p->naggs + a], &env)) < 0)
                 return rc;
     }
     return 0;
@@ -529,9 +575,10 @@ static int run_agg(sql_exec *x, const sql_plan *p, const sql_env *outer, sql_rel
     for (size_t gi = 0; gi < g.groups->n; gi++)
         for (uint32_t a = 0; a < p->naggs; a++) {
             agg_state *s = &g.st[gi * p->naggs + a];
-            em_sql_value *dst = &g.groups->v[gi * p->width + p->in->width + a];
-            if (rc == 0)
-                rc = agg_final(x, p->aggs[a], s, dst);
+            if (p->agg_mode == AGG_PARTIAL)
+                agg_state_out(s, &g.groups->v[gi * p->width + p->in->width + a * AGG_STATE_VALS]);
+            else if (rc == 0)
+                rc = agg_final(x, p->aggs[a], s, &g.groups->v[gi * p->width + agg_base(p) + a]);
             em_vbuf_destroy(&s->text);
             hindex_free(&s->seen);
         }
@@ -798,6 +845,7 @@ int em__sql_run(sql_exec *x, const sql_plan *p, const sql_env *outer, sql_rel **
     case P_LIMIT:
     case P_TRIM: return run_limit_trim(x, p, outer, out);
     case P_SETOP: return run_setop(x, p, outer, out);
+    case P_REL: *out = p->rel; return 0;
     default: return em__sql_diag(x->diag, EM_EPLAN, -1, "unknown plan node %d", p->kind);
     }
 }

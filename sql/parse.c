@@ -1006,7 +1006,7 @@ static int parse_using(parser *p, sql_stmt *st)
     do {
         const sql_tok *k = peek(p), *v;
         if (k->kind != TK_IDENT && k->kind != TK_QIDENT)
-            return syntax_error(p, "an option name (path, header, delimiter)");
+            return syntax_error(p, "an option name (path, header, delimiter, multiline, mode)");
         p->i++;
         accept_op(p, "=");
         v = peek(p);
@@ -1025,9 +1025,19 @@ static int parse_using(parser *p, sql_stmt *st)
                 return em__sql_diag(p->diag, EM_EINVAL, v->pos,
                                     "delimiter: expected one character other than '\"' and line breaks");
             st->csv_delim = d[0];
+        } else if (strcasecmp(k->text, "multiline") == 0) {
+            if (strcasecmp(v->text, "true") != 0 && strcasecmp(v->text, "false") != 0)
+                return em__sql_diag(p->diag, EM_EINVAL, v->pos, "multiline: expected 'true' or 'false'");
+            st->csv_multiline = strcasecmp(v->text, "true") == 0;
+        } else if (strcasecmp(k->text, "mode") == 0) {
+            if (strcasecmp(v->text, "failfast") != 0 && strcasecmp(v->text, "dropmalformed") != 0)
+                return em__sql_diag(p->diag, EM_EINVAL, v->pos,
+                                    "mode: expected 'failfast' or 'dropmalformed'");
+            st->csv_skip_bad = strcasecmp(v->text, "dropmalformed") == 0;
         } else
             return em__sql_diag(p->diag, EM_EINVAL, k->pos,
-                                "unknown csv option '%s' (path, header, delimiter)", k->text);
+                                "unknown csv option '%s' (path, header, delimiter, multiline, mode)",
+                                k->text);
     } while (accept_op(p, ","));
     if (expect_op(p, ")") < 0)
         return EM_EINVAL;

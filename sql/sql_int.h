@@ -169,6 +169,8 @@ typedef struct sql_stmt {
     const char *csv_path;    /* CREATE ... USING csv OPTIONS (path '...') */
     bool csv_header;         /*   header 'true' */
     char csv_delim;          /*   delimiter ',' */
+    bool csv_multiline;      /*   multiline 'true': files read whole, not split */
+    bool csv_skip_bad;       /*   mode 'dropmalformed': bad rows skipped and counted */
     struct sql_stmt *inner;  /* EXPLAIN */
 } sql_stmt;
 
@@ -243,7 +245,14 @@ typedef enum sql_plan_kind {
     P_LIMIT,     /* limit/offset expressions (constant) */
     P_TRIM,      /* first nkeep columns */
     P_SETOP,     /* in op right */
+    P_REL,       /* the rows of rel (width `width`): an input of a distributed stage or rows
+                    computed before (sql/exec_dist.c); never made by the planner */
 } sql_plan_kind;
+
+/* P_AGG modes (sql/exec_dist.c): a partial aggregate emits, per group, the representative
+ * wide row and AGG_STATE_VALS state values per aggregate; a final one merges such rows. */
+enum { AGG_FULL = 0, AGG_PARTIAL = 1, AGG_FINAL = 2 };
+#define AGG_STATE_VALS 5
 
 struct sql_plan {
     uint8_t kind;
@@ -273,6 +282,10 @@ struct sql_plan {
     /* Output column names and declared types (PROJECT and everything above it). */
     const char **names;
     uint8_t *types;
+    uint8_t agg_mode;       /* P_AGG: AGG_FULL, AGG_PARTIAL or AGG_FINAL */
+    struct sql_rel *rel;    /* P_REL */
+    uint32_t input;         /* P_REL in a stage: 0 the partition's rows, 1 the second input
+                               (the right side of a shuffle join), 2 + i broadcast id i */
 };
 
 typedef struct sql_catalog sql_catalog;
@@ -285,6 +298,14 @@ typedef struct sql_table {
     em_sql_value *rows;   /* nrows * ncols */
     size_t nrows, cap;
     em_arena strings;     /* text of the rows */
+    /* CSV tables: where the rows come from. A table whose file is larger than
+     * ember.sql.localThreshold is not read at CREATE (rows empty, loaded false) and is
+     * scanned by executors; the local path reads it when it needs it. */
+    char *csv_path;
+    char csv_delim;
+    bool csv_header, csv_multiline, csv_skip_bad, loaded;
+    uint64_t csv_bytes;
+    uint64_t bad_rows;    /* rows skipped (csv_skip_bad) by the last load */
 } sql_table;
 
 sql_table *em__sql_catalog_find(sql_catalog *c, const char *name);
@@ -296,9 +317,29 @@ const char *em__sql_catalog_suggest(sql_catalog *c, const char *name);
 int em__sql_csv_record(const char *p, size_t n, size_t *off, char delim, em_vbuf *scratch,
                        em_sql_value *out, uint32_t maxf, uint32_t *nf, uint64_t *line,
                        em_err *err);
-/* Appends the rows of the CSV file at path to t, converting fields to t's column types.
- * On error t may hold the rows before the bad one: the caller drops t. */
-int em__sql_csv_load(sql_table *t, const char *path, char delim, bool header, em_err *err);
+/* What a CSV reader needs to know of its table (csv.c; also shipped to executors). */
+typedef struct sql_csv_spec {
+    const char *path, *table;
+    uint32_t ncols;
+    const uint8_t *types;
+    const char *const *cols;
+    char delim;
+    bool header;     /* the first record of the file names the columns */
+    bool multiline;  /* quoted line breaks allowed (the range is a whole file) */
+    bool skip_bad;   /* bad rows counted in *bad instead of an error */
+} sql_csv_spec;
+typedef int (*sql_csv_row_fn)(void *ud, const em_sql_value *row);
+/* Parses the records of p[0..n) that start in [start, end) (a record under way at start
+ * belongs to the range before; the last one may run past end), converting fields to the
+ * column types (text into strings) and calling fn per row. Errors name the file and line.
+ * Without multiline, a quoted line break is an error (ranges split at line breaks). */
+int em__sql_csv_parse(const sql_csv_spec *sp, const char *p, size_t n, size_t start,
+                      size_t end, em_arena *strings, sql_csv_row_fn fn, void *ud,
+                      uint64_t *bad, em_err *err);
+void em__sql_csv_spec_of(const sql_table *t, sql_csv_spec *sp);
+/* Reads t's CSV file whole into t's rows (t->csv_* options); t->loaded on success. On error
+ * t may hold the rows before the bad one. */
+int em__sql_csv_load(sql_table *t, em_err *err);
 
 /* Builds the plan of a SELECT (outer: scope of the enclosing query for a subquery, NULL at
  * the top). NULL with diag set on unknown names and misuse. */
@@ -335,5 +376,39 @@ int em__sql_run(sql_exec *x, const sql_plan *p, const sql_env *outer, sql_rel **
 /* Evaluates e in env. */
 int em__sql_eval(sql_exec *x, const sql_expr *e, const sql_env *env, em_sql_value *out);
 int em__sql_rel_push(sql_exec *x, sql_rel *r, const em_sql_value *row);
+
+/* ---------------------------------------------------------------- distributed path
+ * Stage plans as bytes (serial.c), task functions (dist_fns.c), the driver's executor
+ * (exec_dist.c). */
+bool em__sql_expr_portable(const sql_expr *e);
+/* Encodes p (uncorrelated subqueries are run now, on the driver, and shipped as rows). */
+int em__sql_plan_encode(sql_exec *x, const sql_plan *p, em_vbuf *b);
+int em__sql_plan_decode(em_arena *a, const uint8_t *p, size_t n, size_t *used, sql_plan **out,
+                        em_err *err);
+int em__sql_expr_encode(sql_exec *x, const sql_expr *e, em_vbuf *b);
+/* Decodes an expression (NULL when encoded absent) whose columns must be below width. */
+int em__sql_expr_decode(em_arena *a, const uint8_t *p, size_t n, size_t *used, uint32_t width,
+                        sql_expr **out, em_err *err);
+int em__sql_value_read(em_arena *a, const uint8_t *p, size_t n, em_sql_value *v, size_t *used,
+                       em_err *err);
+uint64_t em__sql_hash_row(const em_sql_value *v, uint32_t n);
+int em__sql_csv_spec_encode(em_vbuf *b, const sql_csv_spec *sp, uint32_t acc);
+
+/* The distributed path's settings (ember.sql.* keys of the context's configuration). */
+typedef struct sql_dist_conf {
+    bool force;                 /* ember.sql.forceDistributed */
+    uint64_t local_threshold;   /* ember.sql.localThreshold: bytes of input */
+    uint64_t bcast_threshold;   /* ember.sql.autoBroadcastJoinThreshold: bytes */
+} sql_dist_conf;
+int em__sql_dist_conf(struct em_context *sc, sql_dist_conf *c, em_err *err);
+/* Estimated bytes of input a plan reads (tables in memory: rows x columns x 16; CSV tables
+ * not read: their file size). */
+uint64_t em__sql_plan_input_bytes(const sql_plan *p);
+/* Runs p on the distributed path: rows out as a local rel, or (rdd_out non-NULL) as a
+ * dataset of rows in the row codec. */
+int em__sql_dist_run(sql_exec *x, struct em_context *sc, const sql_dist_conf *c,
+                     const sql_plan *p, sql_rel **out, struct em_rdd **rdd_out);
+/* Appends the physical plan the distributed path would run. */
+int em__sql_dist_explain(const sql_dist_conf *c, const sql_plan *p, em_vbuf *out);
 
 #endif

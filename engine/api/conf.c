@@ -42,6 +42,8 @@ static const char *const known_keys[] = {
     "ember.locality.wait", "ember.net.compress", "ember.shuffle.sync",
     "ember.network.timeoutMs", "ember.cluster.registerTimeoutMs", "ember.driver.host",
     "ember.network.crypto",
+    "ember.sql.autoBroadcastJoinThreshold", "ember.sql.localThreshold",
+    "ember.sql.forceDistributed",
 };
 #define NKNOWN (sizeof known_keys / sizeof *known_keys)
 

@@ -1,0 +1,432 @@
+/* sql/dist_fns.c - SQL's task functions, run by executors (and local task threads):
+ *   sql.stage    (EM_FN_PARTITION) runs a stage plan (sql/serial.c) over one partition with
+ *                the local executor and emits its rows;
+ *   sql.sort_key (EM_FN_MAP) the bytewise-sortable key of a row (sort_by).
+ *
+ * STAGE BLOB (little-endian):
+ *   u8 src        SRC_ROWS: records are rows (plain, or the value of a KV record);
+ *                 SRC_COGROUP: records are (key, em_pair(em_list of rows, em_list of rows))
+ *                 from cogroup, the two lists input 0 and input 1;
+ *                 SRC_CSV: records are (u64 start, u64 end) byte ranges of a CSV file;
+ *   u32 w0, w1    widths of input 0 and input 1 rows;
+ *   SRC_CSV only: str path, str table, u32 ncols, ncols x (u8 type, str name), u8 delim,
+ *                 u8 header, u8 multiline, u8 skip_bad, u32 accumulator of skipped rows
+ *                 (0 none); a str is u32 length then bytes;
+ *   u32 k, k - 1 exprs: k = 0 emits plain rows; otherwise KV records keyed by the 8-byte
+ *                 hash of these k - 1 expressions over the output row (the shuffle key);
+ *   the plan: its P_REL leaves read input 0, input 1, or broadcast (input - 2), whose value
+ *                 is rows of that leaf's width, one after another.
+ * Rows are in the row codec (sql/sql.h). A partition is materialized in one arena. */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine/ember.h"
+#include "sql/sql_int.h"
+
+enum { SRC_ROWS = 0, SRC_COGROUP = 1, SRC_CSV = 2 };
+
+typedef struct stage_rd {
+    const uint8_t *p;
+    size_t n, off;
+} stage_rd;
+
+static int rd_u8(stage_rd *r, uint8_t *v, em_err *err)
+{
+    if (r->n - r->off < 1)
+        return em_err_set(err, EM_ECORRUPT, "sql stage: truncated blob");
+    *v = r->p[r->off++];
+    return 0;
+}
+
+static int rd_u32(stage_rd *r, uint32_t *v, em_err *err)
+{
+    if (r->n - r->off < 4)
+        return em_err_set(err, EM_ECORRUPT, "sql stage: truncated blob");
+    memcpy(v, r->p + r->off, 4);
+    r->off += 4;
+    return 0;
+}
+
+static int rd_str(stage_rd *r, em_arena *a, const char **s, em_err *err)
+{
+    uint32_t n;
+    int rc = rd_u32(r, &n, err);
+    if (rc < 0)
+        return rc;
+    if (n > r->n - r->off)
+        return em_err_set(err, EM_ECORRUPT, "sql stage: truncated blob");
+    char *c = em_arena_alloc(a, (size_t)n + 1);
+    if (c == NULL)
+        return em_err_set(err, EM_ENOMEM, "sql stage: out of memory");
+    memcpy(c, r->p + r->off, n);
+    c[n] = '\0';
+    r->off += n;
+    *s = c;
+    return 0;
+}
+
+uint64_t em__sql_hash_row(const em_sql_value *v, uint32_t n)
+{
+    uint64_t h = 0x12345;
+    for (uint32_t i = 0; i < n; i++)
+        h = em__sql_hash(&v[i], h);
+    return h;
+}
+
+/* Decodes rows of width w from p[0..n) (text copied into the arena) onto r. */
+static int push_rows(sql_exec *x, sql_rel *r, const uint8_t *p, size_t n, bool one,
+                     em_err *err)
+{
+    em_sql_value *row = em_arena_alloc(x->arena, (r->width + 1) * sizeof *row);
+    size_t off = 0;
+    if (row == NULL)
+        return em_err_set(err, EM_ENOMEM, "sql stage: out of memory");
+    while (off < n) {
+        for (uint32_t c = 0; c < r->width; c++) {
+            size_t used;
+            int rc = em__sql_value_read(x->arena, p + off, n - off, &row[c], &used, err);
+            if (rc < 0)
+                return rc;
+            off += used;
+        }
+        if (em__sql_rel_push(x, r, row) < 0)
+            return em_err_set(err, EM_ENOMEM, "sql stage: out of memory");
+        if (one && off != n)
+            return em_err_set(err, EM_ECORRUPT, "sql stage: %zu bytes after a row", n - off);
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- CSV ranges */
+typedef struct csv_src {
+    sql_csv_spec sp;
+    uint32_t acc;
+} csv_src;
+
+static int rd_csv(stage_rd *r, em_arena *a, csv_src *cs, em_err *err)
+{
+    uint32_t nc;
+    uint8_t f[4];
+    int rc;
+    memset(cs, 0, sizeof *cs);
+    if ((rc = rd_str(r, a, &cs->sp.path, err)) < 0 || (rc = rd_str(r, a, &cs->sp.table, err)) < 0 ||
+        (rc = rd_u32(r, &nc, err)) < 0)
+        return rc;
+    if (nc == 0 || nc > 4096)
+        return em_err_set(err, EM_ECORRUPT, "sql stage: bad column count %u", nc);
+    uint8_t *types = em_arena_alloc(a, nc);
+    const char **names = em_arena_alloc(a, nc * sizeof *names);
+    if (types == NULL || names == NULL)
+        return em_err_set(err, EM_ENOMEM, "sql stage: out of memory");
+    for (uint32_t c = 0; c < nc; c++)
+        if ((rc = rd_u8(r, &types[c], err)) < 0 || (rc = rd_str(r, a, &names[c], err)) < 0)
+            return rc;
+    for (int i = 0; i < 4; i++)
+        if ((rc = rd_u8(r, &f[i], err)) < 0)
+            return rc;
+    cs->sp.ncols = nc;
+    cs->sp.types = types;
+    cs->sp.cols = names;
+    cs->sp.delim = (char)f[0];
+    cs->sp.header = f[1] != 0;
+    cs->sp.multiline = f[2] != 0;
+    cs->sp.skip_bad = f[3] != 0;
+    return rd_u32(r, &cs->acc, err);
+}
+
+int em__sql_csv_spec_encode(em_vbuf *b, const sql_csv_spec *sp, uint32_t acc)
+{
+    int rc = 0;
+    const char *strs[2] = {sp->path, sp->table};
+    for (int i = 0; i < 2 && rc == 0; i++)
+        if ((rc = em_vbuf_append_u32le(b, (uint32_t)strlen(strs[i]))) == 0)
+            rc = em_vbuf_append(b, strs[i], strlen(strs[i]));
+    if (rc == 0)
+        rc = em_vbuf_append_u32le(b, sp->ncols);
+    for (uint32_t c = 0; c < sp->ncols && rc == 0; c++)
+        if ((rc = em_vbuf_append(b, &sp->types[c], 1)) == 0 &&
+            (rc = em_vbuf_append_u32le(b, (uint32_t)strlen(sp->cols[c]))) == 0)
+            rc = em_vbuf_append(b, sp->cols[c], strlen(sp->cols[c]));
+    uint8_t f[4] = {(uint8_t)sp->delim, sp->header, sp->multiline, sp->skip_bad};
+    if (rc == 0 && (rc = em_vbuf_append(b, f, 4)) == 0)
+        rc = em_vbuf_append_u32le(b, acc);
+    return rc;
+}
+
+typedef struct csv_sink {
+    sql_exec *x;
+    sql_rel *r;
+} csv_sink;
+
+static int csv_row(void *ud, const em_sql_value *row)
+{
+    csv_sink *k = ud;
+    return em__sql_rel_push(k->x, k->r, row);
+}
+
+/* Parses byte range [start, end) of the file (mapped, so a range reads only its pages). */
+static int csv_range(sql_exec *x, const csv_src *cs, sql_rel *r, uint64_t start, uint64_t end,
+                     uint64_t *bad, em_err *err)
+{
+    int fd = open(cs->sp.path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    int rc;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        rc = em_err_set(err, em_errno_code_open(errno), "%s: cannot open: %s", cs->sp.path,
+                        strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return rc;
+    }
+    size_t n = (size_t)st.st_size;
+    if (n == 0 || start >= n) {
+        close(fd);
+        return 0;
+    }
+    void *m = mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED)
+        return em_err_set(err, EM_EIO, "%s: cannot map: %s", cs->sp.path, strerror(errno));
+    csv_sink k = {.x = x, .r = r};
+    rc = em__sql_csv_parse(&cs->sp, m, n, (size_t)start, end < n ? (size_t)end : n, x->arena,
+                           csv_row, &k, bad, err);
+    munmap(m, n);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- sql.stage */
+typedef struct stage {
+    sql_exec x;
+    em_sql_diag diag;
+    sql_rel *in[2];
+    em_task *task;
+    em_err *err;
+} stage;
+
+/* Points every P_REL leaf at its rows (broadcasts decoded once per id). */
+static int bind_inputs(stage *s, sql_plan *p, int depth)
+{
+    if (p == NULL)
+        return 0;
+    if (p->kind == P_REL) {
+        if (p->input < 2) {
+            if (s->in[p->input]->width != p->width)
+                return em_err_set(s->err, EM_ECORRUPT, "sql stage: input %u has width %u, not %u",
+                                  p->input, s->in[p->input]->width, p->width);
+            p->rel = s->in[p->input];
+            return 0;
+        }
+        em_slice v;
+        int rc = em_task_broadcast(s->task, p->input - 2, &v, s->err);
+        if (rc < 0)
+            return rc;
+        sql_rel *r = em_arena_alloc(s->x.arena, sizeof *r);
+        if (r == NULL)
+            return em_err_set(s->err, EM_ENOMEM, "sql stage: out of memory");
+        memset(r, 0, sizeof *r);
+        r->width = p->width;
+        p->rel = r;
+        return push_rows(&s->x, r, v.p, v.n, false, s->err);
+    }
+    int rc = bind_inputs(s, p->in, depth + 1);
+    return rc < 0 ? rc : bind_inputs(s, p->right, depth + 1);
+}
+
+static int read_inputs(stage *s, uint8_t src, const csv_src *cs, em_iter *it)
+{
+    em_rec rec;
+    int rc;
+    uint64_t bad = 0;
+    while ((rc = em_iter_next(it, &rec, s->err)) == 1) {
+        if (src == SRC_ROWS) {
+            if ((rc = push_rows(&s->x, s->in[0], rec.val.p, rec.val.n, true, s->err)) < 0)
+                return rc;
+        } else if (src == SRC_CSV) {
+            if (rec.val.n != 16)
+                return em_err_set(s->err, EM_ECORRUPT, "sql stage: bad CSV range record");
+            uint64_t a = (uint64_t)em_dec_i64(rec.val.p), b = (uint64_t)em_dec_i64(rec.val.p + 8);
+            if ((rc = csv_range(&s->x, cs, s->in[0], a, b, &bad, s->err)) < 0)
+                return rc;
+        } else {
+            em_slice lists[2];
+            bool has[2];
+            if ((rc = em_pair_decode(rec.val, &lists[0], &has[0], &lists[1], &has[1], s->err)) < 0)
+                return rc;
+            for (int side = 0; side < 2; side++) {
+                em_list_iter li;
+                em_slice item;
+                if (!has[side])
+                    continue;
+                if ((rc = em_list_iter_init(&li, lists[side], s->err)) < 0)
+                    return rc;
+                while ((rc = em_list_iter_next(&li, &item, s->err)) == 1)
+                    if ((rc = push_rows(&s->x, s->in[side], item.p, item.n, true, s->err)) < 0)
+                        return rc;
+                if (rc < 0)
+                    return rc;
+            }
+        }
+    }
+    if (rc == 0 && bad > 0 && cs->acc != 0)
+        em_task_acc_add_i64(s->task, cs->acc, (int64_t)bad);
+    return rc;
+}
+
+static int emit_rows(stage *s, const sql_rel *r, sql_expr **keys, uint32_t nkeys, bool keyed,
+                     em_emitter *out)
+{
+    em_vbuf b;
+    em_sql_value *kv = em_arena_alloc(s->x.arena, (nkeys + 1) * sizeof *kv);
+    int rc = 0;
+    if (kv == NULL)
+        return em_err_set(s->err, EM_ENOMEM, "sql stage: out of memory");
+    em_vbuf_init(&b);
+    for (size_t i = 0; i < r->n && rc == 0; i++) {
+        const em_sql_value *row = &r->v[i * r->width];
+        em_vbuf_clear(&b);
+        if (em_sql_row_encode(&b, row, r->width) < 0) {
+            rc = em_err_set(s->err, EM_ENOMEM, "sql stage: out of memory");
+            break;
+        }
+        if (!keyed) {
+            rc = em_emit_val(out, em_slice_make(b.data, b.len), s->err);
+            continue;
+        }
+        sql_env env = {.row = row};
+        for (uint32_t k = 0; k < nkeys && rc == 0; k++)
+            if (em__sql_eval(&s->x, keys[k], &env, &kv[k]) < 0)
+                rc = em_err_set(s->err, s->diag.err.code, "%s", s->diag.err.msg);
+        uint8_t h[8];
+        em_enc_i64(h, (int64_t)em__sql_hash_row(kv, nkeys));
+        if (rc == 0)
+            rc = em_emit_kv(out, em_slice_make(h, 8), em_slice_make(b.data, b.len), s->err);
+    }
+    em_vbuf_destroy(&b);
+    return rc;
+}
+
+static int stage_fn(const em_fn_ctx *c, uint32_t index, em_iter *it, em_emitter *out,
+                    em_err *err)
+{
+    (void)index;
+    em_arena a;
+    em_arena_init(&a, 64 * 1024);
+    stage s = {.x = {.arena = &a}, .task = c->task, .err = err};
+    s.x.diag = &s.diag;
+    stage_rd r = {.p = c->blob.p, .n = c->blob.n};
+    uint8_t src;
+    uint32_t w[2], nkeys;
+    csv_src cs = {0};
+    sql_expr **keys = NULL;
+    sql_plan *plan;
+    sql_rel *res;
+    size_t used;
+    int rc;
+    if ((rc = rd_u8(&r, &src, err)) < 0 || (rc = rd_u32(&r, &w[0], err)) < 0 ||
+        (rc = rd_u32(&r, &w[1], err)) < 0)
+        goto out;
+    if (src > SRC_CSV || w[0] == 0 || w[0] > 65536 || w[1] > 65536) {
+        rc = em_err_set(err, EM_ECORRUPT, "sql stage: bad header");
+        goto out;
+    }
+    if (src == SRC_CSV && (rc = rd_csv(&r, &a, &cs, err)) < 0)
+        goto out;
+    if ((rc = rd_u32(&r, &nkeys, err)) < 0)
+        goto out;
+    bool keyed = nkeys > 0;
+    nkeys -= keyed;
+    if (nkeys > r.n - r.off || (keys = em_arena_alloc(&a, (nkeys + 1) * sizeof *keys)) == NULL) {
+        rc = em_err_set(err, EM_ECORRUPT, "sql stage: bad key count");
+        goto out;
+    }
+    size_t keys_at = r.off;
+    for (uint32_t k = 0; k < nkeys; k++) { /* checked against the plan's width below */
+        if ((rc = em__sql_expr_decode(&a, r.p + r.off, r.n - r.off, &used, 65536, &keys[k],
+                                      err)) < 0)
+            goto out;
+        if (keys[k] == NULL) {
+            rc = em_err_set(err, EM_ECORRUPT, "sql stage: missing key");
+            goto out;
+        }
+        r.off += used;
+    }
+    if ((rc = em__sql_plan_decode(&a, r.p + r.off, r.n - r.off, &used, &plan, err)) < 0)
+        goto out;
+    if (r.off + used != r.n) {
+        rc = em_err_set(err, EM_ECORRUPT, "sql stage: %zu bytes after the plan", r.n - r.off - used);
+        goto out;
+    }
+    r.off = keys_at; /* the keys again, now with the output width known */
+    for (uint32_t k = 0; k < nkeys; k++) {
+        if ((rc = em__sql_expr_decode(&a, r.p + r.off, r.n - r.off, &used, plan->width,
+                                      &keys[k], err)) < 0)
+            goto out;
+        r.off += used;
+    }
+    for (int i = 0; i < 2; i++) {
+        if ((s.in[i] = em_arena_alloc(&a, sizeof *s.in[i])) == NULL) {
+            rc = em_err_set(err, EM_ENOMEM, "sql stage: out of memory");
+            goto out;
+        }
+        memset(s.in[i], 0, sizeof *s.in[i]);
+        s.in[i]->width = w[i];
+    }
+    if ((rc = read_inputs(&s, src, &cs, it)) < 0 || (rc = bind_inputs(&s, plan, 0)) < 0)
+        goto out;
+    if (em__sql_run(&s.x, plan, NULL, &res) < 0) {
+        rc = em_err_set(err, s.diag.err.code ? s.diag.err.code : EM_EINVAL, "%s", s.diag.err.msg);
+        goto out;
+    }
+    rc = emit_rows(&s, res, keys, nkeys, keyed, out);
+out:
+    em_arena_destroy(&a);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- sql.sort_key
+ * Blob: u32 width, u32 nsort, nsort x (u32 col, u8 desc). */
+static int sort_key_fn(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err)
+{
+    stage_rd r = {.p = c->blob.p, .n = c->blob.n};
+    uint32_t w, ns;
+    int rc;
+    if ((rc = rd_u32(&r, &w, err)) < 0 || (rc = rd_u32(&r, &ns, err)) < 0)
+        return rc;
+    if (w == 0 || w > 65536)
+        return em_err_set(err, EM_ECORRUPT, "sql sort key: bad width");
+    em_sql_value *row = em_malloc(w * sizeof *row);
+    em_vbuf b;
+    size_t used;
+    if (row == NULL)
+        return em_err_set(err, EM_ENOMEM, "sql sort key: out of memory");
+    em_vbuf_init(&b);
+    rc = em_sql_row_decode(in->val.p, in->val.n, row, w, &used, err);
+    for (uint32_t i = 0; i < ns && rc == 0; i++) {
+        uint32_t col;
+        uint8_t desc;
+        if ((rc = rd_u32(&r, &col, err)) < 0 || (rc = rd_u8(&r, &desc, err)) < 0)
+            break;
+        if (col >= w)
+            rc = em_err_set(err, EM_ECORRUPT, "sql sort key: column %u of %u", col, w);
+        else if (em_sql_key_encode(&b, &row[col], desc != 0) < 0)
+            rc = em_err_set(err, EM_ENOMEM, "sql sort key: out of memory");
+    }
+    if (rc == 0)
+        rc = em_emit_val(out, em_slice_make(b.data, b.len), err);
+    em_vbuf_destroy(&b);
+    em_free(row);
+    return rc;
+}
+
+int em_sql_register(void)
+{
+    static const em_fn_entry fns[] = {
+        {"sql.stage", EM_FN_PARTITION, EM_FN(stage_fn)},
+        {"sql.sort_key", EM_FN_MAP, EM_FN(sort_key_fn)},
+    };
+    return em_fn_register_table(fns, sizeof fns / sizeof fns[0]);
+}

@@ -412,7 +412,8 @@ static void slt_print(void *ud, const char *path, uint64_t line, const char *msg
         fprintf(stderr, "%s:%llu: %s\n", path, (unsigned long long)line, msg);
 }
 
-static int run_slt(int argc, char **argv, int first, const char *engine, unsigned show)
+static int run_slt(int argc, char **argv, int first, const char *engine, unsigned show,
+                   em_context *sc)
 {
     em_sql_slt_stats total = {0};
     int status = EM_CLI_OK;
@@ -420,7 +421,7 @@ static int run_slt(int argc, char **argv, int first, const char *engine, unsigne
     for (int i = first; i < argc; i++) {
         em_sql_slt_stats st = {0};
         slt_report rep = {.max = show};
-        em_sql_slt_opts o = {.engine = engine, .report = slt_print, .ud = &rep};
+        em_sql_slt_opts o = {.engine = engine, .report = slt_print, .ud = &rep, .sc = sc};
         em_err err = EM_ERR_INIT;
         double t1 = em_now_s();
         if (em_sql_slt_run(argv[i], &o, &st, &err) < 0) {
@@ -483,6 +484,29 @@ static const char *take(const char *flag, int argc, char **argv, int *i, bool *m
     if (*m)
         (*i)--;
     return v;
+}
+
+/* An engine context for the distributed path when --master or --conf is given (*sc NULL
+ * otherwise); EM_CLI_OK or the exit status. */
+static int make_context(const char *master, const char *const *confs, int nconfs,
+                        em_context **sc)
+{
+    em_err err = EM_ERR_INIT;
+    *sc = NULL;
+    if (master == NULL && nconfs == 0)
+        return EM_CLI_OK;
+    const char *const defaults[] = {"ember.master", "local[2]",
+                                    "ember.ui.showConsoleProgress", "false", NULL};
+    const char *const overrides[] = {"ember.master", master, NULL};
+    int status;
+    em_conf *conf = em__cli_job_conf(PREFIX, defaults, confs, nconfs, overrides, &status);
+    if (conf == NULL)
+        return status;
+    *sc = em_context_new(conf, &err);
+    em_conf_free(conf);
+    if (*sc == NULL)
+        return em__cli_fail(PREFIX, "%s", err.msg);
+    return EM_CLI_OK;
 }
 
 int em__cli_sql(int argc, char **argv)
@@ -563,23 +587,19 @@ int em__cli_sql(int argc, char **argv)
         }
         if (n == slt_first)
             return em__cli_usage_error(PREFIX, "ember sql", "--slt: expected one or more files");
-        return run_slt(n, argv, slt_first, engine, (unsigned)show);
+        em_context *sc;
+        int st = make_context(master, confs, nconfs, &sc);
+        if (st != EM_CLI_OK)
+            return st;
+        st = run_slt(n, argv, slt_first, engine, (unsigned)show, sc);
+        em_context_free(sc);
+        return st;
     }
     em_err err = EM_ERR_INIT;
-    em_context *sc = NULL;
-    if (master != NULL || nconfs > 0) { /* an engine context for the distributed path */
-        const char *const defaults[] = {"ember.master", "local[2]",
-                                        "ember.ui.showConsoleProgress", "false", NULL};
-        const char *const overrides[] = {"ember.master", master, NULL};
-        int status;
-        em_conf *conf = em__cli_job_conf(PREFIX, defaults, confs, nconfs, overrides, &status);
-        if (conf == NULL)
-            return status;
-        sc = em_context_new(conf, &err);
-        em_conf_free(conf);
-        if (sc == NULL)
-            return em__cli_fail(PREFIX, "%s", err.msg);
-    }
+    em_context *sc;
+    int st = make_context(master, confs, nconfs, &sc);
+    if (st != EM_CLI_OK)
+        return st;
     if ((sh.s = em_sql_session_new(&err)) == NULL) {
         em_context_free(sc);
         return em__cli_fail(PREFIX, "%s", err.msg);

@@ -406,6 +406,8 @@ int em_sql_slt_run(const char *path, const em_sql_slt_opts *opts, em_sql_slt_sta
         em_free(b);
         return EM_ENOMEM;
     }
+    if (opts != NULL)
+        em_sql_session_set_context(t.s, opts->sc);
     if ((rc = run_all(&t)) < 0)
         em_err_set(err, rc, "%s: out of memory", path);
     em_sql_session_free(t.s);

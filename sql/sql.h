@@ -174,6 +174,9 @@ typedef struct em_sql_slt_opts {
     const char *engine;
     void (*report)(void *ud, const char *path, uint64_t line, const char *msg);
     void *ud;
+    /* An engine context for the script's session (em_sql_session_set_context), so that
+     * ember.sql.forceDistributed runs its queries on the distributed path; NULL = local. */
+    struct em_context *sc;
 } em_sql_slt_opts;
 typedef struct em_sql_slt_stats {
     uint64_t passed, failed, skipped;

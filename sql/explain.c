@@ -122,7 +122,11 @@ static int node_line(const sql_plan *p, em_vbuf *b)
     switch (p->kind) {
     case P_ONEROW: return em_vbuf_printf(b, "OneRow");
     case P_SCAN:
-        rc = em_vbuf_printf(b, "Scan %s (%zu rows)", p->label, p->table->nrows);
+        if (!p->table->loaded && p->table->csv_path) /* scanned by executors */
+            rc = em_vbuf_printf(b, "Scan %s (csv, %llu bytes)", p->label,
+                                (unsigned long long)p->table->csv_bytes);
+        else
+            rc = em_vbuf_printf(b, "Scan %s (%zu rows)", p->label, p->table->nrows);
         break;
     case P_SUBQ: rc = em_vbuf_printf(b, "Subquery %s", p->label); break;
     case P_FILTER: rc = em_vbuf_printf(b, "Filter"); break;

@@ -4,7 +4,7 @@
 # with joins (broadcast and shuffle), GROUP BY, ORDER BY, LIMIT, in local[2] and
 # local-cluster[2,1] with ember.sql.forceDistributed; bad CSV rows are errors naming file
 # and line, or skipped with mode 'dropmalformed'; select1.test of the sqllogictest pack
-# passes 100% on the distributed path.
+# passes 100% on the distributed path (its first 200 records in local-cluster[2,1] too).
 set -euo pipefail
 build=$(cd "${1:?usage: test_sql_dist.sh BUILD_DIR}" && pwd)
 src=$(cd "$(dirname "$0")/../.." && pwd)
@@ -77,6 +77,11 @@ done
 out=$("$ember" sql --no-timer --format tsv -f <(head -2 "$tmp/q.sql"; echo "EXPLAIN SELECT count(*) FROM users;"))
 grep -q 'Distributed path' <<<"$out" && fail "small input without a context took the distributed path"
 
+rc=0
+"$ember" sql --conf ember.sql.forceDistributed=maybe --no-timer -e "SELECT 1" >/dev/null 2>"$tmp/err" || rc=$?
+[ "$rc" = 1 ] && grep -q "ember.sql.forceDistributed: expected true or false, got 'maybe'" "$tmp/err" ||
+    fail "bad ember.sql.forceDistributed: exit $rc: $(cat "$tmp/err")"
+
 # ---- bad rows: an error naming file and line, or skipped with mode 'dropmalformed'
 { cat "$tmp/events.csv"; echo "7,1,oops,2024-01-02"; echo "8,1,2.5,2024-01-03"; } >"$tmp/bad.csv"
 bad="CREATE TABLE b (userId INTEGER, action INTEGER, amount DOUBLE, day DATE) USING csv
@@ -106,6 +111,12 @@ if [ -f "$pack" ]; then
           --slt-show 3 2>"$tmp/slt.err" | tail -1)
     grep -q '^total: 1031 passed, 0 failed' <<<"$out" ||
         fail "select1.test distributed: $out $(grep -v 'ember warn' "$tmp/slt.err" | head -3)"
+    # its first 200 records (tables, inserts, queries) in local-cluster[2,1] as well
+    awk 'BEGIN { RS = ""; ORS = "\n\n" } NR <= 200' "$tmp/slt/select1.test" >"$tmp/slt/s1head.test"
+    out=$(cd "$tmp/slt" && "$ember" sql --master 'local-cluster[2,1]' --conf ember.sql.forceDistributed=true \
+          --slt s1head.test --slt-show 3 2>"$tmp/slt.err" | tail -1)
+    grep -q '^total: 200 passed, 0 failed' <<<"$out" ||
+        fail "select1.test head in local-cluster[2,1]: $out $(grep -v 'ember warn' "$tmp/slt.err" | head -3)"
 else
     echo "SKIP: $pack not found (select1.test on the distributed path)"
 fi

@@ -1,11 +1,12 @@
 /* sql/sql.h - ember's SQL front end: a session holding typed in-memory tables, statements
  * parsed, planned and executed, results as typed rows, and the sqllogictest runner.
  *
- * WHAT RUNS WHERE (docs/sql.md): every statement runs today on the local path of the
- * driver (sql/exec_local.c): materialized rows in the statement's arena, no scheduler and no
- * files. The logical plan (sql/plan.c) does not depend on that executor, and the row codec
- * and the sortable key encoding below are the formats distributed stages will ship, so a
- * distributed executor can be added beside the local one.
+ * WHAT RUNS WHERE (docs/sql.md): a statement runs on the local path of the driver
+ * (sql/exec_local.c: materialized rows in the statement's arena, no scheduler, no files)
+ * unless the session has an engine context (em_sql_session_set_context) and its input is
+ * larger than ember.sql.localThreshold (or ember.sql.forceDistributed is set): then it runs
+ * as engine stages (sql/exec_dist.c) whose tasks ship rows in the row codec below and run
+ * the local executor's code over each partition (sql/dist_fns.c).
  *
  * THREADS: a session is used by one thread at a time (one thread per object). The codec
  * functions may be called from any thread.
@@ -184,10 +185,10 @@ typedef struct em_sql_slt_stats {
 int em_sql_slt_run(const char *path, const em_sql_slt_opts *opts, em_sql_slt_stats *st,
                    em_err *err);
 
-/* Registers SQL's task functions with the engine (engine/plan/fn.h), on the driver and on
- * every executor, before any plan is decoded; the `ember` command calls it at start.
- * SQL has no distributed operators yet (docs/sql.md), so there is nothing to register and it
- * returns 0; the call is wired so that adding them needs no change outside sql/. */
+/* Registers SQL's task functions with the engine (engine/plan/fn.h: sql.stage, sql.sort_key),
+ * on the driver and on every executor, before any plan is decoded and before em_context_new
+ * of a context the distributed path uses; the `ember` command calls it at start. Idempotent.
+ * Returns 0 or a negative EM_E* code. Any thread, before contexts exist. */
 int em_sql_register(void);
 
 #endif

@@ -1,11 +1,14 @@
 /* sql/sql_int.h - internals shared by the files of sql/: tokens (lex.c), the syntax tree
  * (parse.c), value operations (value.c), expression evaluation (expr.c), the logical plan
- * (plan.c), the local executor (exec_local.c) and tables (catalog.c).
+ * (plan.c), the local executor (exec_local.c), tables (catalog.c), CSV (csv.c), and the
+ * distributed path: stage plans as bytes (serial.c), task functions (dist_fns.c), the
+ * driver's executor (exec_dist.c).
  *
  * MEMORY: everything of one statement (tokens, tree, plan, intermediate rows, result rows)
  * lives in one em_arena that the statement's result takes over; tables keep their rows in
  * their own arena. Nothing in a statement arena is freed one by one.
- * THREADS: one statement runs on one thread. */
+ * THREADS: one statement runs on one thread; a distributed task decodes its own copy of a
+ * stage plan into its own arena. */
 #ifndef EMBER_SQL_INT_H
 #define EMBER_SQL_INT_H
 

@@ -7,6 +7,7 @@
 #   make demo      : build, generate data under build/demo/, run wordcount and pagerank
 #   make bench     : build, run bench/*.sh (needs ../shared/tools/measure.py)
 #   make bench-ml  : build, run the MLlib clustering/decomposition benchmarks (issue 13)
+#   make bench-sql : build, TPC-H-shaped Q1/Q3/Q6 and the sqllogictest pack beside sqlite3
 #   make fuzz      : libFuzzer runs of tests/fuzz/fuzz_*.c, FUZZ_SECONDS each (default 30;
 #                    CI: FUZZ_SECONDS=5); needs clang with libFuzzer (libclang-rt-dev)
 #   make deps      : install the Debian packages the build needs (as root), or say how
@@ -33,7 +34,7 @@ DEB_PACKAGES := cmake pkg-config gcc make libuv1-dev libjansson-dev libzstd-dev 
 # standalone test), bc (timing arithmetic), procps (pgrep/pkill for executor processes).
 CHECK_PACKAGES := $(DEB_PACKAGES) python3 bc procps
 
-.PHONY: all deps build build-default check demo bench bench-als bench-ml fuzz format install clean
+.PHONY: all deps build build-default check demo bench bench-als bench-ml bench-sql fuzz format install clean
 
 all: build
 
@@ -115,6 +116,11 @@ bench-als: build
 # beside scipy (bench/ml_*.sh).
 bench-ml: build
 	@set -e; for b in bench/ml_kmeans.sh bench/ml_pca.sh bench/ml_svd.sh bench/ml_lr.sh bench/ml_glm.sh bench/ml_nb.sh bench/ml_mlp.sh; do echo "== $$b"; bash "$$b" "$(BUILD)"; done
+
+# Issue 14's SQL benchmark: TPC-H-shaped Q1, Q3, Q6 at scale 1 in ember (local[2] and
+# local-cluster[2,1]) beside sqlite3, and the sqllogictest pack's time beside sqlite3's.
+bench-sql: build
+	@bash bench/sql_tpch.sh "$(BUILD)"
 
 FUZZ_PACKAGES := $(DEB_PACKAGES) clang libclang-rt-dev
 fuzz:

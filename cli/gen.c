@@ -37,6 +37,9 @@
 #include "mllib/linalg/gen.h"
 #include "mllib/linear/glm.h"
 #include "mllib/linear/linear.h"
+#ifdef EMBER_HAVE_SQL
+#include "sql/tpch.h"
+#endif
 
 #define GEN_CHUNK_BYTES       ((size_t)4 << 20)
 #define GEN_GRAPH_CHUNK_EDGES 1000000u
@@ -557,6 +560,7 @@ void em__cli_gen_help(FILE *f, const char *what)
                    "  ember gen counts  --rows N --cols D --classes K --nnz Z --out FILE\n"
                    "  ember gen classif --rows N --dim D [--sparse --nnz Z] --out FILE\n"
                    "  ember gen regression --rows N --dim D [--family F] --out FILE\n"
+                   "  ember gen tpch    --sf N --out DIR [--seed S] [--delimiter C] [--threads T]\n"
                    "\n"
                    "Run 'ember gen text --help' (graph, records, ratings, blobs, sparse) for\n"
                    "details.\n");
@@ -624,6 +628,10 @@ int em__cli_gen(int argc, char **argv)
         return em_gen_classif_cli_main(argc - 1, argv + 1);
     if (!strcmp(argv[1], "regression"))   /* mllib/linear/gen_reg.c */
         return em_gen_regression_cli_main(argc - 1, argv + 1);
+#ifdef EMBER_HAVE_SQL
+    if (!strcmp(argv[1], "tpch"))   /* TPC-H-shaped tables: sql/tpch.c */
+        return em_sql_tpch_cli_main(argc - 1, argv + 1);
+#endif
     if (strcmp(argv[1], "text") != 0 && strcmp(argv[1], "graph") != 0 &&
         strcmp(argv[1], "records") != 0)
         return em__cli_usage_error("ember gen", "ember gen", "unknown generator '%s'", argv[1]);

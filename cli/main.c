@@ -95,7 +95,7 @@ static int help_command(int argc, char **argv)
         return em__cli_usage_error("ember help", "ember", "unknown command '%s'", argv[1]);
     if (strcmp(c->name, "gen") == 0 && argc >= 3) {
         if (!strcmp(argv[2], "ratings") || !strcmp(argv[2], "blobs") ||
-            !strcmp(argv[2], "sparse")) {   /* MLlib's generators print their own help */
+            !strcmp(argv[2], "sparse") || !strcmp(argv[2], "tpch")) {   /* their own help */
             char *hv[] = {"gen", argv[2], "--help", NULL};
             return em__cli_gen(3, hv);
         }

@@ -21,6 +21,7 @@
 
 #include "cli/cli.h"
 #include "sql/sql.h"
+#include "sql/sql_ml.h"
 
 #define PREFIX "ember sql"
 
@@ -467,6 +468,10 @@ void em__cli_sql_help(FILE *f)
             "  --slt FILE...      run sqllogictest scripts; print 'N passed, N failed' each\n"
             "  --slt-engine NAME  engine name for skipif/onlyif (default: ember)\n"
             "  --slt-show N       print the first N failures of each file (default 10)\n"
+            "  --export-libsvm DIR --label COL [--features A,B] [--nulls error|skip|nan]\n"
+            "                     [--table NAME=PATH] [--sql-init FILE] [--mapping FILE]\n"
+            "                     [--conf K=V]: write the rows of -e/-f's last query as\n"
+            "                     LIBSVM part files (docs/sql-ml.md)\n"
             "  --help, -h         show this help and exit\n");
 }
 
@@ -486,6 +491,9 @@ int em__cli_sql(int argc, char **argv)
     uint64_t show = 10;
     int slt_first = -1;
     bool m;
+    for (int i = 1; i < argc; i++)   /* a query exported for MLlib (docs/sql-ml.md) */
+        if (!strncmp(argv[i], "--export-libsvm", 15))
+            return em_sql_ml_export_main(argc, argv);
     for (int i = 1; i < argc; i++) {
         if (em__cli_is_help(argv[i])) {
             em__cli_sql_help(stdout);

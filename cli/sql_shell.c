@@ -469,9 +469,9 @@ void em__cli_sql_help(FILE *f)
             "  --slt-engine NAME  engine name for skipif/onlyif (default: ember)\n"
             "  --slt-show N       print the first N failures of each file (default 10)\n"
             "  --export-libsvm DIR --label COL [--features A,B] [--nulls error|skip|nan]\n"
-            "                     [--table NAME=PATH] [--sql-init FILE] [--mapping FILE]\n"
-            "                     [--conf K=V]: write the rows of -e/-f's last query as\n"
-            "                     LIBSVM part files (docs/sql-ml.md)\n"
+            "                     [--drop-last] [--table NAME=PATH] [--sql-init FILE]\n"
+            "                     [--mapping FILE] [--conf K=V]: write the rows of -e/-f's\n"
+            "                     last query as LIBSVM part files (docs/sql-ml.md)\n"
             "  --help, -h         show this help and exit\n");
 }
 

@@ -61,6 +61,7 @@ typedef struct em_ml_cli_sql {
     const char *tables[EM_ML_CLI_MAX_TABLES];  /* --table NAME=PATH */
     uint32_t ntables;
     int nulls;                   /* --nulls: 0 error, 1 skip, 2 nan (em_sql_ml_nulls) */
+    bool drop_last;              /* --drop-last: one-hot columns drop their rarest value */
     double split;                /* --split F: share of the rows held out (0 = none) */
     uint64_t split_seed;         /* --split-seed N (default 42) */
     void *state;                 /* the source's (the feature mapping), until context_free */

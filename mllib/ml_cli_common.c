@@ -55,7 +55,9 @@ void em_ml_cli_common_help(const em_ml_cli *c, FILE *f)
           "  --sql-init FILE       with --sql: run FILE's statements first (CREATE TABLE ...\n"
           "                        USING csv OPTIONS (path '...')); repeatable\n"
           "  --features A,B,...    with --sql: the feature columns (default: all but --label)\n"
-          "  --nulls P             with --sql: error (default), skip (the row) or nan\n",
+          "  --nulls P             with --sql: error (default), skip (the row) or nan\n"
+          "  --drop-last           with --sql: one-hot columns leave out their least\n"
+          "                        frequent value (no collinearity with the intercept)\n",
           f);
     if (c->ro.format == EM_ML_AUTO)
         fputs("  --format F            libsvm, csv or tsv (csv/tsv: a header line; default: by\n"
@@ -197,7 +199,10 @@ static int sql_opt(em_ml_cli *c, int argc, char **argv, int *i, bool *bad, const
     static const char *const nulls[] = {"error", "skip", "nan", NULL};
     em_ml_cli_sql *q = &c->sql;
     bool test = (c->flags & EM_ML_CLI_TEST) != 0;
-    if ((*v = em_ml_cli_value(c, "--sql", argc, argv, i, bad)))
+    if (!strcmp(argv[*i], "--drop-last")) {
+        q->drop_last = true;
+        *v = argv[*i];
+    } else if ((*v = em_ml_cli_value(c, "--sql", argc, argv, i, bad)))
         q->query = *v;
     else if (test && (*v = em_ml_cli_value(c, "--test-sql", argc, argv, i, bad)))
         q->test_query = *v;
@@ -324,15 +329,16 @@ int em_ml_cli_finish(em_ml_cli *c)
 {
     const em_ml_cli_sql *q = &c->sql;
     if (!c->train && !q->query)
-        return em_ml_cli_usage(c, "--train PATH or --sql QUERY is required");
+        return em_ml_cli_usage(c, "--train PATH is required (or --sql QUERY)");
     if (c->train && q->query)
         return em_ml_cli_usage(c, "--train and --sql are two sources of the training rows: "
                                   "give one");
     if (q->query)
         return finish_sql(c);
-    if (q->test_query || q->features || q->ninit || q->ntables || q->split > 0 || q->nulls)
-        return em_ml_cli_usage(c, "--test-sql, --features, --sql-init, --table, --nulls and "
-                                  "--split go with --sql");
+    if (q->test_query || q->features || q->ninit || q->ntables || q->split > 0 || q->nulls ||
+        q->drop_last)
+        return em_ml_cli_usage(c, "--test-sql, --features, --sql-init, --table, --nulls, "
+                                  "--drop-last and --split go with --sql");
     if (c->ro.format == EM_ML_AUTO) {
         size_t n = strlen(c->train);
         bool svm = (n > 7 && !strcmp(c->train + n - 7, ".libsvm")) ||

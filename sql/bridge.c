@@ -9,16 +9,14 @@
 #include <unistd.h>
 
 #include "sql/bridge_int.h"
+#include "sql/sql_int.h"
 
 /* ---------------------------------------------------------------- datasets */
 
-/* The one place a result becomes rows on the engine: today the local executor's result,
- * parallelized (em_sql_result_to_rdd); a distributed executor's result rdd goes here. */
-static int result_dataset(em_context *sc, const em_sql_result *r, uint32_t nparts,
-                          em_sql_dataset *out, em_err *err)
+/* Fills out's schema from r (a result; its rows are not read). */
+static void take_schema(const em_sql_result *r, em_sql_dataset *out)
 {
     uint32_t n = em_sql_result_ncols(r);
-    out->sc = sc;
     out->ncols = n;
     out->names = em_xcalloc((size_t)n + 1, sizeof *out->names);
     out->types = em_xcalloc((size_t)n + 1, sizeof *out->types);
@@ -26,51 +24,94 @@ static int result_dataset(em_context *sc, const em_sql_result *r, uint32_t npart
         out->names[i] = em_xstrdup(em_sql_result_col_name(r, i));
         out->types[i] = em_sql_result_col_type(r, i);
     }
-    out->rows = em_sql_result_to_rdd(sc, r, nparts, err);
+}
+
+/* Runs the query statement sql[0..len) and makes its rows a dataset: the one place a
+ * result becomes rows on the engine. Today the local executor's result is parallelized
+ * (em_sql_result_to_rdd). With the distributed executor's entry point (sqla's
+ * em_sql_query_rdd(s, sc, sql, len, &schema, diag): the rows as a dataset and a row-less
+ * result as the schema) the body is that call, take_schema(schema) and out->rows = its
+ * dataset. */
+static int query_rows(em_context *sc, em_sql_session *s, const char *sql, size_t len,
+                      uint32_t nparts, em_sql_dataset *out, em_sql_diag *diag)
+{
+    em_sql_result *r = NULL;
+    size_t used = 0;
+    int rc = em_sql_exec(s, sql, len, &used, &r, diag);
+    if (rc < 0)
+        return rc;
+    if (!r || em_sql_result_ncols(r) == 0) {
+        em_sql_result_free(r);
+        return em_err_set(&diag->err, EM_EINVAL, "the last statement returns no rows (a "
+                          "SELECT is expected)");
+    }
+    out->sc = sc;
+    take_schema(r, out);
+    out->rows = em_sql_result_to_rdd(sc, r, nparts, &diag->err);
+    em_sql_result_free(r);
     if (!out->rows)
-        return err->code ? err->code : EM_ENOMEM;
+        return diag->err.code ? diag->err.code : EM_ENOMEM;
     const em_err *re = em_rdd_error(out->rows);
     if (re) {
-        *err = *re;
+        diag->err = *re;
         return re->code;
     }
     return 0;
 }
 
+/* Whether nothing but blanks, comments and ';' follows the statement at sql[0..len):
+ * *end = the statement's bytes. */
+static bool is_last(const char *sql, size_t len, size_t *end)
+{
+    em_arena a;
+    em_sql_diag d;
+    size_t ntok = 0, e2 = 0;
+    bool last = false;
+    em_arena_init(&a, 4096);
+    *end = len;
+    if (em__sql_lex(&a, sql, len, &ntok, end, &d) != NULL) {
+        last = true;
+        for (size_t off = *end; last && off < len; off += e2) {
+            em_arena_reset(&a);   /* reusable: reset keeps the chunk size */
+            sql_tok *t = em__sql_lex(&a, sql + off, len - off, &ntok, &e2, &d);
+            last = t && (t[0].kind == TK_EOF || (t[0].kind == TK_OP && !strcmp(t[0].text, ";")));
+            if (e2 == 0)
+                break;
+        }
+    }
+    em_arena_reset(&a);
+    return last;
+}
+
 int em_sql_query_dataset(em_context *sc, em_sql_session *s, const char *sql, uint32_t nparts,
                          em_sql_dataset *out, em_sql_diag *diag)
 {
-    size_t len = strlen(sql), off = 0;
-    em_sql_result *last = NULL;
+    size_t len = strlen(sql), off = 0, end;
     memset(out, 0, sizeof *out);
     memset(diag, 0, sizeof *diag);
     diag->pos = -1;
     while (off < len) {
-        em_sql_result *r = NULL;
-        size_t used = 0;
-        int rc = em_sql_exec(s, sql + off, len - off, &used, &r, diag);
+        int rc;
+        if (is_last(sql + off, len - off, &end))
+            rc = query_rows(sc, s, sql + off, len - off, nparts, out, diag);
+        else {   /* a statement before the query: CREATE TABLE ... */
+            em_sql_result *r = NULL;
+            size_t used = 0;
+            rc = em_sql_exec(s, sql + off, len - off, &used, &r, diag);
+            em_sql_result_free(r);
+            end = used ? used : len - off;
+        }
         if (rc < 0) {
             if (diag->pos >= 0)
                 diag->pos += (int64_t)off;
-            em_sql_result_free(last);
+            em_sql_dataset_release(out);
             return rc;
         }
-        off += used ? used : len - off;
-        if (r) {
-            em_sql_result_free(last);
-            last = r;
-        }
+        if (out->rows)
+            return 0;
+        off += end;
     }
-    if (!last || em_sql_result_ncols(last) == 0) {
-        em_sql_result_free(last);
-        return em_err_set(&diag->err, EM_EINVAL, "the last statement returns no rows (a "
-                          "SELECT is expected)");
-    }
-    int rc = result_dataset(sc, last, nparts, out, &diag->err);
-    em_sql_result_free(last);
-    if (rc < 0)
-        em_sql_dataset_release(out);
-    return rc;
+    return em_err_set(&diag->err, EM_EINVAL, "no query (a SELECT is expected)");
 }
 
 void em_sql_dataset_release(em_sql_dataset *d)
@@ -249,6 +290,7 @@ int em_sql_ml_fit(const em_sql_dataset *d, const em_sql_ml_opts *o, em_sql_ml_en
     uint32_t *scols = em_xcalloc((size_t)d->ncols + 1, sizeof *scols), ns = 0;
     bool any_text = false;
     e->nulls = (uint8_t)o->nulls;
+    e->drop_last = o->drop_last;
     e->split_fraction = o->split_fraction;
     e->split_seed = o->split_seed;
     int rc = bind_columns(d, o, e, cols, err);
@@ -395,6 +437,8 @@ json_t *em_sql_ml_encoding_json(const em_sql_ml_encoding *e)
     json_object_set_new(o, "dim", json_integer(e->dim));
     json_object_set_new(o, "layout", json_string(e->sparse ? "sparse" : "dense"));
     json_object_set_new(o, "nulls", json_string(nulls[e->nulls % 3]));
+    if (e->drop_last)
+        json_object_set_new(o, "drop_last", json_true());
     if (e->split_fraction > 0) {
         json_object_set_new(o, "split_fraction", json_real(e->split_fraction));
         json_object_set_new(o, "split_seed", json_integer((json_int_t)e->split_seed));

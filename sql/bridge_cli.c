@@ -248,6 +248,7 @@ static int cli_load(em_ml_cli *c, em_context *sc, em_ml_data *train, em_ml_data 
     em_sql_ml_opts o = {.label = c->ro.label, .features = (const char *const *)feats,
                         .nfeatures = nf, .nulls = (em_sql_ml_nulls)q->nulls,
                         .layout = c->ro.dense ? EM_SQL_ML_DENSE : EM_SQL_ML_AUTO,
+                        .drop_last = q->drop_last,
                         .split_fraction = test ? q->split : 0, .split_seed = q->split_seed};
     int rc = 0;
     if (em_sql_ml_register() < 0)

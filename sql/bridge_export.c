@@ -17,6 +17,7 @@ typedef struct export_opts {
     const char *tables[MAXV], *init[MAXV], *confs[MAXV];
     uint32_t ntables, ninit, nconfs, nparts;
     int nulls;
+    bool drop_last;
 } export_opts;
 
 static int usage(const char *fmt, ...) EM_PRINTF(1, 2);
@@ -94,6 +95,8 @@ static int parse(export_opts *o, int argc, char **argv)
                 return usage("--nulls: unknown value '%s' (one of: error, skip, nan)", v);
         } else if (!strcmp(a, "--no-timer"))
             continue;
+        else if (!strcmp(a, "--drop-last"))
+            o->drop_last = true;
         else if (!miss)
             return usage("unknown option '%s' with --export-libsvm", a);
         if (miss)
@@ -166,7 +169,8 @@ static int run(const export_opts *o, em_context *sc, em_sql_session *s, em_err *
         err->code = 0;   /* printed */
     }
     em_sql_ml_opts mo = {.label = o->label, .features = o->features ? fs : NULL,
-                         .nfeatures = nf, .nulls = (em_sql_ml_nulls)o->nulls};
+                         .nfeatures = nf, .nulls = (em_sql_ml_nulls)o->nulls,
+                         .drop_last = o->drop_last};
     char *mapping = o->mapping ? NULL : em_xasprintf("%s/_features.json", o->dir);
     if (rc == 0)
         rc = em_sql_ml_export_libsvm(&d, &mo, o->dir, o->mapping ? o->mapping : mapping, err);

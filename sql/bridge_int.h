@@ -15,7 +15,8 @@ typedef struct sml_col {
     uint8_t type;          /* em_sql_type declared by the query */
     bool text;             /* indexed: TEXT features one-hot, a TEXT label its index */
     uint32_t first;        /* first feature index (features only) */
-    uint32_t width;        /* features taken: 1, or nvals for a one-hot column */
+    uint32_t width;        /* features taken: 1, or nvals (nvals - 1 with drop_last) for
+                              a one-hot column */
     uint32_t nvals;        /* indexed values, most frequent first */
     char **vals;           /* nvals NUL-terminated values (may hold NUL bytes: use lens) */
     uint32_t *lens;
@@ -24,6 +25,7 @@ typedef struct sml_col {
 
 struct em_sql_ml_encoding {
     bool labeled, sparse;
+    bool drop_last;        /* one-hot columns leave out their least frequent value */
     uint8_t nulls;         /* em_sql_ml_nulls */
     uint32_t dim;
     sml_col label;         /* when labeled */

@@ -5,14 +5,15 @@
  * FORMAT of an encoding (little-endian; em_sql_ml_encoding_encode/_decode):
  *   4   magic "SQML"
  *   4   version = 1
- *   1   labeled, 1 sparse, 1 nulls (em_sql_ml_nulls), 1 zero
+ *   1   labeled, 1 sparse, 1 nulls (em_sql_ml_nulls), 1 drop_last
  *   4   dim
  *   4   nfeat
  *   then the label column (when labeled) and nfeat feature columns, each:
  *   4   name length L, L bytes
  *   1   type (em_sql_type), 1 text (0/1)
  *   4   nvals (0 unless text), then per value: 4 length, bytes
- * dim must equal the sum of the feature widths (1, or nvals for a TEXT column). The bytes
+ * dim must equal the sum of the feature widths (1, or nvals for a TEXT column, nvals - 1
+ * with drop_last: the least frequent value gets no feature). The bytes
  * come from a plan: every length is checked against what is left before use. */
 #include <math.h>
 #include <string.h>
@@ -140,7 +141,7 @@ int em__sml_finish(em_sql_ml_encoding *e)
     for (uint32_t i = 0; i < e->nfeat; i++) {
         sml_col *c = &e->feat[i];
         c->first = at;
-        c->width = c->text ? c->nvals : 1;
+        c->width = !c->text ? 1 : c->nvals - (e->drop_last && c->nvals > 0);
         at += c->width;
     }
     e->dim = at;
@@ -177,7 +178,7 @@ static int put_col(em_vbuf *b, const sml_col *c)
 
 int em_sql_ml_encoding_encode(const em_sql_ml_encoding *e, em_vbuf *out)
 {
-    uint8_t h[12] = {e->labeled, e->sparse, e->nulls, 0};
+    uint8_t h[12] = {e->labeled, e->sparse, e->nulls, e->drop_last};
     if (em_vbuf_append_u32le(out, SML_MAGIC) < 0 || em_vbuf_append_u32le(out, SML_VERSION) < 0)
         return EM_ENOMEM;
     em_store_le32(h + 4, e->dim);
@@ -279,10 +280,12 @@ int em_sql_ml_encoding_decode(const uint8_t *p, size_t n, em_sql_ml_encoding **o
     e->labeled = p[r.off] != 0;
     e->sparse = p[r.off + 1] != 0;
     e->nulls = p[r.off + 2];
+    uint8_t drop = p[r.off + 3];
+    e->drop_last = drop != 0;
     dim = em_load_le32(p + r.off + 4);
     e->nfeat = em_load_le32(p + r.off + 8);
     r.off += 12;
-    if (e->nulls > EM_SQL_ML_NULL_NAN || e->nfeat > (n - r.off) / 10) {
+    if (e->nulls > EM_SQL_ML_NULL_NAN || drop > 1 || e->nfeat > (n - r.off) / 10) {
         em_err_set(err, EM_ECORRUPT, "sql.ml encoding: %u features or nulls %u", e->nfeat,
                    e->nulls);
         goto fail;
@@ -300,7 +303,7 @@ int em_sql_ml_encoding_decode(const uint8_t *p, size_t n, em_sql_ml_encoding **o
         }
     uint64_t sum = 0;
     for (uint32_t i = 0; i < e->nfeat; i++)
-        sum += e->feat[i].text ? e->feat[i].nvals : 1;
+        sum += !e->feat[i].text ? 1 : e->feat[i].nvals - (e->drop_last && e->feat[i].nvals);
     if (sum != dim || r.off != n) {
         rc = em_err_set(err, EM_ECORRUPT, "sql.ml encoding: dim %u for %llu features, %zu "
                         "bytes left", dim, (unsigned long long)sum, n - r.off);
@@ -496,7 +499,7 @@ static int features_of(enc_state *s, uint64_t idx, em_err *err)
             if (em__sml_text(v, &s->txt, &p, &n) < 0)
                 return em_err_set(err, EM_ENOMEM, "sql.ml.encode: out of memory");
             int64_t k = em__sml_lookup(c, p, n);
-            if (k >= 0)          /* unseen when fitting: none of the column's features */
+            if (k >= 0 && k < c->width) /* unseen (or dropped): none of the column's */
                 x[c->first + (uint32_t)k] = 1;
         } else if (!em__sml_number(v, &x[c->first]))
             return em_err_set(err, EM_EINVAL, "column '%s': text '%.*s' in result row %llu of "

@@ -75,6 +75,10 @@ typedef struct em_sql_ml_opts {
     uint32_t nfeatures;
     em_sql_ml_nulls nulls;
     em_sql_ml_layout layout;
+    /* One-hot columns leave out their least frequent value (whose rows get all zeros), so
+     * the columns plus an intercept are not collinear (Spark's dropLast; needed by models
+     * solved by normal equations, such as glm). Default: every value has a feature. */
+    bool drop_last;
     /* A seeded split of the result rows: a row is on the "test" side when
      * hash(seed, row number) / 2^64 < split_fraction (0 = no split). The side is a function
      * of the row number only, so the same query splits the same way on any master. */

@@ -366,3 +366,34 @@ Test(sql_bridge, csv_tables_get_inferred_types, .init = setup, .fini = teardown,
     cr_expect_lt(em_sql_attach_csv(g_s, "nope", "/nonexistent/x.csv", &err), 0);
     cr_expect(strstr(err.msg, "/nonexistent/x.csv") != NULL, "%s", err.msg);
 }
+
+Test(sql_bridge, drop_last_leaves_out_the_rarest_value, .init = setup, .fini = teardown,
+     .timeout = 60)
+{
+    em_sql_dataset d;
+    em_ml_data m;
+    em_sql_ml_encoding *e = NULL;
+    em_err err = EM_ERR_INIT;
+    query("SELECT y, city FROM t ORDER BY id", 2, &d);
+    em_sql_ml_opts o = {.label = "y", .drop_last = true};
+    cr_assert_eq(em_sql_ml_points(&d, &o, &m, &e, &err), 0, "%s", err.msg);
+    cr_assert_eq(m.dim, 3);       /* b, a, c; d (1 row) has no feature */
+    cr_expect_str_eq(em_sql_ml_encoding_feature(e, 2), "city=c");
+    size_t n;
+    double *x = collect_dense(&m, &n);
+    cr_assert_eq(n, 8);
+    cr_expect(x[4 * 4 + 1] == 0 && x[4 * 4 + 2] == 0 && x[4 * 4 + 3] == 0); /* id 5: d */
+    cr_expect(x[1 * 4 + 1] == 1);                                          /* id 2: b */
+    em_vbuf b;
+    em_sql_ml_encoding *e2 = NULL;
+    em_vbuf_init(&b);
+    cr_assert_eq(em_sql_ml_encoding_encode(e, &b), 0);
+    cr_assert_eq(em_sql_ml_encoding_decode(b.data, b.len, &e2, &err), 0, "%s", err.msg);
+    cr_expect_eq(em_sql_ml_encoding_dim(e2), 3);
+    em_vbuf_destroy(&b);
+    em_sql_ml_encoding_free(e2);
+    free(x);
+    em_ml_data_release(&m);
+    em_sql_ml_encoding_free(e);
+    em_sql_dataset_release(&d);
+}

@@ -8,8 +8,9 @@
 #     and the mapping is in --json and saved beside a --save'd model;
 #  3. `ember sql --export-libsvm` writes the rows Python reads back, and training on the
 #     export gives the --sql model;
-#  4. --split is seeded and disjoint; kmeans takes --sql and --conf; a NULL names its column
-#     and row (exit 1), --nulls skip counts them; bad usage exits 2.
+#  4. --split is seeded and disjoint; kmeans takes --sql and --conf; glm trains with
+#     --drop-last; a NULL names its column and row (exit 1), --nulls skip counts them; bad
+#     usage exits 2.
 source "$(dirname "$0")/cluster_lib.sh" sql_ml "${1:-}"
 export TMPDIR=$tmp/t EMBER_EXECUTOR_MEMORY=512m
 d=$tmp/d
@@ -137,6 +138,9 @@ k=$("$ember" ml kmeans --master 'local-cluster[2,1]' --conf ember.network.crypto
     --table "Users=$d/users.csv" --sql "SELECT age, score FROM Users" --k 3 --json | tail -n 1) \
     || fail "kmeans --sql --conf"
 case $k in *'"sql":{'*) ;; *) fail "kmeans --json has no sql mapping: $k" ;; esac
+"$ember" ml glm --family binomial --master 'local[2]' --table "Users=$d/users.csv" \
+    --sql-init "$d/init.sql" --sql "$q" --label action --drop-last >/dev/null \
+    || fail "glm --sql --drop-last"
 printf 'id,x,y\n1,1.5,0\n2,,1\n3,2.5,1\n' >"$d/n.csv"
 out=$("$ember" ml lr --master 'local[2]' --table "N=$d/n.csv" --sql "SELECT y, x FROM N ORDER BY id" \
       --label y 2>&1) && fail "a NULL feature was accepted"

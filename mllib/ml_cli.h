@@ -116,7 +116,8 @@ bool em_ml_cli_f64(em_ml_cli *c, const char *flag, const char *v, double min, do
 bool em_ml_cli_choice(em_ml_cli *c, const char *flag, const char *v,
                       const char *const *names, int *out);
 
-/* After parsing: --train or --sql given (not both); --save DIR (if any) does not exist and its parent does
+/* After parsing: --train or --sql given (not both; the SQL flags only with --sql); --save
+ * DIR (if any) does not exist and its parent does
  * (em_ml_model_dir_check_new); the settings the context will run with pass em_conf_check
  * (master, memory sizes, unknown ember.* keys, from flags, conf file or environment).
  * 0, or 2 after printing the error. */

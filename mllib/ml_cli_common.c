@@ -42,8 +42,9 @@ void em_ml_cli_common_help(const em_ml_cli *c, FILE *f)
     if (c->flags & EM_ML_CLI_TEST)
         fputs("  --test PATH           held-out data for the quality figures (else --train)\n",
               f);
-    fputs("  --sql QUERY           train on a query's rows instead of --train (docs/sql-ml.md):\n"
-          "                        numeric columns are features, TEXT columns one-hot encoded\n",
+    fputs("  --sql QUERY           train on a query's rows instead of --train: numeric\n"
+          "                        columns are features, TEXT columns one-hot encoded\n"
+          "                        (docs/sql-ml.md)\n",
           f);
     if (c->flags & EM_ML_CLI_TEST)
         fputs("  --test-sql QUERY      held-out rows from a query (same columns, same mapping)\n"
@@ -72,7 +73,7 @@ void em_ml_cli_common_help(const em_ml_cli *c, FILE *f)
     if (c->flags & EM_ML_CLI_LABEL)
         fputs("  --label COL           csv/tsv/--sql: the label column (required for them)\n", f);
     if (c->flags & EM_ML_CLI_LABEL_OPT)
-        fputs("  --label COL           csv/tsv/--sql: a label column, left out of the features\n", f);
+        fputs("  --label COL           csv/tsv/--sql: a label column, not a feature\n", f);
     if (c->flags & EM_ML_CLI_DIM) {
         fputs("  --dim D               libsvm: the feature count (default: largest index in "
               "--train)\n",

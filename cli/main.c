@@ -10,7 +10,9 @@
 #include "mllib/als/als.h"
 #include "mllib/mllib.h"
 #ifdef EMBER_HAVE_SQL   /* set by CMake once sql/ has sources */
+#include "mllib/ml_cli.h"
 #include "sql/sql.h"    /* em_sql_register: SQL's task functions, as em_ml_register */
+#include "sql/sql_ml.h" /* em_sql_ml_cli_ops: the source of `ember ml ALGO --sql` */
 #endif
 
 typedef struct cli_command {
@@ -125,6 +127,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "ember: registering SQL's task functions failed (a name clash)\n");
         return EM_CLI_FAIL;
     }
+    em_ml_cli_set_sql(em_sql_ml_cli_ops());   /* `ember ml ALGO --sql` (docs/sql-ml.md) */
 #endif
     if (argc < 2) {
         main_help(stderr);

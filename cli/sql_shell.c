@@ -22,6 +22,7 @@
 #include "cli/cli.h"
 #include "engine/ember.h"
 #include "sql/sql.h"
+#include "sql/sql_ml.h"
 
 #define PREFIX "ember sql"
 
@@ -474,6 +475,10 @@ void em__cli_sql_help(FILE *f)
             "  --slt FILE...      run sqllogictest scripts; print 'N passed, N failed' each\n"
             "  --slt-engine NAME  engine name for skipif/onlyif (default: ember)\n"
             "  --slt-show N       print the first N failures of each file (default 10)\n"
+            "  --export-libsvm DIR --label COL [--features A,B] [--nulls error|skip|nan]\n"
+            "                     [--drop-last] [--table NAME=PATH] [--sql-init FILE]\n"
+            "                     [--mapping FILE] [--conf K=V]: write the rows of -e/-f's\n"
+            "                     last query as LIBSVM part files (docs/sql-ml.md)\n"
             "  --help, -h         show this help and exit\n");
 }
 
@@ -518,6 +523,9 @@ int em__cli_sql(int argc, char **argv)
     uint64_t show = 10;
     int slt_first = -1;
     bool m;
+    for (int i = 1; i < argc; i++)   /* a query exported for MLlib (docs/sql-ml.md) */
+        if (!strncmp(argv[i], "--export-libsvm", 15))
+            return em_sql_ml_export_main(argc, argv);
     for (int i = 1; i < argc; i++) {
         if (em__cli_is_help(argv[i])) {
             em__cli_sql_help(stdout);

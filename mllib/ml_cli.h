@@ -1,6 +1,8 @@
 /* mllib/ml_cli.h - what every `ember ml ALGO` command shares, so each algorithm's command
  * is only its own flags and its own work: the data flags (--train, --test, --format,
- * --label, --dim, --dense, --skip-bad-lines), --master, --save, --json and --verbose;
+ * --label, --dim, --dense, --skip-bad-lines), the SQL input (--sql, --test-sql,
+ * --sql-init, --table, --features, --nulls, --split, --split-seed), --master, --conf,
+ * --save, --json and --verbose;
  * strict parsing of numbers; the context (the master from the flag, else the conf file or
  * EMBER_MASTER, else the engine's default); loading the training and test sets with the
  * same feature count; the checks of output paths before any work; the JSON summary line.
@@ -46,10 +48,32 @@ enum {
                                       features (unsupervised commands) */
 };
 
+#define EM_ML_CLI_MAX_CONF 64    /* --conf pairs */
+#define EM_ML_CLI_MAX_TABLES 32  /* --table and --sql-init, each */
+
+/* The SQL input of a command (--sql and friends; docs/sql-ml.md). */
+typedef struct em_ml_cli_sql {
+    const char *query;           /* --sql: replaces --train */
+    const char *test_query;      /* --test-sql: replaces --test */
+    const char *features;        /* --features a,b,c (NULL: all but the label) */
+    const char *init[EM_ML_CLI_MAX_TABLES];    /* --sql-init FILE, run in order */
+    uint32_t ninit;
+    const char *tables[EM_ML_CLI_MAX_TABLES];  /* --table NAME=PATH */
+    uint32_t ntables;
+    int nulls;                   /* --nulls: 0 error, 1 skip, 2 nan (em_sql_ml_nulls) */
+    bool drop_last;              /* --drop-last: one-hot columns drop their rarest value */
+    double split;                /* --split F: share of the rows held out (0 = none) */
+    uint64_t split_seed;         /* --split-seed N (default 42) */
+    void *state;                 /* the source's (the feature mapping), until context_free */
+} em_ml_cli_sql;
+
 typedef struct em_ml_cli {
     const char *algo;            /* "lr": messages read "ember ml lr: ..." */
     unsigned flags;              /* EM_ML_CLI_* */
     const char *train, *test, *save, *master;
+    const char *confs[EM_ML_CLI_MAX_CONF];   /* --conf KEY=VALUE, borrowed from argv */
+    uint32_t nconfs;
+    em_ml_cli_sql sql;
     em_ml_read_opts ro;          /* format, label, dim, dense, skip_bad_lines */
     bool json, verbose;
     int status;                  /* exit status when a call returned 2 (0 after --help) */
@@ -92,7 +116,8 @@ bool em_ml_cli_f64(em_ml_cli *c, const char *flag, const char *v, double min, do
 bool em_ml_cli_choice(em_ml_cli *c, const char *flag, const char *v,
                       const char *const *names, int *out);
 
-/* After parsing: --train given; --save DIR (if any) does not exist and its parent does
+/* After parsing: --train or --sql given (not both; the SQL flags only with --sql); --save
+ * DIR (if any) does not exist and its parent does
  * (em_ml_model_dir_check_new); the settings the context will run with pass em_conf_check
  * (master, memory sizes, unknown ember.* keys, from flags, conf file or environment).
  * 0, or 2 after printing the error. */
@@ -121,5 +146,24 @@ void em_ml_cli_print_json(const em_ml_cli *c, json_t *obj);
 
 /* Prints "ember ml ALGO: <err->msg>" and returns 1 (the failure exit status). */
 int em_ml_cli_fail(const em_ml_cli *c, const em_err *err);
+
+/* Where --sql reads its rows: SQL sits beside mllib, on top of mllib/linalg (the bridge
+ * in sql/sql_ml.h makes labeled points), so mllib cannot call it directly; the ember
+ * command installs sql's ops at start (em_ml_cli_set_sql), and without them --sql is an
+ * error saying SQL is not built in.
+ *   load: reads c->sql.query (and test_query, or the --split) into *train and *test as
+ *         em_ml_cli_load does, keeping its feature mapping in c->sql.state;
+ *   mapping: the mapping as JSON (new reference), added to the --json line as "sql" and
+ *         saved as DIR/sql_features.json beside a --save'd model;
+ *   release: frees c->sql.state. */
+typedef struct em_ml_cli_sql_ops {
+    int (*load)(em_ml_cli *c, em_context *sc, em_ml_data *train, em_ml_data *test,
+                em_err *err);
+    json_t *(*mapping)(const em_ml_cli *c);
+    void (*release)(em_ml_cli *c);
+} em_ml_cli_sql_ops;
+/* GLOBALS: written once by the ember command's main before any command runs (before
+ * threads start); read by em_ml_cli_* on the command's main thread. NULL uninstalls. */
+void em_ml_cli_set_sql(const em_ml_cli_sql_ops *ops);
 
 #endif /* EMBER_MLLIB_ML_CLI_H */

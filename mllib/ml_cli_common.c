@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "engine/deploy/deploy.h"
 #include "mllib/linalg/model_dir.h"
@@ -13,6 +15,14 @@
 #include "mllib/mllib.h"
 
 static em_conf *make_conf(const em_ml_cli *c);
+
+/* See em_ml_cli_set_sql (mllib/ml_cli.h): written before any command runs. */
+static const em_ml_cli_sql_ops *g_sql_ops;
+
+void em_ml_cli_set_sql(const em_ml_cli_sql_ops *ops)
+{
+    g_sql_ops = ops;
+}
 
 void em_ml_cli_init(em_ml_cli *c, const char *algo, unsigned flags, em_ml_format format,
                     void (*help)(FILE *f))
@@ -23,6 +33,7 @@ void em_ml_cli_init(em_ml_cli *c, const char *algo, unsigned flags, em_ml_format
     c->ro.format = format;
     c->help = help;
     c->t0 = em_now_s();
+    c->sql.split_seed = 42;
 }
 
 void em_ml_cli_common_help(const em_ml_cli *c, FILE *f)
@@ -31,6 +42,24 @@ void em_ml_cli_common_help(const em_ml_cli *c, FILE *f)
     if (c->flags & EM_ML_CLI_TEST)
         fputs("  --test PATH           held-out data for the quality figures (else --train)\n",
               f);
+    fputs("  --sql QUERY           train on a query's rows instead of --train: numeric\n"
+          "                        columns are features, TEXT columns one-hot encoded\n"
+          "                        (docs/sql-ml.md)\n",
+          f);
+    if (c->flags & EM_ML_CLI_TEST)
+        fputs("  --test-sql QUERY      held-out rows from a query (same columns, same mapping)\n"
+              "  --split F             with --sql: hold out a share F in (0, 1) of the rows\n"
+              "  --split-seed N        the seed of --split (default 42)\n",
+              f);
+    fputs("  --table NAME=PATH     with --sql: a table from a CSV file with a header line\n"
+          "                        (types inferred; .tsv: tab separated); repeatable\n"
+          "  --sql-init FILE       with --sql: run FILE's statements first (CREATE TABLE ...\n"
+          "                        USING csv OPTIONS (path '...')); repeatable\n"
+          "  --features A,B,...    with --sql: the feature columns (default: all but --label)\n"
+          "  --nulls P             with --sql: error (default), skip (the row) or nan\n"
+          "  --drop-last           with --sql: one-hot columns leave out their least\n"
+          "                        frequent value (no collinearity with the intercept)\n",
+          f);
     if (c->ro.format == EM_ML_AUTO)
         fputs("  --format F            libsvm, csv or tsv (csv/tsv: a header line; default: by\n"
               "                        the name, .libsvm/.svm libsvm, .tsv tsv, else csv)\n",
@@ -42,9 +71,9 @@ void em_ml_cli_common_help(const em_ml_cli *c, FILE *f)
                 : c->ro.format == EM_ML_TSV  ? "tsv"
                                              : "csv");
     if (c->flags & EM_ML_CLI_LABEL)
-        fputs("  --label COL           csv/tsv: the label column (required for csv/tsv)\n", f);
+        fputs("  --label COL           csv/tsv/--sql: the label column (required for them)\n", f);
     if (c->flags & EM_ML_CLI_LABEL_OPT)
-        fputs("  --label COL           csv/tsv: a label column, left out of the features\n", f);
+        fputs("  --label COL           csv/tsv/--sql: a label column, not a feature\n", f);
     if (c->flags & EM_ML_CLI_DIM) {
         fputs("  --dim D               libsvm: the feature count (default: largest index in "
               "--train)\n",
@@ -59,6 +88,8 @@ void em_ml_cli_common_help(const em_ml_cli *c, FILE *f)
         fputs("  --save DIR            save the model into DIR (must not exist)\n", f);
     fputs("  --master M            local[N], local-cluster[E,C] (default: the conf file,\n"
           "                        EMBER_MASTER, else local[*])\n"
+          "  --conf KEY=VALUE      set a configuration key (repeatable); precedence: defaults\n"
+          "                        < conf file < EMBER_* < --conf < flags such as --master\n"
           "  --json                the last stdout line is one JSON object (the summary)\n"
           "  --verbose             progress on stderr\n"
           "  --help, -h            show this help\n",
@@ -163,10 +194,53 @@ bool em_ml_cli_choice(em_ml_cli *c, const char *flag, const char *v,
     return false;
 }
 
+/* The SQL flags (ml_cli.h em_ml_cli_sql): 1 taken, 0 not one, 2 usage error. */
+static int sql_opt(em_ml_cli *c, int argc, char **argv, int *i, bool *bad, const char **v)
+{
+    static const char *const nulls[] = {"error", "skip", "nan", NULL};
+    em_ml_cli_sql *q = &c->sql;
+    bool test = (c->flags & EM_ML_CLI_TEST) != 0;
+    if (!strcmp(argv[*i], "--drop-last")) {
+        q->drop_last = true;
+        *v = argv[*i];
+    } else if ((*v = em_ml_cli_value(c, "--sql", argc, argv, i, bad)))
+        q->query = *v;
+    else if (test && (*v = em_ml_cli_value(c, "--test-sql", argc, argv, i, bad)))
+        q->test_query = *v;
+    else if ((*v = em_ml_cli_value(c, "--features", argc, argv, i, bad)))
+        q->features = *v;
+    else if ((*v = em_ml_cli_value(c, "--sql-init", argc, argv, i, bad))) {
+        if (q->ninit == EM_ML_CLI_MAX_TABLES)
+            return em_ml_cli_usage(c, "more than %d --sql-init options", EM_ML_CLI_MAX_TABLES);
+        q->init[q->ninit++] = *v;
+    } else if ((*v = em_ml_cli_value(c, "--table", argc, argv, i, bad))) {
+        if (q->ntables == EM_ML_CLI_MAX_TABLES)
+            return em_ml_cli_usage(c, "more than %d --table options", EM_ML_CLI_MAX_TABLES);
+        if (!strchr(*v, '=') || **v == '=')
+            return em_ml_cli_usage(c, "--table wants NAME=PATH, not '%s'", *v);
+        q->tables[q->ntables++] = *v;
+    } else if ((*v = em_ml_cli_value(c, "--nulls", argc, argv, i, bad))) {
+        if (!em_ml_cli_choice(c, "--nulls", *v, nulls, &q->nulls))
+            return 2;
+    } else if (test && (*v = em_ml_cli_value(c, "--split", argc, argv, i, bad))) {
+        if (!em_ml_cli_f64(c, "--split", *v, 0, 1, &q->split))
+            return 2;
+        if (q->split <= 0 || q->split >= 1)
+            return em_ml_cli_usage(c, "--split wants a share in (0, 1), not '%s'", *v);
+    } else if (test && (*v = em_ml_cli_value(c, "--split-seed", argc, argv, i, bad))) {
+        if (!em_ml_cli_u64(c, "--split-seed", *v, &q->split_seed))
+            return 2;
+    }
+    if (*bad)
+        return 2;
+    return *v ? 1 : 0;
+}
+
 int em_ml_cli_opt(em_ml_cli *c, int argc, char **argv, int *i)
 {
     const char *a = argv[*i], *v;
     bool bad = false;
+    int r;
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
         if (c->help)
             c->help(stdout);
@@ -191,6 +265,15 @@ int em_ml_cli_opt(em_ml_cli *c, int argc, char **argv, int *i)
         c->save = v;
     else if ((v = em_ml_cli_value(c, "--master", argc, argv, i, &bad)))
         c->master = v;
+    else if ((v = em_ml_cli_value(c, "--conf", argc, argv, i, &bad))) {
+        const char *eq = strchr(v, '=');
+        if (!eq || eq == v)
+            return em_ml_cli_usage(c, "--conf wants KEY=VALUE, not '%s'", v);
+        if (c->nconfs == EM_ML_CLI_MAX_CONF)
+            return em_ml_cli_usage(c, "more than %d --conf options", EM_ML_CLI_MAX_CONF);
+        c->confs[c->nconfs++] = v;
+    } else if ((r = sql_opt(c, argc, argv, i, &bad, &v)) != 0)
+        return r;
     else if ((c->flags & (EM_ML_CLI_LABEL | EM_ML_CLI_LABEL_OPT)) &&
              (v = em_ml_cli_value(c, "--label", argc, argv, i, &bad)))
         c->ro.label = v;
@@ -211,10 +294,52 @@ int em_ml_cli_opt(em_ml_cli *c, int argc, char **argv, int *i)
     return v ? 1 : 0;
 }
 
+/* The checks every finish makes after the source's own: --save and the settings. */
+static int finish_common(em_ml_cli *c)
+{
+    em_err err = EM_ERR_INIT;
+    if (c->save && em_ml_model_dir_check_new(c->save, &err) < 0)
+        return em_ml_cli_usage(c, "--save %s", err.msg);
+    /* A bad master or setting (flag, --conf, conf file or environment) is bad usage, said
+     * now. */
+    em_conf *conf = make_conf(c);
+    int rc = em_conf_check(conf, &err);
+    em_conf_free(conf);
+    if (rc < 0)
+        return em_ml_cli_usage(c, "%s", err.msg);
+    return 0;
+}
+
+static int finish_sql(em_ml_cli *c)
+{
+    const em_ml_cli_sql *q = &c->sql;
+    if (!g_sql_ops)
+        return em_ml_cli_usage(c, "--sql: this ember was built without SQL");
+    if (c->test)
+        return em_ml_cli_usage(c, "--test PATH goes with --train (with --sql: --test-sql or "
+                                  "--split)");
+    if (q->test_query && q->split > 0)
+        return em_ml_cli_usage(c, "--test-sql and --split both name the held-out rows: give "
+                                  "one");
+    if ((c->flags & EM_ML_CLI_LABEL) && !c->ro.label)
+        return em_ml_cli_usage(c, "--label COL is required with --sql");
+    return finish_common(c);
+}
+
 int em_ml_cli_finish(em_ml_cli *c)
 {
-    if (!c->train)
-        return em_ml_cli_usage(c, "--train PATH is required");
+    const em_ml_cli_sql *q = &c->sql;
+    if (!c->train && !q->query)
+        return em_ml_cli_usage(c, "--train PATH is required (or --sql QUERY)");
+    if (c->train && q->query)
+        return em_ml_cli_usage(c, "--train and --sql are two sources of the training rows: "
+                                  "give one");
+    if (q->query)
+        return finish_sql(c);
+    if (q->test_query || q->features || q->ninit || q->ntables || q->split > 0 || q->nulls ||
+        q->drop_last)
+        return em_ml_cli_usage(c, "--test-sql, --features, --sql-init, --table, --nulls, "
+                                  "--drop-last and --split go with --sql");
     if (c->ro.format == EM_ML_AUTO) {
         size_t n = strlen(c->train);
         bool svm = (n > 7 && !strcmp(c->train + n - 7, ".libsvm")) ||
@@ -225,23 +350,22 @@ int em_ml_cli_finish(em_ml_cli *c)
     if ((c->flags & EM_ML_CLI_LABEL) && c->ro.format != EM_ML_LIBSVM && !c->ro.label)
         return em_ml_cli_usage(c, "--label COL is required with --format %s",
                                c->ro.format == EM_ML_TSV ? "tsv" : "csv");
-    em_err err = EM_ERR_INIT;
-    if (c->save && em_ml_model_dir_check_new(c->save, &err) < 0)
-        return em_ml_cli_usage(c, "--save %s", err.msg);
-    /* A bad master or setting (flag, conf file or environment) is bad usage, said now. */
-    em_conf *conf = make_conf(c);
-    int rc = em_conf_check(conf, &err);
-    em_conf_free(conf);
-    if (rc < 0)
-        return em_ml_cli_usage(c, "%s", err.msg);
-    return 0;
+    return finish_common(c);
 }
 
-/* The command's settings: --master over everything; the command's defaults under the
- * conf file and the environment (em_conf_set_default). */
+/* The command's settings: --master over everything, then --conf; the command's defaults
+ * under the conf file and the environment (em_conf_set_default). em_context_new applies
+ * the conf file and EMBER_* under what is set here, so the order is docs/cli.md's:
+ * defaults < conf file < EMBER_* < --conf < flags. */
 static em_conf *make_conf(const em_ml_cli *c)
 {
     em_conf *conf = em_conf_new();
+    for (uint32_t k = 0; k < c->nconfs; k++) {
+        const char *eq = strchr(c->confs[k], '=');
+        char *key = em_xasprintf("%.*s", (int)(eq - c->confs[k]), c->confs[k]);
+        em_conf_set(conf, key, eq + 1);
+        em_free(key);
+    }
     if (c->master)
         em_conf_set(conf, "ember.master", c->master);
     if (c->executor_memory)
@@ -280,8 +404,31 @@ em_context *em_ml_cli_context_new(em_ml_cli *c, em_err *err)
     return sc;
 }
 
+/* Saves the --sql feature mapping beside a model the command saved. */
+static void save_mapping(em_ml_cli *c)
+{
+    struct stat st;
+    if (!c->save || !c->sql.state || stat(c->save, &st) != 0 || !S_ISDIR(st.st_mode))
+        return;
+    json_t *m = g_sql_ops->mapping(c);
+    char *path = em_xasprintf("%s/sql_features.json", c->save);
+    char *tmp = em_xasprintf("%s.tmp", path);
+    if (!m || json_dump_file(m, tmp, JSON_INDENT(1)) != 0 || rename(tmp, path) != 0) {
+        fprintf(stderr, "ember ml %s: %s: cannot write the SQL feature mapping\n", c->algo,
+                path);
+        unlink(tmp);
+    }
+    json_decref(m);
+    em_free(tmp);
+    em_free(path);
+}
+
 void em_ml_cli_context_free(em_ml_cli *c, em_context *sc)
 {
+    if (c->sql.state) {
+        save_mapping(c);
+        g_sql_ops->release(c);
+    }
     if (sc) {
         em_ml_cli_context(NULL);
         em_context_free(sc);
@@ -297,6 +444,13 @@ int em_ml_cli_load(em_ml_cli *c, em_context *sc, em_ml_data *train, em_ml_data *
     memset(train, 0, sizeof *train);
     if (test)
         memset(test, 0, sizeof *test);
+    if (c->sql.query) {
+        int r = g_sql_ops->load(c, sc, train, test, err);
+        c->load_s = em_now_s() - t;
+        if (r == 0 && test && test->rows)   /* commands say "test" when c->test is set */
+            c->test = c->sql.test_query ? "--test-sql" : "--split";
+        return r;
+    }
     int rc = em_ml_read(sc, c->train, &c->ro, train, err);
     if (rc == 0 && train->skipped)
         fprintf(stderr, "ember ml %s: %s: skipped %llu bad lines\n", c->algo, c->train,
@@ -326,6 +480,9 @@ void em_ml_cli_print_json(const em_ml_cli *c, json_t *obj)
     if (!obj)
         return;
     if (c->json) {
+        json_t *m = c->sql.state && g_sql_ops ? g_sql_ops->mapping(c) : NULL;
+        if (m)
+            json_object_set_new(obj, "sql", m);
         if (!json_object_get(obj, "load_s"))
             json_object_set_new(obj, "load_s", json_real(c->load_s));
         if (!json_object_get(obj, "total_s"))

@@ -26,6 +26,7 @@
 
 #include "engine/ember.h"
 #include "sql/sql_int.h"
+#include "sql/sql_ml.h"
 
 enum { SRC_ROWS = 0, SRC_COGROUP = 1, SRC_CSV = 2 };
 
@@ -428,5 +429,6 @@ int em_sql_register(void)
         {"sql.stage", EM_FN_PARTITION, EM_FN(stage_fn)},
         {"sql.sort_key", EM_FN_MAP, EM_FN(sort_key_fn)},
     };
-    return em_fn_register_table(fns, sizeof fns / sizeof fns[0]);
+    int rc = em_fn_register_table(fns, sizeof fns / sizeof fns[0]);
+    return rc < 0 ? rc : em_sql_ml_register();   /* the labeled-point bridge's tasks */
 }

@@ -159,6 +159,18 @@ int em_als_register(void);
 int em_als_train(em_context *sc, const em_rating *ratings, size_t n, int32_t n_users,
                  int32_t n_items, const em_als_params *params, em_als_model **out,
                  em_err *err);
+/* As em_als_train, from a dataset of ratings: `ratings` holds FIXED 12-byte em_rating
+ * records (dense ids, 0 <= user < n_users, 0 <= item < n_items; em_rdd_map_fixed and
+ * friends make them), from any source. The blocks are built where they live: each rating
+ * is keyed by its user block (then by its item block), shuffled, and every partition builds
+ * and caches its block record (route.c); the driver never holds a rating. `ratings` is read
+ * twice (once per side): persist it when computing it is costly; it is borrowed and not
+ * needed after ratings_done is called. For the same ratings in the same order, seed and
+ * blocks, the model is bit-identical to em_als_train's. Phases reported: "user blocks
+ * built", "item blocks built", "training metrics". A rating out of range fails the job
+ * with EM_EINVAL naming it. Driver thread. */
+int em_als_train_rdd(em_context *sc, em_rdd *ratings, int32_t n_users, int32_t n_items,
+                     const em_als_params *params, em_als_model **out, em_err *err);
 /* The initial factor of entity `id` of side 0 (users) or 1 (items): seeded per entity, so
  * it does not depend on blocking (tests use it for dense references). */
 void em_als_init_factor(uint64_t seed, int side, int32_t id, int rank, bool nonnegative,

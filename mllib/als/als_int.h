@@ -129,6 +129,9 @@ int em__als_block_view(em_slice v, em__als_blockview *b, em_err *err);
 #define EM__ALS_FN_SUM "ml.als.sum"              /* REDUCE: element-wise double sum */
 #define EM__ALS_FN_ROUTE "ml.als.route"          /* PARTITION: ratings -> (block key, rating) */
 #define EM__ALS_FN_BUILD "ml.als.build"          /* PARTITION: routed ratings -> record */
+#define EM__ALS_FN_READ_IDS "ml.als.read_ids"    /* PARTITION: byte range -> its ids */
+#define EM__ALS_FN_READ "ml.als.read"            /* PARTITION: byte range -> ratings */
+#define EM__ALS_FN_SCORE "ml.als.score"          /* PARTITION: ratings -> error sums */
 int em__als_fn_take(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
                     em_err *err);
 int em__als_fn_outlinks(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err);
@@ -144,7 +147,38 @@ int em__als_fn_route(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter
                      em_err *err);
 int em__als_fn_build(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
                      em_err *err);
+int em__als_fn_read_ids(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
+                        em_err *err);
+int em__als_fn_read(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
+                    em_err *err);
+int em__als_fn_score(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
+                     em_err *err);
 int em__als_fn_sum(const em_fn_ctx *c, em_slice a, em_slice b, em_vbuf *out, em_err *err);
+
+/* ---------------------------------------------------------------- executor ranges
+ * (ratings.c, used by source.c) */
+
+/* The format path would be parsed with (fmt, or detected from its first line) when a byte
+ * range of it can be parsed alone: tsv, csv or movielens; EM_RATINGS_AUTO otherwise (the
+ * Netflix layout, whose lines depend on an earlier "MOVIEID:" line, an unreadable or empty
+ * file, a first line longer than 64 KiB). */
+em_ratings_format em__ratings_detect(const char *path, em_ratings_format fmt);
+
+typedef struct em__ratings_range {
+    const char *path;
+    em_ratings_format fmt;   /* tsv, csv or movielens */
+    bool skip_bad;
+    uint64_t start, end;     /* nominal byte range: owns the lines starting in it
+                                (em_line_align's rule) */
+} em__ratings_range;
+/* Parses the lines a byte range owns with the driver reader's code (fast path included),
+ * interning ids into users/items and pushing ratings to out; flush (may be NULL) is called
+ * after each block of lines and may take and empty out. The CSV header rule applies when
+ * the range starts the file. A bad line fails with the driver reader's message, its
+ * FILE:LINE counted from the start of the file. EM_EIO, EM_ECORRUPT, EM_ENOMEM, flush's. */
+int em__ratings_parse_range(const em__ratings_range *rg, em_idmap *users, em_idmap *items,
+                            em_ratings *out, int (*flush)(void *, em_ratings *, em_err *),
+                            void *ud, em_err *err);
 
 /* ---------------------------------------------------------------- id maps (idmap.c)
  * The map's layout is shared with the rating reader (ratings.c), whose fast path looks

@@ -461,6 +461,9 @@ static const em_fn_entry als_fns[] = {
     {EM__ALS_FN_SUM, EM_FN_REDUCE, EM_FN(em__als_fn_sum)},
     {EM__ALS_FN_ROUTE, EM_FN_PARTITION, EM_FN(em__als_fn_route)},
     {EM__ALS_FN_BUILD, EM_FN_PARTITION, EM_FN(em__als_fn_build)},
+    {EM__ALS_FN_READ_IDS, EM_FN_PARTITION, EM_FN(em__als_fn_read_ids)},
+    {EM__ALS_FN_READ, EM_FN_PARTITION, EM_FN(em__als_fn_read)},
+    {EM__ALS_FN_SCORE, EM_FN_PARTITION, EM_FN(em__als_fn_score)},
 };
 
 int em_als_register(void)

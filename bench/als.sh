@@ -13,7 +13,9 @@
 # peak over all processes, test RMSE unchanged (<= 0.745), local-cluster[2,1] <= 1.15x
 # local[2] end to end (the local[2] run follows the cluster one in the same sitting).
 # Overrides for a quick try: SCALE (default 1), MASTER (default local-cluster[2,1]),
-# LOCAL (default 1; 0 skips the local[2] run beside it), RANK50_ITERS (default 3; 0 skips
+# LOCAL (default 1; 0 skips the local[2] run beside it), DRIVER (default 1; 0 skips the
+# `--driver-read` run: reading and blocking on the driver, the path before issue 11, in
+# the same master for comparison), RANK50_ITERS (default 3; 0 skips
 # the rank-50 run), SMALL (default 1; 0 skips scale 0.1).
 set -euo pipefail
 source "$(dirname "$0")/common.bash"
@@ -23,6 +25,7 @@ master=${MASTER:-local-cluster[2,1]}
 iters50=${RANK50_ITERS:-3}
 small=${SMALL:-1}
 local2=${LOCAL:-1}
+driver=${DRIVER:-1}
 
 # gen SCALE: sets $data to the prefix of that scale's files, generating them once.
 gen() {
@@ -72,6 +75,13 @@ if [ "$local2" = 1 ] && [ "$master" != 'local[2]' ]; then
         --test "$data.test.tsv" --rank 10 --iterations 10 --lambda 0.02 --master 'local[2]' --json
     summary als_rank10_local2 10
     awk -v c="$cl_wall" -v l="$wall" 'BEGIN { printf "  %s / local[2]: %.2fx end to end (goal <= 1.15x)\n", "'"$master"'", c / l }'
+fi
+
+if [ "$driver" = 1 ]; then
+    run_measured als_rank10_driver_read "$ember" als --train "$data.train.tsv" \
+        --test "$data.test.tsv" --rank 10 --iterations 10 --lambda 0.02 --master "$master" \
+        --json --driver-read
+    summary als_rank10_driver_read 10
 fi
 
 if [ "$iters50" -gt 0 ]; then

@@ -80,6 +80,26 @@ int em_ratings_push(em_ratings *r, int32_t user, int32_t item, float rating, em_
  * error messages never depend on the thread count. */
 int em_ratings_read(const char *path, const em_ratings_read_opts *opts, em_idmap *users,
                     em_idmap *items, em_ratings *out, em_err *err);
+/* Rating files read on the executors (source.c): the ratings as a dataset of FIXED 12-byte
+ * em_rating records with dense ids (persisted; em_als_train_rdd takes it), n ratings,
+ * lines read and bad lines skipped. maps_bcast: the id maps' broadcast, dropped by
+ * em_als_ratings_release. */
+typedef struct em_als_ratings {
+    em_rdd *ratings;
+    uint64_t n, lines, skipped;
+    uint32_t maps_bcast;
+} em_als_ratings;
+/* Reads path (a file, or a directory's files as em_file_list_expand lists them) as
+ * em_ratings_read does, parsing on the executors byte range by byte range: ids are added
+ * to users/items (shared by a training and a test read) and numbered exactly as
+ * em_ratings_read numbers them; a bad line fails with "FILE:LINE: ..." (or is counted with
+ * skip_bad_lines). The driver holds the id maps, never the ratings. Returns 0, 1 when a
+ * file needs the driver's reader (the Netflix layout, whose lines depend on an earlier
+ * "MOVIEID:" line; an unreadable first line) with nothing done, or a negative error.
+ * *out is zeroed first; release it with em_als_ratings_release. Driver thread. */
+int em_als_read_ratings(em_context *sc, const char *path, const em_ratings_read_opts *opts,
+                        em_idmap *users, em_idmap *items, em_als_ratings *out, em_err *err);
+void em_als_ratings_release(em_context *sc, em_als_ratings *r);   /* zeroed struct ok */
 /* Tests: how many files em_ratings_read has parsed on several threads in this process (a
  * file that fell back to the calling thread does not count). Any thread. */
 uint64_t em__ratings_parallel_files(void);
@@ -159,6 +179,18 @@ int em_als_register(void);
 int em_als_train(em_context *sc, const em_rating *ratings, size_t n, int32_t n_users,
                  int32_t n_items, const em_als_params *params, em_als_model **out,
                  em_err *err);
+/* As em_als_train, from a dataset of ratings: `ratings` holds FIXED 12-byte em_rating
+ * records (dense ids, 0 <= user < n_users, 0 <= item < n_items; em_rdd_map_fixed and
+ * friends make them), from any source. The blocks are built where they live: each rating
+ * is keyed by its user block (then by its item block), shuffled, and every partition builds
+ * and caches its block record (route.c); the driver never holds a rating. `ratings` is read
+ * twice (once per side): persist it when computing it is costly; it is borrowed and not
+ * needed after ratings_done is called. For the same ratings in the same order, seed and
+ * blocks, the model is bit-identical to em_als_train's. Phases reported: "user blocks
+ * built", "item blocks built", "training metrics". A rating out of range fails the job
+ * with EM_EINVAL naming it. Driver thread. */
+int em_als_train_rdd(em_context *sc, em_rdd *ratings, int32_t n_users, int32_t n_items,
+                     const em_als_params *params, em_als_model **out, em_err *err);
 /* The initial factor of entity `id` of side 0 (users) or 1 (items): seeded per entity, so
  * it does not depend on blocking (tests use it for dense references). */
 void em_als_init_factor(uint64_t seed, int side, int32_t id, int rank, bool nonnegative,
@@ -194,6 +226,12 @@ void em_als_evaluate(const em_als_model *m, const em_rating *r, size_t n, em_col
  * computed with the Gram-matrix trick. */
 double em_als_objective(const em_als_model *m, const em_rating *r, size_t n,
                         const em_als_params *p);
+
+/* As em_als_evaluate over a ratings dataset (FIXED 12-byte em_rating records), computed on
+ * the executors: the model's factors are broadcast and each partition sums its errors.
+ * EM_ENOMEM, engine errors. Driver thread. */
+int em_als_evaluate_rdd(em_context *sc, const em_als_model *m, em_rdd *ratings,
+                        em_cold_start cold, em_als_metrics *out, em_err *err);
 
 /* Top-k items for user u by score (ties: lower index first), excluding items in `exclude`
  * (sorted ascending, may be NULL). Returns the count written (<= k); 0 for a cold user. */

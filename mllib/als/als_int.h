@@ -94,6 +94,13 @@ static inline float em__ldf(const uint8_t *p)
 #define EM__ALS_BUILD_THREADS 16
 int em__als_build_blocks(const em__als_cfg *cfg, const em_rating *r, size_t n,
                          uint32_t nthreads, em_vbuf *recs, em_err *err);
+/* Builds the record of one block (cfg->side, `block`) from ratings r[0..n) into out (left
+ * empty when no rating of r belongs to the block): the executors' builder of
+ * em_als_train_rdd, where r is one partition's ratings. The same code as
+ * em__als_build_blocks, so both paths give byte-identical records for the same ratings in
+ * the same order. EM_EINVAL, EM_ENOMEM. */
+int em__als_build_block(const em__als_cfg *cfg, const em_rating *r, size_t n, uint32_t block,
+                        em_vbuf *out, em_err *err);
 /* The TAKE function's blob: u32 magic "ALST", u32 nblk, u32 first[nblk + 1] (block b's
  * record is broadcast id[first[b]] when first[b + 1] == first[b] + 1; first[b + 1] ==
  * first[b]: the block has no ratings), u32 id[first[nblk]]. A record of any size is one
@@ -120,6 +127,11 @@ int em__als_block_view(em_slice v, em__als_blockview *b, em_err *err);
 #define EM__ALS_FN_EVAL "ml.als.eval"            /* PARTITION: factors + msgs + block -> errors */
 #define EM__ALS_FN_GRAM "ml.als.gram"            /* MAP: factors -> k x k doubles */
 #define EM__ALS_FN_SUM "ml.als.sum"              /* REDUCE: element-wise double sum */
+#define EM__ALS_FN_ROUTE "ml.als.route"          /* PARTITION: ratings -> (block key, rating) */
+#define EM__ALS_FN_BUILD "ml.als.build"          /* PARTITION: routed ratings -> record */
+#define EM__ALS_FN_READ_IDS "ml.als.read_ids"    /* PARTITION: byte range -> its ids */
+#define EM__ALS_FN_READ "ml.als.read"            /* PARTITION: byte range -> ratings */
+#define EM__ALS_FN_SCORE "ml.als.score"          /* PARTITION: ratings -> error sums */
 int em__als_fn_take(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
                     em_err *err);
 int em__als_fn_outlinks(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err);
@@ -131,7 +143,42 @@ int em__als_fn_solve(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter
 int em__als_fn_eval(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
                     em_err *err);
 int em__als_fn_gram(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err);
+int em__als_fn_route(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
+                     em_err *err);
+int em__als_fn_build(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
+                     em_err *err);
+int em__als_fn_read_ids(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
+                        em_err *err);
+int em__als_fn_read(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
+                    em_err *err);
+int em__als_fn_score(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
+                     em_err *err);
 int em__als_fn_sum(const em_fn_ctx *c, em_slice a, em_slice b, em_vbuf *out, em_err *err);
+
+/* ---------------------------------------------------------------- executor ranges
+ * (ratings.c, used by source.c) */
+
+/* The format path would be parsed with (fmt, or detected from its first line) when a byte
+ * range of it can be parsed alone: tsv, csv or movielens; EM_RATINGS_AUTO otherwise (the
+ * Netflix layout, whose lines depend on an earlier "MOVIEID:" line, an unreadable or empty
+ * file, a first line longer than 64 KiB). */
+em_ratings_format em__ratings_detect(const char *path, em_ratings_format fmt);
+
+typedef struct em__ratings_range {
+    const char *path;
+    em_ratings_format fmt;   /* tsv, csv or movielens */
+    bool skip_bad;
+    uint64_t start, end;     /* nominal byte range: owns the lines starting in it
+                                (em_line_align's rule) */
+} em__ratings_range;
+/* Parses the lines a byte range owns with the driver reader's code (fast path included),
+ * interning ids into users/items and pushing ratings to out; flush (may be NULL) is called
+ * after each block of lines and may take and empty out. The CSV header rule applies when
+ * the range starts the file. A bad line fails with the driver reader's message, its
+ * FILE:LINE counted from the start of the file. EM_EIO, EM_ECORRUPT, EM_ENOMEM, flush's. */
+int em__ratings_parse_range(const em__ratings_range *rg, em_idmap *users, em_idmap *items,
+                            em_ratings *out, int (*flush)(void *, em_ratings *, em_err *),
+                            void *ud, em_err *err);
 
 /* ---------------------------------------------------------------- id maps (idmap.c)
  * The map's layout is shared with the rating reader (ratings.c), whose fast path looks

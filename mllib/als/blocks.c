@@ -325,6 +325,39 @@ static void *build_thread(void *p)
     return NULL;
 }
 
+/* The block of every id of both sides (dst side s, src side 1 - s), em_malloc'd. */
+static int block_tables(const em__als_cfg *c, uint32_t **dblk, uint32_t **sblk, em_err *err)
+{
+    uint32_t s = c->side;
+    *dblk = em_malloc((size_t)c->n[s] * 4 + 4);
+    *sblk = em_malloc((size_t)c->n[1 - s] * 4 + 4);
+    if (!*dblk || !*sblk) {
+        em_free(*dblk);
+        em_free(*sblk);
+        return em_err_set(err, EM_ENOMEM, "als build: %d + %d block ids", c->n[s], c->n[1 - s]);
+    }
+    for (int32_t g = 0; g < c->n[s]; g++)
+        (*dblk)[g] = em__als_block_of(c->seed, s, g, c->nblk[s]);
+    for (int32_t g = 0; g < c->n[1 - s]; g++)
+        (*sblk)[g] = em__als_block_of(c->seed, 1 - s, g, c->nblk[1 - s]);
+    return 0;
+}
+
+int em__als_build_block(const em__als_cfg *c, const em_rating *r, size_t n, uint32_t block,
+                        em_vbuf *out, em_err *err)
+{
+    uint32_t *dblk, *sblk;
+    int rc = block_tables(c, &dblk, &sblk, err);
+    if (rc < 0)
+        return rc;
+    build_state st = {.c = c, .in = r, .nin = n, .dblk = dblk, .sblk = sblk, .block = block};
+    rc = build_record(&st, out, err);
+    builder_free(&st.b);
+    em_free(dblk);
+    em_free(sblk);
+    return rc;
+}
+
 int em__als_build_blocks(const em__als_cfg *c, const em_rating *r, size_t n,
                          uint32_t nthreads, em_vbuf *recs, em_err *err)
 {
@@ -332,18 +365,10 @@ int em__als_build_blocks(const em__als_cfg *c, const em_rating *r, size_t n,
     build_job job = {.c = c, .r = r, .n = n, .recs = recs};
     build_arg args[EM__ALS_BUILD_THREADS];
     pthread_t th[EM__ALS_BUILD_THREADS];
-    uint32_t *dblk = em_malloc((size_t)c->n[s] * 4 + 4);
-    uint32_t *sblk = em_malloc((size_t)c->n[1 - s] * 4 + 4);
-    int rc = 0;
-    if (!dblk || !sblk) {
-        em_free(dblk);
-        em_free(sblk);
-        return em_err_set(err, EM_ENOMEM, "als build: %d + %d block ids", c->n[s], c->n[1 - s]);
-    }
-    for (int32_t g = 0; g < c->n[s]; g++)
-        dblk[g] = em__als_block_of(c->seed, s, g, nb);
-    for (int32_t g = 0; g < c->n[1 - s]; g++)
-        sblk[g] = em__als_block_of(c->seed, 1 - s, g, c->nblk[1 - s]);
+    uint32_t *dblk, *sblk;
+    int rc = block_tables(c, &dblk, &sblk, err);
+    if (rc < 0)
+        return rc;
     job.dblk = dblk;
     job.sblk = sblk;
     nthreads = nthreads < 1 ? 1 : nthreads > EM__ALS_BUILD_THREADS ? EM__ALS_BUILD_THREADS

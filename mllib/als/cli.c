@@ -21,6 +21,7 @@ typedef struct als_opts {
     em_als_params p;
     int top;
     bool json;
+    bool driver_read;
     em_cold_start cold;
 } als_opts;
 
@@ -56,9 +57,15 @@ void em_als_cli_help(FILE *f)
         "                           training); 'ember als recommend' loads it\n"
         "  --recommend USER         print the top items for this user id\n"
         "  --top N                  how many to recommend (default 10)\n"
+        "  --driver-read            parse the files and build the blocks on the driver (the\n"
+        "                           path before issue 11); by default explicit ALS reads on\n"
+        "                           the executors and builds each block where it is cached\n"
+        "                           (implicit feedback and the netflix layout always read on\n"
+        "                           the driver)\n"
         "  --json                   last stdout line: one JSON object with test_rmse,\n"
-        "                           train_rmse, load_s, train_s, eval_s, total_s, peak_rss_mib\n"
-        "                           (the largest sum over this process and its executors)\n"
+        "                           train_rmse, load_s, setup_s (read to blocks ready),\n"
+        "                           train_s, eval_s, total_s, peak_rss_mib (the largest sum\n"
+        "                           over this process and its executors), driver_peak_rss_mib\n"
         "  --help                   this text\n",
         f);
 }
@@ -181,6 +188,7 @@ static int parse_args(als_opts *o, int argc, char **argv)
         if (!strcmp(a, "--implicit")) o->p.implicit = true;
         else if (!strcmp(a, "--nonnegative")) o->p.nonnegative = true;
         else if (!strcmp(a, "--json")) o->json = true;
+        else if (!strcmp(a, "--driver-read")) o->driver_read = true;
         else if (!strcmp(a, "--skip-bad-lines")) o->ro.skip_bad_lines = true;
         else if (strncmp(a, "--", 2) != 0)
             return usage("unexpected argument '%s'", a);
@@ -274,11 +282,7 @@ static void progress(void *ud, int it, double secs)
     fprintf(stderr, "ember als: iteration %d done, %.2f s\n", it, secs);
 }
 
-static void phase(void *ud, const char *what, double secs)
-{
-    (void)ud;
-    fprintf(stderr, "ember als: %s in %.2f s\n", what, secs);
-}
+
 
 /* ---------------------------------------------------------------- peak memory of the job
  * The JSON's peak_rss_mib is the largest SUM of the resident sets of this process and its
@@ -441,13 +445,100 @@ static void recommend(const als_opts *o, const em_als_model *m, em_idmap *users,
 
 typedef struct run {
     em_idmap *users, *items;
-    em_ratings train, test;
+    em_ratings train, test;        /* --driver-read path */
+    em_als_ratings xtrain, xtest;  /* executor path (exec) */
+    bool exec;
     em_context *sc;
     em_als_model *model;
-    double t_load, t_train, t_eval;
+    double t_start, t_load, t_train, t_eval, t_setup_end;
     em_als_metrics tr, te;
     em_rank_metrics rk;
 } run;
+
+/* em_als_params.phase (ud: the run): prints the phase and notes the end of the setup (the
+ * item blocks ready: setup_s in the JSON). */
+static void phase(void *ud, const char *what, double secs)
+{
+    run *r = ud;
+    fprintf(stderr, "ember als: %s in %.2f s\n", what, secs);
+    if (strstr(what, "item blocks"))
+        r->t_setup_end = em_now_s();
+}
+
+/* Makes the context (once). *ctx_failed: it could not start. */
+static int context(const em_conf *conf, run *r, void (*on_context)(em_context *),
+                   bool *ctx_failed, em_err *err)
+{
+    if (r->sc)
+        return 0;
+    if (!(r->sc = em_context_new(conf, err))) {
+        *ctx_failed = true;
+        return err->code;
+    }
+    if (on_context)
+        on_context(r->sc);
+    return 0;
+}
+
+/* Reads train (and test) on the executors: 0 done (r->exec), 1 when a file needs the
+ * driver's reader (nothing read), <0 an error. */
+static int load_exec(const als_opts *o, run *r, em_err *err)
+{
+    double t0 = em_now_s();
+    if (!(r->users = em_idmap_new()) || !(r->items = em_idmap_new()))
+        return em_err_set(err, EM_ENOMEM, "id maps");
+    int rc = em_als_read_ratings(r->sc, o->train, &o->ro, r->users, r->items, &r->xtrain, err);
+    int32_t nu = em_idmap_size(r->users), ni = em_idmap_size(r->items);
+    if (rc == 0 && o->test) {
+        rc = em_als_read_ratings(r->sc, o->test, &o->ro, r->users, r->items, &r->xtest, err);
+        if (rc == 1)
+            em_als_ratings_release(r->sc, &r->xtrain);
+    }
+    if (rc == 1) {   /* the driver's reader starts again from empty maps */
+        em_idmap_free(r->users);
+        em_idmap_free(r->items);
+        r->users = r->items = NULL;
+        return 1;
+    }
+    r->t_load = em_now_s() - t0;
+    if (rc == 0) {
+        char tests[48] = "";
+        r->exec = true;
+        r->train.n = (size_t)r->xtrain.n;   /* reported */
+        r->test.n = (size_t)r->xtest.n;
+        if (o->test)
+            snprintf(tests, sizeof tests, ", %zu test ratings", r->test.n);
+        fprintf(stderr, "ember als: read on the executors: %zu training ratings (%d users, %d "
+                "items)%s in %.2f s; %llu bad lines skipped\n", r->train.n, nu, ni, tests,
+                r->t_load, (unsigned long long)(r->xtrain.skipped + r->xtest.skipped));
+    }
+    return rc;
+}
+
+/* em_als_params.ratings_done on the executor path: the cached ratings are dropped (the
+ * handle stays: a lost block is rebuilt through its lineage). */
+static void unpersist_train(void *ud)
+{
+    run *r = ud;
+    em_rdd_unpersist(r->xtrain.ratings);
+}
+
+/* Training and test metrics on the executor path. */
+static int train_exec(const als_opts *o, run *r, em_als_params *p, em_err *err)
+{
+    double t0 = em_now_s();
+    p->ratings_done = unpersist_train;
+    int rc = em_als_train_rdd(r->sc, r->xtrain.ratings, em_idmap_size(r->users),
+                              em_idmap_size(r->items), p, &r->model, err);
+    r->t_train = em_now_s() - t0;
+    if (rc < 0)
+        return rc;
+    t0 = em_now_s();
+    if (o->test)
+        rc = em_als_evaluate_rdd(r->sc, r->model, r->xtest.ratings, o->cold, &r->te, err);
+    r->t_eval = em_now_s() - t0;
+    return rc;
+}
 
 static int load(const als_opts *o, run *r, em_err *err)
 {
@@ -482,14 +573,9 @@ static void free_train(void *ud)
 static int train_eval(const als_opts *o, const em_conf *conf, run *r,
                       void (*on_context)(em_context *), bool *ctx_failed, em_err *err)
 {
-    int rc;
-    r->sc = em_context_new(conf, err);
-    if (!r->sc) {
-        *ctx_failed = true;
-        return err->code;
-    }
-    if (on_context)
-        on_context(r->sc);
+    int rc = context(conf, r, on_context, ctx_failed, err);
+    if (rc < 0)
+        return rc;
     double t0 = em_now_s();
     /* Explicit feedback: the training RMSE is computed on the executors and the parsed
      * training ratings (12 bytes each: 1.2 GB at 100M) are freed as soon as the blocks are
@@ -497,11 +583,13 @@ static int train_eval(const als_opts *o, const em_conf *conf, run *r,
     em_als_params p = o->p;
     size_t n_train = r->train.n;
     r->tr = (em_als_metrics){.rmse = NAN, .mae = NAN};
+    p.progress_ud = r;
     if (!p.implicit) {
         p.train_metrics = &r->tr;
         p.ratings_done = free_train;
-        p.progress_ud = r;
     }
+    if (r->exec)
+        return train_exec(o, r, &p, err);
     /* Test-only ids got indices after the training ones: the model has rows for them
      * (cold, NaN) so that test pairs look up safely. */
     rc = em_als_train(r->sc, r->train.recs, r->train.n, em_idmap_size(r->users),
@@ -541,10 +629,16 @@ static void report(const als_opts *o, const run *r, double total, double peak_mi
                                                                     : json_null());
     json_object_set_new(j, "train_rmse", isnan(r->tr.rmse) ? json_null() : json_real(r->tr.rmse));
     json_object_set_new(j, "load_s", json_real(r->t_load));
+    json_object_set_new(j, "setup_s", json_real(r->t_setup_end > 0 ? r->t_setup_end - r->t_start
+                                                                   : NAN));
+    json_object_set_new(j, "read_on_executors", json_boolean(r->exec));
     json_object_set_new(j, "train_s", json_real(r->t_train));
     json_object_set_new(j, "eval_s", json_real(r->t_eval));
     json_object_set_new(j, "total_s", json_real(total));
     json_object_set_new(j, "peak_rss_mib", json_real(peak_mib));
+    struct rusage self;
+    getrusage(RUSAGE_SELF, &self);
+    json_object_set_new(j, "driver_peak_rss_mib", json_real((double)self.ru_maxrss / 1024.0));
     json_object_set_new(j, "rank", json_integer(o->p.rank ? o->p.rank : 10));
     json_object_set_new(j, "iterations", json_integer(o->p.iterations ? o->p.iterations : 10));
     json_object_set_new(j, "n_train", json_integer((json_int_t)r->train.n));
@@ -678,8 +772,15 @@ int em_als_cli_run(int argc, char **argv, void (*on_context)(em_context *sc))
     rss_sampler rs = {0};
     if (o.json)
         rss_start(&rs);
-    if ((rc = load(&o, &r, &err)) == 0 &&
-        (rc = train_eval(&o, conf, &r, on_context, &ctx_failed, &err)) == 0 && o.save)
+    r.t_start = em_now_s();
+    rc = 1;
+    if (!o.driver_read && !o.p.implicit &&
+        (rc = context(conf, &r, on_context, &ctx_failed, &err)) == 0)
+        rc = load_exec(&o, &r, &err);
+    if (rc == 1)
+        rc = load(&o, &r, &err);
+    if (rc == 0 && (rc = train_eval(&o, conf, &r, on_context, &ctx_failed, &err)) == 0 &&
+        o.save)
         rc = em_als_model_save(r.model, o.save, r.users, r.items, &err);
     if (rc == 0) {
         if (o.recommend)
@@ -692,6 +793,8 @@ int em_als_cli_run(int argc, char **argv, void (*on_context)(em_context *sc))
     rss_stop(&rs);
     em_conf_free(conf);
     em_als_model_free(r.model);
+    em_als_ratings_release(r.sc, &r.xtrain);
+    em_als_ratings_release(r.sc, &r.xtest);
     if (on_context && r.sc)
         on_context(NULL);
     em_context_free(r.sc);

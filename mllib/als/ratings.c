@@ -110,6 +110,10 @@ typedef struct parser {
     int32_t movie;           /* netflix: current movie index, -1 before the first */
     em_idmap *users, *items;
     em_ratings *out;
+    /* Optional (executor ranges): called after each block of lines with out, which it
+     * empties (out->n = 0) after taking the ratings, so a range streams. */
+    int (*flush)(void *ud, em_ratings *out, em_err *err);
+    void *flush_ud;
 } parser;
 
 /* Scans digits[.digits] from p (stops at end or the first other byte); adds the number of
@@ -549,8 +553,11 @@ static int parse_fd(parser *ps, int fd, int64_t off, uint64_t len, em_err *err)
     em_lines_init(&l, READ_BLOCK, 0);
     rc = em_lines_start(&l, fd, ps->name, off < 0 ? 0 : (uint64_t)off,
                         off < 0 ? EM_LINES_TO_EOF : len, err);
-    while (rc == 0 && (rc = em_lines_block(&l, &b, err)) == 1)
+    while (rc == 0 && (rc = em_lines_block(&l, &b, err)) == 1) {
         rc = parse_lines(ps, (const char *)b.p, b.n, true, &used, err);
+        if (rc == 0 && ps->flush)
+            rc = ps->flush(ps->flush_ud, ps->out, err);
+    }
     em_lines_destroy(&l);
     return rc < 0 ? rc : 0;
 }
@@ -587,6 +594,101 @@ static em_ratings_format par_format(const char *path, int fd, uint64_t size,
         em_free(buf);
     }
     return fmt >= EM_RATINGS_TSV && fmt <= EM_RATINGS_MOVIELENS ? fmt : EM_RATINGS_AUTO;
+}
+
+/* ---------------------------------------------------------------- executor ranges */
+
+em_ratings_format em__ratings_detect(const char *path, em_ratings_format fmt)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return EM_RATINGS_AUTO;
+    em_ratings_format f = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0
+                              ? par_format(path, fd, (uint64_t)st.st_size, fmt)
+                              : EM_RATINGS_AUTO;
+    close(fd);
+    return f;
+}
+
+/* Newlines in [0, end) of fd; -1 on a read error. */
+static int64_t newlines_before(int fd, uint64_t end)
+{
+    char *buf = em_malloc(SCAN_BLOCK);
+    int64_t n = 0;
+    for (uint64_t off = 0; buf && off < end;) {
+        size_t want = end - off < SCAN_BLOCK ? (size_t)(end - off) : SCAN_BLOCK;
+        ssize_t got = pread(fd, buf, want, (off_t)off);
+        if (got <= 0) {
+            n = -1;
+            break;
+        }
+        for (const char *q = buf; (q = memchr(q, '\n', (size_t)(buf + got - q))); q++)
+            n++;
+        off += (uint64_t)got;
+    }
+    em_free(buf);
+    return buf ? n : -1;
+}
+
+static int drop_all(void *ud, em_ratings *out, em_err *err)
+{
+    (void)ud;
+    (void)err;
+    out->n = 0;
+    return 0;
+}
+
+int em__ratings_parse_range(const em__ratings_range *rg, em_idmap *users, em_idmap *items,
+                            em_ratings *out, int (*flush)(void *, em_ratings *, em_err *),
+                            void *ud, em_err *err)
+{
+    struct stat st;
+    parser ps;
+    uint64_t a = 0, b = 0;
+    int rc, fd = open(rg->path, O_RDONLY);
+    if (fd < 0)
+        return em_err_set(err, EM_EIO, "%s: %s", rg->path, strerror(errno));
+    if (fstat(fd, &st) < 0) {
+        rc = em_err_set(err, EM_EIO, "%s: %s", rg->path, strerror(errno));
+        goto out;
+    }
+    uint64_t size = (uint64_t)st.st_size, end = rg->end < size ? rg->end : size;
+    if ((rg->start > 0 && rg->start < size &&
+         (rc = em_line_align(fd, rg->start, rg->path, &a, err)) < 0) ||
+        (end < size && (rc = em_line_align(fd, end, rg->path, &b, err)) < 0))
+        goto out;
+    if (rg->start >= size)
+        a = size;
+    if (end >= size)
+        b = size;
+    rc = 0;
+    if (b <= a)
+        goto out;
+    parser_init(&ps, rg->path, rg->fmt, rg->skip_bad, users, items, out);
+    ps.from_start = a == 0;
+    ps.flush = flush;
+    ps.flush_ud = ud;
+    if ((rc = parse_fd(&ps, fd, (int64_t)a, b - a, err)) == EM_ECORRUPT && a > 0) {
+        /* A bad line: its number counted from the range start is not the file's. Count
+         * the lines before the range and parse it again (the same line fails the same
+         * way), so the message names FILE:LINE as the driver's reader does. */
+        int64_t nl = newlines_before(fd, a);
+        em_err again = EM_ERR_INIT;
+        size_t n0 = out->n;
+        if (nl >= 0) {
+            parser_init(&ps, rg->path, rg->fmt, rg->skip_bad, users, items, out);
+            ps.from_start = false;
+            ps.line = (uint64_t)nl;
+            ps.flush = drop_all;
+            if (parse_fd(&ps, fd, (int64_t)a, b - a, &again) == EM_ECORRUPT)
+                em_err_copy(err, &again);
+        }
+        out->n = n0;
+    }
+out:
+    close(fd);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- parallel reading */

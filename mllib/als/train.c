@@ -124,6 +124,31 @@ static void each_broadcast(trainer *t, const em_vbuf *blob,
         fn(t->sc, em__ld32(blob->data + o));
 }
 
+/* The rest of a side once blk[s] is planned: out[s] (the out-links) and, for items, the
+ * initial factors, all persisted and materialized. take: the TAKE blob of a driver-built
+ * side (its broadcasts are unpersisted on the executors once blk[s] holds the records),
+ * NULL for blocks built on the executors. */
+static int finish_side(trainer *t, uint32_t s, em_slice bs, const em_vbuf *take, em_err *err)
+{
+    int rc;
+    t->out[s] = em_rdd_persist(em_rdd_map_values(t->blk[s], EM__ALS_FN_OUTLINKS, bs),
+                               EM_PERSIST_MEMORY_AND_DISK);
+    if ((rc = materialize(t->blk[s], err)) == 0) {
+        /* Each executor has what it needs in blk[s]: its fetched copies of the records
+         * (the block records' size again) are dropped; the driver keeps its own to rebuild
+         * a lost block. */
+        if (take)
+            each_broadcast(t, take, em_broadcast_unpersist);
+        rc = materialize(t->out[s], err);
+    }
+    if (rc == 0 && s == 1) {
+        t->fac[1] = em_rdd_persist(em_rdd_map_values(t->blk[1], EM__ALS_FN_INIT, bs),
+                                   EM_PERSIST_MEMORY_AND_DISK);
+        rc = materialize(t->fac[1], err);
+    }
+    return rc;
+}
+
 /* blk[s]: partition_by(HASH, n_s) of the block keys (a tiny shuffle that gives the
  * dataset the hash partitioner the zipped unions need), then TAKE emits each block's
  * broadcast record; persisted, with the out-links (and, for items, the initial factors).
@@ -152,7 +177,6 @@ static int build_side(trainer *t, uint32_t s, em_err *err)
             keys[nk].key = keys[nk].val = em_slice_make(kb + (size_t)k * 8, 8);
             nk++;
         }
-    em_slice bs = em_slice_make(b.data, b.len);
     em_rdd *kr = em_parallelize(t->sc, EM_REC_KV, 0, keys, nk, nb);
     em_rdd *moved = em_rdd_partition_by(kr, EM_PART_HASH, nb);
     t->blk[s] = em_rdd_persist(em_rdd_map_partitions(moved, EM__ALS_FN_TAKE,
@@ -160,24 +184,40 @@ static int build_side(trainer *t, uint32_t s, em_err *err)
                                EM_PERSIST_MEMORY_AND_DISK);
     em_rdd_release(moved);   /* alive through blk[s] (its lineage, for recovery) */
     em_rdd_release(kr);
-    t->out[s] = em_rdd_persist(em_rdd_map_values(t->blk[s], EM__ALS_FN_OUTLINKS, bs),
-                               EM_PERSIST_MEMORY_AND_DISK);
-    if ((rc = materialize(t->blk[s], err)) == 0) {
-        /* Each executor has what it needs in blk[s]: its fetched copies of the records
-         * (the block records' size again) are dropped; the driver keeps its own to rebuild
-         * a lost block. */
-        each_broadcast(t, &take, em_broadcast_unpersist);
-        rc = materialize(t->out[s], err);
-    }
-    if (rc == 0 && s == 1) {
-        t->fac[1] = em_rdd_persist(em_rdd_map_values(t->blk[1], EM__ALS_FN_INIT, bs),
-                                   EM_PERSIST_MEMORY_AND_DISK);
-        rc = materialize(t->fac[1], err);
-    }
+    rc = finish_side(t, s, em_slice_make(b.data, b.len), &take, err);
 out:
     t->take[s] = take;   /* dropped by em_als_train when training ends */
     em_free(keys);
     em_free(kb);
+    em_vbuf_destroy(&b);
+    return rc;
+}
+
+/* blk[s] built where it lives (route.c): ROUTE keys every rating by its side-s block,
+ * partition_by(HASH, n_s) moves block b's ratings to partition b (the block key's salt
+ * makes the hash land there) and BUILD makes the record in place, partitioning kept;
+ * persisted. A lost record is rebuilt through this lineage (the shuffle's map outputs, or
+ * the ratings dataset behind them): the driver never holds a rating. */
+static int build_side_rdd(trainer *t, em_rdd *ratings, uint32_t s, em_err *err)
+{
+    em_vbuf b;
+    em_vbuf_init(&b);
+    int rc = blob_for(t, s, NULL, &b, err);
+    if (rc < 0)
+        return rc;
+    em_slice bs = em_slice_make(b.data, b.len);
+    em_rdd *routed = em_rdd_map_partitions(ratings, EM__ALS_FN_ROUTE, bs, false);
+    em_rdd *moved = em_rdd_partition_by(routed, EM_PART_HASH, t->cfg.nblk[s]);
+    t->blk[s] = em_rdd_persist(em_rdd_map_partitions(moved, EM__ALS_FN_BUILD, bs, true),
+                               EM_PERSIST_MEMORY_AND_DISK);
+    em_rdd_release(moved);   /* both alive through blk[s] (its lineage, for recovery) */
+    em_rdd_release(routed);
+    if ((rc = rdd_ok(t->blk[s], err)) == 0 &&
+        em_rdd_num_partitions(t->blk[s]) != t->cfg.nblk[s])
+        rc = em_err_set(err, EM_EPLAN, "als: %u block partitions for %u blocks",
+                        em_rdd_num_partitions(t->blk[s]), t->cfg.nblk[s]);
+    if (rc == 0)
+        rc = finish_side(t, s, bs, NULL, err);
     em_vbuf_destroy(&b);
     return rc;
 }
@@ -419,6 +459,11 @@ static const em_fn_entry als_fns[] = {
     {EM__ALS_FN_EVAL, EM_FN_PARTITION, EM_FN(em__als_fn_eval)},
     {EM__ALS_FN_GRAM, EM_FN_MAP, EM_FN(em__als_fn_gram)},
     {EM__ALS_FN_SUM, EM_FN_REDUCE, EM_FN(em__als_fn_sum)},
+    {EM__ALS_FN_ROUTE, EM_FN_PARTITION, EM_FN(em__als_fn_route)},
+    {EM__ALS_FN_BUILD, EM_FN_PARTITION, EM_FN(em__als_fn_build)},
+    {EM__ALS_FN_READ_IDS, EM_FN_PARTITION, EM_FN(em__als_fn_read_ids)},
+    {EM__ALS_FN_READ, EM_FN_PARTITION, EM_FN(em__als_fn_read)},
+    {EM__ALS_FN_SCORE, EM_FN_PARTITION, EM_FN(em__als_fn_score)},
 };
 
 int em_als_register(void)
@@ -480,12 +525,52 @@ static int iterate(trainer *t, const em_als_params *p, em_err *err)
     return 0;
 }
 
+/* Everything after the blocks: iterations, training metrics, the model. */
+static int train_rest(trainer *t, const em_als_params *params, em_als_model **out,
+                      em_err *err)
+{
+    em_als_model *m = NULL;
+    int rc;
+    double t0;
+    if ((rc = iterate(t, params, err)) < 0)
+        return rc;
+    t0 = em_now_s();
+    if (params->train_metrics && t->fac[0]) {
+        if ((rc = train_eval(t, params->train_metrics, err)) < 0)
+            return rc;
+        phase_done(params, "training metrics", &t0);
+    }
+    if (!(m = em_als_model_new((int)t->cfg.rank, t->cfg.n[0], t->cfg.n[1])))
+        return em_err_set(err, EM_ENOMEM, "als: model of %d + %d rows", t->cfg.n[0],
+                          t->cfg.n[1]);
+    m->implicit = params->implicit;
+    if ((t->fac[0] && (rc = extract(t, 0, m->user_factors, err)) < 0) ||
+        (rc = extract(t, 1, m->item_factors, err)) < 0) {
+        em_als_model_free(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+static void trainer_destroy(trainer *t)
+{
+    for (int s = 0; s < 2; s++) {   /* releasing unpersists and deletes the shuffles */
+        em_rdd_release(t->fac[s]);
+        em_rdd_release(t->out[s]);
+        em_rdd_release(t->blk[s]);
+        em_free(t->salt[s]);
+        free_records(t, (uint32_t)s);
+        each_broadcast(t, &t->take[s], em_broadcast_destroy);
+        em_vbuf_destroy(&t->take[s]);
+    }
+}
+
 int em_als_train(em_context *sc, const em_rating *ratings, size_t n, int32_t n_users,
                  int32_t n_items, const em_als_params *params, em_als_model **out,
                  em_err *err)
 {
     trainer t = {.sc = sc};
-    em_als_model *m = NULL;
     int rc;
     *out = NULL;
     if (em_als_register() < 0)
@@ -510,35 +595,36 @@ int em_als_train(em_context *sc, const em_rating *ratings, size_t n, int32_t n_u
     if ((rc = build_side(&t, 1, err)) < 0)
         goto out;
     phase_done(params, "item blocks distributed", &t0);
-    if ((rc = iterate(&t, params, err)) < 0)
-        goto out;
-    t0 = em_now_s();
-    if (params->train_metrics && t.fac[0]) {
-        if ((rc = train_eval(&t, params->train_metrics, err)) < 0)
-            goto out;
-        phase_done(params, "training metrics", &t0);
-    }
-    if (!(m = em_als_model_new((int)t.cfg.rank, n_users, n_items))) {
-        rc = em_err_set(err, EM_ENOMEM, "als: model of %d + %d rows", n_users, n_items);
-        goto out;
-    }
-    m->implicit = params->implicit;
-    if (t.fac[0] && (rc = extract(&t, 0, m->user_factors, err)) < 0)
-        goto out;
-    if ((rc = extract(&t, 1, m->item_factors, err)) < 0)
-        goto out;
-    *out = m;
-    m = NULL;
+    rc = train_rest(&t, params, out, err);
 out:
-    for (int s = 0; s < 2; s++) {   /* releasing unpersists and deletes the shuffles */
-        em_rdd_release(t.fac[s]);
-        em_rdd_release(t.out[s]);
-        em_rdd_release(t.blk[s]);
-        em_free(t.salt[s]);
-        free_records(&t, (uint32_t)s);
-        each_broadcast(&t, &t.take[s], em_broadcast_destroy);
-        em_vbuf_destroy(&t.take[s]);
-    }
-    em_als_model_free(m);
+    trainer_destroy(&t);
+    return rc;
+}
+
+int em_als_train_rdd(em_context *sc, em_rdd *ratings, int32_t n_users, int32_t n_items,
+                     const em_als_params *params, em_als_model **out, em_err *err)
+{
+    trainer t = {.sc = sc};
+    int rc;
+    *out = NULL;
+    if (em_als_register() < 0)
+        return em_err_set(err, EM_EINVAL, "als: a task function name is already registered "
+                          "with another function");
+    if ((rc = check_params(params, 1, n_users, n_items, err)) < 0 ||
+        (rc = rdd_ok(ratings, err)) < 0)
+        return rc;
+    setup(&t, params, n_users, n_items);
+    double t0 = em_now_s();
+    if ((rc = build_side_rdd(&t, ratings, 0, err)) < 0)
+        goto out;
+    phase_done(params, "user blocks built", &t0);
+    if ((rc = build_side_rdd(&t, ratings, 1, err)) < 0)
+        goto out;
+    phase_done(params, "item blocks built", &t0);
+    if (params->ratings_done)
+        params->ratings_done(params->progress_ud);
+    rc = train_rest(&t, params, out, err);
+out:
+    trainer_destroy(&t);
     return rc;
 }

@@ -4,14 +4,19 @@
 #     and train RMSE to every printed digit (the same factors for the same seed);
 #  2. an executor killed with kill -9 in the middle of training changes nothing in the
 #     result (the lost blocks and shuffle outputs are recomputed from lineage);
-#  3. the test RMSE lies between the data's noise floor and its global-mean RMSE.
+#  3. the test RMSE lies between the data's noise floor and its global-mean RMSE;
+#  4. reading and blocking on the executors (the default) and on the driver
+#     (--driver-read) give the same model: the same train RMSE to every digit (the same
+#     factors), the test RMSE to 12 digits (the executors sum per partition);
+#  5. an executor killed while the blocks are being built on the executors changes
+#     nothing in the result.
 source "$(dirname "$0")/cluster_lib.sh" als "${1:-}"
 export TMPDIR=$tmp/t EMBER_EXECUTOR_MEMORY=512m
 
 "$ember" gen ratings --scale 0.003 --seed 7 --out "$tmp/r" 2>/dev/null
-als() {   # MASTER -> the --json line on stdout; progress on stderr
+als() {   # MASTER [FLAGS] -> the --json line on stdout; progress on stderr
     "$ember" als --train "$tmp/r.train.tsv" --test "$tmp/r.test.tsv" --rank 8 \
-        --iterations 6 --lambda 0.05 --checkpoint-interval 2 --master "$1" --json
+        --iterations 6 --lambda 0.05 --checkpoint-interval 2 --master "$@" --json
 }
 field() { sed -n "s/.*\"$2\":\([-0-9.e]*\).*/\1/p" <<<"$1"; }
 
@@ -42,6 +47,39 @@ k=$(tail -n 1 "$tmp/killed.out")
 for f in test_rmse train_rmse; do
     [ "$(field "$ref" $f)" = "$(field "$k" $f)" ] ||
         fail "$f after a kill: $(field "$k" $f), without: $(field "$ref" $f)"
+done
+
+# The driver-side path gives the same model.
+drv=$(als 'local-cluster[2,1]' --driver-read 2>"$tmp/driver.err" | tail -n 1)
+grep -q '"read_on_executors":true' <<<"$cl" || fail "default run did not read on the executors"
+grep -q '"read_on_executors":false' <<<"$drv" || fail "--driver-read read on the executors"
+[ "$(field "$ref" train_rmse)" = "$(field "$drv" train_rmse)" ] ||
+    fail "train_rmse: executors $(field "$ref" train_rmse), driver $(field "$drv" train_rmse)"
+awk -v a="$(field "$ref" test_rmse)" -v b="$(field "$drv" test_rmse)" \
+    'BEGIN { d = a - b; exit !(d < 1e-12 && d > -1e-12) }' ||
+    fail "test_rmse: executors $(field "$ref" test_rmse), driver $(field "$drv" test_rmse)"
+
+# Kill one executor while the blocks are being built on the executors (right after the
+# read, before the item blocks are reported built).
+als 'local-cluster[2,1]' >"$tmp/killb.out" 2>"$tmp/killb.err" &
+job=$!
+killed=0
+for _ in $(seq 1200); do
+    if grep -q "read on the executors" "$tmp/killb.err" 2>/dev/null; then
+        victim=$(our_executors | head -1)
+        grep -q "item blocks built" "$tmp/killb.err" ||
+            { [ -n "$victim" ] && kill -9 "$victim" 2>/dev/null && killed=1; }
+        break
+    fi
+    kill -0 "$job" 2>/dev/null || break
+    sleep 0.02
+done
+wait "$job" || fail "block building with a killed executor failed: $(tail -c 400 "$tmp/killb.err")"
+[ $killed = 1 ] || fail "no executor was killed during block building"
+k=$(tail -n 1 "$tmp/killb.out")
+for f in test_rmse train_rmse; do
+    [ "$(field "$ref" $f)" = "$(field "$k" $f)" ] ||
+        fail "$f after a kill during block building: $(field "$k" $f), without: $(field "$ref" $f)"
 done
 
 # Quality: between the noise floor and the global mean.

@@ -1,0 +1,481 @@
+/* mllib/als/source.c - rating files read on the executors (em_als_read_ratings) and test
+ * metrics computed there (em_als_evaluate_rdd).
+ *
+ * DESIGN. The driver lists the files, detects each one's format (first line, as
+ * em_ratings_read does) and cuts them into byte ranges (SPLITS below); one partition per
+ * range. Two passes of the same parser (ratings.c, fast path included) run on the executors:
+ *   1. ml.als.read_ids: parses its range into local id maps (numbered in local order of
+ *      first appearance) and emits them: one record per range. The driver interns them, range
+ *      after range, into the caller's maps: an id new to the maps first appears in the
+ *      earliest range holding it, at its local first appearance, so the numbering is exactly
+ *      em_ratings_read's (the parallel reader's merge, ratings.c). Lines, skipped lines and
+ *      ratings are counted by accumulators; a bad line fails the job with FILE:LINE.
+ *   2. ml.als.read: rebuilds the maps from a broadcast (every id is known now), parses its
+ *      range again and emits each rating as a FIXED 12-byte em_rating with dense ids.
+ * The driver holds the id maps (needed for output) and one record of ids per range while
+ * merging, never a rating. Ids travel as text in pass 1 (the distinct ids of a range, not
+ * one per rating).
+ * SPLITS: each file is cut into pieces of `split` bytes, split = total / (2 x default
+ * parallelism) within [1 MiB, 128 MiB], a file's last piece up to 1.1 x split; a range owns
+ * the lines starting in it (em_line_align's rule), so every line is parsed exactly once.
+ *
+ * FORMATS (host order, als_int.h BYTE ORDER):
+ *   split record   u32 file, u32 format, u64 start, u64 end, u32 split index
+ *   context blob   u32 magic "ALSR", u32 skip_bad, u32 acc_lines, u32 acc_skipped,
+ *                  u32 acc_ratings, u32 maps broadcast id (pass 2; 0 in pass 1),
+ *                  u32 nfiles, then nfiles NUL-terminated paths
+ *   ids record     u32 split, u32 n_users, u32 n_items, then the ids NUL-terminated (users
+ *                  then items, in local index order)
+ *   maps blob      u32 n_users, u32 n_items, then the ids NUL-terminated in index order
+ *   score blob     u32 magic "ALSE", u32 rank, i32 n_users, i32 n_items, u32 model
+ *                  broadcast id (the model: n_users*rank then n_items*rank floats) */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mllib/als/als_int.h"
+
+#define SRC_MAGIC 0x414c5352u     /* "ALSR" */
+#define SCORE_MAGIC 0x414c5345u   /* "ALSE" */
+#define SPLIT_REC 28
+#define SPLIT_MIN ((uint64_t)1 << 20)
+#define SPLIT_MAX ((uint64_t)128 << 20)
+
+/* ---------------------------------------------------------------- task side */
+
+typedef struct src_ctx {
+    uint32_t skip, acc[3], bcast, nfiles;
+    const char **paths;      /* em_malloc'd array pointing into the blob */
+} src_ctx;
+
+static int src_decode(em_slice b, src_ctx *x, em_err *err)
+{
+    x->paths = NULL;
+    if (b.n < 28 || em__ld32(b.p) != SRC_MAGIC)
+        return em_err_set(err, EM_ECORRUPT, "als read: context blob of %zu bytes", b.n);
+    x->skip = em__ld32(b.p + 4);
+    for (int i = 0; i < 3; i++)
+        x->acc[i] = em__ld32(b.p + 8 + 4 * i);
+    x->bcast = em__ld32(b.p + 20);
+    x->nfiles = em__ld32(b.p + 24);
+    if (x->nfiles == 0 || x->nfiles > (b.n - 28) / 2 ||
+        !(x->paths = em_malloc(x->nfiles * sizeof *x->paths)))
+        return em_err_set(err, EM_ECORRUPT, "als read: %u files in the context", x->nfiles);
+    const char *p = (const char *)b.p + 28, *end = (const char *)b.p + b.n;
+    for (uint32_t i = 0; i < x->nfiles; i++) {
+        const char *z = memchr(p, '\0', (size_t)(end - p));
+        if (!z) {
+            em_free(x->paths);
+            x->paths = NULL;
+            return em_err_set(err, EM_ECORRUPT, "als read: file list cut short");
+        }
+        x->paths[i] = p;
+        p = z + 1;
+    }
+    return 0;
+}
+
+/* The one split record of this partition into *rg. */
+static int src_split(const src_ctx *x, em_iter *in, em__ratings_range *rg, uint32_t *idx,
+                     em_err *err)
+{
+    em_rec r;
+    int rc = em_iter_next(in, &r, err);
+    if (rc < 0)
+        return rc;
+    if (rc == 0 || r.val.n != SPLIT_REC || em__ld32(r.val.p) >= x->nfiles)
+        return em_err_set(err, EM_ECORRUPT, "als read: bad split record");
+    uint32_t fmt = em__ld32(r.val.p + 4);
+    if (fmt < EM_RATINGS_TSV || fmt > EM_RATINGS_MOVIELENS)
+        return em_err_set(err, EM_ECORRUPT, "als read: format %u", fmt);
+    *rg = (em__ratings_range){.path = x->paths[em__ld32(r.val.p)],
+                              .fmt = (em_ratings_format)fmt, .skip_bad = x->skip != 0,
+                              .start = em_load_le64(r.val.p + 8),
+                              .end = em_load_le64(r.val.p + 16)};
+    *idx = em__ld32(r.val.p + 24);
+    return 0;
+}
+
+/* Pass 1's flush: counts the ratings and drops them. */
+static int count_drop(void *ud, em_ratings *out, em_err *err)
+{
+    (void)err;
+    *(uint64_t *)ud += out->n;
+    out->n = 0;
+    return 0;
+}
+
+/* Appends map m's ids (NUL-terminated, index order) to b. */
+static int put_ids(const em_idmap *m, em_vbuf *b)
+{
+    char buf[24];
+    for (int32_t i = 0; i < em_idmap_size(m); i++) {
+        const char *s = em_idmap_name(m, i, buf);
+        if (em_vbuf_append(b, s, strlen(s) + 1) < 0)
+            return EM_ENOMEM;
+    }
+    return 0;
+}
+
+/* PARTITION (pass 1) over the split records: emits the range's ids record. */
+int em__als_fn_read_ids(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
+                       em_err *err)
+{
+    src_ctx x;
+    em__ratings_range rg;
+    em_ratings r;
+    em_vbuf b;
+    uint32_t split = 0;
+    uint64_t nrat = 0;
+    em_idmap *mu = em_idmap_new(), *mi = em_idmap_new();
+    em_ratings_init(&r);
+    em_vbuf_init(&b);
+    int rc = !mu || !mi ? em_err_set(err, EM_ENOMEM, "als read: id maps") : 0;
+    if (rc == 0 && (rc = src_decode(c->blob, &x, err)) == 0) {
+        if ((rc = src_split(&x, in, &rg, &split, err)) == 0)
+            rc = em__ratings_parse_range(&rg, mu, mi, &r, count_drop, &nrat, err);
+        em_free(x.paths);
+    }
+    if (rc == 0) {
+        uint32_t hdr[3] = {split, (uint32_t)em_idmap_size(mu), (uint32_t)em_idmap_size(mi)};
+        if (em_vbuf_append(&b, hdr, sizeof hdr) < 0 || put_ids(mu, &b) < 0 ||
+            put_ids(mi, &b) < 0)
+            rc = em_err_set(err, EM_ENOMEM, "als read: ids of range %u", split);
+    }
+    if (rc == 0) {
+        em_task_acc_add_i64(c->task, x.acc[0], (int64_t)r.lines);
+        em_task_acc_add_i64(c->task, x.acc[1], (int64_t)r.skipped);
+        em_task_acc_add_i64(c->task, x.acc[2], (int64_t)nrat);
+        rc = em_emit_val(out, em_slice_make(b.data, b.len), err);
+    }
+    (void)index;
+    em_vbuf_destroy(&b);
+    em_ratings_destroy(&r);
+    em_idmap_free(mu);
+    em_idmap_free(mi);
+    return rc;
+}
+
+/* Interns n NUL-terminated ids from *p (advanced) into m; the index of each must be
+ * want[i] when want is not NULL (else it is stored there). */
+static int take_ids(em_idmap *m, const char **p, const char *end, uint32_t n, int32_t *idx,
+                    em_err *err)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        const char *z = memchr(*p, '\0', (size_t)(end - *p));
+        int32_t v;
+        if (!z)
+            return em_err_set(err, EM_ECORRUPT, "als read: id list cut short");
+        if (em_idmap_intern(m, *p, (size_t)(z - *p), &v, err) < 0)
+            return err->code;
+        if (idx)
+            idx[i] = v;
+        *p = z + 1;
+    }
+    return 0;
+}
+
+typedef struct emit_ud {
+    em_emitter *out;
+    int32_t nu, ni;   /* the maps' sizes: a rating past them names an id the maps lacked */
+} emit_ud;
+
+static int emit_ratings(void *ud, em_ratings *r, em_err *err)
+{
+    emit_ud *e = ud;
+    for (size_t i = 0; i < r->n; i++) {
+        if (r->recs[i].user >= e->nu || r->recs[i].item >= e->ni)
+            return em_err_set(err, EM_EINVAL, "als read: an id not seen by the first pass "
+                              "(did the file change while it was read?)");
+        int rc = em_emit_val(e->out, em_slice_make(&r->recs[i], sizeof r->recs[i]), err);
+        if (rc < 0)
+            return rc;
+    }
+    r->n = 0;
+    return 0;
+}
+
+/* PARTITION (pass 2) over the split records: the range's ratings with dense ids. */
+int em__als_fn_read(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
+                   em_err *err)
+{
+    src_ctx x;
+    em__ratings_range rg;
+    em_ratings r;
+    em_slice mb;
+    uint32_t split;
+    em_idmap *mu = em_idmap_new(), *mi = em_idmap_new();
+    em_ratings_init(&r);
+    int rc = !mu || !mi ? em_err_set(err, EM_ENOMEM, "als read: id maps") : 0;
+    if (rc == 0 && (rc = src_decode(c->blob, &x, err)) == 0) {
+        if ((rc = em_task_broadcast(c->task, x.bcast, &mb, err)) == 0) {
+            const char *p = (const char *)mb.p + 8, *end = (const char *)mb.p + mb.n;
+            if (mb.n < 8)
+                rc = em_err_set(err, EM_ECORRUPT, "als read: id maps of %zu bytes", mb.n);
+            else if ((rc = take_ids(mu, &p, end, em__ld32(mb.p), NULL, err)) == 0)
+                rc = take_ids(mi, &p, end, em__ld32(mb.p + 4), NULL, err);
+        }
+        if (rc == 0 && (rc = src_split(&x, in, &rg, &split, err)) == 0) {
+            emit_ud e = {out, em_idmap_size(mu), em_idmap_size(mi)};
+            rc = em__ratings_parse_range(&rg, mu, mi, &r, emit_ratings, &e, err);
+        }
+        em_free(x.paths);
+    }
+    (void)index;
+    em_ratings_destroy(&r);
+    em_idmap_free(mu);
+    em_idmap_free(mi);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- test metrics */
+
+/* PARTITION over FIXED ratings: (squared error, absolute error, scored, cold) as 4 doubles,
+ * with the model broadcast (score blob). */
+int em__als_fn_score(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
+                    em_err *err)
+{
+    em_slice b = c->blob, mv;
+    em_rec_batch rb;
+    double acc[4] = {0, 0, 0, 0};
+    int rc;
+    (void)index;
+    if (b.n != 20 || em__ld32(b.p) != SCORE_MAGIC)
+        return em_err_set(err, EM_ECORRUPT, "als score: context blob of %zu bytes", b.n);
+    uint32_t k = em__ld32(b.p + 4);
+    int32_t nu = (int32_t)em__ld32(b.p + 8), ni = (int32_t)em__ld32(b.p + 12);
+    if ((rc = em_task_broadcast(c->task, em__ld32(b.p + 16), &mv, err)) < 0)
+        return rc;
+    if (k == 0 || nu < 0 || ni < 0 || mv.n != ((size_t)nu + (size_t)ni) * k * 4)
+        return em_err_set(err, EM_ECORRUPT, "als score: model of %zu bytes", mv.n);
+    em_als_model m = {.rank = (int)k, .n_users = nu, .n_items = ni,
+                      .user_factors = (float *)(uintptr_t)mv.p,
+                      .item_factors = (float *)(uintptr_t)(mv.p + (size_t)nu * k * 4)};
+    while ((rc = em_iter_next_batch(in, &rb, err)) == 1) {
+        if (rb.kind != EM_REC_FIXED || rb.width != sizeof(em_rating))
+            return em_err_set(err, EM_EINVAL, "als score: ratings must be FIXED 12-byte "
+                              "records");
+        for (uint64_t i = 0; i < rb.nrecs; i++) {
+            em_rating r;
+            memcpy(&r, rb.data + i * sizeof r, sizeof r);
+            float p = em_als_predict(&m, r.user, r.item);
+            if (isnan(p)) {
+                acc[3]++;
+                continue;
+            }
+            double d = (double)r.rating - p;
+            acc[0] += d * d;
+            acc[1] += fabs(d);
+            acc[2]++;
+        }
+    }
+    if (rc < 0)
+        return rc;
+    return em_emit_val(out, em_slice_make(acc, sizeof acc), err);
+}
+
+/* ---------------------------------------------------------------- driver side */
+
+/* The split records of fl (formats in fmts) into recs/buf; returns the count. */
+static size_t make_splits(const em_file_list *fl, const em_ratings_format *fmts, uint32_t dp,
+                          uint8_t **buf)
+{
+    uint64_t total = 0, split;
+    size_t n = 0, cap = 0;
+    for (size_t i = 0; i < fl->n; i++)
+        total += fl->sizes[i];
+    split = total / (2 * (uint64_t)(dp ? dp : 1));
+    split = split < SPLIT_MIN ? SPLIT_MIN : split > SPLIT_MAX ? SPLIT_MAX : split;
+    *buf = NULL;
+    for (size_t f = 0; f < fl->n; f++) {
+        if (fl->sizes[f] == 0)
+            continue;
+        for (uint64_t off = 0; off < fl->sizes[f];) {
+            uint64_t end = fl->sizes[f] - off > split + split / 10 ? off + split : fl->sizes[f];
+            *buf = em_arr_xgrow(*buf, &cap, (n + 1) * SPLIT_REC, 1);
+            uint8_t *p = *buf + n * SPLIT_REC;
+            uint32_t hdr[2] = {(uint32_t)f, (uint32_t)fmts[f]}, idx = (uint32_t)n;
+            memcpy(p, hdr, 8);
+            em_store_le64(p + 8, off);
+            em_store_le64(p + 16, end);
+            memcpy(p + 24, &idx, 4);
+            n++;
+            off = end;
+        }
+    }
+    return n;
+}
+
+static void src_blob(const em_file_list *fl, bool skip, const uint32_t acc[3], uint32_t bcast,
+                     em_vbuf *b)
+{
+    uint32_t hdr[7] = {SRC_MAGIC, skip, acc[0], acc[1], acc[2], bcast, (uint32_t)fl->n};
+    em_vbuf_clear(b);
+    em_vbuf_append(b, hdr, sizeof hdr);
+    for (size_t i = 0; i < fl->n; i++)
+        em_vbuf_append(b, fl->paths[i], strlen(fl->paths[i]) + 1);
+}
+
+/* Pass 1: every range's ids, interned in range order into users/items. */
+static int merge_ids(em_rdd *splits, em_slice blob, em_idmap *users, em_idmap *items,
+                     em_err *err)
+{
+    em_records recs = {0};
+    em_rdd *ids = em_rdd_map_partitions(splits, EM__ALS_FN_READ_IDS, blob, false);
+    int rc = em_rdd_error(ids) ? em_err_copy(err, em_rdd_error(ids))
+                               : em_rdd_collect(ids, &recs, err);
+    em_rdd_release(ids);
+    for (size_t i = 0; rc == 0 && i < recs.n; i++) {   /* collect keeps partition order */
+        em_slice v = recs.recs[i].val;
+        const char *p = (const char *)v.p + 12, *end = (const char *)v.p + v.n;
+        if (v.n < 12 || em__ld32(v.p) != i)
+            rc = em_err_set(err, EM_ECORRUPT, "als read: ids record %zu", i);
+        else if ((rc = take_ids(users, &p, end, em__ld32(v.p + 4), NULL, err)) == 0)
+            rc = take_ids(items, &p, end, em__ld32(v.p + 8), NULL, err);
+    }
+    em_records_destroy(&recs);
+    return rc;
+}
+
+/* Detects every file's format; false when one needs the driver reader. */
+static bool formats(const em_file_list *fl, const em_ratings_read_opts *o,
+                    em_ratings_format *fmts)
+{
+    for (size_t i = 0; i < fl->n; i++) {
+        fmts[i] = fl->sizes[i] ? em__ratings_detect(fl->paths[i], o ? o->format
+                                                                    : EM_RATINGS_AUTO)
+                               : EM_RATINGS_TSV;
+        if (fmts[i] == EM_RATINGS_AUTO)
+            return false;
+    }
+    return true;
+}
+
+int em_als_read_ratings(em_context *sc, const char *path, const em_ratings_read_opts *opts,
+                        em_idmap *users, em_idmap *items, em_als_ratings *out, em_err *err)
+{
+    em_file_list fl;
+    em_vbuf blob, maps;
+    uint8_t *sp = NULL;
+    em_rec *recs = NULL;
+    uint32_t acc[3] = {0, 0, 0}, bcast = 0;
+    em_rdd *splits = NULL;
+    memset(out, 0, sizeof *out);
+    if (em_als_register() < 0)
+        return em_err_set(err, EM_EINVAL, "als: a task function name is taken");
+    int rc = em_file_list_expand(path, &fl, err);
+    if (rc < 0)
+        return rc;
+    em_vbuf_init(&blob);
+    em_vbuf_init(&maps);
+    em_ratings_format *fmts = em_xcalloc(fl.n + 1, sizeof *fmts);
+    if (!formats(&fl, opts, fmts)) {
+        rc = 1;
+        goto out;
+    }
+    size_t ns = make_splits(&fl, fmts, em_context_default_parallelism(sc), &sp);
+    recs = em_xcalloc(ns + 1, sizeof *recs);
+    for (size_t i = 0; i < ns; i++)
+        recs[i].val = em_slice_make(sp + i * SPLIT_REC, SPLIT_REC);
+    splits = em_parallelize(sc, EM_REC_BYTES, 0, recs, ns, (uint32_t)(ns ? ns : 1));
+    for (int i = 0; i < 3; i++)
+        acc[i] = em_accumulator_new(sc, i == 0 ? "ml.als.lines" : i == 1
+                                                                  ? "ml.als.skipped_lines"
+                                                                  : "ml.als.ratings");
+    src_blob(&fl, opts && opts->skip_bad_lines, acc, 0, &blob);
+    if ((rc = merge_ids(splits, em_slice_make(blob.data, blob.len), users, items, err)) < 0)
+        goto out;
+    out->lines = (uint64_t)em_accumulator_i64(sc, acc[0]);
+    out->skipped = (uint64_t)em_accumulator_i64(sc, acc[1]);
+    out->n = (uint64_t)em_accumulator_i64(sc, acc[2]);
+    uint32_t hdr[2] = {(uint32_t)em_idmap_size(users), (uint32_t)em_idmap_size(items)};
+    if (em_vbuf_append(&maps, hdr, 8) < 0 || put_ids(users, &maps) < 0 ||
+        put_ids(items, &maps) < 0) {
+        rc = em_err_set(err, EM_ENOMEM, "als read: id maps");
+        goto out;
+    }
+    if (!(bcast = em_broadcast(sc, em_slice_make(maps.data, maps.len), err))) {
+        rc = err->code ? err->code : em_err_set(err, EM_ENOMEM, "als read: broadcast");
+        goto out;
+    }
+    src_blob(&fl, opts && opts->skip_bad_lines, acc, bcast, &blob);
+    out->ratings = em_rdd_persist(
+        em_rdd_map_partitions_fixed(splits, EM__ALS_FN_READ, em_slice_make(blob.data, blob.len),
+                                    false, sizeof(em_rating)),
+        EM_PERSIST_MEMORY_AND_DISK);
+    out->maps_bcast = bcast;
+    bcast = 0;
+    rc = em_rdd_error(out->ratings) ? em_err_copy(err, em_rdd_error(out->ratings)) : 0;
+out:
+    if (rc < 0) {
+        em_rdd_release(out->ratings);
+        out->ratings = NULL;
+        em_err_prefix(err, "reading %s", path);
+    }
+    if (bcast)
+        em_broadcast_destroy(sc, bcast);
+    em_rdd_release(splits);   /* alive through out->ratings */
+    em_free(recs);
+    em_free(sp);
+    em_free(fmts);
+    em_vbuf_destroy(&blob);
+    em_vbuf_destroy(&maps);
+    em_file_list_destroy(&fl);
+    return rc;
+}
+
+void em_als_ratings_release(em_context *sc, em_als_ratings *r)
+{
+    em_rdd_release(r->ratings);
+    if (r->maps_bcast)
+        em_broadcast_destroy(sc, r->maps_bcast);
+    memset(r, 0, sizeof *r);
+}
+
+int em_als_evaluate_rdd(em_context *sc, const em_als_model *m, em_rdd *ratings,
+                        em_cold_start cold, em_als_metrics *out, em_err *err)
+{
+    size_t k = (size_t)m->rank, nu = (size_t)m->n_users, ni = (size_t)m->n_items;
+    em_vbuf mv;
+    em_records recs = {0};
+    double acc[4] = {0, 0, 0, 0};
+    memset(out, 0, sizeof *out);
+    if (em_als_register() < 0)
+        return em_err_set(err, EM_EINVAL, "als: a task function name is taken");
+    em_vbuf_init(&mv);
+    if (em_vbuf_append(&mv, m->user_factors, nu * k * 4) < 0 ||
+        em_vbuf_append(&mv, m->item_factors, ni * k * 4) < 0) {
+        em_vbuf_destroy(&mv);
+        return em_err_set(err, EM_ENOMEM, "als score: model of %zu bytes", (nu + ni) * k * 4);
+    }
+    uint32_t id = em_broadcast(sc, em_slice_make(mv.data, mv.len), err);
+    em_vbuf_destroy(&mv);
+    if (!id)
+        return err->code ? err->code : em_err_set(err, EM_ENOMEM, "als score: broadcast");
+    uint32_t blob[5] = {SCORE_MAGIC, (uint32_t)k, (uint32_t)nu, (uint32_t)ni, id};
+    em_rdd *s = em_rdd_map_partitions(ratings, EM__ALS_FN_SCORE,
+                                      em_slice_make(blob, sizeof blob), false);
+    int rc = em_rdd_error(s) ? em_err_copy(err, em_rdd_error(s)) : em_rdd_collect(s, &recs, err);
+    em_rdd_release(s);
+    em_broadcast_destroy(sc, id);
+    for (size_t i = 0; rc == 0 && i < recs.n; i++) {
+        if (recs.recs[i].val.n != sizeof acc) {
+            rc = em_err_set(err, EM_ECORRUPT, "als score: %zu-byte result", recs.recs[i].val.n);
+            break;
+        }
+        for (int q = 0; q < 4; q++) {
+            double v;
+            memcpy(&v, recs.recs[i].val.p + q * 8, 8);
+            acc[q] += v;
+        }
+    }
+    em_records_destroy(&recs);
+    if (rc < 0)
+        return rc;
+    out->n = (uint64_t)acc[2];
+    out->cold = (uint64_t)acc[3];
+    bool nan = out->n == 0 || (cold == EM_COLD_NAN && out->cold);
+    out->rmse = nan ? NAN : sqrt(acc[0] / acc[2]);
+    out->mae = nan ? NAN : acc[1] / acc[2];
+    return 0;
+}

@@ -193,6 +193,7 @@ static int on_piece(executor *x, em_conn_id c, uint64_t req, em_slice body)
     if (!p)
         return 0;
     em_err err = EM_ERR_INIT;
+    p->as.sealed = em_net_sealed(x->net);   /* the tag proved the piece: no crc pass */
     int rc = p->is_bcast ? em__bcast_asm_add(&p->as, body, &err)
                          : em_err_set(&err, EM_EPROTO, "broadcast piece for another request");
     if (rc == 0 && p->asked < p->as.npieces) {

@@ -280,9 +280,11 @@ static void on_written(uv_write_t *req, int status)
     wreq *w = (wreq *)req;
     conn *c = w->c;
     em_net *n = c->net;
+    size_t mark = em_net_drain_mark(n);
     pthread_mutex_lock(&n->lock);
     c->queued -= w->len;
     bool resume = c->paused && c->queued <= n->o.send_queue_max / 2;
+    bool drained = c->queued + w->len > mark && c->queued <= mark;
     pthread_cond_broadcast(&n->cond);
     pthread_mutex_unlock(&n->lock);
     wreq_free(n, w);
@@ -298,6 +300,8 @@ static void on_written(uv_write_t *req, int status)
         c->paused = false;
         start_read(c);
     }
+    if (drained && c->st == ST_OPEN && n->o.ops->on_drain)
+        n->o.ops->on_drain(n->o.ud, c->id);
 }
 
 /* Seals w's frame for the wire (any thread; one at a time per connection): the payload is
@@ -1170,6 +1174,20 @@ int em_net_send_ext(em_net *n, em_conn_id id, uint8_t type, const em_slice *part
     pthread_mutex_unlock(&n->lock);
     uv_async_send(&n->wake);
     return 0;
+}
+
+size_t em_net_queued(em_net *n, em_conn_id id)
+{
+    pthread_mutex_lock(&n->lock);
+    conn *c = find_conn(n, id);
+    size_t q = c ? c->queued : SIZE_MAX;
+    pthread_mutex_unlock(&n->lock);
+    return q;
+}
+
+size_t em_net_drain_mark(const em_net *n)
+{
+    return n->o.send_queue_max / 4;
 }
 
 bool em_net_sealed(const em_net *n)

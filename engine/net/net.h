@@ -153,6 +153,9 @@ typedef struct em_net_ops {
     /* Loop thread: the connection is gone; why->code == 0 for an orderly close. Called only
      * for connections that were opened. */
     void (*on_close)(void *ud, em_conn_id c, const em_err *why);
+    /* Loop thread, optional: connection c's send queue fell to em_net_drain_mark or below
+     * after being above it (a producer that held back can go on). */
+    void (*on_drain)(void *ud, em_conn_id c);
 } em_net_ops;
 
 typedef struct em_net_opts {
@@ -214,6 +217,11 @@ void em_net_block_sigpipe(void);
 /* Whether connection c's peer is on this host (127.0.0.0/8, ::1); false for unknown ids.
  * Any thread. Senders skip compressing bulk payloads on such links (docs/cluster.md). */
 bool em_net_is_loopback(em_net *n, em_conn_id c);
+/* Bytes queued on connection c and not yet written; SIZE_MAX for an unknown id. Any
+ * thread. */
+size_t em_net_queued(em_net *n, em_conn_id c);
+/* The queue level on_drain reports crossing: send_queue_max / 4. Any thread. */
+size_t em_net_drain_mark(const em_net *n);
 /* Whether this process's links are sealed (ember.network.crypto on; both ends of every link
  * agree, or it does not log in): each frame's bytes are then proved end to end by its
  * AES-GCM tag, and checksums of payloads in transit are redundant. Any thread. */

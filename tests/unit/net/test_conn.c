@@ -64,7 +64,7 @@ static void on_close(void *ud, em_conn_id c, const em_err *why)
     pthread_mutex_unlock(&b->lock);
 }
 
-static const em_net_ops ops = {on_open, on_frame, on_close};
+static const em_net_ops ops = {on_open, on_frame, on_close, NULL};
 
 static void wait_for(box *b, int *field, int value)
 {

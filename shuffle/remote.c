@@ -18,6 +18,17 @@ typedef struct peer {
     em_conn_id conn;
 } peer;
 
+/* One connection's fetch requests waiting to be served (a ring of EM_SHUFFLE_SERVE_MAX). */
+typedef struct serve_req {
+    uint64_t id;
+    uint32_t sid, mid, reduce;
+} serve_req;
+typedef struct serve_q {
+    em_conn_id conn;
+    uint32_t head, n;
+    serve_req *ring;
+} serve_q;
+
 struct em_shuffle_remote {
     em_shuffle_remote_opts o;    /* strings below are owned copies */
     char *self_loc, *dir;
@@ -25,6 +36,8 @@ struct em_shuffle_remote {
     pthread_mutex_t connect_lock;
     peer *peers;
     size_t npeers;
+    serve_q *serving;            /* network thread only */
+    size_t nserving;
 };
 
 em_shuffle_remote *em_shuffle_remote_new(const em_shuffle_remote_opts *o)
@@ -45,13 +58,29 @@ void em_shuffle_remote_free(em_shuffle_remote *r)
     pthread_mutex_destroy(&r->lock);
     pthread_mutex_destroy(&r->connect_lock);
     em_free(r->peers);
+    for (size_t i = 0; i < r->nserving; i++)
+        em_free(r->serving[i].ring);
+    em_free(r->serving);
     em_free(r->self_loc);
     em_free(r->dir);
     em_free(r);
 }
 
+static serve_q *find_serving(em_shuffle_remote *r, em_conn_id conn)
+{
+    for (size_t i = 0; i < r->nserving; i++)
+        if (r->serving[i].conn == conn)
+            return &r->serving[i];
+    return NULL;
+}
+
 void em_shuffle_remote_forget(em_shuffle_remote *r, em_conn_id conn)
 {
+    serve_q *q = find_serving(r, conn);
+    if (q) {
+        em_free(q->ring);
+        *q = r->serving[--r->nserving];
+    }
     pthread_mutex_lock(&r->lock);
     for (size_t i = 0; i < r->npeers; i++)
         if (r->peers[i].conn == conn) {
@@ -143,4 +172,73 @@ int em_shuffle_serve_segment(const char *dir, uint32_t sid, uint32_t mid, uint32
     }
     em_vbuf_destroy(&seg);
     return rc;
+}
+
+/* ---------------------------------------------------------------- serving */
+
+typedef struct send_ctx {
+    em_shuffle_remote *r;
+    em_conn_id conn;
+    uint64_t id;
+    bool sent;
+} send_ctx;
+
+static int send_chunk(void *ud, const uint8_t *p, size_t n, bool last, em_err *err)
+{
+    send_ctx *sc = ud;
+    sc->sent = true;
+    return sc->r->o.send(sc->r->o.ud, sc->conn, sc->id, p, n, last, err);
+}
+
+/* Serves conn's waiting requests in order while its send queue is under the drain mark. */
+static void serve_some(em_shuffle_remote *r, em_conn_id conn)
+{
+    serve_q *q;
+    size_t mark = em_net_drain_mark(r->o.net);
+    while ((q = find_serving(r, conn)) && q->n > 0 && em_net_queued(r->o.net, conn) < mark) {
+        serve_req rq = q->ring[q->head];
+        q->head = (q->head + 1) % EM_SHUFFLE_SERVE_MAX;
+        q->n--;
+        em_err err = EM_ERR_INIT;
+        send_ctx sc = {r, conn, rq.id, false};
+        int rc = em_shuffle_serve_segment(r->dir, rq.sid, rq.mid, rq.reduce, r->o.chunk,
+                                          send_chunk, &sc, &err);
+        if (rc < 0 && !sc.sent)
+            r->o.fail(r->o.ud, conn, rq.id, &err);
+    }
+}
+
+int em_shuffle_serve_request(em_shuffle_remote *r, em_conn_id conn, uint64_t id, uint32_t sid,
+                             uint32_t mid, uint32_t reduce, em_err *err)
+{
+    serve_q *q = find_serving(r, conn);
+    if (!q) {
+        serve_req *ring = em_calloc(EM_SHUFFLE_SERVE_MAX, sizeof *ring);
+        serve_q *grown = ring ? em_realloc(r->serving, (r->nserving + 1) * sizeof *grown) : NULL;
+        if (!grown) {
+            em_free(ring);
+            return em_err_set(err, EM_ENOMEM, "serving fetches: out of memory");
+        }
+        r->serving = grown;
+        q = &r->serving[r->nserving++];
+        *q = (serve_q){.conn = conn, .ring = ring};
+    }
+    if (q->n == EM_SHUFFLE_SERVE_MAX)
+        return em_err_set(err, EM_EPROTO, "peer has more than %u shuffle fetches in flight",
+                          EM_SHUFFLE_SERVE_MAX);
+    q->ring[(q->head + q->n) % EM_SHUFFLE_SERVE_MAX] = (serve_req){id, sid, mid, reduce};
+    q->n++;
+    serve_some(r, conn);
+    return 0;
+}
+
+void em_shuffle_serve_drain(em_shuffle_remote *r, em_conn_id conn)
+{
+    serve_some(r, conn);
+}
+
+uint32_t em_shuffle_serve_waiting(em_shuffle_remote *r, em_conn_id conn)
+{
+    serve_q *q = find_serving(r, conn);
+    return q ? q->n : 0;
 }

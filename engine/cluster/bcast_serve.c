@@ -114,8 +114,10 @@ void em__cl_on_bcast(em_cluster *c, em_conn_id id, const em__msg *m)
             size_t len = v.n - off < EM__PIECE_SIZE ? v.n - off : EM__PIECE_SIZE;
             uint8_t hdr[EM__DATA_HDR + EM__PIECE_HDR];
             em__data_hdr(hdr, EM__DATA_PIECE, 0, m->id);
-            em__piece_hdr(hdr + EM__DATA_HDR, v.n, EM__PIECE_SIZE, (uint32_t)i,
-                          piece_crc(c, m->block.a, (uint32_t)i, v.p + off, len));
+            /* a sealed link's AES-GCM tag proves the piece: no crc (protocol.h) */
+            uint32_t crc = em_net_sealed(c->net) ? 0
+                           : piece_crc(c, m->block.a, (uint32_t)i, v.p + off, len);
+            em__piece_hdr(hdr + EM__DATA_HDR, v.n, EM__PIECE_SIZE, (uint32_t)i, crc);
             /* zero copy: the frame's tail is the value itself, kept by a batch reference */
             em_slice head = {hdr, sizeof hdr};
             em_net_ext ext = {v.p + off, len, release_batch, em_batch_ref(ref)};

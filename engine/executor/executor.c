@@ -40,33 +40,45 @@
 
 /* ---------------------------------------------------------------- loop thread */
 
-typedef struct serve_ctx {
-    executor *x;
-    em_conn_id c;
-    uint64_t id;
-    bool sent;                   /* a chunk was handed over */
-} serve_ctx;
-
-static int send_segment_chunk(void *ud, const uint8_t *p, size_t n, bool last, em_err *err)
+/* Serving shuffle segments (shuffle/remote.c queues a peer's fetches and calls these). */
+static int serve_send(void *ud, em_conn_id c, uint64_t id, const uint8_t *p, size_t n,
+                      bool last, em_err *err)
 {
-    serve_ctx *sc = ud;
-    sc->sent = true;
-    return em__x_send_data(sc->x, sc->c, EM__DATA_SEGMENT, last ? 1 : 0, sc->id, p, n, err);
+    return em__x_send_data(ud, c, EM__DATA_SEGMENT, last ? 1 : 0, id, p, n, err);
 }
 
-/* A peer's `fetch`: the segment as SEGMENT frames (shuffle/remote.c reads and chunks it),
- * or a fetch_error when it cannot be read. */
-static void serve_fetch(executor *x, em_conn_id c, const em__msg *m)
+static void serve_fail(void *ud, em_conn_id c, uint64_t id, const em_err *why)
 {
-    em_err err = EM_ERR_INIT;
-    serve_ctx sc = {x, c, m->id, false};
-    int rc = em_shuffle_serve_segment(x->shuffle_dir, m->sid, m->mid, m->reduce, EM__SEG_CHUNK,
-                                      send_segment_chunk, &sc, &err);
-    if (rc < 0 && !sc.sent) {
-        em__msg e = {.type = EM__MSG_FETCH_ERROR, .id = m->id, .code = rc, .err = err};
-        em_err serr = EM_ERR_INIT;
-        em__x_send_msg(x, c, &e, &serr);
+    em__msg e = {.type = EM__MSG_FETCH_ERROR, .id = id, .code = why->code, .err = *why};
+    em_err serr = EM_ERR_INIT;
+    em__x_send_msg(ud, c, &e, &serr);
+}
+
+/* A peer's `fetch`: queued with the shuffle server, which sends the segment as SEGMENT
+ * frames while the connection's send queue allows (bounded per connection), or a
+ * fetch_error. <0 (too many in flight) closes the connection. */
+static int serve_fetch(executor *x, em_conn_id c, const em__msg *m, em_err *err)
+{
+    pthread_mutex_lock(&x->lock);
+    em_shuffle_remote *r = x->remote;
+    pthread_mutex_unlock(&x->lock);
+    if (!r) {
+        em_err e = EM_ERR_INIT;
+        em_err_set(&e, EM_EFETCH, "executor not registered yet");
+        serve_fail(x, c, m->id, &e);
+        return 0;
     }
+    return em_shuffle_serve_request(r, c, m->id, m->sid, m->mid, m->reduce, err);
+}
+
+static void x_on_drain(void *ud, em_conn_id c)
+{
+    executor *x = ud;
+    pthread_mutex_lock(&x->lock);
+    em_shuffle_remote *r = x->remote;
+    pthread_mutex_unlock(&x->lock);
+    if (r)
+        em_shuffle_serve_drain(r, c);
 }
 
 /* A `kill` for task id: its running slot's flag, or its queue entry. Lock held. Unknown
@@ -193,6 +205,7 @@ static int on_piece(executor *x, em_conn_id c, uint64_t req, em_slice body)
     if (!p)
         return 0;
     em_err err = EM_ERR_INIT;
+    p->as.sealed = em_net_sealed(x->net);   /* the tag proved the piece: no crc pass */
     int rc = p->is_bcast ? em__bcast_asm_add(&p->as, body, &err)
                          : em_err_set(&err, EM_EPROTO, "broadcast piece for another request");
     if (rc == 0 && p->asked < p->as.npieces) {
@@ -284,7 +297,7 @@ static int x_on_frame(void *ud, em_conn_id c, uint8_t type, em_slice payload, em
         return rc;
     }
     if (!from_driver && m.type == EM__MSG_FETCH) {
-        serve_fetch(x, c, &m);
+        rc = serve_fetch(x, c, &m, err);
     } else {
         pthread_mutex_lock(&x->lock);
         if (from_driver) {
@@ -320,7 +333,8 @@ static void x_on_close(void *ud, em_conn_id c, const em_err *why)
     pthread_mutex_unlock(&x->lock);
 }
 
-static const em_net_ops x_net_ops = {.on_frame = x_on_frame, .on_close = x_on_close};
+static const em_net_ops x_net_ops = {.on_frame = x_on_frame, .on_close = x_on_close,
+                                     .on_drain = x_on_drain};
 
 /* ---------------------------------------------------------------- task threads */
 
@@ -553,7 +567,8 @@ static int start(executor *x, em_err *err)
     em_memory_manager_set_storage_fraction(x->mm, x->reg.storage_permille / 1000.0);
     x->wire_codec = em__wire_codec(x->reg.compress, em_net_is_loopback(x->net, d));
     em_shuffle_remote_opts ro = {.net = x->net, .self_loc = x->loc, .dir = x->shuffle_dir,
-                                 .request = em__x_request_segment, .ud = x};
+                                 .request = em__x_request_segment, .send = serve_send,
+                                 .fail = serve_fail, .chunk = EM__SEG_CHUNK, .ud = x};
     em_shuffle_remote *remote = em_shuffle_remote_new(&ro);
     pthread_mutex_lock(&x->lock);   /* x_on_close reads it on the loop thread */
     x->remote = remote;

@@ -16,8 +16,11 @@
  *   capped frames before WELCOME. Both sides announce their link mode (crypto or plain)
  *   and the proofs cover it, so a relay cannot downgrade a link to plain.
  *   After WELCOME each side seals every frame it writes (conn_write_ext, on the loop
- *   thread, which orders the sequence numbers as the bytes go out) and opens every frame it
- *   reads in place in its read buffer (on_frame): em_aead in auth.c.
+ *   thread, which orders the sequence numbers as the bytes go out; external bytes are
+ *   sealed into reused pool chunks) and its decoder opens every frame it reads in place, as
+ *   the bytes arrive (frame.c): em_aead in auth.c.
+ *   Big bodies are read straight into the decoder's body buffer (on_alloc asks it for
+ *   room), so a 4 MiB broadcast piece is not copied out of the 256 KiB read buffer.
  *   Pre-login limits: inbound connections not logged in are capped globally and per peer
  *   address, the oldest dropped for a new one; they read into a 512-byte buffer (the 256
  *   KiB one comes with login). Refused logins are logged with the peer's address, at most
@@ -73,19 +76,41 @@ struct conn {
     size_t queued;          /* bytes handed to uv_write, not yet written (net->lock) */
     cmd *waiter;            /* CMD_CONNECT waiting for the handshake */
     em_err why;             /* reason for closing */
+    struct wreq *sq_head, *sq_tail;   /* frames waiting to be sealed, in order (loop) */
+    bool sealing;           /* sq_head is being sealed on the libuv thread pool */
+    bool dead;              /* on_closed ran while sealing: the job's end frees c */
     uint8_t *rbuf;          /* RBUF_OPEN bytes once open; before, `small` */
     uint8_t small[512];
     conn *next;
 };
 
+/* One frame being written: bufs[0] is the encoded frame (header and payload), then the
+ * external bytes: as they are (ext, plain links) or sealed into pool chunks (crypto). */
 typedef struct wreq {
     uv_write_t req;
+    uv_work_t work;      /* sealing on the thread pool (big frames) */
     conn *c;
-    uint8_t *buf;
-    size_t len;          /* buf bytes + ext bytes */
-    bool big;            /* buf came from em_malloc_big (a sealed frame with ext bytes) */
-    em_net_ext ext;
+    struct wreq *next;   /* in c->sq */
+    size_t len;          /* unsealed frame bytes + ext bytes: what `queued` counts */
+    em_net_ext ext;      /* plain: written from where it is; sealed: read by the sealer */
+    bool chunked;        /* bufs[1..] are seal-pool chunks */
+    int rc;              /* the seal's result (and err) */
+    em_err err;
+    uint32_t nbufs;
+    uv_buf_t bufs[];
 } wreq;
+
+/* Sealing a frame's external bytes (a broadcast piece, megabytes) writes the ciphertext
+ * into chunks of SEAL_CHUNK bytes from a per-net pool, written with the frame in one
+ * uv_write: the chunks are reused, so sealing megabytes costs no fresh pages (their first
+ * touch, clear_page in the kernel, cost as much as the AES itself). */
+#define SEAL_CHUNK ((size_t)256 << 10)
+#define SEAL_POOL 64   /* chunks kept for reuse: 16 MiB */
+#define ROOM_MIN ((size_t)64 << 10)   /* bodies this short are read into rbuf */
+/* Frames this big are sealed on libuv's thread pool, not the loop thread: one job at a
+ * time per connection (sequence numbers and byte order stay the frames' order), while the
+ * loop goes on reading and writing, and the connections of a broadcast seal in parallel. */
+#define SEAL_ASYNC_MIN ((size_t)256 << 10)
 
 static void ext_release(em_net_ext *e)
 {
@@ -112,7 +137,31 @@ struct em_net {
     uint8_t mode;               /* EM_NET_MODE_* of this process */
     uint64_t log_ms;            /* last failed-login line (loop thread) */
     uint32_t log_suppressed;    /* failed logins not logged since */
+    uint8_t *pool[SEAL_POOL];   /* free seal chunks (loop thread) */
+    int npool;
 };
+
+static uint8_t *pool_get(em_net *n)   /* loop thread; NULL when out of memory */
+{
+    return n->npool ? n->pool[--n->npool] : em_malloc(SEAL_CHUNK + EM_AEAD_TAG_LEN);
+}
+
+static void pool_put(em_net *n, void *p)   /* loop thread */
+{
+    if (p && n->npool < SEAL_POOL)
+        n->pool[n->npool++] = p;
+    else
+        em_free(p);
+}
+
+static void wreq_free(em_net *n, wreq *w)   /* loop thread */
+{
+    em_free(w->bufs[0].base);
+    for (uint32_t i = 1; w->chunked && i < w->nbufs; i++)
+        pool_put(n, w->bufs[i].base);
+    ext_release(&w->ext);
+    em_free(w);
+}
 
 static uint64_t now_ms(void)
 {
@@ -192,10 +241,23 @@ static void on_closed(uv_handle_t *h)
         log_failed_login(n, c);
     if (c->was_open && n->o.ops->on_close)
         n->o.ops->on_close(n->o.ud, c->id, &c->why);
+    /* Frames still waiting for the sealer are dropped; one being sealed is seal_done's. */
+    wreq **rest = c->sealing ? &c->sq_head->next : &c->sq_head;
+    while (*rest) {
+        wreq *w = *rest;
+        *rest = w->next;
+        wreq_free(n, w);
+    }
+    c->sq_tail = c->sealing ? c->sq_head : NULL;
     em_frame_decoder_destroy(&c->dec);
-    em_aead_free(c->tx);
     em_aead_free(c->rx);
     em_free(c->rbuf);
+    c->rbuf = NULL;
+    if (c->sealing) {   /* the thread pool still seals with c->tx: seal_done frees c */
+        c->dead = true;
+        return;
+    }
+    em_aead_free(c->tx);
     em_free(c);
 }
 
@@ -218,17 +280,14 @@ static void on_written(uv_write_t *req, int status)
     wreq *w = (wreq *)req;
     conn *c = w->c;
     em_net *n = c->net;
+    size_t mark = em_net_drain_mark(n);
     pthread_mutex_lock(&n->lock);
     c->queued -= w->len;
     bool resume = c->paused && c->queued <= n->o.send_queue_max / 2;
+    bool drained = c->queued + w->len > mark && c->queued <= mark;
     pthread_cond_broadcast(&n->cond);
     pthread_mutex_unlock(&n->lock);
-    if (w->big)
-        em_free_big(w->buf);
-    else
-        em_free(w->buf);
-    ext_release(&w->ext);
-    em_free(w);
+    wreq_free(n, w);
     if (status < 0) {
         conn_close(c, EM_EIO, "write failed: %s", uv_strerror(status));
         return;
@@ -241,52 +300,145 @@ static void on_written(uv_write_t *req, int status)
         c->paused = false;
         start_read(c);
     }
+    if (drained && c->st == ST_OPEN && n->o.ops->on_drain)
+        n->o.ops->on_drain(n->o.ud, c->id);
 }
 
-/* Seals one encoded frame (header, payload, then ext's bytes) for the wire: the header's
- * length grows by the tag, the payload is encrypted in place, ext is encrypted into the
- * grown buffer and released (encryption copies it anyway), the tag goes last. On return
- * *bufp / *blen are the sealed frame and ext is empty; on failure ext is released. */
-static int seal_frame(conn *c, uint8_t **bufp, size_t *blen, em_net_ext *ext, bool *big,
-                      em_err *err)
+/* Seals w's frame for the wire (any thread; one at a time per connection): the payload is
+ * encrypted in place, the external bytes into the pool chunks prepare_seal reserved
+ * (bufs[1..]; the tag ends the last), or the tag ends bufs[0]. */
+static int seal_frame(em_aead *tx, wreq *w, em_err *err)
 {
-    size_t hl = EM_FRAME_HEADER_SIZE, n = *blen, total = n + ext->n + EM_AEAD_TAG_LEN;
-    uint8_t *b;
+    size_t hl = EM_FRAME_HEADER_SIZE;
+    uint8_t *b = (uint8_t *)w->bufs[0].base, *tag;
+    size_t n = w->bufs[0].len - (w->nbufs == 1 ? EM_AEAD_TAG_LEN : 0);
     int rc;
-    /* A frame with external bytes (a broadcast piece, megabytes) is sealed into a big
-     * buffer: em_malloc_big reuses freed mappings, so piece after piece costs no page
-     * faults; a frame without them just grows by its tag. */
-    *big = ext->n >= EM_BIG_MIN / 2;
-    if (*big) {
-        b = em_malloc_big(total);
-        if (b) {
-            memcpy(b, *bufp, n);
-            em_free(*bufp);
-        }
-    } else {
-        b = em_realloc(*bufp, total);
+    if ((rc = em_aead_begin(tx, b, hl, err)) < 0 ||
+        (rc = em_aead_update(tx, b + hl, b + hl, n - hl, err)) < 0)
+        return rc;
+    tag = b + n;
+    for (uint32_t i = 1; i < w->nbufs; i++) {
+        size_t k = w->bufs[i].len - (i + 1 == w->nbufs ? EM_AEAD_TAG_LEN : 0);
+        const uint8_t *src = (const uint8_t *)w->ext.p + (size_t)(i - 1) * SEAL_CHUNK;
+        if ((rc = em_aead_update(tx, src, (uint8_t *)w->bufs[i].base, k, err)) < 0)
+            return rc;
+        tag = (uint8_t *)w->bufs[i].base + k;
     }
-    if (!b) {
-        *big = false;
-        ext_release(ext);
-        return em_err_set(err, EM_ENOMEM, "sealing a frame of %zu bytes: out of memory",
-                          total);
+    return em_aead_finish(tx, tag, err);
+}
+
+/* Loop thread: makes room for the seal (the tag; pool chunks for the external bytes) and
+ * grows the header's length by the tag. */
+static int prepare_seal(em_net *n, wreq *w, em_err *err)
+{
+    uint8_t *b = (uint8_t *)w->bufs[0].base;
+    size_t blen = w->bufs[0].len;
+    if (!w->ext.n) {
+        uint8_t *g = em_realloc(b, blen + EM_AEAD_TAG_LEN);
+        if (!g)
+            return em_err_set(err, EM_ENOMEM, "sealing a frame of %zu bytes: out of memory",
+                              blen);
+        w->bufs[0] = uv_buf_init((char *)g, (unsigned)(blen + EM_AEAD_TAG_LEN));
+        b = g;
     }
-    *bufp = b;
     em_store_le32(b + 4, em_load_le32(b + 4) + EM_AEAD_TAG_LEN);
-    if ((rc = em_aead_begin(c->tx, b, hl, err)) == 0 &&
-        (rc = em_aead_update(c->tx, b + hl, b + hl, n - hl, err)) == 0 && ext->n)
-        rc = em_aead_update(c->tx, ext->p, b + n, ext->n, err);
-    if (rc == 0)
-        rc = em_aead_finish(c->tx, b + n + ext->n, err);
-    ext_release(ext);
-    *ext = (em_net_ext){0};
-    *blen = total;
-    return rc;
+    w->chunked = true;
+    for (size_t off = 0; off < w->ext.n; off += SEAL_CHUNK) {
+        size_t k = w->ext.n - off < SEAL_CHUNK ? w->ext.n - off : SEAL_CHUNK;
+        uint8_t *ch = pool_get(n);
+        if (!ch)
+            return em_err_set(err, EM_ENOMEM, "sealing %zu bytes: out of memory", w->ext.n);
+        w->bufs[w->nbufs++] = uv_buf_init((char *)ch, (unsigned)k);
+    }
+    if (w->nbufs > 1)
+        w->bufs[w->nbufs - 1].len += EM_AEAD_TAG_LEN;
+    return 0;
+}
+
+/* Hands a ready frame to libuv (takes w). */
+static void write_wreq(conn *c, wreq *w)
+{
+    em_net *n = c->net;
+    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, w->bufs, w->nbufs, on_written);
+    if (rc < 0) {
+        on_written(&w->req, rc);
+        return;
+    }
+    pthread_mutex_lock(&n->lock);
+    bool over = c->queued > n->o.send_queue_max;
+    pthread_mutex_unlock(&n->lock);
+    if (over && !c->paused) {   /* stop reading from a peer we cannot write to fast enough */
+        c->paused = true;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    }
+}
+
+/* A sealed (or failed) frame: written, or the connection closes. */
+static void sealed(conn *c, wreq *w)
+{
+    ext_release(&w->ext);   /* its bytes are in the chunks now */
+    if (w->rc < 0 && c->st != ST_CLOSING)
+        conn_close(c, w->rc, "%s", w->err.msg);
+    if (w->rc < 0 || c->st == ST_CLOSING) {
+        on_written(&w->req, w->rc < 0 ? UV_ENOMEM : UV_ECANCELED);
+        return;
+    }
+    write_wreq(c, w);
+}
+
+static void seal_pump(conn *c);
+
+static void seal_work(uv_work_t *req)   /* thread pool */
+{
+    wreq *w = req->data;
+    w->rc = seal_frame(w->c->tx, w, &w->err);
+}
+
+static void seal_done(uv_work_t *req, int status)   /* loop thread */
+{
+    wreq *w = req->data;
+    conn *c = w->c;
+    c->sealing = false;
+    c->sq_head = w->next;
+    if (!c->sq_head)
+        c->sq_tail = NULL;
+    if (status < 0 && w->rc == 0)
+        w->rc = em_err_set(&w->err, EM_EIO, "sealing a frame: %s", uv_strerror(status));
+    if (c->dead) {   /* the connection closed meanwhile: on_closed left c to us */
+        wreq_free(c->net, w);
+        em_aead_free(c->tx);
+        em_free(c);
+        return;
+    }
+    sealed(c, w);
+    seal_pump(c);
+}
+
+/* Seals and writes the queued frames in order: small ones here, a big one on the thread
+ * pool (then the rest wait for seal_done). */
+static void seal_pump(conn *c)
+{
+    while (!c->sealing && c->sq_head) {
+        wreq *w = c->sq_head;
+        if (w->len >= SEAL_ASYNC_MIN && c->st != ST_CLOSING) {
+            c->sealing = true;
+            w->work.data = w;
+            if (uv_queue_work(&c->net->loop, &w->work, seal_work, seal_done) == 0)
+                return;
+            c->sealing = false;
+        }
+        c->sq_head = w->next;
+        if (!c->sq_head)
+            c->sq_tail = NULL;
+        if (c->st != ST_CLOSING)
+            w->rc = seal_frame(c->tx, w, &w->err);
+        sealed(c, w);
+    }
 }
 
 /* Writes an encoded frame (takes buf, and the external bytes ext, released once written
- * or dropped). `counted`: the bytes were already added to queued. */
+ * or dropped). `counted`: the bytes were already added to queued. On a sealed link the
+ * frame joins the connection's seal queue. */
 static void conn_write_ext(conn *c, uint8_t *buf, size_t blen, em_net_ext ext, bool counted)
 {
     em_net *n = c->net;
@@ -302,39 +454,34 @@ static void conn_write_ext(conn *c, uint8_t *buf, size_t blen, em_net_ext ext, b
         ext_release(&ext);
         return;
     }
-    wreq *w = em_xcalloc(1, sizeof *w);
+    size_t nbufs = 1 + (c->tx ? (ext.n + SEAL_CHUNK - 1) / SEAL_CHUNK : ext.n ? 1 : 0);
+    wreq *w = em_xcalloc(1, sizeof *w + nbufs * sizeof(uv_buf_t));
     w->c = c;
     w->len = len;   /* what `queued` counts, sealed or not */
+    w->bufs[0] = uv_buf_init((char *)buf, (unsigned)blen);
+    w->nbufs = 1;
+    w->ext = ext;
     if (!counted) {
         pthread_mutex_lock(&n->lock);
         c->queued += len;
         pthread_mutex_unlock(&n->lock);
     }
-    if (c->tx) {
-        em_err err = EM_ERR_INIT;
-        if (seal_frame(c, &buf, &blen, &ext, &w->big, &err) < 0) {
-            w->buf = buf;
-            conn_close(c, err.code, "%s", err.msg);
-            on_written(&w->req, UV_ENOMEM);
-            return;
-        }
-    }
-    w->buf = buf;
-    w->ext = ext;
-    uv_buf_t b[2] = {uv_buf_init((char *)buf, (unsigned)blen),
-                     uv_buf_init((char *)ext.p, (unsigned)ext.n)};
-    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, b, ext.n ? 2 : 1, on_written);
-    if (rc < 0) {
-        on_written(&w->req, rc);
+    if (!c->tx) {
+        if (ext.n)
+            w->bufs[w->nbufs++] = uv_buf_init((char *)ext.p, (unsigned)ext.n);
+        write_wreq(c, w);
         return;
     }
-    pthread_mutex_lock(&n->lock);
-    bool over = c->queued > n->o.send_queue_max;
-    pthread_mutex_unlock(&n->lock);
-    if (over && !c->paused) {   /* stop reading from a peer we cannot write to fast enough */
-        c->paused = true;
-        uv_read_stop((uv_stream_t *)&c->tcp);
+    if ((w->rc = prepare_seal(n, w, &w->err)) < 0) {
+        sealed(c, w);
+        return;
     }
+    if (c->sq_tail)
+        c->sq_tail->next = w;
+    else
+        c->sq_head = w;
+    c->sq_tail = w;
+    seal_pump(c);
 }
 
 static void conn_write_take(conn *c, uint8_t *buf, size_t len, bool counted)
@@ -399,6 +546,7 @@ static int conn_opened(conn *c, em_err *err)
     c->st = ST_OPEN;
     c->was_open = true;
     c->dec.cap = n->o.max_frame + (c->rx ? EM_AEAD_TAG_LEN : 0);
+    c->dec.open = c->rx;   /* frames after WELCOME are opened as their bytes arrive */
     c->last_recv_ms = c->last_hb_ms = now_ms();
     if (n->o.ops->on_open)
         n->o.ops->on_open(n->o.ud, c->id, c->inbound);
@@ -507,27 +655,6 @@ static int handshake_frame(conn *c, uint8_t type, em_slice p, em_err *err)
     }
 }
 
-/* Opens a sealed frame in place. The payload's bytes are the connection's own (its read
- * buffer or its decoder's body buffer), so writing the plaintext over them is safe. */
-static int open_frame(conn *c, uint8_t type, em_slice *p, em_err *err)
-{
-    if (p->n < EM_AEAD_TAG_LEN)
-        return em_err_set(err, EM_EPROTO, "sealed frame of %zu bytes is shorter than its tag",
-                          p->n);
-    uint8_t hdr[EM_FRAME_HEADER_SIZE] = {'E', 'M', 'F', 'R'};
-    em_store_le32(hdr + 4, (uint32_t)p->n + 1);
-    hdr[8] = type;
-    uint8_t *q = (uint8_t *)p->p;
-    size_t m = p->n - EM_AEAD_TAG_LEN;
-    int rc;
-    if ((rc = em_aead_begin(c->rx, hdr, sizeof hdr, err)) < 0 ||
-        (rc = em_aead_update(c->rx, q, q, m, err)) < 0 ||
-        (rc = em_aead_finish(c->rx, q + m, err)) < 0)
-        return rc;
-    p->n = m;
-    return 0;
-}
-
 static int on_frame(void *ud, uint8_t type, em_slice p, em_err *err)
 {
     conn *c = ud;
@@ -537,11 +664,6 @@ static int on_frame(void *ud, uint8_t type, em_slice p, em_err *err)
     c->last_recv_ms = now_ms();
     if (c->st != ST_OPEN)
         return handshake_frame(c, type, p, err);
-    if (c->rx) {
-        int rc = open_frame(c, type, &p, err);
-        if (rc < 0)
-            return rc;
-    }
     if (type == EM_FRAME_HEARTBEAT)
         return 0;
     if (type < EM_FRAME_RPC)
@@ -553,8 +675,13 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     conn *c = h->data;
-    *buf = c->rbuf ? uv_buf_init((char *)c->rbuf, RBUF_OPEN)
-                   : uv_buf_init((char *)c->small, sizeof c->small);
+    uint8_t *room;
+    size_t k = c->rbuf ? em_frame_decoder_room(&c->dec, ROOM_MIN, &room) : 0;
+    if (k)   /* the rest of a big body: read straight into the decoder's body buffer */
+        *buf = uv_buf_init((char *)room, (unsigned)(k < (1u << 30) ? k : (1u << 30)));
+    else
+        *buf = c->rbuf ? uv_buf_init((char *)c->rbuf, RBUF_OPEN)
+                       : uv_buf_init((char *)c->small, sizeof c->small);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -943,6 +1070,8 @@ void em_net_free(em_net *n)
             em_free(rest);
         rest = next;
     }
+    while (n->npool)
+        em_free(n->pool[--n->npool]);
     pthread_mutex_destroy(&n->lock);
     pthread_cond_destroy(&n->cond);
     em_secure_zero(n->secret, n->o.secret_len);
@@ -1045,6 +1174,25 @@ int em_net_send_ext(em_net *n, em_conn_id id, uint8_t type, const em_slice *part
     pthread_mutex_unlock(&n->lock);
     uv_async_send(&n->wake);
     return 0;
+}
+
+size_t em_net_queued(em_net *n, em_conn_id id)
+{
+    pthread_mutex_lock(&n->lock);
+    conn *c = find_conn(n, id);
+    size_t q = c ? c->queued : SIZE_MAX;
+    pthread_mutex_unlock(&n->lock);
+    return q;
+}
+
+size_t em_net_drain_mark(const em_net *n)
+{
+    return n->o.send_queue_max / 4;
+}
+
+bool em_net_sealed(const em_net *n)
+{
+    return n->mode == EM_NET_MODE_CRYPTO;   /* set once by em_net_new */
 }
 
 void em_net_close(em_net *n, em_conn_id id)

@@ -66,7 +66,8 @@ static int poison(em_frame_decoder *d, em_err *err)
     return err->code;
 }
 
-/* Validates a complete header; sets d->body_len. */
+/* Validates a complete header; sets d->body_len and, on a sealed stream, starts opening the
+ * frame (the header is its AAD). */
 static int check_header(em_frame_decoder *d, em_err *err)
 {
     if (memcmp(d->hdr, frame_magic, 4) != 0)
@@ -76,17 +77,59 @@ static int check_header(em_frame_decoder *d, em_err *err)
     if (len == 0 || len > d->cap)
         return em_err_set(err, EM_EPROTO, "frame %llu: body length %u outside 1..%u",
                           (unsigned long long)d->nframes, len, d->cap);
+    if (d->open && len - 1 < EM_AEAD_TAG_LEN)
+        return em_err_set(err, EM_EPROTO, "sealed frame %llu: %u payload bytes are shorter "
+                          "than its tag", (unsigned long long)d->nframes, len - 1);
     d->body_len = len;
-    return 0;
+    d->opened = 0;
+    return d->open ? em_aead_begin(d->open, d->hdr, sizeof d->hdr, err) : 0;
 }
 
-static int deliver(em_frame_decoder *d, uint8_t type, const uint8_t *p, size_t n,
-                   em_frame_fn fn, void *ud, em_err *err)
+/* Bytes of the payload that are ciphertext (the rest is the tag). */
+static size_t sealed_len(const em_frame_decoder *d)
 {
+    return d->body_len - 1 - (d->open ? EM_AEAD_TAG_LEN : 0);
+}
+
+/* Decrypts, in place, the payload bytes [d->opened, have) that are ciphertext; base is the
+ * payload's first byte. Called as bytes arrive, so each piece is decrypted while it is
+ * still in cache. */
+static int open_upto(em_frame_decoder *d, uint8_t *base, size_t have, em_err *err)
+{
+    size_t m = sealed_len(d);
+    size_t end = have < m ? have : m;
+    if (!d->open || end <= d->opened)
+        return 0;
+    int rc = em_aead_update(d->open, base + d->opened, base + d->opened, end - d->opened, err);
+    d->opened = end;
+    return rc;
+}
+
+/* The whole payload (have == body_len - 1 bytes at base) is here: checks the tag of a
+ * sealed frame, then hands the plaintext to fn. */
+static int deliver(em_frame_decoder *d, uint8_t *base, em_frame_fn fn, void *ud, em_err *err)
+{
+    size_t m = sealed_len(d);
+    int rc;
+    if (d->open && ((rc = open_upto(d, base, m, err)) < 0 ||
+                    (rc = em_aead_finish(d->open, base + m, err)) < 0))
+        return rc;
+    uint8_t type = d->hdr[8];
     d->nframes++;
     d->hdr_have = 0;
     d->body_len = 0;
-    return fn(ud, type, em_slice_make(p, n), err);
+    return fn(ud, type, em_slice_make(m ? base : NULL, m), err);
+}
+
+size_t em_frame_decoder_room(em_frame_decoder *d, size_t min, uint8_t **where)
+{
+    if (d->poisoned || d->hdr_have < EM_FRAME_HEADER_SIZE || d->body_len <= 1)
+        return 0;
+    size_t want = d->body_len - 1 - d->body.len;
+    if (want < min || em_vbuf_reserve(&d->body, want) < 0)
+        return 0;
+    *where = d->body.data + d->body.len;
+    return want;
 }
 
 int em_frame_decoder_feed(em_frame_decoder *d, const uint8_t *p, size_t n, em_frame_fn fn,
@@ -94,6 +137,22 @@ int em_frame_decoder_feed(em_frame_decoder *d, const uint8_t *p, size_t n, em_fr
 {
     if (d->poisoned)
         return em_err_copy(err, &d->first_err);
+    /* Bytes a read put where em_frame_decoder_room said: they are the body's next bytes,
+     * already in place (no copy). */
+    if (n > 0 && d->body.data && p == d->body.data + d->body.len && d->body_len > 1 &&
+        d->hdr_have == EM_FRAME_HEADER_SIZE) {
+        size_t want = d->body_len - 1 - d->body.len;
+        if (n > want) {
+            em_err_set(err, EM_EINVAL, "frame %llu: %zu bytes placed where %zu fit",
+                       (unsigned long long)d->nframes, n, want);
+            return poison(d, err);
+        }
+        d->body.len += n;
+        int rc = d->body.len == d->body_len - 1
+                     ? deliver(d, d->body.data, fn, ud, err)
+                     : open_upto(d, d->body.data, d->body.len, err);
+        return rc < 0 ? poison(d, err) : 0;
+    }
     while (n > 0) {
         if (d->hdr_have < EM_FRAME_HEADER_SIZE) {
             size_t take = EM_FRAME_HEADER_SIZE - d->hdr_have;
@@ -108,18 +167,16 @@ int em_frame_decoder_feed(em_frame_decoder *d, const uint8_t *p, size_t n, em_fr
             if (check_header(d, err) < 0)
                 return poison(d, err);
             em_vbuf_clear(&d->body);
-            if (d->body_len == 1) {   /* type byte only, already in hdr[8] */
-                int rc = deliver(d, d->hdr[8], NULL, 0, fn, ud, err);
-                if (rc < 0)
-                    return poison(d, err);
-            }
+            if (d->body_len == 1 && deliver(d, NULL, fn, ud, err) < 0)   /* type byte only */
+                return poison(d, err);
             continue;
         }
         /* Body: bytes after the type byte (hdr[8]). */
         size_t want = d->body_len - 1 - d->body.len;
-        if (d->body.len == 0 && n >= want) {   /* whole body in this read: no copy */
-            int rc = deliver(d, d->hdr[8], p, want, fn, ud, err);
-            if (rc < 0)
+        if (d->body.len == 0 && n >= want) {
+            /* Whole body in this read: no copy. A sealed one is opened in place: the
+             * caller's read buffer is its own (net.h). */
+            if (deliver(d, (uint8_t *)p, fn, ud, err) < 0)
                 return poison(d, err);
             p += want;
             n -= want;
@@ -133,11 +190,10 @@ int em_frame_decoder_feed(em_frame_decoder *d, const uint8_t *p, size_t n, em_fr
         }
         p += take;
         n -= take;
-        if (d->body.len == d->body_len - 1) {
-            int rc = deliver(d, d->hdr[8], d->body.data, d->body.len, fn, ud, err);
-            if (rc < 0)
-                return poison(d, err);
-        }
+        int rc = d->body.len == d->body_len - 1 ? deliver(d, d->body.data, fn, ud, err)
+                                                 : open_upto(d, d->body.data, d->body.len, err);
+        if (rc < 0)
+            return poison(d, err);
     }
     return 0;
 }

@@ -45,10 +45,17 @@ int em_frame_encodev(em_vbuf *out, uint8_t type, const em_slice *parts, size_t n
 int em_frame_encode_head(em_vbuf *out, uint8_t type, const em_slice *parts, size_t nparts,
                          size_t tail, em_err *err);
 
+typedef struct em_aead em_aead;
+
 /* Incremental decoder: feed it whatever bytes a read delivered (any split, even one byte at
  * a time); it calls on_frame once per complete frame. The body is borrowed for the call.
  * A bad magic, a zero or over-cap length is EM_EPROTO naming the frame number; after an
- * error the decoder is poisoned (every later feed returns the same error). */
+ * error the decoder is poisoned (every later feed returns the same error).
+ * SEALED STREAMS: with `open` set (after login on a crypto link) every frame's payload ends
+ * with its AES-GCM tag; the decoder decrypts each frame in place as its bytes arrive (the
+ * header is the AAD; the cap counts the tag) and delivers only frames whose tag verified,
+ * without the tag. In place means feed writes into the bytes it is given: they must be the
+ * caller's own (a read buffer), never shared or read-only memory. */
 typedef int (*em_frame_fn)(void *ud, uint8_t type, em_slice payload, em_err *err);
 typedef struct em_frame_decoder {
     uint32_t cap;            /* max body bytes accepted now (lower it before login) */
@@ -57,6 +64,8 @@ typedef struct em_frame_decoder {
     uint32_t hdr_have;
     uint32_t body_len;       /* of the frame being read (type byte included) */
     em_vbuf body;
+    em_aead *open;           /* borrowed; NULL = frames in clear */
+    size_t opened;           /* payload bytes of this frame decrypted so far */
     int poisoned;            /* 0 or the first error code */
     em_err first_err;
 } em_frame_decoder;
@@ -65,6 +74,12 @@ void em_frame_decoder_init(em_frame_decoder *d, uint32_t cap);
 void em_frame_decoder_destroy(em_frame_decoder *d);
 int em_frame_decoder_feed(em_frame_decoder *d, const uint8_t *p, size_t n, em_frame_fn fn,
                           void *ud, em_err *err);
+/* Zero-copy receive of big bodies: when the frame being read still lacks at least `min`
+ * body bytes, reserves room for all of them and points *where at it; returns how many fit
+ * (0 otherwise: read into your own buffer). A read into that room is then fed as usual
+ * (p == *where, n <= the room): the bytes are taken where they are, not copied. The room
+ * is valid until the next feed. */
+size_t em_frame_decoder_room(em_frame_decoder *d, size_t min, uint8_t **where);
 
 /* ---------------------------------------------------------------- authentication */
 
@@ -99,7 +114,6 @@ void em_auth_proof(const void *secret, size_t slen, bool server, const uint8_t c
  * sealing, checked when opening: EM_EAUTH on mismatch). After a failure the direction
  * refuses every later frame. One thread at a time. */
 #define EM_AEAD_TAG_LEN 16
-typedef struct em_aead em_aead;
 em_aead *em_aead_new(const void *secret, size_t slen, const uint8_t cnonce[32],
                      const uint8_t snonce[32], bool client_to_server, bool seal, em_err *err);
 void em_aead_free(em_aead *a);   /* NULL ok */
@@ -139,6 +153,9 @@ typedef struct em_net_ops {
     /* Loop thread: the connection is gone; why->code == 0 for an orderly close. Called only
      * for connections that were opened. */
     void (*on_close)(void *ud, em_conn_id c, const em_err *why);
+    /* Loop thread, optional: connection c's send queue fell to em_net_drain_mark or below
+     * after being above it (a producer that held back can go on). */
+    void (*on_drain)(void *ud, em_conn_id c);
 } em_net_ops;
 
 typedef struct em_net_opts {
@@ -200,6 +217,15 @@ void em_net_block_sigpipe(void);
 /* Whether connection c's peer is on this host (127.0.0.0/8, ::1); false for unknown ids.
  * Any thread. Senders skip compressing bulk payloads on such links (docs/cluster.md). */
 bool em_net_is_loopback(em_net *n, em_conn_id c);
+/* Bytes queued on connection c and not yet written; SIZE_MAX for an unknown id. Any
+ * thread. */
+size_t em_net_queued(em_net *n, em_conn_id c);
+/* The queue level on_drain reports crossing: send_queue_max / 4. Any thread. */
+size_t em_net_drain_mark(const em_net *n);
+/* Whether this process's links are sealed (ember.network.crypto on; both ends of every link
+ * agree, or it does not log in): each frame's bytes are then proved end to end by its
+ * AES-GCM tag, and checksums of payloads in transit are redundant. Any thread. */
+bool em_net_sealed(const em_net *n);
 /* Closes a connection (on_close follows on the loop thread). Any thread; unknown ids ok. */
 void em_net_close(em_net *n, em_conn_id c);
 

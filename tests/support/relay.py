@@ -6,6 +6,8 @@ passing the handshake (HELLO, CHALLENGE, PROOF, WELCOME) through untouched. On t
 connection it then attacks the server-to-client direction once, after the first frame that
 follows WELCOME:
   inject  a cleartext RPC frame (a launch_executor naming a driver the relay chose)
+  badid:FIELD=VALUE  the same launch_executor with FIELD (app or exec) set to VALUE, an id
+          a path could be made of ("." / ".." / "a/b"): for a crypto-off worker to refuse
   flip    one bit of the next frame's ciphertext
   replay  the previous frame again
   drop    the next frame is not forwarded
@@ -63,10 +65,13 @@ def server_to_client(srv, cli, attacking):
             out = [f]
             # frames 1 and 2 are CHALLENGE and WELCOME; frame 3 is the first sealed one
             if not done and nframes == 4:
-                if attack == "inject":
+                if attack == "inject" or attack.startswith("badid:"):
                     msg = {"t": "launch_executor", "app": "app-evil", "exec": "exec-evil",
                            "driver": "127.0.0.1:1", "cores": 1, "memory": 1 << 26,
                            "secret": "relay-chosen-secret-0123456789"}
+                    if attack.startswith("badid:"):
+                        key, value = attack[len("badid:"):].split("=", 1)
+                        msg[key] = value
                     out = [frame(16, json.dumps(msg).encode()), f]
                 elif attack == "flip":
                     g = bytearray(f)

@@ -2,13 +2,15 @@
  * decompression bomb (a 2 GiB zstd frame of zeros in a ~64 KiB block, well formed with
  * valid checksums: the driver would have taken it as a task result) is refused from its
  * header, and the process stays under 100 MiB above where it started; raw claims over the
- * network cap are refused; real blocks still decode. */
+ * network cap are refused; real blocks still decode. The same bomb inside a shuffle segment
+ * that a peer serves (em_shuffle_read's remote path) fails the fetch the same way. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
 #include <zstd.h>
 
 #include "engine/data/data.h"
+#include "shuffle/shuffle.h"
 
 /* Resident set size in KiB (VmRSS of /proc/self/status). */
 static long rss_kib(void)
@@ -101,4 +103,51 @@ Test(block_net, real_and_small_blocks_decode)
     cr_assert_eq(em_batch_nbytes(b), 16u << 20);
     em_batch_unref(b);
     em_vbuf_destroy(&v);
+}
+
+/* A fetcher that answers every fetch with the bytes of `self`: what a hostile peer
+ * executor can put in a SEGMENT reply (its size agreeing with the map status it gave). */
+static int serve_bytes(void *self, const char *loc, uint32_t sid, uint32_t mid,
+                       uint32_t reduce, uint64_t size, em_vbuf *out, em_err *err)
+{
+    (void)loc, (void)sid, (void)mid, (void)reduce, (void)size;
+    const em_vbuf *seg = self;
+    return em_vbuf_append(out, seg->data, seg->len) < 0
+               ? em_err_set(err, EM_ENOMEM, "out of memory")
+               : 0;
+}
+
+static int count_batch(void *ud, em_batch *b, em_err *err)
+{
+    (void)err;
+    (*(int *)ud)++;
+    em_batch_unref(b);
+    return 0;
+}
+
+Test(block_net, bomb_in_a_fetched_shuffle_segment_is_refused, .timeout = 120)
+{
+    em_vbuf seg, v;
+    em_vbuf_init(&seg);
+    em_vbuf_init(&v);
+    bomb((uint64_t)1 << 20, &v);   /* a real 1 MiB block first: it is passed on */
+    em_vbuf_append(&seg, v.data, v.len);
+    bomb((uint64_t)2 << 30, &v);   /* then 2 GiB of zeros in ~64 KiB */
+    em_vbuf_append(&seg, v.data, v.len);
+    static const em_fetcher_ops ops = {serve_bytes};
+    em_fetcher f = {&ops, &seg};
+    em_shuffle_src src = {7, "127.0.0.1:1", seg.len};
+    long before = rss_kib();
+    em_err err = EM_ERR_INIT;
+    int nb = 0;
+    uint32_t failed = 0;
+    cr_assert_eq(em_shuffle_read(&f, 3, 0, &src, 1, count_batch, &nb, &failed, &err),
+                 EM_EFETCH, "%s", err.msg);
+    cr_assert_eq(failed, 7);
+    cr_assert_eq(nb, 1, "the real block before the bomb was passed on");
+    cr_assert(strstr(err.msg, "network cap") || strstr(err.msg, "bomb"), "%s", err.msg);
+    long after = rss_kib();
+    cr_assert_lt(after - before, 100 << 10, "RSS grew by %ld KiB", after - before);
+    em_vbuf_destroy(&v);
+    em_vbuf_destroy(&seg);
 }

@@ -14,6 +14,9 @@
 #      in one process): the speed-up; and the speed-up two independent single-threaded
 #      copies of one trial reach when run at once (2 x alone / together), the machine's
 #      ceiling. Goal: search speed-up >= 0.9 x that ceiling.
+#   ROWS = N trains part 1 on the first N of the 60,000 training rows (default all) and
+#   TESTROWS = M tests on the first M of the 10,000 test rows: a short, comparable run of
+#   the three libraries (`ROWS=10000 TESTROWS=2000 EPOCHS=2 PARTS=1`: about 2 minutes).
 # Goals (issue 15): accuracy within 1 point of PyTorch, time per epoch <= 1x PyTorch's.
 # Every command runs under measure.py, whose others_cpu_s says how busy the machine was.
 # PARTS=1 or PARTS=2 runs only that part (default: both).
@@ -24,6 +27,8 @@ epochs=${EPOCHS:-10}
 tepochs=${TEPOCHS:-3}
 trows=${TROWS:-12000}
 sk=${SKLEARN:-1}
+rows=${ROWS:-60000}
+trows_test=${TESTROWS:-10000}
 parts=${PARTS:-12}
 all=$benchdir/blobs70k.csv
 train=$benchdir/mlp_train.csv
@@ -47,6 +52,13 @@ if [ ! -f "$train" ] || [ ! -f "$test" ]; then
     (head -n 1 "$all"; sed -n 60002,70001p "$all") > "$test.tmp" && mv "$test.tmp" "$test"
 fi
 [ -f "$small" ] || { head -n $((trows + 1)) "$train" > "$small.tmp" && mv "$small.tmp" "$small"; }
+# part 1's files: the full sets, or their first ROWS / TESTROWS rows
+p1train=$train p1test=$test
+if [ "$rows" != 60000 ] || [ "$trows_test" != 10000 ]; then
+    p1train=$benchdir/mlp_train_r$rows.csv p1test=$benchdir/mlp_test_r$trows_test.csv
+    [ -f "$p1train" ] || { head -n $((rows + 1)) "$train" > "$p1train.tmp" && mv "$p1train.tmp" "$p1train"; }
+    [ -f "$p1test" ] || { head -n $((trows_test + 1)) "$test" > "$p1test.tmp" && mv "$p1test.tmp" "$p1test"; }
+fi
 
 meas=$benchdir/ml_mlp.measure
 : > "$meas"
@@ -55,16 +67,16 @@ jget() { /usr/bin/python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get
 
 ej='{}' tj='{}' sj='{}' qj='{}' cj='{}' aj='{}' paj='{}' pbj='{}'
 if [[ $parts == *1* ]]; then
-echo "== 1. MLP 784-256-128-10, $epochs epochs, batch 128, Adam"
-run_measured ml_mlp_ember "$ember" ml mlp --train "$train" --test "$test" --format csv \
+echo "== 1. MLP 784-256-128-10, $epochs epochs, batch 128, Adam, $rows training rows"
+run_measured ml_mlp_ember "$ember" ml mlp --train "$p1train" --test "$p1test" --format csv \
     --label label --hidden 256,128 --epochs "$epochs" --batch 128 --lr 0.001 --standardize \
     --threads 2 --master 'local[2]' --prune 0.9 --quantize --json | tee -a "$meas"
 ej=$(ljson ml_mlp_ember)
-run_measured ml_mlp_torch /usr/bin/python3 "$root/bench/ml_mlp_ref.py" "$train" "$test" \
+run_measured ml_mlp_torch /usr/bin/python3 "$root/bench/ml_mlp_ref.py" "$p1train" "$p1test" \
     256,128 "$epochs" 128 0.001 2 torch | tee -a "$meas"
 tj=$(ljson ml_mlp_torch)
 if [ "$sk" = 1 ]; then
-    run_measured ml_mlp_sklearn /usr/bin/python3 "$root/bench/ml_mlp_ref.py" "$train" "$test" \
+    run_measured ml_mlp_sklearn /usr/bin/python3 "$root/bench/ml_mlp_ref.py" "$p1train" "$p1test" \
         256,128 "$epochs" 128 0.001 2 sklearn | tee -a "$meas"
     sj=$(ljson ml_mlp_sklearn)
 fi
@@ -116,6 +128,10 @@ if e and t:
     if s:
         print(f"sklearn : {s['epoch_s']:.3f} s/epoch, test accuracy {s['accuracy']:.4f} "
               f"(process cpu_s {cpu('ml_mlp_sklearn')}, others_cpu_s {others('ml_mlp_sklearn')})")
+    if s:
+        print(f"ember vs sklearn: accuracy {(acc_e - s['accuracy']) * 100:+.2f} points, "
+              f"time per epoch {e['epoch_s'] / s['epoch_s']:.2f}x; PyTorch vs sklearn: "
+              f"{t['epoch_s'] / s['epoch_s']:.2f}x")
     d_acc = (acc_e - t["accuracy"]) * 100
     ratio = e["epoch_s"] / t["epoch_s"]
     print(f"goal 1: accuracy within 1 point of PyTorch: {d_acc:+.2f} points -> "

@@ -194,29 +194,30 @@ int em__cli_ml(int argc, char **argv)
 
 void em__cli_tune_help(FILE *f)
 {
-    fputs("Usage: ember tune mlp [ARGS...]   (the same command as `ember ml tune`)\n\n", f);
+    fputs("Usage: ember tune mlp|lr|als [ARGS...]   (the same commands as `ember ml tune\n"
+          "       mlp|lr|als`; ember tune lr --help, ember tune als --help)\n\n", f);
     em_tune_cli_help(f);
 }
 
 /* `ember tune ESTIMATOR ARGS...`, Spark-style spelling of a search: runs `ember ml tune
- * ARGS...`. The MLP is the estimator searched so far. */
+ * ESTIMATOR ARGS...` (mlp, lr or als). */
 int em__cli_tune(int argc, char **argv)
 {
     if (argc < 2 || em__cli_is_help(argv[1])) {
         em__cli_tune_help(argc < 2 ? stderr : stdout);
         return argc < 2 ? EM_CLI_USAGE : EM_CLI_OK;
     }
-    if (strcmp(argv[1], "mlp") != 0) {
-        fprintf(stderr, "ember tune: unknown estimator '%s' (the searchable one: mlp)\n",
-                argv[1]);
+    if (strcmp(argv[1], "mlp") != 0 && strcmp(argv[1], "lr") != 0 &&
+        strcmp(argv[1], "als") != 0) {
+        fprintf(stderr, "ember tune: unknown estimator '%s' (mlp, lr or als)\n", argv[1]);
         return EM_CLI_USAGE;
     }
-    char **av = em_xcalloc((size_t)argc + 1, sizeof *av);
+    char **av = em_xcalloc((size_t)argc + 2, sizeof *av);
     av[0] = (char *)"ml";
     av[1] = (char *)"tune";
-    for (int i = 2; i < argc; i++)
-        av[i] = argv[i];
-    int rc = em__cli_ml(argc, av);
+    for (int i = 1; i < argc; i++)
+        av[i + 1] = argv[i];
+    int rc = em__cli_ml(argc + 1, av);
     em_free(av);
     return rc;
 }

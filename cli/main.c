@@ -32,7 +32,7 @@ static const cli_command commands[] = {
      em__cli_als, em_als_cli_help},
     {"ml", "train and evaluate an MLlib model (ember ml --help lists the algorithms)",
      em__cli_ml, em_ml_cli_help},
-    {"tune", "hyper-parameter search, one task per trial: ember tune mlp (= ember ml tune)",
+    {"tune", "hyper-parameter search: ember tune mlp|lr|als (= ember ml tune ...)",
      em__cli_tune, em__cli_tune_help},
     {"run-example", "run a bundled example job (wordcount, pagerank, kvbench, ...)",
      em__cli_run_example, em__cli_run_example_help},

@@ -56,7 +56,7 @@ static const ml_algo algos[] = {
      em_glm_cli_main, em_glm_cli_help},
     {"mlp", "neural network (multilayer perceptron), float32 GEMM layers", em_mlp_cli_main,
      em_mlp_cli_help},
-    {"tune", "MLP hyper-parameter search, one task per trial", em_tune_cli_main,
+    {"tune", "hyper-parameter search: mlp, lr, als (k-fold CV)", em_tune_cli_main,
      em_tune_cli_help},
 };
 #define NALGOS (sizeof algos / sizeof algos[0])

@@ -206,6 +206,14 @@ uint32_t em_task_attempt(const em_task *t)
     return t->attempt;
 }
 
+bool em_task_canceled(const em_task *t)
+{
+    /* The task's own flag, not the thread's: a map_partitions function may run on its
+     * producer thread (mappart.c), which has no em__tl_cancel. */
+    const atomic_bool *c = t && t->env ? t->env->cancel : em__tl_cancel;
+    return c && atomic_load_explicit(c, memory_order_relaxed);
+}
+
 int em__task_get_block(em_task *t, em_block_id id, em_batch ***out, size_t *n, em_err *err)
 {
     const em_exec_env *env = t->env;

@@ -51,6 +51,10 @@ int em_iter_next_batch(em_iter *it, em_rec_batch *b, em_err *err);
 
 uint32_t em_task_partition(const em_task *t);
 uint32_t em_task_attempt(const em_task *t);
+/* Whether the task has been asked to stop (its job was cancelled): a function that computes
+ * for long without pulling records (the engine's iterators check for it) polls this and
+ * returns EM_ECANCELED. The task's own thread. */
+bool em_task_canceled(const em_task *t);
 /* The value of broadcast `id`, borrowed for the rest of the task. EM_ENOTFOUND if unknown. */
 int em_task_broadcast(em_task *t, uint32_t id, em_slice *value, em_err *err);
 /* Adds to accumulator `id`; counted once, only when this task succeeds. */

@@ -23,7 +23,7 @@ typedef struct dist_ctx {
     uint32_t nlayers, sizes[EM_MLP_MAX_LAYERS + 1];
     uint32_t act, regression, sparse, labeled, dim;
     double lr;
-    em_mlp_params p;       /* progress/progress_ud zeroed */
+    em_mlp_params p;       /* progress/progress_ud and stop/stop_ud zeroed */
 } dist_ctx;
 
 static int ctx_get(const em_fn_ctx *c, dist_ctx *out, em_err *err)
@@ -307,6 +307,8 @@ int em_mlp_train_dist(em_context *sc, const em_ml_data *d, uint32_t nclasses,
     em_mlp_params_defaults(&p);
     p.progress = NULL;
     p.progress_ud = NULL;
+    p.stop = NULL;
+    p.stop_ud = NULL;
     uint32_t k = 1;
     if (!p.regression) {
         if (!nclasses && (rc = max_label(d, &nclasses, err)) < 0)

@@ -77,6 +77,11 @@ typedef struct em_mlp_params {
     /* optional: after each epoch (train loss, validation metric or NaN, seconds so far) */
     void (*progress)(void *ud, uint32_t epoch, double loss, double valid, double secs);
     void *progress_ud;
+    /* optional: polled before every mini-batch; once it returns true, training stops and
+     * em_mlp_train_local / em_mlp_retrain_masked return EM_ECANCELED (a trial whose task
+     * was cancelled polls em_task_canceled through it) */
+    bool (*stop)(void *ud);
+    void *stop_ud;
 } em_mlp_params;
 
 /* Fills the defaults above into a zeroed or partly set params struct. */

@@ -102,6 +102,8 @@ double em__mlp_epoch(em_mlp_model *m, mlp_ws *w, mlp_opt *o, const em_mlp_params
     double total = 0;
     shuffle(perm, n, rng);
     for (size_t s = 0; s < n; s += bs) {
+        if (p->stop && p->stop(p->stop_ud))
+            break;   /* the caller sees the same answer and gives up */
         size_t B = n - s < bs ? n - s : bs;
         for (size_t r = 0; r < B; r++) {
             memcpy(xb + r * d, X + (size_t)perm[s + r] * d, 4 * (size_t)d);
@@ -207,7 +209,8 @@ static int check_params(const em_mlp_params *p, em_err *err)
     return 0;
 }
 
-/* The training loop proper on (X, y) with validation (xv, yv, nv), from m, in place. */
+/* The training loop proper on (X, y) with validation (xv, yv, nv), from m, in place.
+ * EM_ECANCELED when p->stop said so (m then holds a partly trained network). */
 static int fit(em_mlp_model *m, const em_mlp_params *p, const uint8_t *mask, const float *X,
                const float *y, size_t n, const float *xv, const float *yv, size_t nv)
 {
@@ -224,11 +227,16 @@ static int fit(em_mlp_model *m, const em_mlp_params *p, const uint8_t *mask, con
     em_rng_seed(&rng, p->seed ^ 0x6d6c70u);
     double t0 = em_now_s(), bestv = NAN;
     uint32_t since = 0;
+    int rc = 0;
     m->best_epoch = 0;
     for (uint32_t e = 0; e < p->epochs; e++) {
         m->train_loss = em__mlp_epoch(m, &w, &o, p, em__mlp_lr(p, e), X, y, n, mask, &rng, perm,
                                       xb, yb);
         m->epochs_run = e + 1;
+        if (p->stop && p->stop(p->stop_ud)) {
+            rc = EM_ECANCELED;
+            break;
+        }
         double v = nv ? em_mlp_evaluate(m, xv, yv, nv, NULL) : NAN;
         if (nv && em_mlp_better(m, v, bestv)) {
             bestv = v;
@@ -259,7 +267,7 @@ static int fit(em_mlp_model *m, const em_mlp_params *p, const uint8_t *mask, con
     em_free(yb);
     em__mlp_opt_destroy(&o);
     em__mlp_ws_destroy(&w);
-    return 0;
+    return rc;
 }
 
 /* Splits off the validation rows (seeded), or borrows the given ones. Owned copies in *own. */
@@ -342,8 +350,12 @@ int em_mlp_train_local(const float *X, const float *y, size_t n, uint32_t d,
     }
     split s;
     make_split(X, y, n, d, xv, yv, nv, &p, &s);
-    fit(m, &p, NULL, s.X, s.y, s.n, s.xv, s.yv, s.nv);
+    rc = fit(m, &p, NULL, s.X, s.y, s.n, s.xv, s.yv, s.nv);
     em_free(s.own);
+    if (rc < 0) {
+        em_mlp_model_free(m);
+        return em_err_set(err, rc, "mlp: training stopped (cancelled)");
+    }
     *out = m;
     return 0;
 }
@@ -361,9 +373,9 @@ int em_mlp_retrain_masked(em_mlp_model *m, const uint8_t *mask, const float *X, 
         return em_err_set(err, EM_EINVAL, "mlp: no training rows");
     split s;
     make_split(X, y, n, m->sizes[0], xv, yv, nv, &p, &s);
-    fit(m, &p, mask, s.X, s.y, s.n, s.xv, s.yv, s.nv);
+    rc = fit(m, &p, mask, s.X, s.y, s.n, s.xv, s.yv, s.nv);
     em_free(s.own);
-    return 0;
+    return rc < 0 ? em_err_set(err, rc, "mlp: retraining stopped (cancelled)") : 0;
 }
 
 void em_mlp_standardize_fit(const float *X, size_t n, uint32_t d, float *mu, float *sd)

@@ -1,8 +1,9 @@
-/* mllib/tuning/cli.c - `ember ml tune`: a hyper-parameter search for an MLP, trials as
- * tasks (tuning.h). Prints a table of finished trials as each round ends; with --json the
- * last stdout line is {"best": {params, valid_metric, test_accuracy|test_rmse}, "trials":
- * [...], "total_s", ...}; --results PREFIX writes PREFIX.csv and PREFIX.json; --save DIR
- * saves the best network (the trial's own weights: nothing is retrained). */
+/* mllib/tuning/cli.c - `ember ml tune [mlp]`: a hyper-parameter search for an MLP, trials
+ * as tasks (tuning.h); `ember ml tune lr|als` goes to cli_cv.c. Prints a row for each
+ * trial as its result reaches the driver (the live table); with --json the last stdout
+ * line is {"best": {params, valid_metric, test_accuracy|test_rmse}, "trials": [...],
+ * "total_s", ...}; --results PREFIX writes PREFIX.csv and PREFIX.json; --save DIR saves
+ * the best network (the trial's own weights: nothing is retrained). */
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -10,7 +11,7 @@
 
 #include "mllib/eval/eval.h"
 #include "mllib/ml_cli.h"
-#include "mllib/tuning/tuning.h"
+#include "mllib/tuning/tuning_int.h"
 
 #define FLAGS (EM_ML_CLI_TEST | EM_ML_CLI_SAVE | EM_ML_CLI_LABEL | EM_ML_CLI_DIM)
 
@@ -18,7 +19,8 @@ void em_tune_cli_help(FILE *f)
 {
     em_ml_cli c;
     em_ml_cli_init(&c, "tune", FLAGS, EM_ML_LIBSVM, NULL);
-    fputs("Usage: ember ml tune --train PATH --space SPACE [--valid PATH] [options]\n"
+    fputs("Usage: ember ml tune [mlp] --train PATH --space SPACE [--valid PATH] [options]\n"
+          "       ember ml tune lr|als ...   (cross-validated searches: ember ml tune lr --help)\n"
           "\n"
           "Searches MLP hyper-parameters; every trial is a task on the executors.\n"
           "SPACE: key=v1,v2;key=... with keys hidden (\"256-128\" = two layers), lr, batch,\n"
@@ -36,7 +38,9 @@ void em_tune_cli_help(FILE *f)
           "  --standardize         scale features to mean 0, sd 1 (training-set figures,\n"
           "                        folded into the saved model's first layer)\n"
           "  --seed S              trial seed and random search draws (default 1)\n"
-          "  --results PREFIX      write PREFIX.csv and PREFIX.json (the trials table)\n",
+          "  --results PREFIX      write PREFIX.csv and PREFIX.json (the trials table)\n"
+          "  --trial-budget S      cancel a trial running longer than S seconds (its\n"
+          "                        configuration is dropped; default: no budget)\n",
           f);
 }
 
@@ -69,38 +73,101 @@ static int own_opt(tune_cli *t, int argc, char **argv, int *i)
         ok = em_ml_cli_u32(c, "--epochs", v, 1, 100000, &t->o.base.epochs);
     else if ((v = em_ml_cli_value(c, "--seed", argc, argv, i, &bad)))
         ok = em_ml_cli_u64(c, "--seed", v, &t->o.seed);
-    else if ((v = em_ml_cli_value(c, "--search", argc, argv, i, &bad))) {
-        if (!strcmp(v, "grid"))
-            t->o.method = EM_TUNE_GRID;
-        else if (!strncmp(v, "random:", 7)) {
-            t->o.method = EM_TUNE_RANDOM;
-            ok = em_ml_cli_u32(c, "--search random:N", v + 7, 1, EM_TUNE_MAX_TRIALS,
-                               &t->o.random_trials);
-        } else if (!strcmp(v, "halving"))
-            t->o.method = EM_TUNE_HALVING;
-        else if (!strncmp(v, "halving:", 8)) {
-            t->o.method = EM_TUNE_HALVING;
-            ok = em_ml_cli_u32(c, "--search halving:ETA", v + 8, 2, 100, &t->o.eta);
-        } else {
-            em_ml_cli_usage(c, "--search: unknown '%s' (grid, random:N, halving[:ETA])", v);
-            ok = false;
-        }
-    }
+    else
+        v = em__tune_cli_search_opt(c, &t->o, argc, argv, i, &bad, &ok);
     if (bad || !ok)
         return 2;
     return v ? 1 : 0;
 }
 
-static void on_round(void *ud, uint32_t round, const em_tune_trial *t, size_t n)
+const char *em__tune_cli_search_opt(em_ml_cli *c, em_tune_opts *o, int argc, char **argv,
+                                    int *i, bool *bad, bool *ok)
+{
+    const char *v;
+    if ((v = em_ml_cli_value(c, "--trial-budget", argc, argv, i, bad)))
+        *ok = em_ml_cli_f64(c, "--trial-budget", v, 0.001, 1e9, &o->trial_budget_s);
+    else if ((v = em_ml_cli_value(c, "--search", argc, argv, i, bad))) {
+        if (!strcmp(v, "grid"))
+            o->method = EM_TUNE_GRID;
+        else if (!strncmp(v, "random:", 7)) {
+            o->method = EM_TUNE_RANDOM;
+            *ok = em_ml_cli_u32(c, "--search random:N", v + 7, 1, EM_TUNE_MAX_TRIALS,
+                                &o->random_trials);
+        } else if (!strcmp(v, "halving"))
+            o->method = EM_TUNE_HALVING;
+        else if (!strncmp(v, "halving:", 8)) {
+            o->method = EM_TUNE_HALVING;
+            *ok = em_ml_cli_u32(c, "--search halving:ETA", v + 8, 2, 100, &o->eta);
+        } else {
+            em_ml_cli_usage(c, "--search: unknown '%s' (grid, random:N, halving[:ETA])", v);
+            *ok = false;
+        }
+    }
+    return v;
+}
+
+void em__tune_print_unit(void *ud, const em_tune_trial *t, const em_tune_unit *u)
+{
+    bool *header = ud;
+    if (!*header) {
+        printf("  %5s %5s %4s  %-40s %9s %10s %6s %9s  %s\n", "trial", "round", "fold",
+               "params", "status", "metric", "epochs", "seconds", "executor");
+        *header = true;
+    }
+    char fold[16] = "-";
+    if (t->nfolds || u->fold)
+        snprintf(fold, sizeof fold, "%u", u->fold);
+    printf("  %5u %5u %4s  %-40s %9s ", u->trial, u->round, fold, t->desc,
+           em_tune_status_name(u->status));
+    if (u->status == EM_TUNE_OK)
+        printf("%10.6f %6u %9.3f  %s\n", u->metric, u->epochs, u->seconds, u->executor);
+    else
+        printf("%10s %6s %9s  -\n", "-", "-", "-");
+    fflush(stdout);
+}
+
+void em__tune_print_round(void *ud, uint32_t round, const em_tune_trial *t, size_t n)
 {
     (void)ud;
-    printf("round %u: %zu trials\n", round, n);
-    printf("  %5s  %-44s %10s %7s %9s  %s\n", "trial", "params", "metric", "epochs", "seconds",
-           "executor");
+    size_t ok = 0;
     for (size_t i = 0; i < n; i++)
-        printf("  %5u  %-44s %10.6f %7u %9.3f  %s\n", t[i].index, t[i].desc, t[i].metric,
-               t[i].epochs_run, t[i].seconds, t[i].executor);
+        ok += t[i].status == EM_TUNE_OK;
+    printf("round %u done: %zu of %zu configurations finished\n", round, ok, n);
     fflush(stdout);
+}
+
+int em__tune_write_results(const em_tune_result *res, json_t *js, const char *prefix,
+                           em_err *err)
+{
+    char *csv = em_xasprintf("%s.csv", prefix);
+    char *jp = em_xasprintf("%s.json", prefix);
+    int rc = em_tune_write_csv(res, csv, err);
+    char *s = rc == 0 ? json_dumps(json_object_get(js, "trials"),
+                                   JSON_INDENT(1) | JSON_REAL_PRECISION(17))
+                      : NULL;
+    if (s) {
+        rc = em_write_file_atomic(jp, s, strlen(s), err);
+        free(s);
+    } else if (rc == 0) {
+        rc = em_err_set(err, EM_ENOMEM, "%s: cannot format the trials", jp);
+    }
+    em_free(csv);
+    em_free(jp);
+    return rc;
+}
+
+json_t *em__tune_summary_json(const em_tune_result *res, json_t *best, double search_s)
+{
+    json_t *js = json_object();
+    json_object_set_new(js, "best", best);
+    json_object_set_new(js, "trials", em_tune_trials_json(res));
+    json_object_set_new(js, "ntrials", json_integer((json_int_t)res->ntrials));
+    json_object_set_new(js, "rounds", json_integer(res->rounds));
+    json_object_set_new(js, "units_run", json_integer((json_int_t)res->units_run));
+    json_object_set_new(js, "units_cancelled", json_integer((json_int_t)res->units_cancelled));
+    json_object_set_new(js, "search_s", json_real(search_s));
+    json_object_set_new(js, "train_s", json_real(search_s));
+    return js;
 }
 
 static int run(tune_cli *t, em_context *sc, const em_tune_space *space, em_err *err)
@@ -162,8 +229,11 @@ static int run(tune_cli *t, em_context *sc, const em_tune_space *space, em_err *
             em_mlp_standardize_apply(xt, nt, train.dim, mu, sd);
     }
     double t0 = em_now_s();
+    bool header = false;
     if (rc == 0) {
-        t->o.on_round = on_round;
+        t->o.on_unit = em__tune_print_unit;
+        t->o.on_round = em__tune_print_round;
+        t->o.ud = &header;
         rc = em_tune_run(sc, space, &t->o, X, y, n, train.dim, xv, yv, nv, &res, err);
     }
     double search_s = em_now_s() - t0;
@@ -172,7 +242,7 @@ static int run(tune_cli *t, em_context *sc, const em_tune_space *space, em_err *
         const char *mname = t->o.base.regression ? "rmse" : "accuracy";
         printf("best: trial %u (%s): validation %s %.6f; %zu trials in %u round(s), %.3f s\n",
                b->index, b->desc, mname, b->metric, res.ntrials, res.rounds, search_s);
-        json_t *js = json_object(), *best = json_object();
+        json_t *best = json_object();
         json_object_set_new(best, "trial", json_integer(b->index));
         json_object_set_new(best, "params", json_string(b->desc));
         json_object_set_new(best, "valid_metric", json_real(b->metric));
@@ -205,26 +275,9 @@ static int run(tune_cli *t, em_context *sc, const em_tune_space *space, em_err *
             json_object_set_new(best, t->o.base.regression ? "test_rmse" : "test_accuracy",
                                 json_real(tm));
         }
-        json_object_set_new(js, "best", best);
-        json_object_set_new(js, "trials", em_tune_trials_json(&res));
-        json_object_set_new(js, "ntrials", json_integer((json_int_t)res.ntrials));
-        json_object_set_new(js, "rounds", json_integer(res.rounds));
-        json_object_set_new(js, "search_s", json_real(search_s));
-        json_object_set_new(js, "train_s", json_real(search_s));
-        if (t->results) {
-            char *csv = em_xasprintf("%s.csv", t->results);
-            char *jp = em_xasprintf("%s.json", t->results);
-            rc = em_tune_write_csv(&res, csv, err);
-            char *s = rc == 0 ? json_dumps(json_object_get(js, "trials"),
-                                           JSON_INDENT(1) | JSON_REAL_PRECISION(17))
-                              : NULL;
-            if (s) {
-                rc = em_write_file_atomic(jp, s, strlen(s), err);
-                free(s);
-            }
-            em_free(csv);
-            em_free(jp);
-        }
+        json_t *js = em__tune_summary_json(&res, best, search_s);
+        if (t->results)
+            rc = em__tune_write_results(&res, js, t->results, err);
         if (mu)
             em_mlp_fold_standardize(res.model, mu, sd);
         if (rc == 0 && c->save) {
@@ -254,6 +307,13 @@ static int run(tune_cli *t, em_context *sc, const em_tune_space *space, em_err *
 
 int em_tune_cli_main(int argc, char **argv)
 {
+    if (argc > 1 && (!strcmp(argv[1], "lr") || !strcmp(argv[1], "als")))
+        return em__tune_cv_cli_main(!strcmp(argv[1], "lr") ? EM_TUNE_EST_LR : EM_TUNE_EST_ALS,
+                                    argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "mlp")) {
+        argc--;
+        argv++;
+    }
     tune_cli t;
     memset(&t, 0, sizeof t);
     em_ml_cli *c = &t.c;

@@ -126,7 +126,8 @@ static int run_qn(fit_run *f, double *x, lin_fit_out *out, em_err *err)
         }
     }
     em_optim_opts oo = {.max_iter = f->o->max_iter, .history = f->o->history,
-                        .tol = f->o->tol, .l1 = l1, .progress = on_iter, .progress_ud = f};
+                        .tol = f->o->tol, .grel = f->o->grad_tol, .l1 = l1,
+                        .progress = on_iter, .progress_ud = f};
     em_optim_result res;
     int rc = em_optim_minimize((uint32_t)f->nx, x, objective, f, &oo, &res, err);
     em_free(l1);

@@ -105,6 +105,7 @@ typedef struct lin_fit_opts {
     uint32_t max_iter;          /* 0 = 100 */
     uint32_t history;           /* L-BFGS m (0 = 10) */
     double tol;                 /* 0 = 1e-6 */
+    double grad_tol;            /* em_linear_params.grad_tol (0 = off) */
     bool sgd;                   /* mini-batch SGD instead of L-BFGS/OWL-QN */
     double step, fraction;      /* SGD: initial step (0 = 1), mini-batch share (0 = 1) */
     uint64_t seed;

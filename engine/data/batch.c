@@ -11,7 +11,6 @@
  * iterators are one thread per object. */
 #include <stdatomic.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "engine/data/data.h"
 
@@ -210,21 +209,8 @@ void em_batch_builder_init(em_batch_builder *bb, em_rec_kind kind, uint32_t widt
 
 void em_batch_builder_reserve(em_batch_builder *bb, size_t bytes)
 {
-    if (bytes <= bb->buf.len)
-        return;
-    bool fresh = bb->buf.cap < bytes;
-    if (em_vbuf_reserve_aligned(&bb->buf, bytes - bb->buf.len, EM_BATCH_ALIGN) < 0 || !fresh)
-        return;
-#ifdef MADV_POPULATE_WRITE
-    /* The reservation is about to be filled: fault its whole pages in with one call
-     * instead of one trap per 4 KiB page as the copies reach them (a trap costs ~15 us on
-     * the VMs we measure on: caching 740 MB of parsed rows spent a third of a
-     * logistic regression's CPU in them). Best effort: older kernels say EINVAL. */
-    uintptr_t a = ((uintptr_t)bb->buf.data + bb->buf.len + 4095) & ~(uintptr_t)4095;
-    uintptr_t e = ((uintptr_t)bb->buf.data + bytes) & ~(uintptr_t)4095;
-    if (e > a)
-        (void)madvise((void *)a, e - a, MADV_POPULATE_WRITE);
-#endif
+    if (bytes > bb->buf.len)
+        (void)em_vbuf_reserve_aligned(&bb->buf, bytes - bb->buf.len, EM_BATCH_ALIGN);
 }
 
 void em_batch_builder_destroy(em_batch_builder *bb)

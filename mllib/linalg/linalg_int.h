@@ -22,6 +22,10 @@
 /* Parses the decimal number in [p, end) (the whole range: no leading or trailing junk) as
  * strtod would in the C locale; finite values only. false when it is not one. */
 bool em__ml_parse_double(const char *p, const char *end, double *out);
+/* The number at the start of [p, end) (strtod's decimal syntax without leading blanks,
+ * "inf" or "nan"; finite, correctly rounded): the end of its text, or NULL when there is no
+ * number there or it overflows. em__ml_parse_double is this with nothing after it. */
+const char *em__ml_scan_double(const char *p, const char *end, double *out);
 
 /* Task functions (registered in rows.c). */
 /* One line parsed as ml.linalg.parse does on the executors (the loaders' fuzz target):

@@ -14,6 +14,8 @@
  * before the split by reading the file up to it (the error path only). */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -135,6 +137,90 @@ static int bad_line(const parse_ctx *pc, uint32_t index, uint64_t k, const char 
                       (unsigned long long)(first + k), why, shown, (const char *)line.p, more);
 }
 
+/* ---------------------------------------------------------------- numbers
+ * WHY not strtod alone: it needs a NUL-terminated string (lines are slices), is slow, and
+ * a loaded file is mostly short decimals. Fast path (Clinger, "How to read floating point
+ * numbers accurately", 1990): a mantissa m < 2^53 of at most 19 significant digits scaled
+ * by 10^e with |e| <= 22 is exact in one multiplication or division, because both
+ * operands are exact doubles and IEEE rounds the one operation correctly. Anything else
+ * (more digits, larger exponents) goes to strtod on a copy (the C locale: ember never calls
+ * setlocale), so every result is strtod's. The digits are scanned once: the caller gets
+ * the end of the number and checks what follows it. */
+static const double pow10_tab[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+static bool parse_slow(const char *p, const char *end, double *out)
+{
+    char buf[128];
+    size_t n = (size_t)(end - p);
+    if (n == 0 || n >= sizeof buf)
+        return false;
+    memcpy(buf, p, n);
+    buf[n] = 0;
+    char *e;
+    double v = strtod(buf, &e);
+    if (e != buf + n || !isfinite(v))
+        return false;
+    *out = v;
+    return true;
+}
+
+const char *em__ml_scan_double(const char *p, const char *end, double *out)
+{
+    const char *s = p, *d;
+    bool neg = false;
+    unsigned c;
+    if (s < end && (*s == '-' || *s == '+'))
+        neg = *s++ == '-';
+    uint64_t m = 0;
+    int scale = 0, any = 0;
+    while (s < end && *s == '0')   /* leading zeros are no significant digits */
+        s++, any = 1;
+    for (d = s; s < end && (c = (unsigned)(*s - '0')) < 10; s++)
+        m = m * 10 + c;
+    long nd = s - d;   /* significant digits so far (m wraps beyond 19: slow path) */
+    any |= nd > 0;
+    if (s < end && *s == '.') {
+        s++;
+        if (nd == 0)
+            for (; s < end && *s == '0'; s++)
+                scale -= scale > -100000, any = 1;
+        for (d = s; s < end && (c = (unsigned)(*s - '0')) < 10; s++)
+            m = m * 10 + c;
+        scale -= (int)(s - d < 1000 ? s - d : 1000);
+        nd += s - d;
+        any |= s > d;
+    }
+    if (!any)
+        return NULL;
+    if (s < end && (*s == 'e' || *s == 'E')) {
+        const char *e = s + 1;
+        bool eneg = false;
+        int ev = 0;
+        if (e < end && (*e == '-' || *e == '+'))
+            eneg = *e++ == '-';
+        for (d = e; e < end && (c = (unsigned)(*e - '0')) < 10; e++)
+            if (ev < 100000)
+                ev = ev * 10 + (int)c;
+        if (e > d) {   /* else "1e": the number is "1", and 'e' is what follows it */
+            scale += eneg ? -ev : ev;
+            s = e;
+        }
+    }
+    if (nd > 19 || m >= (1ull << 53) || scale < -22 || scale > 22)
+        return parse_slow(p, s, out) ? s : NULL;
+    double v = (double)m;
+    v = scale < 0 ? v / pow10_tab[-scale] : v * pow10_tab[scale];
+    *out = neg ? -v : v;
+    return s;
+}
+
+bool em__ml_parse_double(const char *p, const char *end, double *out)
+{
+    return em__ml_scan_double(p, end, out) == end;
+}
+
 static inline bool is_blank(char c)
 {
     return c == ' ' || c == '\t';
@@ -155,10 +241,8 @@ static int parse_libsvm(const parse_ctx *pc, const char *p, const char *end, dou
         end--;
     if (p == end)
         return 0;
-    const char *t = p;
-    while (t < end && !is_blank(*t))
-        t++;
-    if (!em__ml_parse_double(p, t, label))
+    const char *t = em__ml_scan_double(p, end, label);
+    if (!t || (t < end && !is_blank(*t)))
         return *why = "bad label", -1;
     *nnz = 0;
     for (p = t; p < end;) {
@@ -172,10 +256,9 @@ static int parse_libsvm(const parse_ctx *pc, const char *p, const char *end, dou
             j = j < 0x100000000ull ? j * 10 + (uint64_t)(*colon - '0') : j;
         if (colon == p || colon == end || *colon != ':')
             return *why = "expected index:value", -1;
-        for (t = colon + 1; t < end && !is_blank(*t);)
-            t++;
         double v;
-        if (!em__ml_parse_double(colon + 1, t, &v))
+        t = em__ml_scan_double(colon + 1, end, &v);
+        if (!t || (t < end && !is_blank(*t)))
             return *why = "bad value", -1;
         if (j == 0 || j > 0xfffffffeull)
             return *why = "index out of range (indices are 1-based)", -1;

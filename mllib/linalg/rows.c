@@ -1,8 +1,7 @@
 /* mllib/linalg/rows.c - the row records of mllib/linalg/rows.h (sparse encoding and views,
- * a record's features whatever the layout), the decimal number parser of the loaders, and
- * the "ml.linalg.*" registration table. */
+ * a record's features whatever the layout) and the "ml.linalg.*" registration table (the
+ * loaders' number parser is in parse.c). */
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "mllib/linalg/linalg_int.h"
@@ -91,80 +90,6 @@ int em_ml_layout_decode(em_slice blob, em_ml_data *layout, em_err *err)
     if (!layout->sparse && layout->dim == 0)
         return em_err_set(err, EM_ECORRUPT, "ml.linalg: dense layout of 0 columns");
     return 0;
-}
-
-/* ---------------------------------------------------------------- numbers
- * WHY not strtod alone: it needs a NUL-terminated string (lines are slices) and is slow;
- * a loaded file is mostly short decimals. Fast path (Clinger, "How to read floating point
- * numbers accurately", 1990): a mantissa of at most 19 digits below 2^53 scaled by 10^e
- * with |e| <= 22 is exact in one multiplication or division, because both operands are
- * exact doubles and IEEE rounds the one operation correctly. Anything else goes to strtod
- * on a copy (the C locale: ember never calls setlocale). */
-static const double pow10_tab[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-
-static bool parse_slow(const char *p, const char *end, double *out)
-{
-    char buf[128];
-    size_t n = (size_t)(end - p);
-    if (n == 0 || n >= sizeof buf)
-        return false;
-    memcpy(buf, p, n);
-    buf[n] = 0;
-    char *e;
-    double v = strtod(buf, &e);
-    if (e != buf + n || !isfinite(v))
-        return false;
-    *out = v;
-    return true;
-}
-
-bool em__ml_parse_double(const char *p, const char *end, double *out)
-{
-    const char *s = p;
-    bool neg = false;
-    if (s < end && (*s == '-' || *s == '+'))
-        neg = *s++ == '-';
-    uint64_t m = 0;
-    int digits = 0, scale = 0, nd = 0;
-    for (; s < end && (unsigned)(*s - '0') < 10; s++, nd++)
-        if (digits < 19) {
-            m = m * 10 + (uint64_t)(*s - '0');
-            digits += m > 0;
-        } else
-            scale++;
-    if (s < end && *s == '.')
-        for (s++; s < end && (unsigned)(*s - '0') < 10; s++, nd++)
-            if (digits < 19) {
-                m = m * 10 + (uint64_t)(*s - '0');
-                digits += m > 0;
-                scale--;
-            }
-    if (nd == 0)
-        return false;
-    if (s < end && (*s == 'e' || *s == 'E')) {
-        const char *e = s + 1;
-        bool eneg = false;
-        int ev = 0, en = 0;
-        if (e < end && (*e == '-' || *e == '+'))
-            eneg = *e++ == '-';
-        for (; e < end && (unsigned)(*e - '0') < 10; e++, en++)
-            if (ev < 100000)
-                ev = ev * 10 + (*e - '0');
-        if (en == 0)
-            return false;
-        scale += eneg ? -ev : ev;
-        s = e;
-    }
-    if (s != end)
-        return false;
-    if (digits >= 19 || m >= (1ull << 53) || scale < -22 || scale > 22)
-        return parse_slow(p, end, out);
-    double v = (double)m;
-    v = scale < 0 ? v / pow10_tab[-scale] : v * pow10_tab[scale];
-    *out = neg ? -v : v;
-    return true;
 }
 
 /* ---------------------------------------------------------------- registration */

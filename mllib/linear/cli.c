@@ -17,6 +17,8 @@ static void algo_help(FILE *f, bool svm)
                "  --max-iter N          iterations at most (default 100)\n"
                "  --tol T               L-BFGS: relative objective decrease to stop (default\n"
                "                        1e-6); SGD: relative coefficient change (1e-3)\n"
+               "  --grad-tol G          L-BFGS: also stop once the gradient's norm is G times\n"
+               "                        its norm at the start (liblinear's rule; default off)\n"
                "  --no-intercept        fit no intercept (--fit-intercept: the default)\n"
                "  --no-standardize      do not scale features by their standard deviation\n"
                "                        (--standardize: the default, as Spark)\n"
@@ -85,6 +87,8 @@ static int own_opt(em_ml_cli *c, em_linear_params *p, bool *thr_set, int argc, c
         ok = em_ml_cli_u32(c, "--max-iter", v, 1, 1000000, &p->max_iter);
     else if (!bad && (v = em_ml_cli_value(c, "--tol", argc, argv, i, &bad)))
         ok = em_ml_cli_f64(c, "--tol", v, 1e-300, 1, &p->tol);
+    else if (!bad && (v = em_ml_cli_value(c, "--grad-tol", argc, argv, i, &bad)))
+        ok = em_ml_cli_f64(c, "--grad-tol", v, 0, 1, &p->grad_tol);
     else if (!bad && (v = em_ml_cli_value(c, "--threshold", argc, argv, i, &bad)))
         ok = *thr_set = em_ml_cli_f64(c, "--threshold", v, !strcmp(c->algo, "lr") ? 0 : -1e300,
                            !strcmp(c->algo, "lr") ? 0.999999999 : 1e300, &p->threshold);

@@ -38,22 +38,37 @@ typedef struct fit_run {
     double t0;
 } fit_run;
 
+/* The feature scales from the columns' means and variances: em_ml_col_stats on dense data,
+ * the lighter moments pass of sparse.c on sparse data (same figures to rounding). */
 static int scales(fit_run *f, em_err *err)
 {
-    em_ml_colstats st;
-    int rc = em_ml_col_stats(f->d, &st, err);
-    if (rc < 0)
-        return rc;
-    for (uint32_t j = 0; j < f->dim; j++) {
-        double s = sqrt(st.variance[j] > 0 ? st.variance[j] : 0);
+    em_ml_colstats st = {0};
+    double *mean, *var;
+    int rc;
+    if (f->d->sparse) {
+        mean = em_calloc(2 * (size_t)f->dim, sizeof(double));
+        if (!mean)
+            return em_err_set(err, EM_ENOMEM, "%s: out of memory", f->o->what);
+        var = mean + f->dim;
+        rc = em__lin_sparse_moments(f->d, mean, var, err);
+    } else {
+        rc = em_ml_col_stats(f->d, &st, err);
+        mean = st.mean;
+        var = st.variance;
+    }
+    for (uint32_t j = 0; rc == 0 && j < f->dim; j++) {
+        double s = sqrt(var[j] > 0 ? var[j] : 0);
         if (s > 0)
             f->inv[j] = 1 / s;
         else
-            f->inv[j] = !f->o->intercept && st.mean[j] != 0 ? 1 / fabs(st.mean[j]) : 0;
+            f->inv[j] = !f->o->intercept && mean[j] != 0 ? 1 / fabs(mean[j]) : 0;
         f->pen[j] = f->o->standardize ? 1 : f->inv[j] * f->inv[j];
     }
-    em_ml_colstats_destroy(&st);
-    return 0;
+    if (f->d->sparse)
+        em_free(mean);
+    else
+        em_ml_colstats_destroy(&st);
+    return rc;
 }
 
 /* One pass at the variables x (beta, then intercepts): the raw sums into f->acc. */
@@ -111,7 +126,8 @@ static int run_qn(fit_run *f, double *x, lin_fit_out *out, em_err *err)
         }
     }
     em_optim_opts oo = {.max_iter = f->o->max_iter, .history = f->o->history,
-                        .tol = f->o->tol, .l1 = l1, .progress = on_iter, .progress_ud = f};
+                        .tol = f->o->tol, .grel = f->o->grad_tol, .l1 = l1,
+                        .progress = on_iter, .progress_ud = f};
     em_optim_result res;
     int rc = em_optim_minimize((uint32_t)f->nx, x, objective, f, &oo, &res, err);
     em_free(l1);

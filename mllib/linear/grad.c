@@ -9,7 +9,8 @@
  *     r_i = d l / d z_i    (a loop over the block: the only per-row work)
  *     g += X^T r           (DGEMV; K classes: G += R^T X, DGEMM)
  * The block (LIN_BLK x d doubles) is read twice while it is still in cache.
- * SPARSE rows are walked entry by entry (z, then g[idx] += r * v).
+ * SPARSE rows go through sparse.c's kernels (z = w . x gathered, then g[idx] += r v
+ * scattered; AVX-512 when the CPU has it), which also check the indices.
  * SGD SAMPLING: a row takes part with probability `fraction`, decided by a hash of (seed,
  * iteration, partition, the row's position in its partition), so the draw does not depend
  * on the master, the batch boundaries or which executor runs the task. */
@@ -62,11 +63,6 @@ int em__lin_ctx_decode(em_slice b, lin_ctx *c, em_err *err)
 
 /* ---------------------------------------------------------------- per-row losses */
 
-static inline double softplus(double z)
-{
-    return z > 0 ? z + log1p(exp(-z)) : log1p(exp(z));
-}
-
 /* Loss of one margin and its derivative *r (binary losses and least squares). false when
  * the label is not one the loss takes. */
 static inline bool loss1(lin_loss loss, double z, double y, double *l, double *r)
@@ -80,10 +76,14 @@ static inline bool loss1(lin_loss loss, double z, double y, double *l, double *r
         return false;
     double t = 2 * y - 1, h = 1 - t * z;
     switch (loss) {
-    case LIN_LOGISTIC:
-        *l = softplus(z) - y * z;
-        *r = 1 / (1 + exp(-z)) - y;
+    case LIN_LOGISTIC: {
+        /* One exp for both: softplus(z) = max(z, 0) + log1p(e^-|z|), and the sigmoid
+         * from the same e^-|z| (never overflows). */
+        double e = exp(-fabs(z));
+        *l = (z > 0 ? z : 0) + log1p(e) - y * z;
+        *r = (z >= 0 ? 1 : e) / (1 + e) - y;
         return true;
+    }
     case LIN_HINGE:
         *l = h > 0 ? h : 0;
         *r = h > 0 ? -t : 0;
@@ -201,51 +201,52 @@ static int batch_dense(lin_task *t, const em_rec_batch *in, em_err *err)
     return 0;
 }
 
-/* One sparse row: margins, loss, gradient. */
-static int row_sparse(lin_task *t, const em_ml_row *row)
-{
-    uint32_t d = t->c.dim, k = t->c.k, nnz = row->sp.nnz;
-    double *head = t->acc, *g = t->acc + LIN_ACC_HEAD, *gb = g + (size_t)k * d, l;
-    if (!sampled(t, head[2]++))
-        return 0;
-    for (uint32_t j = 0; j < k; j++) {
-        const double *w = t->w + (size_t)j * d;
-        double z = t->b[j];
-        for (uint32_t i = 0; i < nnz; i++)
-            z += em_ml_sparse_val(&row->sp, i) * w[em_ml_sparse_idx(&row->sp, i)];
-        t->z[j] = z;
-    }
-    bool ok = k == 1 ? loss1(t->c.loss, t->z[0], row->label, &l, t->r)
-                     : loss_k(k, t->z, row->label, &l);
-    if (!ok)
-        return -1;
-    const double *r = k == 1 ? t->r : t->z;
-    head[0] += l;
-    head[1] += 1;
-    for (uint32_t j = 0; j < k; j++) {
-        double *gj = g + (size_t)j * d, rj = r[j];
-        gb[j] += rj;
-        if (rj != 0)
-            for (uint32_t i = 0; i < nnz; i++)
-                gj[em_ml_sparse_idx(&row->sp, i)] += rj * em_ml_sparse_val(&row->sp, i);
-    }
-    return 0;
-}
-
-static int batch_sparse(lin_task *t, const em_rec_batch *in, em_err *err)
+/* A sparse row the kernels refused (a bad record or index): the view names what is wrong. */
+static int bad_row(const lin_task *t, em_slice rec, em_err *err)
 {
     em_ml_data lay = {.sparse = true, .labeled = true, .dim = t->c.dim};
+    em_ml_row row;
+    int rc = em_ml_row_view(&lay, rec, &row, err);
+    return rc < 0 ? rc : em_err_set(err, EM_ECORRUPT, "ml.linear: bad sparse row");
+}
+
+/* Sparse rows one by one (sparse.c's kernels): margins, loss, gradient. */
+static int batch_sparse(lin_task *t, const em_rec_batch *in, em_err *err)
+{
+    uint32_t d = t->c.dim, k = t->c.k;
+    double *head = t->acc, *g = t->acc + LIN_ACC_HEAD, *gb = g + (size_t)k * d;
+    double lsum = 0, cnt = 0;
     em_batch_iter it;
     em_rec r;
     em_batch_iter_init_raw(&it, in->kind, in->width, in->data, in->nbytes);
     while (em_batch_iter_next(&it, &r)) {
-        em_ml_row row;
-        int rc = em_ml_row_view(&lay, r.val, &row, err);
-        if (rc < 0)
-            return rc;
-        if (row_sparse(t, &row) < 0)
-            return bad_label(&t->c, row.label, err);
+        double y, l;
+        uint32_t nnz;
+        const uint8_t *idx, *val;
+        if (!em__lin_sparse_rec(r.val, &y, &nnz, &idx, &val))
+            return bad_row(t, r.val, err);
+        if (!sampled(t, head[2]++))
+            continue;
+        for (uint32_t j = 0; j < k; j++) {
+            double z;
+            if (!em__lin_sparse_dot(nnz, idx, val, t->w + (size_t)j * d, d, &z))
+                return bad_row(t, r.val, err);
+            t->z[j] = z + t->b[j];
+        }
+        bool ok = k == 1 ? loss1(t->c.loss, t->z[0], y, &l, t->r) : loss_k(k, t->z, y, &l);
+        if (!ok)
+            return bad_label(&t->c, y, err);
+        const double *rr = k == 1 ? t->r : t->z;
+        lsum += l;
+        cnt += 1;
+        for (uint32_t j = 0; j < k; j++) {
+            gb[j] += rr[j];
+            if (rr[j] != 0)
+                em__lin_sparse_axpy(nnz, idx, val, rr[j], g + (size_t)j * d);
+        }
     }
+    head[0] += lsum;
+    head[1] += cnt;
     return 0;
 }
 

@@ -116,6 +116,8 @@ typedef struct em_linear_params {
     double elastic_net;       /* [0, 1]: 0 = L2, 1 = L1 */
     uint32_t max_iter;        /* 0 = 100 */
     double tol;               /* 0 = 1e-6 (L-BFGS: relative objective decrease), SGD 1e-3 */
+    double grad_tol;          /* L-BFGS: also stop once ||gradient||_2 <= grad_tol times
+                                 its norm at the start (liblinear's rule); 0 = off */
     uint32_t history;         /* L-BFGS pairs (0 = 10) */
     bool no_intercept;        /* zero value: fit an intercept */
     bool no_standardize;      /* zero value: standardize (Spark's default) */

@@ -53,6 +53,27 @@ int em__lin_fn_labels_merge(const em_fn_ctx *fc, void *acc, const void *other, s
 int em__lin_fn_predict(const em_fn_ctx *fc, uint32_t index, em_iter *in, em_emitter *out,
                        em_err *err);
 
+int em__lin_fn_moments(const em_fn_ctx *fc, void *acc, size_t size, const em_rec_batch *in,
+                       em_err *err);
+int em__lin_fn_moments_merge(const em_fn_ctx *fc, void *acc, const void *other, size_t size,
+                             em_err *err);
+
+/* Sparse-row kernels (sparse.c; AVX-512 when em_la_simd() >= 3). A labeled sparse point's
+ * record split into its label and entries (views into rec); false when its size is not
+ * the layout's. */
+bool em__lin_sparse_rec(em_slice rec, double *label, uint32_t *nnz, const uint8_t **idx,
+                        const uint8_t **val);
+/* *out = w . x; false (and *out meaningless) unless the indices are strictly ascending
+ * and below dim. w holds dim doubles. */
+bool em__lin_sparse_dot(uint32_t nnz, const uint8_t *idx, const uint8_t *val, const double *w,
+                        uint32_t dim, double *out);
+/* g[idx_i] += a val_i; the indices must have passed em__lin_sparse_dot. */
+void em__lin_sparse_axpy(uint32_t nnz, const uint8_t *idx, const uint8_t *val, double a,
+                         double *g);
+/* Column means and variances (n - 1 in the denominator) of a labeled sparse data set in one
+ * pass (ml.linear.moments); mean and var hold d->dim doubles. */
+int em__lin_sparse_moments(const em_ml_data *d, double *mean, double *var, em_err *err);
+
 /* Labels of a labeled data set, in one pass: count, min, max, whether all are integers,
  * and the counts of the integer labels 0..EM__LIN_MAX_CLASSES-1. */
 typedef struct lin_labels {
@@ -84,6 +105,7 @@ typedef struct lin_fit_opts {
     uint32_t max_iter;          /* 0 = 100 */
     uint32_t history;           /* L-BFGS m (0 = 10) */
     double tol;                 /* 0 = 1e-6 */
+    double grad_tol;            /* em_linear_params.grad_tol (0 = off) */
     bool sgd;                   /* mini-batch SGD instead of L-BFGS/OWL-QN */
     double step, fraction;      /* SGD: initial step (0 = 1), mini-batch share (0 = 1) */
     uint64_t seed;

@@ -91,7 +91,8 @@ int em_logistic_train(em_context *sc, const em_ml_data *d, const em_linear_param
     lin_fit_opts o = {.loss = k == 1 ? LIN_LOGISTIC : LIN_MULTINOMIAL, .k = k,
                       .intercept = !p->no_intercept, .standardize = !p->no_standardize,
                       .reg = p->reg_param, .alpha = p->elastic_net, .max_iter = p->max_iter,
-                      .history = p->history, .tol = p->tol, .sgd = p->solver == EM_LINEAR_SGD,
+                      .history = p->history, .tol = p->tol,
+                      .grad_tol = p->grad_tol, .sgd = p->solver == EM_LINEAR_SGD,
                       .step = p->step_size, .fraction = p->batch_fraction, .seed = p->seed,
                       .init_b = b0, .progress = p->progress, .progress_ud = p->progress_ud,
                       .what = "logistic regression"};

@@ -26,6 +26,8 @@ static const em_fn_entry lin_fns[] = {
     {"ml.linear.sum", EM_FN_ACC_MERGE, EM_FN(em__lin_fn_sum)},
     {"ml.linear.labels", EM_FN_ACC_SEQ, EM_FN(em__lin_fn_labels)},
     {"ml.linear.labels_merge", EM_FN_ACC_MERGE, EM_FN(em__lin_fn_labels_merge)},
+    {"ml.linear.moments", EM_FN_ACC_SEQ, EM_FN(em__lin_fn_moments)},
+    {"ml.linear.moments_merge", EM_FN_ACC_MERGE, EM_FN(em__lin_fn_moments_merge)},
     {"ml.linear.predict", EM_FN_PARTITION, EM_FN(em__lin_fn_predict)},
 };
 

@@ -41,6 +41,11 @@ static double norm_inf(uint32_t n, const double *a)
     return m;
 }
 
+static double norm2(uint32_t n, const double *a)
+{
+    return sqrt(dot(n, a, a));
+}
+
 /* F(x) = f(x) + sum l1_i |x_i| and the smooth gradient g. */
 static int eval(opt *o, const double *x, double *F, double *g, em_err *err)
 {
@@ -309,11 +314,17 @@ static int run(opt *o, const em_optim_opts *oo, em_optim_result *res, em_err *er
     pseudo_grad(o, o->x, o->g, o->pg);
     res->history[0] = F;
     res->reason = "max_iter";
+    double g0 = norm2(o->n, o->pg);
     for (uint32_t it = 1; it <= maxit; it++) {
         double gn = norm_inf(o->n, o->pg), Fn;
         if (gtol > 0 && gn <= gtol) {
             res->converged = true;
             res->reason = "gtol";
+            break;
+        }
+        if (oo->grel > 0 && it > 1 && norm2(o->n, o->pg) <= oo->grel * g0) {
+            res->converged = true;
+            res->reason = "grel";
             break;
         }
         if ((rc = iterate(o, F, &Fn, err)) < 0)

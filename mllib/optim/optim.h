@@ -16,7 +16,9 @@
  *   onto the orthant of the current point, and s, y pairs from the smooth part only.
  * CONVERGENCE (first of): the relative decrease of the objective over one iteration
  * |f_prev - f| / max(|f|, |f_prev|, 1e-12) <= tol (Spark's convergenceTol, default 1e-6);
- * ||pseudo-gradient||_inf <= gtol; max_iter iterations; or a line search that finds no
+ * ||pseudo-gradient||_inf <= gtol; optionally (grel > 0) the gradient norm reduced by
+ * the factor grel from the start's, the rule liblinear stops on (its eps, scaled by
+ * min(#pos, #neg) / n for logistic regression); max_iter iterations; or a line search that finds no
  * decrease (at a minimum to rounding: reported converged when the gradient is already
  * small, else as "line search failed", not an error, since x is still the best point).
  * THREADS: one thread per call (the callback runs on it); no shared state. */
@@ -38,6 +40,8 @@ typedef struct em_optim_opts {
     uint32_t history;         /* m, pairs kept (0 = 10) */
     double tol;               /* relative objective decrease (0 = 1e-6; < 0: not used) */
     double gtol;              /* ||pseudo-gradient||_inf (0 = 1e-10; < 0: not used) */
+    double grel;              /* ||pseudo-gradient||_2 <= grel ||pseudo-gradient(x0)||_2
+                                 (liblinear's rule; 0 = not used) */
     const double *l1;         /* NULL: L-BFGS. Else n weights >= 0: OWL-QN minimizes
                                  f(x) + sum_i l1[i] |x_i| (a 0 weight leaves x_i free) */
     /* Optional: called after every iteration with the objective and ||pg||_inf. */
@@ -51,7 +55,8 @@ typedef struct em_optim_result {
     double f;                 /* objective at the returned x (L1 term included) */
     double gnorm;             /* ||pseudo-gradient||_inf there */
     bool converged;           /* tol or gtol met (else max_iter or a failed search) */
-    const char *reason;       /* static text: "tol", "gtol", "max_iter", "line search" */
+    const char *reason;       /* static text: "tol", "gtol", "grel", "max_iter",
+                                 "line search" */
     double *history;          /* iterations + 1 objective values, f(x0) first (em_malloc;
                                  em_optim_result_destroy frees it) */
 } em_optim_result;

@@ -86,6 +86,44 @@ Test(optim, ill_conditioned_quadratic)
     }
 }
 
+/* grel stops once ||g||_2 <= grel ||g(x0)||_2, and not before: the same run with a
+ * tighter grel goes further, and the point it stops at meets the bound. */
+Test(optim, relative_gradient_rule)
+{
+    enum { N = 30 };
+    double a[N], c[N], x[N], g[N], g0[N], f;
+    for (int i = 0; i < N; i++) {
+        a[i] = pow(10, 3.0 * i / (N - 1));
+        c[i] = cos(i + 0.5);
+    }
+    quad q = {N, a, c, 0.5};
+    em_err err = EM_ERR_INIT;
+    memset(x, 0, sizeof x);
+    quad_fn(&q, x, &f, g0, &err);
+    double n0 = 0;
+    for (int i = 0; i < N; i++)
+        n0 += g0[i] * g0[i];
+    uint32_t its[2];
+    const double grel[2] = {1e-2, 1e-5};
+    for (int t = 0; t < 2; t++) {
+        em_optim_result r;
+        em_optim_opts o = {.max_iter = 1000, .tol = -1, .gtol = -1, .grel = grel[t]};
+        memset(x, 0, sizeof x);
+        cr_assert_eq(em_optim_minimize(N, x, quad_fn, &q, &o, &r, &err), 0, "%s", err.msg);
+        cr_assert_str_eq(r.reason, "grel");
+        cr_assert(r.converged);
+        quad_fn(&q, x, &f, g, &err);
+        double n = 0;
+        for (int i = 0; i < N; i++)
+            n += g[i] * g[i];
+        cr_assert(sqrt(n) <= grel[t] * sqrt(n0) * (1 + 1e-12), "%g > %g x %g", sqrt(n),
+                  grel[t], sqrt(n0));
+        its[t] = r.iterations;
+        em_optim_result_destroy(&r);
+    }
+    cr_assert(its[0] < its[1], "%u then %u iterations", its[0], its[1]);
+}
+
 Test(optim, owlqn_soft_threshold)
 {
     enum { N = 8 };

@@ -149,13 +149,48 @@ static void d_on_close(void *ud, em_conn_id id, const em_err *why)
     s = slot_of(c, id);
     if (s) {
         if (s->registered && s->alive && !c->closing) {
-            em_log(EM_LOG_WARN, "driver: executor %s (%s) lost: %s", s->exec_id, s->loc, msg);
-            s->lost_pending = true;
-            fail_running(c, (int)(s - c->ex), msg);
+            snprintf(s->lost_msg, sizeof s->lost_msg, "%s", msg);
+            if (c->o.mode == EM_CLUSTER_ACCEPT && !s->exit_cause[0]) {
+                /* The worker reports how the process ended through the master a moment
+                 * later: its tasks wait for that (bounded), so their error carries it. */
+                em_log(EM_LOG_INFO, "driver: executor %s (%s) lost: %s; waiting up to %u ms "
+                       "for its exit report", s->exec_id, s->loc, msg, EM__CL_CAUSE_WAIT_MS);
+                s->cause_until = em__cl_now_ms() + EM__CL_CAUSE_WAIT_MS;
+            } else {
+                em__cl_lost_now(c, s, s->exit_cause[0] ? s->exit_cause : NULL);
+            }
         }
         s->alive = false;
         s->conn = 0;
         pthread_cond_broadcast(&c->cond);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* Fails the running tasks of lost executor s with its loss and, when known, how its
+ * process ended (cause), and queues the loss for the driver thread. Lock held. */
+void em__cl_lost_now(em_cluster *c, exec_slot *s, const char *cause)
+{
+    char msg[sizeof s->lost_msg + EM_ERR_MSG_MAX + 8];
+    snprintf(msg, sizeof msg, "%s%s%s", s->lost_msg, cause ? "; " : "", cause ? cause : "");
+    em_log(EM_LOG_WARN, "driver: executor %s (%s) lost: %s", s->exec_id, s->loc, msg);
+    s->cause_until = 0;
+    s->lost_pending = true;
+    fail_running(c, (int)(s - c->ex), msg);
+    pthread_cond_broadcast(&c->cond);
+}
+
+void em_cluster_executor_exited(em_cluster *c, const char *exec_id, const char *cause)
+{
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < c->nex; i++) {
+        exec_slot *s = &c->ex[i];
+        if (!s->registered || strcmp(s->exec_id, exec_id) != 0)
+            continue;
+        if (s->cause_until)
+            em__cl_lost_now(c, s, cause);
+        else if (s->alive)   /* the report came before the connection closed */
+            snprintf(s->exit_cause, sizeof s->exit_cause, "%s", cause);
     }
     pthread_mutex_unlock(&c->lock);
 }
@@ -254,9 +289,12 @@ static void on_status(em_cluster *c, em_conn_id id, em__msg *m)
         f->state = T_DONE;
         if (s->running)
             s->running--;
-        pthread_cond_broadcast(&c->cond);
     }
     pthread_mutex_unlock(&c->lock);
+    /* After unlocking: the woken driver thread would otherwise block on c->lock at once
+     * (a second context switch per task). */
+    if (f)
+        pthread_cond_broadcast(&c->cond);
 }
 
 static void on_block(em_cluster *c, em_conn_id id, const em__msg *m)
@@ -678,6 +716,7 @@ em_cluster *em_cluster_new(const em_cluster_opts *o, em_err *err)
         c->o.register_timeout_ms = 60000;
     c->wait_ms = o->locality_wait_ms == EM_CLUSTER_NO_LOCALITY_WAIT ? 0
                  : o->locality_wait_ms ? o->locality_wait_ms : 3000;
+    c->prefetch = !o->no_prefetch;
     pthread_mutex_init(&c->lock, NULL);
     em_hmap_init(&c->locs, sizeof(loc_ent), offsetof(loc_ent, used), 64);
     pthread_cond_init(&c->cond, NULL);

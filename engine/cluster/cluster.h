@@ -109,6 +109,9 @@ const char *em_cluster_secret(const em_cluster *c);
 int em_cluster_wait_executors(em_cluster *c, uint32_t n, uint32_t timeout_ms, em_err *err);
 uint32_t em_cluster_num_executors(em_cluster *c);   /* registered and alive; any thread */
 uint32_t em_cluster_total_cores(em_cluster *c);     /* of those */
+/* Slots of the executor table: open connections (registered or not) and lost executors
+ * not yet reused; a closed connection's slot is reused by the next one. Any thread. */
+uint32_t em_cluster_num_slots(em_cluster *c);
 /* Runs n tasks on the executors and returns when each has a result in results[i] (passed
  * zeroed). A task whose executor is lost fails with EM_EIO "executor <id> lost"; a map
  * task's success is turned into such a failure when its executor is lost before this call

@@ -97,16 +97,57 @@ static void fail_running(em_cluster *c, int slot, const char *why)   /* lock hel
     c->ex[slot].running = 0;
 }
 
+/* Whether a task set in flight names slot i (its index must not change meaning while
+ * one does; a queued task's slot is 0, so slot 0 counts as named: conservative). */
+static bool slot_named(const em_cluster *c, size_t i)   /* lock held */
+{
+    for (const task_set *ts = c->sets; ts; ts = ts->next)
+        for (size_t k = 0; k < ts->n; k++)
+            if (ts->fl[k].slot == (int)i)
+                return true;
+    return false;
+}
+
+/* A slot to reuse for a new connection: one whose connection closed before registering,
+ * or a lost executor's once its loss was handled and no task set in flight names it. So
+ * the table holds one slot per open connection plus the recently lost, not one per
+ * connection ever authenticated (issue 18). Lock held; NULL = none. */
+static exec_slot *free_slot(em_cluster *c)
+{
+    for (size_t i = 0; i < c->nex; i++) {
+        exec_slot *s = &c->ex[i];
+        if (s->conn || s->alive || s->lost_pending || s->cause_until ||
+            (s->registered && slot_named(c, i)))
+            continue;
+        em_free(s->stages);
+        memset(s, 0, sizeof *s);
+        return s;
+    }
+    return NULL;
+}
+
 static void d_on_open(void *ud, em_conn_id id, bool inbound)
 {
     em_cluster *c = ud;
     if (!inbound)
         return;
     pthread_mutex_lock(&c->lock);
-    c->ex = em_xrealloc(c->ex, (c->nex + 1) * sizeof *c->ex);
-    memset(&c->ex[c->nex], 0, sizeof c->ex[0]);
-    c->ex[c->nex++].conn = id;
+    exec_slot *s = free_slot(c);
+    if (!s) {
+        c->ex = em_xrealloc(c->ex, (c->nex + 1) * sizeof *c->ex);
+        s = &c->ex[c->nex++];
+        memset(s, 0, sizeof *s);
+    }
+    s->conn = id;
     pthread_mutex_unlock(&c->lock);
+}
+
+uint32_t em_cluster_num_slots(em_cluster *c)
+{
+    pthread_mutex_lock(&c->lock);
+    uint32_t n = (uint32_t)c->nex;
+    pthread_mutex_unlock(&c->lock);
+    return n;
 }
 
 /* How a lost executor of ours (local-cluster: our child) ended, into buf ("" when it is

@@ -534,9 +534,10 @@ static int parse_bool(const char *v, bool dflt)
 }
 
 /* Serves the status page on ember.ui.port or, when taken, one of the 16 ports after it.
- * announce: say where on stderr once, as Spark's "Web UI available at" (the console is not
- * quiet: ember.ui.showConsoleProgress, which --quiet turns off); otherwise the address is
- * logged (info, or warn when the port moved: nobody must read a stranger's page). */
+ * Where goes to stderr once at the default log level: a moved port as a warning (nobody
+ * must read a stranger's page), else, when `announce` (the console is not quiet:
+ * ember.ui.showConsoleProgress, which --quiet turns off), as Spark's "Web UI available
+ * at" line; the address is always logged at info level. */
 static int start_ui(em_status *st, const em_status_opts *o, bool announce, em_err *err)
 {
     uint64_t port = 4040;
@@ -558,11 +559,11 @@ static int start_ui(em_status *st, const em_status_opts *o, bool announce, em_er
              * nobody reads a stranger's status page. */
             const char *host = o->ui_host && *o->ui_host ? o->ui_host : "127.0.0.1";
             const char *moved = p == port ? "" : " (the port asked for was taken)";
-            em_log(p == port || announce ? EM_LOG_INFO : EM_LOG_WARN,
-                   "status page at http://%s:%u/%s", host, (unsigned)st->ui_port, moved);
-            if (announce)
-                fprintf(stderr, "ember: Web UI available at http://%s:%u/%s\n", host,
-                        (unsigned)st->ui_port, moved);
+            em_log(p == port ? EM_LOG_INFO : EM_LOG_WARN, "status page at http://%s:%u/%s",
+                   host, (unsigned)st->ui_port, moved);
+            if (announce && p == port)   /* a moved port is the warning's line already */
+                fprintf(stderr, "ember: Web UI available at http://%s:%u/\n", host,
+                        (unsigned)st->ui_port);
             return 0;
         }
         if (p == port + 16 || p == 65535)

@@ -222,9 +222,10 @@ s.bind(("127.0.0.1", port)); s.listen(1)   # another application holds the port
 r = subprocess.run([ember, "run-example", "--master", "local[1]", "--conf",
                     f"ember.ui.port={port}", "wordcount", f"{tmp}/ui.txt", f"{tmp}/ui-out3"],
                    capture_output=True, text=True, timeout=60)
-m = re.findall(r"^ember: Web UI available at http://127\.0\.0\.1:(\d+)/ \(the port asked for was taken\)$",
+m = re.findall(r"status page at http://127\.0\.0\.1:(\d+)/ \(the port asked for was taken\)$",
                r.stderr, re.M)
 assert r.returncode == 0 and len(m) == 1 and int(m[0]) != port, r.stderr
+assert "Web UI available" not in r.stderr, r.stderr   # one line says where, not two
 PY
 
 if [ "$fails" -gt 0 ]; then

@@ -3,6 +3,9 @@
  *       lines -> round-robin repartition(3) -> (line, 1) -> reduce_by_key -> "line\tcount"
  *   ember run-example faultjobs randkey INPUT OUTDIR [SLOW_US]
  *       lines -> (hash-random key in 0..63, line length) -> reduce_by_key -> "key\tsum"
+ *   ember run-example faultjobs abort INPUT
+ *       counts the lines, but every task calls abort() after writing "fj_abort: aborting
+ *       on purpose" to stderr: the job fails with its executors' cause (issue 16)
  * SLOW_US (default 0): microseconds slept per 1000 input records, so that a test can kill
  * an executor in the middle of a stage. Outputs do not depend on partitioning or on where
  * tasks ran, so every run (with or without failures) must give the same files. */
@@ -17,6 +20,7 @@ int ember_main(em_context *sc, int argc, char **argv);
 int fj_slow(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err);
 int fj_randkey(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err);
 int fj_format(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err);
+int fj_abort(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err);
 
 static _Thread_local uint64_t fj_seen;
 
@@ -64,11 +68,31 @@ int fj_format(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err
     return rc;
 }
 
+/* Kills its process: what a crashing job library does to an executor. */
+int fj_abort(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em_err *err)
+{
+    (void)c, (void)in, (void)out, (void)err;
+    fprintf(stderr, "fj_abort: aborting on purpose\n");
+    fflush(stderr);
+    abort();
+}
+
 int ember_main(em_context *sc, int argc, char **argv)
 {
     em_err err = EM_ERR_INIT;
+    if (argc == 3 && strcmp(argv[1], "abort") == 0) {
+        uint64_t n = 0;
+        em_rdd *r = em_rdd_map(em_text_file(sc, argv[2], 2), "fj_abort",
+                               em_slice_make(NULL, 0));
+        if (em_rdd_count(r, &n, &err) < 0) {
+            fprintf(stderr, "faultjobs: %s\n", err.msg);
+            return 1;
+        }
+        return 0;
+    }
     if (argc < 4 || argc > 5) {
-        fprintf(stderr, "usage: faultjobs repartition|randkey INPUT OUTDIR [SLOW_US]\n");
+        fprintf(stderr, "usage: faultjobs repartition|randkey INPUT OUTDIR [SLOW_US] | "
+                "abort INPUT\n");
         return 2;
     }
     uint8_t slow[8];

@@ -41,7 +41,7 @@ static const char *const known_keys[] = {
     "ember.memory.storageFraction", "ember.checkpoint.dir", "ember.checkpoint.cleanup",
     "ember.locality.wait", "ember.net.compress", "ember.shuffle.sync",
     "ember.network.timeoutMs", "ember.cluster.registerTimeoutMs", "ember.driver.host",
-    "ember.network.crypto",
+    "ember.network.crypto", "ember.locality.prefetch",
     "ember.sql.autoBroadcastJoinThreshold", "ember.sql.localThreshold",
     "ember.sql.forceDistributed",
 };

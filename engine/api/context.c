@@ -333,6 +333,10 @@ static int start_cluster(em_context *sc, em_task_backend *out, em_err *err)
         return rc;
     else if (v)
         cfg.opts.locality_wait_ms = ms;
+    bool prefetch;
+    if ((rc = parse_bool(c, "ember.locality.prefetch", true, &prefetch, err)) < 0)
+        return rc;
+    cfg.opts.no_prefetch = !prefetch;
     return em_cluster_backend_new(&cfg, out, err);
 }
 

@@ -148,6 +148,7 @@ typedef struct cluster_backend {
     size_t nrr;
     void (*on_free)(void *ud);
     void *free_ud;
+    void (*watch_exits)(void *ud, em_deploy_exit_fn fn, void *fn_ud);   /* NULL = none */
 } cluster_backend;
 
 static char *cl_encode_stage(void *self, const em_plan_node *root, bool map_side,
@@ -200,11 +201,18 @@ static int cl_run_tasks(void *self, const em_task_desc *tasks, size_t n,
     return rc;
 }
 
+static void cl_exec_exited(void *ud, const char *exec_id, const char *reason)
+{
+    em_cluster_executor_exited(ud, exec_id, reason);
+}
+
 static void cl_free(void *self)
 {
     cluster_backend *cb = self;
     if (!cb)
         return;
+    if (cb->watch_exits)
+        cb->watch_exits(cb->free_ud, NULL, NULL);
     em_cluster_free(cb->cl);
     blob_cache_destroy(&cb->blobs);
     if (cb->on_free)
@@ -294,6 +302,8 @@ int em_cluster_backend_new(const em_cluster_backend_cfg *cfg, em_task_backend *o
             goto fail;
         cb->on_free = mo->app_end;
         cb->free_ud = mo->ud;
+        if ((cb->watch_exits = mo->watch_exits))
+            cb->watch_exits(mo->ud, cl_exec_exited, cb->cl);
     }
     if ((rc = em_cluster_wait_executors(cb->cl, want ? want : 1,
                                         o.register_timeout_ms ? o.register_timeout_ms : 60000,

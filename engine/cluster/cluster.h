@@ -67,6 +67,9 @@ typedef struct em_cluster_opts {
      * (ember.locality.wait) after the last task launched where its block is; 0 = 3000
      * (Spark's 3s); EM_CLUSTER_NO_LOCALITY_WAIT = never wait. */
     uint32_t locality_wait_ms;
+    /* ember.locality.prefetch=false: no task is queued on a busy executor holding its
+     * cached block (engine/cluster/cluster_int.h, PREFETCH); false = queue one per core. */
+    bool no_prefetch;
     /* Settings every executor takes at registration: ember.memory.storageFraction (the
      * storage floor, 0..1), ember.shuffle.memory (per-task budget; 0 = executor memory /
      * 4 / cores), ember.net.compress (0 auto, 1 always, 2 never; engine/executor/protocol.h) and
@@ -106,6 +109,9 @@ const char *em_cluster_secret(const em_cluster *c);
 int em_cluster_wait_executors(em_cluster *c, uint32_t n, uint32_t timeout_ms, em_err *err);
 uint32_t em_cluster_num_executors(em_cluster *c);   /* registered and alive; any thread */
 uint32_t em_cluster_total_cores(em_cluster *c);     /* of those */
+/* Slots of the executor table: open connections (registered or not) and lost executors
+ * not yet reused; a closed connection's slot is reused by the next one. Any thread. */
+uint32_t em_cluster_num_slots(em_cluster *c);
 /* Runs n tasks on the executors and returns when each has a result in results[i] (passed
  * zeroed). A task whose executor is lost fails with EM_EIO "executor <id> lost"; a map
  * task's success is turned into such a failure when its executor is lost before this call
@@ -115,6 +121,11 @@ uint32_t em_cluster_total_cores(em_cluster *c);     /* of those */
  * none of its tasks runs any more (killed ones report EM_ECANCELED). Any thread. */
 int em_cluster_run_tasks(em_cluster *c, const em_task_desc *tasks, size_t n,
                          em_task_result *results, em_err *err);
+/* How executor exec_id's process ended (standalone: the worker's report through the
+ * master, with the last lines of its stderr). When its connection closed first, its
+ * running tasks were held for at most 2 s waiting for this, and fail now with both the
+ * loss and this cause; when it comes first, the loss uses it. Any thread. */
+void em_cluster_executor_exited(em_cluster *c, const char *exec_id, const char *cause);
 /* Wakes every em_cluster_run_tasks call so that it acts on cancel flags now. Any thread. */
 void em_cluster_wake(em_cluster *c);
 /* Forgets where the partitions of rdd are cached (em_rdd_unpersist). Driver thread. */

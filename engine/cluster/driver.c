@@ -97,16 +97,57 @@ static void fail_running(em_cluster *c, int slot, const char *why)   /* lock hel
     c->ex[slot].running = 0;
 }
 
+/* Whether a task set in flight names slot i (its index must not change meaning while
+ * one does; a queued task's slot is 0, so slot 0 counts as named: conservative). */
+static bool slot_named(const em_cluster *c, size_t i)   /* lock held */
+{
+    for (const task_set *ts = c->sets; ts; ts = ts->next)
+        for (size_t k = 0; k < ts->n; k++)
+            if (ts->fl[k].slot == (int)i)
+                return true;
+    return false;
+}
+
+/* A slot to reuse for a new connection: one whose connection closed before registering,
+ * or a lost executor's once its loss was handled and no task set in flight names it. So
+ * the table holds one slot per open connection plus the recently lost, not one per
+ * connection ever authenticated (issue 18). Lock held; NULL = none. */
+static exec_slot *free_slot(em_cluster *c)
+{
+    for (size_t i = 0; i < c->nex; i++) {
+        exec_slot *s = &c->ex[i];
+        if (s->conn || s->alive || s->lost_pending || s->cause_until ||
+            (s->registered && slot_named(c, i)))
+            continue;
+        em_free(s->stages);
+        memset(s, 0, sizeof *s);
+        return s;
+    }
+    return NULL;
+}
+
 static void d_on_open(void *ud, em_conn_id id, bool inbound)
 {
     em_cluster *c = ud;
     if (!inbound)
         return;
     pthread_mutex_lock(&c->lock);
-    c->ex = em_xrealloc(c->ex, (c->nex + 1) * sizeof *c->ex);
-    memset(&c->ex[c->nex], 0, sizeof c->ex[0]);
-    c->ex[c->nex++].conn = id;
+    exec_slot *s = free_slot(c);
+    if (!s) {
+        c->ex = em_xrealloc(c->ex, (c->nex + 1) * sizeof *c->ex);
+        s = &c->ex[c->nex++];
+        memset(s, 0, sizeof *s);
+    }
+    s->conn = id;
     pthread_mutex_unlock(&c->lock);
+}
+
+uint32_t em_cluster_num_slots(em_cluster *c)
+{
+    pthread_mutex_lock(&c->lock);
+    uint32_t n = (uint32_t)c->nex;
+    pthread_mutex_unlock(&c->lock);
+    return n;
 }
 
 /* How a lost executor of ours (local-cluster: our child) ended, into buf ("" when it is
@@ -149,13 +190,48 @@ static void d_on_close(void *ud, em_conn_id id, const em_err *why)
     s = slot_of(c, id);
     if (s) {
         if (s->registered && s->alive && !c->closing) {
-            em_log(EM_LOG_WARN, "driver: executor %s (%s) lost: %s", s->exec_id, s->loc, msg);
-            s->lost_pending = true;
-            fail_running(c, (int)(s - c->ex), msg);
+            snprintf(s->lost_msg, sizeof s->lost_msg, "%s", msg);
+            if (c->o.mode == EM_CLUSTER_ACCEPT && !s->exit_cause[0]) {
+                /* The worker reports how the process ended through the master a moment
+                 * later: its tasks wait for that (bounded), so their error carries it. */
+                em_log(EM_LOG_INFO, "driver: executor %s (%s) lost: %s; waiting up to %u ms "
+                       "for its exit report", s->exec_id, s->loc, msg, EM__CL_CAUSE_WAIT_MS);
+                s->cause_until = em__cl_now_ms() + EM__CL_CAUSE_WAIT_MS;
+            } else {
+                em__cl_lost_now(c, s, s->exit_cause[0] ? s->exit_cause : NULL);
+            }
         }
         s->alive = false;
         s->conn = 0;
         pthread_cond_broadcast(&c->cond);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* Fails the running tasks of lost executor s with its loss and, when known, how its
+ * process ended (cause), and queues the loss for the driver thread. Lock held. */
+void em__cl_lost_now(em_cluster *c, exec_slot *s, const char *cause)
+{
+    char msg[sizeof s->lost_msg + EM_ERR_MSG_MAX + 8];
+    snprintf(msg, sizeof msg, "%s%s%s", s->lost_msg, cause ? "; " : "", cause ? cause : "");
+    em_log(EM_LOG_WARN, "driver: executor %s (%s) lost: %s", s->exec_id, s->loc, msg);
+    s->cause_until = 0;
+    s->lost_pending = true;
+    fail_running(c, (int)(s - c->ex), msg);
+    pthread_cond_broadcast(&c->cond);
+}
+
+void em_cluster_executor_exited(em_cluster *c, const char *exec_id, const char *cause)
+{
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < c->nex; i++) {
+        exec_slot *s = &c->ex[i];
+        if (!s->registered || strcmp(s->exec_id, exec_id) != 0)
+            continue;
+        if (s->cause_until)
+            em__cl_lost_now(c, s, cause);
+        else if (s->alive)   /* the report came before the connection closed */
+            snprintf(s->exit_cause, sizeof s->exit_cause, "%s", cause);
     }
     pthread_mutex_unlock(&c->lock);
 }
@@ -254,9 +330,12 @@ static void on_status(em_cluster *c, em_conn_id id, em__msg *m)
         f->state = T_DONE;
         if (s->running)
             s->running--;
-        pthread_cond_broadcast(&c->cond);
     }
     pthread_mutex_unlock(&c->lock);
+    /* After unlocking: the woken driver thread would otherwise block on c->lock at once
+     * (a second context switch per task). */
+    if (f)
+        pthread_cond_broadcast(&c->cond);
 }
 
 static void on_block(em_cluster *c, em_conn_id id, const em__msg *m)
@@ -678,6 +757,7 @@ em_cluster *em_cluster_new(const em_cluster_opts *o, em_err *err)
         c->o.register_timeout_ms = 60000;
     c->wait_ms = o->locality_wait_ms == EM_CLUSTER_NO_LOCALITY_WAIT ? 0
                  : o->locality_wait_ms ? o->locality_wait_ms : 3000;
+    c->prefetch = !o->no_prefetch;
     pthread_mutex_init(&c->lock, NULL);
     em_hmap_init(&c->locs, sizeof(loc_ent), offsetof(loc_ent, used), 64);
     pthread_cond_init(&c->cond, NULL);

@@ -21,8 +21,11 @@
 /* Handles executors the loop thread found lost. Lock held on entry and exit. */
 void em__cl_process_losses(em_cluster *c)
 {
+    uint64_t now = em__cl_now_ms();
     for (size_t i = 0; i < c->nex; i++) {
         exec_slot *s = &c->ex[i];
+        if (s->cause_until && now >= s->cause_until)
+            em__cl_lost_now(c, s, "no exit report from its worker within 2 s");
         if (!s->lost_pending)
             continue;
         s->lost_pending = false;
@@ -70,14 +73,15 @@ static bool has_stage(const exec_slot *s, uint32_t id)
 /* Marks queued task i of ts as running on slot e and fills the launch. Lock held. A stage
  * is marked as sent to the executor here; both sides keep the EM__STAGES_KEPT most recent
  * (docs/cluster.md), and a stage whose sending fails is unmarked by send_launches. */
-launch em__cl_launch_on(em_cluster *c, task_set *ts, size_t i, int e)
+launch em__cl_launch_on(em_cluster *c, task_set *ts, size_t i, int e, bool queued)
 {
     exec_slot *s = &c->ex[e];
     const em_task_desc *t = ts->t;
     s->running++;
     ts->fl[i].state = T_RUNNING;
     ts->fl[i].slot = e;
-    if (t[i].on_start)   /* the status page's task_start, with where it runs */
+    ts->fl[i].start_pending = queued;
+    if (!queued && t[i].on_start)   /* the status page's task_start, with where it runs */
         t[i].on_start(t[i].start_ud, &t[i], s->exec_id);
     launch l = {i, s->conn, !has_stage(s, t[i].stage_id)};
     if (l.send_stage) {
@@ -204,6 +208,36 @@ static void set_remove(em_cluster *c, task_set *ts)   /* lock held */
     pthread_cond_broadcast(&c->cond);
 }
 
+/* Tasks queued on an executor behind running ones (PREFETCH) are told started (the status
+ * page's task_start) once their executor runs fewer told tasks than it has cores, in
+ * launch order as far as the index order tells it; one that ended first is told now. Lock
+ * held. */
+static void tell_starts(em_cluster *c, task_set *ts)
+{
+    uint32_t pend[64] = {0};   /* per slot, for the first 64 slots; others told at once */
+    bool any = false;
+    for (size_t i = 0; i < ts->n; i++)
+        if (ts->fl[i].start_pending && ts->fl[i].state == T_RUNNING) {
+            any = true;
+            if (ts->fl[i].slot < 64)
+                pend[ts->fl[i].slot]++;
+        }
+    for (size_t i = 0; i < ts->n; i++) {
+        inflight *f = &ts->fl[i];
+        if (!f->start_pending)
+            continue;
+        exec_slot *s = &c->ex[f->slot];
+        bool ended = f->state != T_RUNNING;
+        if (!ended && any && f->slot < 64 && s->running - pend[f->slot] >= s->cores)
+            continue;
+        f->start_pending = false;
+        if (!ended && f->slot < 64)
+            pend[f->slot]--;
+        if (ts->t[i].on_start)
+            ts->t[i].on_start(ts->t[i].start_ud, &ts->t[i], s->exec_id);
+    }
+}
+
 /* One pass of the run loop of ts: 1 when every task is done, 0 to wait, <0 (err) when
  * no executor was alive for too long. Lock held (released around sends). */
 static int run_pass(em_cluster *c, task_set *ts, launch *ls, uint64_t *idle_since,
@@ -217,6 +251,7 @@ static int run_pass(em_cluster *c, task_set *ts, launch *ls, uint64_t *idle_sinc
         send_kills(c, ts, ls, k);
         pthread_mutex_lock(&c->lock);
     }
+    tell_starts(c, ts);
     size_t done = 0;
     for (size_t i = 0; i < ts->n; i++) {
         inflight *f = &ts->fl[i];

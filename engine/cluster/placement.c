@@ -209,7 +209,7 @@ static int preferred_slot(const em_cluster *c, const em_task_desc *t, const char
 
 /* How many of ts's tasks may start now: the free cores left after the queued tasks of the
  * sets ahead of it (FIFO between jobs). Lock held. */
-static size_t launch_budget(em_cluster *c, const task_set *ts)
+static size_t launch_budget(em_cluster *c, const task_set *ts, bool *first)
 {
     uint32_t cores;
     em__cl_alive_count(c, &cores);
@@ -221,29 +221,51 @@ static size_t launch_budget(em_cluster *c, const task_set *ts)
         for (size_t i = 0; !o->canceled && i < o->n; i++)
             ahead += o->fl[i].state == T_QUEUED;
     size_t free_cores = cores > busy ? cores - busy : 0;
+    *first = ahead == 0;
     return free_cores > ahead ? free_cores - ahead : 0;
 }
 
+/* Whether a task may go to slot e now: to a free core (counted against the set's budget),
+ * or, when prefetch is allowed, into the executor's own queue behind the task(s) its
+ * cores run. Lock held. */
+static bool slot_takes(const exec_slot *s, size_t used, size_t budget, bool prefetch,
+                       bool *queued)
+{
+    *queued = false;
+    if (s->running < s->cores)
+        return used < budget;
+    if (!prefetch || s->running >= s->cores * (1 + EM__CL_PREFETCH_PER_CORE))
+        return false;
+    *queued = true;
+    return true;
+}
+
 /* Picks executors for queued tasks of ts (lock held); returns how many launches were made.
- * First every task whose cached block's executor has a free core runs there; then the
- * others, except those whose block's executor is busy while the locality wait lasts. */
+ * First every task whose cached block's executor has a free core runs there (or, for the
+ * set at the head of the FIFO, queues there behind the running task: PREFETCH in
+ * cluster_int.h); then the others, except those whose block's executor is busy while the
+ * locality wait lasts. */
 size_t em__cl_assign(em_cluster *c, task_set *ts, launch *out)
 {
-    size_t k = 0, budget = launch_budget(c, ts);
+    bool first;
+    size_t k = 0, used = 0, budget = launch_budget(c, ts, &first);
     const em_task_desc *t = ts->t;
     uint64_t now = em__cl_now_ms();
-    for (size_t i = 0; i < ts->n && k < budget; i++) {
+    bool prefetch = first && c->prefetch;
+    for (size_t i = 0; i < ts->n && (used < budget || prefetch); i++) {
         if (ts->fl[i].state != T_QUEUED)
             continue;
         int e = preferred_slot(c, &t[i], failed_on(c, &t[i]));
-        if (e < 0 || c->ex[e].running >= c->ex[e].cores)
+        bool queued;
+        if (e < 0 || !slot_takes(&c->ex[e], used, budget, prefetch, &queued))
             continue;
-        out[k++] = em__cl_launch_on(c, ts, i, e);
+        out[k++] = em__cl_launch_on(c, ts, i, e, queued);
+        used += !queued;
         c->last_local_ms = now;
         c->nlocal++;
     }
     bool wait = now - c->last_local_ms < c->wait_ms;
-    for (size_t i = 0; i < ts->n && k < budget; i++) {
+    for (size_t i = 0; i < ts->n && used < budget; i++) {
         if (ts->fl[i].state != T_QUEUED)
             continue;
         const char *avoid = failed_on(c, &t[i]);
@@ -265,7 +287,8 @@ size_t em__cl_assign(em_cluster *c, task_set *ts, launch *out)
             else if (at >= 0)
                 c->nmissed++;
         }
-        out[k++] = em__cl_launch_on(c, ts, i, best);
+        out[k++] = em__cl_launch_on(c, ts, i, best, false);
+        used++;
     }
     return k;
 }

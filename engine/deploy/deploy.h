@@ -126,11 +126,17 @@ void em_standalone_client_free(em_standalone_client *c);     /* NULL ok */
  * executor --driver <driver_addr>` with EMBER_SECRET=<secret>); then it waits for *nexec
  * executors. request_executor is called when one is lost; app_end when the context ends.
  * Register once per process, before creating contexts (NULL ops = none); main thread. */
+/* watch_exits: from now on, how each executor of the application ended (the master's
+ * executor_removed: exit status or signal and the last lines of its stderr) goes to
+ * fn(fn_ud, exec_id, reason), on the client's network thread; fn NULL stops it (before
+ * fn_ud goes away). Optional (NULL = no reports). */
+typedef void (*em_deploy_exit_fn)(void *fn_ud, const char *exec_id, const char *reason);
 typedef struct em_deploy_master_ops {
     int (*app_start)(void *ud, const char *master_url, const char *driver_addr,
                      const char *secret, uint32_t *nexec, em_err *err);
     void (*request_executor)(void *ud);
     void (*app_end)(void *ud);
+    void (*watch_exits)(void *ud, em_deploy_exit_fn fn, void *fn_ud);
     void *ud;
 } em_deploy_master_ops;
 void em_deploy_set_master_ops(const em_deploy_master_ops *ops);

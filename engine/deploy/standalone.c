@@ -149,6 +149,8 @@ struct em_standalone_client {
     bool registered, lost;       /* lock */
     bool ending;                 /* lock: app_end is closing the connection on purpose */
     uint32_t granted, added;     /* lock: executors in registered_app / executor_added */
+    em_deploy_exit_fn on_exit;   /* lock: watch_exits */
+    void *exit_ud;
     char app_id[64];             /* lock */
 };
 
@@ -176,9 +178,11 @@ static int c_on_frame(void *ud, em_conn_id conn, uint8_t type, em_slice p, em_er
                json_string_value(json_object_get(o, "exec")),
                json_string_value(json_object_get(o, "host")));
     } else if (strcmp(t, "executor_removed") == 0) {
-        em_log(EM_LOG_WARN, "standalone: executor %s removed: %s",
-               json_string_value(json_object_get(o, "exec")),
-               json_string_value(json_object_get(o, "reason")));
+        const char *ex = json_string_value(json_object_get(o, "exec"));
+        const char *why = json_string_value(json_object_get(o, "reason"));
+        em_log(EM_LOG_WARN, "standalone: executor %s removed: %s", ex, why);
+        if (c->on_exit && ex && why)   /* under c->lock: watch_exits(NULL) waits for it */
+            c->on_exit(c->exit_ud, ex, why);
     }
     pthread_cond_broadcast(&c->cond);
     pthread_mutex_unlock(&c->lock);
@@ -284,6 +288,15 @@ static void request_executor(void *ud)
         em_log(EM_LOG_WARN, "standalone: request_executor: %s", err.msg);
 }
 
+static void watch_exits(void *ud, em_deploy_exit_fn fn, void *fn_ud)
+{
+    em_standalone_client *c = ud;
+    pthread_mutex_lock(&c->lock);
+    c->on_exit = fn;
+    c->exit_ud = fn_ud;
+    pthread_mutex_unlock(&c->lock);
+}
+
 static void app_end(void *ud)
 {
     em_standalone_client *c = ud;
@@ -316,7 +329,7 @@ em_standalone_client *em_standalone_install(const em_standalone_app *app, em_err
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->cond, NULL);
     em_deploy_master_ops ops = {.app_start = app_start, .request_executor = request_executor,
-                                .app_end = app_end, .ud = c};
+                                .app_end = app_end, .watch_exits = watch_exits, .ud = c};
     em_deploy_set_master_ops(&ops);
     return c;
 }

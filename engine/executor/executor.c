@@ -115,6 +115,7 @@ static int on_driver_rpc(executor *x, const em__msg *m0, em__msg *m, em_err *err
         x->reg = *m;
         memset(m, 0, sizeof *m);
         x->got_registered = true;
+        pthread_cond_broadcast(&x->cond);
         break;
     case EM__MSG_LAUNCH:
         if (x->qtail == x->qcap) {
@@ -128,6 +129,7 @@ static int on_driver_rpc(executor *x, const em__msg *m0, em__msg *m, em_err *err
         }
         x->queue[x->qtail++] = (task_item){m->id, m->stage, m->part, m->attempt, m->is_map,
                                            false, find_stage(x, m->stage)};
+        pthread_cond_signal(&x->qcond);   /* one task thread takes it */
         break;
     case EM__MSG_KILL:
         kill_task(x, m->id);
@@ -154,12 +156,12 @@ static int on_driver_rpc(executor *x, const em__msg *m0, em__msg *m, em_err *err
             p->reply = *m;
             memset(m, 0, sizeof *m);
             p->done = true;
+            pthread_cond_broadcast(&x->cond);
         }
         break;
     default:
         return em_err_set(err, EM_EPROTO, "driver sent an unexpected message type %d", m->type);
     }
-    pthread_cond_broadcast(&x->cond);
     return 0;
 }
 
@@ -324,6 +326,8 @@ static void x_on_close(void *ud, em_conn_id c, const em_err *why)
     pthread_mutex_lock(&x->lock);
     if (c == x->driver) {
         x->driver_gone = true;
+        pthread_cond_broadcast(&x->gone);
+        pthread_cond_broadcast(&x->cond);   /* registration and requests to the driver */
         em_log(why->code ? EM_LOG_WARN : EM_LOG_INFO, "executor %s: driver connection closed%s%s",
                x->o->exec_id, why->code ? ": " : "", why->msg);
     }
@@ -430,7 +434,7 @@ static void *task_main(void *arg)
     pthread_mutex_lock(&x->lock);
     for (;;) {
         while (!x->stop && x->qhead == x->qtail)
-            pthread_cond_wait(&x->cond, &x->lock);
+            pthread_cond_wait(&x->qcond, &x->lock);
         if (x->stop)
             break;
         task_item t = x->queue[x->qhead++];
@@ -446,7 +450,8 @@ static void *task_main(void *arg)
         pthread_mutex_lock(&x->lock);
         slot->busy = false;
         x->running--;
-        pthread_cond_broadcast(&x->cond);
+        if (x->stop)   /* stop_threads waits for the running ones */
+            pthread_cond_broadcast(&x->cond);
     }
     pthread_mutex_unlock(&x->lock);
     return NULL;
@@ -606,6 +611,7 @@ static bool stop_threads(executor *x)
         if (x->slots[i].busy)   /* nobody waits for their results any more */
             atomic_store(&x->slots[i].cancel, true);
     pthread_cond_broadcast(&x->cond);
+    pthread_cond_broadcast(&x->qcond);
     while (x->running > 0 && pthread_cond_timedwait(&x->cond, &x->lock, &until) != ETIMEDOUT)
         ;
     bool idle = x->running == 0;
@@ -642,11 +648,13 @@ int em_executor_run(const em_executor_opts *o, em_err *err)
     x->o = o;
     pthread_mutex_init(&x->lock, NULL);
     pthread_cond_init(&x->cond, NULL);
+    pthread_cond_init(&x->qcond, NULL);
+    pthread_cond_init(&x->gone, NULL);
     int rc = start(x, err);
     if (rc == 0) {
         pthread_mutex_lock(&x->lock);
         while (!x->driver_gone)
-            pthread_cond_wait(&x->cond, &x->lock);
+            pthread_cond_wait(&x->gone, &x->lock);
         pthread_mutex_unlock(&x->lock);
     }
     /* Losing the driver ends the application. */
@@ -683,6 +691,8 @@ int em_executor_run(const em_executor_opts *o, em_err *err)
     em_free(x->spill_dir);
     pthread_mutex_destroy(&x->lock);
     pthread_cond_destroy(&x->cond);
+    pthread_cond_destroy(&x->qcond);
+    pthread_cond_destroy(&x->gone);
     em_free(x);
     return rc;
 }

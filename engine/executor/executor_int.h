@@ -73,7 +73,13 @@ typedef struct executor {
     em_net *net;
     em_conn_id driver;
     pthread_mutex_t lock;
-    pthread_cond_t cond;         /* any state change below */
+    /* Three conditions, so that a frame wakes only the thread it concerns (one shared
+     * condition woke the main thread and every task thread on every frame: 4-5 context
+     * switches a task, half of the cluster's overhead on small tasks):
+     *   cond   requests' answers, registration, broadcast fetches, x->running for stop
+     *   qcond  the task queue (task threads wait for a launch or stop)
+     *   gone   driver_gone (the main thread's only wait) */
+    pthread_cond_t cond, qcond, gone;
     bool got_registered, driver_gone, stop;
     em__msg reg;                 /* the registered reply */
     em_codec wire_codec;         /* for result batches to the driver (ember.net.compress) */

@@ -533,7 +533,12 @@ static int parse_bool(const char *v, bool dflt)
     return -1;
 }
 
-static int start_ui(em_status *st, const em_status_opts *o, em_err *err)
+/* Serves the status page on ember.ui.port or, when taken, one of the 16 ports after it.
+ * Where goes to stderr once at the default log level: a moved port as a warning (nobody
+ * must read a stranger's page), else, when `announce` (the console is not quiet:
+ * ember.ui.showConsoleProgress, which --quiet turns off), as Spark's "Web UI available
+ * at" line; the address is always logged at info level. */
+static int start_ui(em_status *st, const em_status_opts *o, bool announce, em_err *err)
 {
     uint64_t port = 4040;
     if (o->ui_port && *o->ui_port) {
@@ -552,9 +557,13 @@ static int start_ui(em_status *st, const em_status_opts *o, em_err *err)
         if (st->http) {
             /* Another application may hold the port asked for: say where this one is, so
              * nobody reads a stranger's status page. */
+            const char *host = o->ui_host && *o->ui_host ? o->ui_host : "127.0.0.1";
+            const char *moved = p == port ? "" : " (the port asked for was taken)";
             em_log(p == port ? EM_LOG_INFO : EM_LOG_WARN, "status page at http://%s:%u/%s",
-                   o->ui_host && *o->ui_host ? o->ui_host : "127.0.0.1", (unsigned)st->ui_port,
-                   p == port ? "" : " (the port asked for was taken)");
+                   host, (unsigned)st->ui_port, moved);
+            if (announce && p == port)   /* a moved port is the warning's line already */
+                fprintf(stderr, "ember: Web UI available at http://%s:%u/\n", host,
+                        (unsigned)st->ui_port);
             return 0;
         }
         if (p == port + 16 || p == 65535)
@@ -589,7 +598,7 @@ em_status *em_status_new(const em_status_opts *o, em_err *err)
     em__progress_init(&st->bar, bar_on && !o->quiet);
     if (st->bar.on && pthread_create(&st->ticker, NULL, ticker_main, st) == 0)
         st->ticking = true;
-    if (start_ui(st, o, err) < 0)
+    if (start_ui(st, o, bar_on && !o->quiet, err) < 0)
         goto fail;
     return st;
 fail:

@@ -203,6 +203,31 @@ LC_ALL=C awk 'length($0) != 99 || substr($0, 11, 1) != "\t" || $0 ~ /[^\t!-~]/ |
               index(substr($0, 12), "\t") { bad = 1 } END { if (bad) exit 1 }' "$tmp/r1" ||
     fail "gen records: format"
 
+# The driver's status page address is printed once on stderr (issue 16 item 15), on the
+# port it really got; --quiet (ember.ui.showConsoleProgress=false) leaves it out.
+printf 'a b a\n' > "$tmp/ui.txt"
+uiport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+expect_ok "run-example with a UI" "$ember" run-example --master 'local[1]' \
+    --conf "ember.ui.port=$uiport" wordcount "$tmp/ui.txt" "$tmp/ui-out1"
+[ "$(grep -c "^ember: Web UI available at http://127.0.0.1:$uiport/$" "$tmp/err")" = 1 ] ||
+    fail "run-example: no 'Web UI available at' line for port $uiport: $(head -c 300 "$tmp/err")"
+expect_ok "run-example --quiet" "$ember" run-example --quiet --master 'local[1]' \
+    --conf "ember.ui.port=$uiport" wordcount "$tmp/ui.txt" "$tmp/ui-out2"
+grep -q "Web UI" "$tmp/err" && fail "run-example --quiet printed the UI address"
+python3 - "$uiport" "$ember" "$tmp" <<'PY' || fail "a taken UI port: the printed address is not the one served"
+import re, socket, subprocess, sys
+port, ember, tmp = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", port)); s.listen(1)   # another application holds the port
+r = subprocess.run([ember, "run-example", "--master", "local[1]", "--conf",
+                    f"ember.ui.port={port}", "wordcount", f"{tmp}/ui.txt", f"{tmp}/ui-out3"],
+                   capture_output=True, text=True, timeout=60)
+m = re.findall(r"status page at http://127\.0\.0\.1:(\d+)/ \(the port asked for was taken\)$",
+               r.stderr, re.M)
+assert r.returncode == 0 and len(m) == 1 and int(m[0]) != port, r.stderr
+assert "Web UI available" not in r.stderr, r.stderr   # one line says where, not two
+PY
+
 if [ "$fails" -gt 0 ]; then
     echo "test_cli: $fails failure(s)"
     exit 1

@@ -8,6 +8,9 @@
 #     job, the driver hears "executor exited with status 137: was killed by signal 9", the
 #     master's JSON still lists the finished application's executors, and a successful
 #     submit ends without "lost the master".
+#  3. a job whose tasks abort() fails, in both modes, with an error naming the signal (in
+#     standalone with the end of the executor's stderr, held up to 2 s for the worker's
+#     report).
 source "$(dirname "$0")/cluster_lib.sh" exec_logs "${1:-}"
 fj=$build/lib/ember/examples/faultjobs.so
 [ -f "$fj" ] || { echo "test_exec_logs: SKIP (faultjobs.so not built)"; exit 0; }
@@ -38,6 +41,17 @@ wait "$job" || fail "local-cluster job failed after a kill: $(tail -c 400 "$tmp/
 grep -q "lost: .*was killed by signal 9 (SIGKILL)" "$tmp/lc.err" ||
     fail "local-cluster: the loss does not name the signal: $(grep lost "$tmp/lc.err" | head -3)"
 check_clean "local-cluster"
+
+# A job whose tasks abort() their executor fails with an error naming the signal (the task
+# error carries the process's end, not only "connection closed").
+head -2000 "$tmp/in.txt" > "$tmp/small.txt"
+if "$ember" run-example --master 'local-cluster[2,1]' faultjobs abort "$tmp/small.txt" \
+    >"$tmp/lca.out" 2>"$tmp/lca.err"; then
+    fail "local-cluster: an aborting job succeeded"
+fi
+grep "^faultjobs: " "$tmp/lca.err" | grep -q "signal 6 (SIGABRT)" ||
+    fail "local-cluster: the job's error lacks the signal: $(grep "^faultjobs" "$tmp/lca.err")"
+check_clean "local-cluster abort"
 
 # ---------------------------------------------------------------- 2. standalone
 free_port() {
@@ -76,4 +90,19 @@ done = m["completed_apps"]
 assert done and done[-1]["executors"], done
 assert any(e["state"] == "exited" for e in done[-1]["executors"]), done[-1]["executors"]
 PY
+
+# The same aborting job under the master: the executors' tasks are held until the worker's
+# exit report comes (at most 2 s), so the job's error has the signal and the stderr's end.
+"$ember" submit --master "ember://127.0.0.1:$port" --secret-file "$tmp/secret" \
+    --executor-cores 1 --conf ember.ui.port=0 "$fj" abort "$tmp/small.txt" \
+    >"$tmp/suba.out" 2>"$tmp/suba.err" && fail "standalone: an aborting job succeeded"
+err=$(grep "^faultjobs: " "$tmp/suba.err" || true)
+case $err in
+*"signal 6 (SIGABRT)"*) ;;
+*) fail "standalone: the job's error lacks the signal: $err" ;;
+esac
+grep -q "lost: connection closed; executor exited with status 134: was killed by signal 6" \
+    "$tmp/suba.err" || fail "standalone: no combined loss and cause: $(grep -i lost "$tmp/suba.err" | head -3)"
+grep -q "fj_abort: aborting on purpose" "$tmp/suba.err" ||
+    fail "standalone: the executor's stderr end does not reach the driver"
 finish "ok"

@@ -35,7 +35,7 @@ static void nop_close(void *ud, em_conn_id c, const em_err *why)
     (void)ud, (void)c, (void)why;
 }
 
-static const em_net_ops client_ops = {nop_open, nop_frame, nop_close};
+static const em_net_ops client_ops = {nop_open, nop_frame, nop_close, NULL};
 
 static void sleep_ms(long ms)
 {

@@ -6,7 +6,7 @@
  *   bykey    KV (key, f64): aggregate_by_key_acc (sum, count, max; init sets max = -inf) vs
  *            aggregate_by_key with the same zero;
  *   tree     tree_aggregate_acc with small partials (merged on the driver) and with large
- *            ones (320 KB accumulators x 16 partitions: a tree on the executors) vs
+ *            ones (2.4 MB accumulators x 16 partitions: a tree on the executors) vs
  *            aggregate_acc and tree_aggregate;
  *   bcast    a driver-side merge (and an old-path combine) that reads a broadcast;
  *   empty    an empty dataset gives the initial accumulator.
@@ -414,9 +414,10 @@ static void one_round(em_context *sc, uint32_t slow_us, uint32_t bcast)
     check_vec("dense, merge reads a broadcast", dense, 16, xb);
     em_rdd *sparse = sparse_rows(sc, 20000, 50, 6, &b2);
     check_vec("sparse", sparse, 50, x);
-    /* 16 partitions x 320 KB accumulators: 5 MB of partials, so a tree on the executors */
-    em_rdd *wide = sparse_rows(sc, 2000, 40000, 16, &b3);
-    check_vec("sparse, large accumulators", wide, 40000, x);
+    /* 16 partitions x 2.4 MB accumulators: 38 MB of partials, more than the driver merges
+     * directly (32 MiB, engine/api/aggregate.c), so a tree on the executors */
+    em_rdd *wide = sparse_rows(sc, 2000, 300000, 16, &b3);
+    check_vec("sparse, large accumulators", wide, 300000, x);
     em_rdd *kv = kv_rows(sc, 30000, 5, &b4);
     check_bykey(sc, kv, x);
     check_empty(sc);

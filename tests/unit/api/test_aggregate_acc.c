@@ -288,8 +288,9 @@ Test(aggregate_acc, large_partials_tree_on_the_executors_equals, .timeout = 120)
     em_context_stats st;
     em_vbuf direct, tree;
     em_rdd *r = fixed_rows(sc, 3200, 24, 32);
-    /* 32 x 256 KiB = 8 MiB of partials > 4 MiB: a tree of depth 2 on the executors */
-    em_agg a = {.size = 256u << 10, .init = "ta_init", .seq = "ta_count", .merge = "ta_max"};
+    /* 32 x 1.25 MiB = 40 MiB of partials > TREE_DIRECT_BYTES (32 MiB): a tree of depth 2
+     * on the executors */
+    em_agg a = {.size = 1280u << 10, .init = "ta_init", .seq = "ta_count", .merge = "ta_max"};
     cr_assert_eq(em_rdd_aggregate_acc(r, &a, &direct, &err), 0, "%s", err.msg);
     cr_assert_eq(em_rdd_tree_aggregate_acc(r, &a, 2, &tree, &err), 0, "%s", err.msg);
     em_context_stats_get(sc, &st);

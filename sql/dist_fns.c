@@ -37,6 +37,7 @@ typedef struct stage_rd {
 
 static int rd_u8(stage_rd *r, uint8_t *v, em_err *err)
 {
+    *v = 0;   /* written on every path: -O2's -Wmaybe-uninitialized in the callers */
     if (r->n - r->off < 1)
         return em_err_set(err, EM_ECORRUPT, "sql stage: truncated blob");
     *v = r->p[r->off++];
@@ -45,6 +46,7 @@ static int rd_u8(stage_rd *r, uint8_t *v, em_err *err)
 
 static int rd_u32(stage_rd *r, uint32_t *v, em_err *err)
 {
+    *v = 0;
     if (r->n - r->off < 4)
         return em_err_set(err, EM_ECORRUPT, "sql stage: truncated blob");
     memcpy(v, r->p + r->off, 4);

@@ -151,6 +151,7 @@ static int bad(rd *r, const char *what)
 
 static int get_u8(rd *r, uint8_t *v)
 {
+    *v = 0;   /* written on every path: -O2's -Wmaybe-uninitialized in the callers */
     if (r->n - r->off < 1)
         return bad(r, "truncated");
     *v = r->p[r->off++];
@@ -159,6 +160,7 @@ static int get_u8(rd *r, uint8_t *v)
 
 static int get_u32(rd *r, uint32_t *v)
 {
+    *v = 0;
     if (r->n - r->off < 4)
         return bad(r, "truncated");
     memcpy(v, r->p + r->off, 4); /* little-endian hosts only, as the rest of ember */
@@ -323,6 +325,9 @@ static bool expr_ok(const sql_expr *e, uint32_t width)
     case E_FUNC:
         if (e->op != FN_COALESCE && e->op != FN_IFNULL && (e->nargs == 0 || e->nargs > 3))
             return false;
+        for (uint32_t i = 0; i < e->nargs; i++)
+            if (e->args[i] == NULL)
+                return false;
         break;
     default: break;
     }
@@ -337,7 +342,7 @@ static bool expr_ok(const sql_expr *e, uint32_t width)
 static bool exprs_ok(sql_expr *const *es, uint32_t n, uint32_t width)
 {
     for (uint32_t i = 0; i < n; i++)
-        if (!expr_ok(es[i], width))
+        if (es[i] == NULL || !expr_ok(es[i], width))   /* lists hold no empty slot */
             return false;
     return true;
 }
@@ -354,7 +359,7 @@ static bool node_ok(const sql_plan *p)
     case P_SUBQ:
         return in && !rt && (uint64_t)p->off + p->slice <= p->width && iw == p->slice &&
                expr_ok(p->pred, p->width);
-    case P_FILTER: return in && !rt && iw == p->width && expr_ok(p->pred, iw);
+    case P_FILTER: return in && !rt && iw == p->width && p->pred && expr_ok(p->pred, iw);
     case P_PROJECT:
         return in && !rt && p->nexprs == p->width && exprs_ok(p->exprs, p->nexprs, iw);
     case P_JOIN:

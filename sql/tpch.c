@@ -372,12 +372,14 @@ static char *supplier_comment(const gen *g, em_rng *r, char *p)
     return put_str(p, x < 5 ? "Complaints" : "Recommends");
 }
 
-static char *row_supplier(const gen *g, em_rng *r, char *p, uint64_t k)
+/* The fields supplier and customer rows share: key, "NAME#k", address, nation, phone and
+ * account balance, each followed by the delimiter. */
+static char *put_party(const gen *g, em_rng *r, char *p, uint64_t k, const char *name)
 {
     uint64_t nation = em_rng_below(r, 25);
     p = put_u64(p, k);
     D(p);
-    p = put_key_name(p, "Supplier#", k);
+    p = put_key_name(p, name, k);
     D(p);
     p = put_vstr(r, p, 10, 40);
     D(p);
@@ -387,24 +389,18 @@ static char *row_supplier(const gen *g, em_rng *r, char *p, uint64_t k)
     D(p);
     p = put_money(p, (int64_t)em_rng_below(r, 1099999) - 99999);
     D(p);
+    return p;
+}
+
+static char *row_supplier(const gen *g, em_rng *r, char *p, uint64_t k)
+{
+    p = put_party(g, r, p, k, "Supplier#");
     return supplier_comment(g, r, p);
 }
 
 static char *row_customer(const gen *g, em_rng *r, char *p, uint64_t k)
 {
-    uint64_t nation = em_rng_below(r, 25);
-    p = put_u64(p, k);
-    D(p);
-    p = put_key_name(p, "Customer#", k);
-    D(p);
-    p = put_vstr(r, p, 10, 40);
-    D(p);
-    p = put_u64(p, nation);
-    D(p);
-    p = put_phone(r, p, nation);
-    D(p);
-    p = put_money(p, (int64_t)em_rng_below(r, 1099999) - 99999);
-    D(p);
+    p = put_party(g, r, p, k, "Customer#");
     p = put_str(p, PICK(r, segments));
     D(p);
     return put_text(g, r, p, 29, 116);

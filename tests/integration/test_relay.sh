@@ -6,40 +6,7 @@
 # starts nothing and logs the failed frame, then logs in again and serves on. A control run
 # with crypto off (trusted networks only) shows the injection is then obeyed: the test can
 # tell the two apart. Everything started here is killed by pid in the EXIT trap.
-set -euo pipefail
-
-build=$(cd "${1:?usage: test_relay.sh BUILD_DIR}" && pwd)
-src=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$build/CMakeCache.txt")
-ember=$build/bin/ember
-relay=$src/tests/support/relay.py
-[ -x "$ember" ] || { echo "test_relay: $ember not built" >&2; exit 1; }
-
-t=$(mktemp -d /tmp/ember-relay-test-XXXXXX)
-pids=()
-cleanup() {
-    local rc=$?
-    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$p" 2>/dev/null || true
-    done
-    if [ $rc -ne 0 ]; then
-        for f in "$t"/*.log; do [ -f "$f" ] && { echo "== $f"; tail -20 "$f"; }; done
-    fi
-    rm -rf "$t"
-    exit $rc
-}
-trap cleanup EXIT
-fail() { echo "test_relay: FAIL: $*" >&2; exit 1; }
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_grep() {   # PATTERN FILE [TENTHS]: waits until FILE has PATTERN
-    for _ in $(seq "${3:-100}"); do grep -q "$1" "$2" 2>/dev/null && return 0; sleep 0.1; done
-    return 1
-}
-
-(umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$t/secret")
+source "$(dirname "$0")/relay_lib.sh" test_relay "${1:-}"
 export EMBER_LOG=info
 
 # run_attack MODE ATTACK: a master, a relay doing ATTACK, a worker through the relay.

@@ -8,40 +8,7 @@
 # one inside it survive) and stays up. A control injection with good ids is obeyed, so the
 # test can tell a refusal from an injection that never arrived.
 # Everything started here is killed by pid in the EXIT trap.
-set -euo pipefail
-
-build=$(cd "${1:?usage: test_wire_ids.sh BUILD_DIR}" && pwd)
-src=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$build/CMakeCache.txt")
-ember=$build/bin/ember
-relay=$src/tests/support/relay.py
-[ -x "$ember" ] || { echo "test_wire_ids: $ember not built" >&2; exit 1; }
-
-t=$(mktemp -d /tmp/ember-wire-ids-XXXXXX)
-pids=()
-cleanup() {
-    local rc=$?
-    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$p" 2>/dev/null || true
-    done
-    if [ $rc -ne 0 ]; then
-        for f in "$t"/*.log; do [ -f "$f" ] && { echo "== $f"; tail -20 "$f"; }; done
-    fi
-    rm -rf "$t"
-    exit $rc
-}
-trap cleanup EXIT
-fail() { echo "test_wire_ids: FAIL: $*" >&2; exit 1; }
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_grep() {   # PATTERN FILE [TENTHS]
-    for _ in $(seq "${3:-100}"); do grep -q -- "$1" "$2" 2>/dev/null && return 0; sleep 0.1; done
-    return 1
-}
-
-(umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$t/secret")
+source "$(dirname "$0")/relay_lib.sh" test_wire_ids "${1:-}"
 export EMBER_LOG=info EMBER_NETWORK_CRYPTO=false
 
 # inject N ATTACK: a master, the relay doing ATTACK, a worker through it; leaves the

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cmd_slurm.h"
 #include "cli/cmd_standalone.h"
 #include "mllib/als/als.h"
 #include "mllib/mllib.h"
@@ -43,6 +44,8 @@ static const cli_command commands[] = {
      em__cli_submit_help},
     {"executor", "run one executor process of a cluster application", em__cli_executor,
      em__cli_executor_help},
+    {"slurm", "run a job on a cluster started through srun in a Slurm allocation",
+     em__cli_slurm, em__cli_slurm_help},
 #ifdef EMBER_HAVE_SQL
     {"sql", "the SQL shell; also runs SQL scripts and sqllogictest files", em__cli_sql,
      em__cli_sql_help},

@@ -33,6 +33,8 @@ DEB_PACKAGES := cmake pkg-config gcc make libuv1-dev libjansson-dev libzstd-dev 
 # What the integration tests call besides the build: python3 (HTTP and JSON checks of the
 # standalone test), bc (timing arithmetic), procps (pgrep/pkill for executor processes).
 CHECK_PACKAGES := $(DEB_PACKAGES) python3 bc procps
+# tests/integration/test_slurm.sh runs a single-node Slurm of its own (issue 17).
+CHECK_PACKAGES += slurmctld slurmd slurm-client munge
 
 .PHONY: all deps build build-default check demo bench bench-als bench-ml bench-sql fuzz format install clean
 

@@ -54,7 +54,7 @@ typedef struct slurm_args {
     uint16_t port, ui_port;
     uint32_t worker_cores, total_cores, exec_cores, start_timeout_s;
     em__cli_confs confs;
-    bool quiet;
+    bool quiet, keep_logs;
 } slurm_args;
 
 static const em__cli_opt slurm_opt[] = {
@@ -73,6 +73,9 @@ static const em__cli_opt slurm_opt[] = {
                 "SLURM_MEM_PER_NODE, else SLURM_MEM_PER_CPU x cores,\nelse 4g)"),
     EM_CLI_UINT("--start-timeout", "S", slurm_args, start_timeout_s, 1, 86400,
                 "seconds to wait for the master and all workers\n(default 120)"),
+    EM_CLI_FLAG("--keep-logs", NULL, slurm_args, keep_logs,
+                "keep the daemons' logs (master.log, workers.log)\n"
+                "after a successful run too (always kept on failure)"),
     EM_CLI_SIZE("--executor-memory", "SIZE", slurm_args, exec_memory,
                 "as ember submit: memory per executor (default 1g)"),
     EM_CLI_UINT("--total-executor-cores", "N", slurm_args, total_cores, 1, 1u << 20,
@@ -207,6 +210,31 @@ static uint64_t slurm_memory(uint32_t cores)
     if (!mb)
         mb = env_u64("SLURM_MEM_PER_CPU", (uint64_t)1 << 30) * cores;
     return mb ? mb << 20 : (uint64_t)4 << 30;
+}
+
+/* The fewest CPUs the job has on any of its nodes, from SLURM_JOB_CPUS_PER_NODE ("8",
+ * "8(x3),4": counts with repeats); SLURM_CPUS_ON_NODE, else 1, when unset or malformed.
+ * srun's --cpus-per-task for the workers: one value for every node. */
+static uint32_t job_min_cpus(void)
+{
+    const char *s = getenv("SLURM_JOB_CPUS_PER_NODE");
+    unsigned long min = 0;
+    while (s && *s) {
+        char *end;
+        unsigned long v = strtoul(s, &end, 10);
+        if (end == s || v == 0)
+            break;
+        if (!min || v < min)
+            min = v;
+        s = end;
+        if (*s == '(')
+            s = strchr(s, ')') ? strchr(s, ')') + 1 : "";
+        if (*s == ',')
+            s++;
+    }
+    if (!min)
+        min = (unsigned long)env_u64("SLURM_CPUS_ON_NODE", 4096);
+    return min && min <= 4096 ? (uint32_t)min : 1;
 }
 
 /* This node's name as Slurm knows it (SLURMD_NODENAME in steps and batch scripts), else
@@ -660,19 +688,26 @@ static int start_cluster(const slurm_args *a, slurm_run *r, char **nodes, char *
                             strerror(errno));
     }
     /* --overlap: the steps share the allocation's CPUs with each other and the batch
-     * step; --cpu-bind=none: a worker's executors use all its node's share. EMBER_LOG=info
-     * for the master: its "registered" lines are what wait_ready counts. */
+     * step; --cpu-bind=none: a worker's executors use all its node's share. EMBER_LOG:
+     * info at least for the master (its "registered" lines are what wait_ready counts),
+     * the user's level or info for the workers (their logs say which executors ran). */
+    const char *lvl = getenv("EMBER_LOG");
+    char *mexport = em_xasprintf("--export=ALL,EMBER_LOG=%s",
+                                 lvl && !strcmp(lvl, "debug") ? "debug" : "info");
+    char *wexport = em_xasprintf("--export=ALL,EMBER_LOG=%s", lvl && *lvl ? lvl : "info");
     char mname[64], wname[64];
     snprintf(mname, sizeof mname, "--job-name=%s", r->master_name);
     snprintf(wname, sizeof wname, "--job-name=%s", r->workers_name);
     char *margv[] = {"srun", "--overlap", mname, "--nodes=1", "--ntasks=1", "--cpu-bind=none",
-                     "--kill-on-bad-exit=1", "--export=ALL,EMBER_LOG=info", "-w", nodes[0],
+                     "--kill-on-bad-exit=1", mexport, "-w", nodes[0],
                      self_exe, "master", "--host", r->master_ip, "--port", port,
                      "--ui-port", ui, "--secret-file", r->secret, NULL};
     r->master_pid = spawn(margv, mfd, NULL);
     close(mfd);
+    em_free(mexport);
     if (r->master_pid < 0 || wait_ready(r, a->start_timeout_s ? a->start_timeout_s : 120) < 0) {
         close(wfd);
+        em_free(wexport);
         return -1;
     }
     char url[64];
@@ -680,8 +715,7 @@ static int start_cluster(const slurm_args *a, slurm_run *r, char **nodes, char *
     snprintf(nn, sizeof nn, "%zu", r->nnodes);
     /* --cpus-per-task: the worker's share of the node, so that a task plugin binding CPUs
      * leaves them all to it (Slurm's own default is 1 CPU per task). */
-    uint64_t c = env_u64("SLURM_CPUS_ON_NODE", 4096);
-    snprintf(cpus, sizeof cpus, "--cpus-per-task=%llu", (unsigned long long)(c ? c : 1));
+    snprintf(cpus, sizeof cpus, "--cpus-per-task=%u", job_min_cpus());
     char wcores[16], *wargv[26];
     int n = 0;
     wargv[n++] = "srun";
@@ -695,6 +729,7 @@ static int start_cluster(const slurm_args *a, slurm_run *r, char **nodes, char *
     wargv[n++] = cpus;
     wargv[n++] = "--cpu-bind=none";
     wargv[n++] = "--kill-on-bad-exit=0";
+    wargv[n++] = wexport;
     wargv[n++] = self_exe;
     wargv[n++] = "slurm";
     wargv[n++] = "worker-task";
@@ -714,6 +749,7 @@ static int start_cluster(const slurm_args *a, slurm_run *r, char **nodes, char *
     wargv[n] = NULL;
     r->workers_pid = spawn(wargv, wfd, NULL);
     close(wfd);
+    em_free(wexport);
     if (r->workers_pid < 0)
         return -1;
     return wait_ready(r, a->start_timeout_s ? a->start_timeout_s : 120);
@@ -855,7 +891,7 @@ out:
         rc = 128 + g_stop_sig;
     else if (rc == EM_CLI_FAIL && g_stop_sig)
         rc = 128 + g_stop_sig;
-    rm_run_dir(&r, rc != EM_CLI_OK && r.master_log != NULL);
+    rm_run_dir(&r, (rc != EM_CLI_OK || a.keep_logs) && r.master_log != NULL);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     em_free(r.run_dir);

@@ -121,12 +121,12 @@ void em__cli_slurm_help(FILE *f)
                "Options:\n");
     em__cli_print_opts(f, &slurm_opts);
     fprintf(f, "\n"
-               "Needs SLURM_JOB_ID and SLURM_JOB_NODELIST (set by salloc/sbatch), and srun\n"
-               "and scontrol on PATH. The cluster secret is made fresh for the run and\n"
-               "lives only in a 0600 file under --secret-dir, removed at the end; the\n"
-               "ember executable and JOB.so must be at the same path on every node. The\n"
-               "driver listens on this node's address (SLURMD_NODENAME, else the host\n"
-               "name) unless --conf ember.driver.host=ADDR. srun runs `ember slurm\n"
+               "Needs SLURM_JOB_ID and SLURM_JOB_NODELIST (set by salloc/sbatch), and srun,\n"
+               "scontrol, squeue and scancel on PATH. The cluster secret is made fresh for\n"
+               "the run and lives only in a 0600 file under --secret-dir, removed at the\n"
+               "end. The ember executable and JOB.so must be at the same path on every\n"
+               "node. The driver listens on this node's address (SLURMD_NODENAME, else the\n"
+               "host name) unless --conf ember.driver.host=ADDR. srun runs `ember slurm\n"
                "worker-task` on each node (an internal mode). See docs/slurm.md for an\n"
                "sbatch script. Exit status: 0 ok, 1 failed, 2 usage, 130/143 interrupted.\n");
 }

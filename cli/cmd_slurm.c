@@ -291,6 +291,16 @@ static int run_worker_task(int argc, char **argv)
 
 /* ---------------------------------------------------------------- child processes */
 
+/* One run: its directory and files, the master's address, the two srun steps. */
+typedef struct slurm_run {
+    char *run_dir, *secret, *master_log, *workers_log;
+    char master_name[48], workers_name[48];   /* the steps' names (srun --job-name) */
+    char master_ip[INET_ADDRSTRLEN];
+    uint16_t master_port;
+    pid_t master_pid, workers_pid;
+    size_t nnodes;
+} slurm_run;
+
 /* Starts argv (searched on PATH) in its own process group with stdin /dev/null, stdout
  * and stderr to out_fd (or a pipe whose read end goes to *pipe_rd when out_fd < 0), and
  * SIGTERM when this process dies. The pid, or -1 after an error message. Called before
@@ -355,55 +365,71 @@ static int wait_ms(pid_t pid, int timeout_ms, int *status)
 
 static char *run_capture(char *const *argv);
 
-/* The id ("JOB.STEP") of this job's step named `name`, from squeue; NULL when not found. */
-static char *step_id(const char *job_id, const char *name)
+/* The ids ("JOB.STEP") of this job's steps named names[0..n-1], from one squeue call, in
+ * ids[] (new strings; NULL when not found). */
+static void step_ids(const char *job_id, const char *const *names, char **ids, int n)
 {
     char jobs[64];
     snprintf(jobs, sizeof jobs, "--jobs=%s", job_id);
     char *argv[] = {"squeue", "--steps", jobs, "--noheader", "--format=%i %j", NULL};
-    char *out = run_capture(argv), *id = NULL;
+    char *out = run_capture(argv);
+    for (int k = 0; k < n; k++)
+        ids[k] = NULL;
     if (!out)
-        return NULL;
-    for (char *save = NULL, *line = strtok_r(out, "\n", &save); line && !id;
+        return;
+    for (char *save = NULL, *line = strtok_r(out, "\n", &save); line;
          line = strtok_r(NULL, "\n", &save)) {
         char *sp = strchr(line, ' ');
-        if (sp && strcmp(sp + 1, name) == 0) {
-            *sp = '\0';
-            id = em_xstrdup(line);
-        }
+        for (int k = 0; sp && k < n; k++)
+            if (!ids[k] && strcmp(sp + 1, names[k]) == 0) {
+                *sp = '\0';
+                ids[k] = em_xstrdup(line);
+                break;
+            }
     }
     em_free(out);
-    return id;
 }
 
-/* Stops a step (srun pid, step name): `scancel --signal=TERM JOB.STEP` delivers SIGTERM to
- * the step's processes, so that workers kill their executors and remove their directories
- * (a SIGTERM to srun itself would cancel the step with SIGKILL at once). After 15 s: a
- * SIGTERM to srun (the step is cancelled), then SIGKILL to srun's process group. */
-static void stop_step(pid_t pid, const char *job_id, const char *name)
+/* Stops the workers' and the master's steps: `scancel --signal=TERM JOB.STEP...` delivers
+ * SIGTERM to the steps' processes, so that workers kill their executors and remove their
+ * directories (a SIGTERM to srun itself would cancel its step with SIGKILL at once). An
+ * srun still running 15 s later gets SIGTERM (its step is cancelled), then SIGKILL to its
+ * process group. */
+static void stop_steps(slurm_run *r, const char *job_id)
 {
-    int st;
-    if (pid <= 0)
+    pid_t pids[2] = {r->workers_pid, r->master_pid};
+    const char *names[2] = {r->workers_name, r->master_name};
+    char *ids[2] = {NULL, NULL}, *argv[5] = {"scancel", "--signal=TERM", NULL, NULL, NULL};
+    int st, n = 2;
+    for (int k = 0; k < 2; k++)
+        if (pids[k] > 0 && waitpid(pids[k], &st, WNOHANG) == pids[k])
+            pids[k] = 0;
+    if (pids[0] <= 0 && pids[1] <= 0)
         return;
-    if (waitpid(pid, &st, WNOHANG) == pid)
-        return;
-    char *id = step_id(job_id, name);
-    if (id) {
-        char *argv[] = {"scancel", "--signal=TERM", id, NULL};
+    step_ids(job_id, names, ids, n);
+    for (int k = 0, a = 2; k < 2; k++)
+        if (pids[k] > 0 && ids[k])
+            argv[a++] = ids[k];
+    if (argv[2]) {
         char *out = run_capture(argv);
         em_free(out);
-        em_free(id);
-        if (!wait_ms(pid, 15000, &st))
-            return;
-        fprintf(stderr, "ember slurm: step %s did not stop within 15 s of SIGTERM; "
-                "cancelling it\n", name);
     }
-    kill(pid, SIGTERM);
-    if (!wait_ms(pid, 10000, &st))
-        return;
-    fprintf(stderr, "ember slurm: step %s did not stop; killing srun\n", name);
-    kill(-pid, SIGKILL);
-    wait_ms(pid, 5000, &st);
+    for (int k = 0; k < 2; k++) {
+        if (pids[k] <= 0)
+            continue;
+        if (ids[k] && !wait_ms(pids[k], 15000, &st))
+            continue;
+        fprintf(stderr, "ember slurm: step %s %s; cancelling it\n", names[k],
+                ids[k] ? "did not stop within 15 s of SIGTERM" : "was not found in squeue");
+        kill(pids[k], SIGTERM);
+        if (!wait_ms(pids[k], 10000, &st))
+            continue;
+        fprintf(stderr, "ember slurm: step %s did not stop; killing srun\n", names[k]);
+        kill(-pids[k], SIGKILL);
+        wait_ms(pids[k], 5000, &st);
+    }
+    em_free(ids[0]);
+    em_free(ids[1]);
 }
 
 /* Reads `cmd` (argv) output to the end into a new string, at most 1 MiB, 30 s. NULL after
@@ -556,15 +582,6 @@ static void print_tail(const char *path)
     fprintf(stderr, "ember slurm: %s ends with:\n%s", path, start);
     em_free(s);
 }
-
-typedef struct slurm_run {
-    char *run_dir, *secret, *master_log, *workers_log;
-    char master_name[48], workers_name[48];   /* the steps' names (srun --job-name) */
-    char master_ip[INET_ADDRSTRLEN];
-    uint16_t master_port;
-    pid_t master_pid, workers_pid;
-    size_t nnodes;
-} slurm_run;
 
 /* Polls the master's log until it listens (reads its port) and nworkers workers have
  * registered, or the timeout, a signal or a step's end. 0 or -1 after a message. */
@@ -872,6 +889,8 @@ int em__cli_slurm(int argc, char **argv)
         fprintf(stderr, "ember slurm: master ember://%s:%u, %zu worker(s) registered\n",
                 r.master_ip, r.master_port, r.nnodes);
 
+    if (g_stop_sig)   /* came after the last wait */
+        goto out;
     /* The job: ember submit in this process. Its interrupt handling (cli/interrupt.c)
      * replaces on_stop for the job's length and restores it after. */
     int sargc;
@@ -885,11 +904,8 @@ int em__cli_slurm(int argc, char **argv)
     em_free(sargv);
 
 out:
-    stop_step(r.workers_pid, job_id, r.workers_name);
-    stop_step(r.master_pid, job_id, r.master_name);
-    if (rc == EM_CLI_OK && g_stop_sig)
-        rc = 128 + g_stop_sig;
-    else if (rc == EM_CLI_FAIL && g_stop_sig)
+    stop_steps(&r, job_id);
+    if (g_stop_sig && (rc == EM_CLI_OK || rc == EM_CLI_FAIL))   /* stopped before the job */
         rc = 128 + g_stop_sig;
     rm_run_dir(&r, (rc != EM_CLI_OK || a.keep_logs) && r.master_log != NULL);
     sigaction(SIGINT, &old_int, NULL);

@@ -10,7 +10,8 @@
 #   * salloc + `ember slurm` runs wordcount (master and worker through srun): output equal
 #     to local mode, the master saw the worker register and the worker started an
 #     executor, the secret file is gone, no worker directory and no process are left;
-#   * an sbatch script (as docs/slurm.md's) does the same;
+#   * a job that fails (missing input) exits 1, keeps the daemons' logs, leaves nothing else;
+#   * an sbatch script (as docs/slurm.md's) does the same as salloc;
 #   * SIGTERM to `ember slurm` during the run: it exits 143 (or 0 had the job already
 #     finished) and leaves no process, secret or worker directory behind.
 # SKIPs (exit 77) when not root, when the Slurm/munge programs are missing, or when the
@@ -178,6 +179,19 @@ grep -q "ember://127.0.0.1:" "$logs/master.log" || fail "salloc: the master did 
 check_run salloc
 echo "test_slurm: salloc run ok (${SECONDS}s)"
 rm -rf "$t"/sec/job*
+
+# ---------------------------------------------------------------- a failing job
+set +e
+TMPDIR=$t/tmp timeout 120 salloc --nodes=1 --cpus-per-task=2 --time=5 --job-name=ember-fail \
+    "$ember" slurm --secret-dir "$t/sec" --start-timeout 60 --quiet --conf ember.ui.port=0 \
+    "$wc_so" "$t/no-such-input.txt" "$t/out_fail" >"$t/fail.txt" 2>"$t/fail.err"
+rc=$?
+set -e
+[ $rc = 1 ] || fail "a failing job: exit $rc, want 1: $(tail -5 "$t/fail.err")"
+grep -q "the daemons' logs are in $t/sec/job" "$t/fail.err" || fail "failing job: logs not kept: $(cat "$t/fail.err")"
+check_clean fail
+rm -rf "$t"/sec/job*
+echo "test_slurm: failing job ok (${SECONDS}s)"
 
 # ---------------------------------------------------------------- sbatch (docs/slurm.md)
 cat > "$t/job.sbatch" <<EOF

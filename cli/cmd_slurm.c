@@ -44,9 +44,9 @@
 #include "cli/cmd_standalone.h"
 #include "cli/cmd_slurm.h"
 #include "engine/deploy/deploy.h"
-#include "engine/net/net.h"   /* em_secure_zero */
+#include "engine/net/net.h" /* em_secure_zero */
 
-#define PREFIX "ember slurm"
+#define PREFIX    "ember slurm"
 #define MAX_NODES 4096
 
 typedef struct slurm_args {
@@ -294,7 +294,7 @@ static int run_worker_task(int argc, char **argv)
 /* One run: its directory and files, the master's address, the two srun steps. */
 typedef struct slurm_run {
     char *run_dir, *secret, *master_log, *workers_log;
-    char master_name[48], workers_name[48];   /* the steps' names (srun --job-name) */
+    char master_name[48], workers_name[48]; /* the steps' names (srun --job-name) */
     char master_ip[INET_ADDRSTRLEN];
     uint16_t master_port;
     pid_t master_pid, workers_pid;
@@ -510,8 +510,7 @@ static int make_private_dir(const char *dir)
     if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
         return failed("%s is not a directory", dir);
     if (st.st_uid != geteuid() || (st.st_mode & 077))
-        return failed("%s must be yours and closed to others (chmod 700 %s)", dir,
-                            dir);
+        return failed("%s must be yours and closed to others (chmod 700 %s)", dir, dir);
     return 0;
 }
 
@@ -603,28 +602,28 @@ static int wait_ready(slurm_run *r, uint32_t timeout_s)
         if (r->master_port && r->workers_pid > 0 && reg >= r->nnodes)
             return 0;
         if (r->master_port && r->workers_pid == 0)
-            return 0;   /* the caller starts the workers now */
+            return 0; /* the caller starts the workers now */
         if (g_stop_sig)
             return failed("%s while starting the cluster",
-                                g_stop_sig == SIGINT ? "interrupted" : "terminated");
+                          g_stop_sig == SIGINT ? "interrupted" : "terminated");
         if (waitpid(r->master_pid, &st, WNOHANG) == r->master_pid) {
             r->master_pid = 0;
             print_tail(r->master_log);
             return failed("the master's srun step ended before the cluster "
-                                "was up");
+                          "was up");
         }
         if (r->workers_pid > 0 && waitpid(r->workers_pid, &st, WNOHANG) == r->workers_pid) {
             r->workers_pid = 0;
             print_tail(r->workers_log);
             return failed("the workers' srun step ended before the cluster "
-                                "was up");
+                          "was up");
         }
         if (em_now_s() > t_end) {
             print_tail(r->master_port ? r->workers_log : r->master_log);
             return failed("%s within %u s (--start-timeout)",
-                                r->master_port ? "not every worker registered"
-                                               : "the master did not start",
-                                timeout_s);
+                          r->master_port ? "not every worker registered"
+                                         : "the master did not start",
+                          timeout_s);
         }
         struct timespec ts = {0, 100 * 1000 * 1000};
         nanosleep(&ts, NULL);
@@ -701,24 +700,40 @@ static int start_cluster(const slurm_args *a, slurm_run *r, char **nodes, char *
             close(mfd);
         if (wfd >= 0)
             close(wfd);
-        return failed("cannot create the logs in %s: %s", r->run_dir,
-                            strerror(errno));
+        return failed("cannot create the logs in %s: %s", r->run_dir, strerror(errno));
     }
     /* --overlap: the steps share the allocation's CPUs with each other and the batch
      * step; --cpu-bind=none: a worker's executors use all its node's share. EMBER_LOG:
      * info at least for the master (its "registered" lines are what wait_ready counts),
      * the user's level or info for the workers (their logs say which executors ran). */
     const char *lvl = getenv("EMBER_LOG");
-    char *mexport = em_xasprintf("--export=ALL,EMBER_LOG=%s",
-                                 lvl && !strcmp(lvl, "debug") ? "debug" : "info");
+    char *mexport =
+        em_xasprintf("--export=ALL,EMBER_LOG=%s", lvl && !strcmp(lvl, "debug") ? "debug" : "info");
     char *wexport = em_xasprintf("--export=ALL,EMBER_LOG=%s", lvl && *lvl ? lvl : "info");
     char mname[64], wname[64];
     snprintf(mname, sizeof mname, "--job-name=%s", r->master_name);
     snprintf(wname, sizeof wname, "--job-name=%s", r->workers_name);
-    char *margv[] = {"srun", "--overlap", mname, "--nodes=1", "--ntasks=1", "--cpu-bind=none",
-                     "--kill-on-bad-exit=1", mexport, "-w", nodes[0],
-                     self_exe, "master", "--host", r->master_ip, "--port", port,
-                     "--ui-port", ui, "--secret-file", r->secret, NULL};
+    char *margv[] = {"srun",
+                     "--overlap",
+                     mname,
+                     "--nodes=1",
+                     "--ntasks=1",
+                     "--cpu-bind=none",
+                     "--kill-on-bad-exit=1",
+                     mexport,
+                     "-w",
+                     nodes[0],
+                     self_exe,
+                     "master",
+                     "--host",
+                     r->master_ip,
+                     "--port",
+                     port,
+                     "--ui-port",
+                     ui,
+                     "--secret-file",
+                     r->secret,
+                     NULL};
     r->master_pid = spawn(margv, mfd, NULL);
     close(mfd);
     em_free(mexport);
@@ -807,7 +822,8 @@ int em__cli_slurm(int argc, char **argv)
         return em__cli_usage_error(PREFIX, PREFIX, "%s: no such job library", argv[i]);
     const char *job_id = getenv("SLURM_JOB_ID"), *nodelist = getenv("SLURM_JOB_NODELIST");
     if (!job_id || !*job_id || !nodelist || !*nodelist)
-        return em__cli_usage_error(PREFIX, PREFIX, "not inside a Slurm allocation "
+        return em__cli_usage_error(PREFIX, PREFIX,
+                                   "not inside a Slurm allocation "
                                    "(SLURM_JOB_ID and SLURM_JOB_NODELIST are unset): run it "
                                    "from an sbatch script or a salloc shell");
     /* A secret of the user's environment would travel to every step with srun's
@@ -840,8 +856,8 @@ int em__cli_slurm(int argc, char **argv)
     if (resolve_ipv4(nodes[0], r.master_ip, sizeof r.master_ip) < 0)
         goto out;
     bool own_driver_host = !confs_set(&a, "ember.driver.host");
-    if (own_driver_host && resolve_ipv4(this_node(node_buf, sizeof node_buf), driver_ip,
-                                        sizeof driver_ip) < 0)
+    if (own_driver_host &&
+        resolve_ipv4(this_node(node_buf, sizeof node_buf), driver_ip, sizeof driver_ip) < 0)
         goto out;
     if (!(self_exe = realpath("/proc/self/exe", NULL))) {
         em__cli_fail(PREFIX, "cannot find the ember executable: %s", strerror(errno));
@@ -857,11 +873,14 @@ int em__cli_slurm(int argc, char **argv)
             em__cli_fail(PREFIX, "HOME is unset: give --secret-dir D");
             goto out;
         }
+        /* ~/.ember is made 0700 when missing; only ~/.ember/slurm must be private. */
         char *ember_dir = em_xasprintf("%s/.ember", home);
-        int mrc = make_private_dir(ember_dir);
-        em_free(ember_dir);
-        if (mrc < 0)
+        if (mkdir(ember_dir, 0700) != 0 && errno != EEXIST) {
+            em__cli_fail(PREFIX, "cannot create %s: %s", ember_dir, strerror(errno));
+            em_free(ember_dir);
             goto out;
+        }
+        em_free(ember_dir);
         dir = em_xasprintf("%s/.ember/slurm", home);
     }
     if (make_private_dir(dir) < 0)
@@ -881,22 +900,22 @@ int em__cli_slurm(int argc, char **argv)
     if (write_secret(r.secret) < 0)
         goto out;
     if (!a.quiet)
-        fprintf(stderr, "ember slurm: job %s, %zu node(s), master on %s (%s); logs in %s\n",
-                job_id, r.nnodes, nodes[0], r.master_ip, r.run_dir);
+        fprintf(stderr, "ember slurm: job %s, %zu node(s), master on %s (%s); logs in %s\n", job_id,
+                r.nnodes, nodes[0], r.master_ip, r.run_dir);
     if (start_cluster(&a, &r, nodes, self_exe) < 0)
         goto out;
     if (!a.quiet)
         fprintf(stderr, "ember slurm: master ember://%s:%u, %zu worker(s) registered\n",
                 r.master_ip, r.master_port, r.nnodes);
 
-    if (g_stop_sig)   /* came after the last wait */
+    if (g_stop_sig) /* came after the last wait */
         goto out;
     /* The job: ember submit in this process. Its interrupt handling (cli/interrupt.c)
      * replaces on_stop for the job's length and restores it after. */
     int sargc;
     char **owned = NULL;
-    char **sargv = submit_argv(&a, &r, own_driver_host ? driver_ip : NULL, argc - i, argv + i,
-                               &sargc, &owned);
+    char **sargv =
+        submit_argv(&a, &r, own_driver_host ? driver_ip : NULL, argc - i, argv + i, &sargc, &owned);
     rc = em__cli_submit(sargc, sargv);
     for (int k = 0; owned[k]; k++)
         em_free(owned[k]);
@@ -905,7 +924,7 @@ int em__cli_slurm(int argc, char **argv)
 
 out:
     stop_steps(&r, job_id);
-    if (g_stop_sig && (rc == EM_CLI_OK || rc == EM_CLI_FAIL))   /* stopped before the job */
+    if (g_stop_sig && (rc == EM_CLI_OK || rc == EM_CLI_FAIL)) /* stopped before the job */
         rc = 128 + g_stop_sig;
     rm_run_dir(&r, (rc != EM_CLI_OK || a.keep_logs) && r.master_log != NULL);
     sigaction(SIGINT, &old_int, NULL);

@@ -67,7 +67,7 @@ free_port() {
 }
 
 # ---------------------------------------------------------------- munge
-mkdir -p "$t/munge" "$t/state" "$t/spool" "$t/log" "$t/sec" "$t/tmp"
+mkdir -p "$t/munge" "$t/state" "$t/spool" "$t/log" "$t/sec" "$t/tmp" "$t/home"
 chmod 700 "$t/sec" "$t/state" "$t/spool"
 chmod 711 "$t/munge"
 head -c 1024 /dev/urandom > "$t/munge/munge.key"
@@ -155,11 +155,11 @@ check_run() {   # NAME: the run's output equals local mode; nothing left behind
 }
 check_clean() {   # NAME: no secret, no worker directory, no process of ours
     local name=$1
-    [ -z "$(find "$t/sec" -name secret)" ] || fail "$name: the secret file was left: $(find "$t/sec" -name secret)"
+    [ -z "$(find "$t/sec" "$t/home" -name secret)" ] || fail "$name: the secret file was left: $(find "$t/sec" "$t/home" -name secret)"
     [ -z "$(ls -A "$t/tmp")" ] || fail "$name: left in TMPDIR: $(ls "$t/tmp")"
     local left=""
     for _ in $(seq 50); do
-        left=$(pgrep -f -- "$t/sec" || true)
+        left=$(pgrep -f -- "$t/(sec|home)/" || true)
         [ -z "$left" ] && break
         sleep 0.1
     done
@@ -202,8 +202,8 @@ cat > "$t/job.sbatch" <<EOF
 #SBATCH --time=5
 #SBATCH --output=$t/sbatch.out
 #SBATCH --error=$t/sbatch.err
-export TMPDIR=$t/tmp
-exec "$ember" slurm --secret-dir "$t/sec" --start-timeout 60 --quiet \\
+export TMPDIR=$t/tmp HOME=$t/home   # the secret goes under \$HOME/.ember/slurm
+exec "$ember" slurm --start-timeout 60 --quiet \\
     --executor-memory 512m --conf ember.ui.port=0 \\
     "$wc_so" "$t/input.txt" "$t/out_sbatch"
 EOF
@@ -221,7 +221,8 @@ exitcode=$(timeout 5 scontrol show job "$jobid" | sed -n 's/.* ExitCode=\([0-9:]
 [ "$exitcode" = 0:0 ] || fail "sbatch job $jobid: ExitCode=$exitcode: $(tail -5 "$t/sbatch.err")"
 cp "$t/sbatch.out" "$t/sbatch.txt"
 check_run sbatch
-[ -z "$(ls -A "$t/sec")" ] || fail "sbatch: left in the secret dir: $(ls "$t/sec")"
+[ "$(stat -c %a "$t/home/.ember/slurm")" = 700 ] || fail "sbatch: \$HOME/.ember/slurm is not 0700"
+[ -z "$(ls -A "$t/home/.ember/slurm")" ] || fail "sbatch: left in the secret dir: $(ls "$t/home/.ember/slurm")"
 echo "test_slurm: sbatch run ok (${SECONDS}s)"
 
 # ---------------------------------------------------------------- SIGTERM mid-run

@@ -13,6 +13,7 @@
 typedef struct master_args {
     const char *host, *advertise_host, *secret_file, *ui_host;
     uint16_t port, ui_port;
+    uint32_t timeout_ms;
 } master_args;
 
 static const em__cli_opt master_opt[] = {
@@ -28,6 +29,9 @@ static const em__cli_opt master_opt[] = {
                 "status page port (default 8080; 0 = no page)"),
     EM_CLI_NONEMPTY("--ui-host", "H", master_args, ui_host,
                     "address of the status page (default 127.0.0.1: it needs no secret)"),
+    EM_CLI_UINT("--network-timeout", "MS", master_args, timeout_ms, 100, 3600000,
+                "a worker or driver silent this long is lost (heartbeats\n"
+                "every second; default 10000): a dead link gives no FIN"),
     EM_CLI_STR("--secret-file", "F", master_args, secret_file,
                "the cluster secret (else $EMBER_SECRET; >= 16 bytes);\n"
                "workers and drivers must hold the same one"),
@@ -65,7 +69,7 @@ int em__cli_master(int argc, char **argv)
     if (!secret)
         return em__cli_fail(PREFIX, "%s", err.msg);
     em_master_opts o = {.host = a.host, .advertise_host = a.advertise_host, .port = a.port,
-                        .ui_port = a.ui_port,
+                        .ui_port = a.ui_port, .peer_timeout_ms = a.timeout_ms,
                         .ui_host = a.ui_host, .secret = secret};
     rc = em_master_run(&o, em__cli_stop_on_signals(), &err);
     em_standalone_free_secret(secret);

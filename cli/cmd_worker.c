@@ -15,7 +15,7 @@
 
 typedef struct worker_args {
     const char *master, *host, *advertise_host, *memory, *work_dir, *secret_file;
-    uint32_t cores;
+    uint32_t cores, timeout_ms;
 } worker_args;
 
 static const em__cli_opt worker_opt[] = {
@@ -35,6 +35,9 @@ static const em__cli_opt worker_opt[] = {
     EM_CLI_STR("--work-dir", "D", worker_args, work_dir,
                "where executors' directories go (default $TMPDIR);\n"
                "a new ember-worker-XXXXXX under it is removed at exit"),
+    EM_CLI_UINT("--network-timeout", "MS", worker_args, timeout_ms, 100, 3600000,
+                "the master silent this long is lost: its executors\n"
+                "are killed and it is called again (default 10000)"),
     EM_CLI_STR("--secret-file", "F", worker_args, secret_file,
                "the cluster secret (else $EMBER_SECRET)"),
 };
@@ -69,7 +72,7 @@ int em__cli_worker(int argc, char **argv)
     if (!a.master)
         return em__cli_usage_error(PREFIX, PREFIX, "--master ember://HOST:PORT is required");
     em_worker_opts o = {.host = a.host, .advertise_host = a.advertise_host, .cores = a.cores,
-                        .work_dir = a.work_dir,
+                        .work_dir = a.work_dir, .peer_timeout_ms = a.timeout_ms,
                         .memory = a.memory ? (uint64_t)em_parse_size(a.memory) : 0};
     if (em_standalone_parse_url(a.master, host, sizeof host, &o.master_port, &err) < 0)
         return em__cli_usage_error(PREFIX, PREFIX, "--master: %s", err.msg);

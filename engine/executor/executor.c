@@ -419,6 +419,11 @@ static void run_one(executor *x, const task_item *t, run_slot *slot)
         }
         if (r.code == 0 && r.err.code != 0)
             r.code = r.err.code;
+        /* An input this host cannot read (a path the driver could read: not shared, not
+         * mounted here) is named with the host, or the driver's report would not say
+         * which machine lacks it. */
+        if (r.code == EM_EIO || r.code == EM_ENOTFOUND || r.code == EM_EACCES)
+            em_err_prefix(&r.err, "on the executor at %s", x->loc);
     }
     r.is_map = t->is_map;
     send_result(x, t->id, &r);

@@ -155,6 +155,24 @@ submit "$t/als_cluster" alsjob r.train.tsv r.test.tsv ||
 cmp "$t/als_local.txt" "$t/als_cluster.txt" ||
     fail "ALS: $(cat "$t/als_cluster.txt") vs local $(cat "$t/als_local.txt")"
 
+# ---------------------------------------------------------------- an input only the driver sees
+# The driver runs in a private mount namespace holding a tmpfs over $t/private: it lists the
+# input, the executors (other mount namespaces) find nothing there. The job fails, and the
+# error names the host that could not read it and the path.
+mkdir -p "$t/private"
+set +e
+in_ns "$ns_m" unshare -m sh -c 'mount -t tmpfs none "$1" && echo "a b a" >"$1/in.txt" &&
+    shift && exec "$@"' sh "$t/private" "$ember" submit --quiet \
+    --master "ember://emh-master:$port" --secret-file "$t/secret" --executor-cores 1 \
+    --conf ember.ui.port=0 --conf ember.driver.host=emh-master \
+    --conf ember.task.maxFailures=2 "$ex/wordcount.so" "file://$t/private/in.txt" \
+    "$t/wc_private" >"$t/private.txt" 2>"$t/private.log"
+prc=$?
+set -e
+[ $prc -ne 0 ] || fail "a job whose input no executor can read succeeded"
+grep -q "on the executor at emh-w[12]:[0-9]*: .*$t/private/in.txt" "$t/private.log" ||
+    fail "unreadable input: the error does not name the host and path: $(tail -3 "$t/private.log")"
+
 # ---------------------------------------------------------------- a host lost mid-job
 # Without --quiet the driver logs executor registrations (with the address each one
 # advertised: its host's name and a port of ember.blockManager.port) and losses.

@@ -3,8 +3,10 @@
 # wordcount of TEXT_FILE (default BUILD_DIR/bench/text-256m.txt) on a standalone cluster of two
 # one-core workers in their own network namespaces (veth pairs and a bridge, as
 # tests/integration/test_multihost.sh builds them) beside local-cluster[2,1] on loopback,
-# alternating, 3 runs each. Prints wall seconds and the driver's CPU seconds per run and the
-# median wall ratio. Root only; tears everything down at exit. Use a Release build on a quiet
+# alternating, 3 runs each. Prints per run: wall seconds and the CPU seconds of the
+# command's process tree (local-cluster's executors are its children and counted; a
+# standalone cluster's run under the workers and are not: compare the wall times), then the
+# median wall times and their ratio. Root only; tears everything down at exit. Use a Release build on a quiet
 # machine: on a loaded one the wall times say little.
 set -euo pipefail
 build=$(cd "${1:?usage: multihost_veth.sh BUILD_DIR [TEXT_FILE]}" && pwd)
@@ -69,8 +71,6 @@ for r in 1 2 3; do
     run loopback "$ember" run-example --quiet --master 'local-cluster[2,1]' wordcount \
         "$text" "$t/out"
 done | tee "$t/results"
-awk '{ w[$1] = w[$1] " " $2 }
-     END { for (k in w) { n = split(w[k], a, " "); asort(a); med[k] = a[int((n + 1) / 2)]
-                          printf "%s median wall %.3f s\n", k, med[k] }
-           printf "veth / loopback wall ratio %.3f\n", med["veth"] / med["loopback"] }' \
-    "$t/results"
+median() { grep "^$1 " "$t/results" | cut -d' ' -f2 | sort -g | sed -n 2p; }
+v=$(median veth) l=$(median loopback)
+echo "veth median wall $v s, loopback median wall $l s, ratio $(echo "scale=3; $v / $l" | bc)"

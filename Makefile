@@ -157,3 +157,6 @@ install: build
 
 clean:
 	rm -rf $(BUILD) $(CHECK_BUILD) $(DEFAULT_BUILD) $(FUZZ_BUILD)
+
+# test_multihost.sh: network namespaces and veth pairs (ip netns, ip link).
+CHECK_PACKAGES += iproute2

@@ -11,11 +11,13 @@
 #include "cli/cli.h"
 #include "engine/cluster/cluster.h"
 #include "engine/ember.h"
+#include "engine/net/net.h"
 
 #define PFX "ember executor"
 
 typedef struct exec_args {
-    const char *driver, *exec_id, *memory, *work_dir, *host, *secret_file;
+    const char *driver, *exec_id, *memory, *work_dir, *host, *advertise_host, *port,
+        *secret_file;
     uint32_t cores;
 } exec_args;
 
@@ -31,7 +33,13 @@ static const em__cli_opt exec_opt[] = {
                "where its ember-exec-XXXXXX directory is made (default\n"
                "$TMPDIR or /tmp); removed on exit"),
     EM_CLI_STR("--host", "H", exec_args, host,
-               "listen host of its shuffle server (default 127.0.0.1)"),
+               "listen host of its shuffle server (default 127.0.0.1;\n"
+               "0.0.0.0 or :: for every interface)"),
+    EM_CLI_STR("--advertise-host", "H", exec_args, advertise_host,
+               "the host the driver and other executors are told\n"
+               "(default --host; for a wildcard --host, this machine's name)"),
+    EM_CLI_STR("--port", "P", exec_args, port,
+               "its shuffle server's port or range LO-HI (default any)"),
     EM_CLI_STR("--secret-file", "FILE", exec_args, secret_file,
                "read the application's secret from FILE (default: the\n"
                "EMBER_SECRET environment variable)"),
@@ -59,20 +67,6 @@ void em__cli_executor_help(FILE *f)
             "unreachable driver, library mismatch), 2 on bad usage.\n");
 }
 
-static bool split_hostport(const char *s, char *host, size_t n, uint16_t *port)
-{
-    const char *colon = strrchr(s, ':');
-    if (!colon || colon == s || (size_t)(colon - s) >= n)
-        return false;
-    uint64_t p;
-    if (!em__cli_parse_u64(PFX, "--driver", colon + 1, 1, 65535, &p))
-        return false;
-    memcpy(host, s, (size_t)(colon - s));
-    host[colon - s] = '\0';
-    *port = (uint16_t)p;
-    return true;
-}
-
 int em__cli_executor(int argc, char **argv)
 {
     exec_args a = {0};
@@ -81,11 +75,13 @@ int em__cli_executor(int argc, char **argv)
         return rc;
     if (!a.driver || !a.exec_id || !a.cores)
         return em__cli_usage_error(PFX, PFX, "--driver, --exec-id and --cores are required");
-    char dhost[256];
-    uint16_t dport;
-    if (!split_hostport(a.driver, dhost, sizeof dhost, &dport))
-        return em__cli_usage_error(PFX, PFX, "--driver: expected HOST:PORT, got '%s'",
-                                   a.driver);
+    char dhost[EM_NET_HOST_MAX];
+    uint16_t dport, plo = 0, phi = 0;
+    em_err aerr = EM_ERR_INIT;
+    if (em_net_addr_split(a.driver, dhost, sizeof dhost, &dport, 0, &aerr) < 0)
+        return em__cli_usage_error(PFX, PFX, "--driver: %s", aerr.msg);
+    if (a.port && em_net_port_range_parse(a.port, "--port", &plo, &phi, &aerr) < 0)
+        return em__cli_usage_error(PFX, PFX, "%s", aerr.msg);
     if (!*a.exec_id || strlen(a.exec_id) > 63)
         return em__cli_usage_error(PFX, PFX, "--exec-id: 1..63 bytes");
     int64_t mem = a.memory ? em_parse_size(a.memory) : 0;
@@ -118,7 +114,8 @@ int em__cli_executor(int argc, char **argv)
     signal(SIGINT, SIG_IGN);
     em_executor_opts o = {.driver_host = dhost, .driver_port = dport, .exec_id = a.exec_id,
                           .cores = a.cores, .memory = (size_t)mem, .work_dir = a.work_dir,
-                          .host = a.host, .secret = secret};
+                          .host = a.host, .advertise_host = a.advertise_host, .port_lo = plo,
+                          .port_hi = phi, .secret = secret};
     rc = em_executor_serve(&o, &err);
     em_free(secret);
     if (rc < 0)

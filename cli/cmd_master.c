@@ -11,18 +11,27 @@
 #define PREFIX "ember master"
 
 typedef struct master_args {
-    const char *host, *secret_file, *ui_host;
+    const char *host, *advertise_host, *secret_file, *ui_host;
     uint16_t port, ui_port;
+    uint32_t timeout_ms;
 } master_args;
 
 static const em__cli_opt master_opt[] = {
-    EM_CLI_NONEMPTY("--host", "H", master_args, host, "address to listen on (default 127.0.0.1)"),
+    EM_CLI_NONEMPTY("--host", "H", master_args, host,
+                    "address to listen on: a name, an IPv4 or IPv6 address,\n"
+                    "0.0.0.0 or :: for every interface (default 127.0.0.1)"),
+    EM_CLI_NONEMPTY("--advertise-host", "H", master_args, advertise_host,
+                    "the host printed in the master URL for workers and\n"
+                    "drivers (default --host; for a wildcard, this machine's name)"),
     EM_CLI_UINT("--port", "P", master_args, port, 0, 65535,
                 "cluster port (default 7077; 0 = any, printed)"),
     EM_CLI_UINT("--ui-port", "P", master_args, ui_port, 0, 65535,
                 "status page port (default 8080; 0 = no page)"),
     EM_CLI_NONEMPTY("--ui-host", "H", master_args, ui_host,
                     "address of the status page (default 127.0.0.1: it needs no secret)"),
+    EM_CLI_UINT("--network-timeout", "MS", master_args, timeout_ms, 100, 3600000,
+                "a worker or driver silent this long is lost (heartbeats\n"
+                "every second; default 10000): a dead link gives no FIN"),
     EM_CLI_STR("--secret-file", "F", master_args, secret_file,
                "the cluster secret (else $EMBER_SECRET; >= 16 bytes);\n"
                "workers and drivers must hold the same one"),
@@ -33,8 +42,9 @@ static const em__cli_opts master_opts = {PREFIX, master_opt,
 
 void em__cli_master_help(FILE *f)
 {
-    fprintf(f, "Usage: ember master [--host H] [--port 7077] [--ui-port 8080] [--ui-host H] "
-               "[--secret-file F]\n"
+    fprintf(f, "Usage: ember master [--host H] [--advertise-host H] [--port 7077] "
+               "[--ui-port 8080]\n"
+               "                    [--ui-host H] [--secret-file F]\n"
                "\n"
                "Runs the standalone cluster master: workers register with it, `ember submit`\n"
                "registers applications, and it has workers start executors for them.\n"
@@ -58,7 +68,8 @@ int em__cli_master(int argc, char **argv)
     char *secret = em_standalone_read_secret(a.secret_file, &err);
     if (!secret)
         return em__cli_fail(PREFIX, "%s", err.msg);
-    em_master_opts o = {.host = a.host, .port = a.port, .ui_port = a.ui_port,
+    em_master_opts o = {.host = a.host, .advertise_host = a.advertise_host, .port = a.port,
+                        .ui_port = a.ui_port, .peer_timeout_ms = a.timeout_ms,
                         .ui_host = a.ui_host, .secret = secret};
     rc = em_master_run(&o, em__cli_stop_on_signals(), &err);
     em_standalone_free_secret(secret);

@@ -202,6 +202,8 @@ int em__cli_submit(int argc, char **argv)
                              .executor_memory = o.memory ? (uint64_t)em_parse_size(o.memory)
                                                          : 0};
     em_conf *conf = build_conf(&o, path, name, &rc);   /* bad settings: before any work */
+    if (conf)   /* the master passes it to the workers starting executors */
+        app.executor_port = em_conf_get(conf, "ember.blockManager.port");
     em_standalone_client *cl = NULL;
     if (conf) {
         signal(SIGPIPE, SIG_IGN);

@@ -9,19 +9,25 @@
 #include "cli/cli.h"
 #include "cli/cmd_standalone.h"
 #include "engine/deploy/deploy.h"
+#include "engine/net/net.h"
 
 #define PREFIX "ember worker"
 
 typedef struct worker_args {
-    const char *master, *host, *memory, *work_dir, *secret_file;
-    uint32_t cores;
+    const char *master, *host, *advertise_host, *memory, *work_dir, *secret_file;
+    uint32_t cores, timeout_ms;
 } worker_args;
 
 static const em__cli_opt worker_opt[] = {
     EM_CLI_STR("--master", "URL", worker_args, master,
                "the master, ember://HOST:PORT (required)"),
     EM_CLI_NONEMPTY("--host", "H", worker_args, host,
-                    "address executors listen on (default 127.0.0.1)"),
+                    "address executors listen on (default 127.0.0.1; 0.0.0.0\n"
+                    "or :: for every interface)"),
+    EM_CLI_NONEMPTY("--advertise-host", "H", worker_args, advertise_host,
+                    "the host the driver and other executors reach its\n"
+                    "executors at (default --host; for a wildcard, this\n"
+                    "machine's name)"),
     EM_CLI_UINT("--cores", "N", worker_args, cores, 1, 4096,
                 "cores to offer (default: all online CPUs)"),
     EM_CLI_SIZE("--memory", "SIZE", worker_args, memory,
@@ -29,6 +35,9 @@ static const em__cli_opt worker_opt[] = {
     EM_CLI_STR("--work-dir", "D", worker_args, work_dir,
                "where executors' directories go (default $TMPDIR);\n"
                "a new ember-worker-XXXXXX under it is removed at exit"),
+    EM_CLI_UINT("--network-timeout", "MS", worker_args, timeout_ms, 100, 3600000,
+                "the master silent this long is lost: its executors\n"
+                "are killed and it is called again (default 10000)"),
     EM_CLI_STR("--secret-file", "F", worker_args, secret_file,
                "the cluster secret (else $EMBER_SECRET)"),
 };
@@ -54,7 +63,7 @@ void em__cli_worker_help(FILE *f)
 int em__cli_worker(int argc, char **argv)
 {
     worker_args a = {0};
-    char host[256];
+    char host[EM_NET_HOST_MAX];
     em_err err = EM_ERR_INIT;
     int i = 1, rc;
 
@@ -62,7 +71,8 @@ int em__cli_worker(int argc, char **argv)
         return rc;
     if (!a.master)
         return em__cli_usage_error(PREFIX, PREFIX, "--master ember://HOST:PORT is required");
-    em_worker_opts o = {.host = a.host, .cores = a.cores, .work_dir = a.work_dir,
+    em_worker_opts o = {.host = a.host, .advertise_host = a.advertise_host, .cores = a.cores,
+                        .work_dir = a.work_dir, .peer_timeout_ms = a.timeout_ms,
                         .memory = a.memory ? (uint64_t)em_parse_size(a.memory) : 0};
     if (em_standalone_parse_url(a.master, host, sizeof host, &o.master_port, &err) < 0)
         return em__cli_usage_error(PREFIX, PREFIX, "--master: %s", err.msg);

@@ -103,18 +103,14 @@ static int peer_conn(em_shuffle_remote *r, const char *loc, em_conn_id *out, em_
             return 0;
         }
     pthread_mutex_unlock(&r->lock);
-    char host[128];
-    snprintf(host, sizeof host, "%s", loc);
-    char *colon = strrchr(host, ':');
-    char *end;
-    long port = colon ? strtol(colon + 1, &end, 10) : 0;
+    char host[EM_NET_HOST_MAX];
+    uint16_t port;
+    em_err e2 = EM_ERR_INIT;
     int rc;
-    if (!colon || *end || port < 1 || port > 65535) {
-        rc = em_err_set(err, EM_EFETCH, "bad shuffle location '%s'", loc);
-    } else {
-        *colon = '\0';
-        rc = em_net_connect(r->o.net, host, (uint16_t)port, out, err);
-    }
+    if (em_net_addr_split(loc, host, sizeof host, &port, 0, &e2) < 0)
+        rc = em_err_set(err, EM_EFETCH, "bad shuffle location: %s", e2.msg);
+    else
+        rc = em_net_connect(r->o.net, host, port, out, err);
     if (rc == 0) {
         pthread_mutex_lock(&r->lock);
         r->peers = em_xrealloc(r->peers, (r->npeers + 1) * sizeof *r->peers);

@@ -44,6 +44,7 @@ static const char *const known_keys[] = {
     "ember.network.crypto", "ember.locality.prefetch",
     "ember.sql.autoBroadcastJoinThreshold", "ember.sql.localThreshold",
     "ember.sql.forceDistributed",
+    "ember.driver.bindAddress", "ember.driver.port", "ember.blockManager.port",
 };
 #define NKNOWN (sizeof known_keys / sizeof *known_keys)
 

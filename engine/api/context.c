@@ -295,7 +295,13 @@ static int start_cluster(em_context *sc, em_task_backend *out, em_err *err)
             .nexec = sc->remote ? 1 : sc->nexec,
             .cores = sc->remote ? 1 : sc->nthreads / sc->nexec,
             .memory = em_conf_get(c, "ember.executor.memory"),
-            .listen_host = em_conf_get(c, "ember.driver.host"),
+            /* Spark's pair: spark.driver.bindAddress (where to listen, default the
+             * advertised host) and spark.driver.host (what executors are told). */
+            .listen_host = em_conf_get(c, "ember.driver.bindAddress")
+                               ? em_conf_get(c, "ember.driver.bindAddress")
+                               : em_conf_get(c, "ember.driver.host"),
+            .advertise_host = em_conf_get(c, "ember.driver.host"),
+            .exec_port = em_conf_get(c, "ember.blockManager.port"),
             .work_dir = sc->app_dir,
             .job_library = em_conf_get(c, "ember.job.library"),
             .storage_fraction = sc->storage_fraction,
@@ -327,6 +333,14 @@ static int start_cluster(em_context *sc, em_task_backend *out, em_err *err)
         cfg.opts.peer_timeout_ms = ms;
     if ((v = em_conf_get(c, "ember.network.crypto")) &&
         (rc = em_net_crypto_parse(v, "ember.network.crypto", &cfg.opts.crypto, err)) < 0)
+        return rc;
+    uint16_t plo, phi;
+    if ((v = em_conf_get(c, "ember.driver.port")) &&
+        (rc = em_net_port_range_parse(v, "ember.driver.port", &cfg.opts.listen_port,
+                                      &cfg.opts.listen_port_hi, err)) < 0)
+        return rc;
+    if ((v = em_conf_get(c, "ember.blockManager.port")) &&
+        (rc = em_net_port_range_parse(v, "ember.blockManager.port", &plo, &phi, err)) < 0)
         return rc;
     if ((v = em_conf_get(c, "ember.locality.wait")) &&
         (rc = em_cluster_parse_locality_wait(v, &ms, err)) < 0)

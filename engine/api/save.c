@@ -24,6 +24,8 @@ static bool is_part_name(const char *name)
 char *em__api_abs_path(const char *path)
 {
     char cwd[4096];
+    if (strncmp(path, "file:///", 8) == 0)   /* a file:// URI: its absolute path */
+        path += 7;
     if (path[0] == '/' || !getcwd(cwd, sizeof cwd))
         return em_xstrdup(path);
     while (path[0] == '.' && path[1] == '/')

@@ -467,6 +467,17 @@ int em_file_list_expand(const char *path, em_file_list *fl, em_err *err)
     struct stat st;
     int rc = 0;
     memset(fl, 0, sizeof *fl);
+    /* file:///PATH (and file://localhost/PATH), as Spark and Hadoop write local paths: the
+     * path itself, every host reading it in its own file system. No percent-decoding. */
+    if (strncmp(path, "file://", 7) == 0) {
+        const char *p = path + 7;
+        if (strncmp(p, "localhost/", 10) == 0)
+            p += 9;
+        if (*p != '/')
+            return em_err_set(err, EM_EINVAL, "input path '%s': a file:// URI names an "
+                              "absolute local path: file:///PATH", path);
+        path = p;
+    }
     if (stat(path, &st) == 0) {
         if (S_ISDIR(st.st_mode))
             rc = list_dir(fl, path, path, err);

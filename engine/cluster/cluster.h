@@ -50,8 +50,14 @@ typedef struct em_cluster_opts {
     uint32_t cores;              /* SPAWN: --cores of each executor; >= 1 */
     const char *memory;          /* SPAWN: --memory of each executor ("1g"); NULL = default */
     const char *secret;          /* NUL-terminated, >= 16 bytes; NULL = a random one */
-    const char *listen_host;     /* NULL = 127.0.0.1 */
-    uint16_t listen_port;        /* 0 = any */
+    const char *listen_host;     /* NULL = 127.0.0.1 (ember.driver.bindAddress) */
+    uint16_t listen_port;        /* 0 = any (ember.driver.port) */
+    uint16_t listen_port_hi;     /* > listen_port: a range, the first free port is taken */
+    const char *advertise_host;  /* what executors are told (ember.driver.host); NULL =
+                                    listen_host, or this machine's name when that is a
+                                    wildcard (0.0.0.0, ::) */
+    const char *exec_port;       /* SPAWN: executors' shuffle server port or range
+                                    (ember.blockManager.port); NULL = any */
     const char *ember_bin;       /* SPAWN: the ember command; NULL = EMBER_BIN, else
                                     /proc/self/exe when named ember, else the build's */
     const char *work_dir;        /* SPAWN: parent of executors' work dirs; NULL = TMPDIR */

@@ -97,9 +97,9 @@ typedef struct bcast_ent {
 
 struct em_cluster {
     em_cluster_opts o;
-    char *secret, *library, *listen_host, *memory, *work_dir, *bin;
+    char *secret, *library, *listen_host, *memory, *work_dir, *bin, *exec_port;
     char sha[65];
-    char addr[96];
+    char addr[EM_NET_ADDR_MAX];
     em_net *net;
     pthread_mutex_t lock;
     pthread_cond_t cond;

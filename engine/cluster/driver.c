@@ -252,7 +252,7 @@ static int on_register(em_cluster *c, em_conn_id id, const em__msg *m, em_err *e
     if (rc == 0) {
         s->registered = s->alive = true;
         snprintf(s->exec_id, sizeof s->exec_id, "%s", m->exec_id);
-        snprintf(s->loc, sizeof s->loc, "%s:%u", m->host, m->port);
+        em_net_addr_format(s->loc, sizeof s->loc, m->host, m->port);
         s->cores = m->cores;
         /* Its pid, to describe its end when it is lost: trusted only as far as waitid
          * finds it among our children (local-cluster); WNOWAIT never reaps a stranger. */
@@ -543,7 +543,7 @@ int em__cl_spawn_one(em_cluster *c, em_err *err)
     snprintf(s.exec_id, sizeof s.exec_id, "exec-%u", ++c->next_exec);
     em_deploy_spawn_args a = {.bin = c->bin, .driver = c->addr, .exec_id = s.exec_id,
                         .cores = c->o.cores, .memory = c->memory, .work_dir = c->work_dir,
-                        .secret = c->secret, .crypto = c->o.crypto};
+                        .secret = c->secret, .crypto = c->o.crypto, .port = c->exec_port};
     int rc = em_deploy_spawn_executor(&a, &s.pid, err);
     if (rc < 0)
         return rc;
@@ -764,6 +764,7 @@ em_cluster *em_cluster_new(const em_cluster_opts *o, em_err *err)
     pthread_mutex_init(&c->proc_lock, NULL);
     c->listen_host = em_xstrdup(o->listen_host ? o->listen_host : "127.0.0.1");
     c->memory = o->memory ? em_xstrdup(o->memory) : NULL;
+    c->exec_port = o->exec_port ? em_xstrdup(o->exec_port) : NULL;
     c->work_dir = o->work_dir ? em_xstrdup(o->work_dir) : NULL;
     if (o->secret) {
         c->secret = em_xstrdup(o->secret);
@@ -795,9 +796,14 @@ em_cluster *em_cluster_new(const em_cluster_opts *o, em_err *err)
     if (!(c->net = em_net_new(&no, err)))
         goto fail;
     uint16_t port;
-    if (em_net_listen(c->net, c->listen_host, o->listen_port, &port, err) < 0)
+    if (em_net_listen_range(c->net, c->listen_host, o->listen_port,
+                            o->listen_port_hi > o->listen_port ? o->listen_port_hi
+                                                               : o->listen_port,
+                            &port, err) < 0)
         goto fail;
-    snprintf(c->addr, sizeof c->addr, "%s:%u", c->listen_host, port);
+    char adv[EM_NET_HOST_MAX];
+    em_net_advertised(c->listen_host, o->advertise_host, adv, sizeof adv);
+    em_net_addr_format(c->addr, sizeof c->addr, adv, port);
     for (uint32_t i = 0; o->mode == EM_CLUSTER_SPAWN && i < o->nexec; i++)
         if (em__cl_spawn_one(c, err) < 0)
             goto fail;
@@ -861,6 +867,7 @@ void em_cluster_free(em_cluster *c)
     em_free(c->secret);
     free(c->library);
     em_free(c->listen_host);
+    em_free(c->exec_port);
     em_free(c->memory);
     em_free(c->work_dir);
     em_free(c->bin);

@@ -30,7 +30,8 @@
 #define EM_STANDALONE_DEFAULT_UI_PORT 8080
 #define EM_STANDALONE_MAX_MSG 65536u     /* bytes of one control message (JSON) */
 
-/* Parses "ember://HOST:PORT" (PORT optional: 7077) into host (cap bytes) and *port.
+/* Parses "ember://HOST:PORT" (PORT optional: 7077; an IPv6 HOST in brackets,
+ * "ember://[::1]:7077") into host (cap bytes, without brackets) and *port.
  * EM_EINVAL naming the URL when it is not one. */
 int em_standalone_parse_url(const char *url, char *host, size_t cap, uint16_t *port,
                             em_err *err);
@@ -71,7 +72,9 @@ uint32_t em_master_num_apps(em_master *m);
 /* ---------------------------------------------------------------- daemons */
 
 typedef struct em_master_opts {
-    const char *host;            /* NULL = 127.0.0.1 */
+    const char *host;            /* bind address; NULL = 127.0.0.1 ("0.0.0.0", "::": all) */
+    const char *advertise_host;  /* printed in the URL to give workers and drivers; NULL =
+                                    host, or this machine's name when host is a wildcard */
     uint16_t port;               /* 0 = any (printed on stdout) */
     const char *ui_host;         /* NULL = 127.0.0.1 (the page needs no secret) */
     int ui_port;                 /* 0 = off, -1 = any free one */
@@ -86,7 +89,11 @@ int em_master_run(const em_master_opts *o, volatile sig_atomic_t *stop, em_err *
 typedef struct em_worker_opts {
     const char *master_host;     /* required */
     uint16_t master_port;
-    const char *host;            /* where executors listen; NULL = 127.0.0.1 */
+    const char *host;            /* where executors listen; NULL = 127.0.0.1 ("0.0.0.0",
+                                    "::": every interface) */
+    const char *advertise_host;  /* what the driver and other executors are told (SPARK's
+                                    advertised address); NULL = host, or this machine's
+                                    name when host is a wildcard */
     uint32_t cores;              /* 0 = online CPUs */
     uint64_t memory;             /* bytes; 0 = 4 GiB */
     const char *work_dir;        /* NULL = $TMPDIR/ember-worker-<pid> (made, removed at exit) */
@@ -109,6 +116,8 @@ typedef struct em_standalone_app {
     uint64_t executor_memory;    /* bytes per executor; 0 = 1 GiB */
     const char *cluster_secret;  /* to authenticate with the master (copied) */
     uint32_t wait_ms;            /* for the first executor grant; 0 = 30000 */
+    const char *executor_port;   /* executors' shuffle server port or range
+                                    (ember.blockManager.port); NULL = any */
 } em_standalone_app;
 
 /* Installs the ember:// master hook (em_deploy_set_master_ops): when a context is created
@@ -154,6 +163,7 @@ typedef struct em_deploy_spawn_args {
     const char *secret;      /* passed as EMBER_SECRET in the environment */
     int crypto;              /* EM_NET_CRYPTO_*: ON/OFF set EMBER_NETWORK_CRYPTO for the
                                 child, ENV (0) leaves it inherited */
+    const char *port;        /* --port of its shuffle server ("7100-7110"); NULL = any */
 } em_deploy_spawn_args;
 
 /* The ember command: given, else $EMBER_BIN, else /proc/self/exe when it is named ember,

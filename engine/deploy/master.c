@@ -18,9 +18,12 @@
  *   worker -> master   register_worker {id, host, cores, memory}
  *                      executor_exited {app, exec, status}
  *   master -> worker   registered_worker {}, launch_executor {app, exec, driver, cores,
- *                      memory, secret}, kill_executor {app, exec}
+ *                      memory, secret, port?}, kill_executor {app, exec}
  *   driver -> master   register_app {name, driver, secret, total_cores, executor_cores,
- *                      executor_memory}, request_executor {}, unregister_app {}
+ *                      executor_memory, executor_port?}, request_executor {},
+ *                      unregister_app {}
+ *   (driver: "HOST:PORT" or "[V6]:PORT", checked by em_net_addr_split; port: the
+ *   executors' shuffle server port or range, ember.blockManager.port)
  *   master -> driver   registered_app {app, executors}, executor_added {exec, worker, host,
  *                      cores}, executor_removed {exec, reason}
  *   either way         error {message} (then the master closes) */
@@ -58,7 +61,8 @@ typedef struct mexec {
 
 typedef struct mapp {
     uint64_t conn;
-    char id[MAX_ID + 1], name[MAX_ID + 1], driver[MAX_ID + 1];
+    char id[MAX_ID + 1], name[MAX_ID + 1], driver[EM_NET_ADDR_MAX];
+    char exec_port[16];          /* "" = any, else "P" or "LO-HI" */
     char *secret;                /* the application's secret (owned) */
     uint32_t total_cores;        /* 0 = unlimited */
     uint32_t exec_cores;         /* 0 = all free cores of a worker */
@@ -193,13 +197,17 @@ static void launch(em_master *m, mapp *a, mworker *w)
     snprintf(e->worker, sizeof e->worker, "%s", w->id);
     e->cores = cores;
     e->memory = a->exec_memory;
+    json_t *msg = json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:s}", "t", "launch_executor",
+                            "app", a->id, "exec", e->id, "driver", a->driver, "cores",
+                            (json_int_t)cores, "memory", (json_int_t)a->exec_memory, "secret",
+                            a->secret);
+    if (msg && a->exec_port[0])
+        json_object_set_new(msg, "port", json_string(a->exec_port));
     w->cores_used += cores;
     w->mem_used += a->exec_memory;
     a->cores_granted += cores;
     send_json(m, w->conn,
-              json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:s}", "t", "launch_executor", "app",
-                        a->id, "exec", e->id, "driver", a->driver, "cores", (json_int_t)cores,
-                        "memory", (json_int_t)a->exec_memory, "secret", a->secret));
+              msg);
     send_json(m, a->conn,
               json_pack("{s:s, s:s, s:s, s:s, s:i}", "t", "executor_added", "exec", e->id,
                         "worker", w->id, "host", w->host, "cores", (json_int_t)cores));
@@ -308,7 +316,19 @@ static int on_register_app(em_master *m, uint64_t conn, json_t *o, em_err *err)
     mapp a = {.conn = conn, .since_s = em_now_s()};
     uint64_t tc, ec, em;
     const char *secret = json_string_value(json_object_get(o, "secret"));
-    if (get_id(o, "name", a.name, err) < 0 || get_id(o, "driver", a.driver, err) < 0 ||
+    const char *drv = json_string_value(json_object_get(o, "driver"));
+    const char *xp = json_string_value(json_object_get(o, "executor_port"));
+    char h[EM_NET_HOST_MAX];
+    uint16_t port, lo, hi;
+    if (!drv || strlen(drv) >= sizeof a.driver ||
+        em_net_addr_split(drv, h, sizeof h, &port, 0, err) < 0)
+        return em_err_prefix(err, "register_app: field 'driver' (HOST:PORT)");
+    snprintf(a.driver, sizeof a.driver, "%s", drv);
+    if (xp && (strlen(xp) >= sizeof a.exec_port ||
+               em_net_port_range_parse(xp, "executor_port", &lo, &hi, err) < 0))
+        return em_err_prefix(err, "register_app");
+    snprintf(a.exec_port, sizeof a.exec_port, "%s", xp ? xp : "");
+    if (get_id(o, "name", a.name, err) < 0 ||
         get_uint(o, "total_cores", 1u << 20, false, &tc, err) < 0 ||
         get_uint(o, "executor_cores", 1u << 16, false, &ec, err) < 0 ||
         get_uint(o, "executor_memory", (uint64_t)1 << 50, false, &em, err) < 0)
@@ -662,7 +682,12 @@ int em_master_run(const em_master_opts *o, volatile sig_atomic_t *stop, em_err *
     }
     if ((rc = em_net_listen(d.net, host, o->port, &port, err)) < 0)
         goto out;
-    printf("master listening on ember://%s:%u\n", host, port);
+    /* The URL to give workers and drivers: the advertised host, else the bind address,
+     * else (listening everywhere) this machine's name. */
+    char adv[EM_NET_HOST_MAX], url[EM_NET_ADDR_MAX];
+    em_net_advertised(host, o->advertise_host, adv, sizeof adv);
+    em_net_addr_format(url, sizeof url, adv, port);
+    printf("master listening on ember://%s\n", url);
     if (o->ui_port != 0) {
         /* The page binds loopback unless told (--ui-host): it answers without a secret. */
         const char *ui_host = o->ui_host ? o->ui_host : "127.0.0.1";
@@ -673,7 +698,8 @@ int em_master_run(const em_master_opts *o, volatile sig_atomic_t *stop, em_err *
             rc = err->code;
             goto out;
         }
-        printf("master ui on http://%s:%u\n", ui_host, ui_port);
+        em_net_addr_format(url, sizeof url, ui_host, ui_port);
+        printf("master ui on http://%s\n", url);
     }
     fflush(stdout);
     while (!*stop) {

@@ -49,10 +49,8 @@ char *em_deploy_ember_bin(const char *given)
 
 int em_deploy_spawn_executor(const em_deploy_spawn_args *a, pid_t *pid, em_err *err)
 {
-    char cores[16], port[16];
+    char cores[16];
     snprintf(cores, sizeof cores, "%u", a->cores);
-    snprintf(port, sizeof port, "%s", a->driver);
-    (void)port;
     const char *argv[16];
     int k = 0;
     argv[k++] = a->bin;
@@ -70,6 +68,10 @@ int em_deploy_spawn_executor(const em_deploy_spawn_args *a, pid_t *pid, em_err *
     if (a->work_dir) {
         argv[k++] = "--work-dir";
         argv[k++] = a->work_dir;
+    }
+    if (a->port && *a->port) {
+        argv[k++] = "--port";
+        argv[k++] = a->port;
     }
     argv[k] = NULL;
 

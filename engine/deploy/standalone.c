@@ -25,24 +25,12 @@
 int em_standalone_parse_url(const char *url, char *host, size_t cap, uint16_t *port,
                             em_err *err)
 {
-    const char *p = url, *colon;
-    if (strncmp(p, "ember://", 8) != 0)
-        return em_err_set(err, EM_EINVAL, "master '%s': expected ember://HOST:PORT", url);
-    p += 8;
-    colon = strrchr(p, ':');
-    size_t hn = colon ? (size_t)(colon - p) : strlen(p);
-    if (hn == 0 || hn >= cap || strpbrk(p, "/?#@ ") != NULL)
-        return em_err_set(err, EM_EINVAL, "master '%s': bad host", url);
-    memcpy(host, p, hn);
-    host[hn] = '\0';
-    *port = EM_STANDALONE_DEFAULT_PORT;
-    if (colon) {
-        char *end;
-        unsigned long v = strtoul(colon + 1, &end, 10);
-        if (colon[1] < '0' || colon[1] > '9' || *end || v == 0 || v > 65535)
-            return em_err_set(err, EM_EINVAL, "master '%s': bad port", url);
-        *port = (uint16_t)v;
-    }
+    if (!url || strncmp(url, "ember://", 8) != 0)
+        return em_err_set(err, EM_EINVAL, "master '%s': expected ember://HOST:PORT",
+                          url ? url : "");
+    em_err e2 = EM_ERR_INIT;
+    if (em_net_addr_split(url + 8, host, cap, port, EM_STANDALONE_DEFAULT_PORT, &e2) < 0)
+        return em_err_set(err, EM_EINVAL, "master '%s': %s", url, e2.msg);
     return 0;
 }
 
@@ -141,6 +129,7 @@ char *em_standalone_read_secret(const char *path, em_err *err)
 
 struct em_standalone_client {
     em_standalone_app app;       /* strings below are owned copies */
+    char exec_port[16];          /* app.executor_port ("" = any) */
     char *name, *cluster_secret;
     em_net *net;
     em_conn_id conn;
@@ -254,7 +243,7 @@ static int app_start(void *ud, const char *url, const char *driver_addr, const c
                      uint32_t *nexec, em_err *err)
 {
     em_standalone_client *c = ud;
-    char host[256];
+    char host[EM_NET_HOST_MAX];
     uint16_t port;
     int rc;
 
@@ -271,6 +260,8 @@ static int app_start(void *ud, const char *url, const char *driver_addr, const c
                           (json_int_t)c->app.total_cores, "executor_cores",
                           (json_int_t)c->app.executor_cores, "executor_memory",
                           (json_int_t)c->app.executor_memory);
+    if (o && c->exec_port[0])
+        json_object_set_new(o, "executor_port", json_string(c->exec_port));
     if ((rc = send_msg(c, o, err)) < 0)
         return rc;
     pthread_mutex_lock(&c->lock);
@@ -319,6 +310,20 @@ em_standalone_client *em_standalone_install(const em_standalone_app *app, em_err
     }
     em_standalone_client *c = em_xcalloc(1, sizeof *c);
     c->app = *app;
+    uint16_t lo, hi;
+    if (app->executor_port && *app->executor_port) {
+        if (strlen(app->executor_port) >= sizeof c->exec_port ||
+            em_net_port_range_parse(app->executor_port, "ember.blockManager.port", &lo, &hi,
+                                    err) < 0) {
+            if (!err->code)
+                em_err_set(err, EM_EINVAL, "ember.blockManager.port: '%s' is too long",
+                           app->executor_port);
+            em_free(c);
+            return NULL;
+        }
+        snprintf(c->exec_port, sizeof c->exec_port, "%s", app->executor_port);
+    }
+    c->app.executor_port = NULL;
     c->name = em_xstrdup(app->name && *app->name ? app->name : "ember-app");
     for (char *p = c->name; *p; p++)      /* the master wants a printable token */
         if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)

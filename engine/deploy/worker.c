@@ -51,7 +51,8 @@ typedef struct wexec {
 
 typedef struct order {
     bool launch;                 /* else kill */
-    char app[64], exec[64], driver[128];
+    char app[64], exec[64], driver[EM_NET_ADDR_MAX];
+    char port[16];               /* the executor's --port; "" = any */
     uint32_t cores;
     uint64_t memory;
     char *secret;                /* owned */
@@ -61,6 +62,7 @@ typedef struct worker {
     const em_worker_opts *o;
     char *root;                  /* our work dir (owned) */
     char id[64];
+    char adv[EM_NET_HOST_MAX];   /* the host its executors are reached at (advertised) */
     em_net *net;
     pthread_mutex_t lock;
     order orders[MAX_ORDERS];    /* lock */
@@ -113,11 +115,21 @@ static int w_on_frame(void *ud, em_conn_id c, uint8_t type, em_slice p, em_err *
         const char *sec = json_string_value(json_object_get(o, "secret"));
         json_int_t cores = json_integer_value(json_object_get(o, "cores"));
         json_int_t mem = json_integer_value(json_object_get(o, "memory"));
+        const char *xp = json_string_value(json_object_get(o, "port"));
+        char h[EM_NET_HOST_MAX];
+        uint16_t dp, lo, hi;
+        em_err e2 = EM_ERR_INIT;
         if (copy_str(o, "app", od.app, sizeof od.app) < 0 ||
             copy_str(o, "exec", od.exec, sizeof od.exec) < 0 ||
             (od.launch && (copy_str(o, "driver", od.driver, sizeof od.driver) < 0 || !sec ||
-                           strlen(sec) < 16 || cores < 1 || cores > 65536 || mem < 0)))
-            rc = em_err_set(err, EM_EPROTO, "master: malformed %s", t);
+                           strlen(sec) < 16 || cores < 1 || cores > 65536 || mem < 0 ||
+                           em_net_addr_split(od.driver, h, sizeof h, &dp, 0, &e2) < 0 ||
+                           (xp && (strlen(xp) >= sizeof od.port ||
+                                   em_net_port_range_parse(xp, "port", &lo, &hi, &e2) < 0)))))
+            rc = em_err_set(err, EM_EPROTO, "master: malformed %s%s%s", t, e2.code ? ": " : "",
+                            e2.msg);
+        if (rc == 0 && od.launch && xp)
+            snprintf(od.port, sizeof od.port, "%s", xp);
         od.cores = (uint32_t)cores;
         od.memory = (uint64_t)mem;
         pthread_mutex_lock(&w->lock);
@@ -206,9 +218,14 @@ static int spawn_exec(worker *w, const order *od, wexec *e, em_err *err)
     snprintf(cores, sizeof cores, "%u", od->cores);
     snprintf(mem, sizeof mem, "%llum", (unsigned long long)(od->memory >> 20 ? od->memory >> 20 : 1));
     /* The executor command line of cli/cmd_executor.c. */
-    char *argv[] = {(char *)b, "executor", "--driver", (char *)od->driver, "--exec-id",
-                    (char *)od->exec, "--cores", cores, "--memory", mem, "--work-dir", e->dir,
-                    "--host", (char *)(w->o->host ? w->o->host : "127.0.0.1"), NULL};
+    const char *bind = w->o->host ? w->o->host : "127.0.0.1";
+    char *argv[20] = {(char *)b, "executor", "--driver", (char *)od->driver, "--exec-id",
+                      (char *)od->exec, "--cores", cores, "--memory", mem, "--work-dir", e->dir,
+                      "--host", (char *)bind, "--advertise-host", (char *)w->adv, NULL};
+    if (od->port[0]) {
+        argv[16] = "--port";
+        argv[17] = (char *)od->port;
+    }
     char **env = exec_env(od->secret);
     size_t envn = 0;
     posix_spawn_file_actions_t fa;
@@ -380,7 +397,7 @@ static int connect_master(worker *w, em_err *err)
     w->lost = false;
     pthread_mutex_unlock(&w->lock);
     send_msg(w, json_pack("{s:s, s:s, s:s, s:i, s:I}", "t", "register_worker", "id", w->id,
-                          "host", w->o->host ? w->o->host : "127.0.0.1", "cores",
+                          "host", w->adv, "cores",
                           (json_int_t)w->o->cores, "memory", (json_int_t)w->o->memory));
     return 0;
 }
@@ -443,6 +460,14 @@ int em_worker_run(const em_worker_opts *o, volatile sig_atomic_t *stop, em_err *
     if (gethostname(host, sizeof host) != 0)
         snprintf(host, sizeof host, "localhost");
     snprintf(w.id, sizeof w.id, "worker-%.20s-%d", host, (int)getpid());
+    /* What the driver and other executors are told: --advertise-host, else --host, else
+     * (listening on every interface) this machine's name. */
+    em_net_advertised(o->host, o->advertise_host, w.adv, sizeof w.adv);
+    if (strlen(w.adv) > 63) {
+        em_free(w.root);
+        return em_err_set(err, EM_EINVAL, "worker: advertised host '%s' is longer than 63 "
+                          "bytes", w.adv);
+    }
     pthread_mutex_init(&w.lock, NULL);
     em_net_opts no = {.secret = o->secret, .secret_len = strlen(o->secret),
                       .ops = &worker_net_ops, .ud = &w, .peer_timeout_ms = o->peer_timeout_ms,
@@ -451,8 +476,10 @@ int em_worker_run(const em_worker_opts *o, volatile sig_atomic_t *stop, em_err *
         rc = err->code;
         goto out;
     }
-    printf("worker %s: %u cores, %llu MiB, work dir %s, master %s:%u\n", w.id, o->cores,
-           (unsigned long long)(o->memory >> 20), w.root, o->master_host, o->master_port);
+    char ma[EM_NET_ADDR_MAX];
+    em_net_addr_format(ma, sizeof ma, o->master_host, o->master_port);
+    printf("worker %s: %u cores, %llu MiB, work dir %s, master %s, executors at %s\n", w.id,
+           o->cores, (unsigned long long)(o->memory >> 20), w.root, ma, w.adv);
     fflush(stdout);
     rc = serve(&w, stop, err);
     kill_all(&w);

@@ -419,6 +419,11 @@ static void run_one(executor *x, const task_item *t, run_slot *slot)
         }
         if (r.code == 0 && r.err.code != 0)
             r.code = r.err.code;
+        /* An input this host cannot read (a path the driver could read: not shared, not
+         * mounted here) is named with the host, or the driver's report would not say
+         * which machine lacks it. */
+        if (r.code == EM_EIO || r.code == EM_ENOTFOUND || r.code == EM_EACCES)
+            em_err_prefix(&r.err, "on the executor at %s", x->loc);
     }
     r.is_map = t->is_map;
     send_result(x, t->id, &r);
@@ -540,9 +545,15 @@ static int start(executor *x, em_err *err)
         return err->code;
     uint16_t port;
     const char *host = o->host ? o->host : "127.0.0.1";
-    if ((rc = em_net_listen(x->net, host, 0, &port, err)) < 0)
+    if ((rc = em_net_listen_range(x->net, host, o->port_lo, o->port_hi, &port, err)) < 0)
         return em_err_prefix(err, "executor %s: shuffle server", o->exec_id);
-    snprintf(x->loc, sizeof x->loc, "%s:%u", host, port);
+    char adv[EM_NET_HOST_MAX];
+    em_net_advertised(host, o->advertise_host, adv, sizeof adv);
+    host = adv;
+    if (strlen(host) > EM__MAX_NAME)
+        return em_err_set(err, EM_EINVAL, "executor %s: advertised host '%s' is longer than "
+                          "%d bytes", o->exec_id, host, EM__MAX_NAME);
+    em_net_addr_format(x->loc, sizeof x->loc, host, port);
     em_conn_id d;
     if ((rc = em_net_connect(x->net, o->driver_host, o->driver_port, &d, err)) < 0)
         return em_err_prefix(err, "executor %s: driver", o->exec_id);
@@ -552,7 +563,7 @@ static int start(executor *x, em_err *err)
     em__msg m = {.type = EM__MSG_REGISTER, .cores = o->cores, .pid = (uint32_t)getpid(),
                  .port = port};
     snprintf(m.exec_id, sizeof m.exec_id, "%s", o->exec_id);
-    snprintf(m.host, sizeof m.host, "%s", host);
+    memcpy(m.host, host, strlen(host) + 1);   /* <= EM__MAX_NAME bytes: checked above */
     if ((rc = em__x_send_msg(x, d, &m, err)) < 0)
         return rc;
     struct timespec until;

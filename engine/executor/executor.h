@@ -19,6 +19,10 @@ typedef struct em_executor_opts {
     const char *work_dir;        /* a new ember-exec-XXXXXX is made under it; NULL = TMPDIR;
                                     removed whole on exit */
     const char *host;            /* shuffle server listen host; NULL = 127.0.0.1 */
+    const char *advertise_host;  /* the host the driver and other executors are told; NULL =
+                                    host (a wildcard host: this machine's name) */
+    uint16_t port_lo, port_hi;   /* shuffle/block server port or range (ember.blockManager.port;
+                                    engine/net em_net_listen_range); 0 = any */
     const char *secret;          /* required, >= 16 bytes */
 } em_executor_opts;
 

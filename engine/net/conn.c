@@ -27,7 +27,7 @@
  *   one line a second (the rest are counted in the next line).
  *   Liveness: a timer checks every conn; logins past login_timeout_ms and open peers silent
  *   past peer_timeout_ms are closed; open conns get a heartbeat every heartbeat_ms. */
-#include "engine/net/net.h"
+#include "engine/net/net_int.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -44,8 +44,10 @@ enum cmd_kind { CMD_LISTEN = 1, CMD_CONNECT, CMD_SEND, CMD_CLOSE, CMD_STOP };
 typedef struct cmd cmd;
 struct cmd {
     int kind;
-    char host[64];
+    em_net *net;         /* CMD_LISTEN, CMD_CONNECT: set by the loop while resolving */
+    char host[EM_NET_HOST_MAX];
     uint16_t port, bound;
+    bool in_use;         /* CMD_LISTEN: failed because the port is taken */
     em_conn_id id;
     uint8_t *buf;        /* CMD_SEND: encoded frame (owned until written) */
     size_t len;
@@ -733,15 +735,8 @@ static void peer_name(conn *c)
     int len = (int)sizeof ss;
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) < 0)
         return;
-    int port = 0;
-    if (ss.ss_family == AF_INET) {
-        uv_ip4_name((struct sockaddr_in *)&ss, c->peer_ip, sizeof c->peer_ip);
-        port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    } else if (ss.ss_family == AF_INET6) {
-        uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer_ip, sizeof c->peer_ip);
-        port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    }
-    snprintf(c->peer, sizeof c->peer, "%s:%d", c->peer_ip, port);
+    em__net_sockaddr_format((struct sockaddr *)&ss, c->peer_ip, sizeof c->peer_ip, c->peer,
+                            sizeof c->peer);
 }
 
 static bool prelogin_inbound(const conn *c)
@@ -793,33 +788,49 @@ static void on_connection(uv_stream_t *server, int status)
     start_read(c);
 }
 
-static void do_listen(em_net *n, cmd *k)
+/* The host resolved (addr.c): bind and listen there. Loop thread. */
+static void listen_resolved(void *ud, const struct sockaddr *sa, const em_err *why)
 {
-    struct sockaddr_in addr;
+    cmd *k = ud;
+    em_net *n = k->net;
     em_err err = EM_ERR_INIT;
-    int rc = uv_ip4_addr(k->host, k->port, &addr);
-    if (rc < 0 || n->nservers == 16) {
-        em_err_set(&err, EM_EINVAL, "listen on %s:%u: bad address", k->host, k->port);
+    int rc;
+    if (!sa || n->stopping || n->nservers == 16) {
+        if (sa)
+            em_err_set(&err, EM_EINVAL, "listen on %s:%u: %s", k->host, k->port,
+                       n->stopping ? "the network is stopping" : "too many listeners");
+        else
+            em_err_set(&err, why->code, "listen on %s:%u: %s", k->host, k->port, why->msg);
         finish_cmd(n, k, err.code, &err);
         return;
     }
     uv_tcp_t *s = em_xcalloc(1, sizeof *s);
     uv_tcp_init(&n->loop, s);
     s->data = n;
-    if ((rc = uv_tcp_bind(s, (const struct sockaddr *)&addr, 0)) == 0)
+    if ((rc = uv_tcp_bind(s, sa, 0)) == 0)
         rc = uv_listen((uv_stream_t *)s, 128, on_connection);
     if (rc < 0) {
-        em_err_set(&err, EM_EIO, "listen on %s:%u: %s", k->host, k->port, uv_strerror(rc));
+        char a[EM_NET_ADDR_MAX];
+        em_net_addr_format(a, sizeof a, k->host, k->port);
+        em_err_set(&err, EM_EIO, "listen on %s: %s", a, uv_strerror(rc));
+        k->in_use = rc == UV_EADDRINUSE;
         uv_close((uv_handle_t *)s, (uv_close_cb)em_free);
         finish_cmd(n, k, err.code, &err);
         return;
     }
-    struct sockaddr_in got;
+    struct sockaddr_storage got;
     int len = sizeof got;
     uv_tcp_getsockname(s, (struct sockaddr *)&got, &len);
-    k->bound = ntohs(got.sin_port);
+    k->bound = ntohs(got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port
+                                               : ((struct sockaddr_in *)&got)->sin_port);
     n->servers[n->nservers++] = s;
     finish_cmd(n, k, 0, NULL);
+}
+
+static void do_listen(em_net *n, cmd *k)
+{
+    k->net = n;
+    em__net_resolve(&n->loop, k->host, k->port, listen_resolved, k);
 }
 
 static void on_connected(uv_connect_t *req, int status)
@@ -846,13 +857,15 @@ static void on_connected(uv_connect_t *req, int status)
     conn_send_frame(c, EM_FRAME_HELLO, hello, sizeof hello);
 }
 
-static void do_connect(em_net *n, cmd *k)
+/* The host resolved (addr.c): open the connection. Loop thread. */
+static void connect_resolved(void *ud, const struct sockaddr *sa, const em_err *why)
 {
-    struct sockaddr_in addr;
-    const char *host = strcmp(k->host, "localhost") == 0 ? "127.0.0.1" : k->host;
-    if (uv_ip4_addr(host, k->port, &addr) < 0) {
+    cmd *k = ud;
+    em_net *n = k->net;
+    if (!sa || n->stopping) {
         em_err err = EM_ERR_INIT;
-        em_err_set(&err, EM_EINVAL, "connect to %s:%u: bad address", k->host, k->port);
+        em_err_set(&err, sa ? EM_EIO : why->code, "%s",
+                   sa ? "the network is stopping" : why->msg);
         finish_cmd(n, k, err.code, &err);
         return;
     }
@@ -861,11 +874,17 @@ static void do_connect(em_net *n, cmd *k)
     c->waiter = k;
     uv_connect_t *req = em_xcalloc(1, sizeof *req);
     req->data = c;
-    int rc = uv_tcp_connect(req, &c->tcp, (const struct sockaddr *)&addr, on_connected);
+    int rc = uv_tcp_connect(req, &c->tcp, sa, on_connected);
     if (rc < 0) {
         em_free(req);
         conn_close(c, EM_EIO, "connect failed: %s", uv_strerror(rc));
     }
+}
+
+static void do_connect(em_net *n, cmd *k)
+{
+    k->net = n;
+    em__net_resolve(&n->loop, k->host, k->port, connect_resolved, k);
 }
 
 /* ---------------------------------------------------------------- the loop */
@@ -1092,14 +1111,22 @@ int em_net_crypto_parse(const char *v, const char *what, int *out, em_err *err)
     return em_err_set(err, EM_EINVAL, "%s: expected true or false, got '%s'", what, v);
 }
 
-int em_net_listen(em_net *n, const char *host, uint16_t port, uint16_t *bound, em_err *err)
+int em__net_listen(em_net *n, const char *host, uint16_t port, uint16_t *bound, bool *in_use,
+                   em_err *err)
 {
     cmd k = {.kind = CMD_LISTEN, .port = port};
     snprintf(k.host, sizeof k.host, "%s", host ? host : "127.0.0.1");
     int rc = run_cmd(n, &k, err);
     if (rc == 0 && bound)
         *bound = k.bound;
+    if (in_use)
+        *in_use = k.in_use;
     return rc;
+}
+
+int em_net_listen(em_net *n, const char *host, uint16_t port, uint16_t *bound, em_err *err)
+{
+    return em__net_listen(n, host, port, bound, NULL, err);
 }
 
 int em_net_connect(em_net *n, const char *host, uint16_t port, em_conn_id *out, em_err *err)
@@ -1107,8 +1134,11 @@ int em_net_connect(em_net *n, const char *host, uint16_t port, em_conn_id *out, 
     cmd k = {.kind = CMD_CONNECT, .port = port};
     snprintf(k.host, sizeof k.host, "%s", host ? host : "127.0.0.1");
     int rc = run_cmd(n, &k, err);
-    if (rc < 0)
-        return em_err_prefix(err, "connect to %s:%u", k.host, port);
+    if (rc < 0) {
+        char a[EM_NET_ADDR_MAX];
+        em_net_addr_format(a, sizeof a, k.host, port);
+        return em_err_prefix(err, "connect to %s", a);
+    }
     *out = k.id;
     return 0;
 }

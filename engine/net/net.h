@@ -125,6 +125,44 @@ int em_aead_finish(em_aead *a, uint8_t tag[EM_AEAD_TAG_LEN], em_err *err);
 int em_random_bytes(void *out, size_t n, em_err *err);
 
 
+/* ---------------------------------------------------------------- addresses (addr.c)
+ * How ember writes a peer's address: "HOST:PORT", where HOST is a name ("node7",
+ * "node7.example.org"), an IPv4 literal, or an IPv6 literal in brackets ("[::1]:7077",
+ * "[fe80::1%eth0]:7077"), as in URLs (RFC 3986). Names are resolved when connecting or
+ * listening, on libuv's thread pool (uv_getaddrinfo), never on the loop thread; a name with
+ * both kinds of address is used through its first IPv4 one (the default listeners are
+ * IPv4), else its first IPv6 one. "localhost" is 127.0.0.1 without a lookup.
+ * Every function here is pure (any thread). Addresses from the wire (an executor's
+ * location, a driver's address) go through em_net_addr_split: fuzzed by fuzz_addr. */
+#define EM_NET_HOST_MAX 256                    /* bytes of a host, NUL included */
+#define EM_NET_ADDR_MAX (EM_NET_HOST_MAX + 8)  /* "[HOST]:PORT" and the NUL */
+
+/* Whether host is a name or literal ember accepts: 1..255 bytes of letters, digits and
+ * ".-_", or an IPv6 literal (hex digits, ':' and '.', an optional "%zone"), unbracketed. */
+bool em_net_host_valid(const char *host);
+/* Whether host is an IPv6 literal (holds ':'), so that it is printed in brackets. */
+bool em_net_host_is_v6(const char *host);
+/* Whether host is a wildcard bind address ("0.0.0.0", "::", "" or "*"): listening there
+ * reaches every interface, but it is no address to give peers. */
+bool em_net_host_is_any(const char *host);
+/* Splits s = "HOST:PORT", "[V6]:PORT" into host (cap bytes) and *port (1..65535). With
+ * def_port != 0 the port may be left out ("HOST", "[V6]", or a bare IPv6 literal) and is
+ * def_port. EM_EINVAL quoting s and saying what is wrong (an IPv6 literal with a port
+ * must be in brackets). */
+int em_net_addr_split(const char *s, char *host, size_t cap, uint16_t *port, uint16_t def_port,
+                      em_err *err);
+/* The host to give peers for a listener bound to `bind` (NULL = 127.0.0.1): `adv` when
+ * set (--advertise-host, ember.driver.host), else bind, else for a wildcard bind this
+ * machine's name (gethostname), as Spark advertises its local host name. Into out (n). */
+void em_net_advertised(const char *bind, const char *adv, char *out, size_t n);
+/* Writes "HOST:PORT" ("[HOST]:PORT" for IPv6 literals) into buf (n bytes, truncated). */
+void em_net_addr_format(char *buf, size_t n, const char *host, uint16_t port);
+/* Parses a port setting: "PORT" (0 = any free one) or a range "LO-HI" (1 <= LO <= HI),
+ * tried in order by em_net_listen_range, as Spark's spark.*.port with port retries: fixed
+ * ports let a firewall open exactly them. EM_EINVAL naming `what`. */
+int em_net_port_range_parse(const char *v, const char *what, uint16_t *lo, uint16_t *hi,
+                            em_err *err);
+
 /* ---------------------------------------------------------------- connections
  * em_net runs one libuv loop on its own thread (the loop thread), which owns every socket,
  * timer and handle. Other threads talk to it through a mutex-protected command queue woken
@@ -185,10 +223,16 @@ em_net *em_net_new(const em_net_opts *opts, em_err *err);
 /* Stops the loop thread and closes every connection (on_close is called for open ones).
  * Not from the loop thread. NULL ok. */
 void em_net_free(em_net *n);
-/* Listens on host (NULL = 127.0.0.1) and port (0 = any); *bound gets the port. Blocks. */
+/* Listens on host (NULL = 127.0.0.1; a name, an IPv4 or IPv6 literal without brackets,
+ * "0.0.0.0" or "::" for every interface) and port (0 = any); *bound gets the port. Blocks. */
 int em_net_listen(em_net *n, const char *host, uint16_t port, uint16_t *bound, em_err *err);
+/* As em_net_listen on the first free port of lo..hi (em_net_port_range_parse; lo == hi ==
+ * 0: any). EM_EIO naming the range when every port is taken. Blocks. */
+int em_net_listen_range(em_net *n, const char *host, uint16_t lo, uint16_t hi,
+                        uint16_t *bound, em_err *err);
 /* Connects and authenticates; blocks until open or failed (EM_EAUTH for a wrong secret,
- * EM_EIO for a refused connection, EM_ETIMEDOUT). Not from the loop thread. */
+ * EM_EIO for a refused connection or a name that does not resolve, EM_ETIMEDOUT). host as
+ * for em_net_listen. Not from the loop thread. */
 int em_net_connect(em_net *n, const char *host, uint16_t port, em_conn_id *out, em_err *err);
 /* Queues one frame (payload copied). Any thread except the loop thread blocks while the
  * queue is full; from the loop thread (inside a callback) it never blocks. */

@@ -94,13 +94,19 @@ static inline float em__ldf(const uint8_t *p)
 #define EM__ALS_BUILD_THREADS 16
 int em__als_build_blocks(const em__als_cfg *cfg, const em_rating *r, size_t n,
                          uint32_t nthreads, em_vbuf *recs, em_err *err);
-/* Builds the record of one block (cfg->side, `block`) from ratings r[0..n) into out (left
- * empty when no rating of r belongs to the block): the executors' builder of
- * em_als_train_rdd, where r is one partition's ratings. The same code as
- * em__als_build_blocks, so both paths give byte-identical records for the same ratings in
- * the same order. EM_EINVAL, EM_ENOMEM. */
-int em__als_build_block(const em__als_cfg *cfg, const em_rating *r, size_t n, uint32_t block,
-                        em_vbuf *out, em_err *err);
+/* A run of ratings (borrowed). */
+typedef struct em__als_seg {
+    const em_rating *r;
+    size_t n;
+} em__als_seg;
+/* Builds the record of one block (cfg->side, `block`) from the ratings of seg[0..nseg), in
+ * that order, into *rec (em_malloc_big'd, *len bytes; free with em_free_big), or *rec NULL
+ * when no rating belongs to the block: the executors' builder of em_als_train_rdd, where the
+ * segments are one partition's ratings. The same code as em__als_build_blocks, so both
+ * paths give byte-identical records for the same ratings in the same order. EM_EINVAL,
+ * EM_ENOMEM. */
+int em__als_build_block(const em__als_cfg *cfg, const em__als_seg *seg, size_t nseg,
+                        uint32_t block, uint8_t **rec, size_t *len, em_err *err);
 /* The TAKE function's blob: u32 magic "ALST", u32 nblk, u32 first[nblk + 1] (block b's
  * record is broadcast id[first[b]] when first[b + 1] == first[b] + 1; first[b + 1] ==
  * first[b]: the block has no ratings), u32 id[first[nblk]]. A record of any size is one

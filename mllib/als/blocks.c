@@ -113,8 +113,8 @@ static void builder_free(builder *b)
 
 typedef struct build_state {
     const em__als_cfg *c;
-    const em_rating *in;     /* all ratings (borrowed) */
-    size_t nin;
+    const em__als_seg *seg;  /* the ratings, in segments (borrowed) */
+    size_t nseg;
     const uint32_t *dblk;    /* block of every dst id of this side */
     const uint32_t *sblk;    /* block of every src id (of the other side) */
     uint32_t block;          /* the block being built */
@@ -136,17 +136,21 @@ static int count_pass(build_state *st, em_err *err)
 {
     const em__als_cfg *c = st->c;
     uint32_t side = c->side;
-    for (size_t t = 0; t < st->nin; t++) {
-        int32_t dst, src;
-        dst_src(side, &st->in[t], &dst, &src);
-        if (dst < 0 || dst >= c->n[side] || src < 0 || src >= c->n[1 - side])
-            return em_err_set(err, EM_EINVAL, "als build: rating %zu (%d, %d) out of range",
-                              t, dst, src);
-        if (st->dblk[dst] != st->block)
-            continue;
-        st->b.dcnt[dst]++;
-        st->b.spos[src] = 1;
-        st->nnz++;
+    size_t before = 0;
+    for (size_t g = 0; g < st->nseg; before += st->seg[g++].n) {
+        const em_rating *in = st->seg[g].r;
+        for (size_t t = 0; t < st->seg[g].n; t++) {
+            int32_t dst, src;
+            dst_src(side, &in[t], &dst, &src);
+            if (dst < 0 || dst >= c->n[side] || src < 0 || src >= c->n[1 - side])
+                return em_err_set(err, EM_EINVAL, "als build: rating %zu (%d, %d) out of "
+                                  "range", before + t, dst, src);
+            if (st->dblk[dst] != st->block)
+                continue;
+            st->b.dcnt[dst]++;
+            st->b.spos[src] = 1;
+            st->nnz++;
+        }
     }
     return 0;
 }
@@ -156,15 +160,18 @@ static void place_pass(build_state *st)
 {
     const em__als_cfg *c = st->c;
     uint32_t side = c->side;
-    for (size_t t = 0; t < st->nin; t++) {
-        int32_t dst, src;
-        dst_src(side, &st->in[t], &dst, &src);
-        if (st->dblk[dst] != st->block)
-            continue;
-        uint32_t e = st->b.dcnt[dst] - 1, slot = st->b.fill[e]++;
-        uint32_t j = st->sblk[src];
-        st->src[slot] = (st->idxbits < 32 ? j << st->idxbits : 0) | (st->b.spos[src] - 1);
-        st->rt[slot] = st->in[t].rating;
+    for (size_t g = 0; g < st->nseg; g++) {
+        const em_rating *in = st->seg[g].r;
+        for (size_t t = 0; t < st->seg[g].n; t++) {
+            int32_t dst, src;
+            dst_src(side, &in[t], &dst, &src);
+            if (st->dblk[dst] != st->block)
+                continue;
+            uint32_t e = st->b.dcnt[dst] - 1, slot = st->b.fill[e]++;
+            uint32_t j = st->sblk[src];
+            st->src[slot] = (st->idxbits < 32 ? j << st->idxbits : 0) | (st->b.spos[src] - 1);
+            st->rt[slot] = in[t].rating;
+        }
     }
 }
 
@@ -204,8 +211,9 @@ static int build_index(build_state *st, em_err *err)
 }
 
 /* Out-links: per src block j, the local dst entities that rated something in j (ascending).
- * Appends ocnt[nsrc] then the indices grouped by block to out (space reserved). */
-static void build_outlinks(build_state *st, uint32_t n, em_vbuf *out)
+ * Writes ocnt[nsrc] then the indices grouped by block at p (space reserved); returns the
+ * bytes written. */
+static size_t build_outlinks(build_state *st, uint32_t n, uint8_t *p)
 {
     uint32_t nsrc = st->c->nblk[1 - st->c->side];
     uint32_t *cnt = st->b.scnt, *last = st->b.last, total = 0;
@@ -220,9 +228,8 @@ static void build_outlinks(build_state *st, uint32_t n, em_vbuf *out)
                 total++;
             }
         }
-    memcpy(out->data + out->len, cnt, nsrc * 4);
-    out->len += nsrc * 4;
-    uint8_t *base = out->data + out->len;
+    memcpy(p, cnt, nsrc * 4);
+    uint8_t *base = p + (size_t)nsrc * 4;
     uint32_t off = 0;
     for (uint32_t j = 0; j < nsrc; j++) {   /* cnt becomes the write cursor of block j */
         uint32_t c = cnt[j];
@@ -238,7 +245,7 @@ static void build_outlinks(build_state *st, uint32_t n, em_vbuf *out)
                 memcpy(base + (size_t)cnt[j]++ * 4, &e, 4);
             }
         }
-    out->len += (size_t)total * 4;
+    return (size_t)nsrc * 4 + (size_t)total * 4;
 }
 
 static int build_alloc(build_state *st, em_err *err)
@@ -254,10 +261,19 @@ static int build_alloc(build_state *st, em_err *err)
     return 0;
 }
 
+/* Where a record is written: appended to vb, or (vb NULL) into a new em_malloc_big buffer
+ * (huge pages: the CSR placement writes at random over the whole record, and with 4 KiB
+ * pages every first touch is a fault and most writes a TLB miss). */
+typedef struct rec_out {
+    em_vbuf *vb;
+    uint8_t *big;
+    size_t len;
+} rec_out;
+
 /* The block record of st->block (see FORMATS), written in place into out: the CSR arrays
  * point into the record, so the build needs no scratch copy of the ratings. An empty
  * block leaves out empty. */
-static int build_record(build_state *st, em_vbuf *out, em_err *err)
+static int build_record(build_state *st, rec_out *out, em_err *err)
 {
     const em__als_cfg *c = st->c;
     uint32_t n = 0, nsrc = c->nblk[1 - c->side];
@@ -275,9 +291,13 @@ static int build_record(build_state *st, em_vbuf *out, em_err *err)
     uint64_t olinks = (uint64_t)n * nsrc < st->nnz ? (uint64_t)n * nsrc : st->nnz;
     size_t need = 20 + (size_t)n * 8 + 4 + (size_t)st->nnz * 8 + (size_t)nsrc * 4 +
                   (size_t)olinks * 4;
-    if (em_vbuf_reserve(out, need) < 0 || !(st->b.fill = em_malloc((size_t)n * 4 + 4)))
+    uint8_t *base = NULL;
+    if (out->vb && em_vbuf_reserve(out->vb, need) == 0)
+        base = out->vb->data + out->vb->len;   /* malloc-aligned: the arrays are 4-aligned */
+    else if (!out->vb)
+        base = out->big = em_malloc_big(need);
+    if (!base || !(st->b.fill = em_malloc((size_t)n * 4 + 4)))
         return em_err_set(err, EM_ENOMEM, "als build: record of %zu bytes", need);
-    uint8_t *base = out->data + out->len;   /* malloc-aligned: the arrays are 4-aligned */
     uint32_t *ids = (uint32_t *)(void *)(base + 20);
     st->ptr = ids + n;
     st->src = st->ptr + n + 1;
@@ -291,8 +311,12 @@ static int build_record(build_state *st, em_vbuf *out, em_err *err)
     place_pass(st);
     uint32_t hdr[5] = {EM__ALS_BLOCK_MAGIC, n, (uint32_t)st->nnz, nsrc, st->idxbits};
     memcpy(base, hdr, sizeof hdr);
-    out->len += 20 + (size_t)n * 8 + 4 + (size_t)st->nnz * 8;
-    build_outlinks(st, n, out);
+    size_t len = 20 + (size_t)n * 8 + 4 + (size_t)st->nnz * 8;
+    len += build_outlinks(st, n, base + len);
+    if (out->vb)
+        out->vb->len += len;
+    else
+        out->len = len;
     return 0;
 }
 
@@ -317,9 +341,11 @@ static void *build_thread(void *p)
     build_arg *a = p;
     build_job *j = a->job;
     for (uint32_t b = a->i; b < j->c->nblk[j->c->side] && j->rc[a->i] == 0; b += j->nthreads) {
-        build_state st = {.c = j->c, .in = j->r, .nin = j->n, .dblk = j->dblk,
+        em__als_seg seg = {j->r, j->n};
+        build_state st = {.c = j->c, .seg = &seg, .nseg = 1, .dblk = j->dblk,
                           .sblk = j->sblk, .block = b};
-        j->rc[a->i] = build_record(&st, &j->recs[b], &j->err[a->i]);
+        rec_out ro = {.vb = &j->recs[b]};
+        j->rc[a->i] = build_record(&st, &ro, &j->err[a->i]);
         builder_free(&st.b);
     }
     return NULL;
@@ -343,15 +369,26 @@ static int block_tables(const em__als_cfg *c, uint32_t **dblk, uint32_t **sblk, 
     return 0;
 }
 
-int em__als_build_block(const em__als_cfg *c, const em_rating *r, size_t n, uint32_t block,
-                        em_vbuf *out, em_err *err)
+int em__als_build_block(const em__als_cfg *c, const em__als_seg *seg, size_t nseg,
+                        uint32_t block, uint8_t **rec, size_t *len, em_err *err)
 {
     uint32_t *dblk, *sblk;
+    *rec = NULL;
+    *len = 0;
     int rc = block_tables(c, &dblk, &sblk, err);
     if (rc < 0)
         return rc;
-    build_state st = {.c = c, .in = r, .nin = n, .dblk = dblk, .sblk = sblk, .block = block};
-    rc = build_record(&st, out, err);
+    build_state st = {.c = c, .seg = seg, .nseg = nseg, .dblk = dblk, .sblk = sblk,
+                      .block = block};
+    rec_out ro = {0};
+    rc = build_record(&st, &ro, err);
+    if (rc < 0 || ro.len == 0) {
+        em_free_big(ro.big);
+        ro.big = NULL;
+        ro.len = 0;
+    }
+    *rec = ro.big;
+    *len = ro.len;
     builder_free(&st.b);
     em_free(dblk);
     em_free(sblk);

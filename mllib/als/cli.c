@@ -15,6 +15,8 @@
 
 #include "mllib/als/als_int.h"
 
+#define ALS_MAX_CONF 64
+
 typedef struct als_opts {
     const char *train, *test, *master, *save, *recommend;
     em_ratings_read_opts ro;
@@ -23,6 +25,8 @@ typedef struct als_opts {
     bool json;
     bool driver_read;
     em_cold_start cold;
+    const char *confs[ALS_MAX_CONF];   /* --conf KEY=VALUE, borrowed from argv */
+    uint32_t nconfs;
 } als_opts;
 
 void em_als_cli_help(FILE *f)
@@ -53,6 +57,8 @@ void em_als_cli_help(FILE *f)
         "  --master M               local[N] | local-cluster[E,C] (default: ember.master\n"
         "                           from $EMBER_CONF_FILE or EMBER_MASTER, else local[2]);\n"
         "                           standalone masters take jobs through 'ember submit'\n"
+        "  --conf KEY=VALUE         an engine setting (repeatable): over $EMBER_CONF_FILE and\n"
+        "                           EMBER_*, under the flags (--master)\n"
         "  --save DIR               save the model directory (must not exist; checked before\n"
         "                           training); 'ember als recommend' loads it\n"
         "  --recommend USER         print the top items for this user id\n"
@@ -111,7 +117,7 @@ static bool num(const char *v, double lo, double hi, double *out)
 static const char *const value_flags[] = {
     "--train", "--test", "--master", "--save", "--recommend", "--format", "--cold-start",
     "--rank", "--iterations", "--lambda", "--alpha", "--blocks", "--checkpoint-interval",
-    "--seed", "--top", NULL,
+    "--seed", "--top", "--conf", NULL,
 };
 
 static bool is_value_flag(const char *a)
@@ -143,6 +149,14 @@ static int take_value(als_opts *o, const char *a, const char *v)
     else if (!strcmp(a, "--master")) o->master = v;
     else if (!strcmp(a, "--save")) o->save = v;
     else if (!strcmp(a, "--recommend")) o->recommend = v;
+    else if (!strcmp(a, "--conf")) {
+        const char *eq = strchr(v, '=');
+        if (!eq || eq == v)
+            return usage("--conf wants KEY=VALUE, not '%s'", v);
+        if (o->nconfs == ALS_MAX_CONF)
+            return usage("%s: too many --conf options", "--conf");
+        o->confs[o->nconfs++] = v;
+    }
     else if (!strcmp(a, "--format")) {
         int f = em_ratings_format_parse(v);
         if (f < 0)
@@ -258,6 +272,12 @@ static int make_conf(const als_opts *o, em_conf **conf_out, em_err *err)
         return err->code;
     }
     em_conf_load_env(conf);
+    for (uint32_t k = 0; k < o->nconfs; k++) {   /* over the file and EMBER_*, under flags */
+        const char *eq = strchr(o->confs[k], '=');
+        char *key = em_xasprintf("%.*s", (int)(eq - o->confs[k]), o->confs[k]);
+        em_conf_set(conf, key, eq + 1);
+        em_free(key);
+    }
     if (o->master)
         em_conf_set(conf, "ember.master", o->master);
     else if (!em_conf_get(conf, "ember.master"))
@@ -327,8 +347,57 @@ static uint64_t proc_rss_kb(long pid, long *ppid)
     return (uint64_t)res * (uint64_t)sysconf(_SC_PAGESIZE) / 1024;
 }
 
-/* The summed RSS of getpid() and its descendants right now. */
+static uint64_t tree_rss_scan(rss_sampler *s);
+
+/* Appends the children of every thread of pid (/proc/PID/task/TID/children) to pids[*np..].
+ * false when the kernel has no such files (CONFIG_PROC_CHILDREN off). */
+static bool add_children(long pid, long *pids, size_t *np)
+{
+    char path[96];
+    snprintf(path, sizeof path, "/proc/%ld/task", pid);
+    DIR *d = opendir(path);
+    bool any = false;
+    if (!d)
+        return true;   /* gone since it was listed */
+    for (struct dirent *e; (e = readdir(d));) {
+        char *end;
+        long tid = strtol(e->d_name, &end, 10);
+        if (*end || tid <= 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/%ld/task/%ld/children", pid, tid);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        any = true;
+        for (long c; *np < RSS_MAXP && fscanf(f, "%ld", &c) == 1;)
+            pids[(*np)++] = c;
+        fclose(f);
+    }
+    closedir(d);
+    return any;
+}
+
+/* The summed RSS of getpid() and its descendants right now: the tree walked through the
+ * children files (a few opens per process of the job), or, on kernels without them, every
+ * process of /proc looked at (two opens each: with a few hundred processes on the machine
+ * that cost the driver more CPU than the job's own work on it). */
 static uint64_t tree_rss_kb(rss_sampler *s)
+{
+    size_t nt = 1;
+    uint64_t tsum = 0;
+    s->pids[0] = (long)getpid();
+    for (size_t i = 0; i < nt; i++) {
+        long pp;
+        tsum += proc_rss_kb(s->pids[i], &pp);
+        if (!add_children(s->pids[i], s->pids, &nt) && i == 0)
+            return tree_rss_scan(s);
+    }
+    return tsum;
+}
+
+/* The summed RSS of getpid() and its descendants right now, every process of /proc
+ * looked at. */
+static uint64_t tree_rss_scan(rss_sampler *s)
 {
     long *pids = s->pids, *ppids = s->ppids;
     uint64_t *rss = s->rss;

@@ -12,28 +12,65 @@
  * ratings in dataset order: the CSR rows are in the same order as the driver-side build
  * of the same ratings array, and the trained factors are bit-identical.
  *
- * FORMATS: ROUTE's output: key = block key (als_int.h, 8 bytes), value = em_rating[]
- * (12 bytes each, host order), a run of that block's ratings in input order. BUILD's output: (block key, block record) (blocks.c FORMATS). */
+ * FORMATS: ROUTE's output: key = block key (als_int.h, 8 bytes), value = a run of m of
+ * that block's ratings in input order (em_rating, 12 bytes each, host order) stored as
+ * 12 BYTE PLANES: plane k (m bytes) holds byte k of every rating, so value[k * m + i] is
+ * byte k of rating i. The shuffle compresses every block with zstd: the planes of the high
+ * bytes of the ids are nearly constant, so zstd compresses them 3x faster, decompresses them
+ * 2-3x faster and smaller than the interleaved records (measured on the scale-0.2 ratings,
+ * 1 MiB blocks, level 1: 21 -> 64-70 MB/s compressing, under load; 2.3x -> 3.0x smaller in
+ * user order, 1.5x -> 2.1x in random order). BUILD's output: (block key, block record)
+ * (blocks.c FORMATS). */
 #include <math.h>
 
 #include "mllib/als/als_int.h"
+
+#define RATING_BYTES ((size_t)sizeof(em_rating))
 
 /* Route buffers: per destination block, ratings waiting to be emitted as one record. */
 typedef struct router {
     em__als_ctx x;
     em_vbuf *buf;          /* [nblk of the side] */
     size_t flush_bytes;    /* a buffer reaching this is emitted */
+    em_vbuf planes;        /* scratch: the byte planes of the record being emitted */
 } router;
+
+/* m ratings, interleaved at in, as byte planes at out (FORMATS). */
+static void to_planes(const uint8_t *in, size_t m, uint8_t *out)
+{
+    for (size_t k = 0; k < RATING_BYTES; k++) {
+        uint8_t *o = out + k * m;
+        const uint8_t *p = in + k;
+        for (size_t i = 0; i < m; i++)
+            o[i] = p[i * RATING_BYTES];
+    }
+}
+
+/* Ratings i0 .. i0 + n of a record of m ratings in byte planes, interleaved into out. */
+static void from_planes(const uint8_t *planes, size_t m, size_t i0, size_t n, uint8_t *out)
+{
+    for (size_t k = 0; k < RATING_BYTES; k++) {
+        const uint8_t *p = planes + k * m + i0;
+        uint8_t *o = out + k;
+        for (size_t i = 0; i < n; i++)
+            o[i * RATING_BYTES] = p[i];
+    }
+}
 
 static int flush_block(router *rt, uint32_t b, em_emitter *out, em_err *err)
 {
     uint32_t s = rt->x.cfg.side;
     uint8_t key[EM__ALS_KEY_LEN];
-    if (rt->buf[b].len == 0)
+    size_t len = rt->buf[b].len;
+    if (len == 0)
         return 0;
+    em_vbuf_clear(&rt->planes);
+    if (em_vbuf_reserve(&rt->planes, len) < 0)
+        return em_err_set(err, EM_ENOMEM, "als route: %zu bytes", len);
+    to_planes(rt->buf[b].data, len / RATING_BYTES, rt->planes.data);
     em__als_key(key, b, rt->x.salt[s][b]);
     int rc = em_emit_kv(out, em_slice_make(key, sizeof key),
-                        em_slice_make(rt->buf[b].data, rt->buf[b].len), err);
+                        em_slice_make(rt->planes.data, len), err);
     em_vbuf_clear(&rt->buf[b]);
     return rc;
 }
@@ -55,8 +92,8 @@ static int route_one(router *rt, const uint8_t *p, em_emitter *out, em_err *err)
 }
 
 /* PARTITION over the ratings dataset (FIXED 12-byte em_rating records): the ratings of
- * each side-cfg.side block, in input order, as records (block key, em_rating[]) of at most
- * about flush_bytes (64 MiB over the blocks, 4 KiB..1 MiB each): one shuffle record per
+ * each side-cfg.side block, in input order, as records (block key, ratings in byte
+ * planes: FORMATS) of at most about flush_bytes (64 MiB over the blocks, 4 KiB..1 MiB each): one shuffle record per
  * thousands of ratings instead of one per rating. Ids out of range and non-finite ratings
  * are EM_EINVAL (bad input, not a bug). */
 int em__als_fn_route(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
@@ -94,19 +131,59 @@ out:
     for (uint32_t k = 0; rt->buf && k < rt->x.cfg.nblk[rt->x.cfg.side]; k++)
         em_vbuf_destroy(&rt->buf[k]);
     em_free(rt->buf);
+    em_vbuf_destroy(&rt->planes);
     em_free(rt->x.yty);
     em_free(rt);
     return rc < 0 ? rc : 0;
 }
 
-/* Reads the routed ratings of partition `index` into *r (em_malloc'd, *n of them): every
- * key must name block `index`, every value hold whole ratings. */
-static int gather(uint32_t index, em_iter *in, em_rating **r, size_t *n, em_err *err)
+/* The routed ratings of a partition, gathered into chunks of GATHER_CHUNK ratings (48 MiB,
+ * em_malloc_big: huge pages, reused from task to task), so that no copy is made as they
+ * grow and no fresh 4 KiB page is faulted in per 4 KiB of ratings. */
+#define GATHER_CHUNK ((size_t)1 << 22)
+typedef struct gathered {
+    em__als_seg *seg;       /* seg[i].r: chunk i (em_rating *), seg[i].n ratings in it */
+    size_t nseg, cap;
+} gathered;
+
+static void gathered_free(gathered *g)
 {
-    size_t cap = 0;
+    for (size_t i = 0; i < g->nseg; i++)
+        em_free_big((void *)(uintptr_t)g->seg[i].r);
+    em_free(g->seg);
+    memset(g, 0, sizeof *g);
+}
+
+/* Appends the m ratings of a routed value (byte planes at p) to g. EM_ENOMEM. */
+static int gathered_add(gathered *g, const uint8_t *p, size_t m, em_err *err)
+{
+    for (size_t i0 = 0; i0 < m;) {
+        if (g->nseg == 0 || g->seg[g->nseg - 1].n == GATHER_CHUNK) {
+            em__als_seg *s = em_arr_grow(g->seg, &g->cap, g->nseg + 1, sizeof *s);
+            if (!s)
+                return em_err_set(err, EM_ENOMEM, "als build: chunk list");
+            g->seg = s;
+            void *c = em_malloc_big(GATHER_CHUNK * sizeof(em_rating));
+            if (!c)
+                return em_err_set(err, EM_ENOMEM, "als build: chunk of %zu ratings",
+                                  GATHER_CHUNK);
+            g->seg[g->nseg++] = (em__als_seg){c, 0};
+        }
+        em__als_seg *s = &g->seg[g->nseg - 1];
+        size_t k = GATHER_CHUNK - s->n < m - i0 ? GATHER_CHUNK - s->n : m - i0;
+        from_planes(p, m, i0, k, (uint8_t *)(uintptr_t)(s->r + s->n));
+        s->n += k;
+        i0 += k;
+    }
+    return 0;
+}
+
+/* Reads the routed ratings of partition `index` into g: every key must name block
+ * `index`, every value hold whole ratings. */
+static int gather(uint32_t index, em_iter *in, gathered *g, size_t *n, em_err *err)
+{
     em_rec rec;
     int rc;
-    *r = NULL;
     *n = 0;
     while ((rc = em_iter_next(in, &rec, err)) == 1) {
         size_t m = rec.val.n / sizeof(em_rating);
@@ -116,13 +193,8 @@ static int gather(uint32_t index, em_iter *in, em_rating **r, size_t *n, em_err 
                               "%u (%zu-byte value)", index,
                               rec.key.n == EM__ALS_KEY_LEN ? em__als_key_block(rec.key.p)
                                                            : UINT32_MAX, rec.val.n);
-        if (*n + m > cap) {
-            em_rating *p = em_arr_grow(*r, &cap, *n + m, sizeof *p);
-            if (!p)
-                return em_err_set(err, EM_ENOMEM, "als build: %zu ratings", *n + m);
-            *r = p;
-        }
-        memcpy(*r + *n, rec.val.p, rec.val.n);
+        if ((rc = gathered_add(g, rec.val.p, m, err)) < 0)
+            return rc;
         *n += m;
     }
     return rc;
@@ -134,16 +206,15 @@ int em__als_fn_build(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter
                      em_err *err)
 {
     em__als_ctx *x = em_malloc(sizeof *x);
-    em_rating *r = NULL;
-    size_t n = 0;
-    em_vbuf rec;
+    gathered g = {0};
+    size_t n = 0, len = 0;
+    uint8_t *rec = NULL;
     int rc;
-    em_vbuf_init(&rec);
     if (!x)
         return em_err_set(err, EM_ENOMEM, "als build");
     x->yty = NULL;
     if ((rc = em__als_blob_decode(c->blob, x, err)) < 0 ||
-        (rc = gather(index, in, &r, &n, err)) < 0) {
+        (rc = gather(index, in, &g, &n, err)) < 0) {
         em_err_prefix(err, "als build: partition %u", index);
         goto out;
     }
@@ -155,18 +226,16 @@ int em__als_fn_build(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter
     }
     if (n == 0)
         goto out;
-    if ((rc = em__als_build_block(&x->cfg, r, n, index, &rec, err)) < 0)
+    if ((rc = em__als_build_block(&x->cfg, g.seg, g.nseg, index, &rec, &len, err)) < 0)
         goto out;
-    em_free(r);   /* the record is built: the ratings are not needed while emitting */
-    r = NULL;
+    gathered_free(&g);   /* the record is built: the ratings are not needed while emitting */
     uint8_t key[EM__ALS_KEY_LEN];
     em__als_key(key, index, x->salt[s][index]);
-    if (rec.len)
-        rc = em_emit_kv(out, em_slice_make(key, sizeof key), em_slice_make(rec.data, rec.len),
-                        err);
+    if (len)
+        rc = em_emit_kv(out, em_slice_make(key, sizeof key), em_slice_make(rec, len), err);
 out:
-    em_vbuf_destroy(&rec);
-    em_free(r);
+    em_free_big(rec);
+    gathered_free(&g);
     em_free(x->yty);
     em_free(x);
     return rc;

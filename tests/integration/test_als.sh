@@ -9,7 +9,9 @@
 #     (--driver-read) give the same model: the same train RMSE to every digit (the same
 #     factors), the test RMSE to 12 digits (the executors sum per partition);
 #  5. an executor killed while the blocks are being built on the executors changes
-#     nothing in the result.
+#     nothing in the result;
+#  6. --conf KEY=VALUE reaches the engine: an unknown key is refused before any work, a
+#     known one (another shuffle compression level) leaves the model unchanged.
 source "$(dirname "$0")/cluster_lib.sh" als "${1:-}"
 export TMPDIR=$tmp/t EMBER_EXECUTOR_MEMORY=512m
 
@@ -81,6 +83,18 @@ for f in test_rmse train_rmse; do
     [ "$(field "$ref" $f)" = "$(field "$k" $f)" ] ||
         fail "$f after a kill during block building: $(field "$k" $f), without: $(field "$ref" $f)"
 done
+
+# --conf: refused when unknown (the engine's message), applied when known.
+if als 'local[2]' --conf ember.no.such.key=1 >/dev/null 2>"$tmp/conf.err"; then
+    fail "--conf with an unknown key was accepted"
+fi
+grep -q "unknown configuration key 'ember.no.such.key'" "$tmp/conf.err" ||
+    fail "--conf unknown key: $(tail -c 300 "$tmp/conf.err")"
+cf=$(als 'local[2]' --conf ember.shuffle.compress.level=3 2>"$tmp/conf2.err" | tail -n 1)
+[ "$(field "$cf" train_rmse)" = "$(field "$ref" train_rmse)" ] ||
+    fail "--conf ember.shuffle.compress.level=3: train_rmse $(field "$cf" train_rmse), without: $(field "$ref" train_rmse)"
+als 'local[2]' --conf nokey >/dev/null 2>"$tmp/conf3.err" && fail "--conf without '=' was accepted"
+grep -q -- "--conf wants KEY=VALUE" "$tmp/conf3.err" || fail "--conf nokey: $(cat "$tmp/conf3.err")"
 
 # Quality: between the noise floor and the global mean.
 meta=$(cat "$tmp/r.meta.json")

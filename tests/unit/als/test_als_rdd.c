@@ -143,3 +143,36 @@ Test(als_rdd, bad_ids_fail_naming_the_rating, .timeout = 120)
     em_rdd_release(d);
     em_context_free(sc);
 }
+
+/* One block per side holding more ratings than one gather chunk (route.c GATHER_CHUNK,
+ * 2^22 ratings): the executors' build concatenates chunks, and a routed value (byte planes)
+ * is split across two of them; the factors must still be the driver path's. */
+Test(als_rdd, block_larger_than_a_gather_chunk, .timeout = 600)
+{
+    enum { BU = 36000, BI = 200, PER = 120 };   /* 4.32M ratings > 2^22 */
+    size_t n = (size_t)BU * PER;
+    em_rating *r = malloc(n * sizeof *r);
+    cr_assert(r);
+    em_rng g;
+    em_rng_seed(&g, 5);
+    for (size_t t = 0; t < n; t++) {
+        int32_t u = (int32_t)(t / PER), k = (int32_t)(t % PER);
+        r[t] = (em_rating){u, (int32_t)((u * 7 + k * 13 + (k > 100 ? 1 : 0)) % BI),
+                           (float)(1 + (int)em_rng_below(&g, 5))};
+    }
+    em_context *sc = ctx_new("local[2]");
+    em_als_params p = {.rank = 2, .iterations = 1, .lambda = 0.05, .seed = 3,
+                       .user_blocks = 1, .item_blocks = 1};
+    em_als_model *a = NULL, *b = NULL;
+    em_err err = EM_ERR_INIT;
+    cr_assert_eq(em_als_train(sc, r, n, BU, BI, &p, &a, &err), 0, "%s", err.msg);
+    em_rdd *d = ratings_rdd(sc, r, n, 3);
+    cr_assert_eq(em_als_train_rdd(sc, d, BU, BI, &p, &b, &err), 0, "%s", err.msg);
+    em_rdd_release(d);
+    same_rows(a->user_factors, b->user_factors, (size_t)BU * 2, "user factor");
+    same_rows(a->item_factors, b->item_factors, (size_t)BI * 2, "item factor");
+    em_als_model_free(a);
+    em_als_model_free(b);
+    em_context_free(sc);
+    free(r);
+}

@@ -68,7 +68,8 @@ typedef struct em_cluster_opts {
      * (Spark's 3s); EM_CLUSTER_NO_LOCALITY_WAIT = never wait. */
     uint32_t locality_wait_ms;
     /* ember.locality.prefetch=false: no task is queued on a busy executor holding its
-     * cached block (engine/cluster/cluster_int.h, PREFETCH); false = queue one per core. */
+     * cached block (engine/cluster/cluster_int.h, PREFETCH); true (default) = up to three
+     * per core. */
     bool no_prefetch;
     /* Settings every executor takes at registration: ember.memory.storageFraction (the
      * storage floor, 0..1), ember.shuffle.memory (per-task budget; 0 = executor memory /

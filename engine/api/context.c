@@ -523,7 +523,8 @@ void em_context_stats_get(const em_context *sc, em_context_stats *out)
 uint32_t em_broadcast(em_context *sc, em_slice value, em_err *err)
 {
     /* One BYTES record (u32 length, bytes), built with one copy of the value. Executors
-     * fetch it in pieces (engine/cluster: EM__DATA_PIECE) and keep one copy each. */
+     * fetch it in pieces (engine/cluster: EM__DATA_PIECE) and keep one copy each; a small
+     * one is pushed to them at once (em_cluster_push_broadcast). */
     if (value.n >= EM_BATCH_MAX_REC_LEN) {
         em_err_set(err, EM_EINVAL, "broadcast of %zu bytes: the limit is %u", value.n,
                    EM_BATCH_MAX_REC_LEN - 1);
@@ -546,6 +547,9 @@ uint32_t em_broadcast(em_context *sc, em_slice value, em_err *err)
     em_block_id bid = {EM_BLOCK_BROADCAST, id, 0, 0};
     if (em_block_store_put_take(sc->store, bid, &b, 1, EM_STORAGE_MEMORY_AND_DISK, err) < 0)
         return 0;
+    /* A small value goes to the executors now, ahead of the tasks that read it. */
+    if (sc->cluster && value.n <= EM_CLUSTER_PUSH_MAX)
+        em_cluster_push_broadcast(sc->cluster, id, value);
     return id;
 }
 

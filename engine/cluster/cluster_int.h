@@ -129,8 +129,11 @@ struct em_cluster {
  * driver's thread waking, the launch back), which costs 0.3-0.6 ms a task on a loaded
  * 2-core host: 15 tasks of 5 ms each lost 8 ms an iteration in k-means. Only tasks with a
  * known cache location are queued (they would wait for that executor anyway, the locality
- * wait), and only for the set at the head of the FIFO. */
-#define EM__CL_PREFETCH_PER_CORE 1
+ * wait), and only for the set at the head of the FIFO. Three per core, not one: on a host
+ * where the driver's threads wait behind busy cores, one round trip can outlast a task
+ * (the executor then idled with its one queued task done), and a deeper queue takes no
+ * task away from another executor that the locality wait would have given it. */
+#define EM__CL_PREFETCH_PER_CORE 3
 
 typedef struct launch {
     size_t task;

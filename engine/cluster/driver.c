@@ -671,17 +671,25 @@ int em_cluster_wait_executors(em_cluster *c, uint32_t n, uint32_t timeout_ms, em
 
 /* Sends m to every registered, live executor; `what` names it in the log when a send
  * fails. Returns how many it was sent to. */
-static uint32_t send_all(em_cluster *c, const em__msg *m, const char *what)
+/* The connections of the registered, live executors (*n of them; em_free the array). They
+ * are collected under the lock and written to without it (sending may block on
+ * backpressure while the loop thread needs the lock). */
+static em_conn_id *live_conns(em_cluster *c, size_t *n)
 {
-    /* The connections are collected under the lock and written to without it (sending
-     * may block on backpressure while the loop thread needs the lock). */
     pthread_mutex_lock(&c->lock);
     em_conn_id *to = em_xcalloc(c->nex ? c->nex : 1, sizeof *to);
-    size_t n = 0;
+    *n = 0;
     for (size_t i = 0; i < c->nex; i++)
         if (c->ex[i].registered && c->ex[i].alive)
-            to[n++] = c->ex[i].conn;
+            to[(*n)++] = c->ex[i].conn;
     pthread_mutex_unlock(&c->lock);
+    return to;
+}
+
+static uint32_t send_all(em_cluster *c, const em__msg *m, const char *what)
+{
+    size_t n;
+    em_conn_id *to = live_conns(c, &n);
     uint32_t sent = 0;
     for (size_t i = 0; i < n; i++) {
         em_err err = EM_ERR_INIT;
@@ -713,6 +721,31 @@ uint32_t em_cluster_drop_blocks(em_cluster *c, uint32_t btype, uint32_t a)
     em__msg m = {.type = EM__MSG_DROP, .block = {btype, a, 0, 0}};
     snprintf(what, sizeof what, "dropping block type %u id %u", btype, a);
     return send_all(c, &m, what);
+}
+
+uint32_t em_cluster_push_broadcast(em_cluster *c, uint32_t id, em_slice value)
+{
+    if (value.n > EM_CLUSTER_PUSH_MAX || value.n > EM__BPUSH_MAX)
+        return 0;
+    /* The frame body is one PIECE of the whole value (protocol.h): a sealed link's tag
+     * proves the bytes, a plain one carries their crc32c. */
+    uint8_t hdr[EM__DATA_HDR + EM__PIECE_HDR];
+    em__data_hdr(hdr, EM__DATA_BPUSH, 0, id);
+    uint32_t crc = em_net_sealed(c->net) ? 0 : em_crc32c(0, value.p, value.n);
+    em__piece_hdr(hdr + EM__DATA_HDR, value.n, EM__PIECE_SIZE, 0, crc);
+    em_slice parts[2] = {{hdr, sizeof hdr}, value};
+    size_t n;
+    em_conn_id *to = live_conns(c, &n);
+    uint32_t sent = 0;
+    for (size_t i = 0; i < n; i++) {
+        em_err err = EM_ERR_INIT;
+        if (em_net_sendv(c->net, to[i], EM_FRAME_DATA, parts, 2, &err) < 0)
+            em_log(EM_LOG_DEBUG, "driver: pushing broadcast %u: %s", id, err.msg);
+        else
+            sent++;
+    }
+    em_free(to);
+    return sent;
 }
 
 uint32_t em_cluster_remove_shuffle(em_cluster *c, uint32_t sid)

@@ -279,12 +279,42 @@ static int on_data(executor *x, em_conn_id c, bool from_driver, em_slice payload
     return em_err_set(err, EM_EPROTO, "unexpected DATA frame kind %u", kind);
 }
 
+/* A broadcast the driver pushed (BPUSH, id = broadcast id) goes into the block store, where
+ * its tasks find it; one that does not decode is dropped with a warning (a task that needs
+ * it then asks the driver for it in pieces). Loop thread, x->lock not held. */
+static void on_push(executor *x, em_slice payload)
+{
+    uint8_t kind, flags;
+    uint64_t id;
+    em_slice body;
+    em_batch *b = NULL;
+    em_err err = EM_ERR_INIT;
+    int rc = em__data_parse(payload, &kind, &flags, &id, &body, &err);
+    if (rc == 0 && id > UINT32_MAX)
+        rc = em_err_set(&err, EM_EPROTO, "pushed broadcast id %llu out of range",
+                        (unsigned long long)id);
+    if (rc == 0)
+        rc = em__bpush_decode(body, em_net_sealed(x->net), &b, &err);
+    if (rc == 0) {
+        em_block_id bid = {EM_BLOCK_BROADCAST, (uint32_t)id, 0, 0};
+        rc = em_block_store_put_take(x->store, bid, &b, 1, EM_STORAGE_MEMORY_AND_DISK, &err);
+    }
+    if (rc < 0)
+        em_log(EM_LOG_WARN, "executor %s: driver DATA frame (BPUSH, %zu bytes) dropped: %s",
+               x->o->exec_id, payload.n, err.msg);
+}
+
 static int x_on_frame(void *ud, em_conn_id c, uint8_t type, em_slice payload, em_err *err)
 {
     executor *x = ud;
     pthread_mutex_lock(&x->lock);
     bool from_driver = c == x->driver;
     int rc = 0;
+    if (type == EM_FRAME_DATA && from_driver && payload.n && payload.p[0] == EM__DATA_BPUSH) {
+        pthread_mutex_unlock(&x->lock);
+        on_push(x, payload);
+        return 0;
+    }
     if (type == EM_FRAME_DATA) {
         rc = on_data(x, c, from_driver, payload, err);
         pthread_mutex_unlock(&x->lock);

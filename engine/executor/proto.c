@@ -87,6 +87,29 @@ int em__data_parse(em_slice f, uint8_t *kind, uint8_t *flags, uint64_t *id, em_s
     return 0;
 }
 
+int em__bpush_decode(em_slice body, bool sealed, em_batch **out, em_err *err)
+{
+    *out = NULL;
+    uint64_t total = body.n >= EM__PIECE_HDR ? em_load_le64(body.p) : 0;
+    int rc = 0;
+    if (body.n < EM__PIECE_HDR)
+        rc = em_err_set(err, EM_EPROTO, "%zu bytes: shorter than a piece header", body.n);
+    else if (total > EM__BPUSH_MAX || em_load_le32(body.p + 12) != 0 ||
+             body.n - EM__PIECE_HDR != total)
+        rc = em_err_set(err, EM_EPROTO, "not one piece holding a whole value of at most %zu "
+                        "bytes (%llu bytes, %zu in the frame)", EM__BPUSH_MAX,
+                        (unsigned long long)total, body.n - EM__PIECE_HDR);
+    em__bcast_asm a = {.sealed = sealed};
+    if (rc == 0)
+        rc = em__bcast_asm_add(&a, body, err);   /* piece size and checksum checks */
+    if (rc == 0 && !em__bcast_asm_done(&a))
+        rc = em_err_set(err, EM_EPROTO, "more than one piece");
+    if (rc == 0 && !(*out = em__bcast_asm_finish(&a)))
+        rc = em_err_set(err, EM_ENOMEM, "%llu bytes: out of memory", (unsigned long long)total);
+    em__bcast_asm_destroy(&a);
+    return rc < 0 ? em_err_prefix(err, "pushed broadcast") : 0;
+}
+
 /* ---------------------------------------------------------------- encoding */
 
 static json_t *enc_result(const em_task_result *r, uint32_t nbatches, uint64_t store_bytes)

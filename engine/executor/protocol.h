@@ -36,8 +36,10 @@ typedef enum em__data_kind {
     EM__DATA_SEGMENT = 3,   /* a chunk of the shuffle segment of request id */
     EM__DATA_STAGE = 4,     /* the stage JSON of stage id */
     EM__DATA_PIECE = 5,     /* a piece of the broadcast of request id (EM__PIECE_HDR) */
+    EM__DATA_BPUSH = 6,     /* a small broadcast value, id = broadcast id, unasked: one
+                               PIECE body holding all of it (em__bpush_decode) */
 } em__data_kind;
-#define EM__DATA_KIND_MAX EM__DATA_PIECE
+#define EM__DATA_KIND_MAX EM__DATA_BPUSH
 
 /* RESULT frames carry a result block in chunks of at most EM__SEG_CHUNK bytes; flags bit 0
  * marks the last chunk of a block (a block's chunks are consecutive on the connection). */
@@ -167,6 +169,18 @@ static inline bool em__bcast_asm_done(const em__bcast_asm *a)
 /* The value as one BYTES batch of one record (takes the payload); NULL on OOM. */
 em_batch *em__bcast_asm_finish(em__bcast_asm *a);
 void em__bcast_asm_destroy(em__bcast_asm *a);     /* zeroed struct ok */
+
+/* ---------------------------------------------------------------- pushed broadcasts
+ * A broadcast of at most EM__BPUSH_MAX bytes is pushed to every live executor when it is
+ * made (em_cluster_push_broadcast), as one BPUSH frame whose body is a PIECE body (above)
+ * of index 0 holding the whole value, so the tasks that read it find it in their
+ * executor's store instead of asking the driver (a round trip per executor and value:
+ * k-means' centres each iteration). Bigger values are fetched on demand in pieces. */
+#define EM__BPUSH_MAX ((size_t)256 << 10)
+/* Decodes a BPUSH body (untrusted) into a BYTES batch of one record: EM_EPROTO when it is
+ * not one piece holding a whole value of at most EM__BPUSH_MAX bytes, EM_ECORRUPT for a
+ * checksum mismatch (sealed: the link's tag proved the bytes, crc 0). */
+int em__bpush_decode(em_slice body, bool sealed, em_batch **out, em_err *err);
 
 /* Reads the secret from a file (contents, trailing newlines stripped): owned string. */
 int em__read_secret_file(const char *path, char **out, em_err *err);

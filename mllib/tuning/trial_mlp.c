@@ -260,7 +260,14 @@ int em_tune_run(em_context *sc, const em_tune_space *s, const em_tune_opts *o, c
             em_broadcast_destroy(sc, me.bt);
         return err->code;
     }
-    uint32_t width = o->width ? o->width : em_context_default_parallelism(sc);
+    /* Two units per core: while a trial runs, the next one's job (its partition, stage and
+     * launch) is made and waits in the scheduler's queue, so a core starts its next trial
+     * as soon as the status of the last one reaches the driver instead of after the pool
+     * thread has handled that result and set up a new job (in local-cluster every trial
+     * otherwise left its executor idle for a round trip plus the job's setup). Not with a
+     * trial budget: a unit's clock starts when a pool thread takes it, queued or not. */
+    uint32_t par = em_context_default_parallelism(sc);
+    uint32_t width = o->width ? o->width : o->trial_budget_s > 0 ? par : 2 * par;
     em__tune_est e = {.nfolds = 1, .lower = o->base.regression,
                       .bound = o->base.regression ? 0.0 : 1.0, .budget_key = EM_TUNE_EPOCHS,
                       .max_budget = o->base.epochs ? o->base.epochs : 10,

@@ -150,7 +150,10 @@ typedef struct em_tune_opts {
     uint32_t eta;            /* HALVING: 0 = 3 */
     uint64_t seed;
     em_mlp_params base;      /* MLP: values for keys the space leaves out */
-    uint32_t width;          /* units at once: 0 = default parallelism (MLP), 1 (LR/ALS) */
+    uint32_t width;          /* units at once: 0 = MLP: twice the default parallelism (one
+                                unit per core running, one queued: its job is set up while
+                                the core is busy), or the default parallelism with a
+                                trial_budget_s (a queued unit's clock would run); LR/ALS 1 */
     double trial_budget_s;   /* > 0: cancel a unit running longer than this */
     /* optional, on the calling thread: each unit as its result arrives (the live table),
      * and each round's configurations once it ends (t[i].status says which finished) */

@@ -1,7 +1,7 @@
 /* tests/fuzz/fuzz_cluster_msg.c - libFuzzer harness for the driver-executor protocol
  * decoders (engine/executor/proto.c, bcast.c): any bytes as a JSON message, as a DATA frame
- * header and as broadcast pieces must be decoded or rejected without crashing or leaking;
- * a decoded message must re-encode and decode again to the same type. */
+ * header, as broadcast pieces and as a pushed broadcast must be decoded or rejected without
+ * crashing or leaking; a decoded message must re-encode and decode again to the same type. */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,6 +42,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         em_batch_unref(em__bcast_asm_finish(&a));
         em__bcast_asm_destroy(&a);
+    }
+    if (em__data_parse((em_slice){data, size}, &kind, &flags, &id, &body, &err) == 0 &&
+        kind == EM__DATA_BPUSH) {
+        /* a pushed broadcast, checked as on a plain link and as on a sealed one */
+        em_batch *b = NULL;
+        if (em__bpush_decode(body, false, &b, &err) == 0)
+            em_batch_unref(b);
+        b = NULL;
+        if (em__bpush_decode(body, true, &b, &err) == 0)
+            em_batch_unref(b);
     }
     return 0;
 }

@@ -2,7 +2,8 @@
  * `bcast` message: a value split into PIECE frame bodies is reassembled byte for byte from
  * pieces in any order (0 bytes, 1 byte, a piece boundary, a short last piece); a
  * corrupted piece is EM_ECORRUPT and a malformed, inconsistent, out-of-range or repeated
- * piece is EM_EPROTO, never a crash; `bcast` round-trips and rejects bad fields. */
+ * piece is EM_EPROTO, never a crash; `bcast` round-trips and rejects bad fields; a pushed
+ * broadcast (BPUSH) decodes or is rejected the same way. */
 #include <criterion/criterion.h>
 #include <string.h>
 
@@ -159,4 +160,60 @@ Test(bcast, message_roundtrip_and_bad_fields)
     f[0] = EM__DATA_KIND_MAX + 1;
     cr_assert_eq(em__data_parse(em_slice_make(f, sizeof f), &kind, &flags, &id, &body, &err),
                  EM_EPROTO);
+}
+
+/* A pushed broadcast (BPUSH body: one piece holding the whole value) decodes to the value;
+ * a value split in two pieces, a piece index other than 0, a value over EM__BPUSH_MAX, a
+ * short body and a bad checksum are errors; a sealed link skips the checksum. */
+Test(bcast, pushed_values)
+{
+    enum { N = 1000 };
+    uint8_t v[N];
+    for (size_t i = 0; i < N; i++)
+        v[i] = (uint8_t)(i * 17 + 3);
+    em_err err = EM_ERR_INIT;
+    size_t sizes[] = {0, 1, N};
+    for (size_t s = 0; s < 3; s++) {
+        size_t len;
+        uint8_t *b = piece(v, sizes[s], EM__PIECE_SIZE, 0, &len);
+        em_batch *bt = NULL;
+        cr_assert_eq(em__bpush_decode(em_slice_make(b, len), false, &bt, &err), 0, "%s",
+                     err.msg);
+        em_batch_iter it;
+        em_rec r;
+        em_batch_iter_init(&it, bt);
+        cr_assert(em_batch_iter_next(&it, &r));
+        cr_assert_eq(r.val.n, sizes[s]);
+        cr_assert(sizes[s] == 0 || memcmp(r.val.p, v, sizes[s]) == 0);
+        em_batch_unref(bt);
+        free(b);
+    }
+    size_t len;
+    em_batch *bt = NULL;
+    uint8_t *b = piece(v, N, 600, 0, &len);   /* the first of two pieces */
+    cr_assert_eq(em__bpush_decode(em_slice_make(b, len), false, &bt, &err), EM_EPROTO);
+    cr_assert_null(bt);
+    cr_assert(strstr(err.msg, "pushed broadcast"), "%s", err.msg);
+    free(b);
+    b = piece(v, N, EM__PIECE_SIZE, 0, &len);
+    em_store_le32(b + 12, 1);   /* index 1 */
+    cr_assert_eq(em__bpush_decode(em_slice_make(b, len), false, &bt, &err), EM_EPROTO);
+    em_store_le32(b + 12, 0);
+    cr_assert_eq(em__bpush_decode(em_slice_make(b, EM__PIECE_HDR - 1), false, &bt, &err),
+                 EM_EPROTO);
+    cr_assert_eq(em__bpush_decode(em_slice_make(b, len - 1), false, &bt, &err), EM_EPROTO);
+    b[EM__PIECE_HDR + 5] ^= 1;   /* a flipped bit: the crc catches it on a plain link */
+    cr_assert_eq(em__bpush_decode(em_slice_make(b, len), false, &bt, &err), EM_ECORRUPT);
+    em_store_le32(b + 16, 0);    /* sealed: crc 0, the tag proved the bytes */
+    cr_assert_eq(em__bpush_decode(em_slice_make(b, len), true, &bt, &err), 0, "%s", err.msg);
+    em_batch_unref(bt);
+    free(b);
+    size_t big = EM__BPUSH_MAX + 1;
+    uint8_t *bv = calloc(1, big);
+    b = piece(bv, big, EM__PIECE_SIZE, 0, &len);
+    bt = NULL;
+    cr_assert_eq(em__bpush_decode(em_slice_make(b, len), false, &bt, &err), EM_EPROTO);
+    cr_assert_null(bt);
+    free(b);
+    free(bv);
 }

@@ -28,8 +28,6 @@ static int record_plain(const char *p, size_t n, size_t *off, char delim, em_vbu
         return 1;
     const char *nl = memchr(p + i, '\n', n - i);
     size_t lend = nl ? (size_t)(nl - p) : n, cend = lend;
-    if (memchr(p + i, '"', lend - i) != NULL)
-        return 1;
     if (cend > i && p[cend - 1] == '\r')
         cend--;
     size_t len = cend - i;
@@ -37,20 +35,21 @@ static int record_plain(const char *p, size_t n, size_t *off, char delim, em_vbu
         return EM_ENOMEM;
     char *d = (char *)scratch->data;
     memcpy(d, p + i, len);
-    d[len] = '\0';
+    d[len] = delim;   /* a sentinel: the scan below stops at it */
     uint32_t lim = maxf < 1024 ? maxf : 1024, k = 0;
-    size_t fs = 0;
-    for (;;) {
-        if (k >= lim)
-            return 1;
-        char *e = memchr(d + fs, delim, len - fs);
-        size_t fe = e ? (size_t)(e - d) : len;
+    for (size_t fs = 0;;) {
+        size_t fe = fs;
+        char c;
+        while ((c = d[fe]) != delim && c != '"')
+            fe++;
+        if (c == '"' || k >= lim)
+            return 1;   /* quotes, or too many fields: the byte-wise parser decides */
         d[fe] = '\0';
         out[k].u.s = d + fs;
         out[k].len = (uint32_t)(fe - fs);
         out[k].type = fe > fs ? EM_SQL_TEXT : EM_SQL_NULL;
         k++;
-        if (e == NULL)
+        if (fe == len)
             break;
         fs = fe + 1;
     }

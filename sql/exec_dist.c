@@ -163,10 +163,20 @@ static sql_plan *pending_of(dist *d, const dval *v)
     return v->pending ? v->pending : rel_leaf(d, v->w0, 0, NULL);
 }
 
-static int encode_rows(dist *d, const sql_rel *r, em_vbuf *b, size_t *ends)
+/* need: NULL, or per column 0 for a column no one reads (encoded as NULL). */
+static int encode_rows(dist *d, const sql_rel *r, const uint8_t *need, em_vbuf *b, size_t *ends)
 {
+    em_sql_value *tmp = need ? em_arena_alloc(d->x->arena, (r->width + 1) * sizeof *tmp) : NULL;
+    if (need != NULL && tmp == NULL)
+        return fail(d, EM_ENOMEM, "out of memory");
     for (size_t i = 0; i < r->n; i++) {
-        if (em_sql_row_encode(b, &r->v[i * r->width], r->width) < 0)
+        const em_sql_value *row = &r->v[i * r->width];
+        if (need != NULL) {
+            for (uint32_t c = 0; c < r->width; c++)
+                tmp[c] = need[c] ? row[c] : em__sql_null();
+            row = tmp;
+        }
+        if (em_sql_row_encode(b, row, r->width) < 0)
             return fail(d, EM_ENOMEM, "out of memory");
         if (ends)
             ends[i] = b->len;
@@ -175,7 +185,7 @@ static int encode_rows(dist *d, const sql_rel *r, em_vbuf *b, size_t *ends)
 }
 
 /* Local rows as a dataset (parallelized). */
-static int rel_to_rdd(dist *d, const sql_rel *r, em_rdd **out)
+static int rel_to_rdd(dist *d, const sql_rel *r, const uint8_t *need, em_rdd **out)
 {
     em_vbuf b;
     size_t *ends = em_malloc((r->n + 1) * sizeof *ends);
@@ -185,7 +195,7 @@ static int rel_to_rdd(dist *d, const sql_rel *r, em_rdd **out)
     if (ends == NULL || recs == NULL)
         rc = fail(d, EM_ENOMEM, "out of memory");
     if (rc == 0)
-        rc = encode_rows(d, r, &b, ends);
+        rc = encode_rows(d, r, need, &b, ends);
     for (size_t i = 0; i < r->n && rc == 0; i++)
         recs[i].val = em_slice_make(b.data + (i ? ends[i - 1] : 0), ends[i] - (i ? ends[i - 1] : 0));
     if (rc == 0) {
@@ -205,7 +215,7 @@ static int materialize(dist *d, const dval *v, sql_expr *const *keys, int32_t nk
 {
     if (v->rel != NULL) {
         dval t = {.w0 = v->rel->width};
-        int rc = rel_to_rdd(d, v->rel, &t.rdd);
+        int rc = rel_to_rdd(d, v->rel, NULL, &t.rdd);
         return rc < 0 ? rc : materialize(d, &t, keys, nkeys, out);
     }
     if (v->pending == NULL && nkeys < 0 && v->src == SRC_ROWS) {
@@ -380,6 +390,10 @@ static int run_scan(dist *d, const sql_plan *p, dval *out)
     s->table = NULL;
     out->w0 = t->ncols;
     out->pending = s;
+    const uint8_t *need = NULL;
+    for (size_t i = 0; i < d->nneeds; i++)
+        if (d->needs[i].scan == p)
+            need = d->needs[i].need;
     if (!t->loaded && t->csv_path) { /* byte ranges of the file, parsed by the tasks */
         uint64_t size = t->csv_bytes, n = 1;
         if (!t->csv_multiline) {
@@ -404,13 +418,11 @@ static int run_scan(dist *d, const sql_plan *p, dval *out)
         em_free(rng);
         out->src = SRC_CSV;
         out->csv = t;
-        for (size_t i = 0; i < d->nneeds; i++)
-            if (d->needs[i].scan == p)
-                out->need = d->needs[i].need;
+        out->need = need;
         return track(d, out->rdd);
     }
     sql_rel r = {.width = t->ncols, .n = t->nrows, .v = t->rows};
-    if ((rc = rel_to_rdd(d, &r, &out->rdd)) < 0)
+    if ((rc = rel_to_rdd(d, &r, need, &out->rdd)) < 0)
         return rc;
     return 0;
 }
@@ -526,7 +538,7 @@ static int run_join(dist *d, const sql_plan *p, dval *out)
             return em__sql_run(d->x, n, NULL, &out->rel);
         }
         em_vbuf_init(&b);
-        rc = encode_rows(d, rows, &b, NULL);
+        rc = encode_rows(d, rows, NULL, &b, NULL);
         uint32_t id = rc == 0 ? em_broadcast(d->sc, em_slice_make(b.data, b.len), &d->err) : 0;
         em_vbuf_destroy(&b);
         if (rc < 0)

@@ -182,14 +182,32 @@ typedef struct csv_sink {
     const sql_plan *leaf;
     em_sql_value *wide;   /* leaf->width values */
     int rc;               /* an evaluation error (x->diag says which) */
+    /* Chunked stages: every CSV_CHUNK_ROWS rows, flush runs the plan over r and emits its
+     * rows, then r starts again (its arena, x's, is reset); its error is kept in ferr. */
+    int (*flush)(struct csv_sink *k);
+    void *flush_ud;
+    bool have_ferr;
+    em_err ferr;
 } csv_sink;
+
+#define CSV_CHUNK_ROWS 16384
+
+static int csv_keep(csv_sink *k, const em_sql_value *row)
+{
+    int rc = em__sql_rel_push(k->x, k->r, row);
+    if (rc == 0 && k->flush != NULL && k->r->n >= CSV_CHUNK_ROWS && (rc = k->flush(k)) < 0) {
+        k->rc = rc;
+        k->have_ferr = true;
+    }
+    return rc;
+}
 
 static int csv_row(void *ud, const em_sql_value *row)
 {
     csv_sink *k = ud;
     const sql_plan *l = k->leaf;
     if (l == NULL)
-        return em__sql_rel_push(k->x, k->r, row);
+        return csv_keep(k, row);
     memcpy(k->wide + l->off, row, l->slice * sizeof *row);
     if (l->pred != NULL) {
         sql_env env = {.row = k->wide};
@@ -202,7 +220,7 @@ static int csv_row(void *ud, const em_sql_value *row)
         if (em__sql_truth(&t) != 1)
             return 0;
     }
-    return em__sql_rel_push(k->x, k->r, k->wide);
+    return csv_keep(k, k->wide);
 }
 
 /* Parses byte range [start, end) of the file (mapped, so a range reads only its pages). */
@@ -231,7 +249,9 @@ static int csv_range(sql_exec *x, const csv_src *cs, csv_sink *k, uint64_t start
     rc = em__sql_csv_parse(&cs->sp, m, n, (size_t)start, end < n ? (size_t)end : n, x->arena,
                            csv_row, k, bad, err);
     munmap(m, n);
-    if (k->rc < 0) /* the filter failed, not the memory: its own message */
+    if (k->rc < 0 && k->have_ferr) /* the chunk's plan or emission failed */
+        *err = k->ferr, rc = k->ferr.code;
+    else if (k->rc < 0) /* the filter failed, not the memory: its own message */
         rc = em_err_set(err, x->diag->err.code ? x->diag->err.code : EM_EINVAL, "%s",
                         x->diag->err.msg);
     return rc;
@@ -244,7 +264,34 @@ typedef struct stage {
     sql_rel *in[2];
     em_task *task;
     em_err *err;
+    /* Chunked CSV stages (read_inputs): the plan runs per chunk of rows in cx (its arena
+     * reset after each), emitting as it goes. */
+    sql_plan *plan;
+    sql_exec cx;
+    em_arena chunk;
+    sql_expr **keys;
+    uint32_t nkeys;
+    bool keyed;
+    em_emitter *out;
+    bool chunked;
 } stage;
+
+static int emit_rows(stage *s, const sql_rel *r, sql_expr **keys, uint32_t nkeys, bool keyed,
+                     em_emitter *out);
+
+/* A plan whose output over a partition is the concatenation of its outputs over chunks of
+ * the partition's rows: row-wise nodes and a partial aggregate (its states merge later). */
+static bool chunkable(const sql_plan *p, const sql_plan *leaf)
+{
+    for (; p != NULL && p != leaf; p = p->in) {
+        if (p->right != NULL)
+            return false;
+        if (!(p->kind == P_FILTER || p->kind == P_PROJECT || p->kind == P_TRIM ||
+              (p->kind == P_AGG && p->agg_mode == AGG_PARTIAL)))
+            return false;
+    }
+    return p == leaf;
+}
 
 /* Points every P_REL leaf at its rows (broadcasts decoded once per id). */
 static int bind_inputs(stage *s, sql_plan *p, int depth)
@@ -259,6 +306,8 @@ static int bind_inputs(stage *s, sql_plan *p, int depth)
             p->rel = s->in[p->input];
             return 0;
         }
+        if (p->rel != NULL) /* bound before the CSV ranges were read */
+            return 0;
         em_slice v;
         int rc = em_task_broadcast(s->task, p->input - 2, &v, s->err);
         if (rc < 0)
@@ -273,6 +322,28 @@ static int bind_inputs(stage *s, sql_plan *p, int depth)
     }
     int rc = bind_inputs(s, p->in, depth + 1);
     return rc < 0 ? rc : bind_inputs(s, p->right, depth + 1);
+}
+
+/* Runs the stage plan over the chunk's rows (the leaf reads them), emits its output and
+ * starts a new chunk. */
+static int chunk_flush(csv_sink *k)
+{
+    stage *s = k->flush_ud;
+    sql_rel *res;
+    int rc = 0;
+    if (k->r->n > 0) {
+        if (em__sql_run(&s->cx, s->plan, NULL, &res) < 0)
+            rc = em_err_set(&k->ferr, s->diag.err.code ? s->diag.err.code : EM_EINVAL, "%s",
+                            s->diag.err.msg);
+        else if ((rc = emit_rows(s, res, s->keys, s->nkeys, s->keyed, s->out)) < 0)
+            k->ferr = *s->err;
+    }
+    em_arena_reset(&s->chunk);
+    k->r->n = k->r->cap = 0;
+    k->r->v = NULL;
+    if (rc < 0)
+        k->have_ferr = true;
+    return rc;
 }
 
 static int read_inputs(stage *s, uint8_t src, const csv_src *cs, sql_plan *plan, em_iter *it)
@@ -298,6 +369,16 @@ static int read_inputs(stage *s, uint8_t src, const csv_src *cs, sql_plan *plan,
             r->width = l->width;
             k.r = r;
             k.leaf = l;
+            if (chunkable(plan, l)) { /* rows and their text live in the chunk's arena */
+                k.x = &s->cx;
+                k.flush = chunk_flush;
+                k.flush_ud = s;
+                l->kind = P_REL;
+                l->input = 0;
+                l->rel = r;
+                s->in[0] = r;
+                s->chunked = true;
+            }
         }
     }
     while ((rc = em_iter_next(it, &rec, s->err)) == 1) {
@@ -308,7 +389,7 @@ static int read_inputs(stage *s, uint8_t src, const csv_src *cs, sql_plan *plan,
             if (rec.val.n != 16)
                 return em_err_set(s->err, EM_ECORRUPT, "sql stage: bad CSV range record");
             uint64_t a = (uint64_t)em_dec_i64(rec.val.p), b = (uint64_t)em_dec_i64(rec.val.p + 8);
-            if ((rc = csv_range(&s->x, cs, &k, a, b, &bad, s->err)) < 0)
+            if ((rc = csv_range(k.x, cs, &k, a, b, &bad, s->err)) < 0)
                 return rc;
         } else {
             em_slice lists[2];
@@ -332,7 +413,10 @@ static int read_inputs(stage *s, uint8_t src, const csv_src *cs, sql_plan *plan,
     }
     if (rc == 0 && bad > 0 && cs->acc != 0)
         em_task_acc_add_i64(s->task, cs->acc, (int64_t)bad);
-    if (rc == 0 && k.leaf != NULL) { /* the leaf's rows are made: it reads them as input 0 */
+    if (rc == 0 && k.flush != NULL)  /* the last chunk */
+        rc = chunk_flush(&k) < 0 ? (*s->err = k.ferr, k.ferr.code) : 0;
+    if (rc == 0 && k.leaf != NULL && k.flush == NULL) { /* the leaf's rows are made: it reads
+                                                           them as input 0 */
         sql_plan *l = (sql_plan *)k.leaf;
         l->kind = P_REL;
         l->input = 0;
@@ -381,8 +465,10 @@ static int stage_fn(const em_fn_ctx *c, uint32_t index, em_iter *it, em_emitter 
     (void)index;
     em_arena a;
     em_arena_init(&a, 64 * 1024);
-    stage s = {.x = {.arena = &a}, .task = c->task, .err = err};
+    stage s = {.x = {.arena = &a}, .task = c->task, .err = err, .out = out};
     s.x.diag = &s.diag;
+    em_arena_init(&s.chunk, 64 * 1024);
+    s.cx = (sql_exec){.arena = &s.chunk, .diag = &s.diag};
     stage_rd r = {.p = c->blob.p, .n = c->blob.n};
     uint8_t src;
     uint32_t w[2], nkeys;
@@ -441,7 +527,17 @@ static int stage_fn(const em_fn_ctx *c, uint32_t index, em_iter *it, em_emitter 
         memset(s.in[i], 0, sizeof *s.in[i]);
         s.in[i]->width = w[i];
     }
-    if ((rc = read_inputs(&s, src, &cs, plan, it)) < 0 || (rc = bind_inputs(&s, plan, 0)) < 0)
+    s.plan = plan;
+    s.keys = keys;
+    s.nkeys = nkeys;
+    s.keyed = keyed;
+    if (src == SRC_CSV && (rc = bind_inputs(&s, plan, 0)) < 0) /* broadcasts, before chunks */
+        goto out;
+    if ((rc = read_inputs(&s, src, &cs, plan, it)) < 0)
+        goto out;
+    if (s.chunked) /* emitted as read */
+        goto out;
+    if ((rc = bind_inputs(&s, plan, 0)) < 0)
         goto out;
     if (em__sql_run(&s.x, plan, NULL, &res) < 0) {
         rc = em_err_set(err, s.diag.err.code ? s.diag.err.code : EM_EINVAL, "%s", s.diag.err.msg);
@@ -449,6 +545,7 @@ static int stage_fn(const em_fn_ctx *c, uint32_t index, em_iter *it, em_emitter 
     }
     rc = emit_rows(&s, res, keys, nkeys, keyed, out);
 out:
+    em_arena_destroy(&s.chunk);
     em_arena_destroy(&a);
     return rc;
 }

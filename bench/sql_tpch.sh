@@ -30,8 +30,11 @@ sf=${SF:-1}
 queries=${QUERIES:-01 03 06}
 masters=("local[2]" "local-cluster[2,1]")
 qdir=$root/tests/integration/tpch
-data=$benchdir/tpch-sf$sf
-db=$benchdir/tpch-sf$sf.sqlite
+# TPCH_DATA=DIR and TPCH_DB=FILE use data generated elsewhere (e.g. another build's
+# bench/tpch-sf1 and tpch-sf1.sqlite) by path instead of generating it again: the
+# schema.sql there may name other paths, so the tables are read from DIR/<table>.tbl.
+data=${TPCH_DATA:-$benchdir/tpch-sf$sf}
+db=${TPCH_DB:-$benchdir/tpch-sf$sf.sqlite}
 work=$(mktemp -d "$benchdir/sql-tpch.XXXXXX")
 # run_measured, keeping measure.py's line in $benchdir/LABEL.json for the summary
 measured() {
@@ -92,11 +95,14 @@ for q in $queries; do
 done
 tables=$(echo "$tables" | tr ' ' '\n' | sed '/^$/d' | sort -u | tr '\n' '|')
 /usr/bin/python3 - "$data/schema.sql" "${tables%|}" >"$work/ember.sql" <<'PY'
-import re, sys
+import os, re, sys
 text, keep = open(sys.argv[1]).read(), set(sys.argv[2].split("|"))
+data = os.path.dirname(os.path.abspath(sys.argv[1]))
 for stmt in re.findall(r"CREATE TABLE .*?;\n", text, re.S):
-    if stmt.split()[2] in keep:
-        print(stmt, end="")
+    t = stmt.split()[2]
+    if t in keep:   # the file of the table next to schema.sql, wherever it was generated
+        path = os.path.join(data, os.path.basename(re.search(r"path '((?:[^']|'')*)'", stmt)[1]))
+        print(re.sub(r"path '(?:[^']|'')*'", lambda m: "path '" + path.replace("'", "''") + "'", stmt), end="")
 PY
 for q in $queries; do   # a marker query before each splits the CSV output per query
     printf "SELECT 'ember-bench-query-%s' AS marker;\n" "$q" >>"$work/ember.sql"

@@ -16,6 +16,51 @@
 
 #include "sql/sql_int.h"
 
+/* The common record: no '"' before its line break. Copied into scratch whole in one go,
+ * delimiters turned into NULs (memchr finds both), exactly as the byte-wise parser below
+ * would split it. 0 done, 1 not such a record (or too many fields: the parser below
+ * reports it), EM_ENOMEM. */
+static int record_plain(const char *p, size_t n, size_t *off, char delim, em_vbuf *scratch,
+                        em_sql_value *out, uint32_t maxf, uint32_t *nf, uint64_t *line)
+{
+    size_t i = *off;
+    if (delim == '\n' || delim == '\r' || delim == '"')
+        return 1;
+    const char *nl = memchr(p + i, '\n', n - i);
+    size_t lend = nl ? (size_t)(nl - p) : n, cend = lend;
+    if (cend > i && p[cend - 1] == '\r')
+        cend--;
+    size_t len = cend - i;
+    if (em_vbuf_reserve(scratch, len + 1) < 0)
+        return EM_ENOMEM;
+    char *d = (char *)scratch->data;
+    memcpy(d, p + i, len);
+    d[len] = delim;   /* a sentinel: the scan below stops at it */
+    uint32_t lim = maxf < 1024 ? maxf : 1024, k = 0;
+    for (size_t fs = 0;;) {
+        size_t fe = fs;
+        char c;
+        while ((c = d[fe]) != delim && c != '"')
+            fe++;
+        if (c == '"' || k >= lim)
+            return 1;   /* quotes, or too many fields: the byte-wise parser decides */
+        d[fe] = '\0';
+        out[k].u.s = d + fs;
+        out[k].len = (uint32_t)(fe - fs);
+        out[k].type = fe > fs ? EM_SQL_TEXT : EM_SQL_NULL;
+        k++;
+        if (fe == len)
+            break;
+        fs = fe + 1;
+    }
+    scratch->len = len + 1;
+    *nf = k;
+    *off = nl ? lend + 1 : n;
+    if (nl)
+        (*line)++;
+    return 0;
+}
+
 /* Parses the record at p[*off..n): field i is out[i] (pointing into scratch, NUL-ended).
  * *nf = fields; *line advances past the record's line breaks. 0 on success, 1 at the end of
  * the input, EM_ECORRUPT on a malformed record (err names line), EM_EINVAL past maxf. */
@@ -30,6 +75,11 @@ int em__sql_csv_record(const char *p, size_t n, size_t *off, char delim, em_vbuf
     if (i >= n)
         return 1;
     em_vbuf_clear(scratch);
+    if (p[i] != '"') {
+        int rc = record_plain(p, n, off, delim, scratch, out, maxf, nf, line);
+        if (rc <= 0)
+            return rc < 0 ? em_err_set(err, EM_ENOMEM, "out of memory") : 0;
+    }
     for (;;) {
         bool quoted = false;
         size_t fstart = scratch->len;
@@ -94,6 +144,54 @@ int em__sql_csv_record(const char *p, size_t n, size_t *off, char delim, em_vbuf
     return 0;
 }
 
+/* [-]digits, at most 18 of them: the value strtoll gives. false: leave it to strtoll. */
+static bool fast_int(const char *s, uint32_t n, em_sql_value *out)
+{
+    uint32_t i = s[0] == '-';
+    if (n == i || n - i > 18)
+        return false;
+    int64_t x = 0;
+    for (; i < n; i++) {
+        unsigned dg = (unsigned)(s[i] - '0');
+        if (dg > 9)
+            return false;
+        x = x * 10 + dg;
+    }
+    *out = em__sql_int(s[0] == '-' ? -x : x);
+    return true;
+}
+
+/* [-]digits[.digits] with at most 15 digits in all: the mantissa and 10^fraction digits
+ * are exact doubles, so their quotient is the correctly rounded value, as strtod's.
+ * false: leave it to strtod. */
+static bool fast_double(const char *s, uint32_t n, em_sql_value *out)
+{
+    static const double p10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+                                 1e11, 1e12, 1e13, 1e14, 1e15};
+    uint32_t i = s[0] == '-', nd = 0, frac = 0;
+    bool dot = false;
+    int64_t m = 0;
+    if (n == i || n - i > 16)
+        return false;
+    for (; i < n; i++) {
+        if (s[i] == '.' && !dot) {
+            dot = true;
+            continue;
+        }
+        unsigned dg = (unsigned)(s[i] - '0');
+        if (dg > 9)
+            return false;
+        m = m * 10 + dg;
+        nd++;
+        frac += dot;
+    }
+    if (nd == 0 || nd > 15)
+        return false;
+    double d = (double)m / p10[frac];
+    *out = em__sql_dbl(s[0] == '-' ? -d : d);
+    return true;
+}
+
 /* Converts field text v to column type t, strictly. */
 static bool convert(em_arena *a, int t, const em_sql_value *v, em_sql_value *out)
 {
@@ -105,6 +203,8 @@ static bool convert(em_arena *a, int t, const em_sql_value *v, em_sql_value *out
     }
     switch (t) {
     case EM_SQL_INT: {
+        if (fast_int(s, v->len, out))
+            return true;
         errno = 0;
         long long x = strtoll(s, &end, 10);
         if (v->len == 0 || *end != '\0' || errno != 0)
@@ -113,6 +213,8 @@ static bool convert(em_arena *a, int t, const em_sql_value *v, em_sql_value *out
         return true;
     }
     case EM_SQL_DOUBLE: {
+        if (fast_double(s, v->len, out))
+            return true;
         double d = strtod(s, &end);
         if (v->len == 0 || *end != '\0')
             return false;
@@ -206,9 +308,16 @@ int em__sql_csv_parse(const sql_csv_spec *sp, const char *p, size_t n, size_t st
             continue;
         int bad_col = -1;
         if (nf == sp->ncols) {
-            for (uint32_t c = 0; c < sp->ncols && bad_col < 0; c++)
-                if (!convert(strings, sp->types[c], &fields[c], &row[c]))
+            for (uint32_t c = 0; c < sp->ncols && bad_col < 0; c++) {
+                if (sp->need != NULL && !sp->need[c]) { /* checked, not kept */
+                    if (sp->types[c] != EM_SQL_TEXT && sp->types[c] != EM_SQL_NULL &&
+                        !convert(strings, sp->types[c], &fields[c], &row[c]))
+                        bad_col = (int)c;
+                    row[c] = em__sql_null();
+                } else if (!convert(strings, sp->types[c], &fields[c], &row[c])) {
                     bad_col = (int)c;
+                }
+            }
         }
         if (nf != sp->ncols || bad_col >= 0) {
             if (sp->skip_bad) {

@@ -10,8 +10,9 @@
  *                 SRC_CSV: records are (u64 start, u64 end) byte ranges of a CSV file;
  *   u32 w0, w1    widths of input 0 and input 1 rows;
  *   SRC_CSV only: str path, str table, u32 ncols, ncols x (u8 type, str name), u8 delim,
- *                 u8 header, u8 multiline, u8 skip_bad, u32 accumulator of skipped rows
- *                 (0 none); a str is u32 length then bytes;
+ *                 u8 header, u8 multiline, u8 skip_bad, u8 has_need, has_need ? ncols x
+ *                 u8 (0: a column the query does not read, given as NULL), u32
+ *                 accumulator of skipped rows (0 none); a str is u32 length then bytes;
  *   u32 k, k - 1 exprs: k = 0 emits plain rows; otherwise KV records keyed by the 8-byte
  *                 hash of these k - 1 expressions over the output row (the shuffle key);
  *   the plan: its P_REL leaves read input 0, input 1, or broadcast (input - 2), whose value
@@ -113,7 +114,7 @@ typedef struct csv_src {
 static int rd_csv(stage_rd *r, em_arena *a, csv_src *cs, em_err *err)
 {
     uint32_t nc;
-    uint8_t f[4];
+    uint8_t f[5];
     int rc;
     memset(cs, 0, sizeof *cs);
     if ((rc = rd_str(r, a, &cs->sp.path, err)) < 0 || (rc = rd_str(r, a, &cs->sp.table, err)) < 0 ||
@@ -128,9 +129,18 @@ static int rd_csv(stage_rd *r, em_arena *a, csv_src *cs, em_err *err)
     for (uint32_t c = 0; c < nc; c++)
         if ((rc = rd_u8(r, &types[c], err)) < 0 || (rc = rd_str(r, a, &names[c], err)) < 0)
             return rc;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         if ((rc = rd_u8(r, &f[i], err)) < 0)
             return rc;
+    if (f[4] != 0) {   /* the columns the query reads */
+        uint8_t *need = em_arena_alloc(a, nc);
+        if (need == NULL)
+            return em_err_set(err, EM_ENOMEM, "sql stage: out of memory");
+        for (uint32_t c = 0; c < nc; c++)
+            if ((rc = rd_u8(r, &need[c], err)) < 0)
+                return rc;
+        cs->sp.need = need;
+    }
     cs->sp.ncols = nc;
     cs->sp.types = types;
     cs->sp.cols = names;
@@ -154,26 +164,68 @@ int em__sql_csv_spec_encode(em_vbuf *b, const sql_csv_spec *sp, uint32_t acc)
         if ((rc = em_vbuf_append(b, &sp->types[c], 1)) == 0 &&
             (rc = em_vbuf_append_u32le(b, (uint32_t)strlen(sp->cols[c]))) == 0)
             rc = em_vbuf_append(b, sp->cols[c], strlen(sp->cols[c]));
-    uint8_t f[4] = {(uint8_t)sp->delim, sp->header, sp->multiline, sp->skip_bad};
-    if (rc == 0 && (rc = em_vbuf_append(b, f, 4)) == 0)
+    uint8_t f[5] = {(uint8_t)sp->delim, sp->header, sp->multiline, sp->skip_bad,
+                    sp->need != NULL};
+    if (rc == 0 && (rc = em_vbuf_append(b, f, 5)) == 0 && sp->need != NULL)
+        rc = em_vbuf_append(b, sp->need, sp->ncols);
+    if (rc == 0)
         rc = em_vbuf_append_u32le(b, acc);
     return rc;
 }
 
+/* Where a range's rows go: r, as they are; or with `leaf` (the stage plan's P_SUBQ over
+ * the file's rows), each row placed in its slice of a wide row and kept when the leaf's
+ * pushed-down filter holds, so rows the query drops are never stored. */
 typedef struct csv_sink {
     sql_exec *x;
     sql_rel *r;
+    const sql_plan *leaf;
+    em_sql_value *wide;   /* leaf->width values */
+    int rc;               /* an evaluation error (x->diag says which) */
+    /* Chunked stages: every CSV_CHUNK_ROWS rows, flush runs the plan over r and emits its
+     * rows, then r starts again (its arena, x's, is reset); its error is kept in ferr. */
+    int (*flush)(struct csv_sink *k);
+    void *flush_ud;
+    bool have_ferr;
+    em_err ferr;
 } csv_sink;
+
+#define CSV_CHUNK_ROWS 16384
+
+static int csv_keep(csv_sink *k, const em_sql_value *row)
+{
+    int rc = em__sql_rel_push(k->x, k->r, row);
+    if (rc == 0 && k->flush != NULL && k->r->n >= CSV_CHUNK_ROWS && (rc = k->flush(k)) < 0) {
+        k->rc = rc;
+        k->have_ferr = true;
+    }
+    return rc;
+}
 
 static int csv_row(void *ud, const em_sql_value *row)
 {
     csv_sink *k = ud;
-    return em__sql_rel_push(k->x, k->r, row);
+    const sql_plan *l = k->leaf;
+    if (l == NULL)
+        return csv_keep(k, row);
+    memcpy(k->wide + l->off, row, l->slice * sizeof *row);
+    if (l->pred != NULL) {
+        sql_env env = {.row = k->wide};
+        em_sql_value t;
+        int rc = em__sql_eval(k->x, l->pred, &env, &t);
+        if (rc < 0) {
+            k->rc = rc;
+            return rc;
+        }
+        if (em__sql_truth(&t) != 1)
+            return 0;
+    }
+    return csv_keep(k, k->wide);
 }
 
 /* Parses byte range [start, end) of the file (mapped, so a range reads only its pages). */
-static int csv_range(sql_exec *x, const csv_src *cs, sql_rel *r, uint64_t start, uint64_t end,
-                     uint64_t *bad, em_err *err)
+static int csv_range(sql_exec *x, const csv_src *cs, csv_sink *k, uint64_t start,
+                     uint64_t end, uint64_t *bad, em_err *err)
 {
     int fd = open(cs->sp.path, O_RDONLY | O_CLOEXEC);
     struct stat st;
@@ -194,10 +246,14 @@ static int csv_range(sql_exec *x, const csv_src *cs, sql_rel *r, uint64_t start,
     close(fd);
     if (m == MAP_FAILED)
         return em_err_set(err, EM_EIO, "%s: cannot map: %s", cs->sp.path, strerror(errno));
-    csv_sink k = {.x = x, .r = r};
     rc = em__sql_csv_parse(&cs->sp, m, n, (size_t)start, end < n ? (size_t)end : n, x->arena,
-                           csv_row, &k, bad, err);
+                           csv_row, k, bad, err);
     munmap(m, n);
+    if (k->rc < 0 && k->have_ferr) /* the chunk's plan or emission failed */
+        *err = k->ferr, rc = k->ferr.code;
+    else if (k->rc < 0) /* the filter failed, not the memory: its own message */
+        rc = em_err_set(err, x->diag->err.code ? x->diag->err.code : EM_EINVAL, "%s",
+                        x->diag->err.msg);
     return rc;
 }
 
@@ -208,7 +264,34 @@ typedef struct stage {
     sql_rel *in[2];
     em_task *task;
     em_err *err;
+    /* Chunked CSV stages (read_inputs): the plan runs per chunk of rows in cx (its arena
+     * reset after each), emitting as it goes. */
+    sql_plan *plan;
+    sql_exec cx;
+    em_arena chunk;
+    sql_expr **keys;
+    uint32_t nkeys;
+    bool keyed;
+    em_emitter *out;
+    bool chunked;
 } stage;
+
+static int emit_rows(stage *s, const sql_rel *r, sql_expr **keys, uint32_t nkeys, bool keyed,
+                     em_emitter *out);
+
+/* A plan whose output over a partition is the concatenation of its outputs over chunks of
+ * the partition's rows: row-wise nodes and a partial aggregate (its states merge later). */
+static bool chunkable(const sql_plan *p, const sql_plan *leaf)
+{
+    for (; p != NULL && p != leaf; p = p->in) {
+        if (p->right != NULL)
+            return false;
+        if (!(p->kind == P_FILTER || p->kind == P_PROJECT || p->kind == P_TRIM ||
+              (p->kind == P_AGG && p->agg_mode == AGG_PARTIAL)))
+            return false;
+    }
+    return p == leaf;
+}
 
 /* Points every P_REL leaf at its rows (broadcasts decoded once per id). */
 static int bind_inputs(stage *s, sql_plan *p, int depth)
@@ -223,6 +306,8 @@ static int bind_inputs(stage *s, sql_plan *p, int depth)
             p->rel = s->in[p->input];
             return 0;
         }
+        if (p->rel != NULL) /* bound before the CSV ranges were read */
+            return 0;
         em_slice v;
         int rc = em_task_broadcast(s->task, p->input - 2, &v, s->err);
         if (rc < 0)
@@ -239,11 +324,63 @@ static int bind_inputs(stage *s, sql_plan *p, int depth)
     return rc < 0 ? rc : bind_inputs(s, p->right, depth + 1);
 }
 
-static int read_inputs(stage *s, uint8_t src, const csv_src *cs, em_iter *it)
+/* Runs the stage plan over the chunk's rows (the leaf reads them), emits its output and
+ * starts a new chunk. */
+static int chunk_flush(csv_sink *k)
+{
+    stage *s = k->flush_ud;
+    sql_rel *res;
+    int rc = 0;
+    if (k->r->n > 0) {
+        if (em__sql_run(&s->cx, s->plan, NULL, &res) < 0)
+            rc = em_err_set(&k->ferr, s->diag.err.code ? s->diag.err.code : EM_EINVAL, "%s",
+                            s->diag.err.msg);
+        else if ((rc = emit_rows(s, res, s->keys, s->nkeys, s->keyed, s->out)) < 0)
+            k->ferr = *s->err;
+    }
+    em_arena_reset(&s->chunk);
+    k->r->n = k->r->cap = 0;
+    k->r->v = NULL;
+    if (rc < 0)
+        k->have_ferr = true;
+    return rc;
+}
+
+static int read_inputs(stage *s, uint8_t src, const csv_src *cs, sql_plan *plan, em_iter *it)
 {
     em_rec rec;
     int rc;
     uint64_t bad = 0;
+    csv_sink k = {.x = &s->x, .r = s->in[0]};
+    if (src == SRC_CSV) { /* the scan's leaf (SubqueryScan over input 0) filters as it parses */
+        sql_plan *l = plan;
+        while (l != NULL && !(l->kind == P_SUBQ && l->in != NULL && l->in->kind == P_REL &&
+                              l->in->input == 0))
+            l = l->in;
+        if (l != NULL && l->in->width == s->in[0]->width && l->slice == l->in->width &&
+            l->off <= l->width && l->slice <= l->width - l->off) {
+            sql_rel *r = em_arena_alloc(s->x.arena, sizeof *r);
+            k.wide = em_arena_alloc(s->x.arena, (l->width + 1) * sizeof *k.wide);
+            if (r == NULL || k.wide == NULL)
+                return em_err_set(s->err, EM_ENOMEM, "sql stage: out of memory");
+            for (uint32_t c = 0; c < l->width; c++)
+                k.wide[c] = em__sql_null();
+            memset(r, 0, sizeof *r);
+            r->width = l->width;
+            k.r = r;
+            k.leaf = l;
+            if (chunkable(plan, l)) { /* rows and their text live in the chunk's arena */
+                k.x = &s->cx;
+                k.flush = chunk_flush;
+                k.flush_ud = s;
+                l->kind = P_REL;
+                l->input = 0;
+                l->rel = r;
+                s->in[0] = r;
+                s->chunked = true;
+            }
+        }
+    }
     while ((rc = em_iter_next(it, &rec, s->err)) == 1) {
         if (src == SRC_ROWS) {
             if ((rc = push_rows(&s->x, s->in[0], rec.val.p, rec.val.n, true, s->err)) < 0)
@@ -252,7 +389,7 @@ static int read_inputs(stage *s, uint8_t src, const csv_src *cs, em_iter *it)
             if (rec.val.n != 16)
                 return em_err_set(s->err, EM_ECORRUPT, "sql stage: bad CSV range record");
             uint64_t a = (uint64_t)em_dec_i64(rec.val.p), b = (uint64_t)em_dec_i64(rec.val.p + 8);
-            if ((rc = csv_range(&s->x, cs, s->in[0], a, b, &bad, s->err)) < 0)
+            if ((rc = csv_range(k.x, cs, &k, a, b, &bad, s->err)) < 0)
                 return rc;
         } else {
             em_slice lists[2];
@@ -276,6 +413,16 @@ static int read_inputs(stage *s, uint8_t src, const csv_src *cs, em_iter *it)
     }
     if (rc == 0 && bad > 0 && cs->acc != 0)
         em_task_acc_add_i64(s->task, cs->acc, (int64_t)bad);
+    if (rc == 0 && k.flush != NULL)  /* the last chunk */
+        rc = chunk_flush(&k) < 0 ? (*s->err = k.ferr, k.ferr.code) : 0;
+    if (rc == 0 && k.leaf != NULL && k.flush == NULL) { /* the leaf's rows are made: it reads
+                                                           them as input 0 */
+        sql_plan *l = (sql_plan *)k.leaf;
+        l->kind = P_REL;
+        l->input = 0;
+        l->rel = NULL;
+        s->in[0] = k.r;
+    }
     return rc;
 }
 
@@ -318,8 +465,10 @@ static int stage_fn(const em_fn_ctx *c, uint32_t index, em_iter *it, em_emitter 
     (void)index;
     em_arena a;
     em_arena_init(&a, 64 * 1024);
-    stage s = {.x = {.arena = &a}, .task = c->task, .err = err};
+    stage s = {.x = {.arena = &a}, .task = c->task, .err = err, .out = out};
     s.x.diag = &s.diag;
+    em_arena_init(&s.chunk, 64 * 1024);
+    s.cx = (sql_exec){.arena = &s.chunk, .diag = &s.diag};
     stage_rd r = {.p = c->blob.p, .n = c->blob.n};
     uint8_t src;
     uint32_t w[2], nkeys;
@@ -378,7 +527,17 @@ static int stage_fn(const em_fn_ctx *c, uint32_t index, em_iter *it, em_emitter 
         memset(s.in[i], 0, sizeof *s.in[i]);
         s.in[i]->width = w[i];
     }
-    if ((rc = read_inputs(&s, src, &cs, it)) < 0 || (rc = bind_inputs(&s, plan, 0)) < 0)
+    s.plan = plan;
+    s.keys = keys;
+    s.nkeys = nkeys;
+    s.keyed = keyed;
+    if (src == SRC_CSV && (rc = bind_inputs(&s, plan, 0)) < 0) /* broadcasts, before chunks */
+        goto out;
+    if ((rc = read_inputs(&s, src, &cs, plan, it)) < 0)
+        goto out;
+    if (s.chunked) /* emitted as read */
+        goto out;
+    if ((rc = bind_inputs(&s, plan, 0)) < 0)
         goto out;
     if (em__sql_run(&s.x, plan, NULL, &res) < 0) {
         rc = em_err_set(err, s.diag.err.code ? s.diag.err.code : EM_EINVAL, "%s", s.diag.err.msg);
@@ -386,6 +545,7 @@ static int stage_fn(const em_fn_ctx *c, uint32_t index, em_iter *it, em_emitter 
     }
     rc = emit_rows(&s, res, keys, nkeys, keyed, out);
 out:
+    em_arena_destroy(&s.chunk);
     em_arena_destroy(&a);
     return rc;
 }

@@ -75,7 +75,14 @@ uint64_t em__sql_plan_input_bytes(const sql_plan *p)
 }
 
 /* ---------------------------------------------------------------- values in flight */
+typedef struct scan_need {  /* a scan's columns that the query reads (see mark_region) */
+    const sql_plan *scan;
+    uint8_t *need;
+} scan_need;
+
 typedef struct dist {
+    scan_need *needs;     /* per P_SCAN whose read columns are known */
+    size_t nneeds, capneeds;
     sql_exec *x;
     em_context *sc;
     const sql_dist_conf *c;
@@ -95,6 +102,7 @@ typedef struct dval {
     uint8_t src;
     uint32_t w0, w1;
     const sql_table *csv;
+    const uint8_t *need;  /* SRC_CSV: the columns read (NULL: all) */
     sql_plan *pending;
 } dval;
 
@@ -155,10 +163,20 @@ static sql_plan *pending_of(dist *d, const dval *v)
     return v->pending ? v->pending : rel_leaf(d, v->w0, 0, NULL);
 }
 
-static int encode_rows(dist *d, const sql_rel *r, em_vbuf *b, size_t *ends)
+/* need: NULL, or per column 0 for a column no one reads (encoded as NULL). */
+static int encode_rows(dist *d, const sql_rel *r, const uint8_t *need, em_vbuf *b, size_t *ends)
 {
+    em_sql_value *tmp = need ? em_arena_alloc(d->x->arena, (r->width + 1) * sizeof *tmp) : NULL;
+    if (need != NULL && tmp == NULL)
+        return fail(d, EM_ENOMEM, "out of memory");
     for (size_t i = 0; i < r->n; i++) {
-        if (em_sql_row_encode(b, &r->v[i * r->width], r->width) < 0)
+        const em_sql_value *row = &r->v[i * r->width];
+        if (need != NULL) {
+            for (uint32_t c = 0; c < r->width; c++)
+                tmp[c] = need[c] ? row[c] : em__sql_null();
+            row = tmp;
+        }
+        if (em_sql_row_encode(b, row, r->width) < 0)
             return fail(d, EM_ENOMEM, "out of memory");
         if (ends)
             ends[i] = b->len;
@@ -167,7 +185,7 @@ static int encode_rows(dist *d, const sql_rel *r, em_vbuf *b, size_t *ends)
 }
 
 /* Local rows as a dataset (parallelized). */
-static int rel_to_rdd(dist *d, const sql_rel *r, em_rdd **out)
+static int rel_to_rdd(dist *d, const sql_rel *r, const uint8_t *need, em_rdd **out)
 {
     em_vbuf b;
     size_t *ends = em_malloc((r->n + 1) * sizeof *ends);
@@ -177,7 +195,7 @@ static int rel_to_rdd(dist *d, const sql_rel *r, em_rdd **out)
     if (ends == NULL || recs == NULL)
         rc = fail(d, EM_ENOMEM, "out of memory");
     if (rc == 0)
-        rc = encode_rows(d, r, &b, ends);
+        rc = encode_rows(d, r, need, &b, ends);
     for (size_t i = 0; i < r->n && rc == 0; i++)
         recs[i].val = em_slice_make(b.data + (i ? ends[i - 1] : 0), ends[i] - (i ? ends[i - 1] : 0));
     if (rc == 0) {
@@ -197,7 +215,7 @@ static int materialize(dist *d, const dval *v, sql_expr *const *keys, int32_t nk
 {
     if (v->rel != NULL) {
         dval t = {.w0 = v->rel->width};
-        int rc = rel_to_rdd(d, v->rel, &t.rdd);
+        int rc = rel_to_rdd(d, v->rel, NULL, &t.rdd);
         return rc < 0 ? rc : materialize(d, &t, keys, nkeys, out);
     }
     if (v->pending == NULL && nkeys < 0 && v->src == SRC_ROWS) {
@@ -216,6 +234,7 @@ static int materialize(dist *d, const dval *v, sql_expr *const *keys, int32_t nk
         char name[300];
         em__sql_csv_spec_of(v->csv, &sp);
         sp.multiline = v->csv->csv_multiline;
+        sp.need = v->need;
         snprintf(name, sizeof name, "sql.csv.%s.badRows", v->csv->name);
         uint32_t acc = v->csv->csv_skip_bad ? em_accumulator_new(d->sc, name) : 0;
         if (em__sql_csv_spec_encode(&b, &sp, acc) < 0)
@@ -371,6 +390,10 @@ static int run_scan(dist *d, const sql_plan *p, dval *out)
     s->table = NULL;
     out->w0 = t->ncols;
     out->pending = s;
+    const uint8_t *need = NULL;
+    for (size_t i = 0; i < d->nneeds; i++)
+        if (d->needs[i].scan == p)
+            need = d->needs[i].need;
     if (!t->loaded && t->csv_path) { /* byte ranges of the file, parsed by the tasks */
         uint64_t size = t->csv_bytes, n = 1;
         if (!t->csv_multiline) {
@@ -395,13 +418,76 @@ static int run_scan(dist *d, const sql_plan *p, dval *out)
         em_free(rng);
         out->src = SRC_CSV;
         out->csv = t;
+        out->need = need;
         return track(d, out->rdd);
     }
     sql_rel r = {.width = t->ncols, .n = t->nrows, .v = t->rows};
-    if ((rc = rel_to_rdd(d, &r, &out->rdd)) < 0)
+    if ((rc = rel_to_rdd(d, &r, need, &out->rdd)) < 0)
         return rc;
     return 0;
 }
+
+/* The slices of the wide row that the FROM subtree p fills (its scans and subqueries);
+ * false when p is not made of such nodes, filters and joins only. */
+static bool from_slices(dist *d, const sql_plan *p, uint32_t **off, uint32_t **len, uint32_t *n,
+                        uint32_t *cap)
+{
+    switch (p->kind) {
+    case P_SCAN:
+    case P_SUBQ:
+        if (*n == *cap) {
+            uint32_t nc = *cap ? *cap * 2 : 8;
+            uint32_t *o = em_arena_alloc(d->x->arena, nc * sizeof *o);
+            uint32_t *l = em_arena_alloc(d->x->arena, nc * sizeof *l);
+            if (o == NULL || l == NULL)
+                return false;
+            if (*n) {
+                memcpy(o, *off, *n * sizeof *o);
+                memcpy(l, *len, *n * sizeof *l);
+            }
+            *off = o;
+            *len = l;
+            *cap = nc;
+        }
+        (*off)[*n] = p->off;
+        (*len)[*n] = p->slice;
+        (*n)++;
+        return true;
+    case P_FILTER:
+        return from_slices(d, p->in, off, len, n, cap);
+    case P_JOIN:
+        return from_slices(d, p->in, off, len, n, cap) &&
+               from_slices(d, p->right, off, len, n, cap);
+    default:
+        return false;
+    }
+}
+
+/* p (an INNER join) with its sides swapped: the left side becomes the one built and
+ * broadcast. Rows are wide rows with a fixed slice per FROM item, so the joined rows are
+ * the same (in another order). NULL when the left side's slices are not known. */
+static sql_plan *join_swapped(dist *d, const sql_plan *p)
+{
+    sql_plan *n = node_copy(d, p);
+    uint32_t *off = NULL, *len = NULL, k = 0, cap = 0;
+    if (n == NULL || !from_slices(d, p->in, &off, &len, &k, &cap))
+        return NULL;
+    n->in = p->right;
+    n->right = p->in;
+    n->lkeys = p->rkeys;
+    n->rkeys = p->lkeys;
+    n->slice_off = off;
+    n->slice_len = len;
+    n->nslices = k;
+    return n;
+}
+
+/* A side of a shuffle join whose input is at most this many bytes is computed first (the
+ * left one when it is the smaller of an INNER join, else the right one); if its values
+ * turn out at most ember.sql.autoBroadcastJoinThreshold bytes (filters, unread columns),
+ * it is broadcast instead (a left side by swapping the sides); else its rows are
+ * shuffled from the driver. */
+#define ADAPTIVE_JOIN_BYTES ((uint64_t)256 << 20)
 
 static int run_join(dist *d, const sql_plan *p, dval *out)
 {
@@ -412,7 +498,35 @@ static int run_join(dist *d, const sql_plan *p, dval *out)
     sql_plan *n = node_copy(d, p);
     if (n == NULL)
         return fail(d, EM_ENOMEM, "out of memory");
-    if (r.rel != NULL || broadcast_right(d, p)) {
+    bool bcast = r.rel != NULL || broadcast_right(d, p);
+    if (!bcast && l.rel == NULL) { /* a shuffle join by the estimates: look at the rows */
+        uint64_t lb = em__sql_plan_input_bytes(p->in), rb = em__sql_plan_input_bytes(p->right);
+        bool left = p->join == J_INNER && lb < rb && lb <= ADAPTIVE_JOIN_BYTES;
+        dval *side = left ? &l : &r;
+        if (left || rb <= ADAPTIVE_JOIN_BYTES) {
+            if ((rc = collect(d, side, &side->rel)) < 0)
+                return rc;
+            side->pending = NULL;
+            uint64_t bytes = 0;   /* of the values (a wide row's other slices are NULL) */
+            for (size_t i = 0; i < side->rel->n * side->rel->width; i++) {
+                const em_sql_value *v = &side->rel->v[i];
+                bytes += v->type == EM_SQL_TEXT ? 4 + (uint64_t)v->len : v->type ? 8 : 0;
+            }
+            if (bytes <= d->c->bcast_threshold) {
+                sql_plan *sw = left ? join_swapped(d, p) : n;
+                if (sw != NULL) {
+                    if (left) {
+                        dval t = l;
+                        l = r;
+                        r = t;
+                    }
+                    n = sw;
+                    bcast = true;
+                }
+            }
+        }
+    }
+    if (bcast) {
         sql_rel *rows;
         em_vbuf b;
         if ((rc = collect(d, &r, &rows)) < 0)
@@ -424,7 +538,7 @@ static int run_join(dist *d, const sql_plan *p, dval *out)
             return em__sql_run(d->x, n, NULL, &out->rel);
         }
         em_vbuf_init(&b);
-        rc = encode_rows(d, rows, &b, NULL);
+        rc = encode_rows(d, rows, NULL, &b, NULL);
         uint32_t id = rc == 0 ? em_broadcast(d->sc, em_slice_make(b.data, b.len), &d->err) : 0;
         em_vbuf_destroy(&b);
         if (rc < 0)
@@ -570,6 +684,141 @@ static int run_topk(dist *d, const sql_plan *p, dval *out)
     return em__sql_run(d->x, lim, NULL, &out->rel);
 }
 
+/* ---------------------------------------------------------------- columns read
+ * A CSV scan run by executors parses every field (a bad value is an error whatever the
+ * query reads) but keeps only the columns some expression reads: the others are NULL in
+ * its rows, so text is not copied and shuffles carry less. The columns a SELECT core reads
+ * of its FROM clause's wide row are those its FROM nodes, aggregate and projection name at
+ * level 0; above the projection, nodes name projected columns. A region is left alone
+ * (all columns read) when it is not shaped so, or holds a subquery (which may read the
+ * row as an outer one). */
+typedef struct region {
+    uint8_t *used;        /* per column of the wide row */
+    uint32_t width;
+    bool all;             /* give up: every column is read */
+} region;
+
+static void mark_expr(region *g, const sql_expr *e)
+{
+    if (e == NULL)
+        return;
+    switch (e->kind) {
+    case E_COL:
+        if (e->level == 0 && e->col >= 0 && (uint32_t)e->col < g->width)
+            g->used[e->col] = 1;
+        else if (e->level == 0)
+            g->all = true;
+        break;
+    case E_NAME:
+    case E_STAR:
+    case E_INSUB:
+    case E_EXISTS:
+    case E_SUBQ:
+        g->all = true;
+        break;
+    default:
+        break;
+    }
+    mark_expr(g, e->a);
+    mark_expr(g, e->b);
+    mark_expr(g, e->c);
+    for (uint32_t i = 0; i < e->nargs; i++)
+        mark_expr(g, e->args[i]);
+}
+
+static void mark_exprs(region *g, sql_expr *const *es, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        mark_expr(g, es[i]);
+}
+
+static int mark_plan(dist *d, const sql_plan *p);
+
+/* The nodes of one SELECT core below its projection: marks what they read, then records
+ * the scans' columns (second pass, record = true). */
+static int mark_from(dist *d, region *g, const sql_plan *p, bool record)
+{
+    if (p == NULL)
+        return 0;
+    switch (p->kind) {
+    case P_SCAN:
+        if (!record) {
+            mark_expr(g, p->pred);
+            return 0;
+        }
+        if (g->all || p->off + p->slice > g->width || p->slice != p->table->ncols)
+            return 0;
+        if (d->nneeds == d->capneeds) {
+            size_t nc = d->capneeds ? d->capneeds * 2 : 8;
+            scan_need *n = em_arena_alloc(d->x->arena, nc * sizeof *n);
+            if (n == NULL)
+                return fail(d, EM_ENOMEM, "out of memory");
+            if (d->nneeds)
+                memcpy(n, d->needs, d->nneeds * sizeof *n);
+            d->needs = n;
+            d->capneeds = nc;
+        }
+        uint8_t *need = em_arena_alloc(d->x->arena, p->slice + 1);
+        if (need == NULL)
+            return fail(d, EM_ENOMEM, "out of memory");
+        memcpy(need, g->used + p->off, p->slice);
+        d->needs[d->nneeds++] = (scan_need){.scan = p, .need = need};
+        return 0;
+    case P_SUBQ:   /* its own SELECT: a region of its own */
+        if (!record)
+            mark_expr(g, p->pred);
+        return record ? mark_plan(d, p->in) : 0;
+    case P_FILTER:
+    case P_JOIN:
+    case P_AGG:
+        if (!record) {
+            mark_expr(g, p->pred);
+            mark_exprs(g, p->lkeys, p->nkeys);
+            mark_exprs(g, p->rkeys, p->nkeys);
+            mark_exprs(g, p->exprs, p->nexprs);
+            mark_exprs(g, p->aggs, p->naggs);
+        }
+        int rc = mark_from(d, g, p->in, record);
+        return rc < 0 ? rc : mark_from(d, g, p->right, record);
+    case P_ONEROW:
+        return 0;
+    default:
+        g->all = true;
+        return 0;
+    }
+}
+
+/* Finds the SELECT cores of p (through the nodes above a projection and set operations)
+ * and records the columns their CSV scans read. */
+static int mark_plan(dist *d, const sql_plan *p)
+{
+    if (p == NULL)
+        return 0;
+    switch (p->kind) {
+    case P_SORT:
+    case P_LIMIT:
+    case P_TRIM:
+    case P_DISTINCT:
+        return mark_plan(d, p->in);
+    case P_SETOP: {
+        int rc = mark_plan(d, p->in);
+        return rc < 0 ? rc : mark_plan(d, p->right);
+    }
+    case P_PROJECT: {
+        const sql_plan *in = p->in;
+        region g = {.width = in ? in->width : 0};
+        if (in == NULL || (g.used = em_arena_alloc(d->x->arena, g.width + 1)) == NULL)
+            return in == NULL ? 0 : fail(d, EM_ENOMEM, "out of memory");
+        memset(g.used, 0, g.width + 1);
+        mark_exprs(&g, p->exprs, p->nexprs);
+        int rc = mark_from(d, &g, in, false);
+        return rc < 0 ? rc : mark_from(d, &g, in, true);
+    }
+    default:
+        return 0;   /* not a SELECT core's shape: its scans read every column */
+    }
+}
+
 static int run_node(dist *d, const sql_plan *p, dval *out)
 {
     if (!node_portable(p))
@@ -600,7 +849,9 @@ int em__sql_dist_run(sql_exec *x, em_context *sc, const sql_dist_conf *c, const 
     int rc;
     if (d.nparts == 0)
         d.nparts = 2;
-    rc = run_node(&d, p, &v);
+    rc = mark_plan(&d, p);
+    if (rc == 0)
+        rc = run_node(&d, p, &v);
     if (rc == 0 && rdd_out == NULL)
         rc = collect(&d, &v, out);
     if (rc == 0 && rdd_out != NULL) {

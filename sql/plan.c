@@ -11,7 +11,8 @@
  *   reads one item is pushed into that item's scan; the others are applied at the first
  *   join where all their items are present. Conjuncts `l = r` with l reading only the
  *   joined-so-far side and r only the new item become hash-join keys.
- * - Join order: greedy. Start from the item with the fewest estimated rows; then join the
+ * - Join order: greedy. Start from the item with the fewest estimated rows (a CSV table not
+ *   read yet: its bytes / (8 x columns); each pushed conjunct divides by 4); then join the
  *   smallest item connected to the joined set by an equality conjunct, and only when none is
  *   connected, the smallest item at all (a cartesian product). This is what lets 64-way
  *   comma joins (sqllogictest select5) finish. LEFT JOIN items are joined in written order:
@@ -416,7 +417,10 @@ static uint64_t expr_mask(const sql_scope *sc, const sql_expr *e)
 
 static uint64_t est_rows(const sql_item *it)
 {
-    uint64_t n = it->leaf->kind == P_SCAN ? it->leaf->table->nrows : 100;
+    const sql_table *t = it->leaf->kind == P_SCAN ? it->leaf->table : NULL;
+    uint64_t n = t == NULL ? 100 : t->nrows;
+    if (t != NULL && !t->loaded && t->csv_path != NULL) /* left to executors: ~8 bytes a field */
+        n = t->csv_bytes / (8 * (uint64_t)(t->ncols ? t->ncols : 1)) + 1;
     return n >> (2 * (it->npushed < 8 ? it->npushed : 8));
 }
 

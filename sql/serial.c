@@ -295,8 +295,8 @@ static bool expr_ok(const sql_expr *e, uint32_t width)
     case E_AGG:
         if (e->kind == E_COL && (e->col < 0 || (uint32_t)e->col >= width))
             return false;
-        if (e->kind == E_AGG && e->col >= 0 && (uint32_t)e->col >= width)
-            return false;
+        if (e->kind == E_AGG && (e->col < 0 || (uint32_t)e->col >= width))
+            return false;   /* evaluated, it reads its slot of the row */
         break;
     case E_UNARY:
     case E_ISNULL:

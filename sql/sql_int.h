@@ -330,6 +330,9 @@ typedef struct sql_csv_spec {
     bool header;     /* the first record of the file names the columns */
     bool multiline;  /* quoted line breaks allowed (the range is a whole file) */
     bool skip_bad;   /* bad rows counted in *bad instead of an error */
+    const uint8_t *need; /* NULL, or per column 0 when the query never reads it: such a
+                            column is still checked (a bad value is the same error) but
+                            given as NULL, and text columns are not even copied */
 } sql_csv_spec;
 typedef int (*sql_csv_row_fn)(void *ud, const em_sql_value *row);
 /* Parses the records of p[0..n) that start in [start, end) (a record under way at start

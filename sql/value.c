@@ -81,9 +81,9 @@ bool em__sql_parse_date(const char *s, size_t n, int64_t *days)
     if (n != 10 || s[4] != '-' || s[7] != '-')
         return false;
     for (size_t i = 0; i < 10; i++)
-        if (i != 4 && i != 7 && !isdigit((unsigned char)s[i]))
+        if (i != 4 && i != 7 && (unsigned)(s[i] - '0') > 9)
             return false;
-    y = atoi(s);
+    y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
     m = (s[5] - '0') * 10 + (s[6] - '0');
     d = (s[8] - '0') * 10 + (s[9] - '0');
     static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};

@@ -266,6 +266,38 @@ Test(sql, csv_source_quotes_newlines_and_bad_rows)
     rmdir(dir);
 }
 
+/* Records without quotes take sql/csv.c's one-pass splitter and the numbers its fast
+ * conversions; the edge cases must read as the byte-wise parser and strtoll/strtod do. */
+Test(sql, csv_fast_path_edges)
+{
+    char dir[] = "/tmp/ember-sql-csvf-XXXXXX", path[64], sql[256];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/t.csv", dir);
+    write_file(path, "1,a\"b,\r\n,,\r\n-7,x\ry,1.\n"
+                     "123456789012345678,z,0.1234567890123456789\n\n+4, w ,.5e1\n3,,-0.125");
+    em_sql_session *s = em_sql_session_new(NULL);
+    snprintf(sql, sizeof sql, "CREATE TABLE t (a INTEGER, b TEXT, c DOUBLE) USING csv "
+                              "OPTIONS (path '%s'); SELECT a, b, c, length(b) FROM t", path);
+    em_sql_result *r = run(s, sql);
+    static const char *const want[][4] = {
+        {"1", "a\"b", "NULL", "3"},      /* a quote inside a field is a character */
+        {"NULL", "NULL", "NULL", "NULL"}, /* CRLF */
+        {"-7", "x\ry", "1.0", "3"},      /* a lone CR is a character */
+        {"123456789012345678", "z", "0.123456789012346", "1"},
+        {"4", " w ", "5.0", "3"},         /* after the blank line: strtoll, strtod forms */
+        {"3", "NULL", "-0.125", "NULL"},  /* no line break at the end */
+    };
+    char buf[64];
+    cr_assert_eq(em_sql_result_nrows(r), 6);
+    for (size_t i = 0; i < 6; i++)
+        for (uint32_t c = 0; c < 4; c++)
+            cr_expect_str_eq(cell(r, i, c, buf, sizeof buf), want[i][c], "row %zu column %u", i, c);
+    em_sql_result_free(r);
+    em_sql_session_free(s);
+    unlink(path);
+    rmdir(dir);
+}
+
 Test(sql, or_branches_sharing_a_join_condition_hash_join)
 {
     em_sql_session *s = em_sql_session_new(NULL);

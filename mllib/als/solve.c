@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "mllib/als/als_int.h"
+#include "mllib/als/kernel.h"
 #include "mllib/linalg/linalg.h"
 
 typedef struct facview {
@@ -223,6 +224,20 @@ typedef struct solver {
     double sc[TILE_ROWS], last[TILE_ROWS];
 } solver;
 
+/* Asks for every cache line of a factor row of b bytes: gather runs a tile (TILE_ROWS
+ * ratings) ahead of the kernel, so the random reads of factor rows (the item side reads
+ * 15-30 MB of user factors per block at 100M ratings) overlap instead of each stalling
+ * the kernel. A rank-50 row spans 4-5 lines: prefetching only the first (the kernel's own
+ * prefetch, ranks <= 15) left the others as misses. Measured on the item side at 480k
+ * users: rank 10 16 -> 10 ns per rating, rank 50 140 -> 77 ns (CPU time). */
+static inline void prefetch_row(const float *p, size_t b)
+{
+    const char *c = (const char *)p;
+    for (size_t o = 0; o < b; o += 64)
+        __builtin_prefetch(c + o, 0, 3);
+    __builtin_prefetch(c + b - 1, 0, 3);
+}
+
 /* Gathers the factor pointers and kernel inputs of ratings [t0, t1) of a row. Returns the
  * rows or a negative error. The message tables are read through restrict locals: the
  * stores into sv->yp have the type of m->f's elements and would otherwise force a reload
@@ -238,15 +253,16 @@ static int gather(solver *sv, const em__als_blockview *bv, const msgs *m, uint32
     const uint32_t *restrict cnt = m->cnt;
     const float **restrict yp = sv->yp;
     double *restrict last = sv->last;
-    size_t stride = m->stride;
+    size_t stride = m->stride, rowb = (size_t)k * 4;
     for (int s = 0; s < n; s++) {
         uint32_t enc = em__ld32(src + (size_t)s * 4);
         uint32_t j = sh >= 32 ? 0 : enc >> sh, pos = enc & mask;
         if (j >= nsrc || !f[j] || pos >= cnt[j])
             return em_err_set(err, EM_ECORRUPT, "als solve: link (%u, %u) has no factor", j,
                               pos);
-        yp[s] = f[j] + (size_t)pos * stride;   /* prefetched by the kernel, rows ahead */
+        yp[s] = f[j] + (size_t)pos * stride;
         last[s] = em__ldf(rt + (size_t)s * 4);
+        prefetch_row(yp[s], rowb);
     }
     if (!c->implicit)
         return n;
@@ -295,8 +311,7 @@ static int solve_one(solver *sv, const em__als_blockview *bv, const msgs *m, uin
     if (c->nonnegative) {
         rc = em_la_nnls(k, sv->a, sv->b, sv->x, sv->work, err);
     } else {
-        rc = k <= 24 ? em_la_chol_solve_small(k, sv->a, sv->b, err)
-                     : em_la_chol_solve(k, sv->a, sv->b, err);
+        rc = em__als_chol_solve(k, sv->a, sv->b, err);
         memcpy(sv->x, sv->b, kk * sizeof(double));
     }
     if (rc < 0)

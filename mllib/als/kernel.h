@@ -1,0 +1,18 @@
+/* mllib/als/kernel.h - hand-written kernels of the ALS solve step (kernel.c). */
+#ifndef EMBER_MLLIB_ALS_KERNEL_H
+#define EMBER_MLLIB_ALS_KERNEL_H
+
+#include "engine/base/base.h"
+
+/* Solves A x = b for the k x k SPD matrix a (row-major, UPPER triangle read; its contents
+ * are unspecified afterwards); b is overwritten with x. The contract of em_la_chol_solve
+ * (mllib/linalg/linalg.h), error message included.
+ * For 24 < k <= 64 on CPUs with AVX-512F: a right-looking Cholesky whose row updates and
+ * triangular solves run 8 doubles at a time on a padded copy (rank 50: 6.1 us per solve
+ * against LAPACK dposv's 7.0 us, CPU time on this loaded machine; one solve per user and
+ * item per half-iteration, so dposv was about a fifth of a rank-50 iteration). Otherwise
+ * em_la_chol_solve_small (k <= 24, already faster than both) or dposv. Results equal
+ * dposv's to rounding (the same operations in another order). */
+int em__als_chol_solve(int k, double *a, double *b, em_err *err);
+
+#endif /* EMBER_MLLIB_ALS_KERNEL_H */

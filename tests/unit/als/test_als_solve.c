@@ -1,0 +1,243 @@
+/* tests/unit/als/test_als_solve.c - the solve step of blocked ALS (mllib/als/solve.c) at
+ * the ranks where its kernels change: rank 10 (the fused AVX-512 rows kernel, k + 1 <= 16,
+ * inlined Cholesky), 17 (the gathered double tile and the AVX-512/AVX2 tile kernel) and 50
+ * (tile kernel, LAPACK Cholesky for k > 24), explicit and implicit, against a dense
+ * reference written here: one and two half-iterations from the same initial item factors.
+ * Item 0 is rated by every user (more ratings than one gathered tile of 256 rows, so an
+ * entity spans several tiles and prefetch rounds), the other items by a few.
+ * Tolerance: the engine sums the normal equations in another order and stores factors as
+ * float; the reference is double throughout: 2e-5 relative to the factor scale (1 + |x|).
+ * The solve's Cholesky (em__als_chol_solve, mllib/als/kernel.c: AVX-512 for 24 < k <= 64)
+ * is also checked alone against the exact path, LAPACK dposv (em_la_chol_solve), on
+ * normal-equation-like systems: solutions equal to 1e-12 relative (max-norm), since both
+ * are backward stable on these well-conditioned systems (condition numbers below 1e3). */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mllib/als/als.h"
+#include "mllib/als/kernel.h"
+#include "mllib/linalg/linalg.h"
+
+enum { NU = 600, NI = 40, KMAX = 50 };
+
+static em_context *ctx_new(const char *master)
+{
+    em_conf *c = em_conf_new();
+    em_conf_set(c, "ember.master", master);
+    em_err err = EM_ERR_INIT;
+    em_context *sc = em_context_new(c, &err);
+    em_conf_free(c);
+    cr_assert(sc, "%s", err.msg);
+    return sc;
+}
+
+static size_t make_ratings(em_rating *r, uint64_t seed, bool implicit)
+{
+    em_rng g;
+    size_t n = 0;
+    em_rng_seed(&g, seed);
+    for (int u = 0; u < NU; u++)
+        for (int i = 0; i < NI; i++)
+            if (i == 0 || i == 1 + u % (NI - 1) || em_rng_double(&g) < 0.15) {
+                float v = (float)(1 + (int)em_rng_below(&g, 5));
+                if (implicit && em_rng_double(&g) < 0.2)
+                    v = 0;   /* an observed non-positive: weight alpha |r| = 0 */
+                r[n++] = (em_rating){u, i, v};
+            }
+    return n;
+}
+
+/* Dense Cholesky solve of the k x k SPD a (full, row-major) in place: b becomes x. */
+static void chol(int k, double *a, double *b)
+{
+    for (int j = 0; j < k; j++) {
+        double s = a[j * k + j];
+        for (int p = 0; p < j; p++)
+            s -= a[j * k + p] * a[j * k + p];
+        cr_assert(s > 0, "reference system not SPD at %d", j);
+        a[j * k + j] = sqrt(s);
+        for (int i = j + 1; i < k; i++) {
+            double t = a[i * k + j];
+            for (int p = 0; p < j; p++)
+                t -= a[i * k + p] * a[j * k + p];
+            a[i * k + j] = t / a[j * k + j];
+        }
+    }
+    for (int i = 0; i < k; i++) {
+        for (int p = 0; p < i; p++)
+            b[i] -= a[i * k + p] * b[p];
+        b[i] /= a[i * k + i];
+    }
+    for (int i = k; i-- > 0;) {
+        for (int p = i + 1; p < k; p++)
+            b[i] -= a[p * k + i] * b[p];
+        b[i] /= a[i * k + i];
+    }
+}
+
+/* One half-step: every row of `side` from the other side's factors y (rank k). */
+static void ref_half(const em_rating *r, size_t n, int side, int k, const float *y, float *x,
+                     const em_als_params *p)
+{
+    int nrows = side == 0 ? NU : NI, ny = side == 0 ? NI : NU;
+    static double yty[KMAX * KMAX], a[KMAX * KMAX];
+    double b[KMAX];
+    memset(yty, 0, sizeof yty);
+    for (int j = 0; j < ny; j++)
+        for (int q = 0; q < k; q++)
+            for (int s = 0; s < k; s++)
+                yty[q * k + s] += (double)y[j * k + q] * y[j * k + s];
+    for (int row = 0; row < nrows; row++) {
+        int cnt = 0;
+        for (int q = 0; q < k * k; q++)
+            a[q] = p->implicit ? yty[q] : 0.0;
+        memset(b, 0, sizeof b);
+        for (size_t t = 0; t < n; t++) {
+            int me = side == 0 ? r[t].user : r[t].item;
+            int other = side == 0 ? r[t].item : r[t].user;
+            if (me != row)
+                continue;
+            const float *v = y + (size_t)other * k;
+            double w = 1, c = r[t].rating;
+            if (p->implicit) {
+                w = p->alpha * fabs(r[t].rating);
+                c = r[t].rating > 0 ? 1 + w : 0;
+            }
+            for (int q = 0; q < k; q++) {
+                for (int s = 0; s < k; s++)
+                    a[q * k + s] += w * v[q] * v[s];
+                b[q] += c * v[q];
+            }
+            cnt++;
+        }
+        for (int q = 0; q < k; q++)
+            a[q * k + q] += p->lambda * cnt;
+        chol(k, a, b);
+        for (int q = 0; q < k; q++)
+            x[(size_t)row * k + q] = (float)b[q];
+    }
+}
+
+static void check(int k, bool implicit, const char *master)
+{
+    static em_rating r[NU * NI];
+    static float y0[NI * KMAX], x1[NU * KMAX], y1[NI * KMAX];
+    size_t n = make_ratings(r, 7 + (uint64_t)k, implicit);
+    em_context *sc = ctx_new(master);
+    em_als_params p = {.rank = k, .lambda = 0.1, .implicit = implicit, .alpha = 3.0,
+                       .seed = 9, .user_blocks = 2, .item_blocks = 3};
+    for (int i = 0; i < NI; i++)
+        em_als_init_factor(9, 1, i, k, false, y0 + (size_t)i * k);
+    ref_half(r, n, 0, k, y0, x1, &p);
+    ref_half(r, n, 1, k, x1, y1, &p);
+    for (int halves = 1; halves <= 2; halves++) {
+        em_als_model *m = NULL;
+        em_err err = EM_ERR_INIT;
+        p.half_iterations = halves;
+        cr_assert_eq(em_als_train(sc, r, n, NU, NI, &p, &m, &err), 0, "%s", err.msg);
+        for (size_t u = 0; u < (size_t)NU * k; u++)
+            cr_assert_float_eq(m->user_factors[u], x1[u], 2e-5 * (1 + fabsf(x1[u])),
+                               "rank %d: user factor %zu: %.9g vs %.9g", k, u,
+                               m->user_factors[u], x1[u]);
+        const float *want = halves == 1 ? y0 : y1;
+        for (size_t i = 0; i < (size_t)NI * k; i++)
+            cr_assert_float_eq(m->item_factors[i], want[i], 2e-5 * (1 + fabsf(want[i])),
+                               "rank %d: item factor %zu (halves %d): %.9g vs %.9g", k, i,
+                               halves, m->item_factors[i], want[i]);
+        em_als_model_free(m);
+    }
+    em_context_free(sc);
+}
+
+Test(als_solve, rank10_explicit_matches_dense_reference, .timeout = 120)
+{
+    check(10, false, "local[2]");
+}
+
+Test(als_solve, rank10_implicit_matches_dense_reference, .timeout = 120)
+{
+    check(10, true, "local[2]");
+}
+
+Test(als_solve, rank17_explicit_matches_dense_reference, .timeout = 120)
+{
+    check(17, false, "local[2]");
+}
+
+Test(als_solve, rank50_explicit_matches_dense_reference, .timeout = 180)
+{
+    check(50, false, "local[2]");
+}
+
+Test(als_solve, rank50_implicit_matches_dense_reference, .timeout = 180)
+{
+    check(50, true, "local[2]");
+}
+
+/* A k x k SPD matrix shaped like ALS normal equations: G^T G of 3k random rows of
+ * factor-like values plus lambda n I; a random right-hand side. Full (both triangles). */
+static void spd(int k, uint64_t seed, double *a, double *b)
+{
+    em_rng g;
+    em_rng_seed(&g, seed);
+    int n = 3 * k;
+    memset(a, 0, (size_t)k * k * sizeof *a);
+    for (int r = 0; r < n; r++) {
+        double v[80];
+        for (int q = 0; q < k; q++)
+            v[q] = em_rng_double(&g) - 0.5;
+        for (int q = 0; q < k; q++)
+            for (int s = 0; s < k; s++)
+                a[q * k + s] += v[q] * v[s];
+    }
+    for (int q = 0; q < k; q++) {
+        a[q * k + q] += 0.1 * n;
+        b[q] = 4 * em_rng_double(&g) - 2;
+    }
+}
+
+Test(als_solve, cholesky_matches_dposv)
+{
+    static const int ks[] = {1, 2, 7, 8, 9, 10, 16, 24, 25, 31, 33, 40, 50, 57, 64, 65, 80};
+    for (size_t t = 0; t < sizeof ks / sizeof ks[0]; t++) {
+        int k = ks[t];
+        double a[80 * 80], a2[80 * 80], b[80], x[80], want[80];
+        for (uint64_t seed = 1; seed <= 5; seed++) {
+            spd(k, seed * 100 + (uint64_t)k, a, b);
+            memcpy(a2, a, sizeof a);
+            memcpy(x, b, sizeof b);
+            memcpy(want, b, sizeof b);
+            for (int i = 0; i < k; i++)   /* only the upper triangle may be read */
+                for (int j = 0; j < i; j++)
+                    a[i * k + j] = NAN;
+            em_err err = EM_ERR_INIT;
+            cr_assert_eq(em__als_chol_solve(k, a, x, &err), 0, "k %d: %s", k, err.msg);
+            cr_assert_eq(em_la_chol_solve(k, a2, want, &err), 0, "k %d: %s", k, err.msg);
+            double scale = 0, diff = 0;
+            for (int q = 0; q < k; q++) {
+                scale = fmax(scale, fabs(want[q]));
+                diff = fmax(diff, fabs(x[q] - want[q]));
+            }
+            cr_assert(diff <= 1e-12 * scale, "k %d seed %d: max |x - x_dposv| %g of %g", k,
+                      (int)seed, diff, scale);
+        }
+    }
+}
+
+Test(als_solve, cholesky_refuses_indefinite_naming_the_minor)
+{
+    static const int ks[] = {3, 10, 30, 50};
+    for (size_t t = 0; t < sizeof ks / sizeof ks[0]; t++) {
+        int k = ks[t];
+        double a[50 * 50], b[50];
+        spd(k, 7, a, b);
+        a[(k - 2) * k + (k - 2)] = -1.0;   /* minor k - 1 is indefinite */
+        em_err err = EM_ERR_INIT;
+        cr_assert_eq(em__als_chol_solve(k, a, b, &err), EM_EINVAL, "k %d", k);
+        char want[64];
+        snprintf(want, sizeof want, "leading minor %d of %d x %d", k - 1, k, k);
+        cr_assert(strstr(err.msg, want), "k %d: %s", k, err.msg);
+    }
+}

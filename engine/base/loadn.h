@@ -2,8 +2,9 @@
  * bytes past n are 0), for hashing and comparing short keys (words: most are 1..4 bytes).
  *
  * DESIGN: a byte-by-byte assembly costs three loads and a chain of shifts and ORs for each
- * 1..3-byte key. When the 8 bytes at p lie in one 4 KiB page, a single 8-byte load cannot
- * fault (p's page is mapped, and pages are the unit of mapping) and the bytes past n are
+ * 1..3-byte key. When n >= 1 and the 8 bytes at p lie in one 4 KiB page, a single 8-byte
+ * load cannot fault (p[0] is readable, so its page is mapped, and pages are the unit of
+ * mapping) and the bytes past n are
  * masked off, so that is what is done; near a page end, or in a sanitizer build (where a
  * read past the object is reported as an error, rightly for the sanitizer's model), the
  * bytes are assembled from loads inside [p, p + n). Both give the same value. */
@@ -32,7 +33,8 @@
 static inline uint64_t em_load_le_n(const uint8_t *p, size_t n)
 {
 #if EM__LOADN_OVERREAD
-    if (EM_LIKELY(((uintptr_t)p & 4095u) <= 4096u - 8u)) {
+    /* n >= 1: p[0] is readable, so p's page is mapped (p itself may be anything at n = 0) */
+    if (EM_LIKELY(n != 0 && ((uintptr_t)p & 4095u) <= 4096u - 8u)) {
         uint64_t w;
         __builtin_memcpy(&w, p, 8);
         return n >= 8 ? w : w & (((uint64_t)1 << (8 * n)) - 1);

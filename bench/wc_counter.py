@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """bench/wc_counter.py INPUT OUTPUT - word count with collections.Counter: what a Python
-user would write. Words are runs of non-whitespace bytes; output "word<TAB>count" lines."""
+user would write. Words are runs of non-whitespace bytes (bytes.split(): ASCII whitespace,
+which is ember's space, tab, CR, LF plus VT and FF, neither of which the generated text
+has); output "word<TAB>count" lines. bench/wordcount.sh checks ember's counts against these."""
 import collections
 import sys
 

@@ -25,6 +25,10 @@
  *     its allocation, huge-page alignment, growth, clearing); the probe loop is this
  *     file's, inline, so the compare stays the probe image's two u64 compares;
  *   - growing moves the 32-byte slots by their stored hash bits, never touching entries;
+ *   - the hot path (short key, hit in an inline slot, 8-byte kernel) is one function with
+ *     no call but the kernel's: a miss, a long key, an entry slot with matching hash bits
+ *     and a growing table go to out-of-line functions by tail call, so the hot function
+ *     saves few registers; a key of 1..7 bytes is read with one load (engine/base/loadn.h);
  *   - the caller may pass the key's partitioning hash (em_shuffle_key_hash), so a map-side
  *     combine hashes each key once for both partitioning and the table, and may prefetch
  *     the home slot of a key it will add soon (em__aggmap_prefetch).
@@ -37,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/base/loadn.h"
 #include "shuffle/shuffle_int.h"
 
 #define SLAB_MIN_CHUNK 4096u
@@ -260,7 +265,8 @@ static int insert_acc(em__aggmap *m, em__agg_slot *s, uint32_t h32, uint32_t par
     return 0;
 }
 
-static int merge(em__aggmap *m, em__agg_slot *s, const em_rec *r, em_err *err)
+__attribute__((noinline)) static int merge(em__aggmap *m, em__agg_slot *s, const em_rec *r,
+                                            em_err *err)
 {
     const em_combiner *c = m->comb;
     em_slice cur = slot_val(s);
@@ -310,53 +316,27 @@ int em__aggmap_add(em__aggmap *m, uint32_t part, em_slice key, em_slice val, em_
  * slot hold, as two little-endian u64, assembled in registers from loads that stay inside
  * the key (an image built in memory byte by byte and read back whole would stall on store
  * forwarding on every lookup). */
-static inline void probe_image(const uint8_t *p, size_t n, uint64_t want[2])
+__attribute__((always_inline)) static inline void probe_image(const uint8_t *p, size_t n,
+                                                            uint64_t want[2])
 {
     uint64_t lo = 0, hi = 0;   /* key bytes 0..7 and 8..13 */
     if (n >= 8) {
         lo = em_load_le64(p);
         if (n > 8)
             hi = em_load_le64(p + n - 8) >> (8 * (16 - n));
-    } else if (n >= 4) {
-        lo = (uint64_t)em_load_le32(p) | (uint64_t)em_load_le32(p + n - 4) << (8 * (n - 4));
-    } else if (n) {
-        lo = (uint64_t)p[0] | (uint64_t)p[n / 2] << (8 * (n / 2)) |
-             (uint64_t)p[n - 1] << (8 * (n - 1));
+    } else {
+        lo = em_load_le_n(p, n);   /* one load for most words (engine/base/loadn.h) */
     }
     want[0] = SLOT_INLINE | (uint64_t)n << 8 | lo << 16;
     want[1] = lo >> 48 | hi << 16;
 }
 
-int em__aggmap_add_hashed(em__aggmap *m, uint32_t part, uint64_t key_hash, const em_rec *r,
-                          em_err *err)
+/* A key not in the map: its record goes into the empty slot s. Out of line: the hot
+ * function (a hit) then needs few registers saved. */
+__attribute__((noinline)) static int add_new(em__aggmap *m, em__agg_slot *s, uint32_t h32,
+                                             uint32_t part, const em_rec *r, em_err *err)
 {
-    /* Fields one at a time: the caller has just stored them 8 bytes at a time. */
     const em_slice key = em_slice_make(r->key.p, r->key.n);
-    uint32_t h32 = em__agg_hash32(key_hash, part);
-    uint64_t want[2] = {0, 0};
-    bool inl = key.n <= EM__AGG_INLINE_KEY;
-    em__agg_slot *s;
-    size_t mask, j;
-
-    if (EM_UNLIKELY(em__aggmap_grow_bytes(m)) && em_hmap_grow(&m->tab) < 0)
-        return em_err_set(err, EM_ENOMEM, "combine map: out of memory growing the table");
-    if (inl)
-        probe_image(key.p, key.n, want);
-    mask = m->tab.cap - 1;
-    for (j = h32 & mask;; j = (j + 1) & mask) {
-        s = &em__aggmap_slots(m)[j];
-        if (s->kind == SLOT_EMPTY)
-            break;
-        if (s->h32 != h32 || s->part != part)
-            continue;
-        if (s->kind == SLOT_INLINE) {
-            const uint8_t *img = (const uint8_t *)s + offsetof(em__agg_slot, kind);
-            if (inl && em_load_le64(img) == want[0] && em_load_le64(img + 8) == want[1])
-                return merge(m, s, r, err);
-        } else if (s->u.e->klen == key.n && key_eq(s->u.e->kv, key.p, key.n)) {
-            return merge(m, s, r, err);
-        }
-    }
     em_slice val = em_slice_make(r->val.p, r->val.n);
     if (m->comb->acc_size)
         return insert_acc(m, s, h32, part, r, err);
@@ -367,6 +347,81 @@ int em__aggmap_add_hashed(em__aggmap *m, uint32_t part, uint64_t key_hash, const
     if (rc < 0)
         return rc;
     return insert(m, s, h32, part, key, em_slice_make(m->scratch.data, m->scratch.len), err);
+}
+
+/* The lookup from slot j on, for any key: the hot loop below hands over to it for a key
+ * longer than EM__AGG_INLINE_KEY bytes and at an entry slot whose hash bits match. */
+__attribute__((noinline)) static int add_from(em__aggmap *m, uint32_t part, uint32_t h32,
+                                              size_t j, const em_rec *r, em_err *err)
+{
+    const em_slice key = em_slice_make(r->key.p, r->key.n);
+    uint64_t want[2] = {0, 0};
+    bool inl = key.n <= EM__AGG_INLINE_KEY;
+    size_t mask = m->tab.cap - 1;
+    if (inl)
+        probe_image(key.p, key.n, want);
+    for (;; j = (j + 1) & mask) {
+        em__agg_slot *s = &em__aggmap_slots(m)[j];
+        if (s->kind == SLOT_EMPTY)
+            return add_new(m, s, h32, part, r, err);
+        if (s->h32 != h32 || s->part != part)
+            continue;
+        if (s->kind == SLOT_INLINE) {
+            const uint8_t *img = (const uint8_t *)s + offsetof(em__agg_slot, kind);
+            if (inl && em_load_le64(img) == want[0] && em_load_le64(img + 8) == want[1])
+                return merge(m, s, r, err);
+        } else if (s->u.e->klen == key.n && key_eq(s->u.e->kv, key.p, key.n)) {
+            return merge(m, s, r, err);
+        }
+    }
+}
+
+/* An add that first grows the table (out of line: a call in the hot function would have
+ * it save registers on every add). */
+__attribute__((noinline)) static int grow_and_add(em__aggmap *m, uint32_t part, uint32_t h32,
+                                                  const em_rec *r, em_err *err)
+{
+    if (em_hmap_grow(&m->tab) < 0)
+        return em_err_set(err, EM_ENOMEM, "combine map: out of memory growing the table");
+    return add_from(m, part, h32, h32 & (m->tab.cap - 1), r, err);
+}
+
+/* The hot path (a short key, a hit in an inline slot, an 8-byte kernel) makes no call but
+ * the kernel's; everything else is a tail call, so few registers need saving. */
+int em__aggmap_add_hashed(em__aggmap *m, uint32_t part, uint64_t key_hash, const em_rec *r,
+                          em_err *err)
+{
+    /* Fields one at a time: the caller has just stored them 8 bytes at a time. */
+    const em_slice key = em_slice_make(r->key.p, r->key.n);
+    uint32_t h32 = em__agg_hash32(key_hash, part);
+    uint64_t want[2];
+
+    if (EM_UNLIKELY(em__aggmap_grow_bytes(m)))
+        return grow_and_add(m, part, h32, r, err);
+    size_t mask = m->tab.cap - 1, j = h32 & mask;
+    if (EM_UNLIKELY(key.n > EM__AGG_INLINE_KEY))
+        return add_from(m, part, h32, j, r, err);
+    probe_image(key.p, key.n, want);
+    for (;; j = (j + 1) & mask) {
+        em__agg_slot *s = &em__aggmap_slots(m)[j];
+        if (s->kind == SLOT_EMPTY)
+            return add_new(m, s, h32, part, r, err);
+        if (s->h32 != h32 || s->part != part)
+            continue;
+        if (EM_UNLIKELY(s->kind != SLOT_INLINE))
+            return add_from(m, part, h32, j, r, err);
+        const uint8_t *img = (const uint8_t *)s + offsetof(em__agg_slot, kind);
+        if (em_load_le64(img) == want[0] && em_load_le64(img + 8) == want[1]) {
+            /* An 8-byte value in the slot and an 8-byte kernel (an in-place combiner never
+             * has an inline slot). */
+            const em_combiner *c = m->comb;
+            em_merge8_fn k8 = m->values_are_combiners ? c->merge_combiners8 : c->merge_value8;
+            if (EM_UNLIKELY(!k8 || r->val.n != 8))
+                return merge(m, s, r, err);
+            k8(s->u.v8, r->val.p);
+            return 0;
+        }
+    }
 }
 
 int em__aggmap_next(const em__aggmap *m, size_t *pos, uint32_t *part, em_rec *r)

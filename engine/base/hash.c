@@ -9,6 +9,7 @@
  * finaliser (em_mix64) gives full avalanche on the result.
  * THREADS: any thread. */
 #include "engine/base/base.h"
+#include "engine/base/loadn.h"
 
 #define H_K1 0xa0761d6478bd642fULL
 #define H_K2 0xe7037ed1a0b428dbULL
@@ -36,16 +37,10 @@ static inline uint64_t absorb8(uint64_t h, uint64_t w)
 }
 
 /* Absorbs a tail of 1..7 bytes packed little-endian; its own constant keeps "ab" and "ab\0"
- * apart even before the length is mixed in again at the end. The packing equals a byte loop
- * in two (overlapping) loads: overlapping bytes land on the same bits with the same values. */
+ * apart even before the length is mixed in again at the end. */
 static inline uint64_t absorb_tail(uint64_t h, const uint8_t *s, size_t left)
 {
-    uint64_t w;
-    if (left >= 4)
-        w = (uint64_t)em_load_le32(s) | (uint64_t)em_load_le32(s + left - 4) << (8 * (left - 4));
-    else
-        w = (uint64_t)s[0] | (uint64_t)s[left / 2] << (8 * (left / 2)) |
-            (uint64_t)s[left - 1] << (8 * (left - 1));
+    uint64_t w = em_load_le_n(s, left);   /* engine/base/loadn.h: one load when safe */
     h ^= premix(w ^ H_K4);
     return rotl64(h, 29) * 9 + 0x38495ab5ULL;
 }

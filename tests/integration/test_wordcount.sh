@@ -52,6 +52,24 @@ check gen1 "$tmp/text.txt" "local[1]"
 printf 'a  b\tb\r\n\r\n  \n\tc a\r\nélan élan  日本\n\n b b\nlast' >"$tmp/edge.txt"
 check edge "$tmp/edge.txt" "local[2]"
 
+# words across the tokenizer's 64-byte steps: lines of 63..130 bytes, words of 1..200 bytes
+# that start or end at offsets 63, 64, 127, 128, separators of each kind at the edges; with
+# the run-time chosen scan (AVX-512BW here when the CPU has it) and with the portable one
+awk 'BEGIN {
+    seps[0] = " "; seps[1] = "\t"; seps[2] = "\r"; seps[3] = "  "
+    for (len = 1; len <= 200; len += (len < 70 ? 1 : 13)) {
+        w = ""; for (i = 0; i < len; i++) w = w sprintf("%c", 97 + (len + i) % 26)
+        for (lead = 60; lead <= 66; lead++) {
+            line = ""; for (i = 0; i < lead; i++) line = line (i % 5 == 4 ? seps[i % 4] : "x")
+            printf "%s%s%s%s\n", line, w, seps[len % 4], substr(w, 1, len % 9 + 1)
+        }
+        printf "%s\n", w   # the word alone: exactly 64, 128, ... bytes for some lengths
+    }
+}' >"$tmp/blocks.txt"
+check blocks "$tmp/blocks.txt" "local[2]"
+EMBER_WC_SCAN=portable check blocks-portable "$tmp/blocks.txt" "local[2]"
+EMBER_WC_SCAN=portable check edge-portable "$tmp/edge.txt" "local[2]"
+
 # a directory as input (all its files), as Hadoop's input paths
 mkdir "$tmp/dir"
 head -c 300000 "$tmp/text.txt" | sed '$d' >"$tmp/dir/a.txt"

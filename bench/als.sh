@@ -90,7 +90,7 @@ if [ "$iters50" -gt 0 ]; then
     summary als_rank50 50
 fi
 
-[ "$small" = 1 ] || exit 0
+if [ "$small" = 1 ]; then
 gen 0.1
 for m in 'local[1]' 'local-cluster[2,1]'; do
     label=als_s0.1_$(echo "$m" | tr -c 'a-z0-9\n' _)
@@ -112,13 +112,13 @@ if /usr/bin/python3 -c 'import numpy, scipy' 2>/dev/null; then
 else
     echo "bench: numpy/scipy missing; the numpy reference run is skipped" >&2
 fi
+fi  # SMALL
 
 # Implicit feedback at full scale (issue 11): the ratings >= 4 of the SCALE data are the
 # positives (written with rating 1, so confidence 1 + alpha = 41; the others are dropped),
 # rank 10, alpha 40, lambda 0.02, in $master: seconds per iteration and precision@10,
 # MAP and NDCG@10 against the test split's positives (items seen in training excluded).
 # The filtered files are made once beside the data. IMPLICIT_ITERS (default 10; 0 skips).
-# Note: SMALL=0 ends the script before this section.
 iters_imp=${IMPLICIT_ITERS:-10}
 if [ "$iters_imp" -gt 0 ]; then
     gen "$scale"

@@ -206,9 +206,10 @@ int em__run_map_sink(em_task *t, const em_plan_node *root, em_iter *in, em_task_
     if ((rc = em__iter_drain(in, map_sink_push, s, err)) < 0 ||
         (rc = flush_pending(s, err)) < 0)
         goto out;
-    /* No record at all: still commit empty outputs (of the kind the plan expects). */
-    if (!s->w && (rc = writer_open(s, map_kind(s, root->parents[0]->is_kv,
-                                               root->parents[0]->width), err)) < 0)
+    /* No record at all: still commit empty outputs (of the kind the plan expects; a map-side
+     * combine means pairs even when the parent is a user function the plan cannot see into). */
+    bool kv = root->parents[0]->is_kv || (root->flags & EM_NODE_MAP_COMBINE) != 0;
+    if (!s->w && (rc = writer_open(s, map_kind(s, kv, root->parents[0]->width), err)) < 0)
         goto out;
     out->is_map = true;
     if ((rc = em_shuffle_writer_commit(s->w, &out->map_status, err)) < 0) {

@@ -47,6 +47,11 @@ check() {
 "$ember" gen text --mib 4 --seed 3 --out "$tmp/text.txt"
 check gen2 "$tmp/text.txt" "local[2]"
 check gen1 "$tmp/text.txt" "local[1]"
+# A one-line file: one of the two map tasks reads nothing, and its empty map output must still
+# be pairs for the map-side combine (it was committed as plain records and refused).
+printf 'a b a\n' >"$tmp/tiny.txt"
+check tiny2 "$tmp/tiny.txt" "local[2]"
+check tiny_cluster "$tmp/tiny.txt" "local-cluster[2,1]"
 
 # awkward input: CR LF, tabs, runs of spaces, blank lines, UTF-8, no final newline
 printf 'a  b\tb\r\n\r\n  \n\tc a\r\nélan élan  日本\n\n b b\nlast' >"$tmp/edge.txt"

@@ -84,7 +84,8 @@ for attack in head tail; do
     w=$t/wrap-$attack
     mkdir -p "$w"
     rc=0
-    WRAP_DIR=$w WRAP_RELAY=$relay WRAP_ATTACK=$attack WRAP_EMBER=$ember EMBER_BIN=$t/exec-wrap.sh \
+    TMPDIR=$w WRAP_DIR=$w WRAP_RELAY=$relay WRAP_ATTACK=$attack WRAP_EMBER=$ember \
+        EMBER_BIN=$t/exec-wrap.sh \
         timeout 300 "$ember" run-example --quiet --master 'local-cluster[2,1]' bcast check 9 \
         >"$t/bcast-$attack.log" 2>&1 || rc=$?
     [ -f "$w/relay.pid" ] && pids+=("$(cat "$w/relay.pid")")

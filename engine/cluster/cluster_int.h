@@ -92,7 +92,10 @@ typedef struct bcast_ent {
     em_batch *batch;             /* reference */
     em_slice value;              /* borrowed from batch */
     uint64_t *crcs;              /* per piece: crc | 1 << 32 once computed; NULL = none yet */
+    struct em__bcast_sealed *sealed;   /* sealed links: the pieces sealed once (reference) */
 } bcast_ent;
+/* Drops a reference to a broadcast's sealed pieces (bcast_serve.c); NULL ok, any thread. */
+void em__bcast_sealed_unref(struct em__bcast_sealed *s);
 #define BCAST_CACHE 4
 
 struct em_cluster {

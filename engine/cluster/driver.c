@@ -710,9 +710,10 @@ uint32_t em_cluster_drop_blocks(em_cluster *c, uint32_t btype, uint32_t a)
             if (c->bcache[i].id == a) {
                 em_batch_unref(c->bcache[i].batch);
                 em_free(c->bcache[i].crcs);
+                em__bcast_sealed_unref(c->bcache[i].sealed);
                 memmove(&c->bcache[i], &c->bcache[i + 1],
                         (size_t)(BCAST_CACHE - 1 - i) * sizeof c->bcache[0]);
-                c->bcache[BCAST_CACHE - 1] = (bcast_ent){0, NULL, {NULL, 0}, NULL};
+                c->bcache[BCAST_CACHE - 1] = (bcast_ent){0};
                 break;
             }
         pthread_mutex_unlock(&c->lock);
@@ -890,6 +891,7 @@ void em_cluster_free(em_cluster *c)
     for (int i = 0; i < BCAST_CACHE; i++) {
         em_batch_unref(c->bcache[i].batch);
         em_free(c->bcache[i].crcs);
+        em__bcast_sealed_unref(c->bcache[i].sealed);
     }
     em_free(c->ex);
     em_free(c->sp);

@@ -1,13 +1,17 @@
 /* engine/executor/bcast.c - broadcast pieces: the PIECE frame header and the executor's
  * assembly of a value from pieces (protocol.h has the format). The pieces come from
  * the network: every header field is checked against the first piece's, each index may
- * arrive once, and on plain links each piece's crc32c must match before it counts (on sealed
- * links the AES-GCM tag has proved it already).
+ * arrive once, and on plain links each piece's crc32c must match before it counts. On sealed
+ * links the driver sealed each piece once for every executor (PRESEALED frames, net.h;
+ * bcast_serve.c): the body is the PIECE header, the value's key and the piece sealed under
+ * it (index as nonce, PIECE header as AAD); it is opened straight into the value (no copy),
+ * and a piece whose tag fails is EM_EAUTH: the caller closes the link.
  * THREADS: an em__bcast_asm is used by one thread at a time (the executor's loop thread
  * under its lock). */
 #include <string.h>
 
 #include "engine/executor/protocol.h"
+#include "engine/net/net.h"
 
 void em__piece_hdr(uint8_t out[EM__PIECE_HDR], uint64_t total, uint32_t piece_size,
                    uint32_t index, uint32_t crc)
@@ -70,14 +74,23 @@ int em__bcast_asm_add(em__bcast_asm *a, em_slice body, em_err *err)
         return em_err_set(err, EM_EPROTO, "broadcast piece %u: received twice", idx);
     uint64_t off = (uint64_t)idx * psize;
     uint64_t want = total - off < psize ? total - off : psize;
-    size_t n = body.n - EM__PIECE_HDR;
-    if (n != want)
+    size_t extra = a->sealed ? EM_AEAD_KEY_LEN + EM_AEAD_TAG_LEN : 0;   /* key, tag */
+    size_t n = body.n - EM__PIECE_HDR - (body.n - EM__PIECE_HDR >= extra ? extra : 0);
+    if (body.n - EM__PIECE_HDR < extra || n != want)
         return em_err_set(err, EM_EPROTO, "broadcast piece %u: %zu bytes, expected %llu", idx,
-                          n, (unsigned long long)want);
+                          body.n - EM__PIECE_HDR, (unsigned long long)(want + extra));
     const uint8_t *p = body.p + EM__PIECE_HDR;
-    if (!a->sealed && em_crc32c(0, p, n) != crc)
-        return em_err_set(err, EM_ECORRUPT, "broadcast piece %u: checksum mismatch", idx);
-    memcpy(a->payload + 4 + off, p, n);
+    if (a->sealed) {   /* opened straight into the value */
+        const uint8_t *key = p;
+        p += EM_AEAD_KEY_LEN;
+        if ((rc = em_aead_open_once(key, idx, body.p, EM__PIECE_HDR, p, a->payload + 4 + off,
+                                    n, p + n, err)) < 0)
+            return em_err_prefix(err, "broadcast piece %u", idx);
+    } else {
+        if (em_crc32c(0, p, n) != crc)
+            return em_err_set(err, EM_ECORRUPT, "broadcast piece %u: checksum mismatch", idx);
+        memcpy(a->payload + 4 + off, p, n);
+    }
     a->have[idx] = 1;
     a->received++;
     return 0;

@@ -199,9 +199,11 @@ static void add_stage(executor *x, uint32_t id, em_slice body)
 }
 
 /* A piece of the broadcast of request req: assembled into its value; a bad piece fails the
- * request (the task sees the error), not the connection. While pieces are missing, one
- * more is asked for per piece received, so EM__PIECE_WINDOW stay in flight. Lock held. */
-static int on_piece(executor *x, em_conn_id c, uint64_t req, em_slice body)
+ * request (the task sees the error), not the connection, except a sealed piece that fails
+ * its tag (EM_EAUTH: tampering, the link closes as for any failed frame). While pieces
+ * are missing, one more is asked for per piece received, so EM__PIECE_WINDOW stay in
+ * flight. Lock held. */
+static int on_piece(executor *x, em_conn_id c, uint64_t req, em_slice body, em_err *cerr)
 {
     pending *p = em__x_find_pending(x, req, c);
     if (!p)
@@ -225,7 +227,7 @@ static int on_piece(executor *x, em_conn_id c, uint64_t req, em_slice body)
         }
         pthread_cond_broadcast(&x->cond);
     }
-    return 0;
+    return rc == EM_EAUTH ? em_err_copy(cerr, &p->err) : 0;
 }
 
 static int on_data(executor *x, em_conn_id c, bool from_driver, em_slice payload, em_err *err)
@@ -244,7 +246,7 @@ static int on_data(executor *x, em_conn_id c, bool from_driver, em_slice payload
         return 0;
     }
     if (from_driver && kind == EM__DATA_PIECE)
-        return on_piece(x, c, id, body);
+        return on_piece(x, c, id, body, err);
     if (from_driver && kind == EM__DATA_BLOCK) {
         pending *p = em__x_find_pending(x, id, c);
         if (!p)

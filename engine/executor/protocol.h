@@ -133,9 +133,11 @@ int em__data_parse(em_slice frame, uint8_t *kind, uint8_t *flags, uint64_t *id, 
  *     0     8  total value bytes (< EM_BATCH_MAX_REC_LEN)
  *     8     4  piece size (1..EM__PIECE_MAX; the same in every piece of a value)
  *    12     4  piece index
- *    16     4  crc32c of the piece bytes (0 on sealed links: the frame's AES-GCM tag proves
- *              them, so neither side spends a pass over the bytes on it)
- *    20     -  the piece bytes
+ *    16     4  crc32c of the piece bytes (0 on sealed links)
+ *    20     -  plain links: the piece bytes. Sealed links (a PRESEALED frame, net.h): the
+ *              value's 32-byte key, then the piece sealed once for every executor under
+ *              it (AES-256-GCM, nonce = index, AAD = bytes 0..19) and its 16-byte tag
+ *              (engine/cluster/bcast_serve.c, docs/security.md)
  * The executor asks for a window of pieces and for one more as each arrives, so several
  * are in flight; it assembles them straight into the payload of the one BYTES batch that
  * its block store keeps (docs/cluster.md). */
@@ -156,7 +158,8 @@ typedef struct em__bcast_asm {
     uint8_t *payload;            /* 4-byte BYTES length + total bytes (em_malloc_big) */
     uint8_t *have;               /* per piece: received */
     bool sealed;                 /* set by the caller: the link is sealed (em_net_sealed), so
-                                    the AES-GCM tag proved each piece and its crc is 0 */
+                                    each body is PIECE header | key | piece sealed under the
+                                    key | tag (crc 0; bcast.c, docs/security.md) */
 } em__bcast_asm;
 /* Adds one PIECE frame body (the first one sizes the value). EM_EPROTO for a malformed or
  * inconsistent header, a bad index or a repeated piece; EM_ECORRUPT for a checksum

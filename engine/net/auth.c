@@ -202,3 +202,59 @@ int em_aead_finish(em_aead *a, uint8_t tag[EM_AEAD_TAG_LEN], em_err *err)
     }
     return 0;
 }
+
+/* ---------------------------------------------------------------- one-shot AES-256-GCM */
+
+/* Seals (seal) or opens n bytes under key with the 12-byte IV 4 zero bytes || be64(nonce).
+ * Opening checks tag before it returns (EM_EAUTH on mismatch); out may equal in. */
+static int aead_once(bool seal, const uint8_t key[EM_AEAD_KEY_LEN], uint64_t nonce,
+                     const uint8_t *aad, size_t alen, const uint8_t *in, uint8_t *out,
+                     size_t n, uint8_t tag[EM_AEAD_TAG_LEN], em_err *err)
+{
+    uint8_t iv[12] = {0}, end[16];
+    em_store_be64(iv + 4, nonce);
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    if (!ctx)
+        return em_err_set(err, EM_ENOMEM, "AES-GCM context: out of memory");
+    int outl = 0;
+    int ok = seal ? EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, iv)
+                  : EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, iv);
+    ok = ok == 1 && (!alen || EVP_CipherUpdate(ctx, NULL, &outl, aad, (int)alen) == 1);
+    while (ok && n > 0) {
+        int chunk = n > (1u << 30) ? (1 << 30) : (int)n;
+        ok = EVP_CipherUpdate(ctx, out, &outl, in, chunk) == 1 && outl == chunk;
+        in += chunk;
+        out += chunk;
+        n -= (size_t)chunk;
+    }
+    if (!ok) {
+        EVP_CIPHER_CTX_free(ctx);
+        return em_err_set(err, EM_EIO, "AES-256-GCM failed (OpenSSL)");
+    }
+    if (seal) {
+        ok = EVP_EncryptFinal_ex(ctx, end, &outl) == 1 &&
+             EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, EM_AEAD_TAG_LEN, tag) == 1;
+        EVP_CIPHER_CTX_free(ctx);
+        return ok ? 0 : em_err_set(err, EM_EIO, "AES-256-GCM failed (OpenSSL)");
+    }
+    ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, EM_AEAD_TAG_LEN, tag) == 1 &&
+         EVP_DecryptFinal_ex(ctx, end, &outl) == 1;
+    EVP_CIPHER_CTX_free(ctx);
+    return ok ? 0 : em_err_set(err, EM_EAUTH, "failed authentication (modified or misplaced)");
+}
+
+int em_aead_seal_once(const uint8_t key[EM_AEAD_KEY_LEN], uint64_t nonce, const uint8_t *aad,
+                      size_t alen, const uint8_t *in, uint8_t *out, size_t n,
+                      uint8_t tag[EM_AEAD_TAG_LEN], em_err *err)
+{
+    return aead_once(true, key, nonce, aad, alen, in, out, n, tag, err);
+}
+
+int em_aead_open_once(const uint8_t key[EM_AEAD_KEY_LEN], uint64_t nonce, const uint8_t *aad,
+                      size_t alen, const uint8_t *in, uint8_t *out, size_t n,
+                      const uint8_t tag[EM_AEAD_TAG_LEN], em_err *err)
+{
+    uint8_t t[EM_AEAD_TAG_LEN];
+    memcpy(t, tag, sizeof t);
+    return aead_once(false, key, nonce, aad, alen, in, out, n, t, err);
+}

@@ -96,6 +96,9 @@ typedef struct wreq {
     size_t len;          /* unsealed frame bytes + ext bytes: what `queued` counts */
     em_net_ext ext;      /* plain: written from where it is; sealed: read by the sealer */
     bool chunked;        /* bufs[1..] are seal-pool chunks */
+    bool raw_tail;       /* PRESEALED: ext is written as it is, the tag ends bufs[0] */
+    uint32_t aad_len;    /* bytes of bufs[0] that are the AAD: the frame header (and the
+                            head length of a PRESEALED frame) */
     int rc;              /* the seal's result (and err) */
     em_err err;
     uint32_t nbufs;
@@ -311,15 +314,15 @@ static void on_written(uv_write_t *req, int status)
  * (bufs[1..]; the tag ends the last), or the tag ends bufs[0]. */
 static int seal_frame(em_aead *tx, wreq *w, em_err *err)
 {
-    size_t hl = EM_FRAME_HEADER_SIZE;
+    size_t hl = w->aad_len;
     uint8_t *b = (uint8_t *)w->bufs[0].base, *tag;
-    size_t n = w->bufs[0].len - (w->nbufs == 1 ? EM_AEAD_TAG_LEN : 0);
+    size_t n = w->bufs[0].len - (w->nbufs == 1 || w->raw_tail ? EM_AEAD_TAG_LEN : 0);
     int rc;
     if ((rc = em_aead_begin(tx, b, hl, err)) < 0 ||
         (rc = em_aead_update(tx, b + hl, b + hl, n - hl, err)) < 0)
         return rc;
     tag = b + n;
-    for (uint32_t i = 1; i < w->nbufs; i++) {
+    for (uint32_t i = 1; !w->raw_tail && i < w->nbufs; i++) {
         size_t k = w->bufs[i].len - (i + 1 == w->nbufs ? EM_AEAD_TAG_LEN : 0);
         const uint8_t *src = (const uint8_t *)w->ext.p + (size_t)(i - 1) * SEAL_CHUNK;
         if ((rc = em_aead_update(tx, src, (uint8_t *)w->bufs[i].base, k, err)) < 0)
@@ -335,7 +338,7 @@ static int prepare_seal(em_net *n, wreq *w, em_err *err)
 {
     uint8_t *b = (uint8_t *)w->bufs[0].base;
     size_t blen = w->bufs[0].len;
-    if (!w->ext.n) {
+    if (!w->ext.n || w->raw_tail) {
         uint8_t *g = em_realloc(b, blen + EM_AEAD_TAG_LEN);
         if (!g)
             return em_err_set(err, EM_ENOMEM, "sealing a frame of %zu bytes: out of memory",
@@ -344,6 +347,11 @@ static int prepare_seal(em_net *n, wreq *w, em_err *err)
         b = g;
     }
     em_store_le32(b + 4, em_load_le32(b + 4) + EM_AEAD_TAG_LEN);
+    if (w->raw_tail) {   /* a PRESEALED tail: written from where it is */
+        if (w->ext.n)
+            w->bufs[w->nbufs++] = uv_buf_init((char *)w->ext.p, (unsigned)w->ext.n);
+        return 0;
+    }
     w->chunked = true;
     for (size_t off = 0; off < w->ext.n; off += SEAL_CHUNK) {
         size_t k = w->ext.n - off < SEAL_CHUNK ? w->ext.n - off : SEAL_CHUNK;
@@ -378,7 +386,8 @@ static void write_wreq(conn *c, wreq *w)
 /* A sealed (or failed) frame: written, or the connection closes. */
 static void sealed(conn *c, wreq *w)
 {
-    ext_release(&w->ext);   /* its bytes are in the chunks now */
+    if (!w->raw_tail)
+        ext_release(&w->ext);   /* its bytes are in the chunks now */
     if (w->rc < 0 && c->st != ST_CLOSING)
         conn_close(c, w->rc, "%s", w->err.msg);
     if (w->rc < 0 || c->st == ST_CLOSING) {
@@ -422,7 +431,7 @@ static void seal_pump(conn *c)
 {
     while (!c->sealing && c->sq_head) {
         wreq *w = c->sq_head;
-        if (w->len >= SEAL_ASYNC_MIN && c->st != ST_CLOSING) {
+        if (w->len - (w->raw_tail ? w->ext.n : 0) >= SEAL_ASYNC_MIN && c->st != ST_CLOSING) {
             c->sealing = true;
             w->work.data = w;
             if (uv_queue_work(&c->net->loop, &w->work, seal_work, seal_done) == 0)
@@ -456,9 +465,12 @@ static void conn_write_ext(conn *c, uint8_t *buf, size_t blen, em_net_ext ext, b
         ext_release(&ext);
         return;
     }
-    size_t nbufs = 1 + (c->tx ? (ext.n + SEAL_CHUNK - 1) / SEAL_CHUNK : ext.n ? 1 : 0);
+    bool raw = blen > EM_FRAME_HEADER_SIZE && buf[8] == EM_FRAME_PRESEALED;
+    size_t nbufs = 1 + (c->tx && !raw ? (ext.n + SEAL_CHUNK - 1) / SEAL_CHUNK : ext.n ? 1 : 0);
     wreq *w = em_xcalloc(1, sizeof *w + nbufs * sizeof(uv_buf_t));
     w->c = c;
+    w->raw_tail = raw;
+    w->aad_len = EM_FRAME_HEADER_SIZE + (raw ? 4 : 0);
     w->len = len;   /* what `queued` counts, sealed or not */
     w->bufs[0] = uv_buf_init((char *)buf, (unsigned)blen);
     w->nbufs = 1;
@@ -1204,6 +1216,29 @@ int em_net_send_ext(em_net *n, em_conn_id id, uint8_t type, const em_slice *part
     pthread_mutex_unlock(&n->lock);
     uv_async_send(&n->wake);
     return 0;
+}
+
+int em_net_send_presealed(em_net *n, em_conn_id id, const em_slice *head, size_t nhead,
+                          const em_net_ext *tail, em_err *err)
+{
+    em_net_ext e = tail ? *tail : (em_net_ext){0};
+    size_t h = 0;
+    for (size_t i = 0; i < nhead; i++)
+        h += head[i].n;
+    em_slice parts[8];
+    if (n->mode != EM_NET_MODE_CRYPTO || !e.n || h == 0 || h > EM_PRESEALED_HEAD_MAX ||
+        nhead >= sizeof parts / sizeof parts[0]) {
+        ext_release(&e);
+        return em_err_set(err, EM_EINVAL, "send: a presealed frame needs a sealed link, a "
+                          "tail and a head of 1..%u bytes in at most %zu parts (got %zu in "
+                          "%zu)", EM_PRESEALED_HEAD_MAX, sizeof parts / sizeof parts[0] - 1, h,
+                          nhead);
+    }
+    uint8_t hl[4];
+    em_store_le32(hl, (uint32_t)h);
+    parts[0] = em_slice_make(hl, sizeof hl);
+    memcpy(parts + 1, head, nhead * sizeof *head);
+    return em_net_send_ext(n, id, EM_FRAME_PRESEALED, parts, nhead + 1, &e, err);
 }
 
 size_t em_net_queued(em_net *n, em_conn_id id)

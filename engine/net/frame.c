@@ -67,7 +67,7 @@ static int poison(em_frame_decoder *d, em_err *err)
 }
 
 /* Validates a complete header; sets d->body_len and, on a sealed stream, starts opening the
- * frame (the header is its AAD). */
+ * frame (the header is its AAD; a PRESEALED frame's head starts once its length is read). */
 static int check_header(em_frame_decoder *d, em_err *err)
 {
     if (memcmp(d->hdr, frame_magic, 4) != 0)
@@ -77,11 +77,23 @@ static int check_header(em_frame_decoder *d, em_err *err)
     if (len == 0 || len > d->cap)
         return em_err_set(err, EM_EPROTO, "frame %llu: body length %u outside 1..%u",
                           (unsigned long long)d->nframes, len, d->cap);
+    d->head_len = 0;
+    d->head_done = false;
+    d->opened = 0;
+    if (d->hdr[8] == EM_FRAME_PRESEALED) {
+        if (!d->open)
+            return em_err_set(err, EM_EPROTO, "frame %llu: a presealed frame on a plain link",
+                              (unsigned long long)d->nframes);
+        if (len - 1 < 4 + 1 + EM_AEAD_TAG_LEN)
+            return em_err_set(err, EM_EPROTO, "presealed frame %llu: %u payload bytes are "
+                              "shorter than its head", (unsigned long long)d->nframes, len - 1);
+        d->body_len = len;
+        return 0;
+    }
     if (d->open && len - 1 < EM_AEAD_TAG_LEN)
         return em_err_set(err, EM_EPROTO, "sealed frame %llu: %u payload bytes are shorter "
                           "than its tag", (unsigned long long)d->nframes, len - 1);
     d->body_len = len;
-    d->opened = 0;
     return d->open ? em_aead_begin(d->open, d->hdr, sizeof d->hdr, err) : 0;
 }
 
@@ -91,11 +103,54 @@ static size_t sealed_len(const em_frame_decoder *d)
     return d->body_len - 1 - (d->open ? EM_AEAD_TAG_LEN : 0);
 }
 
+/* PRESEALED frame, `have` payload bytes at base: reads the head length (then begins, with
+ * the frame header and that length as AAD), opens the head as it arrives and checks its
+ * tag as soon as the tag is here. The tail is not touched. */
+static int open_head(em_frame_decoder *d, uint8_t *base, size_t have, em_err *err)
+{
+    int rc;
+    size_t pay = d->body_len - 1;
+    if (d->head_done)
+        return 0;
+    if (!d->head_len) {
+        if (have < 4)
+            return 0;
+        uint32_t h = em_load_le32(base);
+        if (h == 0 || h > EM_PRESEALED_HEAD_MAX || (size_t)h + 4 + EM_AEAD_TAG_LEN > pay)
+            return em_err_set(err, EM_EPROTO, "presealed frame %llu: head of %u bytes (1..%u, "
+                              "within its %zu payload bytes)", (unsigned long long)d->nframes,
+                              h, EM_PRESEALED_HEAD_MAX, pay);
+        uint8_t aad[EM_FRAME_HEADER_SIZE + 4];
+        memcpy(aad, d->hdr, EM_FRAME_HEADER_SIZE);
+        memcpy(aad + EM_FRAME_HEADER_SIZE, base, 4);
+        if ((rc = em_aead_begin(d->open, aad, sizeof aad, err)) < 0)
+            return rc;
+        d->head_len = h;
+        d->opened = 4;
+    }
+    size_t m = 4 + (size_t)d->head_len;
+    size_t end = have < m ? have : m;
+    if (end > d->opened) {
+        if ((rc = em_aead_update(d->open, base + d->opened, base + d->opened, end - d->opened,
+                                 err)) < 0)
+            return rc;
+        d->opened = end;
+    }
+    if (have >= m + EM_AEAD_TAG_LEN) {
+        if ((rc = em_aead_finish(d->open, base + m, err)) < 0)
+            return rc;
+        d->head_done = true;
+    }
+    return 0;
+}
+
 /* Decrypts, in place, the payload bytes [d->opened, have) that are ciphertext; base is the
  * payload's first byte. Called as bytes arrive, so each piece is decrypted while it is
  * still in cache. */
 static int open_upto(em_frame_decoder *d, uint8_t *base, size_t have, em_err *err)
 {
+    if (d->open && d->hdr[8] == EM_FRAME_PRESEALED)
+        return open_head(d, base, have, err);
     size_t m = sealed_len(d);
     size_t end = have < m ? have : m;
     if (!d->open || end <= d->opened)
@@ -106,15 +161,28 @@ static int open_upto(em_frame_decoder *d, uint8_t *base, size_t have, em_err *er
 }
 
 /* The whole payload (have == body_len - 1 bytes at base) is here: checks the tag of a
- * sealed frame, then hands the plaintext to fn. */
+ * sealed frame, then hands the plaintext to fn. A PRESEALED frame goes out as DATA: its
+ * head moved next to its tail (over the length and the tag). */
 static int deliver(em_frame_decoder *d, uint8_t *base, em_frame_fn fn, void *ud, em_err *err)
 {
+    uint8_t type = d->hdr[8];
     size_t m = sealed_len(d);
     int rc;
-    if (d->open && ((rc = open_upto(d, base, m, err)) < 0 ||
-                    (rc = em_aead_finish(d->open, base + m, err)) < 0))
+    if (d->open && type == EM_FRAME_PRESEALED) {
+        size_t pay = d->body_len - 1;
+        if ((rc = open_head(d, base, pay, err)) < 0)
+            return rc;
+        size_t skip = 4 + EM_AEAD_TAG_LEN;
+        memmove(base + skip, base + 4, d->head_len);
+        base += skip;
+        m = pay - skip;
+        type = EM_FRAME_DATA;
+        d->head_len = 0;
+        d->head_done = false;
+    } else if (d->open && ((rc = open_upto(d, base, m, err)) < 0 ||
+                           (rc = em_aead_finish(d->open, base + m, err)) < 0)) {
         return rc;
-    uint8_t type = d->hdr[8];
+    }
     d->nframes++;
     d->hdr_have = 0;
     d->body_len = 0;

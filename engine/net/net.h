@@ -32,7 +32,24 @@ typedef enum em_frame_type {
     EM_FRAME_RPC = 16,        /* JSON control message */
     EM_FRAME_DATA = 17,       /* binary payload (blocks) */
     EM_FRAME_HEARTBEAT = 18,
+    EM_FRAME_PRESEALED = 19,  /* sealed links only: a sealed head + a tail sealed by its
+                                 sender under a key of its own (below); delivered as DATA */
 } em_frame_type;
+
+/* PRESEALED FRAMES (sealed links only; docs/security.md, "pre-sealed payloads"): bytes that
+ * go to several peers (a broadcast piece) are sealed once by the application under a key
+ * of its own and sent as an opaque tail, while the link seals only a small head that
+ * carries what the receiver needs to open the tail (the key among it). Payload:
+ *   off     size  field
+ *     0        4  head length h (1..EM_PRESEALED_HEAD_MAX), in clear, part of the AAD
+ *     4        h  head, sealed like any frame (AAD = frame header || h; the link's
+ *                 sequence number as IV)
+ *   4+h       16  the head's tag
+ *   20+h       -  tail: written and delivered as is (the application proves it)
+ * A modified, replayed, reordered or injected head closes the connection as any frame; the
+ * receiver's on_frame sees a DATA frame whose payload is the head's plaintext followed by
+ * the tail. A PRESEALED frame on a plain link is a protocol error. */
+#define EM_PRESEALED_HEAD_MAX 4096u
 
 /* Appends one frame to out. EM_EINVAL when the body exceeds EM_FRAME_MAX_BODY. */
 int em_frame_encode(em_vbuf *out, uint8_t type, const void *payload, size_t n, em_err *err);
@@ -66,6 +83,8 @@ typedef struct em_frame_decoder {
     em_vbuf body;
     em_aead *open;           /* borrowed; NULL = frames in clear */
     size_t opened;           /* payload bytes of this frame decrypted so far */
+    uint32_t head_len;       /* PRESEALED frame: its head length once known, else 0 */
+    bool head_done;          /* PRESEALED frame: the head's tag verified */
     int poisoned;            /* 0 or the first error code */
     em_err first_err;
 } em_frame_decoder;
@@ -120,6 +139,19 @@ void em_aead_free(em_aead *a);   /* NULL ok */
 int em_aead_begin(em_aead *a, const uint8_t *aad, size_t alen, em_err *err);
 int em_aead_update(em_aead *a, const uint8_t *in, uint8_t *out, size_t n, em_err *err);
 int em_aead_finish(em_aead *a, uint8_t tag[EM_AEAD_TAG_LEN], em_err *err);
+
+/* One-shot AES-256-GCM for payloads sealed once and sent to several peers (PRESEALED
+ * frames): IV = 4 zero bytes || be64(nonce), the tag apart. The caller must never seal two
+ * messages under one key and nonce (use a fresh random key per payload set and a distinct
+ * nonce per message). Opening writes plaintext to out and returns EM_EAUTH when the tag
+ * does not verify (out then holds garbage: do not use it). in == out allowed. Any thread. */
+#define EM_AEAD_KEY_LEN 32
+int em_aead_seal_once(const uint8_t key[EM_AEAD_KEY_LEN], uint64_t nonce, const uint8_t *aad,
+                      size_t alen, const uint8_t *in, uint8_t *out, size_t n,
+                      uint8_t tag[EM_AEAD_TAG_LEN], em_err *err);
+int em_aead_open_once(const uint8_t key[EM_AEAD_KEY_LEN], uint64_t nonce, const uint8_t *aad,
+                      size_t alen, const uint8_t *in, uint8_t *out, size_t n,
+                      const uint8_t tag[EM_AEAD_TAG_LEN], em_err *err);
 
 /* 32 bytes from the kernel's CSPRNG (getrandom / /dev/urandom). */
 int em_random_bytes(void *out, size_t n, em_err *err);
@@ -254,6 +286,12 @@ typedef struct em_net_ext {
  * the value's own memory. ext is released also when this fails. */
 int em_net_send_ext(em_net *n, em_conn_id c, uint8_t type, const em_slice *parts,
                     size_t nparts, const em_net_ext *ext, em_err *err);
+/* Sends a PRESEALED frame (above; sealed links only, else EM_EINVAL): the head (the
+ * concatenation of nhead slices, 1..EM_PRESEALED_HEAD_MAX bytes) is sealed by the link,
+ * the tail (ext, required, released as in em_net_send_ext) is written as it is: it must
+ * already be sealed by the caller. The peer receives a DATA frame of head || tail. */
+int em_net_send_presealed(em_net *n, em_conn_id c, const em_slice *head, size_t nhead,
+                          const em_net_ext *tail, em_err *err);
 /* Blocks SIGPIPE in the calling thread: writing to a peer that died then fails with EPIPE
  * instead of killing the process, with no process-wide signal setup (a library must not
  * need one). Every thread that runs a libuv loop with sockets calls it first. */

@@ -31,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (em__data_parse((em_slice){data, size}, &kind, &flags, &id, &body, &err) == 0 &&
         kind == EM__DATA_PIECE) {
         /* the body as a sequence of pieces: u32 length prefixes split it */
-        em__bcast_asm a = {0};
+        em__bcast_asm a = {.sealed = id & 1};   /* odd ids: pieces as on sealed links */
         while (body.n >= 4) {
             uint32_t n = em_load_le32(body.p);
             if (n > body.n - 4)

@@ -60,6 +60,47 @@ for attack in inject flip replay drop; do
     echo "test_relay: $attack with crypto on: link closed, nothing run"
 done
 
+# Between an executor and its driver (local-cluster[2,1]; $EMBER_BIN is a wrapper that
+# routes the first executor through a relay): a bit flipped in the head or in the tail of
+# the first PRESEALED frame (a broadcast piece sealed once for every executor) closes that
+# executor's link with the reason logged; the job goes on without it and every task reads
+# the broadcast byte for byte (bcast check's crc32c per task; its fetch count may differ,
+# as the executor that lost its link may or may not have fetched).
+cat > "$t/exec-wrap.sh" <<'WRAP'
+#!/usr/bin/env bash
+args=("$@")
+if [ "${1:-}" = executor ] && mkdir "$WRAP_DIR/claimed" 2>/dev/null; then
+    for i in "${!args[@]}"; do [ "${args[$i]}" = --driver ] && d=$((i + 1)); done
+    rport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    python3 "$WRAP_RELAY" "$rport" "${args[$d]##*:}" "$WRAP_ATTACK" >"$WRAP_DIR/relay.log" 2>&1 &
+    echo $! >"$WRAP_DIR/relay.pid"
+    for _ in $(seq 100); do grep -q listening "$WRAP_DIR/relay.log" && break; sleep 0.1; done
+    args[$d]=127.0.0.1:$rport
+fi
+exec "$WRAP_EMBER" "${args[@]}"
+WRAP
+chmod +x "$t/exec-wrap.sh"
+for attack in head tail; do
+    w=$t/wrap-$attack
+    mkdir -p "$w"
+    rc=0
+    TMPDIR=$w WRAP_DIR=$w WRAP_RELAY=$relay WRAP_ATTACK=$attack WRAP_EMBER=$ember \
+        EMBER_BIN=$t/exec-wrap.sh \
+        timeout 300 "$ember" run-example --quiet --master 'local-cluster[2,1]' bcast check 9 \
+        >"$t/bcast-$attack.log" 2>&1 || rc=$?
+    [ -f "$w/relay.pid" ] && pids+=("$(cat "$w/relay.pid")")
+    grep -q attacked "$w/relay.log" || fail "$attack: the relay never saw a PRESEALED frame"
+    wait_grep "client closed" "$w/relay.log" 100 \
+        || fail "$attack: the executor kept the tampered link open"
+    grep -q "failed authentication" "$t/bcast-$attack.log" \
+        || fail "$attack: no failed-authentication reason logged"
+    # every task's crc32c and length matched the driver's (bcast check prints the fetch
+    # count only after that: the executor that lost its link fetched too, or not at all)
+    grep -q "bcast: \(FAILED: \)\?broadcast of 67108865 bytes on 8 tasks: \(ok\|[0-9]* fetches by\)" \
+        "$t/bcast-$attack.log" || fail "$attack: the broadcast did not reach every task intact (exit $rc)"
+    echo "test_relay: PRESEALED $attack flipped: link closed, the value still arrived intact"
+done
+
 # Control: with crypto off the same relay's injected launch_executor is obeyed (the
 # executor it starts then fails: its "driver" is the relay's choice, 127.0.0.1:1).
 run_attack false inject

@@ -11,6 +11,9 @@ follows WELCOME:
   flip    one bit of the next frame's ciphertext
   replay  the previous frame again
   drop    the next frame is not forwarded
+  head    one bit of the link-sealed head of the first PRESEALED frame over 4 KiB (type
+          19: a broadcast piece sealed once for every executor, net.h)
+  tail    one bit deep in that frame's tail (the piece sealed under its value's key)
   none    nothing (a control)
 It prints "attacked" once it did, and "client closed" when the client side of that first
 connection closes. Later connections are relayed untouched. The relay holds no secret: what
@@ -64,7 +67,15 @@ def server_to_client(srv, cli, attacking):
             nframes += 1
             out = [f]
             # frames 1 and 2 are CHALLENGE and WELCOME; frame 3 is the first sealed one
-            if not done and nframes == 4:
+            if not done and attack in ("head", "tail") and nframes > 2 and f[8] == 19 and \
+                    len(f) > 4096:
+                g = bytearray(f)
+                g[HDR + 4 if attack == "head" else len(g) - 100] ^= 1
+                done = True
+                say("attacked")   # first: the peer may close while this is sent
+                cli.sendall(bytes(g))
+                continue
+            if not done and nframes == 4 and attack not in ("head", "tail"):
                 if attack == "inject" or attack.startswith("badid:"):
                     msg = {"t": "launch_executor", "app": "app-evil", "exec": "exec-evil",
                            "driver": "127.0.0.1:1", "cores": 1, "memory": 1 << 26,

@@ -517,7 +517,12 @@ static void frames_in_order(int crypto)
         em_slice part = {head, sizeof head};
         const uint8_t *body = p + (size_t)i * 4099;
         want[i] = em_crc32c(em_crc32c(0, head, 4), body, sizes[i]);
-        if (i % 2) {   /* external bytes, written from where they are */
+        if (i % 4 == 3 && crypto == EM_NET_CRYPTO_ON) {
+            /* a presealed tail: the link seals the head only, the peer sees DATA */
+            em_net_ext ext = {body, sizes[i], count_release, &released};
+            cr_assert_eq(em_net_send_presealed(cli, c, &part, 1, &ext, &err), 0, "%s",
+                         err.msg);
+        } else if (i % 2) {   /* external bytes, written from where they are */
             em_net_ext ext = {body, sizes[i], count_release, &released};
             cr_assert_eq(em_net_send_ext(cli, c, EM_FRAME_DATA, &part, 1, &ext, &err), 0,
                          "%s", err.msg);
@@ -534,6 +539,13 @@ static void frames_in_order(int crypto)
     for (int i = 0; i < nf; i++) {
         cr_assert_eq(s.len[i], sizes[i] + 4, "frame %d", i);
         cr_assert_eq(s.crc[i], want[i], "frame %d", i);
+    }
+    if (crypto == EM_NET_CRYPTO_OFF) {   /* presealed frames need a sealed link */
+        uint8_t head[1] = {1};
+        em_slice part = {head, 1};
+        em_net_ext ext = {p, 10, count_release, &released};
+        cr_assert_eq(em_net_send_presealed(cli, c, &part, 1, &ext, &err), EM_EINVAL);
+        released--;   /* released on failure too */
     }
     em_net_free(cli);
     em_net_free(srv);

@@ -99,7 +99,9 @@ int em__bpush_decode(em_slice body, bool sealed, em_batch **out, em_err *err)
         rc = em_err_set(err, EM_EPROTO, "not one piece holding a whole value of at most %zu "
                         "bytes (%llu bytes, %zu in the frame)", EM__BPUSH_MAX,
                         (unsigned long long)total, body.n - EM__PIECE_HDR);
-    em__bcast_asm a = {.sealed = sealed};
+    /* A BPUSH body is a plain PIECE body on every link (never pre-sealed): on a sealed link
+     * the frame's own tag proved its bytes. */
+    em__bcast_asm a = {.link_proved = sealed};
     if (rc == 0)
         rc = em__bcast_asm_add(&a, body, err);   /* piece size and checksum checks */
     if (rc == 0 && !em__bcast_asm_done(&a))

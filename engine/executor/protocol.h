@@ -160,6 +160,8 @@ typedef struct em__bcast_asm {
     bool sealed;                 /* set by the caller: the link is sealed (em_net_sealed), so
                                     each body is PIECE header | key | piece sealed under the
                                     key | tag (crc 0; bcast.c, docs/security.md) */
+    bool link_proved;            /* plain PIECE bodies whose bytes the sealed link's own tag
+                                    proved (a pushed broadcast, BPUSH): crc 0, not checked */
 } em__bcast_asm;
 /* Adds one PIECE frame body (the first one sizes the value). EM_EPROTO for a malformed or
  * inconsistent header, a bad index or a repeated piece; EM_ECORRUPT for a checksum

@@ -160,3 +160,6 @@ clean:
 
 # test_multihost.sh: network namespaces and veth pairs (ip netns, ip link).
 CHECK_PACKAGES += iproute2
+
+# tests/integration/test_k8s_manifests.sh parses docs/deploy/kubernetes/*.yaml (PyYAML).
+CHECK_PACKAGES += python3-yaml

@@ -8,11 +8,15 @@
 # standalone cluster's run under the workers and are not: compare the wall times), then the
 # median wall times and their ratio. Root only; tears everything down at exit. Use a Release build on a quiet
 # machine: on a loaded one the wall times say little.
+# WORKLOAD=als runs ALS instead (examples/alsjob: rank 10, 10 iterations, lambda 0.02) on
+# RATINGS.train.tsv / RATINGS.test.tsv (RATINGS defaults to BUILD_DIR/bench/ratings-0.1, as
+# bench/crypto.sh generates it).
 set -euo pipefail
 build=$(cd "${1:?usage: multihost_veth.sh BUILD_DIR [TEXT_FILE]}" && pwd)
 ember=$build/bin/ember
-wc_so=$build/lib/ember/examples/wordcount.so
 text=${2:-$build/bench/text-256m.txt}
+workload=${WORKLOAD:-wc}
+ratings=${RATINGS:-$build/bench/ratings-0.1}
 [ "$(id -u)" = 0 ] || { echo "multihost_veth: needs root (network namespaces)" >&2; exit 1; }
 [ -f "$text" ] || { echo "multihost_veth: no input $text" >&2; exit 1; }
 tag=$$ ns_m=emb-m-$$ ns_1=emb-w1-$$ ns_2=emb-w2-$$
@@ -64,12 +68,17 @@ run() {   # LABEL CMD... -> "LABEL wall cpu"
     e=$(date +%s.%N)
     echo "$label $(echo "$e - $s" | bc) $(awk '{print $1 + $2}' "$t/time")"
 }
+if [ "$workload" = als ]; then
+    job=alsjob args=("$ratings.train.tsv" "$ratings.test.tsv" 10 10 0.02)
+else
+    job=wordcount args=("$text" "$t/out")
+fi
 for r in 1 2 3; do
     run veth ip netns exec "$ns_m" "$ember" submit --quiet --master ember://10.213.0.1:7077 \
         --secret-file "$t/secret" --executor-cores 1 --executor-memory 1g \
-        --conf ember.ui.port=0 --conf ember.driver.host=10.213.0.1 "$wc_so" "$text" "$t/out"
-    run loopback "$ember" run-example --quiet --master 'local-cluster[2,1]' wordcount \
-        "$text" "$t/out"
+        --conf ember.ui.port=0 --conf ember.driver.host=10.213.0.1 \
+        "$build/lib/ember/examples/$job.so" "${args[@]}"
+    run loopback "$ember" run-example --quiet --master 'local-cluster[2,1]' "$job" "${args[@]}"
 done | tee "$t/results"
 median() { grep "^$1 " "$t/results" | cut -d' ' -f2 | sort -g | sed -n 2p; }
 v=$(median veth) l=$(median loopback)

@@ -14,19 +14,9 @@
 #include "mllib/als/als.h"
 #include "mllib/als/als_int.h"
 #include "mllib/linalg/linalg.h"
+#include "tests/support/ctx.h"
 
 enum { NU = 40, NI = 25, K = 3 };
-
-static em_context *ctx_new(const char *master)
-{
-    em_conf *c = em_conf_new();
-    em_conf_set(c, "ember.master", master);
-    em_err err = EM_ERR_INIT;
-    em_context *sc = em_context_new(c, &err);
-    em_conf_free(c);
-    cr_assert(sc, "%s", err.msg);
-    return sc;
-}
 
 /* A random sparse problem in which every user and item has at least one rating. */
 static size_t make_ratings(em_rating *r, uint64_t seed, bool with_zero)
@@ -104,7 +94,7 @@ static void check_half_steps(bool implicit, uint32_t blocks)
 {
     static em_rating r[NU * NI];
     size_t n = make_ratings(r, 11, implicit);
-    em_context *sc = ctx_new("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     em_als_params p = {.rank = K, .lambda = 0.1, .implicit = implicit, .alpha = 2.0,
                        .seed = 5, .user_blocks = blocks, .item_blocks = blocks + 1};
     float y0[NI * K], x1[NU * K], y1[NI * K];
@@ -153,7 +143,7 @@ Test(als, train_metrics_match_driver_evaluation, .timeout = 120)
 {
     static em_rating r[NU * NI];
     size_t n = make_ratings(r, 13, false);
-    em_context *sc = ctx_new("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     em_als_metrics tm = {0}, want;
     int done = 0;
     em_als_params p = {.rank = K, .lambda = 0.1, .seed = 3, .iterations = 2,
@@ -174,7 +164,7 @@ static void check_decrease(bool implicit, bool nonneg)
 {
     static em_rating r[NU * NI];
     size_t n = make_ratings(r, 12, implicit);
-    em_context *sc = ctx_new("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     em_als_params p = {.rank = K, .lambda = 0.05, .implicit = implicit, .alpha = 1.5,
                        .nonnegative = nonneg, .seed = 9, .checkpoint_interval = 2};
     double prev = INFINITY;
@@ -350,7 +340,7 @@ Test(model, save_load_round_trip_and_corruption)
 
 Test(als, bad_parameters_and_ids_are_errors, .timeout = 60)
 {
-    em_context *sc = ctx_new("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     em_rating r[2] = {{0, 0, 1}, {1, 5, 2}};
     em_als_params p = {.rank = 2, .iterations = 1, .lambda = 0.1};
     em_als_model *m = NULL;

@@ -9,21 +9,11 @@
 #include <string.h>
 
 #include "mllib/als/als.h"
+#include "tests/support/ctx.h"
 
 enum { NU = 300, NI = 120 };
 
 typedef enum order { BY_USER, BY_ITEM, RANDOM } order;
-
-static em_context *ctx_new(const char *master)
-{
-    em_conf *c = em_conf_new();
-    em_conf_set(c, "ember.master", master);
-    em_err err = EM_ERR_INIT;
-    em_context *sc = em_context_new(c, &err);
-    em_conf_free(c);
-    cr_assert(sc, "%s", err.msg);
-    return sc;
-}
 
 /* A sparse problem (every user and item rated at least once) in the requested order; a few
  * (user, item) pairs appear twice with different ratings, as real files can have. */
@@ -84,7 +74,7 @@ static void same_rows(const float *a, const float *b, size_t n, const char *what
 static void compare_paths(const char *master, bool implicit)
 {
     static em_rating r[NU * NI * 2];
-    em_context *sc = ctx_new(master);
+    em_context *sc = em_test_ctx_new(master);
     for (order o = BY_USER; o <= RANDOM; o++) {
         size_t n = make_ratings(r, o, 17);
         em_als_metrics m0 = {0}, m1 = {0};
@@ -125,7 +115,7 @@ Test(als_rdd, same_factors_as_driver_path_cluster, .timeout = 300)
 Test(als_rdd, bad_ids_fail_naming_the_rating, .timeout = 120)
 {
     em_rating r[3] = {{0, 0, 1}, {1, 7, 2}, {1, 1, 3}};
-    em_context *sc = ctx_new("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     em_rdd *d = ratings_rdd(sc, r, 3, 2);
     em_als_params p = {.rank = 2, .iterations = 1, .lambda = 0.1};
     em_als_model *m = NULL;
@@ -160,7 +150,7 @@ Test(als_rdd, block_larger_than_a_gather_chunk, .timeout = 600)
         r[t] = (em_rating){u, (int32_t)((u * 7 + k * 13 + (k > 100 ? 1 : 0)) % BI),
                            (float)(1 + (int)em_rng_below(&g, 5))};
     }
-    em_context *sc = ctx_new("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     em_als_params p = {.rank = 2, .iterations = 1, .lambda = 0.05, .seed = 3,
                        .user_blocks = 1, .item_blocks = 1};
     em_als_model *a = NULL, *b = NULL;

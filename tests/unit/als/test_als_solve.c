@@ -19,19 +19,9 @@
 #include "mllib/als/als.h"
 #include "mllib/als/kernel.h"
 #include "mllib/linalg/linalg.h"
+#include "tests/support/ctx.h"
 
 enum { NU = 600, NI = 40, KMAX = 50 };
-
-static em_context *ctx_new(const char *master)
-{
-    em_conf *c = em_conf_new();
-    em_conf_set(c, "ember.master", master);
-    em_err err = EM_ERR_INIT;
-    em_context *sc = em_context_new(c, &err);
-    em_conf_free(c);
-    cr_assert(sc, "%s", err.msg);
-    return sc;
-}
 
 static size_t make_ratings(em_rating *r, uint64_t seed, bool implicit)
 {
@@ -125,7 +115,7 @@ static void check(int k, bool implicit, const char *master)
     static em_rating r[NU * NI];
     static float y0[NI * KMAX], x1[NU * KMAX], y1[NI * KMAX];
     size_t n = make_ratings(r, 7 + (uint64_t)k, implicit);
-    em_context *sc = ctx_new(master);
+    em_context *sc = em_test_ctx_new(master);
     em_als_params p = {.rank = k, .lambda = 0.1, .implicit = implicit, .alpha = 3.0,
                        .seed = 9, .user_blocks = 2, .item_blocks = 3};
     for (int i = 0; i < NI; i++)

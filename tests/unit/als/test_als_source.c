@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "mllib/als/als.h"
+#include "tests/support/ctx.h"
 
 static char g_dir[64];
 
@@ -62,17 +63,6 @@ static const char *write_file(const char *name, int style, size_t n, uint64_t se
     return path;
 }
 
-static em_context *ctx_new(const char *master)
-{
-    em_conf *c = em_conf_new();
-    em_conf_set(c, "ember.master", master);
-    em_err err = EM_ERR_INIT;
-    em_context *sc = em_context_new(c, &err);
-    em_conf_free(c);
-    cr_assert(sc, "%s", err.msg);
-    return sc;
-}
-
 /* Reads train (and test, may be NULL) both ways and compares everything. */
 static void compare(em_context *sc, const char *train, const char *test, bool skip)
 {
@@ -119,7 +109,7 @@ static void compare(em_context *sc, const char *train, const char *test, bool sk
 Test(als_source, same_ratings_and_ids_as_driver_reader, .timeout = 300)
 {
     mkdir_tmp();
-    em_context *sc = ctx_new("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     char train[128], test[128];
     snprintf(train, sizeof train, "%s", write_file("a.tsv", 0, 400000, 1, 0));
     snprintf(test, sizeof test, "%s", write_file("b.tsv", 0, 20000, 2, 0));
@@ -142,7 +132,7 @@ Test(als_source, same_ratings_and_ids_as_driver_reader, .timeout = 300)
 Test(als_source, bad_line_names_file_and_line_in_a_later_range, .timeout = 300)
 {
     mkdir_tmp();
-    em_context *sc = ctx_new("local-cluster[2,1]");
+    em_context *sc = em_test_ctx_new("local-cluster[2,1]");
     const char *p = write_file("bad.tsv", 0, 300000, 7, 250001);
     em_idmap *u = em_idmap_new(), *i = em_idmap_new(), *u1 = em_idmap_new(),
              *i1 = em_idmap_new();
@@ -172,7 +162,7 @@ Test(als_source, netflix_layout_is_left_to_the_driver, .timeout = 60)
     FILE *f = fopen(path, "w");
     fputs("1:\n5,3,2005-01-01\n6,4,2005-01-02\n", f);
     fclose(f);
-    em_context *sc = ctx_new("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     em_idmap *u = em_idmap_new(), *i = em_idmap_new();
     em_als_ratings x;
     em_err err = EM_ERR_INIT;
@@ -186,7 +176,7 @@ Test(als_source, netflix_layout_is_left_to_the_driver, .timeout = 60)
 
 Test(als_source, test_metrics_on_executors_match_driver, .timeout = 120)
 {
-    em_context *sc = ctx_new("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     em_als_model *m = em_als_model_new(3, 50, 40);
     em_rng g;
     em_rng_seed(&g, 3);

@@ -13,23 +13,13 @@
 
 #include "mllib/bayes/bayes.h"
 #include "mllib/eval/eval.h"
+#include "tests/support/ctx.h"
 
 #define close_to(a, b) cr_assert(fabs((a) - (b)) < 1e-12, "%s = %.17g, want %.17g", #a, (a), (b))
 
 /* label, then 3 features */
 static const double MULTI[3][4] = {{0, 2, 1, 0}, {0, 1, 0, 1}, {1, 0, 1, 3}};
 static const double BERN[3][4] = {{0, 1, 1, 0}, {0, 1, 0, 1}, {1, 0, 1, 1}};
-
-static em_context *ctx_new(const char *master)
-{
-    em_conf *c = em_conf_new();
-    em_conf_set(c, "ember.master", master);
-    em_err err = EM_ERR_INIT;
-    em_context *sc = em_context_new(c, &err);
-    em_conf_free(c);
-    cr_assert(sc, "%s", err.msg);
-    return sc;
-}
 
 static uint8_t g_sp[64][128];
 static em_rec g_recs[64];
@@ -96,7 +86,7 @@ static void check_multinomial(const em_nb_model *m)
 
 Test(bayes, multinomial_hand_table, .timeout = 60)
 {
-    em_context *sc = ctx_new("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     for (int sparse = 0; sparse < 2; sparse++) {
         em_nb_model *m = train(sc, MULTI, 3, sparse, EM_NB_MULTINOMIAL);
         check_multinomial(m);
@@ -121,7 +111,7 @@ Test(bayes, multinomial_hand_table, .timeout = 60)
 
 Test(bayes, bernoulli_hand_table, .timeout = 60)
 {
-    em_context *sc = ctx_new("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     for (int sparse = 0; sparse < 2; sparse++) {
         em_nb_model *m = train(sc, BERN, 3, sparse, EM_NB_BERNOULLI);
         /* class 0: sums (2,1,1), n 2: theta = log((3,2,2)/4); class 1: sums (0,1,1), n 1:
@@ -146,7 +136,7 @@ Test(bayes, bernoulli_hand_table, .timeout = 60)
 
 Test(bayes, bad_rows_named, .timeout = 60)
 {
-    em_context *sc = ctx_new("local[1]");
+    em_context *sc = em_test_ctx_new("local[1]");
     const double neg[2][4] = {{0, 1, 1, 0}, {1, 0, -1, 1}};
     const double lab[2][4] = {{0, 1, 1, 0}, {2.5, 0, 1, 1}};
     em_nb_params p;
@@ -170,7 +160,7 @@ Test(bayes, bad_rows_named, .timeout = 60)
 
 static void pairs_eval(const char *master, double *theta_out)
 {
-    em_context *sc = ctx_new(master);
+    em_context *sc = em_test_ctx_new(master);
     em_ml_data d = points(sc, MULTI, 3, true, 2);
     em_nb_params p;
     em_nb_params_init(&p);
@@ -231,7 +221,7 @@ static void flip_byte(const char *path, long off)
 
 Test(bayes, save_load_round_trip_and_corruption, .timeout = 60)
 {
-    em_context *sc = ctx_new("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     em_nb_model *m = train(sc, MULTI, 3, false, EM_NB_MULTINOMIAL), *l = NULL;
     char tmpl[] = "/tmp/nbtestXXXXXX";
     cr_assert(mkdtemp(tmpl));

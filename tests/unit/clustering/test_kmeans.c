@@ -12,21 +12,11 @@
 #include <unistd.h>
 
 #include "mllib/clustering/kmeans.h"
+#include "tests/support/ctx.h"
 
 enum { D = 3, KT = 4, N = 4000 };
 
 static const double TRUE_C[KT][D] = {{10, 10, 0}, {-10, 10, 5}, {10, -10, -5}, {-10, -10, 0}};
-
-static em_context *ctx_new(const char *master)
-{
-    em_conf *c = em_conf_new();
-    em_conf_set(c, "ember.master", master);
-    em_err err = EM_ERR_INIT;
-    em_context *sc = em_context_new(c, &err);
-    em_conf_free(c);
-    cr_assert(sc, "%s", err.msg);
-    return sc;
-}
 
 /* n rows of blob data (row i from blob i % KT, std 0.5), dense FIXED, in 4 partitions. */
 static em_ml_data blobs(em_context *sc, size_t n, bool sparse)
@@ -81,7 +71,7 @@ static void check_recovers(const em_kmeans_model *m)
 
 Test(kmeans, blobs_recover_true_centres_every_init)
 {
-    em_context *sc = ctx_new("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     em_ml_data d = blobs(sc, N, false);
     em_kmeans_init inits[] = {EM_KMEANS_INIT_PARALLEL, EM_KMEANS_INIT_PLUSPLUS};
     for (int i = 0; i < 2; i++) {
@@ -110,7 +100,7 @@ static void record(void *ud, uint32_t it, double cost, double secs)
 
 Test(kmeans, cost_never_increases)
 {
-    em_context *sc = ctx_new("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     em_ml_data d = blobs(sc, N, false);
     for (uint64_t seed = 1; seed <= 4; seed++) {
         em_kmeans_params p = {.k = 7, .seed = seed, .init = EM_KMEANS_INIT_RANDOM,
@@ -133,7 +123,7 @@ Test(kmeans, cost_never_increases)
 
 Test(kmeans, fewer_distinct_points_than_k)
 {
-    em_context *sc = ctx_new("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     double pts[3][2] = {{1, 2}, {3, 4}, {-5, 0}};
     em_rec recs[30];
     for (int i = 0; i < 30; i++)
@@ -157,7 +147,7 @@ Test(kmeans, fewer_distinct_points_than_k)
 
 Test(kmeans, sparse_rows_equal_dense_rows)
 {
-    em_context *sc = ctx_new("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     em_ml_data d = blobs(sc, N, false), s = blobs(sc, N, true);
     double init[KT * D];
     for (int i = 0; i < KT * D; i++)
@@ -199,7 +189,7 @@ Test(kmeans, sparse_rows_equal_dense_rows)
 
 Test(kmeans, cosine_distance)
 {
-    em_context *sc = ctx_new("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     em_ml_data d = blobs(sc, N, false);
     em_kmeans_params p = {.k = KT, .seed = 2, .distance = EM_KMEANS_COSINE, .tol = 1e-9};
     em_kmeans_model *m = train(sc, &d, &p);
@@ -217,7 +207,7 @@ Test(kmeans, cosine_distance)
 
 Test(kmeans, save_load_round_trip_and_corruption)
 {
-    em_context *sc = ctx_new("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     em_ml_data d = blobs(sc, N, false);
     em_kmeans_params p = {.k = KT, .seed = 9};
     em_kmeans_model *m = train(sc, &d, &p), *l = NULL;
@@ -253,7 +243,7 @@ Test(kmeans, save_load_round_trip_and_corruption)
 
 static em_kmeans_model *train_on(const char *master, em_kmeans_init init)
 {
-    em_context *sc = ctx_new(master);
+    em_context *sc = em_test_ctx_new(master);
     em_ml_data d = blobs(sc, N, false);
     em_kmeans_params p = {.k = 6, .seed = 11, .init = init, .max_iter = 30};
     em_kmeans_model *m = train(sc, &d, &p);
@@ -283,7 +273,7 @@ Test(kmeans, local_and_cluster_agree, .timeout = 240)
 
 Test(kmeans, bad_parameters)
 {
-    em_context *sc = ctx_new("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     em_ml_data d = blobs(sc, 100, false);
     em_kmeans_model *m = NULL;
     em_err err = EM_ERR_INIT;

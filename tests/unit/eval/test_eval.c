@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "mllib/eval/eval.h"
+#include "tests/support/ctx.h"
 
 #define NB 20
 static const double BS[NB] = {0.9, 0.8, 0.8, 0.7, 0.6, 0.6, 0.6, 0.55, 0.5, 0.4,
@@ -22,17 +23,6 @@ static const double RL[NR] = {3.0, -0.5, 2.0, 7.0, 1.5, 4.25, 0.0, -2.0};
 static const double RP[NR] = {2.5, 0.0, 2.0, 8.0, 1.0, 4.0, 0.5, -1.0};
 
 #define close_to(a, b) cr_assert(fabs((a) - (b)) < 1e-12, "%s = %.17g, want %.17g", #a, (a), (b))
-
-static em_context *ctx_new(const char *master)
-{
-    em_conf *c = em_conf_new();
-    em_conf_set(c, "ember.master", master);
-    em_err err = EM_ERR_INIT;
-    em_context *sc = em_context_new(c, &err);
-    em_conf_free(c);
-    cr_assert(sc, "%s", err.msg);
-    return sc;
-}
 
 static em_rdd *pairs(em_context *sc, const double *s, const double *l, size_t n, uint32_t np)
 {
@@ -154,7 +144,7 @@ Test(eval, regression_local_vs_sklearn)
 
 static void rdd_all(const char *master)
 {
-    em_context *sc = ctx_new(master);
+    em_context *sc = em_test_ctx_new(master);
     em_err err = EM_ERR_INIT;
     for (uint32_t np = 1; np <= 5; np += 2) {
         em_eval_binary b;
@@ -201,7 +191,7 @@ Test(eval, rdd_many_ties_across_partitions, .timeout = 60)
     em_eval_binary a, b;
     em_err err = EM_ERR_INIT;
     cr_assert_eq(em_eval_binary_local(s, l, 60, 0.3, true, &a, &err), 0);
-    em_context *sc = ctx_new("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     cr_assert_eq(em_eval_binary_rdd(pairs(sc, s, l, 60, 6), 0.3, true, &b, &err), 0, "%s",
                  err.msg);
     close_to(b.auc_roc, a.auc_roc);

@@ -12,22 +12,12 @@
 #include <string.h>
 
 #include "mllib/feature/feature.h"
+#include "tests/support/ctx.h"
 
 #define close_to(a, b) cr_assert(fabs((a) - (b)) < 1e-12, "%s = %.17g, want %.17g", #a, (a), (b))
 
 /* label, 3 features; column 2 (index 1) is a category in {0, 1, 2}. */
 static const double X[4][4] = {{0, 1, 0, 2}, {1, 3, 1, 0}, {0, 5, 2, 4}, {1, 7, 0, 6}};
-
-static em_context *ctx_new(const char *master)
-{
-    em_conf *c = em_conf_new();
-    em_conf_set(c, "ember.master", master);
-    em_err err = EM_ERR_INIT;
-    em_context *sc = em_context_new(c, &err);
-    em_conf_free(c);
-    cr_assert(sc, "%s", err.msg);
-    return sc;
-}
 
 static uint8_t g_sp[8][128];
 static em_rec g_recs[8];
@@ -83,7 +73,7 @@ static void collect_dense(const em_ml_data *d, double (*out)[16], size_t *n)
 
 Test(feature, standard_scaler, .timeout = 60)
 {
-    em_context *sc = ctx_new("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     em_ml_data d = data(sc, false), o;
     em_ml_std_scaler s;
     em_err err = EM_ERR_INIT;
@@ -148,7 +138,7 @@ Test(feature, standard_scaler, .timeout = 60)
 
 Test(feature, minmax_scaler, .timeout = 60)
 {
-    em_context *sc = ctx_new("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     em_ml_data d = data(sc, true), o;   /* sparse in, dense out */
     em_ml_minmax_scaler s;
     em_err err = EM_ERR_INIT;
@@ -181,7 +171,7 @@ Test(feature, onehot_table, .timeout = 60)
     /* column 2 in {0,1,2}, drop_last: out = (f1, f3, [cat 0], [cat 1]). */
     static const double want[4][5] = {
         {0, 1, 2, 1, 0}, {1, 3, 0, 0, 1}, {0, 5, 4, 0, 0}, {1, 7, 6, 1, 0}};
-    em_context *sc = ctx_new("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     for (int sparse = 0; sparse < 2; sparse++) {
         em_ml_data d = data(sc, sparse), o;
         em_ml_onehot e;
@@ -244,7 +234,7 @@ Test(feature, murmur3_vectors)
 
 Test(feature, hasher_sums, .timeout = 60)
 {
-    em_context *sc = ctx_new("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     em_ml_data d = data(sc, false), o;
     em_err err = EM_ERR_INIT;
     for (int sign = 0; sign < 2; sign++) {
@@ -273,7 +263,7 @@ Test(feature, hasher_sums, .timeout = 60)
 /* The row ids (labels) on each side of a 0.7 split of 1000 rows in 4 partitions. */
 static void split_ids(const char *master, uint8_t *side)
 {
-    em_context *sc = ctx_new(master);
+    em_context *sc = em_test_ctx_new(master);
     static double x[1000][2];
     static em_rec recs[1000];
     for (int i = 0; i < 1000; i++) {

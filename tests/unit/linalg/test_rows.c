@@ -12,17 +12,7 @@
 
 #include "mllib/linalg/linalg_int.h"
 #include "mllib/linalg/rows.h"
-
-static em_context *ctx_new(const char *master)
-{
-    em_conf *c = em_conf_new();
-    em_conf_set(c, "ember.master", master);
-    em_err err = EM_ERR_INIT;
-    em_context *sc = em_context_new(c, &err);
-    em_conf_free(c);
-    cr_assert(sc, "%s", err.msg);
-    return sc;
-}
+#include "tests/support/ctx.h"
 
 static char tmpdir[64];
 
@@ -119,7 +109,7 @@ static const char *LIBSVM = "# a comment line\n"
 
 static void check_libsvm(const char *master)
 {
-    em_context *sc = ctx_new(master);
+    em_context *sc = em_test_ctx_new(master);
     const char *p = write_tmp("a.libsvm", LIBSVM);
     em_ml_read_opts o = {.format = EM_ML_LIBSVM};
     em_ml_data d;
@@ -166,7 +156,7 @@ Test(rows, libsvm_cluster, .timeout = 120)
 
 Test(rows, csv_label_column_and_tsv)
 {
-    em_context *sc = ctx_new("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     const char *p = write_tmp("a.csv", "x, y ,\"class\"\r\n1,2,0\r\n3.5,-4,1\r\n\r\n5,6e1,1\r\n");
     em_ml_read_opts o = {.format = EM_ML_CSV, .label = "class"};
     em_ml_data d;
@@ -199,7 +189,7 @@ Test(rows, csv_label_column_and_tsv)
  * the file and the exact line. */
 static void check_bad_line(const char *master)
 {
-    em_context *sc = ctx_new(master);
+    em_context *sc = em_test_ctx_new(master);
     em_vbuf b;
     em_vbuf_init(&b);
     em_vbuf_printf(&b, "a,b,c\n");
@@ -236,7 +226,7 @@ Test(rows, bad_line_named_cluster, .timeout = 120)
 
 Test(rows, libsvm_bad_lines)
 {
-    em_context *sc = ctx_new("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     const char *cases[][2] = {
         {"1 1:1\n1 3:1 2:1\n", ":2: indices not strictly ascending"},
         {"1 0:1\n", ":1: index out of range"},
@@ -263,7 +253,7 @@ Test(rows, libsvm_bad_lines)
 
 Test(rows, write_and_read_back)
 {
-    em_context *sc = ctx_new("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     const char *p = write_tmp("w.libsvm", "1 1:0.1 3:-2.5e-300\n0 2:3\n2 4:0.30000000000000004\n");
     em_ml_read_opts o = {.format = EM_ML_LIBSVM};
     em_ml_data d, e;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "mllib/mlp/mlp_int.h"
+#include "tests/support/ctx.h"
 
 /* Objective of model m on (X, y) with a dropout mask drawn from a fixed seed. */
 static double objective(const em_mlp_model *m, const float *X, const float *y, size_t B,
@@ -277,17 +278,6 @@ Test(mlp, save_load_compress_and_corruption)
     free(t);
 }
 
-static em_context *ctx_new(const char *master)
-{
-    em_conf *c = em_conf_new();
-    em_conf_set(c, "ember.master", master);
-    em_err err = EM_ERR_INIT;
-    em_context *sc = em_context_new(c, &err);
-    em_conf_free(c);
-    cr_assert(sc, "%s", err.msg);
-    return sc;
-}
-
 /* Data-parallel training on blobs held as dense labeled points in 4 partitions. */
 static void dist_run(const char *master, float **params, size_t *np, double *acc)
 {
@@ -302,7 +292,7 @@ static void dist_run(const char *master, float **params, size_t *np, double *acc
             rows[i][j + 1] = X[i * D + j];
         recs[i].val = em_slice_make(rows[i], sizeof rows[i]);
     }
-    em_context *sc = ctx_new(master);
+    em_context *sc = em_test_ctx_new(master);
     em_ml_data d = {.labeled = true, .dim = D, .nrows = N,
                     .rows = em_parallelize(sc, EM_REC_FIXED, 8 * (D + 1), recs, N, 4)};
     em_mlp_params p = {.nhidden = 1, .hidden = {16}, .epochs = 8, .seed = 3, .batch = 32};

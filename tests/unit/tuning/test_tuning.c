@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "mllib/tuning/tuning.h"
+#include "tests/support/ctx.h"
 
 Test(tuning, space_parse)
 {
@@ -25,17 +26,6 @@ Test(tuning, space_parse)
         cr_assert_eq(em_tune_space_parse(bad[i], &s, &err), EM_EINVAL, "'%s' accepted", bad[i]);
         cr_assert(strstr(err.msg, "space"), "%s", err.msg);
     }
-}
-
-static em_context *ctx_new(const char *master)
-{
-    em_conf *c = em_conf_new();
-    em_conf_set(c, "ember.master", master);
-    em_err err = EM_ERR_INIT;
-    em_context *sc = em_context_new(c, &err);
-    em_conf_free(c);
-    cr_assert(sc, "%s", err.msg);
-    return sc;
 }
 
 enum { N = 1200, NV = 300, D = 4 };
@@ -56,7 +46,7 @@ static void data(void)
 
 static void search(const char *master, em_tune_method m, em_tune_result *r)
 {
-    em_context *sc = ctx_new(master);
+    em_context *sc = em_test_ctx_new(master);
     em_tune_space s;
     em_err err = EM_ERR_INIT;
     cr_assert_eq(em_tune_space_parse("hidden=8,16;lr=0.01,0.003;act=relu,tanh", &s, &err), 0);

@@ -10,17 +10,7 @@
 #include <string.h>
 
 #include "mllib/tuning/tuning.h"
-
-static em_context *ctx_new(const char *master)
-{
-    em_conf *c = em_conf_new();
-    em_conf_set(c, "ember.master", master);
-    em_err err = EM_ERR_INIT;
-    em_context *sc = em_context_new(c, &err);
-    em_conf_free(c);
-    cr_assert(sc, "%s", err.msg);
-    return sc;
-}
+#include "tests/support/ctx.h"
 
 Test(tuning_cv, fold_hash_seeded_and_balanced)
 {
@@ -81,7 +71,7 @@ static void count_unit(void *ud, const em_tune_trial *t, const em_tune_unit *u)
 
 static void lr_search(const char *master, em_tune_result *r, seen *s)
 {
-    em_context *sc = ctx_new(master);
+    em_context *sc = em_test_ctx_new(master);
     double *rows = em_xcalloc(LN * (LD + 1), 8);
     em_ml_data d = lr_data(sc, rows);
     em_tune_space sp;
@@ -137,7 +127,7 @@ Test(tuning_cv, lr_kfold_picks_known_best_reg, .timeout = 300)
  * other K-1 training parts. */
 static void fold_views(const char *master)
 {
-    em_context *sc = ctx_new(master);
+    em_context *sc = em_test_ctx_new(master);
     cr_assert_eq(em_tune_register(), 0);
     double *rows = em_xcalloc(LN * (LD + 1), 8);
     em_ml_data d = lr_data(sc, rows);
@@ -209,7 +199,7 @@ Test(tuning_cv, als_kfold_picks_known_best, .timeout = 300)
                 s += uf[u * R + k] * itf[i * R + k];
             rt[n++] = (em_rating){u, i, s + 0.1f * (float)em_rng_gaussian(&g)};
         }
-    em_context *sc = ctx_new("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     em_tune_space sp;
     em_err err = EM_ERR_INIT;
     cr_assert_eq(em_tune_space_parse_est(EM_TUNE_EST_ALS, "rank=1,3;lambda=5,0.01", &sp, &err),
@@ -254,7 +244,7 @@ static void easy(void)
 Test(tuning_cv, halving_round_decided_early_cancels_the_rest, .timeout = 300)
 {
     easy();
-    em_context *sc = ctx_new("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     em_tune_space sp;
     em_err err = EM_ERR_INIT;
     /* 9 configurations: the first three are tiny, the other six wide (slow); eta 3 keeps

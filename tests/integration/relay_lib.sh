@@ -1,5 +1,6 @@
 # tests/integration/relay_lib.sh NAME BUILD_DIR - shared prelude of the tests that put
-# tests/support/relay.py between a worker and a master (test_relay.sh, test_wire_ids.sh):
+# tests/support/relay.py between a worker and a master (test_relay.sh, test_wire_ids.sh), and
+# of test_flood.sh, which starts a master and a worker the same way:
 # sets build, src, ember, relay, a private temporary directory t (removed at exit, with the
 # tail of every $t/*.log shown on failure), pids (every process started, killed by pid in
 # the EXIT trap: TERM, then KILL after 5 s), a 0600 cluster secret in $t/secret, and the

@@ -4,33 +4,8 @@
 # (each side caps connections not logged in / not answered, dropping the oldest). While
 # they are held, a worker with the right secret still logs in and registers, and a status
 # request is still answered. Everything started here is killed by pid in the EXIT trap.
-set -euo pipefail
-
-build=$(cd "${1:?usage: test_flood.sh BUILD_DIR}" && pwd)
-ember=$build/bin/ember
-[ -x "$ember" ] || { echo "test_flood: $ember not built" >&2; exit 1; }
-t=$(mktemp -d /tmp/ember-flood-test-XXXXXX)
-pids=()
-cleanup() {
-    local rc=$?
-    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$p" 2>/dev/null || true
-    done
-    if [ $rc -ne 0 ]; then
-        for f in "$t"/*.log; do [ -f "$f" ] && { echo "== $f"; tail -20 "$f"; }; done
-    fi
-    rm -rf "$t"
-    exit $rc
-}
-trap cleanup EXIT
-fail() { echo "test_flood: FAIL: $*" >&2; exit 1; }
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-(umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$t/secret")
+# paths, $t, pids killed at exit, fail, free_port and the secret in $t/secret
+source "$(dirname "$0")/relay_lib.sh" test_flood "${1:-}"
 port=$(free_port)
 ui=$(free_port)
 "$ember" master --port "$port" --ui-port "$ui" --secret-file "$t/secret" >"$t/master.log" 2>&1 &

@@ -35,7 +35,7 @@ int bc_longer(const em_fn_ctx *c, em_slice a, em_slice b, em_vbuf *out, em_err *
 
 #define MIB ((size_t)1 << 20)
 /* Broadcasts up to this size reach the executors when made (em_cluster_push_broadcast,
- * EM_CLUSTER_PUSH_MAX in engine/cluster/cluster.h): no executor fetches them. */
+ * EM__BPUSH_MAX in engine/executor/protocol.h): no executor fetches them. */
 #define PUSHED_MAX ((size_t)256 << 10)
 
 /* n deterministic bytes (xorshift64 seeded by seed) into p. */

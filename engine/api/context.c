@@ -548,7 +548,7 @@ uint32_t em_broadcast(em_context *sc, em_slice value, em_err *err)
     if (em_block_store_put_take(sc->store, bid, &b, 1, EM_STORAGE_MEMORY_AND_DISK, err) < 0)
         return 0;
     /* A small value goes to the executors now, ahead of the tasks that read it. */
-    if (sc->cluster && value.n <= EM_CLUSTER_PUSH_MAX)
+    if (sc->cluster)   /* only a small one: em_cluster_push_broadcast decides */
         em_cluster_push_broadcast(sc->cluster, id, value);
     return id;
 }

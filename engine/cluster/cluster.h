@@ -143,14 +143,13 @@ void em_cluster_forget_rdd(em_cluster *c, uint32_t rdd);
  * Returns the number of executors it was sent to. Driver thread. */
 uint32_t em_cluster_drop_blocks(em_cluster *c, uint32_t btype, uint32_t a);
 /* Sends broadcast `id` (value, as em_broadcast made it) to every live executor ahead of any
- * task that reads it, when it has at most EM_CLUSTER_PUSH_MAX bytes (a BPUSH frame:
+ * task that reads it, when it has at most 256 KiB (EM__BPUSH_MAX; a BPUSH frame:
  * docs/cluster.md), so that its tasks find it in their executor's store instead of asking
  * the driver for it (one round trip per executor and value, on the first task's path: an
  * iterative job broadcasts new small values every iteration). A bigger value, or an
  * executor registering later, goes the on-demand way. Best effort: a failed send is only
  * logged (the executor fetches the value when a task needs it). Returns the number of
  * executors it was sent to. Driver thread (the caller of em_broadcast). */
-#define EM_CLUSTER_PUSH_MAX ((size_t)256 << 10)
 uint32_t em_cluster_push_broadcast(em_cluster *c, uint32_t id, em_slice value);
 /* Tells every live executor to delete the files of shuffle sid from its shuffle directory
  * (a `remove_shuffle` message; no reply), when the dataset that produced it dies

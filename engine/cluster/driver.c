@@ -726,7 +726,7 @@ uint32_t em_cluster_drop_blocks(em_cluster *c, uint32_t btype, uint32_t a)
 
 uint32_t em_cluster_push_broadcast(em_cluster *c, uint32_t id, em_slice value)
 {
-    if (value.n > EM_CLUSTER_PUSH_MAX || value.n > EM__BPUSH_MAX)
+    if (value.n > EM__BPUSH_MAX)
         return 0;
     /* The frame body is one PIECE of the whole value (protocol.h): a sealed link's tag
      * proves the bytes, a plain one carries their crc32c. */

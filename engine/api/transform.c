@@ -19,7 +19,8 @@
 static bool map_fn_is_kv(const char *fn, em_slice blob, bool in_kv)
 {
     static const char *const kv[] = {"em.pair_with_one", "em.key_with_one", "em.pair_with_empty",
-                                     "em.lines_to_pairs", "em.swap", "em.tag_with_empty"};
+                                     "em.lines_to_pairs", "em.swap", "em.tag_with_empty",
+                                     "em.split_word_pairs"};
     static const char *const plain[] = {"em.keys", "em.values", "em.split_words"};
     for (size_t i = 0; i < sizeof kv / sizeof *kv; i++)
         if (strcmp(fn, kv[i]) == 0)

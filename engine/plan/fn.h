@@ -110,7 +110,8 @@ typedef int (*em_acc_merge_fn)(const em_fn_ctx *c, void *acc, const void *other,
  * value of a plain record and em_pair(key, value) of a KV record):
  *   EM_FN_MAP       em.identity; em.keys, em.values (KV -> plain key / value); em.swap;
  *                   em.split_words (one plain record per maximal run of bytes other than
- *                   space, tab, CR, LF); em.pair_with_one (-> (record as bytes,
+ *                   space, tab, CR, LF); em.split_word_pairs (the same words as pairs
+ *                   (word, em_enc_i64 1)); em.pair_with_one (-> (record as bytes,
  *                   em_enc_i64 1)); em.key_with_one (KV -> (key, em_enc_i64 1));
  *                   em.pair_with_empty (-> (record as bytes, "")); em.lines_to_pairs
  *                   ("k<TAB>v" -> (k, v); no tab: (line, "")); em.record_from_key and

@@ -72,8 +72,8 @@ awk 'BEGIN {
     }
 }' >"$tmp/blocks.txt"
 check blocks "$tmp/blocks.txt" "local[2]"
-EMBER_WC_SCAN=portable check blocks-portable "$tmp/blocks.txt" "local[2]"
-EMBER_WC_SCAN=portable check edge-portable "$tmp/edge.txt" "local[2]"
+EMBER_WORD_SCAN=portable check blocks-portable "$tmp/blocks.txt" "local[2]"
+EMBER_WORD_SCAN=portable check edge-portable "$tmp/edge.txt" "local[2]"
 
 # a directory as input (all its files), as Hadoop's input paths
 mkdir "$tmp/dir"

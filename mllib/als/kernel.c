@@ -91,7 +91,105 @@ ALS_AVX512 static int chol_avx512(int k, double *a, double *b, em_err *err)
     }
     return 0;
 }
+
+/* The Gram kernel of em__als_gram_rows for 9 <= nrows = k + 1 <= 14 (see kernel.h). With
+ * v = [scale * y, last] split as a = v[0..7], b = v[8..15], the upper triangle of v v^T
+ * is three parts: rows 0..7 x columns 0..7 (lo[i] += v[i] a: 8 FMAs), rows 0..7 x columns
+ * 8.. (held transposed: cr[c] += v[8 + c] a, one FMA per column past 7) and rows 8.. x
+ * columns 8.. (br[c] += v[8 + c] b, one per row past 7): 2 nrows - 8 FMAs per rating
+ * where the row-by-row kernel (em_la_syrk_rows_f32: every row i of 0..7 times both a and
+ * b) spends nrows + 8; at rank 10 that is 14 instead of 19. Every entry is the same fused
+ * multiply-add of the same two doubles in the same order as there (a product is
+ * commutative), so the sums are bit-identical. */
+ALS_AVX512 static inline __attribute__((always_inline)) void
+gram_kern(const int nrows, int k, int n, const float *const *rows, const double *scale,
+          const double *last, double *ext)
+{
+    enum { PF = 12 };   /* rows prefetched ahead, as the row-by-row kernel */
+    const int nx = nrows - 8;
+    __m512d lo[8], cr[8], br[8];
+    double v[16] __attribute__((aligned(64)));
+    const __mmask16 ymask = (__mmask16)((1u << k) - 1);
+    const __mmask8 lastbit = (__mmask8)(1u << (k & 7));
+    _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++)
+        lo[i] = _mm512_setzero_pd();
+    _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) {
+        cr[i] = _mm512_setzero_pd();
+        br[i] = _mm512_setzero_pd();
+    }
+    for (int s = 0; s < n; s++) {
+        if (s + PF < n)
+            _mm_prefetch((const char *)rows[s + PF], _MM_HINT_T0);
+        __m512 y = _mm512_maskz_loadu_ps(ymask, rows[s]);
+        __m512d a = _mm512_cvtps_pd(_mm512_castps512_ps256(y));
+        __m512d b = _mm512_cvtps_pd(
+            _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(y), 1)));
+        if (scale) {
+            __m512d sc = _mm512_set1_pd(scale[s]);
+            a = _mm512_mul_pd(a, sc);
+            b = _mm512_mul_pd(b, sc);
+        }
+        b = _mm512_mask_mov_pd(b, lastbit, _mm512_set1_pd(last[s]));
+        _mm512_store_pd(v, a);
+        _mm512_store_pd(v + 8, b);
+        /* broadcasts from memory (load ports), not vpermpd from registers (see linalg.c) */
+        __asm__ volatile("" : "+m"(v));
+        _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++)
+            lo[i] = _mm512_fmadd_pd(_mm512_set1_pd(v[i]), a, lo[i]);
+        _Pragma("GCC unroll 8") for (int c = 0; c < 8; c++)
+            if (c < nx) {
+                __m512d vc = _mm512_set1_pd(v[8 + c]);
+                cr[c] = _mm512_fmadd_pd(vc, a, cr[c]);
+                br[c] = _mm512_fmadd_pd(vc, b, br[c]);
+            }
+    }
+    double l[8][8] __attribute__((aligned(64))), x[8][8] __attribute__((aligned(64)));
+    double r[8][8] __attribute__((aligned(64)));
+    _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) {
+        _mm512_store_pd(l[i], lo[i]);
+        _mm512_store_pd(x[i], cr[i]);
+        _mm512_store_pd(r[i], br[i]);
+    }
+    for (int i = 0; i < nrows; i++) {
+        double *e = ext + (size_t)i * (size_t)nrows;
+        for (int j = i; j < nrows; j++)
+            e[j] += i < 8 ? (j < 8 ? l[i][j] : x[j - 8][i]) : r[i - 8][j - 8];
+    }
+}
+
+#define ALS_GRAM_KERN(R)                                                                     \
+    ALS_AVX512 static void gram_kern##R(int k, int n, const float *const *rows,             \
+                                        const double *scale, const double *last, double *ext) \
+    {                                                                                        \
+        gram_kern(R, k, n, rows, scale, last, ext);                                          \
+    }
+ALS_GRAM_KERN(9)
+ALS_GRAM_KERN(10)
+ALS_GRAM_KERN(11)
+ALS_GRAM_KERN(12)
+ALS_GRAM_KERN(13)
+ALS_GRAM_KERN(14)
+#undef ALS_GRAM_KERN
+
+typedef void (*als_gram_fn)(int, int, const float *const *, const double *, const double *,
+                            double *);
+static const als_gram_fn gram_kerns[6] = {gram_kern9,  gram_kern10, gram_kern11,
+                                          gram_kern12, gram_kern13, gram_kern14};
 #endif
+
+void em__als_gram_rows(int k, int n, const float *const *rows, const double *scale,
+                       const double *last, int ld, double *tile, double *ext)
+{
+    if (n <= 0 || k <= 0)
+        return;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (k >= 8 && k <= 13 && em_la_simd() >= 3) {
+        gram_kerns[k - 8](k, n, rows, scale, last, ext);
+        return;
+    }
+#endif
+    em_la_syrk_rows_f32(k, n, rows, scale, last, ld, tile, ext);
+}
 
 int em__als_chol_solve(int k, double *a, double *b, em_err *err)
 {

@@ -31,6 +31,7 @@
 typedef struct router {
     em__als_ctx x;
     em_vbuf *buf;          /* [nblk of the side] */
+    uint16_t *blk;         /* [n of the side]: the block of every id (em__als_block_of) */
     size_t flush_bytes;    /* a buffer reaching this is emitted */
     em_vbuf planes;        /* scratch: the byte planes of the record being emitted */
 } router;
@@ -85,10 +86,15 @@ static int route_one(router *rt, const uint8_t *p, em_emitter *out, em_err *err)
         !isfinite(r.rating))
         return em_err_set(err, EM_EINVAL, "als: rating (%d, %d, %g) out of range (%d users, "
                           "%d items)", r.user, r.item, (double)r.rating, c->n[0], c->n[1]);
-    uint32_t s = c->side, b = em__als_block_of(c->seed, s, s ? r.item : r.user, c->nblk[s]);
-    if (em_vbuf_append(&rt->buf[b], p, sizeof r) < 0)
+    uint32_t b = rt->blk[c->side ? r.item : r.user];
+    em_vbuf *q = &rt->buf[b];
+    /* a buffer is emitted at flush_bytes: one reserve makes room for all its ratings, and
+     * the 12-byte copy is inlined (em_vbuf_append's memcpy call was most of this loop) */
+    if (q->cap - q->len < sizeof r && em_vbuf_reserve(q, rt->flush_bytes + sizeof r) < 0)
         return em_err_set(err, EM_ENOMEM, "als route: buffer of block %u", b);
-    return rt->buf[b].len >= rt->flush_bytes ? flush_block(rt, b, out, err) : 0;
+    memcpy(q->data + q->len, &r, sizeof r);
+    q->len += sizeof r;
+    return q->len >= rt->flush_bytes ? flush_block(rt, b, out, err) : 0;
 }
 
 /* PARTITION over the ratings dataset (FIXED 12-byte em_rating records): the ratings of
@@ -109,10 +115,18 @@ int em__als_fn_route(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter
     uint32_t nb = rt->x.cfg.nblk[rt->x.cfg.side];
     size_t fb = ((size_t)64 << 20) / nb;
     rt->flush_bytes = fb > ((size_t)1 << 20) ? (size_t)1 << 20 : fb < 4096 ? 4096 : fb;
-    if (!(rt->buf = em_calloc(nb, sizeof *rt->buf))) {
-        rc = em_err_set(err, EM_ENOMEM, "als route: %u buffers", nb);
+    int32_t nid = rt->x.cfg.n[rt->x.cfg.side];
+    rt->buf = em_calloc(nb, sizeof *rt->buf);
+    rt->blk = em_malloc((size_t)nid * sizeof *rt->blk + 2);
+    if (!rt->buf || !rt->blk) {
+        rc = em_err_set(err, EM_ENOMEM, "als route: %u buffers, %d block ids", nb, nid);
         goto out;
     }
+    _Static_assert(EM__ALS_MAX_BLOCKS <= 65536, "block ids fit 16 bits");
+    /* blocks <= EM__ALS_MAX_BLOCKS fit 16 bits; a table lookup instead of a hash and a
+     * 64-bit division per rating */
+    for (int32_t g = 0; g < nid; g++)
+        rt->blk[g] = (uint16_t)em__als_block_of(rt->x.cfg.seed, rt->x.cfg.side, g, nb);
     while ((rc = em_iter_next_batch(in, &b, err)) == 1) {
         if (b.kind != EM_REC_FIXED || b.width != sizeof(em_rating)) {
             rc = em_err_set(err, EM_EINVAL, "als route: partition %u: ratings must be FIXED "
@@ -131,6 +145,7 @@ out:
     for (uint32_t k = 0; rt->buf && k < rt->x.cfg.nblk[rt->x.cfg.side]; k++)
         em_vbuf_destroy(&rt->buf[k]);
     em_free(rt->buf);
+    em_free(rt->blk);
     em_vbuf_destroy(&rt->planes);
     em_free(rt->x.yty);
     em_free(rt);

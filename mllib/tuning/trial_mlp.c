@@ -227,10 +227,20 @@ static int mlp_run(void *self, const em_tune_trial *t, uint32_t fold, em_tune_un
 {
     (void)fold;
     mlp_est *me = self;
-    trial_ctx x = {.magic = CTX_MAGIC, .bx = me->bx, .by = me->by, .bxv = me->bxv,
-                   .byv = me->byv, .d = me->d, .n = me->n, .nv = me->nv,
-                   .t = {.magic = TRIAL_MAGIC, .index = t->index, .round = t->round,
-                         .p = t->p}};
+    trial_ctx x;
+    memset(&x, 0, sizeof x);   /* the padding travels too: set field by field */
+    x.magic = CTX_MAGIC;
+    x.bx = me->bx;
+    x.by = me->by;
+    x.bxv = me->bxv;
+    x.byv = me->byv;
+    x.d = me->d;
+    x.n = me->n;
+    x.nv = me->nv;
+    x.t.magic = TRIAL_MAGIC;
+    x.t.index = t->index;
+    x.t.round = t->round;
+    memcpy(&x.t.p, &t->p, sizeof x.t.p);
     x.t.p.progress = NULL;
     x.t.p.progress_ud = NULL;
     x.t.p.stop = NULL;

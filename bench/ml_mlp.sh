@@ -148,10 +148,19 @@ if q and c and a:
     pair = max(pa["train_s"], pb["train_s"])
     ceil = 2 * alone / pair
     print(f"search: {q['ntrials']} trials, local[1] {seq:.2f} s, local-cluster[2,1] {clu:.2f} s: "
-          f"speed-up {sp:.2f}x (others_cpu_s {others('ml_tune_seq')}, "
-          f"{others('ml_tune_cluster')})")
+          f"speed-up {sp:.2f}x (process cpu_s {cpu('ml_tune_seq')}, {cpu('ml_tune_cluster')}; "
+          f"others_cpu_s {others('ml_tune_seq')}, {others('ml_tune_cluster')})")
+    # where the cluster's executors waited: search time minus their trials' own seconds
+    # (the data's transfer, the gaps between trials, the end of the round)
+    busy = {}
+    for tr in c["trials"]:
+        busy[tr["executor"]] = busy.get(tr["executor"], 0.0) + tr["seconds"]
+    idle = ", ".join(f"{clu - b:.2f}" for b in busy.values())
+    print(f"  trials' own seconds: local[1] {sum(t['seconds'] for t in q['trials']):.2f} s, "
+          f"local-cluster {sum(busy.values()):.2f} s; executors idle {idle} s")
     print(f"two single-threaded copies of one trial: alone {alone:.2f} s, together {pair:.2f} s: "
-          f"speed-up {ceil:.2f}x")
+          f"speed-up {ceil:.2f}x (others_cpu_s {others('ml_trial_alone')}, "
+          f"{others('ml_trial_pair_a')})")
     print(f"goal 3: search speed-up >= 0.9x the two-copy speed-up: {sp / ceil:.2f} -> "
           f"{'met' if sp >= 0.9 * ceil else 'NOT met'}")
     print(f"best trial: {c['best']['params']} (validation accuracy "

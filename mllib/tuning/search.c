@@ -3,7 +3,8 @@
  * driver threads that runs a round's units, each as its own job group.
  *
  * DESIGN. A round has n configurations x K folds units. min(width, units) pool threads
- * take units in order; each sets its unit's job group ("ember.tune.rR.uU"), runs the
+ * take units in order (most costly first when the estimator estimates costs: see
+ * unit_order); each sets its unit's job group ("ember.tune.rR.uU"), runs the
  * estimator's unit (whose actions are the unit's jobs), and queues the result. The calling
  * thread (the "driver" below) sleeps on the pool's condition variable, and for each result
  * that arrives prints it (on_unit), folds it into its configuration, and asks whether the
@@ -143,6 +144,7 @@ typedef struct pool {
     em_tune_trial *cand;
     uint32_t round;
     unit_slot *units;
+    size_t *order;                 /* units in the order they start */
     size_t nunits, next;
     size_t *queue, qhead, qtail;   /* finished units, in order of arrival */
     bool stop;
@@ -161,7 +163,7 @@ static void *worker(void *arg)
     pool *p = arg;
     pthread_mutex_lock(&p->lock);
     while (!p->stop && p->next < p->nunits) {
-        size_t i = p->next++;
+        size_t i = p->order[p->next++];
         unit_slot *s = &p->units[i];
         s->state = 1;
         s->start_s = em_now_s();
@@ -313,6 +315,45 @@ static void wait_a_little(pool *p)
     pthread_cond_timedwait(&p->cond, &p->lock, &ts);
 }
 
+/* The order in which the round's units start. Longest processing time first: with the
+ * estimator's cost estimates, the most costly units start first (ties and equal costs in
+ * unit order), so the round ends with short units filling the slots that free up instead
+ * of one long unit running on alone (grid order puts the widest networks last). Results
+ * are unaffected: every unit still runs once, the table and the best configuration are
+ * kept in configuration order, ties to the lower configuration. Not in a successive
+ * halving round that keeps the best few (every round but the last): there the round ends
+ * as soon as it is decided (decided()), and grid order lets the cheap configurations
+ * decide it before the costly ones have run. */
+typedef struct order_item {
+    double cost;
+    size_t i;
+} order_item;
+
+static int cmp_order(const void *pa, const void *pb)
+{
+    const order_item *a = pa, *b = pb;
+    if (a->cost != b->cost)
+        return a->cost > b->cost ? -1 : 1;
+    return (a->i > b->i) - (a->i < b->i);
+}
+
+static void unit_order(const em__tune_est *e, const em_tune_trial *cand, bool early, pool *p)
+{
+    for (size_t i = 0; i < p->nunits; i++)
+        p->order[i] = i;
+    if (!e->cost || early || p->nunits < 2)
+        return;
+    order_item *it = em_xmalloc(p->nunits * sizeof *it);
+    for (size_t i = 0; i < p->nunits; i++) {
+        double c = e->cost(e->self, &cand[p->units[i].cfg]);
+        it[i] = (order_item){isfinite(c) ? c : 0.0, i};
+    }
+    qsort(it, p->nunits, sizeof *it, cmp_order);
+    for (size_t i = 0; i < p->nunits; i++)
+        p->order[i] = it[i].i;
+    em_free(it);
+}
+
 /* Runs the round's n configurations (all folds); fills their results, st->model. */
 static int run_round(em_context *sc, const em__tune_est *e, const em_tune_opts *o,
                      uint32_t round, em_tune_trial *cand, size_t n, round_state *st,
@@ -321,6 +362,7 @@ static int run_round(em_context *sc, const em__tune_est *e, const em_tune_opts *
     pool p = {.sc = sc, .e = e, .cand = cand, .round = round, .nunits = n * e->nfolds};
     p.units = em_xcalloc(p.nunits, sizeof *p.units);
     p.queue = em_xcalloc(p.nunits, sizeof *p.queue);
+    p.order = em_xcalloc(p.nunits, sizeof *p.order);
     for (size_t i = 0; i < p.nunits; i++) {
         p.units[i].cfg = (uint32_t)(i / e->nfolds);
         p.units[i].fold = (uint32_t)(i % e->nfolds);
@@ -333,6 +375,7 @@ static int run_round(em_context *sc, const em__tune_est *e, const em_tune_opts *
         cand[i].round = round;
         snprintf(cand[i].executor, sizeof cand[i].executor, "-");
     }
+    unit_order(e, cand, st->keep > 0, &p);
     pthread_mutex_init(&p.lock, NULL);
     pthread_cond_init(&p.cond, NULL);
     uint32_t nthreads = e->width < p.nunits ? e->width : (uint32_t)p.nunits;
@@ -379,6 +422,7 @@ static int run_round(em_context *sc, const em__tune_est *e, const em_tune_opts *
     pthread_mutex_destroy(&p.lock);
     em_free(th);
     em_free(p.queue);
+    em_free(p.order);
     em_free(p.units);
     if (st->rc < 0) {
         *err = st->err;

@@ -1,11 +1,18 @@
 /* mllib/tuning/trial_mlp.c - the MLP search (em_tune_run): the data broadcasts, the trial
  * task, and the unit the search loop runs: one trial as a one-partition job.
  *
- * WIRE FORMATS (task records; driver and executors run the same build, so the structs
- * travel bytewise, checked by magic and size):
- *   trial record   trial_rec: magic, index, round, then em_mlp_params (callbacks NULL)
- *   result record  result_hdr, then nparams floats of weights
- *   context blob   two u32 broadcast ids (training set, validation set) */
+ * DATA. Four broadcasts: the training rows X (n x d floats, row-major), their labels y
+ * (n floats), and the validation set's (xv, yv). Each is the caller's array itself (the
+ * broadcast copies it once, no staging copy on the driver); the labels (a few KiB) are
+ * pushed to the executors at once, the rows are fetched by each executor with its first
+ * trial and kept for the rest.
+ * WIRE FORMATS (driver and executors run the same build, so the structs travel bytewise,
+ * checked by magic and size):
+ *   context blob   trial_ctx: magic, the four broadcast ids, n, nv, d, then the trial
+ *                  (trial_rec: magic, index, round, em_mlp_params with callbacks NULL);
+ *                  the trial travels in the task itself, so a trial's job reads no input
+ *                  block (its input is em_range's one record, made on the executor)
+ *   result record  result_hdr, then nparams floats of weights */
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -24,6 +31,14 @@ typedef struct trial_rec {
     em_mlp_params p;
 } trial_rec;
 
+#define CTX_MAGIC 0x58544354u      /* "TCTX" */
+
+typedef struct trial_ctx {
+    uint32_t magic, bx, by, bxv, byv, d;   /* broadcast ids: X, y, xv, yv; features */
+    uint64_t n, nv;                        /* training and validation rows */
+    trial_rec t;
+} trial_ctx;
+
 typedef struct result_hdr {
     uint32_t magic, index, round, epochs_run;
     double metric, loss, seconds;
@@ -32,33 +47,25 @@ typedef struct result_hdr {
     uint64_t nparams;
 } result_hdr;
 
-/* A broadcast data set as float views; *own is a copy when the bytes are misaligned. */
-static int data_view(em_task *task, uint32_t id, const float **X, const float **y, size_t *n,
-                     uint32_t *d, float **own, em_err *err)
+/* Broadcast id as nf floats; *own is a copy when the bytes are misaligned. */
+static int float_view(em_task *task, uint32_t id, uint64_t nf, const float **out, float **own,
+                      em_err *err)
 {
     em_slice v;
     int rc = em_task_broadcast(task, id, &v, err);
     if (rc < 0)
         return rc;
-    if (v.n < 16)
-        return em_err_set(err, EM_ECORRUPT, "ml.tune: data broadcast of %zu bytes", v.n);
-    uint64_t nn = em_load_le64(v.p);
-    uint32_t dd = em_load_le32(v.p + 8);
-    if (dd == 0 || nn > (v.n - 16) / 4 || (v.n - 16) / 4 / ((uint64_t)dd + 1) != nn ||
-        (v.n - 16) != 4 * nn * ((uint64_t)dd + 1))
-        return em_err_set(err, EM_ECORRUPT, "ml.tune: data broadcast does not hold %llu x %u",
-                          (unsigned long long)nn, dd);
-    const uint8_t *p = v.p + 16;
+    if (v.n / 4 != nf || v.n % 4)
+        return em_err_set(err, EM_ECORRUPT, "ml.tune: data broadcast %u of %zu bytes, not "
+                          "%llu floats", id, v.n, (unsigned long long)nf);
     *own = NULL;
-    if ((uintptr_t)p % 4) {
-        *own = em_xmalloc(v.n - 16);
-        memcpy(*own, p, v.n - 16);
-        p = (const uint8_t *)*own;
+    if ((uintptr_t)v.p % 4) {
+        *own = em_xmalloc(v.n ? v.n : 1);
+        memcpy(*own, v.p, v.n);
+        *out = *own;
+    } else {
+        *out = (const float *)(const void *)v.p;
     }
-    *X = (const float *)p;
-    *y = (const float *)p + nn * dd;
-    *n = (size_t)nn;
-    *d = dd;
     return 0;
 }
 
@@ -73,36 +80,35 @@ static int fn_trial(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter 
                     em_err *err)
 {
     (void)index;
-    if (c->blob.n != 8)
+    trial_ctx x;
+    if (c->blob.n != sizeof x)
+        return em_err_set(err, EM_ECORRUPT, "ml.tune.trial: context of %zu bytes", c->blob.n);
+    memcpy(&x, c->blob.p, sizeof x);
+    if (x.magic != CTX_MAGIC || x.t.magic != TRIAL_MAGIC || x.d == 0 || x.n == 0 || x.nv == 0 ||
+        x.n > UINT64_MAX / 4 / x.d || x.nv > UINT64_MAX / 4 / x.d)
         return em_err_set(err, EM_ECORRUPT, "ml.tune.trial: bad context");
     /* The executor's cores run one trial each: no BLAS threads inside a trial. */
     openblas_set_num_threads(1);
-    const float *X, *y, *xv, *yv;
-    size_t n, nv;
-    uint32_t d, dv;
-    float *own = NULL, *ownv = NULL;
-    int rc = data_view(c->task, em_load_le32(c->blob.p), &X, &y, &n, &d, &own, err);
+    const float *X = NULL, *y = NULL, *xv = NULL, *yv = NULL;
+    float *own[4] = {NULL, NULL, NULL, NULL};
+    int rc = float_view(c->task, x.bx, x.n * x.d, &X, &own[0], err);
     if (rc == 0)
-        rc = data_view(c->task, em_load_le32(c->blob.p + 4), &xv, &yv, &nv, &dv, &ownv, err);
-    if (rc == 0 && dv != d)
-        rc = em_err_set(err, EM_ECORRUPT, "ml.tune: validation set has %u features, not %u",
-                        dv, d);
+        rc = float_view(c->task, x.by, x.n, &y, &own[1], err);
+    if (rc == 0)
+        rc = float_view(c->task, x.bxv, x.nv * x.d, &xv, &own[2], err);
+    if (rc == 0)
+        rc = float_view(c->task, x.byv, x.nv, &yv, &own[3], err);
+    size_t n = (size_t)x.n, nv = (size_t)x.nv;
+    uint32_t d = x.d;
     em_rec r;
+    /* the input is one record (em_range's): one trial, one result */
     while (rc == 0 && (rc = em_iter_next(in, &r, err)) == 1) {
         rc = 0;
-        trial_rec t;
-        if (r.val.n != sizeof t) {
-            rc = em_err_set(err, EM_ECORRUPT, "ml.tune.trial: record of %zu bytes", r.val.n);
-            break;
-        }
-        memcpy(&t, r.val.p, sizeof t);
-        if (t.magic != TRIAL_MAGIC) {
-            rc = em_err_set(err, EM_ECORRUPT, "ml.tune.trial: bad record");
-            break;
-        }
+        trial_rec t = x.t;
         em_mlp_model *m = NULL;
         double t0 = em_now_s();
         t.p.progress = NULL;
+        t.p.progress_ud = NULL;
         t.p.stop = task_stop;
         t.p.stop_ud = c->task;
         if ((rc = em_mlp_train_local(X, y, n, d, xv, yv, nv, &t.p, NULL, &m, err)) < 0) {
@@ -127,8 +133,8 @@ static int fn_trial(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter 
         em_vbuf_destroy(&b);
         em_mlp_model_free(m);
     }
-    em_free(own);
-    em_free(ownv);
+    for (int i = 0; i < 4; i++)
+        em_free(own[i]);
     return rc < 0 ? rc : 0;
 }
 
@@ -145,25 +151,41 @@ int em_tune_register(void)
 
 /* ---------------------------------------------------------------- the driver */
 
-static uint32_t data_bcast(em_context *sc, const float *X, const float *y, size_t n,
-                           uint32_t d, em_err *err)
-{
-    size_t bytes = 16 + 4 * n * ((size_t)d + 1);
-    uint8_t *b = em_xmalloc(bytes);
-    em_store_le64(b, n);
-    em_store_le32(b + 8, d);
-    em_store_le32(b + 12, 0);
-    memcpy(b + 16, X, 4 * n * d);
-    memcpy(b + 16 + 4 * n * d, y, 4 * n);
-    uint32_t id = em_broadcast(sc, em_slice_make(b, bytes), err);
-    em_free(b);
-    return id;
-}
-
 typedef struct mlp_est {
     em_context *sc;
-    uint32_t bt, bv;   /* broadcast ids: training and validation sets */
+    uint32_t bx, by, bxv, byv;   /* broadcast ids: training and validation rows, labels */
+    uint32_t d, nout;            /* features; outputs (classes, or 1) */
+    size_t n, nv;                /* training and validation rows */
 } mlp_est;
+
+/* A trial's estimated cost (search.c starts the most costly first), in multiply-adds of
+ * its training: per row and epoch, forward and both backward GEMMs touch each of the P
+ * parameters once (3 P), and a mini-batch costs about as much again as 24 rows (the
+ * optimizer's pass over the parameters, thinner GEMMs: a batch of 64 is ~15% slower per
+ * row than one of 128); each hidden unit adds its activation (tanh/sigmoid ~256
+ * multiply-adds' time with the derivative, ReLU ~8; dropout's draw ~32); the validation
+ * pass each epoch is a forward pass. Calibrated on bench/ml_mlp.sh's grid; only the order
+ * it gives matters. */
+static double mlp_cost(void *self, const em_tune_trial *t)
+{
+    const mlp_est *me = self;
+    const em_mlp_params *p = &t->p;
+    double P = 0, H = 0, in = me->d;
+    uint32_t nh = p->nhidden < EM_MLP_MAX_LAYERS ? p->nhidden : EM_MLP_MAX_LAYERS - 1;
+    for (uint32_t l = 0; l <= nh; l++) {
+        double out = l < nh ? p->hidden[l] : me->nout;
+        P += (in + 1) * out;
+        if (l < nh)
+            H += out;
+        in = out;
+    }
+    double act = p->act == EM_MLP_TANH || p->act == EM_MLP_SIGMOID ? 256 : 8;
+    if (p->dropout > 0)
+        act += 32;
+    double batch = p->batch ? p->batch : 128, epochs = p->epochs ? p->epochs : 10;
+    return epochs * ((double)me->n * (3 * P * (1 + 24 / batch) + act * H) +
+                     (double)me->nv * (P + act / 3 * H));
+}
 
 /* The network of a result record, checked against its header. */
 static int result_model(em_slice v, const em_tune_trial *t, em_tune_unit *u,
@@ -199,23 +221,37 @@ static int result_model(em_slice v, const em_tune_trial *t, em_tune_unit *u,
     return 0;
 }
 
-/* One trial: a job of one partition holding the trial record; exactly one result. */
+/* One trial: a job of one task whose context carries the trial; exactly one result. */
 static int mlp_run(void *self, const em_tune_trial *t, uint32_t fold, em_tune_unit *u,
                    void **model, em_err *err)
 {
     (void)fold;
     mlp_est *me = self;
-    trial_rec tr = {.magic = TRIAL_MAGIC, .index = t->index, .round = t->round, .p = t->p};
-    em_rec rec = {.val = em_slice_make(&tr, sizeof tr)};
-    uint8_t blob[8];
-    em_store_le32(blob, me->bt);
-    em_store_le32(blob + 4, me->bv);
-    em_rdd *cfg = em_parallelize(me->sc, EM_REC_BYTES, 0, &rec, 1, 1);
-    em_rdd *res = em_rdd_map_partitions(cfg, "ml.tune.trial", em_slice_make(blob, 8), false);
+    trial_ctx x;
+    memset(&x, 0, sizeof x);   /* the padding travels too: set field by field */
+    x.magic = CTX_MAGIC;
+    x.bx = me->bx;
+    x.by = me->by;
+    x.bxv = me->bxv;
+    x.byv = me->byv;
+    x.d = me->d;
+    x.n = me->n;
+    x.nv = me->nv;
+    x.t.magic = TRIAL_MAGIC;
+    x.t.index = t->index;
+    x.t.round = t->round;
+    memcpy(&x.t.p, &t->p, sizeof x.t.p);
+    x.t.p.progress = NULL;
+    x.t.p.progress_ud = NULL;
+    x.t.p.stop = NULL;
+    x.t.p.stop_ud = NULL;
+    em_rdd *one = em_range(me->sc, 0, 1, 1, 1);
+    em_rdd *res = em_rdd_map_partitions(one, "ml.tune.trial", em_slice_make(&x, sizeof x),
+                                        false);
     em_records out = {0};
     int rc = em_rdd_collect(res, &out, err);
     em_rdd_release(res);
-    em_rdd_release(cfg);
+    em_rdd_release(one);
     if (rc == 0 && out.n != 1)
         rc = em_err_set(err, EM_ECORRUPT, "ml.tune: %zu results for trial %u", out.n,
                         t->index);
@@ -252,14 +288,27 @@ int em_tune_run(em_context *sc, const em_tune_space *s, const em_tune_opts *o, c
         return em_err_set(err, EM_EINVAL, "tune: the space is not an MLP space");
     if (n == 0 || nv == 0)
         return em_err_set(err, EM_EINVAL, "tune: empty training or validation set");
-    mlp_est me = {.sc = sc};
-    me.bt = data_bcast(sc, X, y, n, d, err);
-    me.bv = me.bt ? data_bcast(sc, xv, yv, nv, d, err) : 0;
-    if (!me.bt || !me.bv) {
-        if (me.bt)
-            em_broadcast_destroy(sc, me.bt);
-        return err->code;
+    if (d == 0)
+        return em_err_set(err, EM_EINVAL, "tune: no features");
+    mlp_est me = {.sc = sc, .d = d, .n = n, .nv = nv, .nout = 1};
+    if (!o->base.regression) {
+        float k = 0;
+        for (size_t i = 0; i < n; i++)
+            k = y[i] > k ? y[i] : k;
+        me.nout = o->base.nclasses ? o->base.nclasses
+                  : k < EM_MLP_MAX_WIDTH ? (uint32_t)k + 1 : EM_MLP_MAX_WIDTH;
     }
+    /* the labels first: small, they are pushed to the executors at once */
+    uint32_t *ids[4] = {&me.by, &me.byv, &me.bx, &me.bxv};
+    em_slice vals[4] = {em_slice_make(y, 4 * n), em_slice_make(yv, 4 * nv),
+                        em_slice_make(X, 4 * n * (size_t)d),
+                        em_slice_make(xv, 4 * nv * (size_t)d)};
+    for (int i = 0; i < 4; i++)
+        if (!(*ids[i] = em_broadcast(sc, vals[i], err))) {
+            while (i-- > 0)
+                em_broadcast_destroy(sc, *ids[i]);
+            return err->code;
+        }
     /* Two units per core: while a trial runs, the next one's job (its partition, stage and
      * launch) is made and waits in the scheduler's queue, so a core starts its next trial
      * as soon as the status of the last one reaches the driver instead of after the pool
@@ -272,11 +321,11 @@ int em_tune_run(em_context *sc, const em_tune_space *s, const em_tune_opts *o, c
                       .bound = o->base.regression ? 0.0 : 1.0, .budget_key = EM_TUNE_EPOCHS,
                       .max_budget = o->base.epochs ? o->base.epochs : 10,
                       .width = width ? width : 1, .set_budget = mlp_budget, .run = mlp_run,
-                      .model_free = mlp_free, .self = &me};
+                      .model_free = mlp_free, .cost = mlp_cost, .self = &me};
     void *best = NULL;
     rc = em__tune_search(sc, s, o, &e, out, &best, err);
     out->model = best;
-    em_broadcast_destroy(sc, me.bt);
-    em_broadcast_destroy(sc, me.bv);
+    for (int i = 0; i < 4; i++)
+        em_broadcast_destroy(sc, *ids[i]);
     return rc;
 }

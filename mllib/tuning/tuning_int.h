@@ -25,6 +25,9 @@ typedef struct em__tune_est {
     int (*run)(void *self, const em_tune_trial *t, uint32_t fold, em_tune_unit *u,
                void **model, em_err *err);
     void (*model_free)(void *model);
+    /* optional (NULL: units start in grid order): the unit's estimated cost in any unit
+     * (MLP: multiply-adds of its training); a round starts its units most costly first */
+    double (*cost)(void *self, const em_tune_trial *t);
     void *self;
 } em__tune_est;
 

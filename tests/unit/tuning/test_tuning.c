@@ -100,3 +100,48 @@ Test(tuning, random_and_halving, .timeout = 180)
     cr_assert_eq(r.trials[11].round, 2);
     em_tune_result_destroy(&r);
 }
+
+/* Units start most costly first (longest processing time first), ties in grid order; the
+ * table stays in grid order. With one unit at a time, on_unit sees the start order. */
+typedef struct seen {
+    uint32_t n, idx[16];
+} seen;
+
+static void note_unit(void *ud, const em_tune_trial *t, const em_tune_unit *u)
+{
+    (void)u;
+    seen *s = ud;
+    if (s->n < 16)
+        s->idx[s->n++] = t->index;
+}
+
+Test(tuning, longest_first, .timeout = 180)
+{
+    data();
+    em_context *sc = em_test_ctx_new("local[2]");
+    em_tune_space s;
+    em_err err = EM_ERR_INIT;
+    /* grid order: 0-3 hidden 4, 4-7 hidden 32; act (relu, tanh) fastest */
+    cr_assert_eq(em_tune_space_parse("hidden=4,32;lr=0.01,0.003;act=relu,tanh", &s, &err), 0);
+    seen sn = {0};
+    em_tune_opts o = {.method = EM_TUNE_GRID, .seed = 3, .width = 1, .on_unit = note_unit,
+                      .ud = &sn, .base = {.epochs = 2, .batch = 32}};
+    em_tune_result r;
+    cr_assert_eq(em_tune_run(sc, &s, &o, X, Y, N, D, XV, YV, NV, &r, &err), 0, "%s", err.msg);
+    cr_assert_eq(sn.n, 8);
+    for (uint32_t i = 0; i < 8; i++) {
+        cr_assert_eq(r.trials[i].index, i);   /* the table: grid order */
+        if (i < 4)
+            cr_assert_geq(sn.idx[i], 4, "unit %u started %u-th, before a wider one", sn.idx[i],
+                          i);
+    }
+    /* tanh costs more than ReLU at the same width; equal costs (lr) keep grid order */
+    cr_assert_eq(sn.idx[0], 5);
+    cr_assert_eq(sn.idx[1], 7);
+    for (uint32_t i = 0; i + 1 < 8; i++)
+        if (sn.idx[i] / 4 == sn.idx[i + 1] / 4 && sn.idx[i] % 2 == sn.idx[i + 1] % 2)
+            cr_assert_lt(sn.idx[i], sn.idx[i + 1]);
+    em_tune_result_destroy(&r);
+    em_tune_space_destroy(&s);
+    em_context_free(sc);
+}

@@ -29,8 +29,11 @@ for rep in $(seq "$reps"); do
     for m in local cluster; do
         master='local[2]'
         [ $m = cluster ] && master='local-cluster[2,1]'
+        # measure.py's line (user + sys CPU of the command and its executors) kept for the
+        # CPU medians below: on a loaded machine they say more than wall times.
         run_measured "svd-$m-$rep" "$ember" ml svd --train "$base.libsvm" --format libsvm \
-            --dim "$cols" --k "$k" --mode lanczos --master "$master" --json
+            --dim "$cols" --k "$k" --mode lanczos --master "$master" --json |
+            tee "$benchdir/svd-$m-$rep.measure"
     done
     run_measured "svd-ref-$rep" /usr/bin/python3 "$root/bench/ml_svd_ref.py" "$base" \
         "$rows" "$cols" "$k"
@@ -57,7 +60,11 @@ for m, name in (("local", "ember local[2]"), ("cluster", "ember local-cluster[2,
 print(f"{'scipy svds (arpack)':26s} {sp_s:8.3f} {'':9s} {med([r['load_s'] for r in refs]):7.3f} "
       f"{refs[0]['matvecs']:8d} {1:10.2f}x")
 lt, ct = med([r["total_s"] for r in runs["local"]]), med([r["total_s"] for r in runs["cluster"]])
-print(f"cluster/local total: {ct / lt:.2f}x; nnz {refs[0]['nnz']}")
+cpu = {m: med([json.loads(open(f"{d}/svd-{m}-{r}.measure").read())["cpu_s"]
+               for r in range(1, reps + 1)]) for m in ("local", "cluster")}
+print(f"cluster/local total: {ct / lt:.2f}x; CPU s (user + sys, median) local "
+      f"{cpu['local']:.2f}, cluster {cpu['cluster']:.2f}: {cpu['cluster'] / cpu['local']:.2f}x; "
+      f"nnz {refs[0]['nnz']}")
 print("singular values (ember local[2]):",
       " ".join(f"{x:.10g}" for x in runs["local"][0]["singular_values"]))
 PY

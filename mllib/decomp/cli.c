@@ -48,7 +48,9 @@ void em_svd_cli_help(FILE *f)
           "Top-k singular values and right singular vectors of the rows as a distributed\n"
           "matrix A (n x d). gramian: A^T A in one pass (dsyrk per batch) and LAPACK's\n"
           "dsyevr on the driver; lanczos: thick-restart Lanczos, one distributed A^T (A x)\n"
-          "per step, for wide matrices. auto takes gramian when d <= 2048.\n"
+          "per step, for wide matrices. auto takes gramian when d <= 2048. Except in\n"
+          "gramian mode the rows are read into one partition per task slot unless\n"
+          "--partitions is given.\n"
           "\n",
           f);
     common_help(false, f);
@@ -132,6 +134,12 @@ static int parse_args(dc_opts *o, int argc, char **argv)
         return o->c.status;
     if (!o->so.k)
         return em_ml_cli_usage(&o->c, "--k K is required");
+    /* Lanczos makes one job per product, each task returning a partial of 8 d bytes: with
+     * one partition per task slot (unless --partitions says otherwise) a product costs one
+     * task and one partial per slot, not one per 32 MiB text split (local-cluster: one
+     * round trip per executor and product). */
+    if (!o->pca && o->so.mode != EM_SVD_GRAMIAN && o->c.ro.min_partitions == 0)
+        o->c.ro.coalesce = true;
     return -1;
 }
 

@@ -109,7 +109,7 @@ static int parse_header(const char *path, const char *hdr, char sep, const char 
 
 typedef struct plan_in {
     em_ml_format format;
-    bool sparse, labeled, skip;
+    bool sparse, labeled, skip, coalesce;
     uint32_t dim, ncols, label_col, acc, nsplits;
     const em_file_list *fl;
     const em_vbuf *splits;
@@ -219,6 +219,14 @@ static int plan_and_count(em_context *sc, const char *path, const plan_in *in,
                                           em_slice_make(ctx.data, ctx.len), false);
     em_vbuf_destroy(&ctx);
     em_rdd_release(text);
+    uint32_t slots = em_context_default_parallelism(sc);
+    if (pi.coalesce && em_rdd_num_partitions(out->rows) > slots) {
+        /* Contiguous runs of splits, each parsed by one task (the parse context still
+         * names the split of a bad line: it gets the split's own partition index). */
+        em_rdd *c = em_rdd_coalesce(out->rows, slots, false);
+        em_rdd_release(out->rows);
+        out->rows = c;
+    }
     em_rdd_persist(out->rows, EM_PERSIST_MEMORY_AND_DISK);
     if (pi.sparse && pi.dim == 0)
         return scan_sparse(out, err);
@@ -230,7 +238,8 @@ int em_ml_read(em_context *sc, const char *path, const em_ml_read_opts *o, em_ml
 {
     em_file_list fl;
     em_vbuf splits;
-    plan_in pi = {.format = o->format, .skip = o->skip_bad_lines, .label_col = EM__ML_NO_LABEL};
+    plan_in pi = {.format = o->format, .skip = o->skip_bad_lines, .coalesce = o->coalesce,
+                  .label_col = EM__ML_NO_LABEL};
     int rc;
 
     memset(out, 0, sizeof *out);

@@ -53,6 +53,11 @@ typedef struct em_ml_read_opts {
     bool dense;              /* LIBSVM: produce dense rows (else sparse) */
     bool skip_bad_lines;     /* count and skip bad lines instead of failing */
     uint32_t min_partitions; /* 0 = the context's default parallelism */
+    bool coalesce;           /* join the parsed splits (no shuffle) into the context's
+                              * default parallelism partitions, one per task slot: fewer,
+                              * larger tasks for many-pass work whose cost per task and per
+                              * partial result is fixed (Lanczos: one job per product, a
+                              * partial of 8 d bytes per partition) */
 } em_ml_read_opts;
 
 /* Reads a file (or a directory of part files) into *out. Errors name file:line and why. */

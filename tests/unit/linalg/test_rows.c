@@ -1,7 +1,7 @@
 /* tests/unit/linalg/test_rows.c - the row records and the loaders of mllib/linalg/rows.h:
  * LIBSVM and CSV/TSV files read into dense and sparse rows (values exact), comments and
- * blank lines, bad lines named by file:line or skipped and counted, and the writers read
- * back to the same rows. */
+ * blank lines, bad lines named by file:line or skipped and counted, splits coalesced into
+ * one partition per task slot, and the writers read back to the same rows. */
 #define _XOPEN_SOURCE 700
 #include <criterion/criterion.h>
 #include <math.h>
@@ -212,6 +212,60 @@ static void check_bad_line(const char *master)
     cr_assert_eq(d.skipped, 1);
     em_ml_data_release(&d);
     em_context_free(sc);
+}
+
+/* coalesce: the splits of a file joined into one partition per task slot, without a
+ * shuffle: the same rows in the same order, and a bad line still named by file:line. */
+static void check_coalesced(const char *master)
+{
+    em_context *sc = em_test_ctx_new(master);
+    em_vbuf b;
+    em_vbuf_init(&b);
+    em_vbuf_printf(&b, "a,b,c\n");
+    for (int i = 2; i <= 20000; i++)
+        em_vbuf_printf(&b, "%d,%d.25,-%d\n", i, i, i);
+    char path[128];
+    strcpy(path, write_tmp("co.csv", (const char *)b.data));
+    em_vbuf_destroy(&b);
+    em_ml_read_opts o = {.format = EM_ML_CSV, .min_partitions = 7};
+    em_ml_data d, e;
+    em_err err = EM_ERR_INIT;
+    cr_assert_eq(em_ml_read(sc, path, &o, &d, &err), 0, "%s", err.msg);
+    cr_assert_geq(em_rdd_num_partitions(d.rows), 7);
+    o.coalesce = true;
+    cr_assert_eq(em_ml_read(sc, path, &o, &e, &err), 0, "%s", err.msg);
+    cr_assert_eq(em_rdd_num_partitions(e.rows), em_context_default_parallelism(sc));
+    cr_assert_eq(e.nrows, 19999);
+    size_t n, m;
+    double *x = collect_dense(&d, &n), *y = collect_dense(&e, &m);
+    cr_assert_eq(n, m);
+    cr_assert_eq(memcmp(x, y, n * 3 * sizeof *x), 0, "coalesced rows differ");
+    free(x);
+    free(y);
+    em_ml_data_release(&d);
+    em_ml_data_release(&e);
+    /* a bad line deep inside a joined partition */
+    em_vbuf_init(&b);
+    em_vbuf_printf(&b, "a,b,c\n");
+    for (int i = 2; i <= 20000; i++)
+        em_vbuf_printf(&b, i == 17001 ? "1,x,2\n" : "%d,%d.25,-%d\n", i, i, i);
+    strcpy(path, write_tmp("cobad.csv", (const char *)b.data));
+    em_vbuf_destroy(&b);
+    cr_assert_lt(em_ml_read(sc, path, &o, &e, &err), 0);
+    char want[200];
+    snprintf(want, sizeof want, "%s:17001: bad number: '1,x,2'", path);
+    cr_assert(strstr(err.msg, want), "%s", err.msg);
+    em_context_free(sc);
+}
+
+Test(rows, coalesced_local)
+{
+    check_coalesced("local[2]");
+}
+
+Test(rows, coalesced_cluster, .timeout = 120)
+{
+    check_coalesced("local-cluster[2,1]");
 }
 
 Test(rows, bad_line_named_local)

@@ -394,8 +394,7 @@ static int chunk_flush(csv_sink *k)
             k->ferr = *s->err;
     }
     em_arena_reset(&s->chunk);
-    k->r->n = k->r->cap = 0;
-    k->r->v = NULL;
+    k->r->n = 0; /* its storage (the stage's arena, one chunk's rows) is kept */
     if (rc < 0)
         k->have_ferr = true;
     return rc;
@@ -435,6 +434,12 @@ static int read_inputs(stage *s, uint8_t src, const csv_src *cs, sql_plan *plan,
                 l->rel = r;
                 s->in[0] = r;
                 s->chunked = true;
+                /* one chunk's rows, allocated once: not regrown (and its pages faulted
+                 * again) chunk after chunk */
+                if ((r->v = em_arena_alloc(s->x.arena, (size_t)CSV_CHUNK_ROWS * (l->width + 1) *
+                                                           sizeof *r->v)) == NULL)
+                    return em_err_set(s->err, EM_ENOMEM, "sql stage: out of memory");
+                r->cap = CSV_CHUNK_ROWS;
             }
         }
     }

@@ -282,6 +282,10 @@ static int collect(dist *d, const dval *v, sql_rel **out)
     }
     memset(rel, 0, sizeof *rel);
     rel->width = w;
+    size_t bytes; /* all rows in one allocation: no copies as the rows grow */
+    if (recs.n > 0 && em_size_mul(recs.n, (size_t)(w ? w : 1) * sizeof *rel->v, &bytes) &&
+        (rel->v = em_arena_alloc(d->x->arena, bytes)) != NULL)
+        rel->cap = recs.n;
     for (size_t i = 0; i < recs.n && rc == 0; i++) {
         size_t off = 0, used;
         for (uint32_t c = 0; c < w && rc == 0; c++, off += used)

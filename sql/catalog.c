@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "engine/ember.h"
 #include "sql/colfile.h"
@@ -402,26 +403,35 @@ static int run_create_ember_as(em_sql_session *s, sql_exec *x, const sql_stmt *s
         return em__sql_diag(x->diag, EM_EINVAL, st->table_pos, "%s already holds part files: "
                             "attach it with CREATE TABLE %s USING ember OPTIONS (path '...')",
                             st->csv_path, st->table);
+    struct stat sb;
+    bool made = stat(st->csv_path, &sb) != 0;
     if (em_mkdir_p(st->csv_path, &err) < 0)
         return em__sql_diag(x->diag, err.code, -1, "%s", err.msg);
-    if ((rc = run_select_to(s, x, st->select, r, s->sc != NULL ? &rdd : NULL)) < 0)
-        return rc;
-    if (rdd != NULL)
+    rc = run_select_to(s, x, st->select, r, s->sc != NULL ? &rdd : NULL);
+    if (rc == 0 && rdd != NULL)
         rc = write_ember_rdd(s, x, st->csv_path, r, rdd, &rows);
-    else {
+    else if (rc == 0) {
         const char **names = em_arena_alloc(x->arena, (r->ncols + 1) * sizeof *names);
-        if (names == NULL)
-            return em__sql_diag(x->diag, EM_ENOMEM, -1, "out of memory");
-        for (uint32_t c = 0; c < r->ncols; c++)
+        for (uint32_t c = 0; names != NULL && c < r->ncols; c++)
             names[c] = em_sql_result_col_name(r, c);
-        if ((rc = em__sql_emc_write_rel(st->csv_path, 0, r->ncols, r->types, names, r->rel->v,
-                                        r->rel->n, &rows, &err)) < 0)
+        if (names == NULL)
+            rc = em__sql_diag(x->diag, EM_ENOMEM, -1, "out of memory");
+        else if ((rc = em__sql_emc_write_rel(st->csv_path, 0, r->ncols, r->types, names,
+                                             r->rel->v, r->rel->n, &rows, &err)) < 0)
             rc = em__sql_diag(x->diag, rc, -1, "%s", err.msg);
     }
     if (rc == 0)
         rc = add_ember_table(s, x, st->table, st->csv_path);
-    if (rc < 0)
+    if (rc < 0) { /* no table: the part files written (the directory held none) go */
+        if (em__sql_cf_list(st->csv_path, &files, &nf, &err) == 0) {
+            for (uint32_t i = 0; i < nf; i++)
+                unlink(files[i]);
+            em__sql_cf_list_free(files, nf);
+        }
+        if (made)
+            rmdir(st->csv_path);
         return rc;
+    }
     r->changes = rows;
     r->ncols = 0;
     r->rel = NULL;

@@ -199,6 +199,13 @@ Test(colfile, bad_files_and_statements_are_errors)
              dir);
     cr_expect_lt(exec_all(s, sql, NULL, &d), 0);
     cr_expect_not_null(strstr(d.err.msg, "already holds part files"), "%s", d.err.msg);
+    /* a failed query leaves no directory behind */
+    snprintf(sql, sizeof sql, "CREATE TABLE f USING ember OPTIONS (path '%s/new') AS "
+             "SELECT * FROM no_such_table", dir);
+    cr_expect_lt(exec_all(s, sql, NULL, &d), 0);
+    snprintf(path, sizeof path, "%s/new", dir);
+    struct stat nst;
+    cr_expect_neq(stat(path, &nst), 0, "%s was left behind", path);
     /* columns are the files' */
     snprintf(sql, sizeof sql, "CREATE TABLE g (a INTEGER) USING ember OPTIONS (path '%s/e')", dir);
     cr_expect_lt(exec_all(s, sql, NULL, &d), 0);

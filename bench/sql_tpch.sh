@@ -12,6 +12,13 @@
 #    of `sqlite3 DB < query` (measure.py), after its database file was read once into the
 #    page cache. The answers of both are compared (numbers to a relative 1e-9).
 #    Goal (issue 14): each query at least 3x faster in ember than in sqlite3.
+#    The same queries then run on ember tables (USING ember: columnar, zstd-compressed part
+#    files with min/max per row group; docs/sql.md), converted once from the CSV files by
+#    `CREATE TABLE t USING ember OPTIONS (path ...) AS SELECT * FROM csv_t` in
+#    local-cluster[2,1] and kept under BUILD_DIR/bench/tpch-sf<N>-ember/ (as sqlite3's
+#    database is); the conversion time is reported apart. sqlite3 queries its own loaded
+#    database, so a loaded ember table is the like-for-like comparison; CSV is the
+#    parse-every-time one. EMBER_TABLES=0 skips this part.
 # 2. The sqllogictest core pack (../shared/sqllogictest/core-pack.tgz): total wall time of
 #    `ember sql --slt` on every file against bench/sql_slt_sqlite.py, which does the same
 #    work per record with Python's sqlite3 module (execute, render, sort, hash, compare)
@@ -115,6 +122,36 @@ for m in "${masters[@]}"; do
     echo "== ember sql --master $m: load ${tables%|}, then Q$(echo $queries | sed 's/ / Q/g')"
     measured "$label" "$ember" sql --master "$m" --format csv -f "$work/ember.sql"
 done
+# ---- ember tables: converted once (conversion timed apart), then the same queries
+emdir=${TPCH_EMBER:-$benchdir/tpch-sf$sf-ember}
+ember_tables=${EMBER_TABLES:-1}
+if [ "$ember_tables" = 1 ]; then
+    if [ ! -f "$emdir/converted.json" ]; then
+        rm -rf "$emdir.tmp"
+        mkdir -p "$emdir.tmp"
+        { grep -A1 '^CREATE TABLE' "$work/ember.sql" | grep -v '^--$'
+          for t in $(echo "${tables%|}" | tr '|' ' '); do
+              printf "CREATE TABLE em_%s USING ember OPTIONS (path '%s') AS SELECT * FROM %s;\n" \
+                  "$t" "$emdir.tmp/$t" "$t"
+          done; } >"$work/convert.sql"
+        echo "== converting ${tables%|} to ember tables under $emdir (once)"
+        run_measured sql_tpch_convert "$ember" sql --master "local-cluster[2,1]" -f "$work/convert.sql" \
+            | tee "$emdir.tmp/converted.json"
+        rm -rf "$emdir"
+        mv "$emdir.tmp" "$emdir"
+        sed -i "s|$emdir.tmp|$emdir|g" "$emdir/converted.json"
+    fi
+    cp "$emdir/converted.json" "$benchdir/sql_tpch_convert.json"
+    for t in $(echo "${tables%|}" | tr '|' ' '); do
+        printf "CREATE TABLE %s USING ember OPTIONS (path '%s');\n" "$t" "$emdir/$t"
+    done >"$work/ember_tables.sql"
+    grep -v '^CREATE TABLE\|^  USING csv' "$work/ember.sql" >>"$work/ember_tables.sql"
+    for m in "${masters[@]}"; do
+        label=sql_tpch_emtab_$(echo "$m" | tr -c 'a-z0-9\n' '_')
+        echo "== ember sql --master $m on ember tables: Q$(echo $queries | sed 's/ / Q/g')"
+        measured "$label" "$ember" sql --master "$m" --format csv -f "$work/ember_tables.sql"
+    done
+fi
 cat "$db" >/dev/null   # into the page cache, as ember's CSV files are after generation
 for q in $queries; do
     echo "== sqlite3 Q$q"
@@ -140,15 +177,16 @@ else
 fi
 
 # ---- the summary
-/usr/bin/python3 - "$benchdir" "$sf" "$nload" "$slt_ok" $queries <<'PY'
+/usr/bin/python3 - "$benchdir" "$sf" "$nload" "$slt_ok" "$ember_tables" $queries <<'PY'
 import csv, io, json, math, re, sys
-bench, sf, nload, slt_ok, qs = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1", sys.argv[5:]
+bench, sf, nload, slt_ok, emt, qs = (sys.argv[1], sys.argv[2], int(sys.argv[3]),
+                                     sys.argv[4] == "1", sys.argv[5] == "1", sys.argv[6:])
 MARK = "ember-bench-query-"
 
 def runinfo(label):   # measure.py's JSON line, kept by run_measured's caller
     return json.loads(open(f"{bench}/{label}.json").read())
 
-def ember_side(label):
+def ember_side(label, nload=nload):
     """(load seconds, {query: seconds}, {query: rows}) of one ember session."""
     err = open(f"{bench}/{label}.run0.err").read()
     times = [float(t) for t in re.findall(r"Time taken: ([0-9.]+) s", err)]
@@ -204,6 +242,33 @@ for m, l in zip(masters, labels):
           f"others_cpu_s {i['others_cpu_s']}")
 print("(ember's CPU per query is estimated as its 'Time taken' x the session's CPU/wall: "
       "read the wall columns on a quiet machine)")
+if emt:
+    elabels = ["sql_tpch_emtab_" + re.sub(r"[^a-z0-9]", "_", m) for m in masters]
+    ee = {m: ember_side(l) for m, l in zip(masters, elabels)}
+    eshare = {m: runinfo(l)["cpu_s"] / runinfo(l)["wall_s"] for m, l in zip(masters, elabels)}
+    print(f"\nThe same on ember tables (USING ember: columnar files, converted once; sqlite3 "
+          f"reads its own loaded database, so this is the like-for-like comparison)")
+    print(f"{'query':6}{'local[2]':>10}{'local-cl.':>11}{'sqlite3':>9}{'sqlite3/ember':>15}"
+          f"{'goal 3x':>9}  answers   CPU s: ember (est.) sqlite3")
+    for q in qs:
+        s_info = runinfo(f"sql_tpch_sqlite_q{q}")
+        s_rows = [r for r in csv.reader(io.StringIO(open(f"{bench}/sql_tpch_sqlite_q{q}.run0.out",
+                                                         newline="").read())) if r]
+        e1, e2 = ee[masters[0]][1].get(q, float("nan")), ee[masters[1]][1].get(q, float("nan"))
+        best = min(e1, e2)
+        ok = all(same_rows(ee[m][2].get(q, []), s_rows) for m in masters)
+        ratio = s_info["wall_s"] / best if best > 0 else float("inf")
+        print(f"Q{q:5}{e1:10.3f}{e2:11.3f}{s_info['wall_s']:9.3f}{ratio:14.2f}x"
+              f"{'met' if ratio >= 3 else 'NOT met':>9}  {'same' if ok else 'DIFFER':8}"
+              f"{e1 * eshare[masters[0]]:15.2f}{s_info['cpu_s']:8.2f}")
+    for m, l in zip(masters, elabels):
+        i = runinfo(l)
+        print(f"ember {m} on ember tables: attach {ee[m][0]:.2f} s; whole session "
+              f"{i['wall_s']:.2f} s wall, {i['cpu_s']:.2f} s CPU, peak RSS "
+              f"{i['max_rss_kb'] / 1024:.0f} MiB, others_cpu_s {i['others_cpu_s']}")
+    c = runinfo("sql_tpch_convert")
+    print(f"conversion CSV -> ember tables (once, local-cluster[2,1], not in the times above): "
+          f"{c['wall_s']:.2f} s wall, {c['cpu_s']:.2f} s CPU, others_cpu_s {c['others_cpu_s']}")
 cpu = sum(runinfo(f"sql_tpch_sqlite_q{q}")["cpu_s"] for q in qs)
 oth = sum(runinfo(f"sql_tpch_sqlite_q{q}")["others_cpu_s"] for q in qs)
 print(f"sqlite3: {cpu:.2f} s CPU over the queries, others_cpu_s {oth:.2f}")

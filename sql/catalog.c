@@ -10,8 +10,10 @@
 #include <strings.h>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "engine/ember.h"
+#include "sql/colfile.h"
 #include "sql/sql_int.h"
 
 struct sql_catalog {
@@ -72,6 +74,8 @@ static void table_free(sql_table *t)
     em_free(t->rows);
     em_arena_destroy(&t->strings);
     em_free(t->csv_path);
+    em__sql_cf_list_free(t->emc_files, t->emc_nfiles);
+    em_free(t->emc_nrg);
     em_free(t->name);
     em_free(t);
 }
@@ -312,12 +316,175 @@ static int check_new_table(em_sql_session *s, sql_exec *x, const sql_stmt *st, b
                         st->table);
 }
 
+/* Whether a table of csv_bytes bytes of input is left to executors (distributed path on,
+ * and larger than the local threshold or forced). */
+static int leave_to_executors(em_sql_session *s, sql_exec *x, uint64_t bytes, bool *dist)
+{
+    em_err err = EM_ERR_INIT;
+    sql_dist_conf c;
+    *dist = false;
+    if (s->sc == NULL)
+        return 0;
+    if (em__sql_dist_conf(s->sc, &c, &err) < 0)
+        return em__sql_diag(x->diag, err.code, -1, "%s", err.msg);
+    *dist = c.force || bytes > c.local_threshold;
+    return 0;
+}
+
+/* Registers the ember table in directory dir (sql/colfile.c): columns from its first part
+ * file, the others checked against them; read now unless left to executors. */
+static int add_ember_table(em_sql_session *s, sql_exec *x, const char *name, const char *dir)
+{
+    em_err err = EM_ERR_INIT;
+    char **files;
+    uint32_t nf;
+    sql_cf f;
+    sql_table *t = NULL;
+    bool dist;
+    int rc;
+    if ((rc = em__sql_cf_list(dir, &files, &nf, &err)) < 0)
+        return em__sql_diag(x->diag, rc, -1, "%s", err.msg);
+    if (nf == 0) {
+        em__sql_cf_list_free(files, nf);
+        return em__sql_diag(x->diag, EM_EINVAL, -1, "%s: no part files (part-*.emc): not an "
+                            "ember table", dir);
+    }
+    if ((rc = em__sql_cf_open(&f, files[0], &err)) < 0) {
+        em__sql_cf_list_free(files, nf);
+        return em__sql_diag(x->diag, rc, -1, "%s", err.msg);
+    }
+    if ((t = table_new(name, f.ncols)) != NULL)
+        for (uint32_t i = 0; i < f.ncols && t != NULL; i++)
+            if (set_col(t, i, f.names[i], f.types[i], em_sql_type_name(f.types[i])) < 0) {
+                table_free(t);
+                t = NULL;
+            }
+    em__sql_cf_close(&f);
+    if (t == NULL || (t->csv_path = em_strdup(dir)) == NULL) {
+        em__sql_cf_list_free(files, nf);
+        table_free(t);
+        return em__sql_diag(x->diag, EM_ENOMEM, -1, "out of memory");
+    }
+    t->emc = true;
+    t->emc_files = files;
+    t->emc_nfiles = nf;
+    t->loaded = false;
+    if ((rc = em__sql_emc_attach(t, &err)) < 0 ||
+        (rc = leave_to_executors(s, x, t->csv_bytes, &dist)) < 0 ||
+        (!dist && (rc = em__sql_emc_load(t, &err)) < 0)) {
+        table_free(t);
+        return err.code ? em__sql_diag(x->diag, rc, -1, "%s", err.msg) : rc;
+    }
+    if (catalog_add(&s->cat, t) < 0) {
+        table_free(t);
+        return em__sql_diag(x->diag, EM_ENOMEM, -1, "out of memory");
+    }
+    return 0;
+}
+
+static int write_ember_rdd(em_sql_session *s, sql_exec *x, const char *dir, em_sql_result *r,
+                           struct em_rdd *rdd, uint64_t *rows);
+
+/* CREATE TABLE t USING ember OPTIONS (path 'DIR') AS SELECT: the result's rows as part
+ * files in DIR (one per partition of the result, written by the tasks on the distributed
+ * path), then the table is DIR's. */
+static int run_create_ember_as(em_sql_session *s, sql_exec *x, const sql_stmt *st,
+                               em_sql_result *r)
+{
+    em_err err = EM_ERR_INIT;
+    char **files;
+    uint32_t nf = 0;
+    uint64_t rows = 0;
+    struct em_rdd *rdd = NULL;
+    int rc;
+    if (em__sql_cf_list(st->csv_path, &files, &nf, &err) == 0)
+        em__sql_cf_list_free(files, nf);
+    if (nf > 0)
+        return em__sql_diag(x->diag, EM_EINVAL, st->table_pos, "%s already holds part files: "
+                            "attach it with CREATE TABLE %s USING ember OPTIONS (path '...')",
+                            st->csv_path, st->table);
+    struct stat sb;
+    bool made = stat(st->csv_path, &sb) != 0;
+    if (em_mkdir_p(st->csv_path, &err) < 0)
+        return em__sql_diag(x->diag, err.code, -1, "%s", err.msg);
+    rc = run_select_to(s, x, st->select, r, s->sc != NULL ? &rdd : NULL);
+    if (rc == 0 && rdd != NULL)
+        rc = write_ember_rdd(s, x, st->csv_path, r, rdd, &rows);
+    else if (rc == 0) {
+        const char **names = em_arena_alloc(x->arena, (r->ncols + 1) * sizeof *names);
+        for (uint32_t c = 0; names != NULL && c < r->ncols; c++)
+            names[c] = em_sql_result_col_name(r, c);
+        if (names == NULL)
+            rc = em__sql_diag(x->diag, EM_ENOMEM, -1, "out of memory");
+        else if ((rc = em__sql_emc_write_rel(st->csv_path, 0, r->ncols, r->types, names,
+                                             r->rel->v, r->rel->n, &rows, &err)) < 0)
+            rc = em__sql_diag(x->diag, rc, -1, "%s", err.msg);
+    }
+    if (rc == 0)
+        rc = add_ember_table(s, x, st->table, st->csv_path);
+    if (rc < 0) { /* no table: the part files written (the directory held none) go */
+        if (em__sql_cf_list(st->csv_path, &files, &nf, &err) == 0) {
+            for (uint32_t i = 0; i < nf; i++)
+                unlink(files[i]);
+            em__sql_cf_list_free(files, nf);
+        }
+        if (made)
+            rmdir(st->csv_path);
+        return rc;
+    }
+    r->changes = rows;
+    r->ncols = 0;
+    r->rel = NULL;
+    return 0;
+}
+
+static int write_ember_rdd(em_sql_session *s, sql_exec *x, const char *dir, em_sql_result *r,
+                           struct em_rdd *rdd, uint64_t *rows)
+{
+    em_err err = EM_ERR_INIT;
+    em_vbuf b;
+    em_records got = {0};
+    int rc = 0;
+    (void)s;
+    em_vbuf_init(&b); /* blob: str dir, u32 ncols, ncols x (u8 type, str name) */
+    if (em_vbuf_append_u32le(&b, (uint32_t)strlen(dir)) < 0 || em_vbuf_append(&b, dir, strlen(dir)) < 0 ||
+        em_vbuf_append_u32le(&b, r->ncols) < 0)
+        rc = EM_ENOMEM;
+    for (uint32_t c = 0; c < r->ncols && rc == 0; c++) {
+        const char *nm = em_sql_result_col_name(r, c);
+        if (em_vbuf_append(&b, &r->types[c], 1) < 0 ||
+            em_vbuf_append_u32le(&b, (uint32_t)strlen(nm)) < 0 ||
+            em_vbuf_append(&b, nm, strlen(nm)) < 0)
+            rc = EM_ENOMEM;
+    }
+    struct em_rdd *w = rc == 0 ? em_rdd_map_partitions(rdd, "sql.emc_write",
+                                                       em_slice_make(b.data, b.len), false)
+                               : NULL;
+    if (rc == 0 && w == NULL)
+        rc = EM_ENOMEM;
+    if (rc == EM_ENOMEM)
+        rc = em__sql_diag(x->diag, EM_ENOMEM, -1, "out of memory");
+    else if ((rc = em_rdd_collect(w, &got, &err)) < 0)
+        rc = em__sql_diag(x->diag, rc, -1, "%s", err.msg);
+    for (size_t i = 0; i < got.n && rc == 0; i++)
+        if (got.recs[i].val.n == 8)
+            *rows += (uint64_t)em_dec_i64(got.recs[i].val.p);
+    em_records_destroy(&got);
+    if (w != NULL)
+        em_rdd_release(w);
+    em_rdd_release(rdd);
+    em_vbuf_destroy(&b);
+    return rc;
+}
+
 static int run_create(em_sql_session *s, sql_exec *x, const sql_stmt *st)
 {
     bool skip;
     int rc = check_new_table(s, x, st, &skip);
     if (rc < 0 || skip)
         return rc;
+    if (st->ember)
+        return add_ember_table(s, x, st->table, st->csv_path);
     for (uint32_t i = 0; i < st->ncols; i++)
         for (uint32_t j = 0; j < i; j++)
             if (strcasecmp(st->cols[i].name, st->cols[j].name) == 0)
@@ -373,7 +540,11 @@ static int run_create_as(em_sql_session *s, sql_exec *x, const sql_stmt *st, em_
 {
     bool skip;
     int rc = check_new_table(s, x, st, &skip);
-    if (rc < 0 || skip || (rc = run_select(s, x, st->select, r)) < 0)
+    if (rc < 0 || skip)
+        return rc;
+    if (st->ember)
+        return run_create_ember_as(s, x, st, r);
+    if ((rc = run_select(s, x, st->select, r)) < 0)
         return rc;
     sql_table *t = table_new(st->table, r->ncols);
     if (t == NULL)
@@ -436,6 +607,10 @@ static int run_insert(em_sql_session *s, sql_exec *x, const sql_stmt *st, em_sql
         return em__sql_diag(x->diag, EM_EPLAN, st->table_pos, "unknown table '%s'%s%s%s",
                             st->table, sg ? " (did you mean '" : "", sg ? sg : "", sg ? "'?)" : "");
     }
+    if (t->emc) /* its rows are its files' */
+        return em__sql_diag(x->diag, EM_EINVAL, st->table_pos, "table '%s' is an ember table "
+                            "(files in %s): INSERT is not supported; CREATE TABLE ... USING ember "
+                            "AS SELECT writes a new one", t->name, t->csv_path);
     int32_t *map = em_arena_alloc(x->arena, t->ncols * sizeof *map);
     if (map == NULL)
         return em__sql_diag(x->diag, EM_ENOMEM, -1, "out of memory");

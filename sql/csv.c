@@ -379,6 +379,8 @@ int em__sql_csv_load(sql_table *t, em_err *err)
     size_t len;
     sql_csv_spec sp;
     int rc;
+    if (t->emc)
+        return em__sql_emc_load(t, err);
     em__sql_csv_spec_of(t, &sp);
     t->bad_rows = 0;
     if ((rc = em_read_file(t->csv_path, &buf, &len, err)) < 0)

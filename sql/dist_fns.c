@@ -8,8 +8,10 @@
  *                 SRC_COGROUP: records are (key, em_pair(em_list of rows, em_list of rows))
  *                 from cogroup, the two lists input 0 and input 1;
  *                 SRC_CSV: records are (u64 start, u64 end) byte ranges of a CSV file;
+ *                 SRC_EMC: records are (u32 row group, path) of an ember table's part
+ *                 file (sql/colfile.c), with the blob of SRC_CSV (path: the directory);
  *   u32 w0, w1    widths of input 0 and input 1 rows;
- *   SRC_CSV only: str path, str table, u32 ncols, ncols x (u8 type, str name), u8 delim,
+ *   SRC_CSV, SRC_EMC only: str path, str table, u32 ncols, ncols x (u8 type, str name), u8 delim,
  *                 u8 header, u8 multiline, u8 skip_bad, u8 has_need, has_need ? ncols x
  *                 u8 (0: a column the query does not read, given as NULL), u32
  *                 accumulator of skipped rows (0 none); a str is u32 length then bytes;
@@ -20,16 +22,18 @@
  * Rows are in the row codec (sql/sql.h). A partition is materialized in one arena. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "engine/ember.h"
+#include "sql/colfile.h"
 #include "sql/sql_int.h"
 #include "sql/sql_ml.h"
 
-enum { SRC_ROWS = 0, SRC_COGROUP = 1, SRC_CSV = 2 };
+enum { SRC_ROWS = 0, SRC_COGROUP = 1, SRC_CSV = 2, SRC_EMC = 3 };
 
 typedef struct stage_rd {
     const uint8_t *p;
@@ -190,7 +194,7 @@ typedef struct csv_sink {
     em_err ferr;
 } csv_sink;
 
-#define CSV_CHUNK_ROWS 16384
+#define CSV_CHUNK_ROWS 4096
 
 static int csv_keep(csv_sink *k, const em_sql_value *row)
 {
@@ -257,6 +261,44 @@ static int csv_range(sql_exec *x, const csv_src *cs, csv_sink *k, uint64_t start
     return rc;
 }
 
+/* Scans row group g of the part file of record rec (kept open in *f across records). */
+static int emc_range(sql_exec *x, const csv_src *cs, csv_sink *k, sql_cf *f, bool *open,
+                     em_slice rec, em_err *err)
+{
+    char path[4096];
+    uint32_t g;
+    int rc;
+    if (rec.n < 5 || rec.n - 4 >= sizeof path)
+        return em_err_set(err, EM_ECORRUPT, "sql stage: bad ember row group record");
+    memcpy(&g, rec.p, 4);
+    memcpy(path, rec.p + 4, rec.n - 4);
+    path[rec.n - 4] = '\0';
+    if (*open && strcmp(f->path, path) != 0) {
+        em__sql_cf_close(f);
+        *open = false;
+    }
+    if (!*open) {
+        if ((rc = em__sql_cf_open(f, path, err)) < 0)
+            return rc;
+        *open = true;
+        if (f->ncols != cs->sp.ncols)
+            return em_err_set(err, EM_ECORRUPT, "%s: %u columns, table %s has %u", path,
+                              f->ncols, cs->sp.table, cs->sp.ncols);
+    }
+    if (g >= f->nrg)
+        return em_err_set(err, EM_ECORRUPT, "%s: no row group %u (the file changed?)", path, g);
+    rc = em__sql_cf_scan(f, g, cs->sp.need, k->leaf ? k->leaf->pred : NULL,
+                         k->leaf ? k->leaf->off : 0, x->arena, csv_row, k, NULL, err);
+    if (k->rc < 0 && k->have_ferr) /* the chunk's plan or emission failed */
+        *err = k->ferr, rc = k->ferr.code;
+    else if (k->rc < 0) /* the filter failed */
+        rc = em_err_set(err, x->diag->err.code ? x->diag->err.code : EM_EINVAL, "%s",
+                        x->diag->err.msg);
+    else if (rc < 0 && err->code == 0)
+        rc = em_err_set(err, EM_ENOMEM, "sql stage: out of memory");
+    return rc;
+}
+
 /* ---------------------------------------------------------------- sql.stage */
 typedef struct stage {
     sql_exec x;
@@ -280,12 +322,19 @@ static int emit_rows(stage *s, const sql_rel *r, sql_expr **keys, uint32_t nkeys
                      em_emitter *out);
 
 /* A plan whose output over a partition is the concatenation of its outputs over chunks of
- * the partition's rows: row-wise nodes and a partial aggregate (its states merge later). */
-static bool chunkable(const sql_plan *p, const sql_plan *leaf)
+ * the partition's rows: row-wise nodes, a partial aggregate (its states merge later), and
+ * hash joins of the rows with a broadcast (its hash table kept from chunk to chunk). */
+static bool chunkable(sql_plan *p, const sql_plan *leaf)
 {
-    for (; p != NULL && p != leaf; p = p->in) {
-        if (p->right != NULL)
+    for (sql_plan *q = p; q != NULL && q != leaf; q = q->in)
+        if (q->kind == P_JOIN && q->right != NULL && q->right->kind == P_REL &&
+            q->right->input >= 2 && q->nkeys > 0 && (q->join == J_INNER || q->join == J_LEFT))
+            q->cache_build = true;
+        else if (q->right != NULL)
             return false;
+    for (; p != NULL && p != leaf; p = p->in) {
+        if (p->kind == P_JOIN)
+            continue;
         if (!(p->kind == P_FILTER || p->kind == P_PROJECT || p->kind == P_TRIM ||
               (p->kind == P_AGG && p->agg_mode == AGG_PARTIAL)))
             return false;
@@ -318,6 +367,12 @@ static int bind_inputs(stage *s, sql_plan *p, int depth)
         memset(r, 0, sizeof *r);
         r->width = p->width;
         p->rel = r;
+        /* room for every row at once (a value takes a byte at least): no copies as it grows,
+         * and pages are only touched as rows fill them */
+        size_t most = v.n / (p->width ? p->width : 1) + 1, bytes;
+        if (em_size_mul(most, (size_t)p->width * sizeof *r->v, &bytes) &&
+            (r->v = em_arena_alloc(s->x.arena, bytes)) != NULL)
+            r->cap = most;
         return push_rows(&s->x, r, v.p, v.n, false, s->err);
     }
     int rc = bind_inputs(s, p->in, depth + 1);
@@ -339,8 +394,7 @@ static int chunk_flush(csv_sink *k)
             k->ferr = *s->err;
     }
     em_arena_reset(&s->chunk);
-    k->r->n = k->r->cap = 0;
-    k->r->v = NULL;
+    k->r->n = 0; /* its storage (the stage's arena, one chunk's rows) is kept */
     if (rc < 0)
         k->have_ferr = true;
     return rc;
@@ -352,7 +406,9 @@ static int read_inputs(stage *s, uint8_t src, const csv_src *cs, sql_plan *plan,
     int rc;
     uint64_t bad = 0;
     csv_sink k = {.x = &s->x, .r = s->in[0]};
-    if (src == SRC_CSV) { /* the scan's leaf (SubqueryScan over input 0) filters as it parses */
+    sql_cf cf;
+    bool cf_open = false;
+    if (src == SRC_CSV || src == SRC_EMC) { /* the scan's leaf (SubqueryScan over input 0) filters as it parses */
         sql_plan *l = plan;
         while (l != NULL && !(l->kind == P_SUBQ && l->in != NULL && l->in->kind == P_REL &&
                               l->in->input == 0))
@@ -378,6 +434,12 @@ static int read_inputs(stage *s, uint8_t src, const csv_src *cs, sql_plan *plan,
                 l->rel = r;
                 s->in[0] = r;
                 s->chunked = true;
+                /* one chunk's rows, allocated once: not regrown (and its pages faulted
+                 * again) chunk after chunk */
+                if ((r->v = em_arena_alloc(s->x.arena, (size_t)CSV_CHUNK_ROWS * (l->width + 1) *
+                                                           sizeof *r->v)) == NULL)
+                    return em_err_set(s->err, EM_ENOMEM, "sql stage: out of memory");
+                r->cap = CSV_CHUNK_ROWS;
             }
         }
     }
@@ -391,6 +453,12 @@ static int read_inputs(stage *s, uint8_t src, const csv_src *cs, sql_plan *plan,
             uint64_t a = (uint64_t)em_dec_i64(rec.val.p), b = (uint64_t)em_dec_i64(rec.val.p + 8);
             if ((rc = csv_range(k.x, cs, &k, a, b, &bad, s->err)) < 0)
                 return rc;
+        } else if (src == SRC_EMC) {
+            if ((rc = emc_range(k.x, cs, &k, &cf, &cf_open, rec.val, s->err)) < 0) {
+                if (cf_open)
+                    em__sql_cf_close(&cf);
+                return rc;
+            }
         } else {
             em_slice lists[2];
             bool has[2];
@@ -411,6 +479,8 @@ static int read_inputs(stage *s, uint8_t src, const csv_src *cs, sql_plan *plan,
             }
         }
     }
+    if (cf_open)
+        em__sql_cf_close(&cf);
     if (rc == 0 && bad > 0 && cs->acc != 0)
         em_task_acc_add_i64(s->task, cs->acc, (int64_t)bad);
     if (rc == 0 && k.flush != NULL)  /* the last chunk */
@@ -481,11 +551,11 @@ static int stage_fn(const em_fn_ctx *c, uint32_t index, em_iter *it, em_emitter 
     if ((rc = rd_u8(&r, &src, err)) < 0 || (rc = rd_u32(&r, &w[0], err)) < 0 ||
         (rc = rd_u32(&r, &w[1], err)) < 0)
         goto out;
-    if (src > SRC_CSV || w[0] == 0 || w[0] > 65536 || w[1] > 65536) {
+    if (src > SRC_EMC || w[0] == 0 || w[0] > 65536 || w[1] > 65536) {
         rc = em_err_set(err, EM_ECORRUPT, "sql stage: bad header");
         goto out;
     }
-    if (src == SRC_CSV && (rc = rd_csv(&r, &a, &cs, err)) < 0)
+    if ((src == SRC_CSV || src == SRC_EMC) && (rc = rd_csv(&r, &a, &cs, err)) < 0)
         goto out;
     if ((rc = rd_u32(&r, &nkeys, err)) < 0)
         goto out;
@@ -531,7 +601,7 @@ static int stage_fn(const em_fn_ctx *c, uint32_t index, em_iter *it, em_emitter 
     s.keys = keys;
     s.nkeys = nkeys;
     s.keyed = keyed;
-    if (src == SRC_CSV && (rc = bind_inputs(&s, plan, 0)) < 0) /* broadcasts, before chunks */
+    if ((src == SRC_CSV || src == SRC_EMC) && (rc = bind_inputs(&s, plan, 0)) < 0) /* broadcasts, before chunks */
         goto out;
     if ((rc = read_inputs(&s, src, &cs, plan, it)) < 0)
         goto out;
@@ -545,6 +615,8 @@ static int stage_fn(const em_fn_ctx *c, uint32_t index, em_iter *it, em_emitter 
     }
     rc = emit_rows(&s, res, keys, nkeys, keyed, out);
 out:
+    if (s.plan != NULL)
+        em__sql_plan_free_caches(s.plan);
     em_arena_destroy(&s.chunk);
     em_arena_destroy(&a);
     return rc;
@@ -585,11 +657,74 @@ static int sort_key_fn(const em_fn_ctx *c, const em_rec *in, em_emitter *out, em
     return rc;
 }
 
+/* ---------------------------------------------------------------- sql.emc_write
+ * Writes the partition's rows (row codec) as DIR/part-<index>.emc and emits u64 rows.
+ * Blob: str dir, u32 ncols, ncols x (u8 type, str name). */
+static int emc_write_fn(const em_fn_ctx *c, uint32_t index, em_iter *it, em_emitter *out,
+                        em_err *err)
+{
+    em_arena a;
+    stage_rd r = {.p = c->blob.p, .n = c->blob.n};
+    const char *dir;
+    uint32_t nc;
+    char path[4096];
+    sql_cw *w = NULL;
+    em_sql_value *row = NULL;
+    em_rec rec;
+    uint64_t rows = 0;
+    int rc;
+    em_arena_init(&a, 4096);
+    if ((rc = rd_str(&r, &a, &dir, err)) < 0 || (rc = rd_u32(&r, &nc, err)) < 0)
+        goto out;
+    if (nc == 0 || nc > 4096) {
+        rc = em_err_set(err, EM_ECORRUPT, "sql.emc_write: bad column count %u", nc);
+        goto out;
+    }
+    uint8_t *types = em_arena_alloc(&a, nc);
+    const char **names = em_arena_alloc(&a, nc * sizeof *names);
+    row = em_malloc(nc * sizeof *row);
+    if (types == NULL || names == NULL || row == NULL) {
+        rc = em_err_set(err, EM_ENOMEM, "sql.emc_write: out of memory");
+        goto out;
+    }
+    for (uint32_t i = 0; i < nc; i++)
+        if ((rc = rd_u8(&r, &types[i], err)) < 0 || (rc = rd_str(&r, &a, &names[i], err)) < 0)
+            goto out;
+    if ((size_t)snprintf(path, sizeof path, "%s/part-%05u.emc", dir, index) >= sizeof path) {
+        rc = em_err_set(err, EM_EINVAL, "%s: path too long", dir);
+        goto out;
+    }
+    if ((w = em__sql_cw_open(path, nc, types, names, err)) == NULL) {
+        rc = err->code;
+        goto out;
+    }
+    while ((rc = em_iter_next(it, &rec, err)) == 1) {
+        size_t used;
+        if ((rc = em_sql_row_decode(rec.val.p, rec.val.n, row, nc, &used, err)) < 0 ||
+            (rc = em__sql_cw_row(w, row, err)) < 0)
+            break;
+    }
+    if (rc < 0) {
+        em__sql_cw_abort(w);
+        goto out;
+    }
+    if ((rc = em__sql_cw_close(w, &rows, err)) == 0) {
+        uint8_t v[8];
+        em_enc_i64(v, (int64_t)rows);
+        rc = em_emit_val(out, em_slice_make(v, 8), err);
+    }
+out:
+    em_free(row);
+    em_arena_destroy(&a);
+    return rc;
+}
+
 int em_sql_register(void)
 {
     static const em_fn_entry fns[] = {
         {"sql.stage", EM_FN_PARTITION, EM_FN(stage_fn)},
         {"sql.sort_key", EM_FN_MAP, EM_FN(sort_key_fn)},
+        {"sql.emc_write", EM_FN_PARTITION, EM_FN(emc_write_fn)},
     };
     int rc = em_fn_register_table(fns, sizeof fns / sizeof fns[0]);
     return rc < 0 ? rc : em_sql_ml_register();   /* the labeled-point bridge's tasks */

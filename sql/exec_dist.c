@@ -28,7 +28,7 @@
 
 #define CSV_SPLIT_BYTES ((uint64_t)32 << 20)
 
-enum { SRC_ROWS = 0, SRC_COGROUP = 1, SRC_CSV = 2 }; /* as sql/dist_fns.c */
+enum { SRC_ROWS = 0, SRC_COGROUP = 1, SRC_CSV = 2, SRC_EMC = 3 }; /* as sql/dist_fns.c */
 
 /* ---------------------------------------------------------------- settings */
 static int conf_u64(const em_conf *cf, const char *key, uint64_t def, uint64_t *out, em_err *err)
@@ -229,7 +229,7 @@ static int materialize(dist *d, const dval *v, sql_expr *const *keys, int32_t nk
     if (em_vbuf_append(&b, &src, 1) < 0 || em_vbuf_append_u32le(&b, v->w0) < 0 ||
         em_vbuf_append_u32le(&b, v->w1) < 0)
         rc = fail(d, EM_ENOMEM, "out of memory");
-    if (rc == 0 && src == SRC_CSV) {
+    if (rc == 0 && (src == SRC_CSV || src == SRC_EMC)) {
         sql_csv_spec sp;
         char name[300];
         em__sql_csv_spec_of(v->csv, &sp);
@@ -282,6 +282,10 @@ static int collect(dist *d, const dval *v, sql_rel **out)
     }
     memset(rel, 0, sizeof *rel);
     rel->width = w;
+    size_t bytes; /* all rows in one allocation: no copies as the rows grow */
+    if (recs.n > 0 && em_size_mul(recs.n, (size_t)(w ? w : 1) * sizeof *rel->v, &bytes) &&
+        (rel->v = em_arena_alloc(d->x->arena, bytes)) != NULL)
+        rel->cap = recs.n;
     for (size_t i = 0; i < recs.n && rc == 0; i++) {
         size_t off = 0, used;
         for (uint32_t c = 0; c < w && rc == 0; c++, off += used)
@@ -394,6 +398,38 @@ static int run_scan(dist *d, const sql_plan *p, dval *out)
     for (size_t i = 0; i < d->nneeds; i++)
         if (d->needs[i].scan == p)
             need = d->needs[i].need;
+    if (!t->loaded && t->emc) { /* row groups of the part files, scanned by the tasks */
+        uint64_t n = 0, i = 0;
+        for (uint32_t f = 0; f < t->emc_nfiles; f++)
+            n += t->emc_nrg[f];
+        em_rec *recs = em_calloc(n + 1, sizeof *recs);
+        em_vbuf b;
+        size_t *at = em_calloc(n + 1, sizeof *at);
+        em_vbuf_init(&b);
+        rc = recs == NULL || at == NULL ? EM_ENOMEM : 0;
+        for (uint32_t f = 0; f < t->emc_nfiles && rc == 0; f++)
+            for (uint32_t g = 0; g < t->emc_nrg[f] && rc == 0; g++, i++) {
+                at[i] = b.len;
+                if (em_vbuf_append(&b, &g, 4) < 0 ||
+                    em_vbuf_append(&b, t->emc_files[f], strlen(t->emc_files[f])) < 0)
+                    rc = EM_ENOMEM;
+            }
+        for (i = 0; i < n && rc == 0; i++)
+            recs[i].val = em_slice_make(b.data + at[i], (i + 1 < n ? at[i + 1] : b.len) - at[i]);
+        /* one task per core: a broadcast's rows are decoded (and hashed) once per task */
+        uint64_t np = n < (uint64_t)d->nparts ? n : (uint64_t)d->nparts;
+        if (rc == 0)
+            out->rdd = em_parallelize(d->sc, EM_REC_BYTES, 0, recs, n, (uint32_t)(np ? np : 1));
+        em_free(recs);
+        em_free(at);
+        em_vbuf_destroy(&b);
+        if (rc < 0)
+            return fail(d, EM_ENOMEM, "out of memory");
+        out->src = SRC_EMC;
+        out->csv = t;
+        out->need = need;
+        return track(d, out->rdd);
+    }
     if (!t->loaded && t->csv_path) { /* byte ranges of the file, parsed by the tasks */
         uint64_t size = t->csv_bytes, n = 1;
         if (!t->csv_multiline) {
@@ -413,7 +449,10 @@ static int run_scan(dist *d, const sql_plan *p, dval *out)
             em_enc_i64(rng + i * 16 + 8, (int64_t)(size * (i + 1) / n));
             recs[i].val = em_slice_make(rng + i * 16, 16);
         }
-        out->rdd = em_parallelize(d->sc, EM_REC_BYTES, 0, recs, n, (uint32_t)n);
+        /* ranges grouped into one task per core: a broadcast's rows are decoded (and
+         * hashed) once per task */
+        out->rdd = em_parallelize(d->sc, EM_REC_BYTES, 0, recs, n,
+                                  (uint32_t)(n < d->nparts ? n : d->nparts));
         em_free(recs);
         em_free(rng);
         out->src = SRC_CSV;
@@ -901,7 +940,9 @@ static int ex(const dist *d, const sql_plan *p, em_vbuf *b, int depth)
     switch (p->kind) {
     case P_SCAN:
         snprintf(t, sizeof t, "%s%s", p->table->name, p->pred ? " with filter" : "");
-        return ex_line(b, depth, !p->table->loaded && p->table->csv_path
+        return ex_line(b, depth, !p->table->loaded && p->table->emc
+                                     ? "ColumnarScan(row groups) "
+                                 : !p->table->loaded && p->table->csv_path
                                      ? (p->table->csv_multiline ? "CsvScan(whole files) "
                                                                  : "CsvScan(byte ranges) ")
                                      : "Scan(parallelized) ", t);

@@ -248,49 +248,107 @@ static int eval_keys(join_ctx *j, sql_expr *const *keys, const em_sql_value *row
     return 0;
 }
 
-static int hash_join(join_ctx *j, const sql_rel *L, const sql_rel *R)
+/* The hash table of a join's right side: built per run, or kept on the plan node
+ * (p->jcache) while the right side is the same rows (a broadcast in a chunked stage, whose
+ * rows outlive the chunks): its keys are then the right rows' own values (bare columns). */
+struct sql_join_cache {
+    const sql_rel *R;
+    hindex h;
+    em_sql_value *rk;
+    int32_t *rows;
+};
+
+static void join_cache_free(struct sql_join_cache *c)
+{
+    if (c == NULL)
+        return;
+    hindex_free(&c->h);
+    em_free(c->rk);
+    em_free(c->rows);
+    em_free(c);
+}
+
+void em__sql_plan_free_caches(sql_plan *p)
+{
+    if (p == NULL)
+        return;
+    join_cache_free(p->jcache);
+    p->jcache = NULL;
+    em__sql_plan_free_caches(p->in);
+    em__sql_plan_free_caches(p->right);
+}
+
+static bool keys_are_columns(const sql_plan *p)
+{
+    for (uint32_t k = 0; k < p->nkeys; k++)
+        if (p->rkeys[k]->kind != E_COL || p->rkeys[k]->level != 0)
+            return false;
+    return true;
+}
+
+static int join_build(join_ctx *j, const sql_rel *R, struct sql_join_cache *c)
 {
     const sql_plan *p = j->p;
-    hindex h = {0};
-    em_sql_value *rk = em_arena_alloc(j->x->arena, (R->n * p->nkeys + 1) * sizeof *rk);
-    int32_t *rows = em_malloc((R->n + 1) * sizeof *rows);
-    int rc = 0;
     bool ok;
-    if (rk == NULL || rows == NULL) {
-        rc = oom(j->x);
-        goto out;
-    }
+    int rc;
+    c->R = R;
+    c->rk = em_malloc((R->n * p->nkeys + 1) * sizeof *c->rk);
+    c->rows = em_malloc((R->n + 1) * sizeof *c->rows);
+    if (c->rk == NULL || c->rows == NULL)
+        return oom(j->x);
     for (size_t i = 0; i < R->n; i++) {
         if ((rc = eval_keys(j, p->rkeys, rel_row(R, i), &ok)) < 0)
-            goto out;
+            return rc;
         if (!ok)
             continue;
-        memcpy(&rk[h.n * p->nkeys], j->keys, p->nkeys * sizeof *rk);
-        rows[h.n] = (int32_t)i;
-        if ((rc = hindex_add(&h, hash_vals(j->keys, p->nkeys))) < 0) {
-            oom(j->x);
-            goto out;
+        memcpy(&c->rk[c->h.n * p->nkeys], j->keys, p->nkeys * sizeof *c->rk);
+        c->rows[c->h.n] = (int32_t)i;
+        if (hindex_add(&c->h, hash_vals(j->keys, p->nkeys)) < 0)
+            return oom(j->x);
+    }
+    return 0;
+}
+
+static int hash_join(join_ctx *j, const sql_rel *L, const sql_rel *R)
+{
+    sql_plan *p = (sql_plan *)j->p;
+    struct sql_join_cache local = {0}, *c = &local;
+    bool keep = p->cache_build && keys_are_columns(p);
+    int rc = 0;
+    bool ok;
+    if (keep && p->jcache != NULL && p->jcache->R == R)
+        c = p->jcache;
+    else {
+        if (keep) {
+            join_cache_free(p->jcache);
+            if ((p->jcache = c = em_calloc(1, sizeof *c)) == NULL)
+                return oom(j->x);
         }
+        if ((rc = join_build(j, R, c)) < 0)
+            goto out;
     }
     for (size_t i = 0; i < L->n; i++) {
         const em_sql_value *l = rel_row(L, i);
         bool hit = false;
         if ((rc = eval_keys(j, p->lkeys, l, &ok)) < 0)
             goto out;
-        for (int32_t e = ok ? hindex_first(&h, hash_vals(j->keys, p->nkeys)) : -1; e >= 0;
-             e = hindex_next(&h, e)) {
+        for (int32_t e = ok ? hindex_first(&c->h, hash_vals(j->keys, p->nkeys)) : -1; e >= 0;
+             e = hindex_next(&c->h, e)) {
             bool eq = true;
             for (uint32_t k = 0; k < p->nkeys && eq; k++)
-                eq = em__sql_cmp_sql(&j->keys[k], &rk[(size_t)e * p->nkeys + k]) == 0;
-            if (eq && (rc = join_emit(j, l, rel_row(R, (size_t)rows[e]), &hit)) < 0)
+                eq = em__sql_cmp_sql(&j->keys[k], &c->rk[(size_t)e * p->nkeys + k]) == 0;
+            if (eq && (rc = join_emit(j, l, rel_row(R, (size_t)c->rows[e]), &hit)) < 0)
                 goto out;
         }
         if (!hit && p->join == J_LEFT && (rc = em__sql_rel_push(j->x, j->out, l)) < 0)
             goto out;
     }
 out:
-    hindex_free(&h);
-    em_free(rows);
+    if (c == &local) {
+        hindex_free(&local.h);
+        em_free(local.rk);
+        em_free(local.rows);
+    }
     return rc;
 }
 

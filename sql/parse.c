@@ -998,8 +998,23 @@ static int parse_coldef(parser *p, sql_coldef *c)
 /* USING csv OPTIONS (path '...', header 'true', delimiter ','), after USING. */
 static int parse_using(parser *p, sql_stmt *st)
 {
+    if (accept_kw(p, "ember")) { /* columnar files: OPTIONS (path 'DIR') only */
+        st->ember = true;
+        if (expect_kw(p, "OPTIONS") < 0 || expect_op(p, "(") < 0)
+            return EM_EINVAL;
+        const sql_tok *k = peek(p), *v;
+        if ((k->kind != TK_IDENT && k->kind != TK_QIDENT) || strcasecmp(k->text, "path") != 0)
+            return syntax_error(p, "path (the only option of USING ember)");
+        p->i++;
+        accept_op(p, "=");
+        if ((v = peek(p))->kind != TK_STRING)
+            return syntax_error(p, "a directory ('...')");
+        p->i++;
+        st->csv_path = v->text;
+        return expect_op(p, ")");
+    }
     if (!accept_kw(p, "csv"))
-        return syntax_error(p, "csv (the only table source)");
+        return syntax_error(p, "csv or ember (the table sources)");
     st->csv_delim = ',';
     if (expect_kw(p, "OPTIONS") < 0 || expect_op(p, "(") < 0)
         return EM_EINVAL;
@@ -1057,7 +1072,17 @@ static int parse_create_table(parser *p, sql_stmt *st)
     st->table_pos = peek(p)->pos;
     if ((st->table = ident(p, "a table name")) == NULL)
         return EM_EINVAL;
-    if (accept_kw(p, "AS")) {
+    if (is_kw(p, "USING")) { /* USING ember OPTIONS (...) [AS SELECT]: columns from the files */
+        p->i++;
+        if (!is_kw(p, "ember"))
+            return syntax_error(p, "ember (a csv table names its columns first)");
+        if (parse_using(p, st) < 0)
+            return EM_EINVAL;
+        st->kind = S_CREATE;
+        if (!accept_kw(p, "AS"))
+            return 0;
+    }
+    if (st->ember || accept_kw(p, "AS")) {
         st->kind = S_CREATE_AS;
         return (st->select = parse_select(p)) == NULL ? EM_EINVAL : 0;
     }
@@ -1090,6 +1115,10 @@ static int parse_create_table(parser *p, sql_stmt *st)
         return EM_EINVAL;
     if (accept_kw(p, "USING") && parse_using(p, st) < 0)
         return EM_EINVAL;
+    if (st->ember)
+        return em__sql_diag(p->diag, EM_EINVAL, st->table_pos,
+                            "USING ember takes its columns from its files: CREATE TABLE %s "
+                            "USING ember OPTIONS (path '...') [AS SELECT ...]", st->table);
     if (st->ncols == 0)
         return em__sql_diag(p->diag, EM_EINVAL, st->table_pos, "table '%s' has no columns",
                             st->table);

@@ -174,6 +174,8 @@ typedef struct sql_stmt {
     char csv_delim;          /*   delimiter ',' */
     bool csv_multiline;      /*   multiline 'true': files read whole, not split */
     bool csv_skip_bad;       /*   mode 'dropmalformed': bad rows skipped and counted */
+    bool ember;              /* USING ember OPTIONS (path 'DIR'): columnar files (colfile.c);
+                                csv_path is the directory */
     struct sql_stmt *inner;  /* EXPLAIN */
 } sql_stmt;
 
@@ -289,6 +291,9 @@ struct sql_plan {
     struct sql_rel *rel;    /* P_REL */
     uint32_t input;         /* P_REL in a stage: 0 the partition's rows, 1 the second input
                                (the right side of a shuffle join), 2 + i broadcast id i */
+    bool cache_build;       /* P_JOIN: keep the right side's hash table in jcache while the
+                               right rows are the same (a chunked stage's broadcast) */
+    struct sql_join_cache *jcache;
 };
 
 typedef struct sql_catalog sql_catalog;
@@ -309,6 +314,13 @@ typedef struct sql_table {
     bool csv_header, csv_multiline, csv_skip_bad, loaded;
     uint64_t csv_bytes;
     uint64_t bad_rows;    /* rows skipped (csv_skip_bad) by the last load */
+    /* ember tables (USING ember, sql/colfile.c): csv_path is the directory, these its part
+     * files and their row groups; csv_bytes is rows x columns x 8 (the planner's guess of
+     * bytes, as for CSV files). */
+    bool emc;
+    char **emc_files;
+    uint32_t emc_nfiles;
+    uint32_t *emc_nrg;
 } sql_table;
 
 sql_table *em__sql_catalog_find(sql_catalog *c, const char *name);
@@ -347,6 +359,14 @@ void em__sql_csv_spec_of(const sql_table *t, sql_csv_spec *sp);
  * t may hold the rows before the bad one. */
 int em__sql_csv_load(sql_table *t, em_err *err);
 
+/* ember tables (colfile.c): reads the footers of t->csv_path's part files into t's columns
+ * (t->ncols 0) and emc_* fields; writes a result's rows as one part file. */
+int em__sql_emc_attach(sql_table *t, em_err *err);
+int em__sql_emc_load(sql_table *t, em_err *err);
+int em__sql_emc_write_rel(const char *dir, uint32_t part, uint32_t ncols, const uint8_t *types,
+                          const char *const *names, const em_sql_value *rows, size_t n,
+                          uint64_t *written, em_err *err);
+
 /* Builds the plan of a SELECT (outer: scope of the enclosing query for a subquery, NULL at
  * the top). NULL with diag set on unknown names and misuse. */
 struct sql_scope;
@@ -379,6 +399,8 @@ typedef struct sql_exec {
 
 /* Runs a plan; *out points into the statement arena. */
 int em__sql_run(sql_exec *x, const sql_plan *p, const sql_env *outer, sql_rel **out);
+/* Frees the join hash tables kept on p's nodes (cache_build). */
+void em__sql_plan_free_caches(sql_plan *p);
 /* Evaluates e in env. */
 int em__sql_eval(sql_exec *x, const sql_expr *e, const sql_env *env, em_sql_value *out);
 int em__sql_rel_push(sql_exec *x, sql_rel *r, const em_sql_value *row);

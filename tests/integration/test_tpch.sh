@@ -90,4 +90,14 @@ start=$(date +%s)
 python3 "$src/tests/integration/tpch/compare.py" "$ember" "$d" "${qs[@]}" ||
     fail "ember and sqlite3 disagree (above)"
 echo "queries compared in $(( $(date +%s) - start )) s"
+# The same queries on ember tables (columnar files converted from the CSV tables), scanned
+# by tasks in local[2] (forced onto the distributed path) and loaded on the local path.
+start=$(date +%s)
+COMPARE_EMBER_TABLES=$tmp/emt COMPARE_EMBER_ARGS="--conf ember.sql.forceDistributed=true" \
+    python3 "$src/tests/integration/tpch/compare.py" "$ember" "$d" "${qs[@]}" ||
+    fail "ember (ember tables, distributed) and sqlite3 disagree (above)"
+rm -rf "$tmp/emt"
+COMPARE_EMBER_TABLES=$tmp/emt python3 "$src/tests/integration/tpch/compare.py" "$ember" "$d" "${qs[@]}" ||
+    fail "ember (ember tables, local path) and sqlite3 disagree (above)"
+echo "queries on ember tables compared in $(( $(date +%s) - start )) s"
 [ "$fails" = 0 ] && echo "PASS: tpch" || { echo "$fails failure(s)"; exit 1; }

@@ -19,6 +19,7 @@ fails too: comparing nothing with nothing proves nothing."""
 import csv
 import io
 import math
+import os
 import re
 import sqlite3
 import subprocess
@@ -61,11 +62,23 @@ def to_sqlite(sql):
 
 
 def run_ember(ember, schema, queries):
-    """{query index: [rows as lists of CSV fields]} from one `ember sql` run."""
+    """{query index: [rows as lists of CSV fields]} from one `ember sql` run.
+
+    With COMPARE_EMBER_TABLES=DIR every table is first converted to an ember table under DIR
+    (CREATE TABLE ... USING ember AS SELECT), dropped and attached again from its files, so
+    the queries read the columnar files; COMPARE_EMBER_ARGS adds `ember sql` options (e.g.
+    --conf ember.sql.forceDistributed=true)."""
     script = open(schema).read()
+    emdir = os.environ.get("COMPARE_EMBER_TABLES")
+    if emdir:
+        for t in re.findall(r"CREATE TABLE (\w+)", script):
+            path = os.path.join(emdir, t).replace("'", "''")
+            script += (f"\nCREATE TABLE em_{t} USING ember OPTIONS (path '{path}') AS SELECT * FROM {t};"
+                       f"\nDROP TABLE {t};\nCREATE TABLE {t} USING ember OPTIONS (path '{path}');\n")
     for i, q in enumerate(queries):
         script += f"\nSELECT '{MARK}{i}' AS marker;\n" + q.rstrip().rstrip(";") + ";\n"
-    p = subprocess.run([ember, "sql", "--format", "csv", "--no-timer"], input=script,
+    extra = os.environ.get("COMPARE_EMBER_ARGS", "").split()
+    p = subprocess.run([ember, "sql", "--format", "csv", "--no-timer", *extra], input=script,
                        capture_output=True, text=True)
     if p.returncode != 0:
         sys.exit(f"FAIL: ember sql exited {p.returncode}: {p.stderr.strip()[-2000:]}")

@@ -120,8 +120,8 @@ static void release_batch(void *ud)
  * Frames in flight hold references to their buffers; references are added under the
  * sealer's mutex only, so a claimer that sees 1 knows no frame is writing from it, and a
  * slot whose buffer is still being written gets a new buffer. */
-#define SEALED_SLOTS 12
-#define SEAL_AHEAD 3   /* a lagger up to SLOTS - AHEAD = 9 pieces behind the leader finds its
+#define SEALED_SLOTS 8
+#define SEAL_AHEAD 2   /* a lagger up to SLOTS - AHEAD = 6 pieces behind the leader finds its
                            pieces sealed (before the sealer thread: 8) */
 #define NO_PIECE UINT32_MAX
 typedef struct sealed_buf {

@@ -5,6 +5,7 @@
  *       crc32c of the value equals the driver's; each executor fetches each value once
  *       (em_context_stats.broadcast_fetches), also with several tasks per executor, and
  *       none at all of 256 KiB or less (pushed to every executor when made);
+ *       a 40 MiB value read by one executor first and by the others after it;
  *       after em_broadcast_destroy the executors' block stores are empty again
  *       (executor_store_bytes); then a task result of SIZE_MB MiB, byte-identical.
  *   ember run-example bcast bench MIB REPS
@@ -188,6 +189,53 @@ static int check_one(em_context *sc, size_t n, uint32_t nparts, uint64_t nexec)
     return 0;
 }
 
+/* A value one executor reads alone first (a 1-task job) and the others after it (an
+ * 8-task job): the later fetches find the driver's few sealed pieces moved on past the
+ * first ones (sealed links), so their pieces are sealed again for them; every task's view
+ * must still be the value, and each executor fetches it once. */
+static int check_lagging(em_context *sc, uint64_t nexec)
+{
+    em_err err = EM_ERR_INIT;
+    size_t n = 40 * MIB + 3;   /* 11 pieces of 4 MiB: more than the driver keeps sealed */
+    uint8_t *val = malloc(n);
+    fill(val, n, 99);
+    uint32_t want = em_crc32c(0, val, n);
+    em_context_stats s0, s1;
+    em_context_stats_get(sc, &s0);
+    uint32_t id = em_broadcast(sc, em_slice_make(val, n), &err);
+    free(val);
+    if (!id)
+        return failf("em_broadcast (lagging)", &err);
+    uint32_t nparts[2] = {1, 8};
+    for (int j = 0; j < 2; j++) {
+        em_records rs = {0};
+        if (run_job(sc, nparts[j], "bc_check", em_slice_make(&id, 4), &rs, &err) < 0)
+            return failf("lagging executor: job", &err);
+        int bad = rs.n != nparts[j];
+        for (size_t i = 0; !bad && i < rs.n; i++) {
+            uint32_t crc;
+            uint64_t len;
+            memcpy(&crc, rs.recs[i].val.p, 4);
+            memcpy(&len, rs.recs[i].val.p + 4, 8);
+            bad = crc != want || len != n;
+        }
+        em_records_destroy(&rs);
+        if (bad)
+            return failf("lagging executor: a task saw other bytes", NULL);
+    }
+    em_context_stats_get(sc, &s1);
+    uint64_t fetches = s1.broadcast_fetches - s0.broadcast_fetches;
+    if (nexec && fetches != nexec) {
+        printf("bcast: FAILED: lagging executor: %" PRIu64 " fetches by %" PRIu64
+               " executors\n", fetches, nexec);
+        return 1;
+    }
+    em_broadcast_destroy(sc, id);
+    printf("bcast: broadcast of %zu bytes read by one executor, then the others: ok (%" PRIu64
+           " fetches)\n", n, fetches);
+    return 0;
+}
+
 static int check_big_result(em_context *sc, size_t n)
 {
     em_err err = EM_ERR_INIT;
@@ -223,6 +271,8 @@ static int check(em_context *sc, size_t big_mib)
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         if (check_one(sc, sizes[i], 8, nexec))
             return 1;
+    if (check_lagging(sc, nexec))
+        return 1;
     /* after destroy, a job later the executors hold no broadcast bytes */
     if (run_job(sc, 4, "bc_blob", em_slice_make(&none, 4), &rs, &err) < 0)
         return failf("job after destroy", &err);

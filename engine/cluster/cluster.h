@@ -147,9 +147,11 @@ uint32_t em_cluster_drop_blocks(em_cluster *c, uint32_t btype, uint32_t a);
  * docs/cluster.md), so that its tasks find it in their executor's store instead of asking
  * the driver for it (one round trip per executor and value, on the first task's path: an
  * iterative job broadcasts new small values every iteration). A bigger value, or an
- * executor registering later, goes the on-demand way. Best effort: a failed send is only
- * logged (the executor fetches the value when a task needs it). Returns the number of
- * executors it was sent to. Driver thread (the caller of em_broadcast). */
+ * executor registering later, goes the on-demand way; on sealed links its first pieces
+ * are sealed now on a thread of their own, while the job that reads it is planned
+ * (docs/security.md). Best effort: a failed send is only logged (the executor fetches the
+ * value when a task needs it). Returns the number of executors it was sent to. Driver
+ * thread (the caller of em_broadcast). */
 uint32_t em_cluster_push_broadcast(em_cluster *c, uint32_t id, em_slice value);
 /* Tells every live executor to delete the files of shuffle sid from its shuffle directory
  * (a `remove_shuffle` message; no reply), when the dataset that produced it dies

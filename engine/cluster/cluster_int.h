@@ -95,7 +95,13 @@ typedef struct bcast_ent {
     struct em__bcast_sealed *sealed;   /* sealed links: the pieces sealed once (reference) */
 } bcast_ent;
 /* Drops a reference to a broadcast's sealed pieces (bcast_serve.c); NULL ok, any thread. */
+struct em__bcast_sealer;
 void em__bcast_sealed_unref(struct em__bcast_sealed *s);
+/* Starts sealing broadcast id's pieces on the sealer thread (sealed links, a value fetched
+ * in pieces), ahead of the requests (bcast_serve.c). Any thread; failures only log. */
+void em__cl_preseal(em_cluster *c, uint32_t id);
+/* Stops and joins the sealer thread, frees it (NULL ok). Once the loop thread is gone. */
+void em__cl_sealer_free(struct em__bcast_sealer *sr);
 #define BCAST_CACHE 4
 
 struct em_cluster {
@@ -124,6 +130,7 @@ struct em_cluster {
     uint64_t nlocal, nmissed;    /* locality counters (lock) */
     bcast_ent bcache[BCAST_CACHE];   /* loop thread (drop: lock) */
     uint64_t bcast_fetches;      /* piece-0 requests served (lock) */
+    struct em__bcast_sealer *sealer;   /* sealed links: seals pieces ahead (made under lock) */
 };
 
 /* PREFETCH. A task whose cached block is on a busy executor is launched there anyway, up to

@@ -726,8 +726,11 @@ uint32_t em_cluster_drop_blocks(em_cluster *c, uint32_t btype, uint32_t a)
 
 uint32_t em_cluster_push_broadcast(em_cluster *c, uint32_t id, em_slice value)
 {
-    if (value.n > EM__BPUSH_MAX)
+    if (value.n > EM__BPUSH_MAX) {   /* fetched in pieces: sealed ahead on sealed links */
+        if (em_net_sealed(c->net))
+            em__cl_preseal(c, id);
         return 0;
+    }
     /* The frame body is one PIECE of the whole value (protocol.h): a sealed link's tag
      * proves the bytes, a plain one carries their crc32c. */
     uint8_t hdr[EM__DATA_HDR + EM__PIECE_HDR];
@@ -888,6 +891,7 @@ void em_cluster_free(em_cluster *c)
     }
     for (size_t i = 0; i < c->nex; i++)
         em_free(c->ex[i].stages);
+    em__cl_sealer_free(c->sealer);
     for (int i = 0; i < BCAST_CACHE; i++) {
         em_batch_unref(c->bcache[i].batch);
         em_free(c->bcache[i].crcs);

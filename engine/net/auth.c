@@ -142,20 +142,53 @@ void em_aead_free(em_aead *a)
     em_free(a);
 }
 
+/* The three steps of one AES-256-GCM message, shared by the frame contexts (em_aead_*) and
+ * the one-shot calls: the IV is 4 zero bytes || be64(nonce); key NULL keeps the context's
+ * key schedule. Each returns false when OpenSSL fails (or, at the end of an open, when the
+ * tag does not match). */
+static bool gcm_start(EVP_CIPHER_CTX *ctx, bool seal, const uint8_t *key, uint64_t nonce,
+                      const uint8_t *aad, size_t alen)
+{
+    uint8_t iv[12] = {0};
+    em_store_be64(iv + 4, nonce);
+    int outl = 0;
+    return EVP_CipherInit_ex(ctx, key ? EVP_aes_256_gcm() : NULL, NULL, key, iv, seal) == 1 &&
+           (!alen || EVP_CipherUpdate(ctx, NULL, &outl, aad, (int)alen) == 1);
+}
+
+static bool gcm_crypt(EVP_CIPHER_CTX *ctx, const uint8_t *in, uint8_t *out, size_t n)
+{
+    /* EVP lengths are int: at most 1 GiB per call (frames and pieces are far smaller) */
+    while (n > 0) {
+        int chunk = n > (1u << 30) ? (1 << 30) : (int)n, outl = 0;
+        if (EVP_CipherUpdate(ctx, out, &outl, in, chunk) != 1 || outl != chunk)
+            return false;
+        in += chunk;
+        out += chunk;
+        n -= (size_t)chunk;
+    }
+    return true;
+}
+
+/* Seal: writes the tag. Open: checks it (tag is only read then). */
+static bool gcm_end(EVP_CIPHER_CTX *ctx, bool seal, uint8_t tag[EM_AEAD_TAG_LEN])
+{
+    uint8_t end[16];
+    int outl = 0;
+    if (seal)
+        return EVP_CipherFinal_ex(ctx, end, &outl) == 1 &&
+               EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, EM_AEAD_TAG_LEN, tag) == 1;
+    return EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, EM_AEAD_TAG_LEN, tag) == 1 &&
+           EVP_CipherFinal_ex(ctx, end, &outl) == 1;
+}
+
 int em_aead_begin(em_aead *a, const uint8_t *aad, size_t alen, em_err *err)
 {
     if (a->broken)
         return em_err_set(err, EM_EAUTH, "link closed after a failed frame");
     if (a->seq == UINT64_MAX)   /* 2^64 frames: unreachable, but never reuse an IV */
         return em_err_set(err, EM_EPROTO, "frame sequence exhausted");
-    uint8_t iv[12] = {0};
-    em_store_be64(iv + 4, a->seq++);
-    int outl = 0;
-    int ok = a->seal ? EVP_EncryptInit_ex(a->ctx, NULL, NULL, NULL, iv) == 1 &&
-                           EVP_EncryptUpdate(a->ctx, NULL, &outl, aad, (int)alen) == 1
-                     : EVP_DecryptInit_ex(a->ctx, NULL, NULL, NULL, iv) == 1 &&
-                           EVP_DecryptUpdate(a->ctx, NULL, &outl, aad, (int)alen) == 1;
-    if (!ok) {
+    if (!gcm_start(a->ctx, a->seal, NULL, a->seq++, aad, alen)) {
         a->broken = true;
         return em_err_set(err, EM_EIO, "AES-256-GCM failed (OpenSSL)");
     }
@@ -164,83 +197,45 @@ int em_aead_begin(em_aead *a, const uint8_t *aad, size_t alen, em_err *err)
 
 int em_aead_update(em_aead *a, const uint8_t *in, uint8_t *out, size_t n, em_err *err)
 {
-    /* EVP lengths are int: feed at most 1 GiB per call (frames are far smaller anyway). */
-    while (n > 0) {
-        int chunk = n > (1u << 30) ? (1 << 30) : (int)n, outl = 0;
-        int ok = a->seal ? EVP_EncryptUpdate(a->ctx, out, &outl, in, chunk)
-                         : EVP_DecryptUpdate(a->ctx, out, &outl, in, chunk);
-        if (ok != 1 || outl != chunk) {
-            a->broken = true;
-            return em_err_set(err, EM_EIO, "AES-256-GCM failed (OpenSSL)");
-        }
-        in += chunk;
-        out += chunk;
-        n -= (size_t)chunk;
+    if (!gcm_crypt(a->ctx, in, out, n)) {
+        a->broken = true;
+        return em_err_set(err, EM_EIO, "AES-256-GCM failed (OpenSSL)");
     }
     return 0;
 }
 
 int em_aead_finish(em_aead *a, uint8_t tag[EM_AEAD_TAG_LEN], em_err *err)
 {
-    int outl = 0;
-    uint8_t end[16];
-    if (a->seal) {
-        if (EVP_EncryptFinal_ex(a->ctx, end, &outl) != 1 ||
-            EVP_CIPHER_CTX_ctrl(a->ctx, EVP_CTRL_GCM_GET_TAG, EM_AEAD_TAG_LEN, tag) != 1) {
-            a->broken = true;
-            return em_err_set(err, EM_EIO, "AES-256-GCM failed (OpenSSL)");
-        }
+    if (gcm_end(a->ctx, a->seal, tag))
         return 0;
-    }
-    if (EVP_CIPHER_CTX_ctrl(a->ctx, EVP_CTRL_GCM_SET_TAG, EM_AEAD_TAG_LEN, tag) != 1 ||
-        EVP_DecryptFinal_ex(a->ctx, end, &outl) != 1) {
-        a->broken = true;
-        return em_err_set(err, EM_EAUTH,
-                          "frame %llu failed authentication (modified, replayed, reordered "
-                          "or injected)",
-                          (unsigned long long)(a->seq - 1));
-    }
-    return 0;
+    a->broken = true;
+    if (a->seal)
+        return em_err_set(err, EM_EIO, "AES-256-GCM failed (OpenSSL)");
+    return em_err_set(err, EM_EAUTH,
+                      "frame %llu failed authentication (modified, replayed, reordered or "
+                      "injected)",
+                      (unsigned long long)(a->seq - 1));
 }
 
 /* ---------------------------------------------------------------- one-shot AES-256-GCM */
 
-/* Seals (seal) or opens n bytes under key with the 12-byte IV 4 zero bytes || be64(nonce).
- * Opening checks tag before it returns (EM_EAUTH on mismatch); out may equal in. */
+/* Seals (seal) or opens n bytes under key with nonce (gcm_start's IV); opening checks tag
+ * before it returns (EM_EAUTH on mismatch); out may equal in. */
 static int aead_once(bool seal, const uint8_t key[EM_AEAD_KEY_LEN], uint64_t nonce,
                      const uint8_t *aad, size_t alen, const uint8_t *in, uint8_t *out,
                      size_t n, uint8_t tag[EM_AEAD_TAG_LEN], em_err *err)
 {
-    uint8_t iv[12] = {0}, end[16];
-    em_store_be64(iv + 4, nonce);
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
     if (!ctx)
         return em_err_set(err, EM_ENOMEM, "AES-GCM context: out of memory");
-    int outl = 0;
-    int ok = seal ? EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, iv)
-                  : EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, iv);
-    ok = ok == 1 && (!alen || EVP_CipherUpdate(ctx, NULL, &outl, aad, (int)alen) == 1);
-    while (ok && n > 0) {
-        int chunk = n > (1u << 30) ? (1 << 30) : (int)n;
-        ok = EVP_CipherUpdate(ctx, out, &outl, in, chunk) == 1 && outl == chunk;
-        in += chunk;
-        out += chunk;
-        n -= (size_t)chunk;
-    }
-    if (!ok) {
-        EVP_CIPHER_CTX_free(ctx);
+    bool ok = gcm_start(ctx, seal, key, nonce, aad, alen) && gcm_crypt(ctx, in, out, n);
+    bool auth = ok && gcm_end(ctx, seal, tag);
+    EVP_CIPHER_CTX_free(ctx);   /* cleanses the key schedule */
+    if (auth)
+        return 0;
+    if (!ok || seal)
         return em_err_set(err, EM_EIO, "AES-256-GCM failed (OpenSSL)");
-    }
-    if (seal) {
-        ok = EVP_EncryptFinal_ex(ctx, end, &outl) == 1 &&
-             EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, EM_AEAD_TAG_LEN, tag) == 1;
-        EVP_CIPHER_CTX_free(ctx);
-        return ok ? 0 : em_err_set(err, EM_EIO, "AES-256-GCM failed (OpenSSL)");
-    }
-    ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, EM_AEAD_TAG_LEN, tag) == 1 &&
-         EVP_DecryptFinal_ex(ctx, end, &outl) == 1;
-    EVP_CIPHER_CTX_free(ctx);
-    return ok ? 0 : em_err_set(err, EM_EAUTH, "failed authentication (modified or misplaced)");
+    return em_err_set(err, EM_EAUTH, "failed authentication (modified or misplaced)");
 }
 
 int em_aead_seal_once(const uint8_t key[EM_AEAD_KEY_LEN], uint64_t nonce, const uint8_t *aad,

@@ -5,6 +5,8 @@
 #     byte for byte (crc32c), each executor fetches each value once (none of the two small
 #     ones: they are pushed to the executors when made), the executors' block
 #     stores are empty after em_broadcast_destroy, and a 200 MiB task result arrives intact;
+#     a 40 MiB value read by one executor first and then by the other (whose pieces the
+#     driver seals again: its few sealed pieces moved on) reaches every task too;
 #  2. local-cluster[2,2]: two tasks at a time per executor still fetch each value once;
 #  3. a fold whose 60 MiB zero value would not fit one frame inline succeeds (it travels
 #     beside the stage JSON, "zero_ref") and returns the zero value byte for byte;
@@ -27,6 +29,7 @@ for want in 'broadcast of 0 bytes on 8 tasks: ok (0 fetches)' \
             'broadcast of 1 bytes on 8 tasks: ok (0 fetches)' \
             'broadcast of 67108865 bytes on 8 tasks: ok (2 fetches)' \
             'broadcast of 209715200 bytes on 8 tasks: ok (2 fetches)' \
+            'broadcast of 41943043 bytes read by one executor, then the others: ok (2 fetches)' \
             "executors' stores empty after destroy: ok" \
             'task result of 209715200 bytes: ok'; do
     grep -qF "bcast: $want" "$tmp/big.out" || fail "big: no line '$want'"

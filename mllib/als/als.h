@@ -101,9 +101,11 @@ typedef struct em_als_ratings {
  * em_ratings_read does, parsing on the executors byte range by byte range: ids are added
  * to users/items (shared by a training and a test read) and numbered exactly as
  * em_ratings_read numbers them; a bad line fails with "FILE:LINE: ..." (or is counted with
- * skip_bad_lines). The driver holds the id maps, never the ratings. Returns 0, 1 when a
- * file needs the driver's reader (the Netflix layout, whose lines depend on an earlier
- * "MOVIEID:" line; an unreadable first line) with nothing done, or a negative error.
+ * skip_bad_lines). The Netflix layout too: a range that starts inside a movie's section
+ * finds its movie by reading back to the last "MOVIEID:" line before it. The driver holds
+ * the id maps, never the ratings. Returns 0, 1 when a file needs the driver's reader (an
+ * unreadable first line, one longer than 64 KiB with format auto) with nothing done, or a
+ * negative error.
  * *out is zeroed first; release it with em_als_ratings_release. Driver thread. */
 int em_als_read_ratings(em_context *sc, const char *path, const em_ratings_read_opts *opts,
                         em_idmap *users, em_idmap *items, em_als_ratings *out, em_err *err);
@@ -322,7 +324,8 @@ int em_als_triple_encode(em_vbuf *out, const char *user, size_t ulen, const char
  * appearance in the dataset's order), pass 2 maps every record with the maps broadcast.
  * A malformed record fails with "rating record R of partition P: ..." (or is counted in
  * out->skipped with opts->skip_bad_lines); opts->dense_ids as for files (then the model
- * is the one a file of the same lines gives); opts->format is not used; opts may be NULL. recs is borrowed (computed twice: persist it when costly).
+ * is the one a file of the same lines gives); opts->format is not used; opts may be NULL.
+ * recs is borrowed (computed twice: persist it when costly).
  * *out as em_als_read_ratings (release with em_als_ratings_release). Driver thread. */
 int em_als_ratings_from_triples(em_context *sc, em_rdd *recs,
                                 const em_ratings_read_opts *opts, em_idmap *users,

@@ -165,14 +165,14 @@ int em__als_fn_sum(const em_fn_ctx *c, em_slice a, em_slice b, em_vbuf *out, em_
  * (ratings.c, used by source.c) */
 
 /* The format path would be parsed with (fmt, or detected from its first line) when a byte
- * range of it can be parsed alone: tsv, csv or movielens; EM_RATINGS_AUTO otherwise (the
- * Netflix layout, whose lines depend on an earlier "MOVIEID:" line, an unreadable or empty
- * file, a first line longer than 64 KiB). */
+ * range of it can be parsed alone: tsv, csv, movielens or netflix (a range looks back for
+ * its movie); EM_RATINGS_AUTO otherwise (an unreadable or empty file, a first line longer
+ * than 64 KiB). */
 em_ratings_format em__ratings_detect(const char *path, em_ratings_format fmt);
 
 typedef struct em__ratings_range {
     const char *path;
-    em_ratings_format fmt;   /* tsv, csv or movielens */
+    em_ratings_format fmt;   /* tsv, csv, movielens or netflix */
     bool skip_bad;
     uint64_t start, end;     /* nominal byte range: owns the lines starting in it
                                 (em_line_align's rule) */

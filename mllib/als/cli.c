@@ -96,7 +96,6 @@ void em_als_cli_help(FILE *f)
         "                           path before issue 11); by default ALS reads on the\n"
         "                           executors and builds each block where it is cached, and\n"
         "                           computes test RMSE and the implicit ranking metrics there\n"
-        "                           (the netflix layout is read on the driver)\n"
         "  --json                   last stdout line: one JSON object with test_rmse,\n"
         "                           train_rmse, load_s, setup_s (read to blocks ready),\n"
         "                           train_s, eval_s, total_s, peak_rss_mib (the largest sum\n"
@@ -146,7 +145,8 @@ static bool num(const char *v, double lo, double hi, double *out)
 static const char *const value_flags[] = {
     "--train", "--test", "--master", "--save", "--recommend", "--format", "--cold-start",
     "--rank", "--iterations", "--lambda", "--alpha", "--blocks", "--checkpoint-interval",
-    "--seed", "--top", "--conf", "--recommend-all", "--recommend-all-items", "--sql", "--test-sql", "--table", "--sql-init", NULL,
+    "--seed", "--top", "--conf", "--recommend-all", "--recommend-all-items", "--sql",
+    "--test-sql", "--table", "--sql-init", NULL,
 };
 
 static bool is_value_flag(const char *a)
@@ -699,15 +699,21 @@ static int recommend_all(const als_opts *o, run *r, em_err *err)
 static int train_exec(const als_opts *o, run *r, em_als_params *p, em_err *err)
 {
     double t0 = em_now_s();
-    p->ratings_done = unpersist_train;
+    if (!p->implicit)   /* implicit: the training ratings are the ranking's exclusions */
+        p->ratings_done = unpersist_train;
     int rc = em_als_train_rdd(r->sc, r->xtrain.ratings, em_idmap_size(r->users),
                               em_idmap_size(r->items), p, &r->model, err);
     r->t_train = em_now_s() - t0;
     if (rc < 0)
         return rc;
     t0 = em_now_s();
-    if (HAS_TEST(o))
+    if (p->implicit)
+        rc = em_als_evaluate_rdd(r->sc, r->model, r->xtrain.ratings, EM_COLD_DROP, &r->tr, err);
+    if (rc == 0 && HAS_TEST(o))
         rc = em_als_evaluate_rdd(r->sc, r->model, r->xtest.ratings, o->cold, &r->te, err);
+    if (rc == 0 && HAS_TEST(o) && p->implicit)
+        rc = em_als_ranking_metrics_rdd(r->sc, r->model, r->xtrain.ratings, r->xtest.ratings,
+                                        o->top, &r->rk, err);
     r->t_eval = em_now_s() - t0;
     return rc;
 }

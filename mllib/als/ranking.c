@@ -251,7 +251,8 @@ static int fn_recall(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter
         rc = 0;
         if (rec.val.n != 8)
             rc = em_err_set(err, EM_ECORRUPT, "als recall: range of %zu bytes", rec.val.n);
-        uint32_t first = rc == 0 ? em__ld32(rec.val.p) : 0, n = rc == 0 ? em__ld32(rec.val.p + 4) : 0;
+        uint32_t first = rc == 0 ? em__ld32(rec.val.p) : 0;
+        uint32_t n = rc == 0 ? em__ld32(rec.val.p + 4) : 0;
         if (rc == 0 && (first > (uint32_t)nsrc || n > (uint32_t)nsrc - first))
             rc = em_err_set(err, EM_ECORRUPT, "als recall: rows %u+%u of %d", first, n, nsrc);
         if (rc < 0)

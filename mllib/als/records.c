@@ -11,8 +11,8 @@
  * FORMATS (host order, als_int.h BYTE ORDER):
  *   triple record  USER NUL ITEM NUL f32 rating (em_als_triple_encode)
  *   context blob   u32 magic "ALS3", u32 flags (bit 0 skip_bad, bit 1 send bitmaps of
- *                  integer ids: dense detection as source.c's), u32 acc_skipped, u32 acc_ratings, u32 maps
- *                  broadcast id (pass 2; 0 in pass 1)
+ *                  integer ids: dense detection as source.c's), u32 acc_skipped,
+ *                  u32 acc_ratings, u32 maps broadcast id (pass 2; 0 in pass 1)
  *   ids record, maps blob: as source.c's */
 #include <math.h>
 #include <string.h>

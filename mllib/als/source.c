@@ -95,7 +95,7 @@ static int src_split(const src_ctx *x, em_iter *in, em__ratings_range *rg, uint3
     if (rc == 0 || r.val.n != SPLIT_REC || em__ld32(r.val.p) >= x->nfiles)
         return em_err_set(err, EM_ECORRUPT, "als read: bad split record");
     uint32_t fmt = em__ld32(r.val.p + 4);
-    if (fmt < EM_RATINGS_TSV || fmt > EM_RATINGS_MOVIELENS)
+    if (fmt < EM_RATINGS_TSV || fmt > EM_RATINGS_NETFLIX)
         return em_err_set(err, EM_ECORRUPT, "als read: format %u", fmt);
     *rg = (em__ratings_range){.path = x->paths[em__ld32(r.val.p)],
                               .fmt = (em_ratings_format)fmt, .skip_bad = (x->skip & 1) != 0,

@@ -264,10 +264,12 @@ static em_als_model *random_model(int32_t nu, int32_t ni, int k, uint64_t seed)
     em_rng_seed(&g, seed);
     for (int32_t u = 0; u < nu; u++)
         for (int q = 0; q < k; q++)
-            m->user_factors[(size_t)u * k + q] = u % 17 == 5 ? NAN : (float)em_rng_double(&g) - 0.3f;
+            m->user_factors[(size_t)u * k + q] =
+                u % 17 == 5 ? NAN : (float)em_rng_double(&g) - 0.3f;
     for (int32_t i = 0; i < ni; i++)
         for (int q = 0; q < k; q++)
-            m->item_factors[(size_t)i * k + q] = i % 23 == 7 ? NAN : (float)em_rng_double(&g) - 0.3f;
+            m->item_factors[(size_t)i * k + q] =
+                i % 23 == 7 ? NAN : (float)em_rng_double(&g) - 0.3f;
     return m;
 }
 
@@ -455,5 +457,117 @@ Test(als_features, triples_dense_ids)
         em_idmap_free(i);
         em_vbuf_destroy(&b);
     }
+    em_context_free(sc);
+}
+
+/* A Netflix Prize layout file of about 3 MiB (3 ranges, cut inside movies' sections):
+ * movies 1..nm, each followed by its user,rating,date lines; bad_at > 0 replaces that
+ * (1-based) line by a malformed one (a rating line when bad_movie is false, a movie line
+ * with a comma otherwise). */
+static const char *write_netflix(const char *name, int nm, size_t bad_at, bool bad_movie)
+{
+    static char path[128];
+    snprintf(path, sizeof path, "%s/%s", g_dir, name);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    size_t line = 0;
+    em_rng g;
+    em_rng_seed(&g, 77);
+    for (int m = 1; m <= nm; m++) {
+        if (++line == bad_at && bad_movie)
+            fprintf(f, "%d,9:\n", m);
+        else
+            fprintf(f, "%d:%s\n", m, m % 7 == 3 ? "\r" : "");
+        int n = 200 + (int)em_rng_below(&g, 400);
+        for (int k = 0; k < n; k++) {
+            if (++line == bad_at && !bad_movie)
+                fputs("123;oops\n", f);
+            else
+                fprintf(f, "%u,%u,2005-0%u-1%u\n", (unsigned)em_rng_below(&g, 20000) * 3 + 6,
+                        1 + (unsigned)em_rng_below(&g, 5), 1 + (unsigned)em_rng_below(&g, 9),
+                        (unsigned)em_rng_below(&g, 10));
+        }
+    }
+    fclose(f);
+    return path;
+}
+
+/* Driver reader vs executors on path: the same result (ratings, maps) or the same error. */
+static void netflix_compare(em_context *sc, const char *path, bool skip, bool fails)
+{
+    em_ratings_read_opts o = {.skip_bad_lines = skip, .dense_ids = true};
+    em_idmap *u0 = em_idmap_new(), *i0 = em_idmap_new(), *u1 = em_idmap_new(),
+             *i1 = em_idmap_new();
+    em_ratings r0;
+    em_als_ratings x = {0};
+    em_err e0 = EM_ERR_INIT, e1 = EM_ERR_INIT;
+    em_ratings_init(&r0);
+    int rc0 = em_ratings_read(path, &o, u0, i0, &r0, &e0);
+    uint32_t d0 = 0;
+    if (rc0 == 0)
+        cr_assert_eq(em_ratings_dense_renumber(&r0, u0, i0, &d0, &e0), 0);
+    int rc1 = em_als_read_ratings(sc, path, &o, u1, i1, &x, &e1);
+    cr_assert_eq(rc0 < 0, fails, "driver: %d %s", rc0, e0.msg);
+    cr_assert_eq(rc1 < 0, fails, "executors: %d %s", rc1, e1.msg);
+    if (fails) {
+        cr_assert(strstr(e1.msg, e0.msg), "executors '%s', driver '%s'", e1.msg, e0.msg);
+    } else {
+        cr_assert_eq(x.dense, d0);
+        /* movies 1..n are dense (unless a movie line was skipped) */
+        cr_assert_eq(d0 & 2, em_idmap_size(i0) == 400 ? 2u : 0u, "%d items", em_idmap_size(i0));
+        cr_assert_eq(x.skipped, r0.skipped);
+        cr_assert_eq(x.lines, r0.lines);
+        em_rating *got;
+        size_t n;
+        collect_ratings(x.ratings, &got, &n);
+        cr_assert_eq(n, r0.n);
+        for (size_t i = 0; i < n; i++)
+            cr_assert(got[i].user == r0.recs[i].user && got[i].item == r0.recs[i].item &&
+                          got[i].rating == r0.recs[i].rating,
+                      "rating %zu", i);
+        cr_assert_eq(em_idmap_size(u0), em_idmap_size(u1));
+        for (int32_t k = 0; k < em_idmap_size(u0); k++) {
+            char ba[24], bb[24];
+            cr_assert_str_eq(em_idmap_name(u0, k, ba), em_idmap_name(u1, k, bb));
+        }
+        free(got);
+    }
+    em_als_ratings_release(sc, &x);
+    em_ratings_destroy(&r0);
+    em_idmap_free(u0);
+    em_idmap_free(i0);
+    em_idmap_free(u1);
+    em_idmap_free(i1);
+}
+
+Test(als_features, netflix_on_the_executors, .init = mkdir_tmp, .fini = rm_tmp, .timeout = 240)
+{
+    em_context *sc = em_test_ctx_new("local-cluster[2,1]");
+    const char *p = write_netflix("nf.txt", 400, 0, false);
+    struct stat st;
+    cr_assert_eq(stat(p, &st), 0);
+    cr_assert_gt(st.st_size, 2 << 20, "more than one range");
+    netflix_compare(sc, p, false, false);
+    /* a bad rating line late in the file: the same FILE:LINE message */
+    netflix_compare(sc, write_netflix("bad.txt", 400, 150000, false), false, true);
+    /* skipped: counted the same; a bad movie line skipped keeps the previous movie */
+    netflix_compare(sc, write_netflix("bad2.txt", 400, 150000, false), true, false);
+    size_t movie_line = 0;
+    {   /* the line number of a movie line in the last third */
+        FILE *f = fopen(p, "r");
+        char buf[128];
+        size_t ln = 0;
+        while (fgets(buf, sizeof buf, f)) {
+            ln++;
+            if (ln > 120000 && strchr(buf, ':')) {
+                movie_line = ln;
+                break;
+            }
+        }
+        fclose(f);
+    }
+    cr_assert_gt(movie_line, 0u);
+    netflix_compare(sc, write_netflix("bad3.txt", 400, movie_line, true), true, false);
+    netflix_compare(sc, write_netflix("bad4.txt", 400, movie_line, true), false, true);
     em_context_free(sc);
 }

@@ -8,6 +8,7 @@
 #     ratings read from the file (train RMSE to every digit), --test-sql as --test; integer
 #     ids in a query take the dense numbering too, string ids do not (as in a file); bad queries
 #     and NULL ratings are errors naming the cause (the row), --skip-bad-lines counts them;
+#     the Netflix Prize layout read on the executors gives the driver reader's model;
 #  3. implicit feedback: ranking metrics computed on the executors equal the driver's;
 #  4. --recommend-all / --recommend-all-items write top-N lists from the executors that
 #     agree with `ember als recommend` on a saved model.
@@ -99,6 +100,19 @@ ok=$("$ember" als --sql "SELECT uid, movie, stars FROM n" --table "n=$tmp/nulls.
     fail "--skip-bad-lines with a NULL: $(cat "$tmp/e5")"
 [ "$(field "$ok" n_train)" = 3 ] || fail "NULL row not skipped: $ok"
 grep -q "1 bad lines skipped" "$tmp/e5" || fail "skipped NULL row not counted: $(cat "$tmp/e5")"
+
+# the Netflix Prize layout (movies 1..n, grouped by movie), read on the executors (several
+# ranges cut inside sections) = read by the driver
+sort -t$'\t' -k2,2n -s "$tmp/r.train.tsv" | awk -F'\t' '
+    NR == 1 || $2 != last { printf "%d:\n", $2 + 1; last = $2 } { printf "%s,%s,2005-01-01\n", $1, $3 }' \
+    >"$tmp/netflix.txt"
+nfx=$(als 'local-cluster[2,1]' --train "$tmp/netflix.txt" --conf ember.default.parallelism=4 \
+    2>"$tmp/nf.err") || fail "netflix on the executors: $(tail -c 400 "$tmp/nf.err")"
+grep -q "read on the executors" "$tmp/nf.err" || fail "netflix layout not read on the executors"
+[ "$(field "$nfx" dense_item_ids)" = true ] || fail "netflix movies 1..n not dense: $nfx"
+nfd=$(als 'local-cluster[2,1]' --train "$tmp/netflix.txt" --conf ember.default.parallelism=4 \
+    --driver-read 2>/dev/null)
+same "netflix: executors vs driver" "$nfx" "$nfd" train_rmse n_train
 
 # 3. implicit feedback: ranking metrics on the executors = on the driver
 for m in 'local-cluster[2,1]'; do

@@ -99,7 +99,9 @@ void em_als_cli_help(FILE *f)
         "  --json                   last stdout line: one JSON object with test_rmse,\n"
         "                           train_rmse, load_s, setup_s (read to blocks ready),\n"
         "                           train_s, eval_s, total_s, peak_rss_mib (the largest sum\n"
-        "                           over this process and its executors), driver_peak_rss_mib\n"
+        "                           over this process and its executors), driver_peak_rss_mib,\n"
+        "                           read_on_executors, dense_user_ids, dense_item_ids and,\n"
+        "                           implicit, precision_at_k, map, ndcg_at_k\n"
         "  --help                   this text\n",
         f);
 }

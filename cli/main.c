@@ -14,6 +14,7 @@
 #include "mllib/ml_cli.h"
 #include "sql/sql.h"    /* em_sql_register: SQL's task functions, as em_ml_register */
 #include "sql/sql_ml.h" /* em_sql_ml_cli_ops: the source of `ember ml ALGO --sql` */
+#include "sql/sql_als.h" /* em_sql_als_cli_ops: the source of `ember als --sql` */
 #endif
 
 typedef struct cli_command {
@@ -131,6 +132,11 @@ int main(int argc, char **argv)
         return EM_CLI_FAIL;
     }
     em_ml_cli_set_sql(em_sql_ml_cli_ops());   /* `ember ml ALGO --sql` (docs/sql-ml.md) */
+    if (em_sql_als_register() < 0) {
+        fprintf(stderr, "ember: registering SQL's task functions failed (a name clash)\n");
+        return EM_CLI_FAIL;
+    }
+    em_als_cli_set_sql(em_sql_als_cli_ops());  /* `ember als --sql` (docs/als.md) */
 #endif
     if (argc < 2) {
         main_help(stderr);

@@ -16,6 +16,7 @@
 
 static int (*const modules[])(void) = {
     em_als_register,
+    em_als_io_register,
     em_linalg_register,
     em_kmeans_register,
     em_decomp_register,

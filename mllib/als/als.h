@@ -57,7 +57,14 @@ int em_ratings_format_parse(const char *s);
 typedef struct em_ratings_read_opts {
     em_ratings_format format;
     bool skip_bad_lines;     /* count malformed lines instead of failing */
-} em_ratings_read_opts;                            /* zero = auto, strict */
+    /* Dense integer ids are numbered by value: when every user (item) id of a read into
+     * empty id maps is a canonical integer and together they are exactly 0..n-1 or 1..n,
+     * id v gets index v (v - 1) instead of its order of first appearance, and the
+     * executors' reader (em_als_read_ratings) ships no id lists and builds no string map
+     * for that side. Each side is decided alone. em_ratings_read itself numbers by first
+     * appearance: em_ratings_dense_renumber gives the driver's reader the same numbering. */
+    bool dense_ids;
+} em_ratings_read_opts;                            /* zero = auto, strict, mapped ids */
 
 /* A growable array of ratings (caller-provided struct; zero it or em_ratings_init). */
 typedef struct em_ratings {
@@ -88,14 +95,17 @@ typedef struct em_als_ratings {
     em_rdd *ratings;
     uint64_t n, lines, skipped;
     uint32_t maps_bcast;
+    uint32_t dense;          /* bit 0: user ids numbered by value (dense_ids), bit 1: items */
 } em_als_ratings;
 /* Reads path (a file, or a directory's files as em_file_list_expand lists them) as
  * em_ratings_read does, parsing on the executors byte range by byte range: ids are added
  * to users/items (shared by a training and a test read) and numbered exactly as
  * em_ratings_read numbers them; a bad line fails with "FILE:LINE: ..." (or is counted with
- * skip_bad_lines). The driver holds the id maps, never the ratings. Returns 0, 1 when a
- * file needs the driver's reader (the Netflix layout, whose lines depend on an earlier
- * "MOVIEID:" line; an unreadable first line) with nothing done, or a negative error.
+ * skip_bad_lines). The Netflix layout too: a range that starts inside a movie's section
+ * finds its movie by reading back to the last "MOVIEID:" line before it. The driver holds
+ * the id maps, never the ratings. Returns 0, 1 when a file needs the driver's reader (an
+ * unreadable first line, one longer than 64 KiB with format auto) with nothing done, or a
+ * negative error.
  * *out is zeroed first; release it with em_als_ratings_release. Driver thread. */
 int em_als_read_ratings(em_context *sc, const char *path, const em_ratings_read_opts *opts,
                         em_idmap *users, em_idmap *items, em_als_ratings *out, em_err *err);
@@ -286,5 +296,94 @@ int em_als_cli_run(int argc, char **argv, void (*on_context)(em_context *sc));
 int em_gen_ratings_cli_main(int argc, char **argv);/* ember gen ratings ... (argv[0]="ratings") */
 void em_als_cli_help(FILE *f);
 void em_gen_ratings_cli_help(FILE *f);
+
+/* ---------------------------------------------------------------- more inputs (issue 11, 14)
+ * records.c: ratings from any dataset of text ids, dense-id renumbering, the SQL hook. */
+
+/* Registers the task functions of records.c and ranking.c (idempotent; em_ml_register calls
+ * it on every process). 0 or EM_EINVAL on a name clash. */
+int em_als_io_register(void);
+
+/* Renumbers the ids of r (read by em_ratings_read into users/items, empty before the read)
+ * by value where a side's ids are dense integers (0..n-1 or 1..n; em_ratings_read_opts
+ * dense_ids): the same numbering em_als_read_ratings gives with dense_ids. *dense (may be
+ * NULL): bit 0 users renumbered, bit 1 items. EM_ENOMEM. */
+int em_ratings_dense_renumber(em_ratings *r, em_idmap *users, em_idmap *items,
+                              uint32_t *dense, em_err *err);
+
+/* A rating with text ids as a record of a dataset (BYTES records): USER NUL ITEM NUL then the
+ * rating as a 4-byte float in host order (als_int.h BYTE ORDER). Ids are 1..1024 bytes. */
+#define EM_ALS_TRIPLE_MAX_ID 1024
+/* Appends one such record to out. EM_EINVAL for an empty or too long id, EM_ENOMEM. */
+int em_als_triple_encode(em_vbuf *out, const char *user, size_t ulen, const char *item,
+                         size_t ilen, float rating, em_err *err);
+/* Ratings from a dataset of triple records (any source: a SQL result, another job's output),
+ * mapped through users/items on the executors as em_als_read_ratings maps a file: pass 1
+ * sends each partition's distinct ids (in its order of first appearance) to the driver,
+ * which interns them partition after partition (so the numbering is the order of first
+ * appearance in the dataset's order), pass 2 maps every record with the maps broadcast.
+ * A malformed record fails with "rating record R of partition P: ..." (or is counted in
+ * out->skipped with opts->skip_bad_lines); opts->dense_ids as for files (then the model
+ * is the one a file of the same lines gives); opts->format is not used; opts may be NULL.
+ * recs is borrowed (computed twice: persist it when costly).
+ * *out as em_als_read_ratings (release with em_als_ratings_release). Driver thread. */
+int em_als_ratings_from_triples(em_context *sc, em_rdd *recs,
+                                const em_ratings_read_opts *opts, em_idmap *users,
+                                em_idmap *items, em_als_ratings *out, em_err *err);
+
+/* `ember als --sql`: SQL sits beside mllib (sql/ links ember_ml), so ALS cannot call it;
+ * the ember command installs sql's implementation at start (em_als_cli_set_sql; without
+ * it --sql is an error saying SQL is not built in). query runs the statements of q->query
+ * in a session holding the --table NAME=PATH tables and the --sql-init files, and turns the
+ * result's three columns (user, item, rating: INTEGER or TEXT ids, a numeric rating) into
+ * triple records *out (persisted; release with em_rdd_release). A NULL id or rating fails
+ * naming the result row, or is counted in *skipped with q->skip_bad. */
+typedef struct em_als_sql_query {
+    const char *query;
+    const char *const *tables;   /* NAME=PATH */
+    uint32_t ntables;
+    const char *const *init;     /* SQL files run first */
+    uint32_t ninit;
+    bool skip_bad;
+} em_als_sql_query;
+typedef struct em_als_sql_ops {
+    int (*query)(em_context *sc, const em_als_sql_query *q, em_rdd **out, uint64_t *skipped,
+                 em_err *err);
+} em_als_sql_ops;
+/* GLOBALS: written once by the ember command's main before any command runs. */
+void em_als_cli_set_sql(const em_als_sql_ops *ops);
+
+/* ---------------------------------------------------------------- on the executors
+ * ranking.c: metrics and recommendations computed partition by partition on the executors
+ * with the model's factors broadcast (docs/als.md "Recommend for all"). Driver thread. */
+
+/* As em_als_ranking_metrics over datasets of FIXED em_rating records (train: the items
+ * excluded; test: the relevant ones), computed on the executors: the ratings are grouped by
+ * user (cogroup) and every user is ranked where its group lands. The same figures as the
+ * driver's function up to the order of the floating-point sums. EM_EINVAL for k outside
+ * 1..1000000, engine errors. */
+int em_als_ranking_metrics_rdd(em_context *sc, const em_als_model *m, em_rdd *train,
+                               em_rdd *test, int k, em_rank_metrics *out, em_err *err);
+
+/* Recommend-for-all as a dataset of text lines, "SRC TAB DST TAB SCORE" (score %.9g), the k
+ * best DST rows of every SRC row best first (ties: lower index first; rows without factors
+ * get no line): side 0 = items for every user (Spark's recommendForAllUsers), 1 = users for
+ * every item (recommendForAllItems). Ids are the external ones when users and items are
+ * given (both, sized as the model), else the dense indices. Computed on the executors by
+ * blocked SGEMM over ranges of rows; nothing is gathered on the driver. *out holds the lines
+ * and the broadcasts they need: release with em_als_recs_release after the last action. */
+typedef struct em_als_recs {
+    em_rdd *lines;
+    uint32_t bcast[2];
+} em_als_recs;
+int em_als_recommend_all_rdd(em_context *sc, const em_als_model *m, int side, int k,
+                             const em_idmap *users, const em_idmap *items, em_als_recs *out,
+                             em_err *err);
+void em_als_recs_release(em_context *sc, em_als_recs *r);   /* zeroed struct ok */
+/* em_als_recommend_all_rdd written to dir (dir/part-NNNNN by the executors, then
+ * dir/_SUCCESS; EM_EINVAL if dir exists). */
+int em_als_recommend_all_save(em_context *sc, const em_als_model *m, int side, int k,
+                              const em_idmap *users, const em_idmap *items, const char *dir,
+                              em_err *err);
 
 #endif /* EMBER_MLLIB_ALS_H */

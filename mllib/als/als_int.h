@@ -165,14 +165,14 @@ int em__als_fn_sum(const em_fn_ctx *c, em_slice a, em_slice b, em_vbuf *out, em_
  * (ratings.c, used by source.c) */
 
 /* The format path would be parsed with (fmt, or detected from its first line) when a byte
- * range of it can be parsed alone: tsv, csv or movielens; EM_RATINGS_AUTO otherwise (the
- * Netflix layout, whose lines depend on an earlier "MOVIEID:" line, an unreadable or empty
- * file, a first line longer than 64 KiB). */
+ * range of it can be parsed alone: tsv, csv, movielens or netflix (a range looks back for
+ * its movie); EM_RATINGS_AUTO otherwise (an unreadable or empty file, a first line longer
+ * than 64 KiB). */
 em_ratings_format em__ratings_detect(const char *path, em_ratings_format fmt);
 
 typedef struct em__ratings_range {
     const char *path;
-    em_ratings_format fmt;   /* tsv, csv or movielens */
+    em_ratings_format fmt;   /* tsv, csv, movielens or netflix */
     bool skip_bad;
     uint64_t start, end;     /* nominal byte range: owns the lines starting in it
                                 (em_line_align's rule) */
@@ -214,5 +214,56 @@ int em__idmap_intern_from(em_idmap *m, const em_idmap *from, int32_t idx, int32_
                           em_err *err);
 /* Forgets every id of index >= n0 (undoes a failed parallel read). Cannot fail. */
 void em__idmap_truncate(em_idmap *m, int32_t n0);
+
+/* ---------------------------------------------------------------- dense ids, shared reading
+ * (idmap.c, source.c, records.c) */
+
+/* 0 or 1 when m's ids are all canonical integers and exactly base..base+n-1; -1 otherwise
+ * (also for an empty map). */
+int em__idmap_dense_base(const em_idmap *m);
+/* Interns base..base+n-1 into the empty map m (index i = id base + i). EM_ENOMEM. */
+int em__idmap_fill_dense(em_idmap *m, int base, int32_t n, em_err *err);
+/* When m is dense (em__idmap_dense_base), renumbers it by value and sets *perm (em_malloc'd,
+ * m's old size) to the new index of every old index; returns 1. 0 with *perm NULL when m
+ * is not dense. EM_ENOMEM. */
+int em__idmap_renumber_dense(em_idmap *m, int32_t **perm, em_err *err);
+
+/* source.c's id lists, shared by records.c. FORMATS in source.c. */
+int em__als_put_ids(const em_idmap *m, em_vbuf *b);
+int em__als_take_ids(em_idmap *m, const char **p, const char *end, uint32_t n, em_err *err);
+/* Appends u32 nbits and the bitmap of m's ids when all are canonical integers (true; *rc
+ * EM_ENOMEM on failure), else appends nothing and returns false. */
+bool em__als_put_bitmap(const em_idmap *m, em_vbuf *b, int *rc);
+/* Pass 1's records collected from ids (one per partition, index i first), interned in
+ * partition order into users/items; a side whose bit is set in skip_sides is left alone
+ * (its maps were filled densely). *need_lists: a side sent a bitmap that did not prove
+ * dense (run pass 1 again without bitmaps); NULL when bitmaps were not asked for.
+ * *dense (may be NULL): sides filled densely from the bitmaps. */
+int em__als_merge_ids(em_rdd *ids, em_idmap *users, em_idmap *items, uint32_t skip_sides,
+                      bool *need_lists, uint32_t *dense, em_err *err);
+/* The maps blob of pass 2 (u32 n_users, u32 n_items, u32 dense flags: bit 0/1 users/items
+ * numbered by value, bit 2/3 their base is 1; then the ids of the other sides) into b, and
+ * back into two empty maps. EM_ENOMEM, EM_ECORRUPT. */
+int em__als_maps_blob(const em_idmap *users, const em_idmap *items, uint32_t dense,
+                      em_vbuf *b);
+int em__als_maps_decode(em_slice mb, em_idmap *users, em_idmap *items, em_err *err);
+
+#define EM__ALS_FN_TRIPLE_IDS "ml.als.triple_ids"   /* PARTITION: triples -> their ids */
+#define EM__ALS_FN_TRIPLE_MAP "ml.als.triple_map"   /* PARTITION: triples -> ratings */
+
+/* model.c, shared with ranking.c. The top k of `count` rows of side (0: users against the
+ * items, 1: items against the users) from row `first`, by blocked SGEMM and a heap per row:
+ * ids/scores are count x k (-1 / NaN padding; ties: lower index first). EM_ENOMEM. */
+int em__als_top_range(const em_als_model *m, int side, int32_t first, int32_t count, int k,
+                      int32_t *ids, float *scores, em_err *err);
+/* One user's ranking figures added to acc (precision@k, average precision, NDCG@k): ex =
+ * its training items sorted ascending (excluded), te its test ratings (relevant: > 0);
+ * ids/sc are k scratch slots. The caller checks the user has factors and a relevant item. */
+void em__als_rank_user(const em_als_model *m, int32_t u, const int32_t *ex, size_t ntr,
+                       const em_rating *te, size_t nte, int k, int32_t *ids, float *sc,
+                       double acc[3]);
+
+/* ranking.c's task functions (em_als_io_register registers them). */
+int em__als_ranking_register(void);
 
 #endif /* EMBER_MLLIB_ALS_INT_H */

@@ -16,9 +16,19 @@
 #include "mllib/als/als_int.h"
 
 #define ALS_MAX_CONF 64
+#define ALS_MAX_TABLES 32
+
+const em_als_sql_ops *em__als_sql_ops(void);   /* records.c */
+#define HAS_TEST(o) ((o)->test || (o)->test_sql)
 
 typedef struct als_opts {
     const char *train, *test, *master, *save, *recommend;
+    const char *rec_all[2];                     /* --recommend-all, --recommend-all-items */
+    const char *sql, *test_sql;                 /* --sql, --test-sql */
+    const char *tables[ALS_MAX_TABLES];         /* --table NAME=PATH */
+    uint32_t ntables;
+    const char *init[ALS_MAX_TABLES];           /* --sql-init FILE */
+    uint32_t ninit;
     em_ratings_read_opts ro;
     em_als_params p;
     int top;
@@ -33,6 +43,7 @@ void em_als_cli_help(FILE *f)
 {
     fputs(
         "Usage: ember als --train PATH [--test PATH] [options]\n"
+        "       ember als --sql QUERY [--table NAME=PATH]... [--test-sql QUERY|--test PATH]\n"
         "       ember als recommend --model DIR --user USER [--top N]\n"
         "\n"
         "Trains an alternating-least-squares matrix factorisation on the engine (users and\n"
@@ -43,7 +54,19 @@ void em_als_cli_help(FILE *f)
         "                           (implicit) are reported on them\n"
         "  --format F               tsv|csv|movielens|netflix|auto (default auto: by name and\n"
         "                           first line)\n"
-        "  --skip-bad-lines         count and skip malformed lines instead of failing\n"
+        "  --skip-bad-lines         count and skip malformed lines instead of failing (with\n"
+        "                           --sql: rows with a NULL id or rating)\n"
+        "  --sql QUERY              train on a query's result instead of --train: its three\n"
+        "                           columns are user, item (INTEGER or TEXT ids) and rating\n"
+        "                           (numeric), e.g. \"SELECT u, m, stars FROM r\"\n"
+        "  --test-sql QUERY         test ratings from a query (as --sql)\n"
+        "  --table NAME=PATH        a table for --sql from a CSV file with a header line (a\n"
+        "                           .tsv file: tab separated), types inferred (repeatable)\n"
+        "  --sql-init FILE          SQL statements run before --sql (CREATE TABLE ... USING\n"
+        "                           csv, ...; repeatable)\n"
+        "  --map-ids                number every id by first appearance, even integer ids\n"
+        "                           that are dense (0..n-1 or 1..n), which by default are\n"
+        "                           numbered by value without an id-mapping job\n"
         "  --rank N                 factors per user and item (default 10)\n"
         "  --iterations N           full ALS iterations (default 10)\n"
         "  --lambda X               regularisation, weighted by rating counts (default 0.05)\n"
@@ -62,16 +85,23 @@ void em_als_cli_help(FILE *f)
         "  --save DIR               save the model directory (must not exist; checked before\n"
         "                           training); 'ember als recommend' loads it\n"
         "  --recommend USER         print the top items for this user id\n"
-        "  --top N                  how many to recommend (default 10)\n"
+        "  --top N                  how many to recommend (default 10); with --implicit and a\n"
+        "                           test set, the k of precision@k and NDCG@k\n"
+        "  --recommend-all DIR      the top N items of every user, computed on the executors\n"
+        "                           (blocked SGEMM per range of users) and written there as\n"
+        "                           DIR/part-NNNNN lines USER TAB ITEM TAB SCORE, best first\n"
+        "                           (DIR must not exist; Spark's recommendForAllUsers)\n"
+        "  --recommend-all-items DIR  the top N users of every item, the same way\n"
         "  --driver-read            parse the files and build the blocks on the driver (the\n"
-        "                           path before issue 11); by default explicit ALS reads on\n"
-        "                           the executors and builds each block where it is cached\n"
-        "                           (implicit feedback and the netflix layout always read on\n"
-        "                           the driver)\n"
+        "                           path before issue 11); by default ALS reads on the\n"
+        "                           executors and builds each block where it is cached, and\n"
+        "                           computes test RMSE and the implicit ranking metrics there\n"
         "  --json                   last stdout line: one JSON object with test_rmse,\n"
         "                           train_rmse, load_s, setup_s (read to blocks ready),\n"
         "                           train_s, eval_s, total_s, peak_rss_mib (the largest sum\n"
-        "                           over this process and its executors), driver_peak_rss_mib\n"
+        "                           over this process and its executors), driver_peak_rss_mib,\n"
+        "                           read_on_executors, dense_user_ids, dense_item_ids and,\n"
+        "                           implicit, precision_at_k, map, ndcg_at_k\n"
         "  --help                   this text\n",
         f);
 }
@@ -117,7 +147,8 @@ static bool num(const char *v, double lo, double hi, double *out)
 static const char *const value_flags[] = {
     "--train", "--test", "--master", "--save", "--recommend", "--format", "--cold-start",
     "--rank", "--iterations", "--lambda", "--alpha", "--blocks", "--checkpoint-interval",
-    "--seed", "--top", "--conf", NULL,
+    "--seed", "--top", "--conf", "--recommend-all", "--recommend-all-items", "--sql",
+    "--test-sql", "--table", "--sql-init", NULL,
 };
 
 static bool is_value_flag(const char *a)
@@ -149,6 +180,22 @@ static int take_value(als_opts *o, const char *a, const char *v)
     else if (!strcmp(a, "--master")) o->master = v;
     else if (!strcmp(a, "--save")) o->save = v;
     else if (!strcmp(a, "--recommend")) o->recommend = v;
+    else if (!strcmp(a, "--recommend-all")) o->rec_all[0] = v;
+    else if (!strcmp(a, "--recommend-all-items")) o->rec_all[1] = v;
+    else if (!strcmp(a, "--sql")) o->sql = v;
+    else if (!strcmp(a, "--test-sql")) o->test_sql = v;
+    else if (!strcmp(a, "--table")) {
+        const char *eq = strchr(v, '=');
+        if (!eq || eq == v || !eq[1])
+            return usage("--table wants NAME=PATH, not '%s'", v);
+        if (o->ntables == ALS_MAX_TABLES)
+            return usage("%s: too many tables", "--table");
+        o->tables[o->ntables++] = v;
+    } else if (!strcmp(a, "--sql-init")) {
+        if (o->ninit == ALS_MAX_TABLES)
+            return usage("%s: too many files", "--sql-init");
+        o->init[o->ninit++] = v;
+    }
     else if (!strcmp(a, "--conf")) {
         const char *eq = strchr(v, '=');
         if (!eq || eq == v)
@@ -204,6 +251,7 @@ static int parse_args(als_opts *o, int argc, char **argv)
         else if (!strcmp(a, "--json")) o->json = true;
         else if (!strcmp(a, "--driver-read")) o->driver_read = true;
         else if (!strcmp(a, "--skip-bad-lines")) o->ro.skip_bad_lines = true;
+        else if (!strcmp(a, "--map-ids")) o->ro.dense_ids = false;
         else if (strncmp(a, "--", 2) != 0)
             return usage("unexpected argument '%s'", a);
         else {
@@ -222,8 +270,16 @@ static int parse_args(als_opts *o, int argc, char **argv)
             }
         }
     }
-    if (!o->train)
-        return usage("%s", "--train PATH is required");
+    if (o->sql && o->train)
+        return usage("%s", "--sql and --train: give one of them");
+    if (!o->train && !o->sql)
+        return usage("%s", "--train PATH (or --sql QUERY) is required");
+    if (!o->sql && (o->test_sql || o->ntables || o->ninit))
+        return usage("%s", "--test-sql, --table and --sql-init go with --sql");
+    if (o->test_sql && o->test)
+        return usage("%s", "--test-sql and --test: give one of them");
+    if (o->sql && o->driver_read)
+        return usage("%s", "--sql reads on the executors: --driver-read does not apply");
     return 0;
 }
 
@@ -522,6 +578,7 @@ typedef struct run {
     double t_start, t_load, t_train, t_eval, t_setup_end;
     em_als_metrics tr, te;
     em_rank_metrics rk;
+    uint32_t dense;                /* sides numbered by value (dense integer ids) */
 } run;
 
 /* em_als_params.phase (ud: the run): prints the phase and notes the end of the setup (the
@@ -549,6 +606,30 @@ static int context(const em_conf *conf, run *r, void (*on_context)(em_context *)
     return 0;
 }
 
+/* A query's ratings (--sql, --test-sql) through the SQL hook, mapped on the executors. */
+static int sql_read(const als_opts *o, run *r, const char *query, const char *what,
+                    em_als_ratings *out, em_err *err)
+{
+    const em_als_sql_ops *ops = em__als_sql_ops();
+    em_rdd *triples = NULL;
+    uint64_t nulls = 0;
+    if (!ops)
+        return em_err_set(err, EM_EINVAL, "%s: this build has no SQL front end", what);
+    em_als_sql_query q = {.query = query, .tables = o->tables, .ntables = o->ntables,
+                          .init = o->init, .ninit = o->ninit,
+                          .skip_bad = o->ro.skip_bad_lines};
+    int rc = ops->query(r->sc, &q, &triples, &nulls, err);
+    if (rc == 0) {
+        rc = em_als_ratings_from_triples(r->sc, triples, &o->ro, r->users, r->items, out,
+                                         err);
+        if (rc < 0)
+            em_err_prefix(err, "%s", what);
+        out->skipped += nulls;
+    }
+    em_rdd_release(triples);   /* alive through out->ratings */
+    return rc;
+}
+
 /* Reads train (and test) on the executors: 0 done (r->exec), 1 when a file needs the
  * driver's reader (nothing read), <0 an error. */
 static int load_exec(const als_opts *o, run *r, em_err *err)
@@ -556,9 +637,14 @@ static int load_exec(const als_opts *o, run *r, em_err *err)
     double t0 = em_now_s();
     if (!(r->users = em_idmap_new()) || !(r->items = em_idmap_new()))
         return em_err_set(err, EM_ENOMEM, "id maps");
-    int rc = em_als_read_ratings(r->sc, o->train, &o->ro, r->users, r->items, &r->xtrain, err);
+    int rc = o->sql ? sql_read(o, r, o->sql, "--sql", &r->xtrain, err)
+                    : em_als_read_ratings(r->sc, o->train, &o->ro, r->users, r->items,
+                                          &r->xtrain, err);
     int32_t nu = em_idmap_size(r->users), ni = em_idmap_size(r->items);
-    if (rc == 0 && o->test) {
+    r->dense = r->xtrain.dense;
+    if (rc == 0 && o->test_sql)
+        rc = sql_read(o, r, o->test_sql, "--test-sql", &r->xtest, err);
+    else if (rc == 0 && o->test) {
         rc = em_als_read_ratings(r->sc, o->test, &o->ro, r->users, r->items, &r->xtest, err);
         if (rc == 1)
             em_als_ratings_release(r->sc, &r->xtrain);
@@ -575,10 +661,11 @@ static int load_exec(const als_opts *o, run *r, em_err *err)
         r->exec = true;
         r->train.n = (size_t)r->xtrain.n;   /* reported */
         r->test.n = (size_t)r->xtest.n;
-        if (o->test)
+        if (o->test || o->test_sql)
             snprintf(tests, sizeof tests, ", %zu test ratings", r->test.n);
-        fprintf(stderr, "ember als: read on the executors: %zu training ratings (%d users, %d "
-                "items)%s in %.2f s; %llu bad lines skipped\n", r->train.n, nu, ni, tests,
+        fprintf(stderr, "ember als: read on the executors%s: %zu training ratings (%d users, %d "
+                "items)%s in %.2f s; %llu bad lines skipped\n", o->sql ? " from --sql" : "",
+                r->train.n, nu, ni, tests,
                 r->t_load, (unsigned long long)(r->xtrain.skipped + r->xtest.skipped));
     }
     return rc;
@@ -592,19 +679,43 @@ static void unpersist_train(void *ud)
     em_rdd_unpersist(r->xtrain.ratings);
 }
 
+/* --recommend-all, --recommend-all-items: written by the executors. */
+static int recommend_all(const als_opts *o, run *r, em_err *err)
+{
+    for (int side = 0; side < 2; side++) {
+        if (!o->rec_all[side])
+            continue;
+        double t0 = em_now_s();
+        int rc = em_als_recommend_all_save(r->sc, r->model, side, o->top, r->users, r->items,
+                                           o->rec_all[side], err);
+        if (rc < 0)
+            return rc;
+        fprintf(stderr, "ember als: top %d %s for every %s written to %s in %.2f s\n", o->top,
+                side ? "users" : "items", side ? "item" : "user", o->rec_all[side],
+                em_now_s() - t0);
+    }
+    return 0;
+}
+
 /* Training and test metrics on the executor path. */
 static int train_exec(const als_opts *o, run *r, em_als_params *p, em_err *err)
 {
     double t0 = em_now_s();
-    p->ratings_done = unpersist_train;
+    if (!p->implicit)   /* implicit: the training ratings are the ranking's exclusions */
+        p->ratings_done = unpersist_train;
     int rc = em_als_train_rdd(r->sc, r->xtrain.ratings, em_idmap_size(r->users),
                               em_idmap_size(r->items), p, &r->model, err);
     r->t_train = em_now_s() - t0;
     if (rc < 0)
         return rc;
     t0 = em_now_s();
-    if (o->test)
+    if (p->implicit)
+        rc = em_als_evaluate_rdd(r->sc, r->model, r->xtrain.ratings, EM_COLD_DROP, &r->tr, err);
+    if (rc == 0 && HAS_TEST(o))
         rc = em_als_evaluate_rdd(r->sc, r->model, r->xtest.ratings, o->cold, &r->te, err);
+    if (rc == 0 && HAS_TEST(o) && p->implicit)
+        rc = em_als_ranking_metrics_rdd(r->sc, r->model, r->xtrain.ratings, r->xtest.ratings,
+                                        o->top, &r->rk, err);
     r->t_eval = em_now_s() - t0;
     return rc;
 }
@@ -615,6 +726,8 @@ static int load(const als_opts *o, run *r, em_err *err)
     if (!(r->users = em_idmap_new()) || !(r->items = em_idmap_new()))
         return em_err_set(err, EM_ENOMEM, "id maps");
     int rc = em_ratings_read(o->train, &o->ro, r->users, r->items, &r->train, err);
+    if (rc == 0 && o->ro.dense_ids)   /* the numbering of the executors' reader */
+        rc = em_ratings_dense_renumber(&r->train, r->users, r->items, &r->dense, err);
     int32_t nu = em_idmap_size(r->users), ni = em_idmap_size(r->items);
     if (rc == 0 && o->test)
         rc = em_ratings_read(o->test, &o->ro, r->users, r->items, &r->test, err);
@@ -682,25 +795,27 @@ static int train_eval(const als_opts *o, const em_conf *conf, run *r,
 static void report(const als_opts *o, const run *r, double total, double peak_mib)
 {
     fprintf(stderr, "ember als: train RMSE %.4f", r->tr.rmse);
-    if (o->test)
+    if (HAS_TEST(o))
         fprintf(stderr, ", test RMSE %.4f MAE %.4f (%llu scored, %llu cold)", r->te.rmse,
                 r->te.mae, (unsigned long long)r->te.n, (unsigned long long)r->te.cold);
-    if (o->test && o->p.implicit)
+    if (HAS_TEST(o) && o->p.implicit)
         fprintf(stderr, ", precision@%d %.4f MAP %.4f NDCG@%d %.4f", o->top,
                 r->rk.precision_at_k, r->rk.map, o->top, r->rk.ndcg_at_k);
     fprintf(stderr, "; train %.2f s, total %.2f s\n", r->t_train, total);
     if (!o->json)
         return;
     json_t *j = json_object();
-    json_object_set_new(j, "test_rmse", o->test && !isnan(r->te.rmse) ? json_real(r->te.rmse)
+    json_object_set_new(j, "test_rmse", HAS_TEST(o) && !isnan(r->te.rmse) ? json_real(r->te.rmse)
                                                                       : json_null());
-    json_object_set_new(j, "test_mae", o->test && !isnan(r->te.mae) ? json_real(r->te.mae)
+    json_object_set_new(j, "test_mae", HAS_TEST(o) && !isnan(r->te.mae) ? json_real(r->te.mae)
                                                                     : json_null());
     json_object_set_new(j, "train_rmse", isnan(r->tr.rmse) ? json_null() : json_real(r->tr.rmse));
     json_object_set_new(j, "load_s", json_real(r->t_load));
     json_object_set_new(j, "setup_s", json_real(r->t_setup_end > 0 ? r->t_setup_end - r->t_start
                                                                    : NAN));
     json_object_set_new(j, "read_on_executors", json_boolean(r->exec));
+    json_object_set_new(j, "dense_user_ids", json_boolean(r->dense & 1));
+    json_object_set_new(j, "dense_item_ids", json_boolean(r->dense >> 1 & 1));
     json_object_set_new(j, "train_s", json_real(r->t_train));
     json_object_set_new(j, "eval_s", json_real(r->t_eval));
     json_object_set_new(j, "total_s", json_real(total));
@@ -712,7 +827,7 @@ static void report(const als_opts *o, const run *r, double total, double peak_mi
     json_object_set_new(j, "iterations", json_integer(o->p.iterations ? o->p.iterations : 10));
     json_object_set_new(j, "n_train", json_integer((json_int_t)r->train.n));
     json_object_set_new(j, "n_test", json_integer((json_int_t)r->test.n));
-    if (o->p.implicit && o->test) {
+    if (o->p.implicit && HAS_TEST(o)) {
         json_object_set_new(j, "precision_at_k", json_real(r->rk.precision_at_k));
         json_object_set_new(j, "map", json_real(r->rk.map));
         json_object_set_new(j, "ndcg_at_k", json_real(r->rk.ndcg_at_k));
@@ -820,7 +935,7 @@ int em_als_cli_run(int argc, char **argv, void (*on_context)(em_context *sc))
 {
     if (argc >= 2 && !strcmp(argv[1], "recommend"))
         return recommend_main(argc - 1, argv + 1);
-    als_opts o = {.top = 10, .cold = EM_COLD_DROP,
+    als_opts o = {.top = 10, .cold = EM_COLD_DROP, .ro = {.dense_ids = true},
                   .p = {.rank = 10, .iterations = 10, .lambda = 0.05, .alpha = 40, .seed = 1}};
     run r = {0};
     em_err err = EM_ERR_INIT;
@@ -832,6 +947,11 @@ int em_als_cli_run(int argc, char **argv, void (*on_context)(em_context *sc))
         return rc < 0 ? 0 : rc;
     if (o.save && (rc = check_out_dir("--save", o.save)) != 0)
         return rc;
+    for (int side = 0; side < 2; side++)
+        if (o.rec_all[side] &&
+            (rc = check_out_dir(side ? "--recommend-all-items" : "--recommend-all",
+                                o.rec_all[side])) != 0)
+            return rc;
     if (make_conf(&o, &conf, &err) < 0) {
         fprintf(stderr, "ember als: %s\n", err.msg);
         return 2;
@@ -843,7 +963,7 @@ int em_als_cli_run(int argc, char **argv, void (*on_context)(em_context *sc))
         rss_start(&rs);
     r.t_start = em_now_s();
     rc = 1;
-    if (!o.driver_read && !o.p.implicit &&
+    if ((o.sql || !o.driver_read) &&
         (rc = context(conf, &r, on_context, &ctx_failed, &err)) == 0)
         rc = load_exec(&o, &r, &err);
     if (rc == 1)
@@ -851,6 +971,8 @@ int em_als_cli_run(int argc, char **argv, void (*on_context)(em_context *sc))
     if (rc == 0 && (rc = train_eval(&o, conf, &r, on_context, &ctx_failed, &err)) == 0 &&
         o.save)
         rc = em_als_model_save(r.model, o.save, r.users, r.items, &err);
+    if (rc == 0)
+        rc = recommend_all(&o, &r, &err);
     if (rc == 0) {
         if (o.recommend)
             recommend(&o, r.model, r.users, r.items);

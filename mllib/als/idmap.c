@@ -246,3 +246,58 @@ const char *em_idmap_name(const em_idmap *m, int32_t idx, char buf[24])
     return buf;
 }
 
+
+/* ---------------------------------------------------------------- dense integer ids */
+
+int em__idmap_dense_base(const em_idmap *m)
+{
+    if (m->n == 0 || m->nstr)
+        return -1;
+    int64_t lo = INT64_MAX, hi = -1;
+    for (int32_t i = 0; i < m->n; i++) {
+        if (m->rev[i] < 0)
+            return -1;
+        lo = m->rev[i] < lo ? m->rev[i] : lo;
+        hi = m->rev[i] > hi ? m->rev[i] : hi;
+    }
+    /* n distinct ids within lo..hi: dense exactly when hi - lo + 1 == n */
+    if (hi - lo + 1 != (int64_t)m->n || lo > 1)
+        return -1;
+    return (int)lo;
+}
+
+int em__idmap_fill_dense(em_idmap *m, int base, int32_t n, em_err *err)
+{
+    for (int32_t i = 0; i < n; i++) {
+        int32_t idx;
+        if (em__idmap_intern_int(m, (uint32_t)(i + base), NULL, 0, &idx, err) < 0)
+            return err->code;
+        if (idx != m->n - 1 || idx != i)
+            return em_err_set(err, EM_EINVAL, "id map: dense fill into a map that is not "
+                              "empty");
+    }
+    return 0;
+}
+
+int em__idmap_renumber_dense(em_idmap *m, int32_t **perm, em_err *err)
+{
+    *perm = NULL;
+    int base = em__idmap_dense_base(m);
+    if (base < 0)
+        return 0;
+    int32_t n = m->n;
+    int32_t *p = em_malloc((size_t)n * sizeof *p);
+    if (!p)
+        return em_err_set(err, EM_ENOMEM, "id map: renumbering %d ids", n);
+    for (int32_t i = 0; i < n; i++) {
+        p[i] = (int32_t)(m->rev[i] - base);
+        m->direct[m->rev[i]] = 0;
+    }
+    m->n = 0;
+    if (em__idmap_fill_dense(m, base, n, err) < 0) {
+        em_free(p);
+        return err->code;
+    }
+    *perm = p;
+    return 1;
+}

@@ -284,11 +284,14 @@ int em_als_recommend_users(const em_als_model *m, int32_t item, int k, int32_t *
                        k, m->rank, NULL, 0, users, scores);
 }
 
-int em_als_recommend_all(const em_als_model *m, int k, int32_t *items, float *scores,
-                         em_err *err)
+int em__als_top_range(const em_als_model *m, int side, int32_t first, int32_t count, int k,
+                      int32_t *ids, float *scores, em_err *err)
 {
     enum { UB = 256, IB = 2048 };
     int r = m->rank;
+    const float *src = side ? m->item_factors : m->user_factors;
+    const float *dst = side ? m->user_factors : m->item_factors;
+    int32_t ndst = side ? m->n_users : m->n_items;
     float *tile = em_malloc((size_t)UB * IB * sizeof *tile);
     topk *h = em_malloc(UB * sizeof *h);
     if (!tile || !h) {
@@ -296,15 +299,15 @@ int em_als_recommend_all(const em_als_model *m, int k, int32_t *items, float *sc
         em_free(h);
         return em_err_set(err, EM_ENOMEM, "als recommend all");
     }
-    for (int32_t u0 = 0; u0 < m->n_users; u0 += UB) {
-        int nu = m->n_users - u0 < UB ? m->n_users - u0 : UB;
+    for (int32_t u0 = 0; u0 < count; u0 += UB) {
+        int nu = count - u0 < UB ? count - u0 : UB;
         for (int a = 0; a < nu; a++)
-            h[a] = (topk){.k = k, .id = items + (size_t)(u0 + a) * k,
+            h[a] = (topk){.k = k, .id = ids + (size_t)(u0 + a) * k,
                           .sc = scores + (size_t)(u0 + a) * k};
-        for (int32_t i0 = 0; i0 < m->n_items; i0 += IB) {
-            int ni = m->n_items - i0 < IB ? m->n_items - i0 : IB;
-            em_la_sgemm_nt(nu, ni, r, m->user_factors + (size_t)u0 * r,
-                           m->item_factors + (size_t)i0 * r, tile);
+        for (int32_t i0 = 0; i0 < ndst; i0 += IB) {
+            int ni = ndst - i0 < IB ? ndst - i0 : IB;
+            em_la_sgemm_nt(nu, ni, r, src + (size_t)(first + u0) * r, dst + (size_t)i0 * r,
+                           tile);
             for (int a = 0; a < nu; a++)
                 for (int b = 0; b < ni; b++) {
                     float s = tile[(size_t)a * ni + b];
@@ -321,6 +324,12 @@ int em_als_recommend_all(const em_als_model *m, int k, int32_t *items, float *sc
     em_free(tile);
     em_free(h);
     return 0;
+}
+
+int em_als_recommend_all(const em_als_model *m, int k, int32_t *items, float *scores,
+                         em_err *err)
+{
+    return em__als_top_range(m, 0, 0, m->n_users, k, items, scores, err);
 }
 
 static int cmp_ui(const void *a, const void *b)
@@ -349,13 +358,11 @@ static int by_user(const em_rating *r, size_t n, int32_t nu, em_rating **sorted,
     return 0;
 }
 
-static void rank_user(const em_als_model *m, int32_t u, const em_rating *tr, size_t ntr,
-                      const em_rating *te, size_t nte, int k, int32_t *ids, float *sc,
-                      int32_t *ex, double acc[3])
+void em__als_rank_user(const em_als_model *m, int32_t u, const int32_t *ex, size_t ntr,
+                       const em_rating *te, size_t nte, int k, int32_t *ids, float *sc,
+                       double acc[3])
 {
     size_t nrel = 0;
-    for (size_t i = 0; i < ntr; i++)
-        ex[i] = tr[i].item;
     for (size_t i = 0; i < nte; i++)
         nrel += te[i].rating > 0;
     int got = em_als_recommend_items(m, u, k, ex, ntr, ids, sc);
@@ -401,7 +408,9 @@ int em_als_ranking_metrics(const em_als_model *m, const em_rating *train, size_t
             any = any || te[i].rating > 0;
         if (!any || !em_als_model_has_user(m, u))
             continue;
-        rank_user(m, u, tr + str[u], str[u + 1] - str[u], te + a, b - a, k, ids, sc, ex, acc);
+        for (size_t i = str[u]; i < str[u + 1]; i++)
+            ex[i - str[u]] = tr[i].item;
+        em__als_rank_user(m, u, ex, str[u + 1] - str[u], te + a, b - a, k, ids, sc, acc);
         out->users++;
     }
     if (out->users) {

@@ -604,11 +604,83 @@ em_ratings_format em__ratings_detect(const char *path, em_ratings_format fmt)
     int fd = open(path, O_RDONLY);
     if (fd < 0)
         return EM_RATINGS_AUTO;
-    em_ratings_format f = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0
-                              ? par_format(path, fd, (uint64_t)st.st_size, fmt)
-                              : EM_RATINGS_AUTO;
+    em_ratings_format f = EM_RATINGS_AUTO;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+        uint64_t size = (uint64_t)st.st_size;
+        if (fmt == EM_RATINGS_NETFLIX)
+            f = fmt;
+        else if (fmt == EM_RATINGS_AUTO) {   /* par_format's detection, Netflix allowed */
+            char *buf = em_malloc(SCAN_BLOCK);
+            size_t want = size < SCAN_BLOCK ? (size_t)size : SCAN_BLOCK;
+            ssize_t got = buf ? pread(fd, buf, want, 0) : -1;
+            if (got == (ssize_t)want && (memchr(buf, '\n', want) || want == size))
+                f = detect(path, buf, want);
+            em_free(buf);
+        } else
+            f = par_format(path, fd, size, fmt);
+    }
     close(fd);
-    return f;
+    return f >= EM_RATINGS_TSV && f <= EM_RATINGS_NETFLIX ? f : EM_RATINGS_AUTO;
+}
+
+/* A Netflix movie line as parse_netflix takes it (after the '\r' strip): "ID:" with a
+ * non-empty ID and no ','; *tn = the ID's length. */
+static bool movie_line(const char *p, const char *e, size_t *tn)
+{
+    if (e > p && e[-1] == '\r')
+        e--;
+    if (e - p < 2 || e[-1] != ':' || memchr(p, ',', (size_t)(e - p)))
+        return false;
+    *tn = (size_t)(e - 1 - p);
+    return true;
+}
+
+/* The movie a Netflix range starting at line start a belongs to: the last movie line before
+ * a, found by reading backwards in windows that double (a movie's section is a few MiB at
+ * most in the Netflix Prize data). Interned into items as the driver's reader did when it
+ * met that line; *movie stays -1 when no movie line precedes a (the range's rating lines
+ * then fail as they would in the whole file). EM_EIO, EM_ENOMEM. */
+static int lookback_movie(int fd, uint64_t a, const char *path, em_idmap *items,
+                          int32_t *movie, em_err *err)
+{
+    uint64_t w = SCAN_BLOCK;
+    *movie = -1;
+    for (;;) {
+        uint64_t lo = a > w ? a - w : 0;
+        size_t n = (size_t)(a - lo);
+        char *buf = em_malloc(n + 1);
+        if (!buf)
+            return em_err_set(err, EM_ENOMEM, "%s: %zu bytes", path, n);
+        ssize_t got = pread(fd, buf, n, (off_t)lo);
+        if (got != (ssize_t)n) {
+            em_free(buf);
+            return em_err_set(err, EM_EIO, "%s: read at %llu failed", path,
+                              (unsigned long long)lo);
+        }
+        /* the complete lines of the window, from the last one back (buf[n-1] is '\n') */
+        const char *first = buf;
+        if (lo > 0) {
+            const char *nl = memchr(buf, '\n', n);
+            first = nl ? nl + 1 : buf + n;
+        }
+        const char *e = buf + n - 1;
+        while (e >= first) {
+            const char *p = e;
+            while (p > first && p[-1] != '\n')
+                p--;
+            size_t tn;
+            if (movie_line(p, e, &tn)) {
+                int rc = em_idmap_intern(items, p, tn, movie, err);
+                em_free(buf);
+                return rc < 0 ? rc : 0;
+            }
+            e = p - 1;
+        }
+        em_free(buf);
+        if (lo == 0)
+            return 0;
+        w *= 2;
+    }
 }
 
 /* Newlines in [0, end) of fd; -1 on a read error. */
@@ -669,6 +741,11 @@ int em__ratings_parse_range(const em__ratings_range *rg, em_idmap *users, em_idm
     ps.from_start = a == 0;
     ps.flush = flush;
     ps.flush_ud = ud;
+    int32_t movie = -1;   /* Netflix: the movie whose section the range starts in */
+    if (rg->fmt == EM_RATINGS_NETFLIX && a > 0 &&
+        (rc = lookback_movie(fd, a, rg->path, items, &movie, err)) < 0)
+        goto out;
+    ps.movie = movie;
     if ((rc = parse_fd(&ps, fd, (int64_t)a, b - a, err)) == EM_ECORRUPT && a > 0) {
         /* A bad line: its number counted from the range start is not the file's. Count
          * the lines before the range and parse it again (the same line fails the same
@@ -681,6 +758,7 @@ int em__ratings_parse_range(const em__ratings_range *rg, em_idmap *users, em_idm
             ps.from_start = false;
             ps.line = (uint64_t)nl;
             ps.flush = drop_all;
+            ps.movie = movie;
             if (parse_fd(&ps, fd, (int64_t)a, b - a, &again) == EM_ECORRUPT)
                 em_err_copy(err, &again);
         }

@@ -21,12 +21,21 @@
  *
  * FORMATS (host order, als_int.h BYTE ORDER):
  *   split record   u32 file, u32 format, u64 start, u64 end, u32 split index
- *   context blob   u32 magic "ALSR", u32 skip_bad, u32 acc_lines, u32 acc_skipped,
+ *   context blob   u32 magic "ALSR", u32 flags (bit 0 skip_bad, bit 1 send bitmaps of
+ *                  integer ids: dense detection), u32 acc_lines, u32 acc_skipped,
  *                  u32 acc_ratings, u32 maps broadcast id (pass 2; 0 in pass 1),
  *                  u32 nfiles, then nfiles NUL-terminated paths
- *   ids record     u32 split, u32 n_users, u32 n_items, then the ids NUL-terminated (users
- *                  then items, in local index order)
- *   maps blob      u32 n_users, u32 n_items, then the ids NUL-terminated in index order
+ *   ids record     u32 split, u32 n_users, u32 n_items, u32 modes (bit s: side s (0 users,
+ *                  1 items) sent as a bitmap), then per bitmap side u32 nbits (max id + 1)
+ *                  and ceil(nbits / 8) bytes (bit v: id v occurs), then the ids of the
+ *                  other sides NUL-terminated (users then items, in local index order)
+ *   maps blob      u32 n_users, u32 n_items, u32 dense flags (bit 0/1: users/items numbered
+ *                  by value, bit 2/3: from 1), then the ids of the other sides
+ *                  NUL-terminated in index order
+ * DENSE IDS (em_ratings_read_opts.dense_ids): a side whose ids are all canonical integers
+ * in every range goes as a bitmap; when the union is exactly 0..n-1 or 1..n the side is
+ * numbered by value and no list of its ids is ever made, shipped or interned. Otherwise
+ * pass 1 runs once more sending lists (the first-appearance numbering needs them).
  *   score blob     u32 magic "ALSE", u32 rank, i32 n_users, i32 n_items, u32 model
  *                  broadcast id (the model: n_users*rank then n_items*rank floats) */
 #include <math.h>
@@ -86,10 +95,10 @@ static int src_split(const src_ctx *x, em_iter *in, em__ratings_range *rg, uint3
     if (rc == 0 || r.val.n != SPLIT_REC || em__ld32(r.val.p) >= x->nfiles)
         return em_err_set(err, EM_ECORRUPT, "als read: bad split record");
     uint32_t fmt = em__ld32(r.val.p + 4);
-    if (fmt < EM_RATINGS_TSV || fmt > EM_RATINGS_MOVIELENS)
+    if (fmt < EM_RATINGS_TSV || fmt > EM_RATINGS_NETFLIX)
         return em_err_set(err, EM_ECORRUPT, "als read: format %u", fmt);
     *rg = (em__ratings_range){.path = x->paths[em__ld32(r.val.p)],
-                              .fmt = (em_ratings_format)fmt, .skip_bad = x->skip != 0,
+                              .fmt = (em_ratings_format)fmt, .skip_bad = (x->skip & 1) != 0,
                               .start = em_load_le64(r.val.p + 8),
                               .end = em_load_le64(r.val.p + 16)};
     *idx = em__ld32(r.val.p + 24);
@@ -106,7 +115,7 @@ static int count_drop(void *ud, em_ratings *out, em_err *err)
 }
 
 /* Appends map m's ids (NUL-terminated, index order) to b. */
-static int put_ids(const em_idmap *m, em_vbuf *b)
+int em__als_put_ids(const em_idmap *m, em_vbuf *b)
 {
     char buf[24];
     for (int32_t i = 0; i < em_idmap_size(m); i++) {
@@ -115,6 +124,32 @@ static int put_ids(const em_idmap *m, em_vbuf *b)
             return EM_ENOMEM;
     }
     return 0;
+}
+#define put_ids em__als_put_ids
+
+/* The bitmap of m's ids when they are all canonical integers below EM__IDMAP_DIRECT_MAX
+ * (rev >= 0): appends u32 nbits (max id + 1, 0 for an empty map) and the bits; false
+ * (nothing appended) when one id is a string. */
+bool em__als_put_bitmap(const em_idmap *m, em_vbuf *b, int *rc)
+{
+    int64_t hi = -1;
+    for (int32_t i = 0; i < m->n; i++) {
+        if (m->rev[i] < 0)
+            return false;
+        hi = m->rev[i] > hi ? m->rev[i] : hi;
+    }
+    uint32_t nbits = (uint32_t)(hi + 1);
+    size_t at = b->len, nb = ((size_t)nbits + 7) / 8;
+    if (em_vbuf_append(b, &nbits, 4) < 0 || em_vbuf_reserve(b, nb) < 0) {
+        *rc = EM_ENOMEM;
+        return true;
+    }
+    uint8_t *bits = b->data + at + 4;
+    memset(bits, 0, nb);
+    for (int32_t i = 0; i < m->n; i++)
+        bits[m->rev[i] >> 3] |= (uint8_t)(1u << (m->rev[i] & 7));
+    b->len = at + 4 + nb;
+    return true;
 }
 
 /* PARTITION (pass 1) over the split records: emits the range's ids record. */
@@ -137,10 +172,22 @@ int em__als_fn_read_ids(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emit
         em_free(x.paths);
     }
     if (rc == 0) {
-        uint32_t hdr[3] = {split, (uint32_t)em_idmap_size(mu), (uint32_t)em_idmap_size(mi)};
-        if (em_vbuf_append(&b, hdr, sizeof hdr) < 0 || put_ids(mu, &b) < 0 ||
-            put_ids(mi, &b) < 0)
+        /* modes: bit s set = side s sent as a bitmap (dense detection asked, all integers) */
+        uint32_t hdr[4] = {split, (uint32_t)em_idmap_size(mu), (uint32_t)em_idmap_size(mi), 0};
+        int brc = 0;
+        if (em_vbuf_append(&b, hdr, sizeof hdr) < 0)
+            brc = EM_ENOMEM;
+        for (int side = 0; brc == 0 && (x.skip & 2) && side < 2; side++)
+            if (em__als_put_bitmap(side ? mi : mu, &b, &brc))
+                hdr[3] |= 1u << side;
+        if (brc == 0 && !(hdr[3] & 1) && put_ids(mu, &b) < 0)
+            brc = EM_ENOMEM;
+        if (brc == 0 && !(hdr[3] & 2) && put_ids(mi, &b) < 0)
+            brc = EM_ENOMEM;
+        if (brc < 0)
             rc = em_err_set(err, EM_ENOMEM, "als read: ids of range %u", split);
+        else
+            memcpy(b.data + 12, &hdr[3], 4);
     }
     if (rc == 0) {
         em_task_acc_add_i64(c->task, x.acc[0], (int64_t)r.lines);
@@ -156,10 +203,8 @@ int em__als_fn_read_ids(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emit
     return rc;
 }
 
-/* Interns n NUL-terminated ids from *p (advanced) into m; the index of each must be
- * want[i] when want is not NULL (else it is stored there). */
-static int take_ids(em_idmap *m, const char **p, const char *end, uint32_t n, int32_t *idx,
-                    em_err *err)
+/* Interns n NUL-terminated ids from *p (advanced) into m. */
+int em__als_take_ids(em_idmap *m, const char **p, const char *end, uint32_t n, em_err *err)
 {
     for (uint32_t i = 0; i < n; i++) {
         const char *z = memchr(*p, '\0', (size_t)(end - *p));
@@ -168,9 +213,42 @@ static int take_ids(em_idmap *m, const char **p, const char *end, uint32_t n, in
             return em_err_set(err, EM_ECORRUPT, "als read: id list cut short");
         if (em_idmap_intern(m, *p, (size_t)(z - *p), &v, err) < 0)
             return err->code;
-        if (idx)
-            idx[i] = v;
         *p = z + 1;
+    }
+    return 0;
+}
+
+int em__als_maps_blob(const em_idmap *users, const em_idmap *items, uint32_t dense,
+                      em_vbuf *b)
+{
+    uint32_t hdr[3] = {(uint32_t)em_idmap_size(users), (uint32_t)em_idmap_size(items), dense};
+    for (int side = 0; side < 2; side++)
+        if ((dense >> side & 1) && em__idmap_dense_base(side ? items : users) == 1)
+            hdr[2] |= 4u << side;
+    if (em_vbuf_append(b, hdr, sizeof hdr) < 0 ||
+        (!(dense & 1) && put_ids(users, b) < 0) || (!(dense & 2) && put_ids(items, b) < 0))
+        return EM_ENOMEM;
+    return 0;
+}
+
+int em__als_maps_decode(em_slice mb, em_idmap *users, em_idmap *items, em_err *err)
+{
+    if (mb.n < 12)
+        return em_err_set(err, EM_ECORRUPT, "als read: id maps of %zu bytes", mb.n);
+    const char *p = (const char *)mb.p + 12, *end = (const char *)mb.p + mb.n;
+    uint32_t fl = em__ld32(mb.p + 8);
+    for (int side = 0; side < 2; side++) {
+        em_idmap *m = side ? items : users;
+        uint32_t n = em__ld32(mb.p + 4 * side);
+        int rc;
+        if (fl >> side & 1) {
+            if (n > EM__IDMAP_DIRECT_MAX - 1)
+                return em_err_set(err, EM_ECORRUPT, "als read: %u dense ids", n);
+            rc = em__idmap_fill_dense(m, (fl >> (2 + side) & 1) ? 1 : 0, (int32_t)n, err);
+        } else
+            rc = em__als_take_ids(m, &p, end, n, err);
+        if (rc < 0)
+            return rc;
     }
     return 0;
 }
@@ -208,13 +286,8 @@ int em__als_fn_read(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter 
     em_ratings_init(&r);
     int rc = !mu || !mi ? em_err_set(err, EM_ENOMEM, "als read: id maps") : 0;
     if (rc == 0 && (rc = src_decode(c->blob, &x, err)) == 0) {
-        if ((rc = em_task_broadcast(c->task, x.bcast, &mb, err)) == 0) {
-            const char *p = (const char *)mb.p + 8, *end = (const char *)mb.p + mb.n;
-            if (mb.n < 8)
-                rc = em_err_set(err, EM_ECORRUPT, "als read: id maps of %zu bytes", mb.n);
-            else if ((rc = take_ids(mu, &p, end, em__ld32(mb.p), NULL, err)) == 0)
-                rc = take_ids(mi, &p, end, em__ld32(mb.p + 4), NULL, err);
-        }
+        if ((rc = em_task_broadcast(c->task, x.bcast, &mb, err)) == 0)
+            rc = em__als_maps_decode(mb, mu, mi, err);
         if (rc == 0 && (rc = src_split(&x, in, &rg, &split, err)) == 0) {
             emit_ud e = {out, em_idmap_size(mu), em_idmap_size(mi)};
             rc = em__ratings_parse_range(&rg, mu, mi, &r, emit_ratings, &e, err);
@@ -306,8 +379,8 @@ static size_t make_splits(const em_file_list *fl, const em_ratings_format *fmts,
     return n;
 }
 
-static void src_blob(const em_file_list *fl, bool skip, const uint32_t acc[3], uint32_t bcast,
-                     em_vbuf *b)
+static void src_blob(const em_file_list *fl, uint32_t skip, const uint32_t acc[3],
+                     uint32_t bcast, em_vbuf *b)
 {
     uint32_t hdr[7] = {SRC_MAGIC, skip, acc[0], acc[1], acc[2], bcast, (uint32_t)fl->n};
     em_vbuf_clear(b);
@@ -316,24 +389,130 @@ static void src_blob(const em_file_list *fl, bool skip, const uint32_t acc[3], u
         em_vbuf_append(b, fl->paths[i], strlen(fl->paths[i]) + 1);
 }
 
-/* Pass 1: every range's ids, interned in range order into users/items. */
-static int merge_ids(em_rdd *splits, em_slice blob, em_idmap *users, em_idmap *items,
-                     em_err *err)
+/* One pass-1 record's parts: the bitmaps (bits NULL when the side sent a list) and the
+ * start of its lists. */
+typedef struct ids_rec {
+    uint32_t n[2], modes, nbits[2];
+    const uint8_t *bits[2];
+    const char *lists, *end;
+} ids_rec;
+
+static int ids_rec_parse(em_slice v, size_t i, ids_rec *r, em_err *err)
+{
+    if (v.n < 16 || em__ld32(v.p) != i)
+        return em_err_set(err, EM_ECORRUPT, "als read: ids record %zu", i);
+    r->n[0] = em__ld32(v.p + 4);
+    r->n[1] = em__ld32(v.p + 8);
+    r->modes = em__ld32(v.p + 12);
+    size_t off = 16;
+    for (int s = 0; s < 2; s++) {
+        r->bits[s] = NULL;
+        r->nbits[s] = 0;
+        if (!(r->modes >> s & 1))
+            continue;
+        if (v.n - off < 4)
+            return em_err_set(err, EM_ECORRUPT, "als read: ids record %zu cut short", i);
+        r->nbits[s] = em__ld32(v.p + off);
+        size_t nb = ((size_t)r->nbits[s] + 7) / 8;
+        if (r->nbits[s] > EM__IDMAP_DIRECT_MAX || v.n - off - 4 < nb)
+            return em_err_set(err, EM_ECORRUPT, "als read: ids record %zu: bitmap", i);
+        r->bits[s] = v.p + off + 4;
+        off += 4 + nb;
+    }
+    r->lists = (const char *)v.p + off;
+    r->end = (const char *)v.p + v.n;
+    return 0;
+}
+
+/* The union of the sides' bitmaps: dense sides filled into their maps (bit in *dense). */
+static int union_dense(const em_records *recs, int side, em_idmap *m, uint32_t *dense,
+                       bool *need_lists, em_err *err)
+{
+    uint32_t nbits = 0;
+    ids_rec r;
+    int rc = 0;
+    for (size_t i = 0; i < recs->n; i++) {
+        if ((rc = ids_rec_parse(recs->recs[i].val, i, &r, err)) < 0)
+            return rc;
+        if (!r.bits[side]) {   /* a range held a string id: not dense */
+            *need_lists = true;
+            return 0;
+        }
+        nbits = r.nbits[side] > nbits ? r.nbits[side] : nbits;
+    }
+    if (nbits == 0)
+        return 0;   /* no ids at all */
+    size_t nb = ((size_t)nbits + 7) / 8;
+    uint8_t *u = em_calloc(nb, 1);
+    if (!u)
+        return em_err_set(err, EM_ENOMEM, "als read: bitmap of %u ids", nbits);
+    for (size_t i = 0; i < recs->n; i++) {
+        ids_rec_parse(recs->recs[i].val, i, &r, err);
+        for (size_t k = 0; k < ((size_t)r.nbits[side] + 7) / 8; k++)
+            u[k] |= r.bits[side][k];
+    }
+    uint64_t cnt = 0;
+    for (size_t k = 0; k < nb; k++)
+        cnt += (uint64_t)__builtin_popcount(u[k]);
+    int base = (u[0] & 1) ? 0 : (u[0] & 2) ? 1 : -1;
+    em_free(u);
+    /* ids within 0..nbits-1, the top one set: dense when every one from base up is there */
+    if (base >= 0 && cnt == (uint64_t)nbits - (uint64_t)base) {
+        if ((rc = em__idmap_fill_dense(m, base, (int32_t)cnt, err)) < 0)
+            return rc;
+        *dense |= 1u << side;
+    } else
+        *need_lists = true;
+    return 0;
+}
+
+int em__als_merge_ids(em_rdd *ids, em_idmap *users, em_idmap *items, uint32_t skip_sides,
+                      bool *need_lists, uint32_t *dense, em_err *err)
 {
     em_records recs = {0};
-    em_rdd *ids = em_rdd_map_partitions(splits, EM__ALS_FN_READ_IDS, blob, false);
+    uint32_t dn = 0;
+    bool again = false;
     int rc = em_rdd_error(ids) ? em_err_copy(err, em_rdd_error(ids))
                                : em_rdd_collect(ids, &recs, err);
-    em_rdd_release(ids);
-    for (size_t i = 0; rc == 0 && i < recs.n; i++) {   /* collect keeps partition order */
-        em_slice v = recs.recs[i].val;
-        const char *p = (const char *)v.p + 12, *end = (const char *)v.p + v.n;
-        if (v.n < 12 || em__ld32(v.p) != i)
-            rc = em_err_set(err, EM_ECORRUPT, "als read: ids record %zu", i);
-        else if ((rc = take_ids(users, &p, end, em__ld32(v.p + 4), NULL, err)) == 0)
-            rc = take_ids(items, &p, end, em__ld32(v.p + 8), NULL, err);
+    for (int side = 0; rc == 0 && need_lists && side < 2; side++)
+        if (!(skip_sides >> side & 1))
+            rc = union_dense(&recs, side, side ? items : users, &dn, &again, err);
+    if (rc == 0 && need_lists)
+        *need_lists = again;
+    for (size_t i = 0; rc == 0 && !again && i < recs.n; i++) {   /* collect keeps order */
+        ids_rec r;
+        if ((rc = ids_rec_parse(recs.recs[i].val, i, &r, err)) < 0)
+            break;
+        const char *p = r.lists;
+        for (int side = 0; rc == 0 && side < 2; side++) {
+            if (r.bits[side])
+                continue;   /* sent as a bitmap: the side is dense (or skipped) */
+            em_idmap *m = side ? items : users;
+            if ((skip_sides | dn) >> side & 1) {   /* filled densely: walk past the list */
+                for (uint32_t k = 0; rc == 0 && k < r.n[side]; k++) {
+                    const char *z = memchr(p, '\0', (size_t)(r.end - p));
+                    if (!z)
+                        rc = em_err_set(err, EM_ECORRUPT, "als read: id list cut short");
+                    else
+                        p = z + 1;
+                }
+            } else
+                rc = em__als_take_ids(m, &p, r.end, r.n[side], err);
+        }
     }
+    if (dense)
+        *dense = dn;
     em_records_destroy(&recs);
+    return rc;
+}
+
+/* Pass 1 over the splits: every range's ids, interned in range order into users/items. */
+static int merge_ids(em_rdd *splits, em_slice blob, em_idmap *users, em_idmap *items,
+                     uint32_t skip_sides, bool *need_lists, uint32_t *dense, em_err *err)
+{
+    em_rdd *ids = em_rdd_map_partitions(splits, EM__ALS_FN_READ_IDS, blob, false);
+    int rc = em__als_merge_ids(ids, users, items, skip_sides, need_lists, dense, err);
+    em_rdd_release(ids);
     return rc;
 }
 
@@ -382,15 +561,34 @@ int em_als_read_ratings(em_context *sc, const char *path, const em_ratings_read_
         acc[i] = em_accumulator_new(sc, i == 0 ? "ml.als.lines" : i == 1
                                                                   ? "ml.als.skipped_lines"
                                                                   : "ml.als.ratings");
-    src_blob(&fl, opts && opts->skip_bad_lines, acc, 0, &blob);
-    if ((rc = merge_ids(splits, em_slice_make(blob.data, blob.len), users, items, err)) < 0)
+    /* Dense detection (dense_ids, empty maps): the ranges send bitmaps of integer ids
+     * instead of id lists; a side that does not prove dense is read again as lists. */
+    bool detect = opts && opts->dense_ids && em_idmap_size(users) == 0 &&
+                  em_idmap_size(items) == 0;
+    bool again = false;
+    uint32_t skip = (opts && opts->skip_bad_lines) ? 1u : 0u, dense = 0;
+    src_blob(&fl, skip | (detect ? 2u : 0u), acc, 0, &blob);
+    if ((rc = merge_ids(splits, em_slice_make(blob.data, blob.len), users, items, 0,
+                        detect ? &again : NULL, &dense, err)) < 0)
         goto out;
-    out->lines = (uint64_t)em_accumulator_i64(sc, acc[0]);
-    out->skipped = (uint64_t)em_accumulator_i64(sc, acc[1]);
-    out->n = (uint64_t)em_accumulator_i64(sc, acc[2]);
-    uint32_t hdr[2] = {(uint32_t)em_idmap_size(users), (uint32_t)em_idmap_size(items)};
-    if (em_vbuf_append(&maps, hdr, 8) < 0 || put_ids(users, &maps) < 0 ||
-        put_ids(items, &maps) < 0) {
+    if (again) {   /* the accumulators count the second pass again: zero them by reading */
+        int64_t before[3];
+        for (int i = 0; i < 3; i++)
+            before[i] = em_accumulator_i64(sc, acc[i]);
+        src_blob(&fl, skip, acc, 0, &blob);
+        if ((rc = merge_ids(splits, em_slice_make(blob.data, blob.len), users, items, dense,
+                            NULL, NULL, err)) < 0)
+            goto out;
+        out->lines = (uint64_t)(em_accumulator_i64(sc, acc[0]) - before[0]);
+        out->skipped = (uint64_t)(em_accumulator_i64(sc, acc[1]) - before[1]);
+        out->n = (uint64_t)(em_accumulator_i64(sc, acc[2]) - before[2]);
+    } else {
+        out->lines = (uint64_t)em_accumulator_i64(sc, acc[0]);
+        out->skipped = (uint64_t)em_accumulator_i64(sc, acc[1]);
+        out->n = (uint64_t)em_accumulator_i64(sc, acc[2]);
+    }
+    out->dense = dense;
+    if (em__als_maps_blob(users, items, dense, &maps) < 0) {
         rc = em_err_set(err, EM_ENOMEM, "als read: id maps");
         goto out;
     }
@@ -398,7 +596,7 @@ int em_als_read_ratings(em_context *sc, const char *path, const em_ratings_read_
         rc = err->code ? err->code : em_err_set(err, EM_ENOMEM, "als read: broadcast");
         goto out;
     }
-    src_blob(&fl, opts && opts->skip_bad_lines, acc, bcast, &blob);
+    src_blob(&fl, skip, acc, bcast, &blob);
     out->ratings = em_rdd_persist(
         em_rdd_map_partitions_fixed(splits, EM__ALS_FN_READ, em_slice_make(blob.data, blob.len),
                                     false, sizeof(em_rating)),

@@ -1,11 +1,64 @@
 /* tests/fuzz/fuzz_ratings.c - the text rating readers on arbitrary bytes. The first byte
  * picks the format (mod 5: auto, tsv, csv, movielens, netflix) and bit 7 skip-bad-lines;
  * the rest is the file. Any outcome but a crash, a sanitizer report or an out-of-range
- * index is fine. */
+ * index is fine. The same bytes are also written to a file and read as two byte ranges
+ * split at a point drawn from the input (em__ratings_parse_range, the executors' reader):
+ * for the Netflix layout, whose second range finds its movie by looking back, the two
+ * ranges must give exactly the whole file's ratings (or, strict, fail when it fails). */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
-#include "mllib/als/als.h"
+#include "mllib/als/als_int.h"
+
+/* Both ranges of the file at path into one pair of maps (the numbering of a whole read). */
+static int two_ranges(const char *path, em_ratings_format fmt, bool skip, uint64_t split,
+                      uint64_t len, em_idmap *u, em_idmap *i, em_ratings *r)
+{
+    em_err err = EM_ERR_INIT;
+    for (int k = 0; k < 2; k++) {
+        em__ratings_range rg = {.path = path, .fmt = fmt, .skip_bad = skip,
+                                .start = k ? split : 0, .end = k ? len : split};
+        if (em__ratings_parse_range(&rg, u, i, r, NULL, NULL, &err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void ranges_check(const uint8_t *data, size_t size, const em_ratings_read_opts *o,
+                         int rc0, const em_ratings *whole)
+{
+    char path[] = "/tmp/fuzz_ratings_XXXXXX.txt";
+    int fd = mkstemps(path, 4);
+    if (fd < 0)
+        return;
+    size_t len = size - 1;
+    bool ok = write(fd, data + 1, len) == (ssize_t)len;
+    close(fd);
+    em_ratings_format fmt = ok && len ? em__ratings_detect(path, o->format) : EM_RATINGS_AUTO;
+    if (fmt == EM_RATINGS_NETFLIX) {
+        uint64_t split = ((uint64_t)data[size - 1] * 2654435761u + size) % (len + 1);
+        em_idmap *u = em_idmap_new(), *i = em_idmap_new();
+        em_ratings r;
+        em_ratings_init(&r);
+        int rc1 = two_ranges(path, fmt, o->skip_bad_lines, split, len, u, i, &r);
+        if ((rc0 == 0) != (rc1 == 0))
+            abort();
+        if (rc0 == 0) {
+            if (r.n != whole->n || r.skipped != whole->skipped)
+                abort();
+            for (size_t t = 0; t < r.n; t++)
+                if (memcmp(&r.recs[t], &whole->recs[t], sizeof r.recs[t]))
+                    abort();
+        }
+        em_ratings_destroy(&r);
+        em_idmap_free(u);
+        em_idmap_free(i);
+    }
+    unlink(path);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -17,8 +70,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     em_ratings r;
     em_err err = EM_ERR_INIT;
     em_ratings_init(&r);
-    if (u && i &&
-        em_ratings_parse("fuzz.txt", data + 1, size - 1, &o, u, i, &r, &err) == 0) {
+    int rc0 = u && i ? em_ratings_parse("fuzz.txt", data + 1, size - 1, &o, u, i, &r, &err)
+                     : EM_ENOMEM;
+    if (rc0 == 0) {
         for (size_t t = 0; t < r.n; t++)
             if (r.recs[t].user < 0 || r.recs[t].user >= em_idmap_size(u) ||
                 r.recs[t].item < 0 || r.recs[t].item >= em_idmap_size(i))
@@ -28,6 +82,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (!em_idmap_name(u, k, buf))
                 abort();
     }
+    if (u && i && size > 1)
+        ranges_check(data, size, &o, rc0, &r);
     em_ratings_destroy(&r);
     em_idmap_free(u);
     em_idmap_free(i);

@@ -128,7 +128,7 @@ static int intern_pair(void *ud, const char *u, size_t ul, const char *it, size_
 static int fn_triple_ids(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
                          em_err *err)
 {
-    tri_ctx x;
+    tri_ctx x = {0};   /* set by tri_decode; zeroed for gcc -O2 -Wmaybe-uninitialized */
     em_vbuf b;
     uint64_t skipped = 0;
     ids_ud d = {em_idmap_new(), em_idmap_new(), 0};
@@ -183,7 +183,7 @@ static int map_pair(void *ud, const char *u, size_t ul, const char *it, size_t i
 static int fn_triple_map(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
                          em_err *err)
 {
-    tri_ctx x;
+    tri_ctx x = {0};   /* set by tri_decode; zeroed for gcc -O2 -Wmaybe-uninitialized */
     em_slice mb;
     uint64_t skipped = 0;
     em_idmap *mu = em_idmap_new(), *mi = em_idmap_new();

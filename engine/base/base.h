@@ -112,6 +112,10 @@ bool em_big_hugepages(void);   /* true when em_malloc_big maps huge pages (runti
  * no faults; a request they cannot serve unmaps them first); em_big_trim unmaps them,
  * em_big_cached_bytes says how much is kept. */
 void em_big_trim(void);
+/* The allocator policy of a process that runs tasks (an executor, or the driver of a
+ * local[N] context): freed memory kept for reuse rather than handed back to the kernel, one
+ * malloc arena. Process-wide, applied once (later calls do nothing); glibc only. */
+void em_task_process_malloc_policy(void);
 size_t em_big_cached_bytes(void);
 char *em_strdup(const char *s);          /* NULL on failure */
 char *em_strndup(const char *s, size_t n);

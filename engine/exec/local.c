@@ -15,13 +15,10 @@
  * directory named by the location). Big stage blobs are borrowed, not copied (LOCAL_BLOBS).
  * THREADS: run_tasks may be called by several threads at once; lb->lock guards the sets.
  * ALLOCATOR: the tasks run in this process, so it gets the executor's malloc policy
- * (local_malloc_policy below, docs/cluster.md "Memory reuse"). */
+ * (em_task_process_malloc_policy, engine/base/alloc.c; docs/cluster.md "Memory reuse"). */
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#ifdef __GLIBC__ /* defined by the headers above */
-#include <malloc.h>
-#endif
 
 #include "engine/exec/exec.h"
 
@@ -226,34 +223,13 @@ static const em_task_backend_ops local_ops = {
     .free = local_free,
 };
 
-/* The executor's allocator policy (engine/executor/executor.c), applied once per process
- * when the first local backend starts: in local[N] this process is the executor. With
- * glibc's defaults every task thread gets its own malloc arena, and a thread arena mmaps
- * each chunk above its 64 MiB heaps and unmaps it on free, so the big buffers a task grows
- * (a SQL stage's rows, a partition's records, a block being decoded) come back as fresh
- * pages task after task; first-touching a page costs 5-8 ms per MiB on the VMs we measure
- * on. TPC-H Q3 at scale 1 took 2.48 million page faults and 44.7 CPU s in local[2] against
- * 0.35 million and 11.8 CPU s in local-cluster[2,1], whose executors keep freed memory;
- * with this policy local[2] takes 0.41 million and about 12 CPU s. The cost: freed memory
- * stays with the process (trimmed above 1 GiB), as it does in an executor. */
-static void local_malloc_policy(void)
-{
-#ifdef __GLIBC__
-    mallopt(M_MMAP_THRESHOLD, 64 << 20);   /* capped by glibc (32 MiB on 64-bit) */
-    mallopt(M_TRIM_THRESHOLD, 1 << 30);
-    mallopt(M_MMAP_MAX, 0);
-    mallopt(M_ARENA_MAX, 1);   /* one arena: the one that obeys the two lines above */
-#endif
-}
-
 int em_exec_local_backend_new(const em_exec_env *env, uint32_t nthreads,
                               em_task_acc_fn apply_acc, void *acc_ud, em_task_backend *out,
                               em_err *err)
 {
     if (nthreads == 0)
         return em_err_set(err, EM_EINVAL, "local backend: 0 task threads");
-    static pthread_once_t policy_once = PTHREAD_ONCE_INIT;
-    pthread_once(&policy_once, local_malloc_policy);
+    em_task_process_malloc_policy();   /* in local[N] this process is the executor */
     local_backend *lb = em_xcalloc(1, sizeof *lb);
     lb->env = *env;
     lb->shuffle_dir = em_xstrdup(env->shuffle_dir ? env->shuffle_dir : "");

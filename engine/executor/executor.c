@@ -24,9 +24,6 @@
  * died: the cleaner thread deletes them, so the loop thread never waits for unlinks), and
  * spill files by the task that wrote them when it ends. */
 #include <dlfcn.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -673,20 +670,7 @@ int em_executor_run(const em_executor_opts *o, em_err *err)
         strlen(o->secret) < 16)
         return em_err_set(err, EM_EINVAL, "executor: driver, exec id (1..63 bytes), cores "
                                           "and a secret of >= 16 bytes are required");
-#ifdef __GLIBC__
-    /* Keep freed memory for reuse instead of handing it back to the kernel: an executor
-     * allocates and frees large buffers all the time (frames, result blocks; broadcast
-     * values take em_malloc_big's huge pages and reuse instead), and first-touching fresh pages costs 5-8 ms per MiB on the VMs we measured
-     * on (docs/cluster.md, "Memory reuse"); a reused page costs nothing. The process is
-     * the executor's own, so its allocator policy is ours to set. */
-    mallopt(M_MMAP_THRESHOLD, 64 << 20);   /* capped by glibc (32 MiB on 64-bit) */
-    mallopt(M_TRIM_THRESHOLD, 1 << 30);
-    mallopt(M_MMAP_MAX, 0);
-    /* one arena: a thread arena mmaps every chunk above its 64 MiB heaps whatever
-     * M_MMAP_MAX says, and unmaps it on free (small allocations stay per thread in the
-     * tcache) */
-    mallopt(M_ARENA_MAX, 1);
-#endif
+    em_task_process_malloc_policy();   /* freed memory kept for reuse, one arena */
     executor *x = em_xcalloc(1, sizeof *x);
     x->o = o;
     pthread_mutex_init(&x->lock, NULL);

@@ -5,7 +5,7 @@
 #    06" from tests/integration/tpch/), in `ember sql --master local[2]` and
 #    `--master local-cluster[2,1]`, against the sqlite3 command on a database of the same
 #    files with indexes on the keys (built once and kept under BUILD_DIR/bench/, as are
-#    the generated files). ember has no storage of its own: each session reads the CSV
+#    the generated files). In this first part each session reads the CSV
 #    files of the tables the queries name (CREATE TABLE ... USING csv), then runs the
 #    queries one after the other. A query's time is the "Time taken" ember prints for it
 #    (wall, the query only); the load is reported apart. sqlite3's time is the wall time

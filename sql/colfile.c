@@ -945,23 +945,6 @@ int em__sql_emc_attach(sql_table *t, em_err *err)
     return 0;
 }
 
-static int load_row(void *ud, const em_sql_value *row)
-{
-    sql_table *t = ud;
-    if (t->nrows == t->cap) {
-        size_t nc = t->cap ? t->cap * 2 : 64, bytes;
-        if (!em_size_mul(nc, t->ncols * sizeof *t->rows, &bytes))
-            return EM_ENOMEM;
-        em_sql_value *nr = em_realloc(t->rows, bytes);
-        if (nr == NULL)
-            return EM_ENOMEM;
-        t->rows = nr;
-        t->cap = nc;
-    }
-    memcpy(&t->rows[t->nrows++ * t->ncols], row, t->ncols * sizeof *row);
-    return 0;
-}
-
 int em__sql_emc_load(sql_table *t, em_err *err)
 {
     for (uint32_t i = 0; i < t->emc_nfiles; i++) {
@@ -972,8 +955,9 @@ int em__sql_emc_load(sql_table *t, em_err *err)
         if (f.ncols != t->ncols)
             rc = em_err_set(err, EM_ECORRUPT, "%s: %u columns, not %u", f.path, f.ncols, t->ncols);
         for (uint32_t g = 0; g < f.nrg && rc == 0; g++)
-            if ((rc = em__sql_cf_scan(&f, g, NULL, NULL, 0, &t->strings, load_row, t, NULL,
-                                      err)) < 0 && err->code == 0)
+            if ((rc = em__sql_cf_scan(&f, g, NULL, NULL, 0, &t->strings,
+                                      em__sql_table_append_row, t, NULL, err)) < 0 &&
+                err->code == 0)
                 rc = em_err_set(err, EM_ENOMEM, "%s: out of memory", f.path);
         em__sql_cf_close(&f);
         if (rc < 0)

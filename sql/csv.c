@@ -348,7 +348,8 @@ int em__sql_csv_parse(const sql_csv_spec *sp, const char *p, size_t n, size_t st
     return rc;
 }
 
-static int table_row(void *ud, const em_sql_value *row)
+/* Appends one row (ncols values) to the in-memory table ud (a sql_table *); EM_ENOMEM. */
+int em__sql_table_append_row(void *ud, const em_sql_value *row)
 {
     sql_table *t = ud;
     if (t->nrows == t->cap) {
@@ -385,8 +386,8 @@ int em__sql_csv_load(sql_table *t, em_err *err)
     t->bad_rows = 0;
     if ((rc = em_read_file(t->csv_path, &buf, &len, err)) < 0)
         return rc;
-    rc = em__sql_csv_parse(&sp, (const char *)buf, len, 0, len, &t->strings, table_row, t,
-                           &t->bad_rows, err);
+    rc = em__sql_csv_parse(&sp, (const char *)buf, len, 0, len, &t->strings,
+                           em__sql_table_append_row, t, &t->bad_rows, err);
     em_free(buf);
     if (rc == 0)
         t->loaded = true;

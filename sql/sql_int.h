@@ -355,6 +355,9 @@ int em__sql_csv_parse(const sql_csv_spec *sp, const char *p, size_t n, size_t st
                       size_t end, em_arena *strings, sql_csv_row_fn fn, void *ud,
                       uint64_t *bad, em_err *err);
 void em__sql_csv_spec_of(const sql_table *t, sql_csv_spec *sp);
+/* Appends one row (t->ncols values) to the in-memory table ud (a sql_table *): the row
+ * callback of CSV and ember-table loads. 0, or EM_ENOMEM. */
+int em__sql_table_append_row(void *ud, const em_sql_value *row);
 /* Reads t's CSV file whole into t's rows (t->csv_* options); t->loaded on success. On error
  * t may hold the rows before the bad one. */
 int em__sql_csv_load(sql_table *t, em_err *err);

@@ -266,4 +266,8 @@ void em__als_rank_user(const em_als_model *m, int32_t u, const int32_t *ex, size
 /* ranking.c's task functions (em_als_io_register registers them). */
 int em__als_ranking_register(void);
 
+/* Adds up partition results of four doubles each (test scoring, ranking metrics) into acc;
+ * EM_ECORRUPT naming `what` for a result of another size. */
+int em__als_sum4(const em_records *recs, double acc[4], const char *what, em_err *err);
+
 #endif /* EMBER_MLLIB_ALS_INT_H */

@@ -195,17 +195,8 @@ int em_als_ranking_metrics_rdd(em_context *sc, const em_als_model *m, em_rdd *tr
     em_rdd_release(b);
     em_rdd_release(a);
     em_broadcast_destroy(sc, id);
-    for (size_t i = 0; rc == 0 && i < recs.n; i++) {
-        if (recs.recs[i].val.n != sizeof acc) {
-            rc = em_err_set(err, EM_ECORRUPT, "als rank: %zu-byte result", recs.recs[i].val.n);
-            break;
-        }
-        for (int q = 0; q < 4; q++) {
-            double v;
-            memcpy(&v, recs.recs[i].val.p + q * 8, 8);
-            acc[q] += v;
-        }
-    }
+    if (rc == 0)
+        rc = em__als_sum4(&recs, acc, "als rank", err);
     em_records_destroy(&recs);
     if (rc < 0)
         return rc;

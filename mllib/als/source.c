@@ -656,17 +656,8 @@ int em_als_evaluate_rdd(em_context *sc, const em_als_model *m, em_rdd *ratings,
     int rc = em_rdd_error(s) ? em_err_copy(err, em_rdd_error(s)) : em_rdd_collect(s, &recs, err);
     em_rdd_release(s);
     em_broadcast_destroy(sc, id);
-    for (size_t i = 0; rc == 0 && i < recs.n; i++) {
-        if (recs.recs[i].val.n != sizeof acc) {
-            rc = em_err_set(err, EM_ECORRUPT, "als score: %zu-byte result", recs.recs[i].val.n);
-            break;
-        }
-        for (int q = 0; q < 4; q++) {
-            double v;
-            memcpy(&v, recs.recs[i].val.p + q * 8, 8);
-            acc[q] += v;
-        }
-    }
+    if (rc == 0)
+        rc = em__als_sum4(&recs, acc, "als score", err);
     em_records_destroy(&recs);
     if (rc < 0)
         return rc;
@@ -675,5 +666,21 @@ int em_als_evaluate_rdd(em_context *sc, const em_als_model *m, em_rdd *ratings,
     bool nan = out->n == 0 || (cold == EM_COLD_NAN && out->cold);
     out->rmse = nan ? NAN : sqrt(acc[0] / acc[2]);
     out->mae = nan ? NAN : acc[1] / acc[2];
+    return 0;
+}
+
+/* Adds up partition results of four doubles each (host order) into acc. */
+int em__als_sum4(const em_records *recs, double acc[4], const char *what, em_err *err)
+{
+    for (size_t i = 0; i < recs->n; i++) {
+        if (recs->recs[i].val.n != 4 * sizeof(double))
+            return em_err_set(err, EM_ECORRUPT, "%s: %zu-byte result", what,
+                              recs->recs[i].val.n);
+        for (int q = 0; q < 4; q++) {
+            double v;
+            memcpy(&v, recs->recs[i].val.p + q * 8, 8);
+            acc[q] += v;
+        }
+    }
     return 0;
 }

@@ -74,11 +74,6 @@ static const uint8_t *one_i64(void)
  * out of the mask with count-trailing-zeros. EMBER_WORD_SCAN=portable forces the SSE2 scan
  * (the tests run both). */
 
-static inline bool is_word_sep(uint8_t b)
-{
-    return b == ' ' || b == '\t' || b == '\r' || b == '\n';
-}
-
 /* Bit i set when p[i] (i < k <= 64) is a word byte. A short block is copied into 64 bytes
  * padded with spaces first, so the compares never read past p + k. */
 static uint64_t word_mask_portable(const uint8_t *p, size_t k)
@@ -101,7 +96,7 @@ static uint64_t word_mask_portable(const uint8_t *p, size_t k)
     }
 #else
     for (size_t i = 0; i < k; i++)
-        m |= (uint64_t)!is_word_sep(p[i]) << i;
+        m |= (uint64_t)(p[i] != ' ' && p[i] != '\t' && p[i] != '\r' && p[i] != '\n') << i;
 #endif
     return m;
 }

@@ -12,17 +12,7 @@
 #include <string.h>
 
 #include "mllib/decomp/decomp.h"
-
-static inline em_context *dt_ctx(const char *master)
-{
-    em_conf *c = em_conf_new();
-    em_conf_set(c, "ember.master", master);
-    em_err err = EM_ERR_INIT;
-    em_context *sc = em_context_new(c, &err);
-    em_conf_free(c);
-    cr_assert(sc, "%s", err.msg);
-    return sc;
-}
+#include "tests/support/ctx.h"
 
 /* n x d row-major: X W with X uniform in [-1, 1] (entries zeroed with probability
  * 1 - density) and column weights w_j = 1 / (1 + j)^0.7, so that the singular values are

@@ -59,7 +59,7 @@ static void check_model(const em_pca_model *m, const double *a, size_t n, size_t
 
 static void fit_case(bool sparse, double density, double offset)
 {
-    em_context *sc = dt_ctx("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     size_t n = 700, d = 15;
     uint32_t k = 4;
     double *a = dt_matrix(n, d, 0, density, 11);
@@ -96,7 +96,7 @@ Test(pca, large_mean_offset_keeps_accuracy, .timeout = 60)
 
 Test(pca, transform_projects_centred_rows, .timeout = 60)
 {
-    em_context *sc = dt_ctx("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     size_t n = 200, d = 8;
     double *a = dt_matrix(n, d, 0, 0.6, 5);
     for (int sp = 0; sp < 2; sp++) {
@@ -198,7 +198,7 @@ Test(pca, save_load_round_trip_and_corruption, .timeout = 30)
 
 Test(pca, bad_arguments_are_errors, .timeout = 60)
 {
-    em_context *sc = dt_ctx("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     double *a = dt_matrix(1, 4, 0, 1, 3);
     em_ml_data one = dt_data(sc, a, 1, 4, false, false, 1);
     em_pca_model *m = NULL;

@@ -31,7 +31,7 @@ static void check_u(const svd_case *t, const em_svd_result *r, const double *ure
 
 static void run_case(const svd_case *t)
 {
-    em_context *sc = dt_ctx(t->master ? t->master : "local[2]");
+    em_context *sc = em_test_ctx_new(t->master ? t->master : "local[2]");
     double *a = dt_matrix(t->n, t->d, t->rank, t->density, 7 + t->n + t->d);
     size_t mn = t->n < t->d ? t->n : t->d;
     double *s = em_xmalloc(mn * 8), *vt = em_xmalloc(mn * t->d * 8);
@@ -142,7 +142,7 @@ Test(svd, lanczos_all_values_small, .timeout = 60)
 /* The same data set through both paths and both backends: the same values. */
 static void both_paths(const char *master, double out[2][5])
 {
-    em_context *sc = dt_ctx(master);
+    em_context *sc = em_test_ctx_new(master);
     size_t n = 300, d = 50;
     double *a = dt_matrix(n, d, 0, 0.5, 99);
     em_ml_data dense = dt_data(sc, a, n, d, false, false, 4);
@@ -184,7 +184,7 @@ Test(svd, lanczos_agrees_with_gramian_local_and_cluster, .timeout = 180)
 
 Test(svd, bad_arguments_are_errors, .timeout = 60)
 {
-    em_context *sc = dt_ctx("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     double *a = dt_matrix(20, 5, 0, 1, 3);
     em_ml_data data = dt_data(sc, a, 20, 5, false, false, 2);
     em_svd_result r;
@@ -221,7 +221,7 @@ Test(svd, bad_arguments_are_errors, .timeout = 60)
 /* Corrupt sparse rows (indices out of order) are an error, never a crash. */
 Test(svd, corrupt_sparse_rows_are_errors, .timeout = 60)
 {
-    em_context *sc = dt_ctx("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     uint8_t rec[8 + 8 + 16];
     memset(rec, 0, sizeof rec);
     em_store_le32(rec, 2);

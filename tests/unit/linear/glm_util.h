@@ -11,17 +11,7 @@
 #include <string.h>
 
 #include "mllib/linear/glm.h"
-
-static inline em_context *gt_ctx(const char *master)
-{
-    em_conf *c = em_conf_new();
-    em_conf_set(c, "ember.master", master);
-    em_err err = EM_ERR_INIT;
-    em_context *sc = em_context_new(c, &err);
-    em_conf_free(c);
-    cr_assert(sc, "%s", err.msg);
-    return sc;
-}
+#include "tests/support/ctx.h"
 
 /* The n x d matrix x with labels y as a labeled data set of nparts partitions. */
 static inline em_ml_data gt_data(em_context *sc, const double *x, const double *y, size_t n,

@@ -105,7 +105,7 @@ static void fixture_x(double *x)
 
 Test(glm, statsmodels_fixture)
 {
-    em_context *sc = gt_ctx("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     double x[2 * FN];
     fixture_x(x);
     for (size_t t = 0; t < sizeof sm_cases / sizeof sm_cases[0]; t++) {
@@ -199,7 +199,7 @@ static void newton(em_glm_family f, em_glm_link l, const double *x, const double
 
 Test(glm, irls_matches_newton)
 {
-    em_context *sc = gt_ctx("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     enum { n = 400, d = 4 };
     double *x = gt_features(n, d, 1, 7), y[n];
     static const struct {
@@ -251,7 +251,7 @@ Test(glm, irls_matches_newton)
  * score X^T (y - mu) - n lambda b' vanishes (poisson/log: canonical, so d l/d eta = y - mu). */
 Test(glm, l2_penalized_score_vanishes)
 {
-    em_context *sc = gt_ctx("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     enum { n = 300, d = 3 };
     double *x = gt_features(n, d, 1, 9), y[n];
     em_rng g;
@@ -286,7 +286,7 @@ Test(glm, l2_penalized_score_vanishes)
 static em_linear_model *fit_on(const char *master, const double *x, const double *y, size_t n,
                                size_t d)
 {
-    em_context *sc = gt_ctx(master);
+    em_context *sc = em_test_ctx_new(master);
     em_ml_data dd = gt_data(sc, x, y, n, d, false, 4);
     em_glm_params p = {.family = EM_GLM_POISSON};
     em_linear_model *m = fit(sc, &dd, &p);
@@ -318,7 +318,7 @@ Test(glm, local_and_local_cluster_same_model, .timeout = 120)
 
 Test(glm, save_load_round_trip_and_corruption)
 {
-    em_context *sc = gt_ctx("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     double x[2 * FN];
     fixture_x(x);
     em_ml_data d = gt_data(sc, x, fx_gamma, FN, 2, false, 2);
@@ -378,7 +378,7 @@ Test(glm, save_load_round_trip_and_corruption)
 
 Test(glm, bad_labels_links_and_singular)
 {
-    em_context *sc = gt_ctx("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     double x[2 * FN], y[FN];
     fixture_x(x);
     memcpy(y, fx_poisson, sizeof y);

@@ -13,19 +13,14 @@
 
 #include "mllib/linalg/linalg.h"
 #include "mllib/linear/linear_int.h"
+#include "tests/support/ctx.h"
 
 enum { D = 5, N = 800 };
 
 static em_context *ctx_new(const char *master)
 {
     cr_assert_eq(em_linear_register(), 0);
-    em_conf *c = em_conf_new();
-    em_conf_set(c, "ember.master", master);
-    em_err err = EM_ERR_INIT;
-    em_context *sc = em_context_new(c, &err);
-    em_conf_free(c);
-    cr_assert(sc, "%s", err.msg);
-    return sc;
+    return em_test_ctx_new(master);
 }
 
 static double g_x[N][D + 1];          /* label, features */

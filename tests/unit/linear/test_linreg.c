@@ -57,7 +57,7 @@ static em_linear_model *fit(em_context *sc, const em_ml_data *d, const em_linreg
 /* OLS and ridge: (A + l2 I) b = c, b0 = ybar - xbar.b. */
 static void check_closed_form(bool sparse, bool icpt, double l2)
 {
-    em_context *sc = gt_ctx("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     double *x = gt_features(N, D, sparse ? 0.4 : 1, 11), *y = make_labels(x, N, D, 12);
     em_ml_data d = gt_data(sc, x, y, N, D, sparse, 3);
     em_linreg_params p = {.reg_param = l2, .no_intercept = !icpt, .solver = EM_LINREG_NORMAL};
@@ -139,7 +139,7 @@ static int check_kkt(const em_linear_model *m, const double *x, const double *y,
 
 Test(linreg, lasso_and_elastic_net_kkt)
 {
-    em_context *sc = gt_ctx("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     double *x = gt_features(N, D, 1, 21), *y = make_labels(x, N, D, 22);
     em_ml_data d = gt_data(sc, x, y, N, D, false, 4);
     /* lambda 0.6 zeroes the small coefficients (|b_j| = 0.25, 0.5), keeps the others */
@@ -168,7 +168,7 @@ Test(linreg, lasso_and_elastic_net_kkt)
 /* Standardized ridge = ridge on X / s with the coefficients divided by s. */
 Test(linreg, standardized_ridge)
 {
-    em_context *sc = gt_ctx("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     double *x = gt_features(N, D, 1, 31), *y = make_labels(x, N, D, 32);
     for (size_t i = 0; i < N; i++)
         for (size_t j = 0; j < D; j++)
@@ -195,7 +195,7 @@ Test(linreg, standardized_ridge)
 /* The L-BFGS and OWL-QN solvers reach the normal solver's minimum. */
 Test(linreg, lbfgs_matches_normal)
 {
-    em_context *sc = gt_ctx("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     double *x = gt_features(N, D, 1, 41), *y = make_labels(x, N, D, 42);
     em_ml_data d = gt_data(sc, x, y, N, D, false, 3);
     static const double alphas[] = {0, 1};
@@ -224,7 +224,7 @@ Test(linreg, lbfgs_matches_normal)
  * without a penalty are an error naming the cause. */
 Test(linreg, constant_and_collinear_features)
 {
-    em_context *sc = gt_ctx("local[2]");
+    em_context *sc = em_test_ctx_new("local[2]");
     double *x = gt_features(N, D, 1, 51), *y = make_labels(x, N, D, 52);
     for (size_t i = 0; i < N; i++)
         x[i * D + 2] = 3.5;

@@ -45,6 +45,7 @@ static const char *const known_keys[] = {
     "ember.sql.autoBroadcastJoinThreshold", "ember.sql.localThreshold",
     "ember.sql.forceDistributed",
     "ember.driver.bindAddress", "ember.driver.port", "ember.blockManager.port",
+    "ember.network.crypto.cipher",
 };
 #define NKNOWN (sizeof known_keys / sizeof *known_keys)
 

@@ -334,6 +334,12 @@ static int start_cluster(em_context *sc, em_task_backend *out, em_err *err)
     if ((v = em_conf_get(c, "ember.network.crypto")) &&
         (rc = em_net_crypto_parse(v, "ember.network.crypto", &cfg.opts.crypto, err)) < 0)
         return rc;
+    em_cipher cipher;
+    if ((v = em_conf_get(c, "ember.network.crypto.cipher")) &&
+        (rc = em_cipher_parse(v, "ember.network.crypto.cipher", &cipher, err)) < 0)
+        return rc;
+    else if (v)
+        cfg.opts.bcast_cipher = (int)cipher;
     uint16_t plo, phi;
     if ((v = em_conf_get(c, "ember.driver.port")) &&
         (rc = em_net_port_range_parse(v, "ember.driver.port", &cfg.opts.listen_port,

@@ -4,11 +4,12 @@
  * driver's block store; a small cache (c->bcast, BCAST_CACHE) keeps the values being
  * served and their pieces' checksums.
  * SEALED LINKS: each piece is sealed ONCE for every executor (docs/security.md, "pre-sealed
- * broadcast pieces"): a fresh random AES-256-GCM key per cached value, the piece index as
- * nonce and its PIECE header as AAD; the sealed piece goes out as the opaque tail of a
- * PRESEALED frame whose link-sealed head carries the PIECE header and the key. Pieces are
- * sealed on first request into a few reused buffers (struct em__bcast_sealed), so the
- * second executor's fetch costs no AES pass on the driver. A value dropped from the cache
+ * broadcast pieces"): a fresh random key per cached value for the cipher of
+ * ember.network.crypto.cipher (default AES-128-OCB), the piece index as nonce and its PIECE
+ * header (whose crc field names the cipher) as AAD; the sealed piece goes out as the opaque
+ * tail of a PRESEALED frame whose link-sealed head carries the PIECE header and the key.
+ * Pieces are sealed on first request into a few reused buffers (struct em__bcast_sealed),
+ * so the second executor's fetch costs no AES pass on the driver. A value dropped from the cache
  * and served again gets a new key.
  * THREADS: the loop thread (d_on_frame in driver.c); c->lock for the cache. */
 #include <errno.h>
@@ -142,6 +143,7 @@ typedef struct em__bcast_sealer {
 struct em__bcast_sealed {
     atomic_int refs;
     uint8_t key[EM_AEAD_KEY_LEN];
+    em_cipher cipher;         /* c->o.bcast_cipher; sent in the crc field (the AAD) */
     em__bcast_sealer *sr;     /* the cluster's (outlives every use); sr->mu guards below */
     em_batch *batch;          /* reference: the value's bytes */
     em_slice value;           /* borrowed from batch */
@@ -209,7 +211,7 @@ static size_t piece_of(const struct em__bcast_sealed *s, uint32_t i, const uint8
     size_t off = (size_t)i * EM__PIECE_SIZE;
     size_t len = s->value.n - off < EM__PIECE_SIZE ? s->value.n - off : EM__PIECE_SIZE;
     *p = s->value.p + off;
-    em__piece_hdr(hdr, s->value.n, EM__PIECE_SIZE, i, 0);
+    em__piece_hdr(hdr, s->value.n, EM__PIECE_SIZE, i, (uint32_t)s->cipher);
     return len;
 }
 
@@ -220,7 +222,7 @@ static int seal_piece(const struct em__bcast_sealed *s, uint32_t i, sealed_buf *
     uint8_t hdr[EM__PIECE_HDR];
     const uint8_t *p;
     *len = piece_of(s, i, &p, hdr);
-    return em_aead_seal_once(s->key, i, hdr, EM__PIECE_HDR, p, b->data, *len, b->data + *len,
+    return em_aead_seal_once(s->cipher, s->key, i, hdr, EM__PIECE_HDR, p, b->data, *len, b->data + *len,
                              err);
 }
 
@@ -357,6 +359,7 @@ static struct em__bcast_sealed *bcast_sealed(em_cluster *c, uint32_t id, em_slic
     }
     atomic_init(&s->refs, 1);
     s->sr = sr;
+    s->cipher = c->o.bcast_cipher ? (em_cipher)c->o.bcast_cipher : EM_CIPHER_DEFAULT;
     s->batch = em_batch_ref(ref);
     s->value = v;
     s->npieces = em__piece_count(v.n, EM__PIECE_SIZE);
@@ -448,7 +451,7 @@ static int send_sealed_piece(em_cluster *c, em_conn_id to, struct em__bcast_seal
         return err->code < 0 ? err->code : EM_EIO;
     uint8_t hdr[EM__DATA_HDR + EM__PIECE_HDR];
     em__data_hdr(hdr, EM__DATA_PIECE, 0, rid);
-    em__piece_hdr(hdr + EM__DATA_HDR, s->value.n, EM__PIECE_SIZE, i, 0);
+    em__piece_hdr(hdr + EM__DATA_HDR, s->value.n, EM__PIECE_SIZE, i, (uint32_t)s->cipher);
     em_slice head[2] = {{hdr, sizeof hdr}, {s->key, sizeof s->key}};
     em_net_ext tail = {b->data, len + EM_AEAD_TAG_LEN, sealed_buf_unref, b};
     return em_net_send_presealed(c->net, to, head, 2, &tail, err);

@@ -69,6 +69,9 @@ typedef struct em_cluster_opts {
     /* ember.network.crypto for the driver's links and (SPAWN) its executors': EM_NET_CRYPTO_*
      * (engine/net/net.h); 0 = $EMBER_NETWORK_CRYPTO, else on. */
     int crypto;
+    /* ember.network.crypto.cipher: the AEAD of pre-sealed broadcast pieces (em_cipher,
+     * engine/net/net.h); 0 = EM_CIPHER_DEFAULT (AES-128-OCB). */
+    int bcast_cipher;
     /* How long a task with a cached partition waits for the busy executor holding it
      * (ember.locality.wait) after the last task launched where its block is; 0 = 3000
      * (Spark's 3s); EM_CLUSTER_NO_LOCALITY_WAIT = never wait. */

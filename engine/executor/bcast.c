@@ -84,7 +84,11 @@ int em__bcast_asm_add(em__bcast_asm *a, em_slice body, em_err *err)
     if (a->sealed) {   /* opened straight into the value */
         const uint8_t *key = p;
         p += EM_AEAD_KEY_LEN;
-        if ((rc = em_aead_open_once(key, idx, body.p, EM__PIECE_HDR, p, a->payload + 4 + off,
+        /* the crc field names the cipher; it is in the link-sealed head and the AAD */
+        if (!em_cipher_known((int)crc))
+            return em_err_set(err, EM_EPROTO, "broadcast piece %u: unknown cipher id %u", idx,
+                              crc);
+        if ((rc = em_aead_open_once((em_cipher)crc, key, idx, body.p, EM__PIECE_HDR, p, a->payload + 4 + off,
                                     n, p + n, err)) < 0)
             return em_err_prefix(err, "broadcast piece %u", idx);
     } else {

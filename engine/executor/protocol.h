@@ -133,10 +133,11 @@ int em__data_parse(em_slice frame, uint8_t *kind, uint8_t *flags, uint64_t *id, 
  *     0     8  total value bytes (< EM_BATCH_MAX_REC_LEN)
  *     8     4  piece size (1..EM__PIECE_MAX; the same in every piece of a value)
  *    12     4  piece index
- *    16     4  crc32c of the piece bytes (0 on sealed links)
+ *    16     4  crc32c of the piece bytes; in a pre-sealed piece the cipher (em_cipher,
+ *              net.h), so the AAD binds it
  *    20     -  plain links: the piece bytes. Sealed links (a PRESEALED frame, net.h): the
  *              value's 32-byte key, then the piece sealed once for every executor under
- *              it (AES-256-GCM, nonce = index, AAD = bytes 0..19) and its 16-byte tag
+ *              it (that cipher, nonce = index, AAD = bytes 0..19) and its 16-byte tag
  *              (engine/cluster/bcast_serve.c, docs/security.md)
  * The executor asks for a window of pieces and for one more as each arrives, so several
  * are in flight; it assembles them straight into the payload of the one BYTES batch that

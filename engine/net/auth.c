@@ -1,7 +1,9 @@
 /* engine/net/auth.c - the cryptography of ember's links, every primitive from OpenSSL's
  * libcrypto (no hand-written crypto): SHA-256, HMAC-SHA256 (the handshake proofs),
- * CRYPTO_memcmp, HKDF-SHA256 (the session keys) and AES-256-GCM (the frames after login),
- * plus kernel randomness for the nonces.
+ * CRYPTO_memcmp, HKDF-SHA256 (the session keys), AES-256-GCM (the frames after login) and
+ * the one-shot AEADs of pre-sealed payloads (em_cipher: AES-128-OCB by default, AES-128-GCM,
+ * AES-256-GCM; docs/security.md "Ciphers"), plus kernel randomness for the nonces. One code
+ * path (aead_start / aead_crypt / aead_end) serves every cipher, given its EVP_CIPHER.
  *
  * SESSION KEYS (docs/security.md)
  *   key(dir) = HKDF-SHA256(ikm = secret, salt = client nonce || server nonce,
@@ -20,6 +22,7 @@
 #include <openssl/hmac.h>
 #include <openssl/kdf.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 
 void em_sha256(const void *p, size_t n, uint8_t out[EM_SHA256_LEN])
@@ -98,6 +101,7 @@ int em_hkdf_sha256(const void *ikm, size_t ilen, const void *salt, size_t slen,
 
 /* ---------------------------------------------------------------- AES-256-GCM frames */
 
+
 struct em_aead {
     EVP_CIPHER_CTX *ctx;     /* key schedule set once; each frame re-inits with its IV */
     uint64_t seq;            /* next frame's sequence number */
@@ -142,44 +146,105 @@ void em_aead_free(em_aead *a)
     em_free(a);
 }
 
-/* The three steps of one AES-256-GCM message, shared by the frame contexts (em_aead_*) and
- * the one-shot calls: the IV is 4 zero bytes || be64(nonce); key NULL keeps the context's
- * key schedule. Each returns false when OpenSSL fails (or, at the end of an open, when the
- * tag does not match). */
-static bool gcm_start(EVP_CIPHER_CTX *ctx, bool seal, const uint8_t *key, uint64_t nonce,
-                      const uint8_t *aad, size_t alen)
+/* ---------------------------------------------------------------- the AEAD steps */
+
+/* OpenSSL's cipher for each em_cipher (net.h); NULL for an unknown id (a byte off the wire). */
+static const EVP_CIPHER *cipher_evp(em_cipher c)
+{
+    switch (c) {
+    case EM_CIPHER_AES_128_OCB: return EVP_aes_128_ocb();
+    case EM_CIPHER_AES_128_GCM: return EVP_aes_128_gcm();
+    case EM_CIPHER_AES_256_GCM: return EVP_aes_256_gcm();
+    }
+    return NULL;
+}
+
+static const struct {
+    em_cipher id;
+    const char *name;
+} cipher_names[] = {
+    {EM_CIPHER_AES_128_OCB, "aes-128-ocb"},
+    {EM_CIPHER_AES_128_GCM, "aes-128-gcm"},
+    {EM_CIPHER_AES_256_GCM, "aes-256-gcm"},
+};
+
+const char *em_cipher_name(em_cipher c)
+{
+    for (size_t i = 0; i < sizeof cipher_names / sizeof *cipher_names; i++)
+        if (cipher_names[i].id == c)
+            return cipher_names[i].name;
+    return "unknown";
+}
+
+bool em_cipher_known(int id)
+{
+    return cipher_evp((em_cipher)id) != NULL;
+}
+
+int em_cipher_parse(const char *v, const char *what, em_cipher *out, em_err *err)
+{
+    if (!v || !*v) {
+        *out = EM_CIPHER_DEFAULT;
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof cipher_names / sizeof *cipher_names; i++)
+        if (strcasecmp(v, cipher_names[i].name) == 0) {
+            *out = cipher_names[i].id;
+            return 0;
+        }
+    return em_err_set(err, EM_EINVAL, "%s: cipher '%s' (one of aes-128-ocb, aes-128-gcm, "
+                      "aes-256-gcm)", what, v);
+}
+
+/* The three steps of one AEAD message, shared by the frame contexts (em_aead_*, always
+ * AES-256-GCM) and the one-shot calls (any em_cipher): the IV is 4 zero bytes ||
+ * be64(nonce) (12 bytes: GCM's and OCB's default IV length); evp NULL keeps the context's
+ * cipher and key schedule (key NULL then). Each returns false when OpenSSL fails (or, at
+ * the end of an open, when the tag does not match). */
+static bool aead_start(EVP_CIPHER_CTX *ctx, const EVP_CIPHER *evp, bool seal,
+                       const uint8_t *key, uint64_t nonce, const uint8_t *aad, size_t alen)
 {
     uint8_t iv[12] = {0};
     em_store_be64(iv + 4, nonce);
     int outl = 0;
-    return EVP_CipherInit_ex(ctx, key ? EVP_aes_256_gcm() : NULL, NULL, key, iv, seal) == 1 &&
+    return EVP_CipherInit_ex(ctx, evp, NULL, key, iv, seal) == 1 &&
            (!alen || EVP_CipherUpdate(ctx, NULL, &outl, aad, (int)alen) == 1);
 }
 
-static bool gcm_crypt(EVP_CIPHER_CTX *ctx, const uint8_t *in, uint8_t *out, size_t n)
+/* Adds n bytes; *done = bytes written at out. GCM (a stream mode) writes all n; OCB holds a
+ * partial last block back until aead_end, which writes it after them. */
+static bool aead_crypt(EVP_CIPHER_CTX *ctx, const uint8_t *in, uint8_t *out, size_t n,
+                       size_t *done)
 {
-    /* EVP lengths are int: at most 1 GiB per call (frames and pieces are far smaller) */
+    /* EVP lengths are int: at most 1 GiB per call (frames and pieces are far smaller);
+     * chunks are multiples of 16, so only the last call can leave a partial block */
+    *done = 0;
     while (n > 0) {
         int chunk = n > (1u << 30) ? (1 << 30) : (int)n, outl = 0;
-        if (EVP_CipherUpdate(ctx, out, &outl, in, chunk) != 1 || outl != chunk)
+        if (EVP_CipherUpdate(ctx, out + *done, &outl, in, chunk) != 1 || outl < 0 ||
+            outl > chunk)
             return false;
         in += chunk;
-        out += chunk;
+        *done += (size_t)outl;
         n -= (size_t)chunk;
     }
     return true;
 }
 
-/* Seal: writes the tag. Open: checks it (tag is only read then). */
-static bool gcm_end(EVP_CIPHER_CTX *ctx, bool seal, uint8_t tag[EM_AEAD_TAG_LEN])
+/* Seal: writes the tag. Open: checks it (tag is only read then). tail receives what the
+ * cipher held back (OCB: under 16 bytes; GCM: none), *tlen its length. */
+static bool aead_end(EVP_CIPHER_CTX *ctx, bool seal, uint8_t *tail, size_t *tlen,
+                     uint8_t tag[EM_AEAD_TAG_LEN])
 {
-    uint8_t end[16];
     int outl = 0;
-    if (seal)
-        return EVP_CipherFinal_ex(ctx, end, &outl) == 1 &&
-               EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, EM_AEAD_TAG_LEN, tag) == 1;
-    return EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, EM_AEAD_TAG_LEN, tag) == 1 &&
-           EVP_CipherFinal_ex(ctx, end, &outl) == 1;
+    bool ok = seal ? EVP_CipherFinal_ex(ctx, tail, &outl) == 1 &&
+                         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, EM_AEAD_TAG_LEN,
+                                             tag) == 1
+                   : EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, EM_AEAD_TAG_LEN, tag) ==
+                             1 &&
+                         EVP_CipherFinal_ex(ctx, tail, &outl) == 1;
+    *tlen = outl > 0 ? (size_t)outl : 0;
+    return ok;
 }
 
 int em_aead_begin(em_aead *a, const uint8_t *aad, size_t alen, em_err *err)
@@ -188,7 +253,7 @@ int em_aead_begin(em_aead *a, const uint8_t *aad, size_t alen, em_err *err)
         return em_err_set(err, EM_EAUTH, "link closed after a failed frame");
     if (a->seq == UINT64_MAX)   /* 2^64 frames: unreachable, but never reuse an IV */
         return em_err_set(err, EM_EPROTO, "frame sequence exhausted");
-    if (!gcm_start(a->ctx, a->seal, NULL, a->seq++, aad, alen)) {
+    if (!aead_start(a->ctx, NULL, a->seal, NULL, a->seq++, aad, alen)) {
         a->broken = true;
         return em_err_set(err, EM_EIO, "AES-256-GCM failed (OpenSSL)");
     }
@@ -197,7 +262,8 @@ int em_aead_begin(em_aead *a, const uint8_t *aad, size_t alen, em_err *err)
 
 int em_aead_update(em_aead *a, const uint8_t *in, uint8_t *out, size_t n, em_err *err)
 {
-    if (!gcm_crypt(a->ctx, in, out, n)) {
+    size_t done;   /* GCM writes every byte at once (the links stream frames in pieces) */
+    if (!aead_crypt(a->ctx, in, out, n, &done) || done != n) {
         a->broken = true;
         return em_err_set(err, EM_EIO, "AES-256-GCM failed (OpenSSL)");
     }
@@ -206,7 +272,9 @@ int em_aead_update(em_aead *a, const uint8_t *in, uint8_t *out, size_t n, em_err
 
 int em_aead_finish(em_aead *a, uint8_t tag[EM_AEAD_TAG_LEN], em_err *err)
 {
-    if (gcm_end(a->ctx, a->seal, tag))
+    uint8_t none[16];
+    size_t tlen;
+    if (aead_end(a->ctx, a->seal, none, &tlen, tag) && tlen == 0)
         return 0;
     a->broken = true;
     if (a->seal)
@@ -217,39 +285,44 @@ int em_aead_finish(em_aead *a, uint8_t tag[EM_AEAD_TAG_LEN], em_err *err)
                       (unsigned long long)(a->seq - 1));
 }
 
-/* ---------------------------------------------------------------- one-shot AES-256-GCM */
+/* ---------------------------------------------------------------- one-shot AEAD */
 
-/* Seals (seal) or opens n bytes under key with nonce (gcm_start's IV); opening checks tag
- * before it returns (EM_EAUTH on mismatch); out may equal in. */
-static int aead_once(bool seal, const uint8_t key[EM_AEAD_KEY_LEN], uint64_t nonce,
-                     const uint8_t *aad, size_t alen, const uint8_t *in, uint8_t *out,
-                     size_t n, uint8_t tag[EM_AEAD_TAG_LEN], em_err *err)
+/* Seals (seal) or opens n bytes under cipher c and key with nonce (aead_start's IV);
+ * opening checks tag before it returns (EM_EAUTH on mismatch); out may equal in. */
+static int aead_once(em_cipher c, bool seal, const uint8_t key[EM_AEAD_KEY_LEN],
+                     uint64_t nonce, const uint8_t *aad, size_t alen, const uint8_t *in,
+                     uint8_t *out, size_t n, uint8_t tag[EM_AEAD_TAG_LEN], em_err *err)
 {
+    const EVP_CIPHER *evp = cipher_evp(c);
+    if (!evp)
+        return em_err_set(err, EM_EPROTO, "unknown cipher id %d", (int)c);
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
     if (!ctx)
-        return em_err_set(err, EM_ENOMEM, "AES-GCM context: out of memory");
-    bool ok = gcm_start(ctx, seal, key, nonce, aad, alen) && gcm_crypt(ctx, in, out, n);
-    bool auth = ok && gcm_end(ctx, seal, tag);
+        return em_err_set(err, EM_ENOMEM, "%s context: out of memory", em_cipher_name(c));
+    size_t done = 0, tlen = 0;
+    bool ok = aead_start(ctx, evp, seal, key, nonce, aad, alen) &&
+              aead_crypt(ctx, in, out, n, &done) && done <= n && n - done < 16;
+    bool auth = ok && aead_end(ctx, seal, out + done, &tlen, tag);
     EVP_CIPHER_CTX_free(ctx);   /* cleanses the key schedule */
-    if (auth)
+    if (auth && done + tlen == n)
         return 0;
-    if (!ok || seal)
-        return em_err_set(err, EM_EIO, "AES-256-GCM failed (OpenSSL)");
+    if (!ok || seal || (auth && done + tlen != n))
+        return em_err_set(err, EM_EIO, "%s failed (OpenSSL)", em_cipher_name(c));
     return em_err_set(err, EM_EAUTH, "failed authentication (modified or misplaced)");
 }
 
-int em_aead_seal_once(const uint8_t key[EM_AEAD_KEY_LEN], uint64_t nonce, const uint8_t *aad,
-                      size_t alen, const uint8_t *in, uint8_t *out, size_t n,
-                      uint8_t tag[EM_AEAD_TAG_LEN], em_err *err)
+int em_aead_seal_once(em_cipher c, const uint8_t key[EM_AEAD_KEY_LEN], uint64_t nonce,
+                      const uint8_t *aad, size_t alen, const uint8_t *in, uint8_t *out,
+                      size_t n, uint8_t tag[EM_AEAD_TAG_LEN], em_err *err)
 {
-    return aead_once(true, key, nonce, aad, alen, in, out, n, tag, err);
+    return aead_once(c, true, key, nonce, aad, alen, in, out, n, tag, err);
 }
 
-int em_aead_open_once(const uint8_t key[EM_AEAD_KEY_LEN], uint64_t nonce, const uint8_t *aad,
-                      size_t alen, const uint8_t *in, uint8_t *out, size_t n,
-                      const uint8_t tag[EM_AEAD_TAG_LEN], em_err *err)
+int em_aead_open_once(em_cipher c, const uint8_t key[EM_AEAD_KEY_LEN], uint64_t nonce,
+                      const uint8_t *aad, size_t alen, const uint8_t *in, uint8_t *out,
+                      size_t n, const uint8_t tag[EM_AEAD_TAG_LEN], em_err *err)
 {
     uint8_t t[EM_AEAD_TAG_LEN];
     memcpy(t, tag, sizeof t);
-    return aead_once(false, key, nonce, aad, alen, in, out, n, t, err);
+    return aead_once(c, false, key, nonce, aad, alen, in, out, n, t, err);
 }

@@ -140,18 +140,34 @@ int em_aead_begin(em_aead *a, const uint8_t *aad, size_t alen, em_err *err);
 int em_aead_update(em_aead *a, const uint8_t *in, uint8_t *out, size_t n, em_err *err);
 int em_aead_finish(em_aead *a, uint8_t tag[EM_AEAD_TAG_LEN], em_err *err);
 
-/* One-shot AES-256-GCM for payloads sealed once and sent to several peers (PRESEALED
- * frames): IV = 4 zero bytes || be64(nonce), the tag apart. The caller must never seal two
- * messages under one key and nonce (use a fresh random key per payload set and a distinct
- * nonce per message). Opening writes plaintext to out and returns EM_EAUTH when the tag
- * does not verify (out then holds garbage: do not use it). in == out allowed. Any thread. */
+/* The AEADs for payloads sealed once and sent to several peers (PRESEALED frames; the
+ * links themselves are always AES-256-GCM). The id travels in a link-sealed head, so a relay
+ * cannot change it; docs/security.md "ciphers" gives the choice and the numbers. */
+typedef enum em_cipher {
+    EM_CIPHER_AES_128_OCB = 1,   /* RFC 7253 (OCB3), 16-byte tag: the default (fastest) */
+    EM_CIPHER_AES_128_GCM = 2,
+    EM_CIPHER_AES_256_GCM = 3,
+} em_cipher;
+#define EM_CIPHER_DEFAULT EM_CIPHER_AES_128_OCB
+/* "aes-128-ocb" | "aes-128-gcm" | "aes-256-gcm" (any case); NULL or "" gives the default;
+ * else EM_EINVAL naming `what`. */
+int em_cipher_parse(const char *v, const char *what, em_cipher *out, em_err *err);
+const char *em_cipher_name(em_cipher c);   /* "unknown" for an unknown id */
+bool em_cipher_known(int id);              /* an id read off the wire */
+
+/* One-shot AEAD under cipher c: IV = 4 zero bytes || be64(nonce), the tag apart; the key is
+ * EM_AEAD_KEY_LEN bytes of which a 128-bit cipher uses the first 16. The caller must never
+ * seal two messages under one key and nonce (use a fresh random key per payload set and a
+ * distinct nonce per message). Opening writes plaintext to out and returns EM_EAUTH when the
+ * tag does not verify (out then holds garbage: do not use it). in == out allowed. Any
+ * thread. */
 #define EM_AEAD_KEY_LEN 32
-int em_aead_seal_once(const uint8_t key[EM_AEAD_KEY_LEN], uint64_t nonce, const uint8_t *aad,
-                      size_t alen, const uint8_t *in, uint8_t *out, size_t n,
-                      uint8_t tag[EM_AEAD_TAG_LEN], em_err *err);
-int em_aead_open_once(const uint8_t key[EM_AEAD_KEY_LEN], uint64_t nonce, const uint8_t *aad,
-                      size_t alen, const uint8_t *in, uint8_t *out, size_t n,
-                      const uint8_t tag[EM_AEAD_TAG_LEN], em_err *err);
+int em_aead_seal_once(em_cipher c, const uint8_t key[EM_AEAD_KEY_LEN], uint64_t nonce,
+                      const uint8_t *aad, size_t alen, const uint8_t *in, uint8_t *out,
+                      size_t n, uint8_t tag[EM_AEAD_TAG_LEN], em_err *err);
+int em_aead_open_once(em_cipher c, const uint8_t key[EM_AEAD_KEY_LEN], uint64_t nonce,
+                      const uint8_t *aad, size_t alen, const uint8_t *in, uint8_t *out,
+                      size_t n, const uint8_t tag[EM_AEAD_TAG_LEN], em_err *err);
 
 /* 32 bytes from the kernel's CSPRNG (getrandom / /dev/urandom). */
 int em_random_bytes(void *out, size_t n, em_err *err);

@@ -10,7 +10,9 @@
 #  2. local-cluster[2,2]: two tasks at a time per executor still fetch each value once;
 #  3. a fold whose 60 MiB zero value would not fit one frame inline succeeds (it travels
 #     beside the stage JSON, "zero_ref") and returns the zero value byte for byte;
-#  4. an 8 MB context blob on a 32-task stage (fetched once per executor) works.
+#  4. an 8 MB context blob on a 32-task stage (fetched once per executor) works;
+#  5. pieces sealed with AES-256-GCM (ember.network.crypto.cipher) instead of the default
+#     AES-128-OCB reach every task too.
 # Each run leaves no executor process and no file behind.
 source "$(dirname "$0")/cluster_lib.sh" broadcast "${1:-}"
 
@@ -45,5 +47,9 @@ grep -qF 'bcast hugeblob: fold with a 60 MiB zero value: ok' "$tmp/hugeblob.out"
 
 run blob 'local-cluster[2,1]' blob 8 1
 grep -q '^bcast blob: 32 tasks: 8 MB blob' "$tmp/blob.out" || fail "blob: $(cat "$tmp/blob.out")"
+
+EMBER_NETWORK_CRYPTO_CIPHER=aes-256-gcm run gcm 'local-cluster[2,1]' check 4
+grep -qF 'bcast: broadcast of 4194304 bytes on 8 tasks: ok (2 fetches)' "$tmp/gcm.out" ||
+    fail "gcm: $(cat "$tmp/gcm.out")"
 
 finish

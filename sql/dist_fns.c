@@ -198,7 +198,18 @@ typedef struct csv_sink {
     const sql_plan *semi;
     uint32_t *semi_cols;
     em_sql_value *semi_keys;
+    /* ember tables: the same check made on the key columns' vectors before the row is
+     * built (gated: csv_row need not check again) */
+    sql_cf_gate gate;
+    uint32_t *gate_cols;
+    bool gated;
 } csv_sink;
+
+static bool semi_gate(void *ud, const em_sql_value *keys)
+{
+    const csv_sink *k = ud;
+    return em__sql_join_may_match(k->semi, keys);
+}
 
 #define CSV_CHUNK_ROWS 4096
 
@@ -230,7 +241,7 @@ static int csv_row(void *ud, const em_sql_value *row)
         if (em__sql_truth(&t) != 1)
             return 0;
     }
-    if (k->semi != NULL) {
+    if (k->semi != NULL && !k->gated) {
         for (uint32_t i = 0; i < k->semi->nkeys; i++)
             k->semi_keys[i] = k->wide[k->semi_cols[i]];
         if (!em__sql_join_may_match(k->semi, k->semi_keys))
@@ -299,8 +310,22 @@ static int emc_range(sql_exec *x, const csv_src *cs, csv_sink *k, sql_cf *f, boo
     }
     if (g >= f->nrg)
         return em_err_set(err, EM_ECORRUPT, "%s: no row group %u (the file changed?)", path, g);
+    k->gated = false;
+    if (k->semi != NULL && k->gate_cols != NULL) { /* the keys' file columns, all read */
+        k->gated = true;
+        for (uint32_t i = 0; i < k->semi->nkeys; i++) {
+            k->gate_cols[i] = k->semi_cols[i] - k->leaf->off;
+            if (k->gate_cols[i] >= f->ncols || (cs->sp.need != NULL && !cs->sp.need[k->gate_cols[i]]))
+                k->gated = false;
+        }
+        k->gate = (sql_cf_gate){.n = k->semi->nkeys, .cols = k->gate_cols,
+                                .vals = k->semi_keys, .fn = semi_gate, .ud = k};
+        f->gate = k->gated ? &k->gate : NULL;
+    }
     rc = em__sql_cf_scan(f, g, cs->sp.need, k->leaf ? k->leaf->pred : NULL,
                          k->leaf ? k->leaf->off : 0, x->arena, csv_row, k, NULL, err);
+    f->gate = NULL;
+    k->gated = false;
     if (k->rc < 0 && k->have_ferr) /* the chunk's plan or emission failed */
         *err = k->ferr, rc = k->ferr.code;
     else if (k->rc < 0) /* the filter failed */
@@ -450,7 +475,8 @@ static int semi_filter(stage *s, sql_plan *plan, const sql_plan *l, csv_sink *k)
     }
     k->semi_cols = em_arena_alloc(s->x.arena, (j->nkeys + 1) * sizeof *k->semi_cols);
     k->semi_keys = em_arena_alloc(s->x.arena, (j->nkeys + 1) * sizeof *k->semi_keys);
-    if (k->semi_cols == NULL || k->semi_keys == NULL)
+    k->gate_cols = em_arena_alloc(s->x.arena, (j->nkeys + 1) * sizeof *k->gate_cols);
+    if (k->semi_cols == NULL || k->semi_keys == NULL || k->gate_cols == NULL)
         return em_err_set(s->err, EM_ENOMEM, "sql stage: out of memory");
     for (uint32_t i = 0; i < j->nkeys; i++)
         k->semi_cols[i] = (uint32_t)j->lkeys[i]->col;

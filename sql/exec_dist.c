@@ -404,6 +404,37 @@ static int narrow(dist *d, const sql_plan *p, dval *out)
     return 0;
 }
 
+/* The rows of loaded table scan p (*r, all its rows) that its pushed-down filter keeps,
+ * found here so that only they are encoded and shipped (the tasks apply the filter again). */
+static int prefilter(dist *d, const sql_plan *p, sql_rel *r)
+{
+    if (p->pred == NULL || r->n == 0 || p->slice != r->width || p->off > p->width ||
+        p->slice > p->width - p->off || !em__sql_expr_portable(p->pred))
+        return 0;
+    em_sql_value *wide = em_arena_alloc(d->x->arena, ((size_t)p->width + 1) * sizeof *wide);
+    size_t bytes, n = 0;
+    em_sql_value *kept = NULL;
+    if (wide == NULL || !em_size_mul(r->n, (size_t)r->width * sizeof *kept, &bytes) ||
+        (kept = em_arena_alloc(d->x->arena, bytes + sizeof *kept)) == NULL)
+        return fail(d, EM_ENOMEM, "out of memory");
+    for (uint32_t c = 0; c < p->width; c++)
+        wide[c] = em__sql_null();
+    for (size_t i = 0; i < r->n; i++) {
+        const em_sql_value *row = &r->v[i * r->width];
+        memcpy(wide + p->off, row, r->width * sizeof *row);
+        sql_env env = {.row = wide};
+        em_sql_value t;
+        int rc = em__sql_eval(d->x, p->pred, &env, &t);
+        if (rc < 0)
+            return rc;
+        if (em__sql_truth(&t) == 1)
+            memcpy(&kept[n++ * r->width], row, r->width * sizeof *row);
+    }
+    r->v = kept;
+    r->n = n;
+    return 0;
+}
+
 static int run_scan(dist *d, const sql_plan *p, dval *out)
 {
     const sql_table *t = p->table;
@@ -483,7 +514,7 @@ static int run_scan(dist *d, const sql_plan *p, dval *out)
         return track(d, out->rdd);
     }
     sql_rel r = {.width = t->ncols, .n = t->nrows, .v = t->rows};
-    if ((rc = rel_to_rdd(d, &r, need, &out->rdd)) < 0)
+    if ((rc = prefilter(d, p, &r)) < 0 || (rc = rel_to_rdd(d, &r, need, &out->rdd)) < 0)
         return rc;
     return 0;
 }

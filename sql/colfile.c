@@ -900,7 +900,14 @@ int em__sql_cf_scan(const sql_cf *f, uint32_t g, const uint8_t *need, const sql_
         if (kind != 0)
             term_filter(&terms[i], v, kind, li, ld, sel, &ns);
     }
+    const sql_cf_gate *gate = f->gate;
     for (uint32_t j = 0; j < ns && rc == 0; j++) {
+        if (gate != NULL) {
+            for (uint32_t i = 0; i < gate->n; i++)
+                em__sql_cvec_get(&vec[gate->cols[i]], sel[j], &gate->vals[i]);
+            if (!gate->fn(gate->ud, gate->vals))
+                continue;
+        }
         for (uint32_t c = 0; c < f->ncols; c++) {
             em__sql_cvec_get(&vec[c], sel[j], &row[c]);
             if (row[c].type == EM_SQL_TEXT) { /* the rows outlive this row group's vectors */

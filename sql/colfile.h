@@ -31,6 +31,16 @@ typedef struct sql_cf_chunk {
 } sql_cf_chunk;
 
 typedef struct sql_cvec sql_cvec;
+/* A scan's gate: a row whose columns cols[0..n) hold values that fn rejects is skipped
+ * before it is built (e.g. join keys that match no row of a broadcast). */
+typedef struct sql_cf_gate {
+    uint32_t n;
+    const uint32_t *cols;
+    em_sql_value *vals;   /* n values of scratch (text borrowed from the column vector) */
+    bool (*fn)(void *ud, const em_sql_value *vals);
+    void *ud;
+} sql_cf_gate;
+
 typedef struct sql_cf {   /* an open part file */
     const char *path;
     const uint8_t *map;
@@ -47,6 +57,7 @@ typedef struct sql_cf {   /* an open part file */
     sql_cvec *vec;          /* scan scratch (em__sql_cf_scan), freed at close */
     uint32_t *sel;
     em_sql_value *row;
+    const sql_cf_gate *gate; /* set by the caller for its scans (NULL: none) */
 } sql_cf;
 
 /* Maps and checks a part file; EM_ECORRUPT naming the file when it is not one. */
@@ -84,7 +95,8 @@ void em__sql_cf_list_free(char **files, uint32_t n);
  * NULL, not even decompressed) that pred's comparisons of a column (at wide offset off +
  * column) with a number or date literal allow; the rest of pred is the caller's to check.
  * Text is copied into strings. A row group whose min/max rule a comparison out is skipped
- * whole (*skipped counts them). fn's error is returned as it is. */
+ * whole (*skipped counts them). With f->gate, rows it rejects are skipped before fn.
+ * fn's error is returned as it is. */
 int em__sql_cf_scan(const sql_cf *f, uint32_t g, const uint8_t *need, const sql_expr *pred,
                     uint32_t off, em_arena *strings, sql_csv_row_fn fn, void *ud,
                     uint64_t *skipped, em_err *err);

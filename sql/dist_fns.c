@@ -192,7 +192,24 @@ typedef struct csv_sink {
     void *flush_ud;
     bool have_ferr;
     em_err ferr;
+    /* An INNER hash join with a broadcast right above the leaf (filters between), its left
+     * keys columns of the leaf's slice (semi_cols): a row whose keys match no build row is
+     * dropped here, before it is stored (the join would drop it) */
+    const sql_plan *semi;
+    uint32_t *semi_cols;
+    em_sql_value *semi_keys;
+    /* ember tables: the same check made on the key columns' vectors before the row is
+     * built (gated: csv_row need not check again) */
+    sql_cf_gate gate;
+    uint32_t *gate_cols;
+    bool gated;
 } csv_sink;
+
+static bool semi_gate(void *ud, const em_sql_value *keys)
+{
+    const csv_sink *k = ud;
+    return em__sql_join_may_match(k->semi, keys);
+}
 
 #define CSV_CHUNK_ROWS 4096
 
@@ -222,6 +239,12 @@ static int csv_row(void *ud, const em_sql_value *row)
             return rc;
         }
         if (em__sql_truth(&t) != 1)
+            return 0;
+    }
+    if (k->semi != NULL && !k->gated) {
+        for (uint32_t i = 0; i < k->semi->nkeys; i++)
+            k->semi_keys[i] = k->wide[k->semi_cols[i]];
+        if (!em__sql_join_may_match(k->semi, k->semi_keys))
             return 0;
     }
     return csv_keep(k, k->wide);
@@ -287,8 +310,22 @@ static int emc_range(sql_exec *x, const csv_src *cs, csv_sink *k, sql_cf *f, boo
     }
     if (g >= f->nrg)
         return em_err_set(err, EM_ECORRUPT, "%s: no row group %u (the file changed?)", path, g);
+    k->gated = false;
+    if (k->semi != NULL && k->gate_cols != NULL) { /* the keys' file columns, all read */
+        k->gated = true;
+        for (uint32_t i = 0; i < k->semi->nkeys; i++) {
+            k->gate_cols[i] = k->semi_cols[i] - k->leaf->off;
+            if (k->gate_cols[i] >= f->ncols || (cs->sp.need != NULL && !cs->sp.need[k->gate_cols[i]]))
+                k->gated = false;
+        }
+        k->gate = (sql_cf_gate){.n = k->semi->nkeys, .cols = k->gate_cols,
+                                .vals = k->semi_keys, .fn = semi_gate, .ud = k};
+        f->gate = k->gated ? &k->gate : NULL;
+    }
     rc = em__sql_cf_scan(f, g, cs->sp.need, k->leaf ? k->leaf->pred : NULL,
                          k->leaf ? k->leaf->off : 0, x->arena, csv_row, k, NULL, err);
+    f->gate = NULL;
+    k->gated = false;
     if (k->rc < 0 && k->have_ferr) /* the chunk's plan or emission failed */
         *err = k->ferr, rc = k->ferr.code;
     else if (k->rc < 0) /* the filter failed */
@@ -342,8 +379,21 @@ static bool chunkable(sql_plan *p, const sql_plan *leaf)
     return p == leaf;
 }
 
-/* Points every P_REL leaf at its rows (broadcasts decoded once per id). */
-static int bind_inputs(stage *s, sql_plan *p, int depth)
+/* True when rel leaf p is the build side of parent, a hash join on bare columns: its rows
+ * can stay encoded (sql_rel.enc), decoded only where a probe matches. */
+static bool lazy_build(const sql_plan *parent, const sql_plan *p)
+{
+    if (parent == NULL || parent->kind != P_JOIN || parent->right != p || parent->nkeys == 0)
+        return false;
+    for (uint32_t k = 0; k < parent->nkeys; k++)
+        if (parent->rkeys[k]->kind != E_COL || parent->rkeys[k]->level != 0)
+            return false;
+    return true;
+}
+
+/* Points every P_REL leaf at its rows (broadcasts decoded once per id; a hash join's build
+ * side left encoded, see lazy_build). */
+static int bind_inputs(stage *s, sql_plan *p, const sql_plan *parent, int depth)
 {
     if (p == NULL)
         return 0;
@@ -367,6 +417,11 @@ static int bind_inputs(stage *s, sql_plan *p, int depth)
         memset(r, 0, sizeof *r);
         r->width = p->width;
         p->rel = r;
+        if (lazy_build(parent, p)) { /* the bytes live as long as the task */
+            r->enc = v.p;
+            r->enc_n = v.n;
+            return 0;
+        }
         /* room for every row at once (a value takes a byte at least): no copies as it grows,
          * and pages are only touched as rows fill them */
         size_t most = v.n / (p->width ? p->width : 1) + 1, bytes;
@@ -375,8 +430,8 @@ static int bind_inputs(stage *s, sql_plan *p, int depth)
             r->cap = most;
         return push_rows(&s->x, r, v.p, v.n, false, s->err);
     }
-    int rc = bind_inputs(s, p->in, depth + 1);
-    return rc < 0 ? rc : bind_inputs(s, p->right, depth + 1);
+    int rc = bind_inputs(s, p->in, p, depth + 1);
+    return rc < 0 ? rc : bind_inputs(s, p->right, p, depth + 1);
 }
 
 /* Runs the stage plan over the chunk's rows (the leaf reads them), emits its output and
@@ -398,6 +453,38 @@ static int chunk_flush(csv_sink *k)
     if (rc < 0)
         k->have_ferr = true;
     return rc;
+}
+
+/* Sets k's semi filter (csv_sink.semi) when the chunked plan has such a join over leaf l,
+ * building the join's hash table now. */
+static int semi_filter(stage *s, sql_plan *plan, const sql_plan *l, csv_sink *k)
+{
+    sql_plan *j = NULL;
+    for (sql_plan *q = plan; q != NULL && q != l; q = q->in)
+        if (q->kind == P_JOIN)
+            j = q;
+        else if (q->kind != P_FILTER)
+            j = NULL;
+    if (j == NULL || j->join != J_INNER || !em__sql_join_keeps_build(j) || j->in == NULL)
+        return 0;
+    for (uint32_t i = 0; i < j->nkeys; i++) {
+        const sql_expr *e = j->lkeys[i];
+        if (e->kind != E_COL || e->level != 0 || e->col < 0 || (uint32_t)e->col < l->off ||
+            (uint32_t)e->col >= l->off + l->slice)
+            return 0;
+    }
+    k->semi_cols = em_arena_alloc(s->x.arena, (j->nkeys + 1) * sizeof *k->semi_cols);
+    k->semi_keys = em_arena_alloc(s->x.arena, (j->nkeys + 1) * sizeof *k->semi_keys);
+    k->gate_cols = em_arena_alloc(s->x.arena, (j->nkeys + 1) * sizeof *k->gate_cols);
+    if (k->semi_cols == NULL || k->semi_keys == NULL || k->gate_cols == NULL)
+        return em_err_set(s->err, EM_ENOMEM, "sql stage: out of memory");
+    for (uint32_t i = 0; i < j->nkeys; i++)
+        k->semi_cols[i] = (uint32_t)j->lkeys[i]->col;
+    if (em__sql_join_prebuild(&s->x, j) < 0)
+        return em_err_set(s->err, s->diag.err.code ? s->diag.err.code : EM_EINVAL, "%s",
+                          s->diag.err.msg);
+    k->semi = j;
+    return 0;
 }
 
 static int read_inputs(stage *s, uint8_t src, const csv_src *cs, sql_plan *plan, em_iter *it)
@@ -440,6 +527,8 @@ static int read_inputs(stage *s, uint8_t src, const csv_src *cs, sql_plan *plan,
                                                            sizeof *r->v)) == NULL)
                     return em_err_set(s->err, EM_ENOMEM, "sql stage: out of memory");
                 r->cap = CSV_CHUNK_ROWS;
+                if ((rc = semi_filter(s, plan, l, &k)) < 0)
+                    return rc;
             }
         }
     }
@@ -601,13 +690,13 @@ static int stage_fn(const em_fn_ctx *c, uint32_t index, em_iter *it, em_emitter 
     s.keys = keys;
     s.nkeys = nkeys;
     s.keyed = keyed;
-    if ((src == SRC_CSV || src == SRC_EMC) && (rc = bind_inputs(&s, plan, 0)) < 0) /* broadcasts, before chunks */
+    if ((src == SRC_CSV || src == SRC_EMC) && (rc = bind_inputs(&s, plan, NULL, 0)) < 0) /* broadcasts, before chunks */
         goto out;
     if ((rc = read_inputs(&s, src, &cs, plan, it)) < 0)
         goto out;
     if (s.chunked) /* emitted as read */
         goto out;
-    if ((rc = bind_inputs(&s, plan, 0)) < 0)
+    if ((rc = bind_inputs(&s, plan, NULL, 0)) < 0)
         goto out;
     if (em__sql_run(&s.x, plan, NULL, &res) < 0) {
         rc = em_err_set(err, s.diag.err.code ? s.diag.err.code : EM_EINVAL, "%s", s.diag.err.msg);

@@ -260,20 +260,42 @@ static int materialize(dist *d, const dval *v, sql_expr *const *keys, int32_t nk
 }
 
 /* v's rows on the driver. */
+/* v's rows (a dataset) collected as encoded records of width *w. */
+static int collect_recs(dist *d, const dval *v, em_records *recs, uint32_t *w)
+{
+    em_rdd *r;
+    int rc = materialize(d, v, NULL, -1, &r);
+    memset(recs, 0, sizeof *recs);
+    *w = v->pending ? v->pending->width : v->w0;
+    if (rc < 0)
+        return rc;
+    if (em_rdd_collect(r, recs, &d->err) < 0)
+        return fail(d, d->err.code, d->err.msg);
+    return 0;
+}
+
+/* The records' rows decoded into *out (text copied into the statement's arena); recs
+ * destroyed. */
+static int recs_to_rel(dist *d, em_records *recs, uint32_t w, sql_rel **out);
+
 static int collect(dist *d, const dval *v, sql_rel **out)
 {
     if (v->rel != NULL) {
         *out = v->rel;
         return 0;
     }
-    em_rdd *r;
-    em_records recs = {0};
-    int rc = materialize(d, v, NULL, -1, &r);
+    em_records recs;
+    uint32_t w;
+    int rc = collect_recs(d, v, &recs, &w);
     if (rc < 0)
         return rc;
-    if (em_rdd_collect(r, &recs, &d->err) < 0)
-        return fail(d, d->err.code, d->err.msg);
-    uint32_t w = v->pending ? v->pending->width : v->w0;
+    return recs_to_rel(d, &recs, w, out);
+}
+
+static int recs_to_rel(dist *d, em_records *recs_, uint32_t w, sql_rel **out)
+{
+    em_records recs = *recs_;
+    int rc = 0;
     sql_rel *rel = em_arena_alloc(d->x->arena, sizeof *rel);
     em_sql_value *row = em_arena_alloc(d->x->arena, (w + 1) * sizeof *row);
     if (rel == NULL || row == NULL) {
@@ -382,6 +404,37 @@ static int narrow(dist *d, const sql_plan *p, dval *out)
     return 0;
 }
 
+/* The rows of loaded table scan p (*r, all its rows) that its pushed-down filter keeps,
+ * found here so that only they are encoded and shipped (the tasks apply the filter again). */
+static int prefilter(dist *d, const sql_plan *p, sql_rel *r)
+{
+    if (p->pred == NULL || r->n == 0 || p->slice != r->width || p->off > p->width ||
+        p->slice > p->width - p->off || !em__sql_expr_portable(p->pred))
+        return 0;
+    em_sql_value *wide = em_arena_alloc(d->x->arena, ((size_t)p->width + 1) * sizeof *wide);
+    size_t bytes, n = 0;
+    em_sql_value *kept = NULL;
+    if (wide == NULL || !em_size_mul(r->n, (size_t)r->width * sizeof *kept, &bytes) ||
+        (kept = em_arena_alloc(d->x->arena, bytes + sizeof *kept)) == NULL)
+        return fail(d, EM_ENOMEM, "out of memory");
+    for (uint32_t c = 0; c < p->width; c++)
+        wide[c] = em__sql_null();
+    for (size_t i = 0; i < r->n; i++) {
+        const em_sql_value *row = &r->v[i * r->width];
+        memcpy(wide + p->off, row, r->width * sizeof *row);
+        sql_env env = {.row = wide};
+        em_sql_value t;
+        int rc = em__sql_eval(d->x, p->pred, &env, &t);
+        if (rc < 0)
+            return rc;
+        if (em__sql_truth(&t) == 1)
+            memcpy(&kept[n++ * r->width], row, r->width * sizeof *row);
+    }
+    r->v = kept;
+    r->n = n;
+    return 0;
+}
+
 static int run_scan(dist *d, const sql_plan *p, dval *out)
 {
     const sql_table *t = p->table;
@@ -461,7 +514,7 @@ static int run_scan(dist *d, const sql_plan *p, dval *out)
         return track(d, out->rdd);
     }
     sql_rel r = {.width = t->ncols, .n = t->nrows, .v = t->rows};
-    if ((rc = rel_to_rdd(d, &r, need, &out->rdd)) < 0)
+    if ((rc = prefilter(d, p, &r)) < 0 || (rc = rel_to_rdd(d, &r, need, &out->rdd)) < 0)
         return rc;
     return 0;
 }
@@ -538,48 +591,78 @@ static int run_join(dist *d, const sql_plan *p, dval *out)
     if (n == NULL)
         return fail(d, EM_ENOMEM, "out of memory");
     bool bcast = r.rel != NULL || broadcast_right(d, p);
+    em_vbuf pre; /* the broadcast's rows when they came encoded (have_pre) */
+    bool have_pre = false;
+    uint32_t pre_width = 0;
+    em_vbuf_init(&pre);
     if (!bcast && l.rel == NULL) { /* a shuffle join by the estimates: look at the rows */
         uint64_t lb = em__sql_plan_input_bytes(p->in), rb = em__sql_plan_input_bytes(p->right);
         bool left = p->join == J_INNER && lb < rb && lb <= ADAPTIVE_JOIN_BYTES;
         dval *side = left ? &l : &r;
         if (left || rb <= ADAPTIVE_JOIN_BYTES) {
-            if ((rc = collect(d, side, &side->rel)) < 0)
+            em_records recs;
+            uint32_t w;
+            if ((rc = collect_recs(d, side, &recs, &w)) < 0)
                 return rc;
             side->pending = NULL;
             uint64_t bytes = 0;   /* of the values (a wide row's other slices are NULL) */
-            for (size_t i = 0; i < side->rel->n * side->rel->width; i++) {
-                const em_sql_value *v = &side->rel->v[i];
-                bytes += v->type == EM_SQL_TEXT ? 4 + (uint64_t)v->len : v->type ? 8 : 0;
-            }
-            if (bytes <= d->c->bcast_threshold) {
-                sql_plan *sw = left ? join_swapped(d, p) : n;
-                if (sw != NULL) {
-                    if (left) {
-                        dval t = l;
-                        l = r;
-                        r = t;
-                    }
-                    n = sw;
-                    bcast = true;
+            em_sql_value *row = em_arena_alloc(d->x->arena, ((size_t)w + 1) * sizeof *row);
+            rc = row == NULL ? fail(d, EM_ENOMEM, "out of memory") : 0;
+            for (size_t i = 0; i < recs.n && rc == 0; i++) {
+                size_t used;
+                if (em_sql_row_decode(recs.recs[i].val.p, recs.recs[i].val.n, row, w, &used,
+                                      &d->err) < 0)
+                    rc = fail(d, d->err.code, d->err.msg);
+                else if (used != recs.recs[i].val.n)
+                    rc = fail(d, EM_ECORRUPT, "sql: bytes after a collected row");
+                for (uint32_t c = 0; c < w && rc == 0; c++) {
+                    const em_sql_value *v = &row[c];
+                    bytes += v->type == EM_SQL_TEXT ? 4 + (uint64_t)v->len : v->type ? 8 : 0;
                 }
             }
+            sql_plan *sw = NULL;
+            if (rc == 0 && bytes <= d->c->bcast_threshold && (sw = left ? join_swapped(d, p) : n) != NULL) {
+                /* the records are the broadcast's rows already: no decoding, no encoding */
+                for (size_t i = 0; i < recs.n && rc == 0; i++)
+                    if (em_vbuf_append(&pre, recs.recs[i].val.p, recs.recs[i].val.n) < 0)
+                        rc = fail(d, EM_ENOMEM, "out of memory");
+                em_records_destroy(&recs);
+                if (rc < 0)
+                    return rc;
+                have_pre = true;
+                pre_width = w;
+                if (left) {
+                    dval t = l;
+                    l = r;
+                    r = t;
+                }
+                n = sw;
+                bcast = true;
+            } else if (rc < 0) {
+                em_records_destroy(&recs);
+                return rc;
+            } else if ((rc = recs_to_rel(d, &recs, w, &side->rel)) < 0)
+                return rc;
         }
     }
     if (bcast) {
-        sql_rel *rows;
-        em_vbuf b;
-        if ((rc = collect(d, &r, &rows)) < 0)
-            return rc;
-        if (l.rel != NULL) { /* both sides here */
+        sql_rel *rows = NULL;
+        uint32_t width = pre_width;
+        if (!have_pre) {
+            if ((rc = collect(d, &r, &rows)) < 0)
+                return rc;
+            width = rows->width;
+        }
+        if (l.rel != NULL) { /* both sides here (l is never so with have_pre) */
             n->in = rel_leaf(d, l.rel->width, 0, l.rel);
             n->right = rel_leaf(d, rows->width, 0, rows);
             memset(out, 0, sizeof *out);
             return em__sql_run(d->x, n, NULL, &out->rel);
         }
-        em_vbuf_init(&b);
-        rc = encode_rows(d, rows, NULL, &b, NULL);
-        uint32_t id = rc == 0 ? em_broadcast(d->sc, em_slice_make(b.data, b.len), &d->err) : 0;
-        em_vbuf_destroy(&b);
+        if (!have_pre)
+            rc = encode_rows(d, rows, NULL, &pre, NULL);
+        uint32_t id = rc == 0 ? em_broadcast(d->sc, em_slice_make(pre.data, pre.len), &d->err) : 0;
+        em_vbuf_destroy(&pre);
         if (rc < 0)
             return rc;
         if (id == 0)
@@ -587,7 +670,7 @@ static int run_join(dist *d, const sql_plan *p, dval *out)
         if (d->nbcasts < sizeof d->bcasts / sizeof d->bcasts[0])
             d->bcasts[d->nbcasts++] = id;
         n->in = pending_of(d, &l);
-        n->right = rel_leaf(d, rows->width, 2 + id, NULL);
+        n->right = rel_leaf(d, width, 2 + id, NULL);
         *out = l;
         out->pending = n;
         return 0;

@@ -256,15 +256,62 @@ struct sql_join_cache {
     hindex h;
     em_sql_value *rk;
     int32_t *rows;
+    /* R still encoded (R->enc): each entry's row at byte offs[e] of R->enc, its text keys
+     * copied into text; scratch holds a decoded row */
+    size_t *offs;
+    em_arena text;
+    bool have_text;
+    em_sql_value *scratch;
+    /* a blocked Bloom filter of the entries' hashes (2 bits in one word of bmask + 1, 8 bits
+     * per entry): most probes that match nothing stop at one word that stays in cache,
+     * not at the bucket and hash arrays */
+    uint64_t *bloom, bmask;
 };
+
+static uint64_t bloom_bits(uint64_t hv)
+{
+    return ((uint64_t)1 << ((hv >> 20) & 63)) | ((uint64_t)1 << ((hv >> 26) & 63));
+}
+
+static int join_bloom_build(struct sql_join_cache *c)
+{
+    size_t words = 1;
+    while (words < c->h.n / 8 + 1)
+        words *= 2;
+    if ((c->bloom = em_calloc(words, sizeof *c->bloom)) == NULL)
+        return EM_ENOMEM;
+    c->bmask = words - 1;
+    for (size_t e = 0; e < c->h.n; e++)
+        c->bloom[(c->h.hash[e] >> 32) & c->bmask] |= bloom_bits(c->h.hash[e]);
+    return 0;
+}
+
+/* The first entry of c with hash hv, or -1. */
+static int32_t join_first(const struct sql_join_cache *c, uint64_t hv)
+{
+    uint64_t b = bloom_bits(hv);
+    if (c->bloom != NULL && (c->bloom[(hv >> 32) & c->bmask] & b) != b)
+        return -1;
+    return hindex_first(&c->h, hv);
+}
+
+static void join_cache_clear(struct sql_join_cache *c)
+{
+    hindex_free(&c->h);
+    em_free(c->rk);
+    em_free(c->rows);
+    em_free(c->offs);
+    em_free(c->scratch);
+    em_free(c->bloom);
+    if (c->have_text)
+        em_arena_destroy(&c->text);
+}
 
 static void join_cache_free(struct sql_join_cache *c)
 {
     if (c == NULL)
         return;
-    hindex_free(&c->h);
-    em_free(c->rk);
-    em_free(c->rows);
+    join_cache_clear(c);
     em_free(c);
 }
 
@@ -286,7 +333,87 @@ static bool keys_are_columns(const sql_plan *p)
     return true;
 }
 
+/* join_build over rows still encoded: each row decoded into a scratch row (text left in
+ * R->enc) for its keys, which are kept (text copied) with the row's offset. */
+static int join_build_enc(join_ctx *j, const sql_rel *R, struct sql_join_cache *c)
+{
+    const sql_plan *p = j->p;
+    size_t off = 0, cap = 0;
+    em_err err = EM_ERR_INIT;
+    bool ok;
+    int rc;
+    c->R = R;
+    em_arena_init(&c->text, 0);
+    c->have_text = true;
+    if ((c->scratch = em_malloc(((size_t)R->width + 1) * sizeof *c->scratch)) == NULL)
+        return oom(j->x);
+    while (off < R->enc_n) {
+        size_t used;
+        if (em_sql_row_decode(R->enc + off, R->enc_n - off, c->scratch, R->width, &used,
+                              &err) < 0)
+            return em__sql_diag(j->x->diag, err.code, -1, "broadcast rows: %s", err.msg);
+        if ((rc = eval_keys(j, p->rkeys, c->scratch, &ok)) < 0)
+            return rc;
+        if (ok) {
+            if (c->h.n == cap) {
+                size_t nc = cap ? cap * 2 : 1024;
+                em_sql_value *nk = em_realloc(c->rk, (nc * p->nkeys + 1) * sizeof *nk);
+                if (nk == NULL)
+                    return oom(j->x);
+                c->rk = nk;
+                size_t *no = em_realloc(c->offs, nc * sizeof *no);
+                if (no == NULL)
+                    return oom(j->x);
+                c->offs = no;
+                cap = nc;
+            }
+            em_sql_value *k = &c->rk[c->h.n * p->nkeys];
+            memcpy(k, j->keys, p->nkeys * sizeof *k);
+            for (uint32_t i = 0; i < p->nkeys; i++)
+                if (k[i].type == EM_SQL_TEXT && em__sql_text(&c->text, k[i].u.s, k[i].len, &k[i]) < 0)
+                    return oom(j->x);
+            c->offs[c->h.n] = off;
+            if (hindex_add(&c->h, hash_vals(j->keys, p->nkeys)) < 0)
+                return oom(j->x);
+        }
+        off += used;
+    }
+    return 0;
+}
+
+/* Row e of the build side: R's row, or (R encoded) the row decoded into the scratch row,
+ * its text copied into the statement's arena (it may go into output rows). */
+static int join_build_row(join_ctx *j, const sql_rel *R, struct sql_join_cache *c, int32_t e,
+                          const em_sql_value **row)
+{
+    em_err err = EM_ERR_INIT;
+    size_t used;
+    if (R->enc == NULL) {
+        *row = rel_row(R, (size_t)c->rows[e]);
+        return 0;
+    }
+    if (em_sql_row_decode(R->enc + c->offs[e], R->enc_n - c->offs[e], c->scratch, R->width,
+                          &used, &err) < 0)
+        return em__sql_diag(j->x->diag, err.code, -1, "broadcast rows: %s", err.msg);
+    for (uint32_t i = 0; i < R->width; i++)
+        if (c->scratch[i].type == EM_SQL_TEXT &&
+            em__sql_text(j->x->arena, c->scratch[i].u.s, c->scratch[i].len, &c->scratch[i]) < 0)
+            return oom(j->x);
+    *row = c->scratch;
+    return 0;
+}
+
+static int join_build_rows(join_ctx *j, const sql_rel *R, struct sql_join_cache *c);
+
 static int join_build(join_ctx *j, const sql_rel *R, struct sql_join_cache *c)
+{
+    int rc = R->enc != NULL ? join_build_enc(j, R, c) : join_build_rows(j, R, c);
+    if (rc == 0 && join_bloom_build(c) < 0)
+        return oom(j->x);
+    return rc;
+}
+
+static int join_build_rows(join_ctx *j, const sql_rel *R, struct sql_join_cache *c)
 {
     const sql_plan *p = j->p;
     bool ok;
@@ -309,6 +436,65 @@ static int join_build(join_ctx *j, const sql_rel *R, struct sql_join_cache *c)
     return 0;
 }
 
+/* The kept hash table of p (cache_build, keys on columns) over R, built if not yet. */
+static int join_cache_get(join_ctx *j, const sql_rel *R, struct sql_join_cache **out)
+{
+    sql_plan *p = (sql_plan *)j->p;
+    *out = NULL;
+    if (p->jcache != NULL && p->jcache->R == R) {
+        *out = p->jcache;
+        return 0;
+    }
+    join_cache_free(p->jcache);
+    if ((p->jcache = em_calloc(1, sizeof *p->jcache)) == NULL)
+        return oom(j->x);
+    int rc = join_build(j, R, p->jcache);
+    if (rc < 0) {
+        join_cache_free(p->jcache);
+        p->jcache = NULL;
+        return rc;
+    }
+    *out = p->jcache;
+    return 0;
+}
+
+bool em__sql_join_keeps_build(const sql_plan *p)
+{
+    return p->kind == P_JOIN && p->cache_build && p->nkeys > 0 && keys_are_columns(p);
+}
+
+int em__sql_join_prebuild(sql_exec *x, sql_plan *p)
+{
+    sql_rel *R;
+    int rc;
+    struct sql_join_cache *c;
+    if ((rc = em__sql_run(x, p->right, NULL, &R)) < 0)
+        return rc;
+    join_ctx j = {.x = x, .p = p};
+    if ((j.keys = em_arena_alloc(x->arena, (p->nkeys + 1) * sizeof *j.keys)) == NULL)
+        return oom(x);
+    return join_cache_get(&j, R, &c);
+}
+
+bool em__sql_join_may_match(const sql_plan *p, const em_sql_value *keys)
+{
+    const struct sql_join_cache *c = p->jcache;
+    if (c == NULL)
+        return true;
+    for (uint32_t k = 0; k < p->nkeys; k++)
+        if (keys[k].type == EM_SQL_NULL)
+            return false;
+    for (int32_t e = join_first(c, hash_vals(keys, p->nkeys)); e >= 0;
+         e = hindex_next(&c->h, e)) {
+        bool eq = true;
+        for (uint32_t k = 0; k < p->nkeys && eq; k++)
+            eq = em__sql_cmp_sql(&keys[k], &c->rk[(size_t)e * p->nkeys + k]) == 0;
+        if (eq)
+            return true;
+    }
+    return false;
+}
+
 static int hash_join(join_ctx *j, const sql_rel *L, const sql_rel *R)
 {
     sql_plan *p = (sql_plan *)j->p;
@@ -316,39 +502,33 @@ static int hash_join(join_ctx *j, const sql_rel *L, const sql_rel *R)
     bool keep = p->cache_build && keys_are_columns(p);
     int rc = 0;
     bool ok;
-    if (keep && p->jcache != NULL && p->jcache->R == R)
-        c = p->jcache;
-    else {
-        if (keep) {
-            join_cache_free(p->jcache);
-            if ((p->jcache = c = em_calloc(1, sizeof *c)) == NULL)
-                return oom(j->x);
-        }
-        if ((rc = join_build(j, R, c)) < 0)
-            goto out;
-    }
+    if (keep) {
+        if ((rc = join_cache_get(j, R, &c)) < 0)
+            return rc;
+    } else if ((rc = join_build(j, R, c)) < 0)
+        goto out;
     for (size_t i = 0; i < L->n; i++) {
         const em_sql_value *l = rel_row(L, i);
         bool hit = false;
         if ((rc = eval_keys(j, p->lkeys, l, &ok)) < 0)
             goto out;
-        for (int32_t e = ok ? hindex_first(&c->h, hash_vals(j->keys, p->nkeys)) : -1; e >= 0;
+        for (int32_t e = ok ? join_first(c, hash_vals(j->keys, p->nkeys)) : -1; e >= 0;
              e = hindex_next(&c->h, e)) {
             bool eq = true;
             for (uint32_t k = 0; k < p->nkeys && eq; k++)
                 eq = em__sql_cmp_sql(&j->keys[k], &c->rk[(size_t)e * p->nkeys + k]) == 0;
-            if (eq && (rc = join_emit(j, l, rel_row(R, (size_t)c->rows[e]), &hit)) < 0)
+            if (!eq)
+                continue;
+            const em_sql_value *r = NULL;
+            if ((rc = join_build_row(j, R, c, e, &r)) < 0 || (rc = join_emit(j, l, r, &hit)) < 0)
                 goto out;
         }
         if (!hit && p->join == J_LEFT && (rc = em__sql_rel_push(j->x, j->out, l)) < 0)
             goto out;
     }
 out:
-    if (c == &local) {
-        hindex_free(&local.h);
-        em_free(local.rk);
-        em_free(local.rows);
-    }
+    if (c == &local)
+        join_cache_clear(&local);
     return rc;
 }
 

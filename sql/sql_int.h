@@ -388,6 +388,11 @@ typedef struct sql_rel {      /* materialized rows: n rows of width values */
     uint32_t width;
     size_t n, cap;
     em_sql_value *v;
+    /* Or rows still in the row codec (a broadcast bound as the build side of a hash join on
+     * columns, sql/dist_fns.c): enc_n bytes, n = 0; the join hashes their keys and decodes
+     * a row only when a probe matches it. */
+    const uint8_t *enc;
+    size_t enc_n;
 } sql_rel;
 
 typedef struct sql_env {      /* the row an expression sees, and its outer queries' rows */
@@ -404,6 +409,13 @@ typedef struct sql_exec {
 int em__sql_run(sql_exec *x, const sql_plan *p, const sql_env *outer, sql_rel **out);
 /* Frees the join hash tables kept on p's nodes (cache_build). */
 void em__sql_plan_free_caches(sql_plan *p);
+/* Join p keeps its build side's hash table (cache_build, keys on bare columns). */
+bool em__sql_join_keeps_build(const sql_plan *p);
+/* Builds that kept table now (before the probe rows are read); x's arena outlives it. */
+int em__sql_join_prebuild(sql_exec *x, sql_plan *p);
+/* False when p's kept table holds no row whose keys equal keys (p->nkeys values), so an
+ * INNER join drops a probe row with these keys; true when it may (or nothing is kept). */
+bool em__sql_join_may_match(const sql_plan *p, const em_sql_value *keys);
 /* Evaluates e in env. */
 int em__sql_eval(sql_exec *x, const sql_expr *e, const sql_env *env, em_sql_value *out);
 int em__sql_rel_push(sql_exec *x, sql_rel *r, const em_sql_value *row);

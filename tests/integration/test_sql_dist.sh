@@ -5,6 +5,7 @@
 # local-cluster[2,1] with ember.sql.forceDistributed; bad CSV rows are errors naming file
 # and line, or skipped with mode 'dropmalformed'; select1.test of the sqllogictest pack
 # passes 100% on the distributed path (its first 200 records in local-cluster[2,1] too).
+# Joins on text keys, on two keys, with NULL and repeated keys on the broadcast side.
 # Broadcast thresholds: 10 MiB (static broadcasts), 20000 bytes (filtered, pruned sides
 # computed first and broadcast, a left one by swapping the sides), 0 (shuffle joins).
 set -euo pipefail
@@ -28,6 +29,12 @@ awk 'BEGIN { print "userId,action,amount,day";
                  printf "%d,%d,%.2f,2024-01-%02d\n", 1 + (i * 7) % 320, i % 2, (i % 97) * 1.25, 1 + i % 28 }' \
     >"$tmp/events.csv"
 printf 'region,label\n0,"north\nside"\n1,east\n2,"south ""s"""\n' >"$tmp/regions.csv"
+# tags: text keys (users' names, repeated), NULL and repeated ages: broadcast build sides
+# kept encoded and probed through their Bloom filter and hash table (sql/exec_local.c)
+awk 'BEGIN { print "name,age,tag";
+             for (i = 1; i <= 40; i++)
+                 printf "\"user %d, \"\"x\"\"\",%s,t%d\n", (i % 20) * 7 + 1, (i % 9 == 0 ? "" : 18 + i % 13), i }' \
+    >"$tmp/tags.csv"
 
 cat >"$tmp/q.sql" <<EOF
 CREATE TABLE users (userId INTEGER, name TEXT, age INTEGER, region INTEGER)
@@ -51,6 +58,12 @@ SELECT name FROM users WHERE userId IN (SELECT userId FROM events WHERE amount >
   ORDER BY userId LIMIT 4;
 SELECT day, action, count(*) FROM events WHERE day BETWEEN DATE '2024-01-05' AND DATE '2024-01-07'
   GROUP BY day, action ORDER BY day DESC, action;
+CREATE TABLE tags (name TEXT, age INTEGER, tag TEXT)
+  USING csv OPTIONS (path '$tmp/tags.csv', header 'true');
+SELECT u.userId, t.tag, t.name FROM users u JOIN tags t ON u.name = t.name ORDER BY 1, 2;
+SELECT u.userId, t.tag FROM users u JOIN tags t ON u.age = t.age AND u.region = t.age % 4
+  WHERE u.userId > 20 ORDER BY 1, 2;
+SELECT count(*), sum(e.amount), min(t.tag) FROM events e JOIN tags t ON e.userId = t.age;
 EOF
 
 "$ember" sql --format csv --no-timer -f "$tmp/q.sql" >"$tmp/local.csv" 2>"$tmp/local.err" ||

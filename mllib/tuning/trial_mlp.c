@@ -230,8 +230,8 @@ typedef struct mlp_est {
  * optimizer's pass over the parameters, thinner GEMMs: a batch of 64 is ~15% slower per
  * row than one of 128); each hidden unit adds its activation (tanh/sigmoid ~256
  * multiply-adds' time with the derivative, ReLU ~8; dropout's draw ~32); the validation
- * pass each epoch is a forward pass. Calibrated on bench/ml_mlp.sh's grid; only the order
- * it gives matters. */
+ * pass is a forward pass, once a trial (valid_at_end; every epoch with patience).
+ * Calibrated on bench/ml_mlp.sh's grid; only the order it gives matters. */
 static double mlp_cost(void *self, const em_tune_trial *t)
 {
     const mlp_est *me = self;
@@ -249,8 +249,9 @@ static double mlp_cost(void *self, const em_tune_trial *t)
     if (p->dropout > 0)
         act += 32;
     double batch = p->batch ? p->batch : 128, epochs = p->epochs ? p->epochs : 10;
-    return epochs * ((double)me->n * (3 * P * (1 + 24 / batch) + act * H) +
-                     (double)me->nv * (P + act / 3 * H));
+    double passes = p->patience ? epochs : 1;
+    return epochs * (double)me->n * (3 * P * (1 + 24 / batch) + act * H) +
+           passes * (double)me->nv * (P + act / 3 * H);
 }
 
 /* The network of a result record, checked against its header. */

@@ -13,7 +13,9 @@
 #      local-cluster[2,1] against the same search in local[1] (the trials one after another
 #      in one process): the speed-up; and the speed-up two independent single-threaded
 #      copies of one trial reach when run at once (2 x alone / together), the machine's
-#      ceiling. Goal: search speed-up >= 0.9 x that ceiling.
+#      ceiling. Goal: search speed-up >= 0.9 x that ceiling. Then the search's own
+#      overhead, side by side: a one-trial search (that trial) in local[1] and in
+#      local-cluster[2,1], its time beyond the trial's own seconds.
 #   ROWS = N trains part 1 on the first N of the 60,000 training rows (default all) and
 #   TESTROWS = M tests on the first M of the 10,000 test rows: a short, comparable run of
 #   the three libraries (`ROWS=10000 TESTROWS=2000 EPOCHS=2 PARTS=1`: about 2 minutes).
@@ -65,7 +67,7 @@ meas=$benchdir/ml_mlp.measure
 ljson() { tail -n 1 "$benchdir/$1.run0.out"; }
 jget() { /usr/bin/python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get(sys.argv[2]))' "$1" "$2"; }
 
-ej='{}' tj='{}' sj='{}' qj='{}' cj='{}' aj='{}' paj='{}' pbj='{}'
+ej='{}' tj='{}' sj='{}' qj='{}' cj='{}' aj='{}' paj='{}' pbj='{}' o1j='{}' o2j='{}'
 if [[ $parts == *1* ]]; then
 echo "== 1. MLP 784-256-128-10, $epochs epochs, batch 128, Adam, $rows training rows"
 run_measured ml_mlp_ember "$ember" ml mlp --train "$p1train" --test "$p1test" --format csv \
@@ -102,13 +104,22 @@ run_measured ml_trial_pair_b "$ember" "${one[@]}" | tee -a "$meas" >/dev/null
 wait $pa
 paj=$(ljson ml_trial_pair_a)
 pbj=$(ljson ml_trial_pair_b)
+# the search's own overhead: a one-trial search (the trial above) in both modes; its time
+# beyond the trial's own seconds is the data's way to an executor plus one job's round trip
+oargs=(--train "$small" --format csv --label label --standardize --epochs "$tepochs" --json
+       --space "hidden=128;lr=0.001;batch=64;act=relu")
+run_measured ml_tune_one_seq "$ember" ml tune "${oargs[@]}" --master 'local[1]' | tee -a "$meas"
+o1j=$(ljson ml_tune_one_seq)
+run_measured ml_tune_one_cluster "$ember" ml tune "${oargs[@]}" --master 'local-cluster[2,1]' \
+    | tee -a "$meas"
+o2j=$(ljson ml_tune_one_cluster)
 fi
 
-/usr/bin/python3 - "$ej" "$tj" "$sj" "$qj" "$cj" "$aj" "$paj" "$pbj" "$meas" <<'PY'
+/usr/bin/python3 - "$ej" "$tj" "$sj" "$qj" "$cj" "$aj" "$paj" "$pbj" "$o1j" "$o2j" "$meas" <<'PY'
 import json, sys
-e, t, s, q, c, a, pa, pb = (json.loads(x) for x in sys.argv[1:9])
+e, t, s, q, c, a, pa, pb, o1, o2 = (json.loads(x) for x in sys.argv[1:11])
 meas = {}
-for line in open(sys.argv[9]):
+for line in open(sys.argv[11]):
     try:
         j = json.loads(line)
         meas[j.get("label")] = j
@@ -165,5 +176,13 @@ if q and c and a:
           f"{'met' if sp >= 0.9 * ceil else 'NOT met'}")
     print(f"best trial: {c['best']['params']} (validation accuracy "
           f"{c['best']['valid_metric']:.4f}); same best in both runs: "
-          f"{q['best']['params'] == c['best']['params']}")
+          f"{q['best']['params'] == c['best']['params']}; same table (params, metric, "
+          f"epochs): {[(x['params'], x['metric'], x['epochs']) for x in q['trials']] == [(x['params'], x['metric'], x['epochs']) for x in c['trials']]}")
+if o1 and o2:
+    def over(j):
+        return j["search_s"] - j["trials"][0]["seconds"]
+    print(f"one-trial search: local[1] {o1['search_s']:.3f} s, local-cluster[2,1] "
+          f"{o2['search_s']:.3f} s for a {o1['trials'][0]['seconds']:.3f} / "
+          f"{o2['trials'][0]['seconds']:.3f} s trial: overhead {over(o1):.3f} / {over(o2):.3f} s "
+          f"(others_cpu_s {others('ml_tune_one_seq')}, {others('ml_tune_one_cluster')})")
 PY

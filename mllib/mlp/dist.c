@@ -309,6 +309,8 @@ int em_mlp_train_dist(em_context *sc, const em_ml_data *d, uint32_t nclasses,
     p.progress_ud = NULL;
     p.stop = NULL;
     p.stop_ud = NULL;
+    p.valid_rows = NULL;
+    p.valid_rows_ud = NULL;
     uint32_t k = 1;
     if (!p.regression) {
         if (!nclasses && (rc = max_label(d, &nclasses, err)) < 0)

@@ -74,6 +74,10 @@ typedef struct em_mlp_params {
                                               validation metric (0 = never stop early);
                                               the best epoch's weights are kept */
     uint64_t seed;                         /* init, shuffling, dropout, split */
+    bool valid_at_end;                     /* validate once, after the last epoch, unless
+                                              patience or progress needs every epoch's
+                                              figure (valid_metric is the same; best_epoch
+                                              stays 0): a search trial's setting */
     /* optional: after each epoch (train loss, validation metric or NaN, seconds so far) */
     void (*progress)(void *ud, uint32_t epoch, double loss, double valid, double secs);
     void *progress_ud;
@@ -82,6 +86,14 @@ typedef struct em_mlp_params {
      * was cancelled polls em_task_canceled through it) */
     bool (*stop)(void *ud);
     void *stop_ud;
+    /* optional: the validation rows come late. When set, em_mlp_train_local may be given
+     * xv = NULL (with nv and yv as usual): before its first validation pass it calls
+     * valid_rows once, which returns the nv x d rows (borrowed until training returns) or
+     * NULL with err set (training then fails with that error). A search trial's task
+     * fetches its validation rows while the first epoch trains (mllib/tuning/trial_mlp.c).
+     * Called on the training thread. */
+    const float *(*valid_rows)(void *ud, em_err *err);
+    void *valid_rows_ud;
 } em_mlp_params;
 
 /* Fills the defaults above into a zeroed or partly set params struct. */

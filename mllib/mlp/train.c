@@ -209,10 +209,22 @@ static int check_params(const em_mlp_params *p, em_err *err)
     return 0;
 }
 
+/* The validation rows: xv, or p->valid_rows' (once; *xv keeps them) when they come late. */
+static int valid_x(const em_mlp_params *p, const float **xv, em_err *err)
+{
+    if (*xv || !p->valid_rows)
+        return *xv ? 0 : em_err_set(err, EM_EINVAL, "mlp: no validation rows");
+    if (!(*xv = p->valid_rows(p->valid_rows_ud, err)))
+        return err->code < 0 ? err->code : em_err_set(err, EM_EINVAL, "mlp: no validation rows");
+    return 0;
+}
+
 /* The training loop proper on (X, y) with validation (xv, yv, nv), from m, in place.
- * EM_ECANCELED when p->stop said so (m then holds a partly trained network). */
+ * EM_ECANCELED when p->stop said so (m then holds a partly trained network), with err
+ * unset; another error (late validation rows that failed) with err set. */
 static int fit(em_mlp_model *m, const em_mlp_params *p, const uint8_t *mask, const float *X,
-               const float *y, size_t n, const float *xv, const float *yv, size_t nv)
+               const float *y, size_t n, const float *xv, const float *yv, size_t nv,
+               em_err *err)
 {
     uint32_t d = m->sizes[0];
     size_t np = em_mlp_nparams(m), bs = p->batch < n ? p->batch : n;
@@ -228,6 +240,8 @@ static int fit(em_mlp_model *m, const em_mlp_params *p, const uint8_t *mask, con
     double t0 = em_now_s(), bestv = NAN;
     uint32_t since = 0;
     int rc = 0;
+    /* every epoch's validation pass, or (valid_at_end) only the one after the loop */
+    bool each = nv && (!p->valid_at_end || best || p->progress);
     m->best_epoch = 0;
     for (uint32_t e = 0; e < p->epochs; e++) {
         m->train_loss = em__mlp_epoch(m, &w, &o, p, em__mlp_lr(p, e), X, y, n, mask, &rng, perm,
@@ -237,14 +251,16 @@ static int fit(em_mlp_model *m, const em_mlp_params *p, const uint8_t *mask, con
             rc = EM_ECANCELED;
             break;
         }
-        double v = nv ? em_mlp_evaluate(m, xv, yv, nv, NULL) : NAN;
-        if (nv && em_mlp_better(m, v, bestv)) {
+        if (each && (rc = valid_x(p, &xv, err)) < 0)
+            break;
+        double v = each ? em_mlp_evaluate(m, xv, yv, nv, NULL) : NAN;
+        if (each && em_mlp_better(m, v, bestv)) {
             bestv = v;
             m->best_epoch = e + 1;
             since = 0;
             if (best)
                 memcpy(best, m->params, 4 * np);
-        } else if (nv) {
+        } else if (each) {
             since++;
         }
         if (p->progress)
@@ -258,7 +274,7 @@ static int fit(em_mlp_model *m, const em_mlp_params *p, const uint8_t *mask, con
         memcpy(m->params, best, 4 * np);
     }
     m->valid_metric = bestv;
-    if (!best && nv)
+    if (!best && nv && rc == 0 && (rc = valid_x(p, &xv, err)) == 0)
         m->valid_metric = em_mlp_evaluate(m, xv, yv, nv, NULL);
     m->train_s = em_now_s() - t0;
     em_free(best);
@@ -350,11 +366,12 @@ int em_mlp_train_local(const float *X, const float *y, size_t n, uint32_t d,
     }
     split s;
     make_split(X, y, n, d, xv, yv, nv, &p, &s);
-    rc = fit(m, &p, NULL, s.X, s.y, s.n, s.xv, s.yv, s.nv);
+    rc = fit(m, &p, NULL, s.X, s.y, s.n, s.xv, s.yv, s.nv, err);
     em_free(s.own);
     if (rc < 0) {
         em_mlp_model_free(m);
-        return em_err_set(err, rc, "mlp: training stopped (cancelled)");
+        return rc == EM_ECANCELED ? em_err_set(err, rc, "mlp: training stopped (cancelled)")
+                                  : rc;
     }
     *out = m;
     return 0;
@@ -373,9 +390,11 @@ int em_mlp_retrain_masked(em_mlp_model *m, const uint8_t *mask, const float *X, 
         return em_err_set(err, EM_EINVAL, "mlp: no training rows");
     split s;
     make_split(X, y, n, m->sizes[0], xv, yv, nv, &p, &s);
-    rc = fit(m, &p, mask, s.X, s.y, s.n, s.xv, s.yv, s.nv);
+    rc = fit(m, &p, mask, s.X, s.y, s.n, s.xv, s.yv, s.nv, err);
     em_free(s.own);
-    return rc < 0 ? em_err_set(err, rc, "mlp: retraining stopped (cancelled)") : 0;
+    if (rc == EM_ECANCELED)
+        return em_err_set(err, rc, "mlp: retraining stopped (cancelled)");
+    return rc < 0 ? rc : 0;
 }
 
 void em_mlp_standardize_fit(const float *X, size_t n, uint32_t d, float *mu, float *sd)

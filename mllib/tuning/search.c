@@ -40,6 +40,8 @@ static void make_trial(const em_tune_space *s, const uint32_t *choice, const em_
     t->p.stop = NULL;
     t->p.stop_ud = NULL;
     t->p.progress_ud = NULL;
+    t->p.valid_rows = NULL;
+    t->p.valid_rows_ud = NULL;
     em_vbuf b;
     em_vbuf_init(&b);
     for (uint32_t i = 0; i < s->nkeys; i++) {

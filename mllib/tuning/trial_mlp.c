@@ -5,7 +5,9 @@
  * (n floats), and the validation set's (xv, yv). Each is the caller's array itself (the
  * broadcast copies it once, no staging copy on the driver); the labels (a few KiB) are
  * pushed to the executors at once, the rows are fetched by each executor with its first
- * trial and kept for the rest.
+ * trial and kept for the rest. A trial waits for X only: xv comes on a helper thread
+ * while it trains, and it is validated once, after its last epoch (valid_at_end: the
+ * figure it reports, the same as validating every epoch and keeping the last).
  * WIRE FORMATS (driver and executors run the same build, so the structs travel bytewise,
  * checked by magic and size):
  *   context blob   trial_ctx: magic, the four broadcast ids, n, nv, d, then the trial
@@ -15,6 +17,7 @@
  *   result record  result_hdr, then nparams floats of weights */
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -76,6 +79,55 @@ static bool task_stop(void *task)
     return em_task_canceled(task);
 }
 
+/* The validation rows, fetched on a thread of their own while the first epoch trains
+ * (training reads them first at that epoch's end): the first trial on an executor waits
+ * for the training rows only, and the rest of the data comes in behind its computation.
+ * Until it is joined the helper is the only user of the task's broadcast table (em_task
+ * is not thread-safe); the training thread meanwhile reads only the task's cancel flag. */
+typedef struct late_rows {
+    em_task *task;
+    uint32_t id;
+    uint64_t nf;
+    const float *xv;
+    float *own;
+    int rc;
+    em_err err;
+    bool started;
+    pthread_t th;
+} late_rows;
+
+static void *late_main(void *arg)
+{
+    late_rows *l = arg;
+    l->rc = float_view(l->task, l->id, l->nf, &l->xv, &l->own, &l->err);
+    return NULL;
+}
+
+/* Starts the fetch (on this thread if no thread can be had). */
+static void late_start(late_rows *l)
+{
+    l->started = pthread_create(&l->th, NULL, late_main, l) == 0;
+    if (!l->started)
+        late_main(l);
+}
+
+/* Waits for the fetch; 0, or its error copied into err. Idempotent. */
+static int late_join(late_rows *l, em_err *err)
+{
+    if (l->started) {
+        pthread_join(l->th, NULL);
+        l->started = false;
+    }
+    return l->rc < 0 ? em_err_copy(err, &l->err) : 0;
+}
+
+/* em_mlp_params.valid_rows */
+static const float *late_get(void *ud, em_err *err)
+{
+    late_rows *l = ud;
+    return late_join(l, err) < 0 ? NULL : l->xv;
+}
+
 static int fn_trial(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
                     em_err *err)
 {
@@ -89,15 +141,17 @@ static int fn_trial(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter 
         return em_err_set(err, EM_ECORRUPT, "ml.tune.trial: bad context");
     /* The executor's cores run one trial each: no BLAS threads inside a trial. */
     openblas_set_num_threads(1);
-    const float *X = NULL, *y = NULL, *xv = NULL, *yv = NULL;
-    float *own[4] = {NULL, NULL, NULL, NULL};
-    int rc = float_view(c->task, x.bx, x.n * x.d, &X, &own[0], err);
+    const float *X = NULL, *y = NULL, *yv = NULL;
+    float *own[3] = {NULL, NULL, NULL};
+    late_rows lv = {.task = c->task, .id = x.bxv, .nf = x.nv * x.d};
+    /* the labels first (pushed: in the executor's store already), then the rows */
+    int rc = float_view(c->task, x.by, x.n, &y, &own[0], err);
     if (rc == 0)
-        rc = float_view(c->task, x.by, x.n, &y, &own[1], err);
+        rc = float_view(c->task, x.byv, x.nv, &yv, &own[1], err);
     if (rc == 0)
-        rc = float_view(c->task, x.bxv, x.nv * x.d, &xv, &own[2], err);
+        rc = float_view(c->task, x.bx, x.n * x.d, &X, &own[2], err);
     if (rc == 0)
-        rc = float_view(c->task, x.byv, x.nv, &yv, &own[3], err);
+        late_start(&lv);
     size_t n = (size_t)x.n, nv = (size_t)x.nv;
     uint32_t d = x.d;
     em_rec r;
@@ -111,7 +165,14 @@ static int fn_trial(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter 
         t.p.progress_ud = NULL;
         t.p.stop = task_stop;
         t.p.stop_ud = c->task;
-        if ((rc = em_mlp_train_local(X, y, n, d, xv, yv, nv, &t.p, NULL, &m, err)) < 0) {
+        t.p.valid_rows = late_get;
+        t.p.valid_rows_ud = &lv;
+        t.p.valid_at_end = true;   /* the trial reports the last epoch's figure only */
+        rc = em_mlp_train_local(X, y, n, d, NULL, yv, nv, &t.p, NULL, &m, err);
+        if (rc == 0)
+            rc = late_join(&lv, err);
+        if (rc < 0) {
+            em_mlp_model_free(m);
             em_err_prefix(err, "trial %u", t.index);
             break;
         }
@@ -119,7 +180,9 @@ static int fn_trial(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter 
                         .epochs_run = m->epochs_run, .loss = m->train_loss,
                         .nlayers = m->nlayers, .act = m->act, .regression = m->regression,
                         .nparams = em_mlp_nparams(m)};
-        h.metric = em_mlp_evaluate(m, xv, yv, nv, NULL);
+        /* training's last validation pass: the final (or best kept) network's */
+        h.metric = isnan(m->valid_metric) ? em_mlp_evaluate(m, lv.xv, yv, nv, NULL)
+                                          : m->valid_metric;
         h.seconds = em_now_s() - t0;
         char host[32] = "";
         gethostname(host, sizeof host - 1);
@@ -133,7 +196,10 @@ static int fn_trial(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter 
         em_vbuf_destroy(&b);
         em_mlp_model_free(m);
     }
-    for (int i = 0; i < 4; i++)
+    em_err ignored = EM_ERR_INIT;
+    late_join(&lv, &ignored);   /* an error, or no record: the helper may still run */
+    em_free(lv.own);
+    for (int i = 0; i < 3; i++)
         em_free(own[i]);
     return rc < 0 ? rc : 0;
 }
@@ -164,8 +230,8 @@ typedef struct mlp_est {
  * optimizer's pass over the parameters, thinner GEMMs: a batch of 64 is ~15% slower per
  * row than one of 128); each hidden unit adds its activation (tanh/sigmoid ~256
  * multiply-adds' time with the derivative, ReLU ~8; dropout's draw ~32); the validation
- * pass each epoch is a forward pass. Calibrated on bench/ml_mlp.sh's grid; only the order
- * it gives matters. */
+ * pass is a forward pass, once a trial (valid_at_end; every epoch with patience).
+ * Calibrated on bench/ml_mlp.sh's grid; only the order it gives matters. */
 static double mlp_cost(void *self, const em_tune_trial *t)
 {
     const mlp_est *me = self;
@@ -183,8 +249,9 @@ static double mlp_cost(void *self, const em_tune_trial *t)
     if (p->dropout > 0)
         act += 32;
     double batch = p->batch ? p->batch : 128, epochs = p->epochs ? p->epochs : 10;
-    return epochs * ((double)me->n * (3 * P * (1 + 24 / batch) + act * H) +
-                     (double)me->nv * (P + act / 3 * H));
+    double passes = p->patience ? epochs : 1;
+    return epochs * (double)me->n * (3 * P * (1 + 24 / batch) + act * H) +
+           passes * (double)me->nv * (P + act / 3 * H);
 }
 
 /* The network of a result record, checked against its header. */
@@ -245,6 +312,8 @@ static int mlp_run(void *self, const em_tune_trial *t, uint32_t fold, em_tune_un
     x.t.p.progress_ud = NULL;
     x.t.p.stop = NULL;
     x.t.p.stop_ud = NULL;
+    x.t.p.valid_rows = NULL;
+    x.t.p.valid_rows_ud = NULL;
     em_rdd *one = em_range(me->sc, 0, 1, 1, 1);
     em_rdd *res = em_rdd_map_partitions(one, "ml.tune.trial", em_slice_make(&x, sizeof x),
                                         false);

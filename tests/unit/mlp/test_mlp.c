@@ -345,3 +345,81 @@ Test(mlp, standardize_folds_into_the_first_layer)
         cr_assert(fabsf(a[i] - b[i]) < 1e-3f, "prob %zu: %g vs %g", i, a[i], b[i]);
     em_mlp_model_free(m);
 }
+
+/* em_mlp_params.valid_rows: rows handed over late, once; or an error. */
+typedef struct late_src {
+    const float *rows;
+    int calls;
+    bool fail;
+} late_src;
+
+static const float *late_rows_cb(void *ud, em_err *err)
+{
+    late_src *s = ud;
+    s->calls++;
+    if (s->fail) {
+        em_err_set(err, EM_EIO, "validation rows: fetch failed");
+        return NULL;
+    }
+    return s->rows;
+}
+
+/* A search trial's way (late validation rows, validated once at the end) gives the same
+ * network and the same figure as validating every epoch with the rows at hand. */
+Test(mlp, late_validation_rows_and_valid_at_end)
+{
+    enum { N = 2000, NV = 500, D = 8, K = 5 };
+    static float X[N * D], y[N], xv[NV * D], yv[NV];
+    blobs(N, D, K, X, y, 3);
+    blobs(NV, D, K, xv, yv, 4);
+    em_err err = EM_ERR_INIT;
+    em_mlp_params p = {.nhidden = 1, .hidden = {16}, .act = EM_MLP_TANH, .epochs = 4,
+                       .seed = 5, .batch = 64};
+    em_mlp_model *a, *b;
+    cr_assert_eq(em_mlp_train_local(X, y, N, D, xv, yv, NV, &p, NULL, &a, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(a->best_epoch > 0, true, "every epoch validated");
+    late_src src = {.rows = xv};
+    em_mlp_params q = p;
+    q.valid_rows = late_rows_cb;
+    q.valid_rows_ud = &src;
+    q.valid_at_end = true;
+    cr_assert_eq(em_mlp_train_local(X, y, N, D, NULL, yv, NV, &q, NULL, &b, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(src.calls, 1);
+    cr_assert_eq(b->best_epoch, 0u, "validated once, after the loop");
+    cr_assert(!memcmp(a->params, b->params, 4 * em_mlp_nparams(a)), "same network");
+    cr_assert_eq(a->valid_metric, b->valid_metric);
+    cr_assert_eq(a->valid_metric, em_mlp_evaluate(b, xv, yv, NV, NULL));
+    em_mlp_model_free(b);
+    /* late rows, every epoch: asked for once, at the first epoch's end */
+    src.calls = 0;
+    q.valid_at_end = false;
+    cr_assert_eq(em_mlp_train_local(X, y, N, D, NULL, yv, NV, &q, NULL, &b, &err), 0);
+    cr_assert_eq(src.calls, 1);
+    cr_assert_eq(b->best_epoch, a->best_epoch);
+    cr_assert_eq(a->valid_metric, b->valid_metric);
+    em_mlp_model_free(b);
+    /* patience needs every epoch's figure: valid_at_end gives way */
+    q.valid_at_end = true;
+    q.patience = 2;
+    p.patience = 2;
+    src.calls = 0;
+    em_mlp_model_free(a);
+    cr_assert_eq(em_mlp_train_local(X, y, N, D, xv, yv, NV, &p, NULL, &a, &err), 0);
+    cr_assert_eq(em_mlp_train_local(X, y, N, D, NULL, yv, NV, &q, NULL, &b, &err), 0);
+    cr_assert_eq(b->best_epoch, a->best_epoch);
+    cr_assert(b->best_epoch > 0);
+    cr_assert(!memcmp(a->params, b->params, 4 * em_mlp_nparams(a)));
+    em_mlp_model_free(b);
+    /* a failed fetch fails the training with its error, no model */
+    src.fail = true;
+    b = NULL;
+    cr_assert_eq(em_mlp_train_local(X, y, N, D, NULL, yv, NV, &q, NULL, &b, &err), EM_EIO);
+    cr_assert(strstr(err.msg, "fetch failed"), "%s", err.msg);
+    cr_assert_null(b);
+    /* no rows at all (xv NULL, no callback): an error, not a crash */
+    q.valid_rows = NULL;
+    cr_assert_eq(em_mlp_train_local(X, y, N, D, NULL, yv, NV, &q, NULL, &b, &err), EM_EINVAL);
+    em_mlp_model_free(a);
+}

@@ -5,8 +5,9 @@
  * prefetch per row as mllib/als/solve.c gather() does. WINDOW 256 keeps the rows in L1 (the
  * kernel's own speed); WINDOW = NU reads 30 MB at random (the item side at Netflix scale).
  * Prints CPU nanoseconds per rating. Usage (bench/als_kernel.sh builds it against a build's
- * static libraries): als_kernel [RANK [NU [WINDOW [MODE]]]], MODE 0 gather then kernel per
- * tile, 1 gather only (the kernel's share is the difference). */
+ * static libraries): als_kernel [RANK [NU [WINDOW [MODE [NR]]]]], MODE 0 gather then kernel
+ * per tile, 1 gather only (the kernel's share is the difference); NR ratings per entity
+ * (default 5600, an item's at Netflix scale; a user has about 200 of 17.7k items). */
 #define _GNU_SOURCE
 #include <stdint.h>
 #include <stdio.h>
@@ -39,9 +40,10 @@ int main(int argc, char **argv)
     uint32_t nu = argc > 2 ? (uint32_t)atoi(argv[2]) : 480000;
     uint32_t win = argc > 3 ? (uint32_t)atoi(argv[3]) : nu;
     int mode = argc > 4 ? atoi(argv[4]) : 0;
-    enum { NE = 2000, NR = 5600, T = 256, STRIDE = 16 };
-    if (k < 1 || k > STRIDE || nu < 1 || win < 1 || win > nu) {
-        fprintf(stderr, "usage: als_kernel [RANK (1-16) [NU [WINDOW (<= NU) [MODE]]]]\n");
+    enum { T = 256, STRIDE = 16 };
+    const int NR = argc > 5 ? atoi(argv[5]) : 5600, NE = (int)(11200000 / (NR > 0 ? NR : 1));
+    if (NR < 1 || k < 1 || k > STRIDE || nu < 1 || win < 1 || win > nu) {
+        fprintf(stderr, "usage: als_kernel [RANK (1-16) [NU [WINDOW (<= NU) [MODE [NR]]]]]\n");
         return 2;
     }
     size_t huge = (size_t)2 << 20, bytes = ((size_t)nu * STRIDE * 4 + huge - 1) & ~(huge - 1);
@@ -79,8 +81,8 @@ int main(int argc, char **argv)
         sum += ext[0];
     }
     double dt = cpu_s() - t0;
-    printf("rank %d, %u rows, window %u, mode %d: %.2f ns per rating (check %.17g)\n", k, nu,
-           win, mode, dt * 1e9 / ((double)NE * NR), sum);
+    printf("rank %d, %u rows, window %u, mode %d, %d per entity: %.2f ns per rating (check %.17g)\n", k, nu,
+           win, mode, NR, dt * 1e9 / ((double)NE * NR), sum);
     free(f);
     free(src);
     free(r);

@@ -92,68 +92,115 @@ ALS_AVX512 static int chol_avx512(int k, double *a, double *b, em_err *err)
     return 0;
 }
 
-/* The Gram kernel of em__als_gram_rows for 9 <= nrows = k + 1 <= 14 (see kernel.h). With
- * v = [scale * y, last] split as a = v[0..7], b = v[8..15], the upper triangle of v v^T
- * is three parts: rows 0..7 x columns 0..7 (lo[i] += v[i] a: 8 FMAs), rows 0..7 x columns
- * 8.. (held transposed: cr[c] += v[8 + c] a, one FMA per column past 7) and rows 8.. x
- * columns 8.. (br[c] += v[8 + c] b, one per row past 7): 2 nrows - 8 FMAs per rating
- * where the row-by-row kernel (em_la_syrk_rows_f32: every row i of 0..7 times both a and
- * b) spends nrows + 8; at rank 10 that is 14 instead of 19. Every entry is the same fused
- * multiply-add of the same two doubles in the same order as there (a product is
- * commutative), so the sums are bit-identical. */
+enum { T_ROWS = 256 };   /* ratings per column tile of gram_t (32 KiB of columns) */
+
+/* The Gram kernel of em__als_gram_rows for 8 <= k <= 13 (R = k + 1 columns; see kernel.h),
+ * with the ratings in the lanes: a tile of up to T_ROWS ratings is first turned into
+ * columns (col[c][s] = scale[s] * rows[s][c] widened to double, col[k][s] = last[s]; eight
+ * rows at a time by an in-register transpose: unpack, shuffle and one two-source permute
+ * per pair of columns), then entry (i, j) of the upper triangle is the lane-wise sum of
+ * col[i] * col[j], eight ratings per FMA, reduced across the lanes into ext once per
+ * tile. That is R (R + 1) / 2 FMAs per eight ratings (66 at rank 10, 8.25 per rating)
+ * where the row-by-row kernel needs 14 to 19 per rating, and no store-to-load round trip
+ * per rating (measured on L1-resident rows, rank 10, loaded machine: 3.5 against 5.7 ns
+ * per rating; bench/als_kernel.c). The upper triangle is walked two rows at a time, so
+ * at most 2 R - 1 accumulators (27 at k = 13) and three operands live in registers. The
+ * sums are taken in another order than em_la_syrk_rows_f32 (lanes, then a tree across
+ * them): equal to rounding, and the same for the same rows in the same order. */
 ALS_AVX512 static inline __attribute__((always_inline)) void
-gram_kern(const int nrows, int k, int n, const float *const *rows, const double *scale,
-          const double *last, double *ext)
+gram_t(const int R, int k, int n, const float *const *rows, const double *scale,
+       const double *last, double *ext)
 {
-    enum { PF = 12 };   /* rows prefetched ahead, as the row-by-row kernel */
-    const int nx = nrows - 8;
-    __m512d lo[8], cr[8], br[8];
-    double v[16] __attribute__((aligned(64)));
+    static _Thread_local double col[16][T_ROWS] __attribute__((aligned(64)));
+    static const float zero[16] __attribute__((aligned(64)));
     const __mmask16 ymask = (__mmask16)((1u << k) - 1);
-    const __mmask8 lastbit = (__mmask8)(1u << (k & 7));
-    _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++)
-        lo[i] = _mm512_setzero_pd();
-    _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) {
-        cr[i] = _mm512_setzero_pd();
-        br[i] = _mm512_setzero_pd();
-    }
-    for (int s = 0; s < n; s++) {
-        if (s + PF < n)
-            _mm_prefetch((const char *)rows[s + PF], _MM_HINT_T0);
-        __m512 y = _mm512_maskz_loadu_ps(ymask, rows[s]);
-        __m512d a = _mm512_cvtps_pd(_mm512_castps512_ps256(y));
-        __m512d b = _mm512_cvtps_pd(
-            _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(y), 1)));
-        if (scale) {
-            __m512d sc = _mm512_set1_pd(scale[s]);
-            a = _mm512_mul_pd(a, sc);
-            b = _mm512_mul_pd(b, sc);
-        }
-        b = _mm512_mask_mov_pd(b, lastbit, _mm512_set1_pd(last[s]));
-        _mm512_store_pd(v, a);
-        _mm512_store_pd(v + 8, b);
-        /* broadcasts from memory (load ports), not vpermpd from registers (see linalg.c) */
-        __asm__ volatile("" : "+m"(v));
-        _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++)
-            lo[i] = _mm512_fmadd_pd(_mm512_set1_pd(v[i]), a, lo[i]);
-        _Pragma("GCC unroll 8") for (int c = 0; c < 8; c++)
-            if (c < nx) {
-                __m512d vc = _mm512_set1_pd(v[8 + c]);
-                cr[c] = _mm512_fmadd_pd(vc, a, cr[c]);
-                br[c] = _mm512_fmadd_pd(vc, b, br[c]);
+    const int ng = (n + 7) >> 3;   /* n <= T_ROWS */
+    /* lanes: vpermt2ps indices taking 128-bit lane L of a (rows 0..3) then of b (rows 4..7),
+     * for L = 0, 1 (cols m, 4 + m) and L = 2, 3 (cols 8 + m, 12 + m) */
+    const __m512i p01 = _mm512_set_epi32(16 + 7, 16 + 6, 16 + 5, 16 + 4, 7, 6, 5, 4,
+                                         16 + 3, 16 + 2, 16 + 1, 16 + 0, 3, 2, 1, 0);
+    const __m512i p23 = _mm512_set_epi32(16 + 15, 16 + 14, 16 + 13, 16 + 12, 15, 14, 13, 12,
+                                         16 + 11, 16 + 10, 16 + 9, 16 + 8, 11, 10, 9, 8);
+    for (int g = 0; g < ng; g++) {
+        const int s0 = g * 8;
+        __m512 r[8];
+        _Pragma("GCC unroll 8") for (int q = 0; q < 8; q++)
+            r[q] = _mm512_maskz_loadu_ps(ymask, s0 + q < n ? rows[s0 + q] : zero);
+        __m512 t0 = _mm512_unpacklo_ps(r[0], r[1]), t1 = _mm512_unpackhi_ps(r[0], r[1]);
+        __m512 t2 = _mm512_unpacklo_ps(r[2], r[3]), t3 = _mm512_unpackhi_ps(r[2], r[3]);
+        __m512 t4 = _mm512_unpacklo_ps(r[4], r[5]), t5 = _mm512_unpackhi_ps(r[4], r[5]);
+        __m512 t6 = _mm512_unpacklo_ps(r[6], r[7]), t7 = _mm512_unpackhi_ps(r[6], r[7]);
+        __m512 u[8];
+        u[0] = _mm512_shuffle_ps(t0, t2, 0x44);
+        u[1] = _mm512_shuffle_ps(t0, t2, 0xEE);
+        u[2] = _mm512_shuffle_ps(t1, t3, 0x44);
+        u[3] = _mm512_shuffle_ps(t1, t3, 0xEE);
+        u[4] = _mm512_shuffle_ps(t4, t6, 0x44);
+        u[5] = _mm512_shuffle_ps(t4, t6, 0xEE);
+        u[6] = _mm512_shuffle_ps(t5, t7, 0x44);
+        u[7] = _mm512_shuffle_ps(t5, t7, 0xEE);
+        const __mmask8 in = s0 + 8 <= n ? (__mmask8)0xff : (__mmask8)((1u << (n - s0)) - 1);
+        __m512d sc = scale ? _mm512_maskz_loadu_pd(in, scale + s0) : _mm512_set1_pd(1.0);
+        _Pragma("GCC unroll 4") for (int m = 0; m < 4; m++) {
+            __m512 w = _mm512_permutex2var_ps(u[m], p01, u[4 + m]);
+            __m512d c0 = _mm512_cvtps_pd(_mm512_castps512_ps256(w));
+            __m512d c1 = _mm512_cvtps_pd(
+                _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(w), 1)));
+            if (scale) {
+                c0 = _mm512_mul_pd(c0, sc);
+                c1 = _mm512_mul_pd(c1, sc);
             }
+            if (m < k)
+                _mm512_store_pd(col[m] + s0, c0);
+            if (4 + m < k)
+                _mm512_store_pd(col[4 + m] + s0, c1);
+            if (8 + m < k || 12 + m < k) {
+                __m512 w2 = _mm512_permutex2var_ps(u[m], p23, u[4 + m]);
+                __m512d c2 = _mm512_cvtps_pd(_mm512_castps512_ps256(w2));
+                if (scale)
+                    c2 = _mm512_mul_pd(c2, sc);
+                if (8 + m < k)
+                    _mm512_store_pd(col[8 + m] + s0, c2);
+                if (12 + m < k) {
+                    __m512d c3 = _mm512_cvtps_pd(
+                        _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(w2), 1)));
+                    if (scale)
+                        c3 = _mm512_mul_pd(c3, sc);
+                    _mm512_store_pd(col[12 + m] + s0, c3);
+                }
+            }
+        }
+        _mm512_store_pd(col[k] + s0, _mm512_maskz_loadu_pd(in, last + s0));
     }
-    double l[8][8] __attribute__((aligned(64))), x[8][8] __attribute__((aligned(64)));
-    double r[8][8] __attribute__((aligned(64)));
-    _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) {
-        _mm512_store_pd(l[i], lo[i]);
-        _mm512_store_pd(x[i], cr[i]);
-        _mm512_store_pd(r[i], br[i]);
-    }
-    for (int i = 0; i < nrows; i++) {
-        double *e = ext + (size_t)i * (size_t)nrows;
-        for (int j = i; j < nrows; j++)
-            e[j] += i < 8 ? (j < 8 ? l[i][j] : x[j - 8][i]) : r[i - 8][j - 8];
+    /* passes over row pairs (i0, i0 + 1): accumulators (i, j) for j >= i in registers */
+    _Pragma("GCC unroll 8") for (int i0 = 0; i0 < 16; i0 += 2) {
+        if (i0 >= R)
+            break;
+        __m512d acc0[16], acc1[16];
+        _Pragma("GCC unroll 16") for (int j = 0; j < 16; j++) {
+            acc0[j] = _mm512_setzero_pd();
+            acc1[j] = _mm512_setzero_pd();
+        }
+        for (int g = 0; g < ng; g++) {
+            const int s0 = g * 8;
+            __m512d ci0 = _mm512_load_pd(col[i0] + s0);
+            __m512d ci1 = i0 + 1 < R ? _mm512_load_pd(col[i0 + 1] + s0) : ci0;
+            _Pragma("GCC unroll 16") for (int j = 0; j < 16; j++) {
+                if (j < i0 || j >= R)
+                    continue;
+                __m512d cj = _mm512_load_pd(col[j] + s0);
+                acc0[j] = _mm512_fmadd_pd(ci0, cj, acc0[j]);
+                if (j > i0)
+                    acc1[j] = _mm512_fmadd_pd(ci1, cj, acc1[j]);
+            }
+        }
+        _Pragma("GCC unroll 16") for (int j = 0; j < 16; j++) {
+            if (j < i0 || j >= R)
+                continue;
+            ext[i0 * R + j] += _mm512_reduce_add_pd(acc0[j]);
+            if (j > i0)
+                ext[(i0 + 1) * R + j] += _mm512_reduce_add_pd(acc1[j]);
+        }
     }
 }
 
@@ -161,7 +208,9 @@ gram_kern(const int nrows, int k, int n, const float *const *rows, const double 
     ALS_AVX512 static void gram_kern##R(int k, int n, const float *const *rows,             \
                                         const double *scale, const double *last, double *ext) \
     {                                                                                        \
-        gram_kern(R, k, n, rows, scale, last, ext);                                          \
+        for (int s = 0; s < n; s += T_ROWS)                                                  \
+            gram_t(R, k, n - s < T_ROWS ? n - s : T_ROWS, rows + s, scale ? scale + s : NULL, \
+                   last + s, ext);                                                           \
     }
 ALS_GRAM_KERN(9)
 ALS_GRAM_KERN(10)

@@ -17,9 +17,10 @@ int em__als_chol_solve(int k, double *a, double *b, em_err *err);
 
 /* ext (k + 1) x (k + 1), row-major upper triangle) += the upper triangle of T^T T, T the
  * n x (k + 1) tile whose row s is [scale[s] * rows[s][0..k-1], last[s]] (scale NULL: 1):
- * em_la_syrk_rows_f32's contract and its results bit for bit. For 8 <= k <= 13 on CPUs
- * with AVX-512F a kernel that skips the lower triangle's products past column 7 (14 FMAs
- * per rating at rank 10 instead of 19; kernel.c); otherwise em_la_syrk_rows_f32 (ld and
+ * em_la_syrk_rows_f32's contract. For 8 <= k <= 13 on CPUs with AVX-512F a kernel with
+ * eight ratings in the lanes of each FMA (kernel.c gram_t: 8.25 FMAs per rating at rank 10
+ * instead of 14): its sums equal em_la_syrk_rows_f32's to rounding, not bit for bit, and
+ * are the same for the same rows in the same order. Otherwise em_la_syrk_rows_f32 (ld and
  * tile: its scratch tile). */
 void em__als_gram_rows(int k, int n, const float *const *rows, const double *scale,
                        const double *last, int ld, double *tile, double *ext);

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# bench/als_kernel.sh [BUILD_DIR [BASE_BUILD_DIR]] - builds bench/als_kernel.c against the
+# static libraries of BUILD_DIR (default build) and, if given, of BASE_BUILD_DIR (an older
+# build, e.g. /work/main/build), then runs them alternately, three rounds: rank 10, rows
+# in L1 (window 256), at random in 30 MB (480k users, 5600 ratings per item: the item side
+# at Netflix scale) and in 1.1 MB (17.7k items, 200 ratings per user: the user side).
+# CPU time per rating; on a loaded machine compare the two side by side, as printed.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+libs="-lm -lpthread -lzstd -lssl -lcrypto -lopenblas -llapacke"
+builds=("${1:-$root/build}")
+[ $# -ge 2 ] && builds+=("$2")
+for i in "${!builds[@]}"; do
+    b=${builds[$i]}
+    # shellcheck disable=SC2086
+    cc -O2 -I"$root" -o "$tmp/k$i" "$root/bench/als_kernel.c" "$b/lib/libember_ml.a" \
+        "$b/lib/libember.a" $libs
+done
+for round in 1 2 3; do
+    for i in "${!builds[@]}"; do
+        for args in "480000 256 0 5600" "480000 480000 0 5600" "17700 17700 0 200"; do
+            printf '%s (round %d): ' "${builds[$i]}" "$round"
+            # shellcheck disable=SC2086
+            "$tmp/k$i" 10 $args
+        done
+    done
+done

@@ -231,8 +231,10 @@ static void *map_aligned(size_t len)
  * (the hypervisor backs fresh guest memory lazily) while touched pages cost nothing.
  * A request the cache cannot serve unmaps all of it before mapping anew, so that kept
  * memory never adds to a process's peak beyond the buffers it had live before. */
-#define BIG_CACHE_SLOTS 4
-#define BIG_CACHE_MAX ((size_t)512 << 20)
+/* 16 slots, 1 GiB: the chunks a task gathers a partition of GBs into (ALS's block build,
+ * 48 MiB each: route.c) are all handed to the next such task instead of a quarter. */
+#define BIG_CACHE_SLOTS 16
+#define BIG_CACHE_MAX ((size_t)1 << 30)
 
 static pthread_mutex_t g_cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static big_hdr *g_cache[BIG_CACHE_SLOTS];   /* g_cache_lock */

@@ -165,6 +165,13 @@ typedef struct em_batcher {
     em_batch **batches;
     size_t n, cap;
     size_t last;   /* payload bytes of the batch closed last: the next one's reservation */
+    /* FIXED records once a batch has reached EM_BATCH_TARGET_BYTES: filled straight into
+     * an em_malloc_big buffer of EM_BIG_MIN bytes (huge pages: a cached dataset of GBs
+     * costs one page fault per 2 MiB instead of per 4 KiB), taken by the batch whole.
+     * Open (fx != NULL) only while the builder is closed. */
+    uint8_t *fx;
+    size_t fx_len, fx_cap;
+    uint64_t fx_n;
 } em_batcher;
 void em__batcher_init(em_batcher *b, uint32_t width);
 int em__batcher_add(em_batcher *b, const em_rec *r, em_err *err);

@@ -86,6 +86,68 @@ int em_emit_val(em_emitter *e, em_slice val, em_err *err)
     return emit_parts(e, false, em_slice_make(NULL, 0), val, err);
 }
 
+/* ---- zero-copy emit of big pairs. Layout of the buffer: the KV batch payload of one
+ * record (u32 klen, u32 vlen, key, value), so a batcher can adopt it whole as its batch.
+ * The offer lives on em_emit_big_kv's stack while the record is pushed on this thread
+ * (push mode runs the consumer synchronously); the batcher takes it only when the record
+ * it is handed is that very buffer (pointers and lengths equal), so any stage between
+ * them that makes a new record (a fused map, a width check failing) just copies. */
+typedef struct big_offer {
+    uint8_t *base;
+    const uint8_t *key, *val;
+    size_t klen, vlen;
+    bool taken;
+} big_offer;
+static _Thread_local big_offer *tl_offer;
+
+void *em_emit_big_alloc(size_t klen, size_t vcap)
+{
+    size_t n;
+    if (klen >= EM_BATCH_MAX_REC_LEN || !em_size_add(8 + klen, vcap, &n))
+        return NULL;
+    uint8_t *b = em_malloc_big(n);
+    return b ? b + 8 + klen : NULL;
+}
+
+void em_emit_big_free(void *val, size_t klen)
+{
+    if (val)
+        em_free_big((uint8_t *)val - 8 - klen);
+}
+
+int em_emit_big_kv(em_emitter *e, em_slice key, void *val, size_t vlen, em_err *err)
+{
+    uint8_t *base = (uint8_t *)val - 8 - key.n;
+    if (vlen > EM_BATCH_MAX_REC_LEN) {
+        em_free_big(base);
+        return em_err_set(err, EM_EINVAL, "emit: record part of %zu bytes is too large", vlen);
+    }
+    em_store_le32(base, (uint32_t)key.n);
+    em_store_le32(base + 4, (uint32_t)vlen);
+    if (key.n)
+        memcpy(base + 8, key.p, key.n);
+    big_offer o = {base, base + 8, val, key.n, vlen, false}, *prev = tl_offer;
+    tl_offer = &o;
+    int rc = emit_parts(e, true, em_slice_make(base + 8, key.n), em_slice_make(val, vlen), err);
+    tl_offer = prev;
+    if (!o.taken)
+        em_free_big(base);
+    return rc;
+}
+
+/* The buffer of the big pair being emitted on this thread when r is that pair (taken
+ * over: the caller makes it a batch), else NULL. */
+static uint8_t *take_offer(const em_rec *r, size_t *n)
+{
+    big_offer *o = tl_offer;
+    if (!o || o->taken || r->key.p != o->key || r->key.n != o->klen || r->val.p != o->val ||
+        r->val.n != o->vlen)
+        return NULL;
+    o->taken = true;
+    *n = 8 + o->klen + o->vlen;
+    return o->base;
+}
+
 bool em__emitter_read(const em_emitter *e, size_t *off, em_rec *r)
 {
     if (*off >= e->buf.len)
@@ -107,20 +169,8 @@ void em__batcher_init(em_batcher *b, uint32_t width)
     b->width = width;
 }
 
-static int batcher_close(em_batcher *b, em_err *err)
+static int batcher_push_batch(em_batcher *b, em_batch *batch, em_err *err)
 {
-    if (!b->open)
-        return 0;
-    b->open = false;
-    if (b->bb.nrecs == 0) {
-        em_batch_builder_destroy(&b->bb);
-        return 0;
-    }
-    b->last = em_batch_builder_nbytes(&b->bb);
-    em_batch *batch = em_batch_builder_finish(&b->bb, err);
-    em_batch_builder_destroy(&b->bb);
-    if (!batch)
-        return err && err->code ? err->code : EM_ENOMEM;
     em_batch **nb = em_arr_grow(b->batches, &b->cap, b->n + 1, sizeof *nb);
     if (!nb) {
         em_batch_unref(batch);
@@ -131,11 +181,121 @@ static int batcher_close(em_batcher *b, em_err *err)
     return 0;
 }
 
+/* Finishes the open big FIXED batch (fx), if any. */
+static int fixed_close(em_batcher *b, em_err *err)
+{
+    if (!b->fx)
+        return 0;
+    uint8_t *p = b->fx;
+    size_t len = b->fx_len;
+    uint64_t n = b->fx_n;
+    b->fx = NULL;
+    b->fx_len = b->fx_cap = 0;
+    b->fx_n = 0;
+    b->last = len;
+    em_batch *batch = em_batch_new_take_big(EM_REC_FIXED, b->width, n, p, len);
+    if (!batch)
+        return em_err_set(err, EM_ENOMEM, "out of memory finishing %llu records",
+                          (unsigned long long)n);
+    return batcher_push_batch(b, batch, err);
+}
+
+static int batcher_close(em_batcher *b, em_err *err)
+{
+    int rc = fixed_close(b, err);
+    if (rc < 0 || !b->open)
+        return rc;
+    b->open = false;
+    if (b->bb.nrecs == 0) {
+        em_batch_builder_destroy(&b->bb);
+        return 0;
+    }
+    b->last = em_batch_builder_nbytes(&b->bb);
+    em_batch *batch = em_batch_builder_finish(&b->bb, err);
+    em_batch_builder_destroy(&b->bb);
+    if (!batch)
+        return err && err->code ? err->code : EM_ENOMEM;
+    return batcher_push_batch(b, batch, err);
+}
+
+/* Adds a FIXED record to the big batch, opening one (or the next) as needed. 1 when the
+ * record was taken, 0 when no big buffer could be had (the builder takes the record). */
+static int fixed_add(em_batcher *b, const em_rec *r, em_err *err)
+{
+    int rc;
+    if (b->fx && b->fx_cap - b->fx_len < r->val.n && (rc = fixed_close(b, err)) < 0)
+        return rc;
+    if (!b->fx) {
+        if ((rc = batcher_close(b, err)) < 0)
+            return rc;
+        size_t want = r->val.n > EM_BIG_MIN ? r->val.n : EM_BIG_MIN;
+        if (!(b->fx = em_malloc_big(want)))
+            return 0;
+        b->fx_cap = want / r->val.n * r->val.n;
+    }
+    memcpy(b->fx + b->fx_len, r->val.p, r->val.n);
+    b->fx_len += r->val.n;
+    b->fx_n++;
+    return 1;
+}
+
+/* A record of EM_BIG_MIN bytes or more (an ALS block record: hundreds of MB) as a batch of
+ * its own, copied once into an exactly sized em_malloc_big buffer. Through the builder it
+ * would be copied up a chain of x1.5 heap reallocations (about twice its size in copies,
+ * and with the task processes' malloc policy every one into fresh 4 KiB pages). */
+static int batcher_add_big(em_batcher *b, em_rec_kind kind, const em_rec *r, em_err *err)
+{
+    int rc = batcher_close(b, err);
+    if (rc < 0)
+        return rc;
+    size_t hdr = kind == EM_REC_KV ? 8 : 4, n = hdr + r->key.n + r->val.n;
+    em_batch **nb = em_arr_grow(b->batches, &b->cap, b->n + 1, sizeof *nb);
+    if (nb)
+        b->batches = nb;
+    else
+        return em_err_set(err, EM_ENOMEM, "out of memory collecting batches");
+    uint8_t *p = kind == EM_REC_KV ? take_offer(r, &n) : NULL;
+    if (p) {   /* em_emit_big_kv's buffer: already this batch's payload */
+        em_batch *batch = em_batch_new_take_big(kind, 0, 1, p, n);
+        if (!batch)
+            return em_err_set(err, EM_ENOMEM, "out of memory batching a record");
+        b->batches[b->n++] = batch;
+        return 0;
+    }
+    if (!(p = em_malloc_big(n)))
+        return em_err_set(err, EM_ENOMEM, "out of memory batching a record of %zu bytes", n);
+    if (kind == EM_REC_KV) {   /* the builders' payload formats (docs/data-format.md) */
+        em_store_le32(p, (uint32_t)r->key.n);
+        em_store_le32(p + 4, (uint32_t)r->val.n);
+        if (r->key.n)
+            memcpy(p + 8, r->key.p, r->key.n);
+    } else {
+        em_store_le32(p, (uint32_t)r->val.n);
+    }
+    memcpy(p + hdr + r->key.n, r->val.p, r->val.n);
+    em_batch *batch = em_batch_new_take_big(kind, 0, 1, p, n);
+    if (!batch)
+        return em_err_set(err, EM_ENOMEM, "out of memory batching a record of %zu bytes", n);
+    b->batches[b->n++] = batch;
+    return 0;
+}
+
 int em__batcher_add(em_batcher *b, const em_rec *r, em_err *err)
 {
     em_rec_kind kind = r->key.p ? EM_REC_KV
                                 : (b->width && r->val.n == b->width ? EM_REC_FIXED : EM_REC_BYTES);
     int rc;
+    if (EM_UNLIKELY(r->val.n >= EM_BIG_MIN) && kind != EM_REC_FIXED &&
+        r->val.n <= EM_BATCH_MAX_REC_LEN && r->key.n <= EM_BATCH_MAX_REC_LEN)
+        return batcher_add_big(b, kind, r, err);
+    if (kind == EM_REC_FIXED && r->val.n &&
+        (b->fx || b->last >= EM_BATCH_TARGET_BYTES ||
+         (b->open && em_batch_builder_nbytes(&b->bb) >= EM_BATCH_TARGET_BYTES))) {
+        if ((rc = fixed_add(b, r, err)) != 0)
+            return rc < 0 ? rc : 0;
+    } else if (b->fx && (rc = fixed_close(b, err)) < 0) {
+        return rc;
+    }
     if (b->open && (b->bb.kind != kind || em_batch_builder_nbytes(&b->bb) >= EM_BATCH_TARGET_BYTES))
         if ((rc = batcher_close(b, err)) < 0)
             return rc;
@@ -165,6 +325,10 @@ int em__batcher_finish(em_batcher *b, em_batch ***out, size_t *n, em_err *err)
 
 void em__batcher_destroy(em_batcher *b)
 {
+    em_free_big(b->fx);
+    b->fx = NULL;
+    b->fx_len = b->fx_cap = 0;
+    b->fx_n = 0;
     if (b->open)
         em_batch_builder_destroy(&b->bb);
     b->open = false;

@@ -28,6 +28,16 @@ typedef struct em_fn_ctx {
 int em_emit(em_emitter *e, const em_rec *r, em_err *err);
 int em_emit_kv(em_emitter *e, em_slice key, em_slice val, em_err *err);
 int em_emit_val(em_emitter *e, em_slice val, em_err *err);
+/* Emitting a large pair without copying it: em_emit_big_alloc gives room for a value of up
+ * to vcap bytes behind a key of klen bytes (huge pages, em_malloc_big; NULL on OOM); the
+ * function writes the value there and em_emit_big_kv emits it with a key of exactly klen
+ * bytes, taking the buffer in every case. Where the records are cached (a persisted
+ * map_partitions) a value of EM_BIG_MIN bytes or more becomes its batch as it is, with no
+ * copy; any other consumer copies it as from em_emit_kv and the buffer is freed. A buffer
+ * that is not emitted goes back with em_emit_big_free(val, klen). */
+void *em_emit_big_alloc(size_t klen, size_t vcap);
+int em_emit_big_kv(em_emitter *e, em_slice key, void *val, size_t vlen, em_err *err);
+void em_emit_big_free(void *val, size_t klen);
 /* 1 and *r (borrowed until the next call), 0 at the end, <0 on error (return it). */
 int em_iter_next(em_iter *it, em_rec *r, em_err *err);
 

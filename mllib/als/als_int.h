@@ -100,7 +100,8 @@ typedef struct em__als_seg {
     size_t n;
 } em__als_seg;
 /* Builds the record of one block (cfg->side, `block`) from the ratings of seg[0..nseg), in
- * that order, into *rec (em_malloc_big'd, *len bytes; free with em_free_big), or *rec NULL
+ * that order, into *rec (from em_emit_big_alloc with a key of EM__ALS_KEY_LEN bytes, *len
+ * bytes: emit it with em_emit_big_kv or free it with em_emit_big_free), or *rec NULL
  * when no rating belongs to the block: the executors' builder of em_als_train_rdd, where the
  * segments are one partition's ratings. The same code as em__als_build_blocks, so both
  * paths give byte-identical records for the same ratings in the same order. EM_EINVAL,

@@ -294,8 +294,8 @@ static int build_record(build_state *st, rec_out *out, em_err *err)
     uint8_t *base = NULL;
     if (out->vb && em_vbuf_reserve(out->vb, need) == 0)
         base = out->vb->data + out->vb->len;   /* malloc-aligned: the arrays are 4-aligned */
-    else if (!out->vb)
-        base = out->big = em_malloc_big(need);
+    else if (!out->vb)   /* emitted as it is (em_emit_big_kv): no copy into the cache */
+        base = out->big = em_emit_big_alloc(EM__ALS_KEY_LEN, need);
     if (!base || !(st->b.fill = em_malloc((size_t)n * 4 + 4)))
         return em_err_set(err, EM_ENOMEM, "als build: record of %zu bytes", need);
     uint32_t *ids = (uint32_t *)(void *)(base + 20);
@@ -383,7 +383,7 @@ int em__als_build_block(const em__als_cfg *c, const em__als_seg *seg, size_t nse
     rec_out ro = {0};
     rc = build_record(&st, &ro, err);
     if (rc < 0 || ro.len == 0) {
-        em_free_big(ro.big);
+        em_emit_big_free(ro.big, EM__ALS_KEY_LEN);
         ro.big = NULL;
         ro.len = 0;
     }

@@ -246,10 +246,12 @@ int em__als_fn_build(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter
     gathered_free(&g);   /* the record is built: the ratings are not needed while emitting */
     uint8_t key[EM__ALS_KEY_LEN];
     em__als_key(key, index, x->salt[s][index]);
-    if (len)
-        rc = em_emit_kv(out, em_slice_make(key, sizeof key), em_slice_make(rec, len), err);
+    if (len) {   /* the record becomes the cached batch as it is (no copy) */
+        rc = em_emit_big_kv(out, em_slice_make(key, sizeof key), rec, len, err);
+        rec = NULL;
+    }
 out:
-    em_free_big(rec);
+    em_emit_big_free(rec, EM__ALS_KEY_LEN);
     gathered_free(&g);
     em_free(x->yty);
     em_free(x);

@@ -22,7 +22,7 @@ cleanup() {
     local rc=$? p j f
     for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
     for p in "${pids[@]}"; do
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        for ((j = 0; j < 50; j++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$p" 2>/dev/null || true
     done
     if declare -F cleanup_hook >/dev/null; then cleanup_hook || true; fi

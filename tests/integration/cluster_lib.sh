@@ -2,7 +2,7 @@
 # executor processes (sourced, not run; ctest runs only test_*.sh). After
 #   source "$(dirname "$0")/cluster_lib.sh" NAME BUILD_DIR
 # the script has: $build (absolute), $ember, a private $tmp, $tmp/t for runs to use as
-# TMPDIR, LC_ALL=C, pids=() (see cleanup), fail MESSAGE (counted), our_executors,
+# TMPDIR, LC_ALL=C, pids=() (see cleanup), fail MESSAGE (counted), wait_log, our_executors,
 # check_clean NAME (no executor process and nothing left in $tmp/t) and finish (prints the
 # verdict and exits).
 # On exit (the EXIT trap, cleanup) every pid the script put in pids (masters, workers: so
@@ -40,6 +40,16 @@ export LC_ALL=C
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 mkdir -p "$tmp/t"
+
+# wait_log PID FILE PATTERN: waits until FILE holds PATTERN while process PID lives, with no
+# deadline of its own (a loaded machine only makes the line later; ctest's timeout bounds
+# the test). 1 when PID ended first.
+wait_log() {
+    while ! grep -q -- "$3" "$2" 2>/dev/null; do
+        kill -0 "$1" 2>/dev/null || return 1
+        sleep 0.1
+    done
+}
 
 # our executors: their --work-dir is under $tmp/t
 our_executors() { pgrep -f "ember executor --driver .* --work-dir $tmp/t/" || true; }

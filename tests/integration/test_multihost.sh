@@ -79,7 +79,7 @@ port=7077
 in_ns "$ns_m" "$ember" master --host :: --advertise-host emh-master --port $port --ui-port 0 \
     --network-timeout 3000 --secret-file "$t/secret" >"$t/master.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do grep -q "master listening" "$t/master.log" && break; sleep 0.1; done
+wait_log $! "$t/master.log" "master listening" || true
 grep -q "master listening on ember://emh-master:$port" "$t/master.log" ||
     fail "master did not start or advertises the wrong URL: $(cat "$t/master.log")"
 masters=("ember://[fd00:213::1]:$port" "ember://emh-master:$port")

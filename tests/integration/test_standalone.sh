@@ -39,7 +39,7 @@ export EMBER_LOG=info
 "$ember" master --port "$port" --ui-port "$ui" --secret-file "$t/secret" >"$t/master.log" 2>&1 &
 pids+=($!)
 master_pid=$!
-for _ in $(seq 100); do grep -q "master listening" "$t/master.log" && break; sleep 0.1; done
+wait_log "$master_pid" "$t/master.log" "master listening" || true
 grep -q "master listening on ember://127.0.0.1:$port" "$t/master.log" || fail "master did not start"
 
 for i in 1 2; do

@@ -21,11 +21,11 @@ mkdir -p "$t/worker_cwd" "$t/work" "$t/job"
 export TMPDIR=$t
 "$ember" master --port "$port" --ui-port 0 --secret-file "$t/secret" >"$t/master.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do grep -q "master listening" "$t/master.log" && break; sleep 0.1; done
+wait_log $! "$t/master.log" "master listening" || true
 (cd "$t/worker_cwd" && EMBER_LOG=info exec "$ember" worker --master "ember://127.0.0.1:$port" --cores 2 \
     --memory 1g --work-dir "$t/work" --secret-file "$t/secret") >"$t/worker.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do grep -q "registered" "$t/worker.log" && break; sleep 0.1; done
+wait_log $! "$t/worker.log" "registered" || true
 
 printf 'b a\na c a\n' > "$t/job/in.txt"
 cd "$t/job"

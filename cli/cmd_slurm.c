@@ -26,7 +26,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <netdb.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -170,21 +169,13 @@ static int failed(const char *fmt, ...)
     return -1;
 }
 
-/* The first IPv4 address of `name` as a literal in out. -1 after an error message. */
+/* The first IPv4 address of `name` as a literal in out (the URLs and --host values built
+ * here take no IPv6 literal). -1 after an error message. */
 static int resolve_ipv4(const char *name, char *out, size_t cap)
 {
-    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
-    int rc = getaddrinfo(name, NULL, &hints, &res);
-    if (rc != 0 || !res) {
-        em__cli_fail(PREFIX, "cannot resolve node '%s' to an IPv4 address: %s", name,
-                     rc ? gai_strerror(rc) : "no address");
-        return -1;
-    }
-    const struct sockaddr_in *sa = (const struct sockaddr_in *)res->ai_addr;
-    const char *ok = inet_ntop(AF_INET, &sa->sin_addr, out, (socklen_t)cap);
-    freeaddrinfo(res);
-    if (!ok)
-        return failed("node '%s': %s", name, strerror(errno));
+    em_err err = EM_ERR_INIT;
+    if (em_net_resolve_ip(name, true, out, cap, &err) < 0)
+        return failed("%s", err.msg);
     return 0;
 }
 

@@ -12,6 +12,7 @@
 #include "engine/net/net_int.h"
 
 #include <ctype.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,22 +230,40 @@ typedef struct resolving {
     char host[EM_NET_HOST_MAX];
 } resolving;
 
-/* The first IPv4 address, else the first IPv6 one. */
-static const struct addrinfo *pick(const struct addrinfo *ai)
+/* The first IPv4 address, else (unless ipv4_only) the first IPv6 one. */
+static const struct addrinfo *pick(const struct addrinfo *ai, bool ipv4_only)
 {
     for (const struct addrinfo *a = ai; a; a = a->ai_next)
         if (a->ai_family == AF_INET)
             return a;
-    for (const struct addrinfo *a = ai; a; a = a->ai_next)
+    for (const struct addrinfo *a = ai; a && !ipv4_only; a = a->ai_next)
         if (a->ai_family == AF_INET6)
             return a;
     return NULL;
 }
 
+int em_net_resolve_ip(const char *host, bool ipv4_only, char *ip, size_t cap, em_err *err)
+{
+    struct addrinfo hints = {.ai_family = ipv4_only ? AF_INET : AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM}, *ai = NULL;
+    int rc = em_net_host_valid(host) ? getaddrinfo(host, NULL, &hints, &ai) : EAI_NONAME;
+    const struct addrinfo *a = rc == 0 ? pick(ai, ipv4_only) : NULL;
+    int ok = a && (a->ai_family == AF_INET
+                       ? uv_ip4_name((const struct sockaddr_in *)a->ai_addr, ip, cap)
+                       : uv_ip6_name((const struct sockaddr_in6 *)a->ai_addr, ip, cap)) == 0;
+    if (ai)
+        freeaddrinfo(ai);
+    if (ok)
+        return 0;
+    return em_err_set(err, EM_EIO, "cannot resolve host '%s' to an %s address: %s",
+                      host ? host : "", ipv4_only ? "IPv4" : "IPv4 or IPv6",
+                      rc ? gai_strerror(rc) : a ? "address does not fit" : "no address");
+}
+
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
 {
     resolving *r = req->data;
-    const struct addrinfo *a = status == 0 ? pick(ai) : NULL;
+    const struct addrinfo *a = status == 0 ? pick(ai, false) : NULL;
     em_err err = EM_ERR_INIT;
     if (!a) {
         em_err_set(&err, EM_EIO, "cannot resolve host '%s': %s", r->host,

@@ -130,6 +130,7 @@ struct em_net {
     uv_loop_t loop;
     uv_async_t wake;
     uv_timer_t tick;
+    uint64_t tick_ms;           /* when on_tick last ran (loop thread) */
     uv_thread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -905,6 +906,16 @@ static void on_tick(uv_timer_t *t)
 {
     em_net *n = t->data;
     uint64_t now = now_ms();
+    /* A tick later than a heartbeat means this loop thread was kept from running (a long
+     * frame handler, a process starved of CPU on a loaded machine), and libuv runs timers
+     * before it polls: the peers' frames of that time still wait unread in the sockets.
+     * Their silence is counted without the stall (each tick still adds its own period, so
+     * a loop late at every tick still finds a dead peer), so a busy loop never drops the
+     * peers it was not listening to (it used to, after any stall past peer_timeout_ms). */
+    uint64_t period = n->o.heartbeat_ms / 2 ? n->o.heartbeat_ms / 2 : 1;
+    uint64_t stall = n->tick_ms && now - n->tick_ms > n->o.heartbeat_ms
+                         ? now - n->tick_ms - period : 0;
+    n->tick_ms = now;
     pthread_mutex_lock(&n->lock);
     conn *list = n->conns;
     pthread_mutex_unlock(&n->lock);
@@ -912,6 +923,10 @@ static void on_tick(uv_timer_t *t)
     for (conn *c = list; c; c = c->next) {
         if (c->st == ST_CLOSING)
             continue;
+        if (stall) {
+            c->start_ms = c->start_ms + stall < now ? c->start_ms + stall : now;
+            c->last_recv_ms = c->last_recv_ms + stall < now ? c->last_recv_ms + stall : now;
+        }
         if (c->st != ST_OPEN) {
             if (now - c->start_ms > n->o.login_timeout_ms)
                 conn_close(c, EM_ETIMEDOUT, "login timed out%s", "");

@@ -203,6 +203,11 @@ int em_net_addr_split(const char *s, char *host, size_t cap, uint16_t *port, uin
  * set (--advertise-host, ember.driver.host), else bind, else for a wildcard bind this
  * machine's name (gethostname), as Spark advertises its local host name. Into out (n). */
 void em_net_advertised(const char *bind, const char *adv, char *out, size_t n);
+/* The address of host (a name or a literal) as a literal into ip (cap bytes;
+ * INET6_ADDRSTRLEN always fits), chosen as a connection would choose it: the first IPv4
+ * address, else (unless ipv4_only) the first IPv6 one. Calls getaddrinfo in the caller's
+ * thread (it blocks on DNS: never on a loop thread). EM_EIO naming host and the reason. */
+int em_net_resolve_ip(const char *host, bool ipv4_only, char *ip, size_t cap, em_err *err);
 /* Writes "HOST:PORT" ("[HOST]:PORT" for IPv6 literals) into buf (n bytes, truncated). */
 void em_net_addr_format(char *buf, size_t n, const char *host, uint16_t port);
 /* Parses a port setting: "PORT" (0 = any free one) or a range "LO-HI" (1 <= LO <= HI),

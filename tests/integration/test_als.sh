@@ -30,19 +30,29 @@ for f in test_rmse train_rmse test_mae; do
         fail "$f differs: local[2] $(field "$ref" $f), local-cluster[2,1] $(field "$cl" $f)"
 done
 
+# kill_executor_at JOB ERR WHEN [UNLESS]: once the progress lines in ERR show WHEN, kills
+# one of our executors with kill -9 (killed=1), unless they show UNLESS by then (too late).
+# Polls for as long as JOB runs: no deadline of its own (a loaded machine only makes WHEN
+# later; the job ends either way, and ctest's timeout bounds the whole test).
+kill_executor_at() {
+    local job=$1 err=$2 when=$3 unless=${4:-} victim
+    killed=0
+    while kill -0 "$job" 2>/dev/null; do
+        if grep -q "$when" "$err" 2>/dev/null; then
+            victim=$(our_executors | head -1)
+            if [ -z "$unless" ] || ! grep -q "$unless" "$err"; then
+                [ -n "$victim" ] && kill -9 "$victim" 2>/dev/null && killed=1
+            fi
+            return 0
+        fi
+        sleep 0.02
+    done
+}
+
 # Kill one executor once training has started (after the first iteration's progress line).
 als 'local-cluster[2,1]' >"$tmp/killed.out" 2>"$tmp/killed.err" &
 job=$!
-killed=0
-for _ in $(seq 600); do
-    if grep -q "iteration 1 done" "$tmp/killed.err" 2>/dev/null; then
-        victim=$(our_executors | head -1)
-        [ -n "$victim" ] && kill -9 "$victim" 2>/dev/null && killed=1
-        break
-    fi
-    kill -0 "$job" 2>/dev/null || break
-    sleep 0.05
-done
+kill_executor_at "$job" "$tmp/killed.err" "iteration 1 done"
 wait "$job" || fail "training with a killed executor failed: $(tail -c 400 "$tmp/killed.err")"
 [ $killed = 1 ] || fail "no executor was killed during training"
 k=$(tail -n 1 "$tmp/killed.out")
@@ -65,17 +75,7 @@ awk -v a="$(field "$ref" test_rmse)" -v b="$(field "$drv" test_rmse)" \
 # read, before the item blocks are reported built).
 als 'local-cluster[2,1]' >"$tmp/killb.out" 2>"$tmp/killb.err" &
 job=$!
-killed=0
-for _ in $(seq 1200); do
-    if grep -q "read on the executors" "$tmp/killb.err" 2>/dev/null; then
-        victim=$(our_executors | head -1)
-        grep -q "item blocks built" "$tmp/killb.err" ||
-            { [ -n "$victim" ] && kill -9 "$victim" 2>/dev/null && killed=1; }
-        break
-    fi
-    kill -0 "$job" 2>/dev/null || break
-    sleep 0.02
-done
+kill_executor_at "$job" "$tmp/killb.err" "read on the executors" "item blocks built"
 wait "$job" || fail "block building with a killed executor failed: $(tail -c 400 "$tmp/killb.err")"
 [ $killed = 1 ] || fail "no executor was killed during block building"
 k=$(tail -n 1 "$tmp/killb.out")

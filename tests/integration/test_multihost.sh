@@ -17,13 +17,10 @@
 #   4. everything is torn down (EXIT trap): processes by pid, namespaces (their veths and
 #      bridge go with them), the hosts files, the temp dir.
 # Needs root and `ip netns`: otherwise it exits 77 (ctest SKIP_RETURN_CODE) saying why.
-set -euo pipefail
-
-build=$(cd "${1:?usage: test_multihost.sh BUILD_DIR}" && pwd)
-ember=$build/bin/ember
+source "$(dirname "$0")/cluster_lib.sh" multihost "${1:-}"
+t=$tmp log_tail=15
 ex=$build/lib/ember/examples
 skip() { echo "test_multihost: SKIP: $*"; exit 77; }
-[ -x "$ember" ] || { echo "test_multihost: FAIL: $ember not built" >&2; exit 1; }
 for so in wordcount pagerank alsjob; do
     [ -f "$ex/$so.so" ] || skip "$ex/$so.so not built"
 done
@@ -35,28 +32,16 @@ ip netns del "$probe"
 
 tag=$$
 ns_m=emh-m-$tag ns_1=emh-w1-$tag ns_2=emh-w2-$tag
-t=$(mktemp -d /tmp/ember-multihost-XXXXXX)
-pids=()
-cleanup() {
-    local rc=$?
-    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$p" 2>/dev/null || true
-    done
-    # executors started by the workers are in the namespaces too: none may outlive them
+# run by cluster_lib.sh's cleanup after the pids: executors started by the workers are in
+# the namespaces too, and none may outlive them
+cleanup_hook() {
+    local ns p
     for ns in "$ns_m" "$ns_1" "$ns_2"; do
         for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
         ip netns del "$ns" 2>/dev/null || true
         rm -rf "/etc/netns/$ns"
     done
-    if [ $rc -ne 0 ]; then
-        for f in "$t"/*.log; do [ -f "$f" ] && { echo "== $f"; tail -15 "$f"; }; done
-    fi
-    rm -rf "$t"
-    exit $rc
 }
-trap cleanup EXIT
 fail() { echo "test_multihost: FAIL: $*" >&2; exit 1; }
 in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
@@ -94,7 +79,7 @@ port=7077
 in_ns "$ns_m" "$ember" master --host :: --advertise-host emh-master --port $port --ui-port 0 \
     --network-timeout 3000 --secret-file "$t/secret" >"$t/master.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do grep -q "master listening" "$t/master.log" && break; sleep 0.1; done
+wait_log $! "$t/master.log" "master listening" || true
 grep -q "master listening on ember://emh-master:$port" "$t/master.log" ||
     fail "master did not start or advertises the wrong URL: $(cat "$t/master.log")"
 masters=("ember://[fd00:213::1]:$port" "ember://emh-master:$port")

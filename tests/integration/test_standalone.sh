@@ -6,33 +6,13 @@
 # `ember submit` must print and save exactly what local mode does, with an event log; at the
 # end nothing is left: no executor process, no work dir. Everything started here is killed by
 # pid in the EXIT trap.
-set -euo pipefail
-
-build=$(cd "${1:?usage: test_standalone.sh BUILD_DIR}" && pwd)
-ember=$build/bin/ember
+source "$(dirname "$0")/cluster_lib.sh" standalone "${1:-}"
+t=$tmp
 wc_so=$build/lib/ember/examples/wordcount.so
-[ -x "$ember" ] || { echo "test_standalone: $ember not built" >&2; exit 1; }
 if [ ! -f "$wc_so" ]; then
     echo "test_standalone: SKIP ($wc_so not built)"
     exit 0
 fi
-
-t=$(mktemp -d /tmp/ember-standalone-test-XXXXXX)
-pids=()
-cleanup() {
-    local rc=$?
-    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$p" 2>/dev/null || true
-    done
-    if [ $rc -ne 0 ]; then
-        for f in "$t"/*.log; do [ -f "$f" ] && { echo "== $f"; tail -20 "$f"; }; done
-    fi
-    rm -rf "$t"
-    exit $rc
-}
-trap cleanup EXIT
 
 fail() { echo "test_standalone: FAIL: $*" >&2; exit 1; }
 
@@ -59,7 +39,7 @@ export EMBER_LOG=info
 "$ember" master --port "$port" --ui-port "$ui" --secret-file "$t/secret" >"$t/master.log" 2>&1 &
 pids+=($!)
 master_pid=$!
-for _ in $(seq 100); do grep -q "master listening" "$t/master.log" && break; sleep 0.1; done
+wait_log "$master_pid" "$t/master.log" "master listening" || true
 grep -q "master listening on ember://127.0.0.1:$port" "$t/master.log" || fail "master did not start"
 
 for i in 1 2; do

@@ -5,30 +5,10 @@
 # file" in the worker's working directory. Also: a bad setting from EMBER_MASTER or the
 # conf file fails submit at once with exit status 2 (nothing registered with the master).
 # A master and one worker on loopback, killed by pid on exit.
-set -euo pipefail
-
-build=$(cd "${1:?usage: test_submit_paths.sh BUILD_DIR}" && pwd)
-ember=$build/bin/ember
+source "$(dirname "$0")/cluster_lib.sh" submit_paths "${1:-}"
+t=$tmp
 wc_so=$build/lib/ember/examples/wordcount.so
-[ -x "$ember" ] || { echo "test_submit_paths: $ember not built" >&2; exit 1; }
 [ -f "$wc_so" ] || { echo "test_submit_paths: SKIP ($wc_so not built)"; exit 0; }
-
-t=$(mktemp -d /tmp/ember-submit-paths-XXXXXX)
-pids=()
-cleanup() {
-    local rc=$?
-    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$p" 2>/dev/null || true
-    done
-    if [ $rc -ne 0 ]; then
-        for f in "$t"/*.log; do [ -f "$f" ] && { echo "== $f"; tail -20 "$f"; }; done
-    fi
-    rm -rf "$t"
-    exit $rc
-}
-trap cleanup EXIT
 fail() { echo "test_submit_paths: FAIL: $*" >&2; exit 1; }
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -41,11 +21,11 @@ mkdir -p "$t/worker_cwd" "$t/work" "$t/job"
 export TMPDIR=$t
 "$ember" master --port "$port" --ui-port 0 --secret-file "$t/secret" >"$t/master.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do grep -q "master listening" "$t/master.log" && break; sleep 0.1; done
+wait_log $! "$t/master.log" "master listening" || true
 (cd "$t/worker_cwd" && EMBER_LOG=info exec "$ember" worker --master "ember://127.0.0.1:$port" --cores 2 \
     --memory 1g --work-dir "$t/work" --secret-file "$t/secret") >"$t/worker.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do grep -q "registered" "$t/worker.log" && break; sleep 0.1; done
+wait_log $! "$t/worker.log" "registered" || true
 
 printf 'b a\na c a\n' > "$t/job/in.txt"
 cd "$t/job"

@@ -249,35 +249,26 @@ static int batcher_add_big(em_batcher *b, em_rec_kind kind, const em_rec *r, em_
     if (rc < 0)
         return rc;
     size_t hdr = kind == EM_REC_KV ? 8 : 4, n = hdr + r->key.n + r->val.n;
-    em_batch **nb = em_arr_grow(b->batches, &b->cap, b->n + 1, sizeof *nb);
-    if (nb)
-        b->batches = nb;
-    else
-        return em_err_set(err, EM_ENOMEM, "out of memory collecting batches");
+    /* em_emit_big_kv's buffer is already this batch's payload; anything else is copied */
     uint8_t *p = kind == EM_REC_KV ? take_offer(r, &n) : NULL;
-    if (p) {   /* em_emit_big_kv's buffer: already this batch's payload */
-        em_batch *batch = em_batch_new_take_big(kind, 0, 1, p, n);
-        if (!batch)
-            return em_err_set(err, EM_ENOMEM, "out of memory batching a record");
-        b->batches[b->n++] = batch;
-        return 0;
+    if (!p) {
+        if (!(p = em_malloc_big(n)))
+            return em_err_set(err, EM_ENOMEM, "out of memory batching a record of %zu bytes",
+                              n);
+        if (kind == EM_REC_KV) {   /* the builders' payload formats (docs/data-format.md) */
+            em_store_le32(p, (uint32_t)r->key.n);
+            em_store_le32(p + 4, (uint32_t)r->val.n);
+            if (r->key.n)
+                memcpy(p + 8, r->key.p, r->key.n);
+        } else {
+            em_store_le32(p, (uint32_t)r->val.n);
+        }
+        memcpy(p + hdr + r->key.n, r->val.p, r->val.n);
     }
-    if (!(p = em_malloc_big(n)))
-        return em_err_set(err, EM_ENOMEM, "out of memory batching a record of %zu bytes", n);
-    if (kind == EM_REC_KV) {   /* the builders' payload formats (docs/data-format.md) */
-        em_store_le32(p, (uint32_t)r->key.n);
-        em_store_le32(p + 4, (uint32_t)r->val.n);
-        if (r->key.n)
-            memcpy(p + 8, r->key.p, r->key.n);
-    } else {
-        em_store_le32(p, (uint32_t)r->val.n);
-    }
-    memcpy(p + hdr + r->key.n, r->val.p, r->val.n);
     em_batch *batch = em_batch_new_take_big(kind, 0, 1, p, n);
-    if (!batch)
+    if (!batch)   /* p freed by em_batch_new_take_big */
         return em_err_set(err, EM_ENOMEM, "out of memory batching a record of %zu bytes", n);
-    b->batches[b->n++] = batch;
-    return 0;
+    return batcher_push_batch(b, batch, err);
 }
 
 int em__batcher_add(em_batcher *b, const em_rec *r, em_err *err)

@@ -101,7 +101,6 @@ int em_hkdf_sha256(const void *ikm, size_t ilen, const void *salt, size_t slen,
 
 /* ---------------------------------------------------------------- AES-256-GCM frames */
 
-
 struct em_aead {
     EVP_CIPHER_CTX *ctx;     /* key schedule set once; each frame re-inits with its IV */
     uint64_t seq;            /* next frame's sequence number */

@@ -64,10 +64,13 @@ ui=$(free_port)
 mkdir -p "$tmp/work"
 EMBER_LOG=info "$ember" master --port "$port" --ui-port "$ui" --secret-file "$tmp/secret" \
     >"$tmp/master.log" 2>&1 &
-for _ in $(seq 100); do grep -q "master listening" "$tmp/master.log" && break; sleep 0.1; done
+pids+=($!)
+wait_log "${pids[-1]}" "$tmp/master.log" "master listening" || fail "the master did not start"
 EMBER_LOG=info "$ember" worker --master "ember://127.0.0.1:$port" --cores 2 --memory 1g \
     --work-dir "$tmp/work" --secret-file "$tmp/secret" >"$tmp/worker.log" 2>&1 &
-for _ in $(seq 100); do grep -q "registered with the master" "$tmp/worker.log" && break; sleep 0.1; done
+pids+=($!)
+wait_log "${pids[-1]}" "$tmp/worker.log" "registered with the master" ||
+    fail "the worker did not register"
 "$ember" submit --master "ember://127.0.0.1:$port" --secret-file "$tmp/secret" \
     --executor-cores 1 --conf ember.ui.port=0 "$fj" repartition "$tmp/in.txt" "$tmp/out2" 3000 \
     >"$tmp/sub.out" 2>"$tmp/sub.err" &
@@ -75,7 +78,7 @@ job=$!
 kill_one_when "$tmp/worker.log" "started executor" "ember executor --driver .* --work-dir $tmp/work/" ||
     fail "standalone: no executor to kill"
 wait "$job" || fail "standalone job failed after a kill: $(tail -c 400 "$tmp/sub.err")"
-for _ in $(seq 50); do grep -q "was killed by signal 9" "$tmp/worker.log" && break; sleep 0.1; done
+for _ in $(seq 300); do grep -q "was killed by signal 9" "$tmp/worker.log" && break; sleep 0.1; done
 grep -q "executor .* was killed by signal 9 (SIGKILL); its logs are in $tmp/work/" "$tmp/worker.log" ||
     fail "worker: no signal or log dir: $(grep -i executor "$tmp/worker.log" | tail -3)"
 dir=$(sed -n "s/.*SIGKILL); its logs are in \([^;]*\).*/\1/p" "$tmp/worker.log" | head -1)

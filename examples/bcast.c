@@ -148,17 +148,46 @@ static int failf(const char *what, const em_err *err)
     return 1;
 }
 
+/* Broadcasts n bytes of fill(seed); *crc = their crc32c. The id, 0 on failure (err set). */
+static uint32_t broadcast_filled(em_context *sc, size_t n, uint64_t seed, uint32_t *crc,
+                                 em_err *err)
+{
+    uint8_t *val = malloc(n ? n : 1);
+    if (!val) {
+        em_err_set(err, EM_ENOMEM, "out of memory for %zu bytes", n);
+        return 0;
+    }
+    fill(val, n, seed);
+    *crc = em_crc32c(0, val, n);
+    uint32_t id = em_broadcast(sc, em_slice_make(val, n), err);
+    free(val);
+    return id;
+}
+
+/* Each of the nparts bc_check results (crc32c, length of the task's view) is (want, n). */
+static bool views_ok(const em_records *rs, size_t nparts, uint32_t want, uint64_t n)
+{
+    if (rs->n != nparts)
+        return false;
+    for (size_t i = 0; i < rs->n; i++) {
+        uint32_t crc;
+        uint64_t len;
+        memcpy(&crc, rs->recs[i].val.p, 4);
+        memcpy(&len, rs->recs[i].val.p + 4, 8);
+        if (crc != want || len != n)
+            return false;
+    }
+    return true;
+}
+
 /* Broadcasts n bytes, checks every task's view on nparts partitions, destroys it. */
 static int check_one(em_context *sc, size_t n, uint32_t nparts, uint64_t nexec)
 {
     em_err err = EM_ERR_INIT;
-    uint8_t *val = malloc(n ? n : 1);
-    fill(val, n, n + 7);
-    uint32_t want = em_crc32c(0, val, n);
+    uint32_t want;
     em_context_stats s0, s1;
     em_context_stats_get(sc, &s0);
-    uint32_t id = em_broadcast(sc, em_slice_make(val, n), &err);
-    free(val);
+    uint32_t id = broadcast_filled(sc, n, n + 7, &want, &err);
     if (!id)
         return failf("em_broadcast", &err);
     em_records rs = {0};
@@ -166,14 +195,7 @@ static int check_one(em_context *sc, size_t n, uint32_t nparts, uint64_t nexec)
     snprintf(what, sizeof what, "broadcast of %zu bytes on %u tasks", n, nparts);
     if (run_job(sc, nparts, "bc_check", em_slice_make(&id, 4), &rs, &err) < 0)
         return failf(what, &err);
-    int bad = rs.n != nparts;
-    for (size_t i = 0; !bad && i < rs.n; i++) {
-        uint32_t crc;
-        uint64_t len;
-        memcpy(&crc, rs.recs[i].val.p, 4);
-        memcpy(&len, rs.recs[i].val.p + 4, 8);
-        bad = crc != want || len != n;
-    }
+    int bad = !views_ok(&rs, nparts, want, n);
     em_records_destroy(&rs);
     if (bad)
         return failf(what, NULL);
@@ -197,13 +219,10 @@ static int check_lagging(em_context *sc, uint64_t nexec)
 {
     em_err err = EM_ERR_INIT;
     size_t n = 40 * MIB + 3;   /* 11 pieces of 4 MiB: more than the driver keeps sealed */
-    uint8_t *val = malloc(n);
-    fill(val, n, 99);
-    uint32_t want = em_crc32c(0, val, n);
+    uint32_t want;
     em_context_stats s0, s1;
     em_context_stats_get(sc, &s0);
-    uint32_t id = em_broadcast(sc, em_slice_make(val, n), &err);
-    free(val);
+    uint32_t id = broadcast_filled(sc, n, 99, &want, &err);
     if (!id)
         return failf("em_broadcast (lagging)", &err);
     uint32_t nparts[2] = {1, 8};
@@ -211,14 +230,7 @@ static int check_lagging(em_context *sc, uint64_t nexec)
         em_records rs = {0};
         if (run_job(sc, nparts[j], "bc_check", em_slice_make(&id, 4), &rs, &err) < 0)
             return failf("lagging executor: job", &err);
-        int bad = rs.n != nparts[j];
-        for (size_t i = 0; !bad && i < rs.n; i++) {
-            uint32_t crc;
-            uint64_t len;
-            memcpy(&crc, rs.recs[i].val.p, 4);
-            memcpy(&len, rs.recs[i].val.p + 4, 8);
-            bad = crc != want || len != n;
-        }
+        int bad = !views_ok(&rs, nparts[j], want, n);
         em_records_destroy(&rs);
         if (bad)
             return failf("lagging executor: a task saw other bytes", NULL);

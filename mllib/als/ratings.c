@@ -579,20 +579,28 @@ static unsigned parse_threads(uint64_t size)
     return n < 1 ? 1 : n > PAR_MAX_THREADS ? PAR_MAX_THREADS : (unsigned)n;
 }
 
+/* detect() on the file's first SCAN_BLOCK bytes (size > 0); EM_RATINGS_AUTO when they hold
+ * no whole line or cannot be read. */
+static em_ratings_format detect_head(const char *path, int fd, uint64_t size)
+{
+    em_ratings_format fmt = EM_RATINGS_AUTO;
+    char *buf = em_malloc(SCAN_BLOCK);
+    size_t want = size < SCAN_BLOCK ? (size_t)size : SCAN_BLOCK;
+    ssize_t got = buf ? pread(fd, buf, want, 0) : -1;
+    if (got == (ssize_t)want && (memchr(buf, '\n', want) || want == size))
+        fmt = detect(path, buf, want);
+    em_free(buf);
+    return fmt;
+}
+
 /* The format of the file (opts or detection on its first line) if the parallel reader can
  * take it; EM_RATINGS_AUTO when it cannot (Netflix layout, first line longer than the
  * detection window, unknown format, read error: the sequential reader deals with those). */
 static em_ratings_format par_format(const char *path, int fd, uint64_t size,
                                     em_ratings_format fmt)
 {
-    if (fmt == EM_RATINGS_AUTO) {
-        char *buf = em_malloc(SCAN_BLOCK);
-        size_t want = size < SCAN_BLOCK ? (size_t)size : SCAN_BLOCK;
-        ssize_t got = buf ? pread(fd, buf, want, 0) : -1;
-        if (got == (ssize_t)want && (memchr(buf, '\n', want) || want == size))
-            fmt = detect(path, buf, want);
-        em_free(buf);
-    }
+    if (fmt == EM_RATINGS_AUTO)
+        fmt = detect_head(path, fd, size);
     return fmt >= EM_RATINGS_TSV && fmt <= EM_RATINGS_MOVIELENS ? fmt : EM_RATINGS_AUTO;
 }
 
@@ -609,14 +617,9 @@ em_ratings_format em__ratings_detect(const char *path, em_ratings_format fmt)
         uint64_t size = (uint64_t)st.st_size;
         if (fmt == EM_RATINGS_NETFLIX)
             f = fmt;
-        else if (fmt == EM_RATINGS_AUTO) {   /* par_format's detection, Netflix allowed */
-            char *buf = em_malloc(SCAN_BLOCK);
-            size_t want = size < SCAN_BLOCK ? (size_t)size : SCAN_BLOCK;
-            ssize_t got = buf ? pread(fd, buf, want, 0) : -1;
-            if (got == (ssize_t)want && (memchr(buf, '\n', want) || want == size))
-                f = detect(path, buf, want);
-            em_free(buf);
-        } else
+        else if (fmt == EM_RATINGS_AUTO)   /* par_format's detection, Netflix allowed */
+            f = detect_head(path, fd, size);
+        else
             f = par_format(path, fd, size, fmt);
     }
     close(fd);

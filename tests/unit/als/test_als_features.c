@@ -81,6 +81,31 @@ static void collect_ratings(em_rdd *r, em_rating **out, size_t *n)
     em_records_destroy(&recs);
 }
 
+/* The dataset r holds exactly want's ratings, in want's order. */
+static void assert_same_ratings(em_rdd *r, const em_ratings *want)
+{
+    em_rating *got;
+    size_t n;
+    collect_ratings(r, &got, &n);
+    cr_assert_eq(n, want->n);
+    for (size_t i = 0; i < n; i++)
+        cr_assert(got[i].user == want->recs[i].user && got[i].item == want->recs[i].item &&
+                      got[i].rating == want->recs[i].rating,
+                  "rating %zu: (%d,%d) vs (%d,%d)", i, got[i].user, got[i].item,
+                  want->recs[i].user, want->recs[i].item);
+    free(got);
+}
+
+/* Two id maps with the same names at the same indices. */
+static void assert_same_names(const em_idmap *a, const em_idmap *b)
+{
+    cr_assert_eq(em_idmap_size(a), em_idmap_size(b));
+    for (int32_t k = 0; k < em_idmap_size(a); k++) {
+        char ba[24], bb[24];
+        cr_assert_str_eq(em_idmap_name(a, k, ba), em_idmap_name(b, k, bb), "index %d", k);
+    }
+}
+
 /* Reads path on the executors and on the driver (+ renumbering) with dense_ids: the same
  * ratings in the same order, the same maps; returns the dense bits. */
 static uint32_t read_both(em_context *sc, const char *path)
@@ -98,25 +123,9 @@ static uint32_t read_both(em_context *sc, const char *path)
     cr_assert_eq(em_als_read_ratings(sc, path, &o, u1, i1, &x, &err), 0, "%s", err.msg);
     cr_assert_eq(x.dense, d0, "dense sides: executors %u, driver %u", x.dense, d0);
     cr_assert_eq(x.n, r0.n);
-    em_rating *got;
-    size_t n;
-    collect_ratings(x.ratings, &got, &n);
-    cr_assert_eq(n, r0.n);
-    for (size_t i = 0; i < n; i++)
-        cr_assert(got[i].user == r0.recs[i].user && got[i].item == r0.recs[i].item &&
-                      got[i].rating == r0.recs[i].rating,
-                  "rating %zu: (%d,%d) vs (%d,%d)", i, got[i].user, got[i].item,
-                  r0.recs[i].user, r0.recs[i].item);
-    cr_assert_eq(em_idmap_size(u0), em_idmap_size(u1));
-    cr_assert_eq(em_idmap_size(i0), em_idmap_size(i1));
-    for (int s = 0; s < 2; s++) {
-        em_idmap *a = s ? i0 : u0, *b = s ? i1 : u1;
-        for (int32_t k = 0; k < em_idmap_size(a); k++) {
-            char ba[24], bb[24];
-            cr_assert_str_eq(em_idmap_name(a, k, ba), em_idmap_name(b, k, bb));
-        }
-    }
-    free(got);
+    assert_same_ratings(x.ratings, &r0);
+    assert_same_names(u0, u1);
+    assert_same_names(i0, i1);
     em_als_ratings_release(sc, &x);
     em_ratings_destroy(&r0);
     em_idmap_free(u0);
@@ -205,19 +214,9 @@ Test(als_features, triples_match_file, .init = mkdir_tmp, .fini = rm_tmp)
     cr_assert_eq(em_als_ratings_from_triples(sc, t, NULL, u1, i1, &x, &err), 0, "%s",
                  err.msg);
     cr_assert_eq(x.n, n);
-    em_rating *got;
-    size_t ng;
-    collect_ratings(x.ratings, &got, &ng);
-    cr_assert_eq(ng, r0.n);
-    for (size_t k = 0; k < ng; k++)
-        cr_assert(got[k].user == r0.recs[k].user && got[k].item == r0.recs[k].item &&
-                  got[k].rating == r0.recs[k].rating);
-    cr_assert_eq(em_idmap_size(u0), em_idmap_size(u1));
-    for (int32_t k = 0; k < em_idmap_size(i0); k++) {
-        char ba[24], bb[24];
-        cr_assert_str_eq(em_idmap_name(i0, k, ba), em_idmap_name(i1, k, bb));
-    }
-    free(got);
+    assert_same_ratings(x.ratings, &r0);
+    assert_same_names(u0, u1);
+    assert_same_names(i0, i1);
     em_als_ratings_release(sc, &x);
     em_rdd_release(t);
 
@@ -517,20 +516,9 @@ static void netflix_compare(em_context *sc, const char *path, bool skip, bool fa
         cr_assert_eq(d0 & 2, em_idmap_size(i0) == 400 ? 2u : 0u, "%d items", em_idmap_size(i0));
         cr_assert_eq(x.skipped, r0.skipped);
         cr_assert_eq(x.lines, r0.lines);
-        em_rating *got;
-        size_t n;
-        collect_ratings(x.ratings, &got, &n);
-        cr_assert_eq(n, r0.n);
-        for (size_t i = 0; i < n; i++)
-            cr_assert(got[i].user == r0.recs[i].user && got[i].item == r0.recs[i].item &&
-                          got[i].rating == r0.recs[i].rating,
-                      "rating %zu", i);
-        cr_assert_eq(em_idmap_size(u0), em_idmap_size(u1));
-        for (int32_t k = 0; k < em_idmap_size(u0); k++) {
-            char ba[24], bb[24];
-            cr_assert_str_eq(em_idmap_name(u0, k, ba), em_idmap_name(u1, k, bb));
-        }
-        free(got);
+        assert_same_ratings(x.ratings, &r0);
+        assert_same_names(u0, u1);
+        assert_same_names(i0, i1);
     }
     em_als_ratings_release(sc, &x);
     em_ratings_destroy(&r0);

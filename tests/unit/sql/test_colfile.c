@@ -12,39 +12,7 @@
 
 #include "engine/ember.h"
 #include "sql/sql.h"
-
-static int exec_all(em_sql_session *s, const char *sql, em_vbuf *out, em_sql_diag *d)
-{
-    size_t len = strlen(sql), off = 0;
-    while (off < len) {
-        em_sql_result *r = NULL;
-        size_t used;
-        int rc = em_sql_exec(s, sql + off, len - off, &used, &r, d);
-        if (rc < 0)
-            return rc;
-        off += used;
-        if (r == NULL)
-            continue;
-        if (out != NULL && em_sql_result_ncols(r) > 0) {
-            em_vbuf_clear(out);
-            for (size_t i = 0; i < em_sql_result_nrows(r); i++) {
-                for (uint32_t c = 0; c < em_sql_result_ncols(r); c++) {
-                    em_sql_value_format(out, &em_sql_result_row(r, i)[c]);
-                    em_vbuf_append(out, "|", 1);
-                }
-                em_vbuf_append(out, "\n", 1);
-            }
-        }
-        em_sql_result_free(r);
-    }
-    return 0;
-}
-
-static void run(em_sql_session *s, const char *sql, em_vbuf *out)
-{
-    em_sql_diag d;
-    cr_assert_eq(exec_all(s, sql, out, &d), 0, "%s: %s", sql, d.err.msg);
-}
+#include "tests/support/sql.h"
 
 /* 100,000 rows (two row groups): integers, doubles, dates, text with NULLs, and a column
  * of mixed types (SQLite affinity lets an INTEGER column hold text). */
@@ -111,8 +79,8 @@ static void compare_sessions(em_sql_session *src, em_sql_session *emc)
     for (size_t i = 0; i < sizeof queries / sizeof queries[0]; i++) {
         subst(q1, sizeof q1, queries[i], "big");
         subst(q2, sizeof q2, queries[i], "e");
-        run(src, q1, &x);
-        run(emc, q2, &y);
+        em_test_sql_run(src, q1, &x);
+        em_test_sql_run(emc, q2, &y);
         cr_assert_gt(x.len, 0);
         cr_expect(x.len == y.len && memcmp(x.data, y.data, x.len) == 0,
                   "%s\nsource:\n%.*s\nember table:\n%.*s", q2, (int)x.len, (char *)x.data,
@@ -128,20 +96,20 @@ Test(colfile, local_path_round_trip)
     char sql[512];
     make_dir();
     em_sql_session *s = em_sql_session_new(&err);
-    run(s, setup, NULL);
+    em_test_sql_run(s, setup, NULL);
     snprintf(sql, sizeof sql, "CREATE TABLE e USING ember OPTIONS (path '%s/e') AS SELECT * FROM big",
              dir);
-    run(s, sql, NULL);
+    em_test_sql_run(s, sql, NULL);
     compare_sessions(s, s);
     /* attached again in another session, from the files alone */
     em_sql_session *t = em_sql_session_new(&err);
-    run(t, setup, NULL);
+    em_test_sql_run(t, setup, NULL);
     snprintf(sql, sizeof sql, "CREATE TABLE e USING ember OPTIONS (path '%s/e')", dir);
-    run(t, sql, NULL);
+    em_test_sql_run(t, sql, NULL);
     compare_sessions(t, t);
     em_vbuf b;
     em_vbuf_init(&b);
-    run(t, "DESCRIBE e", &b);
+    em_test_sql_run(t, "DESCRIBE e", &b);
     cr_expect_not_null(strstr((char *)b.data, "day|DATE|"), "%.*s", (int)b.len, (char *)b.data);
     em_vbuf_destroy(&b);
     em_sql_session_free(t);
@@ -163,18 +131,18 @@ Test(colfile, distributed_scan_matches_the_source)
     make_dir();
     em_sql_session *loc = em_sql_session_new(&err), *dis = em_sql_session_new(&err);
     em_sql_session_set_context(dis, sc);
-    run(loc, setup, NULL);
-    run(dis, setup, NULL);
+    em_test_sql_run(loc, setup, NULL);
+    em_test_sql_run(dis, setup, NULL);
     /* written by the tasks, one part file per partition */
     snprintf(sql, sizeof sql, "CREATE TABLE e USING ember OPTIONS (path '%s/e') AS SELECT * FROM big",
              dir);
-    run(dis, sql, NULL);
+    em_test_sql_run(dis, sql, NULL);
     snprintf(sql, sizeof sql, "CREATE TABLE e USING ember OPTIONS (path '%s/e')", dir);
-    run(loc, sql, NULL);
+    em_test_sql_run(loc, sql, NULL);
     compare_sessions(loc, dis);
     em_vbuf b;
     em_vbuf_init(&b);
-    run(dis, "EXPLAIN SELECT count(*) FROM e WHERE k < 5", &b);
+    em_test_sql_run(dis, "EXPLAIN SELECT count(*) FROM e WHERE k < 5", &b);
     cr_expect_not_null(strstr((char *)b.data, "ColumnarScan"), "%.*s", (int)b.len, (char *)b.data);
     em_vbuf_destroy(&b);
     em_sql_session_free(loc);
@@ -190,36 +158,36 @@ Test(colfile, bad_files_and_statements_are_errors)
     char sql[512], path[128];
     make_dir();
     em_sql_session *s = em_sql_session_new(&err);
-    run(s, "CREATE TABLE t (a INTEGER, b TEXT); INSERT INTO t VALUES (1, 'x'), (2, NULL)", NULL);
+    em_test_sql_run(s, "CREATE TABLE t (a INTEGER, b TEXT); INSERT INTO t VALUES (1, 'x'), (2, NULL)", NULL);
     snprintf(sql, sizeof sql, "CREATE TABLE e USING ember OPTIONS (path '%s/e') AS SELECT * FROM t",
              dir);
-    run(s, sql, NULL);
+    em_test_sql_run(s, sql, NULL);
     /* the directory holds a table already */
     snprintf(sql, sizeof sql, "CREATE TABLE f USING ember OPTIONS (path '%s/e') AS SELECT * FROM t",
              dir);
-    cr_expect_lt(exec_all(s, sql, NULL, &d), 0);
+    cr_expect_lt(em_test_sql_exec_all(s, sql, NULL, &d), 0);
     cr_expect_not_null(strstr(d.err.msg, "already holds part files"), "%s", d.err.msg);
     /* a failed query leaves no directory behind */
     snprintf(sql, sizeof sql, "CREATE TABLE f USING ember OPTIONS (path '%s/new') AS "
              "SELECT * FROM no_such_table", dir);
-    cr_expect_lt(exec_all(s, sql, NULL, &d), 0);
+    cr_expect_lt(em_test_sql_exec_all(s, sql, NULL, &d), 0);
     snprintf(path, sizeof path, "%s/new", dir);
     struct stat nst;
     cr_expect_neq(stat(path, &nst), 0, "%s was left behind", path);
     /* columns are the files' */
     snprintf(sql, sizeof sql, "CREATE TABLE g (a INTEGER) USING ember OPTIONS (path '%s/e')", dir);
-    cr_expect_lt(exec_all(s, sql, NULL, &d), 0);
+    cr_expect_lt(em_test_sql_exec_all(s, sql, NULL, &d), 0);
     cr_expect_not_null(strstr(d.err.msg, "takes its columns from its files"), "%s", d.err.msg);
     /* an empty directory, then a truncated file */
     snprintf(sql, sizeof sql, "CREATE TABLE h USING ember OPTIONS (path '%s')", dir);
-    cr_expect_lt(exec_all(s, sql, NULL, &d), 0);
+    cr_expect_lt(em_test_sql_exec_all(s, sql, NULL, &d), 0);
     cr_expect_not_null(strstr(d.err.msg, "no part files"), "%s", d.err.msg);
     snprintf(path, sizeof path, "%s/e/part-00000.emc", dir);
     struct stat st;
     cr_assert_eq(stat(path, &st), 0);
     cr_assert_eq(truncate(path, st.st_size - 3), 0);
     snprintf(sql, sizeof sql, "CREATE TABLE h USING ember OPTIONS (path '%s/e')", dir);
-    cr_expect_lt(exec_all(s, sql, NULL, &d), 0);
+    cr_expect_lt(em_test_sql_exec_all(s, sql, NULL, &d), 0);
     cr_expect_not_null(strstr(d.err.msg, "part-00000.emc: not an ember table file"), "%s",
                        d.err.msg);
     em_sql_session_free(s);
@@ -235,8 +203,8 @@ Test(colfile, insert_into_an_ember_table_is_an_error)
     em_sql_session *s = em_sql_session_new(&err);
     snprintf(sql, sizeof sql, "CREATE TABLE t (a INTEGER); INSERT INTO t VALUES (1);"
              "CREATE TABLE e USING ember OPTIONS (path '%s/e') AS SELECT * FROM t", dir);
-    run(s, sql, NULL);
-    cr_expect_lt(exec_all(s, "INSERT INTO e VALUES (2)", NULL, &d), 0);
+    em_test_sql_run(s, sql, NULL);
+    cr_expect_lt(em_test_sql_exec_all(s, "INSERT INTO e VALUES (2)", NULL, &d), 0);
     cr_expect_not_null(strstr(d.err.msg, "is an ember table"), "%s", d.err.msg);
     em_sql_session_free(s);
     remove_dir(dir);

@@ -7,6 +7,7 @@
 
 #include "engine/ember.h"
 #include "sql/sql.h"
+#include "tests/support/sql.h"
 
 static em_context *context(const char *bcast)
 {
@@ -20,31 +21,6 @@ static em_context *context(const char *bcast)
     em_conf_free(c);
     cr_assert_not_null(sc, "%s", err.msg);
     return sc;
-}
-
-/* Runs every statement of sql; appends the rows of the last one as text to out. */
-static void run(em_sql_session *s, const char *sql, em_vbuf *out)
-{
-    size_t len = strlen(sql), off = 0;
-    while (off < len) {
-        em_sql_result *r = NULL;
-        em_sql_diag d;
-        size_t used;
-        cr_assert_eq(em_sql_exec(s, sql + off, len - off, &used, &r, &d), 0, "%s: %s",
-                     sql + off, d.err.msg);
-        off += used;
-        if (r == NULL)
-            continue;
-        em_vbuf_clear(out);
-        for (size_t i = 0; i < em_sql_result_nrows(r); i++) {
-            for (uint32_t c = 0; c < em_sql_result_ncols(r); c++) {
-                em_sql_value_format(out, &em_sql_result_row(r, i)[c]);
-                em_vbuf_append(out, "|", 1);
-            }
-            em_vbuf_append(out, "\n", 1);
-        }
-        em_sql_result_free(r);
-    }
 }
 
 static const char *setup =
@@ -78,16 +54,16 @@ static void compare(const char *bcast)
     em_vbuf x, y;
     em_vbuf_init(&x);
     em_vbuf_init(&y);
-    run(loc, setup, &x);
-    run(dis, setup, &y);
+    em_test_sql_run(loc, setup, &x);
+    em_test_sql_run(dis, setup, &y);
     for (size_t i = 0; i < sizeof queries / sizeof *queries; i++) {
-        run(loc, queries[i], &x);
-        run(dis, queries[i], &y);
+        em_test_sql_run(loc, queries[i], &x);
+        em_test_sql_run(dis, queries[i], &y);
         cr_expect(x.len == y.len && memcmp(x.data, y.data, x.len) == 0,
                   "%s\nlocal:\n%.*s\ndistributed:\n%.*s", queries[i], (int)x.len,
                   (const char *)x.data, (int)y.len, (const char *)y.data);
     }
-    run(dis, "EXPLAIN SELECT count(*) FROM a JOIN b ON a.k = b.k", &y);
+    em_test_sql_run(dis, "EXPLAIN SELECT count(*) FROM a JOIN b ON a.k = b.k", &y);
     cr_expect(strstr((const char *)y.data, strcmp(bcast, "0") ? "BroadcastHashJoin"
                                                               : "ShuffleHashJoin") != NULL,
               "%.*s", (int)y.len, (const char *)y.data);
@@ -109,7 +85,7 @@ Test(sql_dist, query_rdd_is_the_last_stage, .timeout = 60)
     em_vbuf v;
     em_vbuf_init(&v);
     em_sql_session_set_context(s, sc);
-    run(s, setup, &v);
+    em_test_sql_run(s, setup, &v);
     em_sql_result *schema = NULL;
     em_sql_diag d;
     const char *q = "SELECT g, sum(k) FROM a GROUP BY g";

@@ -295,6 +295,16 @@ static int32_t join_first(const struct sql_join_cache *c, uint64_t hv)
     return hindex_first(&c->h, hv);
 }
 
+/* Entry e's keys equal keys (nkeys of them). */
+static bool join_keys_eq(const struct sql_join_cache *c, uint32_t nkeys,
+                         const em_sql_value *keys, int32_t e)
+{
+    for (uint32_t k = 0; k < nkeys; k++)
+        if (em__sql_cmp_sql(&keys[k], &c->rk[(size_t)e * nkeys + k]) != 0)
+            return false;
+    return true;
+}
+
 static void join_cache_clear(struct sql_join_cache *c)
 {
     hindex_free(&c->h);
@@ -485,13 +495,9 @@ bool em__sql_join_may_match(const sql_plan *p, const em_sql_value *keys)
         if (keys[k].type == EM_SQL_NULL)
             return false;
     for (int32_t e = join_first(c, hash_vals(keys, p->nkeys)); e >= 0;
-         e = hindex_next(&c->h, e)) {
-        bool eq = true;
-        for (uint32_t k = 0; k < p->nkeys && eq; k++)
-            eq = em__sql_cmp_sql(&keys[k], &c->rk[(size_t)e * p->nkeys + k]) == 0;
-        if (eq)
+         e = hindex_next(&c->h, e))
+        if (join_keys_eq(c, p->nkeys, keys, e))
             return true;
-    }
     return false;
 }
 
@@ -514,10 +520,7 @@ static int hash_join(join_ctx *j, const sql_rel *L, const sql_rel *R)
             goto out;
         for (int32_t e = ok ? join_first(c, hash_vals(j->keys, p->nkeys)) : -1; e >= 0;
              e = hindex_next(&c->h, e)) {
-            bool eq = true;
-            for (uint32_t k = 0; k < p->nkeys && eq; k++)
-                eq = em__sql_cmp_sql(&j->keys[k], &c->rk[(size_t)e * p->nkeys + k]) == 0;
-            if (!eq)
+            if (!join_keys_eq(c, p->nkeys, j->keys, e))
                 continue;
             const em_sql_value *r = NULL;
             if ((rc = join_build_row(j, R, c, e, &r)) < 0 || (rc = join_emit(j, l, r, &hit)) < 0)

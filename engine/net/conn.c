@@ -902,6 +902,12 @@ static void do_connect(em_net *n, cmd *k)
 
 /* ---------------------------------------------------------------- the loop */
 
+/* The liveness timer's period: half a heartbeat, at least 1 ms. */
+static uint64_t tick_period(const em_net *n)
+{
+    return n->o.heartbeat_ms / 2 ? n->o.heartbeat_ms / 2 : 1;
+}
+
 static void on_tick(uv_timer_t *t)
 {
     em_net *n = t->data;
@@ -912,7 +918,7 @@ static void on_tick(uv_timer_t *t)
      * Their silence is counted without the stall (each tick still adds its own period, so
      * a loop late at every tick still finds a dead peer), so a busy loop never drops the
      * peers it was not listening to (it used to, after any stall past peer_timeout_ms). */
-    uint64_t period = n->o.heartbeat_ms / 2 ? n->o.heartbeat_ms / 2 : 1;
+    uint64_t period = tick_period(n);
     uint64_t stall = n->tick_ms && now - n->tick_ms > n->o.heartbeat_ms
                          ? now - n->tick_ms - period : 0;
     n->tick_ms = now;
@@ -1079,7 +1085,7 @@ em_net *em_net_new(const em_net_opts *opts, em_err *err)
     n->wake.data = n;
     uv_timer_init(&n->loop, &n->tick);
     n->tick.data = n;
-    uint64_t period = n->o.heartbeat_ms / 2 ? n->o.heartbeat_ms / 2 : 1;
+    uint64_t period = tick_period(n);
     uv_timer_start(&n->tick, on_tick, period, period);
     if (uv_thread_create(&n->thread, loop_main, n) != 0) {
         em_err_set(err, EM_EIO, "network: cannot start the loop thread");

@@ -626,13 +626,15 @@ em_ratings_format em__ratings_detect(const char *path, em_ratings_format fmt)
     return f >= EM_RATINGS_TSV && f <= EM_RATINGS_NETFLIX ? f : EM_RATINGS_AUTO;
 }
 
-/* A Netflix movie line as parse_netflix takes it (after the '\r' strip): "ID:" with a
- * non-empty ID and no ','; *tn = the ID's length. */
+/* A Netflix movie line as parse_lines and parse_netflix take it (after the '\r' strip):
+ * "ID:" with a non-empty ID, no ',' and no NUL byte (parse_lines rejects a line holding
+ * one before parsing it); *tn = the ID's length. */
 static bool movie_line(const char *p, const char *e, size_t *tn)
 {
     if (e > p && e[-1] == '\r')
         e--;
-    if (e - p < 2 || e[-1] != ':' || memchr(p, ',', (size_t)(e - p)))
+    if (e - p < 2 || e[-1] != ':' || memchr(p, ',', (size_t)(e - p)) ||
+        memchr(p, '\0', (size_t)(e - p)))
         return false;
     *tn = (size_t)(e - 1 - p);
     return true;

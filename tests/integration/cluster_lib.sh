@@ -2,7 +2,7 @@
 # executor processes (sourced, not run; ctest runs only test_*.sh). After
 #   source "$(dirname "$0")/cluster_lib.sh" NAME BUILD_DIR
 # the script has: $build (absolute), $ember, a private $tmp, $tmp/t for runs to use as
-# TMPDIR, LC_ALL=C, pids=() (see cleanup), fail MESSAGE (counted), wait_log, our_executors,
+# TMPDIR, LC_ALL=C, pids=() (see cleanup), fail MESSAGE (counted), wait_log, our_executors, kill_executor_at,
 # check_clean NAME (no executor process and nothing left in $tmp/t) and finish (prints the
 # verdict and exits).
 # On exit (the EXIT trap, cleanup) every pid the script put in pids (masters, workers: so
@@ -53,6 +53,25 @@ wait_log() {
 
 # our executors: their --work-dir is under $tmp/t
 our_executors() { pgrep -f "ember executor --driver .* --work-dir $tmp/t/" || true; }
+
+# kill_executor_at JOB ERR WHEN [UNLESS]: once the lines in ERR (a log or an output file) show WHEN, kills
+# one of our executors with kill -9 (killed=1), unless they show UNLESS by then (too late).
+# Polls for as long as JOB runs: no deadline of its own (a loaded machine only makes WHEN
+# later; the job ends either way, and ctest's timeout bounds the whole test).
+kill_executor_at() {
+    local job=$1 err=$2 when=$3 unless=${4:-} victim
+    killed=0
+    while kill -0 "$job" 2>/dev/null; do
+        if grep -q "$when" "$err" 2>/dev/null; then
+            victim=$(our_executors | head -1)
+            if [ -z "$unless" ] || ! grep -q "$unless" "$err"; then
+                [ -n "$victim" ] && kill -9 "$victim" 2>/dev/null && killed=1
+            fi
+            return 0
+        fi
+        sleep 0.02
+    done
+}
 
 check_clean() {   # NAME
     local left

@@ -30,25 +30,6 @@ for f in test_rmse train_rmse test_mae; do
         fail "$f differs: local[2] $(field "$ref" $f), local-cluster[2,1] $(field "$cl" $f)"
 done
 
-# kill_executor_at JOB ERR WHEN [UNLESS]: once the progress lines in ERR show WHEN, kills
-# one of our executors with kill -9 (killed=1), unless they show UNLESS by then (too late).
-# Polls for as long as JOB runs: no deadline of its own (a loaded machine only makes WHEN
-# later; the job ends either way, and ctest's timeout bounds the whole test).
-kill_executor_at() {
-    local job=$1 err=$2 when=$3 unless=${4:-} victim
-    killed=0
-    while kill -0 "$job" 2>/dev/null; do
-        if grep -q "$when" "$err" 2>/dev/null; then
-            victim=$(our_executors | head -1)
-            if [ -z "$unless" ] || ! grep -q "$unless" "$err"; then
-                [ -n "$victim" ] && kill -9 "$victim" 2>/dev/null && killed=1
-            fi
-            return 0
-        fi
-        sleep 0.02
-    done
-}
-
 # Kill one executor once training has started (after the first iteration's progress line).
 als 'local-cluster[2,1]' >"$tmp/killed.out" 2>"$tmp/killed.err" &
 job=$!

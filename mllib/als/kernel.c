@@ -10,85 +10,129 @@
 
 #define ALS_AVX512 __attribute__((target("avx512f")))
 
-enum { CHOL_MAX = 64 };   /* the AVX-512 path's largest k (64 KiB of thread-local buffers) */
+enum { CHOL_MAX = 64 };   /* the AVX-512 path's largest k (37 KiB of thread-local buffers) */
 
-/* A = U^T U, U^T y = b, U x = y in a zero-padded copy whose rows are 8-double aligned
- * (ld = round_up(k, 8)), so every vector access is a full, unmasked, aligned load or store:
- * AMD cores do not forward a masked store to a later load, and each step of the
- * factorization and of the solves reads what the step before wrote. Lanes a vector must
- * not change (below the diagonal, before l) get a zero multiplier through masked LOADS.
- * The backward solve runs on ut = U^T (row j = column j of U, kept as U is formed), so
- * both solves are row axpys; no dot-product reductions on the critical path. */
-ALS_AVX512 static int chol_avx512(int k, double *a, double *b, em_err *err)
+/* The blocked Cholesky of em__als_chol_solve for 16 < k <= 64 (see kernel.h). The system
+ * is copied into u, row-major with ld = round_up(k + 1, 8) and b as column k: factoring the
+ * augmented rows [A b] as A = U^T U leaves y = U^-T b in column k (forward substitution
+ * for free). Rows go eight at a time (a block P of nr <= 8 rows, only the last one short):
+ *  1. the 8 x 8 diagonal block in eight registers, unblocked (the latency-bound part: per
+ *     row one lane extract, a division and a multiply on the chain; the square root and
+ *     the row's scaling are off it);
+ *  2. the rest of P's rows, one 8-column vector at a time (independent of each other):
+ *     U_PP^T X = A_P by forward elimination with the stored diagonal block;
+ *  3. the trailing rows: A_ii.. -= U_P,i^T U_P,i.., a rank-8 update per 8-column vector
+ *     with U_P's vector in eight registers and one load and one store of A per eight FMAs
+ *     (the unblocked version loaded and stored A's vector once per FMA).
+ * Lanes left of a row's diagonal are never read as data, so the updates write garbage
+ * (finite: products of finite values) there. Then U x = y backwards, block by block: the
+ * part of row j right of its block as dot products (eight accumulators per block), the
+ * block itself by scalar back substitution. Full-width stores only (AMD cores do not
+ * forward a masked store to a later load). */
+enum { CHOL_LD = CHOL_MAX + 8 };
+
+ALS_AVX512 static int chol_blocked(int k, const double *a, double *b, em_err *err)
 {
-    static _Thread_local double u[CHOL_MAX * CHOL_MAX] __attribute__((aligned(64)));
-    static _Thread_local double ut[CHOL_MAX * CHOL_MAX] __attribute__((aligned(64)));
-    static _Thread_local double y[CHOL_MAX] __attribute__((aligned(64)));
-    size_t kk = (size_t)k, ld = (kk + 7) & ~(size_t)7;
-    for (size_t i = 0; i < kk; i++) {
-        double *ui = u + i * ld;
-        size_t l0 = i & ~(size_t)7;
-        for (size_t l = l0; l < ld; l++)
-            ui[l] = l >= i && l < kk ? a[i * kk + l] : 0.0;
-    }
-    for (size_t j = 0; j < kk; j++) {
-        double *uj = u + j * ld;
-        double s = uj[j];
-        if (!(s > 0.0))
-            return em_err_set(err, EM_EINVAL, "cholesky: leading minor %zu of %d x %d is not "
-                              "positive definite", j + 1, k, k);
-        double d = sqrt(s);
-        __m512d inv = _mm512_set1_pd(1.0 / d);
-        size_t j0 = j & ~(size_t)7;
-        /* row j: lanes > j scaled, lane j = d, lanes < j (zero) kept */
-        for (size_t l = j0; l < ld; l += 8) {
-            __m512d v = _mm512_mul_pd(_mm512_load_pd(uj + l), inv);
-            if (l == j0)
-                v = _mm512_mask_mov_pd(v, (__mmask8)(1u << (j - j0)), _mm512_set1_pd(d));
-            _mm512_store_pd(uj + l, v);
-        }
-        for (size_t l = j; l < kk; l++)
-            ut[l * ld + j] = uj[l];
-        for (size_t i = j + 1; i < kk; i++) {
-            __m512d m = _mm512_set1_pd(uj[i]);
-            double *ui = u + i * ld;
-            size_t i0 = i & ~(size_t)7;
-            __mmask8 head = (__mmask8)(0xffu << (i - i0));
-            _mm512_store_pd(ui + i0, _mm512_fnmadd_pd(m, _mm512_maskz_load_pd(head, uj + i0),
-                                                      _mm512_load_pd(ui + i0)));
-            for (size_t l = i0 + 8; l < ld; l += 8)
-                _mm512_store_pd(ui + l, _mm512_fnmadd_pd(m, _mm512_load_pd(uj + l),
-                                                         _mm512_load_pd(ui + l)));
+    static _Thread_local double u[CHOL_MAX * CHOL_LD] __attribute__((aligned(64)));
+    static _Thread_local double dinv[CHOL_MAX], x[CHOL_LD] __attribute__((aligned(64)));
+    const int ld = (k + 8) & ~7, nb = (k + 7) >> 3;
+    for (int i = 0; i < nb * 8; i++) {   /* rows k..round_up(k, 8) - 1: zero */
+        double *ui = u + (size_t)i * ld;
+        for (int c = i & ~7; c < ld; c += 8) {
+            __m512d v = _mm512_setzero_pd();
+            if (i < k) {
+                int lo = i > c ? i - c : 0, hi = k - c < 8 ? k - c : 8;
+                if (hi > lo)
+                    v = _mm512_maskz_loadu_pd((__mmask8)(((1u << hi) - 1) & (0xffu << lo)),
+                                              a + (size_t)i * k + c);
+                if (k >= c && k < c + 8)
+                    v = _mm512_mask_mov_pd(v, (__mmask8)(1u << (k - c)), _mm512_set1_pd(b[i]));
+            }
+            _mm512_store_pd(ui + c, v);
         }
     }
-    for (size_t l = 0; l < ld; l++)
-        y[l] = l < kk ? b[l] : 0.0;
-    for (size_t j = 0; j < kk; j++) {   /* U^T y = b: y_j, then y_l -= y_j u_jl for l > j */
-        const double *uj = u + j * ld;
-        double yj = y[j] / uj[j];
-        __m512d yv = _mm512_set1_pd(yj);
-        size_t j0 = j & ~(size_t)7;
-        __mmask8 head = (__mmask8)(0xfeu << (j - j0));
-        for (size_t l = j0; l < ld; l += 8) {
-            __m512d row = l == j0 ? _mm512_maskz_load_pd(head, uj + l) : _mm512_load_pd(uj + l);
-            _mm512_store_pd(y + l, _mm512_fnmadd_pd(yv, row, _mm512_load_pd(y + l)));
+    for (int p = 0; p < nb; p++) {
+        const int r0 = 8 * p, nr = k - r0 < 8 ? k - r0 : 8;
+        double *up = u + (size_t)r0 * ld;
+        __m512d d[8];
+        _Pragma("GCC unroll 8") for (int r = 0; r < 8; r++)
+            d[r] = _mm512_load_pd(up + (size_t)r * ld + r0);
+        _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++) {
+            if (j >= nr)
+                break;
+            double s = _mm512_cvtsd_f64(_mm512_permutexvar_pd(_mm512_set1_epi64(j), d[j]));
+            if (!(s > 0.0))
+                return em_err_set(err, EM_EINVAL, "cholesky: leading minor %d of %d x %d is "
+                                  "not positive definite", r0 + j + 1, k, k);
+            /* row i -= (w_ji / s) w_j, w_j the unscaled row: u_ji u_j without waiting
+             * for the square root */
+            __m512d f = _mm512_mul_pd(d[j], _mm512_set1_pd(1.0 / s));
+            double sq = sqrt(s), inv = 1.0 / sq;
+            dinv[r0 + j] = inv;
+            _Pragma("GCC unroll 8") for (int i = j + 1; i < 8; i++)
+                if (i < nr)
+                    d[i] = _mm512_fnmadd_pd(_mm512_permutexvar_pd(_mm512_set1_epi64(i), f), d[j],
+                                            d[i]);
+            d[j] = _mm512_mask_mov_pd(_mm512_mul_pd(d[j], _mm512_set1_pd(inv)),
+                                      (__mmask8)(1u << j), _mm512_set1_pd(sq));
         }
-        b[j] = yj;   /* y_j, final for the forward solve; y[j] itself was left unchanged */
-    }
-    for (size_t l = 0; l < ld; l++)
-        y[l] = l < kk ? b[l] : 0.0;
-    for (size_t j = kk; j-- > 0;) {   /* U x = y: x_j, then y_l -= x_j u_lj for l < j */
-        const double *tj = ut + j * ld;
-        double xj = y[j] / tj[j];
-        __m512d xv = _mm512_set1_pd(xj);
-        size_t j0 = j & ~(size_t)7;
-        for (size_t l = 0; l <= j0; l += 8) {
-            __m512d col = l == j0 ? _mm512_maskz_load_pd((__mmask8)((1u << (j - j0)) - 1), tj + l)
-                                  : _mm512_load_pd(tj + l);
-            _mm512_store_pd(y + l, _mm512_fnmadd_pd(xv, col, _mm512_load_pd(y + l)));
+        _Pragma("GCC unroll 8") for (int r = 0; r < 8; r++)
+            _mm512_store_pd(up + (size_t)r * ld + r0, d[r]);
+        if (nr < 8)   /* the last block: nothing right of it but column k, done above */
+            continue;
+        for (int c = r0 + 8; c < ld; c += 8) {
+            __m512d v[8];
+            _Pragma("GCC unroll 8") for (int r = 0; r < 8; r++)
+                v[r] = _mm512_load_pd(up + (size_t)r * ld + c);
+            _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++) {
+                v[j] = _mm512_mul_pd(v[j], _mm512_set1_pd(dinv[r0 + j]));
+                _Pragma("GCC unroll 8") for (int i = j + 1; i < 8; i++)
+                    v[i] = _mm512_fnmadd_pd(_mm512_set1_pd(up[(size_t)j * ld + r0 + i]), v[j],
+                                            v[i]);
+            }
+            _Pragma("GCC unroll 8") for (int r = 0; r < 8; r++)
+                _mm512_store_pd(up + (size_t)r * ld + c, v[r]);
         }
-        b[j] = xj;
+        for (int c = r0 + 8; c < ld; c += 8) {
+            __m512d v[8];
+            _Pragma("GCC unroll 8") for (int r = 0; r < 8; r++)
+                v[r] = _mm512_load_pd(up + (size_t)r * ld + c);
+            int iend = c + 8 < k ? c + 8 : k;
+            for (int i = r0 + 8; i < iend; i++) {
+                double *ui = u + (size_t)i * ld + c;
+                __m512d acc = _mm512_load_pd(ui);
+                _Pragma("GCC unroll 8") for (int r = 0; r < 8; r++)
+                    acc = _mm512_fnmadd_pd(_mm512_set1_pd(up[(size_t)r * ld + i]), v[r], acc);
+                _mm512_store_pd(ui, acc);
+            }
+        }
     }
+    for (int l = 0; l < ld; l++)
+        x[l] = 0.0;
+    for (int p = nb - 1; p >= 0; p--) {
+        const int r0 = 8 * p, nr = k - r0 < 8 ? k - r0 : 8;
+        const double *up = u + (size_t)r0 * ld;
+        double rhs[8];
+        __m512d acc[8];
+        _Pragma("GCC unroll 8") for (int r = 0; r < 8; r++)
+            acc[r] = _mm512_setzero_pd();
+        for (int c = r0 + 8; c < ld; c += 8) {
+            __m512d xv = _mm512_load_pd(x + c);
+            _Pragma("GCC unroll 8") for (int r = 0; r < 8; r++)
+                acc[r] = _mm512_fmadd_pd(_mm512_load_pd(up + (size_t)r * ld + c), xv, acc[r]);
+        }
+        _Pragma("GCC unroll 8") for (int r = 0; r < 8; r++)
+            rhs[r] = r < nr ? up[(size_t)r * ld + k] - _mm512_reduce_add_pd(acc[r]) : 0.0;
+        for (int j = nr - 1; j >= 0; j--) {
+            const double *uj = up + (size_t)j * ld + r0;
+            double t = rhs[j];
+            for (int l = nr - 1; l > j; l--)
+                t -= uj[l] * x[r0 + l];
+            x[r0 + j] = t * dinv[r0 + j];
+        }
+    }
+    for (int j = 0; j < k; j++)
+        b[j] = x[j];
     return 0;
 }
 
@@ -244,7 +288,7 @@ int em__als_chol_solve(int k, double *a, double *b, em_err *err)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
     if (k > 24 && k <= CHOL_MAX && em_la_simd() >= 3)
-        return chol_avx512(k, a, b, err);
+        return chol_blocked(k, a, b, err);
 #endif
     return k <= 24 ? em_la_chol_solve_small(k, a, b, err) : em_la_chol_solve(k, a, b, err);
 }

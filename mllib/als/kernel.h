@@ -7,12 +7,13 @@
 /* Solves A x = b for the k x k SPD matrix a (row-major, UPPER triangle read; its contents
  * are unspecified afterwards); b is overwritten with x. The contract of em_la_chol_solve
  * (mllib/linalg/linalg.h), error message included.
- * For 24 < k <= 64 on CPUs with AVX-512F: a right-looking Cholesky whose row updates and
- * triangular solves run 8 doubles at a time on a padded copy (rank 50: 6.1 us per solve
- * against LAPACK dposv's 7.0 us, CPU time on this loaded machine; one solve per user and
- * item per half-iteration, so dposv was about a fifth of a rank-50 iteration). Otherwise
- * em_la_chol_solve_small (k <= 24, already faster than both) or dposv. Results equal
- * dposv's to rounding (the same operations in another order). */
+ * For 24 < k <= 64 on CPUs with AVX-512F: a blocked Cholesky (8-row blocks: the diagonal
+ * block in registers, the panel by forward elimination, the trailing rows by rank-8
+ * updates) on a padded copy that carries b as an extra column, so the forward solve comes
+ * with the factorization (rank 50: 2.8 us per solve against 5.3 us for the unblocked
+ * AVX-512 version it replaced and about 7 us for LAPACK dposv; CPU time, bench/als_kernel.c
+ * MODE 2). Otherwise em_la_chol_solve_small (k <= 24, already faster than both) or dposv.
+ * Results equal dposv's to rounding (the same operations in another order). */
 int em__als_chol_solve(int k, double *a, double *b, em_err *err);
 
 /* ext (k + 1) x (k + 1), row-major upper triangle) += the upper triangle of T^T T, T the

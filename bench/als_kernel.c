@@ -1,15 +1,16 @@
 /* bench/als_kernel.c - micro-benchmark of the ALS solve's Gram kernel (em__als_gram_rows,
  * mllib/als/kernel.c) on the item side's access pattern: NE entities with NR ratings each
- * whose factor rows (stride 16 floats, as the solve's message buffer at ranks 9-16) are
+ * whose factor rows (stride 8 or 16 floats up to rank 16, RANK floats above: the solve's
+ * message buffer) are
  * drawn at random from the first WINDOW of NU rows, gathered a tile of 256 at a time with a
- * prefetch of each row's cache lines as mllib/als/solve.c gather() does. WINDOW 256 keeps the rows in L1 (the
- * kernel's own speed); WINDOW = NU reads 30 MB at random (the item side at Netflix scale).
+ * prefetch of each row's cache lines as mllib/als/solve.c gather() does. WINDOW 256 keeps
+ * the rows in L1 (the kernel's own speed); WINDOW = NU reads 30 MB at random (the item side
+ * at Netflix scale).
  * Prints CPU nanoseconds per rating. Usage (bench/als_kernel.sh builds it against a build's
  * static libraries): als_kernel [RANK [NU [WINDOW [MODE [NR]]]]], MODE 0 gather then kernel
  * per tile, 1 gather only (the kernel's share is the difference); NR ratings per entity
  * (default 5600, an item's at Netflix scale; a user has about 200 of 17.7k items).
- * Ranks 17-64 use stride RANK floats (unaligned rows, as the solve's message buffer above
- * rank 16). MODE 2 times em__als_chol_solve instead: CPU microseconds per k x k solve, on
+ * MODE 2 times em__als_chol_solve instead: CPU microseconds per k x k solve, on
  * systems built from the Gram sums of NR random rows plus lambda n I. */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -138,7 +139,8 @@ int main(int argc, char **argv)
             else
                 em__als_gram_rows(k, n, yp, NULL, last, (k + 4) & ~3, tile, ext);
         }
-        sum += ext[0];
+        for (int i = 0; i < (k + 1) * (k + 1); i++)   /* every entry: same bits, same check */
+            sum += ext[i] * (1 + i % 7);
     }
     double dt = cpu_s() - t0;
     printf("rank %d, %u rows, window %u, mode %d, %d per entity: %.2f ns per rating (check %.17g)\n", k, nu,

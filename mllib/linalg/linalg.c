@@ -189,75 +189,115 @@ LA_AVX2 static void syrk_tile_avx2(int k, int n, const double *t, int ld, double
 #endif
 
 #ifdef LA_X86
-/* The AVX-512 tile kernel for ranks past the fused one: a block of 8 rows x up to 24
- * columns (nv = 1..3 vectors, a constant per instance) of T^T T in 24 registers, so each
- * FMA does 8 useful products (the AVX2 4 x 12 block: 4). The last vector's columns past
- * the tile's width are loaded masked (zero), and rows past k broadcast row i0 instead
- * (never past the tile): their sums are dropped by the store. */
+/* The AVX-512 tile kernel for ranks past the fused one: a block of nr rows (i0..) x up to
+ * 24 columns (j0..; nv = 1..3 vectors) of T^T T in nr x nv registers (nr and nv constants
+ * per instance), so each FMA does 8 products (the AVX2 4 x 12 block: 4). The last vector's
+ * columns past the tile's width are loaded masked (zero) and their sums dropped.
+ * The k columns are split as k = m8 + m, m8 a multiple of 8 and m = k % 8: the upper
+ * triangle of the first m8 columns by 8-row blocks from the diagonal on (full vectors
+ * only), and the last m columns as ROWS: blocks of m rows (m8..k-1) x every column, whose
+ * entry (i, j < m8) is stored at (j, i). The usual layout (8-row blocks over all k
+ * columns) would spend a whole vector per 8-row block on those m columns: at rank 50
+ * (k = 51, m = 3) 224 FMAs per tile row against 189 here. Every entry is still one FMA
+ * chain over the tile rows in order (a * b = b * a exactly), so the sums are the same
+ * bits as with the usual layout. */
 LA_AVX512 static inline __attribute__((always_inline)) void
-tile512(const int nv, int k, int n, const double *t, int ld, int i0, int j0, __mmask8 lastm,
-        double *ata)
+tile512(const int nr, const int nv, int k, int cend, int n, const double *t, int ld, int i0,
+        int j0, __mmask8 lastm, double *ata)
 {
-    __m512d c[8][3];
-    int ix[8];
-    _Pragma("GCC unroll 8") for (int r = 0; r < 8; r++) {
-        ix[r] = i0 + r < k ? i0 + r : i0;
-        _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++)
+    __m512d c[8][8];
+    _Pragma("GCC unroll 8") for (int r = 0; r < nr; r++)
+        _Pragma("GCC unroll 8") for (int v = 0; v < nv; v++)
             c[r][v] = _mm512_setzero_pd();
-    }
     for (int s = 0; s < n; s++) {
         const double *row = t + (size_t)s * (size_t)ld;
-        __m512d y[3];
-        _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++)
+        __m512d y[8];
+        _Pragma("GCC unroll 8") for (int v = 0; v < nv; v++)
             y[v] = v == nv - 1 ? _mm512_maskz_loadu_pd(lastm, row + j0 + 8 * v)
                                : _mm512_loadu_pd(row + j0 + 8 * v);
-        _Pragma("GCC unroll 8") for (int r = 0; r < 8; r++) {
-            __m512d a = _mm512_set1_pd(row[ix[r]]);
-            _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++)
+        _Pragma("GCC unroll 8") for (int r = 0; r < nr; r++) {
+            __m512d a = _mm512_set1_pd(row[i0 + r]);
+            _Pragma("GCC unroll 8") for (int v = 0; v < nv; v++)
                 c[r][v] = _mm512_fmadd_pd(a, y[v], c[r][v]);
         }
     }
-    double out[8][24] __attribute__((aligned(64)));
-    _Pragma("GCC unroll 8") for (int r = 0; r < 8; r++)
-        _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++)
+    double out[8][64] __attribute__((aligned(64)));
+    _Pragma("GCC unroll 8") for (int r = 0; r < nr; r++)
+        _Pragma("GCC unroll 8") for (int v = 0; v < nv; v++)
             _mm512_store_pd(out[r] + 8 * v, c[r][v]);
-    int w = k - j0 < 8 * nv ? k - j0 : 8 * nv;
-    for (int r = 0; r < 8 && i0 + r < k; r++) {
-        double *dst = ata + (size_t)(i0 + r) * (size_t)k + (size_t)j0;
-        for (int q = i0 + r > j0 ? i0 + r - j0 : 0; q < w; q++)
-            dst[q] += out[r][q];
+    int w = cend - j0 < 8 * nv ? cend - j0 : 8 * nv;
+    for (int r = 0; r < nr; r++) {
+        int i = i0 + r;
+        double *dst = ata + (size_t)i * (size_t)k;
+        for (int q = 0; q < w; q++) {
+            int j = j0 + q;
+            if (j >= i)
+                dst[j] += out[r][q];
+            else if (nr < 8 && j < k - nr)   /* a tail row's entry left of the tail */
+                ata[(size_t)j * (size_t)k + (size_t)i] += out[r][q];
+        }
     }
 }
 
-LA_AVX512 static void tile512_1(int k, int n, const double *t, int ld, int i0, int j0,
-                                __mmask8 m, double *ata)
+typedef void (*la_tile512_fn)(int, int, int, const double *, int, int, int, __mmask8,
+                              double *);
+#define LA_TILE512(NR, NV)                                                                   \
+    LA_AVX512 static void tile512_##NR##_##NV(int k, int cend, int n, const double *t,      \
+                                              int ld, int i0, int j0, __mmask8 m,          \
+                                              double *ata)                                 \
+    {                                                                                        \
+        tile512(NR, NV, k, cend, n, t, ld, i0, j0, m, ata);                                  \
+    }
+/* instances: nr x nv <= 24 accumulators (8 rows: nv <= 3; tail rows: nv <= 8) */
+#define LA_TILE512_3(NR) LA_TILE512(NR, 1) LA_TILE512(NR, 2) LA_TILE512(NR, 3)
+#define LA_TILE512_4(NR) LA_TILE512_3(NR) LA_TILE512(NR, 4)
+#define LA_TILE512_6(NR) LA_TILE512_4(NR) LA_TILE512(NR, 5) LA_TILE512(NR, 6)
+#define LA_TILE512_8(NR) LA_TILE512_6(NR) LA_TILE512(NR, 7) LA_TILE512(NR, 8)
+LA_TILE512_8(1)
+LA_TILE512_8(2)
+LA_TILE512_8(3)
+LA_TILE512_6(4)
+LA_TILE512_4(5)
+LA_TILE512_4(6)
+LA_TILE512_3(7)
+LA_TILE512_3(8)
+#undef LA_TILE512_3
+#undef LA_TILE512_4
+#undef LA_TILE512_6
+#undef LA_TILE512_8
+#undef LA_TILE512
+#define LA_T3(NR) tile512_##NR##_1, tile512_##NR##_2, tile512_##NR##_3
+#define LA_T4(NR) LA_T3(NR), tile512_##NR##_4
+#define LA_T6(NR) LA_T4(NR), tile512_##NR##_5, tile512_##NR##_6
+#define LA_T8(NR) LA_T6(NR), tile512_##NR##_7, tile512_##NR##_8
+static const la_tile512_fn la_tile512[9][8] = {
+    {0},       {LA_T8(1)}, {LA_T8(2)}, {LA_T8(3)}, {LA_T6(4)},
+    {LA_T4(5)}, {LA_T4(6)}, {LA_T3(7)}, {LA_T3(8)}};
+/* the widest block (vectors) per row count */
+static const int la_tile512_nv[9] = {0, 8, 8, 8, 6, 4, 4, 3, 3};
+#undef LA_T3
+#undef LA_T4
+#undef LA_T6
+#undef LA_T8
+
+/* Runs the blocks of nr rows from i0 over columns j0..cend-1, the widest first. */
+static void syrk_tile_blocks(int k, int cend, int n, const double *t, int ld, int nr, int i0,
+                             int j0, double *ata)
 {
-    tile512(1, k, n, t, ld, i0, j0, m, ata);
-}
-LA_AVX512 static void tile512_2(int k, int n, const double *t, int ld, int i0, int j0,
-                                __mmask8 m, double *ata)
-{
-    tile512(2, k, n, t, ld, i0, j0, m, ata);
-}
-LA_AVX512 static void tile512_3(int k, int n, const double *t, int ld, int i0, int j0,
-                                __mmask8 m, double *ata)
-{
-    tile512(3, k, n, t, ld, i0, j0, m, ata);
+    const int bw = 8 * la_tile512_nv[nr];
+    for (; j0 < cend; j0 += bw) {
+        int w = cend - j0 >= bw ? bw : cend - j0, nv = (w + 7) / 8, tail = w - 8 * (nv - 1);
+        la_tile512[nr][nv - 1](k, cend, n, t, ld, i0, j0, (__mmask8)((1u << tail) - 1), ata);
+    }
 }
 
 static void syrk_tile_avx512(int k, int n, const double *t, int ld, double *ata)
 {
-    for (int i0 = 0; i0 < k; i0 += 8)
-        for (int j0 = i0; j0 < k; j0 += 24) {
-            int w = k - j0 >= 24 ? 24 : k - j0, nv = (w + 7) / 8, tail = w - 8 * (nv - 1);
-            __mmask8 m = (__mmask8)((1u << tail) - 1);
-            if (nv == 3)
-                tile512_3(k, n, t, ld, i0, j0, m, ata);
-            else if (nv == 2)
-                tile512_2(k, n, t, ld, i0, j0, m, ata);
-            else
-                tile512_1(k, n, t, ld, i0, j0, m, ata);
-        }
+    int m = k % 8, m8 = k - m;
+    for (int i0 = 0; i0 < m8; i0 += 8)
+        syrk_tile_blocks(k, m8, n, t, ld, 8, i0, i0, ata);
+    if (m)
+        syrk_tile_blocks(k, k, n, t, ld, m, m8, 0, ata);
 }
 #endif
 

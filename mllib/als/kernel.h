@@ -10,9 +10,9 @@
  * For 24 < k <= 64 on CPUs with AVX-512F: a blocked Cholesky (8-row blocks: the diagonal
  * block in registers, the panel by forward elimination, the trailing rows by rank-8
  * updates) on a padded copy that carries b as an extra column, so the forward solve comes
- * with the factorization (rank 50: 2.8 us per solve against 5.3 us for the unblocked
- * AVX-512 version it replaced and about 7 us for LAPACK dposv; CPU time, bench/als_kernel.c
- * MODE 2). Otherwise em_la_chol_solve_small (k <= 24, already faster than both) or dposv.
+ * with the factorization (rank 50: 2.0-2.8 us per solve against 5.0-5.3 us for the
+ * unblocked AVX-512 version it replaced and about 7 us for LAPACK dposv; CPU time on the
+ * loaded machine, bench/als_kernel.c MODE 2). Otherwise em_la_chol_solve_small (k <= 24, already faster than both) or dposv.
  * Results equal dposv's to rounding (the same operations in another order). */
 int em__als_chol_solve(int k, double *a, double *b, em_err *err);
 

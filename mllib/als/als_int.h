@@ -123,21 +123,6 @@ typedef struct em__als_blockview {
 /* Checks the framing of a block record (not every index: users check those they use). */
 int em__als_block_view(em_slice v, em__als_blockview *b, em_err *err);
 
-/* The chunked solve's parameters (solve.c, "Chunked solve"); NULL = the defaults. */
-typedef struct em__als_chunking {
-    bool off;               /* every row solved alone (the plain path) */
-    uint32_t rows;          /* source factor rows per chunk; 0 = default (CHUNK_BYTES) */
-    uint32_t min_len;       /* least grouped row length; used when set_min_len */
-    bool set_min_len;       /* else: rows of GROUP_SEG ratings per chunk on average */
-    uint32_t group;         /* rows per group; 0 = default (GROUP_EXT_BYTES) */
-} em__als_chunking;
-/* Solves one block record from the messages msg[0..nmsg) (message format, blocks.c) into
- * out (a factor record), as em__als_fn_solve does: for tests and bench/als_chunk.c, which
- * compare the chunked solve with the plain one. EM_ECORRUPT, EM_ENOMEM, EM_EINVAL. */
-int em__als_solve_record(const em__als_ctx *x, em_slice blk, const em_slice *msg,
-                         uint32_t nmsg, const em__als_chunking *tune, em_vbuf *out,
-                         em_err *err);
-
 /* The task functions, registered by name from the table in train.c (em_als_register, which
  * em_ml_register calls on every process, driver and executors alike). Each takes the blob of
  * em__als_blob. */

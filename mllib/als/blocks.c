@@ -123,7 +123,6 @@ typedef struct build_state {
     uint32_t *ptr, *src;     /* point into the record being written */
     float *rt;
     uint32_t idxbits;
-    uint32_t maxcnt;         /* most src entities of one source block */
 } build_state;
 
 /* (dst, src) of a rating for the side being built. */
@@ -156,8 +155,7 @@ static int count_pass(build_state *st, em_err *err)
     return 0;
 }
 
-/* Places the ratings into CSR order (input order within a row; sort_rows then orders
- * each row by link). */
+/* Places the ratings into CSR order (input order within a row). */
 static void place_pass(build_state *st)
 {
     const em__als_cfg *c = st->c;
@@ -204,139 +202,11 @@ static int build_index(build_state *st, em_err *err)
             st->b.spos[g] = ++st->b.scnt[j];
             maxcnt = st->b.scnt[j] > maxcnt ? st->b.scnt[j] : maxcnt;
         }
-    st->maxcnt = maxcnt;
     st->idxbits = 32 - bits_for(nsrc);
     if (st->idxbits < 32 && maxcnt > (1u << st->idxbits))
         return em_err_set(err, EM_EINVAL, "als: %u entities of one block needed by another "
                           "(max %u with %u blocks): use more blocks", maxcnt,
                           1u << st->idxbits, nsrc);
-    return 0;
-}
-
-/* Row order: every row's ratings are sorted by link (src ascending, equal links by rating
- * bits), so a row's order does not depend on the input's line order (the model is the same
- * for a file grouped by user, by item or shuffled), and a row walks each source block's
- * factors at increasing positions: the item solves read their user factors one L2-sized
- * chunk of positions at a time (solve.c, "chunked solve"). Rows of up to SORT_SMALL
- * ratings by insertion; longer rows by an LSD radix sort of (link, rating bits) packed in
- * 64 bits, on the link's significant bits only (source block, then position: 19 bits on
- * the item side at 480k users in 2 blocks, two passes of 10 bits), through two scratch
- * arrays of the longest row. */
-enum { SORT_SMALL = 48, SORT_DIGIT = 11 };
-
-typedef struct row_sorter {
-    uint32_t idxbits, pbits, passes, digit;   /* compact key: block << pbits | position */
-    uint64_t *a, *b;                          /* scratch, each the longest row */
-    uint32_t hist[1u << SORT_DIGIT];
-} row_sorter;
-
-static void insertion_sort64(uint64_t *a, uint32_t n)
-{
-    for (uint32_t i = 1; i < n; i++) {
-        uint64_t v = a[i];
-        uint32_t j = i;
-        for (; j > 0 && a[j - 1] > v; j--)
-            a[j] = a[j - 1];
-        a[j] = v;
-    }
-}
-
-static inline uint32_t compact_key(const row_sorter *rs, uint64_t v)
-{
-    uint32_t src = (uint32_t)(v >> 32);
-    if (rs->idxbits >= 32)
-        return src;
-    return (src >> rs->idxbits) << rs->pbits | (src & ((1u << rs->idxbits) - 1));
-}
-
-/* Sorts a[0..n) by link, using b (n entries) as scratch; returns a or b, whichever holds
- * the result. */
-static uint64_t *radix_sort_row(row_sorter *rs, uint64_t *a, uint64_t *b, uint32_t n)
-{
-    uint32_t nb = 1u << rs->digit, m = nb - 1;
-    for (uint32_t p = 0; p < rs->passes; p++) {
-        uint32_t sh = p * rs->digit, *h = rs->hist, sum = 0;
-        memset(h, 0, nb * sizeof *h);
-        for (uint32_t t = 0; t < n; t++)
-            h[compact_key(rs, a[t]) >> sh & m]++;
-        for (uint32_t d = 0; d < nb; d++) {
-            uint32_t c = h[d];
-            h[d] = sum;
-            sum += c;
-        }
-        for (uint32_t t = 0; t < n; t++)
-            b[h[compact_key(rs, a[t]) >> sh & m]++] = a[t];
-        uint64_t *tmp = a;
-        a = b;
-        b = tmp;
-    }
-    for (uint32_t t = 0; t + 1 < n;) {   /* equal links: by rating bits (stable before) */
-        uint32_t u = t + 1;
-        while (u < n && a[u] >> 32 == a[t] >> 32)
-            u++;
-        if (u - t > 1)
-            insertion_sort64(a + t, u - t);
-        t = u;
-    }
-    return a;
-}
-
-/* Sorts every row of the record being built (after place_pass). */
-static int sort_rows(build_state *st, uint32_t n, em_err *err)
-{
-    uint32_t maxlen = 0, nsrc = st->c->nblk[1 - st->c->side];
-    for (uint32_t e = 0; e < n; e++) {
-        uint32_t len = st->ptr[e + 1] - st->ptr[e];
-        maxlen = len > maxlen ? len : maxlen;
-    }
-    row_sorter *rs = em_malloc(sizeof *rs);
-    if (!rs)
-        return em_err_set(err, EM_ENOMEM, "als build: row sort");
-    rs->idxbits = st->idxbits;
-    rs->pbits = st->idxbits >= 32 ? 32 : bits_for(st->maxcnt);
-    uint32_t nbits = st->idxbits >= 32 ? bits_for(st->maxcnt) : rs->pbits + bits_for(nsrc);
-    nbits = nbits ? nbits : 1;
-    rs->passes = (nbits + SORT_DIGIT - 1) / SORT_DIGIT;
-    rs->digit = (nbits + rs->passes - 1) / rs->passes;
-    rs->a = rs->b = NULL;
-    if (maxlen > SORT_SMALL) {
-        rs->a = em_malloc((size_t)maxlen * 8);
-        rs->b = em_malloc((size_t)maxlen * 8);
-    }
-    if (maxlen > SORT_SMALL && (!rs->a || !rs->b)) {
-        em_free(rs->a);
-        em_free(rs->b);
-        em_free(rs);
-        return em_err_set(err, EM_ENOMEM, "als build: row sort of %u ratings", maxlen);
-    }
-    uint64_t small[SORT_SMALL];
-    for (uint32_t e = 0; e < n; e++) {
-        uint32_t t0 = st->ptr[e], len = st->ptr[e + 1] - t0, *src = st->src + t0;
-        float *rt = st->rt + t0;
-        uint32_t t = 1;
-        while (t < len && src[t - 1] < src[t])   /* already in order (no equal links) */
-            t++;
-        if (t >= len)
-            continue;
-        uint64_t *a = len <= SORT_SMALL ? small : rs->a;
-        for (t = 0; t < len; t++) {
-            uint32_t rb;
-            memcpy(&rb, &rt[t], 4);
-            a[t] = (uint64_t)src[t] << 32 | rb;
-        }
-        if (len <= SORT_SMALL)
-            insertion_sort64(a, len);
-        else
-            a = radix_sort_row(rs, a, rs->b, len);
-        for (t = 0; t < len; t++) {
-            uint32_t rb = (uint32_t)a[t];
-            src[t] = (uint32_t)(a[t] >> 32);
-            memcpy(&rt[t], &rb, 4);
-        }
-    }
-    em_free(rs->a);
-    em_free(rs->b);
-    em_free(rs);
     return 0;
 }
 
@@ -439,8 +309,6 @@ static int build_record(build_state *st, rec_out *out, em_err *err)
             ids[e++] = (uint32_t)g;
     memcpy(st->b.fill, st->ptr, (size_t)n * 4);
     place_pass(st);
-    if ((rc = sort_rows(st, n, err)) < 0)
-        return rc;
     uint32_t hdr[5] = {EM__ALS_BLOCK_MAGIC, n, (uint32_t)st->nnz, nsrc, st->idxbits};
     memcpy(base, hdr, sizeof hdr);
     size_t len = 20 + (size_t)n * 8 + 4 + (size_t)st->nnz * 8;

@@ -243,13 +243,12 @@ static inline void prefetch_row(const float *p, size_t b)
     __builtin_prefetch(c + b - 1, 0, 3);
 }
 
-/* Gathers the factor pointers and kernel inputs of ratings [t0, t1) of a row, stopping
- * before the first link >= hi (the chunked solve's runs; rows are sorted by link). Returns
- * the rows gathered or a negative error. The message tables are read through restrict locals: the
+/* Gathers the factor pointers and kernel inputs of ratings [t0, t1) of a row. Returns the
+ * rows or a negative error. The message tables are read through restrict locals: the
  * stores into sv->yp have the type of m->f's elements and would otherwise force a reload
  * of m->f and m->cnt for every rating. */
 static int gather(solver *sv, const em__als_blockview *bv, const msgs *m, uint32_t t0,
-                  uint32_t t1, uint64_t hi, em_err *err)
+                  uint32_t t1, em_err *err)
 {
     const em__als_cfg *c = sv->c;
     int k = sv->k, n = (int)(t1 - t0);
@@ -263,10 +262,6 @@ static int gather(solver *sv, const em__als_blockview *bv, const msgs *m, uint32
     for (int s = 0; s < n; s++) {
         uint32_t enc = em__ld32(src + (size_t)s * 4);
         uint32_t j = sh >= 32 ? 0 : enc >> sh, pos = enc & mask;
-        if (enc >= hi) {   /* the chunked solve's run ends here */
-            n = s;
-            break;
-        }
         if (j >= nsrc || !f[j] || pos >= cnt[j])
             return em_err_set(err, EM_ECORRUPT, "als solve: link (%u, %u) has no factor", j,
                               pos);
@@ -288,15 +283,27 @@ static int gather(solver *sv, const em__als_blockview *bv, const msgs *m, uint32
     return n;
 }
 
-/* Solves the normal equations of local entity e from its accumulated sv->ext (T^T T of its
- * n ratings) and sv->b (implicit: the underflow terms); writes rank floats to out. */
-static int solve_finish(solver *sv, const em__als_blockview *bv, uint32_t e, uint32_t n,
-                        float *out, em_err *err)
+/* Builds and solves the normal equations of local entity e (see blocks.c for the math);
+ * writes rank floats to out. */
+static int solve_one(solver *sv, const em__als_blockview *bv, const msgs *m, uint32_t e,
+                     float *out, em_err *err)
 {
     const em__als_cfg *c = sv->c;
     int k = sv->k, rc;
     size_t kk = (size_t)k, k1 = kk + 1;
-    double reg = c->lambda * (double)n;
+    uint32_t t0 = em__ld32(bv->ptr + (size_t)e * 4), t1 = em__ld32(bv->ptr + (size_t)e * 4 + 4);
+    if (t0 > t1 || t1 > bv->nnz)
+        return em_err_set(err, EM_ECORRUPT, "als solve: bad row pointers at %u", e);
+    memset(sv->ext, 0, k1 * k1 * sizeof(double));
+    memset(sv->b, 0, kk * sizeof(double));
+    for (uint32_t t = t0; t < t1; t += TILE_ROWS) {
+        uint32_t te = t1 - t > TILE_ROWS ? t + TILE_ROWS : t1;
+        if ((rc = gather(sv, bv, m, t, te, err)) < 0)
+            return rc;
+        em__als_gram_rows(k, rc, sv->yp, c->implicit ? sv->sc : NULL, sv->last, sv->ld,
+                            sv->tile, sv->ext);
+    }
+    double reg = c->lambda * (double)(t1 - t0);
     for (size_t i = 0; i < kk; i++) {
         const double *ei = sv->ext + i * k1;
         double *ai = sv->a + i * kk;
@@ -320,140 +327,9 @@ static int solve_finish(solver *sv, const em__als_blockview *bv, uint32_t e, uin
     return 0;
 }
 
-/* Row pointers [*t0, *t1) of local entity e, checked. */
-static int row_range(const em__als_blockview *bv, uint32_t e, uint32_t *t0, uint32_t *t1,
-                     em_err *err)
-{
-    *t0 = em__ld32(bv->ptr + (size_t)e * 4);
-    *t1 = em__ld32(bv->ptr + (size_t)e * 4 + 4);
-    if (*t0 > *t1 || *t1 > bv->nnz)
-        return em_err_set(err, EM_ECORRUPT, "als solve: bad row pointers at %u", e);
-    return 0;
-}
-
-/* Builds and solves the normal equations of local entity e (see blocks.c for the math);
- * writes rank floats to out. */
-static int solve_one(solver *sv, const em__als_blockview *bv, const msgs *m, uint32_t e,
-                     float *out, em_err *err)
-{
-    const em__als_cfg *c = sv->c;
-    int k = sv->k, rc;
-    size_t kk = (size_t)k, k1 = kk + 1;
-    uint32_t t0, t1;
-    if ((rc = row_range(bv, e, &t0, &t1, err)) < 0)
-        return rc;
-    memset(sv->ext, 0, k1 * k1 * sizeof(double));
-    memset(sv->b, 0, kk * sizeof(double));
-    for (uint32_t t = t0; t < t1; t += TILE_ROWS) {
-        uint32_t te = t1 - t > TILE_ROWS ? t + TILE_ROWS : t1;
-        if ((rc = gather(sv, bv, m, t, te, UINT64_MAX, err)) < 0)
-            return rc;
-        em__als_gram_rows(k, rc, sv->yp, c->implicit ? sv->sc : NULL, sv->last, sv->ld,
-                            sv->tile, sv->ext);
-    }
-    return solve_finish(sv, bv, e, t1 - t0, out, err);
-}
-
-/* Chunked solve (cache blocking of the item side). An item block's solves read the user
- * factors at random: 5600 ratings per item over 480k user rows (30 MB at rank 10), far
- * beyond L2, so each rating waits on memory (8-9 ns per rating against 3.5-4.7 with the
- * rows in L1). Rows are sorted by link (blocks.c sort_rows), so a group of long rows is
- * solved together, source chunk by source chunk: for each CHUNK_BYTES of consecutive
- * message positions (their factor rows fit L2), each row of the group adds its ratings
- * linking into that chunk (a contiguous run, from a per-row cursor) into its own normal
- * equations (em__als_gram_rows adds into ext); after the last chunk every row of the
- * group is solved. Rows too short to have GROUP_SEG ratings per chunk on average stay on
- * solve_one (each kernel call reduces its lanes once: short runs cost more than they
- * save), and so do blocks whose factors fit L2 anyway (the user side, 17.7k items). The
- * sums are taken per run instead of per TILE_ROWS ratings: equal to rounding, not to the
- * bit (tests/unit/als/test_als_chunk.c: factors within one float ulp of the plain solve's,
- * most of them bit-identical). Measured: no gain at scale 1 (docs/als.md). */
-enum {
-    CHUNK_BYTES = 512 << 10,    /* source factor rows per chunk (8192 at ranks 9-16) */
-    GROUP_EXT_BYTES = 512 << 10, /* the group's normal equations */
-    GROUP_SEG = 24,             /* least average ratings per chunk of a grouped row */
-};
-
-typedef struct group {
-    uint32_t cap, n;            /* rows */
-    uint32_t *e, *cur, *end;    /* local entity, cursor and end of its row */
-    double *eq;                 /* per row: ext ((k + 1)^2) then b (k) */
-    size_t eqn;                 /* doubles per row */
-} group;
-
-static size_t chunk_rows(const msgs *m, const em__als_chunking *tune)
-{
-    size_t rows = tune && tune->rows ? tune->rows : CHUNK_BYTES / ((size_t)m->stride * 4);
-    return rows ? rows : 1;
-}
-
-/* Each row of the group adds its ratings from its cursor up to the first link >= hi (the
- * encoded link, block in the high bits) into its equations. */
-static int group_chunk(solver *sv, const em__als_blockview *bv, const msgs *m, group *g,
-                       uint64_t hi, em_err *err)
-{
-    const em__als_cfg *c = sv->c;
-    int rc = 0;
-    for (uint32_t r = 0; r < g->n; r++) {
-        uint32_t t = g->cur[r], t1 = g->end[r];
-        double *eq = g->eq + (size_t)r * g->eqn;
-        sv->b = eq + (size_t)(sv->k + 1) * (size_t)(sv->k + 1);
-        while (t < t1) {
-            uint32_t lim = t1 - t > TILE_ROWS ? t + TILE_ROWS : t1;
-            if ((rc = gather(sv, bv, m, t, lim, hi, err)) <= 0)
-                break;
-            em__als_gram_rows(sv->k, rc, sv->yp, c->implicit ? sv->sc : NULL, sv->last,
-                              sv->ld, sv->tile, eq);
-            t += (uint32_t)rc;
-            if (t < lim)
-                break;
-        }
-        if (rc < 0)
-            return rc;
-        g->cur[r] = t;
-    }
-    return 0;
-}
-
-/* Solves the group's rows (see "Chunked solve") into f. */
-static int group_solve(solver *sv, const em__als_blockview *bv, const msgs *m, group *g,
-                       size_t crow, float *f, em_err *err)
-{
-    size_t k = (size_t)sv->k, k1 = k + 1;
-    double *ext = sv->ext, *b = sv->b;
-    int rc = 0;
-    memset(g->eq, 0, (size_t)g->n * g->eqn * sizeof(double));
-    for (uint32_t j = 0; j < bv->nsrc && rc == 0; j++) {
-        uint64_t base = bv->idxbits >= 32 ? 0 : (uint64_t)j << bv->idxbits;
-        uint64_t top = bv->idxbits >= 32 ? (uint64_t)1 << 32 : base + ((uint64_t)1 << bv->idxbits);
-        for (uint64_t p = crow; rc == 0; p += crow) {
-            /* the block's last chunk takes every link left in it: a link past the message
-             * reaches gather, which rejects it */
-            uint64_t hi = p >= m->cnt[j] ? top : base + p;
-            rc = group_chunk(sv, bv, m, g, hi, err);
-            if (hi == top)
-                break;
-        }
-    }
-    for (uint32_t r = 0; r < g->n && rc == 0; r++) {
-        if (g->cur[r] != g->end[r]) {
-            rc = em_err_set(err, EM_ECORRUPT, "als solve: row %u not in link order", g->e[r]);
-            break;
-        }
-        uint32_t t0 = em__ld32(bv->ptr + (size_t)g->e[r] * 4);
-        sv->ext = g->eq + (size_t)r * g->eqn;
-        sv->b = sv->ext + k1 * k1;
-        rc = solve_finish(sv, bv, g->e[r], g->end[r] - t0, f + (size_t)g->e[r] * k, err);
-    }
-    sv->ext = ext;
-    sv->b = b;
-    g->n = 0;
-    return rc;
-}
-
 /* Solves every entity of one block; out receives the factor record. */
-static int solve_block(const em__als_ctx *x, em_slice blk, const msgs *m,
-                       const em__als_chunking *tune, em_vbuf *out, em_err *err)
+static int solve_block(const em__als_ctx *x, em_slice blk, const msgs *m, em_vbuf *out,
+                       em_err *err)
 {
     em__als_blockview bv;
     size_t k = x->cfg.rank, k1 = k + 1;
@@ -484,49 +360,8 @@ static int solve_block(const em__als_ctx *x, em_slice blk, const msgs *m,
     em_vbuf_append(out, hdr, 8);
     em_vbuf_append(out, bv.ids, (size_t)bv.n * 4);
     float *f = (float *)(void *)(out->data + out->len);   /* offset 8 + 4n: 4-aligned */
-    group g = {0};
-    size_t total = 0;
-    for (uint32_t j = 0; j < m->nsrc; j++)
-        total += m->cnt[j];
-    size_t crow = chunk_rows(m, tune);
-    bool chunked = tune ? !tune->off : total * m->stride * 4 > 2 * (size_t)CHUNK_BYTES;
-    uint64_t seg_min = (uint64_t)GROUP_SEG * total / crow;   /* least grouped row length */
-    if (tune && tune->set_min_len)
-        seg_min = tune->min_len;
-    if (chunked) {
-        g.eqn = k1 * k1 + k;
-        g.cap = (uint32_t)(GROUP_EXT_BYTES / (g.eqn * sizeof(double)));
-        if (tune && tune->group)
-            g.cap = tune->group;
-        g.cap = g.cap ? g.cap : 1;
-        g.e = em_malloc((size_t)g.cap * 3 * sizeof *g.e);
-        g.eq = em_malloc((size_t)g.cap * g.eqn * sizeof(double));
-        if (!g.e || !g.eq) {
-            rc = em_err_set(err, EM_ENOMEM, "als solve: group of %u rows", g.cap);
-            goto group_out;
-        }
-        g.cur = g.e + g.cap;
-        g.end = g.cur + g.cap;
-    }
-    for (uint32_t e = 0; e < bv.n && rc == 0; e++) {
-        uint32_t t0, t1;
-        if ((rc = row_range(&bv, e, &t0, &t1, err)) < 0)
-            break;
-        if (!chunked || t1 - t0 < seg_min) {
-            rc = solve_one(sv, &bv, m, e, f + (size_t)e * k, err);
-            continue;
-        }
-        g.e[g.n] = e;
-        g.cur[g.n] = t0;
-        g.end[g.n] = t1;
-        if (++g.n == g.cap)
-            rc = group_solve(sv, &bv, m, &g, crow, f, err);
-    }
-    if (rc == 0 && g.n)
-        rc = group_solve(sv, &bv, m, &g, crow, f, err);
-group_out:
-    em_free(g.e);
-    em_free(g.eq);
+    for (uint32_t e = 0; e < bv.n && rc == 0; e++)
+        rc = solve_one(sv, &bv, m, e, f + (size_t)e * k, err);
     out->len += (size_t)bv.n * k * 4;
 out:
     em_free(sv->a);
@@ -569,7 +404,7 @@ int em__als_fn_solve(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter
             continue;
         }
         if ((rc = msgs_seal(&m, err)) < 0 ||
-            (rc = solve_block(x, r.val, &m, NULL, &o, err)) < 0 ||
+            (rc = solve_block(x, r.val, &m, &o, err)) < 0 ||
             (rc = em_emit_kv(out, r.key, em_slice_make(o.data, o.len), err)) < 0)
             goto out;
         done = true;
@@ -584,21 +419,6 @@ out:
         em_free(x->yty);
     em_free(x);
     return rc < 0 ? rc : 0;
-}
-
-int em__als_solve_record(const em__als_ctx *x, em_slice blk, const em_slice *msg,
-                         uint32_t nmsg, const em__als_chunking *tune, em_vbuf *out,
-                         em_err *err)
-{
-    msgs m = {0};
-    em_vbuf_init(&m.buf);
-    int rc = msgs_init(&m, x->cfg.nblk[1 - x->cfg.side], x->cfg.rank, err);
-    for (uint32_t i = 0; i < nmsg && rc == 0; i++)
-        rc = msgs_add(&m, msg[i], err);
-    if (rc == 0 && (rc = msgs_seal(&m, err)) == 0)
-        rc = solve_block(x, blk, &m, tune, out, err);
-    msgs_free(&m);
-    return rc;
 }
 
 /* PARTITION function over union(union(fac[0], messages of the final item factors),

@@ -37,7 +37,12 @@
  * numbered by value and no list of its ids is ever made, shipped or interned. Otherwise
  * pass 1 runs once more sending lists (the first-appearance numbering needs them).
  *   score blob     u32 magic "ALSE", u32 rank, i32 n_users, i32 n_items, u32 model
- *                  broadcast id (the model: n_users*rank then n_items*rank floats) */
+ *                  broadcast id (the model: n_users*rank then n_items*rank floats)
+ * ONE PASS (dense detection outside the Netflix layout): ml.als.read_raw emits RAW RATINGS,
+ * em_rating records whose ids are their integer values (-1: not a canonical integer below
+ * EM__IDMAP_DIRECT_MAX), persisted; ml.als.raw_ids turns each partition into its ids
+ * record (bitmaps only; a side with a -1 sends nothing and is not dense); ml.als.shift
+ * (blob: i32 user base, i32 item base) subtracts the bases of sides numbered from 1. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

@@ -138,6 +138,9 @@ int em__als_block_view(em_slice v, em__als_blockview *b, em_err *err);
 #define EM__ALS_FN_BUILD "ml.als.build"          /* PARTITION: routed ratings -> record */
 #define EM__ALS_FN_READ_IDS "ml.als.read_ids"    /* PARTITION: byte range -> its ids */
 #define EM__ALS_FN_READ "ml.als.read"            /* PARTITION: byte range -> ratings */
+#define EM__ALS_FN_READ_RAW "ml.als.read_raw"    /* PARTITION: byte range -> ids by value */
+#define EM__ALS_FN_RAW_IDS "ml.als.raw_ids"      /* PARTITION: ids by value -> ids record */
+#define EM__ALS_FN_SHIFT "ml.als.shift"          /* PARTITION: ids by value -> dense ids */
 #define EM__ALS_FN_SCORE "ml.als.score"          /* PARTITION: ratings -> error sums */
 int em__als_fn_take(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
                     em_err *err);
@@ -158,6 +161,12 @@ int em__als_fn_read_ids(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emit
                         em_err *err);
 int em__als_fn_read(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
                     em_err *err);
+int em__als_fn_read_raw(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
+                        em_err *err);
+int em__als_fn_raw_ids(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
+                       em_err *err);
+int em__als_fn_shift(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
+                     em_err *err);
 int em__als_fn_score(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
                      em_err *err);
 int em__als_fn_sum(const em_fn_ctx *c, em_slice a, em_slice b, em_vbuf *out, em_err *err);

@@ -37,7 +37,12 @@
  * numbered by value and no list of its ids is ever made, shipped or interned. Otherwise
  * pass 1 runs once more sending lists (the first-appearance numbering needs them).
  *   score blob     u32 magic "ALSE", u32 rank, i32 n_users, i32 n_items, u32 model
- *                  broadcast id (the model: n_users*rank then n_items*rank floats) */
+ *                  broadcast id (the model: n_users*rank then n_items*rank floats)
+ * ONE PASS (dense detection outside the Netflix layout): ml.als.read_raw emits RAW RATINGS,
+ * em_rating records whose ids are their integer values (-1: not a canonical integer below
+ * EM__IDMAP_DIRECT_MAX), persisted; ml.als.raw_ids turns each partition into its ids
+ * record (bitmaps only; a side with a -1 sends nothing and is not dense); ml.als.shift
+ * (blob: i32 user base, i32 item base) subtracts the bases of sides numbered from 1. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -301,6 +306,157 @@ int em__als_fn_read(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter 
     return rc;
 }
 
+/* ---------------------------------------------------------------- one pass for dense ids */
+
+typedef struct raw_ud {
+    em_emitter *out;
+    const em_idmap *m[2];   /* the range's local maps (users, items) */
+    uint64_t n;
+} raw_ud;
+
+/* The local index of a rating's id as its value (RAW RATINGS), -1 for a string id. */
+static inline int32_t raw_id(const em_idmap *m, int32_t idx)
+{
+    return m->rev[idx] >= 0 ? (int32_t)m->rev[idx] : -1;
+}
+
+static int emit_raw(void *ud, em_ratings *r, em_err *err)
+{
+    raw_ud *e = ud;
+    for (size_t i = 0; i < r->n; i++) {
+        em_rating q = {raw_id(e->m[0], r->recs[i].user), raw_id(e->m[1], r->recs[i].item),
+                       r->recs[i].rating};
+        int rc = em_emit_val(e->out, em_slice_make(&q, sizeof q), err);
+        if (rc < 0)
+            return rc;
+    }
+    e->n += r->n;
+    r->n = 0;
+    return 0;
+}
+
+/* PARTITION (the one pass, RAW RATINGS) over the split records: the range's ratings with
+ * each id as its integer value (-1 for an id that is not a canonical integer below
+ * EM__IDMAP_DIRECT_MAX); lines, skipped lines and ratings counted as in pass 1. */
+int em__als_fn_read_raw(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
+                        em_err *err)
+{
+    src_ctx x;
+    em__ratings_range rg;
+    em_ratings r;
+    uint32_t split = 0;
+    em_idmap *mu = em_idmap_new(), *mi = em_idmap_new();
+    raw_ud e = {out, {mu, mi}, 0};
+    em_ratings_init(&r);
+    int rc = !mu || !mi ? em_err_set(err, EM_ENOMEM, "als read: id maps") : 0;
+    if (rc == 0 && (rc = src_decode(c->blob, &x, err)) == 0) {
+        if ((rc = src_split(&x, in, &rg, &split, err)) == 0)
+            rc = em__ratings_parse_range(&rg, mu, mi, &r, emit_raw, &e, err);
+        em_free(x.paths);
+    }
+    if (rc == 0) {
+        em_task_acc_add_i64(c->task, x.acc[0], (int64_t)r.lines);
+        em_task_acc_add_i64(c->task, x.acc[1], (int64_t)r.skipped);
+        em_task_acc_add_i64(c->task, x.acc[2], (int64_t)e.n);
+    }
+    (void)index;
+    em_ratings_destroy(&r);
+    em_idmap_free(mu);
+    em_idmap_free(mi);
+    return rc;
+}
+
+/* PARTITION over RAW RATINGS: the partition's ids record (FORMATS) with a bitmap for each
+ * side whose ids are all integers, nothing for the other (its lists would need the parse:
+ * the caller reads the files again). The ids of a range's ratings are exactly its local
+ * maps' (outside the Netflix layout an id is interned only with a rating), so the bitmaps
+ * are pass 1's. */
+int em__als_fn_raw_ids(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
+                       em_err *err)
+{
+    em_rec_batch b;
+    int64_t hi[2] = {-1, -1};
+    bool str[2] = {false, false};
+    uint8_t *bits[2] = {NULL, NULL};
+    size_t cap[2] = {0, 0};
+    em_vbuf v;
+    int rc;
+    (void)c;
+    em_vbuf_init(&v);
+    while ((rc = em_iter_next_batch(in, &b, err)) == 1) {
+        if (b.kind != EM_REC_FIXED || b.width != sizeof(em_rating)) {
+            rc = em_err_set(err, EM_ECORRUPT, "als read: raw ratings of width %u", b.width);
+            goto out;
+        }
+        for (uint64_t i = 0; i < b.nrecs; i++) {
+            int32_t id[2];
+            memcpy(id, b.data + i * sizeof(em_rating), 8);
+            for (int s = 0; s < 2; s++) {
+                if (id[s] < 0 || str[s]) {
+                    str[s] = true;
+                    continue;
+                }
+                size_t k = (size_t)id[s] >> 3;
+                if (EM_UNLIKELY(k >= cap[s])) {   /* grows geometrically, zeroed */
+                    size_t old = cap[s];
+                    uint8_t *g = em_arr_grow(bits[s], &cap[s], k + 1, 1);
+                    if (!g) {
+                        rc = em_err_set(err, EM_ENOMEM, "als read: bitmap of %zu bytes", k);
+                        goto out;
+                    }
+                    memset(g + old, 0, cap[s] - old);
+                    bits[s] = g;
+                }
+                bits[s][k] |= (uint8_t)(1u << (id[s] & 7));
+                hi[s] = id[s] > hi[s] ? id[s] : hi[s];
+            }
+        }
+    }
+    if (rc < 0)
+        goto out;
+    uint32_t hdr[4] = {index, 0, 0, (str[0] ? 0u : 1u) | (str[1] ? 0u : 2u)};
+    rc = em_vbuf_append(&v, hdr, sizeof hdr) < 0 ? EM_ENOMEM : 0;
+    for (int s = 0; rc == 0 && s < 2; s++) {
+        uint32_t nbits = (uint32_t)(hi[s] + 1);
+        if (!str[s] && (em_vbuf_append(&v, &nbits, 4) < 0 ||
+                        (nbits && em_vbuf_append(&v, bits[s], ((size_t)nbits + 7) / 8) < 0)))
+            rc = EM_ENOMEM;
+    }
+    rc = rc < 0 ? em_err_set(err, EM_ENOMEM, "als read: ids of range %u", index)
+                : em_emit_val(out, em_slice_make(v.data, v.len), err);
+out:
+    em_free(bits[0]);
+    em_free(bits[1]);
+    em_vbuf_destroy(&v);
+    return rc;
+}
+
+/* PARTITION over RAW RATINGS of dense sides: the ratings with dense indices (value minus
+ * the side's base; blob: i32 user base, i32 item base). */
+int em__als_fn_shift(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
+                     em_err *err)
+{
+    em_rec_batch b;
+    int rc;
+    (void)index;
+    if (c->blob.n != 8)
+        return em_err_set(err, EM_ECORRUPT, "als read: shift blob of %zu bytes", c->blob.n);
+    int32_t base[2] = {(int32_t)em__ld32(c->blob.p), (int32_t)em__ld32(c->blob.p + 4)};
+    while ((rc = em_iter_next_batch(in, &b, err)) == 1) {
+        if (b.kind != EM_REC_FIXED || b.width != sizeof(em_rating))
+            return em_err_set(err, EM_ECORRUPT, "als read: raw ratings of width %u", b.width);
+        for (uint64_t i = 0; i < b.nrecs; i++) {
+            em_rating q;
+            memcpy(&q, b.data + i * sizeof q, sizeof q);
+            q.user -= base[0];
+            q.item -= base[1];
+            if ((rc = em_emit_val(out, em_slice_make(&q, sizeof q), err)) < 0)
+                return rc;
+        }
+    }
+    return rc;
+}
+
 /* ---------------------------------------------------------------- test metrics */
 
 /* PARTITION over FIXED ratings: (squared error, absolute error, scored, cold) as 4 doubles,
@@ -516,6 +672,38 @@ static int merge_ids(em_rdd *splits, em_slice blob, em_idmap *users, em_idmap *i
     return rc;
 }
 
+/* Whether dense detection may read the files once (read_raw): not in the Netflix layout,
+ * where a movie line (or a range's look-back) interns an item that may have no rating in
+ * the range, so its bitmap could not be made from the ratings. */
+static bool one_pass(const em_ratings_format *fmts, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (fmts[i] == EM_RATINGS_NETFLIX)
+            return false;
+    return true;
+}
+
+/* Dense detection in one pass over the files: RAW RATINGS persisted (*raw), their ids
+ * records (bitmaps) merged as pass 1's. When a side does not prove dense (*again), *raw
+ * is released (NULL) and the caller reads the files again as before; otherwise the
+ * ratings are *raw's, ids shifted by the sides' bases, and no second parse is needed. */
+static int read_raw(em_rdd *splits, em_slice blob, em_idmap *users, em_idmap *items,
+                    bool *again, uint32_t *dense, em_rdd **raw, em_err *err)
+{
+    *raw = em_rdd_persist(em_rdd_map_partitions_fixed(splits, EM__ALS_FN_READ_RAW, blob,
+                                                      false, sizeof(em_rating)),
+                          EM_PERSIST_MEMORY_AND_DISK);
+    em_rdd *ids = em_rdd_map_partitions(*raw, EM__ALS_FN_RAW_IDS, em_slice_make(NULL, 0),
+                                        false);
+    int rc = em__als_merge_ids(ids, users, items, 0, again, dense, err);
+    em_rdd_release(ids);
+    if (rc < 0 || *again) {
+        em_rdd_release(*raw);   /* unpersists it */
+        *raw = NULL;
+    }
+    return rc;
+}
+
 /* Detects every file's format; false when one needs the driver reader. */
 static bool formats(const em_file_list *fl, const em_ratings_read_opts *o,
                     em_ratings_format *fmts)
@@ -538,7 +726,7 @@ int em_als_read_ratings(em_context *sc, const char *path, const em_ratings_read_
     uint8_t *sp = NULL;
     em_rec *recs = NULL;
     uint32_t acc[3] = {0, 0, 0}, bcast = 0;
-    em_rdd *splits = NULL;
+    em_rdd *splits = NULL, *raw = NULL;
     memset(out, 0, sizeof *out);
     if (em_als_register() < 0)
         return em_err_set(err, EM_EINVAL, "als: a task function name is taken");
@@ -568,8 +756,13 @@ int em_als_read_ratings(em_context *sc, const char *path, const em_ratings_read_
     bool again = false;
     uint32_t skip = (opts && opts->skip_bad_lines) ? 1u : 0u, dense = 0;
     src_blob(&fl, skip | (detect ? 2u : 0u), acc, 0, &blob);
-    if ((rc = merge_ids(splits, em_slice_make(blob.data, blob.len), users, items, 0,
-                        detect ? &again : NULL, &dense, err)) < 0)
+    if (detect && one_pass(fmts, fl.n)) {
+        rc = read_raw(splits, em_slice_make(blob.data, blob.len), users, items, &again,
+                      &dense, &raw, err);
+    } else
+        rc = merge_ids(splits, em_slice_make(blob.data, blob.len), users, items, 0,
+                       detect ? &again : NULL, &dense, err);
+    if (rc < 0)
         goto out;
     if (again) {   /* the accumulators count the second pass again: zero them by reading */
         int64_t before[3];
@@ -596,11 +789,26 @@ int em_als_read_ratings(em_context *sc, const char *path, const em_ratings_read_
         rc = err->code ? err->code : em_err_set(err, EM_ENOMEM, "als read: broadcast");
         goto out;
     }
-    src_blob(&fl, skip, acc, bcast, &blob);
-    out->ratings = em_rdd_persist(
-        em_rdd_map_partitions_fixed(splits, EM__ALS_FN_READ, em_slice_make(blob.data, blob.len),
-                                    false, sizeof(em_rating)),
-        EM_PERSIST_MEMORY_AND_DISK);
+    if (raw) {   /* the one pass's ratings: ids by value, shifted where a side is from 1 */
+        int32_t base[2] = {0, 0};
+        for (int side = 0; side < 2; side++)
+            if (dense >> side & 1)
+                base[side] = em__idmap_dense_base(side ? items : users);
+        out->ratings = base[0] || base[1]
+                           ? em_rdd_map_partitions_fixed(raw, EM__ALS_FN_SHIFT,
+                                                         em_slice_make(base, sizeof base),
+                                                         false, sizeof(em_rating))
+                           : raw;
+        if (out->ratings == raw)
+            raw = NULL;
+    } else {
+        src_blob(&fl, skip, acc, bcast, &blob);
+        out->ratings = em_rdd_persist(
+            em_rdd_map_partitions_fixed(splits, EM__ALS_FN_READ,
+                                        em_slice_make(blob.data, blob.len), false,
+                                        sizeof(em_rating)),
+            EM_PERSIST_MEMORY_AND_DISK);
+    }
     out->maps_bcast = bcast;
     bcast = 0;
     rc = em_rdd_error(out->ratings) ? em_err_copy(err, em_rdd_error(out->ratings)) : 0;
@@ -612,6 +820,7 @@ out:
     }
     if (bcast)
         em_broadcast_destroy(sc, bcast);
+    em_rdd_release(raw);      /* alive through out->ratings, if used */
     em_rdd_release(splits);   /* alive through out->ratings */
     em_free(recs);
     em_free(sp);

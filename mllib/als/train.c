@@ -463,6 +463,9 @@ static const em_fn_entry als_fns[] = {
     {EM__ALS_FN_BUILD, EM_FN_PARTITION, EM_FN(em__als_fn_build)},
     {EM__ALS_FN_READ_IDS, EM_FN_PARTITION, EM_FN(em__als_fn_read_ids)},
     {EM__ALS_FN_READ, EM_FN_PARTITION, EM_FN(em__als_fn_read)},
+    {EM__ALS_FN_READ_RAW, EM_FN_PARTITION, EM_FN(em__als_fn_read_raw)},
+    {EM__ALS_FN_RAW_IDS, EM_FN_PARTITION, EM_FN(em__als_fn_raw_ids)},
+    {EM__ALS_FN_SHIFT, EM_FN_PARTITION, EM_FN(em__als_fn_shift)},
     {EM__ALS_FN_SCORE, EM_FN_PARTITION, EM_FN(em__als_fn_score)},
 };
 

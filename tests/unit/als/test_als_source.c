@@ -31,7 +31,8 @@ static void rm_tmp(void)
     cr_assert_eq(system(cmd), 0);
 }
 
-/* Writes n lines in the style `style` (0 tsv ints, 1 csv strings + header, 2 movielens);
+/* Writes n lines in the style `style` (0 tsv ints, 1 csv strings + header, 2 movielens,
+ * 3 tsv dense ids: users 0..4999, items 1..900);
  * bad_at > 0 makes that line (1-based) malformed. Returns the path (static buffer). */
 static const char *write_file(const char *name, int style, size_t n, uint64_t seed,
                               size_t bad_at)
@@ -56,6 +57,8 @@ static const char *write_file(const char *name, int style, size_t n, uint64_t se
             fprintf(f, "%u\t%u\t%u.%u\t%u\n", u * 7 + 3, it, r / 2, r % 2 * 5, 1000 + r);
         else if (style == 1)
             fprintf(f, "user%u,m%u,%u,%u\n", u, it, r, 17);
+        else if (style == 3)
+            fprintf(f, "%u\t%u\t%u\n", u, it + 1, r);
         else
             fprintf(f, "%u::%u::%u::%u\n", u, it, r, 5);
     }
@@ -63,10 +66,13 @@ static const char *write_file(const char *name, int style, size_t n, uint64_t se
     return path;
 }
 
-/* Reads train (and test, may be NULL) both ways and compares everything. */
-static void compare(em_context *sc, const char *train, const char *test, bool skip)
+/* Reads train (and test, may be NULL) both ways and compares everything; with dense, both
+ * read with dense_ids (the driver's reader renumbered as `ember als --driver-read` does)
+ * and the training read must find both sides dense. */
+static void compare_opts(em_context *sc, const char *train, const char *test, bool skip,
+                         bool dense)
 {
-    em_ratings_read_opts o = {.skip_bad_lines = skip};
+    em_ratings_read_opts o = {.skip_bad_lines = skip, .dense_ids = dense};
     em_idmap *u0 = em_idmap_new(), *i0 = em_idmap_new(), *u1 = em_idmap_new(),
              *i1 = em_idmap_new();
     em_ratings r0[2];
@@ -76,8 +82,14 @@ static void compare(em_context *sc, const char *train, const char *test, bool sk
     for (int k = 0; k < 2 && paths[k]; k++) {
         em_ratings_init(&r0[k]);
         cr_assert_eq(em_ratings_read(paths[k], &o, u0, i0, &r0[k], &err), 0, "%s", err.msg);
+        uint32_t d0 = 0;
+        if (dense && k == 0)
+            cr_assert_eq(em_ratings_dense_renumber(&r0[k], u0, i0, &d0, &err), 0, "%s",
+                         err.msg);
         cr_assert_eq(em_als_read_ratings(sc, paths[k], &o, u1, i1, &x[k], &err), 0, "%s",
                      err.msg);
+        cr_assert_eq(x[k].dense, d0);
+        cr_assert_eq(d0, dense && k == 0 ? 3u : 0u);
         cr_assert_eq(x[k].n, r0[k].n);
         cr_assert_eq(x[k].lines, r0[k].lines);
         cr_assert_eq(x[k].skipped, r0[k].skipped);
@@ -104,6 +116,11 @@ static void compare(em_context *sc, const char *train, const char *test, bool sk
     em_idmap_free(i0);
     em_idmap_free(u1);
     em_idmap_free(i1);
+}
+
+static void compare(em_context *sc, const char *train, const char *test, bool skip)
+{
+    compare_opts(sc, train, test, skip, false);
 }
 
 Test(als_source, same_ratings_and_ids_as_driver_reader, .timeout = 300)
@@ -148,6 +165,34 @@ Test(als_source, bad_line_names_file_and_line_in_a_later_range, .timeout = 300)
     em_idmap_free(u1);
     em_idmap_free(i1);
     em_ratings_destroy(&r);
+    em_idmap_free(u);
+    em_idmap_free(i);
+    em_context_free(sc);
+    rm_tmp();
+}
+
+/* Dense ids (users from 0, items from 1) over several ranges and files: the one pass
+ * (RAW RATINGS, source.c) gives the driver reader's ratings, numbering and counts, with a
+ * bad line skipped and counted; without skipping, the bad line is named by FILE:LINE. */
+Test(als_source, dense_ids_in_one_pass_match_driver_reader, .timeout = 300)
+{
+    mkdir_tmp();
+    em_context *sc = em_test_ctx_new("local-cluster[2,1]");
+    char train[128], test[128], sub[128];
+    snprintf(train, sizeof train, "%s", write_file("dense.tsv", 3, 400000, 11, 0));
+    snprintf(test, sizeof test, "%s", write_file("dense-test.tsv", 3, 5000, 12, 0));
+    compare_opts(sc, train, test, false, true);
+    snprintf(sub, sizeof sub, "%s/ddir", g_dir);
+    cr_assert_eq(mkdir(sub, 0700), 0);
+    write_file("ddir/p1.tsv", 3, 200000, 13, 0);
+    write_file("ddir/p2.tsv", 3, 200000, 14, 190000);
+    compare_opts(sc, sub, NULL, true, true);
+    em_ratings_read_opts o = {.dense_ids = true};
+    em_idmap *u = em_idmap_new(), *i = em_idmap_new();
+    em_als_ratings x;
+    em_err err = EM_ERR_INIT;
+    cr_assert_lt(em_als_read_ratings(sc, sub, &o, u, i, &x, &err), 0);
+    cr_assert(strstr(err.msg, "p2.tsv:190000: line 'oops"), "%s", err.msg);
     em_idmap_free(u);
     em_idmap_free(i);
     em_context_free(sc);

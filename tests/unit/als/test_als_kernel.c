@@ -1,7 +1,8 @@
-/* tests/unit/als/test_als_kernel.c - the solve's blocked Cholesky (em__als_chol_solve,
- * mllib/als/kernel.c: AVX-512, 8-row blocks, for 24 < k <= 64) at every k around and inside
- * its range against LAPACK dposv (em_la_chol_solve): the last block of 1..8 rows, b in the
- * last block's diagonal vector (k % 8 != 0) or in a vector of its own (k % 8 == 0).
+/* tests/unit/als/test_als_kernel.c - the solve's Cholesky (em__als_chol_solve,
+ * mllib/als/kernel.c: inlined for k <= 24, AVX-512 in 8-row blocks for 24 < k <= 64, dposv
+ * above) at every k from 1 to 80 against LAPACK dposv (em_la_chol_solve); in the blocked
+ * range: the last block of 1..8 rows, b in the last block's diagonal vector (k % 8 != 0)
+ * or in a vector of its own (k % 8 == 0).
  * Normal-equation-like systems (condition below 1e3): solutions equal to 1e-12 relative
  * (max-norm). Only the upper triangle may be read (the lower one holds NaN). An indefinite
  * leading minor is named as dposv names it, wherever it falls in the blocks. */
@@ -14,7 +15,7 @@
 #include "mllib/als/kernel.h"
 #include "mllib/linalg/linalg.h"
 
-enum { KMAX = 66 };
+enum { KMAX = 80 };
 
 /* G^T G of 3k random rows plus 0.1 n I, and a random b (full, both triangles). */
 static void spd(int k, uint64_t seed, double *a, double *b)
@@ -37,9 +38,9 @@ static void spd(int k, uint64_t seed, double *a, double *b)
     }
 }
 
-Test(als_kernel, cholesky_every_k_17_to_66_matches_dposv)
+Test(als_kernel, cholesky_every_k_1_to_80_matches_dposv)
 {
-    for (int k = 17; k <= KMAX; k++)
+    for (int k = 1; k <= KMAX; k++)
         for (uint64_t seed = 1; seed <= 3; seed++) {
             double a[KMAX * KMAX], a2[KMAX * KMAX], b[KMAX], x[KMAX], want[KMAX];
             spd(k, seed * 1000 + (uint64_t)k, a, b);
@@ -64,7 +65,7 @@ Test(als_kernel, cholesky_every_k_17_to_66_matches_dposv)
 
 Test(als_kernel, cholesky_names_the_indefinite_minor_in_every_block_position)
 {
-    static const int ks[] = {25, 32, 33, 50, 57, 64};
+    static const int ks[] = {3, 10, 24, 25, 32, 33, 50, 57, 64, 65};
     for (size_t t = 0; t < sizeof ks / sizeof ks[0]; t++)
         for (int m = 1; m <= ks[t]; m += 1 + m / 4) {   /* minor m: first, mid-block, last */
             int k = ks[t];

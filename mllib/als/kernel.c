@@ -12,7 +12,7 @@
 
 enum { CHOL_MAX = 64 };   /* the AVX-512 path's largest k (37 KiB of thread-local buffers) */
 
-/* The blocked Cholesky of em__als_chol_solve for 16 < k <= 64 (see kernel.h). The system
+/* The blocked Cholesky of em__als_chol_solve for 24 < k <= 64 (see kernel.h). The system
  * is copied into u, row-major with ld = round_up(k + 1, 8) and b as column k: factoring the
  * augmented rows [A b] as A = U^T U leaves y = U^-T b in column k (forward substitution
  * for free). Rows go eight at a time (a block P of nr <= 8 rows, only the last one short):

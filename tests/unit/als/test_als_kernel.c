@@ -1,8 +1,9 @@
 /* tests/unit/als/test_als_kernel.c - the solve's Cholesky (em__als_chol_solve,
- * mllib/als/kernel.c: inlined for k <= 24, AVX-512 in 8-row blocks for 24 < k <= 64, dposv
- * above) at every k from 1 to 80 against LAPACK dposv (em_la_chol_solve); in the blocked
- * range: the last block of 1..8 rows, b in the last block's diagonal vector (k % 8 != 0)
- * or in a vector of its own (k % 8 == 0).
+ * mllib/als/chol.c: with AVX-512 in 8-row blocks for 24 < k <= 64, with AVX2 only in 4-row
+ * blocks for 9 < k <= 64, inlined below, dposv above; the tests run whichever this CPU
+ * takes) at every k from 1 to 80 against LAPACK dposv (em_la_chol_solve); in the blocked
+ * ranges: the last block of 1..8 (1..4) rows, b in the last block's diagonal vector
+ * (k % 8 != 0, k % 4 != 0) or in a vector of its own.
  * Normal-equation-like systems (condition below 1e3): solutions equal to 1e-12 relative
  * (max-norm). Only the upper triangle may be read (the lower one holds NaN). An indefinite
  * leading minor is named as dposv names it, wherever it falls in the blocks. */
@@ -65,7 +66,9 @@ Test(als_kernel, cholesky_every_k_1_to_80_matches_dposv)
 
 Test(als_kernel, cholesky_names_the_indefinite_minor_in_every_block_position)
 {
-    static const int ks[] = {3, 10, 24, 25, 32, 33, 50, 57, 64, 65};
+    /* every k % 4 in the AVX2 range, k % 8 in 0-3 and 7 in the AVX-512 one; m - 1 takes
+     * every residue mod 8 */
+    static const int ks[] = {3, 9, 10, 11, 24, 25, 27, 32, 33, 50, 57, 63, 64, 65};
     for (size_t t = 0; t < sizeof ks / sizeof ks[0]; t++)
         for (int m = 1; m <= ks[t]; m += 1 + m / 4) {   /* minor m: first, mid-block, last */
             int k = ks[t];
@@ -86,7 +89,7 @@ Test(als_kernel, cholesky_names_the_indefinite_minor_in_every_block_position)
 
 Test(als_kernel, cholesky_rejects_nan)
 {
-    for (int k = 25; k <= 64; k += 13) {
+    for (int k = 10; k <= 64; k += 9) {
         double a[KMAX * KMAX], b[KMAX];
         spd(k, 9, a, b);
         a[(k / 2) * k + k / 2] = NAN;

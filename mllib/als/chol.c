@@ -153,16 +153,17 @@ ALS_AVX512 static int chol_blocked(int k, const double *a, double *b, em_err *er
  *     out of the loop over column vectors and P's four vectors held in registers: six
  *     loads per eight FMAs. The flat alternative, one 4 x 4 tile per step (16 broadcasts
  *     per 16 FMAs), took 9.8 us per solve at rank 50 against 7.4 for this loop (both before
- *     the changes below).
- *     The next block's rows are updated first and that block is factored before the other
- *     rows' update (lookahead): the latency-bound step 1 runs beside step 3's FMAs.
+ *     the copy, the back substitution and the buffers' addresses were reworked). Updating the next block's rows first and factoring that block
+ *     before the other rows' update (lookahead, to run step 1 beside step 3's FMAs) was
+ *     slower: 6.1 against 5.7 us at rank 50 (the update's loops split in two).
  * Then U x = y backwards, block by block: dot products right of the block (walked right to
  * left, so the x just found comes last), the block itself with x in registers and each
  * row's 1 / u_jj applied off the chain. Lanes left of the diagonal and the padding rows (the
  * last block's, updated with the others) hold finite garbage that is never read as data;
  * the padding columns stay zero. Rank 50 on this machine, CPU time
- * (bench/als_kernel.c MODE 2): 5.3-5.9 us per solve against 13-17 for dposv. It also beats
- * em_la_chol_solve_small from k = 10 (0.39-0.45 against 0.53 us; equal at 9): the k <= 9
+ * (bench/als_kernel.c MODE 2): 5.7-5.8 us per solve against 16.1-16.5 for dposv (rank 30:
+ * 1.9-2.0 against 6.3-6.4; rank 64: 11.1-11.4 against 22.6-23.3). It also beats
+ * em_la_chol_solve_small from k = 10 (0.37-0.38 against 0.53 us; equal at 9): the k <= 9
  * systems stay there. */
 enum { CHOL_AVX2_MIN = 9 };
 
@@ -310,10 +311,9 @@ ALS_AVX2 static int chol_avx2_in(int k, const double *a, double *b, em_err *err,
     for (int p = 0; p + 1 < nb; p++) {
         const int r0 = 4 * p, r1 = r0 + 4, nr1 = k - r1 < 4 ? k - r1 : 4;
         double *up = u + (size_t)r0 * ld, *up1 = up + (size_t)4 * ld;
-        ch_rows(u, ld, up, r1, r1 + 4);
+        ch_rows(u, ld, up, r1, 4 * nb);
         if (ch_diag(k, r1, nr1, up1, ld, dinv, err) < 0)
             return EM_EINVAL;
-        ch_rows(u, ld, up, r1 + 4, 4 * nb);
         if (nr1 == 4)
             ch_panel(r1, up1, ld, dinv);
     }

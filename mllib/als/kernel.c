@@ -325,7 +325,7 @@ static const als_gram_fn gram_kerns[6] = {gram_kern9,  gram_kern10, gram_kern11,
                                           gram_kern12, gram_kern13, gram_kern14};
 
 /* ---------------------------------------------------------------- AVX2 Gram kernel
- * gram_t for CPUs with AVX2 + FMA and no AVX-512 (em_la_simd() == 2), 4 <= k <= 15: four
+ * gram_t for CPUs with AVX2 + FMA and no AVX-512 (em_la_simd() == 2), 1 <= k <= 15: four
  * ratings in the lanes of each FMA, R (R + 1) / 2 FMAs per four ratings (16.5 per rating at
  * rank 10 where em_la_syrk_rows_f32's gather + 4 x 12 blocks do 24, plus a store and a
  * reload of every tile entry). Written for Zen 1 (16 ymm registers; a 256-bit FMA is two
@@ -334,13 +334,20 @@ static const als_gram_fn gram_kerns[6] = {gram_kern9,  gram_kern10, gram_kern11,
  *    uop each; no 256-bit lane-crossing permute, several uops on Zen 1), then widens each
  *    column of four ratings to double (vcvtps2pd) and scales it in double, as
  *    em_la_syrk_rows_f32's gather does (the same products, bit for bit). A row's last
- *    k % 4 floats are read with a masked load: the rows may end at the end of a buffer;
+ *    k % 4 floats are read as such (load_tail): the rows may end at the end of a buffer;
  *  - the upper triangle goes in passes of two rows (i0, i0 + 1) by at most 6 columns (12
- *    accumulators, the two row operands and one column operand: 15 registers, no spill;
- *    one column load per two FMAs); the last <= 4 rows as one triangle (<= 10
- *    accumulators). A pass has at least 6 accumulators, enough chains for the FMA latency.
- * Columns are A_ROWS ratings long: TODO measured. */
-enum { A_ROWS = 128 };
+ *    accumulators, the two row operands and a column operand: 15 registers; gcc folds the
+ *    column loads into the FMAs, one load per FMA, within Zen 1's one 256-bit load per
+ *    cycle); the last <= 4 rows as one triangle (<= 10 accumulators). No spill in the
+ *    passes (objdump -d: no ymm access to the stack in gram_a3..gram_a16).
+ * Measured (CPU ns per rating, rows in L1, bench/als_kernel.c MODE 3, this machine, Zen 1
+ * class, loaded; em_la_syrk_rows_f32 in parentheses): k = 1 4.8 (11.6), 2 4.0 (12.8),
+ * 3 4.9 (10.5), 4 5.6 (15.0), 5 6.4 (15.1), 6 7.8 (16.8), 7 9.3 (13.5), 8 11.4 (20.7),
+ * 9 13.1 (21.4), 10 14.6 (22.3), 11 16.4 (19.8), 12 17.8 (29.1), 13 21.0 (29.7), 14 22.9
+ * (31.5), 15 25.7 (32.7): faster at every k. k >= 16 would need more than 16 columns
+ * (R = 17). Columns of 128 or 256 ratings measured alike (rank 10: 14.5-15.4 against
+ * 14.3-14.7 ns in L1, 24.4-27.0 either way from 480k rows): 256, the solve's tile. */
+enum { A_ROWS = 256 };
 
 /* Passes of gram_a (the schedule of gram_a below, counted for the prefetch slots). */
 static inline __attribute__((always_inline)) int gram_a_passes(const int R)
@@ -393,6 +400,17 @@ gram_a_pass(const int R, const int nr, const int i0, const int j0, const int nc,
                 ext[(i0 + r) * R + j0 + c] += hsum_pd(acc[r][c]);
 }
 
+/* The last m = 1..3 floats of a row, zero-extended, without reading past them. Not
+ * vmaskmovps: on this machine it made every k % 4 != 0 cost up to a fifth more (L1 rows:
+ * k = 9 16.0 -> 13.1 ns per rating, k = 10 17.4 -> 14.6, k = 5 8.4 -> 6.4). */
+ALS_AVX2 static inline __attribute__((always_inline)) __m128 load_tail(const float *p, int m)
+{
+    if (m == 1)
+        return _mm_load_ss(p);
+    __m128 lo = _mm_loadl_pi(_mm_setzero_ps(), (const __m64 *)p);
+    return m == 2 ? lo : _mm_movelh_ps(lo, _mm_load_ss(p + 2));
+}
+
 /* Columns of up to A_ROWS ratings: col[c][s] = scale[s] * rows[s][c] (c < k), col[k][s] =
  * last[s], zero past n up to a multiple of four. */
 ALS_AVX2 static inline __attribute__((always_inline)) void
@@ -401,8 +419,6 @@ gram_a_cols(int k, int n, const float *const *rows, const double *scale, const d
 {
     static const float zero[16];
     static const int64_t lmask[8] = {-1, -1, -1, -1, 0, 0, 0, 0};
-    const __m128i fmask = _mm_loadu_si128((const __m128i *)((const int32_t *)lmask + 8 -
-                                                             2 * (k & 3)));
     for (int s0 = 0; s0 < n; s0 += 4) {
         const float *p[4];
         _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++)
@@ -426,10 +442,10 @@ gram_a_cols(int k, int n, const float *const *rows, const double *scale, const d
                 r2 = _mm_loadu_ps(p[2] + c0);
                 r3 = _mm_loadu_ps(p[3] + c0);
             } else {
-                r0 = _mm_maskload_ps(p[0] + c0, fmask);
-                r1 = _mm_maskload_ps(p[1] + c0, fmask);
-                r2 = _mm_maskload_ps(p[2] + c0, fmask);
-                r3 = _mm_maskload_ps(p[3] + c0, fmask);
+                r0 = load_tail(p[0] + c0, k & 3);
+                r1 = load_tail(p[1] + c0, k & 3);
+                r2 = load_tail(p[2] + c0, k & 3);
+                r3 = load_tail(p[3] + c0, k & 3);
             }
             _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
             __m128 t[4] = {r0, r1, r2, r3};
@@ -483,6 +499,9 @@ gram_a(const int R, int n, const float *const *rows, const double *scale, const 
                    last + s, ext, &pl);                                                      \
         pf_flush(&pl);                                                                       \
     }
+ALS_GRAM_A(2)
+ALS_GRAM_A(3)
+ALS_GRAM_A(4)
 ALS_GRAM_A(5)
 ALS_GRAM_A(6)
 ALS_GRAM_A(7)
@@ -497,15 +516,20 @@ ALS_GRAM_A(15)
 ALS_GRAM_A(16)
 #undef ALS_GRAM_A
 
-enum { A_KMIN = 4, A_KMAX = 15 };   /* the k range of gram_a (dispatched) */
+enum { A_KMIN = 1, A_KMAX = 15 };   /* the k range of gram_a (dispatched) */
 static const als_gram_fn gram_as[A_KMAX - A_KMIN + 1] = {
-    gram_a5,  gram_a6,  gram_a7,  gram_a8,  gram_a9,  gram_a10,
+    gram_a2, gram_a3, gram_a4, gram_a5,  gram_a6,  gram_a7,  gram_a8,  gram_a9,  gram_a10,
     gram_a11, gram_a12, gram_a13, gram_a14, gram_a15, gram_a16};
 #endif
 
-/* The fallback's chunk: em_la_syrk_rows_f32 on PF_CHUNK rows at a time with the matching
- * share of pf issued before each, so the prefetches spread over the tile (rank 50 on AVX2:
- * TODO measured). */
+/* The fallback with a prefetch list: em_la_syrk_rows_f32's two steps (linalg.h: the rows
+ * gathered into tile, then em_la_syrk_tile) with the gather in chunks of PF_CHUNK rows and
+ * the matching share of pf issued before each; the same sums bit for bit as one
+ * em_la_syrk_rows_f32 call. Not em_la_syrk_rows_f32 itself per chunk: at rank 50 on AVX2,
+ * 32-row calls cost a quarter more (rows in L1: 241 against 191 ns per rating; each call
+ * adds its 4 x 12 blocks into ext). So the prefetches only spread over the gather, a tenth
+ * of the tile's time at rank 50; on this machine spreading them over the whole kernel did
+ * not beat a burst anyway (rank 10, gram_a: see bench/als_kernel.c MODE 0 and 3). */
 enum { PF_CHUNK = 32 };
 
 void em__als_gram_rows(int k, int n, const float *const *rows, const double *scale,
@@ -529,6 +553,13 @@ void em__als_gram_rows(int k, int n, const float *const *rows, const double *sca
         gram_as[k - A_KMIN](k, n, rows, scale, last, ext, pf, npf);
         return;
     }
+    if (simd == 3 && k + 1 <= 16 && npf > 0) {
+        /* em_la_syrk_rows_f32 reads these rows directly (linalg.h): no gather to spread
+         * the list over, so it goes in a burst first */
+        pf_list pl = pf_init(k, pf, npf, 1);
+        pf_flush(&pl);
+        npf = 0;
+    }
 #endif
     if (npf <= 0) {
         em_la_syrk_rows_f32(k, n, rows, scale, last, ld, tile, ext);
@@ -539,9 +570,11 @@ void em__als_gram_rows(int k, int n, const float *const *rows, const double *sca
         int m = n - s < PF_CHUNK ? n - s : PF_CHUNK;
         for (int q = 0; q < m; q++)
             pf_step(&pl);
-        em_la_syrk_rows_f32(k, m, rows + s, scale ? scale + s : NULL, last + s, ld, tile, ext);
+        em_la_gather_f32(k, m, rows + s, scale ? scale + s : NULL, last + s, ld,
+                         tile + (size_t)s * (size_t)ld);
     }
     pf_flush(&pl);
+    em_la_syrk_tile(k + 1, n, tile, ld, ext);
 }
 
 int em__als_chol_solve(int k, double *a, double *b, em_err *err)

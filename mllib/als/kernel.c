@@ -140,12 +140,18 @@ ALS_AVX512 static int chol_blocked(int k, const double *a, double *b, em_err *er
 #endif
 
 /* ---------------------------------------------------------------- prefetch list
- * em__als_gram_rows prefetches the rows of the NEXT call (pf, see kernel.h) spread over its
- * own work: the solve used to prefetch a whole tile (256 rows, 256-1024 cache lines) in a
- * burst right before the kernel, and on Zen 1 such a burst stalls on the L1 miss buffers
- * instead of overlapping the previous tile's arithmetic. A kernel counts its work in
- * slots (one per group of rows and pass) and at each slot issues the share of pf rows due
- * by then (Bresenham: slots * npf steps, exactly npf rows after `slots` slots). */
+ * em__als_gram_rows prefetches the rows of the NEXT call (pf, see kernel.h) while it works
+ * on its own: the solve used to prefetch a whole tile (256 rows, 256-1024 cache lines) in
+ * a burst right before the kernel, and on this machine (Zen 1 class, a VM) the prefetch
+ * instructions themselves stall (perf: most of the kernel's samples on the instruction
+ * after a prefetcht0, rows at random among 480k). A kernel counts its work in slots and at
+ * each slot issues the share of pf rows due by then (Bresenham: exactly npf rows after
+ * `slots` slots). The lanes kernels' slots are their transpose's groups of rows (about
+ * one row prefetched per row transposed): measured at rank 10 (gram_a, ns per rating,
+ * rows at random among 480k / 17.7k / in L1): 22.8-23.0 / 23.5-23.9 / 14.6, against
+ * 24.8-25.0 / 23.3-23.5 / 14.7-14.8 with the burst before the kernel and 24.8-25.0 /
+ * 24.0-25.0 / 15.4-15.6 with the slots spread over every pass of the kernel as well
+ * (the stalls then hold up the FMAs). */
 typedef struct pf_list {
     const float *const *pf;
     int npf, next;    /* rows; index of the next one to prefetch */
@@ -286,7 +292,6 @@ gram_t(const int R, int k, int n, const float *const *rows, const double *scale,
                 if (j > i0)
                     acc1[j] = _mm512_fmadd_pd(ci1, cj, acc1[j]);
             }
-            pf_step(pl);
         }
         _Pragma("GCC unroll 16") for (int j = 0; j < 16; j++) {
             if (j < i0 || j >= R)
@@ -298,14 +303,13 @@ gram_t(const int R, int k, int n, const float *const *rows, const double *scale,
     }
 }
 
-/* Slots of pf_list (see pf_step): per eight ratings one in the transpose and one per pass
- * of gram_t (ceil(R / 2) row pairs). */
+/* Slots of pf_list (see pf_step): one per eight ratings, in the transpose (as gram_a). */
 #define ALS_GRAM_KERN(R)                                                                     \
     ALS_AVX512 static void gram_kern##R(int k, int n, const float *const *rows,             \
                                         const double *scale, const double *last, double *ext, \
                                         const float *const *pf, int npf)                    \
     {                                                                                        \
-        pf_list pl = pf_init(k, pf, npf, (long)((n + 7) / 8 + 1) * ((R + 1) / 2 + 1));      \
+        pf_list pl = pf_init(k, pf, npf, (long)((n + 7) / 8));                              \
         for (int s = 0; s < n; s += T_ROWS)                                                  \
             gram_t(R, k, n - s < T_ROWS ? n - s : T_ROWS, rows + s, scale ? scale + s : NULL, \
                    last + s, ext, &pl);                                                      \
@@ -349,18 +353,6 @@ static const als_gram_fn gram_kerns[6] = {gram_kern9,  gram_kern10, gram_kern11,
  * 14.3-14.7 ns in L1, 24.4-27.0 either way from 480k rows): 256, the solve's tile. */
 enum { A_ROWS = 256 };
 
-/* Passes of gram_a (the schedule of gram_a below, counted for the prefetch slots). */
-static inline __attribute__((always_inline)) int gram_a_passes(const int R)
-{
-    int p = 0;
-    for (int i0 = 0; i0 < R; i0 += 2) {
-        if (R - i0 <= 4)
-            return p + 1;
-        p += (R - i0 + 5) / 6;
-    }
-    return p;
-}
-
 ALS_AVX2 static inline __attribute__((always_inline)) double hsum_pd(__m256d v)
 {
     __m128d a = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
@@ -371,7 +363,7 @@ ALS_AVX2 static inline __attribute__((always_inline)) double hsum_pd(__m256d v)
  * the diagonal skipped), over ng groups of four ratings. */
 ALS_AVX2 static inline __attribute__((always_inline)) void
 gram_a_pass(const int R, const int nr, const int i0, const int j0, const int nc, int ng,
-            const double (*col)[A_ROWS], double *ext, pf_list *pl)
+            const double (*col)[A_ROWS], double *ext)
 {
     __m256d acc[4][6];
     _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++)
@@ -392,7 +384,6 @@ gram_a_pass(const int R, const int nr, const int i0, const int j0, const int nc,
                 if (r < nr && j >= i0 + r)
                     acc[r][c] = _mm256_fmadd_pd(ci[r], cj, acc[r][c]);
         }
-        pf_step(pl);
     }
     _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++)
         _Pragma("GCC unroll 6") for (int c = 0; c < 6; c++)
@@ -475,7 +466,7 @@ gram_a(const int R, int n, const float *const *rows, const double *scale, const 
             break;
         const int w = R - i0;
         if (w <= 4) {
-            gram_a_pass(R, w, i0, i0, w, ng, (const double (*)[A_ROWS])col, ext, pl);
+            gram_a_pass(R, w, i0, i0, w, ng, (const double (*)[A_ROWS])col, ext);
             break;
         }
         const int nch = (w + 5) / 6, cw = (w + nch - 1) / nch;
@@ -483,7 +474,7 @@ gram_a(const int R, int n, const float *const *rows, const double *scale, const 
             if (ch >= nch)
                 break;
             const int j0 = i0 + ch * cw, nc = R - j0 < cw ? R - j0 : cw;
-            gram_a_pass(R, 2, i0, j0, nc, ng, (const double (*)[A_ROWS])col, ext, pl);
+            gram_a_pass(R, 2, i0, j0, nc, ng, (const double (*)[A_ROWS])col, ext);
         }
     }
 }
@@ -493,7 +484,7 @@ gram_a(const int R, int n, const float *const *rows, const double *scale, const 
                                    const double *scale, const double *last, double *ext,     \
                                    const float *const *pf, int npf)                          \
     {                                                                                        \
-        pf_list pl = pf_init(k, pf, npf, (long)((n + 3) / 4) * (gram_a_passes(R) + 1));     \
+        pf_list pl = pf_init(k, pf, npf, (long)((n + 3) / 4));     \
         for (int s = 0; s < n; s += A_ROWS)                                                  \
             gram_a(R, n - s < A_ROWS ? n - s : A_ROWS, rows + s, scale ? scale + s : NULL,   \
                    last + s, ext, &pl);                                                      \

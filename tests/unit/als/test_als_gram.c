@@ -2,12 +2,13 @@
  * mllib/als/kernel.c) against the linalg one (em_la_syrk_rows_f32), whatever the CPU
  * dispatches to: ratings in the lanes (AVX2 + FMA: 1 <= k <= 15, four per FMA; AVX-512:
  * 8 <= k <= 13, eight per FMA) or the linalg kernel itself (its gather chunked when a
- * prefetch list is given). For every k from 1 to 20, with and without the implicit scale, n from 1 to
- * past two of the kernels' column tiles (every n % 8), from a non-zero starting triangle:
- * the same sums to 1e-12 relative (bit for bit where the fallback runs), and bit for bit
- * the same on a second call. Each row
- * is its own allocation of exactly k floats (the address sanitizer catches a read past
- * it); the prefetch list is NULL, the next rows, or rows shorter than a cache line. */
+ * prefetch list is given). For every k from 1 to 20, with and without the implicit scale,
+ * n from 1 to past two of the kernels' column tiles (every n % 8), from a non-zero
+ * starting triangle: the same sums to 1e-12 relative (bit for bit where the fallback
+ * runs), bit for bit the same on a second call, the lower triangle untouched. Each row is
+ * its own allocation of exactly k floats (the address sanitizer catches a read past it);
+ * the prefetch list is empty, the rows after the tile, or more rows than the kernel has
+ * groups of work. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdbool.h>

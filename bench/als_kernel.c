@@ -173,27 +173,26 @@ int main(int argc, char **argv)
     if (mode == 0)
         n = fill(k, STRIDE, f, src, r, NR, 0, yp[0], last[0], 1);
     for (long i = 0; i < nt; i++) {
-        int e = (int)(i / ntile), b = (int)(i & 1);
+        int b = (int)(i & 1);
         if (i % ntile == 0)
             memset(ext, 0, sizeof ext);
-        if (mode == 0) {
+        if (mode == 0)
             nn = i + 1 < nt ? fill(k, STRIDE, f, src, r, NR, i + 1, yp[!b], last[!b], 0) : 0;
-        } else {
+        else
             n = fill(k, STRIDE, f, src, r, NR, i, yp[b], last[b], 1);
-        }
         if (mode == 1)
             ext[0] += yp[b][n - 1][0] + last[b][0];
         else
-            gram(k, n, yp[b], last[b], mode == 0 ? yp[!b] : NULL, mode == 0 ? nn : 0, tile, ext);
-        n = nn;
+            gram(k, n, yp[b], last[b], mode == 0 ? yp[!b] : NULL, nn, tile, ext);
+        if (mode == 0)
+            n = nn;
         if (i % ntile == ntile - 1)
             for (int q = 0; q < (k + 1) * (k + 1); q++)   /* every entry: same bits, same check */
                 sum += ext[q] * (1 + q % 7);
-        (void)e;
     }
     double dt = cpu_s() - t0;
-    printf("rank %d, %u rows, window %u, mode %d, %d per entity: %.2f ns per rating (check %.17g)\n", k, nu,
-           win, mode, NR, dt * 1e9 / ((double)NE * NR), sum);
+    printf("rank %d, %u rows, window %u, mode %d, %d per entity: %.2f ns per rating "
+           "(check %.17g)\n", k, nu, win, mode, NR, dt * 1e9 / ((double)NE * NR), sum);
     free(f);
     free(src);
     free(r);

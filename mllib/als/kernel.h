@@ -34,7 +34,8 @@ int em__als_chol_solve(int k, double *a, double *b, em_err *err);
  * a time; em_la_syrk_rows_f32's AVX-512 kernel for k < 16: in a burst before it), so that
  * the next tile's memory latency overlaps this tile's arithmetic. A hint only: the sums do
  * not depend on pf. Any thread (thread-local scratch). */
-#define EM__ALS_GRAM_PF 1   /* this signature (with pf, npf): bench/als_kernel.c builds against older ones */
+/* Defined with this signature (pf, npf): bench/als_kernel.c also builds against older ones. */
+#define EM__ALS_GRAM_PF 1
 void em__als_gram_rows(int k, int n, const float *const *rows, const double *scale,
                        const double *last, const float *const *pf, int npf, int ld,
                        double *tile, double *ext);

@@ -69,11 +69,11 @@ static void check_k(int k, int pfmode)
                     double x = a[i * k1 + j], y = b[i * k1 + j];
                     cr_assert(memcmp(&a[i * k1 + j], &c[i * k1 + j], 8) == 0,
                               "k %d scale %d n %d pf %d: entry (%d, %d) differs between "
-                              "calls", k, sc, n, pfmode, i, j);
-                    cr_assert(lanes ? fabs(x - y) <= 1e-12 * (fabs(y) + 1)
-                                    : memcmp(&x, &y, 8) == 0,
-                              "k %d scale %d n %d pf %d: entry (%d, %d) %.17g != %.17g", k,
-                              sc, n, pfmode, i, j, x, y);
+                              "calls",
+                              k, sc, n, pfmode, i, j);
+                    cr_assert(lanes ? fabs(x - y) <= 1e-12 * (fabs(y) + 1) : memcmp(&x, &y, 8) == 0,
+                              "k %d scale %d n %d pf %d: entry (%d, %d) %.17g != %.17g", k, sc, n,
+                              pfmode, i, j, x, y);
                 }
             /* the lower triangle is never written */
             for (int i = 0; i < k1; i++)

@@ -9,7 +9,61 @@
 #include <immintrin.h>
 
 #define ALS_AVX512 __attribute__((target("avx512f")))
+#define ALS_AVX2 __attribute__((target("avx2,fma")))
 
+#endif
+
+/* ---------------------------------------------------------------- prefetch list
+ * em__als_gram_rows prefetches the rows of the NEXT call (pf, see kernel.h) while it works
+ * on its own: the solve used to prefetch a whole tile (256 rows, 256-1024 cache lines) in
+ * a burst right before the kernel, and on this machine (Zen 1 class, a VM) the prefetch
+ * instructions themselves stall (perf: most of the kernel's samples on the instruction
+ * after a prefetcht0, rows at random among 480k). A kernel counts its work in slots and at
+ * each slot issues the share of pf rows due by then (Bresenham: exactly npf rows after
+ * `slots` slots). The lanes kernels' slots are their transpose's groups of rows (about
+ * one row prefetched per row transposed): measured at rank 10 (gram_a, ns per rating,
+ * rows at random among 480k / 17.7k / in L1): 22.8-23.0 / 23.5-23.9 / 14.6, against
+ * 24.8-25.0 / 23.3-23.5 / 14.7-14.8 with the burst before the kernel and 24.8-25.0 /
+ * 24.0-25.0 / 15.4-15.6 with the slots spread over every pass of the kernel as well
+ * (the stalls then hold up the FMAs). */
+typedef struct pf_list {
+    const float *const *pf;
+    int npf, next;    /* rows; index of the next one to prefetch */
+    long acc, slots;  /* npf added per slot; a row issued per `slots` */
+    size_t bytes;     /* 4 k */
+} pf_list;
+
+/* Every cache line of one row (a rank-50 row spans 4-5 lines), each line once. */
+static inline __attribute__((always_inline)) void pf_row(const float *p, size_t b)
+{
+    uintptr_t a = (uintptr_t)p & ~(uintptr_t)63, e = (uintptr_t)p + b - 1;
+    for (; a <= e; a += 64)
+        __builtin_prefetch((const void *)a, 0, 3);
+}
+
+static inline __attribute__((always_inline)) void pf_step(pf_list *l)
+{
+    l->acc += l->npf;
+    while (l->acc >= l->slots && l->next < l->npf) {
+        l->acc -= l->slots;
+        pf_row(l->pf[l->next++], l->bytes);
+    }
+}
+
+/* The rows not issued yet (a kernel whose slot count was an estimate; n = 0). */
+static void pf_flush(pf_list *l)
+{
+    while (l->next < l->npf)
+        pf_row(l->pf[l->next++], l->bytes);
+}
+
+static pf_list pf_init(int k, const float *const *pf, int npf, long slots)
+{
+    return (pf_list){.pf = pf, .npf = npf, .slots = slots > 0 ? slots : 1,
+                     .bytes = (size_t)k * 4};
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
 enum { T_ROWS = 256 };   /* ratings per column tile of gram_t (32 KiB of columns) */
 
 /* The Gram kernel of em__als_gram_rows for 8 <= k <= 13 (R = k + 1 columns; see kernel.h),
@@ -27,7 +81,7 @@ enum { T_ROWS = 256 };   /* ratings per column tile of gram_t (32 KiB of columns
  * them): equal to rounding, and the same for the same rows in the same order. */
 ALS_AVX512 static inline __attribute__((always_inline)) void
 gram_t(const int R, int k, int n, const float *const *rows, const double *scale,
-       const double *last, double *ext)
+       const double *last, double *ext, pf_list *pl)
 {
     static _Thread_local double col[16][T_ROWS] __attribute__((aligned(64)));
     static const float zero[16] __attribute__((aligned(64)));
@@ -89,6 +143,7 @@ gram_t(const int R, int k, int n, const float *const *rows, const double *scale,
             }
         }
         _mm512_store_pd(col[k] + s0, _mm512_maskz_loadu_pd(in, last + s0));
+        pf_step(pl);
     }
     /* passes over row pairs (i0, i0 + 1): accumulators (i, j) for j >= i in registers */
     _Pragma("GCC unroll 8") for (int i0 = 0; i0 < 16; i0 += 2) {
@@ -122,13 +177,17 @@ gram_t(const int R, int k, int n, const float *const *rows, const double *scale,
     }
 }
 
+/* Slots of pf_list (see pf_step): one per eight ratings, in the transpose (as gram_a). */
 #define ALS_GRAM_KERN(R)                                                                     \
     ALS_AVX512 static void gram_kern##R(int k, int n, const float *const *rows,             \
-                                        const double *scale, const double *last, double *ext) \
+                                        const double *scale, const double *last, double *ext, \
+                                        const float *const *pf, int npf)                    \
     {                                                                                        \
+        pf_list pl = pf_init(k, pf, npf, (long)((n + 7) / 8));                              \
         for (int s = 0; s < n; s += T_ROWS)                                                  \
             gram_t(R, k, n - s < T_ROWS ? n - s : T_ROWS, rows + s, scale ? scale + s : NULL, \
-                   last + s, ext);                                                           \
+                   last + s, ext, &pl);                                                      \
+        pf_flush(&pl);                                                                       \
     }
 ALS_GRAM_KERN(9)
 ALS_GRAM_KERN(10)
@@ -139,21 +198,246 @@ ALS_GRAM_KERN(14)
 #undef ALS_GRAM_KERN
 
 typedef void (*als_gram_fn)(int, int, const float *const *, const double *, const double *,
-                            double *);
+                            double *, const float *const *, int);
 static const als_gram_fn gram_kerns[6] = {gram_kern9,  gram_kern10, gram_kern11,
                                           gram_kern12, gram_kern13, gram_kern14};
+
+/* ---------------------------------------------------------------- AVX2 Gram kernel
+ * gram_t for CPUs with AVX2 + FMA and no AVX-512 (em_la_simd() == 2), 1 <= k <= 15: four
+ * ratings in the lanes of each FMA, R (R + 1) / 2 FMAs per four ratings (16.5 per rating at
+ * rank 10 where em_la_syrk_rows_f32's gather + 4 x 12 blocks do 24, plus a store and a
+ * reload of every tile entry). Written for Zen 1 (16 ymm registers; a 256-bit FMA is two
+ * uops on the two 128-bit FMA pipes, about one per cycle; one 256-bit load per cycle):
+ *  - the transpose works on 4 x 4 floats (_MM_TRANSPOSE4_PS: eight 128-bit shuffles, one
+ *    uop each; no 256-bit lane-crossing permute, several uops on Zen 1), then widens each
+ *    column of four ratings to double (vcvtps2pd) and scales it in double, as
+ *    em_la_syrk_rows_f32's gather does (the same products, bit for bit). A row's last
+ *    k % 4 floats are read as such (load_tail): the rows may end at the end of a buffer;
+ *  - the upper triangle goes in passes of two rows (i0, i0 + 1) by at most 6 columns (12
+ *    accumulators, the two row operands and a column operand: 15 registers; gcc folds the
+ *    column loads into the FMAs, one load per FMA, within Zen 1's one 256-bit load per
+ *    cycle); the last <= 4 rows as one triangle (<= 10 accumulators). No spill in the
+ *    passes (objdump -d: no ymm access to the stack in gram_a3..gram_a16).
+ * Measured (CPU ns per rating, rows in L1, bench/als_kernel.c MODE 3, this machine, Zen 1
+ * class, loaded; em_la_syrk_rows_f32 in parentheses): k = 1 4.8 (11.6), 2 4.0 (12.8),
+ * 3 4.9 (10.5), 4 5.6 (15.0), 5 6.4 (15.1), 6 7.8 (16.8), 7 9.3 (13.5), 8 11.4 (20.7),
+ * 9 13.1 (21.4), 10 14.6 (22.3), 11 16.4 (19.8), 12 17.8 (29.1), 13 21.0 (29.7), 14 22.9
+ * (31.5), 15 25.7 (32.7): faster at every k. k >= 16 would need more than 16 columns
+ * (R = 17). Columns of 128 or 256 ratings measured alike (rank 10: 14.5-15.4 against
+ * 14.3-14.7 ns in L1, 24.4-27.0 either way from 480k rows): 256, the solve's tile. */
+enum { A_ROWS = 256 };
+
+ALS_AVX2 static inline __attribute__((always_inline)) double hsum_pd(__m256d v)
+{
+    __m128d a = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(a, _mm_unpackhi_pd(a, a)));
+}
+
+/* One pass: rows i0..i0+nr-1 x columns j0..j0+nc-1 of the upper triangle (entries left of
+ * the diagonal skipped), over ng groups of four ratings. */
+ALS_AVX2 static inline __attribute__((always_inline)) void
+gram_a_pass(const int R, const int nr, const int i0, const int j0, const int nc, int ng,
+            const double (*col)[A_ROWS], double *ext)
+{
+    __m256d acc[4][6];
+    _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++)
+        _Pragma("GCC unroll 6") for (int c = 0; c < 6; c++)
+            acc[r][c] = _mm256_setzero_pd();
+    for (int g = 0; g < ng; g++) {
+        const int s0 = 4 * g;
+        __m256d ci[4];
+        _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++)
+            if (r < nr)
+                ci[r] = _mm256_load_pd(col[i0 + r] + s0);
+        _Pragma("GCC unroll 6") for (int c = 0; c < 6; c++) {
+            const int j = j0 + c;
+            if (c >= nc)
+                break;
+            __m256d cj = j < i0 + nr ? ci[j - i0] : _mm256_load_pd(col[j] + s0);
+            _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++)
+                if (r < nr && j >= i0 + r)
+                    acc[r][c] = _mm256_fmadd_pd(ci[r], cj, acc[r][c]);
+        }
+    }
+    _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++)
+        _Pragma("GCC unroll 6") for (int c = 0; c < 6; c++)
+            if (r < nr && c < nc && j0 + c >= i0 + r)
+                ext[(i0 + r) * R + j0 + c] += hsum_pd(acc[r][c]);
+}
+
+/* The last m = 1..3 floats of a row, zero-extended, without reading past them. Not
+ * vmaskmovps: on this machine it made every k % 4 != 0 cost up to a fifth more (L1 rows:
+ * k = 9 16.0 -> 13.1 ns per rating, k = 10 17.4 -> 14.6, k = 5 8.4 -> 6.4). */
+ALS_AVX2 static inline __attribute__((always_inline)) __m128 load_tail(const float *p, int m)
+{
+    if (m == 1)
+        return _mm_load_ss(p);
+    __m128 lo = _mm_loadl_pi(_mm_setzero_ps(), (const __m64 *)p);
+    return m == 2 ? lo : _mm_movelh_ps(lo, _mm_load_ss(p + 2));
+}
+
+/* Columns of up to A_ROWS ratings: col[c][s] = scale[s] * rows[s][c] (c < k), col[k][s] =
+ * last[s], zero past n up to a multiple of four. */
+ALS_AVX2 static inline __attribute__((always_inline)) void
+gram_a_cols(int k, int n, const float *const *rows, const double *scale, const double *last,
+            double (*col)[A_ROWS], pf_list *pl)
+{
+    static const float zero[16];
+    static const int64_t lmask[8] = {-1, -1, -1, -1, 0, 0, 0, 0};
+    for (int s0 = 0; s0 < n; s0 += 4) {
+        const float *p[4];
+        _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++)
+            p[q] = s0 + q < n ? rows[s0 + q] : zero;
+        __m256d sc = _mm256_set1_pd(1.0), la;
+        if (s0 + 4 <= n) {
+            la = _mm256_loadu_pd(last + s0);
+            if (scale)
+                sc = _mm256_loadu_pd(scale + s0);
+        } else {
+            __m256i m = _mm256_loadu_si256((const __m256i *)(lmask + 4 - (n - s0)));
+            la = _mm256_maskload_pd(last + s0, m);
+            if (scale)
+                sc = _mm256_maskload_pd(scale + s0, m);
+        }
+        for (int c0 = 0; c0 < k; c0 += 4) {
+            __m128 r0, r1, r2, r3;
+            if (c0 + 4 <= k) {
+                r0 = _mm_loadu_ps(p[0] + c0);
+                r1 = _mm_loadu_ps(p[1] + c0);
+                r2 = _mm_loadu_ps(p[2] + c0);
+                r3 = _mm_loadu_ps(p[3] + c0);
+            } else {
+                r0 = load_tail(p[0] + c0, k & 3);
+                r1 = load_tail(p[1] + c0, k & 3);
+                r2 = load_tail(p[2] + c0, k & 3);
+                r3 = load_tail(p[3] + c0, k & 3);
+            }
+            _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+            __m128 t[4] = {r0, r1, r2, r3};
+            _Pragma("GCC unroll 4") for (int m = 0; m < 4; m++) {
+                if (c0 + m >= k)
+                    break;
+                __m256d d = _mm256_cvtps_pd(t[m]);
+                if (scale)
+                    d = _mm256_mul_pd(sc, d);
+                _mm256_store_pd(col[c0 + m] + s0, d);
+            }
+        }
+        _mm256_store_pd(col[k] + s0, la);
+        pf_step(pl);
+    }
+}
+
+ALS_AVX2 static inline __attribute__((always_inline)) void
+gram_a(const int R, int n, const float *const *rows, const double *scale, const double *last,
+       double *ext, pf_list *pl)
+{
+    static _Thread_local double col[16][A_ROWS] __attribute__((aligned(64)));
+    const int ng = (n + 3) >> 2;   /* n <= A_ROWS */
+    gram_a_cols(R - 1, n, rows, scale, last, col, pl);
+    _Pragma("GCC unroll 8") for (int i0 = 0; i0 < 16; i0 += 2) {
+        if (i0 >= R)
+            break;
+        const int w = R - i0;
+        if (w <= 4) {
+            gram_a_pass(R, w, i0, i0, w, ng, (const double (*)[A_ROWS])col, ext);
+            break;
+        }
+        const int nch = (w + 5) / 6, cw = (w + nch - 1) / nch;
+        _Pragma("GCC unroll 3") for (int ch = 0; ch < 3; ch++) {
+            if (ch >= nch)
+                break;
+            const int j0 = i0 + ch * cw, nc = R - j0 < cw ? R - j0 : cw;
+            gram_a_pass(R, 2, i0, j0, nc, ng, (const double (*)[A_ROWS])col, ext);
+        }
+    }
+}
+
+#define ALS_GRAM_A(R)                                                                        \
+    ALS_AVX2 static void gram_a##R(int k, int n, const float *const *rows,                  \
+                                   const double *scale, const double *last, double *ext,     \
+                                   const float *const *pf, int npf)                          \
+    {                                                                                        \
+        pf_list pl = pf_init(k, pf, npf, (long)((n + 3) / 4));     \
+        for (int s = 0; s < n; s += A_ROWS)                                                  \
+            gram_a(R, n - s < A_ROWS ? n - s : A_ROWS, rows + s, scale ? scale + s : NULL,   \
+                   last + s, ext, &pl);                                                      \
+        pf_flush(&pl);                                                                       \
+    }
+ALS_GRAM_A(2)
+ALS_GRAM_A(3)
+ALS_GRAM_A(4)
+ALS_GRAM_A(5)
+ALS_GRAM_A(6)
+ALS_GRAM_A(7)
+ALS_GRAM_A(8)
+ALS_GRAM_A(9)
+ALS_GRAM_A(10)
+ALS_GRAM_A(11)
+ALS_GRAM_A(12)
+ALS_GRAM_A(13)
+ALS_GRAM_A(14)
+ALS_GRAM_A(15)
+ALS_GRAM_A(16)
+#undef ALS_GRAM_A
+
+enum { A_KMIN = 1, A_KMAX = 15 };   /* the k range of gram_a (dispatched) */
+static const als_gram_fn gram_as[A_KMAX - A_KMIN + 1] = {
+    gram_a2, gram_a3, gram_a4, gram_a5,  gram_a6,  gram_a7,  gram_a8,  gram_a9,  gram_a10,
+    gram_a11, gram_a12, gram_a13, gram_a14, gram_a15, gram_a16};
 #endif
 
+/* The fallback with a prefetch list: em_la_syrk_rows_f32's two steps (linalg.h: the rows
+ * gathered into tile, then em_la_syrk_tile) with the gather in chunks of PF_CHUNK rows and
+ * the matching share of pf issued before each; the same sums bit for bit as one
+ * em_la_syrk_rows_f32 call. Not em_la_syrk_rows_f32 itself per chunk: at rank 50 on AVX2,
+ * 32-row calls cost a quarter more (rows in L1: 241 against 191 ns per rating; each call
+ * adds its 4 x 12 blocks into ext). So the prefetches only spread over the gather, a tenth
+ * of the tile's time at rank 50; on this machine spreading them over the whole kernel did
+ * not beat a burst anyway (rank 10, gram_a: see bench/als_kernel.c MODE 0 and 3). */
+enum { PF_CHUNK = 32 };
+
 void em__als_gram_rows(int k, int n, const float *const *rows, const double *scale,
-                       const double *last, int ld, double *tile, double *ext)
+                       const double *last, const float *const *pf, int npf, int ld,
+                       double *tile, double *ext)
 {
-    if (n <= 0 || k <= 0)
+    if (k <= 0)
         return;
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (k >= 8 && k <= 13 && em_la_simd() >= 3) {
-        gram_kerns[k - 8](k, n, rows, scale, last, ext);
+    if (n <= 0) {
+        pf_list pl = pf_init(k, pf, npf, 1);
+        pf_flush(&pl);
         return;
     }
+#if defined(__x86_64__) && defined(__GNUC__)
+    int simd = em_la_simd();
+    if (k >= 8 && k <= 13 && simd >= 3) {
+        gram_kerns[k - 8](k, n, rows, scale, last, ext, pf, npf);
+        return;
+    }
+    if (k >= A_KMIN && k <= A_KMAX && simd == 2) {
+        gram_as[k - A_KMIN](k, n, rows, scale, last, ext, pf, npf);
+        return;
+    }
+    if (simd == 3 && k + 1 <= 16 && npf > 0) {
+        /* em_la_syrk_rows_f32 reads these rows directly (linalg.h): no gather to spread
+         * the list over, so it goes in a burst first */
+        pf_list pl = pf_init(k, pf, npf, 1);
+        pf_flush(&pl);
+        npf = 0;
+    }
 #endif
-    em_la_syrk_rows_f32(k, n, rows, scale, last, ld, tile, ext);
+    if (npf <= 0) {
+        em_la_syrk_rows_f32(k, n, rows, scale, last, ld, tile, ext);
+        return;
+    }
+    pf_list pl = pf_init(k, pf, npf, n);
+    for (int s = 0; s < n; s += PF_CHUNK) {
+        int m = n - s < PF_CHUNK ? n - s : PF_CHUNK;
+        for (int q = 0; q < m; q++)
+            pf_step(&pl);
+        em_la_gather_f32(k, m, rows + s, scale ? scale + s : NULL, last + s, ld,
+                         tile + (size_t)s * (size_t)ld);
+    }
+    pf_flush(&pl);
+    em_la_syrk_tile(k + 1, n, tile, ld, ext);
 }

@@ -1,17 +1,15 @@
 /* bench/als_kernel.c - micro-benchmark of the ALS solve's Gram kernel (em__als_gram_rows,
  * mllib/als/kernel.c) on the item side's access pattern: NE entities with NR ratings each
  * whose factor rows (stride 8 or 16 floats up to rank 16, RANK floats above: the solve's
- * message buffer) are drawn at random from the first WINDOW of NU rows, decoded a tile of
- * 256 at a time. WINDOW 256 keeps the rows in L1 (the kernel's own speed); WINDOW = NU
- * reads 30 MB at random (the item side at Netflix scale).
+ * message buffer) are
+ * drawn at random from the first WINDOW of NU rows, gathered a tile of 256 at a time with a
+ * prefetch of each row's cache lines as mllib/als/solve.c gather() does. WINDOW 256 keeps
+ * the rows in L1 (the kernel's own speed); WINDOW = NU reads 30 MB at random (the item side
+ * at Netflix scale).
  * Prints CPU nanoseconds per rating. Usage (bench/als_kernel.sh builds it against a build's
- * static libraries and headers): als_kernel [RANK [NU [WINDOW [MODE [NR]]]]]. MODE 0: the
- * tiles pipelined, tile i + 1 decoded before the kernel runs on tile i, which prefetches
- * it (em__als_gram_rows' pf list); MODE 3: tile i decoded with a burst prefetch of every
- * row's cache lines right before the kernel runs on it (solve.c gather() before the pf
- * list; an older build's MODE 0 is MODE 3 with the next tile's burst instead); MODE 1:
- * decoding with the burst only (the kernel's share is the difference to 3). NR ratings per
- * entity (default 5600, an item's at Netflix scale; a user has about 200 of 17.7k items).
+ * static libraries): als_kernel [RANK [NU [WINDOW [MODE [NR]]]]], MODE 0 gather then kernel
+ * per tile, 1 gather only (the kernel's share is the difference); NR ratings per entity
+ * (default 5600, an item's at Netflix scale; a user has about 200 of 17.7k items).
  * MODE 2 times em__als_chol_solve instead: CPU microseconds per k x k solve, on
  * systems built from the Gram sums of NR random rows plus lambda n I. */
 #define _GNU_SOURCE
@@ -92,45 +90,6 @@ static int chol_bench(int k, const float *f, uint32_t nu, int nr)
     return 0;
 }
 
-/* Decodes tile i (of all entities' tiles in order) into yp and last; prefetches every cache
- * line of each row if pf (solve.c gather()'s burst). Returns the tile's rows. */
-static int fill(int k, int stride, const float *f, const uint32_t *src, const float *r, int nr,
-                long i, const float **yp, double *last, int pf)
-{
-    enum { T = 256 };
-    const int ntile = (nr + T - 1) / T;
-    long e = i / ntile;
-    int t = (int)(i % ntile) * T, n = nr - t < T ? nr - t : T;
-    for (int s = 0; s < n; s++) {
-        yp[s] = f + (size_t)src[(size_t)e * nr + t + s] * stride;
-        last[s] = r[(size_t)e * nr + t + s];
-        if (pf) {
-            for (int o = 0; o < 4 * k; o += 64)   /* solve.c prefetch_row */
-                __builtin_prefetch((const char *)yp[s] + o, 0, 3);
-            __builtin_prefetch((const char *)yp[s] + 4 * k - 1, 0, 3);
-        }
-    }
-    return n;
-}
-
-/* The kernel, through whichever signature the build's kernel.h has (an older build: no
- * prefetch list, MODE 0 is then MODE 3 with the decoding of the next tile added). */
-static void gram(int k, int n, const float *const *yp, const double *last,
-                 const float *const *pf, int npf, double *tile, double *ext)
-{
-#ifdef EM__ALS_GRAM_PF
-    em__als_gram_rows(k, n, yp, NULL, last, pf, npf, (k + 4) & ~3, tile, ext);
-#else
-    if (pf)
-        for (int s = 0; s < npf; s++) {
-            for (int o = 0; o < 4 * k; o += 64)
-                __builtin_prefetch((const char *)pf[s] + o, 0, 3);
-            __builtin_prefetch((const char *)pf[s] + 4 * k - 1, 0, 3);
-        }
-    em__als_gram_rows(k, n, yp, NULL, last, (k + 4) & ~3, tile, ext);
-#endif
-}
-
 int main(int argc, char **argv)
 {
     int k = argc > 1 ? atoi(argv[1]) : 10;
@@ -159,40 +118,33 @@ int main(int argc, char **argv)
         src[i] = next() % win;
         r[i] = 1.0f + (float)(next() % 5);
     }
-    static const float *yp[2][T];
-    static double last[2][T], ext[65 * 65], tile[T * 68];
+    static const float *yp[T];
+    static double last[T], ext[65 * 65], tile[T * 68];
     if (mode == 2)
         return chol_bench(k, f, nu, NR);
-    /* The tiles of all entities in order; tile i in buffer i % 2. MODE 0 decodes tile i + 1
-     * before the kernel runs on tile i and passes it as the prefetch list; MODE 1 and 3
-     * decode tile i with a burst of prefetches right before (3: the kernel on it). */
-    const int ntile = (NR + T - 1) / T;
-    const long nt = (long)NE * ntile;
     double sum = 0, t0 = cpu_s();
-    int n = 0, nn = 0;
-    if (mode == 0)
-        n = fill(k, STRIDE, f, src, r, NR, 0, yp[0], last[0], 1);
-    for (long i = 0; i < nt; i++) {
-        int b = (int)(i & 1);
-        if (i % ntile == 0)
-            memset(ext, 0, sizeof ext);
-        if (mode == 0)
-            nn = i + 1 < nt ? fill(k, STRIDE, f, src, r, NR, i + 1, yp[!b], last[!b], 0) : 0;
-        else
-            n = fill(k, STRIDE, f, src, r, NR, i, yp[b], last[b], 1);
-        if (mode == 1)
-            ext[0] += yp[b][n - 1][0] + last[b][0];
-        else
-            gram(k, n, yp[b], last[b], mode == 0 ? yp[!b] : NULL, nn, tile, ext);
-        if (mode == 0)
-            n = nn;
-        if (i % ntile == ntile - 1)
-            for (int q = 0; q < (k + 1) * (k + 1); q++)   /* every entry: same bits, same check */
-                sum += ext[q] * (1 + q % 7);
+    for (int e = 0; e < NE; e++) {
+        memset(ext, 0, sizeof ext);
+        for (int t = 0; t < NR; t += T) {
+            int n = NR - t < T ? NR - t : T;
+            for (int s = 0; s < n; s++) {
+                yp[s] = f + (size_t)src[(size_t)e * NR + t + s] * STRIDE;
+                last[s] = r[(size_t)e * NR + t + s];
+                for (int o = 0; o < 4 * k; o += 64)   /* solve.c prefetch_row */
+                    __builtin_prefetch((const char *)yp[s] + o, 0, 3);
+                __builtin_prefetch((const char *)yp[s] + 4 * k - 1, 0, 3);
+            }
+            if (mode == 1)
+                ext[0] += yp[n - 1][0] + last[0];
+            else
+                em__als_gram_rows(k, n, yp, NULL, last, (k + 4) & ~3, tile, ext);
+        }
+        for (int i = 0; i < (k + 1) * (k + 1); i++)   /* every entry: same bits, same check */
+            sum += ext[i] * (1 + i % 7);
     }
     double dt = cpu_s() - t0;
-    printf("rank %d, %u rows, window %u, mode %d, %d per entity: %.2f ns per rating "
-           "(check %.17g)\n", k, nu, win, mode, NR, dt * 1e9 / ((double)NE * NR), sum);
+    printf("rank %d, %u rows, window %u, mode %d, %d per entity: %.2f ns per rating (check %.17g)\n", k, nu,
+           win, mode, NR, dt * 1e9 / ((double)NE * NR), sum);
     free(f);
     free(src);
     free(r);

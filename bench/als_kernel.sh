@@ -1,15 +1,11 @@
 #!/usr/bin/env bash
 # bench/als_kernel.sh [BUILD_DIR [BASE_BUILD_DIR]] - builds bench/als_kernel.c against the
 # static libraries of BUILD_DIR (default build) and, if given, of BASE_BUILD_DIR (an older
-# build, e.g. /work/main/build), each with the headers of its source tree (the build
-# directory's parent when it holds mllib/als/kernel.h), then runs them alternately, three
-# rounds: ranks 10 and 50, rows in L1 (window 256), at random among 480k rows (5600
-# ratings per item: the item side at Netflix scale; 30 MB at rank 10, 96 MB at rank 50)
-# and among 17.7k (200 ratings per user: the user side), in MODE 0 (next tile prefetched
-# through the kernel) and MODE 3 (burst prefetch of the tile before the kernel; the only
-# one of an older build's); then the rank-50 Cholesky solve (microseconds per solve).
+# build, e.g. /work/main/build), then runs them alternately, three rounds: ranks 10 and 50,
+# rows in L1 (window 256), at random among 480k rows (5600 ratings per item: the item side
+# at Netflix scale; 30 MB at rank 10, 96 MB at rank 50) and among 17.7k (200 ratings per
+# user: the user side); then the rank-50 Cholesky solve (microseconds per solve).
 # CPU time per rating; on a loaded machine compare the two side by side, as printed.
-# MODES="3" or RANKS="10" narrow the runs.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)
@@ -19,29 +15,19 @@ builds=("${1:-$root/build}")
 [ $# -ge 2 ] && builds+=("$2")
 for i in "${!builds[@]}"; do
     b=${builds[$i]}
-    src=$(cd "$b/.." && pwd)
-    [ -f "$src/mllib/als/kernel.h" ] || src=$root
     # shellcheck disable=SC2086
-    cc -O2 -I"$src" -o "$tmp/k$i" "$root/bench/als_kernel.c" "$b/lib/libember_ml.a" \
+    cc -O2 -I"$root" -o "$tmp/k$i" "$root/bench/als_kernel.c" "$b/lib/libember_ml.a" \
         "$b/lib/libember.a" $libs
 done
 for round in 1 2 3; do
     for i in "${!builds[@]}"; do
-        modes=${MODES:-"0 3"}
-        grep -q EM__ALS_GRAM_PF "$(cd "${builds[$i]}/.." && pwd)/mllib/als/kernel.h" \
-            2>/dev/null || modes=3
-        for rank in ${RANKS:-10 50}; do
-            for args in "480000 256" "480000 480000" "17700 17700"; do
-                nr=5600
-                [ "${args%% *}" = 17700 ] && nr=200
-                for mode in $modes; do
-                    printf '%s (round %d): ' "${builds[$i]}" "$round"
-                    # shellcheck disable=SC2086
-                    "$tmp/k$i" $rank $args $mode $nr
-                done
+        for rank in 10 50; do
+            for args in "480000 256 0 5600" "480000 480000 0 5600" "17700 17700 0 200"; do
+                printf '%s (round %d): ' "${builds[$i]}" "$round"
+                # shellcheck disable=SC2086
+                "$tmp/k$i" $rank $args
             done
         done
-        [ -n "${RANKS:-}" ] && continue
         printf '%s (round %d): ' "${builds[$i]}" "$round"
         "$tmp/k$i" 50 480000 480000 2 200
     done

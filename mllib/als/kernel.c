@@ -13,56 +13,6 @@
 
 #endif
 
-/* ---------------------------------------------------------------- prefetch list
- * em__als_gram_rows prefetches the rows of the NEXT call (pf, see kernel.h) while it works
- * on its own: the solve used to prefetch a whole tile (256 rows, 256-1024 cache lines) in
- * a burst right before the kernel, and on this machine (Zen 1 class, a VM) the prefetch
- * instructions themselves stall (perf: most of the kernel's samples on the instruction
- * after a prefetcht0, rows at random among 480k). A kernel counts its work in slots and at
- * each slot issues the share of pf rows due by then (Bresenham: exactly npf rows after
- * `slots` slots). The lanes kernels' slots are their transpose's groups of rows (about
- * one row prefetched per row transposed): measured at rank 10 (gram_a, ns per rating,
- * rows at random among 480k / 17.7k / in L1): 22.8-23.0 / 23.5-23.9 / 14.6, against
- * 24.8-25.0 / 23.3-23.5 / 14.7-14.8 with the burst before the kernel and 24.8-25.0 /
- * 24.0-25.0 / 15.4-15.6 with the slots spread over every pass of the kernel as well
- * (the stalls then hold up the FMAs). */
-typedef struct pf_list {
-    const float *const *pf;
-    int npf, next;    /* rows; index of the next one to prefetch */
-    long acc, slots;  /* npf added per slot; a row issued per `slots` */
-    size_t bytes;     /* 4 k */
-} pf_list;
-
-/* Every cache line of one row (a rank-50 row spans 4-5 lines), each line once. */
-static inline __attribute__((always_inline)) void pf_row(const float *p, size_t b)
-{
-    uintptr_t a = (uintptr_t)p & ~(uintptr_t)63, e = (uintptr_t)p + b - 1;
-    for (; a <= e; a += 64)
-        __builtin_prefetch((const void *)a, 0, 3);
-}
-
-static inline __attribute__((always_inline)) void pf_step(pf_list *l)
-{
-    l->acc += l->npf;
-    while (l->acc >= l->slots && l->next < l->npf) {
-        l->acc -= l->slots;
-        pf_row(l->pf[l->next++], l->bytes);
-    }
-}
-
-/* The rows not issued yet (a kernel whose slot count was an estimate; n = 0). */
-static void pf_flush(pf_list *l)
-{
-    while (l->next < l->npf)
-        pf_row(l->pf[l->next++], l->bytes);
-}
-
-static pf_list pf_init(int k, const float *const *pf, int npf, long slots)
-{
-    return (pf_list){.pf = pf, .npf = npf, .slots = slots > 0 ? slots : 1,
-                     .bytes = (size_t)k * 4};
-}
-
 #if defined(__x86_64__) && defined(__GNUC__)
 enum { T_ROWS = 256 };   /* ratings per column tile of gram_t (32 KiB of columns) */
 
@@ -81,7 +31,7 @@ enum { T_ROWS = 256 };   /* ratings per column tile of gram_t (32 KiB of columns
  * them): equal to rounding, and the same for the same rows in the same order. */
 ALS_AVX512 static inline __attribute__((always_inline)) void
 gram_t(const int R, int k, int n, const float *const *rows, const double *scale,
-       const double *last, double *ext, pf_list *pl)
+       const double *last, double *ext)
 {
     static _Thread_local double col[16][T_ROWS] __attribute__((aligned(64)));
     static const float zero[16] __attribute__((aligned(64)));
@@ -143,7 +93,6 @@ gram_t(const int R, int k, int n, const float *const *rows, const double *scale,
             }
         }
         _mm512_store_pd(col[k] + s0, _mm512_maskz_loadu_pd(in, last + s0));
-        pf_step(pl);
     }
     /* passes over row pairs (i0, i0 + 1): accumulators (i, j) for j >= i in registers */
     _Pragma("GCC unroll 8") for (int i0 = 0; i0 < 16; i0 += 2) {
@@ -177,17 +126,13 @@ gram_t(const int R, int k, int n, const float *const *rows, const double *scale,
     }
 }
 
-/* Slots of pf_list (see pf_step): one per eight ratings, in the transpose (as gram_a). */
 #define ALS_GRAM_KERN(R)                                                                     \
     ALS_AVX512 static void gram_kern##R(int k, int n, const float *const *rows,             \
-                                        const double *scale, const double *last, double *ext, \
-                                        const float *const *pf, int npf)                    \
+                                        const double *scale, const double *last, double *ext) \
     {                                                                                        \
-        pf_list pl = pf_init(k, pf, npf, (long)((n + 7) / 8));                              \
         for (int s = 0; s < n; s += T_ROWS)                                                  \
             gram_t(R, k, n - s < T_ROWS ? n - s : T_ROWS, rows + s, scale ? scale + s : NULL, \
-                   last + s, ext, &pl);                                                      \
-        pf_flush(&pl);                                                                       \
+                   last + s, ext);                                                           \
     }
 ALS_GRAM_KERN(9)
 ALS_GRAM_KERN(10)
@@ -198,7 +143,7 @@ ALS_GRAM_KERN(14)
 #undef ALS_GRAM_KERN
 
 typedef void (*als_gram_fn)(int, int, const float *const *, const double *, const double *,
-                            double *, const float *const *, int);
+                            double *);
 static const als_gram_fn gram_kerns[6] = {gram_kern9,  gram_kern10, gram_kern11,
                                           gram_kern12, gram_kern13, gram_kern14};
 
@@ -280,7 +225,7 @@ ALS_AVX2 static inline __attribute__((always_inline)) __m128 load_tail(const flo
  * last[s], zero past n up to a multiple of four. */
 ALS_AVX2 static inline __attribute__((always_inline)) void
 gram_a_cols(int k, int n, const float *const *rows, const double *scale, const double *last,
-            double (*col)[A_ROWS], pf_list *pl)
+            double (*col)[A_ROWS])
 {
     static const float zero[16];
     static const int64_t lmask[8] = {-1, -1, -1, -1, 0, 0, 0, 0};
@@ -324,17 +269,16 @@ gram_a_cols(int k, int n, const float *const *rows, const double *scale, const d
             }
         }
         _mm256_store_pd(col[k] + s0, la);
-        pf_step(pl);
     }
 }
 
 ALS_AVX2 static inline __attribute__((always_inline)) void
 gram_a(const int R, int n, const float *const *rows, const double *scale, const double *last,
-       double *ext, pf_list *pl)
+       double *ext)
 {
     static _Thread_local double col[16][A_ROWS] __attribute__((aligned(64)));
     const int ng = (n + 3) >> 2;   /* n <= A_ROWS */
-    gram_a_cols(R - 1, n, rows, scale, last, col, pl);
+    gram_a_cols(R - 1, n, rows, scale, last, col);
     _Pragma("GCC unroll 8") for (int i0 = 0; i0 < 16; i0 += 2) {
         if (i0 >= R)
             break;
@@ -355,14 +299,12 @@ gram_a(const int R, int n, const float *const *rows, const double *scale, const 
 
 #define ALS_GRAM_A(R)                                                                        \
     ALS_AVX2 static void gram_a##R(int k, int n, const float *const *rows,                  \
-                                   const double *scale, const double *last, double *ext,     \
-                                   const float *const *pf, int npf)                          \
+                                   const double *scale, const double *last, double *ext)     \
     {                                                                                        \
-        pf_list pl = pf_init(k, pf, npf, (long)((n + 3) / 4));     \
+        (void)k;                                                                             \
         for (int s = 0; s < n; s += A_ROWS)                                                  \
             gram_a(R, n - s < A_ROWS ? n - s : A_ROWS, rows + s, scale ? scale + s : NULL,   \
-                   last + s, ext, &pl);                                                      \
-        pf_flush(&pl);                                                                       \
+                   last + s, ext);                                                           \
     }
 ALS_GRAM_A(2)
 ALS_GRAM_A(3)
@@ -387,57 +329,21 @@ static const als_gram_fn gram_as[A_KMAX - A_KMIN + 1] = {
     gram_a11, gram_a12, gram_a13, gram_a14, gram_a15, gram_a16};
 #endif
 
-/* The fallback with a prefetch list: em_la_syrk_rows_f32's two steps (linalg.h: the rows
- * gathered into tile, then em_la_syrk_tile) with the gather in chunks of PF_CHUNK rows and
- * the matching share of pf issued before each; the same sums bit for bit as one
- * em_la_syrk_rows_f32 call. Not em_la_syrk_rows_f32 itself per chunk: at rank 50 on AVX2,
- * 32-row calls cost a quarter more (rows in L1: 241 against 191 ns per rating; each call
- * adds its 4 x 12 blocks into ext). So the prefetches only spread over the gather, a tenth
- * of the tile's time at rank 50; on this machine spreading them over the whole kernel did
- * not beat a burst anyway (rank 10, gram_a: see bench/als_kernel.c MODE 0 and 3). */
-enum { PF_CHUNK = 32 };
-
 void em__als_gram_rows(int k, int n, const float *const *rows, const double *scale,
-                       const double *last, const float *const *pf, int npf, int ld,
-                       double *tile, double *ext)
+                       const double *last, int ld, double *tile, double *ext)
 {
-    if (k <= 0)
+    if (n <= 0 || k <= 0)
         return;
-    if (n <= 0) {
-        pf_list pl = pf_init(k, pf, npf, 1);
-        pf_flush(&pl);
-        return;
-    }
 #if defined(__x86_64__) && defined(__GNUC__)
     int simd = em_la_simd();
     if (k >= 8 && k <= 13 && simd >= 3) {
-        gram_kerns[k - 8](k, n, rows, scale, last, ext, pf, npf);
+        gram_kerns[k - 8](k, n, rows, scale, last, ext);
         return;
     }
     if (k >= A_KMIN && k <= A_KMAX && simd == 2) {
-        gram_as[k - A_KMIN](k, n, rows, scale, last, ext, pf, npf);
+        gram_as[k - A_KMIN](k, n, rows, scale, last, ext);
         return;
-    }
-    if (simd == 3 && k + 1 <= 16 && npf > 0) {
-        /* em_la_syrk_rows_f32 reads these rows directly (linalg.h): no gather to spread
-         * the list over, so it goes in a burst first */
-        pf_list pl = pf_init(k, pf, npf, 1);
-        pf_flush(&pl);
-        npf = 0;
     }
 #endif
-    if (npf <= 0) {
-        em_la_syrk_rows_f32(k, n, rows, scale, last, ld, tile, ext);
-        return;
-    }
-    pf_list pl = pf_init(k, pf, npf, n);
-    for (int s = 0; s < n; s += PF_CHUNK) {
-        int m = n - s < PF_CHUNK ? n - s : PF_CHUNK;
-        for (int q = 0; q < m; q++)
-            pf_step(&pl);
-        em_la_gather_f32(k, m, rows + s, scale ? scale + s : NULL, last + s, ld,
-                         tile + (size_t)s * (size_t)ld);
-    }
-    pf_flush(&pl);
-    em_la_syrk_tile(k + 1, n, tile, ld, ext);
+    em_la_syrk_rows_f32(k, n, rows, scale, last, ld, tile, ext);
 }

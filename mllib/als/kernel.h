@@ -29,18 +29,8 @@ int em__als_chol_solve(int k, double *a, double *b, em_err *err);
  * FMAs per rating at rank 10 instead of 24; 14.6 against 22.3 ns per rating on L1 rows on
  * a Zen 1 class machine). Their sums equal em_la_syrk_rows_f32's to rounding, not bit for
  * bit, and are the same for the same arguments. Otherwise em_la_syrk_rows_f32 (ld and
- * tile: its scratch tile), bit for bit.
- * pf: npf >= 0 factor rows (k floats each, as rows; pf may be NULL when npf is 0; borrowed
- * for the call) that the NEXT call will read: every cache line of each is prefetched (into
- * L1), spread over this call's work where the kernel allows (the lanes kernels: one share
- * per group of four or eight ratings and pass; the fallback: over its gather, 32 rows at
- * a time; em_la_syrk_rows_f32's AVX-512 kernel for k < 16: in a burst before it), so that
- * the next tile's memory latency overlaps this tile's arithmetic. A hint only: the sums do
- * not depend on pf. Any thread (thread-local scratch). */
-/* Defined with this signature (pf, npf): bench/als_kernel.c also builds against older ones. */
-#define EM__ALS_GRAM_PF 1
+ * tile: its scratch tile), bit for bit. Any thread (thread-local scratch). */
 void em__als_gram_rows(int k, int n, const float *const *rows, const double *scale,
-                       const double *last, const float *const *pf, int npf, int ld,
-                       double *tile, double *ext);
+                       const double *last, int ld, double *tile, double *ext);
 
 #endif /* EMBER_MLLIB_ALS_KERNEL_H */

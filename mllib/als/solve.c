@@ -300,8 +300,8 @@ static int solve_one(solver *sv, const em__als_blockview *bv, const msgs *m, uin
         uint32_t te = t1 - t > TILE_ROWS ? t + TILE_ROWS : t1;
         if ((rc = gather(sv, bv, m, t, te, err)) < 0)
             return rc;
-        em__als_gram_rows(k, rc, sv->yp, c->implicit ? sv->sc : NULL, sv->last, NULL, 0,
-                          sv->ld, sv->tile, sv->ext);
+        em__als_gram_rows(k, rc, sv->yp, c->implicit ? sv->sc : NULL, sv->last, sv->ld,
+                            sv->tile, sv->ext);
     }
     double reg = c->lambda * (double)(t1 - t0);
     for (size_t i = 0; i < kk; i++) {

@@ -1,14 +1,11 @@
 /* tests/unit/als/test_als_gram.c - the solve's Gram kernel (em__als_gram_rows,
  * mllib/als/kernel.c) against the linalg one (em_la_syrk_rows_f32), whatever the CPU
  * dispatches to: ratings in the lanes (AVX2 + FMA: 1 <= k <= 15, four per FMA; AVX-512:
- * 8 <= k <= 13, eight per FMA) or the linalg kernel itself (its gather chunked when a
- * prefetch list is given). For every k from 1 to 20, with and without the implicit scale,
+ * 8 <= k <= 13, eight per FMA) or the linalg kernel itself. For every k from 1 to 20, with and without the implicit scale,
  * n from 1 to past two of the kernels' column tiles (every n % 8), from a non-zero
  * starting triangle: the same sums to 1e-12 relative (bit for bit where the fallback
  * runs), bit for bit the same on a second call, the lower triangle untouched. Each row is
- * its own allocation of exactly k floats (the address sanitizer catches a read past it);
- * the prefetch list is empty, the rows after the tile, or more rows than the kernel has
- * groups of work. */
+ * its own allocation of exactly k floats (the address sanitizer catches a read past it). */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdbool.h>
@@ -44,7 +41,7 @@ static void free_rows(void)
         free(rows_buf[s]);
 }
 
-static void check_k(int k, int pfmode)
+static void check_k(int k)
 {
     const float *rows[N];
     double scale[N], last[N], *tile = malloc((size_t)N * 24 * sizeof(double));
@@ -58,22 +55,18 @@ static void check_k(int k, int pfmode)
                 c[(KMAX + 1) * (KMAX + 1)];
             for (int i = 0; i < k1 * k1; i++)
                 a[i] = b[i] = c[i] = 0.25 * i;
-            /* pf: none, the rows after the tile (as the solve passes them), or all */
-            const float *const *pf = pfmode == 0 ? NULL : pfmode == 1 ? rows + (N - n) : rows;
-            int npf = pfmode == 0 ? 0 : pfmode == 1 ? n : N;
-            em__als_gram_rows(k, n, rows, sc ? scale : NULL, last, pf, npf, ld, tile, a);
-            em__als_gram_rows(k, n, rows, sc ? scale : NULL, last, pf, npf, ld, tile, c);
+            em__als_gram_rows(k, n, rows, sc ? scale : NULL, last, ld, tile, a);
+            em__als_gram_rows(k, n, rows, sc ? scale : NULL, last, ld, tile, c);
             em_la_syrk_rows_f32(k, n, rows, sc ? scale : NULL, last, ld, tile, b);
             for (int i = 0; i < k1; i++)
                 for (int j = i; j < k1; j++) {
                     double x = a[i * k1 + j], y = b[i * k1 + j];
                     cr_assert(memcmp(&a[i * k1 + j], &c[i * k1 + j], 8) == 0,
-                              "k %d scale %d n %d pf %d: entry (%d, %d) differs between "
-                              "calls",
-                              k, sc, n, pfmode, i, j);
+                              "k %d scale %d n %d: entry (%d, %d) differs between calls", k,
+                              sc, n, i, j);
                     cr_assert(lanes ? fabs(x - y) <= 1e-12 * (fabs(y) + 1) : memcmp(&x, &y, 8) == 0,
-                              "k %d scale %d n %d pf %d: entry (%d, %d) %.17g != %.17g", k, sc, n,
-                              pfmode, i, j, x, y);
+                              "k %d scale %d n %d: entry (%d, %d) %.17g != %.17g", k, sc, n,
+                              i, j, x, y);
                 }
             /* the lower triangle is never written */
             for (int i = 0; i < k1; i++)
@@ -85,22 +78,10 @@ static void check_k(int k, int pfmode)
     free(tile);
 }
 
-Test(als_gram, every_k_no_prefetch, .timeout = 120)
+Test(als_gram, every_k_matches_linalg, .timeout = 120)
 {
     for (int k = 1; k <= KMAX; k++)
-        check_k(k, 0);
-}
-
-Test(als_gram, every_k_prefetch_next_rows, .timeout = 120)
-{
-    for (int k = 1; k <= KMAX; k++)
-        check_k(k, 1);
-}
-
-Test(als_gram, every_k_prefetch_more_rows_than_work, .timeout = 120)
-{
-    for (int k = 1; k <= KMAX; k++)
-        check_k(k, 2);
+        check_k(k);
 }
 
 /* A wrong kernel fails: one changed float of one row changes the sums past the tolerance
@@ -113,7 +94,7 @@ Test(als_gram, detects_a_changed_row)
         make_rows(k, 7, rows, scale, last);
         int k1 = k + 1, ld = (k1 + 3) & ~3;
         double a[(KMAX + 1) * (KMAX + 1)] = {0}, b[(KMAX + 1) * (KMAX + 1)] = {0};
-        em__als_gram_rows(k, 61, rows, NULL, last, NULL, 0, ld, tile, a);
+        em__als_gram_rows(k, 61, rows, NULL, last, ld, tile, a);
         rows_buf[60][k - 1] += 0.5f;
         em_la_syrk_rows_f32(k, 61, rows, NULL, last, ld, tile, b);
         cr_assert(fabs(a[(k - 1) * k1 + k - 1] - b[(k - 1) * k1 + k - 1]) > 1e-3, "k %d", k);
@@ -121,14 +102,14 @@ Test(als_gram, detects_a_changed_row)
     }
 }
 
-/* n = 0 adds nothing and still takes (and ignores) a prefetch list. */
+/* n = 0 adds nothing. */
 Test(als_gram, empty_tile)
 {
     const float *rows[N];
     double scale[N], last[N], tile[24];
     make_rows(10, 9, rows, scale, last);
     double a[121] = {0};
-    em__als_gram_rows(10, 0, rows, NULL, last, rows, N, 12, tile, a);
+    em__als_gram_rows(10, 0, rows, NULL, last, 12, tile, a);
     for (int i = 0; i < 121; i++)
         cr_assert_eq(a[i], 0.0);
     free_rows();

@@ -198,8 +198,8 @@ Test(als_solve, gram_kernel_equals_linalg)
                 double c[(KK + 1) * (KK + 1)];
                 for (int i = 0; i < k1 * k1; i++)
                     c[i] = a[i];
-                em__als_gram_rows(k, n, rows, sc ? scale : NULL, last, NULL, 0, ld, tile, a);
-                em__als_gram_rows(k, n, rows, sc ? scale : NULL, last, NULL, 0, ld, tile, c);
+                em__als_gram_rows(k, n, rows, sc ? scale : NULL, last, ld, tile, a);
+                em__als_gram_rows(k, n, rows, sc ? scale : NULL, last, ld, tile, c);
                 em_la_syrk_rows_f32(k, n, rows, sc ? scale : NULL, last, ld, tile, b);
                 bool exact = !((k >= 8 && k <= 13 && em_la_simd() == 3) ||
                                (k <= 15 && em_la_simd() == 2));

@@ -1,0 +1,142 @@
+/* tests/unit/als/test_als_place.c - a block record's CSR order (mllib/als/blocks.c
+ * place_pass): every row holds its ratings in input order, whichever way they were placed
+ * (directly, or scattered by bucket of rows first: blocks of 16384 rows and more, ratings in
+ * no order by row), across segments and across the 4M-rating slices of the bucketed way,
+ * with slices already in row order among them. Checked against a reference built here
+ * from the input: the rows (ascending ids), each row's ratings in order (every rating
+ * value distinct) and each link naming the rated entity's block and one position per
+ * entity. Both sides, users 60000 and items 40000 in 2 x 2 blocks. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mllib/als/als_int.h"
+
+enum { NU = 60000, NI = 40000, NBLK = 2 };
+
+static em_rating *make_ratings(size_t n, uint64_t seed, bool by_user)
+{
+    em_rating *r = malloc(n * sizeof *r);
+    cr_assert_not_null(r);
+    em_rng g;
+    em_rng_seed(&g, seed);
+    for (size_t t = 0; t < n; t++) {
+        /* by_user: users ascending (a file grouped by user), items at random */
+        r[t].user = by_user ? (int32_t)(t * NU / n) : (int32_t)(em_rng_next(&g) % NU);
+        r[t].item = (int32_t)(em_rng_next(&g) % NI);
+        r[t].rating = 0.0f;   /* numbered below, over all segments */
+    }
+    return r;
+}
+
+static void check_block(const em__als_cfg *c, const em__als_seg *seg, size_t nseg,
+                        uint32_t block)
+{
+    uint32_t s = c->side;
+    uint8_t *rec = NULL;
+    size_t len = 0;
+    em_err err = EM_ERR_INIT;
+    cr_assert_eq(em__als_build_block(c, seg, nseg, block, &rec, &len, &err), 0, "%s", err.msg);
+    cr_assert_not_null(rec);
+    em__als_blockview bv;
+    cr_assert_eq(em__als_block_view(em_slice_make(rec, len), &bv, &err), 0, "%s", err.msg);
+
+    /* reference: per dst id of this block, its ratings' values in input order */
+    size_t nd = (size_t)c->n[s], total = 0;
+    size_t *cnt = calloc(nd + 1, sizeof *cnt);
+    for (size_t g = 0; g < nseg; g++)
+        for (size_t t = 0; t < seg[g].n; t++) {
+            int32_t d = s ? seg[g].r[t].item : seg[g].r[t].user;
+            if (em__als_block_of(c->seed, s, d, c->nblk[s]) == block) {
+                cnt[d + 1]++;
+                total++;
+            }
+        }
+    for (size_t d = 0; d < nd; d++)
+        cnt[d + 1] += cnt[d];
+    float *want = malloc(total * sizeof *want + 4);
+    int32_t *wsrc = malloc(total * sizeof *wsrc + 4);
+    size_t *fill = malloc(nd * sizeof *fill);
+    memcpy(fill, cnt, nd * sizeof *fill);
+    for (size_t g = 0; g < nseg; g++)
+        for (size_t t = 0; t < seg[g].n; t++) {
+            const em_rating *q = &seg[g].r[t];
+            int32_t d = s ? q->item : q->user;
+            if (em__als_block_of(c->seed, s, d, c->nblk[s]) == block) {
+                want[fill[d]] = q->rating;
+                wsrc[fill[d]++] = s ? q->user : q->item;
+            }
+        }
+    cr_assert_eq(bv.nnz, total);
+    uint32_t e = 0, mask = bv.idxbits >= 32 ? UINT32_MAX : (1u << bv.idxbits) - 1;
+    uint32_t *pos_of = malloc((size_t)c->n[1 - s] * sizeof *pos_of);
+    for (int32_t i = 0; i < c->n[1 - s]; i++)
+        pos_of[i] = UINT32_MAX;
+    for (size_t d = 0; d < nd; d++) {
+        if (cnt[d + 1] == cnt[d])
+            continue;
+        cr_assert_lt(e, bv.n);
+        cr_assert_eq(em__ld32(bv.ids + (size_t)e * 4), (uint32_t)d, "row %u", e);
+        uint32_t t0 = em__ld32(bv.ptr + (size_t)e * 4), t1 = em__ld32(bv.ptr + (size_t)e * 4 + 4);
+        cr_assert_eq(t1 - t0, cnt[d + 1] - cnt[d], "row of id %zu", d);
+        for (uint32_t t = t0; t < t1; t++) {
+            size_t w = cnt[d] + (t - t0);
+            cr_assert_eq(em__ldf(bv.r + (size_t)t * 4), want[w],
+                         "id %zu: rating %u of its row out of input order", d, t - t0);
+            uint32_t enc = em__ld32(bv.src + (size_t)t * 4), src = (uint32_t)wsrc[w];
+            uint32_t j = bv.idxbits >= 32 ? 0 : enc >> bv.idxbits, pos = enc & mask;
+            cr_assert_eq(j, em__als_block_of(c->seed, 1 - s, (int32_t)src, c->nblk[1 - s]));
+            if (pos_of[src] == UINT32_MAX)
+                pos_of[src] = pos;
+            cr_assert_eq(pos_of[src], pos, "src %u named by two positions", src);
+        }
+        e++;
+    }
+    cr_assert_eq(e, bv.n);
+    em_emit_big_free(rec, EM__ALS_KEY_LEN);
+    free(cnt);
+    free(want);
+    free(wsrc);
+    free(fill);
+    free(pos_of);
+}
+
+static void check_both_sides(em__als_seg *seg, size_t nseg)
+{
+    float v = 1.0f;   /* distinct values, exact in a float below 2^24 */
+    for (size_t g = 0; g < nseg; g++)
+        for (size_t t = 0; t < seg[g].n; t++, v += 1.0f)
+            ((em_rating *)seg[g].r)[t].rating = v;
+    em__als_cfg c = {.magic = EM__ALS_MAGIC, .rank = 4, .nblk = {NBLK, NBLK},
+                     .n = {NU, NI}, .seed = 3, .lambda = 0.1};
+    for (uint32_t s = 0; s < 2; s++) {
+        c.side = s;
+        for (uint32_t b = 0; b < NBLK; b++)
+            check_block(&c, seg, nseg, b);
+    }
+}
+
+/* Random order over three segments, the first past one 4M-rating slice. */
+Test(als_place, random_order_rows_keep_input_order, .timeout = 300)
+{
+    size_t n[3] = {((size_t)1 << 22) + 300000, 1000, 250000};
+    em__als_seg seg[3];
+    for (int g = 0; g < 3; g++)
+        seg[g] = (em__als_seg){make_ratings(n[g], 10 + (uint64_t)g, false), n[g]};
+    check_both_sides(seg, 3);
+    for (int g = 0; g < 3; g++)
+        free((void *)seg[g].r);
+}
+
+/* A segment grouped by user (its slices in row order on the user side) between two in
+ * random order. */
+Test(als_place, grouped_and_random_segments, .timeout = 300)
+{
+    size_t n[3] = {200000, 700000, 90000};
+    em__als_seg seg[3];
+    for (int g = 0; g < 3; g++)
+        seg[g] = (em__als_seg){make_ratings(n[g], 20 + (uint64_t)g, g == 1), n[g]};
+    check_both_sides(seg, 3);
+    for (int g = 0; g < 3; g++)
+        free((void *)seg[g].r);
+}

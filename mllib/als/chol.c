@@ -153,9 +153,10 @@ ALS_AVX512 static int chol_blocked(int k, const double *a, double *b, em_err *er
  *     out of the loop over column vectors and P's four vectors held in registers: six
  *     loads per eight FMAs. The flat alternative, one 4 x 4 tile per step (16 broadcasts
  *     per 16 FMAs), took 9.8 us per solve at rank 50 against 7.4 for this loop (both before
- *     the copy, the back substitution and the buffers' addresses were reworked). Updating the next block's rows first and factoring that block
- *     before the other rows' update (lookahead, to run step 1 beside step 3's FMAs) was
- *     slower: 6.1 against 5.7 us at rank 50 (the update's loops split in two).
+ *     the copy, the back substitution and the buffers' addresses were reworked).
+ *     Updating the next block's rows first and factoring that block before the other
+ *     rows' update (lookahead, to run step 1 beside step 3's FMAs) was slower: 6.1
+ *     against 5.7 us at rank 50 (the update's loops split in two).
  * Then U x = y backwards, block by block: dot products right of the block (walked right to
  * left, so the x just found comes last), the block itself with x in registers and each
  * row's 1 / u_jj applied off the chain. Lanes left of the diagonal and the padding rows (the

@@ -12,7 +12,8 @@
  * updates) on a padded copy that carries b as an extra column, so the forward solve comes
  * with the factorization (rank 50: 2.0-2.8 us per solve against 5.0-5.3 us for the
  * unblocked AVX-512 version it replaced and about 7 us for LAPACK dposv; CPU time on the
- * loaded machine, bench/als_kernel.c MODE 2). Otherwise em_la_chol_solve_small (k <= 24, already faster than both) or dposv.
+ * loaded machine, bench/als_kernel.c MODE 2). Otherwise em_la_chol_solve_small (k <= 24,
+ * already faster than both) or dposv.
  * For 9 < k <= 64 on CPUs with AVX2 + FMA but no AVX-512: the same in 4-row blocks with
  * rank-4 updates (rank 50 on a Zen 1 core: 5.7-5.8 us per solve against 16.1-16.5 for
  * dposv; rank 10: 0.37-0.38 against 0.53 for em_la_chol_solve_small, which keeps k <= 9).

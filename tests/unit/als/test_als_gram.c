@@ -1,11 +1,12 @@
 /* tests/unit/als/test_als_gram.c - the solve's Gram kernel (em__als_gram_rows,
  * mllib/als/kernel.c) against the linalg one (em_la_syrk_rows_f32), whatever the CPU
  * dispatches to: ratings in the lanes (AVX2 + FMA: 1 <= k <= 15, four per FMA; AVX-512:
- * 8 <= k <= 13, eight per FMA) or the linalg kernel itself. For every k from 1 to 20, with and without the implicit scale,
- * n from 1 to past two of the kernels' column tiles (every n % 8), from a non-zero
- * starting triangle: the same sums to 1e-12 relative (bit for bit where the fallback
- * runs), bit for bit the same on a second call, the lower triangle untouched. Each row is
- * its own allocation of exactly k floats (the address sanitizer catches a read past it). */
+ * 8 <= k <= 13, eight per FMA) or the linalg kernel itself. For every k from 1 to 20,
+ * with and without the implicit scale, n from 1 to past two of the kernels' column tiles
+ * (every n % 8), from a non-zero starting triangle: the same sums to 1e-12 relative (bit
+ * for bit where the fallback runs), bit for bit the same on a second call, the lower
+ * triangle untouched. Each row is its own allocation of exactly k floats (the address
+ * sanitizer catches a read past it). */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdbool.h>

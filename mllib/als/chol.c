@@ -305,16 +305,17 @@ ALS_AVX2 static int chol_avx2_in(int k, const double *a, double *b, em_err *err,
     }
     for (int i = k; i < nb * 4; i++)   /* padding rows (k % 4 != 0: only the last vector) */
         _mm256_store_pd(u + (size_t)i * ld + t, _mm256_setzero_pd());
-    if (ch_diag(k, 0, k < 4 ? k : 4, u, ld, dinv, err) < 0)
-        return EM_EINVAL;
+    int rc = ch_diag(k, 0, k < 4 ? k : 4, u, ld, dinv, err);
+    if (rc < 0)
+        return rc;
     if (k >= 4)
         ch_panel(0, u, ld, dinv);
     for (int p = 0; p + 1 < nb; p++) {
         const int r0 = 4 * p, r1 = r0 + 4, nr1 = k - r1 < 4 ? k - r1 : 4;
         double *up = u + (size_t)r0 * ld, *up1 = up + (size_t)4 * ld;
         ch_rows(u, ld, up, r1, 4 * nb);
-        if (ch_diag(k, r1, nr1, up1, ld, dinv, err) < 0)
-            return EM_EINVAL;
+        if ((rc = ch_diag(k, r1, nr1, up1, ld, dinv, err)) < 0)
+            return rc;
         if (nr1 == 4)
             ch_panel(r1, up1, ld, dinv);
     }

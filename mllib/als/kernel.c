@@ -11,9 +11,6 @@
 #define ALS_AVX512 __attribute__((target("avx512f")))
 #define ALS_AVX2 __attribute__((target("avx2,fma")))
 
-#endif
-
-#if defined(__x86_64__) && defined(__GNUC__)
 enum { T_ROWS = 256 };   /* ratings per column tile of gram_t (32 KiB of columns) */
 
 /* The Gram kernel of em__als_gram_rows for 8 <= k <= 13 (R = k + 1 columns; see kernel.h),
@@ -163,7 +160,7 @@ static const als_gram_fn gram_kerns[6] = {gram_kern9,  gram_kern10, gram_kern11,
  *    column loads into the FMAs, one load per FMA, within Zen 1's one 256-bit load per
  *    cycle); the last <= 4 rows as one triangle (<= 10 accumulators). No spill in the
  *    passes (objdump -d: no ymm access to the stack in gram_a3..gram_a16).
- * Measured (CPU ns per rating, rows in L1, bench/als_kernel.c MODE 3, this machine, Zen 1
+ * Measured (CPU ns per rating, rows in L1, bench/als_kernel.c MODE 0, this machine, Zen 1
  * class, loaded; em_la_syrk_rows_f32 in parentheses): k = 1 4.8 (11.6), 2 4.0 (12.8),
  * 3 4.9 (10.5), 4 5.6 (15.0), 5 6.4 (15.1), 6 7.8 (16.8), 7 9.3 (13.5), 8 11.4 (20.7),
  * 9 13.1 (21.4), 10 14.6 (22.3), 11 16.4 (19.8), 12 17.8 (29.1), 13 21.0 (29.7), 14 22.9

@@ -7,18 +7,13 @@
  * entity spans several tiles and prefetch rounds), the other items by a few.
  * Tolerance: the engine sums the normal equations in another order and stores factors as
  * float; the reference is double throughout: 2e-5 relative to the factor scale (1 + |x|).
- * The solve's Cholesky (em__als_chol_solve, mllib/als/kernel.c: AVX-512 for 24 < k <= 64)
- * is also checked alone against the exact path, LAPACK dposv (em_la_chol_solve), on
- * normal-equation-like systems: solutions equal to 1e-12 relative (max-norm), since both
- * are backward stable on these well-conditioned systems (condition numbers below 1e3). */
+ * The kernels alone: test_als_gram.c (Gram sums) and test_als_kernel.c (Cholesky). */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mllib/als/als.h"
-#include "mllib/als/kernel.h"
-#include "mllib/linalg/linalg.h"
 #include "tests/support/ctx.h"
 
 enum { NU = 600, NI = 40, KMAX = 50 };
@@ -164,60 +159,4 @@ Test(als_solve, rank50_explicit_matches_dense_reference, .timeout = 180)
 Test(als_solve, rank50_implicit_matches_dense_reference, .timeout = 180)
 {
     check(50, true, "local[2]");
-}
-
-/* The solve's Gram kernel (em__als_gram_rows, kernel.c: its own AVX-512 kernel for
- * 8 <= k <= 13, ratings in the lanes) against the linalg one (em_la_syrk_rows_f32): the
- * same sums to rounding (relative 1e-13: the order of the additions differs), bit for bit
- * where the linalg kernel is used, for every rank around the switches, with and without
- * the implicit scale, from a non-zero starting triangle, for tiles that are not a multiple
- * of eight rows or longer than the kernel's 256-row tile, and from rows that are neither
- * 64-byte aligned nor padded. Called twice on the same rows it gives the same sums. */
-Test(als_solve, gram_kernel_equals_linalg)
-{
-    enum { N = 300, KK = 18 };
-    em_rng g;
-    em_rng_seed(&g, 77);
-    float *f = malloc((size_t)N * (KK + 1) * sizeof *f + 4);
-    const float *rows[N];
-    double scale[N], last[N], tile[N * 24];
-    for (size_t i = 0; i < (size_t)N * (KK + 1) + 1; i++)
-        f[i] = (float)(em_rng_double(&g) * 2 - 1);
-    for (int s = 0; s < N; s++) {
-        rows[s] = f + 1 + (size_t)((s * 37) % N) * (KK + 1);   /* unaligned, shuffled */
-        scale[s] = 0.5 + em_rng_double(&g);
-        last[s] = 1 + 4 * em_rng_double(&g);
-    }
-    for (int k = 1; k <= KK; k++)
-        for (int sc = 0; sc < 2; sc++)
-            for (int n = 1; n <= N; n += n < 16 ? 1 : 149) {
-                int k1 = k + 1, ld = (k1 + 3) & ~3;
-                double a[(KK + 1) * (KK + 1)], b[(KK + 1) * (KK + 1)];
-                for (int i = 0; i < k1 * k1; i++)
-                    a[i] = b[i] = 0.25 * i;
-                double c[(KK + 1) * (KK + 1)];
-                for (int i = 0; i < k1 * k1; i++)
-                    c[i] = a[i];
-                em__als_gram_rows(k, n, rows, sc ? scale : NULL, last, ld, tile, a);
-                em__als_gram_rows(k, n, rows, sc ? scale : NULL, last, ld, tile, c);
-                em_la_syrk_rows_f32(k, n, rows, sc ? scale : NULL, last, ld, tile, b);
-                bool exact = !((k >= 8 && k <= 13 && em_la_simd() == 3) ||
-                               (k <= 15 && em_la_simd() == 2));
-                for (int i = 0; i < k1; i++)
-                    for (int j = i; j < k1; j++) {
-                        double x = a[i * k1 + j], y = b[i * k1 + j];
-                        cr_assert(memcmp(&a[i * k1 + j], &c[i * k1 + j], 8) == 0,
-                                  "k %d scale %d n %d: entry (%d, %d) differs between calls",
-                                  k, sc, n, i, j);
-                        cr_assert(exact ? memcmp(&x, &y, 8) == 0
-                                        : fabs(x - y) <= 1e-13 * (fabs(y) + 1),
-                                  "k %d scale %d n %d: entry (%d, %d) %.17g != %.17g", k, sc,
-                                  n, i, j, x, y);
-                    }
-                double s = 0;
-                for (int i = 0; i < k1; i++)
-                    s += fabs(a[i * k1 + i] - 0.25 * (i * k1 + i));
-                cr_assert(s > 0, "k %d: the kernel added nothing", k);
-            }
-    free(f);
 }

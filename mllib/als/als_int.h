@@ -115,6 +115,9 @@ int em__als_build_block(const em__als_cfg *cfg, const em__als_seg *seg, size_t n
 #define EM__ALS_TAKE_MAGIC 0x414c5354u
 
 /* A validated view of a block record (blocks.c FORMATS); pointers borrow the record. */
+/* A block record's links are (u32 src, f32 r) pairs: link t's src at src + t * STRIDE, its
+ * rating at r + t * STRIDE. */
+#define EM__ALS_LINK_STRIDE 8
 typedef struct em__als_blockview {
     uint32_t n, nnz, nsrc, idxbits;
     const uint8_t *ids, *ptr, *src, *r, *ocnt, *oidx;

@@ -19,9 +19,11 @@
  *
  * FORMATS (host order, see als_int.h), all values of KV records keyed by a block key:
  *   block record   u32 magic "ALSB", u32 n, u32 nnz, u32 nsrc (blocks of the other side),
- *                  u32 idxbits, i32 ids[n] (ascending), u32 ptr[n+1], u32 src[nnz]
- *                  (src block << idxbits | position), f32 r[nnz], u32 ocnt[nsrc],
- *                  u32 oidx[sum ocnt] (out-links: local indices, ascending per block)
+ *                  u32 idxbits, i32 ids[n] (ascending), u32 ptr[n+1], nnz links
+ *                  {u32 src (src block << idxbits | position), f32 r} (pairs: the
+ *                  build's placement writes one cursor line per row instead of two),
+ *                  u32 ocnt[nsrc], u32 oidx[sum ocnt] (out-links: local indices,
+ *                  ascending per block)
  *   out-links      u32 magic "ALSO", u32 nsrc, u32 ocnt[nsrc], u32 oidx[...] (the magic
  *                  tells it from a factor record where the two meet in one partition)
  *   factors        u32 n, u32 k, i32 ids[n], f32 f[n*k] (rows in local order)
@@ -96,7 +98,8 @@ uint32_t em__als_find_salt(uint32_t block, uint32_t nblk)
 /* Everything the builder allocates, freed on one path. */
 typedef struct builder {
     uint32_t *dcnt;      /* per global dst id: ratings; then local index + 1 */
-    uint32_t *spos;      /* per global src id: position + 1 in its block's message */
+    uint32_t *spos;      /* per global src id: nonzero when linked; after build_index the
+                          * link (block, position in its block's message) */
     uint32_t *scnt;      /* per src block: distinct src entities needed */
     uint32_t *fill;      /* per local dst: next CSR slot */
     uint32_t *last;      /* per src block: last local dst + 1 that linked it */
@@ -123,6 +126,7 @@ typedef struct build_state {
     uint32_t *ptr, *src;     /* point into the record being written */
     float *rt;
     uint32_t idxbits;
+    bool all;                /* every rating of seg is this block's (count_pass) */
 } build_state;
 
 /* (dst, src) of a rating for the side being built. */
@@ -135,23 +139,29 @@ static inline void dst_src(uint32_t side, const em_rating *q, int32_t *dst, int3
 static int count_pass(build_state *st, em_err *err)
 {
     const em__als_cfg *c = st->c;
-    uint32_t side = c->side;
-    size_t before = 0;
+    uint32_t side = c->side, block = st->block;
+    /* locals: stores through st would alias the tables and keep every count in memory */
+    const uint32_t *dblk = st->dblk;
+    uint32_t *dcnt = st->b.dcnt, *spos = st->b.spos;
+    int32_t nd = c->n[side], ns = c->n[1 - side];
+    size_t before = 0, nnz = 0;
     for (size_t g = 0; g < st->nseg; before += st->seg[g++].n) {
         const em_rating *in = st->seg[g].r;
         for (size_t t = 0; t < st->seg[g].n; t++) {
             int32_t dst, src;
             dst_src(side, &in[t], &dst, &src);
-            if (dst < 0 || dst >= c->n[side] || src < 0 || src >= c->n[1 - side])
+            if (dst < 0 || dst >= nd || src < 0 || src >= ns)
                 return em_err_set(err, EM_EINVAL, "als build: rating %zu (%d, %d) out of "
                                   "range", before + t, dst, src);
-            if (st->dblk[dst] != st->block)
+            if (dblk[dst] != block)
                 continue;
-            st->b.dcnt[dst]++;
-            st->b.spos[src] = 1;
-            st->nnz++;
+            dcnt[dst]++;
+            spos[src] = 1;
+            nnz++;
         }
     }
+    st->nnz = nnz;
+    st->all = nnz == before;
     return 0;
 }
 
@@ -159,20 +169,28 @@ static int count_pass(build_state *st, em_err *err)
 static inline void place_one(build_state *st, uint32_t e, uint32_t enc, float r)
 {
     uint32_t slot = st->b.fill[e]++;
-    st->src[slot] = enc;
-    st->rt[slot] = r;
+    st->src[2 * (size_t)slot] = enc;
+    st->rt[2 * (size_t)slot] = r;
 }
 
-/* The link of src entity g: its block's index and its position in that block's message. */
+/* The link of src entity g (build_index made spos[g] the link of every linked g). */
 static inline uint32_t link_of(const build_state *st, int32_t g)
 {
-    return (st->idxbits < 32 ? st->sblk[g] << st->idxbits : 0) | (st->b.spos[g] - 1);
+    return st->b.spos[g];
 }
 
 /* Placement in input order, rating by rating. */
 static void place_direct(build_state *st, const em_rating *in, size_t n)
 {
     uint32_t side = st->c->side;
+    if (st->all) {   /* every rating is this block's (the executors' build): no test */
+        for (size_t t = 0; t < n; t++) {
+            int32_t dst, src;
+            dst_src(side, &in[t], &dst, &src);
+            place_one(st, st->b.dcnt[dst] - 1, link_of(st, src), in[t].rating);
+        }
+        return;
+    }
     for (size_t t = 0; t < n; t++) {
         int32_t dst, src;
         dst_src(side, &in[t], &dst, &src);
@@ -184,16 +202,18 @@ static void place_direct(build_state *st, const em_rating *in, size_t n)
 /* WHY bucketed placement: a row's next slot is a write cursor, and with the ratings in no
  * order by dst (the user side of a file in random line order; any side whose rows are long
  * and interleaved) every rating writes to another row's cursor: at 240k rows per block the
- * cursors' cache lines are 30 MB, so nearly every write missed the caches (user blocks of a
- * random-order file: 9.2 s against 4.8 s for the file grouped by user, Zen 1 class machine).
- * So the ratings go a slice at a time: stably scattered by bucket of PLACE_BUCKET local
- * rows (their cursors 128 KiB, within L2), then placed bucket by bucket. The order within a
- * row stays the input order (a stable scatter), so the record is the same bytes. Slices
- * whose head is nearly in row order are placed directly, as are blocks of few rows (their
- * cursors fit the caches anyway). */
+ * cursors' cache lines were 30 MB (15 MB since the links are (src, r) pairs), so nearly
+ * every write missed the caches (user blocks of a random-order file: 9.2 s against 4.8 s
+ * for the file grouped by user, Zen 1 class machine). So the ratings go a slice at a time:
+ * stably scattered by bucket of PLACE_BUCKET local rows (their cursors 64 KiB, within L2),
+ * then placed bucket by bucket. The order within a row stays the input order (a stable
+ * scatter), so the record is the same bytes. Slices whose head is nearly in row order are
+ * placed directly, as are blocks of few rows (their cursors mostly fit the caches: the 8.9k
+ * rows of an item block at scale 1 write 570 KB of cursor lines; bucketing them measured
+ * no faster). */
 enum {
     PLACE_BUCKET_BITS = 10,          /* 1024 rows per bucket */
-    PLACE_MIN_ROWS = 16384,          /* fewer rows: direct (2 MiB of cursors) */
+    PLACE_MIN_ROWS = 16384,          /* fewer rows: direct (1 MiB of cursors) */
     PLACE_SLICE = 1 << 22            /* ratings per slice: 4M, 64 MiB of scratch */
 };
 
@@ -310,7 +330,45 @@ static int build_index(build_state *st, em_err *err)
         return em_err_set(err, EM_EINVAL, "als: %u entities of one block needed by another "
                           "(max %u with %u blocks): use more blocks", maxcnt,
                           1u << st->idxbits, nsrc);
+    /* spos[g] becomes g's link (its block's index, its position in that block's message):
+     * the placement then reads one table per rating instead of two (sblk and spos, each of
+     * the other side's size: for the item side, 2 x 1.9 MB read at random at scale 1) */
+    for (int32_t g = 0; g < c->n[1 - s]; g++)
+        if (st->b.spos[g])
+            st->b.spos[g] = (st->idxbits < 32 ? st->sblk[g] << st->idxbits : 0) |
+                            (st->b.spos[g] - 1);
     return 0;
+}
+
+/* build_outlinks for at most 32 src blocks, the same bytes: one pass over the links makes
+ * each row's set of src blocks (a bit mask, kept in st->b.fill, which the placement no
+ * longer needs) and the per-block counts, a second pass over the n masks writes the rows.
+ * The general loop passes over every link twice, with a branch per link (a fifth of the
+ * build's CPU with 2 blocks per side at scale 1). */
+static size_t outlinks_masked(build_state *st, uint32_t n, uint8_t *p)
+{
+    uint32_t nsrc = st->c->nblk[1 - st->c->side], sh = st->idxbits, total = 0;
+    uint32_t *cnt = st->b.scnt, *mask = st->b.fill;
+    const uint32_t *src = st->src, *ptr = st->ptr;   /* link t at src[2 t] (FORMATS) */
+    for (uint32_t e = 0; e < n; e++) {
+        uint32_t m = 0;
+        for (uint32_t t = ptr[e]; t < ptr[e + 1]; t++)
+            m |= 1u << (src[2 * (size_t)t] >> sh);
+        mask[e] = m;
+        for (uint32_t b = m; b; b &= b - 1)
+            cnt[__builtin_ctz(b)]++;
+    }
+    memcpy(p, cnt, nsrc * 4);
+    uint8_t *base = p + (size_t)nsrc * 4;
+    for (uint32_t j = 0; j < nsrc; j++) {   /* cnt becomes the write cursor of block j */
+        uint32_t c = cnt[j];
+        cnt[j] = total;
+        total += c;
+    }
+    for (uint32_t e = 0; e < n; e++)
+        for (uint32_t b = mask[e]; b; b &= b - 1)
+            memcpy(base + (size_t)cnt[__builtin_ctz(b)]++ * 4, &e, 4);
+    return (size_t)nsrc * 4 + (size_t)total * 4;
 }
 
 /* Out-links: per src block j, the local dst entities that rated something in j (ascending).
@@ -321,10 +379,12 @@ static size_t build_outlinks(build_state *st, uint32_t n, uint8_t *p)
     uint32_t nsrc = st->c->nblk[1 - st->c->side];
     uint32_t *cnt = st->b.scnt, *last = st->b.last, total = 0;
     memset(cnt, 0, nsrc * sizeof *cnt);
+    if (nsrc <= 32 && st->idxbits < 32)
+        return outlinks_masked(st, n, p);
     memset(last, 0, nsrc * sizeof *last);
     for (uint32_t e = 0; e < n; e++)
         for (uint32_t t = st->ptr[e]; t < st->ptr[e + 1]; t++) {
-            uint32_t j = st->idxbits < 32 ? st->src[t] >> st->idxbits : 0;
+            uint32_t j = st->idxbits < 32 ? st->src[2 * (size_t)t] >> st->idxbits : 0;
             if (last[j] != e + 1) {
                 last[j] = e + 1;
                 cnt[j]++;
@@ -342,7 +402,7 @@ static size_t build_outlinks(build_state *st, uint32_t n, uint8_t *p)
     memset(last, 0, nsrc * sizeof *last);
     for (uint32_t e = 0; e < n; e++)
         for (uint32_t t = st->ptr[e]; t < st->ptr[e + 1]; t++) {
-            uint32_t j = st->idxbits < 32 ? st->src[t] >> st->idxbits : 0;
+            uint32_t j = st->idxbits < 32 ? st->src[2 * (size_t)t] >> st->idxbits : 0;
             if (last[j] != e + 1) {
                 last[j] = e + 1;
                 memcpy(base + (size_t)cnt[j]++ * 4, &e, 4);
@@ -404,7 +464,7 @@ static int build_record(build_state *st, rec_out *out, em_err *err)
     uint32_t *ids = (uint32_t *)(void *)(base + 20);
     st->ptr = ids + n;
     st->src = st->ptr + n + 1;
-    st->rt = (float *)(void *)(st->src + st->nnz);
+    st->rt = (float *)(void *)(st->src + 1);
     if ((rc = build_index(st, err)) < 0)
         return rc;
     for (int32_t g = 0, e = 0; g < c->n[c->side]; g++)   /* ids ascending = local order */
@@ -592,8 +652,8 @@ int em__als_block_view(em_slice v, em__als_blockview *b, em_err *err)
     b->ids = v.p + 20;
     b->ptr = b->ids + (size_t)b->n * 4;
     b->src = b->ptr + ((size_t)b->n + 1) * 4;
-    b->r = b->src + (size_t)b->nnz * 4;
-    b->ocnt = b->r + (size_t)b->nnz * 4;
+    b->r = b->src + 4;
+    b->ocnt = b->src + (size_t)b->nnz * EM__ALS_LINK_STRIDE;
     b->oidx = b->ocnt + (size_t)b->nsrc * 4;
     uint64_t tot = 0;
     for (uint32_t j = 0; j < b->nsrc; j++)

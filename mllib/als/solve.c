@@ -253,20 +253,21 @@ static int gather(solver *sv, const em__als_blockview *bv, const msgs *m, uint32
     const em__als_cfg *c = sv->c;
     int k = sv->k, n = (int)(t1 - t0);
     uint32_t sh = bv->idxbits, mask = sh >= 32 ? UINT32_MAX : (1u << sh) - 1, nsrc = bv->nsrc;
-    const uint8_t *src = bv->src + (size_t)t0 * 4, *rt = bv->r + (size_t)t0 * 4;
+    const uint8_t *src = bv->src + (size_t)t0 * EM__ALS_LINK_STRIDE;
+    const uint8_t *rt = bv->r + (size_t)t0 * EM__ALS_LINK_STRIDE;
     const float *const *restrict f = m->f;
     const uint32_t *restrict cnt = m->cnt;
     const float **restrict yp = sv->yp;
     double *restrict last = sv->last;
     size_t stride = m->stride, rowb = (size_t)k * 4;
     for (int s = 0; s < n; s++) {
-        uint32_t enc = em__ld32(src + (size_t)s * 4);
+        uint32_t enc = em__ld32(src + (size_t)s * EM__ALS_LINK_STRIDE);
         uint32_t j = sh >= 32 ? 0 : enc >> sh, pos = enc & mask;
         if (j >= nsrc || !f[j] || pos >= cnt[j])
             return em_err_set(err, EM_ECORRUPT, "als solve: link (%u, %u) has no factor", j,
                               pos);
         yp[s] = f[j] + (size_t)pos * stride;
-        last[s] = em__ldf(rt + (size_t)s * 4);
+        last[s] = em__ldf(rt + (size_t)s * EM__ALS_LINK_STRIDE);
         prefetch_row(yp[s], rowb);
     }
     if (!c->implicit)
@@ -481,7 +482,7 @@ int em__als_fn_eval(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter 
                 goto out;
             }
             for (uint32_t t = t0; t < t1; t++) {
-                uint32_t enc = em__ld32(bv.src + (size_t)t * 4);
+                uint32_t enc = em__ld32(bv.src + (size_t)t * EM__ALS_LINK_STRIDE);
                 uint32_t j = sh >= 32 ? 0 : enc >> sh, pos = enc & mask;
                 if (j >= bv.nsrc || !m.f[j] || pos >= m.cnt[j]) {
                     rc = em_err_set(err, EM_ECORRUPT, "als eval: link (%u, %u)", j, pos);
@@ -491,7 +492,7 @@ int em__als_fn_eval(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter 
                 double p = 0;
                 for (uint32_t q = 0; q < k; q++)
                     p += (double)xu[q] * y[q];
-                double d = em__ldf(bv.r + (size_t)t * 4) - p;
+                double d = em__ldf(bv.r + (size_t)t * EM__ALS_LINK_STRIDE) - p;
                 acc[0] += d * d;
                 acc[1] += fabs(d);
             }

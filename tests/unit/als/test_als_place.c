@@ -81,9 +81,9 @@ static void check_block(const em__als_cfg *c, const em__als_seg *seg, size_t nse
         cr_assert_eq(t1 - t0, cnt[d + 1] - cnt[d], "row of id %zu", d);
         for (uint32_t t = t0; t < t1; t++) {
             size_t w = cnt[d] + (t - t0);
-            cr_assert_eq(em__ldf(bv.r + (size_t)t * 4), want[w],
+            cr_assert_eq(em__ldf(bv.r + (size_t)t * EM__ALS_LINK_STRIDE), want[w],
                          "id %zu: rating %u of its row out of input order", d, t - t0);
-            uint32_t enc = em__ld32(bv.src + (size_t)t * 4), src = (uint32_t)wsrc[w];
+            uint32_t enc = em__ld32(bv.src + (size_t)t * EM__ALS_LINK_STRIDE), src = (uint32_t)wsrc[w];
             uint32_t j = bv.idxbits >= 32 ? 0 : enc >> bv.idxbits, pos = enc & mask;
             cr_assert_eq(j, em__als_block_of(c->seed, 1 - s, (int32_t)src, c->nblk[1 - s]));
             if (pos_of[src] == UINT32_MAX)

@@ -5,7 +5,10 @@
  * with slices already in row order among them. Checked against a reference built here
  * from the input: the rows (ascending ids), each row's ratings in order (every rating
  * value distinct) and each link naming the rated entity's block and one position per
- * entity. Both sides, users 60000 and items 40000 in 2 x 2 blocks. */
+ * entity; the out-links (each block's rows linking to a source block, ascending); and the
+ * same bytes when the block is built from its own ratings only (the executors' build).
+ * Both sides, users 60000 and items 40000 in 2 x 2 blocks, and other block counts for the
+ * out-links' two ways. */
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +30,76 @@ static em_rating *make_ratings(size_t n, uint64_t seed, bool by_user)
         r[t].rating = 0.0f;   /* numbered below, over all segments */
     }
     return r;
+}
+
+/* The out-links against the rows just checked: per src block j, the local rows with a
+ * link into j, ascending, each once. */
+static void check_outlinks(const em__als_blockview *bv)
+{
+    uint32_t *seen = calloc(bv->nsrc, sizeof *seen);   /* last row + 1 counted per block */
+    uint32_t *want = calloc(bv->nsrc, sizeof *want);
+    for (uint32_t e = 0; e < bv->n; e++) {
+        uint32_t t0 = em__ld32(bv->ptr + (size_t)e * 4), t1 = em__ld32(bv->ptr + (size_t)e * 4 + 4);
+        for (uint32_t t = t0; t < t1; t++) {
+            uint32_t enc = em__ld32(bv->src + (size_t)t * EM__ALS_LINK_STRIDE);
+            uint32_t j = bv->idxbits >= 32 ? 0 : enc >> bv->idxbits;
+            if (seen[j] != e + 1) {
+                seen[j] = e + 1;
+                want[j]++;
+            }
+        }
+    }
+    const uint8_t *o = bv->oidx;
+    for (uint32_t j = 0; j < bv->nsrc; j++) {
+        cr_assert_eq(em__ld32(bv->ocnt + (size_t)j * 4), want[j], "out-links of block %u", j);
+        uint32_t prev = 0;
+        for (uint32_t i = 0; i < want[j]; i++, o += 4) {
+            uint32_t e = em__ld32(o);
+            cr_assert(i == 0 || e > prev, "block %u: out-links not ascending", j);
+            prev = e;
+            cr_assert_lt(e, bv->n);
+            uint32_t t0 = em__ld32(bv->ptr + (size_t)e * 4);
+            uint32_t t1 = em__ld32(bv->ptr + (size_t)e * 4 + 4);
+            bool links = false;
+            for (uint32_t t = t0; t < t1 && !links; t++) {
+                uint32_t enc = em__ld32(bv->src + (size_t)t * EM__ALS_LINK_STRIDE);
+                links = (bv->idxbits >= 32 ? 0 : enc >> bv->idxbits) == j;
+            }
+            cr_assert(links, "block %u: out-link to row %u, which has no link there", j, e);
+        }
+    }
+    free(seen);
+    free(want);
+}
+
+/* The executors' build sees only the block's own ratings (route.c): built from the
+ * segments filtered to the block, the record must be the same bytes. */
+static void check_prefiltered(const em__als_cfg *c, const em__als_seg *seg, size_t nseg,
+                              uint32_t block, const uint8_t *rec, size_t len)
+{
+    uint32_t s = c->side;
+    em__als_seg *f = calloc(nseg, sizeof *f);
+    for (size_t g = 0; g < nseg; g++) {
+        em_rating *r = malloc(seg[g].n * sizeof *r + 4);
+        size_t m = 0;
+        for (size_t t = 0; t < seg[g].n; t++) {
+            int32_t d = s ? seg[g].r[t].item : seg[g].r[t].user;
+            if (em__als_block_of(c->seed, s, d, c->nblk[s]) == block)
+                r[m++] = seg[g].r[t];
+        }
+        f[g] = (em__als_seg){r, m};
+    }
+    uint8_t *rec2 = NULL;
+    size_t len2 = 0;
+    em_err err = EM_ERR_INIT;
+    cr_assert_eq(em__als_build_block(c, f, nseg, block, &rec2, &len2, &err), 0, "%s", err.msg);
+    cr_assert_eq(len2, len);
+    cr_assert(memcmp(rec2, rec, len) == 0, "block %u of side %u: the prefiltered build differs",
+              block, s);
+    em_emit_big_free(rec2, EM__ALS_KEY_LEN);
+    for (size_t g = 0; g < nseg; g++)
+        free((void *)f[g].r);
+    free(f);
 }
 
 static void check_block(const em__als_cfg *c, const em__als_seg *seg, size_t nseg,
@@ -93,6 +166,8 @@ static void check_block(const em__als_cfg *c, const em__als_seg *seg, size_t nse
         e++;
     }
     cr_assert_eq(e, bv.n);
+    check_outlinks(&bv);
+    check_prefiltered(c, seg, nseg, block, rec, len);
     em_emit_big_free(rec, EM__ALS_KEY_LEN);
     free(cnt);
     free(want);
@@ -101,19 +176,35 @@ static void check_block(const em__als_cfg *c, const em__als_seg *seg, size_t nse
     free(pos_of);
 }
 
-static void check_both_sides(em__als_seg *seg, size_t nseg)
+static void check_sides(em__als_seg *seg, size_t nseg, uint32_t nbu, uint32_t nbi)
 {
     float v = 1.0f;   /* distinct values, exact in a float below 2^24 */
     for (size_t g = 0; g < nseg; g++)
         for (size_t t = 0; t < seg[g].n; t++, v += 1.0f)
             ((em_rating *)seg[g].r)[t].rating = v;
-    em__als_cfg c = {.magic = EM__ALS_MAGIC, .rank = 4, .nblk = {NBLK, NBLK},
+    em__als_cfg c = {.magic = EM__ALS_MAGIC, .rank = 4, .nblk = {nbu, nbi},
                      .n = {NU, NI}, .seed = 3, .lambda = 0.1};
     for (uint32_t s = 0; s < 2; s++) {
         c.side = s;
-        for (uint32_t b = 0; b < NBLK; b++)
+        for (uint32_t b = 0; b < c.nblk[s]; b++)
             check_block(&c, seg, nseg, b);
     }
+}
+
+static void check_both_sides(em__als_seg *seg, size_t nseg)
+{
+    check_sides(seg, nseg, NBLK, NBLK);
+}
+
+/* Out-links with one source block (no block bits), 32 (the per-row mask's widest) and 33
+ * (the general loop), a few blocks each. */
+Test(als_place, outlinks_for_any_number_of_blocks, .timeout = 300)
+{
+    size_t n = 300000;
+    em__als_seg seg = {make_ratings(n, 30, false), n};
+    check_sides(&seg, 1, 1, 32);
+    check_sides(&seg, 1, 33, 3);
+    free((void *)seg.r);
 }
 
 /* Random order over three segments, the first past one 4M-rating slice. */

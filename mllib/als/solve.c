@@ -473,9 +473,15 @@ int em__als_fn_eval(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter 
             goto out;
         }
         uint32_t sh = bv.idxbits, mask = sh >= 32 ? UINT32_MAX : (1u << sh) - 1, k = fv.k;
+        /* WHY this shape: one running sum per product made every rating wait for k
+         * dependent additions, and the totals lived in memory (acc escapes): 19 ns per
+         * rating at rank 10. Now the row's factor is widened once, the dot product runs
+         * in two independent sums and the totals in registers. */
+        double se = 0, sa = 0;
         for (uint32_t e = 0; e < bv.n; e++) {
-            float xu[EM__ALS_MAX_RANK];
-            memcpy(xu, fv.f + (size_t)e * k * 4, (size_t)k * 4);
+            double xu[EM__ALS_MAX_RANK];
+            for (uint32_t q = 0; q < k; q++)
+                xu[q] = em__ldf(fv.f + ((size_t)e * k + q) * 4);
             uint32_t t0 = em__ld32(bv.ptr + (size_t)e * 4), t1 = em__ld32(bv.ptr + (size_t)e * 4 + 4);
             if (t0 > t1 || t1 > bv.nnz) {
                 rc = em_err_set(err, EM_ECORRUPT, "als eval: bad row pointers at %u", e);
@@ -489,15 +495,22 @@ int em__als_fn_eval(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter 
                     goto out;
                 }
                 const float *y = m.f[j] + (size_t)pos * m.stride;
-                double p = 0;
-                for (uint32_t q = 0; q < k; q++)
-                    p += (double)xu[q] * y[q];
-                double d = em__ldf(bv.r + (size_t)t * EM__ALS_LINK_STRIDE) - p;
-                acc[0] += d * d;
-                acc[1] += fabs(d);
+                double p0 = 0, p1 = 0;
+                uint32_t q = 0;
+                for (; q + 2 <= k; q += 2) {
+                    p0 += xu[q] * y[q];
+                    p1 += xu[q + 1] * y[q + 1];
+                }
+                if (q < k)
+                    p0 += xu[q] * y[q];
+                double d = em__ldf(bv.r + (size_t)t * EM__ALS_LINK_STRIDE) - (p0 + p1);
+                se += d * d;
+                sa += fabs(d);
             }
             acc[2] += t1 - t0;
         }
+        acc[0] += se;
+        acc[1] += sa;
         done = true;
     }
     if (rc == 0 && done)

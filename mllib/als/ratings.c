@@ -304,10 +304,11 @@ static int parse_line(parser *ps, const char *p, const char *end, em_err *err)
 
 /* ---------------------------------------------------------------- fast path */
 
-/* A canonical integer id (em__idmap_token_int's rules) at p; NULL if there is none. The byte after it
- * is not checked. With 8 bytes at hand, ids of 1-7 digits are read with a few 64-bit
- * operations (SWAR: the digits are found by a carry-free byte-wise range test and combined
- * pairwise, then in fours, then in eights); anything else takes the byte loop. */
+/* A canonical integer id (em__idmap_token_int's rules) at p; NULL if there is none. The
+ * byte after it is not checked. With 8 bytes at hand, ids of 1-7 digits are read with a
+ * few 64-bit operations (SWAR: the digits are found by a carry-free byte-wise range test
+ * and combined pairwise, then in fours, then in eights); anything else takes the byte
+ * loop. */
 static inline const char *fast_id(const char *p, const char *end, uint32_t *v)
 {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__

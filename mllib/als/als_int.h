@@ -185,8 +185,9 @@ em_ratings_format em__ratings_detect(const char *path, em_ratings_format fmt);
 
 typedef struct em__ratings_range {
     const char *path;
-    em_ratings_format fmt;   /* tsv, csv, movielens or netflix */
+    em_ratings_format fmt;   /* tsv, csv, movielens or netflix (not with raw) */
     bool skip_bad;
+    bool raw;                /* RAW mode: ids pushed by value, no id maps (below) */
     uint64_t start, end;     /* nominal byte range: owns the lines starting in it
                                 (em_line_align's rule) */
 } em__ratings_range;
@@ -194,7 +195,13 @@ typedef struct em__ratings_range {
  * interning ids into users/items and pushing ratings to out; flush (may be NULL) is called
  * after each block of lines and may take and empty out. The CSV header rule applies when
  * the range starts the file. A bad line fails with the driver reader's message, its
- * FILE:LINE counted from the start of the file. EM_EIO, EM_ECORRUPT, EM_ENOMEM, flush's. */
+ * FILE:LINE counted from the start of the file. EM_EIO, EM_ECORRUPT, EM_ENOMEM, flush's.
+ * With rg->raw (the one pass, ml.als.read_raw) users and items are not used (may be NULL):
+ * each id is pushed as em__idmap_raw_id of its text, which is what rev[index] of a mapped
+ * parse into maps without direct_lim holds (-1 for a string). The lines parsed, skipped
+ * and rejected, the counts and the messages are the mapped parse's; only ids differ.
+ * Formats other than tsv, csv and movielens are refused (EM_EINVAL): a Netflix movie line
+ * interns an item of its own. */
 int em__ratings_parse_range(const em__ratings_range *rg, em_idmap *users, em_idmap *items,
                             em_ratings *out, int (*flush)(void *, em_ratings *, em_err *),
                             void *ud, em_err *err);
@@ -217,6 +224,32 @@ struct em_idmap {
     char *arena;           /* NUL-terminated string ids, in index order */
     size_t alen, acap;
 };
+
+/* Whether t[0..n) is a canonical integer id (digits, no leading zero but in "0", value below
+ * EM__IDMAP_DIRECT_MAX), the ids kept in the direct table; *v = its value. Shared by the
+ * id maps and the rating parser's RAW mode so both draw the integer/string line alike. */
+static inline bool em__idmap_token_int(const char *t, size_t n, uint32_t *v)
+{
+    if (n == 0 || n > 8 || (n > 1 && t[0] == '0'))
+        return false;
+    uint32_t x = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned d = (unsigned)(t[i] - '0');
+        if (d > 9)
+            return false;
+        x = x * 10 + d;
+    }
+    if (x >= EM__IDMAP_DIRECT_MAX)
+        return false;
+    *v = x;
+    return true;
+}
+/* An id as RAW RATINGS carry it (source.c): its value when em__idmap_token_int, else -1. */
+static inline int32_t em__idmap_raw_id(const char *t, size_t n)
+{
+    uint32_t v;
+    return em__idmap_token_int(t, n, &v) ? (int32_t)v : -1;
+}
 
 /* The index of canonical integer id v (< EM__IDMAP_DIRECT_MAX) whose text is tok[0..n),
  * added when new (past m->direct_lim it goes to the string hash, as tok). EM_ENOMEM. */

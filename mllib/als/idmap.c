@@ -42,24 +42,6 @@ int32_t em_idmap_size(const em_idmap *m)
     return m->n;
 }
 
-/* Canonical integer token: digits, no leading zero (except "0"), value < EM__IDMAP_DIRECT_MAX. */
-static bool token_int(const char *t, size_t n, uint32_t *v)
-{
-    if (n == 0 || n > 8 || (n > 1 && t[0] == '0'))
-        return false;
-    uint32_t x = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned d = (unsigned)(t[i] - '0');
-        if (d > 9)
-            return false;
-        x = x * 10 + d;
-    }
-    if (x >= EM__IDMAP_DIRECT_MAX)
-        return false;
-    *v = x;
-    return true;
-}
-
 static const char *str_of(const em_idmap *m, int32_t idx)
 {
     return m->arena + (size_t)(-m->rev[idx] - 1);
@@ -100,7 +82,7 @@ static int32_t str_find(const em_idmap *m, const char *t, size_t n, idmap_slot *
 int32_t em_idmap_find(const em_idmap *m, const char *tok, size_t n)
 {
     uint32_t v;
-    if (token_int(tok, n, &v) && (!m->direct_lim || v < m->direct_lim))
+    if (em__idmap_token_int(tok, n, &v) && (!m->direct_lim || v < m->direct_lim))
         return v < m->direct_cap ? m->direct[v] - 1 : -1;
     return str_find(m, tok, n, NULL);
 }
@@ -197,7 +179,7 @@ int em_idmap_intern(em_idmap *m, const char *tok, size_t n, int32_t *out, em_err
     uint32_t v;
     if (n == 0)
         return em_err_set(err, EM_EINVAL, "empty id");
-    if (!token_int(tok, n, &v))
+    if (!em__idmap_token_int(tok, n, &v))
         return intern_str(m, tok, n, out, err);
     return em__idmap_intern_int(m, v, tok, n, out, err);
 }

@@ -30,7 +30,14 @@
  * the sequential reader, so error messages and their line numbers are exactly its own.
  * Memory: the local arrays (12 bytes a rating of ranges 1..T-1) live until the copy, and a
  * local map's direct table stops at EM__IDMAP_LOCAL_DIRECT_MAX (larger integer ids go to its string
- * hash), so T ranges cost at most T x 16 MiB of tables. */
+ * hash), so T ranges cost at most T x 16 MiB of tables.
+ *
+ * RAW MODE (em__ratings_parse_range with rg->raw, the executors' one pass): the same lines
+ * take the same paths and give the same counts and messages, but an id is pushed as its
+ * value (em__idmap_raw_id: -1 unless a canonical integer below EM__IDMAP_DIRECT_MAX) and no
+ * id map is touched: the fast path pushes fast_id's value, add() converts the token. That
+ * is exactly rev[index] of a mapped parse into maps without direct_lim (tests/fuzz and
+ * test_als_rawparse.c check it), without the map's random reads and writes per rating. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -105,6 +112,7 @@ typedef struct parser {
     const char *name;
     em_ratings_format fmt;
     bool skip_bad;
+    bool raw;                /* RAW mode (em__ratings_parse_range): ids by value, no maps */
     bool from_start;         /* line counts from the file's first line (not a later range) */
     uint64_t line;           /* number of the line being parsed (1-based) */
     int32_t movie;           /* netflix: current movie index, -1 before the first */
@@ -231,6 +239,9 @@ static int add(parser *ps, const char *us, const char *ue, const char *is, const
                double r, em_err *err)
 {
     int32_t u, it = ps->movie;
+    if (ps->raw)   /* never Netflix (is != NULL): em__ratings_parse_range refuses it */
+        return push(ps->out, em__idmap_raw_id(us, (size_t)(ue - us)),
+                    em__idmap_raw_id(is, (size_t)(ie - is)), (float)r, err);
     if (em_idmap_intern(ps->users, us, (size_t)(ue - us), &u, err) < 0)
         return em_err_prefix(err, "%s:%llu", ps->name, (unsigned long long)ps->line);
     if (is && em_idmap_intern(ps->items, is, (size_t)(ie - is), &it, err) < 0)
@@ -293,10 +304,11 @@ static int parse_line(parser *ps, const char *p, const char *end, em_err *err)
 
 /* ---------------------------------------------------------------- fast path */
 
-/* A canonical integer id (token_int's rules) at p; NULL if there is none. The byte after it
- * is not checked. With 8 bytes at hand, ids of 1-7 digits are read with a few 64-bit
- * operations (SWAR: the digits are found by a carry-free byte-wise range test and combined
- * pairwise, then in fours, then in eights); anything else takes the byte loop. */
+/* A canonical integer id (em__idmap_token_int's rules) at p; NULL if there is none. The
+ * byte after it is not checked. With 8 bytes at hand, ids of 1-7 digits are read with a
+ * few 64-bit operations (SWAR: the digits are found by a carry-free byte-wise range test
+ * and combined pairwise, then in fours, then in eights); anything else takes the byte
+ * loop. */
 static inline const char *fast_id(const char *p, const char *end, uint32_t *v)
 {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -436,6 +448,12 @@ static int fast_line(parser *ps, const char **sp, const char *end, em_err *err)
     ps->line++;
     ps->out->lines++;
     int32_t u, it;
+    if (ps->raw) {   /* fast_id's value is em__idmap_raw_id's: the same rules */
+        if (push(ps->out, (int32_t)uv, (int32_t)iv, rf, err) < 0)
+            return err->code;
+        *sp = p + 1;
+        return 1;
+    }
     const em_idmap *mu = ps->users, *mi = ps->items;
     if (uv < mu->direct_cap && mu->direct[uv])   /* known ids: no call */
         u = mu->direct[uv] - 1;
@@ -723,6 +741,11 @@ int em__ratings_parse_range(const em__ratings_range *rg, em_idmap *users, em_idm
     struct stat st;
     parser ps;
     uint64_t a = 0, b = 0;
+    /* RAW mode has no maps: a Netflix movie line (or a detection that could find one)
+     * would need them to intern its item. */
+    if (rg->raw && !(rg->fmt >= EM_RATINGS_TSV && rg->fmt <= EM_RATINGS_MOVIELENS))
+        return em_err_set(err, EM_EINVAL, "%s: raw mode takes tsv, csv or movielens, not "
+                          "format %d", rg->path, (int)rg->fmt);
     int rc, fd = open(rg->path, O_RDONLY);
     if (fd < 0)
         return em_err_set(err, EM_EIO, "%s: %s", rg->path, strerror(errno));
@@ -743,6 +766,7 @@ int em__ratings_parse_range(const em__ratings_range *rg, em_idmap *users, em_idm
     if (b <= a)
         goto out;
     parser_init(&ps, rg->path, rg->fmt, rg->skip_bad, users, items, out);
+    ps.raw = rg->raw;
     ps.from_start = a == 0;
     ps.flush = flush;
     ps.flush_ud = ud;
@@ -760,6 +784,7 @@ int em__ratings_parse_range(const em__ratings_range *rg, em_idmap *users, em_idm
         size_t n0 = out->n;
         if (nl >= 0) {
             parser_init(&ps, rg->path, rg->fmt, rg->skip_bad, users, items, out);
+            ps.raw = rg->raw;
             ps.from_start = false;
             ps.line = (uint64_t)nl;
             ps.flush = drop_all;

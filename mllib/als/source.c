@@ -310,23 +310,17 @@ int em__als_fn_read(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter 
 
 typedef struct raw_ud {
     em_emitter *out;
-    const em_idmap *m[2];   /* the range's local maps (users, items) */
     uint64_t n;
 } raw_ud;
 
-/* The local index of a rating's id as its value (RAW RATINGS), -1 for a string id. */
-static inline int32_t raw_id(const em_idmap *m, int32_t idx)
-{
-    return m->rev[idx] >= 0 ? (int32_t)m->rev[idx] : -1;
-}
-
+/* The RAW mode parser (em__ratings_range.raw) has pushed each id as its value already, so
+ * the ratings go out as they are: no id map is made or read. The engine takes records one
+ * at a time (engine/plan/fn.h has no emit of a run of FIXED records). */
 static int emit_raw(void *ud, em_ratings *r, em_err *err)
 {
     raw_ud *e = ud;
     for (size_t i = 0; i < r->n; i++) {
-        em_rating q = {raw_id(e->m[0], r->recs[i].user), raw_id(e->m[1], r->recs[i].item),
-                       r->recs[i].rating};
-        int rc = em_emit_val(e->out, em_slice_make(&q, sizeof q), err);
+        int rc = em_emit_val(e->out, em_slice_make(&r->recs[i], sizeof r->recs[i]), err);
         if (rc < 0)
             return rc;
     }
@@ -337,7 +331,8 @@ static int emit_raw(void *ud, em_ratings *r, em_err *err)
 
 /* PARTITION (the one pass, RAW RATINGS) over the split records: the range's ratings with
  * each id as its integer value (-1 for an id that is not a canonical integer below
- * EM__IDMAP_DIRECT_MAX); lines, skipped lines and ratings counted as in pass 1. */
+ * EM__IDMAP_DIRECT_MAX: em__idmap_raw_id, exactly what the local maps' rev[] held when this
+ * pass interned ids); lines, skipped lines and ratings counted as in pass 1. */
 int em__als_fn_read_raw(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
                         em_err *err)
 {
@@ -345,13 +340,14 @@ int em__als_fn_read_raw(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emit
     em__ratings_range rg;
     em_ratings r;
     uint32_t split = 0;
-    em_idmap *mu = em_idmap_new(), *mi = em_idmap_new();
-    raw_ud e = {out, {mu, mi}, 0};
+    raw_ud e = {out, 0};
     em_ratings_init(&r);
-    int rc = !mu || !mi ? em_err_set(err, EM_ENOMEM, "als read: id maps") : 0;
-    if (rc == 0 && (rc = src_decode(c->blob, &x, err)) == 0) {
-        if ((rc = src_split(&x, in, &rg, &split, err)) == 0)
-            rc = em__ratings_parse_range(&rg, mu, mi, &r, emit_raw, &e, err);
+    int rc = src_decode(c->blob, &x, err);
+    if (rc == 0) {
+        if ((rc = src_split(&x, in, &rg, &split, err)) == 0) {
+            rg.raw = true;
+            rc = em__ratings_parse_range(&rg, NULL, NULL, &r, emit_raw, &e, err);
+        }
         em_free(x.paths);
     }
     if (rc == 0) {
@@ -361,8 +357,6 @@ int em__als_fn_read_raw(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emit
     }
     (void)index;
     em_ratings_destroy(&r);
-    em_idmap_free(mu);
-    em_idmap_free(mi);
     return rc;
 }
 

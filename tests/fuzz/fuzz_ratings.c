@@ -4,7 +4,11 @@
  * index is fine. The same bytes are also written to a file and read as two byte ranges
  * split at a point drawn from the input (em__ratings_parse_range, the executors' reader):
  * for the Netflix layout, whose second range finds its movie by looking back, the two
- * ranges must give exactly the whole file's ratings (or, strict, fail when it fails). */
+ * ranges must give exactly the whole file's ratings (or, strict, fail when it fails).
+ * For tsv, csv and movielens, each of the two ranges and the whole file are also parsed in
+ * RAW mode (the executors' one pass): the outcome, message, counts and ratings must be
+ * those of the mapped parse into fresh maps, with each id replaced by rev[index] of its
+ * map (-1 for a string id), as the one pass emitted them before RAW mode existed. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +29,37 @@ static int two_ranges(const char *path, em_ratings_format fmt, bool skip, uint64
             return -1;
     }
     return 0;
+}
+
+/* Byte range [a, b) of path parsed mapped (fresh maps) and raw: the same result. */
+static void raw_check(const char *path, em_ratings_format fmt, bool skip, uint64_t a,
+                      uint64_t b)
+{
+    em__ratings_range rg = {.path = path, .fmt = fmt, .skip_bad = skip, .start = a, .end = b};
+    em_idmap *u = em_idmap_new(), *i = em_idmap_new();
+    em_ratings m, r;
+    em_err em = EM_ERR_INIT, er = EM_ERR_INIT;
+    em_ratings_init(&m);
+    em_ratings_init(&r);
+    if (!u || !i)
+        abort();
+    int rcm = em__ratings_parse_range(&rg, u, i, &m, NULL, NULL, &em);
+    rg.raw = true;
+    int rcr = em__ratings_parse_range(&rg, NULL, NULL, &r, NULL, NULL, &er);
+    if (rcm != rcr || strcmp(em.msg, er.msg) || m.lines != r.lines ||
+        m.skipped != r.skipped || m.n != r.n)
+        abort();
+    for (size_t t = 0; rcm == 0 && t < m.n; t++) {
+        em_rating q = {u->rev[m.recs[t].user] >= 0 ? (int32_t)u->rev[m.recs[t].user] : -1,
+                       i->rev[m.recs[t].item] >= 0 ? (int32_t)i->rev[m.recs[t].item] : -1,
+                       m.recs[t].rating};
+        if (memcmp(&q, &r.recs[t], sizeof q))
+            abort();
+    }
+    em_ratings_destroy(&m);
+    em_ratings_destroy(&r);
+    em_idmap_free(u);
+    em_idmap_free(i);
 }
 
 static void ranges_check(const uint8_t *data, size_t size, const em_ratings_read_opts *o,
@@ -56,6 +91,11 @@ static void ranges_check(const uint8_t *data, size_t size, const em_ratings_read
         em_ratings_destroy(&r);
         em_idmap_free(u);
         em_idmap_free(i);
+    } else if (fmt != EM_RATINGS_AUTO) {
+        uint64_t split = ((uint64_t)data[size - 1] * 2654435761u + size) % (len + 1);
+        raw_check(path, fmt, o->skip_bad_lines, 0, len);
+        raw_check(path, fmt, o->skip_bad_lines, 0, split);
+        raw_check(path, fmt, o->skip_bad_lines, split, len);
     }
     unlink(path);
 }

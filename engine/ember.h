@@ -49,7 +49,8 @@ typedef struct em_conf em_conf;
  *   ember.shuffle.memory         per-task buffer before a shuffle spills  (executor/4/threads)
  *   ember.local.dir              directory for shuffle files and spills     ($TMPDIR or /tmp)
  *   ember.task.maxFailures       attempts per task before the job fails                (4)
- *   ember.shuffle.compress.level zstd level for shuffle and disk blocks                 (1)
+ *   ember.shuffle.compress.level zstd level for shuffle files, spills and disk blocks:
+ *                                1..22, or -1..-100 for zstd's fast levels           (1)
  *   ember.shuffle.sync           true: fsync map outputs before they count as written;
  *                                false: leave them to the kernel, as Spark does  (false)
  *   ember.checkpoint.dir         root of reliable checkpoints (em_rdd_checkpoint)  (unset)

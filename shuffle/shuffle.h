@@ -121,7 +121,7 @@ typedef struct em_shuffle_writer_opts {
     uint32_t width;               /* FIXED width */
     const em_combiner *combiner;  /* optional: map-side combine of KV records by key */
     size_t mem_budget;            /* bytes buffered before spilling; 0 = 64 MiB */
-    int zstd_level;               /* 0 = 1 */
+    int zstd_level;               /* 0 = 1; negative: a fast level */
     bool sync;                    /* fsync data and index before the rename
                                      (ember.shuffle.sync); false = leave it to the kernel */
 } em_shuffle_writer_opts;
@@ -230,7 +230,7 @@ typedef struct em_reducer_opts {
     bool descending;               /* SORT */
     size_t mem_budget;             /* bytes before spilling a sorted run; 0 = 64 MiB */
     const char *spill_dir;         /* must exist */
-    int zstd_level;                /* 0 = 1 */
+    int zstd_level;                /* 0 = 1; negative: a fast level */
     uint32_t max_fan_in;           /* runs one merge opens at once; 0 = from the open-file
                                       limit (reducer.c: merge_fan_in) */
 } em_reducer_opts;
@@ -281,7 +281,8 @@ void em_reducer_free(em_reducer *r);   /* NULL ok; removes its spill files */
 typedef struct em_spill_list em_spill_list;
 
 /* mem_budget: bytes of values held in memory before the file is used (0 = none: every value
- * goes to the file); spill_dir must exist (copied); zstd_level 0 = 1. NULL + EM_ENOMEM. */
+ * goes to the file); spill_dir must exist (copied); zstd_level 0 = 1 (negative: a fast
+ * level). NULL + EM_ENOMEM. */
 em_spill_list *em_spill_list_new(const char *spill_dir, size_t mem_budget, int zstd_level,
                                  em_err *err);
 /* Appends a copy of v. EM_EINVAL once reading started (until reset); EM_EIO / EM_ENOSPC

@@ -98,7 +98,7 @@ em_shuffle_writer *em_shuffle_writer_new(const em_shuffle_writer_opts *o, em_err
     w->nparts = o->nparts;
     w->kind = o->kind;
     w->budget = o->mem_budget ? o->mem_budget : DEFAULT_BUDGET;
-    w->level = o->zstd_level > 0 ? o->zstd_level : 1;
+    w->level = o->zstd_level != 0 ? o->zstd_level : 1;
     w->sync = o->sync;
     em_vbuf_init(&w->enc);
     em__aggmap_init(&w->agg, o->combiner, false);

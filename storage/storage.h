@@ -45,7 +45,7 @@ typedef struct em_store_opts {
     const char *dir;        /* directory for disk blocks (created if missing; only its
                                blocks/ subtree is removed on free); NULL = a new
                                $TMPDIR/ember-<pid>-XXXXXX, removed whole on free */
-    int zstd_level;         /* 0 = 1 */
+    int zstd_level;         /* 0 = 1; negative: a fast level */
     struct em_memory_manager *mm;   /* addition: optional; when set the budget is the
                                        manager's storage limit, mem_budget is ignored */
 } em_store_opts;
@@ -65,6 +65,9 @@ typedef struct em_store_stats {
 em_block_store *em_block_store_new(const em_store_opts *opts, em_err *err);
 /* NULL ok; removes its disk blocks. Must not run concurrently with other calls on bs. */
 void em_block_store_free(em_block_store *bs);
+/* The zstd level of blocks written to disk from now on (0 = 1): an executor's store exists
+ * before the driver's settings arrive at registration. Any thread. */
+void em_block_store_set_zstd_level(em_block_store *bs, int level);
 
 /* Stores `n` batches under id at `level` (replacing an existing block). Takes one reference
  * to each batch, also on failure. A MEMORY_ONLY block larger than the whole budget is not

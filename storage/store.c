@@ -50,6 +50,7 @@
  *   too when the store created it. A directory must not be shared by two live stores. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,7 +93,7 @@ struct em_block_store {
     /* immutable after new */
     size_t budget;              /* bytes (unused when mm is set) */
     em_memory_manager *mm;      /* optional unified memory manager (borrowed) */
-    int zstd_level;
+    atomic_int zstd_level;      /* the one setting that may change: em_block_store_set_zstd_level */
     bool own_dir;               /* dir was created by the store: removed on free */
     char *dir;
     char *blocks_dir;
@@ -367,7 +368,7 @@ static void spill_list(em_block_store *bs, entry *v)
         size_t n;
 
         block_path(bs, v->id, path, sizeof path);
-        int rc = em__storage_write_file(path, v->batches, v->nbatches, bs->zstd_level, &bytes,
+        int rc = em__storage_write_file(path, v->batches, v->nbatches, atomic_load_explicit(&bs->zstd_level, memory_order_relaxed), &bytes,
                                         &err);
         if (rc < 0)
             em_log(EM_LOG_WARN, "storage: spill failed, block dropped: %s", err.msg);
@@ -431,7 +432,7 @@ em_block_store *em_block_store_new(const em_store_opts *opts, em_err *err)
         return NULL;
     }
     bs->budget = o.mem_budget ? o.mem_budget : DEFAULT_BUDGET;
-    bs->zstd_level = o.zstd_level > 0 ? o.zstd_level : 1;
+    atomic_init(&bs->zstd_level, o.zstd_level != 0 ? o.zstd_level : 1);
     em_hmap_init(&bs->map, sizeof(map_slot), offsetof(map_slot, used), INITIAL_SLOTS);
     if (em_hmap_grow(&bs->map) < 0) {
         em_err_set(err, EM_ENOMEM, "block store: out of memory");
@@ -467,6 +468,11 @@ fail:
     em_hmap_destroy(&bs->map);
     em_free(bs);
     return NULL;
+}
+
+void em_block_store_set_zstd_level(em_block_store *bs, int level)
+{
+    atomic_store_explicit(&bs->zstd_level, level != 0 ? level : 1, memory_order_relaxed);
 }
 
 void em_block_store_free(em_block_store *bs)
@@ -527,7 +533,9 @@ static int place_block(em_block_store *bs, entry *e, em_batch **arr, size_t n, s
         return 0;   /* does not fit: not stored, the reader recomputes it */
     pthread_mutex_unlock(&bs->lock);
     block_path(bs, e->id, path, sizeof path);
-    int rc = em__storage_write_file(path, arr, n, bs->zstd_level, &bytes, err);
+    int rc = em__storage_write_file(path, arr, n,
+                                    atomic_load_explicit(&bs->zstd_level, memory_order_relaxed),
+                                    &bytes, err);
     pthread_mutex_lock(&bs->lock);
     if (rc == 0)
         note_disk(bs, e, bytes, n);

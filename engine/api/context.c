@@ -33,6 +33,21 @@ static int parse_u32(const char *key, const char *v, uint32_t lo, uint32_t hi, u
     return 0;
 }
 
+/* A zstd level: 1..22, or a fast level -1..-100 (`zstd --fast=N` is level -N: about 3x
+ * the speed of level 1 at a lower ratio, the class of Spark's default codec, lz4). 0 is
+ * refused: zstd reads it as its default (3), which would surprise. */
+static int parse_level(const char *key, const char *v, int *out, em_err *err)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || end == v || *end || x < EM_ZSTD_LEVEL_MIN || x > EM_ZSTD_LEVEL_MAX || x == 0)
+        return em_err_set(err, EM_EINVAL, "%s: bad value '%s' (an integer in %d..-1 or 1..%d)",
+                          key, v, EM_ZSTD_LEVEL_MIN, EM_ZSTD_LEVEL_MAX);
+    *out = (int)x;
+    return 0;
+}
+
 /* "true" or "false"; def when the key is unset. */
 static int parse_bool(const em_conf *c, const char *key, bool def, bool *out, em_err *err)
 {
@@ -165,11 +180,10 @@ static int read_settings(em_context *sc, em_err *err)
     if ((v = em_conf_get(c, "ember.task.maxFailures")) &&
         (rc = parse_u32("ember.task.maxFailures", v, 1, 1000, &sc->max_failures, err)) < 0)
         return rc;
-    uint32_t level = 1;
+    sc->zstd_level = 1;
     if ((v = em_conf_get(c, "ember.shuffle.compress.level")) &&
-        (rc = parse_u32("ember.shuffle.compress.level", v, 1, 22, &level, err)) < 0)
+        (rc = parse_level("ember.shuffle.compress.level", v, &sc->zstd_level, err)) < 0)
         return rc;
-    sc->zstd_level = (int)level;
     return parse_bool(c, "ember.shuffle.sync", false, &sc->shuffle_sync, err);
 }
 
@@ -308,6 +322,7 @@ static int start_cluster(em_context *sc, em_task_backend *out, em_err *err)
             .shuffle_memory = em_conf_get(c, "ember.shuffle.memory") ? sc->shuffle_mem : 0,
             .net_compress = sc->net_compress,
             .shuffle_sync = sc->shuffle_sync,
+            .zstd_level = sc->zstd_level,
             .store = sc->store,
         },
         .master_url = em_conf_get(c, "ember.master"),

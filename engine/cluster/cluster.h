@@ -82,12 +82,14 @@ typedef struct em_cluster_opts {
     bool no_prefetch;
     /* Settings every executor takes at registration: ember.memory.storageFraction (the
      * storage floor, 0..1), ember.shuffle.memory (per-task budget; 0 = executor memory /
-     * 4 / cores), ember.net.compress (0 auto, 1 always, 2 never; engine/executor/protocol.h) and
-     * ember.shuffle.sync (fsync shuffle files). */
+     * 4 / cores), ember.net.compress (0 auto, 1 always, 2 never; engine/executor/protocol.h),
+     * ember.shuffle.sync (fsync shuffle files) and ember.shuffle.compress.level (the zstd
+     * level of shuffle files, spills and disk blocks; 0 = 1). */
     double storage_fraction;
     size_t shuffle_memory;
     uint32_t net_compress;
     bool shuffle_sync;
+    int zstd_level;
     /* Serves executors' block requests (parallelized input, broadcasts). Borrowed. */
     em_block_store *store;
     /* Serves executors' map-output requests (the map-output tracker). Network thread. */

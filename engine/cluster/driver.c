@@ -267,7 +267,8 @@ static int on_register(em_cluster *c, em_conn_id id, const em__msg *m, em_err *e
     em__msg r = {.type = EM__MSG_REGISTERED, .library = c->library,
                  .storage_permille = (uint32_t)(f >= 0 && f <= 1 ? f * 1000 + 0.5 : 500),
                  .shuffle_mem = c->o.shuffle_memory, .compress = c->o.net_compress,
-                 .shuffle_sync = c->o.shuffle_sync};
+                 .shuffle_sync = c->o.shuffle_sync,
+                 .zstd_level = c->o.zstd_level ? c->o.zstd_level : 1};
     memcpy(r.sha256, c->sha, sizeof r.sha256);
     rc = em__cl_send_msg(c, id, &r, err);
     pthread_mutex_lock(&c->lock);

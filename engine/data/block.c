@@ -50,7 +50,7 @@ int em_block_encode(const em_batch *b, em_codec codec, int level, em_vbuf *out, 
     size_t stored = n;
     em_codec used = EM_CODEC_NONE;
     if (codec == EM_CODEC_ZSTD && n > 0) {
-        size_t z = ZSTD_compress(body, bound, raw, n, level <= 0 ? 1 : level);
+        size_t z = ZSTD_compress(body, bound, raw, n, level == 0 ? 1 : level);
         if (ZSTD_isError(z))
             return em_err_set(err, EM_EIO, "block encode: zstd: %s", ZSTD_getErrorName(z));
         /* Keep the compressed form only when it shrinks the payload, and only within the

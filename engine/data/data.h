@@ -176,7 +176,13 @@ typedef enum em_codec {
     EM_CODEC_ZSTD = 1,
 } em_codec;
 
-/* Appends the block encoding of b to out. level: zstd level (<= 0 means 1). */
+/* zstd levels the engine takes (ember.shuffle.compress.level): 1..22, and the fast levels
+ * -1..-100 (`zstd --fast=N` is level -N). */
+#define EM_ZSTD_LEVEL_MIN (-100)
+#define EM_ZSTD_LEVEL_MAX 22
+
+/* Appends the block encoding of b to out. level: zstd level (0 means 1; negative: a fast
+ * level). */
 int em_block_encode(const em_batch *b, em_codec codec, int level, em_vbuf *out, em_err *err);
 /* Total size of the block starting at p (header + stored bytes) after checking the header
  * magic, version and header checksum; EM_ECORRUPT if n is too short or the header is bad. */

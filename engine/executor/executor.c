@@ -610,6 +610,7 @@ static int start(executor *x, em_err *err)
     if ((rc = load_library(x, err)) < 0)
         return rc;
     em_memory_manager_set_storage_fraction(x->mm, x->reg.storage_permille / 1000.0);
+    em_block_store_set_zstd_level(x->store, x->reg.zstd_level);
     x->wire_codec = em__wire_codec(x->reg.compress, em_net_is_loopback(x->net, d));
     em_shuffle_remote_opts ro = {.net = x->net, .self_loc = x->loc, .dir = x->shuffle_dir,
                                  .request = em__x_request_segment, .send = serve_send,
@@ -624,7 +625,7 @@ static int start(executor *x, em_err *err)
         .map_outputs = em__x_map_outputs,
         .ud = x, .fetch_block = em__x_fetch_block,
         .task_mem_budget = x->reg.shuffle_mem ? x->reg.shuffle_mem : mem / 4 / o->cores,
-        .zstd_level = 1, .shuffle_sync = x->reg.shuffle_sync, .mem = x->mm,
+        .zstd_level = x->reg.zstd_level, .shuffle_sync = x->reg.shuffle_sync, .mem = x->mm,
     };
     x->threads = em_xcalloc(o->cores, sizeof *x->threads);
     x->slots = em_xcalloc(o->cores, sizeof *x->slots);
@@ -634,8 +635,8 @@ static int start(executor *x, em_err *err)
                               o->exec_id, i);
         x->nthreads = i + 1;
     }
-    em_log(EM_LOG_INFO, "executor %s: %u task threads, shuffle server %s, work dir %s",
-           o->exec_id, o->cores, x->loc, x->work);
+    em_log(EM_LOG_INFO, "executor %s: %u task threads, shuffle server %s, work dir %s, "
+           "zstd level %d", o->exec_id, o->cores, x->loc, x->work, (int)x->reg.zstd_level);
     return 0;
 }
 

@@ -163,14 +163,17 @@ static json_t *enc_body(const em__msg *m)
                          "pid", (int)m->pid, "host", m->host, "port", (int)m->port);
     case EM__MSG_REGISTERED:
         return m->library
-                   ? json_pack("{s:s,s:s,s:i,s:I,s:i,s:b}", "library", m->library, "sha256",
-                               m->sha256, "storage_permille", (int)m->storage_permille,
-                               "shuffle_memory", (json_int_t)m->shuffle_mem, "compress",
-                               (int)m->compress, "shuffle_sync", m->shuffle_sync)
-                   : json_pack("{s:n,s:n,s:i,s:I,s:i,s:b}", "library", "sha256",
+                   ? json_pack("{s:s,s:s,s:i,s:I,s:i,s:b,s:i}", "library", m->library,
+                               "sha256", m->sha256, "storage_permille",
+                               (int)m->storage_permille, "shuffle_memory",
+                               (json_int_t)m->shuffle_mem, "compress", (int)m->compress,
+                               "shuffle_sync", m->shuffle_sync, "zstd_level",
+                               (int)m->zstd_level)
+                   : json_pack("{s:n,s:n,s:i,s:I,s:i,s:b,s:i}", "library", "sha256",
                                "storage_permille", (int)m->storage_permille, "shuffle_memory",
                                (json_int_t)m->shuffle_mem, "compress", (int)m->compress,
-                               "shuffle_sync", m->shuffle_sync);
+                               "shuffle_sync", m->shuffle_sync, "zstd_level",
+                               (int)m->zstd_level);
     case EM__MSG_LAUNCH:
         return json_pack("{s:i,s:i,s:i,s:b}", "stage", (int)m->stage, "part", (int)m->part,
                          "attempt", (int)m->attempt, "map", m->is_map);
@@ -445,6 +448,11 @@ static int dec_registered(dctx *d, json_t *o, em__msg *m)
     if (json_object_get(o, "shuffle_sync") && (rc = get_bool(d, o, "shuffle_sync",
                                                              &m->shuffle_sync)))
         return rc;
+    int64_t level = 1;   /* optional too (absent or 0 = 1) */
+    if (json_object_get(o, "zstd_level") &&
+        (rc = get_int(d, o, "zstd_level", EM_ZSTD_LEVEL_MIN, EM_ZSTD_LEVEL_MAX, &level)))
+        return rc;
+    m->zstd_level = level ? (int32_t)level : 1;
     if (json_is_null(lib) && json_is_null(sha))
         return 0;
     char tmp[4097];

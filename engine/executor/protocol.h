@@ -73,13 +73,15 @@ typedef struct em__msg {
     uint16_t port;
     /* registered: the job library and the settings executors take from the driver's
      * configuration (ember.memory.storageFraction, ember.shuffle.memory,
-     * ember.net.compress, ember.shuffle.sync) */
+     * ember.net.compress, ember.shuffle.sync, ember.shuffle.compress.level) */
     char *library;               /* owned; NULL = none */
     char sha256[65];
     uint32_t storage_permille;   /* storage floor, 0..1000 */
     uint64_t shuffle_mem;        /* per-task budget in bytes; 0 = executor memory / 4 / cores */
     uint32_t compress;           /* em__wire_compress */
     bool shuffle_sync;           /* fsync shuffle files (optional in the JSON: false) */
+    int32_t zstd_level;          /* shuffle/spill/disk zstd level, EM_ZSTD_LEVEL_MIN..MAX
+                                  * (optional in the JSON; absent or 0 = 1) */
     /* launch */
     uint32_t stage, part, attempt;
     bool is_map;

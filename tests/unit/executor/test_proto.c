@@ -57,25 +57,40 @@ Test(proto, registered_with_and_without_library)
     roundtrip(&in, &out);
     cr_assert_str_eq(out.library, "/x/lib.so");
     cr_assert_eq(strlen(out.sha256), 64);
+    cr_assert_eq(out.zstd_level, 1, "0 in the message means level 1");
     em__msg_destroy(&out);
     cr_assert(!out.shuffle_sync);
     em__msg none = {.type = EM__MSG_REGISTERED, .storage_permille = 250,
                     .shuffle_mem = (uint64_t)5 << 32, .compress = EM__WIRE_NEVER,
-                    .shuffle_sync = true};
+                    .shuffle_sync = true, .zstd_level = -3};
     roundtrip(&none, &out);
     cr_assert_null(out.library);
     cr_assert_eq(out.storage_permille, 250);
     cr_assert_eq(out.shuffle_mem, (uint64_t)5 << 32);
     cr_assert_eq(out.compress, EM__WIRE_NEVER);
     cr_assert(out.shuffle_sync);
+    cr_assert_eq(out.zstd_level, -3);
     em__msg_destroy(&out);
     em_err err = EM_ERR_INIT;
-    /* shuffle_sync is optional (absent = false) but must be a boolean when present */
+    /* shuffle_sync and zstd_level are optional (absent = false, 1) but must be a boolean
+     * and a level when present */
     cr_assert_eq(decode_str("{\"t\":\"registered\",\"library\":null,\"sha256\":null,"
                             "\"storage_permille\":500,\"shuffle_memory\":0,\"compress\":0}",
                             &out, &err), 0, "%s", err.msg);
     cr_assert(!out.shuffle_sync);
+    cr_assert_eq(out.zstd_level, 1);
     em__msg_destroy(&out);
+    cr_assert_eq(decode_str("{\"t\":\"registered\",\"library\":null,\"sha256\":null,"
+                            "\"storage_permille\":500,\"shuffle_memory\":0,\"compress\":0,"
+                            "\"zstd_level\":23}", &out, &err), EM_EPROTO);
+    cr_assert(strstr(err.msg, "zstd_level"), "%s", err.msg);
+    em__msg_destroy(&out);
+    err = (em_err)EM_ERR_INIT;
+    cr_assert_eq(decode_str("{\"t\":\"registered\",\"library\":null,\"sha256\":null,"
+                            "\"storage_permille\":500,\"shuffle_memory\":0,\"compress\":0,"
+                            "\"zstd_level\":\"fast\"}", &out, &err), EM_EPROTO);
+    em__msg_destroy(&out);
+    err = (em_err)EM_ERR_INIT;
     cr_assert_eq(decode_str("{\"t\":\"registered\",\"library\":null,\"sha256\":null,"
                             "\"storage_permille\":500,\"shuffle_memory\":0,\"compress\":0,"
                             "\"shuffle_sync\":1}", &out, &err), EM_EPROTO);

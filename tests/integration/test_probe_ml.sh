@@ -122,6 +122,21 @@ EMBER_LOG=info EMBER_MASTER='local[1]' "$ember" als --train small.tsv --iteratio
     >/dev/null 2>"$tmp/err" || fail "als with EMBER_MASTER=local[1]: $(tail -c 300 "$tmp/err")"
 grep -q "context: 1 task threads" "$tmp/err" || fail "EMBER_MASTER ignored by ember als"
 grep -q "items) in [0-9.]* s;" "$tmp/err" || fail "load line: $(grep loaded "$tmp/err")"
+# The shuffle's zstd level reaches the executors (registration): ember als's default -3,
+# or the user's; 0 and 23 are refused with the key's name.
+EMBER_LOG=info "$ember" als --train small.tsv --iterations 1 --master 'local-cluster[2,1]' \
+    >/dev/null 2>"$tmp/err" || fail "als local-cluster: $(tail -c 300 "$tmp/err")"
+[ "$(grep -c 'task threads.*zstd level -3$' "$tmp/err")" = 2 ] ||
+    fail "executors' zstd level (want -3 twice): $(grep 'zstd level' "$tmp/err")"
+EMBER_LOG=info "$ember" als --train small.tsv --iterations 1 --master 'local-cluster[2,1]' \
+    --conf ember.shuffle.compress.level=7 >/dev/null 2>"$tmp/err" ||
+    fail "als level 7: $(tail -c 300 "$tmp/err")"
+[ "$(grep -c 'task threads.*zstd level 7$' "$tmp/err")" = 2 ] ||
+    fail "executors' zstd level (want 7 twice): $(grep 'zstd level' "$tmp/err")"
+probe "zstd level 0" 2 "ember.shuffle.compress.level: bad value '0'" \
+    "$ember" als --train small.tsv --iterations 1 --conf ember.shuffle.compress.level=0
+probe "zstd level 23" 2 "ember.shuffle.compress.level: bad value '23'" \
+    "$ember" als --train small.tsv --iterations 1 --conf ember.shuffle.compress.level=23
 "$ember" help gen ratings >"$tmp/out" 2>&1 || fail "ember help gen ratings: $(cat "$tmp/out")"
 grep -q "Usage: ember gen ratings" "$tmp/out" || fail "ember help gen ratings: $(head -2 "$tmp/out")"
 # Item 15: the driver's status page says where it is, loudly when its port was taken.

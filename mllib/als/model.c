@@ -248,12 +248,35 @@ static int topk_finish(topk *h)
     return h->n;
 }
 
+/* dot(x, row) of 4 consecutive rows at once: four independent sums, each in dot's order
+ * (the same float operations, so the same bits): one dot is a chain of rank dependent
+ * additions, and a user's top k over all items waited on them one item at a time (the
+ * ranking metrics of an implicit run at scale 1: 40 s, 30-37% of the run's CPU). */
+static void dot4(const float *x, const float *rows, int k, float s[4])
+{
+    const float *a = rows, *b = rows + k, *c = rows + 2 * (size_t)k, *d = rows + 3 * (size_t)k;
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (int i = 0; i < k; i++) {
+        s0 += x[i] * a[i];
+        s1 += x[i] * b[i];
+        s2 += x[i] * c[i];
+        s3 += x[i] * d[i];
+    }
+    s[0] = s0;
+    s[1] = s1;
+    s[2] = s2;
+    s[3] = s3;
+}
+
 static int top_against(const float *x, const float *rows, int32_t nrows, int k, int rank,
                        const int32_t *ex, size_t nex, int32_t *ids, float *scores)
 {
     topk h = {.k = k, .id = ids, .sc = scores};
     size_t e = 0;
+    float s4[4];
     for (int32_t r = 0; r < nrows; r++) {
+        if ((r & 3) == 0 && nrows - r >= 4)   /* rows without factors or excluded: unused */
+            dot4(x, rows + (size_t)r * rank, rank, s4);
         while (e < nex && ex[e] < r)
             e++;
         if (e < nex && ex[e] == r)
@@ -261,7 +284,7 @@ static int top_against(const float *x, const float *rows, int32_t nrows, int k, 
         const float *y = rows + (size_t)r * rank;
         if (isnan(y[0]))
             continue;
-        topk_push(&h, r, dot(x, y, rank));
+        topk_push(&h, r, nrows - (r & ~3) >= 4 ? s4[r & 3] : dot(x, y, rank));
     }
     return topk_finish(&h);
 }

@@ -16,20 +16,18 @@
 
 #include "mllib/als/als.h"
 #include "tests/support/ctx.h"
+#include "tests/support/tmpdir.h"
 
 static char g_dir[64];
 
 static void mkdir_tmp(void)
 {
-    strcpy(g_dir, "/tmp/em_als_feat_XXXXXX");
-    cr_assert(mkdtemp(g_dir));
+    em_test_tmpdir(g_dir, sizeof g_dir, "em_als_feat");
 }
 
 static void rm_tmp(void)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    cr_assert_eq(system(cmd), 0);
+    em_test_tmpdir_remove(g_dir);
 }
 
 /* A directory of 3 files (3 ranges) of n lines each: users from ubase with stride ustep

@@ -13,20 +13,18 @@
 #include <unistd.h>
 
 #include "mllib/als/als_int.h"
+#include "tests/support/tmpdir.h"
 
 static char g_dir[64];
 
 static void mkdir_tmp(void)
 {
-    strcpy(g_dir, "/tmp/em_als_raw_XXXXXX");
-    cr_assert(mkdtemp(g_dir));
+    em_test_tmpdir(g_dir, sizeof g_dir, "em_als_raw");
 }
 
 static void rm_tmp(void)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    cr_assert_eq(system(cmd), 0);
+    em_test_tmpdir_remove(g_dir);
 }
 
 static const char *put_file(const char *name, const char *text)

@@ -15,20 +15,18 @@
 
 #include "mllib/als/als.h"
 #include "tests/support/ctx.h"
+#include "tests/support/tmpdir.h"
 
 static char g_dir[64];
 
 static void mkdir_tmp(void)
 {
-    strcpy(g_dir, "/tmp/em_als_src_XXXXXX");
-    cr_assert(mkdtemp(g_dir));
+    em_test_tmpdir(g_dir, sizeof g_dir, "em_als_src");
 }
 
 static void rm_tmp(void)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    cr_assert_eq(system(cmd), 0);
+    em_test_tmpdir_remove(g_dir);
 }
 
 /* Writes n lines in the style `style` (0 tsv ints, 1 csv strings + header, 2 movielens,

@@ -273,9 +273,10 @@ static int top_against(const float *x, const float *rows, int32_t nrows, int k, 
 {
     topk h = {.k = k, .id = ids, .sc = scores};
     size_t e = 0;
+    int32_t full = nrows & ~3;   /* rows below are scored four at a time */
     float s4[4];
     for (int32_t r = 0; r < nrows; r++) {
-        if ((r & 3) == 0 && nrows - r >= 4)   /* rows without factors or excluded: unused */
+        if (r < full && (r & 3) == 0)   /* rows without factors or excluded: unused */
             dot4(x, rows + (size_t)r * rank, rank, s4);
         while (e < nex && ex[e] < r)
             e++;
@@ -284,7 +285,7 @@ static int top_against(const float *x, const float *rows, int32_t nrows, int k, 
         const float *y = rows + (size_t)r * rank;
         if (isnan(y[0]))
             continue;
-        topk_push(&h, r, nrows - (r & ~3) >= 4 ? s4[r & 3] : dot(x, y, rank));
+        topk_push(&h, r, r < full ? s4[r & 3] : dot(x, y, rank));
     }
     return topk_finish(&h);
 }

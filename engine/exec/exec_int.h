@@ -11,6 +11,11 @@
 /* Where a pushed record goes: the record is borrowed for the call only. Returns 0 or <0
  * (an error already in err). */
 typedef int (*em__push_fn)(void *ud, const em_rec *r, em_err *err);
+/* Where a run of n >= 1 FIXED records goes, n x width bytes back to back (borrowed for the
+ * call): em_emit_fixed's path to a consumer that stores runs whole (the batcher), instead
+ * of one push per record. 0 or <0 as em__push_fn. */
+typedef int (*em__push_run_fn)(void *ud, const uint8_t *p, uint32_t width, size_t n,
+                               em_err *err);
 
 typedef struct em__iter_scratch em__iter_scratch;
 
@@ -20,8 +25,10 @@ struct em_iter {
     void (*free)(em_iter *it);                          /* frees it and its parents */
     /* Optional: pushes every remaining record to fn, then returns 0 (or <0 on an error,
      * fn's included). Lets a fused narrow chain hand its records to the consumer without
-     * buffering them (fuse.c). NULL: em__iter_drain pulls with next. */
-    int (*drain)(em_iter *it, em__push_fn fn, void *ud, em_err *err);
+     * buffering them (fuse.c). run, when not NULL, takes runs of FIXED records instead of
+     * fn (each run still counts as its records); an iterator may ignore it and push every
+     * record to fn. NULL: em__iter_drain pulls with next. */
+    int (*drain)(em_iter *it, em__push_fn fn, em__push_run_fn run, void *ud, em_err *err);
     /* Optional, for an iterator whose records are GROUP records (key, em_list of values)
      * made by an em_reducer (reduce.c): feeds the reducer its whole input if that has not
      * happened yet and sets *out to it (borrowed, lives as long as the iterator), so a
@@ -66,6 +73,10 @@ int em__iter_chain_pull(em_iter **cur, bool batch, void *out, em__iter_open_fn n
                         em_err *err);
 /* Pushes every remaining record of it to fn (it->drain, or a loop over next). */
 int em__iter_drain(em_iter *it, em__push_fn fn, void *ud, em_err *err);
+/* The same, with runs of FIXED records that a user function emits with em_emit_fixed
+ * handed to run whole where the iterator can (map_partitions drained), to fn otherwise. */
+int em__iter_drain_runs(em_iter *it, em__push_fn fn, em__push_run_fn run, void *ud,
+                        em_err *err);
 
 /* Output records of a user function. Buffered (push == NULL): encoded back to back,
  * FORMAT per record: u32 (klen + 1, or 0 for a plain record), u32 vlen, key, val.
@@ -75,6 +86,7 @@ struct em_emitter {
     em_vbuf buf;
     uint64_t n;     /* records in buf */
     em__push_fn push;
+    em__push_run_fn push_run;   /* optional with push: runs of FIXED records (em_emit_fixed) */
     void *push_ud;
     uint32_t ticks; /* records ever emitted (never reset): cancel checked every
                        EM__CANCEL_EVERY */
@@ -175,6 +187,10 @@ typedef struct em_batcher {
 } em_batcher;
 void em__batcher_init(em_batcher *b, uint32_t width);
 int em__batcher_add(em_batcher *b, const em_rec *r, em_err *err);
+/* n FIXED records of `width` bytes, as n em__batcher_add calls would add them (the same
+ * batches), copied into the open big FIXED batch a run at a time once there is one. */
+int em__batcher_add_run(em_batcher *b, const uint8_t *p, uint32_t width, size_t n,
+                        em_err *err);
 /* Finishes the open batch; the caller takes *out (array + references). */
 int em__batcher_finish(em_batcher *b, em_batch ***out, size_t *n, em_err *err);
 void em__batcher_destroy(em_batcher *b);

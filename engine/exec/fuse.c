@@ -164,8 +164,10 @@ static int fused_next(em_iter *it, em_rec *r, em_err *err)
     return 1;
 }
 
-static int fused_drain(em_iter *it, em__push_fn fn, void *ud, em_err *err)
+static int fused_drain(em_iter *it, em__push_fn fn, em__push_run_fn run, void *ud,
+                       em_err *err)
 {
+    (void)run;   /* the fused functions see (and may change) every record */
     fused_iter *f = (fused_iter *)it;
     em_rec r;
     int rc;

@@ -63,8 +63,10 @@ static int range_next(em_iter *it, em_rec *r, em_err *err)
 }
 
 /* Drained (a sink consuming the whole range): one loop, no indirect call per element. */
-static int range_drain(em_iter *it, em__push_fn fn, void *ud, em_err *err)
+static int range_drain(em_iter *it, em__push_fn fn, em__push_run_fn run, void *ud,
+                       em_err *err)
 {
+    (void)run;   /* 8-byte records made one at a time: pushed one at a time */
     range_iter *ri = (range_iter *)it;
     uint64_t i = ri->i, step = (uint64_t)ri->step, v = (uint64_t)ri->start + i * step;
     em_rec r = {em_slice_make(NULL, 0), em_slice_make(ri->buf, 8)};
@@ -426,6 +428,11 @@ static int batcher_push(void *ud, const em_rec *r, em_err *err)
     return em__batcher_add(ud, r, err);
 }
 
+static int batcher_push_run(void *ud, const uint8_t *p, uint32_t width, size_t n, em_err *err)
+{
+    return em__batcher_add_run(ud, p, width, n, err);
+}
+
 /* Drains `in` (freed) into batches; pushed, so fused chains and map_partitions hand their
  * records over without buffering them first. */
 static int drain(em_iter *in, uint32_t width, em_batch ***out, size_t *n, em_err *err)
@@ -433,7 +440,7 @@ static int drain(em_iter *in, uint32_t width, em_batch ***out, size_t *n, em_err
     em_batcher b;
     int rc;
     em__batcher_init(&b, width);
-    rc = em__iter_drain(in, batcher_push, &b, err);
+    rc = em__iter_drain_runs(in, batcher_push, batcher_push_run, &b, err);
     em__iter_free(in);
     if (rc == 0)
         rc = em__batcher_finish(&b, out, n, err);

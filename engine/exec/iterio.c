@@ -51,7 +51,8 @@ void em__iter_free(em_iter *it)
     it->free(it);
 }
 
-int em__iter_drain(em_iter *it, em__push_fn fn, void *ud, em_err *err)
+int em__iter_drain_runs(em_iter *it, em__push_fn fn, em__push_run_fn run, void *ud,
+                        em_err *err)
 {
     em_rec r;
     int rc;
@@ -61,7 +62,7 @@ int em__iter_drain(em_iter *it, em__push_fn fn, void *ud, em_err *err)
             return rc;
     }
     if (it->drain)
-        return it->drain(it, fn, ud, err);
+        return it->drain(it, fn, run, ud, err);
     while ((rc = it->next(it, &r, err)) == 1) {
         if (EM_UNLIKELY(++it->ticks % EM__CANCEL_EVERY == 0) && em__task_canceled())
             return em__cancel_err(err);
@@ -69,6 +70,11 @@ int em__iter_drain(em_iter *it, em__push_fn fn, void *ud, em_err *err)
             return rc;
     }
     return rc;
+}
+
+int em__iter_drain(em_iter *it, em__push_fn fn, void *ud, em_err *err)
+{
+    return em__iter_drain_runs(it, fn, NULL, ud, err);
 }
 
 int em__iter_chain_pull(em_iter **cur, bool batch, void *out, em__iter_open_fn next, void *ud,

@@ -34,6 +34,7 @@ typedef struct mp_iter {
     bool started;             /* the function has been called (either path) */
     /* push path */
     em__push_fn sink;
+    em__push_run_fn sink_run;   /* optional: the sink takes runs of FIXED records */
     void *sink_ud;
     /* First failure of an emit (a wrong width; push: the consumer's error too), sticky: a
      * function that ignores em_emit's error still fails the task. */
@@ -103,7 +104,23 @@ static int push_out(void *ud, const em_rec *r, em_err *err)
     return 0;
 }
 
-static int mp_drain(em_iter *it, em__push_fn fn, void *ud, em_err *err)
+/* A run from em_emit_fixed: the width checked once, the run handed on whole. */
+static int push_out_run(void *ud, const uint8_t *p, uint32_t width, size_t n, em_err *err)
+{
+    mp_iter *m = ud;
+    int rc;
+    if (EM_UNLIKELY(m->frc))
+        return m->frc;
+    if (m->n->width && width != m->n->width) {
+        em_rec r = {em_slice_make(NULL, 0), em_slice_make(p, width)};
+        return fail(m, em__check_width(m->n, &r, err), false, err);
+    }
+    if ((rc = m->sink_run(m->sink_ud, p, width, n, err)) < 0)
+        return fail(m, rc, true, err);
+    return 0;
+}
+
+static int mp_drain(em_iter *it, em__push_fn fn, em__push_run_fn run, void *ud, em_err *err)
 {
     mp_iter *m = (mp_iter *)it;
     em_rec r;
@@ -119,8 +136,10 @@ static int mp_drain(em_iter *it, em__push_fn fn, void *ud, em_err *err)
     em_emitter e;
     em__emitter_init(&e);
     e.push = push_out;
+    e.push_run = run ? push_out_run : NULL;
     e.push_ud = m;
     m->sink = fn;
+    m->sink_run = run;
     m->sink_ud = ud;
     rc = m->fn(&m->ctx, m->part, m->parent, &e, err);
     return fn_result(m, rc, err);

@@ -22,6 +22,7 @@ void em__emitter_init(em_emitter *e)
     em_vbuf_init(&e->buf);
     e->n = 0;
     e->push = NULL;
+    e->push_run = NULL;
     e->push_ud = NULL;
     e->ticks = 0;
 }
@@ -84,6 +85,36 @@ int em_emit_kv(em_emitter *e, em_slice key, em_slice val, em_err *err)
 int em_emit_val(em_emitter *e, em_slice val, em_err *err)
 {
     return emit_parts(e, false, em_slice_make(NULL, 0), val, err);
+}
+
+int em_emit_fixed(em_emitter *e, const void *recs, uint32_t width, size_t n, em_err *err)
+{
+    const uint8_t *p = recs;
+    if (n == 0)
+        return 0;
+    if (width == 0)
+        return em_err_set(err, EM_EINVAL, "emit: a run of %zu records of width 0", n);
+    if (!e->push_run) {   /* one record at a time, as em_emit_val */
+        for (size_t i = 0; i < n; i++) {
+            int rc = emit_parts(e, false, em_slice_make(NULL, 0),
+                                em_slice_make(p + i * width, width), err);
+            if (rc < 0)
+                return rc;
+        }
+        return 0;
+    }
+    /* The cancel flag is read as often as em_emit_val reads it: whenever the record count
+     * passes a multiple of EM__CANCEL_EVERY. */
+    uint32_t before = e->ticks;
+    e->ticks += (uint32_t)n;
+    if (EM_UNLIKELY(n >= EM__CANCEL_EVERY || e->ticks / EM__CANCEL_EVERY !=
+                                                 before / EM__CANCEL_EVERY) &&
+        em__task_canceled())
+        return em__cancel_err(err);
+    if (EM_UNLIKELY(width > EM_BATCH_MAX_REC_LEN))
+        return em_err_set(err, EM_EINVAL, "emit: record part of %u bytes is too large", width);
+    e->n += n;
+    return e->push_run(e->push_ud, p, width, n, err);
 }
 
 /* ---- zero-copy emit of big pairs. Layout of the buffer: the KV batch payload of one
@@ -300,6 +331,40 @@ int em__batcher_add(em_batcher *b, const em_rec *r, em_err *err)
             em_batch_builder_reserve(&b->bb, b->last + (size_t)b->last / 16);
     }
     return em_batch_builder_add(&b->bb, r, err);
+}
+
+int em__batcher_add_run(em_batcher *b, const uint8_t *p, uint32_t width, size_t n,
+                        em_err *err)
+{
+    int rc;
+    while (n) {
+        if (width != b->width || width > EM_BIG_MIN || !b->fx) {
+            /* Until a big FIXED batch is open (the first ~1 MiB of a partition, another
+             * width, no big buffer to be had): as single records, which may open one. */
+            em_rec r = {em_slice_make(NULL, 0), em_slice_make(p, width)};
+            if ((rc = em__batcher_add(b, &r, err)) < 0)
+                return rc;
+            p += width;
+            n--;
+            continue;
+        }
+        if (b->fx_cap - b->fx_len < width) {   /* full: the next record opens the next */
+            em_rec r = {em_slice_make(NULL, 0), em_slice_make(p, width)};
+            if ((rc = em__batcher_add(b, &r, err)) < 0)
+                return rc;
+            p += width;
+            n--;
+            continue;
+        }
+        size_t k = (b->fx_cap - b->fx_len) / width;
+        k = k < n ? k : n;
+        memcpy(b->fx + b->fx_len, p, k * width);
+        b->fx_len += k * width;
+        b->fx_n += k;
+        p += k * width;
+        n -= k;
+    }
+    return 0;
 }
 
 int em__batcher_finish(em_batcher *b, em_batch ***out, size_t *n, em_err *err)

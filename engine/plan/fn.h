@@ -28,6 +28,11 @@ typedef struct em_fn_ctx {
 int em_emit(em_emitter *e, const em_rec *r, em_err *err);
 int em_emit_kv(em_emitter *e, em_slice key, em_slice val, em_err *err);
 int em_emit_val(em_emitter *e, em_slice val, em_err *err);
+/* Emits n plain records of `width` bytes each, stored back to back at recs (copied): the
+ * same records as n em_emit_val calls, in one call. Where the output is stored as it is
+ * made (a persisted or cached map_partitions_fixed) the run is copied into the stored
+ * batch whole; elsewhere it goes record by record. width 0 is EM_EINVAL. */
+int em_emit_fixed(em_emitter *e, const void *recs, uint32_t width, size_t n, em_err *err);
 /* Emitting a large pair without copying it: em_emit_big_alloc gives room for a value of up
  * to vcap bytes behind a key of klen bytes (huge pages, em_malloc_big; NULL on OOM); the
  * function writes the value there and em_emit_big_kv emits it with a key of exactly klen

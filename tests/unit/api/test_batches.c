@@ -7,6 +7,9 @@
  *     FIXED batch is checked to be FIXED of the declared width and 64-byte aligned;
  *   - em_iter_next and em_iter_next_batch mixed on one iterator, stored or gathered, and a
  *     partition whose records change kind (the gathered path's pending record);
+ *   - runs emitted with em_emit_fixed (1 to 5000 records a call) store the same records in
+ *     the same order and the same batches as em_emit_val one at a time, cached or not, and
+ *     a run of the wrong width fails like a record of the wrong size;
  *   - a record of the wrong size fails the task with EM_EINVAL naming the node;
  *   - map_partitions over a partition much larger than memory streams it (pulled by a
  *     count and drained into a shuffle), with the process's peak RSS bounded. */
@@ -179,8 +182,44 @@ static int tb_blowup(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter
     return rc;
 }
 
+/* EM_FN_PARTITION: tb_vec's records, `copies` per input record, emitted in runs of up to
+ * `run` records with em_emit_fixed (blob: u32 width, u32 bad value: the run holding it is
+ * emitted one byte narrower, u32 copies, u32 run). */
+static int tb_vec_run(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
+                      em_err *err)
+{
+    uint32_t w = blob_u32(c->blob, 0), bad = blob_u32(c->blob, 4);
+    uint32_t copies = blob_u32(c->blob, 8), run = blob_u32(c->blob, 12);
+    uint8_t *buf = em_malloc((size_t)w * run);
+    size_t k = 0;
+    bool narrow = false;
+    em_rec r;
+    int rc;
+    (void)index;
+    cr_assert_not_null(buf);
+    while ((rc = em_iter_next(in, &r, err)) == 1) {
+        int64_t v = em_dec_i64(r.val.p);
+        narrow = narrow || (bad && v == bad);
+        for (uint32_t i = 0; i < copies && rc >= 0; i++) {
+            vec_of(v, w, buf + k * w);
+            if (++k == run) {
+                rc = em_emit_fixed(out, buf, narrow ? w - 1 : w, k, err);
+                k = 0;
+                narrow = false;
+            }
+        }
+        if (rc < 0)
+            break;
+    }
+    if (rc == 0 && k)
+        rc = em_emit_fixed(out, buf, narrow ? w - 1 : w, k, err);
+    em_free(buf);
+    return rc;
+}
+
 static void reg(void)
 {
+    em_fn_register("tb_vec_run", EM_FN_PARTITION, (void (*)(void))tb_vec_run);
     em_fn_register("tb_vec", EM_FN_MAP, (void (*)(void))tb_vec);
     em_fn_register("tb_vec_part", EM_FN_PARTITION, (void (*)(void))tb_vec_part);
     em_fn_register("tb_mixed", EM_FN_MAP, (void (*)(void))tb_mixed);
@@ -398,6 +437,61 @@ static void expect_width_error(em_rdd *v, const char *name)
     cr_assert_not_null(strstr(err.msg, "width 24"), "%s: %s", name, err.msg);
 }
 
+static em_slice blob4(uint8_t buf[16], uint32_t a, uint32_t b, uint32_t c, uint32_t d)
+{
+    blob3(buf, a, b, c);
+    em_store_le32(buf + 12, d);
+    return em_slice_make(buf, 16);
+}
+
+/* Every record of r in order equals vec_of(v) for v = 0, 0, ... (copies each), n values. */
+static void check_order(em_rdd *r, uint32_t w, int64_t n, uint32_t copies, const char *what)
+{
+    uint8_t want[1024];
+    em_records recs;
+    em_err err = EM_ERR_INIT;
+    cr_assert_eq(em_rdd_collect(r, &recs, &err), 0, "%s: %s", what, err.msg);
+    cr_assert_eq(recs.n, (size_t)n * copies, "%s: %zu records", what, recs.n);
+    for (size_t i = 0; i < recs.n; i++) {
+        vec_of((int64_t)(i / copies), w, want);
+        cr_assert_eq(recs.recs[i].val.n, w, "%s: record %zu of %zu bytes", what, i,
+                     recs.recs[i].val.n);
+        cr_assert(memcmp(recs.recs[i].val.p, want, w) == 0, "%s w=%u: record %zu differs",
+                  what, w, i);
+    }
+    em_records_destroy(&recs);
+}
+
+Test(batches, runs_from_em_emit_fixed_store_what_single_records_store)
+{
+    em_context *sc = ctx_mem("256m", NULL);
+    static const uint32_t runs[] = {1, 7, 1000, 5000};
+    const int64_t n = 6000;   /* 2 partitions: up to 2.4 MB each, several big batches at 800 */
+    for (size_t wi = 0; wi < sizeof widths / sizeof *widths; wi++)
+        for (size_t ri = 0; ri < sizeof runs / sizeof *runs; ri++) {
+            uint32_t w = widths[wi];
+            uint8_t b[16];
+            em_rdd *src = em_range(sc, 0, n, 1, 2);
+            em_rdd *one = em_rdd_map_partitions_fixed(src, "tb_vec_part", blob3(b, w, 0, 2),
+                                                      false, w);
+            em_rdd *run = em_rdd_map_partitions_fixed(src, "tb_vec_run",
+                                                      blob4(b, w, 0, 2, runs[ri]), false, w);
+            check_order(run, w, n, 2, "runs, uncached");
+            em_rdd_cache(one);
+            em_rdd_cache(run);
+            check_order(run, w, n, 2, "runs, cached");
+            check_sums(run, w, n, 2, "runs, cached");
+            sum_state a = run_sum(one, w, 0), c = run_sum(run, w, 0);
+            cr_assert_eq(c.batches, a.batches, "w=%u run %u: %llu batches against %llu", w,
+                         runs[ri], (unsigned long long)c.batches,
+                         (unsigned long long)a.batches);
+            em_rdd_release(run);
+            em_rdd_release(one);
+            em_rdd_release(src);
+        }
+    em_context_free(sc);
+}
+
 Test(batches, wrong_size_records_fail_naming_the_node)
 {
     em_context *sc = ctx_mem("64m", NULL);
@@ -410,6 +504,15 @@ Test(batches, wrong_size_records_fail_naming_the_node)
     expect_width_error(a, "map_fixed");
     expect_width_error(f, "flat_map_fixed");
     expect_width_error(p, "map_partitions_fixed");
+    for (int cached = 0; cached < 2; cached++) {   /* a run of 23-byte records */
+        uint8_t b4[16];
+        em_rdd *q = em_rdd_map_partitions_fixed(r, "tb_vec_run", blob4(b4, 24, 77, 1, 10),
+                                                false, 24);
+        if (cached)
+            em_rdd_cache(q);
+        expect_width_error(q, "map_partitions_fixed");
+        em_rdd_release(q);
+    }
     em_records recs;
     em_err err = EM_ERR_INIT;
     cr_assert_eq(em_rdd_collect(kv, &recs, &err), EM_EINVAL, "%s", err.msg);

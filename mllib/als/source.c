@@ -266,16 +266,13 @@ typedef struct emit_ud {
 static int emit_ratings(void *ud, em_ratings *r, em_err *err)
 {
     emit_ud *e = ud;
-    for (size_t i = 0; i < r->n; i++) {
+    for (size_t i = 0; i < r->n; i++)
         if (r->recs[i].user >= e->nu || r->recs[i].item >= e->ni)
             return em_err_set(err, EM_EINVAL, "als read: an id not seen by the first pass "
                               "(did the file change while it was read?)");
-        int rc = em_emit_val(e->out, em_slice_make(&r->recs[i], sizeof r->recs[i]), err);
-        if (rc < 0)
-            return rc;
-    }
+    int rc = em_emit_fixed(e->out, r->recs, sizeof *r->recs, r->n, err);
     r->n = 0;
-    return 0;
+    return rc;
 }
 
 /* PARTITION (pass 2) over the split records: the range's ratings with dense ids. */
@@ -319,14 +316,10 @@ typedef struct raw_ud {
 static int emit_raw(void *ud, em_ratings *r, em_err *err)
 {
     raw_ud *e = ud;
-    for (size_t i = 0; i < r->n; i++) {
-        int rc = em_emit_val(e->out, em_slice_make(&r->recs[i], sizeof r->recs[i]), err);
-        if (rc < 0)
-            return rc;
-    }
+    int rc = em_emit_fixed(e->out, r->recs, sizeof *r->recs, r->n, err);
     e->n += r->n;
     r->n = 0;
-    return 0;
+    return rc;
 }
 
 /* PARTITION (the one pass, RAW RATINGS) over the split records: the range's ratings with
@@ -370,6 +363,7 @@ int em__als_fn_raw_ids(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitt
 {
     em_rec_batch b;
     int64_t hi[2] = {-1, -1};
+    int32_t last[2] = {-2, -2};   /* the id just seen per side; ids are >= -1 */
     bool str[2] = {false, false};
     uint8_t *bits[2] = {NULL, NULL};
     size_t cap[2] = {0, 0};
@@ -386,6 +380,11 @@ int em__als_fn_raw_ids(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitt
             int32_t id[2];
             memcpy(id, b.data + i * sizeof(em_rating), 8);
             for (int s = 0; s < 2; s++) {
+                /* A run of one id (a file grouped by user) sets its bit once: setting it
+                 * again and again made every rating wait for the previous one's store. */
+                if (id[s] == last[s])
+                    continue;
+                last[s] = id[s];
                 if (id[s] < 0 || str[s]) {
                     str[s] = true;
                     continue;

@@ -294,6 +294,12 @@ void em_records_destroy(em_records *r);   /* zeroes it; a zeroed struct is a no-
 
 int em_rdd_collect(em_rdd *r, em_records *out, em_err *err);
 int em_rdd_count(em_rdd *r, uint64_t *out, em_err *err);
+/* Computes the shuffles r reads (the map stages of its lineage whose outputs are missing)
+ * and none of r's own partitions, as Spark's submitMapStage: a later action on r, or on
+ * anything else reading those shuffles, starts from their outputs. What it gives: the
+ * inputs of a shuffle can be unpersisted between its two sides (ALS drops its ratings once
+ * they are routed, before the blocks are built, so the build reuses their memory). */
+int em_rdd_run_map_stages(em_rdd *r, em_err *err);
 /* Keys (or plain records) with their counts: (key, em_enc_i64 count) records. */
 int em_rdd_count_by_key(em_rdd *r, em_records *out, em_err *err);
 int em_rdd_count_by_value(em_rdd *r, em_records *out, em_err *err);

@@ -96,6 +96,16 @@ int em__run_job(em_rdd *r, const em_result_spec *res, const uint32_t *parts, uin
     return rc;
 }
 
+int em_rdd_run_map_stages(em_rdd *r, em_err *err)
+{
+    em_plan_node *node = em__rdd_hold(r);   /* r may be released by another thread */
+    char *group = job_group_dup(r->sc);
+    int rc = em_sched_run_map_stages(r->sc->sched, group, node, err);
+    em__node_unhold(r->sc, node);
+    em_free(group);
+    return rc;
+}
+
 em_task_result *em__run_all(em_rdd *r, const em_result_spec *res, int *rc, em_err *err)
 {
     uint32_t np = r->node->nparts;

@@ -499,6 +499,8 @@ static int run_map_stage(em_sched *s, job *j, const stage *st, const map_run *ru
     return rc;
 }
 
+/* The map stages' encodings, and the result stage's unless final is NULL (a job of map
+ * stages only). */
 static int encode_stages(em_sched *s, job *j, const em_plan_node *final, const void *res,
                          em_err *err)
 {
@@ -510,6 +512,8 @@ static int encode_stages(em_sched *s, job *j, const em_plan_node *final, const v
                                  st->shuffled->shuffle_id);
         st->len = strlen(st->json);
     }
+    if (!final)
+        return 0;
     if (!(j->result.json = b->ops->encode_stage(b->self, final, false, res, err)))
         return em_err_prefix(err, "result stage %u", j->result.id);
     j->result.len = strlen(j->result.json);
@@ -595,9 +599,9 @@ static void map_run_end(em_sched *s, map_run *run)
     em_free(run);
 }
 
-/* One round: missing map outputs, then unfinished result tasks. 0 done, 1 fetch failure. */
-static int run_round(em_sched *s, job *j, uint32_t round, const uint32_t *parts,
-                     uint32_t nparts, void **results, em_err *err)
+/* The missing map outputs of j's map stages, parents first: 0, 1 on a fetch failure
+ * (the round starts again), <0. */
+static int run_maps(em_sched *s, job *j, uint32_t round, em_err *err)
 {
     int rc;
     uint32_t n = 0;
@@ -625,10 +629,21 @@ static int run_round(em_sched *s, job *j, uint32_t round, const uint32_t *parts,
         if (rc != 0)
             return rc;
     }
+    return 0;
+}
+
+/* One round: missing map outputs, then unfinished result tasks. 0 done, 1 fetch failure. */
+static int run_round(em_sched *s, job *j, uint32_t round, const uint32_t *parts,
+                     uint32_t nparts, void **results, em_err *err)
+{
+    int rc = run_maps(s, j, round, err);
+    uint32_t n = 0;
+    double t0;
+    if (rc != 0)
+        return rc;
     pthread_mutex_lock(&s->lock);
     s->stats.stages_run++;
     pthread_mutex_unlock(&s->lock);
-    n = 0;
     for (uint32_t i = 0; i < nparts; i++)
         n += !j->done[i];
     t0 = stage_begin(s, j, &j->result, false, n);
@@ -793,6 +808,32 @@ out:
         }
     job_destroy(&j);
     em_free(seq);
+    return rc;
+}
+
+int em_sched_run_map_stages(em_sched *s, const char *group, const em_plan_node *final,
+                            em_err *err)
+{
+    job j;
+    int rc;
+    if (final->err.code != 0)
+        return em_err_copy(err, &final->err);
+    double t0 = em_now_s();
+    memset(&j, 0, sizeof j);
+    job_list(s, &j, group, final);
+    job_begin(s, &j, 0);
+    if ((rc = encode_stages(s, &j, NULL, NULL, err)) == 0)
+        for (uint32_t round = 0; (rc = run_maps(s, &j, round, err)) > 0; round++)
+            if (round + 1 >= EM_SCHED_MAX_STAGE_ATTEMPTS) {
+                rc = em_err_prefix(err, "map stages of node %u: fetch failures in %u stage "
+                                   "attempts", final->id, EM_SCHED_MAX_STAGE_ATTEMPTS);
+                break;
+            }
+    if (rc < 0 && atomic_load(&j.cancel) && rc != EM_ECANCELED)
+        rc = canceled(&j, err);
+    job_end(s, &j, t0, rc, err);
+    job_unlist(s, &j, rc);
+    job_destroy(&j);
     return rc;
 }
 

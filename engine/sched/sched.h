@@ -141,6 +141,11 @@ int em_sched_run_job(em_sched *s, const em_plan_node *final, const void *res,
 int em_sched_run_job_in_group(em_sched *s, const char *group, const em_plan_node *final,
                               const void *res, const uint32_t *parts, uint32_t nparts,
                               void **payloads, em_err *err);
+/* Runs the map stages `final` depends on whose outputs are missing (Spark's
+ * submitMapStage), as a job of `group`, and none of final's own tasks: a later job
+ * reading those shuffles skips them. 0, or the errors of em_sched_run_job_in_group. */
+int em_sched_run_map_stages(em_sched *s, const char *group, const em_plan_node *final,
+                            em_err *err);
 /* Cancels the running jobs of `group` (NULL: every running job): their tasks are told to
  * stop and the jobs return EM_ECANCELED. Returns how many jobs it cancelled (0 when the
  * group has none: a no-op). Jobs started later are not affected. Any thread. */

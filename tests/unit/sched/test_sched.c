@@ -61,6 +61,48 @@ Test(sched, second_action_skips_the_map_stage)
     em_context_free(sc);
 }
 
+Test(sched, map_stages_run_alone_and_the_action_then_skips_them)
+{
+    em_context *sc = tu_ctx(NULL);
+    tu_kv d = tu_random_kv(400, 50, 5);
+    em_rdd *in = em_rdd_persist(em_parallelize(sc, EM_REC_KV, 0, d.recs, d.n, 4),
+                                EM_PERSIST_MEMORY_ONLY);
+    em_rdd *s = em_rdd_reduce_by_key(in, "em.sum_i64", em_slice_make(NULL, 0), 3);
+    em_err err = EM_ERR_INIT;
+    em_context_stats a, b, c;
+    uint64_t n, want = 0;
+    for (size_t i = 0; i < d.n; i++) {   /* distinct keys */
+        bool seen = false;
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = d.recs[k].key.n == d.recs[i].key.n &&
+                   memcmp(d.recs[k].key.p, d.recs[i].key.p, d.recs[i].key.n) == 0;
+        want += !seen;
+    }
+    cr_assert_eq(em_rdd_run_map_stages(s, &err), 0, "%s", err.msg);
+    em_context_stats_get(sc, &a);
+    cr_assert_eq(a.jobs, 1);
+    cr_assert_eq(a.stages_run, 1, "the map stage only");
+    cr_assert_eq(a.map_tasks_run, 4);
+    cr_assert_eq(a.tasks_run, 4, "no result task");
+    /* the input can go: the shuffle's outputs are all the action needs */
+    em_rdd_unpersist(in);
+    cr_assert_eq(em_rdd_run_map_stages(s, &err), 0, "%s", err.msg);
+    em_context_stats_get(sc, &b);
+    cr_assert_eq(b.map_tasks_run, 4, "nothing missing, nothing run");
+    cr_assert_eq(b.stages_skipped, a.stages_skipped + 1);
+    cr_assert_eq(em_rdd_count(s, &n, &err), 0, "%s", err.msg);
+    em_context_stats_get(sc, &c);
+    cr_assert_eq(n, want, "%llu keys, want %llu", (unsigned long long)n,
+                 (unsigned long long)want);
+    cr_assert_eq(c.map_tasks_run, 4, "the count did not recompute the map side");
+    cr_assert_eq(c.tasks_run, 7);
+    cr_assert_eq(c.stages_skipped, b.stages_skipped + 1);
+    em_rdd_release(s);
+    em_rdd_release(in);
+    tu_kv_free(&d);
+    em_context_free(sc);
+}
+
 Test(sched, failed_attempts_are_retried)
 {
     em_context *sc = tu_ctx(NULL);

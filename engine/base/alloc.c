@@ -229,11 +229,13 @@ static void *map_aligned(size_t len)
  * handed out again to a request they fit without wasting more than half of them, because
  * on the VM we measured on even huge pages cost ~0.6 ms per MiB to clear the first time
  * (the hypervisor backs fresh guest memory lazily) while touched pages cost nothing.
- * A request the cache cannot serve unmaps all of it before mapping anew, so that kept
- * memory never adds to a process's peak beyond the buffers it had live before. */
-/* 16 slots, 1 GiB: the chunks a task gathers a partition of GBs into (ALS's block build,
- * 48 MiB each: route.c) are all handed to the next such task instead of a quarter. */
-#define BIG_CACHE_SLOTS 16
+ * A request the cache cannot serve unmaps at least its own size of it before mapping
+ * anew, so that kept memory never adds to a process's peak beyond the buffers it had live
+ * before. */
+/* 256 slots, 1 GiB: the 4 MiB batches of a cached FIXED dataset of GBs, once it is
+ * unpersisted, are all kept for the next buffers of that size (ALS's block build gathers
+ * into 4 MiB chunks, route.c, after dropping its ratings). */
+#define BIG_CACHE_SLOTS 256
 #define BIG_CACHE_MAX ((size_t)1 << 30)
 
 static pthread_mutex_t g_cache_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -275,6 +277,22 @@ static bool cache_put(big_hdr *h)
     return kept;
 }
 
+/* Unmaps kept mappings until at least len bytes are gone (or none is left), so that a
+ * request the cache cannot serve does not add to what the process had mapped before. */
+static void cache_shed(size_t len)
+{
+    size_t gone = 0;
+    pthread_mutex_lock(&g_cache_lock);
+    for (int i = 0; i < BIG_CACHE_SLOTS && gone < len; i++)
+        if (g_cache[i]) {
+            gone += g_cache[i]->map_len;
+            g_cache_bytes -= g_cache[i]->map_len;
+            munmap(g_cache[i], g_cache[i]->map_len);
+            g_cache[i] = NULL;
+        }
+    pthread_mutex_unlock(&g_cache_lock);
+}
+
 void em_big_trim(void)
 {
     pthread_mutex_lock(&g_cache_lock);
@@ -307,7 +325,9 @@ void *em_malloc_big(size_t n)
         big_hdr *h = cache_take(len);
         size_t map_len = h ? h->map_len : len;   /* a reused mapping keeps its length */
         if (!h) {
-            em_big_trim();   /* what is kept fits no request of this size: release it first */
+            cache_shed(len);   /* what is kept fits no request of this size: as much of
+                                  it as the new mapping goes first (the rest may fit the
+                                  next requests: a build's 4 MiB chunks after its record) */
             h = map_aligned(len);
         }
         if (h) {

@@ -108,9 +108,9 @@ void *em_malloc_aligned(size_t align, size_t n);
 void *em_malloc_big(size_t n);
 void em_free_big(void *p);
 bool em_big_hugepages(void);   /* true when em_malloc_big maps huge pages (runtime probe) */
-/* Freed mappings are kept for reuse (up to 4 of them, 512 MiB in all: touched pages cost
- * no faults; a request they cannot serve unmaps them first); em_big_trim unmaps them,
- * em_big_cached_bytes says how much is kept. */
+/* Freed mappings are kept for reuse (up to 256 of them, 1 GiB in all: touched pages cost
+ * no faults; a request they cannot serve unmaps at least as much of them first);
+ * em_big_trim unmaps them, em_big_cached_bytes says how much is kept. */
 void em_big_trim(void);
 /* The allocator policy of a process that runs tasks (an executor, or the driver of a
  * local[N] context): freed memory kept for reuse rather than handed back to the kernel, one

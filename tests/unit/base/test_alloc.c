@@ -168,6 +168,45 @@ Test(alloc_big, freed_mappings_are_reused)
     cr_assert_eq(em_big_cached_bytes(), 0);
 }
 
+/* A request no kept mapping fits unmaps about its own size of them, not all: the rest
+ * still serves the requests they fit (the 4 MiB batches of dropped ratings becoming an ALS
+ * build's gather chunks after its record took a new mapping). */
+Test(alloc_big, a_miss_sheds_only_its_size)
+{
+    if (!em_big_hugepages())
+        cr_skip_test("no transparent huge pages here");
+    em_big_trim();
+    enum { N = 40 };
+    uint8_t *b[N];
+    for (int i = 0; i < N; i++) {
+        b[i] = em_malloc_big(EM_BIG_MIN);
+        fill_and_check(b[i], EM_BIG_MIN);
+    }
+    for (int i = 0; i < N; i++)
+        em_free_big(b[i]);
+    size_t kept = em_big_cached_bytes();
+    cr_assert_geq(kept, (size_t)N * EM_BIG_MIN, "all %d kept", N);
+    size_t big = (size_t)20 << 20;
+    uint8_t *p = em_malloc_big(big);   /* fits none of them */
+    cr_assert_not_null(p);
+    size_t shed = kept - em_big_cached_bytes();
+    cr_assert_geq(shed, big, "at least its size unmapped first");
+    cr_assert_lt(shed, big + EM_BIG_MIN + ((size_t)64 << 10), "not more: %zu bytes", shed);
+    int reused = 0;
+    for (int i = 0; em_big_cached_bytes() > 0; i++) {
+        cr_assert_lt(i, N);
+        b[i] = em_malloc_big(EM_BIG_MIN);
+        reused += b[i][0] == 0xab && b[i][EM_BIG_MIN - 1] == 0xab;
+        if (i + 1 < N)
+            b[i + 1] = NULL;
+    }
+    cr_assert_eq(reused, N - 5, "the 35 mappings left were handed out again");
+    for (int i = 0; i < N && b[i]; i++)
+        em_free_big(b[i]);
+    em_free_big(p);
+    em_big_trim();
+}
+
 /* The cache keeps at most 1 GiB: a bigger buffer is unmapped when freed. */
 Test(alloc_big, cache_is_bounded)
 {

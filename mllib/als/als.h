@@ -93,6 +93,8 @@ int em_ratings_read(const char *path, const em_ratings_read_opts *opts, em_idmap
  * em_als_ratings_release. */
 typedef struct em_als_ratings {
     em_rdd *ratings;
+    em_rdd *cached;          /* the persisted dataset behind ratings when it is not ratings
+                                itself (the one pass's raw ratings under a shift), or NULL */
     uint64_t n, lines, skipped;
     uint32_t maps_bcast;
     uint32_t dense;          /* bit 0: user ids numbered by value (dense_ids), bit 1: items */
@@ -110,6 +112,9 @@ typedef struct em_als_ratings {
 int em_als_read_ratings(em_context *sc, const char *path, const em_ratings_read_opts *opts,
                         em_idmap *users, em_idmap *items, em_als_ratings *out, em_err *err);
 void em_als_ratings_release(em_context *sc, em_als_ratings *r);   /* zeroed struct ok */
+/* Drops the cached copy of the ratings (out->cached, else out->ratings); the handles stay,
+ * so a later use recomputes them through their lineage. */
+void em_als_ratings_unpersist(em_als_ratings *r);
 /* Tests: how many files em_ratings_read has parsed on several threads in this process (a
  * file that fell back to the calling thread does not count). Any thread. */
 uint64_t em__ratings_parallel_files(void);

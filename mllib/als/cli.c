@@ -684,7 +684,7 @@ static int load_exec(const als_opts *o, run *r, em_err *err)
 static void unpersist_train(void *ud)
 {
     run *r = ud;
-    em_rdd_unpersist(r->xtrain.ratings);
+    em_als_ratings_unpersist(&r->xtrain);
 }
 
 /* --recommend-all, --recommend-all-items: written by the executors. */

@@ -266,10 +266,14 @@ out:
     return rc < 0 ? rc : 0;
 }
 
-/* The routed ratings of a partition, gathered into chunks of GATHER_CHUNK ratings (48 MiB,
- * em_malloc_big: huge pages, reused from task to task), so that no copy is made as they
- * grow and no fresh 4 KiB page is faulted in per 4 KiB of ratings. */
-#define GATHER_CHUNK ((size_t)1 << 22)
+/* The routed ratings of a partition, gathered into chunks of GATHER_CHUNK ratings
+ * (em_malloc_big: huge pages), so that no copy is made as they grow and no fresh 4 KiB
+ * page is faulted in per 4 KiB of ratings. A chunk is as large as a batch of a cached FIXED
+ * dataset (EM_BIG_MIN, engine/exec/runtime.c), so the ratings' batches, dropped once both
+ * sides are routed (train.c), come back as the first build's chunks, and the first
+ * build's chunks as the second's: memory already touched (about 1-2 s per GB for fresh
+ * pages on the VMs measured). */
+#define GATHER_CHUNK (EM_BIG_MIN / sizeof(em_rating))
 typedef struct gathered {
     em__als_seg *seg;       /* seg[i].r: chunk i (em_rating *), seg[i].n ratings in it */
     size_t nseg, cap;

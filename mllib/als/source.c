@@ -792,8 +792,9 @@ int em_als_read_ratings(em_context *sc, const char *path, const em_ratings_read_
                                                          em_slice_make(base, sizeof base),
                                                          false, sizeof(em_rating))
                            : raw;
-        if (out->ratings == raw)
-            raw = NULL;
+        if (out->ratings != raw)
+            out->cached = raw;   /* the shift is not persisted: raw is what holds memory */
+        raw = NULL;
     } else {
         src_blob(&fl, skip, acc, bcast, &blob);
         out->ratings = em_rdd_persist(
@@ -808,7 +809,8 @@ int em_als_read_ratings(em_context *sc, const char *path, const em_ratings_read_
 out:
     if (rc < 0) {
         em_rdd_release(out->ratings);
-        out->ratings = NULL;
+        em_rdd_release(out->cached);
+        out->ratings = out->cached = NULL;
         em_err_prefix(err, "reading %s", path);
     }
     if (bcast)
@@ -824,9 +826,15 @@ out:
     return rc;
 }
 
+void em_als_ratings_unpersist(em_als_ratings *r)
+{
+    em_rdd_unpersist(r->cached ? r->cached : r->ratings);
+}
+
 void em_als_ratings_release(em_context *sc, em_als_ratings *r)
 {
     em_rdd_release(r->ratings);
+    em_rdd_release(r->cached);
     if (r->maps_bcast)
         em_broadcast_destroy(sc, r->maps_bcast);
     memset(r, 0, sizeof *r);

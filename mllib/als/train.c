@@ -193,32 +193,41 @@ out:
     return rc;
 }
 
-/* blk[s] built where it lives (route.c): ROUTE keys every rating by its side-s block,
+/* blk[s] built where it lives (route.c), in two steps so that the ratings can be dropped
+ * between them. route_side_rdd: ROUTE keys every rating by its side-s block and
  * partition_by(HASH, n_s) moves block b's ratings to partition b (the block key's salt
- * makes the hash land there) and BUILD makes the record in place, partitioning kept;
- * persisted. A lost record is rebuilt through this lineage (the shuffle's map outputs, or
- * the ratings dataset behind them): the driver never holds a rating. */
-static int build_side_rdd(trainer *t, em_rdd *ratings, uint32_t s, em_err *err)
+ * makes the hash land there); the shuffle's map side is run at once
+ * (em_rdd_run_map_stages). build_side_rdd: BUILD makes the record in place, partitioning
+ * kept; persisted. A lost record is rebuilt through this lineage (the shuffle's map
+ * outputs, or the ratings dataset behind them): the driver never holds a rating. */
+static int route_side_rdd(trainer *t, em_rdd *ratings, uint32_t s, em_vbuf *b, em_rdd **moved,
+                          em_err *err)
 {
-    em_vbuf b;
-    em_vbuf_init(&b);
-    int rc = blob_for(t, s, NULL, &b, err);
+    int rc = blob_for(t, s, NULL, b, err);
     if (rc < 0)
         return rc;
-    em_slice bs = em_slice_make(b.data, b.len);
-    em_rdd *routed = em_rdd_map_partitions(ratings, EM__ALS_FN_ROUTE, bs, false);
-    em_rdd *moved = em_rdd_partition_by(routed, EM_PART_HASH, t->cfg.nblk[s]);
+    em_rdd *routed = em_rdd_map_partitions(ratings, EM__ALS_FN_ROUTE,
+                                           em_slice_make(b->data, b->len), false);
+    *moved = em_rdd_partition_by(routed, EM_PART_HASH, t->cfg.nblk[s]);
+    em_rdd_release(routed);   /* alive through *moved (its lineage, for recovery) */
+    if ((rc = rdd_ok(*moved, err)) == 0)
+        rc = em_rdd_run_map_stages(*moved, err);
+    return rc;
+}
+
+static int build_side_rdd(trainer *t, em_rdd *moved, uint32_t s, const em_vbuf *b,
+                          em_err *err)
+{
+    em_slice bs = em_slice_make(b->data, b->len);
+    int rc;
     t->blk[s] = em_rdd_persist(em_rdd_map_partitions(moved, EM__ALS_FN_BUILD, bs, true),
                                EM_PERSIST_MEMORY_AND_DISK);
-    em_rdd_release(moved);   /* both alive through blk[s] (its lineage, for recovery) */
-    em_rdd_release(routed);
     if ((rc = rdd_ok(t->blk[s], err)) == 0 &&
         em_rdd_num_partitions(t->blk[s]) != t->cfg.nblk[s])
         rc = em_err_set(err, EM_EPLAN, "als: %u block partitions for %u blocks",
                         em_rdd_num_partitions(t->blk[s]), t->cfg.nblk[s]);
     if (rc == 0)
         rc = finish_side(t, s, bs, NULL, err);
-    em_vbuf_destroy(&b);
     return rc;
 }
 
@@ -618,16 +627,32 @@ int em_als_train_rdd(em_context *sc, em_rdd *ratings, int32_t n_users, int32_t n
         return rc;
     setup(&t, params, n_users, n_items);
     double t0 = em_now_s();
-    if ((rc = build_side_rdd(&t, ratings, 0, err)) < 0)
+    em_vbuf blob[2];
+    em_rdd *moved[2] = {NULL, NULL};
+    em_vbuf_init(&blob[0]);
+    em_vbuf_init(&blob[1]);
+    /* Both sides routed before either is built: the caller's ratings_done then drops the
+     * ratings (an executor's share of them: 0.6 GB at Netflix scale), and the builds
+     * gather into their memory (route.c GATHER_CHUNK) instead of first touching fresh
+     * pages, which cost about 1-2 s per GB on the VMs measured (docs/als.md). */
+    if ((rc = route_side_rdd(&t, ratings, 0, &blob[0], &moved[0], err)) < 0 ||
+        (rc = route_side_rdd(&t, ratings, 1, &blob[1], &moved[1], err)) < 0)
         goto out;
-    phase_done(params, "user blocks built", &t0);
-    if ((rc = build_side_rdd(&t, ratings, 1, err)) < 0)
-        goto out;
-    phase_done(params, "item blocks built", &t0);
     if (params->ratings_done)
         params->ratings_done(params->progress_ud);
+    phase_done(params, "ratings routed to their blocks", &t0);
+    if ((rc = build_side_rdd(&t, moved[0], 0, &blob[0], err)) < 0)
+        goto out;
+    phase_done(params, "user blocks built", &t0);
+    if ((rc = build_side_rdd(&t, moved[1], 1, &blob[1], err)) < 0)
+        goto out;
+    phase_done(params, "item blocks built", &t0);
     rc = train_rest(&t, params, out, err);
 out:
+    for (int s = 0; s < 2; s++) {   /* alive through blk[s], if built */
+        em_rdd_release(moved[s]);
+        em_vbuf_destroy(&blob[s]);
+    }
     trainer_destroy(&t);
     return rc;
 }

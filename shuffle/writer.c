@@ -4,17 +4,23 @@
  * DESIGN
  *   - One em_batch_builder per reduce partition. `buffered` is the sum of their payload
  *     bytes. A builder that reaches EM_BATCH_TARGET_BYTES is encoded as one zstd block and
- *     appended to the writer's single spill file; when `buffered` (plus the combine map's
- *     bytes) exceeds the budget, the largest builders are spilled until `buffered` is at most
- *     half the budget, so a flush frees enough to amortise its sort.
+ *     kept in memory (`held`) while buffered + held bytes stay within the budget; past it
+ *     every held block is appended to the writer's single spill file. When `buffered` (plus
+ *     the combine map's bytes) exceeds the budget, the largest builders are encoded until
+ *     `buffered` is at most half the budget, so a flush frees enough to amortise its sort.
+ *     (Until 2026-12-07 every block went to the spill file at once, and commit read it all
+ *     back: a map task's whole output was written twice and read once however small it
+ *     was; ALS's block shuffles at scale 1 wrote and read back 1.3 GB that way.)
  *   - With a combiner, records go into a combining hash map keyed by (partition, key)
  *     (aggmap.c); past the budget, or when growing its table would pass the budget, the map
  *     is drained into the builders (which spill as above) and emptied, keeping its table
  *     when that is at most half the budget, so the same key may leave a map task several
  *     times: the reduce side merges combiners anyway.
- *   - Every spilled block is remembered as (partition, offset, length). Commit writes the
- *     data file partition by partition: that partition's spilled blocks in spill order
- *     (pread from the spill file), then its builder's remainder as a last block. Blocks of a
+ *   - Every spilled or held block is remembered as (partition, offset, length) in the spill
+ *     file or in `held`. Commit writes the data file partition by partition: that
+ *     partition's spilled blocks in spill order (pread from the spill file), then its held
+ *     blocks (all newer: the held ones are spilled together), then its builder's remainder
+ *     as a last block. Blocks of a
  *     partition are therefore contiguous and the index is just the partition boundaries.
  *   - Commit order: data and index are both fully written to temporary names, then the data
  *     file is renamed into place, then the index. A reader looks for the index first, so it
@@ -62,6 +68,9 @@ struct em_shuffle_writer {
     uint64_t spill_off;
     spill_ent *spills;
     size_t nspills, cap_spills;
+    em_vbuf held;              /* encoded blocks not spilled (yet), back to back */
+    spill_ent *hblk;           /* their (partition, offset in held, length) */
+    size_t nheld, cap_held;
     em_vbuf enc;               /* encoded block / copy buffer */
     uint64_t records;
     uint64_t spill_count, spill_bytes;
@@ -101,6 +110,7 @@ em_shuffle_writer *em_shuffle_writer_new(const em_shuffle_writer_opts *o, em_err
     w->level = o->zstd_level != 0 ? o->zstd_level : 1;
     w->sync = o->sync;
     em_vbuf_init(&w->enc);
+    em_vbuf_init(&w->held);
     em__aggmap_init(&w->agg, o->combiner, false);
     w->combine = o->combiner != NULL;
     w->dir = em_strdup(o->dir);
@@ -155,28 +165,51 @@ static int encode_part(em_shuffle_writer *w, uint32_t p, em_err *err)
     return rc;
 }
 
+/* Appends the held blocks to the spill file (opened on first use), in order. */
+static int flush_held(em_shuffle_writer *w, em_err *err)
+{
+    int rc;
+    if (w->nheld == 0)
+        return 0;
+    spill_ent *s = em_arr_grow(w->spills, &w->cap_spills, w->nspills + w->nheld, sizeof *s);
+    if (!s)
+        return em_err_set(err, EM_ENOMEM, "out of memory for %zu spill entries",
+                          w->nspills + w->nheld);
+    w->spills = s;
+    if (w->spill_fd < 0 && (rc = open_spill(w, err)) < 0)
+        return rc;
+    if ((rc = em_write_full(w->spill_fd, w->held.data, w->held.len, w->spill_path, err)) < 0)
+        return rc;
+    for (size_t i = 0; i < w->nheld; i++)
+        w->spills[w->nspills++] = (spill_ent){w->hblk[i].part, w->spill_off + w->hblk[i].off,
+                                              w->hblk[i].len};
+    w->spill_off += w->held.len;
+    w->spill_count += w->nheld;
+    w->spill_bytes += w->held.len;
+    w->nheld = 0;
+    em_vbuf_clear(&w->held);
+    return 0;
+}
+
+/* Encodes partition p's builder as a block and holds it; past the budget every held block
+ * goes to the spill file. */
 static int spill_part(em_shuffle_writer *w, uint32_t p, em_err *err)
 {
     int rc;
 
-    spill_ent *s = em_arr_grow(w->spills, &w->cap_spills, w->nspills + 1, sizeof *s);
-    if (!s)
-        return em_err_set(err, EM_ENOMEM, "out of memory for %zu spill entries",
-                          w->nspills + 1);
-    w->spills = s;
+    spill_ent *h = em_arr_grow(w->hblk, &w->cap_held, w->nheld + 1, sizeof *h);
+    if (!h)
+        return em_err_set(err, EM_ENOMEM, "out of memory for %zu held blocks", w->nheld + 1);
+    w->hblk = h;
     if ((rc = encode_part(w, p, err)) < 0)
         return rc;
     if (w->enc.len == 0)
         return 0;
-    if (w->spill_fd < 0 && (rc = open_spill(w, err)) < 0)
-        return rc;
-    if ((rc = em_write_full(w->spill_fd, w->enc.data, w->enc.len, w->spill_path, err)) < 0)
-        return rc;
-    w->spills[w->nspills++] = (spill_ent){p, w->spill_off, w->enc.len};
-    w->spill_off += w->enc.len;
-    w->spill_count++;
-    w->spill_bytes += w->enc.len;
-    return 0;
+    if (em_vbuf_append(&w->held, w->enc.data, w->enc.len) < 0)
+        return em_err_set(err, EM_ENOMEM, "out of memory holding a %zu-byte block",
+                          w->enc.len);
+    w->hblk[w->nheld++] = (spill_ent){p, w->held.len - w->enc.len, w->enc.len};
+    return w->buffered + w->held.len > w->budget ? flush_held(w, err) : 0;
 }
 
 static int cmp_u64_desc(const void *a, const void *b)
@@ -329,31 +362,45 @@ static int copy_spilled(em_shuffle_writer *w, em_file *f, uint64_t off, uint64_t
     return 0;
 }
 
+/* sorted[0..n): the indices of ents in partition order, spill order within a partition
+ * (a stable counting sort); first[p] is then where partition p + 1 starts. */
+static int by_partition(const spill_ent *ents, size_t n, uint32_t nparts, uint32_t **first,
+                        size_t **sorted, em_err *err)
+{
+    *first = em_calloc((size_t)nparts + 1, sizeof **first);
+    *sorted = em_calloc(n ? n : 1, sizeof **sorted);
+    if (!*first || !*sorted)
+        return em_err_set(err, EM_ENOMEM, "out of memory sorting %zu blocks", n);
+    for (size_t i = 0; i < n; i++)
+        (*first)[ents[i].part + 1]++;
+    for (uint32_t p = 0; p < nparts; p++)
+        (*first)[p + 1] += (*first)[p];
+    for (size_t i = 0; i < n; i++)
+        (*sorted)[(*first)[ents[i].part]++] = i;
+    return 0;
+}
+
 /* Writes the data file (not yet committed); offs gets the partition boundaries. */
 static int write_data(em_shuffle_writer *w, em_file *f, uint64_t *offs, em_err *err)
 {
-    uint32_t *first = NULL;   /* spills sorted by partition (stable): counting sort */
-    size_t *sorted = NULL;
-    int rc = 0;
+    uint32_t *first = NULL, *hfirst = NULL;
+    size_t *sorted = NULL, *hsorted = NULL;
+    int rc;
 
-    first = em_calloc((size_t)w->nparts + 1, sizeof *first);
-    sorted = em_calloc(w->nspills ? w->nspills : 1, sizeof *sorted);
-    if (!first || !sorted) {
-        rc = em_err_set(err, EM_ENOMEM, "out of memory sorting %zu spilled blocks", w->nspills);
+    if ((rc = by_partition(w->spills, w->nspills, w->nparts, &first, &sorted, err)) < 0 ||
+        (rc = by_partition(w->hblk, w->nheld, w->nparts, &hfirst, &hsorted, err)) < 0)
         goto out;
-    }
-    for (size_t i = 0; i < w->nspills; i++)
-        first[w->spills[i].part + 1]++;
-    for (uint32_t p = 0; p < w->nparts; p++)
-        first[p + 1] += first[p];
-    for (size_t i = 0; i < w->nspills; i++)
-        sorted[first[w->spills[i].part]++] = i;   /* first[p] ends at the start of p+1 */
-    size_t k = 0;
+    size_t k = 0, kh = 0;
     for (uint32_t p = 0; p < w->nparts; p++) {
         offs[p] = em_file_offset(f);
         for (; k < w->nspills && w->spills[sorted[k]].part == p; k++) {
             const spill_ent *s = &w->spills[sorted[k]];
             if ((rc = copy_spilled(w, f, s->off, s->len, err)) < 0)
+                goto out;
+        }
+        for (; kh < w->nheld && w->hblk[hsorted[kh]].part == p; kh++) {
+            const spill_ent *h = &w->hblk[hsorted[kh]];
+            if ((rc = em_file_write(f, w->held.data + h->off, h->len, err)) < 0)
                 goto out;
         }
         if ((rc = encode_part(w, p, err)) < 0)
@@ -365,6 +412,8 @@ static int write_data(em_shuffle_writer *w, em_file *f, uint64_t *offs, em_err *
 out:
     em_free(first);
     em_free(sorted);
+    em_free(hfirst);
+    em_free(hsorted);
     return rc;
 }
 
@@ -457,6 +506,8 @@ void em_shuffle_writer_free(em_shuffle_writer *w)
     em_free(w->order);
     em__aggmap_destroy(&w->agg);
     em_free(w->spills);
+    em_free(w->hblk);
+    em_vbuf_destroy(&w->held);
     em_vbuf_destroy(&w->enc);
     em_free(w->dir);
     em_free(w);

@@ -28,19 +28,24 @@ static int fetch_error(em_err *err, uint32_t sid, uint32_t mid, uint32_t reduce)
     return EM_EFETCH;
 }
 
-/* The body of em_shuffle_fetch_local; errors carry the reason, without the ids. */
-static int fetch_local(const char *dir, uint32_t sid, uint32_t mid, uint32_t reduce,
-                       em_vbuf *out, em_err *err)
+/* Opens the data file of map mid of shuffle sid and finds reduce partition reduce's
+ * segment in it, [*start, *end), checked against the index and the file's size; *fd is
+ * the open file (the caller closes it), dpath its name. Errors carry the reason, without
+ * the ids. */
+int em__shuffle_segment_open(const char *dir, uint32_t sid, uint32_t mid, uint32_t reduce,
+                             int *fd, uint64_t *start, uint64_t *end, char *dpath,
+                             size_t dcap, em_err *err)
 {
-    char ipath[4096], dpath[4096];
+    char ipath[4096];
     uint8_t *ibytes = NULL;
     size_t ilen = 0;
     em__shuffle_index ix;
-    int fd = -1, rc;
+    int rc;
     struct stat st;
 
+    *fd = -1;
     em_shuffle_index_path(dir, sid, mid, ipath, sizeof ipath);
-    em_shuffle_data_path(dir, sid, mid, dpath, sizeof dpath);
+    em_shuffle_data_path(dir, sid, mid, dpath, dcap);
     if ((rc = em_read_file(ipath, &ibytes, &ilen, err)) < 0)
         goto out;
     if ((rc = em__shuffle_index_decode(ibytes, ilen, &ix, err)) < 0) {
@@ -57,31 +62,55 @@ static int fetch_local(const char *dir, uint32_t sid, uint32_t mid, uint32_t red
                         ix.nparts);
         goto out;
     }
-    uint64_t start = em__shuffle_index_off(&ix, reduce);
-    uint64_t end = em__shuffle_index_off(&ix, reduce + 1);
-    if ((fd = open(dpath, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) != 0) {
+    *start = em__shuffle_index_off(&ix, reduce);
+    *end = em__shuffle_index_off(&ix, reduce + 1);
+    if ((*fd = open(dpath, O_RDONLY | O_CLOEXEC)) < 0 || fstat(*fd, &st) != 0) {
         rc = em_err_set(err, EM_EIO, "%s: %s", dpath, strerror(errno));
         goto out;
     }
-    if (end > (uint64_t)st.st_size) {
+    if (*end > (uint64_t)st.st_size) {
         rc = em_err_set(err, EM_ECORRUPT, "%s: segment [%llu, %llu) past the end of the file "
-                        "(%llu bytes)", dpath, (unsigned long long)start,
-                        (unsigned long long)end, (unsigned long long)st.st_size);
+                        "(%llu bytes)", dpath, (unsigned long long)*start,
+                        (unsigned long long)*end, (unsigned long long)st.st_size);
         goto out;
     }
-    if (end - start > SIZE_MAX / 2 || em_vbuf_reserve(out, (size_t)(end - start)) < 0) {
+    if (*end - *start > SIZE_MAX / 2)
+        rc = em_err_set(err, EM_ENOMEM, "%s: a %llu-byte segment", dpath,
+                        (unsigned long long)(*end - *start));
+out:
+    if (rc < 0 && *fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+    em_free(ibytes);
+    return rc;
+}
+
+/* The body of em_shuffle_fetch_local; errors carry the reason, without the ids. */
+static int fetch_local(const char *dir, uint32_t sid, uint32_t mid, uint32_t reduce,
+                       em_vbuf *out, em_err *err)
+{
+    char dpath[4096];
+    uint64_t start = 0, end = 0;
+    int fd, rc = em__shuffle_segment_open(dir, sid, mid, reduce, &fd, &start, &end, dpath,
+                                          sizeof dpath, err);
+    if (rc < 0)
+        return rc;
+    if (em_vbuf_reserve(out, (size_t)(end - start)) < 0)
         rc = em_err_set(err, EM_ENOMEM, "%s: out of memory for a %llu-byte segment", dpath,
                         (unsigned long long)(end - start));
-        goto out;
-    }
-    if ((rc = em_pread_full(fd, out->data + out->len, (size_t)(end - start), start, dpath,
-                            err)) < 0)
-        goto out;
-    out->len += (size_t)(end - start);
-out:
-    if (fd >= 0)
-        close(fd);
-    em_free(ibytes);
+    else if ((rc = em_pread_full(fd, out->data + out->len, (size_t)(end - start), start,
+                                 dpath, err)) == 0)
+        out->len += (size_t)(end - start);
+    close(fd);
+    return rc;
+}
+
+int em__shuffle_fetch_fail(int rc, uint32_t sid, uint32_t mid, uint32_t reduce, em_err *err)
+{
+    if (rc != EM_ENOMEM)
+        return fetch_error(err, sid, mid, reduce);
+    em_err_prefix(err, "shuffle %u map %u reduce %u", sid, mid, reduce);
     return rc;
 }
 
@@ -89,11 +118,7 @@ int em_shuffle_fetch_local(const char *dir, uint32_t sid, uint32_t mid, uint32_t
                            em_vbuf *out, em_err *err)
 {
     int rc = fetch_local(dir, sid, mid, reduce, out, err);
-    if (rc < 0 && rc != EM_ENOMEM)
-        return fetch_error(err, sid, mid, reduce);
-    if (rc < 0)
-        em_err_prefix(err, "shuffle %u map %u reduce %u", sid, mid, reduce);
-    return rc;
+    return rc < 0 ? em__shuffle_fetch_fail(rc, sid, mid, reduce, err) : rc;
 }
 
 static int local_fetch(void *self, const char *loc, uint32_t sid, uint32_t mid, uint32_t reduce,

@@ -10,8 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "shuffle/remote.h"
+#include "shuffle/shuffle_int.h"
 
 typedef struct peer {
     char loc[128];
@@ -154,19 +156,34 @@ em_fetcher em_shuffle_remote_fetcher(em_shuffle_remote *r)
 int em_shuffle_serve_segment(const char *dir, uint32_t sid, uint32_t mid, uint32_t reduce,
                              size_t chunk, em_shuffle_chunk_fn fn, void *ud, em_err *err)
 {
-    em_vbuf seg;
-    em_vbuf_init(&seg);
-    int rc = em_shuffle_fetch_local(dir, sid, mid, reduce, &seg, err);
-    size_t off = 0;
-    while (rc == 0) {
-        size_t k = seg.len - off < chunk ? seg.len - off : chunk;
-        bool last = off + k == seg.len;
-        rc = fn(ud, seg.data + off, k, last, err);
+    /* The segment goes out a chunk at a time through one chunk-sized buffer: read whole
+     * (tens of MB for a big map output) it was a fresh buffer per request, first touched
+     * and then copied again into the send queue. */
+    char dpath[4096];
+    uint64_t start = 0, end = 0;
+    int fd, rc = em__shuffle_segment_open(dir, sid, mid, reduce, &fd, &start, &end, dpath,
+                                          sizeof dpath, err);
+    if (rc < 0)
+        return em__shuffle_fetch_fail(rc, sid, mid, reduce, err);
+    size_t cap = chunk && end - start > chunk ? chunk : (size_t)(end - start);
+    uint8_t *buf = em_malloc(cap ? cap : 1);
+    if (!buf)
+        rc = em_err_set(err, EM_ENOMEM, "shuffle %u map %u reduce %u: out of memory for a "
+                        "%zu-byte chunk", sid, mid, reduce, cap);
+    for (uint64_t off = start; rc == 0;) {
+        size_t k = end - off < cap ? (size_t)(end - off) : cap;
+        bool last = off + k == end;
+        if ((rc = em_pread_full(fd, buf, k, off, dpath, err)) < 0) {
+            rc = em__shuffle_fetch_fail(rc, sid, mid, reduce, err);
+            break;
+        }
+        rc = fn(ud, buf, k, last, err);
         off += k;
         if (last)
             break;
     }
-    em_vbuf_destroy(&seg);
+    em_free(buf);
+    close(fd);
     return rc;
 }
 

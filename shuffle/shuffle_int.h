@@ -206,4 +206,15 @@ int em__run_reader_next(em__run_reader *r, em_rec *rec, em_err *err);
 void em__run_reader_rewind(em__run_reader *r);
 void em__run_reader_close(em__run_reader *r);
 
+/* Segment access shared by the local fetch and the shuffle server (fetch.c).
+ * em__shuffle_segment_open: opens map mid's data file (*fd, closed by the caller; dpath its
+ * name) and finds reduce partition reduce's segment [*start, *end), checked against the
+ * index and the file's size; errors carry the reason without the ids.
+ * em__shuffle_fetch_fail: the fetch contract for such an error: EM_EFETCH prefixed
+ * "shuffle S map M reduce R", or EM_ENOMEM prefixed the same. */
+int em__shuffle_segment_open(const char *dir, uint32_t sid, uint32_t mid, uint32_t reduce,
+                             int *fd, uint64_t *start, uint64_t *end, char *dpath,
+                             size_t dcap, em_err *err);
+int em__shuffle_fetch_fail(int rc, uint32_t sid, uint32_t mid, uint32_t reduce, em_err *err);
+
 #endif /* EMBER_SHUFFLE_INT_H */

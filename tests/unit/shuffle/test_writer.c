@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "shuffle/remote.h"
 #include "shuffle_test_util.h"
 #include "shuffle/shuffle_int.h"
 
@@ -182,6 +183,119 @@ Test(writer, round_trip_many_partitions)
 Test(writer, tiny_budget_spills_same_result)
 {
     round_trip(4096, true);
+}
+
+/* Several MiB per partition: with room in the budget every encoded block is held in
+ * memory and written once, at commit (no spill); with a budget of a few blocks they are
+ * spilled as it fills; both read back every record in order. */
+static void held_case(size_t budget, bool expect_spill)
+{
+    char *dir = tu_mkdtemp();
+    tset s = {0};
+    em_err err = EM_ERR_INIT;
+    uint32_t nparts = 3;
+    uint8_t v[1000];
+    char key[32];
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (uint32_t i = 0; i < 18000; i++) {   /* ~6 MB of values per partition */
+        for (size_t j = 0; j < sizeof v; j++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            v[j] = (uint8_t)(j % 4 ? x : i);   /* compressible in part */
+        }
+        snprintf(key, sizeof key, "k%u", i);
+        tset_add(&s, em_slice_str(key), em_slice_make(v, sizeof v), (i * 7u) % nparts);
+    }
+    em_map_status st = write_map(dir, 5, 2, nparts, &s, budget, NULL);
+    cr_assert_eq(st.records_written, 18000);
+    if (expect_spill)
+        cr_assert_gt(st.spill_count, 0, "budget %zu: nothing spilled", budget);
+    else
+        cr_assert_eq(st.spill_count, 0, "budget %zu: %llu blocks spilled", budget,
+                     (unsigned long long)st.spill_count);
+    for (uint32_t p = 0; p < nparts; p++) {
+        tset got = {0};
+        cr_assert_eq(read_part(dir, 5, p, &st, 1, &got, NULL, &err), 0, "%s", err.msg);
+        expect_part(&s, p, &got);
+        tset_free(&got);
+    }
+    cr_assert_eq(tu_count_files(dir), 2, "only data and index remain");
+    em_map_status_destroy(&st);
+    tset_free(&s);
+    tu_rmdir(dir);
+}
+
+Test(writer, blocks_are_held_within_the_budget_and_spilled_past_it)
+{
+    held_case((size_t)256 << 20, false);
+    held_case((size_t)4 << 20, true);
+}
+
+typedef struct served {
+    em_vbuf bytes;
+    size_t calls, lasts, most;
+    bool last_seen_last;
+} served;
+
+static int take_chunk(void *ud, const uint8_t *p, size_t n, bool last, em_err *err)
+{
+    served *s = ud;
+    (void)err;
+    cr_assert_eq(em_vbuf_append(&s->bytes, p, n), 0);
+    s->calls++;
+    s->lasts += last;
+    s->most = n > s->most ? n : s->most;
+    s->last_seen_last = last;
+    return 0;
+}
+
+/* The shuffle server's side: a segment goes out in chunks of at most the chunk size, the
+ * last one flagged, together the bytes a local fetch reads; an empty segment is one empty
+ * last chunk; a missing map output is a fetch failure naming it. */
+Test(writer, served_segments_are_the_fetched_bytes_in_chunks)
+{
+    char *dir = tu_mkdtemp();
+    tset s = {0};
+    em_err err = EM_ERR_INIT;
+    uint8_t v[1000];
+    uint64_t x = 0x2545f4914f6cdd1dull;
+    for (uint32_t i = 0; i < 6000; i++) {   /* ~3 MB of random values per used partition */
+        for (size_t j = 0; j < sizeof v; j++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            v[j] = (uint8_t)x;
+        }
+        tset_add(&s, em_slice_str("k"), em_slice_make(v, sizeof v), i % 2 ? 2 : 0);
+    }
+    em_map_status st = write_map(dir, 5, 9, 3, &s, 0, NULL);
+    for (uint32_t p = 0; p < 3; p++) {
+        em_vbuf want;
+        served got = {0};
+        em_vbuf_init(&want);
+        em_vbuf_init(&got.bytes);
+        cr_assert_eq(em_shuffle_fetch_local(dir, 5, 9, p, &want, &err), 0, "%s", err.msg);
+        cr_assert_eq(em_shuffle_serve_segment(dir, 5, 9, p, (size_t)1 << 20, take_chunk, &got,
+                                              &err), 0, "%s", err.msg);
+        cr_assert_eq(got.bytes.len, want.len, "partition %u", p);
+        cr_assert(got.bytes.len == 0 || !memcmp(got.bytes.data, want.data, want.len));
+        cr_assert_eq(got.lasts, 1);
+        cr_assert(got.last_seen_last);
+        cr_assert_leq(got.most, (size_t)1 << 20);
+        if (p == 1)
+            cr_assert_eq(got.calls, 1, "an empty segment is one empty last chunk");
+        else
+            cr_assert_gt(got.calls, 1, "partition %u: %zu bytes in one chunk", p, want.len);
+        em_vbuf_destroy(&want);
+        em_vbuf_destroy(&got.bytes);
+    }
+    served none = {0};
+    em_vbuf_init(&none.bytes);
+    cr_assert_eq(em_shuffle_serve_segment(dir, 5, 8, 0, (size_t)1 << 20, take_chunk, &none,
+                                          &err), EM_EFETCH);
+    cr_assert_not_null(strstr(err.msg, "shuffle 5 map 8 reduce 0"), "%s", err.msg);
+    cr_assert_eq(none.calls, 0);
+    em_vbuf_destroy(&none.bytes);
+    em_map_status_destroy(&st);
+    tset_free(&s);
+    tu_rmdir(dir);
 }
 
 Test(writer, record_larger_than_a_block)

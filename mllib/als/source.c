@@ -353,6 +353,59 @@ int em__als_fn_read_raw(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emit
     return rc;
 }
 
+/* The ids seen of one side of a partition: a bitmap while they are all integers. */
+typedef struct side_ids {
+    uint8_t *bits;
+    size_t cap;     /* bytes of bits, zeroed */
+    int64_t hi;     /* the largest id, -1 for none */
+    int32_t last;   /* the id just seen; ids are >= -1 */
+    bool str;       /* an id that is not an integer: no bitmap */
+} side_ids;
+
+/* A bitmap grown to hold byte k (zeroed past cap), returned by value: the loop's sides keep
+ * no address taken, so their fields stay in registers. bits NULL when out of memory (the
+ * old bitmap is then the caller's to free). */
+typedef struct side_bits {
+    uint8_t *bits;
+    size_t cap;
+} side_bits;
+
+static __attribute__((noinline)) side_bits side_grow(uint8_t *bits, size_t cap, size_t k)
+{
+    size_t ncap = cap;
+    uint8_t *g = em_arr_grow(bits, &ncap, k + 1, 1);
+    if (g)
+        memset(g + cap, 0, ncap - cap);
+    return (side_bits){g, ncap};
+}
+
+/* Records id; false when out of memory. The two sides are separate locals of the caller's
+ * loop: kept in arrays indexed by side, every rating's loads of hi and last waited on the
+ * previous rating's stores to them. */
+static inline __attribute__((always_inline)) bool side_mark(side_ids *s, int32_t id)
+{
+    /* A run of one id (a file grouped by user) sets its bit once: setting it again and
+     * again made every rating wait for the previous one's store. */
+    if (id == s->last)
+        return true;
+    s->last = id;
+    if (id < 0 || s->str) {
+        s->str = true;
+        return true;
+    }
+    size_t k = (size_t)id >> 3;
+    if (EM_UNLIKELY(k >= s->cap)) {
+        side_bits g = side_grow(s->bits, s->cap, k);
+        if (!g.bits)
+            return false;
+        s->bits = g.bits;
+        s->cap = g.cap;
+    }
+    s->bits[k] |= (uint8_t)(1u << (id & 7));
+    s->hi = id > s->hi ? id : s->hi;
+    return true;
+}
+
 /* PARTITION over RAW RATINGS: the partition's ids record (FORMATS) with a bitmap for each
  * side whose ids are all integers, nothing for the other (its lists would need the parse:
  * the caller reads the files again). The ids of a range's ratings are exactly its local
@@ -362,11 +415,7 @@ int em__als_fn_raw_ids(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitt
                        em_err *err)
 {
     em_rec_batch b;
-    int64_t hi[2] = {-1, -1};
-    int32_t last[2] = {-2, -2};   /* the id just seen per side; ids are >= -1 */
-    bool str[2] = {false, false};
-    uint8_t *bits[2] = {NULL, NULL};
-    size_t cap[2] = {0, 0};
+    side_ids sd[2] = {{NULL, 0, -1, -2, false}, {NULL, 0, -1, -2, false}};
     em_vbuf v;
     int rc;
     (void)c;
@@ -376,50 +425,35 @@ int em__als_fn_raw_ids(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitt
             rc = em_err_set(err, EM_ECORRUPT, "als read: raw ratings of width %u", b.width);
             goto out;
         }
-        for (uint64_t i = 0; i < b.nrecs; i++) {
+        side_ids u = sd[0], it = sd[1];   /* in registers through the batch */
+        bool ok = true;
+        for (uint64_t i = 0; i < b.nrecs && ok; i++) {
             int32_t id[2];
             memcpy(id, b.data + i * sizeof(em_rating), 8);
-            for (int s = 0; s < 2; s++) {
-                /* A run of one id (a file grouped by user) sets its bit once: setting it
-                 * again and again made every rating wait for the previous one's store. */
-                if (id[s] == last[s])
-                    continue;
-                last[s] = id[s];
-                if (id[s] < 0 || str[s]) {
-                    str[s] = true;
-                    continue;
-                }
-                size_t k = (size_t)id[s] >> 3;
-                if (EM_UNLIKELY(k >= cap[s])) {   /* grows geometrically, zeroed */
-                    size_t old = cap[s];
-                    uint8_t *g = em_arr_grow(bits[s], &cap[s], k + 1, 1);
-                    if (!g) {
-                        rc = em_err_set(err, EM_ENOMEM, "als read: bitmap of %zu bytes", k);
-                        goto out;
-                    }
-                    memset(g + old, 0, cap[s] - old);
-                    bits[s] = g;
-                }
-                bits[s][k] |= (uint8_t)(1u << (id[s] & 7));
-                hi[s] = id[s] > hi[s] ? id[s] : hi[s];
-            }
+            ok = side_mark(&u, id[0]) && side_mark(&it, id[1]);
+        }
+        sd[0] = u;
+        sd[1] = it;
+        if (!ok) {
+            rc = em_err_set(err, EM_ENOMEM, "als read: an id bitmap of range %u", index);
+            goto out;
         }
     }
     if (rc < 0)
         goto out;
-    uint32_t hdr[4] = {index, 0, 0, (str[0] ? 0u : 1u) | (str[1] ? 0u : 2u)};
+    uint32_t hdr[4] = {index, 0, 0, (sd[0].str ? 0u : 1u) | (sd[1].str ? 0u : 2u)};
     rc = em_vbuf_append(&v, hdr, sizeof hdr) < 0 ? EM_ENOMEM : 0;
     for (int s = 0; rc == 0 && s < 2; s++) {
-        uint32_t nbits = (uint32_t)(hi[s] + 1);
-        if (!str[s] && (em_vbuf_append(&v, &nbits, 4) < 0 ||
-                        (nbits && em_vbuf_append(&v, bits[s], ((size_t)nbits + 7) / 8) < 0)))
+        uint32_t nbits = (uint32_t)(sd[s].hi + 1);
+        if (!sd[s].str && (em_vbuf_append(&v, &nbits, 4) < 0 ||
+                           (nbits && em_vbuf_append(&v, sd[s].bits, ((size_t)nbits + 7) / 8) < 0)))
             rc = EM_ENOMEM;
     }
     rc = rc < 0 ? em_err_set(err, EM_ENOMEM, "als read: ids of range %u", index)
                 : em_emit_val(out, em_slice_make(v.data, v.len), err);
 out:
-    em_free(bits[0]);
-    em_free(bits[1]);
+    em_free(sd[0].bits);
+    em_free(sd[1].bits);
     em_vbuf_destroy(&v);
     return rc;
 }

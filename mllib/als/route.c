@@ -33,6 +33,9 @@ typedef struct router {
     em__als_ctx x;
     em_vbuf *buf;          /* [nblk of the side] */
     uint16_t *blk;         /* [n of the side]: the block of every id (em__als_block_of) */
+    uint8_t *blk8;         /* the same in a byte when the side has at most 256 blocks (then
+                            * blk is NULL): 480 KB instead of 960 at Netflix scale, closer
+                            * to L2 for the user side's lookups at random */
     size_t flush_bytes;    /* a buffer reaching this is emitted */
     em_vbuf planes;        /* scratch: the byte planes of the record being emitted */
 } router;
@@ -204,6 +207,7 @@ static int route_batch(router *rt, const uint8_t *p, size_t n, em_emitter *out, 
     const int32_t nu = c->n[0], ni = c->n[1];
     const bool item = c->side != 0;
     const uint16_t *blk = rt->blk;
+    const uint8_t *blk8 = rt->blk8;
     uint16_t bid[ROUTE_RUN];
     for (size_t i0 = 0; i0 < n; i0 += ROUTE_RUN) {
         size_t m = n - i0 < ROUTE_RUN ? n - i0 : ROUTE_RUN;
@@ -215,7 +219,8 @@ static int route_batch(router *rt, const uint8_t *p, size_t n, em_emitter *out, 
             bool ok = (uint32_t)r.user < (uint32_t)nu && (uint32_t)r.item < (uint32_t)ni &&
                       isfinite(r.rating);
             bad |= !ok;
-            bid[k] = blk[ok ? (item ? r.item : r.user) : 0];
+            int32_t g = ok ? (item ? r.item : r.user) : 0;
+            bid[k] = blk8 ? blk8[g] : blk[g];
         }
         for (size_t k = 0; bad && k < m; k++) {
             em_rating r;
@@ -229,13 +234,23 @@ static int route_batch(router *rt, const uint8_t *p, size_t n, em_emitter *out, 
         for (size_t k = 0; k < m; k++) {
             em_vbuf *b = &rt->buf[bid[k]];
             /* a buffer is emitted at flush_bytes: one reserve makes room for all its
-             * ratings, and the 12-byte copy is inlined */
+             * ratings */
             if (b->cap - b->len < RATING_BYTES &&
                 em_vbuf_reserve(b, rt->flush_bytes + RATING_BYTES) < 0)
                 return em_err_set(err, EM_ENOMEM, "als route: buffer of block %u", bid[k]);
-            memcpy(b->data + b->len, q + k * RATING_BYTES, RATING_BYTES);
-            b->len += RATING_BYTES;
-            int rc = b->len >= rt->flush_bytes ? flush_block(rt, bid[k], out, err) : 0;
+            /* the rating is loaded whole, and the buffer's end read once, before anything
+             * is stored: a store through the byte pointer may alias the buffer's fields,
+             * and each reload after it waited on that store */
+            uint64_t lo;
+            uint32_t hi;
+            memcpy(&lo, q + k * RATING_BYTES, 8);
+            memcpy(&hi, q + k * RATING_BYTES + 8, 4);
+            uint8_t *dst = b->data + b->len;
+            size_t len = b->len + RATING_BYTES;
+            memcpy(dst, &lo, 8);
+            memcpy(dst + 8, &hi, 4);
+            b->len = len;
+            int rc = len >= rt->flush_bytes ? flush_block(rt, bid[k], out, err) : 0;
             if (rc < 0)
                 return rc;
         }
@@ -263,16 +278,25 @@ int em__als_fn_route(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter
     rt->flush_bytes = fb > ((size_t)1 << 20) ? (size_t)1 << 20 : fb < 4096 ? 4096 : fb;
     int32_t nid = rt->x.cfg.n[rt->x.cfg.side];
     rt->buf = em_calloc(nb, sizeof *rt->buf);
-    rt->blk = em_calloc((size_t)nid + 1, sizeof *rt->blk);   /* [0] read for a bad rating */
-    if (!rt->buf || !rt->blk) {
+    /* [0] is read for a bad rating */
+    if (nb <= 256)
+        rt->blk8 = em_calloc((size_t)nid + 1, 1);
+    else
+        rt->blk = em_calloc((size_t)nid + 1, sizeof *rt->blk);
+    if (!rt->buf || (!rt->blk && !rt->blk8)) {
         rc = em_err_set(err, EM_ENOMEM, "als route: %u buffers, %d block ids", nb, nid);
         goto out;
     }
     _Static_assert(EM__ALS_MAX_BLOCKS <= 65536, "block ids fit 16 bits");
     /* blocks <= EM__ALS_MAX_BLOCKS fit 16 bits; a table lookup instead of a hash and a
      * 64-bit division per rating */
-    for (int32_t g = 0; g < nid; g++)
-        rt->blk[g] = (uint16_t)em__als_block_of(rt->x.cfg.seed, rt->x.cfg.side, g, nb);
+    for (int32_t g = 0; g < nid; g++) {
+        uint32_t bk = em__als_block_of(rt->x.cfg.seed, rt->x.cfg.side, g, nb);
+        if (rt->blk8)
+            rt->blk8[g] = (uint8_t)bk;
+        else
+            rt->blk[g] = (uint16_t)bk;
+    }
     while ((rc = em_iter_next_batch(in, &b, err)) == 1) {
         if (b.kind != EM_REC_FIXED || b.width != sizeof(em_rating)) {
             rc = em_err_set(err, EM_EINVAL, "als route: partition %u: ratings must be FIXED "
@@ -291,6 +315,7 @@ out:
         em_vbuf_destroy(&rt->buf[k]);
     em_free(rt->buf);
     em_free(rt->blk);
+    em_free(rt->blk8);
     em_vbuf_destroy(&rt->planes);
     em_free(rt->x.yty);
     em_free(rt);

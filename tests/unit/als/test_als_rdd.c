@@ -134,9 +134,32 @@ Test(als_rdd, bad_ids_fail_naming_the_rating, .timeout = 120)
     em_context_free(sc);
 }
 
+/* Over 256 user blocks: the route's block table of that side is 16 bits wide (route.c:
+ * 8 bits up to 256 blocks); the factors are still the driver path's. */
+Test(als_rdd, more_than_256_blocks_same_factors, .timeout = 300)
+{
+    static em_rating r[NU * NI * 2];
+    em_context *sc = em_test_ctx_new("local[2]");
+    size_t n = make_ratings(r, RANDOM, 23);
+    em_als_params p = {.rank = 2, .iterations = 1, .lambda = 0.05, .seed = 4,
+                       .user_blocks = 300, .item_blocks = 2};
+    em_als_model *a = NULL, *b = NULL;
+    em_err err = EM_ERR_INIT;
+    cr_assert_eq(em_als_train(sc, r, n, NU, NI, &p, &a, &err), 0, "%s", err.msg);
+    em_rdd *d = ratings_rdd(sc, r, n, 3);
+    cr_assert_eq(em_als_train_rdd(sc, d, NU, NI, &p, &b, &err), 0, "%s", err.msg);
+    em_rdd_release(d);
+    same_rows(a->user_factors, b->user_factors, (size_t)NU * 2, "user factor");
+    same_rows(a->item_factors, b->item_factors, (size_t)NI * 2, "item factor");
+    em_als_model_free(a);
+    em_als_model_free(b);
+    em_context_free(sc);
+}
+
 /* One block per side holding more ratings than one gather chunk (route.c GATHER_CHUNK,
- * 2^22 ratings): the executors' build concatenates chunks, and a routed value (byte planes)
- * is split across two of them; the factors must still be the driver path's. */
+ * about 350k ratings since the chunks are 4 MiB): the executors' build concatenates
+ * chunks, and a routed value (byte planes) is split across two of them; the factors must
+ * still be the driver path's. */
 Test(als_rdd, block_larger_than_a_gather_chunk, .timeout = 600)
 {
     enum { BU = 36000, BI = 200, PER = 120 };   /* 4.32M ratings > 2^22 */

@@ -7,7 +7,8 @@
  *     kept in memory (`held`) while buffered + held bytes stay within the budget; past it
  *     every held block is appended to the writer's single spill file. When `buffered` (plus
  *     the combine map's bytes) exceeds the budget, the largest builders are encoded until
- *     `buffered` is at most half the budget, so a flush frees enough to amortise its sort.
+ *     `buffered` is at most half the budget, so a flush frees enough to amortise its sort,
+ *     and every held block goes to the spill file with them.
  *     (Until 2026-12-07 every block went to the spill file at once, and commit read it all
  *     back: a map task's whole output was written twice and read once however small it
  *     was; ALS's block shuffles at scale 1 wrote and read back 1.3 GB that way.)
@@ -233,7 +234,9 @@ static int flush_largest(em_shuffle_writer *w, em_err *err)
         if (rc < 0)
             return rc;
     }
-    return 0;
+    /* Over the budget memory is what is short: the blocks go to the spill file now (held
+     * are only the blocks of builders that filled up while there was room) */
+    return flush_held(w, err);
 }
 
 /* Appends one record to partition p's builder and spills as the rules say. */

@@ -4,8 +4,9 @@
  * DESIGN
  *   - One em_batch_builder per reduce partition. `buffered` is the sum of their payload
  *     bytes. A builder that reaches EM_BATCH_TARGET_BYTES is encoded as one zstd block and
- *     kept in memory (`held`) while buffered + held bytes stay within the budget; past it
- *     every held block is appended to the writer's single spill file. When `buffered` (plus
+ *     kept in memory (`held`, at most half the budget) while buffered + held bytes stay
+ *     within the budget; past either every held block is appended to the writer's single
+ *     spill file. When `buffered` (plus
  *     the combine map's bytes) exceeds the budget, the largest builders are encoded until
  *     `buffered` is at most half the budget, so a flush frees enough to amortise its sort,
  *     and every held block goes to the spill file with them.
@@ -206,9 +207,23 @@ static int spill_part(em_shuffle_writer *w, uint32_t p, em_err *err)
         return rc;
     if (w->enc.len == 0)
         return 0;
-    if (em_vbuf_append(&w->held, w->enc.data, w->enc.len) < 0)
-        return em_err_set(err, EM_ENOMEM, "out of memory holding a %zu-byte block",
-                          w->enc.len);
+    /* held takes at most half the budget, reserved at once (pages are touched only as
+     * blocks arrive; grown by doubling it could reach twice its length), and builders plus
+     * held at most all of it */
+    size_t cap = w->budget / 2;
+    if (w->held.len + w->enc.len > cap && (rc = flush_held(w, err)) < 0)
+        return rc;
+    if (w->enc.len > cap) {   /* a block larger than the share: straight to the file */
+        if (em_vbuf_append(&w->held, w->enc.data, w->enc.len) < 0)
+            return em_err_set(err, EM_ENOMEM, "out of memory for a %zu-byte block",
+                              w->enc.len);
+        w->hblk[w->nheld++] = (spill_ent){p, 0, w->enc.len};
+        return flush_held(w, err);
+    }
+    if (w->held.cap < cap && em_vbuf_reserve(&w->held, cap) < 0)
+        return em_err_set(err, EM_ENOMEM, "out of memory holding blocks (%zu bytes)", cap);
+    memcpy(w->held.data + w->held.len, w->enc.data, w->enc.len);
+    w->held.len += w->enc.len;
     w->hblk[w->nheld++] = (spill_ent){p, w->held.len - w->enc.len, w->enc.len};
     return w->buffered + w->held.len > w->budget ? flush_held(w, err) : 0;
 }

@@ -338,17 +338,10 @@ int em__batcher_add_run(em_batcher *b, const uint8_t *p, uint32_t width, size_t 
 {
     int rc;
     while (n) {
-        if (width != b->width || width > EM_BIG_MIN || !b->fx) {
+        if (width != b->width || width > EM_BIG_MIN || !b->fx || b->fx_cap - b->fx_len < width) {
             /* Until a big FIXED batch is open (the first ~1 MiB of a partition, another
-             * width, no big buffer to be had): as single records, which may open one. */
-            em_rec r = {em_slice_make(NULL, 0), em_slice_make(p, width)};
-            if ((rc = em__batcher_add(b, &r, err)) < 0)
-                return rc;
-            p += width;
-            n--;
-            continue;
-        }
-        if (b->fx_cap - b->fx_len < width) {   /* full: the next record opens the next */
+             * width, no big buffer to be had), or when it is full: as single records,
+             * which open the next one. */
             em_rec r = {em_slice_make(NULL, 0), em_slice_make(p, width)};
             if ((rc = em__batcher_add(b, &r, err)) < 0)
                 return rc;

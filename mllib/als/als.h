@@ -160,8 +160,10 @@ typedef struct em_als_params {
     /* Optional progress callback after each full iteration (driver thread). */
     void (*progress)(void *ud, int iteration, double seconds);
     void *progress_ud;
-    /* Optional: called with progress_ud (driver thread) once the block records are built;
-     * from then on em_als_train no longer reads its ratings, so the caller may free them. */
+    /* Optional: called with progress_ud (driver thread) once the ratings are no longer
+     * read: em_als_train, once the block records are built (the caller may free them);
+     * em_als_train_rdd, once both sides are routed and before the blocks are built (the
+     * caller may unpersist them: the builds then reuse that memory). */
     void (*ratings_done)(void *ud);
     /* Optional: called with progress_ud (driver thread) when a phase before the iterations
      * ends ("blocks built", "user blocks distributed", "item blocks distributed") and after
@@ -197,12 +199,13 @@ int em_als_train(em_context *sc, const em_rating *ratings, size_t n, int32_t n_u
 /* As em_als_train, from a dataset of ratings: `ratings` holds FIXED 12-byte em_rating
  * records (dense ids, 0 <= user < n_users, 0 <= item < n_items; em_rdd_map_fixed and
  * friends make them), from any source. The blocks are built where they live: each rating
- * is keyed by its user block (then by its item block), shuffled, and every partition builds
- * and caches its block record (route.c); the driver never holds a rating. `ratings` is read
- * twice (once per side): persist it when computing it is costly; it is borrowed and not
- * needed after ratings_done is called. For the same ratings in the same order, seed and
- * blocks, the model is bit-identical to em_als_train's. Phases reported: "user blocks
- * built", "item blocks built", "training metrics". A rating out of range fails the job
+ * is keyed by its user block and by its item block, both shuffles' map sides run, then
+ * every partition builds and caches its block record (route.c); the driver never holds a
+ * rating. `ratings` is read twice (once per side): persist it when computing it is costly;
+ * it is borrowed and not needed after ratings_done is called. For the same ratings in the
+ * same order, seed and blocks, the model is bit-identical to em_als_train's. Phases
+ * reported: "ratings routed to their blocks", "user blocks built", "item blocks built",
+ * "training metrics". A rating out of range fails the job
  * with EM_EINVAL naming it. Driver thread. */
 int em_als_train_rdd(em_context *sc, em_rdd *ratings, int32_t n_users, int32_t n_items,
                      const em_als_params *params, em_als_model **out, em_err *err);

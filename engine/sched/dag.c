@@ -84,6 +84,7 @@ struct job {
     stage result;
     uint32_t *attempts;             /* result tasks: failed attempts per partition index */
     bool *done;                     /* result tasks finished */
+    bool maps_only;                 /* no result stage (em_sched_run_map_stages) */
 };
 
 em_sched *em_sched_new(const em_sched_opts *opts, em_err *err)
@@ -499,8 +500,7 @@ static int run_map_stage(em_sched *s, job *j, const stage *st, const map_run *ru
     return rc;
 }
 
-/* The map stages' encodings, and the result stage's unless final is NULL (a job of map
- * stages only). */
+/* The map stages' encodings, and the result stage's unless the job has none. */
 static int encode_stages(em_sched *s, job *j, const em_plan_node *final, const void *res,
                          em_err *err)
 {
@@ -512,7 +512,7 @@ static int encode_stages(em_sched *s, job *j, const em_plan_node *final, const v
                                  st->shuffled->shuffle_id);
         st->len = strlen(st->json);
     }
-    if (!final)
+    if (j->maps_only)
         return 0;
     if (!(j->result.json = b->ops->encode_stage(b->self, final, false, res, err)))
         return em_err_prefix(err, "result stage %u", j->result.id);
@@ -639,7 +639,7 @@ static int run_round(em_sched *s, job *j, uint32_t round, const uint32_t *parts,
     int rc = run_maps(s, j, round, err);
     uint32_t n = 0;
     double t0;
-    if (rc != 0)
+    if (rc != 0 || j->maps_only)
         return rc;
     pthread_mutex_lock(&s->lock);
     s->stats.stages_run++;
@@ -660,7 +660,7 @@ static int run_round(em_sched *s, job *j, uint32_t round, const uint32_t *parts,
 static void job_begin(em_sched *s, job *j, uint32_t nparts)
 {
     em_sched_event ev = {.kind = EM_SCHED_JOB_START, .ntasks = nparts,
-                         .nstages = j->nmaps + 1};
+                         .nstages = j->nmaps + (j->maps_only ? 0 : 1)};
     emit(s, j, &ev);
 }
 
@@ -759,9 +759,11 @@ static int run_rounds(em_sched *s, job *j, const uint32_t *parts, uint32_t npart
     }
 }
 
-int em_sched_run_job_in_group(em_sched *s, const char *group, const em_plan_node *final,
-                              const void *res, const uint32_t *parts, uint32_t nparts,
-                              void **results, em_err *err)
+/* A job: result partitions parts[0..nparts) of final after its map stages, or (maps_only,
+ * nparts 0) its map stages alone. */
+static int run_job(em_sched *s, const char *group, const em_plan_node *final, const void *res,
+                   const uint32_t *parts, uint32_t nparts, void **results, bool maps_only,
+                   em_err *err)
 {
     job j;
     uint32_t *seq = NULL;
@@ -769,7 +771,7 @@ int em_sched_run_job_in_group(em_sched *s, const char *group, const em_plan_node
 
     if (final->err.code != 0)
         return em_err_copy(err, &final->err);
-    if (nparts == 0) {
+    if (nparts == 0 && !maps_only) {
         pthread_mutex_lock(&s->lock);
         s->stats.jobs++;
         pthread_mutex_unlock(&s->lock);
@@ -777,10 +779,11 @@ int em_sched_run_job_in_group(em_sched *s, const char *group, const em_plan_node
     }
     double t0 = em_now_s();
     memset(&j, 0, sizeof j);
+    j.maps_only = maps_only;
     job_list(s, &j, group, final);
     job_begin(s, &j, nparts);
     if (!parts) {
-        seq = em_xcalloc(nparts, sizeof *seq);
+        seq = em_xcalloc(nparts ? nparts : 1, sizeof *seq);
         for (uint32_t i = 0; i < nparts; i++)
             seq[i] = i;
         parts = seq;
@@ -791,8 +794,8 @@ int em_sched_run_job_in_group(em_sched *s, const char *group, const em_plan_node
                             parts[i], final->nparts);
             goto out;
         }
-    j.attempts = em_xcalloc(nparts, sizeof *j.attempts);
-    j.done = em_xcalloc(nparts, sizeof *j.done);
+    j.attempts = em_xcalloc(nparts ? nparts : 1, sizeof *j.attempts);
+    j.done = em_xcalloc(nparts ? nparts : 1, sizeof *j.done);
     if ((rc = encode_stages(s, &j, final, res, err)) < 0)
         goto out;
     rc = run_rounds(s, &j, parts, nparts, results, final, err);
@@ -811,30 +814,17 @@ out:
     return rc;
 }
 
+int em_sched_run_job_in_group(em_sched *s, const char *group, const em_plan_node *final,
+                              const void *res, const uint32_t *parts, uint32_t nparts,
+                              void **results, em_err *err)
+{
+    return run_job(s, group, final, res, parts, nparts, results, false, err);
+}
+
 int em_sched_run_map_stages(em_sched *s, const char *group, const em_plan_node *final,
                             em_err *err)
 {
-    job j;
-    int rc;
-    if (final->err.code != 0)
-        return em_err_copy(err, &final->err);
-    double t0 = em_now_s();
-    memset(&j, 0, sizeof j);
-    job_list(s, &j, group, final);
-    job_begin(s, &j, 0);
-    if ((rc = encode_stages(s, &j, NULL, NULL, err)) == 0)
-        for (uint32_t round = 0; (rc = run_maps(s, &j, round, err)) > 0; round++)
-            if (round + 1 >= EM_SCHED_MAX_STAGE_ATTEMPTS) {
-                rc = em_err_prefix(err, "map stages of node %u: fetch failures in %u stage "
-                                   "attempts", final->id, EM_SCHED_MAX_STAGE_ATTEMPTS);
-                break;
-            }
-    if (rc < 0 && atomic_load(&j.cancel) && rc != EM_ECANCELED)
-        rc = canceled(&j, err);
-    job_end(s, &j, t0, rc, err);
-    job_unlist(s, &j, rc);
-    job_destroy(&j);
-    return rc;
+    return run_job(s, group, final, NULL, NULL, 0, NULL, true, err);
 }
 
 int em_sched_run_job(em_sched *s, const em_plan_node *final, const void *res,

@@ -109,7 +109,7 @@ em_shuffle_writer *em_shuffle_writer_new(const em_shuffle_writer_opts *o, em_err
     w->nparts = o->nparts;
     w->kind = o->kind;
     w->budget = o->mem_budget ? o->mem_budget : DEFAULT_BUDGET;
-    w->level = o->zstd_level != 0 ? o->zstd_level : 1;
+    w->level = o->zstd_level;   /* 0 = 1: em_block_encode */
     w->sync = o->sync;
     em_vbuf_init(&w->enc);
     em_vbuf_init(&w->held);
@@ -167,30 +167,41 @@ static int encode_part(em_shuffle_writer *w, uint32_t p, em_err *err)
     return rc;
 }
 
-/* Appends the held blocks to the spill file (opened on first use), in order. */
-static int flush_held(em_shuffle_writer *w, em_err *err)
+/* Appends the n blocks ents describe to the spill file (opened on first use): len bytes at
+ * data, ents[i].off relative to data. */
+static int to_spill_file(em_shuffle_writer *w, const uint8_t *data, size_t len,
+                         const spill_ent *ents, size_t n, em_err *err)
 {
     int rc;
-    if (w->nheld == 0)
-        return 0;
-    spill_ent *s = em_arr_grow(w->spills, &w->cap_spills, w->nspills + w->nheld, sizeof *s);
+    spill_ent *s = em_arr_grow(w->spills, &w->cap_spills, w->nspills + n, sizeof *s);
     if (!s)
         return em_err_set(err, EM_ENOMEM, "out of memory for %zu spill entries",
-                          w->nspills + w->nheld);
+                          w->nspills + n);
     w->spills = s;
     if (w->spill_fd < 0 && (rc = open_spill(w, err)) < 0)
         return rc;
-    if ((rc = em_write_full(w->spill_fd, w->held.data, w->held.len, w->spill_path, err)) < 0)
+    if ((rc = em_write_full(w->spill_fd, data, len, w->spill_path, err)) < 0)
         return rc;
-    for (size_t i = 0; i < w->nheld; i++)
-        w->spills[w->nspills++] = (spill_ent){w->hblk[i].part, w->spill_off + w->hblk[i].off,
-                                              w->hblk[i].len};
-    w->spill_off += w->held.len;
-    w->spill_count += w->nheld;
-    w->spill_bytes += w->held.len;
-    w->nheld = 0;
-    em_vbuf_clear(&w->held);
+    for (size_t i = 0; i < n; i++)
+        w->spills[w->nspills++] = (spill_ent){ents[i].part, w->spill_off + ents[i].off,
+                                              ents[i].len};
+    w->spill_off += len;
+    w->spill_count += n;
+    w->spill_bytes += len;
     return 0;
+}
+
+/* Appends the held blocks to the spill file, in order. */
+static int flush_held(em_shuffle_writer *w, em_err *err)
+{
+    if (w->nheld == 0)
+        return 0;
+    int rc = to_spill_file(w, w->held.data, w->held.len, w->hblk, w->nheld, err);
+    if (rc == 0) {
+        w->nheld = 0;
+        em_vbuf_clear(&w->held);
+    }
+    return rc;
 }
 
 /* Encodes partition p's builder as a block and holds it; past the budget every held block
@@ -213,13 +224,9 @@ static int spill_part(em_shuffle_writer *w, uint32_t p, em_err *err)
     size_t cap = w->budget / 2;
     if (w->held.len + w->enc.len > cap && (rc = flush_held(w, err)) < 0)
         return rc;
-    if (w->enc.len > cap) {   /* a block larger than the share: straight to the file */
-        if (em_vbuf_append(&w->held, w->enc.data, w->enc.len) < 0)
-            return em_err_set(err, EM_ENOMEM, "out of memory for a %zu-byte block",
-                              w->enc.len);
-        w->hblk[w->nheld++] = (spill_ent){p, 0, w->enc.len};
-        return flush_held(w, err);
-    }
+    if (w->enc.len > cap)   /* a block larger than the share: straight to the file */
+        return to_spill_file(w, w->enc.data, w->enc.len, &(spill_ent){p, 0, w->enc.len}, 1,
+                             err);
     if (w->held.cap < cap && em_vbuf_reserve(&w->held, cap) < 0)
         return em_err_set(err, EM_ENOMEM, "out of memory holding blocks (%zu bytes)", cap);
     memcpy(w->held.data + w->held.len, w->enc.data, w->enc.len);

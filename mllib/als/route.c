@@ -201,6 +201,13 @@ static int flush_block(router *rt, uint32_t b, em_emitter *out, em_err *err)
  * by user; looked up one rating at a time, between appends whose stores the compiler must
  * assume may change the router, each lookup waited for the one before (9 ns per rating in
  * random order), while a run's lookups are independent loads that overlap. */
+/* Ids within the sides' counts and a finite rating. */
+static inline bool rating_ok(const em_rating *r, int32_t nu, int32_t ni)
+{
+    return (uint32_t)r->user < (uint32_t)nu && (uint32_t)r->item < (uint32_t)ni &&
+           isfinite(r->rating);
+}
+
 static int route_batch(router *rt, const uint8_t *p, size_t n, em_emitter *out, em_err *err)
 {
     const em__als_cfg *c = &rt->x.cfg;
@@ -216,8 +223,7 @@ static int route_batch(router *rt, const uint8_t *p, size_t n, em_emitter *out, 
         for (size_t k = 0; k < m; k++) {
             em_rating r;
             memcpy(&r, q + k * RATING_BYTES, sizeof r);
-            bool ok = (uint32_t)r.user < (uint32_t)nu && (uint32_t)r.item < (uint32_t)ni &&
-                      isfinite(r.rating);
+            bool ok = rating_ok(&r, nu, ni);
             bad |= !ok;
             int32_t g = ok ? (item ? r.item : r.user) : 0;
             bid[k] = blk8 ? blk8[g] : blk[g];
@@ -225,8 +231,7 @@ static int route_batch(router *rt, const uint8_t *p, size_t n, em_emitter *out, 
         for (size_t k = 0; bad && k < m; k++) {
             em_rating r;
             memcpy(&r, q + k * RATING_BYTES, sizeof r);
-            if (r.user < 0 || r.user >= nu || r.item < 0 || r.item >= ni ||
-                !isfinite(r.rating))
+            if (!rating_ok(&r, nu, ni))
                 return em_err_set(err, EM_EINVAL, "als: rating (%d, %d, %g) out of range "
                                   "(%d users, %d items)", r.user, r.item, (double)r.rating,
                                   nu, ni);
@@ -427,11 +432,6 @@ int em__als_fn_build(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter
 out:
     em_emit_big_free(rec, EM__ALS_KEY_LEN);
     gathered_free(&g);
-    /* The item side is built after the user side (train.c): nothing of ALS asks for the
-     * gather chunks' size again, so the process's kept mappings go back to the kernel
-     * rather than stay resident for the whole run (~0.5 GB per executor at scale 1) */
-    if (x->cfg.side == 1)
-        em_big_trim();
     em_free(x->yty);
     em_free(x);
     return rc;

@@ -338,7 +338,7 @@ int em__batcher_add_run(em_batcher *b, const uint8_t *p, uint32_t width, size_t 
 {
     int rc;
     while (n) {
-        if (width != b->width || width > EM_BIG_MIN || !b->fx || b->fx_cap - b->fx_len < width) {
+        if (width != b->width || !b->fx || b->fx_cap - b->fx_len < width) {
             /* Until a big FIXED batch is open (the first ~1 MiB of a partition, another
              * width, no big buffer to be had), or when it is full: as single records,
              * which open the next one. */

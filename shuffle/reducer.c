@@ -118,7 +118,7 @@ em_reducer *em_reducer_new(const em_reducer_opts *o, em_err *err)
     r->o = *o;
     r->o.spill_dir = dir;
     r->budget = o->mem_budget ? o->mem_budget : DEFAULT_BUDGET;
-    r->level = o->zstd_level != 0 ? o->zstd_level : 1;
+    r->level = o->zstd_level;   /* 0 = 1: em_block_encode */
     r->pending = -1;
     em_vbuf_init(&r->recs);
     em_vbuf_init(&r->key);

@@ -29,7 +29,7 @@ int em__run_writer_open(em__run_writer *w, const char *dir, int level, em_err *e
 {
     memset(w, 0, sizeof *w);
     w->fd = -1;
-    w->level = level != 0 ? level : 1;
+    w->level = level;   /* 0 = 1: em_block_encode */
     w->block_bytes = EM_BATCH_TARGET_BYTES;
     em_batch_builder_init(&w->bb, EM_REC_KV, 0);
     em_vbuf_init(&w->enc);
@@ -230,7 +230,7 @@ em_spill_list *em_spill_list_new(const char *spill_dir, size_t mem_budget, int z
         return NULL;
     }
     l->budget = mem_budget;
-    l->level = zstd_level != 0 ? zstd_level : 1;
+    l->level = zstd_level;
     l->w.fd = -1;
     l->rd.fd = -1;
     em_vbuf_init(&l->mem);

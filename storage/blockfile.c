@@ -49,7 +49,7 @@ int em_block_file_writer_open(const char *path, int zstd_level, em_block_file_wr
         em_free(w);
         return rc;
     }
-    w->level = zstd_level != 0 ? zstd_level : 1;
+    w->level = zstd_level;   /* 0 = 1: em_block_encode */
     em_vbuf_init(&w->enc);
     *out = w;
     return 0;

@@ -355,6 +355,11 @@ static bool make_room(em_block_store *bs, size_t nbytes, entry **spills)
     return true;
 }
 
+static int zstd_level(em_block_store *bs)
+{
+    return atomic_load_explicit(&bs->zstd_level, memory_order_relaxed);
+}
+
 /* Writes each victim (busy, in memory, uncharged) to disk, then drops its memory copy.
  * Called without the lock. A failed spill drops the block (the reader recomputes it). */
 static void spill_list(em_block_store *bs, entry *v)
@@ -368,7 +373,7 @@ static void spill_list(em_block_store *bs, entry *v)
         size_t n;
 
         block_path(bs, v->id, path, sizeof path);
-        int rc = em__storage_write_file(path, v->batches, v->nbatches, atomic_load_explicit(&bs->zstd_level, memory_order_relaxed), &bytes,
+        int rc = em__storage_write_file(path, v->batches, v->nbatches, zstd_level(bs), &bytes,
                                         &err);
         if (rc < 0)
             em_log(EM_LOG_WARN, "storage: spill failed, block dropped: %s", err.msg);
@@ -432,7 +437,7 @@ em_block_store *em_block_store_new(const em_store_opts *opts, em_err *err)
         return NULL;
     }
     bs->budget = o.mem_budget ? o.mem_budget : DEFAULT_BUDGET;
-    atomic_init(&bs->zstd_level, o.zstd_level != 0 ? o.zstd_level : 1);
+    atomic_init(&bs->zstd_level, o.zstd_level);   /* 0 = 1: em_block_encode */
     em_hmap_init(&bs->map, sizeof(map_slot), offsetof(map_slot, used), INITIAL_SLOTS);
     if (em_hmap_grow(&bs->map) < 0) {
         em_err_set(err, EM_ENOMEM, "block store: out of memory");
@@ -472,7 +477,7 @@ fail:
 
 void em_block_store_set_zstd_level(em_block_store *bs, int level)
 {
-    atomic_store_explicit(&bs->zstd_level, level != 0 ? level : 1, memory_order_relaxed);
+    atomic_store_explicit(&bs->zstd_level, level, memory_order_relaxed);
 }
 
 void em_block_store_free(em_block_store *bs)
@@ -533,9 +538,7 @@ static int place_block(em_block_store *bs, entry *e, em_batch **arr, size_t n, s
         return 0;   /* does not fit: not stored, the reader recomputes it */
     pthread_mutex_unlock(&bs->lock);
     block_path(bs, e->id, path, sizeof path);
-    int rc = em__storage_write_file(path, arr, n,
-                                    atomic_load_explicit(&bs->zstd_level, memory_order_relaxed),
-                                    &bytes, err);
+    int rc = em__storage_write_file(path, arr, n, zstd_level(bs), &bytes, err);
     pthread_mutex_lock(&bs->lock);
     if (rc == 0)
         note_disk(bs, e, bytes, n);

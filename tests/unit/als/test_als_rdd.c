@@ -134,6 +134,23 @@ Test(als_rdd, bad_ids_fail_naming_the_rating, .timeout = 120)
     em_context_free(sc);
 }
 
+/* Trains r with p on the driver's path and on the executors' (a dataset of 3 partitions)
+ * and checks the factors are the same. */
+static void same_model_both_paths(em_context *sc, const em_rating *r, size_t n, int32_t nu,
+                                  int32_t ni, const em_als_params *p)
+{
+    em_als_model *a = NULL, *b = NULL;
+    em_err err = EM_ERR_INIT;
+    cr_assert_eq(em_als_train(sc, r, n, nu, ni, p, &a, &err), 0, "%s", err.msg);
+    em_rdd *d = ratings_rdd(sc, r, n, 3);
+    cr_assert_eq(em_als_train_rdd(sc, d, nu, ni, p, &b, &err), 0, "%s", err.msg);
+    em_rdd_release(d);
+    same_rows(a->user_factors, b->user_factors, (size_t)nu * (size_t)p->rank, "user factor");
+    same_rows(a->item_factors, b->item_factors, (size_t)ni * (size_t)p->rank, "item factor");
+    em_als_model_free(a);
+    em_als_model_free(b);
+}
+
 /* Over 256 user blocks: the route's block table of that side is 16 bits wide (route.c:
  * 8 bits up to 256 blocks); the factors are still the driver path's. */
 Test(als_rdd, more_than_256_blocks_same_factors, .timeout = 300)
@@ -143,16 +160,7 @@ Test(als_rdd, more_than_256_blocks_same_factors, .timeout = 300)
     size_t n = make_ratings(r, RANDOM, 23);
     em_als_params p = {.rank = 2, .iterations = 1, .lambda = 0.05, .seed = 4,
                        .user_blocks = 300, .item_blocks = 2};
-    em_als_model *a = NULL, *b = NULL;
-    em_err err = EM_ERR_INIT;
-    cr_assert_eq(em_als_train(sc, r, n, NU, NI, &p, &a, &err), 0, "%s", err.msg);
-    em_rdd *d = ratings_rdd(sc, r, n, 3);
-    cr_assert_eq(em_als_train_rdd(sc, d, NU, NI, &p, &b, &err), 0, "%s", err.msg);
-    em_rdd_release(d);
-    same_rows(a->user_factors, b->user_factors, (size_t)NU * 2, "user factor");
-    same_rows(a->item_factors, b->item_factors, (size_t)NI * 2, "item factor");
-    em_als_model_free(a);
-    em_als_model_free(b);
+    same_model_both_paths(sc, r, n, NU, NI, &p);
     em_context_free(sc);
 }
 
@@ -162,7 +170,7 @@ Test(als_rdd, more_than_256_blocks_same_factors, .timeout = 300)
  * still be the driver path's. */
 Test(als_rdd, block_larger_than_a_gather_chunk, .timeout = 600)
 {
-    enum { BU = 36000, BI = 200, PER = 120 };   /* 4.32M ratings > 2^22 */
+    enum { BU = 36000, BI = 200, PER = 120 };   /* 4.32M ratings: a dozen chunks */
     size_t n = (size_t)BU * PER;
     em_rating *r = malloc(n * sizeof *r);
     cr_assert(r);
@@ -176,16 +184,7 @@ Test(als_rdd, block_larger_than_a_gather_chunk, .timeout = 600)
     em_context *sc = em_test_ctx_new("local[2]");
     em_als_params p = {.rank = 2, .iterations = 1, .lambda = 0.05, .seed = 3,
                        .user_blocks = 1, .item_blocks = 1};
-    em_als_model *a = NULL, *b = NULL;
-    em_err err = EM_ERR_INIT;
-    cr_assert_eq(em_als_train(sc, r, n, BU, BI, &p, &a, &err), 0, "%s", err.msg);
-    em_rdd *d = ratings_rdd(sc, r, n, 3);
-    cr_assert_eq(em_als_train_rdd(sc, d, BU, BI, &p, &b, &err), 0, "%s", err.msg);
-    em_rdd_release(d);
-    same_rows(a->user_factors, b->user_factors, (size_t)BU * 2, "user factor");
-    same_rows(a->item_factors, b->item_factors, (size_t)BI * 2, "item factor");
-    em_als_model_free(a);
-    em_als_model_free(b);
+    same_model_both_paths(sc, r, n, BU, BI, &p);
     em_context_free(sc);
     free(r);
 }

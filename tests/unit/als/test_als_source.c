@@ -98,6 +98,21 @@ static void compare_opts(em_context *sc, const char *train, const char *test, bo
             cr_assert(recs.recs[t].val.n == 12 &&
                       !memcmp(recs.recs[t].val.p, &r0[k].recs[t], 12), "rating %zu", t);
         em_records_destroy(&recs);
+        if (d0 & 2) {   /* items from 1: the ratings are a shift of the cached raw ratings */
+            em_context_stats st0, st1;
+            uint64_t c;
+            cr_assert_not_null(x[k].cached);
+            cr_assert_eq(em_rdd_count(x[k].ratings, &c, &err), 0, "%s", err.msg);
+            em_context_stats_get(sc, &st0);
+            em_als_ratings_unpersist(&x[k]);   /* drops the raw ratings, not the shift */
+            cr_assert_eq(em_rdd_count(x[k].ratings, &c, &err), 0, "%s", err.msg);
+            em_context_stats_get(sc, &st1);
+            cr_assert_geq(st0.executor_store_bytes, st1.executor_store_bytes + 11 * c,
+                          "the executors' stores went %llu -> %llu bytes for %llu ratings",
+                          (unsigned long long)st0.executor_store_bytes,
+                          (unsigned long long)st1.executor_store_bytes,
+                          (unsigned long long)c);
+        }
     }
     cr_assert_eq(em_idmap_size(u0), em_idmap_size(u1));
     cr_assert_eq(em_idmap_size(i0), em_idmap_size(i1));

@@ -220,6 +220,7 @@ int em__sql_truth(const em_sql_value *v);
 /* Number of text as SQLite reads it (leading numeric prefix; 0 when none). */
 em_sql_value em__sql_text_num(const char *s, uint32_t len);
 int em__sql_cast(em_arena *a, const em_sql_value *v, int type, em_sql_value *out);
+/* A TEXT value of the n bytes at s, copied into a (s may be NULL when n is 0). */
 int em__sql_text(em_arena *a, const char *s, size_t n, em_sql_value *out);
 /* Parses YYYY-MM-DD into days since 1970-01-01; false when malformed. */
 bool em__sql_parse_date(const char *s, size_t n, int64_t *days);

@@ -263,7 +263,8 @@ int em__sql_text(em_arena *a, const char *s, size_t n, em_sql_value *out)
     char *p = em_arena_alloc(a, n + 1);
     if (p == NULL)
         return EM_ENOMEM;
-    memcpy(p, s, n);
+    if (n)   /* an empty text may come as (NULL, 0): a decoded empty string */
+        memcpy(p, s, n);
     p[n] = '\0';
     *out = (em_sql_value){.type = EM_SQL_TEXT, .len = (uint32_t)n, .u.s = p};
     return 0;

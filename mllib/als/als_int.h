@@ -123,6 +123,68 @@ typedef struct em__als_blockview {
     const uint8_t *ids, *ptr, *src, *r, *ocnt, *oidx;
     size_t olen;             /* bytes of the out-link part (ocnt + oidx) */
 } em__als_blockview;
+
+/* Floats per factor row in the solve's message buffer (solve.c msgs): rows of rank <= 16
+ * are padded to 8 or 16 floats, so that none straddles two cache lines. */
+static inline uint32_t em__als_row_stride(uint32_t k)
+{
+    return k <= 8 ? 8 : k <= 16 ? 16 : k;
+}
+
+/* Read chunks (solve.c, blocks.c): the factor rows a block receives, numbered message after
+ * message in source block order (row base[j] + pos for link (j, pos), base[j] the rows of
+ * messages 0..j-1: em__als_chunk_bases), are cut into chunks of 2^em__als_chunk_shift(k)
+ * rows, at most EM__ALS_CHUNK_BYTES of factors, read from at most two places of the
+ * message buffer. The build orders each row's links by chunk (input order within a
+ * chunk) and the solve passes over the chunks one at a time, so its random factor reads
+ * stay within a few MiB of L3 instead of the whole buffer (30 MB of user factors per
+ * item block at Netflix scale). Only speed depends on the order: the solve reads every
+ * link once whatever its order. Sources that fit one chunk (the user side at Netflix
+ * scale: 17.7k item rows, 1.1 MB) are solved entity by entity as before. */
+#define EM__ALS_CHUNK_BYTES ((uint32_t)2 << 20)
+static inline uint32_t em__als_chunk_shift(uint32_t k)
+{
+    uint64_t row = (uint64_t)em__als_row_stride(k) * 4;
+    uint32_t s = 0;
+    while (((uint64_t)2 << s) * row <= EM__ALS_CHUNK_BYTES)
+        s++;
+    return s;
+}
+/* base[0..nsrc) from the messages' row counts; returns the number of chunks (0 when there
+ * are no rows). */
+static inline uint32_t em__als_chunk_bases(const uint32_t *cnt, uint32_t nsrc, uint32_t shift,
+                                           uint32_t *base)
+{
+    uint64_t rows = 0;
+    for (uint32_t j = 0; j < nsrc; j++) {
+        base[j] = (uint32_t)rows;
+        rows += cnt[j];
+    }
+    return (uint32_t)((rows + ((uint64_t)1 << shift) - 1) >> shift);
+}
+/* Whether a block of n entities and nnz links, whose sources make nch chunks, is solved
+ * chunk by chunk (the build orders its rows by chunk only then). The chunked solve keeps
+ * each entity's sums between passes ((k + 1)(k + 2) / 2 + k doubles), streams them once
+ * per chunk and cuts each entity's ratings into one run per chunk: worth it when the
+ * sums are small (at most EM__ALS_CHUNK_SUMS bytes), the runs long (64 links on average)
+ * and the sums' traffic (nch passes) at most a quarter of the factor bytes the links read.
+ * At Netflix scale, rank 10: the item side is (8.9k items per block, 5600 links each, 15
+ * chunks, 5.4 MB of sums), the user side is not (17.7k item rows: one chunk). Rank 50:
+ * neither (the item side's 59 chunks would stream 98 MB of sums 59 times: 26.9 against
+ * 24.4 s per iteration; the user side's sums would take 2.6 GB). */
+#define EM__ALS_CHUNK_SUMS ((uint64_t)128 << 20)
+static inline bool em__als_chunked(uint32_t n, uint64_t nnz, uint32_t nch, uint32_t k)
+{
+    uint64_t k1 = (uint64_t)k + 1, sums = (uint64_t)n * (k1 * (k1 + 1) / 2 + k) * 8;
+    return nch > 1 && sums <= EM__ALS_CHUNK_SUMS && nnz >= (uint64_t)64 * n * nch &&
+           (uint64_t)4 * nch * sums <= nnz * em__als_row_stride(k) * 4;
+}
+/* The chunk of link (j, pos). */
+static inline uint32_t em__als_chunk_of(const uint32_t *base, uint32_t j, uint32_t pos,
+                                        uint32_t shift)
+{
+    return (uint32_t)(((uint64_t)base[j] + pos) >> shift);
+}
 /* Checks the framing of a block record (not every index: users check those they use). */
 int em__als_block_view(em_slice v, em__als_blockview *b, em_err *err);
 

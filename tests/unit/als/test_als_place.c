@@ -1,5 +1,8 @@
 /* tests/unit/als/test_als_place.c - a block record's CSR order (mllib/als/blocks.c
- * place_pass): every row holds its ratings in input order, whichever way they were placed
+ * place_pass, chunk_order): every row holds its ratings in input order within each read
+ * chunk of the solve when the block is solved chunk by chunk (als_int.h em__als_chunk_of,
+ * em__als_chunked; rank 4: all sources fit one chunk, so input order; rank 50 with long
+ * item rows: 8192 sources per chunk, so several), whichever way they were placed
  * (directly, or scattered by bucket of rows first: blocks of 16384 rows and more, ratings in
  * no order by row), across segments and across the 4M-rating slices of the bucketed way,
  * with slices already in row order among them. Checked against a reference built here
@@ -16,6 +19,7 @@
 #include "mllib/als/als_int.h"
 
 enum { NU = 60000, NI = 40000, NBLK = 2 };
+static int32_t n_items = NI;   /* items of the current test (at most NI) */
 
 static em_rating *make_ratings(size_t n, uint64_t seed, bool by_user)
 {
@@ -26,7 +30,7 @@ static em_rating *make_ratings(size_t n, uint64_t seed, bool by_user)
     for (size_t t = 0; t < n; t++) {
         /* by_user: users ascending (a file grouped by user), items at random */
         r[t].user = by_user ? (int32_t)(t * NU / n) : (int32_t)(em_rng_next(&g) % NU);
-        r[t].item = (int32_t)(em_rng_next(&g) % NI);
+        r[t].item = (int32_t)(em_rng_next(&g) % (uint32_t)n_items);
         r[t].rating = 0.0f;   /* numbered below, over all segments */
     }
     return r;
@@ -102,6 +106,41 @@ static void check_prefiltered(const em__als_cfg *c, const em__als_seg *seg, size
     free(f);
 }
 
+typedef struct chunk_link {
+    uint32_t chunk, at;
+} chunk_link;
+
+static int by_chunk(const void *a, const void *b)
+{
+    const chunk_link *x = a, *y = b;
+    return x->chunk != y->chunk ? (x->chunk > y->chunk) - (x->chunk < y->chunk)
+                                : (x->at > y->at) - (x->at < y->at);
+}
+
+/* A row's m reference ratings and sources, stably ordered by their sources' read chunk. */
+static void sort_by_chunk(float *want, int32_t *wsrc, size_t m, const em__als_cfg *c,
+                          const uint32_t *pos_of, const uint32_t *sbase)
+{
+    uint32_t s = c->side, sh = em__als_chunk_shift(c->rank);
+    chunk_link *o = malloc(m * sizeof *o + 1);
+    float *w2 = malloc(m * sizeof *w2 + 1);
+    int32_t *s2 = malloc(m * sizeof *s2 + 1);
+    for (size_t t = 0; t < m; t++) {
+        uint32_t j = em__als_block_of(c->seed, 1 - s, wsrc[t], c->nblk[1 - s]);
+        o[t] = (chunk_link){em__als_chunk_of(sbase, j, pos_of[wsrc[t]], sh), (uint32_t)t};
+    }
+    qsort(o, m, sizeof *o, by_chunk);
+    for (size_t t = 0; t < m; t++) {
+        w2[t] = want[o[t].at];
+        s2[t] = wsrc[o[t].at];
+    }
+    memcpy(want, w2, m * sizeof *w2);
+    memcpy(wsrc, s2, m * sizeof *s2);
+    free(o);
+    free(w2);
+    free(s2);
+}
+
 static void check_block(const em__als_cfg *c, const em__als_seg *seg, size_t nseg,
                         uint32_t block)
 {
@@ -141,10 +180,24 @@ static void check_block(const em__als_cfg *c, const em__als_seg *seg, size_t nse
             }
         }
     cr_assert_eq(bv.nnz, total);
+    /* each source's position in its block's message (ids ascending among the linked ones)
+     * and read chunk; then each row's reference order: by chunk, input order within one */
+    uint32_t ns = (uint32_t)c->n[1 - s], nsb = c->nblk[1 - s], sh = em__als_chunk_shift(c->rank);
+    uint32_t *pos_of = calloc(ns, sizeof *pos_of), *scnt = calloc(nsb, 4), *sbase = calloc(nsb, 4);
+    for (size_t t = 0; t < total; t++)
+        pos_of[wsrc[t]] = 1;
+    for (uint32_t g = 0; g < ns; g++)
+        if (pos_of[g])
+            pos_of[g] = scnt[em__als_block_of(c->seed, 1 - s, (int32_t)g, nsb)]++;
+    uint32_t nch = em__als_chunk_bases(scnt, nsb, sh, sbase), nrows = 0;
+    for (size_t d = 0; d < nd; d++)
+        nrows += cnt[d + 1] > cnt[d];
+    if (em__als_chunked(nrows, total, nch, c->rank))
+        for (size_t d = 0; d < nd; d++)
+            sort_by_chunk(want + cnt[d], wsrc + cnt[d], cnt[d + 1] - cnt[d], c, pos_of, sbase);
+    else
+        cr_assert(c->rank < 50 || s == 0, "rank 50, item side: expected a chunked block");
     uint32_t e = 0, mask = bv.idxbits >= 32 ? UINT32_MAX : (1u << bv.idxbits) - 1;
-    uint32_t *pos_of = malloc((size_t)c->n[1 - s] * sizeof *pos_of);
-    for (int32_t i = 0; i < c->n[1 - s]; i++)
-        pos_of[i] = UINT32_MAX;
     for (size_t d = 0; d < nd; d++) {
         if (cnt[d + 1] == cnt[d])
             continue;
@@ -155,13 +208,13 @@ static void check_block(const em__als_cfg *c, const em__als_seg *seg, size_t nse
         for (uint32_t t = t0; t < t1; t++) {
             size_t w = cnt[d] + (t - t0);
             cr_assert_eq(em__ldf(bv.r + (size_t)t * EM__ALS_LINK_STRIDE), want[w],
-                         "id %zu: rating %u of its row out of input order", d, t - t0);
+                         "rank %u, id %zu: rating %u of its row out of (chunk, input) order",
+                         c->rank, d, t - t0);
             uint32_t enc = em__ld32(bv.src + (size_t)t * EM__ALS_LINK_STRIDE), src = (uint32_t)wsrc[w];
             uint32_t j = bv.idxbits >= 32 ? 0 : enc >> bv.idxbits, pos = enc & mask;
             cr_assert_eq(j, em__als_block_of(c->seed, 1 - s, (int32_t)src, c->nblk[1 - s]));
-            if (pos_of[src] == UINT32_MAX)
-                pos_of[src] = pos;
-            cr_assert_eq(pos_of[src], pos, "src %u named by two positions", src);
+            cr_assert_eq(pos_of[src], pos, "src %u at position %u, not %u", src, pos,
+                         pos_of[src]);
         }
         e++;
     }
@@ -174,16 +227,19 @@ static void check_block(const em__als_cfg *c, const em__als_seg *seg, size_t nse
     free(wsrc);
     free(fill);
     free(pos_of);
+    free(scnt);
+    free(sbase);
 }
 
-static void check_sides(em__als_seg *seg, size_t nseg, uint32_t nbu, uint32_t nbi)
+static void check_sides(em__als_seg *seg, size_t nseg, uint32_t nbu, uint32_t nbi,
+                        uint32_t rank)
 {
     float v = 1.0f;   /* distinct values, exact in a float below 2^24 */
     for (size_t g = 0; g < nseg; g++)
         for (size_t t = 0; t < seg[g].n; t++, v += 1.0f)
             ((em_rating *)seg[g].r)[t].rating = v;
-    em__als_cfg c = {.magic = EM__ALS_MAGIC, .rank = 4, .nblk = {nbu, nbi},
-                     .n = {NU, NI}, .seed = 3, .lambda = 0.1};
+    em__als_cfg c = {.magic = EM__ALS_MAGIC, .rank = rank, .nblk = {nbu, nbi},
+                     .n = {NU, n_items}, .seed = 3, .lambda = 0.1};
     for (uint32_t s = 0; s < 2; s++) {
         c.side = s;
         for (uint32_t b = 0; b < c.nblk[s]; b++)
@@ -191,9 +247,9 @@ static void check_sides(em__als_seg *seg, size_t nseg, uint32_t nbu, uint32_t nb
     }
 }
 
-static void check_both_sides(em__als_seg *seg, size_t nseg)
+static void check_both_sides(em__als_seg *seg, size_t nseg, uint32_t rank)
 {
-    check_sides(seg, nseg, NBLK, NBLK);
+    check_sides(seg, nseg, NBLK, NBLK, rank);
 }
 
 /* Out-links with one source block (no block bits), 32 (the per-row mask's widest) and 33
@@ -202,32 +258,37 @@ Test(als_place, outlinks_for_any_number_of_blocks, .timeout = 300)
 {
     size_t n = 300000;
     em__als_seg seg = {make_ratings(n, 30, false), n};
-    check_sides(&seg, 1, 1, 32);
-    check_sides(&seg, 1, 33, 3);
+    check_sides(&seg, 1, 1, 32, 4);
+    check_sides(&seg, 1, 33, 3, 4);
     free((void *)seg.r);
 }
 
-/* Random order over three segments, the first past one 4M-rating slice. */
+/* Random order over three segments, the first past one 4M-rating slice; rank 4 (one read
+ * chunk: input order). */
 Test(als_place, random_order_rows_keep_input_order, .timeout = 300)
 {
     size_t n[3] = {((size_t)1 << 22) + 300000, 1000, 250000};
     em__als_seg seg[3];
     for (int g = 0; g < 3; g++)
         seg[g] = (em__als_seg){make_ratings(n[g], 10 + (uint64_t)g, false), n[g]};
-    check_both_sides(seg, 3);
+    check_both_sides(seg, 3, 4);
     for (int g = 0; g < 3; g++)
         free((void *)seg[g].r);
 }
 
 /* A segment grouped by user (its slices in row order on the user side) between two in
- * random order. */
+ * random order; rank 50 and 100 items, so the item blocks (50 items of about 9900
+ * ratings) are solved chunk by chunk (8192 sources per read chunk: 60000 users make 8)
+ * and their rows ordered by chunk; the user blocks' are not (als_int.h em__als_chunked). */
 Test(als_place, grouped_and_random_segments, .timeout = 300)
 {
     size_t n[3] = {200000, 700000, 90000};
     em__als_seg seg[3];
+    n_items = 100;
     for (int g = 0; g < 3; g++)
         seg[g] = (em__als_seg){make_ratings(n[g], 20 + (uint64_t)g, g == 1), n[g]};
-    check_both_sides(seg, 3);
+    check_both_sides(seg, 3, 50);
+    n_items = NI;
     for (int g = 0; g < 3; g++)
         free((void *)seg[g].r);
 }

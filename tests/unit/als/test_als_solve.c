@@ -4,7 +4,8 @@
  * (tile kernel, LAPACK Cholesky for k > 24), explicit and implicit, against a dense
  * reference written here: one and two half-iterations from the same initial item factors.
  * Item 0 is rated by every user (more ratings than one gathered tile of 256 rows, so an
- * entity spans several tiles and prefetch rounds), the other items by a few.
+ * entity spans several tiles and prefetch rounds), the other items by a few. 600 users,
+ * and 9000 / 40000 at ranks 50 / 10: more than one read chunk of the item side.
  * Tolerance: the engine sums the normal equations in another order and stores factors as
  * float; the reference is double throughout: 2e-5 relative to the factor scale (1 + |x|).
  * The kernels alone: test_als_gram.c (Gram sums) and test_als_kernel.c (Cholesky). */
@@ -16,14 +17,15 @@
 #include "mllib/als/als.h"
 #include "tests/support/ctx.h"
 
-enum { NU = 600, NI = 40, KMAX = 50 };
+enum { NI = 40, KMAX = 50, NUMAX = 40000 };
+static int n_users = 600;   /* users of the current check (at most NUMAX) */
 
 static size_t make_ratings(em_rating *r, uint64_t seed, bool implicit)
 {
     em_rng g;
     size_t n = 0;
     em_rng_seed(&g, seed);
-    for (int u = 0; u < NU; u++)
+    for (int u = 0; u < n_users; u++)
         for (int i = 0; i < NI; i++)
             if (i == 0 || i == 1 + u % (NI - 1) || em_rng_double(&g) < 0.15) {
                 float v = (float)(1 + (int)em_rng_below(&g, 5));
@@ -66,7 +68,7 @@ static void chol(int k, double *a, double *b)
 static void ref_half(const em_rating *r, size_t n, int side, int k, const float *y, float *x,
                      const em_als_params *p)
 {
-    int nrows = side == 0 ? NU : NI, ny = side == 0 ? NI : NU;
+    int nrows = side == 0 ? n_users : NI, ny = side == 0 ? NI : n_users;
     static double yty[KMAX * KMAX], a[KMAX * KMAX];
     double b[KMAX];
     memset(yty, 0, sizeof yty);
@@ -74,16 +76,24 @@ static void ref_half(const em_rating *r, size_t n, int side, int k, const float 
         for (int q = 0; q < k; q++)
             for (int s = 0; s < k; s++)
                 yty[q * k + s] += (double)y[j * k + q] * y[j * k + s];
+    /* the ratings of each row, in input order: rows[first[row] .. first[row + 1]) */
+    size_t *first = calloc((size_t)nrows + 1, sizeof *first), *fill = malloc(nrows * sizeof *fill);
+    size_t *rows = malloc(n * sizeof *rows + 1);
+    for (size_t t = 0; t < n; t++)
+        first[(side == 0 ? r[t].user : r[t].item) + 1]++;
+    for (int row = 0; row < nrows; row++)
+        first[row + 1] += first[row];
+    memcpy(fill, first, nrows * sizeof *fill);
+    for (size_t t = 0; t < n; t++)
+        rows[fill[side == 0 ? r[t].user : r[t].item]++] = t;
     for (int row = 0; row < nrows; row++) {
         int cnt = 0;
         for (int q = 0; q < k * k; q++)
             a[q] = p->implicit ? yty[q] : 0.0;
         memset(b, 0, sizeof b);
-        for (size_t t = 0; t < n; t++) {
-            int me = side == 0 ? r[t].user : r[t].item;
+        for (size_t i = first[row]; i < first[row + 1]; i++) {
+            size_t t = rows[i];
             int other = side == 0 ? r[t].item : r[t].user;
-            if (me != row)
-                continue;
             const float *v = y + (size_t)other * k;
             double w = 1, c = r[t].rating;
             if (p->implicit) {
@@ -103,12 +113,17 @@ static void ref_half(const em_rating *r, size_t n, int side, int k, const float 
         for (int q = 0; q < k; q++)
             x[(size_t)row * k + q] = (float)b[q];
     }
+    free(first);
+    free(fill);
+    free(rows);
 }
 
-static void check(int k, bool implicit, const char *master)
+static void check(int k, bool implicit, const char *master, int nu)
 {
-    static em_rating r[NU * NI];
-    static float y0[NI * KMAX], x1[NU * KMAX], y1[NI * KMAX];
+    cr_assert_leq(nu, NUMAX);
+    n_users = nu;
+    static em_rating r[NUMAX * NI];
+    static float y0[NI * KMAX], x1[NUMAX * KMAX], y1[NI * KMAX];
     size_t n = make_ratings(r, 7 + (uint64_t)k, implicit);
     em_context *sc = em_test_ctx_new(master);
     em_als_params p = {.rank = k, .lambda = 0.1, .implicit = implicit, .alpha = 3.0,
@@ -121,8 +136,8 @@ static void check(int k, bool implicit, const char *master)
         em_als_model *m = NULL;
         em_err err = EM_ERR_INIT;
         p.half_iterations = halves;
-        cr_assert_eq(em_als_train(sc, r, n, NU, NI, &p, &m, &err), 0, "%s", err.msg);
-        for (size_t u = 0; u < (size_t)NU * k; u++)
+        cr_assert_eq(em_als_train(sc, r, n, n_users, NI, &p, &m, &err), 0, "%s", err.msg);
+        for (size_t u = 0; u < (size_t)n_users * k; u++)
             cr_assert_float_eq(m->user_factors[u], x1[u], 2e-5 * (1 + fabsf(x1[u])),
                                "rank %d: user factor %zu: %.9g vs %.9g", k, u,
                                m->user_factors[u], x1[u]);
@@ -138,25 +153,38 @@ static void check(int k, bool implicit, const char *master)
 
 Test(als_solve, rank10_explicit_matches_dense_reference, .timeout = 120)
 {
-    check(10, false, "local[2]");
+    check(10, false, "local[2]", 600);
 }
 
 Test(als_solve, rank10_implicit_matches_dense_reference, .timeout = 120)
 {
-    check(10, true, "local[2]");
+    check(10, true, "local[2]", 600);
 }
 
 Test(als_solve, rank17_explicit_matches_dense_reference, .timeout = 120)
 {
-    check(17, false, "local[2]");
+    check(17, false, "local[2]", 600);
 }
 
 Test(als_solve, rank50_explicit_matches_dense_reference, .timeout = 180)
 {
-    check(50, false, "local[2]");
+    check(50, false, "local[2]", 600);
 }
 
 Test(als_solve, rank50_implicit_matches_dense_reference, .timeout = 180)
 {
-    check(50, true, "local[2]");
+    check(50, true, "local[2]", 600);
+}
+
+/* More users than one read chunk of the item side's solve (als_int.h: 8192 rows at rank
+ * 50, 32768 at rank 10), so the item blocks are solved chunk by chunk (solve.c
+ * solve_chunked), with some items' sums spread over every chunk. */
+Test(als_solve, rank50_chunked_item_side_matches_dense_reference, .timeout = 300)
+{
+    check(50, false, "local[2]", 9000);
+}
+
+Test(als_solve, rank10_chunked_implicit_matches_dense_reference, .timeout = 300)
+{
+    check(10, true, "local[2]", 40000);
 }

@@ -145,66 +145,37 @@ static const als_gram_fn gram_kerns[6] = {gram_kern9,  gram_kern10, gram_kern11,
                                           gram_kern12, gram_kern13, gram_kern14};
 
 /* ---------------------------------------------------------------- AVX2 Gram kernel
- * gram_t for CPUs with AVX2 + FMA and no AVX-512 (em_la_simd() == 2), 1 <= k <= 15: four
- * ratings in the lanes of each FMA, R (R + 1) / 2 FMAs per four ratings (16.5 per rating at
- * rank 10 where em_la_syrk_rows_f32's gather + 4 x 12 blocks do 24, plus a store and a
- * reload of every tile entry). Written for Zen 1 (16 ymm registers; a 256-bit FMA is two
- * uops on the two 128-bit FMA pipes, about one per cycle; one 256-bit load per cycle):
+ * gram_t for CPUs with AVX2 + FMA and no AVX-512 (em_la_simd() == 2), 1 <= k <= 15: eight
+ * ratings in the lanes of each FMA, in single precision within a tile: col[c][s] =
+ * scale[s] * rows[s][c] (c < k) and col[k][s] = last[s] as floats, each lane sums its
+ * products of the tile (up to A_ROWS / 8 = 32) in float, and the lanes are widened to
+ * double and added into ext once per tile. R (R + 1) / 2 FMAs per eight ratings (8.25
+ * per rating at rank 10). Written for Zen 1 (16 ymm registers; a 256-bit FMA is two uops
+ * on the two 128-bit FMA pipes, about one per cycle; one 256-bit load per cycle):
  *  - the transpose works on 4 x 4 floats (_MM_TRANSPOSE4_PS: eight 128-bit shuffles, one
- *    uop each; no 256-bit lane-crossing permute, several uops on Zen 1), then widens each
- *    column of four ratings to double (vcvtps2pd) and scales it in double, as
- *    em_la_syrk_rows_f32's gather does (the same products, bit for bit). A row's last
- *    k % 4 floats are read as such (load_tail): the rows may end at the end of a buffer;
+ *    uop each; no 256-bit lane-crossing permute, several uops on Zen 1) for two groups of
+ *    four ratings, joined by vinsertf128. A row's last k % 4 floats are read as such
+ *    (load_tail): the rows may end at the end of a buffer;
  *  - the upper triangle goes in passes of two rows (i0, i0 + 1) by at most 6 columns (12
- *    accumulators, the two row operands and a column operand: 15 registers; gcc folds the
- *    column loads into the FMAs, one load per FMA, within Zen 1's one 256-bit load per
- *    cycle); the last <= 4 rows as one triangle (<= 10 accumulators). No spill in the
- *    passes (objdump -d: no ymm access to the stack in gram_a3..gram_a16).
- * Measured (CPU ns per rating, rows in L1, bench/als_kernel.c MODE 0, this machine, Zen 1
- * class, loaded; em_la_syrk_rows_f32 in parentheses): k = 1 4.8 (11.6), 2 4.0 (12.8),
- * 3 4.9 (10.5), 4 5.6 (15.0), 5 6.4 (15.1), 6 7.8 (16.8), 7 9.3 (13.5), 8 11.4 (20.7),
- * 9 13.1 (21.4), 10 14.6 (22.3), 11 16.4 (19.8), 12 17.8 (29.1), 13 21.0 (29.7), 14 22.9
- * (31.5), 15 25.7 (32.7): faster at every k. k >= 16 would need more than 16 columns
- * (R = 17). Columns of 128 or 256 ratings measured alike (rank 10: 14.5-15.4 against
- * 14.3-14.7 ns in L1, 24.4-27.0 either way from 480k rows): 256, the solve's tile. */
+ *    accumulators, the two row operands and a column operand: 15 registers); the last
+ *    <= 4 rows as one triangle (<= 10 accumulators).
+ * WHY float within a tile: the factors are floats already (Spark's choice too), and in
+ * double the FMAs were the floor of this kernel (16.5 per rating at rank 10, four
+ * ratings per FMA). A lane's sum of at most 32 float products is within about 32 ulp of
+ * float (2e-6 relative) of the double one, of the order of the factors' own rounding;
+ * across tiles the sums stay double. Measured (issue 11, this Zen 1 machine, CPU ns per
+ * rating, bench/als_kernel.c, rank 10): rows in L1 12.7 -> 8.9, the item side's reads
+ * in 2 MiB chunks 13.3 -> 9.0, the user side (17.7k rows, 200 per entity) 18.5 -> 14.8;
+ * scale 1, 10 iterations, local-cluster[2,1]: 1.92 -> 1.56 s per iteration, test RMSE
+ * 0.73582693374 -> 0.73582693310. The double kernel it replaces (four ratings per FMA)
+ * measured, CPU ns per rating in L1, k = 1 / 4 / 10 / 13 / 15: 4.8 / 5.6 / 14.6 / 21.0 /
+ * 25.7. */
 enum { A_ROWS = 256 };
 
 ALS_AVX2 static inline __attribute__((always_inline)) double hsum_pd(__m256d v)
 {
     __m128d a = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
     return _mm_cvtsd_f64(_mm_add_sd(a, _mm_unpackhi_pd(a, a)));
-}
-
-/* One pass: rows i0..i0+nr-1 x columns j0..j0+nc-1 of the upper triangle (entries left of
- * the diagonal skipped), over ng groups of four ratings. */
-ALS_AVX2 static inline __attribute__((always_inline)) void
-gram_a_pass(const int R, const int nr, const int i0, const int j0, const int nc, int ng,
-            const double (*col)[A_ROWS], double *ext)
-{
-    __m256d acc[4][6];
-    _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++)
-        _Pragma("GCC unroll 6") for (int c = 0; c < 6; c++)
-            acc[r][c] = _mm256_setzero_pd();
-    for (int g = 0; g < ng; g++) {
-        const int s0 = 4 * g;
-        __m256d ci[4];
-        _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++)
-            if (r < nr)
-                ci[r] = _mm256_load_pd(col[i0 + r] + s0);
-        _Pragma("GCC unroll 6") for (int c = 0; c < 6; c++) {
-            const int j = j0 + c;
-            if (c >= nc)
-                break;
-            __m256d cj = j < i0 + nr ? ci[j - i0] : _mm256_load_pd(col[j] + s0);
-            _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++)
-                if (r < nr && j >= i0 + r)
-                    acc[r][c] = _mm256_fmadd_pd(ci[r], cj, acc[r][c]);
-        }
-    }
-    _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++)
-        _Pragma("GCC unroll 6") for (int c = 0; c < 6; c++)
-            if (r < nr && c < nc && j0 + c >= i0 + r)
-                ext[(i0 + r) * R + j0 + c] += hsum_pd(acc[r][c]);
 }
 
 /* The last m = 1..3 floats of a row, zero-extended, without reading past them. Not
@@ -218,54 +189,94 @@ ALS_AVX2 static inline __attribute__((always_inline)) __m128 load_tail(const flo
     return m == 2 ? lo : _mm_movelh_ps(lo, _mm_load_ss(p + 2));
 }
 
+/* The sum of eight float lanes, in double. */
+ALS_AVX2 static inline __attribute__((always_inline)) double hsum_ps_d(__m256 v)
+{
+    __m256d d = _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)),
+                              _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+    return hsum_pd(d);
+}
+
+/* One pass: rows i0..i0+nr-1 x columns j0..j0+nc-1 of the upper triangle (entries left of
+ * the diagonal skipped), over ng groups of eight ratings. */
+ALS_AVX2 static inline __attribute__((always_inline)) void
+gram_a_pass(const int R, const int nr, const int i0, const int j0, const int nc, int ng,
+            const float (*col)[A_ROWS], double *ext)
+{
+    __m256 acc[4][6];
+    _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++)
+        _Pragma("GCC unroll 6") for (int c = 0; c < 6; c++)
+            acc[r][c] = _mm256_setzero_ps();
+    for (int g = 0; g < ng; g++) {
+        const int s0 = 8 * g;
+        __m256 ci[4];
+        _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++)
+            if (r < nr)
+                ci[r] = _mm256_load_ps(col[i0 + r] + s0);
+        _Pragma("GCC unroll 6") for (int c = 0; c < 6; c++) {
+            const int j = j0 + c;
+            if (c >= nc)
+                break;
+            __m256 cj = j < i0 + nr ? ci[j - i0] : _mm256_load_ps(col[j] + s0);
+            _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++)
+                if (r < nr && j >= i0 + r)
+                    acc[r][c] = _mm256_fmadd_ps(ci[r], cj, acc[r][c]);
+        }
+    }
+    _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++)
+        _Pragma("GCC unroll 6") for (int c = 0; c < 6; c++)
+            if (r < nr && c < nc && j0 + c >= i0 + r)
+                ext[(i0 + r) * R + j0 + c] += hsum_ps_d(acc[r][c]);
+}
+
 /* Columns of up to A_ROWS ratings: col[c][s] = scale[s] * rows[s][c] (c < k), col[k][s] =
- * last[s], zero past n up to a multiple of four. */
+ * last[s], in float, zero past n up to a multiple of eight. */
 ALS_AVX2 static inline __attribute__((always_inline)) void
 gram_a_cols(int k, int n, const float *const *rows, const double *scale, const double *last,
-            double (*col)[A_ROWS])
+            float (*col)[A_ROWS])
 {
     static const float zero[16];
-    static const int64_t lmask[8] = {-1, -1, -1, -1, 0, 0, 0, 0};
-    for (int s0 = 0; s0 < n; s0 += 4) {
-        const float *p[4];
-        _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++)
+    for (int s0 = 0; s0 < n; s0 += 8) {
+        const float *p[8];
+        _Pragma("GCC unroll 8") for (int q = 0; q < 8; q++)
             p[q] = s0 + q < n ? rows[s0 + q] : zero;
-        __m256d sc = _mm256_set1_pd(1.0), la;
-        if (s0 + 4 <= n) {
-            la = _mm256_loadu_pd(last + s0);
+        __m256 sc = _mm256_set1_ps(1.0f), la;
+        if (s0 + 8 <= n) {
+            la = _mm256_set_m128(_mm256_cvtpd_ps(_mm256_loadu_pd(last + s0 + 4)),
+                                 _mm256_cvtpd_ps(_mm256_loadu_pd(last + s0)));
             if (scale)
-                sc = _mm256_loadu_pd(scale + s0);
+                sc = _mm256_set_m128(_mm256_cvtpd_ps(_mm256_loadu_pd(scale + s0 + 4)),
+                                     _mm256_cvtpd_ps(_mm256_loadu_pd(scale + s0)));
         } else {
-            __m256i m = _mm256_loadu_si256((const __m256i *)(lmask + 4 - (n - s0)));
-            la = _mm256_maskload_pd(last + s0, m);
-            if (scale)
-                sc = _mm256_maskload_pd(scale + s0, m);
+            float lf[8], sf[8];
+            for (int q = 0; q < 8; q++) {
+                lf[q] = s0 + q < n ? (float)last[s0 + q] : 0.0f;
+                sf[q] = scale && s0 + q < n ? (float)scale[s0 + q] : 1.0f;
+            }
+            la = _mm256_loadu_ps(lf);
+            sc = _mm256_loadu_ps(sf);
         }
         for (int c0 = 0; c0 < k; c0 += 4) {
-            __m128 r0, r1, r2, r3;
+            __m128 r[8];
             if (c0 + 4 <= k) {
-                r0 = _mm_loadu_ps(p[0] + c0);
-                r1 = _mm_loadu_ps(p[1] + c0);
-                r2 = _mm_loadu_ps(p[2] + c0);
-                r3 = _mm_loadu_ps(p[3] + c0);
+                _Pragma("GCC unroll 8") for (int q = 0; q < 8; q++)
+                    r[q] = _mm_loadu_ps(p[q] + c0);
             } else {
-                r0 = load_tail(p[0] + c0, k & 3);
-                r1 = load_tail(p[1] + c0, k & 3);
-                r2 = load_tail(p[2] + c0, k & 3);
-                r3 = load_tail(p[3] + c0, k & 3);
+                _Pragma("GCC unroll 8") for (int q = 0; q < 8; q++)
+                    r[q] = load_tail(p[q] + c0, k & 3);
             }
-            _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
-            __m128 t[4] = {r0, r1, r2, r3};
+            _MM_TRANSPOSE4_PS(r[0], r[1], r[2], r[3]);
+            _MM_TRANSPOSE4_PS(r[4], r[5], r[6], r[7]);
             _Pragma("GCC unroll 4") for (int m = 0; m < 4; m++) {
                 if (c0 + m >= k)
                     break;
-                __m256d d = _mm256_cvtps_pd(t[m]);
+                __m256 d = _mm256_set_m128(r[4 + m], r[m]);
                 if (scale)
-                    d = _mm256_mul_pd(sc, d);
-                _mm256_store_pd(col[c0 + m] + s0, d);
+                    d = _mm256_mul_ps(sc, d);
+                _mm256_store_ps(col[c0 + m] + s0, d);
             }
         }
-        _mm256_store_pd(col[k] + s0, la);
+        _mm256_store_ps(col[k] + s0, la);
     }
 }
 
@@ -273,15 +284,15 @@ ALS_AVX2 static inline __attribute__((always_inline)) void
 gram_a(const int R, int n, const float *const *rows, const double *scale, const double *last,
        double *ext)
 {
-    static _Thread_local double col[16][A_ROWS] __attribute__((aligned(64)));
-    const int ng = (n + 3) >> 2;   /* n <= A_ROWS */
+    static _Thread_local float col[16][A_ROWS] __attribute__((aligned(64)));
+    const int ng = (n + 7) >> 3;
     gram_a_cols(R - 1, n, rows, scale, last, col);
     _Pragma("GCC unroll 8") for (int i0 = 0; i0 < 16; i0 += 2) {
         if (i0 >= R)
             break;
         const int w = R - i0;
         if (w <= 4) {
-            gram_a_pass(R, w, i0, i0, w, ng, (const double (*)[A_ROWS])col, ext);
+            gram_a_pass(R, w, i0, i0, w, ng, (const float (*)[A_ROWS])col, ext);
             break;
         }
         const int nch = (w + 5) / 6, cw = (w + nch - 1) / nch;
@@ -289,7 +300,7 @@ gram_a(const int R, int n, const float *const *rows, const double *scale, const 
             if (ch >= nch)
                 break;
             const int j0 = i0 + ch * cw, nc = R - j0 < cw ? R - j0 : cw;
-            gram_a_pass(R, 2, i0, j0, nc, ng, (const double (*)[A_ROWS])col, ext);
+            gram_a_pass(R, 2, i0, j0, nc, ng, (const float (*)[A_ROWS])col, ext);
         }
     }
 }
@@ -319,7 +330,6 @@ ALS_GRAM_A(14)
 ALS_GRAM_A(15)
 ALS_GRAM_A(16)
 #undef ALS_GRAM_A
-
 enum { A_KMIN = 1, A_KMAX = 15 };   /* the k range of gram_a (dispatched) */
 static const als_gram_fn gram_as[A_KMAX - A_KMIN + 1] = {
     gram_a2, gram_a3, gram_a4, gram_a5,  gram_a6,  gram_a7,  gram_a8,  gram_a9,  gram_a10,

@@ -25,11 +25,13 @@ int em__als_chol_solve(int k, double *a, double *b, em_err *err);
  * em_la_syrk_rows_f32's contract. Each rows[s] is read as exactly k floats (no padding
  * assumed: a row may be the last one of a buffer).
  * Kernels with the ratings in the lanes of each FMA (kernel.c gram_t, gram_a): for
- * 8 <= k <= 13 on CPUs with AVX-512F, eight ratings per FMA (8.25 FMAs per rating at rank
- * 10 instead of 14); for 1 <= k <= 15 on CPUs with AVX2 + FMA and no AVX-512, four (16.5
- * FMAs per rating at rank 10 instead of 24; 14.6 against 22.3 ns per rating on L1 rows on
- * a Zen 1 class machine). Their sums equal em_la_syrk_rows_f32's to rounding, not bit for
- * bit, and are the same for the same arguments. Otherwise em_la_syrk_rows_f32 (ld and
+ * 8 <= k <= 13 on CPUs with AVX-512F, eight ratings per FMA in double (8.25 FMAs per
+ * rating at rank 10 instead of 14); for 1 <= k <= 15 on CPUs with AVX2 + FMA and no
+ * AVX-512, eight per FMA in float within a tile of 256 ratings, then in double (8.25 FMAs
+ * per rating at rank 10 instead of 24; 8.9 against 22.3 ns per rating on L1 rows on a Zen
+ * 1 class machine). Their sums equal em_la_syrk_rows_f32's to rounding (AVX2: to about
+ * 35 float roundings of the sum of the products' magnitudes), not bit for bit, and are the
+ * same for the same arguments. Otherwise em_la_syrk_rows_f32 (ld and
  * tile: its scratch tile), bit for bit. Any thread (thread-local scratch). */
 void em__als_gram_rows(int k, int n, const float *const *rows, const double *scale,
                        const double *last, int ld, double *tile, double *ext);

@@ -1,10 +1,12 @@
 /* tests/unit/als/test_als_gram.c - the solve's Gram kernel (em__als_gram_rows,
  * mllib/als/kernel.c) against the linalg one (em_la_syrk_rows_f32), whatever the CPU
- * dispatches to: ratings in the lanes (AVX2 + FMA: 1 <= k <= 15, four per FMA; AVX-512:
- * 8 <= k <= 13, eight per FMA) or the linalg kernel itself. For every k from 1 to 20,
- * with and without the implicit scale, n from 1 to past two of the kernels' column tiles
- * (every n % 8), from a non-zero starting triangle: the same sums to 1e-13 relative (bit
- * for bit where the fallback runs), bit for bit the same on a second call, the lower
+ * dispatches to: ratings in the lanes (AVX2 + FMA: 1 <= k <= 15, eight per FMA, float
+ * within a tile; AVX-512: 8 <= k <= 13, eight per FMA, double) or the linalg kernel itself.
+ * For every k from 1 to 20, with and without the implicit scale, n from 1 to past two of
+ * the kernels' column tiles (every n % 8), from a non-zero starting triangle: the same sums
+ * to 1e-13 relative in double, to 4e-6 of the sum of the products' magnitudes in float
+ * (a lane adds at most 32 float products: about 35 float roundings; bit for bit where the
+ * fallback runs), bit for bit the same on a second call, the lower
  * triangle untouched. Each row ends its own allocation, 4 bytes past an aligned start, so it
  * is not 8- or 16-byte aligned and the address sanitizer catches a read past its k floats.
  * (Replaces test_als_solve.c's gram_kernel_equals_linalg, rows 1-18 from one buffer.) */
@@ -50,14 +52,26 @@ static void check_k(int k)
     double scale[N], last[N], *tile = malloc((size_t)N * 24 * sizeof(double));
     make_rows(k, 1000 + (uint64_t)k, rows, scale, last);
     int k1 = k + 1, ld = (k1 + 3) & ~3;
-    /* the lanes kernels sum in another order; the fallback is em_la_syrk_rows_f32 */
-    bool lanes = (k >= 8 && k <= 13 && em_la_simd() == 3) || (k <= 15 && em_la_simd() == 2);
+    /* the lanes kernels sum in another order, the AVX2 one in float within a tile; the
+     * fallback is em_la_syrk_rows_f32 */
+    bool f32 = k <= 15 && em_la_simd() == 2;
+    bool lanes = (k >= 8 && k <= 13 && em_la_simd() == 3) || f32;
+    const float *arows[N];   /* |rows|, |last|: the sums of the products' magnitudes */
+    double alast[N];
+    static float abuf[N][KMAX];
+    for (int s = 0; s < N; s++) {
+        for (int q = 0; q < k; q++)
+            abuf[s][q] = fabsf(rows[s][q]);
+        arows[s] = abuf[s];
+        alast[s] = fabs(last[s]);
+    }
     for (int sc = 0; sc < 2; sc++)
         for (int n = 1; n <= N; n += n < 40 ? 1 : n < 250 ? 37 : 53) {
             double a[(KMAX + 1) * (KMAX + 1)], b[(KMAX + 1) * (KMAX + 1)],
-                c[(KMAX + 1) * (KMAX + 1)];
+                c[(KMAX + 1) * (KMAX + 1)], m[(KMAX + 1) * (KMAX + 1)] = {0};
             for (int i = 0; i < k1 * k1; i++)
                 a[i] = b[i] = c[i] = 0.25 * i;
+            em_la_syrk_rows_f32(k, n, arows, sc ? scale : NULL, alast, ld, tile, m);
             em__als_gram_rows(k, n, rows, sc ? scale : NULL, last, ld, tile, a);
             em__als_gram_rows(k, n, rows, sc ? scale : NULL, last, ld, tile, c);
             em_la_syrk_rows_f32(k, n, rows, sc ? scale : NULL, last, ld, tile, b);
@@ -67,7 +81,9 @@ static void check_k(int k)
                     cr_assert(memcmp(&a[i * k1 + j], &c[i * k1 + j], 8) == 0,
                               "k %d scale %d n %d: entry (%d, %d) differs between calls", k,
                               sc, n, i, j);
-                    cr_assert(lanes ? fabs(x - y) <= 1e-13 * (fabs(y) + 1) : memcmp(&x, &y, 8) == 0,
+                    double tol = f32 ? 4e-6 * m[i * k1 + j] + 1e-13 * (fabs(y) + 1)
+                                     : 1e-13 * (fabs(y) + 1);
+                    cr_assert(lanes ? fabs(x - y) <= tol : memcmp(&x, &y, 8) == 0,
                               "k %d scale %d n %d: entry (%d, %d) %.17g != %.17g", k, sc, n,
                               i, j, x, y);
                 }

@@ -21,7 +21,9 @@
  *   block record   u32 magic "ALSB", u32 n, u32 nnz, u32 nsrc (blocks of the other side),
  *                  u32 idxbits, i32 ids[n] (ascending), u32 ptr[n+1], nnz links
  *                  {u32 src (src block << idxbits | position), f32 r} (pairs: the
- *                  build's placement writes one cursor line per row instead of two),
+ *                  build's placement writes one cursor line per row instead of two;
+ *                  a row's links in input order, by read chunk first when the block is
+ *                  solved chunk by chunk: als_int.h em__als_chunked),
  *                  u32 ocnt[nsrc], u32 oidx[sum ocnt] (out-links: local indices,
  *                  ascending per block)
  *   out-links      u32 magic "ALSO", u32 nsrc, u32 ocnt[nsrc], u32 oidx[...] (the magic

@@ -541,6 +541,8 @@ out:
  * record (borrowed). Emits 3 doubles: the sum of squared and of absolute errors of the
  * block's training ratings, and their count (the driver adds them up: train RMSE without
  * keeping the ratings on the driver). */
+enum { EVAL_AHEAD = 16 };   /* links between a factor row's prefetch and its use */
+
 int em__als_fn_eval(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
                     em_err *err)
 {
@@ -590,7 +592,8 @@ int em__als_fn_eval(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter 
         /* WHY this shape: one running sum per product made every rating wait for k
          * dependent additions, and the totals lived in memory (acc escapes): 19 ns per
          * rating at rank 10. Now the row's factor is widened once, the dot product runs
-         * in two independent sums and the totals in registers. */
+         * in two independent sums and the totals in registers; the factor row of the
+         * link EVAL_AHEAD on is prefetched (the rows are read at random). */
         double se = 0, sa = 0;
         for (uint32_t e = 0; e < bv.n; e++) {
             double xu[EM__ALS_MAX_RANK];
@@ -602,6 +605,12 @@ int em__als_fn_eval(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter 
                 goto out;
             }
             for (uint32_t t = t0; t < t1; t++) {
+                if (t + EVAL_AHEAD < bv.nnz) {   /* the row of a link EVAL_AHEAD on */
+                    uint32_t ea = em__ld32(bv.src + (size_t)(t + EVAL_AHEAD) * EM__ALS_LINK_STRIDE);
+                    uint32_t ja = sh >= 32 ? 0 : ea >> sh, pa = ea & mask;
+                    if (ja < bv.nsrc && m.f[ja] && pa < m.cnt[ja])
+                        __builtin_prefetch(m.f[ja] + (size_t)pa * m.stride, 0, 3);
+                }
                 uint32_t enc = em__ld32(bv.src + (size_t)t * EM__ALS_LINK_STRIDE);
                 uint32_t j = sh >= 32 ? 0 : enc >> sh, pos = enc & mask;
                 if (j >= bv.nsrc || !m.f[j] || pos >= m.cnt[j]) {

@@ -131,36 +131,35 @@ static inline uint32_t em__als_row_stride(uint32_t k)
     return k <= 8 ? 8 : k <= 16 ? 16 : k;
 }
 
-/* Read chunks (solve.c, blocks.c): the factor rows a block receives, numbered message after
- * message in source block order (row base[j] + pos for link (j, pos), base[j] the rows of
- * messages 0..j-1: em__als_chunk_bases), are cut into chunks of 2^em__als_chunk_shift(k)
- * rows, at most EM__ALS_CHUNK_BYTES of factors, read from at most two places of the
- * message buffer. The build orders each row's links by chunk (input order within a
- * chunk) and the solve passes over the chunks one at a time, so its random factor reads
- * stay within a few MiB of L3 instead of the whole buffer (30 MB of user factors per
- * item block at Netflix scale). Only speed depends on the order: the solve reads every
- * link once whatever its order. Sources that fit one chunk (the user side at Netflix
- * scale: 17.7k item rows, 1.1 MB) are solved entity by entity as before. */
+/* Read chunks (solve.c, blocks.c): chunk c of a block's received factors is, in every
+ * source block's message, the rows at positions [c << shift, (c + 1) << shift), with
+ * 2^shift rows per message chosen so that a chunk holds at most EM__ALS_CHUNK_BYTES of
+ * factors over all nsrc messages (em__als_chunk_shift). A message lists its rows by
+ * ascending id, and ids are hashed evenly over the blocks, so chunk c is about an id
+ * range of the whole source side: a row of links in ascending source id (the item side
+ * of a file grouped by user) comes out (nearly) in chunk order as placed. The build
+ * orders the other rows by chunk (input order within a chunk) and the solve passes over
+ * the chunks one at a time, so its random factor reads stay within a few MiB of L3
+ * instead of the whole buffer (30 MB of user factors per item block at Netflix scale).
+ * Only speed depends on the order: the solve reads every link once whatever its order. */
 #define EM__ALS_CHUNK_BYTES ((uint32_t)2 << 20)
-static inline uint32_t em__als_chunk_shift(uint32_t k)
+static inline uint32_t em__als_chunk_shift(uint32_t k, uint32_t nsrc)
 {
     uint64_t row = (uint64_t)em__als_row_stride(k) * 4;
-    uint32_t s = 0;
-    while (((uint64_t)2 << s) * row <= EM__ALS_CHUNK_BYTES)
+    uint32_t s = 0, jb = 0;
+    while (((uint64_t)1 << jb) < nsrc)
+        jb++;
+    while (((uint64_t)2 << (s + jb)) * row <= EM__ALS_CHUNK_BYTES)
         s++;
     return s;
 }
-/* base[0..nsrc) from the messages' row counts; returns the number of chunks (0 when there
- * are no rows). */
-static inline uint32_t em__als_chunk_bases(const uint32_t *cnt, uint32_t nsrc, uint32_t shift,
-                                           uint32_t *base)
+/* The number of chunks of messages of cnt[0..nsrc) rows. */
+static inline uint32_t em__als_chunk_count(const uint32_t *cnt, uint32_t nsrc, uint32_t shift)
 {
-    uint64_t rows = 0;
-    for (uint32_t j = 0; j < nsrc; j++) {
-        base[j] = (uint32_t)rows;
-        rows += cnt[j];
-    }
-    return (uint32_t)((rows + ((uint64_t)1 << shift) - 1) >> shift);
+    uint32_t most = 0;
+    for (uint32_t j = 0; j < nsrc; j++)
+        most = cnt[j] > most ? cnt[j] : most;
+    return (uint32_t)(((uint64_t)most + ((uint64_t)1 << shift) - 1) >> shift);
 }
 /* Whether a block of n entities and nnz links, whose sources make nch chunks, is solved
  * chunk by chunk (the build orders its rows by chunk only then). The chunked solve keeps
@@ -178,12 +177,6 @@ static inline bool em__als_chunked(uint32_t n, uint64_t nnz, uint32_t nch, uint3
     uint64_t k1 = (uint64_t)k + 1, sums = (uint64_t)n * (k1 * (k1 + 1) / 2 + k) * 8;
     return nch > 1 && sums <= EM__ALS_CHUNK_SUMS && nnz >= (uint64_t)64 * n * nch &&
            (uint64_t)4 * nch * sums <= nnz * em__als_row_stride(k) * 4;
-}
-/* The chunk of link (j, pos). */
-static inline uint32_t em__als_chunk_of(const uint32_t *base, uint32_t j, uint32_t pos,
-                                        uint32_t shift)
-{
-    return (uint32_t)(((uint64_t)base[j] + pos) >> shift);
 }
 /* Checks the framing of a block record (not every index: users check those they use). */
 int em__als_block_view(em_slice v, em__als_blockview *b, em_err *err);

@@ -23,7 +23,8 @@
  *                  {u32 src (src block << idxbits | position), f32 r} (pairs: the
  *                  build's placement writes one cursor line per row instead of two;
  *                  a row's links in input order, by read chunk first when the block is
- *                  solved chunk by chunk: als_int.h em__als_chunked),
+ *                  solved chunk by chunk and the row was not nearly in chunk order:
+ *                  chunk_order, als_int.h em__als_chunked),
  *                  u32 ocnt[nsrc], u32 oidx[sum ocnt] (out-links: local indices,
  *                  ascending per block)
  *   out-links      u32 magic "ALSO", u32 nsrc, u32 ocnt[nsrc], u32 oidx[...] (the magic
@@ -315,9 +316,13 @@ static void place_pass(build_state *st, uint32_t n)
 
 /* Orders each row's links by read chunk (als_int.h em__als_chunk_shift), stably: a counting
  * sort per row. Nothing to do when the solve will not go chunk by chunk
- * (em__als_chunked: the user side at Netflix scale); out of memory leaves the input order, which
- * the solve reads as correctly, only slower. Needs scnt (per source block: its message's
- * rows) as build_index left it.
+ * (em__als_chunked: the user side at Netflix scale), nor for a row nearly in chunk order
+ * already (at most one descent per 64 links: a row in ascending source id, as the item
+ * side of a file grouped by user, descends only where the messages' chunk boundaries
+ * fall at slightly different ids; the solve then reads such a link one pass late, from
+ * the chunk before). Out of memory leaves the input order, which the solve reads as
+ * correctly, only slower. Needs scnt (per source block: its message's rows) as
+ * build_index left it.
  * WHY four quarters: a row's links fall in a few chunks, so consecutive links mostly bump
  * the same counter or cursor, and each increment waited on the store of the one before
  * (about 9 ns per link, 0.45 s per item block at scale 1). Each quarter of the row has
@@ -328,28 +333,24 @@ enum { ORDER_LANES = 4 };
 static void chunk_order(build_state *st, uint32_t n)
 {
     const em__als_cfg *c = st->c;
-    uint32_t nsrc = c->nblk[1 - c->side], sh = em__als_chunk_shift(c->rank);
-    uint32_t jsh = st->idxbits, mask = jsh >= 32 ? UINT32_MAX : (1u << jsh) - 1, most = 0;
-    uint32_t *base = em_malloc((size_t)nsrc * 4);
-    if (!base)
-        return;
-    uint32_t nch = em__als_chunk_bases(st->b.scnt, nsrc, sh, base);
+    uint32_t nsrc = c->nblk[1 - c->side], sh = em__als_chunk_shift(c->rank, nsrc);
+    uint32_t mask = st->idxbits >= 32 ? UINT32_MAX : (1u << st->idxbits) - 1, most = 0;
+    uint32_t nch = em__als_chunk_count(st->b.scnt, nsrc, sh);
     if (!em__als_chunked(n, st->nnz, nch, c->rank))
-        nch = 0;
+        return;
     for (uint32_t e = 0; e < n; e++)
         most = st->ptr[e + 1] - st->ptr[e] > most ? st->ptr[e + 1] - st->ptr[e] : most;
-    uint32_t *at = nch > 1 ? em_malloc((size_t)nch * ORDER_LANES * 4) : NULL;
+    uint32_t *at = em_malloc((size_t)nch * ORDER_LANES * 4);
     uint32_t *ch = at ? em_malloc((size_t)most * 4 + 4) : NULL;
     uint64_t *tmp = ch ? em_malloc((size_t)most * 8 + 8) : NULL;
     for (uint32_t e = 0; tmp && e < n; e++) {
         uint32_t t0 = st->ptr[e], m = st->ptr[e + 1] - t0, desc = 0;
         uint32_t *lk = st->src + 2 * (size_t)t0;   /* (src, r) pairs */
         for (uint32_t t = 0; t < m; t++) {
-            uint32_t enc = lk[2 * (size_t)t];
-            ch[t] = em__als_chunk_of(base, jsh >= 32 ? 0 : enc >> jsh, enc & mask, sh);
+            ch[t] = (lk[2 * (size_t)t] & mask) >> sh;
             desc += t > 0 && ch[t] < ch[t - 1];
         }
-        if (desc == 0)
+        if ((uint64_t)desc * 64 <= m)
             continue;
         /* quarters [q * w, (q + 1) * w), the last one to m */
         uint32_t w = m / ORDER_LANES, lo[ORDER_LANES];
@@ -379,7 +380,6 @@ static void chunk_order(build_state *st, uint32_t n)
     em_free(tmp);
     em_free(ch);
     em_free(at);
-    em_free(base);
 }
 
 static uint32_t bits_for(uint32_t n)

@@ -243,10 +243,10 @@ static inline void prefetch_row(const float *p, size_t b)
     __builtin_prefetch(c + b - 1, 0, 3);
 }
 
-/* The read chunks of a block's messages (als_int.h em__als_chunk_of). */
+/* The read chunks of a block's messages (als_int.h em__als_chunk_shift): link (j, pos)
+ * reads chunk pos >> shift. */
 typedef struct chunking {
     uint32_t n, shift;
-    uint32_t *base;      /* per source block */
 } chunking;
 
 /* Gathers the factor pointers and kernel inputs of ratings [t0, t1) of a row, stopping at
@@ -261,7 +261,6 @@ static int gather(solver *sv, const em__als_blockview *bv, const msgs *m, const 
     int k = sv->k, n = (int)(t1 - t0);
     uint32_t sh = bv->idxbits, mask = sh >= 32 ? UINT32_MAX : (1u << sh) - 1, nsrc = bv->nsrc;
     uint32_t csh = ck->shift;
-    const uint32_t *restrict cbase = ck->base;
     const uint8_t *src = bv->src + (size_t)t0 * EM__ALS_LINK_STRIDE;
     const uint8_t *rt = bv->r + (size_t)t0 * EM__ALS_LINK_STRIDE;
     const float *const *restrict f = m->f;
@@ -275,7 +274,7 @@ static int gather(solver *sv, const em__als_blockview *bv, const msgs *m, const 
         if (j >= nsrc || !f[j] || pos >= cnt[j])
             return em_err_set(err, EM_ECORRUPT, "als solve: link (%u, %u) has no factor", j,
                               pos);
-        if (em__als_chunk_of(cbase, j, pos, csh) > upto) {
+        if ((pos >> csh) > upto) {
             n = s;
             break;
         }
@@ -455,10 +454,8 @@ static int solve_block(const em__als_ctx *x, em_slice blk, const msgs *m, em_vbu
     sv->a = em_malloc((k * k + 2 * k + k1 * k1) * sizeof(double) +
                       em_la_nnls_work_size((int)k) * 8);
     sv->tile = em_calloc((size_t)TILE_ROWS * (size_t)sv->ld, sizeof(double));
-    ck.base = em_calloc(bv.nsrc, sizeof *ck.base);
     uint32_t hdr[2] = {bv.n, (uint32_t)k};
-    if (!sv->a || !sv->tile || !ck.base ||
-        em_vbuf_reserve(out, 8 + (size_t)bv.n * 4 * (1 + k)) < 0) {
+    if (!sv->a || !sv->tile || em_vbuf_reserve(out, 8 + (size_t)bv.n * 4 * (1 + k)) < 0) {
         rc = em_err_set(err, EM_ENOMEM, "als solve: %u x %zu factors", bv.n, k);
         goto out;
     }
@@ -469,8 +466,8 @@ static int solve_block(const em__als_ctx *x, em_slice blk, const msgs *m, em_vbu
     em_vbuf_append(out, hdr, 8);
     em_vbuf_append(out, bv.ids, (size_t)bv.n * 4);
     float *f = (float *)(void *)(out->data + out->len);   /* offset 8 + 4n: 4-aligned */
-    ck.shift = em__als_chunk_shift((uint32_t)k);
-    ck.n = em__als_chunk_bases(m->cnt, m->nsrc, ck.shift, ck.base);
+    ck.shift = em__als_chunk_shift((uint32_t)k, m->nsrc);
+    ck.n = em__als_chunk_count(m->cnt, m->nsrc, ck.shift);
     if (em__als_chunked(bv.n, bv.nnz, ck.n, (uint32_t)k)) {
         rc = solve_chunked(sv, &bv, m, &ck, f, err);
     } else {
@@ -478,7 +475,6 @@ static int solve_block(const em__als_ctx *x, em_slice blk, const msgs *m, em_vbu
     }
     out->len += (size_t)bv.n * k * 4;
 out:
-    em_free(ck.base);
     em_free(sv->a);
     em_free(sv->tile);
     em_free(sv);

@@ -3,7 +3,8 @@
  * whose factor rows (stride 8 or 16 floats up to rank 16, RANK floats above: the solve's
  * message buffer) are
  * drawn at random from the first WINDOW of NU rows, gathered a tile of 256 at a time with a
- * prefetch of each row's cache lines as mllib/als/solve.c gather() does. WINDOW 256 keeps
+ * prefetch of each row's cache lines as mllib/als/solve.c gather() does (the same
+ * em__als_prefetch_row, padded rows from em__als_row_stride). WINDOW 256 keeps
  * the rows in L1 (the kernel's own speed); WINDOW = NU reads 30 MB at random (the item side
  * at Netflix scale).
  * Prints CPU nanoseconds per rating. Usage (bench/als_kernel.sh builds it against a build's
@@ -20,6 +21,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "mllib/als/als_int.h"
 #include "mllib/als/kernel.h"
 
 static double cpu_s(void)
@@ -43,7 +45,7 @@ static uint32_t next(void)
 static int chol_bench(int k, const float *f, uint32_t nu, int nr)
 {
     enum { NS = 64, REP = 2000 };
-    int stride = k <= 8 ? 8 : k <= 16 ? 16 : k;
+    int stride = (int)em__als_row_stride((uint32_t)k);
     size_t kk = (size_t)k;
     double *sys = calloc(NS * kk * (kk + 1), sizeof(double));
     double *a = malloc(kk * kk * sizeof(double)), *b = malloc(kk * sizeof(double));
@@ -97,7 +99,7 @@ int main(int argc, char **argv)
     uint32_t win = argc > 3 ? (uint32_t)atoi(argv[3]) : nu;
     int mode = argc > 4 ? atoi(argv[4]) : 0;
     enum { T = 256 };
-    const int STRIDE = k <= 8 ? 8 : k <= 16 ? 16 : k;
+    const int STRIDE = (int)em__als_row_stride((uint32_t)k);
     const int NR = argc > 5 ? atoi(argv[5]) : 5600, NE = (int)(11200000 / (NR > 0 ? NR : 1));
     if (NR < 1 || k < 1 || k > 64 || nu < 1 || win < 1 || win > nu) {
         fprintf(stderr, "usage: als_kernel [RANK (1-64) [NU [WINDOW (<= NU) [MODE [NR]]]]]\n");
@@ -130,9 +132,7 @@ int main(int argc, char **argv)
             for (int s = 0; s < n; s++) {
                 yp[s] = f + (size_t)src[(size_t)e * NR + t + s] * STRIDE;
                 last[s] = r[(size_t)e * NR + t + s];
-                for (int o = 0; o < 4 * k; o += 64)   /* solve.c prefetch_row */
-                    __builtin_prefetch((const char *)yp[s] + o, 0, 3);
-                __builtin_prefetch((const char *)yp[s] + 4 * k - 1, 0, 3);
+                em__als_prefetch_row(yp[s], (size_t)k * 4);   /* as solve.c gather() */
             }
             if (mode == 1)
                 ext[0] += yp[n - 1][0] + last[0];

@@ -229,23 +229,6 @@ typedef struct solver {
     double sc[TILE_ROWS], last[TILE_ROWS];
 } solver;
 
-/* Asks for every cache line of a factor row of b bytes (rows of rank > 16, which are not
- * padded; a padded row sits in one line and gets one prefetch: its second, to the same
- * line, cost 0.03-0.1 s per iteration at scale 1, rank 10, where the gather waits on the
- * prefetches themselves): gather runs a tile (TILE_ROWS
- * ratings) ahead of the kernel, so the random reads of factor rows (the item side reads
- * 15-30 MB of user factors per block at 100M ratings) overlap instead of each stalling
- * the kernel. A rank-50 row spans 4-5 lines: prefetching only the first (the kernel's own
- * prefetch, ranks <= 15) left the others as misses. Measured on the item side at 480k
- * users: rank 10 16 -> 10 ns per rating, rank 50 140 -> 77 ns (CPU time). */
-static inline void prefetch_row(const float *p, size_t b)
-{
-    const char *c = (const char *)p;
-    for (size_t o = 0; o < b; o += 64)
-        __builtin_prefetch(c + o, 0, 3);
-    __builtin_prefetch(c + b - 1, 0, 3);
-}
-
 /* The read chunks of a block's messages (als_int.h em__als_chunk_shift): link (j, pos)
  * reads chunk pos >> shift. */
 typedef struct chunking {
@@ -253,10 +236,11 @@ typedef struct chunking {
 } chunking;
 
 /* Gathers the factor pointers and kernel inputs of ratings [t0, t1) of a row, stopping at
- * the first link of a chunk after `upto`. Returns the rows gathered or a negative error.
- * The message tables are read through restrict locals: the stores into sv->yp have the
- * type of m->f's elements and would otherwise force a reload of m->f and m->cnt for every
- * rating. */
+ * the first link of a chunk after `upto`, and prefetches their rows a tile (TILE_ROWS
+ * ratings) ahead of the kernel (kernel.h em__als_prefetch_row). Returns the rows gathered
+ * or a negative error. The message tables are read through restrict locals: the stores
+ * into sv->yp have the type of m->f's elements and would otherwise force a reload of m->f
+ * and m->cnt for every rating. */
 static int gather(solver *sv, const em__als_blockview *bv, const msgs *m, const chunking *ck,
                   uint32_t upto, uint32_t t0, uint32_t t1, em_err *err)
 {
@@ -283,10 +267,7 @@ static int gather(solver *sv, const em__als_blockview *bv, const msgs *m, const 
         }
         yp[s] = f[j] + (size_t)pos * stride;
         last[s] = em__ldf(rt + (size_t)s * EM__ALS_LINK_STRIDE);
-        if (stride <= 16)   /* a padded row sits in one cache line: one prefetch */
-            __builtin_prefetch(yp[s], 0, 3);
-        else
-            prefetch_row(yp[s], rowb);
+        em__als_prefetch_row(yp[s], rowb);
     }
     if (!c->implicit)
         return n;
@@ -353,13 +334,14 @@ static int finish_one(solver *sv, const em__als_blockview *bv, uint32_t e, uint3
     return 0;
 }
 
-static int check_ptr(const em__als_blockview *bv, uint32_t e, uint32_t *t0, uint32_t *t1,
-                     em_err *err)
+/* The links [*t0, *t1) of row e, checked against the record (who: "solve" or "eval"). */
+static int check_ptr(const em__als_blockview *bv, uint32_t e, const char *who, uint32_t *t0,
+                     uint32_t *t1, em_err *err)
 {
     *t0 = em__ld32(bv->ptr + (size_t)e * 4);
     *t1 = em__ld32(bv->ptr + (size_t)e * 4 + 4);
     if (*t0 > *t1 || *t1 > bv->nnz)
-        return em_err_set(err, EM_ECORRUPT, "als solve: bad row pointers at %u", e);
+        return em_err_set(err, EM_ECORRUPT, "als %s: bad row pointers at %u", who, e);
     return 0;
 }
 
@@ -371,7 +353,7 @@ static int solve_rows(solver *sv, const em__als_blockview *bv, const msgs *m,
     int rc = 0;
     for (uint32_t e = 0; e < bv->n && rc == 0; e++) {
         uint32_t t0, t1;
-        if ((rc = check_ptr(bv, e, &t0, &t1, err)) < 0)
+        if ((rc = check_ptr(bv, e, "solve", &t0, &t1, err)) < 0)
             break;
         memset(sv->ext, 0, k1 * k1 * sizeof(double));
         memset(sv->b, 0, (k1 - 1) * sizeof(double));
@@ -390,7 +372,7 @@ static int solve_rows(solver *sv, const em__als_blockview *bv, const msgs *m,
 static int solve_chunked(solver *sv, const em__als_blockview *bv, const msgs *m,
                          const chunking *ck, float *f, em_err *err)
 {
-    size_t k = (size_t)sv->k, k1 = k + 1, nt = k1 * (k1 + 1) / 2, per = nt + k;
+    size_t k = (size_t)sv->k, k1 = k + 1, per = em__als_sums_len((uint32_t)k), nt = per - k;
     uint32_t n = bv->n, *cur = em_malloc((size_t)n * 4 + 4);
     double *acc = em_calloc((size_t)n * per + 1, sizeof(double)), *b0 = sv->b;
     int rc = 0;
@@ -400,7 +382,7 @@ static int solve_chunked(solver *sv, const em__als_blockview *bv, const msgs *m,
     }
     for (uint32_t e = 0; e < n && rc == 0; e++) {
         uint32_t t1;
-        rc = check_ptr(bv, e, &cur[e], &t1, err);
+        rc = check_ptr(bv, e, "solve", &cur[e], &t1, err);
     }
     for (uint32_t c = 0; c < ck->n && rc == 0; c++) {
         uint32_t upto = c + 1 == ck->n ? UINT32_MAX : c;
@@ -545,6 +527,21 @@ out:
  * keeping the ratings on the driver). */
 enum { EVAL_AHEAD = 16 };   /* links between a factor row's prefetch and its use */
 
+static inline uint32_t link_at(const em__als_blockview *bv, uint32_t t)
+{
+    return em__ld32(bv->src + (size_t)t * EM__ALS_LINK_STRIDE);
+}
+
+/* The factor row that link enc (a block record's, idxbits sh) names in m, or NULL when
+ * it names none (a source block out of m's range, without a message, or a position past
+ * its message). */
+static inline const float *msgs_row(const msgs *m, uint32_t sh, uint32_t enc)
+{
+    uint32_t j = sh >= 32 ? 0 : enc >> sh, pos = sh >= 32 ? enc : enc & ((1u << sh) - 1);
+    return j < m->nsrc && m->f[j] && pos < m->cnt[j] ? m->f[j] + (size_t)pos * m->stride
+                                                    : NULL;
+}
+
 int em__als_fn_eval(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *out,
                     em_err *err)
 {
@@ -601,25 +598,22 @@ int em__als_fn_eval(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter 
             double xu[EM__ALS_MAX_RANK];
             for (uint32_t q = 0; q < k; q++)
                 xu[q] = em__ldf(fv.f + ((size_t)e * k + q) * 4);
-            uint32_t t0 = em__ld32(bv.ptr + (size_t)e * 4), t1 = em__ld32(bv.ptr + (size_t)e * 4 + 4);
-            if (t0 > t1 || t1 > bv.nnz) {
-                rc = em_err_set(err, EM_ECORRUPT, "als eval: bad row pointers at %u", e);
+            uint32_t t0, t1;
+            if ((rc = check_ptr(&bv, e, "eval", &t0, &t1, err)) < 0)
                 goto out;
-            }
             for (uint32_t t = t0; t < t1; t++) {
-                if (t + EVAL_AHEAD < bv.nnz) {   /* the row of a link EVAL_AHEAD on */
-                    uint32_t ea = em__ld32(bv.src + (size_t)(t + EVAL_AHEAD) * EM__ALS_LINK_STRIDE);
-                    uint32_t ja = sh >= 32 ? 0 : ea >> sh, pa = ea & mask;
-                    if (ja < bv.nsrc && m.f[ja] && pa < m.cnt[ja])
-                        __builtin_prefetch(m.f[ja] + (size_t)pa * m.stride, 0, 3);
-                }
-                uint32_t enc = em__ld32(bv.src + (size_t)t * EM__ALS_LINK_STRIDE);
-                uint32_t j = sh >= 32 ? 0 : enc >> sh, pos = enc & mask;
-                if (j >= bv.nsrc || !m.f[j] || pos >= m.cnt[j]) {
-                    rc = em_err_set(err, EM_ECORRUPT, "als eval: link (%u, %u)", j, pos);
+                const float *ya = t + EVAL_AHEAD < bv.nnz
+                                      ? msgs_row(&m, sh, link_at(&bv, t + EVAL_AHEAD))
+                                      : NULL;
+                if (ya)   /* the row of the link EVAL_AHEAD on */
+                    __builtin_prefetch(ya, 0, 3);
+                uint32_t enc = link_at(&bv, t);
+                const float *y = msgs_row(&m, sh, enc);
+                if (!y) {
+                    rc = em_err_set(err, EM_ECORRUPT, "als eval: link (%u, %u) has no factor",
+                                    sh >= 32 ? 0 : enc >> sh, enc & mask);
                     goto out;
                 }
-                const float *y = m.f[j] + (size_t)pos * m.stride;
                 double p0 = 0, p1 = 0;
                 uint32_t q = 0;
                 for (; q + 2 <= k; q += 2) {

@@ -172,9 +172,16 @@ static inline uint32_t em__als_chunk_count(const uint32_t *cnt, uint32_t nsrc, u
  * neither (the item side's 59 chunks would stream 98 MB of sums 59 times: 26.9 against
  * 24.4 s per iteration; the user side's sums would take 2.6 GB). */
 #define EM__ALS_CHUNK_SUMS ((uint64_t)128 << 20)
+/* Doubles kept per entity between chunk passes: the upper triangle of the (k + 1)-square
+ * Gram sums, then b. */
+static inline size_t em__als_sums_len(uint32_t k)
+{
+    size_t k1 = (size_t)k + 1;
+    return k1 * (k1 + 1) / 2 + k;
+}
 static inline bool em__als_chunked(uint32_t n, uint64_t nnz, uint32_t nch, uint32_t k)
 {
-    uint64_t k1 = (uint64_t)k + 1, sums = (uint64_t)n * (k1 * (k1 + 1) / 2 + k) * 8;
+    uint64_t sums = (uint64_t)n * em__als_sums_len(k) * 8;
     return nch > 1 && sums <= EM__ALS_CHUNK_SUMS && nnz >= (uint64_t)64 * n * nch &&
            (uint64_t)4 * nch * sums <= nnz * em__als_row_stride(k) * 4;
 }

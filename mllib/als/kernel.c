@@ -158,7 +158,9 @@ static const als_gram_fn gram_kerns[6] = {gram_kern9,  gram_kern10, gram_kern11,
  *    (load_tail): the rows may end at the end of a buffer;
  *  - the upper triangle goes in passes of two rows (i0, i0 + 1) by at most 6 columns (12
  *    accumulators, the two row operands and a column operand: 15 registers); the last
- *    <= 4 rows as one triangle (<= 10 accumulators).
+ *    <= 4 rows as one triangle (<= 10 accumulators). No spill in the passes (objdump -d:
+ *    the only ymm accesses to the stack in gram_a3..gram_a16 load the last, partial
+ *    group's copies of last and scale; gram_a2, k = 1, also parks two vectors).
  * WHY float within a tile: the factors are floats already (Spark's choice too), and in
  * double the FMAs were the floor of this kernel (16.5 per rating at rank 10, four
  * ratings per FMA). A lane's sum of at most 32 float products is within about 32 ulp of

@@ -204,6 +204,32 @@ static int flush_held(em_shuffle_writer *w, em_err *err)
     return rc;
 }
 
+/* Room in held for need bytes (need <= cap): its capacity doubles from HELD_MIN as blocks
+ * arrive and never passes cap (em_vbuf's x1.5 steps could). WHY not the whole share at
+ * once: an executor task's budget is GBs, and a reservation that large sits at the top of
+ * the heap, so glibc handed it back to the kernel at every writer's free (the task
+ * processes' M_TRIM_THRESHOLD is 1 GiB, engine/base/alloc.c) and the next map task's
+ * blocks landed on fresh pages again: ALS's routing at scale 1 reserved 1.5 GB per map
+ * task to hold about 50 MB, and faulted in about 1.6 GB per executor (4 KiB pages) in a
+ * setup of 12 s. Grown, held is a few tens of MB, freed below the threshold and reused. */
+enum { HELD_MIN = 1 << 20 };
+
+static int held_reserve(em_shuffle_writer *w, size_t need, size_t cap, em_err *err)
+{
+    if (need <= w->held.cap)
+        return 0;
+    size_t c = w->held.cap ? w->held.cap : HELD_MIN;
+    while (c < need)
+        c = c <= cap / 2 ? c * 2 : cap;
+    c = c > cap ? cap : c;
+    uint8_t *d = em_realloc(w->held.data, c);
+    if (!d)
+        return em_err_set(err, EM_ENOMEM, "out of memory holding blocks (%zu bytes)", c);
+    w->held.data = d;
+    w->held.cap = c;
+    return 0;
+}
+
 /* Encodes partition p's builder as a block and holds it; past the budget every held block
  * goes to the spill file. */
 static int spill_part(em_shuffle_writer *w, uint32_t p, em_err *err)
@@ -218,17 +244,15 @@ static int spill_part(em_shuffle_writer *w, uint32_t p, em_err *err)
         return rc;
     if (w->enc.len == 0)
         return 0;
-    /* held takes at most half the budget, reserved at once (pages are touched only as
-     * blocks arrive; grown by doubling it could reach twice its length), and builders plus
-     * held at most all of it */
+    /* held takes at most half the budget, and builders plus held at most all of it */
     size_t cap = w->budget / 2;
     if (w->held.len + w->enc.len > cap && (rc = flush_held(w, err)) < 0)
         return rc;
     if (w->enc.len > cap)   /* a block larger than the share: straight to the file */
         return to_spill_file(w, w->enc.data, w->enc.len, &(spill_ent){p, 0, w->enc.len}, 1,
                              err);
-    if (w->held.cap < cap && em_vbuf_reserve(&w->held, cap) < 0)
-        return em_err_set(err, EM_ENOMEM, "out of memory holding blocks (%zu bytes)", cap);
+    if ((rc = held_reserve(w, w->held.len + w->enc.len, cap, err)) < 0)
+        return rc;
     memcpy(w->held.data + w->held.len, w->enc.data, w->enc.len);
     w->held.len += w->enc.len;
     w->hblk[w->nheld++] = (spill_ent){p, w->held.len - w->enc.len, w->enc.len};

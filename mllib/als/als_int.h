@@ -364,12 +364,26 @@ int em__als_maps_decode(em_slice mb, em_idmap *users, em_idmap *items, em_err *e
  * ids/scores are count x k (-1 / NaN padding; ties: lower index first). EM_ENOMEM. */
 int em__als_top_range(const em_als_model *m, int side, int32_t first, int32_t count, int k,
                       int32_t *ids, float *scores, em_err *err);
-/* One user's ranking figures added to acc (precision@k, average precision, NDCG@k): ex =
- * its training items sorted ascending (excluded), te its test ratings (relevant: > 0);
- * ids/sc are k scratch slots. The caller checks the user has factors and a relevant item. */
-void em__als_rank_user(const em_als_model *m, int32_t u, const int32_t *ex, size_t ntr,
-                       const em_rating *te, size_t nte, int k, int32_t *ids, float *sc,
-                       double acc[3]);
+/* A side's factor rows (n rows of k floats, borrowed: they must outlive it) laid out again
+ * in panels of eight rows for scoring one row of the other side against all of them
+ * (model.c, "scoring in panels"). init: EM_ENOMEM; free: any state after init. */
+typedef struct em__als_panels {
+    float *f;            /* [ceil(n / 8)][k][8], the rows past n zero */
+    const float *rows;
+    int32_t n;
+    int k;
+} em__als_panels;
+int em__als_panels_init(em__als_panels *p, const float *rows, int32_t n, int k);
+void em__als_panels_free(em__als_panels *p);
+
+/* One user's ranking figures added to acc (precision@k, average precision, NDCG@k): items =
+ * the model's item factors in panels, ex = its training items sorted ascending (excluded),
+ * te its test ratings (relevant: > 0); ids/sc are k scratch slots. The top k is
+ * em_als_recommend_items's, bit for bit. The caller checks the user has factors and a
+ * relevant item. */
+void em__als_rank_user(const em_als_model *m, const em__als_panels *items, int32_t u,
+                       const int32_t *ex, size_t ntr, const em_rating *te, size_t nte, int k,
+                       int32_t *ids, float *sc, double acc[3]);
 
 /* ranking.c's task functions (em_als_io_register registers them). */
 int em__als_ranking_register(void);

@@ -126,9 +126,11 @@ static int fn_rank(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *
     int32_t *ex = NULL, *ids = NULL;
     float *sc = NULL;
     double acc[4] = {0, 0, 0, 0};
+    em__als_panels items = {0};
     (void)index;
     int rc = model_of(c, RANK_MAGIC, 24, &m, &k, err);
-    if (rc == 0 && (!(ids = em_malloc(k * sizeof *ids)) || !(sc = em_malloc(k * sizeof *sc))))
+    if (rc == 0 && (!(ids = em_malloc(k * sizeof *ids)) || !(sc = em_malloc(k * sizeof *sc)) ||
+                    em__als_panels_init(&items, m.item_factors, m.n_items, m.rank) < 0))
         rc = em_err_set(err, EM_ENOMEM, "als rank: top %u", k);
     while (rc == 0 && (rc = em_iter_next(in, &rec, err)) == 1) {
         em_slice a, b;
@@ -157,7 +159,7 @@ static int fn_rank(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *
         for (size_t i = 0; i < ntr; i++)
             ex[i] = tr[i].item;
         qsort(ex, ntr, sizeof *ex, cmp_i32);
-        em__als_rank_user(&m, u, ex, ntr, te, nte, (int)k, ids, sc, acc);
+        em__als_rank_user(&m, &items, u, ex, ntr, te, nte, (int)k, ids, sc, acc);
         acc[3]++;
     }
     if (rc == 0)
@@ -167,6 +169,7 @@ static int fn_rank(const em_fn_ctx *c, uint32_t index, em_iter *in, em_emitter *
     em_free(ex);
     em_free(ids);
     em_free(sc);
+    em__als_panels_free(&items);
     return rc;
 }
 

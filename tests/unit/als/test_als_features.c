@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "mllib/als/als.h"
+#include "mllib/als/als_int.h"
 #include "tests/support/ctx.h"
 #include "tests/support/tmpdir.h"
 
@@ -290,6 +291,59 @@ static em_rdd *ratings_rdd(em_context *sc, const em_rating *r, size_t n, uint32_
     em_rdd *d = em_parallelize(sc, EM_REC_FIXED, sizeof(em_rating), recs, n, parts);
     free(recs);
     return d;
+}
+
+/* The ranking metrics' top k (items in panels of eight, scored eight at a time) is
+ * em_als_recommend_items's, ids and score bits, whatever the rank and item count (not a
+ * multiple of 8, fewer than k), with exclusions, cold items (NaN rows, never chosen) and
+ * ties (duplicate item rows: the lower id first). */
+Test(als_rank, panel_top_k_is_recommend_items_bit_for_bit)
+{
+    const int ranks[] = {1, 6, 10, 17}, tops[] = {1, 5, 10, 400};
+    const int32_t nitems[] = {1, 7, 8, 301};
+    long listed = 0;   /* ids compared: the comparison is not vacuous */
+    for (size_t a = 0; a < 4; a++)
+        for (size_t b = 0; b < 4; b++) {
+            int k = ranks[a];
+            int32_t nu = 40, ni = nitems[b];
+            em_als_model *m = random_model(nu, ni, k, 100 + a * 4 + b);
+            for (int32_t i = 11; i < ni; i += 13)   /* ties: copies of row i - 8 */
+                memcpy(m->item_factors + (size_t)i * k, m->item_factors + (size_t)(i - 8) * k,
+                       (size_t)k * sizeof(float));
+            em__als_panels items;
+            cr_assert_eq(em__als_panels_init(&items, m->item_factors, ni, k), 0);
+            em_rng g;
+            em_rng_seed(&g, 7 + a + b);
+            for (int32_t u = 0; u < nu; u++) {
+                if (!em_als_model_has_user(m, u))
+                    continue;
+                int32_t ex[64];
+                size_t nex = 0;
+                for (int32_t i = 0; i < ni && nex < 64; i++)
+                    if (em_rng_below(&g, 5) == 0)
+                        ex[nex++] = i;
+                em_rating te = {u, 0, 1.0f};
+                for (size_t t = 0; t < 4; t++) {
+                    int top = tops[t];
+                    int32_t ids[400], ids2[400];
+                    float sc[400], sc2[400];
+                    double acc[3] = {0};
+                    for (int q = 0; q < top; q++) {
+                        ids[q] = ids2[q] = -7;
+                        sc[q] = sc2[q] = -7.0f;
+                    }
+                    em__als_rank_user(m, &items, u, ex, nex, &te, 1, top, ids, sc, acc);
+                    listed += em_als_recommend_items(m, u, top, ex, nex, ids2, sc2);
+                    cr_assert(memcmp(ids, ids2, (size_t)top * 4) == 0 &&
+                                  memcmp(sc, sc2, (size_t)top * 4) == 0,
+                              "rank %d, %d items, user %d, top %d: another list", k, ni, u,
+                              top);
+                }
+            }
+            em__als_panels_free(&items);
+            em_als_model_free(m);
+        }
+    cr_assert_gt(listed, 10000);
 }
 
 static void ranking_on(const char *master)

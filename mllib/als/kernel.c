@@ -237,7 +237,7 @@ ALS_AVX2 static inline __attribute__((always_inline)) void
 gram_a_cols(int k, int n, const float *const *rows, const double *scale, const double *last,
             float (*col)[A_ROWS])
 {
-    static const float zero[16];
+    static const float zero[64];   /* the rows past n: k <= 64 (gram_a, gram_b) */
     for (int s0 = 0; s0 < n; s0 += 8) {
         const float *p[8];
         _Pragma("GCC unroll 8") for (int q = 0; q < 8; q++)
@@ -336,6 +336,157 @@ enum { A_KMIN = 1, A_KMAX = 15 };   /* the k range of gram_a (dispatched) */
 static const als_gram_fn gram_as[A_KMAX - A_KMIN + 1] = {
     gram_a2, gram_a3, gram_a4, gram_a5,  gram_a6,  gram_a7,  gram_a8,  gram_a9,  gram_a10,
     gram_a11, gram_a12, gram_a13, gram_a14, gram_a15, gram_a16};
+
+/* ---------------------------------------------------------------- AVX2, 16 <= k <= 64
+ * The same lanes layout and float-within-a-tile sums as gram_a for R = k + 1 = 17..65
+ * columns (rank 50: R = 51), with R a run-time value: gram_a unrolls the whole triangle
+ * per R, which at R = 51 would be 25 row pairs x 9 column chunks of straight-line code.
+ * Here one column tile (gram_a_cols: up to A_ROWS = 256 ratings, col[c][s] in float) is
+ * swept by passes of two rows (i0, i0 + 1) x up to six columns, each pass a small
+ * function instantiated per width (gram_b_pass: nc = 1..6, on or off the diagonal), so
+ * every FMA does eight useful products: R (R + 1) / 2 FMAs per eight ratings (165.75 per
+ * rating at rank 50, against 364 four-double FMAs in em_la_syrk_rows_f32's 4 x 12 blocks
+ * on the widened tile), two row loads and up to six column loads per twelve FMAs, twelve
+ * accumulators + three operands in the 16 ymm registers; the lanes of a tile are summed
+ * four entries at a time (hsum4_ps_d).
+ * The tile (R x 256 floats: 51 KiB at rank 50) is larger than L1D (32 KiB) on purpose: a
+ * pass streams 8 columns (8 KiB) in order, which the L2 and its prefetcher feed at a
+ * fraction of their bandwidth, while a shorter tile would add lane reductions (R (R + 1)
+ * / 2 per tile: 1326 at rank 50). Measured, L1 rows, rank 50, CPU ns per rating: tiles of
+ * 256 / 192 / 128 ratings 101-113 / 105-115 / 106-115 (rank 64: 160-173 / - / 167-177).
+ * Precision: a lane sums at most A_ROWS / 8 = 32 products in float (FMAs, one rounding
+ * each), lanes are added in float in pairs and quadruples, then in double into ext; with
+ * the inputs' roundings in float (scale * y: two, last: one), within 38 roundings of the
+ * sum of the products' magnitudes (tests/unit/als/test_als_gram.c derives it; random
+ * factors in [-1, 1) and [0, 1) show at most 2.8 at k = 16, 33, 50). */
+enum { B_KMIN = 16, B_KMAX = 64 };   /* the k range of gram_b (dispatched) */
+/* gram_b's cost per call is about (R (R + 1) / 2) / 4 hsum4_ps_d and R^2 / 12 passes
+ * whatever n (2-3 us at rank 50), where em_la_syrk_rows_f32's is mostly per rating: below
+ * about 24 ratings the latter is faster (bench/als_kernel.c, rank 50, NR ratings per call,
+ * CPU ns per rating, old / new: NR 16 631 / 668, 20 574 / 606, 24 517 / 513, 28 480 /
+ * 478, 32 427 / 414), so calls with fewer (small entities, a tile's remainder) stay there. */
+enum { B_NMIN = 24 };
+
+/* The sums of the eight lanes of a, b, c and d, in double: pairs and then quadruples of
+ * lanes added in float (two more roundings), the two halves widened and added in double.
+ * Thirteen instructions for four sums where hsum_ps_d takes about eight for one: at rank
+ * 50 a tile ends with R (R + 1) / 2 = 1326 sums, which one at a time took a sixth of the
+ * kernel's time (rank 50, L1 rows, CPU ns per rating: 124 with hsum_ps_d, 104 with no
+ * sums at all, 116-119 with this). */
+ALS_AVX2 static inline __attribute__((always_inline)) __m256d hsum4_ps_d(__m256 a, __m256 b,
+                                                                         __m256 c, __m256 d)
+{
+    __m256 ab = _mm256_add_ps(_mm256_unpacklo_ps(a, b), _mm256_unpackhi_ps(a, b));
+    __m256 cd = _mm256_add_ps(_mm256_unpacklo_ps(c, d), _mm256_unpackhi_ps(c, d));
+    __m256 x = _mm256_add_ps(_mm256_shuffle_ps(ab, cd, 0x44), _mm256_shuffle_ps(ab, cd, 0xEE));
+    return _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(x)),
+                         _mm256_cvtps_pd(_mm256_extractf128_ps(x, 1)));
+}
+
+/* Rows i0, i0 + 1 x columns j0 .. j0 + nc - 1 over ng groups of eight ratings; diag: j0 ==
+ * i0 (entry (i0 + 1, i0) is left of the diagonal: skipped), else j0 >= i0 + 2. */
+ALS_AVX2 static inline __attribute__((always_inline)) void
+gram_b_pass(const int nc, const int diag, int R, int i0, int j0, int ng,
+            const float (*col)[A_ROWS], double *ext)
+{
+    __m256 acc[2][8];   /* [r][6..7]: zero, the padding of the second hsum4_ps_d */
+    _Pragma("GCC unroll 2") for (int r = 0; r < 2; r++)
+        _Pragma("GCC unroll 8") for (int c = 0; c < 8; c++)
+            acc[r][c] = _mm256_setzero_ps();
+    const float *p0 = col[i0], *p1 = col[i0 + 1], *pc = col[j0];
+    for (int s0 = 0; s0 < 8 * ng; s0 += 8) {
+        __m256 c0 = _mm256_load_ps(p0 + s0), c1 = _mm256_load_ps(p1 + s0);
+        _Pragma("GCC unroll 6") for (int c = 0; c < 6; c++) {
+            if (c >= nc)
+                break;
+            __m256 cj = diag && c < 2 ? (c ? c1 : c0) : _mm256_load_ps(pc + c * A_ROWS + s0);
+            /* One load for both FMAs: left to itself gcc folds a load into each (14 loads
+             * per 12 FMAs; rank 50, L1 rows: 104-110 -> 101 ns per rating). */
+            __asm__("" : "+x"(cj));
+            acc[0][c] = _mm256_fmadd_ps(c0, cj, acc[0][c]);
+            if (!diag || c > 0)
+                acc[1][c] = _mm256_fmadd_ps(c1, cj, acc[1][c]);
+        }
+    }
+    _Pragma("GCC unroll 2") for (int r = 0; r < 2; r++) {
+        double *e = ext + (i0 + r) * R + j0;
+        const int c0 = r == 1 && diag;   /* the first entry right of the diagonal */
+        _Pragma("GCC unroll 2") for (int q = 0; q < 6; q += 4) {
+            if (q >= nc)
+                break;
+            __m256d d = hsum4_ps_d(acc[r][q], acc[r][q + 1], acc[r][q + 2], acc[r][q + 3]);
+            if (q >= c0 && q + 4 <= nc) {
+                _mm256_storeu_pd(e + q, _mm256_add_pd(_mm256_loadu_pd(e + q), d));
+                continue;
+            }
+            double t[4];
+            _mm256_storeu_pd(t, d);
+            _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++)
+                if (q + c >= c0 && q + c < nc)
+                    e[q + c] += t[c];
+        }
+    }
+}
+
+typedef void (*als_pass_fn)(int, int, int, int, const float (*)[A_ROWS], double *);
+#define ALS_GRAM_B_PASS(NC, NAME, DIAG)                                                      \
+    ALS_AVX2 static void NAME##NC(int R, int i0, int j0, int ng, const float (*col)[A_ROWS], \
+                                  double *ext)                                               \
+    {                                                                                        \
+        gram_b_pass(NC, DIAG, R, i0, j0, ng, col, ext);                                      \
+    }
+/* a diagonal chunk is at least 4 wide (w >= 5 columns in ceil(w / 6) nearly equal chunks) */
+ALS_GRAM_B_PASS(4, gram_b_diag, 1)
+ALS_GRAM_B_PASS(5, gram_b_diag, 1)
+ALS_GRAM_B_PASS(6, gram_b_diag, 1)
+ALS_GRAM_B_PASS(1, gram_b_off, 0)
+ALS_GRAM_B_PASS(2, gram_b_off, 0)
+ALS_GRAM_B_PASS(3, gram_b_off, 0)
+ALS_GRAM_B_PASS(4, gram_b_off, 0)
+ALS_GRAM_B_PASS(5, gram_b_off, 0)
+ALS_GRAM_B_PASS(6, gram_b_off, 0)
+#undef ALS_GRAM_B_PASS
+static const als_pass_fn gram_b_diags[7] = {NULL, NULL, NULL, NULL, gram_b_diag4, gram_b_diag5,
+                                            gram_b_diag6};
+static const als_pass_fn gram_b_offs[7] = {NULL, gram_b_off1, gram_b_off2, gram_b_off3,
+                                           gram_b_off4, gram_b_off5, gram_b_off6};
+
+/* The last w = 3 or 4 rows of the triangle (R odd or even), one pass. */
+ALS_AVX2 static void gram_b_last3(int R, int i0, int j0, int ng, const float (*col)[A_ROWS],
+                                  double *ext)
+{
+    (void)j0;
+    gram_a_pass(R, 3, i0, i0, 3, ng, col, ext);
+}
+ALS_AVX2 static void gram_b_last4(int R, int i0, int j0, int ng, const float (*col)[A_ROWS],
+                                  double *ext)
+{
+    (void)j0;
+    gram_a_pass(R, 4, i0, i0, 4, ng, col, ext);
+}
+
+/* Row pairs (i0, i0 + 1) while more than four rows remain, each over its w = R - i0
+ * columns in nch = ceil(w / 6) chunks of nearly equal width (the first on the diagonal),
+ * then the last three or four rows as one triangle. */
+ALS_AVX2 static void gram_b(int k, int n, const float *const *rows, const double *scale,
+                            const double *last, double *ext)
+{
+    static _Thread_local float col[B_KMAX + 1][A_ROWS] __attribute__((aligned(64)));
+    const int R = k + 1;
+    for (int s = 0; s < n; s += A_ROWS) {
+        const int nt = n - s < A_ROWS ? n - s : A_ROWS, ng = (nt + 7) >> 3;
+        gram_a_cols(k, nt, rows + s, scale ? scale + s : NULL, last + s, col);
+        const float (*cc)[A_ROWS] = (const float (*)[A_ROWS])col;
+        int i0 = 0;
+        for (; R - i0 > 4; i0 += 2) {
+            const int w = R - i0, nch = (w + 5) / 6, cw = (w + nch - 1) / nch;
+            gram_b_diags[cw](R, i0, i0, ng, cc, ext);
+            for (int j0 = i0 + cw; j0 < R; j0 += cw)
+                gram_b_offs[R - j0 < cw ? R - j0 : cw](R, i0, j0, ng, cc, ext);
+        }
+        (R - i0 == 3 ? gram_b_last3 : gram_b_last4)(R, i0, i0, ng, cc, ext);
+    }
+}
 #endif
 
 void em__als_gram_rows(int k, int n, const float *const *rows, const double *scale,
@@ -351,6 +502,10 @@ void em__als_gram_rows(int k, int n, const float *const *rows, const double *sca
     }
     if (k >= A_KMIN && k <= A_KMAX && simd == 2) {
         gram_as[k - A_KMIN](k, n, rows, scale, last, ext);
+        return;
+    }
+    if (k >= B_KMIN && k <= B_KMAX && n >= B_NMIN && simd == 2) {
+        gram_b(k, n, rows, scale, last, ext);
         return;
     }
 #endif

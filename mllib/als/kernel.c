@@ -362,9 +362,11 @@ static const als_gram_fn gram_as[A_KMAX - A_KMIN + 1] = {
 enum { B_KMIN = 16, B_KMAX = 64 };   /* the k range of gram_b (dispatched) */
 /* gram_b's cost per call is about (R (R + 1) / 2) / 4 hsum4_ps_d and R^2 / 12 passes
  * whatever n (2-3 us at rank 50), where em_la_syrk_rows_f32's is mostly per rating: below
- * about 24 ratings the latter is faster (bench/als_kernel.c, rank 50, NR ratings per call,
- * CPU ns per rating, old / new: NR 16 631 / 668, 20 574 / 606, 24 517 / 513, 28 480 /
- * 478, 32 427 / 414), so calls with fewer (small entities, a tile's remainder) stay there. */
+ * about 24 ratings the latter is faster, so calls with fewer (small entities, a tile's
+ * remainder) stay there. bench/als_kernel.c 50 17700 17700 0 NR (NR ratings per call,
+ * CPU ns per rating including the bench's per-entity work), em_la_syrk_rows_f32 / gram_b:
+ * NR 16 552-636 / 606-654, 20 550-553 / 564-567, 24 501-502 / 483-487, 32 424-433 /
+ * 389-398. */
 enum { B_NMIN = 24 };
 
 /* The sums of the eight lanes of a, b, c and d, in double: pairs and then quadruples of

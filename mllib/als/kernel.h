@@ -31,8 +31,8 @@ int em__als_chol_solve(int k, double *a, double *b, em_err *err);
  * per rating at rank 10 instead of 24; 8.9 against 22.3 ns per rating on L1 rows on a Zen
  * 1 class machine); for 16 <= k <= 64 and n >= 24 on the same CPUs, the same in passes of
  * two rows by up to six columns with R = k + 1 a run-time value (kernel.c gram_b: 165.75
- * FMAs of eight floats per rating at rank 50 instead of 364 of four doubles; about 100
- * against 190 ns per rating on L1 rows). Their sums equal em_la_syrk_rows_f32's to
+ * FMAs of eight floats per rating at rank 50 instead of 364 of four doubles; 96-107
+ * against 168-197 ns per rating on L1 rows). Their sums equal em_la_syrk_rows_f32's to
  * rounding (AVX2: within 38 float roundings, 2.3e-6, of the sum of the products'
  * magnitudes: a lane adds at most 32 products; derivation in tests/unit/als/
  * test_als_gram.c), not bit for bit, and are the same for the same arguments. Otherwise

@@ -278,6 +278,20 @@ static void dot4(const float *x, const float *rows, int k, float s[4])
     s[3] = s3;
 }
 
+/* Row r's score s offered to h: rows come in ascending order, ex (ascending, cursor *e)
+ * lists the excluded ones, and a row without factors (NaN) is never chosen. The one rule
+ * of top_against and top_panels. */
+static inline void offer(topk *h, int32_t r, float s, const float *rows, int rank,
+                         const int32_t *ex, size_t nex, size_t *e)
+{
+    while (*e < nex && ex[*e] < r)
+        (*e)++;
+    if ((*e < nex && ex[*e] == r) || isnan(rows[(size_t)r * (size_t)rank]))
+        return;
+    if (topk_wants(h, s))
+        topk_push(h, r, s);
+}
+
 static int top_against(const float *x, const float *rows, int32_t nrows, int k, int rank,
                        const int32_t *ex, size_t nex, int32_t *ids, float *scores)
 {
@@ -286,18 +300,10 @@ static int top_against(const float *x, const float *rows, int32_t nrows, int k, 
     int32_t full = nrows & ~3;   /* rows below are scored four at a time */
     float s4[4];
     for (int32_t r = 0; r < nrows; r++) {
-        if (r < full && (r & 3) == 0)   /* rows without factors or excluded: unused */
-            dot4(x, rows + (size_t)r * rank, rank, s4);
-        while (e < nex && ex[e] < r)
-            e++;
-        if (e < nex && ex[e] == r)
-            continue;
         const float *y = rows + (size_t)r * rank;
-        if (isnan(y[0]))
-            continue;
-        float s = r < full ? s4[r & 3] : dot(x, y, rank);
-        if (topk_wants(&h, s))
-            topk_push(&h, r, s);
+        if (r < full && (r & 3) == 0)
+            dot4(x, y, rank, s4);
+        offer(&h, r, r < full ? s4[r & 3] : dot(x, y, rank), rows, rank, ex, nex, &e);
     }
     return topk_finish(&h);
 }
@@ -360,15 +366,9 @@ __attribute__((target("avx2"))) static int top_panels(const float *x, const em__
         _mm256_storeu_ps(sv, s);
         for (; m; m &= m - 1) {
             int j = __builtin_ctz(m);
-            int32_t r = r0 + j;
-            if (r >= p->n)
+            if (r0 + j >= p->n)
                 break;
-            while (e < nex && ex[e] < r)
-                e++;
-            if ((e < nex && ex[e] == r) || isnan(p->rows[(size_t)r * (size_t)rank]))
-                continue;
-            if (topk_wants(&h, sv[j]))
-                topk_push(&h, r, sv[j]);
+            offer(&h, r0 + j, sv[j], p->rows, rank, ex, nex, &e);
         }
     }
     return topk_finish(&h);
@@ -486,9 +486,7 @@ void em__als_rank_user(const em_als_model *m, const em__als_panels *items, int32
     size_t nrel = 0;
     for (size_t i = 0; i < nte; i++)
         nrel += te[i].rating > 0;
-    int got = em_als_model_has_user(m, u) && k > 0
-                  ? top_of(m->user_factors + (size_t)u * m->rank, items, k, ex, ntr, ids, sc)
-                  : 0;
+    int got = top_of(m->user_factors + (size_t)u * m->rank, items, k, ex, ntr, ids, sc);
     double hits = 0, ap = 0, dcg = 0, idcg = 0;
     for (int i = 0; i < got; i++) {
         bool rel = false;

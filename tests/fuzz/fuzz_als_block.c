@@ -5,9 +5,9 @@
  * and link in them is checked before use; this drives those checks.
  * Input: 8 header bytes, then records. Header: rank - 1 (mod 64), user blocks - 1 and item
  * blocks - 1 (mod 4), flags (bit 0: the item side, bit 1: implicit, bit 2: eval instead of
- * solve, bit 3: non-negative), u16 LE users - 1, u16 LE items - 1. A record: u8 key (0: the
- * key of block 0, else a key of that byte's block, possibly out of range), u16 LE value
- * length, the value (cut at the end of the input). */
+ * solve, bit 3: non-negative), u16 LE users - 1, u16 LE items - 1. A record: u8 key (0-3: the key
+ * of that block of the side, modulo its blocks; 4-255: a key of that byte's block, out of
+ * range), u16 LE value length, the value (cut at the end of the input). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

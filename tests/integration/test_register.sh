@@ -80,7 +80,9 @@ WRAP_MODE=after EMBER_BIN=$tmp/wrap/ember EMBER_LOG=info TMPDIR=$tmp/t \
 job=$!
 victim=
 for _ in $(seq 600); do
-    victim=$(sed -n 's/.*executor exec-1 registered (pid \([0-9]*\),.*/\1/p' "$tmp/out2.err")
+    # the job's shell may not have opened out2.err yet: a missing file is "not yet"
+    victim=$(sed -n 's/.*executor exec-1 registered (pid \([0-9]*\),.*/\1/p' "$tmp/out2.err" \
+        2>/dev/null || true)
     [ -n "$victim" ] && break
     sleep 0.1
 done

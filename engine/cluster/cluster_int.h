@@ -41,6 +41,8 @@ typedef struct spawned {
     char exec_id[32];
     pid_t pid;
     bool reaped;
+    bool status_kept;   /* reaped by em__cl_reap after it registered: status is its end */
+    int status;         /* waitpid's */
 } spawned;
 
 enum { T_QUEUED = 0, T_RUNNING, T_DONE };

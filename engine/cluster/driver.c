@@ -7,8 +7,9 @@
  *   the in-flight task sets under c->lock; each em_cluster_run_tasks caller (one per
  *   running job's stage) dispatches its own set's tasks and waits on c->cond. Nothing is
  *   sent while c->lock is held (em_net_send may block on backpressure, and the loop thread
- *   needs the lock to drain). Spawning and reaping executors is serialized by
- *   c->proc_lock (taken before c->lock, never while holding it).
+ *   needs the lock to drain). Spawning and reaping executors, and the loop thread's look
+ *   at how a lost one ended (describe_lost), are serialized by c->proc_lock (taken before
+ *   c->lock, never while holding it).
  *   Task sets: c->sets, ordered by priority (the job id) then arrival. A set launches on
  *   the cores left after the queued tasks of the sets ahead of it (FIFO between jobs).
  *   A set whose cancel flag is set fails its queued tasks at once (EM_ECANCELED) and sends
@@ -150,25 +151,47 @@ uint32_t em_cluster_num_slots(em_cluster *c)
     return n;
 }
 
+static void describe_end(pid_t pid, bool exited, int code, char *buf, size_t n)
+{
+    if (exited)
+        snprintf(buf, n, "; process %d exited with status %d", (int)pid, code);
+    else
+        snprintf(buf, n, "; process %d was killed by signal %d (%s)", (int)pid, code,
+                 em_deploy_signal_name(code));
+}
+
 /* How a lost executor of ours (local-cluster: our child) ended, into buf ("" when it is
  * not our child or still runs after 500 ms: a connection can close before the process
- * ends). waitid with WNOWAIT only looks: em__cl_reap still reaps it. Loop thread. */
-static void describe_lost(pid_t pid, char *buf, size_t n)
+ * ends). waitid with WNOWAIT only looks: em__cl_reap still reaps it. Loop thread.
+ * Under proc_lock, so that a child em__cl_reap (driver thread) reaped meanwhile is not
+ * taken for "not ours": its kept status says how it ended (before, waitid's ECHILD lost
+ * the cause, and under load an aborted task's error read only "connection closed"). */
+static void describe_lost(em_cluster *c, pid_t pid, char *buf, size_t n)
 {
     buf[0] = '\0';
     for (int i = 0; pid > 0 && i < 100; i++) {
+        bool done = false;
+        pthread_mutex_lock(&c->proc_lock);
+        const spawned *sp = NULL;
+        for (size_t k = 0; k < c->nsp && !sp; k++)
+            if (c->sp[k].pid == pid)
+                sp = &c->sp[k];
         siginfo_t si;
         memset(&si, 0, sizeof si);
-        if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0)
-            return;   /* ECHILD: not ours (standalone) */
-        if (si.si_pid == pid) {
-            if (si.si_code == CLD_EXITED)
-                snprintf(buf, n, "; process %d exited with status %d", (int)pid, si.si_status);
-            else
-                snprintf(buf, n, "; process %d was killed by signal %d (%s)", (int)pid,
-                         si.si_status, em_deploy_signal_name(si.si_status));
-            return;
+        if (sp && sp->status_kept) {
+            describe_end(pid, WIFEXITED(sp->status),
+                         WIFEXITED(sp->status) ? WEXITSTATUS(sp->status) : WTERMSIG(sp->status),
+                         buf, n);
+            done = true;
+        } else if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0) {
+            done = true;   /* ECHILD: not ours (standalone), or reaped by a kill */
+        } else if (si.si_pid == pid) {
+            describe_end(pid, si.si_code == CLD_EXITED, si.si_status, buf, n);
+            done = true;
         }
+        pthread_mutex_unlock(&c->proc_lock);
+        if (done)
+            return;
         struct timespec ts = {0, 5 * 1000000L};
         nanosleep(&ts, NULL);
     }
@@ -184,7 +207,7 @@ static void d_on_close(void *ud, em_conn_id id, const em_err *why)
         pid = s->pid;
     pthread_mutex_unlock(&c->lock);
     char how[96], msg[EM_ERR_MSG_MAX + 96];
-    describe_lost(pid, how, sizeof how);   /* without the lock: it may wait */
+    describe_lost(c, pid, how, sizeof how);   /* without c->lock: it may wait */
     snprintf(msg, sizeof msg, "%s%s", why->code ? why->msg : "connection closed", how);
     pthread_mutex_lock(&c->lock);
     s = slot_of(c, id);
@@ -573,8 +596,11 @@ bool em__cl_reap(em_cluster *c, char *why, size_t n)
             if (strcmp(c->ex[k].exec_id, s->exec_id) == 0)
                 reg = true;
         pthread_mutex_unlock(&c->lock);
-        if (reg)
+        if (reg) {   /* its loss is reported by the loop thread (describe_lost) */
+            s->status = st;
+            s->status_kept = true;
             continue;
+        }
         char d[64], id[32];
         em_deploy_describe_exit(st, d, sizeof d);
         memcpy(id, s->exec_id, sizeof id);
@@ -842,9 +868,14 @@ em_cluster *em_cluster_new(const em_cluster_opts *o, em_err *err)
     char adv[EM_NET_HOST_MAX];
     em_net_advertised(c->listen_host, o->advertise_host, adv, sizeof adv);
     em_net_addr_format(c->addr, sizeof c->addr, adv, port);
-    for (uint32_t i = 0; o->mode == EM_CLUSTER_SPAWN && i < o->nexec; i++)
-        if (em__cl_spawn_one(c, err) < 0)
-            goto fail;
+    /* under proc_lock: the loop thread runs already, and describe_lost reads c->sp */
+    pthread_mutex_lock(&c->proc_lock);
+    int rc = 0;
+    for (uint32_t i = 0; o->mode == EM_CLUSTER_SPAWN && i < o->nexec && rc == 0; i++)
+        rc = em__cl_spawn_one(c, err);
+    pthread_mutex_unlock(&c->proc_lock);
+    if (rc < 0)
+        goto fail;
     return c;
 fail:
     em_cluster_free(c);

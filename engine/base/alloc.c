@@ -233,8 +233,9 @@ static void *map_aligned(size_t len)
  * anew, so that kept memory never adds to a process's peak beyond the buffers it had live
  * before. */
 /* 256 slots, 1 GiB: the 4 MiB batches of a cached FIXED dataset of GBs, once it is
- * unpersisted, are all kept for the next buffers of that size (ALS's block build gathers
- * into 4 MiB chunks, route.c, after dropping its ratings). */
+ * unpersisted, are all kept for the next buffers of that size (the next dataset's
+ * batches), or make room for a larger one (ALS's block records, after it dropped its
+ * ratings). */
 #define BIG_CACHE_SLOTS 256
 #define BIG_CACHE_MAX ((size_t)1 << 30)
 
@@ -327,7 +328,7 @@ void *em_malloc_big(size_t n)
         if (!h) {
             cache_shed(len);   /* what is kept fits no request of this size: as much of
                                   it as the new mapping goes first (the rest may fit the
-                                  next requests: a build's 4 MiB chunks after its record) */
+                                  next requests of its own size) */
             h = map_aligned(len);
         }
         if (h) {

@@ -327,14 +327,18 @@ out:
     return rc < 0 ? rc : 0;
 }
 
-/* The routed ratings of a partition, gathered into chunks of GATHER_CHUNK ratings
- * (em_malloc_big: huge pages), so that no copy is made as they grow and no fresh 4 KiB
- * page is faulted in per 4 KiB of ratings. A chunk is as large as a batch of a cached FIXED
- * dataset (EM_BIG_MIN, engine/exec/runtime.c), so the ratings' batches, dropped once both
- * sides are routed (train.c), come back as the first build's chunks, and the first
- * build's chunks as the second's: memory already touched (about 1-2 s per GB for fresh
- * pages on the VMs measured). */
-#define GATHER_CHUNK (EM_BIG_MIN / sizeof(em_rating))
+/* The routed ratings of a partition, gathered into chunks of GATHER_CHUNK ratings (4 MiB
+ * of heap each), so that no copy is made as they grow.
+ * WHY the heap and not em_malloc_big: until 2026-12-08 this comment said the chunks were
+ * big buffers that took over the dropped batches of the cached ratings (kept mappings,
+ * engine/base/alloc.c), but EM_BIG_MIN / 12 ratings are 4 bytes short of EM_BIG_MIN, so
+ * every chunk had come from the heap all along. Rounded up to be big buffers, and with
+ * them the heap's high-water mark down from about 700 to 155 MB per executor, both block
+ * builds took 0.2-0.3 s longer each at scale 1 in random order (three runs of each,
+ * alternated; docs/als.md, "Fresh memory on these VMs"): on these VMs what costs is guest
+ * memory the process has not used lately, and the heap that the first build grows is what
+ * the second one reuses. */
+#define GATHER_CHUNK (((size_t)4 << 20) / sizeof(em_rating))
 typedef struct gathered {
     em__als_seg *seg;       /* seg[i].r: chunk i (em_rating *), seg[i].n ratings in it */
     size_t nseg, cap;
@@ -343,7 +347,7 @@ typedef struct gathered {
 static void gathered_free(gathered *g)
 {
     for (size_t i = 0; i < g->nseg; i++)
-        em_free_big((void *)(uintptr_t)g->seg[i].r);
+        em_free((void *)(uintptr_t)g->seg[i].r);
     em_free(g->seg);
     memset(g, 0, sizeof *g);
 }
@@ -357,7 +361,7 @@ static int gathered_add(gathered *g, const uint8_t *p, size_t m, em_err *err)
             if (!s)
                 return em_err_set(err, EM_ENOMEM, "als build: chunk list");
             g->seg = s;
-            void *c = em_malloc_big(GATHER_CHUNK * sizeof(em_rating));
+            void *c = em_malloc(GATHER_CHUNK * sizeof(em_rating));
             if (!c)
                 return em_err_set(err, EM_ENOMEM, "als build: chunk of %zu ratings",
                                   GATHER_CHUNK);

@@ -13,30 +13,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "bench/micro.h"
 #include "mllib/als/als_int.h"
 
 enum { NU = 480189, NI = 17770, CHUNK = (4 << 20) / 12 };   /* route.c GATHER_CHUNK */
 
-static double cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static uint64_t rng = 88172645463325252ull;
-static uint64_t next(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
 static double unit(void)
 {
-    return (double)(next() >> 11) * (1.0 / 9007199254740992.0);
+    return (double)(micro_next() >> 11) * (1.0 / 9007199254740992.0);
 }
 
 /* A permutation of [0, n): popular (low) draws land on scattered ids. */
@@ -46,7 +31,7 @@ static int32_t *scramble(int32_t n)
     for (int32_t i = 0; i < n; i++)
         p[i] = i;
     for (int32_t i = n - 1; i > 0; i--) {
-        int32_t j = (int32_t)(next() % (uint64_t)(i + 1)), t = p[i];
+        int32_t j = (int32_t)(micro_next() % (uint64_t)(i + 1)), t = p[i];
         p[i] = p[j];
         p[j] = t;
     }
@@ -71,7 +56,7 @@ int main(int argc, char **argv)
         double a = unit(), b = unit();
         r[t].user = pu[(int32_t)(NU * a * a)];
         r[t].item = pi[(int32_t)(NI * b * b * b)];
-        r[t].rating = (float)(1 + next() % 5);
+        r[t].rating = (float)(1 + micro_next() % 5);
     }
     if (order == 1)
         qsort(r, nr, sizeof *r, cmp_user);
@@ -94,12 +79,12 @@ int main(int argc, char **argv)
             uint8_t *rec;
             size_t len;
             em_err err = {0};
-            double t0 = cpu_s();
+            double t0 = micro_cpu_s();
             if (em__als_build_block(&c, seg, nseg, 0, &rec, &len, &err) < 0) {
                 fprintf(stderr, "als_build: %s\n", err.msg);
                 return 1;
             }
-            double t1 = cpu_s();
+            double t1 = micro_cpu_s();
             printf("%s side, %zu ratings, order %s: %.3f CPU s (record %zu bytes)\n",
                    side ? "item" : "user", m, order ? "grouped" : "random", t1 - t0, len);
             em_emit_big_free(rec, EM__ALS_KEY_LEN);

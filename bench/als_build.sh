@@ -7,22 +7,13 @@
 # measured alone, where a whole run's phases vary by tenths of a second between runs.
 # Needs about 3 GB of memory.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-libs="-lm -lpthread -lzstd -lssl -lcrypto -lopenblas -llapacke -ljansson -luv"
-builds=("${1:-$root/build}")
-[ $# -ge 2 ] && builds+=("$2")
-for i in "${!builds[@]}"; do
-    b=${builds[$i]}
-    # shellcheck disable=SC2086
-    cc -O2 -I"$root" -o "$tmp/b$i" "$root/bench/als_build.c" "$b/lib/libember_ml.a" \
-        "$b/lib/libember.a" $libs
-done
+# shellcheck source=bench/static.bash
+. "$(dirname "$0")/static.bash"
+static_builds bench/als_build.c "$@"
 for round in 1 2 3; do
     for i in "${!builds[@]}"; do
         for order in 0 1; do
-            "$tmp/b$i" 100 "$order" 2 | sed "s|^|${builds[$i]} (round $round): |"
+            "$tmp/bin$i" 100 "$order" 2 | sed "s|^|${builds[$i]} (round $round): |"
         done
     done
 done

@@ -21,23 +21,13 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "bench/micro.h"
 #include "mllib/als/als_int.h"
 #include "mllib/als/kernel.h"
 
-static double cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static uint64_t rng = 88172645463325252ull;
 static uint32_t next(void)
 {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng >> 11);
+    return (uint32_t)(micro_next() >> 11);
 }
 
 /* MODE 2: 64 systems A = sum of NR rows' y y^T + 0.02 NR I (the rows drawn from f), each
@@ -67,7 +57,7 @@ static int chol_bench(int k, const float *f, uint32_t nu, int nr)
     }
     double sum = 0, tc = 0, ts = 0;
     for (int pass = 0; pass < 2; pass++) {
-        double t0 = cpu_s();
+        double t0 = micro_cpu_s();
         for (int rep = 0; rep < REP; rep++)
             for (int q = 0; q < NS; q++) {
                 const double *sa = sys + (size_t)q * kk * (kk + 1);
@@ -82,7 +72,7 @@ static int chol_bench(int k, const float *f, uint32_t nu, int nr)
                 }
                 sum += b[k - 1];
             }
-        *(pass == 0 ? &tc : &ts) = cpu_s() - t0;
+        *(pass == 0 ? &tc : &ts) = micro_cpu_s() - t0;
     }
     printf("rank %d, cholesky solve: %.3f us per solve (copy %.3f us subtracted; check %.17g)\n",
            k, (ts - tc) * 1e6 / (NS * REP), tc * 1e6 / (NS * REP), sum);
@@ -124,7 +114,7 @@ int main(int argc, char **argv)
     static double last[T], ext[65 * 65], tile[T * 68];
     if (mode == 2)
         return chol_bench(k, f, nu, NR);
-    double sum = 0, t0 = cpu_s();
+    double sum = 0, t0 = micro_cpu_s();
     for (int e = 0; e < NE; e++) {
         memset(ext, 0, sizeof ext);
         for (int t = 0; t < NR; t += T) {
@@ -142,7 +132,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < (k + 1) * (k + 1); i++)   /* every entry: same bits, same check */
             sum += ext[i] * (1 + i % 7);
     }
-    double dt = cpu_s() - t0;
+    double dt = micro_cpu_s() - t0;
     printf("rank %d, %u rows, window %u, mode %d, %d per entity: %.2f ns per rating (check %.17g)\n", k, nu,
            win, mode, NR, dt * 1e9 / ((double)NE * NR), sum);
     free(f);

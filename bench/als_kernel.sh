@@ -7,28 +7,19 @@
 # user: the user side); then the rank-50 Cholesky solve (microseconds per solve).
 # CPU time per rating; on a loaded machine compare the two side by side, as printed.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-libs="-lm -lpthread -lzstd -lssl -lcrypto -lopenblas -llapacke"
-builds=("${1:-$root/build}")
-[ $# -ge 2 ] && builds+=("$2")
-for i in "${!builds[@]}"; do
-    b=${builds[$i]}
-    # shellcheck disable=SC2086
-    cc -O2 -I"$root" -o "$tmp/k$i" "$root/bench/als_kernel.c" "$b/lib/libember_ml.a" \
-        "$b/lib/libember.a" $libs
-done
+# shellcheck source=bench/static.bash
+. "$(dirname "$0")/static.bash"
+static_builds bench/als_kernel.c "$@"
 for round in 1 2 3; do
     for i in "${!builds[@]}"; do
         for rank in 10 50; do
             for args in "480000 256 0 5600" "480000 480000 0 5600" "17700 17700 0 200"; do
                 printf '%s (round %d): ' "${builds[$i]}" "$round"
                 # shellcheck disable=SC2086
-                "$tmp/k$i" $rank $args
+                "$tmp/bin$i" $rank $args
             done
         done
         printf '%s (round %d): ' "${builds[$i]}" "$round"
-        "$tmp/k$i" 50 480000 480000 2 200
+        "$tmp/bin$i" 50 480000 480000 2 200
     done
 done

@@ -19,6 +19,12 @@
 
 enum { NU = 480189, NI = 17770, CHUNK = (4 << 20) / 12 };   /* route.c GATHER_CHUNK */
 
+static void die(const char *why)
+{
+    fprintf(stderr, "als_build: %s\n", why);
+    exit(1);
+}
+
 static double unit(void)
 {
     return (double)(micro_next() >> 11) * (1.0 / 9007199254740992.0);
@@ -28,6 +34,8 @@ static double unit(void)
 static int32_t *scramble(int32_t n)
 {
     int32_t *p = malloc((size_t)n * sizeof *p);
+    if (!p)
+        die("out of memory");
     for (int32_t i = 0; i < n; i++)
         p[i] = i;
     for (int32_t i = n - 1; i > 0; i--) {
@@ -49,9 +57,9 @@ int main(int argc, char **argv)
     size_t nr = (size_t)(argc > 1 ? atof(argv[1]) : 100) * 1000000;
     int order = argc > 2 ? atoi(argv[2]) : 0, reps = argc > 3 ? atoi(argv[3]) : 3;
     int32_t *pu = scramble(NU), *pi = scramble(NI);
-    em_rating *r = malloc(nr * sizeof *r);
-    if (!r)
-        return 1;
+    em_rating *r = malloc(nr * sizeof *r), *mine = malloc(nr * sizeof *mine);
+    if (!r || !mine)
+        die("out of memory for the ratings");
     for (size_t t = 0; t < nr; t++) {
         double a = unit(), b = unit();
         r[t].user = pu[(int32_t)(NU * a * a)];
@@ -62,7 +70,6 @@ int main(int argc, char **argv)
         qsort(r, nr, sizeof *r, cmp_user);
     em__als_cfg c = {.magic = EM__ALS_MAGIC, .rank = 10, .nblk = {2, 2}, .n = {NU, NI},
                      .seed = 42, .lambda = 0.02};
-    em_rating *mine = malloc(nr * sizeof *mine);
     for (int rep = 0; rep < reps; rep++)
         for (uint32_t side = 0; side < 2; side++) {
             c.side = side;
@@ -72,6 +79,8 @@ int main(int argc, char **argv)
                     mine[m++] = r[t];
             size_t nseg = (m + CHUNK - 1) / CHUNK;
             em__als_seg *seg = malloc((nseg + 1) * sizeof *seg);
+            if (!seg)
+                die("out of memory");
             for (size_t s = 0; s < nseg; s++) {
                 size_t left = m - s * CHUNK;
                 seg[s] = (em__als_seg){mine + s * CHUNK, left < CHUNK ? left : CHUNK};

@@ -211,7 +211,8 @@ static int flush_held(em_shuffle_writer *w, em_err *err)
  * processes' M_TRIM_THRESHOLD is 1 GiB, engine/base/alloc.c) and the next map task's
  * blocks landed on fresh pages again: ALS's routing at scale 1 reserved 1.5 GB per map
  * task to hold about 50 MB, and took 0.38M more page faults (1.5 GB of 4 KiB pages over
- * the two executors) in a setup of 11-12 s. Grown, held is a few tens of MB, freed below the threshold and reused. */
+ * the two executors) in a setup of 11-12 s. Grown, held is a few tens of MB, freed below
+ * the threshold and reused. */
 enum { HELD_MIN = 1 << 20 };
 
 static int held_reserve(em_shuffle_writer *w, size_t need, size_t cap, em_err *err)

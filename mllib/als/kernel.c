@@ -454,16 +454,14 @@ static const als_pass_fn gram_b_offs[7] = {NULL, gram_b_off1, gram_b_off2, gram_
                                            gram_b_off4, gram_b_off5, gram_b_off6};
 
 /* The last w = 3 or 4 rows of the triangle (R odd or even), one pass. */
-ALS_AVX2 static void gram_b_last3(int R, int i0, int j0, int ng, const float (*col)[A_ROWS],
+ALS_AVX2 static void gram_b_last3(int R, int i0, int ng, const float (*col)[A_ROWS],
                                   double *ext)
 {
-    (void)j0;
     gram_a_pass(R, 3, i0, i0, 3, ng, col, ext);
 }
-ALS_AVX2 static void gram_b_last4(int R, int i0, int j0, int ng, const float (*col)[A_ROWS],
+ALS_AVX2 static void gram_b_last4(int R, int i0, int ng, const float (*col)[A_ROWS],
                                   double *ext)
 {
-    (void)j0;
     gram_a_pass(R, 4, i0, i0, 4, ng, col, ext);
 }
 
@@ -486,7 +484,7 @@ ALS_AVX2 static void gram_b(int k, int n, const float *const *rows, const double
             for (int j0 = i0 + cw; j0 < R; j0 += cw)
                 gram_b_offs[R - j0 < cw ? R - j0 : cw](R, i0, j0, ng, cc, ext);
         }
-        (R - i0 == 3 ? gram_b_last3 : gram_b_last4)(R, i0, i0, ng, cc, ext);
+        (R - i0 == 3 ? gram_b_last3 : gram_b_last4)(R, i0, ng, cc, ext);
     }
 }
 #endif

@@ -368,7 +368,7 @@ int em__als_top_range(const em_als_model *m, int side, int32_t first, int32_t co
  * in panels of eight rows for scoring one row of the other side against all of them
  * (model.c, "scoring in panels"). init: EM_ENOMEM; free: any state after init. */
 typedef struct em__als_panels {
-    float *f;            /* [ceil(n / 8)][k][8], the rows past n zero */
+    float *f;            /* [ceil(n / 8)][k][8], the rows past n zero; NULL without AVX2 */
     const float *rows;
     int32_t n;
     int k;

@@ -317,12 +317,26 @@ static int top_against(const float *x, const float *rows, int32_t nrows, int k, 
  * looked at one by one. WHY a multiply then an add, never an FMA (the function's target
  * has no "fma", so the compiler cannot fuse them): each lane then rounds exactly as dot()
  * does, so the scores, the top k and the metrics are the same bits as top_against's. */
+/* Where top_panels cannot run (no AVX2), the panels are not made: f stays NULL and top_of
+ * scores the rows themselves. */
+static bool panels_usable(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    return em_la_simd() >= 2;
+#else
+    return false;
+#endif
+}
+
 int em__als_panels_init(em__als_panels *p, const float *rows, int32_t n, int k)
 {
     size_t np = ((size_t)(n > 0 ? n : 0) + 7) / 8, len;
     p->n = n > 0 ? n : 0;
     p->k = k;
     p->rows = rows;
+    p->f = NULL;
+    if (!panels_usable())
+        return 0;
     if (!em_size_mul(np, (size_t)k * 8 * sizeof(float), &len) ||
         !(p->f = em_malloc_aligned(32, len + 32)))
         return EM_ENOMEM;
@@ -381,7 +395,7 @@ static int top_of(const float *x, const em__als_panels *p, int k, const int32_t 
                   size_t nex, int32_t *ids, float *scores)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (em_la_simd() >= 2)
+    if (p->f)
         return top_panels(x, p, k, ex, nex, ids, scores);
 #endif
     return top_against(x, p->rows, p->n, k, p->k, ex, nex, ids, scores);
